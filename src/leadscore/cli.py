@@ -1,0 +1,70 @@
+"""The ``leadscore`` command line: a thin shell over the package.
+
+Each subcommand lives in :mod:`leadscore.commands` as a module with ``register(subparsers)``,
+which adds its parser and sets ``func`` to a handler taking the parsed arguments and returning
+an exit code. User mistakes raise :class:`~leadscore.errors.LeadscoreError`; they are printed
+as one line on stderr and exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from leadscore import __version__
+from leadscore.errors import LeadscoreError
+
+#: Subcommand modules under ``leadscore.commands``, in the order ``--help`` lists them.
+COMMANDS: tuple[str, ...] = ("synth", "validate", "features", "train")
+
+logger = logging.getLogger("leadscore")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leadscore",
+        description="Closed-loop lead scoring: learn from won and lost leads, score open ones.",
+    )
+    parser.add_argument("--version", action="version", version=f"leadscore {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"leadscore.commands.{name}").register(subparsers)
+    return parser
+
+
+def configure_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    if verbose < 2:
+        for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "numba", "shap"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
+    try:
+        return int(args.func(args) or 0)
+    except LeadscoreError as err:
+        print(f"leadscore {args.command}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"leadscore {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``leadscore`` CLI, one module each (see :mod:`leadscore.cli`)."""

@@ -1,0 +1,72 @@
+"""``leadscore validate``: check data against the contract and show what the model will see."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from leadscore.datasets import load_dataset
+from leadscore.errors import LeadscoreError
+from leadscore.io import load_closed_loop
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--spec`` / ``--data`` / ``--data-root``, shared by the commands that read lead data."""
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--spec",
+        metavar="NAME_OR_YAML",
+        help="flat data: a built-in spec (x_education, olist) or a YAML spec file",
+    )
+    source.add_argument(
+        "--data",
+        metavar="DIR_OR_URL",
+        type=str,
+        help="event form: a folder with leads/activities/outcomes (.parquet or "
+        ".csv), a DuckDB file or a database URL holding those tables",
+    )
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where built-in specs find the shared data sets "
+        "(default: $LEADSCORE_DATA_ROOT or ../shared/data)",
+    )
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="check lead data against the data contract",
+        description="Check flat data (with its spec) or event-form data against the data "
+        "contract and print what the model will see: leads, wins, features by group and the "
+        "columns left out with their reasons. Exits non-zero with a one-line error otherwise.",
+    )
+    add_data_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.spec:
+        data = load_dataset(args.spec, data_root=args.data_root)
+        groups = {g: [f.name for f in data.features if f.group == g] for g in ("fit", "engagement")}
+        print(
+            f"{data.name}: {len(data.y):,} leads, {int(data.y.sum()):,} won "
+            f"({data.y.mean():.1%}); ordered by {data.order_kind}"
+        )
+        for group, names in groups.items():
+            print(f"  {group} features ({len(names)}): {', '.join(names) or '-'}")
+        for column, reason in data.excluded.items():
+            print(f"  left out {column!r}: {reason}")
+        return 0
+    if args.data is None:  # pragma: no cover - argparse enforces one of the two
+        raise LeadscoreError("no data given", "Pass --spec or --data.")
+    events = load_closed_loop(args.data)
+    won = int((events.outcomes["outcome"] == "won").sum())
+    print(
+        f"{args.data}: {len(events.leads):,} leads, {len(events.activities):,} activities, "
+        f"{len(events.outcomes):,} closed ({won:,} won), observed until "
+        f"{events.observed_until:%Y-%m-%d %H:%M}"
+    )
+    return 0

@@ -1,0 +1,307 @@
+"""Flat lead tables: read a table as its spec says, validate it, type it, label it.
+
+:func:`read_flat_table` is the I/O edge (source, joins); :func:`prepare_flat_dataset` is pure
+(a frame and a spec in, a :class:`~leadscore.schema.LabelledDataset` out) so that it can be
+tested on three-row frames. :func:`load_dataset` does both.
+
+Columns the spec does not name are features, typed from the data: numeric columns stay
+numeric, everything else is categorical. Some columns are left out automatically, each with
+its reason recorded in ``LabelledDataset.excluded``: the id, the label, the ordering column
+(time itself is not a property of a lead), columns that hold one value only and text columns
+that are unique per row (identifiers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from leadscore.errors import DataError, SpecError
+from leadscore.io import read_table
+from leadscore.schema import Feature, LabelledDataset, to_lead_ids, to_utc_naive
+from leadscore.specs import DatasetSpec, load_spec
+
+logger = logging.getLogger(__name__)
+
+
+def read_flat_table(spec: DatasetSpec) -> pd.DataFrame:
+    """Read the spec's source and left-join the columns named in its ``join`` entries."""
+    frame = read_table(spec.resolve(spec.source), spec.table, query=spec.query)
+    for join in spec.join:
+        other = read_table(spec.resolve(join.source), join.table)
+        _require(other, [join.id, *join.columns], f"joined table {join.source}")
+        _require(frame, [spec.id], "the lead table")
+        other = other[[join.id, *join.columns]].rename(columns={join.id: spec.id})
+        other[spec.id] = to_lead_ids(other[spec.id], join.source)
+        frame = frame.assign(**{spec.id: to_lead_ids(frame[spec.id], spec.name)})
+        if other[spec.id].duplicated().any():
+            dup = other.loc[other[spec.id].duplicated(), spec.id].iloc[0]
+            raise DataError(
+                f"joined table {join.source}: {join.id} {dup!r} appears more than once",
+                "Keep one row per lead in a joined table.",
+            )
+        clash = [c for c in join.columns if c in frame.columns]
+        if clash:
+            raise SpecError(
+                f"join column {clash[0]!r} already exists in the lead table",
+                "Join only columns the lead table does not have.",
+            )
+        frame = frame.merge(other, how="left", on=spec.id, validate="many_to_one")
+    return frame
+
+
+def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise DataError(
+                f"{what} has no column {column!r} (have: {', '.join(map(str, frame.columns))})",
+                "Fix the column name in the spec or add the column to the data.",
+            )
+
+
+def _mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
+    """Replace the spec's "not answered" tokens (case-insensitive, trimmed) by missing."""
+    if not tokens:
+        return frame
+    lowered = {t.strip().lower() for t in tokens}
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column]
+        if ptypes.is_string_dtype(values) or ptypes.is_object_dtype(values):
+            text = values.astype("string").str.strip().str.lower()
+            out[column] = values.mask(text.isin(lowered))
+    return out
+
+
+def _label_matches(values: pd.Series, wanted: list[object]) -> pd.Series:
+    """Compare label values with declared ones as text, so ``1``, ``1.0`` and ``"1"`` agree."""
+
+    def canon(value: object) -> str:
+        if isinstance(value, bool):
+            return str(value).lower()
+        if isinstance(value, int | float | np.number) and float(value).is_integer():
+            return str(int(value))
+        return str(value).strip().lower()
+
+    wanted_text = {canon(v) for v in wanted}
+    return values.map(lambda v: canon(v) in wanted_text if pd.notna(v) else False).astype(bool)
+
+
+def _plain(value: object) -> object:
+    """A numpy scalar as the Python value it holds, so messages read ``2`` not ``np.int64(2)``."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _parse_order(values: pd.Series, column: str) -> pd.Series:
+    if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
+        if values.isna().any():
+            raise DataError(
+                f"order_by column {column!r} is empty in {int(values.isna().sum())} row(s)",
+                "Give every lead a value, or drop those rows.",
+            )
+        return values.astype("float64")
+    return to_utc_naive(values, "data", column)
+
+
+def _compute_label(
+    frame: pd.DataFrame, spec: DatasetSpec, order: pd.Series | None
+) -> tuple[pd.Series, pd.Series]:
+    """The 0/1 label and a mask of rows to keep (observed, not censored)."""
+    label = spec.label
+    values = frame[label.column]
+    keep = pd.Series(True, index=frame.index)
+    if label.within_days is not None:
+        assert order is not None  # guaranteed by the spec validator
+        if not ptypes.is_datetime64_any_dtype(order):
+            raise DataError(
+                f"label.within_days needs a time in order_by, but {spec.order_by!r} holds numbers",
+                "Use a date column as order_by.",
+            )
+        won_at = to_utc_naive(values.dropna(), "data", label.column).reindex(frame.index)
+        until = (
+            pd.Timestamp(label.observed_until) if label.observed_until is not None else won_at.max()
+        )
+        window_end = order + pd.Timedelta(days=label.within_days)
+        won = won_at.notna() & (won_at <= window_end)
+        censored = ~won & (window_end > until)
+        keep &= ~censored
+        if label.observed_from is not None:
+            keep &= order >= pd.Timestamp(label.observed_from)
+        logger.info(
+            "label %s: %d censored, %d before observed_from",
+            label.column,
+            int(censored.sum()),
+            int((~keep).sum() - censored.sum()),
+        )
+        return won.astype("int8"), keep
+    if values.isna().any():
+        raise DataError(
+            f"label column {label.column!r} is empty in {int(values.isna().sum())} row(s)",
+            "Give every row a label, or drop the rows whose outcome is unknown.",
+        )
+    if label.won == "not_null":
+        return values.notna().astype("int8"), keep
+    won = _label_matches(values, list(label.won))
+    if label.lost is not None:
+        lost = _label_matches(values, list(label.lost))
+        other = ~(won | lost)
+        if other.any():
+            raise DataError(
+                f"label column {label.column!r} holds {_plain(values[other].iloc[0])!r}, which is "
+                f"neither won {list(label.won)} nor lost {list(label.lost)} "
+                f"({int(other.sum())} row(s))",
+                "Declare the value under label.won or label.lost, or drop those rows.",
+            )
+    elif not won.any():
+        raise DataError(
+            f"no row of {label.column!r} holds a won value {list(label.won)}",
+            "Check label.won against the values in the data.",
+        )
+    return won.astype("int8"), keep
+
+
+def _type_features(
+    frame: pd.DataFrame, spec: DatasetSpec, candidates: list[str]
+) -> tuple[pd.DataFrame, list[Feature], dict[str, str]]:
+    columns: dict[str, pd.Series] = {}
+    features: list[Feature] = []
+    excluded: dict[str, str] = {}
+    engagement = set(spec.groups.engagement)
+    for name in candidates:
+        values = frame[name]
+        non_null = values.dropna()
+        if non_null.nunique() <= 1:
+            excluded[name] = "holds a single value"
+            continue
+        forced_cat = name in spec.categorical
+        if name in spec.numeric or (
+            not forced_cat and ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values)
+        ):
+            numeric = pd.to_numeric(values, errors="coerce")
+            bad = numeric.isna() & values.notna()
+            if bad.any():
+                raise DataError(
+                    f"column {name!r} is declared numeric but holds "
+                    f"{_plain(values[bad].iloc[0])!r}",
+                    "Clean the column, add the token to missing_values, or drop it from numeric.",
+                )
+            columns[name] = numeric.astype("float64")
+            kind = "numeric"
+        else:
+            if ptypes.is_datetime64_any_dtype(values):
+                excluded[name] = "a timestamp (not a property of the lead)"
+                continue
+            text = values.astype("string")
+            if not forced_cat and non_null.nunique() == len(non_null) and len(non_null) > 50:
+                excluded[name] = "unique per row (an identifier)"
+                continue
+            columns[name] = text.astype("category")
+            kind = "categorical"
+        features.append(
+            Feature(
+                name=name,
+                group="engagement" if name in engagement else "fit",
+                label=spec.labels.get(name, name),
+                kind=kind,
+            )
+        )
+    return pd.DataFrame(columns, index=frame.index), features, excluded
+
+
+def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledDataset:
+    """Validate and type a flat lead table into labelled examples, as ``spec`` describes it."""
+    if len(frame) == 0:
+        raise DataError(f"{spec.name}: the table is empty", "Give a table with at least one lead.")
+    named = [spec.id, spec.label.column, *([spec.order_by] if spec.order_by else [])]
+    named += [*spec.exclude, *spec.categorical, *spec.numeric, *spec.labels]
+    named += [*spec.groups.fit, *spec.groups.engagement]
+    _require(frame, list(dict.fromkeys(named)), f"{spec.name}")
+    frame = _mark_missing(frame.reset_index(drop=True), spec.missing_values)
+
+    lead_id = to_lead_ids(frame[spec.id], spec.name)
+    dup = lead_id.duplicated()
+    if dup.any():
+        raise DataError(
+            f"{spec.name}: duplicate id {lead_id[dup].iloc[0]!r} in column "
+            f"{spec.id!r} ({int(dup.sum())} duplicate row(s))",
+            "Keep one row per lead.",
+        )
+    order = _parse_order(frame[spec.order_by], spec.order_by) if spec.order_by else None
+    y, keep = _compute_label(frame, spec, order)
+
+    reasons: dict[str, str] = {spec.id: "lead id", spec.label.column: "label"}
+    if spec.order_by:
+        reasons[spec.order_by] = "ordering column (time is not a property of the lead)"
+    reasons.update(spec.exclude)
+    candidates = [c for c in frame.columns if c not in reasons]
+    X, features, auto_excluded = _type_features(frame, spec, candidates)
+    reasons.update(auto_excluded)
+    if not features:
+        raise DataError(
+            f"{spec.name}: no feature column is left after exclusions",
+            "Keep at least one column that is not the id, label or excluded.",
+        )
+
+    kept = keep.to_numpy()
+    if not kept.any():
+        raise DataError(
+            f"{spec.name}: every row is censored or before label.observed_from",
+            "Check label.within_days, observed_from and observed_until.",
+        )
+    test_from = _parse_test_from(spec, order)
+    dataset = LabelledDataset(
+        name=spec.name,
+        X=X.reset_index(drop=True),
+        y=y.to_numpy(dtype="int8"),
+        lead_id=lead_id,
+        order=order,
+        features=tuple(features),
+        excluded=reasons,
+        horizon_days=spec.label.within_days,
+        test_from=test_from,
+    ).subset(kept)
+    logger.info(
+        "%s: %d leads (%d won, %.1f%%), %d features, %d columns excluded",
+        spec.name,
+        len(dataset.y),
+        int(dataset.y.sum()),
+        100 * dataset.y.mean(),
+        len(features),
+        len(reasons),
+    )
+    return dataset
+
+
+def _parse_test_from(spec: DatasetSpec, order: pd.Series | None) -> object | None:
+    if spec.test_from is None or order is None:
+        return None
+    if ptypes.is_datetime64_any_dtype(order):
+        try:
+            return pd.Timestamp(spec.test_from)
+        except (TypeError, ValueError) as err:
+            raise SpecError(
+                f"test_from {spec.test_from!r} is not a date",
+                "Write test_from as a date such as 2018-04-01.",
+            ) from err
+    try:
+        return float(spec.test_from)  # type: ignore[arg-type]
+    except (TypeError, ValueError) as err:
+        raise SpecError(
+            f"test_from {spec.test_from!r} is not a number like {spec.order_by!r}",
+            "Write test_from as a value of the order_by column.",
+        ) from err
+
+
+def load_dataset(
+    spec: DatasetSpec | str | os.PathLike[str], data_root: Path | None = None
+) -> LabelledDataset:
+    """Load a flat data set from a spec object, a built-in spec name or a spec file path."""
+    if not isinstance(spec, DatasetSpec):
+        spec = load_spec(spec, data_root=data_root)
+    frame = read_flat_table(spec)
+    return prepare_flat_dataset(frame, spec)

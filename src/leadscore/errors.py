@@ -1,0 +1,33 @@
+"""Errors a user can fix.
+
+Every error raised for a user mistake (bad data, a bad spec, an unknown model) is a
+:class:`LeadscoreError` whose message is a single line that names the problem and the fix.
+The CLI prints that line and exits non-zero; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class LeadscoreError(Exception):
+    """Base class of errors caused by user input; ``str(err)`` is one line."""
+
+    exit_code: int = 2
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        problem = " ".join(str(problem).split())
+        message = problem if fix is None else f"{problem.rstrip('.')}. {' '.join(fix.split())}"
+        super().__init__(message)
+        self.problem = problem
+        self.fix = fix
+
+
+class DataError(LeadscoreError):
+    """Input data breaks the data contract (missing column, wrong type, duplicate id, ...)."""
+
+
+class SpecError(LeadscoreError):
+    """A dataset spec or config file is invalid (unknown key, wrong value, missing file)."""
+
+
+class ModelError(LeadscoreError):
+    """A model cannot be trained, found or used as asked (cold start, unknown version, ...)."""

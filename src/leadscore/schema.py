@@ -1,0 +1,379 @@
+"""The closed-loop data contract and the tables that flow between stages.
+
+Event form (what a CRM and a marketing-automation tool hold):
+
+* ``leads``: one row per lead. ``lead_id`` and ``created_at`` are required; ``source``
+  (channel), ``campaign`` and the fit fields in :data:`LEAD_FIT_FIELDS` are optional; any other
+  column is kept as an extra fit feature, typed from the data.
+* ``activities``: one row per action of a lead: ``lead_id``, ``occurred_at``, ``activity_type``
+  (one of :data:`ACTIVITY_TYPES`), optional ``detail`` (page category, form name, ...) and
+  optional numeric ``value`` (seconds on site, chat messages, trial minutes, ...).
+* ``outcomes``: at most one row per lead: ``lead_id``, ``outcome`` (``won`` or ``lost``),
+  ``closed_at``. A lead without an outcome is still open.
+
+Flat form: one row per lead with a label, described by a
+:class:`~leadscore.specs.DatasetSpec`.
+
+Both forms end up as a :class:`LabelledDataset`: a feature frame, a 0/1 label, the lead ids,
+an optional ordering column for time-ordered folds and one :class:`Feature` per column saying
+which group it belongs to and how to name it for a marketer.
+
+Timestamps are timezone-naive UTC ``datetime64`` throughout: inputs with a timezone are
+converted to UTC and made naive once, at validation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from leadscore.errors import DataError
+
+FeatureGroup = Literal["fit", "engagement"]
+FeatureKind = Literal["numeric", "categorical"]
+
+#: Activity types of the event form and what ``detail`` / ``value`` mean for each.
+ACTIVITY_TYPES: dict[str, str] = {
+    "web_visit": "a session on the website; value = seconds on site",
+    "page_view": "a page seen; detail = page category (pricing, demo, case_study, blog, ...)",
+    "form_fill": "a form submitted; detail = form name (demo_request, contact_sales, ...)",
+    "email_sent": "a marketing e-mail delivered to the lead; detail = e-mail or campaign name",
+    "email_open": "a marketing e-mail opened; detail = e-mail or campaign name",
+    "email_click": "a link clicked in a marketing e-mail; detail = e-mail or campaign name",
+    "download": "content downloaded; detail = asset type (ebook, whitepaper, case_study, ...)",
+    "webinar": "a webinar; detail = registered or attended",
+    "chat": "a chat conversation (CQL signal); value = messages sent by the lead",
+    "trial_signup": "a free-trial sign-up (PQL signal)",
+    "trial_usage": "a day of trial use; value = minutes of use, detail = feature used",
+    "event": "an in-person or virtual event visit; detail = event name",
+}
+
+#: Page categories and form names that signal buying intent.
+HIGH_INTENT_PAGES: frozenset[str] = frozenset({"pricing", "demo"})
+HIGH_INTENT_FORMS: frozenset[str] = frozenset({"demo_request", "contact_sales", "pricing_quote"})
+
+#: Optional lead columns the feature builder knows how to use; other columns pass through.
+LEAD_FIT_FIELDS: dict[str, str] = {
+    "source": "channel the lead came from (paid_search, organic, referral, ...)",
+    "campaign": "campaign that brought the lead",
+    "industry": "industry of the lead's company",
+    "company_size": "employees of the lead's company (number) or a size band (text)",
+    "country": "country of the lead",
+    "job_title": "job title as typed by the lead; seniority and department are parsed from it",
+    "email": "e-mail address; only its domain is used (corporate or free mail)",
+    "email_domain": "e-mail domain, when the address itself is not shared",
+}
+
+OUTCOME_VALUES: tuple[str, str] = ("won", "lost")
+
+LEADS_REQUIRED = ("lead_id", "created_at")
+ACTIVITIES_REQUIRED = ("lead_id", "occurred_at", "activity_type")
+ACTIVITIES_OPTIONAL = ("detail", "value")
+OUTCOMES_REQUIRED = ("lead_id", "outcome", "closed_at")
+
+
+@dataclass(frozen=True)
+class ClosedLoopData:
+    """Validated event-form data: leads, their activity log and closed outcomes.
+
+    Build it with :func:`validate_closed_loop` (or a loader that calls it), never by hand, so
+    that dtypes and referential integrity hold. ``observed_until`` is the moment the data was
+    extracted: an outcome window that ends after it is not complete yet (right-censoring).
+    """
+
+    leads: pd.DataFrame
+    activities: pd.DataFrame
+    outcomes: pd.DataFrame
+    observed_until: pd.Timestamp
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model input: its column, group, human label and kind.
+
+    ``label`` is how a marketer reads the feature ("Pricing page visits, last 30 days"); the
+    explanation layer turns it into a sentence.
+    """
+
+    name: str
+    group: FeatureGroup
+    label: str
+    kind: FeatureKind
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """Features of leads as of one moment: one row per lead, in ``lead_id`` order.
+
+    ``frame`` has a ``lead_id`` column followed by one column per entry of ``features``.
+    """
+
+    frame: pd.DataFrame
+    features: tuple[Feature, ...]
+    as_of: pd.Timestamp | None = None
+
+    @property
+    def X(self) -> pd.DataFrame:
+        return self.frame[[f.name for f in self.features]]
+
+
+@dataclass(frozen=True)
+class LabelledDataset:
+    """Examples ready for modelling, from either data form.
+
+    Attributes
+    ----------
+    name : data set name, for reports and MLflow.
+    X : one column per feature; numeric columns are float, categorical ones ``category``.
+    y : 0/1 labels (1 = won).
+    lead_id : the lead of each example (a lead may appear at several as-of dates).
+    order : time or sequence of each example for time-ordered folds, or ``None`` when the
+        data has no time (folds are then stratified at random and reports say so).
+    features : one :class:`Feature` per column of ``X``, same order.
+    excluded : columns left out on purpose and why (leakage, identifiers, ...).
+    horizon_days : for event-form examples, the label is "won within this many days".
+    test_from : first ``order`` value that belongs to the test fold (from the spec), or
+        ``None`` to take the newest share of examples as the test fold.
+    """
+
+    name: str
+    X: pd.DataFrame
+    y: np.ndarray
+    lead_id: pd.Series
+    order: pd.Series | None
+    features: tuple[Feature, ...]
+    excluded: dict[str, str] = field(default_factory=dict)
+    horizon_days: int | None = None
+    test_from: object | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.X)
+        if (
+            len(self.y) != n
+            or len(self.lead_id) != n
+            or (self.order is not None and len(self.order) != n)
+        ):
+            raise ValueError("X, y, lead_id and order must have the same length")
+        if [f.name for f in self.features] != list(self.X.columns):
+            raise ValueError("features must describe the columns of X, in order")
+
+    @property
+    def order_kind(self) -> Literal["time", "sequence", "none"]:
+        if self.order is None:
+            return "none"
+        return "time" if ptypes.is_datetime64_any_dtype(self.order) else "sequence"
+
+    def subset(self, mask: np.ndarray) -> LabelledDataset:
+        """The examples where ``mask`` (boolean or integer positions) selects."""
+        idx = np.flatnonzero(mask) if np.asarray(mask).dtype == bool else np.asarray(mask)
+        return LabelledDataset(
+            name=self.name,
+            X=self.X.iloc[idx].reset_index(drop=True),
+            y=self.y[idx],
+            lead_id=self.lead_id.iloc[idx].reset_index(drop=True),
+            order=None if self.order is None else self.order.iloc[idx].reset_index(drop=True),
+            features=self.features,
+            excluded=self.excluded,
+            horizon_days=self.horizon_days,
+            test_from=self.test_from,
+        )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _require_columns(frame: pd.DataFrame, table: str, required: Iterable[str]) -> None:
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{table}: missing column {missing[0]!r} (have: {', '.join(map(str, frame.columns))})",
+            f"Add it or rename the matching column to {missing[0]!r}; the README's data "
+            "contract lists every column.",
+        )
+
+
+def _require_rows(frame: pd.DataFrame, table: str) -> None:
+    if len(frame) == 0:
+        raise DataError(f"{table} is empty", f"Give {table} at least one row.")
+
+
+def to_utc_naive(values: pd.Series, table: str, column: str) -> pd.Series:
+    """Parse ``values`` as timestamps in UTC without timezone, or raise a :class:`DataError`."""
+    if ptypes.is_datetime64_any_dtype(values):
+        parsed = values
+    else:
+        if ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
+            raise DataError(
+                f"{table}.{column} holds numbers, not timestamps",
+                f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00.",
+            )
+        text = values.astype("string")
+        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
+        bad = parsed.isna() & text.notna()
+        if bad.any():
+            example = text[bad].iloc[0]
+            raise DataError(
+                f"{table}.{column}: {int(bad.sum())} value(s) do not parse as timestamps, "
+                f"e.g. {example!r}",
+                f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00.",
+            )
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
+    parsed = parsed.astype("datetime64[us]")
+    if parsed.isna().any():
+        raise DataError(
+            f"{table}.{column} is empty in {int(parsed.isna().sum())} row(s)",
+            f"Give every row a {column}, or drop the rows without one.",
+        )
+    return parsed
+
+
+def to_lead_ids(values: pd.Series, table: str) -> pd.Series:
+    """Lead ids as strings (ids like 00123 keep their zeros when read as text)."""
+    if values.isna().any():
+        raise DataError(
+            f"{table}.lead_id is empty in {int(values.isna().sum())} row(s)",
+            "Give every row a lead_id.",
+        )
+    if ptypes.is_float_dtype(values):
+        if not np.all(np.mod(values.to_numpy(), 1) == 0):
+            raise DataError(
+                f"{table}.lead_id holds fractional numbers",
+                "Use text or whole-number lead ids.",
+            )
+        values = values.astype("int64")
+    return values.astype("string").astype(str)
+
+
+def _check_unique(ids: pd.Series, table: str) -> None:
+    dup = ids.duplicated()
+    if dup.any():
+        raise DataError(
+            f"{table}: duplicate lead_id {ids[dup].iloc[0]!r} ({int(dup.sum())} duplicate row(s))",
+            f"Keep one row per lead in {table}.",
+        )
+
+
+def _check_known(ids: pd.Series, known: pd.Index, table: str) -> None:
+    unknown = ~ids.isin(known)
+    if unknown.any():
+        raise DataError(
+            f"{table}: {int(unknown.sum())} row(s) for lead_id(s) not in leads, "
+            f"e.g. {ids[unknown].iloc[0]!r}",
+            f"Add those leads to the leads table or drop their rows from {table}.",
+        )
+
+
+def _to_numeric(values: pd.Series, table: str, column: str) -> pd.Series:
+    if ptypes.is_bool_dtype(values):
+        return values.astype("float64")
+    if ptypes.is_numeric_dtype(values):
+        return values.astype("float64")
+    parsed = pd.to_numeric(values, errors="coerce")
+    bad = parsed.isna() & values.notna()
+    if bad.any():
+        raise DataError(
+            f"{table}.{column} must be numeric but holds {values[bad].iloc[0]!r}",
+            f"Keep only numbers (or blanks) in {column}.",
+        )
+    return parsed.astype("float64")
+
+
+def validate_leads(leads: pd.DataFrame) -> pd.DataFrame:
+    """Check and type the leads table; extra columns pass through unchanged."""
+    _require_columns(leads, "leads", LEADS_REQUIRED)
+    _require_rows(leads, "leads")
+    out = leads.copy()
+    out["lead_id"] = to_lead_ids(out["lead_id"], "leads")
+    _check_unique(out["lead_id"], "leads")
+    out["created_at"] = to_utc_naive(out["created_at"], "leads", "created_at")
+    return out.reset_index(drop=True)
+
+
+def validate_activities(activities: pd.DataFrame, lead_ids: pd.Index) -> pd.DataFrame:
+    """Check and type the activity log against the known leads and activity types."""
+    _require_columns(activities, "activities", ACTIVITIES_REQUIRED)
+    out = activities.copy()
+    if len(out):
+        out["lead_id"] = to_lead_ids(out["lead_id"], "activities")
+        _check_known(out["lead_id"], lead_ids, "activities")
+    else:
+        out["lead_id"] = out["lead_id"].astype(str)
+    out["occurred_at"] = to_utc_naive(out["occurred_at"], "activities", "occurred_at")
+    types = out["activity_type"].astype("string").str.strip().str.lower()
+    unknown = ~types.isin(list(ACTIVITY_TYPES)) & types.notna()
+    if unknown.any() or types.isna().any():
+        bad = types[unknown].iloc[0] if unknown.any() else None
+        raise DataError(
+            f"activities.activity_type: unknown type {bad!r} in {int(unknown.sum())} row(s)"
+            if unknown.any()
+            else "activities.activity_type is empty in some rows",
+            f"Map each activity to one of: {', '.join(ACTIVITY_TYPES)}.",
+        )
+    out["activity_type"] = pd.Categorical(types.astype(str), categories=list(ACTIVITY_TYPES))
+    if "detail" in out.columns:
+        out["detail"] = out["detail"].astype("string").str.strip().str.lower().astype("category")
+    else:
+        out["detail"] = pd.Categorical([None] * len(out), categories=[])
+    out["value"] = (
+        _to_numeric(out["value"], "activities", "value")
+        if "value" in out.columns
+        else np.full(len(out), np.nan)
+    )
+    return out[["lead_id", "occurred_at", "activity_type", "detail", "value"]].reset_index(
+        drop=True
+    )
+
+
+def validate_outcomes(outcomes: pd.DataFrame, lead_ids: pd.Index) -> pd.DataFrame:
+    """Check and type outcomes: one per lead, ``won`` or ``lost``, with a close date."""
+    _require_columns(outcomes, "outcomes", OUTCOMES_REQUIRED)
+    out = outcomes.copy()
+    out["lead_id"] = to_lead_ids(out["lead_id"], "outcomes") if len(out) else out["lead_id"]
+    out["lead_id"] = out["lead_id"].astype(str)
+    _check_unique(out["lead_id"], "outcomes")
+    _check_known(out["lead_id"], lead_ids, "outcomes")
+    outcome = out["outcome"].astype("string").str.strip().str.lower()
+    bad = ~outcome.isin(OUTCOME_VALUES)
+    if bad.any():
+        raise DataError(
+            f"outcomes.outcome holds {outcome[bad].iloc[0]!r}, not won or lost "
+            f"({int(bad.sum())} row(s))",
+            "Write won or lost; leave open leads out of outcomes.",
+        )
+    out["outcome"] = outcome.astype(str)
+    out["closed_at"] = to_utc_naive(out["closed_at"], "outcomes", "closed_at")
+    return out[["lead_id", "outcome", "closed_at"]].reset_index(drop=True)
+
+
+def validate_closed_loop(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame | None = None,
+    outcomes: pd.DataFrame | None = None,
+    observed_until: pd.Timestamp | str | None = None,
+) -> ClosedLoopData:
+    """Validate the three event-form tables and return them typed.
+
+    ``observed_until`` defaults to the latest timestamp anywhere in the data: the moment the
+    extract was taken, after which nothing can be known.
+    """
+    leads_v = validate_leads(leads)
+    ids = pd.Index(leads_v["lead_id"])
+    acts = activities if activities is not None else pd.DataFrame(columns=ACTIVITIES_REQUIRED)
+    outs = outcomes if outcomes is not None else pd.DataFrame(columns=OUTCOMES_REQUIRED)
+    acts_v = validate_activities(acts, ids)
+    outs_v = validate_outcomes(outs, ids)
+    latest = [leads_v["created_at"].max()]
+    if len(acts_v):
+        latest.append(acts_v["occurred_at"].max())
+    if len(outs_v):
+        latest.append(outs_v["closed_at"].max())
+    until = pd.Timestamp(max(latest)) if observed_until is None else pd.Timestamp(observed_until)
+    if until.tzinfo is not None:
+        until = until.tz_convert("UTC").tz_localize(None)
+    return ClosedLoopData(leads_v, acts_v, outs_v, until)

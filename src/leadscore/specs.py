@@ -1,0 +1,203 @@
+"""Dataset specs: a YAML file that says which column of a flat lead table is what.
+
+A spec is loaded once into a frozen :class:`DatasetSpec` and passed explicitly. Unknown keys
+are errors (a typo such as ``exlude:`` must not silently let a leaky column in). Relative
+``source`` paths resolve against the spec file's folder; the built-in specs resolve against
+the shared data folder (see :func:`default_data_root`).
+
+Every key is documented in the README ("Dataset spec").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from leadscore.errors import SpecError
+from leadscore.io import is_sql_url
+
+BUILTIN_SPECS: tuple[str, ...] = ("x_education", "olist")
+DATA_ROOT_ENV = "LEADSCORE_DATA_ROOT"
+
+LabelValue = str | int | float | bool
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LabelSpec(_Frozen):
+    """Which column holds the outcome and which values count as won.
+
+    ``won: not_null`` means any non-empty value is a win (e.g. a won date joined from a
+    closed-deals table). With ``within_days`` the label column must hold the won date and
+    ``order_by`` the lead's time: a lead is won when it closed within that many days, and a lead
+    that is not won but whose window ends after ``observed_until`` is censored (left out), not
+    counted as lost. Rows before ``observed_from`` are left out: outcomes were not recorded yet.
+    """
+
+    column: str
+    won: list[LabelValue] | Literal["not_null"]
+    lost: list[LabelValue] | None = None
+    within_days: int | None = Field(default=None, gt=0)
+    observed_from: dt.date | None = None
+    observed_until: dt.date | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> LabelSpec:
+        if isinstance(self.won, list) and not self.won:
+            raise ValueError("label.won lists no value")
+        if self.lost is not None and self.won == "not_null":
+            raise ValueError("label.lost cannot be combined with won: not_null")
+        return self
+
+
+class JoinSpec(_Frozen):
+    """Columns taken from a second table by a left join on the lead id.
+
+    ``id`` names the lead-id column of the joined table (the key is not called ``on``: YAML
+    reads a bare ``on`` as ``true``).
+    """
+
+    source: str
+    table: str | None = None
+    id: str
+    columns: list[str] = Field(min_length=1)
+
+
+class GroupsSpec(_Frozen):
+    """Which feature columns describe fit (who the lead is) and which engagement (what it did).
+
+    Columns in neither list count as fit.
+    """
+
+    fit: list[str] = Field(default_factory=list)
+    engagement: list[str] = Field(default_factory=list)
+
+
+class DatasetSpec(_Frozen):
+    """A flat lead table: one row per lead with a label. See the README for every key."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    source: str
+    table: str | None = None
+    query: str | None = None
+    id: str
+    label: LabelSpec
+    order_by: str | None = None
+    test_from: LabelValue | dt.date | dt.datetime | None = None
+    exclude: dict[str, str] = Field(default_factory=dict)
+    missing_values: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+    numeric: list[str] = Field(default_factory=list)
+    groups: GroupsSpec = Field(default_factory=GroupsSpec)
+    labels: dict[str, str] = Field(default_factory=dict)
+    join: list[JoinSpec] = Field(default_factory=list)
+    base_dir: Path | None = Field(default=None, exclude=True)
+
+    @field_validator("exclude", mode="before")
+    @classmethod
+    def _exclude_reasons(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            raise ValueError("exclude maps each column to a reason, e.g. {Tags: written by sales}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetSpec:
+        if self.label.within_days is not None and self.order_by is None:
+            raise ValueError("label.within_days needs order_by: the time each lead started")
+        if self.test_from is not None and self.order_by is None:
+            raise ValueError("test_from needs order_by")
+        return self
+
+    def resolve(self, path: str) -> str:
+        """``path`` as a location: URLs and absolute paths as they are, others under base_dir."""
+        if is_sql_url(path) or Path(path).is_absolute() or self.base_dir is None:
+            return path
+        return str(self.base_dir / path)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The spec as plain data, for MLflow and reports."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def default_data_root() -> Path | None:
+    """Where the built-in specs find the shared data sets.
+
+    ``$LEADSCORE_DATA_ROOT`` when set; otherwise the first ``shared/data`` folder found beside
+    the working directory or one of its parents (a checkout next to ``shared/``, as in CI).
+    """
+    env = os.environ.get(DATA_ROOT_ENV)
+    if env:
+        return Path(env)
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        candidate = folder / "shared" / "data"
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _format_validation_error(err: ValidationError, origin: str) -> str:
+    first = err.errors()[0]
+    where = ".".join(str(p) for p in first["loc"]) or "spec"
+    if first["type"] == "extra_forbidden":
+        return f"{origin}: unknown key {where!r}"
+    if first["type"] == "missing":
+        return f"{origin}: missing key {where!r}"
+    message = first["msg"].removeprefix("Value error, ")
+    return f"{origin}: {where}: {message}"
+
+
+def parse_spec(data: Any, *, origin: str = "spec", base_dir: Path | None = None) -> DatasetSpec:
+    """Validate a spec given as a mapping (from YAML) into a :class:`DatasetSpec`."""
+    if not isinstance(data, dict):
+        raise SpecError(
+            f"{origin} is not a mapping of keys",
+            "Write the spec as YAML keys; see the README's dataset spec section.",
+        )
+    try:
+        return DatasetSpec.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as err:
+        raise SpecError(
+            _format_validation_error(err, origin),
+            "See the README's dataset spec section for every key.",
+        ) from err
+
+
+def load_spec(name_or_path: str | os.PathLike[str], data_root: Path | None = None) -> DatasetSpec:
+    """Load a built-in spec by name (``x_education``, ``olist``) or a YAML spec file by path.
+
+    Built-in specs read from ``data_root`` (default :func:`default_data_root`).
+    """
+    text = str(name_or_path)
+    if text in BUILTIN_SPECS:
+        root = data_root or default_data_root()
+        if root is None:
+            raise SpecError(
+                f"built-in spec {text!r} needs the shared data folder, which was not found",
+                f"Pass --data-root DIR or set {DATA_ROOT_ENV} to the folder holding "
+                "x_education/ and olist_funnel/.",
+            )
+        raw = resources.files("leadscore.builtin_specs").joinpath(f"{text}.yaml").read_text()
+        return parse_spec(yaml.safe_load(raw), origin=f"built-in spec {text}", base_dir=root)
+    path = Path(text)
+    if not path.exists():
+        raise SpecError(
+            f"spec {text!r} is neither a built-in spec nor an existing file",
+            f"Use one of {', '.join(BUILTIN_SPECS)} or the path of a YAML spec.",
+        )
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise SpecError(
+            f"{path} is not valid YAML: {str(err).splitlines()[0]}", "Fix the YAML syntax."
+        ) from err
+    return parse_spec(data, origin=str(path), base_dir=path.resolve().parent)

@@ -1,0 +1,217 @@
+"""Flat lead tables and dataset specs: typing, labels, censoring, and every spec error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from leadscore.datasets import load_dataset, prepare_flat_dataset
+from leadscore.errors import DataError, SpecError
+from leadscore.specs import load_spec, parse_spec
+
+SPEC = {
+    "name": "toy",
+    "source": "leads.csv",
+    "id": "id",
+    "label": {"column": "converted", "won": [1], "lost": [0]},
+    "order_by": "seq",
+    "exclude": {"tags": "written by sales after contact"},
+    "missing_values": ["Select"],
+    "groups": {"engagement": ["visits"]},
+    "labels": {"visits": "Website visits"},
+}
+
+
+def write_spec(folder: Path, frame: pd.DataFrame, **overrides) -> Path:
+    frame.to_csv(folder / "leads.csv", index=False)
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump({**SPEC, **overrides}))
+    return path
+
+
+def test_flat_table_becomes_labelled_examples(tmp_path, flat_frame):
+    data = load_dataset(write_spec(tmp_path, flat_frame))
+    assert list(data.X.columns) == ["visits", "source"]
+    assert data.X["visits"].dtype == "float64"
+    assert isinstance(data.X["source"].dtype, pd.CategoricalDtype)
+    assert data.X["source"].isna().sum() == 20  # "Select" means not answered
+    assert data.y.tolist() == flat_frame["converted"].tolist()
+    assert data.order_kind == "sequence"
+    assert {"tags", "id", "converted", "seq"} <= set(data.excluded)
+    by_name = {f.name: f for f in data.features}
+    assert by_name["visits"].group == "engagement" and by_name["visits"].label == "Website visits"
+    assert by_name["source"].group == "fit"
+
+
+def test_relative_source_resolves_against_the_spec_folder(tmp_path, flat_frame, monkeypatch):
+    spec_path = write_spec(tmp_path, flat_frame)
+    monkeypatch.chdir(Path("/"))
+    assert len(load_dataset(spec_path).y) == len(flat_frame)
+
+
+def test_identifier_like_and_constant_columns_are_left_out(flat_frame):
+    frame = flat_frame.assign(email=[f"x{i}@a.com" for i in range(60)], country="IN")
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert "email" not in data.X and "country" not in data.X
+    assert "identifier" in data.excluded["email"] and "single value" in data.excluded["country"]
+
+
+def test_won_within_days_with_censoring_and_observed_from():
+    frame = pd.DataFrame(
+        {
+            "id": list("abcdef"),
+            "contact": [
+                "2018-01-01",
+                "2018-01-01",
+                "2018-01-10",
+                "2018-03-20",
+                "2018-03-25",
+                "2017-11-01",
+            ],
+            "won_date": ["2018-01-20", "2018-03-15", None, "2018-03-30", None, "2018-01-01"],
+            "origin": ["x", "y", "x", "y", "x", "y"],
+        }
+    )
+    spec = parse_spec(
+        {
+            "name": "w",
+            "source": "unused.csv",
+            "id": "id",
+            "order_by": "contact",
+            "label": {
+                "column": "won_date",
+                "won": "not_null",
+                "within_days": 30,
+                "observed_from": "2017-12-01",
+                "observed_until": "2018-04-10",
+            },
+        }
+    )
+    data = prepare_flat_dataset(frame, spec)
+    # a: won in 19 days; b: won after 73 days (lost within 30); c: not won, window complete;
+    # d: won within 10 days; e: not won and window open at 2018-04-10 (censored);
+    # f: contacted before outcomes were recorded (left out)
+    assert data.lead_id.tolist() == ["a", "b", "c", "d"]
+    assert data.y.tolist() == [1, 0, 0, 1]
+    assert data.horizon_days == 30
+
+
+def test_builtin_specs_load_the_shared_files(shared_data_root):
+    xe = load_dataset("x_education", data_root=shared_data_root)
+    assert len(xe.y) == 9240 and abs(xe.y.mean() - 0.385) < 0.001
+    leaky = {"Tags", "Lead Quality", "Lead Profile", "Last Activity", "Last Notable Activity"}
+    assert not leaky & set(xe.X.columns)
+    assert all(not c.startswith("Asymmetrique") for c in xe.X.columns)
+    assert xe.order_kind == "sequence"
+
+    olist = load_dataset("olist", data_root=shared_data_root)
+    assert set(olist.X.columns) == {"origin", "landing_page_id"}
+    assert olist.order_kind == "time" and olist.order.min() >= pd.Timestamp("2017-12-01")
+    assert olist.test_from == pd.Timestamp("2018-04-01")
+    assert 0.09 < olist.y.mean() < 0.13
+
+
+def test_builtin_spec_without_data_root(monkeypatch, tmp_path):
+    monkeypatch.delenv("LEADSCORE_DATA_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError, match=r"needs the shared data folder.*--data-root"):
+        load_spec("x_education")
+
+
+# --------------------------------------------------------------------- one test per error
+
+
+def test_spec_key_that_does_not_exist(tmp_path, flat_frame):
+    with pytest.raises(SpecError, match=r"unknown key 'exlude'.*README"):
+        load_dataset(write_spec(tmp_path, flat_frame, exlude={"tags": "leak"}))
+
+
+def test_spec_missing_key(tmp_path, flat_frame):
+    path = write_spec(tmp_path, flat_frame)
+    data = yaml.safe_load(path.read_text())
+    del data["id"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(SpecError, match=r"missing key 'id'"):
+        load_dataset(path)
+
+
+def test_spec_file_not_found():
+    with pytest.raises(SpecError, match=r"neither a built-in spec nor an existing file"):
+        load_spec("no/such/spec.yaml")
+
+
+def test_spec_invalid_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match=r"not valid YAML"):
+        load_spec(path)
+
+
+def test_unknown_column_named_by_the_spec(tmp_path, flat_frame):
+    with pytest.raises(DataError, match=r"has no column 'visit_count'"):
+        load_dataset(write_spec(tmp_path, flat_frame, groups={"engagement": ["visit_count"]}))
+
+
+def test_missing_id_column(tmp_path, flat_frame):
+    with pytest.raises(DataError, match=r"has no column 'id'"):
+        load_dataset(write_spec(tmp_path, flat_frame.drop(columns="id")))
+
+
+def test_wrong_type(tmp_path, flat_frame):
+    frame = flat_frame.astype({"visits": "string"})
+    frame.loc[3, "visits"] = "many"
+    with pytest.raises(DataError, match=r"'visits' is declared numeric but holds 'many'"):
+        load_dataset(write_spec(tmp_path, frame, numeric=["visits"]))
+
+
+def test_empty_file(tmp_path, flat_frame):
+    write_spec(tmp_path, flat_frame)
+    (tmp_path / "leads.csv").write_text("")
+    with pytest.raises(DataError, match=r"leads.csv is empty"):
+        load_dataset(tmp_path / "spec.yaml")
+
+
+def test_header_only_file(tmp_path, flat_frame):
+    with pytest.raises(DataError, match=r"the table is empty"):
+        load_dataset(write_spec(tmp_path, flat_frame.iloc[0:0]))
+
+
+def test_duplicate_lead_id(tmp_path, flat_frame):
+    frame = pd.concat([flat_frame, flat_frame.iloc[[5]]])
+    with pytest.raises(DataError, match=r"duplicate id 'p5' in column 'id'"):
+        load_dataset(write_spec(tmp_path, frame))
+
+
+def test_label_values_other_than_declared(tmp_path, flat_frame):
+    frame = flat_frame.assign(converted=flat_frame["converted"].replace({0: 2}))
+    with pytest.raises(DataError, match=r"holds 2, which is neither won \[1\] nor lost \[0\]"):
+        load_dataset(write_spec(tmp_path, frame))
+
+
+def test_label_never_won(tmp_path, flat_frame):
+    label = {"column": "converted", "won": ["yes"]}
+    with pytest.raises(DataError, match=r"no row of 'converted' holds a won value"):
+        load_dataset(write_spec(tmp_path, flat_frame, label=label))
+
+
+def test_unparseable_order_timestamp(tmp_path, flat_frame):
+    frame = flat_frame.assign(seq=["2024-01-01"] * 59 + ["someday"])
+    with pytest.raises(DataError, match=r"seq: 1 value\(s\) do not parse as timestamps"):
+        load_dataset(write_spec(tmp_path, frame))
+
+
+def test_within_days_needs_order_by():
+    spec = {**SPEC, "label": {"column": "converted", "won": "not_null", "within_days": 30}}
+    del spec["order_by"]
+    with pytest.raises(SpecError, match=r"within_days needs order_by"):
+        parse_spec(spec)
+
+
+def test_label_matching_ignores_number_formatting(flat_frame):
+    frame = flat_frame.assign(converted=flat_frame["converted"].astype(float))
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert np.array_equal(data.y, flat_frame["converted"].to_numpy())
