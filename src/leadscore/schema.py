@@ -96,14 +96,17 @@ class ClosedLoopData:
 class Feature:
     """One model input: its column, group, human label and kind.
 
-    ``label`` is how a marketer reads the feature ("Pricing page visits, last 30 days"); the
-    explanation layer turns it into a sentence.
+    ``label`` is how a marketer reads the feature ("Pricing page visits, last 30 days").
+    ``sentence`` optionally phrases a value for a reason, as a :meth:`str.format` template with
+    ``{value}`` ("Visited the pricing page {value:.0f} times in the last 30 days"); without it
+    the explanation layer phrases the label and value generically.
     """
 
     name: str
     group: FeatureGroup
     label: str
     kind: FeatureKind
+    sentence: str | None = None
 
 
 @dataclass(frozen=True)
