@@ -219,7 +219,7 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
         raise DataError(f"{spec.name}: the table is empty", "Give a table with at least one lead.")
     named = [spec.id, spec.label.column, *([spec.order_by] if spec.order_by else [])]
     named += [*spec.exclude, *spec.categorical, *spec.numeric, *spec.labels]
-    named += [*spec.groups.fit, *spec.groups.engagement]
+    named += [*spec.groups.fit, *spec.groups.engagement, *spec.allow_leakage]
     _require(frame, list(dict.fromkeys(named)), f"{spec.name}")
     frame = _mark_missing(frame.reset_index(drop=True), spec.missing_values)
 
@@ -264,6 +264,7 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
         excluded=reasons,
         horizon_days=spec.label.within_days,
         test_from=test_from,
+        allowed_leakage=tuple(spec.allow_leakage),
     ).subset(kept)
     logger.info(
         "%s: %d leads (%d won, %.1f%%), %d features, %d columns excluded",

@@ -142,6 +142,7 @@ class LabelledDataset:
     horizon_days : for event-form examples, the label is "won within this many days".
     test_from : first ``order`` value that belongs to the test fold (from the spec), or
         ``None`` to take the newest share of examples as the test fold.
+    allowed_leakage : features the leakage guard must not stop training for (from the spec).
     """
 
     name: str
@@ -153,6 +154,7 @@ class LabelledDataset:
     excluded: dict[str, str] = field(default_factory=dict)
     horizon_days: int | None = None
     test_from: object | None = None
+    allowed_leakage: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -184,6 +186,7 @@ class LabelledDataset:
             excluded=self.excluded,
             horizon_days=self.horizon_days,
             test_from=self.test_from,
+            allowed_leakage=self.allowed_leakage,
         )
 
 

@@ -100,6 +100,7 @@ class DatasetSpec(_Frozen):
     groups: GroupsSpec = Field(default_factory=GroupsSpec)
     labels: dict[str, str] = Field(default_factory=dict)
     join: list[JoinSpec] = Field(default_factory=list)
+    allow_leakage: list[str] = Field(default_factory=list)
     base_dir: Path | None = Field(default=None, exclude=True)
 
     @field_validator("exclude", mode="before")
