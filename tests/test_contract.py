@@ -153,3 +153,12 @@ def test_empty_file(tmp_path, event_frames):
     (tmp_path / "activities.csv").write_text("")
     with pytest.raises(DataError, match=r"activities.csv is empty"):
         load_closed_loop(tmp_path)
+
+
+def test_manifest_sets_observed_until(tmp_path, event_frames):
+    write_tables(event_frames, tmp_path)
+    (tmp_path / "manifest.json").write_text('{"observed_until": "2024-06-30T00:00:00"}')
+    assert load_closed_loop(tmp_path).observed_until == pd.Timestamp("2024-06-30")
+    assert load_closed_loop(tmp_path, observed_until="2024-05-01").observed_until == pd.Timestamp(
+        "2024-05-01"
+    )

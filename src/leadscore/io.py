@@ -8,6 +8,7 @@ module touches files and databases.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -158,6 +159,10 @@ def load_closed_loop(
     ``source`` is a folder with ``leads``, ``activities`` and ``outcomes`` as ``.parquet`` or
     ``.csv`` files (``activities`` and ``outcomes`` may be absent), a DuckDB file holding tables
     of those names, or an SQLAlchemy URL of a database holding them.
+
+    ``observed_until``, the moment of the extract, is taken from the argument, else from an
+    ``observed_until`` entry of a ``manifest.json`` in the folder (``leadscore synth`` writes
+    one), else the latest timestamp in the data.
     """
     frames: dict[str, pd.DataFrame | None] = {}
     text = str(source)
@@ -177,6 +182,8 @@ def load_closed_loop(
                 "Give a folder with leads.parquet (or .csv), activities.* and outcomes.*, "
                 "or a DuckDB file with those tables.",
             )
+        if observed_until is None:
+            observed_until = _manifest_observed_until(path)
         for name in EVENT_TABLES:
             found = find_event_table(path, name)
             if found is None and name == "leads":
@@ -193,6 +200,17 @@ def load_closed_loop(
     return validate_closed_loop(
         frames["leads"], frames["activities"], frames["outcomes"], observed_until=observed_until
     )
+
+
+def _manifest_observed_until(folder: Path) -> str | None:
+    manifest = folder / "manifest.json"
+    if not manifest.exists():
+        return None
+    try:
+        value = json.loads(manifest.read_text()).get("observed_until")
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise DataError(f"{manifest} is not a JSON object", "Fix or remove the file.") from err
+    return None if value is None else str(value)
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

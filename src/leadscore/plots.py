@@ -1,0 +1,371 @@
+"""Charts of a trained model for marketers and sales: one pure function per chart.
+
+Every function takes arrays (labels, probabilities, stages) and returns a
+:class:`matplotlib.figure.Figure` built without :mod:`matplotlib.pyplot`, so no global figure
+state leaks between calls, nothing opens a window, and figures can be made in threads or
+servers. Save one with ``fig.savefig("roc.png")``; that renders with the Agg backend.
+
+Scores are passed as a mapping from a display name to probabilities, model first, so the
+model and its baselines share one chart and one colour scheme::
+
+    scores = {"Model": p_cal, "Logistic regression": p_lr, "Rule points": p_rules}
+    fig = roc_figure(y_test, scores)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
+
+__all__ = [
+    "STAGE_COLOURS",
+    "equal_count_bins",
+    "gains_figure",
+    "pr_figure",
+    "reliability_figure",
+    "roc_figure",
+    "stage_histogram_figure",
+]
+
+#: Colours of the stages, light to strong: the order a funnel is read in.
+STAGE_COLOURS: dict[str, str] = {"lead": "#9e9e9e", "mql": "#f5a623", "sql": "#2e7d32"}
+
+_SERIES_COLOURS = ("#1565c0", "#c62828", "#6a1b9a", "#00838f", "#ef6c00", "#4e342e")
+_REFERENCE = {"color": "#757575", "linestyle": "--", "linewidth": 1.0}
+
+
+def _figure(n_rows: int = 1, height: float = 4.8) -> tuple[Figure, list[Axes]]:
+    fig = Figure(figsize=(7.0, height), layout="constrained", dpi=100)
+    axes = fig.subplots(n_rows, 1, squeeze=False)[:, 0]
+    return fig, list(axes)
+
+
+def _check_scores(y: np.ndarray, scores: Mapping[str, np.ndarray]) -> np.ndarray:
+    y = np.asarray(y).astype(int).ravel()
+    if not scores:
+        raise ValueError("scores must name at least one series")
+    for name, p in scores.items():
+        if len(np.asarray(p)) != len(y):
+            raise ValueError(f"scores[{name!r}] has {len(p)} values for {len(y)} labels")
+    return y
+
+
+def _upper(values: np.ndarray) -> float:
+    """Right end of a probability axis: the data's range, not always 0-1.
+
+    Lead conversion rates are often a few per cent; a fixed 0-1 axis would squeeze every
+    lead into the first bars.
+    """
+    top = float(np.nanmax(values)) if len(values) else 1.0
+    return float(min(1.0, max(top * 1.05, 0.01)))
+
+
+def _colour(i: int) -> str:
+    return _SERIES_COLOURS[i % len(_SERIES_COLOURS)]
+
+
+def roc_figure(
+    y: np.ndarray, scores: Mapping[str, np.ndarray], *, title: str | None = None
+) -> Figure:
+    """ROC curve of each score, with the AUC in the legend and chance as a dashed diagonal.
+
+    Read it as: if sales worked every lead above some score, what share of the eventual wins
+    would they reach (up) for what share of the eventual losses they would also call (right).
+    The axes hold ``len(scores) + 1`` lines: one per score, then the diagonal.
+    """
+    y = _check_scores(y, scores)
+    fig, (ax,) = _figure()
+    for i, (name, p) in enumerate(scores.items()):
+        fpr, tpr, _ = roc_curve(y, p)
+        auc = roc_auc_score(y, p)
+        ax.plot(
+            fpr,
+            tpr,
+            color=_colour(i),
+            linewidth=2.0 if i == 0 else 1.3,
+            label=f"{name} (ROC-AUC {auc:.3f})",
+        )
+    ax.plot([0, 1], [0, 1], label="Random order (0.500)", **_REFERENCE)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        xlabel="Share of lost leads flagged (false positive rate)",
+        ylabel="Share of won leads flagged (true positive rate)",
+        title=title or "How well the score separates won from lost leads (ROC)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    return fig
+
+
+def pr_figure(
+    y: np.ndarray, scores: Mapping[str, np.ndarray], *, title: str | None = None
+) -> Figure:
+    """Precision-recall curve of each score, with PR-AUC (average precision) in the legend.
+
+    Read it as: working down the list from the highest score, what share of the leads
+    contacted convert (up) as more of all wins are reached (right). The dashed line is the
+    base conversion rate, what an unsorted list gives. ``len(scores) + 1`` lines.
+    """
+    y = _check_scores(y, scores)
+    fig, (ax,) = _figure()
+    for i, (name, p) in enumerate(scores.items()):
+        precision, recall, _ = precision_recall_curve(y, p)
+        ap = average_precision_score(y, p)
+        ax.plot(
+            recall,
+            precision,
+            color=_colour(i),
+            linewidth=2.0 if i == 0 else 1.3,
+            drawstyle="steps-post",
+            label=f"{name} (PR-AUC {ap:.3f})",
+        )
+    base = float(y.mean()) if len(y) else 0.0
+    ax.plot([0, 1], [base, base], label=f"Base conversion rate ({base:.1%})", **_REFERENCE)
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        xlabel="Share of all wins found (recall)",
+        ylabel="Share of flagged leads that convert (precision)",
+        title=title or "Conversion rate of the leads flagged vs. wins found (precision-recall)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=9)
+    return fig
+
+
+def equal_count_bins(
+    y: np.ndarray, p: np.ndarray, n_bins: int = 10
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean predicted probability, observed rate and size of ``n_bins`` equal-count bins.
+
+    Equal-count bins (by sorted probability) keep every point of a reliability diagram backed
+    by the same number of leads, where equal-width bins leave the high-probability end with a
+    handful of leads and a noisy rate. Empty bins (fewer leads than bins) are dropped.
+    """
+    y = np.asarray(y, dtype=float).ravel()
+    p = np.asarray(p, dtype=float).ravel()
+    order = np.argsort(p, kind="stable")
+    groups = [g for g in np.array_split(order, n_bins) if len(g)]
+    mean_p = np.array([p[g].mean() for g in groups])
+    rate = np.array([y[g].mean() for g in groups])
+    counts = np.array([len(g) for g in groups])
+    return mean_p, rate, counts
+
+
+def reliability_figure(
+    y: np.ndarray,
+    p_raw: np.ndarray,
+    p_cal: np.ndarray,
+    *,
+    n_bins: int = 10,
+    title: str | None = None,
+) -> Figure:
+    """Reliability diagram before and after calibration, with the leads behind each point.
+
+    Top: predicted probability against the observed conversion rate in ``n_bins``
+    equal-count bins; on the diagonal, "30 %" means 30 in 100 such leads converted. A note
+    says how many leads back each point. Bottom: how the predicted
+    probabilities spread, before and after calibration. Top axes: 3 lines (diagonal, raw,
+    calibrated); bottom: the two histograms.
+    """
+    y = _check_scores(y, {"raw": p_raw, "calibrated": p_cal})
+    fig, (ax, ax_hist) = _figure(2, height=7.2)
+    fig.get_layout_engine().set(h_pad=0.1)
+    ax.plot([0, 1], [0, 1], label="Perfectly calibrated", **_REFERENCE)
+    same = bool(np.allclose(np.asarray(p_raw, float), np.asarray(p_cal, float)))
+    raw_x, raw_y, _ = equal_count_bins(y, p_raw, n_bins)
+    cal_x, cal_y, counts = equal_count_bins(y, p_cal, n_bins)
+    ax.plot(
+        raw_x,
+        raw_y,
+        marker="s",
+        color=_colour(1),
+        linewidth=1.2,
+        alpha=0.8,
+        label="Before calibration (raw model)"
+        if not same
+        else "Before calibration (the same: calibration was not needed)",
+    )
+    ax.plot(
+        cal_x,
+        cal_y,
+        marker="o",
+        color=_colour(0),
+        linewidth=2.0,
+        label="After calibration (what users see)",
+    )
+    size = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
+    ax.text(
+        0.98,
+        0.03,
+        f"{len(y)} leads; each point is a group of {size} leads",
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        color="#424242",
+    )
+    top = float(max(1e-3, np.max(np.concatenate([raw_x, raw_y, cal_x, cal_y]))))
+    lim = min(1.0, top * 1.1 + 0.02)
+    ax.set(
+        xlim=(0, lim),
+        ylim=(0, lim),
+        xlabel="Predicted probability of winning",
+        ylabel="Observed conversion rate",
+        title=title or f"Do predicted probabilities come true? ({n_bins} groups of equal size)",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=9)
+
+    upper = _upper(np.concatenate([np.asarray(p_raw, float), np.asarray(p_cal, float)]))
+    bins = np.linspace(0, upper, 41)
+    ax_hist.hist(
+        np.asarray(p_raw), bins=bins, color=_colour(1), alpha=0.45, label="Before calibration"
+    )
+    ax_hist.hist(
+        np.asarray(p_cal), bins=bins, color=_colour(0), alpha=0.6, label="After calibration"
+    )
+    ax_hist.set(
+        xlim=(0, upper),
+        xlabel="Predicted probability of winning",
+        ylabel="Number of leads",
+        title="How the predicted probabilities spread",
+    )
+    ax_hist.legend(fontsize=9)
+    return fig
+
+
+def _gains(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share of leads contacted (highest score first) and share of wins captured, from 0."""
+    order = np.argsort(-np.asarray(p, dtype=float), kind="stable")
+    wins = np.cumsum(y[order])
+    total = max(int(y.sum()), 1)
+    share_leads = np.arange(0, len(y) + 1) / max(len(y), 1)
+    share_wins = np.concatenate([[0.0], wins / total])
+    return share_leads, share_wins
+
+
+def gains_figure(
+    y: np.ndarray, scores: Mapping[str, np.ndarray], *, title: str | None = None
+) -> Figure:
+    """Cumulative gains (top) and cumulative lift (bottom) of each score against random order.
+
+    Gains answer "if sales calls the top X % of leads, what share of all wins do they
+    reach"; lift answers "how many times the average conversion rate do those leads convert".
+    Top axes: ``len(scores) + 2`` lines (scores, random, perfect); bottom: ``len(scores) + 1``
+    (scores, random).
+    """
+    y = _check_scores(y, scores)
+    fig, (ax, ax_lift) = _figure(2, height=8.0)
+    base = float(y.mean()) if len(y) else 0.0
+    for i, (name, p) in enumerate(scores.items()):
+        share_leads, share_wins = _gains(y, p)
+        top = int(np.ceil(0.1 * len(y)))
+        capture = share_wins[top] if len(y) else 0.0
+        width = 2.0 if i == 0 else 1.3
+        ax.plot(
+            share_leads,
+            share_wins,
+            color=_colour(i),
+            linewidth=width,
+            label=f"{name} (top 10 % reach {capture:.0%} of wins)",
+        )
+        # the first handful of leads gives a lift that is mostly noise: start at 2 %
+        start = max(1, int(np.ceil(0.02 * len(y))))
+        lift = share_wins[start:] / share_leads[start:]
+        ax_lift.plot(share_leads[start:], lift, color=_colour(i), linewidth=width, label=name)
+    ax.plot([0, 1], [0, 1], label="Random order", **_REFERENCE)
+    ax.plot(
+        [0, base, 1],
+        [0, 1, 1],
+        color="#bdbdbd",
+        linewidth=1.0,
+        linestyle=":",
+        label="Perfect order",
+    )
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        xlabel="Share of leads contacted, highest scores first",
+        ylabel="Share of all wins captured",
+        title=title or "Cumulative gains: wins reached by working the list from the top",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=9)
+    ax_lift.axhline(1.0, label="Random order (lift 1)", **_REFERENCE)
+    ax_lift.set(
+        xlim=(0, 1),
+        ylim=(0, None),
+        xlabel="Share of leads contacted, highest scores first",
+        ylabel="Lift: conversion rate ÷ average rate",
+        title="Cumulative lift: how much better than calling leads at random",
+    )
+    ax_lift.grid(alpha=0.3)
+    ax_lift.legend(loc="upper right", fontsize=9)
+    return fig
+
+
+def stage_histogram_figure(
+    p: np.ndarray,
+    stages: Sequence[str] | np.ndarray,
+    thresholds: Mapping[str, float],
+    *,
+    stage_order: Sequence[str] = ("lead", "mql", "sql"),
+    title: str | None = None,
+) -> Figure:
+    """Histogram of the calibrated probability, one colour per stage, thresholds as lines.
+
+    Shows where the MQL and SQL cut-offs fall in the score distribution and how many leads
+    each stage holds. ``thresholds`` maps a stage name to the probability from which a lead
+    enters it (``{"mql": 0.08, "sql": 0.25}``); an infinite cut-off (nobody reaches the
+    stage) is not drawn. One histogram per stage present, one vertical line per threshold.
+    """
+    p = np.asarray(p, dtype=float).ravel()
+    stages = np.asarray(stages).astype(str).ravel()
+    if len(stages) != len(p):
+        raise ValueError(f"stages has {len(stages)} values for {len(p)} probabilities")
+    fig, (ax,) = _figure()
+    thresholds = {k: float(v) for k, v in thresholds.items() if np.isfinite(float(v))}
+    cuts = list(thresholds.values())
+    upper = _upper(np.concatenate([p, cuts]))
+    # the cut-offs are bin edges, so no bar mixes two stages
+    grid = np.linspace(0, upper, 41)
+    bins = np.unique(np.concatenate([grid, [c for c in cuts if 0 < c < upper]]))
+    known = [s for s in stage_order if s in set(stages)]
+    extra = sorted(set(stages) - set(stage_order))
+    for stage in known + extra:
+        mask = stages == stage
+        ax.hist(
+            p[mask],
+            bins=bins,
+            alpha=0.75,
+            color=STAGE_COLOURS.get(stage),
+            label=f"{stage.upper()}: {int(mask.sum())} leads ({mask.mean():.0%})",
+        )
+    for stage, cut in thresholds.items():
+        ax.axvline(
+            cut,
+            color=STAGE_COLOURS.get(stage, "#424242"),
+            linestyle="--",
+            linewidth=1.5,
+            label=f"{stage.upper()} from {cut:.1%}",
+        )
+    ax.set(
+        xlim=(0, upper),
+        xlabel="Predicted probability of winning (calibrated)",
+        ylabel="Number of leads",
+        title=title or "Leads per stage and where the stage cut-offs fall",
+    )
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(loc="upper right", fontsize=9)
+    return fig

@@ -1,0 +1,85 @@
+"""The MLflow pyfunc face of a :class:`~leadscore.model.LeadScoringModel`, logged as code.
+
+MLflow's *models from code* logs this file itself as the model: at load time MLflow runs it,
+takes the object given to :func:`mlflow.models.set_model`, and calls its ``load_context`` with
+the logged artifacts. The artifact is a saved ``LeadScoringModel`` folder (LightGBM text
+booster plus JSON), so loading the logged model runs this reviewed file and never unpickles
+anything. :mod:`leadscore.tracking` logs it and shares its two helpers; the file is also
+copied into the logged model (with the package, as ``code_paths``), so a serving process
+without leadscore installed runs the same code the model was trained with.
+
+Input: a DataFrame with the model's feature columns (extra columns are ignored, missing ones
+are read as unknown). Output: one row per lead with ``probability`` (calibrated chance of
+winning), ``score`` (the same as a whole number 0-100, as CRMs show it) and ``stage``
+(``lead``, ``mql`` or ``sql``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+#: Name of the artifact that holds the saved LeadScoringModel folder.
+MODEL_DIR_ARTIFACT = "model_dir"
+
+#: Columns of the pyfunc output, in order.
+OUTPUT_COLUMNS: tuple[str, ...] = ("probability", "score", "stage")
+
+
+def align_features(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """The model's feature columns of ``frame`` in order; absent ones become all-missing.
+
+    A serving client may leave out optional fields, and an older champion is compared on data
+    that may lack a column it knew: LightGBM reads a missing value as "unknown", which is what
+    such a lead is.
+    """
+    names = [f.name for f in model.features]
+    return frame.reindex(columns=names)
+
+
+def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """Probability, 0-100 score and stage of each row of ``frame``, as the pyfunc returns them.
+
+    Kept apart from the pyfunc class so that an in-memory model can be scored exactly as the
+    logged one is. ``score`` is the probability in per cent, rounded: 37 means "37 in 100
+    leads like this one converted".
+    """
+    frame = align_features(model, frame)
+    probability = np.asarray(model.predict_proba(frame), dtype="float64")
+    stage = np.asarray(model.predict_stage(frame)).astype(str)
+    return pd.DataFrame(
+        {
+            "probability": probability,
+            "score": np.rint(100.0 * probability).astype("int64"),
+            "stage": pd.array(stage, dtype="str"),
+        },
+        index=frame.index,
+    )
+
+
+class LeadScoringPyfunc(mlflow.pyfunc.PythonModel):
+    """pyfunc wrapper: loads the saved model folder and scores DataFrames."""
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        from leadscore.model import LeadScoringModel
+
+        self.model_ = LeadScoringModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
+        if not isinstance(model_input, pd.DataFrame):
+            model_input = pd.DataFrame(model_input)
+        return score_frame(self.model_, model_input)
+
+
+# MLflow runs this file under a generated module name when it logs or loads the model; an
+# ordinary `import leadscore.pyfunc` leaves MLflow's global model slot alone.
+if __name__ != "leadscore.pyfunc":
+    mlflow.models.set_model(LeadScoringPyfunc())

@@ -1,0 +1,822 @@
+"""Record every training in MLflow and fetch registered models back.
+
+One training is one MLflow run: parameters, the data set's name and content hash, the git
+commit, test metrics of the model and of each baseline, the spec and config, charts, and the
+model itself as a pyfunc that loads without unpickling (see :mod:`leadscore.pyfunc`). The model
+is registered under a name; the alias ``champion`` moves to it only when it beats the current
+champion *on the same test data*: the champion is loaded and scores this run's test fold, so a
+model trained on easier data cannot win on numbers measured elsewhere.
+
+Where runs go (first that is set wins):
+
+1. the ``tracking_uri`` argument (the CLI's ``--tracking-uri`` or config);
+2. the ``MLFLOW_TRACKING_URI`` environment variable;
+3. ``sqlite:///mlflow.db`` in the working directory, with artifacts in ``mlruns/`` beside it.
+
+Browse them with ``mlflow ui --backend-store-uri sqlite:///mlflow.db``. The model registry
+uses the same URI. MLflow's own logging and warnings are turned down while this module talks
+to MLflow, so a training prints leadscore's lines, not database migrations.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import logging
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from leadscore import plots
+from leadscore.errors import LeadscoreError, ModelError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from mlflow.models import ModelSignature
+
+    from leadscore.model import LeadScoringModel
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CHAMPION_ALIAS",
+    "DEFAULT_TRACKING_URI",
+    "MODEL_ARTIFACT_PATH",
+    "data_fingerprint",
+    "load_model",
+    "log_training_run",
+    "pyfunc_input",
+    "resolve_tracking_uri",
+]
+
+#: Tracking URI used when neither the caller nor ``MLFLOW_TRACKING_URI`` names one.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+#: Alias of the registered model version that scoring uses by default.
+CHAMPION_ALIAS = "champion"
+#: Name of the logged model inside a run (``runs:/<run_id>/model``).
+MODEL_ARTIFACT_PATH = "model"
+
+#: Short metric prefixes of the baselines (``lr_test_roc_auc``); other names are used as is.
+BASELINE_PREFIXES: dict[str, str] = {"logistic_regression": "lr", "rule_points": "rules"}
+
+_PYFUNC_FILE = Path(__file__).with_name("pyfunc.py")
+#: Artifact name of the saved LeadScoringModel folder inside the logged pyfunc.
+MODEL_DIR_ARTIFACT = "model_dir"
+_PACKAGE_DIR = Path(__file__).parent
+_MODEL_FILES = ("booster.txt", "model.json")
+_NOISY_LOGGERS = ("alembic", "mlflow", "sqlalchemy", "urllib3", "git")
+_PROGRESS_BAR_ENV = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+_NOISY_WARNING_MODULES = r"(mlflow|alembic|sqlalchemy|pydantic|setuptools|pkg_resources)(\.|$)"
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def resolve_tracking_uri(uri: str | None = None, *, cwd: Path | None = None) -> str:
+    """The tracking URI to use: ``uri``, else ``MLFLOW_TRACKING_URI``, else a local SQLite file.
+
+    The default ``sqlite:///mlflow.db`` is made absolute against ``cwd`` (the working
+    directory by default) so that the runs do not move when the process changes directory.
+    """
+    if uri:
+        return str(uri)
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{((cwd or Path.cwd()) / 'mlflow.db').resolve()}"
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """A stable SHA-256 of a DataFrame's content, column names and dtypes, row order included.
+
+    Two runs with the same fingerprint trained on the same data, whatever file or database
+    it came from. The index is ignored (a reset index does not change the data); categorical
+    columns hash their values, not their codes, so the order of categories does not matter.
+    """
+    digest = hashlib.sha256()
+    digest.update(json.dumps([[str(c), str(t)] for c, t in frame.dtypes.items()]).encode())
+    if len(frame.columns):
+        hashed = pd.util.hash_pandas_object(frame, index=False, categorize=True)
+        digest.update(hashed.to_numpy(dtype="uint64").tobytes())
+    digest.update(str(len(frame)).encode())
+    return digest.hexdigest()
+
+
+def git_commit(path: Path | None = None) -> str | None:
+    """The git commit of the folder holding this code (or ``path``), or ``None`` outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=path or _PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else None
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI, or ``None`` for any other URI."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy reads them
+    path = unquote(uri[len("sqlite:///") :].split("?", 1)[0])
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def _quiet_mlflow() -> Iterator[None]:
+    """Keep MLflow's chatter off the terminal while it works, and restore everything after.
+
+    MLflow prints registry events and download progress bars straight to ``sys.stderr``, and
+    alembic logs every migration of a new SQLite store: none of it helps a marketer. Their
+    loggers are turned down to errors, library warnings are ignored, and what MLflow writes to
+    stderr is held back; if the block fails, the held-back text is written out after all, since
+    it may explain the failure. leadscore's own log handlers keep the stream they were given.
+    """
+    saved = {name: logging.getLogger(name).level for name in _NOISY_LOGGERS}
+    saved_bar = os.environ.get(_PROGRESS_BAR_ENV)
+    held = io.StringIO()
+    real_stderr = sys.stderr
+    try:
+        for name in _NOISY_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
+        os.environ[_PROGRESS_BAR_ENV] = "false"
+        with warnings.catch_warnings(), contextlib.redirect_stderr(held):
+            warnings.filterwarnings("ignore", module=_NOISY_WARNING_MODULES)
+            yield
+    except LeadscoreError:
+        raise
+    except BaseException:
+        real_stderr.write(held.getvalue())
+        raise
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+        if saved_bar is None:
+            os.environ.pop(_PROGRESS_BAR_ENV, None)
+        else:
+            os.environ[_PROGRESS_BAR_ENV] = saved_bar
+
+
+@contextlib.contextmanager
+def _using_tracking_uri(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (tracking and registry) at ``uri``, then restore it.
+
+    ``mlflow.pyfunc.log_model`` only works through the fluent API, which reads a process-wide
+    URI; scoping it here keeps a library call from changing where the caller's own runs go.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    env_names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {name: os.environ.get(name) for name in env_names}
+    saved = (
+        getattr(tracking_utils, "_tracking_uri", None),
+        getattr(registry_utils, "_registry_uri", None),
+    )
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(saved[0])
+        registry_utils._registry_uri = saved[1]
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _ensure_experiment(client: Any, name: str, uri: str) -> str:
+    """The id of experiment ``name``, created if needed with artifacts beside a SQLite file."""
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        if existing.lifecycle_stage == "deleted":
+            client.restore_experiment(existing.experiment_id)
+        return existing.experiment_id
+    location = None
+    db = _sqlite_path(uri)
+    if db is not None:
+        location = (db.resolve().parent / "mlruns" / _safe_name(name)).as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def _safe_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "experiment"
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``a.b.c`` keys; lists and other values are kept as they are."""
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def _param_value(value: Any) -> str:
+    if isinstance(value, list | tuple | set | frozenset):
+        text = json.dumps(list(value), default=str)
+    else:
+        text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."
+
+
+def _finite(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _to_jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy unpacked, paths and times as text, NaN and inf as ``null``."""
+    if isinstance(value, Mapping):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path | pd.Timestamp):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------- what is logged
+
+
+def training_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Flat MLflow metric names of a training's metrics dict.
+
+    The model's test metrics become ``test_<name>``, its metrics before calibration
+    (``model_uncalibrated``) ``test_raw_<name>``, each baseline's ``<prefix>_test_<name>``
+    (``lr_``, ``rules_``), each stage's ``stage_<stage>_<name>``, and counts such as
+    ``n_train`` keep their names.
+    Missing or non-finite numbers are left out: MLflow would store them as NaN.
+    """
+    flat: dict[str, float] = {}
+
+    def put(name: str, value: Any) -> None:
+        number = _finite(value)
+        if number is not None:
+            flat[name] = number
+
+    for key, value in (metrics.get("model") or {}).items():
+        put(f"test_{key}", value)
+    raw = metrics.get("model_uncalibrated") or metrics.get("model_raw") or {}
+    for key, value in raw.items():
+        put(f"test_raw_{key}", value)
+    for name, values in (metrics.get("baselines") or {}).items():
+        prefix = BASELINE_PREFIXES.get(name, _safe_name(name))
+        for key, value in (values or {}).items():
+            put(f"{prefix}_test_{key}", value)
+    for stage, values in (metrics.get("stages") or {}).items():
+        for key, value in (values or {}).items():
+            put(f"stage_{stage}_{key}", value)
+    for key, value in metrics.items():
+        if not isinstance(value, Mapping):
+            put(key, value)
+    return flat
+
+
+def stage_table(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """The per-stage table of a training's metrics, one row per stage, lead to SQL."""
+    stages = metrics.get("stages") or {}
+    table = pd.DataFrame.from_dict(dict(stages), orient="index")
+    table.index.name = "stage"
+    return table.reset_index()
+
+
+def model_signature(model: LeadScoringModel) -> ModelSignature:
+    """Input and output schema of the pyfunc, from the model's feature list.
+
+    Built from the features, not inferred from a sample: a categorical column whose sample
+    happens to hold only numbers, or only missing values, would otherwise be typed wrongly.
+    Every input is optional (a missing value is "unknown" to the model); categorical inputs
+    are strings, numeric ones doubles.
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = Schema(
+        [
+            ColSpec("string" if f.kind == "categorical" else "double", f.name, required=False)
+            for f in model.features
+        ]
+    )
+    outputs = Schema(
+        [
+            ColSpec("double", "probability"),
+            ColSpec("long", "score"),
+            ColSpec("string", "stage"),
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=outputs)
+
+
+def pyfunc_input(model: LeadScoringModel, X: pd.DataFrame) -> pd.DataFrame:
+    """``X`` as a client sends it to the logged pyfunc: text and floats, no pandas categories.
+
+    MLflow's schema enforcement refuses ``category`` columns for a ``string`` input, and a
+    JSON request has no categories anyway; the model restores its own categories inside.
+    """
+    from leadscore.pyfunc import align_features
+
+    frame = align_features(model, X).reset_index(drop=True)
+    out: dict[str, pd.Series] = {}
+    for feature in model.features:
+        column = frame[feature.name]
+        if feature.kind == "categorical":
+            text = column.astype(object).where(column.notna(), None)
+            out[feature.name] = text.map(lambda v: None if v is None else str(v)).astype(object)
+        else:
+            out[feature.name] = pd.to_numeric(column, errors="coerce").astype("float64")
+    return pd.DataFrame(out)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned packages the logged pyfunc needs: what loading a LeadScoringModel imports.
+
+    Listed rather than inferred: MLflow's inference loads the model in a subprocess, which is
+    slow and picks up whatever the training process had imported.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    wanted = ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn", "scipy", "pydantic")
+    pins = []
+    for name in wanted:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
+def _test_labels(result: Any) -> np.ndarray:
+    labels = getattr(result, "y_test", None)
+    return np.asarray(result.y if labels is None else labels)
+
+
+def _baseline_scores(result: Any) -> dict[str, np.ndarray]:
+    scores = getattr(result, "baselines", None)
+    if scores is None:
+        scores = getattr(result, "baseline_proba", None)
+    return {str(k): np.asarray(v) for k, v in (scores or {}).items()}
+
+
+def training_figures(result: Any) -> dict[str, Figure]:
+    """The charts of a training's test fold, by artifact file name (``roc.png``, ...)."""
+    y = _test_labels(result)
+    scores = {"Model": np.asarray(result.p_cal)}
+    for name, proba in _baseline_scores(result).items():
+        scores[name.replace("_", " ").capitalize()] = proba
+    return {
+        "roc.png": plots.roc_figure(y, scores),
+        "precision_recall.png": plots.pr_figure(y, scores),
+        "reliability.png": plots.reliability_figure(y, result.p_raw, result.p_cal),
+        "cumulative_gains.png": plots.gains_figure(y, scores),
+        "stages.png": plots.stage_histogram_figure(
+            result.p_cal, result.stages, _thresholds(result.model)
+        ),
+    }
+
+
+def _thresholds(model: Any) -> dict[str, float]:
+    """The model's MQL and SQL cut-offs that some lead can reach (``inf`` means none can)."""
+    cuts = {
+        "mql": getattr(model, "mql_threshold", None),
+        "sql": getattr(model, "sql_threshold", None),
+    }
+    return {stage: float(cut) for stage, cut in cuts.items() if _finite(cut) is not None}
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    """A config or spec as plain data, whether a mapping or a pydantic model."""
+    if config is None:
+        return {}
+    if hasattr(config, "model_dump"):
+        return dict(config.model_dump(mode="json"))
+    return dict(config)
+
+
+def _fold_params(folds: Any) -> dict[str, Any]:
+    if folds is None:
+        return {}
+    if isinstance(folds, Mapping):
+        return {f"folds.{k}": v for k, v in _flatten(folds).items()}
+    params: dict[str, Any] = {"folds.kind": getattr(folds, "kind", "unknown")}
+    if hasattr(folds, "sizes"):
+        params.update({f"folds.n_{k}": v for k, v in folds.sizes().items()})
+    for name, start in (getattr(folds, "boundaries", None) or {}).items():
+        params[f"folds.{name}_from"] = start
+    return params
+
+
+def _fold_kind(result: Any) -> str:
+    kind = result.metrics.get("fold_kind") if isinstance(result.metrics, Mapping) else None
+    folds = getattr(result, "folds", None)
+    if kind is None and isinstance(folds, Mapping):
+        kind = folds.get("kind")
+    if kind is None:
+        kind = getattr(folds, "kind", None)
+    return str(kind) if kind else "unknown"
+
+
+def _test_features(result: Any, X_test: pd.DataFrame | None) -> pd.DataFrame:
+    X = X_test if X_test is not None else getattr(result, "X_test", None)
+    if X is None:
+        raise ValueError(
+            "log_training_run needs the test fold's features: pass "
+            "X_test=dataset.X.iloc[result.folds.test]"
+        )
+    n = len(_test_labels(result))
+    if len(X) != n:
+        raise ValueError(f"X_test has {len(X)} rows but the test fold has {n} labels")
+    return X.reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- logging a run
+
+
+def log_training_run(
+    result: Any,
+    *,
+    dataset_name: str,
+    spec: Mapping[str, Any] | Any | None,
+    config: Mapping[str, Any] | Any,
+    data_hash: str,
+    X_test: pd.DataFrame | None = None,
+    tracking_uri: str | None = None,
+    experiment: str = "leadscore",
+    registered_model: str | None = "leadscore",
+    figures_dir: Path | None = None,
+) -> str:
+    """Log one training as an MLflow run, register its model and maybe make it champion.
+
+    Parameters
+    ----------
+    result : the :class:`~leadscore.training.TrainingResult` of the training.
+    dataset_name : name of the data set, a run tag.
+    spec : the dataset spec, a mapping or a ``DatasetSpec`` (logged as ``spec.yaml``), or
+        ``None`` for event data.
+    config : the training config, a mapping or a ``TrainConfig`` (logged as params
+        ``config.*`` and as ``config.json``).
+    data_hash : :func:`data_fingerprint` of the training data, a run tag.
+    X_test : features of the test fold, rows in the order of ``result.y``
+        (``dataset.X.iloc[result.folds.test]``); the signature, the input example and the
+        champion check use them. Taken from ``result.X_test`` when not given.
+    tracking_uri : where to log; see the module docstring for the fallbacks.
+    experiment : MLflow experiment name, created when missing.
+    registered_model : registry name, or ``None`` to log the model without registering it.
+    figures_dir : also write the charts there as PNG (for the HTML report).
+
+    Returns
+    -------
+    str
+        The run id.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    uri = resolve_tracking_uri(tracking_uri)
+    X_test = _test_features(result, X_test)
+    metrics = dict(result.metrics)
+    config_data = _config_dict(config)
+    with _quiet_mlflow(), _using_tracking_uri(uri), tempfile.TemporaryDirectory() as tmp:
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        experiment_id = _ensure_experiment(client, experiment, uri)
+        tags = {
+            "dataset": dataset_name,
+            "data_hash": data_hash,
+            "fold_kind": _fold_kind(result),
+            "leadscore_version": _leadscore_version(),
+        }
+        if isinstance(metrics.get("calibration"), str):
+            tags["calibration"] = metrics["calibration"]
+        commit = git_commit()
+        if commit:
+            tags["mlflow.source.git.commit"] = commit
+            tags["git_commit"] = commit
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"train-{_safe_name(dataset_name)}", tags=tags
+        ) as run:
+            run_id = run.info.run_id
+            params = {f"lgbm.{k}": v for k, v in dict(getattr(result, "params", {}) or {}).items()}
+            params.update({f"config.{k}": v for k, v in _flatten(config_data).items()})
+            params.update(_fold_params(getattr(result, "folds", None)))
+            if params:
+                mlflow.log_params({k: _param_value(v) for k, v in params.items()})
+            mlflow.log_metrics(training_metrics(metrics))
+            for name, value in _thresholds(result.model).items():
+                mlflow.log_metric(f"threshold_{name}", value)
+
+            mlflow.log_dict(_to_jsonable(config_data), "config.json")
+            if spec is not None:
+                mlflow.log_text(
+                    yaml.safe_dump(
+                        _to_jsonable(_config_dict(spec)), sort_keys=False, allow_unicode=True
+                    ),
+                    "spec.yaml",
+                )
+            mlflow.log_dict(_to_jsonable({**metrics, "run_id": run_id}), "metrics.json")
+            table = stage_table(metrics)
+            if len(table):
+                mlflow.log_text(table.to_csv(index=False), "stages.csv")
+            importance = getattr(result, "feature_importance", None)
+            if importance:
+                mlflow.log_dict(_to_jsonable(importance), "feature_importance.json")
+            notes = list(getattr(result, "warnings", ()) or ())
+            if notes:
+                mlflow.log_text("\n".join(notes) + "\n", "warnings.txt")
+
+            # each chart is drawn once, then logged and copied from the same file
+            plot_dir = Path(tmp) / "plots"
+            plot_dir.mkdir()
+            for name, fig in training_figures(result).items():
+                fig.savefig(plot_dir / name)
+            mlflow.log_artifacts(str(plot_dir), "plots")
+            if figures_dir is not None:
+                Path(figures_dir).mkdir(parents=True, exist_ok=True)
+                for png in plot_dir.iterdir():
+                    shutil.copyfile(png, Path(figures_dir) / png.name)
+
+            model_dir = result.model.save(Path(tmp) / "leadscore_model")
+            info = mlflow.pyfunc.log_model(
+                name=MODEL_ARTIFACT_PATH,
+                python_model=str(_PYFUNC_FILE),
+                artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
+                code_paths=[str(_PACKAGE_DIR)],
+                signature=model_signature(result.model),
+                input_example=pyfunc_input(result.model, X_test.head(5)),
+                pip_requirements=pip_requirements(),
+                registered_model_name=registered_model,
+                tags={"dataset": dataset_name, "data_hash": data_hash},
+            )
+
+            if registered_model is not None and info.registered_model_version is not None:
+                version = str(info.registered_model_version)
+                promoted, champion_auc = _maybe_promote(
+                    client, registered_model, version, result.model, X_test, _test_labels(result)
+                )
+                mlflow.set_tag("registered_model", f"{registered_model}/{version}")
+                mlflow.set_tag("champion", str(promoted).lower())
+                if champion_auc is not None:
+                    mlflow.log_metric("previous_champion_test_roc_auc", champion_auc)
+        logger.info("logged run %s to %s", run_id, uri)
+    return run_id
+
+
+def _leadscore_version() -> str:
+    from leadscore import __version__
+
+    return __version__
+
+
+def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y).astype(int)
+    if len(np.unique(y)) < 2:
+        return float("nan")
+    return float(roc_auc_score(y, np.asarray(p, dtype=float)))
+
+
+def _maybe_promote(
+    client: Any,
+    name: str,
+    version: str,
+    model: LeadScoringModel,
+    X_test: pd.DataFrame,
+    y_test: np.ndarray,
+) -> tuple[bool, float | None]:
+    """Give ``version`` the champion alias if it beats the champion on this run's test fold.
+
+    The champion is loaded and scores the same ``X_test``; a champion that cannot be loaded
+    or cannot score these columns cannot be served by this code either, so it is replaced.
+    Returns whether the alias moved and the champion's ROC-AUC (``None`` without one).
+    """
+    from mlflow.exceptions import MlflowException
+
+    from leadscore.pyfunc import align_features
+
+    y = np.asarray(y_test)
+    new_auc = _roc_auc(y, model.predict_proba(align_features(model, X_test)))
+    try:
+        current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        current = None
+    if current is None:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        logger.info(
+            "%s version %s is the first champion (test ROC-AUC %.4f)", name, version, new_auc
+        )
+        return True, None
+    if str(current.version) == version:
+        return True, new_auc
+    try:
+        champion = _load_registered(client, name, str(current.version))
+        champion_auc = _roc_auc(y, champion.predict_proba(align_features(champion, X_test)))
+    except (LeadscoreError, MlflowException, OSError, ValueError) as err:
+        logger.warning(
+            "champion %s/%s cannot score this test fold (%s); replacing it",
+            name,
+            current.version,
+            err,
+        )
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        return True, None
+    better = math.isfinite(new_auc) and (not math.isfinite(champion_auc) or new_auc > champion_auc)
+    if better:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        logger.info(
+            "%s version %s is the new champion: test ROC-AUC %.4f beats version %s's "
+            "%.4f on the same data",
+            name,
+            version,
+            new_auc,
+            current.version,
+            champion_auc,
+        )
+    else:
+        logger.info(
+            "%s version %s stays champion: its test ROC-AUC %.4f on this run's test "
+            "fold is not beaten by version %s's %.4f",
+            name,
+            current.version,
+            champion_auc,
+            version,
+            new_auc,
+        )
+    return better, champion_auc
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_model(uri: str | os.PathLike[str], *, tracking_uri: str | None = None) -> LeadScoringModel:
+    """Load a :class:`~leadscore.model.LeadScoringModel` from MLflow or a folder.
+
+    ``uri`` is one of ``models:/NAME@ALIAS`` (e.g. ``models:/leadscore@champion``),
+    ``models:/NAME/VERSION``, ``runs:/RUN_ID/model``, a logged MLflow model folder, or a
+    folder written by ``LeadScoringModel.save``. Registry URIs are looked up in
+    ``tracking_uri`` (with the usual fallbacks, see :func:`resolve_tracking_uri`).
+
+    Raises
+    ------
+    ModelError
+        When the name, version, alias, run or folder does not exist.
+    """
+    text = str(uri)
+    if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", text) or text.startswith("file:"):
+        path = Path(unquote(urlparse(text).path)) if text.startswith("file:") else Path(text)
+        return _load_folder(path, text)
+    from mlflow import MlflowClient
+
+    resolved = resolve_tracking_uri(tracking_uri)
+    db = _sqlite_path(resolved)
+    if db is not None and not db.is_file():
+        # opening it would create an empty store and report "model not found" instead
+        raise ModelError(
+            f"no MLflow store at {db} (tracking URI {resolved}) to load {text} from",
+            "Train a model first with `leadscore train`, or point --tracking-uri or "
+            "MLFLOW_TRACKING_URI at the store that holds it.",
+        )
+    # runs:/ URIs of MLflow 3 logged models resolve only through the fluent tracking URI
+    with _quiet_mlflow(), _using_tracking_uri(resolved):
+        client = MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+        if text.startswith("models:/"):
+            name, version = _resolve_registered(client, text, resolved)
+            return _load_registered(client, name, version)
+        return _download_and_load(text, resolved, text)
+
+
+def _resolve_registered(client: Any, uri: str, tracking_uri: str) -> tuple[str, str]:
+    """(name, version) of a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI."""
+    from mlflow.exceptions import MlflowException
+
+    body = uri[len("models:/") :].strip("/")
+    where = f"in {tracking_uri}"
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        try:
+            return name, str(client.get_model_version_by_alias(name, alias).version)
+        except MlflowException as err:
+            raise ModelError(
+                f"no model {name!r} with alias {alias!r} {where} ({_mlflow_reason(err)})",
+                f"Train one with `leadscore train`, or use models:/{name}/VERSION with a "
+                "version that exists (`mlflow ui` lists them).",
+            ) from None
+    if "/" in body:
+        name, version = body.rsplit("/", 1)
+        if version.lower() == "latest":
+            versions = _versions(client, name)
+            if not versions:
+                raise ModelError(
+                    f"no version of model {name!r} {where}",
+                    "Train one with `leadscore train` first.",
+                )
+            return name, str(max(versions))
+        try:
+            client.get_model_version(name, version)
+        except MlflowException as err:
+            known = ", ".join(map(str, sorted(_versions(client, name)))) or "none"
+            raise ModelError(
+                f"no version {version!r} of model {name!r} {where} (versions: {known}; "
+                f"{_mlflow_reason(err)})",
+                f"Use models:/{name}@{CHAMPION_ALIAS} or one of the listed versions.",
+            ) from None
+        return name, version
+    raise ModelError(
+        f"model URI {uri!r} names no version or alias",
+        f"Write models:/{body}@{CHAMPION_ALIAS} or models:/{body}/VERSION.",
+    )
+
+
+def _versions(client: Any, name: str) -> list[int]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return []
+    return [int(v.version) for v in found]
+
+
+def _mlflow_reason(err: Exception) -> str:
+    message = getattr(err, "message", None) or str(err)
+    return " ".join(str(message).split())[:200]
+
+
+def _load_registered(client: Any, name: str, version: str) -> LeadScoringModel:
+    location = client.get_model_version_download_uri(name, version)
+    return _download_and_load(location, None, f"models:/{name}/{version}")
+
+
+def _download_and_load(artifact_uri: str, tracking_uri: str | None, shown: str) -> LeadScoringModel:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=tracking_uri
+            )
+        except (MlflowException, OSError) as err:
+            raise ModelError(
+                f"cannot fetch model {shown} ({_mlflow_reason(err)})",
+                "Check the URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model "
+                "or a model folder.",
+            ) from None
+        return _load_folder(Path(local), shown)
+
+
+def _load_folder(path: Path, shown: str) -> LeadScoringModel:
+    """A LeadScoringModel from its own folder or from a logged pyfunc folder holding one."""
+    from leadscore.model import LeadScoringModel
+
+    if all((path / f).is_file() for f in _MODEL_FILES):
+        return LeadScoringModel.load(path)
+    mlmodel = path / "MLmodel"
+    if mlmodel.is_file():
+        meta = yaml.safe_load(mlmodel.read_text()) or {}
+        artifacts = ((meta.get("flavors") or {}).get("python_function") or {}).get("artifacts")
+        entry = (artifacts or {}).get(MODEL_DIR_ARTIFACT) or {}
+        if entry.get("path") and all((path / entry["path"] / f).is_file() for f in _MODEL_FILES):
+            return LeadScoringModel.load(path / entry["path"])
+        raise ModelError(
+            f"{shown} is an MLflow model but not a leadscore model (no model_dir artifact)",
+            "Point to a model logged by `leadscore train`.",
+        )
+    raise ModelError(
+        f"no leadscore model at {shown} (expected MLmodel or {' and '.join(_MODEL_FILES)})",
+        "Give models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a folder "
+        "written by `leadscore train`.",
+    )

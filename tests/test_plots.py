@@ -1,0 +1,168 @@
+"""Charts: each returns a Figure with the expected axes and lines, and renders to PNG."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from leadscore import plots
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def scored() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    n = 800
+    z = rng.normal(size=n)
+    p_true = 1 / (1 + np.exp(-(1.5 * z - 2.0)))
+    y = rng.binomial(1, p_true)
+    return {
+        "y": y,
+        "p_cal": p_true,
+        "p_raw": 1 / (1 + np.exp(-(2.2 * z - 1.5))),
+        "lr": 1 / (1 + np.exp(-(z + rng.normal(size=n) - 2.0))),
+        "rules": np.clip(0.3 + (z + rng.normal(size=n)) / 6, 0, 1),
+    }
+
+
+def _scores(s: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {"Model": s["p_cal"], "Logistic regression": s["lr"], "Rule points": s["rules"]}
+
+
+def _saves_png(fig: Figure, path) -> None:
+    fig.savefig(path)
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert len(data) > 10_000  # a drawn chart, not an empty canvas
+
+
+def _texts(fig: Figure) -> str:
+    parts = []
+    for ax in fig.axes:
+        parts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        legend = ax.get_legend()
+        if legend is not None:
+            parts += [t.get_text() for t in legend.get_texts()]
+    return " | ".join(parts)
+
+
+def test_roc_has_one_line_per_score_plus_chance(scored, tmp_path):
+    fig = plots.roc_figure(scored["y"], _scores(scored))
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 1
+    assert len(fig.axes[0].get_lines()) == 3 + 1
+    text = _texts(fig)
+    assert "ROC-AUC" in text and "Rule points" in text and "won leads" in text
+    _saves_png(fig, tmp_path / "roc.png")
+
+
+def test_roc_curve_ends_at_corners(scored):
+    fig = plots.roc_figure(scored["y"], {"Model": scored["p_cal"]})
+    x, y = fig.axes[0].get_lines()[0].get_data()
+    assert (x[0], y[0]) == (0.0, 0.0)
+    assert (x[-1], y[-1]) == (1.0, 1.0)
+    assert np.all(np.diff(x) >= 0)
+
+
+def test_pr_has_one_line_per_score_plus_base_rate(scored, tmp_path):
+    fig = plots.pr_figure(scored["y"], _scores(scored))
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) == 3 + 1
+    base = ax.get_lines()[-1].get_ydata()
+    assert base[0] == pytest.approx(scored["y"].mean())
+    assert "PR-AUC" in _texts(fig)
+    _saves_png(fig, tmp_path / "pr.png")
+
+
+def test_reliability_shows_raw_and_calibrated_bins(scored, tmp_path):
+    fig = plots.reliability_figure(scored["y"], scored["p_raw"], scored["p_cal"], n_bins=10)
+    assert len(fig.axes) == 2
+    curve, hist = fig.axes
+    lines = curve.get_lines()
+    assert len(lines) == 3  # diagonal, before, after
+    assert all(len(line.get_xdata()) == 10 for line in lines[1:])
+    assert len(hist.patches) == 2 * 40  # two histograms of 40 bars
+    text = _texts(fig) + " ".join(t.get_text() for t in curve.texts)
+    assert "Before calibration" in text and "After calibration" in text
+    assert "group of 80 leads" in text  # 800 leads in 10 equal-count groups
+    _saves_png(fig, tmp_path / "reliability.png")
+
+
+def test_equal_count_bins_hold_every_lead_once():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=103)
+    y = rng.binomial(1, p)
+    mean_p, rate, counts = plots.equal_count_bins(y, p, 10)
+    assert counts.sum() == 103
+    assert counts.max() - counts.min() <= 1
+    assert np.all(np.diff(mean_p) >= 0)
+    assert np.all((rate >= 0) & (rate <= 1))
+    assert (counts * rate).sum() == pytest.approx(y.sum())
+
+
+def test_equal_count_bins_drop_empty_bins_on_tiny_data():
+    _, _, counts = plots.equal_count_bins(np.array([0, 1, 1]), np.array([0.1, 0.5, 0.9]), 10)
+    assert counts.tolist() == [1, 1, 1]
+
+
+def test_gains_and_lift_against_random(scored, tmp_path):
+    fig = plots.gains_figure(scored["y"], _scores(scored))
+    gains, lift = fig.axes
+    assert len(gains.get_lines()) == 3 + 2  # scores, random, perfect
+    assert len(lift.get_lines()) == 3 + 1  # scores, random
+    _, y = gains.get_lines()[0].get_data()
+    assert y[0] == 0.0 and y[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(y) >= 0)
+    # the model's lift ends at 1: calling every lead converts at the average rate
+    assert lift.get_lines()[0].get_ydata()[-1] == pytest.approx(1.0)
+    assert "Share of all wins captured" in _texts(fig)
+    _saves_png(fig, tmp_path / "gains.png")
+
+
+def test_stage_histogram_one_bar_set_per_stage_and_a_line_per_threshold(scored, tmp_path):
+    p = scored["p_cal"]
+    stages = np.where(p >= 0.4, "sql", np.where(p >= 0.1, "mql", "lead"))
+    fig = plots.stage_histogram_figure(p, stages, {"mql": 0.1, "sql": 0.4})
+    ax = fig.axes[0]
+    assert len(ax.containers) == 3  # one histogram per stage
+    cuts = sorted(line.get_xdata()[0] for line in ax.get_lines())
+    assert cuts == [0.1, 0.4]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    n_sql = int((stages == "sql").sum())
+    assert any(label.startswith(f"SQL: {n_sql} leads") for label in labels)
+    assert sum(patch.get_height() for patch in ax.patches) == len(p)
+    for patch in ax.patches:  # no bar straddles a cut-off
+        left, right = patch.get_x(), patch.get_x() + patch.get_width()
+        assert not any(left < cut < right - 1e-12 for cut in (0.1, 0.4))
+    _saves_png(fig, tmp_path / "stages.png")
+
+
+def test_stage_histogram_skips_stages_nobody_reaches(scored):
+    p = scored["p_cal"]
+    stages = np.where(p >= 0.1, "mql", "lead")
+    fig = plots.stage_histogram_figure(p, stages, {"mql": 0.1, "sql": float("inf")})
+    assert len(fig.axes[0].containers) == 2
+    assert [line.get_xdata()[0] for line in fig.axes[0].get_lines()] == [0.1]
+
+
+def test_reliability_says_when_calibration_changed_nothing(scored):
+    fig = plots.reliability_figure(scored["y"], scored["p_cal"], scored["p_cal"])
+    assert "calibration was not needed" in _texts(fig)
+
+
+def test_mismatched_lengths_are_refused(scored):
+    with pytest.raises(ValueError, match="values for"):
+        plots.roc_figure(scored["y"], {"Model": scored["p_cal"][:-1]})
+    with pytest.raises(ValueError, match="stages has"):
+        plots.stage_histogram_figure(scored["p_cal"], ["lead"], {})
+
+
+def test_figures_do_not_touch_pyplot_state(scored):
+    import matplotlib.pyplot as plt
+
+    before = plt.get_fignums()
+    plots.roc_figure(scored["y"], _scores(scored))
+    plots.reliability_figure(scored["y"], scored["p_raw"], scored["p_cal"])
+    assert plt.get_fignums() == before

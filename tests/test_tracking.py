@@ -1,0 +1,413 @@
+"""MLflow tracking: real runs in a SQLite store under tmp_path, real models, no mocks.
+
+One module-scoped registry holds three runs on the same data and test fold: a weak model
+(first, so champion), a strong one (beats it, takes the alias) and the weak one again (loses,
+the alias stays). The tests read that history back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from leadscore import pyfunc, tracking, training
+from leadscore.config import parse_config
+from leadscore.errors import ModelError
+from leadscore.model import LeadScoringModel
+from leadscore.schema import Feature, LabelledDataset
+
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".cloudpickle", ".dill")
+
+
+def make_dataset(n: int = 1000, seed: int = 0) -> LabelledDataset:
+    """Leads over ten months whose chance of winning rises with visits, pricing views,
+    referrals and software companies; some visits and industries are unknown."""
+    rng = np.random.default_rng(seed)
+    visits = rng.poisson(4, n).astype(float)
+    pricing = rng.poisson(0.8, n).astype(float)
+    source = rng.choice(["paid_search", "organic", "referral", "event"], n)
+    industry = rng.choice(["software", "retail", "finance", None], n)
+    logit = (
+        -3.2
+        + 0.25 * visits
+        + 0.9 * pricing
+        + np.where(source == "referral", 1.0, 0.0)
+        + np.where(industry == "software", 0.6, 0.0)
+    )
+    y = rng.binomial(1, 1 / (1 + np.exp(-logit))).astype("int8")
+    visits[rng.random(n) < 0.1] = np.nan
+    X = pd.DataFrame(
+        {
+            "visits": visits,
+            "pricing_views": pricing,
+            "source": pd.Series(source, dtype="str").astype("category"),
+            "industry": pd.Series(industry, dtype="str").astype("category"),
+        }
+    )
+    features = (
+        Feature("visits", "engagement", "Website visits", "numeric"),
+        Feature("pricing_views", "engagement", "Pricing page views", "numeric"),
+        Feature("source", "fit", "Lead source", "categorical"),
+        Feature("industry", "fit", "Industry", "categorical"),
+    )
+    order = pd.Series(pd.date_range("2025-01-01", periods=n, freq="6h").astype("datetime64[us]"))
+    return LabelledDataset(
+        name="toy",
+        X=X,
+        y=y,
+        lead_id=pd.Series([f"L{i:05d}" for i in range(n)]),
+        order=order,
+        features=features,
+    )
+
+
+@pytest.fixture(scope="module")
+def dataset() -> LabelledDataset:
+    return make_dataset()
+
+
+@pytest.fixture(scope="module")
+def config():
+    return parse_config(
+        {
+            "cold_start": {"min_wins": 0, "min_leads": 0},
+            "quality_gate": {"allow_worse": True},
+            "lightgbm": {"early_stopping_rounds": 20, "num_boost_round": 300},
+        }
+    )
+
+
+# one LightGBM thread: the test machine's two cores are shared, and OpenMP threads that
+# wait on each other make a tiny model slower to train, not faster
+THREADS = {"num_threads": 1}
+
+
+@pytest.fixture(scope="module")
+def strong(dataset, config) -> training.TrainingResult:
+    return training.train(dataset, config, params=THREADS)
+
+
+@pytest.fixture(scope="module")
+def weak(dataset, config) -> training.TrainingResult:
+    """A one-split stump on the same folds: clearly worse on the same test fold."""
+    return training.train(
+        dataset,
+        config.with_overrides({"lightgbm.num_boost_round": 1}),
+        params={"num_leaves": 2, **THREADS},
+    )
+
+
+@pytest.fixture(scope="module")
+def X_test(dataset, strong) -> pd.DataFrame:
+    return dataset.X.iloc[strong.folds.test].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, dataset, config, strong, weak, X_test):
+    """Three runs (weak, strong, weak) in one SQLite store; what happened after each."""
+    root = tmp_path_factory.mktemp("mlflow")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    data_hash = tracking.data_fingerprint(dataset.X)
+    uri_before = mlflow.get_tracking_uri()
+    runs, champions, printed = [], [], []
+    for result in (weak, strong, weak):
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            runs.append(
+                tracking.log_training_run(
+                    result,
+                    dataset_name="toy",
+                    spec={"name": "toy", "id": "lead_id", "label": {"column": "won"}},
+                    config=config,
+                    data_hash=data_hash,
+                    X_test=X_test,
+                    tracking_uri=uri,
+                    figures_dir=root / "figures",
+                )
+            )
+        printed.append(out.getvalue() + err.getvalue())
+        champions.append(_champion(uri))
+    return {
+        "root": root,
+        "uri": uri,
+        "client": MlflowClient(uri, uri),
+        "runs": runs,
+        "champions": champions,
+        "printed": printed,
+        "uri_before": uri_before,
+        "uri_after": mlflow.get_tracking_uri(),
+    }
+
+
+def _champion(uri: str) -> str:
+    """The champion's version, read through a client of its own (created after logging, so
+    that its store set-up messages are not mistaken for the logging's)."""
+    client = MlflowClient(uri, uri)
+    return str(client.get_model_version_by_alias("leadscore", "champion").version)
+
+
+def _download(client: MlflowClient, version: str, dst: Path) -> Path:
+    source = client.get_model_version_download_uri("leadscore", version)
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst)))
+
+
+# --------------------------------------------------------------------------- champion
+
+
+def test_champion_is_first_model_then_moves_only_for_a_better_one(registry, strong, weak, X_test):
+    assert registry["champions"] == ["1", "2", "2"]
+    client = registry["client"]
+    tags = [client.get_run(r).data.tags for r in registry["runs"]]
+    assert [t["champion"] for t in tags] == ["true", "true", "false"]
+    assert [t["registered_model"] for t in tags] == ["leadscore/1", "leadscore/2", "leadscore/3"]
+    # the comparison was made by scoring the same test fold with the champion of the time
+    y = strong.y
+    auc = tracking._roc_auc
+    second = client.get_run(registry["runs"][1]).data.metrics
+    third = client.get_run(registry["runs"][2]).data.metrics
+    assert second["previous_champion_test_roc_auc"] == pytest.approx(
+        auc(y, weak.model.predict_proba(X_test))
+    )
+    assert third["previous_champion_test_roc_auc"] == pytest.approx(
+        auc(y, strong.model.predict_proba(X_test))
+    )
+    assert auc(y, strong.p_cal) > auc(y, weak.p_cal)
+
+
+def test_logging_prints_nothing_and_leaves_mlflow_settings_alone(registry):
+    # the first run creates the SQLite store: alembic migrations, registry messages, ...
+    assert registry["printed"] == ["", "", ""]
+    assert registry["uri_after"] == registry["uri_before"]
+    assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+
+
+# --------------------------------------------------------------------------- the logged model
+
+
+def test_pyfunc_loads_and_scores_like_the_in_memory_model(registry, strong, X_test, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+    logged = mlflow.pyfunc.load_model("models:/leadscore@champion")
+    out = logged.predict(tracking.pyfunc_input(strong.model, X_test))
+    assert list(out.columns) == list(pyfunc.OUTPUT_COLUMNS)
+    np.testing.assert_allclose(out["probability"], strong.model.predict_proba(X_test), atol=1e-12)
+    np.testing.assert_allclose(out["probability"], strong.p_cal, atol=1e-12)
+    assert out["stage"].tolist() == list(strong.model.predict_stage(X_test))
+    assert out["score"].between(0, 100).all()
+    assert (out["score"] == np.rint(100 * out["probability"])).all()
+
+
+def test_pyfunc_takes_text_columns_as_pandas_reads_them(registry, strong, X_test):
+    """A CSV read by pandas 3 gives `str` columns, with missing values, in any column order."""
+    path = _download(registry["client"], "2", registry["root"] / "dl-text")
+    logged = mlflow.pyfunc.load_model(str(path))
+    csv = registry["root"] / "leads.csv"
+    X_test.iloc[:, ::-1].to_csv(csv, index=False)
+    leads = pd.read_csv(csv)
+    assert pd.api.types.is_string_dtype(leads["source"])
+    out = logged.predict(leads)
+    np.testing.assert_allclose(out["probability"], strong.p_cal, atol=1e-12)
+
+
+def test_logged_model_is_code_plus_text_no_pickle(registry, dataset):
+    path = _download(registry["client"], "2", registry["root"] / "dl-files")
+    files = [p for p in path.rglob("*") if p.is_file()]
+    assert files
+    assert not [p for p in files if p.suffix.lower() in PICKLE_SUFFIXES]
+    for p in files:  # no pickle stream (protocol 2-5 header) under another name either
+        head = p.read_bytes()[:2]
+        assert not (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")), p
+    meta = yaml.safe_load((path / "MLmodel").read_text())
+    flavor = meta["flavors"]["python_function"]
+    assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
+    assert Path(flavor["model_code_path"]).name == "pyfunc.py"
+    assert (path / "pyfunc.py").is_file()
+    model_dir = path / flavor["artifacts"][tracking.MODEL_DIR_ARTIFACT]["path"]
+    assert sorted(p.name for p in model_dir.iterdir()) == ["booster.txt", "model.json"]
+    inputs = json.loads(meta["signature"]["inputs"])
+    assert [c["name"] for c in inputs] == [f.name for f in dataset.features]
+    assert {c["name"]: c["type"] for c in inputs}["source"] == "string"
+    assert not any(c.get("required", True) for c in inputs)
+    example = json.loads((path / meta["saved_input_example_info"]["artifact_path"]).read_text())
+    assert example["columns"] == [f.name for f in dataset.features]
+    assert tracking.MODEL_DIR_ARTIFACT == pyfunc.MODEL_DIR_ARTIFACT
+
+
+def test_run_records_params_tags_metrics_and_artifacts(registry, dataset, strong):
+    client = registry["client"]
+    run_id = registry["runs"][1]
+    run = client.get_run(run_id)
+    tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
+    assert tags["dataset"] == "toy"
+    assert tags["data_hash"] == tracking.data_fingerprint(dataset.X)
+    assert tags["fold_kind"] == "time"
+    commit = tracking.git_commit()
+    if commit is not None:
+        assert tags["mlflow.source.git.commit"] == commit
+    assert params["lgbm.num_leaves"] == str(strong.params["num_leaves"])
+    assert params["config.quality_gate.allow_worse"] == "True"
+    assert params["folds.kind"] == "time"
+    m = strong.metrics
+    assert metrics["test_roc_auc"] == pytest.approx(m["model"]["roc_auc"])
+    assert metrics["test_raw_brier"] == pytest.approx(m["model_uncalibrated"]["brier"])
+    assert metrics["lr_test_roc_auc"] == pytest.approx(
+        m["baselines"]["logistic_regression"]["roc_auc"]
+    )
+    assert metrics["rules_test_roc_auc"] == pytest.approx(m["baselines"]["rule_points"]["roc_auc"])
+    assert metrics["stage_lead_count"] == m["stages"]["lead"]["count"]
+    assert metrics["threshold_mql"] == pytest.approx(strong.model.mql_threshold)
+
+    root = [a.path for a in client.list_artifacts(run_id)]
+    assert {"spec.yaml", "config.json", "metrics.json", "stages.csv"} <= set(root)
+    plots = {Path(a.path).name for a in client.list_artifacts(run_id, "plots")}
+    expected = {
+        "roc.png",
+        "precision_recall.png",
+        "reliability.png",
+        "cumulative_gains.png",
+        "stages.png",
+    }
+    assert plots == expected
+    assert {p.name for p in (registry["root"] / "figures").iterdir()} == expected
+    local = Path(
+        mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path="metrics.json",
+            tracking_uri=registry["uri"],
+            dst_path=str(registry["root"] / "dl-metrics"),
+        )
+    )
+    logged = json.loads(local.read_text())
+    assert logged["run_id"] == run_id
+    assert logged["model"]["roc_auc"] == pytest.approx(m["model"]["roc_auc"])
+
+
+# --------------------------------------------------------------------------- load_model
+
+
+def test_load_model_by_alias_version_run_and_folder(registry, strong, weak, X_test):
+    uri, root = registry["uri"], registry["root"]
+    expected_strong = strong.model.predict_proba(X_test)
+    by_alias = tracking.load_model("models:/leadscore@champion", tracking_uri=uri)
+    assert isinstance(by_alias, LeadScoringModel)
+    np.testing.assert_allclose(by_alias.predict_proba(X_test), expected_strong)
+    by_version = tracking.load_model("models:/leadscore/1", tracking_uri=uri)
+    np.testing.assert_allclose(by_version.predict_proba(X_test), weak.model.predict_proba(X_test))
+    by_run = tracking.load_model(f"runs:/{registry['runs'][1]}/model", tracking_uri=uri)
+    np.testing.assert_allclose(by_run.predict_proba(X_test), expected_strong)
+    logged_folder = _download(registry["client"], "2", root / "dl-folder")
+    from_logged = tracking.load_model(logged_folder)
+    np.testing.assert_allclose(from_logged.predict_proba(X_test), expected_strong)
+    saved = strong.model.save(root / "saved")
+    np.testing.assert_allclose(tracking.load_model(saved).predict_proba(X_test), expected_strong)
+
+
+def test_load_model_reads_env_tracking_uri(registry, strong, X_test, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+    model = tracking.load_model("models:/leadscore@champion")
+    np.testing.assert_allclose(model.predict_proba(X_test), strong.p_cal)
+
+
+@pytest.mark.parametrize(
+    ("uri", "names"),
+    [
+        ("models:/leadscore@nope", ["'nope'", "'leadscore'", "leadscore train"]),
+        ("models:/leadscore/99", ["'99'", "versions: 1, 2, 3", "@champion"]),
+        ("models:/no_such_model@champion", ["'no_such_model'", "'champion'"]),
+        ("models:/leadscore", ["names no version or alias", "models:/leadscore@champion"]),
+    ],
+)
+def test_unknown_model_version_or_alias_is_a_one_line_model_error(registry, uri, names, capfd):
+    with pytest.raises(ModelError) as caught:
+        tracking.load_model(uri, tracking_uri=registry["uri"])
+    message = str(caught.value)
+    assert "\n" not in message
+    for name in names:
+        assert name in message
+    assert capfd.readouterr().err == ""
+
+
+def test_missing_sqlite_store_is_a_model_error_and_is_not_created(tmp_path):
+    db = tmp_path / "nowhere.db"
+    with pytest.raises(ModelError, match=r"no MLflow store at .*nowhere\.db"):
+        tracking.load_model("models:/leadscore@champion", tracking_uri=f"sqlite:///{db}")
+    assert not db.exists()
+
+
+def test_unknown_run_or_folder_is_a_model_error(registry, tmp_path):
+    with pytest.raises(ModelError, match="cannot fetch model runs:/"):
+        tracking.load_model(f"runs:/{'0' * 32}/model", tracking_uri=registry["uri"])
+    with pytest.raises(ModelError, match="no leadscore model at"):
+        tracking.load_model(tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+def test_data_fingerprint_tracks_content_not_index_or_category_order(dataset):
+    X = dataset.X
+    base = tracking.data_fingerprint(X)
+    assert len(base) == 64
+    assert tracking.data_fingerprint(X.copy()) == base
+    assert tracking.data_fingerprint(X.set_axis(range(10, 10 + len(X)))) == base
+    reordered = X.assign(
+        source=X["source"].cat.reorder_categories(list(reversed(X["source"].cat.categories)))
+    )
+    assert tracking.data_fingerprint(reordered) == base
+    changed = X.copy()
+    changed.loc[0, "pricing_views"] = 99.0
+    assert tracking.data_fingerprint(changed) != base
+    assert tracking.data_fingerprint(X.iloc[::-1]) != base
+    assert tracking.data_fingerprint(X.rename(columns={"visits": "sessions"})) != base
+    assert tracking.data_fingerprint(X.astype({"pricing_views": "float32"})) != base
+
+
+def test_resolve_tracking_uri_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert tracking.resolve_tracking_uri(cwd=tmp_path) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
+    assert tracking.resolve_tracking_uri(cwd=tmp_path) == "sqlite:///from-env.db"
+    assert tracking.resolve_tracking_uri("http://localhost:5000") == "http://localhost:5000"
+
+
+def test_sqlite_paths_read_as_sqlalchemy_reads_them():
+    assert tracking._sqlite_path("sqlite:///mlflow.db") == Path("mlflow.db")
+    assert tracking._sqlite_path("sqlite:////srv/runs/mlflow.db") == Path("/srv/runs/mlflow.db")
+    assert tracking._sqlite_path("sqlite:///:memory:") is None
+    assert tracking._sqlite_path("http://localhost:5000") is None
+
+
+def test_training_metrics_names():
+    flat = tracking.training_metrics(
+        {
+            "model": {"roc_auc": 0.9, "ece": 0.01},
+            "model_uncalibrated": {"brier": 0.2},
+            "baselines": {
+                "logistic_regression": {"roc_auc": 0.8},
+                "rule_points": {"roc_auc": 0.7},
+                "other": {"roc_auc": 0.6},
+            },
+            "stages": {"sql": {"count": 12, "conversion_rate": float("nan")}},
+            "n_test": 300,
+            "calibration": "isotonic",
+        }
+    )
+    assert flat == {
+        "test_roc_auc": 0.9,
+        "test_ece": 0.01,
+        "test_raw_brier": 0.2,
+        "lr_test_roc_auc": 0.8,
+        "rules_test_roc_auc": 0.7,
+        "other_test_roc_auc": 0.6,
+        "stage_sql_count": 12.0,
+        "n_test": 300.0,
+    }
