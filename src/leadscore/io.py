@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -200,6 +200,72 @@ def load_closed_loop(
     return validate_closed_loop(
         frames["leads"], frames["activities"], frames["outcomes"], observed_until=observed_until
     )
+
+
+def iter_closed_loop_chunks(
+    folder: str | os.PathLike[str],
+    *,
+    chunk_leads: int = 100_000,
+    observed_until: pd.Timestamp | str | None = None,
+) -> Iterator[ClosedLoopData]:
+    """Event-form data of a folder, a slice of leads at a time, each slice validated.
+
+    Memory is bounded by the slice, not the folder: leads are sorted by id and cut into
+    slices of ``chunk_leads``; each slice's activities and outcomes are read with DuckDB by the
+    slice's id range, which skips whole row groups of Parquet files sorted by lead id (as
+    ``leadscore synth`` writes them). Every slice shares the folder's ``observed_until``.
+    """
+    import duckdb
+
+    path = Path(folder)
+    if not path.is_dir():
+        raise DataError(
+            f"{path} is not a folder of event tables",
+            "Give a folder with leads.parquet (or .csv), activities.* and outcomes.*.",
+        )
+    if chunk_leads < 1:
+        raise DataError(
+            f"chunk size must be at least 1, got {chunk_leads}",
+            "Give a positive number of leads per chunk.",
+        )
+    leads_file = find_event_table(path, "leads")
+    if leads_file is None:
+        raise DataError(
+            f"{path} has no leads.parquet or leads.csv",
+            "Write the leads table there; see the README's data contract.",
+        )
+    leads = read_table(leads_file)
+    if "lead_id" in leads.columns:
+        leads = leads.assign(lead_id=leads["lead_id"].astype("string").astype(str))
+        leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
+    until = observed_until if observed_until is not None else _manifest_observed_until(path)
+    if until is None:
+        until = load_closed_loop(path).observed_until  # needs one full pass for the latest time
+    others = {name: find_event_table(path, name) for name in ("activities", "outcomes")}
+    with duckdb.connect() as con:
+        for start in range(0, len(leads), chunk_leads):
+            part = leads.iloc[start : start + chunk_leads]
+            low, high = part["lead_id"].iloc[0], part["lead_id"].iloc[-1]
+            frames: dict[str, pd.DataFrame | None] = {}
+            for name, file in others.items():
+                if file is None:
+                    frames[name] = None
+                    continue
+                scan = _duckdb_scan(file)
+                frames[name] = con.execute(
+                    f"SELECT * FROM {scan} WHERE CAST(lead_id AS VARCHAR) BETWEEN ? AND ?",
+                    [low, high],
+                ).df()
+            yield validate_closed_loop(
+                part, frames["activities"], frames["outcomes"], observed_until=until
+            )
+
+
+def _duckdb_scan(file: Path) -> str:
+    quoted = str(file).replace("'", "''")
+    if file.suffix.lower() == ".parquet":
+        return f"read_parquet('{quoted}')"
+    return f"read_csv('{quoted}', header=true, all_varchar=true)"
 
 
 def _manifest_observed_until(folder: Path) -> str | None:

@@ -1,0 +1,1111 @@
+"""Point-in-time features of leads from the event form.
+
+:func:`build_features` turns leads, their activity log and nothing else into one row per lead
+*as known at one moment* (``as_of``): fit features from what the lead told us (channel,
+industry, company size, seniority and department parsed from the job title, corporate or free
+e-mail) and engagement features from what it did (windowed counts, recency, frequency,
+variety, trend, high-intent pages and forms, e-mail rates, chat and trial signals).
+
+Point in time, precisely:
+
+* a lead is scored when ``created_at <= as_of``;
+* an activity counts when ``occurred_at <= as_of`` (the as-of instant is inclusive, so a bare
+  date such as ``2024-03-01`` means midnight at the start of that day);
+* "last N days" is ``as_of - N days < occurred_at <= as_of``;
+* outcomes never enter features; they only make labels in :func:`build_training_examples`.
+
+Engagement features are declared once in a table (:data:`_SIGNALS` and :data:`_DERIVED`) that
+compiles into one DuckDB query: every windowed aggregate of every lead comes from a single pass
+over the activity log, so 1M leads with 50M activities build in seconds on two cores.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from leadscore.errors import DataError, SpecError
+from leadscore.schema import (
+    ACTIVITY_TYPES,
+    HIGH_INTENT_FORMS,
+    HIGH_INTENT_PAGES,
+    LEAD_FIT_FIELDS,
+    ClosedLoopData,
+    Feature,
+    FeatureTable,
+    LabelledDataset,
+)
+
+logger = logging.getLogger(__name__)
+
+_DAY_US = 86_400_000_000
+
+SENIORITY_LEVELS: tuple[str, ...] = (
+    "c_level",
+    "vp",
+    "director",
+    "manager",
+    "senior",
+    "individual",
+    "intern",
+    "student",
+    "unknown",
+)
+DEPARTMENTS: tuple[str, ...] = (
+    "marketing",
+    "sales",
+    "engineering",
+    "it",
+    "finance",
+    "hr",
+    "operations",
+    "product",
+    "executive",
+    "other",
+    "unknown",
+)
+SIZE_BANDS: tuple[str, ...] = (
+    "1-10",
+    "11-50",
+    "51-200",
+    "201-1000",
+    "1001-5000",
+    "5001+",
+    "unknown",
+)
+EMAIL_DOMAIN_KINDS: tuple[str, ...] = ("corporate", "free", "missing")
+
+# First match wins: trainee titles before rank words ("Marketing Intern"), "vice president"
+# before "president", named chiefs before generic rank words.
+_SENIORITY_PATTERNS: tuple[tuple[str, str], ...] = (
+    ("intern", r"\bintern(?:ship)?\b|\btrainee\b|\bapprentice\b|\bwerkstudent"),
+    ("student", r"\bstudent\b|\bundergrad|\bphd candidate\b|\bgraduate student\b"),
+    ("vp", r"\bvice[- ]?president\b|\b[se]?vp\b"),
+    (
+        "c_level",
+        r"\bc[a-z]o\b|\bchief\b|\b(?:co[- ]?)?founder\b|\bowner\b|\bpresident\b|\bpartner\b"
+        r"|\bmanaging director\b",
+    ),
+    ("director", r"\bdirector\b|\bhead of\b|\bhead\b"),
+    ("manager", r"\bmanager\b|\bmgr\b|\bsupervisor\b|\bteam lead\b|\blead\b"),
+    ("senior", r"\bsenior\b|\bsr\b\.?|\bprincipal\b|\bstaff\b|\bexpert\b"),
+)
+# First match wins: functional words before the executive catch-all, so "VP Marketing" is
+# marketing and "CEO" is executive.
+_DEPARTMENT_PATTERNS: tuple[tuple[str, str], ...] = (
+    (
+        "marketing",
+        r"market|\bcmo\b|\bgrowth\b|\bbrand|\bdemand gen|\bseo\b|\bcontent\b"
+        r"|\bcommunications?\b|\bpr\b",
+    ),
+    (
+        "sales",
+        r"\bsales\b|\baccount (?:executive|manager|director)\b|\bbusiness development\b"
+        r"|\b[bs]dr\b|\bcro\b|\brevenue\b|\bcommercial\b|\bae\b",
+    ),
+    (
+        "engineering",
+        r"engineer|\bdevelop|\bsoftware\b|\bdevops\b|\bcto\b|\bchief technology\b|\barchitect\b"
+        r"|\bprogrammer\b|\bdata scien|\bmachine learning\b|\bml\b",
+    ),
+    (
+        "it",
+        r"\bit\b|\binformation technology\b|\bcio\b|\bciso\b|\bsys(?:tems?)? ?admin|\bnetwork\b"
+        r"|\bsecurity\b|\bhelp ?desk\b|\binfrastructure\b",
+    ),
+    ("finance", r"financ|\bcfo\b|\baccount(?:ing|ant)\b|\bcontroller\b|\btreasur|\baudit"),
+    ("hr", r"\bhr\b|\bhuman resources\b|\bpeople\b|\btalent\b|\brecruit|\bchro\b"),
+    (
+        "operations",
+        r"\boperations?\b|\boperating\b|\bops\b|\bcoo\b|\blogistics\b|\bsupply chain\b"
+        r"|\bprocurement\b|\bpurchasing\b",
+    ),
+    ("product", r"\bproduct\b|\bcpo\b|\bux\b|\bdesign"),
+    (
+        "executive",
+        r"\bceo\b|\bchief executive\b|\b(?:co[- ]?)?founder\b|\bowner\b"
+        r"|(?<!vice )(?<!vice-)(?<!vice)\bpresident\b"
+        r"|\bmanaging director\b|\bgeneral manager\b|\bpartner\b",
+    ),
+)
+_MISSING_TITLES = frozenset({"", "-", "n/a", "na", "none", "null", "unknown", "select"})
+
+#: Free-mail providers; a domain whose first label is in :data:`_FREE_MAIL_BRANDS` is also free
+#: (yahoo.co.uk, hotmail.fr, gmx.de, ...).
+FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "aol.com",
+        "msn.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "mail.com",
+        "mail.ru",
+        "inbox.com",
+        "proton.me",
+        "protonmail.com",
+        "pm.me",
+        "zoho.com",
+        "zohomail.com",
+        "fastmail.com",
+        "tutanota.com",
+        "tuta.io",
+        "hey.com",
+        "web.de",
+        "t-online.de",
+        "freenet.de",
+        "orange.fr",
+        "free.fr",
+        "laposte.net",
+        "sfr.fr",
+        "wanadoo.fr",
+        "libero.it",
+        "virgilio.it",
+        "seznam.cz",
+        "wp.pl",
+        "o2.pl",
+        "interia.pl",
+        "onet.pl",
+        "qq.com",
+        "163.com",
+        "126.com",
+        "sina.com",
+        "naver.com",
+        "daum.net",
+        "hanmail.net",
+        "rediffmail.com",
+        "uol.com.br",
+        "bol.com.br",
+        "terra.com.br",
+        "rocketmail.com",
+        "comcast.net",
+        "verizon.net",
+        "att.net",
+        "sbcglobal.net",
+        "btinternet.com",
+        "bigpond.com",
+    }
+)
+_FREE_MAIL_BRANDS = frozenset({"yahoo", "ymail", "hotmail", "outlook", "live", "gmx", "yandex"})
+
+
+# --------------------------------------------------------------------------- fit parsers
+
+
+def _classify_unique(values: pd.Series, classify: Callable[[pd.Series], np.ndarray]) -> pd.Series:
+    """Apply a classifier to the distinct values only: titles and domains repeat a lot."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    classes = classify(pd.Series(uniques, dtype="str"))
+    missing_class = np.asarray(classify(pd.Series([None], dtype="str")))[0]
+    lookup = np.append(np.asarray(classes, dtype=object), missing_class)
+    return pd.Series(lookup[codes], index=values.index)
+
+
+def _first_match(text: pd.Series, patterns: Sequence[tuple[str, str]], default: str) -> np.ndarray:
+    out = np.full(len(text), default, dtype=object)
+    undecided = np.ones(len(text), dtype=bool)
+    for label, pattern in patterns:
+        hit = text.str.contains(pattern, regex=True, na=False).to_numpy()
+        out[hit & undecided] = label
+        undecided &= ~hit
+    return out
+
+
+def _normal_titles(titles: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    text = titles.astype("str").str.strip().str.lower()
+    missing = (text.isna() | text.isin(_MISSING_TITLES)).to_numpy()
+    return text.str.replace(r"[_/&,|()]+", " ", regex=True), missing
+
+
+def _seniority_of_unique(titles: pd.Series) -> np.ndarray:
+    text, missing = _normal_titles(titles)
+    out = _first_match(text, _SENIORITY_PATTERNS, "individual")
+    out[missing] = "unknown"
+    return out
+
+
+def _department_of_unique(titles: pd.Series) -> np.ndarray:
+    text, missing = _normal_titles(titles)
+    out = _first_match(text, _DEPARTMENT_PATTERNS, "other")
+    out[missing] = "unknown"
+    return out
+
+
+def parse_seniority(titles: pd.Series) -> pd.Series:
+    """Seniority level of free-text job titles, one of :data:`SENIORITY_LEVELS`.
+
+    Regexes, first match wins: intern, student, vp, c_level (chief, founder, owner, president),
+    director (director, head of), manager (manager, lead), senior (senior, principal, staff).
+    A title that names no rank is ``individual``; a missing or placeholder title ``unknown``.
+
+    Examples
+    --------
+    >>> parse_seniority(pd.Series(["VP of Sales", "CTO", "Marketing Intern", None])).tolist()
+    ['vp', 'c_level', 'intern', 'unknown']
+    """
+    out = _classify_unique(titles, _seniority_of_unique)
+    return pd.Series(
+        pd.Categorical(out, categories=SENIORITY_LEVELS), index=titles.index, name="seniority"
+    )
+
+
+def parse_department(titles: pd.Series) -> pd.Series:
+    """Department of free-text job titles, one of :data:`DEPARTMENTS`.
+
+    Functional words win over rank words ("VP Marketing" is marketing, "CEO" executive); a
+    title that names no department is ``other``, a missing one ``unknown``.
+
+    Examples
+    --------
+    >>> parse_department(pd.Series(["Head of Growth", "Software Engineer", "CEO"])).tolist()
+    ['marketing', 'engineering', 'executive']
+    """
+    out = _classify_unique(titles, _department_of_unique)
+    return pd.Series(
+        pd.Categorical(out, categories=DEPARTMENTS), index=titles.index, name="department"
+    )
+
+
+def _domain_kind_of_unique(domains: pd.Series) -> np.ndarray:
+    text = domains.astype("str").str.strip().str.lower()
+    valid = text.str.fullmatch(r"[a-z0-9.-]+\.[a-z0-9-]{2,}", na=False).to_numpy()
+    first_label = text.str.replace(r"\..*$", "", regex=True)
+    free = (text.isin(FREE_MAIL_DOMAINS) | first_label.isin(_FREE_MAIL_BRANDS)).to_numpy()
+    return np.where(~valid, "missing", np.where(free, "free", "corporate"))
+
+
+def email_domain_kind(
+    emails: pd.Series | None = None, domains: pd.Series | None = None
+) -> pd.Series:
+    """Whether each lead gave a ``corporate``, ``free`` (gmail, yahoo, ...) or no e-mail.
+
+    A corporate address says the lead writes from work, a classic fit signal in B2B. The
+    domain comes from ``emails`` (the part after ``@``); where that is missing, from
+    ``domains``. Anything that does not look like a domain counts as ``missing``.
+
+    Examples
+    --------
+    >>> email_domain_kind(pd.Series(["ann@acme.io", "bob@gmail.com", "n/a"])).tolist()
+    ['corporate', 'free', 'missing']
+    """
+    if emails is None and domains is None:
+        raise ValueError("give emails, domains or both")
+    index = (emails if emails is not None else domains).index  # type: ignore[union-attr]
+    domain = pd.Series(pd.NA, index=index, dtype="str")
+    if emails is not None:
+        text = emails.astype("str").str.strip()
+        # replace() runs in Arrow, extract() in Python: 10x faster on a million addresses
+        domain = text.str.replace(r"^.*@", "", regex=True).where(text.str.contains("@"))
+    if domains is not None:
+        fallback = domains.astype("str").str.strip().str.lstrip("@")
+        domain = domain.where(domain.notna(), fallback)
+    kinds = _classify_unique(domain, _domain_kind_of_unique)
+    return pd.Series(
+        pd.Categorical(kinds, categories=EMAIL_DOMAIN_KINDS), index=index, name="email_domain_kind"
+    )
+
+
+_RANGE_RE = re.compile(r"^\s*(\d[\d,.]*)\s*(?:-|–|to)\s*(\d[\d,.]*)\s*$")
+_PLUS_RE = re.compile(r"^\s*(\d[\d,.]*)\s*\+\s*$")
+
+
+def _size_of_text(text: str | None) -> float:
+    if text is None or pd.isna(text):
+        return np.nan
+    clean = text.replace(" ", "")
+    if (m := _RANGE_RE.match(clean)) is not None:
+        low, high = (float(g.replace(",", "")) for g in m.groups())
+        return (low + high) / 2
+    if (m := _PLUS_RE.match(clean)) is not None:
+        return float(m.group(1).replace(",", ""))
+    try:
+        return float(clean.replace(",", ""))
+    except ValueError:
+        return np.nan
+
+
+def parse_company_size(values: pd.Series) -> pd.Series:
+    """Employees as a float: numbers as they are, ``51-200`` as its midpoint, ``5000+`` as 5000.
+
+    CRMs hold company size either as a head count or as a band; reading both lets the size
+    band and the numeric feature mean the same thing whatever the source wrote.
+    """
+    if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
+        out = values.astype("float64")
+    else:
+        codes, uniques = pd.factorize(values.astype("str"), use_na_sentinel=True)
+        sizes = np.append(np.array([_size_of_text(u) for u in uniques], dtype=float), np.nan)
+        out = pd.Series(sizes[codes], index=values.index)
+    return out.where(out >= 0).rename("company_size")
+
+
+def company_size_band(sizes: pd.Series) -> pd.Series:
+    """Size band of a head count, one of :data:`SIZE_BANDS` (``unknown`` when missing).
+
+    Examples
+    --------
+    >>> company_size_band(pd.Series([3.0, 50.0, 51.0, 12000.0, np.nan])).tolist()
+    ['1-10', '11-50', '51-200', '5001+', 'unknown']
+    """
+    numeric = pd.to_numeric(sizes, errors="coerce").astype("float64")
+    bands = pd.cut(
+        numeric,
+        bins=[0, 10, 50, 200, 1000, 5000, np.inf],
+        labels=SIZE_BANDS[:-1],
+        right=True,
+        include_lowest=False,
+    )
+    out = pd.Categorical(bands.astype("str"), categories=SIZE_BANDS)
+    out[pd.isna(bands)] = "unknown"
+    return pd.Series(out, index=sizes.index, name="company_size_band")
+
+
+# --------------------------------------------------------------------------- catalogue
+
+_When = tuple[tuple[str, tuple[str, ...] | None], ...]
+_Agg = Literal["count", "sum", "active_days", "variety"]
+
+
+def _on(activity_type: str, *details: str) -> _When:
+    """An activity filter: this type, optionally with one of these details."""
+    return ((activity_type, tuple(sorted(details)) or None),)
+
+
+_ANY: _When = ()
+_HIGH_INTENT: _When = (
+    ("page_view", tuple(sorted(HIGH_INTENT_PAGES))),
+    ("form_fill", tuple(sorted(HIGH_INTENT_FORMS))),
+)
+
+
+@dataclass(frozen=True)
+class _Signal:
+    """An aggregate of matching activities over one or more trailing windows."""
+
+    stem: str
+    label: str
+    when: _When
+    windows: tuple[int | None, ...]
+    agg: _Agg = "count"
+
+
+@dataclass(frozen=True)
+class _Derived:
+    """An engagement feature computed from helper aggregates (recency, rates, trend, flags).
+
+    ``inner`` lists helper aggregates as (name, aggregate, activity filter, span of whole days
+    before as-of or ``None`` for all history); ``outer`` is SQL combining them, with ``a.`` for
+    helpers, ``l.`` for the lead's own columns and ``$as_of_us`` for the as-of instant.
+    """
+
+    name: str
+    label: str
+    inner: tuple[tuple[str, _Agg | str, _When, tuple[int, int] | None], ...]
+    outer: str
+
+
+#: Windowed aggregates; each window gives one feature named ``{stem}_{N}d`` or
+#: ``{stem}_total`` (all history up to as-of).
+_SIGNALS: tuple[_Signal, ...] = (
+    _Signal("activities", "Activities of any kind", _ANY, (7, 30, 90, None)),
+    _Signal("web_visits", "Website visits", _on("web_visit"), (7, 30, 90)),
+    _Signal("web_seconds", "Seconds on the website", _on("web_visit"), (30, 90), "sum"),
+    _Signal("page_views", "Pages viewed", _on("page_view"), (30, 90)),
+    _Signal("pricing_page_views", "Pricing page visits", _on("page_view", "pricing"), (7, 30, 90)),
+    _Signal("demo_page_views", "Demo page visits", _on("page_view", "demo"), (30, 90)),
+    _Signal(
+        "high_intent_actions",
+        "High-intent actions (pricing or demo pages, demo or sales forms)",
+        _HIGH_INTENT,
+        (7, 30, 90),
+    ),
+    _Signal("form_fills", "Forms submitted", _on("form_fill"), (30, 90)),
+    _Signal(
+        "high_intent_forms",
+        "Demo, sales or quote requests",
+        _on("form_fill", *HIGH_INTENT_FORMS),
+        (30, None),
+    ),
+    _Signal("email_sends", "Marketing e-mails received", _on("email_sent"), (90,)),
+    _Signal("email_opens", "Marketing e-mails opened", _on("email_open"), (30,)),
+    _Signal("email_clicks", "Clicks in marketing e-mails", _on("email_click"), (30,)),
+    _Signal("downloads", "Content downloads", _on("download"), (30, 90)),
+    _Signal("webinars_registered", "Webinar registrations", _on("webinar", "registered"), (90,)),
+    _Signal("webinars_attended", "Webinars attended", _on("webinar", "attended"), (90,)),
+    _Signal("events", "Events visited", _on("event"), (90,)),
+    _Signal("chats", "Chat conversations", _on("chat"), (30,)),
+    _Signal("chat_messages", "Chat messages sent", _on("chat"), (30,), "sum"),
+    _Signal("trial_days", "Days of trial use", _on("trial_usage"), (30,)),
+    _Signal("trial_minutes", "Minutes of trial use", _on("trial_usage"), (30,), "sum"),
+    _Signal("active_days", "Days with any activity", _ANY, (30, 90), "active_days"),
+    _Signal("activity_types", "Different kinds of activity", _ANY, (90,), "variety"),
+)
+
+_DAYS = "(CAST({t} AS DOUBLE) / {day})"
+
+#: Engagement features that are not a plain windowed aggregate.
+_DERIVED: tuple[_Derived, ...] = (
+    _Derived(
+        "lead_age_days",
+        "Days since the lead was created",
+        (),
+        _DAYS.format(t="$as_of_us - l.created_us", day=_DAY_US),
+    ),
+    _Derived(
+        "days_since_last_activity",
+        "Days since the last activity",
+        (("last_any", "max_ts", _ANY, None),),
+        _DAYS.format(t="$as_of_us - a.last_any", day=_DAY_US),
+    ),
+    _Derived(
+        "days_since_first_activity",
+        "Days since the first activity",
+        (("first_any", "min_ts", _ANY, None),),
+        _DAYS.format(t="$as_of_us - a.first_any", day=_DAY_US),
+    ),
+    _Derived(
+        "days_since_last_high_intent",
+        "Days since the last high-intent action",
+        (("last_high_intent", "max_ts", _HIGH_INTENT, None),),
+        _DAYS.format(t="$as_of_us - a.last_high_intent", day=_DAY_US),
+    ),
+    _Derived(
+        "activity_trend",
+        "Change in weekly activity, last 7 days against the 21 before",
+        (("n_0_7", "count", _ANY, (0, 7)), ("n_7_28", "count", _ANY, (7, 28))),
+        "CAST(coalesce(a.n_0_7, 0) AS DOUBLE) - coalesce(a.n_7_28, 0) / 3.0",
+    ),
+    _Derived(
+        "email_open_rate_90d",
+        "E-mail open rate (opens per e-mail received), last 90 days",
+        (
+            ("opens_90", "count", _on("email_open"), (0, 90)),
+            ("sends_90", "count", _on("email_sent"), (0, 90)),
+        ),
+        "CAST(coalesce(a.opens_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
+    ),
+    _Derived(
+        "email_click_rate_90d",
+        "E-mail click rate (clicks per e-mail received), last 90 days",
+        (
+            ("clicks_90", "count", _on("email_click"), (0, 90)),
+            ("sends_90", "count", _on("email_sent"), (0, 90)),
+        ),
+        "CAST(coalesce(a.clicks_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
+    ),
+    _Derived(
+        "has_chatted",
+        "Has chatted with us",
+        (("chats_all", "count", _on("chat"), None),),
+        "CASE WHEN coalesce(a.chats_all, 0) > 0 THEN 1.0 ELSE 0.0 END",
+    ),
+    _Derived(
+        "has_trial",
+        "Signed up for a free trial",
+        (("trials_all", "count", _on("trial_signup"), None),),
+        "CASE WHEN coalesce(a.trials_all, 0) > 0 THEN 1.0 ELSE 0.0 END",
+    ),
+)
+
+#: Fit features built from known lead columns: (name, label, kind, source columns).
+_FIT: tuple[tuple[str, str, Literal["numeric", "categorical"], tuple[str, ...]], ...] = (
+    ("source", "Lead source (channel)", "categorical", ("source",)),
+    ("campaign", "Campaign that brought the lead", "categorical", ("campaign",)),
+    ("industry", "Industry", "categorical", ("industry",)),
+    ("country", "Country", "categorical", ("country",)),
+    ("company_size", "Company size (employees)", "numeric", ("company_size",)),
+    ("company_size_band", "Company size band", "categorical", ("company_size",)),
+    ("seniority", "Seniority from the job title", "categorical", ("job_title",)),
+    ("department", "Department from the job title", "categorical", ("job_title",)),
+    (
+        "email_domain_kind",
+        "E-mail address (corporate or free mail)",
+        "categorical",
+        ("email", "email_domain"),
+    ),
+)
+
+
+def _window_label(label: str, window: int | None) -> str:
+    return f"{label}, to date" if window is None else f"{label}, last {window} days"
+
+
+def _window_name(stem: str, window: int | None) -> str:
+    return f"{stem}_total" if window is None else f"{stem}_{window}d"
+
+
+def _engagement_features() -> tuple[Feature, ...]:
+    signals = [
+        Feature(_window_name(s.stem, w), "engagement", _window_label(s.label, w), "numeric")
+        for s in _SIGNALS
+        for w in s.windows
+    ]
+    derived = [Feature(d.name, "engagement", d.label, "numeric") for d in _DERIVED]
+    return (*signals, *derived)
+
+
+def _fit_features(columns: Iterable[str] | None = None) -> tuple[Feature, ...]:
+    present = None if columns is None else set(columns)
+    return tuple(
+        Feature(name, "fit", label, kind)
+        for name, label, kind, sources in _FIT
+        if present is None or present.intersection(sources)
+    )
+
+
+def feature_catalogue() -> tuple[Feature, ...]:
+    """Every built-in feature: fit features (when their lead column exists) and engagement.
+
+    The one place names, groups, labels and kinds are defined; extra lead columns passed
+    through as fit features are added by :func:`build_features` from the data.
+    """
+    return (*_fit_features(), *_engagement_features())
+
+
+# --------------------------------------------------------------------------- engagement SQL
+
+
+def _detail_vocabulary() -> dict[str, int]:
+    """Codes of the activity details the catalogue filters on (0 stands for any other)."""
+    filters = [s.when for s in _SIGNALS] + [h[2] for d in _DERIVED for h in d.inner]
+    details = sorted({v for when in filters for _, values in when for v in values or ()})
+    return {d: i + 1 for i, d in enumerate(details)}
+
+
+_TYPE_CODES: dict[str, int] = {t: i + 1 for i, t in enumerate(ACTIVITY_TYPES)}
+
+
+def _condition(when: _When, span: tuple[int, int] | None, details: dict[str, int]) -> str:
+    parts = []
+    if when:
+        alternatives = []
+        for activity_type, detail_values in when:
+            clause = f"t = {_TYPE_CODES[activity_type]}"
+            if detail_values:
+                clause += f" AND d IN ({', '.join(str(details[v]) for v in detail_values)})"
+            alternatives.append(f"({clause})")
+        parts.append("(" + " OR ".join(alternatives) + ")")
+    if span is not None:
+        low, high = span
+        if low > 0:
+            parts.append(f"age >= {low * _DAY_US}")
+        parts.append(f"age < {high * _DAY_US}")
+    return " AND ".join(parts)
+
+
+def _aggregate_sql(
+    agg: str, when: _When, span: tuple[int, int] | None, details: dict[str, int]
+) -> str:
+    """``agg(CASE WHEN condition THEN x END)``: twice as fast in DuckDB as ``FILTER (WHERE)``."""
+    condition = _condition(when, span, details)
+    if agg == "count":
+        return f"count_if({condition})" if condition else "count(*)"
+    function, argument = {
+        "sum": ("sum", "v"),
+        "active_days": ("count", f"DISTINCT age // {_DAY_US}"),
+        "variety": ("bit_or", "CAST(1 AS UBIGINT) << t"),
+        "max_ts": ("max", "ts"),
+        "min_ts": ("min", "ts"),
+    }[agg]
+    if not condition:
+        return f"{function}({argument})"
+    if argument.startswith("DISTINCT "):
+        return f"{function}(DISTINCT CASE WHEN {condition} THEN {argument[9:]} END)"
+    return f"{function}(CASE WHEN {condition} THEN {argument} END)"
+
+
+_MASK_DAYS = 64
+
+
+def _day_mask_sql(when: _When, chunk: int, details: dict[str, int]) -> str:
+    """Bit ``k`` set when an activity happened ``chunk * 64 + k`` whole days before as-of.
+
+    Counting active days through a bitmask avoids ``count(DISTINCT ...)``, which costs as much
+    as all other aggregates together on large logs.
+    """
+    low = chunk * _MASK_DAYS
+    # DuckDB may evaluate the shift on rows the condition rejects: keep it in range.
+    shift = f"CAST(least(greatest(age // {_DAY_US} - {low}, 0), {_MASK_DAYS - 1}) AS INTEGER)"
+    condition = _condition(when, (low, low + _MASK_DAYS), details)
+    return f"bit_or(CASE WHEN {condition} THEN CAST(1 AS UBIGINT) << {shift} END)"
+
+
+def _compile_signal(
+    s: _Signal, window: int | None, details: dict[str, int]
+) -> tuple[dict[str, str], str]:
+    """Helper aggregates and the outer expression of one windowed signal."""
+    name = _window_name(s.stem, window)
+    span = None if window is None else (0, window)
+    if s.agg == "active_days" and window is not None:
+        inner, parts = {}, []
+        for chunk in range(-(-window // _MASK_DAYS)):
+            helper = f"{s.stem}__days{chunk}"
+            inner[helper] = _day_mask_sql(s.when, chunk, details)
+            bits = window - chunk * _MASK_DAYS
+            keep = f" & {(1 << bits) - 1}" if bits < _MASK_DAYS else ""
+            parts.append(f"coalesce(bit_count(a.{helper}{keep}), 0)")
+        return inner, " + ".join(parts)
+    inner = {name: _aggregate_sql(s.agg, s.when, span, details)}
+    if s.agg == "variety":
+        return inner, f"coalesce(bit_count(a.{name}), 0)"
+    return inner, f"coalesce(a.{name}, 0)"
+
+
+def _engagement_sql(details: dict[str, int]) -> str:
+    """One query: per-lead aggregates over activities, joined onto the leads to score."""
+    inner: dict[str, str] = {}
+    outer: list[str] = []
+    for s in _SIGNALS:
+        for w in s.windows:
+            helpers, expression = _compile_signal(s, w, details)
+            inner.update(helpers)
+            outer.append(f"CAST({expression} AS DOUBLE) AS {_window_name(s.stem, w)}")
+    for d in _DERIVED:
+        for helper, agg, when, span in d.inner:
+            inner[helper] = _aggregate_sql(agg, when, span, details)
+        outer.append(f"CAST({d.outer} AS DOUBLE) AS {d.name}")
+    aggregates = ",\n    ".join(f"{sql} AS {name}" for name, sql in inner.items())
+    selected = ",\n  ".join(outer)
+    return f"""
+WITH a AS (
+  SELECT lead_id,
+    {aggregates}
+  FROM (SELECT lead_id, ts, t, d, v, $as_of_us - ts AS age FROM acts WHERE ts <= $as_of_us)
+  GROUP BY lead_id
+)
+SELECT l.pos,
+  {selected}
+FROM leads_now l LEFT JOIN a ON a.lead_id = l.lead_id
+ORDER BY l.pos
+"""
+
+
+def _codes(values: pd.Series, mapping: dict[str, int]) -> np.ndarray:
+    """Small integer codes of a categorical column (0 for anything not in ``mapping``)."""
+    cat = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
+    lookup = np.array([mapping.get(str(c), 0) for c in cat.cat.categories] + [0], dtype=np.int8)
+    return lookup[cat.cat.codes.to_numpy()]
+
+
+def _activity_frame(activities: pd.DataFrame, details: dict[str, int]) -> pd.DataFrame:
+    """The lean activity log the query scans: lead id, microsecond time, type and detail codes."""
+    ts = activities["occurred_at"].to_numpy().astype("datetime64[us]").view("int64")
+    detail = (
+        activities["detail"]
+        if "detail" in activities.columns
+        else pd.Series(pd.Categorical([None] * len(activities)))
+    )
+    value = (
+        activities["value"].to_numpy(dtype="float64", na_value=np.nan)
+        if "value" in activities.columns
+        else np.full(len(activities), np.nan)
+    )
+    return pd.DataFrame(
+        {
+            "lead_id": activities["lead_id"].astype("str").reset_index(drop=True),
+            "ts": ts,
+            "t": _codes(activities["activity_type"], _TYPE_CODES),
+            "d": _codes(detail, details),
+            "v": value,
+        }
+    )
+
+
+def _memory_limit() -> str:
+    """Half the machine's memory: the frames themselves live in the other half."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return "4GB"
+    return f"{max(total // 2 // 2**20, 512)}MB"
+
+
+_Query = Callable[[pd.DataFrame, int], pd.DataFrame]
+
+
+@contextmanager
+def _engagement_engine(
+    activities: pd.DataFrame, threads: int | None, memory_limit: str | None
+) -> Iterator[_Query]:
+    """A DuckDB connection holding the activity log, yielding ``query(leads_now, as_of_us)``.
+
+    Several as-of dates reuse one connection and one prepared activity frame.
+    """
+    import duckdb
+
+    details = _detail_vocabulary()
+    sql = _engagement_sql(details)
+    acts = _activity_frame(activities, details)
+    # DuckDB creates the spill folder only when it spills and removes it on close; without
+    # one it would spill into ".tmp" under the working directory.
+    spill = Path(tempfile.gettempdir()) / f"leadscore-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    config = {
+        "threads": threads or os.cpu_count() or 1,
+        "memory_limit": memory_limit or _memory_limit(),
+        "temp_directory": str(spill),
+        "preserve_insertion_order": False,
+    }
+    with duckdb.connect(config=config) as con:
+        con.execute("SET enable_progress_bar = false")  # a library must not draw on stdout
+        con.register("acts", acts)
+
+        def query(leads_now: pd.DataFrame, as_of_us: int) -> pd.DataFrame:
+            con.register("leads_now", leads_now)
+            try:
+                return con.execute(sql, {"as_of_us": as_of_us}).df()
+            finally:
+                con.unregister("leads_now")
+
+        yield query
+
+
+# --------------------------------------------------------------------------- fit features
+
+
+def _as_categorical(values: pd.Series) -> pd.Categorical:
+    """Text as a categorical whose categories are the sorted values seen (blanks missing)."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = pd.Series(uniques).astype("str").str.strip()
+    text = text.where(text != "")
+    categories = pd.Index(sorted(text.dropna().unique()), dtype="str")
+    lookup = np.append(categories.get_indexer(text), -1)
+    return pd.Categorical.from_codes(lookup[codes], categories=categories)
+
+
+@dataclass(frozen=True)
+class _Extras:
+    """Lead columns passed through as fit features, decided once from the whole leads table."""
+
+    columns: dict[str, Feature]  # source column -> feature
+    excluded: dict[str, str]
+
+
+def _humanise(column: str) -> str:
+    text = re.sub(r"[_\s]+", " ", str(column)).strip()
+    return text[:1].upper() + text[1:] if text else str(column)
+
+
+def _plan_extras(leads: pd.DataFrame) -> _Extras:
+    """Which extra lead columns become features, and why others do not.
+
+    Decided on the whole leads table (a schema decision, not a value), so every as-of date of a
+    training set gets the same columns. Timestamps are left out (a date after as-of would leak
+    what happened later) and so are identifier-like text columns (one value per lead).
+    """
+    reserved = {f.name for f in feature_catalogue()} | {"lead_id"}
+    columns: dict[str, Feature] = {}
+    excluded: dict[str, str] = {}
+    for column in leads.columns:
+        if column in ("lead_id", "created_at") or column in LEAD_FIT_FIELDS:
+            continue
+        values = leads[column]
+        name = str(column)
+        if name in reserved:
+            name = f"extra_{name}"
+        if name in reserved or name in {f.name for f in columns.values()}:
+            raise DataError(
+                f"leads column {column!r} clashes with a feature name", "Rename the column."
+            )
+        if ptypes.is_datetime64_any_dtype(values) or ptypes.is_timedelta64_dtype(values):
+            excluded[str(column)] = "a timestamp: its value may postdate as-of and leak"
+            continue
+        if ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
+            columns[str(column)] = Feature(name, "fit", _humanise(column), "numeric")
+            continue
+        distinct = values.nunique(dropna=True)
+        if distinct > 1000 and distinct > 0.5 * values.notna().sum():
+            excluded[str(column)] = "identifier-like text (a different value for most leads)"
+            continue
+        columns[str(column)] = Feature(name, "fit", _humanise(column), "categorical")
+    return _Extras(columns, excluded)
+
+
+def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list[Feature]]:
+    """Fit features of ``leads`` (already restricted to the leads known at as-of)."""
+    out: dict[str, object] = {}
+    features: list[Feature] = []
+    for feature in _fit_features(leads.columns):
+        name = feature.name
+        if name in ("source", "campaign", "industry", "country"):
+            out[name] = _as_categorical(leads[name])
+        elif name == "company_size":
+            out[name] = parse_company_size(leads["company_size"]).to_numpy()
+        elif name == "company_size_band":
+            out[name] = company_size_band(parse_company_size(leads["company_size"])).array
+        elif name == "seniority":
+            out[name] = parse_seniority(leads["job_title"]).array
+        elif name == "department":
+            out[name] = parse_department(leads["job_title"]).array
+        elif name == "email_domain_kind":
+            out[name] = email_domain_kind(leads.get("email"), leads.get("email_domain")).array
+        features.append(feature)
+    for column, feature in extras.columns.items():
+        values = leads[column]
+        if feature.kind == "numeric":
+            out[feature.name] = values.to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            out[feature.name] = _as_categorical(values)
+        features.append(feature)
+    return pd.DataFrame(out, index=leads.index), features
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def _timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError) as err:
+        raise DataError(
+            f"{what} {value!r} is not a date or timestamp",
+            "Write it as an ISO date such as 2024-03-01.",
+        ) from err
+    if ts is pd.NaT or pd.isna(ts):
+        raise DataError(f"{what} is empty", "Give a date such as 2024-03-01.")
+    if ts.tzinfo is not None:
+        ts = ts.tz_convert("UTC").tz_localize(None)
+    return ts.as_unit("us")
+
+
+def _build(
+    leads_now: pd.DataFrame, as_of: pd.Timestamp, query: _Query, extras: _Extras
+) -> FeatureTable:
+    """Features of ``leads_now`` (leads known at ``as_of``) in ``lead_id`` order."""
+    leads_now = leads_now.sort_values("lead_id", kind="stable").reset_index(drop=True)
+    as_of_us = int(as_of.as_unit("us").asm8.view("int64"))
+    keys = pd.DataFrame(
+        {
+            "pos": np.arange(len(leads_now), dtype=np.int64),
+            "lead_id": leads_now["lead_id"].astype("str"),
+            "created_us": leads_now["created_at"].to_numpy().astype("datetime64[us]").view("int64"),
+        }
+    )
+    engagement = query(keys, as_of_us)
+    if not np.array_equal(engagement["pos"].to_numpy(), keys["pos"].to_numpy()):
+        raise RuntimeError("engagement query lost or reordered leads")
+    fit, fit_features = _fit_frame(leads_now, extras)
+    eng_features = list(_engagement_features())
+    frame = pd.concat(
+        [keys[["lead_id"]], fit, engagement[[f.name for f in eng_features]].astype("float64")],
+        axis=1,
+    )
+    return FeatureTable(frame=frame, features=(*fit_features, *eng_features), as_of=as_of)
+
+
+def build_features(
+    data: ClosedLoopData,
+    as_of: pd.Timestamp | str,
+    *,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> FeatureTable:
+    """Features of every lead created by ``as_of``, from what was known at ``as_of`` only.
+
+    Parameters
+    ----------
+    data : validated event-form data (:func:`leadscore.schema.validate_closed_loop`).
+    as_of : the moment of scoring. Leads with ``created_at <= as_of`` get a row; activities
+        with ``occurred_at <= as_of`` count; "last N days" is ``(as_of - N days, as_of]``.
+        Outcomes are never read: adding any activity or outcome dated after ``as_of`` leaves
+        every value unchanged.
+    threads, memory_limit : DuckDB settings (default: all CPUs, half the machine's memory).
+
+    Returns
+    -------
+    FeatureTable
+        One row per lead in ``lead_id`` order: fit features (categorical columns as
+        ``category``, numbers as float64) then engagement features (float64; counts are 0 and
+        recency and rates NaN when nothing happened).
+
+    Examples
+    --------
+    >>> table = build_features(data, "2024-03-01")  # doctest: +SKIP
+    >>> table.X["pricing_page_views_30d"].describe()  # doctest: +SKIP
+    """
+    ts = _timestamp(as_of, "as_of")
+    if ts > data.observed_until:
+        logger.warning(
+            "as_of %s is after observed_until %s: recent activity may be missing",
+            ts,
+            data.observed_until,
+        )
+    leads_now = data.leads[data.leads["created_at"] <= ts]
+    extras = _plan_extras(data.leads)
+    with _engagement_engine(data.activities, threads, memory_limit) as query:
+        table = _build(leads_now, ts, query, extras)
+    logger.info(
+        "features as of %s: %s leads x %s features",
+        ts,
+        f"{len(table.frame):,}",
+        len(table.features),
+    )
+    return table
+
+
+def default_as_of_dates(
+    data: ClosedLoopData,
+    horizon_days: int,
+    every_days: int = 30,
+    warmup_days: int = 90,
+) -> list[pd.Timestamp]:
+    """As-of dates for training: every ``every_days`` back from the last complete window.
+
+    The latest date is ``observed_until - horizon_days`` (its label window just closes), and
+    dates go back while at least ``warmup_days`` of history exist before them (the longest
+    feature window), so early examples do not look idle only because logging had just begun.
+    Dates are midnights, oldest first.
+    """
+    _check_days(horizon_days, "horizon_days")
+    _check_days(every_days, "every_days")
+    if warmup_days < 0:
+        raise SpecError(
+            f"warmup_days must be 0 or more, got {warmup_days}", "Give a whole number of days."
+        )
+    start = data.leads["created_at"].min() + pd.Timedelta(days=warmup_days)
+    last = (data.observed_until - pd.Timedelta(days=horizon_days)).floor("D")
+    if last < start:
+        first = data.leads["created_at"].min()
+        raise DataError(
+            f"the data spans too little time for {warmup_days} days of history plus a "
+            f"{horizon_days}-day outcome window (leads from {first:%Y-%m-%d}"
+            f", observed until {data.observed_until:%Y-%m-%d})",
+            "Use a shorter horizon or warm-up, or more history.",
+        )
+    step = pd.Timedelta(days=every_days)
+    count = int((last - start) // step) + 1
+    return [(last - k * step).as_unit("us") for k in reversed(range(count))]
+
+
+def _check_days(value: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise SpecError(
+            f"{what} must be a whole number of days of at least 1, got {value!r}",
+            f"Set {what} to e.g. 30.",
+        )
+
+
+def _unify_categories(frames: list[pd.DataFrame], features: Sequence[Feature]) -> None:
+    """Give each categorical column the same categories in all frames (in place).
+
+    Fixed vocabularies (seniority, bands, ...) already agree; raw text columns get the sorted
+    union, so that concatenating the frames keeps the ``category`` dtype.
+    """
+    for f in features:
+        if f.kind != "categorical":
+            continue
+        first = frames[0][f.name].cat.categories
+        if all(frame[f.name].cat.categories.equals(first) for frame in frames):
+            continue
+        ordered = sorted(set().union(*(frame[f.name].cat.categories for frame in frames)))
+        for frame in frames:
+            frame[f.name] = frame[f.name].cat.set_categories(ordered)
+
+
+def build_training_examples(
+    data: ClosedLoopData,
+    as_of_dates: Sequence[pd.Timestamp | str],
+    horizon_days: int,
+    *,
+    name: str = "events",
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> LabelledDataset:
+    """Labelled examples: open leads at each as-of date, 1 if won within ``horizon_days``.
+
+    For each date ``d``: leads created by ``d`` and still open (no outcome with
+    ``closed_at <= d``) get their features as of ``d`` and label 1 when they were won with
+    ``d < closed_at <= d + horizon``, else 0. A date whose window ends after
+    ``observed_until`` is left out entirely: its leads might still win (right-censoring), so
+    calling them lost would bias the model. A lead appears once per date it was open.
+
+    Returns
+    -------
+    LabelledDataset
+        ``order`` holds each example's as-of date (for time-ordered folds) and
+        ``excluded`` the lead columns not used and why.
+    """
+    _check_days(horizon_days, "horizon_days")
+    horizon = pd.Timedelta(days=int(horizon_days))
+    dates = sorted({_timestamp(d, "as-of date") for d in as_of_dates})
+    if not dates:
+        raise SpecError(
+            "no as-of dates given",
+            "Pass at least one date, or use default_as_of_dates(data, horizon_days).",
+        )
+    usable = [d for d in dates if d + horizon <= data.observed_until]
+    if len(usable) < len(dates):
+        logger.info(
+            "left out %d as-of date(s) whose %d-day window ends after %s",
+            len(dates) - len(usable),
+            horizon_days,
+            data.observed_until,
+        )
+    if not usable:
+        raise DataError(
+            f"no as-of date leaves a complete {horizon_days}-day outcome window before "
+            f"observed_until {data.observed_until}",
+            "Choose earlier as-of dates or a shorter horizon.",
+        )
+    outcomes = data.outcomes.set_index("lead_id")
+    extras = _plan_extras(data.leads)
+    frames: list[pd.DataFrame] = []
+    labels: list[np.ndarray] = []
+    orders: list[np.ndarray] = []
+    features: tuple[Feature, ...] = ()
+    with _engagement_engine(data.activities, threads, memory_limit) as query:
+        for d in usable:
+            closed = outcomes.index[outcomes["closed_at"] <= d]
+            leads = data.leads
+            leads_now = leads[(leads["created_at"] <= d) & ~leads["lead_id"].isin(closed)]
+            if leads_now.empty:
+                continue
+            table = _build(leads_now, d, query, extras)
+            features = table.features
+            outcome = outcomes.reindex(table.frame["lead_id"])
+            won = (
+                (outcome["outcome"] == "won")
+                & (outcome["closed_at"] > d)
+                & (outcome["closed_at"] <= d + horizon)
+            )
+            frames.append(table.frame)
+            labels.append(won.to_numpy(dtype=np.int64))
+            orders.append(np.full(len(table.frame), d.to_datetime64(), dtype="datetime64[us]"))
+            logger.info(
+                "as of %s: %s open leads, %d won within %d days",
+                d.date(),
+                f"{len(table.frame):,}",
+                int(labels[-1].sum()),
+                horizon_days,
+            )
+    if not frames:
+        raise DataError(
+            "no lead was open at any usable as-of date",
+            "Choose as-of dates after the first leads were created.",
+        )
+    _unify_categories(frames, features)
+    frame = pd.concat(frames, ignore_index=True)
+    excluded = {"outcomes": "used only for labels, never as features", **extras.excluded}
+    return LabelledDataset(
+        name=name,
+        X=frame[[f.name for f in features]],
+        y=np.concatenate(labels),
+        lead_id=frame["lead_id"].rename("lead_id"),
+        order=pd.Series(np.concatenate(orders), name="as_of"),
+        features=features,
+        excluded=excluded,
+        horizon_days=int(horizon_days),
+    )

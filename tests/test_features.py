@@ -1,0 +1,592 @@
+"""Point-in-time features: leakage property, windows, parsers, training examples, CLI."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pandas.api import types as ptypes
+
+from leadscore.cli import main
+from leadscore.errors import DataError, SpecError
+from leadscore.features import (
+    DEPARTMENTS,
+    SENIORITY_LEVELS,
+    build_features,
+    build_training_examples,
+    company_size_band,
+    default_as_of_dates,
+    email_domain_kind,
+    feature_catalogue,
+    parse_company_size,
+    parse_department,
+    parse_seniority,
+)
+from leadscore.io import write_tables
+from leadscore.schema import ACTIVITY_TYPES, validate_closed_loop
+
+BASE = pd.Timestamp("2024-01-01")
+US = pd.Timedelta(microseconds=1)
+
+
+def assert_same_features(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """Equal frames, NaN equal to NaN, dtypes (and categories) included."""
+    pd.testing.assert_frame_equal(left, right, check_exact=True)
+
+
+# --------------------------------------------------------------------------- leakage property
+
+DETAILS = ["pricing", "demo", "blog", "demo_request", "newsletter", "registered", "attended", None]
+TITLES = ["VP Marketing", "CTO", "Student", "Software Engineer", None]
+EMAILS = ["ann@acme.io", "bob@gmail.com", None, "broken"]
+
+
+@st.composite
+def event_data(draw: st.DrawFn) -> dict[str, object]:
+    """Random small event data, an as-of instant and events strictly after it."""
+    day_us = 86_400_000_000
+    n_leads = draw(st.integers(1, 6))
+    created = draw(st.lists(st.integers(0, 150 * day_us), min_size=n_leads, max_size=n_leads))
+    leads = pd.DataFrame(
+        {
+            "lead_id": [f"L{i}" for i in range(n_leads)],
+            "created_at": [BASE + pd.Timedelta(microseconds=c) for c in created],
+            "source": draw(
+                st.lists(st.sampled_from(["ads", "seo", None]), min_size=n_leads, max_size=n_leads)
+            ),
+            "job_title": draw(
+                st.lists(st.sampled_from(TITLES), min_size=n_leads, max_size=n_leads)
+            ),
+            "email": draw(st.lists(st.sampled_from(EMAILS), min_size=n_leads, max_size=n_leads)),
+            "company_size": draw(
+                st.lists(
+                    st.sampled_from([3, 40, 900, 20000, None]), min_size=n_leads, max_size=n_leads
+                )
+            ),
+            "budget": draw(
+                st.lists(st.floats(0, 1e6) | st.none(), min_size=n_leads, max_size=n_leads)
+            ),
+        }
+    )
+
+    def activity(times: st.SearchStrategy[int]) -> st.SearchStrategy[dict[str, object]]:
+        return st.fixed_dictionaries(
+            {
+                "lead_id": st.sampled_from(list(leads["lead_id"])),
+                "occurred_at": times.map(lambda us: BASE + pd.Timedelta(microseconds=us)),
+                "activity_type": st.sampled_from(list(ACTIVITY_TYPES)),
+                "detail": st.sampled_from(DETAILS),
+                "value": st.none() | st.floats(0, 1000),
+            }
+        )
+
+    past = draw(st.lists(activity(st.integers(0, 250 * day_us)), max_size=40))
+    times = [int((a["occurred_at"] - BASE) / US) for a in past] + created
+    # as-of is often exactly an event's instant, where <= versus < matters.
+    as_of_us = draw(st.sampled_from(times) | st.integers(0, 260 * day_us))
+    as_of = BASE + pd.Timedelta(microseconds=as_of_us)
+    after = st.integers(as_of_us + 1, as_of_us + 120 * day_us)
+    future = draw(st.lists(activity(after), min_size=1, max_size=20))
+    closers = draw(st.lists(st.sampled_from(list(leads["lead_id"])), unique=True))
+    closed_before = draw(st.lists(st.booleans(), min_size=len(closers), max_size=len(closers)))
+    outcomes, late_outcomes = [], []
+    for lead, before in zip(closers, closed_before, strict=True):
+        row = {"lead_id": lead, "outcome": draw(st.sampled_from(["won", "lost"]))}
+        if before:
+            row["closed_at"] = BASE + pd.Timedelta(microseconds=draw(st.integers(0, as_of_us)))
+            outcomes.append(row)
+        else:
+            row["closed_at"] = BASE + pd.Timedelta(microseconds=draw(after))
+            late_outcomes.append(row)
+    return {
+        "leads": leads,
+        "activities": pd.DataFrame(past, columns=list(future[0])),
+        "outcomes": pd.DataFrame(outcomes, columns=["lead_id", "outcome", "closed_at"]),
+        "future_activities": pd.DataFrame(future),
+        "late_outcomes": pd.DataFrame(late_outcomes, columns=["lead_id", "outcome", "closed_at"]),
+        "as_of": as_of,
+    }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=event_data())
+def test_events_after_as_of_change_no_feature(case):
+    before = validate_closed_loop(case["leads"], case["activities"], case["outcomes"])
+    after = validate_closed_loop(
+        case["leads"],
+        pd.concat([case["activities"], case["future_activities"]], ignore_index=True),
+        pd.concat([case["outcomes"], case["late_outcomes"]], ignore_index=True),
+    )
+    old = build_features(before, case["as_of"], threads=1)
+    new = build_features(after, case["as_of"], threads=1)
+    assert old.features == new.features
+    assert_same_features(old.frame, new.frame)
+    assert old.frame["lead_id"].tolist() == sorted(
+        case["leads"].loc[case["leads"]["created_at"] <= case["as_of"], "lead_id"]
+    )
+
+
+def test_leads_created_after_as_of_change_nothing(event_frames):
+    data = validate_closed_loop(**event_frames)
+    more = dict(event_frames)
+    more["leads"] = pd.concat(
+        [
+            event_frames["leads"],
+            pd.DataFrame(
+                {
+                    "lead_id": ["z"],
+                    "created_at": ["2024-06-01"],
+                    "source": ["tv"],
+                    "job_title": ["CEO"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    more["activities"] = pd.concat(
+        [
+            event_frames["activities"],
+            pd.DataFrame(
+                {
+                    "lead_id": ["z"],
+                    "occurred_at": ["2024-06-02"],
+                    "activity_type": ["page_view"],
+                    "detail": ["pricing"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    old = build_features(data, "2024-03-01")
+    new = build_features(validate_closed_loop(**more), "2024-03-01")
+    assert_same_features(old.frame, new.frame)
+
+
+# --------------------------------------------------------------------------- windows
+
+
+AS_OF = pd.Timestamp("2024-03-31 12:00")
+
+
+def ago(days: float) -> pd.Timestamp:
+    return AS_OF - pd.Timedelta(days=days)
+
+
+@pytest.fixture
+def window_data():
+    """Three leads with activity placed on and around the window edges, one lead too late."""
+    rows = [
+        # lead a: pricing views at 0 (the as-of instant), 1, 7 (edge), 29.5, 30 (edge) days ago
+        ("a", ago(0), "page_view", "pricing", None),
+        ("a", ago(1), "page_view", "pricing", None),
+        ("a", ago(7), "page_view", "pricing", None),
+        ("a", ago(29.5), "page_view", "pricing", None),
+        ("a", ago(30), "page_view", "pricing", None),
+        ("a", AS_OF + pd.Timedelta(seconds=1), "page_view", "pricing", None),  # future
+        ("a", ago(2), "page_view", "demo", None),
+        ("a", ago(10), "form_fill", "demo_request", None),
+        ("a", ago(3), "web_visit", None, 120),
+        ("a", ago(5), "web_visit", None, None),
+        ("a", ago(40), "web_visit", None, 60),
+        ("a", ago(15), "email_sent", "nurture", None),
+        ("a", ago(15.2), "email_sent", "nurture", None),
+        ("a", ago(16), "email_sent", "nurture", None),
+        ("a", ago(16.1), "email_sent", "nurture", None),
+        ("a", ago(14), "email_open", "nurture", None),
+        ("a", ago(14.1), "email_open", "nurture", None),
+        ("a", ago(13), "email_click", "nurture", None),
+        # lead c: chat, trial sign-up and usage, one usage day outside 30 days
+        ("c", ago(3), "chat", None, 5),
+        ("c", ago(20), "trial_signup", None, None),
+        ("c", ago(1), "trial_usage", "reports", 30),
+        ("c", ago(40), "trial_usage", "reports", 45),
+        # lead d is created after as-of
+        ("d", AS_OF + pd.Timedelta(days=2), "page_view", "pricing", None),
+    ]
+    activities = pd.DataFrame(
+        rows, columns=["lead_id", "occurred_at", "activity_type", "detail", "value"]
+    )
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "c", "d"],
+            "created_at": [
+                pd.Timestamp("2024-01-01"),
+                ago(30.5),
+                pd.Timestamp("2024-02-01"),
+                AS_OF + pd.Timedelta(days=1),
+            ],
+            "company_size": [12, None, 5000, 7],
+            "job_title": ["Head of Growth", None, "Software Engineer", "CEO"],
+            "email": ["x@acme.io", None, "y@yahoo.co.uk", "z@d.com"],
+        }
+    )
+    return validate_closed_loop(leads, activities)
+
+
+def test_window_counts_on_hand_made_leads(window_data):
+    table = build_features(window_data, AS_OF)
+    frame = table.frame.set_index("lead_id")
+    assert list(frame.index) == ["a", "b", "c"]
+    a, b, c = frame.loc["a"], frame.loc["b"], frame.loc["c"]
+    # windows are (as_of - N days, as_of]: 7 and 30 days ago fall out of the 7- and 30-day ones
+    assert (
+        a["pricing_page_views_7d"],
+        a["pricing_page_views_30d"],
+        a["pricing_page_views_90d"],
+    ) == (2, 4, 5)
+    assert a["demo_page_views_30d"] == 1
+    assert (a["high_intent_actions_7d"], a["high_intent_actions_30d"]) == (3, 6)
+    assert a["high_intent_forms_30d"] == 1
+    assert a["days_since_last_high_intent"] == 0
+    assert a["days_since_last_activity"] == 0
+    assert a["days_since_first_activity"] == 40
+    assert (a["web_visits_7d"], a["web_visits_90d"]) == (2, 3)
+    assert (a["web_seconds_30d"], a["web_seconds_90d"]) == (120, 180)
+    assert a["email_sends_90d"] == 4
+    assert a["email_open_rate_90d"] == 0.5
+    assert a["email_click_rate_90d"] == 0.25
+    assert a["activities_7d"] == 5  # pricing x2, demo page, two web visits
+    assert a["activities_total"] == 17
+    # trend: 5 in the last 7 days against 9 in the 21 days before (29.5, 30, 40 are older)
+    assert a["activity_trend"] == pytest.approx(5 - 9 / 3)
+    # whole days before as-of with activity: 0,1,2,3,5,7,10,13,14,15,16,29 (+30, 40 in 90 d)
+    assert (a["active_days_30d"], a["active_days_90d"]) == (12, 14)
+    assert a["activity_types_90d"] == 6
+    assert a["lead_age_days"] == (AS_OF - pd.Timestamp("2024-01-01")).days + 0.5
+    # b: no activity at all
+    assert b["lead_age_days"] == 30.5
+    assert b["activities_total"] == 0 and b["pricing_page_views_30d"] == 0
+    assert np.isnan(b["days_since_last_activity"]) and np.isnan(b["email_open_rate_90d"])
+    assert np.isnan(b["days_since_last_high_intent"])
+    # c: chat and trial signals
+    assert (c["has_chatted"], c["chats_30d"], c["chat_messages_30d"]) == (1, 1, 5)
+    assert (c["has_trial"], c["trial_days_30d"], c["trial_minutes_30d"]) == (1, 1, 30)
+    assert np.isnan(c["days_since_last_high_intent"])
+    assert c["days_since_last_activity"] == 1
+    # fit
+    assert list(frame["seniority"]) == ["director", "unknown", "individual"]
+    assert list(frame["department"]) == ["marketing", "unknown", "engineering"]
+    assert list(frame["email_domain_kind"]) == ["corporate", "missing", "free"]
+    assert list(frame["company_size_band"]) == ["11-50", "unknown", "1001-5000"]
+
+
+def reference_counts(data, as_of: pd.Timestamp) -> pd.DataFrame:
+    """A few features the slow, obvious way: one lead at a time in Python."""
+    rows = {}
+    acts = data.activities
+    for lead in data.leads.loc[data.leads["created_at"] <= as_of, "lead_id"]:
+        mine = acts[(acts["lead_id"] == lead) & (acts["occurred_at"] <= as_of)]
+        age = as_of - mine["occurred_at"]
+        pricing = (mine["activity_type"] == "page_view") & (mine["detail"] == "pricing")
+        rows[lead] = {
+            "activities_7d": float((age < pd.Timedelta(days=7)).sum()),
+            "pricing_page_views_30d": float((pricing & (age < pd.Timedelta(days=30))).sum()),
+            "active_days_90d": float(
+                len({a // pd.Timedelta(days=1) for a in age if a < pd.Timedelta(days=90)})
+            ),
+            "days_since_last_activity": (age.min() / pd.Timedelta(days=1) if len(mine) else np.nan),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").sort_index()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=event_data())
+def test_windowed_features_match_a_reference_implementation(case):
+    data = validate_closed_loop(case["leads"], case["activities"], case["outcomes"])
+    table = build_features(data, case["as_of"], threads=1)
+    expected = reference_counts(data, case["as_of"])
+    if expected.empty:
+        assert table.frame.empty
+        return
+    got = table.frame.set_index("lead_id")[list(expected.columns)]
+    got.index.name = None
+    pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-12)
+
+
+# --------------------------------------------------------------------------- catalogue, dtypes
+
+
+def test_every_feature_has_a_group_a_label_and_a_unique_name():
+    catalogue = feature_catalogue()
+    names = [f.name for f in catalogue]
+    assert len(names) == len(set(names))
+    assert 40 <= len(catalogue) <= 70
+    for f in catalogue:
+        assert f.group in ("fit", "engagement")
+        assert f.kind in ("numeric", "categorical")
+        assert f.label.strip() and f.label[0].isupper(), f
+
+
+def test_dtypes_follow_feature_kinds(window_data):
+    table = build_features(window_data, AS_OF)
+    assert list(table.frame.columns) == ["lead_id", *(f.name for f in table.features)]
+    for f in table.features:
+        column = table.frame[f.name]
+        if f.kind == "categorical":
+            assert isinstance(column.dtype, pd.CategoricalDtype), f.name
+        else:
+            assert column.dtype == np.float64, f.name
+    assert table.as_of == AS_OF
+
+
+def test_only_present_lead_columns_make_fit_features(event_frames):
+    table = build_features(validate_closed_loop(**event_frames), "2024-03-01")
+    fit = {f.name for f in table.features if f.group == "fit"}
+    assert fit == {"source", "seniority", "department"}
+
+
+def test_extra_lead_columns_pass_through_typed_from_the_data(event_frames):
+    leads = event_frames["leads"].assign(
+        annual_revenue=[1e6, None, 5e5],
+        plan=["free", "pro", None],
+        signed_up_at=pd.to_datetime(["2024-01-02", "2024-01-06", "2024-02-02"]),
+        seniority=["x", "y", "z"],
+    )
+    table = build_features(validate_closed_loop(leads, event_frames["activities"]), "2024-03-01")
+    kinds = {f.name: (f.kind, f.label) for f in table.features if f.group == "fit"}
+    assert kinds["annual_revenue"] == ("numeric", "Annual revenue")
+    assert kinds["plan"] == ("categorical", "Plan")
+    assert kinds["extra_seniority"][0] == "categorical"
+    assert "signed_up_at" not in kinds  # a timestamp could postdate as-of
+    assert table.frame["annual_revenue"].tolist()[:1] == [1e6]
+
+
+def test_features_never_read_outcomes(event_frames):
+    with_outcomes = validate_closed_loop(**event_frames)
+    without = validate_closed_loop(event_frames["leads"], event_frames["activities"])
+    for as_of in ("2024-01-03", "2024-02-15", "2024-12-31"):
+        assert_same_features(
+            build_features(with_outcomes, as_of).frame, build_features(without, as_of).frame
+        )
+
+
+def test_bad_as_of_is_a_one_line_error(event_frames):
+    data = validate_closed_loop(**event_frames)
+    with pytest.raises(DataError, match="not a date"):
+        build_features(data, "next tuesday")
+
+
+def test_as_of_with_timezone_means_utc(event_frames):
+    data = validate_closed_loop(**event_frames)
+    local = build_features(data, "2024-01-03T11:00:00+01:00")
+    utc = build_features(data, "2024-01-03T10:00:00")
+    assert local.as_of == utc.as_of
+    assert_same_features(local.frame, utc.frame)
+
+
+# --------------------------------------------------------------------------- fit parsers
+
+
+@pytest.mark.parametrize(
+    ("title", "seniority", "department"),
+    [
+        ("Chief Marketing Officer", "c_level", "marketing"),
+        ("CEO", "c_level", "executive"),
+        ("Co-Founder & CEO", "c_level", "executive"),
+        ("Vice President, Sales", "vp", "sales"),
+        ("SVP Engineering", "vp", "engineering"),
+        ("Head of Growth", "director", "marketing"),
+        ("Director of IT", "director", "it"),
+        ("Finance Manager", "manager", "finance"),
+        ("Sr. Recruiter", "senior", "hr"),
+        ("Senior Product Designer", "senior", "product"),
+        ("Operations Analyst", "individual", "operations"),
+        ("Account Executive", "individual", "sales"),
+        ("Marketing Intern", "intern", "marketing"),
+        ("Student", "student", "other"),
+        ("Teacher", "individual", "other"),
+        ("  n/a ", "unknown", "unknown"),
+        (None, "unknown", "unknown"),
+    ],
+)
+def test_job_title_parser(title, seniority, department):
+    titles = pd.Series([title], dtype="str")
+    assert parse_seniority(titles).tolist() == [seniority]
+    assert parse_department(titles).tolist() == [department]
+
+
+def test_job_title_parser_keeps_index_and_fixed_categories():
+    titles = pd.Series(["CTO", "Intern", None, "CTO"], index=[10, 11, 12, 13])
+    seniority = parse_seniority(titles)
+    assert list(seniority.index) == [10, 11, 12, 13]
+    assert list(seniority.cat.categories) == list(SENIORITY_LEVELS)
+    assert list(parse_department(titles).cat.categories) == list(DEPARTMENTS)
+
+
+def test_email_domain_kind():
+    emails = pd.Series(
+        [
+            "Ann@Acme.io",
+            "bob@gmail.com",
+            "c@yahoo.co.uk",
+            "d@GMX.de",
+            None,
+            "not an email",
+            "e@web.de",
+            "f@sub.corp.example.com",
+        ]
+    )
+    assert email_domain_kind(emails).tolist() == [
+        "corporate",
+        "free",
+        "free",
+        "free",
+        "missing",
+        "missing",
+        "free",
+        "corporate",
+    ]
+    domains = pd.Series(["acme.io", "hotmail.com", None, None])
+    both = pd.Series(["x@outlook.com", None, "y@firm.de", None])
+    assert email_domain_kind(domains=domains).tolist() == [
+        "corporate",
+        "free",
+        "missing",
+        "missing",
+    ]
+    assert email_domain_kind(both, domains).tolist() == ["free", "free", "corporate", "missing"]
+
+
+def test_company_size_band_and_text_sizes():
+    sizes = pd.Series([1, 10, 11, 50, 51, 200, 201, 1000, 1001, 5000, 5001, None, 0, -3])
+    assert company_size_band(sizes).tolist() == [
+        "1-10",
+        "1-10",
+        "11-50",
+        "11-50",
+        "51-200",
+        "51-200",
+        "201-1000",
+        "201-1000",
+        "1001-5000",
+        "1001-5000",
+        "5001+",
+        "unknown",
+        "unknown",
+        "unknown",
+    ]
+    text = pd.Series(["51-200", "10,000+", "42", "about twenty", None])
+    parsed = parse_company_size(text)
+    np.testing.assert_array_equal(parsed.to_numpy(), [125.5, 10000, 42, np.nan, np.nan])
+    assert company_size_band(parsed).tolist() == ["51-200", "5001+", "11-50", "unknown", "unknown"]
+
+
+# --------------------------------------------------------------------------- training examples
+
+
+@pytest.fixture
+def outcome_data():
+    leads = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "c", "d", "e", "f"],
+            "created_at": [
+                "2024-01-01",
+                "2024-01-01",
+                "2024-01-15",
+                "2024-02-15",
+                "2024-01-10",
+                "2024-01-10",
+            ],
+            "source": ["ads", "seo", "ads", "tv", "seo", "ads"],
+        }
+    )
+    outcomes = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "c", "e", "f"],
+            "outcome": ["won", "lost", "won", "won", "won"],
+            "closed_at": ["2024-02-10", "2024-01-20", "2024-03-20", "2024-02-01", "2024-03-02"],
+        }
+    )
+    activities = pd.DataFrame(
+        {
+            "lead_id": ["a", "c"],
+            "occurred_at": ["2024-01-05", "2024-02-20"],
+            "activity_type": ["page_view", "chat"],
+            "detail": ["pricing", None],
+        }
+    )
+    return validate_closed_loop(leads, activities, outcomes, observed_until="2024-04-15")
+
+
+def test_training_examples_labels_exclusions_and_censoring(outcome_data):
+    dates = ["2024-02-01", "2024-03-01", "2024-04-01"]  # the last window ends after 04-15
+    ds = build_training_examples(outcome_data, dates, horizon_days=30, name="toy")
+    got = list(zip(ds.order.dt.strftime("%m-%d"), ds.lead_id, ds.y.tolist(), strict=True))
+    # b closed before 02-01; e closed exactly at 02-01 (closed_at <= as_of is closed);
+    # f closes exactly at as_of + 30 days (inside the window); d is created on 02-15.
+    assert got == [
+        ("02-01", "a", 1),
+        ("02-01", "c", 0),
+        ("02-01", "f", 1),
+        ("03-01", "c", 1),
+        ("03-01", "d", 0),
+        ("03-01", "f", 1),
+    ]
+    assert ds.name == "toy" and ds.horizon_days == 30
+    assert ds.order_kind == "time"
+    assert ds.X.shape == (6, len(ds.features))
+    assert isinstance(ds.X["source"].dtype, pd.CategoricalDtype)
+    assert set(ds.X["source"].cat.categories) == {"ads", "tv"}
+    assert "outcomes" in ds.excluded
+    # c's chat on 02-20 is seen at 03-01 but not at 02-01
+    assert ds.X["has_chatted"].tolist() == [0, 0, 0, 1, 0, 0]
+
+
+def test_training_examples_rows_equal_features_at_that_date(outcome_data):
+    ds = build_training_examples(outcome_data, ["2024-03-01"], horizon_days=30)
+    direct = build_features(outcome_data, "2024-03-01").frame.set_index("lead_id")
+    rows = ds.X.assign(lead_id=ds.lead_id).set_index("lead_id")
+    # categories come from the leads scored, so only the values can be compared
+    pd.testing.assert_frame_equal(rows, direct.loc[rows.index], check_categorical=False)
+
+
+def test_training_examples_refuse_fully_censored_dates(outcome_data):
+    with pytest.raises(DataError, match="complete 30-day outcome window"):
+        build_training_examples(outcome_data, ["2024-04-01"], horizon_days=30)
+    with pytest.raises(SpecError, match="horizon_days"):
+        build_training_examples(outcome_data, ["2024-02-01"], horizon_days=0)
+
+
+def test_default_as_of_dates_leave_complete_windows(outcome_data):
+    dates = default_as_of_dates(outcome_data, horizon_days=30, every_days=7, warmup_days=14)
+    assert dates == sorted(dates)
+    assert dates[-1] == pd.Timestamp("2024-03-16")
+    assert dates[0] >= pd.Timestamp("2024-01-15")
+    assert all(
+        later - earlier == pd.Timedelta(days=7) for earlier, later in itertools.pairwise(dates)
+    )
+    with pytest.raises(DataError, match="too little time"):
+        default_as_of_dates(outcome_data, horizon_days=200)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_round_trip(tmp_path, event_frames, capsys):
+    folder = tmp_path / "events"
+    write_tables(event_frames, folder, fmt="csv")
+    out = tmp_path / "features.parquet"
+    assert (
+        main(["features", "--data", str(folder), "--as-of", "2024-01-10", "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "2 leads as of 2024-01-10" in printed
+    assert "fit (3)" in printed
+    written = pd.read_parquet(out)
+    expected = build_features(validate_closed_loop(**event_frames), "2024-01-10").frame
+    assert list(written["lead_id"]) == ["a", "b"]
+    assert written["pricing_page_views_30d"].tolist() == [1.0, 0.0]
+    for column in expected.columns:
+        if ptypes.is_float_dtype(expected[column]):
+            np.testing.assert_array_equal(written[column].to_numpy(), expected[column].to_numpy())
+
+
+def test_cli_default_as_of_is_end_of_data(tmp_path, event_frames, capsys):
+    folder = tmp_path / "events"
+    write_tables(event_frames, folder)
+    assert main(["features", "--data", str(folder)]) == 0
+    assert "3 leads as of 2024-03-01" in capsys.readouterr().out
