@@ -1,0 +1,969 @@
+"""Why a lead scored what it scored: contributions, reasons and fit / engagement sub-scores.
+
+What the numbers mean
+---------------------
+Every lead's calibrated probability ``p`` is split into a **base rate** plus one
+**contribution** per business field, in probability units, that add up exactly::
+
+    p = base_rate + sum(contribution_i)          (to floating-point rounding)
+
+A contribution of ``+0.12`` reads "this field raised the lead's chance of converting by 12
+percentage points compared with a typical lead"; ``-0.05`` lowered it by 5 points.
+
+How they are computed
+---------------------
+LightGBM computes exact TreeSHAP values itself (``booster.predict(X, pred_contrib=True)``): for
+each lead, one value ``phi_i`` per model column and a bias ``b`` with
+``f(x) = b + sum(phi_i)``, where ``f`` is the booster's raw score in **log-odds**. The bias is
+the booster's average raw score over its training data, the same for every lead. These values
+explain the raw score, not what the user sees, which is the calibrated probability
+``p = g(f(x))`` with ``g = calibrate(sigmoid(.))`` (a monotone map: the calibrator never changes
+the ranking).
+
+We carry the log-odds values over to the probability scale along the path from the base to
+the prediction:
+
+* ``base_rate = g(b)``: the calibrated probability of a lead whose every feature sits at its
+  average effect, i.e. where the log-odds explanation starts. It is close to, but not the same
+  as, the share of won leads (the average of ``g`` over leads is not ``g`` of the average
+  log-odds).
+* ``contribution_i = phi_i * (p - base_rate) / (f(x) - b)``: every log-odds value is scaled by
+  the same factor, the slope of the straight line from ``(b, base_rate)`` to ``(f(x), p)`` on
+  the curve ``g``. Because the factor is shared, the contributions add up to ``p - base_rate``
+  exactly, and because ``g`` is monotone the factor is never negative, so every contribution
+  keeps the sign of its log-odds value and the ranking of the reasons is the log-odds ranking.
+  When ``f(x)`` is within ``1e-6`` of ``b`` the secant is 0/0, and the factor is instead
+  ``g``'s average slope over the span the values cover, from ``b`` plus the sum of the
+  negative values to ``b`` plus the sum of the positive ones (for a smooth ``g`` and small
+  values, its local slope); what is left of ``p - base_rate`` (a rounding error, or a step of
+  the calibrator right at the base) is shared by the values of its sign, so the sum and the
+  signs still hold exactly and the contributions stay of the size of ``g``'s rise.
+
+This is the linear rescaling of log-odds SHAP; it is not the SHAP value of the calibrated
+model itself (that would need an interventional explainer and a background sample, hundreds
+of times slower), but it is exact in sum, faithful in sign and order, and costs nothing beyond
+TreeSHAP. Where ``g`` is steep (an isotonic calibrator with a sharp step) and large for and
+against values cancel out, single contributions can be larger than the change in ``p``, even
+above 100 points; they still add up. ``rescale="sides"`` avoids that: it first splits
+``p - base_rate`` between the values for and the values against, as the Shapley values of
+those two sides on ``g`` (the average of "for first, then against" and "against first, then
+for"), then shares each side's total in proportion to its log-odds values. Sum and signs hold
+the same way, and each side's total is bounded by how far ``g`` can move.
+
+Model columns are summed back to business fields when ``field_of`` maps column names to
+fields (for example several encoded columns of one CRM field); otherwise each column is its
+own field.
+
+Reasons and sub-scores
+----------------------
+:func:`lead_reasons` and :func:`explain_batch` turn the largest contributions into sentences
+(from :attr:`~leadscore.schema.Feature.sentence` when a feature has one, else
+"Lead source: Google", "Time on the website (seconds): 1,532", "Occupation not given"),
+skipping contributions under a tenth of a percentage point. :class:`SubScorer` turns the
+log-odds contributions of the fit and engagement features into 0-100 percentiles against the
+leads the model was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from pandas.api import types as ptypes
+from scipy.special import expit
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from leadscore.errors import DataError, ModelError
+from leadscore.schema import Feature
+
+__all__ = [
+    "GROUPS",
+    "MIN_CONTRIBUTION",
+    "Explanation",
+    "Reason",
+    "SubScorer",
+    "explain",
+    "explain_batch",
+    "format_number",
+    "lead_reasons",
+    "mean_abs_contribution",
+    "reason_text",
+    "reasons_json",
+    "shap_summary_figure",
+    "to_probability_space",
+]
+
+logger = logging.getLogger(__name__)
+
+Calibrate = Callable[[np.ndarray], np.ndarray]
+CalibrateOn = Literal["probability", "log_odds"]
+Rescale = Literal["linear", "sides"]
+
+#: Feature groups that get a sub-score, in output order (column ``{group}_score``).
+GROUPS: tuple[str, ...] = ("fit", "engagement")
+
+#: Contributions smaller than this (probability, so 0.001 = 0.1 percentage point) are no reason.
+MIN_CONTRIBUTION = 1e-3
+
+#: Below this gap in log-odds between prediction and base, the local slope replaces the secant.
+_TINY_LOG_ODDS = 1e-6
+
+
+# --------------------------------------------------------------------------- probability space
+
+
+def _link(
+    calibrate: Calibrate | None, calibrate_on: CalibrateOn
+) -> Callable[[np.ndarray], np.ndarray]:
+    """``g``: raw log-odds score -> calibrated probability."""
+    if calibrate_on not in ("probability", "log_odds"):
+        raise ValueError(f"calibrate_on must be 'probability' or 'log_odds', not {calibrate_on!r}")
+    if calibrate is None:
+        return expit
+
+    def g(f: np.ndarray) -> np.ndarray:
+        out = np.asarray(calibrate(expit(f) if calibrate_on == "probability" else f), dtype=float)
+        if out.shape != f.shape or not np.all(np.isfinite(out)):
+            raise ModelError(
+                "the calibrator returned values of the wrong shape or non-finite values",
+                "Pass a calibrator that maps an array of raw scores to as many probabilities.",
+            )
+        return out
+
+    return g
+
+
+def to_probability_space(
+    log_odds: np.ndarray,
+    bias: float,
+    calibrate: Calibrate | None = None,
+    calibrate_on: CalibrateOn = "probability",
+    rescale: Rescale = "linear",
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """Rescale log-odds SHAP values so that they add up to the calibrated probability.
+
+    Parameters
+    ----------
+    log_odds : (n_leads, n_columns) log-odds contributions ``phi`` (without the bias column).
+    bias : the log-odds base value ``b``, so that a lead's raw score is ``b + phi.sum()``.
+    calibrate : monotone non-decreasing map to calibrated probability; ``None`` for none.
+    calibrate_on : whether ``calibrate`` takes the raw probability ``sigmoid(f)`` (default)
+        or the raw log-odds score ``f`` itself (as
+        :class:`~leadscore.calibration.ProbabilityCalibrator` does).
+    rescale : ``"linear"`` (default): one factor per lead, the secant slope of ``g`` from the
+        base to the prediction. ``"sides"``: the change in probability is first split between
+        the values for and the values against (the Shapley split of the two sides on ``g``),
+        then shared within each side in proportion to the log-odds values; each side's total
+        then stays within what ``g`` can move, even where the calibrator is steep.
+
+    Returns
+    -------
+    contributions : (n_leads, n_columns) in probability units, signs as in ``log_odds``.
+    base_rate : ``g(b)``.
+    probability : ``g(b + phi.sum())``, equal to ``base_rate + contributions.sum(axis=1)``.
+
+    Examples
+    --------
+    >>> c, base, p = to_probability_space(np.array([[1.0, -0.5]]), 0.0)
+    >>> round(base, 3), np.round(c, 3).tolist(), round(float(p[0]), 3)
+    (0.5, [[0.245, -0.122]], 0.622)
+    """
+    phi = np.asarray(log_odds, dtype=float)
+    if phi.ndim != 2:
+        raise ValueError("log_odds must be a 2-d array (leads x columns)")
+    g = _link(calibrate, calibrate_on)
+    d = phi.sum(axis=1)
+    f = bias + d
+    values = g(np.concatenate([f, [bias]]))
+    p, base_rate = values[:-1], float(values[-1])
+    delta = p - base_rate
+    if np.any(delta * d < -1e-12):
+        raise ModelError(
+            "the calibrator is not monotone: a higher raw score got a lower probability",
+            "Refit the calibrator with a monotone method (isotonic or sigmoid).",
+        )
+    if rescale == "sides":
+        contributions = _split_sides(phi, bias, g, p, base_rate)
+        _absorb_residual(contributions, phi, delta)
+        return contributions, base_rate, p
+    if rescale != "linear":
+        raise ValueError(f"rescale must be 'linear' or 'sides', not {rescale!r}")
+    tiny = np.abs(d) < _TINY_LOG_ODDS
+    scale = np.divide(delta, d, out=np.zeros_like(d), where=~tiny)
+    if tiny.any():
+        # the secant is 0/0 here: take g's average slope over the span the values cover
+        pt = np.where(phi[tiny] > 0, phi[tiny], 0.0).sum(axis=1)
+        nt = np.where(phi[tiny] < 0, phi[tiny], 0.0).sum(axis=1)
+        ends = g(np.concatenate([bias + pt, bias + nt]))
+        width = pt - nt
+        rise = ends[: pt.size] - ends[pt.size :]
+        scale[tiny] = np.divide(rise, width, out=np.zeros_like(width), where=width > 0)
+    scale = np.maximum(scale, 0.0)
+    contributions = phi * scale[:, None]
+    _absorb_residual(contributions, phi, delta)
+    return contributions, base_rate, p
+
+
+def _split_sides(
+    phi: np.ndarray, bias: float, g: Callable[[np.ndarray], np.ndarray], p: np.ndarray, base: float
+) -> np.ndarray:
+    """Shapley split of ``p - base`` between the for and against sides, then pro rata."""
+    pos = np.where(phi > 0, phi, 0.0)
+    neg = np.where(phi < 0, phi, 0.0)
+    P, N = pos.sum(axis=1), neg.sum(axis=1)
+    ends = g(np.concatenate([bias + P, bias + N]))
+    g_pos, g_neg = ends[: P.size], ends[P.size :]
+    total_for = np.maximum(0.5 * ((g_pos - base) + (p - g_neg)), 0.0)
+    total_against = np.minimum(0.5 * ((g_neg - base) + (p - g_pos)), 0.0)
+    share_for = np.divide(total_for, P, out=np.zeros_like(P), where=P > 0)
+    share_against = np.divide(total_against, N, out=np.zeros_like(N), where=N < 0)
+    return pos * share_for[:, None] + neg * share_against[:, None]
+
+
+def _absorb_residual(contributions: np.ndarray, phi: np.ndarray, delta: np.ndarray) -> None:
+    """Add ``delta - contributions.sum(1)`` to the side that shares its sign, in place.
+
+    Shares are proportional to ``phi`` within that side, so no contribution changes sign; when
+    that side is empty the other side is scaled down instead (possible only when ``delta`` is
+    between 0 and the current sum, so signs still hold).
+    """
+    residual = delta - contributions.sum(axis=1)
+    rows = np.flatnonzero(residual != 0)
+    if rows.size == 0:
+        return
+    ph, res = phi[rows], residual[rows]
+    pos = np.where(ph > 0, ph, 0.0)
+    neg = np.where(ph < 0, ph, 0.0)
+    p_sum, n_sum = pos.sum(axis=1), neg.sum(axis=1)
+    same = np.where((res > 0)[:, None], pos, neg)
+    same_sum = np.where(res > 0, p_sum, n_sum)
+    other = np.where((res > 0)[:, None], neg, pos)
+    other_sum = np.where(res > 0, n_sum, p_sum)
+    use_same = same_sum != 0
+    weights = np.where(use_same[:, None], same, other)
+    total = np.where(use_same, same_sum, other_sum)
+    ok = total != 0
+    add = np.zeros_like(ph)
+    add[ok] = weights[ok] / total[ok, None] * res[ok, None]
+    contributions[rows] += add
+
+
+# --------------------------------------------------------------------------- explanation
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Contributions of a batch of leads, on both scales.
+
+    Attributes
+    ----------
+    base_rate : calibrated probability at the log-odds base value, ``g(bias)``.
+    probability : calibrated probability of each lead; equals ``base_rate`` plus the row sum of
+        ``contributions``.
+    contributions : one column per business field, probability units, index of ``X``.
+    log_odds : one column per model column, raw TreeSHAP values in log-odds, index of ``X``.
+    log_odds_bias : the log-odds base value.
+    values : the model columns of ``X`` the explanation is of.
+    features : metadata of the model columns, in order.
+    fields : the business fields, in the order of ``contributions``' columns.
+    shown : (n_leads, n_fields) position in ``features`` of the column that speaks for each
+        field in reasons: the field's column with the largest absolute contribution.
+    """
+
+    base_rate: float
+    probability: np.ndarray
+    contributions: pd.DataFrame
+    log_odds: pd.DataFrame
+    log_odds_bias: float
+    values: pd.DataFrame
+    features: tuple[Feature, ...]
+    fields: tuple[str, ...]
+    shown: np.ndarray
+
+
+def _normal_name(name: str) -> str:
+    return re.sub(r"\s", "_", str(name))
+
+
+def _model_columns(
+    booster: lgb.Booster, features: Sequence[Feature], X: pd.DataFrame, check_names: bool
+) -> pd.DataFrame:
+    names = [f.name for f in features]
+    booster_names = booster.feature_name()
+    same = [_normal_name(n) for n in names] == [_normal_name(n) for n in booster_names]
+    if len(names) != len(booster_names) or (check_names and not same):
+        raise ModelError(
+            f"the features ({len(names)}) do not match the model's columns "
+            f"({len(booster_names)}: {', '.join(booster_names[:5])}, ...)",
+            "Pass the feature metadata saved with this model.",
+        )
+    missing = [n for n in names if n not in X.columns]
+    if missing:
+        raise DataError(
+            f"the leads to explain lack model column {missing[0]!r} ({len(missing)} missing)",
+            "Build features with the same feature builder the model was trained with.",
+        )
+    return X.loc[:, names]
+
+
+def _field_layout(
+    features: Sequence[Feature], field_of: Mapping[str, str] | None
+) -> tuple[tuple[str, ...], np.ndarray]:
+    """Fields in order of first appearance and the field position of every column."""
+    mapping = dict(field_of or {})
+    fields: dict[str, int] = {}
+    index = np.empty(len(features), dtype=np.intp)
+    for i, f in enumerate(features):
+        index[i] = fields.setdefault(mapping.get(f.name, f.name), len(fields))
+    return tuple(fields), index
+
+
+def explain(
+    booster: lgb.Booster,
+    calibrate: Calibrate | None,
+    features: Sequence[Feature],
+    X: pd.DataFrame,
+    *,
+    field_of: Mapping[str, str] | None = None,
+    calibrate_on: CalibrateOn = "probability",
+    encode: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    rescale: Rescale = "linear",
+) -> Explanation:
+    """Contributions of every lead of ``X`` to its calibrated probability.
+
+    Parameters
+    ----------
+    booster : the fitted binary LightGBM booster.
+    calibrate : monotone map to calibrated probability (see ``calibrate_on``); ``None`` means
+        the booster's own probability.
+    features : metadata of the booster's columns, in the booster's order.
+    X : the leads, with (at least) the booster's columns: float64 and pandas ``category``.
+    field_of : optional model column -> business field; contributions of one field are summed.
+    calibrate_on : ``"probability"`` when ``calibrate`` takes ``sigmoid(raw score)``,
+        ``"log_odds"`` when it takes the raw score.
+    encode : optional map from the model columns of ``X`` to the matrix the booster was
+        trained on (e.g. :meth:`~leadscore.model.LeadScoringModel.encode`), for a booster
+        trained on a matrix with its own column names; ``X`` then still supplies the values
+        that reasons quote. Without it ``X`` goes to the booster as it is, and its column
+        names must match the booster's.
+    rescale : how log-odds values become probability points, see
+        :func:`to_probability_space`.
+
+    Returns
+    -------
+    Explanation
+        With ``base_rate + contributions.sum(axis=1) == probability`` for every lead.
+    """
+    features = tuple(features)
+    Xm = _model_columns(booster, features, X, check_names=encode is None)
+    if encode is None:
+        probe: pd.DataFrame | np.ndarray = Xm if len(Xm) else Xm.reindex([0])
+    else:
+        probe = (
+            np.asarray(encode(Xm), dtype=float) if len(Xm) else np.full((1, len(features)), np.nan)
+        )
+        if probe.shape != (max(len(Xm), 1), len(features)):
+            raise ModelError(
+                f"encode returned shape {probe.shape} for {len(Xm)} leads",
+                "Pass the model's own encoder, one column per feature.",
+            )
+    # the bias (last column) is the same for every row, so an empty batch probes one blank row
+    raw = np.asarray(booster.predict(probe, pred_contrib=True), dtype=float)
+    if raw.ndim != 2 or raw.shape[1] != len(features) + 1:
+        raise ModelError(
+            "the booster is not a single-output (binary) model",
+            "Explain a model trained with objective='binary'.",
+        )
+    bias = float(raw[0, -1])
+    phi = raw[: len(Xm), :-1]
+    contributions, base_rate, probability = to_probability_space(
+        phi, bias, calibrate, calibrate_on, rescale
+    )
+    fields, index = _field_layout(features, field_of)
+    if len(fields) == len(features):
+        by_field = contributions
+        shown = np.broadcast_to(np.arange(len(features)), contributions.shape)
+    else:
+        by_field = np.zeros((len(Xm), len(fields)))
+        np.add.at(by_field.T, index, contributions.T)
+        shown = np.empty((len(Xm), len(fields)), dtype=np.intp)
+        for j in range(len(fields)):
+            members = np.flatnonzero(index == j)
+            pick = np.abs(contributions[:, members]).argmax(axis=1)
+            shown[:, j] = members[pick]
+    names = [f.name for f in features]
+    return Explanation(
+        base_rate=base_rate,
+        probability=probability,
+        contributions=pd.DataFrame(by_field, index=X.index, columns=list(fields)),
+        log_odds=pd.DataFrame(phi, index=X.index, columns=names),
+        log_odds_bias=bias,
+        values=Xm,
+        features=features,
+        fields=fields,
+        shown=shown,
+    )
+
+
+# --------------------------------------------------------------------------- reasons
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason for or against a lead.
+
+    ``feature`` is the business field, ``label`` and ``value`` those of the model column that
+    speaks for it (``value`` is a float, a category, or ``None`` when missing), ``contribution``
+    its share of the probability, ``group`` "fit" or "engagement" and ``text`` the sentence.
+    """
+
+    feature: str
+    label: str
+    value: float | str | None
+    contribution: float
+    group: str
+    text: str
+
+    @property
+    def direction(self) -> Literal["for", "against"]:
+        return "for" if self.contribution > 0 else "against"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form: feature, label, value, contribution, direction."""
+        value = self.value
+        if isinstance(value, float) and not np.isfinite(value):
+            value = None
+        return {
+            "feature": self.feature,
+            "label": self.label,
+            "value": value,
+            "contribution": round(float(self.contribution), 6),
+            "direction": self.direction,
+        }
+
+
+def _display_keys(values: np.ndarray) -> np.ndarray:
+    """Values rounded as :func:`format_number` shows them (whole above 100, else 2 digits)."""
+    v = np.asarray(values, dtype=float)
+    a = np.abs(v)
+    out = np.round(v)
+    mid = (a >= 1) & (a < 100)
+    out[mid] = np.round(v[mid], 2)
+    small = (a > 0) & (a < 1)
+    scale = 10.0 ** (1 - np.floor(np.log10(a[small])))
+    out[small] = np.round(v[small] * scale) / scale
+    return out
+
+
+def _format_key(key: float) -> str:
+    if not np.isfinite(key):
+        return str(key)
+    if key == round(key):
+        return f"{key:,.0f}"
+    if abs(key) >= 1:
+        return f"{key:,.2f}".rstrip("0").rstrip(".")
+    return f"{key:.2g}"
+
+
+def format_number(value: float) -> str:
+    """A number as a marketer writes it: ``1,532``, ``12.5``, ``0.35``."""
+    return _format_key(float(_display_keys(np.array([value]))[0]))
+
+
+def _generic_text(feature: Feature, value: float | str | None) -> str:
+    if value is None:
+        return f"{feature.label} not given"
+    if isinstance(value, str):
+        return f"{feature.label}: {value}"
+    return f"{feature.label}: {format_number(value)}"
+
+
+def reason_text(feature: Feature, value: float | str | None) -> str:
+    """The sentence for one value: the feature's template, or label and value.
+
+    A missing value always reads "<label> not given" (a template such as "Visited the pricing
+    page {value:.0f} times" has nothing to say about it); a template that does not fit the
+    value falls back to the generic phrasing.
+    """
+    if value is not None and feature.sentence:
+        try:
+            return feature.sentence.format(value=value)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            logger.debug("sentence of %s does not fit value %r", feature.name, value)
+    return _generic_text(feature, value)
+
+
+def _is_categorical(column: pd.Series) -> bool:
+    return isinstance(column.dtype, pd.CategoricalDtype)
+
+
+def _cell_values(column: pd.Series, rows: np.ndarray) -> list[float | str | None]:
+    """Python values of ``column`` at positions ``rows``: float, str, or None when missing."""
+    if _is_categorical(column):
+        cats = [str(c) for c in column.cat.categories]
+        codes = column.cat.codes.to_numpy()[rows]
+        return [cats[c] if c >= 0 else None for c in codes.tolist()]
+    if ptypes.is_numeric_dtype(column) or ptypes.is_bool_dtype(column):
+        vals = column.to_numpy(dtype=float, na_value=np.nan)[rows]
+        return [None if v != v else v for v in vals.tolist()]
+    vals = column.to_numpy(dtype=object)[rows]
+    return [None if pd.isna(v) else str(v) for v in vals]
+
+
+def lead_reasons(
+    explanation: Explanation,
+    row: int,
+    top_n: int = 3,
+    min_contribution: float = MIN_CONTRIBUTION,
+) -> tuple[list[Reason], list[Reason]]:
+    """The top reasons for and against the lead at position ``row`` of an explanation.
+
+    Returns ``(reasons_for, reasons_against)``: up to ``top_n`` each, largest first, positive
+    contributions for, negative against; contributions smaller than ``min_contribution`` (in
+    probability) are left out, so a lead with nothing notable has fewer reasons.
+    """
+    c = explanation.contributions.to_numpy()[row]
+    order = np.argsort(-c, kind="stable")
+    picks_for = [j for j in order[:top_n] if c[j] >= min_contribution and c[j] > 0]
+    picks_against = [j for j in order[::-1][:top_n] if c[j] <= -min_contribution and c[j] < 0]
+
+    def reason(j: int) -> Reason:
+        m = int(explanation.shown[row, j])
+        feature = explanation.features[m]
+        value = _cell_values(explanation.values.iloc[:, m], np.array([row]))[0]
+        return Reason(
+            feature=explanation.fields[j],
+            label=feature.label,
+            value=value,
+            contribution=float(c[j]),
+            group=feature.group,
+            text=reason_text(feature, value),
+        )
+
+    return [reason(j) for j in picks_for], [reason(j) for j in picks_against]
+
+
+def reasons_json(reasons_for: Sequence[Reason], reasons_against: Sequence[Reason]) -> str:
+    """The reasons as a JSON list of {feature, label, value, contribution, direction}."""
+    items = [r.to_dict() for r in (*reasons_for, *reasons_against)]
+    return json.dumps(items, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- batch
+
+
+def _json_list(values: list[Any]) -> list[str]:
+    """JSON text of each value, encoded in one C-speed call (NaN becomes null)."""
+    if not values:
+        return []
+    parts = json.dumps(values, ensure_ascii=False, separators=(",\x00", ":"))[1:-1]
+    return [p if p != "NaN" else "null" for p in parts.split(",\x00")]
+
+
+def _texts_and_json(
+    feature: Feature, column: pd.Series, rows: np.ndarray
+) -> tuple[np.ndarray, list[str]]:
+    """Reason sentences and JSON values of ``column`` at ``rows``, each distinct value once."""
+    texts = np.empty(rows.size, dtype=object)
+    if _is_categorical(column):
+        cats = [str(c) for c in column.cat.categories]
+        table = np.array(
+            [reason_text(feature, c) for c in cats] + [reason_text(feature, None)], dtype=object
+        )
+        codes = column.cat.codes.to_numpy()[rows]
+        texts[:] = table[codes]  # code -1 (missing) takes the last entry
+        as_json = ["null", *_json_list(cats)]
+        return texts, [as_json[c + 1] for c in codes.tolist()]
+    if not (ptypes.is_numeric_dtype(column) or ptypes.is_bool_dtype(column)):
+        cells = _cell_values(column, rows)
+        texts[:] = [reason_text(feature, v) for v in cells]
+        return texts, _json_list(cells)
+    values = column.to_numpy(dtype=float, na_value=np.nan)[rows]
+    missing = np.isnan(values)
+    texts[missing] = reason_text(feature, None)
+    present = values[~missing]
+    if present.size:
+        if feature.sentence:
+            unique, inverse = np.unique(present, return_inverse=True)
+            table = [reason_text(feature, v) for v in unique.tolist()]
+        else:
+            unique, inverse = np.unique(_display_keys(present), return_inverse=True)
+            table = [f"{feature.label}: {_format_key(v)}" for v in unique.tolist()]
+        texts[~missing] = np.array(table, dtype=object)[inverse]
+    return texts, _json_list(values.tolist())
+
+
+def _reason_columns(explanation: Explanation, top_n: int, min_contribution: float) -> pd.DataFrame:
+    """reasons_for, reasons_against and reasons_json of every lead, vectorised by column."""
+    C = explanation.contributions.to_numpy()
+    n, m = C.shape
+    k = min(top_n, m)
+    order = np.argsort(-C, axis=1, kind="stable")
+    slots = np.concatenate([order[:, :k], order[:, ::-1][:, :k]], axis=1)
+    vals = np.take_along_axis(C, slots, axis=1)
+    valid = np.concatenate(
+        [
+            (vals[:, :k] >= min_contribution) & (vals[:, :k] > 0),
+            (vals[:, k:] <= -min_contribution) & (vals[:, k:] < 0),
+        ],
+        axis=1,
+    )
+    text = np.full((n, 2 * k), "", dtype=object)
+    frag = np.full((n, 2 * k), "", dtype=object)
+    rows, cols = np.nonzero(valid)
+    field_pos = slots[rows, cols]
+    feat_pos = explanation.shown[rows, field_pos]
+    contrib = np.array(_json_list(np.round(vals[rows, cols], 6).tolist()), dtype=object)
+    tail = np.where(cols < k, ', "direction": "for"}', ', "direction": "against"}')
+    fields_json = _json_list(list(explanation.fields))
+    by_feature = np.argsort(feat_pos, kind="stable")
+    bounds = np.flatnonzero(np.diff(feat_pos[by_feature])) + 1
+    for at in np.split(by_feature, bounds) if by_feature.size else []:
+        mpos = int(feat_pos[at[0]])
+        feature = explanation.features[mpos]
+        texts, values = _texts_and_json(feature, explanation.values.iloc[:, mpos], rows[at])
+        head = (
+            f'{{"feature": {fields_json[field_pos[at[0]]]}, '
+            f'"label": {_json_list([feature.label])[0]}, "value": '
+        )
+        text[rows[at], cols[at]] = texts
+        frag[rows[at], cols[at]] = [
+            f'{head}{v}, "contribution": {c}{t}'
+            for v, c, t in zip(values, contrib[at].tolist(), tail[at].tolist(), strict=True)
+        ]
+    # valid cells come first within each side (sorted by size), so joining stops at blanks
+    n_for = valid[:, :k].sum(axis=1).tolist()
+    n_against = valid[:, k:].sum(axis=1).tolist()
+    text_rows = text.tolist()
+    frag_rows = frag.tolist()
+    reasons_for = ["; ".join(t[:a]) for t, a in zip(text_rows, n_for, strict=True)]
+    reasons_against = ["; ".join(t[k : k + b]) for t, b in zip(text_rows, n_against, strict=True)]
+    as_json = [
+        "[" + ", ".join(f[:a] + f[k : k + b]) + "]"
+        for f, a, b in zip(frag_rows, n_for, n_against, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "reasons_for": pd.array(reasons_for, dtype="str"),
+            "reasons_against": pd.array(reasons_against, dtype="str"),
+            "reasons_json": pd.array(as_json, dtype="str"),
+        },
+        index=explanation.contributions.index,
+    )
+
+
+def _no_reasons(index: pd.Index) -> pd.DataFrame:
+    n = len(index)
+    return pd.DataFrame(
+        {
+            "reasons_for": pd.array([""] * n, dtype="str"),
+            "reasons_against": pd.array([""] * n, dtype="str"),
+            "reasons_json": pd.array(["[]"] * n, dtype="str"),
+        },
+        index=index,
+    )
+
+
+def explain_batch(
+    booster: lgb.Booster,
+    calibrate: Calibrate | None,
+    features: Sequence[Feature],
+    X: pd.DataFrame,
+    top_n: int = 3,
+    *,
+    field_of: Mapping[str, str] | None = None,
+    calibrate_on: CalibrateOn = "probability",
+    sub_scorer: SubScorer | None = None,
+    min_contribution: float = MIN_CONTRIBUTION,
+    include_contributions: bool = False,
+    reasons: bool = True,
+    encode: Callable[[pd.DataFrame], np.ndarray] | None = None,
+    rescale: Rescale = "linear",
+    chunk_size: int = 100_000,
+) -> pd.DataFrame:
+    """Probability, reasons (and optionally sub-scores and contributions) of many leads.
+
+    Works through ``X`` in chunks of ``chunk_size`` rows, so memory is bounded by the chunk;
+    selection is vectorised (an argsort of the contribution matrix) and only the chosen
+    reasons are turned into text. Arguments are those of :func:`explain`, and:
+
+    Parameters
+    ----------
+    top_n : reasons for and against, each, per lead.
+    sub_scorer : a fitted :class:`SubScorer` for ``fit_score`` and ``engagement_score``.
+    min_contribution : smallest contribution (probability) that makes a reason.
+    include_contributions : add one ``contribution:<field>`` column per field.
+    reasons : ``False`` skips the text (``""`` and ``"[]"``); TreeSHAP still runs, since
+        probabilities and sub-scores come from it.
+    chunk_size : rows explained at a time.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index of ``X``; columns ``probability``, ``base_rate``, ``reasons_for`` and
+        ``reasons_against`` (up to ``top_n`` sentences each, joined with ``"; "``),
+        ``reasons_json`` (see :func:`reasons_json`); ``fit_score`` and ``engagement_score``
+        when ``sub_scorer`` is given; ``contribution:<field>`` per field when
+        ``include_contributions``.
+    """
+    if top_n < 1 or chunk_size < 1:
+        raise ValueError("top_n and chunk_size must be at least 1")
+    parts = []
+    for start in range(0, max(len(X), 1), chunk_size):
+        exp = explain(
+            booster,
+            calibrate,
+            features,
+            X.iloc[start : start + chunk_size],
+            field_of=field_of,
+            calibrate_on=calibrate_on,
+            encode=encode,
+            rescale=rescale,
+        )
+        part = pd.concat(
+            [
+                pd.DataFrame(
+                    {"probability": exp.probability, "base_rate": exp.base_rate},
+                    index=exp.contributions.index,
+                ),
+                _reason_columns(exp, top_n, min_contribution)
+                if reasons
+                else _no_reasons(exp.contributions.index),
+            ],
+            axis=1,
+        )
+        if sub_scorer is not None:
+            part = part.join(sub_scorer.transform(exp.log_odds))
+        if include_contributions:
+            part = part.join(exp.contributions.add_prefix("contribution:"))
+        parts.append(part)
+    return parts[0] if len(parts) == 1 else pd.concat(parts, axis=0)
+
+
+# --------------------------------------------------------------------------- sub-scores
+
+
+class SubScorer(BaseEstimator):
+    """Fit and engagement sub-scores: percentiles of each group's log-odds contribution.
+
+    A lead's fit (engagement) strength is the sum of the log-odds contributions of its fit
+    (engagement) features: how far what it told us (what it did) moves the model's raw score
+    from the base. :meth:`fit` stores the distribution of that sum over the training leads as
+    ``n_quantiles`` quantiles; :meth:`transform` places a new lead in it, as an integer 0-100:
+    ``fit_score = 80`` reads "a better fit than 80% of past leads".
+
+    Why percentiles: they are comparable between the two groups and between models (a raw
+    log-odds sum is neither), stay put when a retrain rescales the model's margins, are
+    readable without knowing what a log-odds is, and are not squeezed by the calibrator (the
+    groups are scored on log-odds, so a lead's fit score does not depend on its engagement).
+
+    Parameters
+    ----------
+    n_quantiles : quantiles stored per group (101 = every percentile).
+
+    Attributes
+    ----------
+    columns_ : the model columns, in the order an array passed to :meth:`transform` has them.
+    groups_ : group -> names of the model columns in it.
+    quantiles_ : group -> ``n_quantiles`` non-decreasing values of the group sum.
+    """
+
+    def __init__(self, n_quantiles: int = 101) -> None:
+        self.n_quantiles = n_quantiles
+
+    @staticmethod
+    def _frame(log_odds: pd.DataFrame | np.ndarray, names: Sequence[str]) -> pd.DataFrame:
+        if isinstance(log_odds, pd.DataFrame):
+            missing = [n for n in names if n not in log_odds.columns]
+            if missing:
+                raise DataError(
+                    f"log-odds contributions lack column {missing[0]!r}",
+                    "Pass the log_odds of an explanation of the same model.",
+                )
+            return log_odds.loc[:, list(names)]
+        arr = np.asarray(log_odds, dtype=float)
+        if arr.ndim != 2 or arr.shape[1] != len(names):
+            raise DataError(
+                f"log-odds contributions have shape {arr.shape}, expected (n, {len(names)})",
+                "Pass one column per model column, in the model's order.",
+            )
+        return pd.DataFrame(arr, columns=list(names))
+
+    def fit(
+        self, log_odds_contribs: pd.DataFrame | np.ndarray, features: Sequence[Feature]
+    ) -> SubScorer:
+        """Learn each group's distribution on the training leads' log-odds contributions."""
+        if not isinstance(self.n_quantiles, int) or self.n_quantiles < 2:
+            raise ValueError("n_quantiles must be an integer of at least 2")
+        self.columns_: list[str] = [f.name for f in features]
+        frame = self._frame(log_odds_contribs, self.columns_)
+        if len(frame) == 0:
+            raise DataError("no leads to fit sub-scores on", "Fit on the training leads.")
+        levels = np.linspace(0.0, 1.0, self.n_quantiles)
+        self.groups_: dict[str, list[str]] = {}
+        self.quantiles_: dict[str, list[float]] = {}
+        for group in GROUPS:
+            names = [f.name for f in features if f.group == group]
+            self.groups_[group] = names
+            sums = frame[names].to_numpy(dtype=float).sum(axis=1)
+            q = np.quantile(sums, levels) if names else np.zeros(0)
+            self.quantiles_[group] = np.maximum.accumulate(q).tolist() if names else []
+        return self
+
+    def transform(self, log_odds_contribs: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """``fit_score`` and ``engagement_score`` (nullable Int64, 0-100) of every lead.
+
+        A group without features scores ``<NA>``. Ties within the stored quantiles score the
+        middle of their range, so the score is non-decreasing in the group sum.
+        """
+        check_is_fitted(self, "quantiles_")
+        frame = self._frame(log_odds_contribs, self.columns_)
+        out = {}
+        for group in GROUPS:
+            q = np.asarray(self.quantiles_[group], dtype=float)
+            if q.size == 0:
+                out[f"{group}_score"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+                continue
+            sums = frame[self.groups_[group]].to_numpy(dtype=float).sum(axis=1)
+            pct = _percentile(sums, q)
+            out[f"{group}_score"] = pd.array(np.rint(pct).astype(np.int64), dtype="Int64")
+        return pd.DataFrame(out, index=frame.index)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted sub-scorer as plain JSON-ready values (for model.json)."""
+        check_is_fitted(self, "quantiles_")
+        return {
+            "n_quantiles": self.n_quantiles,
+            "columns_": list(self.columns_),
+            "groups_": {g: list(v) for g, v in self.groups_.items()},
+            "quantiles_": {g: [float(x) for x in v] for g, v in self.quantiles_.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SubScorer:
+        """Rebuild a fitted sub-scorer written by :meth:`to_dict`."""
+        try:
+            scorer = cls(int(data["n_quantiles"]))
+            scorer.columns_ = [str(n) for n in data["columns_"]]
+            scorer.groups_ = {g: [str(n) for n in data["groups_"][g]] for g in GROUPS}
+            scorer.quantiles_ = {g: [float(x) for x in data["quantiles_"][g]] for g in GROUPS}
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(
+                f"sub-scorer in the model file is incomplete ({err})",
+                "Retrain the model or restore its model.json.",
+            ) from err
+        return scorer
+
+
+def _percentile(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Empirical CDF (0-100) from stored quantiles, mid-rank at ties, linear in between."""
+    levels = np.linspace(0.0, 100.0, quantiles.size)
+    u, first = np.unique(quantiles, return_index=True)
+    last = np.searchsorted(quantiles, u, side="right") - 1
+    lo, hi = levels[first], levels[last]
+    j = np.searchsorted(u, values, side="right") - 1
+    out = np.empty(values.shape, dtype=float)
+    below, above = j < 0, (j >= u.size - 1) & (values > u[-1])
+    out[below], out[above] = 0.0, 100.0
+    at = ~below & ~above & (values == u[np.clip(j, 0, u.size - 1)])
+    out[at] = (lo[j[at]] + hi[j[at]]) / 2
+    mid = ~below & ~above & ~at
+    jm = j[mid]
+    t = (values[mid] - u[jm]) / (u[jm + 1] - u[jm])
+    out[mid] = hi[jm] + t * (lo[jm + 1] - hi[jm])
+    return np.clip(out, 0.0, 100.0)
+
+
+# --------------------------------------------------------------------------- global views
+
+
+def _labels(names: Sequence[str], features: Sequence[Feature] | None) -> dict[str, tuple[str, str]]:
+    meta = {f.name: (f.label, f.group) for f in features or ()}
+    return {n: meta.get(n, (n, "")) for n in names}
+
+
+def mean_abs_contribution(
+    contributions: pd.DataFrame, features: Sequence[Feature] | None = None
+) -> pd.DataFrame:
+    """Global importance: the mean absolute contribution of each column, largest first.
+
+    Works on either scale (``Explanation.log_odds`` or ``Explanation.contributions``); on the
+    probability scale it reads "moves a lead's probability by N points on average".
+    Columns: ``feature``, ``label``, ``group``, ``mean_abs_contribution``.
+    """
+    mean_abs = contributions.abs().mean(axis=0)
+    meta = _labels(list(contributions.columns), features)
+    out = pd.DataFrame(
+        {
+            "feature": list(contributions.columns),
+            "label": [meta[n][0] for n in contributions.columns],
+            "group": [meta[n][1] for n in contributions.columns],
+            "mean_abs_contribution": mean_abs.to_numpy(dtype=float),
+        }
+    )
+    return out.sort_values("mean_abs_contribution", ascending=False, kind="stable").reset_index(
+        drop=True
+    )
+
+
+def shap_summary_figure(
+    log_odds: pd.DataFrame,
+    X: pd.DataFrame,
+    features: Sequence[Feature],
+    max_display: int = 12,
+    max_points: int = 5000,
+    random_state: int = 0,
+) -> Figure:
+    """SHAP beeswarm and mean-|SHAP| bar chart of the log-odds contributions, side by side.
+
+    The beeswarm shows one dot per lead and feature: how far the feature moved that lead's
+    log-odds, coloured by the feature's value (low blue, high red; categories and missing
+    values grey, since a category has no "high"). Built on a fresh
+    :class:`~matplotlib.figure.Figure` (no pyplot state); save with ``fig.savefig(path)``.
+    At most ``max_points`` leads are drawn, sampled at random.
+    """
+    import shap  # the plotting stack is only needed for reports
+
+    names = list(log_odds.columns)
+    meta = _labels(names, features)
+    if len(log_odds) > max_points:
+        rng = np.random.default_rng(random_state)
+        pick = np.sort(rng.choice(len(log_odds), size=max_points, replace=False))
+        log_odds, X = log_odds.iloc[pick], X.iloc[pick]
+    data = np.full((len(log_odds), len(names)), np.nan)
+    for i, name in enumerate(names):
+        column = X[name]
+        if not _is_categorical(column) and ptypes.is_numeric_dtype(column):
+            data[:, i] = column.to_numpy(dtype=float, na_value=np.nan)
+    values = shap.Explanation(
+        values=log_odds.to_numpy(dtype=float),
+        data=data,
+        feature_names=[meta[n][0] for n in names],
+    )
+    shown = min(max_display, len(names))
+    fig = Figure(figsize=(13.0, 0.45 * shown + 1.8), layout="constrained", dpi=100)
+    ax_swarm, ax_bar = fig.subplots(1, 2, width_ratios=[1.35, 1.0])
+    with warnings.catch_warnings():
+        # categorical columns have no numeric value to colour by: an all-NaN colour column
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        shap.plots.beeswarm(
+            values, max_display=max_display, ax=ax_swarm, show=False, plot_size=None
+        )
+    shap.plots.bar(values, max_display=max_display, ax=ax_bar, show=False)
+    ax_swarm.set_xlabel("Contribution to the score (log-odds)")
+    ax_bar.set_xlabel("Mean |contribution| (log-odds)")
+    ax_swarm.set_title("Each dot is a lead", fontsize=11)
+    ax_bar.set_title("Average size of each feature's effect", fontsize=11)
+    for ax in (ax_swarm, ax_bar):
+        ax.tick_params("y", labelsize=10)
+    return fig

@@ -1,0 +1,463 @@
+"""Explanations: additivity on the probability scale, reasons, sub-scores, global views."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.special import expit, logit
+from sklearn.exceptions import NotFittedError
+from sklearn.isotonic import IsotonicRegression
+
+from leadscore.errors import DataError, ModelError
+from leadscore.explain import (
+    SubScorer,
+    explain,
+    explain_batch,
+    lead_reasons,
+    mean_abs_contribution,
+    reason_text,
+    reasons_json,
+    shap_summary_figure,
+    to_probability_space,
+)
+from leadscore.schema import Feature
+
+FEATURES = (
+    Feature(
+        "pricing_visits_30d",
+        "engagement",
+        "Pricing page visits, last 30 days",
+        "numeric",
+        sentence="Visited the pricing page {value:.0f} times in the last 30 days",
+    ),
+    Feature("time_on_site", "engagement", "Time on the website (seconds)", "numeric"),
+    Feature("emails_opened", "engagement", "E-mails opened", "numeric"),
+    Feature("company_size", "fit", "Company size (employees)", "numeric"),
+    Feature("source", "fit", "Lead source", "categorical"),
+    Feature("occupation", "fit", "Occupation", "categorical"),
+)
+NAMES = [f.name for f in FEATURES]
+
+
+def make_leads(n: int, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pricing = rng.poisson(1.0, n).astype(float)
+    time_on_site = rng.gamma(2.0, 400.0, n)
+    emails = rng.poisson(3.0, n).astype(float)
+    size = rng.lognormal(4.0, 1.5, n)
+    size[rng.random(n) < 0.2] = np.nan
+    source = rng.choice(["Google", "Referral", "Direct"], n).astype(object)
+    source[rng.random(n) < 0.1] = None
+    occupation = rng.choice(["Working professional", "Student", "Unemployed"], n).astype(object)
+    occupation[rng.random(n) < 0.3] = None
+    z = (
+        -2.0
+        + 0.9 * pricing
+        + 0.0012 * time_on_site
+        + 0.1 * emails
+        + 0.8 * (source == "Referral")
+        + 1.0 * (occupation == "Working professional")
+        - 0.8 * (occupation == "Student")
+    )
+    y = (rng.random(n) < expit(z)).astype(int)
+    X = pd.DataFrame(
+        {
+            "pricing_visits_30d": pricing,
+            "time_on_site": time_on_site,
+            "emails_opened": emails,
+            "company_size": size,
+            "source": pd.Categorical(source, categories=["Direct", "Google", "Referral"]),
+            "occupation": pd.Categorical(
+                occupation, categories=["Student", "Unemployed", "Working professional"]
+            ),
+        }
+    )
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[lgb.Booster, pd.DataFrame, np.ndarray]:
+    X, y = make_leads(1500, seed=1)
+    params = {
+        "objective": "binary",
+        "num_leaves": 8,
+        "learning_rate": 0.1,
+        "min_data_in_leaf": 20,
+        "verbose": -1,
+        "num_threads": 1,
+        "seed": 0,
+    }
+    booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=60)
+    return booster, X, y
+
+
+def step_calibrator(p: np.ndarray) -> np.ndarray:
+    """A monotone step function: what a binned or isotonic calibrator can look like."""
+    edges = np.array([0.05, 0.1, 0.2, 0.35, 0.5, 0.7, 0.85])
+    levels = np.array([0.02, 0.06, 0.12, 0.25, 0.4, 0.6, 0.78, 0.93])
+    return levels[np.searchsorted(edges, p, side="right")]
+
+
+def platt_calibrator(p: np.ndarray) -> np.ndarray:
+    return expit(0.7 * logit(np.clip(p, 1e-12, 1 - 1e-12)) - 0.4)
+
+
+@pytest.fixture(scope="module")
+def isotonic(trained) -> IsotonicRegression:
+    booster, _, _ = trained
+    X, y = make_leads(800, seed=2)
+    iso = IsotonicRegression(out_of_bounds="clip", y_min=1e-3, y_max=1 - 1e-3)
+    return iso.fit(booster.predict(X), y)
+
+
+CALIBRATORS = {
+    "identity": None,
+    "step": step_calibrator,
+    "platt": platt_calibrator,
+}
+
+
+@pytest.mark.parametrize("rescale", ["linear", "sides"])
+@pytest.mark.parametrize("name", [*CALIBRATORS, "isotonic"])
+def test_contributions_add_up_to_the_calibrated_probability(trained, isotonic, name, rescale):
+    booster, X, _ = trained
+    calibrate = isotonic.predict if name == "isotonic" else CALIBRATORS[name]
+    exp = explain(booster, calibrate, FEATURES, X, rescale=rescale)
+    raw = booster.predict(X)
+    expected = raw if calibrate is None else calibrate(raw)
+    np.testing.assert_allclose(exp.probability, expected, atol=1e-9)
+    total = exp.base_rate + exp.contributions.sum(axis=1).to_numpy()
+    assert np.max(np.abs(total - exp.probability)) < 1e-9
+    assert 0.0 < exp.base_rate < 1.0
+    # every probability-space contribution keeps the sign of its log-odds SHAP value
+    C, L = exp.contributions.to_numpy(), exp.log_odds.to_numpy()
+    assert np.all(C * L >= 0)
+    if rescale == "linear":  # one positive factor per lead: zero only where p is the base rate
+        moved = ~np.isclose(exp.probability, exp.base_rate)[:, None]
+        assert np.all((C != 0) | (L == 0) | ~moved)
+
+
+def test_log_odds_margin_calibrator_gives_the_same_contributions(trained):
+    booster, X, _ = trained
+    on_p = explain(booster, platt_calibrator, FEATURES, X)
+    on_margin = explain(
+        booster,
+        lambda f: expit(0.7 * f - 0.4),
+        FEATURES,
+        X,
+        calibrate_on="log_odds",
+    )
+    np.testing.assert_allclose(on_p.contributions, on_margin.contributions, atol=1e-9)
+    assert on_p.base_rate == pytest.approx(on_margin.base_rate, abs=1e-12)
+
+
+def test_identity_base_rate_is_the_sigmoid_of_the_bias(trained):
+    booster, X, _ = trained
+    exp = explain(booster, None, FEATURES, X.iloc[:5])
+    assert exp.base_rate == pytest.approx(expit(exp.log_odds_bias), abs=1e-15)
+    raw_margin = booster.predict(X.iloc[:5], raw_score=True)
+    np.testing.assert_allclose(exp.log_odds.sum(axis=1) + exp.log_odds_bias, raw_margin, atol=1e-9)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    phi=st.lists(
+        st.lists(st.floats(-4, 4, allow_nan=False), min_size=3, max_size=3),
+        min_size=1,
+        max_size=6,
+    ),
+    bias=st.floats(-3, 3),
+    which=st.sampled_from(["identity", "step", "platt"]),
+    rescale=st.sampled_from(["linear", "sides"]),
+)
+def test_rescaling_is_exact_and_keeps_signs_for_any_values(phi, bias, which, rescale):
+    arr = np.array(phi)
+    # force the near-cancelling rows the local-slope branch handles
+    arr = np.vstack([arr, [1.0, -1.0, 0.0], [2.0, -2.0 + 1e-9, 0.0], [0.0, 0.0, 0.0]])
+    c, base, p = to_probability_space(arr, bias, CALIBRATORS[which], rescale=rescale)
+    assert np.max(np.abs(base + c.sum(axis=1) - p)) < 1e-12
+    assert np.all(c * arr >= 0)
+    if rescale == "sides":  # each side moves the probability by at most what g can
+        assert np.all(np.where(c > 0, c, 0).sum(axis=1) <= 1 + 1e-12)
+        assert np.all(np.where(c < 0, c, 0).sum(axis=1) >= -1 - 1e-12)
+
+
+def test_a_step_exactly_at_the_base_still_adds_up_without_sign_flips():
+    # the raw score sits 1e-9 above the base, across a jump of the calibrator
+    bias = 0.0
+
+    def jump(p: np.ndarray) -> np.ndarray:
+        return np.where(p > 0.5, 0.6, 0.4)
+
+    phi = np.array([[1.0, -1.0 + 1e-9, 0.3, -0.3]])
+    c, base, p = to_probability_space(phi, bias, jump)
+    assert base == 0.4 and p[0] == 0.6
+    assert base + c.sum() == pytest.approx(p[0], abs=1e-12)
+    assert np.all(c * phi >= 0)
+    assert np.all(np.abs(c) <= 1.0)
+
+
+def test_a_decreasing_calibrator_is_refused():
+    with pytest.raises(ModelError, match="not monotone"):
+        to_probability_space(np.array([[1.0, 0.5]]), 0.0, lambda p: 1 - p)
+
+
+def test_fields_sum_encoded_columns(trained):
+    booster, X, _ = trained
+    field_of = {"pricing_visits_30d": "web_activity", "time_on_site": "web_activity"}
+    by_col = explain(booster, platt_calibrator, FEATURES, X)
+    by_field = explain(booster, platt_calibrator, FEATURES, X, field_of=field_of)
+    assert list(by_field.contributions.columns) == [
+        "web_activity",
+        "emails_opened",
+        "company_size",
+        "source",
+        "occupation",
+    ]
+    np.testing.assert_allclose(
+        by_field.contributions["web_activity"],
+        by_col.contributions["pricing_visits_30d"] + by_col.contributions["time_on_site"],
+        atol=1e-12,
+    )
+    total = by_field.base_rate + by_field.contributions.sum(axis=1)
+    np.testing.assert_allclose(total, by_field.probability, atol=1e-9)
+    fr, fa = lead_reasons(by_field, 0, top_n=5, min_contribution=0.0)
+    assert all(r.feature in by_field.fields for r in fr + fa)
+    batch = explain_batch(booster, platt_calibrator, FEATURES, X, field_of=field_of)
+    for row in range(0, len(X), 131):
+        rf, ra = lead_reasons(by_field, row)
+        assert batch["reasons_for"].iloc[row] == "; ".join(r.text for r in rf)
+        assert batch["reasons_against"].iloc[row] == "; ".join(r.text for r in ra)
+        assert json.loads(batch["reasons_json"].iloc[row]) == json.loads(reasons_json(rf, ra))
+
+
+def test_reasons_are_sorted_signed_and_phrased(trained):
+    booster, X, _ = trained
+    exp = explain(booster, platt_calibrator, FEATURES, X)
+    for row in range(40):
+        rf, ra = lead_reasons(exp, row, top_n=3)
+        assert len(rf) <= 3 and len(ra) <= 3
+        assert all(r.contribution >= 1e-3 for r in rf)
+        assert all(r.contribution <= -1e-3 for r in ra)
+        assert [r.contribution for r in rf] == sorted((r.contribution for r in rf), reverse=True)
+        assert [r.contribution for r in ra] == sorted(r.contribution for r in ra)
+        biggest = exp.contributions.iloc[row].max()
+        if rf:
+            assert rf[0].contribution == pytest.approx(biggest)
+        items = json.loads(reasons_json(rf, ra))
+        assert [i["direction"] for i in items] == ["for"] * len(rf) + ["against"] * len(ra)
+        keys = {"feature", "label", "value", "contribution", "direction"}
+        assert all(set(i) == keys for i in items)
+
+
+def test_texts_use_the_template_and_phrase_missing_values():
+    pricing, time_on_site, _, _, source, occupation = FEATURES
+    assert reason_text(pricing, 3.0) == "Visited the pricing page 3 times in the last 30 days"
+    assert reason_text(time_on_site, 1532.0) == "Time on the website (seconds): 1,532"
+    assert reason_text(time_on_site, 12.5) == "Time on the website (seconds): 12.5"
+    assert reason_text(source, "Google") == "Lead source: Google"
+    assert reason_text(occupation, None) == "Occupation not given"
+    assert reason_text(pricing, None) == "Pricing page visits, last 30 days not given"
+    broken = Feature("x", "fit", "Industry", "categorical", sentence="Works in {value:.0f}")
+    assert reason_text(broken, "Retail") == "Industry: Retail"
+
+
+def test_batch_matches_single_lead_reasons(trained):
+    booster, X, _ = trained
+    scorer = SubScorer().fit(explain(booster, None, FEATURES, X).log_odds, FEATURES)
+    batch = explain_batch(
+        booster,
+        platt_calibrator,
+        FEATURES,
+        X,
+        sub_scorer=scorer,
+        include_contributions=True,
+        chunk_size=400,
+    )
+    assert list(batch.index) == list(X.index)
+    assert {
+        "probability",
+        "base_rate",
+        "reasons_for",
+        "reasons_against",
+        "reasons_json",
+        "fit_score",
+        "engagement_score",
+    } <= set(batch.columns)
+    contrib = batch.filter(like="contribution:")
+    assert list(contrib.columns) == [f"contribution:{n}" for n in NAMES]
+    total = batch["base_rate"] + contrib.sum(axis=1)
+    assert np.max(np.abs(total - batch["probability"])) < 1e-6
+    exp = explain(booster, platt_calibrator, FEATURES, X)
+    for row in range(0, len(X), 97):
+        rf, ra = lead_reasons(exp, row)
+        assert batch["reasons_for"].iloc[row] == "; ".join(r.text for r in rf)
+        assert batch["reasons_against"].iloc[row] == "; ".join(r.text for r in ra)
+        assert json.loads(batch["reasons_json"].iloc[row]) == json.loads(reasons_json(rf, ra))
+    texts = " ".join(batch["reasons_for"])
+    assert "Visited the pricing page" in texts
+    assert "not given" in " ".join(batch["reasons_for"]) + " ".join(batch["reasons_against"])
+
+
+def test_json_values_are_plain_types(trained):
+    booster, X, _ = trained
+    batch = explain_batch(booster, None, FEATURES, X.iloc[:300])
+    for text in batch["reasons_json"]:
+        for item in json.loads(text):
+            assert isinstance(item["feature"], str) and isinstance(item["label"], str)
+            assert item["value"] is None or isinstance(item["value"], (float, str))
+            assert isinstance(item["contribution"], float)
+            assert (item["contribution"] > 0) == (item["direction"] == "for")
+
+
+def test_a_lead_with_nothing_notable_gets_no_reasons(trained):
+    booster, X, _ = trained
+    exp = explain(booster, None, FEATURES, X.iloc[:50])
+    rf, ra = lead_reasons(exp, 0, min_contribution=1.0)
+    assert rf == [] and ra == []
+    batch = explain_batch(booster, None, FEATURES, X.iloc[:50], min_contribution=1.0)
+    assert (batch["reasons_for"] == "").all() and (batch["reasons_json"] == "[]").all()
+
+
+def test_empty_input_gives_an_empty_frame(trained):
+    booster, X, _ = trained
+    batch = explain_batch(booster, None, FEATURES, X.iloc[:0])
+    assert len(batch) == 0 and "reasons_for" in batch.columns
+
+
+def test_mismatched_inputs_raise_clear_errors(trained):
+    booster, X, _ = trained
+    with pytest.raises(DataError, match="lack model column 'source'"):
+        explain(booster, None, FEATURES, X.drop(columns="source"))
+    with pytest.raises(ModelError, match="do not match the model's columns"):
+        explain(booster, None, FEATURES[:-1], X)
+
+
+def test_sub_scores_are_monotone_and_round_trip(trained):
+    booster, X, _ = trained
+    log_odds = explain(booster, None, FEATURES, X).log_odds
+    scorer = SubScorer().fit(log_odds, FEATURES)
+    with pytest.raises(NotFittedError):
+        SubScorer().transform(log_odds)
+    scores = scorer.transform(log_odds)
+    assert list(scores.columns) == ["fit_score", "engagement_score"]
+    assert str(scores["fit_score"].dtype) == "Int64"
+    assert scores.min().min() >= 0 and scores.max().max() <= 100
+    # on the training population the percentiles are roughly uniform
+    assert 40 <= scores["engagement_score"].mean() <= 60
+    for group in ("fit", "engagement"):
+        cols = [f.name for f in FEATURES if f.group == group]
+        sums = log_odds[cols].sum(axis=1).to_numpy()
+        order = np.argsort(sums, kind="stable")
+        assert np.all(np.diff(scores[f"{group}_score"].to_numpy()[order].astype(int)) >= 0)
+    # a grid sweeping one group's sum gives a non-decreasing score
+    grid = np.zeros((201, len(NAMES)))
+    grid[:, 0] = np.linspace(-5, 5, 201)
+    swept = scorer.transform(grid)["engagement_score"].to_numpy().astype(int)
+    assert np.all(np.diff(swept) >= 0) and swept[0] == 0 and swept[-1] == 100
+    restored = SubScorer.from_dict(json.loads(json.dumps(scorer.to_dict())))
+    pd.testing.assert_frame_equal(restored.transform(log_odds), scores)
+    assert restored.to_dict() == scorer.to_dict()
+
+
+def test_engaged_lead_scores_higher_on_engagement(trained):
+    booster, X, _ = trained
+    scorer = SubScorer().fit(explain(booster, None, FEATURES, X).log_odds, FEATURES)
+    two = X.iloc[[0, 0]].reset_index(drop=True).copy()
+    two.loc[0, ["pricing_visits_30d", "time_on_site", "emails_opened"]] = [6.0, 4000.0, 10.0]
+    two.loc[1, ["pricing_visits_30d", "time_on_site", "emails_opened"]] = [0.0, 10.0, 0.0]
+    scores = explain_batch(booster, None, FEATURES, two, sub_scorer=scorer)
+    assert scores["engagement_score"].iloc[0] > scores["engagement_score"].iloc[1]
+    assert scores["engagement_score"].iloc[0] >= 80
+    assert scores["probability"].iloc[0] > scores["probability"].iloc[1]
+
+
+def test_group_without_features_scores_missing():
+    fit_only = [Feature("a", "fit", "A", "numeric"), Feature("b", "fit", "B", "numeric")]
+    values = np.random.default_rng(0).normal(size=(100, 2))
+    scores = SubScorer(n_quantiles=11).fit(values, fit_only).transform(values)
+    assert scores["engagement_score"].isna().all()
+    assert scores["fit_score"].notna().all()
+
+
+def test_global_importance_and_summary_figure(trained, tmp_path):
+    booster, X, _ = trained
+    exp = explain(booster, None, FEATURES, X)
+    table = mean_abs_contribution(exp.log_odds, FEATURES)
+    assert list(table.columns) == ["feature", "label", "group", "mean_abs_contribution"]
+    assert table["mean_abs_contribution"].is_monotonic_decreasing
+    assert set(table["feature"]) == set(NAMES)
+    label_of = {f.name: f.label for f in FEATURES}
+    assert [label_of[n] for n in table["feature"]] == table["label"].tolist()
+    expected = exp.log_odds.abs().mean().sort_values(ascending=False)
+    np.testing.assert_allclose(table["mean_abs_contribution"], expected.to_numpy())
+    fig = shap_summary_figure(exp.log_odds, X, FEATURES)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    png = buffer.getvalue()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
+    labels = [t.get_text() for ax in fig.axes for t in ax.get_yticklabels()]
+    assert "Pricing page visits, last 30 days" in labels
+
+
+def encode_matrix(X: pd.DataFrame) -> np.ndarray:
+    """Numbers as they are, categories as codes (missing as nan): a matrix-trained booster."""
+    out = np.empty((len(X), len(NAMES)))
+    for j, name in enumerate(NAMES):
+        column = X[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            codes = column.cat.codes.to_numpy().astype(float)
+            codes[codes < 0] = np.nan
+            out[:, j] = codes
+        else:
+            out[:, j] = column.to_numpy(dtype=float)
+    return out
+
+
+def test_a_matrix_trained_booster_explains_through_encode(trained):
+    _, X, y = trained
+    cat_idx = [NAMES.index("source"), NAMES.index("occupation")]
+    booster = lgb.train(
+        {"objective": "binary", "num_leaves": 8, "verbose": -1, "num_threads": 1},
+        lgb.Dataset(
+            encode_matrix(X),
+            y,
+            feature_name=[f"Column_{j}" for j in range(len(NAMES))],
+            categorical_feature=cat_idx,
+        ),
+        num_boost_round=30,
+    )
+    with pytest.raises(ModelError, match="do not match"):
+        explain(booster, None, FEATURES, X)
+    exp = explain(booster, platt_calibrator, FEATURES, X, encode=encode_matrix)
+    expected = platt_calibrator(booster.predict(encode_matrix(X)))
+    np.testing.assert_allclose(exp.probability, expected, atol=1e-9)
+    total = exp.base_rate + exp.contributions.sum(axis=1)
+    np.testing.assert_allclose(total, exp.probability, atol=1e-9)
+    batch = explain_batch(booster, platt_calibrator, FEATURES, X.iloc[:0], encode=encode_matrix)
+    assert len(batch) == 0
+    fast = explain_batch(booster, None, FEATURES, X.iloc[:20], encode=encode_matrix, reasons=False)
+    assert (fast["reasons_for"] == "").all() and (fast["reasons_json"] == "[]").all()
+    np.testing.assert_allclose(fast["probability"], booster.predict(encode_matrix(X.iloc[:20])))
+
+
+def test_sides_bound_each_side_where_linear_overshoots():
+    # a steep calibrator right at the base, large values that nearly cancel
+    def steep(p: np.ndarray) -> np.ndarray:
+        return np.clip(0.3 + 40.0 * (p - 0.5), 0.01, 0.99)
+
+    phi = np.array([[1.5, -1.45, 0.2, -0.2]])
+    linear, base, p = to_probability_space(phi, 0.0, steep)
+    sides, base_s, p_s = to_probability_space(phi, 0.0, steep, rescale="sides")
+    assert (base, p[0]) == (base_s, p_s[0])
+    assert linear.max() > 1.0  # the secant slope of a steep g overshoots
+    assert sides[0, 0] <= 0.99 - base and sides[0, 1] >= 0.01 - base
+    assert base + sides.sum() == pytest.approx(p[0], abs=1e-12)
+    assert np.all(sides * phi >= 0)
