@@ -1,0 +1,650 @@
+"""The scored-leads sinks: DuckDB, Parquet, CSV and SQLite round trips, runs, atomicity."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leadscore import sinks
+from leadscore.errors import DataError
+
+FILE_KINDS = ("duckdb", "parquet", "csv", "sqlite")
+CANONICAL_DTYPES = {
+    "lead_id": "str",
+    "scored_at": "datetime64[us]",
+    "as_of": "datetime64[us]",
+    "model_name": "str",
+    "model_version": "str",
+    "probability": "float64",
+    "score": "int64",
+    "stage": "str",
+    "previous_stage": "str",
+    "stage_changed": "bool",
+    "fit_score": "int64",
+    "engagement_score": "int64",
+    "reasons_for": "str",
+    "reasons_against": "str",
+    "reasons_json": "str",
+}
+#: Text that breaks naive CSV and SQL quoting.
+AWKWARD_TEXT = [
+    'Visited the "pricing" page 3 times, twice this week',
+    "Line one\nline two; with a semicolon",
+    "Ünïcödé — 日本語 ✓",
+    "",
+    "O'Brien's company, Inc.",
+]
+
+
+def make_scored(
+    n: int = 8,
+    as_of: str = "2024-05-01",
+    *,
+    version: str = "1",
+    model: str = "leadscore",
+    seed: int = 0,
+    ids: list[str] | None = None,
+    scored_at: str | None = None,
+) -> pd.DataFrame:
+    """A valid scored-leads frame of ``n`` leads, first scoring (no previous stage)."""
+    rng = np.random.default_rng(seed)
+    ids = ids if ids is not None else [f"L{i:04d}" for i in range(n)]
+    n = len(ids)
+    prob = rng.random(n)
+    stage = np.where(prob >= 0.6, "sql", np.where(prob >= 0.3, "mql", "lead"))
+    reasons = [
+        json.dumps(
+            [
+                {
+                    "feature": "pricing_views_30d",
+                    "label": "Pricing page views (30 days)",
+                    "value": int(i % 4),
+                    "contribution": round(float(p) / 10, 6),
+                    "direction": "for",
+                },
+                {
+                    "feature": "email_domain",
+                    "label": "E-mail domain",
+                    "value": "gmail.com",
+                    "contribution": -0.01,
+                    "direction": "against",
+                },
+            ]
+        )
+        for i, p in enumerate(prob)
+    ]
+    return pd.DataFrame(
+        {
+            "lead_id": ids,
+            "scored_at": pd.Timestamp(scored_at or as_of) + pd.Timedelta(hours=6),
+            "as_of": pd.Timestamp(as_of),
+            "model_name": model,
+            "model_version": version,
+            "probability": prob,
+            "score": np.round(prob * 100).astype("int64"),
+            "stage": stage,
+            "previous_stage": None,
+            "stage_changed": False,
+            "fit_score": rng.integers(0, 101, n),
+            "engagement_score": rng.integers(0, 101, n),
+            "reasons_for": [AWKWARD_TEXT[i % len(AWKWARD_TEXT)] for i in range(n)],
+            "reasons_against": [AWKWARD_TEXT[(i + 2) % len(AWKWARD_TEXT)] for i in range(n)],
+            "reasons_json": reasons,
+        }
+    )
+
+
+def target_for(kind: str, folder: Path) -> str:
+    """A target string of ``kind`` inside ``folder``."""
+    return {
+        "duckdb": str(folder / "scored_leads.duckdb"),
+        "parquet": str(folder / "scored_leads.parquet"),
+        "csv": str(folder / "scored_leads.csv"),
+        "sqlite": f"sqlite:///{folder / 'scored_leads.sqlite'}",
+    }[kind]
+
+
+def expected_latest(history: pd.DataFrame) -> pd.DataFrame:
+    """The latest table computed the slow, obvious way: newest as_of (then scored_at) wins."""
+    ordered = history.sort_values(["lead_id", "as_of", "scored_at", "model_name", "model_version"])
+    return ordered.groupby("lead_id", sort=True).tail(1).reset_index(drop=True)
+
+
+def by_lead(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["lead_id", "as_of"]).reset_index(drop=True)
+
+
+@pytest.fixture(params=FILE_KINDS)
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return target_for(request.param, tmp_path)
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_schema_is_defined_once_and_documented() -> None:
+    assert tuple(CANONICAL_DTYPES) == sinks.COLUMNS
+    assert [c.name for c in sinks.SCORED_LEADS_SCHEMA if c.nullable] == ["previous_stage"]
+    table = sinks.schema_markdown()
+    for name in sinks.COLUMNS:
+        assert f"| `{name}` |" in table
+    assert sinks.ARROW_SCHEMA.names == list(sinks.COLUMNS)
+
+
+def test_write_then_read_round_trips_every_value_and_dtype(target: str) -> None:
+    frame = make_scored(12)
+    summary = sinks.write_scored_leads(frame, target)
+    assert (summary.rows, summary.replaced_rows, summary.latest_rows) == (12, 0, 12)
+
+    for table in (sinks.read_scored_leads(target), sinks.read_history(target)):
+        assert tuple(table.columns) == sinks.COLUMNS
+        assert {c: str(t) for c, t in table.dtypes.items()} == CANONICAL_DTYPES
+        expected = sinks.validate_scored_leads(frame)
+        pd.testing.assert_frame_equal(by_lead(table), by_lead(expected))
+    # empty strings stay empty strings and the missing previous stage stays missing
+    latest = sinks.read_scored_leads(target)
+    assert (latest["reasons_for"] == "").sum() == (frame["reasons_for"] == "").sum() > 0
+    assert latest["previous_stage"].isna().all()
+
+
+def test_duckdb_tables_have_the_schema_types(tmp_path: Path) -> None:
+    target = target_for("duckdb", tmp_path)
+    sinks.write_scored_leads(make_scored(3), target)
+    expected = {c.name: sinks._DUCKDB_TYPES[c.kind] for c in sinks.SCORED_LEADS_SCHEMA}
+    with duckdb.connect(target, read_only=True) as con:
+        for table in (sinks.LATEST_TABLE, sinks.HISTORY_TABLE):
+            described = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
+            assert described == expected
+            nullable = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[2] == "YES"}
+            assert nullable == {"previous_stage"}
+
+
+def test_parquet_files_carry_the_arrow_schema(tmp_path: Path) -> None:
+    target = sinks.parse_target(target_for("parquet", tmp_path))
+    sinks.write_scored_leads(make_scored(3), target)
+    runs = list(target.history_dir.glob("*.parquet"))
+    assert len(runs) == 1
+    for path in (target.path, runs[0]):
+        schema = pq.read_schema(path)
+        assert [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in sinks.ARROW_SCHEMA]
+
+
+def test_sqlite_columns_are_typed(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    url = target_for("sqlite", tmp_path)
+    sinks.write_scored_leads(make_scored(3), url)
+    engine = sa.create_engine(url)
+    try:
+        columns = {c["name"]: c["type"] for c in sa.inspect(engine).get_columns("scored_leads")}
+    finally:
+        engine.dispose()
+    assert list(columns) == list(sinks.COLUMNS)
+    assert isinstance(columns["scored_at"], sa.DateTime)
+    assert isinstance(columns["probability"], sa.Double | sa.Float)
+    assert isinstance(columns["score"], sa.Integer)
+    assert isinstance(columns["stage_changed"], sa.Boolean)
+
+
+# --------------------------------------------------------------------------- runs
+
+
+def test_history_grows_by_one_row_per_lead_per_run(target: str) -> None:
+    sinks.write_scored_leads(make_scored(10, "2024-04-01"), target)
+    sinks.write_scored_leads(make_scored(10, "2024-05-01", seed=1), target)
+    sinks.write_scored_leads(make_scored(10, "2024-05-01", version="2", seed=2), target)
+    history = sinks.read_history(target)
+    assert len(history) == 30
+    per_run = history.groupby(["lead_id", *sinks.RUN_KEY_COLUMNS]).size()
+    assert (per_run == 1).all()
+    assert history.groupby(list(sinks.RUN_KEY_COLUMNS)).size().tolist() == [10, 10, 10]
+    assert len(sinks.read_scored_leads(target)) == 10
+
+
+def test_rerunning_the_same_as_of_changes_nothing(target: str) -> None:
+    sinks.write_scored_leads(make_scored(10, "2024-04-01"), target)
+
+    def run_may() -> sinks.WriteSummary:
+        previous = sinks.previous_stages(target, "2024-05-01")
+        scored = sinks.attach_previous_stages(make_scored(10, "2024-05-01", seed=1), previous)
+        return sinks.write_scored_leads(scored, target)
+
+    first = run_may()
+    latest, history = sinks.read_scored_leads(target), sinks.read_history(target)
+    again = run_may()
+    assert (first.replaced_rows, again.replaced_rows) == (0, 10)
+    pd.testing.assert_frame_equal(sinks.read_scored_leads(target), latest)
+    pd.testing.assert_frame_equal(sinks.read_history(target), history)
+    if "://" not in target and not target.endswith(".duckdb"):  # one file per run, no more
+        assert len(list(sinks.parse_target(target).history_dir.iterdir())) == 2
+
+
+def test_previous_stages_look_strictly_before_the_as_of(target: str) -> None:
+    assert sinks.previous_stages(target, "2024-05-01").empty
+    april = make_scored(6, "2024-04-01")
+    sinks.write_scored_leads(april, target)
+
+    same_day = sinks.previous_stages(target, "2024-04-01")
+    assert same_day.empty and list(same_day.columns) == ["lead_id", "stage"]
+    previous = sinks.previous_stages(target, "2024-05-01")
+    assert dict(zip(previous["lead_id"], previous["stage"], strict=True)) == dict(
+        zip(april["lead_id"], april["stage"], strict=True)
+    )
+
+    may = make_scored(8, "2024-05-01", seed=3)  # two leads are new in May
+    scored = sinks.attach_previous_stages(may, previous)
+    sinks.write_scored_leads(scored, target)
+    after = sinks.previous_stages(target, "2024-05-01")
+    pd.testing.assert_frame_equal(after, previous)  # the May run does not see itself
+
+    latest = sinks.read_scored_leads(target).set_index("lead_id")
+    new_leads = ["L0006", "L0007"]
+    assert latest.loc[new_leads, "previous_stage"].isna().all()
+    assert not latest.loc[new_leads, "stage_changed"].any()
+    old = latest.drop(index=new_leads)
+    assert (old["stage_changed"] == (old["stage"] != old["previous_stage"])).all()
+    assert (
+        old["previous_stage"].tolist()
+        == april.set_index("lead_id").loc[old.index, "stage"].tolist()
+    )
+
+
+def test_previous_stages_filter_by_lead_and_model(target: str) -> None:
+    sinks.write_scored_leads(make_scored(5, "2024-04-01"), target)
+    sinks.write_scored_leads(make_scored(3, "2024-04-15", model="challenger", seed=9), target)
+    some = sinks.previous_stages(target, "2024-05-01", lead_ids=["L0001", "L0004", "nobody"])
+    assert some["lead_id"].tolist() == ["L0001", "L0004"]
+    champion = sinks.previous_stages(target, "2024-05-01", model_name="leadscore")
+    any_model = sinks.previous_stages(target, "2024-05-01")
+    challenger = make_scored(3, "2024-04-15", model="challenger", seed=9)
+    assert any_model.set_index("lead_id").loc["L0000", "stage"] == challenger["stage"].iloc[0]
+    assert champion.set_index("lead_id").loc["L0000", "stage"] == make_scored(5)["stage"].iloc[0]
+
+
+def test_latest_keeps_the_newest_as_of_even_when_an_older_one_is_rescored(target: str) -> None:
+    june = make_scored(4, "2024-06-01", seed=1)
+    sinks.write_scored_leads(june, target)
+    older = make_scored(6, "2024-05-01", seed=2)  # back-fill an older as-of, two more leads
+    sinks.write_scored_leads(older, target)
+    latest = sinks.read_scored_leads(target).set_index("lead_id")
+    assert (latest.loc[june["lead_id"], "as_of"] == pd.Timestamp("2024-06-01")).all()
+    assert latest.loc[june["lead_id"], "probability"].tolist() == june["probability"].tolist()
+    assert (latest.loc[["L0004", "L0005"], "as_of"] == pd.Timestamp("2024-05-01")).all()
+
+
+def test_a_rerun_that_drops_a_lead_falls_back_to_its_earlier_row(target: str) -> None:
+    sinks.write_scored_leads(make_scored(3, "2024-04-01"), target)
+    sinks.write_scored_leads(make_scored(3, "2024-05-01", seed=1), target)
+    sinks.write_scored_leads(make_scored(2, "2024-05-01", seed=1), target)  # L0002 gone
+    latest = sinks.read_scored_leads(target).set_index("lead_id")
+    assert latest.loc["L0002", "as_of"] == pd.Timestamp("2024-04-01")
+    assert len(sinks.read_history(target)) == 5
+
+
+RUNS = st.lists(
+    st.tuples(
+        st.sampled_from(["2024-03-01", "2024-04-01", "2024-05-01"]),
+        st.sampled_from(["1", "2"]),
+        st.lists(st.integers(0, 9), min_size=1, max_size=6, unique=True),
+        st.integers(0, 1000),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "parquet"])
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=RUNS)
+def test_tables_match_a_reference_model_for_any_run_sequence(
+    kind: str, runs: list[tuple[str, str, list[int], int]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    target = target_for(kind, tmp_path_factory.mktemp(kind))
+    reference: dict[tuple[str, str], pd.DataFrame] = {}
+    for as_of, version, leads, seed in runs:
+        frame = make_scored(
+            ids=[f"L{i}" for i in leads], as_of=as_of, version=version, seed=seed,
+            scored_at=f"2024-06-{1 + seed % 28:02d}",
+        )  # fmt: skip
+        sinks.write_scored_leads(frame, target)
+        reference[(as_of, version)] = sinks.validate_scored_leads(frame)
+    history = pd.concat(reference.values(), ignore_index=True)
+    got_history = sinks.read_history(target)
+    pd.testing.assert_frame_equal(
+        got_history.sort_values(["lead_id", "as_of", "model_version"]).reset_index(drop=True),
+        history.sort_values(["lead_id", "as_of", "model_version"]).reset_index(drop=True),
+    )
+    pd.testing.assert_frame_equal(sinks.read_scored_leads(target), expected_latest(history))
+    for as_of in ["2024-03-01", "2024-04-01", "2024-05-01", "2024-07-01"]:
+        earlier = expected_latest(history[history["as_of"] < pd.Timestamp(as_of)])
+        pd.testing.assert_frame_equal(
+            sinks.previous_stages(target, as_of), earlier[["lead_id", "stage"]]
+        )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _drop(f: pd.DataFrame) -> pd.DataFrame:
+    return f.drop(columns="stage")
+
+
+def _float_score(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(score=f["score"].astype("float64"))
+
+
+def _text_time(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(as_of=f["as_of"].astype(str))
+
+
+def _bad_probability(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(probability=f["probability"] * 100)
+
+
+def _bad_stage(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(stage="won")
+
+
+def _duplicate(f: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([f, f.iloc[:1]], ignore_index=True)
+
+
+def _two_runs(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(
+        as_of=[pd.Timestamp("2024-05-01")] * (len(f) - 1) + [pd.Timestamp("2024-06-01")]
+    )
+
+
+def _changed_wrong(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(previous_stage=f["stage"], stage_changed=True)
+
+
+def _bad_json(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(reasons_json="pricing page")
+
+
+def _reason_keys(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(reasons_json='[{"feature": "x"}]')
+
+
+def _extra(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(channel="organic")
+
+
+def _missing_id(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(lead_id=[None, *f["lead_id"].iloc[1:]])
+
+
+def _score_range(f: pd.DataFrame) -> pd.DataFrame:
+    return f.assign(fit_score=f["fit_score"] + 200)
+
+
+def _empty(f: pd.DataFrame) -> pd.DataFrame:
+    return f.iloc[:0]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (_drop, "missing column 'stage'"),
+        (_float_score, "score has dtype float64, not integer"),
+        (_text_time, "as_of has dtype .*, not a timestamp"),
+        (_bad_probability, "probability outside"),
+        (_bad_stage, "unknown stage 'won'"),
+        (_duplicate, "duplicate lead_id 'L0000'"),
+        (_two_runs, "2 different as_of"),
+        (_changed_wrong, "stage_changed disagrees"),
+        (_bad_json, "not a JSON list"),
+        (_reason_keys, "without the keys"),
+        (_extra, "unexpected column 'channel'"),
+        (_missing_id, "lead_id is empty in 1 row"),
+        (_score_range, "fit_score outside 0-100"),
+        (_empty, "no rows"),
+    ],
+)
+def test_bad_frames_raise_one_line_and_write_nothing(
+    tmp_path: Path, mutate: Callable[[pd.DataFrame], pd.DataFrame], match: str
+) -> None:
+    target = target_for("duckdb", tmp_path)
+    sinks.write_scored_leads(make_scored(5, "2024-04-01"), target)
+    before = sinks.read_history(target)
+    with pytest.raises(DataError, match=match) as err:
+        sinks.write_scored_leads(mutate(make_scored(5, "2024-05-01", seed=4)), target)
+    assert "\n" not in str(err.value)
+    pd.testing.assert_frame_equal(sinks.read_history(target), before)
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS)
+def test_a_bad_frame_leaves_every_kind_of_target_untouched(kind: str, tmp_path: Path) -> None:
+    target = target_for(kind, tmp_path / "old")
+    sinks.write_scored_leads(make_scored(5, "2024-04-01"), target)
+    latest, history = sinks.read_scored_leads(target), sinks.read_history(target)
+    with pytest.raises(DataError, match="stage_changed disagrees"):
+        sinks.write_scored_leads(_changed_wrong(make_scored(5, "2024-05-01")), target)
+    pd.testing.assert_frame_equal(sinks.read_scored_leads(target), latest)
+    pd.testing.assert_frame_equal(sinks.read_history(target), history)
+
+    (tmp_path / "new").mkdir()
+    with pytest.raises(DataError, match="not a JSON list"):
+        sinks.write_scored_leads(_bad_json(make_scored(5)), target_for(kind, tmp_path / "new"))
+    assert not list((tmp_path / "new").iterdir())
+
+
+def test_validation_accepts_usual_variants() -> None:
+    frame = make_scored(4)
+    frame["stage"] = frame["stage"].astype("category")
+    frame["score"] = frame["score"].astype("int16")
+    frame["scored_at"] = frame["scored_at"].dt.tz_localize("Europe/Berlin")
+    frame["as_of"] = frame["as_of"].astype("datetime64[ns]")
+    frame["previous_stage"] = np.nan
+    out = sinks.validate_scored_leads(frame)
+    assert {c: str(t) for c, t in out.dtypes.items()} == CANONICAL_DTYPES
+    assert out["scored_at"].iloc[0] == pd.Timestamp("2024-05-01 04:00")  # 06:00 Berlin is 04:00 UTC
+
+
+def test_attach_previous_stages_sets_changed_only_for_moves() -> None:
+    scored = make_scored(3).assign(stage=["lead", "mql", "sql"])
+    previous = pd.DataFrame({"lead_id": ["L0000", "L0001"], "stage": ["lead", "lead"]})
+    out = sinks.attach_previous_stages(scored, previous)
+    assert out["previous_stage"].tolist()[:2] == ["lead", "lead"]
+    assert pd.isna(out["previous_stage"].iloc[2])
+    assert out["stage_changed"].tolist() == [False, True, False]
+    sinks.validate_scored_leads(out)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def test_parse_target_kinds_and_defaults(tmp_path: Path) -> None:
+    assert sinks.parse_target(None) == sinks.SinkTarget("duckdb", sinks.DEFAULT_TARGET)
+    assert sinks.parse_target("x/y.duckdb").kind == "duckdb"
+    assert sinks.parse_target("duckdb:///x/y.duckdb").location == "x/y.duckdb"
+    parquet = sinks.parse_target(tmp_path / "out" / "scores.parquet")
+    assert parquet.kind == "parquet"
+    assert parquet.history_dir == tmp_path / "out" / "scores_history"
+    assert sinks.parse_target("a.CSV").kind == "csv"
+    url = sinks.parse_target("postgresql+psycopg://me:secret@db.example.com:5432/crm")
+    assert url.kind == "sql"
+    assert "secret" not in str(url)
+    with pytest.raises(DataError, match=r"unknown scored-leads target type '\.xlsx'"):
+        sinks.parse_target("scores.xlsx")
+
+
+def test_reading_a_target_that_does_not_exist_says_so(target: str) -> None:
+    with pytest.raises(DataError, match="holds no scored leads yet"):
+        sinks.read_scored_leads(target)
+    with pytest.raises(DataError, match="holds no scored leads yet"):
+        sinks.read_history(target)
+
+
+def test_read_filters_by_lead(target: str) -> None:
+    sinks.write_scored_leads(make_scored(6, "2024-04-01"), target)
+    sinks.write_scored_leads(make_scored(6, "2024-05-01", seed=1), target)
+    card = sinks.read_history(target, lead_ids=["L0003"])
+    assert card["lead_id"].unique().tolist() == ["L0003"]
+    assert card["as_of"].tolist() == [pd.Timestamp("2024-04-01"), pd.Timestamp("2024-05-01")]
+    assert sinks.read_scored_leads(target, lead_ids=["L0003", "L0005"])["lead_id"].tolist() == [
+        "L0003",
+        "L0005",
+    ]
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_streamed_chunks_equal_one_write(tmp_path: Path, target: str) -> None:
+    whole = make_scored(30, "2024-05-01")
+    run = sinks.RunKey(pd.Timestamp("2024-05-01"), "leadscore", "1")
+    with sinks.open_run(target, run) as writer:
+        for start in range(0, 30, 7):
+            writer.append(whole.iloc[start : start + 7])
+    assert writer.summary_ is not None and writer.summary_.rows == 30
+    reference = target_for("duckdb", tmp_path / "ref")
+    sinks.write_scored_leads(whole, reference)
+    pd.testing.assert_frame_equal(
+        sinks.read_scored_leads(target), sinks.read_scored_leads(reference)
+    )
+
+
+def test_streaming_rejects_overlapping_chunks_and_other_runs(target: str) -> None:
+    frame = make_scored(6, "2024-05-01")
+    run = sinks.RunKey("2024-05-01", "leadscore", "1")
+    overlap = pytest.raises(DataError, match="lead_id 'L0002' appears 2 times")
+    with overlap, sinks.open_run(target, run) as writer:
+        writer.append(frame.iloc[:3])
+        writer.append(frame.iloc[2:])
+    other_run = sinks.RunKey("2024-06-01", "leadscore", "1")
+    with pytest.raises(DataError, match="chunk of run"), sinks.open_run(target, other_run) as w:
+        w.append(frame)
+    with pytest.raises(DataError, match="has no rows"), sinks.open_run(target, run):
+        pass
+    with pytest.raises(DataError, match="holds no scored leads yet"):
+        sinks.read_history(target)
+
+
+def test_an_error_inside_the_run_discards_the_staged_chunks(tmp_path: Path) -> None:
+    target = target_for("parquet", tmp_path)
+    sinks.write_scored_leads(make_scored(4, "2024-04-01"), target)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    run = sinks.RunKey("2024-05-01", "leadscore", "1")
+    with pytest.raises(RuntimeError, match="scorer crashed"), sinks.open_run(target, run) as w:
+        w.append(make_scored(4, "2024-05-01"))
+        raise RuntimeError("scorer crashed")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+    assert len(sinks.read_history(target)) == 4
+
+
+# --------------------------------------------------------------------------- killed runs
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys, time
+    sys.path.insert(0, {tests!r})
+    from test_sinks import make_scored
+    from leadscore import sinks
+
+    target, mode = sys.argv[1], sys.argv[2]
+    run = sinks.RunKey("2024-05-01", "leadscore", "1")
+    chunk = make_scored(2000, "2024-05-01", seed=5)
+    writer = sinks.open_run(target, run)
+    for i in range(20):
+        writer.append(chunk.assign(lead_id=[f"K{{i}}-{{j}}" for j in range(len(chunk))]))
+        if mode == "staging" and i == 2:
+            print("STAGED", flush=True)
+            time.sleep(0.05)
+    if mode == "commit":
+        print("COMMITTING", flush=True)
+    writer.commit()
+    print("DONE", flush=True)
+    """
+)
+
+
+def run_and_kill(target: str, mode: str, marker: str, delay: float, tmp_path: Path) -> bool:
+    """Start a streaming write, SIGKILL it ``delay`` s after ``marker``; True if it finished."""
+    script = tmp_path / "killed_writer.py"
+    script.write_text(KILLED_WRITER.format(tests=str(Path(__file__).parent)))
+    proc = subprocess.Popen(
+        [sys.executable, str(script), target, mode],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            if line.strip() == marker:
+                time.sleep(delay)
+                proc.send_signal(signal.SIGKILL)
+                break
+        rc = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return rc == 0
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "parquet"])
+def test_a_run_killed_while_staging_leaves_the_previous_tables(kind: str, tmp_path: Path) -> None:
+    target = target_for(kind, tmp_path / "sink")
+    sinks.write_scored_leads(make_scored(5, "2024-04-01"), target)
+    latest, history = sinks.read_scored_leads(target), sinks.read_history(target)
+
+    finished = run_and_kill(target, "staging", "STAGED", 0.0, tmp_path)
+
+    assert not finished
+    pd.testing.assert_frame_equal(sinks.read_scored_leads(target), latest)
+    pd.testing.assert_frame_equal(sinks.read_history(target), history)
+    assert (
+        sinks.previous_stages(target, "2024-05-01")["lead_id"].tolist()
+        == latest["lead_id"].tolist()
+    )
+    leftovers = list((tmp_path / "sink").glob(".*leadscore-run-*"))
+    assert len(leftovers) == 1  # the killed run's staging folder, hidden
+
+    # the next run works and sweeps the dead run's staging folder away
+    sinks.write_scored_leads(make_scored(5, "2024-05-01", seed=1), target)
+    assert len(sinks.read_history(target)) == 10
+    assert not list((tmp_path / "sink").glob(".*leadscore-run-*"))
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "parquet"])
+def test_a_run_killed_while_committing_leaves_old_or_new_tables(kind: str, tmp_path: Path) -> None:
+    target = target_for(kind, tmp_path / "sink")
+    sinks.write_scored_leads(make_scored(5, "2024-04-01"), target)
+    old_latest, old_history = sinks.read_scored_leads(target), sinks.read_history(target)
+
+    new_rows = 20 * 2000
+    for delay in (0.0, 0.15):
+        run_and_kill(target, "commit", "COMMITTING", delay, tmp_path)
+        latest, history = sinks.read_scored_leads(target), sinks.read_history(target)
+        history_is_old = len(history) == len(old_history)
+        latest_is_old = len(latest) == len(old_latest)
+        if history_is_old:
+            pd.testing.assert_frame_equal(history, old_history)
+        else:
+            assert len(history) == len(old_history) + new_rows
+        if latest_is_old:
+            pd.testing.assert_frame_equal(latest, old_latest)
+        else:
+            assert len(latest) == len(old_latest) + new_rows and latest["lead_id"].is_unique
+        if kind == "duckdb":  # one transaction: the two tables move together
+            assert latest_is_old == history_is_old

@@ -1,0 +1,226 @@
+"""The SQL sink against a real PostgreSQL server, started by ``scripts/postgres.sh``.
+
+The session fixture installs (apt-get, only when the binaries are missing) and starts a
+throwaway cluster, and stops it at the end; each test gets a fresh database in it. Set
+``LEADSCORE_TEST_POSTGRES_URL`` to use a running server instead. The tests skip, saying why,
+only where the server cannot be installed or started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from leadscore import sinks
+from leadscore.errors import DataError
+from test_sinks import CANONICAL_DTYPES, by_lead, expected_latest, make_scored, run_and_kill
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh"
+ENV_URL = "LEADSCORE_TEST_POSTGRES_URL"
+
+
+def _script(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path | None]]:
+    """The URL of a running server, and the folder of the cluster the script started."""
+    if os.environ.get(ENV_URL):
+        yield os.environ[ENV_URL], None
+        return
+    if shutil.which("bash") is None:
+        pytest.skip("PostgreSQL tests need bash to run scripts/postgres.sh")
+    folder = tmp_path_factory.mktemp("postgres")
+    try:
+        started = _script("start", str(folder), timeout=900)  # a first apt-get install is slow
+    except subprocess.TimeoutExpired:
+        pytest.skip("scripts/postgres.sh did not install and start PostgreSQL within 15 minutes")
+    if started.returncode != 0:
+        why = (started.stderr.strip().splitlines() or ["no message"])[-1]
+        pytest.skip(f"PostgreSQL could not be installed or started by scripts/postgres.sh: {why}")
+    try:
+        yield started.stdout.strip().splitlines()[-1], folder
+    finally:
+        _script("stop", str(folder), timeout=120)
+
+
+def _admin(url: str) -> str:
+    """A psycopg connection string for the server of an SQLAlchemy URL."""
+    import sqlalchemy as sa
+
+    parsed = sa.engine.make_url(url)
+    parts = {
+        "host": parsed.host,
+        "port": parsed.port,
+        "user": parsed.username,
+        "password": parsed.password,
+        "dbname": parsed.database,
+    }
+    return " ".join(f"{k}={v}" for k, v in parts.items() if v is not None)
+
+
+@pytest.fixture
+def pg_url(postgres_server: tuple[str, Path | None]) -> Iterator[str]:
+    """A fresh, empty database on the test server, dropped afterwards."""
+    import psycopg
+    import sqlalchemy as sa
+
+    server_url, _ = postgres_server
+    name = f"leadscore_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(_admin(server_url), autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = sa.engine.make_url(server_url).set(database=name)
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_admin(server_url), autocommit=True) as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _columns(url: str, table: str) -> dict[str, tuple[str, str]]:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as con:
+            rows = con.execute(
+                sa.text(
+                    "SELECT column_name, data_type, is_nullable FROM information_schema.columns "
+                    "WHERE table_name = :t ORDER BY ordinal_position"
+                ),
+                {"t": table},
+            ).all()
+    finally:
+        engine.dispose()
+    return {name: (kind, nullable) for name, kind, nullable in rows}
+
+
+def test_the_script_reports_the_running_server(postgres_server: tuple[str, Path | None]) -> None:
+    url, folder = postgres_server
+    assert url.startswith("postgresql+psycopg://") and "127.0.0.1" in url
+    if folder is None:
+        pytest.skip(f"server given by {ENV_URL}, not started by the script")
+    assert _script("url", str(folder), timeout=30).stdout.strip() == url
+    again = _script("start", str(folder), timeout=60)  # starting twice is harmless
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == url
+    assert f"LEADSCORE_POSTGRES_URL='{url}'" in (folder / "env").read_text()
+
+
+def test_postgres_tables_have_the_schema_types(pg_url: str) -> None:
+    sinks.write_scored_leads(make_scored(4), pg_url)
+    expected_types = {
+        "text": "text",
+        "timestamp": "timestamp without time zone",
+        "double": "double precision",
+        "integer": "integer",
+        "boolean": "boolean",
+    }
+    for table in (sinks.LATEST_TABLE, sinks.HISTORY_TABLE):
+        columns = _columns(pg_url, table)
+        assert list(columns) == list(sinks.COLUMNS)
+        for col in sinks.SCORED_LEADS_SCHEMA:
+            kind, nullable = columns[col.name]
+            key_text = col.name in sinks._KEY_TEXT
+            assert kind == ("character varying" if key_text else expected_types[col.kind])
+            assert (nullable == "YES") == col.nullable
+
+
+def test_postgres_round_trips_values_and_dtypes(pg_url: str) -> None:
+    frame = make_scored(15)
+    summary = sinks.write_scored_leads(frame, pg_url)
+    assert (summary.rows, summary.latest_rows) == (15, 15)
+    assert "postgresql+psycopg://" in summary.target
+    expected = sinks.validate_scored_leads(frame)
+    for table in (sinks.read_scored_leads(pg_url), sinks.read_history(pg_url)):
+        assert {c: str(t) for c, t in table.dtypes.items()} == CANONICAL_DTYPES
+        pd.testing.assert_frame_equal(by_lead(table), by_lead(expected))
+
+
+def test_postgres_runs_history_idempotence_and_latest(pg_url: str) -> None:
+    with pytest.raises(DataError, match="holds no scored leads yet"):
+        sinks.read_scored_leads(pg_url)
+    assert sinks.previous_stages(pg_url, "2024-05-01").empty
+
+    june = make_scored(6, "2024-06-01", seed=1)
+    sinks.write_scored_leads(june, pg_url)
+    april = make_scored(8, "2024-04-01", seed=2)  # an older as-of, written later
+    sinks.write_scored_leads(april, pg_url)
+    previous = sinks.previous_stages(pg_url, "2024-05-01")
+    assert previous["stage"].tolist() == april["stage"].tolist()
+
+    def run_may() -> sinks.WriteSummary:
+        scored = make_scored(8, "2024-05-01", seed=3)
+        prev = sinks.previous_stages(pg_url, "2024-05-01")
+        return sinks.write_scored_leads(sinks.attach_previous_stages(scored, prev), pg_url)
+
+    first = run_may()
+    latest, history = sinks.read_scored_leads(pg_url), sinks.read_history(pg_url)
+    again = run_may()
+    assert (first.replaced_rows, again.replaced_rows) == (0, 8)
+    pd.testing.assert_frame_equal(sinks.read_scored_leads(pg_url), latest)
+    pd.testing.assert_frame_equal(sinks.read_history(pg_url), history)
+
+    assert len(history) == 6 + 8 + 8
+    assert (history.groupby(["lead_id", *sinks.RUN_KEY_COLUMNS]).size() == 1).all()
+    pd.testing.assert_frame_equal(latest, expected_latest(history))
+    newest = latest.set_index("lead_id")["as_of"]
+    assert (newest.loc[june["lead_id"]] == pd.Timestamp("2024-06-01")).all()
+    assert (newest.loc[["L0006", "L0007"]] == pd.Timestamp("2024-05-01")).all()
+    may_rows = history[history["as_of"] == pd.Timestamp("2024-05-01")].set_index("lead_id")
+    assert may_rows["previous_stage"].tolist() == april["stage"].tolist()
+
+    card = sinks.read_history(pg_url, lead_ids=["L0007"])
+    assert card["as_of"].tolist() == [pd.Timestamp("2024-04-01"), pd.Timestamp("2024-05-01")]
+    only = sinks.previous_stages(pg_url, "2024-07-01", lead_ids=["L0000"], model_name="leadscore")
+    assert only["stage"].tolist() == [june["stage"].iloc[0]]
+
+
+def test_postgres_streams_chunks_through_copy(pg_url: str) -> None:
+    whole = make_scored(20_000, "2024-05-01", ids=[f"S{i}" for i in range(20_000)])
+    run = sinks.RunKey("2024-05-01", "leadscore", "1")
+    with sinks.open_run(pg_url, run) as writer:
+        for start in range(0, len(whole), 6_000):
+            writer.append(whole.iloc[start : start + 6_000])
+    assert writer.summary_ is not None and writer.summary_.latest_rows == 20_000
+    pd.testing.assert_frame_equal(
+        by_lead(sinks.read_history(pg_url)), by_lead(sinks.validate_scored_leads(whole))
+    )
+
+
+def test_postgres_bad_frame_writes_nothing(pg_url: str) -> None:
+    sinks.write_scored_leads(make_scored(3, "2024-04-01"), pg_url)
+    before = sinks.read_history(pg_url)
+    bad = make_scored(3, "2024-05-01").assign(score=lambda f: f["score"] + 1000)
+    with pytest.raises(DataError, match="score outside 0-100"):
+        sinks.write_scored_leads(bad, pg_url)
+    pd.testing.assert_frame_equal(sinks.read_history(pg_url), before)
+
+
+def test_postgres_run_killed_while_committing_leaves_old_or_new(
+    pg_url: str, tmp_path: Path
+) -> None:
+    sinks.write_scored_leads(make_scored(5, "2024-04-01"), pg_url)
+    old_latest, old_history = sinks.read_scored_leads(pg_url), sinks.read_history(pg_url)
+    for delay in (0.0, 0.2):
+        run_and_kill(pg_url, "commit", "COMMITTING", delay, tmp_path)
+        latest, history = sinks.read_scored_leads(pg_url), sinks.read_history(pg_url)
+        if len(history) == len(old_history):
+            pd.testing.assert_frame_equal(history, old_history)
+            pd.testing.assert_frame_equal(latest, old_latest)
+        else:
+            assert len(history) == len(old_history) + 20 * 2000
+            assert len(latest) == len(old_latest) + 20 * 2000
+    # the next run works (and sweeps away the staging folder the killed one left behind)
+    before = len(sinks.read_history(pg_url))
+    sinks.write_scored_leads(make_scored(5, "2024-06-01"), pg_url)
+    assert len(sinks.read_history(pg_url)) == before + 5
