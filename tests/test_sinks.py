@@ -35,8 +35,8 @@ CANONICAL_DTYPES = {
     "stage": "str",
     "previous_stage": "str",
     "stage_changed": "bool",
-    "fit_score": "int64",
-    "engagement_score": "int64",
+    "fit_score": "Int64",
+    "engagement_score": "Int64",
     "reasons_for": "str",
     "reasons_against": "str",
     "reasons_json": "str",
@@ -139,7 +139,11 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def test_schema_is_defined_once_and_documented() -> None:
     assert tuple(CANONICAL_DTYPES) == sinks.COLUMNS
-    assert [c.name for c in sinks.SCORED_LEADS_SCHEMA if c.nullable] == ["previous_stage"]
+    assert [c.name for c in sinks.SCORED_LEADS_SCHEMA if c.nullable] == [
+        "previous_stage",
+        "fit_score",
+        "engagement_score",
+    ]
     table = sinks.schema_markdown()
     for name in sinks.COLUMNS:
         assert f"| `{name}` |" in table
@@ -171,7 +175,7 @@ def test_duckdb_tables_have_the_schema_types(tmp_path: Path) -> None:
             described = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
             assert described == expected
             nullable = {r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[2] == "YES"}
-            assert nullable == {"previous_stage"}
+            assert nullable == {"previous_stage", "fit_score", "engagement_score"}
 
 
 def test_parquet_files_carry_the_arrow_schema(tmp_path: Path) -> None:
@@ -648,3 +652,11 @@ def test_a_run_killed_while_committing_leaves_old_or_new_tables(kind: str, tmp_p
             assert len(latest) == len(old_latest) + new_rows and latest["lead_id"].is_unique
         if kind == "duckdb":  # one transaction: the two tables move together
             assert latest_is_old == history_is_old
+
+
+def test_sub_scores_may_be_empty(target: str) -> None:
+    frame = make_scored(5).assign(fit_score=pd.array([None, 10, None, 90, 50], dtype="Int64"))
+    sinks.write_scored_leads(frame, target)
+    latest = by_lead(sinks.read_scored_leads(target))
+    assert latest["fit_score"].isna().sum() == 2
+    assert latest["fit_score"].dropna().astype(int).tolist() == [10, 90, 50]

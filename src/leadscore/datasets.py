@@ -64,7 +64,7 @@ def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
             )
 
 
-def _mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
+def mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
     """Replace the spec's "not answered" tokens (case-insensitive, trimmed) by missing."""
     if not tokens:
         return frame
@@ -221,7 +221,7 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
     named += [*spec.exclude, *spec.categorical, *spec.numeric, *spec.labels]
     named += [*spec.groups.fit, *spec.groups.engagement, *spec.allow_leakage]
     _require(frame, list(dict.fromkeys(named)), f"{spec.name}")
-    frame = _mark_missing(frame.reset_index(drop=True), spec.missing_values)
+    frame = mark_missing(frame.reset_index(drop=True), spec.missing_values)
 
     lead_id = to_lead_ids(frame[spec.id], spec.name)
     dup = lead_id.duplicated()

@@ -866,7 +866,7 @@ def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list
 # --------------------------------------------------------------------------- public API
 
 
-def _timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
+def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as err:
@@ -936,7 +936,7 @@ def build_features(
     >>> table = build_features(data, "2024-03-01")  # doctest: +SKIP
     >>> table.X["pricing_page_views_30d"].describe()  # doctest: +SKIP
     """
-    ts = _timestamp(as_of, "as_of")
+    ts = parse_timestamp(as_of, "as_of")
     if ts > data.observed_until:
         logger.warning(
             "as_of %s is after observed_until %s: recent activity may be missing",
@@ -1040,7 +1040,7 @@ def build_training_examples(
     """
     _check_days(horizon_days, "horizon_days")
     horizon = pd.Timedelta(days=int(horizon_days))
-    dates = sorted({_timestamp(d, "as-of date") for d in as_of_dates})
+    dates = sorted({parse_timestamp(d, "as-of date") for d in as_of_dates})
     if not dates:
         raise SpecError(
             "no as-of dates given",

@@ -140,6 +140,56 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
         engine.dispose()
 
 
+def iter_table_chunks(
+    source: str | os.PathLike[str],
+    table: str | None = None,
+    *,
+    query: str | None = None,
+    chunk_rows: int = 250_000,
+) -> Iterator[pd.DataFrame]:
+    """Read one table a slice of rows at a time, so memory is bounded by the slice.
+
+    Parquet is read by record batches, CSV by pandas chunks, DuckDB files and databases by
+    fetching the result in batches.
+    """
+    if chunk_rows < 1:
+        raise DataError(
+            f"chunk size must be at least 1, got {chunk_rows}",
+            "Give a positive number of rows per chunk.",
+        )
+    if is_sql_url(source):
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(str(source))
+        try:
+            with engine.connect() as con:
+                sql = sa.text(query) if query is not None else sa.text(f'SELECT * FROM "{table}"')
+                yield from pd.read_sql_query(sql, con, chunksize=chunk_rows)
+        finally:
+            engine.dispose()
+        return
+    path = Path(source)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet" and path.is_file():
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            yield _drop_unnamed(batch.to_pandas())
+        return
+    if suffix == ".csv" and path.is_file() and path.stat().st_size > 0:
+        yield from (_drop_unnamed(c) for c in pd.read_csv(path, chunksize=chunk_rows))
+        return
+    if suffix in DUCKDB_SUFFIXES and path.is_file():
+        import duckdb
+
+        with duckdb.connect(str(path), read_only=True) as con:
+            reader = con.sql(query or f'SELECT * FROM "{table}"').to_arrow_reader(chunk_rows)
+            for batch in reader:
+                yield batch.to_pandas()
+        return
+    yield read_table(source, table, query=query)  # raises the right one-line error
+
+
 def find_event_table(folder: Path, name: str) -> Path | None:
     """The file holding event table ``name`` in ``folder`` (Parquet preferred over CSV)."""
     for suffix in TABLE_SUFFIXES:

@@ -135,8 +135,20 @@ SCORED_LEADS_SCHEMA: tuple[Column, ...] = (
         "boolean",
         "stage differs from previous_stage; false when first scored",
     ),
-    Column("fit_score", "integer", "0-100: how well the lead fits the ideal customer"),
-    Column("engagement_score", "integer", "0-100: how much the lead's behaviour signals intent"),
+    Column(
+        "fit_score",
+        "integer",
+        "0-100: how well the lead fits, as a percentile of past leads; empty when the model "
+        "has no fit feature or the run skipped explanations",
+        nullable=True,
+    ),
+    Column(
+        "engagement_score",
+        "integer",
+        "0-100: how much the lead's behaviour signals intent, as a percentile of past leads; "
+        "empty when the model has no engagement feature or the run skipped explanations",
+        nullable=True,
+    ),
     Column(
         "reasons_for",
         "text",
@@ -392,7 +404,9 @@ def _conform_column(values: pd.Series, col: Column) -> pd.Series:
         )
     dtype = values.dtype
     if col.nullable and missing.all():
-        return pd.Series(np.nan, index=values.index, dtype=_PANDAS_DTYPES[col.kind])
+        return pd.Series(
+            pd.NA if col.kind == "integer" else np.nan, index=values.index, dtype=_dtype(col)
+        )
     if col.kind == "text":
         if isinstance(dtype, pd.CategoricalDtype):
             values = values.astype(object)
@@ -427,7 +441,7 @@ def _conform_column(values: pd.Series, col: Column) -> pd.Series:
                 f"{name} has dtype {dtype}, not integer",
                 f"Round {col.name} and cast it to int64 before writing.",
             )
-        return values.astype("int64")
+        return values.astype(_dtype(col))
     if not ptypes.is_numeric_dtype(dtype):
         raise DataError(
             f"{name} has dtype {dtype}, not a number", f"Cast {col.name} to float64 before writing."
@@ -572,7 +586,7 @@ def attach_previous_stages(scored: pd.DataFrame, previous: pd.DataFrame) -> pd.D
 
 
 def _empty_frame(columns: Iterable[str] = COLUMNS) -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series([], dtype=_PANDAS_DTYPES[_BY_NAME[c].kind]) for c in columns})
+    return pd.DataFrame({c: pd.Series([], dtype=_dtype(_BY_NAME[c])) for c in columns})
 
 
 def _conform_read(frame: pd.DataFrame) -> pd.DataFrame:
@@ -587,8 +601,13 @@ def _conform_read(frame: pd.DataFrame) -> pd.DataFrame:
                 values = values.dt.tz_convert("UTC").dt.tz_localize(None)
         elif kind == "text":
             values = values.astype(object).where(values.notna(), np.nan)
-        out[name] = values.astype(_PANDAS_DTYPES[kind])
+        out[name] = values.astype(_dtype(_BY_NAME[name]))
     return pd.DataFrame(out, index=pd.RangeIndex(len(frame)))
+
+
+def _dtype(col: Column) -> str:
+    """pandas dtype of a column: nullable integers are ``Int64`` (int64 cannot hold missing)."""
+    return "Int64" if col.kind == "integer" and col.nullable else _PANDAS_DTYPES[col.kind]
 
 
 def _sql_literal(text: str) -> str:

@@ -694,10 +694,18 @@ def load_model(uri: str | os.PathLike[str], *, tracking_uri: str | None = None) 
     ModelError
         When the name, version, alias, run or folder does not exist.
     """
+    return load_model_version(uri, tracking_uri=tracking_uri)[0]
+
+
+def load_model_version(
+    uri: str | os.PathLike[str], *, tracking_uri: str | None = None
+) -> tuple[LeadScoringModel, str | None, str | None]:
+    """Like :func:`load_model`, with the registered name and version when ``uri`` names one
+    (``models:/...``); ``(model, None, None)`` for runs and folders."""
     text = str(uri)
     if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", text) or text.startswith("file:"):
         path = Path(unquote(urlparse(text).path)) if text.startswith("file:") else Path(text)
-        return _load_folder(path, text)
+        return _load_folder(path, text), None, None
     from mlflow import MlflowClient
 
     resolved = resolve_tracking_uri(tracking_uri)
@@ -714,8 +722,8 @@ def load_model(uri: str | os.PathLike[str], *, tracking_uri: str | None = None) 
         client = MlflowClient(tracking_uri=resolved, registry_uri=resolved)
         if text.startswith("models:/"):
             name, version = _resolve_registered(client, text, resolved)
-            return _load_registered(client, name, version)
-        return _download_and_load(text, resolved, text)
+            return _load_registered(client, name, version), name, version
+        return _download_and_load(text, resolved, text), None, None
 
 
 def _resolve_registered(client: Any, uri: str, tracking_uri: str) -> tuple[str, str]:
