@@ -1,0 +1,301 @@
+"""Baselines the model must beat, trained and judged on the same folds.
+
+* :class:`LogisticRegressionBaseline`: what an analyst fits first (one-hot categoricals,
+  imputed and scaled numbers, a logistic regression).
+* :class:`RulePointsBaseline`: what a marketing-automation tool does (HubSpot, Marketo,
+  Pardot): points per action and attribute ("demo request +30, pricing page +15, student
+  -10"), summed. The table comes from the training config when marketing wrote one; when it
+  did not, a transparent default table is derived from the fit fold: every feature is cut
+  into a few bins (tertiles of a number, each common category, "missing"), and each bin
+  scores ``round(10 * log2(lift))`` points, where lift is the bin's win rate (shrunk towards
+  the overall rate) over the overall rate. +10 means "converts twice as often", -10 "half as
+  often". That is a naive-Bayes-like score a marketer can read line by line.
+
+Both map their scores to probabilities with the same calibrator the model uses, fitted on the
+calibration fold, so Brier score and ECE compare like for like.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.utils.validation import check_is_fitted
+
+from leadscore.calibration import CalibrationMethod, ProbabilityCalibrator
+from leadscore.errors import SpecError
+from leadscore.model import _canon
+
+logger = logging.getLogger(__name__)
+
+_MISSING = "__missing__"
+
+
+def _is_categorical(values: pd.Series) -> bool:
+    return not (ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values)) or isinstance(
+        values.dtype, pd.CategoricalDtype
+    )
+
+
+def _as_text(values: pd.Series) -> np.ndarray:
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    text = np.array([_canon(u) for u in uniques] + [_MISSING], dtype=object)
+    return text[codes]  # code -1 picks the trailing _MISSING
+
+
+class _CalibratedMixin(BaseEstimator):
+    """``calibrate`` then ``predict_proba``: scores mapped to probabilities on held-out data."""
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        raise NotImplementedError
+
+    def calibrate(
+        self, X: pd.DataFrame, y: np.ndarray, method: CalibrationMethod = "auto"
+    ) -> _CalibratedMixin:
+        """Fit the score-to-probability map on held-out leads (the calibration fold)."""
+        self.calibrator_ = ProbabilityCalibrator(method).fit(self.decision_function(X), y)
+        return self
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability of each lead (one value per row)."""
+        check_is_fitted(self, "calibrator_")
+        return self.calibrator_.predict(self.decision_function(X))
+
+
+class LogisticRegressionBaseline(_CalibratedMixin):
+    """One-hot + imputed + scaled logistic regression.
+
+    Parameters
+    ----------
+    C : inverse regularisation strength.
+    min_frequency : categories seen fewer times are pooled into one "infrequent" column.
+    """
+
+    def __init__(self, C: float = 1.0, min_frequency: int = 5) -> None:
+        self.C = C
+        self.min_frequency = min_frequency
+
+    def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        out = {}
+        for name in self.categorical_ + self.numeric_:
+            values = X[name]
+            out[name] = (
+                _as_text(values)
+                if name in self.categorical_
+                else values.to_numpy(dtype="float64", na_value=np.nan)
+            )
+        return pd.DataFrame(out, index=X.index)
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> LogisticRegressionBaseline:
+        self.categorical_ = [c for c in X.columns if _is_categorical(X[c])]
+        self.numeric_ = [c for c in X.columns if c not in self.categorical_]
+        steps = []
+        if self.categorical_:
+            steps.append(
+                (
+                    "cat",
+                    OneHotEncoder(
+                        handle_unknown="infrequent_if_exist", min_frequency=self.min_frequency
+                    ),
+                    self.categorical_,
+                )
+            )
+        if self.numeric_:
+            steps.append(
+                (
+                    "num",
+                    make_pipeline(
+                        SimpleImputer(
+                            strategy="median", add_indicator=True, keep_empty_features=True
+                        ),
+                        StandardScaler(),
+                    ),
+                    self.numeric_,
+                )
+            )
+        self.pipeline_ = Pipeline(
+            [
+                ("columns", ColumnTransformer(steps)),
+                ("lr", LogisticRegression(C=self.C, max_iter=5000)),
+            ]
+        )
+        self.pipeline_.fit(self._frame(X), np.asarray(y, dtype=int))
+        return self
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """Log-odds of the logistic regression."""
+        check_is_fitted(self, "pipeline_")
+        return np.asarray(self.pipeline_.decision_function(self._frame(X)), dtype="float64")
+
+
+class PointsRule(BaseModel):
+    """One line of a points table: a condition on one feature and the points it adds.
+
+    A number matches ``at_least <= value < below`` (either bound may be left out); a category
+    matches when it is one of ``in``; ``missing: true`` matches an empty value.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    feature: str
+    points: float
+    at_least: float | None = None
+    below: float | None = None
+    in_: tuple[str, ...] | None = Field(default=None, alias="in")
+    missing: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> PointsRule:
+        kinds = [
+            self.at_least is not None or self.below is not None,
+            self.in_ is not None,
+            self.missing is not None,
+        ]
+        if sum(kinds) != 1:
+            raise ValueError(
+                f"rule on {self.feature!r} needs exactly one condition: "
+                "at_least/below, in, or missing"
+            )
+        return self
+
+    def matches(self, values: pd.Series) -> np.ndarray:
+        if self.missing is not None:
+            return values.isna().to_numpy() == self.missing
+        if self.in_ is not None:
+            return np.isin(_as_text(values), [_canon(v) for v in self.in_])
+        numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+        ok = ~np.isnan(numbers)
+        if self.at_least is not None:
+            ok &= numbers >= self.at_least
+        if self.below is not None:
+            ok &= numbers < self.below
+        return ok
+
+    def describe(self) -> str:
+        if self.missing is not None:
+            cond = "is empty" if self.missing else "is filled in"
+        elif self.in_ is not None:
+            cond = "is " + " or ".join(self.in_)
+        elif self.below is None:
+            cond = f">= {self.at_least:g}"
+        elif self.at_least is None:
+            cond = f"< {self.below:g}"
+        else:
+            cond = f"in [{self.at_least:g}, {self.below:g})"
+        return f"{self.feature} {cond}: {self.points:+g}"
+
+
+class RulePointsBaseline(_CalibratedMixin):
+    """Marketing-automation points scoring.
+
+    Parameters
+    ----------
+    rules : the points table; ``None`` derives a default table from the data passed to
+        :meth:`fit` (see the module docstring).
+    min_support : leads a category or bin needs in the fit data to get its own rule.
+    prior : pseudo-leads at the overall rate that shrink each bin's rate before its lift.
+    scale : points per doubling of the conversion rate.
+
+    Attributes
+    ----------
+    rules_ : the table in use.
+    derived_ : whether it was derived from the data.
+    """
+
+    def __init__(
+        self,
+        rules: Sequence[PointsRule | dict[str, Any]] | None = None,
+        min_support: int = 30,
+        prior: float = 20.0,
+        scale: float = 10.0,
+    ) -> None:
+        self.rules = rules
+        self.min_support = min_support
+        self.prior = prior
+        self.scale = scale
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray) -> RulePointsBaseline:
+        if self.rules is not None:
+            rules = [
+                r if isinstance(r, PointsRule) else PointsRule.model_validate(r) for r in self.rules
+            ]
+            unknown = [r.feature for r in rules if r.feature not in X.columns]
+            if unknown:
+                raise SpecError(
+                    f"rule_points names feature {unknown[0]!r}, which the data does not have",
+                    "Fix the rule's feature name or drop the rule.",
+                )
+            self.rules_ = rules
+            self.derived_ = False
+        else:
+            self.rules_ = self._derive(X, np.asarray(y, dtype="float64"))
+            self.derived_ = True
+            logger.info("rule points: derived %d rules from the fit fold", len(self.rules_))
+        return self
+
+    def _derive(self, X: pd.DataFrame, y: np.ndarray) -> list[PointsRule]:
+        base = float(y.mean())
+        if base in (0.0, 1.0):
+            return []
+        candidates: list[tuple[str, dict[str, Any], np.ndarray]] = []
+        for name in X.columns:
+            values = X[name]
+            missing = values.isna().to_numpy()
+            if missing.sum() >= self.min_support and (~missing).sum() >= self.min_support:
+                candidates.append((name, {"missing": True}, missing))
+            if _is_categorical(values):
+                text = _as_text(values)
+                levels, counts = np.unique(text[~missing], return_counts=True)
+                for level, count in zip(levels, counts, strict=True):
+                    if count >= self.min_support and count < len(text):
+                        candidates.append((name, {"in": (str(level),)}, text == level))
+                continue
+            numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+            present = numbers[~missing]
+            if present.size < self.min_support:
+                continue
+            cuts = np.unique(np.quantile(present, [1 / 3, 2 / 3]))
+            cuts = cuts[(cuts > present.min())]
+            edges = [None, *cuts.tolist(), None]
+            for lo, hi in itertools.pairwise(edges):
+                cond = {"at_least": lo, "below": hi}
+                mask = ~missing
+                if lo is not None:
+                    mask &= numbers >= lo
+                if hi is not None:
+                    mask &= numbers < hi
+                if mask.sum() >= self.min_support:
+                    candidates.append((name, cond, mask))
+        rules = []
+        for name, cond, mask in candidates:
+            rate = (y[mask].sum() + self.prior * base) / (mask.sum() + self.prior)
+            points = round(self.scale * math.log2(rate / base))
+            if points != 0:
+                rules.append(PointsRule(feature=name, points=points, **cond))
+        return rules
+
+    def decision_function(self, X: pd.DataFrame) -> np.ndarray:
+        """Total points of each lead."""
+        check_is_fitted(self, "rules_")
+        total = np.zeros(len(X), dtype="float64")
+        for rule in self.rules_:
+            total += rule.points * rule.matches(X[rule.feature])
+        return total
+
+    def table(self) -> list[str]:
+        """The points table, one line per rule, as a marketer reads it."""
+        check_is_fitted(self, "rules_")
+        return [r.describe() for r in self.rules_]

@@ -1,0 +1,92 @@
+"""``leadscore explain LEAD_ID``: one lead's card, as sales and marketing read it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pandas as pd
+
+from leadscore.errors import DataError
+from leadscore.sinks import DEFAULT_TARGET, read_history
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="show one lead's score card",
+        description="Print one lead's latest score, stage, fit and engagement sub-scores, the "
+        "reasons for and against, and what changed since its previous scoring, from the "
+        "scored-leads tables.",
+    )
+    parser.add_argument("lead_id", help="the lead to explain")
+    parser.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        help=f"where the scores are kept (default: {DEFAULT_TARGET})",
+    )
+    parser.set_defaults(func=run)
+
+
+def _reasons(row: pd.Series) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {"for": [], "against": []}
+    for reason in json.loads(row["reasons_json"] or "[]"):
+        out[reason["direction"]].append(reason)
+    return out
+
+
+def lead_card(history: pd.DataFrame) -> str:
+    """The card of one lead from its history rows (oldest first)."""
+    latest = history.iloc[-1]
+    lines = [
+        f"Lead {latest['lead_id']}: scored {latest['scored_at']:%Y-%m-%d %H:%M} as of "
+        f"{latest['as_of']:%Y-%m-%d %H:%M} by {latest['model_name']} v{latest['model_version']}",
+        f"  Score {latest['score']}/100 (probability {latest['probability']:.3f}), "
+        f"stage {str(latest['stage']).upper()}",
+        f"  Fit {latest['fit_score']}/100, engagement {latest['engagement_score']}/100",
+    ]
+    reasons = _reasons(latest)
+    for direction, sign in (("for", "+"), ("against", "-")):
+        lines.append(f"  Reasons {direction}:")
+        if not reasons[direction]:
+            lines.append("    (none notable)")
+        for reason in reasons[direction]:
+            points = 100 * float(reason["contribution"])
+            lines.append(
+                f"    {sign} {reason['text'] if 'text' in reason else reason['label']}"
+                f" ({points:+.1f} points)"
+            )
+    if len(history) < 2:
+        lines.append("  First scoring of this lead: nothing to compare with yet.")
+        return "\n".join(lines)
+    before = history.iloc[-2]
+    move = (
+        "no change"
+        if before["stage"] == latest["stage"]
+        else (f"{str(before['stage']).upper()} -> {str(latest['stage']).upper()}")
+    )
+    lines.append(
+        f"  Since the scoring as of {before['as_of']:%Y-%m-%d %H:%M}: score "
+        f"{before['score']} -> {latest['score']}, stage {move}"
+    )
+    old = {r["feature"] for d in _reasons(before).values() for r in d}
+    new = {r["feature"] for d in reasons.values() for r in d}
+    labels = {
+        r["feature"]: r["label"] for d in (*_reasons(before).values(), *reasons.values()) for r in d
+    }
+    if new - old:
+        lines.append("    new reasons: " + ", ".join(sorted(labels[f] for f in new - old)))
+    if old - new:
+        lines.append("    no longer reasons: " + ", ".join(sorted(labels[f] for f in old - new)))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    history = read_history(args.target, lead_ids=[args.lead_id])
+    if history.empty:
+        raise DataError(
+            f"lead {args.lead_id!r} has not been scored in {args.target}",
+            "Check the id, or run `leadscore score` first.",
+        )
+    print(lead_card(history.sort_values(["as_of", "scored_at"], kind="stable")))
+    return 0

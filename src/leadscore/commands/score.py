@@ -1,0 +1,129 @@
+"""``leadscore score``: score open leads into the scored-leads tables."""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from leadscore.commands.validate import add_data_arguments
+from leadscore.errors import DataError
+from leadscore.features import parse_timestamp
+from leadscore.scoring import (
+    DEFAULT_CHUNK_LEADS,
+    DEFAULT_CHUNK_ROWS,
+    event_feature_chunks,
+    flat_feature_chunks,
+    load_scoring_model,
+    run_scoring,
+)
+from leadscore.sinks import DEFAULT_TARGET, STAGES, read_scored_leads
+from leadscore.specs import load_spec
+
+DEFAULT_MODEL = "models:/leadscore@champion"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "score",
+        help="score open leads with a trained model",
+        description="Score every open lead as of a moment: calibrated probability, 0-100 score, "
+        "stage, previous stage, fit and engagement sub-scores and the top reasons for and "
+        "against. Writes scored_leads (latest row per lead) and scored_leads_history (one row "
+        "per lead per run) atomically; re-running the same as-of is idempotent.",
+    )
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--input",
+        metavar="TABLE",
+        default=None,
+        help="flat data: the current leads to score (default: the spec's source)",
+    )
+    parser.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        metavar="URI",
+        help=f"models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a "
+        f"model folder (default: {DEFAULT_MODEL})",
+    )
+    parser.add_argument(
+        "--as-of",
+        default=None,
+        metavar="TIME",
+        help="score with what was known at this moment (default: now, UTC)",
+    )
+    parser.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        metavar="TARGET",
+        help="a .duckdb file, a .parquet or .csv target, or a database URL "
+        f"(default: {DEFAULT_TARGET})",
+    )
+    parser.add_argument(
+        "--no-reasons",
+        action="store_true",
+        help="skip the reason texts (faster; sub-scores are still computed)",
+    )
+    parser.add_argument("--top", type=int, default=3, help="reasons for and against (default: 3)")
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"leads per chunk (default: {DEFAULT_CHUNK_LEADS:,} event-form "
+        f"leads, {DEFAULT_CHUNK_ROWS:,} flat rows)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI for models:/ and runs:/ (default: "
+        "$MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.top < 1:
+        raise DataError(f"--top must be at least 1, got {args.top}", "Give e.g. --top 3.")
+    as_of = (
+        parse_timestamp(args.as_of, "--as-of")
+        if args.as_of
+        else pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).floor("s").as_unit("us")
+    )
+    scoring = load_scoring_model(args.model, tracking_uri=args.tracking_uri)
+    if args.spec:
+        spec = load_spec(args.spec, data_root=args.data_root)
+        chunks = flat_feature_chunks(
+            spec, source=args.input, chunk_rows=args.chunk_size or DEFAULT_CHUNK_ROWS
+        )
+    else:
+        if args.input:
+            raise DataError("--input goes with --spec", "Point --data at the event folder.")
+        chunks = event_feature_chunks(
+            args.data, as_of, chunk_leads=args.chunk_size or DEFAULT_CHUNK_LEADS
+        )
+    summary = run_scoring(
+        scoring,
+        chunks,
+        target=args.target,
+        as_of=as_of,
+        with_reasons=not args.no_reasons,
+        top_n=args.top,
+        progress=not args.no_progress,
+    )
+    latest = read_scored_leads(args.target)
+    run_rows = latest[(latest["as_of"] == as_of) & (latest["model_version"] == scoring.version)]
+    counts = run_rows["stage"].value_counts()
+    moved = int(run_rows["stage_changed"].sum())
+    print(
+        f"scored {summary.rows:,} leads as of {as_of:%Y-%m-%d %H:%M} with "
+        f"{scoring.name} v{scoring.version} into {args.target}"
+    )
+    print(
+        "  stages: "
+        + ", ".join(f"{s.upper()} {int(counts.get(s, 0)):,}" for s in STAGES)
+        + f"; {moved:,} moved since their previous scoring"
+    )
+    return 0

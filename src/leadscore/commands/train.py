@@ -1,0 +1,236 @@
+"""``leadscore train``: learn a calibrated lead-scoring model from closed-loop history."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from leadscore.commands.validate import add_data_arguments
+from leadscore.config import TrainConfig, load_config
+from leadscore.datasets import load_dataset
+from leadscore.io import is_sql_url, load_closed_loop
+from leadscore.metrics import METRIC_KEYS, STAGES
+from leadscore.model import to_jsonable
+from leadscore.schema import LabelledDataset
+from leadscore.specs import load_spec
+from leadscore.training import TrainingResult, train
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Train a calibrated LightGBM model on won and lost leads, with MQL/SQL thresholds, and compare
+it with a logistic regression and rule points on the same time-ordered folds.
+
+Folds, oldest to newest: fit | early-stopping valid | calibration | test. The model is saved as
+a folder (LightGBM text booster + model.json, no pickle) and, unless --no-mlflow, logged to
+MLflow with its metrics, plots and the model. Exits non-zero on bad input, with too little
+history (cold start: use rule points), or when the model does not beat the best baseline's
+test ROC-AUC (unless --allow-worse).
+"""
+
+_LABELS = {
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "brier": "Brier score",
+    "ece": "ECE (10 bins)",
+    "log_loss": "log loss",
+    "lift_top_decile": "lift, top 10%",
+    "capture_top_decile": "wins in top 10%",
+}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` subcommand."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train, calibrate and benchmark a lead-scoring model",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="training config (default: the built-in defaults, documented in configs/train.yaml)",
+    )
+    parser.add_argument(
+        "--allow-worse",
+        action="store_true",
+        help="keep a model that does not beat the best baseline",
+    )
+    parser.add_argument(
+        "--metrics-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the test metrics as JSON",
+    )
+    parser.add_argument(
+        "--model-out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="model folder (default: models/<data set name>/)",
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    parser.add_argument(
+        "--experiment",
+        default=None,
+        metavar="NAME",
+        help="MLflow experiment (default: mlflow.experiment of the config)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI (default: mlflow.tracking_uri of the config, "
+        "else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    parser.set_defaults(func=run)
+
+
+def _event_name(source: str) -> str:
+    if is_sql_url(source):
+        return "events"
+    path = Path(source)
+    return (path.stem if path.suffix else path.name) or "events"
+
+
+def load_training_data(
+    args: argparse.Namespace, config: TrainConfig
+) -> tuple[LabelledDataset, dict[str, Any] | None]:
+    """The labelled examples of ``--spec`` or ``--data``, and the spec as plain data."""
+    if args.spec:
+        spec = load_spec(args.spec, data_root=args.data_root)
+        return load_dataset(spec), spec.to_dict()
+    from leadscore.features import build_training_examples, default_as_of_dates
+
+    events = load_closed_loop(args.data)
+    ev = config.events
+    dates = default_as_of_dates(
+        events, ev.horizon_days, every_days=ev.every_days, warmup_days=ev.warmup_days
+    )
+    dataset = build_training_examples(events, dates, ev.horizon_days, name=_event_name(args.data))
+    return dataset, None
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+def format_report(result: TrainingResult) -> str:
+    """The side-by-side metrics table and the stage table, as printed by the command."""
+    m = result.metrics
+    columns = {
+        "model": m["model"],
+        "uncalibrated": m["model_uncalibrated"],
+        **{name.replace("_", " "): v for name, v in m["baselines"].items()},
+    }
+    width = max(len(c) for c in columns) + 2
+    lines = [
+        f"Test fold ({m['n_test']:,} examples, {m['fold_kind']} folds; trained on "
+        f"{m['n_train']:,}, calibrated on {m['n_calibrate']:,} with {m['calibration']}):",
+        f"{'':18}" + "".join(f"{c:>{width}}" for c in columns),
+    ]
+    for key in METRIC_KEYS:
+        lines.append(
+            f"{_LABELS[key]:18}" + "".join(f"{_fmt(v[key]):>{width}}" for v in columns.values())
+        )
+    cuts = m["thresholds"]
+    lines += [
+        "",
+        f"Stages (MQL at p >= {_fmt(cuts['mql'])}, SQL at p >= {_fmt(cuts['sql'])}):",
+        f"{'stage':8}{'count':>10}{'share':>10}{'converts':>10}{'of wins':>10}",
+    ]
+    for stage in STAGES:
+        s = m["stages"][stage]
+        lines.append(
+            f"{stage:8}{s['count']:>10,}{_fmt(s['share'] * 100, 1) + '%':>10}"
+            f"{_pct(s['conversion_rate']):>10}{_pct(s['share_of_wins']):>10}"
+        )
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+def write_metrics(path: Path, metrics: dict[str, Any], run_id: str | None) -> Path:
+    """Write the ``--metrics-out`` JSON (non-finite numbers as ``null``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        json.dumps(to_jsonable({**metrics, "run_id": run_id}), indent=2, allow_nan=False) + "\n"
+    )
+    return path
+
+
+def _log_to_mlflow(
+    result: TrainingResult,
+    dataset: LabelledDataset,
+    spec: dict[str, Any] | None,
+    config: TrainConfig,
+    args: argparse.Namespace,
+) -> str:
+    from leadscore.tracking import data_fingerprint, log_training_run
+
+    frame = dataset.X.assign(
+        __label__=np.asarray(dataset.y), __lead_id__=dataset.lead_id.to_numpy()
+    )
+    if dataset.order is not None:
+        frame["__order__"] = pd.Series(dataset.order.to_numpy(), index=frame.index)
+    return log_training_run(
+        result,
+        dataset_name=dataset.name,
+        spec=spec,
+        config=config,
+        data_hash=data_fingerprint(frame),
+        X_test=result.X_test,
+        tracking_uri=config.mlflow.tracking_uri,
+        experiment=config.mlflow.experiment,
+        registered_model=registered_name(config.mlflow.registered_model, spec),
+    )
+
+
+def registered_name(base: str | None, spec: dict[str, Any] | None) -> str | None:
+    """The registry name: ``base`` for event data, ``base-<spec name>`` for a flat data set,
+    so that each flat data set has its own champion (models of different data never compete)."""
+    if base is None or spec is None:
+        return base
+    return f"{base}-{spec['name']}"
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.allow_worse:
+        overrides["quality_gate.allow_worse"] = True
+    if args.experiment:
+        overrides["mlflow.experiment"] = args.experiment
+    if args.tracking_uri:
+        overrides["mlflow.tracking_uri"] = args.tracking_uri
+    config = load_config(args.config, overrides)
+    dataset, spec = load_training_data(args, config)
+    result = train(dataset, config)
+    model_dir = result.model.save(args.model_out or Path("models") / dataset.name)
+    run_id = None if args.no_mlflow else _log_to_mlflow(result, dataset, spec, config, args)
+
+    print(format_report(result))
+    for note in result.warnings:
+        print(f"note: {note}")
+    print(f"model saved to {model_dir}" + (f"; MLflow run {run_id}" if run_id else ""))
+    if args.metrics_out is not None:
+        write_metrics(args.metrics_out, result.metrics, run_id)
+        print(f"metrics written to {args.metrics_out}")
+    return 0

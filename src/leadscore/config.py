@@ -1,0 +1,213 @@
+"""The training configuration: one typed, frozen object, read once from YAML and the CLI.
+
+``configs/train.yaml`` documents every key with its default; a config file only needs the keys
+it changes. Unknown keys and wrong values stop with a one-line :class:`SpecError` naming the
+key, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from leadscore.baselines import PointsRule
+from leadscore.calibration import CalibrationMethod
+from leadscore.errors import SpecError
+from leadscore.stages import StagePolicy
+
+#: Event-form features whose value can only raise a lead's score (LightGBM monotone
+#: constraints): buying intent that marketing and sales both read as "more is better".
+HIGH_INTENT_PATTERNS: tuple[str, ...] = (
+    "high_intent_actions_*",
+    "high_intent_forms_*",
+    "pricing_page_views_*",
+    "demo_page_views_*",
+)
+
+
+#: A marketer's points table for the event-form features (see ``configs/train.yaml``).
+DEFAULT_RULE_POINTS: tuple[dict[str, Any], ...] = (
+    {"feature": "high_intent_forms_30d", "at_least": 1, "points": 30},
+    {"feature": "pricing_page_views_30d", "at_least": 1, "points": 15},
+    {"feature": "demo_page_views_30d", "at_least": 1, "points": 10},
+    {"feature": "has_trial", "at_least": 1, "points": 20},
+    {"feature": "chats_30d", "at_least": 1, "points": 10},
+    {"feature": "webinars_attended_90d", "at_least": 1, "points": 10},
+    {"feature": "downloads_30d", "at_least": 1, "points": 5},
+    {"feature": "email_clicks_30d", "at_least": 1, "points": 5},
+    {"feature": "email_opens_30d", "at_least": 1, "points": 2},
+    {"feature": "web_visits_30d", "at_least": 3, "points": 5},
+    {"feature": "seniority", "in": ["c_level", "vp", "director"], "points": 10},
+    {"feature": "seniority", "in": ["student", "intern"], "points": -10},
+    {"feature": "email_domain_kind", "in": ["free"], "points": -5},
+    {"feature": "days_since_last_activity", "at_least": 60, "points": -15},
+)
+
+
+def _default_rule_points() -> dict[str, tuple[PointsRule, ...]]:
+    return {"default": tuple(PointsRule.model_validate(r) for r in DEFAULT_RULE_POINTS)}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FoldConfig(_Section):
+    """Share of all examples in the test fold, and shares of the history before it in the
+    calibration and valid folds (the rest of the history is fitted)."""
+
+    test_size: float = Field(0.2, gt=0, lt=1)
+    calibration_size: float = Field(0.15, gt=0, lt=1)
+    valid_size: float = Field(0.2, gt=0, lt=1)
+    purge: Literal["lead", "all", "none"] = "lead"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _leave_data_to_fit(self) -> FoldConfig:
+        if self.calibration_size + self.valid_size >= 0.9:
+            raise ValueError("calibration_size + valid_size must stay below 0.9")
+        return self
+
+
+class EventConfig(_Section):
+    """How event-form data becomes labelled examples."""
+
+    horizon_days: int = Field(90, ge=1)
+    every_days: int = Field(30, ge=1)
+    warmup_days: int = Field(90, ge=0)
+
+
+class LightGBMConfig(_Section):
+    """Booster settings on top of :func:`leadscore.training.default_params`."""
+
+    params: dict[str, Any] = Field(default_factory=dict)
+    num_boost_round: int = Field(5000, ge=1)
+    early_stopping_rounds: int = Field(200, ge=1)
+    refit: bool = True
+    monotone_increasing: tuple[str, ...] = HIGH_INTENT_PATTERNS
+    monotone_decreasing: tuple[str, ...] = ()
+
+
+class CalibrationConfig(_Section):
+    method: CalibrationMethod = "auto"
+    cv: int = Field(5, ge=2)
+
+
+class ColdStartConfig(_Section):
+    """History below which a model is not trained (rule points are the fallback)."""
+
+    min_wins: int = Field(120, ge=0)
+    min_leads: int = Field(1000, ge=0)
+
+
+class LeakageConfig(_Section):
+    """The suspected-leakage guard (:mod:`leadscore.leakage`), run on the fit fold."""
+
+    auc_threshold: float = Field(0.9, gt=0.5, le=1.0)
+    allow: tuple[str, ...] = ()
+
+
+class QualityGateConfig(_Section):
+    allow_worse: bool = False
+
+
+class MlflowConfig(_Section):
+    """Where runs are logged; ``tracking_uri: null`` means ``$MLFLOW_TRACKING_URI``, else
+    ``sqlite:///mlflow.db`` in the working directory."""
+
+    tracking_uri: str | None = None
+    experiment: str = "leadscore"
+    registered_model: str | None = "leadscore"
+
+
+class TrainConfig(_Section):
+    """Everything ``leadscore train`` can be told, with defaults that work on unseen data."""
+
+    folds: FoldConfig = FoldConfig()
+    events: EventConfig = EventConfig()
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
+    stages: StagePolicy = StagePolicy()
+    rule_points: dict[str, tuple[PointsRule, ...]] = Field(default_factory=_default_rule_points)
+    cold_start: ColdStartConfig = ColdStartConfig()
+    leakage: LeakageConfig = LeakageConfig()
+    quality_gate: QualityGateConfig = QualityGateConfig()
+    mlflow: MlflowConfig = MlflowConfig()
+    seed: int = 0
+
+    def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
+        """A copy with dotted keys replaced (``{"quality_gate.allow_worse": True}``)."""
+        data = self.model_dump(by_alias=True)
+        for dotted, value in overrides.items():
+            node = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                if not isinstance(node.get(key), dict):
+                    raise SpecError(
+                        f"unknown config key {dotted!r}", "See configs/train.yaml for the keys."
+                    )
+                node = node[key]
+            if leaf not in node:
+                raise SpecError(
+                    f"unknown config key {dotted!r}", "See configs/train.yaml for the keys."
+                )
+            node[leaf] = value
+        return parse_config(data, source="overrides")
+
+
+def _error_line(err: ValidationError, source: str) -> SpecError:
+    first = err.errors()[0]
+    where = ".".join(str(x) for x in first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        return SpecError(
+            f"{source}: unknown key {where!r}",
+            "Remove it or fix its spelling; configs/train.yaml lists every key.",
+        )
+    return SpecError(
+        f"{source}: {where}: {first['msg']}",
+        "Fix the value; configs/train.yaml documents each key.",
+    )
+
+
+def parse_config(data: Mapping[str, Any] | None, source: str = "config") -> TrainConfig:
+    """Validate a mapping (e.g. parsed YAML) into a :class:`TrainConfig`."""
+    if data is None:
+        return TrainConfig()
+    if not isinstance(data, Mapping):
+        raise SpecError(
+            f"{source}: the config must be a mapping of keys, not {type(data).__name__}",
+            "Write it as `key: value` lines.",
+        )
+    try:
+        return TrainConfig.model_validate(dict(data))
+    except ValidationError as err:
+        raise _error_line(err, source) from err
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, overrides: Mapping[str, Any] | None = None
+) -> TrainConfig:
+    """Read a YAML config (``None`` for the defaults) and apply dotted-key overrides."""
+    data: Any = None
+    if path is not None:
+        file = Path(path)
+        if not file.is_file():
+            raise SpecError(
+                f"config file {file} does not exist",
+                "Check the path (the default config is configs/train.yaml).",
+            )
+        try:
+            data = yaml.safe_load(file.read_text())
+        except yaml.YAMLError as err:
+            line = getattr(getattr(err, "problem_mark", None), "line", None)
+            where = f" at line {line + 1}" if line is not None else ""
+            raise SpecError(
+                f"{file} is not valid YAML{where}", "Fix the indentation or quoting there."
+            ) from err
+    config = parse_config(data, source=str(path) if path is not None else "config")
+    return config.with_overrides(overrides) if overrides else config

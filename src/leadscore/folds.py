@@ -1,0 +1,267 @@
+"""Time-ordered folds: fit | early-stopping valid | calibration | test, oldest to newest.
+
+A lead-scoring model is used on leads that arrive after it was trained, so it is judged the
+same way: the newest leads form the test fold, the ones just before them calibrate the
+probabilities, the ones before those tell early stopping when to stop, and the oldest are
+fitted. A random split would let the model learn from the future and flatter every metric
+(conversion rates drift: 33 % to 46 % along the X Education leads).
+
+Examples of the same lead at several as-of dates (event-form data with a label horizon) need
+one more step. The label of an example at ``d`` is "won in ``(d, d + horizon]``"; when that
+window reaches into the next fold, the same win may be the label of a later example of the
+same lead there, and the model would be graded on a win it was trained on. Such examples are
+purged from the earlier fold (``purge="lead"``, the default: only examples of leads that
+reappear later), or every example whose window reaches past the next fold's start
+(``purge="all"``: also keeps calendar shocks of the later period out of earlier labels, at
+the cost of about ``horizon`` days of data at each boundary).
+
+Data without any order gets stratified random folds, ``kind="random"``, and reports say so.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+from sklearn.model_selection import train_test_split
+
+from leadscore.errors import DataError, SpecError
+from leadscore.schema import LabelledDataset
+
+logger = logging.getLogger(__name__)
+
+FoldKind = Literal["time", "sequence", "random"]
+PurgeMode = Literal["lead", "all", "none"]
+FOLD_NAMES: tuple[str, ...] = ("fit", "valid", "calibrate", "test")
+
+
+@dataclass(frozen=True)
+class Folds:
+    """Positions (into the data set's rows) of each fold, each sorted oldest first.
+
+    Attributes
+    ----------
+    fit, valid, calibrate, test : integer positions of the examples in each fold.
+    kind : ``"time"`` or ``"sequence"`` when ordered by the data's order, ``"random"`` when
+        the data has none.
+    purged : examples left out of each earlier fold because their label window reached into
+        a later one.
+    boundaries : first order value of ``valid``, ``calibrate`` and ``test`` (as text).
+    """
+
+    fit: np.ndarray
+    valid: np.ndarray
+    calibrate: np.ndarray
+    test: np.ndarray
+    kind: FoldKind
+    purged: dict[str, int] = field(default_factory=dict)
+    boundaries: dict[str, str] = field(default_factory=dict)
+
+    def sizes(self) -> dict[str, int]:
+        """Examples per fold."""
+        return {name: len(getattr(self, name)) for name in FOLD_NAMES}
+
+    def describe(self) -> str:
+        """One line for logs and reports."""
+        sizes = ", ".join(f"{k} {v:,}" for k, v in self.sizes().items())
+        purged = sum(self.purged.values())
+        extra = f", {purged:,} purged" if purged else ""
+        starts = "; ".join(f"{k} from {v}" for k, v in self.boundaries.items())
+        return f"{self.kind} folds: {sizes}{extra}" + (f" ({starts})" if starts else "")
+
+
+def _check_sizes(test_size: float, calibration_size: float, valid_size: float) -> None:
+    for name, value in (
+        ("test_size", test_size),
+        ("calibration_size", calibration_size),
+        ("valid_size", valid_size),
+    ):
+        if not 0 < value < 1:
+            raise SpecError(
+                f"folds.{name} must be a share between 0 and 1, got {value}",
+                f"Set folds.{name} to e.g. 0.2.",
+            )
+    if calibration_size + valid_size >= 0.9:
+        raise SpecError(
+            "folds.calibration_size + valid_size leave under 10 % of the history to fit",
+            "Make the held-out folds smaller.",
+        )
+
+
+def _start_of_newest(sorted_order: np.ndarray, n_take: int) -> int:
+    """Position in ``sorted_order`` where the newest ``n_take`` examples begin, moved back to
+    the first example of a tied value so that ties never straddle two folds."""
+    n = len(sorted_order)
+    if n == 0:
+        return 0
+    cut = max(0, n - max(1, n_take))
+    value = sorted_order[cut]
+    return int(np.searchsorted(sorted_order, value, side="left"))
+
+
+def _comparable(order: pd.Series) -> np.ndarray:
+    if ptypes.is_datetime64_any_dtype(order):
+        return order.to_numpy().astype("datetime64[us]")
+    return order.to_numpy(dtype="float64")
+
+
+def time_ordered_folds(
+    dataset: LabelledDataset,
+    *,
+    test_size: float = 0.2,
+    calibration_size: float = 0.15,
+    valid_size: float = 0.2,
+    purge: PurgeMode = "lead",
+    random_state: int = 0,
+) -> Folds:
+    """Split ``dataset`` into fit, valid, calibrate and test folds, oldest to newest.
+
+    Parameters
+    ----------
+    dataset : the labelled examples.
+    test_size : share of examples in the test fold, used when ``dataset.test_from`` is unset
+        (then the test fold is every example with ``order >= test_from``).
+    calibration_size, valid_size : shares of the examples before the test fold that go to the
+        calibration and early-stopping folds (the newest of them). Shares of the history
+        rather than of all examples, so that a test_from that leaves little history still
+        leaves most of it to fit.
+    purge : ``"lead"``, ``"all"`` or ``"none"``; see the module docstring. Applies only when
+        ``dataset.horizon_days`` is set and the order is a time.
+    random_state : seed of the stratified random folds used when the data has no order.
+
+    Returns
+    -------
+    Folds
+        Ties in ``order`` always fall in one fold, so no later example sits in an earlier fold.
+    """
+    _check_sizes(test_size, calibration_size, valid_size)
+    n = len(dataset.y)
+    if dataset.order is None:
+        return _random_folds(dataset.y, test_size, calibration_size, valid_size, random_state)
+    order = _comparable(dataset.order)
+    if pd.isna(order).any():
+        raise DataError(
+            "the ordering column has empty values",
+            "Give every example an order value (date or number).",
+        )
+    by_order = np.argsort(order, kind="stable")
+    sorted_order = order[by_order]
+
+    if dataset.test_from is not None:
+        test_from = (
+            np.datetime64(pd.Timestamp(dataset.test_from).as_unit("us"))
+            if np.issubdtype(sorted_order.dtype, np.datetime64)
+            else float(dataset.test_from)
+        )  # type: ignore[arg-type]
+        test_start = int(np.searchsorted(sorted_order, test_from, side="left"))
+        if test_start >= n:
+            raise DataError(
+                f"no example is at or after test_from {dataset.test_from}",
+                "Move test_from earlier, or leave it out to test on the newest 20 %.",
+            )
+    else:
+        test_start = _start_of_newest(sorted_order, round(test_size * n))
+    calib_start = _start_of_newest(sorted_order[:test_start], round(calibration_size * test_start))
+    valid_start = _start_of_newest(sorted_order[:calib_start], round(valid_size * test_start))
+    cuts = [0, valid_start, calib_start, test_start, n]
+    parts = [by_order[a:b] for a, b in itertools.pairwise(cuts)]
+    for name, part in zip(FOLD_NAMES, parts, strict=True):
+        if len(part) == 0:
+            raise DataError(
+                f"too little history before the test fold: the {name} fold is empty "
+                f"({n:,} examples, {len(np.unique(order)):,} distinct order values)",
+                "Give more history, smaller folds (folds.*_size) or a later test_from.",
+            )
+    kind: FoldKind = "time" if np.issubdtype(order.dtype, np.datetime64) else "sequence"
+    purged: dict[str, int] = {}
+    if dataset.horizon_days and purge != "none" and kind == "time":
+        parts, purged = _purge(
+            parts, order, dataset.lead_id.to_numpy(), dataset.horizon_days, purge
+        )
+        for name, part in zip(FOLD_NAMES, parts, strict=True):
+            if len(part) == 0:
+                raise DataError(
+                    f"the {name} fold is empty after purging label windows of "
+                    f"{dataset.horizon_days} days",
+                    "Give more history, a shorter horizon, or folds.purge: lead.",
+                )
+    boundaries = {
+        name: _label(sorted_order[c]) for name, c in zip(FOLD_NAMES[1:], cuts[1:4], strict=True)
+    }
+    folds = Folds(*parts, kind=kind, purged=purged, boundaries=boundaries)
+    logger.info("%s", folds.describe())
+    return folds
+
+
+def _label(value: object) -> str:
+    """An order value as a reader writes it: ``2018-04-01``, ``2018-04-01 10:30:00``, ``641584``."""
+    if isinstance(value, np.datetime64):
+        ts = pd.Timestamp(value)
+        return str(ts.date()) if ts == ts.normalize() else str(ts)
+    number = float(value)  # type: ignore[arg-type]
+    return str(int(number)) if number.is_integer() else f"{number:g}"
+
+
+def _purge(
+    parts: list[np.ndarray],
+    order: np.ndarray,
+    lead_id: np.ndarray,
+    horizon_days: int,
+    mode: PurgeMode,
+) -> tuple[list[np.ndarray], dict[str, int]]:
+    horizon = np.timedelta64(int(horizon_days) * 86400, "s").astype("timedelta64[us]")
+    fold_of = np.empty(len(order), dtype="int64")
+    for k, part in enumerate(parts):
+        fold_of[part] = k
+    window_end = order + horizon
+    out: list[np.ndarray] = []
+    purged: dict[str, int] = {}
+    for k, part in enumerate(parts):
+        if k == len(parts) - 1:
+            out.append(part)
+            continue
+        if mode == "all":
+            next_start = order[parts[k + 1]].min()
+            drop = window_end[part] > next_start
+        else:
+            later = fold_of > k
+            first_later = pd.Series(order[later], index=lead_id[later]).groupby(level=0).min()
+            reappears = pd.Series(lead_id[part]).map(first_later).to_numpy()
+            seen = ~pd.isna(reappears)
+            drop = np.zeros(len(part), dtype=bool)
+            drop[seen] = window_end[part][seen] > reappears[seen].astype("datetime64[us]")
+        purged[FOLD_NAMES[k]] = int(drop.sum())
+        out.append(part[~drop])
+    return out, purged
+
+
+def _random_folds(
+    y: np.ndarray, test_size: float, calibration_size: float, valid_size: float, random_state: int
+) -> Folds:
+    n = len(y)
+    idx = np.arange(n)
+
+    def split(pool: np.ndarray, share_of_all: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        take = max(1, round(share_of_all * n))
+        labels = y[pool]
+        stratify = labels if np.bincount(labels.astype(int), minlength=2).min() >= 2 else None
+        rest, held = train_test_split(pool, test_size=take, stratify=stratify, random_state=seed)
+        return np.sort(rest), np.sort(held)
+
+    try:
+        rest, test = split(idx, test_size, random_state)
+        history = len(rest)
+        rest, calibrate = split(rest, calibration_size * history / n, random_state + 1)
+        fit, valid = split(rest, valid_size * history / n, random_state + 2)
+    except ValueError as err:
+        raise DataError(
+            f"too few examples ({n}) for four folds", "Give more history or smaller folds."
+        ) from err
+    folds = Folds(fit, valid, calibrate, test, kind="random")
+    logger.warning("the data has no order: %s (metrics may be optimistic)", folds.describe())
+    return folds

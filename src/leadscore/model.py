@@ -1,0 +1,397 @@
+"""The one artefact training ships: a calibrated LightGBM lead-scoring model.
+
+A :class:`LeadScoringModel` holds everything scoring needs, so no caller has to remember how
+the training data was typed:
+
+* the LightGBM booster (native categorical splits),
+* the category levels of every categorical feature, re-applied to any input so that a column
+  read as text, numbers or a differently ordered ``category`` scores the same,
+* the probability calibrator and the stage thresholds,
+* the feature metadata (group and human label of each column) and training metadata (data
+  set, horizon, creation time, metrics, parameters).
+
+It is saved as a folder with the booster as LightGBM's text format (``booster.txt``) and
+everything else as JSON (``model.json``). There is no pickle anywhere: loading reads numbers
+and text and cannot run code, so a model folder from elsewhere is safe to open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from leadscore import __version__
+from leadscore.calibration import ProbabilityCalibrator
+from leadscore.errors import DataError, ModelError
+from leadscore.explain import SubScorer
+from leadscore.schema import Feature
+from leadscore.stages import StageThresholds
+
+logger = logging.getLogger(__name__)
+
+MODEL_FORMAT = "leadscore-model"
+FORMAT_VERSION = 1
+BOOSTER_FILE = "booster.txt"
+META_FILE = "model.json"
+
+
+# --------------------------------------------------------------------------- encoding
+
+
+def _canon(value: object) -> str:
+    """One text form per category value, so ``3``, ``3.0`` and ``"3"`` are the same level."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | float | np.integer | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def category_levels(values: pd.Series) -> list[str]:
+    """The levels of a training column in text form: its categories, or its sorted values."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        raw = list(values.cat.categories)
+    else:
+        raw = sorted(pd.unique(values.dropna()), key=_canon)
+    return list(dict.fromkeys(_canon(v) for v in raw))
+
+
+class FeatureEncoder:
+    """Types a frame the way the booster was trained: floats, and codes of fixed levels.
+
+    Parameters
+    ----------
+    features : the model inputs, in order.
+    categories : levels of each categorical feature, as text; a value not among them is read
+        as missing (an unseen landing page says nothing the model learnt).
+    """
+
+    def __init__(
+        self, features: Sequence[Feature], categories: Mapping[str, Sequence[str]]
+    ) -> None:
+        self.features = tuple(features)
+        self.categories = {k: list(v) for k, v in categories.items()}
+        for f in self.features:
+            if f.kind == "categorical" and f.name not in self.categories:
+                raise ModelError(
+                    f"no category levels for feature {f.name!r}",
+                    "Retrain the model or restore its model.json.",
+                )
+
+    @classmethod
+    def from_frame(cls, X: pd.DataFrame, features: Sequence[Feature]) -> FeatureEncoder:
+        """Learn the category levels from training data."""
+        cats = {f.name: category_levels(X[f.name]) for f in features if f.kind == "categorical"}
+        return cls(features, cats)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def _check_columns(self, X: pd.DataFrame) -> None:
+        if not isinstance(X, pd.DataFrame):
+            raise DataError(
+                f"leads to score must be a DataFrame, not {type(X).__name__}",
+                "Pass a pandas DataFrame with one column per model feature.",
+            )
+        missing = [name for name in self.names if name not in X.columns]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise DataError(
+                f"the leads to score have no column {missing[0]!r}{more}",
+                "Add the column (empty values are fine); the model needs every feature it "
+                "was trained on.",
+            )
+
+    def _codes(self, name: str, values: pd.Series) -> np.ndarray:
+        levels = pd.Index(self.categories[name])
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        lookup = levels.get_indexer([_canon(u) for u in uniques])
+        out = np.full(len(values), -1, dtype="int64")
+        known = codes >= 0
+        out[known] = lookup[codes[known]] if len(lookup) else -1
+        return out
+
+    def _numeric(self, name: str, values: pd.Series) -> np.ndarray:
+        if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
+            return values.to_numpy(dtype="float64", na_value=np.nan)
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = parsed.isna() & values.notna()
+        if bad.any():
+            raise DataError(
+                f"column {name!r} must be numeric but holds {values[bad].iloc[0]!r}",
+                "Score with numbers (or blanks) in that column, as in the training data.",
+            )
+        return parsed.to_numpy(dtype="float64", na_value=np.nan)
+
+    def frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` reduced to the model's features, in order, with the training dtypes."""
+        self._check_columns(X)
+        columns: dict[str, Any] = {}
+        for f in self.features:
+            if f.kind == "categorical":
+                columns[f.name] = pd.Categorical.from_codes(
+                    self._codes(f.name, X[f.name]), categories=self.categories[f.name]
+                )
+            else:
+                columns[f.name] = self._numeric(f.name, X[f.name])
+        return pd.DataFrame(columns, index=X.index)
+
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """``X`` as the float matrix the booster reads: numbers, and category codes (missing
+        as ``nan``)."""
+        self._check_columns(X)
+        out = np.empty((len(X), len(self.features)), dtype="float64")
+        for j, f in enumerate(self.features):
+            if f.kind == "categorical":
+                codes = self._codes(f.name, X[f.name]).astype("float64")
+                codes[codes < 0] = np.nan
+                out[:, j] = codes
+            else:
+                out[:, j] = self._numeric(f.name, X[f.name])
+        return out
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [j for j, f in enumerate(self.features) if f.kind == "categorical"]
+
+    @property
+    def booster_names(self) -> list[str]:
+        """Feature names as LightGBM accepts them (no JSON special characters)."""
+        names: list[str] = []
+        for j, name in enumerate(self.names):
+            clean = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or f"f{j}"
+            names.append(clean if clean not in names else f"{clean}_{j}")
+        return names
+
+
+# --------------------------------------------------------------------------- the model
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays unpacked, non-finite floats as ``null``."""
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | np.ndarray):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, pd.Timestamp | datetime):
+        return value.isoformat()
+    return value
+
+
+class LeadScoringModel:
+    """Calibrated lead scoring: probability, stage and the metadata to explain them.
+
+    Parameters
+    ----------
+    booster : the trained LightGBM booster (binary objective).
+    encoder : the feature typing the booster was trained with.
+    calibrator : a fitted :class:`~leadscore.calibration.ProbabilityCalibrator`.
+    stages : fitted :class:`~leadscore.stages.StageThresholds`.
+    metadata : training facts (``dataset``, ``horizon_days``, ``created_at``, ``metrics``, ...).
+
+    Examples
+    --------
+    >>> model = LeadScoringModel.load("models/x_education")  # doctest: +SKIP
+    >>> model.predict_proba(leads)                           # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        booster: lgb.Booster,
+        encoder: FeatureEncoder,
+        calibrator: ProbabilityCalibrator,
+        stages: StageThresholds,
+        metadata: Mapping[str, Any] | None = None,
+        sub_scorer: SubScorer | None = None,
+    ) -> None:
+        if booster.num_feature() != len(encoder.features):
+            raise ModelError(
+                f"the booster reads {booster.num_feature()} features but the model describes "
+                f"{len(encoder.features)}",
+                "Retrain the model; its files do not belong together.",
+            )
+        self.booster = booster
+        self.encoder = encoder
+        self.calibrator = calibrator
+        self.stages = stages
+        self.sub_scorer = sub_scorer
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        self.metadata.setdefault(
+            "created_at", datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
+        )
+
+    @property
+    def features(self) -> tuple[Feature, ...]:
+        """The model inputs, in order, with their group and marketer-readable label."""
+        return self.encoder.features
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of the booster's text: two models with the same fingerprint score alike."""
+        text = self.booster.model_to_string(num_iteration=-1)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.encoder.names
+
+    @property
+    def mql_threshold(self) -> float:
+        return self.stages.mql_threshold_
+
+    @property
+    def sql_threshold(self) -> float:
+        return self.stages.sql_threshold_
+
+    def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
+        """The model's features of ``X`` with training dtypes (for explainers and reports)."""
+        return self.encoder.frame(X)
+
+    def encode(self, X: pd.DataFrame) -> np.ndarray:
+        """The matrix the booster reads; pass it to ``booster.predict`` (e.g. SHAP values with
+        ``pred_contrib=True``, which are log-odds before calibration)."""
+        return self.encoder.matrix(X)
+
+    def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
+        """Raw log-odds of the booster, before calibration."""
+        if len(X) == 0:
+            self.encoder._check_columns(X)
+            return np.empty(0, dtype="float64")
+        return np.asarray(self.booster.predict(self.encode(X), raw_score=True), dtype="float64")
+
+    def predict_raw(self, X: pd.DataFrame) -> np.ndarray:
+        """The booster's own probability, before calibration."""
+        margin = self.predict_margin(X)
+        return 0.5 * (1.0 + np.tanh(0.5 * margin))
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Calibrated probability that each lead converts (one value per row)."""
+        return self.calibrator.predict(self.predict_margin(X))
+
+    def predict_stage(self, X: pd.DataFrame) -> np.ndarray:
+        """Stage of each lead: ``"lead"``, ``"mql"`` or ``"sql"``."""
+        return self.stages.transform(self.predict_proba(X))
+
+    # ------------------------------------------------------------------ files
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything but the booster, as JSON-ready values."""
+        return to_jsonable(
+            {
+                "format": MODEL_FORMAT,
+                "format_version": FORMAT_VERSION,
+                "leadscore_version": __version__,
+                "lightgbm_version": lgb.__version__,
+                "booster_file": BOOSTER_FILE,
+                "features": [asdict(f) for f in self.features],
+                "categories": self.encoder.categories,
+                "calibrator": self.calibrator.to_dict(),
+                "stages": self.stages.to_dict(),
+                "sub_scorer": None if self.sub_scorer is None else self.sub_scorer.to_dict(),
+                "metadata": self.metadata,
+            }
+        )
+
+    def save(self, directory: str | os.PathLike[str]) -> Path:
+        """Write ``booster.txt`` and ``model.json`` into ``directory`` (created if needed)."""
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        booster_text = self.booster.model_to_string(num_iteration=-1)
+        meta = self.to_dict()
+        meta["booster_sha256"] = hashlib.sha256(booster_text.encode()).hexdigest()
+        _write_atomic(target / BOOSTER_FILE, booster_text)
+        _write_atomic(target / META_FILE, json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        logger.info("saved model to %s", target)
+        return target
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> LeadScoringModel:
+        """Read a model folder written by :meth:`save`; runs no code from the folder."""
+        source = Path(directory)
+        meta_path, booster_path = source / META_FILE, source / BOOSTER_FILE
+        if not meta_path.is_file() or not booster_path.is_file():
+            raise ModelError(
+                f"{source} is not a model folder (no {META_FILE} or {BOOSTER_FILE})",
+                "Point to a folder written by `leadscore train`.",
+            )
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ModelError(
+                f"{meta_path} is not valid JSON ({err})", "Restore the file or retrain the model."
+            ) from err
+        if meta.get("format") != MODEL_FORMAT:
+            raise ModelError(
+                f"{meta_path} is not a leadscore model file",
+                "Point to a folder written by `leadscore train`.",
+            )
+        if int(meta.get("format_version", -1)) > FORMAT_VERSION:
+            raise ModelError(
+                f"{source} was written by a newer leadscore "
+                f"({meta.get('leadscore_version')}, format {meta.get('format_version')})",
+                "Upgrade leadscore to load it.",
+            )
+        text = booster_path.read_text()
+        expected = meta.get("booster_sha256")
+        if expected and hashlib.sha256(text.encode()).hexdigest() != expected:
+            raise ModelError(
+                f"{booster_path} does not match its model.json (checksum differs)",
+                "Restore the model folder as it was saved, or retrain.",
+            )
+        try:
+            features = [Feature(**f) for f in meta["features"]]
+            encoder = FeatureEncoder(features, meta["categories"])
+            calibrator = ProbabilityCalibrator.from_dict(meta["calibrator"])
+            stages = StageThresholds.from_dict(meta["stages"])
+            raw_sub = meta.get("sub_scorer")
+            sub_scorer = None if raw_sub is None else SubScorer.from_dict(raw_sub)
+            booster = lgb.Booster(model_str=text)
+        except (KeyError, TypeError) as err:
+            raise ModelError(
+                f"{meta_path} is incomplete ({err})", "Restore the file or retrain the model."
+            ) from err
+        except lgb.basic.LightGBMError as err:
+            raise ModelError(
+                f"{booster_path} is not a LightGBM model ({err})",
+                "Restore the file or retrain the model.",
+            ) from err
+        return cls(booster, encoder, calibrator, stages, meta.get("metadata", {}), sub_scorer)
+
+    def __repr__(self) -> str:
+        name = self.metadata.get("dataset", "?")
+        return (
+            f"LeadScoringModel(dataset={name!r}, features={len(self.features)}, "
+            f"calibration={self.calibrator.method_!r}, "
+            f"mql>={self.mql_threshold:.3f}, sql>={self.sql_threshold:.3f})"
+        )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

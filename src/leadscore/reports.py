@@ -1,0 +1,132 @@
+"""Marketing views of scored leads: which channels and campaigns bring leads worth their cost.
+
+:func:`channel_report` is pure: scored leads joined to the lead attributes to group by, and an
+optional spend per channel, in; one row per group out. Definitions, so that the numbers agree
+with what sales sees in the scored-leads table:
+
+* **MQLs** are leads whose stage is MQL *or SQL* (reached at least MQL); **SQLs** are leads at SQL.
+* **MQL rate** and **SQL rate** are those counts over all scored leads of the group.
+* **expected wins** is the sum of calibrated probabilities: with a calibrated model, the number
+  of the group's leads expected to convert.
+* with a spend per channel: **cost per lead**, **cost per MQL** and **cost per expected win**;
+  with a deal value too: **value per lead** (expected wins x deal value / leads) and **ROI**
+  (expected value / spend). A channel whose cost per lead exceeds its value per lead costs more
+  than it brings.
+
+Campaign rows get no cost: spend is known per channel only, and splitting it across campaigns
+by lead count would invent numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from leadscore.errors import DataError
+
+REPORT_COLUMNS: tuple[str, ...] = (
+    "leads",
+    "mqls",
+    "sqls",
+    "mql_rate",
+    "sql_rate",
+    "expected_wins",
+    "expected_win_rate",
+)
+
+
+def channel_report(
+    scored: pd.DataFrame,
+    attributes: pd.DataFrame,
+    *,
+    by: Sequence[str],
+    spend: pd.DataFrame | None = None,
+    deal_value: float | None = None,
+) -> pd.DataFrame:
+    """Leads, MQLs, SQLs, rates and expected wins per value of ``by`` (and cost where known).
+
+    Parameters
+    ----------
+    scored : latest scored leads (``lead_id``, ``stage``, ``probability``).
+    attributes : ``lead_id`` and the columns named in ``by`` (channel, campaign, ...).
+    by : grouping columns, coarsest first (e.g. ``["source", "campaign"]``).
+    spend : ``channel`` and ``spend`` per channel; channels are matched to ``by[0]``.
+    deal_value : value of a won deal, for value per lead and ROI.
+    """
+    missing = [c for c in ("lead_id", *by) if c not in attributes.columns]
+    if missing:
+        raise DataError(
+            f"the lead attributes have no column {missing[0]!r}",
+            "Group by a column of the leads table (e.g. --by source).",
+        )
+    joined = scored[["lead_id", "stage", "probability"]].merge(
+        attributes[["lead_id", *by]].drop_duplicates("lead_id"), on="lead_id", how="left"
+    )
+    if joined.empty:
+        raise DataError("no scored lead to report on", "Run `leadscore score` first.")
+    for column in by:
+        joined[column] = joined[column].astype("string").fillna("(none)")
+    joined["is_mql"] = joined["stage"].isin(["mql", "sql"])
+    joined["is_sql"] = joined["stage"].eq("sql")
+    grouped = joined.groupby(list(by), observed=True, sort=True)
+    report = pd.DataFrame(
+        {
+            "leads": grouped.size(),
+            "mqls": grouped["is_mql"].sum(),
+            "sqls": grouped["is_sql"].sum(),
+            "expected_wins": grouped["probability"].sum(),
+        }
+    )
+    report["mql_rate"] = report["mqls"] / report["leads"]
+    report["sql_rate"] = report["sqls"] / report["leads"]
+    report["expected_win_rate"] = report["expected_wins"] / report["leads"]
+    report = report[list(REPORT_COLUMNS)].reset_index()
+    if spend is not None and len(by) == 1:
+        report = _add_costs(report, spend, by[0], deal_value)
+    return report.sort_values(["sql_rate", "leads"], ascending=False, kind="stable").reset_index(
+        drop=True
+    )
+
+
+def _add_costs(
+    report: pd.DataFrame, spend: pd.DataFrame, channel: str, deal_value: float | None
+) -> pd.DataFrame:
+    for column in ("channel", "spend"):
+        if column not in spend.columns:
+            raise DataError(
+                f"the costs file has no column {column!r}",
+                "Give a CSV with columns channel and spend.",
+            )
+    if not pd.api.types.is_numeric_dtype(spend["spend"]):
+        raise DataError(
+            "the costs file's spend column is not numeric",
+            "Write spend as plain numbers such as 12500.",
+        )
+    per_channel = (
+        spend.assign(channel=spend["channel"].astype("string")).groupby("channel")["spend"].sum()
+    )
+    out = report.copy()
+    out["spend"] = out[channel].map(per_channel).astype("float64")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["cost_per_lead"] = out["spend"] / out["leads"]
+        out["cost_per_mql"] = out["spend"] / out["mqls"].replace(0, np.nan)
+        out["cost_per_expected_win"] = out["spend"] / out["expected_wins"].replace(0, np.nan)
+        if deal_value is not None:
+            out["value_per_lead"] = out["expected_win_rate"] * deal_value
+            out["roi"] = out["expected_wins"] * deal_value / out["spend"]
+    return out
+
+
+def format_report(report: pd.DataFrame) -> str:
+    """The report as an aligned text table for the terminal."""
+    shown = report.copy()
+    for column in shown.columns:
+        if column.endswith("_rate"):
+            shown[column] = shown[column].map(lambda v: f"{v:.1%}")
+        elif column in ("expected_wins", "roi"):
+            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}")
+        elif column in ("spend", "value_per_lead") or column.startswith("cost_per"):
+            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
+    return shown.to_string(index=False)

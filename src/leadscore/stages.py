@@ -1,0 +1,329 @@
+"""Funnel stages from calibrated probabilities: lead, MQL and SQL cut-offs set by business policy.
+
+Marketing and sales agree on what an MQL and an SQL are; the model only learns where those
+agreements fall on its probability scale. Each stage's cut-off comes from its own rule, chosen
+on held-out leads (the calibration fold, never the leads the booster learnt from):
+
+``recall`` (``mql_recall``)
+    the share of eventual wins that must reach at least this stage ("90 % of future customers
+    must be nurtured as MQLs"): the highest cut-off that keeps that share of wins.
+``precision`` (``sql_precision``)
+    the share of leads at this stage or above that should convert ("sales wants half of its
+    calls to win"): the lowest cut-off whose leads convert at least that often.
+``capacity`` (``sales_capacity``)
+    leads per period the team can take ("the call centre handles 200 SQLs a month"): the
+    cut-off that yields that many per period on the held-out leads, scaled by how many periods
+    they span.
+``expected_value``
+    a lead is worth the contact when ``p * deal_value`` exceeds its cost: ``contact_cost`` for
+    SQL, ``nurture_cost`` for MQL.
+``probability``
+    a fixed cut-off on the calibrated probability, for teams that already agreed on one.
+
+Any policy can set either stage; the issue's names (``mql_recall``, ``sql_precision``,
+``sales_capacity``) are accepted as aliases. The defaults adapt to any base rate: MQL holds
+90 % of eventual wins, SQL the top leads that hold half of them.
+
+Stages are monotone in the probability by construction: SQL needs ``p >= sql_threshold_``,
+MQL ``p >= mql_threshold_``, and the MQL cut-off is never above the SQL one, so a higher
+probability never gets a lower stage. Cut-offs are absolute probabilities, so tiers stay put
+across retrains instead of moving with the score distribution as quartiles would.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from leadscore.errors import ModelError, SpecError
+
+logger = logging.getLogger(__name__)
+
+PolicyName = Literal["recall", "precision", "capacity", "expected_value", "probability"]
+
+#: The names the issue and marketers use, accepted for the policies above.
+POLICY_ALIASES: dict[str, str] = {
+    "mql_recall": "recall",
+    "sql_precision": "precision",
+    "sales_capacity": "capacity",
+}
+
+
+class StageRule(BaseModel):
+    """How one stage's cut-off is chosen: a policy and its target.
+
+    ``target`` is a share in (0, 1] for ``recall`` and ``precision``, leads per period
+    for ``capacity``, a probability for ``probability`` and unused for
+    ``expected_value`` (which reads the costs of :class:`StagePolicy`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    policy: PolicyName
+    target: float | None = None
+
+    @field_validator("policy", mode="before")
+    @classmethod
+    def _alias(cls, value: object) -> object:
+        return POLICY_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_target(self) -> StageRule:
+        if self.policy == "expected_value":
+            return self
+        if self.target is None:
+            raise ValueError(f"policy {self.policy} needs a target")
+        if self.policy in ("recall", "precision", "probability") and not (0 < self.target <= 1):
+            raise ValueError(f"policy {self.policy} needs a target in (0, 1], got {self.target}")
+        if self.policy == "capacity" and self.target <= 0:
+            raise ValueError(f"capacity needs a positive target, got {self.target}")
+        return self
+
+
+class StagePolicy(BaseModel):
+    """The stage agreement between marketing and sales, as configuration."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    mql: StageRule = StageRule(policy="recall", target=0.9)
+    sql: StageRule = StageRule(policy="recall", target=0.5)
+    period_days: float = 30.0
+    deal_value: float | None = None
+    contact_cost: float | None = None
+    nurture_cost: float | None = None
+
+    @model_validator(mode="after")
+    def _check_costs(self) -> StagePolicy:
+        if self.period_days <= 0:
+            raise ValueError("period_days must be positive")
+        for stage, cost_name in (("mql", "nurture_cost"), ("sql", "contact_cost")):
+            if getattr(self, stage).policy != "expected_value":
+                continue
+            cost = getattr(self, cost_name)
+            if self.deal_value is None or cost is None:
+                raise ValueError(f"{stage} by expected_value needs deal_value and {cost_name}")
+            if self.deal_value <= 0 or cost < 0:
+                raise ValueError("deal_value must be positive and costs not negative")
+        return self
+
+
+def periods_spanned(order: Any, period_days: float) -> float | None:
+    """How many periods of ``period_days`` the examples' times cover, or ``None`` without time.
+
+    Counted as distinct times x their usual spacing, which reads right for both forms: a flat
+    table with daily contact dates spans its number of days, and event-form snapshots taken
+    every 30 days each stand for 30 days of leads to call.
+    """
+    if order is None:
+        return None
+    values = np.asarray(order)
+    if not np.issubdtype(values.dtype, np.datetime64) or values.size == 0:
+        return None
+    days = np.unique(values.astype("datetime64[s]")).astype("int64") / 86400.0
+    if days.size == 1:
+        return 1.0 / period_days
+    spacing = float(np.median(np.diff(days)))
+    return float(days.size * spacing / period_days)
+
+
+class StageThresholds(BaseEstimator):
+    """Fitted MQL and SQL cut-offs on the calibrated probability.
+
+    Parameters
+    ----------
+    policy : a :class:`StagePolicy` or a mapping of its fields; ``None`` for the defaults
+        (MQL holds 90 % of wins, SQL the top leads holding 50 %).
+
+    Attributes
+    ----------
+    mql_threshold_, sql_threshold_ : cut-offs; a lead is at a stage when ``p >= cut-off``.
+        ``inf`` means nobody reaches the stage.
+    achieved_ : what each rule achieved on the leads it was fitted on.
+    warnings_ : targets that could not be met, in words.
+
+    Examples
+    --------
+    >>> p = np.array([0.05, 0.1, 0.2, 0.4, 0.6, 0.9])
+    >>> y = np.array([0, 0, 1, 0, 1, 1])
+    >>> st = StageThresholds({"mql": {"policy": "mql_recall", "target": 1.0},
+    ...                       "sql": {"policy": "precision", "target": 1.0}}).fit(p, y)
+    >>> st.mql_threshold_, st.sql_threshold_
+    (0.2, 0.6)
+    >>> st.transform(p).tolist()
+    ['lead', 'lead', 'mql', 'mql', 'sql', 'sql']
+    """
+
+    def __init__(self, policy: StagePolicy | dict[str, Any] | None = None) -> None:
+        self.policy = policy
+
+    def _policy(self) -> StagePolicy:
+        if isinstance(self.policy, StagePolicy):
+            return self.policy
+        try:
+            return StagePolicy.model_validate(self.policy or {})
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "stages"
+            raise SpecError(
+                f"stage policy {where}: {first['msg']}",
+                "Fix the stages section of the training config.",
+            ) from err
+
+    def fit(self, p: np.ndarray, y: np.ndarray, *, periods: float | None = None) -> StageThresholds:
+        """Learn the cut-offs from held-out calibrated probabilities ``p`` and outcomes ``y``.
+
+        ``periods`` is how many periods of ``policy.period_days`` the leads span (see
+        :func:`periods_spanned`); only ``capacity`` needs it.
+        """
+        policy = self._policy()
+        pv = np.asarray(p, dtype="float64").ravel()
+        yv = np.asarray(y, dtype="float64").ravel()
+        if pv.shape != yv.shape or pv.size == 0:
+            raise ValueError("p and y must be of the same, non-zero length")
+        self.warnings_: list[str] = []
+        cut = {
+            stage: self._cut(stage, getattr(policy, stage), policy, pv, yv, periods)
+            for stage in ("mql", "sql")
+        }
+        if cut["mql"] > cut["sql"]:
+            self.warnings_.append(
+                f"the SQL cut-off ({cut['sql']:.3f}) is below the MQL cut-off "
+                f"({cut['mql']:.3f}): every lead past MQL is an SQL, the MQL stage is empty"
+            )
+            cut["mql"] = cut["sql"]
+        self.mql_threshold_ = float(cut["mql"])
+        self.sql_threshold_ = float(cut["sql"])
+        self.policy_ = policy
+        self.achieved_ = {
+            stage: _achieved(pv, yv, getattr(self, f"{stage}_threshold_"), periods)
+            for stage in ("mql", "sql")
+        }
+        for w in self.warnings_:
+            logger.warning("stages: %s", w)
+        return self
+
+    def _cut(
+        self,
+        stage: str,
+        rule: StageRule,
+        policy: StagePolicy,
+        p: np.ndarray,
+        y: np.ndarray,
+        periods: float | None,
+    ) -> float:
+        name = stage.upper()
+        if rule.policy == "probability":
+            return float(rule.target)  # type: ignore[arg-type]
+        if rule.policy == "expected_value":
+            cost = policy.nurture_cost if stage == "mql" else policy.contact_cost
+            # Strictly worth it: p * value > cost, so the cut-off is the next float above.
+            return float(np.nextafter(cost / policy.deal_value, np.inf))  # type: ignore[operator]
+        if rule.policy == "recall":
+            wins = np.sort(p[y == 1])[::-1]
+            if wins.size == 0:
+                self.warnings_.append(
+                    f"no win among the held-out leads: {name} by recall "
+                    "falls back to the top probability"
+                )
+                return float(p.max())
+            k = max(1, math.ceil(rule.target * wins.size - 1e-9))  # type: ignore[operator]
+            return float(wins[k - 1])
+        values, counts, wins_at = _by_threshold(p, y)
+        if rule.policy == "precision":
+            precision = wins_at / counts
+            ok = np.flatnonzero(precision >= rule.target - 1e-12)
+            if ok.size == 0:
+                self.warnings_.append(
+                    f"no group of held-out leads converts at {rule.target:.0%} or more: "
+                    f"the {name} stage stays empty (lower {stage}.target)"
+                )
+                return math.inf
+            return float(values[ok.max()])
+        if periods is None:
+            raise ModelError(
+                f"{name} by capacity needs leads with dates to count them per period",
+                "Use recall, precision or expected_value for data without time.",
+            )
+        allowed = math.floor(rule.target * periods + 1e-9)  # type: ignore[operator]
+        ok = np.flatnonzero(counts <= allowed)
+        if allowed < 1 or ok.size == 0:
+            self.warnings_.append(
+                f"a capacity of {rule.target:g} per period is less than one lead over the "
+                f"{periods:.1f} held-out periods: the {name} stage stays empty"
+            )
+            return math.inf
+        return float(values[ok.max()])
+
+    def transform(self, p: np.ndarray) -> np.ndarray:
+        """Stage of each probability: ``"lead"``, ``"mql"`` or ``"sql"``."""
+        check_is_fitted(self, "sql_threshold_")
+        pv = np.asarray(p, dtype="float64")
+        return np.where(
+            pv >= self.sql_threshold_, "sql", np.where(pv >= self.mql_threshold_, "mql", "lead")
+        ).astype(object)
+
+    # ------------------------------------------------------------------ JSON
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted cut-offs and their policy as JSON-ready values (``inf`` as ``null``)."""
+        check_is_fitted(self, "sql_threshold_")
+        return {
+            "policy": self.policy_.model_dump(),
+            "mql_threshold_": _finite_or_none(self.mql_threshold_),
+            "sql_threshold_": _finite_or_none(self.sql_threshold_),
+            "achieved_": self.achieved_,
+            "warnings_": list(self.warnings_),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StageThresholds:
+        """Rebuild fitted cut-offs written by :meth:`to_dict`."""
+        try:
+            st = cls(StagePolicy.model_validate(data["policy"]))
+            st.mql_threshold_ = _none_to_inf(data["mql_threshold_"])
+            st.sql_threshold_ = _none_to_inf(data["sql_threshold_"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(
+                f"stage thresholds in the model file are incomplete ({err})",
+                "Retrain the model or restore its model.json.",
+            ) from err
+        st.policy_ = st.policy  # type: ignore[assignment]
+        st.achieved_ = data.get("achieved_", {})
+        st.warnings_ = list(data.get("warnings_", []))
+        return st
+
+
+def _by_threshold(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct probabilities from high to low, with the leads and wins at or above each."""
+    values, inverse = np.unique(p, return_inverse=True)
+    counts = np.bincount(inverse, minlength=values.size)[::-1].cumsum()
+    wins = np.bincount(inverse, weights=y, minlength=values.size)[::-1].cumsum()
+    return values[::-1], counts.astype("float64"), wins
+
+
+def _achieved(
+    p: np.ndarray, y: np.ndarray, cut: float, periods: float | None
+) -> dict[str, float | None]:
+    at = p >= cut
+    n_at = int(at.sum())
+    wins = float(y.sum())
+    return {
+        "count": n_at,
+        "precision": float(y[at].mean()) if n_at else None,
+        "recall": float(y[at].sum() / wins) if wins else None,
+        "per_period": (n_at / periods) if periods else None,
+    }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+def _none_to_inf(value: float | None) -> float:
+    return math.inf if value is None else float(value)

@@ -1,0 +1,454 @@
+"""Training: labelled history in, a calibrated, staged, benchmarked lead-scoring model out.
+
+The steps, all on time-ordered folds (:mod:`leadscore.folds`):
+
+1. **Cold start.** Below ``cold_start.min_wins`` won leads or ``min_leads`` leads of history
+   (120 and 1,000, what commercial tools ask) no model is trained: rule points are the
+   honest fallback until more outcomes close.
+2. **Booster.** LightGBM on the fit fold with early stopping on the valid fold. Then, by
+   default, the booster is refitted on fit + valid with the number of rounds scaled to the
+   larger data (``lightgbm.refit``): small data sets need every older lead, and the valid
+   fold only ever chose a number of rounds. The calibration and test folds stay unseen by
+   the booster either way, so their numbers stay honest. It is never refitted on the
+   calibration or test folds: the calibrator and the stage cut-offs are fitted to this
+   booster's scores, and a booster trained on more data would score differently.
+3. **Calibration** on the calibration fold (:mod:`leadscore.calibration`).
+4. **Stage cut-offs** on the calibration fold's calibrated probabilities
+   (:mod:`leadscore.stages`).
+5. **Baselines** (:mod:`leadscore.baselines`) on the same folds: fitted on the booster's
+   training rows, calibrated on the calibration fold.
+6. **Test metrics** (:mod:`leadscore.metrics`) for the model before and after calibration,
+   the baselines and the stages.
+7. **Quality gate.** The model must beat the best baseline's test ROC-AUC, or training
+   stops with a :class:`~leadscore.errors.ModelError` (``quality_gate.allow_worse`` keeps it
+   with a warning).
+
+Default LightGBM parameters (:func:`default_params`) lean on regularisation for the small
+tables marketing teams have (thousands of leads): shallow trees, a slow learning rate,
+leaves that need tens of leads, bagging, L2 penalties and smoothed categorical splits for
+high-cardinality columns such as landing pages; they grow with the data.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from leadscore.baselines import LogisticRegressionBaseline, RulePointsBaseline
+from leadscore.calibration import ProbabilityCalibrator
+from leadscore.config import TrainConfig
+from leadscore.errors import DataError, ModelError
+from leadscore.explain import SubScorer, explain
+from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
+from leadscore.leakage import find_leakage_suspects, leakage_error
+from leadscore.metrics import evaluate, stage_report
+from leadscore.model import FeatureEncoder, LeadScoringModel
+from leadscore.schema import LabelledDataset
+from leadscore.stages import StageThresholds, periods_spanned
+
+logger = logging.getLogger(__name__)
+
+BASELINE_NAMES: tuple[str, ...] = ("logistic_regression", "rule_points")
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """What a training run produced; arrays are on the test fold, in fold order.
+
+    Attributes
+    ----------
+    model : the model to ship.
+    metrics : test metrics shaped like ``--metrics-out`` minus ``run_id``: ``model``,
+        ``model_uncalibrated``, ``baselines`` (``logistic_regression``, ``rule_points``),
+        ``stages`` (``lead``/``mql``/``sql``: count, share, conversion_rate, share_of_wins),
+        ``thresholds``, ``calibration``, ``fold_kind``, ``n_train``, ``n_calibrate``,
+        ``n_test``.
+    folds : the folds used.
+    y, p_raw, p_cal, stages : test labels, probabilities before and after calibration and
+        stages.
+    baselines : calibrated test probabilities of each baseline, by name.
+    lead_id, X_test : test leads and their features (rows as in ``y``).
+    params : LightGBM parameters used.
+    best_iteration : rounds chosen by early stopping on the valid fold.
+    num_trees : trees in the shipped booster (after the refit, if any).
+    feature_importance : share of the total split gain per feature, largest first.
+    rule_points_table : the rule-points baseline's table, one line per rule.
+    rule_points_derived : whether that table was derived from the data (no table in config).
+    warnings : things a reader of the report should know, in words.
+    """
+
+    model: LeadScoringModel
+    metrics: dict[str, Any]
+    folds: Folds
+    y: np.ndarray
+    p_raw: np.ndarray
+    p_cal: np.ndarray
+    stages: np.ndarray
+    baselines: dict[str, np.ndarray]
+    lead_id: np.ndarray
+    X_test: pd.DataFrame
+    params: dict[str, Any]
+    best_iteration: int
+    num_trees: int
+    feature_importance: dict[str, float]
+    rule_points_table: tuple[str, ...] = ()
+    rule_points_derived: bool = False
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+
+def default_params(n_rows: int, seed: int = 0) -> dict[str, Any]:
+    """LightGBM parameters for ``n_rows`` training examples.
+
+    Trees stay shallow (7 leaves below 20,000 rows, 15 below 200,000, 31 above) and every
+    leaf needs ``n_rows / 150`` examples (20 to 200): lead tables are small and noisy, and
+    a leaf fitted on a dozen leads would learn their luck. Categorical splits are smoothed
+    (``cat_smooth``, ``cat_l2``, ``min_data_per_group``) so that a landing page seen five
+    times does not get a split of its own.
+    """
+    num_leaves = 7 if n_rows < 20_000 else 15 if n_rows < 200_000 else 31
+    return {
+        "objective": "binary",
+        "learning_rate": 0.03,
+        "num_leaves": num_leaves,
+        "min_data_in_leaf": int(np.clip(n_rows // 150, 20, 200)),
+        "feature_fraction": 0.8,
+        "bagging_fraction": 0.8,
+        "bagging_freq": 1,
+        "lambda_l2": 5.0,
+        "cat_smooth": 20.0,
+        "cat_l2": 10.0,
+        "min_data_per_group": 50,
+        "max_cat_to_onehot": 8,
+        "max_cat_threshold": 32,
+        "seed": seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbose": -1,
+    }
+
+
+def check_history(dataset: LabelledDataset, min_wins: int, min_leads: int) -> tuple[int, int]:
+    """Leads and won leads in the history; :class:`ModelError` below the cold-start limits."""
+    ids = dataset.lead_id.astype(str).to_numpy()
+    leads = len(np.unique(ids))
+    wins = len(np.unique(ids[np.asarray(dataset.y) == 1]))
+    if wins < min_wins or leads < min_leads:
+        raise ModelError(
+            f"too little history to train a model: {wins:,} won among {leads:,} leads "
+            f"(need at least {min_wins:,} won among {min_leads:,})",
+            "Score with rule points until more outcomes close (a points table under "
+            "rule_points in configs/train.yaml, leadscore.baselines.RulePointsBaseline), or "
+            "lower cold_start.min_wins / min_leads at your own risk.",
+        )
+    return leads, wins
+
+
+def monotone_constraints(
+    dataset: LabelledDataset, increasing: tuple[str, ...], decreasing: tuple[str, ...]
+) -> list[int]:
+    """+1 / -1 / 0 per feature from name patterns (numeric features only)."""
+    out = []
+    for f in dataset.features:
+        sign = 0
+        if f.kind == "numeric":
+            if any(fnmatch.fnmatchcase(f.name, pat) for pat in increasing):
+                sign = 1
+            elif any(fnmatch.fnmatchcase(f.name, pat) for pat in decreasing):
+                sign = -1
+        out.append(sign)
+    return out
+
+
+def _check_classes(y: np.ndarray, folds: Folds) -> None:
+    for name in FOLD_NAMES:
+        labels = y[getattr(folds, name)]
+        if labels.min() == labels.max():
+            which = "won" if labels.min() == 0 else "lost"
+            raise DataError(
+                f"the {name} fold ({len(labels):,} examples) holds no {which} lead",
+                "Give more history or larger folds (folds.*_size in the training config).",
+            )
+
+
+def _fit_booster(
+    matrix: np.ndarray,
+    y: np.ndarray,
+    folds: Folds,
+    encoder: FeatureEncoder,
+    params: dict[str, Any],
+    config: TrainConfig,
+) -> tuple[lgb.Booster, int]:
+    def dataset(rows: np.ndarray, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        return lgb.Dataset(
+            matrix[rows],
+            label=y[rows],
+            feature_name=encoder.booster_names,
+            categorical_feature=encoder.categorical_indices,
+            reference=reference,
+            free_raw_data=True,
+        )
+
+    lgb_config = config.lightgbm
+    train_set = dataset(folds.fit)
+    valid_set = dataset(folds.valid, reference=train_set)
+    early = lgb.train(
+        params,
+        train_set,
+        num_boost_round=lgb_config.num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(lgb_config.early_stopping_rounds, verbose=False)],
+    )
+    best = max(1, int(early.best_iteration or early.current_iteration()))
+    logger.info(
+        "early stopping at %d rounds (valid %s)",
+        best,
+        {k: round(v, 4) for k, v in early.best_score.get("valid", {}).items()},
+    )
+    if not lgb_config.refit:
+        return lgb.Booster(model_str=early.model_to_string(num_iteration=best)), best
+    rows = np.sort(np.concatenate([folds.fit, folds.valid]))
+    rounds = max(1, round(best * len(rows) / len(folds.fit)))
+    booster = lgb.train(params, dataset(rows), num_boost_round=rounds)
+    logger.info("refitted on fit + valid (%d examples) for %d rounds", len(rows), rounds)
+    return lgb.Booster(model_str=booster.model_to_string()), best
+
+
+def fit_sub_scorer(
+    model: LeadScoringModel, X: pd.DataFrame, *, seed: int = 0, max_rows: int = 20_000
+) -> SubScorer:
+    """Fit and engagement percentiles over the training leads (a sample of at most
+    ``max_rows``: percentiles need no more, and TreeSHAP is the slow part)."""
+    if len(X) > max_rows:
+        X = X.sample(max_rows, random_state=seed)
+    explanation = explain(
+        model.booster,
+        model.calibrator.predict,
+        model.features,
+        model.prepare(X),
+        calibrate_on="log_odds",
+        encode=model.encode,
+    )
+    return SubScorer().fit(explanation.log_odds, model.features)
+
+
+def _importance(booster: lgb.Booster, names: list[str]) -> dict[str, float]:
+    gain = np.asarray(booster.feature_importance(importance_type="gain"), dtype="float64")
+    share = gain / gain.sum() if gain.sum() > 0 else gain
+    order = np.argsort(-share, kind="stable")
+    return {names[i]: float(share[i]) for i in order}
+
+
+def train(
+    dataset: LabelledDataset,
+    config: TrainConfig | None = None,
+    *,
+    params: Mapping[str, Any] | None = None,
+) -> TrainingResult:
+    """Train, calibrate, stage and benchmark a lead-scoring model on ``dataset``.
+
+    Parameters
+    ----------
+    dataset : labelled history (flat or event form).
+    config : training configuration; ``None`` for the defaults.
+    params : LightGBM parameters that override the defaults and the config (from tuning).
+
+    Raises
+    ------
+    ModelError
+        Too little history (cold start), or the model does not beat the best baseline on the
+        test fold and ``config.quality_gate.allow_worse`` is off.
+    DataError
+        A fold holds a single class or is empty.
+    """
+    config = config or TrainConfig()
+    started = time.perf_counter()
+    notes: list[str] = []
+    n_leads, n_wins = check_history(
+        dataset, config.cold_start.min_wins, config.cold_start.min_leads
+    )
+    folds = time_ordered_folds(
+        dataset,
+        test_size=config.folds.test_size,
+        calibration_size=config.folds.calibration_size,
+        valid_size=config.folds.valid_size,
+        purge=config.folds.purge,
+        random_state=config.folds.seed,
+    )
+    if folds.kind == "random":
+        notes.append(
+            "the data has no time order: folds are stratified at random, so test "
+            "metrics may be optimistic"
+        )
+    y = np.asarray(dataset.y, dtype="int64")
+    _check_classes(y, folds)
+    suspects = find_leakage_suspects(
+        dataset.X.iloc[folds.fit],
+        y[folds.fit],
+        auc_threshold=config.leakage.auc_threshold,
+        allow=(*dataset.allowed_leakage, *config.leakage.allow),
+        seed=config.seed,
+    )
+    if suspects:
+        raise leakage_error(suspects)
+
+    encoder = FeatureEncoder.from_frame(dataset.X, dataset.features)
+    matrix = encoder.matrix(dataset.X)
+    used = {
+        **default_params(len(folds.fit) + len(folds.valid), config.seed),
+        **config.lightgbm.params,
+        **(params or {}),
+    }
+    if "monotone_constraints" not in used:
+        signs = monotone_constraints(
+            dataset, config.lightgbm.monotone_increasing, config.lightgbm.monotone_decreasing
+        )
+        if any(signs):
+            used["monotone_constraints"] = signs
+            used.setdefault("monotone_constraints_method", "advanced")
+    booster, best_iteration = _fit_booster(matrix, y, folds, encoder, used, config)
+
+    cal_rows, test_rows = folds.calibrate, folds.test
+    cal_margin = booster.predict(matrix[cal_rows], raw_score=True)
+    calibrator = ProbabilityCalibrator(
+        config.calibration.method, config.calibration.cv, config.seed
+    ).fit(cal_margin, y[cal_rows])
+    cal_p = calibrator.predict(cal_margin)
+    order = dataset.order
+    periods = periods_spanned(
+        None if order is None else order.iloc[cal_rows].to_numpy(), config.stages.period_days
+    )
+    stages = StageThresholds(config.stages).fit(cal_p, y[cal_rows], periods=periods)
+    notes.extend(stages.warnings_)
+
+    test_margin = booster.predict(matrix[test_rows], raw_score=True)
+    p_raw = 0.5 * (1.0 + np.tanh(0.5 * test_margin))
+    p_cal = calibrator.predict(test_margin)
+    test_stages = stages.transform(p_cal)
+    y_test = y[test_rows]
+
+    train_rows = (
+        np.sort(np.concatenate([folds.fit, folds.valid])) if config.lightgbm.refit else folds.fit
+    )
+    X = dataset.X
+    rules = config.rule_points.get(dataset.name)
+    if (
+        rules is None
+        and "default" in config.rule_points
+        and all(r.feature in X.columns for r in config.rule_points["default"])
+    ):
+        rules = config.rule_points["default"]
+    baselines: dict[str, LogisticRegressionBaseline | RulePointsBaseline] = {
+        "logistic_regression": LogisticRegressionBaseline(),
+        "rule_points": RulePointsBaseline(rules=rules),
+    }
+    baseline_p: dict[str, np.ndarray] = {}
+    for name, baseline in baselines.items():
+        baseline.fit(X.iloc[train_rows], y[train_rows])
+        baseline.calibrate(X.iloc[cal_rows], y[cal_rows], method=config.calibration.method)
+        baseline_p[name] = baseline.predict_proba(X.iloc[test_rows])
+    points = baselines["rule_points"]
+    assert isinstance(points, RulePointsBaseline)
+    if points.derived_:
+        notes.append(
+            f"rule points: no table for {dataset.name!r} in the config, so "
+            f"{len(points.rules_)} rules were derived from the fit fold's lift"
+        )
+
+    metrics: dict[str, Any] = {
+        "model": evaluate(y_test, p_cal),
+        "model_uncalibrated": evaluate(y_test, p_raw),
+        "baselines": {name: evaluate(y_test, p) for name, p in baseline_p.items()},
+        "stages": stage_report(y_test, test_stages),
+        "thresholds": {
+            "mql": stages.to_dict()["mql_threshold_"],
+            "sql": stages.to_dict()["sql_threshold_"],
+        },
+        "calibration": calibrator.method_,
+        "fold_kind": folds.kind,
+        "n_train": len(train_rows),
+        "n_calibrate": len(cal_rows),
+        "n_test": len(test_rows),
+    }
+    _quality_gate(metrics, config.quality_gate.allow_worse, notes)
+
+    importance = _importance(booster, encoder.names)
+    metadata = {
+        "dataset": dataset.name,
+        "horizon_days": dataset.horizon_days,
+        "order_kind": dataset.order_kind,
+        "test_from": None if dataset.test_from is None else str(dataset.test_from),
+        "folds": {
+            "kind": folds.kind,
+            "sizes": folds.sizes(),
+            "purged": folds.purged,
+            "boundaries": folds.boundaries,
+        },
+        "history": {"leads": n_leads, "wins": n_wins, "examples": len(y)},
+        "excluded": dict(dataset.excluded),
+        "params": used,
+        "best_iteration": best_iteration,
+        "num_trees": booster.num_trees(),
+        "metrics": metrics,
+        "feature_importance": importance,
+        "warnings": notes,
+    }
+    model = LeadScoringModel(booster, encoder, calibrator, stages, metadata)
+    model.sub_scorer = fit_sub_scorer(model, dataset.X.iloc[train_rows], seed=config.seed)
+    logger.info(
+        "trained %s in %.1fs: test ROC-AUC %.3f (LR %.3f, points %.3f), ECE %.3f",
+        dataset.name,
+        time.perf_counter() - started,
+        metrics["model"]["roc_auc"],
+        metrics["baselines"]["logistic_regression"]["roc_auc"],
+        metrics["baselines"]["rule_points"]["roc_auc"],
+        metrics["model"]["ece"],
+    )
+    return TrainingResult(
+        model=model,
+        metrics=metrics,
+        folds=folds,
+        y=y_test,
+        p_raw=p_raw,
+        p_cal=p_cal,
+        stages=test_stages,
+        baselines=baseline_p,
+        lead_id=dataset.lead_id.iloc[test_rows].to_numpy(),
+        X_test=X.iloc[test_rows].reset_index(drop=True),
+        params=used,
+        best_iteration=best_iteration,
+        num_trees=booster.num_trees(),
+        feature_importance=importance,
+        rule_points_table=tuple(points.table()),
+        rule_points_derived=bool(points.derived_),
+        warnings=tuple(notes),
+    )
+
+
+def _quality_gate(metrics: dict[str, Any], allow_worse: bool, notes: list[str]) -> None:
+    model_auc = metrics["model"]["roc_auc"]
+    name, best = max(
+        ((n, m["roc_auc"]) for n, m in metrics["baselines"].items()),
+        key=lambda item: -np.inf if np.isnan(item[1]) else item[1],
+    )
+    if model_auc > best:
+        return
+    message = (
+        f"the model does not beat the {name.replace('_', ' ')} baseline on the test "
+        f"fold: ROC-AUC {model_auc:.3f} against {best:.3f}"
+    )
+    if allow_worse:
+        notes.append(message + " (kept because allow_worse is set)")
+        logger.warning("%s; kept because allow_worse is set", message)
+        return
+    raise ModelError(
+        message, "Check the data and features, or pass --allow-worse to keep the model anyway."
+    )

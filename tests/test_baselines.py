@@ -1,0 +1,98 @@
+"""Baselines: logistic regression and marketing-automation rule points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+from sklearn.metrics import roc_auc_score
+
+from leadscore.baselines import LogisticRegressionBaseline, PointsRule, RulePointsBaseline
+from leadscore.errors import SpecError
+
+
+def _leads(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    demo = rng.poisson(0.4, n).astype(float)
+    title = rng.choice(["vp", "manager", "student"], n, p=[0.2, 0.5, 0.3])
+    visits = np.where(rng.random(n) < 0.1, np.nan, rng.poisson(3, n))
+    logit = -1.5 + 1.2 * demo + np.select([title == "vp", title == "student"], [1.0, -1.5], 0.0)
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    X = pd.DataFrame(
+        {
+            "demo_requests": demo,
+            "title": pd.Categorical(title),
+            "visits": visits,
+            "country": pd.Series(["de"] * n, dtype="str"),
+        }
+    )
+    return X, y
+
+
+def test_logistic_regression_learns_and_calibrates() -> None:
+    X, y = _leads()
+    model = LogisticRegressionBaseline().fit(X.iloc[:2000], y[:2000])
+    model.calibrate(X.iloc[2000:2500], y[2000:2500])
+    p = model.predict_proba(X.iloc[2500:])
+    assert p.shape == (500,) and np.all((p > 0) & (p < 1))
+    assert roc_auc_score(y[2500:], p) > 0.75
+    unseen = X.iloc[2500:].assign(title="intern", country="fr")
+    assert np.isfinite(model.predict_proba(unseen)).all()
+
+
+def test_marketer_points_table_is_applied_as_written() -> None:
+    X = pd.DataFrame(
+        {"demo_requests": [0.0, 1.0, 3.0, np.nan], "title": ["student", "vp", "manager", None]}
+    )
+    rules = [
+        {"feature": "demo_requests", "at_least": 1, "points": 30},
+        {"feature": "demo_requests", "at_least": 3, "points": 10},
+        {"feature": "title", "in": ["vp", "director"], "points": 15},
+        {"feature": "title", "in": ["student"], "points": -10},
+        {"feature": "title", "missing": True, "points": -5},
+    ]
+    model = RulePointsBaseline(rules=rules).fit(X, np.array([0, 1, 1, 0]))
+    np.testing.assert_array_equal(model.decision_function(X), [-10, 45, 40, -5])
+    assert not model.derived_
+    assert model.table()[0] == "demo_requests >= 1: +30"
+
+
+def test_derived_points_follow_the_lift_of_each_bin() -> None:
+    X, y = _leads()
+    model = RulePointsBaseline().fit(X, y)
+    assert model.derived_
+    by_rule = {(r.feature, r.in_, r.at_least): r.points for r in model.rules_}
+    assert by_rule[("title", ("vp",), None)] > 0 > by_rule[("title", ("student",), None)]
+    assert all(r.feature != "country" for r in model.rules_)  # a constant tells nothing
+    high_demo = [r for r in model.rules_ if r.feature == "demo_requests" and r.below is None]
+    assert high_demo and high_demo[0].points > 0
+    model.calibrate(X.iloc[:1000], y[:1000])
+    assert roc_auc_score(y[1000:], model.predict_proba(X.iloc[1000:])) > 0.7
+
+
+def test_rule_on_an_unknown_feature_is_a_spec_error() -> None:
+    X, y = _leads(100)
+    with pytest.raises(SpecError, match="'job_title'"):
+        RulePointsBaseline(rules=[{"feature": "job_title", "in": ["vp"], "points": 5}]).fit(X, y)
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"feature": "x", "points": 5},
+        {"feature": "x", "points": 5, "at_least": 1, "in": ["a"]},
+        {"feature": "x", "points": 5, "at_least": 1, "colour": "red"},
+    ],
+)
+def test_a_rule_needs_exactly_one_condition(rule: dict) -> None:
+    with pytest.raises(ValidationError):
+        PointsRule.model_validate(rule)
+
+
+def test_ranges_and_missing_values() -> None:
+    rule = PointsRule(feature="v", points=1, at_least=2, below=5)
+    values = pd.Series([1.0, 2.0, 4.9, 5.0, np.nan])
+    np.testing.assert_array_equal(rule.matches(values), [False, True, True, False, False])
+    assert PointsRule(feature="v", points=1, missing=True).matches(values).tolist()[-1]
+    assert rule.describe() == "v in [2, 5): +1"

@@ -1,0 +1,161 @@
+"""Time-ordered folds: order respected, ties kept together, label windows purged."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from leadscore.errors import DataError, SpecError
+from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
+from leadscore.schema import Feature, LabelledDataset
+
+
+def _dataset(
+    order: pd.Series | None,
+    *,
+    lead_id: list[str] | None = None,
+    horizon_days: int | None = None,
+    test_from: object | None = None,
+    seed: int = 0,
+) -> LabelledDataset:
+    n = len(order) if order is not None else 500
+    rng = np.random.default_rng(seed)
+    return LabelledDataset(
+        name="t",
+        X=pd.DataFrame({"x": rng.normal(size=n)}),
+        y=(rng.random(n) < 0.3).astype(int),
+        lead_id=pd.Series(lead_id if lead_id is not None else [f"l{i}" for i in range(n)]),
+        order=order,
+        features=(Feature("x", "fit", "x", "numeric"),),
+        horizon_days=horizon_days,
+        test_from=test_from,
+    )
+
+
+def _assert_time_ordered(folds: Folds, order: np.ndarray) -> None:
+    for earlier, later in itertools.pairwise(FOLD_NAMES):
+        assert order[getattr(folds, earlier)].max() < order[getattr(folds, later)].min()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.integers(0, 60), min_size=80, max_size=300),
+    test_size=st.floats(0.1, 0.3),
+    calibration_size=st.floats(0.1, 0.3),
+    valid_size=st.floats(0.1, 0.3),
+)
+def test_no_later_example_lands_before_an_earlier_one(
+    values: list[int], test_size: float, calibration_size: float, valid_size: float
+) -> None:
+    order = pd.Series(np.asarray(values, dtype="float64"))
+    try:
+        folds = time_ordered_folds(
+            _dataset(order),
+            test_size=test_size,
+            calibration_size=calibration_size,
+            valid_size=valid_size,
+        )
+    except DataError as err:  # heavy ties can leave a fold empty: said, never mis-ordered
+        assert "fold is empty" in str(err)
+        return
+    _assert_time_ordered(folds, order.to_numpy())
+    everything = np.concatenate([getattr(folds, n) for n in FOLD_NAMES])
+    assert sorted(everything) == list(range(len(order)))  # a partition: nothing lost or twice
+
+
+def test_shares_of_sequence_folds() -> None:
+    order = pd.Series(np.random.default_rng(0).permutation(1000).astype(float))
+    folds = time_ordered_folds(
+        _dataset(order), test_size=0.2, calibration_size=0.25, valid_size=0.125
+    )
+    assert folds.kind == "sequence"
+    assert folds.sizes() == {"fit": 500, "valid": 100, "calibrate": 200, "test": 200}
+    assert order[folds.test].min() == 800
+
+
+def test_test_from_decides_the_test_fold() -> None:
+    order = pd.Series(pd.date_range("2018-01-01", periods=400, freq="D"))
+    folds = time_ordered_folds(_dataset(order, test_from=pd.Timestamp("2018-10-01")))
+    assert folds.kind == "time"
+    assert order[folds.test].min() == pd.Timestamp("2018-10-01")
+    assert len(folds.test) == (order >= "2018-10-01").sum()
+    assert folds.boundaries["test"].startswith("2018-10-01")
+    with pytest.raises(DataError, match="no example is at or after test_from"):
+        time_ordered_folds(_dataset(order, test_from=pd.Timestamp("2030-01-01")))
+
+
+def test_random_folds_without_order_are_stratified_and_said_to_be_random() -> None:
+    folds = time_ordered_folds(_dataset(None))
+    assert folds.kind == "random"
+    assert "random" in folds.describe()
+    y = _dataset(None).y
+    for name in FOLD_NAMES:
+        assert abs(y[getattr(folds, name)].mean() - y.mean()) < 0.05
+    assert len(set(np.concatenate([getattr(folds, n) for n in FOLD_NAMES]))) == 500
+
+
+def _snapshots(
+    n_leads: int = 60, n_dates: int = 12, every: int = 30
+) -> tuple[pd.Series, list[str]]:
+    dates = pd.date_range("2023-01-01", periods=n_dates, freq=f"{every}D")
+    order = pd.Series(np.repeat(dates.to_numpy(), n_leads))
+    leads = [f"l{i}" for i in range(n_leads)] * n_dates
+    return order, leads
+
+
+def test_lead_purge_drops_examples_whose_window_reaches_the_same_lead_later() -> None:
+    order, leads = _snapshots()
+    data = _dataset(order, lead_id=leads, horizon_days=90)
+    folds = time_ordered_folds(
+        data, test_size=0.25, calibration_size=0.25, valid_size=0.25, purge="lead"
+    )
+    horizon = pd.Timedelta(days=90)
+    ids = np.asarray(leads)
+    for k, name in enumerate(FOLD_NAMES[:-1]):
+        later = np.concatenate([getattr(folds, n) for n in FOLD_NAMES[k + 1 :]])
+        first_later = pd.Series(order.to_numpy()[later]).groupby(ids[later]).min()
+        rows = getattr(folds, name)
+        reach = order.to_numpy()[rows] + horizon.to_numpy()
+        nxt = first_later.reindex(ids[rows]).to_numpy()
+        assert not np.any(reach > nxt), f"{name} keeps a label window that leaks"
+    assert sum(folds.purged.values()) > 0
+    _assert_time_ordered(folds, order.to_numpy())
+
+
+def test_all_purge_drops_every_window_reaching_the_next_fold() -> None:
+    order, _leads = _snapshots()
+    data = _dataset(order, lead_id=[f"x{i}" for i in range(len(order))], horizon_days=60)
+    folds = time_ordered_folds(
+        data, test_size=0.25, calibration_size=0.25, valid_size=0.25, purge="all"
+    )
+    values = order.to_numpy()
+    for earlier, later in itertools.pairwise(FOLD_NAMES):
+        end = values[getattr(folds, earlier)] + np.timedelta64(60, "D")
+        assert end.max() <= values[getattr(folds, later)].min()
+    # with unique leads, the lead purge has nothing to drop
+    lead_only = time_ordered_folds(
+        data, test_size=0.25, calibration_size=0.25, valid_size=0.25, purge="lead"
+    )
+    assert sum(lead_only.purged.values()) == 0 and sum(folds.purged.values()) > 0
+
+
+def test_no_purge_without_a_horizon() -> None:
+    order, leads = _snapshots()
+    folds = time_ordered_folds(_dataset(order, lead_id=leads), purge="all")
+    assert folds.purged == {}
+
+
+def test_too_little_history_and_bad_sizes_raise() -> None:
+    order = pd.Series(np.zeros(50))
+    with pytest.raises(DataError, match="fold is empty"):
+        time_ordered_folds(_dataset(order))
+    with pytest.raises(SpecError, match="test_size"):
+        time_ordered_folds(_dataset(pd.Series(np.arange(50.0))), test_size=1.5)
+    order, leads = _snapshots(n_dates=4)
+    with pytest.raises(DataError, match="after purging"):
+        time_ordered_folds(_dataset(order, lead_id=leads, horizon_days=400), purge="all")

@@ -1,0 +1,107 @@
+"""Test metrics: known values, edge cases and the stage table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from leadscore.metrics import (
+    METRIC_KEYS,
+    evaluate,
+    expected_calibration_error,
+    stage_report,
+    top_decile,
+)
+
+
+def test_evaluate_returns_every_metric_with_known_values() -> None:
+    y = np.array([0, 0, 1, 1])
+    p = np.array([0.1, 0.4, 0.35, 0.8])
+    m = evaluate(y, p)
+    assert tuple(m) == METRIC_KEYS
+    assert m["roc_auc"] == pytest.approx(0.75)
+    assert m["brier"] == pytest.approx(np.mean((p - y) ** 2))
+    assert m["log_loss"] == pytest.approx(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def test_ece_is_zero_when_each_bin_matches_its_rate_and_large_when_it_does_not() -> None:
+    p = np.repeat([0.2, 0.5, 0.8], 10)
+    y = np.concatenate(
+        [
+            np.r_[np.ones(2), np.zeros(8)],
+            np.r_[np.ones(5), np.zeros(5)],
+            np.r_[np.ones(8), np.zeros(2)],
+        ]
+    )
+    assert expected_calibration_error(y, p, n_bins=3) == pytest.approx(0.0)
+    assert expected_calibration_error(y, 1 - p, n_bins=3) == pytest.approx(0.4)
+
+
+def test_ece_uses_equal_count_bins() -> None:
+    rng = np.random.default_rng(0)
+    p = rng.random(1000) ** 4  # most scores near zero: equal-width bins would be empty
+    y = (rng.random(1000) < p).astype(int)
+    assert expected_calibration_error(y, p) < 0.05
+
+
+def test_top_decile_lift_and_capture() -> None:
+    y = np.r_[np.ones(10), np.zeros(90)]
+    p = np.linspace(1, 0, 100)
+    lift, capture = top_decile(y, p)
+    assert lift == pytest.approx(10.0)
+    assert capture == pytest.approx(1.0)
+    lift, capture = top_decile(y, np.full(100, 0.3))
+    assert lift == pytest.approx(1.0) and capture == pytest.approx(0.1)
+
+
+def test_metrics_use_probabilities_not_hard_labels() -> None:
+    rng = np.random.default_rng(1)
+    p = rng.random(500)
+    y = (rng.random(500) < p).astype(int)
+    assert evaluate(y, p)["roc_auc"] == pytest.approx(roc_auc_score(y, p))
+    assert evaluate(y, p)["roc_auc"] != pytest.approx(roc_auc_score(y, p > 0.5))
+
+
+def test_single_class_gives_nan_ranking_metrics() -> None:
+    m = evaluate(np.zeros(5), np.full(5, 0.1))
+    assert math.isnan(m["roc_auc"]) and math.isnan(m["pr_auc"])
+    assert m["brier"] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(
+    ("y", "p", "match"),
+    [
+        ([0, 1], [0.5], "length"),
+        ([0, 2], [0.1, 0.2], "0/1"),
+        ([0, 1], [0.1, 1.2], "probabilit"),
+        ([], [], "no examples"),
+    ],
+)
+def test_bad_inputs_raise(y: list, p: list, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        evaluate(y, p)
+
+
+def test_stage_report_counts_rates_and_share_of_wins() -> None:
+    y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
+    stages = np.array(["lead", "lead", "lead", "lead", "mql", "mql", "sql", "sql"])
+    report = stage_report(y, stages)
+    assert list(report) == ["lead", "mql", "sql"]
+    assert report["lead"] == {
+        "count": 4,
+        "share": 0.5,
+        "conversion_rate": 0.25,
+        "share_of_wins": 0.25,
+    }
+    assert report["sql"]["conversion_rate"] == 1.0
+    assert sum(r["share_of_wins"] for r in report.values()) == pytest.approx(1.0)
+
+
+def test_stage_report_empty_stage_and_unknown_stage() -> None:
+    report = stage_report([0, 1], ["lead", "sql"])
+    assert report["mql"]["count"] == 0 and math.isnan(report["mql"]["conversion_rate"])
+    with pytest.raises(ValueError, match="unknown stage"):
+        stage_report([0, 1], ["lead", "opportunity"])

@@ -1,0 +1,299 @@
+"""The batch scorer end to end on small synthetic data: tables, stages, reasons, history."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadscore.cli import main
+from leadscore.config import parse_config
+from leadscore.explain import explain
+from leadscore.features import build_features, build_training_examples, default_as_of_dates
+from leadscore.io import load_closed_loop
+from leadscore.reports import channel_report
+from leadscore.scoring import (
+    event_feature_chunks,
+    load_scoring_model,
+    run_scoring,
+    scores_from_probability,
+)
+from leadscore.sinks import COLUMNS, read_history, read_scored_leads
+from leadscore.synth import SynthParams, write_synthetic
+from leadscore.training import train
+
+AS_OF = pd.Timestamp("2026-05-01")
+LATER = pd.Timestamp("2026-06-01")
+
+
+@pytest.fixture(scope="module")
+def scored_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Synthetic history, a model trained on it and saved, and a first scoring run."""
+    root = tmp_path_factory.mktemp("scoring")
+    data_dir = root / "crm"
+    write_synthetic(
+        SynthParams(n_leads=4000, seed=11, start="2025-06-01"), data_dir, progress=False
+    )
+    events = load_closed_loop(data_dir)
+    dates = default_as_of_dates(events, 60, every_days=30, warmup_days=60)
+    examples = build_training_examples(events, dates, 60, name="crm")
+    config = parse_config(
+        {"cold_start": {"min_wins": 20, "min_leads": 200}, "quality_gate": {"allow_worse": True}}
+    )
+    result = train(examples, config)
+    model_dir = result.model.save(root / "model")
+    target = root / "scores.duckdb"
+    scoring = load_scoring_model(model_dir)
+    run_scoring(
+        scoring,
+        event_feature_chunks(data_dir, AS_OF, chunk_leads=700),
+        target=str(target),
+        as_of=AS_OF,
+        progress=False,
+    )
+    return {"data": data_dir, "model": model_dir, "target": target, "root": root}
+
+
+def test_tables_have_the_schema(scored_world):
+    latest = read_scored_leads(str(scored_world["target"]))
+    history = read_history(str(scored_world["target"]))
+    for table in (latest, history):
+        assert tuple(table.columns) == COLUMNS
+        assert table["score"].between(0, 100).all()
+        assert table["probability"].between(0, 1).all()
+        assert set(table["stage"]) <= {"lead", "mql", "sql"}
+        assert table["fit_score"].dropna().between(0, 100).all()
+    assert latest["lead_id"].is_unique and len(latest) == len(history) > 100
+
+
+def test_only_open_leads_created_by_as_of_are_scored(scored_world):
+    events = load_closed_loop(scored_world["data"])
+    latest = read_scored_leads(str(scored_world["target"]))
+    created = events.leads.set_index("lead_id")["created_at"]
+    assert (created.loc[latest["lead_id"]] <= AS_OF).all()
+    closed = events.outcomes.loc[events.outcomes["closed_at"] <= AS_OF, "lead_id"]
+    assert not latest["lead_id"].isin(closed).any()
+    still_open = events.leads[
+        (events.leads["created_at"] <= AS_OF) & ~events.leads["lead_id"].isin(closed)
+    ]
+    assert len(latest) == len(still_open)
+
+
+def test_scores_agree_with_the_model_and_its_thresholds(scored_world):
+    scoring = load_scoring_model(scored_world["model"])
+    latest = read_scored_leads(str(scored_world["target"])).set_index("lead_id")
+    features = build_features(load_closed_loop(scored_world["data"]), AS_OF)
+    rows = features.frame.set_index("lead_id").loc[latest.index]
+    p = scoring.model.predict_proba(rows[scoring.model.feature_names])
+    np.testing.assert_allclose(latest["probability"], p, atol=1e-9)
+    assert (latest["stage"].to_numpy() == scoring.model.stages.transform(p)).all()
+    assert (latest["score"].to_numpy() == scores_from_probability(p)).all()
+    order = np.argsort(latest["probability"].to_numpy())
+    rank = latest["stage"].map({"lead": 0, "mql": 1, "sql": 2}).to_numpy()[order]
+    assert (np.diff(rank) >= 0).all()  # a higher probability never gets a lower stage
+
+
+def test_contributions_and_base_rate_add_up_to_the_probability(scored_world):
+    model = load_scoring_model(scored_world["model"]).model
+    X = build_features(load_closed_loop(scored_world["data"]), AS_OF).X.head(500)
+    exp = explain(
+        model.booster,
+        model.calibrator.predict,
+        model.features,
+        model.prepare(X),
+        calibrate_on="log_odds",
+        encode=model.encode,
+        rescale="sides",
+    )
+    total = exp.base_rate + exp.contributions.sum(axis=1).to_numpy()
+    np.testing.assert_allclose(total, model.predict_proba(X), atol=1e-6)
+
+
+def test_reasons_are_readable_and_signed(scored_world):
+    latest = read_scored_leads(str(scored_world["target"]))
+    with_reasons = latest[latest["reasons_for"] != ""]
+    assert len(with_reasons) > len(latest) / 2
+    for _, row in with_reasons.head(50).iterrows():
+        reasons = json.loads(row["reasons_json"])
+        assert {r["direction"] for r in reasons} <= {"for", "against"}
+        assert all((r["contribution"] > 0) == (r["direction"] == "for") for r in reasons)
+        assert len([r for r in reasons if r["direction"] == "for"]) <= 3
+        assert row["reasons_for"].count("; ") <= 2
+
+
+def test_rerun_of_the_same_as_of_is_idempotent(scored_world, tmp_path):
+    target = tmp_path / "twice.duckdb"
+    scoring = load_scoring_model(scored_world["model"])
+    for _ in range(2):
+        run_scoring(
+            scoring,
+            event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=900),
+            target=str(target),
+            as_of=AS_OF,
+            progress=False,
+        )
+    first = read_history(str(scored_world["target"])).drop(columns="scored_at")
+    again = read_history(str(target)).drop(columns="scored_at")
+    pd.testing.assert_frame_equal(first, again)
+
+
+def test_history_grows_one_row_per_lead_per_run_and_tracks_stage_moves(scored_world, tmp_path):
+    target = str(tmp_path / "two_runs.duckdb")
+    scoring = load_scoring_model(scored_world["model"])
+    for as_of in (AS_OF, LATER):
+        run_scoring(
+            scoring,
+            event_feature_chunks(scored_world["data"], as_of, chunk_leads=900),
+            target=target,
+            as_of=as_of,
+            progress=False,
+        )
+    history = read_history(target)
+    first = history[history["as_of"] == AS_OF]
+    second = history[history["as_of"] == LATER]
+    assert len(history) == len(first) + len(second)
+    assert not history.duplicated(["lead_id", "as_of"]).any()
+    latest = read_scored_leads(target)
+    assert (latest["as_of"] == LATER).sum() == len(second)
+    both = second.merge(first[["lead_id", "stage"]], on="lead_id", suffixes=("", "_before"))
+    assert (both["previous_stage"] == both["stage_before"]).all()
+    assert (both["stage_changed"] == (both["stage"] != both["stage_before"])).all()
+    new = second[~second["lead_id"].isin(first["lead_id"])]
+    assert new["previous_stage"].isna().all() and not new["stage_changed"].any()
+
+
+def test_killed_run_leaves_the_old_table_intact(scored_world, tmp_path):
+    target = tmp_path / "killed.duckdb"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [
+        sys.executable,
+        "-m",
+        "leadscore",
+        "-q",
+        "score",
+        "--data",
+        str(scored_world["data"]),
+        "--model",
+        str(scored_world["model"]),
+        "--target",
+        str(target),
+        "--no-progress",
+    ]
+    done = subprocess.run(
+        [*args, "--as-of", str(AS_OF.date())], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    before = read_history(str(target))
+    proc = subprocess.Popen(
+        [*args, "--as-of", str(LATER.date()), "--chunk-size", "100"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not any(tmp_path.glob(".*leadscore-run-*")):
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    pd.testing.assert_frame_equal(read_history(str(target)), before)
+    assert (read_scored_leads(str(target))["as_of"] == AS_OF).all()
+
+
+def test_score_explain_and_report_commands(scored_world, tmp_path, capsys):
+    target = str(tmp_path / "cli.duckdb")
+    code = main(
+        [
+            "score",
+            "--data",
+            str(scored_world["data"]),
+            "--model",
+            str(scored_world["model"]),
+            "--as-of",
+            "2026-05-01",
+            "--target",
+            target,
+            "--no-progress",
+        ]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    latest = read_scored_leads(target)
+    assert f"scored {len(latest):,} leads" in out
+    lead = latest.sort_values("probability").iloc[-1]["lead_id"]
+    assert main(["explain", lead, "--target", target]) == 0
+    card = capsys.readouterr().out
+    assert f"Lead {lead}" in card and "Reasons for:" in card and "First scoring" in card
+    report_csv = tmp_path / "channels.csv"
+    assert (
+        main(
+            [
+                "report",
+                "channels",
+                "--data",
+                str(scored_world["data"]),
+                "--target",
+                target,
+                "--out",
+                str(report_csv),
+                "--deal-value",
+                "6000",
+            ]
+        )
+        == 0
+    )
+    report = pd.read_csv(report_csv)
+    by_channel = report[report["grouped_by"] == "source"]
+    assert by_channel["leads"].sum() == len(latest)
+    assert by_channel["cost_per_mql"].notna().any()
+
+
+def test_unknown_lead_and_unknown_model_are_one_line_errors(scored_world, tmp_path, capsys):
+    assert main(["explain", "nobody", "--target", str(scored_world["target"])]) == 2
+    assert "has not been scored" in capsys.readouterr().err
+    target = tmp_path / "none.duckdb"
+    assert (
+        main(
+            [
+                "score",
+                "--data",
+                str(scored_world["data"]),
+                "--model",
+                str(tmp_path / "no-model"),
+                "--target",
+                str(target),
+            ]
+        )
+        == 2
+    )
+    assert "no leadscore model" in capsys.readouterr().err
+    assert not target.exists()
+
+
+def test_channel_report_counts_and_costs():
+    scored = pd.DataFrame(
+        {
+            "lead_id": list("abcdef"),
+            "stage": ["sql", "mql", "lead", "sql", "lead", "lead"],
+            "probability": [0.6, 0.3, 0.05, 0.7, 0.1, 0.02],
+        }
+    )
+    attrs = pd.DataFrame({"lead_id": list("abcdef"), "source": list("xxxyyz")})
+    spend = pd.DataFrame({"channel": ["x", "y", "z"], "spend": [300.0, 100.0, 50.0]})
+    report = channel_report(scored, attrs, by=["source"], spend=spend, deal_value=1000)
+    x = report.set_index("source").loc["x"]
+    assert (x["leads"], x["mqls"], x["sqls"]) == (3, 2, 1)
+    assert x["expected_wins"] == pytest.approx(0.95)
+    assert x["cost_per_mql"] == pytest.approx(150.0)
+    assert x["cost_per_expected_win"] == pytest.approx(300 / 0.95)
+    assert x["roi"] == pytest.approx(950 / 300)
+    assert report["source"].tolist()[0] == "y"  # best SQL rate first

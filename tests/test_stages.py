@@ -1,0 +1,201 @@
+"""Stage thresholds: monotone stages, policies respected on the fitted leads, JSON round trip."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from leadscore.errors import ModelError, SpecError
+from leadscore.stages import StagePolicy, StageThresholds, periods_spanned
+
+RANK = {"lead": 0, "mql": 1, "sql": 2}
+
+probabilities = arrays(
+    np.float64, st.integers(5, 200), elements=st.floats(0, 1, allow_nan=False, width=32)
+)
+rules = st.one_of(
+    st.builds(lambda t: {"policy": "recall", "target": t}, st.floats(0.05, 1.0)),
+    st.builds(lambda t: {"policy": "precision", "target": t}, st.floats(0.05, 1.0)),
+    st.builds(lambda t: {"policy": "capacity", "target": t}, st.floats(0.5, 50.0)),
+    st.builds(lambda t: {"policy": "probability", "target": t}, st.floats(0.01, 1.0)),
+    st.just({"policy": "expected_value"}),
+)
+
+
+def _labels(p: np.ndarray, seed: int) -> np.ndarray:
+    y = (np.random.default_rng(seed).random(len(p)) < p).astype(int)
+    y[0], y[-1] = 1, 0  # both classes, always
+    return y
+
+
+def _policy(mql: dict, sql: dict) -> dict:
+    return {
+        "mql": mql,
+        "sql": sql,
+        "deal_value": 1000.0,
+        "contact_cost": 200.0,
+        "nurture_cost": 20.0,
+    }
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    p=probabilities,
+    seed=st.integers(0, 1000),
+    mql=rules,
+    sql=rules,
+    new=arrays(np.float64, 50, elements=st.floats(0, 1, allow_nan=False)),
+)
+def test_stages_are_monotone_in_probability(
+    p: np.ndarray, seed: int, mql: dict, sql: dict, new: np.ndarray
+) -> None:
+    stages = StageThresholds(_policy(mql, sql)).fit(p, _labels(p, seed), periods=3.0)
+    assert stages.mql_threshold_ <= stages.sql_threshold_
+    ordered = np.sort(np.concatenate([p, new]))
+    ranks = [RANK[s] for s in stages.transform(ordered)]
+    assert all(a <= b for a, b in itertools.pairwise(ranks))
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=probabilities, seed=st.integers(0, 1000), target=st.floats(0.05, 1.0))
+def test_recall_policy_keeps_the_share_of_wins(p: np.ndarray, seed: int, target: float) -> None:
+    y = _labels(p, seed)
+    stages = StageThresholds(
+        _policy(
+            {"policy": "mql_recall", "target": target}, {"policy": "probability", "target": 1.0}
+        )
+    ).fit(p, y)
+    reached = stages.transform(p) != "lead"
+    assert y[reached].sum() / y.sum() >= target - 1e-9
+    # and it is the highest such cut-off: one step up loses the target
+    higher = p[p > stages.mql_threshold_]
+    if higher.size:
+        assert y[p >= higher.min()].sum() / y.sum() < target
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=probabilities, seed=st.integers(0, 1000), target=st.floats(0.05, 1.0))
+def test_precision_policy_converts_at_the_target(p: np.ndarray, seed: int, target: float) -> None:
+    y = _labels(p, seed)
+    stages = StageThresholds(
+        _policy(
+            {"policy": "probability", "target": 1e-9}, {"policy": "sql_precision", "target": target}
+        )
+    ).fit(p, y)
+    sql = stages.transform(p) == "sql"
+    if math.isinf(stages.sql_threshold_):
+        assert not sql.any() and stages.warnings_
+    else:
+        assert y[sql].mean() >= target - 1e-9
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    p=probabilities,
+    seed=st.integers(0, 1000),
+    capacity=st.floats(0.5, 50.0),
+    periods=st.floats(0.5, 12.0),
+)
+def test_capacity_policy_never_exceeds_the_capacity(
+    p: np.ndarray, seed: int, capacity: float, periods: float
+) -> None:
+    y = _labels(p, seed)
+    stages = StageThresholds(
+        _policy(
+            {"policy": "probability", "target": 1e-9},
+            {"policy": "sales_capacity", "target": capacity},
+        )
+    )
+    stages.fit(p, y, periods=periods)
+    n_sql = int((stages.transform(p) == "sql").sum())
+    assert n_sql <= capacity * periods + 1e-9
+    assert stages.achieved_["sql"]["count"] == n_sql
+
+
+def test_capacity_fills_the_capacity_when_scores_are_distinct() -> None:
+    p = np.linspace(0.01, 0.99, 300)
+    y = _labels(p, 0)
+    stages = StageThresholds({"sql": {"policy": "capacity", "target": 20}}).fit(p, y, periods=3)
+    assert (stages.transform(p) == "sql").sum() == 60
+    assert stages.achieved_["sql"]["per_period"] == pytest.approx(20)
+
+
+def test_expected_value_policy_contacts_only_leads_worth_it() -> None:
+    p = np.linspace(0, 1, 1001)
+    y = _labels(p, 1)
+    stages = StageThresholds(
+        _policy({"policy": "expected_value"}, {"policy": "expected_value"})
+    ).fit(p, y)
+    s = stages.transform(p)
+    assert np.all(p[s == "sql"] * 1000 > 200) and np.all(p[s != "sql"] * 1000 <= 200)
+    assert np.all(p[s != "lead"] * 1000 > 20) and np.all(p[s == "lead"] * 1000 <= 20)
+
+
+def test_sql_below_mql_empties_the_mql_stage_with_a_warning() -> None:
+    p = np.linspace(0, 1, 101)
+    stages = StageThresholds(
+        {
+            "mql": {"policy": "probability", "target": 0.6},
+            "sql": {"policy": "probability", "target": 0.4},
+        }
+    ).fit(p, p > 0.5)
+    assert stages.mql_threshold_ == stages.sql_threshold_ == 0.4
+    assert "MQL stage is empty" in stages.warnings_[0]
+    assert set(stages.transform(p)) == {"lead", "sql"}
+
+
+def test_json_round_trip_gives_identical_thresholds_and_stages() -> None:
+    p = np.random.default_rng(2).random(400)
+    y = _labels(p, 2)
+    stages = StageThresholds({"sql": {"policy": "precision", "target": 0.99}}).fit(p, y)
+    back = StageThresholds.from_dict(json.loads(json.dumps(stages.to_dict(), allow_nan=False)))
+    assert (back.mql_threshold_, back.sql_threshold_) == (
+        stages.mql_threshold_,
+        stages.sql_threshold_,
+    )
+    np.testing.assert_array_equal(back.transform(p), stages.transform(p))
+
+
+def test_aliases_and_defaults() -> None:
+    policy = StagePolicy.model_validate({"mql": {"policy": "mql_recall", "target": 0.8}})
+    assert policy.mql.policy == "recall"
+    assert StagePolicy().mql.target == 0.9 and StagePolicy().sql.policy == "recall"
+
+
+@pytest.mark.parametrize(
+    ("policy", "match"),
+    [
+        ({"sql": {"policy": "precision", "target": 1.5}}, "target in"),
+        ({"sql": {"policy": "expected_value"}}, "deal_value"),
+        ({"sql": {"policy": "lift", "target": 2}}, "sql.policy"),
+        ({"mql": {"policy": "recall"}}, "needs a target"),
+        ({"mql": {"policy": "recall", "target": 0.5, "extra": 1}}, "extra"),
+    ],
+)
+def test_bad_policies_raise_spec_errors(policy: dict, match: str) -> None:
+    with pytest.raises(SpecError, match=match):
+        StageThresholds(policy).fit(np.array([0.1, 0.9]), np.array([0, 1]))
+
+
+def test_capacity_without_time_raises() -> None:
+    with pytest.raises(ModelError, match="needs leads with dates"):
+        StageThresholds({"sql": {"policy": "capacity", "target": 5}}).fit(
+            np.array([0.1, 0.9]), np.array([0, 1])
+        )
+
+
+def test_periods_spanned_for_daily_contacts_and_monthly_snapshots() -> None:
+    days = pd.date_range("2024-01-01", periods=90, freq="D").repeat(3).to_numpy()
+    assert periods_spanned(days, 30) == pytest.approx(3.0)
+    snapshots = pd.date_range("2024-01-01", periods=4, freq="30D").repeat(100).to_numpy()
+    assert periods_spanned(snapshots, 30) == pytest.approx(4.0)
+    assert periods_spanned(np.arange(10.0), 30) is None
+    assert periods_spanned(None, 30) is None

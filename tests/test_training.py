@@ -1,0 +1,305 @@
+"""Training end to end: metrics shape, cold start, quality gate, config, the train command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from leadscore.cli import main
+from leadscore.config import TrainConfig, load_config, parse_config
+from leadscore.errors import ModelError, SpecError
+from leadscore.metrics import METRIC_KEYS
+from leadscore.model import LeadScoringModel
+from leadscore.schema import Feature, LabelledDataset
+from leadscore.training import TrainingResult, default_params, train
+
+ISSUE_METRIC_KEYS = {"roc_auc", "pr_auc", "brier", "ece", "log_loss", "lift_top_decile"}
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """A flat lead table whose truth has thresholds and an interaction (trees' home ground)."""
+    rng = np.random.default_rng(seed)
+    minutes = rng.exponential(8, n)
+    visits = rng.poisson(3, n).astype(float)
+    occupation = rng.choice(
+        ["working", "student", "unemployed", "other"], n, p=[0.4, 0.25, 0.3, 0.05]
+    )
+    origin = rng.choice(["form", "chat", "import"], n, p=[0.5, 0.3, 0.2])
+    logit = (
+        -2.0
+        + 2.2 * (minutes > 10)
+        + 0.8 * (minutes > 25)
+        + np.select([occupation == "working", occupation == "student"], [1.6, -1.2], 0.0)
+        + 1.5 * ((origin == "form") & (visits >= 3))
+        - 0.8 * (origin == "import")
+    )
+    p = 1 / (1 + np.exp(-logit))
+    frame = pd.DataFrame(
+        {
+            "minutes_on_site": minutes.round(2),
+            "visits": visits,
+            "occupation": occupation,
+            "origin": origin,
+        }
+    )
+    frame.loc[rng.random(n) < 0.15, "occupation"] = None
+    return frame, p
+
+
+def flat_dataset(
+    n: int = 3000, seed: int = 0, order: bool = True
+) -> tuple[LabelledDataset, np.ndarray]:
+    frame, p = _frame(n, seed)
+    X = frame.assign(
+        occupation=frame["occupation"].astype("category"), origin=frame["origin"].astype("category")
+    )
+    features = tuple(
+        Feature(
+            c,
+            "engagement" if c in ("minutes_on_site", "visits", "origin") else "fit",
+            c,
+            "numeric" if c in ("minutes_on_site", "visits") else "categorical",
+        )
+        for c in X.columns
+    )
+    y = (np.random.default_rng(seed + 1).random(n) < p).astype(int)
+    return LabelledDataset(
+        name="flat",
+        X=X,
+        y=y,
+        lead_id=pd.Series([f"p{i}" for i in range(n)]),
+        order=pd.Series(np.arange(n, dtype="float64")) if order else None,
+        features=features,
+    ), p
+
+
+@pytest.fixture(scope="module")
+def result() -> TrainingResult:
+    return train(flat_dataset()[0])
+
+
+def test_metrics_have_the_shape_of_the_metrics_out_json(result: TrainingResult) -> None:
+    m = result.metrics
+    assert set(m["model"]) >= ISSUE_METRIC_KEYS and set(m["model"]) == set(METRIC_KEYS)
+    assert set(m["baselines"]) == {"logistic_regression", "rule_points"}
+    for baseline in m["baselines"].values():
+        assert set(baseline) == set(METRIC_KEYS)
+    assert set(m["stages"]) == {"lead", "mql", "sql"}
+    for stage in m["stages"].values():
+        assert {"count", "conversion_rate", "share_of_wins"} <= set(stage)
+    assert m["n_test"] == len(result.y) == len(result.p_cal) == len(result.stages)
+    assert m["n_train"] == len(result.folds.fit) + len(result.folds.valid)
+    assert sum(s["count"] for s in m["stages"].values()) == m["n_test"]
+    assert m["fold_kind"] == "sequence"
+    assert all(len(p) == m["n_test"] for p in result.baselines.values())
+
+
+def test_model_beats_the_baselines_and_is_calibrated(result: TrainingResult) -> None:
+    m = result.metrics
+    best_baseline = max(b["roc_auc"] for b in m["baselines"].values())
+    assert m["model"]["roc_auc"] > best_baseline
+    assert m["model"]["ece"] < 0.05
+    assert (
+        m["stages"]["sql"]["conversion_rate"]
+        > m["stages"]["mql"]["conversion_rate"]
+        > m["stages"]["lead"]["conversion_rate"]
+    )
+    assert result.rule_points_derived and result.rule_points_table
+    assert result.feature_importance and abs(sum(result.feature_importance.values()) - 1) < 1e-9
+
+
+def test_calibrated_probabilities_match_the_ground_truth() -> None:
+    dataset, truth = flat_dataset(6000, seed=3)
+    r = train(dataset, parse_config({"quality_gate": {"allow_worse": True}}))
+    p_true = truth[r.folds.test]
+    bins = np.array_split(np.argsort(r.p_cal, kind="stable"), 10)
+    ece_truth = sum(len(b) * abs(r.p_cal[b].mean() - p_true[b].mean()) for b in bins) / len(r.p_cal)
+    assert ece_truth < 0.03
+
+
+def test_cold_start_points_to_rule_points() -> None:
+    dataset, _ = flat_dataset(600)
+    with pytest.raises(ModelError, match=r"too little history.*600 leads.*rule points"):
+        train(dataset)
+    few_wins = train(
+        dataset,
+        parse_config(
+            {"cold_start": {"min_wins": 0, "min_leads": 100}, "quality_gate": {"allow_worse": True}}
+        ),
+    )
+    assert few_wins.metrics["n_test"] == 120
+
+
+def test_quality_gate_stops_a_model_worse_than_a_baseline() -> None:
+    dataset, _ = flat_dataset(2000, seed=5)
+    no_splits = {"min_data_in_leaf": 100_000}  # a booster that cannot split: a constant
+    with pytest.raises(ModelError, match=r"does not beat the .* baseline.*--allow-worse"):
+        train(dataset, params=no_splits)
+    kept = train(dataset, parse_config({"quality_gate": {"allow_worse": True}}), params=no_splits)
+    assert any("allow_worse" in w for w in kept.warnings)
+    assert kept.params["min_data_in_leaf"] == 100_000
+
+
+def test_random_folds_when_the_data_has_no_order() -> None:
+    dataset, _ = flat_dataset(2000, seed=6, order=False)
+    r = train(dataset, parse_config({"quality_gate": {"allow_worse": True}}))
+    assert r.metrics["fold_kind"] == "random"
+    assert any("no time order" in w for w in r.warnings)
+
+
+def test_default_params_grow_with_the_data() -> None:
+    small, large = default_params(5_000), default_params(1_000_000)
+    assert small["num_leaves"] < large["num_leaves"]
+    assert small["min_data_in_leaf"] < large["min_data_in_leaf"] <= 200
+    assert small["objective"] == "binary" and "is_unbalance" not in small
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_configs_train_yaml_is_exactly_the_defaults() -> None:
+    assert load_config(REPO / "configs" / "train.yaml") == TrainConfig()
+
+
+@pytest.mark.parametrize(
+    ("data", "match"),
+    [
+        ({"folds": {"tset_size": 0.3}}, "unknown key 'folds.tset_size'"),
+        ({"lightgbm": {"refit": "maybe"}}, "lightgbm.refit"),
+        ({"stages": {"sql": {"policy": "precision", "target": 2}}}, "stages.sql"),
+        ({"rule_points": {"x": [{"feature": "a", "points": 1}]}}, "rule_points"),
+        (["not", "a", "mapping"], "mapping"),
+    ],
+)
+def test_bad_config_is_one_line_spec_error(data: object, match: str) -> None:
+    with pytest.raises(SpecError, match=match) as err:
+        parse_config(data)  # type: ignore[arg-type]
+    assert "\n" not in str(err.value)
+
+
+def test_config_overrides_and_missing_file(tmp_path: Path) -> None:
+    config = load_config(None, {"quality_gate.allow_worse": True, "folds.test_size": 0.3})
+    assert config.quality_gate.allow_worse and config.folds.test_size == 0.3
+    with pytest.raises(SpecError, match="unknown config key"):
+        load_config(None, {"folds.nope": 1})
+    with pytest.raises(SpecError, match="does not exist"):
+        load_config(tmp_path / "none.yaml")
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _write_spec(tmp_path: Path, n: int = 2500, seed: int = 0) -> Path:
+    frame, p = _frame(n, seed)
+    frame.insert(0, "lead", [f"L{i}" for i in range(n)])
+    frame["seq"] = np.arange(n)
+    frame["won"] = (np.random.default_rng(seed + 1).random(n) < p).astype(int)
+    frame["occupation"] = frame["occupation"].fillna("Select")
+    frame.to_csv(tmp_path / "leads.csv", index=False)
+    spec = {
+        "name": "demo",
+        "source": "leads.csv",
+        "id": "lead",
+        "label": {"column": "won", "won": [1], "lost": [0]},
+        "order_by": "seq",
+        "missing_values": ["Select"],
+    }
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_train_command_saves_the_model_and_writes_metrics(tmp_path: Path, capsys) -> None:
+    spec = _write_spec(tmp_path)
+    metrics_out, model_out = tmp_path / "out" / "metrics.json", tmp_path / "model"
+    code = main(
+        [
+            "-q",
+            "train",
+            "--spec",
+            str(spec),
+            "--no-mlflow",
+            "--metrics-out",
+            str(metrics_out),
+            "--model-out",
+            str(model_out),
+        ]
+    )
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "ROC-AUC" in printed and "logistic regression" in printed and "sql" in printed
+    metrics = json.loads(metrics_out.read_text())
+    assert {"model", "baselines", "stages", "n_train", "n_test", "run_id"} <= set(metrics)
+    assert metrics["run_id"] is None
+    assert set(metrics["baselines"]["rule_points"]) >= ISSUE_METRIC_KEYS
+    model = LeadScoringModel.load(model_out)
+    assert model.metadata["dataset"] == "demo"
+
+
+def test_train_command_exits_non_zero_when_the_gate_fails(tmp_path: Path, capsys) -> None:
+    spec = _write_spec(tmp_path, seed=1)
+    config = tmp_path / "crippled.yaml"
+    config.write_text(yaml.safe_dump({"lightgbm": {"params": {"min_data_in_leaf": 100_000}}}))
+    model_out = tmp_path / "model"
+    args = [
+        "-q",
+        "train",
+        "--spec",
+        str(spec),
+        "--no-mlflow",
+        "--config",
+        str(config),
+        "--model-out",
+        str(model_out),
+    ]
+    assert main(args) != 0
+    assert "does not beat" in capsys.readouterr().err
+    assert not model_out.exists()
+    assert main([*args, "--allow-worse"]) == 0
+    assert (model_out / "model.json").exists()
+
+
+def test_train_command_rejects_an_unknown_config_key(tmp_path: Path, capsys) -> None:
+    spec = _write_spec(tmp_path, n=50)
+    config = tmp_path / "typo.yaml"
+    config.write_text("lightgbm:\n  num_leafs: 3\n")
+    assert main(["train", "--spec", str(spec), "--no-mlflow", "--config", str(config)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown key 'lightgbm.num_leafs'" in err[0]
+
+
+@pytest.mark.slow
+def test_event_data_from_the_generator_is_calibrated_against_its_ground_truth() -> None:
+    from leadscore.features import build_training_examples, default_as_of_dates
+    from leadscore.schema import validate_closed_loop
+    from leadscore.synth import SynthParams, generate_closed_loop, true_conversion_probability
+
+    synthetic = generate_closed_loop(SynthParams(n_leads=20_000, seed=1))
+    data = validate_closed_loop(
+        synthetic.leads,
+        synthetic.activities,
+        synthetic.outcomes,
+        observed_until=synthetic.observed_until,
+    )
+    config = TrainConfig()
+    dataset = build_training_examples(
+        data,
+        default_as_of_dates(data, config.events.horizon_days),
+        config.events.horizon_days,
+        name="synthetic",
+    )
+    r = train(dataset, config)  # also passes the quality gate
+    truth = true_conversion_probability(
+        synthetic.truth.set_index("lead_id"), config.events.horizon_days
+    )
+    p_true = truth.reindex(r.lead_id).to_numpy()
+    bins = np.array_split(np.argsort(r.p_cal, kind="stable"), 10)
+    ece_truth = sum(len(b) * abs(r.p_cal[b].mean() - p_true[b].mean()) for b in bins) / len(r.p_cal)
+    assert ece_truth <= 0.02
+    assert r.folds.kind == "time" and sum(r.folds.purged.values()) > 0
