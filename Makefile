@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= data/synthetic
 DEMO_LEADS ?= 20000
+DEMO_AS_OF ?= 2026-06-30
 PYTEST_ARGS ?=
 
 $(STAMP): pyproject.toml
@@ -24,15 +25,22 @@ help: ## List the targets
 install: $(STAMP) ## Create .venv (Python 3.11) and install leadscore with its dev extras
 
 .PHONY: run
-run: $(STAMP) ## The main job end to end on synthetic data: synth, features, train
-	$(BIN)/leadscore synth --leads $(DEMO_LEADS) --out $(DEMO_DIR) --seed 7
-	$(BIN)/leadscore features --data $(DEMO_DIR) --out data/features.parquet
+run: $(STAMP) ## The main job on synthetic data: synth, train (MLflow), score, channel report
+	$(BIN)/leadscore synth --leads $(DEMO_LEADS) --out $(DEMO_DIR) --seed 7 --no-progress
 	$(BIN)/leadscore train --data $(DEMO_DIR) --metrics-out models/synthetic-metrics.json
+	$(BIN)/leadscore score --data $(DEMO_DIR) --model models:/leadscore@champion \
+		--as-of $(DEMO_AS_OF) --target data/scored_leads.duckdb --no-progress
+	$(BIN)/leadscore report channels --data $(DEMO_DIR) --by source --target data/scored_leads.duckdb \
+		--deal-value 6000 --out data/channel_report.csv
+	@echo "Scored leads: data/scored_leads.duckdb (tables scored_leads, scored_leads_history)"
+	@echo "Channel report: data/channel_report.csv; metrics: models/synthetic-metrics.json"
+	@echo "One lead's card: $(BIN)/leadscore explain LEAD_ID"
+	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 .PHONY: test
 test: $(STAMP) ## Lint, then the whole test suite (slow tests included)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks scripts notebooks
+	$(BIN)/ruff format --check src tests benchmarks scripts notebooks
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 .PHONY: test-fast
@@ -41,9 +49,9 @@ test-fast: $(STAMP) ## The test suite without the tests marked slow
 
 .PHONY: lint
 lint: $(STAMP) ## Ruff lint and format in place
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks scripts notebooks
+	$(BIN)/ruff format src tests benchmarks scripts notebooks
 
 .PHONY: clean
 clean: ## Remove the venv, caches and generated demo data
-	rm -rf $(VENV) .pytest_cache .ruff_cache $(DEMO_DIR) data/features.parquet
+	rm -rf $(VENV) .pytest_cache .ruff_cache $(DEMO_DIR) data/*.duckdb data/*.csv

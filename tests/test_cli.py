@@ -70,8 +70,9 @@ def test_validate_bad_event_folder(tmp_path, event_frames):
     write_tables(frames, tmp_path / "crm")
     result = run_cli("validate", "--data", str(tmp_path / "crm"))
     assert result.returncode == 2
-    assert "not in leads, e.g. 'ghost'" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("leadscore validate: error:") and "not in leads, e.g. 'ghost'" in last
+    assert result.stderr.count("error") == 1 and "Traceback" not in result.stderr
 
 
 def test_validate_flat_spec_lists_exclusions(tmp_path, flat_frame):

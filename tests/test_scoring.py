@@ -287,13 +287,27 @@ def test_channel_report_counts_and_costs():
             "probability": [0.6, 0.3, 0.05, 0.7, 0.1, 0.02],
         }
     )
-    attrs = pd.DataFrame({"lead_id": list("abcdef"), "source": list("xxxyyz")})
-    spend = pd.DataFrame({"channel": ["x", "y", "z"], "spend": [300.0, 100.0, 50.0]})
+    # lead "g" was brought by x but is closed, so not scored: it still shares x's spend
+    attrs = pd.DataFrame({"lead_id": list("abcdefg"), "source": list("xxxyyzx")})
+    spend = pd.DataFrame({"channel": ["x", "y", "z"], "spend": [400.0, 100.0, 50.0]})
     report = channel_report(scored, attrs, by=["source"], spend=spend, deal_value=1000)
     x = report.set_index("source").loc["x"]
     assert (x["leads"], x["mqls"], x["sqls"]) == (3, 2, 1)
     assert x["expected_wins"] == pytest.approx(0.95)
+    assert x["cost_per_lead"] == pytest.approx(100.0)
     assert x["cost_per_mql"] == pytest.approx(150.0)
     assert x["cost_per_expected_win"] == pytest.approx(300 / 0.95)
     assert x["roi"] == pytest.approx(950 / 300)
     assert report["source"].tolist()[0] == "y"  # best SQL rate first
+
+
+def test_a_lead_repeated_across_chunks_is_an_error(scored_world, tmp_path):
+    from leadscore.errors import DataError
+
+    scoring = load_scoring_model(scored_world["model"])
+    X, ids = next(event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=5000))
+    target = tmp_path / "dup.duckdb"
+    chunks = [(X.iloc[:200], ids.iloc[:200]), (X.iloc[150:], ids.iloc[150:])]
+    with pytest.raises(DataError, match=r"appears more than once in the input"):
+        run_scoring(scoring, chunks, target=str(target), as_of=AS_OF, progress=False)
+    assert not target.exists()

@@ -18,7 +18,15 @@ from leadscore import __version__
 from leadscore.errors import LeadscoreError
 
 #: Subcommand modules under ``leadscore.commands``, in the order ``--help`` lists them.
-COMMANDS: tuple[str, ...] = ("synth", "validate", "features", "train", "score", "explain", "report")
+COMMANDS: tuple[str, ...] = (
+    "synth",
+    "validate",
+    "features",
+    "train",
+    "score",
+    "explain",
+    "report",
+)
 
 logger = logging.getLogger("leadscore")
 

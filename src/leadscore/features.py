@@ -21,6 +21,7 @@ over the activity log, so 1M leads with 50M activities build in seconds on two c
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -760,7 +761,10 @@ def _engagement_engine(
         "preserve_insertion_order": False,
     }
     with duckdb.connect(config=config) as con:
-        con.execute("SET enable_progress_bar = false")  # a library must not draw on stdout
+        # a library must not draw on stdout; inside Jupyter without ipywidgets DuckDB refuses
+        # the setting, and its bar is off there anyway
+        with contextlib.suppress(duckdb.InvalidInputException):
+            con.execute("SET enable_progress_bar = false")
         con.register("acts", acts)
 
         def query(leads_now: pd.DataFrame, as_of_us: int) -> pd.DataFrame:

@@ -8,10 +8,12 @@ with what sales sees in the scored-leads table:
 * **MQL rate** and **SQL rate** are those counts over all scored leads of the group.
 * **expected wins** is the sum of calibrated probabilities: with a calibrated model, the number
   of the group's leads expected to convert.
-* with a spend per channel: **cost per lead**, **cost per MQL** and **cost per expected win**;
-  with a deal value too: **value per lead** (expected wins x deal value / leads) and **ROI**
-  (expected value / spend). A channel whose cost per lead exceeds its value per lead costs more
-  than it brings.
+* with a spend per channel: **cost per lead** is the spend over every lead the channel brought
+  (all rows of the leads table, closed ones included); the scored leads carry their share of
+  the spend (``spend_scored`` = cost per lead x scored leads), from which come **cost per MQL**
+  and **cost per expected win**. With a deal value too: **value per lead** (expected win rate x
+  deal value) and **ROI** (expected value of the scored leads / their share of the spend). A
+  channel whose cost per lead exceeds its value per lead costs more than it brings.
 
 Campaign rows get no cost: spend is known per channel only, and splitting it across campaigns
 by lead count would invent numbers.
@@ -84,14 +86,19 @@ def channel_report(
     report["expected_win_rate"] = report["expected_wins"] / report["leads"]
     report = report[list(REPORT_COLUMNS)].reset_index()
     if spend is not None and len(by) == 1:
-        report = _add_costs(report, spend, by[0], deal_value)
+        brought = attributes[by[0]].astype("string").fillna("(none)").value_counts()
+        report = _add_costs(report, spend, by[0], deal_value, brought)
     return report.sort_values(["sql_rate", "leads"], ascending=False, kind="stable").reset_index(
         drop=True
     )
 
 
 def _add_costs(
-    report: pd.DataFrame, spend: pd.DataFrame, channel: str, deal_value: float | None
+    report: pd.DataFrame,
+    spend: pd.DataFrame,
+    channel: str,
+    deal_value: float | None,
+    brought_per_channel: pd.Series,
 ) -> pd.DataFrame:
     for column in ("channel", "spend"):
         if column not in spend.columns:
@@ -109,13 +116,15 @@ def _add_costs(
     )
     out = report.copy()
     out["spend"] = out[channel].map(per_channel).astype("float64")
+    brought = out[channel].map(brought_per_channel).astype("float64")
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["cost_per_lead"] = out["spend"] / out["leads"]
-        out["cost_per_mql"] = out["spend"] / out["mqls"].replace(0, np.nan)
-        out["cost_per_expected_win"] = out["spend"] / out["expected_wins"].replace(0, np.nan)
+        out["cost_per_lead"] = out["spend"] / brought
+        out["spend_scored"] = out["cost_per_lead"] * out["leads"]
+        out["cost_per_mql"] = out["spend_scored"] / out["mqls"].replace(0, np.nan)
+        out["cost_per_expected_win"] = out["spend_scored"] / out["expected_wins"].replace(0, np.nan)
         if deal_value is not None:
             out["value_per_lead"] = out["expected_win_rate"] * deal_value
-            out["roi"] = out["expected_wins"] * deal_value / out["spend"]
+            out["roi"] = out["expected_wins"] * deal_value / out["spend_scored"]
     return out
 
 
@@ -127,6 +136,6 @@ def format_report(report: pd.DataFrame) -> str:
             shown[column] = shown[column].map(lambda v: f"{v:.1%}")
         elif column in ("expected_wins", "roi"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}")
-        elif column in ("spend", "value_per_lead") or column.startswith("cost_per"):
+        elif column in ("spend", "spend_scored", "value_per_lead") or column.startswith("cost_per"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
     return shown.to_string(index=False)

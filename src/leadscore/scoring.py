@@ -209,6 +209,22 @@ def flat_feature_chunks(
         raise DataError(f"{location} holds no leads", "Give a table with at least one lead.")
 
 
+def _check_new_ids(lead_ids: pd.Series, seen: np.ndarray) -> np.ndarray:
+    """Raise when a lead repeats, within the chunk or across chunks; returns ``seen`` with the
+    chunk added. Ids are kept as sorted 64-bit hashes (80 MB for 10M leads), not strings."""
+    hashes = pd.util.hash_array(lead_ids.to_numpy(dtype=object))
+    again = lead_ids.duplicated().to_numpy().copy()
+    if len(seen):
+        pos = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
+        again |= seen[pos] == hashes
+    if again.any():
+        raise DataError(
+            f"lead {lead_ids[again].iloc[0]!r} appears more than once in the input",
+            "Keep one row per lead.",
+        )
+    return np.union1d(seen, hashes)
+
+
 def run_scoring(
     scoring: ScoringModel,
     chunks: Iterable[tuple[pd.DataFrame, pd.Series]],
@@ -228,18 +244,11 @@ def run_scoring(
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
     bar = tqdm(total=total, unit="lead", desc="scoring", disable=not progress, leave=False)
-    seen: set[str] | None = set() if total is None or total < 5_000_000 else None
+    seen = np.empty(0, dtype=np.uint64)
     rows = 0
     with open_run(target, run) as writer:
         for X, lead_ids in chunks:
-            if seen is not None:
-                dup = lead_ids[lead_ids.isin(seen) | lead_ids.duplicated()]
-                if len(dup):
-                    raise DataError(
-                        f"lead {dup.iloc[0]!r} appears more than once in the input",
-                        "Keep one row per lead.",
-                    )
-                seen.update(lead_ids)
+            seen = _check_new_ids(lead_ids, seen)
             scored = score_frame(
                 scoring,
                 X,

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from mlflow.models import ModelSignature
 
     from leadscore.model import LeadScoringModel
+    from leadscore.training import TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -466,6 +467,26 @@ def _test_features(result: Any, X_test: pd.DataFrame | None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- logging a run
 
 
+#: Test-fold rows logged with a run (labels, probabilities, features) for the HTML report;
+#: larger folds are sampled down to this many rows.
+MAX_TEST_FOLD_ROWS = 200_000
+
+
+def _log_test_fold(result: TrainingResult, tmp: Path) -> None:
+    """Log the test fold (labels, probabilities, stages, features) as Parquet, so that
+    ``leadscore report model`` draws every chart on the leads the metrics were measured on."""
+    import mlflow
+
+    from leadscore.html_report import TEST_FOLD_ARTIFACT, test_fold_frame
+
+    frame = test_fold_frame(result)
+    if len(frame) > MAX_TEST_FOLD_ROWS:
+        frame = frame.sample(MAX_TEST_FOLD_ROWS, random_state=0).sort_index()
+    path = tmp / TEST_FOLD_ARTIFACT
+    frame.to_parquet(path, index=False)
+    mlflow.log_artifact(str(path))
+
+
 def log_training_run(
     result: Any,
     *,
@@ -568,6 +589,7 @@ def log_training_run(
                 for png in plot_dir.iterdir():
                     shutil.copyfile(png, Path(figures_dir) / png.name)
 
+            _log_test_fold(result, Path(tmp))
             model_dir = result.model.save(Path(tmp) / "leadscore_model")
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT_PATH,

@@ -61,6 +61,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     channels.set_defaults(func=run_channels)
 
+    model = reports.add_parser(
+        "model",
+        help="a self-contained HTML report of one trained model",
+        description="One HTML page for a training run: the data and leakage checks, the model "
+        "against its baselines, ROC, precision-recall, reliability and gains charts, the "
+        "stage funnel, SHAP drivers, fit against engagement and channels. Figures are "
+        "embedded, so the file opens offline. Also logged to the run as report.html.",
+    )
+    model.add_argument("--run", required=True, metavar="RUN_ID", help="MLflow run id of a training")
+    model.add_argument(
+        "--out",
+        type=Path,
+        default=Path("reports/model_report.html"),
+        metavar="FILE",
+        help="HTML file to write (default: reports/model_report.html)",
+    )
+    model.add_argument(
+        "--tracking-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    model.add_argument(
+        "--no-log", action="store_true", help="do not log the report to the run as report.html"
+    )
+    model.set_defaults(func=run_model)
+
 
 def run_channels(args: argparse.Namespace) -> int:
     scored = read_scored_leads(args.target)
@@ -94,4 +121,14 @@ def run_channels(args: argparse.Namespace) -> int:
     )
     write_table(combined, args.out)
     print(f"written to {args.out}")
+    return 0
+
+
+def run_model(args: argparse.Namespace) -> int:
+    from leadscore.html_report import write_model_report
+
+    out = write_model_report(
+        args.run, args.out, tracking_uri=args.tracking_uri, log_to_run=not args.no_log
+    )
+    print(f"model report written to {out}")
     return 0

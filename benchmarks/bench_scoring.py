@@ -1,0 +1,196 @@
+"""Batch scoring throughput and peak memory, with and without reasons.
+
+Two inputs, each scored in its own subprocess so that peak RSS is per run:
+
+* **event form**: a synthetic folder of N leads with their activity log (``leadscore synth``),
+  scored as of its end with a model trained on 20,000 synthetic leads;
+* **flat form**: a Parquet table of M rows (the synthetic leads' features as of one date,
+  repeated under new ids), scored with a model trained on a flat spec of those features.
+
+Usage::
+
+    python benchmarks/bench_scoring.py --event-leads 1000000 --flat-rows 10000000
+    python benchmarks/bench_scoring.py --event-leads 100000 --flat-rows 1000000 \\
+        --reasons-limit 200000
+
+``--reasons-limit`` caps the rows scored *with* reasons (TreeSHAP costs far more than a
+prediction); rows/s is measured on what was scored. Inputs are cached under ``--work-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from leadscore.config import parse_config
+from leadscore.features import build_features, build_training_examples, default_as_of_dates
+from leadscore.io import load_closed_loop
+from leadscore.synth import SynthParams, write_synthetic
+from leadscore.training import train
+
+AS_OF = "2026-06-30"
+
+
+def ensure_event_data(folder: Path, n_leads: int) -> Path:
+    if not (folder / "manifest.json").exists():
+        write_synthetic(SynthParams(n_leads=n_leads, seed=3), folder, progress=False)
+    return folder
+
+
+def ensure_event_model(work: Path) -> Path:
+    model_dir = work / "event_model"
+    if not (model_dir / "model.json").exists():
+        data = load_closed_loop(ensure_event_data(work / "events_20k", 20_000))
+        dates = default_as_of_dates(data, 90)
+        result = train(build_training_examples(data, dates, 90, name="bench"), parse_config({}))
+        result.model.save(model_dir)
+    return model_dir
+
+
+def ensure_flat(work: Path, rows: int) -> tuple[Path, Path, Path]:
+    """A flat table of ``rows`` leads, its spec, and a model trained on that spec."""
+    base = work / "flat_base.parquet"
+    if not base.exists():
+        data = load_closed_loop(ensure_event_data(work / "events_20k", 20_000))
+        table = build_features(data, "2026-03-01").frame
+        won = data.outcomes[data.outcomes["outcome"] == "won"]["lead_id"]
+        table["converted"] = table["lead_id"].isin(won).astype(int)
+        table.to_parquet(base, index=False)
+    spec_path = work / "flat_spec.yaml"
+    spec_path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "bench_flat",
+                "source": str(base),
+                "id": "lead_id",
+                "label": {"column": "converted", "won": [1], "lost": [0]},
+            }
+        )
+    )
+    model_dir = work / "flat_model"
+    if not (model_dir / "model.json").exists():
+        from leadscore.datasets import load_dataset
+
+        config = parse_config({"quality_gate": {"allow_worse": True}})
+        train(load_dataset(spec_path), config).model.save(model_dir)
+    big = work / f"flat_{rows}.parquet"
+    if not big.exists():
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        frame = pd.read_parquet(base)
+        writer = None
+        for start in range(0, rows, len(frame)):
+            n = min(len(frame), rows - start)
+            part = frame.iloc[:n].copy()
+            part["lead_id"] = [f"F{start + i:09d}" for i in range(n)]
+            table = pa.Table.from_pandas(part, preserve_index=False)
+            writer = writer or pq.ParquetWriter(big, table.schema)
+            writer.write_table(table)
+        writer.close()
+    return spec_path, model_dir, big
+
+
+def measure(label: str, args: list[str]) -> dict[str, object]:
+    """Run ``leadscore score ARGS`` in a child process; its own peak RSS comes from wait4."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leadscore", "-q", *args], stdout=out, stderr=err, text=True
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{label}: scoring failed: {stderr.strip()}")
+    match = re.search(r"scored ([\d,]+) leads", stdout)
+    rows = int(match.group(1).replace(",", "")) if match else 0
+    result = {
+        "run": label,
+        "rows": rows,
+        "seconds": round(seconds, 1),
+        "rows_per_s": round(rows / seconds),
+        "peak_rss_gib": round(usage.ru_maxrss / 1024**2, 2),
+    }
+    print(json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--event-leads", type=int, default=100_000)
+    parser.add_argument("--flat-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--reasons-limit", type=int, default=None, help="at most this many rows scored with reasons"
+    )
+    parser.add_argument("--work-dir", type=Path, default=Path("data/bench"))
+    args = parser.parse_args()
+    work = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+
+    results = []
+    if args.event_leads:
+        model = ensure_event_model(work)
+        folder = ensure_event_data(work / f"events_{args.event_leads}", args.event_leads)
+        common = [
+            "score",
+            "--data",
+            str(folder),
+            "--model",
+            str(model),
+            "--as-of",
+            AS_OF,
+            "--no-progress",
+        ]
+        results.append(
+            measure(
+                "event, no reasons",
+                [*common, "--no-reasons", "--target", str(work / "ev_fast.duckdb")],
+            )
+        )
+        if args.reasons_limit is None or args.reasons_limit >= args.event_leads:
+            results.append(
+                measure("event, with reasons", [*common, "--target", str(work / "ev_full.duckdb")])
+            )
+    if args.flat_rows:
+        spec, model, big = ensure_flat(work, args.flat_rows)
+        common = ["score", "--spec", str(spec), "--model", str(model), "--no-progress"]
+        results.append(
+            measure(
+                "flat, no reasons",
+                [
+                    *common,
+                    "--input",
+                    str(big),
+                    "--no-reasons",
+                    "--target",
+                    str(work / "flat_fast.duckdb"),
+                ],
+            )
+        )
+        with_reasons = min(args.flat_rows, args.reasons_limit or args.flat_rows)
+        sample = big if with_reasons == args.flat_rows else ensure_flat(work, with_reasons)[2]
+        results.append(
+            measure(
+                "flat, with reasons",
+                [*common, "--input", str(sample), "--target", str(work / "flat_full.duckdb")],
+            )
+        )
+    print("\n" + pd.DataFrame(results).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()

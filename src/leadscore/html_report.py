@@ -1,0 +1,1005 @@
+"""One self-contained HTML page per trained model, for marketing ops and data scientists.
+
+:func:`build_model_report` reads a training run back from MLflow (the metrics, the stage
+table, the spec, the warnings and the model itself) and writes one HTML file that opens
+anywhere, offline: figures are embedded as base64 PNG, the CSS is inline, and nothing links
+outside the page. :func:`write_model_report` writes it and logs it to the run as
+``report.html``.
+
+Where the figures come from
+---------------------------
+The curves need the test fold: labels, probabilities before and after calibration, the
+baselines' probabilities and the features. When the run holds :data:`TEST_FOLD_ARTIFACT`
+(written by :func:`test_fold_frame`), every figure is drawn afresh from it with
+:mod:`leadscore.plots` and :func:`leadscore.explain.shap_summary_figure`, and the channel table
+is computed on it. Without it, the charts that training logged under ``plots/`` (drawn by the
+same functions at training time) are embedded as they are, and SHAP and the fit/engagement
+view fall back to the few leads of the model's input example, with a visible note saying so.
+
+The page carries a tiny inline script that marks every image with ``data-rendered`` (its
+natural width) once the browser has decoded it, so a headless browser's DOM dump shows
+whether each figure rendered.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import html
+import io
+import json
+import logging
+import math
+import tempfile
+import textwrap
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+from matplotlib.figure import Figure
+
+from leadscore import plots
+from leadscore.errors import ModelError
+from leadscore.explain import explain, mean_abs_contribution, shap_summary_figure
+from leadscore.model import LeadScoringModel
+from leadscore.reports import channel_report
+from leadscore.schema import Feature
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CHANNEL_COLUMNS",
+    "REPORT_ARTIFACT",
+    "TEST_FOLD_ARTIFACT",
+    "build_model_report",
+    "fit_engagement_figure",
+    "test_fold_frame",
+    "write_model_report",
+]
+
+#: Artifact name of the report inside the run.
+REPORT_ARTIFACT = "report.html"
+#: Optional artifact with the test fold (see :func:`test_fold_frame`).
+TEST_FOLD_ARTIFACT = "test_fold.parquet"
+#: Column names taken as the lead's channel, first match wins (case and spacing ignored).
+CHANNEL_COLUMNS: tuple[str, ...] = (
+    "channel",
+    "source",
+    "lead_source",
+    "origin",
+    "utm_source",
+    "lead_origin",
+)
+
+_FEATURE_PREFIX = "feature:"
+_BASELINE_PREFIX = "baseline:"
+_LOGGED_PLOTS = {
+    "roc": "roc.png",
+    "precision_recall": "precision_recall.png",
+    "reliability": "reliability.png",
+    "cumulative_gains": "cumulative_gains.png",
+    "stages": "stages.png",
+}
+_METRIC_ROWS = (
+    ("roc_auc", "ROC-AUC", "higher is better; 0.5 is random order", 3),
+    ("pr_auc", "PR-AUC", "higher is better; the base rate is random order", 3),
+    ("brier", "Brier score", "lower is better", 4),
+    ("ece", "ECE (10 bins)", "lower is better: predicted vs. observed rates", 4),
+    ("log_loss", "Log loss", "lower is better", 4),
+    (
+        "lift_top_decile",
+        "Lift, top 10 %",
+        "how many times the average rate the top 10 % convert",
+        2,
+    ),
+    ("capture_top_decile", "Wins in top 10 %", "share of all wins among the top 10 % of leads", 3),
+)
+_STAGES = ("lead", "mql", "sql")
+
+
+# --------------------------------------------------------------------------- the test fold
+
+
+def test_fold_frame(result: Any) -> pd.DataFrame:
+    """The test fold of a :class:`~leadscore.training.TrainingResult` as one table.
+
+    Columns: ``lead_id``, ``y``, ``p_raw``, ``p_cal``, ``stage``, ``baseline:<name>`` per
+    baseline and ``feature:<name>`` per model input, rows in the fold's order. Logged to a
+    run as :data:`TEST_FOLD_ARTIFACT` (Parquet keeps the categories), it lets the report draw
+    every chart and the SHAP summary on the same leads the metrics were measured on.
+    """
+    y = np.asarray(result.y)
+    frame = pd.DataFrame(
+        {
+            "lead_id": pd.array(np.asarray(result.lead_id).astype(str), dtype="str"),
+            "y": y.astype("int8"),
+            "p_raw": np.asarray(result.p_raw, dtype="float64"),
+            "p_cal": np.asarray(result.p_cal, dtype="float64"),
+            "stage": pd.array(np.asarray(result.stages).astype(str), dtype="str"),
+        }
+    )
+    for name, proba in (result.baselines or {}).items():
+        frame[f"{_BASELINE_PREFIX}{name}"] = np.asarray(proba, dtype="float64")
+    features = result.X_test.reset_index(drop=True).add_prefix(_FEATURE_PREFIX)
+    return pd.concat([frame, features], axis=1)
+
+
+@dataclass(frozen=True)
+class _TestFold:
+    y: np.ndarray
+    p_raw: np.ndarray
+    p_cal: np.ndarray
+    stages: np.ndarray
+    baselines: dict[str, np.ndarray]
+    X: pd.DataFrame
+    lead_id: np.ndarray
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> _TestFold:
+        return cls(
+            y=frame["y"].to_numpy(dtype="int64"),
+            p_raw=frame["p_raw"].to_numpy(dtype="float64"),
+            p_cal=frame["p_cal"].to_numpy(dtype="float64"),
+            stages=frame["stage"].astype(str).to_numpy(),
+            baselines={
+                c[len(_BASELINE_PREFIX) :]: frame[c].to_numpy(dtype="float64")
+                for c in frame.columns
+                if c.startswith(_BASELINE_PREFIX)
+            },
+            X=frame[[c for c in frame.columns if c.startswith(_FEATURE_PREFIX)]].rename(
+                columns=lambda c: c[len(_FEATURE_PREFIX) :]
+            ),
+            lead_id=frame["lead_id"].astype(str).to_numpy(),
+        )
+
+
+# --------------------------------------------------------------------------- reading a run
+
+
+@dataclass
+class _Run:
+    run_id: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    start_time: pd.Timestamp | None
+    metrics: dict[str, Any]
+    stages: pd.DataFrame | None
+    spec: dict[str, Any] | None
+    config: dict[str, Any] | None
+    warnings: list[str]
+    plots: dict[str, bytes]
+    model: LeadScoringModel
+    input_example: pd.DataFrame | None
+    test_fold: _TestFold | None
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_run(run_id: str, tracking_uri: str | None) -> _Run:
+    """Everything the report needs from one run; :class:`ModelError` when there is no run."""
+    import mlflow
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from leadscore import tracking
+
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    db = tracking._sqlite_path(uri)
+    if db is not None and not db.is_file():
+        raise ModelError(
+            f"no MLflow store at {db} (tracking URI {uri}) to read run {run_id!r} from",
+            "Point --tracking-uri or MLFLOW_TRACKING_URI at the store that holds the run.",
+        )
+    with (
+        tracking._quiet_mlflow(),
+        tracking._using_tracking_uri(uri),
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        client = MlflowClient(tracking_uri=uri)
+        try:
+            run = client.get_run(run_id)
+        except MlflowException as err:
+            raise ModelError(
+                f"no run {run_id!r} in {uri} ({tracking._mlflow_reason(err)})",
+                "Give the id of a run logged by `leadscore train` (`mlflow ui` lists them).",
+            ) from None
+        folder = Path(tmp)
+        try:
+            local = Path(client.download_artifacts(run_id, "", str(folder / "run")))
+        except (MlflowException, OSError) as err:
+            raise ModelError(
+                f"cannot fetch the artifacts of run {run_id} ({tracking._mlflow_reason(err)})",
+                "Check that the run's artifact store is reachable from here.",
+            ) from None
+        try:
+            model_dir = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"runs:/{run_id}/{tracking.MODEL_ARTIFACT_PATH}",
+                    dst_path=str(folder / "model"),
+                    tracking_uri=uri,
+                )
+            )
+        except (MlflowException, OSError) as err:
+            raise ModelError(
+                f"run {run_id} holds no leadscore model ({tracking._mlflow_reason(err)})",
+                "Report on a run logged by `leadscore train`.",
+            ) from None
+        model = tracking._load_folder(model_dir, f"runs:/{run_id}/model")
+        return _Run(
+            run_id=run_id,
+            tags=dict(run.data.tags),
+            params=dict(run.data.params),
+            start_time=pd.Timestamp(run.info.start_time, unit="ms")
+            if run.info.start_time
+            else None,
+            metrics=_read_json(local / "metrics.json") or dict(model.metadata.get("metrics") or {}),
+            stages=pd.read_csv(local / "stages.csv") if (local / "stages.csv").is_file() else None,
+            spec=_read_yaml(local / "spec.yaml"),
+            config=_read_json(local / "config.json"),
+            warnings=_read_lines(local / "warnings.txt")
+            or list(model.metadata.get("warnings") or []),
+            plots={
+                key: (local / "plots" / name).read_bytes()
+                for key, name in _LOGGED_PLOTS.items()
+                if (local / "plots" / name).is_file()
+            },
+            model=model,
+            input_example=_input_example(model_dir, model),
+            test_fold=_TestFold.from_frame(pd.read_parquet(local / TEST_FOLD_ARTIFACT))
+            if (local / TEST_FOLD_ARTIFACT).is_file()
+            else None,
+        )
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _read_yaml(path: Path) -> dict[str, Any] | None:
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else None
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        return []
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _input_example(model_dir: Path, model: LeadScoringModel) -> pd.DataFrame | None:
+    """The few test leads logged with the model (MLflow's input example), typed for the model."""
+    from mlflow.models import Model
+
+    try:
+        example = Model.load(str(model_dir)).load_input_example(str(model_dir))
+    except Exception as err:
+        logger.warning("cannot read the model's input example: %s", err)
+        return None
+    if example is None:
+        return None
+    frame = pd.DataFrame(example)
+    return model.prepare(frame.reindex(columns=model.feature_names))
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def fit_engagement_figure(
+    fit_score: np.ndarray,
+    engagement_score: np.ndarray,
+    stages: Sequence[str] | np.ndarray,
+    *,
+    won: np.ndarray | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Fit against engagement sub-scores (0-100), one dot per lead, coloured by stage.
+
+    Read it by quadrant: top right are good-fit leads that are also active (sales now),
+    bottom right good fits that have gone quiet (nurture), top left active leads that do not
+    fit the customer profile (qualify before spending sales time). With ``won``, leads that
+    converted get a dark ring. Dashed lines mark the median past lead (50).
+    """
+    fit = np.asarray(fit_score, dtype=float)
+    engagement = np.asarray(engagement_score, dtype=float)
+    stages = np.asarray(stages).astype(str)
+    if not len(fit) == len(engagement) == len(stages):
+        raise ValueError("fit_score, engagement_score and stages differ in length")
+    fig = Figure(figsize=(7.0, 6.0), layout="constrained", dpi=100)
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)
+    # integer percentiles pile up on a grid; a little jitter shows how many leads sit there
+    jitter_x = rng.uniform(-0.6, 0.6, len(fit))
+    jitter_y = rng.uniform(-0.6, 0.6, len(fit))
+    size = 36 if len(fit) <= 50 else 14
+    known = [s for s in _STAGES if s in set(stages)]
+    for stage in known + sorted(set(stages) - set(_STAGES)):
+        mask = stages == stage
+        ax.scatter(
+            fit[mask] + jitter_x[mask],
+            engagement[mask] + jitter_y[mask],
+            s=size,
+            alpha=0.65 if len(fit) > 50 else 0.9,
+            color=plots.STAGE_COLOURS.get(stage, "#424242"),
+            linewidths=0,
+            label=f"{stage.upper()} ({int(mask.sum())} leads)",
+        )
+    if won is not None:
+        won_mask = np.asarray(won).astype(bool)
+        ax.scatter(
+            fit[won_mask] + jitter_x[won_mask],
+            engagement[won_mask] + jitter_y[won_mask],
+            s=size * 1.8,
+            facecolors="none",
+            edgecolors="#212121",
+            linewidths=0.8,
+            label=f"Converted ({int(won_mask.sum())})",
+        )
+    ax.axvline(50, **plots._REFERENCE)
+    ax.axhline(50, **plots._REFERENCE)
+    ax.set(
+        xlim=(-2, 102),
+        ylim=(-2, 102),
+        xlabel="Fit score: who the lead is (percentile of past leads)",
+        ylabel="Engagement score: what the lead did (percentile of past leads)",
+        title=title or "Fit against engagement, by stage",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=9, framealpha=0.9)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    # "tight" keeps labels that a chart draws past its own canvas (SHAP's bar titles)
+    fig.savefig(buffer, format="png", bbox_inches="tight")
+    return buffer.getvalue()
+
+
+def _display_name(name: str) -> str:
+    return name.replace("_", " ").capitalize()
+
+
+# --------------------------------------------------------------------------- HTML pieces
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    if not math.isfinite(number):
+        return "–"
+    return f"{number:,.{digits}f}"
+
+
+def _pct(value: Any, digits: int = 1) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return f"{100 * number:.{digits}f} %" if math.isfinite(number) else "–"
+
+
+def _count(value: Any) -> str:
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return "–"
+
+
+def _img(png: bytes, name: str, alt: str, caption: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img src="data:image/png;base64,{data}" alt="{_esc(alt)}" '
+        f'data-figure="{_esc(name)}"><figcaption>{caption}</figcaption></figure>'
+    )
+
+
+def _note(text: str, kind: str = "note") -> str:
+    return f'<p class="{kind}">{text}</p>'
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{h}</th>" for h in header)
+    head = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}">{head}<tbody>{body}</tbody></table>'
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
+  margin:0;color:#212121;background:#fafafa;line-height:1.5}
+main{max-width:1100px;margin:0 auto;padding:24px 32px 64px;background:#fff}
+header{border-bottom:3px solid #1565c0;margin-bottom:16px;padding-bottom:8px}
+h1{font-size:1.7em;margin:0 0 4px}h2{font-size:1.3em;margin-top:36px;color:#0d47a1;
+  border-bottom:1px solid #e0e0e0;padding-bottom:4px}
+.meta{color:#616161;font-size:.9em}
+.summary{background:#e3f2fd;border-left:4px solid #1565c0;padding:10px 16px}
+.note{background:#f5f5f5;border-left:4px solid #9e9e9e;padding:8px 14px;font-size:.95em}
+.warn{background:#fff3e0;border-left:4px solid #ef6c00;padding:8px 14px}
+.alert{background:#ffebee;border-left:4px solid #c62828;padding:8px 14px;font-weight:600}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:.92em}
+th,td{border-bottom:1px solid #e0e0e0;padding:5px 12px;text-align:right;vertical-align:top}
+th{background:#f5f5f5}th:first-child,td:first-child{text-align:left}
+table.text td,table.text th{text-align:left}
+td.best{font-weight:700;color:#1b5e20}
+figure{margin:12px 0 24px}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#424242;font-size:.9em;max-width:900px}
+ul.warnings li{margin-bottom:4px}
+nav a{margin-right:14px;font-size:.9em}
+"""
+
+_SCRIPT = """
+(function(){
+  function mark(img){img.setAttribute('data-rendered', String(img.naturalWidth));}
+  function markAll(){document.querySelectorAll('img').forEach(function(img){
+    if(img.complete){mark(img);}else{img.addEventListener('load',function(){mark(img);});
+      img.addEventListener('error',function(){img.setAttribute('data-rendered','0');});}
+  });}
+  markAll();window.addEventListener('load',markAll);
+})();
+"""
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _summary(run: _Run) -> str:
+    m = run.metrics
+    model = m.get("model") or {}
+    baselines = m.get("baselines") or {}
+    best_name, best_auc = None, -math.inf
+    for name, values in baselines.items():
+        auc = float(values.get("roc_auc") or float("nan"))
+        if math.isfinite(auc) and auc > best_auc:
+            best_name, best_auc = name, auc
+    parts = [
+        f"On the {_count(m.get('n_test'))} test leads the model ranks a won lead above a lost "
+        f"one {_pct(model.get('roc_auc'), 0)} of the time (ROC-AUC {_num(model.get('roc_auc'))})."
+    ]
+    if best_name is not None:
+        verdict = "beats" if float(model.get("roc_auc") or 0) > best_auc else "does not beat"
+        parts.append(
+            f"It {verdict} the best simple baseline, {_esc(_display_name(best_name).lower())} "
+            f"(ROC-AUC {_num(best_auc)})."
+        )
+    parts.append(
+        f"Calling the top 10 % of leads by score reaches "
+        f"{_pct(model.get('capture_top_decile'), 0)} of all wins, "
+        f"{_num(model.get('lift_top_decile'), 1)} times the average conversion rate."
+    )
+    return f'<p class="summary">{" ".join(parts)}</p>'
+
+
+def _data_section(run: _Run) -> str:
+    meta = run.model.metadata
+    m = run.metrics
+    history = meta.get("history") or {}
+    folds = meta.get("folds") or {}
+    sizes = folds.get("sizes") or {}
+    kind = str(m.get("fold_kind") or folds.get("kind") or run.tags.get("fold_kind", "unknown"))
+    rows = [
+        ("Data set", _esc(run.tags.get("dataset") or meta.get("dataset") or "–")),
+        ("Training examples (rows)", _count(history.get("examples"))),
+        ("Leads", _count(history.get("leads"))),
+        ("Won leads", _count(history.get("wins"))),
+        ("Fold kind", _esc(kind)),
+        (
+            "Fold sizes",
+            _esc(", ".join(f"{k} {int(v):,}" for k, v in sizes.items()) or "–"),
+        ),
+        ("Test fold", f"{_count(m.get('n_test'))} examples"),
+        ("Calibration", _esc(m.get("calibration") or run.tags.get("calibration") or "–")),
+    ]
+    if meta.get("horizon_days"):
+        rows.append(("Outcome window", f"{_count(meta.get('horizon_days'))} days"))
+    if run.spec and run.spec.get("description"):
+        rows.append(("Description", _esc(run.spec["description"])))
+    out = ["<h2 id='data'>The data</h2>", _table(["", ""], rows, "text")]
+    if kind == "random":
+        out.append(
+            _note(
+                "Folds are RANDOM: the data has no time order, so the test leads are not "
+                "newer than the training leads. Test numbers may be optimistic compared with "
+                "scoring next month's leads.",
+                "alert",
+            )
+        )
+    elif kind in ("time", "time_ordered", "temporal"):
+        out.append(
+            _note("Folds are time-ordered: the model is tested on leads newer than any it saw.")
+        )
+    excluded = dict(meta.get("excluded") or (run.spec or {}).get("exclude") or {})
+    if excluded:
+        out.append("<h3>Columns left out of the model</h3>")
+        out.append(
+            _table(
+                ["Column", "Why"],
+                [(_esc(c), _esc(r)) for c, r in excluded.items()],
+                "text",
+            )
+        )
+    allowed = list((run.spec or {}).get("allow_leakage") or [])
+    leakage = [w for w in run.warnings if "leak" in w.lower()]
+    other = [w for w in run.warnings if w not in leakage]
+    out.append("<h3>Leakage checks and warnings</h3>")
+    if allowed:
+        out.append(
+            _note(
+                "Allowed despite the leakage check (the spec says they are known at scoring "
+                f"time): {_esc(', '.join(allowed))}.",
+                "warn",
+            )
+        )
+    if leakage:
+        items = "".join(f"<li>{_esc(w)}</li>" for w in leakage)
+        out.append(f'<div class="warn"><ul class="warnings">{items}</ul></div>')
+    else:
+        out.append(
+            _note(
+                "No feature was flagged as suspected leakage: none separates won from lost "
+                "leads alone too well, and none is filled in for one outcome only."
+            )
+        )
+    if other:
+        items = "".join(f"<li>{_esc(w)}</li>" for w in other)
+        out.append(f'<p>Notes from training:</p><ul class="warnings">{items}</ul>')
+    return "\n".join(out)
+
+
+def _metrics_section(run: _Run) -> str:
+    m = run.metrics
+    columns: dict[str, Mapping[str, Any]] = {}
+    if m.get("model"):
+        columns["Model"] = m["model"]
+    if m.get("model_uncalibrated"):
+        columns["Model, uncalibrated"] = m["model_uncalibrated"]
+    for name, values in (m.get("baselines") or {}).items():
+        columns[_display_name(name)] = values or {}
+    if not columns:
+        return "<h2 id='metrics'>Model against baselines</h2>" + _note(
+            "This run logged no test metrics."
+        )
+    lower_is_better = {"brier", "ece", "log_loss"}
+    rows = []
+    for key, label, help_text, digits in _METRIC_ROWS:
+        values = [
+            float(v.get(key)) if v.get(key) is not None else math.nan for v in columns.values()
+        ]
+        finite = [v for v in values if math.isfinite(v)]
+        best = (min(finite) if key in lower_is_better else max(finite)) if finite else None
+        cells = [f'{label}<br><span class="meta">{help_text}</span>']
+        for v in values:
+            text = _num(v, digits)
+            cells.append(
+                f'<span class="best">{text}</span>' if best is not None and v == best else text
+            )
+        rows.append(cells)
+    table = _table(["Metric", *(_esc(c) for c in columns)], rows)
+    table = table.replace('<td><span class="best">', '<td class="best"><span>')
+    return (
+        "<h2 id='metrics'>Model against baselines</h2>"
+        f"<p>All numbers are on the test fold ({_count(m.get('n_test'))} leads), which neither "
+        "the model nor the baselines saw while learning. The best value of each row is in "
+        "bold. The logistic regression and rule points are the simple alternatives a model "
+        "must beat to be worth running.</p>" + table
+    )
+
+
+def _curve_figures(run: _Run) -> dict[str, bytes]:
+    """ROC, PR, reliability, gains and stage histogram: fresh from the test fold, else logged."""
+    fold = run.test_fold
+    if fold is None:
+        return dict(run.plots)
+    scores = {"Model": fold.p_cal}
+    for name, proba in fold.baselines.items():
+        scores[_display_name(name)] = proba
+    thresholds = {
+        k: float(v)
+        for k, v in (run.metrics.get("thresholds") or {}).items()
+        if v is not None and math.isfinite(float(v))
+    }
+    return {
+        "roc": _png(plots.roc_figure(fold.y, scores)),
+        "precision_recall": _png(plots.pr_figure(fold.y, scores)),
+        "reliability": _png(plots.reliability_figure(fold.y, fold.p_raw, fold.p_cal)),
+        "cumulative_gains": _png(plots.gains_figure(fold.y, scores)),
+        "stages": _png(plots.stage_histogram_figure(fold.p_cal, fold.stages, thresholds)),
+    }
+
+
+def _curves_section(run: _Run, figures: Mapping[str, bytes]) -> str:
+    out = ["<h2 id='curves'>How well the score ranks leads</h2>"]
+    if run.test_fold is None and figures:
+        out.append(
+            _note(
+                "These charts are the ones drawn at training time on the test fold and "
+                "logged with the run."
+            )
+        )
+    specs = [
+        (
+            "roc",
+            "ROC curve of the model and the baselines on the test fold",
+            "<b>ROC curve.</b> Higher and further left is better: the share of won leads "
+            "flagged (up) against the share of lost leads flagged with them (right).",
+        ),
+        (
+            "precision_recall",
+            "Precision-recall curve of the model and the baselines on the test fold",
+            "<b>Precision-recall.</b> Working down the list from the top score: the share of "
+            "flagged leads that convert (up) as more of all wins are reached (right).",
+        ),
+        (
+            "reliability",
+            "Reliability diagram: predicted probability against observed conversion rate",
+            "<b>Reliability.</b> On the diagonal, a lead given 30 % converts 30 times in 100. "
+            "The lower panel shows how the probabilities spread.",
+        ),
+        (
+            "cumulative_gains",
+            "Cumulative gains and lift of the model and the baselines",
+            "<b>Cumulative gains and lift.</b> Calling the top X % of leads reaches the share "
+            "of wins on the upper curve; the lower one says how many times the average "
+            "conversion rate those leads convert at.",
+        ),
+    ]
+    for name, alt, caption in specs:
+        if name in figures:
+            out.append(_img(figures[name], name, alt, caption))
+        else:
+            out.append(_note(f"The {_esc(name.replace('_', ' '))} chart is not in this run."))
+    return "\n".join(out)
+
+
+def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
+    m = run.metrics
+    cuts = m.get("thresholds") or {}
+    stages = m.get("stages") or {}
+    if not stages and run.stages is not None and "stage" in run.stages.columns:
+        stages = {r["stage"]: r for r in run.stages.to_dict("records")}
+    out = ["<h2 id='stages'>The stage funnel</h2>"]
+    cut_text = []
+    for stage in ("mql", "sql"):
+        value = cuts.get(stage)
+        if value is None or not math.isfinite(float(value)):
+            cut_text.append(f"no lead reaches {stage.upper()}")
+        else:
+            cut_text.append(f"{stage.upper()} from a probability of {_pct(value)}")
+    out.append(
+        f"<p>Stage thresholds, set on the calibration fold: {'; '.join(cut_text)}. "
+        "The table counts the test leads in each stage and how they turned out.</p>"
+    )
+    rows = []
+    for stage in _STAGES:
+        s = stages.get(stage)
+        if not s:
+            continue
+        rows.append(
+            (
+                stage.upper(),
+                _count(s.get("count")),
+                _pct(s.get("share")),
+                _pct(s.get("conversion_rate")),
+                _pct(s.get("share_of_wins")),
+            )
+        )
+    if rows:
+        out.append(
+            _table(["Stage", "Leads", "Share of leads", "Conversion rate", "Share of wins"], rows)
+        )
+    else:
+        out.append(_note("This run logged no stage table."))
+    if "stages" in figures:
+        out.append(
+            _img(
+                figures["stages"],
+                "stages",
+                "Histogram of calibrated probabilities by stage with the MQL and SQL thresholds",
+                "<b>Where the cut-offs fall.</b> Calibrated probability of the test leads, one "
+                "colour per stage; dashed lines are the thresholds.",
+            )
+        )
+    return "\n".join(out)
+
+
+@dataclass(frozen=True)
+class _Explained:
+    log_odds: pd.DataFrame
+    X: pd.DataFrame
+    contributions: pd.DataFrame
+    stages: np.ndarray
+    won: np.ndarray | None
+    source: str
+
+
+def _explain_leads(run: _Run) -> _Explained | None:
+    model = run.model
+    if run.test_fold is not None and len(run.test_fold.X):
+        X = model.prepare(run.test_fold.X.reindex(columns=model.feature_names))
+        stages, won, source = run.test_fold.stages, run.test_fold.y, "test"
+    elif run.input_example is not None and len(run.input_example):
+        X = run.input_example
+        stages, won, source = np.asarray(model.predict_stage(X)).astype(str), None, "example"
+    else:
+        return None
+    exp = explain(
+        model.booster,
+        model.calibrator.predict,
+        model.features,
+        X,
+        calibrate_on="log_odds",
+        encode=model.encode,
+    )
+    return _Explained(exp.log_odds, X, exp.contributions, stages, won, source)
+
+
+def _short_labels(features: Sequence[Feature], width: int = 34) -> list[Feature]:
+    """Features with labels wrapped onto two lines at most, for the SHAP chart's axis.
+
+    The beeswarm and the bar chart share the page width with their labels; one label of 80
+    characters would squeeze both plots to a sliver.
+    """
+    out = []
+    for feature in features:
+        lines = textwrap.wrap(feature.label, width) or [feature.label]
+        if len(lines) > 2:
+            lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), width, placeholder="…")]
+        out.append(dataclasses.replace(feature, label="\n".join(lines)))
+    return out
+
+
+def _source_note(explained: _Explained) -> str:
+    if explained.source == "test":
+        return _note(f"Computed with the run's model on the {len(explained.X):,} test leads.")
+    return _note(
+        f"This run did not log its test fold, so this view uses only the "
+        f"{len(explained.X)} leads of the input example logged with the model: read it as an "
+        "illustration, not a summary.",
+        "warn",
+    )
+
+
+def _shap_section(run: _Run, explained: _Explained | None) -> str:
+    out = ["<h2 id='shap'>What drives the score (SHAP)</h2>"]
+    if explained is None:
+        out.append(_note("Skipped: the run holds neither its test fold nor an input example."))
+        return "\n".join(out)
+    out.append(_source_note(explained))
+    fig = shap_summary_figure(explained.log_odds, explained.X, _short_labels(run.model.features))
+    out.append(
+        _img(
+            _png(fig),
+            "shap_summary",
+            "SHAP beeswarm and mean absolute SHAP bar chart of the model's features",
+            "<b>Left:</b> each dot is a lead; right of zero the feature raised its score, left "
+            "lowered it; red is a high value of the feature, blue a low one, grey a category or "
+            "a missing value. <b>Right:</b> the average size of each feature's effect.",
+        )
+    )
+    table = mean_abs_contribution(explained.contributions, run.model.features).head(10)
+    rows = [
+        (
+            _esc(r.label),
+            _esc(r.group or "–"),
+            f"{100 * r.mean_abs_contribution:.1f} points",
+        )
+        for r in table.itertuples()
+    ]
+    out.append(
+        "<p>The same in probability points: how far each field moves a lead's chance of "
+        "converting, on average.</p>" + _table(["Field", "Group", "Average effect"], rows)
+    )
+    return "\n".join(out)
+
+
+def _fit_engagement_section(run: _Run, explained: _Explained | None) -> str:
+    out = ["<h2 id='fit'>Fit against engagement</h2>"]
+    scorer = run.model.sub_scorer
+    if explained is None or scorer is None:
+        out.append(_note("Skipped: the model has no sub-scores or the run has no leads to show."))
+        return "\n".join(out)
+    scores = scorer.transform(explained.log_odds)
+    if scores["fit_score"].isna().all() or scores["engagement_score"].isna().all():
+        out.append(
+            _note("Skipped: the model has no fit features or no engagement features to score.")
+        )
+        return "\n".join(out)
+    out.append(_source_note(explained))
+    fig = fit_engagement_figure(
+        scores["fit_score"].to_numpy(dtype=float, na_value=np.nan),
+        scores["engagement_score"].to_numpy(dtype=float, na_value=np.nan),
+        explained.stages,
+        won=explained.won,
+    )
+    out.append(
+        _img(
+            _png(fig),
+            "fit_engagement",
+            "Scatter of fit score against engagement score, coloured by stage",
+            "<b>Fit</b> scores what the lead told us (company, role, channel); "
+            "<b>engagement</b> what the lead did. Both are percentiles of past leads: 80 "
+            "means better than 80 % of them. Top right: good fits that are active.",
+        )
+    )
+    return "\n".join(out)
+
+
+def _channel_column(columns: Sequence[str]) -> str | None:
+    def normal(name: str) -> str:
+        return "".join(ch for ch in name.lower() if ch.isalnum())
+
+    by_normal = {normal(c): c for c in columns}
+    for candidate in CHANNEL_COLUMNS:
+        if normal(candidate) in by_normal:
+            return by_normal[normal(candidate)]
+    return None
+
+
+def _channel_section(run: _Run) -> str:
+    out = ["<h2 id='channels'>Channels</h2>"]
+    fold = run.test_fold
+    if fold is None:
+        out.append(
+            _note(
+                "Skipped: the run did not log its test fold, so there are no leads to group "
+                "by channel. `leadscore report channels` gives the table on scored leads."
+            )
+        )
+        return "\n".join(out)
+    column = _channel_column(list(fold.X.columns))
+    if column is None:
+        out.append(_note("Skipped: the data has no channel column (such as source or origin)."))
+        return "\n".join(out)
+    scored = pd.DataFrame(
+        {
+            "lead_id": np.arange(len(fold.y)).astype(str),
+            "stage": fold.stages,
+            "probability": fold.p_cal,
+        }
+    )
+    attributes = pd.DataFrame(
+        {"lead_id": scored["lead_id"], column: fold.X[column].astype("string")}
+    )
+    report = channel_report(scored, attributes, by=[column])
+    channel = attributes[column].fillna("(none)").astype(str)
+    won = pd.Series(fold.y, index=channel.to_numpy()).groupby(level=0).sum()
+    report = report.sort_values("leads", ascending=False, kind="stable")
+    rows = [
+        (
+            _esc(r[column]),
+            _count(r["leads"]),
+            _count(r["mqls"]),
+            _count(r["sqls"]),
+            _pct(r["mql_rate"]),
+            _pct(r["sql_rate"]),
+            _num(r["expected_wins"], 1),
+            _count(won.get(str(r[column]), 0)),
+        )
+        for _, r in report.iterrows()
+    ]
+    out.append(
+        f"<p>Test leads by {_esc(column)}: MQLs count leads at MQL or SQL; expected wins is "
+        "the sum of calibrated probabilities, to compare with the wins that happened.</p>"
+    )
+    out.append(
+        _table(
+            [
+                _esc(column),
+                "Leads",
+                "MQLs",
+                "SQLs",
+                "MQL rate",
+                "SQL rate",
+                "Expected wins",
+                "Actual wins",
+            ],
+            rows,
+        )
+    )
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def build_model_report(run_id: str, *, tracking_uri: str | None = None) -> str:
+    """The HTML report of training run ``run_id``, as one self-contained page.
+
+    Parameters
+    ----------
+    run_id : an MLflow run logged by :func:`leadscore.tracking.log_training_run`.
+    tracking_uri : the MLflow store; see :func:`leadscore.tracking.resolve_tracking_uri`.
+
+    Returns
+    -------
+    str
+        The HTML text: inline CSS, base64 PNG figures (each ``<img>`` with an ``alt`` and a
+        ``data-figure`` name), no external URL.
+
+    Raises
+    ------
+    ModelError
+        When the store, the run or its model cannot be found.
+    """
+    run = _read_run(run_id, tracking_uri)
+    figures = _curve_figures(run)
+    explained = _explain_leads(run)
+    dataset = run.tags.get("dataset") or run.model.metadata.get("dataset") or "leads"
+    when = run.start_time.strftime("%Y-%m-%d %H:%M UTC") if run.start_time is not None else "–"
+    facts = [f"run {_esc(run_id)}", f"trained {when}"]
+    if run.tags.get("registered_model"):
+        champion = " (champion)" if run.tags.get("champion") == "true" else ""
+        facts.append(f"registered as {_esc(run.tags['registered_model'])}{champion}")
+    if run.tags.get("git_commit"):
+        facts.append(f"code {_esc(run.tags['git_commit'][:10])}")
+    nav = "".join(
+        f'<a href="#{a}">{t}</a>'
+        for a, t in (
+            ("data", "Data"),
+            ("metrics", "Baselines"),
+            ("curves", "Curves"),
+            ("stages", "Stages"),
+            ("shap", "Drivers"),
+            ("fit", "Fit vs engagement"),
+            ("channels", "Channels"),
+        )
+    )
+    body = "\n".join(
+        [
+            f"<header><h1>Lead-scoring model: {_esc(dataset)}</h1>"
+            f'<div class="meta">{" · ".join(facts)}</div><nav>{nav}</nav></header>',
+            _summary(run),
+            _data_section(run),
+            _metrics_section(run),
+            _curves_section(run, figures),
+            _stages_section(run, figures),
+            _shap_section(run, explained),
+            _fit_engagement_section(run, explained),
+            _channel_section(run),
+        ]
+    )
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Lead-scoring model report: {_esc(dataset)}</title>"
+        f"<style>{_CSS}</style></head>\n"
+        f"<body><main>\n{body}\n</main><script>{_SCRIPT}</script></body></html>\n"
+    )
+
+
+def write_model_report(
+    run_id: str,
+    out: Path,
+    *,
+    tracking_uri: str | None = None,
+    log_to_run: bool = True,
+) -> Path:
+    """Write the report of ``run_id`` to ``out`` and, by default, log it to the run.
+
+    The page is built completely before anything is written, so a run that cannot be read
+    leaves no file behind. Logged as the run artifact :data:`REPORT_ARTIFACT`.
+    """
+    text = build_model_report(run_id, tracking_uri=tracking_uri)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    if log_to_run:
+        from mlflow import MlflowClient
+
+        from leadscore import tracking
+
+        uri = tracking.resolve_tracking_uri(tracking_uri)
+        with tracking._quiet_mlflow(), tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / REPORT_ARTIFACT
+            copy.write_text(text, encoding="utf-8")
+            MlflowClient(tracking_uri=uri).log_artifact(run_id, str(copy))
+    logger.info("wrote the report of run %s to %s", run_id, out)
+    return out

@@ -1,0 +1,289 @@
+"""The HTML model report end to end: a real training run in a SQLite MLflow store, the CLI,
+and the page opened in a real headless Chromium (Debian's package, scripts/chromium.sh).
+
+One module-scoped run serves every test. Its first report is built from what training logs
+today (the charts under plots/ and the model's input example); then the test fold is logged
+to the run as test_fold.parquet and a second report draws everything from it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from leadscore import html_report, tracking
+from leadscore.cli import main
+from leadscore.config import parse_config
+from leadscore.features import build_training_examples, default_as_of_dates
+from leadscore.io import load_closed_loop
+from leadscore.synth import SynthParams, write_synthetic
+from leadscore.training import train
+
+REPO = Path(__file__).resolve().parents[1]
+FIGURES = {
+    "roc",
+    "precision_recall",
+    "reliability",
+    "cumulative_gains",
+    "stages",
+    "shap_summary",
+    "fit_engagement",
+}
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--virtual-time-budget=5000",
+)
+
+
+class _Images(HTMLParser):
+    """Attributes of every ``<img>``, and every tag that could load something from outside."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[dict[str, str]] = []
+        self.links: list[tuple[str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {k: v or "" for k, v in attrs}
+        if tag == "img":
+            self.images.append(values)
+        for key in ("src", "href"):
+            if key in values:
+                self.links.append((tag, values[key]))
+        if tag in ("link", "iframe", "object", "embed"):
+            self.links.append((tag, values.get("href") or values.get("src") or ""))
+
+
+def parse_images(text: str) -> _Images:
+    parser = _Images()
+    parser.feed(text)
+    return parser
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of Debian's chromium, installed by the project's script when missing."""
+    try:
+        done = subprocess.run(
+            ["bash", str(REPO / "scripts" / "chromium.sh")],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        pytest.skip(f"scripts/chromium.sh could not run: {err}")
+    if done.returncode != 0 or not done.stdout.strip():
+        pytest.skip(f"chromium cannot be installed here: {done.stderr.strip()[-300:]}")
+    return done.stdout.strip().splitlines()[-1]
+
+
+def run_chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A model trained on synthetic leads, logged to MLflow, and its two reports via the CLI."""
+    root = tmp_path_factory.mktemp("html_report")
+    write_synthetic(
+        SynthParams(n_leads=1500, seed=11, start="2025-06-01"), root / "crm", progress=False
+    )
+    events = load_closed_loop(root / "crm")
+    dates = default_as_of_dates(events, 60, every_days=30, warmup_days=60)
+    examples = build_training_examples(events, dates, 60, name="crm")
+    config = parse_config(
+        {"cold_start": {"min_wins": 20, "min_leads": 200}, "quality_gate": {"allow_worse": True}}
+    )
+    result = train(examples, config)
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    run_id = tracking.log_training_run(
+        result,
+        dataset_name="crm",
+        spec=None,
+        config=config,
+        data_hash="test",
+        tracking_uri=uri,
+        registered_model=None,
+    )
+    base = ["report", "model", "--run", run_id, "--tracking-uri", uri]
+    full = root / "out" / "full.html"
+    assert main([*base, "--out", str(full)]) == 0
+    # a run logged before the test fold was logged with runs: remove the artifact
+    logged = list((root / "mlruns").rglob(html_report.TEST_FOLD_ARTIFACT))
+    assert len(logged) == 1, "log_training_run logs the test fold"
+    logged[0].unlink()
+    example = root / "out" / "example.html"
+    assert main([*base, "--out", str(example)]) == 0
+    return {
+        "root": root,
+        "uri": uri,
+        "run_id": run_id,
+        "result": result,
+        "example": example,
+        "full": full,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["example", "full"])
+def test_every_figure_renders_in_chromium(world, chromium, which):
+    page = world[which]
+    dumped = run_chromium(chromium, world["root"] / f"profile-{which}", "--dump-dom", page.as_uri())
+    assert dumped.returncode == 0, dumped.stderr[-500:]
+    images = parse_images(dumped.stdout).images
+    assert {img["data-figure"] for img in images} == FIGURES
+    for img in images:
+        assert img["alt"].strip(), img["data-figure"]
+        assert int(img.get("data-rendered", "0")) > 0, f"{img['data-figure']} did not render"
+
+
+@pytest.mark.slow
+def test_screenshot_shows_a_page(world, chromium):
+    from PIL import Image
+
+    shot = world["root"] / "out" / "full.png"
+    done = run_chromium(
+        chromium,
+        world["root"] / "profile-shot",
+        "--window-size=1200,4000",
+        f"--screenshot={shot}",
+        world["full"].as_uri(),
+    )
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-500:]
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.shape == (4000, 1200)
+    # a blank or failed page is one colour; a report has text, tables and charts
+    assert pixels.std() > 20 and (pixels < 100).mean() > 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["example", "full"])
+def test_report_is_self_contained(world, which):
+    text = world[which].read_text(encoding="utf-8")
+    parsed = parse_images(text)
+    assert len(parsed.images) == len(FIGURES)
+    for tag, target in parsed.links:
+        assert target.startswith(("data:image/png;base64,", "#")), (tag, target[:80])
+    for img in parsed.images:
+        png = base64.b64decode(img["src"].split(",", 1)[1], validate=True)
+        assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r"https?://", text)
+    assert "<script src" not in text and "<link" not in text
+
+
+@pytest.mark.slow
+def test_numbers_match_the_run(world):
+    metrics = world["result"].metrics
+    text = world["full"].read_text(encoding="utf-8")
+    assert f"{metrics['model']['roc_auc']:.3f}" in text
+    assert f"{metrics['baselines']['logistic_regression']['pr_auc']:.3f}" in text
+    assert f"{metrics['baselines']['rule_points']['brier']:.4f}" in text
+    assert f"{metrics['n_test']:,}" in text
+    assert "time-ordered" in text and "RANDOM" not in text
+    for stage in ("LEAD", "MQL", "SQL"):
+        count = metrics["stages"][stage.lower()]["count"]
+        assert f"<td>{stage}</td><td>{count:,}</td>" in text
+
+
+@pytest.mark.slow
+def test_channel_table_covers_the_test_fold(world):
+    text = world["full"].read_text(encoding="utf-8")
+    section = text[text.index("id='channels'") :]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", section)
+    sources = set(world["result"].X_test["source"].astype(str))
+    assert {name for name, _ in rows} == sources
+    assert sum(int(n.replace(",", "")) for _, n in rows) == world["result"].metrics["n_test"]
+
+
+@pytest.mark.slow
+def test_without_the_test_fold_the_report_says_so(world):
+    text = world["example"].read_text(encoding="utf-8")
+    assert "input example logged with the model" in text
+    assert "Skipped: the run did not log its test fold" in text
+    full = world["full"].read_text(encoding="utf-8")
+    assert "input example" not in full and "Skipped" not in full
+
+
+@pytest.mark.slow
+def test_report_is_logged_to_the_run(world, tmp_path):
+    client = MlflowClient(tracking_uri=world["uri"])
+    names = {a.path for a in client.list_artifacts(world["run_id"])}
+    assert html_report.REPORT_ARTIFACT in names
+    local = client.download_artifacts(world["run_id"], html_report.REPORT_ARTIFACT, str(tmp_path))
+    # the latest report written (the one without the test fold) replaced the first
+    assert Path(local).read_text(encoding="utf-8") == world["example"].read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_unknown_run_is_one_line_and_writes_nothing(world, tmp_path, capsys):
+    out = tmp_path / "r.html"
+    code = main(
+        ["report", "model", "--run", "0" * 32, "--tracking-uri", world["uri"], "--out", str(out)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and "no run" in err
+    assert not out.exists()
+
+
+def test_missing_store_is_an_error_and_creates_no_store(tmp_path, capsys):
+    db = tmp_path / "none.db"
+    out = tmp_path / "r.html"
+    code = main(
+        ["report", "model", "--run", "abc", "--tracking-uri", f"sqlite:///{db}", "--out", str(out)]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "no MLflow store" in err
+    assert not db.exists() and not out.exists()
+
+
+def test_fit_engagement_figure_draws_one_series_per_stage():
+    rng = np.random.default_rng(0)
+    stages = np.array(["lead"] * 30 + ["mql"] * 15 + ["sql"] * 5)
+    fig = html_report.fit_engagement_figure(
+        rng.integers(0, 101, 50), rng.integers(0, 101, 50), stages, won=rng.random(50) < 0.2
+    )
+    (ax,) = fig.axes
+    labels = [c.get_label() for c in ax.collections]
+    assert labels[:3] == ["LEAD (30 leads)", "MQL (15 leads)", "SQL (5 leads)"]
+    assert labels[3].startswith("Converted")
+    with pytest.raises(ValueError):
+        html_report.fit_engagement_figure([1, 2], [1], ["lead", "lead"])
+
+
+@pytest.mark.slow
+def test_test_fold_frame_round_trips(world, tmp_path):
+    frame = html_report.test_fold_frame(world["result"])
+    frame.to_parquet(tmp_path / "f.parquet")
+    back = html_report._TestFold.from_frame(pd.read_parquet(tmp_path / "f.parquet"))
+    result = world["result"]
+    np.testing.assert_array_equal(back.y, result.y)
+    np.testing.assert_allclose(back.p_cal, result.p_cal)
+    assert set(back.baselines) == set(result.baselines)
+    assert list(back.X.columns) == list(result.X_test.columns)
+    assert back.X["source"].dtype == result.X_test["source"].dtype
+    assert json.dumps(sorted(back.stages.tolist())) == json.dumps(sorted(result.stages.tolist()))

@@ -1,0 +1,148 @@
+"""The notebooks: stripped in git, and they run end to end on small synthetic data.
+
+Each notebook has a cell tagged ``parameters``; the test adds a cell after it with small
+values (papermill's convention) and executes a copy with nbclient in the project's own
+Python: the ``python3`` kernel spec runs ``python``, which jupyter_client replaces with the
+interpreter running the test. The three run in order in one work folder, since 03 scores
+with the champion that 02 registered.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+NAMES = ("01_explore_closed_loop", "02_train_and_compare", "03_explain_scores")
+
+
+def _path(name: str) -> Path:
+    return NOTEBOOKS / f"{name}.ipynb"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_is_committed_without_outputs(name: str) -> None:
+    nb = nbformat.read(_path(name), as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code, f"{name} has no code cells"
+    for cell in code:
+        assert cell.outputs == [], f"{name}: a cell has outputs; run scripts/strip_notebooks.py"
+        assert cell.execution_count is None, f"{name}: a cell has an execution count"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0] is code[0], f"{name}: first code cell is not parameters"
+    assert nb.metadata.kernelspec.name == "python3"
+
+
+def _strip_script() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "strip_notebooks", ROOT / "scripts" / "strip_notebooks.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_strip_script_restores_the_committed_form() -> None:
+    strip = _strip_script().strip
+    committed = nbformat.read(_path(NAMES[0]), as_version=4)
+    assert not strip(committed)  # nothing to strip in the committed file
+    ran = nbformat.read(_path(NAMES[0]), as_version=4)
+    for i, cell in enumerate(c for c in ran.cells if c.cell_type == "code"):
+        cell.execution_count = i + 1
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="x\n")]
+        cell.metadata["execution"] = {"iopub.status.busy": "2026-01-01T00:00:00Z"}
+    ran.metadata["widgets"] = {"state": {}}
+    assert strip(ran)
+    assert nbformat.writes(ran) == nbformat.writes(committed)
+
+
+def _with_parameters(nb: nbformat.NotebookNode, values: dict[str, Any]) -> None:
+    """Insert an ``injected-parameters`` cell after the ``parameters`` cell."""
+    at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
+    source = "\n".join(f"{key} = {value!r}" for key, value in values.items())
+    cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
+    nb.cells.insert(at + 1, cell)
+    nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
+
+
+def _outputs(nb: nbformat.NotebookNode, kind: str) -> list[Any]:
+    return [
+        out["data"][kind]
+        for c in nb.cells
+        if c.cell_type == "code"
+        for out in c.outputs
+        if kind in out.get("data", {})
+    ]
+
+
+def _stdout(nb: nbformat.NotebookNode) -> str:
+    return "".join(
+        out.get("text", "")
+        for c in nb.cells
+        if c.cell_type == "code"
+        for out in c.outputs
+        if out.get("name") == "stdout"
+    )
+
+
+@pytest.mark.slow
+def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    small = {"N_LEADS": 1500, "SEED": 3, "WORK_DIR": str(work)}
+    extra = {
+        "02_train_and_compare": {
+            "CONFIG": {
+                "cold_start": {"min_wins": 20, "min_leads": 200},
+                "quality_gate": {"allow_worse": True},
+            }
+        },
+        "03_explain_scores": {"SHAP_LEADS": 300},
+    }
+    ran: dict[str, nbformat.NotebookNode] = {}
+    for name in NAMES:
+        nb = nbformat.read(_path(name), as_version=4)
+        _with_parameters(nb, {**small, **extra.get(name, {})})
+        client = NotebookClient(
+            nb,
+            timeout=300,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(tmp_path)}},
+        )
+        client.execute()  # raises CellExecutionError, with the traceback, if a cell fails
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")  # left for a look when a check fails
+        ran[name] = nb
+        assert not [
+            out
+            for c in nb.cells
+            if c.cell_type == "code"
+            for out in c.outputs
+            if out["output_type"] == "error"
+        ]
+        assert _stdout(nb).rstrip().splitlines()[-1] == sys.executable
+
+    explore, trained, explained = (ran[n] for n in NAMES)
+    assert len(_outputs(explore, "image/png")) >= 3  # funnel, channels, activity mix
+    assert "suspected leakage:" in _stdout(explore)
+    assert any("deal_amount" in html for html in _outputs(explore, "text/html"))
+
+    assert len(_outputs(trained, "image/png")) >= 2  # reliability, gains
+    store = work / "mlflow.db"
+    assert store.is_file() and (work / "mlruns").is_dir()
+    assert any("leadscore v1" in html for html in _outputs(trained, "text/html"))
+
+    assert len(_outputs(explained, "image/png")) >= 2  # SHAP summary, fit vs engagement
+    assert (work / "scores.duckdb").is_file()
+    out = _stdout(explained)
+    assert "open leads scored as of" in out and "Reasons for:" in out
+
+    assert json.loads(nbformat.writes(explained))["cells"]  # the executed copy is valid JSON
