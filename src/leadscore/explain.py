@@ -492,12 +492,13 @@ def reason_text(feature: Feature, value: float | str | None) -> str:
     """The sentence for one value: the feature's template, or label and value.
 
     A missing value always reads "<label> not given" (a template such as "Visited the pricing
-    page {value:.0f} times" has nothing to say about it); a template that does not fit the
-    value falls back to the generic phrasing.
+    page {value:.0f} time{s}" has nothing to say about it); a template that does not fit the
+    value falls back to the generic phrasing. ``{s}`` in a template is "s" unless the value is 1.
     """
     if value is not None and feature.sentence:
         try:
-            return feature.sentence.format(value=value)
+            plural = "" if isinstance(value, int | float) and round(float(value), 6) == 1 else "s"
+            return feature.sentence.format(value=value, s=plural)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             logger.debug("sentence of %s does not fit value %r", feature.name, value)
     return _generic_text(feature, value)

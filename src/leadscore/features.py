@@ -402,6 +402,7 @@ class _Signal:
     when: _When
     windows: tuple[int | None, ...]
     agg: _Agg = "count"
+    sentence: str | None = None  # a reason, e.g. "Visited the pricing page {value:,.0f} time{s}"
 
 
 @dataclass(frozen=True)
@@ -417,43 +418,168 @@ class _Derived:
     label: str
     inner: tuple[tuple[str, _Agg | str, _When, tuple[int, int] | None], ...]
     outer: str
+    sentence: str | None = None
 
 
 #: Windowed aggregates; each window gives one feature named ``{stem}_{N}d`` or
 #: ``{stem}_total`` (all history up to as-of).
 _SIGNALS: tuple[_Signal, ...] = (
-    _Signal("activities", "Activities of any kind", _ANY, (7, 30, 90, None)),
-    _Signal("web_visits", "Website visits", _on("web_visit"), (7, 30, 90)),
-    _Signal("web_seconds", "Seconds on the website", _on("web_visit"), (30, 90), "sum"),
-    _Signal("page_views", "Pages viewed", _on("page_view"), (30, 90)),
-    _Signal("pricing_page_views", "Pricing page visits", _on("page_view", "pricing"), (7, 30, 90)),
-    _Signal("demo_page_views", "Demo page visits", _on("page_view", "demo"), (30, 90)),
+    _Signal(
+        "activities",
+        "Activities of any kind",
+        _ANY,
+        (7, 30, 90, None),
+        sentence="Had {value:,.0f} activities of any kind",
+    ),
+    _Signal(
+        "web_visits",
+        "Website visits",
+        _on("web_visit"),
+        (7, 30, 90),
+        sentence="Visited the website {value:,.0f} time{s}",
+    ),
+    _Signal(
+        "web_seconds",
+        "Seconds on the website",
+        _on("web_visit"),
+        (30, 90),
+        "sum",
+        sentence="Spent {value:,.0f} seconds on the website",
+    ),
+    _Signal(
+        "page_views",
+        "Pages viewed",
+        _on("page_view"),
+        (30, 90),
+        sentence="Viewed {value:,.0f} page{s}",
+    ),
+    _Signal(
+        "pricing_page_views",
+        "Pricing page visits",
+        _on("page_view", "pricing"),
+        (7, 30, 90),
+        sentence="Visited the pricing page {value:,.0f} time{s}",
+    ),
+    _Signal(
+        "demo_page_views",
+        "Demo page visits",
+        _on("page_view", "demo"),
+        (30, 90),
+        sentence="Visited the demo page {value:,.0f} time{s}",
+    ),
     _Signal(
         "high_intent_actions",
         "High-intent actions (pricing or demo pages, demo or sales forms)",
         _HIGH_INTENT,
         (7, 30, 90),
+        sentence="Took {value:,.0f} high-intent action{s} (pricing or demo pages, demo or sales "
+        "forms)",
     ),
-    _Signal("form_fills", "Forms submitted", _on("form_fill"), (30, 90)),
+    _Signal(
+        "form_fills",
+        "Forms submitted",
+        _on("form_fill"),
+        (30, 90),
+        sentence="Submitted {value:,.0f} form{s}",
+    ),
     _Signal(
         "high_intent_forms",
         "Demo, sales or quote requests",
         _on("form_fill", *HIGH_INTENT_FORMS),
         (30, None),
+        sentence="Requested a demo, a sales call or a quote {value:,.0f} time{s}",
     ),
-    _Signal("email_sends", "Marketing e-mails received", _on("email_sent"), (90,)),
-    _Signal("email_opens", "Marketing e-mails opened", _on("email_open"), (30,)),
-    _Signal("email_clicks", "Clicks in marketing e-mails", _on("email_click"), (30,)),
-    _Signal("downloads", "Content downloads", _on("download"), (30, 90)),
-    _Signal("webinars_registered", "Webinar registrations", _on("webinar", "registered"), (90,)),
-    _Signal("webinars_attended", "Webinars attended", _on("webinar", "attended"), (90,)),
-    _Signal("events", "Events visited", _on("event"), (90,)),
-    _Signal("chats", "Chat conversations", _on("chat"), (30,)),
-    _Signal("chat_messages", "Chat messages sent", _on("chat"), (30,), "sum"),
-    _Signal("trial_days", "Days of trial use", _on("trial_usage"), (30,)),
-    _Signal("trial_minutes", "Minutes of trial use", _on("trial_usage"), (30,), "sum"),
-    _Signal("active_days", "Days with any activity", _ANY, (30, 90), "active_days"),
-    _Signal("activity_types", "Different kinds of activity", _ANY, (90,), "variety"),
+    _Signal(
+        "email_sends",
+        "Marketing e-mails received",
+        _on("email_sent"),
+        (90,),
+        sentence="Received {value:,.0f} marketing e-mail{s}",
+    ),
+    _Signal(
+        "email_opens",
+        "Marketing e-mails opened",
+        _on("email_open"),
+        (30,),
+        sentence="Opened {value:,.0f} marketing e-mail{s}",
+    ),
+    _Signal(
+        "email_clicks",
+        "Clicks in marketing e-mails",
+        _on("email_click"),
+        (30,),
+        sentence="Clicked {value:,.0f} link{s} in marketing e-mails",
+    ),
+    _Signal(
+        "downloads",
+        "Content downloads",
+        _on("download"),
+        (30, 90),
+        sentence="Downloaded content {value:,.0f} time{s}",
+    ),
+    _Signal(
+        "webinars_registered",
+        "Webinar registrations",
+        _on("webinar", "registered"),
+        (90,),
+        sentence="Registered for {value:,.0f} webinar{s}",
+    ),
+    _Signal(
+        "webinars_attended",
+        "Webinars attended",
+        _on("webinar", "attended"),
+        (90,),
+        sentence="Attended {value:,.0f} webinar{s}",
+    ),
+    _Signal(
+        "events", "Events visited", _on("event"), (90,), sentence="Visited {value:,.0f} event{s}"
+    ),
+    _Signal(
+        "chats",
+        "Chat conversations",
+        _on("chat"),
+        (30,),
+        sentence="Chatted with us {value:,.0f} time{s}",
+    ),
+    _Signal(
+        "chat_messages",
+        "Chat messages sent",
+        _on("chat"),
+        (30,),
+        "sum",
+        sentence="Sent {value:,.0f} chat message{s}",
+    ),
+    _Signal(
+        "trial_days",
+        "Days of trial use",
+        _on("trial_usage"),
+        (30,),
+        sentence="Used the trial on {value:,.0f} day{s}",
+    ),
+    _Signal(
+        "trial_minutes",
+        "Minutes of trial use",
+        _on("trial_usage"),
+        (30,),
+        "sum",
+        sentence="Used the trial for {value:,.0f} minute{s}",
+    ),
+    _Signal(
+        "active_days",
+        "Days with any activity",
+        _ANY,
+        (30, 90),
+        "active_days",
+        sentence="Was active on {value:,.0f} day{s}",
+    ),
+    _Signal(
+        "activity_types",
+        "Different kinds of activity",
+        _ANY,
+        (90,),
+        "variety",
+        sentence="Did {value:,.0f} different kind{s} of activity",
+    ),
 )
 
 _DAYS = "(CAST({t} AS DOUBLE) / {day})"
@@ -465,24 +591,28 @@ _DERIVED: tuple[_Derived, ...] = (
         "Days since the lead was created",
         (),
         _DAYS.format(t="$as_of_us - l.created_us", day=_DAY_US),
+        sentence="Became a lead {value:,.0f} day{s} ago",
     ),
     _Derived(
         "days_since_last_activity",
         "Days since the last activity",
         (("last_any", "max_ts", _ANY, None),),
         _DAYS.format(t="$as_of_us - a.last_any", day=_DAY_US),
+        sentence="Last active {value:,.0f} day{s} ago",
     ),
     _Derived(
         "days_since_first_activity",
         "Days since the first activity",
         (("first_any", "min_ts", _ANY, None),),
         _DAYS.format(t="$as_of_us - a.first_any", day=_DAY_US),
+        sentence="First active {value:,.0f} day{s} ago",
     ),
     _Derived(
         "days_since_last_high_intent",
         "Days since the last high-intent action",
         (("last_high_intent", "max_ts", _HIGH_INTENT, None),),
         _DAYS.format(t="$as_of_us - a.last_high_intent", day=_DAY_US),
+        sentence="Last high-intent action {value:,.0f} day{s} ago",
     ),
     _Derived(
         "activity_trend",
@@ -498,6 +628,7 @@ _DERIVED: tuple[_Derived, ...] = (
             ("sends_90", "count", _on("email_sent"), (0, 90)),
         ),
         "CAST(coalesce(a.opens_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
+        sentence="Opened {value:.0%} of marketing e-mails in the last 90 days",
     ),
     _Derived(
         "email_click_rate_90d",
@@ -507,6 +638,7 @@ _DERIVED: tuple[_Derived, ...] = (
             ("sends_90", "count", _on("email_sent"), (0, 90)),
         ),
         "CAST(coalesce(a.clicks_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
+        sentence="Clicked in {value:.0%} of marketing e-mails in the last 90 days",
     ),
     _Derived(
         "has_chatted",
@@ -545,17 +677,29 @@ def _window_label(label: str, window: int | None) -> str:
     return f"{label}, to date" if window is None else f"{label}, last {window} days"
 
 
+def _window_sentence(sentence: str | None, window: int | None) -> str | None:
+    if sentence is None:
+        return None
+    return f"{sentence} so far" if window is None else f"{sentence} in the last {window} days"
+
+
 def _window_name(stem: str, window: int | None) -> str:
     return f"{stem}_total" if window is None else f"{stem}_{window}d"
 
 
 def _engagement_features() -> tuple[Feature, ...]:
     signals = [
-        Feature(_window_name(s.stem, w), "engagement", _window_label(s.label, w), "numeric")
+        Feature(
+            _window_name(s.stem, w),
+            "engagement",
+            _window_label(s.label, w),
+            "numeric",
+            _window_sentence(s.sentence, w),
+        )
         for s in _SIGNALS
         for w in s.windows
     ]
-    derived = [Feature(d.name, "engagement", d.label, "numeric") for d in _DERIVED]
+    derived = [Feature(d.name, "engagement", d.label, "numeric", d.sentence) for d in _DERIVED]
     return (*signals, *derived)
 
 
