@@ -8,7 +8,7 @@ import json
 import pandas as pd
 
 from leadscore.errors import DataError
-from leadscore.sinks import DEFAULT_TARGET, read_history
+from leadscore.sinks import DEFAULT_TARGET, REASONS_SEPARATOR, read_history
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,14 +48,13 @@ def lead_card(history: pd.DataFrame) -> str:
     reasons = _reasons(latest)
     for direction, sign in (("for", "+"), ("against", "-")):
         lines.append(f"  Reasons {direction}:")
+        sentences = [t for t in str(latest[f"reasons_{direction}"]).split(REASONS_SEPARATOR) if t]
         if not reasons[direction]:
             lines.append("    (none notable)")
-        for reason in reasons[direction]:
+        for i, reason in enumerate(reasons[direction]):
             points = 100 * float(reason["contribution"])
-            lines.append(
-                f"    {sign} {reason['text'] if 'text' in reason else reason['label']}"
-                f" ({points:+.1f} points)"
-            )
+            text = sentences[i] if i < len(sentences) else reason["label"]
+            lines.append(f"    {sign} {text} ({points:+.1f} points)")
     if len(history) < 2:
         lines.append("  First scoring of this lead: nothing to compare with yet.")
         return "\n".join(lines)
