@@ -27,7 +27,9 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 def test_every_subcommand_has_help(capsys):
     parser = build_parser()
     commands = parser._subparsers._group_actions[0].choices
-    assert {"synth", "validate", "features", "train"} <= set(commands)
+    assert {"synth", "validate", "features", "train", "tune", "score", "explain", "report"} <= set(
+        commands
+    )
     for name in commands:
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])

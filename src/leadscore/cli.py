@@ -23,6 +23,7 @@ COMMANDS: tuple[str, ...] = (
     "validate",
     "features",
     "train",
+    "tune",
     "score",
     "explain",
     "report",

@@ -1,0 +1,275 @@
+"""``leadscore tune``: search LightGBM parameters with Optuna, then train the tuned model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from leadscore.commands.train import (
+    _fmt,
+    _log_to_mlflow,
+    format_report,
+    load_training_data,
+)
+from leadscore.commands.validate import add_data_arguments
+from leadscore.config import load_config
+from leadscore.metrics import METRIC_KEYS
+from leadscore.model import to_jsonable
+from leadscore.tracking import resolve_tracking_uri
+from leadscore.tuning import (
+    COMPARED_METRICS,
+    OBJECTIVES,
+    MlflowTrialLogger,
+    TuneResult,
+    TuneSettings,
+    default_storage,
+    shown_url,
+    tune,
+)
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Tune the LightGBM parameters of the lead-scoring model with an Optuna study (TPE sampler,
+median pruner), then train the final model with the best parameters and compare it on the
+test fold with the model trained on the default parameters.
+
+Each trial is fitted on the fit fold and early-stopped and scored on the valid fold (the same
+time-ordered folds as `leadscore train`); the calibration and test folds are never seen by the
+search. The study is stored (default: optuna.db beside the MLflow store) under the name
+leadscore-<data set>, so running the command again adds --trials more trials to it. Unless
+--no-mlflow, each trial is a nested MLflow run under one parent run, and the tuned model is
+logged and registered like `leadscore train` does.
+"""
+
+_LABELS = {
+    "roc_auc": "ROC-AUC",
+    "pr_auc": "PR-AUC",
+    "brier": "Brier score",
+    "ece": "ECE (10 bins)",
+    "log_loss": "log loss",
+}
+
+
+def _trials(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value}")
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``tune`` subcommand."""
+    parser = subparsers.add_parser(
+        "tune",
+        help="tune LightGBM parameters with Optuna and train the tuned model",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_data_arguments(parser)
+    parser.add_argument(
+        "--trials",
+        type=_trials,
+        default=30,
+        metavar="N",
+        help="trials to add to the study (default 30; 0 trains with the stored best trial)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=None,
+        metavar="S",
+        help="start no new trial after S seconds (default: no limit)",
+    )
+    parser.add_argument(
+        "--objective",
+        choices=tuple(OBJECTIVES),
+        default="log_loss",
+        help="valid-fold metric to optimise (default log_loss, minimised; roc_auc and pr_auc "
+        "are maximised)",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="training config (default: the built-in defaults, documented in configs/train.yaml)",
+    )
+    parser.add_argument(
+        "--study-name",
+        default=None,
+        metavar="NAME",
+        help="Optuna study name (default: leadscore-<data set name>)",
+    )
+    parser.add_argument(
+        "--storage",
+        default=None,
+        metavar="URL",
+        help="Optuna storage (default: sqlite:///optuna.db beside the MLflow SQLite store, "
+        "else in the working directory)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the TPE sampler")
+    parser.add_argument(
+        "--allow-worse",
+        action="store_true",
+        help="keep a tuned model that does not beat the best baseline",
+    )
+    parser.add_argument(
+        "--metrics-out",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the study summary and the tuned and default test metrics as JSON",
+    )
+    parser.add_argument(
+        "--model-out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="also save the tuned model to this folder",
+    )
+    parser.add_argument(
+        "--no-progress", action="store_true", help="no progress bar over the trials"
+    )
+    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
+    parser.add_argument(
+        "--experiment",
+        default=None,
+        metavar="NAME",
+        help="MLflow experiment (default: mlflow.experiment of the config)",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI (default: mlflow.tracking_uri of the config, "
+        "else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    parser.set_defaults(func=run)
+
+
+def format_comparison(result: TuneResult) -> str:
+    """The study line, the best parameters and the tuned-vs-default test metrics."""
+    s = result.summary
+    lines = [
+        f"Study {s.study_name}: {s.n_trials} trials ({s.new_trials} new in {s.seconds:.0f}s; "
+        f"{s.n_complete} complete, {s.n_pruned} pruned, {s.n_failed} failed)",
+        f"Best trial #{s.best_trial}: valid {s.objective} {s.best_value:.4f}"
+        + (f" at {s.best_iteration} rounds" if s.best_iteration else ""),
+        "  " + ", ".join(f"{k}={_param(v)}" for k, v in s.best_params.items()),
+        "",
+        f"Test fold ({result.tuned.metrics['n_test']:,} examples), calibrated model:",
+        f"{'':18}{'tuned':>10}{'default':>10}{'gain':>10}",
+    ]
+    for key in COMPARED_METRICS:
+        tuned = result.tuned.metrics["model"][key]
+        default = result.default.metrics["model"][key]
+        gain = result.gain[key]
+        lines.append(f"{_LABELS[key]:18}{_fmt(tuned):>10}{_fmt(default):>10}{gain:>+10.3f}")
+    return "\n".join(lines)
+
+
+def _param(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_metrics(path: Path, result: TuneResult, run_id: str | None, parent: str | None) -> Path:
+    """Write the ``--metrics-out`` JSON (non-finite numbers as ``null``)."""
+    data = {
+        "study": result.summary.to_dict(),
+        "tuned": {k: result.tuned.metrics["model"][k] for k in METRIC_KEYS},
+        "default": {k: result.default.metrics["model"][k] for k in METRIC_KEYS},
+        "gain": result.gain,
+        "tuned_metrics": result.tuned.metrics,
+        "params": result.tuned.params,
+        "run_id": run_id,
+        "parent_run_id": parent,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides: dict[str, Any] = {}
+    if args.allow_worse:
+        overrides["quality_gate.allow_worse"] = True
+    if args.experiment:
+        overrides["mlflow.experiment"] = args.experiment
+    if args.tracking_uri:
+        overrides["mlflow.tracking_uri"] = args.tracking_uri
+    config = load_config(args.config, overrides)
+    tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+    storage = args.storage or default_storage(tracking_uri)
+    settings = TuneSettings(
+        trials=args.trials,
+        timeout=args.timeout,
+        objective=args.objective,
+        study_name=args.study_name,
+        storage=storage,
+        seed=args.seed,
+    )
+    dataset, spec = load_training_data(args, config)
+    progress = not args.no_progress
+
+    run_id = parent_id = None
+    if args.no_mlflow:
+        result = tune(dataset, config, settings, show_progress_bar=progress)
+    else:
+        mlflow_log = MlflowTrialLogger(
+            tracking_uri,
+            config.mlflow.experiment,
+            run_name=f"tune-{dataset.name}",
+            tags={
+                "dataset": dataset.name,
+                "optuna.study": settings.study_name or f"leadscore-{dataset.name}",
+                "optuna.storage": shown_url(storage),
+                "objective": settings.objective,
+            },
+            params={
+                "trials": settings.trials,
+                "timeout": settings.timeout,
+                "objective": settings.objective,
+                "seed": settings.seed,
+            },
+        )
+        with mlflow_log:
+            parent_id = mlflow_log.parent_run_id_
+            result = tune(
+                dataset, config, settings, callbacks=[mlflow_log], show_progress_bar=progress
+            )
+            config = config.with_overrides({"mlflow.tracking_uri": tracking_uri})
+            run_id = _log_to_mlflow(result.tuned, dataset, spec, config, args)
+            mlflow_log.log_summary(result, run_id)
+
+    print(format_comparison(result))
+    print()
+    print("Tuned model:")
+    print(format_report(result.tuned))
+    for note in result.tuned.warnings:
+        print(f"note: {note}")
+    if args.model_out is not None:
+        print(f"model saved to {result.tuned.model.save(args.model_out)}")
+    if run_id:
+        print(f"MLflow: tuning run {parent_id}, tuned model run {run_id}")
+    print(f"study stored in {shown_url(storage)} as {result.summary.study_name}")
+    if args.metrics_out is not None:
+        write_metrics(args.metrics_out, result, run_id, parent_id)
+        print(f"metrics written to {args.metrics_out}")
+    return 0

@@ -1,0 +1,726 @@
+"""Hyper-parameter tuning: an Optuna study over the LightGBM parameters that matter on lead data.
+
+Each trial fits a booster on the **fit** fold with early stopping on the **valid** fold, the
+same folds, encoder and base parameters as :func:`leadscore.training.train`, and is scored on
+the valid fold (log loss by default, or ROC-AUC / PR-AUC). The calibration and test folds are
+never seen by the search, so the test metrics of the tuned model stay as honest as those of
+the default one. Bad trials are stopped early: as boosting goes on, the valid metric is
+reported to the trial (:class:`PruningCallback`) and Optuna's median pruner may end it.
+
+The study lives in a storage (an SQLite file by default, beside the MLflow store) under a
+name derived from the data set, so a second call continues it with more trials instead of
+starting over. The best parameters then train the final model with
+``training.train(dataset, config, params=...)``, and a model with the default parameters is
+trained on the same folds so that the gain of tuning is measured, not assumed.
+
+MLflow is an edge: :class:`MlflowTrialLogger` records each trial as a nested run under one
+parent run, through an explicit client (no process-wide tracking URI is changed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import lightgbm as lgb
+import numpy as np
+import optuna
+from sqlalchemy.exc import SQLAlchemyError
+
+from leadscore.config import TrainConfig
+from leadscore.errors import ModelError, SpecError
+from leadscore.folds import Folds, time_ordered_folds
+from leadscore.leakage import find_leakage_suspects, leakage_error
+from leadscore.metrics import evaluate
+from leadscore.model import FeatureEncoder
+from leadscore.schema import LabelledDataset
+from leadscore.training import (
+    TrainingResult,
+    _check_classes,
+    check_history,
+    default_params,
+    monotone_constraints,
+    train,
+)
+
+logger = logging.getLogger(__name__)
+
+Objective = Literal["log_loss", "roc_auc", "pr_auc"]
+
+#: Per objective: LightGBM's name of the valid metric and the study direction.
+OBJECTIVES: dict[str, tuple[str, Literal["minimize", "maximize"]]] = {
+    "log_loss": ("binary_logloss", "minimize"),
+    "roc_auc": ("auc", "maximize"),
+    "pr_auc": ("average_precision", "maximize"),
+}
+
+#: Learning rate at which one pruning step is one boosting round.
+REFERENCE_LEARNING_RATE = 0.01
+
+#: Test metrics compared between the tuned and the default model, in report order.
+COMPARED_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc", "brier", "ece", "log_loss")
+
+
+@dataclass(frozen=True)
+class TuneSettings:
+    """What a tuning run is told; validated on construction (one-line :class:`SpecError`).
+
+    Attributes
+    ----------
+    trials : trials to run in this call (added to those already in the study); 0 trains
+        with the stored study's best trial without searching more.
+    timeout : seconds after which no new trial starts; ``None`` for no limit.
+    objective : valid-fold metric to optimise: ``log_loss`` (minimised), ``roc_auc`` or
+        ``pr_auc`` (maximised).
+    study_name : Optuna study name; ``None`` for ``leadscore-<data set name>``.
+    storage : Optuna storage URL; ``None`` for :func:`default_storage`.
+    seed : seed of the TPE sampler (the boosters use ``config.seed``).
+    report_every : steps between two reports of the valid metric to the pruner; a step is a
+        round at learning rate 0.01 (see :class:`PruningCallback`).
+    warmup_steps : steps before which no trial is pruned (300: 100 rounds at the default
+        learning rate 0.03), so every trial gets a fair start.
+    startup_trials : trials completed before the median pruner judges (as many as TPE draws
+        at random before it models the results, so the median stands on a broad base).
+    """
+
+    trials: int = 30
+    timeout: float | None = None
+    objective: Objective = "log_loss"
+    study_name: str | None = None
+    storage: str | None = None
+    seed: int = 0
+    report_every: int = 50
+    warmup_steps: int = 300
+    startup_trials: int = 10
+
+    def __post_init__(self) -> None:
+        if self.objective not in OBJECTIVES:
+            raise SpecError(
+                f"unknown tuning objective {self.objective!r}",
+                f"Use one of {', '.join(OBJECTIVES)}.",
+            )
+        if not isinstance(self.trials, int) or self.trials < 0:
+            raise SpecError(
+                f"--trials must be a whole number of at least 0, got {self.trials}",
+                "Use e.g. 30 (0 reuses the study's best trial without searching).",
+            )
+        if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise SpecError(
+                f"--timeout must be a positive number of seconds, got {self.timeout}",
+                "Use e.g. 600, or leave it out for no limit.",
+            )
+        for name in ("report_every", "startup_trials"):
+            if getattr(self, name) < 1:
+                raise SpecError(f"{name} must be at least 1", f"Set {name} to e.g. 10.")
+        if self.warmup_steps < 0:
+            raise SpecError("warmup_steps must not be negative", "Set it to e.g. 300.")
+        if self.study_name is not None and not self.study_name.strip():
+            raise SpecError("--study-name is empty", "Give a name, or leave it out.")
+
+    @property
+    def direction(self) -> Literal["minimize", "maximize"]:
+        return OBJECTIVES[self.objective][1]
+
+    @property
+    def lgb_metric(self) -> str:
+        return OBJECTIVES[self.objective][0]
+
+
+@dataclass(frozen=True)
+class ParamRange:
+    """One searched LightGBM parameter: ``[low, high]``, on a log scale or not, int or float."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+    def contains(self, value: float) -> bool:
+        return self.low <= value <= self.high and (not self.integer or float(value).is_integer())
+
+    def suggest(self, trial: optuna.Trial, name: str) -> float | int:
+        if self.integer:
+            return trial.suggest_int(name, int(self.low), int(self.high), log=self.log)
+        return trial.suggest_float(name, self.low, self.high, log=self.log)
+
+
+def search_space(n_rows: int) -> dict[str, ParamRange]:
+    """The searched parameters for ``n_rows`` training examples (main LightGBM names only:
+    :func:`~leadscore.training.default_params` uses them, and an alias would lose to it).
+
+    Leaf sizes scale with the data: thousands of leads need leaves of tens of leads, hundreds
+    of thousands can afford more leaves. The categorical knobs (``cat_smooth``, ``cat_l2``,
+    ``min_data_per_group``, ``max_cat_threshold``) matter for landing pages and sources
+    with hundreds of rare levels.
+    """
+    big = n_rows >= 20_000
+    return {
+        "learning_rate": ParamRange(0.01, 0.2, log=True),
+        "num_leaves": ParamRange(3, 63 if big else 31, log=True, integer=True),
+        "min_data_in_leaf": ParamRange(
+            5, int(np.clip(n_rows // 20, 50, 2000)), log=True, integer=True
+        ),
+        "feature_fraction": ParamRange(0.4, 1.0),
+        "bagging_fraction": ParamRange(0.5, 1.0),
+        "lambda_l1": ParamRange(1e-3, 10.0, log=True),
+        "lambda_l2": ParamRange(1e-3, 50.0, log=True),
+        "cat_smooth": ParamRange(1.0, 100.0, log=True),
+        "cat_l2": ParamRange(1.0, 50.0, log=True),
+        "min_data_per_group": ParamRange(5, 200, log=True, integer=True),
+        "max_cat_threshold": ParamRange(8, 64, integer=True),
+    }
+
+
+@dataclass(frozen=True)
+class TuningProblem:
+    """The data of every trial, prepared once: the encoded matrix, labels, folds and the
+    base parameters (defaults, config, monotone constraints) that each trial overrides."""
+
+    matrix: np.ndarray
+    y: np.ndarray
+    folds: Folds
+    encoder: FeatureEncoder
+    base_params: dict[str, Any]
+    space: dict[str, ParamRange]
+    num_boost_round: int
+    early_stopping_rounds: int
+    dataset_name: str
+
+    def lgb_dataset(self, rows: np.ndarray, reference: lgb.Dataset | None = None) -> lgb.Dataset:
+        # built per trial: LightGBM bins with min_data_in_leaf, which the trials change
+        return lgb.Dataset(
+            self.matrix[rows],
+            label=self.y[rows],
+            feature_name=self.encoder.booster_names,
+            categorical_feature=self.encoder.categorical_indices,
+            reference=reference,
+            free_raw_data=True,
+        )
+
+
+def prepare_problem(dataset: LabelledDataset, config: TrainConfig | None = None) -> TuningProblem:
+    """Folds, encoder and base parameters exactly as :func:`leadscore.training.train` makes
+    them, with its checks (cold start, one-class folds, leakage) run before any trial."""
+    config = config or TrainConfig()
+    check_history(dataset, config.cold_start.min_wins, config.cold_start.min_leads)
+    folds = time_ordered_folds(
+        dataset,
+        test_size=config.folds.test_size,
+        calibration_size=config.folds.calibration_size,
+        valid_size=config.folds.valid_size,
+        purge=config.folds.purge,
+        random_state=config.folds.seed,
+    )
+    y = np.asarray(dataset.y, dtype="int64")
+    _check_classes(y, folds)
+    suspects = find_leakage_suspects(
+        dataset.X.iloc[folds.fit],
+        y[folds.fit],
+        auc_threshold=config.leakage.auc_threshold,
+        allow=(*dataset.allowed_leakage, *config.leakage.allow),
+        seed=config.seed,
+    )
+    if suspects:
+        raise leakage_error(suspects)
+    encoder = FeatureEncoder.from_frame(dataset.X, dataset.features)
+    n_rows = len(folds.fit) + len(folds.valid)
+    base = {**default_params(n_rows, config.seed), **config.lightgbm.params}
+    if "monotone_constraints" not in base:
+        signs = monotone_constraints(
+            dataset, config.lightgbm.monotone_increasing, config.lightgbm.monotone_decreasing
+        )
+        if any(signs):
+            base["monotone_constraints"] = signs
+            base.setdefault("monotone_constraints_method", "advanced")
+    return TuningProblem(
+        matrix=encoder.matrix(dataset.X),
+        y=y,
+        folds=folds,
+        encoder=encoder,
+        base_params=base,
+        space=search_space(n_rows),
+        num_boost_round=config.lightgbm.num_boost_round,
+        early_stopping_rounds=config.lightgbm.early_stopping_rounds,
+        dataset_name=dataset.name,
+    )
+
+
+class PruningCallback:
+    """LightGBM callback that reports the valid metric to an Optuna trial and raises
+    :class:`optuna.TrialPruned` when the pruner says the trial is behind the others.
+
+    Steps are counted in rounds at the reference learning rate 0.01 (``rounds *
+    learning_rate / 0.01``), and a report is made each time that count passes a multiple of
+    ``every``: the median pruner compares trials at the same step, and a trial at learning
+    rate 0.01 after 100 rounds has come as far as one at 0.1 after 10. Counted in plain
+    rounds, every slow learner would look behind and be pruned, and the search would drift
+    to high learning rates.
+
+    Parameters
+    ----------
+    trial : the running trial.
+    metric : LightGBM's name of the reported metric (``binary_logloss``, ``auc``, ...).
+    learning_rate : the trial's learning rate.
+    every : steps between reports (a report per round would slow the study's storage).
+    valid_name : name of the validation set in ``lgb.train(valid_names=...)``.
+    """
+
+    order = 40  # after LightGBM's own callbacks (early stopping is 30)
+
+    def __init__(
+        self,
+        trial: optuna.Trial,
+        metric: str,
+        *,
+        learning_rate: float = REFERENCE_LEARNING_RATE,
+        every: int = 50,
+        valid_name: str = "valid",
+    ) -> None:
+        self.trial = trial
+        self.metric = metric
+        self.learning_rate = learning_rate
+        self.every = every
+        self.valid_name = valid_name
+        self.last_step_ = 0
+
+    def __call__(self, env: lgb.callback.CallbackEnv) -> None:
+        rounds = env.iteration + 1
+        progress = int(rounds * self.learning_rate / REFERENCE_LEARNING_RATE + 1e-9)
+        step = progress - progress % self.every
+        if step <= self.last_step_:
+            return
+        self.last_step_ = step
+        for data_name, metric, value, _ in env.evaluation_result_list or ():
+            if data_name == self.valid_name and metric == self.metric:
+                self.trial.report(float(value), step)
+                if self.trial.should_prune():
+                    raise optuna.TrialPruned(
+                        f"pruned at round {rounds} (step {step}): valid {metric} {value:.4f}"
+                    )
+                return
+
+
+def suggest_params(trial: optuna.Trial, space: Mapping[str, ParamRange]) -> dict[str, Any]:
+    """One point of ``space`` drawn by the trial's sampler."""
+    return {name: rng.suggest(trial, name) for name, rng in space.items()}
+
+
+def make_objective(
+    problem: TuningProblem, settings: TuneSettings
+) -> Callable[[optuna.Trial], float]:
+    """The function a study optimises: fit on the fit fold, early-stop and score on valid."""
+    metric = settings.lgb_metric
+    valid_rows = problem.folds.valid
+    y_valid = problem.y[valid_rows]
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**problem.base_params, **suggest_params(trial, problem.space), "metric": metric}
+        train_set = problem.lgb_dataset(problem.folds.fit)
+        valid_set = problem.lgb_dataset(valid_rows, reference=train_set)
+        started = time.perf_counter()
+        booster = lgb.train(
+            params,
+            train_set,
+            num_boost_round=problem.num_boost_round,
+            valid_sets=[valid_set],
+            valid_names=["valid"],
+            callbacks=[
+                lgb.early_stopping(problem.early_stopping_rounds, verbose=False),
+                PruningCallback(
+                    trial,
+                    metric,
+                    learning_rate=float(params["learning_rate"]),
+                    every=settings.report_every,
+                ),
+            ],
+        )
+        best = max(1, int(booster.best_iteration or booster.current_iteration()))
+        p = booster.predict(problem.matrix[valid_rows], num_iteration=best)
+        trial.set_user_attr("best_iteration", best)
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
+        return float(evaluate(y_valid, p)[settings.objective])
+
+    return objective
+
+
+def default_storage(tracking_uri: str | None, *, cwd: Path | None = None) -> str:
+    """``sqlite:///optuna.db`` beside the MLflow store: in the folder of ``mlflow.db`` when
+    the tracking URI is an SQLite file, else in the working directory (or ``cwd``)."""
+    folder = (cwd or Path.cwd()).resolve()
+    if tracking_uri and tracking_uri.startswith("sqlite:///"):
+        from leadscore.tracking import _sqlite_path
+
+        db = _sqlite_path(tracking_uri)
+        if db is not None:
+            folder = (db if db.is_absolute() else folder / db).resolve().parent
+    return f"sqlite:///{folder / 'optuna.db'}"
+
+
+_STORAGE_LOGGERS = ("sqlalchemy", "alembic")
+
+
+def shown_url(url: str) -> str:
+    """A storage URL as it may be printed and logged: any password masked."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+@contextlib.contextmanager
+def quiet_optuna() -> Iterator[None]:
+    """Optuna's logging, and that of its SQL storage, at warning level for the block (a line
+    per trial or per table mapping helps no one); restored after."""
+    saved = optuna.logging.get_verbosity()
+    saved_levels = {name: logging.getLogger(name).level for name in _STORAGE_LOGGERS}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in _STORAGE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        optuna.logging.set_verbosity(saved)
+        for name, level in saved_levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def open_study(settings: TuneSettings, dataset_name: str, storage: str) -> optuna.Study:
+    """Create the study, or load it when it exists (resuming); :class:`SpecError` when an
+    existing study was made for another objective or data set."""
+    name = settings.study_name or f"leadscore-{dataset_name}"
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=settings.startup_trials,
+        n_warmup_steps=settings.warmup_steps,
+        interval_steps=1,  # reports come every report_every steps already
+    )
+    try:
+        with quiet_optuna():
+            study = optuna.create_study(
+                storage=storage,
+                study_name=name,
+                pruner=pruner,
+                direction=settings.direction,
+                load_if_exists=True,
+            )
+    except (ValueError, ImportError, SQLAlchemyError) as err:
+        raise SpecError(
+            f"cannot open Optuna storage {shown_url(storage)!r}: {str(err).splitlines()[0]}",
+            "Give a valid --storage URL, e.g. sqlite:///optuna.db.",
+        ) from err
+    attrs = study.user_attrs
+    for key, value in (("objective", settings.objective), ("dataset", dataset_name)):
+        if key in attrs and attrs[key] != value:
+            raise SpecError(
+                f"study {name!r} in {shown_url(storage)} was made for "
+                f"{key} {attrs[key]!r}, not {value!r}",
+                "Pass another --study-name, or the same objective and data as before.",
+            )
+        study.set_user_attr(key, value)
+    if study.direction.name.lower() != settings.direction:
+        raise SpecError(
+            f"study {name!r} is set to {study.direction.name.lower()}, but objective "
+            f"{settings.objective} needs {settings.direction}",
+            "Pass another --study-name.",
+        )
+    # seeded by the history, so a resumed study does not redraw its first random points
+    study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(study.trials))
+    return study
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """What the search found; ``best_params`` are the searched parameters of the best trial."""
+
+    study_name: str
+    storage: str
+    objective: str
+    direction: str
+    best_params: dict[str, Any]
+    best_value: float
+    best_trial: int
+    best_iteration: int | None
+    n_trials: int
+    n_complete: int
+    n_pruned: int
+    n_failed: int
+    new_trials: int
+    seconds: float
+
+    def final_params(self) -> dict[str, Any]:
+        """Parameters for :func:`leadscore.training.train`: the best point, and the tuned
+        metric for early stopping, so the final model stops the way its trial did."""
+        return {**self.best_params, "metric": OBJECTIVES[self.objective][0]}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
+
+
+def run_study(
+    study: optuna.Study,
+    problem: TuningProblem,
+    settings: TuneSettings,
+    *,
+    callbacks: Sequence[TrialCallback] = (),
+    show_progress_bar: bool = False,
+) -> StudySummary:
+    """Run ``settings.trials`` more trials (or until ``settings.timeout``) and summarise.
+
+    Raises
+    ------
+    ModelError
+        No trial of the study has completed (all pruned or failed).
+    """
+    before = len(study.trials)
+    started = time.perf_counter()
+    with quiet_optuna():
+        study.optimize(
+            make_objective(problem, settings),
+            n_trials=settings.trials,
+            timeout=settings.timeout,
+            catch=(lgb.basic.LightGBMError,),
+            callbacks=list(callbacks),
+            show_progress_bar=show_progress_bar,
+        )
+    seconds = time.perf_counter() - started
+    trials = study.trials
+    states = [t.state for t in trials]
+    state = optuna.trial.TrialState
+    complete = [t for t in trials if t.state == state.COMPLETE]
+    if not complete:
+        raise ModelError(
+            f"no trial of study {study.study_name!r} completed ({len(trials)} pruned or failed)",
+            "Run more --trials or a longer --timeout.",
+        )
+    best = study.best_trial
+    summary = StudySummary(
+        study_name=study.study_name,
+        storage=_shown_storage(study),
+        objective=settings.objective,
+        direction=settings.direction,
+        best_params=dict(best.params),
+        best_value=float(best.value),  # type: ignore[arg-type]
+        best_trial=best.number,
+        best_iteration=best.user_attrs.get("best_iteration"),
+        n_trials=len(trials),
+        n_complete=len(complete),
+        n_pruned=states.count(state.PRUNED),
+        n_failed=states.count(state.FAIL),
+        new_trials=len(trials) - before,
+        seconds=round(seconds, 2),
+    )
+    logger.info(
+        "study %s: %d trials (%d new, %d pruned) in %.0fs; best #%d valid %s %.4f",
+        summary.study_name,
+        summary.n_trials,
+        summary.new_trials,
+        summary.n_pruned,
+        seconds,
+        summary.best_trial,
+        settings.objective,
+        summary.best_value,
+    )
+    return summary
+
+
+def _shown_storage(study: optuna.Study) -> str:
+    storage = getattr(study, "_storage", None)
+    url = getattr(getattr(storage, "engine", None), "url", None)
+    return str(url) if url is not None else type(storage).__name__
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The search, the model trained with its best parameters and the default-parameter
+    model trained on the same folds (for the gain of tuning on the test fold)."""
+
+    summary: StudySummary
+    tuned: TrainingResult
+    default: TrainingResult
+    gain: dict[str, float] = field(default_factory=dict)
+
+
+def tuning_gain(tuned: Mapping[str, Any], default: Mapping[str, Any]) -> dict[str, float]:
+    """Tuned minus default test metric, per :data:`COMPARED_METRICS` (positive is better for
+    ROC-AUC and PR-AUC, negative for Brier score, ECE and log loss)."""
+    return {k: float(tuned["model"][k]) - float(default["model"][k]) for k in COMPARED_METRICS}
+
+
+def tune(
+    dataset: LabelledDataset,
+    config: TrainConfig | None = None,
+    settings: TuneSettings | None = None,
+    *,
+    storage: str | None = None,
+    callbacks: Sequence[TrialCallback] = (),
+    show_progress_bar: bool = False,
+) -> TuneResult:
+    """Search, then train the tuned model and the default one on the same folds.
+
+    Parameters
+    ----------
+    dataset : labelled history.
+    config : training configuration (folds, rounds, seeds, quality gate) for both models.
+    settings : tuning options; ``None`` for the defaults.
+    storage : Optuna storage URL, overriding ``settings.storage``; one of them is required
+        (:func:`default_storage` gives the usual one).
+    callbacks : called after each trial, e.g. :class:`MlflowTrialLogger`.
+    show_progress_bar : a tqdm bar over the trials.
+
+    Raises
+    ------
+    ModelError
+        Cold start, no completed trial, or the tuned model fails the quality gate.
+    SpecError
+        The storage cannot be opened, or the study was made for another objective.
+    """
+    config = config or TrainConfig()
+    settings = settings or TuneSettings()
+    url = storage or settings.storage
+    if not url:
+        raise SpecError("no Optuna storage given", "Pass --storage, e.g. sqlite:///optuna.db.")
+    study = open_study(settings, dataset.name, url)
+    problem = prepare_problem(dataset, config)
+    summary = run_study(
+        study, problem, settings, callbacks=callbacks, show_progress_bar=show_progress_bar
+    )
+    tuned = train(dataset, config, params=summary.final_params())
+    # the default model is only a yardstick: it must exist even when it fails the gate
+    default = train(dataset, config.with_overrides({"quality_gate.allow_worse": True}))
+    return TuneResult(summary, tuned, default, tuning_gain(tuned.metrics, default.metrics))
+
+
+class MlflowTrialLogger:
+    """Records a study in MLflow: one parent run, and a nested run per finished trial.
+
+    Use as a context manager; the parent run is created on entry and ended on exit
+    (``FAILED`` when the block raises). The instance is an Optuna trial callback.
+
+    Parameters
+    ----------
+    tracking_uri : where to log (resolved as :func:`leadscore.tracking.resolve_tracking_uri`).
+    experiment : MLflow experiment name, created when missing.
+    run_name : name of the parent run.
+    tags : tags of the parent run.
+    params : parameters of the parent run (the tuning settings).
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | None,
+        experiment: str,
+        run_name: str,
+        tags: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self.run_name = run_name
+        self.tags = dict(tags or {})
+        self.params = dict(params or {})
+
+    def __enter__(self) -> MlflowTrialLogger:
+        from mlflow import MlflowClient
+
+        from leadscore.tracking import _ensure_experiment, _quiet_mlflow, resolve_tracking_uri
+
+        self.uri_ = resolve_tracking_uri(self.tracking_uri)
+        with _quiet_mlflow():
+            self.client_ = MlflowClient(tracking_uri=self.uri_)
+            self.experiment_id_ = _ensure_experiment(self.client_, self.experiment, self.uri_)
+            run = self.client_.create_run(
+                self.experiment_id_, run_name=self.run_name, tags=self.tags
+            )
+            self.parent_run_id_ = run.info.run_id
+            for key, value in self.params.items():
+                self.client_.log_param(self.parent_run_id_, key, _text(value))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        from leadscore.tracking import _quiet_mlflow
+
+        with _quiet_mlflow():
+            status = "FINISHED" if exc_type is None else "FAILED"
+            self.client_.set_terminated(self.parent_run_id_, status)
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        from leadscore.tracking import _quiet_mlflow
+
+        now = int(time.time() * 1000)
+        metrics = [
+            Metric(f"valid_{study.user_attrs.get('objective', 'value')}", float(v), now, step)
+            for step, v in sorted(trial.intermediate_values.items())
+            if math.isfinite(v)
+        ]
+        if trial.value is not None and math.isfinite(trial.value):
+            metrics.append(Metric("value", float(trial.value), now, 0))
+        if "best_iteration" in trial.user_attrs:
+            metrics.append(
+                Metric("best_iteration", float(trial.user_attrs["best_iteration"]), now, 0)
+            )
+        tags = [
+            RunTag("mlflow.parentRunId", self.parent_run_id_),
+            RunTag("optuna.study", study.study_name),
+            RunTag("optuna.trial", str(trial.number)),
+            RunTag("state", trial.state.name),
+        ]
+        with _quiet_mlflow():
+            run = self.client_.create_run(
+                self.experiment_id_, run_name=f"trial-{trial.number}", tags={}
+            )
+            self.client_.log_batch(
+                run.info.run_id,
+                metrics=metrics,
+                params=[Param(k, _text(v)) for k, v in trial.params.items()],
+                tags=tags,
+            )
+            failed = trial.state == optuna.trial.TrialState.FAIL
+            self.client_.set_terminated(run.info.run_id, "FAILED" if failed else "FINISHED")
+
+    def log_summary(self, result: TuneResult, final_run_id: str | None = None) -> None:
+        """Best parameters, study counts and the tuned-vs-default test metrics on the parent;
+        the final model's run (when given) is nested under it."""
+        from leadscore.tracking import _quiet_mlflow, _to_jsonable
+
+        s = result.summary
+        with _quiet_mlflow():
+            client, run_id = self.client_, self.parent_run_id_
+            for key, value in s.best_params.items():
+                client.log_param(run_id, f"best.{key}", _text(value))
+            for key in ("best_value", "best_trial", "n_trials", "n_complete", "n_pruned"):
+                client.log_metric(run_id, key, float(getattr(s, key)))
+            for which, res in (("tuned", result.tuned), ("default", result.default)):
+                for key in COMPARED_METRICS:
+                    value = res.metrics["model"][key]
+                    if value is not None and math.isfinite(value):
+                        client.log_metric(run_id, f"{which}_test_{key}", float(value))
+            for key, value in result.gain.items():
+                if math.isfinite(value):
+                    client.log_metric(run_id, f"gain_test_{key}", value)
+            client.log_dict(
+                run_id,
+                _to_jsonable({"study": s.to_dict(), "gain": result.gain}),
+                "tuning.json",
+            )
+            if final_run_id is not None:
+                client.set_tag(final_run_id, "mlflow.parentRunId", run_id)
+                client.set_tag(final_run_id, "tuned", "true")
+                client.set_tag(run_id, "final_run_id", final_run_id)
+
+
+def _text(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 6000 else text[:5997] + "..."

@@ -1,0 +1,377 @@
+"""Tuning: real Optuna studies in SQLite under tmp_path, real LightGBM, real MLflow."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import yaml
+
+from leadscore.commands import tune as tune_command
+from leadscore.config import TrainConfig, parse_config
+from leadscore.errors import LeadscoreError, ModelError, SpecError
+from leadscore.schema import Feature, LabelledDataset
+from leadscore.tuning import (
+    MlflowTrialLogger,
+    PruningCallback,
+    TuneSettings,
+    default_storage,
+    open_study,
+    prepare_problem,
+    run_study,
+    search_space,
+    tune,
+)
+
+
+def _frame(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Flat leads whose truth has thresholds and an interaction."""
+    rng = np.random.default_rng(seed)
+    minutes = rng.exponential(8, n)
+    visits = rng.poisson(3, n).astype(float)
+    occupation = rng.choice(["working", "student", "unemployed"], n, p=[0.4, 0.3, 0.3])
+    origin = rng.choice(["form", "chat", "import"], n, p=[0.5, 0.3, 0.2])
+    logit = (
+        -1.5
+        + 2.2 * (minutes > 10)
+        + np.select([occupation == "working", occupation == "student"], [1.6, -1.2], 0.0)
+        + 1.5 * ((origin == "form") & (visits >= 3))
+    )
+    frame = pd.DataFrame(
+        {"minutes": minutes.round(2), "visits": visits, "occupation": occupation, "origin": origin}
+    )
+    return frame, 1 / (1 + np.exp(-logit))
+
+
+def _dataset(n: int = 1500, seed: int = 0) -> LabelledDataset:
+    frame, p = _frame(n, seed)
+    X = frame.astype({"occupation": "category", "origin": "category"})
+    features = tuple(
+        Feature(c, "fit", c, "categorical" if c in ("occupation", "origin") else "numeric")
+        for c in X.columns
+    )
+    return LabelledDataset(
+        name="demo",
+        X=X,
+        y=(np.random.default_rng(seed + 1).random(n) < p).astype(int),
+        lead_id=pd.Series([f"p{i}" for i in range(n)]),
+        order=pd.Series(np.arange(n, dtype="float64")),
+        features=features,
+    )
+
+
+FAST = {
+    "cold_start": {"min_wins": 0, "min_leads": 0},
+    "lightgbm": {
+        "num_boost_round": 300,
+        "early_stopping_rounds": 30,
+        "params": {"num_threads": 1},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def dataset() -> LabelledDataset:
+    return _dataset()
+
+
+@pytest.fixture(scope="module")
+def config() -> TrainConfig:
+    return parse_config(FAST)
+
+
+@pytest.fixture(scope="module")
+def problem(dataset, config):
+    return prepare_problem(dataset, config)
+
+
+def _settings(**kw) -> TuneSettings:
+    return TuneSettings(**{"trials": 4, "report_every": 50, "warmup_steps": 100, **kw})
+
+
+def test_study_runs_n_trials_and_the_best_params_are_in_the_space(tmp_path, problem):
+    settings = _settings(trials=6)
+    study = open_study(settings, "demo", f"sqlite:///{tmp_path / 'optuna.db'}")
+    summary = run_study(study, problem, settings)
+    assert summary.n_trials == summary.new_trials == 6
+    assert summary.n_complete + summary.n_pruned + summary.n_failed == 6
+    space = search_space(len(problem.folds.fit) + len(problem.folds.valid))
+    assert set(summary.best_params) == set(space)
+    for name, value in summary.best_params.items():
+        assert space[name].contains(value), (name, value)
+    complete = [t.value for t in study.trials if t.value is not None]
+    assert summary.best_value == min(complete)  # log loss is minimised
+    assert 0 < summary.best_value < np.log(2)
+    assert summary.final_params()["metric"] == "binary_logloss"
+
+
+def test_a_second_call_continues_the_study(tmp_path, problem):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    first = run_study(
+        open_study(_settings(trials=3), "demo", storage), problem, _settings(trials=3)
+    )
+    second = run_study(
+        open_study(_settings(trials=2), "demo", storage), problem, _settings(trials=2)
+    )
+    assert first.study_name == second.study_name == "leadscore-demo"
+    assert (first.n_trials, second.n_trials, second.new_trials) == (3, 5, 2)
+    stored = optuna.load_study(study_name="leadscore-demo", storage=storage)
+    assert len(stored.trials) == 5
+    # the resumed sampler does not redraw the first call's random points
+    drawn = [tuple(sorted(t.params.items())) for t in stored.trials]
+    assert len(set(drawn)) == 5
+    with pytest.raises(SpecError, match="objective 'log_loss'") as err:
+        open_study(_settings(objective="roc_auc"), "demo", storage)
+    assert "\n" not in str(err.value)
+
+
+def test_no_trial_to_reuse_is_a_model_error(tmp_path, problem):
+    settings = _settings(trials=0)
+    study = open_study(settings, "demo", f"sqlite:///{tmp_path / 'optuna.db'}")
+    with pytest.raises(ModelError, match="no trial of study 'leadscore-demo' completed"):
+        run_study(study, problem, settings)
+
+
+class _AlwaysPrune(optuna.pruners.BasePruner):
+    def prune(self, study, trial) -> bool:
+        return True
+
+
+def test_the_callback_raises_trial_pruned_when_the_pruner_says_so(problem):
+    study = optuna.create_study(pruner=_AlwaysPrune())
+    trial = study.ask()
+    callback = PruningCallback(trial, "binary_logloss", every=5)
+    train_set = problem.lgb_dataset(problem.folds.fit)
+    valid_set = problem.lgb_dataset(problem.folds.valid, reference=train_set)
+    params = {**problem.base_params, "metric": "binary_logloss"}
+    with pytest.raises(optuna.TrialPruned, match="round 5"):
+        lgb.train(
+            params,
+            train_set,
+            num_boost_round=50,
+            valid_sets=[valid_set],
+            valid_names=["valid"],
+            callbacks=[callback],
+        )
+    assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [5]
+
+
+def test_steps_count_rounds_at_learning_rate_0_01(problem):
+    study = optuna.create_study()
+    trial = study.ask()
+    callback = PruningCallback(trial, "binary_logloss", learning_rate=0.1, every=50)
+    train_set = problem.lgb_dataset(problem.folds.fit)
+    valid_set = problem.lgb_dataset(problem.folds.valid, reference=train_set)
+    params = {**problem.base_params, "metric": "binary_logloss", "learning_rate": 0.1}
+    lgb.train(
+        params,
+        train_set,
+        num_boost_round=22,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[callback],
+    )
+    # 22 rounds at 0.1 are 220 rounds at 0.01: reported at 50, 100, 150 and 200
+    assert sorted(trial.storage.get_trial(trial._trial_id).intermediate_values) == [
+        50,
+        100,
+        150,
+        200,
+    ]
+
+
+def test_the_median_pruner_stops_a_clearly_bad_configuration(tmp_path, problem):
+    settings = _settings(trials=6, startup_trials=3)
+    study = open_study(settings, "demo", f"sqlite:///{tmp_path / 'optuna.db'}")
+    good = {"learning_rate": 0.1, "num_leaves": 15, "min_data_in_leaf": 20}
+    bad = {
+        "learning_rate": 0.1,
+        "num_leaves": 3,
+        "min_data_in_leaf": 50,
+        "feature_fraction": 0.4,
+        "lambda_l1": 10.0,
+        "lambda_l2": 50.0,
+    }
+    for params in (good, good, good, bad):
+        study.enqueue_trial(params)
+    summary = run_study(study, problem, settings)
+    bad_trial = study.trials[3]
+    assert bad_trial.params["lambda_l2"] == 50.0
+    assert bad_trial.state == optuna.trial.TrialState.PRUNED
+    assert summary.n_pruned >= 1
+
+
+def test_each_trial_is_a_nested_mlflow_run_under_one_parent(tmp_path, problem):
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    settings = _settings(trials=3)
+    study = open_study(settings, "demo", default_storage(uri))
+    assert (tmp_path / "optuna.db").exists()
+    with MlflowTrialLogger(uri, "tuning-test", "tune-demo", params={"trials": 3}) as log:
+        run_study(study, problem, settings, callbacks=[log])
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("tuning-test")
+    parent = client.get_run(log.parent_run_id_)
+    assert parent.info.status == "FINISHED" and parent.data.params["trials"] == "3"
+    children = client.search_runs(
+        [experiment.experiment_id], f"tags.mlflow.parentRunId = '{log.parent_run_id_}'"
+    )
+    assert len(children) == 3
+    assert {c.data.tags["optuna.trial"] for c in children} == {"0", "1", "2"}
+    for child in children:
+        trial = study.trials[int(child.data.tags["optuna.trial"])]
+        assert child.data.tags["state"] == trial.state.name
+        assert float(child.data.params["learning_rate"]) == pytest.approx(
+            trial.params["learning_rate"]
+        )
+        if trial.value is not None:
+            assert child.data.metrics["value"] == pytest.approx(trial.value)
+
+
+def test_tune_trains_the_final_model_with_the_best_params(tmp_path, dataset, config):
+    result = tune(dataset, config, _settings(trials=3), storage=f"sqlite:///{tmp_path / 'o.db'}")
+    for name, value in result.summary.best_params.items():
+        assert result.tuned.params[name] == value
+    assert result.default.params["learning_rate"] == 0.03  # the default model is untouched
+    p = result.tuned.model.predict_proba(result.tuned.X_test)
+    assert p.shape == (len(result.tuned.y),) and np.all((p >= 0) & (p <= 1))
+    assert result.tuned.metrics["model"]["roc_auc"] > 0.7
+    assert result.gain["roc_auc"] == pytest.approx(
+        result.tuned.metrics["model"]["roc_auc"] - result.default.metrics["model"]["roc_auc"]
+    )
+    # the search never saw the test fold: both models are graded on the same leads
+    assert np.array_equal(result.tuned.lead_id, result.default.lead_id)
+
+
+@pytest.mark.parametrize(
+    ("objective", "direction", "metric"),
+    [
+        ("log_loss", "minimize", "binary_logloss"),
+        ("roc_auc", "maximize", "auc"),
+        ("pr_auc", "maximize", "average_precision"),
+    ],
+)
+def test_the_objective_sets_the_direction(tmp_path, problem, objective, direction, metric):
+    settings = _settings(trials=3, objective=objective)
+    assert (settings.direction, settings.lgb_metric) == (direction, metric)
+    study = open_study(settings, "demo", f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert study.direction.name.lower() == direction
+    summary = run_study(study, problem, settings)
+    values = [t.value for t in study.trials if t.value is not None]
+    assert summary.best_value == (max(values) if direction == "maximize" else min(values))
+    if objective != "log_loss":
+        assert 0.5 < summary.best_value <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"trials": -1}, "--trials"),
+        ({"timeout": -1.0}, "--timeout"),
+        ({"objective": "accuracy"}, "unknown tuning objective"),
+        ({"study_name": " "}, "--study-name"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(kwargs, match):
+    with pytest.raises(SpecError, match=match) as err:
+        TuneSettings(**kwargs)
+    assert "\n" not in str(err.value)
+
+
+def test_default_storage_sits_beside_the_mlflow_store(tmp_path):
+    assert default_storage(f"sqlite:///{tmp_path / 'runs' / 'mlflow.db'}") == (
+        f"sqlite:///{tmp_path / 'runs' / 'optuna.db'}"
+    )
+    assert default_storage("http://mlflow:5000", cwd=tmp_path) == (
+        f"sqlite:///{tmp_path.resolve() / 'optuna.db'}"
+    )
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def _write_spec(tmp_path: Path, n: int = 1500) -> Path:
+    frame, p = _frame(n, 0)
+    frame.insert(0, "lead", [f"L{i}" for i in range(n)])
+    frame["seq"] = np.arange(n)
+    frame["won"] = (np.random.default_rng(1).random(n) < p).astype(int)
+    frame.to_csv(tmp_path / "leads.csv", index=False)
+    spec = {
+        "name": "demo",
+        "source": "leads.csv",
+        "id": "lead",
+        "label": {"column": "won", "won": [1], "lost": [0]},
+        "order_by": "seq",
+    }
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "fast.yaml").write_text(yaml.safe_dump(FAST))
+    return tmp_path / "demo.yaml"
+
+
+def _main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="leadscore")
+    tune_command.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["tune", *argv])
+    try:
+        return args.func(args)
+    except LeadscoreError:
+        return 2
+
+
+@pytest.mark.slow
+def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys):
+    from mlflow import MlflowClient
+
+    spec = _write_spec(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+    (tmp_path / "mlruns").mkdir()
+    out = tmp_path / "tune.json"
+    argv = ["--spec", str(spec), "--config", str(tmp_path / "fast.yaml"), "--trials", "3"]
+    argv += ["--tracking-uri", uri, "--metrics-out", str(out), "--no-progress"]
+    assert _main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "tuned" in printed and "default" in printed and "gain" in printed
+    data = json.loads(out.read_text())
+    assert data["study"]["n_trials"] == 3 and data["study"]["study_name"] == "leadscore-demo"
+    assert data["gain"]["roc_auc"] == pytest.approx(
+        data["tuned"]["roc_auc"] - data["default"]["roc_auc"]
+    )
+    assert (tmp_path / "mlruns" / "optuna.db").exists()  # beside the MLflow store
+    client = MlflowClient(tracking_uri=uri)
+    final = client.get_run(data["run_id"])
+    assert final.data.tags["mlflow.parentRunId"] == data["parent_run_id"]
+    assert final.data.params["lgbm.learning_rate"] == str(
+        data["study"]["best_params"]["learning_rate"]
+    )
+    parent = client.get_run(data["parent_run_id"])
+    assert parent.data.metrics["tuned_test_roc_auc"] == pytest.approx(data["tuned"]["roc_auc"])
+    # a second call continues the same study
+    assert _main([*argv, "--trials", "2", "--no-mlflow"]) == 0
+    assert json.loads(out.read_text())["study"]["n_trials"] == 5
+    # --trials 0 trains with the stored best trial and searches no more
+    assert _main([*argv, "--trials", "0", "--no-mlflow"]) == 0
+    again = json.loads(out.read_text())["study"]
+    assert (again["n_trials"], again["new_trials"]) == (5, 0)
+
+
+def test_tune_command_rejects_bad_arguments(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _main(["--spec", "x", "--trials", "-2"])
+    assert "expected a whole number of at least 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        _main(["--spec", "x", "--objective", "accuracy"])
+
+
+def test_a_bad_storage_is_a_one_line_error_without_the_password(tmp_path):
+    with pytest.raises(SpecError, match=r"cannot open Optuna storage 'bogus://u:\*\*\*@x'") as err:
+        open_study(_settings(), "demo", "bogus://u:secret@x")
+    assert "secret" not in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(SpecError, match="unable to open database file"):
+        open_study(_settings(), "demo", f"sqlite:///{tmp_path / 'missing' / 'dir' / 'o.db'}")
