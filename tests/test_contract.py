@@ -162,3 +162,13 @@ def test_manifest_sets_observed_until(tmp_path, event_frames):
     assert load_closed_loop(tmp_path, observed_until="2024-05-01").observed_until == pd.Timestamp(
         "2024-05-01"
     )
+
+
+def test_parquet_chunks_are_regrouped_to_the_chunk_size(tmp_path):
+    from leadscore.io import iter_table_chunks
+
+    frame = pd.DataFrame({"lead_id": [f"L{i}" for i in range(100)], "x": range(100)})
+    frame.to_parquet(tmp_path / "t.parquet", row_group_size=7)
+    chunks = list(iter_table_chunks(tmp_path / "t.parquet", chunk_rows=30))
+    assert [len(c) for c in chunks] == [30, 30, 30, 10]
+    pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), frame)

@@ -308,6 +308,6 @@ def test_a_lead_repeated_across_chunks_is_an_error(scored_world, tmp_path):
     X, ids = next(event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=5000))
     target = tmp_path / "dup.duckdb"
     chunks = [(X.iloc[:200], ids.iloc[:200]), (X.iloc[150:], ids.iloc[150:])]
-    with pytest.raises(DataError, match=r"appears more than once in the input"):
+    with pytest.raises(DataError, match=r"1?50 lead id\(s\) appear in more than one chunk"):
         run_scoring(scoring, chunks, target=str(target), as_of=AS_OF, progress=False)
     assert not target.exists()

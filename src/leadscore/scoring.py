@@ -209,20 +209,27 @@ def flat_feature_chunks(
         raise DataError(f"{location} holds no leads", "Give a table with at least one lead.")
 
 
-def _check_new_ids(lead_ids: pd.Series, seen: np.ndarray) -> np.ndarray:
-    """Raise when a lead repeats, within the chunk or across chunks; returns ``seen`` with the
-    chunk added. Ids are kept as sorted 64-bit hashes (80 MB for 10M leads), not strings."""
-    hashes = pd.util.hash_array(lead_ids.to_numpy(dtype=object))
-    again = lead_ids.duplicated().to_numpy().copy()
-    if len(seen):
-        pos = np.minimum(np.searchsorted(seen, hashes), len(seen) - 1)
-        again |= seen[pos] == hashes
-    if again.any():
+def _id_hashes(lead_ids: pd.Series) -> np.ndarray:
+    """64-bit hashes of a chunk's ids (80 MB for 10M leads, rather than the strings); a lead
+    repeated inside the chunk is an error at once."""
+    dup = lead_ids.duplicated()
+    if dup.any():
         raise DataError(
-            f"lead {lead_ids[again].iloc[0]!r} appears more than once in the input",
+            f"lead {lead_ids[dup].iloc[0]!r} appears more than once in the input",
             "Keep one row per lead.",
         )
-    return np.union1d(seen, hashes)
+    return pd.util.hash_array(lead_ids.to_numpy(dtype=object))
+
+
+def _check_unique_across_chunks(hashes: list[np.ndarray]) -> None:
+    """One sort of every chunk's id hashes, before the run commits."""
+    every = np.sort(np.concatenate(hashes)) if hashes else np.empty(0, dtype=np.uint64)
+    repeated = int((every[1:] == every[:-1]).sum())
+    if repeated:
+        raise DataError(
+            f"{repeated:,} lead id(s) appear in more than one chunk of the input",
+            "Keep one row per lead.",
+        )
 
 
 def run_scoring(
@@ -244,11 +251,11 @@ def run_scoring(
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
     bar = tqdm(total=total, unit="lead", desc="scoring", disable=not progress, leave=False)
-    seen = np.empty(0, dtype=np.uint64)
+    hashes: list[np.ndarray] = []
     rows = 0
     with open_run(target, run) as writer:
         for X, lead_ids in chunks:
-            seen = _check_new_ids(lead_ids, seen)
+            hashes.append(_id_hashes(lead_ids))
             scored = score_frame(
                 scoring,
                 X,
@@ -262,6 +269,7 @@ def run_scoring(
             writer.append(attach_previous_stages(scored, before))
             rows += len(scored)
             bar.update(len(scored))
+        _check_unique_across_chunks(hashes)
         if rows == 0:
             raise DataError(
                 f"no open lead was created by {as_of:%Y-%m-%d %H:%M}",
