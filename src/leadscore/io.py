@@ -171,19 +171,11 @@ def iter_table_chunks(
     path = Path(source)
     suffix = path.suffix.lower()
     if suffix == ".parquet" and path.is_file():
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pending: list[pa.RecordBatch] = []
-        size = 0
+        # batches are filled across row groups, so every chunk but the last has chunk_rows
         for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            pending.append(batch)  # small row groups give small batches: regroup them
-            size += batch.num_rows
-            if size >= chunk_rows:
-                yield _drop_unnamed(pa.Table.from_batches(pending).to_pandas())
-                pending, size = [], 0
-        if pending:
-            yield _drop_unnamed(pa.Table.from_batches(pending).to_pandas())
+            yield _drop_unnamed(batch.to_pandas())
         return
     if suffix == ".csv" and path.is_file() and path.stat().st_size > 0:
         yield from (_drop_unnamed(c) for c in pd.read_csv(path, chunksize=chunk_rows))
