@@ -247,6 +247,61 @@ def _importance(booster: lgb.Booster, names: list[str]) -> dict[str, float]:
     return {names[i]: float(share[i]) for i in order}
 
 
+@dataclass(frozen=True)
+class PreparedData:
+    """What :func:`train` and :func:`leadscore.tuning.tune` both start from."""
+
+    folds: Folds
+    y: np.ndarray
+    encoder: FeatureEncoder
+    matrix: np.ndarray
+    n_leads: int
+    n_wins: int
+
+
+def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedData:
+    """Cold-start check, folds, one-class check, leakage guard and encoding, in that order:
+    every check that must pass before a single tree is grown."""
+    n_leads, n_wins = check_history(
+        dataset, config.cold_start.min_wins, config.cold_start.min_leads
+    )
+    folds = time_ordered_folds(
+        dataset,
+        test_size=config.folds.test_size,
+        calibration_size=config.folds.calibration_size,
+        valid_size=config.folds.valid_size,
+        purge=config.folds.purge,
+        random_state=config.folds.seed,
+    )
+    y = np.asarray(dataset.y, dtype="int64")
+    _check_classes(y, folds)
+    suspects = find_leakage_suspects(
+        dataset.X.iloc[folds.fit],
+        y[folds.fit],
+        auc_threshold=config.leakage.auc_threshold,
+        allow=(*dataset.allowed_leakage, *config.leakage.allow),
+        seed=config.seed,
+    )
+    if suspects:
+        raise leakage_error(suspects)
+    encoder = FeatureEncoder.from_frame(dataset.X, dataset.features)
+    return PreparedData(folds, y, encoder, encoder.matrix(dataset.X), n_leads, n_wins)
+
+
+def base_params(dataset: LabelledDataset, config: TrainConfig, n_rows: int) -> dict[str, Any]:
+    """LightGBM parameters before tuning: defaults for ``n_rows``, the config's, and the
+    monotone constraints of the config's high-intent features."""
+    params = {**default_params(n_rows, config.seed), **config.lightgbm.params}
+    if "monotone_constraints" not in params:
+        signs = monotone_constraints(
+            dataset, config.lightgbm.monotone_increasing, config.lightgbm.monotone_decreasing
+        )
+        if any(signs):
+            params["monotone_constraints"] = signs
+            params.setdefault("monotone_constraints_method", "advanced")
+    return params
+
+
 def train(
     dataset: LabelledDataset,
     config: TrainConfig | None = None,
@@ -272,48 +327,15 @@ def train(
     config = config or TrainConfig()
     started = time.perf_counter()
     notes: list[str] = []
-    n_leads, n_wins = check_history(
-        dataset, config.cold_start.min_wins, config.cold_start.min_leads
-    )
-    folds = time_ordered_folds(
-        dataset,
-        test_size=config.folds.test_size,
-        calibration_size=config.folds.calibration_size,
-        valid_size=config.folds.valid_size,
-        purge=config.folds.purge,
-        random_state=config.folds.seed,
-    )
+    prepared = prepare_training(dataset, config)
+    folds, y, encoder, matrix = prepared.folds, prepared.y, prepared.encoder, prepared.matrix
+    n_leads, n_wins = prepared.n_leads, prepared.n_wins
     if folds.kind == "random":
         notes.append(
             "the data has no time order: folds are stratified at random, so test "
             "metrics may be optimistic"
         )
-    y = np.asarray(dataset.y, dtype="int64")
-    _check_classes(y, folds)
-    suspects = find_leakage_suspects(
-        dataset.X.iloc[folds.fit],
-        y[folds.fit],
-        auc_threshold=config.leakage.auc_threshold,
-        allow=(*dataset.allowed_leakage, *config.leakage.allow),
-        seed=config.seed,
-    )
-    if suspects:
-        raise leakage_error(suspects)
-
-    encoder = FeatureEncoder.from_frame(dataset.X, dataset.features)
-    matrix = encoder.matrix(dataset.X)
-    used = {
-        **default_params(len(folds.fit) + len(folds.valid), config.seed),
-        **config.lightgbm.params,
-        **(params or {}),
-    }
-    if "monotone_constraints" not in used:
-        signs = monotone_constraints(
-            dataset, config.lightgbm.monotone_increasing, config.lightgbm.monotone_decreasing
-        )
-        if any(signs):
-            used["monotone_constraints"] = signs
-            used.setdefault("monotone_constraints_method", "advanced")
+    used = {**base_params(dataset, config, len(folds.fit) + len(folds.valid)), **(params or {})}
     booster, best_iteration = _fit_booster(matrix, y, folds, encoder, used, config)
 
     cal_rows, test_rows = folds.calibrate, folds.test

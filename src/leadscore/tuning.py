@@ -35,19 +35,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from leadscore.config import TrainConfig
 from leadscore.errors import ModelError, SpecError
-from leadscore.folds import Folds, time_ordered_folds
-from leadscore.leakage import find_leakage_suspects, leakage_error
+from leadscore.folds import Folds
 from leadscore.metrics import evaluate
 from leadscore.model import FeatureEncoder
 from leadscore.schema import LabelledDataset
-from leadscore.training import (
-    TrainingResult,
-    _check_classes,
-    check_history,
-    default_params,
-    monotone_constraints,
-    train,
-)
+from leadscore.training import TrainingResult, base_params, prepare_training, train
 
 logger = logging.getLogger(__name__)
 
@@ -208,38 +200,12 @@ def prepare_problem(dataset: LabelledDataset, config: TrainConfig | None = None)
     """Folds, encoder and base parameters exactly as :func:`leadscore.training.train` makes
     them, with its checks (cold start, one-class folds, leakage) run before any trial."""
     config = config or TrainConfig()
-    check_history(dataset, config.cold_start.min_wins, config.cold_start.min_leads)
-    folds = time_ordered_folds(
-        dataset,
-        test_size=config.folds.test_size,
-        calibration_size=config.folds.calibration_size,
-        valid_size=config.folds.valid_size,
-        purge=config.folds.purge,
-        random_state=config.folds.seed,
-    )
-    y = np.asarray(dataset.y, dtype="int64")
-    _check_classes(y, folds)
-    suspects = find_leakage_suspects(
-        dataset.X.iloc[folds.fit],
-        y[folds.fit],
-        auc_threshold=config.leakage.auc_threshold,
-        allow=(*dataset.allowed_leakage, *config.leakage.allow),
-        seed=config.seed,
-    )
-    if suspects:
-        raise leakage_error(suspects)
-    encoder = FeatureEncoder.from_frame(dataset.X, dataset.features)
+    prepared = prepare_training(dataset, config)
+    folds, y, encoder = prepared.folds, prepared.y, prepared.encoder
     n_rows = len(folds.fit) + len(folds.valid)
-    base = {**default_params(n_rows, config.seed), **config.lightgbm.params}
-    if "monotone_constraints" not in base:
-        signs = monotone_constraints(
-            dataset, config.lightgbm.monotone_increasing, config.lightgbm.monotone_decreasing
-        )
-        if any(signs):
-            base["monotone_constraints"] = signs
-            base.setdefault("monotone_constraints_method", "advanced")
+    base = base_params(dataset, config, n_rows)
     return TuningProblem(
-        matrix=encoder.matrix(dataset.X),
+        matrix=prepared.matrix,
         y=y,
         folds=folds,
         encoder=encoder,
