@@ -84,6 +84,8 @@ def test_make_run_steps(tmp_path, monkeypatch, capsys):
         )
         == 0
     )
+    moved = int(read_scored_leads(target)["stage_changed"].sum())
+    assert f"; {moved:,} moved since their previous scoring" in capsys.readouterr().out
     history = read_history(target)
     assert len(history) == 2 * len(latest)
     assert read_scored_leads(target)["previous_stage"].notna().all()

@@ -229,6 +229,8 @@ def test_score_explain_and_report_commands(scored_world, tmp_path, capsys):
     out = capsys.readouterr().out
     latest = read_scored_leads(target)
     assert f"scored {len(latest):,} leads" in out
+    counts = latest["stage"].value_counts()
+    assert f"SQL {counts.get('sql', 0):,}" in out and f"LEAD {counts.get('lead', 0):,}" in out
     lead = latest.sort_values("probability").iloc[-1]["lead_id"]
     assert main(["explain", lead, "--target", target]) == 0
     card = capsys.readouterr().out

@@ -37,6 +37,7 @@ from leadscore.model import LeadScoringModel
 from leadscore.schema import ClosedLoopData, to_lead_ids
 from leadscore.sinks import (
     COLUMNS,
+    STAGES,
     RunKey,
     WriteSummary,
     attach_previous_stages,
@@ -58,6 +59,19 @@ class ScoringModel:
     model: LeadScoringModel
     name: str
     version: str
+
+
+@dataclass(frozen=True)
+class ScoringSummary:
+    """What a scoring run wrote: the sink's summary, leads per stage, and how many moved."""
+
+    write: WriteSummary
+    stage_counts: dict[str, int]
+    moved: int
+
+    @property
+    def rows(self) -> int:
+        return self.write.rows
 
 
 def load_scoring_model(
@@ -242,7 +256,7 @@ def run_scoring(
     top_n: int = 3,
     progress: bool = True,
     total: int | None = None,
-) -> WriteSummary:
+) -> ScoringSummary:
     """Score every chunk and commit the run to ``target`` atomically.
 
     Nothing reaches the target unless every chunk scored: an error (or a kill) midway leaves
@@ -252,7 +266,8 @@ def run_scoring(
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
     bar = tqdm(total=total, unit="lead", desc="scoring", disable=not progress, leave=False)
     hashes: list[np.ndarray] = []
-    rows = 0
+    rows = moved = 0
+    stage_counts = pd.Series(0, index=list(STAGES), dtype="int64")
     with open_run(target, run) as writer:
         for X, lead_ids in chunks:
             hashes.append(_id_hashes(lead_ids))
@@ -266,7 +281,10 @@ def run_scoring(
                 top_n=top_n,
             )
             before = previous_stages(writer.target, as_of, lead_ids=lead_ids.tolist())
-            writer.append(attach_previous_stages(scored, before))
+            scored = attach_previous_stages(scored, before)
+            writer.append(scored)
+            stage_counts = stage_counts.add(scored["stage"].value_counts(), fill_value=0)
+            moved += int(scored["stage_changed"].sum())
             rows += len(scored)
             bar.update(len(scored))
         _check_unique_across_chunks(hashes)
@@ -280,4 +298,8 @@ def run_scoring(
     if summary is None:  # pragma: no cover - the writer commits on a clean exit
         raise ModelError("the scoring run did not commit", "Run it again.")
     logger.info("scored %s leads as of %s into %s", f"{rows:,}", as_of, summary.target)
-    return summary
+    return ScoringSummary(
+        write=summary,
+        stage_counts={s: int(stage_counts.get(s, 0)) for s in STAGES},
+        moved=moved,
+    )

@@ -18,7 +18,7 @@ from leadscore.scoring import (
     load_scoring_model,
     run_scoring,
 )
-from leadscore.sinks import DEFAULT_TARGET, STAGES, read_scored_leads
+from leadscore.sinks import DEFAULT_TARGET, STAGES
 from leadscore.specs import load_spec
 
 DEFAULT_MODEL = "models:/leadscore@champion"
@@ -113,17 +113,14 @@ def run(args: argparse.Namespace) -> int:
         top_n=args.top,
         progress=not args.no_progress,
     )
-    latest = read_scored_leads(args.target)
-    run_rows = latest[(latest["as_of"] == as_of) & (latest["model_version"] == scoring.version)]
-    counts = run_rows["stage"].value_counts()
-    moved = int(run_rows["stage_changed"].sum())
+    counts = summary.stage_counts
     print(
         f"scored {summary.rows:,} leads as of {as_of:%Y-%m-%d %H:%M} with "
         f"{scoring.name} v{scoring.version} into {args.target}"
     )
     print(
         "  stages: "
-        + ", ".join(f"{s.upper()} {int(counts.get(s, 0)):,}" for s in STAGES)
-        + f"; {moved:,} moved since their previous scoring"
+        + ", ".join(f"{s.upper()} {counts[s]:,}" for s in STAGES)
+        + f"; {summary.moved:,} moved since their previous scoring"
     )
     return 0
