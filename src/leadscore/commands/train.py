@@ -81,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="model folder (default: models/<data set name>/)",
     )
+    add_mlflow_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_mlflow_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--no-mlflow``, ``--experiment`` and ``--tracking-uri``, shared by train and tune."""
     parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
     parser.add_argument(
         "--experiment",
@@ -95,7 +101,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="MLflow tracking URI (default: mlflow.tracking_uri of the config, "
         "else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
     )
-    parser.set_defaults(func=run)
 
 
 def _event_name(source: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 from leadscore.commands.train import (
     _fmt,
     _log_to_mlflow,
+    add_mlflow_arguments,
     format_report,
     load_training_data,
 )
@@ -147,20 +148,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar over the trials"
     )
-    parser.add_argument("--no-mlflow", action="store_true", help="do not log to MLflow")
-    parser.add_argument(
-        "--experiment",
-        default=None,
-        metavar="NAME",
-        help="MLflow experiment (default: mlflow.experiment of the config)",
-    )
-    parser.add_argument(
-        "--tracking-uri",
-        default=None,
-        metavar="URI",
-        help="MLflow tracking URI (default: mlflow.tracking_uri of the config, "
-        "else $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
-    )
+    add_mlflow_arguments(parser)
     parser.set_defaults(func=run)
 
 
