@@ -172,3 +172,17 @@ def test_parquet_chunks_are_regrouped_to_the_chunk_size(tmp_path):
     chunks = list(iter_table_chunks(tmp_path / "t.parquet", chunk_rows=30))
     assert [len(c) for c in chunks] == [30, 30, 30, 10]
     pd.testing.assert_frame_equal(pd.concat(chunks, ignore_index=True), frame)
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_chunks_of_a_folder_without_manifest_share_its_latest_time(tmp_path, event_frames, fmt):
+    from leadscore.io import iter_closed_loop_chunks
+
+    event_frames["outcomes"].loc[1, "closed_at"] = "2024-03-01T10:00:00+02:00"
+    write_tables(event_frames, tmp_path, fmt=fmt)
+    chunks = list(iter_closed_loop_chunks(tmp_path, chunk_leads=2))
+    assert [len(c.leads) for c in chunks] == [2, 1]
+    whole = load_closed_loop(tmp_path)
+    assert {c.observed_until for c in chunks} == {whole.observed_until}
+    assert whole.observed_until == pd.Timestamp("2024-03-01T08:00")
+    assert sum(len(c.activities) for c in chunks) == len(whole.activities)

@@ -16,7 +16,6 @@ import pytest
 
 from leadscore.cli import main
 from leadscore.config import parse_config
-from leadscore.explain import explain
 from leadscore.features import build_features, build_training_examples, default_as_of_dates
 from leadscore.io import load_closed_loop
 from leadscore.reports import channel_report
@@ -104,15 +103,7 @@ def test_scores_agree_with_the_model_and_its_thresholds(scored_world):
 def test_contributions_and_base_rate_add_up_to_the_probability(scored_world):
     model = load_scoring_model(scored_world["model"]).model
     X = build_features(load_closed_loop(scored_world["data"]), AS_OF).X.head(500)
-    exp = explain(
-        model.booster,
-        model.calibrator.predict,
-        model.features,
-        model.prepare(X),
-        calibrate_on="log_odds",
-        encode=model.encode,
-        rescale="sides",
-    )
+    exp = model.explain(X)
     total = exp.base_rate + exp.contributions.sum(axis=1).to_numpy()
     np.testing.assert_allclose(total, model.predict_proba(X), atol=1e-6)
 

@@ -663,18 +663,6 @@ def _reason_columns(explanation: Explanation, top_n: int, min_contribution: floa
     )
 
 
-def _no_reasons(index: pd.Index) -> pd.DataFrame:
-    n = len(index)
-    return pd.DataFrame(
-        {
-            "reasons_for": pd.array([""] * n, dtype="str"),
-            "reasons_against": pd.array([""] * n, dtype="str"),
-            "reasons_json": pd.array(["[]"] * n, dtype="str"),
-        },
-        index=index,
-    )
-
-
 def explain_batch(
     booster: lgb.Booster,
     calibrate: Calibrate | None,
@@ -687,7 +675,6 @@ def explain_batch(
     sub_scorer: SubScorer | None = None,
     min_contribution: float = MIN_CONTRIBUTION,
     include_contributions: bool = False,
-    reasons: bool = True,
     encode: Callable[[pd.DataFrame], np.ndarray] | None = None,
     rescale: Rescale = "linear",
     chunk_size: int = 100_000,
@@ -704,8 +691,6 @@ def explain_batch(
     sub_scorer : a fitted :class:`SubScorer` for ``fit_score`` and ``engagement_score``.
     min_contribution : smallest contribution (probability) that makes a reason.
     include_contributions : add one ``contribution:<field>`` column per field.
-    reasons : ``False`` skips the text (``""`` and ``"[]"``); TreeSHAP still runs, since
-        probabilities and sub-scores come from it.
     chunk_size : rows explained at a time.
 
     Returns
@@ -737,9 +722,7 @@ def explain_batch(
                     {"probability": exp.probability, "base_rate": exp.base_rate},
                     index=exp.contributions.index,
                 ),
-                _reason_columns(exp, top_n, min_contribution)
-                if reasons
-                else _no_reasons(exp.contributions.index),
+                _reason_columns(exp, top_n, min_contribution),
             ],
             axis=1,
         )

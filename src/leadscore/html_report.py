@@ -44,7 +44,7 @@ from matplotlib.figure import Figure
 
 from leadscore import plots
 from leadscore.errors import ModelError
-from leadscore.explain import explain, mean_abs_contribution, shap_summary_figure
+from leadscore.explain import mean_abs_contribution, shap_summary_figure
 from leadscore.model import LeadScoringModel
 from leadscore.reports import channel_report
 from leadscore.schema import Feature
@@ -729,14 +729,7 @@ def _explain_leads(run: _Run) -> _Explained | None:
         stages, won, source = np.asarray(model.predict_stage(X)).astype(str), None, "example"
     else:
         return None
-    exp = explain(
-        model.booster,
-        model.calibrator.predict,
-        model.features,
-        X,
-        calibrate_on="log_odds",
-        encode=model.encode,
-    )
+    exp = model.explain(X)
     return _Explained(exp.log_odds, X, exp.contributions, stages, won, source)
 
 

@@ -14,11 +14,15 @@ import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from leadscore.errors import DataError
-from leadscore.schema import ClosedLoopData, validate_closed_loop
+from leadscore.schema import ClosedLoopData, to_utc_naive, validate_closed_loop
+
+if TYPE_CHECKING:
+    import duckdb
 
 logger = logging.getLogger(__name__)
 
@@ -290,10 +294,10 @@ def iter_closed_loop_chunks(
         leads = leads.assign(lead_id=leads["lead_id"].astype("string").astype(str))
         leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
     until = observed_until if observed_until is not None else _manifest_observed_until(path)
-    if until is None:
-        until = load_closed_loop(path).observed_until  # needs one full pass for the latest time
     others = {name: find_event_table(path, name) for name in ("activities", "outcomes")}
     with duckdb.connect() as con:
+        if until is None:
+            until = _latest_timestamp(con, leads, others)
         for start in range(0, len(leads), chunk_leads):
             part = leads.iloc[start : start + chunk_leads]
             low, high = part["lead_id"].iloc[0], part["lead_id"].iloc[-1]
@@ -310,6 +314,25 @@ def iter_closed_loop_chunks(
             yield validate_closed_loop(
                 part, frames["activities"], frames["outcomes"], observed_until=until
             )
+
+
+def _latest_timestamp(
+    con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, others: Mapping[str, Path | None]
+) -> pd.Timestamp:
+    """The latest moment in the folder (the default ``observed_until``), from one aggregate
+    per file instead of loading the activity log."""
+    con.execute("SET TimeZone = 'UTC'")
+    latest = [to_utc_naive(leads["created_at"], "leads", "created_at").max()]
+    for name, column in (("activities", "occurred_at"), ("outcomes", "closed_at")):
+        file = others[name]
+        if file is not None:
+            value = con.execute(
+                f"SELECT CAST(max(TRY_CAST({column} AS TIMESTAMPTZ)) AS TIMESTAMP) "
+                f"FROM {_duckdb_scan(file)}"
+            ).fetchone()[0]
+            if value is not None:
+                latest.append(pd.Timestamp(value))
+    return max(latest)
 
 
 def _duckdb_scan(file: Path) -> str:

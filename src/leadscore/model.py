@@ -38,7 +38,7 @@ from pandas.api import types as ptypes
 from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.errors import DataError, ModelError
-from leadscore.explain import SubScorer
+from leadscore.explain import Explanation, SubScorer, explain
 from leadscore.schema import Feature
 from leadscore.stages import StageThresholds
 
@@ -287,6 +287,20 @@ class LeadScoringModel:
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """Calibrated probability that each lead converts (one value per row)."""
         return self.calibrator.predict(self.predict_margin(X))
+
+    def explain(self, X: pd.DataFrame) -> Explanation:
+        """Each lead's contributions in calibrated probability points (base rate + sum = the
+        probability), with the log-odds TreeSHAP values behind them; see
+        :mod:`leadscore.explain`. The "sides" rescaling is the one the scored table uses."""
+        return explain(
+            self.booster,
+            self.calibrator.predict,
+            self.features,
+            self.prepare(X),
+            calibrate_on="log_odds",
+            encode=self.encode,
+            rescale="sides",
+        )
 
     def predict_stage(self, X: pd.DataFrame) -> np.ndarray:
         """Stage of each lead: ``"lead"``, ``"mql"`` or ``"sql"``."""

@@ -46,7 +46,7 @@ from leadscore.baselines import LogisticRegressionBaseline, RulePointsBaseline
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.config import TrainConfig
 from leadscore.errors import DataError, ModelError
-from leadscore.explain import SubScorer, explain
+from leadscore.explain import SubScorer
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import find_leakage_suspects, leakage_error
 from leadscore.metrics import evaluate, stage_report
@@ -229,15 +229,7 @@ def fit_sub_scorer(
     ``max_rows``: percentiles need no more, and TreeSHAP is the slow part)."""
     if len(X) > max_rows:
         X = X.sample(max_rows, random_state=seed)
-    explanation = explain(
-        model.booster,
-        model.calibrator.predict,
-        model.features,
-        model.prepare(X),
-        calibrate_on="log_odds",
-        encode=model.encode,
-    )
-    return SubScorer().fit(explanation.log_odds, model.features)
+    return SubScorer().fit(model.explain(X).log_odds, model.features)
 
 
 def _importance(booster: lgb.Booster, names: list[str]) -> dict[str, float]:
