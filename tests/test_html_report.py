@@ -203,6 +203,9 @@ def test_numbers_match_the_run(world):
     assert f"{metrics['baselines']['logistic_regression']['pr_auc']:.3f}" in text
     assert f"{metrics['baselines']['rule_points']['brier']:.4f}" in text
     assert f"{metrics['n_test']:,}" in text
+    low, high = metrics["uncertainty"]["intervals"]["model"]["roc_auc"]
+    assert f"{low:.3f} to {high:.3f}" in text
+    assert f"{metrics['uncertainty']['ece_by_chance']['mean']:.3f} on these leads" in text
     assert "time-ordered" in text and "RANDOM" not in text
     for stage in ("LEAD", "MQL", "SQL"):
         count = metrics["stages"][stage.lower()]["count"]

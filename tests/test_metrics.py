@@ -6,10 +6,15 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
 from leadscore.metrics import (
     METRIC_KEYS,
+    _SortedScores,
+    bootstrap_intervals,
+    ece_by_chance,
     evaluate,
     expected_calibration_error,
     stage_report,
@@ -105,3 +110,83 @@ def test_stage_report_empty_stage_and_unknown_stage() -> None:
     assert report["mql"]["count"] == 0 and math.isnan(report["mql"]["conversion_rate"])
     with pytest.raises(ValueError, match="unknown stage"):
         stage_report([0, 1], ["lead", "opportunity"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from([0.0, 0.1, 0.25, 0.5, 0.5, 0.75, 0.9, 1.0]),
+            st.booleans(),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_resampled_metrics_equal_evaluate_on_the_drawn_rows(
+    rows: list[tuple[float, bool, int]],
+) -> None:
+    """The O(n) weighted metrics of a bootstrap draw are exactly evaluate() on the rows drawn,
+    ties, single-class draws and equal-count ECE bins cutting through a repeated row included."""
+    p = np.array([r[0] for r in rows])
+    y = np.array([float(r[1]) for r in rows])
+    counts = np.array([r[2] for r in rows])
+    if counts.sum() == 0:
+        counts[0] = 1
+    drawn = np.repeat(np.arange(len(rows)), counts)
+    expected = evaluate(y[drawn], p[drawn])
+    got = _SortedScores(y, p).metrics(counts)
+    for key in METRIC_KEYS:
+        if math.isnan(expected[key]):
+            assert math.isnan(got[key]), key
+        else:
+            assert got[key] == pytest.approx(expected[key], abs=1e-9), key
+
+
+def _scores(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.beta(0.8, 1.5, n)
+    y = (rng.random(n) < p).astype(int)
+    noisy = np.clip(p + rng.normal(0, 0.25, n), 0, 1)
+    return y, p, noisy
+
+
+def test_bootstrap_intervals_hold_the_estimate_and_shrink_with_more_leads() -> None:
+    widths = []
+    for n in (500, 8000):
+        y, p, noisy = _scores(n, seed=n)
+        boot = bootstrap_intervals(y, {"model": p, "noisy": noisy}, resamples=200, seed=1)
+        observed = evaluate(y, p)
+        for key in METRIC_KEYS:
+            low, high = boot["intervals"]["model"][key]
+            if key != "ece":  # the bootstrap ECE is biased upwards: noise adds to it
+                assert low <= observed[key] <= high, key
+        low, high = boot["intervals"]["model"]["roc_auc"]
+        widths.append(high - low)
+        gain_low, gain_high = boot["roc_auc_gain"]["noisy"]
+        auc_gap = observed["roc_auc"] - evaluate(y, noisy)["roc_auc"]
+        assert gain_low <= auc_gap <= gain_high and gain_low > 0
+        noisy_low, noisy_high = boot["intervals"]["noisy"]["roc_auc"]
+        assert gain_high - gain_low < (high - low) + (noisy_high - noisy_low)
+    assert widths[1] < widths[0] / 2  # about 1/sqrt(16) of the width on 16x the leads
+
+
+def test_bootstrap_gain_interval_holds_zero_for_the_same_scores() -> None:
+    y, p, _ = _scores(1000, seed=2)
+    boot = bootstrap_intervals(y, {"model": p, "copy": p.copy()}, resamples=50)
+    assert boot["roc_auc_gain"]["copy"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_intervals(y, {"model": p}, level=1.0)
+
+
+def test_ece_by_chance_is_what_perfect_probabilities_score() -> None:
+    _, p, _ = _scores(2000, seed=4)
+    chance = ece_by_chance(p, resamples=300, seed=0)
+    rng = np.random.default_rng(9)
+    perfect = [
+        expected_calibration_error((rng.random(len(p)) < p).astype(int), p) for _ in range(300)
+    ]
+    assert chance["mean"] == pytest.approx(np.mean(perfect), rel=0.1)
+    assert chance["mean"] < chance["upper"]
+    assert ece_by_chance(p[:200], resamples=300)["mean"] > 2 * chance["mean"]  # noise ~ 1/sqrt(n)

@@ -264,6 +264,13 @@ def test_run_records_params_tags_metrics_and_artifacts(registry, dataset, strong
     )
     assert metrics["rules_test_roc_auc"] == pytest.approx(m["baselines"]["rule_points"]["roc_auc"])
     assert metrics["stage_lead_count"] == m["stages"]["lead"]["count"]
+    low, high = m["uncertainty"]["intervals"]["model"]["roc_auc"]
+    assert metrics["test_roc_auc_low"] == pytest.approx(low)
+    assert metrics["test_roc_auc_high"] == pytest.approx(high)
+    assert metrics["test_roc_auc_gain_over_lr_low"] == pytest.approx(
+        m["uncertainty"]["roc_auc_gain"]["logistic_regression"][0]
+    )
+    assert metrics["test_ece_by_chance"] == pytest.approx(m["uncertainty"]["ece_by_chance"]["mean"])
     assert metrics["threshold_mql"] == pytest.approx(strong.model.mql_threshold)
 
     root = [a.path for a in client.list_artifacts(run_id)]

@@ -98,6 +98,12 @@ def test_metrics_have_the_shape_of_the_metrics_out_json(result: TrainingResult) 
     assert sum(s["count"] for s in m["stages"].values()) == m["n_test"]
     assert m["fold_kind"] == "sequence"
     assert all(len(p) == m["n_test"] for p in result.baselines.values())
+    uncertainty = m["uncertainty"]
+    assert set(uncertainty["intervals"]) == {"model", "logistic_regression", "rule_points"}
+    low, high = uncertainty["intervals"]["model"]["roc_auc"]
+    assert low < m["model"]["roc_auc"] < high
+    assert set(uncertainty["roc_auc_gain"]) == {"logistic_regression", "rule_points"}
+    assert 0 < uncertainty["ece_by_chance"]["mean"] < uncertainty["ece_by_chance"]["upper"]
 
 
 def test_model_beats_the_baselines_and_is_calibrated(result: TrainingResult) -> None:
@@ -139,7 +145,7 @@ def test_cold_start_points_to_rule_points() -> None:
 def test_quality_gate_stops_a_model_worse_than_a_baseline() -> None:
     dataset, _ = flat_dataset(2000, seed=5)
     no_splits = {"min_data_in_leaf": 100_000}  # a booster that cannot split: a constant
-    with pytest.raises(ModelError, match=r"does not beat the .* baseline.*--allow-worse"):
+    with pytest.raises(ModelError, match=r"does not beat the .* baseline.*interval.*--allow-worse"):
         train(dataset, params=no_splits)
     kept = train(dataset, parse_config({"quality_gate": {"allow_worse": True}}), params=no_splits)
     assert any("allow_worse" in w for w in kept.warnings)

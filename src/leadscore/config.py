@@ -116,6 +116,13 @@ class QualityGateConfig(_Section):
     allow_worse: bool = False
 
 
+class EvaluationConfig(_Section):
+    """Bootstrap intervals of the test metrics (``resamples: 0`` leaves them out)."""
+
+    resamples: int = Field(200, ge=0)
+    level: float = Field(0.95, gt=0, lt=1)
+
+
 class MlflowConfig(_Section):
     """Where runs are logged; ``tracking_uri: null`` means ``$MLFLOW_TRACKING_URI``, else
     ``sqlite:///mlflow.db`` in the working directory."""
@@ -137,6 +144,7 @@ class TrainConfig(_Section):
     cold_start: ColdStartConfig = ColdStartConfig()
     leakage: LeakageConfig = LeakageConfig()
     quality_gate: QualityGateConfig = QualityGateConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
     mlflow: MlflowConfig = MlflowConfig()
     seed: int = 0
 

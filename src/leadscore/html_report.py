@@ -566,6 +566,8 @@ def _metrics_section(run: _Run) -> str:
         return "<h2 id='metrics'>Model against baselines</h2>" + _note(
             "This run logged no test metrics."
         )
+    uncertainty = m.get("uncertainty") or {}
+    intervals = (uncertainty.get("intervals") or {}).get("model") or {}
     lower_is_better = {"brier", "ece", "log_loss"}
     rows = []
     for key, label, help_text, digits in _METRIC_ROWS:
@@ -575,8 +577,11 @@ def _metrics_section(run: _Run) -> str:
         finite = [v for v in values if math.isfinite(v)]
         best = (min(finite) if key in lower_is_better else max(finite)) if finite else None
         cells = [f'{label}<br><span class="meta">{help_text}</span>']
-        for v in values:
+        for i, v in enumerate(values):
             text = _num(v, digits)
+            if i == 0 and key in intervals and "Model" in columns:
+                low, high = (_num(float(b), digits) for b in intervals[key])
+                text += f'<br><span class="meta">{low} to {high}</span>'
             cells.append(
                 f'<span class="best">{text}</span>' if best is not None and v == best else text
             )
@@ -588,8 +593,38 @@ def _metrics_section(run: _Run) -> str:
         f"<p>All numbers are on the test fold ({_count(m.get('n_test'))} leads), which neither "
         "the model nor the baselines saw while learning. The best value of each row is in "
         "bold. The logistic regression and rule points are the simple alternatives a model "
-        "must beat to be worth running.</p>" + table
+        "must beat to be worth running.</p>" + table + _uncertainty_note(m, uncertainty)
     )
+
+
+def _uncertainty_note(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> str:
+    """What the intervals under the model's numbers mean, the gain over each baseline with
+    its interval, and the ECE a perfectly calibrated model would show by chance."""
+    if not uncertainty.get("intervals"):
+        return ""
+    level = f"{float(uncertainty['level']):.0%}"
+    model_auc = float((m.get("model") or {}).get("roc_auc", math.nan))
+    gains = []
+    for name, (low, high) in (uncertainty.get("roc_auc_gain") or {}).items():
+        base = float(((m.get("baselines") or {}).get(name) or {}).get("roc_auc", math.nan))
+        gains.append(
+            f"{_esc(_display_name(name))} {model_auc - base:+.3f} "
+            f"({float(low):+.3f} to {float(high):+.3f})"
+        )
+    chance = uncertainty.get("ece_by_chance") or {}
+    text = (
+        f"Under the model's numbers: the {level} interval from "
+        f"{int(uncertainty['resamples'])} bootstrap resamples of the test fold."
+    )
+    if gains:
+        text += f" ROC-AUC gain over {', '.join(gains)}; an interval that holds 0 is a tie."
+    if chance:
+        text += (
+            " A perfectly calibrated model would show an ECE of "
+            f"{float(chance['mean']):.3f} on these leads by chance alone ({level} of draws "
+            f"below {float(chance['upper']):.3f})."
+        )
+    return f"<p class='meta'>{text}</p>"
 
 
 def _curve_figures(run: _Run) -> dict[str, bytes]:

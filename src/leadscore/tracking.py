@@ -279,8 +279,10 @@ def training_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
 
     The model's test metrics become ``test_<name>``, its metrics before calibration
     (``model_uncalibrated``) ``test_raw_<name>``, each baseline's ``<prefix>_test_<name>``
-    (``lr_``, ``rules_``), each stage's ``stage_<stage>_<name>``, and counts such as
-    ``n_train`` keep their names.
+    (``lr_``, ``rules_``), each stage's ``stage_<stage>_<name>``, the bounds of the model's
+    bootstrap intervals ``test_<name>_low``/``_high`` (and of its ROC-AUC gain over each
+    baseline, ``test_roc_auc_gain_over_<prefix>_low``/``_high``), the ECE expected by chance
+    ``test_ece_by_chance``, and counts such as ``n_train`` keep their names.
     Missing or non-finite numbers are left out: MLflow would store them as NaN.
     """
     flat: dict[str, float] = {}
@@ -302,6 +304,15 @@ def training_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     for stage, values in (metrics.get("stages") or {}).items():
         for key, value in (values or {}).items():
             put(f"stage_{stage}_{key}", value)
+    uncertainty = metrics.get("uncertainty") or {}
+    for key, (low, high) in ((uncertainty.get("intervals") or {}).get("model") or {}).items():
+        put(f"test_{key}_low", low)
+        put(f"test_{key}_high", high)
+    for name, (low, high) in (uncertainty.get("roc_auc_gain") or {}).items():
+        prefix = BASELINE_PREFIXES.get(name, _safe_name(name))
+        put(f"test_roc_auc_gain_over_{prefix}_low", low)
+        put(f"test_roc_auc_gain_over_{prefix}_high", high)
+    put("test_ece_by_chance", (uncertainty.get("ece_by_chance") or {}).get("mean"))
     for key, value in metrics.items():
         if not isinstance(value, Mapping):
             put(key, value)

@@ -49,7 +49,7 @@ from leadscore.errors import DataError, ModelError
 from leadscore.explain import SubScorer
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import find_leakage_suspects, leakage_error
-from leadscore.metrics import evaluate, stage_report
+from leadscore.metrics import bootstrap_intervals, ece_by_chance, evaluate, stage_report
 from leadscore.model import FeatureEncoder, LeadScoringModel
 from leadscore.schema import LabelledDataset
 from leadscore.stages import StageThresholds, periods_spanned
@@ -392,6 +392,8 @@ def train(
         "n_calibrate": len(cal_rows),
         "n_test": len(test_rows),
     }
+    if config.evaluation.resamples:
+        metrics["uncertainty"] = test_uncertainty(y_test, p_cal, baseline_p, config)
     _quality_gate(metrics, config.quality_gate.allow_worse, notes)
 
     importance = _importance(booster, encoder.names)
@@ -447,6 +449,27 @@ def train(
     )
 
 
+def test_uncertainty(
+    y: np.ndarray, p_model: np.ndarray, baselines: Mapping[str, np.ndarray], config: TrainConfig
+) -> dict[str, Any]:
+    """Bootstrap intervals of the test metrics of the model and the baselines, the model's
+    ROC-AUC gain over each baseline, and the ECE a perfectly calibrated model would show on
+    these leads by chance (:func:`~leadscore.metrics.bootstrap_intervals`,
+    :func:`~leadscore.metrics.ece_by_chance`)."""
+    evaluation = config.evaluation
+    boot = bootstrap_intervals(
+        y,
+        {"model": p_model, **baselines},
+        resamples=evaluation.resamples,
+        level=evaluation.level,
+        seed=config.seed,
+    )
+    chance = ece_by_chance(
+        p_model, resamples=evaluation.resamples, level=evaluation.level, seed=config.seed
+    )
+    return {**boot, "ece_by_chance": chance}
+
+
 def _quality_gate(metrics: dict[str, Any], allow_worse: bool, notes: list[str]) -> None:
     model_auc = metrics["model"]["roc_auc"]
     name, best = max(
@@ -459,6 +482,13 @@ def _quality_gate(metrics: dict[str, Any], allow_worse: bool, notes: list[str]) 
         f"the model does not beat the {name.replace('_', ' ')} baseline on the test "
         f"fold: ROC-AUC {model_auc:.3f} against {best:.3f}"
     )
+    uncertainty = metrics.get("uncertainty") or {}
+    gain = (uncertainty.get("roc_auc_gain") or {}).get(name)
+    if gain is not None and all(np.isfinite(gain)):
+        message += (
+            f" (difference {model_auc - best:+.3f}, {uncertainty['level']:.0%} interval "
+            f"{gain[0]:+.3f} to {gain[1]:+.3f})"
+        )
     if allow_worse:
         notes.append(message + " (kept because allow_worse is set)")
         logger.warning("%s; kept because allow_worse is set", message)

@@ -139,8 +139,17 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def format_report(result: TrainingResult) -> str:
     """The side-by-side metrics table and the stage table, as printed by the command."""
     m = result.metrics
+    uncertainty = m.get("uncertainty")
+    intervals: dict[str, list[float]] = {}
+    if uncertainty:
+        level = f"{uncertainty['level']:.0%}"
+        intervals = {
+            key: [float(v) for v in bounds]
+            for key, bounds in uncertainty["intervals"]["model"].items()
+        }
     columns = {
         "model": m["model"],
+        **({f"{level} interval": intervals} if intervals else {}),
         "uncalibrated": m["model_uncalibrated"],
         **{name.replace("_", " "): v for name, v in m["baselines"].items()},
     }
@@ -151,9 +160,25 @@ def format_report(result: TrainingResult) -> str:
         f"{'':18}" + "".join(f"{c:>{width}}" for c in columns),
     ]
     for key in METRIC_KEYS:
-        lines.append(
-            f"{_LABELS[key]:18}" + "".join(f"{_fmt(v[key]):>{width}}" for v in columns.values())
-        )
+        cells = [
+            f"{_fmt(v[key][0])}-{_fmt(v[key][1])}" if v is intervals else _fmt(v[key])
+            for v in columns.values()
+        ]
+        lines.append(f"{_LABELS[key]:18}" + "".join(f"{c:>{width}}" for c in cells))
+    if uncertainty:
+        gains = [
+            f"over {name.replace('_', ' ')} {_signed(m['model']['roc_auc'] - base['roc_auc'])} "
+            f"({_signed(low)} to {_signed(high)})"
+            for name, base in m["baselines"].items()
+            for low, high in [uncertainty["roc_auc_gain"][name]]
+        ]
+        chance = uncertainty["ece_by_chance"]
+        lines += [
+            f"ROC-AUC gain, {level} interval: {', '.join(gains)}",
+            f"ECE of a perfectly calibrated model on these leads, by chance alone: "
+            f"{_fmt(chance['mean'])} ({level} of draws below {_fmt(chance['upper'])})",
+            f"(intervals: {uncertainty['resamples']} bootstrap resamples of the test fold)",
+        ]
     cuts = m["thresholds"]
     lines += [
         "",
@@ -167,6 +192,10 @@ def format_report(result: TrainingResult) -> str:
             f"{_pct(s['conversion_rate']):>10}{_pct(s['share_of_wins']):>10}"
         )
     return "\n".join(lines)
+
+
+def _signed(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:+.3f}"
 
 
 def _pct(value: float | None) -> str:
