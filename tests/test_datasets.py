@@ -110,7 +110,7 @@ def test_builtin_specs_load_the_shared_files(shared_data_root):
 
     olist = load_dataset("olist", data_root=shared_data_root)
     assert set(olist.X.columns) == {"origin", "landing_page_id"}
-    assert olist.order_kind == "time" and olist.order.min() >= pd.Timestamp("2017-12-01")
+    assert olist.order_kind == "time" and olist.order.min() >= pd.Timestamp("2018-01-01")
     assert olist.test_from == pd.Timestamp("2018-04-01")
     assert 0.09 < olist.y.mean() < 0.13
 
