@@ -70,7 +70,8 @@ class TrainingResult:
         ``model_uncalibrated``, ``baselines`` (``logistic_regression``, ``rule_points``),
         ``stages`` (``lead``/``mql``/``sql``: count, share, conversion_rate, share_of_wins),
         ``thresholds``, ``calibration``, ``fold_kind``, ``n_train``, ``n_calibrate``,
-        ``n_test``.
+        ``n_test`` and, unless ``evaluation.resamples`` is 0, ``uncertainty``
+        (:func:`test_uncertainty`).
     folds : the folds used.
     y, p_raw, p_cal, stages : test labels, probabilities before and after calibration and
         stages.
