@@ -248,6 +248,8 @@ def test_tune_trains_the_final_model_with_the_best_params(tmp_path, dataset, con
     )
     # the search never saw the test fold: both models are graded on the same leads
     assert np.array_equal(result.tuned.lead_id, result.default.lead_id)
+    low, high = result.roc_auc_gain_interval
+    assert low <= result.gain["roc_auc"] <= high
 
 
 @pytest.mark.parametrize(
@@ -343,6 +345,9 @@ def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys):
     assert data["gain"]["roc_auc"] == pytest.approx(
         data["tuned"]["roc_auc"] - data["default"]["roc_auc"]
     )
+    low, high = data["roc_auc_gain_interval"]
+    assert low <= data["gain"]["roc_auc"] <= high
+    assert f"{low:+.3f} to {high:+.3f}" in printed
     assert (tmp_path / "mlruns" / "optuna.db").exists()  # beside the MLflow store
     client = MlflowClient(tracking_uri=uri)
     final = client.get_run(data["run_id"])

@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from leadscore.config import TrainConfig
 from leadscore.errors import ModelError, SpecError
 from leadscore.folds import Folds
-from leadscore.metrics import evaluate
+from leadscore.metrics import bootstrap_intervals, evaluate
 from leadscore.model import FeatureEncoder
 from leadscore.schema import LabelledDataset
 from leadscore.training import TrainingResult, base_params, prepare_training, train
@@ -515,12 +515,33 @@ class TuneResult:
     tuned: TrainingResult
     default: TrainingResult
     gain: dict[str, float] = field(default_factory=dict)
+    roc_auc_gain_interval: tuple[float, float] | None = None
 
 
 def tuning_gain(tuned: Mapping[str, Any], default: Mapping[str, Any]) -> dict[str, float]:
     """Tuned minus default test metric, per :data:`COMPARED_METRICS` (positive is better for
     ROC-AUC and PR-AUC, negative for Brier score, ECE and log loss)."""
     return {k: float(tuned["model"][k]) - float(default["model"][k]) for k in COMPARED_METRICS}
+
+
+def tuning_gain_interval(
+    tuned: TrainingResult, default: TrainingResult, config: TrainConfig
+) -> tuple[float, float] | None:
+    """Paired bootstrap interval of the tuned model's ROC-AUC minus the default model's, on
+    the test leads both were graded on (``None`` when ``evaluation.resamples`` is 0): a gain
+    whose interval holds 0 is not worth a change of parameters."""
+    if not config.evaluation.resamples:
+        return None
+    boot = bootstrap_intervals(
+        tuned.y,
+        {"tuned": tuned.p_cal, "default": default.p_cal},
+        resamples=config.evaluation.resamples,
+        level=config.evaluation.level,
+        seed=config.seed,
+        reference="tuned",
+    )
+    low, high = boot["roc_auc_gain"]["default"]  # type: ignore[index]
+    return float(low), float(high)
 
 
 def tune(
@@ -564,7 +585,13 @@ def tune(
     tuned = train(dataset, config, params=summary.final_params())
     # the default model is only a yardstick: it must exist even when it fails the gate
     default = train(dataset, config.with_overrides({"quality_gate.allow_worse": True}))
-    return TuneResult(summary, tuned, default, tuning_gain(tuned.metrics, default.metrics))
+    return TuneResult(
+        summary,
+        tuned,
+        default,
+        tuning_gain(tuned.metrics, default.metrics),
+        tuning_gain_interval(tuned, default, config),
+    )
 
 
 class MlflowTrialLogger:

@@ -170,6 +170,13 @@ def format_comparison(result: TuneResult) -> str:
         default = result.default.metrics["model"][key]
         gain = result.gain[key]
         lines.append(f"{_LABELS[key]:18}{_fmt(tuned):>10}{_fmt(default):>10}{gain:>+10.3f}")
+    if result.roc_auc_gain_interval is not None:
+        low, high = result.roc_auc_gain_interval
+        verdict = "a tie" if low <= 0 <= high else "a real difference"
+        lines.append(
+            f"ROC-AUC gain of tuning, paired bootstrap interval: {low:+.3f} to {high:+.3f} "
+            f"({verdict})"
+        )
     return "\n".join(lines)
 
 
@@ -184,6 +191,7 @@ def write_metrics(path: Path, result: TuneResult, run_id: str | None, parent: st
         "tuned": {k: result.tuned.metrics["model"][k] for k in METRIC_KEYS},
         "default": {k: result.default.metrics["model"][k] for k in METRIC_KEYS},
         "gain": result.gain,
+        "roc_auc_gain_interval": result.roc_auc_gain_interval,
         "tuned_metrics": result.tuned.metrics,
         "params": result.tuned.params,
         "run_id": run_id,
