@@ -9,6 +9,7 @@ on hard labels is a different and misleading number.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
@@ -233,7 +234,7 @@ def bootstrap_intervals(
     level: float = 0.95,
     seed: int = 0,
     reference: str = "model",
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Percentile bootstrap intervals of every metric of :func:`evaluate`, for several score
     sets on the same test leads.
 

@@ -540,7 +540,7 @@ def tuning_gain_interval(
         seed=config.seed,
         reference="tuned",
     )
-    low, high = boot["roc_auc_gain"]["default"]  # type: ignore[index]
+    low, high = boot["roc_auc_gain"]["default"]
     return float(low), float(high)
 
 
