@@ -15,15 +15,8 @@ import time
 
 import numpy as np
 
+from bench_synth import parse_size  # the benchmarks' folder is on sys.path when run
 from leadscore.metrics import bootstrap_intervals, ece_by_chance, evaluate
-
-
-def parse_size(text: str) -> int:
-    """``10k`` -> 10000, ``1m`` -> 1000000, ``2500`` -> 2500."""
-    text = text.strip().lower().replace("_", "")
-    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
-    number = text[:-1] if scale > 1 else text
-    return int(float(number) * scale)
 
 
 def scores(n: int, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:

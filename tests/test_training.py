@@ -181,6 +181,8 @@ def test_configs_train_yaml_is_exactly_the_defaults() -> None:
         ({"stages": {"sql": {"policy": "precision", "target": 2}}}, "stages.sql"),
         ({"rule_points": {"x": [{"feature": "a", "points": 1}]}}, "rule_points"),
         (["not", "a", "mapping"], "mapping"),
+        ({"evaluation": {"level": 95}}, "evaluation.level"),
+        ({"evaluation": {"resamples": -1}}, "evaluation.resamples"),
     ],
 )
 def test_bad_config_is_one_line_spec_error(data: object, match: str) -> None:

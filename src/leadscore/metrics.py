@@ -158,19 +158,17 @@ class _SortedScores:
         clipped = np.clip(self.p, _EPS, 1 - _EPS)
         self.loss = -(self.y * np.log(clipped) + (1 - self.y) * np.log1p(-clipped))
 
-    def metrics(self, counts: np.ndarray, y: np.ndarray | None = None) -> dict[str, float]:
+    def metrics(self, counts: np.ndarray) -> dict[str, float]:
         """:func:`evaluate` on the leads drawn ``counts`` times each (counts in original
-        order); ``y`` replaces the labels (in sorted order) for :func:`ece_by_chance`, and
-        then the log loss, precomputed for the real labels, is ``nan``."""
+        order)."""
         w = counts[self.order].astype("float64")
-        ys = self.y if y is None else y
         n = w.sum()
-        wy = w * ys
+        wy = w * self.y
         pos = wy.sum()
         out = {
-            "brier": float(w @ ((self.p - ys) ** 2) / n),
-            "ece": _sorted_ece(self.p, ys, w, n),
-            "log_loss": float(w @ self.loss / n) if y is None else float("nan"),
+            "brier": float(w @ ((self.p - self.y) ** 2) / n),
+            "ece": _sorted_ece(self.p, self.y, w, n),
+            "log_loss": float(w @ self.loss / n),
         }
         group_pos = np.add.reduceat(wy, self.starts)
         group_neg = np.add.reduceat(w - wy, self.starts)
@@ -292,14 +290,18 @@ def ece_by_chance(
     On 1,850 leads spread over 0.05..0.95 the mean is about 0.02: an ECE target below that
     cannot be told apart from luck on a test fold that size.
     """
-    p_arr = np.asarray(p, dtype="float64").ravel()
-    _check(np.zeros_like(p_arr), p_arr)
-    s = _SortedScores(np.zeros_like(p_arr), p_arr)
+    _, p_arr = _check(np.zeros(np.size(p)), p)
+    p_sorted = np.sort(p_arr, kind="stable")
+    ones = np.ones_like(p_sorted)
     rng = np.random.default_rng(seed)
-    ones = np.ones(len(p_arr), dtype="int64")
     values = np.array(
         [
-            s.metrics(ones, (rng.random(len(p_arr)) < s.p).astype("float64"))["ece"]
+            _sorted_ece(
+                p_sorted,
+                (rng.random(len(p_sorted)) < p_sorted).astype("float64"),
+                ones,
+                len(p_sorted),
+            )
             for _ in range(resamples)
         ]
     )

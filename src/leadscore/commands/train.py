@@ -140,19 +140,16 @@ def format_report(result: TrainingResult) -> str:
     """The side-by-side metrics table and the stage table, as printed by the command."""
     m = result.metrics
     uncertainty = m.get("uncertainty")
-    intervals: dict[str, list[float]] = {}
+    columns: dict[str, dict[str, str]] = {"model": {k: _fmt(v) for k, v in m["model"].items()}}
     if uncertainty:
         level = f"{uncertainty['level']:.0%}"
-        intervals = {
-            key: [float(v) for v in bounds]
-            for key, bounds in uncertainty["intervals"]["model"].items()
+        columns[f"{level} interval"] = {
+            key: f"{_fmt(low)}-{_fmt(high)}"
+            for key, (low, high) in uncertainty["intervals"]["model"].items()
         }
-    columns = {
-        "model": m["model"],
-        **({f"{level} interval": intervals} if intervals else {}),
-        "uncalibrated": m["model_uncalibrated"],
-        **{name.replace("_", " "): v for name, v in m["baselines"].items()},
-    }
+    columns["uncalibrated"] = {k: _fmt(v) for k, v in m["model_uncalibrated"].items()}
+    for name, values in m["baselines"].items():
+        columns[name.replace("_", " ")] = {k: _fmt(v) for k, v in values.items()}
     width = max(len(c) for c in columns) + 2
     lines = [
         f"Test fold ({m['n_test']:,} examples, {m['fold_kind']} folds; trained on "
@@ -160,11 +157,7 @@ def format_report(result: TrainingResult) -> str:
         f"{'':18}" + "".join(f"{c:>{width}}" for c in columns),
     ]
     for key in METRIC_KEYS:
-        cells = [
-            f"{_fmt(v[key][0])}-{_fmt(v[key][1])}" if v is intervals else _fmt(v[key])
-            for v in columns.values()
-        ]
-        lines.append(f"{_LABELS[key]:18}" + "".join(f"{c:>{width}}" for c in cells))
+        lines.append(f"{_LABELS[key]:18}" + "".join(f"{v[key]:>{width}}" for v in columns.values()))
     if uncertainty:
         gains = [
             f"over {name.replace('_', ' ')} {_signed(m['model']['roc_auc'] - base['roc_auc'])} "
