@@ -132,6 +132,25 @@ def test_tampered_or_missing_files_raise_model_errors(trained, tmp_path) -> None
         LeadScoringModel.load(tmp_path / "nothing")
 
 
+def test_texts_round_trip_as_the_folder_does(trained, tmp_path) -> None:
+    """The text form (what Spark ships to its workers) is the folder's two files, exactly."""
+    result, dataset = trained
+    meta_text, booster_text = result.model.to_texts()
+    folder = result.model.save(tmp_path / "m")
+    assert (meta_text, booster_text) == (
+        (folder / META_FILE).read_text(),
+        (folder / BOOSTER_FILE).read_text(),
+    )
+    back = LeadScoringModel.from_texts(meta_text, booster_text)
+    np.testing.assert_array_equal(
+        back.predict_proba(dataset.X), result.model.predict_proba(dataset.X)
+    )
+    with pytest.raises(ModelError, match=r"shipped\.txt does not match its model\.json"):
+        LeadScoringModel.from_texts(meta_text, booster_text + "\n", booster_name="shipped.txt")
+    with pytest.raises(ModelError, match="not a leadscore model file"):
+        LeadScoringModel.from_texts("[1, 2]", booster_text)
+
+
 def test_categories_are_restored_inside_the_model(trained) -> None:
     result, dataset = trained
     model, X = result.model, dataset.X.head(300)

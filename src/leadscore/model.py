@@ -326,15 +326,24 @@ class LeadScoringModel:
             }
         )
 
+    def to_texts(self) -> tuple[str, str]:
+        """The saved folder's two files as text: ``(model.json, booster.txt)``.
+
+        What :meth:`save` writes and what travels to Spark executors: a model crosses process
+        and machine boundaries as text only, never as a pickled object.
+        """
+        booster_text = self.booster.model_to_string(num_iteration=-1)
+        meta = self.to_dict()
+        meta["booster_sha256"] = hashlib.sha256(booster_text.encode()).hexdigest()
+        return json.dumps(meta, indent=2, allow_nan=False) + "\n", booster_text
+
     def save(self, directory: str | os.PathLike[str]) -> Path:
         """Write ``booster.txt`` and ``model.json`` into ``directory`` (created if needed)."""
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
-        booster_text = self.booster.model_to_string(num_iteration=-1)
-        meta = self.to_dict()
-        meta["booster_sha256"] = hashlib.sha256(booster_text.encode()).hexdigest()
+        meta_text, booster_text = self.to_texts()
         _write_atomic(target / BOOSTER_FILE, booster_text)
-        _write_atomic(target / META_FILE, json.dumps(meta, indent=2, allow_nan=False) + "\n")
+        _write_atomic(target / META_FILE, meta_text)
         logger.info("saved model to %s", target)
         return target
 
@@ -349,27 +358,53 @@ class LeadScoringModel:
                 "Point to a folder written by `leadscore train`.",
             )
         try:
-            meta = json.loads(meta_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            meta_text, booster_text = meta_path.read_text(), booster_path.read_text()
+        except UnicodeDecodeError as err:
             raise ModelError(
-                f"{meta_path} is not valid JSON ({err})", "Restore the file or retrain the model."
+                f"{source} holds a file that is not text ({err})",
+                "Restore the model folder as it was saved, or retrain.",
             ) from err
-        if meta.get("format") != MODEL_FORMAT:
+        return cls.from_texts(
+            meta_text,
+            booster_text,
+            meta_name=str(meta_path),
+            booster_name=str(booster_path),
+        )
+
+    @classmethod
+    def from_texts(
+        cls,
+        meta_text: str,
+        booster_text: str,
+        *,
+        meta_name: str = META_FILE,
+        booster_name: str = BOOSTER_FILE,
+    ) -> LeadScoringModel:
+        """A model from the text of its two files (:meth:`to_texts`); runs no code from them.
+
+        ``meta_name`` and ``booster_name`` say where the texts came from, in error messages.
+        """
+        try:
+            meta = json.loads(meta_text)
+        except json.JSONDecodeError as err:
             raise ModelError(
-                f"{meta_path} is not a leadscore model file",
+                f"{meta_name} is not valid JSON ({err})", "Restore the file or retrain the model."
+            ) from err
+        if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+            raise ModelError(
+                f"{meta_name} is not a leadscore model file",
                 "Point to a folder written by `leadscore train`.",
             )
         if int(meta.get("format_version", -1)) > FORMAT_VERSION:
             raise ModelError(
-                f"{source} was written by a newer leadscore "
+                f"{meta_name} was written by a newer leadscore "
                 f"({meta.get('leadscore_version')}, format {meta.get('format_version')})",
                 "Upgrade leadscore to load it.",
             )
-        text = booster_path.read_text()
         expected = meta.get("booster_sha256")
-        if expected and hashlib.sha256(text.encode()).hexdigest() != expected:
+        if expected and hashlib.sha256(booster_text.encode()).hexdigest() != expected:
             raise ModelError(
-                f"{booster_path} does not match its model.json (checksum differs)",
+                f"{booster_name} does not match its model.json (checksum differs)",
                 "Restore the model folder as it was saved, or retrain.",
             )
         try:
@@ -379,14 +414,14 @@ class LeadScoringModel:
             stages = StageThresholds.from_dict(meta["stages"])
             raw_sub = meta.get("sub_scorer")
             sub_scorer = None if raw_sub is None else SubScorer.from_dict(raw_sub)
-            booster = lgb.Booster(model_str=text)
+            booster = lgb.Booster(model_str=booster_text)
         except (KeyError, TypeError) as err:
             raise ModelError(
-                f"{meta_path} is incomplete ({err})", "Restore the file or retrain the model."
+                f"{meta_name} is incomplete ({err})", "Restore the file or retrain the model."
             ) from err
         except lgb.basic.LightGBMError as err:
             raise ModelError(
-                f"{booster_path} is not a LightGBM model ({err})",
+                f"{booster_name} is not a LightGBM model ({err})",
                 "Restore the file or retrain the model.",
             ) from err
         return cls(booster, encoder, calibrator, stages, meta.get("metadata", {}), sub_scorer)
