@@ -194,8 +194,8 @@ def _read_run(run_id: str, tracking_uri: str | None) -> _Run:
             "Point --tracking-uri or MLFLOW_TRACKING_URI at the store that holds the run.",
         )
     with (
-        tracking._quiet_mlflow(),
-        tracking._using_tracking_uri(uri),
+        tracking.quiet_mlflow(),
+        tracking.using_tracking_uri(uri),
         tempfile.TemporaryDirectory() as tmp,
     ):
         client = MlflowClient(tracking_uri=uri)
@@ -1025,7 +1025,7 @@ def write_model_report(
         from leadscore import tracking
 
         uri = tracking.resolve_tracking_uri(tracking_uri)
-        with tracking._quiet_mlflow(), tempfile.TemporaryDirectory() as tmp:
+        with tracking.quiet_mlflow(), tempfile.TemporaryDirectory() as tmp:
             copy = Path(tmp) / REPORT_ARTIFACT
             copy.write_text(text, encoding="utf-8")
             MlflowClient(tracking_uri=uri).log_artifact(run_id, str(copy))

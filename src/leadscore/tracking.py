@@ -145,7 +145,7 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 @contextlib.contextmanager
-def _quiet_mlflow() -> Iterator[None]:
+def quiet_mlflow() -> Iterator[None]:
     """Keep MLflow's chatter off the terminal while it works, and restore everything after.
 
     MLflow prints registry events and download progress bars straight to ``sys.stderr``, and
@@ -180,7 +180,7 @@ def _quiet_mlflow() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _using_tracking_uri(uri: str) -> Iterator[None]:
+def using_tracking_uri(uri: str) -> Iterator[None]:
     """Point MLflow's fluent API (tracking and registry) at ``uri``, then restore it.
 
     ``mlflow.pyfunc.log_model`` only works through the fluent API, which reads a process-wide
@@ -542,7 +542,7 @@ def log_training_run(
     X_test = _test_features(result, X_test)
     metrics = dict(result.metrics)
     config_data = _config_dict(config)
-    with _quiet_mlflow(), _using_tracking_uri(uri), tempfile.TemporaryDirectory() as tmp:
+    with quiet_mlflow(), using_tracking_uri(uri), tempfile.TemporaryDirectory() as tmp:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
         experiment_id = _ensure_experiment(client, experiment, uri)
         tags = {
@@ -751,7 +751,7 @@ def load_model_version(
             "MLFLOW_TRACKING_URI at the store that holds it.",
         )
     # runs:/ URIs of MLflow 3 logged models resolve only through the fluent tracking URI
-    with _quiet_mlflow(), _using_tracking_uri(resolved):
+    with quiet_mlflow(), using_tracking_uri(resolved):
         client = MlflowClient(tracking_uri=resolved, registry_uri=resolved)
         if text.startswith("models:/"):
             name, version = _resolve_registered(client, text, resolved)

@@ -626,10 +626,10 @@ class MlflowTrialLogger:
     def __enter__(self) -> MlflowTrialLogger:
         from mlflow import MlflowClient
 
-        from leadscore.tracking import _ensure_experiment, _quiet_mlflow, resolve_tracking_uri
+        from leadscore.tracking import _ensure_experiment, quiet_mlflow, resolve_tracking_uri
 
         self.uri_ = resolve_tracking_uri(self.tracking_uri)
-        with _quiet_mlflow():
+        with quiet_mlflow():
             self.client_ = MlflowClient(tracking_uri=self.uri_)
             self.experiment_id_ = _ensure_experiment(self.client_, self.experiment, self.uri_)
             run = self.client_.create_run(
@@ -641,16 +641,16 @@ class MlflowTrialLogger:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        from leadscore.tracking import _quiet_mlflow
+        from leadscore.tracking import quiet_mlflow
 
-        with _quiet_mlflow():
+        with quiet_mlflow():
             status = "FINISHED" if exc_type is None else "FAILED"
             self.client_.set_terminated(self.parent_run_id_, status)
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
-        from leadscore.tracking import _quiet_mlflow
+        from leadscore.tracking import quiet_mlflow
 
         now = int(time.time() * 1000)
         metrics = [
@@ -670,7 +670,7 @@ class MlflowTrialLogger:
             RunTag("optuna.trial", str(trial.number)),
             RunTag("state", trial.state.name),
         ]
-        with _quiet_mlflow():
+        with quiet_mlflow():
             run = self.client_.create_run(
                 self.experiment_id_, run_name=f"trial-{trial.number}", tags={}
             )
@@ -686,10 +686,10 @@ class MlflowTrialLogger:
     def log_summary(self, result: TuneResult, final_run_id: str | None = None) -> None:
         """Best parameters, study counts and the tuned-vs-default test metrics on the parent;
         the final model's run (when given) is nested under it."""
-        from leadscore.tracking import _quiet_mlflow, _to_jsonable
+        from leadscore.tracking import _to_jsonable, quiet_mlflow
 
         s = result.summary
-        with _quiet_mlflow():
+        with quiet_mlflow():
             client, run_id = self.client_, self.parent_run_id_
             for key, value in s.best_params.items():
                 client.log_param(run_id, f"best.{key}", _text(value))
