@@ -27,27 +27,7 @@ if path=$(find_chromium); then
     exit 0
 fi
 
-sudo=()
-if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo=(sudo -n)
-    else
-        log "chromium is missing and apt-get needs root (or password-less sudo)"
-        exit 3
-    fi
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    log "chromium is missing and there is no apt-get to install it; set CHROMIUM=/path/to/it"
-    exit 3
-fi
-
-log "installing Debian's chromium package (apt-get update first)"
-export DEBIAN_FRONTEND=noninteractive
-if ! "${sudo[@]}" apt-get update -qq >&2 \
-    || ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium >&2; then
-    log "apt-get could not install chromium"
-    exit 3
-fi
+APT_INSTALL_CALLER=chromium.sh bash "$(dirname "$0")/apt_install.sh" chromium || exit 3
 
 if path=$(find_chromium); then
     echo "$path"

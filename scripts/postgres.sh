@@ -37,18 +37,8 @@ do_install() {
         log "server binaries present in $(find_bindir); nothing to install"
         return 0
     fi
-    local sudo=()
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null && sudo -n true 2>/dev/null \
-            || die 3 "PostgreSQL is not installed and installing it needs root (or passwordless sudo)."
-        sudo=(sudo -n)
-    fi
-    command -v apt-get >/dev/null || die 3 "PostgreSQL is not installed and apt-get is not available."
-    log "installing PostgreSQL with apt-get (once)"
-    export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq >&2 || die 3 "apt-get update failed (no network?)."
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends postgresql >&2 \
-        || die 3 "apt-get install postgresql failed."
+    APT_INSTALL_CALLER=postgres.sh bash "$(dirname "$0")/apt_install.sh" postgresql \
+        || die 3 "PostgreSQL is not installed and could not be installed."
     find_bindir >/dev/null || die 3 "PostgreSQL was installed but no initdb was found."
 }
 
