@@ -71,7 +71,7 @@ def ensure_flat(work: Path, rows: int) -> tuple[Path, Path, Path]:
         yaml.safe_dump(
             {
                 "name": "bench_flat",
-                "source": str(base),
+                "source": str(base.resolve()),
                 "id": "lead_id",
                 "label": {"column": "converted", "won": [1], "lost": [0]},
             }

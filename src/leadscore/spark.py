@@ -1,0 +1,435 @@
+"""Scoring on Spark, for lead tables that outgrow one machine.
+
+The batch scorer (:mod:`leadscore.scoring`) scores chunk by chunk on one machine. Here the same
+per-chunk function, :func:`leadscore.scoring.score_frame`, runs inside Spark's Python workers,
+so a Spark job gives, lead for lead, the rows the batch scorer writes: probability, 0-100
+score, stage, previous stage, reasons for and against and the fit and engagement sub-scores,
+with the model's name and version and the run's time.
+
+- :func:`score_flat_spark`: one row per lead with the model's feature columns (a flat-table
+  model, e.g. one trained with ``--spec``), scored partition by partition.
+- :func:`score_events_spark`: the event form (leads, activity log, outcomes). Leads are hashed
+  into buckets; each bucket's leads and their activity meet in one Python worker, which builds
+  the point-in-time features (:func:`leadscore.features.build_features`) and scores them.
+  Features are per lead, so the bucketing changes no value.
+- :func:`pyfunc_udf`: MLflow's ``spark_udf`` on a logged or registered model, for pipelines
+  that already go through the MLflow registry: a struct column of probability, score and stage.
+
+The model reaches the workers as the text of its two files (LightGBM's booster and the JSON
+beside it, :meth:`LeadScoringModel.to_texts`), never as a pickled model object: what a worker
+loads can hold numbers, not code. Each worker parses it once per partition (or bucket).
+
+Spark must run with the session time zone UTC (``spark.sql.session.timeZone``): leadscore
+stores naive UTC timestamps, and Spark converts timestamps to the session zone on their way to
+Python. :func:`local_spark_session` starts a local session set up that way. The result is a
+lazy DataFrame: write it wherever the team reads scores (``df.write.parquet``, JDBC, a Delta
+table); previous stages come from the ``previous`` DataFrame given (the latest stage per lead
+of the earlier runs), as the sinks' history gives them to the batch scorer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from leadscore.errors import DataError
+from leadscore.features import parse_timestamp
+from leadscore.schema import ACTIVITIES_REQUIRED, LEADS_REQUIRED, OUTCOMES_REQUIRED
+from leadscore.sinks import COLUMNS, SCORED_LEADS_SCHEMA, RunKey
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.udf import UserDefinedFunction
+
+    from leadscore.scoring import ScoringModel
+
+#: Spark SQL type of each kind of column of the scored-leads table.
+_SPARK_TYPES: dict[str, str] = {
+    "text": "string",
+    "timestamp": "timestamp",
+    "double": "double",
+    "integer": "int",
+    "boolean": "boolean",
+}
+#: Spark time zones that keep leadscore's naive UTC timestamps unchanged.
+_UTC_ZONES = frozenset({"UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "+00:00"})
+_BUCKET = "_leadscore_bucket"
+#: Leads per bucket of the event form: one bucket's leads and activity sit in one worker.
+DEFAULT_LEADS_PER_BUCKET = 50_000
+#: Struct type returned by :func:`pyfunc_udf` (the pyfunc's output columns).
+PYFUNC_RESULT_TYPE = "probability double, score long, stage string"
+
+
+def scored_leads_ddl() -> str:
+    """The scored-leads table as a Spark DDL schema string, from the sinks' one definition."""
+    return ", ".join(f"{c.name} {_SPARK_TYPES[c.kind]}" for c in SCORED_LEADS_SCHEMA)
+
+
+def local_spark_session(
+    cores: int = 2, *, driver_memory: str = "2g", app_name: str = "leadscore"
+) -> SparkSession:
+    """A local Spark session that leadscore can score with (UTC time zone, Arrow batches).
+
+    Spark starts its Python workers with ``$PYSPARK_PYTHON``; when that is not set, it is set
+    to this interpreter, so the workers import the same leadscore. Not for clusters: there,
+    the cluster's own configuration applies (and must set the UTC session time zone).
+    """
+    from pyspark.sql import SparkSession
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(f"local[{cores}]")
+        .appName(app_name)
+        .config("spark.driver.memory", driver_memory)
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .config("spark.sql.shuffle.partitions", str(max(2 * cores, 2)))
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+
+
+@dataclass(frozen=True)
+class _ShippedModel:
+    """What a Spark task carries: the model as text, and what to write on every row."""
+
+    meta_text: str
+    booster_text: str
+    name: str
+    version: str
+
+    @classmethod
+    def of(cls, scoring: ScoringModel) -> _ShippedModel:
+        meta_text, booster_text = scoring.model.to_texts()
+        return cls(meta_text, booster_text, scoring.name, scoring.version)
+
+    def load(self) -> ScoringModel:
+        from leadscore.model import LeadScoringModel
+        from leadscore.scoring import ScoringModel
+
+        model = LeadScoringModel.from_texts(self.meta_text, self.booster_text)
+        return ScoringModel(model=model, name=self.name, version=self.version)
+
+
+@dataclass(frozen=True)
+class _RunSettings:
+    """One run's settings, shared by every task: the batch scorer's per-chunk arguments."""
+
+    as_of: pd.Timestamp
+    scored_at: pd.Timestamp
+    with_reasons: bool
+    top_n: int
+
+    def score(self, scoring: ScoringModel, X: pd.DataFrame, lead_ids: pd.Series) -> pd.DataFrame:
+        """:func:`leadscore.scoring.score_frame` of one chunk, in the dtypes Spark expects."""
+        from leadscore.scoring import score_frame
+
+        run = RunKey(as_of=self.as_of, model_name=scoring.name, model_version=scoring.version)
+        scored = score_frame(
+            scoring,
+            X,
+            lead_ids,
+            run=run,
+            scored_at=self.scored_at,
+            with_reasons=self.with_reasons,
+            top_n=self.top_n,
+        )
+        return _as_spark_rows(scored)
+
+
+def _settings(as_of: pd.Timestamp | str, with_reasons: bool, top_n: int) -> _RunSettings:
+    scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
+    return _RunSettings(parse_timestamp(as_of, "as_of"), scored_at, with_reasons, top_n)
+
+
+def _check_session(frame: DataFrame) -> None:
+    zone = frame.sparkSession.conf.get("spark.sql.session.timeZone")
+    if zone not in _UTC_ZONES:
+        raise DataError(
+            f"the Spark session time zone is {zone!r}, not UTC",
+            'Set spark.sql.session.timeZone to "UTC" (local_spark_session does), so that '
+            "timestamps reach leadscore unshifted.",
+        )
+
+
+def _require(frame: DataFrame, columns: Sequence[str], what: str, fix: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        raise DataError(f"{what} has no column {missing[0]!r}{more}", fix)
+
+
+def _check_unique_ids(frame: DataFrame, column: str, what: str) -> None:
+    """One aggregation job: a missing or repeated id stops the run before anything is scored."""
+    from pyspark.sql import functions as F
+
+    bad = (
+        frame.groupBy(column)
+        .count()
+        .where((F.col("count") > 1) | F.col(column).isNull())
+        .limit(1)
+        .collect()
+    )
+    if not bad:
+        return
+    value, count = bad[0][column], bad[0]["count"]
+    if value is None:
+        raise DataError(f"{what}.{column} is empty in {count} row(s)", "Give every row a lead id.")
+    raise DataError(
+        f"lead {str(value)!r} appears {count} times in {what}", "Keep one row per lead."
+    )
+
+
+def _with_previous(scored: DataFrame, previous: DataFrame | None) -> DataFrame:
+    """Fill ``previous_stage`` and ``stage_changed`` from ``previous`` (lead_id, stage)."""
+    if previous is None:
+        return scored
+    from pyspark.sql import functions as F
+
+    _require(
+        previous,
+        ("lead_id", "stage"),
+        "the previous stages",
+        "Pass the latest stage per lead of earlier runs (lead_id, stage), e.g. the "
+        "scored_leads table.",
+    )
+    before = previous.select(
+        F.col("lead_id").cast("string").alias("_prev_id"), F.col("stage").alias("_prev_stage")
+    ).dropDuplicates(["_prev_id"])
+    joined = scored.drop("previous_stage", "stage_changed").join(
+        before, scored["lead_id"] == before["_prev_id"], "left"
+    )
+    changed = F.coalesce(F.col("_prev_stage") != F.col("stage"), F.lit(False))
+    return joined.select(
+        *[
+            F.col("_prev_stage").alias(c)
+            if c == "previous_stage"
+            else changed.alias(c)
+            if c == "stage_changed"
+            else F.col(c)
+            for c in COLUMNS
+        ]
+    )
+
+
+def _as_spark_rows(scored: pd.DataFrame) -> pd.DataFrame:
+    """The scored chunk with pandas dtypes Arrow maps onto :func:`scored_leads_ddl`."""
+    out = scored.copy()
+    out["previous_stage"] = out["previous_stage"].astype("object")
+    out["stage_changed"] = out["stage_changed"].astype(bool)
+    for name in ("score", "fit_score", "engagement_score"):
+        out[name] = out[name].astype("Int32")
+    return out
+
+
+def _flat_scorer(
+    shipped: _ShippedModel,
+    settings: _RunSettings,
+    id_column: str,
+    missing_values: tuple[str, ...],
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        from leadscore.datasets import mark_missing
+        from leadscore.schema import to_lead_ids
+
+        scoring = shipped.load()
+        for batch in batches:
+            if batch.empty:
+                continue
+            rows = mark_missing(batch, list(missing_values))
+            yield settings.score(scoring, rows, to_lead_ids(rows[id_column], "leads"))
+
+    return score_partition
+
+
+def score_flat_spark(
+    frame: DataFrame,
+    scoring: ScoringModel,
+    *,
+    id_column: str,
+    as_of: pd.Timestamp | str,
+    missing_values: Sequence[str] = (),
+    previous: DataFrame | None = None,
+    with_reasons: bool = True,
+    top_n: int = 3,
+) -> DataFrame:
+    """Score a flat Spark table (one row per lead, the model's feature columns) on Spark.
+
+    Parameters
+    ----------
+    frame : the leads: ``id_column`` and every feature the model was trained on (other
+        columns are ignored; empty values are fine).
+    scoring : the model and the name and version to record
+        (:func:`leadscore.scoring.load_scoring_model`).
+    as_of : the moment the features describe, recorded on every row.
+    missing_values : "not answered" tokens read as missing, as the data set's spec lists them
+        (``spec.missing_values``, e.g. ``Select``).
+    previous : the latest stage of each lead from earlier runs (``lead_id``, ``stage``), for
+        ``previous_stage`` and ``stage_changed``; none: every lead is scored for the first time.
+    with_reasons, top_n : as in the batch scorer: reasons and sub-scores from TreeSHAP, or
+        probability, score and stage only (far faster).
+
+    Returns
+    -------
+    A lazy DataFrame with the scored-leads columns (:func:`scored_leads_ddl`).
+
+    Raises
+    ------
+    DataError
+        The session is not in UTC, a column is missing, or a lead id is empty or repeated
+        (checked with one Spark job before anything is scored).
+    """
+    _check_session(frame)
+    features = [f.name for f in scoring.model.features]
+    _require(
+        frame,
+        [id_column],
+        "the leads to score",
+        "Score a table with the same id column as the training data.",
+    )
+    _require(
+        frame,
+        features,
+        "the leads to score",
+        "Add the column (empty values are fine); the model needs every feature it was trained on.",
+    )
+    _check_unique_ids(frame, id_column, "the leads to score")
+    settings = _settings(as_of, with_reasons, top_n)
+    shipped = _ShippedModel.of(scoring)
+    selected = frame.select(*dict.fromkeys([id_column, *features]))
+    scored = selected.mapInPandas(
+        _flat_scorer(shipped, settings, id_column, tuple(missing_values)),
+        scored_leads_ddl(),
+    )
+    return _with_previous(scored, previous)
+
+
+def _event_scorer(
+    shipped: _ShippedModel, settings: _RunSettings
+) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+    def score_bucket(leads: pd.DataFrame, activities: pd.DataFrame) -> pd.DataFrame:
+        from leadscore.features import build_features
+        from leadscore.schema import validate_closed_loop
+
+        empty = pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
+        if leads.empty:
+            return empty
+        data = validate_closed_loop(
+            leads.drop(columns=_BUCKET),
+            activities.drop(columns=_BUCKET),
+            None,
+            observed_until=settings.as_of,
+        )
+        table = build_features(data, settings.as_of, threads=1)
+        if table.frame.empty:
+            return empty
+        return settings.score(shipped.load(), table.X, table.frame["lead_id"])
+
+    return score_bucket
+
+
+def score_events_spark(
+    leads: DataFrame,
+    activities: DataFrame,
+    outcomes: DataFrame | None,
+    scoring: ScoringModel,
+    *,
+    as_of: pd.Timestamp | str,
+    previous: DataFrame | None = None,
+    with_reasons: bool = True,
+    top_n: int = 3,
+    leads_per_bucket: int = DEFAULT_LEADS_PER_BUCKET,
+) -> DataFrame:
+    """Score event-form data (leads, activity log, outcomes) on Spark, as of ``as_of``.
+
+    The leads open at ``as_of`` (created by then, not won or lost by then) are scored with
+    features from the activity up to ``as_of``, exactly as ``leadscore score --data`` does.
+    Leads are hashed into buckets of about ``leads_per_bucket`` leads; a bucket's leads and
+    their activity are grouped into one Python worker (one bucket must fit in a worker's
+    memory, as one chunk does for the batch scorer).
+
+    The tables follow the data contract (``leadscore.schema``): leads need ``lead_id`` and
+    ``created_at``, activities ``lead_id``, ``occurred_at`` and ``activity_type``, outcomes
+    ``lead_id``, ``outcome`` and ``closed_at``. Other parameters as in :func:`score_flat_spark`.
+    """
+    from pyspark.sql import functions as F
+
+    _check_session(leads)
+    for table, name, required in (
+        (leads, "leads", LEADS_REQUIRED),
+        (activities, "activities", ACTIVITIES_REQUIRED),
+        (outcomes, "outcomes", OUTCOMES_REQUIRED),
+    ):
+        if table is not None:
+            _require(
+                table, required, f"the {name} table", "Follow the data contract in the README."
+            )
+    if leads_per_bucket < 1:
+        raise DataError(
+            f"leads_per_bucket is {leads_per_bucket}", "Give a positive number of leads."
+        )
+    _check_unique_ids(leads, "lead_id", "leads")
+    settings = _settings(as_of, with_reasons, top_n)
+    cutoff = F.lit(settings.as_of.to_pydatetime()).cast("timestamp")
+    open_leads = leads.where(F.col("created_at").cast("timestamp") <= cutoff)
+    if outcomes is not None:
+        closed = outcomes.where(F.col("closed_at").cast("timestamp") <= cutoff).select("lead_id")
+        open_leads = open_leads.join(closed, "lead_id", "left_anti")
+    n_buckets = max(1, math.ceil(open_leads.count() / leads_per_bucket))
+    bucket = F.pmod(F.xxhash64(F.col("lead_id").cast("string")), F.lit(n_buckets))
+    known = activities.where(F.col("occurred_at").cast("timestamp") <= cutoff).join(
+        open_leads.select("lead_id"), "lead_id", "left_semi"
+    )
+    shipped = _ShippedModel.of(scoring)
+    scored = (
+        open_leads.withColumn(_BUCKET, bucket)
+        .groupBy(_BUCKET)
+        .cogroup(known.withColumn(_BUCKET, bucket).groupBy(_BUCKET))
+        .applyInPandas(_event_scorer(shipped, settings), scored_leads_ddl())
+    )
+    return _with_previous(scored, previous)
+
+
+def pyfunc_udf(
+    spark: SparkSession, model_uri: str, *, tracking_uri: str | None = None
+) -> UserDefinedFunction:
+    """MLflow's Spark UDF of a logged leadscore model: ``struct(probability, score, stage)``.
+
+    ``model_uri`` is ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``runs:/ID/model``
+    of a model logged by ``leadscore train``. The model is loaded once on the driver first, so
+    an unknown name, alias or version fails here with a one-line :class:`ModelError` rather
+    than inside a Spark task. Call the UDF on a struct of the model's feature columns::
+
+        udf = pyfunc_udf(spark, "models:/leadscore@champion")
+        df.withColumn("lead_score", udf(F.struct(*feature_columns)))
+
+    The workers run the logged model in this Python environment (``env_manager="local"``).
+    """
+    import mlflow
+
+    from leadscore import tracking
+
+    tracking.load_model_version(model_uri, tracking_uri=tracking_uri)
+    resolved = tracking.resolve_tracking_uri(tracking_uri)
+    with tracking.quiet_mlflow(), tracking.using_tracking_uri(resolved):
+        return mlflow.pyfunc.spark_udf(
+            spark, model_uri, result_type=PYFUNC_RESULT_TYPE, env_manager="local"
+        )
+
+
+__all__: list[str] = [
+    "DEFAULT_LEADS_PER_BUCKET",
+    "PYFUNC_RESULT_TYPE",
+    "local_spark_session",
+    "pyfunc_udf",
+    "score_events_spark",
+    "score_flat_spark",
+    "scored_leads_ddl",
+]

@@ -1,0 +1,267 @@
+"""Scoring on a real local Spark: the same rows as the batch scorer, lead for lead."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadscore.cli import main
+from leadscore.config import parse_config
+from leadscore.errors import DataError, ModelError
+from leadscore.features import build_training_examples, default_as_of_dates
+from leadscore.io import load_closed_loop
+from leadscore.scoring import (
+    event_feature_chunks,
+    flat_feature_chunks,
+    load_scoring_model,
+    run_scoring,
+)
+from leadscore.sinks import COLUMNS, read_scored_leads
+from leadscore.specs import load_spec
+from leadscore.synth import SynthParams, write_synthetic
+from leadscore.training import train
+
+pytestmark = pytest.mark.slow
+
+JAVA_SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "java.sh"
+AS_OF = pd.Timestamp("2026-05-01")
+LATER = pd.Timestamp("2026-06-01")
+#: Columns that must agree exactly between a Spark run and a batch run of the same moment.
+SAME = (
+    "as_of",
+    "model_name",
+    "model_version",
+    "score",
+    "stage",
+    "previous_stage",
+    "stage_changed",
+    "fit_score",
+    "engagement_score",
+    "reasons_for",
+    "reasons_against",
+    "reasons_json",
+)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """A real local Spark; ``scripts/java.sh`` installs Java first where it is missing."""
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        try:
+            found = subprocess.run(
+                ["bash", str(JAVA_SCRIPT)], capture_output=True, text=True, timeout=900
+            )
+        except subprocess.TimeoutExpired:
+            pytest.skip("scripts/java.sh did not install Java within 15 minutes")
+        if found.returncode != 0:
+            why = (found.stderr.strip().splitlines() or ["no message"])[-1]
+            pytest.skip(f"Spark needs Java 17+, which scripts/java.sh could not install: {why}")
+    from leadscore.spark import local_spark_session
+
+    session = local_spark_session(2, driver_memory="1g")
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def event_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """Synthetic history, a model trained on it, and two batch runs a month apart."""
+    root = tmp_path_factory.mktemp("spark_events")
+    data_dir = root / "crm"
+    write_synthetic(SynthParams(n_leads=3000, seed=5, start="2025-06-01"), data_dir, progress=False)
+    events = load_closed_loop(data_dir)
+    dates = default_as_of_dates(events, 60, every_days=30, warmup_days=60)
+    config = parse_config(
+        {
+            "cold_start": {"min_wins": 20, "min_leads": 200},
+            "quality_gate": {"allow_worse": True},
+            "evaluation": {"resamples": 0},
+        }
+    )
+    result = train(build_training_examples(events, dates, 60, name="crm"), config)
+    scoring = load_scoring_model(result.model.save(root / "model"))
+    target = str(root / "scores.duckdb")
+    batches = {}
+    for as_of in (AS_OF, LATER):
+        run_scoring(
+            scoring,
+            event_feature_chunks(data_dir, as_of, chunk_leads=700),
+            target=target,
+            as_of=as_of,
+            progress=False,
+        )
+        latest = read_scored_leads(target)
+        batches[as_of] = latest[latest["as_of"] == as_of]
+    return {"data": data_dir, "scoring": scoring, "batches": batches}
+
+
+def _frames(spark, data_dir: Path):
+    return tuple(
+        spark.read.parquet(str(data_dir / f"{name}.parquet"))
+        for name in ("leads", "activities", "outcomes")
+    )
+
+
+def _as_text(values: pd.Series) -> np.ndarray:
+    """Values as text, missing ones as one marker, so that any two sinks' dtypes compare."""
+    return np.array([str(v) if pd.notna(v) else "<missing>" for v in values], dtype=object)
+
+
+def _assert_same_rows(spark_rows: pd.DataFrame, batch: pd.DataFrame) -> None:
+    assert list(spark_rows.columns) == list(COLUMNS)
+    assert spark_rows["lead_id"].is_unique
+    assert set(spark_rows["lead_id"]) == set(batch["lead_id"])
+    ours = spark_rows.set_index("lead_id").sort_index()
+    theirs = batch.set_index("lead_id").loc[ours.index]
+    np.testing.assert_allclose(ours["probability"], theirs["probability"], rtol=0, atol=1e-12)
+    for column in SAME:
+        mismatched = (_as_text(ours[column]) != _as_text(theirs[column])).sum()
+        assert mismatched == 0, f"{column}: {mismatched} lead(s) differ from the batch scorer"
+
+
+def test_event_form_on_spark_matches_the_batch_scorer(spark, event_world):
+    from leadscore.spark import score_events_spark
+
+    leads, activities, outcomes = _frames(spark, event_world["data"])
+    scored = score_events_spark(
+        leads, activities, outcomes, event_world["scoring"], as_of=AS_OF, leads_per_bucket=400
+    ).toPandas()
+    batch = event_world["batches"][AS_OF]
+    assert len(scored) > 200 and scored["reasons_for"].str.len().gt(0).any()
+    _assert_same_rows(scored, batch)
+    assert scored["previous_stage"].isna().all() and not scored["stage_changed"].any()
+
+
+def test_previous_stages_on_spark_match_the_batch_history(spark, event_world):
+    from leadscore.spark import score_events_spark
+
+    leads, activities, outcomes = _frames(spark, event_world["data"])
+    earlier = spark.createDataFrame(event_world["batches"][AS_OF][["lead_id", "stage"]])
+    scored = score_events_spark(
+        leads,
+        activities,
+        outcomes,
+        event_world["scoring"],
+        as_of=LATER,
+        previous=earlier,
+        with_reasons=True,
+    ).toPandas()
+    batch = event_world["batches"][LATER]
+    _assert_same_rows(scored, batch)
+    assert scored["stage_changed"].any(), "a month of activity moves some leads"
+    assert scored["previous_stage"].isna().any(), "leads created since are scored first"
+
+
+@pytest.fixture(scope="module")
+def flat_world(tmp_path_factory, shared_data_root: Path) -> dict[str, object]:
+    """x_education trained and logged to MLflow by the CLI, then batch-scored."""
+    root = tmp_path_factory.mktemp("spark_flat")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    config = root / "train.yaml"
+    config.write_text("evaluation: {resamples: 0}\n")
+    args = ["train", "--spec", "x_education", "--data-root", str(shared_data_root)]
+    code = main(
+        ["-q", *args, "--config", str(config), "--tracking-uri", uri, "--model-out", str(root)]
+    )
+    assert code == 0
+    model_uri = "models:/leadscore-x_education@champion"
+    scoring = load_scoring_model(model_uri, tracking_uri=uri)
+    spec = load_spec("x_education", data_root=shared_data_root)
+    target = str(root / "scores.duckdb")
+    run_scoring(
+        scoring,
+        flat_feature_chunks(spec, chunk_rows=3000),
+        target=target,
+        as_of=AS_OF,
+        progress=False,
+    )
+    return {
+        "uri": uri,
+        "model_uri": model_uri,
+        "scoring": scoring,
+        "spec": spec,
+        "batch": read_scored_leads(target),
+    }
+
+
+def _read_csv(spark, spec):
+    return spark.read.csv(str(spec.resolve(spec.source)), header=True, inferSchema=True)
+
+
+def test_flat_table_on_spark_matches_the_batch_scorer(spark, flat_world):
+    from leadscore.spark import score_flat_spark
+
+    spec = flat_world["spec"]
+    scored = score_flat_spark(
+        _read_csv(spark, spec),
+        flat_world["scoring"],
+        id_column=spec.id,
+        as_of=AS_OF,
+        missing_values=spec.missing_values,
+    ).toPandas()
+    assert len(scored) == 9240
+    _assert_same_rows(scored, flat_world["batch"])
+
+
+def test_mlflow_spark_udf_gives_the_batch_scores(spark, flat_world):
+    from pyspark.sql import functions as F
+
+    from leadscore.spark import pyfunc_udf
+
+    spec, scoring = flat_world["spec"], flat_world["scoring"]
+    features = [f.name for f in scoring.model.features]
+    udf = pyfunc_udf(spark, flat_world["model_uri"], tracking_uri=flat_world["uri"])
+    rows = (
+        _read_csv(spark, spec)
+        .limit(500)
+        .select(F.col(spec.id).alias("lead_id"), udf(F.struct(*features)).alias("s"))
+        .select("lead_id", "s.probability", "s.score", "s.stage")
+        .toPandas()
+        .set_index("lead_id")
+    )
+    batch = flat_world["batch"].set_index("lead_id").loc[rows.index]
+    np.testing.assert_allclose(rows["probability"], batch["probability"], rtol=0, atol=1e-12)
+    assert (rows["score"].to_numpy() == batch["score"].to_numpy()).all()
+    assert (rows["stage"].astype(str).to_numpy() == batch["stage"].astype(str).to_numpy()).all()
+
+
+def test_unknown_model_version_is_a_model_error_before_spark_runs(spark, flat_world):
+    from leadscore.spark import pyfunc_udf
+
+    with pytest.raises(ModelError, match="no version '99'"):
+        pyfunc_udf(spark, "models:/leadscore-x_education/99", tracking_uri=flat_world["uri"])
+
+
+def test_bad_input_is_one_line_data_error(spark, event_world):
+    from leadscore.spark import score_events_spark, score_flat_spark
+
+    scoring = event_world["scoring"]
+    leads, activities, outcomes = _frames(spark, event_world["data"])
+    row = {
+        f.name: "x" if f.kind == "categorical" else 0.0
+        for f in scoring.model.features
+        if f.name != "web_visits_30d"
+    }
+    lacking = spark.createDataFrame(pd.DataFrame([{"lead_id": "a", **row}]))
+    with pytest.raises(DataError, match="no column 'web_visits_30d'") as missing:
+        score_flat_spark(lacking, scoring, id_column="lead_id", as_of=AS_OF)
+    assert "\n" not in str(missing.value)
+    twice = leads.unionByName(leads.limit(1))
+    with pytest.raises(DataError, match="appears 2 times in leads"):
+        score_events_spark(twice, activities, outcomes, scoring, as_of=AS_OF)
+    with pytest.raises(DataError, match="activities table has no column 'occurred_at'"):
+        score_events_spark(leads, activities.drop("occurred_at"), outcomes, scoring, as_of=AS_OF)
+    with pytest.raises(DataError, match="as_of 'soon' is not a date"):
+        score_events_spark(leads, activities, outcomes, scoring, as_of="soon")
+    spark.conf.set("spark.sql.session.timeZone", "America/New_York")
+    try:
+        with pytest.raises(DataError, match="time zone is 'America/New_York', not UTC"):
+            score_events_spark(leads, activities, outcomes, scoring, as_of=AS_OF)
+    finally:
+        spark.conf.set("spark.sql.session.timeZone", "UTC")
