@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--no-reasons",
         action="store_true",
-        help="skip the reason texts (faster; sub-scores are still computed)",
+        help="probability, score and stage only: no reasons, no sub-scores (far faster)",
     )
     parser.add_argument("--top", type=int, default=3, help="reasons for and against (default: 3)")
     parser.add_argument(
