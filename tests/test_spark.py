@@ -22,7 +22,7 @@ from leadscore.scoring import (
     load_scoring_model,
     run_scoring,
 )
-from leadscore.sinks import COLUMNS, read_scored_leads
+from leadscore.sinks import COLUMNS, read_history, read_scored_leads
 from leadscore.specs import load_spec
 from leadscore.synth import SynthParams, write_synthetic
 from leadscore.training import train
@@ -98,7 +98,8 @@ def event_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
         )
         latest = read_scored_leads(target)
         batches[as_of] = latest[latest["as_of"] == as_of]
-    return {"data": data_dir, "scoring": scoring, "batches": batches}
+    history = read_history(target)
+    return {"data": data_dir, "scoring": scoring, "batches": batches, "history": history}
 
 
 def _frames(spark, data_dir: Path):
@@ -142,7 +143,9 @@ def test_previous_stages_on_spark_match_the_batch_history(spark, event_world):
     from leadscore.spark import score_events_spark
 
     leads, activities, outcomes = _frames(spark, event_world["data"])
-    earlier = spark.createDataFrame(event_world["batches"][AS_OF][["lead_id", "stage"]])
+    # the whole history, this as-of's own batch rows included: only earlier rows may count
+    history = event_world["history"][["lead_id", "stage", "as_of", "scored_at", "model_name"]]
+    earlier = spark.createDataFrame(history)
     scored = score_events_spark(
         leads,
         activities,

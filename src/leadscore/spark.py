@@ -23,8 +23,9 @@ Spark must run with the session time zone UTC (``spark.sql.session.timeZone``): 
 stores naive UTC timestamps, and Spark converts timestamps to the session zone on their way to
 Python. :func:`local_spark_session` starts a local session set up that way. The result is a
 lazy DataFrame: write it wherever the team reads scores (``df.write.parquet``, JDBC, a Delta
-table); previous stages come from the ``previous`` DataFrame given (the latest stage per lead
-of the earlier runs), as the sinks' history gives them to the batch scorer.
+table). Previous stages come from the ``previous`` DataFrame given (the earlier runs' rows, e.g.
+the ``scored_leads_history`` table): each lead's latest stage before this run's as-of, as the
+batch scorer takes it from its sink.
 """
 
 from __future__ import annotations
@@ -187,36 +188,51 @@ def _check_unique_ids(frame: DataFrame, column: str, what: str) -> None:
     )
 
 
-def _with_previous(scored: DataFrame, previous: DataFrame | None) -> DataFrame:
-    """Fill ``previous_stage`` and ``stage_changed`` from ``previous`` (lead_id, stage)."""
+def _with_previous(scored: DataFrame, previous: DataFrame | None, as_of: pd.Timestamp) -> DataFrame:
+    """Fill ``previous_stage`` and ``stage_changed`` from ``previous``, as the sinks do.
+
+    With an ``as_of`` column (a scored-leads or history table from any sink), each lead's
+    previous stage is that of its latest row strictly before this run's ``as_of`` (ties broken
+    by scored_at, model name and version, like :func:`leadscore.sinks.previous_stages`), so
+    re-running an as-of sees the same previous stages. Without one, ``previous`` is taken as
+    one row per lead.
+    """
     if previous is None:
         return scored
+    from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     _require(
         previous,
         ("lead_id", "stage"),
         "the previous stages",
-        "Pass the latest stage per lead of earlier runs (lead_id, stage), e.g. the "
-        "scored_leads table.",
+        "Pass the stages of earlier runs (lead_id, stage, and as_of to pick each lead's "
+        "latest earlier one), e.g. the scored_leads_history table.",
     )
-    before = previous.select(
-        F.col("lead_id").cast("string").alias("_prev_id"), F.col("stage").alias("_prev_stage")
-    ).dropDuplicates(["_prev_id"])
-    joined = scored.drop("previous_stage", "stage_changed").join(
-        before, scored["lead_id"] == before["_prev_id"], "left"
-    )
-    changed = F.coalesce(F.col("_prev_stage") != F.col("stage"), F.lit(False))
-    return joined.select(
-        *[
-            F.col("_prev_stage").alias(c)
-            if c == "previous_stage"
-            else changed.alias(c)
-            if c == "stage_changed"
-            else F.col(c)
-            for c in COLUMNS
+    before = previous.withColumn("_prev_id", F.col("lead_id").cast("string"))
+    if "as_of" in previous.columns:
+        cutoff = F.lit(as_of.to_pydatetime()).cast("timestamp")
+        order = [
+            c
+            for c in ("as_of", "scored_at", "model_name", "model_version")
+            if c in previous.columns
         ]
+        newest_first = Window.partitionBy("_prev_id").orderBy(*[F.col(c).desc() for c in order])
+        before = (
+            before.where(F.col("as_of").cast("timestamp") < cutoff)
+            .withColumn("_rank", F.row_number().over(newest_first))
+            .where(F.col("_rank") == 1)
+        )
+    before = before.select("_prev_id", F.col("stage").alias("_prev_stage")).dropDuplicates(
+        ["_prev_id"]
     )
+    fresh = scored.drop("previous_stage", "stage_changed")
+    joined = fresh.join(before, fresh["lead_id"] == before["_prev_id"], "left")
+    filled = {
+        "previous_stage": F.col("_prev_stage"),
+        "stage_changed": F.coalesce(F.col("_prev_stage") != F.col("stage"), F.lit(False)),
+    }
+    return joined.select(*[filled.get(c, F.col(c)).alias(c) for c in COLUMNS])
 
 
 def _as_spark_rows(scored: pd.DataFrame) -> pd.DataFrame:
@@ -271,7 +287,8 @@ def score_flat_spark(
     as_of : the moment the features describe, recorded on every row.
     missing_values : "not answered" tokens read as missing, as the data set's spec lists them
         (``spec.missing_values``, e.g. ``Select``).
-    previous : the latest stage of each lead from earlier runs (``lead_id``, ``stage``), for
+    previous : stages of earlier runs (``lead_id``, ``stage``, and ``as_of`` to take each
+        lead's latest one before this run, e.g. the ``scored_leads_history`` table), for
         ``previous_stage`` and ``stage_changed``; none: every lead is scored for the first time.
     with_reasons, top_n : as in the batch scorer: reasons and sub-scores from TreeSHAP, or
         probability, score and stage only (far faster).
@@ -308,7 +325,7 @@ def score_flat_spark(
         _flat_scorer(shipped, settings, id_column, tuple(missing_values)),
         scored_leads_ddl(),
     )
-    return _with_previous(scored, previous)
+    return _with_previous(scored, previous, settings.as_of)
 
 
 def _event_scorer(
@@ -394,7 +411,7 @@ def score_events_spark(
         .cogroup(known.withColumn(_BUCKET, bucket).groupBy(_BUCKET))
         .applyInPandas(_event_scorer(shipped, settings), scored_leads_ddl())
     )
-    return _with_previous(scored, previous)
+    return _with_previous(scored, previous, settings.as_of)
 
 
 def pyfunc_udf(
