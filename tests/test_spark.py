@@ -260,6 +260,8 @@ def test_bad_input_is_one_line_data_error(spark, event_world):
         score_events_spark(twice, activities, outcomes, scoring, as_of=AS_OF)
     with pytest.raises(DataError, match="activities table has no column 'occurred_at'"):
         score_events_spark(leads, activities.drop("occurred_at"), outcomes, scoring, as_of=AS_OF)
+    with pytest.raises(DataError, match="no open lead was created by 2020-01-01"):
+        score_events_spark(leads, activities, outcomes, scoring, as_of="2020-01-01")
     with pytest.raises(DataError, match="as_of 'soon' is not a date"):
         score_events_spark(leads, activities, outcomes, scoring, as_of="soon")
     spark.conf.set("spark.sql.session.timeZone", "America/New_York")

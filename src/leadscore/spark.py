@@ -399,7 +399,13 @@ def score_events_spark(
     if outcomes is not None:
         closed = outcomes.where(F.col("closed_at").cast("timestamp") <= cutoff).select("lead_id")
         open_leads = open_leads.join(closed, "lead_id", "left_anti")
-    n_buckets = max(1, math.ceil(open_leads.count() / leads_per_bucket))
+    n_open = open_leads.count()
+    if n_open == 0:
+        raise DataError(
+            f"no open lead was created by {settings.as_of:%Y-%m-%d %H:%M}",
+            "Check as_of and the input data.",
+        )
+    n_buckets = math.ceil(n_open / leads_per_bucket)
     bucket = F.pmod(F.xxhash64(F.col("lead_id").cast("string")), F.lit(n_buckets))
     known = activities.where(F.col("occurred_at").cast("timestamp") <= cutoff).join(
         open_leads.select("lead_id"), "lead_id", "left_semi"
