@@ -139,13 +139,13 @@ def test_event_form_on_spark_matches_the_batch_scorer(spark, event_world):
     assert scored["previous_stage"].isna().all() and not scored["stage_changed"].any()
 
 
-def test_previous_stages_on_spark_match_the_batch_history(spark, event_world):
+def test_previous_stages_on_spark_match_the_batch_history(spark, event_world, tmp_path):
     from leadscore.spark import score_events_spark
 
     leads, activities, outcomes = _frames(spark, event_world["data"])
     # the whole history, this as-of's own batch rows included: only earlier rows may count
-    history = event_world["history"][["lead_id", "stage", "as_of", "scored_at", "model_name"]]
-    earlier = spark.createDataFrame(history)
+    event_world["history"].to_parquet(tmp_path / "history.parquet")
+    earlier = spark.read.parquet(str(tmp_path / "history.parquet"))
     scored = score_events_spark(
         leads,
         activities,
