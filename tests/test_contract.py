@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pandas.api import types as ptypes
 
 from leadscore.errors import DataError
 from leadscore.io import load_closed_loop, write_tables
-from leadscore.schema import validate_closed_loop
+from leadscore.schema import normalized_labels, validate_closed_loop
 
 
 def test_valid_frames_are_typed(event_frames):
@@ -186,3 +188,26 @@ def test_chunks_of_a_folder_without_manifest_share_its_latest_time(tmp_path, eve
     assert {c.observed_until for c in chunks} == {whole.observed_until}
     assert whole.observed_until == pd.Timestamp("2024-03-01T08:00")
     assert sum(len(c.activities) for c in chunks) == len(whole.activities)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.none(),
+            st.sampled_from(["page_view", " Page_View", "PAGE_VIEW ", "chat", "Chat", "", " "]),
+            st.text(alphabet="aB _", max_size=4),
+        ),
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_normalized_labels_equal_trimming_and_lowering_every_row(labels, as_category):
+    """Working on the distinct labels gives what strip().lower() on every row gives."""
+    values = pd.Series(labels, dtype="category" if as_category else "str")
+    result = normalized_labels(values)
+    expected = values.astype("string").str.strip().str.lower()
+    assert [None if pd.isna(v) else v for v in pd.Series(result).astype("object")] == [
+        None if pd.isna(v) else v for v in expected.astype("object")
+    ]
+    assert pd.Index(result.categories).is_unique
