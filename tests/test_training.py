@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from flat_tables import write_flat_spec
 from leadscore.cli import main
 from leadscore.config import TrainConfig, load_config, parse_config
 from leadscore.errors import ModelError, SpecError
@@ -205,22 +206,9 @@ def test_config_overrides_and_missing_file(tmp_path: Path) -> None:
 
 def _write_spec(tmp_path: Path, n: int = 2500, seed: int = 0) -> Path:
     frame, p = _frame(n, seed)
-    frame.insert(0, "lead", [f"L{i}" for i in range(n)])
-    frame["seq"] = np.arange(n)
-    frame["won"] = (np.random.default_rng(seed + 1).random(n) < p).astype(int)
     frame["occupation"] = frame["occupation"].fillna("Select")
-    frame.to_csv(tmp_path / "leads.csv", index=False)
-    spec = {
-        "name": "demo",
-        "source": "leads.csv",
-        "id": "lead",
-        "label": {"column": "won", "won": [1], "lost": [0]},
-        "order_by": "seq",
-        "missing_values": ["Select"],
-    }
-    path = tmp_path / "demo.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    won = np.random.default_rng(seed + 1).random(n) < p
+    return write_flat_spec(tmp_path, frame, won, missing_values=["Select"])
 
 
 def test_train_command_saves_the_model_and_writes_metrics(tmp_path: Path, capsys) -> None:

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from flat_tables import write_flat_spec
 from leadscore.commands import tune as tune_command
 from leadscore.config import TrainConfig, parse_config
 from leadscore.errors import LeadscoreError, ModelError, SpecError
@@ -301,20 +302,9 @@ def test_default_storage_sits_beside_the_mlflow_store(tmp_path):
 
 def _write_spec(tmp_path: Path, n: int = 1500) -> Path:
     frame, p = _frame(n, 0)
-    frame.insert(0, "lead", [f"L{i}" for i in range(n)])
-    frame["seq"] = np.arange(n)
-    frame["won"] = (np.random.default_rng(1).random(n) < p).astype(int)
-    frame.to_csv(tmp_path / "leads.csv", index=False)
-    spec = {
-        "name": "demo",
-        "source": "leads.csv",
-        "id": "lead",
-        "label": {"column": "won", "won": [1], "lost": [0]},
-        "order_by": "seq",
-    }
-    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(spec))
+    spec = write_flat_spec(tmp_path, frame, np.random.default_rng(1).random(n) < p)
     (tmp_path / "fast.yaml").write_text(yaml.safe_dump(FAST))
-    return tmp_path / "demo.yaml"
+    return spec
 
 
 def _main(argv: list[str]) -> int:

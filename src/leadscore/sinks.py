@@ -712,18 +712,7 @@ def read_scored_leads(
 
     ``lead_ids`` limits the read to those leads (the ``explain`` card needs one).
     """
-    sink = parse_target(target)
-    if sink.kind == "sql":
-        return _read_sql(sink, LATEST_TABLE, lead_ids)
-    with _duckdb_view(sink) as (con, sources):
-        source = sources[LATEST_TABLE]
-        if source is None:
-            raise _missing_target(sink)
-        where = _id_filter_duckdb(con, lead_ids)
-        frame = con.execute(
-            f"SELECT {_select_list()} FROM {source} WHERE {where} ORDER BY lead_id"
-        ).df()
-    return _conform_read(frame)
+    return _read_table(target, LATEST_TABLE, lead_ids, "lead_id")
 
 
 def read_history(
@@ -731,17 +720,28 @@ def read_history(
     lead_ids: Iterable[str] | None = None,
 ) -> pd.DataFrame:
     """Every scored row of every run (``scored_leads_history``), by lead_id then as_of."""
+    return _read_table(
+        target, HISTORY_TABLE, lead_ids, "lead_id, as_of, scored_at, model_name, model_version"
+    )
+
+
+def _read_table(
+    target: str | os.PathLike[str] | SinkTarget | None,
+    table: str,
+    lead_ids: Iterable[str] | None,
+    order_by: str,
+) -> pd.DataFrame:
+    """One of the two tables from any sink, in the canonical dtypes (DuckDB reads files too)."""
     sink = parse_target(target)
     if sink.kind == "sql":
-        return _read_sql(sink, HISTORY_TABLE, lead_ids)
+        return _read_sql(sink, table, lead_ids)
     with _duckdb_view(sink) as (con, sources):
-        source = sources[HISTORY_TABLE]
+        source = sources[table]
         if source is None:
             raise _missing_target(sink)
         where = _id_filter_duckdb(con, lead_ids)
         frame = con.execute(
-            f"SELECT {_select_list()} FROM {source} WHERE {where} "
-            "ORDER BY lead_id, as_of, scored_at, model_name, model_version"
+            f"SELECT {_select_list()} FROM {source} WHERE {where} ORDER BY {order_by}"
         ).df()
     return _conform_read(frame)
 

@@ -35,7 +35,7 @@ history (cold start: use rule points), or when the model does not beat the best 
 test ROC-AUC (unless --allow-worse).
 """
 
-_LABELS = {
+METRIC_LABELS = {
     "roc_auc": "ROC-AUC",
     "pr_auc": "PR-AUC",
     "brier": "Brier score",
@@ -55,13 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_data_arguments(parser)
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="YAML",
-        help="training config (default: the built-in defaults, documented in configs/train.yaml)",
-    )
+    add_config_argument(parser)
     parser.add_argument(
         "--allow-worse",
         action="store_true",
@@ -83,6 +77,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_mlflow_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """``--config YAML``, shared by train and tune."""
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="training config (default: the built-in defaults, documented in configs/train.yaml)",
+    )
 
 
 def add_mlflow_arguments(parser: argparse.ArgumentParser) -> None:
@@ -157,7 +162,8 @@ def format_report(result: TrainingResult) -> str:
         f"{'':18}" + "".join(f"{c:>{width}}" for c in columns),
     ]
     for key in METRIC_KEYS:
-        lines.append(f"{_LABELS[key]:18}" + "".join(f"{v[key]:>{width}}" for v in columns.values()))
+        cells = "".join(f"{v[key]:>{width}}" for v in columns.values())
+        lines.append(f"{METRIC_LABELS[key]:18}{cells}")
     if uncertainty:
         gains = [
             f"over {name.replace('_', ' ')} {_signed(m['model']['roc_auc'] - base['roc_auc'])} "

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from leadscore.commands.train import (
+    METRIC_LABELS,
     _fmt,
     _log_to_mlflow,
+    add_config_argument,
     add_mlflow_arguments,
     format_report,
     load_training_data,
@@ -45,14 +47,6 @@ leadscore-<data set>, so running the command again adds --trials more trials to 
 --no-mlflow, each trial is a nested MLflow run under one parent run, and the tuned model is
 logged and registered like `leadscore train` does.
 """
-
-_LABELS = {
-    "roc_auc": "ROC-AUC",
-    "pr_auc": "PR-AUC",
-    "brier": "Brier score",
-    "ece": "ECE (10 bins)",
-    "log_loss": "log loss",
-}
 
 
 def _trials(text: str) -> int:
@@ -105,13 +99,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="valid-fold metric to optimise (default log_loss, minimised; roc_auc and pr_auc "
         "are maximised)",
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        metavar="YAML",
-        help="training config (default: the built-in defaults, documented in configs/train.yaml)",
-    )
+    add_config_argument(parser)
     parser.add_argument(
         "--study-name",
         default=None,
@@ -169,7 +157,7 @@ def format_comparison(result: TuneResult) -> str:
         tuned = result.tuned.metrics["model"][key]
         default = result.default.metrics["model"][key]
         gain = result.gain[key]
-        lines.append(f"{_LABELS[key]:18}{_fmt(tuned):>10}{_fmt(default):>10}{gain:>+10.3f}")
+        lines.append(f"{METRIC_LABELS[key]:18}{_fmt(tuned):>10}{_fmt(default):>10}{gain:>+10.3f}")
     if result.roc_auc_gain_interval is not None:
         low, high = result.roc_auc_gain_interval
         verdict = "a tie" if low <= 0 <= high else "a real difference"
