@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 from pandas.api import types as ptypes
 
 from leadscore.errors import DataError
-from leadscore.io import load_closed_loop, write_tables
+from leadscore.io import (
+    iter_closed_loop_chunks,
+    iter_table_chunks,
+    load_closed_loop,
+    read_table,
+    write_table,
+    write_tables,
+)
 from leadscore.schema import normalized_labels, validate_closed_loop
 
 
@@ -90,6 +97,33 @@ def test_numbers_are_not_timestamps(event_frames):
         validate_closed_loop(leads)
 
 
+def test_day_first_dates_are_read_in_one_format_per_column(event_frames):
+    leads = event_frames["leads"].assign(created_at=["25/01/2024", "03/02/2024", "13/02/2024"])
+    data = validate_closed_loop(leads)
+    assert data.leads["created_at"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2024-01-25",
+        "2024-02-03",
+        "2024-02-13",
+    ]
+
+
+def test_dates_that_read_both_day_and_month_first_are_refused(event_frames):
+    leads = event_frames["leads"].assign(created_at=["03/02/2024", "04/02/2024", "05/02/2024"])
+    with pytest.raises(DataError, match=r"created_at: dates such as .* day-first and month-first"):
+        validate_closed_loop(leads)
+
+
+def test_observed_until_that_is_not_a_date(tmp_path, event_frames):
+    with pytest.raises(DataError, match=r"observed_until 'yesterday' is not a date"):
+        validate_closed_loop(**event_frames, observed_until="yesterday")
+    write_tables(event_frames, tmp_path)
+    (tmp_path / "manifest.json").write_text('{"observed_until": "end of march"}')
+    with pytest.raises(DataError, match=r"manifest.json: observed_until 'end of march' is not"):
+        load_closed_loop(tmp_path)
+    with pytest.raises(DataError, match=r"manifest.json: observed_until"):
+        list(iter_closed_loop_chunks(tmp_path))
+
+
 def test_wrong_type_of_value(event_frames):
     acts = event_frames["activities"].assign(value=["a lot", None, None, 4])
     with pytest.raises(DataError, match=r"activities.value must be numeric but holds 'a lot'"):
@@ -133,6 +167,27 @@ def test_duckdb_file_round_trip(tmp_path, event_frames):
     assert len(data.activities) == 4 and len(data.outcomes) == 2
 
 
+def test_duckdb_event_tables_absent_or_broken(tmp_path, event_frames):
+    """A missing activities table means none were recorded; one that exists but cannot be
+    read is an error, never a silently empty activity log."""
+    import duckdb
+
+    path = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.register("frame", event_frames["leads"])
+        con.execute("CREATE TABLE leads AS SELECT * FROM frame")
+        con.unregister("frame")
+    data = load_closed_loop(path)
+    assert data.activities.empty and data.outcomes.empty
+    with duckdb.connect(str(path)) as con:
+        con.register("frame", event_frames["activities"])
+        con.execute("CREATE TABLE raw_activities AS SELECT * FROM frame")
+        con.execute("CREATE VIEW activities AS SELECT * FROM raw_activities")
+        con.execute("DROP TABLE raw_activities")
+    with pytest.raises(DataError, match=r"table 'activities' cannot be read"):
+        load_closed_loop(path)
+
+
 def test_sql_url_round_trip(tmp_path, event_frames):
     import sqlalchemy as sa
 
@@ -143,6 +198,177 @@ def test_sql_url_round_trip(tmp_path, event_frames):
     engine.dispose()
     data = load_closed_loop(url)
     assert data.outcomes["outcome"].tolist() == ["won", "lost"]
+
+
+def test_csv_ids_and_country_are_read_as_written(tmp_path):
+    (tmp_path / "leads.csv").write_text(
+        "lead_id,created_at,country\n00123,2024-01-01,NA\nNA,2024-01-02,DE\n"
+    )
+    (tmp_path / "activities.csv").write_text(
+        "lead_id,occurred_at,activity_type\n00123,2024-01-03,chat\nNA,2024-01-04,chat\n"
+    )
+    data = load_closed_loop(tmp_path)
+    assert data.leads["lead_id"].tolist() == ["00123", "NA"]
+    assert data.leads["country"].tolist() == ["NA", "DE"]  # Namibia, not missing
+    assert data.activities["lead_id"].tolist() == ["00123", "NA"]
+
+
+def _chunked(folder, chunk_leads):
+    chunks = list(iter_closed_loop_chunks(folder, chunk_leads=chunk_leads))
+    activities = pd.concat([c.activities for c in chunks], ignore_index=True)
+    outcomes = pd.concat([c.outcomes for c in chunks], ignore_index=True)
+    return chunks, activities, outcomes
+
+
+def _rows(frame):
+    return sorted(map(tuple, frame.astype("string").fillna("").to_numpy().tolist()))
+
+
+def test_chunks_of_zero_padded_csv_ids_hold_every_activity(tmp_path):
+    ids = [f"{i:05d}" for i in (7, 123, 456, 9000)]
+    write_table(
+        pd.DataFrame({"lead_id": ids, "created_at": ["2024-01-01"] * 4}), tmp_path / "leads.csv"
+    )
+    write_table(
+        pd.DataFrame(
+            {
+                "lead_id": [ids[0], ids[1], ids[1], ids[2], ids[3]],
+                "occurred_at": ["2024-01-03"] * 5,
+                "activity_type": ["chat", "page_view", "form_fill", "chat", "web_visit"],
+                "detail": [None, "pricing", "demo_request", "NA", None],
+                "value": ["4", None, None, "NA", "30"],
+            }
+        ),
+        tmp_path / "activities.csv",
+    )
+    write_table(
+        pd.DataFrame({"lead_id": [ids[1]], "outcome": ["won"], "closed_at": ["2024-02-01"]}),
+        tmp_path / "outcomes.csv",
+    )
+    whole = load_closed_loop(tmp_path)
+    for chunk_leads in (1, 3, 100):
+        chunks, activities, outcomes = _chunked(tmp_path, chunk_leads)
+        assert [i for c in chunks for i in c.leads["lead_id"]] == ids
+        assert _rows(activities) == _rows(whole.activities)
+        assert _rows(outcomes) == _rows(whole.outcomes)
+
+
+def test_chunks_normalise_float_ids_like_the_whole_loader(tmp_path):
+    pd.DataFrame(
+        {"lead_id": [1.0, 2.0, 10.0], "created_at": pd.to_datetime(["2024-01-01"] * 3)}
+    ).to_parquet(tmp_path / "leads.parquet")
+    pd.DataFrame(
+        {
+            "lead_id": [1, 2, 10, 10],
+            "occurred_at": pd.to_datetime(["2024-01-03"] * 4),
+            "activity_type": ["chat"] * 4,
+        }
+    ).to_parquet(tmp_path / "activities.parquet")
+    whole = load_closed_loop(tmp_path)
+    chunks, activities, _ = _chunked(tmp_path, 2)
+    assert [c.leads["lead_id"].tolist() for c in chunks] == [["1", "10"], ["2"]]
+    assert _rows(activities) == _rows(whole.activities)
+
+
+@pytest.mark.parametrize(
+    ("leads", "activity_ids", "message"),
+    [
+        (["a", "b", "b", "c"], ["b"], r"leads: duplicate lead_id 'b'"),
+        (["a", "c"], ["b"], r"activities: 1 row\(s\) for lead_id\(s\) not in leads, e.g. 'b'"),
+        (["a", "c"], ["a", None], r"activities.lead_id is empty in 1 row"),
+    ],
+)
+def test_chunks_refuse_what_the_whole_loader_refuses(tmp_path, leads, activity_ids, message):
+    pd.DataFrame(
+        {"lead_id": leads, "created_at": pd.to_datetime(["2024-01-01"] * len(leads))}
+    ).to_parquet(tmp_path / "leads.parquet")
+    pd.DataFrame(
+        {
+            "lead_id": activity_ids,
+            "occurred_at": pd.to_datetime(["2024-01-03"] * len(activity_ids)),
+            "activity_type": ["chat"] * len(activity_ids),
+        }
+    ).to_parquet(tmp_path / "activities.parquet")
+    with pytest.raises(DataError, match=message):
+        load_closed_loop(tmp_path)
+    with pytest.raises(DataError, match=message):
+        list(iter_closed_loop_chunks(tmp_path, chunk_leads=2))
+
+
+@pytest.fixture
+def sources(tmp_path):
+    """A DuckDB file, an SQLite database and a broken CSV, each with a table ``leads``."""
+    import sqlite3
+
+    import duckdb
+
+    frame = pd.DataFrame({"lead_id": ["a", "b"], "x": [1, 2]})
+    with duckdb.connect(str(tmp_path / "crm.duckdb")) as con:
+        con.execute("CREATE TABLE leads AS SELECT * FROM frame")
+    with sqlite3.connect(tmp_path / "crm.sqlite") as con:
+        frame.to_sql("leads", con, index=False)
+    (tmp_path / "bad.csv").write_text('id,x\n1,2\n3,"4\n')
+    return {
+        "duckdb": str(tmp_path / "crm.duckdb"),
+        "sqlite": f"sqlite:///{tmp_path / 'crm.sqlite'}",
+        "csv": str(tmp_path / "bad.csv"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("source", "table", "query", "message"),
+    [
+        ("duckdb", "leadz", None, r"has no table 'leadz' \(tables: leads\)"),
+        ("sqlite", "leadz", None, r"database has no table 'leadz'"),
+        ("duckdb", None, "SELECT lead_idd FROM leads", r"query failed: Binder Error"),
+        ("sqlite", None, "SELECT nope FROM leads", r"query failed: .*no such column: nope"),
+        ("csv", None, None, r"bad.csv cannot be read: .*EOF inside string"),
+        ("postgres", "leads", None, r"cannot connect to the database"),
+    ],
+)
+def test_both_readers_give_the_same_one_line_error(sources, source, table, query, message):
+    location = sources.get(source, "postgresql+psycopg://u@127.0.0.1:1/crm")
+    with pytest.raises(DataError, match=message) as whole:
+        read_table(location, table, query=query)
+    with pytest.raises(DataError, match=message) as chunked:
+        list(iter_table_chunks(location, table, query=query, chunk_rows=1))
+    assert str(whole.value) == str(chunked.value)
+    assert "\n" not in str(whole.value)
+
+
+def test_sqlite_file_named_db_is_not_opened_with_duckdb(tmp_path, event_frames):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "crm.db") as con:
+        event_frames["leads"].to_sql("leads", con, index=False)
+    with pytest.raises(DataError, match=r"crm.db is an SQLite database.*sqlite:///"):
+        load_closed_loop(tmp_path / "crm.db")
+    with pytest.raises(DataError, match=r"SQLite database"):
+        list(iter_table_chunks(tmp_path / "crm.db", "leads"))
+
+
+def test_sqlite_url_to_a_missing_file_creates_nothing(tmp_path):
+    url = f"sqlite:///{tmp_path / 'typo.db'}"
+    with pytest.raises(DataError, match=r"typo.db does not exist. Check the path"):
+        read_table(url, "leads")
+    with pytest.raises(DataError, match=r"does not exist"):
+        list(iter_table_chunks(url, "leads"))
+    assert not (tmp_path / "typo.db").exists()
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_query_or_table_on_a_file_is_refused(tmp_path, suffix):
+    path = write_table(pd.DataFrame({"id": ["a", "b"], "x": [1, 2]}), tmp_path / f"t.{suffix}")
+    with pytest.raises(DataError, match=r"a query applies to DuckDB files and SQL databases"):
+        read_table(path, query="SELECT * FROM t WHERE x > 1")
+    with pytest.raises(DataError, match=r"a table applies to DuckDB files"):
+        list(iter_table_chunks(path, "t"))
+
+
+def test_write_table_under_a_file_is_a_one_line_error(tmp_path):
+    (tmp_path / "notadir").write_text("x")
+    with pytest.raises(DataError, match=r"cannot write .*notadir/f.parquet"):
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "notadir" / "f.parquet")
 
 
 def test_missing_leads_file(tmp_path):

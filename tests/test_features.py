@@ -26,7 +26,7 @@ from leadscore.features import (
     parse_department,
     parse_seniority,
 )
-from leadscore.io import write_tables
+from leadscore.io import load_closed_loop, write_tables
 from leadscore.schema import ACTIVITY_TYPES, validate_closed_loop
 
 BASE = pd.Timestamp("2024-01-01")
@@ -164,6 +164,100 @@ def test_leads_created_after_as_of_change_nothing(event_frames):
     old = build_features(data, "2024-03-01")
     new = build_features(validate_closed_loop(**more), "2024-03-01")
     assert_same_features(old.frame, new.frame)
+
+
+def _keyword_leads() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """800 leads with 300 search terms by 2024-02-01, and 1,500 later ones with new terms."""
+    rng = np.random.default_rng(0)
+    past = pd.DataFrame(
+        {
+            "lead_id": [f"p{i}" for i in range(800)],
+            "created_at": BASE + pd.to_timedelta(rng.integers(0, 30 * 24, 800), unit="h"),
+            "utm_term": rng.choice([f"kw{i}" for i in range(300)], 800),
+        }
+    )
+    future = pd.DataFrame(
+        {
+            "lead_id": [f"f{i}" for i in range(1500)],
+            "created_at": pd.Timestamp("2024-03-01"),
+            "utm_term": [f"new_kw{i}" for i in range(1500)],
+        }
+    )
+    return past, future
+
+
+def test_leads_created_after_as_of_do_not_decide_the_extra_columns():
+    past, future = _keyword_leads()
+    both = validate_closed_loop(pd.concat([past, future], ignore_index=True))
+    old = build_features(validate_closed_loop(past), "2024-02-01")
+    new = build_features(both, "2024-02-01")
+    assert "utm_term" in [f.name for f in old.features]
+    assert old.features == new.features
+    assert_same_features(old.frame, new.frame)
+    ds = build_training_examples(
+        validate_closed_loop(
+            pd.concat([past, future], ignore_index=True), observed_until="2024-06-01"
+        ),
+        ["2024-01-15", "2024-02-01"],
+        horizon_days=30,
+    )
+    assert "utm_term" in ds.X.columns
+
+
+def test_a_model_s_features_fix_the_extra_columns_and_their_kinds():
+    past, future = _keyword_leads()
+    trained = build_features(
+        validate_closed_loop(past.assign(region=1.0, seniority="x")), "2024-02-01"
+    )
+    assert {"utm_term", "region", "extra_seniority"} <= {f.name for f in trained.features}
+    # later, utm_term has a new value for most leads and region is written as text
+    later = pd.concat([past, future], ignore_index=True).assign(region="2", seniority="y")
+    scored = build_features(validate_closed_loop(later), "2024-04-01", features=trained.features)
+    assert scored.features == trained.features
+    assert scored.frame["region"].dtype == np.float64
+    assert scored.frame["region"].unique().tolist() == [2.0]
+    assert scored.frame["extra_seniority"].unique().tolist() == ["y"]
+    for column in ("utm_term", "seniority"):
+        with pytest.raises(DataError, match=rf"leads have no column '{column}', which the model"):
+            build_features(
+                validate_closed_loop(later.drop(columns=column)),
+                "2024-04-01",
+                features=trained.features,
+            )
+    with_title = past.assign(job_title="CTO")
+    titled = build_features(validate_closed_loop(with_title), "2024-02-01")
+    with pytest.raises(DataError, match=r"leads have no column 'job_title', which the model"):
+        build_features(validate_closed_loop(past), "2024-02-01", features=titled.features)
+
+
+def test_chunked_folder_gives_the_features_of_the_whole_folder(tmp_path):
+    from leadscore.io import iter_closed_loop_chunks
+
+    ids = ["00123", "00456", "01000"]
+    write_tables(
+        {
+            "leads": pd.DataFrame({"lead_id": ids, "created_at": ["2024-01-01"] * 3}),
+            "activities": pd.DataFrame(
+                {
+                    "lead_id": [ids[0], ids[0], ids[1], ids[2]],
+                    "occurred_at": ["2024-01-03"] * 4,
+                    "activity_type": ["page_view", "form_fill", "chat", "email_sent"],
+                    "detail": ["pricing", "demo_request", None, None],
+                }
+            ),
+        },
+        tmp_path,
+        fmt="csv",
+    )
+    whole = build_features(load_closed_loop(tmp_path), "2024-02-01").frame
+    chunks = [
+        build_features(c, "2024-02-01").frame
+        for c in iter_closed_loop_chunks(tmp_path, chunk_leads=2)
+    ]
+    chunked = pd.concat(chunks, ignore_index=True)
+    assert chunked["lead_id"].tolist() == ids
+    assert chunked["activities_total"].tolist() == [2.0, 1.0, 1.0]
+    assert_same_features(chunked, whole)
 
 
 # --------------------------------------------------------------------------- windows
@@ -353,6 +447,62 @@ def test_extra_lead_columns_pass_through_typed_from_the_data(event_frames):
     assert kinds["extra_seniority"][0] == "categorical"
     assert "signed_up_at" not in kinds  # a timestamp could postdate as-of
     assert table.frame["annual_revenue"].tolist()[:1] == [1e6]
+
+
+def test_extra_lead_column_with_a_non_text_name(event_frames):
+    leads = event_frames["leads"].copy()
+    leads[0] = [1, 2, 3]
+    table = build_features(validate_closed_loop(leads), "2024-03-01")
+    assert table.frame["0"].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_text_dates_in_lead_columns_are_left_out_like_timestamps(tmp_path, event_frames):
+    leads = event_frames["leads"].assign(
+        plan=["free", "pro", None],
+        signed_up_at=["2024-05-01", None, "2024-06-01T10:00:00"],  # filled in after as-of
+        renewal=["01/07/2024", "15/08/2024", None],
+    )
+    write_tables({"leads": leads, "activities": event_frames["activities"]}, tmp_path, fmt="csv")
+    data = load_closed_loop(tmp_path)
+    assert ptypes.is_string_dtype(data.leads["signed_up_at"])
+    names = {f.name for f in build_features(data, "2024-03-01").features}
+    assert "plan" in names
+    assert not names & {"signed_up_at", "renewal"}
+
+
+def test_lead_columns_holding_lists_or_objects_are_left_out(tmp_path, event_frames):
+    import duckdb
+
+    path = tmp_path / "crm.duckdb"
+    leads = event_frames["leads"].assign(plan=["free", "pro", None])
+    with duckdb.connect(str(path)) as con:
+        con.register("frame", leads)
+        con.execute(
+            "CREATE TABLE leads AS SELECT *, CASE WHEN lead_id = 'a' THEN ['webinar', 'ebook'] "
+            "ELSE [] END AS tags, {'k': 1} AS meta FROM frame"
+        )
+    data = load_closed_loop(path)
+    table = build_features(data, "2024-03-01")
+    names = {f.name for f in table.features}
+    assert "plan" in names and not names & {"tags", "meta"}
+    ds = build_training_examples(
+        validate_closed_loop(
+            data.leads, outcomes=event_frames["outcomes"], observed_until="2024-06-01"
+        ),
+        ["2024-01-10"],
+        horizon_days=30,
+    )
+    assert ds.excluded["tags"] == "holds lists or objects, not single values"
+
+
+def test_none_yet_features_say_so_when_missing():
+    sentences = {f.name: f.missing_sentence for f in feature_catalogue()}
+    assert sentences["days_since_last_activity"] == "No activity yet"
+    assert sentences["days_since_first_activity"] == "No activity yet"
+    assert sentences["days_since_last_high_intent"] == "No high-intent action yet"
+    for rate in ("email_open_rate_90d", "email_click_rate_90d"):
+        assert sentences[rate] == "Received no marketing e-mails in the last 90 days"
+    assert sentences["lead_age_days"] is None and sentences["pricing_page_views_30d"] is None
 
 
 def test_features_never_read_outcomes(event_frames):

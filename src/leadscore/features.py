@@ -47,6 +47,7 @@ from leadscore.schema import (
     Feature,
     FeatureTable,
     LabelledDataset,
+    _to_numeric,
 )
 
 logger = logging.getLogger(__name__)
@@ -419,6 +420,7 @@ class _Derived:
     inner: tuple[tuple[str, _Agg | str, _When, tuple[int, int] | None], ...]
     outer: str
     sentence: str | None = None
+    missing_sentence: str | None = None  # the reason when the value is missing ("none yet")
 
 
 #: Windowed aggregates; each window gives one feature named ``{stem}_{N}d`` or
@@ -583,6 +585,7 @@ _SIGNALS: tuple[_Signal, ...] = (
 )
 
 _DAYS = "(CAST({t} AS DOUBLE) / {day})"
+_NO_EMAILS = "Received no marketing e-mails in the last 90 days"
 
 #: Engagement features that are not a plain windowed aggregate.
 _DERIVED: tuple[_Derived, ...] = (
@@ -599,6 +602,7 @@ _DERIVED: tuple[_Derived, ...] = (
         (("last_any", "max_ts", _ANY, None),),
         _DAYS.format(t="$as_of_us - a.last_any", day=_DAY_US),
         sentence="Last active {value:,.0f} day{s} ago",
+        missing_sentence="No activity yet",
     ),
     _Derived(
         "days_since_first_activity",
@@ -606,6 +610,7 @@ _DERIVED: tuple[_Derived, ...] = (
         (("first_any", "min_ts", _ANY, None),),
         _DAYS.format(t="$as_of_us - a.first_any", day=_DAY_US),
         sentence="First active {value:,.0f} day{s} ago",
+        missing_sentence="No activity yet",
     ),
     _Derived(
         "days_since_last_high_intent",
@@ -613,6 +618,7 @@ _DERIVED: tuple[_Derived, ...] = (
         (("last_high_intent", "max_ts", _HIGH_INTENT, None),),
         _DAYS.format(t="$as_of_us - a.last_high_intent", day=_DAY_US),
         sentence="Last high-intent action {value:,.0f} day{s} ago",
+        missing_sentence="No high-intent action yet",
     ),
     _Derived(
         "activity_trend",
@@ -629,6 +635,7 @@ _DERIVED: tuple[_Derived, ...] = (
         ),
         "CAST(coalesce(a.opens_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
         sentence="Opened {value:.0%} of marketing e-mails in the last 90 days",
+        missing_sentence=_NO_EMAILS,
     ),
     _Derived(
         "email_click_rate_90d",
@@ -639,6 +646,7 @@ _DERIVED: tuple[_Derived, ...] = (
         ),
         "CAST(coalesce(a.clicks_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
         sentence="Clicked in {value:.0%} of marketing e-mails in the last 90 days",
+        missing_sentence=_NO_EMAILS,
     ),
     _Derived(
         "has_chatted",
@@ -699,7 +707,10 @@ def _engagement_features() -> tuple[Feature, ...]:
         for s in _SIGNALS
         for w in s.windows
     ]
-    derived = [Feature(d.name, "engagement", d.label, "numeric", d.sentence) for d in _DERIVED]
+    derived = [
+        Feature(d.name, "engagement", d.label, "numeric", d.sentence, d.missing_sentence)
+        for d in _DERIVED
+    ]
     return (*signals, *derived)
 
 
@@ -936,9 +947,10 @@ def _as_categorical(values: pd.Series) -> pd.Categorical:
 
 @dataclass(frozen=True)
 class _Extras:
-    """Lead columns passed through as fit features, decided once from the whole leads table."""
+    """Lead columns passed through as fit features: planned from the leads known at as-of, or
+    taken from a trained model's features."""
 
-    columns: dict[str, Feature]  # source column -> feature
+    columns: dict[str, Feature]  # source column (as text) -> feature
     excluded: dict[str, str]
 
 
@@ -947,12 +959,40 @@ def _humanise(column: str) -> str:
     return text[:1].upper() + text[1:] if text else str(column)
 
 
+_TIMESTAMP_REASON = "a timestamp: its value may postdate as-of and leak"
+_DATE_TEXT = re.compile(
+    r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:[T\s]|$)"
+)
+
+
+def _holds_objects(values: pd.Series) -> bool:
+    """Whether a column holds lists, arrays or mappings (DuckDB LIST, Postgres arrays, JSON)."""
+    if not ptypes.is_object_dtype(values):
+        return False
+    return any(isinstance(v, list | tuple | dict | set | np.ndarray) for v in values.dropna())
+
+
+def _is_text_timestamps(distinct: pd.Series) -> bool:
+    """Whether (nearly) all distinct values are dates written as text (a CSV's ``str``)."""
+    text = distinct.astype("str")
+    if text.empty:
+        return False
+    dated = text[text.str.contains(_DATE_TEXT, regex=True)]
+    if len(dated) < 0.95 * len(text):
+        return False
+    sample = dated.iloc[:10_000]
+    parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
+    return bool(parsed.notna().sum() >= 0.95 * len(sample))
+
+
 def _plan_extras(leads: pd.DataFrame) -> _Extras:
     """Which extra lead columns become features, and why others do not.
 
-    Decided on the whole leads table (a schema decision, not a value), so every as-of date of a
-    training set gets the same columns. Timestamps are left out (a date after as-of would leak
-    what happened later) and so are identifier-like text columns (one value per lead).
+    Decided once for a feature table (a schema decision, not a value) from the leads known at
+    as-of, so every as-of date of a training set gets the same columns and leads created later
+    change nothing. Timestamps are left out (a date after as-of would leak what happened later),
+    also when written as text, and so are identifier-like text columns (one value per lead) and
+    columns holding lists or objects.
     """
     reserved = {f.name for f in feature_catalogue()} | {"lead_id"}
     columns: dict[str, Feature] = {}
@@ -969,17 +1009,55 @@ def _plan_extras(leads: pd.DataFrame) -> _Extras:
                 f"leads column {column!r} clashes with a feature name", "Rename the column."
             )
         if ptypes.is_datetime64_any_dtype(values) or ptypes.is_timedelta64_dtype(values):
-            excluded[str(column)] = "a timestamp: its value may postdate as-of and leak"
+            excluded[str(column)] = _TIMESTAMP_REASON
+            continue
+        if _holds_objects(values):
+            excluded[str(column)] = "holds lists or objects, not single values"
             continue
         if ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
             columns[str(column)] = Feature(name, "fit", _humanise(column), "numeric")
             continue
-        distinct = values.nunique(dropna=True)
-        if distinct > 1000 and distinct > 0.5 * values.notna().sum():
+        distinct = pd.Series(values.dropna().unique())
+        if _is_text_timestamps(distinct):
+            excluded[str(column)] = _TIMESTAMP_REASON
+            continue
+        if len(distinct) > 1000 and len(distinct) > 0.5 * values.notna().sum():
             excluded[str(column)] = "identifier-like text (a different value for most leads)"
             continue
         columns[str(column)] = Feature(name, "fit", _humanise(column), "categorical")
+    for column, reason in excluded.items():
+        logger.info("leads column %r is not a feature: %s", column, reason)
     return _Extras(columns, excluded)
+
+
+def _model_extras(leads: pd.DataFrame, features: Sequence[Feature]) -> _Extras:
+    """The extra lead columns of a trained model's ``features``, with the model's kinds.
+
+    Scoring must build the columns the model was trained on, whatever the leads at hand would
+    plan (a column with more distinct values now, a column added since).
+    """
+    builtin = {f.name for f in feature_catalogue()}
+    fit_sources = {name: sources for name, _, _, sources in _FIT}
+    present = {str(c) for c in leads.columns}
+    columns: dict[str, Feature] = {}
+    for feature in features:
+        if feature.group != "fit":
+            continue
+        if feature.name in fit_sources:
+            needed = fit_sources[feature.name]
+        elif feature.name in builtin:
+            continue
+        else:
+            stem = feature.name.removeprefix("extra_")
+            needed = (stem if stem != feature.name and stem in builtin else feature.name,)
+        if present.isdisjoint(needed):
+            raise DataError(
+                f"leads have no column {needed[0]!r}, which the model was trained with",
+                "Add the column (empty values are fine), or retrain the model.",
+            )
+        if feature.name not in fit_sources:
+            columns[needed[0]] = feature
+    return _Extras(columns, {})
 
 
 def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list[Feature]]:
@@ -1001,9 +1079,12 @@ def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list
         elif name == "email_domain_kind":
             out[name] = email_domain_kind(leads.get("email"), leads.get("email_domain")).array
         features.append(feature)
+    by_text = {str(c): c for c in leads.columns}
     for column, feature in extras.columns.items():
-        values = leads[column]
+        values = leads[by_text[column]]
         if feature.kind == "numeric":
+            if not (ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values)):
+                values = _to_numeric(values, "leads", column)
             out[feature.name] = values.to_numpy(dtype="float64", na_value=np.nan)
         else:
             out[feature.name] = _as_categorical(values)
@@ -1060,6 +1141,7 @@ def build_features(
     *,
     threads: int | None = None,
     memory_limit: str | None = None,
+    features: Sequence[Feature] | None = None,
 ) -> FeatureTable:
     """Features of every lead created by ``as_of``, from what was known at ``as_of`` only.
 
@@ -1071,6 +1153,10 @@ def build_features(
         Outcomes are never read: adding any activity or outcome dated after ``as_of`` leaves
         every value unchanged.
     threads, memory_limit : DuckDB settings (default: all CPUs, half the machine's memory).
+    features : a trained model's features (``LeadScoringModel.features``), when scoring: the
+        extra lead columns and their kinds are then the model's, not planned again from the
+        leads at hand. Without it they are planned from the leads created by ``as_of``, so
+        leads created later never change which columns are features.
 
     Returns
     -------
@@ -1092,7 +1178,7 @@ def build_features(
             data.observed_until,
         )
     leads_now = data.leads[data.leads["created_at"] <= ts]
-    extras = _plan_extras(data.leads)
+    extras = _plan_extras(leads_now) if features is None else _model_extras(leads_now, features)
     with _engagement_engine(data.activities, threads, memory_limit) as query:
         table = _build(leads_now, ts, query, extras)
     logger.info(
@@ -1180,6 +1266,9 @@ def build_training_examples(
     ``observed_until`` is left out entirely: its leads might still win (right-censoring), so
     calling them lost would bias the model. A lead appears once per date it was open.
 
+    The extra lead columns are planned once, from the leads created by the latest usable
+    date: leads created after it take no part in training and decide nothing.
+
     Returns
     -------
     LabelledDataset
@@ -1209,7 +1298,7 @@ def build_training_examples(
             "Choose earlier as-of dates or a shorter horizon.",
         )
     outcomes = data.outcomes.set_index("lead_id")
-    extras = _plan_extras(data.leads)
+    extras = _plan_extras(data.leads[data.leads["created_at"] <= usable[-1]])
     frames: list[pd.DataFrame] = []
     labels: list[np.ndarray] = []
     orders: list[np.ndarray] = []

@@ -3,7 +3,8 @@
 Sources are named by a string: a path to a ``.csv``, ``.parquet`` or ``.duckdb`` file (a
 DuckDB file needs a table name), or an SQLAlchemy URL (``postgresql://...``, ``sqlite:///...``)
 with a table name or a query. Everything inside the package works on DataFrames; only this
-module touches files and databases.
+module touches files and databases, and it turns every way a read can fail on the user's side
+(a typo in a table name or a query, a server down, a broken file) into one :class:`DataError`.
 """
 
 from __future__ import annotations
@@ -12,23 +13,71 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from leadscore.errors import DataError
-from leadscore.schema import ClosedLoopData, to_utc_naive, validate_closed_loop
+from leadscore.schema import (
+    ACTIVITIES_REQUIRED,
+    OUTCOMES_REQUIRED,
+    ClosedLoopData,
+    _require_columns,
+    to_utc_naive,
+    validate_closed_loop,
+    validate_leads,
+)
 
 if TYPE_CHECKING:
     import duckdb
+    import sqlalchemy as sa
 
 logger = logging.getLogger(__name__)
 
 TABLE_SUFFIXES = (".parquet", ".csv")
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 EVENT_TABLES = ("leads", "activities", "outcomes")
+
+#: Event-form CSV columns read as written: ids keep their zeros (``00123``) and the id ``NA``
+#: or Namibia's country code ``NA`` stay values; only an empty field is missing.
+EVENT_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
+    "leads": ("lead_id", "country"),
+    "activities": ("lead_id",),
+    "outcomes": ("lead_id",),
+}
+
+#: The tokens pandas reads as missing by default, kept for the CSV columns that are not text.
+CSV_NA_TOKENS: tuple[str, ...] = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+class NoSuchTableError(DataError):
+    """The database or DuckDB file has no table of that name: for the optional event tables
+    that means "none recorded", while any other failure to read them is an error."""
 
 
 def is_sql_url(source: str | os.PathLike[str]) -> bool:
@@ -37,12 +86,108 @@ def is_sql_url(source: str | os.PathLike[str]) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
+def _first_line(err: BaseException) -> str:
+    text = str(getattr(err, "orig", None) or err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _safe_url(url: str) -> str:
+    """The URL without user and password, for messages."""
+    return url.split("@")[-1]
+
+
+@contextmanager
+def _read_errors(where: str, suffix: str) -> Iterator[None]:
+    """Turn the errors of reading ``where`` into one-line :class:`DataError` s.
+
+    Shared by :func:`read_table` and :func:`iter_table_chunks` (around the lazy iteration
+    too), so both readers answer a mistake with the same line.
+    """
+    import duckdb
+    import sqlalchemy as sa
+
+    try:
+        yield
+    except DataError:
+        raise
+    except (duckdb.Error, sa.exc.DBAPIError, pd.errors.DatabaseError) as err:
+        if suffix in TABLE_SUFFIXES:
+            raise _unreadable(where, suffix, err) from err
+        raise DataError(
+            f"{where}: query failed: {_first_line(err)}",
+            "Check the table and column names in the query.",
+        ) from err
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as err:
+        raise _unreadable(where, suffix, err) from err
+
+
+def _unreadable(where: str, suffix: str, err: BaseException) -> DataError:
+    fix = (
+        f"Check that the file is a valid {suffix.lstrip('.').upper()} file."
+        if suffix
+        else "Check the table, the query and the column types."
+    )
+    return DataError(f"{where} cannot be read: {_first_line(err)}", fix)
+
+
+def _table_file(source: str | os.PathLike[str], table: str | None, query: str | None) -> Path:
+    """``source`` as a readable table file, or a one-line error saying what is wrong."""
+    path = Path(source)
+    if not path.exists():
+        raise DataError(f"{path} does not exist", "Check the path, or create the file first.")
+    if path.is_dir():
+        raise DataError(
+            f"{path} is a folder, not a table file", "Name a .csv, .parquet or .duckdb file."
+        )
+    suffix = path.suffix.lower()
+    if suffix not in (*TABLE_SUFFIXES, *DUCKDB_SUFFIXES):
+        raise DataError(
+            f"{path}: unknown file type {suffix!r}",
+            "Use a .csv, .parquet or .duckdb file, or an SQLAlchemy URL.",
+        )
+    if path.stat().st_size == 0:
+        raise DataError(f"{path} is empty", "Give a file with a header and at least one row.")
+    if suffix in TABLE_SUFFIXES and (table is not None or query is not None):
+        what = "query" if query is not None else "table"
+        raise DataError(
+            f"{path}: a {what} applies to DuckDB files and SQL databases only, not to a "
+            f"{suffix} file",
+            f"Remove the {what}, or load the file into DuckDB and query that.",
+        )
+    if suffix in DUCKDB_SUFFIXES:
+        with path.open("rb") as handle:
+            if handle.read(16) == _SQLITE_MAGIC:
+                raise DataError(
+                    f"{path} is an SQLite database, not a DuckDB file",
+                    f"Pass it as a URL: sqlite:///{path.resolve()}",
+                )
+    return path
+
+
+def _csv_options(
+    path: Path, na_values: Sequence[str] | None, text_columns: Sequence[str]
+) -> dict[str, object]:
+    """``pd.read_csv`` options reading ``text_columns`` as written (only empty is missing)
+    and every other column as pandas does, with ``na_values`` added."""
+    header = [] if not text_columns else list(pd.read_csv(path, nrows=0).columns)
+    text = [c for c in header if c in text_columns]
+    if not text:
+        return {"na_values": None if na_values is None else list(na_values)}
+    others = [*CSV_NA_TOKENS, *(na_values or ())]
+    return {
+        "dtype": dict.fromkeys(text, "str"),
+        "keep_default_na": False,
+        "na_values": {c: [""] if c in text else others for c in header},
+    }
+
+
 def read_table(
     source: str | os.PathLike[str],
     table: str | None = None,
     *,
     query: str | None = None,
     na_values: list[str] | None = None,
+    text_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
     """Read one table from a file or a database.
 
@@ -52,38 +197,21 @@ def read_table(
     table : table name, for DuckDB files and databases.
     query : SQL to run instead of reading a whole table (databases and DuckDB files).
     na_values : extra tokens that mean "missing" in CSV files.
+    text_columns : CSV columns read as text exactly as written (ids: ``00123`` keeps its
+        zeros, ``NA`` stays ``NA``); only an empty field is missing there.
     """
     if is_sql_url(source):
         return _read_sql(str(source), table, query)
-    path = Path(source)
-    if not path.exists():
-        raise DataError(f"{path} does not exist", "Check the path, or create the file first.")
-    if path.is_dir():
-        raise DataError(
-            f"{path} is a folder, not a table file", "Name a .csv, .parquet or .duckdb file."
-        )
+    path = _table_file(source, table, query)
     suffix = path.suffix.lower()
-    if path.stat().st_size == 0:
-        raise DataError(f"{path} is empty", "Give a file with a header and at least one row.")
-    try:
+    with _read_errors(str(path), suffix):
         if suffix == ".csv":
-            frame = pd.read_csv(path, na_values=na_values, low_memory=False)
+            options = _csv_options(path, na_values, text_columns)
+            frame = pd.read_csv(path, low_memory=False, **options)  # type: ignore[arg-type]
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
-        elif suffix in DUCKDB_SUFFIXES:
-            frame = _read_duckdb(path, table, query)
         else:
-            raise DataError(
-                f"{path}: unknown file type {suffix!r}",
-                "Use a .csv, .parquet or .duckdb file, or an SQLAlchemy URL.",
-            )
-    except DataError:
-        raise
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as err:
-        raise DataError(
-            f"{path} cannot be read: {str(err).splitlines()[0]}",
-            "Check that the file is a valid " + suffix.lstrip(".").upper() + " file.",
-        ) from err
+            frame = _read_duckdb(path, table, query)
     return _drop_unnamed(frame)
 
 
@@ -93,7 +221,11 @@ def _drop_unnamed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=unnamed) if unnamed else frame
 
 
-def _read_duckdb(path: Path, table: str | None, query: str | None) -> pd.DataFrame:
+@contextmanager
+def _duckdb_file(
+    path: Path, table: str | None, query: str | None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to a DuckDB file whose ``table`` is known to exist."""
     import duckdb
 
     if table is None and query is None:
@@ -101,27 +233,56 @@ def _read_duckdb(path: Path, table: str | None, query: str | None) -> pd.DataFra
             f"{path} is a DuckDB file but no table was named",
             "Name the table to read (table: in the spec, or --table).",
         )
-    with duckdb.connect(str(path), read_only=True) as con:
-        try:
-            sql = query or f'SELECT * FROM "{table}"'
-            return con.execute(sql).df()
-        except duckdb.CatalogException as err:
-            tables = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
-            raise DataError(
-                f"{path} has no table {table!r} (tables: {', '.join(tables) or 'none'})",
-                "Name one of its tables.",
-            ) from err
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as err:
+        raise DataError(
+            f"{path} cannot be opened as a DuckDB file: {_first_line(err)}",
+            "Check that it is a DuckDB file and that no other program is writing to it.",
+        ) from err
+    with con:
+        if query is None:
+            try:
+                con.execute(f'SELECT * FROM "{table}" LIMIT 0').fetchall()
+            except duckdb.CatalogException as err:
+                tables = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
+                if str(table).lower() in (t.lower() for t in tables):
+                    raise DataError(
+                        f"{path}: table {table!r} cannot be read: {_first_line(err)}",
+                        "Fix the table or view in the DuckDB file.",
+                    ) from err
+                raise NoSuchTableError(
+                    f"{path} has no table {table!r} (tables: {', '.join(tables) or 'none'})",
+                    "Name one of its tables.",
+                ) from err
+        yield con
 
 
-def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
+def _read_duckdb(path: Path, table: str | None, query: str | None) -> pd.DataFrame:
+    with _duckdb_file(path, table, query) as con:
+        return con.execute(query or f'SELECT * FROM "{table}"').df()
+
+
+@contextmanager
+def _sql_connection(url: str, table: str | None, query: str | None) -> Iterator[sa.Connection]:
+    """A connection to the database of ``url`` whose ``table`` is known to exist."""
     import sqlalchemy as sa
 
     if table is None and query is None:
         raise DataError(
-            f"{url.split('@')[-1]}: no table or query named",
+            f"{_safe_url(url)}: no table or query named",
             "Name the table to read, or give a query.",
         )
     try:
+        parsed = sa.engine.make_url(url)
+        database = parsed.database or ""
+        if (
+            parsed.get_backend_name() == "sqlite"
+            and database not in ("", ":memory:")
+            and not database.startswith("file:")
+            and not Path(database).is_file()
+        ):
+            raise DataError(f"SQLite database {database} does not exist", "Check the path.")
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ModuleNotFoundError) as err:
         raise DataError(
@@ -129,19 +290,30 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
             "Use an SQLAlchemy URL such as postgresql+psycopg://user@host/db.",
         ) from err
     try:
-        with engine.connect() as con:
-            if query is None:
-                if not sa.inspect(con).has_table(table):
-                    raise DataError(f"database has no table {table!r}", "Name an existing table.")
-                return pd.read_sql_table(table, con)
-            return pd.read_sql_query(sa.text(query), con)
-    except sa.exc.OperationalError as err:
-        raise DataError(
-            f"cannot connect to the database: {str(err.orig).splitlines()[0]}",
-            "Check the URL, the server and the credentials.",
-        ) from err
+        try:
+            con = engine.connect()
+        except sa.exc.DBAPIError as err:
+            raise DataError(
+                f"cannot connect to the database: {_first_line(err)}",
+                "Check the URL, the server and the credentials.",
+            ) from err
+        with con:
+            if query is None and not sa.inspect(con).has_table(table):
+                raise NoSuchTableError(
+                    f"database has no table {table!r}", "Name an existing table."
+                )
+            yield con
     finally:
         engine.dispose()
+
+
+def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    with _read_errors(_safe_url(url), ""), _sql_connection(url, table, query) as con:
+        if query is None:
+            return pd.read_sql_table(table, con)
+        return pd.read_sql_query(sa.text(query), con)
 
 
 def iter_table_chunks(
@@ -150,11 +322,14 @@ def iter_table_chunks(
     *,
     query: str | None = None,
     chunk_rows: int = 250_000,
+    na_values: list[str] | None = None,
+    text_columns: Sequence[str] = (),
 ) -> Iterator[pd.DataFrame]:
     """Read one table a slice of rows at a time, so memory is bounded by the slice.
 
     Parquet is read by record batches, CSV by pandas chunks, DuckDB files and databases by
-    fetching the result in batches.
+    fetching the result in batches. Sources, options and errors are those of
+    :func:`read_table`, checked before the first slice and while streaming.
     """
     if chunk_rows < 1:
         raise DataError(
@@ -164,35 +339,30 @@ def iter_table_chunks(
     if is_sql_url(source):
         import sqlalchemy as sa
 
-        engine = sa.create_engine(str(source))
-        try:
-            with engine.connect() as con:
-                sql = sa.text(query) if query is not None else sa.text(f'SELECT * FROM "{table}"')
-                yield from pd.read_sql_query(sql, con, chunksize=chunk_rows)
-        finally:
-            engine.dispose()
+        url = str(source)
+        with _read_errors(_safe_url(url), ""), _sql_connection(url, table, query) as con:
+            sql = sa.text(query) if query is not None else sa.text(f'SELECT * FROM "{table}"')
+            yield from pd.read_sql_query(sql, con, chunksize=chunk_rows)
         return
-    path = Path(source)
+    path = _table_file(source, table, query)
     suffix = path.suffix.lower()
-    if suffix == ".parquet" and path.is_file():
-        import pyarrow.parquet as pq
+    with _read_errors(str(path), suffix):
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
 
-        # batches are filled across row groups, so every chunk but the last has chunk_rows
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-            yield _drop_unnamed(batch.to_pandas())
-        return
-    if suffix == ".csv" and path.is_file() and path.stat().st_size > 0:
-        yield from (_drop_unnamed(c) for c in pd.read_csv(path, chunksize=chunk_rows))
-        return
-    if suffix in DUCKDB_SUFFIXES and path.is_file():
-        import duckdb
-
-        with duckdb.connect(str(path), read_only=True) as con:
-            reader = con.sql(query or f'SELECT * FROM "{table}"').to_arrow_reader(chunk_rows)
-            for batch in reader:
-                yield batch.to_pandas()
-        return
-    yield read_table(source, table, query=query)  # raises the right one-line error
+            # batches are filled across row groups, so every chunk but the last has chunk_rows
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield _drop_unnamed(batch.to_pandas())
+        elif suffix == ".csv":
+            options = _csv_options(path, na_values, text_columns)
+            with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:  # type: ignore[call-overload]
+                for chunk in reader:
+                    yield _drop_unnamed(chunk)
+        else:
+            with _duckdb_file(path, table, query) as con:
+                reader = con.sql(query or f'SELECT * FROM "{table}"').to_arrow_reader(chunk_rows)
+                for batch in reader:
+                    yield batch.to_pandas()
 
 
 def find_event_table(folder: Path, name: str) -> Path | None:
@@ -226,7 +396,7 @@ def load_closed_loop(
         for name in EVENT_TABLES:
             try:
                 frames[name] = read_table(text, name)
-            except DataError:
+            except NoSuchTableError:
                 if name == "leads":
                     raise
                 frames[name] = None
@@ -246,7 +416,9 @@ def load_closed_loop(
                     f"{path} has no leads.parquet or leads.csv",
                     "Write the leads table there; see the README's data contract.",
                 )
-            frames[name] = None if found is None else read_table(found)
+            frames[name] = (
+                None if found is None else read_table(found, text_columns=EVENT_TEXT_COLUMNS[name])
+            )
     logger.info(
         "loaded %s: %s",
         text,
@@ -265,10 +437,13 @@ def iter_closed_loop_chunks(
 ) -> Iterator[ClosedLoopData]:
     """Event-form data of a folder, a slice of leads at a time, each slice validated.
 
-    Memory is bounded by the slice, not the folder: leads are sorted by id and cut into
-    slices of ``chunk_leads``; each slice's activities and outcomes are read with DuckDB by the
-    slice's id range, which skips whole row groups of Parquet files sorted by lead id (as
-    ``leadscore synth`` writes them). Every slice shares the folder's ``observed_until``.
+    Memory is bounded by the slice, not the folder: the leads are validated whole, sorted by id
+    and cut into slices of ``chunk_leads``; each slice's activities and outcomes are read with
+    DuckDB by the slice's exact ids, normalised as :func:`~leadscore.schema.to_lead_ids` does
+    (``1.0`` is ``1``; CSV ids as written), with an id-range filter in front that skips whole
+    row groups of Parquet files sorted by lead id (as ``leadscore synth`` writes them). Rows for
+    unknown or empty ids are an error, as in :func:`load_closed_loop`, so both readers see the
+    same data. Every slice shares the folder's ``observed_until``.
     """
     import duckdb
 
@@ -289,31 +464,88 @@ def iter_closed_loop_chunks(
             f"{path} has no leads.parquet or leads.csv",
             "Write the leads table there; see the README's data contract.",
         )
-    leads = read_table(leads_file)
-    if "lead_id" in leads.columns:
-        leads = leads.assign(lead_id=leads["lead_id"].astype("string").astype(str))
-        leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
+    leads = validate_leads(read_table(leads_file, text_columns=EVENT_TEXT_COLUMNS["leads"]))
+    leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
     until = observed_until if observed_until is not None else _manifest_observed_until(path)
     others = {name: find_event_table(path, name) for name in ("activities", "outcomes")}
     with duckdb.connect() as con:
         if until is None:
             until = _latest_timestamp(con, leads, others)
+        con.register("known_ids", leads[["lead_id"]])
+        keys: dict[str, str] = {}
+        for name, file in others.items():
+            if file is not None:
+                with _read_errors(str(file), file.suffix.lower()):
+                    keys[name] = _lead_key(con, name, file)
+                    _check_ids_known(con, name, file, keys[name])
         for start in range(0, len(leads), chunk_leads):
             part = leads.iloc[start : start + chunk_leads]
             low, high = part["lead_id"].iloc[0], part["lead_id"].iloc[-1]
-            frames: dict[str, pd.DataFrame | None] = {}
+            con.register("slice_ids", part[["lead_id"]])
+            frames: dict[str, pd.DataFrame | None] = dict.fromkeys(others)
             for name, file in others.items():
                 if file is None:
-                    frames[name] = None
                     continue
-                scan = _duckdb_scan(file)
-                frames[name] = con.execute(
-                    f"SELECT * FROM {scan} WHERE CAST(lead_id AS VARCHAR) BETWEEN ? AND ?",
-                    [low, high],
-                ).df()
+                key = keys[name]
+                with _read_errors(str(file), file.suffix.lower()):
+                    frame = con.execute(
+                        f"SELECT * FROM {_duckdb_scan(file)} WHERE {key} BETWEEN ? AND ? "
+                        f"AND {key} IN (SELECT lead_id FROM slice_ids)",
+                        [low, high],
+                    ).df()
+                frames[name] = _csv_missing(frame) if file.suffix.lower() == ".csv" else frame
+            con.unregister("slice_ids")
             yield validate_closed_loop(
                 part, frames["activities"], frames["outcomes"], observed_until=until
             )
+
+
+def _lead_key(con: duckdb.DuckDBPyConnection, name: str, file: Path) -> str:
+    """SQL for the lead id of ``file``'s rows as text, as :func:`to_lead_ids` writes it."""
+    described = con.execute(f"DESCRIBE SELECT * FROM {_duckdb_scan(file)}").fetchall()
+    types = {row[0]: str(row[1]).upper() for row in described}
+    required = ACTIVITIES_REQUIRED if name == "activities" else OUTCOMES_REQUIRED
+    _require_columns(pd.DataFrame(columns=list(types)), name, required)
+    kind = types["lead_id"]
+    if kind == "VARCHAR":
+        return "lead_id"
+    if kind in ("FLOAT", "DOUBLE") or kind.startswith("DECIMAL"):
+        return (
+            "(CASE WHEN lead_id = trunc(lead_id) THEN CAST(TRY_CAST(lead_id AS HUGEINT) AS "
+            "VARCHAR) ELSE CAST(lead_id AS VARCHAR) END)"
+        )
+    return "CAST(lead_id AS VARCHAR)"
+
+
+def _check_ids_known(con: duckdb.DuckDBPyConnection, name: str, file: Path, key: str) -> None:
+    """Rows of ``file`` with an empty lead id or one not in the leads are errors, as in
+    :func:`validate_closed_loop`; one scan, before any slice is read."""
+    empty, unknown, example = con.execute(
+        "SELECT count(*) FILTER (WHERE k IS NULL), "
+        "count(*) FILTER (WHERE k IS NOT NULL AND NOT known), "
+        "any_value(k) FILTER (WHERE k IS NOT NULL AND NOT known) "
+        f"FROM (SELECT {key} AS k, {key} IN (SELECT lead_id FROM known_ids) AS known "
+        f"FROM {_duckdb_scan(file)})"
+    ).fetchall()[0]
+    if empty:
+        raise DataError(
+            f"{name}.lead_id is empty in {empty} row(s)", "Give every row a value in lead_id."
+        )
+    if unknown:
+        raise DataError(
+            f"{name}: {unknown} row(s) for lead_id(s) not in leads, e.g. {example!r}",
+            f"Add those leads to the leads table or drop their rows from {name}.",
+        )
+
+
+def _csv_missing(frame: pd.DataFrame) -> pd.DataFrame:
+    """Blank pandas' missing-value tokens in the text DuckDB read from an event CSV, except in
+    the id, so a slice holds what :func:`read_table` reads from the same file."""
+    tokens = list(CSV_NA_TOKENS)
+    for column in frame.columns:
+        if column != "lead_id" and not pd.api.types.is_numeric_dtype(frame[column]):
+            frame[column] = frame[column].where(~frame[column].isin(tokens))
+    return frame
 
 
 def _latest_timestamp(
@@ -321,15 +553,16 @@ def _latest_timestamp(
 ) -> pd.Timestamp:
     """The latest moment in the folder (the default ``observed_until``), from one aggregate
     per file instead of loading the activity log."""
-    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET TimeZone = 'UTC'").fetchall()
     latest = [to_utc_naive(leads["created_at"], "leads", "created_at").max()]
     for name, column in (("activities", "occurred_at"), ("outcomes", "closed_at")):
         file = others[name]
         if file is not None:
-            value = con.execute(
-                f"SELECT CAST(max(TRY_CAST({column} AS TIMESTAMPTZ)) AS TIMESTAMP) "
-                f"FROM {_duckdb_scan(file)}"
-            ).fetchone()[0]
+            with _read_errors(str(file), file.suffix.lower()):
+                value = con.execute(
+                    f"SELECT CAST(max(TRY_CAST({column} AS TIMESTAMPTZ)) AS TIMESTAMP) "
+                    f"FROM {_duckdb_scan(file)}"
+                ).fetchall()[0][0]
             if value is not None:
                 latest.append(pd.Timestamp(value))
     return max(latest)
@@ -350,7 +583,18 @@ def _manifest_observed_until(folder: Path) -> str | None:
         value = json.loads(manifest.read_text()).get("observed_until")
     except (json.JSONDecodeError, AttributeError) as err:
         raise DataError(f"{manifest} is not a JSON object", "Fix or remove the file.") from err
-    return None if value is None else str(value)
+    if value is None:
+        return None
+    try:
+        parsed = pd.Timestamp(str(value))
+    except (ValueError, TypeError):
+        parsed = pd.NaT
+    if pd.isna(parsed):
+        raise DataError(
+            f"{manifest}: observed_until {value!r} is not a date or timestamp",
+            "Write it as an ISO timestamp such as 2024-06-30T00:00:00, or remove the entry.",
+        )
+    return str(value)
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
@@ -359,8 +603,14 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     suffix = target.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise DataError(f"{target}: unknown output type {suffix!r}", "Write to .parquet or .csv.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    except OSError as err:
+        raise DataError(
+            f"cannot write {target}: {_first_line(err)}",
+            "Write into a folder that exists or can be created, and that you may write to.",
+        ) from err
     os.close(fd)
     try:
         if suffix == ".parquet":
@@ -368,6 +618,12 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         else:
             frame.to_csv(tmp_name, index=False)
         os.replace(tmp_name, target)
+    except OSError as err:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise DataError(
+            f"cannot write {target}: {_first_line(err)}",
+            "Check the path, the free disk space and your permissions.",
+        ) from err
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise

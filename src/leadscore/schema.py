@@ -24,6 +24,7 @@ converted to UTC and made naive once, at validation.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -31,6 +32,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
+from pandas.tseries.api import guess_datetime_format
 
 from leadscore.errors import DataError
 
@@ -99,7 +101,9 @@ class Feature:
     ``label`` is how a marketer reads the feature ("Pricing page visits, last 30 days").
     ``sentence`` optionally phrases a value for a reason, as a :meth:`str.format` template with
     ``{value}`` ("Visited the pricing page {value:.0f} times in the last 30 days"); without it
-    the explanation layer phrases the label and value generically.
+    the explanation layer phrases the label and value generically. ``missing_sentence`` is the
+    reason when the value is missing and missing means "none yet" rather than "not answered"
+    ("No high-intent action yet"); without it a missing value reads "<label> not given".
     """
 
     name: str
@@ -107,6 +111,7 @@ class Feature:
     label: str
     kind: FeatureKind
     sentence: str | None = None
+    missing_sentence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -218,16 +223,7 @@ def to_utc_naive(values: pd.Series, table: str, column: str) -> pd.Series:
                 f"{table}.{column} holds numbers, not timestamps",
                 f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00.",
             )
-        text = values.astype("string")
-        parsed = pd.to_datetime(text, errors="coerce", utc=True, format="mixed")
-        bad = parsed.isna() & text.notna()
-        if bad.any():
-            example = text[bad].iloc[0]
-            raise DataError(
-                f"{table}.{column}: {int(bad.sum())} value(s) do not parse as timestamps, "
-                f"e.g. {example!r}",
-                f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00.",
-            )
+        parsed = _parse_text_timestamps(values.astype("string"), table, column)
     if getattr(parsed.dt, "tz", None) is not None:
         parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
     parsed = parsed.astype("datetime64[us]")
@@ -239,17 +235,67 @@ def to_utc_naive(values: pd.Series, table: str, column: str) -> pd.Series:
     return parsed
 
 
-def to_lead_ids(values: pd.Series, table: str) -> pd.Series:
-    """Lead ids as strings (ids like 00123 keep their zeros when read as text)."""
+def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Series:
+    """Text as timestamps in one format for the whole column, never one format per value.
+
+    Parsing value by value would read ``25/02/2024`` day-first and ``03/02/2024`` month-first
+    in the same column. ISO 8601 comes first; otherwise the formats pandas guesses from the
+    values (day-first and month-first) are each tried on the whole column, and a column both
+    read completely but differently is ambiguous: an error rather than a guess.
+    """
+    fix = f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00."
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    bad = parsed.isna() & text.notna()
+    if not bad.any():
+        return parsed
+    formats: list[str] = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for value in pd.unique(text[bad])[:100]:
+            for dayfirst in (False, True):
+                guessed = guess_datetime_format(str(value), dayfirst=dayfirst)
+                if guessed is not None and guessed not in formats:
+                    formats.append(guessed)
+    complete: list[pd.Series] = []
+    for fmt in formats:
+        candidate = pd.to_datetime(text, errors="coerce", utc=True, format=fmt)
+        candidate_bad = candidate.isna() & text.notna()
+        if not candidate_bad.any():
+            complete.append(candidate)
+        elif candidate_bad.sum() < bad.sum():
+            bad = candidate_bad
+    if not complete:
+        raise DataError(
+            f"{table}.{column}: {int(bad.sum())} value(s) do not parse as timestamps in one "
+            f"format, e.g. {text[bad].iloc[0]!r}",
+            fix,
+        )
+    first = complete[0]
+    for other in complete[1:]:
+        differ = first.ne(other) & first.notna()
+        if differ.any():
+            raise DataError(
+                f"{table}.{column}: dates such as {text[differ].iloc[0]!r} read both day-first "
+                "and month-first",
+                fix,
+            )
+    return first
+
+
+def to_lead_ids(values: pd.Series, table: str, column: str = "lead_id") -> pd.Series:
+    """Lead ids as strings (ids like 00123 keep their zeros when read as text).
+
+    ``column`` names the id column in messages: a flat table's own id column, not ours.
+    """
     if values.isna().any():
         raise DataError(
-            f"{table}.lead_id is empty in {int(values.isna().sum())} row(s)",
-            "Give every row a lead_id.",
+            f"{table}.{column} is empty in {int(values.isna().sum())} row(s)",
+            f"Give every row a value in {column}.",
         )
     if ptypes.is_float_dtype(values):
         if not np.all(np.mod(values.to_numpy(), 1) == 0):
             raise DataError(
-                f"{table}.lead_id holds fractional numbers",
+                f"{table}.{column} holds fractional numbers",
                 "Use text or whole-number lead ids.",
             )
         values = values.astype("int64")
@@ -402,7 +448,21 @@ def validate_closed_loop(
         latest.append(acts_v["occurred_at"].max())
     if len(outs_v):
         latest.append(outs_v["closed_at"].max())
-    until = pd.Timestamp(max(latest)) if observed_until is None else pd.Timestamp(observed_until)
+    until = pd.Timestamp(max(latest)) if observed_until is None else _observed_until(observed_until)
     if until.tzinfo is not None:
         until = until.tz_convert("UTC").tz_localize(None)
     return ClosedLoopData(leads_v, acts_v, outs_v, until)
+
+
+def _observed_until(value: pd.Timestamp | str) -> pd.Timestamp:
+    """The given extract moment, or a one-line error instead of pandas' parser traceback."""
+    try:
+        until = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        until = pd.NaT
+    if pd.isna(until):
+        raise DataError(
+            f"observed_until {value!r} is not a date or timestamp",
+            "Give the moment of the extract as an ISO timestamp such as 2024-06-30T00:00:00.",
+        )
+    return until

@@ -344,10 +344,11 @@ def _event_scorer(
             None,
             observed_until=settings.as_of,
         )
-        table = build_features(data, settings.as_of, threads=1)
+        scoring = shipped.load()
+        table = build_features(data, settings.as_of, threads=1, features=scoring.model.features)
         if table.frame.empty:
             return empty
-        return settings.score(shipped.load(), table.X, table.frame["lead_id"])
+        return settings.score(scoring, table.X, table.frame["lead_id"])
 
     return score_bucket
 
