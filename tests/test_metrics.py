@@ -52,6 +52,49 @@ def test_ece_uses_equal_count_bins() -> None:
     assert expected_calibration_error(y, p) < 0.05
 
 
+def test_ece_of_a_constant_base_rate_score_is_zero_in_any_row_order() -> None:
+    y = np.r_[np.zeros(50), np.ones(50)]  # time order with drifting conversion
+    p = np.full(100, 0.5)
+    perm = np.random.default_rng(0).permutation(100)
+    for yy in (y, y[::-1], y[perm]):
+        assert expected_calibration_error(yy, p) == pytest.approx(0.0, abs=1e-12)
+        assert _SortedScores(yy, p).metrics(np.ones(100, dtype=int))["ece"] == pytest.approx(
+            0.0, abs=1e-12
+        )
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from([0.1, 0.3, 0.5, 0.7, 0.9]), st.booleans()),
+        min_size=2,
+        max_size=60,
+    ),
+    seed=st.integers(0, 1000),
+    n_bins=st.integers(2, 10),
+)
+def test_ece_does_not_depend_on_row_order(
+    rows: list[tuple[float, bool]], seed: int, n_bins: int
+) -> None:
+    p = np.array([r[0] for r in rows])
+    y = np.array([float(r[1]) for r in rows])
+    perm = np.random.default_rng(seed).permutation(len(p))
+    assert expected_calibration_error(y[perm], p[perm], n_bins) == pytest.approx(
+        expected_calibration_error(y, p, n_bins), abs=1e-12
+    )
+
+
+def test_ece_of_untied_scores_is_the_plain_equal_count_binning() -> None:
+    rng = np.random.default_rng(3)
+    p = rng.random(1003)
+    y = (rng.random(1003) < p**1.5).astype(float)
+    order = np.argsort(p)
+    plain = sum(
+        len(idx) * abs(y[idx].mean() - p[idx].mean()) for idx in np.array_split(order, 10)
+    ) / len(p)
+    assert expected_calibration_error(y, p) == pytest.approx(plain, abs=1e-12)
+
+
 def test_top_decile_lift_and_capture() -> None:
     y = np.r_[np.ones(10), np.zeros(90)]
     p = np.linspace(1, 0, 100)

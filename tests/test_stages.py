@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from leadscore.errors import ModelError, SpecError
-from leadscore.stages import StagePolicy, StageThresholds, periods_spanned
+from leadscore.stages import StagePolicy, StageThresholds, calendar_step_days, periods_spanned
 
 RANK = {"lead": 0, "mql": 1, "sql": 2}
 
@@ -199,3 +199,38 @@ def test_periods_spanned_for_daily_contacts_and_monthly_snapshots() -> None:
     assert periods_spanned(snapshots, 30) == pytest.approx(4.0)
     assert periods_spanned(np.arange(10.0), 30) is None
     assert periods_spanned(None, 30) is None
+
+
+def test_periods_spanned_counts_the_calendar_not_the_timestamps() -> None:
+    days = pd.date_range("2025-03-03", periods=30, freq="D")  # a Monday, 30 calendar days
+    rng = np.random.default_rng(0)
+    business_hours = np.concatenate(
+        [(d + pd.to_timedelta(rng.uniform(9, 17, 40), unit="h")).to_numpy() for d in days]
+    )
+    weekdays = days[days.day_of_week < 5].repeat(40).to_numpy()
+    assert periods_spanned(business_hours, 30) == pytest.approx(1.0)
+    assert periods_spanned(weekdays, 30) == pytest.approx(1.0)
+    assert calendar_step_days(business_hours) == calendar_step_days(weekdays) == 1.0
+
+
+def test_one_snapshot_spans_one_as_of_step() -> None:
+    snapshot = np.full(400, np.datetime64("2026-01-01"))
+    assert calendar_step_days(snapshot) is None
+    assert periods_spanned(snapshot, 30, step_days=30) == pytest.approx(1.0)
+    assert periods_spanned(snapshot, 30) == pytest.approx(1 / 30)  # no step given: one day
+    p = np.random.default_rng(0).random(400)
+    stages = StageThresholds({"sql": {"policy": "sales_capacity", "target": 100}}).fit(
+        p, _labels(p, 0), periods=periods_spanned(snapshot, 30, step_days=30)
+    )
+    assert stages.achieved_["sql"]["count"] == 100
+    assert stages.achieved_["sql"]["per_period"] == pytest.approx(100)
+    assert not stages.warnings_
+
+
+def test_capacity_warns_when_the_leads_span_less_than_one_period() -> None:
+    p = np.linspace(0.01, 0.99, 300)
+    stages = StageThresholds({"sql": {"policy": "capacity", "target": 20}}).fit(
+        p, _labels(p, 0), periods=0.5
+    )
+    assert any("less than one period" in w for w in stages.warnings_)
+    assert (stages.transform(p) == "sql").sum() == 10

@@ -13,11 +13,17 @@ import yaml
 from flat_tables import write_flat_spec
 from leadscore.cli import main
 from leadscore.config import TrainConfig, load_config, parse_config
-from leadscore.errors import ModelError, SpecError
+from leadscore.errors import DataError, ModelError, SpecError
 from leadscore.metrics import METRIC_KEYS
 from leadscore.model import LeadScoringModel
 from leadscore.schema import Feature, LabelledDataset
-from leadscore.training import TrainingResult, default_params, train
+from leadscore.training import (
+    TrainingResult,
+    base_params,
+    calibration_periods,
+    default_params,
+    train,
+)
 
 ISSUE_METRIC_KEYS = {"roc_auc", "pr_auc", "brier", "ece", "log_loss", "lift_top_decile"}
 REPO = Path(__file__).resolve().parents[1]
@@ -160,6 +166,68 @@ def test_random_folds_when_the_data_has_no_order() -> None:
     assert any("no time order" in w for w in r.warnings)
 
 
+def test_sales_capacity_counts_a_single_snapshot_as_one_as_of_step() -> None:
+    """Event form: the calibration fold holds one monthly as-of date, which stands for 30
+    days of leads, so a capacity of 60 SQLs per 30 days gives about 60 SQLs there."""
+    dataset, _ = flat_dataset(3000, seed=7)
+    dates = pd.date_range("2024-01-01", periods=10, freq="30D").repeat(300)
+    dataset = LabelledDataset(
+        name="snapshots",
+        X=dataset.X,
+        y=dataset.y,
+        lead_id=dataset.lead_id,
+        order=pd.Series(dates.to_numpy()),
+        features=dataset.features,
+        horizon_days=90,
+    )
+    config = parse_config(
+        {
+            "folds": {"calibration_size": 0.1},
+            "stages": {"sql": {"policy": "sales_capacity", "target": 60}},
+            "quality_gate": {"allow_worse": True},
+            "evaluation": {"resamples": 0},
+        }
+    )
+    r = train(dataset, config)
+    assert dataset.order.iloc[r.folds.calibrate].nunique() == 1
+    sql = r.model.stages.achieved_["sql"]
+    assert 40 <= sql["count"] <= 60
+    assert sql["per_period"] == sql["count"]
+    assert not any("less than one period" in w for w in r.warnings)
+
+
+def test_sales_capacity_holds_on_the_test_fold_of_purged_event_data() -> None:
+    """Purging thins the calibration fold's snapshots (leads still open in the test fold go),
+    so the capacity must be a share of all open leads, not of those purging kept: the unpurged
+    test fold then gets about the capacity per period (before: over twice as many)."""
+    from leadscore.features import build_training_examples, default_as_of_dates
+    from leadscore.schema import validate_closed_loop
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    synthetic = generate_closed_loop(SynthParams(n_leads=5_000, seed=3))
+    data = validate_closed_loop(
+        synthetic.leads,
+        synthetic.activities,
+        synthetic.outcomes,
+        observed_until=synthetic.observed_until,
+    )
+    config = parse_config(
+        {
+            "stages": {"sql": {"policy": "sales_capacity", "target": 100}},
+            "quality_gate": {"allow_worse": True},
+            "evaluation": {"resamples": 0},
+        }
+    )
+    horizon = config.events.horizon_days
+    dataset = build_training_examples(data, default_as_of_dates(data, horizon), horizon, name="s")
+    r = train(dataset, config)
+    assert r.folds.purged["calibrate"] > 0
+    test_periods = calibration_periods(dataset, r.folds.test, config)
+    assert test_periods is not None and test_periods >= 2
+    per_period = int((np.asarray(r.stages) == "sql").sum()) / test_periods
+    assert 70 <= per_period <= 130
+
+
 def test_default_params_grow_with_the_data() -> None:
     small, large = default_params(5_000), default_params(1_000_000)
     assert small["num_leaves"] < large["num_leaves"]
@@ -184,12 +252,74 @@ def test_configs_train_yaml_is_exactly_the_defaults() -> None:
         (["not", "a", "mapping"], "mapping"),
         ({"evaluation": {"level": 95}}, "evaluation.level"),
         ({"evaluation": {"resamples": -1}}, "evaluation.resamples"),
+        (
+            {"lightgbm": {"params": {"num_leafs": 31}}},
+            r"lightgbm\.params\.num_leafs: not a LightGBM parameter \(did you mean num_leaves",
+        ),
+        (
+            {"lightgbm": {"params": {"monotone_constraints": [1]}}},
+            r"lightgbm\.params\.monotone_constraints: .*lightgbm\.monotone_increasing",
+        ),
+        (
+            {"lightgbm": {"params": {"num_leaves": 4, "num_leaf": 3}}},
+            r"lightgbm\.params\.num_leaf:",
+        ),
+        ({"lightgbm": {"params": {"num_leaves": {"a": 1}}}}, r"lightgbm\.params\.num_leaves:"),
+        (
+            {"lightgbm": {"params": {"n_estimators": 10}}},
+            r"lightgbm\.params\.n_estimators: is set by lightgbm\.num_boost_round",
+        ),
     ],
 )
 def test_bad_config_is_one_line_spec_error(data: object, match: str) -> None:
     with pytest.raises(SpecError, match=match) as err:
         parse_config(data)  # type: ignore[arg-type]
     assert "\n" not in str(err.value)
+
+
+def test_lightgbm_aliases_win_over_the_defaults_under_their_main_names() -> None:
+    config = parse_config(
+        {"lightgbm": {"params": {"num_leaf": 31, "min_child_samples": 2, "verbose": 1}}}
+    )
+    assert config.lightgbm.params == {"num_leaves": 31, "min_data_in_leaf": 2, "verbosity": 1}
+    dataset, _ = flat_dataset(500)
+    params = base_params(dataset, config, 500)
+    assert params["num_leaves"] == 31 and params["min_data_in_leaf"] == 2
+    assert params["verbosity"] == 1
+    assert not {"num_leaf", "min_child_samples", "verbose"} & set(params)
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"num_leaves": -3}, r"lightgbm\.params\.num_leaves: LightGBM rejects"),
+        ({"learning_rate": "fast"}, r"lightgbm\.params\.learning_rate: LightGBM rejects"),
+        ({"num_leaves": "many"}, r"lightgbm\.params\.num_leaves: LightGBM rejects"),
+    ],
+)
+def test_bad_lightgbm_values_are_one_line_spec_errors(params: dict, match: str) -> None:
+    dataset, _ = flat_dataset(2000)
+    with pytest.raises(SpecError, match=match) as err:
+        train(dataset, parse_config({"lightgbm": {"params": params}}))
+    assert "\n" not in str(err.value) and " at /" not in str(err.value)
+
+
+def test_interaction_constraints_out_of_range_are_a_spec_error_not_a_crash() -> None:
+    dataset, _ = flat_dataset(500)  # four features: positions 0..3
+    fine = parse_config({"lightgbm": {"params": {"interaction_constraints": [[0, 1], [2, 3]]}}})
+    assert base_params(dataset, fine, 500)["interaction_constraints"] == [[0, 1], [2, 3]]
+    for groups in ([[0, 99]], [[-1]], [0, 1], [[0.5]]):
+        config = parse_config({"lightgbm": {"params": {"interaction_constraints": groups}}})
+        with pytest.raises(SpecError, match=r"lightgbm\.params\.interaction_constraints.*0\.\.3"):
+            base_params(dataset, config, 500)
+
+
+def test_an_infinite_feature_value_is_a_one_line_data_error() -> None:
+    dataset, _ = flat_dataset(2000)
+    dataset.X.loc[[5, 9], "visits"] = [np.inf, -np.inf]
+    for config in (TrainConfig(), parse_config({"leakage": {"allow": ["visits"]}})):
+        with pytest.raises(DataError, match=r"column 'visits' holds an infinite value in 2 row"):
+            train(dataset, config)
 
 
 def test_config_overrides_and_missing_file(tmp_path: Path) -> None:

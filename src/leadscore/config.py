@@ -7,18 +7,30 @@ key, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from leadscore.baselines import PointsRule
 from leadscore.calibration import CalibrationMethod
 from leadscore.errors import SpecError
 from leadscore.stages import StagePolicy
+
+LIGHTGBM_PARAMETERS_URL = "https://lightgbm.readthedocs.io/en/latest/Parameters.html"
 
 #: Event-form features whose value can only raise a lead's score (LightGBM monotone
 #: constraints): buying intent that marketing and sales both read as "more is better".
@@ -82,8 +94,72 @@ class EventConfig(_Section):
     warmup_days: int = Field(90, ge=0)
 
 
+@functools.cache
+def lightgbm_main_names() -> dict[str, str]:
+    """Every LightGBM parameter name and alias, mapped to its main name (LightGBM's own table,
+    so the names match the installed version)."""
+    from lightgbm.basic import _ConfigAliases
+
+    table = _ConfigAliases._get_all_param_aliases()
+    return {alias: main for main, aliases in table.items() for alias in aliases}
+
+
+def _lightgbm_param_error(key: str, message: str, fix: str | None = None) -> PydanticCustomError:
+    fix = fix or f"Fix it; LightGBM's parameters are listed at {LIGHTGBM_PARAMETERS_URL}."
+    return PydanticCustomError("lightgbm_param", message, {"key": key, "fix": fix})
+
+
+#: LightGBM parameters that the config sets under its own keys; given in ``params`` too, they
+#: would silently override them.
+_SET_BY_THE_CONFIG = {
+    "num_iterations": "num_boost_round",
+    "early_stopping_round": "early_stopping_rounds",
+}
+
+
+def _check_lightgbm_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters under their main names: an alias would lose to the default's main name and
+    a typo would be ignored by LightGBM, so both are settled here."""
+    names = lightgbm_main_names()
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}
+    scalars = (str, int, float, bool)
+    for key, value in params.items():
+        main = names.get(key)
+        if main is None:
+            close = difflib.get_close_matches(key, sorted(set(names.values())), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise _lightgbm_param_error(key, f"not a LightGBM parameter{hint}")
+        if main == "monotone_constraints":
+            raise _lightgbm_param_error(
+                key,
+                "monotone constraints are not set by position here",
+                "Remove it and list the features by name under lightgbm.monotone_increasing "
+                "or lightgbm.monotone_decreasing.",
+            )
+        if main in _SET_BY_THE_CONFIG:
+            raise _lightgbm_param_error(
+                key,
+                f"is set by lightgbm.{_SET_BY_THE_CONFIG[main]}",
+                f"Remove it and set lightgbm.{_SET_BY_THE_CONFIG[main]} instead.",
+            )
+        if main in given:
+            raise _lightgbm_param_error(
+                key, f"sets {main}, which {given[main]} already sets", "Keep one of the two."
+            )
+        items = value if isinstance(value, list) else [value]
+        inner = [v for item in items for v in (item if isinstance(item, list) else [item])]
+        if not all(v is None or isinstance(v, scalars) for v in inner):
+            raise _lightgbm_param_error(key, "must be a number, a text or a list of them")
+        given[main] = key
+        out[main] = value
+    return out
+
+
 class LightGBMConfig(_Section):
-    """Booster settings on top of :func:`leadscore.training.default_params`."""
+    """Booster settings on top of :func:`leadscore.training.default_params`; ``params`` are
+    LightGBM parameters under their main names (aliases are translated, unknown names and
+    ``monotone_constraints`` rejected)."""
 
     params: dict[str, Any] = Field(default_factory=dict)
     num_boost_round: int = Field(5000, ge=1)
@@ -91,6 +167,11 @@ class LightGBMConfig(_Section):
     refit: bool = True
     monotone_increasing: tuple[str, ...] = HIGH_INTENT_PATTERNS
     monotone_decreasing: tuple[str, ...] = ()
+
+    @field_validator("params", mode="after")
+    @classmethod
+    def _main_names(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return _check_lightgbm_params(params)
 
 
 class CalibrationConfig(_Section):
@@ -175,6 +256,10 @@ def _error_line(err: ValidationError, source: str) -> SpecError:
         return SpecError(
             f"{source}: unknown key {where!r}",
             "Remove it or fix its spelling; configs/train.yaml lists every key.",
+        )
+    if first["type"] == "lightgbm_param":
+        return SpecError(
+            f"{source}: {where}.{first['ctx']['key']}: {first['msg']}", first["ctx"]["fix"]
         )
     return SpecError(
         f"{source}: {where}: {first['msg']}",

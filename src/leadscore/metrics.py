@@ -51,16 +51,14 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -
     """ECE over ``n_bins`` equal-count bins of ``p``: mean |observed rate - mean p|, weighted.
 
     Equal-count (quantile) bins keep every bin's observed rate estimated from the same number
-    of leads, where equal-width bins would leave the top bins with a handful of leads.
+    of leads, where equal-width bins would leave the top bins with a handful of leads. Leads
+    with tied scores count with their group's mean outcome, so a group that straddles a bin
+    edge is split fractionally and the answer does not depend on row order (test folds are
+    in time order, and conversion drifts).
     """
     y_arr, p_arr = _check(y, p)
     order = np.argsort(p_arr, kind="stable")
-    gaps = [
-        len(idx) * abs(y_arr[idx].mean() - p_arr[idx].mean())
-        for idx in np.array_split(order, min(n_bins, len(order)))
-        if len(idx)
-    ]
-    return float(np.sum(gaps) / len(y_arr))
+    return _sorted_ece(p_arr[order], y_arr[order], np.ones(len(order)), len(order), n_bins)
 
 
 def top_decile(y: np.ndarray, p: np.ndarray, share: float = 0.1) -> tuple[float, float]:
@@ -198,7 +196,15 @@ class _SortedScores:
 
 def _sorted_ece(p: np.ndarray, y: np.ndarray, w: np.ndarray, n: float, n_bins: int = 10) -> float:
     """ECE of :func:`expected_calibration_error` for sorted leads each counted ``w`` times:
-    the equal-count bins cut through the expanded rows, so a lead drawn twice may fall in two."""
+    the equal-count bins cut through the expanded rows, so a lead drawn twice may fall in two.
+    Each lead's outcome is its tie group's weighted mean outcome, so the order within a group
+    of equal scores does not matter."""
+    starts = np.flatnonzero(np.r_[True, np.diff(p) != 0])
+    group_w = np.add.reduceat(w, starts)
+    group_y = np.divide(
+        np.add.reduceat(w * y, starts), group_w, out=np.zeros_like(group_w), where=group_w > 0
+    )
+    y = np.repeat(group_y, np.diff(np.r_[starts, len(p)]))
     total = round(float(n))
     bins = min(n_bins, total)
     sizes = np.full(bins, total // bins)

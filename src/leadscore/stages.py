@@ -13,7 +13,8 @@ on held-out leads (the calibration fold, never the leads the booster learnt from
 ``capacity`` (``sales_capacity``)
     leads per period the team can take ("the call centre handles 200 SQLs a month"): the
     cut-off that yields that many per period on the held-out leads, scaled by how many periods
-    they span.
+    they span on the calendar (first to last date plus one step: a day for flat tables, the
+    as-of spacing for event data).
 ``expected_value``
     a lead is worth the contact when ``p * deal_value`` exceeds its cost: ``contact_cost`` for
     SQL, ``nurture_cost`` for MQL.
@@ -113,23 +114,45 @@ class StagePolicy(BaseModel):
         return self
 
 
-def periods_spanned(order: Any, period_days: float) -> float | None:
+def calendar_step_days(order: Any) -> float | None:
+    """The usual number of days between the distinct calendar dates of ``order``, or ``None``
+    with fewer than two dates (or without time).
+
+    Dates, not timestamps: leads that arrive in business hours or only on weekdays still come
+    one day apart, and event-form as-of dates come ``every_days`` apart.
+    """
+    days = _calendar_days(order)
+    if days is None or days.size < 2:
+        return None
+    return float(np.median(np.diff(days)))
+
+
+def periods_spanned(
+    order: Any, period_days: float, *, step_days: float | None = None
+) -> float | None:
     """How many periods of ``period_days`` the examples' times cover, or ``None`` without time.
 
-    Counted as distinct times x their usual spacing, which reads right for both forms: a flat
-    table with daily contact dates spans its number of days, and event-form snapshots taken
-    every 30 days each stand for 30 days of leads to call.
+    Measured on the calendar, from the first date to the last plus one step, the time each
+    date stands for: nights, weekends and the days between event-form snapshots count, so
+    capacity is spread over the real span. ``step_days`` is that step (pass the as-of spacing
+    for event data, whose fold may hold a single snapshot); by default the fold's own
+    :func:`calendar_step_days`, or one day for a single date.
     """
+    days = _calendar_days(order)
+    if days is None:
+        return None
+    step = step_days if step_days is not None else calendar_step_days(order)
+    return float((days[-1] - days[0] + (1.0 if step is None else step)) / period_days)
+
+
+def _calendar_days(order: Any) -> np.ndarray | None:
+    """Distinct calendar dates of ``order`` as sorted day numbers, ``None`` without time."""
     if order is None:
         return None
     values = np.asarray(order)
     if not np.issubdtype(values.dtype, np.datetime64) or values.size == 0:
         return None
-    days = np.unique(values.astype("datetime64[s]")).astype("int64") / 86400.0
-    if days.size == 1:
-        return 1.0 / period_days
-    spacing = float(np.median(np.diff(days)))
-    return float(days.size * spacing / period_days)
+    return np.unique(values.astype("datetime64[D]")).astype("int64").astype("float64")
 
 
 class StageThresholds(BaseEstimator):
@@ -178,8 +201,9 @@ class StageThresholds(BaseEstimator):
     def fit(self, p: np.ndarray, y: np.ndarray, *, periods: float | None = None) -> StageThresholds:
         """Learn the cut-offs from held-out calibrated probabilities ``p`` and outcomes ``y``.
 
-        ``periods`` is how many periods of ``policy.period_days`` the leads span (see
-        :func:`periods_spanned`); only ``capacity`` needs it.
+        ``periods`` is how many periods of ``policy.period_days`` the leads span on the
+        calendar (see :func:`periods_spanned`); only ``capacity`` needs it, and
+        ``achieved_[stage]["per_period"]`` divides by it.
         """
         policy = self._policy()
         pv = np.asarray(p, dtype="float64").ravel()
@@ -249,6 +273,11 @@ class StageThresholds(BaseEstimator):
             raise ModelError(
                 f"{name} by capacity needs leads with dates to count them per period",
                 "Use recall, precision or expected_value for data without time.",
+            )
+        if periods < 1:
+            self.warnings_.append(
+                f"the held-out leads stand for {periods:.2f} of a {policy.period_days:g}-day "
+                f"period: the {name} capacity cut-off rests on less than one period of leads"
             )
         allowed = math.floor(rule.target * periods + 1e-9)  # type: ignore[operator]
         ok = np.flatnonzero(counts <= allowed)

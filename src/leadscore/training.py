@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,18 +42,19 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from pandas.api import types as ptypes
 
 from leadscore.baselines import LogisticRegressionBaseline, RulePointsBaseline
 from leadscore.calibration import ProbabilityCalibrator
-from leadscore.config import TrainConfig
-from leadscore.errors import DataError, ModelError
+from leadscore.config import LIGHTGBM_PARAMETERS_URL, TrainConfig
+from leadscore.errors import DataError, ModelError, SpecError
 from leadscore.explain import SubScorer
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import find_leakage_suspects, leakage_error
 from leadscore.metrics import bootstrap_intervals, ece_by_chance, evaluate, stage_report
 from leadscore.model import FeatureEncoder, LeadScoringModel
 from leadscore.schema import LabelledDataset
-from leadscore.stages import StageThresholds, periods_spanned
+from leadscore.stages import StageThresholds, calendar_step_days, periods_spanned
 
 logger = logging.getLogger(__name__)
 
@@ -132,7 +134,7 @@ def default_params(n_rows: int, seed: int = 0) -> dict[str, Any]:
         "seed": seed,
         "deterministic": True,
         "force_col_wise": True,
-        "verbose": -1,
+        "verbosity": -1,
     }
 
 
@@ -179,6 +181,20 @@ def _check_classes(y: np.ndarray, folds: Folds) -> None:
             )
 
 
+def _check_finite(X: pd.DataFrame) -> None:
+    """An infinite value has no place on a score scale: the leakage guard, the baselines and
+    the explanations would each fail on it further down, so it is named here."""
+    for name in X.columns:
+        values = X[name]
+        if ptypes.is_float_dtype(values.dtype):
+            n_inf = int(np.isinf(values.to_numpy(dtype="float64", na_value=np.nan)).sum())
+            if n_inf:
+                raise DataError(
+                    f"column {name!r} holds an infinite value in {n_inf:,} row(s)",
+                    "Replace it with a number or leave it empty.",
+                )
+
+
 def _fit_booster(
     matrix: np.ndarray,
     y: np.ndarray,
@@ -200,14 +216,17 @@ def _fit_booster(
     lgb_config = config.lightgbm
     train_set = dataset(folds.fit)
     valid_set = dataset(folds.valid, reference=train_set)
-    early = lgb.train(
-        params,
-        train_set,
-        num_boost_round=lgb_config.num_boost_round,
-        valid_sets=[valid_set],
-        valid_names=["valid"],
-        callbacks=[lgb.early_stopping(lgb_config.early_stopping_rounds, verbose=False)],
-    )
+    try:
+        early = lgb.train(
+            params,
+            train_set,
+            num_boost_round=lgb_config.num_boost_round,
+            valid_sets=[valid_set],
+            valid_names=["valid"],
+            callbacks=[lgb.early_stopping(lgb_config.early_stopping_rounds, verbose=False)],
+        )
+    except lgb.basic.LightGBMError as err:
+        raise _params_error(err, params) from err
     best = max(1, int(early.best_iteration or early.current_iteration()))
     logger.info(
         "early stopping at %d rounds (valid %s)",
@@ -221,6 +240,21 @@ def _fit_booster(
     booster = lgb.train(params, dataset(rows), num_boost_round=rounds)
     logger.info("refitted on fit + valid (%d examples) for %d rounds", len(rows), rounds)
     return lgb.Booster(model_str=booster.model_to_string()), best
+
+
+def _params_error(err: lgb.basic.LightGBMError, params: Mapping[str, Any]) -> SpecError:
+    """LightGBM's complaint about a parameter value as one line naming the parameter (the
+    config's names are LightGBM's main names, the ones its messages use)."""
+    text = re.sub(r"\s+at \S+, line \d+\s*\.?\s*$", "", str(err).strip().splitlines()[0])
+    words = set(re.findall(r"\w+", text.lower()))
+    named = [k for k in params if k in words] or [
+        k for k, v in params.items() if isinstance(v, str | bool) and str(v).lower() in words
+    ]
+    where = f"lightgbm.params.{named[0]}" if len(named) == 1 else "lightgbm.params"
+    return SpecError(
+        f"{where}: LightGBM rejects the parameters: {text}",
+        f"Fix the value in the training config; see {LIGHTGBM_PARAMETERS_URL}.",
+    )
 
 
 def fit_sub_scorer(
@@ -253,8 +287,8 @@ class PreparedData:
 
 
 def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedData:
-    """Cold-start check, folds, one-class check, leakage guard and encoding, in that order:
-    every check that must pass before a single tree is grown."""
+    """Cold-start check, folds, one-class check, finite values, leakage guard and encoding,
+    in that order: every check that must pass before a single tree is grown."""
     n_leads, n_wins = check_history(
         dataset, config.cold_start.min_wins, config.cold_start.min_leads
     )
@@ -268,6 +302,7 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
     )
     y = np.asarray(dataset.y, dtype="int64")
     _check_classes(y, folds)
+    _check_finite(dataset.X)
     suspects = find_leakage_suspects(
         dataset.X.iloc[folds.fit],
         y[folds.fit],
@@ -281,10 +316,55 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
     return PreparedData(folds, y, encoder, encoder.matrix(dataset.X), n_leads, n_wins)
 
 
+def calibration_periods(
+    dataset: LabelledDataset, rows: np.ndarray, config: TrainConfig, purged: int = 0
+) -> float | None:
+    """Periods of ``stages.period_days`` that the examples at ``rows`` stand for (``None``
+    without time), for the capacity policy.
+
+    Each date stands for the data set's usual step between dates: a day for flat tables,
+    the as-of spacing for event data, so a fold holding one snapshot spans one step. When
+    ``purged`` examples were taken out of the fold (their label window reached into the test
+    fold), the rows left hold only part of the leads those periods brought, so they stand for
+    that share of the periods: the capacity becomes the same share of all open leads that
+    scoring will see, not a larger share of the leads purging happened to keep.
+    """
+    order = dataset.order
+    if order is None or not ptypes.is_datetime64_any_dtype(order):
+        return None
+    step = calendar_step_days(order.to_numpy())
+    if step is None and dataset.horizon_days is not None:
+        step = float(config.events.every_days)
+    periods = periods_spanned(
+        order.iloc[rows].to_numpy(), config.stages.period_days, step_days=step
+    )
+    if periods is None or not purged:
+        return periods
+    return periods * len(rows) / (len(rows) + purged)
+
+
+def _check_interaction_constraints(groups: object, n_features: int) -> None:
+    """LightGBM crashes the interpreter on a feature position out of range, so it is checked
+    here: lists of feature positions, 0 to ``n_features - 1``."""
+    if groups is None:
+        return
+    ok = isinstance(groups, list) and all(
+        isinstance(group, list) and all(type(i) is int and 0 <= i < n_features for i in group)
+        for group in groups
+    )
+    if not ok:
+        raise SpecError(
+            f"lightgbm.params.interaction_constraints: {groups!r} is not a list of lists of "
+            f"feature positions 0..{n_features - 1}",
+            "Give positions in the order of the data set's features, e.g. [[0, 1], [2]].",
+        )
+
+
 def base_params(dataset: LabelledDataset, config: TrainConfig, n_rows: int) -> dict[str, Any]:
     """LightGBM parameters before tuning: defaults for ``n_rows``, the config's, and the
     monotone constraints of the config's high-intent features."""
     params = {**default_params(n_rows, config.seed), **config.lightgbm.params}
+    _check_interaction_constraints(params.get("interaction_constraints"), len(dataset.features))
     if "monotone_constraints" not in params:
         signs = monotone_constraints(
             dataset, config.lightgbm.monotone_increasing, config.lightgbm.monotone_decreasing
@@ -315,7 +395,7 @@ def train(
         Too little history (cold start), or the model does not beat the best baseline on the
         test fold and ``config.quality_gate.allow_worse`` is off.
     DataError
-        A fold holds a single class or is empty.
+        A fold holds a single class or is empty, or a feature holds an infinite value.
     """
     config = config or TrainConfig()
     started = time.perf_counter()
@@ -337,10 +417,7 @@ def train(
         config.calibration.method, config.calibration.cv, config.seed
     ).fit(cal_margin, y[cal_rows])
     cal_p = calibrator.predict(cal_margin)
-    order = dataset.order
-    periods = periods_spanned(
-        None if order is None else order.iloc[cal_rows].to_numpy(), config.stages.period_days
-    )
+    periods = calibration_periods(dataset, cal_rows, config, folds.purged.get("calibrate", 0))
     stages = StageThresholds(config.stages).fit(cal_p, y[cal_rows], periods=periods)
     notes.extend(stages.warnings_)
 
