@@ -78,6 +78,25 @@ def test_rule_on_an_unknown_feature_is_a_spec_error() -> None:
 
 
 @pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ({"feature": "title", "at_least": 3, "points": 5}, r"'title' is categorical"),
+        ({"feature": "country", "below": 2, "points": 5}, r"'country' is categorical"),
+        (
+            {"feature": "demo_requests", "in": ["a", "b"], "points": 5},
+            r"'demo_requests' is numeric",
+        ),
+    ],
+)
+def test_a_rule_that_does_not_fit_the_feature_type_is_a_spec_error(
+    rule: dict, message: str
+) -> None:
+    X, y = _leads(100)
+    with pytest.raises(SpecError, match=message):
+        RulePointsBaseline(rules=[rule]).fit(X, y)
+
+
+@pytest.mark.parametrize(
     "rule",
     [
         {"feature": "x", "points": 5},

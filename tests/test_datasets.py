@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from leadscore.datasets import load_dataset, prepare_flat_dataset
+from leadscore.datasets import load_dataset, mark_missing, prepare_flat_dataset
 from leadscore.errors import DataError, SpecError
+from leadscore.model import parse_numbers
 from leadscore.specs import load_spec, parse_spec
 
 SPEC = {
@@ -168,6 +169,37 @@ def test_wrong_type(tmp_path, flat_frame):
         load_dataset(write_spec(tmp_path, frame, numeric=["visits"]))
 
 
+def test_a_number_column_with_a_missing_token_stays_numeric(flat_frame):
+    frame = flat_frame.astype({"visits": "str"})
+    frame.loc[[3, 10, 17], "visits"] = "Select"
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert data.X["visits"].dtype == "float64"
+    assert data.X["visits"].isna().sum() == 3
+    expected = flat_frame["visits"].astype(float).drop(index=[3, 10, 17])
+    assert data.X["visits"].dropna().tolist() == expected.tolist()
+    scored = parse_numbers(mark_missing(frame, SPEC["missing_values"])["visits"])[0]
+    pd.testing.assert_series_equal(scored, data.X["visits"], check_names=False)
+
+
+def test_blank_cells_are_missing_in_numbers_and_categories(flat_frame):
+    frame = flat_frame.astype({"visits": "str"})
+    frame.loc[4, "visits"] = ""
+    frame.loc[5, "visits"] = "   "
+    frame.loc[6, "source"] = " "
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert data.X["visits"].dtype == "float64"
+    assert data.X["visits"].isna().tolist() == [i in (4, 5) for i in range(60)]
+    assert data.X["source"].isna().sum() == 21  # 20 "Select" and one blank
+    assert set(data.X["source"].cat.categories) == {"ads", "organic"}
+
+
+def test_numeric_codes_forced_categorical_get_integer_levels(flat_frame):
+    frame = flat_frame.assign(page=[float(i % 4) if i % 5 else np.nan for i in range(60)])
+    data = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["page"]}))
+    assert list(data.X["page"].cat.categories) == ["0", "1", "2", "3"]
+    assert data.X["page"].isna().sum() == 12
+
+
 def test_empty_file(tmp_path, flat_frame):
     write_spec(tmp_path, flat_frame)
     (tmp_path / "leads.csv").write_text("")
@@ -183,6 +215,23 @@ def test_header_only_file(tmp_path, flat_frame):
 def test_duplicate_lead_id(tmp_path, flat_frame):
     frame = pd.concat([flat_frame, flat_frame.iloc[[5]]])
     with pytest.raises(DataError, match=r"duplicate id 'p5' in column 'id'"):
+        load_dataset(write_spec(tmp_path, frame))
+
+
+def test_csv_lead_ids_are_read_as_written(tmp_path, flat_frame):
+    """Zero-padded numeric ids (and the id ``NA``) must still join back to the CRM."""
+    ids = [f"{i:05d}" for i in range(len(flat_frame))]
+    ids[3] = "NA"
+    data = load_dataset(write_spec(tmp_path, flat_frame.assign(id=ids)))
+    assert data.lead_id.tolist() == ids
+
+
+def test_empty_lead_id_names_the_spec_s_id_column(tmp_path, flat_frame):
+    frame = flat_frame.astype({"id": "object"})
+    frame.loc[[2, 7], "id"] = None
+    with pytest.raises(
+        DataError, match=r"toy\.id is empty in 2 row\(s\)\. Give every row a value in id"
+    ):
         load_dataset(write_spec(tmp_path, frame))
 
 
@@ -204,6 +253,19 @@ def test_unparseable_order_timestamp(tmp_path, flat_frame):
         load_dataset(write_spec(tmp_path, frame))
 
 
+def test_order_by_as_text_numbers_is_a_sequence(flat_frame):
+    frame = flat_frame.assign(seq=[str(i) for i in range(60)])
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert data.order_kind == "sequence"
+    assert data.order.tolist() == [float(i) for i in range(60)]
+
+
+def test_order_by_numbers_with_a_stray_value_names_it(flat_frame):
+    frame = flat_frame.assign(seq=[str(10_000 + i) for i in range(59)] + ["unknown"])
+    with pytest.raises(DataError, match=r"'seq' holds sequence numbers, but 1 value.*'unknown'"):
+        prepare_flat_dataset(frame, parse_spec(SPEC))
+
+
 def test_within_days_needs_order_by():
     spec = {**SPEC, "label": {"column": "converted", "won": "not_null", "within_days": 30}}
     del spec["order_by"]
@@ -215,3 +277,48 @@ def test_label_matching_ignores_number_formatting(flat_frame):
     frame = flat_frame.assign(converted=flat_frame["converted"].astype(float))
     data = prepare_flat_dataset(frame, parse_spec(SPEC))
     assert np.array_equal(data.y, flat_frame["converted"].to_numpy())
+
+
+def dated(flat_frame: pd.DataFrame) -> pd.DataFrame:
+    """The flat frame with a creation date per lead, one a day from 2023-01-01."""
+    days = pd.date_range("2023-01-01", periods=len(flat_frame), freq="D")
+    return flat_frame.assign(created=days.strftime("%Y-%m-%d"))
+
+
+def test_observed_from_and_until_apply_without_within_days(flat_frame):
+    label = {**SPEC["label"], "observed_from": "2023-01-11", "observed_until": "2023-02-19"}
+    frame = dated(flat_frame)
+    frame.loc[:9, "converted"] = None  # outcomes were not recorded before observed_from
+    data = prepare_flat_dataset(frame, parse_spec({**SPEC, "order_by": "created", "label": label}))
+    assert data.lead_id.tolist() == [f"p{i}" for i in range(10, 50)]
+    assert data.y.tolist() == flat_frame["converted"].iloc[10:50].tolist()
+
+
+def test_observed_from_needs_a_date_order_by(flat_frame):
+    label = {**SPEC["label"], "observed_from": "2023-01-11"}
+    no_order = {k: v for k, v in SPEC.items() if k != "order_by"}
+    with pytest.raises(SpecError, match=r"observed_from and observed_until need order_by"):
+        parse_spec({**no_order, "label": label})
+    with pytest.raises(SpecError, match=r"need dates in order_by, but 'seq' holds numbers"):
+        prepare_flat_dataset(flat_frame, parse_spec({**SPEC, "label": label}))
+
+
+def test_yes_and_no_in_a_yaml_spec_are_words(tmp_path, flat_frame):
+    frame = flat_frame.assign(converted=flat_frame["converted"].map({1: "yes", 0: "no"}))
+    frame.to_csv(tmp_path / "leads.csv", index=False)
+    (tmp_path / "spec.yaml").write_text(
+        "name: toy\nsource: leads.csv\nid: id\norder_by: seq\n"
+        "label:\n  column: converted\n  won: [yes, Won]\n  lost: [no]\n"
+    )
+    spec = load_spec(tmp_path / "spec.yaml")
+    assert spec.label.won == ["yes", "Won"] and spec.label.lost == ["no"]
+    data = load_dataset(spec)
+    assert data.y.tolist() == flat_frame["converted"].tolist()
+
+
+def test_a_declared_true_matches_yes_and_one(flat_frame):
+    label = {"column": "converted", "won": [True], "lost": [False]}
+    for won, lost in (("Yes", "No"), (1, 0), ("true", "false")):
+        frame = flat_frame.assign(converted=flat_frame["converted"].map({1: won, 0: lost}))
+        data = prepare_flat_dataset(frame, parse_spec({**SPEC, "label": label}))
+        assert data.y.tolist() == flat_frame["converted"].tolist()

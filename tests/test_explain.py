@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -267,6 +268,48 @@ def test_texts_use_the_template_and_phrase_missing_values():
     assert reason_text(pricing, None) == "Pricing page visits, last 30 days not given"
     broken = Feature("x", "fit", "Industry", "categorical", sentence="Works in {value:.0f}")
     assert reason_text(broken, "Retail") == "Industry: Retail"
+
+
+def test_a_missing_sentence_replaces_not_given(trained):
+    booster, X, _ = trained
+    occupation = dataclasses.replace(FEATURES[5], missing_sentence="No occupation stated yet")
+    assert reason_text(occupation, None) == "No occupation stated yet"
+    assert reason_text(occupation, "Student") == "Occupation: Student"
+    features = (*FEATURES[:5], occupation)
+    batch = explain_batch(booster, None, features, X, top_n=6, min_contribution=0.0)
+    texts = " ".join(batch["reasons_for"]) + " " + " ".join(batch["reasons_against"])
+    assert "No occupation stated yet" in texts and "Occupation not given" not in texts
+    row = int(np.flatnonzero(X["occupation"].isna().to_numpy())[0])
+    exp = explain(booster, None, features, X)
+    reasons = [r for side in lead_reasons(exp, row, top_n=6, min_contribution=0.0) for r in side]
+    assert [r.text for r in reasons if r.feature == "occupation"] == ["No occupation stated yet"]
+
+
+def test_an_unseen_category_is_quoted_not_called_missing(trained):
+    booster, X, _ = trained
+    leads = X.iloc[:200].copy()
+    leads["source"] = pd.Categorical(
+        ["TikTok"] * 200, categories=["Direct", "Google", "Referral", "TikTok"]
+    )
+    batch = explain_batch(booster, None, FEATURES, leads, top_n=6, min_contribution=0.0)
+    texts = batch["reasons_for"] + "; " + batch["reasons_against"]
+    about_source = texts.str.contains("Lead source")
+    assert about_source.any()
+    assert (
+        texts[about_source]
+        .str.contains("Lead source: TikTok (new, not seen in training)", regex=False)
+        .all()
+    )
+    values = {
+        item["value"]
+        for cell in batch["reasons_json"]
+        for item in json.loads(cell)
+        if item["feature"] == "source"
+    }
+    assert values == {"TikTok"}
+    blank = leads.assign(source=pd.Categorical([None] * 200, categories=["Direct", "Google"]))
+    as_missing = explain_batch(booster, None, FEATURES, blank)
+    np.testing.assert_array_equal(batch["probability"], as_missing["probability"])
 
 
 def test_batch_matches_single_lead_reasons(trained):

@@ -15,9 +15,12 @@ import pandas as pd
 import pytest
 
 from leadscore.config import parse_config
+from leadscore.datasets import prepare_flat_dataset
 from leadscore.errors import DataError, ModelError
-from leadscore.model import BOOSTER_FILE, META_FILE, LeadScoringModel
+from leadscore.explain import explain_batch, lead_reasons
+from leadscore.model import BOOSTER_FILE, META_FILE, FeatureEncoder, LeadScoringModel
 from leadscore.schema import Feature, LabelledDataset
+from leadscore.specs import parse_spec
 from leadscore.training import TrainingResult, train
 
 FEATURES = (
@@ -162,6 +165,107 @@ def test_categories_are_restored_inside_the_model(trained) -> None:
         np.testing.assert_array_equal(model.predict_proba(variant), expected)
     unseen = X.assign(source="tiktok")
     assert np.isfinite(model.predict_proba(unseen)).all()
+
+
+def test_numeric_codes_score_alike_as_floats_integers_and_text() -> None:
+    """A code column typed as categorical (``categorical: [page]``) read back by any reader."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    page = rng.integers(0, 12, n).astype(float)
+    page[rng.random(n) < 0.1] = np.nan
+    visits = rng.poisson(3, n).astype(float)
+    logit = -1.0 + 0.25 * visits + np.where(np.nan_to_num(page, nan=-1) % 3 == 0, 1.2, -0.6)
+    frame = pd.DataFrame(
+        {
+            "id": [f"l{i}" for i in range(n)],
+            "seq": np.arange(n),
+            "page": page,
+            "visits": visits,
+            "won": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
+        }
+    )
+    spec = {
+        "name": "codes",
+        "source": "unused.csv",
+        "id": "id",
+        "order_by": "seq",
+        "label": {"column": "won", "won": [1], "lost": [0]},
+        "categorical": ["page"],
+    }
+    dataset = prepare_flat_dataset(frame, parse_spec(spec))
+    model = train(dataset, parse_config({"quality_gate": {"allow_worse": True}})).model
+    assert model.encoder.categories["page"][:3] == ["0", "1", "10"]
+    expected = model.predict_proba(dataset.X)
+    as_text = frame["page"].map(lambda v: "" if np.isnan(v) else str(v))  # "4.0", blanks
+    variants = {
+        "float": frame,
+        "int": frame.assign(page=frame["page"].astype("Int64")),
+        "text": frame.assign(page=as_text.astype("str")),
+        "text without .0": frame.assign(page=frame["page"].astype("Int64").astype("str")),
+    }
+    for name, variant in variants.items():
+        np.testing.assert_array_equal(model.predict_proba(variant), expected, err_msg=name)
+    assert model.prepare(frame)["page"].isna().sum() == int(np.isnan(page).sum())
+
+
+def test_levels_saved_as_float_text_still_match() -> None:
+    """Models saved before levels were canonical hold "4.0": 4, 4.0 and "4" still find it."""
+    feature = Feature("page", "fit", "Landing page", "categorical")
+    encoder = FeatureEncoder([feature], {"page": ["1.0", "10.0", "4.0"]})
+    leads = pd.DataFrame({"page": [4.0, 10.0, np.nan, 7.0]})
+    expected = [2.0, 1.0, np.nan, np.nan]
+    for variant in (leads, leads.astype("Int64"), leads.astype("str"), leads.astype(object)):
+        np.testing.assert_array_equal(encoder.matrix(variant)[:, 0], expected)
+
+
+def test_blank_text_numbers_are_missing_and_infinity_is_refused(trained) -> None:
+    result, dataset = trained
+    model, X = result.model, dataset.X.head(50)
+    blanked = X.assign(email_opens_30d=np.nan)
+    as_text = X.assign(email_opens_30d=pd.Series([""] * 25 + ["  "] * 25, dtype="str"))
+    np.testing.assert_array_equal(model.predict_proba(as_text), model.predict_proba(blanked))
+    with pytest.raises(DataError, match=r"'web_visits_30d' holds an infinite value in 2 row"):
+        model.predict_proba(X.assign(web_visits_30d=[np.inf, -np.inf] + [1.0] * 48))
+
+
+def test_unseen_categories_are_scored_as_missing_but_quoted(trained) -> None:
+    result, dataset = trained
+    model, X = result.model, dataset.X.head(300)
+    unseen = X.assign(source="tiktok")
+    np.testing.assert_array_equal(
+        model.predict_proba(unseen), model.predict_proba(X.assign(source=None))
+    )
+    batch = explain_batch(
+        model.booster,
+        model.calibrator.predict,
+        model.features,
+        model.prepare(unseen),
+        top_n=6,
+        min_contribution=0.0,
+        calibrate_on="log_odds",
+        encode=model.encode,
+        rescale="sides",
+    )
+    text = batch["reasons_for"] + "; " + batch["reasons_against"]
+    about_source = text.str.contains("Lead source")
+    assert about_source.any()
+    quoted = text[about_source].str.contains(
+        "Lead source (channel): tiktok (new, not seen in training)", regex=False
+    )
+    assert quoted.all()
+    assert not text.str.contains("Lead source (channel) not given", regex=False).any()
+    values = [
+        item["value"]
+        for cell in batch["reasons_json"]
+        for item in json.loads(cell)
+        if item["feature"] == "source"
+    ]
+    assert values and set(values) == {"tiktok"}
+    exp = model.explain(unseen)
+    reasons = [r for side in lead_reasons(exp, 0, top_n=6, min_contribution=0.0) for r in side]
+    source = [r for r in reasons if r.feature == "source"]
+    assert source and source[0].value == "tiktok"
+    assert source[0].text == "Lead source (channel): tiktok (new, not seen in training)"
 
 
 def test_missing_or_mistyped_columns_name_the_column(trained) -> None:

@@ -198,6 +198,22 @@ class PointsRule(BaseModel):
         return f"{self.feature} {cond}: {self.points:+g}"
 
 
+def _check_rule_fits(rule: PointsRule, values: pd.Series) -> None:
+    """Refuse a condition that cannot fit the feature's type: such a rule would never fire."""
+    categorical = _is_categorical(values)
+    if rule.in_ is not None and not categorical:
+        raise SpecError(
+            f"rule_points rule on {rule.feature!r} uses 'in', but {rule.feature!r} is numeric",
+            "Use at_least/below for a number, or drop the rule.",
+        )
+    if (rule.at_least is not None or rule.below is not None) and categorical:
+        raise SpecError(
+            f"rule_points rule on {rule.feature!r} uses at_least/below, but {rule.feature!r} "
+            "is categorical",
+            "Use 'in' with the categories that earn the points, or drop the rule.",
+        )
+
+
 class RulePointsBaseline(_CalibratedMixin):
     """Marketing-automation points scoring.
 
@@ -238,6 +254,8 @@ class RulePointsBaseline(_CalibratedMixin):
                     f"rule_points names feature {unknown[0]!r}, which the data does not have",
                     "Fix the rule's feature name or drop the rule.",
                 )
+            for rule in rules:
+                _check_rule_fits(rule, X[rule.feature])
             self.rules_ = rules
             self.derived_ = False
         else:

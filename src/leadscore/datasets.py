@@ -23,6 +23,7 @@ from pandas.api import types as ptypes
 
 from leadscore.errors import DataError, SpecError
 from leadscore.io import read_table
+from leadscore.model import level_text, parse_numbers
 from leadscore.schema import Feature, LabelledDataset, to_lead_ids, to_utc_naive
 from leadscore.specs import DatasetSpec, load_spec
 
@@ -30,15 +31,21 @@ logger = logging.getLogger(__name__)
 
 
 def read_flat_table(spec: DatasetSpec) -> pd.DataFrame:
-    """Read the spec's source and left-join the columns named in its ``join`` entries."""
-    frame = read_table(spec.resolve(spec.source), spec.table, query=spec.query)
+    """Read the spec's source and left-join the columns named in its ``join`` entries.
+
+    Id columns of CSV files are read as written, so ``00123`` keeps its zeros and still joins
+    back to the CRM.
+    """
+    frame = read_table(
+        spec.resolve(spec.source), spec.table, query=spec.query, text_columns=(spec.id,)
+    )
     for join in spec.join:
-        other = read_table(spec.resolve(join.source), join.table)
+        other = read_table(spec.resolve(join.source), join.table, text_columns=(join.id,))
         _require(other, [join.id, *join.columns], f"joined table {join.source}")
         _require(frame, [spec.id], "the lead table")
         other = other[[join.id, *join.columns]].rename(columns={join.id: spec.id})
-        other[spec.id] = to_lead_ids(other[spec.id], join.source)
-        frame = frame.assign(**{spec.id: to_lead_ids(frame[spec.id], spec.name)})
+        other[spec.id] = to_lead_ids(other[spec.id], join.source, join.id)
+        frame = frame.assign(**{spec.id: to_lead_ids(frame[spec.id], spec.name, spec.id)})
         if other[spec.id].duplicated().any():
             dup = other.loc[other[spec.id].duplicated(), spec.id].iloc[0]
             raise DataError(
@@ -78,8 +85,16 @@ def mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
     return out
 
 
+_TRUE_WORDS = ("true", "yes", "1")
+_FALSE_WORDS = ("false", "no", "0")
+
+
 def _label_matches(values: pd.Series, wanted: list[object]) -> pd.Series:
-    """Compare label values with declared ones as text, so ``1``, ``1.0`` and ``"1"`` agree."""
+    """Compare label values with declared ones as text, so ``1``, ``1.0`` and ``"1"`` agree.
+
+    A declared ``true`` (``false``) also matches ``yes`` and ``1`` (``no`` and ``0``): the
+    label column may hold the flag in any of these spellings.
+    """
 
     def canon(value: object) -> str:
         if isinstance(value, bool):
@@ -89,6 +104,9 @@ def _label_matches(values: pd.Series, wanted: list[object]) -> pd.Series:
         return str(value).strip().lower()
 
     wanted_text = {canon(v) for v in wanted}
+    for v in wanted:
+        if isinstance(v, bool):
+            wanted_text.update(_TRUE_WORDS if v else _FALSE_WORDS)
     return values.map(lambda v: canon(v) in wanted_text if pd.notna(v) else False).astype(bool)
 
 
@@ -98,6 +116,23 @@ def _plain(value: object) -> object:
 
 
 def _parse_order(values: pd.Series, column: str) -> pd.Series:
+    """The order_by column as float64 (a sequence) or timestamps.
+
+    Text holding mostly numbers is a sequence: naming the values that are no number says
+    more than "does not parse as a timestamp", and short numbers must not read as years.
+    """
+    if _is_text(values):
+        numbers, bad = parse_numbers(values)
+        given = int(numbers.notna().sum() + bad.sum())
+        if given and numbers.notna().sum() > given / 2:
+            if bad.any():
+                examples = ", ".join(repr(_plain(v)) for v in values[bad].unique()[:3])
+                raise DataError(
+                    f"order_by column {column!r} holds sequence numbers, but "
+                    f"{int(bad.sum())} value(s) are not numbers: {examples}",
+                    "Correct those values, or drop those rows: every lead needs a sequence number.",
+                )
+            values = numbers
     if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
         if values.isna().any():
             raise DataError(
@@ -108,13 +143,34 @@ def _parse_order(values: pd.Series, column: str) -> pd.Series:
     return to_utc_naive(values, "data", column)
 
 
+def _observed(frame: pd.DataFrame, spec: DatasetSpec, order: pd.Series | None) -> pd.Series:
+    """Rows inside ``[observed_from, observed_until]`` by their order_by date: outcomes were
+    recorded in that span only."""
+    label = spec.label
+    keep = pd.Series(True, index=frame.index)
+    if label.observed_from is None and label.observed_until is None:
+        return keep
+    if order is None or not ptypes.is_datetime64_any_dtype(order):
+        raise SpecError(
+            f"label.observed_from/observed_until need dates in order_by, but {spec.order_by!r} "
+            "holds numbers",
+            "Use a date column as order_by, or drop observed_from and observed_until.",
+        )
+    if label.observed_from is not None:
+        keep &= order >= pd.Timestamp(label.observed_from)
+    if label.observed_until is not None:
+        keep &= order < pd.Timestamp(label.observed_until) + pd.Timedelta(days=1)
+    logger.info("label %s: %d row(s) outside the observed span", label.column, int((~keep).sum()))
+    return keep
+
+
 def _compute_label(
     frame: pd.DataFrame, spec: DatasetSpec, order: pd.Series | None
 ) -> tuple[pd.Series, pd.Series]:
     """The 0/1 label and a mask of rows to keep (observed, not censored)."""
     label = spec.label
     values = frame[label.column]
-    keep = pd.Series(True, index=frame.index)
+    keep = _observed(frame, spec, order)
     if label.within_days is not None:
         assert order is not None  # guaranteed by the spec validator
         if not ptypes.is_datetime64_any_dtype(order):
@@ -129,19 +185,12 @@ def _compute_label(
         window_end = order + pd.Timedelta(days=label.within_days)
         won = won_at.notna() & (won_at <= window_end)
         censored = ~won & (window_end > until)
-        keep &= ~censored
-        if label.observed_from is not None:
-            keep &= order >= pd.Timestamp(label.observed_from)
-        logger.info(
-            "label %s: %d censored, %d before observed_from",
-            label.column,
-            int(censored.sum()),
-            int((~keep).sum() - censored.sum()),
-        )
-        return won.astype("int8"), keep
-    if values.isna().any():
+        logger.info("label %s: %d censored", label.column, int((censored & keep).sum()))
+        return won.astype("int8"), keep & ~censored
+    empty = values.isna() & keep
+    if empty.any():
         raise DataError(
-            f"label column {label.column!r} is empty in {int(values.isna().sum())} row(s)",
+            f"label column {label.column!r} is empty in {int(empty.sum())} row(s)",
             "Give every row a label, or drop the rows whose outcome is unknown.",
         )
     if label.won == "not_null":
@@ -149,7 +198,7 @@ def _compute_label(
     won = _label_matches(values, list(label.won))
     if label.lost is not None:
         lost = _label_matches(values, list(label.lost))
-        other = ~(won | lost)
+        other = keep & ~(won | lost)
         if other.any():
             raise DataError(
                 f"label column {label.column!r} holds {_plain(values[other].iloc[0])!r}, which is "
@@ -157,7 +206,7 @@ def _compute_label(
                 f"({int(other.sum())} row(s))",
                 "Declare the value under label.won or label.lost, or drop those rows.",
             )
-    elif not won.any():
+    elif not (won & keep).any():
         raise DataError(
             f"no row of {label.column!r} holds a won value {list(label.won)}",
             "Check label.won against the values in the data.",
@@ -165,42 +214,58 @@ def _compute_label(
     return won.astype("int8"), keep
 
 
+def _is_text(values: pd.Series) -> bool:
+    return ptypes.is_string_dtype(values) or ptypes.is_object_dtype(values)
+
+
 def _type_features(
     frame: pd.DataFrame, spec: DatasetSpec, candidates: list[str]
 ) -> tuple[pd.DataFrame, list[Feature], dict[str, str]]:
+    """Feature columns typed as scoring reads them (:func:`~leadscore.model.parse_numbers`,
+    :func:`~leadscore.model.level_text`): blank text is missing, and a text column whose
+    values all read as numbers once the missing tokens are gone is numeric."""
     columns: dict[str, pd.Series] = {}
     features: list[Feature] = []
     excluded: dict[str, str] = {}
     engagement = set(spec.groups.engagement)
     for name in candidates:
         values = frame[name]
+        if _is_text(values):
+            values = values.mask(values.astype("string").str.strip().isin([""]))
         non_null = values.dropna()
         if non_null.nunique() <= 1:
             excluded[name] = "holds a single value"
             continue
-        forced_cat = name in spec.categorical
-        if name in spec.numeric or (
-            not forced_cat and ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values)
-        ):
-            numeric = pd.to_numeric(values, errors="coerce")
-            bad = numeric.isna() & values.notna()
+        numeric: pd.Series | None = None
+        if name in spec.numeric:
+            numeric, bad = parse_numbers(values)
             if bad.any():
                 raise DataError(
                     f"column {name!r} is declared numeric but holds "
                     f"{_plain(values[bad].iloc[0])!r}",
                     "Clean the column, add the token to missing_values, or drop it from numeric.",
                 )
-            columns[name] = numeric.astype("float64")
+        elif name not in spec.categorical and not ptypes.is_bool_dtype(values):
+            if ptypes.is_numeric_dtype(values):
+                numeric = parse_numbers(values)[0]
+            elif _is_text(values):
+                parsed, bad = parse_numbers(values)
+                numeric = None if bad.any() else parsed
+        if numeric is not None:
+            columns[name] = numeric
             kind = "numeric"
         else:
             if ptypes.is_datetime64_any_dtype(values):
                 excluded[name] = "a timestamp (not a property of the lead)"
                 continue
-            text = values.astype("string")
-            if not forced_cat and non_null.nunique() == len(non_null) and len(non_null) > 50:
+            if (
+                name not in spec.categorical
+                and non_null.nunique() == len(non_null)
+                and len(non_null) > 50
+            ):
                 excluded[name] = "unique per row (an identifier)"
                 continue
-            columns[name] = text.astype("category")
+            columns[name] = level_text(values).astype("category")
             kind = "categorical"
         features.append(
             Feature(
@@ -223,7 +288,7 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
     _require(frame, list(dict.fromkeys(named)), f"{spec.name}")
     frame = mark_missing(frame.reset_index(drop=True), spec.missing_values)
 
-    lead_id = to_lead_ids(frame[spec.id], spec.name)
+    lead_id = to_lead_ids(frame[spec.id], spec.name, spec.id)
     dup = lead_id.duplicated()
     if dup.any():
         raise DataError(
@@ -250,7 +315,7 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
     kept = keep.to_numpy()
     if not kept.any():
         raise DataError(
-            f"{spec.name}: every row is censored or before label.observed_from",
+            f"{spec.name}: every row is censored or outside label.observed_from/observed_until",
             "Check label.within_days, observed_from and observed_until.",
         )
     test_from = _parse_test_from(spec, order)

@@ -58,10 +58,12 @@ Reasons and sub-scores
 ----------------------
 :func:`lead_reasons` and :func:`explain_batch` turn the largest contributions into sentences
 (from :attr:`~leadscore.schema.Feature.sentence` when a feature has one, else
-"Lead source: Google", "Time on the website (seconds): 1,532", "Occupation not given"),
-skipping contributions under a tenth of a percentage point. :class:`SubScorer` turns the
-log-odds contributions of the fit and engagement features into 0-100 percentiles against the
-leads the model was trained on.
+"Lead source: Google", "Time on the website (seconds): 1,532", "Occupation not given", or the
+feature's :attr:`~leadscore.schema.Feature.missing_sentence` for a missing value), skipping
+contributions under a tenth of a percentage point. A category the model never saw is scored as
+missing but quoted as given: "Country: Atlantis (new, not seen in training)".
+:class:`SubScorer` turns the log-odds contributions of the fit and engagement features into
+0-100 percentiles against the leads the model was trained on.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ import logging
 import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -278,6 +280,8 @@ class Explanation:
     fields : the business fields, in the order of ``contributions``' columns.
     shown : (n_leads, n_fields) position in ``features`` of the column that speaks for each
         field in reasons: the field's column with the largest absolute contribution.
+    unseen : model column -> the categories of ``values`` that the booster read as missing
+        (values never seen in training), so that reasons quote them rather than "not given".
     """
 
     base_rate: float
@@ -289,6 +293,7 @@ class Explanation:
     features: tuple[Feature, ...]
     fields: tuple[str, ...]
     shown: np.ndarray
+    unseen: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 def _normal_name(name: str) -> str:
@@ -402,6 +407,7 @@ def explain(
             pick = np.abs(contributions[:, members]).argmax(axis=1)
             shown[:, j] = members[pick]
     names = [f.name for f in features]
+    encoded = probe if isinstance(probe, np.ndarray) else None
     return Explanation(
         base_rate=base_rate,
         probability=probability,
@@ -412,7 +418,32 @@ def explain(
         features=features,
         fields=fields,
         shown=shown,
+        unseen=_unseen_categories(booster, Xm, encoded),
     )
+
+
+def _unseen_categories(
+    booster: lgb.Booster, Xm: pd.DataFrame, encoded: np.ndarray | None
+) -> dict[str, frozenset[str]]:
+    """Categories of ``Xm`` that the booster reads as missing: a given value whose encoded
+    cell is ``nan`` or, for a booster trained on a DataFrame, one not among its categories."""
+    columns = [j for j in range(Xm.shape[1]) if _is_categorical(Xm.iloc[:, j])]
+    trained_on = getattr(booster, "pandas_categorical", None) or []
+    if encoded is None and len(trained_on) != len(columns):
+        return {}
+    unseen: dict[str, frozenset[str]] = {}
+    for k, j in enumerate(columns):
+        column = Xm.iloc[:, j]
+        codes = column.cat.codes.to_numpy()
+        if encoded is not None:
+            hit = np.unique(codes[(codes >= 0) & np.isnan(encoded[: len(codes), j])])
+            new = {str(column.cat.categories[c]) for c in hit.tolist()}
+        else:
+            given = column.cat.categories[np.unique(codes[codes >= 0])]
+            new = {str(c) for c in given} - {str(c) for c in trained_on[k]}
+        if new:
+            unseen[str(Xm.columns[j])] = frozenset(new)
+    return unseen
 
 
 # --------------------------------------------------------------------------- reasons
@@ -482,7 +513,7 @@ def format_number(value: float) -> str:
 
 def _generic_text(feature: Feature, value: float | str | None) -> str:
     if value is None:
-        return f"{feature.label} not given"
+        return feature.missing_sentence or f"{feature.label} not given"
     if isinstance(value, str):
         return f"{feature.label}: {value}"
     return f"{feature.label}: {format_number(value)}"
@@ -491,9 +522,10 @@ def _generic_text(feature: Feature, value: float | str | None) -> str:
 def reason_text(feature: Feature, value: float | str | None) -> str:
     """The sentence for one value: the feature's template, or label and value.
 
-    A missing value always reads "<label> not given" (a template such as "Visited the pricing
-    page {value:.0f} time{s}" has nothing to say about it); a template that does not fit the
-    value falls back to the generic phrasing. ``{s}`` in a template is "s" unless the value is 1.
+    A missing value reads the feature's ``missing_sentence`` ("No high-intent action yet") or
+    else "<label> not given" (a template such as "Visited the pricing page {value:.0f} time{s}"
+    has nothing to say about it); a template that does not fit the value falls back to the
+    generic phrasing. ``{s}`` in a template is "s" unless the value is 1.
     """
     if value is not None and feature.sentence:
         try:
@@ -502,6 +534,11 @@ def reason_text(feature: Feature, value: float | str | None) -> str:
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             logger.debug("sentence of %s does not fit value %r", feature.name, value)
     return _generic_text(feature, value)
+
+
+def _unseen_text(feature: Feature, value: str) -> str:
+    """The sentence for a category the model never saw, which it scored as missing."""
+    return f"{feature.label}: {value} (new, not seen in training)"
 
 
 def _is_categorical(column: pd.Series) -> bool:
@@ -542,13 +579,14 @@ def lead_reasons(
         m = int(explanation.shown[row, j])
         feature = explanation.features[m]
         value = _cell_values(explanation.values.iloc[:, m], np.array([row]))[0]
+        new = value in explanation.unseen.get(feature.name, ())
         return Reason(
             feature=explanation.fields[j],
             label=feature.label,
             value=value,
             contribution=float(c[j]),
             group=feature.group,
-            text=reason_text(feature, value),
+            text=_unseen_text(feature, str(value)) if new else reason_text(feature, value),
         )
 
     return [reason(j) for j in picks_for], [reason(j) for j in picks_against]
@@ -572,14 +610,16 @@ def _json_list(values: list[Any]) -> list[str]:
 
 
 def _texts_and_json(
-    feature: Feature, column: pd.Series, rows: np.ndarray
+    feature: Feature, column: pd.Series, rows: np.ndarray, unseen: frozenset[str] = frozenset()
 ) -> tuple[np.ndarray, list[str]]:
     """Reason sentences and JSON values of ``column`` at ``rows``, each distinct value once."""
     texts = np.empty(rows.size, dtype=object)
     if _is_categorical(column):
         cats = [str(c) for c in column.cat.categories]
         table = np.array(
-            [reason_text(feature, c) for c in cats] + [reason_text(feature, None)], dtype=object
+            [_unseen_text(feature, c) if c in unseen else reason_text(feature, c) for c in cats]
+            + [reason_text(feature, None)],
+            dtype=object,
         )
         codes = column.cat.codes.to_numpy()[rows]
         texts[:] = table[codes]  # code -1 (missing) takes the last entry
@@ -632,7 +672,12 @@ def _reason_columns(explanation: Explanation, top_n: int, min_contribution: floa
     for at in np.split(by_feature, bounds) if by_feature.size else []:
         mpos = int(feat_pos[at[0]])
         feature = explanation.features[mpos]
-        texts, values = _texts_and_json(feature, explanation.values.iloc[:, mpos], rows[at])
+        texts, values = _texts_and_json(
+            feature,
+            explanation.values.iloc[:, mpos],
+            rows[at],
+            explanation.unseen.get(feature.name, frozenset()),
+        )
         head = (
             f'{{"feature": {fields_json[field_pos[at[0]]]}, '
             f'"label": {_json_list([feature.label])[0]}, "value": '

@@ -53,13 +53,52 @@ META_FILE = "model.json"
 # --------------------------------------------------------------------------- encoding
 
 
+_INTEGRAL_TEXT = re.compile(r"[+-]?\d+\.0*")
+
+
 def _canon(value: object) -> str:
-    """One text form per category value, so ``3``, ``3.0`` and ``"3"`` are the same level."""
+    """One text form per category value, so ``3``, ``3.0``, ``"3"`` and ``"3.0"`` are the same
+    level: a code column arrives as floats from one reader and as text from another, and models
+    saved before this rule hold levels such as ``"3.0"``."""
     if isinstance(value, bool | np.bool_):
         return str(bool(value))
     if isinstance(value, int | float | np.integer | np.floating) and float(value).is_integer():
         return str(int(value))
-    return str(value)
+    text = str(value)
+    if _INTEGRAL_TEXT.fullmatch(text):
+        return str(int(text.split(".")[0]))
+    return text
+
+
+def _is_blank(value: object) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
+def level_text(values: pd.Series) -> pd.Series:
+    """``values`` as category level text (:func:`_canon`); blank text is missing.
+
+    Training types categorical columns with it and scoring reads levels the same way, so a
+    column of codes matches whether it is read as floats, integers or text.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.array([None if _is_blank(u) else _canon(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(table[codes], index=values.index, dtype="str")
+
+
+def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``values`` as float64 (blank text is missing) and the mask of values that are no number.
+
+    The one reading of a numeric column, at training and at scoring: exports write a missing
+    number as an empty or blank cell, and a column holding text reads as numbers when it can.
+    """
+    if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
+        numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
+        return numbers, pd.Series(False, index=values.index)
+    blank = values.astype("string").str.strip().isin([""])
+    given = values.mask(blank)
+    parsed = pd.to_numeric(given, errors="coerce")
+    numbers = pd.Series(parsed.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
+    return numbers, numbers.isna() & given.notna()
 
 
 def category_levels(values: pd.Series) -> list[str]:
@@ -78,7 +117,9 @@ class FeatureEncoder:
     ----------
     features : the model inputs, in order.
     categories : levels of each categorical feature, as text; a value not among them is read
-        as missing (an unseen landing page says nothing the model learnt).
+        as missing (an unseen landing page says nothing the model learnt). Values and levels
+        are compared in their canonical text (:func:`_canon`), so ``4``, ``4.0`` and ``"4.0"``
+        are one level.
     """
 
     def __init__(
@@ -92,6 +133,11 @@ class FeatureEncoder:
                     f"no category levels for feature {f.name!r}",
                     "Retrain the model or restore its model.json.",
                 )
+        self._positions: dict[str, dict[str, int]] = {}
+        for name, levels in self.categories.items():
+            positions = self._positions[name] = {}
+            for i, level in enumerate(levels):
+                positions.setdefault(_canon(level), i)
 
     @classmethod
     def from_frame(cls, X: pd.DataFrame, features: Sequence[Feature]) -> FeatureEncoder:
@@ -118,35 +164,55 @@ class FeatureEncoder:
                 "was trained on.",
             )
 
-    def _codes(self, name: str, values: pd.Series) -> np.ndarray:
-        levels = pd.Index(self.categories[name])
+    def _codes(self, name: str, values: pd.Series, new: dict[str, int] | None = None) -> np.ndarray:
+        """Level position of each value, -1 when missing or blank.
+
+        A value that is no level is -1 too, unless ``new`` is given: it then collects such
+        values (canonical text -> code) and codes them after the levels.
+        """
+        positions, n_levels = self._positions[name], len(self.categories[name])
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
-        lookup = levels.get_indexer([_canon(u) for u in uniques])
-        out = np.full(len(values), -1, dtype="int64")
-        known = codes >= 0
-        out[known] = lookup[codes[known]] if len(lookup) else -1
-        return out
+        lookup = np.full(len(uniques) + 1, -1, dtype="int64")  # the last entry: missing
+        for i, value in enumerate(uniques):
+            if _is_blank(value):
+                continue
+            key = _canon(value)
+            if key in positions:
+                lookup[i] = positions[key]
+            elif new is not None:
+                lookup[i] = new.setdefault(key, n_levels + len(new))
+        return lookup[codes]
 
     def _numeric(self, name: str, values: pd.Series) -> np.ndarray:
-        if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
-            return values.to_numpy(dtype="float64", na_value=np.nan)
-        parsed = pd.to_numeric(values, errors="coerce")
-        bad = parsed.isna() & values.notna()
+        numbers, bad = parse_numbers(values)
         if bad.any():
             raise DataError(
                 f"column {name!r} must be numeric but holds {values[bad].iloc[0]!r}",
                 "Score with numbers (or blanks) in that column, as in the training data.",
             )
-        return parsed.to_numpy(dtype="float64", na_value=np.nan)
+        out = numbers.to_numpy()
+        infinite = np.isinf(out)
+        if infinite.any():
+            raise DataError(
+                f"column {name!r} holds an infinite value in {int(infinite.sum())} row(s)",
+                "Score with finite numbers (or blanks) in that column, as in the training data.",
+            )
+        return out
 
     def frame(self, X: pd.DataFrame) -> pd.DataFrame:
-        """``X`` reduced to the model's features, in order, with the training dtypes."""
+        """``X`` reduced to the model's features, in order, with the training dtypes.
+
+        A categorical column has the training levels, in order, then the values the model
+        never saw: :meth:`matrix` reads those as missing, and reasons can still quote them.
+        """
         self._check_columns(X)
         columns: dict[str, Any] = {}
         for f in self.features:
             if f.kind == "categorical":
+                new: dict[str, int] = {}
+                codes = self._codes(f.name, X[f.name], new)
                 columns[f.name] = pd.Categorical.from_codes(
-                    self._codes(f.name, X[f.name]), categories=self.categories[f.name]
+                    codes, categories=[*self.categories[f.name], *new]
                 )
             else:
                 columns[f.name] = self._numeric(f.name, X[f.name])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +27,29 @@ BUILTIN_SPECS: tuple[str, ...] = ("x_education", "olist")
 DATA_ROOT_ENV = "LEADSCORE_DATA_ROOT"
 
 LabelValue = str | int | float | bool
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """YAML's safe loader where only ``true`` and ``false`` are booleans.
+
+    YAML 1.1 also reads ``yes``, ``no``, ``on`` and ``off`` as booleans, so ``won: [yes]``
+    would declare ``True`` and never match a label column holding the word "yes".
+    """
+
+
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SpecLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_SpecLoader)
 
 
 class _Frozen(BaseModel):
@@ -116,6 +140,11 @@ class DatasetSpec(_Frozen):
             raise ValueError("label.within_days needs order_by: the time each lead started")
         if self.test_from is not None and self.order_by is None:
             raise ValueError("test_from needs order_by")
+        observed = self.label.observed_from is not None or self.label.observed_until is not None
+        if observed and self.order_by is None:
+            raise ValueError(
+                "label.observed_from and observed_until need order_by: the date each lead started"
+            )
         return self
 
     def resolve(self, path: str) -> str:
@@ -188,7 +217,7 @@ def load_spec(name_or_path: str | os.PathLike[str], data_root: Path | None = Non
                 "x_education/ and olist_funnel/.",
             )
         raw = resources.files("leadscore.builtin_specs").joinpath(f"{text}.yaml").read_text()
-        return parse_spec(yaml.safe_load(raw), origin=f"built-in spec {text}", base_dir=root)
+        return parse_spec(_load_yaml(raw), origin=f"built-in spec {text}", base_dir=root)
     path = Path(text)
     if not path.exists():
         raise SpecError(
@@ -196,7 +225,7 @@ def load_spec(name_or_path: str | os.PathLike[str], data_root: Path | None = Non
             f"Use one of {', '.join(BUILTIN_SPECS)} or the path of a YAML spec.",
         )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _load_yaml(path.read_text())
     except yaml.YAMLError as err:
         raise SpecError(
             f"{path} is not valid YAML: {str(err).splitlines()[0]}", "Fix the YAML syntax."
