@@ -64,6 +64,8 @@ def test_validate_event_folder_reports_counts(tmp_path, event_frames):
     result = run_cli("validate", "--data", str(tmp_path / "crm"))
     assert result.returncode == 0, result.stderr
     assert "3 leads, 4 activities, 2 closed (1 won)" in result.stdout
+    assert "  fit features (" in result.stdout and "source" in result.stdout
+    assert "  engagement features (" in result.stdout and "web_visits_30d" in result.stdout
 
 
 def test_validate_bad_event_folder(tmp_path, event_frames):
@@ -117,3 +119,111 @@ def test_write_table_is_atomic(tmp_path):
     target = tmp_path / "out.parquet"
     write_table(pd.DataFrame({"a": [1]}), target)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]
+
+
+@pytest.fixture
+def flat_project(tmp_path: Path) -> Path:
+    """A 1,500-lead flat data set, its spec and a quick training config, in ``tmp_path``."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 1500
+    visits = rng.poisson(4, n)
+    source = rng.choice(["google", "direct", "referral"], n)
+    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.3 * visits - (source == "referral")))
+    pd.DataFrame(
+        {
+            "id": [f"A{i:05d}" for i in range(n)],
+            "created": pd.date_range("2023-01-01", periods=n, freq="4h").strftime("%Y-%m-%d"),
+            "status": np.where(won, "won", "lost"),
+            "visits": visits,
+            "source": source,
+        }
+    ).to_csv(tmp_path / "leads.csv", index=False)
+    spec = {
+        "name": "acme",
+        "source": "leads.csv",
+        "id": "id",
+        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
+        "order_by": "created",
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    config = {
+        "cold_start": {"min_wins": 0, "min_leads": 0},
+        "quality_gate": {"allow_worse": True},
+        "evaluation": {"resamples": 0},
+        "lightgbm": {"num_boost_round": 40, "early_stopping_rounds": 10},
+    }
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def _train(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli("train", "--spec", "spec.yaml", "--config", "train.yaml", *args, cwd=project)
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str], text: str) -> None:
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and text in errors[0], result.stderr
+    assert result.stderr.strip().splitlines()[-1] == errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_train_checks_its_outputs_before_training(flat_project: Path) -> None:
+    (flat_project / "notes.txt").write_text("a file")
+    bad_uri = _train(flat_project, "--tracking-uri", "sqlite:///notes.txt/mlflow.db")
+    _one_line_error(bad_uri, "notes.txt is a file, not a folder")
+    (flat_project / "out").mkdir()
+    bad_metrics = _train(flat_project, "--no-mlflow", "--metrics-out", "out")
+    _one_line_error(bad_metrics, "--metrics-out out is a folder")
+    assert not (flat_project / "models").exists()
+    assert not list((flat_project / "out").iterdir())
+
+
+@pytest.mark.slow
+def test_train_writes_the_model_folder_only_after_logging_succeeded(flat_project: Path) -> None:
+    (flat_project / "mlflow.db").write_text("not a database\n" * 100)
+    failed = _train(
+        flat_project, "--tracking-uri", "sqlite:///mlflow.db", "--metrics-out", "m.json"
+    )
+    _one_line_error(failed, "cannot log to MLflow")
+    assert not (flat_project / "models").exists()
+    assert not (flat_project / "m.json").exists()
+
+    done = _train(flat_project, "--no-mlflow", "--metrics-out", "m.json")
+    assert done.returncode == 0, done.stderr
+    assert "model saved to models/acme (the newest model)" in done.stdout
+    assert sorted(p.name for p in (flat_project / "models").iterdir()) == ["acme"]
+    assert sorted(p.name for p in (flat_project / "models" / "acme").iterdir()) == [
+        "booster.txt",
+        "model.json",
+    ]
+    assert (flat_project / "m.json").is_file()
+
+    shared = flat_project / "shared"
+    shared.mkdir()
+    (shared / "mlflow.db").write_text("kept")
+    assert _train(flat_project, "--no-mlflow", "--model-out", "shared").returncode == 0
+    assert sorted(p.name for p in shared.iterdir()) == ["booster.txt", "mlflow.db", "model.json"]
+
+
+def test_explain_card_of_a_no_reasons_run_claims_no_reasons() -> None:
+    from leadscore.commands.explain import lead_card
+    from test_sinks import make_scored
+
+    april = make_scored(1, "2024-04-01")
+    may = make_scored(1, "2024-05-01", seed=1).assign(
+        fit_score=pd.array([pd.NA], dtype="Int64"),
+        engagement_score=pd.array([pd.NA], dtype="Int64"),
+        reasons_for="",
+        reasons_against="",
+        reasons_json="[]",
+    )
+    card = lead_card(pd.concat([april, may], ignore_index=True))
+    assert "Scored without reasons (--no-reasons)" in card
+    for wrong in ("<NA>", "(none notable)", "no longer reasons", "new reasons", "Reasons for"):
+        assert wrong not in card
+    assert "Since the scoring as of 2024-04-01" in card
+    with_reasons = lead_card(pd.concat([may, april.assign(as_of=pd.Timestamp("2024-06-01"))]))
+    assert "Reasons for:" in with_reasons and "new reasons" not in with_reasons

@@ -18,6 +18,7 @@ from leadscore.cli import main
 from leadscore.config import parse_config
 from leadscore.features import build_features, build_training_examples, default_as_of_dates
 from leadscore.io import load_closed_loop
+from leadscore.model import LeadScoringModel
 from leadscore.reports import channel_report
 from leadscore.scoring import (
     event_feature_chunks,
@@ -71,6 +72,16 @@ def test_tables_have_the_schema(scored_world):
         assert set(table["stage"]) <= {"lead", "mql", "sql"}
         assert table["fit_score"].dropna().between(0, 100).all()
     assert latest["lead_id"].is_unique and len(latest) == len(history) > 100
+
+
+def test_event_chunks_have_the_models_features_in_every_slice(scored_world):
+    model = LeadScoringModel.load(scored_world["model"])
+    names = [f.name for f in model.features]
+    chunks = list(
+        event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=300, features=model.features)
+    )
+    assert len(chunks) > 1
+    assert all(list(X.columns) == names for X, _ in chunks)
 
 
 def test_only_open_leads_created_by_as_of_are_scored(scored_world):
@@ -304,3 +315,42 @@ def test_a_lead_repeated_across_chunks_is_an_error(scored_world, tmp_path):
     with pytest.raises(DataError, match=r"1?50 lead id\(s\) appear in more than one chunk"):
         run_scoring(scoring, chunks, target=str(target), as_of=AS_OF, progress=False)
     assert not target.exists()
+
+
+def test_flat_spec_on_duckdb_scores_a_csv_of_new_leads(tmp_path, monkeypatch, capsys):
+    """A spec reading a DuckDB table scores new leads given as CSV (the spec's table applies
+    to its own source only), and zero-padded ids come back as written."""
+    import duckdb
+    import yaml
+
+    rng = np.random.default_rng(5)
+    n = 2400
+    minutes = rng.exponential(8, n).round(1)
+    plan = rng.choice(["basic", "pro", "team"], n)
+    won = (rng.random(n) < 1 / (1 + np.exp(2 - 0.25 * minutes - (plan == "pro")))).astype(int)
+    frame = pd.DataFrame(
+        {"lead": [f"{i:06d}" for i in range(n)], "minutes": minutes, "plan": plan, "won": won}
+    )
+    frame["seq"] = np.arange(n)
+    with duckdb.connect(str(tmp_path / "crm.duckdb")) as con:
+        con.register("frame", frame)
+        con.execute("CREATE TABLE leads AS SELECT * FROM frame")
+    spec = {
+        "name": "padded",
+        "source": "crm.duckdb",
+        "table": "leads",
+        "id": "lead",
+        "label": {"column": "won", "won": [1], "lost": [0]},
+        "order_by": "seq",
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--spec", "spec.yaml", "--no-mlflow", "--allow-worse"]) == 0
+    new = frame.tail(50).drop(columns=["won", "seq"])
+    new.to_csv(tmp_path / "new.csv", index=False)
+    argv = ["score", "--spec", "spec.yaml", "--model", "models/padded", "--input", "new.csv"]
+    target = tmp_path / "scores.duckdb"
+    assert main([*argv, "--target", str(target), "--no-progress", "--no-reasons"]) == 0
+    scored = read_scored_leads(target).set_index("lead_id").loc[new["lead"]]
+    expected = LeadScoringModel.load(tmp_path / "models" / "padded").predict_proba(new)
+    np.testing.assert_allclose(scored["probability"].to_numpy(), expected, rtol=0, atol=1e-12)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -312,14 +313,30 @@ RUNS = st.lists(
 )
 
 
-@pytest.mark.parametrize("kind", ["duckdb", "parquet"])
+def expected_previous_stages(history: pd.DataFrame) -> pd.DataFrame:
+    """``history`` with previous_stage and stage_changed computed the slow, obvious way: the
+    stage of the lead's newest row strictly before each row's as-of."""
+    out = history.copy()
+    previous = []
+    for row in out.itertuples():
+        earlier = history[(history["lead_id"] == row.lead_id) & (history["as_of"] < row.as_of)]
+        previous.append(expected_latest(earlier)["stage"].iloc[0] if len(earlier) else np.nan)
+    out["previous_stage"] = pd.Series(previous, index=out.index, dtype="str")
+    out["stage_changed"] = out["previous_stage"].notna() & (out["previous_stage"] != out["stage"])
+    return out
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS)
 @settings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(runs=RUNS)
 def test_tables_match_a_reference_model_for_any_run_sequence(
     kind: str, runs: list[tuple[str, str, list[int], int]], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
+    """Runs in any order, as the scorer writes them (previous stages attached): back-fills of
+    an earlier as-of and re-runs that change or drop leads keep every stored previous_stage
+    and stage_changed true, in the history and the latest table."""
     target = target_for(kind, tmp_path_factory.mktemp(kind))
     reference: dict[tuple[str, str], pd.DataFrame] = {}
     for as_of, version, leads, seed in runs:
@@ -327,13 +344,16 @@ def test_tables_match_a_reference_model_for_any_run_sequence(
             ids=[f"L{i}" for i in leads], as_of=as_of, version=version, seed=seed,
             scored_at=f"2024-06-{1 + seed % 28:02d}",
         )  # fmt: skip
+        before = sinks.previous_stages(target, as_of, lead_ids=frame["lead_id"].tolist())
+        frame = sinks.attach_previous_stages(frame, before)
         sinks.write_scored_leads(frame, target)
         reference[(as_of, version)] = sinks.validate_scored_leads(frame)
-    history = pd.concat(reference.values(), ignore_index=True)
+    history = expected_previous_stages(pd.concat(reference.values(), ignore_index=True))
     got_history = sinks.read_history(target)
+    order = ["lead_id", "as_of", "model_version"]
     pd.testing.assert_frame_equal(
-        got_history.sort_values(["lead_id", "as_of", "model_version"]).reset_index(drop=True),
-        history.sort_values(["lead_id", "as_of", "model_version"]).reset_index(drop=True),
+        got_history.sort_values(order).reset_index(drop=True),
+        history.sort_values(order).reset_index(drop=True),
     )
     pd.testing.assert_frame_equal(sinks.read_scored_leads(target), expected_latest(history))
     for as_of in ["2024-03-01", "2024-04-01", "2024-05-01", "2024-07-01"]:
@@ -341,6 +361,23 @@ def test_tables_match_a_reference_model_for_any_run_sequence(
         pd.testing.assert_frame_equal(
             sinks.previous_stages(target, as_of), earlier[["lead_id", "stage"]]
         )
+
+
+def test_a_back_fill_updates_the_later_rows_previous_stage(target: str) -> None:
+    june = make_scored(4, "2024-06-01", seed=1).assign(stage=["lead", "mql", "sql", "lead"])
+    sinks.write_scored_leads(june, target)
+    may = make_scored(3, "2024-05-01", seed=2).assign(stage=["lead", "lead", "mql"])
+    sinks.write_scored_leads(may, target)  # back-fill
+    for table in (sinks.read_scored_leads(target), sinks.read_history(target)):
+        rows = table[table["as_of"] == pd.Timestamp("2024-06-01")].set_index("lead_id")
+        assert rows["previous_stage"].tolist()[:3] == ["lead", "lead", "mql"]
+        assert pd.isna(rows.loc["L0003", "previous_stage"])
+        assert rows["stage_changed"].tolist() == [False, True, True, False]
+    sinks.write_scored_leads(may.iloc[:1], target)  # re-run of May without L0001 and L0002
+    latest = sinks.read_scored_leads(target).set_index("lead_id")
+    assert latest.loc["L0000", "previous_stage"] == "lead"
+    assert latest.loc[["L0001", "L0002", "L0003"], "previous_stage"].isna().all()
+    assert latest["stage_changed"].tolist() == [False, False, False, False]
 
 
 # --------------------------------------------------------------------------- validation
@@ -489,6 +526,73 @@ def test_parse_target_kinds_and_defaults(tmp_path: Path) -> None:
     assert "secret" not in str(url)
     with pytest.raises(DataError, match=r"unknown scored-leads target type '\.xlsx'"):
         sinks.parse_target("scores.xlsx")
+
+
+def _foreign_table(kind: str, folder: Path) -> str:
+    """A target of ``kind`` whose scored_leads table exists with other columns."""
+    target = target_for(kind, folder)
+    foreign = pd.DataFrame({"lead_id": ["a"], "score": [1]})
+    if kind == "duckdb":
+        with duckdb.connect(target) as con:
+            con.execute("CREATE TABLE scored_leads (lead_id VARCHAR, score INTEGER)")
+    elif kind == "sqlite":
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(folder / "scored_leads.sqlite")) as con:
+            con.execute("CREATE TABLE scored_leads_history (lead_id TEXT, score INTEGER)")
+            con.commit()
+    elif kind == "parquet":
+        foreign.to_parquet(target)
+    else:
+        foreign.to_csv(target, index=False)
+    return target
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS)
+def test_a_table_with_other_columns_is_one_line_and_left_alone(kind: str, tmp_path: Path) -> None:
+    target = _foreign_table(kind, tmp_path)
+    before = sorted((p.name, p.stat().st_size) for p in tmp_path.iterdir())
+    calls = [
+        lambda: sinks.write_scored_leads(make_scored(3), target),
+        lambda: sinks.read_scored_leads(target) if kind != "sqlite" else sinks.read_history(target),
+        lambda: sinks.previous_stages(target, "2024-06-01"),
+    ]
+    for call in calls:
+        with pytest.raises(DataError, match="with other columns \\(lead_id, score\\)") as err:
+            call()
+        assert "\n" not in str(err.value) and "drop the table" in str(err.value)
+    assert sorted((p.name, p.stat().st_size) for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS)
+def test_a_target_under_a_file_is_one_line_and_writes_nothing(kind: str, tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a folder")
+    target = target_for(kind, tmp_path / "notes.txt" / "sub")
+    with pytest.raises(DataError, match=r"notes\.txt is a file, not a folder") as err:
+        sinks.write_scored_leads(make_scored(3), target)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite"])
+def test_a_file_that_is_no_database_is_one_line(kind: str, tmp_path: Path) -> None:
+    target = target_for(kind, tmp_path)
+    path = tmp_path / ("scored_leads.duckdb" if kind == "duckdb" else "scored_leads.sqlite")
+    path.write_text("hello, not a database\n" * 100)
+    with pytest.raises(DataError) as err:
+        sinks.write_scored_leads(make_scored(3), target)
+    assert "\n" not in str(err.value)
+    assert path.read_text().startswith("hello")
+
+
+def test_an_sqlite_target_in_a_new_folder_is_created_by_the_first_run(tmp_path: Path) -> None:
+    url = target_for("sqlite", tmp_path / "new" / "deeper")
+    assert sinks.previous_stages(url, "2024-05-01").empty
+    with pytest.raises(DataError, match="holds no scored leads yet"):
+        sinks.read_scored_leads(url)
+    assert not (tmp_path / "new").exists()  # reading creates no file
+    sinks.write_scored_leads(make_scored(3), url)
+    assert len(sinks.read_scored_leads(url)) == 3
 
 
 def test_reading_a_target_that_does_not_exist_says_so(target: str) -> None:

@@ -206,16 +206,21 @@ def test_pyfunc_loads_and_scores_like_the_in_memory_model(registry, strong, X_te
     assert (out["score"] == np.rint(100 * out["probability"])).all()
 
 
-def test_pyfunc_takes_text_columns_as_pandas_reads_them(registry, strong, X_test):
-    """A CSV read by pandas 3 gives `str` columns, with missing values, in any column order."""
+def test_pyfunc_takes_columns_as_pandas_reads_them(registry, strong, X_test):
+    """A CSV read by pandas 3 gives `str` columns, with missing values, in any column order,
+    and int64 columns for whole numbers without gaps; floats with gaps stay floats."""
     path = _download(registry["client"], "2", registry["root"] / "dl-text")
     logged = mlflow.pyfunc.load_model(str(path))
     csv = registry["root"] / "leads.csv"
-    X_test.iloc[:, ::-1].to_csv(csv, index=False)
+    X_test.astype({"pricing_views": "int64"}).iloc[:, ::-1].to_csv(csv, index=False)
     leads = pd.read_csv(csv)
     assert pd.api.types.is_string_dtype(leads["source"])
+    assert leads["pricing_views"].dtype == "int64" and leads["visits"].dtype == "float64"
     out = logged.predict(leads)
     np.testing.assert_allclose(out["probability"], strong.p_cal, atol=1e-12)
+    ints = leads.assign(visits=leads["visits"].fillna(0).astype("int32"))
+    with_ints = logged.predict(ints)["probability"]
+    np.testing.assert_allclose(with_ints, strong.model.predict_proba(ints), atol=1e-12)
 
 
 def test_logged_model_is_code_plus_text_no_pickle(registry, dataset):
@@ -235,7 +240,9 @@ def test_logged_model_is_code_plus_text_no_pickle(registry, dataset):
     assert sorted(p.name for p in model_dir.iterdir()) == ["booster.txt", "model.json"]
     inputs = json.loads(meta["signature"]["inputs"])
     assert [c["name"] for c in inputs] == [f.name for f in dataset.features]
-    assert {c["name"]: c["type"] for c in inputs}["source"] == "string"
+    assert {c["name"]: c["type"] for c in inputs} == {
+        "visits": "any", "pricing_views": "any", "source": "string", "industry": "string"
+    }  # fmt: skip
     assert not any(c.get("required", True) for c in inputs)
     example = json.loads((path / meta["saved_input_example_info"]["artifact_path"]).read_text())
     assert example["columns"] == [f.name for f in dataset.features]

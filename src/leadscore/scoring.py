@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,9 +32,14 @@ from tqdm.auto import tqdm
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import explain_batch
 from leadscore.features import build_features
-from leadscore.io import iter_closed_loop_chunks, iter_table_chunks, load_closed_loop
+from leadscore.io import (
+    TABLE_SUFFIXES,
+    iter_closed_loop_chunks,
+    iter_table_chunks,
+    load_closed_loop,
+)
 from leadscore.model import LeadScoringModel
-from leadscore.schema import ClosedLoopData, to_lead_ids
+from leadscore.schema import ClosedLoopData, Feature, to_lead_ids
 from leadscore.sinks import (
     COLUMNS,
     STAGES,
@@ -179,11 +184,17 @@ def _open_leads(data: ClosedLoopData, as_of: pd.Timestamp) -> ClosedLoopData:
 
 
 def event_feature_chunks(
-    source: str | os.PathLike[str], as_of: pd.Timestamp, *, chunk_leads: int
+    source: str | os.PathLike[str],
+    as_of: pd.Timestamp,
+    *,
+    chunk_leads: int,
+    features: Sequence[Feature] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     """(features, lead ids) of the open leads of event-form ``source``, a slice at a time.
 
-    A folder is read slice by slice; a DuckDB file or database URL is loaded whole.
+    A folder is read slice by slice; a DuckDB file or database URL is loaded whole. Pass the
+    model's ``features``: the extra lead columns are then the model's in every slice, not
+    planned again from the few leads of each slice.
     """
     path = Path(source)
     chunks: Iterable[ClosedLoopData] = (
@@ -192,7 +203,7 @@ def event_feature_chunks(
         else [load_closed_loop(source)]
     )
     for data in chunks:
-        table = build_features(_open_leads(data, as_of), as_of)
+        table = build_features(_open_leads(data, as_of), as_of, features=features)
         if len(table.frame):
             yield table.X, table.frame["lead_id"]
 
@@ -204,13 +215,21 @@ def flat_feature_chunks(
 
     Typing is left to the model (:meth:`LeadScoringModel.prepare`), which applies the types and
     category levels it was trained with. ``source`` overrides the spec's table (the current
-    leads rather than the training history).
+    leads rather than the training history); the spec's ``table`` and ``query`` still apply to
+    a database or DuckDB file given there, not to a CSV or Parquet file. Id columns of CSV
+    files are read as written, as in training.
     """
     from leadscore.datasets import mark_missing
 
     location = source if source is not None else spec.resolve(spec.source)
+    table, query = spec.table, spec.query
+    if source is not None and Path(source).suffix.lower() in TABLE_SUFFIXES:
+        table = query = None
     seen = 0
-    for chunk in iter_table_chunks(location, spec.table, query=spec.query, chunk_rows=chunk_rows):
+    chunks = iter_table_chunks(
+        location, table, query=query, chunk_rows=chunk_rows, text_columns=(spec.id,)
+    )
+    for chunk in chunks:
         if spec.id not in chunk.columns:
             raise DataError(
                 f"{location} has no id column {spec.id!r}",
@@ -218,7 +237,7 @@ def flat_feature_chunks(
             )
         chunk = mark_missing(chunk, spec.missing_values)
         seen += len(chunk)
-        yield chunk, to_lead_ids(chunk[spec.id], spec.name)
+        yield chunk, to_lead_ids(chunk[spec.id], spec.name, spec.id)
     if seen == 0:
         raise DataError(f"{location} holds no leads", "Give a table with at least one lead.")
 

@@ -9,6 +9,10 @@ A scoring run writes two tables with one schema, :data:`SCORED_LEADS_SCHEMA`:
   ``scored_at``), always derived from the history, so re-scoring an older as-of never
   overwrites a newer score.
 
+``previous_stage`` is the stage of the lead's newest row strictly before the row's as-of. A
+commit keeps it true for the rows after the run's as-of too: a back-fill of an earlier as-of,
+or a re-run that changes or drops leads, recomputes the later rows of those leads.
+
 Targets are named by a string (:func:`parse_target`): a DuckDB file (the default,
 ``data/scored_leads.duckdb``), a ``.parquet`` or ``.csv`` file (the latest table; the history
 is a folder beside it, ``NAME_history/``, with one file per run), or any SQLAlchemy URL
@@ -30,6 +34,7 @@ made.
 from __future__ import annotations
 
 import contextlib
+import csv
 import hashlib
 import json
 import logging
@@ -76,6 +81,7 @@ __all__ = [
     "SinkTarget",
     "WriteSummary",
     "attach_previous_stages",
+    "check_target",
     "open_run",
     "parse_target",
     "previous_stages",
@@ -640,14 +646,108 @@ def _file_scan(paths: list[Path], kind: TargetKind) -> str:
     )
 
 
+def _check_columns(target: SinkTarget, table: str, columns: Iterable[str]) -> None:
+    """A one-line DataError when an existing ``table`` is not a scored-leads table."""
+    names = [str(c) for c in columns]
+    if set(names) != set(COLUMNS):
+        raise DataError(
+            f"{target} has a table {table} with other columns ({', '.join(names)})",
+            "Use another --target or drop the table.",
+        )
+
+
+def _check_file_columns(target: SinkTarget) -> None:
+    """The latest file of a Parquet or CSV target, when there is one, has the schema's columns."""
+    path = target.path
+    if not path.is_file():
+        return
+    try:
+        if target.kind == "parquet":
+            names = pq.read_schema(path).names
+        else:
+            with path.open(newline="", encoding="utf-8") as handle:
+                names = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as err:
+        raise DataError(
+            f"{path} is not a scored-leads {target.kind} file: {str(err).splitlines()[0]}",
+            "Use another --target or remove the file.",
+        ) from err
+    _check_columns(target, LATEST_TABLE, names)
+
+
+def _check_writable_path(target: SinkTarget) -> None:
+    """A file target's path can hold a file: not a folder, and no file where a folder goes."""
+    path = target.path
+    if path.is_dir():
+        raise DataError(f"{path} is a folder", "Name a file for --target.")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DataError(
+            f"{path} cannot be created: {folder} is a file, not a folder",
+            "Use a --target in a folder.",
+        )
+
+
+def _os_error(path: Path | str, err: OSError) -> DataError:
+    return DataError(
+        f"cannot write {path}: {err.strerror or err}", "Use a --target in a writable folder."
+    )
+
+
+def _sqlite_file(target: SinkTarget) -> Path | None:
+    """The database file of an SQLite URL (None for other databases and in-memory SQLite)."""
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(target.location)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database)
+
+
+def check_target(target: str | os.PathLike[str] | SinkTarget | None) -> SinkTarget:
+    """Check that a run can be written to ``target`` before any scoring work: a one-line
+    :class:`DataError` for a path that cannot hold the file, a file that is no DuckDB (or
+    Parquet, CSV) file, or existing tables with other columns. Writes nothing."""
+    sink = parse_target(target)
+    if sink.kind == "sql":
+        sqlite = _sqlite_file(sink)
+        if sqlite is not None:
+            if sqlite.is_dir():
+                raise DataError(f"{sqlite} is a folder", "Name a database file for --target.")
+            _check_writable_path(SinkTarget("duckdb", str(sqlite)))
+            if not sqlite.exists():
+                return sink
+        import sqlalchemy as sa
+
+        with _sql_connection(sink, write=False) as con:
+            inspector = sa.inspect(con)
+            for table in (LATEST_TABLE, HISTORY_TABLE):
+                if inspector.has_table(table):
+                    _check_columns(sink, table, [c["name"] for c in inspector.get_columns(table)])
+        return sink
+    _check_writable_path(sink)
+    with _duckdb_view(sink):  # opens a DuckDB file, checks the columns of existing tables
+        pass
+    return sink
+
+
 def _connect_duckdb(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB file, waiting a little while another process holds its lock."""
     deadline = time.monotonic() + _LOCK_WAIT_S
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as err:
-            if "lock" not in str(err).lower() or time.monotonic() > deadline:
+        except OSError as err:
+            raise _os_error(path, err) from err
+        except duckdb.Error as err:
+            if not isinstance(err, duckdb.IOException) or "lock" not in str(err).lower():
+                raise DataError(
+                    f"{path} cannot be opened as a DuckDB file: {str(err).splitlines()[0]}",
+                    "Use another --target, or a .parquet or .csv target.",
+                ) from err
+            if time.monotonic() > deadline:
                 raise DataError(
                     f"{path} cannot be opened: {str(err).splitlines()[0]}",
                     "Close other programs using the file (another scorer, a notebook) and retry.",
@@ -672,11 +772,17 @@ def _duckdb_view(
             tables = {
                 r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
             }
+            for table in tables & {LATEST_TABLE, HISTORY_TABLE}:
+                columns = con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
+                ).fetchall()
+                _check_columns(target, table, [r[0] for r in columns])
             yield (
                 con,
                 {t: (f'"{t}"' if t in tables else None) for t in (LATEST_TABLE, HISTORY_TABLE)},
             )
         return
+    _check_file_columns(target)
     latest = [target.path] if target.path.exists() else []
     history = _visible_files(target.history_dir, target.suffix)
     with duckdb.connect() as con:
@@ -836,7 +942,7 @@ def open_run(
 
     ``memory_limit`` caps DuckDB's memory during the commit (it spills to disk beyond it).
     """
-    return RunWriter(parse_target(target), run, memory_limit=memory_limit)
+    return RunWriter(check_target(target), run, memory_limit=memory_limit)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -889,9 +995,12 @@ class RunWriter:
 
     def _open_staging(self) -> None:
         parent, prefix = self._staging_parent_and_prefix()
-        parent.mkdir(parents=True, exist_ok=True)
-        _sweep_stale_staging(parent, prefix)
-        self._dir = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            _sweep_stale_staging(parent, prefix)
+            self._dir = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
+        except OSError as err:
+            raise _os_error(parent, err) from err
         self._writer = pq.ParquetWriter(self._staged, ARROW_SCHEMA, compression="zstd")
 
     @property
@@ -1018,6 +1127,37 @@ def _configure_duckdb(con: duckdb.DuckDBPyConnection, memory_limit: str, spill: 
     con.execute("SET preserve_insertion_order = false")
 
 
+#: Leads of a run (``{touched}``: its new and replaced rows) that have rows at a later as-of:
+#: their previous stages depend on this run. The latest table tells without the history.
+_LATER_DUCKDB = (
+    "SELECT DISTINCT lead_id FROM {latest} "
+    "WHERE as_of > $as_of AND lead_id IN (SELECT lead_id FROM {touched})"
+)
+
+
+def _previous_by_as_of_duckdb(history: str, leads: str) -> str:
+    """(lead_id, as_of, previous_stage) for every as-of of the ``leads``: the stage of the
+    newest row strictly before that as-of, the rule :func:`previous_stages` applies."""
+    return (
+        "SELECT lead_id, as_of, lag(stage) OVER (PARTITION BY lead_id ORDER BY as_of) "
+        "AS previous_stage FROM (SELECT lead_id, as_of, "
+        "arg_max(stage, (scored_at, model_name, model_version)) AS stage "
+        f"FROM {history} WHERE lead_id IN (SELECT lead_id FROM {leads}) GROUP BY lead_id, as_of)"
+    )
+
+
+def _restage_later_duckdb(history: str, leads: str) -> str:
+    """An UPDATE that recomputes previous_stage and stage_changed of the ``leads``' rows after
+    the run's as-of: a back-fill or a re-run changes what came before them."""
+    return (
+        f"UPDATE {history} SET previous_stage = p.previous_stage, "
+        f"stage_changed = coalesce(p.previous_stage <> {history}.stage, false) "
+        f"FROM ({_previous_by_as_of_duckdb(history, leads)}) AS p "
+        f"WHERE {history}.lead_id = p.lead_id AND {history}.as_of = p.as_of "
+        f"AND {history}.as_of > $as_of"
+    )
+
+
 def _commit_duckdb(
     target: SinkTarget, staged: Path, run: RunKey, memory_limit: str
 ) -> tuple[int, int]:
@@ -1027,9 +1167,14 @@ def _commit_duckdb(
     daily runs stay as fast in a year as on day one. For each lead of the run the winner is
     the newest of its new row and its current latest row (an older as-of never overwrites a
     newer one). Leads whose latest row came from an earlier write of this same run (a re-run)
-    fall back to their history, since that row is being replaced.
+    fall back to their history, since that row is being replaced. Leads of the run with rows
+    at a later as-of (a back-fill, or a re-run that changed or dropped them) get those rows'
+    previous stages recomputed and their latest row rebuilt from the history.
     """
-    target.path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _os_error(target.path, err) from err
     key = "as_of = $as_of AND model_name = $model_name AND model_version = $model_version"
     params = run.params()
     scan = f"read_parquet({_sql_literal(str(staged))})"
@@ -1047,9 +1192,13 @@ def _commit_duckdb(
                 params,
             )
             rerun = con.execute("SELECT count(*) FROM _leadscore_rerun").fetchone()[0]
-            replaced = con.execute(
-                f"SELECT count(*) FROM {HISTORY_TABLE} WHERE {key}", params
-            ).fetchone()[0]
+            con.execute(
+                "CREATE TEMP TABLE _leadscore_touched AS "
+                f"SELECT lead_id FROM {HISTORY_TABLE} WHERE {key}",
+                params,
+            )
+            replaced = con.execute("SELECT count(*) FROM _leadscore_touched").fetchone()[0]
+            con.execute(f"INSERT INTO _leadscore_touched SELECT lead_id FROM {scan}")
             con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE {key}", params)
             con.execute(f"INSERT INTO {HISTORY_TABLE} SELECT {_select_list()} FROM {scan}")
             # Candidates for each touched lead: 1 = its new row, 0 = its current latest row,
@@ -1087,8 +1236,26 @@ def _commit_duckdb(
                     "AND h.model_version = $model_version)",
                     params,
                 )
-            con.execute("DROP TABLE _leadscore_rerun")
-            con.execute("DROP TABLE _leadscore_winner")
+            later = _LATER_DUCKDB.format(latest=LATEST_TABLE, touched="_leadscore_touched")
+            con.execute(
+                f"CREATE TEMP TABLE _leadscore_later AS {later}", {"as_of": params["as_of"]}
+            )
+            if con.execute("SELECT count(*) FROM _leadscore_later").fetchone()[0]:
+                con.execute(
+                    _restage_later_duckdb(HISTORY_TABLE, "_leadscore_later"),
+                    {"as_of": params["as_of"]},
+                )
+                con.execute(
+                    f"DELETE FROM {LATEST_TABLE} "
+                    "WHERE lead_id IN (SELECT lead_id FROM _leadscore_later)"
+                )
+                con.execute(
+                    f"INSERT INTO {LATEST_TABLE} SELECT {_select_list()} FROM {HISTORY_TABLE} "
+                    "WHERE lead_id IN (SELECT lead_id FROM _leadscore_later) "
+                    f"QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY {_LATEST_ORDER}) = 1"
+                )
+            for temp in ("rerun", "winner", "touched", "later"):
+                con.execute(f"DROP TABLE _leadscore_{temp}")
             latest = con.execute(f"SELECT count(*) FROM {LATEST_TABLE}").fetchone()[0]
             con.execute("COMMIT")
         except BaseException:
@@ -1109,18 +1276,92 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _restage_later_files(
+    con: duckdb.DuckDBPyConnection,
+    target: SinkTarget,
+    run: RunKey,
+    new_run_file: Path,
+    old_run_file: Path | None,
+    others: list[Path],
+    work: Path,
+) -> dict[Path, Path]:
+    """Later runs' files with the previous stages of the run's leads recomputed, in ``work``.
+
+    Returns {history file: its corrected copy} for the files that change (none, unless the
+    run is a back-fill or a re-run that changed stages); the caller renames them into place.
+    """
+    if not others:
+        return {}
+    params = {"as_of": run.as_of.to_pydatetime()}
+    scan = _file_scan(others, target.kind)
+    touched = [new_run_file] + ([old_run_file] if old_run_file is not None else [])
+    con.execute(
+        "CREATE TEMP TABLE _leadscore_later AS SELECT DISTINCT lead_id FROM "
+        f"{scan} WHERE as_of > $as_of AND lead_id IN "
+        f"(SELECT lead_id FROM {_file_scan(touched, target.kind)})",
+        params,
+    )
+    if not con.execute("SELECT count(*) FROM _leadscore_later").fetchone()[0]:
+        return {}
+    history = (
+        f"(SELECT {_select_list()} FROM {_file_scan([new_run_file], target.kind)} "
+        f"UNION ALL SELECT {_select_list()} FROM {scan})"
+    )
+    con.execute(
+        "CREATE TEMP TABLE _leadscore_prev AS "
+        f"{_previous_by_as_of_duckdb(history, '_leadscore_later')}"
+    )
+    named = scan[:-1] + ", filename = true)"
+    stale = con.execute(
+        f"SELECT DISTINCT h.filename FROM {named} h JOIN _leadscore_prev p "
+        "ON h.lead_id = p.lead_id AND h.as_of = p.as_of WHERE h.as_of > $as_of "
+        "AND h.previous_stage IS DISTINCT FROM p.previous_stage",
+        params,
+    ).fetchall()
+    by_name = {str(p): p for p in others}
+    fmt = (
+        "(FORMAT PARQUET, COMPRESSION ZSTD)" if target.kind == "parquet" else "(FORMAT CSV, HEADER)"
+    )
+    recomputed = {
+        "previous_stage": "p.previous_stage",
+        "stage_changed": "coalesce(p.previous_stage <> h.stage, false)",
+    }
+    columns = ", ".join(
+        f"CASE WHEN p.lead_id IS NULL THEN h.{c} ELSE {recomputed[c]} END AS {c}"
+        if c in recomputed
+        else f"h.{c}"
+        for c in COLUMNS
+    )
+    fixed: dict[Path, Path] = {}
+    for i, (name,) in enumerate(sorted(stale)):
+        path = by_name[name]
+        out = work / f"later{i}{target.suffix}"
+        con.execute(
+            f"COPY (SELECT {columns} FROM (SELECT {_select_list()} "
+            f"FROM {_file_scan([path], target.kind)}) h LEFT JOIN _leadscore_prev p "
+            f"ON h.lead_id = p.lead_id AND h.as_of = p.as_of ORDER BY h.lead_id) "
+            f"TO {_sql_literal(str(out))} {fmt}"
+        )
+        fixed[path] = out
+    return fixed
+
+
 def _commit_files(
     target: SinkTarget, staged: Path, run: RunKey, memory_limit: str
 ) -> tuple[int, int]:
     """New run file and rebuilt latest file, built in full beside the target, then renamed.
 
     Each file is replaced by one ``os.replace``: readers see a complete old or new file. The
-    run's history file is renamed first and the latest file right after, and the latest file
-    is always rebuilt from the whole history, so a run killed between the two renames is
-    healed by the next one.
+    run's history file is renamed first, then the later runs' files whose previous stages the
+    run changed (a back-fill), and the latest file last. The latest file is always rebuilt from
+    the whole history, so a run killed between the renames is healed by the next one (the
+    later runs' previous stages by running the killed run again).
     """
     hist_dir = target.history_dir
-    hist_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        hist_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _os_error(hist_dir, err) from err
     run_file = hist_dir / f"{run.slug}{target.suffix}"
     others = [p for p in _visible_files(hist_dir, target.suffix) if p != run_file]
     work = staged.parent
@@ -1143,9 +1384,13 @@ def _commit_files(
             )
         else:
             new_run_file = staged
+        fixed = _restage_later_files(
+            con, target, run, new_run_file, run_file if run_file.exists() else None, others, work
+        )
+        current = [fixed.get(p, p) for p in others]
         union = f"SELECT {_select_list()} FROM {_file_scan([new_run_file], target.kind)}"
-        if others:
-            union += f" UNION ALL SELECT {_select_list()} FROM {_file_scan(others, target.kind)}"
+        if current:
+            union += f" UNION ALL SELECT {_select_list()} FROM {_file_scan(current, target.kind)}"
         # People open CSV files: sort them. Parquet readers filter, so skip the sort there.
         order = " ORDER BY lead_id" if target.kind == "csv" else ""
         latest = con.execute(
@@ -1153,9 +1398,11 @@ def _commit_files(
             f"QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY {_LATEST_ORDER}) = 1"
             f"{order}) TO {_sql_literal(str(new_latest))} {fmt}"
         ).fetchone()[0]
-    for path in (new_run_file, new_latest):
+    for path in (new_run_file, new_latest, *fixed.values()):
         _fsync(path)
     os.replace(new_run_file, run_file)
+    for path, fixed_path in fixed.items():
+        os.replace(fixed_path, path)
     os.replace(new_latest, target.path)
     with contextlib.suppress(OSError):
         _fsync(hist_dir)
@@ -1241,7 +1488,9 @@ def _sql_connection(target: SinkTarget, *, write: bool) -> Iterator[sa.Connectio
     try:
         with engine.begin() if write else engine.connect() as con:
             yield con
-    except sa.exc.OperationalError as err:
+    except sa.exc.DatabaseError as err:
+        if type(err) not in (sa.exc.OperationalError, sa.exc.DatabaseError):
+            raise
         raise DataError(
             f"cannot use the database {target}: {str(err.orig).splitlines()[0]}",
             "Check the URL, the server and the credentials.",
@@ -1293,32 +1542,113 @@ def _latest_select(history: sa.Table, where: Any) -> sa.Select[Any]:
     return sa.select(*(ranked.c[c] for c in COLUMNS)).where(ranked.c._rank == 1)
 
 
+def _restage_later_sql(
+    con: sa.Connection, history: sa.Table, latest: sa.Table, affected: sa.Table, as_of: Any
+) -> None:
+    """Recompute previous_stage and stage_changed of the affected leads' rows after ``as_of``.
+
+    A back-fill or a re-run changes what came before those rows. Portable SQL (window
+    functions and correlated updates), so that SQLite and PostgreSQL run the same statements;
+    the latest rows of those leads are rebuilt from the history by the caller.
+    """
+    import sqlalchemy as sa
+
+    suffix = uuid.uuid4().hex[:8]
+    later = sa.Table(
+        f"_leadscore_later_{suffix}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255)),
+        prefixes=["TEMPORARY"],
+    )
+    prev = sa.Table(
+        f"_leadscore_prev_{suffix}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255)),
+        sa.Column("as_of", sa.DateTime(timezone=False)),
+        sa.Column("previous_stage", sa.String(255)),
+        prefixes=["TEMPORARY"],
+    )
+    later.create(con)
+    con.execute(
+        later.insert().from_select(
+            ["lead_id"],
+            sa.select(latest.c.lead_id).where(
+                latest.c.as_of > as_of, latest.c.lead_id.in_(sa.select(affected.c.lead_id))
+            ),
+        )
+    )
+    if con.execute(sa.select(sa.func.count()).select_from(later)).scalar_one():
+        prev.create(con)
+        newest_first = [
+            history.c.scored_at.desc(),
+            history.c.model_name.desc(),
+            history.c.model_version.desc(),
+        ]
+        rank = sa.func.row_number().over(
+            partition_by=[history.c.lead_id, history.c.as_of], order_by=newest_first
+        )
+        ranked = (
+            sa.select(history.c.lead_id, history.c.as_of, history.c.stage, rank.label("_rank"))
+            .where(history.c.lead_id.in_(sa.select(later.c.lead_id)))
+            .subquery()
+        )
+        last = (
+            sa.select(ranked.c.lead_id, ranked.c.as_of, ranked.c.stage)
+            .where(ranked.c._rank == 1)
+            .subquery()
+        )
+        before = sa.func.lag(last.c.stage).over(partition_by=last.c.lead_id, order_by=last.c.as_of)
+        con.execute(
+            prev.insert().from_select(
+                ["lead_id", "as_of", "previous_stage"],
+                sa.select(last.c.lead_id, last.c.as_of, before),
+            )
+        )
+        rows = sa.and_(history.c.as_of > as_of, history.c.lead_id.in_(sa.select(later.c.lead_id)))
+        looked_up = (
+            sa.select(prev.c.previous_stage)
+            .where(prev.c.lead_id == history.c.lead_id, prev.c.as_of == history.c.as_of)
+            .scalar_subquery()
+        )
+        con.execute(history.update().where(rows).values(previous_stage=looked_up))
+        moved = sa.and_(
+            history.c.previous_stage.is_not(None), history.c.previous_stage != history.c.stage
+        )
+        con.execute(
+            history.update()
+            .where(rows)
+            .values(stage_changed=sa.case((moved, sa.true()), else_=sa.false()))
+        )
+        prev.drop(con)
+    later.drop(con)
+
+
 def _commit_sql(
     target: SinkTarget, staged: Path, run: RunKey, memory_limit: str
 ) -> tuple[int, int]:
     """Replace the run in the history and update the latest rows, in one transaction.
 
     Only the leads the run touches get their latest row rebuilt: the leads in the run, and
-    those whose latest row came from an earlier write of the same run (a re-run that drops a
-    lead falls back to the lead's earlier row). That keeps a run that scores a few new leads
-    cheap on a large table.
+    those in an earlier write of the same run (a re-run that drops a lead falls back to the
+    lead's earlier row). That keeps a run that scores a few new leads cheap on a large table.
+    Those leads' rows at later as-ofs get their previous stages recomputed (a back-fill).
     """
     import sqlalchemy as sa
 
     del memory_limit  # the database manages its own memory
-    url = sa.engine.make_url(target.location)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    sqlite = _sqlite_file(target)
+    if sqlite is not None:
+        try:
+            sqlite.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise _os_error(sqlite, err) from err
     history, latest, affected = _sql_tables(sa.MetaData(), uuid.uuid4().hex[:8])
     with _sql_connection(target, write=True) as con:
         history.metadata.create_all(con)
         affected.create(con)
         key = sa.and_(*(history.c[k] == v for k, v in run.params().items()))
-        latest_key = sa.and_(*(latest.c[k] == v for k, v in run.params().items()))
         con.execute(
-            affected.insert().from_select(
-                ["lead_id"], sa.select(latest.c.lead_id).where(latest_key)
-            )
+            affected.insert().from_select(["lead_id"], sa.select(history.c.lead_id).where(key))
         )
         replaced = con.execute(history.delete().where(key)).rowcount
         _insert_rows(con, history, staged)
@@ -1328,6 +1658,7 @@ def _commit_sql(
         if con.dialect.name == "postgresql":
             con.exec_driver_sql(f'ANALYZE "{affected.name}"')
         touched = history.c.lead_id.in_(sa.select(affected.c.lead_id))
+        _restage_later_sql(con, history, latest, affected, run.as_of.to_pydatetime())
         con.execute(latest.delete().where(latest.c.lead_id.in_(sa.select(affected.c.lead_id))))
         con.execute(latest.insert().from_select(list(COLUMNS), _latest_select(history, touched)))
         affected.drop(con)
@@ -1365,9 +1696,14 @@ def _read_sql(target: SinkTarget, table_name: str, lead_ids: Iterable[str] | Non
 
     history, latest, _ = _sql_tables(sa.MetaData(), "r")
     table = latest if table_name == LATEST_TABLE else history
+    sqlite = _sqlite_file(target)
+    if sqlite is not None and not sqlite.is_file():
+        raise _missing_target(target)
     with _sql_connection(target, write=False) as con:
-        if not sa.inspect(con).has_table(table.name):
+        inspector = sa.inspect(con)
+        if not inspector.has_table(table.name):
             raise _missing_target(target)
+        _check_columns(target, table.name, [c["name"] for c in inspector.get_columns(table.name)])
         query = sa.select(table)
         if lead_ids is not None:
             ids = _with_ids_sql(con, lead_ids)
@@ -1393,9 +1729,16 @@ def _previous_stages_sql(
     import sqlalchemy as sa
 
     history, _, _ = _sql_tables(sa.MetaData(), "r")
+    sqlite = _sqlite_file(target)
+    if sqlite is not None and not sqlite.is_file():
+        return _empty_frame(("lead_id", "stage"))  # no history yet; the commit makes the file
     with _sql_connection(target, write=False) as con:
-        if not sa.inspect(con).has_table(history.name):
+        inspector = sa.inspect(con)
+        if not inspector.has_table(history.name):
             return _empty_frame(("lead_id", "stage"))
+        _check_columns(
+            target, history.name, [c["name"] for c in inspector.get_columns(history.name)]
+        )
         where = history.c.as_of < as_of.to_pydatetime()
         if model_name is not None:
             where = sa.and_(where, history.c.model_name == model_name)

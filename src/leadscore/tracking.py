@@ -144,6 +144,48 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(path) if path and path != ":memory:" else None
 
 
+def check_tracking_uri(uri: str) -> None:
+    """A one-line :class:`ModelError` when a SQLite store cannot be created where ``uri``
+    points (a folder, or a file where a folder goes); checked before training, so that a bad
+    ``--tracking-uri`` costs no training time and writes nothing."""
+    path = _sqlite_path(uri)
+    if path is None:
+        return
+    fix = "Point --tracking-uri at a database file in a folder, e.g. sqlite:///mlflow.db."
+    if path.is_dir():
+        raise ModelError(f"tracking URI {uri}: {path} is a folder", fix)
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ModelError(f"tracking URI {uri}: {folder} is a file, not a folder", fix)
+
+
+@contextlib.contextmanager
+def mlflow_errors(uri: str) -> Iterator[None]:
+    """Turn MLflow, database and file-system errors of a logging step into one line."""
+    import sqlalchemy as sa
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except (MlflowException, OSError, sa.exc.SQLAlchemyError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelError(
+            f"cannot log to MLflow at {uri}: {first[:200]}",
+            "Check --tracking-uri (or mlflow.tracking_uri of the config), or use --no-mlflow.",
+        ) from err
+
+
+def run_is_champion(run_id: str, tracking_uri: str) -> bool | None:
+    """Whether a logged training took the champion alias (None when it was not registered)."""
+    from mlflow import MlflowClient
+
+    with quiet_mlflow():
+        tag = MlflowClient(tracking_uri).get_run(run_id).data.tags.get("champion")
+    return None if tag is None else tag == "true"
+
+
 @contextlib.contextmanager
 def quiet_mlflow() -> Iterator[None]:
     """Keep MLflow's chatter off the terminal while it works, and restore everything after.
@@ -333,14 +375,17 @@ def model_signature(model: LeadScoringModel) -> ModelSignature:
     Built from the features, not inferred from a sample: a categorical column whose sample
     happens to hold only numbers, or only missing values, would otherwise be typed wrongly.
     Every input is optional (a missing value is "unknown" to the model); categorical inputs
-    are strings, numeric ones doubles.
+    are strings. Numeric inputs are ``any``: MLflow refuses int64 columns for a ``double``
+    input (it only widens integers of up to 6 bytes) and float columns for a ``long`` one, yet
+    pandas reads a count column without gaps as int64. The model converts numbers itself.
     """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
+    from mlflow.types.schema import AnyType
 
     inputs = Schema(
         [
-            ColSpec("string" if f.kind == "categorical" else "double", f.name, required=False)
+            ColSpec("string" if f.kind == "categorical" else AnyType(), f.name, required=False)
             for f in model.features
         ]
     )

@@ -35,6 +35,37 @@ def _reasons(row: pd.Series) -> dict[str, list[dict]]:
     return out
 
 
+def _without_reasons(row: pd.Series) -> bool:
+    """Whether a row was scored with ``--no-reasons``: no reasons and no sub-scores at all (a
+    run with reasons always leaves a sub-score or a reason, unless the model has neither)."""
+    return (
+        _reasons(row) == {"for": [], "against": []}
+        and not row["reasons_for"]
+        and not row["reasons_against"]
+        and pd.isna(row["fit_score"])
+        and pd.isna(row["engagement_score"])
+    )
+
+
+def _sub_score(value: object) -> str:
+    return "-" if pd.isna(value) else f"{value}/100"
+
+
+def _reason_lines(row: pd.Series, reasons: dict[str, list[dict]]) -> list[str]:
+    """The reasons for and against of a row, as sentences with their points."""
+    lines: list[str] = []
+    for direction, sign in (("for", "+"), ("against", "-")):
+        lines.append(f"  Reasons {direction}:")
+        sentences = [t for t in str(row[f"reasons_{direction}"]).split(REASONS_SEPARATOR) if t]
+        if not reasons[direction]:
+            lines.append("    (none notable)")
+        for i, reason in enumerate(reasons[direction]):
+            points = 100 * float(reason["contribution"])
+            text = sentences[i] if i < len(sentences) else reason["label"]
+            lines.append(f"    {sign} {text} ({points:+.1f} points)")
+    return lines
+
+
 def lead_card(history: pd.DataFrame) -> str:
     """The card of one lead from its history rows (oldest first)."""
     latest = history.iloc[-1]
@@ -43,18 +74,18 @@ def lead_card(history: pd.DataFrame) -> str:
         f"{latest['as_of']:%Y-%m-%d %H:%M} by {latest['model_name']} v{latest['model_version']}",
         f"  Score {latest['score']}/100 (probability {latest['probability']:.3f}), "
         f"stage {str(latest['stage']).upper()}",
-        f"  Fit {latest['fit_score']}/100, engagement {latest['engagement_score']}/100",
     ]
+    bare = _without_reasons(latest)
+    if bare:
+        lines.append("  Scored without reasons (--no-reasons): no fit, engagement or reasons")
+    else:
+        lines.append(
+            f"  Fit {_sub_score(latest['fit_score'])}, "
+            f"engagement {_sub_score(latest['engagement_score'])}"
+        )
     reasons = _reasons(latest)
-    for direction, sign in (("for", "+"), ("against", "-")):
-        lines.append(f"  Reasons {direction}:")
-        sentences = [t for t in str(latest[f"reasons_{direction}"]).split(REASONS_SEPARATOR) if t]
-        if not reasons[direction]:
-            lines.append("    (none notable)")
-        for i, reason in enumerate(reasons[direction]):
-            points = 100 * float(reason["contribution"])
-            text = sentences[i] if i < len(sentences) else reason["label"]
-            lines.append(f"    {sign} {text} ({points:+.1f} points)")
+    if not bare:
+        lines += _reason_lines(latest, reasons)
     if len(history) < 2:
         lines.append("  First scoring of this lead: nothing to compare with yet.")
         return "\n".join(lines)
@@ -68,6 +99,8 @@ def lead_card(history: pd.DataFrame) -> str:
         f"  Since the scoring as of {before['as_of']:%Y-%m-%d %H:%M}: score "
         f"{before['score']} -> {latest['score']}, stage {move}"
     )
+    if bare or _without_reasons(before):
+        return "\n".join(lines)  # one of the two runs has no reasons to compare
     old = {r["feature"] for d in _reasons(before).values() for r in d}
     new = {r["feature"] for d in reasons.values() for r in d}
     labels = {

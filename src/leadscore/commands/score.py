@@ -102,7 +102,10 @@ def run(args: argparse.Namespace) -> int:
         if args.input:
             raise DataError("--input goes with --spec", "Point --data at the event folder.")
         chunks = event_feature_chunks(
-            args.data, as_of, chunk_leads=args.chunk_size or DEFAULT_CHUNK_LEADS
+            args.data,
+            as_of,
+            chunk_leads=args.chunk_size or DEFAULT_CHUNK_LEADS,
+            features=scoring.model.features,
         )
     summary = run_scoring(
         scoring,

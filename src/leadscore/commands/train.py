@@ -15,9 +15,10 @@ import pandas as pd
 from leadscore.commands.validate import add_data_arguments
 from leadscore.config import TrainConfig, load_config
 from leadscore.datasets import load_dataset
+from leadscore.errors import DataError
 from leadscore.io import is_sql_url, load_closed_loop
 from leadscore.metrics import METRIC_KEYS, STAGES
-from leadscore.model import to_jsonable
+from leadscore.model import LeadScoringModel, to_jsonable
 from leadscore.schema import LabelledDataset
 from leadscore.specs import load_spec
 from leadscore.training import TrainingResult, train
@@ -203,11 +204,66 @@ def _pct(value: float | None) -> str:
 
 def write_metrics(path: Path, metrics: dict[str, Any], run_id: str | None) -> Path:
     """Write the ``--metrics-out`` JSON (non-finite numbers as ``null``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        json.dumps(to_jsonable({**metrics, "run_id": run_id}), indent=2, allow_nan=False) + "\n"
-    )
+    return write_json(path, {**metrics, "run_id": run_id})
+
+
+def write_json(path: Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` as JSON; an OS error is one line naming the file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
+    except OSError as err:
+        raise DataError(
+            f"cannot write {path}: {err.strerror or err}", "Give a file in a writable folder."
+        ) from err
     return path
+
+
+def check_output_path(path: Path | None, option: str, *, folder: bool = False) -> None:
+    """Before training: ``path`` can be written (a file, or a folder with ``folder``): not the
+    other kind of thing already, and no file where one of its parent folders goes."""
+    if path is None:
+        return
+    wanted = "folder" if folder else "file"
+    if path.exists() and path.is_dir() != folder:
+        raise DataError(
+            f"{option} {path} is a {'file' if folder else 'folder'}", f"Give {option} a {wanted}."
+        )
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise DataError(
+            f"{option} {path} cannot be created: {parent} is a file, not a folder",
+            f"Give {option} a {wanted} in a folder.",
+        )
+
+
+def check_outputs(args: argparse.Namespace, config: TrainConfig) -> None:
+    """Every output of train and tune, checked before the (long) training."""
+    check_output_path(args.metrics_out, "--metrics-out")
+    check_output_path(args.model_out, "--model-out", folder=True)
+    if not args.no_mlflow:
+        from leadscore.tracking import check_tracking_uri, resolve_tracking_uri
+
+        check_tracking_uri(resolve_tracking_uri(config.mlflow.tracking_uri))
+
+
+def save_model(model: LeadScoringModel, path: Path) -> Path:
+    """Write ``model`` to ``path``; called once MLflow logging and metrics succeeded, so that
+    a training whose logging fails leaves the model folder as it was.
+
+    The model's two files are written one by one, atomically, over an older model there;
+    other files in the folder are left alone (``--model-out`` may name a folder that holds
+    more).
+    """
+    try:
+        return model.save(path)
+    except OSError as err:
+        raise DataError(
+            f"cannot write the model folder {path}: {err.strerror or err}",
+            "Give --model-out a folder in a writable place.",
+        ) from err
 
 
 def _log_to_mlflow(
@@ -217,24 +273,30 @@ def _log_to_mlflow(
     config: TrainConfig,
     args: argparse.Namespace,
 ) -> str:
-    from leadscore.tracking import data_fingerprint, log_training_run
+    from leadscore.tracking import (
+        data_fingerprint,
+        log_training_run,
+        mlflow_errors,
+        resolve_tracking_uri,
+    )
 
     frame = dataset.X.assign(
         __label__=np.asarray(dataset.y), __lead_id__=dataset.lead_id.to_numpy()
     )
     if dataset.order is not None:
         frame["__order__"] = pd.Series(dataset.order.to_numpy(), index=frame.index)
-    return log_training_run(
-        result,
-        dataset_name=dataset.name,
-        spec=spec,
-        config=config,
-        data_hash=data_fingerprint(frame),
-        X_test=result.X_test,
-        tracking_uri=config.mlflow.tracking_uri,
-        experiment=config.mlflow.experiment,
-        registered_model=registered_name(config.mlflow.registered_model, spec),
-    )
+    with mlflow_errors(resolve_tracking_uri(config.mlflow.tracking_uri)):
+        return log_training_run(
+            result,
+            dataset_name=dataset.name,
+            spec=spec,
+            config=config,
+            data_hash=data_fingerprint(frame),
+            X_test=result.X_test,
+            tracking_uri=config.mlflow.tracking_uri,
+            experiment=config.mlflow.experiment,
+            registered_model=registered_name(config.mlflow.registered_model, spec),
+        )
 
 
 def registered_name(base: str | None, spec: dict[str, Any] | None) -> str | None:
@@ -254,16 +316,36 @@ def run(args: argparse.Namespace) -> int:
     if args.tracking_uri:
         overrides["mlflow.tracking_uri"] = args.tracking_uri
     config = load_config(args.config, overrides)
+    check_outputs(args, config)
     dataset, spec = load_training_data(args, config)
     result = train(dataset, config)
-    model_dir = result.model.save(args.model_out or Path("models") / dataset.name)
+    model_dir = args.model_out or Path("models") / dataset.name
     run_id = None if args.no_mlflow else _log_to_mlflow(result, dataset, spec, config, args)
+    if args.metrics_out is not None:
+        write_metrics(args.metrics_out, result.metrics, run_id)
+    save_model(result.model, model_dir)
 
     print(format_report(result))
     for note in result.warnings:
         print(f"note: {note}")
-    print(f"model saved to {model_dir}" + (f"; MLflow run {run_id}" if run_id else ""))
+    print(f"model saved to {model_dir} (the newest model){_champion_note(run_id, config)}")
     if args.metrics_out is not None:
-        write_metrics(args.metrics_out, result.metrics, run_id)
         print(f"metrics written to {args.metrics_out}")
     return 0
+
+
+def _champion_note(run_id: str | None, config: TrainConfig) -> str:
+    """What the MLflow registry made of the run, for the "model saved" line."""
+    if run_id is None:
+        return ""
+    from leadscore.tracking import resolve_tracking_uri, run_is_champion
+
+    champion = run_is_champion(run_id, resolve_tracking_uri(config.mlflow.tracking_uri))
+    if champion is None:
+        return f"; MLflow run {run_id}"
+    if champion:
+        return f"; MLflow run {run_id}, now the registry's champion"
+    return (
+        f"; MLflow run {run_id}, which did not beat the registry's champion "
+        "(models:/NAME@champion still scores the older model)"
+    )

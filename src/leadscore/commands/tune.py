@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,16 @@ from leadscore.commands.train import (
     _log_to_mlflow,
     add_config_argument,
     add_mlflow_arguments,
+    check_outputs,
     format_report,
     load_training_data,
+    save_model,
+    write_json,
 )
 from leadscore.commands.validate import add_data_arguments
 from leadscore.config import load_config
 from leadscore.metrics import METRIC_KEYS
-from leadscore.model import to_jsonable
-from leadscore.tracking import resolve_tracking_uri
+from leadscore.tracking import mlflow_errors, resolve_tracking_uri
 from leadscore.tuning import (
     COMPARED_METRICS,
     OBJECTIVES,
@@ -185,9 +186,7 @@ def write_metrics(path: Path, result: TuneResult, run_id: str | None, parent: st
         "run_id": run_id,
         "parent_run_id": parent,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
-    return path
+    return write_json(path, data)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -199,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     if args.tracking_uri:
         overrides["mlflow.tracking_uri"] = args.tracking_uri
     config = load_config(args.config, overrides)
+    check_outputs(args, config)
     tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
     storage = args.storage or default_storage(tracking_uri)
     settings = TuneSettings(
@@ -233,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
                 "seed": settings.seed,
             },
         )
-        with mlflow_log:
+        with mlflow_errors(tracking_uri), mlflow_log:
             parent_id = mlflow_log.parent_run_id_
             result = tune(
                 dataset, config, settings, callbacks=[mlflow_log], show_progress_bar=progress
@@ -241,6 +241,8 @@ def run(args: argparse.Namespace) -> int:
             config = config.with_overrides({"mlflow.tracking_uri": tracking_uri})
             run_id = _log_to_mlflow(result.tuned, dataset, spec, config, args)
             mlflow_log.log_summary(result, run_id)
+    if args.metrics_out is not None:
+        write_metrics(args.metrics_out, result, run_id, parent_id)
 
     print(format_comparison(result))
     print()
@@ -249,11 +251,11 @@ def run(args: argparse.Namespace) -> int:
     for note in result.tuned.warnings:
         print(f"note: {note}")
     if args.model_out is not None:
-        print(f"model saved to {result.tuned.model.save(args.model_out)}")
+        save_model(result.tuned.model, args.model_out)
+        print(f"model saved to {args.model_out} (the newest model)")
     if run_id:
         print(f"MLflow: tuning run {parent_id}, tuned model run {run_id}")
     print(f"study stored in {shown_url(storage)} as {result.summary.study_name}")
     if args.metrics_out is not None:
-        write_metrics(args.metrics_out, result, run_id, parent_id)
         print(f"metrics written to {args.metrics_out}")
     return 0

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from leadscore.datasets import load_dataset
 from leadscore.errors import LeadscoreError
+from leadscore.features import build_features
 from leadscore.io import load_closed_loop
 
 
@@ -69,4 +70,10 @@ def run(args: argparse.Namespace) -> int:
         f"{len(events.outcomes):,} closed ({won:,} won), observed until "
         f"{events.observed_until:%Y-%m-%d %H:%M}"
     )
+    # The features as of the end of the data: as cheap as loading it, and what train will see
+    # (lead columns that are not features are logged with their reason as they are planned).
+    table = build_features(events, events.observed_until)
+    for group in ("fit", "engagement"):
+        names = [f.name for f in table.features if f.group == group]
+        print(f"  {group} features ({len(names)}): {', '.join(names) or '-'}")
     return 0
