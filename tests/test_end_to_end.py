@@ -24,6 +24,7 @@ def test_make_run_steps(tmp_path, monkeypatch, capsys):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["run_id"] and metrics["model"]["roc_auc"] > 0.7
     assert (tmp_path / "mlflow.db").exists() and (tmp_path / "models" / "synthetic").is_dir()
+    assert "now the registry's champion" in capsys.readouterr().out
 
     target = "data/scored_leads.duckdb"
     assert (

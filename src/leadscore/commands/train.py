@@ -328,13 +328,14 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(result))
     for note in result.warnings:
         print(f"note: {note}")
-    print(f"model saved to {model_dir} (the newest model){_champion_note(run_id, config)}")
+    name = registered_name(config.mlflow.registered_model, spec)
+    print(f"model saved to {model_dir} (the newest model){_champion_note(run_id, config, name)}")
     if args.metrics_out is not None:
         print(f"metrics written to {args.metrics_out}")
     return 0
 
 
-def _champion_note(run_id: str | None, config: TrainConfig) -> str:
+def _champion_note(run_id: str | None, config: TrainConfig, name: str | None) -> str:
     """What the MLflow registry made of the run, for the "model saved" line."""
     if run_id is None:
         return ""
@@ -347,5 +348,5 @@ def _champion_note(run_id: str | None, config: TrainConfig) -> str:
         return f"; MLflow run {run_id}, now the registry's champion"
     return (
         f"; MLflow run {run_id}, which did not beat the registry's champion "
-        "(models:/NAME@champion still scores the older model)"
+        f"(models:/{name}@champion still scores the older model)"
     )
