@@ -26,6 +26,7 @@ from leadscore.schema import (
     OUTCOMES_REQUIRED,
     ClosedLoopData,
     _require_columns,
+    parse_observed_until,
     to_utc_naive,
     validate_closed_loop,
     validate_leads,
@@ -585,16 +586,17 @@ def _manifest_observed_until(folder: Path) -> str | None:
         raise DataError(f"{manifest} is not a JSON object", "Fix or remove the file.") from err
     if value is None:
         return None
-    try:
-        parsed = pd.Timestamp(str(value))
-    except (ValueError, TypeError):
-        parsed = pd.NaT
-    if pd.isna(parsed):
-        raise DataError(
-            f"{manifest}: observed_until {value!r} is not a date or timestamp",
-            "Write it as an ISO timestamp such as 2024-06-30T00:00:00, or remove the entry.",
-        )
+    parse_observed_until(str(value), f"{manifest}: observed_until")
     return str(value)
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The file that stands where one of ``path``'s folders must go (``path`` cannot be
+    created then), or ``None``; checked before long work so that it fails in one line first."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return None if folder.is_dir() else folder
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

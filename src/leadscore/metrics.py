@@ -165,7 +165,7 @@ class _SortedScores:
         pos = wy.sum()
         out = {
             "brier": float(w @ ((self.p - self.y) ** 2) / n),
-            "ece": _sorted_ece(self.p, self.y, w, n),
+            "ece": _sorted_ece(self.p, self.y, w, n, starts=self.starts),
             "log_loss": float(w @ self.loss / n),
         }
         group_pos = np.add.reduceat(wy, self.starts)
@@ -194,17 +194,27 @@ class _SortedScores:
         return out
 
 
-def _sorted_ece(p: np.ndarray, y: np.ndarray, w: np.ndarray, n: float, n_bins: int = 10) -> float:
+def _sorted_ece(
+    p: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    n: float,
+    n_bins: int = 10,
+    starts: np.ndarray | None = None,
+) -> float:
     """ECE of :func:`expected_calibration_error` for sorted leads each counted ``w`` times:
     the equal-count bins cut through the expanded rows, so a lead drawn twice may fall in two.
     Each lead's outcome is its tie group's weighted mean outcome, so the order within a group
-    of equal scores does not matter."""
-    starts = np.flatnonzero(np.r_[True, np.diff(p) != 0])
-    group_w = np.add.reduceat(w, starts)
-    group_y = np.divide(
-        np.add.reduceat(w * y, starts), group_w, out=np.zeros_like(group_w), where=group_w > 0
-    )
-    y = np.repeat(group_y, np.diff(np.r_[starts, len(p)]))
+    of equal scores does not matter. ``starts`` (first position of each tie group) may be
+    given when the same sorted scores are binned many times, as in the bootstrap."""
+    if starts is None:
+        starts = np.flatnonzero(np.r_[True, np.diff(p) != 0])
+    if len(starts) < len(p):
+        group_w = np.add.reduceat(w, starts)
+        group_y = np.divide(
+            np.add.reduceat(w * y, starts), group_w, out=np.zeros_like(group_w), where=group_w > 0
+        )
+        y = np.repeat(group_y, np.diff(np.r_[starts, len(p)]))
     total = round(float(n))
     bins = min(n_bins, total)
     sizes = np.full(bins, total // bins)
@@ -299,6 +309,7 @@ def ece_by_chance(
     _, p_arr = _check(np.zeros(np.size(p)), p)
     p_sorted = np.sort(p_arr, kind="stable")
     ones = np.ones_like(p_sorted)
+    starts = np.flatnonzero(np.r_[True, np.diff(p_sorted) != 0])
     rng = np.random.default_rng(seed)
     values = np.array(
         [
@@ -307,6 +318,7 @@ def ece_by_chance(
                 (rng.random(len(p_sorted)) < p_sorted).astype("float64"),
                 ones,
                 len(p_sorted),
+                starts=starts,
             )
             for _ in range(resamples)
         ]

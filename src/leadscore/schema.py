@@ -448,21 +448,26 @@ def validate_closed_loop(
         latest.append(acts_v["occurred_at"].max())
     if len(outs_v):
         latest.append(outs_v["closed_at"].max())
-    until = pd.Timestamp(max(latest)) if observed_until is None else _observed_until(observed_until)
+    until = (
+        pd.Timestamp(max(latest))
+        if observed_until is None
+        else parse_observed_until(observed_until)
+    )
     if until.tzinfo is not None:
         until = until.tz_convert("UTC").tz_localize(None)
     return ClosedLoopData(leads_v, acts_v, outs_v, until)
 
 
-def _observed_until(value: pd.Timestamp | str) -> pd.Timestamp:
-    """The given extract moment, or a one-line error instead of pandas' parser traceback."""
+def parse_observed_until(value: pd.Timestamp | str, source: str = "observed_until") -> pd.Timestamp:
+    """The given extract moment, or a one-line error naming ``source`` instead of pandas'
+    parser traceback (an argument, or a manifest's entry)."""
     try:
         until = pd.Timestamp(value)
     except (ValueError, TypeError):
         until = pd.NaT
     if pd.isna(until):
         raise DataError(
-            f"observed_until {value!r} is not a date or timestamp",
+            f"{source} {value!r} is not a date or timestamp",
             "Give the moment of the extract as an ISO timestamp such as 2024-06-30T00:00:00.",
         )
     return until

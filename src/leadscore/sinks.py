@@ -58,7 +58,7 @@ import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 
 from leadscore.errors import DataError
-from leadscore.io import DUCKDB_SUFFIXES, is_sql_url
+from leadscore.io import DUCKDB_SUFFIXES, file_in_the_way, is_sql_url
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -680,12 +680,10 @@ def _check_writable_path(target: SinkTarget) -> None:
     path = target.path
     if path.is_dir():
         raise DataError(f"{path} is a folder", "Name a file for --target.")
-    folder = path.absolute().parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
+    blocking = file_in_the_way(path)
+    if blocking is not None:
         raise DataError(
-            f"{path} cannot be created: {folder} is a file, not a folder",
+            f"{path} cannot be created: {blocking} is a file, not a folder",
             "Use a --target in a folder.",
         )
 

@@ -44,6 +44,7 @@ import yaml
 
 from leadscore import plots
 from leadscore.errors import LeadscoreError, ModelError
+from leadscore.io import file_in_the_way
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -154,11 +155,9 @@ def check_tracking_uri(uri: str) -> None:
     fix = "Point --tracking-uri at a database file in a folder, e.g. sqlite:///mlflow.db."
     if path.is_dir():
         raise ModelError(f"tracking URI {uri}: {path} is a folder", fix)
-    folder = path.absolute().parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ModelError(f"tracking URI {uri}: {folder} is a file, not a folder", fix)
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise ModelError(f"tracking URI {uri}: {blocking} is a file, not a folder", fix)
 
 
 @contextlib.contextmanager

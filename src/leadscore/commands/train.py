@@ -16,7 +16,7 @@ from leadscore.commands.validate import add_data_arguments
 from leadscore.config import TrainConfig, load_config
 from leadscore.datasets import load_dataset
 from leadscore.errors import DataError
-from leadscore.io import is_sql_url, load_closed_loop
+from leadscore.io import file_in_the_way, is_sql_url, load_closed_loop
 from leadscore.metrics import METRIC_KEYS, STAGES
 from leadscore.model import LeadScoringModel, to_jsonable
 from leadscore.schema import LabelledDataset
@@ -229,12 +229,10 @@ def check_output_path(path: Path | None, option: str, *, folder: bool = False) -
         raise DataError(
             f"{option} {path} is a {'file' if folder else 'folder'}", f"Give {option} a {wanted}."
         )
-    parent = path.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
-    if not parent.is_dir():
+    blocking = file_in_the_way(path)
+    if blocking is not None:
         raise DataError(
-            f"{option} {path} cannot be created: {parent} is a file, not a folder",
+            f"{option} {path} cannot be created: {blocking} is a file, not a folder",
             f"Give {option} a {wanted} in a folder.",
         )
 
