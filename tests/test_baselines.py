@@ -96,6 +96,19 @@ def test_a_rule_that_does_not_fit_the_feature_type_is_a_spec_error(
         RulePointsBaseline(rules=[rule]).fit(X, y)
 
 
+def test_rules_on_codes_fire_across_types() -> None:
+    """A number code matched with 'in', and code levels compared with at_least, still fire."""
+    X, y = _leads(100)
+    X = X.assign(code=pd.Categorical([str(i % 5) for i in range(len(X))]))
+    rules = [
+        {"feature": "demo_requests", "in": ["1"], "points": 5},
+        {"feature": "code", "at_least": 3, "points": 5},
+    ]
+    fitted = RulePointsBaseline(rules=rules).fit(X, y)
+    for rule in fitted.rules_:
+        assert rule.matches(X[rule.feature]).any()
+
+
 @pytest.mark.parametrize(
     "rule",
     [

@@ -107,6 +107,26 @@ def test_day_first_dates_are_read_in_one_format_per_column(event_frames):
     ]
 
 
+@pytest.mark.parametrize(
+    "written",
+    [
+        ["2024-03-01 10:15:00 UTC", "2024-03-02 09:00:00 UTC", "2024-03-11 00:00:00 UTC"],
+        ["2024-03-01 10:15:00 ", " 2024-03-02 09:00:00", "2024-03-11"],
+        ["2024/03/01 10:15", "2024/03/02 09:00", "2024/03/11 00:00"],
+    ],
+    ids=["bigquery-utc", "padded", "year-first-slashes"],
+)
+def test_year_first_dates_with_days_up_to_12_are_not_ambiguous(event_frames, written):
+    """Year-first is never day-first: only DD/MM against MM/DD can be ambiguous."""
+    leads = event_frames["leads"].assign(created_at=pd.array(written, dtype="str"))
+    data = validate_closed_loop(leads)
+    assert data.leads["created_at"].dt.strftime("%Y-%m-%d").tolist() == [
+        "2024-03-01",
+        "2024-03-02",
+        "2024-03-11",
+    ]
+
+
 def test_dates_that_read_both_day_and_month_first_are_refused(event_frames):
     leads = event_frames["leads"].assign(created_at=["03/02/2024", "04/02/2024", "05/02/2024"])
     with pytest.raises(DataError, match=r"created_at: dates such as .* day-first and month-first"):

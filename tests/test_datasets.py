@@ -181,6 +181,22 @@ def test_a_number_column_with_a_missing_token_stays_numeric(flat_frame):
     pd.testing.assert_series_equal(scored, data.X["visits"], check_names=False)
 
 
+def test_digit_text_that_is_an_id_a_code_or_a_category_is_not_a_number(flat_frame):
+    """Only text that is a quantity reads as numbers: a reference unique per row is an
+    identifier, zero-padded codes are labels, and a categorical dtype is kept."""
+    n = len(flat_frame)
+    frame = flat_frame.assign(
+        crm_ref=[str(100_000 + i) for i in range(n)],
+        zip=[f"{i % 7:05d}" for i in range(n)],
+        page=pd.Categorical([str(10 + i % 4) for i in range(n)]),
+    )
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert data.excluded["crm_ref"] == "unique per row (an identifier)"
+    kinds = {f.name: f.kind for f in data.features}
+    assert kinds["zip"] == "categorical" and kinds["page"] == "categorical"
+    assert "00003" in set(data.X["zip"].cat.categories)
+
+
 def test_blank_cells_are_missing_in_numbers_and_categories(flat_frame):
     frame = flat_frame.astype({"visits": "str"})
     frame.loc[4, "visits"] = ""
@@ -242,7 +258,7 @@ def test_label_values_other_than_declared(tmp_path, flat_frame):
 
 
 def test_label_never_won(tmp_path, flat_frame):
-    label = {"column": "converted", "won": ["yes"]}
+    label = {"column": "converted", "won": ["customer"]}
     with pytest.raises(DataError, match=r"no row of 'converted' holds a won value"):
         load_dataset(write_spec(tmp_path, flat_frame, label=label))
 
@@ -316,9 +332,10 @@ def test_yes_and_no_in_a_yaml_spec_are_words(tmp_path, flat_frame):
     assert data.y.tolist() == flat_frame["converted"].tolist()
 
 
-def test_a_declared_true_matches_yes_and_one(flat_frame):
-    label = {"column": "converted", "won": [True], "lost": [False]}
-    for won, lost in (("Yes", "No"), (1, 0), ("true", "false")):
+@pytest.mark.parametrize("declared", [(True, False), ("yes", "no"), (1, 0), ("True", "FALSE")])
+def test_flag_spellings_match_each_other_either_way(flat_frame, declared):
+    label = {"column": "converted", "won": [declared[0]], "lost": [declared[1]]}
+    for won, lost in (("Yes", "No"), (1, 0), ("true", "false"), (True, False)):
         frame = flat_frame.assign(converted=flat_frame["converted"].map({1: won, 0: lost}))
         data = prepare_flat_dataset(frame, parse_spec({**SPEC, "label": label}))
         assert data.y.tolist() == flat_frame["converted"].tolist()

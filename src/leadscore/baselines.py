@@ -199,19 +199,27 @@ class PointsRule(BaseModel):
 
 
 def _check_rule_fits(rule: PointsRule, values: pd.Series) -> None:
-    """Refuse a condition that cannot fit the feature's type: such a rule would never fire."""
+    """Refuse a condition that can never fire on the feature's values: ``in`` with no number
+    for a numeric feature, ``at_least``/``below`` on categories none of which is a number.
+    Codes compare across types (``in: ["3"]`` on a number 3, ``at_least`` on code levels)."""
     categorical = _is_categorical(values)
     if rule.in_ is not None and not categorical:
-        raise SpecError(
-            f"rule_points rule on {rule.feature!r} uses 'in', but {rule.feature!r} is numeric",
-            "Use at_least/below for a number, or drop the rule.",
-        )
+        wanted = pd.to_numeric(pd.Series([str(v) for v in rule.in_]), errors="coerce")
+        if wanted.isna().all():
+            raise SpecError(
+                f"rule_points rule on {rule.feature!r} uses 'in' with no number, but "
+                f"{rule.feature!r} is numeric",
+                "Use at_least/below for a number, or drop the rule.",
+            )
     if (rule.at_least is not None or rule.below is not None) and categorical:
-        raise SpecError(
-            f"rule_points rule on {rule.feature!r} uses at_least/below, but {rule.feature!r} "
-            "is categorical",
-            "Use 'in' with the categories that earn the points, or drop the rule.",
-        )
+        given = pd.Series(values.dropna().unique(), dtype="object").astype(str)
+        levels = pd.to_numeric(given, errors="coerce")
+        if levels.isna().all():
+            raise SpecError(
+                f"rule_points rule on {rule.feature!r} uses at_least/below, but "
+                f"{rule.feature!r} is categorical with no numeric level",
+                "Use 'in' with the categories that earn the points, or drop the rule.",
+            )
 
 
 class RulePointsBaseline(_CalibratedMixin):

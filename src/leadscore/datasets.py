@@ -85,28 +85,35 @@ def mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
     return out
 
 
-_TRUE_WORDS = ("true", "yes", "1")
-_FALSE_WORDS = ("false", "no", "0")
+#: Spellings of one yes/no flag: a label declared with any of them matches all of them.
+_FLAG_WORDS = {
+    "true": "true",
+    "yes": "true",
+    "1": "true",
+    "false": "false",
+    "no": "false",
+    "0": "false",
+}
 
 
 def _label_matches(values: pd.Series, wanted: list[object]) -> pd.Series:
     """Compare label values with declared ones as text, so ``1``, ``1.0`` and ``"1"`` agree.
 
-    A declared ``true`` (``false``) also matches ``yes`` and ``1`` (``no`` and ``0``): the
-    label column may hold the flag in any of these spellings.
+    ``true``, ``yes`` and ``1`` are one value and ``false``, ``no`` and ``0`` another, either
+    way round: a declared ``yes`` matches a boolean column and a declared ``true`` a column of
+    words.
     """
 
     def canon(value: object) -> str:
-        if isinstance(value, bool):
-            return str(value).lower()
-        if isinstance(value, int | float | np.number) and float(value).is_integer():
-            return str(int(value))
-        return str(value).strip().lower()
+        if isinstance(value, bool | np.bool_):
+            text = str(bool(value)).lower()
+        elif isinstance(value, int | float | np.number) and float(value).is_integer():
+            text = str(int(value))
+        else:
+            text = str(value).strip().lower()
+        return _FLAG_WORDS.get(text, text)
 
     wanted_text = {canon(v) for v in wanted}
-    for v in wanted:
-        if isinstance(v, bool):
-            wanted_text.update(_TRUE_WORDS if v else _FALSE_WORDS)
     return values.map(lambda v: canon(v) in wanted_text if pd.notna(v) else False).astype(bool)
 
 
@@ -215,7 +222,26 @@ def _compute_label(
 
 
 def _is_text(values: pd.Series) -> bool:
+    """Text or objects; a categorical dtype is not text: the data typed it already."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return False
     return ptypes.is_string_dtype(values) or ptypes.is_object_dtype(values)
+
+
+def _is_identifier(non_null: pd.Series) -> bool:
+    return non_null.nunique() == len(non_null) and len(non_null) > 50
+
+
+def _text_reads_as_numbers(values: pd.Series, non_null: pd.Series) -> pd.Series | None:
+    """A text column as numbers when every value reads as one, or ``None``.
+
+    Codes written with leading zeros (``007``, postcodes) stay text: the zeros say it is a
+    label, not a quantity.
+    """
+    if non_null.astype("string").str.strip().str.match(r"[+-]?0\d").any():
+        return None
+    parsed, bad = parse_numbers(values)
+    return None if bad.any() else parsed
 
 
 def _type_features(
@@ -223,7 +249,8 @@ def _type_features(
 ) -> tuple[pd.DataFrame, list[Feature], dict[str, str]]:
     """Feature columns typed as scoring reads them (:func:`~leadscore.model.parse_numbers`,
     :func:`~leadscore.model.level_text`): blank text is missing, and a text column whose
-    values all read as numbers once the missing tokens are gone is numeric."""
+    values all read as numbers once the missing tokens are gone is numeric, unless it is
+    unique per row (an identifier, left out) or written with leading zeros (a code)."""
     columns: dict[str, pd.Series] = {}
     features: list[Feature] = []
     excluded: dict[str, str] = {}
@@ -248,9 +275,8 @@ def _type_features(
         elif name not in spec.categorical and not ptypes.is_bool_dtype(values):
             if ptypes.is_numeric_dtype(values):
                 numeric = parse_numbers(values)[0]
-            elif _is_text(values):
-                parsed, bad = parse_numbers(values)
-                numeric = None if bad.any() else parsed
+            elif _is_text(values) and not _is_identifier(non_null):
+                numeric = _text_reads_as_numbers(values, non_null)
         if numeric is not None:
             columns[name] = numeric
             kind = "numeric"
@@ -258,11 +284,7 @@ def _type_features(
             if ptypes.is_datetime64_any_dtype(values):
                 excluded[name] = "a timestamp (not a property of the lead)"
                 continue
-            if (
-                name not in spec.categorical
-                and non_null.nunique() == len(non_null)
-                and len(non_null) > 50
-            ):
+            if name not in spec.categorical and _is_identifier(non_null):
                 excluded[name] = "unique per row (an identifier)"
                 continue
             columns[name] = level_text(values).astype("category")

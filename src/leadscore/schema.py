@@ -235,15 +235,31 @@ def to_utc_naive(values: pd.Series, table: str, column: str) -> pd.Series:
     return parsed
 
 
+#: BigQuery and some exports write " UTC" where ISO 8601 writes an offset.
+_UTC_SUFFIX = r"\s*\bUTC$"
+
+
+def _year_then_day(fmt: str) -> bool:
+    """A year-first format with the day before the month (``%Y-%d-%m``): no one writes that,
+    and guessing it would make every year-first column look ambiguous."""
+    return fmt.startswith("%Y") and fmt.find("%d") < fmt.find("%m")
+
+
 def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Series:
     """Text as timestamps in one format for the whole column, never one format per value.
 
     Parsing value by value would read ``25/02/2024`` day-first and ``03/02/2024`` month-first
     in the same column. ISO 8601 comes first; otherwise the formats pandas guesses from the
     values (day-first and month-first) are each tried on the whole column, and a column both
-    read completely but differently is ambiguous: an error rather than a guess.
+    read completely but differently is ambiguous: an error rather than a guess. Spaces around
+    a value and a trailing " UTC" are allowed.
     """
     fix = f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00."
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    bad = parsed.isna() & text.notna()
+    if not bad.any():
+        return parsed
+    text = text.str.strip().str.replace(_UTC_SUFFIX, "+00:00", regex=True)
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     bad = parsed.isna() & text.notna()
     if not bad.any():
@@ -254,8 +270,9 @@ def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Serie
         for value in pd.unique(text[bad])[:100]:
             for dayfirst in (False, True):
                 guessed = guess_datetime_format(str(value), dayfirst=dayfirst)
-                if guessed is not None and guessed not in formats:
-                    formats.append(guessed)
+                if guessed is None or guessed in formats or _year_then_day(guessed):
+                    continue
+                formats.append(guessed)
     complete: list[pd.Series] = []
     for fmt in formats:
         candidate = pd.to_datetime(text, errors="coerce", utc=True, format=fmt)
