@@ -118,12 +118,17 @@ def measure(label: str, args: list[str]) -> dict[str, object]:
         raise SystemExit(f"{label}: scoring failed: {stderr.strip()}")
     match = re.search(r"scored ([\d,]+) leads", stdout)
     rows = int(match.group(1).replace(",", "")) if match else 0
+    return report_run(label, rows, seconds, peak_rss_gib=round(usage.ru_maxrss / 1024**2, 2))
+
+
+def report_run(label: str, rows: int, seconds: float, **extra: object) -> dict[str, object]:
+    """One run's figures, printed as a JSON line (shared with bench_spark.py)."""
     result = {
         "run": label,
         "rows": rows,
         "seconds": round(seconds, 1),
         "rows_per_s": round(rows / seconds),
-        "peak_rss_gib": round(usage.ru_maxrss / 1024**2, 2),
+        **extra,
     }
     print(json.dumps(result), flush=True)
     return result

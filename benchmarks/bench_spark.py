@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from bench_scoring import AS_OF, ensure_event_data, ensure_event_model, ensure_flat, measure
+from bench_scoring import (
+    AS_OF,
+    ensure_event_data,
+    ensure_event_model,
+    ensure_flat,
+    measure,
+    report_run,
+)
 from leadscore.scoring import load_scoring_model
 from leadscore.spark import local_spark_session, score_events_spark, score_flat_spark
 from leadscore.specs import load_spec
@@ -43,14 +50,7 @@ def timed_write(label: str, score: Callable[[], DataFrame], out: Path) -> dict[s
     score().write.parquet(str(out))
     seconds = time.perf_counter() - started
     rows = len(pd.read_parquet(out, columns=["lead_id"]))
-    result = {
-        "run": label,
-        "rows": rows,
-        "seconds": round(seconds, 1),
-        "rows_per_s": round(rows / seconds),
-    }
-    print(json.dumps(result), flush=True)
-    return result
+    return report_run(label, rows, seconds)
 
 
 def main() -> None:

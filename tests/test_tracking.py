@@ -394,10 +394,14 @@ def test_resolve_tracking_uri_precedence(monkeypatch, tmp_path):
 
 
 def test_sqlite_paths_read_as_sqlalchemy_reads_them():
-    assert tracking._sqlite_path("sqlite:///mlflow.db") == Path("mlflow.db")
-    assert tracking._sqlite_path("sqlite:////srv/runs/mlflow.db") == Path("/srv/runs/mlflow.db")
-    assert tracking._sqlite_path("sqlite:///:memory:") is None
-    assert tracking._sqlite_path("http://localhost:5000") is None
+    from leadscore.io import sqlite_file
+
+    assert sqlite_file("sqlite:///mlflow.db") == Path("mlflow.db")
+    assert sqlite_file("sqlite:////srv/runs/mlflow.db") == Path("/srv/runs/mlflow.db")
+    assert sqlite_file("sqlite+pysqlite:////srv/a%20b.db?mode=ro") == Path("/srv/a b.db")
+    assert sqlite_file("sqlite:///:memory:") is None
+    assert sqlite_file("http://localhost:5000") is None
+    assert sqlite_file("postgresql+psycopg://user@host/db") is None
 
 
 def test_training_metrics_names():

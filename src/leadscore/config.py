@@ -97,10 +97,14 @@ class EventConfig(_Section):
 @functools.cache
 def lightgbm_main_names() -> dict[str, str]:
     """Every LightGBM parameter name and alias, mapped to its main name (LightGBM's own table,
-    so the names match the installed version)."""
-    from lightgbm.basic import _ConfigAliases
+    so the names match the installed version); empty when a LightGBM release no longer has
+    that (private) table, and the names are then passed through unchecked."""
+    try:
+        from lightgbm.basic import _ConfigAliases
 
-    table = _ConfigAliases._get_all_param_aliases()
+        table = _ConfigAliases._get_all_param_aliases()
+    except (ImportError, AttributeError):
+        return {}
     return {alias: main for main, aliases in table.items() for alias in aliases}
 
 
@@ -121,6 +125,8 @@ def _check_lightgbm_params(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters under their main names: an alias would lose to the default's main name and
     a typo would be ignored by LightGBM, so both are settled here."""
     names = lightgbm_main_names()
+    if not names:
+        return dict(params)
     out: dict[str, Any] = {}
     given: dict[str, str] = {}
     scalars = (str, int, float, bool)

@@ -45,6 +45,7 @@ from matplotlib.figure import Figure
 from leadscore import plots
 from leadscore.errors import ModelError
 from leadscore.explain import mean_abs_contribution, shap_summary_figure
+from leadscore.io import sqlite_file
 from leadscore.model import LeadScoringModel
 from leadscore.reports import channel_report
 from leadscore.schema import Feature
@@ -187,7 +188,7 @@ def _read_run(run_id: str, tracking_uri: str | None) -> _Run:
     from leadscore import tracking
 
     uri = tracking.resolve_tracking_uri(tracking_uri)
-    db = tracking._sqlite_path(uri)
+    db = sqlite_file(uri)
     if db is not None and not db.is_file():
         raise ModelError(
             f"no MLflow store at {db} (tracking URI {uri}) to read run {run_id!r} from",

@@ -87,6 +87,26 @@ def is_sql_url(source: str | os.PathLike[str]) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of an SQLite URL (``sqlite:///relative.db``, ``sqlite:////abs.db``,
+    any driver), or ``None`` for another database, in-memory or URI-mode SQLite.
+
+    The one reading of such URLs, for every check that a file exists or can be created.
+    """
+    if not str(url).startswith("sqlite"):
+        return None
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(str(url))
+    except sa.exc.ArgumentError:
+        return None
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    return None if database.startswith("file:") else Path(database)
+
+
 def _first_line(err: BaseException) -> str:
     text = str(getattr(err, "orig", None) or err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -274,16 +294,10 @@ def _sql_connection(url: str, table: str | None, query: str | None) -> Iterator[
             f"{_safe_url(url)}: no table or query named",
             "Name the table to read, or give a query.",
         )
+    database = sqlite_file(url)
+    if database is not None and not database.is_file():
+        raise DataError(f"SQLite database {database} does not exist", "Check the path.")
     try:
-        parsed = sa.engine.make_url(url)
-        database = parsed.database or ""
-        if (
-            parsed.get_backend_name() == "sqlite"
-            and database not in ("", ":memory:")
-            and not database.startswith("file:")
-            and not Path(database).is_file()
-        ):
-            raise DataError(f"SQLite database {database} does not exist", "Check the path.")
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ModuleNotFoundError) as err:
         raise DataError(

@@ -58,7 +58,7 @@ import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 
 from leadscore.errors import DataError
-from leadscore.io import DUCKDB_SUFFIXES, file_in_the_way, is_sql_url
+from leadscore.io import DUCKDB_SUFFIXES, file_in_the_way, is_sql_url, sqlite_file
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -694,23 +694,13 @@ def _os_error(path: Path | str, err: OSError) -> DataError:
     )
 
 
-def _sqlite_file(target: SinkTarget) -> Path | None:
-    """The database file of an SQLite URL (None for other databases and in-memory SQLite)."""
-    import sqlalchemy as sa
-
-    url = sa.engine.make_url(target.location)
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
-        return None
-    return Path(url.database)
-
-
 def check_target(target: str | os.PathLike[str] | SinkTarget | None) -> SinkTarget:
     """Check that a run can be written to ``target`` before any scoring work: a one-line
     :class:`DataError` for a path that cannot hold the file, a file that is no DuckDB (or
     Parquet, CSV) file, or existing tables with other columns. Writes nothing."""
     sink = parse_target(target)
     if sink.kind == "sql":
-        sqlite = _sqlite_file(sink)
+        sqlite = sqlite_file(sink.location)
         if sqlite is not None:
             if sqlite.is_dir():
                 raise DataError(f"{sqlite} is a folder", "Name a database file for --target.")
@@ -1646,7 +1636,7 @@ def _commit_sql(
     import sqlalchemy as sa
 
     del memory_limit  # the database manages its own memory
-    sqlite = _sqlite_file(target)
+    sqlite = sqlite_file(target.location)
     if sqlite is not None:
         try:
             sqlite.parent.mkdir(parents=True, exist_ok=True)
@@ -1706,7 +1696,7 @@ def _read_sql(target: SinkTarget, table_name: str, lead_ids: Iterable[str] | Non
 
     history, latest, _ = _sql_tables(sa.MetaData(), "r")
     table = latest if table_name == LATEST_TABLE else history
-    sqlite = _sqlite_file(target)
+    sqlite = sqlite_file(target.location)
     if sqlite is not None and not sqlite.is_file():
         raise _missing_target(target)
     with _sql_connection(target, write=False) as con:
@@ -1739,7 +1729,7 @@ def _previous_stages_sql(
     import sqlalchemy as sa
 
     history, _, _ = _sql_tables(sa.MetaData(), "r")
-    sqlite = _sqlite_file(target)
+    sqlite = sqlite_file(target.location)
     if sqlite is not None and not sqlite.is_file():
         return _empty_frame(("lead_id", "stage"))  # no history yet; the commit makes the file
     with _sql_connection(target, write=False) as con:

@@ -44,7 +44,7 @@ import yaml
 
 from leadscore import plots
 from leadscore.errors import LeadscoreError, ModelError
-from leadscore.io import file_in_the_way
+from leadscore.io import file_in_the_way, sqlite_file
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -136,20 +136,11 @@ def git_commit(path: Path | None = None) -> str | None:
     return commit if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else None
 
 
-def _sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, or ``None`` for any other URI."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy reads them
-    path = unquote(uri[len("sqlite:///") :].split("?", 1)[0])
-    return Path(path) if path and path != ":memory:" else None
-
-
 def check_tracking_uri(uri: str) -> None:
     """A one-line :class:`ModelError` when a SQLite store cannot be created where ``uri``
     points (a folder, or a file where a folder goes); checked before training, so that a bad
     ``--tracking-uri`` costs no training time and writes nothing."""
-    path = _sqlite_path(uri)
+    path = sqlite_file(uri)
     if path is None:
         return
     fix = "Point --tracking-uri at a database file in a folder, e.g. sqlite:///mlflow.db."
@@ -259,7 +250,7 @@ def _ensure_experiment(client: Any, name: str, uri: str) -> str:
             client.restore_experiment(existing.experiment_id)
         return existing.experiment_id
     location = None
-    db = _sqlite_path(uri)
+    db = sqlite_file(uri)
     if db is not None:
         location = (db.resolve().parent / "mlruns" / _safe_name(name)).as_uri()
     return client.create_experiment(name, artifact_location=location)
@@ -786,7 +777,7 @@ def load_model_version(
     from mlflow import MlflowClient
 
     resolved = resolve_tracking_uri(tracking_uri)
-    db = _sqlite_path(resolved)
+    db = sqlite_file(resolved)
     if db is not None and not db.is_file():
         # opening it would create an empty store and report "model not found" instead
         raise ModelError(

@@ -36,6 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from leadscore.config import TrainConfig
 from leadscore.errors import ModelError, SpecError
 from leadscore.folds import Folds
+from leadscore.io import sqlite_file
 from leadscore.metrics import bootstrap_intervals, evaluate
 from leadscore.model import FeatureEncoder
 from leadscore.schema import LabelledDataset
@@ -319,12 +320,9 @@ def default_storage(tracking_uri: str | None, *, cwd: Path | None = None) -> str
     """``sqlite:///optuna.db`` beside the MLflow store: in the folder of ``mlflow.db`` when
     the tracking URI is an SQLite file, else in the working directory (or ``cwd``)."""
     folder = (cwd or Path.cwd()).resolve()
-    if tracking_uri and tracking_uri.startswith("sqlite:///"):
-        from leadscore.tracking import _sqlite_path
-
-        db = _sqlite_path(tracking_uri)
-        if db is not None:
-            folder = (db if db.is_absolute() else folder / db).resolve().parent
+    db = sqlite_file(tracking_uri) if tracking_uri else None
+    if db is not None:
+        folder = (db if db.is_absolute() else folder / db).resolve().parent
     return f"sqlite:///{folder / 'optuna.db'}"
 
 
