@@ -9,7 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from leadscore.datasets import load_dataset, mark_missing, prepare_flat_dataset
+from leadscore.datasets import (
+    load_dataset,
+    mark_missing,
+    prepare_flat_dataset,
+    read_flat_table,
+)
 from leadscore.errors import DataError, SpecError
 from leadscore.model import parse_numbers
 from leadscore.specs import load_spec, parse_spec
@@ -94,11 +99,45 @@ def test_won_within_days_with_censoring_and_observed_from():
     )
     data = prepare_flat_dataset(frame, spec)
     # a: won in 19 days; b: won after 73 days (lost within 30); c: not won, window complete;
-    # d: won within 10 days; e: not won and window open at 2018-04-10 (censored);
-    # f: contacted before outcomes were recorded (left out)
-    assert data.lead_id.tolist() == ["a", "b", "c", "d"]
-    assert data.y.tolist() == [1, 0, 0, 1]
+    # d: won within 10 days but its window is still open at 2018-04-10 (censored: keeping the
+    # early wins of open windows and dropping the rest would inflate the newest leads' rate);
+    # e: not won and window open (censored); f: contacted before outcomes were recorded
+    assert data.lead_id.tolist() == ["a", "b", "c"]
+    assert data.y.tolist() == [1, 0, 0]
     assert data.horizon_days == 30
+
+
+def test_within_days_does_not_inflate_the_newest_leads_win_rate():
+    """Leads win at the same rate all year; the newest ones must not look better because
+    their early wins are kept while their not-yet-won leads are censored."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    contact = pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D")
+    won_at = contact + pd.to_timedelta(rng.integers(0, 80, n), unit="D")
+    won_at = won_at.where(rng.random(n) < 0.25)
+    frame = pd.DataFrame(
+        {
+            "id": [f"L{i}" for i in range(n)],
+            "contact": contact,
+            "won_date": won_at,
+            "origin": rng.choice(["a", "b"], n),
+        }
+    )
+    spec = parse_spec(
+        {
+            "name": "w",
+            "source": "unused.csv",
+            "id": "id",
+            "order_by": "contact",
+            "label": {"column": "won_date", "won": "not_null", "within_days": 90},
+        }
+    )
+    data = prepare_flat_dataset(frame, spec)
+    kept = frame.set_index("id").loc[data.lead_id.tolist()]
+    assert (kept["contact"] + pd.Timedelta(days=90) <= won_at.max()).all()
+    newest = np.asarray(data.y)[np.argsort(kept["contact"].to_numpy())][-len(data.y) // 5 :]
+    assert abs(newest.mean() - 0.25) < 0.05
+    assert abs(data.y.mean() - 0.25) < 0.03
 
 
 def test_builtin_specs_load_the_shared_files(shared_data_root):
@@ -197,6 +236,43 @@ def test_digit_text_that_is_an_id_a_code_or_a_category_is_not_a_number(flat_fram
     assert "00003" in set(data.X["zip"].cat.categories)
 
 
+def test_identifiers_and_dates_are_left_out_however_typed(flat_frame):
+    """Whole numbers unique per row are identifiers as integers or as text; unique decimals
+    are measurements; dates written as text are timestamps, not categories."""
+    n = len(flat_frame)
+    frame = flat_frame.assign(
+        phone=np.arange(5_550_000_000, 5_550_000_000 + n),
+        phone_text=[str(5_550_000_000 + i) for i in range(n)],
+        revenue=[f"{1000 + i * 1.37:.2f}" for i in range(n)],
+        last_activity=[f"2024-03-{1 + i % 28:02d} 10:{i % 60:02d}:00" for i in range(n)],
+    )
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert data.excluded["phone"] == data.excluded["phone_text"] == "unique per row (an identifier)"
+    assert data.excluded["last_activity"] == "a timestamp (not a property of the lead)"
+    assert {f.name: f.kind for f in data.features}["revenue"] == "numeric"
+
+
+def test_the_same_table_types_the_same_from_csv_and_parquet(tmp_path, flat_frame):
+    """A CSV is read as text and typed like the text columns of a Parquet file: zero-padded
+    codes keep their zeros, TRUE/FALSE are one level whichever reader typed them."""
+    n = len(flat_frame)
+    frame = flat_frame.assign(
+        zip=[f"{i % 7:05d}" for i in range(n)],
+        decision_maker=["TRUE" if i % 3 else "FALSE" for i in range(n)],
+    ).astype({"seq": "str", "visits": "str", "converted": "str"})
+    frame.to_csv(tmp_path / "leads.csv", index=False)
+    frame.to_parquet(tmp_path / "leads.parquet", index=False)
+    loaded = {}
+    for suffix in ("csv", "parquet"):
+        spec = {**SPEC, "name": f"toy_{suffix}", "source": str(tmp_path / f"leads.{suffix}")}
+        loaded[suffix] = prepare_flat_dataset(read_flat_table(parse_spec(spec)), parse_spec(spec))
+    csv, parquet = loaded["csv"], loaded["parquet"]
+    assert [(f.name, f.kind) for f in csv.features] == [(f.name, f.kind) for f in parquet.features]
+    pd.testing.assert_frame_equal(csv.X, parquet.X)
+    assert "00003" in set(csv.X["zip"].cat.categories)
+    assert set(csv.X["decision_maker"].cat.categories) == {"True", "False"}
+
+
 def test_blank_cells_are_missing_in_numbers_and_categories(flat_frame):
     frame = flat_frame.astype({"visits": "str"})
     frame.loc[4, "visits"] = ""
@@ -253,7 +329,7 @@ def test_empty_lead_id_names_the_spec_s_id_column(tmp_path, flat_frame):
 
 def test_label_values_other_than_declared(tmp_path, flat_frame):
     frame = flat_frame.assign(converted=flat_frame["converted"].replace({0: 2}))
-    with pytest.raises(DataError, match=r"holds 2, which is neither won \[1\] nor lost \[0\]"):
+    with pytest.raises(DataError, match=r"holds '2', which is neither won \[1\] nor lost \[0\]"):
         load_dataset(write_spec(tmp_path, frame))
 
 

@@ -18,7 +18,13 @@ from leadscore.config import parse_config
 from leadscore.datasets import prepare_flat_dataset
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import explain_batch, lead_reasons
-from leadscore.model import BOOSTER_FILE, META_FILE, FeatureEncoder, LeadScoringModel
+from leadscore.model import (
+    BOOSTER_FILE,
+    META_FILE,
+    FeatureEncoder,
+    LeadScoringModel,
+    category_levels,
+)
 from leadscore.schema import Feature, LabelledDataset
 from leadscore.specs import parse_spec
 from leadscore.training import TrainingResult, train
@@ -216,6 +222,24 @@ def test_levels_saved_as_float_text_still_match() -> None:
     expected = [2.0, 1.0, np.nan, np.nan]
     for variant in (leads, leads.astype("Int64"), leads.astype("str"), leads.astype(object)):
         np.testing.assert_array_equal(encoder.matrix(variant)[:, 0], expected)
+
+
+def test_true_and_false_match_however_they_are_spelled() -> None:
+    """A CSV reader types a TRUE/FALSE column as booleans until one other token appears; Parquet
+    and databases hand it over as text: every spelling is the same level."""
+    feature = Feature("decision_maker", "fit", "Decision maker", "categorical")
+    frame = pd.DataFrame({"decision_maker": [True, False, True, None]})
+    levels = category_levels(frame["decision_maker"].dropna().astype(bool))
+    encoder = FeatureEncoder([feature], {"decision_maker": levels})
+    expected = encoder.matrix(frame)[:, 0]
+    assert not np.isnan(expected[:3]).any()
+    for spelling in (["TRUE", "FALSE", "TRUE", ""], ["true", "false", "True", None]):
+        variant = pd.DataFrame({"decision_maker": pd.Series(spelling, dtype="str")})
+        np.testing.assert_array_equal(
+            encoder.matrix(variant)[:, 0], expected, err_msg=str(spelling)
+        )
+    saved_as_text = FeatureEncoder([feature], {"decision_maker": ["FALSE", "TRUE"]})
+    np.testing.assert_array_equal(saved_as_text.matrix(frame)[:, 0], expected)
 
 
 def test_blank_text_numbers_are_missing_and_infinity_is_refused(trained) -> None:

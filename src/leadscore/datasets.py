@@ -7,8 +7,8 @@ tested on three-row frames. :func:`load_dataset` does both.
 Columns the spec does not name are features, typed from the data: numeric columns stay
 numeric, everything else is categorical. Some columns are left out automatically, each with
 its reason recorded in ``LabelledDataset.excluded``: the id, the label, the ordering column
-(time itself is not a property of a lead), columns that hold one value only and text columns
-that are unique per row (identifiers).
+(time itself is not a property of a lead), other dates, columns that hold one value only and
+identifiers (text or whole numbers unique per row).
 """
 
 from __future__ import annotations
@@ -24,7 +24,13 @@ from pandas.api import types as ptypes
 from leadscore.errors import DataError, SpecError
 from leadscore.io import read_table
 from leadscore.model import level_text, parse_numbers
-from leadscore.schema import Feature, LabelledDataset, to_lead_ids, to_utc_naive
+from leadscore.schema import (
+    Feature,
+    LabelledDataset,
+    is_text_timestamps,
+    to_lead_ids,
+    to_utc_naive,
+)
 from leadscore.specs import DatasetSpec, load_spec
 
 logger = logging.getLogger(__name__)
@@ -33,14 +39,22 @@ logger = logging.getLogger(__name__)
 def read_flat_table(spec: DatasetSpec) -> pd.DataFrame:
     """Read the spec's source and left-join the columns named in its ``join`` entries.
 
-    Id columns of CSV files are read as written, so ``00123`` keeps its zeros and still joins
-    back to the CRM.
+    Every CSV column is read as text and typed by :func:`prepare_flat_dataset`, as a text
+    column of Parquet or a database is: the same table types the same whatever its file
+    (pandas' own guess would read ``00731`` as 731 and ``TRUE`` as a boolean). Ids keep their
+    zeros and still join back to the CRM.
     """
     frame = read_table(
-        spec.resolve(spec.source), spec.table, query=spec.query, text_columns=(spec.id,)
+        spec.resolve(spec.source),
+        spec.table,
+        query=spec.query,
+        text_columns=(spec.id,),
+        strings=True,
     )
     for join in spec.join:
-        other = read_table(spec.resolve(join.source), join.table, text_columns=(join.id,))
+        other = read_table(
+            spec.resolve(join.source), join.table, text_columns=(join.id,), strings=True
+        )
         _require(other, [join.id, *join.columns], f"joined table {join.source}")
         _require(frame, [spec.id], "the lead table")
         other = other[[join.id, *join.columns]].rename(columns={join.id: spec.id})
@@ -191,7 +205,9 @@ def _compute_label(
         )
         window_end = order + pd.Timedelta(days=label.within_days)
         won = won_at.notna() & (won_at <= window_end)
-        censored = ~won & (window_end > until)
+        # A window still open at the extract is censored whatever happened in it so far:
+        # keeping its early wins and dropping the rest would inflate the newest leads' rate.
+        censored = window_end > until
         logger.info("label %s: %d censored", label.column, int((censored & keep).sum()))
         return won.astype("int8"), keep & ~censored
     empty = values.isna() & keep
@@ -232,6 +248,13 @@ def _is_identifier(non_null: pd.Series) -> bool:
     return non_null.nunique() == len(non_null) and len(non_null) > 50
 
 
+def _is_whole_number_identifier(numbers: pd.Series) -> bool:
+    """Whole numbers unique per row (a phone number, a row number): an identifier, whatever the
+    file typed them as. Unique decimals are measurements (revenue, seconds on site)."""
+    given = numbers.dropna()
+    return _is_identifier(given) and bool((given == np.floor(given)).all())
+
+
 def _text_reads_as_numbers(values: pd.Series, non_null: pd.Series) -> pd.Series | None:
     """A text column as numbers when every value reads as one, or ``None``.
 
@@ -249,8 +272,9 @@ def _type_features(
 ) -> tuple[pd.DataFrame, list[Feature], dict[str, str]]:
     """Feature columns typed as scoring reads them (:func:`~leadscore.model.parse_numbers`,
     :func:`~leadscore.model.level_text`): blank text is missing, and a text column whose
-    values all read as numbers once the missing tokens are gone is numeric, unless it is
-    unique per row (an identifier, left out) or written with leading zeros (a code)."""
+    values all read as numbers once the missing tokens are gone is numeric, unless written
+    with leading zeros (a code). Left out: whole numbers unique per row and other text unique
+    per row (identifiers, however the file typed them) and dates, also written as text."""
     columns: dict[str, pd.Series] = {}
     features: list[Feature] = []
     excluded: dict[str, str] = {}
@@ -275,13 +299,18 @@ def _type_features(
         elif name not in spec.categorical and not ptypes.is_bool_dtype(values):
             if ptypes.is_numeric_dtype(values):
                 numeric = parse_numbers(values)[0]
-            elif _is_text(values) and not _is_identifier(non_null):
+            elif _is_text(values):
                 numeric = _text_reads_as_numbers(values, non_null)
+            if numeric is not None and _is_whole_number_identifier(numeric):
+                excluded[name] = "unique per row (an identifier)"
+                continue
         if numeric is not None:
             columns[name] = numeric
             kind = "numeric"
         else:
-            if ptypes.is_datetime64_any_dtype(values):
+            if ptypes.is_datetime64_any_dtype(values) or (
+                _is_text(values) and is_text_timestamps(pd.Series(non_null.unique()))
+            ):
                 excluded[name] = "a timestamp (not a property of the lead)"
                 continue
             if name not in spec.categorical and _is_identifier(non_null):

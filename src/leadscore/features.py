@@ -48,6 +48,7 @@ from leadscore.schema import (
     FeatureTable,
     LabelledDataset,
     _to_numeric,
+    is_text_timestamps,
 )
 
 logger = logging.getLogger(__name__)
@@ -960,9 +961,6 @@ def _humanise(column: str) -> str:
 
 
 _TIMESTAMP_REASON = "a timestamp: its value may postdate as-of and leak"
-_DATE_TEXT = re.compile(
-    r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:[T\s]|$)"
-)
 
 
 def _holds_objects(values: pd.Series) -> bool:
@@ -970,19 +968,6 @@ def _holds_objects(values: pd.Series) -> bool:
     if not ptypes.is_object_dtype(values):
         return False
     return any(isinstance(v, list | tuple | dict | set | np.ndarray) for v in values.dropna())
-
-
-def _is_text_timestamps(distinct: pd.Series) -> bool:
-    """Whether (nearly) all distinct values are dates written as text (a CSV's ``str``)."""
-    text = distinct.astype("str")
-    if text.empty:
-        return False
-    dated = text[text.str.contains(_DATE_TEXT, regex=True)]
-    if len(dated) < 0.95 * len(text):
-        return False
-    sample = dated.iloc[:10_000]
-    parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
-    return bool(parsed.notna().sum() >= 0.95 * len(sample))
 
 
 def _plan_extras(leads: pd.DataFrame) -> _Extras:
@@ -1018,7 +1003,7 @@ def _plan_extras(leads: pd.DataFrame) -> _Extras:
             columns[str(column)] = Feature(name, "fit", _humanise(column), "numeric")
             continue
         distinct = pd.Series(values.dropna().unique())
-        if _is_text_timestamps(distinct):
+        if is_text_timestamps(distinct):
             excluded[str(column)] = _TIMESTAMP_REASON
             continue
         if len(distinct) > 1000 and len(distinct) > 0.5 * values.notna().sum():

@@ -186,17 +186,18 @@ def _table_file(source: str | os.PathLike[str], table: str | None, query: str | 
 
 
 def _csv_options(
-    path: Path, na_values: Sequence[str] | None, text_columns: Sequence[str]
+    path: Path, na_values: Sequence[str] | None, text_columns: Sequence[str], strings: bool
 ) -> dict[str, object]:
     """``pd.read_csv`` options reading ``text_columns`` as written (only empty is missing)
-    and every other column as pandas does, with ``na_values`` added."""
-    header = [] if not text_columns else list(pd.read_csv(path, nrows=0).columns)
+    and every other column as pandas does (or as text, with ``strings``), with ``na_values``
+    added."""
+    header = [] if not (text_columns or strings) else list(pd.read_csv(path, nrows=0).columns)
     text = [c for c in header if c in text_columns]
-    if not text:
+    if not text and not strings:
         return {"na_values": None if na_values is None else list(na_values)}
     others = [*CSV_NA_TOKENS, *(na_values or ())]
     return {
-        "dtype": dict.fromkeys(text, "str"),
+        "dtype": dict.fromkeys(header if strings else text, "str"),
         "keep_default_na": False,
         "na_values": {c: [""] if c in text else others for c in header},
     }
@@ -209,6 +210,7 @@ def read_table(
     query: str | None = None,
     na_values: list[str] | None = None,
     text_columns: Sequence[str] = (),
+    strings: bool = False,
 ) -> pd.DataFrame:
     """Read one table from a file or a database.
 
@@ -220,6 +222,9 @@ def read_table(
     na_values : extra tokens that mean "missing" in CSV files.
     text_columns : CSV columns read as text exactly as written (ids: ``00123`` keeps its
         zeros, ``NA`` stays ``NA``); only an empty field is missing there.
+    strings : read every other CSV column as text too (missing tokens still missing), for a
+        caller that types columns itself: pandas' guess per file or per chunk would turn
+        ``00731`` into 731 or ``TRUE`` into a boolean in one file and not in another.
     """
     if is_sql_url(source):
         return _read_sql(str(source), table, query)
@@ -227,7 +232,7 @@ def read_table(
     suffix = path.suffix.lower()
     with _read_errors(str(path), suffix):
         if suffix == ".csv":
-            options = _csv_options(path, na_values, text_columns)
+            options = _csv_options(path, na_values, text_columns, strings)
             frame = pd.read_csv(path, low_memory=False, **options)  # type: ignore[arg-type]
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
@@ -339,6 +344,7 @@ def iter_table_chunks(
     chunk_rows: int = 250_000,
     na_values: list[str] | None = None,
     text_columns: Sequence[str] = (),
+    strings: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Read one table a slice of rows at a time, so memory is bounded by the slice.
 
@@ -369,7 +375,7 @@ def iter_table_chunks(
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
                 yield _drop_unnamed(batch.to_pandas())
         elif suffix == ".csv":
-            options = _csv_options(path, na_values, text_columns)
+            options = _csv_options(path, na_values, text_columns, strings)
             with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:  # type: ignore[call-overload]
                 for chunk in reader:
                     yield _drop_unnamed(chunk)

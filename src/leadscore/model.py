@@ -56,10 +56,14 @@ META_FILE = "model.json"
 _INTEGRAL_TEXT = re.compile(r"[+-]?\d+\.0*")
 
 
+_BOOLEAN_TEXT = {"true": "True", "false": "False"}
+
+
 def _canon(value: object) -> str:
     """One text form per category value, so ``3``, ``3.0``, ``"3"`` and ``"3.0"`` are the same
-    level: a code column arrives as floats from one reader and as text from another, and models
-    saved before this rule hold levels such as ``"3.0"``."""
+    level, and so are ``True``, ``"TRUE"`` and ``"true"``: a column arrives typed by one reader
+    (floats, booleans) and as text from another, and models saved before this rule hold levels
+    such as ``"3.0"``."""
     if isinstance(value, bool | np.bool_):
         return str(bool(value))
     if isinstance(value, int | float | np.integer | np.floating) and float(value).is_integer():
@@ -67,7 +71,7 @@ def _canon(value: object) -> str:
     text = str(value)
     if _INTEGRAL_TEXT.fullmatch(text):
         return str(int(text.split(".")[0]))
-    return text
+    return _BOOLEAN_TEXT.get(text.strip().lower(), text)
 
 
 def _is_blank(value: object) -> bool:

@@ -24,6 +24,7 @@ converted to UTC and made naive once, at validation.
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -297,6 +298,25 @@ def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Serie
                 fix,
             )
     return first
+
+
+_DATE_TEXT = re.compile(
+    r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:[T\s]|$)"
+)
+
+
+def is_text_timestamps(distinct: pd.Series) -> bool:
+    """Whether (nearly) all distinct values are dates written as text (a CSV's ``str``): such
+    a column is a moment, not a property of the lead, and a later one would leak."""
+    text = distinct.astype("str")
+    if text.empty:
+        return False
+    dated = text[text.str.contains(_DATE_TEXT, regex=True)]
+    if len(dated) < 0.95 * len(text):
+        return False
+    sample = dated.iloc[:10_000]
+    parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
+    return bool(parsed.notna().sum() >= 0.95 * len(sample))
 
 
 def to_lead_ids(values: pd.Series, table: str, column: str = "lead_id") -> pd.Series:

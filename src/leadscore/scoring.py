@@ -227,7 +227,7 @@ def flat_feature_chunks(
         table = query = None
     seen = 0
     chunks = iter_table_chunks(
-        location, table, query=query, chunk_rows=chunk_rows, text_columns=(spec.id,)
+        location, table, query=query, chunk_rows=chunk_rows, text_columns=(spec.id,), strings=True
     )
     for chunk in chunks:
         if spec.id not in chunk.columns:
