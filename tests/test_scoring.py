@@ -354,3 +354,48 @@ def test_flat_spec_on_duckdb_scores_a_csv_of_new_leads(tmp_path, monkeypatch, ca
     scored = read_scored_leads(target).set_index("lead_id").loc[new["lead"]]
     expected = LeadScoringModel.load(tmp_path / "models" / "padded").predict_proba(new)
     np.testing.assert_allclose(scored["probability"].to_numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_flat_scoring_skips_closed_leads_and_finds_the_spec_s_champion(
+    tmp_path, monkeypatch, capsys
+):
+    """A CRM export holds closed and open leads: only rows without an outcome are scored, a
+    table of closed leads only is a one-line error, and without --model a spec scores with
+    its own registered champion (leadscore-<spec name>), the name train registers it under."""
+    import yaml
+
+    rng = np.random.default_rng(8)
+    n = 2000
+    visits = rng.poisson(4, n)
+    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.35 * visits))
+    status = np.where(won, "Closed Won", "Closed Lost").astype(object)
+    frame = pd.DataFrame({"id": [f"L{i}" for i in range(n)], "seq": np.arange(n), "visits": visits})
+    frame["plan"] = rng.choice(["basic", "pro"], n)
+    frame.assign(status=status).to_csv(tmp_path / "history.csv", index=False)
+    spec = {
+        "name": "crm",
+        "source": "history.csv",
+        "id": "id",
+        "label": {"column": "status", "won": ["Closed Won"], "lost": ["Closed Lost"]},
+        "order_by": "seq",
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "train.yaml").write_text("evaluation: {resamples: 0}\n")
+    monkeypatch.chdir(tmp_path)
+    train = ["train", "--spec", "spec.yaml", "--config", "train.yaml", "--allow-worse"]
+    assert main(["-q", *train]) == 0
+    capsys.readouterr()
+
+    current = frame.head(300).assign(status=["Open", "Closed Won", "", "Nurture"] * 75)
+    current.to_csv(tmp_path / "current.csv", index=False)
+    target = tmp_path / "scores.duckdb"
+    argv = ["score", "--spec", "spec.yaml", "--no-progress", "--no-reasons", "--target"]
+    assert main([*argv, str(target), "--input", "current.csv"]) == 0
+    scored = read_scored_leads(target)
+    assert sorted(scored["lead_id"]) == sorted(current.loc[current["status"] != "Closed Won", "id"])
+    assert set(scored["model_name"]) == {"leadscore-crm"}
+
+    assert main([*argv, str(tmp_path / "history.duckdb")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "all 2,000 leads are closed" in error[0]
+    assert not (tmp_path / "history.duckdb").exists()

@@ -176,10 +176,13 @@ def flat_world(tmp_path_factory, shared_data_root: Path) -> dict[str, object]:
     model_uri = "models:/leadscore-x_education@champion"
     scoring = load_scoring_model(model_uri, tracking_uri=uri)
     spec = load_spec("x_education", data_root=shared_data_root)
+    history = pd.read_csv(spec.resolve(spec.source), dtype="str", keep_default_na=False)
+    open_leads = root / "open_leads.csv"  # as the CRM exports them: no outcome yet
+    history.drop(columns=[spec.label.column]).to_csv(open_leads, index=False)
     target = str(root / "scores.duckdb")
     run_scoring(
         scoring,
-        flat_feature_chunks(spec, chunk_rows=3000),
+        flat_feature_chunks(spec, source=str(open_leads), chunk_rows=3000),
         target=target,
         as_of=AS_OF,
         progress=False,
@@ -189,12 +192,14 @@ def flat_world(tmp_path_factory, shared_data_root: Path) -> dict[str, object]:
         "model_uri": model_uri,
         "scoring": scoring,
         "spec": spec,
+        "open_leads": open_leads,
         "batch": read_scored_leads(target),
     }
 
 
-def _read_csv(spark, spec):
-    return spark.read.csv(str(spec.resolve(spec.source)), header=True, inferSchema=True)
+def _read_csv(spark, path: Path):
+    """Every column as text, as the README reads a CRM export: the model types them."""
+    return spark.read.csv(str(path), header=True)
 
 
 def test_flat_table_on_spark_matches_the_batch_scorer(spark, flat_world):
@@ -202,7 +207,7 @@ def test_flat_table_on_spark_matches_the_batch_scorer(spark, flat_world):
 
     spec = flat_world["spec"]
     scored = score_flat_spark(
-        _read_csv(spark, spec),
+        _read_csv(spark, flat_world["open_leads"]),
         flat_world["scoring"],
         id_column=spec.id,
         as_of=AS_OF,
@@ -221,7 +226,7 @@ def test_mlflow_spark_udf_gives_the_batch_scores(spark, flat_world):
     features = [f.name for f in scoring.model.features]
     udf = pyfunc_udf(spark, flat_world["model_uri"], tracking_uri=flat_world["uri"])
     rows = (
-        _read_csv(spark, spec)
+        _read_csv(spark, flat_world["open_leads"])
         .limit(500)
         .select(F.col(spec.id).alias("lead_id"), udf(F.struct(*features)).alias("s"))
         .select("lead_id", "s.probability", "s.score", "s.stage")

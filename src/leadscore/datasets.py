@@ -23,7 +23,7 @@ from pandas.api import types as ptypes
 
 from leadscore.errors import DataError, SpecError
 from leadscore.io import read_table
-from leadscore.model import level_text, parse_numbers
+from leadscore.model import _INTEGRAL_TEXT, level_text, parse_numbers
 from leadscore.schema import (
     Feature,
     LabelledDataset,
@@ -125,10 +125,26 @@ def _label_matches(values: pd.Series, wanted: list[object]) -> pd.Series:
             text = str(int(value))
         else:
             text = str(value).strip().lower()
+            if _INTEGRAL_TEXT.fullmatch(text):
+                text = str(int(text.split(".")[0]))
         return _FLAG_WORDS.get(text, text)
 
     wanted_text = {canon(v) for v in wanted}
     return values.map(lambda v: canon(v) in wanted_text if pd.notna(v) else False).astype(bool)
+
+
+def closed_rows(values: pd.Series, spec: DatasetSpec) -> pd.Series:
+    """Rows of a table to score whose label column already holds an outcome (won or lost):
+    such a lead is closed and is not scored. A blank label is an open lead; with ``label.lost``
+    declared, a value that is neither won nor lost (``Open``, ``Nurture``) is one too. A won
+    date (``within_days`` or ``won: not_null``) closes a lead only once it is there."""
+    label = spec.label
+    given = values.notna() & (values.astype("string").str.strip() != "").fillna(False)
+    if label.won == "not_null" or label.within_days is not None or label.lost is None:
+        return given
+    return given & (
+        _label_matches(values, list(label.won)) | _label_matches(values, list(label.lost))
+    )
 
 
 def _plain(value: object) -> object:

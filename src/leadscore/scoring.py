@@ -216,10 +216,12 @@ def flat_feature_chunks(
     Typing is left to the model (:meth:`LeadScoringModel.prepare`), which applies the types and
     category levels it was trained with. ``source`` overrides the spec's table (the current
     leads rather than the training history); the spec's ``table`` and ``query`` still apply to
-    a database or DuckDB file given there, not to a CSV or Parquet file. Id columns of CSV
-    files are read as written, as in training.
+    a database or DuckDB file given there, not to a CSV or Parquet file. CSV files are read as
+    text, as in training. Rows whose label column holds an outcome are closed leads and are
+    not scored (:func:`~leadscore.datasets.closed_rows`); a table of closed leads only is an
+    error, since scoring the training history is a mistake, not a result.
     """
-    from leadscore.datasets import mark_missing
+    from leadscore.datasets import closed_rows, mark_missing
 
     location = source if source is not None else spec.resolve(spec.source)
     table, query = spec.table, spec.query
@@ -229,6 +231,7 @@ def flat_feature_chunks(
     chunks = iter_table_chunks(
         location, table, query=query, chunk_rows=chunk_rows, text_columns=(spec.id,), strings=True
     )
+    closed = 0
     for chunk in chunks:
         if spec.id not in chunk.columns:
             raise DataError(
@@ -237,9 +240,27 @@ def flat_feature_chunks(
             )
         chunk = mark_missing(chunk, spec.missing_values)
         seen += len(chunk)
-        yield chunk, to_lead_ids(chunk[spec.id], spec.name, spec.id)
+        if spec.label.column in chunk.columns:
+            done = closed_rows(chunk[spec.label.column], spec)
+            closed += int(done.sum())
+            chunk = chunk[~done.to_numpy()]
+        if len(chunk):
+            yield chunk, to_lead_ids(chunk[spec.id], spec.name, spec.id)
     if seen == 0:
         raise DataError(f"{location} holds no leads", "Give a table with at least one lead.")
+    if closed:
+        logger.info(
+            "%s: %d closed lead(s) not scored (%s holds an outcome)",
+            location,
+            closed,
+            spec.label.column,
+        )
+    if closed == seen:
+        raise DataError(
+            f"{location}: all {seen:,} leads are closed ({spec.label.column!r} holds their "
+            "outcome), so none is left to score",
+            "Score the current open leads: --input FILE, rows without an outcome.",
+        )
 
 
 def _id_hashes(lead_ids: pd.Series) -> np.ndarray:

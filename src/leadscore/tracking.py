@@ -364,21 +364,18 @@ def model_signature(model: LeadScoringModel) -> ModelSignature:
 
     Built from the features, not inferred from a sample: a categorical column whose sample
     happens to hold only numbers, or only missing values, would otherwise be typed wrongly.
-    Every input is optional (a missing value is "unknown" to the model); categorical inputs
-    are strings. Numeric inputs are ``any``: MLflow refuses int64 columns for a ``double``
-    input (it only widens integers of up to 6 bytes) and float columns for a ``long`` one, yet
-    pandas reads a count column without gaps as int64. The model converts numbers itself.
+    Every input is optional (a missing value is "unknown" to the model) and of type ``any``:
+    MLflow refuses int64 columns for a ``double`` input (it only widens integers of up to 6
+    bytes), float columns for a ``long`` one, and category, float or integer columns for a
+    ``string`` one, yet pandas reads a count without gaps as int64, a batch whose categorical
+    column is empty as floats, and codes as numbers. The model types every column itself, as
+    the batch scorer does (numbers parsed, categories matched in their canonical text).
     """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
     from mlflow.types.schema import AnyType
 
-    inputs = Schema(
-        [
-            ColSpec("string" if f.kind == "categorical" else AnyType(), f.name, required=False)
-            for f in model.features
-        ]
-    )
+    inputs = Schema([ColSpec(AnyType(), f.name, required=False) for f in model.features])
     outputs = Schema(
         [
             ColSpec("double", "probability"),

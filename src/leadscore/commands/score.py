@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
+from leadscore.commands.train import registered_name
 from leadscore.commands.validate import add_data_arguments
 from leadscore.errors import DataError
 from leadscore.features import parse_timestamp
@@ -42,10 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--model",
-        default=DEFAULT_MODEL,
+        default=None,
         metavar="URI",
         help=f"models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a "
-        f"model folder (default: {DEFAULT_MODEL})",
+        f"model folder (default: {DEFAULT_MODEL}, or models:/leadscore-SPEC@champion "
+        "with --spec)",
     )
     parser.add_argument(
         "--as-of",
@@ -92,9 +94,14 @@ def run(args: argparse.Namespace) -> int:
         if args.as_of
         else pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).floor("s").as_unit("us")
     )
-    scoring = load_scoring_model(args.model, tracking_uri=args.tracking_uri)
-    if args.spec:
-        spec = load_spec(args.spec, data_root=args.data_root)
+    spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
+    model_uri = args.model or (
+        DEFAULT_MODEL
+        if spec is None
+        else f"models:/{registered_name('leadscore', {'name': spec.name})}@champion"
+    )
+    scoring = load_scoring_model(model_uri, tracking_uri=args.tracking_uri)
+    if spec is not None:
         chunks = flat_feature_chunks(
             spec, source=args.input, chunk_rows=args.chunk_size or DEFAULT_CHUNK_ROWS
         )
