@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
 from leadscore.baselines import LogisticRegressionBaseline, PointsRule, RulePointsBaseline
@@ -128,3 +129,48 @@ def test_ranges_and_missing_values() -> None:
     np.testing.assert_array_equal(rule.matches(values), [False, True, True, False, False])
     assert PointsRule(feature="v", points=1, missing=True).matches(values).tolist()[-1]
     assert rule.describe() == "v in [2, 5): +1"
+
+
+@pytest.mark.parametrize(
+    ("make", "changed"),
+    [
+        (LogisticRegressionBaseline, {"C": 1e-4}),
+        (RulePointsBaseline, {"scale": 40.0}),
+    ],
+)
+def test_a_new_fit_drops_the_old_calibration(make, changed: dict) -> None:
+    """A calibrator maps the scores of the fit it was made for; after a refit it must go."""
+    X, y = _leads(1500)
+    model = make().fit(X.iloc[:1000], y[:1000]).calibrate(X.iloc[1000:], y[1000:])
+    model.set_params(**changed).fit(X.iloc[:1000], y[:1000])
+    assert not hasattr(model, "calibrator_")
+    with pytest.raises(NotFittedError, match="fitted but not calibrated: call 'calibrate'"):
+        model.predict_proba(X)
+    fresh = make(**changed).fit(X.iloc[:1000], y[:1000]).calibrate(X.iloc[1000:], y[1000:])
+    model.calibrate(X.iloc[1000:], y[1000:])
+    np.testing.assert_allclose(model.predict_proba(X), fresh.predict_proba(X))
+
+
+def test_a_refit_keeps_no_state_of_the_old_fit() -> None:
+    """Rules derived by an earlier fit do not survive a refit with a marketer's table."""
+    X, y = _leads(1500)
+    model = RulePointsBaseline().fit(X, y)
+    model.set_params(rules=[{"feature": "title", "in": ["vp"], "points": 5}]).fit(X, y)
+    assert model.table() == ["title is vp: +5"] and not model.derived_
+    model.set_params(rules=[{"feature": "job_title", "in": ["vp"], "points": 5}])
+    with pytest.raises(SpecError, match="'job_title'"):
+        model.fit(X, y)
+    with pytest.raises(NotFittedError):
+        model.decision_function(X)  # a failed refit leaves no table of the old one
+
+
+@pytest.mark.parametrize("make", [LogisticRegressionBaseline, RulePointsBaseline])
+def test_predict_proba_names_the_missing_step(make) -> None:
+    X, y = _leads(500)
+    model = make()
+    with pytest.raises(NotFittedError, match="not fitted yet: call 'fit', then 'calibrate'"):
+        model.predict_proba(X)
+    model.fit(X, y)
+    with pytest.raises(NotFittedError, match="fitted but not calibrated") as err:
+        model.predict_proba(X)
+    assert "Call 'fit'" not in str(err.value)

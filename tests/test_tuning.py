@@ -133,10 +133,60 @@ def test_a_second_call_continues_the_study(tmp_path, problem):
 
 
 def test_no_trial_to_reuse_is_a_model_error(tmp_path, problem):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    open_study(_settings(trials=1), "demo", storage)  # the study exists, with no trial
     settings = _settings(trials=0)
-    study = open_study(settings, "demo", f"sqlite:///{tmp_path / 'optuna.db'}")
+    study = open_study(settings, "demo", storage)
     with pytest.raises(ModelError, match="no trial of study 'leadscore-demo' completed"):
         run_study(study, problem, settings)
+
+
+def test_trials_0_on_a_missing_study_is_a_spec_error_that_creates_nothing(tmp_path):
+    path = tmp_path / "optuna.db"
+    storage = f"sqlite:///{path}"
+    with pytest.raises(SpecError) as err:
+        open_study(_settings(trials=0, study_name="fresh"), "demo", storage)
+    message = str(err.value)
+    assert message == (
+        "--trials 0 reuses the best trial of an existing study, but study 'fresh' does not "
+        f"exist in {storage}. Give --trials N to run a search, or name an existing study "
+        "with --study-name."
+    )
+    assert not path.exists()  # no storage file, let alone an empty study
+    open_study(_settings(trials=1), "demo", storage)
+    with pytest.raises(SpecError, match=r"--study-name \(it has 'leadscore-demo'\)"):
+        open_study(_settings(trials=0, study_name="fresh"), "demo", storage)
+    assert optuna.study.get_all_study_names(storage) == ["leadscore-demo"]
+
+
+def test_trials_0_resumes_an_existing_study_and_the_summary_names_its_storage(tmp_path, problem):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    one = _settings(trials=1)
+    first = run_study(open_study(one, "demo", storage), problem, one)
+    assert first.storage == storage  # read from the study: not Optuna's cache class
+    settings = _settings(trials=0)
+    again = run_study(open_study(settings, "demo", storage), problem, settings, storage=storage)
+    assert (again.n_trials, again.new_trials, again.best_value) == (1, 0, first.best_value)
+    assert again.storage == storage
+    # a URL as given is recorded, but never its password
+    hidden = run_study(
+        open_study(settings, "demo", storage),
+        problem,
+        settings,
+        storage="postgresql://tuner:s3cret@db:5432/optuna",
+    )
+    assert hidden.storage == "postgresql://tuner:***@db:5432/optuna"
+    in_memory = optuna.create_study()
+    in_memory.enqueue_trial({"learning_rate": 0.1})
+    assert run_study(in_memory, problem, one).storage == "in-memory"
+
+
+def test_a_refused_study_is_left_as_it_was(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    optuna.create_study(storage=storage, study_name="leadscore-demo", direction="maximize")
+    with pytest.raises(SpecError, match="is set to maximize"):
+        open_study(_settings(), "demo", storage)
+    assert optuna.load_study(study_name="leadscore-demo", storage=storage).user_attrs == {}
 
 
 class _AlwaysPrune(optuna.pruners.BasePruner):
@@ -237,7 +287,9 @@ def test_each_trial_is_a_nested_mlflow_run_under_one_parent(tmp_path, problem):
 
 
 def test_tune_trains_the_final_model_with_the_best_params(tmp_path, dataset, config):
-    result = tune(dataset, config, _settings(trials=3), storage=f"sqlite:///{tmp_path / 'o.db'}")
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    result = tune(dataset, config, _settings(trials=3), storage=storage)
+    assert result.summary.storage == storage
     for name, value in result.summary.best_params.items():
         assert result.tuned.params[name] == value
     assert result.default.params["learning_rate"] == 0.03  # the default model is untouched
@@ -339,6 +391,8 @@ def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys):
     assert low <= data["gain"]["roc_auc"] <= high
     assert f"{low:+.3f} to {high:+.3f}" in printed
     assert (tmp_path / "mlruns" / "optuna.db").exists()  # beside the MLflow store
+    storage = f"sqlite:///{(tmp_path / 'mlruns').resolve() / 'optuna.db'}"
+    assert data["study"]["storage"] == storage
     client = MlflowClient(tracking_uri=uri)
     final = client.get_run(data["run_id"])
     assert final.data.tags["mlflow.parentRunId"] == data["parent_run_id"]
@@ -347,6 +401,10 @@ def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys):
     )
     parent = client.get_run(data["parent_run_id"])
     assert parent.data.metrics["tuned_test_roc_auc"] == pytest.approx(data["tuned"]["roc_auc"])
+    logged = json.loads(
+        Path(client.download_artifacts(parent.info.run_id, "tuning.json")).read_text()
+    )
+    assert logged["study"]["storage"] == storage
     # a second call continues the same study
     assert _main([*argv, "--trials", "2", "--no-mlflow"]) == 0
     assert json.loads(out.read_text())["study"]["n_trials"] == 5
@@ -354,6 +412,9 @@ def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys):
     assert _main([*argv, "--trials", "0", "--no-mlflow"]) == 0
     again = json.loads(out.read_text())["study"]
     assert (again["n_trials"], again["new_trials"]) == (5, 0)
+    # ... but a study that does not exist has no best trial: refused, and none is created
+    assert _main([*argv, "--trials", "0", "--study-name", "fresh", "--no-mlflow"]) == 2
+    assert optuna.study.get_all_study_names(storage) == ["leadscore-demo"]
 
 
 def test_tune_command_rejects_bad_arguments(tmp_path, capsys):

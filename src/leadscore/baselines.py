@@ -29,6 +29,7 @@ from pandas.api import types as ptypes
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
+from sklearn.exceptions import NotFittedError
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
@@ -57,10 +58,21 @@ def _as_text(values: pd.Series) -> np.ndarray:
 
 
 class _CalibratedMixin(BaseEstimator):
-    """``calibrate`` then ``predict_proba``: scores mapped to probabilities on held-out data."""
+    """``fit``, then ``calibrate``, then ``predict_proba``: scores mapped to probabilities on
+    held-out data."""
 
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         raise NotImplementedError
+
+    def _forget_fit(self) -> None:
+        """Drop every fitted attribute (sklearn's trailing ``_``) before a new ``fit``.
+
+        The calibrator maps the *old* scores to probabilities: kept after a refit with other
+        parameters, it would silently turn the new scores into wrong probabilities. Dropped,
+        ``predict_proba`` says that ``calibrate`` is due again.
+        """
+        for name in [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]:
+            delattr(self, name)
 
     def calibrate(
         self, X: pd.DataFrame, y: np.ndarray, method: CalibrationMethod = "auto"
@@ -70,8 +82,24 @@ class _CalibratedMixin(BaseEstimator):
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability of each lead (one value per row)."""
-        check_is_fitted(self, "calibrator_")
+        """Calibrated probability of each lead (one value per row).
+
+        Raises
+        ------
+        sklearn.exceptions.NotFittedError
+            Not fitted, or fitted but not calibrated since (the message names the step due).
+        """
+        if "calibrator_" not in vars(self):
+            name = type(self).__name__
+            check_is_fitted(
+                self,
+                msg=f"This {name} is not fitted yet: call 'fit', then 'calibrate' on held-out "
+                "leads, before 'predict_proba'.",
+            )
+            raise NotFittedError(
+                f"This {name} is fitted but not calibrated: call 'calibrate' on held-out "
+                "leads (the calibration fold) before 'predict_proba'."
+            )
         return self.calibrator_.predict(self.decision_function(X))
 
 
@@ -100,6 +128,8 @@ class LogisticRegressionBaseline(_CalibratedMixin):
         return pd.DataFrame(out, index=X.index)
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> LogisticRegressionBaseline:
+        """Fit on the fit fold; the calibration of any earlier fit is dropped."""
+        self._forget_fit()
         self.categorical_ = [c for c in X.columns if _is_categorical(X[c])]
         self.numeric_ = [c for c in X.columns if c not in self.categorical_]
         steps = []
@@ -252,6 +282,8 @@ class RulePointsBaseline(_CalibratedMixin):
         self.scale = scale
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> RulePointsBaseline:
+        """Check or derive the points table; the calibration of any earlier fit is dropped."""
+        self._forget_fit()
         if self.rules is not None:
             rules = [
                 r if isinstance(r, PointsRule) else PointsRule.model_validate(r) for r in self.rules

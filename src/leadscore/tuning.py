@@ -357,44 +357,102 @@ def quiet_optuna() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
-def open_study(settings: TuneSettings, dataset_name: str, storage: str) -> optuna.Study:
-    """Create the study, or load it when it exists (resuming); :class:`SpecError` when an
-    existing study was made for another objective or data set."""
-    name = settings.study_name or f"leadscore-{dataset_name}"
-    pruner = optuna.pruners.MedianPruner(
-        n_startup_trials=settings.startup_trials,
-        n_warmup_steps=settings.warmup_steps,
-        interval_steps=1,  # reports come every report_every steps already
-    )
+def study_name_for(settings: TuneSettings, dataset_name: str) -> str:
+    """The study a tuning run uses: ``--study-name``, else ``leadscore-<data set name>``."""
+    return settings.study_name or f"leadscore-{dataset_name}"
+
+
+@contextlib.contextmanager
+def _storage_errors(storage: str) -> Iterator[None]:
+    """A storage that cannot be opened as the one-line :class:`SpecError` of a bad --storage
+    (its password masked), not a traceback from SQLAlchemy."""
     try:
-        with quiet_optuna():
-            study = optuna.create_study(
-                storage=storage,
-                study_name=name,
-                pruner=pruner,
-                direction=settings.direction,
-                load_if_exists=True,
-            )
+        yield
     except (ValueError, ImportError, SQLAlchemyError) as err:
         raise SpecError(
             f"cannot open Optuna storage {shown_url(storage)!r}: {str(err).splitlines()[0]}",
             "Give a valid --storage URL, e.g. sqlite:///optuna.db.",
         ) from err
+
+
+def existing_study_names(storage: str) -> list[str]:
+    """Names of the studies in ``storage``, without creating anything: an SQLite file that
+    does not exist has no study and is not made (Optuna would create it on opening)."""
+    db = sqlite_file(storage)
+    if db is not None and not db.exists():
+        return []
+    with _storage_errors(storage), quiet_optuna():
+        return list(optuna.study.get_all_study_names(storage))
+
+
+def check_study_to_reuse(settings: TuneSettings, dataset_name: str, storage: str) -> None:
+    """With ``--trials 0`` the study must exist already: it is there to lend its best trial.
+
+    Checked before anything is opened or created, so that this mistake leaves no empty study
+    (and no storage file) behind; a no-op when trials are to be run.
+
+    Raises
+    ------
+    SpecError
+        ``settings.trials`` is 0 and ``storage`` holds no study of that name.
+    """
+    if settings.trials:
+        return
+    name = study_name_for(settings, dataset_name)
+    names = existing_study_names(storage)
+    if name in names:
+        return
+    known = f" (it has {', '.join(repr(n) for n in sorted(names)[:5])})" if names else ""
+    raise SpecError(
+        f"--trials 0 reuses the best trial of an existing study, but study {name!r} does not "
+        f"exist in {shown_url(storage)}",
+        f"Give --trials N to run a search, or name an existing study with --study-name{known}.",
+    )
+
+
+def open_study(settings: TuneSettings, dataset_name: str, storage: str) -> optuna.Study:
+    """Create the study, or load it when it exists (resuming).
+
+    Raises
+    ------
+    SpecError
+        The storage cannot be opened; ``settings.trials`` is 0 and the study does not exist
+        (nothing is created then); or an existing study was made for another objective or
+        data set (nothing is changed then).
+    """
+    check_study_to_reuse(settings, dataset_name, storage)
+    name = study_name_for(settings, dataset_name)
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=settings.startup_trials,
+        n_warmup_steps=settings.warmup_steps,
+        interval_steps=1,  # reports come every report_every steps already
+    )
+    with _storage_errors(storage), quiet_optuna():
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            pruner=pruner,
+            direction=settings.direction,
+            load_if_exists=True,
+        )
     attrs = study.user_attrs
-    for key, value in (("objective", settings.objective), ("dataset", dataset_name)):
+    wanted = {"objective": settings.objective, "dataset": dataset_name}
+    for key, value in wanted.items():
         if key in attrs and attrs[key] != value:
             raise SpecError(
                 f"study {name!r} in {shown_url(storage)} was made for "
                 f"{key} {attrs[key]!r}, not {value!r}",
                 "Pass another --study-name, or the same objective and data as before.",
             )
-        study.set_user_attr(key, value)
     if study.direction.name.lower() != settings.direction:
         raise SpecError(
             f"study {name!r} is set to {study.direction.name.lower()}, but objective "
             f"{settings.objective} needs {settings.direction}",
             "Pass another --study-name.",
         )
+    # stamped only once every check passed, so a refused study is left as it was
+    for key, value in wanted.items():
+        study.set_user_attr(key, value)
     # seeded by the history, so a resumed study does not redraw its first random points
     study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(study.trials))
     return study
@@ -438,8 +496,12 @@ def run_study(
     *,
     callbacks: Sequence[TrialCallback] = (),
     show_progress_bar: bool = False,
+    storage: str | None = None,
 ) -> StudySummary:
     """Run ``settings.trials`` more trials (or until ``settings.timeout``) and summarise.
+
+    ``storage`` is the URL the study was opened with, recorded in the summary with any
+    password masked; ``None`` reads it from the study's own storage.
 
     Raises
     ------
@@ -470,7 +532,7 @@ def run_study(
     best = study.best_trial
     summary = StudySummary(
         study_name=study.study_name,
-        storage=_shown_storage(study),
+        storage=shown_url(storage) if storage else _shown_storage(study),
         objective=settings.objective,
         direction=settings.direction,
         best_params=dict(best.params),
@@ -499,9 +561,17 @@ def run_study(
 
 
 def _shown_storage(study: optuna.Study) -> str:
+    """The URL of the study's storage, password masked. Optuna wraps an RDB storage in a
+    cache (``_CachedStorage``) whose ``_backend`` holds the URL; a storage without a URL
+    (in memory, a journal) is named by its kind."""
     storage = getattr(study, "_storage", None)
-    url = getattr(getattr(storage, "engine", None), "url", None)
-    return str(url) if url is not None else type(storage).__name__
+    backend = getattr(storage, "_backend", storage)
+    url = getattr(backend, "url", None)
+    if isinstance(url, str) and url:
+        return shown_url(url)
+    if isinstance(backend, optuna.storages.InMemoryStorage):
+        return "in-memory"
+    return type(backend).__name__
 
 
 @dataclass(frozen=True)
@@ -568,17 +638,25 @@ def tune(
     ModelError
         Cold start, no completed trial, or the tuned model fails the quality gate.
     SpecError
-        The storage cannot be opened, or the study was made for another objective.
+        The storage cannot be opened, ``settings.trials`` is 0 and the study does not exist
+        yet, or the study was made for another objective.
     """
     config = config or TrainConfig()
     settings = settings or TuneSettings()
     url = storage or settings.storage
     if not url:
         raise SpecError("no Optuna storage given", "Pass --storage, e.g. sqlite:///optuna.db.")
-    study = open_study(settings, dataset.name, url)
+    # the data is checked (cold start, leakage) before the study is opened, and open_study
+    # checks --trials 0 before creating anything: a mistake leaves no empty study behind
     problem = prepare_problem(dataset, config)
+    study = open_study(settings, dataset.name, url)
     summary = run_study(
-        study, problem, settings, callbacks=callbacks, show_progress_bar=show_progress_bar
+        study,
+        problem,
+        settings,
+        callbacks=callbacks,
+        show_progress_bar=show_progress_bar,
+        storage=url,
     )
     tuned = train(dataset, config, params=summary.final_params())
     # the default model is only a yardstick: it must exist even when it fails the gate

@@ -29,6 +29,7 @@ from leadscore.tuning import (
     MlflowTrialLogger,
     TuneResult,
     TuneSettings,
+    check_study_to_reuse,
     default_storage,
     shown_url,
     tune,
@@ -210,6 +211,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     dataset, spec = load_training_data(args, config)
+    check_study_to_reuse(settings, dataset.name, storage)  # before an MLflow run is opened
     progress = not args.no_progress
 
     run_id = parent_id = None
