@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 from hypothesis import given, settings
@@ -147,6 +148,13 @@ def test_observed_until_that_is_not_a_date(tmp_path, event_frames):
 def test_wrong_type_of_value(event_frames):
     acts = event_frames["activities"].assign(value=["a lot", None, None, 4])
     with pytest.raises(DataError, match=r"activities.value must be numeric but holds 'a lot'"):
+        validate_closed_loop(event_frames["leads"], acts)
+
+
+@pytest.mark.parametrize("infinite", [np.inf, "inf", "-Infinity"])
+def test_infinite_activity_value_names_the_input_column(event_frames, infinite):
+    acts = event_frames["activities"].assign(value=[infinite, None, None, 4])
+    with pytest.raises(DataError, match=r"activities.value holds an infinite value in 1 row"):
         validate_closed_loop(event_frames["leads"], acts)
 
 
@@ -401,6 +409,31 @@ def test_empty_file(tmp_path, event_frames):
     (tmp_path / "activities.csv").write_text("")
     with pytest.raises(DataError, match=r"activities.csv is empty"):
         load_closed_loop(tmp_path)
+
+
+def test_sliced_reader_names_a_missing_column_or_an_empty_file(tmp_path, event_frames):
+    """Scoring reads a folder in slices: a renamed column or an empty file gets the same
+    message as loading it whole, not a DuckDB binder error."""
+    write_tables(event_frames, tmp_path, fmt="csv")
+    renamed = event_frames["activities"].rename(columns={"occurred_at": "timestamp"})
+    renamed.to_csv(tmp_path / "activities.csv", index=False)
+    with pytest.raises(DataError, match=r"activities: missing column 'occurred_at'"):
+        list(iter_closed_loop_chunks(tmp_path))
+    (tmp_path / "activities.csv").write_text("")
+    with pytest.raises(DataError, match=r"activities.csv is empty"):
+        list(iter_closed_loop_chunks(tmp_path))
+
+
+def test_sqlite_tables_are_found_in_any_case(tmp_path, event_frames):
+    """SQLite table names are case-insensitive: Leads, Activities and Outcomes load."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "crm.sqlite") as con:
+        for name, frame in event_frames.items():
+            frame.to_sql(name.capitalize(), con, index=False)
+    data = load_closed_loop(f"sqlite:///{tmp_path / 'crm.sqlite'}")
+    assert len(data.leads) == len(event_frames["leads"])
+    assert len(data.activities) == len(event_frames["activities"])
 
 
 def test_manifest_sets_observed_until(tmp_path, event_frames):

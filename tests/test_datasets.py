@@ -245,8 +245,10 @@ def test_identifiers_and_dates_are_left_out_however_typed(flat_frame):
         phone_text=[str(5_550_000_000 + i) for i in range(n)],
         revenue=[f"{1000 + i * 1.37:.2f}" for i in range(n)],
         last_activity=[f"2024-03-{1 + i % 28:02d} 10:{i % 60:02d}:00" for i in range(n)],
+        last_contacted=[f"Jun {1 + i % 28}, 2024" for i in range(n)],
     )
     data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert data.excluded["last_contacted"] == "a timestamp (not a property of the lead)"
     assert data.excluded["phone"] == data.excluded["phone_text"] == "unique per row (an identifier)"
     assert data.excluded["last_activity"] == "a timestamp (not a property of the lead)"
     assert {f.name: f.kind for f in data.features}["revenue"] == "numeric"

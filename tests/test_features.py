@@ -461,13 +461,15 @@ def test_text_dates_in_lead_columns_are_left_out_like_timestamps(tmp_path, event
         plan=["free", "pro", None],
         signed_up_at=["2024-05-01", None, "2024-06-01T10:00:00"],  # filled in after as-of
         renewal=["01/07/2024", "15/08/2024", None],
+        last_contacted=["Jun 20, 2024", None, "March 3, 2024"],  # CRM word formats
+        demo_on=["20 June 2024", "05-Mar-24", None],
     )
     write_tables({"leads": leads, "activities": event_frames["activities"]}, tmp_path, fmt="csv")
     data = load_closed_loop(tmp_path)
     assert ptypes.is_string_dtype(data.leads["signed_up_at"])
     names = {f.name for f in build_features(data, "2024-03-01").features}
     assert "plan" in names
-    assert not names & {"signed_up_at", "renewal"}
+    assert not names & {"signed_up_at", "renewal", "last_contacted", "demo_on"}
 
 
 def test_lead_columns_holding_lists_or_objects_are_left_out(tmp_path, event_frames):

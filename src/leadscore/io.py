@@ -332,6 +332,10 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
 
     with _read_errors(_safe_url(url), ""), _sql_connection(url, table, query) as con:
         if query is None:
+            # SQLite finds "Leads" when asked for leads; SQLAlchemy's reflection does not
+            names = sa.inspect(con).get_table_names()
+            if table not in names:
+                table = next((n for n in names if n.lower() == str(table).lower()), table)
             return pd.read_sql_table(table, con)
         return pd.read_sql_query(sa.text(query), con)
 
@@ -490,15 +494,19 @@ def iter_closed_loop_chunks(
     until = observed_until if observed_until is not None else _manifest_observed_until(path)
     others = {name: find_event_table(path, name) for name in ("activities", "outcomes")}
     with duckdb.connect() as con:
-        if until is None:
-            until = _latest_timestamp(con, leads, others)
         con.register("known_ids", leads[["lead_id"]])
         keys: dict[str, str] = {}
         for name, file in others.items():
             if file is not None:
+                if file.stat().st_size == 0:
+                    raise DataError(
+                        f"{file} is empty", "Give a file with a header and at least one row."
+                    )
                 with _read_errors(str(file), file.suffix.lower()):
                     keys[name] = _lead_key(con, name, file)
                     _check_ids_known(con, name, file, keys[name])
+        if until is None:
+            until = _latest_timestamp(con, leads, others)
         for start in range(0, len(leads), chunk_leads):
             part = leads.iloc[start : start + chunk_leads]
             low, high = part["lead_id"].iloc[0], part["lead_id"].iloc[-1]

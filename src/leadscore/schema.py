@@ -300,8 +300,14 @@ def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Serie
     return first
 
 
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
 _DATE_TEXT = re.compile(
-    r"^\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:[T\s]|$)"
+    r"^\s*(?:[a-z]{3,9},?\s+)?(?:"
+    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"  # 2024-03-05, 05/03/2024
+    rf"|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"  # Mar 5, 2024
+    rf"|\d{{1,2}}(?:st|nd|rd|th)?[\s-]+{_MONTH}[\s,-]+\d{{2,4}}"  # 5 March 2024, 05-Mar-24
+    r")(?:[T\s,]|$)",
+    re.IGNORECASE,
 )
 
 
@@ -359,18 +365,27 @@ def _check_known(ids: pd.Series, known: pd.Index, table: str) -> None:
 
 
 def _to_numeric(values: pd.Series, table: str, column: str) -> pd.Series:
-    if ptypes.is_bool_dtype(values):
-        return values.astype("float64")
-    if ptypes.is_numeric_dtype(values):
-        return values.astype("float64")
-    parsed = pd.to_numeric(values, errors="coerce")
-    bad = parsed.isna() & values.notna()
-    if bad.any():
+    """``values`` as float64; text that is no number and infinity are errors naming the input
+    column (an infinite value would otherwise surface as a derived feature the user never
+    wrote, such as ``web_seconds_30d``)."""
+    if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
+        numbers = values.astype("float64")
+    else:
+        parsed = pd.to_numeric(values, errors="coerce")
+        bad = parsed.isna() & values.notna()
+        if bad.any():
+            raise DataError(
+                f"{table}.{column} must be numeric but holds {values[bad].iloc[0]!r}",
+                f"Keep only numbers (or blanks) in {column}.",
+            )
+        numbers = parsed.astype("float64")
+    infinite = np.isinf(numbers.to_numpy())
+    if infinite.any():
         raise DataError(
-            f"{table}.{column} must be numeric but holds {values[bad].iloc[0]!r}",
-            f"Keep only numbers (or blanks) in {column}.",
+            f"{table}.{column} holds an infinite value in {int(infinite.sum())} row(s)",
+            "Replace it with a number or leave it empty.",
         )
-    return parsed.astype("float64")
+    return numbers
 
 
 def normalized_labels(values: pd.Series) -> pd.Categorical:
