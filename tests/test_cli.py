@@ -68,6 +68,30 @@ def test_validate_event_folder_reports_counts(tmp_path, event_frames):
     assert "  engagement features (" in result.stdout and "web_visits_30d" in result.stdout
 
 
+def test_features_before_any_lead_is_an_error_and_writes_nothing(tmp_path, event_frames):
+    write_tables(event_frames, tmp_path / "crm")
+    out = tmp_path / "features.parquet"
+    result = run_cli(
+        "features", "--data", str(tmp_path / "crm"), "--as-of", "2000-01-01", "--out", str(out)
+    )
+    assert result.returncode == 2
+    assert "no lead of" in result.stderr and "was created by 2000-01-01" in result.stderr
+    assert not out.exists()
+
+
+def test_output_piped_into_a_closed_reader_ends_quietly(tmp_path, event_frames):
+    """`leadscore ... | head -1`: the reader leaves early; no BrokenPipeError traceback."""
+    write_tables(event_frames, tmp_path / "crm")
+    piped = subprocess.run(
+        f"{sys.executable} -m leadscore -q validate --data {tmp_path / 'crm'} | (exec 0<&-)",
+        shell=True,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr, piped.stderr
+
+
 def test_validate_bad_event_folder(tmp_path, event_frames):
     frames = dict(event_frames)
     frames["activities"] = frames["activities"].assign(lead_id=["a", "a", "b", "ghost"])

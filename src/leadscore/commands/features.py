@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from leadscore.errors import DataError
 from leadscore.features import build_features
 from leadscore.io import load_closed_loop, write_table
 
@@ -47,6 +48,12 @@ def run(args: argparse.Namespace) -> int:
     as_of = args.as_of if args.as_of is not None else data.observed_until
     table = build_features(data, as_of)
     built = time.perf_counter()
+    if len(table.frame) == 0:
+        raise DataError(
+            f"no lead of {args.data} was created by {table.as_of:%Y-%m-%d %H:%M}",
+            "Give a later --as-of.",
+        )
+    written = write_table(table.frame, args.out) if args.out is not None else None
     groups = {
         group: [f.name for f in table.features if f.group == group]
         for group in ("fit", "engagement")
@@ -58,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
     )
     for group, names in groups.items():
         print(f"  {group} ({len(names)}): {', '.join(names) or '-'}")
-    if args.out is not None:
-        path = write_table(table.frame, args.out)
-        print(f"  wrote {path}")
+    if written is not None:
+        print(f"  wrote {written}")
     return 0
