@@ -184,6 +184,20 @@ def test_champion_is_first_model_then_moves_only_for_a_better_one(registry, stro
     assert auc(y, strong.p_cal) > auc(y, weak.p_cal)
 
 
+def test_champion_needing_columns_the_run_lacks_is_kept(registry, weak, X_test, caplog):
+    """A new run that left a column out cannot score the champion fairly (blanks would
+    handicap it): no comparison, and the champion keeps the alias."""
+    y = weak.y
+    lacking = X_test.drop(columns=["industry"])
+    with caplog.at_level("WARNING", logger="leadscore.tracking"):
+        moved = tracking._maybe_promote(
+            registry["client"], "leadscore", "3", weak.model, lacking, y
+        )
+    assert moved == (False, None)
+    assert "needs 1 column(s) this run's test rows lack (industry)" in caplog.text
+    assert _champion(registry["uri"]) == "2"
+
+
 def test_logging_prints_nothing_and_leaves_mlflow_settings_alone(registry):
     # the first run creates the SQLite store: alembic migrations, registry messages, ...
     assert registry["printed"] == ["", "", ""]

@@ -685,7 +685,9 @@ def _maybe_promote(
     """Give ``version`` the champion alias if it beats the champion on this run's test fold.
 
     The champion is loaded and scores the same ``X_test``; a champion that cannot be loaded
-    or cannot score these columns cannot be served by this code either, so it is replaced.
+    or cannot score these columns cannot be served by this code either, so it is replaced. A
+    champion trained with columns the new run left out is not compared (scored with those
+    columns blank it would lose to a worse model) and keeps the alias.
     Returns whether the alias moved and the champion's ROC-AUC (``None`` without one).
     """
     from mlflow.exceptions import MlflowException
@@ -708,6 +710,19 @@ def _maybe_promote(
         return True, new_auc
     try:
         champion = _load_registered(client, name, str(current.version))
+        lacking = [f.name for f in champion.features if f.name not in X_test.columns]
+        if lacking:
+            # blank columns would score the champion below itself and promote a worse model
+            logger.warning(
+                "champion %s/%s needs %d column(s) this run's test rows lack (%s): not "
+                "compared, the champion stays; promote version %s by hand if it should serve",
+                name,
+                current.version,
+                len(lacking),
+                ", ".join(lacking[:5]),
+                version,
+            )
+            return False, None
         champion_auc = _roc_auc(y, champion.predict_proba(align_features(champion, X_test)))
     except (LeadscoreError, MlflowException, OSError, ValueError) as err:
         logger.warning(
