@@ -4,6 +4,9 @@
 optional spend per channel, in; one row per group out. Definitions, so that the numbers agree
 with what sales sees in the scored-leads table:
 
+* **leads** are the scored leads of the data set reported on that are open at the report's
+  moment, its latest scoring (:func:`open_scored_leads`): a target shared with another data
+  set, or a lead won or lost since it was scored, must not count as a lead of a channel.
 * **MQLs** are leads whose stage is MQL *or SQL* (reached at least MQL); **SQLs** are leads at SQL.
 * **MQL rate** and **SQL rate** are those counts over all scored leads of the group.
 * **expected wins** is the sum of calibrated probabilities: with a calibrated model, the number
@@ -22,6 +25,7 @@ by lead count would invent numbers.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -39,6 +43,78 @@ REPORT_COLUMNS: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class ScoredSelection:
+    """The scored leads a channel report counts, and what was left out and why.
+
+    The counts are kept apart from the rows so that the caller can say (log) why the report
+    holds fewer leads than the scored-leads table: a silent drop would look like lost leads.
+    """
+
+    #: latest rows of the data's leads open at ``moment``, in the scored-leads schema
+    scored: pd.DataFrame
+    #: the report's moment: the latest ``as_of`` among the data's scored rows (None if none)
+    moment: pd.Timestamp | None
+    #: scored rows whose lead is not in the data's leads table (another data set's leads)
+    other_data: int
+    #: scored rows of the data's leads closed (won or lost) at or before ``moment``
+    closed: int
+    #: kept rows of leads that closed after ``moment``: they were open at the moment
+    closed_later: int
+
+    @property
+    def of_data(self) -> int:
+        """Scored rows that belong to the data, open or closed."""
+        return len(self.scored) + self.closed
+
+
+def open_scored_leads(
+    scored: pd.DataFrame, lead_ids: pd.Series, outcomes: pd.DataFrame
+) -> ScoredSelection:
+    """The scored leads of one data set that are open at the report's moment.
+
+    ``scored_leads`` keeps each lead's latest row forever, whatever happened to the lead since,
+    and one target may hold the scores of several data sets. A channel report counts neither:
+
+    * rows whose ``lead_id`` is not in ``lead_ids`` (the data's leads table, ids as text, as
+      the scorer wrote them) are another data set's; they would otherwise form a "(none)"
+      channel;
+    * the report's **moment** ("now") is the latest ``as_of`` among the remaining rows: the
+      moment the newest scores describe. A lead with an outcome (won or lost) whose
+      ``closed_at`` is at or before the moment is closed: the scorer stopped scoring it when it
+      closed, so its row is stale, and its old stage and probability must count neither as an
+      open lead, an MQL, an SQL nor an expected win. This is the scorer's own rule (it scores
+      the leads not closed by its ``as_of``), so a report right after a run counts exactly
+      what the run scored.
+    * a lead that closed *after* the moment is kept: it was open at the moment the
+      probabilities describe, and dropping the leads that later closed, and only those, would
+      bias expected wins down (the won ones are mostly those with high probabilities). Scoring
+      again (as of now) moves the moment and drops them.
+
+    Parameters
+    ----------
+    scored : latest scored leads (``lead_id``, ``as_of``, ``stage``, ``probability``, ...).
+    lead_ids : every lead id of the data set, as text.
+    outcomes : the data's validated outcomes (``lead_id``, ``closed_at``), one per lead.
+    """
+    ours = scored["lead_id"].isin(pd.Index(lead_ids))
+    mine = scored[ours]
+    other_data = int((~ours).sum())
+    if mine.empty:
+        return ScoredSelection(mine.reset_index(drop=True), None, other_data, 0, 0)
+    moment = pd.Timestamp(mine["as_of"].max())
+    closed_at = mine["lead_id"].map(outcomes.set_index("lead_id")["closed_at"])
+    closed = closed_at.notna() & (closed_at <= moment)
+    later = closed_at.notna() & (closed_at > moment)
+    return ScoredSelection(
+        scored=mine[~closed].reset_index(drop=True),
+        moment=moment,
+        other_data=other_data,
+        closed=int(closed.sum()),
+        closed_later=int(later.sum()),
+    )
+
+
 def channel_report(
     scored: pd.DataFrame,
     attributes: pd.DataFrame,
@@ -51,7 +127,9 @@ def channel_report(
 
     Parameters
     ----------
-    scored : latest scored leads (``lead_id``, ``stage``, ``probability``).
+    scored : latest scored leads (``lead_id``, ``stage``, ``probability``), all of them leads
+        of ``attributes`` (select them with :func:`open_scored_leads`: a lead missing there
+        lands in a "(none)" group).
     attributes : ``lead_id`` and the columns named in ``by`` (channel, campaign, ...).
     by : grouping columns, coarsest first (e.g. ``["source", "campaign"]``).
     spend : ``channel`` and ``spend`` per channel; channels are matched to ``by[0]``.

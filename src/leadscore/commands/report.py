@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -10,10 +11,25 @@ import pandas as pd
 from leadscore.commands.validate import add_data_arguments
 from leadscore.datasets import read_flat_table
 from leadscore.errors import DataError
-from leadscore.io import find_event_table, read_table, write_table
-from leadscore.reports import channel_report, format_report
+from leadscore.io import (
+    DUCKDB_SUFFIXES,
+    EVENT_TEXT_COLUMNS,
+    NoSuchTableError,
+    find_event_table,
+    is_sql_url,
+    read_table,
+    write_table,
+)
+from leadscore.reports import channel_report, format_report, open_scored_leads
+from leadscore.schema import ClosedLoopData, validate_closed_loop
 from leadscore.sinks import DEFAULT_TARGET, read_scored_leads
 from leadscore.specs import load_spec
+
+logger = logging.getLogger(__name__)
+
+#: The event tables a channel report reads: the attributes to group by and the outcomes that
+#: tell which scored leads have closed. The activity log is not needed.
+REPORT_TABLES: tuple[str, ...] = ("leads", "outcomes")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,7 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="leads, MQLs, SQLs, expected wins and cost per channel and campaign",
         description="Per channel (and campaign): leads, MQLs (MQL or SQL), SQLs, MQL and SQL "
         "rates, expected wins (sum of calibrated probabilities) and, with a costs file, cost "
-        "per lead, per MQL and per expected win. Printed as a table and written as CSV.",
+        "per lead, per MQL and per expected win. Printed as a table and written as CSV. With "
+        "--data, only the scored leads of that data that are open at its latest scoring "
+        "(as_of) count: leads of other data sets in the target, and leads won or lost at or "
+        "before that moment, are left out (logged).",
     )
     add_data_arguments(channels)
     channels.add_argument(
@@ -90,9 +109,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_channels(args: argparse.Namespace) -> int:
-    scored = read_scored_leads(args.target)
     costs_path = args.costs
     if args.spec:
+        scored = read_scored_leads(args.target)
         spec = load_spec(args.spec, data_root=args.data_root)
         attributes = read_flat_table(spec).rename(columns={spec.id: "lead_id"})
         attributes["lead_id"] = attributes["lead_id"].astype("string").astype(str)
@@ -101,13 +120,12 @@ def run_channels(args: argparse.Namespace) -> int:
                 "--by is needed with --spec", "Name the channel column, e.g. --by 'Lead Source'."
             )
     else:
-        leads_file = find_event_table(Path(args.data), "leads")
-        if leads_file is None:
-            raise DataError(f"{args.data} has no leads table", "Point --data at the event folder.")
-        attributes = read_table(leads_file)
-        attributes["lead_id"] = attributes["lead_id"].astype("string").astype(str)
-        if costs_path is None and (Path(args.data) / "costs.csv").exists():
-            costs_path = Path(args.data) / "costs.csv"
+        events = load_leads_and_outcomes(args.data)
+        scored = open_scored_for_report(events, args.data, args.target)
+        attributes = events.leads
+        folder = Path(args.data)
+        if costs_path is None and folder.is_dir() and (folder / "costs.csv").exists():
+            costs_path = folder / "costs.csv"
     spend = read_table(costs_path) if costs_path is not None else None
     groupings = [args.by] if args.by else [["source"], ["source", "campaign"]]
     frames = []
@@ -122,6 +140,113 @@ def run_channels(args: argparse.Namespace) -> int:
     write_table(combined, args.out)
     print(f"written to {args.out}")
     return 0
+
+
+def load_leads_and_outcomes(source: str) -> ClosedLoopData:
+    """The validated leads and outcomes of event-form ``source``, in any form ``--data`` takes.
+
+    A folder (``leads`` and ``outcomes`` as ``.parquet`` or ``.csv``), a DuckDB file or a
+    database URL, read by the rules of :func:`leadscore.io.load_closed_loop`: CSV ids and
+    country codes as written (``000123`` keeps its zeros, Namibia's ``NA`` is a country, not a
+    missing value) and ids as text, so they match ``scored_leads.lead_id`` exactly as the
+    scorer wrote them. Unlike that loader it skips the activity log, by far the largest table,
+    which a channel report never looks at (the returned ``activities`` are empty).
+    """
+    path = Path(source)
+    frames: dict[str, pd.DataFrame | None] = dict.fromkeys(REPORT_TABLES)
+    if is_sql_url(source) or path.suffix.lower() in DUCKDB_SUFFIXES:
+        for name in REPORT_TABLES:
+            try:
+                frames[name] = read_table(source, name)
+            except NoSuchTableError as err:
+                if name == "leads":
+                    raise DataError(
+                        err.problem,
+                        "Point --data at event-form data: a folder with leads.parquet or "
+                        "leads.csv, or a DuckDB file or database with a leads table.",
+                    ) from err
+    elif path.is_dir():
+        for name in REPORT_TABLES:
+            found = find_event_table(path, name)
+            if found is None and name == "leads":
+                raise DataError(
+                    f"{path} has no leads.parquet or leads.csv",
+                    "Point --data at the event folder the leads were scored from.",
+                )
+            if found is not None:
+                frames[name] = read_table(found, text_columns=EVENT_TEXT_COLUMNS[name])
+    else:
+        raise DataError(
+            f"{path} is not a folder of event tables, a DuckDB file or a database URL",
+            "Give the --data the leads were scored from (e.g. data/synthetic).",
+        )
+    return validate_closed_loop(frames["leads"], None, frames["outcomes"])
+
+
+def open_scored_for_report(events: ClosedLoopData, data: str, target: str) -> pd.DataFrame:
+    """The scored leads of ``events`` open at the report's moment, with a log line per kind of
+    row left out (see :func:`leadscore.reports.open_scored_leads` for the rule).
+
+    A report that silently counted fewer leads than ``scored_leads`` holds would look wrong;
+    one with nothing left to count is an error naming the likely mistake.
+    """
+    scored = read_scored_leads(target)
+    where = _shown(target)
+    if scored.empty:
+        raise DataError(
+            f"{where} holds no scored leads",
+            f"Score the data first: leadscore score --data {_shown(data)} --target {where}.",
+        )
+    picked = open_scored_leads(scored, events.leads["lead_id"], events.outcomes)
+    if picked.other_data:
+        logger.info(
+            "left out %s of %s scored lead(s) in %s: not leads of %s (another data set's)",
+            f"{picked.other_data:,}",
+            f"{len(scored):,}",
+            where,
+            _shown(data),
+        )
+    if picked.closed:
+        logger.info(
+            "left out %s scored lead(s) of %s closed (won or lost) at or before %s, its latest "
+            "scoring",
+            f"{picked.closed:,}",
+            _shown(data),
+            picked.moment,
+        )
+    if picked.closed_later:
+        logger.info(
+            "%s lead(s) closed after %s still count: they were open then; score again to "
+            "report on a later moment",
+            f"{picked.closed_later:,}",
+            picked.moment,
+        )
+    if picked.of_data == 0:
+        raise DataError(
+            f"none of the {len(scored):,} scored leads in {where} is a lead of {_shown(data)}",
+            f"Score that data first (leadscore score --data {_shown(data)} --target {where}), "
+            "or name the --target it was scored into.",
+        )
+    if picked.scored.empty:
+        raise DataError(
+            f"all {picked.closed:,} scored leads of {_shown(data)} in {where} were closed (won "
+            f"or lost) by {picked.moment}, their latest scoring",
+            f"Score its open leads again: leadscore score --data {_shown(data)} --target {where}.",
+        )
+    return picked.scored
+
+
+def _shown(source: str) -> str:
+    """``source`` for messages and the commands they suggest: a database URL with its password
+    masked, so that an error line can be pasted into a ticket."""
+    if not is_sql_url(source):
+        return source
+    import sqlalchemy as sa
+
+    try:
+        return sa.engine.make_url(source).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return source.split("@")[-1]
 
 
 def run_model(args: argparse.Namespace) -> int:

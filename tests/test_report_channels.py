@@ -1,0 +1,264 @@
+"""``leadscore report channels --data``: which scored leads it counts, from every form of data.
+
+The data is a small hand-made event set, so that every expected count can be read off it:
+zero-padded ids and Namibia (``NA``) in CSV files, two scoring runs written to a real DuckDB
+target (leads that closed in between are not re-scored, as the scorer does; one more closed
+after the second run, the report's moment), and another data set's leads scored into the same
+target.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from leadscore.cli import main
+from leadscore.io import write_tables
+from leadscore.sinks import COLUMNS, write_scored_leads
+
+FIRST = pd.Timestamp("2026-03-01")
+#: The latest scoring of the data: the report's moment.
+MOMENT = pd.Timestamp("2026-04-01")
+#: Another data set scored later into the same target: it must not move the moment.
+OTHER_AS_OF = pd.Timestamp("2026-05-01")
+
+#: lead -> (source, campaign, country, probability at FIRST, probability at MOMENT or None)
+LEADS: dict[str, tuple[str, str, str, float, float | None]] = {
+    "000001": ("paid_search", "spring", "NA", 0.20, 0.25),
+    "000002": ("paid_search", "spring", "DE", 0.50, None),  # won before MOMENT
+    "000003": ("organic", "blog", "NA", 0.30, None),  # lost before MOMENT
+    "000004": ("organic", "blog", "US", 0.60, 0.70),  # won after MOMENT: open then
+    "000005": ("referral", "partner", "NA", 0.10, 0.15),
+    "000006": ("paid_search", "autumn", "FR", 0.40, 0.45),
+    "000007": ("events", "expo", "GB", 0.05, 0.08),
+    "000008": ("referral", "partner", "US", 0.30, 0.35),
+}
+OUTCOMES = pd.DataFrame(
+    {
+        "lead_id": ["000002", "000003", "000004"],
+        "outcome": ["won", "lost", "won"],
+        "closed_at": ["2026-03-10", "2026-03-20", "2026-04-20"],
+    }
+)
+#: x_education-style flat leads scored into the same default target.
+OTHER_IDS = ["660737", "660728", "660727"]
+OPEN_AT_MOMENT = {lead: row[4] for lead, row in LEADS.items() if row[4] is not None}
+
+
+def event_frames() -> dict[str, pd.DataFrame]:
+    """The leads, activities and outcomes of the hand-made data set, ids as text."""
+    ids = list(LEADS)
+    leads = pd.DataFrame(
+        {
+            "lead_id": ids,
+            "created_at": [f"2026-01-{i + 1:02d}" for i in range(len(ids))],
+            "source": [LEADS[i][0] for i in ids],
+            "campaign": [LEADS[i][1] for i in ids],
+            "country": [LEADS[i][2] for i in ids],
+        }
+    )
+    activities = pd.DataFrame(
+        {
+            "lead_id": ids,
+            "occurred_at": [f"2026-02-{i + 1:02d}" for i in range(len(ids))],
+            "activity_type": "page_view",
+        }
+    )
+    return {"leads": leads, "activities": activities, "outcomes": OUTCOMES.copy()}
+
+
+def scored_run(
+    probabilities: dict[str, float], as_of: pd.Timestamp, model: str = "leadscore"
+) -> pd.DataFrame:
+    """One scoring run's rows, in the scored-leads schema, with the given probabilities."""
+    p = np.array(list(probabilities.values()))
+    return pd.DataFrame(
+        {
+            "lead_id": list(probabilities),
+            "scored_at": as_of + pd.Timedelta(hours=1),
+            "as_of": as_of,
+            "model_name": model,
+            "model_version": "1",
+            "probability": p,
+            "score": np.round(p * 100).astype("int64"),
+            "stage": np.where(p >= 0.6, "sql", np.where(p >= 0.3, "mql", "lead")),
+            "previous_stage": None,
+            "stage_changed": False,
+            "fit_score": 50,
+            "engagement_score": 50,
+            "reasons_for": "",
+            "reasons_against": "",
+            "reasons_json": json.dumps([]),
+        }
+    )[list(COLUMNS)]
+
+
+def write_both_runs(target: Path) -> None:
+    """Every lead scored at FIRST; at MOMENT only those still open, as the scorer does."""
+    write_scored_leads(scored_run({k: v[3] for k, v in LEADS.items()}, FIRST), str(target))
+    write_scored_leads(scored_run(OPEN_AT_MOMENT, MOMENT), str(target))
+
+
+def write_other_data_set(target: Path) -> None:
+    other = scored_run(dict(zip(OTHER_IDS, (0.9, 0.8, 0.7), strict=True)), OTHER_AS_OF)
+    write_scored_leads(other.assign(model_name="x_education"), str(target))
+
+
+def csv_folder(root: Path) -> Path:
+    """The data as event-form CSV files, ids and country codes written as they are."""
+    folder = root / "crm_csv"
+    write_tables(event_frames(), folder, fmt="csv")
+    text = (folder / "leads.csv").read_text()
+    assert "000001," in text and ",NA\n" in text  # what a CRM export looks like
+    return folder
+
+
+def costs_file(root: Path) -> Path:
+    path = root / "costs.csv"
+    channels = ["paid_search", "organic", "referral", "events"]
+    pd.DataFrame({"channel": channels, "spend": [900.0, 300, 400, 80]}).to_csv(path, index=False)
+    return path
+
+
+def report(data: str | Path, target: Path, out: Path, *extra: str) -> pd.DataFrame:
+    """Run the command; the written CSV, read with only empty fields missing (``NA`` is a
+    country)."""
+    argv = ["report", "channels", "--data", str(data), "--target", str(target)]
+    assert main([*argv, "--out", str(out), *extra]) == 0
+    return pd.read_csv(out, keep_default_na=False, na_values=[""])
+
+
+def test_zero_padded_ids_and_country_na_are_counted_in_their_channel(tmp_path):
+    folder = csv_folder(tmp_path)
+    target = tmp_path / "scores.duckdb"
+    write_scored_leads(scored_run(OPEN_AT_MOMENT, MOMENT), str(target))
+
+    by_source = report(folder, target, tmp_path / "by_source.csv", "--by", "source")
+    counts = dict(zip(by_source["source"], by_source["leads"], strict=True))
+    assert counts == {"paid_search": 2, "organic": 1, "referral": 2, "events": 1}
+    wins = by_source.set_index("source")["expected_wins"]
+    assert wins["paid_search"] == pytest.approx(0.25 + 0.45)
+    assert wins["referral"] == pytest.approx(0.15 + 0.35)
+
+    by_country = report(folder, target, tmp_path / "by_country.csv", "--by", "country")
+    counts = dict(zip(by_country["country"], by_country["leads"], strict=True))
+    assert counts == {"NA": 2, "US": 2, "FR": 1, "GB": 1}  # no "(none)": every lead matched
+    assert by_country.set_index("country").loc["NA", "expected_wins"] == pytest.approx(0.40)
+
+
+def test_duckdb_file_and_sqlite_url_give_the_folders_report(tmp_path, capsys):
+    folder = csv_folder(tmp_path)
+    target = tmp_path / "scores.duckdb"
+    write_both_runs(target)
+    costs = ["--costs", str(costs_file(tmp_path)), "--deal-value", "6000"]
+    from_folder = report(folder, target, tmp_path / "folder.csv", *costs)
+
+    frames = event_frames()
+    for frame, column in (
+        (frames["leads"], "created_at"),
+        (frames["activities"], "occurred_at"),
+        (frames["outcomes"], "closed_at"),
+    ):
+        frame[column] = pd.to_datetime(frame[column])
+    crm_duckdb = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(crm_duckdb)) as con:
+        for name, frame in frames.items():
+            con.register("frame", frame)
+            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame")
+            con.unregister("frame")
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.sqlite'}")
+    with engine.begin() as con:
+        for name, frame in frames.items():
+            frame.to_sql(name, con, index=False)
+    engine.dispose()
+
+    from_duckdb = report(crm_duckdb, target, tmp_path / "duckdb.csv", *costs)
+    from_sqlite = report(f"sqlite:///{tmp_path / 'crm.sqlite'}", target, tmp_path / "s.csv", *costs)
+    assert from_folder["leads"].sum() == 2 * len(OPEN_AT_MOMENT)  # by source, by source / campaign
+    assert from_folder["cost_per_lead"].notna().any()
+    pd.testing.assert_frame_equal(from_duckdb, from_folder)
+    pd.testing.assert_frame_equal(from_sqlite, from_folder)
+
+    # a DuckDB file that really holds no leads says so, and names the tables it has
+    no_leads = tmp_path / "outcomes_only.duckdb"
+    with duckdb.connect(str(no_leads)) as con:
+        con.execute("CREATE TABLE outcomes AS SELECT 'x' AS lead_id")
+    capsys.readouterr()
+    argv = ["report", "channels", "--data", str(no_leads), "--target", str(target)]
+    assert main([*argv, "--out", str(tmp_path / "none.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "has no table 'leads' (tables: outcomes)" in err and "Point --data" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_other_data_sets_and_closed_leads_are_left_out(tmp_path, caplog):
+    folder = csv_folder(tmp_path)
+    target = tmp_path / "scores.duckdb"
+    write_both_runs(target)
+    write_other_data_set(target)
+    caplog.set_level(logging.INFO, logger="leadscore.commands.report")
+
+    out = report(folder, target, tmp_path / "report.csv")
+    by_source = out[out["grouped_by"] == "source"]
+    assert "(none)" not in set(by_source["source"])
+    assert by_source["leads"].sum() == len(OPEN_AT_MOMENT)
+    assert by_source["expected_wins"].sum() == pytest.approx(sum(OPEN_AT_MOMENT.values()))
+    paid = by_source.set_index("source").loc["paid_search"]
+    # 000002 (won before the last run, an MQL at 0.50 in the first) is no lead, MQL or SQL
+    assert (paid["leads"], paid["mqls"], paid["sqls"]) == (2, 1, 0)
+    # organic: 000003 lost before the moment; 000004 won after it, so it was open then
+    organic = by_source.set_index("source").loc["organic"]
+    assert (organic["leads"], organic["sqls"]) == (1, 1)
+    assert organic["expected_wins"] == pytest.approx(0.70)
+
+    logged = caplog.text
+    assert "left out 3 of 11 scored lead(s)" in logged and "another data set" in logged
+    assert "left out 2 scored lead(s) of" in logged
+    assert "closed (won or lost) at or before 2026-04-01 00:00:00" in logged
+    assert "1 lead(s) closed after 2026-04-01 00:00:00 still count" in logged
+
+
+def test_nothing_left_to_count_is_a_one_line_error(tmp_path, capsys):
+    folder = csv_folder(tmp_path)
+    others_only = tmp_path / "others.duckdb"
+    write_other_data_set(others_only)
+    argv = ["report", "channels", "--data", str(folder), "--out", str(tmp_path / "r.csv")]
+    assert main([*argv, "--target", str(others_only)]) == 2
+    err = capsys.readouterr().err
+    assert "none of the 3 scored leads" in err and "Score that data first" in err
+
+    # scored from an older extract, where their outcomes (dated before the run) were missing
+    closed_only = tmp_path / "closed.duckdb"
+    write_scored_leads(scored_run({"000002": 0.5, "000003": 0.3}, MOMENT), str(closed_only))
+    assert main([*argv, "--target", str(closed_only)]) == 2
+    err = capsys.readouterr().err
+    assert "all 2 scored leads" in err and "were closed (won or lost) by 2026-04-01" in err
+    assert "Score its open leads again" in err
+    assert not (tmp_path / "r.csv").exists()
+
+
+def test_closed_means_at_or_before_the_latest_scoring_of_the_data():
+    from leadscore.reports import open_scored_leads
+
+    scored = pd.concat(
+        [
+            scored_run({"a": 0.2, "b": 0.4}, FIRST),
+            scored_run({"c": 0.6}, MOMENT),
+            scored_run({"z": 0.9}, OTHER_AS_OF),  # not the data's: it does not set the moment
+        ],
+        ignore_index=True,
+    )
+    outcomes = pd.DataFrame(
+        {"lead_id": ["a", "c"], "outcome": ["won", "lost"], "closed_at": [MOMENT, OTHER_AS_OF]}
+    )
+    picked = open_scored_leads(scored, pd.Series(["a", "b", "c", "d"]), outcomes)
+    assert picked.scored["lead_id"].tolist() == ["b", "c"]  # "a" closed at the moment itself
+    assert picked.moment == MOMENT
+    assert (picked.other_data, picked.closed, picked.closed_later) == (1, 1, 1)
