@@ -117,6 +117,18 @@ def _safe_url(url: str) -> str:
     return url.split("@")[-1]
 
 
+def shown_url(url: str) -> str:
+    """A path or URL as it may be printed and logged: a database URL's password masked, so
+    that an error line or a tuning summary can be pasted into a ticket."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 @contextmanager
 def _read_errors(where: str, suffix: str) -> Iterator[None]:
     """Turn the errors of reading ``where`` into one-line :class:`DataError` s.
@@ -403,6 +415,7 @@ def load_closed_loop(
     source: str | os.PathLike[str],
     *,
     observed_until: pd.Timestamp | str | None = None,
+    tables: Sequence[str] = EVENT_TABLES,
 ) -> ClosedLoopData:
     """Load and validate event-form data.
 
@@ -413,12 +426,16 @@ def load_closed_loop(
     ``observed_until``, the moment of the extract, is taken from the argument, else from an
     ``observed_until`` entry of a ``manifest.json`` in the folder (``leadscore synth`` writes
     one), else the latest timestamp in the data.
+
+    ``tables`` names the tables to read (``leads`` always): a caller that never looks at the
+    activity log, by far the largest table, leaves it out and gets it empty.
     """
-    frames: dict[str, pd.DataFrame | None] = {}
+    frames: dict[str, pd.DataFrame | None] = dict.fromkeys(EVENT_TABLES)
+    wanted = [name for name in EVENT_TABLES if name == "leads" or name in tables]
     text = str(source)
     path = Path(source)
     if is_sql_url(text) or path.suffix.lower() in DUCKDB_SUFFIXES:
-        for name in EVENT_TABLES:
+        for name in wanted:
             try:
                 frames[name] = read_table(text, name)
             except NoSuchTableError:
@@ -434,7 +451,7 @@ def load_closed_loop(
             )
         if observed_until is None:
             observed_until = _manifest_observed_until(path)
-        for name in EVENT_TABLES:
+        for name in wanted:
             found = find_event_table(path, name)
             if found is None and name == "leads":
                 raise DataError(

@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from leadscore.config import TrainConfig
 from leadscore.errors import ModelError, SpecError
 from leadscore.folds import Folds
-from leadscore.io import sqlite_file
+from leadscore.io import shown_url, sqlite_file
 from leadscore.metrics import bootstrap_intervals, evaluate
 from leadscore.model import FeatureEncoder
 from leadscore.schema import LabelledDataset
@@ -327,17 +327,6 @@ def default_storage(tracking_uri: str | None, *, cwd: Path | None = None) -> str
 
 
 _STORAGE_LOGGERS = ("sqlalchemy", "alembic")
-
-
-def shown_url(url: str) -> str:
-    """A storage URL as it may be printed and logged: any password masked."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
 
 
 @contextlib.contextmanager

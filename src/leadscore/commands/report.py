@@ -11,17 +11,9 @@ import pandas as pd
 from leadscore.commands.validate import add_data_arguments
 from leadscore.datasets import read_flat_table
 from leadscore.errors import DataError
-from leadscore.io import (
-    DUCKDB_SUFFIXES,
-    EVENT_TEXT_COLUMNS,
-    NoSuchTableError,
-    find_event_table,
-    is_sql_url,
-    read_table,
-    write_table,
-)
+from leadscore.io import load_closed_loop, read_table, shown_url, write_table
 from leadscore.reports import channel_report, format_report, open_scored_leads
-from leadscore.schema import ClosedLoopData, validate_closed_loop
+from leadscore.schema import ClosedLoopData
 from leadscore.sinks import DEFAULT_TARGET, read_scored_leads
 from leadscore.specs import load_spec
 
@@ -120,7 +112,8 @@ def run_channels(args: argparse.Namespace) -> int:
                 "--by is needed with --spec", "Name the channel column, e.g. --by 'Lead Source'."
             )
     else:
-        events = load_leads_and_outcomes(args.data)
+        # the activity log, by far the largest table, is never looked at here
+        events = load_closed_loop(args.data, tables=REPORT_TABLES)
         scored = open_scored_for_report(events, args.data, args.target)
         attributes = events.leads
         folder = Path(args.data)
@@ -142,47 +135,6 @@ def run_channels(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_leads_and_outcomes(source: str) -> ClosedLoopData:
-    """The validated leads and outcomes of event-form ``source``, in any form ``--data`` takes.
-
-    A folder (``leads`` and ``outcomes`` as ``.parquet`` or ``.csv``), a DuckDB file or a
-    database URL, read by the rules of :func:`leadscore.io.load_closed_loop`: CSV ids and
-    country codes as written (``000123`` keeps its zeros, Namibia's ``NA`` is a country, not a
-    missing value) and ids as text, so they match ``scored_leads.lead_id`` exactly as the
-    scorer wrote them. Unlike that loader it skips the activity log, by far the largest table,
-    which a channel report never looks at (the returned ``activities`` are empty).
-    """
-    path = Path(source)
-    frames: dict[str, pd.DataFrame | None] = dict.fromkeys(REPORT_TABLES)
-    if is_sql_url(source) or path.suffix.lower() in DUCKDB_SUFFIXES:
-        for name in REPORT_TABLES:
-            try:
-                frames[name] = read_table(source, name)
-            except NoSuchTableError as err:
-                if name == "leads":
-                    raise DataError(
-                        err.problem,
-                        "Point --data at event-form data: a folder with leads.parquet or "
-                        "leads.csv, or a DuckDB file or database with a leads table.",
-                    ) from err
-    elif path.is_dir():
-        for name in REPORT_TABLES:
-            found = find_event_table(path, name)
-            if found is None and name == "leads":
-                raise DataError(
-                    f"{path} has no leads.parquet or leads.csv",
-                    "Point --data at the event folder the leads were scored from.",
-                )
-            if found is not None:
-                frames[name] = read_table(found, text_columns=EVENT_TEXT_COLUMNS[name])
-    else:
-        raise DataError(
-            f"{path} is not a folder of event tables, a DuckDB file or a database URL",
-            "Give the --data the leads were scored from (e.g. data/synthetic).",
-        )
-    return validate_closed_loop(frames["leads"], None, frames["outcomes"])
-
-
 def open_scored_for_report(events: ClosedLoopData, data: str, target: str) -> pd.DataFrame:
     """The scored leads of ``events`` open at the report's moment, with a log line per kind of
     row left out (see :func:`leadscore.reports.open_scored_leads` for the rule).
@@ -191,11 +143,11 @@ def open_scored_for_report(events: ClosedLoopData, data: str, target: str) -> pd
     one with nothing left to count is an error naming the likely mistake.
     """
     scored = read_scored_leads(target)
-    where = _shown(target)
+    where = shown_url(target)
     if scored.empty:
         raise DataError(
             f"{where} holds no scored leads",
-            f"Score the data first: leadscore score --data {_shown(data)} --target {where}.",
+            f"Score the data first: leadscore score --data {shown_url(data)} --target {where}.",
         )
     picked = open_scored_leads(scored, events.leads["lead_id"], events.outcomes)
     if picked.other_data:
@@ -204,14 +156,14 @@ def open_scored_for_report(events: ClosedLoopData, data: str, target: str) -> pd
             f"{picked.other_data:,}",
             f"{len(scored):,}",
             where,
-            _shown(data),
+            shown_url(data),
         )
     if picked.closed:
         logger.info(
             "left out %s scored lead(s) of %s closed (won or lost) at or before %s, its latest "
             "scoring",
             f"{picked.closed:,}",
-            _shown(data),
+            shown_url(data),
             picked.moment,
         )
     if picked.closed_later:
@@ -223,30 +175,18 @@ def open_scored_for_report(events: ClosedLoopData, data: str, target: str) -> pd
         )
     if picked.of_data == 0:
         raise DataError(
-            f"none of the {len(scored):,} scored leads in {where} is a lead of {_shown(data)}",
-            f"Score that data first (leadscore score --data {_shown(data)} --target {where}), "
+            f"none of the {len(scored):,} scored leads in {where} is a lead of {shown_url(data)}",
+            f"Score that data first (leadscore score --data {shown_url(data)} --target {where}), "
             "or name the --target it was scored into.",
         )
     if picked.scored.empty:
         raise DataError(
-            f"all {picked.closed:,} scored leads of {_shown(data)} in {where} were closed (won "
+            f"all {picked.closed:,} scored leads of {shown_url(data)} in {where} were closed (won "
             f"or lost) by {picked.moment}, their latest scoring",
-            f"Score its open leads again: leadscore score --data {_shown(data)} --target {where}.",
+            "Score its open leads again: "
+            f"leadscore score --data {shown_url(data)} --target {where}.",
         )
     return picked.scored
-
-
-def _shown(source: str) -> str:
-    """``source`` for messages and the commands they suggest: a database URL with its password
-    masked, so that an error line can be pasted into a ticket."""
-    if not is_sql_url(source):
-        return source
-    import sqlalchemy as sa
-
-    try:
-        return sa.engine.make_url(source).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        return source.split("@")[-1]
 
 
 def run_model(args: argparse.Namespace) -> int:
