@@ -107,6 +107,28 @@ def test_won_within_days_with_censoring_and_observed_from():
     assert data.horizon_days == 30
 
 
+def test_won_not_null_without_a_window_reads_empty_as_lost():
+    """A won date joined from a closed-deals table is empty for every lead that did not win:
+    that is the label, not a missing one."""
+    frame = pd.DataFrame(
+        {
+            "id": list("abcd"),
+            "won_date": ["2018-01-20", None, "2018-03-30", None],
+            "origin": ["x", "y", "x", "y"],
+        }
+    )
+    spec = parse_spec(
+        {
+            "name": "w",
+            "source": "unused.csv",
+            "id": "id",
+            "label": {"column": "won_date", "won": "not_null"},
+        }
+    )
+    data = prepare_flat_dataset(frame, spec)
+    assert data.y.tolist() == [1, 0, 1, 0]
+
+
 def test_within_days_does_not_inflate_the_newest_leads_win_rate():
     """Leads win at the same rate all year; the newest ones must not look better because
     their early wins are kept while their not-yet-won leads are censored."""
@@ -417,3 +439,17 @@ def test_flag_spellings_match_each_other_either_way(flat_frame, declared):
         frame = flat_frame.assign(converted=flat_frame["converted"].map({1: won, 0: lost}))
         data = prepare_flat_dataset(frame, parse_spec({**SPEC, "label": label}))
         assert data.y.tolist() == flat_frame["converted"].tolist()
+
+
+@pytest.mark.parametrize(
+    ("label", "message"),
+    [
+        ({"won": ["Won"], "lost": ["Lost"], "open": ["won "]}, "repeats a won or lost value"),
+        ({"won": [1], "lost": [0], "open": ["1.0"]}, "repeats a won or lost value"),
+        ({"won": "not_null", "open": ["Open"]}, "label.open needs label.won as a list"),
+        ({"won": ["Won"], "open": []}, "label.open lists no value"),
+    ],
+)
+def test_label_open_must_not_overlap_the_outcomes(label, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec({"name": "w", "source": "x.csv", "id": "id", "label": {"column": "s", **label}})

@@ -399,3 +399,52 @@ def test_flat_scoring_skips_closed_leads_and_finds_the_spec_s_champion(
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "all 2,000 leads are closed" in error[0]
     assert not (tmp_path / "history.duckdb").exists()
+
+
+def test_one_crm_export_trains_on_closed_leads_and_scores_the_open_ones(
+    tmp_path, monkeypatch, capsys
+):
+    """``label.open`` names the values of leads still in play: training leaves them out and
+    ``score --spec`` (reading the spec's own source) scores exactly them, while a value the
+    spec does not declare (a typo) stays an error rather than becoming an open lead."""
+    import yaml
+
+    rng = np.random.default_rng(9)
+    n = 2400
+    visits = rng.poisson(4, n)
+    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.35 * visits))
+    status = np.where(won, "Closed Won", "Closed Lost").astype(object)
+    status[rng.random(n) < 0.2] = "Open"
+    status[rng.random(n) < 0.05] = "working "
+    frame = pd.DataFrame({"id": [f"L{i}" for i in range(n)], "seq": np.arange(n), "visits": visits})
+    frame["plan"] = rng.choice(["basic", "pro"], n)
+    frame["status"] = status
+    frame.to_csv(tmp_path / "export.csv", index=False)
+    label = {"column": "status", "won": ["Closed Won"], "lost": ["Closed Lost"]}
+    spec = {"name": "crm", "source": "export.csv", "id": "id", "label": label, "order_by": "seq"}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "train.yaml").write_text("evaluation: {resamples: 0}\n")
+    monkeypatch.chdir(tmp_path)
+    train = ["train", "--spec", "spec.yaml", "--config", "train.yaml", "--allow-worse"]
+    assert main(["-q", *train, "--no-mlflow"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "label.open" in error[0]
+
+    spec["label"] = {**label, "open": ["Open", "Working"]}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    assert main(["-q", *train, "--metrics-out", "metrics.json"]) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    closed = frame["status"].str.startswith("Closed")
+    assert metrics["n_train"] + metrics["n_test"] <= closed.sum()
+    assert metrics["n_test"] == pytest.approx(0.2 * closed.sum(), abs=2)
+    capsys.readouterr()
+
+    target = tmp_path / "scores.duckdb"
+    argv = ["score", "--spec", "spec.yaml", "--no-progress", "--no-reasons", "--target"]
+    assert main([*argv, str(target)]) == 0
+    assert sorted(read_scored_leads(target)["lead_id"]) == sorted(frame.loc[~closed, "id"])
+
+    frame.loc[5, "status"] = "Clsoed Lost"
+    frame.to_csv(tmp_path / "export.csv", index=False)
+    assert main(["-q", *train, "--no-mlflow"]) == 2
+    assert "'Clsoed Lost'" in capsys.readouterr().err

@@ -23,7 +23,7 @@ from pandas.api import types as ptypes
 
 from leadscore.errors import DataError, SpecError
 from leadscore.io import read_table
-from leadscore.model import _INTEGRAL_TEXT, level_text, parse_numbers
+from leadscore.model import level_text, parse_numbers
 from leadscore.schema import (
     Feature,
     LabelledDataset,
@@ -31,7 +31,7 @@ from leadscore.schema import (
     to_lead_ids,
     to_utc_naive,
 )
-from leadscore.specs import DatasetSpec, load_spec
+from leadscore.specs import DatasetSpec, label_key, load_spec
 
 logger = logging.getLogger(__name__)
 
@@ -99,48 +99,25 @@ def mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
     return out
 
 
-#: Spellings of one yes/no flag: a label declared with any of them matches all of them.
-_FLAG_WORDS = {
-    "true": "true",
-    "yes": "true",
-    "1": "true",
-    "false": "false",
-    "no": "false",
-    "0": "false",
-}
-
-
 def _label_matches(values: pd.Series, wanted: list[object]) -> pd.Series:
-    """Compare label values with declared ones as text, so ``1``, ``1.0`` and ``"1"`` agree.
-
-    ``true``, ``yes`` and ``1`` are one value and ``false``, ``no`` and ``0`` another, either
-    way round: a declared ``yes`` matches a boolean column and a declared ``true`` a column of
-    words.
-    """
-
-    def canon(value: object) -> str:
-        if isinstance(value, bool | np.bool_):
-            text = str(bool(value)).lower()
-        elif isinstance(value, int | float | np.number) and float(value).is_integer():
-            text = str(int(value))
-        else:
-            text = str(value).strip().lower()
-            if _INTEGRAL_TEXT.fullmatch(text):
-                text = str(int(text.split(".")[0]))
-        return _FLAG_WORDS.get(text, text)
-
-    wanted_text = {canon(v) for v in wanted}
-    return values.map(lambda v: canon(v) in wanted_text if pd.notna(v) else False).astype(bool)
+    """Rows whose label is one of the declared values, compared by :func:`label_key`."""
+    wanted_keys = {label_key(v) for v in wanted}
+    return values.map(lambda v: label_key(v) in wanted_keys if pd.notna(v) else False).astype(bool)
 
 
 def closed_rows(values: pd.Series, spec: DatasetSpec) -> pd.Series:
     """Rows of a table to score whose label column already holds an outcome (won or lost):
     such a lead is closed and is not scored. A blank label is an open lead; with ``label.lost``
-    declared, a value that is neither won nor lost (``Open``, ``Nurture``) is one too. A won
-    date (``within_days`` or ``won: not_null``) closes a lead only once it is there."""
+    declared, a value that is neither won nor lost (``Open``, ``Nurture``) is one too, and a
+    value under ``label.open`` always is. A won date (``within_days`` or ``won: not_null``)
+    closes a lead only once it is there."""
     label = spec.label
     given = values.notna() & (values.astype("string").str.strip() != "").fillna(False)
-    if label.won == "not_null" or label.within_days is not None or label.lost is None:
+    if label.won == "not_null" or label.within_days is not None:
+        return given
+    if label.open is not None:
+        given &= ~_label_matches(values, list(label.open))
+    if label.lost is None:
         return given
     return given & (
         _label_matches(values, list(label.won)) | _label_matches(values, list(label.lost))
@@ -226,14 +203,18 @@ def _compute_label(
         censored = window_end > until
         logger.info("label %s: %d censored", label.column, int((censored & keep).sum()))
         return won.astype("int8"), keep & ~censored
+    if label.won == "not_null":
+        return values.notna().astype("int8"), keep
+    if label.open is not None:
+        still_open = _label_matches(values, list(label.open)) & keep
+        logger.info("label %s: %d open lead(s) left out", label.column, int(still_open.sum()))
+        keep &= ~still_open
     empty = values.isna() & keep
     if empty.any():
         raise DataError(
             f"label column {label.column!r} is empty in {int(empty.sum())} row(s)",
             "Give every row a label, or drop the rows whose outcome is unknown.",
         )
-    if label.won == "not_null":
-        return values.notna().astype("int8"), keep
     won = _label_matches(values, list(label.won))
     if label.lost is not None:
         lost = _label_matches(values, list(label.lost))
@@ -243,7 +224,8 @@ def _compute_label(
                 f"label column {label.column!r} holds {_plain(values[other].iloc[0])!r}, which is "
                 f"neither won {list(label.won)} nor lost {list(label.lost)} "
                 f"({int(other.sum())} row(s))",
-                "Declare the value under label.won or label.lost, or drop those rows.",
+                "Declare the value under label.won, label.lost or label.open (leads still "
+                "in play), or drop those rows.",
             )
     elif not (won & keep).any():
         raise DataError(
@@ -382,8 +364,9 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
     kept = keep.to_numpy()
     if not kept.any():
         raise DataError(
-            f"{spec.name}: every row is censored or outside label.observed_from/observed_until",
-            "Check label.within_days, observed_from and observed_until.",
+            f"{spec.name}: no closed lead to learn from: every row is open (label.open), "
+            "censored (label.within_days) or outside label.observed_from/observed_until",
+            "Check those label settings against the data.",
         )
     test_from = _parse_test_from(spec, order)
     dataset = LabelledDataset(

@@ -39,7 +39,7 @@ from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import Explanation, SubScorer, explain
-from leadscore.schema import Feature
+from leadscore.schema import INTEGRAL_TEXT, Feature
 from leadscore.stages import StageThresholds
 
 logger = logging.getLogger(__name__)
@@ -51,9 +51,6 @@ META_FILE = "model.json"
 
 
 # --------------------------------------------------------------------------- encoding
-
-
-_INTEGRAL_TEXT = re.compile(r"[+-]?\d+\.0*")
 
 
 _BOOLEAN_TEXT = {"true": "True", "false": "False"}
@@ -69,7 +66,7 @@ def _canon(value: object) -> str:
     if isinstance(value, int | float | np.integer | np.floating) and float(value).is_integer():
         return str(int(value))
     text = str(value)
-    if _INTEGRAL_TEXT.fullmatch(text):
+    if INTEGRAL_TEXT.fullmatch(text):
         return str(int(text.split(".")[0]))
     return _BOOLEAN_TEXT.get(text.strip().lower(), text)
 

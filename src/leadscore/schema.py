@@ -37,6 +37,10 @@ from pandas.tseries.api import guess_datetime_format
 
 from leadscore.errors import DataError
 
+#: A whole number written as text, ``"3"`` or ``"3.0"``: a code read from one file as a float
+#: and from another as text is the same value.
+INTEGRAL_TEXT = re.compile(r"[+-]?\d+\.0*")
+
 FeatureGroup = Literal["fit", "engagement"]
 FeatureKind = Literal["numeric", "categorical"]
 

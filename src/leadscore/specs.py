@@ -17,16 +17,46 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leadscore.errors import SpecError
 from leadscore.io import is_sql_url
+from leadscore.schema import INTEGRAL_TEXT
 
 BUILTIN_SPECS: tuple[str, ...] = ("x_education", "olist")
 DATA_ROOT_ENV = "LEADSCORE_DATA_ROOT"
 
 LabelValue = str | int | float | bool
+
+#: Spellings of one yes/no flag: a label declared with any of them matches all of them.
+_FLAG_WORDS = {
+    "true": "true",
+    "yes": "true",
+    "1": "true",
+    "false": "false",
+    "no": "false",
+    "0": "false",
+}
+
+
+def label_key(value: object) -> str:
+    """The form in which a label value is compared with the spec's ``won``, ``lost`` and
+    ``open`` values: ``1``, ``1.0`` and ``"1"`` agree, case and surrounding blanks do not
+    count, and ``true``, ``yes`` and ``1`` are one value (``false``, ``no`` and ``0``
+    another), so a declared ``yes`` matches a boolean column and a declared ``true`` a column
+    of words."""
+    if isinstance(value, bool | np.bool_):
+        text = str(bool(value)).lower()
+    elif isinstance(value, int | float | np.number) and float(value).is_integer():
+        text = str(int(value))
+    else:
+        text = str(value).strip().lower()
+        if INTEGRAL_TEXT.fullmatch(text):
+            text = str(int(text.split(".")[0]))
+    return _FLAG_WORDS.get(text, text)
+
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 
@@ -64,11 +94,16 @@ class LabelSpec(_Frozen):
     ``order_by`` the lead's time: a lead is won when it closed within that many days, and a lead
     that is not won but whose window ends after ``observed_until`` is censored (left out), not
     counted as lost. Rows before ``observed_from`` are left out: outcomes were not recorded yet.
+
+    ``open`` lists the values of leads still in play (``Open``, ``Working``): training leaves
+    those rows out and ``score`` scores them. They are declared rather than implied by "not won
+    and not lost", so that a misspelt ``Lsot`` stays an error instead of an open lead.
     """
 
     column: str
     won: list[LabelValue] | Literal["not_null"]
     lost: list[LabelValue] | None = None
+    open: list[LabelValue] | None = None
     within_days: int | None = Field(default=None, gt=0)
     observed_from: dt.date | None = None
     observed_until: dt.date | None = None
@@ -79,6 +114,18 @@ class LabelSpec(_Frozen):
             raise ValueError("label.won lists no value")
         if self.lost is not None and self.won == "not_null":
             raise ValueError("label.lost cannot be combined with won: not_null")
+        if self.open is not None:
+            if self.won == "not_null" or self.within_days is not None:
+                raise ValueError(
+                    "label.open needs label.won as a list of values; with won: not_null or "
+                    "within_days an empty label is the open lead"
+                )
+            if not self.open:
+                raise ValueError("label.open lists no value")
+            closed = {label_key(v) for v in [*self.won, *(self.lost or [])]}
+            overlap = sorted(str(v) for v in self.open if label_key(v) in closed)
+            if overlap:
+                raise ValueError(f"label.open repeats a won or lost value: {overlap}")
         return self
 
 
