@@ -411,6 +411,18 @@ def test_empty_file(tmp_path, event_frames):
         load_closed_loop(tmp_path)
 
 
+@pytest.mark.parametrize("separator", [";", "\t"])
+def test_a_table_not_separated_by_commas_is_named_as_such(tmp_path, event_frames, separator):
+    """A European Excel export (``;``, decimal commas) read as one column would fail as a
+    missing column; both readers, whole and sliced, name the separator instead."""
+    write_tables(event_frames, tmp_path, fmt="csv")
+    event_frames["activities"].to_csv(tmp_path / "activities.csv", sep=separator, index=False)
+    with pytest.raises(DataError, match=r"activities.csv: columns are separated by .*not commas"):
+        load_closed_loop(tmp_path)
+    with pytest.raises(DataError, match=r"activities.csv: columns are separated by .*not commas"):
+        list(iter_closed_loop_chunks(tmp_path))
+
+
 def test_sliced_reader_names_a_missing_column_or_an_empty_file(tmp_path, event_frames):
     """Scoring reads a folder in slices: a renamed column or an empty file gets the same
     message as loading it whole, not a DuckDB binder error."""

@@ -187,6 +187,8 @@ def _table_file(source: str | os.PathLike[str], table: str | None, query: str | 
             f"{suffix} file",
             f"Remove the {what}, or load the file into DuckDB and query that.",
         )
+    if suffix == ".csv":
+        _check_comma_separated(path)
     if suffix in DUCKDB_SUFFIXES:
         with path.open("rb") as handle:
             if handle.read(16) == _SQLITE_MAGIC:
@@ -195,6 +197,22 @@ def _table_file(source: str | os.PathLike[str], table: str | None, query: str | 
                     f"Pass it as a URL: sqlite:///{path.resolve()}",
                 )
     return path
+
+
+def _check_comma_separated(path: Path) -> None:
+    """A CSV whose header holds no comma but splits on ``;``, a tab or ``|`` (a European
+    Excel export, say) would be read as one column and fail later as "missing column"; name
+    the separator instead. It is not guessed: such files often write ``3,5`` for 3.5 too."""
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        header = handle.readline(65536).rstrip("\r\n")
+    if "," in header:
+        return
+    for separator, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+        if len([f for f in header.split(separator) if f.strip()]) > 1:
+            raise DataError(
+                f"{path}: columns are separated by {name}, not commas",
+                "Save the table as comma-separated CSV (decimal point '.') or as Parquet.",
+            )
 
 
 def _csv_options(
@@ -515,10 +533,7 @@ def iter_closed_loop_chunks(
         keys: dict[str, str] = {}
         for name, file in others.items():
             if file is not None:
-                if file.stat().st_size == 0:
-                    raise DataError(
-                        f"{file} is empty", "Give a file with a header and at least one row."
-                    )
+                _table_file(file, None, None)  # empty, or not comma-separated
                 with _read_errors(str(file), file.suffix.lower()):
                     keys[name] = _lead_key(con, name, file)
                     _check_ids_known(con, name, file, keys[name])
