@@ -59,6 +59,22 @@ def test_relative_source_resolves_against_the_spec_folder(tmp_path, flat_frame, 
     assert len(load_dataset(spec_path).y) == len(flat_frame)
 
 
+def test_relative_sqlite_url_resolves_against_the_spec_folder(tmp_path, flat_frame, monkeypatch):
+    """``sqlite:///crm.db`` in a spec names a file beside the spec, like a relative path: run
+    from another folder, it must not open (and create) an empty database there."""
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "crm.db") as con:
+        flat_frame.to_sql("leads", con, index=False)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(yaml.safe_dump({**SPEC, "source": "sqlite:///crm.db", "table": "leads"}))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert len(load_dataset(spec_path).y) == len(flat_frame)
+    assert not (elsewhere / "crm.db").exists()
+
+
 def test_identifier_like_and_constant_columns_are_left_out(flat_frame):
     frame = flat_frame.assign(email=[f"x{i}@a.com" for i in range(60)], country="IN")
     data = prepare_flat_dataset(frame, parse_spec(SPEC))

@@ -22,7 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from leadscore.errors import SpecError
-from leadscore.io import is_sql_url
+from leadscore.io import is_sql_url, sqlite_file
 from leadscore.schema import INTEGRAL_TEXT
 
 BUILTIN_SPECS: tuple[str, ...] = ("x_education", "olist")
@@ -195,8 +195,22 @@ class DatasetSpec(_Frozen):
         return self
 
     def resolve(self, path: str) -> str:
-        """``path`` as a location: URLs and absolute paths as they are, others under base_dir."""
-        if is_sql_url(path) or Path(path).is_absolute() or self.base_dir is None:
+        """``path`` as a location: URLs and absolute paths as they are, others under base_dir.
+
+        A relative SQLite file (``sqlite:///crm.db``) is a path too and resolves the same way:
+        a spec must read the same database from whatever folder it is run.
+        """
+        if self.base_dir is None:
+            return path
+        if is_sql_url(path):
+            database = sqlite_file(path)
+            if database is None or database.is_absolute():
+                return path
+            import sqlalchemy as sa
+
+            url = sa.engine.make_url(path).set(database=str(self.base_dir / database))
+            return url.render_as_string(hide_password=False)
+        if Path(path).is_absolute():
             return path
         return str(self.base_dir / path)
 
