@@ -261,6 +261,31 @@ def test_score_explain_and_report_commands(scored_world, tmp_path, capsys):
     assert by_channel["cost_per_mql"].notna().any()
 
 
+@pytest.mark.parametrize("target_name", ["cards.duckdb", "cards.parquet", "sqlite"])
+def test_a_lead_card_says_when_the_newest_run_left_the_lead_out(
+    scored_world, tmp_path, capsys, target_name
+):
+    """A lead that closed between two runs keeps its last row in scored_leads; its card must
+    not present that old stage as current, while an open lead's card says nothing of it."""
+    sqlite = f"sqlite:///{tmp_path / 'cards.db'}"
+    target = sqlite if target_name == "sqlite" else str(tmp_path / target_name)
+    data, model = str(scored_world["data"]), str(scored_world["model"])
+    argv = ["-q", "score", "--data", data, "--model", model]
+    for as_of in ("2026-04-01", "2026-05-01"):
+        options = ["--as-of", as_of, "--target", target, "--no-progress", "--no-reasons"]
+        assert main([*argv, *options]) == 0
+    history = read_history(target)
+    runs = history.groupby("lead_id")["as_of"].max()
+    closed = runs[runs < AS_OF].index
+    still_open = runs[runs == AS_OF].index
+    assert len(closed) and len(still_open)
+    capsys.readouterr()
+    assert main(["explain", str(closed[0]), "--target", target]) == 0
+    assert "Not scored by the newest run (as of 2026-05-01 00:00)" in capsys.readouterr().out
+    assert main(["explain", str(still_open[0]), "--target", target]) == 0
+    assert "Not scored by the newest run" not in capsys.readouterr().out
+
+
 def test_unknown_lead_and_unknown_model_are_one_line_errors(scored_world, tmp_path, capsys):
     assert main(["explain", "nobody", "--target", str(scored_world["target"])]) == 2
     assert "has not been scored" in capsys.readouterr().err

@@ -819,6 +819,41 @@ def read_history(
     )
 
 
+def latest_as_of(
+    target: str | os.PathLike[str] | SinkTarget | None, model_name: str
+) -> pd.Timestamp | None:
+    """The as-of of the newest run of ``model_name`` in the target, or None before its first.
+
+    A lead whose own latest as-of is older was left out of that run: the scorer stops scoring
+    a lead once it has closed, so its row in ``scored_leads`` is its last score, not a current
+    one, and a lead card must say so.
+    """
+    sink = parse_target(target)
+    if sink.kind == "sql":
+        import sqlalchemy as sa
+
+        history, _, _ = _sql_tables(sa.MetaData(), "r")
+        sqlite = sqlite_file(sink.location)
+        if sqlite is not None and not sqlite.is_file():
+            return None
+        with _sql_connection(sink, write=False) as con:
+            if not sa.inspect(con).has_table(history.name):
+                return None
+            query = sa.select(sa.func.max(history.c.as_of)).where(
+                history.c.model_name == model_name
+            )
+            value = con.execute(query).scalar()
+    else:
+        with _duckdb_view(sink) as (con, sources):
+            source = sources[HISTORY_TABLE]
+            if source is None:
+                return None
+            value = con.execute(
+                f"SELECT max(as_of) FROM {source} WHERE model_name = ?", [model_name]
+            ).fetchall()[0][0]
+    return None if value is None else _to_stamp(value)
+
+
 def _read_table(
     target: str | os.PathLike[str] | SinkTarget | None,
     table: str,

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 
 from leadscore.errors import DataError
-from leadscore.sinks import DEFAULT_TARGET, REASONS_SEPARATOR, read_history
+from leadscore.sinks import DEFAULT_TARGET, REASONS_SEPARATOR, latest_as_of, read_history
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -66,8 +66,12 @@ def _reason_lines(row: pd.Series, reasons: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
-def lead_card(history: pd.DataFrame) -> str:
-    """The card of one lead from its history rows (oldest first)."""
+def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> str:
+    """The card of one lead from its history rows (oldest first).
+
+    ``newest_run`` is the as-of of its model's newest run in the target: when that run left
+    the lead out, the card says that its score is a last one, not a current one.
+    """
     latest = history.iloc[-1]
     lines = [
         f"Lead {latest['lead_id']}: scored {latest['scored_at']:%Y-%m-%d %H:%M} as of "
@@ -75,6 +79,11 @@ def lead_card(history: pd.DataFrame) -> str:
         f"  Score {latest['score']}/100 (probability {latest['probability']:.3f}), "
         f"stage {str(latest['stage']).upper()}",
     ]
+    if newest_run is not None and newest_run > latest["as_of"]:
+        lines.append(
+            f"  Not scored by the newest run (as of {newest_run:%Y-%m-%d %H:%M}): the lead had "
+            "closed (won or lost) or left the data by then, so this is its last score"
+        )
     bare = _without_reasons(latest)
     if bare:
         lines.append("  Scored without reasons (--no-reasons): no fit, engagement or reasons")
@@ -120,5 +129,7 @@ def run(args: argparse.Namespace) -> int:
             f"lead {args.lead_id!r} has not been scored in {args.target}",
             "Check the id, or run `leadscore score` first.",
         )
-    print(lead_card(history.sort_values(["as_of", "scored_at"], kind="stable")))
+    history = history.sort_values(["as_of", "scored_at"], kind="stable")
+    newest_run = latest_as_of(args.target, str(history["model_name"].iloc[-1]))
+    print(lead_card(history, newest_run))
     return 0
