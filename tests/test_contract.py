@@ -352,16 +352,17 @@ def sources(tmp_path):
         ("sqlite", None, "SELECT nope FROM leads", r"query failed: .*no such column: nope"),
         ("csv", None, None, r"bad.csv cannot be read: .*EOF inside string"),
         ("postgres", "leads", None, r"cannot connect to the database"),
+        ("postgres", None, None, r"^postgresql\+psycopg://u:\*\*\*@127.0.0.1:1/crm: no table"),
     ],
 )
 def test_both_readers_give_the_same_one_line_error(sources, source, table, query, message):
-    location = sources.get(source, "postgresql+psycopg://u@127.0.0.1:1/crm")
+    location = sources.get(source, "postgresql+psycopg://u:secret@127.0.0.1:1/crm")
     with pytest.raises(DataError, match=message) as whole:
         read_table(location, table, query=query)
     with pytest.raises(DataError, match=message) as chunked:
         list(iter_table_chunks(location, table, query=query, chunk_rows=1))
     assert str(whole.value) == str(chunked.value)
-    assert "\n" not in str(whole.value)
+    assert "\n" not in str(whole.value) and "secret" not in str(whole.value)
 
 
 def test_sqlite_file_named_db_is_not_opened_with_duckdb(tmp_path, event_frames):

@@ -112,11 +112,6 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _safe_url(url: str) -> str:
-    """The URL without user and password, for messages."""
-    return url.split("@")[-1]
-
-
 def shown_url(url: str) -> str:
     """A path or URL as it may be printed and logged: a database URL's password masked, so
     that an error line or a tuning summary can be pasted into a ticket."""
@@ -326,7 +321,7 @@ def _sql_connection(url: str, table: str | None, query: str | None) -> Iterator[
 
     if table is None and query is None:
         raise DataError(
-            f"{_safe_url(url)}: no table or query named",
+            f"{shown_url(url)}: no table or query named",
             "Name the table to read, or give a query.",
         )
     database = sqlite_file(url)
@@ -360,7 +355,7 @@ def _sql_connection(url: str, table: str | None, query: str | None) -> Iterator[
 def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
     import sqlalchemy as sa
 
-    with _read_errors(_safe_url(url), ""), _sql_connection(url, table, query) as con:
+    with _read_errors(shown_url(url), ""), _sql_connection(url, table, query) as con:
         if query is None:
             # SQLite finds "Leads" when asked for leads; SQLAlchemy's reflection does not
             names = sa.inspect(con).get_table_names()
@@ -395,7 +390,7 @@ def iter_table_chunks(
         import sqlalchemy as sa
 
         url = str(source)
-        with _read_errors(_safe_url(url), ""), _sql_connection(url, table, query) as con:
+        with _read_errors(shown_url(url), ""), _sql_connection(url, table, query) as con:
             sql = sa.text(query) if query is not None else sa.text(f'SELECT * FROM "{table}"')
             yield from pd.read_sql_query(sql, con, chunksize=chunk_rows)
         return
