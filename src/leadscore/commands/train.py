@@ -305,7 +305,8 @@ def registered_name(base: str | None, spec: dict[str, Any] | None) -> str | None
     return f"{base}-{spec['name']}"
 
 
-def run(args: argparse.Namespace) -> int:
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The config file with the command line's overrides on top (shared with ``tune``)."""
     overrides: dict[str, Any] = {}
     if args.allow_worse:
         overrides["quality_gate.allow_worse"] = True
@@ -313,7 +314,11 @@ def run(args: argparse.Namespace) -> int:
         overrides["mlflow.experiment"] = args.experiment
     if args.tracking_uri:
         overrides["mlflow.tracking_uri"] = args.tracking_uri
-    config = load_config(args.config, overrides)
+    return load_config(args.config, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
     check_outputs(args, config)
     dataset, spec = load_training_data(args, config)
     result = train(dataset, config)

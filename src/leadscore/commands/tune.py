@@ -14,13 +14,13 @@ from leadscore.commands.train import (
     add_config_argument,
     add_mlflow_arguments,
     check_outputs,
+    config_from_args,
     format_report,
     load_training_data,
     save_model,
     write_json,
 )
 from leadscore.commands.validate import add_data_arguments
-from leadscore.config import load_config
 from leadscore.metrics import METRIC_KEYS
 from leadscore.tracking import mlflow_errors, resolve_tracking_uri
 from leadscore.tuning import (
@@ -191,14 +191,7 @@ def write_metrics(path: Path, result: TuneResult, run_id: str | None, parent: st
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides: dict[str, Any] = {}
-    if args.allow_worse:
-        overrides["quality_gate.allow_worse"] = True
-    if args.experiment:
-        overrides["mlflow.experiment"] = args.experiment
-    if args.tracking_uri:
-        overrides["mlflow.tracking_uri"] = args.tracking_uri
-    config = load_config(args.config, overrides)
+    config = config_from_args(args)
     check_outputs(args, config)
     tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
     storage = args.storage or default_storage(tracking_uri)
