@@ -256,6 +256,9 @@ def test_a_number_column_with_a_missing_token_stays_numeric(flat_frame):
     assert data.X["visits"].dropna().tolist() == expected.tolist()
     scored = parse_numbers(mark_missing(frame, SPEC["missing_values"])["visits"])[0]
     pd.testing.assert_series_equal(scored, data.X["visits"], check_names=False)
+    numbers, bad = parse_numbers(pd.Series(["1.5", "NULL", " N/A ", "", "none"], dtype="str"))
+    assert numbers.isna().tolist() == [False, True, True, True, True]
+    assert bad.tolist() == [False, False, False, False, True]  # only pandas' own spellings
 
 
 def test_digit_text_that_is_an_id_a_code_or_a_category_is_not_a_number(flat_frame):
@@ -294,11 +297,16 @@ def test_identifiers_and_dates_are_left_out_however_typed(flat_frame):
 
 def test_the_same_table_types_the_same_from_csv_and_parquet(tmp_path, flat_frame):
     """A CSV is read as text and typed like the text columns of a Parquet file: zero-padded
-    codes keep their zeros, TRUE/FALSE are one level whichever reader typed them."""
+    codes keep their zeros, TRUE/FALSE are one level whichever reader typed them, the country
+    NA (Namibia) is a country in both, NULL in a column of numbers is missing in both, and an
+    empty won date is a lost lead whether the file wrote nothing or ``""``."""
     n = len(flat_frame)
     frame = flat_frame.assign(
         zip=[f"{i % 7:05d}" for i in range(n)],
         decision_maker=["TRUE" if i % 3 else "FALSE" for i in range(n)],
+        country=["NA", "IN", "US"] * (n // 3),
+        revenue=[f"{i * 10}" if i % 4 else "NULL" for i in range(n)],
+        won_at=["2024-01-05" if i % 3 == 0 else "" for i in range(n)],
     ).astype({"seq": "str", "visits": "str", "converted": "str"})
     frame.to_csv(tmp_path / "leads.csv", index=False)
     frame.to_parquet(tmp_path / "leads.parquet", index=False)
@@ -306,11 +314,17 @@ def test_the_same_table_types_the_same_from_csv_and_parquet(tmp_path, flat_frame
     for suffix in ("csv", "parquet"):
         spec = {**SPEC, "name": f"toy_{suffix}", "source": str(tmp_path / f"leads.{suffix}")}
         loaded[suffix] = prepare_flat_dataset(read_flat_table(parse_spec(spec)), parse_spec(spec))
+        by_date = {**spec, "label": {"column": "won_at", "won": "not_null"}}
+        by_date["exclude"] = {**SPEC["exclude"], "converted": "the other label"}
+        dated = prepare_flat_dataset(read_flat_table(parse_spec(by_date)), parse_spec(by_date))
+        np.testing.assert_array_equal(dated.y, frame["converted"].astype(int))
     csv, parquet = loaded["csv"], loaded["parquet"]
     assert [(f.name, f.kind) for f in csv.features] == [(f.name, f.kind) for f in parquet.features]
     pd.testing.assert_frame_equal(csv.X, parquet.X)
     assert "00003" in set(csv.X["zip"].cat.categories)
     assert set(csv.X["decision_maker"].cat.categories) == {"True", "False"}
+    assert set(csv.X["country"].cat.categories) == {"NA", "IN", "US"}
+    assert csv.X["revenue"].dtype == "float64" and csv.X["revenue"].isna().sum() == n // 4
 
 
 def test_blank_cells_are_missing_in_numbers_and_categories(flat_frame):

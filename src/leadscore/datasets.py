@@ -86,10 +86,10 @@ def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
 
 
 def mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
-    """Replace the spec's "not answered" tokens (case-insensitive, trimmed) by missing."""
-    if not tokens:
-        return frame
-    lowered = {t.strip().lower() for t in tokens}
+    """Replace blank text and the spec's "not answered" tokens (case-insensitive, trimmed) by
+    missing: a CSV reads an empty cell as missing, while Parquet and databases hand over
+    ``""``, and a label or feature must not depend on which one the table came from."""
+    lowered = {"", *(t.strip().lower() for t in tokens)}
     out = frame.copy()
     for column in out.columns:
         values = out[column]

@@ -23,6 +23,7 @@ import pandas as pd
 from leadscore.errors import DataError
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
+    MISSING_SPELLINGS,
     OUTCOMES_REQUIRED,
     ClosedLoopData,
     _require_columns,
@@ -49,29 +50,6 @@ EVENT_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
     "activities": ("lead_id",),
     "outcomes": ("lead_id",),
 }
-
-#: The tokens pandas reads as missing by default, kept for the CSV columns that are not text.
-CSV_NA_TOKENS: tuple[str, ...] = (
-    "",
-    "#N/A",
-    "#N/A N/A",
-    "#NA",
-    "-1.#IND",
-    "-1.#QNAN",
-    "-NaN",
-    "-nan",
-    "1.#IND",
-    "1.#QNAN",
-    "<NA>",
-    "N/A",
-    "NA",
-    "NULL",
-    "NaN",
-    "None",
-    "n/a",
-    "nan",
-    "null",
-)
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -220,7 +198,7 @@ def _csv_options(
     text = [c for c in header if c in text_columns]
     if not text and not strings:
         return {"na_values": None if na_values is None else list(na_values)}
-    others = [*CSV_NA_TOKENS, *(na_values or ())]
+    others = [*([""] if strings else MISSING_SPELLINGS), *(na_values or ())]
     return {
         "dtype": dict.fromkeys(header if strings else text, "str"),
         "keep_default_na": False,
@@ -247,9 +225,10 @@ def read_table(
     na_values : extra tokens that mean "missing" in CSV files.
     text_columns : CSV columns read as text exactly as written (ids: ``00123`` keeps its
         zeros, ``NA`` stays ``NA``); only an empty field is missing there.
-    strings : read every other CSV column as text too (missing tokens still missing), for a
-        caller that types columns itself: pandas' guess per file or per chunk would turn
-        ``00731`` into 731 or ``TRUE`` into a boolean in one file and not in another.
+    strings : read every other CSV column as text too, only an empty field (or a
+        ``na_values`` token) missing, for a caller that types columns itself as it types a
+        Parquet file or a database: pandas' guess per file or per chunk would turn ``00731``
+        into 731, ``TRUE`` into a boolean and the country ``NA`` into a missing value.
     """
     if is_sql_url(source):
         return _read_sql(str(source), table, query)
@@ -597,7 +576,7 @@ def _check_ids_known(con: duckdb.DuckDBPyConnection, name: str, file: Path, key:
 def _csv_missing(frame: pd.DataFrame) -> pd.DataFrame:
     """Blank pandas' missing-value tokens in the text DuckDB read from an event CSV, except in
     the id, so a slice holds what :func:`read_table` reads from the same file."""
-    tokens = list(CSV_NA_TOKENS)
+    tokens = list(MISSING_SPELLINGS)
     for column in frame.columns:
         if column != "lead_id" and not pd.api.types.is_numeric_dtype(frame[column]):
             frame[column] = frame[column].where(~frame[column].isin(tokens))

@@ -39,7 +39,7 @@ from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import Explanation, SubScorer, explain
-from leadscore.schema import INTEGRAL_TEXT, Feature
+from leadscore.schema import INTEGRAL_TEXT, MISSING_SPELLINGS, Feature
 from leadscore.stages import StageThresholds
 
 logger = logging.getLogger(__name__)
@@ -87,15 +87,16 @@ def level_text(values: pd.Series) -> pd.Series:
 
 
 def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """``values`` as float64 (blank text is missing) and the mask of values that are no number.
+    """``values`` as float64 and the mask of values that are no number.
 
-    The one reading of a numeric column, at training and at scoring: exports write a missing
-    number as an empty or blank cell, and a column holding text reads as numbers when it can.
+    The one reading of a numeric column, at training and at scoring, from any source: exports
+    write a missing number as an empty or blank cell or as one of pandas' missing spellings
+    (``NULL``, ``NA``, ``N/A``, ...), and a column holding text reads as numbers when it can.
     """
     if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
         numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
         return numbers, pd.Series(False, index=values.index)
-    blank = values.astype("string").str.strip().isin([""])
+    blank = values.astype("string").str.strip().isin(MISSING_SPELLINGS)
     given = values.mask(blank)
     parsed = pd.to_numeric(given, errors="coerce")
     numbers = pd.Series(parsed.to_numpy(dtype="float64", na_value=np.nan), index=values.index)

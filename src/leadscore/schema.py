@@ -41,6 +41,30 @@ from leadscore.errors import DataError
 #: and from another as text is the same value.
 INTEGRAL_TEXT = re.compile(r"[+-]?\d+\.0*")
 
+#: The spellings pandas reads as missing by default: missing in an event CSV's columns that
+#: are not text, and in any column of numbers (a number column cannot hold the word ``NULL``).
+MISSING_SPELLINGS: tuple[str, ...] = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
+
 FeatureGroup = Literal["fit", "engagement"]
 FeatureKind = Literal["numeric", "categorical"]
 
