@@ -483,3 +483,28 @@ def test_flag_spellings_match_each_other_either_way(flat_frame, declared):
 def test_label_open_must_not_overlap_the_outcomes(label, message):
     with pytest.raises(SpecError, match=message):
         parse_spec({"name": "w", "source": "x.csv", "id": "id", "label": {"column": "s", **label}})
+
+
+def test_join_adds_columns_and_refuses_ids_that_never_match(tmp_path, flat_frame):
+    """A joined table whose ids are written differently (integers against zero-padded text)
+    matches no lead: an error, not a feature that is silently empty everywhere."""
+    ids = [f"{i:06d}" for i in range(len(flat_frame))]
+    flat_frame.assign(id=ids).to_csv(tmp_path / "leads.csv", index=False)
+    pages = [i % 5 for i in range(len(ids))]
+    pd.DataFrame({"lead": ids, "pages": pages}).to_csv(tmp_path / "web.csv", index=False)
+    join = [{"source": "web.csv", "id": "lead", "columns": ["pages"]}]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "join": join}))
+    data = load_dataset(spec)
+    assert data.X["pages"].tolist() == [float(p) for p in pages]
+
+    web = pd.DataFrame({"lead": range(len(ids)), "pages": pages})
+    web.to_parquet(tmp_path / "web.parquet", index=False)
+    spec.write_text(yaml.safe_dump({**SPEC, "join": [{**join[0], "source": "web.parquet"}]}))
+    with pytest.raises(DataError, match=r"web.parquet: none of its 60 lead values is a lead id"):
+        load_dataset(spec)
+
+
+def test_an_empty_column_is_left_out_as_empty(flat_frame):
+    data = prepare_flat_dataset(flat_frame.assign(notes=""), parse_spec(SPEC))
+    assert data.excluded["notes"] == "empty in every row"

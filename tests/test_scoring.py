@@ -473,3 +473,49 @@ def test_one_crm_export_trains_on_closed_leads_and_scores_the_open_ones(
     frame.to_csv(tmp_path / "export.csv", index=False)
     assert main(["-q", *train, "--no-mlflow"]) == 2
     assert "'Clsoed Lost'" in capsys.readouterr().err
+
+
+def test_score_spec_applies_the_spec_s_joins(tmp_path, monkeypatch):
+    """A spec whose label and a feature come from joined tables scores its own table: the
+    joins are applied to the leads scored, and the leads a joined won date closes are
+    skipped (without the join the features were missing and every won lead was scored)."""
+    import yaml
+
+    rng = np.random.default_rng(12)
+    n = 2400
+    ids = [f"{i:05d}" for i in range(n)]
+    pages = rng.poisson(3, n)
+    won = rng.random(n) < 1 / (1 + np.exp(2.5 - 0.5 * pages))
+    contact = pd.Timestamp("2024-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 300, n)), "D")
+    leads = pd.DataFrame({"id": ids, "contact": contact, "plan": rng.choice(["a", "b"], n)})
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    pd.DataFrame({"lead": ids, "pages": pages}).to_parquet(tmp_path / "web.parquet")
+    deals = pd.DataFrame(
+        {"lead": np.array(ids)[won], "won_date": contact[won] + pd.Timedelta("9D")}
+    )
+    deals.to_csv(tmp_path / "deals.csv", index=False)
+    spec = {
+        "name": "joined",
+        "source": "leads.csv",
+        "id": "id",
+        "order_by": "contact",
+        "label": {"column": "won_date", "won": "not_null"},
+        "join": [
+            {"source": "deals.csv", "id": "lead", "columns": ["won_date"]},
+            {"source": "web.parquet", "id": "lead", "columns": ["pages"]},
+        ],
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "train.yaml").write_text("evaluation: {resamples: 0}\n")
+    monkeypatch.chdir(tmp_path)
+    argv = ["-q", "train", "--spec", "spec.yaml", "--config", "train.yaml", "--allow-worse"]
+    assert main([*argv, "--no-mlflow"]) == 0
+    target = tmp_path / "scores.duckdb"
+    score = ["-q", "score", "--spec", "spec.yaml", "--model", "models/joined"]
+    assert main([*score, "--target", str(target), "--no-progress", "--no-reasons"]) == 0
+    scored = read_scored_leads(target).set_index("lead_id")
+    assert sorted(scored.index) == sorted(np.array(ids)[~won])
+    model = LeadScoringModel.load(tmp_path / "models" / "joined")
+    rows = leads.assign(id=ids, pages=pages)[~won].set_index("id").loc[scored.index]
+    expected = model.predict_proba(rows.reset_index())
+    np.testing.assert_allclose(scored["probability"].to_numpy(), expected, rtol=0, atol=1e-12)

@@ -51,28 +51,73 @@ def read_flat_table(spec: DatasetSpec) -> pd.DataFrame:
         text_columns=(spec.id,),
         strings=True,
     )
+    frame = join_tables(frame, spec, read_joined_tables(spec))
+    return frame
+
+
+def read_joined_tables(spec: DatasetSpec) -> list[pd.DataFrame]:
+    """The spec's ``join`` tables, each as the lead id (text, named as in the lead table) and
+    the columns taken from it, one row per lead. Read once, also by a scorer that joins them
+    to every slice of the leads it scores."""
+    tables = []
     for join in spec.join:
         other = read_table(
             spec.resolve(join.source), join.table, text_columns=(join.id,), strings=True
         )
         _require(other, [join.id, *join.columns], f"joined table {join.source}")
-        _require(frame, [spec.id], "the lead table")
         other = other[[join.id, *join.columns]].rename(columns={join.id: spec.id})
         other[spec.id] = to_lead_ids(other[spec.id], join.source, join.id)
-        frame = frame.assign(**{spec.id: to_lead_ids(frame[spec.id], spec.name, spec.id)})
         if other[spec.id].duplicated().any():
             dup = other.loc[other[spec.id].duplicated(), spec.id].iloc[0]
             raise DataError(
                 f"joined table {join.source}: {join.id} {dup!r} appears more than once",
                 "Keep one row per lead in a joined table.",
             )
-        clash = [c for c in join.columns if c in frame.columns]
-        if clash:
+        tables.append(other)
+    return tables
+
+
+def join_tables(
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    tables: list[pd.DataFrame],
+    *,
+    scoring: bool = False,
+) -> pd.DataFrame:
+    """``frame`` with the columns of the joined ``tables`` (from :func:`read_joined_tables`).
+
+    In training a join column the lead table already holds is a spec error, and a join that
+    matches no lead is a data error: ids written differently (``000123`` against ``123``)
+    would otherwise leave the columns empty and the model silently without them. A scorer
+    (``scoring``) joins only the columns its input lacks (current leads may come with them)
+    and accepts new leads that a joined table does not know yet.
+    """
+    if not tables:
+        return frame
+    _require(frame, [spec.id], "the lead table")
+    frame = frame.assign(**{spec.id: to_lead_ids(frame[spec.id], spec.name, spec.id)})
+    for join, other in zip(spec.join, tables, strict=True):
+        present = [c for c in join.columns if c in frame.columns]
+        if present and not scoring:
             raise SpecError(
-                f"join column {clash[0]!r} already exists in the lead table",
+                f"join column {present[0]!r} already exists in the lead table",
                 "Join only columns the lead table does not have.",
             )
-        frame = frame.merge(other, how="left", on=spec.id, validate="many_to_one")
+        wanted = [c for c in join.columns if c not in present]
+        if not wanted:
+            continue
+        matched = frame[spec.id].isin(other[spec.id])
+        if not scoring and len(frame) and not matched.any():
+            raise DataError(
+                f"joined table {join.source}: none of its {len(other):,} {join.id} values is "
+                f"a lead id of the lead table (e.g. {other[spec.id].iloc[0]!r} against "
+                f"{frame[spec.id].iloc[0]!r})",
+                "Write the ids the same way in both tables (as text, with the same zeros).",
+            )
+        logger.info(
+            "join %s: %d of %d lead(s) matched", join.source, int(matched.sum()), len(frame)
+        )
+        frame = frame.merge(other[[spec.id, *wanted]], how="left", on=spec.id, validate="m:1")
     return frame
 
 
@@ -282,7 +327,10 @@ def _type_features(
         if _is_text(values):
             values = values.mask(values.astype("string").str.strip().isin([""]))
         non_null = values.dropna()
-        if non_null.nunique() <= 1:
+        if non_null.empty:
+            excluded[name] = "empty in every row"
+            continue
+        if non_null.nunique() == 1:
             excluded[name] = "holds a single value"
             continue
         numeric: pd.Series | None = None

@@ -217,12 +217,15 @@ def flat_feature_chunks(
     category levels it was trained with. ``source`` overrides the spec's table (the current
     leads rather than the training history); the spec's ``table`` and ``query`` still apply to
     a database or DuckDB file given there, not to a CSV or Parquet file. CSV files are read as
-    text, as in training. Rows whose label column holds an outcome are closed leads and are
-    not scored (:func:`~leadscore.datasets.closed_rows`); a table of closed leads only is an
-    error, since scoring the training history is a mistake, not a result.
+    text, as in training, and the spec's ``join`` tables add the columns the input lacks (a
+    won date joined from closed deals included). Rows whose label column holds an outcome are
+    closed leads and are not scored (:func:`~leadscore.datasets.closed_rows`); a table of
+    closed leads only is an error, since scoring the training history is a mistake, not a
+    result.
     """
-    from leadscore.datasets import closed_rows, mark_missing
+    from leadscore.datasets import closed_rows, join_tables, mark_missing, read_joined_tables
 
+    joined = read_joined_tables(spec)
     location = source if source is not None else spec.resolve(spec.source)
     table, query = spec.table, spec.query
     if source is not None and Path(source).suffix.lower() in TABLE_SUFFIXES:
@@ -238,7 +241,7 @@ def flat_feature_chunks(
                 f"{location} has no id column {spec.id!r}",
                 "Score a table with the same columns as the training data.",
             )
-        chunk = mark_missing(chunk, spec.missing_values)
+        chunk = mark_missing(join_tables(chunk, spec, joined, scoring=True), spec.missing_values)
         seen += len(chunk)
         if spec.label.column in chunk.columns:
             done = closed_rows(chunk[spec.label.column], spec)
