@@ -508,3 +508,25 @@ def test_join_adds_columns_and_refuses_ids_that_never_match(tmp_path, flat_frame
 def test_an_empty_column_is_left_out_as_empty(flat_frame):
     data = prepare_flat_dataset(flat_frame.assign(notes=""), parse_spec(SPEC))
     assert data.excluded["notes"] == "empty in every row"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"groups": {"engagement": ["tags"]}}, r"groups.engagement names 'tags', which is excl"),
+        ({"allow_leakage": ["converted"]}, r"allow_leakage names 'converted', which is the label"),
+        ({"categorical": ["seq"]}, r"categorical names 'seq', which is order_by"),
+        ({"categorical": ["visits"], "numeric": ["visits"]}, r"both categorical and numeric"),
+        ({"name": ".."}, r"name"),
+    ],
+)
+def test_a_spec_that_contradicts_itself_is_refused(overrides, message):
+    with pytest.raises(SpecError, match=message):
+        parse_spec({**SPEC, **overrides})
+
+
+def test_an_impossible_unquoted_date_is_a_one_line_error(tmp_path, flat_frame):
+    path = write_spec(tmp_path, flat_frame)
+    path.write_text(path.read_text() + "test_from: 2024-13-45\n")
+    with pytest.raises(SpecError, match=r"spec.yaml holds an impossible date: month must be"):
+        load_dataset(path)

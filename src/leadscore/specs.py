@@ -192,7 +192,46 @@ class DatasetSpec(_Frozen):
             raise ValueError(
                 "label.observed_from and observed_until need order_by: the date each lead started"
             )
+        self._check_features_named()
         return self
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _not_a_folder_step(cls, name: str) -> str:
+        if set(name) == {"."}:
+            raise ValueError(f"name {name!r} would write the model outside models/")
+        return name
+
+    def _check_features_named(self) -> None:
+        """Columns that the spec uses as features (groups, categorical, numeric,
+        allow_leakage) must not be ones it keeps out of the features (the id, the label,
+        order_by, exclude): a column listed both ways means the spec contradicts itself."""
+        not_features = {
+            self.id: "the id",
+            self.label.column: "the label",
+            **({self.order_by: "order_by"} if self.order_by else {}),
+            **dict.fromkeys(self.exclude, "excluded"),
+        }
+        as_features = {
+            "groups.fit": self.groups.fit,
+            "groups.engagement": self.groups.engagement,
+            "categorical": self.categorical,
+            "numeric": self.numeric,
+            "allow_leakage": self.allow_leakage,
+        }
+        for key, columns in as_features.items():
+            for column in columns:
+                if column in not_features:
+                    raise ValueError(
+                        f"{key} names {column!r}, which is {not_features[column]} and so never "
+                        "a feature"
+                    )
+        both = set(self.categorical) & set(self.numeric)
+        if both:
+            raise ValueError(f"{sorted(both)[0]!r} is listed under both categorical and numeric")
+        both = set(self.groups.fit) & set(self.groups.engagement)
+        if both:
+            raise ValueError(f"{sorted(both)[0]!r} is listed under both groups.fit and engagement")
 
     def resolve(self, path: str) -> str:
         """``path`` as a location: URLs and absolute paths as they are, others under base_dir.
@@ -290,5 +329,9 @@ def load_spec(name_or_path: str | os.PathLike[str], data_root: Path | None = Non
     except yaml.YAMLError as err:
         raise SpecError(
             f"{path} is not valid YAML: {str(err).splitlines()[0]}", "Fix the YAML syntax."
+        ) from err
+    except ValueError as err:  # YAML reads 2024-13-45 as a date and fails there
+        raise SpecError(
+            f"{path} holds an impossible date: {err}", "Write dates as YYYY-MM-DD that exist."
         ) from err
     return parse_spec(data, origin=str(path), base_dir=path.resolve().parent)
