@@ -145,6 +145,26 @@ def test_won_not_null_without_a_window_reads_empty_as_lost():
     assert data.y.tolist() == [1, 0, 1, 0]
 
 
+def test_a_won_date_in_the_future_does_not_silently_end_censoring():
+    """The latest won date is the default extract date; one typo (2204) would end the
+    censoring of every open window and count the newest leads as lost."""
+    frame = pd.DataFrame(
+        {
+            "id": list("abcd"),
+            "contact": ["2024-01-01", "2024-02-01", "2024-03-01", "2024-03-20"],
+            "won_date": ["2024-01-20", "2204-02-10", None, None],
+            "origin": ["x", "y", "x", "y"],
+        }
+    )
+    label = {"column": "won_date", "won": "not_null", "within_days": 30}
+    spec = {"name": "w", "source": "unused.csv", "id": "id", "order_by": "contact"}
+    with pytest.raises(DataError, match=r"1 won date\(s\) in the future, e.g. 2204-02-10"):
+        prepare_flat_dataset(frame, parse_spec({**spec, "label": label}))
+    label["observed_until"] = "2024-04-10"
+    data = prepare_flat_dataset(frame, parse_spec({**spec, "label": label}))
+    assert data.lead_id.tolist() == ["a", "b", "c"] and data.y.tolist() == [1, 0, 0]
+
+
 def test_within_days_does_not_inflate_the_newest_leads_win_rate():
     """Leads win at the same rate all year; the newest ones must not look better because
     their early wins are kept while their not-yet-won leads are censored."""

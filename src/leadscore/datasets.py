@@ -223,6 +223,21 @@ def _observed(frame: pd.DataFrame, spec: DatasetSpec, order: pd.Series | None) -
     return keep
 
 
+def _latest_won_date(won_at: pd.Series, column: str) -> pd.Timestamp:
+    """The extract date implied by the data: its latest won date. A won date in the future
+    is a typo (2204 for 2024) that would move the extract date and end every censoring: the
+    newest leads, the test fold, would count as lost."""
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    future = won_at > now
+    if future.any():
+        raise DataError(
+            f"label column {column!r} holds {int(future.sum())} won date(s) in the future, "
+            f"e.g. {won_at[future].iloc[0]:%Y-%m-%d}",
+            "Correct them, or set label.observed_until to the date of the extract.",
+        )
+    return won_at.max()
+
+
 def _compute_label(
     frame: pd.DataFrame, spec: DatasetSpec, order: pd.Series | None
 ) -> tuple[pd.Series, pd.Series]:
@@ -238,9 +253,10 @@ def _compute_label(
                 "Use a date column as order_by.",
             )
         won_at = to_utc_naive(values.dropna(), "data", label.column).reindex(frame.index)
-        until = (
-            pd.Timestamp(label.observed_until) if label.observed_until is not None else won_at.max()
-        )
+        if label.observed_until is not None:
+            until = pd.Timestamp(label.observed_until)
+        else:
+            until = _latest_won_date(won_at, label.column)
         window_end = order + pd.Timedelta(days=label.within_days)
         won = won_at.notna() & (won_at <= window_end)
         # A window still open at the extract is censored whatever happened in it so far:
