@@ -550,3 +550,26 @@ def test_an_impossible_unquoted_date_is_a_one_line_error(tmp_path, flat_frame):
     path.write_text(path.read_text() + "test_from: 2024-13-45\n")
     with pytest.raises(SpecError, match=r"spec.yaml holds an impossible date: month must be"):
         load_dataset(path)
+
+
+def test_spreadsheet_numbers_months_and_free_text_are_typed_as_what_they_are(flat_frame):
+    """Numbers with thousands separators are numbers (at scoring too), a year-month is a
+    date, and text with a different value for most rows is not a categorical feature."""
+    n = len(flat_frame)
+    frame = flat_frame.assign(
+        revenue=[f"{1000 * (i % 9) + i:,}.5" for i in range(n)],
+        signup_month=[f"2024-{i % 12 + 1:02d}" for i in range(n)],
+        note=[f"called on day {i % 40}" for i in range(n)],
+        plan=["basic", "pro", "team"] * (n // 3),
+    )
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    kinds = {f.name: f.kind for f in data.features}
+    assert kinds["revenue"] == "numeric" and kinds["plan"] == "categorical"
+    assert data.X["revenue"].iloc[[1, 59]].tolist() == [1001.5, 5059.5]
+    pd.testing.assert_series_equal(
+        parse_numbers(frame["revenue"])[0], data.X["revenue"], check_names=False
+    )
+    assert data.excluded["signup_month"] == "a timestamp (not a property of the lead)"
+    assert "a different value for most leads" in data.excluded["note"]
+    kept = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["note"]}))
+    assert "note" in kept.X

@@ -307,6 +307,13 @@ def _is_identifier(non_null: pd.Series) -> bool:
     return non_null.nunique() == len(non_null) and len(non_null) > 50
 
 
+def _is_mostly_distinct(non_null: pd.Series) -> bool:
+    """Text with a different value for most rows (free text, an id with repeats, numbers in a
+    format nothing reads): as categories each level would hold a lead or two, which no split
+    can use and which only adds noise; a column listed under ``categorical`` is kept."""
+    return len(non_null) > 50 and non_null.nunique() > 0.5 * len(non_null)
+
+
 def _is_whole_number_identifier(numbers: pd.Series) -> bool:
     """Whole numbers unique per row (a phone number, a row number): an identifier, whatever the
     file typed them as. Unique decimals are measurements (revenue, seconds on site)."""
@@ -333,7 +340,8 @@ def _type_features(
     :func:`~leadscore.model.level_text`): blank text is missing, and a text column whose
     values all read as numbers once the missing tokens are gone is numeric, unless written
     with leading zeros (a code). Left out: whole numbers unique per row and other text unique
-    per row (identifiers, however the file typed them) and dates, also written as text."""
+    per row (identifiers, however the file typed them), text with a different value for most
+    rows, and dates, also written as text."""
     columns: dict[str, pd.Series] = {}
     features: list[Feature] = []
     excluded: dict[str, str] = {}
@@ -377,6 +385,9 @@ def _type_features(
                 continue
             if name not in spec.categorical and _is_identifier(non_null):
                 excluded[name] = "unique per row (an identifier)"
+                continue
+            if name not in spec.categorical and _is_mostly_distinct(non_null):
+                excluded[name] = "identifier-like text (a different value for most leads)"
                 continue
             columns[name] = level_text(values).astype("category")
             kind = "categorical"

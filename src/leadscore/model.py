@@ -55,6 +55,8 @@ META_FILE = "model.json"
 
 _BOOLEAN_TEXT = {"true": "True", "false": "False"}
 
+_THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+
 
 def _canon(value: object) -> str:
     """One text form per category value, so ``3``, ``3.0``, ``"3"`` and ``"3.0"`` are the same
@@ -91,13 +93,18 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
     The one reading of a numeric column, at training and at scoring, from any source: exports
     write a missing number as an empty or blank cell or as one of pandas' missing spellings
-    (``NULL``, ``NA``, ``N/A``, ...), and a column holding text reads as numbers when it can.
+    (``NULL``, ``NA``, ``N/A``, ...), spreadsheets write ``12,500.75`` with thousands
+    separators (only commas grouping exactly three digits count as such), and a column
+    holding text reads as numbers when it can.
     """
     if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
         numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
         return numbers, pd.Series(False, index=values.index)
-    blank = values.astype("string").str.strip().isin(MISSING_SPELLINGS)
-    given = values.mask(blank)
+    text = values.astype("string").str.strip()
+    given = values.mask(text.isin(MISSING_SPELLINGS))
+    grouped = text.str.fullmatch(_THOUSANDS).fillna(False).to_numpy(dtype=bool)
+    if grouped.any():
+        given = given.mask(grouped, text.str.replace(",", "", regex=False))
     parsed = pd.to_numeric(given, errors="coerce")
     numbers = pd.Series(parsed.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
     return numbers, numbers.isna() & given.notna()
