@@ -405,6 +405,15 @@ def test_missing_leads_file(tmp_path):
         load_closed_loop(tmp_path)
 
 
+def test_a_table_in_two_formats_is_an_error(tmp_path, event_frames):
+    write_tables(event_frames, tmp_path, fmt="parquet")
+    event_frames["leads"].head(5).to_csv(tmp_path / "leads.csv", index=False)
+    with pytest.raises(DataError, match=r"holds both leads.parquet and leads.csv"):
+        load_closed_loop(tmp_path)
+    with pytest.raises(DataError, match=r"holds both leads.parquet and leads.csv"):
+        list(iter_closed_loop_chunks(tmp_path))
+
+
 def test_empty_file(tmp_path, event_frames):
     write_tables(event_frames, tmp_path, fmt="csv")
     (tmp_path / "activities.csv").write_text("")

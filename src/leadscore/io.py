@@ -395,12 +395,19 @@ def iter_table_chunks(
 
 
 def find_event_table(folder: Path, name: str) -> Path | None:
-    """The file holding event table ``name`` in ``folder`` (Parquet preferred over CSV)."""
-    for suffix in TABLE_SUFFIXES:
-        candidate = folder / f"{name}{suffix}"
-        if candidate.exists():
-            return candidate
-    return None
+    """The file holding event table ``name`` in ``folder``, as ``.parquet`` or ``.csv``.
+
+    Both at once is an error: they may differ (an old export beside a new one), and reading
+    either one silently would train or score on data the user did not mean.
+    """
+    found = [folder / f"{name}{suffix}" for suffix in TABLE_SUFFIXES]
+    found = [path for path in found if path.exists()]
+    if len(found) > 1:
+        raise DataError(
+            f"{folder} holds both {found[0].name} and {found[1].name}",
+            f"Keep one file for the {name} table and move the other away.",
+        )
+    return found[0] if found else None
 
 
 def load_closed_loop(
