@@ -141,6 +141,26 @@ def test_tampered_or_missing_files_raise_model_errors(trained, tmp_path) -> None
         LeadScoringModel.load(tmp_path / "nothing")
 
 
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda meta: meta.pop("booster_sha256"), r"model.json has no booster_sha256"),
+        (lambda meta: meta["features"][0].update(kind="blob"), r"unknown kind 'blob'"),
+        (lambda meta: meta["features"][0].update(group="who"), r"unknown group 'who'"),
+    ],
+)
+def test_a_hand_edited_model_file_fails_at_load_time(trained, tmp_path, edit, message) -> None:
+    """An edit that removes the booster's checksum or breaks a feature fails when the model is
+    loaded, with the file named, not later as an error blamed on the leads being scored."""
+    result, _ = trained
+    folder = result.model.save(tmp_path / "m")
+    meta = json.loads((folder / META_FILE).read_text())
+    edit(meta)
+    (folder / META_FILE).write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=message):
+        LeadScoringModel.load(folder)
+
+
 def test_texts_round_trip_as_the_folder_does(trained, tmp_path) -> None:
     """The text form (what Spark ships to its workers) is the folder's two files, exactly."""
     result, dataset = trained

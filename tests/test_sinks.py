@@ -764,3 +764,10 @@ def test_sub_scores_may_be_empty(target: str) -> None:
     latest = by_lead(sinks.read_scored_leads(target))
     assert latest["fit_score"].isna().sum() == 2
     assert latest["fit_score"].dropna().astype(int).tolist() == [10, 90, 50]
+
+
+def test_a_model_is_named_by_version_run_id_or_fingerprint():
+    from leadscore.sinks import shown_model
+
+    assert shown_model("leadscore", "12") == "leadscore v12"
+    assert shown_model("run", "a0eff123") == "run a0eff123"  # not "run va0eff123"

@@ -477,7 +477,12 @@ class LeadScoringModel:
                 "Upgrade leadscore to load it.",
             )
         expected = meta.get("booster_sha256")
-        if expected and hashlib.sha256(booster_text.encode()).hexdigest() != expected:
+        if not expected:
+            raise ModelError(
+                f"{meta_name} has no booster_sha256 (every model file is saved with one)",
+                "Restore the model folder as it was saved, or retrain.",
+            )
+        if hashlib.sha256(booster_text.encode()).hexdigest() != expected:
             raise ModelError(
                 f"{booster_name} does not match its model.json (checksum differs)",
                 "Restore the model folder as it was saved, or retrain.",
@@ -490,9 +495,10 @@ class LeadScoringModel:
             raw_sub = meta.get("sub_scorer")
             sub_scorer = None if raw_sub is None else SubScorer.from_dict(raw_sub)
             booster = lgb.Booster(model_str=booster_text)
-        except (KeyError, TypeError) as err:
+        except (KeyError, TypeError, ValueError) as err:
             raise ModelError(
-                f"{meta_name} is incomplete ({err})", "Restore the file or retrain the model."
+                f"{meta_name} is incomplete or damaged ({err})",
+                "Restore the file or retrain the model.",
             ) from err
         except lgb.basic.LightGBMError as err:
             raise ModelError(

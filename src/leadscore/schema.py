@@ -142,6 +142,14 @@ class Feature:
     sentence: str | None = None
     missing_sentence: str | None = None
 
+    def __post_init__(self) -> None:
+        # a model file is read back into Features: a wrong kind must fail there, not later
+        # as "column must be numeric" blamed on the leads being scored
+        if self.kind not in ("numeric", "categorical"):
+            raise ValueError(f"feature {self.name!r} has unknown kind {self.kind!r}")
+        if self.group not in ("fit", "engagement"):
+            raise ValueError(f"feature {self.name!r} has unknown group {self.group!r}")
+
 
 @dataclass(frozen=True)
 class FeatureTable:

@@ -215,6 +215,12 @@ _LOCK_WAIT_S = 15.0
 _STAGING_PREFIX = "leadscore-run-"
 
 
+def shown_model(name: str, version: str) -> str:
+    """How a scoring model is named to people: ``leadscore v3`` for a registered version,
+    ``run 0a1b...`` or ``olist 5f3e...`` for a run id or a folder's fingerprint."""
+    return f"{name} v{version}" if str(version).isdigit() else f"{name} {version}"
+
+
 def schema_markdown() -> str:
     """The schema as a Markdown table, for the README and ``--help`` texts."""
     rows = ["| column | type | meaning |", "|---|---|---|"]

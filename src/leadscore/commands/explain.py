@@ -8,7 +8,13 @@ import json
 import pandas as pd
 
 from leadscore.errors import DataError
-from leadscore.sinks import DEFAULT_TARGET, REASONS_SEPARATOR, latest_as_of, read_history
+from leadscore.sinks import (
+    DEFAULT_TARGET,
+    REASONS_SEPARATOR,
+    latest_as_of,
+    read_history,
+    shown_model,
+)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -75,7 +81,8 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
     latest = history.iloc[-1]
     lines = [
         f"Lead {latest['lead_id']}: scored {latest['scored_at']:%Y-%m-%d %H:%M} as of "
-        f"{latest['as_of']:%Y-%m-%d %H:%M} by {latest['model_name']} v{latest['model_version']}",
+        f"{latest['as_of']:%Y-%m-%d %H:%M} by "
+        f"{shown_model(latest['model_name'], latest['model_version'])}",
         f"  Score {latest['score']}/100 (probability {latest['probability']:.3f}), "
         f"stage {str(latest['stage']).upper()}",
     ]

@@ -19,7 +19,7 @@ from leadscore.scoring import (
     load_scoring_model,
     run_scoring,
 )
-from leadscore.sinks import DEFAULT_TARGET, STAGES
+from leadscore.sinks import DEFAULT_TARGET, STAGES, shown_model
 from leadscore.specs import load_spec
 
 DEFAULT_MODEL = "models:/leadscore@champion"
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     counts = summary.stage_counts
     print(
         f"scored {summary.rows:,} leads as of {as_of:%Y-%m-%d %H:%M} with "
-        f"{scoring.name} v{scoring.version} into {args.target}"
+        f"{shown_model(scoring.name, scoring.version)} into {args.target}"
     )
     print(
         "  stages: "
