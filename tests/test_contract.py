@@ -446,6 +446,22 @@ def test_sliced_reader_names_a_missing_column_or_an_empty_file(tmp_path, event_f
         list(iter_closed_loop_chunks(tmp_path))
 
 
+def test_sqlite_datetime_columns_with_two_utc_offsets_load(tmp_path, event_frames):
+    """A CRM writes local times with their offset, +01:00 in winter and +02:00 in summer;
+    in a column declared DATETIME SQLAlchemy's own parsing made the second offset NaT and the
+    contract then called the column empty."""
+    import sqlite3
+
+    leads = event_frames["leads"].head(3)
+    stamps = ["2025-01-15T09:00:00+01:00", "2025-07-15T09:00:00+02:00", "2025-07-16 07:00:00 UTC"]
+    with sqlite3.connect(tmp_path / "crm.sqlite") as con:
+        con.execute("CREATE TABLE leads (lead_id TEXT, created_at DATETIME)")
+        con.executemany("INSERT INTO leads VALUES (?, ?)", zip(leads["lead_id"], stamps, strict=True))
+    data = load_closed_loop(f"sqlite:///{tmp_path / 'crm.sqlite'}", tables=("leads",))
+    expected = ["2025-01-15 08:00:00", "2025-07-15 07:00:00", "2025-07-16 07:00:00"]
+    assert data.leads["created_at"].tolist() == [pd.Timestamp(t) for t in expected]
+
+
 def test_sqlite_tables_are_found_in_any_case(tmp_path, event_frames):
     """SQLite table names are case-insensitive: Leads, Activities and Outcomes load."""
     import sqlite3

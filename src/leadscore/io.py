@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -331,6 +331,16 @@ def _sql_connection(url: str, table: str | None, query: str | None) -> Iterator[
         engine.dispose()
 
 
+def _select_sql(table: str | None, query: str | None) -> Any:
+    """The SQL that reads a table, or the user's query: values come as the driver gives them
+    (text for SQLite) and are typed by the contract, as from a CSV."""
+    import sqlalchemy as sa
+
+    if query is not None:
+        return sa.text(query)
+    return sa.select(sa.text("*")).select_from(sa.table(str(table)))
+
+
 def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
     import sqlalchemy as sa
 
@@ -340,8 +350,9 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
             names = sa.inspect(con).get_table_names()
             if table not in names:
                 table = next((n for n in names if n.lower() == str(table).lower()), table)
-            return pd.read_sql_table(table, con)
-        return pd.read_sql_query(sa.text(query), con)
+        # a query, not read_sql_table: SQLAlchemy's DATETIME parsing turns a second UTC
+        # offset in a column into NaT (summer time), and the sliced reader reads by query too
+        return pd.read_sql_query(_select_sql(table, query), con)
 
 
 def iter_table_chunks(
@@ -366,12 +377,10 @@ def iter_table_chunks(
             "Give a positive number of rows per chunk.",
         )
     if is_sql_url(source):
-        import sqlalchemy as sa
 
         url = str(source)
         with _read_errors(shown_url(url), ""), _sql_connection(url, table, query) as con:
-            sql = sa.text(query) if query is not None else sa.text(f'SELECT * FROM "{table}"')
-            yield from pd.read_sql_query(sql, con, chunksize=chunk_rows)
+            yield from pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows)
         return
     path = _table_file(source, table, query)
     suffix = path.suffix.lower()
