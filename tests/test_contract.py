@@ -456,7 +456,8 @@ def test_sqlite_datetime_columns_with_two_utc_offsets_load(tmp_path, event_frame
     stamps = ["2025-01-15T09:00:00+01:00", "2025-07-15T09:00:00+02:00", "2025-07-16 07:00:00 UTC"]
     with sqlite3.connect(tmp_path / "crm.sqlite") as con:
         con.execute("CREATE TABLE leads (lead_id TEXT, created_at DATETIME)")
-        con.executemany("INSERT INTO leads VALUES (?, ?)", zip(leads["lead_id"], stamps, strict=True))
+        rows = zip(leads["lead_id"], stamps, strict=True)
+        con.executemany("INSERT INTO leads VALUES (?, ?)", rows)
     data = load_closed_loop(f"sqlite:///{tmp_path / 'crm.sqlite'}", tables=("leads",))
     expected = ["2025-01-15 08:00:00", "2025-07-15 07:00:00", "2025-07-16 07:00:00"]
     assert data.leads["created_at"].tolist() == [pd.Timestamp(t) for t in expected]
