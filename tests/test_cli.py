@@ -251,3 +251,17 @@ def test_explain_card_of_a_no_reasons_run_claims_no_reasons() -> None:
     assert "Since the scoring as of 2024-04-01" in card
     with_reasons = lead_card(pd.concat([may, april.assign(as_of=pd.Timestamp("2024-06-01"))]))
     assert "Reasons for:" in with_reasons and "new reasons" not in with_reasons
+
+
+def test_explain_compares_with_the_latest_earlier_as_of_not_a_rerun() -> None:
+    """A second model version scoring the same as-of again is not the "previous" scoring:
+    the card compares with the latest earlier as-of, as previous_stage does."""
+    from leadscore.commands.explain import lead_card
+    from test_sinks import make_scored
+
+    mid = make_scored(1, "2024-05-15", seed=2).assign(stage="lead", score=10)
+    v1 = make_scored(1, "2024-05-31", seed=3).assign(stage="mql", score=40)
+    v2 = make_scored(1, "2024-05-31", seed=4).assign(stage="mql", score=42, model_version="2")
+    card = lead_card(pd.concat([mid, v1, v2], ignore_index=True))
+    assert "Since the scoring as of 2024-05-15 00:00: score 10 -> 42, stage LEAD -> MQL" in card
+    assert lead_card(pd.concat([v1, v2], ignore_index=True)).count("First scoring") == 1

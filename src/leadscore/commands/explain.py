@@ -102,10 +102,13 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
     reasons = _reasons(latest)
     if not bare:
         lines += _reason_lines(latest, reasons)
-    if len(history) < 2:
+    # the previous scoring is the latest at an earlier as-of, as for previous_stage: a run
+    # repeated at the same as-of (another model version) replaces, it does not precede
+    earlier = history[history["as_of"] < latest["as_of"]]
+    if earlier.empty:
         lines.append("  First scoring of this lead: nothing to compare with yet.")
         return "\n".join(lines)
-    before = history.iloc[-2]
+    before = earlier.iloc[-1]
     move = (
         "no change"
         if before["stage"] == latest["stage"]
