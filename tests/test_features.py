@@ -520,6 +520,9 @@ def test_bad_as_of_is_a_one_line_error(event_frames):
     data = validate_closed_loop(**event_frames)
     with pytest.raises(DataError, match="not a date"):
         build_features(data, "next tuesday")
+    with pytest.raises(DataError, match=r"'05/06/2024' reads both day-first and month-first"):
+        build_features(data, "05/06/2024")
+    assert build_features(data, "25/01/2024").as_of == pd.Timestamp("2024-01-25")
 
 
 def test_as_of_with_timezone_means_utc(event_frames):

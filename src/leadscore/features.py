@@ -1080,7 +1080,21 @@ def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list
 # --------------------------------------------------------------------------- public API
 
 
+_DAY_MONTH = re.compile(r"\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b")
+
+
 def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
+    """A moment given by a person (``--as-of``) as tz-naive UTC.
+
+    ``05/06/2026`` is refused: it is 6 May to pandas and 5 June to most of the world, and a
+    data column with such dates is an error too.
+    """
+    ambiguous = _DAY_MONTH.match(value) if isinstance(value, str) else None
+    if ambiguous and ambiguous[1] != ambiguous[2] and max(map(int, ambiguous.groups())) <= 12:
+        raise DataError(
+            f"{what} {value!r} reads both day-first and month-first",
+            "Write it as an ISO date such as 2024-03-01.",
+        )
     try:
         ts = pd.Timestamp(value)
     except (ValueError, TypeError) as err:
