@@ -58,6 +58,7 @@ def test_error_names_features_and_fix(frame):
     X, y = frame
     message = str(leakage_error(find_leakage_suspects(X, y)))
     assert "'sales_grade'" in message and "allow_leakage" in message and "\n" not in message
+    assert "leakage.allow" in message  # event data has no spec: the config allows
 
 
 def test_one_class_is_an_error(frame):

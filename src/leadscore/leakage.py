@@ -120,6 +120,7 @@ def leakage_error(suspects: list[LeakageSuspect]) -> DataError:
     names = ", ".join(f"{s.feature!r} ({s.reason})" for s in suspects)
     return DataError(
         f"suspected leakage in {len(suspects)} feature(s): {names}",
-        "Exclude them in the spec if they are written after contact, or list them under "
-        "allow_leakage if they are truly known at scoring time.",
+        "If they are written after contact, exclude them (a spec's exclude; for event data, "
+        "drop the column from the leads table); if they are truly known at scoring time, "
+        "allow them (a spec's allow_leakage, or leakage.allow in the training config).",
     )
