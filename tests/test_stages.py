@@ -234,3 +234,11 @@ def test_capacity_warns_when_the_leads_span_less_than_one_period() -> None:
     )
     assert any("less than one period" in w for w in stages.warnings_)
     assert (stages.transform(p) == "sql").sum() == 10
+
+
+def test_a_share_of_a_period_just_below_one_is_not_printed_as_one() -> None:
+    p = np.linspace(0.01, 0.99, 300)
+    stages = StageThresholds({"sql": {"policy": "capacity", "target": 20}}).fit(
+        p, _labels(p, 0), periods=0.9997
+    )
+    assert any("stand for 0.999 of a" in w for w in stages.warnings_)

@@ -276,7 +276,8 @@ class StageThresholds(BaseEstimator):
             )
         if periods < 1:
             self.warnings_.append(
-                f"the held-out leads stand for {periods:.2f} of a {policy.period_days:g}-day "
+                f"the held-out leads stand for {math.floor(periods * 1000) / 1000:g} of a "
+                f"{policy.period_days:g}-day "
                 f"period: the {name} capacity cut-off rests on less than one period of leads"
             )
         allowed = math.floor(rule.target * periods + 1e-9)  # type: ignore[operator]
