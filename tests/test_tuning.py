@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import lightgbm as lgb
@@ -27,6 +28,7 @@ from leadscore.tuning import (
     prepare_problem,
     run_study,
     search_space,
+    study_config,
     tune,
 )
 
@@ -94,6 +96,12 @@ def problem(dataset, config):
 
 def _settings(**kw) -> TuneSettings:
     return TuneSettings(**{"trials": 4, "report_every": 50, "warmup_steps": 100, **kw})
+
+
+def _fixing(**params) -> dict:
+    """FAST with ``params`` fixed in ``lightgbm.params`` too."""
+    lightgbm = {**FAST["lightgbm"], "params": {**FAST["lightgbm"]["params"], **params}}
+    return {**FAST, "lightgbm": lightgbm}
 
 
 def test_study_runs_n_trials_and_the_best_params_are_in_the_space(tmp_path, problem):
@@ -349,6 +357,82 @@ def test_default_storage_sits_beside_the_mlflow_store(tmp_path):
     )
 
 
+def test_a_param_fixed_in_the_config_is_not_searched_and_the_final_model_keeps_it(
+    tmp_path, dataset, caplog
+):
+    config = parse_config(_fixing(num_leaves=5))
+    storage = f"sqlite:///{tmp_path / 'o.db'}"
+    with caplog.at_level(logging.INFO, logger="leadscore.tuning"):
+        result = tune(dataset, config, _settings(trials=3), storage=storage)
+    study = optuna.load_study(study_name="leadscore-demo", storage=storage)
+    searched = set(search_space(len(dataset.y))) - {"num_leaves"}
+    for trial in study.trials:  # the others are still tuned
+        assert set(trial.params) == searched, trial.params
+    assert result.tuned.params["num_leaves"] == 5
+    assert result.summary.fixed_params == {"num_leaves": 5}
+    assert "num_leaves" not in result.summary.best_params
+    notes = [r.getMessage() for r in caplog.records if "not tuned" in r.getMessage()]
+    assert notes == ["fixed by lightgbm.params of the config, not tuned: num_leaves=5"]
+    assert "fixed by the config, not tuned: num_leaves=5" in tune_command.format_comparison(result)
+    # the same config reuses the study: --trials 0 trains with its best trial
+    again = tune(dataset, config, _settings(trials=0), storage=storage)
+    assert (again.summary.n_trials, again.summary.new_trials) == (3, 0)
+    assert again.summary.best_params == result.summary.best_params
+    assert again.tuned.params["num_leaves"] == 5
+
+
+def test_a_study_is_only_reused_with_the_config_its_trials_ran_with(tmp_path, dataset):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    base = parse_config(FAST)
+    record = study_config(base, dataset)
+    open_study(_settings(trials=1), "demo", storage, record)
+
+    def reuse(overrides: dict) -> None:
+        config = study_config(base.with_overrides(overrides), dataset)
+        open_study(_settings(trials=0), "demo", storage, config)
+
+    # what never changes a trial's score is not held against the study
+    reuse({"lightgbm.params": {"num_threads": 4}})
+    reuse({"calibration.method": "isotonic", "evaluation.resamples": 20})
+    with pytest.raises(SpecError) as err:
+        reuse({"lightgbm.params": {"num_threads": 1, "num_leaves": 5}})
+    assert str(err.value) == (
+        f"study 'leadscore-demo' in {storage} ran its trials with another config: "
+        "lightgbm.params.num_leaves: 5 now, unset in the study. Use a new --study-name, or "
+        "the same config as before."
+    )
+    with pytest.raises(SpecError, match=r"folds.valid_size: 0.3 now, 0.2 in the study; seed"):
+        reuse({"folds.valid_size": 0.3, "seed": 1})
+    stored = optuna.load_study(study_name="leadscore-demo", storage=storage)
+    assert stored.user_attrs["config"] == record  # a refused study is left as it was
+
+
+def test_a_study_from_before_configs_were_recorded_is_reused_with_a_warning(
+    tmp_path, dataset, caplog
+):
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    old = open_study(_settings(trials=1), "demo", storage)  # no config: as before the record
+    leaves = optuna.distributions.IntDistribution(3, 31, log=True)
+    old.add_trial(
+        optuna.trial.create_trial(
+            params={"num_leaves": 3}, distributions={"num_leaves": leaves}, value=0.5
+        )
+    )
+    config = parse_config(_fixing(num_leaves=5))
+    problem = prepare_problem(dataset, config)
+    settings = _settings(trials=0)
+    with caplog.at_level(logging.WARNING, logger="leadscore.tuning"):
+        study = open_study(settings, "demo", storage, problem.config)
+    assert "holds 1 trial(s) from before studies recorded their config" in caplog.text
+    assert study.user_attrs["config"] == problem.config  # checked from now on
+    # the old trial searched num_leaves, but the config fixes it: the config wins
+    summary = run_study(study, problem, settings)
+    assert summary.best_params == {} and summary.fixed_params == {"num_leaves": 5}
+    assert summary.final_params() == {"metric": "binary_logloss"}
+    with pytest.raises(SpecError, match="ran its trials with another config"):
+        open_study(settings, "demo", storage, study_config(parse_config(FAST), dataset))
+
+
 # --------------------------------------------------------------------------- the command
 
 
@@ -359,10 +443,14 @@ def _write_spec(tmp_path: Path, n: int = 1500) -> Path:
     return spec
 
 
-def _main(argv: list[str]) -> int:
+def _args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="leadscore")
     tune_command.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["tune", *argv])
+    return parser.parse_args(["tune", *argv])
+
+
+def _main(argv: list[str]) -> int:
+    args = _args(argv)
     try:
         return args.func(args)
     except LeadscoreError:
@@ -415,6 +503,26 @@ def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys):
     # ... but a study that does not exist has no best trial: refused, and none is created
     assert _main([*argv, "--trials", "0", "--study-name", "fresh", "--no-mlflow"]) == 2
     assert optuna.study.get_all_study_names(storage) == ["leadscore-demo"]
+
+
+def test_the_command_refuses_a_study_run_with_other_fixed_params_before_any_mlflow_run(
+    tmp_path, dataset
+):
+    spec = _write_spec(tmp_path)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    record = study_config(parse_config(FAST), dataset)
+    open_study(_settings(trials=1), "demo", storage, record)
+    (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(_fixing(num_leaves=5)))
+    mlflow_db = tmp_path / "mlflow.db"
+    argv = ["--spec", str(spec), "--config", str(tmp_path / "fixed.yaml"), "--storage", storage]
+    argv += ["--tracking-uri", f"sqlite:///{mlflow_db}", "--no-progress"]
+    for trials in ("0", "2"):  # neither reused for its best trial nor continued
+        args = _args([*argv, "--trials", trials])
+        with pytest.raises(SpecError, match=r"lightgbm.params.num_leaves: 5 now, unset in"):
+            args.func(args)
+    assert not mlflow_db.exists()  # refused before an MLflow run was opened
+    stored = optuna.load_study(study_name="leadscore-demo", storage=storage)
+    assert (len(stored.trials), stored.user_attrs["config"]) == (0, record)
 
 
 def test_tune_command_rejects_bad_arguments(tmp_path, capsys):

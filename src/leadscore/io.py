@@ -377,7 +377,6 @@ def iter_table_chunks(
             "Give a positive number of rows per chunk.",
         )
     if is_sql_url(source):
-
         url = str(source)
         with _read_errors(shown_url(url), ""), _sql_connection(url, table, query) as con:
             yield from pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows)

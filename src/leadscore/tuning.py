@@ -7,11 +7,17 @@ never seen by the search, so the test metrics of the tuned model stay as honest 
 the default one. Bad trials are stopped early: as boosting goes on, the valid metric is
 reported to the trial (:class:`PruningCallback`) and Optuna's median pruner may end it.
 
+A parameter the config fixes in ``lightgbm.params`` is not searched: the user's value is
+used by every trial and by the final model (:func:`search_space` leaves it out).
+
 The study lives in a storage (an SQLite file by default, beside the MLflow store) under a
 name derived from the data set, so a second call continues it with more trials instead of
-starting over. The best parameters then train the final model with
-``training.train(dataset, config, params=...)``, and a model with the default parameters is
-trained on the same folds so that the gain of tuning is measured, not assumed.
+starting over. A study records the settings of the config that change a trial's value
+(:func:`study_config`), and is only continued with the same ones: trials scored under other
+fixed parameters, folds or seeds cannot be compared with new ones. The best parameters then
+train the final model with ``training.train(dataset, config, params=...)``, and a model with
+the default parameters is trained on the same folds so that the gain of tuning is measured,
+not assumed.
 
 MLflow is an edge: :class:`MlflowTrialLogger` records each trial as a nested run under one
 parent run, through an explicit client (no process-wide tracking URI is changed).
@@ -20,10 +26,11 @@ parent run, through an explicit client (no process-wide tracking URI is changed)
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -143,15 +150,22 @@ class ParamRange:
         return trial.suggest_float(name, self.low, self.high, log=self.log)
 
 
-def search_space(n_rows: int) -> dict[str, ParamRange]:
+def search_space(n_rows: int, fixed: Collection[str] = ()) -> dict[str, ParamRange]:
     """The searched parameters for ``n_rows`` training examples (main LightGBM names only:
-    :func:`~leadscore.training.default_params` uses them, and an alias would lose to it).
+    :func:`~leadscore.training.default_params` uses them, and an alias would lose to it),
+    less those in ``fixed``: a parameter the user set in ``lightgbm.params`` is a decision,
+    and a searched value would silently replace it in the final model.
 
     Leaf sizes scale with the data: thousands of leads need leaves of tens of leads, hundreds
     of thousands can afford more leaves. The categorical knobs (``cat_smooth``, ``cat_l2``,
     ``min_data_per_group``, ``max_cat_threshold``) matter for landing pages and sources
     with hundreds of rare levels.
     """
+    space = _full_search_space(n_rows)
+    return {name: rng for name, rng in space.items() if name not in fixed}
+
+
+def _full_search_space(n_rows: int) -> dict[str, ParamRange]:
     big = n_rows >= 20_000
     return {
         "learning_rate": ParamRange(0.01, 0.2, log=True),
@@ -170,10 +184,78 @@ def search_space(n_rows: int) -> dict[str, ParamRange]:
     }
 
 
+#: LightGBM parameters that change how fast a booster is fitted, not what it learns: set in
+#: ``lightgbm.params`` they are not recorded in a study, so that a study made with 8 threads
+#: can be continued with 16.
+RUN_ONLY_PARAMS: frozenset[str] = frozenset({"num_threads", "verbosity"})
+
+#: Prefix of the recorded ``lightgbm.params`` in :func:`study_config`.
+_PARAMS_KEY = "lightgbm.params."
+
+
+def study_config(config: TrainConfig, dataset: LabelledDataset) -> dict[str, Any]:
+    """The settings of ``config`` that change a trial's value, under dotted keys, as a study
+    records them (JSON values: a tuple becomes a list), so that trials run under other ones
+    are never continued or reused (:func:`config_differences`).
+
+    A trial fits on the fit fold and is scored on the valid fold, so what it sees is: the
+    parameters fixed in ``lightgbm.params`` (less :data:`RUN_ONLY_PARAMS`), the rounds, early
+    stopping and monotone features, the fold sizes, purge and seed, the booster seed, and for
+    event-form data the ``events`` section that made the examples. The calibration method, the
+    bootstrap, the quality gate and the cold-start and leakage limits are not recorded: they
+    act on the final model or stop a run, but never change a trial's score.
+    """
+    lgbm = config.lightgbm
+    record: dict[str, Any] = {
+        f"{_PARAMS_KEY}{name}": value
+        for name, value in sorted(lgbm.params.items())
+        if name not in RUN_ONLY_PARAMS
+    }
+    record.update(
+        {
+            "lightgbm.num_boost_round": lgbm.num_boost_round,
+            "lightgbm.early_stopping_rounds": lgbm.early_stopping_rounds,
+            "lightgbm.monotone_increasing": list(lgbm.monotone_increasing),
+            "lightgbm.monotone_decreasing": list(lgbm.monotone_decreasing),
+            **{f"folds.{key}": value for key, value in config.folds.model_dump().items()},
+            "seed": config.seed,
+        }
+    )
+    if dataset.horizon_days is not None:  # event form: the events section made the examples
+        record.update({f"events.{key}": v for key, v in config.events.model_dump().items()})
+    return json.loads(json.dumps(record))  # as the study's storage gives it back
+
+
+_UNSET = object()
+
+
+def config_differences(recorded: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+    """``"key: A now, B in the study"`` for each recorded setting that differs.
+
+    A parameter missing on one side is unset there (a difference); any other key missing on
+    one side was not recorded by that version of leadscore, and is not held against it.
+    """
+    out = []
+    for key in sorted(set(recorded) | set(wanted)):
+        there, here = recorded.get(key, _UNSET), wanted.get(key, _UNSET)
+        both = there is not _UNSET and here is not _UNSET
+        if there != here and (both or key.startswith(_PARAMS_KEY)):
+            out.append(f"{key}: {_shown(here)} now, {_shown(there)} in the study")
+    return out
+
+
+def _shown(value: Any) -> str:
+    return "unset" if value is _UNSET else json.dumps(value)
+
+
 @dataclass(frozen=True)
 class TuningProblem:
     """The data of every trial, prepared once: the encoded matrix, labels, folds and the
-    base parameters (defaults, config, monotone constraints) that each trial overrides."""
+    base parameters (defaults, config, monotone constraints) that each trial overrides.
+
+    ``fixed_params`` are the searchable parameters the config fixes (left out of ``space``);
+    ``config`` is :func:`study_config`, what the study must have been run with.
+    """
 
     matrix: np.ndarray
     y: np.ndarray
@@ -184,6 +266,8 @@ class TuningProblem:
     num_boost_round: int
     early_stopping_rounds: int
     dataset_name: str
+    fixed_params: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
 
     def lgb_dataset(self, rows: np.ndarray, reference: lgb.Dataset | None = None) -> lgb.Dataset:
         # built per trial: LightGBM bins with min_data_in_leaf, which the trials change
@@ -205,17 +289,35 @@ def prepare_problem(dataset: LabelledDataset, config: TrainConfig | None = None)
     folds, y, encoder = prepared.folds, prepared.y, prepared.encoder
     n_rows = len(folds.fit) + len(folds.valid)
     base = base_params(dataset, config, n_rows)
+    fixed = fixed_params(config, n_rows)
     return TuningProblem(
         matrix=prepared.matrix,
         y=y,
         folds=folds,
         encoder=encoder,
         base_params=base,
-        space=search_space(n_rows),
+        space=search_space(n_rows, fixed),
         num_boost_round=config.lightgbm.num_boost_round,
         early_stopping_rounds=config.lightgbm.early_stopping_rounds,
         dataset_name=dataset.name,
+        fixed_params=fixed,
+        config=study_config(config, dataset),
     )
+
+
+def fixed_params(config: TrainConfig, n_rows: int) -> dict[str, Any]:
+    """The searchable parameters that ``lightgbm.params`` sets, with their values, logged once
+    (a user who fixed ``num_leaves`` must see that the search leaves it alone)."""
+    searchable = _full_search_space(n_rows)
+    fixed = {k: v for k, v in config.lightgbm.params.items() if k in searchable}
+    if len(fixed) == len(searchable):
+        logger.warning(
+            "lightgbm.params fixes every tuned parameter: each trial fits the same model"
+        )
+    elif fixed:
+        shown = ", ".join(f"{k}={v}" for k, v in fixed.items())
+        logger.info("fixed by lightgbm.params of the config, not tuned: %s", shown)
+    return fixed
 
 
 class PruningCallback:
@@ -374,22 +476,34 @@ def existing_study_names(storage: str) -> list[str]:
         return list(optuna.study.get_all_study_names(storage))
 
 
-def check_study_to_reuse(settings: TuneSettings, dataset_name: str, storage: str) -> None:
-    """With ``--trials 0`` the study must exist already: it is there to lend its best trial.
+def check_study_to_reuse(
+    settings: TuneSettings,
+    dataset_name: str,
+    storage: str,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """Refuse a study that cannot serve this run, before anything is opened or created.
 
-    Checked before anything is opened or created, so that this mistake leaves no empty study
-    (and no storage file) behind; a no-op when trials are to be run.
+    With ``--trials 0`` the study must exist already: it is there to lend its best trial, and
+    this mistake leaves no empty study (and no storage file) behind. A stored study must have
+    been made for the same objective and data set and, when ``config`` (:func:`study_config`)
+    is given, have run its trials with the same settings. Run before an MLflow run is opened,
+    so that a refused study leaves no failed run either.
 
     Raises
     ------
     SpecError
-        ``settings.trials`` is 0 and ``storage`` holds no study of that name.
+        ``settings.trials`` is 0 and ``storage`` holds no study of that name; or the stored
+        study is one :func:`check_study` refuses.
     """
-    if settings.trials:
-        return
     name = study_name_for(settings, dataset_name)
     names = existing_study_names(storage)
     if name in names:
+        with _storage_errors(storage), quiet_optuna():
+            study = optuna.load_study(study_name=name, storage=storage)
+        check_study(study, settings, dataset_name, storage, config)
+        return
+    if settings.trials:
         return
     known = f" (it has {', '.join(repr(n) for n in sorted(names)[:5])})" if names else ""
     raise SpecError(
@@ -399,32 +513,29 @@ def check_study_to_reuse(settings: TuneSettings, dataset_name: str, storage: str
     )
 
 
-def open_study(settings: TuneSettings, dataset_name: str, storage: str) -> optuna.Study:
-    """Create the study, or load it when it exists (resuming).
+def check_study(
+    study: optuna.Study,
+    settings: TuneSettings,
+    dataset_name: str,
+    storage: str,
+    config: Mapping[str, Any] | None = None,
+) -> None:
+    """A stored study's trials are only comparable with this run's when it was made for the
+    same objective (and direction) and data set, and, when ``config`` is given, ran under
+    the same :func:`study_config`: a best value found with other fixed parameters or folds
+    would be compared with values it never competed against.
+
+    A difference in the config is an error, not a warning: the fix is cheap (a new
+    ``--study-name``), while a warning scrolls by and the tuned model would silently carry
+    parameters searched for another problem. A study without a record (made before studies
+    recorded their config) passes: :func:`open_study` warns about it.
 
     Raises
     ------
     SpecError
-        The storage cannot be opened; ``settings.trials`` is 0 and the study does not exist
-        (nothing is created then); or an existing study was made for another objective or
-        data set (nothing is changed then).
+        One line naming the differences, with the fix.
     """
-    check_study_to_reuse(settings, dataset_name, storage)
-    name = study_name_for(settings, dataset_name)
-    pruner = optuna.pruners.MedianPruner(
-        n_startup_trials=settings.startup_trials,
-        n_warmup_steps=settings.warmup_steps,
-        interval_steps=1,  # reports come every report_every steps already
-    )
-    with _storage_errors(storage), quiet_optuna():
-        study = optuna.create_study(
-            storage=storage,
-            study_name=name,
-            pruner=pruner,
-            direction=settings.direction,
-            load_if_exists=True,
-        )
-    attrs = study.user_attrs
+    name, attrs = study.study_name, study.user_attrs
     wanted = {"objective": settings.objective, "dataset": dataset_name}
     for key, value in wanted.items():
         if key in attrs and attrs[key] != value:
@@ -439,17 +550,87 @@ def open_study(settings: TuneSettings, dataset_name: str, storage: str) -> optun
             f"{settings.objective} needs {settings.direction}",
             "Pass another --study-name.",
         )
+    recorded = attrs.get("config")
+    if config is None or not isinstance(recorded, Mapping):
+        return
+    differences = config_differences(recorded, config)
+    if differences:
+        more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""
+        raise SpecError(
+            f"study {name!r} in {shown_url(storage)} ran its trials with another config: "
+            f"{'; '.join(differences[:3])}{more}",
+            "Use a new --study-name, or the same config as before.",
+        )
+
+
+def open_study(
+    settings: TuneSettings,
+    dataset_name: str,
+    storage: str,
+    config: Mapping[str, Any] | None = None,
+) -> optuna.Study:
+    """Create the study, or load it when it exists (resuming).
+
+    ``config`` (:func:`study_config`) is recorded in a new study and checked against a stored
+    one's record; ``None`` neither records nor checks it. A stored study without a record,
+    but with trials, was made before studies recorded their config: its trials cannot be
+    checked, which is a warning (an error would strand every study made so far); the record
+    is then written, so that from this run on the study is checked.
+
+    Raises
+    ------
+    SpecError
+        The storage cannot be opened; ``settings.trials`` is 0 and the study does not exist
+        (nothing is created then); or an existing study was made for another objective or
+        data set, or ran under another config (nothing is changed then).
+    """
+    check_study_to_reuse(settings, dataset_name, storage, config)
+    name = study_name_for(settings, dataset_name)
+    pruner = optuna.pruners.MedianPruner(
+        n_startup_trials=settings.startup_trials,
+        n_warmup_steps=settings.warmup_steps,
+        interval_steps=1,  # reports come every report_every steps already
+    )
+    with _storage_errors(storage), quiet_optuna():
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            pruner=pruner,
+            direction=settings.direction,
+            load_if_exists=True,
+        )
+    check_study(study, settings, dataset_name, storage, config)  # made meanwhile elsewhere
     # stamped only once every check passed, so a refused study is left as it was
-    for key, value in wanted.items():
-        study.set_user_attr(key, value)
+    study.set_user_attr("objective", settings.objective)
+    study.set_user_attr("dataset", dataset_name)
+    if config is not None:
+        _record_config(study, storage, config)
     # seeded by the history, so a resumed study does not redraw its first random points
     study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(study.trials))
     return study
 
 
+def _record_config(study: optuna.Study, storage: str, config: Mapping[str, Any]) -> None:
+    """Record ``config`` in ``study``, warning when its trials predate any record."""
+    if "config" not in study.user_attrs:
+        n_trials = len(study.get_trials(deepcopy=False))
+        if n_trials:
+            logger.warning(
+                "study %r in %s holds %d trial(s) from before studies recorded their config: "
+                "they cannot be checked against this config; if lightgbm.params, folds or "
+                "seeds changed since, use a new --study-name",
+                study.study_name,
+                shown_url(storage),
+                n_trials,
+            )
+    study.set_user_attr("config", dict(config))
+
+
 @dataclass(frozen=True)
 class StudySummary:
-    """What the search found; ``best_params`` are the searched parameters of the best trial."""
+    """What the search found; ``best_params`` are the searched parameters of the best trial,
+    ``fixed_params`` the searchable ones that the config fixes instead (a fixed parameter is
+    left out of ``best_params`` even when an old study's trial searched it)."""
 
     study_name: str
     storage: str
@@ -465,10 +646,12 @@ class StudySummary:
     n_failed: int
     new_trials: int
     seconds: float
+    fixed_params: dict[str, Any] = field(default_factory=dict)
 
     def final_params(self) -> dict[str, Any]:
         """Parameters for :func:`leadscore.training.train`: the best point, and the tuned
-        metric for early stopping, so the final model stops the way its trial did."""
+        metric for early stopping, so the final model stops the way its trial did. The fixed
+        parameters are not in it: ``train`` takes them from the config."""
         return {**self.best_params, "metric": OBJECTIVES[self.objective][0]}
 
     def to_dict(self) -> dict[str, Any]:
@@ -524,7 +707,7 @@ def run_study(
         storage=shown_url(storage) if storage else _shown_storage(study),
         objective=settings.objective,
         direction=settings.direction,
-        best_params=dict(best.params),
+        best_params={k: v for k, v in best.params.items() if k not in problem.fixed_params},
         best_value=float(best.value),  # type: ignore[arg-type]
         best_trial=best.number,
         best_iteration=best.user_attrs.get("best_iteration"),
@@ -534,6 +717,7 @@ def run_study(
         n_failed=states.count(state.FAIL),
         new_trials=len(trials) - before,
         seconds=round(seconds, 2),
+        fixed_params=dict(problem.fixed_params),
     )
     logger.info(
         "study %s: %d trials (%d new, %d pruned) in %.0fs; best #%d valid %s %.4f",
@@ -628,7 +812,8 @@ def tune(
         Cold start, no completed trial, or the tuned model fails the quality gate.
     SpecError
         The storage cannot be opened, ``settings.trials`` is 0 and the study does not exist
-        yet, or the study was made for another objective.
+        yet, or the study was made for another objective or ran under another config
+        (:func:`study_config`).
     """
     config = config or TrainConfig()
     settings = settings or TuneSettings()
@@ -638,7 +823,7 @@ def tune(
     # the data is checked (cold start, leakage) before the study is opened, and open_study
     # checks --trials 0 before creating anything: a mistake leaves no empty study behind
     problem = prepare_problem(dataset, config)
-    study = open_study(settings, dataset.name, url)
+    study = open_study(settings, dataset.name, url, problem.config)
     summary = run_study(
         study,
         problem,
@@ -758,6 +943,8 @@ class MlflowTrialLogger:
             client, run_id = self.client_, self.parent_run_id_
             for key, value in s.best_params.items():
                 client.log_param(run_id, f"best.{key}", _text(value))
+            for key, value in s.fixed_params.items():
+                client.log_param(run_id, f"fixed.{key}", _text(value))
             for key in ("best_value", "best_trial", "n_trials", "n_complete", "n_pruned"):
                 client.log_metric(run_id, key, float(getattr(s, key)))
             for which, res in (("tuned", result.tuned), ("default", result.default)):

@@ -32,6 +32,7 @@ from leadscore.tuning import (
     check_study_to_reuse,
     default_storage,
     shown_url,
+    study_config,
     tune,
 )
 
@@ -45,7 +46,9 @@ test fold with the model trained on the default parameters.
 Each trial is fitted on the fit fold and early-stopped and scored on the valid fold (the same
 time-ordered folds as `leadscore train`); the calibration and test folds are never seen by the
 search. The study is stored (default: optuna.db beside the MLflow store) under the name
-leadscore-<data set>, so running the command again adds --trials more trials to it. Unless
+leadscore-<data set>, so running the command again adds --trials more trials to it; a stored
+study is only continued with the config it was run with (the parameters fixed in
+lightgbm.params, which are never searched, the folds and seeds). Unless
 --no-mlflow, each trial is a nested MLflow run under one parent run, and the tuned model is
 logged and registered like `leadscore train` does.
 """
@@ -151,6 +154,11 @@ def format_comparison(result: TuneResult) -> str:
         f"Best trial #{s.best_trial}: valid {s.objective} {s.best_value:.4f}"
         + (f" at {s.best_iteration} rounds" if s.best_iteration else ""),
         "  " + ", ".join(f"{k}={_param(v)}" for k, v in s.best_params.items()),
+    ]
+    if s.fixed_params:
+        fixed = ", ".join(f"{k}={_param(v)}" for k, v in s.fixed_params.items())
+        lines.append(f"  fixed by the config, not tuned: {fixed}")
+    lines += [
         "",
         f"Test fold ({result.tuned.metrics['n_test']:,} examples), calibrated model:",
         f"{'':18}{'tuned':>10}{'default':>10}{'gain':>10}",
@@ -204,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     dataset, spec = load_training_data(args, config)
-    check_study_to_reuse(settings, dataset.name, storage)  # before an MLflow run is opened
+    # before an MLflow run is opened: a refused study leaves no failed run behind
+    check_study_to_reuse(settings, dataset.name, storage, study_config(config, dataset))
     progress = not args.no_progress
 
     run_id = parent_id = None
