@@ -463,6 +463,26 @@ def test_sqlite_datetime_columns_with_two_utc_offsets_load(tmp_path, event_frame
     assert data.leads["created_at"].tolist() == [pd.Timestamp(t) for t in expected]
 
 
+def test_sliced_reader_reads_day_first_dates_by_the_whole_file(tmp_path, event_frames):
+    """The file says day-first (25/03); a slice holding only 01/04 and 03/04 must not be
+    called ambiguous, nor read month-first: the format is decided once per file."""
+    leads = event_frames["leads"].head(2).assign(lead_id=["A", "B"])
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities = pd.DataFrame(
+        {
+            "lead_id": ["A", "B", "B"],
+            "occurred_at": ["25/03/2026 10:00:00", "01/04/2026 10:00:00", "03/04/2026 10:00:00"],
+            "activity_type": ["web_visit", "web_visit", "page_view"],
+        }
+    )
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+    whole = load_closed_loop(tmp_path).activities
+    sliced = pd.concat([c.activities for c in iter_closed_loop_chunks(tmp_path, chunk_leads=1)])
+    expected = pd.to_datetime(["2026-03-25 10:00", "2026-04-01 10:00", "2026-04-03 10:00"])
+    assert whole["occurred_at"].tolist() == list(expected)
+    assert sliced["occurred_at"].tolist() == list(expected)
+
+
 def test_sqlite_tables_are_found_in_any_case(tmp_path, event_frames):
     """SQLite table names are case-insensitive: Leads, Activities and Outcomes load."""
     import sqlite3

@@ -28,6 +28,8 @@ from leadscore.schema import (
     ClosedLoopData,
     _require_columns,
     parse_observed_until,
+    parse_timestamps_as,
+    text_timestamp_format,
     to_utc_naive,
     validate_closed_loop,
     validate_leads,
@@ -528,6 +530,11 @@ def iter_closed_loop_chunks(
                     _check_ids_known(con, name, file, keys[name])
         if until is None:
             until = _latest_timestamp(con, leads, others)
+        formats = {
+            name: _text_timestamp_format(con, name, file)
+            for name, file in others.items()
+            if file is not None
+        }
         for start in range(0, len(leads), chunk_leads):
             part = leads.iloc[start : start + chunk_leads]
             low, high = part["lead_id"].iloc[0], part["lead_id"].iloc[-1]
@@ -543,11 +550,44 @@ def iter_closed_loop_chunks(
                         f"AND {key} IN (SELECT lead_id FROM slice_ids)",
                         [low, high],
                     ).df()
-                frames[name] = _csv_missing(frame) if file.suffix.lower() == ".csv" else frame
+                frame = _csv_missing(frame) if file.suffix.lower() == ".csv" else frame
+                if formats[name] is not None:
+                    column = _TIMESTAMP_COLUMNS[name]
+                    frame[column] = parse_timestamps_as(frame[column], formats[name], name, column)
+                frames[name] = frame
             con.unregister("slice_ids")
             yield validate_closed_loop(
                 part, frames["activities"], frames["outcomes"], observed_until=until
             )
+
+
+_TIMESTAMP_COLUMNS = {"activities": "occurred_at", "outcomes": "closed_at"}
+
+
+def _text_timestamp_format(con: duckdb.DuckDBPyConnection, name: str, file: Path) -> str | None:
+    """The format of a file's timestamps written as text other than ISO 8601, decided once on
+    the file's distinct values (:func:`~leadscore.schema.text_timestamp_format`), or None.
+
+    Deciding per slice would fail on a slice whose days are all 12 or less ("reads both
+    day-first and month-first") although the whole file says which it is.
+    """
+    column = _TIMESTAMP_COLUMNS[name]
+    scan = _duckdb_scan(file)
+    described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+    kinds = {row[0]: str(row[1]) for row in described}
+    if kinds.get(column, "").upper() != "VARCHAR":
+        return None
+    with _read_errors(str(file), file.suffix.lower()):
+        distinct = con.execute(
+            f"SELECT DISTINCT {column} FROM {scan} WHERE {column} IS NOT NULL LIMIT 100000"
+        ).df()
+    if file.suffix.lower() == ".csv":
+        distinct = _csv_missing(distinct)
+    values = distinct[column].dropna().astype("string")
+    if values.empty:
+        return None
+    fmt = text_timestamp_format(values, name, column)
+    return None if fmt == "ISO8601" else fmt
 
 
 def _lead_key(con: duckdb.DuckDBPyConnection, name: str, file: Path) -> str:

@@ -283,7 +283,41 @@ def _year_then_day(fmt: str) -> bool:
 
 
 def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Series:
-    """Text as timestamps in one format for the whole column, never one format per value.
+    """Text as timestamps in one format for the whole column, never one format per value
+    (:func:`text_timestamp_format`)."""
+    return _choose_timestamp_format(text, table, column)[1]
+
+
+def text_timestamp_format(text: pd.Series, table: str, column: str) -> str:
+    """The one format (``ISO8601`` or a strftime format) in which a text column of timestamps
+    is written, decided as :func:`to_utc_naive` decides it. A reader that parses a column in
+    slices decides it once on the whole column (or its distinct values) and parses every
+    slice with :func:`parse_timestamps_as`: a slice whose days are all 12 or less would
+    otherwise read both day-first and month-first."""
+    return _choose_timestamp_format(text, table, column)[0]
+
+
+def parse_timestamps_as(text: pd.Series, fmt: str, table: str, column: str) -> pd.Series:
+    """Text timestamps in the format :func:`text_timestamp_format` chose (UTC, tz-aware);
+    missing text stays missing, a value in another format is an error."""
+    text = _normalised(text.astype("string"))
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format=fmt)
+    bad = parsed.isna() & text.notna()
+    if bad.any():
+        raise DataError(
+            f"{table}.{column}: {int(bad.sum())} value(s) do not parse as timestamps in one "
+            f"format, e.g. {text[bad].iloc[0]!r}",
+            f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00.",
+        )
+    return parsed
+
+
+def _normalised(text: pd.Series) -> pd.Series:
+    return text.str.strip().str.replace(_UTC_SUFFIX, "+00:00", regex=True)
+
+
+def _choose_timestamp_format(text: pd.Series, table: str, column: str) -> tuple[str, pd.Series]:
+    """The format of a text column and the column parsed with it.
 
     Parsing value by value would read ``25/02/2024`` day-first and ``03/02/2024`` month-first
     in the same column. ISO 8601 comes first; otherwise the formats pandas guesses from the
@@ -295,12 +329,12 @@ def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Serie
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     bad = parsed.isna() & text.notna()
     if not bad.any():
-        return parsed
-    text = text.str.strip().str.replace(_UTC_SUFFIX, "+00:00", regex=True)
+        return "ISO8601", parsed
+    text = _normalised(text)
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     bad = parsed.isna() & text.notna()
     if not bad.any():
-        return parsed
+        return "ISO8601", parsed
     formats: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -310,12 +344,12 @@ def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Serie
                 if guessed is None or guessed in formats or _year_then_day(guessed):
                     continue
                 formats.append(guessed)
-    complete: list[pd.Series] = []
+    complete: list[tuple[str, pd.Series]] = []
     for fmt in formats:
         candidate = pd.to_datetime(text, errors="coerce", utc=True, format=fmt)
         candidate_bad = candidate.isna() & text.notna()
         if not candidate_bad.any():
-            complete.append(candidate)
+            complete.append((fmt, candidate))
         elif candidate_bad.sum() < bad.sum():
             bad = candidate_bad
     if not complete:
@@ -324,8 +358,8 @@ def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Serie
             f"format, e.g. {text[bad].iloc[0]!r}",
             fix,
         )
-    first = complete[0]
-    for other in complete[1:]:
+    first = complete[0][1]
+    for _, other in complete[1:]:
         differ = first.ne(other) & first.notna()
         if differ.any():
             raise DataError(
@@ -333,7 +367,7 @@ def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Serie
                 "and month-first",
                 fix,
             )
-    return first
+    return complete[0]
 
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
