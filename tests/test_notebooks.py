@@ -4,7 +4,8 @@ Each notebook has a cell tagged ``parameters``; the test adds a cell after it wi
 values (papermill's convention) and executes a copy with nbclient in the project's own
 Python: the ``python3`` kernel spec runs ``python``, which jupyter_client replaces with the
 interpreter running the test. The three run in order in one work folder, since 03 scores
-with the champion that 02 registered.
+with the champion that 02 registered. Notebook 02 runs with events settings unlike the defaults
+and must build its examples from them, as ``leadscore train --data`` does.
 """
 
 from __future__ import annotations
@@ -19,9 +20,22 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+from leadscore.features import default_as_of_dates
+from leadscore.io import load_closed_loop
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 NAMES = ("01_explore_closed_loop", "02_train_and_compare", "03_explain_scores")
+#: Unlike the defaults (90 / 30 / 90) and the values notebook 02 once hard-coded (90 / 30 / 60).
+EVENTS = {"horizon_days": 60, "every_days": 21, "warmup_days": 45}
+#: Appended to notebook 02: the settings its examples were built with, and those its run logged.
+EXAMPLES_CHECK = """\
+import json
+print("examples: " + json.dumps({
+    "horizon_days": examples.horizon_days,
+    "as_of": sorted(str(d.date()) for d in pd.to_datetime(examples.order).unique()),
+    "logged": {k: v for k, v in run.data.params.items() if k.startswith("config.events.")},
+}))"""
 
 
 def _path(name: str) -> Path:
@@ -66,12 +80,17 @@ def test_strip_script_restores_the_committed_form() -> None:
     assert nbformat.writes(ran) == nbformat.writes(committed)
 
 
-def _with_parameters(nb: nbformat.NotebookNode, values: dict[str, Any]) -> None:
-    """Insert an ``injected-parameters`` cell after the ``parameters`` cell."""
+def _with_parameters(
+    nb: nbformat.NotebookNode, values: dict[str, Any], check: str | None = None
+) -> None:
+    """Insert an ``injected-parameters`` cell after the ``parameters`` cell, and append the
+    ``check`` cell, if any, and one that prints the interpreter."""
     at = next(i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", []))
     source = "\n".join(f"{key} = {value!r}" for key, value in values.items())
     cell = nbformat.v4.new_code_cell(source, metadata={"tags": ["injected-parameters"]})
     nb.cells.insert(at + 1, cell)
+    if check is not None:
+        nb.cells.append(nbformat.v4.new_code_cell(check))
     nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.executable)"))
 
 
@@ -104,6 +123,7 @@ def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
             "CONFIG": {
                 "cold_start": {"min_wins": 20, "min_leads": 200},
                 "quality_gate": {"allow_worse": True},
+                "events": EVENTS,
             }
         },
         "03_explain_scores": {"SHAP_LEADS": 300},
@@ -111,7 +131,8 @@ def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
     ran: dict[str, nbformat.NotebookNode] = {}
     for name in NAMES:
         nb = nbformat.read(_path(name), as_version=4)
-        _with_parameters(nb, {**small, **extra.get(name, {})})
+        check = EXAMPLES_CHECK if name == "02_train_and_compare" else None
+        _with_parameters(nb, {**small, **extra.get(name, {})}, check)
         client = NotebookClient(
             nb,
             timeout=300,
@@ -139,6 +160,12 @@ def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
     store = work / "mlflow.db"
     assert store.is_file() and (work / "mlruns").is_dir()
     assert any("leadscore v1" in html for html in _outputs(trained, "text/html"))
+    line = next(x for x in _stdout(trained).splitlines() if x.startswith("examples: "))
+    built = json.loads(line.removeprefix("examples: "))
+    expected = default_as_of_dates(load_closed_loop(work / "crm"), **EVENTS)
+    assert built["as_of"] == [str(d.date()) for d in expected]  # spacing and warm-up
+    assert built["horizon_days"] == EVENTS["horizon_days"]
+    assert built["logged"] == {f"config.events.{k}": str(v) for k, v in EVENTS.items()}
 
     assert len(_outputs(explained, "image/png")) >= 2  # SHAP summary, fit vs engagement
     assert (work / "scores.duckdb").is_file()

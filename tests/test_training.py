@@ -12,7 +12,8 @@ import yaml
 
 from flat_tables import write_flat_spec
 from leadscore.cli import main
-from leadscore.config import TrainConfig, load_config, parse_config
+from leadscore.config import HIGH_INTENT_PATTERNS, TrainConfig, load_config, parse_config
+from leadscore.datasets import load_dataset
 from leadscore.errors import DataError, ModelError, SpecError
 from leadscore.metrics import METRIC_KEYS
 from leadscore.model import LeadScoringModel
@@ -312,6 +313,124 @@ def test_interaction_constraints_out_of_range_are_a_spec_error_not_a_crash() -> 
         config = parse_config({"lightgbm": {"params": {"interaction_constraints": groups}}})
         with pytest.raises(SpecError, match=r"lightgbm\.params\.interaction_constraints.*0\.\.3"):
             base_params(dataset, config, 500)
+
+
+@pytest.mark.parametrize(
+    ("monotone", "match"),
+    [
+        (  # a typo: the flat table's feature is "visits"
+            {"monotone_increasing": ["Visits"]},
+            r"^lightgbm\.monotone_increasing: 'Visits' matches no feature of flat "
+            r"\(closest: 'visits'\)\. Write the feature's exact name, e\.g\. 'visits'",
+        ),
+        (
+            {"monotone_decreasing": ["minute_on_site*"]},
+            r"^lightgbm\.monotone_decreasing: 'minute_on_site\*' matches no feature of flat "
+            r"\(closest: 'minutes_on_site'\)",
+        ),
+        (
+            {"monotone_increasing": ["lead_score"]},
+            r"^lightgbm\.monotone_increasing: 'lead_score' matches no feature of flat\. Remove "
+            r"the pattern or name numeric features instead: 'minutes_on_site', 'visits'\.$",
+        ),
+        (  # categorical features, by name and by glob
+            {"monotone_increasing": ["origin"]},
+            r"^lightgbm\.monotone_increasing: 'origin' matches only categorical features "
+            r"\('origin'\) of flat, and monotone constraints apply to numeric features\. "
+            r"Remove it or name numeric features instead: 'minutes_on_site', 'visits'\.$",
+        ),
+        (
+            {"monotone_decreasing": ["o*"]},
+            r"'o\*' matches only categorical features \('occupation', 'origin'\)",
+        ),
+        (  # one feature, both ways
+            {"monotone_increasing": ["visits"], "monotone_decreasing": ["vis*"]},
+            r"^feature 'visits' is matched by lightgbm\.monotone_increasing \('visits'\) and by "
+            r"lightgbm\.monotone_decreasing \('vis\*'\)\. A feature can only be constrained "
+            r"one way",
+        ),
+        (
+            {"monotone_increasing": ["*"], "monotone_decreasing": ["visits"]},
+            r"^feature 'visits' is matched by lightgbm\.monotone_increasing \('\*'\)",
+        ),
+        (  # the same pattern in both lists, even one that would match nothing
+            {
+                "monotone_increasing": ["pricing_page_views_*"],
+                "monotone_decreasing": ["pricing_page_views_*"],
+            },
+            r"^lightgbm\.monotone_increasing and monotone_decreasing both list "
+            r"'pricing_page_views_\*'",
+        ),
+    ],
+    ids=[
+        "typo",
+        "glob-typo",
+        "unknown",
+        "categorical",
+        "categorical-glob",
+        "both-ways",
+        "both-ways-glob",
+        "same-pattern-both",
+    ],
+)
+def test_monotone_mistakes_are_one_line_spec_errors_before_any_work(
+    monotone: dict, match: str
+) -> None:
+    config = parse_config({"lightgbm": monotone})
+    dataset, _ = flat_dataset(500)
+    with pytest.raises(SpecError, match=match) as err:
+        base_params(dataset, config, 500)
+    assert "\n" not in str(err.value)
+    # train stops on it before the cold-start check (500 leads are too few to train on)
+    with pytest.raises(SpecError, match=match):
+        train(dataset, config)
+
+
+def test_monotone_default_patterns_stay_quiet_and_named_features_are_constrained() -> None:
+    dataset, _ = flat_dataset(500)  # minutes_on_site, visits (numeric), occupation, origin
+    for config in (TrainConfig(), load_config(REPO / "configs" / "train.yaml")):
+        assert "monotone_constraints" not in base_params(dataset, config, 500)
+    named = parse_config(
+        {
+            "lightgbm": {
+                "monotone_increasing": [*HIGH_INTENT_PATTERNS, "minutes_on_site"],
+                "monotone_decreasing": ["visit?"],
+            }
+        }
+    )
+    assert base_params(dataset, named, 500)["monotone_constraints"] == [1, -1, 0, 0]
+    # a glob that also matches categorical features constrains only the numeric ones
+    every = parse_config({"lightgbm": {"monotone_increasing": ["*"]}})
+    assert base_params(dataset, every, 500)["monotone_constraints"] == [1, 1, 0, 0]
+
+
+def test_defaults_on_flat_data_train_without_monotone_constraints(result: TrainingResult) -> None:
+    assert "monotone_constraints" not in result.params
+
+
+def test_monotone_mistakes_on_x_education_name_the_closest_features(shared_data_root) -> None:
+    dataset = load_dataset("x_education", data_root=shared_data_root)
+    cases = {
+        "Totalvisits": (
+            r"'Totalvisits' matches no feature of x_education \(closest: 'TotalVisits'\)"
+        ),
+        "Lead Origin": r"'Lead Origin' matches only categorical features \('Lead Origin'\)",
+    }
+    for pattern, match in cases.items():
+        with pytest.raises(SpecError, match=match):
+            train(dataset, parse_config({"lightgbm": {"monotone_increasing": [pattern]}}))
+    with pytest.raises(SpecError, match=r"feature 'TotalVisits' is matched by"):
+        train(
+            dataset,
+            parse_config(
+                {
+                    "lightgbm": {
+                        "monotone_increasing": ["TotalVisits"],
+                        "monotone_decreasing": ["Total*"],
+                    }
+                }
+            ),
+        )
 
 
 def test_an_infinite_feature_value_is_a_one_line_data_error() -> None:

@@ -31,11 +31,12 @@ high-cardinality columns such as landing pages; they grow with the data.
 
 from __future__ import annotations
 
+import difflib
 import fnmatch
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +47,7 @@ from pandas.api import types as ptypes
 
 from leadscore.baselines import LogisticRegressionBaseline, RulePointsBaseline
 from leadscore.calibration import ProbabilityCalibrator
-from leadscore.config import LIGHTGBM_PARAMETERS_URL, TrainConfig
+from leadscore.config import LIGHTGBM_PARAMETERS_URL, LightGBMConfig, TrainConfig
 from leadscore.errors import DataError, ModelError, SpecError
 from leadscore.explain import SubScorer
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
@@ -155,19 +156,119 @@ def check_history(dataset: LabelledDataset, min_wins: int, min_leads: int) -> tu
 
 
 def monotone_constraints(
-    dataset: LabelledDataset, increasing: tuple[str, ...], decreasing: tuple[str, ...]
+    dataset: LabelledDataset,
+    increasing: tuple[str, ...],
+    decreasing: tuple[str, ...],
+    *,
+    optional: Collection[str] = (),
 ) -> list[int]:
-    """+1 / -1 / 0 per feature from name patterns (numeric features only)."""
-    out = []
-    for f in dataset.features:
-        sign = 0
-        if f.kind == "numeric":
-            if any(fnmatch.fnmatchcase(f.name, pat) for pat in increasing):
-                sign = 1
-            elif any(fnmatch.fnmatchcase(f.name, pat) for pat in decreasing):
-                sign = -1
-        out.append(sign)
-    return out
+    """+1 / -1 / 0 per feature from name patterns: a feature's exact name or a case-sensitive
+    glob (``*`` any text, ``?`` one character), as in ``lightgbm.monotone_increasing``.
+
+    Every pattern must match a numeric feature, except those in ``optional`` (the built-in
+    defaults, event-form names that flat tables do not have), which may match nothing; a
+    pattern that matches only categorical features, or a feature that both lists match, is a
+    :class:`SpecError` too. Categorical features matched by a pattern that also matches a
+    numeric one are left unconstrained (constraints apply to numbers).
+    """
+    lists = {"increasing": tuple(increasing), "decreasing": tuple(decreasing)}
+    both = [p for p in lists["increasing"] if p in lists["decreasing"]]
+    if both:
+        raise SpecError(
+            f"lightgbm.monotone_increasing and monotone_decreasing both list {both[0]!r}",
+            "A feature can only be constrained one way: remove it from one of the two lists.",
+        )
+    numeric = [f.name for f in dataset.features if f.kind == "numeric"]
+    matched: dict[str, dict[str, str]] = {"increasing": {}, "decreasing": {}}
+    for direction, patterns in lists.items():
+        where = f"lightgbm.monotone_{direction}"
+        for pattern in patterns:
+            names = [f.name for f in dataset.features if _name_matches(f.name, pattern)]
+            if pattern in optional and not any(n in numeric for n in names):
+                continue
+            if not names:
+                raise _no_match_error(where, pattern, dataset, numeric)
+            if not any(n in numeric for n in names):
+                raise SpecError(
+                    f"{where}: {pattern!r} matches only categorical features "
+                    f"({_some(names)}) of {dataset.name}, and monotone constraints apply to "
+                    "numeric features",
+                    f"Remove it{_numeric_hint(numeric)}.",
+                )
+            for name in names:
+                matched[direction].setdefault(name, pattern)
+    for name, up in matched["increasing"].items():
+        down = matched["decreasing"].get(name)
+        if down is not None and name in numeric:
+            raise SpecError(
+                f"feature {name!r} is matched by lightgbm.monotone_increasing ({up!r}) and by "
+                f"lightgbm.monotone_decreasing ({down!r})",
+                "A feature can only be constrained one way: change one of the two patterns.",
+            )
+    return [
+        (1 if f.name in matched["increasing"] else -1 if f.name in matched["decreasing"] else 0)
+        if f.kind == "numeric"
+        else 0
+        for f in dataset.features
+    ]
+
+
+def _name_matches(name: str, pattern: str) -> bool:
+    return name == pattern or fnmatch.fnmatchcase(name, pattern)
+
+
+def _some(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(repr(n) for n in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _numeric_hint(numeric: list[str]) -> str:
+    if not numeric:
+        return " (this data set has no numeric feature)"
+    return f" or name numeric features instead: {_some(numeric)}"
+
+
+def _no_match_error(
+    where: str, pattern: str, dataset: LabelledDataset, numeric: list[str]
+) -> SpecError:
+    """A pattern that matches no feature, with the features it was probably meant for: those
+    it matches ignoring case, else the closest names (difflib)."""
+    names = [f.name for f in dataset.features]
+    by_lower = {n.lower(): n for n in names}
+    close = [n for n in names if fnmatch.fnmatchcase(n.lower(), pattern.lower())] or [
+        by_lower[n] for n in difflib.get_close_matches(pattern.lower(), list(by_lower), n=3)
+    ]
+    close_numeric = [n for n in close if n in numeric]
+    problem = f"{where}: {pattern!r} matches no feature of {dataset.name}"
+    if close_numeric:
+        return SpecError(
+            f"{problem} (closest: {_some(close_numeric)})",
+            f"Write the feature's exact name, e.g. {close_numeric[0]!r} (names are "
+            "case-sensitive), or remove the pattern.",
+        )
+    if close:
+        problem += f" (closest: {_some(close)}, all categorical, and constraints apply to numbers)"
+    return SpecError(problem, f"Remove the pattern{_numeric_hint(numeric)}.")
+
+
+def _monotone_signs(dataset: LabelledDataset, config: TrainConfig) -> list[int]:
+    """:func:`monotone_constraints` of the config's lists; the built-in default patterns may
+    match nothing (flat tables have no event-form counts), patterns the user wrote may not."""
+    lgb_config = config.lightgbm
+    defaults = {
+        name: LightGBMConfig.model_fields[f"monotone_{name}"].default
+        for name in ("increasing", "decreasing")
+    }
+    optional = {
+        *(p for p in lgb_config.monotone_increasing if p in defaults["increasing"]),
+        *(p for p in lgb_config.monotone_decreasing if p in defaults["decreasing"]),
+    }
+    return monotone_constraints(
+        dataset,
+        lgb_config.monotone_increasing,
+        lgb_config.monotone_decreasing,
+        optional=optional,
+    )
 
 
 def _check_classes(y: np.ndarray, folds: Folds) -> None:
@@ -362,13 +463,13 @@ def _check_interaction_constraints(groups: object, n_features: int) -> None:
 
 def base_params(dataset: LabelledDataset, config: TrainConfig, n_rows: int) -> dict[str, Any]:
     """LightGBM parameters before tuning: defaults for ``n_rows``, the config's, and the
-    monotone constraints of the config's high-intent features."""
+    monotone constraints of the config's ``lightgbm.monotone_*`` patterns (a
+    :class:`SpecError` for a pattern that names no numeric feature, see
+    :func:`monotone_constraints`)."""
     params = {**default_params(n_rows, config.seed), **config.lightgbm.params}
     _check_interaction_constraints(params.get("interaction_constraints"), len(dataset.features))
     if "monotone_constraints" not in params:
-        signs = monotone_constraints(
-            dataset, config.lightgbm.monotone_increasing, config.lightgbm.monotone_decreasing
-        )
+        signs = _monotone_signs(dataset, config)
         if any(signs):
             params["monotone_constraints"] = signs
             params.setdefault("monotone_constraints_method", "advanced")
@@ -396,10 +497,14 @@ def train(
         test fold and ``config.quality_gate.allow_worse`` is off.
     DataError
         A fold holds a single class or is empty, or a feature holds an infinite value.
+    SpecError
+        A monotone pattern of the config matches no feature or only categorical ones, or a
+        feature is matched by both monotone lists (raised before any work).
     """
     config = config or TrainConfig()
     started = time.perf_counter()
     notes: list[str] = []
+    _monotone_signs(dataset, config)  # a mistake in the config stops before any work
     prepared = prepare_training(dataset, config)
     folds, y, encoder, matrix = prepared.folds, prepared.y, prepared.encoder, prepared.matrix
     n_leads, n_wins = prepared.n_leads, prepared.n_wins
