@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
@@ -50,6 +50,9 @@ from leadscore.schema import (
     _to_numeric,
     is_text_timestamps,
 )
+
+if TYPE_CHECKING:
+    from leadscore.config import EventConfig
 
 logger = logging.getLogger(__name__)
 
@@ -1246,6 +1249,20 @@ def _unify_categories(frames: list[pd.DataFrame], features: Sequence[Feature]) -
         ordered = sorted(set().union(*(frame[f.name].cat.categories for frame in frames)))
         for frame in frames:
             frame[f.name] = frame[f.name].cat.set_categories(ordered)
+
+
+def build_event_examples(
+    data: ClosedLoopData, events: EventConfig, *, name: str = "events"
+) -> LabelledDataset:
+    """The examples ``leadscore train --data`` trains on, from the config's ``events``
+    section: as-of dates every ``every_days`` after ``warmup_days`` of history
+    (:func:`default_as_of_dates`), each labelled over ``horizon_days``
+    (:func:`build_training_examples`). One function, so that a notebook builds what the
+    command builds and the settings logged with a run are the ones used."""
+    dates = default_as_of_dates(
+        data, events.horizon_days, every_days=events.every_days, warmup_days=events.warmup_days
+    )
+    return build_training_examples(data, dates, events.horizon_days, name=name)
 
 
 def build_training_examples(

@@ -404,6 +404,14 @@ def iter_table_chunks(
                     yield batch.to_pandas()
 
 
+def event_data_name(source: str | Path) -> str:
+    """The name of event data, for its model folder and MLflow: the folder's or file's name."""
+    if is_sql_url(source):
+        return "events"
+    path = Path(source)
+    return (path.stem if path.suffix else path.name) or "events"
+
+
 def find_event_table(folder: Path, name: str) -> Path | None:
     """The file holding event table ``name`` in ``folder``, as ``.parquet`` or ``.csv``.
 

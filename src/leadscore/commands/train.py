@@ -16,7 +16,7 @@ from leadscore.commands.validate import add_data_arguments
 from leadscore.config import TrainConfig, load_config
 from leadscore.datasets import load_dataset
 from leadscore.errors import DataError
-from leadscore.io import file_in_the_way, is_sql_url, load_closed_loop
+from leadscore.io import event_data_name, file_in_the_way, load_closed_loop
 from leadscore.metrics import METRIC_KEYS, STAGES
 from leadscore.model import LeadScoringModel, to_jsonable
 from leadscore.schema import LabelledDataset
@@ -109,13 +109,6 @@ def add_mlflow_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _event_name(source: str) -> str:
-    if is_sql_url(source):
-        return "events"
-    path = Path(source)
-    return (path.stem if path.suffix else path.name) or "events"
-
-
 def load_training_data(
     args: argparse.Namespace, config: TrainConfig
 ) -> tuple[LabelledDataset, dict[str, Any] | None]:
@@ -123,15 +116,10 @@ def load_training_data(
     if args.spec:
         spec = load_spec(args.spec, data_root=args.data_root)
         return load_dataset(spec), spec.to_dict()
-    from leadscore.features import build_training_examples, default_as_of_dates
+    from leadscore.features import build_event_examples
 
     events = load_closed_loop(args.data)
-    ev = config.events
-    dates = default_as_of_dates(
-        events, ev.horizon_days, every_days=ev.every_days, warmup_days=ev.warmup_days
-    )
-    dataset = build_training_examples(events, dates, ev.horizon_days, name=_event_name(args.data))
-    return dataset, None
+    return build_event_examples(events, config.events, name=event_data_name(args.data)), None
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
