@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 import mlflow
@@ -140,6 +141,7 @@ def registry(tmp_path_factory, dataset, config, strong, weak, X_test):
     return {
         "root": root,
         "uri": uri,
+        "data_hash": data_hash,
         "client": MlflowClient(uri, uri),
         "runs": runs,
         "champions": champions,
@@ -149,11 +151,11 @@ def registry(tmp_path_factory, dataset, config, strong, weak, X_test):
     }
 
 
-def _champion(uri: str) -> str:
+def _champion(uri: str, name: str = "leadscore") -> str:
     """The champion's version, read through a client of its own (created after logging, so
     that its store set-up messages are not mistaken for the logging's)."""
     client = MlflowClient(uri, uri)
-    return str(client.get_model_version_by_alias("leadscore", "champion").version)
+    return str(client.get_model_version_by_alias(name, "champion").version)
 
 
 def _download(client: MlflowClient, version: str, dst: Path) -> Path:
@@ -189,12 +191,14 @@ def test_champion_needing_columns_the_run_lacks_is_kept(registry, weak, X_test, 
     handicap it): no comparison, and the champion keeps the alias."""
     y = weak.y
     lacking = X_test.drop(columns=["industry"])
+    holdout = tracking.holdout_record(weak, data_hash=registry["data_hash"])
     with caplog.at_level("WARNING", logger="leadscore.tracking"):
         moved = tracking._maybe_promote(
-            registry["client"], "leadscore", "3", weak.model, lacking, y
+            registry["client"], "leadscore", "3", weak.model, lacking, y, holdout=holdout
         )
-    assert moved == (False, None)
+    assert not moved.promoted and moved.champion_auc is None
     assert "needs 1 column(s) this run's test rows lack (industry)" in caplog.text
+    assert "set_registered_model_alias('leadscore', 'champion', '3')" in caplog.text
     assert _champion(registry["uri"]) == "2"
 
 
@@ -203,6 +207,211 @@ def test_logging_prints_nothing_and_leaves_mlflow_settings_alone(registry):
     assert registry["printed"] == ["", "", ""]
     assert registry["uri_after"] == registry["uri_before"]
     assert "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR" not in os.environ
+
+
+def test_identical_folds_are_compared_on_the_whole_test_fold(registry, strong, weak, X_test):
+    """Runs on the same data and folds share every test row: nothing is left out of the
+    comparison, and the run says on how many rows it was made."""
+    client, n = registry["client"], len(strong.y)
+    runs = [client.get_run(r).data for r in registry["runs"]]
+    assert runs[0].tags["champion_comparison"] == "first champion"
+    for version, run in enumerate(runs[1:], start=1):
+        expected = f"compared on all {n} test rows unseen by version {version}"
+        assert run.tags["champion_comparison"] == expected
+    assert runs[1].metrics["champion_comparison_rows"] == n
+    assert runs[1].metrics["champion_comparison_test_roc_auc"] == pytest.approx(
+        tracking._roc_auc(strong.y, strong.p_cal)
+    )
+    assert runs[2].metrics["champion_comparison_test_roc_auc"] == pytest.approx(
+        tracking._roc_auc(weak.y, weak.p_cal)
+    )
+
+
+def test_run_records_the_rows_its_model_held_out(registry, strong):
+    """holdout.json (plain JSON) holds the data hash, the fold kind, where the test fold
+    starts and its rows; runs tested on the same rows share the test_rows_digest tag."""
+    client, run_id = registry["client"], registry["runs"][1]
+    local = client.download_artifacts(run_id, tracking.HOLDOUT_ARTIFACT, str(registry["root"]))
+    logged = json.loads(Path(local).read_text())
+    record = tracking.HoldoutRecord.from_json(logged)
+    assert record.data_hash == registry["data_hash"]
+    assert (record.fold_kind, record.order_by, record.horizon_days) == ("time", None, None)
+    assert record.test_from == strong.folds.boundaries["test"]
+    np.testing.assert_array_equal(record.test_rows, np.sort(strong.folds.test))
+    assert logged["n_test"] == len(strong.y)
+    digests = {client.get_run(r).data.tags["test_rows_digest"] for r in registry["runs"]}
+    assert digests == {record.digest()}
+
+
+@pytest.fixture(scope="module")
+def overfit(dataset, config) -> training.TrainingResult:
+    """A model that held out only the newest 10 % and fitted the rows just before them with
+    deep trees: on the default (20 %) test fold it is scored on rows it fitted."""
+    small_folds = config.with_overrides(
+        {"folds.test_size": 0.1, "folds.calibration_size": 0.05, "folds.valid_size": 0.05}
+    )
+    params = {"num_leaves": 64, "min_data_in_leaf": 2, "lambda_l2": 0.0, **THREADS}
+    return training.train(dataset, small_folds, params=params)
+
+
+def _log_quietly(result, uri: str, X_test: pd.DataFrame, registered_model: str) -> str:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return tracking.log_training_run(
+            result,
+            dataset_name="toy",
+            spec=None,
+            config={},
+            data_hash=tracking.data_fingerprint(X_test.iloc[:0]),  # the same for both runs
+            X_test=X_test,
+            tracking_uri=uri,
+            registered_model=registered_model,
+        )
+
+
+def test_champion_with_a_small_test_fold_is_judged_only_on_rows_it_never_saw(
+    registry, dataset, overfit, strong, X_test, caplog
+):
+    """The reviewer's case: the champion's test fold is the newest 10 %, the challenger's the
+    newest 20 %. On the challenger's whole test fold the champion wins, helped by the rows it
+    fitted; on the rows neither saw it loses, and the challenger takes the alias."""
+    uri, name, auc = registry["uri"], "leadscore-small-fold", tracking._roc_auc
+    y, unseen = strong.y, np.isin(strong.folds.test, overfit.folds.test)
+    champion_p, challenger_p = overfit.model.predict_proba(X_test), strong.p_cal
+    # what the old comparison saw: the champion ahead on a fold that holds its training rows
+    assert auc(y, champion_p) > auc(y, challenger_p)
+    assert auc(y[unseen], champion_p[unseen]) < auc(y[unseen], challenger_p[unseen])
+
+    _log_quietly(overfit, uri, dataset.X.iloc[overfit.folds.test], name)
+    with caplog.at_level("INFO", logger="leadscore.tracking"):
+        run_id = _log_quietly(strong, uri, X_test, name)
+    assert _champion(uri, name) == "2"
+    run = registry["client"].get_run(run_id).data
+    n, total = len(overfit.y), len(y)
+    assert unseen.sum() == n == run.metrics["champion_comparison_rows"]
+    assert run.metrics["previous_champion_test_roc_auc"] == pytest.approx(
+        auc(y[unseen], champion_p[unseen])
+    )
+    assert run.tags["champion_comparison"] == (
+        f"compared on {n} of this run's {total} test rows unseen by version 1"
+    )
+    assert f"on {n} of this run's {total} test rows, which neither model" in caplog.text
+
+
+def test_champion_logged_without_a_record_keeps_the_alias_with_a_warning(
+    registry, strong, X_test, caplog
+):
+    """A champion from before the record (its run holds no holdout.json) may have trained on
+    any of these rows: no comparison, even against a better model, and the warning says how
+    to move the alias by hand."""
+    client, name = registry["client"], "leadscore-legacy"
+    weak_model = client.get_model_version_download_uri("leadscore", "1")  # run 1's model
+    old_run = client.create_run(client.get_run(registry["runs"][0]).info.experiment_id)
+    client.create_registered_model(name)
+    client.create_model_version(name, weak_model, run_id=old_run.info.run_id)
+    client.set_registered_model_alias(name, "champion", "1")
+    holdout = tracking.holdout_record(strong, data_hash=registry["data_hash"])
+    with caplog.at_level("WARNING", logger="leadscore.tracking"):
+        promotion = tracking._maybe_promote(
+            client, name, "2", strong.model, X_test, strong.y, holdout=holdout
+        )
+    assert not promotion.promoted and promotion.champion_auc is None
+    assert _champion(registry["uri"], name) == "1"
+    assert promotion.note.startswith(
+        "not compared: version 1 was logged without a record of the rows it was trained on"
+    )
+    assert "The champion stays" in caplog.text
+    assert "set_registered_model_alias('leadscore-legacy', 'champion', '2')" in caplog.text
+
+
+def _record(
+    data_hash: str = "data",
+    rows: range = range(800, 1000),
+    kind: str = "time",
+    test_from: str | None = "2025-06-01",
+    horizon_days: int | None = None,
+) -> tracking.HoldoutRecord:
+    return tracking.HoldoutRecord(
+        data_hash, kind, None, test_from, horizon_days, np.asarray(rows, dtype="int64")
+    )
+
+
+def test_same_data_compares_on_the_rows_of_both_test_folds():
+    new = _record(rows=range(800, 1000))
+    mask = tracking._unseen_by_champion(new, _record(rows=range(950, 1000)), "1")
+    np.testing.assert_array_equal(np.flatnonzero(mask), np.arange(150, 200))
+    # random folds of the same data: whatever rows both held out, in the new fold's order
+    new = _record(rows=[7, 3, 9, 1], kind="random", test_from=None)
+    mask = tracking._unseen_by_champion(new, _record(rows=[1, 9, 4], kind="random"), "1")
+    assert mask.tolist() == [False, False, True, True]
+
+
+def _time(data_hash: str, test_from: str = "2025-06-01", horizon: int | None = None) -> dict:
+    return {"data_hash": data_hash, "test_from": test_from, "horizon_days": horizon}
+
+
+def _seq(data_hash: str, test_from: str | None, kind: str = "sequence") -> dict:
+    return {"data_hash": data_hash, "kind": kind, "test_from": test_from}
+
+
+@pytest.mark.parametrize(
+    ("new", "champion", "declined"),
+    [
+        # newer extract, test fold after the champion's whole history: every row
+        (_time("b", "2025-06-01"), _time("a", "2025-05-01"), None),
+        (_time("b", "2025-05-01"), _time("a", "2025-05-01"), None),
+        # starts before the champion's test fold: its older rows may be champion history
+        (_time("b", "2025-04-01"), _time("a"), "starts at 2025-04-01, before version 1's"),
+        # as-of examples: labels of the champion's history reach 60 days past its test_from
+        (_time("b", "2025-07-31"), _time("a", horizon=60), None),
+        (_time("b", "2025-07-01"), _time("a", horizon=60), "may share a win with rows"),
+        # sequences written as integers are exact; 6-digit texts prove only when larger
+        (_seq("b", "641"), _seq("a", "641"), None),
+        (_seq("b", "6.41e+08"), _seq("a", "6.41e+08"), "before version 1's test fold"),
+        (_seq("b", "6.42e+08"), _seq("a", "6.41e+08"), None),
+        (_seq("b", None, "random"), _seq("a", None, "random"), "the folds are random"),
+        (_seq("b", "9"), _time("a"), "ordered differently"),
+        (_time("b"), None, "without a record of the rows it was trained on"),
+        (None, _time("a"), "this run's test rows are not known"),
+    ],
+)
+def test_other_data_compares_only_rows_newer_than_the_champion_s_history(new, champion, declined):
+    """With another data hash rows cannot be matched: only time-ordered folds whose test
+    fold starts after the champion's history (and its label windows) are compared."""
+    new, champion = (None if kw is None else _record(**kw) for kw in (new, champion))
+    if declined is None:
+        assert tracking._unseen_by_champion(new, champion, "1").all()
+        return
+    with pytest.raises(tracking._Declined, match=re.escape(declined)):
+        tracking._unseen_by_champion(new, champion, "1")
+
+
+@pytest.mark.parametrize(
+    ("wins", "losses", "declined"),
+    [(40, 60, False), (10, 90, False), (30, 60, True), (9, 200, True), (0, 300, True)],
+)
+def test_too_few_unseen_rows_or_a_single_outcome_is_not_compared(wins, losses, declined):
+    y = np.array([1] * wins + [0] * losses)
+    if not declined:
+        tracking._check_enough_rows(y, 500)
+        return
+    with pytest.raises(tracking._Declined, match=f"only {wins + losses} of this run's 500"):
+        tracking._check_enough_rows(y, 500)
+
+
+def test_holdout_record_round_trips_through_json():
+    rng = np.random.default_rng(0)
+    for rows in (rng.choice(1_000_000, 200_000, replace=False), np.array([0]), np.array([], int)):
+        record = _record(rows=rows, horizon_days=90)
+        text = json.dumps(record.to_json())
+        back = tracking.HoldoutRecord.from_json(json.loads(text))
+        np.testing.assert_array_equal(back.test_rows, np.sort(rows))
+        assert (back.data_hash, back.fold_kind, back.test_from, back.horizon_days) == (
+            "data", "time", "2025-06-01", 90
+        )  # fmt: skip
+        assert back.digest() == record.digest()
+        assert len(text) < 200_000  # a bitmap: 200,000 positions as numbers take 1.4 MB
+    with pytest.raises(ValueError, match="format"):
+        tracking.HoldoutRecord.from_json({"format": 2})
 
 
 # --------------------------------------------------------------------------- the logged model

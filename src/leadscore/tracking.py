@@ -4,8 +4,13 @@ One training is one MLflow run: parameters, the data set's name and content hash
 commit, test metrics of the model and of each baseline, the spec and config, charts, and the
 model itself as a pyfunc that loads without unpickling (see :mod:`leadscore.pyfunc`). The model
 is registered under a name; the alias ``champion`` moves to it only when it beats the current
-champion *on the same test data*: the champion is loaded and scores this run's test fold, so a
-model trained on easier data cannot win on numbers measured elsewhere.
+champion *on the same test rows, unseen by both*: the champion is loaded and scores the rows of
+this run's test fold that it was never fitted, early-stopped or calibrated on either, so a
+model trained on easier data cannot win on numbers measured elsewhere, and a champion is not
+judged on its own training rows. Each run records which rows its model held out
+(:data:`HOLDOUT_ARTIFACT`, see :class:`HoldoutRecord`); where those rows cannot be told apart
+(a champion logged without that record, other data with random folds, or too few rows left),
+the champion keeps the alias and a warning says how to promote the new version by hand.
 
 Where runs go (first that is set wins):
 
@@ -20,6 +25,7 @@ to MLflow, so a training prints leadscore's lines, not database migrations.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
@@ -33,7 +39,9 @@ import subprocess
 import sys
 import tempfile
 import warnings
+import zlib
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
@@ -58,8 +66,11 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CHAMPION_ALIAS",
     "DEFAULT_TRACKING_URI",
+    "HOLDOUT_ARTIFACT",
     "MODEL_ARTIFACT_PATH",
+    "HoldoutRecord",
     "data_fingerprint",
+    "holdout_record",
     "load_model",
     "log_training_run",
     "pyfunc_input",
@@ -72,6 +83,12 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 CHAMPION_ALIAS = "champion"
 #: Name of the logged model inside a run (``runs:/<run_id>/model``).
 MODEL_ARTIFACT_PATH = "model"
+#: Artifact of a run that records which rows its model held out (:class:`HoldoutRecord`).
+HOLDOUT_ARTIFACT = "holdout.json"
+#: Fewest test rows, unseen by both models, on which a champion and a challenger are compared,
+#: and fewest won and lost leads among them: below that a ROC-AUC difference is mostly noise.
+MIN_COMPARED_ROWS = 100
+MIN_COMPARED_PER_CLASS = 10
 
 #: Short metric prefixes of the baselines (``lr_test_roc_auc``); other names are used as is.
 BASELINE_PREFIXES: dict[str, str] = {"logistic_regression": "lr", "rule_points": "rules"}
@@ -167,13 +184,15 @@ def mlflow_errors(uri: str) -> Iterator[None]:
         ) from err
 
 
-def run_is_champion(run_id: str, tracking_uri: str) -> bool | None:
-    """Whether a logged training took the champion alias (None when it was not registered)."""
+def champion_decision(run_id: str, tracking_uri: str) -> tuple[bool | None, str]:
+    """Whether a logged training took the champion alias (None when it was not registered),
+    and how that was decided (its ``champion_comparison`` tag, ``""`` when none)."""
     from mlflow import MlflowClient
 
     with quiet_mlflow():
-        tag = MlflowClient(tracking_uri).get_run(run_id).data.tags.get("champion")
-    return None if tag is None else tag == "true"
+        tags = MlflowClient(tracking_uri).get_run(run_id).data.tags
+    tag = tags.get("champion")
+    return (None if tag is None else tag == "true"), tags.get("champion_comparison", "")
 
 
 @contextlib.contextmanager
@@ -507,6 +526,222 @@ def _test_features(result: Any, X_test: pd.DataFrame | None) -> pd.DataFrame:
     return X.reset_index(drop=True)
 
 
+# --------------------------------------------------------------------------- held-out rows
+
+
+@dataclass(frozen=True)
+class HoldoutRecord:
+    """Which rows of its data a logged model never fitted, early-stopped or calibrated on.
+
+    A model learns from every row of its data outside its test fold (fit, early stopping,
+    calibration), so a later run's test rows are fair to it only where they are its test
+    rows too. With the same data (same :func:`data_fingerprint`) that is decided row by row,
+    from the positions of its test fold; with other data (a newer extract) rows cannot be
+    matched, but time-ordered folds still tell: a row at or after the model's ``test_from``
+    is newer than all of its history. Logged with every run as :data:`HOLDOUT_ARTIFACT`
+    (JSON) and read back from the champion's run when a new version asks for the alias.
+
+    Attributes
+    ----------
+    data_hash : :func:`data_fingerprint` of the data the positions refer to.
+    fold_kind : ``"time"``, ``"sequence"`` or ``"random"``.
+    order_by : the spec's ordering column (``None`` for event data, ordered by as-of date).
+    test_from : first order value of the test fold, as :class:`~leadscore.folds.Folds` writes
+        it; every fit, early-stopping and calibration row is older. ``None`` for random folds.
+    horizon_days : label window of as-of examples (event data): the labels of the model's
+        history reach this many days past ``test_from``. ``None`` for flat tables.
+    test_rows : positions of the test fold's rows in the data, in the fold's order (sorted
+        once read back from JSON).
+    """
+
+    data_hash: str
+    fold_kind: str
+    order_by: str | None
+    test_from: str | None
+    horizon_days: int | None
+    test_rows: np.ndarray
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON values; the positions as a compressed bitmap (a test fold of
+        a million leads takes kilobytes, not megabytes of numbers)."""
+        return {
+            "format": 1,
+            "data_hash": self.data_hash,
+            "fold_kind": self.fold_kind,
+            "order_by": self.order_by,
+            "test_from": self.test_from,
+            "horizon_days": self.horizon_days,
+            "n_test": len(self.test_rows),
+            "test_rows": _encode_rows(self.test_rows),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HoldoutRecord:
+        """Read :meth:`to_json`'s output back; ``ValueError`` for any other shape."""
+        if data.get("format") != 1:
+            raise ValueError(f"unknown holdout record format {data.get('format')!r}")
+        rows = _decode_rows(data["test_rows"])
+        if len(rows) != data["n_test"]:
+            raise ValueError("holdout record: test rows do not match n_test")
+        horizon = data.get("horizon_days")
+        return cls(
+            data_hash=str(data["data_hash"]),
+            fold_kind=str(data["fold_kind"]),
+            order_by=None if data.get("order_by") is None else str(data["order_by"]),
+            test_from=None if data.get("test_from") is None else str(data["test_from"]),
+            horizon_days=None if horizon is None else int(horizon),
+            test_rows=rows,
+        )
+
+    def digest(self) -> str:
+        """SHA-256 of the data hash and the set of test rows: runs tested on the same rows of
+        the same data share it (a run tag, to find them in ``mlflow ui``)."""
+        digest = hashlib.sha256(self.data_hash.encode())
+        digest.update(np.sort(self.test_rows).astype("<i8").tobytes())
+        return digest.hexdigest()
+
+
+_BITMAP_ENCODING = "bitmap+zlib+base64"
+
+
+def _encode_rows(rows: np.ndarray) -> dict[str, Any]:
+    """Row positions as a zlib-compressed bitmap in base64 (order is not kept)."""
+    length = int(rows.max()) + 1 if len(rows) else 0
+    bits = np.zeros(length, dtype=bool)
+    bits[rows] = True
+    packed = zlib.compress(np.packbits(bits).tobytes(), 9)
+    return {
+        "encoding": _BITMAP_ENCODING,
+        "length": length,
+        "bits": base64.b64encode(packed).decode("ascii"),
+    }
+
+
+def _decode_rows(data: Mapping[str, Any]) -> np.ndarray:
+    """The sorted row positions of :func:`_encode_rows`'s output."""
+    if data.get("encoding") != _BITMAP_ENCODING:
+        raise ValueError(f"unknown row encoding {data.get('encoding')!r}")
+    packed = np.frombuffer(zlib.decompress(base64.b64decode(data["bits"])), dtype=np.uint8)
+    return np.flatnonzero(np.unpackbits(packed)[: int(data["length"])]).astype("int64")
+
+
+def holdout_record(result: Any, *, data_hash: str, spec: Any = None) -> HoldoutRecord | None:
+    """The :class:`HoldoutRecord` of a training, or ``None`` when its result holds no folds
+    whose test fold matches its test labels (then it is never compared as a champion)."""
+    test = getattr(getattr(result, "folds", None), "test", None)
+    if test is None or len(test) != len(_test_labels(result)):
+        return None
+    boundaries = getattr(result.folds, "boundaries", None) or {}
+    metadata = getattr(getattr(result, "model", None), "metadata", None) or {}
+    order_by = _config_dict(spec).get("order_by")
+    horizon = metadata.get("horizon_days")
+    return HoldoutRecord(
+        data_hash=str(data_hash),
+        fold_kind=_fold_kind(result),
+        order_by=None if order_by is None else str(order_by),
+        test_from=None if boundaries.get("test") is None else str(boundaries["test"]),
+        horizon_days=None if horizon is None else int(horizon),
+        test_rows=np.asarray(test, dtype="int64"),
+    )
+
+
+def _logged_holdout(client: Any, run_id: str | None) -> HoldoutRecord | None:
+    """The holdout record of a logged run; ``None`` for a run logged before leadscore wrote
+    one, or whose record cannot be read (either way, its unseen rows are unknown)."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            local = client.download_artifacts(run_id, HOLDOUT_ARTIFACT, tmp)
+            return HoldoutRecord.from_json(json.loads(Path(local).read_text()))
+        except (MlflowException, OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+class _Declined(Exception):
+    """A champion and a challenger cannot be compared fairly; the message says why."""
+
+
+def _unseen_by_champion(
+    new: HoldoutRecord | None, champion: HoldoutRecord | None, champion_version: str
+) -> np.ndarray:
+    """Mask over this run's test rows: those the champion was never fitted, early-stopped or
+    calibrated on (this run's model saw none of them: they are its test fold).
+
+    Same data: the rows of both test folds. Other data: every row, when the folds are
+    time-ordered and this run's test fold starts after the champion's history (and after the
+    label windows of its last as-of examples). Otherwise :class:`_Declined`.
+    """
+    if new is None:
+        raise _Declined("this run's test rows are not known (its result holds no folds)")
+    if champion is None:
+        raise _Declined(
+            f"version {champion_version} was logged without a record of the rows it was "
+            f"trained on ({HOLDOUT_ARTIFACT}), so these test rows may be its training rows"
+        )
+    if new.data_hash == champion.data_hash:
+        return np.isin(new.test_rows, champion.test_rows)
+    _check_after_history(new, champion, champion_version)
+    return np.ones(len(new.test_rows), dtype=bool)
+
+
+def _check_after_history(new: HoldoutRecord, champion: HoldoutRecord, version: str) -> None:
+    """Raise :class:`_Declined` unless every row of ``new``'s test fold is newer than all the
+    champion's fit, early-stopping and calibration rows and than their labels' windows (an
+    as-of example's label is a win up to ``horizon_days`` later: a newer example of the same
+    lead inside that window may share the win the champion learned)."""
+    other = f"the data differ from version {version}'s"
+    if "random" in (new.fold_kind, champion.fold_kind):
+        raise _Declined(f"{other} and the folds are random, so which rows it trained on is unknown")
+    if (new.fold_kind, new.order_by) != (champion.fold_kind, champion.order_by):
+        raise _Declined(f"{other} and the rows are ordered differently")
+    if new.test_from is None or champion.test_from is None:
+        raise _Declined(f"{other} and where a test fold starts was not recorded")
+    try:
+        after = _starts_after(
+            new.test_from, champion.test_from, new.fold_kind, champion.horizon_days
+        )
+    except (ValueError, TypeError):
+        raise _Declined(f"{other} and where a test fold starts cannot be read") from None
+    if after:
+        return
+    where = f"version {version}'s test fold (from {champion.test_from})"
+    risk = f"some of its rows may be rows version {version} trained on"
+    if champion.horizon_days and new.fold_kind == "time":
+        where = f"{champion.horizon_days} days (the label window) after {where}"
+        risk = f"some of its rows may share a win with rows version {version} trained on"
+    raise _Declined(
+        f"{other}, and this run's test fold starts at {new.test_from}, before {where}: {risk}"
+    )
+
+
+def _starts_after(start: str, test_from: str, kind: str, horizon_days: int | None) -> bool:
+    """Whether order value ``start`` is at or after ``test_from`` plus ``horizon_days`` (for
+    times), both as :class:`~leadscore.folds.Folds` writes them (``ValueError`` if not)."""
+    if kind == "time":
+        margin = pd.Timedelta(days=horizon_days or 0)
+        return bool(pd.Timestamp(start) >= pd.Timestamp(test_from) + margin)
+    # Folds write a non-integer order value with 6 digits: equal texts prove nothing
+    exact = all(re.fullmatch(r"-?\d+", t) for t in (start, test_from))
+    return float(start) >= float(test_from) if exact else float(start) > float(test_from)
+
+
+def _check_enough_rows(y: np.ndarray, total: int) -> None:
+    """Raise :class:`_Declined` when the rows unseen by both are too few, or lack won or
+    lost leads, to tell two models apart (ROC-AUC needs both outcomes)."""
+    wins = int(np.sum(y == 1))
+    losses = len(y) - wins
+    if len(y) < MIN_COMPARED_ROWS or min(wins, losses) < MIN_COMPARED_PER_CLASS:
+        raise _Declined(
+            f"only {len(y):,} of this run's {total:,} test rows are unseen by both models "
+            f"({wins:,} won, {losses:,} lost); a fair comparison needs at least "
+            f"{MIN_COMPARED_ROWS}, {MIN_COMPARED_PER_CLASS} of them won and "
+            f"{MIN_COMPARED_PER_CLASS} lost"
+        )
+
+
 # --------------------------------------------------------------------------- logging a run
 
 
@@ -553,7 +788,10 @@ def log_training_run(
         ``None`` for event data.
     config : the training config, a mapping or a ``TrainConfig`` (logged as params
         ``config.*`` and as ``config.json``).
-    data_hash : :func:`data_fingerprint` of the training data, a run tag.
+    data_hash : :func:`data_fingerprint` of the training data, a run tag. With the positions
+        of the test fold it makes the run's :class:`HoldoutRecord` (:data:`HOLDOUT_ARTIFACT`),
+        which tells a later version which rows this model never trained on; give the hash
+        of everything that decides the rows and their order (features, label, id, order).
     X_test : features of the test fold, rows in the order of ``result.y``
         (``dataset.X.iloc[result.folds.test]``); the signature, the input example and the
         champion check use them. Taken from ``result.X_test`` when not given.
@@ -633,6 +871,10 @@ def log_training_run(
                     shutil.copyfile(png, Path(figures_dir) / png.name)
 
             _log_test_fold(result, Path(tmp))
+            holdout = holdout_record(result, data_hash=data_hash, spec=spec)
+            if holdout is not None:
+                mlflow.log_dict(holdout.to_json(), HOLDOUT_ARTIFACT)
+                mlflow.set_tag("test_rows_digest", holdout.digest())
             model_dir = result.model.save(Path(tmp) / "leadscore_model")
             info = mlflow.pyfunc.log_model(
                 name=MODEL_ARTIFACT_PATH,
@@ -648,15 +890,36 @@ def log_training_run(
 
             if registered_model is not None and info.registered_model_version is not None:
                 version = str(info.registered_model_version)
-                promoted, champion_auc = _maybe_promote(
-                    client, registered_model, version, result.model, X_test, _test_labels(result)
+                promotion = _maybe_promote(
+                    client,
+                    registered_model,
+                    version,
+                    result.model,
+                    X_test,
+                    _test_labels(result),
+                    holdout=holdout,
                 )
                 mlflow.set_tag("registered_model", f"{registered_model}/{version}")
-                mlflow.set_tag("champion", str(promoted).lower())
-                if champion_auc is not None:
-                    mlflow.log_metric("previous_champion_test_roc_auc", champion_auc)
+                _log_promotion(promotion)
         logger.info("logged run %s to %s", run_id, uri)
     return run_id
+
+
+def _log_promotion(promotion: Promotion) -> None:
+    """Tags and metrics of the champion decision: ``champion`` (true/false),
+    ``champion_comparison`` (how it was reached), and, when the models were compared, both
+    ROC-AUCs on the rows they were compared on and how many rows that was."""
+    import mlflow
+
+    mlflow.set_tag("champion", str(promotion.promoted).lower())
+    if promotion.note:
+        mlflow.set_tag("champion_comparison", promotion.note[:5000])
+    if promotion.champion_auc is not None and math.isfinite(promotion.champion_auc):
+        mlflow.log_metric("previous_champion_test_roc_auc", promotion.champion_auc)
+    if promotion.challenger_auc is not None and math.isfinite(promotion.challenger_auc):
+        mlflow.log_metric("champion_comparison_test_roc_auc", promotion.challenger_auc)
+    if promotion.n_compared is not None:
+        mlflow.log_metric("champion_comparison_rows", promotion.n_compared)
 
 
 def _leadscore_version() -> str:
@@ -674,6 +937,26 @@ def _roc_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(roc_auc_score(y, np.asarray(p, dtype=float)))
 
 
+@dataclass(frozen=True)
+class Promotion:
+    """What :func:`_maybe_promote` decided, for the run's tags and metrics.
+
+    Attributes
+    ----------
+    promoted : whether the new version holds the champion alias now.
+    note : how the decision was reached, in words (the run tag ``champion_comparison``).
+    champion_auc, challenger_auc : ROC-AUC of the champion and of the new model on the rows
+        they were compared on (``None`` when not compared).
+    n_compared : how many test rows that was.
+    """
+
+    promoted: bool
+    note: str | None = None
+    champion_auc: float | None = None
+    challenger_auc: float | None = None
+    n_compared: int | None = None
+
+
 def _maybe_promote(
     client: Any,
     name: str,
@@ -681,81 +964,166 @@ def _maybe_promote(
     model: LeadScoringModel,
     X_test: pd.DataFrame,
     y_test: np.ndarray,
-) -> tuple[bool, float | None]:
-    """Give ``version`` the champion alias if it beats the champion on this run's test fold.
+    *,
+    holdout: HoldoutRecord | None,
+) -> Promotion:
+    """Give ``version`` the champion alias if it beats the champion on test rows neither saw.
 
-    The champion is loaded and scores the same ``X_test``; a champion that cannot be loaded
-    or cannot score these columns cannot be served by this code either, so it is replaced. A
-    champion trained with columns the new run left out is not compared (scored with those
-    columns blank it would lose to a worse model) and keeps the alias.
-    Returns whether the alias moved and the champion's ROC-AUC (``None`` without one).
+    The champion is loaded and scores the rows of this run's test fold that it was never
+    fitted, early-stopped or calibrated on (:func:`_unseen_by_champion`); scored on its own
+    training rows it would look better than it is and keep the alias against a better model.
+    A champion that cannot be loaded or cannot score these columns cannot be served by this
+    code either, so it is replaced. When no fair comparison is possible (a champion trained
+    with columns this run left out, whose unseen rows are unknown, or too few unseen rows)
+    the champion keeps the alias and a warning says so and how to promote by hand.
     """
     from mlflow.exceptions import MlflowException
 
-    from leadscore.pyfunc import align_features
-
     y = np.asarray(y_test)
-    new_auc = _roc_auc(y, model.predict_proba(align_features(model, X_test)))
-    try:
-        current = client.get_model_version_by_alias(name, CHAMPION_ALIAS)
-    except MlflowException:
-        current = None
+    current = _current_champion(client, name)
     if current is None:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-        logger.info(
-            "%s version %s is the first champion (test ROC-AUC %.4f)", name, version, new_auc
-        )
-        return True, None
-    if str(current.version) == version:
-        return True, new_auc
+        auc = _auc_of(model, X_test, y)
+        logger.info("%s version %s is the first champion (test ROC-AUC %.4f)", name, version, auc)
+        return Promotion(True, "first champion")
+    old = str(current.version)
+    if old == version:
+        return Promotion(True)
     try:
-        champion = _load_registered(client, name, str(current.version))
-        lacking = [f.name for f in champion.features if f.name not in X_test.columns]
-        if lacking:
-            # blank columns would score the champion below itself and promote a worse model
-            logger.warning(
-                "champion %s/%s needs %d column(s) this run's test rows lack (%s): not "
-                "compared, the champion stays; promote version %s by hand if it should serve",
-                name,
-                current.version,
-                len(lacking),
-                ", ".join(lacking[:5]),
-                version,
-            )
-            return False, None
-        champion_auc = _roc_auc(y, champion.predict_proba(align_features(champion, X_test)))
+        champion = _load_registered(client, name, old)
     except (LeadscoreError, MlflowException, OSError, ValueError) as err:
-        logger.warning(
-            "champion %s/%s cannot score this test fold (%s); replacing it",
-            name,
-            current.version,
-            err,
-        )
-        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
-        return True, None
-    better = math.isfinite(new_auc) and (not math.isfinite(champion_auc) or new_auc > champion_auc)
+        return _replace_unusable(client, name, version, old, err)
+    try:
+        rows = _comparison_rows(client, current, champion, X_test, y, holdout)
+    except _Declined as why:
+        return _decline(name, version, old, str(why))
+    X, y = X_test.iloc[np.flatnonzero(rows)].reset_index(drop=True), y[rows]
+    try:
+        champion_auc = _auc_of(champion, X, y)
+    except (LeadscoreError, OSError, ValueError) as err:
+        return _replace_unusable(client, name, version, old, err)
+    new_auc = _auc_of(model, X, y)
+    where = _rows_phrase(len(y), len(rows))
+    better = _compare(name, version, old, champion_auc, new_auc, where)
     if better:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    note = f"compared on {where} unseen by version {old}"
+    return Promotion(better, note, champion_auc, new_auc, len(y))
+
+
+def _current_champion(client: Any, name: str) -> Any | None:
+    """The model version holding the champion alias, or ``None`` (no model, no alias)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION_ALIAS)
+    except MlflowException:
+        return None
+
+
+def _auc_of(model: LeadScoringModel, X: pd.DataFrame, y: np.ndarray) -> float:
+    """ROC-AUC of ``model`` on ``X``, its columns aligned as the served pyfunc aligns them."""
+    from leadscore.pyfunc import align_features
+
+    return _roc_auc(y, model.predict_proba(align_features(model, X)))
+
+
+def _comparison_rows(
+    client: Any,
+    current: Any,
+    champion: LeadScoringModel,
+    X_test: pd.DataFrame,
+    y: np.ndarray,
+    holdout: HoldoutRecord | None,
+) -> np.ndarray:
+    """Mask over this run's test rows on which the champion and the new model are compared:
+    the rows neither was trained or calibrated on, if enough. Raises :class:`_Declined`."""
+    lacking = [f.name for f in champion.features if f.name not in X_test.columns]
+    if lacking:
+        # blank columns would score the champion below itself and promote a worse model
+        raise _Declined(
+            f"version {current.version} needs {len(lacking)} column(s) this run's test rows "
+            f"lack ({', '.join(lacking[:5])})"
+        )
+    if holdout is not None and len(holdout.test_rows) != len(y):
+        holdout = None  # a record of another fold than these rows: they are not known
+    logged = _logged_holdout(client, getattr(current, "run_id", None))
+    rows = _unseen_by_champion(holdout, logged, str(current.version))
+    _check_enough_rows(y[rows], len(y))
+    return rows
+
+
+def _rows_phrase(n: int, total: int) -> str:
+    """``all 1,848 test rows`` or ``462 of this run's 1,848 test rows``."""
+    return f"all {total:,} test rows" if n == total else f"{n:,} of this run's {total:,} test rows"
+
+
+def _compare(
+    name: str,
+    version: str,
+    champion_version: str,
+    champion_auc: float,
+    new_auc: float,
+    where: str,
+) -> bool:
+    """Whether the new model's ROC-AUC beats the champion's on the same rows (``where``
+    says which), logged either way."""
+    better = math.isfinite(new_auc) and (not math.isfinite(champion_auc) or new_auc > champion_auc)
+    if better:
         logger.info(
-            "%s version %s is the new champion: test ROC-AUC %.4f beats version %s's "
-            "%.4f on the same data",
+            "%s version %s is the new champion: ROC-AUC %.4f beats version %s's %.4f on %s, "
+            "which neither model was trained or calibrated on",
             name,
             version,
             new_auc,
-            current.version,
+            champion_version,
             champion_auc,
+            where,
         )
     else:
         logger.info(
-            "%s version %s stays champion: its test ROC-AUC %.4f on this run's test "
-            "fold is not beaten by version %s's %.4f",
+            "%s version %s stays champion: its ROC-AUC %.4f is not beaten by version %s's "
+            "%.4f on %s, which neither model was trained or calibrated on",
             name,
-            current.version,
+            champion_version,
             champion_auc,
             version,
             new_auc,
+            where,
         )
-    return better, champion_auc
+    return better
+
+
+def _decline(name: str, version: str, champion_version: str, why: str) -> Promotion:
+    """Keep the champion without a comparison, with a warning that says how to promote."""
+    logger.warning(
+        "%s version %s is not compared with champion version %s: %s. The champion stays; "
+        "if version %s should serve, move the alias by hand (mlflow ui, or "
+        "MlflowClient().set_registered_model_alias(%r, %r, %r))",
+        name,
+        version,
+        champion_version,
+        why,
+        version,
+        name,
+        CHAMPION_ALIAS,
+        version,
+    )
+    return Promotion(False, f"not compared: {why}")
+
+
+def _replace_unusable(
+    client: Any, name: str, version: str, champion_version: str, err: Exception
+) -> Promotion:
+    """Give the alias to ``version``: a champion this code cannot load or score cannot serve."""
+    logger.warning(
+        "champion %s/%s cannot score this test fold (%s); replacing it",
+        name,
+        champion_version,
+        err,
+    )
+    client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    return Promotion(True, f"replaced version {champion_version}, which cannot score: {err}")
 
 
 # --------------------------------------------------------------------------- loading

@@ -330,14 +330,18 @@ def _champion_note(run_id: str | None, config: TrainConfig, name: str | None) ->
     """What the MLflow registry made of the run, for the "model saved" line."""
     if run_id is None:
         return ""
-    from leadscore.tracking import resolve_tracking_uri, run_is_champion
+    from leadscore.tracking import champion_decision, resolve_tracking_uri
 
-    champion = run_is_champion(run_id, resolve_tracking_uri(config.mlflow.tracking_uri))
+    uri = resolve_tracking_uri(config.mlflow.tracking_uri)
+    champion, comparison = champion_decision(run_id, uri)
     if champion is None:
         return f"; MLflow run {run_id}"
     if champion:
         return f"; MLflow run {run_id}, now the registry's champion"
-    return (
-        f"; MLflow run {run_id}, which did not beat the registry's champion "
-        f"(models:/{name}@champion still scores the older model)"
+    verdict = (
+        "which was not compared with the registry's champion (see the warning above)"
+        if comparison.startswith("not compared")
+        else "which did not beat the registry's champion"
     )
+    older = f"models:/{name}@champion still scores the older model"
+    return f"; MLflow run {run_id}, {verdict} ({older})"
