@@ -88,7 +88,7 @@ def ensure_flat(work: Path, rows: int) -> tuple[Path, Path, Path]:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        frame = pd.read_parquet(base)
+        frame = pd.read_parquet(base).drop(columns=["converted"])  # open leads: no outcome yet
         writer = None
         for start in range(0, rows, len(frame)):
             n = min(len(frame), rows - start)
