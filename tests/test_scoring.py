@@ -381,31 +381,43 @@ def test_flat_spec_on_duckdb_scores_a_csv_of_new_leads(tmp_path, monkeypatch, ca
     np.testing.assert_allclose(scored["probability"].to_numpy(), expected, rtol=0, atol=1e-12)
 
 
+CRM_LABEL = {"column": "status", "won": ["Closed Won"], "lost": ["Closed Lost"]}
+
+
+def _crm_export(n: int, seed: int) -> pd.DataFrame:
+    """A CRM's flat export of closed leads: visits raise the chance of ``Closed Won``."""
+    rng = np.random.default_rng(seed)
+    visits = rng.poisson(4, n)
+    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.35 * visits))
+    return pd.DataFrame(
+        {
+            "id": [f"L{i}" for i in range(n)],
+            "seq": np.arange(n),
+            "visits": visits,
+            "plan": rng.choice(["basic", "pro"], n),
+            "status": np.where(won, "Closed Won", "Closed Lost").astype(object),
+        }
+    )
+
+
+def _write_crm_spec(folder: Path, source: str, label: dict) -> None:
+    """``spec.yaml`` (name ``crm``) for a CRM export, and a ``train.yaml`` without bootstrap."""
+    import yaml
+
+    spec = {"name": "crm", "source": source, "id": "id", "label": label, "order_by": "seq"}
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (folder / "train.yaml").write_text("evaluation: {resamples: 0}\n")
+
+
 def test_flat_scoring_skips_closed_leads_and_finds_the_spec_s_champion(
     tmp_path, monkeypatch, capsys
 ):
     """A CRM export holds closed and open leads: only rows without an outcome are scored, a
     table of closed leads only is a one-line error, and without --model a spec scores with
     its own registered champion (leadscore-<spec name>), the name train registers it under."""
-    import yaml
-
-    rng = np.random.default_rng(8)
-    n = 2000
-    visits = rng.poisson(4, n)
-    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.35 * visits))
-    status = np.where(won, "Closed Won", "Closed Lost").astype(object)
-    frame = pd.DataFrame({"id": [f"L{i}" for i in range(n)], "seq": np.arange(n), "visits": visits})
-    frame["plan"] = rng.choice(["basic", "pro"], n)
-    frame.assign(status=status).to_csv(tmp_path / "history.csv", index=False)
-    spec = {
-        "name": "crm",
-        "source": "history.csv",
-        "id": "id",
-        "label": {"column": "status", "won": ["Closed Won"], "lost": ["Closed Lost"]},
-        "order_by": "seq",
-    }
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    (tmp_path / "train.yaml").write_text("evaluation: {resamples: 0}\n")
+    frame = _crm_export(2000, seed=8)
+    frame.to_csv(tmp_path / "history.csv", index=False)
+    _write_crm_spec(tmp_path, "history.csv", CRM_LABEL)
     monkeypatch.chdir(tmp_path)
     train = ["train", "--spec", "spec.yaml", "--config", "train.yaml", "--allow-worse"]
     assert main(["-q", *train]) == 0
@@ -432,31 +444,19 @@ def test_one_crm_export_trains_on_closed_leads_and_scores_the_open_ones(
     """``label.open`` names the values of leads still in play: training leaves them out and
     ``score --spec`` (reading the spec's own source) scores exactly them, while a value the
     spec does not declare (a typo) stays an error rather than becoming an open lead."""
-    import yaml
-
-    rng = np.random.default_rng(9)
-    n = 2400
-    visits = rng.poisson(4, n)
-    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.35 * visits))
-    status = np.where(won, "Closed Won", "Closed Lost").astype(object)
-    status[rng.random(n) < 0.2] = "Open"
-    status[rng.random(n) < 0.05] = "working "
-    frame = pd.DataFrame({"id": [f"L{i}" for i in range(n)], "seq": np.arange(n), "visits": visits})
-    frame["plan"] = rng.choice(["basic", "pro"], n)
-    frame["status"] = status
+    frame = _crm_export(2400, seed=9)
+    rng = np.random.default_rng(10)
+    frame.loc[rng.random(len(frame)) < 0.2, "status"] = "Open"
+    frame.loc[rng.random(len(frame)) < 0.05, "status"] = "working "
     frame.to_csv(tmp_path / "export.csv", index=False)
-    label = {"column": "status", "won": ["Closed Won"], "lost": ["Closed Lost"]}
-    spec = {"name": "crm", "source": "export.csv", "id": "id", "label": label, "order_by": "seq"}
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    (tmp_path / "train.yaml").write_text("evaluation: {resamples: 0}\n")
+    _write_crm_spec(tmp_path, "export.csv", CRM_LABEL)
     monkeypatch.chdir(tmp_path)
     train = ["train", "--spec", "spec.yaml", "--config", "train.yaml", "--allow-worse"]
     assert main(["-q", *train, "--no-mlflow"]) == 2
     error = capsys.readouterr().err.strip().splitlines()
     assert len(error) == 1 and "label.open" in error[0]
 
-    spec["label"] = {**label, "open": ["Open", "Working"]}
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    _write_crm_spec(tmp_path, "export.csv", {**CRM_LABEL, "open": ["Open", "Working"]})
     assert main(["-q", *train, "--metrics-out", "metrics.json"]) == 0
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     closed = frame["status"].str.startswith("Closed")

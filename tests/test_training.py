@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -197,21 +198,27 @@ def test_sales_capacity_counts_a_single_snapshot_as_one_as_of_step() -> None:
     assert not any("less than one period" in w for w in r.warnings)
 
 
-def test_sales_capacity_holds_on_the_test_fold_of_purged_event_data() -> None:
-    """Purging thins the calibration fold's snapshots (leads still open in the test fold go),
-    so the capacity must be a share of all open leads, not of those purging kept: the unpurged
-    test fold then gets about the capacity per period (before: over twice as many)."""
-    from leadscore.features import build_training_examples, default_as_of_dates
+def _synthetic_examples(n_leads: int, seed: int, config: TrainConfig) -> tuple[Any, Any]:
+    """Generated closed-loop data and its training examples, as ``train --data`` builds them
+    with ``config``'s events settings."""
+    from leadscore.features import build_event_examples
     from leadscore.schema import validate_closed_loop
     from leadscore.synth import SynthParams, generate_closed_loop
 
-    synthetic = generate_closed_loop(SynthParams(n_leads=5_000, seed=3))
+    synthetic = generate_closed_loop(SynthParams(n_leads=n_leads, seed=seed))
     data = validate_closed_loop(
         synthetic.leads,
         synthetic.activities,
         synthetic.outcomes,
         observed_until=synthetic.observed_until,
     )
+    return synthetic, build_event_examples(data, config.events, name="synthetic")
+
+
+def test_sales_capacity_holds_on_the_test_fold_of_purged_event_data() -> None:
+    """Purging thins the calibration fold's snapshots (leads still open in the test fold go),
+    so the capacity must be a share of all open leads, not of those purging kept: the unpurged
+    test fold then gets about the capacity per period (before: over twice as many)."""
     config = parse_config(
         {
             "stages": {"sql": {"policy": "sales_capacity", "target": 100}},
@@ -219,8 +226,7 @@ def test_sales_capacity_holds_on_the_test_fold_of_purged_event_data() -> None:
             "evaluation": {"resamples": 0},
         }
     )
-    horizon = config.events.horizon_days
-    dataset = build_training_examples(data, default_as_of_dates(data, horizon), horizon, name="s")
+    _, dataset = _synthetic_examples(5_000, 3, config)
     r = train(dataset, config)
     assert r.folds.purged["calibrate"] > 0
     test_periods = calibration_periods(dataset, r.folds.test, config)
@@ -521,24 +527,10 @@ def test_train_command_rejects_an_unknown_config_key(tmp_path: Path, capsys) -> 
 
 @pytest.mark.slow
 def test_event_data_from_the_generator_is_calibrated_against_its_ground_truth() -> None:
-    from leadscore.features import build_training_examples, default_as_of_dates
-    from leadscore.schema import validate_closed_loop
-    from leadscore.synth import SynthParams, generate_closed_loop, true_conversion_probability
+    from leadscore.synth import true_conversion_probability
 
-    synthetic = generate_closed_loop(SynthParams(n_leads=20_000, seed=1))
-    data = validate_closed_loop(
-        synthetic.leads,
-        synthetic.activities,
-        synthetic.outcomes,
-        observed_until=synthetic.observed_until,
-    )
     config = TrainConfig()
-    dataset = build_training_examples(
-        data,
-        default_as_of_dates(data, config.events.horizon_days),
-        config.events.horizon_days,
-        name="synthetic",
-    )
+    synthetic, dataset = _synthetic_examples(20_000, 1, config)
     r = train(dataset, config)  # also passes the quality gate
     truth = true_conversion_probability(
         synthetic.truth.set_index("lead_id"), config.events.horizon_days

@@ -347,9 +347,7 @@ def _type_features(
     excluded: dict[str, str] = {}
     engagement = set(spec.groups.engagement)
     for name in candidates:
-        values = frame[name]
-        if _is_text(values):
-            values = values.mask(values.astype("string").str.strip().isin([""]))
+        values = frame[name]  # blank text is missing already (mark_missing)
         non_null = values.dropna()
         if non_null.empty:
             excluded[name] = "empty in every row"

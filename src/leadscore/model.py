@@ -102,12 +102,15 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         return numbers, pd.Series(False, index=values.index)
     text = values.astype("string").str.strip()
     given = values.mask(text.isin(MISSING_SPELLINGS))
-    grouped = text.str.fullmatch(_THOUSANDS).fillna(False).to_numpy(dtype=bool)
-    if grouped.any():
-        given = given.mask(grouped, text.str.replace(",", "", regex=False))
     parsed = pd.to_numeric(given, errors="coerce")
     numbers = pd.Series(parsed.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
-    return numbers, numbers.isna() & given.notna()
+    failed = numbers.isna() & given.notna()
+    if failed.any():  # only the values that did not parse are tried with thousands separators
+        grouped = text[failed].str.fullmatch(_THOUSANDS).fillna(False).astype(bool)
+        grouped = grouped[grouped].index
+        numbers[grouped] = pd.to_numeric(text[grouped].str.replace(",", "", regex=False))
+        failed[grouped] = False
+    return numbers, failed
 
 
 def category_levels(values: pd.Series) -> list[str]:
