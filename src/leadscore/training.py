@@ -36,7 +36,7 @@ import fnmatch
 import logging
 import re
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -271,6 +271,28 @@ def _monotone_signs(dataset: LabelledDataset, config: TrainConfig) -> list[int]:
     )
 
 
+def fit_early_stopped(
+    params: Mapping[str, Any],
+    train_set: lgb.Dataset,
+    valid_set: lgb.Dataset,
+    *,
+    num_boost_round: int,
+    early_stopping_rounds: int,
+    callbacks: Sequence[Callable[..., None]] = (),
+) -> tuple[lgb.Booster, int]:
+    """A booster fitted on ``train_set`` and early-stopped on ``valid_set`` (named ``valid``),
+    with its best number of rounds: the one fit of training and of every tuning trial."""
+    booster = lgb.train(
+        dict(params),
+        train_set,
+        num_boost_round=num_boost_round,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False), *callbacks],
+    )
+    return booster, max(1, int(booster.best_iteration or booster.current_iteration()))
+
+
 def _check_classes(y: np.ndarray, folds: Folds) -> None:
     for name in FOLD_NAMES:
         labels = y[getattr(folds, name)]
@@ -318,17 +340,15 @@ def _fit_booster(
     train_set = dataset(folds.fit)
     valid_set = dataset(folds.valid, reference=train_set)
     try:
-        early = lgb.train(
+        early, best = fit_early_stopped(
             params,
             train_set,
+            valid_set,
             num_boost_round=lgb_config.num_boost_round,
-            valid_sets=[valid_set],
-            valid_names=["valid"],
-            callbacks=[lgb.early_stopping(lgb_config.early_stopping_rounds, verbose=False)],
+            early_stopping_rounds=lgb_config.early_stopping_rounds,
         )
     except lgb.basic.LightGBMError as err:
         raise _params_error(err, params) from err
-    best = max(1, int(early.best_iteration or early.current_iteration()))
     logger.info(
         "early stopping at %d rounds (valid %s)",
         best,

@@ -47,7 +47,13 @@ from leadscore.io import shown_url, sqlite_file
 from leadscore.metrics import bootstrap_intervals, evaluate
 from leadscore.model import FeatureEncoder
 from leadscore.schema import LabelledDataset
-from leadscore.training import TrainingResult, base_params, prepare_training, train
+from leadscore.training import (
+    TrainingResult,
+    base_params,
+    fit_early_stopped,
+    prepare_training,
+    train,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -393,23 +399,17 @@ def make_objective(
         train_set = problem.lgb_dataset(problem.folds.fit)
         valid_set = problem.lgb_dataset(valid_rows, reference=train_set)
         started = time.perf_counter()
-        booster = lgb.train(
+        pruning = PruningCallback(
+            trial, metric, learning_rate=float(params["learning_rate"]), every=settings.report_every
+        )
+        booster, best = fit_early_stopped(
             params,
             train_set,
+            valid_set,
             num_boost_round=problem.num_boost_round,
-            valid_sets=[valid_set],
-            valid_names=["valid"],
-            callbacks=[
-                lgb.early_stopping(problem.early_stopping_rounds, verbose=False),
-                PruningCallback(
-                    trial,
-                    metric,
-                    learning_rate=float(params["learning_rate"]),
-                    every=settings.report_every,
-                ),
-            ],
+            early_stopping_rounds=problem.early_stopping_rounds,
+            callbacks=[pruning],
         )
-        best = max(1, int(booster.best_iteration or booster.current_iteration()))
         p = booster.predict(problem.matrix[valid_rows], num_iteration=best)
         trial.set_user_attr("best_iteration", best)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
