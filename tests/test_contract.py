@@ -483,6 +483,27 @@ def test_sliced_reader_reads_day_first_dates_by_the_whole_file(tmp_path, event_f
     assert sliced["occurred_at"].tolist() == list(expected)
 
 
+def test_sliced_reader_takes_the_latest_moment_from_day_first_dates(tmp_path, event_frames):
+    """Without a manifest, observed_until is the latest moment in the folder; a day-first
+    activity log (25/05/2026 14:30) must count, as it does for the whole-folder reader."""
+    leads = event_frames["leads"].head(2).assign(
+        lead_id=["A", "B"], created_at=["2026-01-05", "2026-01-06"]
+    )
+    leads.to_csv(tmp_path / "leads.csv", index=False)
+    activities = pd.DataFrame(
+        {
+            "lead_id": ["A", "B"],
+            "occurred_at": ["13/02/2026 10:00:00", "25/05/2026 14:30:00"],
+            "activity_type": ["web_visit", "web_visit"],
+        }
+    )
+    activities.to_csv(tmp_path / "activities.csv", index=False)
+    whole = load_closed_loop(tmp_path)
+    chunks = list(iter_closed_loop_chunks(tmp_path, chunk_leads=1))
+    assert whole.observed_until == pd.Timestamp("2026-05-25 14:30")
+    assert {c.observed_until for c in chunks} == {whole.observed_until}
+
+
 def test_sqlite_tables_are_found_in_any_case(tmp_path, event_frames):
     """SQLite table names are case-insensitive: Leads, Activities and Outcomes load."""
     import sqlite3

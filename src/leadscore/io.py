@@ -536,13 +536,13 @@ def iter_closed_loop_chunks(
                 with _read_errors(str(file), file.suffix.lower()):
                     keys[name] = _lead_key(con, name, file)
                     _check_ids_known(con, name, file, keys[name])
-        if until is None:
-            until = _latest_timestamp(con, leads, others)
         formats = {
             name: _text_timestamp_format(con, name, file)
             for name, file in others.items()
             if file is not None
         }
+        if until is None:
+            until = _latest_timestamp(con, leads, others, formats)
         for start in range(0, len(leads), chunk_leads):
             part = leads.iloc[start : start + chunk_leads]
             low, high = part["lead_id"].iloc[0], part["lead_id"].iloc[-1]
@@ -647,19 +647,29 @@ def _csv_missing(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _latest_timestamp(
-    con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, others: Mapping[str, Path | None]
+    con: duckdb.DuckDBPyConnection,
+    leads: pd.DataFrame,
+    others: Mapping[str, Path | None],
+    formats: Mapping[str, str | None],
 ) -> pd.Timestamp:
     """The latest moment in the folder (the default ``observed_until``), from one aggregate
-    per file instead of loading the activity log."""
+    per file instead of loading the activity log. Text timestamps in a format other than ISO
+    8601 (``25/02/2024``) are read in the format the slices are parsed with, not skipped."""
     con.execute("SET TimeZone = 'UTC'").fetchall()
     latest = [to_utc_naive(leads["created_at"], "leads", "created_at").max()]
-    for name, column in (("activities", "occurred_at"), ("outcomes", "closed_at")):
+    for name, column in _TIMESTAMP_COLUMNS.items():
         file = others[name]
         if file is not None:
+            fmt = formats.get(name)
+            if fmt is None:
+                moment = f"TRY_CAST({column} AS TIMESTAMPTZ)"
+            else:
+                text = f"regexp_replace(trim({column}), '\\s*UTC$', '+00:00')"
+                quoted = fmt.replace("'", "''")
+                moment = f"try_strptime({text}, '{quoted}')"
             with _read_errors(str(file), file.suffix.lower()):
                 value = con.execute(
-                    f"SELECT CAST(max(TRY_CAST({column} AS TIMESTAMPTZ)) AS TIMESTAMP) "
-                    f"FROM {_duckdb_scan(file)}"
+                    f"SELECT CAST(max({moment}) AS TIMESTAMP) FROM {_duckdb_scan(file)}"
                 ).fetchall()[0][0]
             if value is not None:
                 latest.append(pd.Timestamp(value))
