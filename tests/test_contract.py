@@ -486,8 +486,10 @@ def test_sliced_reader_reads_day_first_dates_by_the_whole_file(tmp_path, event_f
 def test_sliced_reader_takes_the_latest_moment_from_day_first_dates(tmp_path, event_frames):
     """Without a manifest, observed_until is the latest moment in the folder; a day-first
     activity log (25/05/2026 14:30) must count, as it does for the whole-folder reader."""
-    leads = event_frames["leads"].head(2).assign(
-        lead_id=["A", "B"], created_at=["2026-01-05", "2026-01-06"]
+    leads = (
+        event_frames["leads"]
+        .head(2)
+        .assign(lead_id=["A", "B"], created_at=["2026-01-05", "2026-01-06"])
     )
     leads.to_csv(tmp_path / "leads.csv", index=False)
     activities = pd.DataFrame(
