@@ -108,23 +108,47 @@ def _snapshots(
     return order, leads
 
 
-def test_lead_purge_drops_examples_whose_window_reaches_the_same_lead_later() -> None:
+def test_lead_purge_keeps_no_example_inside_a_window_the_booster_learned() -> None:
     order, leads = _snapshots()
     data = _dataset(order, lead_id=leads, horizon_days=90)
     folds = time_ordered_folds(
         data, test_size=0.25, calibration_size=0.25, valid_size=0.25, purge="lead"
     )
-    horizon = pd.Timedelta(days=90)
-    ids = np.asarray(leads)
-    for k, name in enumerate(FOLD_NAMES[:-1]):
-        later = np.concatenate([getattr(folds, n) for n in FOLD_NAMES[k + 1 :]])
-        first_later = pd.Series(order.to_numpy()[later]).groupby(ids[later]).min()
+    values, ids = order.to_numpy(), np.asarray(leads)
+    horizon = np.timedelta64(90, "D")
+    for k, name in enumerate(FOLD_NAMES[1:], start=1):
+        booster = np.concatenate([getattr(folds, n) for n in FOLD_NAMES[: min(k, 2)]])
+        reach = pd.Series(values[booster] + horizon).groupby(ids[booster]).max()
         rows = getattr(folds, name)
-        reach = order.to_numpy()[rows] + horizon.to_numpy()
-        nxt = first_later.reindex(ids[rows]).to_numpy()
-        assert not np.any(reach > nxt), f"{name} keeps a label window that leaks"
-    assert sum(folds.purged.values()) > 0
+        until = reach.reindex(ids[rows]).to_numpy()
+        inside = ~pd.isna(until) & (values[rows] < until)
+        assert not inside.any(), f"{name} keeps an example inside a window the booster learned"
+    assert folds.purged["fit"] == 0 and sum(folds.purged.values()) > 0
     _assert_time_ordered(folds, order.to_numpy())
+
+
+def test_lead_purge_does_not_depend_on_how_a_lead_ended() -> None:
+    """Half the leads close just before the test period and never show up there. Whether
+    their history examples are kept must not change with that: purging history examples of leads that
+    reappear later kept the leads that closed quickly (who win more), and the model
+    over-predicted every open lead."""
+    dates = pd.date_range("2023-01-01", periods=16, freq="30D")
+    rows = [(f"g{g}-{i}", d) for g in range(16) for i in range(10) for d in dates[g : g + 4]]
+    ids = np.asarray([lead for lead, _ in rows])
+    order = pd.Series([d for _, d in rows]).sort_values(kind="stable")
+    ids = ids[order.index.to_numpy()]
+    order = order.reset_index(drop=True)
+    test_from = dates[-4]
+    half = pd.Series(ids).str.rsplit("-", n=1).str[1].astype(int).to_numpy() < 5
+    closed_before_test = (order >= test_from).to_numpy() & half
+    kept: list[set[tuple[str, object]]] = []
+    for keep in (np.ones(len(ids), dtype=bool), ~closed_before_test):
+        sub_order = order[keep].reset_index(drop=True)
+        data = _dataset(sub_order, lead_id=list(ids[keep]), horizon_days=90, test_from=test_from)
+        folds = time_ordered_folds(data, calibration_size=0.25, valid_size=0.25, purge="lead")
+        history = np.concatenate([getattr(folds, n) for n in FOLD_NAMES[:-1]])
+        kept.append(set(zip(ids[keep][history], sub_order.to_numpy()[history], strict=True)))
+    assert kept[0] == kept[1]
 
 
 def test_all_purge_drops_every_window_reaching_the_next_fold() -> None:

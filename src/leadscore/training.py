@@ -445,10 +445,11 @@ def calibration_periods(
 
     Each date stands for the data set's usual step between dates: a day for flat tables,
     the as-of spacing for event data, so a fold holding one snapshot spans one step. When
-    ``purged`` examples were taken out of the fold (their label window reached into the test
-    fold), the rows left hold only part of the leads those periods brought, so they stand for
-    that share of the periods: the capacity becomes the same share of all open leads that
-    scoring will see, not a larger share of the leads purging happened to keep.
+    ``purged`` examples were taken out of the fold (their leads' earlier examples were fitted
+    on, see :mod:`leadscore.folds`), the rows left hold only part of the leads those periods
+    brought, so they stand for that share of the periods: the capacity becomes the same share
+    of all open leads that scoring will see, not a larger share of the leads purging
+    happened to keep.
     """
     order = dataset.order
     if order is None or not ptypes.is_datetime64_any_dtype(order):
