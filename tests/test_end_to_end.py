@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from mlflow import MlflowClient
 
 from leadscore.cli import main
+from leadscore.config import TrainConfig
+from leadscore.features import build_event_examples
+from leadscore.io import load_closed_loop
 from leadscore.sinks import read_history, read_scored_leads
+from leadscore.tracking import dataset_fingerprint
 
 
 @pytest.mark.slow
@@ -25,6 +30,12 @@ def test_make_run_steps(tmp_path, monkeypatch, capsys):
     assert metrics["run_id"] and metrics["model"]["roc_auc"] > 0.7
     assert (tmp_path / "mlflow.db").exists() and (tmp_path / "models" / "synthetic").is_dir()
     assert "now the registry's champion" in capsys.readouterr().out
+    # the notebooks hash the examples with the same function, so their runs compare with these
+    run = MlflowClient(tracking_uri="sqlite:///mlflow.db").get_run(metrics["run_id"])
+    examples = build_event_examples(
+        load_closed_loop("data/synthetic"), TrainConfig().events, name="synthetic"
+    )
+    assert run.data.tags["data_hash"] == dataset_fingerprint(examples)
 
     target = "data/scored_leads.duckdb"
     assert (

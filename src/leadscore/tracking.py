@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from mlflow.models import ModelSignature
 
     from leadscore.model import LeadScoringModel
+    from leadscore.schema import LabelledDataset
     from leadscore.training import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ __all__ = [
     "MODEL_ARTIFACT_PATH",
     "HoldoutRecord",
     "data_fingerprint",
+    "dataset_fingerprint",
     "holdout_record",
     "load_model",
     "log_training_run",
@@ -134,6 +136,22 @@ def data_fingerprint(frame: pd.DataFrame) -> str:
         digest.update(hashed.to_numpy(dtype="uint64").tobytes())
     digest.update(str(len(frame)).encode())
     return digest.hexdigest()
+
+
+def dataset_fingerprint(dataset: LabelledDataset) -> str:
+    """The ``data_hash`` of a training run: :func:`data_fingerprint` of everything that decides
+    the examples and their order (features, label, lead id, order).
+
+    The command line and the notebooks hash with this one function: a run from a notebook and
+    one from ``leadscore train`` on the same data must carry the same hash, or the registry
+    cannot tell that they were tested on the same rows and never compares them.
+    """
+    frame = dataset.X.assign(
+        __label__=np.asarray(dataset.y), __lead_id__=dataset.lead_id.to_numpy()
+    )
+    if dataset.order is not None:
+        frame["__order__"] = pd.Series(dataset.order.to_numpy(), index=frame.index)
+    return data_fingerprint(frame)
 
 
 def git_commit(path: Path | None = None) -> str | None:

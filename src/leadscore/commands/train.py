@@ -9,9 +9,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from leadscore.commands.validate import add_data_arguments
 from leadscore.config import TrainConfig, load_config
 from leadscore.datasets import load_dataset
@@ -260,24 +257,19 @@ def _log_to_mlflow(
     args: argparse.Namespace,
 ) -> str:
     from leadscore.tracking import (
-        data_fingerprint,
+        dataset_fingerprint,
         log_training_run,
         mlflow_errors,
         resolve_tracking_uri,
     )
 
-    frame = dataset.X.assign(
-        __label__=np.asarray(dataset.y), __lead_id__=dataset.lead_id.to_numpy()
-    )
-    if dataset.order is not None:
-        frame["__order__"] = pd.Series(dataset.order.to_numpy(), index=frame.index)
     with mlflow_errors(resolve_tracking_uri(config.mlflow.tracking_uri)):
         return log_training_run(
             result,
             dataset_name=dataset.name,
             spec=spec,
             config=config,
-            data_hash=data_fingerprint(frame),
+            data_hash=dataset_fingerprint(dataset),
             X_test=result.X_test,
             tracking_uri=config.mlflow.tracking_uri,
             experiment=config.mlflow.experiment,
