@@ -572,3 +572,119 @@ def test_normalized_labels_equal_trimming_and_lowering_every_row(labels, as_cate
         None if pd.isna(v) else v for v in expected.astype("object")
     ]
     assert pd.Index(result.categories).is_unique
+
+
+def _both_readers(folder):
+    """What the whole loader and the sliced reader (slices of one lead) make of a folder."""
+    whole = load_closed_loop(folder)
+    slices = list(iter_closed_loop_chunks(folder, chunk_leads=1))
+    return whole, slices
+
+
+@pytest.mark.parametrize(
+    "table, column", [("activities", "occurred_at"), ("outcomes", "closed_at")]
+)
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_timestamp_in_the_future_is_an_error_unless_the_extract_moment_is_given(
+    tmp_path, event_frames, table, column, fmt
+):
+    event_frames[table].loc[0, column] = "2062-06-01"
+    write_tables(event_frames, tmp_path, fmt=fmt)
+    expected = rf"{table}.{column}: 1 timestamp\(s\) after the current time .* e\.g\. 2062-06-01 "
+    expected += r"for lead 'a'.*observed_until in the folder's manifest.json"
+    with pytest.raises(DataError, match=expected):
+        load_closed_loop(tmp_path)
+    with pytest.raises(DataError, match=expected):
+        list(iter_closed_loop_chunks(tmp_path, chunk_leads=1))
+    (tmp_path / "manifest.json").write_text('{"observed_until": "2024-03-01"}')
+    whole, slices = _both_readers(tmp_path)
+    assert (
+        {s.observed_until for s in slices} == {whole.observed_until} == {pd.Timestamp("2024-03-01")}
+    )
+
+
+def test_a_local_time_a_few_hours_ahead_of_utc_is_not_in_the_future(event_frames):
+    now = pd.Timestamp("2024-03-01T02:00")
+    data = validate_closed_loop(**event_frames, now=now)  # latest row 2024-03-01T00:00
+    assert data.observed_until == pd.Timestamp("2024-03-01")
+    with pytest.raises(DataError, match="after the current time"):
+        validate_closed_loop(**event_frames, now=now - pd.Timedelta(days=2))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_lone_latest_timestamp_that_sets_the_extract_moment_is_named(
+    tmp_path, event_frames, fmt, caplog
+):
+    clean = tmp_path / "clean"
+    write_tables(event_frames, clean, fmt=fmt)
+    with caplog.at_level("WARNING"):
+        _both_readers(clean)
+    assert "observed_until" not in caplog.text
+    event_frames["activities"].loc[2, "occurred_at"] = "2024-06-01"  # a typo for 2024-01-06
+    write_tables(event_frames, tmp_path / "typo", fmt=fmt)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        whole, slices = _both_readers(tmp_path / "typo")
+    assert {s.observed_until for s in slices} == {whole.observed_until}
+    assert whole.observed_until == pd.Timestamp("2024-06-01")
+    warned = [r.getMessage() for r in caplog.records if "observed_until" in r.getMessage()]
+    assert len(warned) == 2 and warned[0] == warned[1]
+    assert "activities.occurred_at 2024-06-01 00:00 of lead 'b'" in warned[0]
+    assert "92 days after the rest" in warned[0] and "2024-03-01 00:00" in warned[0]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_an_outcome_closed_before_its_lead_was_created_is_an_error(tmp_path, event_frames, fmt):
+    event_frames["leads"].loc[1, "created_at"] = "2024-01-05T15:30:00"
+    event_frames["outcomes"]["closed_at"] = ["2023-12-01", "2024-01-05"]  # b: same day, no time
+    with pytest.raises(DataError, match=r"1 outcome\(s\) closed before the day their lead was"):
+        validate_closed_loop(**event_frames)
+    event_frames["outcomes"]["closed_at"] = ["2024-02-01", "2024-01-05"]
+    assert len(validate_closed_loop(**event_frames).outcomes) == 2
+    event_frames["outcomes"]["closed_at"] = ["2023-12-01", "2024-01-04"]
+    write_tables(event_frames, tmp_path, fmt=fmt)
+    expected = (
+        r"outcomes: 2 outcome\(s\) closed before the day their lead was created, e\.g\. lead "
+        r"'a' created 2024-01-01 00:00, closed 2023-12-01 00:00\. Correct closed_at"
+    )
+    with pytest.raises(DataError, match=expected):
+        load_closed_loop(tmp_path)
+    with pytest.raises(DataError, match=expected):
+        list(iter_closed_loop_chunks(tmp_path, chunk_leads=1))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_activity_rows_repeated_exactly_are_counted_once_by_both_readers(
+    tmp_path, event_frames, fmt, caplog
+):
+    acts = event_frames["activities"]
+    event_frames["activities"] = pd.concat([acts, acts.iloc[[0, 3, 3]]], ignore_index=True)
+    # the same moment with another detail or value is another action, not a repeat
+    other = acts.iloc[[3]].assign(value=5)
+    event_frames["activities"] = pd.concat([event_frames["activities"], other], ignore_index=True)
+    write_tables(event_frames, tmp_path, fmt=fmt)
+    with caplog.at_level("WARNING"):
+        whole, slices = _both_readers(tmp_path)
+    warned = [r.getMessage() for r in caplog.records if "repeat another row" in r.getMessage()]
+    assert warned == [warned[0]] * 2
+    assert warned[0].startswith("activities: 3 row(s) of 8 repeat another row exactly")
+    assert sum(len(s.activities) for s in slices) == len(whole.activities) == 8
+
+
+def test_decomposed_unicode_headers_are_read_composed(tmp_path):
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFD", "Städt Region")
+    assert decomposed != "Städt Region"
+    frame = pd.DataFrame({"lead_id": ["a", "b"], decomposed: ["x", "y"]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    for path in (tmp_path / "t.csv", tmp_path / "t.parquet"):
+        assert list(read_table(path).columns) == ["lead_id", "Städt Region"]
+        assert list(next(iter_table_chunks(path)).columns) == ["lead_id", "Städt Region"]
+
+
+def test_a_missing_column_names_the_closest_ones(event_frames):
+    leads = event_frames["leads"].rename(columns={"created_at": "Created_At "})
+    with pytest.raises(DataError, match=r"missing column 'created_at' \(closest: 'Created_At '\)"):
+        validate_closed_loop(leads)

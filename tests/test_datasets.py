@@ -573,3 +573,40 @@ def test_spreadsheet_numbers_months_and_free_text_are_typed_as_what_they_are(fla
     assert "a different value for most leads" in data.excluded["note"]
     kept = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["note"]}))
     assert "note" in kept.X
+
+
+def test_spaces_around_category_values_are_trimmed_as_in_training(flat_frame):
+    spec = parse_spec(SPEC)
+    clean = prepare_flat_dataset(flat_frame, spec)
+    spaced = flat_frame.assign(
+        source=flat_frame["source"].map({"ads": "ads ", "organic": " organic", "Select": "Select"})
+    )
+    padded = prepare_flat_dataset(spaced, spec)
+    pd.testing.assert_frame_equal(padded.X, clean.X)
+    # the scorer reads its chunks through mark_missing too: the levels it sees are the trained
+    chunk = mark_missing(spaced, spec.missing_values)
+    assert set(chunk["source"].dropna()) == set(clean.X["source"].cat.categories)
+    # case is kept (the event form keeps it too), and the id is read as written
+    cased = mark_missing(pd.DataFrame({"id": [" p1"], "x": ["Pro "]}), [], as_written=("id",))
+    assert cased.to_dict("list") == {"id": [" p1"], "x": ["Pro"]}
+
+
+def test_a_decomposed_unicode_header_matches_the_spec(tmp_path, flat_frame):
+    import unicodedata
+
+    name = "Städt Region"
+    frame = flat_frame.assign(**{unicodedata.normalize("NFD", name): ["a", "b", "c"] * 20})
+    data = load_dataset(write_spec(tmp_path, frame, labels={name: "Region"}))
+    assert name in data.X.columns
+    # and the other way round: the spec decomposed, the file composed
+    frame = flat_frame.assign(**{name: ["a", "b", "c"] * 20})
+    decomposed = unicodedata.normalize("NFD", name)
+    data = load_dataset(write_spec(tmp_path, frame, labels={decomposed: "Region"}))
+    assert data.features[-1].label == "Region"
+
+
+@pytest.mark.parametrize("written", ["visits ", "Visits"])
+def test_a_column_the_data_lacks_names_the_closest_ones(tmp_path, flat_frame, written):
+    path = write_spec(tmp_path, flat_frame.rename(columns={"visits": written}))
+    with pytest.raises(DataError, match=rf"no column 'visits' \(closest: '{written}'"):
+        load_dataset(path)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from leadscore.datasets import prepare_flat_dataset, read_flat_table
+from flat_tables import write_flat_spec
+from leadscore.cli import main
+from leadscore.datasets import load_dataset, prepare_flat_dataset, read_flat_table
 from leadscore.errors import DataError
+from leadscore.io import load_closed_loop, write_tables
 from leadscore.leakage import find_leakage_suspects, leakage_error, univariate_auc
 from leadscore.specs import load_spec
 
@@ -75,3 +79,105 @@ def test_x_education_tags_are_caught_when_not_excluded(shared_data_root):
     assert "Tags" in names
     honest = prepare_flat_dataset(read_flat_table(spec), spec)
     assert find_leakage_suspects(honest.X, honest.y) == []
+
+
+def test_names_written_after_contact_are_recognised():
+    from leadscore.leakage import post_contact_columns
+
+    names = [
+        "lead_quality",
+        "Lead Grade",
+        "leadStatus",
+        "Tags",
+        "sales_rep",
+        "Last Notable Activity",
+        "Country",
+        "report_region",
+        "Total Visits",
+        "Do Not Call",
+        "budget",
+        "plan",
+    ]
+    assert post_contact_columns(names, allow=["leadStatus"]) == {
+        "lead_quality": "quality",
+        "Lead Grade": "grade",
+        "Tags": "tags",
+        "sales_rep": "rep",
+        "Last Notable Activity": "last notable activity",
+    }
+
+
+def _quality_grade(y: np.ndarray, seed: int = 0) -> np.ndarray:
+    """A grade the sales team sets after contact: skewed by the outcome, but too noisy for
+    the AUC guard (High/Medium/Low)."""
+    rng = np.random.default_rng(seed)
+    won = rng.choice(["High", "Medium", "Low"], len(y), p=[0.6, 0.3, 0.1])
+    lost = rng.choice(["High", "Medium", "Low"], len(y), p=[0.15, 0.35, 0.5])
+    return np.where(y == 1, won, lost)
+
+
+def test_a_moderately_leaky_grade_passes_the_guard_but_its_name_is_warned_about(tmp_path, caplog):
+    rng = np.random.default_rng(1)
+    n = 1500
+    y = rng.binomial(1, 0.2, n)
+    frame = pd.DataFrame({"visits": rng.poisson(3, n), "lead_quality": _quality_grade(y)})
+    spec_path = write_flat_spec(tmp_path, frame, y)
+    data = load_dataset(spec_path)
+    assert find_leakage_suspects(data.X, data.y) == []
+    assert "'lead_quality' ('quality')" in caplog.text and "exclude in the spec" in caplog.text
+    caplog.clear()
+    spec = yaml.safe_load(spec_path.read_text())
+    spec_path.write_text(yaml.safe_dump({**spec, "exclude": {"lead_quality": "sales grade"}}))
+    load_dataset(spec_path)
+    assert "written after contact" not in caplog.text
+
+
+def test_event_lead_columns_named_after_contact_are_warned_about(tmp_path, event_frames, caplog):
+    event_frames["leads"]["lead_quality"] = ["High", "Low", "Low"]
+    write_tables(event_frames, tmp_path)
+    with caplog.at_level("WARNING"):
+        load_closed_loop(tmp_path)
+    assert "'lead_quality' ('quality')" in caplog.text
+    assert "drop them from the leads table" in caplog.text
+
+
+def _validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``leadscore -q validate ARGS``, in this process: exit code, stdout and stderr."""
+    code = main(["-q", "validate", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_validate_refuses_what_train_refuses(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    n = 1500
+    y = rng.binomial(1, 0.2, n)
+    tags = np.where(rng.random(n) < 0.97, np.where(y == 1, "Closed", "Ringing"), "Called")
+    frame = pd.DataFrame({"visits": rng.poisson(3 + y, n), "tags": tags})
+    code, out, err = _validate(capsys, "--spec", str(write_flat_spec(tmp_path, frame, y)))
+    assert code == 2, out + err
+    assert "suspected leakage in 1 feature(s): 'tags'" in err.splitlines()[-1]
+    small = pd.DataFrame({"visits": rng.poisson(3, 60).astype(float)})
+    small.loc[5, "visits"] = np.inf
+    folder = tmp_path / "small"
+    folder.mkdir()
+    code, out, err = _validate(capsys, "--spec", str(write_flat_spec(folder, small, y[:60])))
+    assert code == 2
+    assert "column 'visits' holds an infinite value in 1 row(s)" in err
+    small.loc[5, "visits"] = 1.0
+    code, out, err = _validate(capsys, "--spec", str(write_flat_spec(folder, small, y[:60])))
+    assert code == 0, err
+    assert "note: train would stop here: too little history" in out
+
+
+def test_validate_runs_the_guard_on_event_examples(tmp_path, capsys):
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    data = generate_closed_loop(SynthParams(n_leads=3000, seed=1))
+    outcome = data.leads["lead_id"].map(data.outcomes.set_index("lead_id")["outcome"])
+    leads = data.leads.assign(tags=np.where(outcome == "won", "Closed - won", None))
+    tables = {"leads": leads, "activities": data.activities, "outcomes": data.outcomes}
+    write_tables(tables, tmp_path)
+    code, out, err = _validate(capsys, "--data", str(tmp_path))
+    assert code == 2, out + err
+    assert "suspected leakage in 1 feature(s): 'tags'" in err.splitlines()[-1]

@@ -23,10 +23,12 @@ from pandas.api import types as ptypes
 
 from leadscore.errors import DataError, SpecError
 from leadscore.io import read_table
+from leadscore.leakage import post_contact_columns, warn_post_contact_columns
 from leadscore.model import level_text, parse_numbers
 from leadscore.schema import (
     Feature,
     LabelledDataset,
+    closest_names,
     is_text_timestamps,
     to_lead_ids,
     to_utc_naive,
@@ -125,23 +127,50 @@ def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:
     for column in columns:
         if column not in frame.columns:
             raise DataError(
-                f"{what} has no column {column!r} (have: {', '.join(map(str, frame.columns))})",
+                f"{what} has no column {column!r}{closest_names(column, frame.columns)} "
+                f"(have: {', '.join(map(str, frame.columns))})",
                 "Fix the column name in the spec or add the column to the data.",
             )
 
 
-def mark_missing(frame: pd.DataFrame, tokens: list[str]) -> pd.DataFrame:
+def mark_missing(
+    frame: pd.DataFrame, tokens: list[str], *, as_written: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Replace blank text and the spec's "not answered" tokens (case-insensitive, trimmed) by
-    missing: a CSV reads an empty cell as missing, while Parquet and databases hand over
-    ``""``, and a label or feature must not depend on which one the table came from."""
+    missing, and trim the spaces around every other text value, except in the columns
+    ``as_written`` (the id).
+
+    A CSV reads an empty cell as missing, while Parquet and databases hand over ``""``, and a
+    label or feature must not depend on which one the table came from. Training and scoring
+    both read text through here, so ``'Pro '`` at scoring is the level ``Pro`` it was in
+    training, not a category never seen (the event form trims its categories too); case is
+    kept, as in the event form.
+    """
     lowered = {"", *(t.strip().lower() for t in tokens)}
     out = frame.copy()
     for column in out.columns:
         values = out[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            continue
         if ptypes.is_string_dtype(values) or ptypes.is_object_dtype(values):
-            text = values.astype("string").str.strip().str.lower()
-            out[column] = values.mask(text.isin(lowered))
+            text = values.astype("string").str.strip()
+            blank = text.str.lower().isin(lowered).fillna(False).to_numpy(dtype=bool)
+            if column not in as_written:
+                values = _trimmed(values)
+            out[column] = values.mask(blank)
     return out
+
+
+def _trimmed(values: pd.Series) -> pd.Series:
+    """Text values without surrounding spaces; values that are no text stay as they are.
+    Worked on the distinct values: a column of categories holds few."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    texts = [u.strip() if isinstance(u, str) else u for u in uniques]
+    if all(t is u for t, u in zip(texts, uniques, strict=True)):
+        return values
+    table = np.array([*texts, None], dtype=object)
+    trimmed = pd.Series(table[codes], index=values.index)
+    return trimmed.astype(values.dtype) if ptypes.is_string_dtype(values.dtype) else trimmed
 
 
 def _label_matches(values: pd.Series, wanted: list[object]) -> pd.Series:
@@ -408,7 +437,7 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
     named += [*spec.exclude, *spec.categorical, *spec.numeric, *spec.labels]
     named += [*spec.groups.fit, *spec.groups.engagement, *spec.allow_leakage]
     _require(frame, list(dict.fromkeys(named)), f"{spec.name}")
-    frame = mark_missing(frame.reset_index(drop=True), spec.missing_values)
+    frame = mark_missing(frame.reset_index(drop=True), spec.missing_values, as_written=(spec.id,))
 
     lead_id = to_lead_ids(frame[spec.id], spec.name, spec.id)
     dup = lead_id.duplicated()
@@ -433,6 +462,12 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
             f"{spec.name}: no feature column is left after exclusions",
             "Keep at least one column that is not the id, label or excluded.",
         )
+    warn_post_contact_columns(
+        post_contact_columns([f.name for f in features], allow=spec.allow_leakage),
+        "If the sales team fills them in, list them under exclude in the spec, with the "
+        "reason; if they are known before contact, list them under allow_leakage to silence "
+        "this warning.",
+    )
 
     kept = keep.to_numpy()
     if not kept.any():

@@ -23,16 +23,27 @@ import pandas as pd
 from leadscore.errors import DataError
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
+    LEAD_FIT_FIELDS,
+    LEADS_REQUIRED,
     MISSING_SPELLINGS,
     OUTCOMES_REQUIRED,
     ClosedLoopData,
+    TimestampSummary,
     _require_columns,
+    closed_before_created_error,
+    column_name,
+    count_duplicate_activities,
+    extract_moment,
+    future_cutoff,
     parse_observed_until,
     parse_timestamps_as,
+    tail_rows,
     text_timestamp_format,
-    to_utc_naive,
+    timestamp_summary,
+    utc_now,
     validate_closed_loop,
     validate_leads,
+    warn_duplicate_activities,
 )
 
 if TYPE_CHECKING:
@@ -248,9 +259,21 @@ def read_table(
 
 
 def _drop_unnamed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Drop empty ``Unnamed: N`` columns that a trailing comma in a CSV header creates."""
+    """Drop empty ``Unnamed: N`` columns that a trailing comma in a CSV header creates, and
+    write every column name in Unicode's composed form (:func:`~leadscore.schema.column_name`),
+    as specs and models name them."""
     unnamed = [c for c in frame.columns if str(c).startswith("Unnamed: ") and frame[c].isna().all()]
-    return frame.drop(columns=unnamed) if unnamed else frame
+    frame = frame.drop(columns=unnamed) if unnamed else frame
+    names = [column_name(c) for c in frame.columns]
+    if names == list(frame.columns):
+        return frame
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise DataError(
+            f"two columns are both named {twice!r}, written with different Unicode characters",
+            "Rename one of them.",
+        )
+    return frame.set_axis(names, axis=1)
 
 
 @contextmanager
@@ -354,7 +377,7 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
                 table = next((n for n in names if n.lower() == str(table).lower()), table)
         # a query, not read_sql_table: SQLAlchemy's DATETIME parsing turns a second UTC
         # offset in a column into NaT (summer time), and the sliced reader reads by query too
-        return pd.read_sql_query(_select_sql(table, query), con)
+        return _drop_unnamed(pd.read_sql_query(_select_sql(table, query), con))
 
 
 def iter_table_chunks(
@@ -381,7 +404,8 @@ def iter_table_chunks(
     if is_sql_url(source):
         url = str(source)
         with _read_errors(shown_url(url), ""), _sql_connection(url, table, query) as con:
-            yield from pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows)
+            for chunk in pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows):
+                yield _drop_unnamed(chunk)
         return
     path = _table_file(source, table, query)
     suffix = path.suffix.lower()
@@ -401,7 +425,7 @@ def iter_table_chunks(
             with _duckdb_file(path, table, query) as con:
                 reader = con.sql(query or f'SELECT * FROM "{table}"').to_arrow_reader(chunk_rows)
                 for batch in reader:
-                    yield batch.to_pandas()
+                    yield _drop_unnamed(batch.to_pandas())
 
 
 def event_data_name(source: str | Path) -> str:
@@ -483,8 +507,24 @@ def load_closed_loop(
         text,
         ", ".join(f"{k}={0 if v is None else len(v):,}" for k, v in frames.items()),
     )
-    return validate_closed_loop(
+    data = validate_closed_loop(
         frames["leads"], frames["activities"], frames["outcomes"], observed_until=observed_until
+    )
+    warn_post_contact_leads(data.leads)
+    return data
+
+
+def warn_post_contact_leads(leads: pd.DataFrame) -> None:
+    """Warn about extra lead columns named like a field the sales team writes after contact
+    (:func:`~leadscore.leakage.post_contact_columns`): they become features unless dropped,
+    and one that is only moderately predictive passes the leakage guard."""
+    from leadscore.leakage import post_contact_columns, warn_post_contact_columns
+
+    extra = [str(c) for c in leads.columns if c not in (*LEADS_REQUIRED, *LEAD_FIT_FIELDS)]
+    warn_post_contact_columns(
+        post_contact_columns(extra),
+        "If the sales team fills them in, drop them from the leads table before training; if "
+        "they are known before contact, ignore this warning.",
     )
 
 
@@ -502,7 +542,11 @@ def iter_closed_loop_chunks(
     (``1.0`` is ``1``; CSV ids as written), with an id-range filter in front that skips whole
     row groups of Parquet files sorted by lead id (as ``leadscore synth`` writes them). Rows for
     unknown or empty ids are an error, as in :func:`load_closed_loop`, so both readers see the
-    same data. Every slice shares the folder's ``observed_until``.
+    same data. Every slice shares the folder's ``observed_until``; taken from the data, it is
+    checked on the whole folder as :func:`load_closed_loop` checks it (a timestamp in the
+    future is an error, a latest one far after the rest a warning), and so are outcomes closed
+    before their lead was created. Activity rows repeated exactly are counted over all slices
+    and logged once, after the last.
     """
     import duckdb
 
@@ -528,7 +572,8 @@ def iter_closed_loop_chunks(
     until = observed_until if observed_until is not None else _manifest_observed_until(path)
     others = {name: find_event_table(path, name) for name in ("activities", "outcomes")}
     with duckdb.connect() as con:
-        con.register("known_ids", leads[["lead_id"]])
+        con.execute("SET TimeZone = 'UTC'").fetchall()
+        con.register("known_ids", leads[["lead_id", "created_at"]])
         keys: dict[str, str] = {}
         for name, file in others.items():
             if file is not None:
@@ -541,8 +586,11 @@ def iter_closed_loop_chunks(
             for name, file in others.items()
             if file is not None
         }
+        if others["outcomes"] is not None:
+            _check_closed_after_created(con, others["outcomes"], keys["outcomes"], formats)
         if until is None:
-            until = _latest_timestamp(con, leads, others, formats)
+            until = _latest_timestamp(con, leads, others, formats, keys)
+        duplicates = activity_rows = 0
         for start in range(0, len(leads), chunk_leads):
             part = leads.iloc[start : start + chunk_leads]
             low, high = part["lead_id"].iloc[0], part["lead_id"].iloc[-1]
@@ -564,9 +612,17 @@ def iter_closed_loop_chunks(
                     frame[column] = parse_timestamps_as(frame[column], formats[name], name, column)
                 frames[name] = frame
             con.unregister("slice_ids")
-            yield validate_closed_loop(
-                part, frames["activities"], frames["outcomes"], observed_until=until
+            data = validate_closed_loop(
+                part,
+                frames["activities"],
+                frames["outcomes"],
+                observed_until=until,
+                warn_duplicates=False,
             )
+            duplicates += count_duplicate_activities(data.activities)
+            activity_rows += len(data.activities)
+            yield data
+    warn_duplicate_activities(duplicates, activity_rows)
 
 
 _TIMESTAMP_COLUMNS = {"activities": "occurred_at", "outcomes": "closed_at"}
@@ -646,34 +702,74 @@ def _csv_missing(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _moment_sql(column: str, fmt: str | None) -> str:
+    """SQL for ``column`` as a UTC timestamp without zone (the session's zone is UTC), read as
+    the slices are parsed: ISO 8601, or text in the format decided on the whole file."""
+    if fmt is None:
+        return f"CAST(TRY_CAST({column} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    text = f"regexp_replace(trim({column}), '\\s*UTC$', '+00:00')"
+    quoted = fmt.replace("'", "''")
+    return f"CAST(try_strptime({text}, '{quoted}') AS TIMESTAMP)"
+
+
+def _check_closed_after_created(
+    con: duckdb.DuckDBPyConnection, file: Path, key: str, formats: Mapping[str, str | None]
+) -> None:
+    """Outcomes closed before the day their lead was created, over the whole file, as
+    :func:`~leadscore.schema.validate_closed_loop` refuses them (same count, same lead)."""
+    moment = _moment_sql("closed_at", formats.get("outcomes"))
+    with _read_errors(str(file), file.suffix.lower()):
+        count, lead, created, closed = con.execute(
+            "SELECT count(*), min(o.k), arg_min(l.created_at, o.k), arg_min(o.m, o.k) "
+            f"FROM (SELECT {key} AS k, {moment} AS m FROM {_duckdb_scan(file)}) o "
+            "JOIN known_ids l ON o.k = l.lead_id WHERE o.m < date_trunc('day', l.created_at)"
+        ).fetchall()[0]
+    if count:
+        raise closed_before_created_error(count, lead, pd.Timestamp(created), pd.Timestamp(closed))
+
+
 def _latest_timestamp(
     con: duckdb.DuckDBPyConnection,
     leads: pd.DataFrame,
     others: Mapping[str, Path | None],
     formats: Mapping[str, str | None],
+    keys: Mapping[str, str],
 ) -> pd.Timestamp:
-    """The latest moment in the folder (the default ``observed_until``), from one aggregate
-    per file instead of loading the activity log. Text timestamps in a format other than ISO
-    8601 (``25/02/2024``) are read in the format the slices are parsed with, not skipped."""
-    con.execute("SET TimeZone = 'UTC'").fetchall()
-    latest = [to_utc_naive(leads["created_at"], "leads", "created_at").max()]
+    """The default ``observed_until`` of the folder, checked as
+    :func:`~leadscore.schema.extract_moment` checks it, from two aggregates per file (row
+    counts, then the latest rows) instead of loading the activity log. Text timestamps in a
+    format other than ISO 8601 (``25/02/2024``) are read in the format the slices are parsed
+    with, not skipped."""
+    now = utc_now()
+    cutoff = future_cutoff(now).to_pydatetime()
+    moments: dict[str, tuple[Path, str]] = {}
+    counts: dict[str, tuple[int, int]] = {}
     for name, column in _TIMESTAMP_COLUMNS.items():
         file = others[name]
-        if file is not None:
-            fmt = formats.get(name)
-            if fmt is None:
-                moment = f"TRY_CAST({column} AS TIMESTAMPTZ)"
-            else:
-                text = f"regexp_replace(trim({column}), '\\s*UTC$', '+00:00')"
-                quoted = fmt.replace("'", "''")
-                moment = f"try_strptime({text}, '{quoted}')"
-            with _read_errors(str(file), file.suffix.lower()):
-                value = con.execute(
-                    f"SELECT CAST(max({moment}) AS TIMESTAMP) FROM {_duckdb_scan(file)}"
-                ).fetchall()[0][0]
-            if value is not None:
-                latest.append(pd.Timestamp(value))
-    return max(latest)
+        if file is None:
+            continue
+        moments[name] = (
+            file,
+            f"SELECT {_moment_sql(column, formats.get(name))} AS m, "
+            f"{keys[name]} AS k FROM {_duckdb_scan(file)}",
+        )
+        with _read_errors(str(file), file.suffix.lower()):
+            rows, future = con.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE m > ?) FROM ({moments[name][1]})",
+                [cutoff],
+            ).fetchall()[0]
+        counts[name] = (int(rows), int(future))
+    keep = tail_rows(len(leads) + sum(rows for rows, _ in counts.values())) + 1
+    summaries = [timestamp_summary(leads, "leads", "created_at", now=now, keep=keep)]
+    for name, (file, select) in moments.items():
+        with _read_errors(str(file), file.suffix.lower()):
+            latest = con.execute(
+                f"SELECT m AS moment, k AS lead_id FROM ({select}) WHERE m IS NOT NULL "
+                f"ORDER BY m DESC LIMIT {keep}"
+            ).df()
+        rows, future = counts[name]
+        summaries.append(TimestampSummary(name, _TIMESTAMP_COLUMNS[name], rows, future, latest))
+    return extract_moment(summaries, now=now)
 
 
 def _duckdb_scan(file: Path) -> str:

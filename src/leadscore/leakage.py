@@ -14,10 +14,17 @@ fit fold only, so the test fold stays untouched:
 
 A feature that trips either check stops training unless its name is allowed explicitly
 (``allow_leakage`` in the dataset spec or the training config), and the report lists it.
+
+A leaky column that is only moderately predictive (a quality grade the sales team sets with
+some noise) passes both checks, so column names that say they were written after contact
+(:data:`POST_CONTACT_WORDS`) are warned about as well: a warning, since a name is no proof.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +35,52 @@ from sklearn.model_selection import StratifiedKFold
 
 from leadscore.errors import DataError
 
+logger = logging.getLogger(__name__)
+
 MIN_NON_NULL = 20
+
+#: Words in a column name that say the sales team wrote it after contact (DOMAIN.md: call
+#: notes, tags, lead quality grades, "last activity" set by sales), or that it records the
+#: outcome itself. Matched as whole words of the name, so ``Country`` never matches ``rep``.
+POST_CONTACT_WORDS: frozenset[str] = frozenset(
+    {
+        "quality",
+        "grade",
+        "graded",
+        "tag",
+        "tags",
+        "status",
+        "stage",
+        "score",
+        "scoring",
+        "rating",
+        "disposition",
+        "reason",
+        "owner",
+        "rep",
+        "note",
+        "notes",
+        "comment",
+        "comments",
+        "outcome",
+        "qualified",
+        "disqualified",
+        "qualification",
+        "opportunity",
+        "deal",
+        "won",
+        "lost",
+        "closed",
+    }
+)
+
+#: Phrases (consecutive words) with the same meaning, where each word alone is innocent.
+POST_CONTACT_PHRASES: tuple[tuple[str, ...], ...] = (
+    ("last", "activity"),
+    ("last", "notable", "activity"),
+    ("last", "contacted"),
+    ("sales", "feedback"),
+)
 
 
 @dataclass(frozen=True)
@@ -123,4 +175,46 @@ def leakage_error(suspects: list[LeakageSuspect]) -> DataError:
         "If they are written after contact, exclude them (a spec's exclude; for event data, "
         "drop the column from the leads table); if they are truly known at scoring time, "
         "allow them (a spec's allow_leakage, or leakage.allow in the training config).",
+    )
+
+
+def _name_words(name: str) -> list[str]:
+    """``leadQuality``, ``Lead Quality`` and ``lead_quality`` as ``["lead", "quality"]``."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(name))
+    return [w for w in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if w]
+
+
+def post_contact_columns(names: Iterable[str], *, allow: Iterable[str] = ()) -> dict[str, str]:
+    """Columns of ``names`` whose name says they are written after contact, each with the
+    word that says so; names in ``allow`` are left out (allowed as known at scoring)."""
+    allowed = set(allow)
+    found: dict[str, str] = {}
+    for name in names:
+        if name in allowed:
+            continue
+        words = _name_words(name)
+        hit = next((w for w in words if w in POST_CONTACT_WORDS), None)
+        if hit is None:
+            for phrase in POST_CONTACT_PHRASES:
+                n = len(phrase)
+                if any(tuple(words[i : i + n]) == phrase for i in range(len(words) - n + 1)):
+                    hit = " ".join(phrase)
+                    break
+        if hit is not None:
+            found[str(name)] = hit
+    return found
+
+
+def warn_post_contact_columns(found: dict[str, str], fix: str) -> None:
+    """Log one warning naming the :func:`post_contact_columns` found, with ``fix``: how to
+    exclude them in the caller's data form (a spec's exclude, or dropping a lead column)."""
+    if not found:
+        return
+    named = ", ".join(f"{name!r} ({word!r})" for name, word in found.items())
+    logger.warning(
+        "%d column(s) named like a field written after contact, which would leak the "
+        "outcome: %s. %s",
+        len(found),
+        named,
+        fix,
     )

@@ -24,9 +24,12 @@ converted to UTC and made naive once, at validation.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import re
+import unicodedata
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -36,6 +39,8 @@ from pandas.api import types as ptypes
 from pandas.tseries.api import guess_datetime_format
 
 from leadscore.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 #: A whole number written as text, ``"3"`` or ``"3.0"``: a code read from one file as a float
 #: and from another as text is the same value.
@@ -235,11 +240,30 @@ class LabelledDataset:
 # --------------------------------------------------------------------------- validation
 
 
+def column_name(name: object) -> object:
+    """A column name in Unicode's composed form (NFC): a header typed on macOS may arrive
+    decomposed (``Sta\u0308dt``) and would not match the same name in a spec or a model."""
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
+def closest_names(name: object, have: Iterable[object]) -> str:
+    """`` (closest: 'Budget ', 'budget')`` for a column that is not there, or ``""``: a
+    trailing space or another case is hard to see in "no column 'Budget'" alone."""
+    names = [str(c) for c in have]
+    wanted = str(name)
+    lowered = {n.strip().casefold(): n for n in names}
+    found = [lowered[wanted.strip().casefold()]] if wanted.strip().casefold() in lowered else []
+    found += difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
+    found = list(dict.fromkeys(found))[:3]
+    return f" (closest: {', '.join(repr(n) for n in found)})" if found else ""
+
+
 def _require_columns(frame: pd.DataFrame, table: str, required: Iterable[str]) -> None:
     missing = [c for c in required if c not in frame.columns]
     if missing:
         raise DataError(
-            f"{table}: missing column {missing[0]!r} (have: {', '.join(map(str, frame.columns))})",
+            f"{table}: missing column {missing[0]!r}{closest_names(missing[0], frame.columns)} "
+            f"(have: {', '.join(map(str, frame.columns))})",
             f"Add it or rename the matching column to {missing[0]!r}; the README's data "
             "contract lists every column.",
         )
@@ -555,11 +579,20 @@ def validate_closed_loop(
     activities: pd.DataFrame | None = None,
     outcomes: pd.DataFrame | None = None,
     observed_until: pd.Timestamp | str | None = None,
+    *,
+    now: pd.Timestamp | None = None,
+    warn_duplicates: bool = True,
 ) -> ClosedLoopData:
     """Validate the three event-form tables and return them typed.
 
     ``observed_until`` defaults to the latest timestamp anywhere in the data: the moment the
-    extract was taken, after which nothing can be known.
+    extract was taken, after which nothing can be known. Taken from the data, it is checked
+    by :func:`extract_moment`: a timestamp after ``now`` (default: the current time, UTC) is
+    an error, and a latest timestamp far after the rest is a warning, since one typo would
+    move every label window and all censoring with it. An outcome closed before the day its
+    lead was created is an error: training would leave the lead out without a word.
+    ``warn_duplicates`` logs how many activity rows repeat another one exactly (a reader of
+    slices counts them over all slices instead).
     """
     leads_v = validate_leads(leads)
     ids = pd.Index(leads_v["lead_id"])
@@ -567,19 +600,194 @@ def validate_closed_loop(
     outs = outcomes if outcomes is not None else pd.DataFrame(columns=OUTCOMES_REQUIRED)
     acts_v = validate_activities(acts, ids)
     outs_v = validate_outcomes(outs, ids)
-    latest = [leads_v["created_at"].max()]
-    if len(acts_v):
-        latest.append(acts_v["occurred_at"].max())
-    if len(outs_v):
-        latest.append(outs_v["closed_at"].max())
-    until = (
-        pd.Timestamp(max(latest))
-        if observed_until is None
-        else parse_observed_until(observed_until)
-    )
+    _check_closed_after_created(leads_v, outs_v)
+    if warn_duplicates:
+        warn_duplicate_activities(count_duplicate_activities(acts_v), len(acts_v))
+    if observed_until is None:
+        moment = now if now is not None else utc_now()
+        total = len(leads_v) + len(acts_v) + len(outs_v)
+        keep = tail_rows(total) + 1
+        until = extract_moment(
+            [
+                timestamp_summary(leads_v, "leads", "created_at", now=moment, keep=keep),
+                timestamp_summary(acts_v, "activities", "occurred_at", now=moment, keep=keep),
+                timestamp_summary(outs_v, "outcomes", "closed_at", now=moment, keep=keep),
+            ],
+            now=moment,
+        )
+    else:
+        until = parse_observed_until(observed_until)
     if until.tzinfo is not None:
         until = until.tz_convert("UTC").tz_localize(None)
     return ClosedLoopData(leads_v, acts_v, outs_v, until)
+
+
+def utc_now() -> pd.Timestamp:
+    """The current time as the package keeps time: UTC without timezone."""
+    return pd.Timestamp.now(tz="UTC").tz_localize(None)
+
+
+def future_cutoff(now: pd.Timestamp) -> pd.Timestamp:
+    """Timestamps after this moment are in the future: a day after ``now``, since local
+    times written without a timezone are read as UTC and run up to 14 hours ahead of it."""
+    return now + pd.Timedelta(days=1)
+
+
+def _check_closed_after_created(leads: pd.DataFrame, outcomes: pd.DataFrame) -> None:
+    if outcomes.empty:
+        return
+    created = outcomes["lead_id"].map(leads.set_index("lead_id")["created_at"])
+    # by day: a CRM that writes close dates without a time closes same-day leads at midnight
+    early = outcomes["closed_at"] < created.astype("datetime64[us]").dt.floor("D")
+    if early.any():
+        first = outcomes[early].assign(created=created[early]).sort_values("lead_id").iloc[0]
+        raise closed_before_created_error(
+            int(early.sum()),
+            str(first["lead_id"]),
+            pd.Timestamp(first["created"]),
+            pd.Timestamp(first["closed_at"]),
+        )
+
+
+def closed_before_created_error(
+    count: int, lead_id: str, created: pd.Timestamp, closed: pd.Timestamp
+) -> DataError:
+    """The error for outcomes closed before the day their lead was created (``lead_id``: the
+    smallest such id, so that every reader names the same one)."""
+    return DataError(
+        f"outcomes: {count:,} outcome(s) closed before the day their lead was created, e.g. "
+        f"lead {lead_id!r} created {created:%Y-%m-%d %H:%M}, closed {closed:%Y-%m-%d %H:%M}",
+        "Correct closed_at or the lead's created_at (a lead that came back after it closed "
+        "needs a new lead_id): training would leave these leads out without a word.",
+    )
+
+
+ACTIVITY_KEY = ("lead_id", "occurred_at", "activity_type", "detail", "value")
+
+
+def count_duplicate_activities(activities: pd.DataFrame) -> int:
+    """Activity rows (validated) that repeat an earlier row exactly: same lead, moment, type,
+    detail and value. Such rows are counted twice by every feature, and an export that
+    joined one table twice writes them.
+
+    Rows are first compared by a hash of the cheap columns, and only those whose hash repeats
+    are compared in full: an activity log of fifty million rows is too large to hash its ids
+    for a check that usually finds nothing.
+    """
+    if len(activities) < 2:
+        return 0
+    moment = activities["occurred_at"].to_numpy().view("int64").astype("uint64")
+    key = moment * np.uint64(1_000_003)
+    for shift, column in ((56, "activity_type"), (40, "detail")):
+        codes = activities[column].cat.codes.to_numpy().astype("int64") + 1
+        key ^= codes.astype("uint64") << np.uint64(shift)
+    value = activities["value"].to_numpy(dtype="float64", na_value=np.nan)
+    key ^= np.where(np.isnan(value), -1.0, value).view("uint64")
+    candidates = pd.Series(key).duplicated(keep=False).to_numpy()
+    if not candidates.any():
+        return 0
+    return int(activities[candidates].duplicated(list(ACTIVITY_KEY)).sum())
+
+
+def warn_duplicate_activities(count: int, total: int) -> None:
+    """Log the duplicate activity rows :func:`count_duplicate_activities` found, if any."""
+    if count:
+        logger.warning(
+            "activities: %s row(s) of %s repeat another row exactly (same lead, occurred_at, "
+            "activity_type, detail and value) and count twice in every feature; drop the "
+            "duplicates if the export repeated them",
+            f"{count:,}",
+            f"{total:,}",
+        )
+
+
+#: A latest timestamp more than this many days after the rest of the data is named: the
+#: default extract moment was taken from it.
+EXTRACT_GAP_DAYS = 30
+
+
+def tail_rows(rows: int) -> int:
+    """How many of the latest rows :func:`extract_moment` sets aside before it compares: 0.1%
+    of all rows, at least one."""
+    return max(1, rows // 1000)
+
+
+@dataclass(frozen=True)
+class TimestampSummary:
+    """What :func:`extract_moment` needs of one timestamp column, so that a reader of slices
+    can compute it in a database and the whole loader in pandas.
+
+    ``latest`` holds the column's latest rows, newest first (``moment``, ``lead_id``), at
+    least ``tail_rows(all rows) + 1`` of them where the column has that many; ``future`` is
+    the number of rows after :func:`future_cutoff`.
+    """
+
+    table: str
+    column: str
+    rows: int
+    future: int
+    latest: pd.DataFrame
+
+
+def timestamp_summary(
+    frame: pd.DataFrame, table: str, column: str, *, now: pd.Timestamp, keep: int
+) -> TimestampSummary:
+    """:class:`TimestampSummary` of a validated table's timestamp ``column``."""
+    moments = frame[column]
+    top = moments.nlargest(keep, keep="first") if len(moments) else moments
+    latest = pd.DataFrame(
+        {"moment": top.to_numpy(), "lead_id": frame["lead_id"].to_numpy()[top.index]}
+    )
+    future = int((moments > future_cutoff(now)).sum())
+    return TimestampSummary(table, column, len(frame), future, latest)
+
+
+def extract_moment(summaries: Sequence[TimestampSummary], *, now: pd.Timestamp) -> pd.Timestamp:
+    """The default ``observed_until``: the latest timestamp of the data, checked.
+
+    A timestamp after ``now`` (more than a day: :func:`future_cutoff`) is an error: a typo
+    (2062 for 2026) would become the extract moment, every as-of date's label window would
+    look complete and no lead would be censored. A latest timestamp more than
+    :data:`EXTRACT_GAP_DAYS` days after the latest of the other rows, once the newest 0.1%
+    (at least one row) are set aside, is a warning naming it: a real extract ends where its
+    rows are dense, and a stray date on its own would move the extract moment, and label
+    windows that were never observed would count as observed.
+    """
+    for summary in summaries:
+        if summary.future:
+            newest = summary.latest.iloc[0]
+            raise DataError(
+                f"{summary.table}.{summary.column}: {summary.future:,} timestamp(s) after the "
+                f"current time ({now:%Y-%m-%d %H:%M} UTC), e.g. {newest['moment']:%Y-%m-%d} "
+                f"for lead {newest['lead_id']!r}",
+                "Correct them, or give the moment of the extract as observed_until in the "
+                "folder's manifest.json (in Python: load_closed_loop(..., observed_until=...)); "
+                "taken from the data, the extract moment would move to that date.",
+            )
+    frames = [s.latest.assign(where=f"{s.table}.{s.column}") for s in summaries if len(s.latest)]
+    merged = pd.concat(frames, ignore_index=True).sort_values(
+        "moment", ascending=False, kind="stable"
+    )
+    latest = merged.iloc[0]
+    skip = tail_rows(sum(s.rows for s in summaries))
+    if len(merged) > skip:
+        rest = pd.Timestamp(merged["moment"].iloc[skip])
+        gap = pd.Timestamp(latest["moment"]) - rest
+        if gap > pd.Timedelta(days=EXTRACT_GAP_DAYS):
+            logger.warning(
+                "observed_until (the extract moment) was taken from the latest timestamp, "
+                "%s %s of lead %r, which is %d days after the rest of the data (latest once "
+                "the newest %s row(s) are set aside: %s); if it is a typo, correct it, or give "
+                "observed_until in the folder's manifest.json: label windows up to it count as "
+                "observed",
+                latest["where"],
+                f"{pd.Timestamp(latest['moment']):%Y-%m-%d %H:%M}",
+                latest["lead_id"],
+                gap.days,
+                f"{skip:,}",
+                f"{rest:%Y-%m-%d %H:%M}",
+            )
+    return pd.Timestamp(latest["moment"])
 
 
 def parse_observed_until(value: pd.Timestamp | str, source: str = "observed_until") -> pd.Timestamp:

@@ -259,7 +259,7 @@ def _flat_scorer(
         for batch in batches:
             if batch.empty:
                 continue
-            rows = mark_missing(batch, list(missing_values))
+            rows = mark_missing(batch, list(missing_values), as_written=(id_column,))
             yield settings.score(scoring, rows, to_lead_ids(rows[id_column], "leads"))
 
     return score_partition

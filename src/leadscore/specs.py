@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import unicodedata
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -302,6 +303,18 @@ def parse_spec(data: Any, *, origin: str = "spec", base_dir: Path | None = None)
         ) from err
 
 
+def _composed(data: Any) -> Any:
+    """Every text of a parsed spec in Unicode's composed form (NFC), as column names are read:
+    a spec typed on macOS may hold the decomposed form of a header."""
+    if isinstance(data, str):
+        return unicodedata.normalize("NFC", data)
+    if isinstance(data, dict):
+        return {_composed(k): _composed(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_composed(v) for v in data]
+    return data
+
+
 def load_spec(name_or_path: str | os.PathLike[str], data_root: Path | None = None) -> DatasetSpec:
     """Load a built-in spec by name (``x_education``, ``olist``) or a YAML spec file by path.
 
@@ -325,7 +338,7 @@ def load_spec(name_or_path: str | os.PathLike[str], data_root: Path | None = Non
             f"Use one of {', '.join(BUILTIN_SPECS)} or the path of a YAML spec.",
         )
     try:
-        data = _load_yaml(path.read_text())
+        data = _composed(_load_yaml(path.read_text()))
     except yaml.YAMLError as err:
         raise SpecError(
             f"{path} is not valid YAML: {str(err).splitlines()[0]}", "Fix the YAML syntax."

@@ -304,9 +304,10 @@ def _check_classes(y: np.ndarray, folds: Folds) -> None:
             )
 
 
-def _check_finite(X: pd.DataFrame) -> None:
+def check_finite(X: pd.DataFrame) -> None:
     """An infinite value has no place on a score scale: the leakage guard, the baselines and
-    the explanations would each fail on it further down, so it is named here."""
+    the explanations would each fail on it further down, so it is named here (and by
+    ``leadscore validate``, in the same words)."""
     for name in X.columns:
         values = X[name]
         if ptypes.is_float_dtype(values.dtype):
@@ -423,7 +424,7 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
     )
     y = np.asarray(dataset.y, dtype="int64")
     _check_classes(y, folds)
-    _check_finite(dataset.X)
+    check_finite(dataset.X)
     suspects = find_leakage_suspects(
         dataset.X.iloc[folds.fit],
         y[folds.fit],

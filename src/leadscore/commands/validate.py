@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from leadscore.config import TrainConfig, load_config
 from leadscore.datasets import load_dataset
-from leadscore.errors import LeadscoreError
-from leadscore.features import build_features
-from leadscore.io import load_closed_loop
+from leadscore.errors import LeadscoreError, ModelError
+from leadscore.features import build_event_examples, build_features
+from leadscore.io import event_data_name, load_closed_loop
+from leadscore.schema import LabelledDataset
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,13 +44,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="check lead data against the data contract",
         description="Check flat data (with its spec) or event-form data against the data "
         "contract and print what the model will see: leads, wins, features by group and the "
-        "columns left out with their reasons. Exits non-zero with a one-line error otherwise.",
+        "columns left out with their reasons. Then run the checks train runs before it grows "
+        "a tree (infinite values, the leakage guard) on the examples train would build. Exits "
+        "non-zero with a one-line error otherwise.",
     )
     add_data_arguments(parser)
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="YAML",
+        help="training config whose folds, events and leakage settings train would use "
+        "(default: the built-in defaults)",
+    )
     parser.set_defaults(func=run)
 
 
+def check_as_train_would(dataset: LabelledDataset, config: TrainConfig) -> str | None:
+    """Run the checks with which ``train`` refuses data before fitting (folds, infinite
+    values, the leakage guard: :func:`~leadscore.training.prepare_training`), so that
+    validate does not pass data that train then refuses. Too little history (cold start) is
+    no fault of the data: it is returned as a note, and the later checks are skipped.
+    """
+    from leadscore.training import check_finite, prepare_training
+
+    check_finite(dataset.X)
+    try:
+        prepare_training(dataset, config)
+    except ModelError as err:
+        return f"train would stop here: {err}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    config = load_config(getattr(args, "config", None))
     if args.spec:
         data = load_dataset(args.spec, data_root=args.data_root)
         groups = {g: [f.name for f in data.features if f.group == g] for g in ("fit", "engagement")}
@@ -60,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {group} features ({len(names)}): {', '.join(names) or '-'}")
         for column, reason in data.excluded.items():
             print(f"  left out {column!r}: {reason}")
+        _print_note(check_as_train_would(data, config))
         return 0
     if args.data is None:  # pragma: no cover - argparse enforces one of the two
         raise LeadscoreError("no data given", "Pass --spec or --data.")
@@ -76,4 +106,18 @@ def run(args: argparse.Namespace) -> int:
     for group in ("fit", "engagement"):
         names = [f.name for f in table.features if f.group == group]
         print(f"  {group} features ({len(names)}): {', '.join(names) or '-'}")
+    from leadscore.training import check_finite
+
+    check_finite(table.X)
+    try:
+        examples = build_event_examples(events, config.events, name=event_data_name(args.data))
+    except LeadscoreError as err:  # too little time for one complete label window
+        _print_note(f"train would stop here: {err}")
+        return 0
+    _print_note(check_as_train_would(examples, config))
     return 0
+
+
+def _print_note(note: str | None) -> None:
+    if note is not None:
+        print(f"note: {note}")
