@@ -110,3 +110,51 @@ def test_single_class_keeps_raw_scores_and_bad_method_raises() -> None:
 def test_incomplete_json_raises_model_error() -> None:
     with pytest.raises(ModelError, match="calibrator"):
         ProbabilityCalibrator.from_dict({"method": "auto"})
+
+
+def _saved(method: str = "sigmoid", **params: object) -> dict:
+    return {
+        "method": "auto",
+        "cv": 5,
+        "random_state": 0,
+        "method_": method,
+        "params_": params,
+        "brier_oof_": {},
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (_saved(a="nan", b=1.0), "sigmoid parameters"),
+        (_saved(a=float("nan"), b=1.0), "sigmoid parameters"),
+        (_saved(a=1.0, b=float("inf")), "sigmoid parameters"),
+        (_saved(a=True, b=0.0), "sigmoid parameters"),
+        (_saved("sigmoid"), "sigmoid parameters"),
+        (_saved("isotonic", x=[1.0, 0.0], y=[0.1, 0.9]), "x is not sorted"),
+        (_saved("isotonic", x=[0.0, 1.0], y=[0.9, 0.1]), "y decreases"),
+        (_saved("isotonic", x=[0.0, 1.0], y=[0.1, 1.5]), "leaves \\[0, 1\\]"),
+        (_saved("isotonic", x=[], y=[]), "0 and 0 points"),
+        (_saved("isotonic", x=[0.0, 1.0], y=[0.5]), "2 and 1 points"),
+        (_saved("isotonic", x=[0.0, None], y=[0.1, 0.2]), "not a finite number"),
+        (_saved("isotonic", x="0,1", y=[0.1, 0.2]), "not lists"),
+        ({**_saved(a=1.0, b=0.0), "params_": [1, 2]}, "params_ is list"),
+        ({**_saved(a=1.0, b=0.0), "cv": "5"}, "whole number"),
+        ({**_saved(a=1.0, b=0.0), "method": "platt"}, "method 'platt'"),
+        ({**_saved(a=1.0, b=0.0), "brier_oof_": [0.1]}, "brier_oof_"),
+        ([1, 2], "not a mapping"),
+    ],
+)
+def test_a_damaged_calibrator_is_refused_when_read(data: object, message: str) -> None:
+    """Values that would turn every probability into nan, or into a map that is not monotone
+    or leaves [0, 1], fail when the model file is read: the file is blamed, not the leads."""
+    with pytest.raises(ModelError, match=f"calibrator in the model file is damaged: .*{message}"):
+        ProbabilityCalibrator.from_dict(data)  # type: ignore[arg-type]
+
+
+def test_a_saved_calibrator_reads_back_with_its_checks_passing() -> None:
+    """The checks accept every method :meth:`fit` produces, a one-point isotonic map too."""
+    one_point = ProbabilityCalibrator.from_dict(_saved("isotonic", x=[0.2], y=[0.3]))
+    np.testing.assert_array_equal(one_point.predict(np.array([-5.0, 5.0])), [0.3, 0.3])
+    sigmoid = ProbabilityCalibrator.from_dict(_saved(a=2, b=-1))
+    assert sigmoid.params_ == {"a": 2.0, "b": -1.0}

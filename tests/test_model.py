@@ -147,6 +147,44 @@ def test_tampered_or_missing_files_raise_model_errors(trained, tmp_path) -> None
         (lambda meta: meta.pop("booster_sha256"), r"model.json has no booster_sha256"),
         (lambda meta: meta["features"][0].update(kind="blob"), r"unknown kind 'blob'"),
         (lambda meta: meta["features"][0].update(group="who"), r"unknown group 'who'"),
+        # impossible values: they loaded and staged or scored every lead wrongly
+        (
+            lambda meta: meta["stages"].update(mql_threshold_=0.9, sql_threshold_=0.1),
+            r"damaged: the MQL cut-off \(0.9\) is above the SQL cut-off",
+        ),
+        (
+            lambda meta: meta["stages"].update(mql_threshold_=5, sql_threshold_=7),
+            r"damaged: mql_threshold_ is 5, not a probability",
+        ),
+        (
+            lambda meta: meta["stages"].update(sql_threshold_=float("nan")),
+            r"damaged: sql_threshold_ is nan",
+        ),
+        (
+            lambda meta: meta["calibrator"].update(method_="sigmoid", params_={"a": "nan", "b": 1}),
+            r"calibrator in the model file is damaged: sigmoid parameters",
+        ),
+        (
+            lambda meta: meta["calibrator"].update(
+                method_="isotonic", params_={"x": [1, 0], "y": [0.9, 0.1]}
+            ),
+            r"damaged: isotonic x is not sorted",
+        ),
+        (
+            lambda meta: meta["calibrator"].update(method_="isotonic", params_={"x": [], "y": []}),
+            r"damaged: isotonic x and y hold 0 and 0 points",
+        ),
+        # malformed structure: tracebacks (AttributeError, TypeError, ValueError) before
+        (lambda meta: meta.update(categories=[1, 2]), r"damaged: categories is list"),
+        (lambda meta: meta.update(metadata=[1]), r"damaged: metadata is list"),
+        (lambda meta: meta.update(format_version="x"), r"damaged: format_version 'x'"),
+        (lambda meta: meta.update(calibrator=None), r"damaged: calibrator is NoneType"),
+        (lambda meta: meta.update(sub_scorer=[1]), r"damaged: sub_scorer is list"),
+        (lambda meta: meta.update(features=[1, 2]), r"damaged: feature 0 lacks its name"),
+        (lambda meta: meta["features"][0].update(colour="red"), r"unknown field 'colour'"),
+        (lambda meta: meta["features"][0].update(label=3), r"feature 0 has a field that is not"),
+        (lambda meta: meta["categories"].update(source="abc"), r"levels of 'source' are not a"),
+        (lambda meta: meta.pop("stages"), r"damaged: it has no 'stages'"),
     ],
 )
 def test_a_hand_edited_model_file_fails_at_load_time(trained, tmp_path, edit, message) -> None:
@@ -157,8 +195,12 @@ def test_a_hand_edited_model_file_fails_at_load_time(trained, tmp_path, edit, me
     meta = json.loads((folder / META_FILE).read_text())
     edit(meta)
     (folder / META_FILE).write_text(json.dumps(meta))
-    with pytest.raises(ModelError, match=message):
+    with pytest.raises(ModelError, match=message) as err:
         LeadScoringModel.load(folder)
+    assert str(folder / META_FILE) in str(err.value) and "\n" not in str(err.value)
+    if "damaged" in message:
+        fix = "Retrain the model or restore its model.json as it was saved."
+        assert str(err.value).endswith(fix)
 
 
 def test_texts_round_trip_as_the_folder_does(trained, tmp_path) -> None:
@@ -369,3 +411,60 @@ def test_typical_leads_land_in_the_stage_a_marketer_expects(trained) -> None:
     assert stages["demo-requesting director"] == "sql"
     assert stages["idle student"] == "lead" and stages["silent lead"] == "lead"
     assert p["demo-requesting director"] > p["curious manager"] > p["idle student"]
+
+
+# --------------------------------------------------------------------------- the MLflow pyfunc
+
+
+@pytest.fixture(scope="module")
+def logged_pyfunc(trained, tmp_path_factory):
+    """The trained model logged as tracking logs it (the pyfunc file as code, the model folder
+    as an artifact, the same signature), in a SQLite store under tmp_path, and loaded back."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from leadscore import pyfunc, tracking
+
+    result, _ = trained
+    root = tmp_path_factory.mktemp("pyfunc")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    with tracking.quiet_mlflow(), tracking.using_tracking_uri(uri):
+        experiment = MlflowClient(uri).create_experiment(
+            "pyfunc", artifact_location=(root / "artifacts").as_uri()
+        )
+        with mlflow.start_run(experiment_id=experiment):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=pyfunc.__file__,
+                artifacts={pyfunc.MODEL_DIR_ARTIFACT: str(result.model.save(root / "m"))},
+                signature=tracking.model_signature(result.model),
+            )
+        return mlflow.pyfunc.load_model(info.model_uri)
+
+
+def test_pyfunc_refuses_input_without_any_model_feature(trained, logged_pyfunc) -> None:
+    """MLflow drops every column the signature does not name: without this check a request
+    with other column names came back as an empty frame, no error."""
+    leads = pd.DataFrame({"Source": ["a", "b", "c"], "Web Visits 30d": [3, 0, 1]})
+    with pytest.raises(DataError, match="holds none of the model's 6 feature columns"):
+        logged_pyfunc.predict(leads)
+    from leadscore.pyfunc import score_frame
+
+    with pytest.raises(DataError, match="none of the model's 6 feature columns"):
+        score_frame(trained[0].model, leads)
+
+
+def test_pyfunc_warns_about_absent_features_and_scores_every_row(
+    trained, logged_pyfunc, caplog
+) -> None:
+    _, dataset = trained
+    leads = dataset.X[["web_visits_30d"]].head(7)
+    with caplog.at_level("WARNING", logger="leadscore.pyfunc"):
+        out = logged_pyfunc.predict(leads)
+    assert len(out) == 7 and out["probability"].between(0, 1).all()
+    assert "5 of 6 features are not in the input and score as missing" in caplog.text
+    assert "'seniority'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="leadscore.pyfunc"):
+        full = logged_pyfunc.predict(dataset.X.head(7).astype({"seniority": str, "source": str}))
+    assert len(full) == 7 and "score as missing" not in caplog.text

@@ -242,3 +242,46 @@ def test_a_share_of_a_period_just_below_one_is_not_printed_as_one() -> None:
         p, _labels(p, 0), periods=0.9997
     )
     assert any("stand for 0.999 of a" in w for w in stages.warnings_)
+
+
+def _saved_cuts(**changes: object) -> dict:
+    p = np.random.default_rng(5).random(300)
+    saved = StageThresholds().fit(p, _labels(p, 5)).to_dict()
+    return json.loads(json.dumps({**saved, **changes}))
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mql_threshold_": 0.9, "sql_threshold_": 0.1}, "MQL cut-off \\(0.9\\) is above"),
+        ({"mql_threshold_": None, "sql_threshold_": 0.5}, "MQL cut-off \\(inf\\) is above"),
+        ({"mql_threshold_": 5, "sql_threshold_": 7}, "mql_threshold_ is 5"),
+        ({"sql_threshold_": -0.1}, "sql_threshold_ is -0.1"),
+        ({"sql_threshold_": float("nan")}, "sql_threshold_ is nan"),
+        ({"sql_threshold_": "0.5"}, "sql_threshold_ is '0.5'"),
+        ({"sql_threshold_": True}, "sql_threshold_ is True"),
+        ({"warnings_": "text"}, "warnings_"),
+        ({"achieved_": [1]}, "achieved_"),
+        ({"policy": {"mql": {"policy": "lift"}}}, "policy mql.policy"),
+    ],
+)
+def test_damaged_saved_cut_offs_are_refused_when_read(changes: dict, message: str) -> None:
+    """Cut-offs that are no probability, or an MQL cut-off above the SQL one, would stage
+    every lead as `lead` or skip the MQL stage: the model file fails when it is read."""
+    with pytest.raises(ModelError, match=f"thresholds in the model file are damaged: .*{message}"):
+        StageThresholds.from_dict(_saved_cuts(**changes))
+    with pytest.raises(ModelError, match="damaged: they are list"):
+        StageThresholds.from_dict([0.1, 0.2])  # type: ignore[arg-type]
+
+
+def test_a_cost_above_the_deal_value_leaves_the_stage_empty_and_round_trips() -> None:
+    """An expected-value cut-off above 1 is reached by no probability: it is saved as null
+    ("nobody"), so that every saved cut-off is a probability or null and reads back."""
+    p = np.linspace(0, 1, 201)
+    policy = {**_policy({"policy": "recall", "target": 0.9}, {"policy": "expected_value"})}
+    policy["contact_cost"] = 1500.0
+    stages = StageThresholds(policy).fit(p, _labels(p, 3))
+    assert stages.sql_threshold_ == math.inf
+    assert any("SQL stage stays empty" in w for w in stages.warnings_)
+    back = StageThresholds.from_dict(json.loads(json.dumps(stages.to_dict(), allow_nan=False)))
+    assert back.sql_threshold_ == math.inf and "sql" not in set(back.transform(p))

@@ -196,6 +196,7 @@ def test_sales_capacity_counts_a_single_snapshot_as_one_as_of_step() -> None:
     assert 40 <= sql["count"] <= 60
     assert sql["per_period"] == sql["count"]
     assert not any("less than one period" in w for w in r.warnings)
+    assert r.metrics["uncertainty"] is None  # the key README lists is there, empty
 
 
 def _synthetic_examples(n_leads: int, seed: int, config: TrainConfig) -> tuple[Any, Any]:

@@ -19,6 +19,8 @@ and loading it runs no code.
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -204,30 +206,86 @@ class ProbabilityCalibrator(BaseEstimator):
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProbabilityCalibrator:
-        """Rebuild a fitted calibrator written by :meth:`to_dict`."""
-        try:
-            cal = cls(data["method"], int(data["cv"]), int(data["random_state"]))
-            method = str(data["method_"])
-            raw = dict(data["params_"])
-        except (KeyError, TypeError, ValueError) as err:
+    def from_dict(cls, data: Mapping[str, Any]) -> ProbabilityCalibrator:
+        """Rebuild a fitted calibrator written by :meth:`to_dict`.
+
+        Every value is checked, not only its presence: a hand-edited or damaged file must fail
+        here, with the file blamed, rather than load and turn every lead's probability into
+        ``nan`` or into a map that is not monotone (later blamed on the leads being scored).
+
+        Raises
+        ------
+        ModelError
+            A missing or mistyped field, an unknown method, a non-finite parameter, or
+            isotonic points that are empty, of unequal length, not sorted by score, or whose
+            probabilities decrease or leave [0, 1].
+        """
+        if not isinstance(data, Mapping):
+            raise _damaged(f"it is {type(data).__name__}, not a mapping")
+        required = ("method", "cv", "random_state", "method_", "params_")
+        missing = [k for k in required if k not in data]
+        if missing:
+            raise _damaged(f"it has no {missing[0]!r}")
+        method, cv, seed = data["method"], data["cv"], data["random_state"]
+        if method not in METHODS:
+            raise _damaged(f"method {method!r} is not one of {', '.join(METHODS)}")
+        if not _is_int(cv) or cv < 2 or not _is_int(seed):
+            raise _damaged(f"cv {cv!r} or random_state {seed!r} is not a whole number (cv >= 2)")
+        fitted, raw = data["method_"], data["params_"]
+        if fitted not in METHODS[1:]:
             raise ModelError(
-                f"calibrator in the model file is incomplete ({err})",
-                "Retrain the model or restore its model.json.",
-            ) from err
-        if method not in METHODS[1:]:
-            raise ModelError(
-                f"calibrator method {method!r} in the model file is unknown",
+                f"calibrator method {fitted!r} in the model file is unknown",
                 "Retrain the model with this version of leadscore.",
             )
-        if method == "isotonic":
-            raw = {
-                "x": np.asarray(raw["x"], dtype="float64"),
-                "y": np.asarray(raw["y"], dtype="float64"),
-            }
-        elif method == "sigmoid":
-            raw = {"a": float(raw["a"]), "b": float(raw["b"])}
-        cal.method_ = method
-        cal.params_ = raw
-        cal.brier_oof_ = {str(k): float(v) for k, v in data.get("brier_oof_", {}).items()}
+        if not isinstance(raw, Mapping):
+            raise _damaged(f"params_ is {type(raw).__name__}, not a mapping")
+        cal = cls(method, cv, seed)
+        cal.method_ = fitted
+        cal.params_ = _read_params(fitted, raw)
+        brier = data.get("brier_oof_", {})
+        if not isinstance(brier, Mapping) or not all(
+            v is None or _is_number(v) for v in brier.values()
+        ):
+            raise _damaged("brier_oof_ is not a mapping of numbers")
+        cal.brier_oof_ = {str(k): math.nan if v is None else float(v) for k, v in brier.items()}
         return cal
+
+
+def _damaged(what: str) -> ModelError:
+    return ModelError(
+        f"the calibrator in the model file is damaged: {what}",
+        "Retrain the model or restore its model.json as it was saved.",
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    """A finite JSON number (``true`` is no number, ``"0.5"`` and ``NaN`` neither)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _read_params(method: str, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The fitted parameters of ``method`` from JSON, checked to give probabilities."""
+    if method == "identity":
+        return {}
+    if method == "sigmoid":
+        a, b = raw.get("a"), raw.get("b")
+        if not (_is_number(a) and _is_number(b)):
+            raise _damaged(f"sigmoid parameters a={a!r}, b={b!r} are not finite numbers")
+        return {"a": float(a), "b": float(b)}  # type: ignore[arg-type]
+    x, y = raw.get("x"), raw.get("y")
+    if not (isinstance(x, list) and isinstance(y, list)):
+        raise _damaged("isotonic x and y are not lists")
+    if not x or len(x) != len(y):
+        raise _damaged(f"isotonic x and y hold {len(x)} and {len(y)} points")
+    if not all(_is_number(v) for v in (*x, *y)):
+        raise _damaged("isotonic x or y holds a value that is not a finite number")
+    xs, ys = np.asarray(x, dtype="float64"), np.asarray(y, dtype="float64")
+    if np.any(np.diff(xs) < 0):
+        raise _damaged("isotonic x is not sorted")
+    if np.any(np.diff(ys) < 0) or ys[0] < 0 or ys[-1] > 1:
+        raise _damaged("isotonic y decreases or leaves [0, 1]")
+    return {"x": xs, "y": ys}

@@ -121,9 +121,45 @@ _SET_BY_THE_CONFIG = {
 }
 
 
+#: Objectives whose raw score is the log-odds of a win and whose prediction is a probability,
+#: as calibration, stages, explanations and the quality gate all assume. ``cross_entropy``
+#: (alias ``xentropy``) minimises the same log loss as ``binary`` on 0/1 labels; everything
+#: else (regression, ranking, multiclass, ``cross_entropy_lambda``) would ship scores that
+#: are no probabilities.
+PROBABILITY_OBJECTIVES: tuple[str, ...] = ("binary", "cross_entropy", "xentropy")
+
+
+def _check_meaning(key: str, main: str, value: Any) -> None:
+    """Refuse parameters that change what the booster's scores mean or when training stops."""
+    if main == "objective" and not (
+        isinstance(value, str) and value.lower() in PROBABILITY_OBJECTIVES
+    ):
+        raise _lightgbm_param_error(
+            key,
+            f"{value!r} does not predict a probability of winning",
+            "Remove it (the model is trained with objective binary; cross_entropy also works).",
+        )
+    if main == "sigmoid" and not (
+        isinstance(value, int | float) and not isinstance(value, bool) and value == 1
+    ):
+        raise _lightgbm_param_error(
+            key,
+            "rescales the raw scores, which calibration and explanations read as log-odds",
+            "Remove it; the calibrator already fits the scale of the scores.",
+        )
+    if main == "metric":
+        raise _lightgbm_param_error(
+            key,
+            "would change when early stopping stops (it watches the valid fold's log loss)",
+            "Remove it; to stop and tune on another measure, run `leadscore tune --objective`.",
+        )
+
+
 def _check_lightgbm_params(params: dict[str, Any]) -> dict[str, Any]:
     """Parameters under their main names: an alias would lose to the default's main name and
-    a typo would be ignored by LightGBM, so both are settled here."""
+    a typo would be ignored by LightGBM, so both are settled here. Parameters that would make
+    the scores something other than log-odds of a win (``objective``, ``sigmoid``) or change
+    the early-stopping measure (``metric``) are refused, see :func:`_check_meaning`."""
     names = lightgbm_main_names()
     if not names:
         return dict(params)
@@ -149,6 +185,7 @@ def _check_lightgbm_params(params: dict[str, Any]) -> dict[str, Any]:
                 f"is set by lightgbm.{_SET_BY_THE_CONFIG[main]}",
                 f"Remove it and set lightgbm.{_SET_BY_THE_CONFIG[main]} instead.",
             )
+        _check_meaning(key, main, value)
         if main in given:
             raise _lightgbm_param_error(
                 key, f"sets {main}, which {given[main]} already sets", "Keep one of the two."
@@ -165,7 +202,15 @@ def _check_lightgbm_params(params: dict[str, Any]) -> dict[str, Any]:
 class LightGBMConfig(_Section):
     """Booster settings on top of :func:`leadscore.training.default_params`; ``params`` are
     LightGBM parameters under their main names (aliases are translated, unknown names and
-    ``monotone_constraints`` rejected)."""
+    ``monotone_constraints`` rejected).
+
+    The model is a probability of winning, so ``objective`` may only be ``binary`` (the
+    default) or ``cross_entropy``/``xentropy``, the same log loss on 0/1 labels: any other
+    objective would ship scores that are no probabilities. ``sigmoid`` (other than 1) is
+    refused because it rescales the log-odds every later step reads, and ``metric`` because
+    early stopping watches the valid fold's log loss (``leadscore tune --objective`` stops on
+    another measure); ``num_iterations`` and ``early_stopping_round`` are set by
+    ``num_boost_round`` and ``early_stopping_rounds``."""
 
     params: dict[str, Any] = Field(default_factory=dict)
     num_boost_round: int = Field(5000, ge=1)
@@ -210,13 +255,45 @@ class EvaluationConfig(_Section):
     level: float = Field(0.95, gt=0, lt=1)
 
 
+def registered_model_problem(name: str) -> str | None:
+    """Why MLflow's model registry would refuse ``name``, or ``None`` when it takes it.
+
+    MLflow has no public check, so its rule (``mlflow.utils.validation._validate_model_name``
+    and the file store's additions) is mirrored: not blank, no ``/`` or ``:``, no ``%``, and
+    not a name that reads as another path (``.``, ``..`` and names starting with ``..``).
+    Checked when the config is read, so a bad name stops before training, not after it.
+    """
+    if not name.strip():
+        return "the name is blank"
+    bad = [c for c in ("/", ":", "%") if c in name]
+    if bad:
+        return f"{name!r} holds {bad[0]!r}, which MLflow does not allow in a model name"
+    if name == "." or name.startswith(".."):
+        return f"{name!r} reads as a folder path, which MLflow does not allow as a model name"
+    return None
+
+
 class MlflowConfig(_Section):
     """Where runs are logged; ``tracking_uri: null`` means ``$MLFLOW_TRACKING_URI``, else
-    ``sqlite:///mlflow.db`` in the working directory."""
+    ``sqlite:///mlflow.db`` in the working directory. ``registered_model`` is the registry
+    name (``null`` logs the model without registering it); MLflow's naming rule is checked
+    here, see :func:`registered_model_problem`."""
 
     tracking_uri: str | None = None
     experiment: str = "leadscore"
     registered_model: str | None = "leadscore"
+
+    @field_validator("registered_model", mode="after")
+    @classmethod
+    def _registrable(cls, name: str | None) -> str | None:
+        problem = None if name is None else registered_model_problem(name)
+        if problem is not None:
+            raise PydanticCustomError(
+                "config_value",
+                problem,
+                {"fix": "Use letters, digits, '-', '_', '.' or spaces, e.g. leadscore-crm."},
+            )
+        return name
 
 
 class TrainConfig(_Section):
@@ -263,6 +340,8 @@ def _error_line(err: ValidationError, source: str) -> SpecError:
             f"{source}: unknown key {where!r}",
             "Remove it or fix its spelling; configs/train.yaml lists every key.",
         )
+    if first["type"] == "config_value":
+        return SpecError(f"{source}: {where}: {first['msg']}", first["ctx"]["fix"])
     if first["type"] == "lightgbm_param":
         return SpecError(
             f"{source}: {where}.{first['ctx']['key']}: {first['msg']}", first["ctx"]["fix"]

@@ -25,7 +25,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -461,6 +461,14 @@ class LeadScoringModel:
         """A model from the text of its two files (:meth:`to_texts`); runs no code from them.
 
         ``meta_name`` and ``booster_name`` say where the texts came from, in error messages.
+
+        Raises
+        ------
+        ModelError
+            The texts are no model, were written by a newer leadscore, do not belong together
+            (checksum), or ``model.json`` is damaged: a field missing or of the wrong type, or
+            a value no fitted model has (a cut-off that is no probability, MQL above SQL, a
+            calibrator parameter that is not finite, isotonic points out of order).
         """
         try:
             meta = json.loads(meta_text)
@@ -473,10 +481,13 @@ class LeadScoringModel:
                 f"{meta_name} is not a leadscore model file",
                 "Point to a folder written by `leadscore train`.",
             )
-        if int(meta.get("format_version", -1)) > FORMAT_VERSION:
+        version = meta.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise _damaged(meta_name, f"format_version {version!r} is not a whole number")
+        if version > FORMAT_VERSION:
             raise ModelError(
                 f"{meta_name} was written by a newer leadscore "
-                f"({meta.get('leadscore_version')}, format {meta.get('format_version')})",
+                f"({meta.get('leadscore_version')}, format {version})",
                 "Upgrade leadscore to load it.",
             )
         expected = meta.get("booster_sha256")
@@ -485,30 +496,30 @@ class LeadScoringModel:
                 f"{meta_name} has no booster_sha256 (every model file is saved with one)",
                 "Restore the model folder as it was saved, or retrain.",
             )
+        if not isinstance(expected, str):
+            raise _damaged(meta_name, "booster_sha256 is not a text")
         if hashlib.sha256(booster_text.encode()).hexdigest() != expected:
             raise ModelError(
                 f"{booster_name} does not match its model.json (checksum differs)",
                 "Restore the model folder as it was saved, or retrain.",
             )
-        try:
-            features = [Feature(**f) for f in meta["features"]]
-            encoder = FeatureEncoder(features, meta["categories"])
+        features, categories, metadata = _read_structure(meta, meta_name)
+        try:  # the parts check their own values and raise ModelError naming the part
             calibrator = ProbabilityCalibrator.from_dict(meta["calibrator"])
             stages = StageThresholds.from_dict(meta["stages"])
             raw_sub = meta.get("sub_scorer")
             sub_scorer = None if raw_sub is None else SubScorer.from_dict(raw_sub)
+        except ModelError as err:
+            raise ModelError(f"{meta_name}: {err.problem}", err.fix) from err
+        try:
             booster = lgb.Booster(model_str=booster_text)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(
-                f"{meta_name} is incomplete or damaged ({err})",
-                "Restore the file or retrain the model.",
-            ) from err
         except lgb.basic.LightGBMError as err:
             raise ModelError(
                 f"{booster_name} is not a LightGBM model ({err})",
                 "Restore the file or retrain the model.",
             ) from err
-        return cls(booster, encoder, calibrator, stages, meta.get("metadata", {}), sub_scorer)
+        encoder = FeatureEncoder(features, categories)
+        return cls(booster, encoder, calibrator, stages, metadata, sub_scorer)
 
     def __repr__(self) -> str:
         name = self.metadata.get("dataset", "?")
@@ -517,6 +528,65 @@ class LeadScoringModel:
             f"calibration={self.calibrator.method_!r}, "
             f"mql>={self.mql_threshold:.3f}, sql>={self.sql_threshold:.3f})"
         )
+
+
+_FEATURE_FIELDS = frozenset(f.name for f in fields(Feature))
+
+
+def _damaged(meta_name: str, what: str) -> ModelError:
+    return ModelError(
+        f"{meta_name} is damaged: {what}",
+        "Retrain the model or restore its model.json as it was saved.",
+    )
+
+
+def _read_structure(
+    meta: Mapping[str, Any], meta_name: str
+) -> tuple[list[Feature], dict[str, list[str]], dict[str, Any]]:
+    """The features, category levels and metadata of a parsed model file, with every type
+    checked, and the calibrator, stages and sub-scorer present as mappings (their values are
+    checked by their own ``from_dict``).
+
+    Types are checked one by one rather than by catching whatever a constructor raises, so
+    that a damaged file is named as such and a bug in our own code still shows as one.
+    """
+    for key in ("features", "categories", "calibrator", "stages"):
+        if key not in meta:
+            raise _damaged(meta_name, f"it has no {key!r}")
+    for key in ("categories", "calibrator", "stages"):
+        if not isinstance(meta[key], dict):
+            raise _damaged(meta_name, f"{key} is {type(meta[key]).__name__}, not a mapping")
+    for key in ("sub_scorer", "metadata"):
+        if meta.get(key) is not None and not isinstance(meta[key], dict):
+            raise _damaged(meta_name, f"{key} is {type(meta[key]).__name__}, not a mapping")
+
+    raw_features = meta["features"]
+    if not isinstance(raw_features, list) or not raw_features:
+        raise _damaged(meta_name, "features is not a list of features")
+    features: list[Feature] = []
+    for i, raw in enumerate(raw_features):
+        if not isinstance(raw, dict) or not {"name", "group", "label", "kind"} <= raw.keys():
+            raise _damaged(meta_name, f"feature {i} lacks its name, group, label or kind")
+        unknown = sorted(set(raw) - _FEATURE_FIELDS)
+        if unknown:
+            raise _damaged(meta_name, f"feature {i} has an unknown field {unknown[0]!r}")
+        optional = ("sentence", "missing_sentence")
+        if not all(isinstance(v, str) or (k in optional and v is None) for k, v in raw.items()):
+            raise _damaged(meta_name, f"feature {i} has a field that is not a text")
+        try:  # Feature checks its kind and group itself
+            features.append(Feature(**raw))
+        except ValueError as err:
+            raise _damaged(meta_name, str(err)) from err
+    names = [f.name for f in features]
+    if len(set(names)) != len(names):
+        raise _damaged(meta_name, "a feature name appears twice")
+
+    categories: dict[str, list[str]] = {}
+    for name, levels in meta["categories"].items():
+        if not isinstance(levels, list) or not all(isinstance(v, str) for v in levels):
+            raise _damaged(meta_name, f"the levels of {name!r} are not a list of texts")
+        categories[name] = levels
+    return features, categories, dict(meta.get("metadata") or {})
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -9,18 +9,25 @@ copied into the logged model (with the package, as ``code_paths``), so a serving
 without leadscore installed runs the same code the model was trained with.
 
 Input: a DataFrame with the model's feature columns (extra columns are ignored, missing ones
-are read as unknown). Output: one row per lead with ``probability`` (calibrated chance of
-winning), ``score`` (the same as a whole number 0-100, as CRMs show it) and ``stage``
-(``lead``, ``mql`` or ``sql``).
+are read as unknown and logged as a warning; an input holding none of them is refused, since
+MLflow drops every column that is not a feature and would leave nothing to score).
+Output: one row per lead with ``probability`` (calibrated chance of winning), ``score`` (the
+same as a whole number 0-100, as CRMs show it) and ``stage`` (``lead``, ``mql`` or ``sql``).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
+
+from leadscore.errors import DataError
+
+# named, not __name__: MLflow runs this file under a generated module name
+logger = logging.getLogger("leadscore.pyfunc")
 
 #: Name of the artifact that holds the saved LeadScoringModel folder.
 MODEL_DIR_ARTIFACT = "model_dir"
@@ -40,13 +47,41 @@ def align_features(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reindex(columns=names)
 
 
+def check_features(model: Any, frame: pd.DataFrame) -> None:
+    """Refuse a frame holding none of the model's features; warn about the absent ones.
+
+    Every input of the signature is optional, so MLflow drops the columns it does not know
+    before :meth:`LeadScoringPyfunc.predict` sees them: a request with misspelt column names
+    would otherwise score nothing (no rows) or every lead as entirely unknown, silently.
+    """
+    names = [f.name for f in model.features]
+    absent = [name for name in names if name not in frame.columns]
+    if len(absent) == len(names):
+        shown = ", ".join(repr(n) for n in names[:3])
+        raise DataError(
+            f"the input holds none of the model's {len(names)} feature columns ({shown}, ...)",
+            "Send the leads with the columns named as in training; the logged model's "
+            "signature lists them.",
+        )
+    if absent:
+        shown = ", ".join(repr(n) for n in absent[:5]) + (", ..." if len(absent) > 5 else "")
+        logger.warning(
+            "%d of %d features are not in the input and score as missing: %s",
+            len(absent),
+            len(names),
+            shown,
+        )
+
+
 def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """Probability, 0-100 score and stage of each row of ``frame``, as the pyfunc returns them.
 
     Kept apart from the pyfunc class so that an in-memory model can be scored exactly as the
     logged one is. ``score`` is the probability in per cent, rounded: 37 means "37 in 100
-    leads like this one converted".
+    leads like this one converted". A frame without any of the model's features is a
+    :class:`~leadscore.errors.DataError`, see :func:`check_features`.
     """
+    check_features(model, frame)
     frame = align_features(model, frame)
     probability = np.asarray(model.predict_proba(frame), dtype="float64")
     stage = np.asarray(model.predict_stage(frame)).astype(str)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
@@ -215,6 +216,16 @@ class StageThresholds(BaseEstimator):
             stage: self._cut(stage, getattr(policy, stage), policy, pv, yv, periods)
             for stage in ("mql", "sql")
         }
+        for stage in ("mql", "sql"):
+            if 1 < cut[stage] < math.inf:
+                # only expected_value reaches above 1 (a cost above the deal value): no
+                # probability gets there, and "nobody" is written as inf, so that a saved
+                # cut-off is always a probability or null
+                self.warnings_.append(
+                    f"the {stage.upper()} cut-off ({cut[stage]:.3f}) is above any probability: "
+                    f"the {stage.upper()} stage stays empty"
+                )
+                cut[stage] = math.inf
         if cut["mql"] > cut["sql"]:
             self.warnings_.append(
                 f"the SQL cut-off ({cut['sql']:.3f}) is below the MQL cut-off "
@@ -312,21 +323,61 @@ class StageThresholds(BaseEstimator):
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> StageThresholds:
-        """Rebuild fitted cut-offs written by :meth:`to_dict`."""
+    def from_dict(cls, data: Mapping[str, Any]) -> StageThresholds:
+        """Rebuild fitted cut-offs written by :meth:`to_dict`.
+
+        The cut-offs are checked as :meth:`fit` leaves them: each a probability in [0, 1] or
+        ``null`` (nobody reaches the stage), the MQL one never above the SQL one. A damaged
+        file fails here instead of staging every lead as ``lead`` or skipping the MQL stage.
+
+        Raises
+        ------
+        ModelError
+            A missing or mistyped field, a cut-off that is no probability, or MQL above SQL.
+        """
+        if not isinstance(data, Mapping):
+            raise _damaged(f"they are {type(data).__name__}, not a mapping")
+        missing = [k for k in ("policy", "mql_threshold_", "sql_threshold_") if k not in data]
+        if missing:
+            raise _damaged(f"there is no {missing[0]!r}")
         try:
-            st = cls(StagePolicy.model_validate(data["policy"]))
-            st.mql_threshold_ = _none_to_inf(data["mql_threshold_"])
-            st.sql_threshold_ = _none_to_inf(data["sql_threshold_"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(
-                f"stage thresholds in the model file are incomplete ({err})",
-                "Retrain the model or restore its model.json.",
-            ) from err
-        st.policy_ = st.policy  # type: ignore[assignment]
-        st.achieved_ = data.get("achieved_", {})
-        st.warnings_ = list(data.get("warnings_", []))
+            policy = StagePolicy.model_validate(data["policy"])
+        except ValidationError as err:
+            first = err.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "policy"
+            raise _damaged(f"policy {where}: {first['msg']}") from err
+        mql, sql = (_read_cut(data, f"{stage}_threshold_") for stage in ("mql", "sql"))
+        if mql > sql:
+            raise _damaged(f"the MQL cut-off ({mql:g}) is above the SQL cut-off ({sql:g})")
+        achieved, warnings = data.get("achieved_", {}), data.get("warnings_", [])
+        if not isinstance(achieved, Mapping):
+            raise _damaged("achieved_ is not a mapping")
+        if not isinstance(warnings, list) or not all(isinstance(w, str) for w in warnings):
+            raise _damaged("warnings_ is not a list of texts")
+        st = cls(policy)
+        st.mql_threshold_, st.sql_threshold_ = mql, sql
+        st.policy_ = policy
+        st.achieved_ = dict(achieved)
+        st.warnings_ = list(warnings)
         return st
+
+
+def _damaged(what: str) -> ModelError:
+    return ModelError(
+        f"the stage thresholds in the model file are damaged: {what}",
+        "Retrain the model or restore its model.json as it was saved.",
+    )
+
+
+def _read_cut(data: Mapping[str, Any], key: str) -> float:
+    """A saved cut-off: a probability, or ``None`` for "nobody" (``inf``)."""
+    value = data[key]
+    if value is None:
+        return math.inf
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 0.0 <= value <= 1.0:  # NaN fails the range test too
+        raise _damaged(f"{key} is {value!r}, not a probability in [0, 1] or null")
+    return float(value)
 
 
 def _by_threshold(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -353,7 +404,3 @@ def _achieved(
 
 def _finite_or_none(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
-
-
-def _none_to_inf(value: float | None) -> float:
-    return math.inf if value is None else float(value)

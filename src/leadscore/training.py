@@ -73,8 +73,8 @@ class TrainingResult:
         ``model_uncalibrated``, ``baselines`` (``logistic_regression``, ``rule_points``),
         ``stages`` (``lead``/``mql``/``sql``: count, share, conversion_rate, share_of_wins),
         ``thresholds``, ``calibration``, ``fold_kind``, ``n_train``, ``n_calibrate``,
-        ``n_test`` and, unless ``evaluation.resamples`` is 0, ``uncertainty``
-        (:func:`test_uncertainty`).
+        ``n_test`` and ``uncertainty`` (:func:`test_uncertainty`; ``None`` when
+        ``evaluation.resamples`` is 0).
     folds : the folds used.
     y, p_raw, p_cal, stages : test labels, probabilities before and after calibration and
         stages.
@@ -596,9 +596,12 @@ def train(
         "n_train": len(train_rows),
         "n_calibrate": len(cal_rows),
         "n_test": len(test_rows),
+        "uncertainty": (
+            test_uncertainty(y_test, p_cal, baseline_p, config)
+            if config.evaluation.resamples
+            else None
+        ),
     }
-    if config.evaluation.resamples:
-        metrics["uncertainty"] = test_uncertainty(y_test, p_cal, baseline_p, config)
     _quality_gate(metrics, config.quality_gate.allow_worse, notes)
 
     importance = _importance(booster, encoder.names)

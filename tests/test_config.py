@@ -1,0 +1,74 @@
+"""Training config: values that would train a model that is not what the config promises are
+refused when the config is read, with one line naming the key and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from leadscore.config import PROBABILITY_OBJECTIVES, parse_config
+from leadscore.errors import SpecError
+
+
+@pytest.mark.parametrize(
+    ("params", "where"),
+    [
+        ({"objective": "regression"}, "lightgbm.params.objective"),
+        ({"objective": "multiclass"}, "lightgbm.params.objective"),
+        ({"objective": "cross_entropy_lambda"}, "lightgbm.params.objective"),
+        ({"objective": " binary"}, "lightgbm.params.objective"),
+        ({"application": "lambdarank"}, "lightgbm.params.application"),
+    ],
+)
+def test_an_objective_that_predicts_no_probability_is_refused(params: dict, where: str) -> None:
+    """A regression or ranking booster's raw scores are no log-odds: calibration, stages and
+    reasons would ship numbers called probabilities that are not."""
+    with pytest.raises(SpecError, match=f"^config: {where}: .* does not predict a probability"):
+        parse_config({"lightgbm": {"params": params}})
+
+
+@pytest.mark.parametrize("objective", [*PROBABILITY_OBJECTIVES, "Binary"])
+def test_log_loss_objectives_are_accepted(objective: str) -> None:
+    config = parse_config({"lightgbm": {"params": {"objective": objective}}})
+    assert config.lightgbm.params == {"objective": objective}
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"metric": "auc"}, r"lightgbm\.params\.metric: would change when early stopping stops"),
+        ({"metrics": ["binary_logloss", "auc"]}, r"lightgbm\.params\.metrics: would change"),
+        ({"sigmoid": 2.0}, r"lightgbm\.params\.sigmoid: rescales the raw scores"),
+    ],
+)
+def test_parameters_that_change_early_stopping_or_the_score_scale_are_refused(
+    params: dict, message: str
+) -> None:
+    with pytest.raises(SpecError, match=message):
+        parse_config({"lightgbm": {"params": params}})
+    assert parse_config({"lightgbm": {"params": {"sigmoid": 1.0}}}).lightgbm.params
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("bad name/with slash", "holds '/'"),
+        ("team:leads", "holds ':'"),
+        ("100%", "holds '%'"),
+        ("  ", "blank"),
+        ("..", "folder path"),
+        ("..hidden", "folder path"),
+    ],
+)
+def test_a_registered_model_name_mlflow_refuses_stops_at_config_load(
+    name: str, message: str
+) -> None:
+    """MLflow would refuse the name only after a full training, blaming the tracking URI."""
+    with pytest.raises(SpecError, match=f"^config: mlflow.registered_model: .*{message}"):
+        parse_config({"mlflow": {"registered_model": name}})
+    with pytest.raises(SpecError, match=r"mlflow\.registered_model"):
+        parse_config(None).with_overrides({"mlflow.registered_model": name})
+
+
+@pytest.mark.parametrize("name", ["leadscore", "Lead Scoring v2.1", "crm_leads-EU", None])
+def test_registered_model_names_mlflow_takes_are_accepted(name: str | None) -> None:
+    assert parse_config({"mlflow": {"registered_model": name}}).mlflow.registered_model == name
