@@ -468,3 +468,11 @@ def test_pyfunc_warns_about_absent_features_and_scores_every_row(
     with caplog.at_level("WARNING", logger="leadscore.pyfunc"):
         full = logged_pyfunc.predict(dataset.X.head(7).astype({"seniority": str, "source": str}))
     assert len(full) == 7 and "score as missing" not in caplog.text
+
+
+def test_a_column_missing_at_scoring_names_the_closest_one(trained):
+    result, dataset = trained
+    name = dataset.features[0].name
+    renamed = dataset.X.head(5).rename(columns={name: f"{name.upper()} "})
+    with pytest.raises(DataError, match=rf"no column '{name}' \(closest: '{name.upper()} '\)"):
+        result.model.predict_proba(renamed)

@@ -39,7 +39,7 @@ from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import Explanation, SubScorer, explain
-from leadscore.schema import INTEGRAL_TEXT, MISSING_SPELLINGS, Feature
+from leadscore.schema import INTEGRAL_TEXT, MISSING_SPELLINGS, Feature, closest_names
 from leadscore.stages import StageThresholds
 
 logger = logging.getLogger(__name__)
@@ -171,7 +171,8 @@ class FeatureEncoder:
         if missing:
             more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
             raise DataError(
-                f"the leads to score have no column {missing[0]!r}{more}",
+                f"the leads to score have no column {missing[0]!r}"
+                f"{closest_names(missing[0], X.columns)}{more}",
                 "Add the column (empty values are fine); the model needs every feature it "
                 "was trained on.",
             )
