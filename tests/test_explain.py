@@ -503,3 +503,187 @@ def test_sides_bound_each_side_where_linear_overshoots():
     assert sides[0, 0] <= 0.99 - base and sides[0, 1] >= 0.01 - base
     assert base + sides.sum() == pytest.approx(p[0], abs=1e-12)
     assert np.all(sides * phi >= 0)
+
+
+# --------------------------------------------------------------------------- wording
+
+NO_EMAILS = "Received no marketing e-mails in the last 90 days"
+RATES = (
+    Feature("open_rate", "engagement", "Open rate", "numeric", missing_sentence=NO_EMAILS),
+    Feature("click_rate", "engagement", "Click rate", "numeric", missing_sentence=NO_EMAILS),
+    Feature("visits", "engagement", "Visits", "numeric", sentence="Visited {value:,.0f} time{s}"),
+)
+
+
+@pytest.fixture(scope="module")
+def rates_model() -> tuple[lgb.Booster, pd.DataFrame]:
+    """Two rates that are missing together (no e-mails sent) and both move the score."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    mailed = rng.random(n) < 0.6
+    opens = np.where(mailed, rng.beta(2, 3, n), np.nan)
+    clicks = np.where(mailed, rng.beta(1, 6, n), np.nan)
+    visits = rng.poisson(2.0, n).astype(float)
+    z = (
+        -1.5
+        + 1.2 * mailed
+        + 2.0 * np.nan_to_num(opens)
+        + 3.0 * np.nan_to_num(clicks)
+        + 0.3 * visits
+    )
+    y = (rng.random(n) < expit(z)).astype(int)
+    X = pd.DataFrame({"open_rate": opens, "click_rate": clicks, "visits": visits})
+    params = {"objective": "binary", "num_leaves": 8, "verbose": -1, "num_threads": 1, "seed": 0}
+    return lgb.train(params, lgb.Dataset(X, y), num_boost_round=60), X
+
+
+def test_reasons_that_read_the_same_merge_into_one_with_the_summed_contribution(rates_model):
+    booster, X = rates_model
+    exp = explain(booster, None, RATES, X)
+    batch = explain_batch(booster, None, RATES, X, top_n=3, min_contribution=0.0)
+    both_missing = X["open_rate"].isna().to_numpy()
+    c = exp.contributions.to_numpy()
+    n_merged = 0
+    for row in range(800):
+        texts = [
+            t
+            for side in ("for", "against")
+            for t in batch[f"reasons_{side}"].iloc[row].split("; ")
+            if t
+        ]
+        assert len(texts) == len(set(texts)), texts
+        rf, ra = lead_reasons(exp, row, top_n=3, min_contribution=0.0)
+        assert batch["reasons_for"].iloc[row] == "; ".join(r.text for r in rf)
+        assert batch["reasons_against"].iloc[row] == "; ".join(r.text for r in ra)
+        if both_missing[row]:
+            merged = [r for r in (*rf, *ra) if r.text == NO_EMAILS]
+            total = c[row, 0] + c[row, 1]
+            if abs(total) > 0:
+                assert len(merged) == 1
+                assert merged[0].contribution == pytest.approx(total)
+                n_merged += 1
+                # ranked by the sum: it is placed among the others by its merged size
+                side = rf if total > 0 else ra
+                sizes = [abs(r.contribution) for r in side]
+                assert sizes == sorted(sizes, reverse=True)
+    assert n_merged > 100
+    # the probability and the contribution columns themselves are untouched
+    full = explain_batch(booster, None, RATES, X, include_contributions=True)
+    np.testing.assert_allclose(full["contribution:open_rate"], c[:, 0])
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        ("c_level", "Seniority from the job title: C-level"),
+        ("vp", "Seniority from the job title: VP"),
+        ("it", "Seniority from the job title: IT"),
+        ("director", "Seniority from the job title: director"),
+        ("paid_search_generic", "Seniority from the job title: paid_search_generic"),
+        ("unknown", "Seniority from the job title not given"),
+        ("missing", "Seniority from the job title not given"),
+        ("True", "Seniority from the job title: yes"),
+        ("false", "Seniority from the job title: no"),
+        ("Software; Retail", "Seniority from the job title: Software, Retail"),
+        ("DE", "Seniority from the job title: DE"),
+    ],
+)
+def test_category_codes_read_as_words(value, text):
+    seniority = Feature("seniority", "fit", "Seniority from the job title", "categorical")
+    assert reason_text(seniority, value) == text
+
+
+def test_template_specs_for_flags_days_and_plurals():
+    def text(sentence: str, value: float) -> str:
+        return reason_text(Feature("x", "engagement", "X", "numeric", sentence), value)
+
+    flag = "{value:Chatted with us|Has not chatted with us}"
+    assert (text(flag, 1.0), text(flag, 0.0)) == ("Chatted with us", "Has not chatted with us")
+    assert text("Is partner: {value:yes|no}", 1.0) == "Is partner: yes"
+    ago = "Last active {value:days_ago}"
+    assert [text(ago, v) for v in (0.2, 0.7, 1.4, 12.0)] == [
+        "Last active less than a day ago",
+        "Last active 1 day ago",
+        "Last active 1 day ago",
+        "Last active 12 days ago",
+    ]
+    # the noun agrees with the number as shown, not with the raw value
+    assert text("Last active {value:,.0f} day{s} ago", 1.2) == "Last active 1 day ago"
+    assert text("Last active {value:,.0f} day{s} ago", 0.0) == "Last active 0 days ago"
+    assert text("Had {value:,.0f} activit{s:y|ies}", 1.0) == "Had 1 activity"
+    assert text("Had {value:,.0f} activit{s:y|ies}", 3.0) == "Had 3 activities"
+    # an old template and a wrong spec still read
+    assert text("Visited {value:.0f} time{s}", 1.0) == "Visited 1 time"
+    assert text("Rate {value:yes}", 1.0) == "X: 1"
+
+
+def _history(rows: list[dict]) -> pd.DataFrame:
+    base = {
+        "lead_id": "L1",
+        "model_name": "leadscore",
+        "model_version": "1",
+        "probability": 0.3,
+        "score": 30,
+        "stage": "mql",
+        "fit_score": 50,
+        "engagement_score": 50,
+    }
+    frame = pd.DataFrame([{**base, **r} for r in rows])
+    frame["as_of"] = pd.to_datetime(frame["as_of"])
+    frame["scored_at"] = frame["as_of"]
+    return frame
+
+
+def _row(as_of: str, reasons: list[tuple[str, str, str, float]]) -> dict:
+    """A scored row whose reasons are (feature, label, sentence, contribution)."""
+    json_items = [
+        {
+            "feature": f,
+            "label": lab,
+            "value": None,
+            "contribution": c,
+            "direction": "for" if c > 0 else "against",
+        }
+        for f, lab, _, c in reasons
+    ]
+    return {
+        "as_of": as_of,
+        "reasons_for": "; ".join(t for _, _, t, c in reasons if c > 0),
+        "reasons_against": "; ".join(t for _, _, t, c in reasons if c < 0),
+        "reasons_json": json.dumps(json_items),
+    }
+
+
+def test_what_changed_quotes_the_sentences_of_the_cards():
+    from leadscore.commands.explain import lead_card
+
+    label = "E-mail click rate (clicks per e-mail received), last 90 days"
+    before = _row(
+        "2026-06-02",
+        [
+            (
+                "pricing_page_views_30d",
+                "Pricing page visits, last 30 days",
+                "Visited the pricing page 3 times in the last 30 days",
+                0.05,
+            ),
+            ("email_click_rate_90d", label, NO_EMAILS, -0.02),
+        ],
+    )
+    after = _row(
+        "2026-06-09",
+        [
+            (
+                "pricing_page_views_30d",
+                "Pricing page visits, last 30 days",
+                "Visited the pricing page 4 times in the last 30 days",
+                0.06,
+            ),
+            ("has_chatted", "Has chatted with us", "Chatted with us", 0.01),
+        ],
+    )
+    card = lead_card(_history([before, after]))
+    assert "    new reasons: Chatted with us" in card
+    assert f"    no longer reasons: {NO_EMAILS}" in card
+    assert label not in card and "Has chatted with us" not in card
+    assert "+ Visited the pricing page 4 times in the last 30 days (+6.0 points)" in card

@@ -96,11 +96,13 @@ def event_data(draw: st.DrawFn) -> dict[str, object]:
     outcomes, late_outcomes = [], []
     for lead, before in zip(closers, closed_before, strict=True):
         row = {"lead_id": lead, "outcome": draw(st.sampled_from(["won", "lost"]))}
-        if before:
-            row["closed_at"] = BASE + pd.Timedelta(microseconds=draw(st.integers(0, as_of_us)))
+        born = created[int(lead[1:])]  # a lead never closes before it was created
+        if before and born <= as_of_us:
+            row["closed_at"] = BASE + pd.Timedelta(microseconds=draw(st.integers(born, as_of_us)))
             outcomes.append(row)
         else:
-            row["closed_at"] = BASE + pd.Timedelta(microseconds=draw(after))
+            late = st.integers(max(as_of_us + 1, born), max(as_of_us + 1, born) + 120 * day_us)
+            row["closed_at"] = BASE + pd.Timedelta(microseconds=draw(late))
             late_outcomes.append(row)
     return {
         "leads": leads,
@@ -745,3 +747,121 @@ def test_cli_default_as_of_is_end_of_data(tmp_path, event_frames, capsys):
     write_tables(event_frames, folder)
     assert main(["features", "--data", str(folder)]) == 0
     assert "3 leads as of 2024-03-01" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- wording
+
+
+def test_every_template_reads_well_at_zero_one_and_two():
+    from leadscore.explain import reason_text
+
+    templated = [f for f in feature_catalogue() if f.sentence]
+    assert len(templated) > 40
+    for feature in templated:
+        zero, one, two = (reason_text(feature, v) for v in (0.0, 1.0, 2.0))
+        assert "{" not in zero + one + two and f"{feature.label}:" not in one, feature.name
+        if " 2 " in f"{two} ":  # "2 times" against "1 time", "2 activities" against "1 activity"
+            assert f"{one} ".replace(" 1 ", " 2 ") != f"{two} ", (feature.name, one, two)
+        # a value shown as 1 takes the singular whatever its decimals
+        assert reason_text(feature, 1.2) == reason_text(feature, 1.0) or "%" in one, feature.name
+        assert " 0 days ago" not in zero, zero
+    texts = {f.name: f for f in templated}
+    assert (
+        reason_text(texts["activities_30d"], 1.0)
+        == "Had 1 activity of any kind in the last 30 days"
+    )
+    assert (
+        reason_text(texts["days_since_last_high_intent"], 1.3)
+        == "Last high-intent action 1 day ago"
+    )
+    assert reason_text(texts["lead_age_days"], 0.2) == "Became a lead less than a day ago"
+    assert reason_text(texts["has_chatted"], 1.0) == "Chatted with us"
+    assert reason_text(texts["has_chatted"], 0.0) == "Has not chatted with us"
+    assert reason_text(texts["has_trial"], 0.0) == "Has not signed up for a free trial"
+
+
+def test_a_boolean_lead_column_reads_yes_or_no(event_frames):
+    from leadscore.explain import reason_text
+
+    leads = event_frames["leads"].assign(is_partner=[True, False, None], seats=[1, 2, 3])
+    table = build_features(validate_closed_loop(leads), "2024-03-01")
+    features = {f.name: f for f in table.features}
+    assert table.frame["is_partner"].tolist()[:2] == [1.0, 0.0]
+    assert reason_text(features["is_partner"], 1.0) == "Is partner: yes"
+    assert reason_text(features["is_partner"], 0.0) == "Is partner: no"
+    assert reason_text(features["seats"], 1.0) == "Seats: 1"
+    assert reason_text(features["seniority"], "c_level") == "Seniority from the job title: C-level"
+
+
+# --------------------------------------------------------------------------- extra columns, typed
+
+
+def _budget_leads(n: int = 1500) -> pd.DataFrame:
+    """Leads by 2024-02-01 whose budget and seats are numbers (budget different per lead)."""
+    rng = np.random.default_rng(4)
+    return pd.DataFrame(
+        {
+            "lead_id": [f"p{i}" for i in range(n)],
+            "created_at": BASE + pd.to_timedelta(rng.integers(0, 30 * 24, n), unit="h"),
+            "budget": np.round(rng.lognormal(8, 1, n), 2),
+            "seats": rng.integers(1, 20, n),
+            "plan": rng.choice(["free", "pro"], n),
+        }
+    )
+
+
+def test_a_later_lead_with_text_in_a_number_column_changes_no_feature(tmp_path):
+    past = _budget_leads()
+    later = pd.DataFrame(
+        {
+            "lead_id": ["NEW1", "NEW2", "NEW3"],
+            "created_at": pd.Timestamp("2024-03-01"),
+            "budget": ["unknown", "n/a", "?"],
+            "seats": ["many", "1", "2"],
+            "plan": ["pro", "free", "pro"],
+        }
+    )
+    for name, leads in (("before", past), ("after", pd.concat([past, later], ignore_index=True))):
+        write_tables({"leads": leads}, tmp_path / name, fmt="csv")
+    after = load_closed_loop(tmp_path / "after")
+    assert ptypes.is_string_dtype(after.leads["budget"])  # the CSV reader saw the text
+    old = build_features(load_closed_loop(tmp_path / "before"), "2024-02-01")
+    new = build_features(after, "2024-02-01")
+    assert old.features == new.features
+    kinds = {f.name: f.kind for f in new.features}
+    assert (kinds["budget"], kinds["seats"], kinds["plan"]) == ("numeric", "numeric", "categorical")
+    assert_same_features(old.frame, new.frame)
+    # training plans from its latest as-of date, so the later leads decide nothing there either
+    ds = build_training_examples(
+        validate_closed_loop(after.leads, observed_until="2024-06-01"),
+        ["2024-02-01"],
+        horizon_days=30,
+    )
+    assert {"budget", "seats"} <= set(ds.X.columns) and "budget" not in ds.excluded
+
+
+def test_numbers_with_a_few_words_are_left_out_naming_the_words():
+    leads = _budget_leads().astype({"budget": "str"})
+    leads.loc[:2, "budget"] = ["unknown", "?", "unknown"]
+    ds = build_training_examples(
+        validate_closed_loop(leads, observed_until="2024-06-01"), ["2024-02-01"], horizon_days=30
+    )
+    assert "budget" not in ds.X.columns
+    assert ds.excluded["budget"] == "numbers with 3 non-numeric value(s), e.g. 'unknown', '?'"
+    assert "identifier" not in ds.excluded["budget"]
+
+
+def test_scoring_reads_numbers_written_as_text_and_refuses_words():
+    past = _budget_leads(200)
+    trained = build_features(validate_closed_loop(past), "2024-02-01")
+    assert {f.name: f.kind for f in trained.features}["budget"] == "numeric"
+    as_text = past.astype({"budget": "str"})
+    as_text.loc[0, "budget"] = "12,500.75"
+    scored = build_features(validate_closed_loop(as_text), "2024-02-01", features=trained.features)
+    expected = past["budget"].to_numpy().copy()
+    expected[0] = 12500.75
+    got = scored.frame.set_index("lead_id").loc[past["lead_id"], "budget"].to_numpy()
+    np.testing.assert_array_equal(got, expected)
+    as_text.loc[1, "budget"] = "unknown"
+    with pytest.raises(DataError, match=r"leads\.budget must be numeric but holds 'unknown'"):
+        build_features(validate_closed_loop(as_text), "2024-02-01", features=trained.features)

@@ -60,7 +60,10 @@ Reasons and sub-scores
 (from :attr:`~leadscore.schema.Feature.sentence` when a feature has one, else
 "Lead source: Google", "Time on the website (seconds): 1,532", "Occupation not given", or the
 feature's :attr:`~leadscore.schema.Feature.missing_sentence` for a missing value), skipping
-contributions under a tenth of a percentage point. A category the model never saw is scored as
+contributions under a tenth of a percentage point. Codes read as words
+(:func:`category_text`: ``c_level`` is "C-level", ``unknown`` is not given), and fields whose
+sentences coincide (both e-mail rates of a lead without e-mails) make one reason with their
+contributions summed. A category the model never saw is scored as
 missing but quoted as given: "Country: Atlantis (new, not seen in training)".
 :class:`SubScorer` turns the log-odds contributions of the fit and engagement features into
 0-100 percentiles against the leads the model was trained on.
@@ -74,6 +77,8 @@ import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from string import Formatter
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -94,6 +99,7 @@ __all__ = [
     "Explanation",
     "Reason",
     "SubScorer",
+    "category_text",
     "explain",
     "explain_batch",
     "format_number",
@@ -282,6 +288,8 @@ class Explanation:
         field in reasons: the field's column with the largest absolute contribution.
     unseen : model column -> the categories of ``values`` that the booster read as missing
         (values never seen in training), so that reasons quote them rather than "not given".
+    field_index : position in ``fields`` of each model column (``None``: column ``i`` is
+        field ``i``).
     """
 
     base_rate: float
@@ -294,6 +302,7 @@ class Explanation:
     fields: tuple[str, ...]
     shown: np.ndarray
     unseen: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    field_index: np.ndarray | None = None
 
 
 def _normal_name(name: str) -> str:
@@ -419,6 +428,7 @@ def explain(
         fields=fields,
         shown=shown,
         unseen=_unseen_categories(booster, Xm, encoded),
+        field_index=index,
     )
 
 
@@ -519,26 +529,123 @@ def _generic_text(feature: Feature, value: float | str | None) -> str:
     return f"{feature.label}: {format_number(value)}"
 
 
+#: Category values that mean "not known" (``unknown`` seniority, ``missing`` e-mail kind).
+_MISSING_CATEGORIES = frozenset({"unknown", "missing"})
+_BOOLEAN_CATEGORIES = {"true": "yes", "false": "no"}
+#: Codes written as a marketer writes them: the words of leadscore's own vocabularies
+#: (seniority, department) and common acronyms, whatever feature holds them.
+_ACRONYMS = (
+    *("vp", "svp", "evp", "avp", "it", "hr", "pr", "ux", "ui", "ceo", "cto", "cfo", "cmo"),
+    *("coo", "cio", "cro", "cpo", "seo", "sem", "ppc", "crm", "erp", "b2b", "b2c", "smb"),
+)
+_CODE_WORDS: dict[str, str] = {"c_level": "C-level", **{a: a.upper() for a in _ACRONYMS}}
+
+
+def category_text(value: str) -> str | None:
+    """A category as a marketer reads it, or ``None`` when it means "not known".
+
+    ``unknown`` and ``missing`` (how leadscore's own vocabularies write an absent job title or
+    e-mail) are a missing value and read like one; ``true`` and ``false`` read "yes" and
+    "no"; the codes ``c_level``, ``vp``, ``it``, ``hr`` (and a few other acronyms) read
+    "C-level", "VP", "IT", "HR". Any other value is quoted as written, so a campaign key reads
+    as in the CRM and in ``report channels``. The raw value stays in ``reasons_json``.
+
+    Examples
+    --------
+    >>> [category_text(v) for v in ("c_level", "vp", "Software", "TRUE", "unknown")]
+    ['C-level', 'VP', 'Software', 'yes', None]
+    """
+    key = value.strip().lower()
+    if key in _MISSING_CATEGORIES or not key:
+        return None
+    if key in _BOOLEAN_CATEGORIES:
+        return _BOOLEAN_CATEGORIES[key]
+    if value.strip() in _CODE_WORDS:
+        return _CODE_WORDS[value.strip()]
+    return value
+
+
+class _Number(float):
+    """A value handed to a sentence template: a float with two more format specs.
+
+    ``{value:A|B}`` reads ``A`` for a non-zero value and ``B`` for zero (a 0/1 flag:
+    "{value:Chatted with us|Has not chatted with us}", "Is partner: {value:yes|no}");
+    ``{value:days_ago}`` reads "less than a day ago", "1 day ago", "12 days ago".
+    """
+
+    def __format__(self, spec: str) -> str:
+        if "|" in spec:
+            yes, _, no = spec.partition("|")
+            return yes if float(self) != 0 else no
+        if spec == "days_ago":
+            days = round(float(self))
+            if days == 0:
+                return "less than a day ago"
+            return f"{days:,} day{'' if days == 1 else 's'} ago"
+        return float.__format__(self, spec)
+
+
+class _Plural:
+    """``{s}`` in a template: ``""`` after a number shown as 1, else ``"s"``; ``{s:y|ies}``
+    picks a singular or plural ending ("activit{s:y|ies}")."""
+
+    def __init__(self, one: bool) -> None:
+        self.one = one
+
+    def __format__(self, spec: str) -> str:
+        one, _, many = spec.partition("|") if spec else ("", "", "s")
+        return one if self.one else many
+
+
+@lru_cache(maxsize=256)
+def _value_spec(template: str) -> str | None:
+    """The format spec of ``{value}`` in a template (parsed once per template)."""
+    specs = [spec for _, name, spec, _ in Formatter().parse(template) if name == "value"]
+    return (specs[0] or "") if specs else None
+
+
+def _shown_as_one(template: str, value: float) -> bool:
+    """Whether ``value`` reads as 1 where the template writes it (``{value:,.0f}`` shows 0.6
+    as 1, so the noun after it is singular)."""
+    try:
+        spec = _value_spec(template)
+        if spec is not None:
+            return float(format(float(value), spec).replace(",", "").strip()) == 1
+    except (ValueError, TypeError):
+        pass
+    return round(float(value), 6) == 1
+
+
 def reason_text(feature: Feature, value: float | str | None) -> str:
     """The sentence for one value: the feature's template, or label and value.
 
     A missing value reads the feature's ``missing_sentence`` ("No high-intent action yet") or
     else "<label> not given" (a template such as "Visited the pricing page {value:.0f} time{s}"
     has nothing to say about it); a template that does not fit the value falls back to the
-    generic phrasing. ``{s}`` in a template is "s" unless the value is 1.
+    generic phrasing. ``{s}`` in a template is "s" unless the value reads as 1 where the
+    template writes it (``{s:y|ies}`` for other endings); see :class:`_Number` for the flag
+    and day specs. A category is phrased by :func:`category_text` (``unknown`` is missing).
     """
+    if isinstance(value, str):
+        value = category_text(value)
+    text = None
     if value is not None and feature.sentence:
         try:
-            plural = "" if isinstance(value, int | float) and round(float(value), 6) == 1 else "s"
-            return feature.sentence.format(value=value, s=plural)
+            if isinstance(value, str):
+                text = feature.sentence.format(value=value, s=_Plural(False))
+            else:
+                one = "{s" in feature.sentence and _shown_as_one(feature.sentence, value)
+                text = feature.sentence.format(value=_Number(value), s=_Plural(one))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             logger.debug("sentence of %s does not fit value %r", feature.name, value)
-    return _generic_text(feature, value)
+    # "; " joins the reasons of a lead: inside one sentence it would split it in two
+    return (text or _generic_text(feature, value)).replace("; ", ", ")
 
 
 def _unseen_text(feature: Feature, value: str) -> str:
     """The sentence for a category the model never saw, which it scored as missing."""
-    return f"{feature.label}: {value} (new, not seen in training)"
+    text = f"{feature.label}: {category_text(value) or value} (new, not seen in training)"
+    return text.replace("; ", ", ")
 
 
 def _is_categorical(column: pd.Series) -> bool:
@@ -568,9 +675,10 @@ def lead_reasons(
 
     Returns ``(reasons_for, reasons_against)``: up to ``top_n`` each, largest first, positive
     contributions for, negative against; contributions smaller than ``min_contribution`` (in
-    probability) are left out, so a lead with nothing notable has fewer reasons.
+    probability) are left out, so a lead with nothing notable has fewer reasons. Fields that
+    read the same sentence are one reason, with their contributions summed.
     """
-    c = explanation.contributions.to_numpy()[row]
+    c = _merged_contributions(explanation, np.array([row]))[0]
     order = np.argsort(-c, kind="stable")
     picks_for = [j for j in order[:top_n] if c[j] >= min_contribution and c[j] > 0]
     picks_against = [j for j in order[::-1][:top_n] if c[j] <= -min_contribution and c[j] < 0]
@@ -639,14 +747,96 @@ def _texts_and_json(
             table = [reason_text(feature, v) for v in unique.tolist()]
         else:
             unique, inverse = np.unique(_display_keys(present), return_inverse=True)
-            table = [f"{feature.label}: {_format_key(v)}" for v in unique.tolist()]
+            label = feature.label.replace("; ", ", ")
+            table = [f"{label}: {_format_key(v)}" for v in unique.tolist()]
         texts[~missing] = np.array(table, dtype=object)[inverse]
     return texts, _json_list(values.tolist())
 
 
+def _field_of_columns(explanation: Explanation) -> np.ndarray:
+    """Position in ``fields`` of each model column."""
+    if explanation.field_index is not None:
+        return np.asarray(explanation.field_index, dtype=np.intp)
+    return np.arange(len(explanation.features), dtype=np.intp)
+
+
+def _collision_groups(explanation: Explanation) -> list[list[int]]:
+    """Fields whose reasons can read the same sentence, in groups of two or more.
+
+    Two fields can only say the same thing when the features speaking for them share a
+    sentence template, a label (the generic "<label>: <value>") or the sentence of a missing
+    value ("Received no marketing e-mails in the last 90 days" for both e-mail rates).
+    """
+    index = _field_of_columns(explanation)
+    parent = list(range(len(explanation.fields)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    owner: dict[tuple[str, str], int] = {}
+    for m, feature in enumerate(explanation.features):
+        j = int(index[m])
+        keys = [("missing", reason_text(feature, None)), ("label", feature.label)]
+        if feature.sentence:
+            keys.append(("sentence", feature.sentence))
+        for key in keys:
+            parent[root(owner.setdefault(key, j))] = root(j)
+    groups: dict[int, list[int]] = {}
+    for j in range(len(explanation.fields)):
+        groups.setdefault(root(j), []).append(j)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _field_texts(explanation: Explanation, rows: np.ndarray, j: int) -> np.ndarray:
+    """The reason sentence of field ``j`` for the leads at positions ``rows``."""
+    out = np.empty(rows.size, dtype=object)
+    shown = explanation.shown[rows, j]
+    for m in np.unique(shown).tolist():
+        at = np.flatnonzero(shown == m)
+        feature = explanation.features[m]
+        out[at] = _texts_and_json(
+            feature,
+            explanation.values.iloc[:, m],
+            rows[at],
+            explanation.unseen.get(feature.name, frozenset()),
+        )[0]
+    return out
+
+
+def _merged_contributions(explanation: Explanation, rows: np.ndarray) -> np.ndarray:
+    """Contributions of the leads at ``rows`` (n x fields) with fields that read the same
+    sentence merged: the first such field of a lead takes their sum, the others 0.
+
+    One sentence is one fact to the reader, so it appears once, ranked by what the fact
+    moved in all; e.g. a lead without e-mails gets "Received no marketing e-mails in the
+    last 90 days" once for both e-mail rates. The merged sum may change side.
+    """
+    C = explanation.contributions.to_numpy(dtype=float)[rows].copy()
+    for group in _collision_groups(explanation):
+        # only leads where two of the group moved the score can gain from merging
+        busy = np.flatnonzero((C[:, group] != 0).sum(axis=1) >= 2)
+        if busy.size == 0:
+            continue
+        texts = np.stack([_field_texts(explanation, rows[busy], j) for j in group], axis=1)
+        alive = np.ones(texts.shape, dtype=bool)
+        for a in range(len(group)):
+            for b in range(a + 1, len(group)):
+                same = alive[:, a] & alive[:, b] & (texts[:, a] == texts[:, b])
+                if not same.any():
+                    continue
+                at = busy[same]
+                C[at, group[a]] += C[at, group[b]]
+                C[at, group[b]] = 0.0
+                alive[same, b] = False
+    return C
+
+
 def _reason_columns(explanation: Explanation, top_n: int, min_contribution: float) -> pd.DataFrame:
     """reasons_for, reasons_against and reasons_json of every lead, vectorised by column."""
-    C = explanation.contributions.to_numpy()
+    C = _merged_contributions(explanation, np.arange(len(explanation.contributions)))
     n, m = C.shape
     k = min(top_n, m)
     order = np.argsort(-C, axis=1, kind="stable")

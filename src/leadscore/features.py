@@ -38,6 +38,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from leadscore.errors import DataError, SpecError
+from leadscore.model import parse_numbers
 from leadscore.schema import (
     ACTIVITY_TYPES,
     HIGH_INTENT_FORMS,
@@ -407,7 +408,9 @@ class _Signal:
     when: _When
     windows: tuple[int | None, ...]
     agg: _Agg = "count"
-    sentence: str | None = None  # a reason, e.g. "Visited the pricing page {value:,.0f} time{s}"
+    # a reason, e.g. "Visited the pricing page {value:,.0f} time{s}"; {s:y|ies}, {value:A|B}
+    # (non-zero | zero) and {value:days_ago} as leadscore.explain.reason_text reads them
+    sentence: str | None = None
 
 
 @dataclass(frozen=True)
@@ -435,7 +438,7 @@ _SIGNALS: tuple[_Signal, ...] = (
         "Activities of any kind",
         _ANY,
         (7, 30, 90, None),
-        sentence="Had {value:,.0f} activities of any kind",
+        sentence="Had {value:,.0f} activit{s:y|ies} of any kind",
     ),
     _Signal(
         "web_visits",
@@ -450,7 +453,7 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("web_visit"),
         (30, 90),
         "sum",
-        sentence="Spent {value:,.0f} seconds on the website",
+        sentence="Spent {value:,.0f} second{s} on the website",
     ),
     _Signal(
         "page_views",
@@ -598,14 +601,14 @@ _DERIVED: tuple[_Derived, ...] = (
         "Days since the lead was created",
         (),
         _DAYS.format(t="$as_of_us - l.created_us", day=_DAY_US),
-        sentence="Became a lead {value:,.0f} day{s} ago",
+        sentence="Became a lead {value:days_ago}",
     ),
     _Derived(
         "days_since_last_activity",
         "Days since the last activity",
         (("last_any", "max_ts", _ANY, None),),
         _DAYS.format(t="$as_of_us - a.last_any", day=_DAY_US),
-        sentence="Last active {value:,.0f} day{s} ago",
+        sentence="Last active {value:days_ago}",
         missing_sentence="No activity yet",
     ),
     _Derived(
@@ -613,7 +616,7 @@ _DERIVED: tuple[_Derived, ...] = (
         "Days since the first activity",
         (("first_any", "min_ts", _ANY, None),),
         _DAYS.format(t="$as_of_us - a.first_any", day=_DAY_US),
-        sentence="First active {value:,.0f} day{s} ago",
+        sentence="First active {value:days_ago}",
         missing_sentence="No activity yet",
     ),
     _Derived(
@@ -621,7 +624,7 @@ _DERIVED: tuple[_Derived, ...] = (
         "Days since the last high-intent action",
         (("last_high_intent", "max_ts", _HIGH_INTENT, None),),
         _DAYS.format(t="$as_of_us - a.last_high_intent", day=_DAY_US),
-        sentence="Last high-intent action {value:,.0f} day{s} ago",
+        sentence="Last high-intent action {value:days_ago}",
         missing_sentence="No high-intent action yet",
     ),
     _Derived(
@@ -657,12 +660,14 @@ _DERIVED: tuple[_Derived, ...] = (
         "Has chatted with us",
         (("chats_all", "count", _on("chat"), None),),
         "CASE WHEN coalesce(a.chats_all, 0) > 0 THEN 1.0 ELSE 0.0 END",
+        sentence="{value:Chatted with us|Has not chatted with us}",
     ),
     _Derived(
         "has_trial",
         "Signed up for a free trial",
         (("trials_all", "count", _on("trial_signup"), None),),
         "CASE WHEN coalesce(a.trials_all, 0) > 0 THEN 1.0 ELSE 0.0 END",
+        sentence="{value:Signed up for a free trial|Has not signed up for a free trial}",
     ),
 )
 
@@ -973,14 +978,50 @@ def _holds_objects(values: pd.Series) -> bool:
     return any(isinstance(v, list | tuple | dict | set | np.ndarray) for v in values.dropna())
 
 
+def _is_boolean(values: pd.Series) -> bool:
+    """Whether every given value is a boolean (a bool column, or one with blanks read as
+    objects): such a column reads "yes" or "no" in reasons, not 1 or 0."""
+    if ptypes.is_bool_dtype(values):
+        return True
+    if not ptypes.is_object_dtype(values):
+        return False
+    given = values.dropna()
+    return not given.empty and all(isinstance(v, bool | np.bool_) for v in given)
+
+
+def _lead_numbers(values: pd.Series, column: object) -> pd.Series:
+    """An extra lead column of a numeric feature as float64, read as the leads planned it.
+
+    Text is read by :func:`leadscore.model.parse_numbers` (a CSV column holds text wherever
+    one row anywhere in the file is no number); a value that is no number, or infinity, is
+    an error naming the column.
+    """
+    numbers, bad = parse_numbers(values)
+    if bad.any():
+        raise DataError(
+            f"leads.{column} must be numeric but holds {values[bad].iloc[0]!r}",
+            f"Keep only numbers (or blanks) in {column}.",
+        )
+    return _to_numeric(numbers, "leads", str(column))
+
+
+def _not_numbers_reason(values: pd.Series, bad: pd.Series) -> str:
+    examples = ", ".join(repr(str(v)) for v in pd.unique(values[bad])[:3])
+    return f"numbers with {int(bad.sum())} non-numeric value(s), e.g. {examples}"
+
+
 def _plan_extras(leads: pd.DataFrame) -> _Extras:
     """Which extra lead columns become features, and why others do not.
 
-    Decided once for a feature table (a schema decision, not a value) from the leads known at
-    as-of, so every as-of date of a training set gets the same columns and leads created later
-    change nothing. Timestamps are left out (a date after as-of would leak what happened later),
-    also when written as text, and so are identifier-like text columns (one value per lead) and
-    columns holding lists or objects.
+    Decided once for a feature table (a schema decision, not a value) from the values of the
+    leads known at as-of, never from the dtype a reader gave the whole table (one later
+    lead's ``unknown`` makes a CSV column text), so every as-of date of a training set gets
+    the same columns and leads created later change nothing. A column whose given values all
+    read as numbers (:func:`leadscore.model.parse_numbers`) is numeric; one of mostly numbers
+    with a few words among them is left out with those words named; other text is
+    categorical. Left out as well: columns empty for every lead, timestamps (a date after
+    as-of would leak what happened later), also when written as text, identifier-like text
+    (one value per lead) and columns holding lists or objects.
     """
     reserved = {f.name for f in feature_catalogue()} | {"lead_id"}
     columns: dict[str, Feature] = {}
@@ -1002,8 +1043,22 @@ def _plan_extras(leads: pd.DataFrame) -> _Extras:
         if _holds_objects(values):
             excluded[str(column)] = "holds lists or objects, not single values"
             continue
-        if ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
-            columns[str(column)] = Feature(name, "fit", _humanise(column), "numeric")
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            numbers, bad = pd.Series(np.nan, index=values.index), values.notna()
+        else:
+            numbers, bad = parse_numbers(values)
+        if not (numbers.notna() | bad).any():
+            excluded[str(column)] = "empty for every lead created by as-of"
+            continue
+        label = _humanise(column)
+        if not bad.any():
+            # braces in a column name must not read as template fields
+            flag = label.replace("{", "{{").replace("}", "}}") + ": {value:yes|no}"
+            sentence = flag if _is_boolean(values) else None
+            columns[str(column)] = Feature(name, "fit", label, "numeric", sentence)
+            continue
+        if numbers.notna().sum() > bad.sum():
+            excluded[str(column)] = _not_numbers_reason(values, bad)
             continue
         distinct = pd.Series(values.dropna().unique())
         if is_text_timestamps(distinct):
@@ -1012,7 +1067,7 @@ def _plan_extras(leads: pd.DataFrame) -> _Extras:
         if len(distinct) > 1000 and len(distinct) > 0.5 * values.notna().sum():
             excluded[str(column)] = "identifier-like text (a different value for most leads)"
             continue
-        columns[str(column)] = Feature(name, "fit", _humanise(column), "categorical")
+        columns[str(column)] = Feature(name, "fit", label, "categorical")
     for column, reason in excluded.items():
         logger.info("leads column %r is not a feature: %s", column, reason)
     return _Extras(columns, excluded)
@@ -1071,9 +1126,7 @@ def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list
     for column, feature in extras.columns.items():
         values = leads[by_text[column]]
         if feature.kind == "numeric":
-            if not (ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values)):
-                values = _to_numeric(values, "leads", column)
-            out[feature.name] = values.to_numpy(dtype="float64", na_value=np.nan)
+            out[feature.name] = _lead_numbers(values, column).to_numpy(na_value=np.nan)
         else:
             out[feature.name] = _as_categorical(values)
         features.append(feature)

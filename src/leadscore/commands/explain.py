@@ -57,18 +57,58 @@ def _sub_score(value: object) -> str:
     return "-" if pd.isna(value) else f"{value}/100"
 
 
+def _sentences(row: pd.Series, reasons: dict[str, list[dict]]) -> dict[str, list[str]]:
+    """The sentence of each reason of a row, as the card shows it: ``reasons_for`` and
+    ``reasons_against`` hold the sentences in the order of ``reasons_json``."""
+    out: dict[str, list[str]] = {}
+    for direction in ("for", "against"):
+        written = [t for t in str(row[f"reasons_{direction}"]).split(REASONS_SEPARATOR) if t]
+        out[direction] = [
+            written[i] if i < len(written) else reason["label"]
+            for i, reason in enumerate(reasons[direction])
+        ]
+    return out
+
+
 def _reason_lines(row: pd.Series, reasons: dict[str, list[dict]]) -> list[str]:
     """The reasons for and against of a row, as sentences with their points."""
     lines: list[str] = []
+    sentences = _sentences(row, reasons)
     for direction, sign in (("for", "+"), ("against", "-")):
         lines.append(f"  Reasons {direction}:")
-        sentences = [t for t in str(row[f"reasons_{direction}"]).split(REASONS_SEPARATOR) if t]
         if not reasons[direction]:
             lines.append("    (none notable)")
-        for i, reason in enumerate(reasons[direction]):
+        for reason, text in zip(reasons[direction], sentences[direction], strict=True):
             points = 100 * float(reason["contribution"])
-            text = sentences[i] if i < len(sentences) else reason["label"]
             lines.append(f"    {sign} {text} ({points:+.1f} points)")
+    return lines
+
+
+def _changed_reasons(before: pd.Series, latest: pd.Series) -> list[str]:
+    """The reasons that came and went between two scorings, in the words each card used.
+
+    A reason is the same one when it is about the same field (its sentence may have moved on,
+    "3 times" to "4 times"); a new one is quoted from the latest card, a gone one from the
+    previous card.
+    """
+
+    def by_field(row: pd.Series) -> dict[str, str]:
+        reasons = _reasons(row)
+        sentences = _sentences(row, reasons)
+        out: dict[str, str] = {}
+        for direction in ("for", "against"):
+            for reason, text in zip(reasons[direction], sentences[direction], strict=True):
+                out.setdefault(reason["feature"], text)
+        return out
+
+    old, new = by_field(before), by_field(latest)
+    lines = []
+    came = [text for f, text in new.items() if f not in old]
+    gone = [text for f, text in old.items() if f not in new]
+    if came:
+        lines.append("    new reasons: " + REASONS_SEPARATOR.join(came))
+    if gone:
+        lines.append("    no longer reasons: " + REASONS_SEPARATOR.join(gone))
     return lines
 
 
@@ -120,15 +160,7 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
     )
     if bare or _without_reasons(before):
         return "\n".join(lines)  # one of the two runs has no reasons to compare
-    old = {r["feature"] for d in _reasons(before).values() for r in d}
-    new = {r["feature"] for d in reasons.values() for r in d}
-    labels = {
-        r["feature"]: r["label"] for d in (*_reasons(before).values(), *reasons.values()) for r in d
-    }
-    if new - old:
-        lines.append("    new reasons: " + ", ".join(sorted(labels[f] for f in new - old)))
-    if old - new:
-        lines.append("    no longer reasons: " + ", ".join(sorted(labels[f] for f in old - new)))
+    lines += _changed_reasons(before, latest)
     return "\n".join(lines)
 
 
