@@ -27,7 +27,10 @@ install: $(STAMP) ## Create .venv (Python 3.11) and install leadscore with its d
 .PHONY: run
 run: $(STAMP) ## The main job on synthetic data: synth, train (MLflow), score, channel report
 	$(BIN)/leadscore synth --leads $(DEMO_LEADS) --out $(DEMO_DIR) --seed 7 --no-progress
-	$(BIN)/leadscore train --data $(DEMO_DIR) --metrics-out models/synthetic-metrics.json
+	@# --allow-worse: the synthetic truth is logistic in its latent scores, where a logistic
+	@# regression ties the model (ROC-AUC 0.827 against 0.828, interval -0.008 to +0.007);
+	@# on real data leave it out, and training stops when a baseline wins
+	$(BIN)/leadscore train --data $(DEMO_DIR) --metrics-out models/synthetic-metrics.json --allow-worse
 	$(BIN)/leadscore score --data $(DEMO_DIR) --model models:/leadscore@champion \
 		--as-of $(DEMO_AS_OF) --target data/scored_leads.duckdb --no-progress
 	$(BIN)/leadscore report channels --data $(DEMO_DIR) --by source --target data/scored_leads.duckdb \
