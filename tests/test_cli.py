@@ -37,6 +37,35 @@ def test_every_subcommand_has_help(capsys):
         assert f"usage: leadscore {name}" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-q", "validate", "--data", "DIR"],
+        ["validate", "-q", "--data", "DIR"],
+        ["validate", "--data", "DIR", "--quiet"],
+        ["report", "channels", "--data", "DIR", "-q"],
+    ],
+)
+def test_quiet_is_accepted_before_and_after_the_subcommand(tmp_path, event_frames, argv):
+    """-q / -v work where users type them: before or after the subcommand, with the same
+    effect (only warnings: the INFO steps are not logged)."""
+    write_tables(event_frames, tmp_path / "crm")
+    args = build_parser().parse_args([str(tmp_path / "crm") if a == "DIR" else a for a in argv])
+    assert args.quiet is True and args.verbose == 0
+    if argv[:2] == ["validate", "-q"]:  # one real run: a subprocess takes seconds
+        done = run_cli(*(str(tmp_path / "crm") if a == "DIR" else a for a in argv))
+        assert done.returncode == 0, done.stderr
+        assert " INFO " not in done.stderr
+
+
+def test_verbose_counts_after_the_subcommand_and_defaults_hold():
+    parser = build_parser()
+    assert parser.parse_args(["score", "--data", "d", "-vv"]).verbose == 2
+    assert parser.parse_args(["-v", "score", "--data", "d"]).verbose == 1
+    plain = parser.parse_args(["score", "--data", "d"])
+    assert (plain.verbose, plain.quiet) == (0, False)
+
+
 def test_user_error_is_one_line_without_traceback(tmp_path):
     spec = tmp_path / "spec.yaml"
     spec.write_text(
@@ -265,3 +294,37 @@ def test_explain_compares_with_the_latest_earlier_as_of_not_a_rerun() -> None:
     card = lead_card(pd.concat([mid, v1, v2], ignore_index=True))
     assert "Since the scoring as of 2024-05-15 00:00: score 10 -> 42, stage LEAD -> MQL" in card
     assert lead_card(pd.concat([v1, v2], ignore_index=True)).count("First scoring") == 1
+
+
+def test_a_model_used_with_the_other_data_form_names_the_right_command(
+    flat_project: Path, tmp_path: Path, event_frames, capsys, caplog
+) -> None:
+    """A flat-spec model given event data (and an event model given --spec) ends in one line
+    naming the command that fits, not in a missing column; a flat table holding a value the
+    model never saw warns with the count and an example."""
+    import logging
+
+    model = flat_project / "models" / "acme"
+    argv = ["--config", str(flat_project / "train.yaml"), "--no-mlflow", "--model-out", str(model)]
+    assert main(["train", "--spec", str(flat_project / "spec.yaml"), *argv]) == 0
+    write_tables(event_frames, tmp_path / "crm")
+    target = tmp_path / "s.duckdb"
+    capsys.readouterr()
+    score = ["score", "--target", str(target), "--no-progress"]
+    assert main([*score, "--data", str(tmp_path / "crm"), "--model", str(model)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "trained on the flat spec acme" in err and "--spec acme --input FILE" in err
+    assert not target.exists()
+
+    new = pd.DataFrame(
+        {"id": ["N1", "N2", "N3"], "created": "2024-06-01", "status": "",
+         "visits": [1, 5, 2], "source": ["tiktok", "google", "tiktok"]}
+    )  # fmt: skip
+    new.to_csv(tmp_path / "new.csv", index=False)
+    spec = ["--spec", str(flat_project / "spec.yaml"), "--input", str(tmp_path / "new.csv")]
+    with caplog.at_level(logging.WARNING, logger="leadscore.scoring"):
+        assert main([*score, *spec, "--model", str(model)]) == 0
+    (unseen,) = [r.getMessage() for r in caplog.records if "never saw" in r.getMessage()]
+    assert unseen.startswith("2 of 3 scored leads") and "'source'" in unseen
+    assert "'tiktok'" in unseen

@@ -129,9 +129,9 @@ def test_lead_purge_keeps_no_example_inside_a_window_the_booster_learned() -> No
 
 def test_lead_purge_does_not_depend_on_how_a_lead_ended() -> None:
     """Half the leads close just before the test period and never show up there. Whether
-    their history examples are kept must not change with that: purging history examples of leads that
-    reappear later kept the leads that closed quickly (who win more), and the model
-    over-predicted every open lead."""
+    their history examples are kept must not change with that: purging the history examples
+    of leads that reappear later kept the leads that closed quickly (who win more), and the
+    model over-predicted every open lead."""
     dates = pd.date_range("2023-01-01", periods=16, freq="30D")
     rows = [(f"g{g}-{i}", d) for g in range(16) for i in range(10) for d in dates[g : g + 4]]
     ids = np.asarray([lead for lead, _ in rows])

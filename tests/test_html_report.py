@@ -213,6 +213,31 @@ def test_numbers_match_the_run(world):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("which", ["full", "example"])
+def test_stage_table_shows_each_policy_with_what_it_achieved(world, which):
+    """Each stage's policy and target next to what its cut-off achieved on the calibration
+    fold (the model's record) and on the test fold (from the test fold, or from the stage
+    metrics when the run holds no test fold)."""
+    result = world["result"]
+    stages = result.model.stages
+    text = world[which].read_text(encoding="utf-8")
+    section = text[text.index("id='stages'") :]
+    p, y = np.asarray(result.p_cal), np.asarray(result.y)
+    for stage, target in (("mql", "90 %"), ("sql", "50 %")):
+        cut = getattr(stages, f"{stage}_threshold_")
+        head = re.escape(f"<tr><td>{stage.upper()}</td><td>holds {target} of the wins (recall)")
+        row = re.search(head + r"</td>(.*?)</tr>", section)
+        assert row is not None, stage
+        cells = re.findall(r"<td>(.*?)</td>", row.group(1))
+        calibration = stages.achieved_[stage]
+        assert f"<b>{100 * calibration['recall']:.1f} % of the wins</b>" in cells[1]
+        assert f"{calibration['count']:,} leads" in cells[1]
+        at = p >= cut
+        assert f"<b>{100 * y[at].sum() / y.sum():.1f} % of the wins</b>" in cells[2]
+        assert f"{int(at.sum()):,} leads" in cells[2]
+
+
+@pytest.mark.slow
 def test_channel_table_covers_the_test_fold(world):
     text = world["full"].read_text(encoding="utf-8")
     section = text[text.index("id='channels'") :]
@@ -262,6 +287,28 @@ def test_missing_store_is_an_error_and_creates_no_store(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "no MLflow store" in err
     assert not db.exists() and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("folder", "is a folder"),
+        ("/proc/x.html", "cannot create a file in /proc"),
+        ("x.pdf", "the model report is HTML, not '.pdf'"),
+    ],
+)
+def test_an_unusable_out_is_one_line_before_the_run_is_read(tmp_path, capsys, name, expected):
+    """--out is checked before the (slow) build: a folder, a place no file can be created and
+    a suffix that is not HTML end in one line, exit 2, with no store read or created."""
+    (tmp_path / "folder").mkdir()
+    out = Path(name) if name.startswith("/") else tmp_path / name
+    db = tmp_path / "none.db"
+    argv = ["report", "model", "--run", "abc", "--tracking-uri", f"sqlite:///{db}"]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err, err
+    assert not db.exists()
+    assert not (tmp_path / "x.pdf").exists()
 
 
 def test_fit_engagement_figure_draws_one_series_per_stage():

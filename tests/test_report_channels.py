@@ -262,3 +262,63 @@ def test_closed_means_at_or_before_the_latest_scoring_of_the_data():
     assert picked.scored["lead_id"].tolist() == ["b", "c"]  # "a" closed at the moment itself
     assert picked.moment == MOMENT
     assert (picked.other_data, picked.closed, picked.closed_later) == (1, 1, 1)
+
+
+def test_roi_is_the_return_over_the_spend(tmp_path):
+    """ROI = (expected value - spend) / spend: a channel whose value per lead is below its
+    cost per lead has a negative ROI, and the value reads the same in the CSV."""
+    from leadscore.reports import channel_report
+
+    scored = pd.DataFrame(
+        {"lead_id": ["a", "b", "c"], "stage": ["lead", "mql", "sql"], "probability": 0.1}
+    )
+    attributes = pd.DataFrame({"lead_id": ["a", "b", "c"], "source": ["x", "x", "y"]})
+    spend = pd.DataFrame({"channel": ["x", "y"], "spend": [1822.0, 100.0]})
+    out = channel_report(scored, attributes, by=["source"], spend=spend, deal_value=2940)
+    rows = out.set_index("source")
+    # x: value per lead 294 against cost per lead 911
+    assert rows.loc["x", "value_per_lead"] == pytest.approx(294)
+    assert rows.loc["x", "cost_per_lead"] == pytest.approx(911)
+    assert rows.loc["x", "roi"] == pytest.approx((294 - 911) / 911)
+    assert rows.loc["y", "roi"] == pytest.approx((294 - 100) / 100)
+
+
+def test_cost_channels_matching_no_lead_are_named(tmp_path, caplog):
+    """A costs file that spells a channel differently warns with the unmatched names and the
+    known ones; grouping by a column that is not the channel warns that costs are per
+    channel and leaves the cost columns out instead of printing "-" everywhere."""
+    folder = csv_folder(tmp_path)
+    target = tmp_path / "scores.duckdb"
+    write_both_runs(target)
+    costs = tmp_path / "costs.csv"
+    costs.write_text("channel,spend\nPartner,100\npaid search,900\norganic,300\n")
+    caplog.set_level(logging.WARNING, logger="leadscore")
+
+    out = report(folder, target, tmp_path / "r.csv", "--by", "source", "--costs", str(costs))
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("leadscore.report")
+    ]
+    assert len(warned) == 1
+    assert "'Partner', 'paid search'" in warned[0]
+    assert "events, organic, paid_search, referral" in warned[0]
+    assert out.set_index("source").loc["organic", "spend"] == 300
+
+    caplog.clear()
+    out = report(folder, target, tmp_path / "c.csv", "--by", "campaign", "--costs", str(costs))
+    warned = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("leadscore.report")
+    ]
+    assert len(warned) == 1 and "spend is per channel" in warned[0]
+    assert "campaign" in warned[0] and "--by source" in warned[0]
+    assert "spend" not in out.columns and "cost_per_lead" not in out.columns
+
+    caplog.clear()
+    by_both = ["--by", "source", "campaign", "--costs", str(costs)]
+    out = report(folder, target, tmp_path / "b.csv", *by_both)
+    warned = [r.getMessage() for r in caplog.records if "cost" in r.getMessage()]
+    assert len(warned) == 1 and "no cost column for source / campaign" in warned[0]
+    assert "spend" not in out.columns

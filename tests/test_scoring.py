@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -59,7 +60,14 @@ def scored_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         as_of=AS_OF,
         progress=False,
     )
-    return {"data": data_dir, "model": model_dir, "target": target, "root": root}
+    return {
+        "data": data_dir,
+        "model": model_dir,
+        "target": target,
+        "root": root,
+        "result": result,
+        "config": config,
+    }
 
 
 def test_tables_have_the_schema(scored_world):
@@ -72,6 +80,121 @@ def test_tables_have_the_schema(scored_world):
         assert set(table["stage"]) <= {"lead", "mql", "sql"}
         assert table["fit_score"].dropna().between(0, 100).all()
     assert latest["lead_id"].is_unique and len(latest) == len(history) > 100
+
+
+def test_leads_closed_by_a_later_run_leave_scored_leads(scored_world, tmp_path):
+    """scored_leads holds the leads open at their latest scoring: after a later run, leads that
+    closed in between are gone from it (their rows stay in the history), and a back-fill of
+    the earlier as-of, when they were open, does not bring them back."""
+    data, model = scored_world["data"], scored_world["model"]
+    target = tmp_path / "s.duckdb"
+    argv = ["score", "--data", str(data), "--model", str(model), "--target", str(target)]
+    argv += ["--no-reasons", "--no-progress", "--chunk-size", "1500"]
+    outcomes = load_closed_loop(data).outcomes
+    closed_between = set(
+        outcomes.loc[outcomes["closed_at"].between(AS_OF, LATER, inclusive="right"), "lead_id"]
+    )
+    for as_of in (AS_OF, LATER, AS_OF):  # the third run is a back-fill
+        assert main([*argv, "--as-of", str(as_of.date())]) == 0
+        latest = read_scored_leads(str(target))
+        history = read_history(str(target))
+        newest = history[history["as_of"] == LATER]
+        if len(newest):
+            assert set(latest["lead_id"]) == set(newest["lead_id"])
+            assert (latest["as_of"] == LATER).all()
+    first = set(history.loc[history["as_of"] == AS_OF, "lead_id"])
+    assert first & closed_between  # the case under test happens
+    assert not set(latest["lead_id"]) & closed_between
+    assert len(history) == len(first) + len(newest)
+
+
+@pytest.mark.slow
+def test_a_run_uri_records_the_registered_name_and_version(scored_world, tmp_path):
+    """runs:/RUN/model of a registered model is recorded as that registered name and version,
+    as models:/NAME/VERSION is; a run never registered gets a name that says it is a run."""
+    from leadscore import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    logged = {
+        name: tracking.log_training_run(
+            scored_world["result"],
+            dataset_name="crm",
+            spec=None,
+            config=scored_world["config"],
+            data_hash="test",
+            tracking_uri=uri,
+            registered_model=name,
+        )
+        for name in ("leadscore-test", None)
+    }
+    registered = load_scoring_model("models:/leadscore-test/1", tracking_uri=uri)
+    by_run = load_scoring_model(f"runs:/{logged['leadscore-test']}/model", tracking_uri=uri)
+    assert (by_run.name, by_run.version) == (registered.name, registered.version)
+    assert (by_run.name, by_run.version) == ("leadscore-test", "1")
+    plain = load_scoring_model(f"runs:/{logged[None]}/model", tracking_uri=uri)
+    assert plain.name == f"run:{logged[None]}" and plain.version == logged[None]
+
+
+def _score_warnings(data: Path, folder: Path, target: Path, caplog) -> list[str]:
+    """The warnings of one scoring run of ``data`` (no reasons, as of AS_OF)."""
+    scoring = load_scoring_model(folder)
+    features = scoring.model.features
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="leadscore.scoring"):
+        run_scoring(
+            scoring,
+            event_feature_chunks(data, AS_OF, chunk_leads=1500, features=features),
+            target=str(target),
+            as_of=AS_OF,
+            with_reasons=False,
+            progress=False,
+        )
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_unseen_categories_and_an_empty_activity_log_are_warned(scored_world, tmp_path, caplog):
+    """A category value never seen in training (scored as missing) is counted per feature with
+    an example, and a model that learnt from engagement warns when the data holds no activity
+    in the 90 days before the as-of; clean data warns of neither."""
+    import shutil
+
+    model = scored_world["model"]
+    clean = _score_warnings(scored_world["data"], model, tmp_path / "a.duckdb", caplog)
+    assert not [w for w in clean if "'industry'" in w or "no activity" in w]
+
+    changed = tmp_path / "crm"
+    shutil.copytree(scored_world["data"], changed)
+    leads = pd.read_parquet(changed / "leads.parquet")
+    leads.loc[leads.index[::3], "industry"] = "platinum"
+    leads.to_parquet(changed / "leads.parquet")
+    activities = pd.read_parquet(changed / "activities.parquet")
+    activities.iloc[:0].to_parquet(changed / "activities.parquet")
+    warned = _score_warnings(changed, model, tmp_path / "b.duckdb", caplog)
+
+    scored = read_scored_leads(str(tmp_path / "b.duckdb"))
+    platinum = scored["lead_id"].isin(leads.loc[leads["industry"] == "platinum", "lead_id"])
+    (unseen,) = [w for w in warned if "'industry'" in w]
+    assert unseen.startswith(f"{int(platinum.sum()):,} of {len(scored):,} scored leads")
+    assert "'platinum'" in unseen
+    (empty,) = [w for w in warned if "no activity" in w]
+    assert "in the 90 days before 2026-05-01" in empty and "(0 activities in all)" in empty
+
+
+def test_an_event_model_with_a_spec_points_to_event_data(scored_world, tmp_path, capsys):
+    """An event-data model given a flat spec ends in one line that says to score with --data."""
+    pd.DataFrame({"id": ["a", "b"], "status": ["", "won"], "visits": [1, 2]}).to_csv(
+        tmp_path / "leads.csv", index=False
+    )
+    spec = {"name": "acme", "source": "leads.csv", "id": "id", "label": {"column": "status",
+            "won": ["won"]}}  # fmt: skip
+    (tmp_path / "spec.yaml").write_text(json.dumps(spec))
+    target = tmp_path / "s.duckdb"
+    argv = ["score", "--spec", str(tmp_path / "spec.yaml"), "--model", str(scored_world["model"])]
+    assert main([*argv, "--target", str(target)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "was trained on event data (crm)" in err and "Score with --data DIR" in err
+    assert not target.exists()
 
 
 def test_event_chunks_have_the_models_features_in_every_slice(scored_world):
@@ -326,7 +449,7 @@ def test_channel_report_counts_and_costs():
     assert x["cost_per_lead"] == pytest.approx(100.0)
     assert x["cost_per_mql"] == pytest.approx(150.0)
     assert x["cost_per_expected_win"] == pytest.approx(300 / 0.95)
-    assert x["roi"] == pytest.approx(950 / 300)
+    assert x["roi"] == pytest.approx((950 - 300) / 300)  # return on the spend: 0 breaks even
     assert report["source"].tolist()[0] == "y"  # best SQL rate first
 
 

@@ -189,6 +189,24 @@ def test_parquet_files_carry_the_arrow_schema(tmp_path: Path) -> None:
         assert [(f.name, f.type) for f in schema] == [(f.name, f.type) for f in sinks.ARROW_SCHEMA]
 
 
+def test_every_parquet_file_has_one_schema_with_or_without_sub_scores(tmp_path: Path) -> None:
+    """Run files with sub-scores and without (--no-reasons), a later run's file rewritten by a
+    back-fill and the latest file: one Arrow schema, and pandas reads them with one dtype."""
+    target = str(tmp_path / "s.parquet")
+    sinks.write_scored_leads(make_scored(4, "2024-05-01"), target)
+    bare = make_scored(4, "2024-06-01", seed=1).assign(fit_score=None, engagement_score=None)
+    sinks.write_scored_leads(bare, target)
+    back = make_scored(4, "2024-04-01", seed=2).assign(stage=["sql", "sql", "sql", "sql"])
+    sinks.write_scored_leads(back, target)  # rewrites the May file's previous stages
+    files = [*sorted((tmp_path / "s_history").glob("*.parquet")), tmp_path / "s.parquet"]
+    assert len(files) == 4
+    for path in files:
+        assert pq.read_schema(path).equals(sinks.ARROW_SCHEMA, check_metadata=True), path
+        frame = pd.read_parquet(path)
+        assert str(frame["fit_score"].dtype) == "Int64", path
+        assert str(frame["score"].dtype) == "int32", path
+
+
 def test_sqlite_columns_are_typed(tmp_path: Path) -> None:
     import sqlalchemy as sa
 
@@ -378,6 +396,90 @@ def test_a_back_fill_updates_the_later_rows_previous_stage(target: str) -> None:
     assert latest.loc["L0000", "previous_stage"] == "lead"
     assert latest.loc[["L0001", "L0002", "L0003"], "previous_stage"].isna().all()
     assert latest["stage_changed"].tolist() == [False, False, False, False]
+
+
+#: Month of each of the ten leads' close (won or lost), None while open: runs as of that
+#: month or later know it closed.
+CLOSES = [None, "2024-03-01", "2024-04-01", "2024-05-01", None, "2024-04-01", None, "2024-05-01",
+          "2024-03-01", None]  # fmt: skip
+CLOSING_RUNS = st.lists(
+    st.tuples(
+        st.sampled_from(["2024-02-01", "2024-03-01", "2024-04-01", "2024-05-01"]),
+        st.lists(st.integers(0, 9), min_size=1, max_size=8, unique=True),
+        st.integers(0, 1000),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+def closing_run(target: str, as_of: str, leads: list[int], seed: int) -> tuple[pd.DataFrame, set]:
+    """One run over ``leads``, as the scorer writes it: the open ones scored, the closed ones
+    named closed. Returns the scored rows and the closed ids."""
+    stamp = pd.Timestamp(as_of)
+    shut = {f"L{i}" for i in leads if CLOSES[i] is not None and pd.Timestamp(CLOSES[i]) <= stamp}
+    ids = [f"L{i}" for i in leads if f"L{i}" not in shut] or ["L0"]
+    frame = make_scored(ids=ids, as_of=as_of, seed=seed)
+    frame = sinks.attach_previous_stages(frame, sinks.previous_stages(target, as_of, lead_ids=ids))
+    sinks.write_scored_leads(frame, target, closed=sorted(shut))
+    return sinks.validate_scored_leads(frame), shut
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS)
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(runs=CLOSING_RUNS)
+def test_closed_leads_leave_the_latest_table_in_any_run_order(
+    kind: str, runs: list[tuple[str, list[int], int]], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """scored_leads holds the leads open at their latest scoring: a lead any run knew closed
+    is left out, also after a back-fill scored it when it was still open; a lead no run
+    mentions stays; the history keeps every row and its previous stages."""
+    target = target_for(kind, tmp_path_factory.mktemp(kind))
+    reference: dict[str, pd.DataFrame] = {}
+    gone: set[str] = set()  # a closure, once known, is kept (a re-run does not undo it)
+    for as_of, leads, seed in runs:
+        reference[as_of], shut = closing_run(target, as_of, leads, seed)
+        gone |= shut
+    history = expected_previous_stages(pd.concat(reference.values(), ignore_index=True))
+    order = ["lead_id", "as_of"]
+    pd.testing.assert_frame_equal(
+        sinks.read_history(target).sort_values(order).reset_index(drop=True),
+        history.sort_values(order).reset_index(drop=True),
+    )
+    expected = expected_latest(history)
+    expected = expected[~expected["lead_id"].isin(gone)].reset_index(drop=True)
+    pd.testing.assert_frame_equal(sinks.read_scored_leads(target), expected)
+    for as_of in ["2024-03-01", "2024-04-01", "2024-06-01"]:
+        earlier = expected_latest(history[history["as_of"] < pd.Timestamp(as_of)])
+        pd.testing.assert_frame_equal(
+            sinks.previous_stages(target, as_of), earlier[["lead_id", "stage"]]
+        )
+
+
+def test_a_closed_lead_leaves_scored_leads_and_comes_back_when_scored_later(target: str) -> None:
+    """Closing, a back-fill that must not bring the lead back, a run over other leads that
+    leaves it out, and a reopened lead scored at a later as-of."""
+    sinks.write_scored_leads(make_scored(3, "2024-03-01"), target)
+    sinks.write_scored_leads(make_scored(2, "2024-05-01", seed=1), target, closed=["L0002"])
+    latest = sinks.read_scored_leads(target)
+    assert latest["lead_id"].tolist() == ["L0000", "L0001"]
+    assert len(sinks.read_history(target)) == 5  # the history keeps the closed lead's row
+    sinks.write_scored_leads(make_scored(3, "2024-04-01", seed=2), target)  # back-fill
+    assert sinks.read_scored_leads(target)["lead_id"].tolist() == ["L0000", "L0001"]
+    sinks.write_scored_leads(make_scored(ids=["L0009"], as_of="2024-06-01"), target)
+    assert sinks.read_scored_leads(target)["lead_id"].tolist() == ["L0000", "L0001", "L0009"]
+    reopened = make_scored(ids=["L0002"], as_of="2024-07-01", seed=3)
+    before = sinks.previous_stages(target, "2024-07-01", lead_ids=["L0002"])
+    sinks.write_scored_leads(sinks.attach_previous_stages(reopened, before), target)
+    latest = sinks.read_scored_leads(target).set_index("lead_id")
+    assert latest.index.tolist() == ["L0000", "L0001", "L0002", "L0009"]
+    april = make_scored(3, "2024-04-01", seed=2).set_index("lead_id")
+    assert latest.loc["L0002", "previous_stage"] == april.loc["L0002", "stage"]
+    sinks.write_scored_leads(make_scored(ids=["L0000"], as_of="2024-08-01"), target,
+                             closed=["L0002"])  # fmt: skip
+    assert sinks.read_scored_leads(target)["lead_id"].tolist() == ["L0000", "L0001", "L0009"]
 
 
 # --------------------------------------------------------------------------- validation
@@ -572,6 +674,16 @@ def test_a_target_under_a_file_is_one_line_and_writes_nothing(kind: str, tmp_pat
         sinks.write_scored_leads(make_scored(3), target)
     assert "\n" not in str(err.value)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.skipif(not Path("/proc/self").exists(), reason="needs Linux's /proc")
+@pytest.mark.parametrize("kind", FILE_KINDS)
+def test_a_folder_that_takes_no_file_is_named_before_scoring(kind: str) -> None:
+    """/proc exists but no file can be created there: the check says so (not that /proc is
+    missing), before any scoring work."""
+    with pytest.raises(DataError, match=r"^cannot create a file in /proc: ") as err:
+        sinks.check_target(target_for(kind, Path("/proc")))
+    assert len(str(err.value).splitlines()) == 1
 
 
 @pytest.mark.parametrize("kind", ["duckdb", "sqlite"])

@@ -39,18 +39,46 @@ def build_parser() -> argparse.ArgumentParser:
         description="Closed-loop lead scoring: learn from won and lost leads, score open ones.",
     )
     parser.add_argument("--version", action="version", version=f"leadscore {__version__}")
+    add_logging_flags(parser, default_verbose=0, default_quiet=False)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"leadscore.commands.{name}").register(subparsers)
+    _add_logging_flags_to_commands(subparsers)
+    return parser
+
+
+def add_logging_flags(
+    parser: argparse.ArgumentParser, *, default_verbose: object, default_quiet: object
+) -> None:
+    """``-v`` / ``-q`` on ``parser``, with the given defaults."""
     parser.add_argument(
         "-v",
         "--verbose",
         action="count",
-        default=0,
+        default=default_verbose,
         help="add the logging of MLflow and the other libraries (-vv: debug)",
     )
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        importlib.import_module(f"leadscore.commands.{name}").register(subparsers)
-    return parser
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default_quiet, help="only warnings and errors"
+    )
+
+
+def _add_logging_flags_to_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Accept ``-v`` / ``-q`` after the subcommand too (``leadscore score -q ...``), as users
+    type them, on every leaf command (``report channels`` included).
+
+    The subcommand's copies default to :data:`argparse.SUPPRESS`: a subparser writes every
+    default it has over the main parser's values, so a real default there would undo a
+    ``-q`` given before the subcommand.
+    """
+    for sub in dict.fromkeys(subparsers.choices.values()):
+        nested = [a for a in sub._actions if isinstance(a, argparse._SubParsersAction)]
+        if nested:
+            for action in nested:
+                _add_logging_flags_to_commands(action)
+        else:
+            suppressed = argparse.SUPPRESS
+            add_logging_flags(sub, default_verbose=suppressed, default_quiet=suppressed)
 
 
 def configure_logging(verbose: int, quiet: bool) -> None:

@@ -30,6 +30,7 @@ import io
 import json
 import logging
 import math
+import os
 import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -43,7 +44,7 @@ import yaml
 from matplotlib.figure import Figure
 
 from leadscore import plots
-from leadscore.errors import ModelError
+from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution, shap_summary_figure
 from leadscore.io import sqlite_file
 from leadscore.model import LeadScoringModel
@@ -57,6 +58,7 @@ __all__ = [
     "REPORT_ARTIFACT",
     "TEST_FOLD_ARTIFACT",
     "build_model_report",
+    "check_report_path",
     "fit_engagement_figure",
     "test_fold_frame",
     "write_model_report",
@@ -710,8 +712,24 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
             cut_text.append(f"{stage.upper()} from a probability of {_pct(value)}")
     out.append(
         f"<p>Stage thresholds, set on the calibration fold: {'; '.join(cut_text)}. "
-        "The table counts the test leads in each stage and how they turned out.</p>"
+        "The first table shows the policy each cut-off was chosen by and what it achieved "
+        "on the calibration fold (where it was set) and on the test fold (unseen); the second "
+        "counts the test leads in each stage and how they turned out.</p>"
     )
+    policy_rows = _policy_rows(run)
+    if policy_rows:
+        out.append(
+            _table(
+                [
+                    "Stage",
+                    "Policy and target",
+                    "Cut-off",
+                    "Achieved on the calibration fold",
+                    "Achieved on the test fold",
+                ],
+                policy_rows,
+            )
+        )
     rows = []
     for stage in _STAGES:
         s = stages.get(stage)
@@ -743,6 +761,91 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
             )
         )
     return "\n".join(out)
+
+
+def _policy_text(stage: str, policy: Any) -> tuple[str, str]:
+    """The stage's policy and target in words, and which achieved measure answers it."""
+    rule = getattr(policy, stage)
+    target = rule.target
+    if rule.policy == "recall":
+        return f"holds {_pct(target, 0)} of the wins (recall)", "recall"
+    if rule.policy == "precision":
+        return f"converts at {_pct(target, 0)} or more (precision)", "precision"
+    if rule.policy == "capacity":
+        return (
+            f"at most {target:,g} leads per {policy.period_days:g} days (sales capacity)",
+            "per_period",
+        )
+    if rule.policy == "probability":
+        return f"a probability of {_pct(target)} or more (fixed)", "count"
+    cost = policy.nurture_cost if stage == "mql" else policy.contact_cost
+    name = "nurturing" if stage == "mql" else "a contact"
+    return (
+        f"p &times; deal value {policy.deal_value:,g} above the cost of {name} {cost:,g} "
+        "(expected value)",
+        "count",
+    )
+
+
+def _achieved_text(achieved: Mapping[str, Any] | None, measure: str) -> str:
+    """Leads at the stage or above, their conversion and share of wins; the policy's own
+    measure in bold."""
+    if not achieved or achieved.get("count") is None:
+        return "–"
+    parts = {
+        "count": f"{_count(achieved.get('count'))} leads",
+        "precision": f"{_pct(achieved.get('precision'))} convert",
+        "recall": f"{_pct(achieved.get('recall'))} of the wins",
+    }
+    if achieved.get("per_period") is not None:
+        parts["per_period"] = f"{_num(achieved['per_period'], 1)} per period"
+    return ", ".join(f"<b>{v}</b>" if k == measure else v for k, v in parts.items())
+
+
+def _test_achieved(run: _Run, stage: str, cut: float) -> dict[str, Any] | None:
+    """What the cut-off achieved on the test fold, counted as training counts it on the
+    calibration fold: the leads at the stage or above (SQL counts towards MQL)."""
+    fold = run.test_fold
+    if fold is not None:
+        p, y = np.asarray(fold.p_cal, dtype="float64"), np.asarray(fold.y, dtype="float64")
+        at = p >= cut
+        wins = float(y.sum())
+        return {
+            "count": int(at.sum()),
+            "precision": float(y[at].mean()) if at.any() else None,
+            "recall": float(y[at].sum() / wins) if wins else None,
+        }
+    table = run.metrics.get("stages") or {}
+    above = [table.get(s) or {} for s in (("mql", "sql") if stage == "mql" else ("sql",))]
+    try:
+        count = sum(int(s["count"]) for s in above)
+        won = sum(float(s["count"]) * float(s["conversion_rate"]) for s in above)
+        recall = sum(float(s["share_of_wins"]) for s in above)
+    except (KeyError, TypeError, ValueError):
+        return None
+    return {"count": count, "precision": won / count if count else None, "recall": recall}
+
+
+def _policy_rows(run: _Run) -> list[tuple[str, ...]]:
+    """Per stage: policy and target, cut-off, and what it achieved on both folds."""
+    stages = run.model.stages
+    policy = getattr(stages, "policy_", None)
+    if policy is None:
+        return []
+    rows = []
+    for stage in ("mql", "sql"):
+        text, measure = _policy_text(stage, policy)
+        cut = float(getattr(stages, f"{stage}_threshold_"))
+        rows.append(
+            (
+                stage.upper(),
+                text,
+                _pct(cut) if math.isfinite(cut) else "nobody",
+                _achieved_text((stages.achieved_ or {}).get(stage), measure),
+                _achieved_text(_test_achieved(run, stage, cut), measure),
+            )
+        )
+    return rows
 
 
 @dataclass(frozen=True)
@@ -1013,13 +1116,15 @@ def write_model_report(
 ) -> Path:
     """Write the report of ``run_id`` to ``out`` and, by default, log it to the run.
 
-    The page is built completely before anything is written, so a run that cannot be read
-    leaves no file behind. Logged as the run artifact :data:`REPORT_ARTIFACT`.
+    The output path is checked first (:func:`check_report_path`), since building the page
+    takes seconds; the page is then built completely before anything is written, and written
+    through a temporary file, so a run that cannot be read leaves no file behind. Logged as
+    the run artifact :data:`REPORT_ARTIFACT`.
     """
-    text = build_model_report(run_id, tracking_uri=tracking_uri)
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    check_report_path(out)
+    text = build_model_report(run_id, tracking_uri=tracking_uri)
+    _write_atomically(out, text)
     if log_to_run:
         from mlflow import MlflowClient
 
@@ -1032,3 +1137,59 @@ def write_model_report(
             MlflowClient(tracking_uri=uri).log_artifact(run_id, str(copy))
     logger.info("wrote the report of run %s to %s", run_id, out)
     return out
+
+
+#: Suffixes the model report is written under: it is HTML whatever the name says.
+REPORT_SUFFIXES: tuple[str, ...] = (".html", ".htm")
+
+
+def check_report_path(out: Path) -> None:
+    """Refuse, before the report is built, an ``--out`` that cannot take an HTML file.
+
+    The same checks :func:`leadscore.io.write_table` makes for a channel report: a known
+    suffix (a ``.pdf`` would silently hold HTML), not a folder, and a folder that exists or
+    can be created and takes a new file (tried with a temporary file, removed at once).
+
+    Raises
+    ------
+    DataError
+        Naming the path and what is wrong with it.
+    """
+    out = Path(out)
+    if out.is_dir():
+        raise DataError(f"--out {out} is a folder", "Give --out a file, e.g. report.html.")
+    if out.suffix.lower() not in REPORT_SUFFIXES:
+        what = f"not {out.suffix!r}" if out.suffix else "and the name has no .html suffix"
+        raise DataError(
+            f"{out}: the model report is HTML, {what}",
+            "Write to a .html file (a browser prints it to PDF).",
+        )
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    except OSError as err:
+        raise DataError(
+            f"cannot create a file in {out.parent}: {err.strerror or err}",
+            "Write into a folder that exists or can be created, and that you may write to.",
+        ) from err
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+
+
+def _write_atomically(out: Path, text: str) -> None:
+    """Write ``text`` to ``out`` through a temporary file and a rename: a reader never sees
+    half a page, and a failed write leaves an older report as it was."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, out)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        raise DataError(
+            f"cannot write {out}: {err.strerror or err}",
+            "Check the path, the free disk space and your permissions.",
+        ) from err
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -505,7 +505,7 @@ def load_closed_loop(
     logger.info(
         "loaded %s: %s",
         text,
-        ", ".join(f"{k}={0 if v is None else len(v):,}" for k, v in frames.items()),
+        ", ".join(f"{k}={0 if v is None else len(v):,}" for k, v in frames.items() if k in wanted),
     )
     data = validate_closed_loop(
         frames["leads"], frames["activities"], frames["outcomes"], observed_until=observed_until

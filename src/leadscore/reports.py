@@ -15,15 +15,20 @@ with what sales sees in the scored-leads table:
   (all rows of the leads table, closed ones included); the scored leads carry their share of
   the spend (``spend_scored`` = cost per lead x scored leads), from which come **cost per MQL**
   and **cost per expected win**. With a deal value too: **value per lead** (expected win rate x
-  deal value) and **ROI** (expected value of the scored leads / their share of the spend). A
-  channel whose cost per lead exceeds its value per lead costs more than it brings.
+  deal value) and **ROI**, the return on the spend: (expected value of the scored leads - their
+  share of the spend) / that share, so 0 breaks even, -0.68 loses 68% of the spend and 1.5
+  returns it plus 150%. A channel whose cost per lead exceeds its value per lead (ROI below 0)
+  costs more than it brings.
 
 Campaign rows get no cost: spend is known per channel only, and splitting it across campaigns
-by lead count would invent numbers.
+by lead count would invent numbers. Cost rows are matched to the channel values exactly; a cost
+channel that matches none (``Partner`` for ``partner``) is logged as a warning with the known
+channels, since its spend would otherwise vanish from the report unnoticed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -31,6 +36,8 @@ import numpy as np
 import pandas as pd
 
 from leadscore.errors import DataError
+
+logger = logging.getLogger(__name__)
 
 REPORT_COLUMNS: tuple[str, ...] = (
     "leads",
@@ -73,8 +80,10 @@ def open_scored_leads(
 ) -> ScoredSelection:
     """The scored leads of one data set that are open at the report's moment.
 
-    ``scored_leads`` keeps each lead's latest row forever, whatever happened to the lead since,
-    and one target may hold the scores of several data sets. A channel report counts neither:
+    ``scored_leads`` keeps a lead's latest row until a scoring run knows it closed, so it may
+    hold leads that closed after the latest run (or rows written before leadscore dropped
+    closed leads), and one target may hold the scores of several data sets. A channel report
+    counts neither:
 
     * rows whose ``lead_id`` is not in ``lead_ids`` (the data's leads table, ids as text, as
       the scorer wrote them) are another data set's; they would otherwise form a "(none)"
@@ -132,8 +141,12 @@ def channel_report(
         lands in a "(none)" group).
     attributes : ``lead_id`` and the columns named in ``by`` (channel, campaign, ...).
     by : grouping columns, coarsest first (e.g. ``["source", "campaign"]``).
-    spend : ``channel`` and ``spend`` per channel; channels are matched to ``by[0]``.
-    deal_value : value of a won deal, for value per lead and ROI.
+    spend : ``channel`` and ``spend`` per channel; channels are matched exactly to the values
+        of ``by[0]`` when ``by`` is that one column (spend is per channel: rows grouped by two
+        columns get no cost). Cost channels matching no value are logged as a warning; when
+        none matches (grouped by campaign, say) the cost columns are left out rather than
+        shown empty.
+    deal_value : value of a won deal, for value per lead and ROI ((value - spend) / spend).
     """
     missing = [c for c in ("lead_id", *by) if c not in attributes.columns]
     if missing:
@@ -192,6 +205,27 @@ def _add_costs(
     per_channel = (
         spend.assign(channel=spend["channel"].astype("string")).groupby("channel")["spend"].sum()
     )
+    known = sorted(brought_per_channel.index.astype(str))
+    unmatched = [str(c) for c in per_channel.index if str(c) not in set(known)]
+    shown_known = _shorten(known)
+    if unmatched and len(unmatched) == len(per_channel):
+        logger.warning(
+            "no cost column: none of the costs file's channels (%s) is a value of %r (%s); "
+            "spend is per channel, so group by the channel column (e.g. --by source)",
+            ", ".join(unmatched),
+            channel,
+            shown_known,
+        )
+        return report
+    if unmatched:
+        logger.warning(
+            "the costs file's channel(s) %s match no %s of the leads, so their spend is left "
+            "out; the %s values are: %s (matched exactly: fix the spelling in the costs file)",
+            ", ".join(repr(c) for c in unmatched),
+            channel,
+            channel,
+            shown_known,
+        )
     out = report.copy()
     out["spend"] = out[channel].map(per_channel).astype("float64")
     brought = out[channel].map(brought_per_channel).astype("float64")
@@ -202,8 +236,16 @@ def _add_costs(
         out["cost_per_expected_win"] = out["spend_scored"] / out["expected_wins"].replace(0, np.nan)
         if deal_value is not None:
             out["value_per_lead"] = out["expected_win_rate"] * deal_value
-            out["roi"] = out["expected_wins"] * deal_value / out["spend_scored"]
+            value = out["expected_wins"] * deal_value
+            out["roi"] = (value - out["spend_scored"]) / out["spend_scored"]
     return out
+
+
+def _shorten(values: Sequence[str], limit: int = 10) -> str:
+    """The first ``limit`` values joined, with how many more: a campaign column can hold
+    hundreds."""
+    head = ", ".join(values[:limit])
+    return head if len(values) <= limit else f"{head}, ... ({len(values) - limit} more)"
 
 
 def format_report(report: pd.DataFrame) -> str:
@@ -212,8 +254,10 @@ def format_report(report: pd.DataFrame) -> str:
     for column in shown.columns:
         if column.endswith("_rate"):
             shown[column] = shown[column].map(lambda v: f"{v:.1%}")
-        elif column in ("expected_wins", "roi"):
+        elif column == "expected_wins":
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}")
+        elif column == "roi":
+            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.2f}")
         elif column in ("spend", "spend_scored", "value_per_lead") or column.startswith("cost_per"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
     return shown.to_string(index=False)

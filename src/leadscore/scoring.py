@@ -13,14 +13,16 @@ bounded by the chunk and not by the input:
    (:mod:`leadscore.sinks`), so a failed or killed run leaves the previous tables as they were.
 
 Leads that already have an outcome at the as-of moment (won or lost) are not scored: a
-customer is no longer a lead.
+customer is no longer a lead. The chunk functions hand their ids to ``on_closed``; given to
+:func:`run_scoring` (``closed=``), they leave ``scored_leads``, so that table holds the leads
+open at their latest scoring (the history keeps their rows).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +33,7 @@ from tqdm.auto import tqdm
 
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import explain_batch
-from leadscore.features import build_features
+from leadscore.features import build_features, feature_catalogue
 from leadscore.io import (
     TABLE_SUFFIXES,
     iter_closed_loop_chunks,
@@ -48,6 +50,7 @@ from leadscore.sinks import (
     attach_previous_stages,
     open_run,
     previous_stages,
+    shown_model,
 )
 from leadscore.specs import DatasetSpec
 
@@ -55,6 +58,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_LEADS = 100_000
 DEFAULT_CHUNK_ROWS = 250_000
+#: The longest window of the engagement features: no activity in it is no engagement at all.
+ENGAGEMENT_WINDOW_DAYS = 90
 
 
 @dataclass(frozen=True)
@@ -79,15 +84,84 @@ class ScoringSummary:
         return self.write.rows
 
 
+def _activity_features() -> frozenset[str]:
+    """Names of the built-in engagement features, computed from the activity log."""
+    return frozenset(
+        f.name for f in feature_catalogue() if f.group == "engagement" and f.name != "lead_age_days"
+    )
+
+
+def model_data_form(model: LeadScoringModel) -> str:
+    """``"events"`` for a model trained on event data (its features include the built-in
+    engagement features, computed from an activity log), ``"flat"`` for one trained on a flat
+    table described by a spec (its features are that table's columns)."""
+    built_in = _activity_features()
+    shared = sum(f.name in built_in for f in model.features)
+    return "events" if shared * 2 > len(built_in) else "flat"
+
+
+def check_data_form(scoring: ScoringModel, *, flat: bool) -> None:
+    """Refuse, in one line naming the right command, a model used with the other data form.
+
+    Without it, a flat-spec model scored with ``--data`` fails on its first spec column ("the
+    leads have no column 'Do Not Email'"), which sends the user to add a column instead of to
+    ``--spec``.
+    """
+    form = model_data_form(scoring.model)
+    dataset = str(scoring.model.metadata.get("dataset", "?"))
+    shown = shown_model(scoring.name, scoring.version)
+    if form == "flat" and not flat:
+        raise ModelError(
+            f"model {shown} was trained on the flat spec {dataset}, not on event data",
+            f"Score with --spec {dataset} --input FILE (one row per lead).",
+        )
+    if form == "events" and flat:
+        raise ModelError(
+            f"model {shown} was trained on event data ({dataset}), not on a flat spec",
+            "Score with --data DIR (leads, activities, outcomes), or give --model a model "
+            "trained with --spec.",
+        )
+
+
+def unseen_categories(model: LeadScoringModel, prepared: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per categorical feature, the values of ``prepared`` (:meth:`LeadScoringModel.prepare`)
+    the model never saw in training, one per scored lead (blank when seen or missing)."""
+    out = {}
+    for name, levels in model.encoder.categories.items():
+        values = prepared[name]
+        codes = values.cat.codes.to_numpy()
+        new = codes >= len(levels)
+        if new.any():
+            out[name] = values[new].astype(str)
+    return out
+
+
+def _warn_unseen(counts: dict[str, int], examples: dict[str, str], rows: int) -> None:
+    """One warning per categorical feature with values the model never saw in training."""
+    for name, n in counts.items():
+        logger.warning(
+            "%s of %s scored leads have a value of %r the model never saw in training (e.g. %r): "
+            "it is scored as missing, so their scores may be off; retrain on data that holds it, "
+            "or map it to a known value",
+            f"{n:,}",
+            f"{rows:,}",
+            name,
+            examples[name],
+        )
+
+
 def load_scoring_model(
     uri: str | os.PathLike[str], *, tracking_uri: str | None = None
 ) -> ScoringModel:
     """Load a model from an MLflow URI (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``,
     ``runs:/ID/model``) or a local model folder, with the name and version to record.
 
-    Registered models are recorded as their registered name and version; a run as the run id;
-    a local folder as the data set it was trained on and the first 12 characters of its
-    booster's SHA-256, so that two different folders never share a version.
+    Registered models are recorded as their registered name and version. A ``runs:/`` URI of
+    a registered model is recorded the same way (the version whose run and artifact path
+    match), so that one model is not recorded under two names; a run never registered as
+    ``run:<run id>`` with the run id as version. A local folder is recorded as the data set it
+    was trained on and the first 12 characters of its booster's SHA-256, so that two
+    different folders never share a version.
     """
     from leadscore import tracking
 
@@ -95,11 +169,52 @@ def load_scoring_model(
     model, name, version = tracking.load_model_version(text, tracking_uri=tracking_uri)
     if name is None or version is None:
         if text.startswith("runs:/"):
-            name, version = "run", text.removeprefix("runs:/").split("/", 1)[0]
+            run_id, _, path = text.removeprefix("runs:/").partition("/")
+            found = registered_version_of_run(run_id, path, tracking_uri=tracking_uri)
+            name, version = found if found is not None else (f"run:{run_id}", run_id)
         else:
             name = str(model.metadata.get("dataset", Path(text).name))
             version = model.fingerprint[:12]
     return ScoringModel(model=model, name=name, version=version)
+
+
+def registered_version_of_run(
+    run_id: str, artifact_path: str, *, tracking_uri: str | None = None
+) -> tuple[str, str] | None:
+    """(registered name, version) of the model logged by run ``run_id`` at ``artifact_path``,
+    or None when it was never registered.
+
+    A version matches when its run is ``run_id`` and its source is that run's artifact
+    (``runs:/RUN/PATH``), or a logged model of that run named ``PATH`` (MLflow 3 registers
+    ``models:/m-...``). With several matches the newest version of the first name wins.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from leadscore import tracking
+
+    path = artifact_path.strip("/")
+    resolved = tracking.resolve_tracking_uri(tracking_uri)
+    matches: list[tuple[str, int]] = []
+    with tracking.quiet_mlflow(), tracking.using_tracking_uri(resolved):
+        client = MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+        try:
+            versions = client.search_model_versions(f"run_id = '{run_id}'")
+            for mv in versions:
+                source = str(mv.source or "")
+                if source.rstrip("/") == f"runs:/{run_id}/{path}":
+                    matches.append((mv.name, int(mv.version)))
+                elif source.startswith("models:/m-"):
+                    logged = client.get_logged_model(source.removeprefix("models:/"))
+                    if logged.source_run_id == run_id and logged.name == path:
+                        matches.append((mv.name, int(mv.version)))
+        except MlflowException as err:
+            logger.debug("no registered version found for run %s: %s", run_id, err)
+            return None
+    if not matches:
+        return None
+    first = sorted(matches)[0][0]
+    return first, str(max(v for n, v in matches if n == first))
 
 
 def scores_from_probability(p: np.ndarray) -> np.ndarray:
@@ -169,9 +284,14 @@ def score_frame(
     return out[list(COLUMNS)]
 
 
-def _open_leads(data: ClosedLoopData, as_of: pd.Timestamp) -> ClosedLoopData:
-    """``data`` without the leads that were closed (won or lost) by ``as_of``."""
+def closed_lead_ids(data: ClosedLoopData, as_of: pd.Timestamp) -> pd.Series:
+    """Ids of the leads of ``data`` closed (won or lost) at or before ``as_of``."""
     closed = data.outcomes.loc[data.outcomes["closed_at"] <= as_of, "lead_id"]
+    return data.leads.loc[data.leads["lead_id"].isin(closed), "lead_id"].reset_index(drop=True)
+
+
+def _open_leads(data: ClosedLoopData, closed: pd.Series) -> ClosedLoopData:
+    """``data`` without the ``closed`` leads."""
     if closed.empty:
         return data
     keep = ~data.leads["lead_id"].isin(closed)
@@ -189,12 +309,14 @@ def event_feature_chunks(
     *,
     chunk_leads: int,
     features: Sequence[Feature] | None = None,
+    on_closed: Callable[[pd.Series], None] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     """(features, lead ids) of the open leads of event-form ``source``, a slice at a time.
 
     A folder is read slice by slice; a DuckDB file or database URL is loaded whole. Pass the
     model's ``features``: the extra lead columns are then the model's in every slice, not
-    planned again from the few leads of each slice.
+    planned again from the few leads of each slice. ``on_closed`` receives, slice by slice,
+    the ids (as text) of the leads left out because they closed by ``as_of``.
     """
     path = Path(source)
     chunks: Iterable[ClosedLoopData] = (
@@ -202,14 +324,36 @@ def event_feature_chunks(
         if path.is_dir()
         else [load_closed_loop(source)]
     )
+    window_start = as_of - pd.Timedelta(days=ENGAGEMENT_WINDOW_DAYS)
+    activities = recent = 0
     for data in chunks:
-        table = build_features(_open_leads(data, as_of), as_of, features=features)
+        when = data.activities["occurred_at"]
+        activities += len(when)
+        recent += int(((when > window_start) & (when <= as_of)).sum())
+        closed = closed_lead_ids(data, as_of)
+        if on_closed is not None and len(closed):
+            on_closed(closed.astype(str))
+        table = build_features(_open_leads(data, closed), as_of, features=features)
         if len(table.frame):
             yield table.X, table.frame["lead_id"]
+    if features is not None and recent == 0 and _activity_features() & {f.name for f in features}:
+        logger.warning(
+            "%s holds no activity in the %d days before %s (%s activities in all): the model "
+            "learnt from engagement, so every lead is scored as if it had done nothing; load "
+            "the activities table (see the data contract) or check --as-of",
+            source,
+            ENGAGEMENT_WINDOW_DAYS,
+            f"{as_of:%Y-%m-%d %H:%M}",
+            f"{activities:,}",
+        )
 
 
 def flat_feature_chunks(
-    spec: DatasetSpec, *, source: str | None = None, chunk_rows: int
+    spec: DatasetSpec,
+    *,
+    source: str | None = None,
+    chunk_rows: int,
+    on_closed: Callable[[pd.Series], None] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     """(rows, lead ids) of a flat table, a slice at a time, with the spec's missing tokens.
 
@@ -221,7 +365,7 @@ def flat_feature_chunks(
     won date joined from closed deals included). Rows whose label column holds an outcome are
     closed leads and are not scored (:func:`~leadscore.datasets.closed_rows`); a table of
     closed leads only is an error, since scoring the training history is a mistake, not a
-    result.
+    result. ``on_closed`` receives, chunk by chunk, the ids of the closed rows.
     """
     from leadscore.datasets import closed_rows, join_tables, mark_missing, read_joined_tables
 
@@ -244,9 +388,11 @@ def flat_feature_chunks(
         chunk = mark_missing(join_tables(chunk, spec, joined, scoring=True), spec.missing_values)
         seen += len(chunk)
         if spec.label.column in chunk.columns:
-            done = closed_rows(chunk[spec.label.column], spec)
+            done = closed_rows(chunk[spec.label.column], spec).to_numpy()
             closed += int(done.sum())
-            chunk = chunk[~done.to_numpy()]
+            if on_closed is not None and done.any():
+                on_closed(to_lead_ids(chunk[spec.id][done], spec.name, spec.id).astype(str))
+            chunk = chunk[~done]
         if len(chunk):
             yield chunk, to_lead_ids(chunk[spec.id], spec.name, spec.id)
     if seen == 0:
@@ -299,11 +445,15 @@ def run_scoring(
     top_n: int = 3,
     progress: bool = True,
     total: int | None = None,
+    closed: Sequence[pd.Series] | None = None,
 ) -> ScoringSummary:
     """Score every chunk and commit the run to ``target`` atomically.
 
     Nothing reaches the target unless every chunk scored: an error (or a kill) midway leaves
-    the previous tables untouched.
+    the previous tables untouched. ``closed`` holds the ids of leads known closed by
+    ``as_of``; it is read once every chunk has been consumed, so the list the chunk
+    functions' ``on_closed`` fills (``on_closed=closed.append``) may be passed: those leads
+    leave ``scored_leads`` (:meth:`leadscore.sinks.RunWriter.close_leads`).
     """
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
@@ -311,9 +461,17 @@ def run_scoring(
     hashes: list[np.ndarray] = []
     rows = moved = 0
     stage_counts = pd.Series(0, index=list(STAGES), dtype="int64")
+    unseen: dict[str, int] = {}
+    examples: dict[str, str] = {}
     with open_run(target, run) as writer:
         for X, lead_ids in chunks:
             hashes.append(_id_hashes(lead_ids))
+            # typed once here (score_frame types it again, a no-op on a typed frame) to count
+            # the category values the model never saw: they are scored as missing
+            X = scoring.model.prepare(X)
+            for name, values in unseen_categories(scoring.model, X).items():
+                unseen[name] = unseen.get(name, 0) + len(values)
+                examples.setdefault(name, values.iloc[0])
             scored = score_frame(
                 scoring,
                 X,
@@ -331,6 +489,9 @@ def run_scoring(
             rows += len(scored)
             bar.update(len(scored))
         _check_unique_across_chunks(hashes)
+        _warn_unseen(unseen, examples, rows)
+        for ids in closed or ():
+            writer.close_leads(ids)
         if rows == 0:
             raise DataError(
                 f"no open lead was created by {as_of:%Y-%m-%d %H:%M}",

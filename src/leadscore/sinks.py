@@ -7,7 +7,14 @@ A scoring run writes two tables with one schema, :data:`SCORED_LEADS_SCHEMA`:
   replaces that run's rows, so re-running a score for the same as-of is idempotent.
 * ``scored_leads``: the latest row per lead across all runs (most recent ``as_of`` wins, then
   ``scored_at``), always derived from the history, so re-scoring an older as-of never
-  overwrites a newer score.
+  overwrites a newer score; only leads still open at their latest scoring. A run that knows
+  some leads closed (won or lost) by its as-of hands their ids over
+  (:meth:`RunWriter.close_leads`); their rows leave ``scored_leads`` (the history keeps them),
+  and the target records, per lead, the as-of of the run that knew (``scored_leads_closed``:
+  ``lead_id``, ``closed_by``). A lead's latest row is left out while a record is newer than
+  it, so a back-fill of an earlier as-of, when the lead was open, does not bring it back, and
+  a lead scored again at a later as-of (reopened) is shown again. A lead no run mentions
+  stays as it was.
 
 ``previous_stage`` is the stage of the lead's newest row strictly before the row's as-of. A
 commit keeps it true for the rows after the run's as-of too: a back-fill of an earlier as-of,
@@ -66,6 +73,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CLOSED_TABLE",
     "COLUMNS",
     "DEFAULT_TARGET",
     "HISTORY_TABLE",
@@ -118,6 +126,8 @@ REASON_KEYS: tuple[str, ...] = ("feature", "label", "value", "contribution", "di
 RUN_KEY_COLUMNS: tuple[str, str, str] = ("as_of", "model_name", "model_version")
 LATEST_TABLE = "scored_leads"
 HISTORY_TABLE = "scored_leads_history"
+#: Per lead, the latest as-of at which a run knew it closed (see the module docstring).
+CLOSED_TABLE = "scored_leads_closed"
 DEFAULT_TARGET = "data/scored_leads.duckdb"
 
 #: The one definition of the scored-leads tables: validation, DDL, Parquet schema and README.
@@ -125,8 +135,19 @@ SCORED_LEADS_SCHEMA: tuple[Column, ...] = (
     Column("lead_id", "text", "the lead's id, as text"),
     Column("scored_at", "timestamp", "when the run wrote the score (UTC)"),
     Column("as_of", "timestamp", "the point in time the features were computed at (UTC)"),
-    Column("model_name", "text", "registered name of the model that scored"),
-    Column("model_version", "text", "version (or run id) of that model"),
+    Column(
+        "model_name",
+        "text",
+        "registered name of the model that scored (also for runs:/ URIs of a registered "
+        "model); run:<run id> for a run never registered, the data set's name for a model "
+        "folder",
+    ),
+    Column(
+        "model_version",
+        "text",
+        "registered version; the run id for a run never registered, the first 12 characters "
+        "of the booster's SHA-256 for a model folder",
+    ),
     Column("probability", "double", "calibrated probability of conversion, 0 to 1"),
     Column("score", "integer", "the probability as a 0-100 integer, for people"),
     Column("stage", "text", "funnel stage from the thresholds: lead, mql or sql"),
@@ -199,8 +220,21 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
     "integer": pa.int32(),
     "boolean": pa.bool_(),
 }
+#: The one Arrow schema of every Parquet file of a target (history, latest), whoever writes
+#: it: types, nullability and the pandas metadata that reads the nullable integers back as
+#: ``Int64`` whether a run filled them or not (``--no-reasons``), so that files of different
+#: runs read back alike.
 ARROW_SCHEMA = pa.schema(
-    [pa.field(c.name, _ARROW_TYPES[c.kind], nullable=c.nullable) for c in SCORED_LEADS_SCHEMA]
+    [pa.field(c.name, _ARROW_TYPES[c.kind], nullable=c.nullable) for c in SCORED_LEADS_SCHEMA],
+    metadata=pa.Schema.from_pandas(
+        pd.DataFrame(
+            {
+                c.name: pd.Series([], dtype="Int64" if c.kind == "integer" and c.nullable else None)
+                for c in SCORED_LEADS_SCHEMA
+            }
+        ),
+        preserve_index=False,
+    ).metadata,
 )
 #: Text columns that are keys or filters get a bounded type, so any database can index them.
 _KEY_TEXT = frozenset({"lead_id", "model_name", "model_version", "stage", "previous_stage"})
@@ -331,6 +365,11 @@ class SinkTarget:
     def history_dir(self) -> Path:
         """The folder holding one history file per run (Parquet and CSV targets)."""
         return self.path.with_name(f"{self.path.stem}_history")
+
+    @property
+    def closed_path(self) -> Path:
+        """The file of closed leads' records beside the latest file (Parquet and CSV targets)."""
+        return self.path.with_name(f"{self.path.stem}_closed{self.suffix}")
 
     @property
     def suffix(self) -> str:
@@ -652,6 +691,28 @@ def _file_scan(paths: list[Path], kind: TargetKind) -> str:
     )
 
 
+#: Columns of the closed-leads records, with their DuckDB types.
+_CLOSED_COLUMNS: dict[str, str] = {"lead_id": "VARCHAR", "closed_by": "TIMESTAMP"}
+_CLOSED_DDL = (
+    f'CREATE TABLE IF NOT EXISTS "{CLOSED_TABLE}" '
+    "(lead_id VARCHAR NOT NULL, closed_by TIMESTAMP NOT NULL)"
+)
+
+
+def _closed_scan(path: Path, kind: TargetKind) -> str:
+    """A DuckDB FROM-expression reading a closed-leads file with its types."""
+    if kind == "parquet":
+        return (
+            "(SELECT CAST(lead_id AS VARCHAR) AS lead_id, CAST(closed_by AS TIMESTAMP) AS "
+            f"closed_by FROM read_parquet({_sql_literal(str(path))}))"
+        )
+    columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in _CLOSED_COLUMNS.items()) + "}"
+    return (
+        f"read_csv({_sql_literal(str(path))}, header = true, auto_detect = false, "
+        f"columns = {columns}, allow_quoted_nulls = false)"
+    )
+
+
 def _check_columns(target: SinkTarget, table: str, columns: Iterable[str]) -> None:
     """A one-line DataError when an existing ``table`` is not a scored-leads table."""
     names = [str(c) for c in columns]
@@ -682,7 +743,9 @@ def _check_file_columns(target: SinkTarget) -> None:
 
 
 def _check_writable_path(target: SinkTarget) -> None:
-    """A file target's path can hold a file: not a folder, and no file where a folder goes."""
+    """A file target's path can hold a file: not a folder, no file where a folder goes, and
+    its nearest existing folder takes a new file (tried with a temporary file, removed at
+    once), so that a place like ``/proc`` fails here, naming what failed, before scoring."""
     path = target.path
     if path.is_dir():
         raise DataError(f"{path} is a folder", "Name a file for --target.")
@@ -692,12 +755,22 @@ def _check_writable_path(target: SinkTarget) -> None:
             f"{path} cannot be created: {blocking} is a file, not a folder",
             "Use a --target in a folder.",
         )
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".leadscore-probe-", dir=folder)
+    except OSError as err:
+        raise _os_error(folder, err, creating=True) from err
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
 
 
-def _os_error(path: Path | str, err: OSError) -> DataError:
-    return DataError(
-        f"cannot write {path}: {err.strerror or err}", "Use a --target in a writable folder."
-    )
+def _os_error(path: Path | str, err: OSError, *, creating: bool = False) -> DataError:
+    """An OS error as one line; ``creating``: what failed is creating a file in the folder
+    ``path`` (which may well exist), not writing ``path`` itself."""
+    what = f"cannot create a file in {path}" if creating else f"cannot write {path}"
+    return DataError(f"{what}: {err.strerror or err}", "Use a --target in a writable folder.")
 
 
 def check_target(target: str | os.PathLike[str] | SinkTarget | None) -> SinkTarget:
@@ -753,14 +826,15 @@ def _connect_duckdb(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection
 def _duckdb_view(
     target: SinkTarget,
 ) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, str | None]]]:
-    """A DuckDB connection and FROM-expressions for both tables of a DuckDB/Parquet/CSV target.
+    """A DuckDB connection and FROM-expressions for the tables of a DuckDB/Parquet/CSV target
+    (the two scored-leads tables and the closed-leads records).
 
     A table's expression is None when the target does not hold it yet.
     """
     if target.kind == "duckdb":
         if not target.path.exists():
             with duckdb.connect() as con:
-                yield con, dict.fromkeys((LATEST_TABLE, HISTORY_TABLE))
+                yield con, dict.fromkeys((LATEST_TABLE, HISTORY_TABLE, CLOSED_TABLE))
             return
         with _connect_duckdb(target.path, read_only=True) as con:
             tables = {
@@ -773,7 +847,10 @@ def _duckdb_view(
                 _check_columns(target, table, [r[0] for r in columns])
             yield (
                 con,
-                {t: (f'"{t}"' if t in tables else None) for t in (LATEST_TABLE, HISTORY_TABLE)},
+                {
+                    t: (f'"{t}"' if t in tables else None)
+                    for t in (LATEST_TABLE, HISTORY_TABLE, CLOSED_TABLE)
+                },
             )
         return
     _check_file_columns(target)
@@ -785,6 +862,11 @@ def _duckdb_view(
             {
                 LATEST_TABLE: _file_scan(latest, target.kind) if latest else None,
                 HISTORY_TABLE: _file_scan(history, target.kind) if history else None,
+                CLOSED_TABLE: (
+                    _closed_scan(target.closed_path, target.kind)
+                    if target.closed_path.is_file()
+                    else None
+                ),
             },
         )
 
@@ -914,13 +996,24 @@ def previous_stages(
         if model_name is None and sink.kind == "duckdb":
             # A lead whose latest row is older than as_of needs nothing else: that row is its
             # newest earlier one. Only leads scored again at or after as_of (re-runs,
-            # back-fills) need the history, so the usual case never scans the whole history.
-            # (DuckDB only: there the two tables always change together.)
+            # back-fills) and closed leads (no latest row) need the history, so the usual
+            # case never scans the whole history.
+            # (DuckDB only: there the tables always change together.)
+            from_history = f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of)"
+            closed = sources[CLOSED_TABLE]
+            if closed is not None:
+                ids = _id_filter_duckdb(con, lead_ids)
+                if con.execute(
+                    f"SELECT count(*) FROM {closed} WHERE {ids}"
+                ).fetchone()[0]:  # fmt: skip
+                    from_history = (
+                        f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of "
+                        f"UNION ALL SELECT lead_id FROM {closed})"
+                    )
             sql = (
                 f"SELECT lead_id, stage FROM {latest} WHERE {where} UNION ALL "
                 f"SELECT lead_id, arg_max(stage, {_LATEST_KEY}) FROM {history} "
-                f"WHERE {where} AND lead_id IN "
-                f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of) GROUP BY lead_id"
+                f"WHERE {where} AND lead_id IN {from_history} GROUP BY lead_id"
             )
         else:
             if model_name is not None:
@@ -942,17 +1035,24 @@ def previous_stages(
 
 
 def write_scored_leads(
-    scored: pd.DataFrame, target: str | os.PathLike[str] | SinkTarget | None = None
+    scored: pd.DataFrame,
+    target: str | os.PathLike[str] | SinkTarget | None = None,
+    *,
+    closed: Iterable[str] | None = None,
 ) -> WriteSummary:
     """Write one run's scored leads atomically; see :func:`open_run` for large runs.
 
     The history rows of the same run key are replaced (re-runs are idempotent), the new rows
-    appended, and ``scored_leads`` updated to each lead's latest row. A bad frame raises a
-    one-line :class:`DataError` and writes nothing.
+    appended, and ``scored_leads`` updated to each lead's latest row. ``closed`` names leads
+    known closed (won or lost) by the run's as-of: they leave ``scored_leads``
+    (:meth:`RunWriter.close_leads`). A bad frame raises a one-line :class:`DataError` and
+    writes nothing.
     """
     frame = validate_scored_leads(scored)
     with open_run(target, RunKey.from_frame(frame)) as run:
         run.append(frame, validated=True)
+        if closed is not None:
+            run.close_leads(closed)
         return run.commit()
 
 
@@ -1013,6 +1113,7 @@ class RunWriter:
         self._dir: Path | None = None
         self._writer: pq.ParquetWriter | None = None
         self._closed = False
+        self._closed_leads: list[np.ndarray] = []
 
     # -- staging
 
@@ -1029,7 +1130,7 @@ class RunWriter:
             _sweep_stale_staging(parent, prefix)
             self._dir = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
         except OSError as err:
-            raise _os_error(parent, err) from err
+            raise _os_error(parent, err, creating=True) from err
         self._writer = pq.ParquetWriter(self._staged, ARROW_SCHEMA, compression="zstd")
 
     @property
@@ -1063,6 +1164,26 @@ class RunWriter:
         self._chunks += 1
         logger.debug("staged chunk %d (%d rows so far)", self._chunks, self.rows_)
         return self.rows_
+
+    def close_leads(self, lead_ids: Iterable[str]) -> None:
+        """Record leads known to be closed (won or lost) by this run's as-of: at commit their
+        rows leave ``scored_leads`` (see the module docstring). Leads the run does not name
+        are left as they are, so a run over part of the leads closes only what it knows."""
+        if self._closed:
+            raise RuntimeError("this run was already committed or aborted")
+        ids = np.asarray([str(i) for i in lead_ids], dtype=object)
+        if len(ids):
+            self._closed_leads.append(ids)
+
+    def _stage_closed_leads(self) -> Path | None:
+        """The closed leads' ids, deduplicated, as a Parquet file beside the staged rows."""
+        if not self._closed_leads:
+            return None
+        assert self._dir is not None
+        ids = pd.unique(np.concatenate(self._closed_leads))
+        path = self._dir / "closed.parquet"
+        pq.write_table(pa.table({"lead_id": pa.array(ids, pa.string())}), path)
+        return path
 
     def _finish_staging(self) -> None:
         assert self._writer is not None
@@ -1099,7 +1220,13 @@ class RunWriter:
         try:
             self._finish_staging()
             commit = _COMMITTERS[self.target.kind]
-            replaced, latest = commit(self.target, self._staged, self.run, self.memory_limit)
+            replaced, latest = commit(
+                self.target,
+                self._staged,
+                self.run,
+                self.memory_limit,
+                self._stage_closed_leads(),
+            )
         finally:
             self.abort()
         self.summary_ = WriteSummary(
@@ -1188,7 +1315,7 @@ def _restage_later_duckdb(history: str, leads: str) -> str:
 
 
 def _commit_duckdb(
-    target: SinkTarget, staged: Path, run: RunKey, memory_limit: str
+    target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
 ) -> tuple[int, int]:
     """Replace the run in the history and update the latest table, in one transaction.
 
@@ -1198,7 +1325,8 @@ def _commit_duckdb(
     newer one). Leads whose latest row came from an earlier write of this same run (a re-run)
     fall back to their history, since that row is being replaced. Leads of the run with rows
     at a later as-of (a back-fill, or a re-run that changed or dropped them) get those rows'
-    previous stages recomputed and their latest row rebuilt from the history.
+    previous stages recomputed and their latest row rebuilt from the history. Last, the
+    closed leads are recorded and leave the latest table (:func:`_apply_closed_duckdb`).
     """
     try:
         target.path.parent.mkdir(parents=True, exist_ok=True)
@@ -1215,6 +1343,7 @@ def _commit_duckdb(
         try:
             con.execute(_duckdb_ddl(HISTORY_TABLE))
             con.execute(_duckdb_ddl(LATEST_TABLE))
+            con.execute(_CLOSED_DDL)
             con.execute(
                 "CREATE TEMP TABLE _leadscore_rerun AS "
                 f"SELECT lead_id FROM {LATEST_TABLE} WHERE {key}",
@@ -1266,6 +1395,16 @@ def _commit_duckdb(
                     params,
                 )
             later = _LATER_DUCKDB.format(latest=LATEST_TABLE, touched="_leadscore_touched")
+            if con.execute(
+                f'SELECT count(*) FROM "{CLOSED_TABLE}" WHERE closed_by > $as_of',
+                {"as_of": params["as_of"]},
+            ).fetchone()[0]:
+                # closed leads have no latest row: their later rows are in the history only
+                later += (
+                    f" UNION SELECT DISTINCT lead_id FROM {HISTORY_TABLE} WHERE as_of > $as_of "
+                    "AND lead_id IN (SELECT lead_id FROM _leadscore_touched) AND lead_id IN "
+                    f'(SELECT lead_id FROM "{CLOSED_TABLE}" WHERE closed_by > $as_of)'
+                )
             con.execute(
                 f"CREATE TEMP TABLE _leadscore_later AS {later}", {"as_of": params["as_of"]}
             )
@@ -1285,6 +1424,7 @@ def _commit_duckdb(
                 )
             for temp in ("rerun", "winner", "touched", "later"):
                 con.execute(f"DROP TABLE _leadscore_{temp}")
+            _apply_closed_duckdb(con, closed, params["as_of"])
             latest = con.execute(f"SELECT count(*) FROM {LATEST_TABLE}").fetchone()[0]
             con.execute("COMMIT")
         except BaseException:
@@ -1292,6 +1432,43 @@ def _commit_duckdb(
                 con.execute("ROLLBACK")
             raise
     return int(replaced), int(latest)
+
+
+def _apply_closed_duckdb(con: duckdb.DuckDBPyConnection, closed: Path | None, as_of: Any) -> None:
+    """Record the run's closed leads and drop every latest row a record is newer than.
+
+    The rows the commit just (re)built may belong to leads recorded closed later (a back-fill
+    of an earlier as-of): those go first. A closed lead of the run is recorded when it has no
+    record yet, or when it is shown with a row older than the run (reopened, then closed
+    again); a lead already left out keeps its record, so the table grows by newly closed
+    leads only.
+    """
+    con.execute(
+        f'DELETE FROM {LATEST_TABLE} WHERE EXISTS (SELECT 1 FROM "{CLOSED_TABLE}" c '
+        f"WHERE c.lead_id = {LATEST_TABLE}.lead_id AND c.closed_by > {LATEST_TABLE}.as_of)"
+    )
+    if closed is None:
+        return
+    con.execute(
+        "CREATE TEMP TABLE _leadscore_closing AS SELECT DISTINCT lead_id "
+        f"FROM read_parquet({_sql_literal(str(closed))}) WHERE lead_id NOT IN "
+        f'(SELECT lead_id FROM "{CLOSED_TABLE}") OR lead_id IN '
+        f"(SELECT lead_id FROM {LATEST_TABLE} WHERE as_of < $as_of)",
+        {"as_of": as_of},
+    )
+    con.execute(
+        f'DELETE FROM "{CLOSED_TABLE}" WHERE lead_id IN (SELECT lead_id FROM _leadscore_closing)'
+    )
+    con.execute(
+        f'INSERT INTO "{CLOSED_TABLE}" SELECT lead_id, $as_of FROM _leadscore_closing',
+        {"as_of": as_of},
+    )
+    con.execute(
+        f"DELETE FROM {LATEST_TABLE} WHERE as_of < $as_of "
+        "AND lead_id IN (SELECT lead_id FROM _leadscore_closing)",
+        {"as_of": as_of},
+    )
+    con.execute("DROP TABLE _leadscore_closing")
 
 
 # -- Parquet and CSV files
@@ -1325,7 +1502,15 @@ def _restage_later_files(
     scan = _file_scan(others, target.kind)
     touched = [new_run_file] + ([old_run_file] if old_run_file is not None else [])
     touched_ids = f"(SELECT lead_id FROM {_file_scan(touched, target.kind)})"
-    if target.path.exists():
+    closed_later = 0
+    if target.closed_path.is_file():
+        # a closed lead has no latest row: its later rows are in the history only
+        closed_later = con.execute(
+            f"SELECT count(*) FROM {_closed_scan(target.closed_path, target.kind)} "
+            f"WHERE closed_by > $as_of AND lead_id IN {touched_ids}",
+            params,
+        ).fetchone()[0]
+    if target.path.exists() and not closed_later:
         # A lead with a later row has a later latest row: a forward run (the daily case)
         # answers from the latest file alone, without reading the whole history.
         later_latest = con.execute(
@@ -1358,9 +1543,6 @@ def _restage_later_files(
         params,
     ).fetchall()
     by_name = {str(p): p for p in others}
-    fmt = (
-        "(FORMAT PARQUET, COMPRESSION ZSTD)" if target.kind == "parquet" else "(FORMAT CSV, HEADER)"
-    )
     recomputed = {
         "previous_stage": "p.previous_stage",
         "stage_changed": "coalesce(p.previous_stage <> h.stage, false)",
@@ -1375,26 +1557,56 @@ def _restage_later_files(
     for i, (name,) in enumerate(sorted(stale)):
         path = by_name[name]
         out = work / f"later{i}{target.suffix}"
-        con.execute(
-            f"COPY (SELECT {columns} FROM (SELECT {_select_list()} "
+        _copy_rows(
+            con,
+            f"SELECT {columns} FROM (SELECT {_select_list()} "
             f"FROM {_file_scan([path], target.kind)}) h LEFT JOIN _leadscore_prev p "
-            f"ON h.lead_id = p.lead_id AND h.as_of = p.as_of ORDER BY h.lead_id) "
-            f"TO {_sql_literal(str(out))} {fmt}"
+            f"ON h.lead_id = p.lead_id AND h.as_of = p.as_of ORDER BY h.lead_id",
+            out,
+            target.kind,
         )
         fixed[path] = out
     return fixed
 
 
+def _copy_rows(con: duckdb.DuckDBPyConnection, query: str, out: Path, kind: TargetKind) -> int:
+    """Write the rows of ``query`` (the schema's columns) to ``out``; return how many.
+
+    Parquet is rewritten through Arrow with :data:`ARROW_SCHEMA`, batch by batch, so that a
+    file written here (the latest file, a later run's file rewritten by a back-fill) has the
+    very schema of the run files the scorer stages: DuckDB's own writer marks every column
+    nullable and leaves out the pandas metadata.
+    """
+    if kind == "csv":
+        copied = con.execute(f"COPY ({query}) TO {_sql_literal(str(out))} (FORMAT CSV, HEADER)")
+        return int(copied.fetchall()[0][0])
+    raw = out.with_name(f"{out.stem}.raw.parquet")
+    con.execute(
+        f"COPY (SELECT {', '.join(COLUMNS)} FROM ({query})) TO {_sql_literal(str(raw))} "
+        "(FORMAT PARQUET, COMPRESSION ZSTD)"
+    ).fetchall()
+    rows = 0
+    try:
+        with pq.ParquetWriter(out, ARROW_SCHEMA, compression="zstd") as writer:
+            for batch in pq.ParquetFile(raw).iter_batches(batch_size=100_000):
+                writer.write_table(pa.Table.from_batches([batch]).cast(ARROW_SCHEMA))
+                rows += batch.num_rows
+    finally:
+        raw.unlink(missing_ok=True)
+    return rows
+
+
 def _commit_files(
-    target: SinkTarget, staged: Path, run: RunKey, memory_limit: str
+    target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
 ) -> tuple[int, int]:
     """New run file and rebuilt latest file, built in full beside the target, then renamed.
 
     Each file is replaced by one ``os.replace``: readers see a complete old or new file. The
     run's history file is renamed first, then the later runs' files whose previous stages the
-    run changed (a back-fill), and the latest file last. The latest file is always rebuilt from
-    the whole history, so a run killed between the renames is healed by the next one (the
-    later runs' previous stages by running the killed run again).
+    run changed (a back-fill), then the closed-leads file, and the latest file last. The latest
+    file is always rebuilt from the whole history (less the leads recorded closed after their
+    newest row), so a run killed between the renames is healed by the next one (the later
+    runs' previous stages by running the killed run again).
     """
     hist_dir = target.history_dir
     try:
@@ -1430,23 +1642,80 @@ def _commit_files(
         union = f"SELECT {_select_list()} FROM {_file_scan([new_run_file], target.kind)}"
         if current:
             union += f" UNION ALL SELECT {_select_list()} FROM {_file_scan(current, target.kind)}"
+        con.execute(
+            f"CREATE TEMP TABLE _leadscore_newest AS SELECT * FROM ({union}) "
+            f"QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY {_LATEST_ORDER}) = 1"
+        )
+        new_closed = _apply_closed_files(con, target, closed, run, work)
         # People open CSV files: sort them. Parquet readers filter, so skip the sort there.
         order = " ORDER BY lead_id" if target.kind == "csv" else ""
-        latest = con.execute(
-            f"COPY (SELECT * FROM ({union}) "
-            f"QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY {_LATEST_ORDER}) = 1"
-            f"{order}) TO {_sql_literal(str(new_latest))} {fmt}"
-        ).fetchone()[0]
-    for path in (new_run_file, new_latest, *fixed.values()):
+        latest = _copy_rows(con, f"SELECT * FROM _leadscore_newest{order}", new_latest, target.kind)
+    written = (new_run_file, new_latest, *fixed.values())
+    for path in (*written, *([new_closed] if new_closed is not None else [])):
         _fsync(path)
     os.replace(new_run_file, run_file)
     for path, fixed_path in fixed.items():
         os.replace(fixed_path, path)
+    if new_closed is not None:
+        os.replace(new_closed, target.closed_path)
     os.replace(new_latest, target.path)
     with contextlib.suppress(OSError):
         _fsync(hist_dir)
         _fsync(target.path.parent)
     return int(replaced), int(latest)
+
+
+def _apply_closed_files(
+    con: duckdb.DuckDBPyConnection,
+    target: SinkTarget,
+    closed: Path | None,
+    run: RunKey,
+    work: Path,
+) -> Path | None:
+    """Drop from ``_leadscore_newest`` the rows a closed-lead record is newer than, with the
+    run's closed leads recorded as :func:`_apply_closed_duckdb` does; return the new
+    closed-leads file to rename into place, or None when it does not change."""
+    params = {"as_of": run.as_of.to_pydatetime()}
+    old = _closed_scan(target.closed_path, target.kind) if target.closed_path.is_file() else None
+    if old is None and closed is None:
+        return None
+    con.execute(
+        "CREATE TEMP TABLE _leadscore_records AS SELECT * FROM "
+        + (old if old is not None else "(SELECT NULL::VARCHAR AS lead_id, "
+           "NULL::TIMESTAMP AS closed_by WHERE false)")
+    )  # fmt: skip
+    con.execute(
+        "DELETE FROM _leadscore_newest WHERE EXISTS (SELECT 1 FROM _leadscore_records c "
+        "WHERE c.lead_id = _leadscore_newest.lead_id AND c.closed_by > _leadscore_newest.as_of)"
+    )
+    if closed is None:
+        return None
+    con.execute(
+        "CREATE TEMP TABLE _leadscore_closing AS SELECT DISTINCT lead_id "
+        f"FROM read_parquet({_sql_literal(str(closed))}) WHERE lead_id NOT IN "
+        "(SELECT lead_id FROM _leadscore_records) OR lead_id IN "
+        "(SELECT lead_id FROM _leadscore_newest WHERE as_of < $as_of)",
+        params,
+    )
+    if not con.execute("SELECT count(*) FROM _leadscore_closing").fetchone()[0]:
+        return None
+    con.execute(
+        "DELETE FROM _leadscore_newest WHERE as_of < $as_of "
+        "AND lead_id IN (SELECT lead_id FROM _leadscore_closing)",
+        params,
+    )
+    out = work / f"closed{target.suffix}"
+    fmt = (
+        "(FORMAT PARQUET, COMPRESSION ZSTD)" if target.kind == "parquet" else "(FORMAT CSV, HEADER)"
+    )
+    con.execute(
+        "COPY (SELECT lead_id, closed_by FROM _leadscore_records WHERE lead_id NOT IN "
+        "(SELECT lead_id FROM _leadscore_closing) UNION ALL "
+        "SELECT lead_id, CAST($as_of AS TIMESTAMP) FROM _leadscore_closing ORDER BY lead_id) "
+        f"TO {_sql_literal(str(out))} {fmt}",
+        params,
+    )
+    return out
 
 
 # -- SQL databases (SQLAlchemy)
@@ -1581,8 +1850,25 @@ def _latest_select(history: sa.Table, where: Any) -> sa.Select[Any]:
     return sa.select(*(ranked.c[c] for c in COLUMNS)).where(ranked.c._rank == 1)
 
 
+def _closed_table(metadata: sa.MetaData) -> sa.Table:
+    """The closed-leads records of an SQL target (see the module docstring)."""
+    import sqlalchemy as sa
+
+    return sa.Table(
+        CLOSED_TABLE,
+        metadata,
+        sa.Column("lead_id", sa.String(255), primary_key=True),
+        sa.Column("closed_by", sa.DateTime(timezone=False), nullable=False),
+    )
+
+
 def _restage_later_sql(
-    con: sa.Connection, history: sa.Table, latest: sa.Table, affected: sa.Table, as_of: Any
+    con: sa.Connection,
+    history: sa.Table,
+    latest: sa.Table,
+    affected: sa.Table,
+    as_of: Any,
+    closed: sa.Table,
 ) -> None:
     """Recompute previous_stage and stage_changed of the affected leads' rows after ``as_of``.
 
@@ -1618,6 +1904,21 @@ def _restage_later_sql(
             ),
         )
     )
+    closed_later = sa.select(closed.c.lead_id).where(closed.c.closed_by > as_of)
+    if con.execute(sa.select(sa.func.count()).select_from(closed_later.subquery())).scalar_one():
+        # closed leads have no latest row: their later rows are in the history only
+        con.execute(
+            later.insert().from_select(
+                ["lead_id"],
+                sa.select(history.c.lead_id)
+                .where(
+                    history.c.as_of > as_of,
+                    history.c.lead_id.in_(sa.select(affected.c.lead_id)),
+                    history.c.lead_id.in_(closed_later),
+                )
+                .distinct(),
+            )
+        )
     if con.execute(sa.select(sa.func.count()).select_from(later)).scalar_one():
         prev.create(con)
         newest_first = [
@@ -1664,8 +1965,60 @@ def _restage_later_sql(
     later.drop(con)
 
 
+def _apply_closed_sql(
+    con: sa.Connection, latest: sa.Table, closed: sa.Table, staged_closed: Path | None, as_of: Any
+) -> None:
+    """:func:`_apply_closed_duckdb` in portable SQL: drop the latest rows a closed-lead record
+    is newer than, then record the run's closed leads and drop their older rows."""
+    import sqlalchemy as sa
+
+    newer = (
+        sa.select(closed.c.lead_id)
+        .where(closed.c.lead_id == latest.c.lead_id, closed.c.closed_by > latest.c.as_of)
+        .exists()
+    )
+    con.execute(latest.delete().where(newer))
+    if staged_closed is None:
+        return
+    suffix = uuid.uuid4().hex[:8]
+    given = sa.Table(
+        f"_leadscore_given_{suffix}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255)),
+        prefixes=["TEMPORARY"],
+    )
+    closing = sa.Table(
+        f"_leadscore_closing_{suffix}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255), primary_key=True),
+        prefixes=["TEMPORARY"],
+    )
+    given.create(con)
+    closing.create(con)
+    for batch in pq.ParquetFile(staged_closed).iter_batches(batch_size=50_000):
+        con.execute(given.insert(), batch.to_pylist())
+    pick = sa.select(given.c.lead_id).where(
+        sa.or_(
+            ~given.c.lead_id.in_(sa.select(closed.c.lead_id)),
+            given.c.lead_id.in_(sa.select(latest.c.lead_id).where(latest.c.as_of < as_of)),
+        )
+    )
+    con.execute(closing.insert().from_select(["lead_id"], pick.distinct()))
+    chosen = sa.select(closing.c.lead_id)
+    con.execute(closed.delete().where(closed.c.lead_id.in_(chosen)))
+    con.execute(
+        closed.insert().from_select(
+            ["lead_id", "closed_by"],
+            sa.select(closing.c.lead_id, sa.literal(as_of, sa.DateTime(timezone=False))),
+        )
+    )
+    con.execute(latest.delete().where(latest.c.as_of < as_of, latest.c.lead_id.in_(chosen)))
+    given.drop(con)
+    closing.drop(con)
+
+
 def _commit_sql(
-    target: SinkTarget, staged: Path, run: RunKey, memory_limit: str
+    target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
 ) -> tuple[int, int]:
     """Replace the run in the history and update the latest rows, in one transaction.
 
@@ -1673,6 +2026,7 @@ def _commit_sql(
     those in an earlier write of the same run (a re-run that drops a lead falls back to the
     lead's earlier row). That keeps a run that scores a few new leads cheap on a large table.
     Those leads' rows at later as-ofs get their previous stages recomputed (a back-fill).
+    Last, the closed leads are recorded and leave the latest table (:func:`_apply_closed_sql`).
     """
     import sqlalchemy as sa
 
@@ -1684,6 +2038,7 @@ def _commit_sql(
         except OSError as err:
             raise _os_error(sqlite, err) from err
     history, latest, affected = _sql_tables(sa.MetaData(), uuid.uuid4().hex[:8])
+    records = _closed_table(history.metadata)
     with _sql_connection(target, write=True) as con:
         history.metadata.create_all(con)
         affected.create(con)
@@ -1699,15 +2054,19 @@ def _commit_sql(
         if con.dialect.name == "postgresql":
             con.exec_driver_sql(f'ANALYZE "{affected.name}"')
         touched = history.c.lead_id.in_(sa.select(affected.c.lead_id))
-        _restage_later_sql(con, history, latest, affected, run.as_of.to_pydatetime())
+        as_of = run.as_of.to_pydatetime()
+        _restage_later_sql(con, history, latest, affected, as_of, records)
         con.execute(latest.delete().where(latest.c.lead_id.in_(sa.select(affected.c.lead_id))))
         con.execute(latest.insert().from_select(list(COLUMNS), _latest_select(history, touched)))
         affected.drop(con)
+        _apply_closed_sql(con, latest, records, closed, as_of)
         count = con.execute(sa.select(sa.func.count()).select_from(latest)).scalar_one()
     return int(replaced), int(count)
 
 
-_COMMITTERS: dict[TargetKind, Callable[[SinkTarget, Path, RunKey, str], tuple[int, int]]] = {
+_COMMITTERS: dict[
+    TargetKind, Callable[[SinkTarget, Path, RunKey, str, Path | None], tuple[int, int]]
+] = {
     "duckdb": _commit_duckdb,
     "parquet": _commit_files,
     "csv": _commit_files,

@@ -121,6 +121,14 @@ def run_channels(args: argparse.Namespace) -> int:
             costs_path = folder / "costs.csv"
     spend = read_table(costs_path) if costs_path is not None else None
     groupings = [args.by] if args.by else [["source"], ["source", "campaign"]]
+    if spend is not None and args.by and len(args.by) > 1:
+        logger.warning(
+            "no cost column for %s: spend is per channel, and splitting it across %s would "
+            "invent numbers; --by %s shows the costs",
+            " / ".join(args.by),
+            args.by[-1],
+            args.by[0],
+        )
     frames = []
     for by in groupings:
         report = channel_report(scored, attributes, by=by, spend=spend, deal_value=args.deal_value)

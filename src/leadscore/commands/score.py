@@ -14,6 +14,7 @@ from leadscore.features import parse_timestamp
 from leadscore.scoring import (
     DEFAULT_CHUNK_LEADS,
     DEFAULT_CHUNK_ROWS,
+    check_data_form,
     event_feature_chunks,
     flat_feature_chunks,
     load_scoring_model,
@@ -31,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="score open leads with a trained model",
         description="Score every open lead as of a moment: calibrated probability, 0-100 score, "
         "stage, previous stage, fit and engagement sub-scores and the top reasons for and "
-        "against. Writes scored_leads (latest row per lead) and scored_leads_history (one row "
-        "per lead per run) atomically; re-running the same as-of is idempotent.",
+        "against. Writes scored_leads (latest row per open lead: leads closed by the as-of "
+        "leave it) and scored_leads_history (one row per lead per run) atomically; re-running "
+        "the same as-of is idempotent.",
     )
     add_data_arguments(parser)
     parser.add_argument(
@@ -101,9 +103,15 @@ def run(args: argparse.Namespace) -> int:
         else f"models:/{registered_name('leadscore', {'name': spec.name})}@champion"
     )
     scoring = load_scoring_model(model_uri, tracking_uri=args.tracking_uri)
+    check_data_form(scoring, flat=spec is not None)
+    # leads found closed by the as-of leave scored_leads (their history stays)
+    closed: list[pd.Series] = []
     if spec is not None:
         chunks = flat_feature_chunks(
-            spec, source=args.input, chunk_rows=args.chunk_size or DEFAULT_CHUNK_ROWS
+            spec,
+            source=args.input,
+            chunk_rows=args.chunk_size or DEFAULT_CHUNK_ROWS,
+            on_closed=closed.append,
         )
     else:
         if args.input:
@@ -113,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             as_of,
             chunk_leads=args.chunk_size or DEFAULT_CHUNK_LEADS,
             features=scoring.model.features,
+            on_closed=closed.append,
         )
     summary = run_scoring(
         scoring,
@@ -122,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         with_reasons=not args.no_reasons,
         top_n=args.top,
         progress=not args.no_progress,
+        closed=closed,
     )
     counts = summary.stage_counts
     print(
