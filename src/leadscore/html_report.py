@@ -46,7 +46,7 @@ from matplotlib.figure import Figure
 from leadscore import plots
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution, shap_summary_figure
-from leadscore.io import sqlite_file
+from leadscore.io import sqlite_file, write_atomically
 from leadscore.model import LeadScoringModel
 from leadscore.reports import channel_report
 from leadscore.schema import Feature
@@ -1124,7 +1124,7 @@ def write_model_report(
     out = Path(out)
     check_report_path(out)
     text = build_model_report(run_id, tracking_uri=tracking_uri)
-    _write_atomically(out, text)
+    write_atomically(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     if log_to_run:
         from mlflow import MlflowClient
 
@@ -1174,22 +1174,3 @@ def check_report_path(out: Path) -> None:
         ) from err
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
-
-
-def _write_atomically(out: Path, text: str) -> None:
-    """Write ``text`` to ``out`` through a temporary file and a rename: a reader never sees
-    half a page, and a failed write leaves an older report as it was."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, out)
-    except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
-        raise DataError(
-            f"cannot write {out}: {err.strerror or err}",
-            "Check the path, the free disk space and your permissions.",
-        ) from err
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -803,11 +803,25 @@ def file_in_the_way(path: Path) -> Path | None:
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
-    """Write ``frame`` to a Parquet or CSV file atomically (a temp file, then a rename)."""
+    """Write ``frame`` to a Parquet or CSV file atomically (:func:`write_atomically`)."""
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix not in TABLE_SUFFIXES:
         raise DataError(f"{target}: unknown output type {suffix!r}", "Write to .parquet or .csv.")
+
+    def write(tmp: Path) -> None:
+        if suffix == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+
+    return write_atomically(target, write)
+
+
+def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
+    """Have ``write`` fill a temporary file beside ``target``, then rename it into place: a
+    reader never sees half a file, and a failed write leaves an older one as it was. The
+    folder is created when missing; a failure is one line naming ``target``."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
@@ -818,10 +832,7 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
         ) from err
     os.close(fd)
     try:
-        if suffix == ".parquet":
-            frame.to_parquet(tmp_name, index=False)
-        else:
-            frame.to_csv(tmp_name, index=False)
+        write(Path(tmp_name))
         os.replace(tmp_name, target)
     except OSError as err:
         Path(tmp_name).unlink(missing_ok=True)
