@@ -107,6 +107,18 @@ def test_names_written_after_contact_are_recognised():
     }
 
 
+def test_the_built_in_features_are_not_named_like_post_contact_fields():
+    """A flat table made of the event features (days_since_last_activity, ...) is no leak:
+    a recency measured at scoring is not the CRM's "Last Activity" field."""
+    from leadscore.features import feature_catalogue
+    from leadscore.leakage import post_contact_columns
+
+    assert post_contact_columns([f.name for f in feature_catalogue()]) == {}
+    assert post_contact_columns(["Days since Last Activity", "Last Activity"]) == {
+        "Last Activity": "last activity"
+    }
+
+
 def _quality_grade(y: np.ndarray, seed: int = 0) -> np.ndarray:
     """A grade the sales team sets after contact: skewed by the outcome, but too noisy for
     the AUC guard (High/Medium/Low)."""

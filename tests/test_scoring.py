@@ -642,3 +642,18 @@ def test_score_spec_applies_the_spec_s_joins(tmp_path, monkeypatch):
     rows = leads.assign(id=ids, pages=pages)[~won].set_index("id").loc[scored.index]
     expected = model.predict_proba(rows.reset_index())
     np.testing.assert_allclose(scored["probability"].to_numpy(), expected, rtol=0, atol=1e-12)
+
+
+def test_the_data_form_is_the_one_recorded_at_training(scored_world):
+    """A flat table made of the built-in engagement features (as the scoring benchmark
+    writes one) is still a flat model: the form recorded at training decides, not the names."""
+    from leadscore.scoring import model_data_form
+
+    model = LeadScoringModel.load(scored_world["model"])
+    assert model.metadata["data_form"] == "events"
+    assert model_data_form(model) == "events"
+    as_flat = LeadScoringModel(
+        model.booster, model.encoder, model.calibrator, model.stages,
+        {**model.metadata, "data_form": "flat"},
+    )  # fmt: skip
+    assert model_data_form(as_flat) == "flat"

@@ -488,6 +488,7 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
         horizon_days=spec.label.within_days,
         test_from=test_from,
         allowed_leakage=tuple(spec.allow_leakage),
+        form="flat",
     ).subset(kept)
     logger.info(
         "%s: %d leads (%d won, %.1f%%), %d features, %d columns excluded",

@@ -1414,4 +1414,5 @@ def build_training_examples(
         features=features,
         excluded=excluded,
         horizon_days=int(horizon_days),
+        form="events",
     )

@@ -197,7 +197,11 @@ def post_contact_columns(names: Iterable[str], *, allow: Iterable[str] = ()) -> 
         if hit is None:
             for phrase in POST_CONTACT_PHRASES:
                 n = len(phrase)
-                if any(tuple(words[i : i + n]) == phrase for i in range(len(words) - n + 1)):
+                # "days since last activity" is a recency measured at scoring, not a field
+                if any(
+                    tuple(words[i : i + n]) == phrase and (i == 0 or words[i - 1] != "since")
+                    for i in range(len(words) - n + 1)
+                ):
                     hit = " ".join(phrase)
                     break
         if hit is not None:

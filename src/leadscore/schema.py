@@ -190,6 +190,9 @@ class LabelledDataset:
     test_from : first ``order`` value that belongs to the test fold (from the spec), or
         ``None`` to take the newest share of examples as the test fold.
     allowed_leakage : features the leakage guard must not stop training for (from the spec).
+    form : ``"events"`` for examples built from event data, ``"flat"`` for a flat table
+        described by a spec, ``None`` when unknown; recorded with the model, so that scoring
+        can tell a user who gives the other form which command to use.
     """
 
     name: str
@@ -202,6 +205,7 @@ class LabelledDataset:
     horizon_days: int | None = None
     test_from: object | None = None
     allowed_leakage: tuple[str, ...] = ()
+    form: Literal["events", "flat"] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -234,6 +238,7 @@ class LabelledDataset:
             horizon_days=self.horizon_days,
             test_from=self.test_from,
             allowed_leakage=self.allowed_leakage,
+            form=self.form,
         )
 
 

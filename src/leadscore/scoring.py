@@ -92,9 +92,14 @@ def _activity_features() -> frozenset[str]:
 
 
 def model_data_form(model: LeadScoringModel) -> str:
-    """``"events"`` for a model trained on event data (its features include the built-in
-    engagement features, computed from an activity log), ``"flat"`` for one trained on a flat
-    table described by a spec (its features are that table's columns)."""
+    """``"events"`` for a model trained on event data, ``"flat"`` for one trained on a flat
+    table described by a spec: as recorded at training (``data_form``), else, for a model
+    saved before that record, guessed from its features (event models hold most of the
+    built-in engagement features; a flat table made of those features would be guessed
+    wrong, which is why the record exists)."""
+    recorded = model.metadata.get("data_form")
+    if recorded in ("events", "flat"):
+        return str(recorded)
     built_in = _activity_features()
     shared = sum(f.name in built_in for f in model.features)
     return "events" if shared * 2 > len(built_in) else "flat"

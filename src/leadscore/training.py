@@ -607,6 +607,7 @@ def train(
     importance = _importance(booster, encoder.names)
     metadata = {
         "dataset": dataset.name,
+        "data_form": dataset.form,
         "horizon_days": dataset.horizon_days,
         "order_kind": dataset.order_kind,
         "test_from": None if dataset.test_from is None else str(dataset.test_from),
