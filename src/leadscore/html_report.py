@@ -30,7 +30,6 @@ import io
 import json
 import logging
 import math
-import os
 import tempfile
 import textwrap
 from collections.abc import Mapping, Sequence
@@ -46,7 +45,7 @@ from matplotlib.figure import Figure
 from leadscore import plots
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution, shap_summary_figure
-from leadscore.io import sqlite_file, write_atomically
+from leadscore.io import check_folder_takes_files, sqlite_file, write_atomically
 from leadscore.model import LeadScoringModel
 from leadscore.reports import channel_report
 from leadscore.schema import Feature
@@ -1164,13 +1163,6 @@ def check_report_path(out: Path) -> None:
             f"{out}: the model report is HTML, {what}",
             "Write to a .html file (a browser prints it to PDF).",
         )
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    except OSError as err:
-        raise DataError(
-            f"cannot create a file in {out.parent}: {err.strerror or err}",
-            "Write into a folder that exists or can be created, and that you may write to.",
-        ) from err
-    os.close(fd)
-    Path(probe).unlink(missing_ok=True)
+    check_folder_takes_files(
+        out, "Write into a folder that exists or can be created, and that you may write to."
+    )

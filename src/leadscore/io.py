@@ -818,6 +818,22 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return write_atomically(target, write)
 
 
+def check_folder_takes_files(path: Path, fix: str) -> None:
+    """Refuse, before long work, a ``path`` whose folder cannot take a new file: the nearest
+    folder of it that exists is tried with a temporary file (removed at once), so that a
+    place like ``/proc`` fails in one line naming that folder, with ``fix``, instead of after
+    the work. Nothing is created."""
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".leadscore-probe-", dir=folder)
+    except OSError as err:
+        raise DataError(f"cannot create a file in {folder}: {_first_line(err)}", fix) from err
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
+
+
 def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
     """Have ``write`` fill a temporary file beside ``target``, then rename it into place: a
     reader never sees half a file, and a failed write leaves an older one as it was. The

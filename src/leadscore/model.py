@@ -23,7 +23,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
@@ -39,6 +38,7 @@ from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import Explanation, SubScorer, explain
+from leadscore.io import write_atomically
 from leadscore.schema import INTEGRAL_TEXT, MISSING_SPELLINGS, Feature, closest_names
 from leadscore.stages import StageThresholds
 
@@ -421,8 +421,8 @@ class LeadScoringModel:
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         meta_text, booster_text = self.to_texts()
-        _write_atomic(target / BOOSTER_FILE, booster_text)
-        _write_atomic(target / META_FILE, meta_text)
+        for name, text in ((BOOSTER_FILE, booster_text), (META_FILE, meta_text)):
+            write_atomically(target / name, lambda tmp, text=text: tmp.write_text(text))
         logger.info("saved model to %s", target)
         return target
 
@@ -588,14 +588,3 @@ def _read_structure(
             raise _damaged(meta_name, f"the levels of {name!r} are not a list of texts")
         categories[name] = levels
     return features, categories, dict(meta.get("metadata") or {})
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

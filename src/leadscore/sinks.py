@@ -65,7 +65,13 @@ import pyarrow.parquet as pq
 from pandas.api import types as ptypes
 
 from leadscore.errors import DataError
-from leadscore.io import DUCKDB_SUFFIXES, file_in_the_way, is_sql_url, sqlite_file
+from leadscore.io import (
+    DUCKDB_SUFFIXES,
+    check_folder_takes_files,
+    file_in_the_way,
+    is_sql_url,
+    sqlite_file,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -755,15 +761,7 @@ def _check_writable_path(target: SinkTarget) -> None:
             f"{path} cannot be created: {blocking} is a file, not a folder",
             "Use a --target in a folder.",
         )
-    folder = path.absolute().parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".leadscore-probe-", dir=folder)
-    except OSError as err:
-        raise _os_error(folder, err, creating=True) from err
-    os.close(fd)
-    Path(probe).unlink(missing_ok=True)
+    check_folder_takes_files(path, "Use a --target in a writable folder.")
 
 
 def _os_error(path: Path | str, err: OSError, *, creating: bool = False) -> DataError:
