@@ -657,3 +657,22 @@ def test_the_data_form_is_the_one_recorded_at_training(scored_world):
         {**model.metadata, "data_form": "flat"},
     )  # fmt: skip
     assert model_data_form(as_flat) == "flat"
+
+
+def test_flat_chunks_keep_ids_as_written_and_trim_the_other_text(tmp_path):
+    """Training keeps ids as written (an id is a key, not a category); scoring must too, or
+    ' A1 ' is written to scored_leads as 'A1', a lead the CRM does not have."""
+    from leadscore.scoring import flat_feature_chunks
+    from leadscore.specs import parse_spec
+
+    pd.DataFrame({"id": [" A1 ", "B2"], "plan": ["pro ", " team"], "status": ["", ""]}).to_csv(
+        tmp_path / "leads.csv", index=False
+    )
+    spec = parse_spec(
+        {"name": "acme", "source": "leads.csv", "id": "id",
+         "label": {"column": "status", "won": ["won"]}},
+        base_dir=tmp_path,
+    )  # fmt: skip
+    ((rows, ids),) = flat_feature_chunks(spec, chunk_rows=10)
+    assert ids.tolist() == [" A1 ", "B2"]
+    assert rows["plan"].tolist() == ["pro", "team"]

@@ -390,7 +390,11 @@ def flat_feature_chunks(
                 f"{location} has no id column {spec.id!r}",
                 "Score a table with the same columns as the training data.",
             )
-        chunk = mark_missing(join_tables(chunk, spec, joined, scoring=True), spec.missing_values)
+        chunk = mark_missing(
+            join_tables(chunk, spec, joined, scoring=True),
+            spec.missing_values,
+            as_written=(spec.id,),
+        )
         seen += len(chunk)
         if spec.label.column in chunk.columns:
             done = closed_rows(chunk[spec.label.column], spec).to_numpy()
