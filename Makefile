@@ -25,7 +25,7 @@ help: ## List the targets
 install: $(STAMP) ## Create .venv (Python 3.11) and install leadscore with its dev extras
 
 .PHONY: run
-run: $(STAMP) ## The main job on synthetic data: synth, train (MLflow), score, channel report
+run: $(STAMP) ## The main job on synthetic data: synth, train (MLflow), score, channel and drift reports
 	$(BIN)/leadscore synth --leads $(DEMO_LEADS) --out $(DEMO_DIR) --seed 7 --no-progress
 	@# --allow-worse: the synthetic truth is logistic in its latent scores, where a logistic
 	@# regression ties the model (ROC-AUC 0.827 against 0.828, interval -0.008 to +0.007);
@@ -35,8 +35,11 @@ run: $(STAMP) ## The main job on synthetic data: synth, train (MLflow), score, c
 		--as-of $(DEMO_AS_OF) --target data/scored_leads.duckdb --no-progress
 	$(BIN)/leadscore report channels --data $(DEMO_DIR) --by source --target data/scored_leads.duckdb \
 		--deal-value 6000 --out data/channel_report.csv
+	$(BIN)/leadscore report drift --data $(DEMO_DIR) --model models:/leadscore@champion \
+		--as-of $(DEMO_AS_OF) --out data/drift_report.csv
 	@echo "Scored leads: data/scored_leads.duckdb (tables scored_leads, scored_leads_history)"
-	@echo "Channel report: data/channel_report.csv; metrics: models/synthetic-metrics.json"
+	@echo "Channel report: data/channel_report.csv; drift: data/drift_report.csv"
+	@echo "Metrics: models/synthetic-metrics.json"
 	@echo "One lead's card: $(BIN)/leadscore explain LEAD_ID"
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 

@@ -39,6 +39,7 @@ from leadscore.calibration import ProbabilityCalibrator
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import Explanation, SubScorer, explain
 from leadscore.io import write_atomically
+from leadscore.monitoring import DriftReference
 from leadscore.schema import INTEGRAL_TEXT, MISSING_SPELLINGS, Feature, closest_names
 from leadscore.stages import StageThresholds
 
@@ -287,6 +288,10 @@ class LeadScoringModel:
     calibrator : a fitted :class:`~leadscore.calibration.ProbabilityCalibrator`.
     stages : fitted :class:`~leadscore.stages.StageThresholds`.
     metadata : training facts (``dataset``, ``horizon_days``, ``created_at``, ``metrics``, ...).
+    sub_scorer : fitted fit and engagement sub-scores (:class:`~leadscore.explain.SubScorer`).
+    drift_reference : the inputs' and scores' distribution on the test fold, for
+        ``leadscore report drift`` (:class:`~leadscore.monitoring.DriftReference`); models
+        saved before it existed have none.
 
     Examples
     --------
@@ -302,6 +307,7 @@ class LeadScoringModel:
         stages: StageThresholds,
         metadata: Mapping[str, Any] | None = None,
         sub_scorer: SubScorer | None = None,
+        drift_reference: DriftReference | None = None,
     ) -> None:
         if booster.num_feature() != len(encoder.features):
             raise ModelError(
@@ -314,6 +320,7 @@ class LeadScoringModel:
         self.calibrator = calibrator
         self.stages = stages
         self.sub_scorer = sub_scorer
+        self.drift_reference = drift_reference
         self.metadata: dict[str, Any] = dict(metadata or {})
         self.metadata.setdefault(
             "created_at", datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
@@ -401,6 +408,9 @@ class LeadScoringModel:
                 "calibrator": self.calibrator.to_dict(),
                 "stages": self.stages.to_dict(),
                 "sub_scorer": None if self.sub_scorer is None else self.sub_scorer.to_dict(),
+                "drift_reference": (
+                    None if self.drift_reference is None else self.drift_reference.to_dict()
+                ),
                 "metadata": self.metadata,
             }
         )
@@ -510,6 +520,8 @@ class LeadScoringModel:
             stages = StageThresholds.from_dict(meta["stages"])
             raw_sub = meta.get("sub_scorer")
             sub_scorer = None if raw_sub is None else SubScorer.from_dict(raw_sub)
+            raw_drift = meta.get("drift_reference")
+            drift = None if raw_drift is None else DriftReference.from_dict(raw_drift)
         except ModelError as err:
             raise ModelError(f"{meta_name}: {err.problem}", err.fix) from err
         try:
@@ -520,7 +532,7 @@ class LeadScoringModel:
                 "Restore the file or retrain the model.",
             ) from err
         encoder = FeatureEncoder(features, categories)
-        return cls(booster, encoder, calibrator, stages, metadata, sub_scorer)
+        return cls(booster, encoder, calibrator, stages, metadata, sub_scorer, drift)
 
     def __repr__(self) -> str:
         name = self.metadata.get("dataset", "?")
@@ -545,8 +557,8 @@ def _read_structure(
     meta: Mapping[str, Any], meta_name: str
 ) -> tuple[list[Feature], dict[str, list[str]], dict[str, Any]]:
     """The features, category levels and metadata of a parsed model file, with every type
-    checked, and the calibrator, stages and sub-scorer present as mappings (their values are
-    checked by their own ``from_dict``).
+    checked, and the calibrator, stages, sub-scorer and drift reference present as mappings
+    (their values are checked by their own ``from_dict``).
 
     Types are checked one by one rather than by catching whatever a constructor raises, so
     that a damaged file is named as such and a bug in our own code still shows as one.
@@ -557,7 +569,7 @@ def _read_structure(
     for key in ("categories", "calibrator", "stages"):
         if not isinstance(meta[key], dict):
             raise _damaged(meta_name, f"{key} is {type(meta[key]).__name__}, not a mapping")
-    for key in ("sub_scorer", "metadata"):
+    for key in ("sub_scorer", "drift_reference", "metadata"):
         if meta.get(key) is not None and not isinstance(meta[key], dict):
             raise _damaged(meta_name, f"{key} is {type(meta[key]).__name__}, not a mapping")
 

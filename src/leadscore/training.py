@@ -54,6 +54,7 @@ from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import find_leakage_suspects, leakage_error
 from leadscore.metrics import bootstrap_intervals, ece_by_chance, evaluate, stage_report
 from leadscore.model import FeatureEncoder, LeadScoringModel
+from leadscore.monitoring import DriftReference
 from leadscore.schema import LabelledDataset
 from leadscore.stages import StageThresholds, calendar_step_days, periods_spanned
 
@@ -628,6 +629,9 @@ def train(
     }
     model = LeadScoringModel(booster, encoder, calibrator, stages, metadata)
     model.sub_scorer = fit_sub_scorer(model, dataset.X.iloc[train_rows], seed=config.seed)
+    model.drift_reference = DriftReference().fit(
+        model.prepare(X.iloc[test_rows]), model.features, p_cal, test_stages
+    )
     logger.info(
         "trained %s in %.1fs: test ROC-AUC %.3f (LR %.3f, points %.3f), ECE %.3f",
         dataset.name,

@@ -6,15 +6,25 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from leadscore.commands.validate import add_data_arguments
-from leadscore.datasets import read_flat_table
-from leadscore.errors import DataError
+from leadscore.config import EventConfig
+from leadscore.datasets import load_dataset, read_flat_table
+from leadscore.errors import DataError, ModelError
 from leadscore.io import load_closed_loop, read_table, shown_url, write_table
+from leadscore.monitoring import (
+    PSI_SHIFTED,
+    backtest_runs,
+    event_outcomes,
+    flat_outcomes,
+    format_backtest,
+    format_drift,
+)
 from leadscore.reports import channel_report, format_report, open_scored_leads
-from leadscore.schema import ClosedLoopData
-from leadscore.sinks import DEFAULT_TARGET, read_scored_leads
+from leadscore.schema import ClosedLoopData, to_lead_ids
+from leadscore.sinks import DEFAULT_TARGET, read_history, read_scored_leads, shown_model
 from leadscore.specs import load_spec
 
 logger = logging.getLogger(__name__)
@@ -98,6 +108,94 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--no-log", action="store_true", help="do not log the report to the run as report.html"
     )
     model.set_defaults(func=run_model)
+
+    backtest = reports.add_parser(
+        "backtest",
+        help="how each scoring run's scores and stages did, once the outcomes are in",
+        description="Every run in scored_leads_history against the outcomes known now: leads, "
+        "wins against expected wins (the sum of probabilities), ROC-AUC, Brier, ECE (beside "
+        "what chance gives a perfect model on that many leads), lift, and per stage the count, "
+        "conversion and share of wins. Event data: a run counts the wins within --horizon-days "
+        "after its as-of and is measured once that window has ended (before, it is pending, "
+        "with its wins so far). Flat data: each lead's label in the spec's table now; the "
+        "leads still open are left out, with the share resolved beside the figures.",
+    )
+    add_data_arguments(backtest)
+    backtest.add_argument(
+        "--target",
+        default=DEFAULT_TARGET,
+        help=f"where the scores are kept (default: {DEFAULT_TARGET})",
+    )
+    backtest.add_argument(
+        "--horizon-days",
+        type=int,
+        default=None,
+        metavar="N",
+        help="event data: the window the model was trained on (train's events.horizon_days; "
+        f"default {EventConfig().horizon_days})",
+    )
+    backtest.add_argument(
+        "--observed-until",
+        default=None,
+        metavar="TIME",
+        help="event data: the moment the outcomes are complete up to (default: the folder's "
+        "manifest.json, else the latest timestamp of the leads and outcomes)",
+    )
+    backtest.add_argument(
+        "--model-name",
+        default=None,
+        metavar="NAME",
+        help="only the runs of this model (the scored table's model_name)",
+    )
+    backtest.add_argument(
+        "--out",
+        type=Path,
+        default=Path("data/backtest.csv"),
+        help="CSV to write (default: data/backtest.csv)",
+    )
+    backtest.set_defaults(func=run_backtest)
+
+    drift = reports.add_parser(
+        "drift",
+        help="how today's open leads differ from those the model was tested on (PSI)",
+        description="Compares the open leads as of a moment with the model's test fold, input "
+        "by input and for the probability and stage: the population stability index (PSI), "
+        "what chance alone gives on that many leads, and the bucket that moved most. Below "
+        "0.1 (or within chance) stable, to 0.25 watch, above shifted. Nothing is written to "
+        "the scored tables.",
+    )
+    add_data_arguments(drift)
+    drift.add_argument(
+        "--input",
+        metavar="TABLE",
+        default=None,
+        help="flat data: the current leads (default: the spec's source)",
+    )
+    drift.add_argument(
+        "--model",
+        default=None,
+        metavar="URI",
+        help="the model to compare with (default: the champion, as for score)",
+    )
+    drift.add_argument(
+        "--as-of",
+        default=None,
+        metavar="TIME",
+        help="event data: the open leads at this moment (default: the data's observed_until)",
+    )
+    drift.add_argument(
+        "--tracking-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)",
+    )
+    drift.add_argument(
+        "--out",
+        type=Path,
+        default=Path("data/drift_report.csv"),
+        help="CSV to write (default: data/drift_report.csv)",
+    )
+    drift.set_defaults(func=run_drift)
 
 
 def run_channels(args: argparse.Namespace) -> int:
@@ -204,4 +302,137 @@ def run_model(args: argparse.Namespace) -> int:
         args.run, args.out, tracking_uri=args.tracking_uri, log_to_run=not args.no_log
     )
     print(f"model report written to {out}")
+    return 0
+
+
+def run_backtest(args: argparse.Namespace) -> int:
+    history = read_history(args.target)
+    where = shown_url(args.target)
+    if args.model_name is not None:
+        names = sorted(history["model_name"].unique())
+        history = history[history["model_name"] == args.model_name]
+        if history.empty:
+            raise DataError(
+                f"{where} holds no run of model {args.model_name!r} (it holds {names})",
+                "Name one of those models, or leave --model-name out.",
+            )
+    if args.spec:
+        if args.horizon_days is not None or args.observed_until is not None:
+            raise DataError(
+                "--horizon-days and --observed-until go with --data",
+                "Flat data is labelled by its spec; leave them out.",
+            )
+        spec = load_spec(args.spec, data_root=args.data_root)
+        dataset = load_dataset(spec)
+        labels = pd.Series(dataset.y, index=dataset.lead_id.astype(str).to_numpy())
+        # ids as written, as training and scoring keep them
+        leads = to_lead_ids(read_flat_table(spec)[spec.id].dropna(), spec.name, spec.id)
+        source = spec.name
+    else:
+        events = load_closed_loop(
+            args.data, tables=REPORT_TABLES, observed_until=args.observed_until
+        )
+        leads = events.leads["lead_id"].astype(str)
+        source = shown_url(args.data)
+    ours = history["lead_id"].isin(set(leads))
+    if not ours.any():
+        raise DataError(
+            f"none of the {len(history):,} scored rows in {where} is a lead of {source}",
+            "Name the --target that data was scored into, or score it first.",
+        )
+    if not ours.all():
+        logger.info(
+            "left out %s scored row(s) of leads not in %s (another data set's)",
+            f"{int((~ours).sum()):,}",
+            source,
+        )
+    history = history[ours]
+    if args.spec:
+        labelled = flat_outcomes(history, labels)
+    else:
+        horizon = args.horizon_days or EventConfig().horizon_days
+        labelled = event_outcomes(history, events.outcomes, events.observed_until, horizon)
+        print(
+            f"outcomes of {source} observed until {events.observed_until:%Y-%m-%d}; a run is "
+            f"judged on the wins within {horizon} days of its as-of"
+        )
+    table = backtest_runs(labelled)
+    print(format_backtest(table))
+    write_table(table, args.out)
+    print(f"written to {args.out}")
+    return 0
+
+
+def run_drift(args: argparse.Namespace) -> int:
+    from leadscore.commands.score import default_model_uri
+    from leadscore.features import parse_timestamp
+    from leadscore.scoring import (
+        DEFAULT_CHUNK_LEADS,
+        DEFAULT_CHUNK_ROWS,
+        check_data_form,
+        event_feature_chunks,
+        flat_feature_chunks,
+        load_scoring_model,
+    )
+
+    spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
+    scoring = load_scoring_model(
+        args.model or default_model_uri(spec), tracking_uri=args.tracking_uri
+    )
+    check_data_form(scoring, flat=spec is not None)
+    model = scoring.model
+    reference = model.drift_reference
+    if reference is None:
+        raise ModelError(
+            f"{shown_model(scoring.name, scoring.version)} holds no drift reference (it was "
+            "trained before leadscore kept one)",
+            "Retrain it with this leadscore: train keeps the test fold's distributions.",
+        )
+    if spec is not None:
+        if args.as_of is not None:
+            raise DataError(
+                "--as-of goes with --data", "Flat data is a snapshot: give --input instead."
+            )
+        chunks = flat_feature_chunks(spec, source=args.input, chunk_rows=DEFAULT_CHUNK_ROWS)
+        moment = "now"
+    else:
+        if args.input:
+            raise DataError("--input goes with --spec", "Point --data at the event folder.")
+        if args.as_of is not None:
+            as_of = parse_timestamp(args.as_of, "--as-of")
+        else:
+            as_of = load_closed_loop(args.data, tables=REPORT_TABLES).observed_until
+        chunks = event_feature_chunks(
+            args.data, as_of, chunk_leads=DEFAULT_CHUNK_LEADS, features=model.features
+        )
+        moment = f"as of {as_of:%Y-%m-%d %H:%M}"
+    counts: dict[str, np.ndarray] = {}
+    n = 0
+    for X, _ in chunks:
+        prepared = model.prepare(X)
+        probability = model.predict_proba(prepared)
+        part = reference.counts(prepared, probability, model.stages.transform(probability))
+        counts = {k: counts.get(k, 0) + v for k, v in part.items()}
+        n += len(X)
+    if n == 0:
+        raise DataError(f"no lead is open {moment}", "Give a moment when some leads were open.")
+    table = reference.compare(counts, labels={f.name: f.label for f in model.features})
+    importance = model.metadata.get("feature_importance") or {}
+    table["importance"] = table["item"].map(importance)
+    print(
+        f"{n:,} open leads {moment} against the {reference.n_:,} test-fold leads of "
+        f"{shown_model(scoring.name, scoring.version)}"
+    )
+    print(format_drift(table))
+    shifted = table.loc[table["status"] == "shifted", "label"].tolist()
+    if shifted:
+        logger.warning(
+            "%d of %d items shifted (PSI above %.2f and beyond chance): %s",
+            len(shifted),
+            len(table),
+            PSI_SHIFTED,
+            ", ".join(shifted[:5]) + (", ..." if len(shifted) > 5 else ""),
+        )
+    write_table(table, args.out)
+    print(f"written to {args.out}")
     return 0

@@ -21,7 +21,7 @@ from leadscore.scoring import (
     run_scoring,
 )
 from leadscore.sinks import DEFAULT_TARGET, STAGES, shown_model
-from leadscore.specs import load_spec
+from leadscore.specs import DatasetSpec, load_spec
 
 DEFAULT_MODEL = "models:/leadscore@champion"
 
@@ -88,6 +88,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def default_model_uri(spec: DatasetSpec | None) -> str:
+    """The champion of event data (``models:/leadscore@champion``) or of the spec's data set
+    (``models:/leadscore-NAME@champion``), the names ``train`` registers under."""
+    if spec is None:
+        return DEFAULT_MODEL
+    return f"models:/{registered_name('leadscore', {'name': spec.name})}@champion"
+
+
 def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise DataError(f"--top must be at least 1, got {args.top}", "Give e.g. --top 3.")
@@ -97,11 +105,7 @@ def run(args: argparse.Namespace) -> int:
         else pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).floor("s").as_unit("us")
     )
     spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
-    model_uri = args.model or (
-        DEFAULT_MODEL
-        if spec is None
-        else f"models:/{registered_name('leadscore', {'name': spec.name})}@champion"
-    )
+    model_uri = args.model or default_model_uri(spec)
     scoring = load_scoring_model(model_uri, tracking_uri=args.tracking_uri)
     check_data_form(scoring, flat=spec is not None)
     # leads found closed by the as-of leave scored_leads (their history stays)

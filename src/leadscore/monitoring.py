@@ -1,0 +1,545 @@
+"""A model in service: did its scores come true, and do today's leads look like those it was
+tested on?
+
+Two checks marketing ops and the data scientist run after launch, both on what the product
+already keeps:
+
+**Back-test** (:func:`backtest_runs`). Every scoring run is kept in ``scored_leads_history``;
+once the outcomes are in, each run is scored against them as the test fold was at training:
+ROC-AUC, Brier, ECE, lift, and per stage the count, conversion rate and share of wins. A run
+is judged on the label the model was trained for:
+
+* event data: won within ``horizon_days`` after the run's as-of. A run whose window has not
+  ended at the data's ``observed_until`` is *pending*: its wins so far are counted, but no
+  metric is computed, since the leads still open might win (calling them lost would bias
+  every figure, as in training's right-censoring).
+* flat data: the label the spec gives each lead now (``load_dataset``, censoring applied).
+  Leads without one are pending; the metrics use the resolved leads, which over-represent
+  the quick closers until most have resolved, so ``resolved_share`` is reported beside them.
+
+**Drift** (:class:`DriftReference`). At training the model keeps, for every input and for
+its calibrated probability and stage, the distribution over the test fold, the most recent
+leads its metrics describe: ten equal-count bins of a number (plus "missing"), the frequent
+levels of a category (plus "other" and "missing"). The population stability index (PSI)
+compares today's open leads with it bin by bin::
+
+    PSI = sum((current_share - reference_share) * ln(current_share / reference_share))
+
+Below 0.1 the population is stable, 0.1 to 0.25 worth watching, above 0.25 shifted (the
+conventions of credit scoring, where PSI comes from); a PSI that chance alone reaches on
+samples of these sizes (:func:`psi_by_chance`, often above 0.1 for a few hundred open
+leads) counts as stable too. A shifted input does not by itself
+mean the scores are wrong (the back-test says that, later); it says where to look now, before
+the outcomes are in. Shares are floored at 0.0001 so that an empty bin gives a large but
+finite PSI.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import chi2
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from leadscore.errors import DataError, ModelError
+from leadscore.metrics import STAGES, ece_by_chance, evaluate, stage_report
+from leadscore.schema import Feature
+from leadscore.sinks import shown_model
+
+logger = logging.getLogger(__name__)
+
+#: PSI below this: stable; from it to :data:`PSI_SHIFTED`: watch; above: shifted.
+PSI_WATCH = 0.1
+PSI_SHIFTED = 0.25
+#: Shares are floored here before the logarithm, so an empty bin gives a finite PSI.
+SHARE_FLOOR = 1e-4
+
+MISSING = "(missing)"
+OTHER = "(other)"
+RUN_KEY: tuple[str, str, str] = ("as_of", "model_name", "model_version")
+
+BucketKind = Literal["numeric", "categorical"]
+
+
+def population_stability(reference: Sequence[float], current: Sequence[float]) -> float:
+    """PSI of two distributions over the same buckets (shares or counts; each is normalised).
+
+    Examples
+    --------
+    >>> round(population_stability([0.5, 0.5], [0.5, 0.5]), 6)
+    0.0
+    >>> round(population_stability([0.5, 0.5], [0.9, 0.1]), 3)
+    0.879
+    """
+    ref = np.asarray(reference, dtype="float64")
+    cur = np.asarray(current, dtype="float64")
+    if ref.shape != cur.shape or ref.ndim != 1 or ref.size == 0:
+        raise ValueError(f"PSI needs two share vectors of one length, got {ref.shape}, {cur.shape}")
+    if ref.sum() <= 0 or cur.sum() <= 0:
+        raise ValueError("PSI needs at least one observation on each side")
+    ref = np.maximum(ref / ref.sum(), SHARE_FLOOR)
+    cur = np.maximum(cur / cur.sum(), SHARE_FLOOR)
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def psi_by_chance(reference_n: int, current_n: int, buckets: int, level: float = 0.95) -> float:
+    """The PSI two samples of one population reach by chance ``level`` of the time.
+
+    ``n m / (n + m) * PSI`` is close to a chi-square with ``buckets - 1`` degrees of freedom
+    when nothing moved (PSI is the symmetrised chi-square divergence), so on a few hundred open
+    leads a PSI of 0.05 can be noise alone: 10 buckets, 1,700 reference and 550 current leads
+    give 0.031.
+    """
+    if reference_n < 1 or current_n < 1 or buckets < 2:
+        return math.nan
+    return float(chi2.ppf(level, buckets - 1) * (1.0 / reference_n + 1.0 / current_n))
+
+
+def psi_status(psi: float, chance: float = 0.0) -> str:
+    """``stable``, ``watch`` or ``shifted`` (:data:`PSI_WATCH`, :data:`PSI_SHIFTED`); a PSI
+    within what chance gives (``chance``, :func:`psi_by_chance`) is stable whatever its size."""
+    if psi < PSI_WATCH or psi <= chance:
+        return "stable"
+    return "watch" if psi <= PSI_SHIFTED else "shifted"
+
+
+def _number(value: float) -> str:
+    return f"{value:,.4g}"
+
+
+def _numeric_labels(edges: Sequence[float]) -> list[str]:
+    """Bucket names of inner ``edges`` (right-closed bins), then :data:`MISSING`."""
+    if not edges:
+        return ["any value", MISSING]
+    labels = [f"<= {_number(edges[0])}"]
+    labels += [f"{_number(a)} to {_number(b)}" for a, b in itertools.pairwise(edges)]
+    return [*labels, f"> {_number(edges[-1])}", MISSING]
+
+
+def _numeric_edges(values: np.ndarray, n_bins: int) -> list[float]:
+    """Inner edges of at most ``n_bins`` equal-count, right-closed bins of the finite values;
+    ties collapse bins (a count that is 0 for most leads has few)."""
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return []
+    cuts = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
+    return [float(c) for c in cuts if c < finite.max()]
+
+
+def _numeric_buckets(values: pd.Series, edges: Sequence[float]) -> np.ndarray:
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    index = np.searchsorted(np.asarray(edges, dtype="float64"), x, side="left")
+    index[~np.isfinite(x)] = len(edges) + 1
+    return index
+
+
+def _categorical_buckets(values: pd.Series, levels: Sequence[str]) -> np.ndarray:
+    text = values.astype("string")
+    position = {level: i for i, level in enumerate(levels)}
+    index = text.map(position).astype("Float64").fillna(len(levels)).to_numpy(dtype="int64")
+    index[text.isna().to_numpy()] = len(levels) + 1
+    return index
+
+
+def _counts(buckets: np.ndarray, size: int) -> np.ndarray:
+    return np.bincount(buckets, minlength=size)[:size].astype("int64")
+
+
+class DriftReference(BaseEstimator):
+    """The distribution of every model input, the probability and the stage on reference leads.
+
+    Fitted at training on the test fold (the most recent leads the model's metrics describe)
+    and saved in ``model.json``; :meth:`counts` buckets new leads the same way, chunk by chunk,
+    and :meth:`compare` turns the summed counts into one PSI row per item.
+
+    Parameters
+    ----------
+    n_bins : equal-count bins per numeric input and for the probability.
+    max_levels : most frequent levels kept per categorical input; the rest is "other".
+
+    Attributes
+    ----------
+    buckets_ : item -> ``{"kind", "edges" or "levels", "labels", "shares"}``; items are the
+        model columns, ``probability`` and ``stage``.
+    n_ : number of reference leads.
+    """
+
+    def __init__(self, n_bins: int = 10, max_levels: int = 20) -> None:
+        self.n_bins = n_bins
+        self.max_levels = max_levels
+
+    def fit(
+        self,
+        prepared: pd.DataFrame,
+        features: Sequence[Feature],
+        probability: np.ndarray,
+        stages: np.ndarray | Sequence[str],
+    ) -> DriftReference:
+        """Learn the buckets and their shares from the reference leads.
+
+        ``prepared`` holds the model's columns typed as the model types them
+        (:meth:`~leadscore.model.LeadScoringModel.prepare`).
+        """
+        if not isinstance(self.n_bins, int) or self.n_bins < 2:
+            raise ValueError("n_bins must be an integer of at least 2")
+        if not isinstance(self.max_levels, int) or self.max_levels < 1:
+            raise ValueError("max_levels must be an integer of at least 1")
+        if len(prepared) == 0:
+            raise DataError("no leads to fit a drift reference on", "Fit on the test fold.")
+        buckets: dict[str, dict[str, Any]] = {}
+        for f in features:
+            values = prepared[f.name]
+            if f.kind == "numeric":
+                x = pd.to_numeric(values, errors="coerce").to_numpy("float64", na_value=np.nan)
+                edges = _numeric_edges(x, self.n_bins)
+                buckets[f.name] = {
+                    "kind": "numeric",
+                    "edges": edges,
+                    "labels": _numeric_labels(edges),
+                }
+            else:
+                counts = values.astype("string").value_counts(dropna=True)
+                levels = [str(v) for v in counts.index[: self.max_levels]]
+                buckets[f.name] = {
+                    "kind": "categorical",
+                    "levels": levels,
+                    "labels": [*levels, OTHER, MISSING],
+                }
+        edges = _numeric_edges(np.asarray(probability, dtype="float64"), self.n_bins)
+        buckets["probability"] = {
+            "kind": "numeric",
+            "edges": edges,
+            "labels": _numeric_labels(edges),
+        }
+        buckets["stage"] = {
+            "kind": "categorical",
+            "levels": list(STAGES),
+            "labels": [*STAGES, OTHER, MISSING],
+        }
+        self.buckets_ = buckets
+        counts = self.counts(prepared, probability, stages)
+        for item, spec in self.buckets_.items():
+            spec["shares"] = (counts[item] / len(prepared)).tolist()
+        self.n_ = len(prepared)
+        return self
+
+    def counts(
+        self,
+        prepared: pd.DataFrame,
+        probability: np.ndarray,
+        stages: np.ndarray | Sequence[str],
+    ) -> dict[str, np.ndarray]:
+        """Leads per bucket of every item; sum the counts of several chunks, then
+        :meth:`compare` them."""
+        check_is_fitted(self, "buckets_")
+        out: dict[str, np.ndarray] = {}
+        for item, spec in self.buckets_.items():
+            if item == "probability":
+                values = pd.Series(np.asarray(probability, dtype="float64"))
+            elif item == "stage":
+                values = pd.Series(np.asarray(stages).astype(str))
+            elif item in prepared.columns:
+                values = prepared[item]
+            else:
+                raise DataError(
+                    f"the leads lack the model column {item!r}",
+                    "Prepare them with the model that holds this reference.",
+                )
+            size = len(spec["labels"])
+            if spec["kind"] == "numeric":
+                out[item] = _counts(_numeric_buckets(values, spec["edges"]), size)
+            else:
+                out[item] = _counts(_categorical_buckets(values, spec["levels"]), size)
+        return out
+
+    def compare(
+        self,
+        counts: Mapping[str, np.ndarray],
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> pd.DataFrame:
+        """One row per item: PSI, status and the bucket that moved most.
+
+        Columns: ``item``, ``label`` (``labels`` maps items to marketer-readable names),
+        ``psi``, ``psi_by_chance`` (:func:`psi_by_chance`), ``status``, ``moved_most`` (the
+        bucket whose share changed most), ``reference_share`` and ``current_share`` of that
+        bucket. The probability and the stage
+        come first, then the inputs by PSI, largest first.
+        """
+        check_is_fitted(self, "buckets_")
+        labels = dict(labels or {})
+        labels.setdefault("probability", "Calibrated probability")
+        labels.setdefault("stage", "Stage")
+        rows = []
+        for item, spec in self.buckets_.items():
+            current = np.asarray(counts[item], dtype="float64")
+            reference = np.asarray(spec["shares"], dtype="float64")
+            if current.sum() == 0:
+                raise DataError("no leads to compare with the reference", "Give open leads.")
+            shares = current / current.sum()
+            moved = int(np.argmax(np.abs(shares - reference)))
+            psi = population_stability(reference, shares)
+            used = int(((reference > 0) | (shares > 0)).sum())
+            chance = psi_by_chance(self.n_, int(current.sum()), used)
+            rows.append(
+                {
+                    "item": item,
+                    "label": labels.get(item, item),
+                    "psi": psi,
+                    "psi_by_chance": chance,
+                    "status": psi_status(psi, 0.0 if math.isnan(chance) else chance),
+                    "moved_most": spec["labels"][moved],
+                    "reference_share": float(reference[moved]),
+                    "current_share": float(shares[moved]),
+                }
+            )
+        frame = pd.DataFrame(rows)
+        head = frame["item"].isin(["probability", "stage"])
+        inputs = frame[~head].sort_values("psi", ascending=False, kind="stable")
+        return pd.concat([frame[head], inputs], ignore_index=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted reference as JSON-ready values (for model.json)."""
+        check_is_fitted(self, "buckets_")
+        return {
+            "n_bins": self.n_bins,
+            "max_levels": self.max_levels,
+            "n_": int(self.n_),
+            "buckets_": {
+                item: {
+                    "kind": spec["kind"],
+                    **(
+                        {"edges": [float(e) for e in spec["edges"]]}
+                        if spec["kind"] == "numeric"
+                        else {"levels": [str(v) for v in spec["levels"]]}
+                    ),
+                    "labels": [str(v) for v in spec["labels"]],
+                    "shares": [float(s) for s in spec["shares"]],
+                }
+                for item, spec in self.buckets_.items()
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftReference:
+        """Rebuild a fitted reference written by :meth:`to_dict`, checking its shape."""
+        try:
+            reference = cls(int(data["n_bins"]), int(data["max_levels"]))
+            reference.n_ = int(data["n_"])
+            buckets: dict[str, dict[str, Any]] = {}
+            for item, spec in data["buckets_"].items():
+                kind = spec["kind"]
+                labels = [str(v) for v in spec["labels"]]
+                shares = [float(s) for s in spec["shares"]]
+                if kind == "numeric":
+                    cuts = [float(e) for e in spec["edges"]]
+                    ok = len(labels) == len(cuts) + 2 and all(
+                        a < b for a, b in itertools.pairwise(cuts)
+                    )
+                    entry: dict[str, Any] = {"kind": kind, "edges": cuts}
+                elif kind == "categorical":
+                    levels = [str(v) for v in spec["levels"]]
+                    ok = len(labels) == len(levels) + 2
+                    entry = {"kind": kind, "levels": levels}
+                else:
+                    raise ValueError(f"unknown bucket kind {kind!r} of {item!r}")
+                if not ok or len(shares) != len(labels):
+                    raise ValueError(f"the buckets of {item!r} do not fit together")
+                if not all(math.isfinite(s) and s >= 0 for s in shares):
+                    raise ValueError(f"the shares of {item!r} are not proportions")
+                buckets[str(item)] = {**entry, "labels": labels, "shares": shares}
+            for item in ("probability", "stage"):
+                if item not in buckets:
+                    raise ValueError(f"it has no {item!r}")
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ModelError(
+                f"drift reference in the model file is damaged ({err})",
+                "Retrain the model or restore its model.json.",
+            ) from err
+        reference.buckets_ = buckets
+        return reference
+
+
+# --------------------------------------------------------------------------- back-test
+
+
+def event_outcomes(
+    history: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    observed_until: pd.Timestamp,
+    horizon_days: int,
+) -> pd.DataFrame:
+    """``history`` with the event-form label of each scored row and whether its run is done.
+
+    ``won`` is 1 when the lead was won within ``horizon_days`` after the run's as-of (and by
+    ``observed_until``), else 0; ``complete`` says the run's window had ended by
+    ``observed_until``, so its zeros are final. Rows of leads already closed at their run's
+    as-of are dropped (a scorer given stale data scored them; they say nothing of the model).
+    """
+    if isinstance(horizon_days, bool) or not isinstance(horizon_days, int) or horizon_days < 1:
+        raise DataError(
+            f"horizon_days must be a whole number of days of at least 1, got {horizon_days!r}",
+            "Give the horizon the model was trained with, e.g. 90.",
+        )
+    horizon = pd.Timedelta(days=horizon_days)
+    by_lead = outcomes.drop_duplicates("lead_id", keep="last").set_index("lead_id")
+    ids = history["lead_id"].astype(str)
+    by_lead.index = by_lead.index.astype(str)
+    outcome = by_lead.reindex(ids)
+    closed_at = pd.to_datetime(outcome["closed_at"]).to_numpy()
+    as_of = pd.to_datetime(history["as_of"]).to_numpy()
+    end = as_of + horizon.to_timedelta64()
+    known = np.minimum(end, np.datetime64(observed_until))
+    was_closed = closed_at <= as_of
+    won = (outcome["outcome"].to_numpy() == "won") & (closed_at > as_of) & (closed_at <= known)
+    out = history.loc[~was_closed].copy()
+    out["won"] = won[~was_closed].astype("float64")
+    out["complete"] = end[~was_closed] <= np.datetime64(observed_until)
+    out["window_ends"] = pd.to_datetime(end[~was_closed])
+    if was_closed.any():
+        logger.info(
+            "left out %s scored row(s) of leads already closed at their run's as-of",
+            f"{int(was_closed.sum()):,}",
+        )
+    return out
+
+
+def flat_outcomes(history: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+    """``history`` with each lead's label now (``labels``: 0/1 by lead id; leads without one
+    are still open, ``won`` NaN); a flat run is never complete while some of its leads are
+    open."""
+    known = labels.copy()
+    known.index = known.index.astype(str)
+    known = known[~known.index.duplicated(keep="last")]
+    out = history.copy()
+    out["won"] = known.reindex(out["lead_id"].astype(str)).to_numpy(dtype="float64")
+    out["complete"] = out.groupby(list(RUN_KEY), dropna=False)["won"].transform(
+        lambda w: bool(w.notna().all())
+    )
+    out["window_ends"] = pd.NaT
+    return out
+
+
+def backtest_runs(labelled: pd.DataFrame, *, min_resolved: int = 30) -> pd.DataFrame:
+    """One row per scoring run: how its scores and stages did against the outcomes.
+
+    ``labelled`` is the history with ``won`` and ``complete`` (:func:`event_outcomes` or
+    :func:`flat_outcomes`). A run's metrics use its resolved leads: all of them once complete;
+    for event data nothing before (``pending`` leads, ``won`` so far); for flat data the
+    leads with a label, with ``resolved_share`` beside them. Metrics need ``min_resolved``
+    resolved leads and both outcomes; otherwise they are empty.
+
+    Columns: the run key (``as_of``, ``model_name``, ``model_version``), ``complete``,
+    ``window_ends``, ``scored``, ``resolved``, ``resolved_share``, ``won``,
+    ``expected_wins`` (sum of the resolved leads' probabilities: what the model promised),
+    ``conversion``, ``mean_probability``, ``roc_auc``, ``pr_auc``, ``brier``, ``ece``,
+    ``ece_by_chance`` (the ECE a perfectly calibrated model stays below 95% of the time on
+    these leads), ``lift_top_decile``, and per stage ``{stage}_count``,
+    ``{stage}_conversion`` and ``{stage}_share_of_wins``.
+    """
+    required = {*RUN_KEY, "lead_id", "probability", "stage", "won", "complete"}
+    missing = sorted(required - set(labelled.columns))
+    if missing:
+        raise DataError(
+            f"the labelled history lacks column(s) {missing}",
+            "Label it with event_outcomes() or flat_outcomes() first.",
+        )
+    rows = []
+    for key, run in labelled.groupby(list(RUN_KEY), sort=True, dropna=False):
+        complete = bool(run["complete"].all())
+        is_event = "window_ends" in run and run["window_ends"].notna().any()
+        resolved = run if complete or not is_event else run.iloc[0:0]
+        resolved = resolved[resolved["won"].notna()]
+        y = resolved["won"].to_numpy(dtype="int64")
+        p = resolved["probability"].to_numpy(dtype="float64")
+        row: dict[str, Any] = dict(zip(RUN_KEY, key, strict=True))
+        row.update(
+            complete=complete,
+            window_ends=run["window_ends"].max() if "window_ends" in run else pd.NaT,
+            scored=len(run),
+            resolved=len(resolved),
+            resolved_share=len(resolved) / len(run) if len(run) else math.nan,
+            won=int(np.nansum(run["won"].to_numpy(dtype="float64"))),
+            expected_wins=float(p.sum()) if len(p) else math.nan,
+            conversion=float(y.mean()) if len(y) else math.nan,
+            mean_probability=float(p.mean()) if len(p) else math.nan,
+        )
+        measured = len(y) >= min_resolved and 0 < y.sum() < len(y)
+        metrics = evaluate(y, p) if measured else {}
+        for name in ("roc_auc", "pr_auc", "brier", "ece", "lift_top_decile"):
+            row[name] = metrics.get(name, math.nan)
+        row["ece_by_chance"] = ece_by_chance(p)["upper"] if measured else math.nan
+        report = stage_report(y, resolved["stage"].astype(str).to_numpy()) if len(y) else {}
+        for stage in STAGES:
+            part = report.get(stage, {})
+            row[f"{stage}_count"] = int(part.get("count", 0))
+            row[f"{stage}_conversion"] = part.get("conversion_rate", math.nan)
+            row[f"{stage}_share_of_wins"] = part.get("share_of_wins", math.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_backtest(table: pd.DataFrame) -> str:
+    """The back-test as an aligned text table: one line per run, the figures people read."""
+    shown = pd.DataFrame(
+        {
+            "as_of": pd.to_datetime(table["as_of"]).dt.strftime("%Y-%m-%d"),
+            "model": [
+                shown_model(name, str(version))
+                for name, version in zip(table["model_name"], table["model_version"], strict=True)
+            ],
+            "leads": table["scored"].map("{:,}".format),
+            "status": np.where(
+                table["complete"],
+                "complete",
+                np.where(
+                    table["window_ends"].notna(),
+                    "pending until " + pd.to_datetime(table["window_ends"]).dt.strftime("%Y-%m-%d"),
+                    table["resolved_share"].map(lambda v: f"{v:.0%} resolved"),
+                ),
+            ),
+            "won": table["won"].map("{:,}".format),
+            "expected": table["expected_wins"].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}"),
+            "roc_auc": table["roc_auc"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
+            "ece": [
+                "-" if pd.isna(e) else f"{e:.3f} (chance {c:.3f})"
+                for e, c in zip(table["ece"], table["ece_by_chance"], strict=True)
+            ],
+        }
+    )
+    for stage in ("sql", "mql"):
+        shown[f"{stage}_conv"] = [
+            "-" if pd.isna(v) else f"{v:.0%} of {n:,}"
+            for v, n in zip(table[f"{stage}_conversion"], table[f"{stage}_count"], strict=True)
+        ]
+    return shown.to_string(index=False)
+
+
+def format_drift(table: pd.DataFrame) -> str:
+    """The drift comparison as an aligned text table."""
+    shown = table.assign(
+        psi=table["psi"].map(lambda v: f"{v:.3f}"),
+        psi_by_chance=table["psi_by_chance"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
+        reference_share=table["reference_share"].map(lambda v: f"{v:.1%}"),
+        current_share=table["current_share"].map(lambda v: f"{v:.1%}"),
+    )
+    columns = [
+        "label",
+        "psi",
+        "psi_by_chance",
+        "status",
+        "moved_most",
+        "reference_share",
+        "current_share",
+    ]
+    if "importance" in shown:
+        shown["importance"] = shown["importance"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
+        columns.append("importance")
+    return shown[columns].to_string(index=False)

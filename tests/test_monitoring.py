@@ -1,0 +1,423 @@
+"""Monitoring: the back-test of old scoring runs and the drift of today's leads (PSI).
+
+Properties on generated data (a population compared with itself is stable, a shifted input is
+found, chunks add up, chance PSI is exceeded about as often as its level says), hand-made
+outcomes whose labels can be read off, and the two commands end to end on a synthetic history
+scored at five as-of dates and on a CRM export whose open leads close after they were scored.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from leadscore.cli import main
+from leadscore.config import parse_config
+from leadscore.errors import DataError, ModelError
+from leadscore.features import build_training_examples, default_as_of_dates
+from leadscore.io import load_closed_loop
+from leadscore.metrics import evaluate
+from leadscore.model import LeadScoringModel
+from leadscore.monitoring import (
+    MISSING,
+    OTHER,
+    DriftReference,
+    backtest_runs,
+    event_outcomes,
+    flat_outcomes,
+    population_stability,
+    psi_by_chance,
+)
+from leadscore.schema import Feature
+from leadscore.scoring import event_feature_chunks, load_scoring_model, run_scoring
+from leadscore.sinks import read_history
+from leadscore.synth import SynthParams, write_synthetic
+from leadscore.training import train
+
+FEATURES = (
+    Feature("visits", "engagement", "Website visits", "numeric"),
+    Feature("plan", "fit", "Plan", "categorical"),
+)
+
+
+def _leads(n: int, seed: int, *, visits_scale: float = 1.0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    visits = rng.poisson(4 * visits_scale, n).astype("float64")
+    visits[rng.random(n) < 0.1] = np.nan
+    plan = pd.Categorical(rng.choice(["basic", "pro", "team"], n, p=[0.6, 0.3, 0.1]))
+    return pd.DataFrame({"visits": visits, "plan": plan})
+
+
+def _stages(p: np.ndarray) -> np.ndarray:
+    return np.where(p >= 0.6, "sql", np.where(p >= 0.3, "mql", "lead"))
+
+
+def _fitted(n: int = 4000, seed: int = 0) -> tuple[DriftReference, pd.DataFrame, np.ndarray]:
+    frame = _leads(n, seed)
+    p = np.random.default_rng(seed + 1).random(n)
+    return DriftReference().fit(frame, FEATURES, p, _stages(p)), frame, p
+
+
+# --------------------------------------------------------------------------- PSI
+
+
+def test_psi_is_zero_for_the_same_shares_and_grows_with_the_shift():
+    base = np.array([0.25, 0.25, 0.25, 0.25])
+    assert population_stability(base, base * 40) == pytest.approx(0.0, abs=1e-12)
+    shifts = [population_stability(base, base + d * np.array([1, 1, -1, -1])) for d in (0.05, 0.1)]
+    assert 0 < shifts[0] < shifts[1]
+    assert population_stability(base, [0.5, 0.5, 0.0, 0.0]) == pytest.approx(
+        population_stability([0.5, 0.5, 0.0, 0.0], base)
+    )
+    assert np.isfinite(population_stability(base, [1.0, 0.0, 0.0, 0.0]))
+    with pytest.raises(ValueError, match="one length"):
+        population_stability(base, [1.0])
+
+
+def test_chance_psi_is_exceeded_about_as_often_as_its_level_says():
+    """Two samples of one population: the 95% bound is passed in roughly 5% of the draws."""
+    rng = np.random.default_rng(3)
+    shares = np.array([0.3, 0.2, 0.2, 0.1, 0.1, 0.1])
+    bound = psi_by_chance(2000, 400, len(shares))
+    above = 0
+    for _ in range(400):
+        ref = np.bincount(rng.choice(6, 2000, p=shares), minlength=6)
+        cur = np.bincount(rng.choice(6, 400, p=shares), minlength=6)
+        above += population_stability(ref, cur) > bound
+    assert 0.01 < above / 400 < 0.10
+
+
+# --------------------------------------------------------------------------- reference
+
+
+def test_a_population_compared_with_itself_is_stable():
+    reference, frame, p = _fitted()
+    table = reference.compare(reference.counts(frame, p, _stages(p)))
+    assert list(table["item"][:2]) == ["probability", "stage"]
+    assert set(table["item"]) == {"probability", "stage", "visits", "plan"}
+    assert table["psi"].max() == pytest.approx(0.0, abs=1e-9)
+    assert set(table["status"]) == {"stable"}
+
+
+def test_a_shifted_input_is_found_and_the_rest_stays_stable():
+    reference, _, _ = _fitted()
+    today = _leads(1500, seed=5, visits_scale=2.5)
+    p = np.random.default_rng(6).random(len(today))
+    table = reference.compare(reference.counts(today, p, _stages(p))).set_index("item")
+    assert table.loc["visits", "status"] == "shifted"
+    assert table.loc["visits", "psi"] > 0.25
+    assert table.loc[["plan", "probability", "stage"], "status"].eq("stable").all()
+    assert table.loc["visits", "current_share"] > table.loc["visits", "reference_share"]
+    assert table.index[2] == "visits"  # inputs by PSI, largest first
+
+
+def test_missing_values_and_unseen_levels_have_their_own_buckets():
+    reference, _, _ = _fitted()
+    today = pd.DataFrame({"visits": [np.nan] * 300, "plan": pd.Categorical(["enterprise"] * 300)})
+    p = np.full(300, 0.5)
+    table = reference.compare(reference.counts(today, p, _stages(p))).set_index("item")
+    assert table.loc["visits", "moved_most"] == MISSING
+    assert table.loc["plan", "moved_most"] == OTHER
+    assert table.loc["plan", "current_share"] == 1.0
+
+
+def test_counts_of_chunks_add_up_to_the_counts_of_the_whole():
+    reference, frame, p = _fitted()
+    whole = reference.counts(frame, p, _stages(p))
+    parts = [
+        reference.counts(frame.iloc[s], p[s], _stages(p[s]))
+        for s in np.array_split(np.arange(len(frame)), 3)
+    ]
+    for item, counts in whole.items():
+        np.testing.assert_array_equal(counts, sum(part[item] for part in parts))
+        assert counts.sum() == len(frame)
+
+
+def test_reference_round_trips_through_json_and_a_damaged_one_is_refused():
+    reference, _, _ = _fitted()
+    today = _leads(800, seed=9, visits_scale=1.3)
+    q = np.random.default_rng(2).random(len(today))
+    back = DriftReference.from_dict(json.loads(json.dumps(reference.to_dict())))
+    pd.testing.assert_frame_equal(
+        reference.compare(reference.counts(today, q, _stages(q))),
+        back.compare(back.counts(today, q, _stages(q))),
+    )
+    damaged = reference.to_dict()
+    damaged["buckets_"]["visits"]["shares"] = damaged["buckets_"]["visits"]["shares"][:-1]
+    with pytest.raises(ModelError, match=r"drift reference .* damaged"):
+        DriftReference.from_dict(damaged)
+    damaged = reference.to_dict()
+    del damaged["buckets_"]["probability"]
+    with pytest.raises(ModelError, match="probability"):
+        DriftReference.from_dict(damaged)
+
+
+def test_a_lead_frame_without_a_model_column_is_an_error():
+    reference, frame, p = _fitted()
+    with pytest.raises(DataError, match="'plan'"):
+        reference.counts(frame.drop(columns="plan"), p, _stages(p))
+
+
+# --------------------------------------------------------------------------- back-test
+
+
+def _history(rows: list[tuple[str, str, float, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "lead_id": [r[0] for r in rows],
+            "as_of": pd.to_datetime([r[1] for r in rows]),
+            "model_name": "m",
+            "model_version": "1",
+            "probability": [r[2] for r in rows],
+            "stage": [r[3] for r in rows],
+        }
+    )
+
+
+def test_event_labels_count_wins_inside_the_window_and_runs_wait_for_it_to_end():
+    history = _history(
+        [
+            ("a", "2026-01-01", 0.8, "sql"),  # won inside the 30 days
+            ("b", "2026-01-01", 0.5, "mql"),  # won after them
+            ("c", "2026-01-01", 0.2, "lead"),  # lost inside them
+            ("d", "2026-01-01", 0.1, "lead"),  # closed before the run: dropped
+            ("e", "2026-01-01", 0.3, "mql"),  # still open
+            ("e", "2026-02-20", 0.4, "mql"),  # window ends 2026-03-22, after the data
+        ]
+    )
+    outcomes = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "c", "d"],
+            "outcome": ["won", "won", "lost", "lost"],
+            "closed_at": pd.to_datetime(["2026-01-20", "2026-02-15", "2026-01-10", "2025-12-01"]),
+        }
+    )
+    labelled = event_outcomes(history, outcomes, pd.Timestamp("2026-03-01"), 30)
+    first = labelled[labelled["as_of"] == "2026-01-01"].set_index("lead_id")
+    assert first["won"].to_dict() == {"a": 1.0, "b": 0.0, "c": 0.0, "e": 0.0}
+    assert first["complete"].all()
+    later = labelled[labelled["as_of"] == "2026-02-20"]
+    assert not later["complete"].any()
+    assert later["won"].tolist() == [0.0]
+    with pytest.raises(DataError, match="horizon_days"):
+        event_outcomes(history, outcomes, pd.Timestamp("2026-03-01"), 0)
+
+
+def _random_history(n: int, seed: int, as_of: str) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    p = rng.beta(1, 6, n)
+    won = (rng.random(n) < p).astype(float)
+    history = _history([(f"L{i}", as_of, p[i], "lead") for i in range(n)])
+    history["stage"] = _stages(p * 4)
+    return history, won
+
+
+def test_a_complete_run_is_measured_as_the_test_fold_and_a_pending_one_waits():
+    done, won_done = _random_history(600, 1, "2026-01-01")
+    pending, won_pending = _random_history(500, 2, "2026-03-01")
+    labelled = pd.concat(
+        [
+            done.assign(won=won_done, complete=True, window_ends=pd.Timestamp("2026-04-01")),
+            pending.assign(won=won_pending, complete=False, window_ends=pd.Timestamp("2026-06-01")),
+        ],
+        ignore_index=True,
+    )
+    table = backtest_runs(labelled).set_index("as_of")
+    first = table.loc[pd.Timestamp("2026-01-01")]
+    expected = evaluate(won_done, done["probability"])
+    for key in ("roc_auc", "brier", "ece", "lift_top_decile"):
+        assert first[key] == pytest.approx(expected[key])
+    assert first["won"] == won_done.sum()
+    assert first["expected_wins"] == pytest.approx(done["probability"].sum())
+    assert sum(first[f"{s}_count"] for s in ("lead", "mql", "sql")) == first["resolved"] == 600
+    assert sum(first[f"{s}_share_of_wins"] for s in ("lead", "mql", "sql")) == pytest.approx(1.0)
+    later = table.loc[pd.Timestamp("2026-03-01")]
+    assert later["won"] == won_pending.sum() and later["resolved"] == 0
+    assert np.isnan(later["roc_auc"]) and not later["complete"]
+
+
+def test_flat_runs_are_measured_on_the_resolved_leads():
+    history, won = _random_history(400, 4, "2026-01-01")
+    labels = pd.Series(won[:300], index=history["lead_id"][:300])
+    labelled = flat_outcomes(history, labels)
+    assert labelled["won"].isna().sum() == 100 and not labelled["complete"].any()
+    row = backtest_runs(labelled).iloc[0]
+    assert row["resolved"] == 300 and row["resolved_share"] == pytest.approx(0.75)
+    assert row["roc_auc"] == pytest.approx(
+        evaluate(won[:300], history["probability"][:300])["roc_auc"]
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+AS_OFS = ("2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01", "2026-06-01")
+
+
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A synthetic history, a model trained on it, and five monthly scoring runs."""
+    root = tmp_path_factory.mktemp("monitoring")
+    data_dir = root / "crm"
+    write_synthetic(
+        SynthParams(n_leads=4000, seed=21, start="2025-01-01"), data_dir, progress=False
+    )
+    events = load_closed_loop(data_dir)
+    dates = default_as_of_dates(events, 60, every_days=30, warmup_days=60)
+    config = parse_config(
+        {
+            "cold_start": {"min_wins": 20, "min_leads": 200},
+            "quality_gate": {"allow_worse": True},
+            "evaluation": {"resamples": 0},
+        }
+    )
+    result = train(build_training_examples(events, dates, 60, name="crm"), config)
+    model_dir = result.model.save(root / "model")
+    target = root / "scores.duckdb"
+    scoring = load_scoring_model(model_dir)
+    for as_of in map(pd.Timestamp, AS_OFS):
+        run_scoring(
+            scoring,
+            event_feature_chunks(data_dir, as_of, chunk_leads=5000, features=result.model.features),
+            target=str(target),
+            as_of=as_of,
+            with_reasons=False,
+            progress=False,
+        )
+    return {"data": data_dir, "model": model_dir, "target": target, "events": events}
+
+
+def test_backtest_command_judges_each_run_on_its_window(monitored, tmp_path, capsys):
+    out = tmp_path / "backtest.csv"
+    argv = ["report", "backtest", "--data", str(monitored["data"]), "--target"]
+    assert main([*argv, str(monitored["target"]), "--horizon-days", "60", "--out", str(out)]) == 0
+    table = pd.read_csv(out, parse_dates=["as_of"])
+    assert list(table["as_of"]) == list(pd.to_datetime(AS_OFS))
+    until = monitored["events"].observed_until
+    ended = table["as_of"] + pd.Timedelta(days=60) <= until
+    assert table["complete"].tolist() == ended.tolist() and ended.any() and not ended.all()
+    history = read_history(monitored["target"])
+    assert table["scored"].tolist() == history.groupby("as_of").size().tolist()
+    # a complete run's figures are the metrics of its own rows against their 60-day labels
+    first = history[history["as_of"] == AS_OFS[0]]
+    labels = event_outcomes(first, monitored["events"].outcomes, until, 60)
+    expected = evaluate(labels["won"], labels["probability"])
+    assert table.loc[0, "roc_auc"] == pytest.approx(expected["roc_auc"])
+    assert table.loc[0, "won"] == labels["won"].sum()
+    assert table.loc[~ended, "roc_auc"].isna().all()
+    printed = capsys.readouterr().out
+    assert "complete" in printed and "pending until" in printed
+
+
+def test_drift_command_finds_a_shifted_source_mix(monitored, tmp_path, capsys):
+    """The same leads with most of them relabelled as one source: the source moves, and the
+    report says so; the data as it is stays stable."""
+    argv = ["report", "drift", "--model", str(monitored["model"]), "--as-of", AS_OFS[-1]]
+    out = tmp_path / "drift.csv"
+    assert main([*argv, "--data", str(monitored["data"]), "--out", str(out)]) == 0
+    as_is = pd.read_csv(out).set_index("item")
+    assert as_is.loc["source", "status"] == "stable"
+    capsys.readouterr()
+
+    shifted = tmp_path / "shifted"
+    shifted.mkdir()
+    for name in ("leads", "activities", "outcomes"):
+        frame = pd.read_parquet(monitored["data"] / f"{name}.parquet")
+        if name == "leads":
+            frame["source"] = np.where(np.arange(len(frame)) % 5, "events", frame["source"])
+        frame.to_parquet(shifted / f"{name}.parquet")
+    assert main([*argv, "--data", str(shifted), "--out", str(out)]) == 0
+    moved = pd.read_csv(out).set_index("item")
+    assert moved.loc["source", "status"] == "shifted"
+    assert moved.loc["source", "moved_most"] == "events"
+    assert moved.index[2] == "source"
+    assert "source" not in as_is.index[as_is["status"] != "stable"]
+
+
+def test_monitoring_mistakes_are_one_line_errors(monitored, tmp_path, capsys):
+    meta = json.loads((monitored["model"] / "model.json").read_text())
+    meta["drift_reference"] = None
+    old = tmp_path / "old_model"
+    old.mkdir()
+    (old / "booster.txt").write_text((monitored["model"] / "booster.txt").read_text())
+    (old / "model.json").write_text(json.dumps(meta))
+    assert LeadScoringModel.load(old).drift_reference is None
+    data = str(monitored["data"])
+    cases = [
+        (["report", "drift", "--data", data, "--model", str(old)], "no drift reference"),
+        (
+            ["report", "backtest", "--data", data, "--target", str(tmp_path / "none.duckdb")],
+            "none.duckdb",
+        ),
+        (
+            [
+                "report",
+                "backtest",
+                "--data",
+                data,
+                "--target",
+                str(monitored["target"]),
+                "--model-name",
+                "nope",
+            ],
+            "no run of model 'nope'",
+        ),
+    ]
+    for argv, words in cases:
+        out = tmp_path / "out.csv"
+        assert main([*argv, "--out", str(out)]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and words in error[0], error
+        assert not out.exists()
+
+
+def test_flat_backtest_follows_the_leads_that_closed_after_scoring(tmp_path, monkeypatch, capsys):
+    """A CRM export: closed leads train the model, the open ones are scored, and once the
+    CRM records their outcomes the back-test measures the run on them."""
+    rng = np.random.default_rng(4)
+    n = 2400
+    visits = rng.poisson(4, n)
+    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.35 * visits))
+    frame = pd.DataFrame(
+        {
+            "id": [f"L{i}" for i in range(n)],
+            "seq": np.arange(n),
+            "visits": visits,
+            "status": np.where(won, "Closed Won", "Closed Lost").astype(object),
+        }
+    )
+    later = frame.copy()
+    frame.loc[n - 600 :, "status"] = "Open"
+    later.loc[n - 100 :, "status"] = "Open"
+    frame.to_csv(tmp_path / "export.csv", index=False)
+    spec = {
+        "name": "crm",
+        "source": "export.csv",
+        "id": "id",
+        "label": {
+            "column": "status",
+            "won": ["Closed Won"],
+            "lost": ["Closed Lost"],
+            "open": ["Open"],
+        },
+        "order_by": "seq",
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    (tmp_path / "train.yaml").write_text("evaluation: {resamples: 0}\n")
+    monkeypatch.chdir(tmp_path)
+    assert (
+        main(["-q", "train", "--spec", "spec.yaml", "--config", "train.yaml", "--allow-worse"]) == 0
+    )
+    argv = ["-q", "score", "--spec", "spec.yaml", "--no-reasons", "--no-progress"]
+    assert main([*argv, "--as-of", "2026-05-01"]) == 0
+    later.to_csv(tmp_path / "export.csv", index=False)
+    assert main(["report", "backtest", "--spec", "spec.yaml", "--out", "bt.csv"]) == 0
+    row = pd.read_csv(tmp_path / "bt.csv").iloc[0]
+    assert row["scored"] == 600 and row["resolved"] == 500
+    assert row["won"] == int(won[n - 600 : n - 100].sum())
+    assert row["roc_auc"] > 0.6
+    assert "83% resolved" in capsys.readouterr().out
