@@ -35,7 +35,7 @@ run: $(STAMP) ## The main job on synthetic data: synth, train (MLflow), score, c
 		--as-of $(DEMO_AS_OF) --target data/scored_leads.duckdb --no-progress
 	$(BIN)/leadscore report channels --data $(DEMO_DIR) --by source --target data/scored_leads.duckdb \
 		--deal-value 6000 --out data/channel_report.csv
-	$(BIN)/leadscore report drift --data $(DEMO_DIR) --model models:/leadscore@champion \
+	$(BIN)/leadscore report drift --data $(DEMO_DIR) --model models/synthetic \
 		--as-of $(DEMO_AS_OF) --out data/drift_report.csv
 	@echo "Scored leads: data/scored_leads.duckdb (tables scored_leads, scored_leads_history)"
 	@echo "Channel report: data/channel_report.csv; drift: data/drift_report.csv"
