@@ -283,6 +283,28 @@ def test_roi_is_the_return_over_the_spend(tmp_path):
     assert rows.loc["y", "roi"] == pytest.approx((294 - 100) / 100)
 
 
+def test_spreadsheet_spend_reads_as_numbers_and_text_is_refused():
+    """Spend written as a spreadsheet writes it ("1,822.00") is the same spend as 1822.0; a
+    currency sign is a one-line error naming the value."""
+    from leadscore.errors import DataError
+    from leadscore.reports import channel_report
+
+    scored = pd.DataFrame({"lead_id": ["a", "b"], "stage": ["lead", "sql"], "probability": 0.1})
+    attributes = pd.DataFrame({"lead_id": ["a", "b"], "source": ["x", "y"]})
+    as_text = pd.DataFrame({"channel": ["x", "y", "y"], "spend": ["1,822.00", "100", ""]})
+    as_numbers = pd.DataFrame({"channel": ["x", "y"], "spend": [1822.0, 100.0]})
+    out = channel_report(scored, attributes, by=["source"], spend=as_text, deal_value=100)
+    expected = channel_report(scored, attributes, by=["source"], spend=as_numbers, deal_value=100)
+    pd.testing.assert_frame_equal(out, expected)
+    with pytest.raises(DataError, match="'\\$90'"):
+        channel_report(
+            scored,
+            attributes,
+            by=["source"],
+            spend=pd.DataFrame({"channel": ["x"], "spend": ["$90"]}),
+        )
+
+
 def test_cost_channels_matching_no_lead_are_named(tmp_path, caplog):
     """A costs file that spells a channel differently warns with the unmatched names and the
     known ones; grouping by a column that is not the channel warns that costs are per

@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.errors import DataError
+from leadscore.model import parse_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -197,11 +198,14 @@ def _add_costs(
                 f"the costs file has no column {column!r}",
                 "Give a CSV with columns channel and spend.",
             )
-    if not pd.api.types.is_numeric_dtype(spend["spend"]):
+    # spend is read as lead columns are: "84,000.00" from a spreadsheet is 84000
+    amounts, bad = parse_numbers(spend["spend"])
+    if bad.any():
         raise DataError(
-            "the costs file's spend column is not numeric",
-            "Write spend as plain numbers such as 12500.",
+            f"the costs file's spend column holds {spend['spend'][bad].iloc[0]!r}, not a number",
+            "Write spend as numbers such as 12500 or 12,500.00, without a currency sign.",
         )
+    spend = spend.assign(spend=amounts)
     per_channel = (
         spend.assign(channel=spend["channel"].astype("string")).groupby("channel")["spend"].sum()
     )
