@@ -72,6 +72,21 @@ def test_calibrated_probabilities_are_monotone_and_in_range(method: str) -> None
     assert p.min() > 0 and p.max() < 1
 
 
+@pytest.mark.parametrize("method", ["auto", "sigmoid", "isotonic"])
+def test_scores_ranking_leads_backwards_never_give_a_decreasing_map(method: str, caplog) -> None:
+    """A booster that ranks the calibration fold backwards (drift) must not be "fixed" by a
+    decreasing sigmoid, which would reverse every ranking and every explanation: the map
+    stays non-decreasing and, with nothing to go on, gives every lead the fold's rate."""
+    s, y = _draw(4, 1500, lambda z: -z)
+    cal = ProbabilityCalibrator(method).fit(s, y)
+    p = cal.predict(np.linspace(-10, 10, 401))
+    assert np.all(np.diff(p) >= 0)
+    if cal.method_ != "identity":
+        assert np.ptp(p) == pytest.approx(0.0, abs=0.02)
+        assert p.mean() == pytest.approx(y.mean(), abs=0.02)
+        assert "do not rank the calibration fold" in caplog.text
+
+
 def test_isotonic_keeps_the_ranking_of_the_scores() -> None:
     s_cal, y_cal = _draw(4, 2000, DISTORTIONS["overconfident"])
     s_new, y_new = _draw(5, 5000, DISTORTIONS["overconfident"])
@@ -131,6 +146,7 @@ def _saved(method: str = "sigmoid", **params: object) -> dict:
         (_saved(a=1.0, b=float("inf")), "sigmoid parameters"),
         (_saved(a=True, b=0.0), "sigmoid parameters"),
         (_saved("sigmoid"), "sigmoid parameters"),
+        (_saved(a=-2.0, b=0.0), "slope a=-2.0 is negative"),
         (_saved("isotonic", x=[1.0, 0.0], y=[0.1, 0.9]), "x is not sorted"),
         (_saved("isotonic", x=[0.0, 1.0], y=[0.9, 0.1]), "y decreases"),
         (_saved("isotonic", x=[0.0, 1.0], y=[0.1, 1.5]), "leaves \\[0, 1\\]"),

@@ -127,6 +127,33 @@ def test_lead_purge_keeps_no_example_inside_a_window_the_booster_learned() -> No
     _assert_time_ordered(folds, order.to_numpy())
 
 
+def test_lead_purge_drops_only_examples_inside_a_window_the_booster_learned() -> None:
+    """An example is dropped only for the booster's *kept* rows: a valid example that was
+    itself purged never trained the booster, so calibration examples of its lead stay. (They
+    were dropped too, which removed the leads that stay open long from the calibration fold,
+    and capacity and recall cut-offs missed their targets on the test fold.)"""
+    dates = pd.date_range("2023-01-01", periods=12, freq="30D")
+    # 20 leads open all along, and 20 new leads a month seen once (so valid is never empty)
+    rows = [(f"long{i}", d) for d in dates for i in range(20)]
+    rows += [(f"new{d:%m}-{i}", d) for d in dates for i in range(20)]
+    rows.sort(key=lambda row: row[1])
+    order, leads = pd.Series([d for _, d in rows]), [lead for lead, _ in rows]
+    data = _dataset(order, lead_id=leads, horizon_days=90)
+    sizes = {"test_size": 0.2, "calibration_size": 0.25, "valid_size": 0.15}
+    folds = time_ordered_folds(data, **sizes, purge="lead")
+    unpurged = time_ordered_folds(data, **sizes, purge="none")
+    values, ids = order.to_numpy(), np.asarray(leads)
+    horizon = np.timedelta64(90, "D")
+    for k, name in enumerate(FOLD_NAMES[1:], start=1):
+        booster = np.concatenate([getattr(folds, n) for n in FOLD_NAMES[: min(k, 2)]])
+        reach = pd.Series(values[booster] + horizon).groupby(ids[booster]).max()
+        dropped = np.setdiff1d(getattr(unpurged, name), getattr(folds, name))
+        until = reach.reindex(ids[dropped]).to_numpy()
+        inside = ~pd.isna(until) & (values[dropped] < until)
+        assert inside.all(), f"{name} drops {int((~inside).sum())} example(s) the booster never saw"
+        assert folds.purged[name] == len(dropped)
+
+
 def test_lead_purge_does_not_depend_on_how_a_lead_ended() -> None:
     """Half the leads close just before the test period and never show up there. Whether
     their history examples are kept must not change with that: purging the history examples

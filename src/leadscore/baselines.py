@@ -5,7 +5,8 @@
 * :class:`RulePointsBaseline`: what a marketing-automation tool does (HubSpot, Marketo,
   Pardot): points per action and attribute ("demo request +30, pricing page +15, student
   -10"), summed. The table comes from the training config when marketing wrote one; when it
-  did not, a transparent default table is derived from the fit fold: every feature is cut
+  did not, a transparent default table is derived from the rows it is fitted on (fit + valid
+  in training, the booster's training rows): every feature is cut
   into a few bins (tertiles of a number, each common category, "missing"), and each bin
   scores ``round(10 * log2(lift))`` points, where lift is the bin's win rate (shrunk towards
   the overall rate) over the overall rate. +10 means "converts twice as often", -10 "half as
@@ -75,10 +76,18 @@ class _CalibratedMixin(BaseEstimator):
             delattr(self, name)
 
     def calibrate(
-        self, X: pd.DataFrame, y: np.ndarray, method: CalibrationMethod = "auto"
+        self,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        method: CalibrationMethod = "auto",
+        *,
+        cv: int = 5,
+        random_state: int = 0,
     ) -> _CalibratedMixin:
-        """Fit the score-to-probability map on held-out leads (the calibration fold)."""
-        self.calibrator_ = ProbabilityCalibrator(method).fit(self.decision_function(X), y)
+        """Fit the score-to-probability map on held-out leads (the calibration fold), with the
+        model's calibration settings (``cv``, ``random_state``) so the two compare alike."""
+        calibrator = ProbabilityCalibrator(method, cv=cv, random_state=random_state)
+        self.calibrator_ = calibrator.fit(self.decision_function(X), y)
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
@@ -128,7 +137,8 @@ class LogisticRegressionBaseline(_CalibratedMixin):
         return pd.DataFrame(out, index=X.index)
 
     def fit(self, X: pd.DataFrame, y: np.ndarray) -> LogisticRegressionBaseline:
-        """Fit on the fit fold; the calibration of any earlier fit is dropped."""
+        """Fit on the training rows (fit + valid in training); the calibration of any earlier
+        fit is dropped."""
         self._forget_fit()
         self.categorical_ = [c for c in X.columns if _is_categorical(X[c])]
         self.numeric_ = [c for c in X.columns if c not in self.categorical_]
@@ -301,7 +311,7 @@ class RulePointsBaseline(_CalibratedMixin):
         else:
             self.rules_ = self._derive(X, np.asarray(y, dtype="float64"))
             self.derived_ = True
-            logger.info("rule points: derived %d rules from the fit fold", len(self.rules_))
+            logger.info("rule points: derived %d rules from the training rows", len(self.rules_))
         return self
 
     def _derive(self, X: pd.DataFrame, y: np.ndarray) -> list[PointsRule]:

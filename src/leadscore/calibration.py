@@ -53,10 +53,20 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 def _fit_sigmoid(scores: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Platt scaling with a slope of at least 0, so the map never reverses the ranking.
+
+    When the scores rank the leads backwards (the data drifted between the booster's folds
+    and the calibration fold), the best increasing sigmoid is flat: every lead gets the
+    fold's conversion rate, as isotonic regression would give.
+    """
     # A large C: Platt scaling has two parameters and needs no shrinkage on hundreds of leads.
     lr = LogisticRegression(C=1e6, max_iter=1000)
     lr.fit(scores.reshape(-1, 1), y)
-    return float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    a, b = float(lr.coef_[0, 0]), float(lr.intercept_[0])
+    if a > 0:
+        return a, b
+    rate = float(np.clip(y.mean(), _P_MIN, _P_MAX))
+    return 0.0, math.log(rate / (1.0 - rate))
 
 
 def _fit_isotonic(scores: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +164,17 @@ class ProbabilityCalibrator(BaseEstimator):
             method = self._choose(s, yv)
         self.method_: str = method
         self.params_: dict[str, Any] = _fit(method, s, yv)
+        flat = (method == "sigmoid" and self.params_["a"] == 0.0) or (
+            method == "isotonic" and np.ptp(self.params_["y"]) == 0.0
+        )
+        if flat:
+            logger.warning(
+                "the booster's scores do not rank the calibration fold (%s leads): every lead "
+                "gets its conversion rate, %.3f. Conversion patterns likely changed between the "
+                "folds; check the data for a break in time or give more recent history",
+                f"{len(yv):,}",
+                float(self.predict(s[:1])[0]),
+            )
         return self
 
     def _choose(self, s: np.ndarray, y: np.ndarray) -> str:
@@ -275,6 +296,8 @@ def _read_params(method: str, raw: Mapping[str, Any]) -> dict[str, Any]:
         a, b = raw.get("a"), raw.get("b")
         if not (_is_number(a) and _is_number(b)):
             raise _damaged(f"sigmoid parameters a={a!r}, b={b!r} are not finite numbers")
+        if a < 0:  # type: ignore[operator]
+            raise _damaged(f"sigmoid slope a={a!r} is negative (the map would reverse ranks)")
         return {"a": float(a), "b": float(b)}  # type: ignore[arg-type]
     x, y = raw.get("x"), raw.get("y")
     if not (isinstance(x, list) and isinstance(y, list)):

@@ -12,7 +12,9 @@ lead shows up again at ``t < d + horizon`` in a later fold, that later example's
 part of a label the booster learned from, and the booster would be graded (or calibrated) on a
 win it was trained on. ``purge="lead"`` (the default) leaves out such later examples: an example
 in valid, calibrate or test is dropped when the booster's folds before it (fit; for calibrate
-and test, fit and valid) hold the same lead at a date whose window reaches it. The rule reads
+and test, fit and valid, each as kept by the purge) hold the same lead at a date whose window
+reaches it: a valid example the purge left out trained nothing, so it purges nothing. The
+rule reads
 only when the lead was open, never how it ended: dropping the *earlier* example of a lead that
 reappears instead would keep the leads that closed quickly, win more often and score higher,
 so the booster and its calibration over-predicted open leads by a quarter on synthetic data
@@ -237,7 +239,8 @@ def _purge(
             purged[FOLD_NAMES[k]] = 0
             out.append(part)
             continue
-        earlier = np.concatenate(parts[: min(k, booster_folds)])
+        # the booster learned only the kept rows: a purged valid example purges nothing
+        earlier = np.concatenate(out[: min(k, booster_folds)])
         reach = pd.Series(window_end[earlier], index=lead_id[earlier]).groupby(level=0).max()
         until = pd.Series(lead_id[part]).map(reach).to_numpy()
         seen = ~pd.isna(until)
