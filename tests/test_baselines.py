@@ -174,3 +174,13 @@ def test_predict_proba_names_the_missing_step(make) -> None:
     with pytest.raises(NotFittedError, match="fitted but not calibrated") as err:
         model.predict_proba(X)
     assert "Call 'fit'" not in str(err.value)
+
+
+def test_baselines_calibrate_with_the_given_folds_and_seed():
+    """Training passes its calibration settings, so the baselines compare alike with the model."""
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=400)})
+    y = (rng.random(400) < 1 / (1 + np.exp(-X["x"]))).astype(int)
+    baseline = LogisticRegressionBaseline().fit(X, y)
+    baseline.calibrate(X, y, method="auto", cv=3, random_state=7)
+    assert (baseline.calibrator_.cv, baseline.calibrator_.random_state) == (3, 7)

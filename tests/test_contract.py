@@ -688,3 +688,19 @@ def test_a_missing_column_names_the_closest_ones(event_frames):
     leads = event_frames["leads"].rename(columns={"created_at": "Created_At "})
     with pytest.raises(DataError, match=r"missing column 'created_at' \(closest: 'Created_At '\)"):
         validate_closed_loop(leads)
+
+
+def test_the_declared_pandas_floor_has_the_str_dtype_the_contract_relies_on():
+    """Text columns are pandas 3's ``str`` dtype throughout (on pandas 2.2 a missing previous
+    stage became the text 'nan' and scoring failed), so pyproject.toml must not admit 2.x."""
+    import tomllib
+    from pathlib import Path
+
+    from packaging.requirements import Requirement
+
+    pyproject = Path(__file__).parents[1] / "pyproject.toml"
+    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    (pandas,) = [r for r in map(Requirement, deps) if r.name == "pandas"]
+    assert not pandas.specifier.contains("2.2.3") and pandas.specifier.contains("3.0.0")
+    assert ptypes.is_string_dtype(pd.Series(["a", None]).dtype)
+    assert pd.Series(["a", None]).dtype == "str"

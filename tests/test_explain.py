@@ -507,7 +507,7 @@ def test_sides_bound_each_side_where_linear_overshoots():
 
 # --------------------------------------------------------------------------- wording
 
-NO_EMAILS = "Received no marketing e-mails in the last 90 days"
+NO_EMAILS = "No record of marketing e-mails sent in the last 90 days"
 RATES = (
     Feature("open_rate", "engagement", "Open rate", "numeric", missing_sentence=NO_EMAILS),
     Feature("click_rate", "engagement", "Click rate", "numeric", missing_sentence=NO_EMAILS),
@@ -615,6 +615,86 @@ def test_template_specs_for_flags_days_and_plurals():
     # an old template and a wrong spec still read
     assert text("Visited {value:.0f} time{s}", 1.0) == "Visited 1 time"
     assert text("Rate {value:yes}", 1.0) == "X: 1"
+
+
+def test_band_spec_reads_the_band_holding_a_number():
+    def text(value: float) -> str:
+        sentence = "Size: {value:bands:10,50} employees"
+        return reason_text(Feature("x", "fit", "X", "numeric", sentence), value)
+
+    assert [text(v) for v in (1.0, 5.5, 10.0, 10.5, 30.5, 50.0, 51.0, 7500.5)] == [
+        "Size: 1-10 employees",
+        "Size: 1-10 employees",
+        "Size: 1-10 employees",
+        "Size: 11-50 employees",
+        "Size: 11-50 employees",
+        "Size: 11-50 employees",
+        "Size: 51+ employees",
+        "Size: 51+ employees",
+    ]
+    assert text(0.0) == "X: 0"  # no band: label and value
+
+
+@pytest.fixture(scope="module")
+def size_model() -> tuple[lgb.Booster, pd.DataFrame, tuple[Feature, ...]]:
+    """Company size as the event features hold it (a band read from the CRM's text as its
+    midpoint, and the band itself), with both moving the score."""
+    from leadscore.features import company_size_band, feature_catalogue, parse_company_size
+
+    rng = np.random.default_rng(4)
+    n = 3000
+    written = rng.choice(["1-10", "11-50", "51-200", "201-1000", "1000+", "5000+", None], n)
+    size = parse_company_size(pd.Series(written, dtype="str"))
+    band = company_size_band(size)
+    visits = rng.poisson(2.0, n).astype(float)
+    y = (rng.random(n) < expit(-2 + 0.5 * np.log1p(size.fillna(0)) + 0.3 * visits)).astype(int)
+    X = pd.DataFrame({"company_size": size, "company_size_band": band.array, "visits": visits})
+    catalogue = {f.name: f for f in feature_catalogue()}
+    features = (
+        catalogue["company_size"],
+        catalogue["company_size_band"],
+        Feature(
+            "visits", "engagement", "Visits", "numeric", sentence="Visited {value:,.0f} time{s}"
+        ),
+    )
+    params = {"objective": "binary", "num_leaves": 8, "verbose": -1, "num_threads": 1, "seed": 0}
+    booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=60)
+    return booster, X, features
+
+
+def test_company_size_reads_as_its_band_never_as_a_midpoint(size_model):
+    """A size written "1-10" is 5.5 employees to the model; the reason says 1-10, as the CRM
+    did, and the size and its band, saying the same, make one reason."""
+    booster, X, features = size_model
+    batch = explain_batch(booster, None, features, X, top_n=3, min_contribution=0.0)
+    texts = [
+        t
+        for side in ("for", "against")
+        for cell in batch[f"reasons_{side}"]
+        for t in cell.split("; ")
+    ]
+    sizes = {t for t in texts if t.startswith("Company size")}
+    assert sizes <= {
+        "Company size: 1-10 employees",
+        "Company size: 11-50 employees",
+        "Company size: 51-200 employees",
+        "Company size: 201-1000 employees",
+        "Company size: 1001-5000 employees",
+        "Company size: 5001+ employees",
+        "Company size not given",
+    }
+    assert len(sizes) >= 5, sizes
+    exp = explain(booster, None, features, X)
+    c = exp.contributions.to_numpy()
+    merged = 0
+    for row in range(300):
+        rf, ra = lead_reasons(exp, row, top_n=3, min_contribution=0.0)
+        said = [r for r in (*rf, *ra) if r.text.startswith("Company size")]
+        assert len(said) <= 1, [r.text for r in said]
+        if said and c[row, 0] != 0 and c[row, 1] != 0:
+            assert said[0].contribution == pytest.approx(c[row, 0] + c[row, 1])
+            merged += 1
+    assert merged > 50
 
 
 def _history(rows: list[dict]) -> pd.DataFrame:

@@ -370,6 +370,163 @@ def test_window_counts_on_hand_made_leads(window_data):
     assert list(frame["company_size_band"]) == ["11-50", "unknown", "1001-5000"]
 
 
+def _one_lead_log(rows: list[tuple], lead: str = "t") -> object:
+    """Validated event data of one lead created 30 days before as-of, with ``rows`` of
+    (days before as-of, activity type, detail, value)."""
+    activities = pd.DataFrame(
+        [(lead, ago(days), kind, detail, value) for days, kind, detail, value in rows],
+        columns=["lead_id", "occurred_at", "activity_type", "detail", "value"],
+    )
+    leads = pd.DataFrame({"lead_id": [lead], "created_at": [ago(30)]})
+    return validate_closed_loop(leads, activities)
+
+
+def test_trial_days_count_days_not_usage_rows():
+    """One trial_usage row per feature used (README: detail is the feature used): three
+    features on one day are one day of use, as active_days counts days."""
+    rows = [(5, "trial_signup", None, None)]
+    rows += [
+        (3 + h / 24, "trial_usage", f, 10) for h, f in enumerate(["dashboard", "api", "reports"])
+    ]
+    rows += [(1, "trial_usage", "reports", 5), (1.2, "trial_usage", "api", 5)]
+    row = build_features(_one_lead_log(rows), AS_OF).frame.iloc[0]
+    assert row["trial_days_30d"] == 2
+    assert row["trial_minutes_30d"] == 40
+
+
+#: E-mail logs of one lead in the last 90 days, (type, e-mail name) per row, and the rates.
+EMAIL_LOGS = {
+    # one e-mail clicked three times is one e-mail clicked, not 300%
+    "clicked thrice": ([("email_sent", "oct"), *[("email_click", "oct")] * 3], 0.0, 1.0),
+    # two e-mails, one of them opened three times: half of them were opened
+    "one of two": (
+        [("email_sent", "a"), ("email_sent", "b"), *[("email_open", "a")] * 3],
+        0.5,
+        0.0,
+    ),
+    # a campaign name sending five e-mails, two opened: names are not e-mails
+    "drip campaign": ([("email_sent", "nurture")] * 5 + [("email_open", "nurture")] * 2, 0.4, 0.0),
+    # no names at all: opens per send, at most one per send
+    "no names": ([("email_sent", None)] * 2 + [("email_open", None)] * 3, 1.0, 0.0),
+    # named sends, opens logged without a name: they pair with any send
+    "unnamed opens": (
+        [("email_sent", "a"), ("email_sent", "b"), ("email_open", None), ("email_click", "a")],
+        0.5,
+        0.5,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(EMAIL_LOGS))
+def test_email_rates_are_shares_of_the_emails_received(case):
+    log, open_rate, click_rate = EMAIL_LOGS[case]
+    rows = [(10 + i / 100, kind, name, None) for i, (kind, name) in enumerate(log)]
+    row = build_features(_one_lead_log(rows), AS_OF).frame.iloc[0]
+    assert row["email_open_rate_90d"] == pytest.approx(open_rate)
+    assert row["email_click_rate_90d"] == pytest.approx(click_rate)
+
+
+def _paired(log: pd.DataFrame, kind: str) -> int:
+    """The most ``kind`` rows paired with sends, one each, by name or with an unnamed row:
+    a maximum bipartite matching, the slow, obvious way."""
+    from scipy.optimize import linear_sum_assignment
+
+    sends = log[log["activity_type"] == "email_sent"]["detail"].tolist()
+    others = log[log["activity_type"] == kind]["detail"].tolist()
+    if not sends or not others:
+        return 0
+    fits = np.array([[a is None or b is None or a == b for b in sends] for a in others])
+    rows, cols = linear_sum_assignment(fits, maximize=True)
+    return int(fits[rows, cols].sum())
+
+
+def test_email_rates_match_a_maximum_pairing_and_stay_within_0_and_1():
+    rng = np.random.default_rng(5)
+    names = ["a", "b", "c", None]
+    types = ["email_sent", "email_open", "email_click"]
+    rows = []
+    for lead in range(60):
+        for _ in range(rng.integers(0, 12)):
+            rows.append(
+                (
+                    f"L{lead:02d}",
+                    ago(float(rng.uniform(0, 120))),  # some outside the 90 days
+                    types[rng.integers(0, 3)],
+                    names[rng.integers(0, 4)],
+                )
+            )
+    activities = pd.DataFrame(rows, columns=["lead_id", "occurred_at", "activity_type", "detail"])
+    leads = pd.DataFrame({"lead_id": [f"L{i:02d}" for i in range(60)], "created_at": ago(200)})
+    data = validate_closed_loop(leads, activities)
+    frame = build_features(data, AS_OF).frame.set_index("lead_id")
+    recent = data.activities[
+        (data.activities["occurred_at"] > AS_OF - pd.Timedelta(days=90))
+        & (data.activities["occurred_at"] <= AS_OF)
+    ].astype({"detail": object})
+    recent["detail"] = recent["detail"].where(recent["detail"].notna(), None)
+    for lead, row in frame.iterrows():
+        log = recent[recent["lead_id"] == lead]
+        sends = int((log["activity_type"] == "email_sent").sum())
+        for kind, rate in (
+            ("email_open", "email_open_rate_90d"),
+            ("email_click", "email_click_rate_90d"),
+        ):
+            if sends == 0:
+                assert np.isnan(row[rate]), lead
+            else:
+                assert row[rate] == pytest.approx(_paired(log, kind) / sends), (lead, kind)
+                assert 0 <= row[rate] <= 1
+
+
+def test_opens_without_logged_sends_do_not_read_as_no_emails_received():
+    from leadscore.explain import reason_text
+
+    data = _one_lead_log([(d, "email_open", "oct", None) for d in (1, 2, 3, 4)])
+    table = build_features(data, AS_OF)
+    features = {f.name: f for f in table.features}
+    row = table.frame.iloc[0]
+    for rate in ("email_open_rate_90d", "email_click_rate_90d"):
+        assert np.isnan(row[rate])
+        text = reason_text(features[rate], None)
+        assert "received no" not in text.lower() and "no record" in text.lower(), text
+
+
+def test_synthetic_email_rates_stay_shares_and_read_as_before():
+    """The generator logs one open per opened e-mail: the rates keep their meaning there."""
+    from leadscore.explain import reason_text
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    synthetic = generate_closed_loop(SynthParams(n_leads=3000, seed=2))
+    data = validate_closed_loop(
+        synthetic.leads, synthetic.activities, observed_until=synthetic.observed_until
+    )
+    table = build_features(data, synthetic.observed_until)
+    frame = table.frame
+    features = {f.name: f for f in table.features}
+    opens, clicks = frame["email_open_rate_90d"], frame["email_click_rate_90d"]
+    assert opens.notna().mean() > 0.2
+    assert opens.dropna().between(0, 1).all() and clicks.dropna().between(0, 1).all()
+    assert (clicks.dropna() <= opens.dropna() + 1e-12).mean() > 0.99  # clicks follow opens
+    assert 0.1 < opens.mean() < 0.9
+    assert reason_text(features["email_open_rate_90d"], 0.25) == (
+        "Opened 25% of marketing e-mails in the last 90 days"
+    )
+
+
+def test_as_of_minutes_after_the_extract_is_no_warning(window_data, caplog):
+    """A weekly job scores "now", minutes after the extract: no warning; days later, one
+    that names the fix."""
+    extract = window_data.observed_until
+    with caplog.at_level("WARNING", logger="leadscore.features"):
+        build_features(window_data, extract + pd.Timedelta(minutes=15))
+        build_features(window_data, extract + pd.Timedelta(hours=23))
+    assert "observed_until" not in caplog.text
+    with caplog.at_level("WARNING", logger="leadscore.features"):
+        build_features(window_data, extract + pd.Timedelta(days=3))
+    assert "observed_until" in caplog.text and "recent activity may be missing" in caplog.text
+    assert "manifest.json" in caplog.text and "--as-of" in caplog.text
+
+
 def reference_counts(data, as_of: pd.Timestamp) -> pd.DataFrame:
     """A few features the slow, obvious way: one lead at a time in Python."""
     rows = {}
@@ -505,7 +662,8 @@ def test_none_yet_features_say_so_when_missing():
     assert sentences["days_since_first_activity"] == "No activity yet"
     assert sentences["days_since_last_high_intent"] == "No high-intent action yet"
     for rate in ("email_open_rate_90d", "email_click_rate_90d"):
-        assert sentences[rate] == "Received no marketing e-mails in the last 90 days"
+        # a lead with opens whose sends are not logged has no rate either: no "received no"
+        assert sentences[rate] == "No record of marketing e-mails sent in the last 90 days"
     assert sentences["lead_age_days"] is None and sentences["pricing_page_views_30d"] is None
 
 
@@ -628,8 +786,33 @@ def test_company_size_band_and_text_sizes():
     ]
     text = pd.Series(["51-200", "10,000+", "42", "about twenty", None])
     parsed = parse_company_size(text)
-    np.testing.assert_array_equal(parsed.to_numpy(), [125.5, 10000, 42, np.nan, np.nan])
+    np.testing.assert_array_equal(parsed.to_numpy(), [125.5, 10001, 42, np.nan, np.nan])
     assert company_size_band(parsed).tolist() == ["51-200", "5001+", "11-50", "unknown", "unknown"]
+
+
+def test_n_plus_sizes_land_in_the_band_above_n():
+    """A CRM's "1000+" follows its "201-1000": more than 1000 employees, never 1000 itself."""
+    sizes = pd.Series(["10+", "50+", "200+", "1000+", "1,000+", "5000+", " 5000 + ", "10,000+"])
+    bands = company_size_band(parse_company_size(sizes)).tolist()
+    assert bands == [
+        "11-50",
+        "51-200",
+        "201-1000",
+        "1001-5000",
+        "1001-5000",
+        "5001+",
+        "5001+",
+        "5001+",
+    ]
+    # a band written as a range and the head counts at its ends keep their band
+    ends = pd.Series(["201-1000", "1000", "1001", "1001-5000", "5000"])
+    assert company_size_band(parse_company_size(ends)).tolist() == [
+        "201-1000",
+        "201-1000",
+        "1001-5000",
+        "1001-5000",
+        "1001-5000",
+    ]
 
 
 # --------------------------------------------------------------------------- training examples
@@ -755,7 +938,7 @@ def test_cli_default_as_of_is_end_of_data(tmp_path, event_frames, capsys):
 def test_every_template_reads_well_at_zero_one_and_two():
     from leadscore.explain import reason_text
 
-    templated = [f for f in feature_catalogue() if f.sentence]
+    templated = [f for f in feature_catalogue() if f.sentence and f.kind == "numeric"]
     assert len(templated) > 40
     for feature in templated:
         zero, one, two = (reason_text(feature, v) for v in (0.0, 1.0, 2.0))
@@ -778,6 +961,10 @@ def test_every_template_reads_well_at_zero_one_and_two():
     assert reason_text(texts["has_chatted"], 1.0) == "Chatted with us"
     assert reason_text(texts["has_chatted"], 0.0) == "Has not chatted with us"
     assert reason_text(texts["has_trial"], 0.0) == "Has not signed up for a free trial"
+    # a categorical template reads its categories: the size band as the size reads it
+    band = next(f for f in feature_catalogue() if f.name == "company_size_band")
+    assert reason_text(band, "11-50") == reason_text(texts["company_size"], 30.5)
+    assert reason_text(band, "unknown") == reason_text(texts["company_size"], None)
 
 
 def test_a_boolean_lead_column_reads_yes_or_no(event_frames):

@@ -278,6 +278,52 @@ def test_unknown_run_is_one_line_and_writes_nothing(world, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.slow
+def test_a_column_named_like_a_post_contact_field_is_listed_under_leakage(tmp_path, caplog):
+    """A CRM export's third-party ``intent_score_3p`` passes the leakage checks, but train
+    warns that it is named like a score the sales team sets: the report must say so too, not
+    that nothing was flagged."""
+    from leadscore.io import write_tables
+    from leadscore.synth import generate_closed_loop
+
+    synthetic = generate_closed_loop(SynthParams(n_leads=1500, seed=12, start="2025-06-01"))
+    noise = np.random.default_rng(1).uniform(0, 100, len(synthetic.leads)).round(1)
+    tables = {
+        "leads": synthetic.leads.assign(intent_score_3p=noise),
+        "activities": synthetic.activities,
+        "outcomes": synthetic.outcomes,
+    }
+    write_tables(tables, tmp_path / "crm")
+    with caplog.at_level("WARNING"):
+        events = load_closed_loop(tmp_path / "crm", observed_until=synthetic.observed_until)
+    assert "'intent_score_3p' ('score')" in caplog.text  # the log at loading, as before
+    dates = default_as_of_dates(events, 60, every_days=30, warmup_days=60)
+    examples = build_training_examples(events, dates, 60, name="crm")
+    config = parse_config(
+        {
+            "cold_start": {"min_wins": 20, "min_leads": 200},
+            "quality_gate": {"allow_worse": True},
+            "evaluation": {"resamples": 0},
+        }
+    )
+    result = train(examples, config)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = tracking.log_training_run(
+        result,
+        dataset_name="crm",
+        spec=None,
+        config=config,
+        data_hash="test",
+        tracking_uri=uri,
+        registered_model=None,
+    )
+    text = html_report.build_model_report(run_id, tracking_uri=uri)
+    section = text[text.index("Leakage checks and warnings") : text.index("id='metrics'")]
+    assert "&#x27;intent_score_3p&#x27; (&#x27;score&#x27;)" in section  # HTML-escaped quotes
+    assert "No feature was flagged as suspected leakage" not in section
+    assert "Apart from these, no feature was flagged" in section
+
+
 def test_missing_store_is_an_error_and_creates_no_store(tmp_path, capsys):
     db = tmp_path / "none.db"
     out = tmp_path / "r.html"

@@ -119,6 +119,85 @@ def test_the_built_in_features_are_not_named_like_post_contact_fields():
     }
 
 
+def test_standard_crm_fields_are_recognised_glued_camel_cased_or_plural():
+    """HubSpot and Salesforce exports: glued words, camel case, plurals and "converted"."""
+    from leadscore.leakage import post_contact_columns
+
+    names = [
+        "lifecyclestage",
+        "hubspotscore",
+        "num_associated_deals",
+        "IsConverted",
+        "Converted",
+        "days_to_close",
+        "dealstage",
+        "closedate",
+        "ConvertedOpportunityId",
+        "hs_lead_status",
+        "opportunities_open",
+    ]
+    assert post_contact_columns(names) == {
+        "lifecyclestage": "stage",
+        "hubspotscore": "score",
+        "num_associated_deals": "deal",
+        "IsConverted": "converted",
+        "Converted": "converted",
+        "days_to_close": "close",
+        "dealstage": "stage",
+        "closedate": "close",
+        "ConvertedOpportunityId": "converted",
+        "hs_lead_status": "status",
+        "opportunities_open": "opportunity",
+    }
+    # the recency measured at scoring stays exempt, glued or not
+    assert post_contact_columns(["days_since_last_activity", "DaysSinceLastActivity"]) == {}
+
+
+def test_ordinary_words_holding_a_listed_word_raise_no_alarm():
+    from leadscore.leakage import post_contact_columns
+
+    innocent = [
+        "report_region",
+        "Repeat Visitor",
+        "percentage_mobile",
+        "keynote_attended",
+        "is_homeowner",
+        "operating_income",
+        "ideal_customer_profile",
+        "dealer_count",
+        "downgrade_requested",
+        "undisclosed_revenue",
+        "Process",
+        "Address",
+        "Business Type",
+        "has_gtin",
+        "average_stock",
+        "declared_monthly_revenue",
+        "crm_in_use",
+        "annual_revenue",
+        "gdpr_consent",
+        "Page Views Per Visit",
+        "Through Recommendations",
+        "Receive More Updates About Our Courses",
+    ]
+    assert post_contact_columns(innocent) == {}
+
+
+def test_built_in_specs_and_synthetic_leads_raise_no_name_warning(shared_data_root, caplog):
+    """No new false alarm on the data leadscore ships with; x_education's label "Converted"
+    is the label, not a feature, so it is not warned about."""
+    from leadscore.leakage import post_contact_columns
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    with caplog.at_level("WARNING"):
+        for name in ("x_education", "olist"):
+            dataset = load_dataset(name, data_root=shared_data_root)
+            assert post_contact_columns([f.name for f in dataset.features]) == {}, name
+    assert "written after contact" not in caplog.text
+    leads = generate_closed_loop(SynthParams(n_leads=200, seed=1)).leads
+    assert post_contact_columns(leads.columns) == {}
+
+
 def _quality_grade(y: np.ndarray, seed: int = 0) -> np.ndarray:
     """A grade the sales team sets after contact: skewed by the outcome, but too noisy for
     the AUC guard (High/Medium/Low)."""

@@ -476,7 +476,7 @@ def test_logged_model_is_code_plus_text_no_pickle(registry, dataset):
     assert flavor["loader_module"] == "mlflow.pyfunc.loaders.code_model"
     assert Path(flavor["model_code_path"]).name == "pyfunc.py"
     assert (path / "pyfunc.py").is_file()
-    model_dir = path / flavor["artifacts"][tracking.MODEL_DIR_ARTIFACT]["path"]
+    model_dir = path / flavor["artifacts"][pyfunc.MODEL_DIR_ARTIFACT]["path"]
     assert sorted(p.name for p in model_dir.iterdir()) == ["booster.txt", "model.json"]
     inputs = json.loads(meta["signature"]["inputs"])
     assert [c["name"] for c in inputs] == [f.name for f in dataset.features]
@@ -486,7 +486,6 @@ def test_logged_model_is_code_plus_text_no_pickle(registry, dataset):
     assert not any(c.get("required", True) for c in inputs)
     example = json.loads((path / meta["saved_input_example_info"]["artifact_path"]).read_text())
     assert example["columns"] == [f.name for f in dataset.features]
-    assert tracking.MODEL_DIR_ARTIFACT == pyfunc.MODEL_DIR_ARTIFACT
 
 
 def test_run_records_params_tags_metrics_and_artifacts(registry, dataset, strong):
@@ -669,3 +668,9 @@ def test_training_metrics_names():
         "stage_sql_count": 12.0,
         "n_test": 300.0,
     }
+
+
+def test_registered_name_gives_each_flat_data_set_its_own_champion():
+    assert tracking.registered_name("leadscore", None) == "leadscore"
+    assert tracking.registered_name("leadscore", {"name": "olist"}) == "leadscore-olist"
+    assert tracking.registered_name(None, {"name": "olist"}) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -166,6 +167,38 @@ def test_random_folds_when_the_data_has_no_order() -> None:
     r = train(dataset, parse_config({"quality_gate": {"allow_worse": True}}))
     assert r.metrics["fold_kind"] == "random"
     assert any("no time order" in w for w in r.warnings)
+
+
+def _with_intent_score(dataset: LabelledDataset, form: str) -> LabelledDataset:
+    """``dataset`` plus a third-party intent score: noise, but named like a post-contact
+    field ('score'), as a CRM export's ``intent_score_3p`` is."""
+    noise = np.random.default_rng(9).uniform(0, 100, len(dataset.y)).round(1)
+    return dataclasses.replace(
+        dataset,
+        X=dataset.X.assign(intent_score_3p=noise),
+        features=(
+            *dataset.features,
+            Feature("intent_score_3p", "fit", "Intent score 3p", "numeric"),
+        ),
+        form=form,
+    )
+
+
+@pytest.mark.parametrize(
+    ("form", "fix"),
+    [("flat", "under exclude in the spec"), ("events", "drop them from the leads table")],
+)
+def test_features_named_like_post_contact_fields_are_in_the_run_notes(form: str, fix: str) -> None:
+    """Loading logs the name warning; the run's notes keep it for the model report, which
+    would otherwise say that nothing looked like leakage."""
+    dataset = _with_intent_score(flat_dataset(3000, seed=8)[0], form)
+    quick = {"quality_gate": {"allow_worse": True}, "evaluation": {"resamples": 0}}
+    r = train(dataset, parse_config(quick))
+    named = [w for w in r.warnings if "'intent_score_3p' ('score')" in w]
+    assert len(named) == 1 and "leak" in named[0] and fix in named[0], r.warnings
+    assert named[0] in r.model.metadata["warnings"]
+    allowed = train(dataset, parse_config({**quick, "leakage": {"allow": ["intent_score_3p"]}}))
+    assert not any("intent_score_3p" in w for w in allowed.warnings)
 
 
 def test_sales_capacity_counts_a_single_snapshot_as_one_as_of_step() -> None:

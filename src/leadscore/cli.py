@@ -4,6 +4,11 @@ Each subcommand lives in :mod:`leadscore.commands` as a module with ``register(s
 which adds its parser and sets ``func`` to a handler taking the parsed arguments and returning
 an exit code. User mistakes raise :class:`~leadscore.errors.LeadscoreError`; they are printed
 as one line on stderr and exit non-zero, without a traceback.
+
+Building the parser must stay cheap: every command registers its parser on every call (``leadscore
+--help`` lists them all), so a command module imports the library (pandas, LightGBM, MLflow, ...)
+inside its handler, and a default held by such a module is filled in by :func:`complete_later`
+only when that command is used.
 """
 
 from __future__ import annotations
@@ -13,7 +18,8 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from leadscore import __version__
 from leadscore.errors import LeadscoreError
@@ -33,6 +39,52 @@ COMMANDS: tuple[str, ...] = (
 logger = logging.getLogger("leadscore")
 
 
+class CommandParser(argparse.ArgumentParser):
+    """The parser of one subcommand, which may finish its set-up when it is first used.
+
+    Some options show a value held by a module that imports the whole stack (the scorer's
+    chunk sizes, the default scored-leads target, the synthetic data's parameters, the tuning
+    objectives). Their command hands a callback to :func:`complete_later`; it runs once, when
+    this parser parses arguments or shows its usage or help, so that ``leadscore --help`` and
+    the other commands never import those modules.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._completions: list[Callable[[], None]] = []
+
+    def complete_with(self, completion: Callable[[], None]) -> None:
+        """Run ``completion`` before this parser is first used."""
+        self._completions.append(completion)
+
+    def _complete(self) -> None:
+        while self._completions:
+            self._completions.pop(0)()
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._complete()
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._complete()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._complete()
+        return super().format_help()
+
+
+def complete_later(parser: argparse.ArgumentParser, completion: Callable[[], None]) -> None:
+    """Fill in defaults, choices or help of ``parser`` with ``completion`` when the command is
+    used (a :class:`CommandParser`, as :func:`build_parser` makes them), else at once."""
+    if isinstance(parser, CommandParser):
+        parser.complete_with(completion)
+    else:
+        completion()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leadscore",
@@ -40,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"leadscore {__version__}")
     add_logging_flags(parser, default_verbose=0, default_quiet=False)
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(
+        dest="command", metavar="COMMAND", required=True, parser_class=CommandParser
+    )
     for name in COMMANDS:
         importlib.import_module(f"leadscore.commands.{name}").register(subparsers)
     _add_logging_flags_to_commands(subparsers)

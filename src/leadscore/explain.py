@@ -565,12 +565,28 @@ def category_text(value: str) -> str | None:
     return value
 
 
+def _band(value: float, cuts: Sequence[float]) -> str:
+    """The whole-number band holding ``value``: right-closed bands between ``cuts``, from 1
+    up (``cuts`` 10, 50: "1-10", "11-50", "51+"). A value of 0 or less has no band."""
+    if not value > 0:
+        raise ValueError(f"{value} is in no band")
+    low = 1
+    for cut in cuts:
+        if value <= cut:
+            return f"{low:.0f}-{cut:.0f}"
+        low = cut + 1
+    return f"{low:.0f}+"
+
+
 class _Number(float):
-    """A value handed to a sentence template: a float with two more format specs.
+    """A value handed to a sentence template: a float with three more format specs.
 
     ``{value:A|B}`` reads ``A`` for a non-zero value and ``B`` for zero (a 0/1 flag:
     "{value:Chatted with us|Has not chatted with us}", "Is partner: {value:yes|no}");
-    ``{value:days_ago}`` reads "less than a day ago", "1 day ago", "12 days ago".
+    ``{value:days_ago}`` reads "less than a day ago", "1 day ago", "12 days ago";
+    ``{value:bands:10,50,200}`` reads the band holding the value ("1-10", "11-50", "51-200",
+    "201+"), for a number that may stand for a band (company size read from "11-50" is its
+    midpoint, 30.5, which no CRM wrote).
     """
 
     def __format__(self, spec: str) -> str:
@@ -582,6 +598,8 @@ class _Number(float):
             if days == 0:
                 return "less than a day ago"
             return f"{days:,} day{'' if days == 1 else 's'} ago"
+        if spec.startswith("bands:"):
+            return _band(float(self), [float(c) for c in spec[6:].split(",")])
         return float.__format__(self, spec)
 
 
@@ -765,7 +783,7 @@ def _collision_groups(explanation: Explanation) -> list[list[int]]:
 
     Two fields can only say the same thing when the features speaking for them share a
     sentence template, a label (the generic "<label>: <value>") or the sentence of a missing
-    value ("Received no marketing e-mails in the last 90 days" for both e-mail rates).
+    value ("No record of marketing e-mails sent in the last 90 days" for both e-mail rates).
     """
     index = _field_of_columns(explanation)
     parent = list(range(len(explanation.fields)))
@@ -811,8 +829,8 @@ def _merged_contributions(explanation: Explanation, rows: np.ndarray) -> np.ndar
     sentence merged: the first such field of a lead takes their sum, the others 0.
 
     One sentence is one fact to the reader, so it appears once, ranked by what the fact
-    moved in all; e.g. a lead without e-mails gets "Received no marketing e-mails in the
-    last 90 days" once for both e-mail rates. The merged sum may change side.
+    moved in all; e.g. a lead without e-mails gets "No record of marketing e-mails sent in
+    the last 90 days" once for both e-mail rates. The merged sum may change side.
     """
     C = explanation.contributions.to_numpy(dtype=float)[rows].copy()
     for group in _collision_groups(explanation):

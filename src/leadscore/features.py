@@ -83,6 +83,8 @@ DEPARTMENTS: tuple[str, ...] = (
     "other",
     "unknown",
 )
+#: Upper ends of the company size bands (employees, right-closed: 10 is in 1-10).
+SIZE_BAND_CUTS: tuple[int, ...] = (10, 50, 200, 1000, 5000)
 SIZE_BANDS: tuple[str, ...] = (
     "1-10",
     "11-50",
@@ -338,7 +340,9 @@ def _size_of_text(text: str | None) -> float:
         low, high = (float(g.replace(",", "")) for g in m.groups())
         return (low + high) / 2
     if (m := _PLUS_RE.match(clean)) is not None:
-        return float(m.group(1).replace(",", ""))
+        # "5000+" means more than 5000: read as the next head count, so the band is the one
+        # above 5000, as a CRM's "1000+" follows its "201-1000"
+        return float(m.group(1).replace(",", "")) + 1
     try:
         return float(clean.replace(",", ""))
     except ValueError:
@@ -346,10 +350,17 @@ def _size_of_text(text: str | None) -> float:
 
 
 def parse_company_size(values: pd.Series) -> pd.Series:
-    """Employees as a float: numbers as they are, ``51-200`` as its midpoint, ``5000+`` as 5000.
+    """Employees as a float: numbers as they are, ``51-200`` as its midpoint, ``5000+`` as 5001.
 
     CRMs hold company size either as a head count or as a band; reading both lets the size
-    band and the numeric feature mean the same thing whatever the source wrote.
+    band and the numeric feature mean the same thing whatever the source wrote. ``N+`` is
+    read just above N, so that it lands in the band above N (``1000+`` in 1001-5000, not in
+    201-1000 with the companies of 201 to 1000 employees).
+
+    Examples
+    --------
+    >>> parse_company_size(pd.Series(["1-10", "1000+", "5,000+", "250"])).tolist()
+    [5.5, 1001.0, 5001.0, 250.0]
     """
     if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
         out = values.astype("float64")
@@ -371,7 +382,7 @@ def company_size_band(sizes: pd.Series) -> pd.Series:
     numeric = pd.to_numeric(sizes, errors="coerce").astype("float64")
     bands = pd.cut(
         numeric,
-        bins=[0, 10, 50, 200, 1000, 5000, np.inf],
+        bins=[0, *SIZE_BAND_CUTS, np.inf],
         labels=SIZE_BANDS[:-1],
         right=True,
         include_lowest=False,
@@ -563,6 +574,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         "Days of trial use",
         _on("trial_usage"),
         (30,),
+        # distinct days, as active_days counts them: a day on which the lead used three
+        # features of the trial (one trial_usage row each) is one day of use
+        "active_days",
         sentence="Used the trial on {value:,.0f} day{s}",
     ),
     _Signal(
@@ -592,7 +606,9 @@ _SIGNALS: tuple[_Signal, ...] = (
 )
 
 _DAYS = "(CAST({t} AS DOUBLE) / {day})"
-_NO_EMAILS = "Received no marketing e-mails in the last 90 days"
+# a lead whose opens are logged but whose sends are not has no rate either: say what the log
+# lacks, not that the lead received nothing
+_NO_EMAILS = "No record of marketing e-mails sent in the last 90 days"
 
 #: Engagement features that are not a plain windowed aggregate.
 _DERIVED: tuple[_Derived, ...] = (
@@ -635,23 +651,17 @@ _DERIVED: tuple[_Derived, ...] = (
     ),
     _Derived(
         "email_open_rate_90d",
-        "E-mail open rate (opens per e-mail received), last 90 days",
-        (
-            ("opens_90", "count", _on("email_open"), (0, 90)),
-            ("sends_90", "count", _on("email_sent"), (0, 90)),
-        ),
-        "CAST(coalesce(a.opens_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
+        "E-mail open rate (share of e-mails received that were opened), last 90 days",
+        (("sends_90", "count", _on("email_sent"), (0, 90)),),
+        "CAST(coalesce(m.opened_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
         sentence="Opened {value:.0%} of marketing e-mails in the last 90 days",
         missing_sentence=_NO_EMAILS,
     ),
     _Derived(
         "email_click_rate_90d",
-        "E-mail click rate (clicks per e-mail received), last 90 days",
-        (
-            ("clicks_90", "count", _on("email_click"), (0, 90)),
-            ("sends_90", "count", _on("email_sent"), (0, 90)),
-        ),
-        "CAST(coalesce(a.clicks_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
+        "E-mail click rate (share of e-mails received that were clicked), last 90 days",
+        (("sends_90", "count", _on("email_sent"), (0, 90)),),
+        "CAST(coalesce(m.clicked_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
         sentence="Clicked in {value:.0%} of marketing e-mails in the last 90 days",
         missing_sentence=_NO_EMAILS,
     ),
@@ -690,6 +700,18 @@ _FIT: tuple[tuple[str, str, Literal["numeric", "categorical"], tuple[str, ...]],
 )
 
 
+#: Reasons of fit features: (sentence, missing sentence). Company size reads as its band,
+#: since the number may be a band's midpoint ("1-10" is 5.5, not five employees); both size
+#: features then read one sentence, which :mod:`leadscore.explain` shows once.
+_FIT_SENTENCES: dict[str, tuple[str, str]] = {
+    "company_size": (
+        "Company size: {value:bands:" + ",".join(map(str, SIZE_BAND_CUTS)) + "} employees",
+        "Company size not given",
+    ),
+    "company_size_band": ("Company size: {value} employees", "Company size not given"),
+}
+
+
 def _window_label(label: str, window: int | None) -> str:
     return f"{label}, to date" if window is None else f"{label}, last {window} days"
 
@@ -726,7 +748,7 @@ def _engagement_features() -> tuple[Feature, ...]:
 def _fit_features(columns: Iterable[str] | None = None) -> tuple[Feature, ...]:
     present = None if columns is None else set(columns)
     return tuple(
-        Feature(name, "fit", label, kind)
+        Feature(name, "fit", label, kind, *_FIT_SENTENCES.get(name, (None, None)))
         for name, label, kind, sources in _FIT
         if present is None or present.intersection(sources)
     )
@@ -830,8 +852,60 @@ def _compile_signal(
     return inner, f"coalesce(a.{name}, 0)"
 
 
+def _paired_sql(x: str) -> str:
+    """Opens (``x = 'o'``) or clicks (``'c'``) of a lead paired with its sends, most pairs.
+
+    Per e-mail name, ``least(x, s)`` pairs; a row without a name pairs with any unpaired row
+    of the other side, which gives the smaller of: unpaired named plus unnamed ``x``, unpaired
+    named plus unnamed sends, unnamed ``x`` plus unnamed sends (a maximum matching).
+    """
+
+    def total(expression: str, named: bool) -> str:
+        return f"sum(CASE WHEN {'' if named else 'NOT '}named THEN {expression} ELSE 0 END)"
+
+    return (
+        f"{total(f'least({x}, s)', True)} + least("
+        f"{total(f'greatest({x} - s, 0)', True)} + {total(x, False)}, "
+        f"{total(f'greatest(s - {x}, 0)', True)} + {total('s', False)}, "
+        f"{total(f'{x} + s', False)})"
+    )
+
+
+def _email_pairs_sql(details: dict[str, int]) -> str:
+    """Per lead, the e-mails received in the last 90 days that were opened and clicked.
+
+    A share of e-mails must not count an e-mail twice: trackers log an open each time the
+    e-mail is shown and a click per link followed, and counting rows read one e-mail clicked
+    three times as 300%. Each open (click) is therefore paired with a send of the same
+    ``detail`` (the e-mail's name), at most one per send. Distinct names alone would not do:
+    ``detail`` may name a campaign that sends the lead several e-mails, each of which can be
+    opened. Rows without a name pair with any unpaired row, so a log without names reads
+    opens per send capped at 1. The pairs never outnumber the sends, so the rates
+    (:data:`_DERIVED`) stay within 0 to 1.
+    """
+    emails = (*_on("email_sent"), *_on("email_open"), *_on("email_click"))
+    condition = _condition(emails, (0, 90), details)
+    sent, opened, clicked = (_TYPE_CODES[t] for t in ("email_sent", "email_open", "email_click"))
+    return f"""
+  SELECT lead_id,
+    {_paired_sql("o")} AS opened_90,
+    {_paired_sql("c")} AS clicked_90
+  FROM (
+    SELECT lead_id, e >= 0 AS named,
+      count_if(t = {sent}) AS s, count_if(t = {opened}) AS o, count_if(t = {clicked}) AS c
+    FROM (SELECT lead_id, t, d, e, $as_of_us - ts AS age FROM acts WHERE ts <= $as_of_us)
+    WHERE {condition}
+    GROUP BY lead_id, e
+  )
+  GROUP BY lead_id"""
+
+
 def _engagement_sql(details: dict[str, int]) -> str:
-    """One query: per-lead aggregates over activities, joined onto the leads to score."""
+    """One query: per-lead aggregates over activities, joined onto the leads to score.
+
+    The aggregates come from one pass over the log (``a``); the e-mail pairs of the rates
+    (``m``, :func:`_email_pairs_sql`) group the e-mail rows of the last 90 days by e-mail.
+    """
     inner: dict[str, str] = {}
     outer: list[str] = []
     for s in _SIGNALS:
@@ -851,10 +925,12 @@ WITH a AS (
     {aggregates}
   FROM (SELECT lead_id, ts, t, d, v, $as_of_us - ts AS age FROM acts WHERE ts <= $as_of_us)
   GROUP BY lead_id
+),
+m AS ({_email_pairs_sql(details)}
 )
 SELECT l.pos,
   {selected}
-FROM leads_now l LEFT JOIN a ON a.lead_id = l.lead_id
+FROM leads_now l LEFT JOIN a ON a.lead_id = l.lead_id LEFT JOIN m ON m.lead_id = l.lead_id
 ORDER BY l.pos
 """
 
@@ -867,13 +943,19 @@ def _codes(values: pd.Series, mapping: dict[str, int]) -> np.ndarray:
 
 
 def _activity_frame(activities: pd.DataFrame, details: dict[str, int]) -> pd.DataFrame:
-    """The lean activity log the query scans: lead id, microsecond time, type and detail codes."""
+    """The lean activity log the query scans: lead id, microsecond time, type and detail codes.
+
+    ``d`` codes the details the catalogue filters on; ``e`` numbers every distinct detail
+    (-1 when missing), which tells one e-mail from another (:func:`_email_pairs_sql`).
+    """
     ts = activities["occurred_at"].to_numpy().astype("datetime64[us]").view("int64")
     detail = (
         activities["detail"]
         if "detail" in activities.columns
         else pd.Series(pd.Categorical([None] * len(activities)))
     )
+    if not isinstance(detail.dtype, pd.CategoricalDtype):
+        detail = detail.astype("category")
     value = (
         activities["value"].to_numpy(dtype="float64", na_value=np.nan)
         if "value" in activities.columns
@@ -885,6 +967,7 @@ def _activity_frame(activities: pd.DataFrame, details: dict[str, int]) -> pd.Dat
             "ts": ts,
             "t": _codes(activities["activity_type"], _TYPE_CODES),
             "d": _codes(detail, details),
+            "e": detail.cat.codes.to_numpy().astype(np.int32),
             "v": value,
         }
     )
@@ -1190,6 +1273,34 @@ def _build(
     return FeatureTable(frame=frame, features=(*fit_features, *eng_features), as_of=as_of)
 
 
+#: How far as-of may pass the extract before scoring warns: a weekly job scores "now", minutes
+#: or hours after the extract whose latest row sets observed_until.
+AS_OF_GAP_TOLERANCE = pd.Timedelta(days=1)
+
+
+def _warn_as_of_after_extract(as_of: pd.Timestamp, observed_until: pd.Timestamp) -> None:
+    """Warn when ``as_of`` is more than a day after ``observed_until``.
+
+    Activity between the two is not in the data, so leads look idler than they are and
+    recency features grow. A gap of minutes or hours is every scheduled run's lot (the data
+    was extracted, then scored) and says nothing, so it passes without a word.
+    """
+    gap = as_of - observed_until
+    if gap <= AS_OF_GAP_TOLERANCE:
+        return
+    logger.warning(
+        "as_of %s is %s after observed_until %s (the extract's latest timestamp unless "
+        "given): activity after it is not in the data, so recent activity may be missing. "
+        "If the extract is complete up to as_of, give observed_until in the data folder's "
+        'manifest.json ({"observed_until": "..."}; in Python load_closed_loop(..., '
+        "observed_until=...)); else score with --as-of no later than %s",
+        as_of,
+        gap,
+        observed_until,
+        observed_until,
+    )
+
+
 def build_features(
     data: ClosedLoopData,
     as_of: pd.Timestamp | str,
@@ -1226,12 +1337,7 @@ def build_features(
     >>> table.X["pricing_page_views_30d"].describe()  # doctest: +SKIP
     """
     ts = parse_timestamp(as_of, "as_of")
-    if ts > data.observed_until:
-        logger.warning(
-            "as_of %s is after observed_until %s: recent activity may be missing",
-            ts,
-            data.observed_until,
-        )
+    _warn_as_of_after_extract(ts, data.observed_until)
     leads_now = data.leads[data.leads["created_at"] <= ts]
     extras = _plan_extras(leads_now) if features is None else _model_extras(leads_now, features)
     with _engagement_engine(data.activities, threads, memory_limit) as query:

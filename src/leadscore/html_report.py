@@ -540,8 +540,16 @@ def _data_section(run: _Run) -> str:
             )
         )
     if leakage:
+        # name warnings (training notes that say "leak") do not stop training; the checks
+        # that do found nothing, or training would have stopped
         items = "".join(f"<li>{_esc(w)}</li>" for w in leakage)
         out.append(f'<div class="warn"><ul class="warnings">{items}</ul></div>')
+        out.append(
+            _note(
+                "Apart from these, no feature was flagged: none separates won from lost leads "
+                "alone too well, and none is filled in for one outcome only."
+            )
+        )
     else:
         out.append(
             _note(

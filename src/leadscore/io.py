@@ -9,9 +9,12 @@ module touches files and databases, and it turns every way a read can fail on th
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -837,29 +840,59 @@ def check_folder_takes_files(path: Path, fix: str) -> None:
 def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
     """Have ``write`` fill a temporary file beside ``target``, then rename it into place: a
     reader never sees half a file, and a failed write leaves an older one as it was. The
-    folder is created when missing; a failure is one line naming ``target``."""
+    folder is created when missing; a failure is one line naming ``target``.
+
+    The file gets the permissions a plain ``open()`` would give it, or those of the file it
+    replaces: a model or a table is read by other users (a scoring service, a BI tool), and a
+    temporary file's private mode (``tempfile.mkstemp`` makes 0600) would go with the rename.
+    """
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+        tmp = _new_file_beside(target)
     except OSError as err:
         raise DataError(
             f"cannot write {target}: {_first_line(err)}",
             "Write into a folder that exists or can be created, and that you may write to.",
         ) from err
-    os.close(fd)
     try:
-        write(Path(tmp_name))
-        os.replace(tmp_name, target)
+        write(tmp)
+        _keep_mode_of(target, tmp)
+        os.replace(tmp, target)
     except OSError as err:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise DataError(
             f"cannot write {target}: {_first_line(err)}",
             "Check the path, the free disk space and your permissions.",
         ) from err
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return target
+
+
+def _new_file_beside(target: Path) -> Path:
+    """A new, empty, hidden file in ``target``'s folder, created with mode 0666 so that the
+    umask (and a default ACL of the folder) decides its permissions, as for ``open()``;
+    ``O_EXCL`` makes sure no other file is taken over."""
+    for _ in range(100):
+        tmp = target.parent / f".{target.name}.{secrets.token_hex(4)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+    raise FileExistsError(errno.EEXIST, "no free temporary file name", str(target.parent))
+
+
+def _keep_mode_of(target: Path, tmp: Path) -> None:
+    """Give ``tmp`` the permission bits of the file ``target`` it is about to replace, so that
+    rewriting a file (a model, a report) does not change who may read it."""
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(tmp, mode)
 
 
 def write_tables(

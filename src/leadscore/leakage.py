@@ -71,7 +71,48 @@ POST_CONTACT_WORDS: frozenset[str] = frozenset(
         "won",
         "lost",
         "closed",
+        "close",
+        "converted",
     }
+)
+
+#: Listed words that CRM exports glue onto another word without a separator or a capital
+#: (HubSpot's ``lifecyclestage``, ``hubspotscore``, ``dealstage``; ``isconverted``), found
+#: at the end of a word when at least three letters precede them. Short or common words
+#: (rep, tag, won, note, owner, rating) are left out: glued, they sit inside innocent words
+#: (report, percentage, homeowner, operating).
+GLUED_ENDINGS: frozenset[str] = frozenset(
+    {
+        "stage",
+        "status",
+        "score",
+        "scoring",
+        "grade",
+        "quality",
+        "disposition",
+        "outcome",
+        "reason",
+        "qualified",
+        "qualification",
+        "opportunity",
+        "deal",
+        "closed",
+        "converted",
+    }
+)
+
+#: Listed words that begin a glued field name, when the rest is one of :data:`_FIELD_NOUNS`
+#: (``closedate``, ``dealname``, ``closedwon``).
+GLUED_BEGINNINGS: frozenset[str] = frozenset({"deal", "close", "closed", "opportunity"})
+_FIELD_NOUNS = frozenset(
+    {"date", "time", "stage", "status", "name", "type", "amount", "value", "id", "owner"}
+    | {"reason", "probability", "won", "lost"}
+)
+
+#: Ordinary words that end like a glued field (``downgrade``, ``undisclosed``).
+_NOT_GLUED = frozenset(
+    {"downgrade", "downgraded", "disclosed", "undisclosed", "foreclosed", "backstage"}
+    | {"underscore", "unconverted"}
 )
 
 #: Phrases (consecutive words) with the same meaning, where each word alone is innocent.
@@ -184,16 +225,50 @@ def _name_words(name: str) -> list[str]:
     return [w for w in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if w]
 
 
+def _singular(word: str) -> str:
+    """``deals`` as ``deal``, ``opportunities`` as ``opportunity``, ``statuses`` as
+    ``status``; a word not ending in s as it is."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("ses", "xes")) and len(word) > 4:
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us")) and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def _post_contact_word(word: str) -> str | None:
+    """The listed word that ``word`` is, is the plural of, or holds glued to another word."""
+    for form in dict.fromkeys((word, _singular(word))):
+        if form in POST_CONTACT_WORDS:
+            return form
+        if form in _NOT_GLUED:
+            return None
+        for ending in GLUED_ENDINGS:
+            if form.endswith(ending) and len(form) - len(ending) >= 3:
+                return ending
+        for beginning in GLUED_BEGINNINGS:
+            if form.startswith(beginning) and form[len(beginning) :] in _FIELD_NOUNS:
+                return beginning
+    return None
+
+
 def post_contact_columns(names: Iterable[str], *, allow: Iterable[str] = ()) -> dict[str, str]:
     """Columns of ``names`` whose name says they are written after contact, each with the
-    word that says so; names in ``allow`` are left out (allowed as known at scoring)."""
+    word that says so; names in ``allow`` are left out (allowed as known at scoring).
+
+    A word matches as written (``Lead Status``, ``leadStatus``, ``lead_status``), as a plural
+    (``num_associated_deals``) and glued onto another word, as CRM exports write field names
+    (``lifecyclestage``, ``hubspotscore``, ``closedate``): see :data:`GLUED_ENDINGS` and
+    :data:`GLUED_BEGINNINGS`, which keep to words that do not hide inside ordinary ones.
+    """
     allowed = set(allow)
     found: dict[str, str] = {}
     for name in names:
         if name in allowed:
             continue
         words = _name_words(name)
-        hit = next((w for w in words if w in POST_CONTACT_WORDS), None)
+        hit = next((h for h in map(_post_contact_word, words) if h is not None), None)
         if hit is None:
             for phrase in POST_CONTACT_PHRASES:
                 n = len(phrase)
@@ -209,16 +284,22 @@ def post_contact_columns(names: Iterable[str], *, allow: Iterable[str] = ()) -> 
     return found
 
 
+def post_contact_note(found: dict[str, str], fix: str) -> str:
+    """One sentence naming the :func:`post_contact_columns` found, with ``fix``: how to
+    exclude them in the caller's data form (a spec's exclude, or dropping a lead column).
+
+    The same words serve the log at loading and the training run's notes, which the model
+    report lists under its leakage checks (they say "leak").
+    """
+    named = ", ".join(f"{name!r} ({word!r})" for name, word in found.items())
+    return (
+        f"{len(found)} column(s) named like a field written after contact, which would leak "
+        f"the outcome: {named}. {fix}"
+    )
+
+
 def warn_post_contact_columns(found: dict[str, str], fix: str) -> None:
     """Log one warning naming the :func:`post_contact_columns` found, with ``fix``: how to
     exclude them in the caller's data form (a spec's exclude, or dropping a lead column)."""
-    if not found:
-        return
-    named = ", ".join(f"{name!r} ({word!r})" for name, word in found.items())
-    logger.warning(
-        "%d column(s) named like a field written after contact, which would leak the "
-        "outcome: %s. %s",
-        len(found),
-        named,
-        fix,
-    )
+    if found:
+        logger.warning("%s", post_contact_note(found, fix))

@@ -29,7 +29,8 @@ from leadscore.errors import DataError
 # named, not __name__: MLflow runs this file under a generated module name
 logger = logging.getLogger("leadscore.pyfunc")
 
-#: Name of the artifact that holds the saved LeadScoringModel folder.
+#: Name of the artifact that holds the saved LeadScoringModel folder: the one definition,
+#: which :mod:`leadscore.tracking` logs the folder under and looks it up by.
 MODEL_DIR_ARTIFACT = "model_dir"
 
 #: Columns of the pyfunc output, in order.

@@ -109,7 +109,6 @@ OUTCOME_VALUES: tuple[str, str] = ("won", "lost")
 
 LEADS_REQUIRED = ("lead_id", "created_at")
 ACTIVITIES_REQUIRED = ("lead_id", "occurred_at", "activity_type")
-ACTIVITIES_OPTIONAL = ("detail", "value")
 OUTCOMES_REQUIRED = ("lead_id", "outcome", "closed_at")
 
 

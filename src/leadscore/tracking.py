@@ -76,6 +76,7 @@ __all__ = [
     "load_model",
     "log_training_run",
     "pyfunc_input",
+    "registered_name",
     "resolve_tracking_uri",
 ]
 
@@ -96,8 +97,6 @@ MIN_COMPARED_PER_CLASS = 10
 BASELINE_PREFIXES: dict[str, str] = {"logistic_regression": "lr", "rule_points": "rules"}
 
 _PYFUNC_FILE = Path(__file__).with_name("pyfunc.py")
-#: Artifact name of the saved LeadScoringModel folder inside the logged pyfunc.
-MODEL_DIR_ARTIFACT = "model_dir"
 _PACKAGE_DIR = Path(__file__).parent
 _MODEL_FILES = ("booster.txt", "model.json")
 _NOISY_LOGGERS = ("alembic", "mlflow", "sqlalchemy", "urllib3", "git")
@@ -169,6 +168,16 @@ def git_commit(path: Path | None = None) -> str | None:
         return None
     commit = out.stdout.strip()
     return commit if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else None
+
+
+def registered_name(base: str | None, spec: Mapping[str, Any] | None) -> str | None:
+    """The registry name of a model: ``base`` for event data, ``base-<spec name>`` for a flat
+    data set, so that each flat data set has its own champion (models of different data never
+    compete). ``train`` and ``tune`` register under it and ``score`` finds the champion by it.
+    """
+    if base is None or spec is None:
+        return base
+    return f"{base}-{spec['name']}"
 
 
 def check_tracking_uri(uri: str) -> None:
@@ -323,21 +332,6 @@ def _finite(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
-
-
-def _to_jsonable(value: Any) -> Any:
-    """Plain JSON values: numpy unpacked, paths and times as text, NaN and inf as ``null``."""
-    if isinstance(value, Mapping):
-        return {str(k): _to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | np.ndarray):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, Path | pd.Timestamp):
-        return str(value)
-    return value
 
 
 # --------------------------------------------------------------------------- what is logged
@@ -826,6 +820,9 @@ def log_training_run(
     import mlflow
     from mlflow import MlflowClient
 
+    from leadscore.model import to_jsonable
+    from leadscore.pyfunc import MODEL_DIR_ARTIFACT
+
     uri = resolve_tracking_uri(tracking_uri)
     X_test = _test_features(result, X_test)
     metrics = dict(result.metrics)
@@ -858,21 +855,21 @@ def log_training_run(
             for name, value in _thresholds(result.model).items():
                 mlflow.log_metric(f"threshold_{name}", value)
 
-            mlflow.log_dict(_to_jsonable(config_data), "config.json")
+            mlflow.log_dict(to_jsonable(config_data), "config.json")
             if spec is not None:
                 mlflow.log_text(
                     yaml.safe_dump(
-                        _to_jsonable(_config_dict(spec)), sort_keys=False, allow_unicode=True
+                        to_jsonable(_config_dict(spec)), sort_keys=False, allow_unicode=True
                     ),
                     "spec.yaml",
                 )
-            mlflow.log_dict(_to_jsonable({**metrics, "run_id": run_id}), "metrics.json")
+            mlflow.log_dict(to_jsonable({**metrics, "run_id": run_id}), "metrics.json")
             table = stage_table(metrics)
             if len(table):
                 mlflow.log_text(table.to_csv(index=False), "stages.csv")
             importance = getattr(result, "feature_importance", None)
             if importance:
-                mlflow.log_dict(_to_jsonable(importance), "feature_importance.json")
+                mlflow.log_dict(to_jsonable(importance), "feature_importance.json")
             notes = list(getattr(result, "warnings", ()) or ())
             if notes:
                 mlflow.log_text("\n".join(notes) + "\n", "warnings.txt")
@@ -1280,6 +1277,8 @@ def _load_folder(path: Path, shown: str) -> LeadScoringModel:
         return LeadScoringModel.load(path)
     mlmodel = path / "MLmodel"
     if mlmodel.is_file():
+        from leadscore.pyfunc import MODEL_DIR_ARTIFACT
+
         meta = yaml.safe_load(mlmodel.read_text()) or {}
         artifacts = ((meta.get("flavors") or {}).get("python_function") or {}).get("artifacts")
         entry = (artifacts or {}).get(MODEL_DIR_ARTIFACT) or {}

@@ -936,7 +936,8 @@ class MlflowTrialLogger:
     def log_summary(self, result: TuneResult, final_run_id: str | None = None) -> None:
         """Best parameters, study counts and the tuned-vs-default test metrics on the parent;
         the final model's run (when given) is nested under it."""
-        from leadscore.tracking import _to_jsonable, quiet_mlflow
+        from leadscore.model import to_jsonable
+        from leadscore.tracking import quiet_mlflow
 
         s = result.summary
         with quiet_mlflow():
@@ -957,7 +958,7 @@ class MlflowTrialLogger:
                     client.log_metric(run_id, f"gain_test_{key}", value)
             client.log_dict(
                 run_id,
-                _to_jsonable({"study": s.to_dict(), "gain": result.gain}),
+                to_jsonable({"study": s.to_dict(), "gain": result.gain}),
                 "tuning.json",
             )
             if final_run_id is not None:

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
+from leadscore.cli import complete_later
 from leadscore.errors import DataError
-from leadscore.sinks import (
-    DEFAULT_TARGET,
-    REASONS_SEPARATOR,
-    latest_as_of,
-    read_history,
-    shown_model,
-)
+
+# pandas and the scored-leads tables (DuckDB) are imported where the card is made: registering
+# this command must stay cheap, since every command's parser is built on each call.
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,12 +24,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "scored-leads tables.",
     )
     parser.add_argument("lead_id", help="the lead to explain")
-    parser.add_argument(
-        "--target",
-        default=DEFAULT_TARGET,
-        help=f"where the scores are kept (default: {DEFAULT_TARGET})",
-    )
+    parser.add_argument("--target", help="where the scores are kept (default: %(default)s)")
     parser.set_defaults(func=run)
+
+    def complete() -> None:
+        from leadscore.sinks import DEFAULT_TARGET
+
+        parser.set_defaults(target=DEFAULT_TARGET)
+
+    complete_later(parser, complete)
 
 
 def _reasons(row: pd.Series) -> dict[str, list[dict]]:
@@ -44,6 +45,8 @@ def _reasons(row: pd.Series) -> dict[str, list[dict]]:
 def _without_reasons(row: pd.Series) -> bool:
     """Whether a row was scored with ``--no-reasons``: no reasons and no sub-scores at all (a
     run with reasons always leaves a sub-score or a reason, unless the model has neither)."""
+    import pandas as pd
+
     return (
         _reasons(row) == {"for": [], "against": []}
         and not row["reasons_for"]
@@ -54,12 +57,16 @@ def _without_reasons(row: pd.Series) -> bool:
 
 
 def _sub_score(value: object) -> str:
+    import pandas as pd
+
     return "-" if pd.isna(value) else f"{value}/100"
 
 
 def _sentences(row: pd.Series, reasons: dict[str, list[dict]]) -> dict[str, list[str]]:
     """The sentence of each reason of a row, as the card shows it: ``reasons_for`` and
     ``reasons_against`` hold the sentences in the order of ``reasons_json``."""
+    from leadscore.sinks import REASONS_SEPARATOR
+
     out: dict[str, list[str]] = {}
     for direction in ("for", "against"):
         written = [t for t in str(row[f"reasons_{direction}"]).split(REASONS_SEPARATOR) if t]
@@ -91,6 +98,7 @@ def _changed_reasons(before: pd.Series, latest: pd.Series) -> list[str]:
     "3 times" to "4 times"); a new one is quoted from the latest card, a gone one from the
     previous card.
     """
+    from leadscore.sinks import REASONS_SEPARATOR
 
     def by_field(row: pd.Series) -> dict[str, str]:
         reasons = _reasons(row)
@@ -118,6 +126,8 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
     ``newest_run`` is the as-of of its model's newest run in the target: when that run left
     the lead out, the card says that its score is a last one, not a current one.
     """
+    from leadscore.sinks import shown_model
+
     latest = history.iloc[-1]
     lines = [
         f"Lead {latest['lead_id']}: scored {latest['scored_at']:%Y-%m-%d %H:%M} as of "
@@ -165,6 +175,8 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
 
 
 def run(args: argparse.Namespace) -> int:
+    from leadscore.sinks import latest_as_of, read_history
+
     history = read_history(args.target, lead_ids=[args.lead_id])
     if history.empty:
         raise DataError(

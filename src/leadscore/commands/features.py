@@ -6,8 +6,9 @@ import argparse
 import time
 
 from leadscore.errors import DataError
-from leadscore.features import build_features
-from leadscore.io import load_closed_loop, write_table
+
+# The readers and the feature code (pandas) are imported by the handler: every command's parser
+# is built on each call (see leadscore.cli).
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from leadscore.features import build_features
+    from leadscore.io import load_closed_loop, write_table
+
     started = time.perf_counter()
     data = load_closed_loop(args.data)
     loaded = time.perf_counter()

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from leadscore.commands.train import registered_name
+from leadscore.cli import complete_later
 from leadscore.commands.validate import add_data_arguments
 from leadscore.errors import DataError
-from leadscore.features import parse_timestamp
-from leadscore.scoring import (
-    DEFAULT_CHUNK_LEADS,
-    DEFAULT_CHUNK_ROWS,
-    check_data_form,
-    event_feature_chunks,
-    flat_feature_chunks,
-    load_scoring_model,
-    run_scoring,
-)
-from leadscore.sinks import DEFAULT_TARGET, STAGES, shown_model
-from leadscore.specs import DatasetSpec, load_spec
+
+# The scorer (LightGBM, SHAP, DuckDB) is imported by the handler: registering this command must
+# stay cheap, since every command's parser is built on each call (see leadscore.cli).
+if TYPE_CHECKING:
+    from leadscore.specs import DatasetSpec
 
 DEFAULT_MODEL = "models:/leadscore@champion"
+
+
+def positive_int(text: str) -> int:
+    """An argparse type for counts that must be at least 1 (``--chunk-size``): 0 or less is
+    argparse's own one-line error, not a silent default or a failure deep in the reader."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value}")
+    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,10 +63,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--target",
-        default=DEFAULT_TARGET,
         metavar="TARGET",
-        help="a .duckdb file, a .parquet or .csv target, or a database URL "
-        f"(default: {DEFAULT_TARGET})",
+        help="a .duckdb file, a .parquet or .csv target, or a database URL (default: %(default)s)",
     )
     parser.add_argument(
         "--no-reasons",
@@ -70,13 +72,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="probability, score and stage only: no reasons, no sub-scores (far faster)",
     )
     parser.add_argument("--top", type=int, default=3, help="reasons for and against (default: 3)")
-    parser.add_argument(
-        "--chunk-size",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"leads per chunk (default: {DEFAULT_CHUNK_LEADS:,} event-form "
-        f"leads, {DEFAULT_CHUNK_ROWS:,} flat rows)",
+    chunk_size = parser.add_argument(
+        "--chunk-size", type=positive_int, default=None, metavar="N", help="leads per chunk"
     )
     parser.add_argument(
         "--tracking-uri",
@@ -87,16 +84,45 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
+    def complete() -> None:
+        from leadscore.scoring import DEFAULT_CHUNK_LEADS, DEFAULT_CHUNK_ROWS
+        from leadscore.sinks import DEFAULT_TARGET
+
+        parser.set_defaults(target=DEFAULT_TARGET)
+        chunk_size.help = (
+            f"leads per chunk (default: {DEFAULT_CHUNK_LEADS:,} event-form leads, "
+            f"{DEFAULT_CHUNK_ROWS:,} flat rows)"
+        )
+
+    complete_later(parser, complete)
+
 
 def default_model_uri(spec: DatasetSpec | None) -> str:
     """The champion of event data (``models:/leadscore@champion``) or of the spec's data set
     (``models:/leadscore-NAME@champion``), the names ``train`` registers under."""
     if spec is None:
         return DEFAULT_MODEL
+    from leadscore.tracking import registered_name
+
     return f"models:/{registered_name('leadscore', {'name': spec.name})}@champion"
 
 
 def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from leadscore.features import parse_timestamp
+    from leadscore.scoring import (
+        DEFAULT_CHUNK_LEADS,
+        DEFAULT_CHUNK_ROWS,
+        check_data_form,
+        event_feature_chunks,
+        flat_feature_chunks,
+        load_scoring_model,
+        run_scoring,
+    )
+    from leadscore.sinks import STAGES, shown_model
+    from leadscore.specs import load_spec
+
     if args.top < 1:
         raise DataError(f"--top must be at least 1, got {args.top}", "Give e.g. --top 3.")
     as_of = (

@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from leadscore.cli import complete_later
 from leadscore.errors import SpecError
-from leadscore.synth import CHANNELS, SynthParams, read_manifest, write_synthetic
+
+# leadscore.synth (pandas, pyarrow) is imported when the command is used: registering it must
+# stay cheap, since every command's parser is built on each call (see leadscore.cli).
 
 DESCRIPTION = """\
 Generate realistic closed-loop lead data for demos, tests and benchmarks.
@@ -38,7 +41,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    defaults = SynthParams()
     parser.add_argument(
         "--leads", type=int, required=True, metavar="N", help="number of leads to generate (>= 1)"
     )
@@ -52,7 +54,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--seed",
         type=int,
-        default=defaults.seed,
         metavar="S",
         help="random seed (default: %(default)s)",
     )
@@ -65,19 +66,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--win-rate",
         type=float,
-        default=defaults.win_rate,
         metavar="P",
         help="mean eventual win probability of a lead (default: %(default)s)",
     )
     parser.add_argument(
         "--start",
-        default=defaults.start,
         metavar="DATE",
         help="first day leads are created (default: %(default)s)",
     )
     parser.add_argument(
         "--end",
-        default=defaults.end,
         metavar="DATE",
         help="end of the period and observed_until: closes after it are "
         "censored (default: %(default)s)",
@@ -85,19 +83,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--mean-activities",
         type=float,
-        default=defaults.mean_activities,
         metavar="K",
         help="mean activity rows per lead (default: %(default)s)",
     )
-    parser.add_argument(
+    channel_mix = parser.add_argument(
         "--channel-mix",
         default=None,
         metavar="MIX",
-        help="share of leads per channel, e.g. paid_search=0.5,organic=0.5 "
-        f"(channels: {', '.join(CHANNELS)})",
+        help="share of leads per channel, e.g. paid_search=0.5,organic=0.5",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
+
+    def complete() -> None:
+        """The defaults of :class:`~leadscore.synth.SynthParams`, one source for both."""
+        from leadscore.synth import CHANNELS, SynthParams
+
+        defaults = SynthParams()
+        parser.set_defaults(
+            seed=defaults.seed,
+            win_rate=defaults.win_rate,
+            start=defaults.start,
+            end=defaults.end,
+            mean_activities=defaults.mean_activities,
+        )
+        channel_mix.help = f"{channel_mix.help} (channels: {', '.join(CHANNELS)})"
+
+    complete_later(parser, complete)
 
 
 def parse_channel_mix(text: str) -> dict[str, float]:
@@ -121,6 +133,8 @@ def parse_channel_mix(text: str) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, write the data set and print a one-paragraph summary."""
+    from leadscore.synth import SynthParams, read_manifest, write_synthetic
+
     if args.leads < 1:
         raise SpecError(f"--leads must be at least 1, got {args.leads}", "Ask for 1 lead or more.")
     if not 0.0 < args.win_rate < 1.0:

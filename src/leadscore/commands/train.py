@@ -7,18 +7,18 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from leadscore.commands.validate import add_data_arguments
-from leadscore.config import TrainConfig, load_config
-from leadscore.datasets import load_dataset
 from leadscore.errors import DataError
-from leadscore.io import event_data_name, file_in_the_way, load_closed_loop
-from leadscore.metrics import METRIC_KEYS, STAGES
-from leadscore.model import LeadScoringModel, to_jsonable
-from leadscore.schema import LabelledDataset
-from leadscore.specs import load_spec
-from leadscore.training import TrainingResult, train
+
+# The library is imported where it is used, not here: `leadscore --help` and the other commands
+# build this parser too, and must not wait for scikit-learn, LightGBM and MLflow to load.
+if TYPE_CHECKING:
+    from leadscore.config import TrainConfig
+    from leadscore.model import LeadScoringModel
+    from leadscore.schema import LabelledDataset
+    from leadscore.training import TrainingResult
 
 logger = logging.getLogger(__name__)
 
@@ -111,9 +111,13 @@ def load_training_data(
 ) -> tuple[LabelledDataset, dict[str, Any] | None]:
     """The labelled examples of ``--spec`` or ``--data``, and the spec as plain data."""
     if args.spec:
+        from leadscore.datasets import load_dataset
+        from leadscore.specs import load_spec
+
         spec = load_spec(args.spec, data_root=args.data_root)
         return load_dataset(spec), spec.to_dict()
     from leadscore.features import build_event_examples
+    from leadscore.io import event_data_name, load_closed_loop
 
     events = load_closed_loop(args.data)
     return build_event_examples(events, config.events, name=event_data_name(args.data)), None
@@ -129,6 +133,8 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def format_report(result: TrainingResult) -> str:
     """The side-by-side metrics table and the stage table, as printed by the command."""
+    from leadscore.metrics import METRIC_KEYS, STAGES
+
     m = result.metrics
     uncertainty = m.get("uncertainty")
     columns: dict[str, dict[str, str]] = {"model": {k: _fmt(v) for k, v in m["model"].items()}}
@@ -193,15 +199,14 @@ def write_metrics(path: Path, metrics: dict[str, Any], run_id: str | None) -> Pa
 
 
 def write_json(path: Path, data: dict[str, Any]) -> Path:
-    """Write ``data`` as JSON; an OS error is one line naming the file."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n")
-    except OSError as err:
-        raise DataError(
-            f"cannot write {path}: {err.strerror or err}", "Give a file in a writable folder."
-        ) from err
-    return path
+    """Write ``data`` as JSON, atomically (:func:`~leadscore.io.write_atomically`): a write
+    that fails half-way (a full disk) leaves an older file as it was, not half a JSON document
+    that a pipeline would then fail to read. An OS error is one line naming the file."""
+    from leadscore.io import write_atomically
+    from leadscore.model import to_jsonable
+
+    text = json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n"
+    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def check_output_path(path: Path | None, option: str, *, folder: bool = False) -> None:
@@ -209,6 +214,8 @@ def check_output_path(path: Path | None, option: str, *, folder: bool = False) -
     other kind of thing already, and no file where one of its parent folders goes."""
     if path is None:
         return
+    from leadscore.io import file_in_the_way
+
     wanted = "folder" if folder else "file"
     if path.exists() and path.is_dir() != folder:
         raise DataError(
@@ -254,12 +261,12 @@ def _log_to_mlflow(
     dataset: LabelledDataset,
     spec: dict[str, Any] | None,
     config: TrainConfig,
-    args: argparse.Namespace,
 ) -> str:
     from leadscore.tracking import (
         dataset_fingerprint,
         log_training_run,
         mlflow_errors,
+        registered_name,
         resolve_tracking_uri,
     )
 
@@ -277,16 +284,10 @@ def _log_to_mlflow(
         )
 
 
-def registered_name(base: str | None, spec: dict[str, Any] | None) -> str | None:
-    """The registry name: ``base`` for event data, ``base-<spec name>`` for a flat data set,
-    so that each flat data set has its own champion (models of different data never compete)."""
-    if base is None or spec is None:
-        return base
-    return f"{base}-{spec['name']}"
-
-
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The config file with the command line's overrides on top (shared with ``tune``)."""
+    from leadscore.config import load_config
+
     overrides: dict[str, Any] = {}
     if args.allow_worse:
         overrides["quality_gate.allow_worse"] = True
@@ -298,12 +299,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    from leadscore.training import train
+
     config = config_from_args(args)
     check_outputs(args, config)
     dataset, spec = load_training_data(args, config)
     result = train(dataset, config)
     model_dir = args.model_out or Path("models") / dataset.name
-    run_id = None if args.no_mlflow else _log_to_mlflow(result, dataset, spec, config, args)
+    run_id = None if args.no_mlflow else _log_to_mlflow(result, dataset, spec, config)
     if args.metrics_out is not None:
         write_metrics(args.metrics_out, result.metrics, run_id)
     save_model(result.model, model_dir)
@@ -311,19 +314,20 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(result))
     for note in result.warnings:
         print(f"note: {note}")
-    name = registered_name(config.mlflow.registered_model, spec)
-    print(f"model saved to {model_dir} (the newest model){_champion_note(run_id, config, name)}")
+    note = _champion_note(run_id, config, spec)
+    print(f"model saved to {model_dir} (the newest model){note}")
     if args.metrics_out is not None:
         print(f"metrics written to {args.metrics_out}")
     return 0
 
 
-def _champion_note(run_id: str | None, config: TrainConfig, name: str | None) -> str:
+def _champion_note(run_id: str | None, config: TrainConfig, spec: dict[str, Any] | None) -> str:
     """What the MLflow registry made of the run, for the "model saved" line."""
     if run_id is None:
         return ""
-    from leadscore.tracking import champion_decision, resolve_tracking_uri
+    from leadscore.tracking import champion_decision, registered_name, resolve_tracking_uri
 
+    name = registered_name(config.mlflow.registered_model, spec)
     uri = resolve_tracking_uri(config.mlflow.tracking_uri)
     champion, comparison = champion_decision(run_id, uri)
     if champion is None:

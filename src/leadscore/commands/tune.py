@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from leadscore.cli import complete_later
 from leadscore.commands.train import (
     METRIC_LABELS,
     _fmt,
@@ -21,20 +22,11 @@ from leadscore.commands.train import (
     write_json,
 )
 from leadscore.commands.validate import add_data_arguments
-from leadscore.metrics import METRIC_KEYS
-from leadscore.tracking import mlflow_errors, resolve_tracking_uri
-from leadscore.tuning import (
-    COMPARED_METRICS,
-    OBJECTIVES,
-    MlflowTrialLogger,
-    TuneResult,
-    TuneSettings,
-    check_study_to_reuse,
-    default_storage,
-    shown_url,
-    study_config,
-    tune,
-)
+
+# Optuna, LightGBM and MLflow are imported by the handler: registering this command must stay
+# cheap, since every command's parser is built on each call (see leadscore.cli).
+if TYPE_CHECKING:
+    from leadscore.tuning import TuneResult
 
 logger = logging.getLogger(__name__)
 
@@ -97,9 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="S",
         help="start no new trial after S seconds (default: no limit)",
     )
-    parser.add_argument(
+    objective = parser.add_argument(
         "--objective",
-        choices=tuple(OBJECTIVES),
         default="log_loss",
         help="valid-fold metric to optimise (default log_loss, minimised; roc_auc and pr_auc "
         "are maximised)",
@@ -144,9 +135,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_mlflow_arguments(parser)
     parser.set_defaults(func=run)
 
+    def complete() -> None:
+        from leadscore.tuning import OBJECTIVES
+
+        objective.choices = tuple(OBJECTIVES)
+
+    complete_later(parser, complete)
+
 
 def format_comparison(result: TuneResult) -> str:
     """The study line, the best parameters and the tuned-vs-default test metrics."""
+    from leadscore.tuning import COMPARED_METRICS
+
     s = result.summary
     lines = [
         f"Study {s.study_name}: {s.n_trials} trials ({s.new_trials} new in {s.seconds:.0f}s; "
@@ -184,6 +184,8 @@ def _param(value: Any) -> str:
 
 def write_metrics(path: Path, result: TuneResult, run_id: str | None, parent: str | None) -> Path:
     """Write the ``--metrics-out`` JSON (non-finite numbers as ``null``)."""
+    from leadscore.metrics import METRIC_KEYS
+
     data = {
         "study": result.summary.to_dict(),
         "tuned": {k: result.tuned.metrics["model"][k] for k in METRIC_KEYS},
@@ -199,6 +201,18 @@ def write_metrics(path: Path, result: TuneResult, run_id: str | None, parent: st
 
 
 def run(args: argparse.Namespace) -> int:
+    from leadscore.tracking import mlflow_errors, resolve_tracking_uri
+    from leadscore.tuning import (
+        MlflowTrialLogger,
+        TuneSettings,
+        check_study_to_reuse,
+        default_storage,
+        shown_url,
+        study_config,
+        study_name_for,
+        tune,
+    )
+
     config = config_from_args(args)
     check_outputs(args, config)
     tracking_uri = resolve_tracking_uri(config.mlflow.tracking_uri)
@@ -226,7 +240,7 @@ def run(args: argparse.Namespace) -> int:
             run_name=f"tune-{dataset.name}",
             tags={
                 "dataset": dataset.name,
-                "optuna.study": settings.study_name or f"leadscore-{dataset.name}",
+                "optuna.study": study_name_for(settings, dataset.name),
                 "optuna.storage": shown_url(storage),
                 "objective": settings.objective,
             },
@@ -243,7 +257,7 @@ def run(args: argparse.Namespace) -> int:
                 dataset, config, settings, callbacks=[mlflow_log], show_progress_bar=progress
             )
             config = config.with_overrides({"mlflow.tracking_uri": tracking_uri})
-            run_id = _log_to_mlflow(result.tuned, dataset, spec, config, args)
+            run_id = _log_to_mlflow(result.tuned, dataset, spec, config)
             mlflow_log.log_summary(result, run_id)
     if args.metrics_out is not None:
         write_metrics(args.metrics_out, result, run_id, parent_id)

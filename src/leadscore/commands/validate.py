@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from leadscore.config import TrainConfig, load_config
-from leadscore.datasets import load_dataset
 from leadscore.errors import LeadscoreError, ModelError
-from leadscore.features import build_event_examples, build_features
-from leadscore.io import event_data_name, load_closed_loop
-from leadscore.schema import LabelledDataset
+
+# The readers and the feature code (pandas, scikit-learn through the config) are imported by the
+# handler: every command's parser is built on each call, and this module's add_data_arguments
+# is shared by most of them.
+if TYPE_CHECKING:
+    from leadscore.config import TrainConfig
+    from leadscore.schema import LabelledDataset
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -77,6 +80,11 @@ def check_as_train_would(dataset: LabelledDataset, config: TrainConfig) -> str |
 
 
 def run(args: argparse.Namespace) -> int:
+    from leadscore.config import load_config
+    from leadscore.datasets import load_dataset
+    from leadscore.features import build_event_examples, build_features
+    from leadscore.io import event_data_name, load_closed_loop
+
     config = load_config(getattr(args, "config", None))
     if args.spec:
         data = load_dataset(args.spec, data_root=args.data_root)
