@@ -348,7 +348,7 @@ HEAVY_MODULES = (
     "matplotlib", "mlflow", "shap", "scipy",
 )  # fmt: skip
 # commands/report.py still imports the library at module level; it is left out until it is not
-LIGHT_COMMANDS = ("synth", "validate", "features", "train", "tune", "score", "explain")
+LIGHT_COMMANDS = ("synth", "validate", "features", "train", "tune", "score", "explain", "report")
 
 
 def test_registering_the_commands_imports_none_of_the_library():
@@ -381,6 +381,8 @@ def test_defaults_filled_in_when_a_command_is_used_match_the_library(capsys):
     parser = build_parser()
     assert parser.parse_args(["score", "--data", "d"]).target == DEFAULT_TARGET
     assert parser.parse_args(["explain", "L1"]).target == DEFAULT_TARGET
+    for report in ("channels", "backtest"):
+        assert parser.parse_args(["report", report, "--data", "d"]).target == DEFAULT_TARGET
     synth = vars(parser.parse_args(["synth", "--leads", "5", "--out", "o"]))
     defaults = SynthParams()
     for name in ("seed", "win_rate", "start", "end", "mean_activities"):

@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted
 from leadscore.errors import DataError, ModelError
 from leadscore.metrics import STAGES, ece_by_chance, evaluate, stage_report
 from leadscore.schema import Feature
+from leadscore.sinks import RUN_KEY_COLUMNS as RUN_KEY
 from leadscore.sinks import shown_model
 
 logger = logging.getLogger(__name__)
@@ -63,7 +64,6 @@ SHARE_FLOOR = 1e-4
 
 MISSING = "(missing)"
 OTHER = "(other)"
-RUN_KEY: tuple[str, str, str] = ("as_of", "model_name", "model_version")
 
 BucketKind = Literal["numeric", "categorical"]
 

@@ -5,27 +5,18 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
+from leadscore.cli import complete_later
 from leadscore.commands.validate import add_data_arguments
-from leadscore.config import EventConfig
-from leadscore.datasets import load_dataset, read_flat_table
 from leadscore.errors import DataError, ModelError
-from leadscore.io import load_closed_loop, read_table, shown_url, write_table
-from leadscore.monitoring import (
-    PSI_SHIFTED,
-    backtest_runs,
-    event_outcomes,
-    flat_outcomes,
-    format_backtest,
-    format_drift,
-)
-from leadscore.reports import channel_report, format_report, open_scored_leads
-from leadscore.schema import ClosedLoopData, to_lead_ids
-from leadscore.sinks import DEFAULT_TARGET, read_history, read_scored_leads, shown_model
-from leadscore.specs import load_spec
+
+# The reports' modules (pandas, DuckDB, the model) are imported by the handlers: registering
+# this command must stay cheap (see leadscore.cli).
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from leadscore.schema import ClosedLoopData
 
 logger = logging.getLogger(__name__)
 
@@ -50,11 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "before that moment, are left out (logged).",
     )
     add_data_arguments(channels)
-    channels.add_argument(
-        "--target",
-        default=DEFAULT_TARGET,
-        help=f"where the scores are kept (default: {DEFAULT_TARGET})",
-    )
+    _add_target(channels)
     channels.add_argument(
         "--by",
         nargs="+",
@@ -121,19 +108,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "leads still open are left out, with the share resolved beside the figures.",
     )
     add_data_arguments(backtest)
-    backtest.add_argument(
-        "--target",
-        default=DEFAULT_TARGET,
-        help=f"where the scores are kept (default: {DEFAULT_TARGET})",
-    )
-    backtest.add_argument(
+    _add_target(backtest)
+    horizon = backtest.add_argument(
         "--horizon-days",
         type=int,
         default=None,
         metavar="N",
-        help="event data: the window the model was trained on (train's events.horizon_days; "
-        f"default {EventConfig().horizon_days})",
+        help="event data: the window the model was trained on (train's events.horizon_days)",
     )
+
+    def complete_horizon() -> None:
+        from leadscore.config import EventConfig
+
+        horizon.help = f"{horizon.help}; default {EventConfig().horizon_days}"
+
+    complete_later(backtest, complete_horizon)
     backtest.add_argument(
         "--observed-until",
         default=None,
@@ -198,7 +187,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     drift.set_defaults(func=run_drift)
 
 
+def _add_target(parser: argparse.ArgumentParser) -> None:
+    """``--target``, whose default (the sinks' scored-leads file) is filled in when used."""
+    parser.add_argument("--target", help="where the scores are kept (default: %(default)s)")
+
+    def complete() -> None:
+        from leadscore.sinks import DEFAULT_TARGET
+
+        parser.set_defaults(target=DEFAULT_TARGET)
+
+    complete_later(parser, complete)
+
+
 def run_channels(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from leadscore.datasets import read_flat_table
+    from leadscore.io import load_closed_loop, read_table, write_table
+    from leadscore.reports import channel_report, format_report
+    from leadscore.sinks import read_scored_leads
+    from leadscore.specs import load_spec
+
     costs_path = args.costs
     if args.spec:
         scored = read_scored_leads(args.target)
@@ -248,6 +257,10 @@ def open_scored_for_report(events: ClosedLoopData, data: str, target: str) -> pd
     A report that silently counted fewer leads than ``scored_leads`` holds would look wrong;
     one with nothing left to count is an error naming the likely mistake.
     """
+    from leadscore.io import shown_url
+    from leadscore.reports import open_scored_leads
+    from leadscore.sinks import read_scored_leads
+
     scored = read_scored_leads(target)
     where = shown_url(target)
     if scored.empty:
@@ -306,6 +319,16 @@ def run_model(args: argparse.Namespace) -> int:
 
 
 def run_backtest(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from leadscore.config import EventConfig
+    from leadscore.datasets import prepare_flat_dataset, read_flat_table
+    from leadscore.io import load_closed_loop, shown_url, write_table
+    from leadscore.monitoring import backtest_runs, event_outcomes, flat_outcomes, format_backtest
+    from leadscore.schema import to_lead_ids
+    from leadscore.sinks import read_history
+    from leadscore.specs import load_spec
+
     history = read_history(args.target)
     where = shown_url(args.target)
     if args.model_name is not None:
@@ -323,10 +346,11 @@ def run_backtest(args: argparse.Namespace) -> int:
                 "Flat data is labelled by its spec; leave them out.",
             )
         spec = load_spec(args.spec, data_root=args.data_root)
-        dataset = load_dataset(spec)
+        table = read_flat_table(spec)
+        dataset = prepare_flat_dataset(table, spec)
         labels = pd.Series(dataset.y, index=dataset.lead_id.astype(str).to_numpy())
-        # ids as written, as training and scoring keep them
-        leads = to_lead_ids(read_flat_table(spec)[spec.id].dropna(), spec.name, spec.id)
+        # every lead of the table, labelled or open, ids as written (as training and scoring)
+        leads = to_lead_ids(table[spec.id].dropna(), spec.name, spec.id)
         source = spec.name
     else:
         events = load_closed_loop(
@@ -364,16 +388,15 @@ def run_backtest(args: argparse.Namespace) -> int:
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    from leadscore.commands.score import default_model_uri
+    import numpy as np
+
+    from leadscore.commands.score import default_model_uri, open_lead_chunks
     from leadscore.features import parse_timestamp
-    from leadscore.scoring import (
-        DEFAULT_CHUNK_LEADS,
-        DEFAULT_CHUNK_ROWS,
-        check_data_form,
-        event_feature_chunks,
-        flat_feature_chunks,
-        load_scoring_model,
-    )
+    from leadscore.io import load_closed_loop, write_table
+    from leadscore.monitoring import PSI_SHIFTED, format_drift
+    from leadscore.scoring import check_data_form, load_scoring_model
+    from leadscore.sinks import shown_model
+    from leadscore.specs import load_spec
 
     spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
     scoring = load_scoring_model(
@@ -393,19 +416,16 @@ def run_drift(args: argparse.Namespace) -> int:
             raise DataError(
                 "--as-of goes with --data", "Flat data is a snapshot: give --input instead."
             )
-        chunks = flat_feature_chunks(spec, source=args.input, chunk_rows=DEFAULT_CHUNK_ROWS)
+        as_of = None
         moment = "now"
     else:
-        if args.input:
-            raise DataError("--input goes with --spec", "Point --data at the event folder.")
-        if args.as_of is not None:
-            as_of = parse_timestamp(args.as_of, "--as-of")
-        else:
-            as_of = load_closed_loop(args.data, tables=REPORT_TABLES).observed_until
-        chunks = event_feature_chunks(
-            args.data, as_of, chunk_leads=DEFAULT_CHUNK_LEADS, features=model.features
+        as_of = (
+            parse_timestamp(args.as_of, "--as-of")
+            if args.as_of is not None
+            else load_closed_loop(args.data, tables=REPORT_TABLES).observed_until
         )
         moment = f"as of {as_of:%Y-%m-%d %H:%M}"
+    chunks = open_lead_chunks(spec, args.data, args.input, as_of, scoring)
     counts: dict[str, np.ndarray] = {}
     n = 0
     for X, _ in chunks:

@@ -13,6 +13,11 @@ from leadscore.errors import DataError
 # The scorer (LightGBM, SHAP, DuckDB) is imported by the handler: registering this command must
 # stay cheap, since every command's parser is built on each call (see leadscore.cli).
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    import pandas as pd
+
+    from leadscore.scoring import ScoringModel
     from leadscore.specs import DatasetSpec
 
 DEFAULT_MODEL = "models:/leadscore@champion"
@@ -107,19 +112,50 @@ def default_model_uri(spec: DatasetSpec | None) -> str:
     return f"models:/{registered_name('leadscore', {'name': spec.name})}@champion"
 
 
+def open_lead_chunks(
+    spec: DatasetSpec | None,
+    data: str | None,
+    input_table: str | None,
+    as_of: pd.Timestamp | None,
+    scoring: ScoringModel,
+    chunk_size: int | None = None,
+    *,
+    on_closed: Callable[[pd.Series], None] | None = None,
+) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+    """(features, lead ids) of the open leads, a chunk at a time, as ``score`` reads them:
+    the rows of ``input_table`` (default: the spec's table) without an outcome for a spec, or
+    the leads of event folder ``data`` open at ``as_of`` with the model's features."""
+    from leadscore.scoring import (
+        DEFAULT_CHUNK_LEADS,
+        DEFAULT_CHUNK_ROWS,
+        event_feature_chunks,
+        flat_feature_chunks,
+    )
+
+    if spec is not None:
+        return flat_feature_chunks(
+            spec,
+            source=input_table,
+            chunk_rows=chunk_size or DEFAULT_CHUNK_ROWS,
+            on_closed=on_closed,
+        )
+    if input_table:
+        raise DataError("--input goes with --spec", "Point --data at the event folder.")
+    assert data is not None and as_of is not None
+    return event_feature_chunks(
+        data,
+        as_of,
+        chunk_leads=chunk_size or DEFAULT_CHUNK_LEADS,
+        features=scoring.model.features,
+        on_closed=on_closed,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from leadscore.features import parse_timestamp
-    from leadscore.scoring import (
-        DEFAULT_CHUNK_LEADS,
-        DEFAULT_CHUNK_ROWS,
-        check_data_form,
-        event_feature_chunks,
-        flat_feature_chunks,
-        load_scoring_model,
-        run_scoring,
-    )
+    from leadscore.scoring import check_data_form, load_scoring_model, run_scoring
     from leadscore.sinks import STAGES, shown_model
     from leadscore.specs import load_spec
 
@@ -136,23 +172,9 @@ def run(args: argparse.Namespace) -> int:
     check_data_form(scoring, flat=spec is not None)
     # leads found closed by the as-of leave scored_leads (their history stays)
     closed: list[pd.Series] = []
-    if spec is not None:
-        chunks = flat_feature_chunks(
-            spec,
-            source=args.input,
-            chunk_rows=args.chunk_size or DEFAULT_CHUNK_ROWS,
-            on_closed=closed.append,
-        )
-    else:
-        if args.input:
-            raise DataError("--input goes with --spec", "Point --data at the event folder.")
-        chunks = event_feature_chunks(
-            args.data,
-            as_of,
-            chunk_leads=args.chunk_size or DEFAULT_CHUNK_LEADS,
-            features=scoring.model.features,
-            on_closed=closed.append,
-        )
+    chunks = open_lead_chunks(
+        spec, args.data, args.input, as_of, scoring, args.chunk_size, on_closed=closed.append
+    )
     summary = run_scoring(
         scoring,
         chunks,
