@@ -45,6 +45,30 @@ def test_timezones_are_converted_to_naive_utc(event_frames):
     ]
 
 
+@pytest.mark.parametrize(
+    ("written", "warned"),
+    [
+        (["2024-01-01T02:00:00+02:00", "2024-01-05T00:00:00", "2024-02-01"], True),
+        (["2024-01-01 02:00:00 UTC", "2024-01-05 00:00:00", "2024-02-01"], True),
+        (["2024-01-01T02:00:00+0200", "2024-01-05T00:00:00-05", "2024-02-01"], False),
+        (["2024-01-01T02:00:00", "2024-01-05 00:00", "2024-02-01"], False),
+    ],
+    ids=["offset-and-none", "utc-suffix-and-none", "all-zoned-or-dates", "none-zoned"],
+)
+def test_a_column_mixing_zoned_and_unzoned_times_is_warned_about(
+    event_frames, caplog, written, warned
+):
+    """Values without a zone are read as UTC; beside zoned ones they may be local times."""
+    event_frames["leads"]["created_at"] = pd.array(written, dtype="str")
+    with caplog.at_level("WARNING", logger="leadscore.schema"):
+        data = validate_closed_loop(**event_frames)
+    messages = [r.getMessage() for r in caplog.records if "carry a timezone" in r.getMessage()]
+    assert bool(messages) is warned
+    if warned:
+        assert messages[0].startswith("leads.created_at: 1 timestamp(s) carry a timezone and 1")
+        assert data.leads["created_at"].iloc[1] == pd.Timestamp("2024-01-05T00:00")
+
+
 def test_numeric_lead_ids_match_across_tables(event_frames):
     event_frames["leads"]["lead_id"] = [1, 2, 3]
     event_frames["activities"]["lead_id"] = [1.0, 1.0, 2.0, 3.0]

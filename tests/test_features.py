@@ -491,6 +491,27 @@ def test_opens_without_logged_sends_do_not_read_as_no_emails_received():
         assert "received no" not in text.lower() and "no record" in text.lower(), text
 
 
+def test_one_email_opened_three_times_reads_as_three_opens_not_three_emails():
+    """Trackers log an open each time an e-mail is shown: the count is of opens."""
+    from leadscore.explain import reason_text
+
+    data = _one_lead_log(
+        [(1, "email_sent", "oct", None)]
+        + [(d, "email_open", "oct", None) for d in (1, 2, 3)]
+        + [(2, "email_click", "oct", None)]
+    )
+    table = build_features(data, AS_OF)
+    features = {f.name: f for f in table.features}
+    row = table.frame.iloc[0]
+    assert row["email_opens_30d"] == 3 and row["email_open_rate_90d"] == 1
+    assert reason_text(features["email_opens_30d"], 3.0) == (
+        "Opened marketing e-mails 3 times in the last 30 days"
+    )
+    assert reason_text(features["email_clicks_30d"], 1.0) == (
+        "Clicked a link in a marketing e-mail 1 time in the last 30 days"
+    )
+
+
 def test_synthetic_email_rates_stay_shares_and_read_as_before():
     """The generator logs one open per opened e-mail: the rates keep their meaning there."""
     from leadscore.explain import reason_text

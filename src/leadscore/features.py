@@ -518,17 +518,17 @@ _SIGNALS: tuple[_Signal, ...] = (
     ),
     _Signal(
         "email_opens",
-        "Marketing e-mails opened",
+        "Marketing e-mail opens",
         _on("email_open"),
         (30,),
-        sentence="Opened {value:,.0f} marketing e-mail{s}",
+        sentence="Opened marketing e-mails {value:,.0f} time{s}",
     ),
     _Signal(
         "email_clicks",
         "Clicks in marketing e-mails",
         _on("email_click"),
         (30,),
-        sentence="Clicked {value:,.0f} link{s} in marketing e-mails",
+        sentence="Clicked a link in a marketing e-mail {value:,.0f} time{s}",
     ),
     _Signal(
         "downloads",

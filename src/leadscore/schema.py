@@ -357,11 +357,13 @@ def _choose_timestamp_format(text: pd.Series, table: str, column: str) -> tuple[
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     bad = parsed.isna() & text.notna()
     if not bad.any():
+        _warn_if_zones_mixed(text, table, column)
         return "ISO8601", parsed
     text = _normalised(text)
     parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
     bad = parsed.isna() & text.notna()
     if not bad.any():
+        _warn_if_zones_mixed(text, table, column)
         return "ISO8601", parsed
     formats: list[str] = []
     with warnings.catch_warnings():
@@ -396,6 +398,39 @@ def _choose_timestamp_format(text: pd.Series, table: str, column: str) -> tuple[
                 fix,
             )
     return complete[0]
+
+
+#: An ISO timestamp that ends in a zone: ``Z``, ``+02:00``, ``-0500`` or ``+01``.
+_ZONE_SUFFIX = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
+
+
+def _warn_if_zones_mixed(text: pd.Series, table: str, column: str) -> None:
+    """Warn when some timestamps of a column carry a zone and others do not.
+
+    Those without one are read as UTC, which is right for an export that writes UTC without
+    saying so and wrong by hours for one that writes local time beside converted values (two
+    systems merged into one file): a lead's visits would move across the as-of moment.
+    Only ISO text is checked, where the time part makes a zone unambiguous.
+    """
+    written = text.dropna()
+    written = written[written.str.len() > 10]
+    if written.empty:
+        return
+    tails = written.str[-6:].str.strip()
+    zoned_tails = {tail for tail in tails.unique() if _ZONE_SUFFIX.search(tail)}
+    zoned = tails.isin(zoned_tails)
+    n_zoned = int(zoned.sum())
+    if 0 < n_zoned < len(zoned):
+        example = written[~zoned].iloc[0].strip()
+        logger.warning(
+            "%s.%s: %d timestamp(s) carry a timezone and %d do not (e.g. %r); those without "
+            "are read as UTC. If they are local times, write every value with its offset.",
+            table,
+            column,
+            n_zoned,
+            len(zoned) - n_zoned,
+            example,
+        )
 
 
 _MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
