@@ -58,8 +58,11 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow.models import ModelSignature
 
+    from leadscore.config import TrainConfig
+    from leadscore.folds import Folds
     from leadscore.model import LeadScoringModel
     from leadscore.schema import LabelledDataset
+    from leadscore.specs import DatasetSpec
     from leadscore.training import TrainingResult
 
 logger = logging.getLogger(__name__)
@@ -455,24 +458,12 @@ def pip_requirements() -> list[str]:
     return pins
 
 
-def _test_labels(result: Any) -> np.ndarray:
-    labels = getattr(result, "y_test", None)
-    return np.asarray(result.y if labels is None else labels)
-
-
-def _baseline_scores(result: Any) -> dict[str, np.ndarray]:
-    scores = getattr(result, "baselines", None)
-    if scores is None:
-        scores = getattr(result, "baseline_proba", None)
-    return {str(k): np.asarray(v) for k, v in (scores or {}).items()}
-
-
-def training_figures(result: Any) -> dict[str, Figure]:
+def training_figures(result: TrainingResult) -> dict[str, Figure]:
     """The charts of a training's test fold, by artifact file name (``roc.png``, ...)."""
-    y = _test_labels(result)
+    y = np.asarray(result.y)
     scores = {"Model": np.asarray(result.p_cal)}
-    for name, proba in _baseline_scores(result).items():
-        scores[name.replace("_", " ").capitalize()] = proba
+    for name, proba in result.baselines.items():
+        scores[name.replace("_", " ").capitalize()] = np.asarray(proba)
     return {
         "roc.png": plots.roc_figure(y, scores),
         "precision_recall.png": plots.pr_figure(y, scores),
@@ -484,55 +475,37 @@ def training_figures(result: Any) -> dict[str, Figure]:
     }
 
 
-def _thresholds(model: Any) -> dict[str, float]:
+def _thresholds(model: LeadScoringModel) -> dict[str, float]:
     """The model's MQL and SQL cut-offs that some lead can reach (``inf`` means none can)."""
-    cuts = {
-        "mql": getattr(model, "mql_threshold", None),
-        "sql": getattr(model, "sql_threshold", None),
-    }
+    cuts = {"mql": model.mql_threshold, "sql": model.sql_threshold}
     return {stage: float(cut) for stage, cut in cuts.items() if _finite(cut) is not None}
 
 
-def _config_dict(config: Any) -> dict[str, Any]:
+def _config_dict(config: TrainConfig | DatasetSpec | Mapping[str, Any] | None) -> dict[str, Any]:
     """A config or spec as plain data, whether a mapping or a pydantic model."""
     if config is None:
         return {}
-    if hasattr(config, "model_dump"):
-        return dict(config.model_dump(mode="json"))
-    return dict(config)
+    if isinstance(config, Mapping):
+        return dict(config)
+    return dict(config.model_dump(mode="json"))
 
 
-def _fold_params(folds: Any) -> dict[str, Any]:
-    if folds is None:
-        return {}
-    if isinstance(folds, Mapping):
-        return {f"folds.{k}": v for k, v in _flatten(folds).items()}
-    params: dict[str, Any] = {"folds.kind": getattr(folds, "kind", "unknown")}
-    if hasattr(folds, "sizes"):
-        params.update({f"folds.n_{k}": v for k, v in folds.sizes().items()})
-    for name, start in (getattr(folds, "boundaries", None) or {}).items():
+def _fold_params(folds: Folds) -> dict[str, Any]:
+    params: dict[str, Any] = {"folds.kind": folds.kind}
+    params.update({f"folds.n_{k}": v for k, v in folds.sizes().items()})
+    for name, start in folds.boundaries.items():
         params[f"folds.{name}_from"] = start
     return params
 
 
-def _fold_kind(result: Any) -> str:
-    kind = result.metrics.get("fold_kind") if isinstance(result.metrics, Mapping) else None
-    folds = getattr(result, "folds", None)
-    if kind is None and isinstance(folds, Mapping):
-        kind = folds.get("kind")
-    if kind is None:
-        kind = getattr(folds, "kind", None)
-    return str(kind) if kind else "unknown"
-
-
-def _test_features(result: Any, X_test: pd.DataFrame | None) -> pd.DataFrame:
-    X = X_test if X_test is not None else getattr(result, "X_test", None)
+def _test_features(result: TrainingResult, X_test: pd.DataFrame | None) -> pd.DataFrame:
+    X = X_test if X_test is not None else result.X_test
     if X is None:
         raise ValueError(
             "log_training_run needs the test fold's features: pass "
             "X_test=dataset.X.iloc[result.folds.test]"
         )
-    n = len(_test_labels(result))
+    n = len(result.y)
     if len(X) != n:
         raise ValueError(f"X_test has {len(X)} rows but the test fold has {n} labels")
     return X.reset_index(drop=True)
@@ -637,19 +610,23 @@ def _decode_rows(data: Mapping[str, Any]) -> np.ndarray:
     return np.flatnonzero(np.unpackbits(packed)[: int(data["length"])]).astype("int64")
 
 
-def holdout_record(result: Any, *, data_hash: str, spec: Any = None) -> HoldoutRecord | None:
-    """The :class:`HoldoutRecord` of a training, or ``None`` when its result holds no folds
-    whose test fold matches its test labels (then it is never compared as a champion)."""
-    test = getattr(getattr(result, "folds", None), "test", None)
-    if test is None or len(test) != len(_test_labels(result)):
+def holdout_record(
+    result: TrainingResult,
+    *,
+    data_hash: str,
+    spec: DatasetSpec | Mapping[str, Any] | None = None,
+) -> HoldoutRecord | None:
+    """The :class:`HoldoutRecord` of a training, or ``None`` when its test fold does not
+    match its test labels (then it is never compared as a champion)."""
+    test = result.folds.test
+    if len(test) != len(result.y):
         return None
-    boundaries = getattr(result.folds, "boundaries", None) or {}
-    metadata = getattr(getattr(result, "model", None), "metadata", None) or {}
+    boundaries = result.folds.boundaries
     order_by = _config_dict(spec).get("order_by")
-    horizon = metadata.get("horizon_days")
+    horizon = result.model.metadata.get("horizon_days")
     return HoldoutRecord(
         data_hash=str(data_hash),
-        fold_kind=_fold_kind(result),
+        fold_kind=result.folds.kind,
         order_by=None if order_by is None else str(order_by),
         test_from=None if boundaries.get("test") is None else str(boundaries["test"]),
         horizon_days=None if horizon is None else int(horizon),
@@ -778,11 +755,11 @@ def _log_test_fold(result: TrainingResult, tmp: Path) -> None:
 
 
 def log_training_run(
-    result: Any,
+    result: TrainingResult,
     *,
     dataset_name: str,
-    spec: Mapping[str, Any] | Any | None,
-    config: Mapping[str, Any] | Any,
+    spec: DatasetSpec | Mapping[str, Any] | None,
+    config: TrainConfig | Mapping[str, Any],
     data_hash: str,
     X_test: pd.DataFrame | None = None,
     tracking_uri: str | None = None,
@@ -833,7 +810,7 @@ def log_training_run(
         tags = {
             "dataset": dataset_name,
             "data_hash": data_hash,
-            "fold_kind": _fold_kind(result),
+            "fold_kind": result.folds.kind,
             "leadscore_version": _leadscore_version(),
         }
         if isinstance(metrics.get("calibration"), str):
@@ -846,9 +823,9 @@ def log_training_run(
             experiment_id=experiment_id, run_name=f"train-{_safe_name(dataset_name)}", tags=tags
         ) as run:
             run_id = run.info.run_id
-            params = {f"lgbm.{k}": v for k, v in dict(getattr(result, "params", {}) or {}).items()}
+            params = {f"lgbm.{k}": v for k, v in result.params.items()}
             params.update({f"config.{k}": v for k, v in _flatten(config_data).items()})
-            params.update(_fold_params(getattr(result, "folds", None)))
+            params.update(_fold_params(result.folds))
             if params:
                 mlflow.log_params({k: _param_value(v) for k, v in params.items()})
             mlflow.log_metrics(training_metrics(metrics))
@@ -867,12 +844,10 @@ def log_training_run(
             table = stage_table(metrics)
             if len(table):
                 mlflow.log_text(table.to_csv(index=False), "stages.csv")
-            importance = getattr(result, "feature_importance", None)
-            if importance:
-                mlflow.log_dict(to_jsonable(importance), "feature_importance.json")
-            notes = list(getattr(result, "warnings", ()) or ())
-            if notes:
-                mlflow.log_text("\n".join(notes) + "\n", "warnings.txt")
+            if result.feature_importance:
+                mlflow.log_dict(to_jsonable(result.feature_importance), "feature_importance.json")
+            if result.warnings:
+                mlflow.log_text("\n".join(result.warnings) + "\n", "warnings.txt")
 
             # each chart is drawn once, then logged and copied from the same file
             plot_dir = Path(tmp) / "plots"
@@ -911,7 +886,7 @@ def log_training_run(
                     version,
                     result.model,
                     X_test,
-                    _test_labels(result),
+                    result.y,
                     holdout=holdout,
                 )
                 mlflow.set_tag("registered_model", f"{registered_model}/{version}")
