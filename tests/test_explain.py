@@ -767,3 +767,24 @@ def test_what_changed_quotes_the_sentences_of_the_cards():
     assert f"    no longer reasons: {NO_EMAILS}" in card
     assert label not in card and "Has chatted with us" not in card
     assert "+ Visited the pricing page 4 times in the last 30 days (+6.0 points)" in card
+
+
+def test_a_reason_that_changes_sides_is_shown_as_such():
+    from leadscore.commands.explain import lead_card
+
+    label = "Pricing page visits, last 30 days"
+    before = _row(
+        "2026-06-02",
+        [("pricing_page_views_30d", label, "Visited the pricing page 3 times", 0.05)],
+    )
+    after = _row(
+        "2026-06-09",
+        [("pricing_page_views_30d", label, "Has not visited the pricing page lately", -0.04)],
+    )
+    card = lead_card(_history([before, after]))
+    assert (
+        "    changed sides: Has not visited the pricing page lately (now against, was for)"
+    ) in card
+    assert "new reasons" not in card and "no longer reasons" not in card
+    unchanged = lead_card(_history([before, {**before, "as_of": "2026-06-09"}]))
+    assert "changed sides" not in unchanged

@@ -283,6 +283,31 @@ def test_roi_is_the_return_over_the_spend(tmp_path):
     assert rows.loc["y", "roi"] == pytest.approx((294 - 100) / 100)
 
 
+def test_a_channel_without_spend_has_no_roi_and_value_needs_no_costs():
+    """A channel that cost nothing has no ROI (not infinity); a deal value without a costs
+    file still gives the value per lead, rather than being ignored."""
+    from leadscore.reports import channel_report, format_report
+
+    scored = pd.DataFrame(
+        {"lead_id": ["a", "b", "c"], "stage": ["lead", "mql", "sql"], "probability": 0.2}
+    )
+    attributes = pd.DataFrame({"lead_id": ["a", "b", "c"], "source": ["x", "x", "organic"]})
+    spend = pd.DataFrame({"channel": ["x", "organic"], "spend": [100.0, 0.0]})
+    out = channel_report(scored, attributes, by=["source"], spend=spend, deal_value=1000)
+    rows = out.set_index("source")
+    assert pd.isna(rows.loc["organic", "roi"])
+    assert rows.loc["x", "roi"] == pytest.approx((400 - 100) / 100)
+    shown = format_report(out)
+    assert "inf" not in shown
+    assert shown.splitlines()[1 + list(out["source"]).index("organic")].split()[-1] == "-"
+
+    no_costs = channel_report(scored, attributes, by=["source"], deal_value=1000)
+    assert no_costs.set_index("source")["value_per_lead"].to_dict() == pytest.approx(
+        {"x": 200.0, "organic": 200.0}
+    )
+    assert "roi" not in no_costs.columns
+
+
 def test_spreadsheet_spend_reads_as_numbers_and_text_is_refused():
     """Spend written as a spreadsheet writes it ("1,822.00") is the same spend as 1822.0; a
     currency sign is a one-line error naming the value."""

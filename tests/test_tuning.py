@@ -458,8 +458,10 @@ def _main(argv: list[str]) -> int:
 
 
 @pytest.mark.slow
-def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys):
+def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys, monkeypatch):
     from mlflow import MlflowClient
+
+    from leadscore.model import LeadScoringModel
 
     spec = _write_spec(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
@@ -467,8 +469,17 @@ def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys):
     out = tmp_path / "tune.json"
     argv = ["--spec", str(spec), "--config", str(tmp_path / "fast.yaml"), "--trials", "3"]
     argv += ["--tracking-uri", uri, "--metrics-out", str(out), "--no-progress"]
+    monkeypatch.chdir(tmp_path)
     assert _main(argv) == 0
     printed = capsys.readouterr().out
+    # saved where train saves, so that models/<data set>/ holds the newest model
+    assert "model saved to models/demo (the newest model)" in printed
+    saved = LeadScoringModel.load(tmp_path / "models" / "demo").stages.to_dict()
+    tuned_thresholds = json.loads(out.read_text())["tuned_metrics"]["thresholds"]
+    assert (saved["mql_threshold_"], saved["sql_threshold_"]) == (
+        tuned_thresholds["mql"],
+        tuned_thresholds["sql"],
+    )
     assert "tuned" in printed and "default" in printed and "gain" in printed
     data = json.loads(out.read_text())
     assert data["study"]["n_trials"] == 3 and data["study"]["study_name"] == "leadscore-demo"

@@ -14,11 +14,13 @@ with what sales sees in the scored-leads table:
 * with a spend per channel: **cost per lead** is the spend over every lead the channel brought
   (all rows of the leads table, closed ones included); the scored leads carry their share of
   the spend (``spend_scored`` = cost per lead x scored leads), from which come **cost per MQL**
-  and **cost per expected win**. With a deal value too: **value per lead** (expected win rate x
-  deal value) and **ROI**, the return on the spend: (expected value of the scored leads - their
-  share of the spend) / that share, so 0 breaks even, -0.68 loses 68% of the spend and 1.5
-  returns it plus 150%. A channel whose cost per lead exceeds its value per lead (ROI below 0)
-  costs more than it brings.
+  and **cost per expected win**.
+* with a deal value: **value per lead** (expected win rate x deal value), with or without
+  spend; with spend too, **ROI**, the return on the spend: (expected value of the scored
+  leads - their share of the spend) / that share, so 0 breaks even, -0.68 loses 68% of the
+  spend and 1.5 returns it plus 150%. A channel whose cost per lead exceeds its value per
+  lead (ROI below 0) costs more than it brings. A channel that cost nothing has no ROI (a
+  return on no spend is not a number): its row shows "-", as does one without a cost row.
 
 Campaign rows get no cost: spend is known per channel only, and splitting it across campaigns
 by lead count would invent numbers. Cost rows are matched to the channel values exactly; a cost
@@ -147,7 +149,8 @@ def channel_report(
         columns get no cost). Cost channels matching no value are logged as a warning; when
         none matches (grouped by campaign, say) the cost columns are left out rather than
         shown empty.
-    deal_value : value of a won deal, for value per lead and ROI ((value - spend) / spend).
+    deal_value : value of a won deal, for value per lead and, with ``spend``, ROI
+        ((value - spend) / spend; empty where the spend is 0).
     """
     missing = [c for c in ("lead_id", *by) if c not in attributes.columns]
     if missing:
@@ -177,6 +180,8 @@ def channel_report(
     report["sql_rate"] = report["sqls"] / report["leads"]
     report["expected_win_rate"] = report["expected_wins"] / report["leads"]
     report = report[list(REPORT_COLUMNS)].reset_index()
+    if deal_value is not None:
+        report["value_per_lead"] = report["expected_win_rate"] * deal_value
     if spend is not None and len(by) == 1:
         brought = attributes[by[0]].astype("string").fillna("(none)").value_counts()
         report = _add_costs(report, spend, by[0], deal_value, brought)
@@ -239,9 +244,8 @@ def _add_costs(
         out["cost_per_mql"] = out["spend_scored"] / out["mqls"].replace(0, np.nan)
         out["cost_per_expected_win"] = out["spend_scored"] / out["expected_wins"].replace(0, np.nan)
         if deal_value is not None:
-            out["value_per_lead"] = out["expected_win_rate"] * deal_value
-            value = out["expected_wins"] * deal_value
-            out["roi"] = (value - out["spend_scored"]) / out["spend_scored"]
+            paid = out["spend_scored"].where(out["spend_scored"] > 0)
+            out["roi"] = (out["expected_wins"] * deal_value - paid) / paid
     return out
 
 

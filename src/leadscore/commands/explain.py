@@ -92,31 +92,41 @@ def _reason_lines(row: pd.Series, reasons: dict[str, list[dict]]) -> list[str]:
 
 
 def _changed_reasons(before: pd.Series, latest: pd.Series) -> list[str]:
-    """The reasons that came and went between two scorings, in the words each card used.
+    """The reasons that came, went or changed sides between two scorings, in the words each
+    card used.
 
     A reason is the same one when it is about the same field (its sentence may have moved on,
     "3 times" to "4 times"); a new one is quoted from the latest card, a gone one from the
-    previous card.
+    previous card. A field that counted for the lead and now counts against it (or the other
+    way) is neither new nor gone: it is listed as having changed sides, quoted from the latest
+    card, since that turn is often the news a salesperson wants.
     """
     from leadscore.sinks import REASONS_SEPARATOR
 
-    def by_field(row: pd.Series) -> dict[str, str]:
+    def by_field(row: pd.Series) -> dict[str, tuple[str, str]]:
         reasons = _reasons(row)
         sentences = _sentences(row, reasons)
-        out: dict[str, str] = {}
+        out: dict[str, tuple[str, str]] = {}
         for direction in ("for", "against"):
             for reason, text in zip(reasons[direction], sentences[direction], strict=True):
-                out.setdefault(reason["feature"], text)
+                out.setdefault(reason["feature"], (direction, text))
         return out
 
     old, new = by_field(before), by_field(latest)
+    came = [text for f, (_, text) in new.items() if f not in old]
+    gone = [text for f, (_, text) in old.items() if f not in new]
+    turned = [
+        f"{text} (now {direction}, was {old[f][0]})"
+        for f, (direction, text) in new.items()
+        if f in old and old[f][0] != direction
+    ]
     lines = []
-    came = [text for f, text in new.items() if f not in old]
-    gone = [text for f, text in old.items() if f not in new]
     if came:
         lines.append("    new reasons: " + REASONS_SEPARATOR.join(came))
     if gone:
         lines.append("    no longer reasons: " + REASONS_SEPARATOR.join(gone))
+    if turned:
+        lines.append("    changed sides: " + REASONS_SEPARATOR.join(turned))
     return lines
 
 

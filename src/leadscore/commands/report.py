@@ -59,7 +59,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--deal-value",
         type=float,
         default=None,
-        help="value of a won deal, for value per lead and ROI",
+        help="value of a won deal, for value per lead (and ROI, with costs)",
     )
     channels.add_argument(
         "--out",

@@ -42,7 +42,8 @@ leadscore-<data set>, so running the command again adds --trials more trials to 
 study is only continued with the config it was run with (the parameters fixed in
 lightgbm.params, which are never searched, the folds and seeds). Unless
 --no-mlflow, each trial is a nested MLflow run under one parent run, and the tuned model is
-logged and registered like `leadscore train` does.
+logged and registered like `leadscore train` does, and saved like it to
+models/<data set>/ (or --model-out): that folder always holds the newest model.
 """
 
 
@@ -127,7 +128,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="also save the tuned model to this folder",
+        help="model folder for the tuned model (default: models/<data set name>/, as train)",
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="no progress bar over the trials"
@@ -268,9 +269,9 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(result.tuned))
     for note in result.tuned.warnings:
         print(f"note: {note}")
-    if args.model_out is not None:
-        save_model(result.tuned.model, args.model_out)
-        print(f"model saved to {args.model_out} (the newest model)")
+    model_dir = args.model_out or Path("models") / dataset.name
+    save_model(result.tuned.model, model_dir)
+    print(f"model saved to {model_dir} (the newest model)")
     if run_id:
         print(f"MLflow: tuning run {parent_id}, tuned model run {run_id}")
     print(f"study stored in {shown_url(storage)} as {result.summary.study_name}")
