@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -570,7 +571,7 @@ def test_spreadsheet_numbers_months_and_free_text_are_typed_as_what_they_are(fla
         parse_numbers(frame["revenue"])[0], data.X["revenue"], check_names=False
     )
     assert data.excluded["signup_month"] == "a timestamp (not a property of the lead)"
-    assert "a different value for most leads" in data.excluded["note"]
+    assert data.excluded["note"] == "free text (a different text for most leads)"
     kept = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["note"]}))
     assert "note" in kept.X
 
@@ -610,3 +611,120 @@ def test_a_column_the_data_lacks_names_the_closest_ones(tmp_path, flat_frame, wr
     path = write_spec(tmp_path, flat_frame.rename(columns={"visits": written}))
     with pytest.raises(DataError, match=rf"no column 'visits' \(closest: '{written}'"):
         load_dataset(path)
+
+
+def test_percent_and_currency_text_are_numeric_features(tmp_path, flat_frame, caplog):
+    """Shares written ``43.6%`` (mixed with ``0.43``) and amounts written ``$1,549,000`` read
+    as numbers, as the scorer reads them; amounts in two currencies are read with a warning."""
+    rng = np.random.default_rng(21)
+    n = len(flat_frame)
+    tenths = rng.integers(-50, 1000, n) / 10
+    share = [f"{t:.1f}%" if i % 3 else f"{t / 100:.3f}" for i, t in enumerate(tenths)]
+    dollars = [f"${v:,}" for v in rng.integers(0, 10**7, n)]
+    mixed = [f"{'€' if i % 2 else '£'}{v:,.2f}" for i, v in enumerate(rng.random(n) * 10**4)]
+    frame = flat_frame.assign(share=share, price=dollars, fee=mixed)
+    with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
+        data = load_dataset(write_spec(tmp_path, frame))
+    kinds = {f.name: f.kind for f in data.features}
+    assert kinds["share"] == kinds["price"] == kinds["fee"] == "numeric"
+    np.testing.assert_array_equal(data.X["share"], [float(f"{t / 100:.3f}") for t in tenths])
+    for column in ("share", "price", "fee"):
+        pd.testing.assert_series_equal(
+            parse_numbers(frame[column].astype("str"))[0], data.X[column], check_names=False
+        )
+    warned = [r.getMessage() for r in caplog.records if "currency" in r.getMessage()]
+    assert len(warned) == 1 and "fee" in warned[0] and "£ and €" in warned[0]
+
+
+def test_each_left_out_column_gets_the_reason_that_fits_it():
+    """Uniqueness is judged against the rows: a column given for a few leads is no identifier
+    (a sparse column of few values stays a category, sparse whole numbers stay numbers, sparse
+    distinct text is called mostly empty), and text with spaces is free text, not an id."""
+    rng = np.random.default_rng(22)
+    n = 1200
+    sparse = rng.random(n) < 0.06
+    given = int(sparse.sum())
+    frame = pd.DataFrame(
+        {
+            "id": [f"p{i}" for i in range(n)],
+            "seq": np.arange(n),
+            "converted": rng.integers(0, 2, n),
+            "visits": rng.poisson(3, n),
+            "ref": [f"R-{i:07d}" for i in rng.permutation(n)],
+            "notes": [f"called {i}, asked about {rng.choice(['price', 'demo'])}" for i in range(n)],
+            "coupon": np.where(sparse, [f"CPN{i}" for i in range(n)], None),
+            "remark": np.where(sparse, [f"wants a call on day {i}" for i in range(n)], None),
+            "tier": np.where(sparse, rng.choice(["gold", "silver", "bronze"], n), None),
+            "deal": np.where(sparse, rng.permutation(n) * 1000.0, np.nan),
+        }
+    ).astype({"ref": "str", "notes": "str", "coupon": "str", "remark": "str", "tier": "str"})
+    spec = parse_spec({**SPEC, "exclude": {}, "groups": {}, "labels": {}})
+    data = prepare_flat_dataset(frame, spec)
+    assert data.excluded["ref"] == "unique per row (an identifier)"
+    assert data.excluded["notes"] == "free text (a different text for each lead)"
+    expected = f"({given:,} of {n:,} rows have a value) and different in most of those"
+    assert data.excluded["coupon"].startswith(f"mostly empty {expected}")
+    assert data.excluded["remark"].startswith(f"free text, mostly empty {expected}")
+    assert not any("identifier" in data.excluded[c] for c in ("notes", "coupon", "remark"))
+    kinds = {f.name: f.kind for f in data.features}
+    assert kinds["tier"] == "categorical" and kinds["deal"] == "numeric"
+    assert data.X["tier"].notna().sum() == given
+
+
+@pytest.mark.parametrize("won_kind", ["list", "not_null", "lost declared", "yes/no"])
+def test_a_label_without_lost_names_what_it_counts_as_lost(caplog, won_kind):
+    """With only ``label.won`` every other value counts as lost: a warning names them with
+    their counts (five at most), unless the spec says so (``lost``), a won value is any value
+    (``not_null``) or the label is yes/no."""
+    rng = np.random.default_rng(23)
+    n = 400
+    stages = ["Won", "Lost", "Open", "Working", "Nurture", "Stalled", "Junk", "Later"]
+    stage = rng.choice(stages, n, p=[0.3, 0.3, 0.1, 0.1, 0.06, 0.06, 0.05, 0.03])
+    if won_kind == "yes/no":
+        stage = np.where(stage == "Won", "yes", "no")
+    frame = pd.DataFrame(
+        {"id": [f"p{i}" for i in range(n)], "stage": stage, "visits": rng.poisson(3, n)}
+    ).astype({"stage": "str"})
+    label = {
+        "list": {"won": ["Won"]},
+        "not_null": {"won": "not_null"},
+        "lost declared": {"won": ["Won"], "lost": stages[1:]},
+        "yes/no": {"won": [1]},
+    }[won_kind]
+    spec = parse_spec(
+        {"name": "t", "source": "x.csv", "id": "id", "label": {"column": "stage", **label}}
+    )
+    with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
+        prepare_flat_dataset(frame, spec)
+    warned = [r for r in caplog.records if "counted as lost" in r.getMessage()]
+    if won_kind != "list":
+        assert not warned
+        return
+    assert len(warned) == 1 and warned[0].levelno == logging.WARNING
+    message = warned[0].getMessage()
+    counts = pd.Series(stage[stage != "Won"]).value_counts()
+    for value, count in counts.iloc[:5].items():
+        assert f"'{value}' ({count:,})" in message
+    rest = counts.iloc[5:]
+    assert f"and {len(rest)} more value(s) ({rest.sum():,})" in message
+    assert message.startswith("label stage: counted as lost: ")
+    assert message.endswith("declare label.lost and label.open to make this explicit")
+
+
+@pytest.mark.parametrize("value", ["Won", "1", "true", "yes", "2.5", "'Closed Won'"])
+def test_a_single_label_value_needs_no_brackets(tmp_path, value):
+    """``won: Won`` in a spec file is ``won: [Won]``, for lost and open too; ``won: not_null``
+    keeps its meaning, and ``not_null`` elsewhere is an error."""
+
+    def label(won: str, rest: str = "") -> object:
+        path = tmp_path / "spec.yaml"
+        path.write_text(
+            f"name: t\nsource: x.csv\nid: id\nlabel:\n  column: s\n  won: {won}\n{rest}"
+        )
+        return load_spec(path).label
+
+    rest = "  lost: Lost\n  open: Working\n"
+    assert label(value, rest) == label(f"[{value}]", "  lost: [Lost]\n  open: [Working]\n")
+    assert label("not_null").won == "not_null"
+    with pytest.raises(SpecError, match=r"label\.lost: not_null is only for label\.won"):
+        label(value, "  lost: not_null\n")

@@ -9,6 +9,7 @@ functionality).
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -24,6 +25,7 @@ from leadscore.model import (
     FeatureEncoder,
     LeadScoringModel,
     category_levels,
+    parse_numbers,
 )
 from leadscore.schema import Feature, LabelledDataset
 from leadscore.specs import parse_spec
@@ -274,6 +276,86 @@ def test_numeric_codes_score_alike_as_floats_integers_and_text() -> None:
     for name, variant in variants.items():
         np.testing.assert_array_equal(model.predict_proba(variant), expected, err_msg=name)
     assert model.prepare(frame)["page"].isna().sum() == int(np.isnan(page).sum())
+
+
+def test_percent_text_reads_as_the_share_it_writes() -> None:
+    """``43.6%`` is the float that ``0.436`` is (in the text or as a number), with or without a
+    space before the sign; a column mixing both spellings reads both."""
+    rng = np.random.default_rng(11)
+    tenths = [str(Decimal(int(k)).scaleb(-1)) for k in rng.integers(-1_000, 10_000, 300)]
+    percent = [f"{t}{rng.choice(['%', ' %'])}" for t in tenths] + ["100%", "-5 %", "0%"]
+    shares = [str(Decimal(t) / 100) for t in tenths] + ["1", "-0.05", "0"]
+    read, bad = parse_numbers(pd.Series(percent, dtype="str"))
+    assert not bad.any()
+    np.testing.assert_array_equal(read, parse_numbers(pd.Series(shares, dtype="str"))[0])
+    np.testing.assert_array_equal(read, [float(s) for s in shares])
+    mixed = pd.Series(
+        [v if i % 2 else s for i, (v, s) in enumerate(zip(percent, shares, strict=True))]
+    )
+    np.testing.assert_array_equal(parse_numbers(mixed.astype("str"))[0], read)
+
+
+def test_amounts_with_a_currency_symbol_read_as_their_number() -> None:
+    """``$1,549,000``, ``-€12.50`` and ``12.50 £`` are amounts; a currency code, a decimal
+    comma, two symbols or two signs are no number."""
+    rng = np.random.default_rng(12)
+    cents = rng.integers(-(10**9), 10**9, 400)
+    written, expected = [], []
+    for c, symbol, form in zip(
+        cents, rng.choice(list("$€£¥"), 400), rng.integers(0, 5, 400), strict=True
+    ):
+        sign, amount = "-" if c < 0 else "", f"{abs(c) / 100:,.2f}"
+        if form == 4:
+            amount = amount.replace(",", "")
+        written.append(
+            [
+                f"{sign}{symbol}{amount}",
+                f"{symbol}{sign}{amount}",
+                f"{sign}{amount} {symbol}",
+                f"{sign}{amount}{symbol}",
+                f"{sign}{symbol} {amount}",
+            ][form]
+        )
+        expected.append(float(f"{c / 100:.2f}"))
+    read, bad = parse_numbers(pd.Series(written, dtype="str"))
+    assert not bad.any()
+    np.testing.assert_array_equal(read, expected)
+    refused = ["1,200 USD", "USD 12", "12,50 €", "$5%", "$5€", "-$-5", "$1,2345", "$"]
+    read, bad = parse_numbers(pd.Series(refused, dtype="str"))
+    assert bad.all() and read.isna().all()
+
+
+def test_percent_and_currency_columns_train_as_numbers_and_score_alike() -> None:
+    """A share written ``43.6%`` and an amount written ``$1,549`` are numeric features, and a
+    model scores them as written exactly as it scores their numbers."""
+    rng = np.random.default_rng(13)
+    n = 1500
+    share = rng.integers(0, 1000, n) / 10
+    amount = rng.integers(0, 10**8, n) / 100
+    logit = -1.0 + 0.03 * share - amount / 10**6
+    frame = pd.DataFrame(
+        {
+            "id": [f"l{i}" for i in range(n)],
+            "seq": np.arange(n),
+            "share": [f"{s:.1f}%" for s in share],
+            "amount": [f"${a:,.2f}" for a in amount],
+            "won": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
+        }
+    ).astype({"share": "str", "amount": "str"})
+    spec = {
+        "name": "written",
+        "source": "unused.csv",
+        "id": "id",
+        "order_by": "seq",
+        "label": {"column": "won", "won": [1], "lost": [0]},
+    }
+    dataset = prepare_flat_dataset(frame, parse_spec(spec))
+    assert {f.name: f.kind for f in dataset.features} == {"share": "numeric", "amount": "numeric"}
+    np.testing.assert_array_equal(dataset.X["share"], [float(f"{s / 100:.3f}") for s in share])
+    np.testing.assert_array_equal(dataset.X["amount"], amount)
+    model = train(dataset, parse_config({"quality_gate": {"allow_worse": True}})).model
+    as_numbers = frame.assign(share=dataset.X["share"], amount=amount)
+    np.testing.assert_array_equal(model.predict_proba(frame), model.predict_proba(as_numbers))
 
 
 def test_levels_saved_as_float_text_still_match() -> None:

@@ -309,24 +309,24 @@ def test_a_channel_without_spend_has_no_roi_and_value_needs_no_costs():
 
 
 def test_spreadsheet_spend_reads_as_numbers_and_text_is_refused():
-    """Spend written as a spreadsheet writes it ("1,822.00") is the same spend as 1822.0; a
-    currency sign is a one-line error naming the value."""
+    """Spend written as a spreadsheet writes it ("1,822.00", "$100") is the same spend as
+    1822.0 and 100.0; a currency code is a one-line error naming the value."""
     from leadscore.errors import DataError
     from leadscore.reports import channel_report
 
     scored = pd.DataFrame({"lead_id": ["a", "b"], "stage": ["lead", "sql"], "probability": 0.1})
     attributes = pd.DataFrame({"lead_id": ["a", "b"], "source": ["x", "y"]})
-    as_text = pd.DataFrame({"channel": ["x", "y", "y"], "spend": ["1,822.00", "100", ""]})
+    as_text = pd.DataFrame({"channel": ["x", "y", "y"], "spend": ["1,822.00", "$100", ""]})
     as_numbers = pd.DataFrame({"channel": ["x", "y"], "spend": [1822.0, 100.0]})
     out = channel_report(scored, attributes, by=["source"], spend=as_text, deal_value=100)
     expected = channel_report(scored, attributes, by=["source"], spend=as_numbers, deal_value=100)
     pd.testing.assert_frame_equal(out, expected)
-    with pytest.raises(DataError, match="'\\$90'"):
+    with pytest.raises(DataError, match="'90 USD'"):
         channel_report(
             scored,
             attributes,
             by=["source"],
-            spend=pd.DataFrame({"channel": ["x"], "spend": ["$90"]}),
+            spend=pd.DataFrame({"channel": ["x"], "spend": ["90 USD"]}),
         )
 
 

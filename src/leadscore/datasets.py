@@ -7,8 +7,9 @@ tested on three-row frames. :func:`load_dataset` does both.
 Columns the spec does not name are features, typed from the data: numeric columns stay
 numeric, everything else is categorical. Some columns are left out automatically, each with
 its reason recorded in ``LabelledDataset.excluded``: the id, the label, the ordering column
-(time itself is not a property of a lead), other dates, columns that hold one value only and
-identifiers (text or whole numbers unique per row).
+(time itself is not a property of a lead), other dates, columns that hold one value only,
+identifiers (text or whole numbers unique per row), free text and other text with a
+different value for most of the leads that hold one.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from leadscore.schema import (
     to_lead_ids,
     to_utc_naive,
 )
-from leadscore.specs import DatasetSpec, label_key, load_spec
+from leadscore.specs import DatasetSpec, LabelSpec, label_key, load_spec
 
 logger = logging.getLogger(__name__)
 
@@ -317,12 +318,41 @@ def _compute_label(
                 "Declare the value under label.won, label.lost or label.open (leads still "
                 "in play), or drop those rows.",
             )
-    elif not (won & keep).any():
-        raise DataError(
-            f"no row of {label.column!r} holds a won value {list(label.won)}",
-            "Check label.won against the values in the data.",
-        )
+    else:
+        if not (won & keep).any():
+            raise DataError(
+                f"no row of {label.column!r} holds a won value {list(label.won)}",
+                "Check label.won against the values in the data.",
+            )
+        _warn_counted_as_lost(values[keep & ~won], label)
     return won.astype("int8"), keep
+
+
+_OTHER_FLAG = {"true": "false", "false": "true"}
+
+
+def _warn_counted_as_lost(lost: pd.Series, label: LabelSpec, *, shown: int = 5) -> None:
+    """Without ``label.lost`` every value that is not won counts as lost: name them, since an
+    ``Open`` or ``Working`` among them is a lead still in play that would teach the model it
+    was lost. The other answer of a yes/no label (``0`` against ``won: [1]``) goes unsaid."""
+    if lost.empty:
+        return
+    counts = lost.value_counts(sort=True)
+    counts.index = [_plain(v) for v in counts.index]
+    won_keys = {label_key(v) for v in label.won}
+    if len(won_keys) == 1 and {label_key(v) for v in counts.index} == {
+        _OTHER_FLAG.get(won_keys.pop())
+    }:
+        return
+    listing = ", ".join(f"{v!r} ({n:,})" for v, n in counts.iloc[:shown].items())
+    if len(counts) > shown:
+        more = counts.iloc[shown:]
+        listing += f" and {len(more):,} more value(s) ({int(more.sum()):,})"
+    logger.warning(
+        "label %s: counted as lost: %s; declare label.lost and label.open to make this explicit",
+        label.column,
+        listing,
+    )
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -332,34 +362,88 @@ def _is_text(values: pd.Series) -> bool:
     return ptypes.is_string_dtype(values) or ptypes.is_object_dtype(values)
 
 
-def _is_identifier(non_null: pd.Series) -> bool:
-    return non_null.nunique() == len(non_null) and len(non_null) > 50
-
-
-def _is_mostly_distinct(non_null: pd.Series) -> bool:
-    """Text with a different value for most rows (free text, an id with repeats, numbers in a
-    format nothing reads): as categories each level would hold a lead or two, which no split
-    can use and which only adds noise; a column listed under ``categorical`` is kept."""
-    return len(non_null) > 50 and non_null.nunique() > 0.5 * len(non_null)
+def _is_identifier(non_null: pd.Series, rows: int) -> bool:
+    """Unique per row and given for most of the ``rows``: an id is there for every lead, while
+    a column filled in for a few leads differs in those few whatever it holds."""
+    return len(non_null) > 50 and len(non_null) > rows / 2 and non_null.nunique() == len(non_null)
 
 
 def _is_whole_number_identifier(numbers: pd.Series) -> bool:
     """Whole numbers unique per row (a phone number, a row number): an identifier, whatever the
-    file typed them as. Unique decimals are measurements (revenue, seconds on site)."""
+    file typed them as. Unique decimals are measurements (revenue, seconds on site), and so are
+    whole numbers given for a few leads only (a deal size)."""
     given = numbers.dropna()
-    return _is_identifier(given) and bool((given == np.floor(given)).all())
+    return _is_identifier(given, len(numbers)) and bool((given == np.floor(given)).all())
 
 
-def _text_reads_as_numbers(values: pd.Series, non_null: pd.Series) -> pd.Series | None:
-    """A text column as numbers when every value reads as one, or ``None``.
+def _distinct_text(non_null: pd.Series) -> pd.Series:
+    return pd.Series(non_null.unique()).astype("string")
+
+
+def _is_free_text(non_null: pd.Series) -> bool:
+    """Most distinct values hold a space inside (notes, descriptions, names), which tokens such
+    as ids, e-mail addresses and URLs do not."""
+    return bool(_distinct_text(non_null).str.contains(r"\s", regex=True).mean() > 0.5)
+
+
+def _written_as_amounts(non_null: pd.Series) -> bool:
+    """Numbers written with a currency or percent sign: quantities, never an identifier, even
+    when each lead has its own (a price in whole dollars)."""
+    return bool(_distinct_text(non_null).str.contains(r"[$€£¥%]", regex=True).any())
+
+
+def _mostly_distinct_reason(non_null: pd.Series, rows: int) -> str | None:
+    """Why a text column with a different value for most of the leads that hold one is no
+    feature, or ``None`` when its values repeat enough to be categories.
+
+    As categories each level would hold a lead or two, which no split can use and which only
+    adds noise; the reason tells an identifier (given for most leads) from free text and from
+    a column that is mostly empty, so the user knows whether anything was lost. A table of 50
+    rows or fewer is too small to judge; a column listed under ``categorical`` is kept.
+    """
+    given, distinct = len(non_null), non_null.nunique()
+    if rows <= 50 or distinct <= given / 2:
+        return None
+    if given <= rows / 2:
+        kind = "free text, mostly empty" if _is_free_text(non_null) else "mostly empty"
+        return (
+            f"{kind} ({given:,} of {rows:,} rows have a value) and different in most of "
+            "those (too few leads per value to learn from)"
+        )
+    each = distinct == given
+    if _is_free_text(non_null):
+        return f"free text (a different text for {'each lead' if each else 'most leads'})"
+    if not each:
+        return "identifier-like text (a different value for most leads)"
+    if given == rows:
+        return "unique per row (an identifier)"
+    return f"unique per row where given, {given:,} of {rows:,} rows (an identifier)"
+
+
+def _text_reads_as_numbers(name: str, values: pd.Series, non_null: pd.Series) -> pd.Series | None:
+    """A text column as numbers when every value reads as one (amounts such as ``$1,549`` and
+    percentages such as ``43.6%`` included), or ``None``.
 
     Codes written with leading zeros (``007``, postcodes) stay text: the zeros say it is a
-    label, not a quantity.
+    label, not a quantity. Amounts in more than one currency are read as they are, with a
+    warning: the symbols are dropped and nothing converts them.
     """
     if non_null.astype("string").str.strip().str.match(r"[+-]?0\d").any():
         return None
     parsed, bad = parse_numbers(values)
-    return None if bad.any() else parsed
+    if bad.any():
+        return None
+    symbols = sorted(
+        _distinct_text(non_null).str.extract(r"([$€£¥])", expand=False).dropna().unique()
+    )
+    if len(symbols) > 1:
+        logger.warning(
+            "column %s: amounts in %s are read as plain numbers, one currency for another; "
+            "convert them to one currency first",
+            name,
+            " and ".join(symbols),
+        )
+    return parsed
 
 
 def _type_features(
@@ -368,9 +452,10 @@ def _type_features(
     """Feature columns typed as scoring reads them (:func:`~leadscore.model.parse_numbers`,
     :func:`~leadscore.model.level_text`): blank text is missing, and a text column whose
     values all read as numbers once the missing tokens are gone is numeric, unless written
-    with leading zeros (a code). Left out: whole numbers unique per row and other text unique
-    per row (identifiers, however the file typed them), text with a different value for most
-    rows, and dates, also written as text."""
+    with leading zeros (a code). Left out: whole numbers unique per row (identifiers, however
+    the file typed them, unless written as amounts or shares), text with a different value for
+    most of the rows that hold one (:func:`_mostly_distinct_reason`), and dates, also written
+    as text."""
     columns: dict[str, pd.Series] = {}
     features: list[Feature] = []
     excluded: dict[str, str] = {}
@@ -397,8 +482,12 @@ def _type_features(
             if ptypes.is_numeric_dtype(values):
                 numeric = parse_numbers(values)[0]
             elif _is_text(values):
-                numeric = _text_reads_as_numbers(values, non_null)
-            if numeric is not None and _is_whole_number_identifier(numeric):
+                numeric = _text_reads_as_numbers(name, values, non_null)
+            if (
+                numeric is not None
+                and _is_whole_number_identifier(numeric)
+                and not (_is_text(values) and _written_as_amounts(non_null))
+            ):
                 excluded[name] = "unique per row (an identifier)"
                 continue
         if numeric is not None:
@@ -410,11 +499,11 @@ def _type_features(
             ):
                 excluded[name] = "a timestamp (not a property of the lead)"
                 continue
-            if name not in spec.categorical and _is_identifier(non_null):
-                excluded[name] = "unique per row (an identifier)"
-                continue
-            if name not in spec.categorical and _is_mostly_distinct(non_null):
-                excluded[name] = "identifier-like text (a different value for most leads)"
+            reason = (
+                None if name in spec.categorical else _mostly_distinct_reason(non_null, len(values))
+            )
+            if reason is not None:
+                excluded[name] = reason
                 continue
             columns[name] = level_text(values).astype("category")
             kind = "categorical"

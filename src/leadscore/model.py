@@ -56,7 +56,17 @@ META_FILE = "model.json"
 
 _BOOLEAN_TEXT = {"true": "True", "false": "False"}
 
-_THOUSANDS = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?"
+#: A number as spreadsheets and CRMs write it: a sign, a currency symbol before or after it,
+#: commas grouping exactly three digits, or a trailing percent sign.
+_WRITTEN_NUMBER = re.compile(
+    r"""
+    (?P<sign>[+-]?)
+    (?:(?P<symbol>[$€£¥])\s*(?P<inner_sign>[+-]?))?
+    (?P<amount>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)
+    (?:\s*(?P<unit>[$€£¥%]))?
+    """,
+    re.VERBOSE,
+)
 
 
 def _canon(value: object) -> str:
@@ -95,7 +105,12 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     The one reading of a numeric column, at training and at scoring, from any source: exports
     write a missing number as an empty or blank cell or as one of pandas' missing spellings
     (``NULL``, ``NA``, ``N/A``, ...), spreadsheets write ``12,500.75`` with thousands
-    separators (only commas grouping exactly three digits count as such), and a column
+    separators (only commas grouping exactly three digits count as such), amounts as
+    ``$1,549,000``, ``-€12.50`` or ``12.50 €`` (one symbol of ``$ € £ ¥``, dropped: the
+    column is read in its one currency) and shares as ``43.6%`` or ``-5 %``, read as the
+    number divided by 100 (0.436), so ``43%`` and ``0.43`` in one column are one share.
+    Currency codes (``1,200 USD``) and decimal commas (``12,50``) stay text: three letters
+    may as well be a unit or a product code, and ``1,200`` is twelve hundred. A column
     holding text reads as numbers when it can.
     """
     if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
@@ -104,14 +119,31 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     text = values.astype("string").str.strip()
     given = values.mask(text.isin(MISSING_SPELLINGS))
     parsed = pd.to_numeric(given, errors="coerce")
-    numbers = pd.Series(parsed.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
-    failed = numbers.isna() & given.notna()
-    if failed.any():  # only the values that did not parse are tried with thousands separators
-        grouped = text[failed].str.fullmatch(_THOUSANDS).fillna(False).astype(bool)
-        grouped = grouped[grouped].index
-        numbers[grouped] = pd.to_numeric(text[grouped].str.replace(",", "", regex=False))
-        failed[grouped] = False
-    return numbers, failed
+    numbers = parsed.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    failed = np.isnan(numbers) & given.notna().to_numpy(dtype=bool)
+    if failed.any():  # only the values that did not parse are tried as written numbers
+        codes, uniques = pd.factorize(text[failed])
+        read = np.array([_written_number(u) for u in uniques], dtype="float64")[codes]
+        numbers[failed] = read
+        failed[failed] = np.isnan(read)
+    return pd.Series(numbers, index=values.index), pd.Series(failed, index=values.index)
+
+
+def _written_number(text: str) -> float:
+    """``text`` as the number it writes (:data:`_WRITTEN_NUMBER`), or NaN.
+
+    A percentage moves the decimal point in the text (``43.6e-2``), so ``43.6%`` is the very
+    float that ``0.436`` is."""
+    match = _WRITTEN_NUMBER.fullmatch(text)
+    if match is None:
+        return math.nan
+    sign, symbol, inner_sign, amount, unit = match.group(
+        "sign", "symbol", "inner_sign", "amount", "unit"
+    )
+    if (symbol and unit) or (sign and inner_sign):
+        return math.nan
+    exponent = "e-2" if unit == "%" else ""
+    return float(f"{sign or inner_sign or ''}{amount.replace(',', '')}{exponent}")
 
 
 def category_levels(values: pd.Series) -> list[str]:

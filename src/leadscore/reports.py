@@ -203,12 +203,12 @@ def _add_costs(
                 f"the costs file has no column {column!r}",
                 "Give a CSV with columns channel and spend.",
             )
-    # spend is read as lead columns are: "84,000.00" from a spreadsheet is 84000
+    # spend is read as lead columns are: "84,000.00" or "$84,000" from a spreadsheet is 84000
     amounts, bad = parse_numbers(spend["spend"])
     if bad.any():
         raise DataError(
             f"the costs file's spend column holds {spend['spend'][bad].iloc[0]!r}, not a number",
-            "Write spend as numbers such as 12500 or 12,500.00, without a currency sign.",
+            "Write spend as numbers such as 12500, 12,500.00 or $12,500, without a currency code.",
         )
     spend = spend.assign(spend=amounts)
     per_channel = (

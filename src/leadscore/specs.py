@@ -20,7 +20,15 @@ from typing import Any, Literal
 
 import numpy as np
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from leadscore.errors import SpecError
 from leadscore.io import is_sql_url, sqlite_file
@@ -99,6 +107,8 @@ class LabelSpec(_Frozen):
     ``open`` lists the values of leads still in play (``Open``, ``Working``): training leaves
     those rows out and ``score`` scores them. They are declared rather than implied by "not won
     and not lost", so that a misspelt ``Lsot`` stays an error instead of an open lead.
+
+    A single value may be written without brackets (``won: Won``): it is a list of one.
     """
 
     column: str
@@ -108,6 +118,19 @@ class LabelSpec(_Frozen):
     within_days: int | None = Field(default=None, gt=0)
     observed_from: dt.date | None = None
     observed_until: dt.date | None = None
+
+    @field_validator("won", "lost", "open", mode="before")
+    @classmethod
+    def _one_value_as_list(cls, value: Any, info: ValidationInfo) -> Any:
+        """``won: Won`` is what users write for one value; ``not_null`` keeps its meaning for
+        ``won`` and is refused elsewhere rather than read as a value spelt so."""
+        if isinstance(value, str) and value == "not_null":
+            if info.field_name == "won":
+                return value
+            raise ValueError("not_null is only for label.won")
+        if isinstance(value, str | int | float | bool):
+            return [value]
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> LabelSpec:
