@@ -704,6 +704,9 @@ def test_bad_as_of_is_a_one_line_error(event_frames):
     with pytest.raises(DataError, match=r"'05/06/2024' reads both day-first and month-first"):
         build_features(data, "05/06/2024")
     assert build_features(data, "25/01/2024").as_of == pd.Timestamp("2024-01-25")
+    for yearless in ("June 30", "06/30", "30 June"):  # pandas puts these in the year 1
+        with pytest.raises(DataError, match=rf"'{yearless}' has no year"):
+            build_features(data, yearless)
 
 
 def test_as_of_with_timezone_means_utc(event_frames):
@@ -809,6 +812,22 @@ def test_company_size_band_and_text_sizes():
     parsed = parse_company_size(text)
     np.testing.assert_array_equal(parsed.to_numpy(), [125.5, 10001, 42, np.nan, np.nan])
     assert company_size_band(parsed).tolist() == ["51-200", "5001+", "11-50", "unknown", "unknown"]
+
+
+def test_a_company_size_nothing_reads_is_warned_about_once(caplog):
+    """ "lots" is scored as "company size not given": a typo should not pass for that quietly.
+    The leads table is checked once when it is read, not per as-of date or chunk."""
+    past, _ = _keyword_leads()
+    sizes = np.where(np.arange(len(past)) % 100 == 0, "lots", "51-200")
+    caplog.set_level("WARNING", logger="leadscore")
+    table = build_features(validate_closed_loop(past.assign(company_size=sizes)), "2024-02-01")
+    warned = [r.getMessage() for r in caplog.records if "company_size" in r.getMessage()]
+    assert len(warned) == 1
+    assert "8 value(s) read as not given, such as 'lots'" in warned[0]
+    assert table.frame["company_size_band"].eq("unknown").sum() == 8
+    caplog.clear()
+    build_features(validate_closed_loop(past.assign(company_size="51-200")), "2024-02-01")
+    assert not [r for r in caplog.records if "company_size" in r.getMessage()]
 
 
 def test_n_plus_sizes_land_in_the_band_above_n():

@@ -870,6 +870,37 @@ def test_a_run_killed_while_committing_leaves_old_or_new_tables(kind: str, tmp_p
             assert latest_is_old == history_is_old
 
 
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_a_rename_that_fails_undoes_the_ones_before_it(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A back-fill renames the run's file, the later run's file and then the latest file; when
+    the last rename fails (a file another user owns, a full disk), the two before it are
+    turned back: history and the latest table stay as they were, and the error is one line."""
+    target = target_for(kind, tmp_path / "sink")
+    sinks.write_scored_leads(make_scored(6, "2024-04-01"), target)
+    sinks.write_scored_leads(make_scored(6, "2024-06-01", seed=2), target)
+    latest, history = sinks.read_scored_leads(target), sinks.read_history(target)
+    files = {p: p.read_bytes() for p in (tmp_path / "sink").rglob("*") if p.is_file()}
+    real_replace = os.replace
+
+    def replace_failing_on_the_latest_file(src: object, dst: object) -> None:
+        if Path(str(dst)) == Path(target).absolute() or str(dst) == target:
+            raise PermissionError(1, "Operation not permitted", str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(sinks.os, "replace", replace_failing_on_the_latest_file)
+    with pytest.raises(DataError, match="Operation not permitted") as failed:
+        sinks.write_scored_leads(make_scored(6, "2024-05-01", seed=3), target)
+    monkeypatch.undo()
+    assert "\n" not in str(failed.value)
+    assert {p: p.read_bytes() for p in (tmp_path / "sink").rglob("*") if p.is_file()} == files
+    pd.testing.assert_frame_equal(sinks.read_scored_leads(target), latest)
+    pd.testing.assert_frame_equal(sinks.read_history(target), history)
+    sinks.write_scored_leads(make_scored(6, "2024-05-01", seed=3), target)  # then it goes through
+    assert len(sinks.read_history(target)) == 18
+
+
 def test_sub_scores_may_be_empty(target: str) -> None:
     frame = make_scored(5).assign(fit_score=pd.array([None, 10, None, 90, 50], dtype="Int64"))
     sinks.write_scored_leads(frame, target)

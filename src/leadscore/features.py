@@ -27,6 +27,7 @@ import os
 import re
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from leadscore.schema import (
     LabelledDataset,
     _to_numeric,
     is_text_timestamps,
+    parse_company_size,
 )
 
 if TYPE_CHECKING:
@@ -326,49 +328,6 @@ def email_domain_kind(
     return pd.Series(
         pd.Categorical(kinds, categories=EMAIL_DOMAIN_KINDS), index=index, name="email_domain_kind"
     )
-
-
-_RANGE_RE = re.compile(r"^\s*(\d[\d,.]*)\s*(?:-|–|to)\s*(\d[\d,.]*)\s*$")
-_PLUS_RE = re.compile(r"^\s*(\d[\d,.]*)\s*\+\s*$")
-
-
-def _size_of_text(text: str | None) -> float:
-    if text is None or pd.isna(text):
-        return np.nan
-    clean = text.replace(" ", "")
-    if (m := _RANGE_RE.match(clean)) is not None:
-        low, high = (float(g.replace(",", "")) for g in m.groups())
-        return (low + high) / 2
-    if (m := _PLUS_RE.match(clean)) is not None:
-        # "5000+" means more than 5000: read as the next head count, so the band is the one
-        # above 5000, as a CRM's "1000+" follows its "201-1000"
-        return float(m.group(1).replace(",", "")) + 1
-    try:
-        return float(clean.replace(",", ""))
-    except ValueError:
-        return np.nan
-
-
-def parse_company_size(values: pd.Series) -> pd.Series:
-    """Employees as a float: numbers as they are, ``51-200`` as its midpoint, ``5000+`` as 5001.
-
-    CRMs hold company size either as a head count or as a band; reading both lets the size
-    band and the numeric feature mean the same thing whatever the source wrote. ``N+`` is
-    read just above N, so that it lands in the band above N (``1000+`` in 1001-5000, not in
-    201-1000 with the companies of 201 to 1000 employees).
-
-    Examples
-    --------
-    >>> parse_company_size(pd.Series(["1-10", "1000+", "5,000+", "250"])).tolist()
-    [5.5, 1001.0, 5001.0, 250.0]
-    """
-    if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
-        out = values.astype("float64")
-    else:
-        codes, uniques = pd.factorize(values.astype("str"), use_na_sentinel=True)
-        sizes = np.append(np.array([_size_of_text(u) for u in uniques], dtype=float), np.nan)
-        out = pd.Series(sizes[codes], index=values.index)
-    return out.where(out >= 0).rename("company_size")
 
 
 def company_size_band(sizes: pd.Series) -> pd.Series:
@@ -1190,14 +1149,17 @@ def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list
     """Fit features of ``leads`` (already restricted to the leads known at as-of)."""
     out: dict[str, object] = {}
     features: list[Feature] = []
+    sizes: pd.Series | None = None  # read once for the two size features
     for feature in _fit_features(leads.columns):
         name = feature.name
         if name in ("source", "campaign", "industry", "country"):
             out[name] = _as_categorical(leads[name])
-        elif name == "company_size":
-            out[name] = parse_company_size(leads["company_size"]).to_numpy()
-        elif name == "company_size_band":
-            out[name] = company_size_band(parse_company_size(leads["company_size"])).array
+        elif name in ("company_size", "company_size_band"):
+            if sizes is None:
+                sizes = parse_company_size(leads["company_size"])
+            out[name] = (
+                sizes.to_numpy() if name == "company_size" else company_size_band(sizes).array
+            )
         elif name == "seniority":
             out[name] = parse_seniority(leads["job_title"]).array
         elif name == "department":
@@ -1226,7 +1188,8 @@ def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
     """A moment given by a person (``--as-of``) as tz-naive UTC.
 
     ``05/06/2026`` is refused: it is 6 May to pandas and 5 June to most of the world, and a
-    data column with such dates is an error too.
+    data column with such dates is an error too. So is text without a four-digit year
+    (``June 30``, ``06/30``), which pandas would place in the year 1.
     """
     ambiguous = _DAY_MONTH.match(value) if isinstance(value, str) else None
     if ambiguous and ambiguous[1] != ambiguous[2] and max(map(int, ambiguous.groups())) <= 12:
@@ -1235,7 +1198,9 @@ def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
             "Write it as an ISO date such as 2024-03-01.",
         )
     try:
-        ts = pd.Timestamp(value)
+        with warnings.catch_warnings():  # pandas' guess at a format: the errors below say more
+            warnings.simplefilter("ignore", UserWarning)
+            ts = pd.Timestamp(value)
     except (ValueError, TypeError) as err:
         raise DataError(
             f"{what} {value!r} is not a date or timestamp",
@@ -1243,6 +1208,10 @@ def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
         ) from err
     if ts is pd.NaT or pd.isna(ts):
         raise DataError(f"{what} is empty", "Give a date such as 2024-03-01.")
+    if isinstance(value, str) and not re.search(r"\d{4}", value):
+        raise DataError(
+            f"{what} {value!r} has no year", "Write it as an ISO date such as 2024-03-01."
+        )
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts.as_unit("us")

@@ -541,6 +541,63 @@ def normalized_labels(values: pd.Series) -> pd.Categorical:
     )
 
 
+_RANGE_RE = re.compile(r"^\s*(\d[\d,.]*)\s*(?:-|–|to)\s*(\d[\d,.]*)\s*$")
+_PLUS_RE = re.compile(r"^\s*(\d[\d,.]*)\s*\+\s*$")
+
+
+def _size_of_text(text: str | None) -> float:
+    if text is None or pd.isna(text):
+        return np.nan
+    clean = text.replace(" ", "")
+    if (m := _RANGE_RE.match(clean)) is not None:
+        low, high = (float(g.replace(",", "")) for g in m.groups())
+        return (low + high) / 2
+    if (m := _PLUS_RE.match(clean)) is not None:
+        # "5000+" means more than 5000: read as the next head count, so the band is the one
+        # above 5000, as a CRM's "1000+" follows its "201-1000"
+        return float(m.group(1).replace(",", "")) + 1
+    try:
+        return float(clean.replace(",", ""))
+    except ValueError:
+        return np.nan
+
+
+def parse_company_size(values: pd.Series) -> pd.Series:
+    """Employees as a float: numbers as they are, ``51-200`` as its midpoint, ``5000+`` as 5001.
+
+    CRMs hold company size either as a head count or as a band; reading both lets the size
+    band and the numeric feature mean the same thing whatever the source wrote. ``N+`` is
+    read just above N, so that it lands in the band above N (``1000+`` in 1001-5000, not in
+    201-1000 with the companies of 201 to 1000 employees).
+
+    Examples
+    --------
+    >>> parse_company_size(pd.Series(["1-10", "1000+", "5,000+", "250"])).tolist()
+    [5.5, 1001.0, 5001.0, 250.0]
+    """
+    if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
+        out = values.astype("float64")
+    else:
+        codes, uniques = pd.factorize(values.astype("str"), use_na_sentinel=True)
+        sizes = np.append(np.array([_size_of_text(u) for u in uniques], dtype=float), np.nan)
+        out = pd.Series(sizes[codes], index=values.index)
+    return out.where(out >= 0).rename("company_size")
+
+
+def _warn_unread_company_sizes(values: pd.Series) -> None:
+    """Name the company sizes :func:`parse_company_size` cannot read: those leads are scored
+    as "company size not given", which a typo (``lots``) should not pass for quietly."""
+    sizes = parse_company_size(values)
+    unread = sizes.isna() & values.notna() & values.astype("string").str.strip().ne("")
+    if unread.any():
+        logger.warning(
+            "leads.company_size: %s value(s) read as not given, such as %r; write a head "
+            "count (250) or a band (51-200, 1000+)",
+            f"{int(unread.sum()):,}",
+            values[unread].iloc[0],
+        )
+
+
 def validate_leads(leads: pd.DataFrame) -> pd.DataFrame:
     """Check and type the leads table; extra columns pass through unchanged."""
     _require_columns(leads, "leads", LEADS_REQUIRED)
@@ -549,6 +606,8 @@ def validate_leads(leads: pd.DataFrame) -> pd.DataFrame:
     out["lead_id"] = to_lead_ids(out["lead_id"], "leads")
     _check_unique(out["lead_id"], "leads")
     out["created_at"] = to_utc_naive(out["created_at"], "leads", "created_at")
+    if "company_size" in out.columns:
+        _warn_unread_company_sizes(out["company_size"])
     return out.reset_index(drop=True)
 
 

@@ -51,7 +51,7 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -1604,7 +1604,8 @@ def _commit_files(
     run changed (a back-fill), then the closed-leads file, and the latest file last. The latest
     file is always rebuilt from the whole history (less the leads recorded closed after their
     newest row), so a run killed between the renames is healed by the next one (the later
-    runs' previous stages by running the killed run again).
+    runs' previous stages by running the killed run again). A rename that fails (a file
+    another user owns, a full disk) undoes the ones before it: see :func:`_replace_all_or_none`.
     """
     hist_dir = target.history_dir
     try:
@@ -1648,19 +1649,49 @@ def _commit_files(
         # People open CSV files: sort them. Parquet readers filter, so skip the sort there.
         order = " ORDER BY lead_id" if target.kind == "csv" else ""
         latest = _copy_rows(con, f"SELECT * FROM _leadscore_newest{order}", new_latest, target.kind)
-    written = (new_run_file, new_latest, *fixed.values())
-    for path in (*written, *([new_closed] if new_closed is not None else [])):
-        _fsync(path)
-    os.replace(new_run_file, run_file)
-    for path, fixed_path in fixed.items():
-        os.replace(fixed_path, path)
+    moves = [(new_run_file, run_file), *((new, old) for old, new in fixed.items())]
     if new_closed is not None:
-        os.replace(new_closed, target.closed_path)
-    os.replace(new_latest, target.path)
+        moves.append((new_closed, target.closed_path))
+    moves.append((new_latest, target.path))
+    for new, _ in moves:
+        _fsync(new)
+    _replace_all_or_none(moves, work)
     with contextlib.suppress(OSError):
         _fsync(hist_dir)
         _fsync(target.path.parent)
     return int(replaced), int(latest)
+
+
+def _replace_all_or_none(moves: Sequence[tuple[Path, Path]], work: Path) -> None:
+    """``os.replace`` each new file over its destination, in order, or leave every destination
+    as it was and raise a one-line :class:`DataError`.
+
+    Each existing destination is first hard-linked into ``work`` (beside the target, so on
+    its file system; copied where it has no hard links); when a rename fails, those already done are
+    turned back from the links, newest first, and new files are removed again, so history
+    and the latest table never disagree after a failed run.
+    """
+    kept: dict[Path, Path] = {}
+    done: list[Path] = []
+    try:
+        for i, (_, destination) in enumerate(moves):
+            if destination.exists():
+                kept[destination] = work / f"kept-{i}{destination.suffix}"
+                try:
+                    os.link(destination, kept[destination])
+                except OSError:  # a file system without hard links: a copy does the same
+                    shutil.copy2(destination, kept[destination])
+        for new, destination in moves:
+            os.replace(new, destination)
+            done.append(destination)
+    except OSError as err:
+        for destination in reversed(done):
+            with contextlib.suppress(OSError):
+                if destination in kept:
+                    os.replace(kept[destination], destination)
+                else:
+                    destination.unlink()
+        raise _os_error(getattr(err, "filename", None) or work, err) from err
 
 
 def _apply_closed_files(
