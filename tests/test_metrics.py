@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import roc_auc_score
 
+import leadscore.metrics as metrics_module
 from leadscore.metrics import (
     METRIC_KEYS,
+    _interval,
+    _sorted_ece,
     _SortedScores,
     bootstrap_intervals,
     ece_by_chance,
@@ -221,6 +225,133 @@ def test_bootstrap_gain_interval_holds_zero_for_the_same_scores() -> None:
     assert boot["roc_auc_gain"]["copy"] == [0.0, 0.0]
     with pytest.raises(ValueError, match="level"):
         bootstrap_intervals(y, {"model": p}, level=1.0)
+
+
+def test_bias_corrected_interval_reads_the_quantiles_the_shift_calls_for() -> None:
+    values = np.linspace(0.0, 1.0, 1001)
+    normal = NormalDist()
+    z = normal.inv_cdf(0.975)
+    z0 = normal.inv_cdf(0.3)  # 30% of the resampled values lie below the estimate
+    low, high = _interval(values, 0.95, 0.3)
+    assert low == pytest.approx(normal.cdf(2 * z0 - z), abs=2e-3)
+    assert high == pytest.approx(normal.cdf(2 * z0 + z), abs=2e-3)
+    # an estimate at the median is no shift (the percentile interval), nor is no estimate
+    percentile = [pytest.approx(0.025), pytest.approx(0.975)]
+    assert _interval(values, 0.95, 0.5) == percentile
+    assert _interval(values, 0.95, math.nan) == percentile
+    assert all(math.isnan(v) for v in _interval(np.full(5, np.nan), 0.95, 0.5))
+
+
+def test_a_shift_beyond_the_tail_is_corrected_no_further_than_the_tail() -> None:
+    """An estimate with fewer than (1 - level)/2 of the values below it would push both BC
+    quantiles deeper into the lowest values (the interval collapses and misses it): the
+    correction stops at z0 = -z, from the lowest value to the (1 - level)/2 quantile, which
+    still holds the estimate."""
+    values = 0.05 + np.random.default_rng(0).gamma(2.0, 0.01, 200)
+    ranked = np.sort(values)
+    point = float(ranked[1] + ranked[2]) / 2  # 2 of 200 values below it: 1% < 2.5%
+    low, high = _interval(values, 0.95, point)
+    assert ranked[0] <= low <= point <= high
+    assert high == pytest.approx(np.quantile(values, 0.025))
+    low, high = _interval(values, 0.95, float(ranked[-2] + ranked[-3]) / 2)
+    assert low == pytest.approx(np.quantile(values, 0.975)) and high <= ranked[-1]
+    # beyond every value (the share kept off 0): finite bounds, and nothing reaches it
+    low, high = _interval(values, 0.95, 0.01)
+    assert np.isfinite([low, high]).all()
+    assert 0.01 < ranked[0] <= low < high == pytest.approx(np.quantile(values, 0.025))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    size=st.integers(50, 400),
+    position=st.floats(0.0, 1.0),
+    level=st.sampled_from([0.8, 0.9, 0.95]),
+    digits=st.sampled_from([1, 2, 6]),
+)
+def test_bias_corrected_interval_holds_an_estimate_inside_the_central_resamples(
+    seed: int, size: int, position: float, level: float, digits: int
+) -> None:
+    """BC's guarantee: an estimate with at least (1 - level)/2 + a margin of the resampled
+    values on each side (ties counted half) lies inside its interval, whatever their shape."""
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.lognormal(0.0, 1.0, size), digits)  # skewed, with ties
+    point = float(np.quantile(values, position))
+    below = (np.sum(values < point) + 0.5 * np.sum(values == point)) / size
+    tail = (1 - level) / 2
+    assume(tail + 0.02 <= below <= 1 - tail - 0.02)
+    low, high = _interval(values, level, point)
+    assert low <= point <= high
+
+
+def test_bootstrap_intervals_hold_every_estimate_over_seeds() -> None:
+    for seed in range(6):
+        y, p, noisy = _scores(500, seed=seed)
+        boot = bootstrap_intervals(y, {"model": p, "noisy": noisy}, resamples=200, seed=seed)
+        for name, scores in (("model", p), ("noisy", noisy)):
+            observed = evaluate(y, scores)
+            for key in METRIC_KEYS:
+                low, high = boot["intervals"][name][key]
+                assert low <= observed[key] <= high, (seed, name, key)
+        gain = evaluate(y, p)["roc_auc"] - evaluate(y, noisy)["roc_auc"]
+        low, high = boot["roc_auc_gain"]["noisy"]
+        assert low <= gain <= high
+
+
+def test_a_calibrated_ece_outside_its_percentile_interval_is_inside_the_bc_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """500 calibrated leads whose ECE (0.030) lies below every plain percentile bound: the
+    resampled ECEs are noisier, so larger; the bias-corrected interval holds it."""
+    seen: list[tuple[np.ndarray, float]] = []
+
+    def spy(values: np.ndarray, level: float, point: float) -> list[float]:
+        seen.append((values, point))
+        return _interval(values, level, point)
+
+    monkeypatch.setattr(metrics_module, "_interval", spy)
+    y, p, _ = _scores(500, seed=2)
+    boot = bootstrap_intervals(y, {"model": p}, resamples=200, seed=2)
+    observed = evaluate(y, p)["ece"]
+    values, point = seen[METRIC_KEYS.index("ece")]
+    assert point == pytest.approx(observed, abs=1e-12)
+    plain_low, _ = _interval(values, 0.95, math.nan)  # the former, plain percentile interval
+    assert observed < plain_low
+    low, high = boot["intervals"]["model"]["ece"]
+    assert low <= observed <= high
+
+
+def test_bias_corrected_ece_interval_covers_the_true_ece_more_often() -> None:
+    """A slightly miscalibrated model (outcomes 4 points above its probabilities) on 500 leads:
+    the resampled ECE lies above the observed one, which lies above the true one, so the plain
+    percentile interval misses the truth most of the time; the BC interval, shifted down by
+    the bias it measures, covers it about twice as often."""
+    shift, n, resamples, runs = 0.04, 500, 200, 30
+    population = np.sort(np.random.default_rng(99).beta(0.8, 1.5, 400_000))
+    truth = np.clip(population + shift, 0.0, 1.0)
+    ones = np.ones(len(population))
+    true_ece = _sorted_ece(population, truth, ones, len(population))  # outcomes as their rates
+    covered = {"percentile": 0, "bias-corrected": 0}
+    held = {"percentile": 0, "bias-corrected": 0}
+    for run in range(runs):
+        rng = np.random.default_rng(run)
+        p = rng.beta(0.8, 1.5, n)
+        y = (rng.random(n) < np.clip(p + shift, 0.0, 1.0)).astype("float64")
+        scores = _SortedScores(y, p)
+        point = scores.metrics(np.ones(n, dtype="int64"))["ece"]
+        values = np.array(
+            [
+                scores.metrics(np.bincount(rng.integers(0, n, n), minlength=n))["ece"]
+                for _ in range(resamples)
+            ]
+        )
+        for method, estimate in (("percentile", math.nan), ("bias-corrected", point)):
+            low, high = _interval(values, 0.95, estimate)
+            covered[method] += low <= true_ece <= high
+            held[method] += low <= point <= high
+    assert covered["bias-corrected"] >= covered["percentile"] + 6
+    assert covered["bias-corrected"] >= runs / 2
+    assert held["bias-corrected"] >= held["percentile"]
 
 
 def test_ece_by_chance_is_what_perfect_probabilities_score() -> None:

@@ -26,12 +26,14 @@ from leadscore.model import LeadScoringModel
 from leadscore.monitoring import (
     MISSING,
     OTHER,
+    PSI_WATCH,
     DriftReference,
     backtest_runs,
     event_outcomes,
     flat_outcomes,
     population_stability,
     psi_by_chance,
+    psi_status,
 )
 from leadscore.schema import Feature
 from leadscore.scoring import event_feature_chunks, load_scoring_model, run_scoring
@@ -161,6 +163,113 @@ def test_a_lead_frame_without_a_model_column_is_an_error():
     reference, frame, p = _fitted()
     with pytest.raises(DataError, match="'plan'"):
         reference.counts(frame.drop(columns="plan"), p, _stages(p))
+
+
+def test_a_reference_saved_before_the_lead_count_per_item_reads_as_all_its_leads():
+    reference, _, _ = _fitted()
+    old = reference.to_dict()
+    assert {spec["n"] for spec in old["buckets_"].values()} == {4000}
+    for spec in old["buckets_"].values():
+        del spec["n"]
+    back = DriftReference.from_dict(old)
+    today = _leads(800, seed=9, visits_scale=1.3)
+    q = np.random.default_rng(2).random(len(today))
+    pd.testing.assert_frame_equal(
+        reference.compare(reference.counts(today, q, _stages(q))),
+        back.compare(back.counts(today, q, _stages(q))),
+    )
+
+
+# --------------------------------------------------------------------------- many levels
+
+CAMPAIGN = (Feature("campaign", "fit", "Campaign", "categorical"),)
+
+
+def _campaigns(n: int, rng: np.random.Generator, *, extra: dict[str, float] | None = None):
+    """Leads from 500 campaigns with Zipf-like shares (exponent 0.1: a long, flat tail, where
+    the top 20 of a sample are mostly luck); ``extra`` gives campaigns a fixed share."""
+    weights = 1.0 / np.arange(1, 501) ** 0.1
+    names = np.array([f"c{i:03d}" for i in range(500)])
+    drawn = names[rng.choice(500, n, p=weights / weights.sum())]
+    start = 0
+    for name, share in (extra or {}).items():
+        stop = start + round(share * n)
+        drawn[start:stop] = name
+        start = stop
+    return pd.DataFrame({"campaign": pd.Categorical(drawn)})
+
+
+def _campaign_row(reference: DriftReference, leads: pd.DataFrame, seed: int) -> pd.Series:
+    p = np.random.default_rng(seed).random(len(leads))
+    table = reference.compare(reference.counts(leads, p, _stages(p)))
+    return table.set_index("item").loc["campaign"]
+
+
+def _other_share(reference: DriftReference) -> float:
+    spec = reference.buckets_["campaign"]
+    return spec["shares"][spec["labels"].index(OTHER)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_levels_chosen_on_the_training_leads_keep_a_many_level_input_stable(seed):
+    """Reference (test fold), training leads and today's leads all from one population: the
+    top 20 of 500 campaigns chosen on the reference itself hold more of it than of any other
+    sample (selection), which read as a 'watch' alarm; chosen on the training leads they don't.
+    """
+    rng = np.random.default_rng(seed)
+    training, test_fold, today = (_campaigns(n, rng) for n in (8000, 600, 3000))
+    p = rng.random(len(test_fold))
+    fitted = DriftReference().fit(test_fold, CAMPAIGN, p, _stages(p), levels_from=training)
+    assert fitted.buckets_["campaign"]["n"] == 600
+    row = _campaign_row(fitted, today, seed)
+    assert row["psi"] < PSI_WATCH
+    assert row["status"] == "stable"
+
+    today_other = (~today["campaign"].isin(fitted.buckets_["campaign"]["levels"])).mean()
+    assert abs(_other_share(fitted) - today_other) < 0.03
+
+    # the former choice, on the reference leads themselves: biased, and a false alarm
+    biased = DriftReference().fit(test_fold, CAMPAIGN, p, _stages(p), levels_from=test_fold)
+    biased_row = _campaign_row(biased, today, seed)
+    assert biased_row["psi"] > PSI_WATCH > row["psi"]
+    assert biased_row["status"] == "watch"
+    today_other = (~today["campaign"].isin(biased.buckets_["campaign"]["levels"])).mean()
+    assert _other_share(biased) < today_other - 0.06
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_without_training_leads_the_levels_are_chosen_on_half_the_reference(seed):
+    rng = np.random.default_rng(seed)
+    test_fold, today = _campaigns(600, rng), _campaigns(3000, rng)
+    p = rng.random(len(test_fold))
+    fitted = DriftReference().fit(test_fold, CAMPAIGN, p, _stages(p))
+    assert fitted.buckets_["campaign"]["n"] == 300  # shares on the half not used to choose
+    assert fitted.buckets_["probability"]["n"] == fitted.n_ == 600
+    today_other = (~today["campaign"].isin(fitted.buckets_["campaign"]["levels"])).mean()
+    assert abs(_other_share(fitted) - today_other) < 0.03
+    row = _campaign_row(fitted, today, seed)
+    assert row["psi_by_chance"] == pytest.approx(psi_by_chance(300, 3000, 21))  # no missing
+    back = DriftReference.from_dict(json.loads(json.dumps(fitted.to_dict())))
+    assert back.buckets_["campaign"]["n"] == 300
+
+
+def test_a_shifted_campaign_mix_of_a_many_level_input_is_still_found():
+    rng = np.random.default_rng(11)
+    training, test_fold = _campaigns(8000, rng), _campaigns(600, rng)
+    p = rng.random(len(test_fold))
+    fitted = DriftReference().fit(test_fold, CAMPAIGN, p, _stages(p), levels_from=training)
+    top = fitted.buckets_["campaign"]["levels"][0]
+    today = _campaigns(3000, rng, extra={top: 0.15})  # one campaign now brings 15% of leads
+    row = _campaign_row(fitted, today, 11)
+    assert row["status"] == "shifted" == psi_status(row["psi"], row["psi_by_chance"])
+    assert row["moved_most"] in (top, OTHER)  # one gained what the other lost
+
+
+def test_training_leads_without_a_categorical_model_column_are_an_error():
+    frame = _leads(200, seed=0)
+    p = np.random.default_rng(1).random(len(frame))
+    with pytest.raises(DataError, match="'plan'"):
+        DriftReference().fit(frame, FEATURES, p, _stages(p), levels_from=frame[["visits"]])
 
 
 # --------------------------------------------------------------------------- back-test

@@ -9,6 +9,7 @@ on hard labels is a different and misleading number.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ METRIC_KEYS: tuple[str, ...] = (
 STAGES: tuple[str, ...] = ("lead", "mql", "sql")
 
 _EPS = 1e-15
+_NORMAL = NormalDist()
 
 
 def _check(
@@ -232,12 +234,38 @@ def _sorted_ece(
     return float(np.abs(gaps).sum() / n)
 
 
-def _interval(values: np.ndarray, level: float) -> list[float]:
+def _interval(values: np.ndarray, level: float, point: float) -> list[float]:
+    """Bias-corrected (BC) percentile interval of the bootstrap ``values`` of a metric whose
+    value on all the leads is ``point``.
+
+    A metric that resampling pushes one way (ECE: resampling adds noise, and noise adds
+    calibration error) has a plain percentile interval shifted off its estimate, at times
+    wholly above it. BC measures the shift, ``z0 = Phi^-1(share of values below point, ties
+    counted half)``, and reads the quantiles ``Phi(2 z0 - z)`` and ``Phi(2 z0 + z)``
+    (``z = Phi^-1((1 + level) / 2)``); ``z0 = 0`` gives the percentile interval.
+
+    The share is kept within ``[(1 - level) / 2, (1 + level) / 2]`` (and ``[1/2B, 1 - 1/2B]``
+    for fewer than ``1 / (1 - level)`` values), so ``|z0| <= z``: a larger shift would push
+    both quantiles further into the outer tail, and the interval would shrink onto the extreme
+    values past the estimate (an ECE of 0.030 on 500 calibrated leads got [0.0279, 0.0281]).
+    At the limit the interval runs from the lowest value to the ``(1 - level) / 2`` quantile
+    (or mirrored), so it holds ``point`` whenever some values lie on each side of it. Without
+    a finite ``point`` it is the percentile interval.
+    """
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return [float("nan"), float("nan")]
     tail = (1.0 - level) / 2.0
-    return [float(np.quantile(finite, tail)), float(np.quantile(finite, 1.0 - tail))]
+    quantiles = [tail, 1.0 - tail]
+    if np.isfinite(point):
+        b = finite.size
+        below = (np.count_nonzero(finite < point) + 0.5 * np.count_nonzero(finite == point)) / b
+        edge = max(tail, 0.5 / b)
+        z0 = _NORMAL.inv_cdf(min(max(below, edge), 1.0 - edge))
+        z = _NORMAL.inv_cdf(1.0 - tail)
+        quantiles = [_NORMAL.cdf(2.0 * z0 - z), _NORMAL.cdf(2.0 * z0 + z)]
+    low, high = np.quantile(finite, quantiles)
+    return [float(low), float(high)]
 
 
 def bootstrap_intervals(
@@ -249,14 +277,18 @@ def bootstrap_intervals(
     seed: int = 0,
     reference: str = "model",
 ) -> dict[str, Any]:
-    """Percentile bootstrap intervals of every metric of :func:`evaluate`, for several score
-    sets on the same test leads.
+    """Bias-corrected percentile bootstrap intervals of every metric of :func:`evaluate`, for
+    several score sets on the same test leads.
 
     A test fold of a couple of thousand leads measures ROC-AUC to about +-0.015 and ECE to
     about +-0.01: the intervals say which differences between runs and models are real. Every
     resample draws the leads once and scores all sets on that draw (a paired bootstrap), so
     ``roc_auc_gain`` (``reference``'s ROC-AUC minus each other set's) has a much narrower
     interval than the two ROC-AUC intervals side by side suggest.
+
+    Each interval is corrected for the median bias of its resampled values against the metric
+    on all the test leads (:func:`_interval`): ECE is biased upwards under resampling, and its
+    plain percentile interval can lie wholly above the observed ECE.
 
     Returns
     -------
@@ -280,15 +312,23 @@ def bootstrap_intervals(
             for key, value in s.metrics(counts).items():
                 draws[name][key].append(value)
     arrays = {n: {k: np.asarray(v) for k, v in d.items()} for n, d in draws.items()}
+    everyone = np.ones(len(y_arr), dtype="int64")
+    points = {name: s.metrics(everyone) for name, s in sorted_sets.items()}
     return {
         "resamples": resamples,
         "level": level,
         "intervals": {
-            name: {key: _interval(values, level) for key, values in metrics.items()}
+            name: {
+                key: _interval(values, level, points[name][key]) for key, values in metrics.items()
+            }
             for name, metrics in arrays.items()
         },
         "roc_auc_gain": {
-            name: _interval(arrays[reference]["roc_auc"] - metrics["roc_auc"], level)
+            name: _interval(
+                arrays[reference]["roc_auc"] - metrics["roc_auc"],
+                level,
+                points[reference]["roc_auc"] - points[name]["roc_auc"],
+            )
             for name, metrics in arrays.items()
             if name != reference and reference in arrays
         },

@@ -19,9 +19,10 @@ is judged on the label the model was trained for:
 
 **Drift** (:class:`DriftReference`). At training the model keeps, for every input and for
 its calibrated probability and stage, the distribution over the test fold, the most recent
-leads its metrics describe: ten equal-count bins of a number (plus "missing"), the frequent
-levels of a category (plus "other" and "missing"). The population stability index (PSI)
-compares today's open leads with it bin by bin::
+leads its metrics describe: ten equal-count bins of a number (plus "missing"), the levels of a
+category most frequent among the training leads (plus "other" and "missing"; levels chosen on
+the test fold itself would be over-represented there by selection). The population stability
+index (PSI) compares today's open leads with it bin by bin::
 
     PSI = sum((current_share - reference_share) * ln(current_share / reference_share))
 
@@ -152,12 +153,24 @@ def _counts(buckets: np.ndarray, size: int) -> np.ndarray:
     return np.bincount(buckets, minlength=size)[:size].astype("int64")
 
 
+def _frequent_levels(values: pd.Series, max_levels: int) -> list[str]:
+    """The ``max_levels`` most frequent levels of ``values``, most frequent first."""
+    counts = values.astype("string").value_counts(dropna=True)
+    return [str(v) for v in counts.index[:max_levels]]
+
+
 class DriftReference(BaseEstimator):
     """The distribution of every model input, the probability and the stage on reference leads.
 
     Fitted at training on the test fold (the most recent leads the model's metrics describe)
     and saved in ``model.json``; :meth:`counts` buckets new leads the same way, chunk by chunk,
     and :meth:`compare` turns the summed counts into one PSI row per item.
+
+    The levels kept of a categorical input are chosen on leads other than those whose shares
+    are stored (the training leads, ``levels_from``): levels picked for being frequent in the
+    very sample that measures their shares are over-represented there by selection, so today's
+    leads of the same population would show a smaller share of them and a larger "other",
+    and PSI would call a high-cardinality input drifted when nothing moved.
 
     Parameters
     ----------
@@ -166,8 +179,10 @@ class DriftReference(BaseEstimator):
 
     Attributes
     ----------
-    buckets_ : item -> ``{"kind", "edges" or "levels", "labels", "shares"}``; items are the
-        model columns, ``probability`` and ``stage``.
+    buckets_ : item -> ``{"kind", "edges" or "levels", "labels", "shares", "n"}``; items are
+        the model columns, ``probability`` and ``stage``; ``n`` is the number of reference
+        leads behind the shares (fewer than ``n_`` where the levels were chosen on half of
+        them; references saved before it existed read as ``n_``).
     n_ : number of reference leads.
     """
 
@@ -181,11 +196,18 @@ class DriftReference(BaseEstimator):
         features: Sequence[Feature],
         probability: np.ndarray,
         stages: np.ndarray | Sequence[str],
+        *,
+        levels_from: pd.DataFrame | None = None,
     ) -> DriftReference:
         """Learn the buckets and their shares from the reference leads.
 
         ``prepared`` holds the model's columns typed as the model types them
-        (:meth:`~leadscore.model.LeadScoringModel.prepare`).
+        (:meth:`~leadscore.model.LeadScoringModel.prepare`). ``levels_from`` (prepared the
+        same way) holds leads independent of the reference, at training the fit and
+        validation folds: each categorical input keeps its ``max_levels`` most frequent levels
+        there, so the reference shares of those levels are unbiased. Without it, an input with
+        more levels than ``max_levels`` has them chosen on every other reference lead and its
+        shares measured on the remaining half (unbiased too, but on half the leads: noisier).
         """
         if not isinstance(self.n_bins, int) or self.n_bins < 2:
             raise ValueError("n_bins must be an integer of at least 2")
@@ -193,7 +215,19 @@ class DriftReference(BaseEstimator):
             raise ValueError("max_levels must be an integer of at least 1")
         if len(prepared) == 0:
             raise DataError("no leads to fit a drift reference on", "Fit on the test fold.")
+        if levels_from is not None:
+            absent = [
+                f.name
+                for f in features
+                if f.kind != "numeric" and f.name not in levels_from.columns
+            ]
+            if absent:
+                raise DataError(
+                    f"the leads to choose category levels on lack the model column {absent[0]!r}",
+                    "Prepare the training leads with the same model.",
+                )
         buckets: dict[str, dict[str, Any]] = {}
+        share_rows: dict[str, pd.Series] = {}
         for f in features:
             values = prepared[f.name]
             if f.kind == "numeric":
@@ -204,14 +238,19 @@ class DriftReference(BaseEstimator):
                     "edges": edges,
                     "labels": _numeric_labels(edges),
                 }
+                continue
+            if levels_from is not None:
+                levels = _frequent_levels(levels_from[f.name], self.max_levels)
+            elif values.astype("string").nunique(dropna=True) <= self.max_levels:
+                levels = _frequent_levels(values, self.max_levels)  # all kept: nothing selected
             else:
-                counts = values.astype("string").value_counts(dropna=True)
-                levels = [str(v) for v in counts.index[: self.max_levels]]
-                buckets[f.name] = {
-                    "kind": "categorical",
-                    "levels": levels,
-                    "labels": [*levels, OTHER, MISSING],
-                }
+                levels = _frequent_levels(values.iloc[0::2], self.max_levels)
+                share_rows[f.name] = values.iloc[1::2]
+            buckets[f.name] = {
+                "kind": "categorical",
+                "levels": levels,
+                "labels": [*levels, OTHER, MISSING],
+            }
         edges = _numeric_edges(np.asarray(probability, dtype="float64"), self.n_bins)
         buckets["probability"] = {
             "kind": "numeric",
@@ -225,8 +264,13 @@ class DriftReference(BaseEstimator):
         }
         self.buckets_ = buckets
         counts = self.counts(prepared, probability, stages)
-        for item, spec in self.buckets_.items():
-            spec["shares"] = (counts[item] / len(prepared)).tolist()
+        for item, rows in share_rows.items():
+            size = len(buckets[item]["labels"])
+            counts[item] = _counts(_categorical_buckets(rows, buckets[item]["levels"]), size)
+        for spec, item_counts in zip(self.buckets_.values(), counts.values(), strict=True):
+            n = int(item_counts.sum())
+            spec["shares"] = (item_counts / n).tolist()
+            spec["n"] = n
         self.n_ = len(prepared)
         return self
 
@@ -287,7 +331,7 @@ class DriftReference(BaseEstimator):
             moved = int(np.argmax(np.abs(shares - reference)))
             psi = population_stability(reference, shares)
             used = int(((reference > 0) | (shares > 0)).sum())
-            chance = psi_by_chance(self.n_, int(current.sum()), used)
+            chance = psi_by_chance(spec["n"], int(current.sum()), used)
             rows.append(
                 {
                     "item": item,
@@ -322,6 +366,7 @@ class DriftReference(BaseEstimator):
                     ),
                     "labels": [str(v) for v in spec["labels"]],
                     "shares": [float(s) for s in spec["shares"]],
+                    "n": int(spec["n"]),
                 }
                 for item, spec in self.buckets_.items()
             },
@@ -354,7 +399,10 @@ class DriftReference(BaseEstimator):
                     raise ValueError(f"the buckets of {item!r} do not fit together")
                 if not all(math.isfinite(s) and s >= 0 for s in shares):
                     raise ValueError(f"the shares of {item!r} are not proportions")
-                buckets[str(item)] = {**entry, "labels": labels, "shares": shares}
+                n = int(spec.get("n", reference.n_))  # absent before it was written
+                if n < 1:
+                    raise ValueError(f"the reference of {item!r} has no leads")
+                buckets[str(item)] = {**entry, "labels": labels, "shares": shares, "n": n}
             for item in ("probability", "stage"):
                 if item not in buckets:
                     raise ValueError(f"it has no {item!r}")

@@ -640,7 +640,11 @@ def train(
     model = LeadScoringModel(booster, encoder, calibrator, stages, metadata)
     model.sub_scorer = fit_sub_scorer(model, dataset.X.iloc[train_rows], seed=config.seed)
     model.drift_reference = DriftReference().fit(
-        model.prepare(X.iloc[test_rows]), model.features, p_cal, test_stages
+        model.prepare(X.iloc[test_rows]),
+        model.features,
+        p_cal,
+        test_stages,
+        levels_from=model.prepare(X.iloc[np.r_[folds.fit, folds.valid]]),
     )
     logger.info(
         "trained %s in %.1fs: test ROC-AUC %.3f (LR %.3f, points %.3f), ECE %.3f",
