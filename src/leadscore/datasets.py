@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,7 @@ from pandas.api import types as ptypes
 from leadscore.errors import DataError, SpecError
 from leadscore.io import read_table
 from leadscore.leakage import post_contact_columns, warn_post_contact_columns
-from leadscore.model import level_text, parse_numbers
+from leadscore.model import CURRENCY_SYMBOLS, level_text, parse_numbers
 from leadscore.schema import (
     Feature,
     LabelledDataset,
@@ -389,7 +390,8 @@ def _is_free_text(non_null: pd.Series) -> bool:
 def _written_as_amounts(non_null: pd.Series) -> bool:
     """Numbers written with a currency or percent sign: quantities, never an identifier, even
     when each lead has its own (a price in whole dollars)."""
-    return bool(_distinct_text(non_null).str.contains(r"[$€£¥%]", regex=True).any())
+    signs = f"[{re.escape(CURRENCY_SYMBOLS)}%]"
+    return bool(_distinct_text(non_null).str.contains(signs, regex=True).any())
 
 
 def _mostly_distinct_reason(non_null: pd.Series, rows: int) -> str | None:
@@ -434,7 +436,10 @@ def _text_reads_as_numbers(name: str, values: pd.Series, non_null: pd.Series) ->
     if bad.any():
         return None
     symbols = sorted(
-        _distinct_text(non_null).str.extract(r"([$€£¥])", expand=False).dropna().unique()
+        _distinct_text(non_null)
+        .str.extract(f"([{re.escape(CURRENCY_SYMBOLS)}])", expand=False)
+        .dropna()
+        .unique()
     )
     if len(symbols) > 1:
         logger.warning(

@@ -56,14 +56,17 @@ META_FILE = "model.json"
 
 _BOOLEAN_TEXT = {"true": "True", "false": "False"}
 
+#: The currency symbols a written amount may carry, once, before or after the number.
+CURRENCY_SYMBOLS = "$€£¥"
+
 #: A number as spreadsheets and CRMs write it: a sign, a currency symbol before or after it,
 #: commas grouping exactly three digits, or a trailing percent sign.
 _WRITTEN_NUMBER = re.compile(
-    r"""
+    rf"""
     (?P<sign>[+-]?)
-    (?:(?P<symbol>[$€£¥])\s*(?P<inner_sign>[+-]?))?
-    (?P<amount>(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)
-    (?:\s*(?P<unit>[$€£¥%]))?
+    (?:(?P<symbol>[{re.escape(CURRENCY_SYMBOLS)}])\s*(?P<inner_sign>[+-]?))?
+    (?P<amount>(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?|\.\d+)
+    (?:\s*(?P<unit>[{re.escape(CURRENCY_SYMBOLS)}%]))?
     """,
     re.VERBOSE,
 )

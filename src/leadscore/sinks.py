@@ -1691,7 +1691,7 @@ def _replace_all_or_none(moves: Sequence[tuple[Path, Path]], work: Path) -> None
                     os.replace(kept[destination], destination)
                 else:
                     destination.unlink()
-        raise _os_error(getattr(err, "filename", None) or work, err) from err
+        raise _os_error(err.filename or work, err) from err
 
 
 def _apply_closed_files(
