@@ -18,17 +18,16 @@ from sklearn.isotonic import IsotonicRegression
 
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import (
-    SubScorer,
     explain,
     explain_batch,
     lead_reasons,
     mean_abs_contribution,
-    reason_text,
-    reasons_json,
     shap_summary_figure,
     to_probability_space,
 )
+from leadscore.reasons import reason_text, reasons_json
 from leadscore.schema import Feature
+from leadscore.subscores import SubScorer
 
 FEATURES = (
     Feature(

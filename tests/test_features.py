@@ -479,7 +479,7 @@ def test_email_rates_match_a_maximum_pairing_and_stay_within_0_and_1():
 
 
 def test_opens_without_logged_sends_do_not_read_as_no_emails_received():
-    from leadscore.explain import reason_text
+    from leadscore.reasons import reason_text
 
     data = _one_lead_log([(d, "email_open", "oct", None) for d in (1, 2, 3, 4)])
     table = build_features(data, AS_OF)
@@ -493,7 +493,7 @@ def test_opens_without_logged_sends_do_not_read_as_no_emails_received():
 
 def test_one_email_opened_three_times_reads_as_three_opens_not_three_emails():
     """Trackers log an open each time an e-mail is shown: the count is of opens."""
-    from leadscore.explain import reason_text
+    from leadscore.reasons import reason_text
 
     data = _one_lead_log(
         [(1, "email_sent", "oct", None)]
@@ -514,7 +514,7 @@ def test_one_email_opened_three_times_reads_as_three_opens_not_three_emails():
 
 def test_synthetic_email_rates_stay_shares_and_read_as_before():
     """The generator logs one open per opened e-mail: the rates keep their meaning there."""
-    from leadscore.explain import reason_text
+    from leadscore.reasons import reason_text
     from leadscore.synth import SynthParams, generate_closed_loop
 
     synthetic = generate_closed_loop(SynthParams(n_leads=3000, seed=2))
@@ -976,7 +976,7 @@ def test_cli_default_as_of_is_end_of_data(tmp_path, event_frames, capsys):
 
 
 def test_every_template_reads_well_at_zero_one_and_two():
-    from leadscore.explain import reason_text
+    from leadscore.reasons import reason_text
 
     templated = [f for f in feature_catalogue() if f.sentence and f.kind == "numeric"]
     assert len(templated) > 40
@@ -1008,7 +1008,7 @@ def test_every_template_reads_well_at_zero_one_and_two():
 
 
 def test_a_boolean_lead_column_reads_yes_or_no(event_frames):
-    from leadscore.explain import reason_text
+    from leadscore.reasons import reason_text
 
     leads = event_frames["leads"].assign(is_partner=[True, False, None], seats=[1, 2, 3])
     table = build_features(validate_closed_loop(leads), "2024-03-01")

@@ -56,17 +56,16 @@ own field.
 
 Reasons and sub-scores
 ----------------------
-:func:`lead_reasons` and :func:`explain_batch` turn the largest contributions into sentences
-(from :attr:`~leadscore.schema.Feature.sentence` when a feature has one, else
-"Lead source: Google", "Time on the website (seconds): 1,532", "Occupation not given", or the
-feature's :attr:`~leadscore.schema.Feature.missing_sentence` for a missing value), skipping
-contributions under a tenth of a percentage point. Codes read as words
-(:func:`category_text`: ``c_level`` is "C-level", ``unknown`` is not given), and fields whose
+:func:`lead_reasons` and :func:`explain_batch` turn the largest contributions into sentences,
+worded by :mod:`leadscore.reasons` (from :attr:`~leadscore.schema.Feature.sentence` when a
+feature has one, else "Lead source: Google", "Time on the website (seconds): 1,532",
+"Occupation not given", or the feature's :attr:`~leadscore.schema.Feature.missing_sentence`
+for a missing value), skipping contributions under a tenth of a percentage point. Fields whose
 sentences coincide (both e-mail rates of a lead without e-mails) make one reason with their
-contributions summed. A category the model never saw is scored as
-missing but quoted as given: "Country: Atlantis (new, not seen in training)".
-:class:`SubScorer` turns the log-odds contributions of the fit and engagement features into
-0-100 percentiles against the leads the model was trained on.
+contributions summed. A category the model never saw is scored as missing but quoted as given:
+"Country: Atlantis (new, not seen in training)". :class:`~leadscore.subscores.SubScorer` turns
+the log-odds contributions of the fit and engagement features into 0-100 percentiles against
+the leads the model was trained on.
 """
 
 from __future__ import annotations
@@ -77,8 +76,6 @@ import re
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
-from string import Formatter
 from typing import Any, Literal
 
 import lightgbm as lgb
@@ -87,26 +84,25 @@ import pandas as pd
 from matplotlib.figure import Figure
 from pandas.api import types as ptypes
 from scipy.special import expit
-from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted
 
 from leadscore.errors import DataError, ModelError
+from leadscore.reasons import (
+    Reason,
+    format_rounded,
+    reason_text,
+    rounded_for_display,
+    unseen_category_text,
+)
 from leadscore.schema import Feature
+from leadscore.subscores import SubScorer
 
 __all__ = [
-    "GROUPS",
     "MIN_CONTRIBUTION",
     "Explanation",
-    "Reason",
-    "SubScorer",
-    "category_text",
     "explain",
     "explain_batch",
-    "format_number",
     "lead_reasons",
     "mean_abs_contribution",
-    "reason_text",
-    "reasons_json",
     "shap_summary_figure",
     "to_probability_space",
 ]
@@ -116,9 +112,6 @@ logger = logging.getLogger(__name__)
 Calibrate = Callable[[np.ndarray], np.ndarray]
 CalibrateOn = Literal["probability", "log_odds"]
 Rescale = Literal["linear", "sides"]
-
-#: Feature groups that get a sub-score, in output order (column ``{group}_score``).
-GROUPS: tuple[str, ...] = ("fit", "engagement")
 
 #: Contributions smaller than this (probability, so 0.001 = 0.1 percentage point) are no reason.
 MIN_CONTRIBUTION = 1e-3
@@ -459,213 +452,6 @@ def _unseen_categories(
 # --------------------------------------------------------------------------- reasons
 
 
-@dataclass(frozen=True)
-class Reason:
-    """One reason for or against a lead.
-
-    ``feature`` is the business field, ``label`` and ``value`` those of the model column that
-    speaks for it (``value`` is a float, a category, or ``None`` when missing), ``contribution``
-    its share of the probability, ``group`` "fit" or "engagement" and ``text`` the sentence.
-    """
-
-    feature: str
-    label: str
-    value: float | str | None
-    contribution: float
-    group: str
-    text: str
-
-    @property
-    def direction(self) -> Literal["for", "against"]:
-        return "for" if self.contribution > 0 else "against"
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form: feature, label, value, contribution, direction."""
-        value = self.value
-        if isinstance(value, float) and not np.isfinite(value):
-            value = None
-        return {
-            "feature": self.feature,
-            "label": self.label,
-            "value": value,
-            "contribution": round(float(self.contribution), 6),
-            "direction": self.direction,
-        }
-
-
-def _display_keys(values: np.ndarray) -> np.ndarray:
-    """Values rounded as :func:`format_number` shows them (whole above 100, else 2 digits)."""
-    v = np.asarray(values, dtype=float)
-    a = np.abs(v)
-    out = np.round(v)
-    mid = (a >= 1) & (a < 100)
-    out[mid] = np.round(v[mid], 2)
-    small = (a > 0) & (a < 1)
-    scale = 10.0 ** (1 - np.floor(np.log10(a[small])))
-    out[small] = np.round(v[small] * scale) / scale
-    return out
-
-
-def _format_key(key: float) -> str:
-    if not np.isfinite(key):
-        return str(key)
-    if key == round(key):
-        return f"{key:,.0f}"
-    if abs(key) >= 1:
-        return f"{key:,.2f}".rstrip("0").rstrip(".")
-    return f"{key:.2g}"
-
-
-def format_number(value: float) -> str:
-    """A number as a marketer writes it: ``1,532``, ``12.5``, ``0.35``."""
-    return _format_key(float(_display_keys(np.array([value]))[0]))
-
-
-def _generic_text(feature: Feature, value: float | str | None) -> str:
-    if value is None:
-        return feature.missing_sentence or f"{feature.label} not given"
-    if isinstance(value, str):
-        return f"{feature.label}: {value}"
-    return f"{feature.label}: {format_number(value)}"
-
-
-#: Category values that mean "not known" (``unknown`` seniority, ``missing`` e-mail kind).
-_MISSING_CATEGORIES = frozenset({"unknown", "missing"})
-_BOOLEAN_CATEGORIES = {"true": "yes", "false": "no"}
-#: Codes written as a marketer writes them: the words of leadscore's own vocabularies
-#: (seniority, department) and common acronyms, whatever feature holds them.
-_ACRONYMS = (
-    *("vp", "svp", "evp", "avp", "it", "hr", "pr", "ux", "ui", "ceo", "cto", "cfo", "cmo"),
-    *("coo", "cio", "cro", "cpo", "seo", "sem", "ppc", "crm", "erp", "b2b", "b2c", "smb"),
-)
-_CODE_WORDS: dict[str, str] = {"c_level": "C-level", **{a: a.upper() for a in _ACRONYMS}}
-
-
-def category_text(value: str) -> str | None:
-    """A category as a marketer reads it, or ``None`` when it means "not known".
-
-    ``unknown`` and ``missing`` (how leadscore's own vocabularies write an absent job title or
-    e-mail) are a missing value and read like one; ``true`` and ``false`` read "yes" and
-    "no"; the codes ``c_level``, ``vp``, ``it``, ``hr`` (and a few other acronyms) read
-    "C-level", "VP", "IT", "HR". Any other value is quoted as written, so a campaign key reads
-    as in the CRM and in ``report channels``. The raw value stays in ``reasons_json``.
-
-    Examples
-    --------
-    >>> [category_text(v) for v in ("c_level", "vp", "Software", "TRUE", "unknown")]
-    ['C-level', 'VP', 'Software', 'yes', None]
-    """
-    key = value.strip().lower()
-    if key in _MISSING_CATEGORIES or not key:
-        return None
-    if key in _BOOLEAN_CATEGORIES:
-        return _BOOLEAN_CATEGORIES[key]
-    if value.strip() in _CODE_WORDS:
-        return _CODE_WORDS[value.strip()]
-    return value
-
-
-def _band(value: float, cuts: Sequence[float]) -> str:
-    """The whole-number band holding ``value``: right-closed bands between ``cuts``, from 1
-    up (``cuts`` 10, 50: "1-10", "11-50", "51+"). A value of 0 or less has no band."""
-    if not value > 0:
-        raise ValueError(f"{value} is in no band")
-    low = 1
-    for cut in cuts:
-        if value <= cut:
-            return f"{low:.0f}-{cut:.0f}"
-        low = cut + 1
-    return f"{low:.0f}+"
-
-
-class _Number(float):
-    """A value handed to a sentence template: a float with three more format specs.
-
-    ``{value:A|B}`` reads ``A`` for a non-zero value and ``B`` for zero (a 0/1 flag:
-    "{value:Chatted with us|Has not chatted with us}", "Is partner: {value:yes|no}");
-    ``{value:days_ago}`` reads "less than a day ago", "1 day ago", "12 days ago";
-    ``{value:bands:10,50,200}`` reads the band holding the value ("1-10", "11-50", "51-200",
-    "201+"), for a number that may stand for a band (company size read from "11-50" is its
-    midpoint, 30.5, which no CRM wrote).
-    """
-
-    def __format__(self, spec: str) -> str:
-        if "|" in spec:
-            yes, _, no = spec.partition("|")
-            return yes if float(self) != 0 else no
-        if spec == "days_ago":
-            days = round(float(self))
-            if days == 0:
-                return "less than a day ago"
-            return f"{days:,} day{'' if days == 1 else 's'} ago"
-        if spec.startswith("bands:"):
-            return _band(float(self), [float(c) for c in spec[6:].split(",")])
-        return float.__format__(self, spec)
-
-
-class _Plural:
-    """``{s}`` in a template: ``""`` after a number shown as 1, else ``"s"``; ``{s:y|ies}``
-    picks a singular or plural ending ("activit{s:y|ies}")."""
-
-    def __init__(self, one: bool) -> None:
-        self.one = one
-
-    def __format__(self, spec: str) -> str:
-        one, _, many = spec.partition("|") if spec else ("", "", "s")
-        return one if self.one else many
-
-
-@lru_cache(maxsize=256)
-def _value_spec(template: str) -> str | None:
-    """The format spec of ``{value}`` in a template (parsed once per template)."""
-    specs = [spec for _, name, spec, _ in Formatter().parse(template) if name == "value"]
-    return (specs[0] or "") if specs else None
-
-
-def _shown_as_one(template: str, value: float) -> bool:
-    """Whether ``value`` reads as 1 where the template writes it (``{value:,.0f}`` shows 0.6
-    as 1, so the noun after it is singular)."""
-    try:
-        spec = _value_spec(template)
-        if spec is not None:
-            return float(format(float(value), spec).replace(",", "").strip()) == 1
-    except (ValueError, TypeError):
-        pass
-    return round(float(value), 6) == 1
-
-
-def reason_text(feature: Feature, value: float | str | None) -> str:
-    """The sentence for one value: the feature's template, or label and value.
-
-    A missing value reads the feature's ``missing_sentence`` ("No high-intent action yet") or
-    else "<label> not given" (a template such as "Visited the pricing page {value:.0f} time{s}"
-    has nothing to say about it); a template that does not fit the value falls back to the
-    generic phrasing. ``{s}`` in a template is "s" unless the value reads as 1 where the
-    template writes it (``{s:y|ies}`` for other endings); see :class:`_Number` for the flag
-    and day specs. A category is phrased by :func:`category_text` (``unknown`` is missing).
-    """
-    if isinstance(value, str):
-        value = category_text(value)
-    text = None
-    if value is not None and feature.sentence:
-        try:
-            if isinstance(value, str):
-                text = feature.sentence.format(value=value, s=_Plural(False))
-            else:
-                one = "{s" in feature.sentence and _shown_as_one(feature.sentence, value)
-                text = feature.sentence.format(value=_Number(value), s=_Plural(one))
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-            logger.debug("sentence of %s does not fit value %r", feature.name, value)
-    # "; " joins the reasons of a lead: inside one sentence it would split it in two
-    return (text or _generic_text(feature, value)).replace("; ", ", ")
-
-
-def _unseen_text(feature: Feature, value: str) -> str:
-    """The sentence for a category the model never saw, which it scored as missing."""
-    text = f"{feature.label}: {category_text(value) or value} (new, not seen in training)"
-    return text.replace("; ", ", ")
-
-
 def _is_categorical(column: pd.Series) -> bool:
     return isinstance(column.dtype, pd.CategoricalDtype)
 
@@ -712,16 +498,10 @@ def lead_reasons(
             value=value,
             contribution=float(c[j]),
             group=feature.group,
-            text=_unseen_text(feature, str(value)) if new else reason_text(feature, value),
+            text=unseen_category_text(feature, str(value)) if new else reason_text(feature, value),
         )
 
     return [reason(j) for j in picks_for], [reason(j) for j in picks_against]
-
-
-def reasons_json(reasons_for: Sequence[Reason], reasons_against: Sequence[Reason]) -> str:
-    """The reasons as a JSON list of {feature, label, value, contribution, direction}."""
-    items = [r.to_dict() for r in (*reasons_for, *reasons_against)]
-    return json.dumps(items, ensure_ascii=False)
 
 
 # --------------------------------------------------------------------------- batch
@@ -743,7 +523,10 @@ def _texts_and_json(
     if _is_categorical(column):
         cats = [str(c) for c in column.cat.categories]
         table = np.array(
-            [_unseen_text(feature, c) if c in unseen else reason_text(feature, c) for c in cats]
+            [
+                unseen_category_text(feature, c) if c in unseen else reason_text(feature, c)
+                for c in cats
+            ]
             + [reason_text(feature, None)],
             dtype=object,
         )
@@ -764,9 +547,9 @@ def _texts_and_json(
             unique, inverse = np.unique(present, return_inverse=True)
             table = [reason_text(feature, v) for v in unique.tolist()]
         else:
-            unique, inverse = np.unique(_display_keys(present), return_inverse=True)
+            unique, inverse = np.unique(rounded_for_display(present), return_inverse=True)
             label = feature.label.replace("; ", ", ")
-            table = [f"{label}: {_format_key(v)}" for v in unique.tolist()]
+            table = [f"{label}: {format_rounded(v)}" for v in unique.tolist()]
         texts[~missing] = np.array(table, dtype=object)[inverse]
     return texts, _json_list(values.tolist())
 
@@ -985,140 +768,6 @@ def explain_batch(
             part = part.join(exp.contributions.add_prefix("contribution:"))
         parts.append(part)
     return parts[0] if len(parts) == 1 else pd.concat(parts, axis=0)
-
-
-# --------------------------------------------------------------------------- sub-scores
-
-
-class SubScorer(BaseEstimator):
-    """Fit and engagement sub-scores: percentiles of each group's log-odds contribution.
-
-    A lead's fit (engagement) strength is the sum of the log-odds contributions of its fit
-    (engagement) features: how far what it told us (what it did) moves the model's raw score
-    from the base. :meth:`fit` stores the distribution of that sum over the training leads as
-    ``n_quantiles`` quantiles; :meth:`transform` places a new lead in it, as an integer 0-100:
-    ``fit_score = 80`` reads "a better fit than 80% of past leads".
-
-    Why percentiles: they are comparable between the two groups and between models (a raw
-    log-odds sum is neither), stay put when a retrain rescales the model's margins, are
-    readable without knowing what a log-odds is, and are not squeezed by the calibrator (the
-    groups are scored on log-odds, so a lead's fit score does not depend on its engagement).
-
-    Parameters
-    ----------
-    n_quantiles : quantiles stored per group (101 = every percentile).
-
-    Attributes
-    ----------
-    columns_ : the model columns, in the order an array passed to :meth:`transform` has them.
-    groups_ : group -> names of the model columns in it.
-    quantiles_ : group -> ``n_quantiles`` non-decreasing values of the group sum.
-    """
-
-    def __init__(self, n_quantiles: int = 101) -> None:
-        self.n_quantiles = n_quantiles
-
-    @staticmethod
-    def _frame(log_odds: pd.DataFrame | np.ndarray, names: Sequence[str]) -> pd.DataFrame:
-        if isinstance(log_odds, pd.DataFrame):
-            missing = [n for n in names if n not in log_odds.columns]
-            if missing:
-                raise DataError(
-                    f"log-odds contributions lack column {missing[0]!r}",
-                    "Pass the log_odds of an explanation of the same model.",
-                )
-            return log_odds.loc[:, list(names)]
-        arr = np.asarray(log_odds, dtype=float)
-        if arr.ndim != 2 or arr.shape[1] != len(names):
-            raise DataError(
-                f"log-odds contributions have shape {arr.shape}, expected (n, {len(names)})",
-                "Pass one column per model column, in the model's order.",
-            )
-        return pd.DataFrame(arr, columns=list(names))
-
-    def fit(
-        self, log_odds_contribs: pd.DataFrame | np.ndarray, features: Sequence[Feature]
-    ) -> SubScorer:
-        """Learn each group's distribution on the training leads' log-odds contributions."""
-        if not isinstance(self.n_quantiles, int) or self.n_quantiles < 2:
-            raise ValueError("n_quantiles must be an integer of at least 2")
-        self.columns_: list[str] = [f.name for f in features]
-        frame = self._frame(log_odds_contribs, self.columns_)
-        if len(frame) == 0:
-            raise DataError("no leads to fit sub-scores on", "Fit on the training leads.")
-        levels = np.linspace(0.0, 1.0, self.n_quantiles)
-        self.groups_: dict[str, list[str]] = {}
-        self.quantiles_: dict[str, list[float]] = {}
-        for group in GROUPS:
-            names = [f.name for f in features if f.group == group]
-            self.groups_[group] = names
-            sums = frame[names].to_numpy(dtype=float).sum(axis=1)
-            q = np.quantile(sums, levels) if names else np.zeros(0)
-            self.quantiles_[group] = np.maximum.accumulate(q).tolist() if names else []
-        return self
-
-    def transform(self, log_odds_contribs: pd.DataFrame | np.ndarray) -> pd.DataFrame:
-        """``fit_score`` and ``engagement_score`` (nullable Int64, 0-100) of every lead.
-
-        A group without features scores ``<NA>``. Ties within the stored quantiles score the
-        middle of their range, so the score is non-decreasing in the group sum.
-        """
-        check_is_fitted(self, "quantiles_")
-        frame = self._frame(log_odds_contribs, self.columns_)
-        out = {}
-        for group in GROUPS:
-            q = np.asarray(self.quantiles_[group], dtype=float)
-            if q.size == 0:
-                out[f"{group}_score"] = pd.array([pd.NA] * len(frame), dtype="Int64")
-                continue
-            sums = frame[self.groups_[group]].to_numpy(dtype=float).sum(axis=1)
-            pct = _percentile(sums, q)
-            out[f"{group}_score"] = pd.array(np.rint(pct).astype(np.int64), dtype="Int64")
-        return pd.DataFrame(out, index=frame.index)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The fitted sub-scorer as plain JSON-ready values (for model.json)."""
-        check_is_fitted(self, "quantiles_")
-        return {
-            "n_quantiles": self.n_quantiles,
-            "columns_": list(self.columns_),
-            "groups_": {g: list(v) for g, v in self.groups_.items()},
-            "quantiles_": {g: [float(x) for x in v] for g, v in self.quantiles_.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SubScorer:
-        """Rebuild a fitted sub-scorer written by :meth:`to_dict`."""
-        try:
-            scorer = cls(int(data["n_quantiles"]))
-            scorer.columns_ = [str(n) for n in data["columns_"]]
-            scorer.groups_ = {g: [str(n) for n in data["groups_"][g]] for g in GROUPS}
-            scorer.quantiles_ = {g: [float(x) for x in data["quantiles_"][g]] for g in GROUPS}
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(
-                f"sub-scorer in the model file is incomplete ({err})",
-                "Retrain the model or restore its model.json.",
-            ) from err
-        return scorer
-
-
-def _percentile(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
-    """Empirical CDF (0-100) from stored quantiles, mid-rank at ties, linear in between."""
-    levels = np.linspace(0.0, 100.0, quantiles.size)
-    u, first = np.unique(quantiles, return_index=True)
-    last = np.searchsorted(quantiles, u, side="right") - 1
-    lo, hi = levels[first], levels[last]
-    j = np.searchsorted(u, values, side="right") - 1
-    out = np.empty(values.shape, dtype=float)
-    below, above = j < 0, (j >= u.size - 1) & (values > u[-1])
-    out[below], out[above] = 0.0, 100.0
-    at = ~below & ~above & (values == u[np.clip(j, 0, u.size - 1)])
-    out[at] = (lo[j[at]] + hi[j[at]]) / 2
-    mid = ~below & ~above & ~at
-    jm = j[mid]
-    t = (values[mid] - u[jm]) / (u[jm + 1] - u[jm])
-    out[mid] = hi[jm] + t * (lo[jm + 1] - hi[jm])
-    return np.clip(out, 0.0, 100.0)
 
 
 # --------------------------------------------------------------------------- global views

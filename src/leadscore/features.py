@@ -379,7 +379,7 @@ class _Signal:
     windows: tuple[int | None, ...]
     agg: _Agg = "count"
     # a reason, e.g. "Visited the pricing page {value:,.0f} time{s}"; {s:y|ies}, {value:A|B}
-    # (non-zero | zero) and {value:days_ago} as leadscore.explain.reason_text reads them
+    # (non-zero | zero) and {value:days_ago} as leadscore.reasons.reason_text reads them
     sentence: str | None = None
 
 

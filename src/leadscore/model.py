@@ -37,11 +37,12 @@ from pandas.api import types as ptypes
 from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.errors import DataError, ModelError
-from leadscore.explain import Explanation, SubScorer, explain
+from leadscore.explain import Explanation, explain
 from leadscore.io import write_atomically
 from leadscore.monitoring import DriftReference
 from leadscore.schema import INTEGRAL_TEXT, MISSING_SPELLINGS, Feature, closest_names
 from leadscore.stages import StageThresholds
+from leadscore.subscores import SubScorer
 
 logger = logging.getLogger(__name__)
 
@@ -323,7 +324,7 @@ class LeadScoringModel:
     calibrator : a fitted :class:`~leadscore.calibration.ProbabilityCalibrator`.
     stages : fitted :class:`~leadscore.stages.StageThresholds`.
     metadata : training facts (``dataset``, ``horizon_days``, ``created_at``, ``metrics``, ...).
-    sub_scorer : fitted fit and engagement sub-scores (:class:`~leadscore.explain.SubScorer`).
+    sub_scorer : fitted fit and engagement sub-scores (:class:`~leadscore.subscores.SubScorer`).
     drift_reference : the inputs' and scores' distribution on the test fold, for
         ``leadscore report drift`` (:class:`~leadscore.monitoring.DriftReference`); models
         saved before it existed have none.

@@ -49,7 +49,6 @@ from leadscore.baselines import LogisticRegressionBaseline, RulePointsBaseline
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.config import LIGHTGBM_PARAMETERS_URL, LightGBMConfig, TrainConfig
 from leadscore.errors import DataError, ModelError, SpecError
-from leadscore.explain import SubScorer
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import (
     find_leakage_suspects,
@@ -62,6 +61,7 @@ from leadscore.model import FeatureEncoder, LeadScoringModel
 from leadscore.monitoring import DriftReference
 from leadscore.schema import LabelledDataset
 from leadscore.stages import StageThresholds, calendar_step_days, periods_spanned
+from leadscore.subscores import SubScorer
 
 logger = logging.getLogger(__name__)
 

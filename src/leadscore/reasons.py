@@ -1,0 +1,251 @@
+"""The words of a reason: one sentence per feature value, as a marketer reads it.
+
+Pure functions of a :class:`~leadscore.schema.Feature` and one value, so the sentences can be
+tested, and written in a spec, without a model: :func:`reason_text` fills the feature's
+``sentence`` template (with the ``{value:A|B}``, ``{value:days_ago}``, ``{value:bands:...}``
+and ``{s}`` specs of :class:`_Number` and :class:`_Plural`) or falls back to "label: value";
+:func:`category_text` reads codes as words (``c_level`` is "C-level", ``unknown`` is not
+given); :func:`format_number` writes numbers as a marketer does. Which reasons a lead gets
+is decided in :mod:`leadscore.explain`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from string import Formatter
+from typing import Any, Literal
+
+import numpy as np
+
+from leadscore.schema import Feature
+
+__all__ = [
+    "Reason",
+    "category_text",
+    "format_number",
+    "format_rounded",
+    "reason_text",
+    "reasons_json",
+    "rounded_for_display",
+    "unseen_category_text",
+]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason for or against a lead.
+
+    ``feature`` is the business field, ``label`` and ``value`` those of the model column that
+    speaks for it (``value`` is a float, a category, or ``None`` when missing), ``contribution``
+    its share of the probability, ``group`` "fit" or "engagement" and ``text`` the sentence.
+    """
+
+    feature: str
+    label: str
+    value: float | str | None
+    contribution: float
+    group: str
+    text: str
+
+    @property
+    def direction(self) -> Literal["for", "against"]:
+        return "for" if self.contribution > 0 else "against"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form: feature, label, value, contribution, direction."""
+        value = self.value
+        if isinstance(value, float) and not np.isfinite(value):
+            value = None
+        return {
+            "feature": self.feature,
+            "label": self.label,
+            "value": value,
+            "contribution": round(float(self.contribution), 6),
+            "direction": self.direction,
+        }
+
+
+def rounded_for_display(values: np.ndarray) -> np.ndarray:
+    """Values rounded as :func:`format_number` shows them (whole above 100, else 2 digits)."""
+    v = np.asarray(values, dtype=float)
+    a = np.abs(v)
+    out = np.round(v)
+    mid = (a >= 1) & (a < 100)
+    out[mid] = np.round(v[mid], 2)
+    small = (a > 0) & (a < 1)
+    scale = 10.0 ** (1 - np.floor(np.log10(a[small])))
+    out[small] = np.round(v[small] * scale) / scale
+    return out
+
+
+def format_rounded(key: float) -> str:
+    """A value already rounded by :func:`rounded_for_display`, written with thousands commas."""
+    if not np.isfinite(key):
+        return str(key)
+    if key == round(key):
+        return f"{key:,.0f}"
+    if abs(key) >= 1:
+        return f"{key:,.2f}".rstrip("0").rstrip(".")
+    return f"{key:.2g}"
+
+
+def format_number(value: float) -> str:
+    """A number as a marketer writes it: ``1,532``, ``12.5``, ``0.35``."""
+    return format_rounded(float(rounded_for_display(np.array([value]))[0]))
+
+
+def _generic_text(feature: Feature, value: float | str | None) -> str:
+    if value is None:
+        return feature.missing_sentence or f"{feature.label} not given"
+    if isinstance(value, str):
+        return f"{feature.label}: {value}"
+    return f"{feature.label}: {format_number(value)}"
+
+
+#: Category values that mean "not known" (``unknown`` seniority, ``missing`` e-mail kind).
+_MISSING_CATEGORIES = frozenset({"unknown", "missing"})
+_BOOLEAN_CATEGORIES = {"true": "yes", "false": "no"}
+#: Codes written as a marketer writes them: the words of leadscore's own vocabularies
+#: (seniority, department) and common acronyms, whatever feature holds them.
+_ACRONYMS = (
+    *("vp", "svp", "evp", "avp", "it", "hr", "pr", "ux", "ui", "ceo", "cto", "cfo", "cmo"),
+    *("coo", "cio", "cro", "cpo", "seo", "sem", "ppc", "crm", "erp", "b2b", "b2c", "smb"),
+)
+_CODE_WORDS: dict[str, str] = {"c_level": "C-level", **{a: a.upper() for a in _ACRONYMS}}
+
+
+def category_text(value: str) -> str | None:
+    """A category as a marketer reads it, or ``None`` when it means "not known".
+
+    ``unknown`` and ``missing`` (how leadscore's own vocabularies write an absent job title or
+    e-mail) are a missing value and read like one; ``true`` and ``false`` read "yes" and
+    "no"; the codes ``c_level``, ``vp``, ``it``, ``hr`` (and a few other acronyms) read
+    "C-level", "VP", "IT", "HR". Any other value is quoted as written, so a campaign key reads
+    as in the CRM and in ``report channels``. The raw value stays in ``reasons_json``.
+
+    Examples
+    --------
+    >>> [category_text(v) for v in ("c_level", "vp", "Software", "TRUE", "unknown")]
+    ['C-level', 'VP', 'Software', 'yes', None]
+    """
+    key = value.strip().lower()
+    if key in _MISSING_CATEGORIES or not key:
+        return None
+    if key in _BOOLEAN_CATEGORIES:
+        return _BOOLEAN_CATEGORIES[key]
+    if value.strip() in _CODE_WORDS:
+        return _CODE_WORDS[value.strip()]
+    return value
+
+
+def _band(value: float, cuts: Sequence[float]) -> str:
+    """The whole-number band holding ``value``: right-closed bands between ``cuts``, from 1
+    up (``cuts`` 10, 50: "1-10", "11-50", "51+"). A value of 0 or less has no band."""
+    if not value > 0:
+        raise ValueError(f"{value} is in no band")
+    low = 1
+    for cut in cuts:
+        if value <= cut:
+            return f"{low:.0f}-{cut:.0f}"
+        low = cut + 1
+    return f"{low:.0f}+"
+
+
+class _Number(float):
+    """A value handed to a sentence template: a float with three more format specs.
+
+    ``{value:A|B}`` reads ``A`` for a non-zero value and ``B`` for zero (a 0/1 flag:
+    "{value:Chatted with us|Has not chatted with us}", "Is partner: {value:yes|no}");
+    ``{value:days_ago}`` reads "less than a day ago", "1 day ago", "12 days ago";
+    ``{value:bands:10,50,200}`` reads the band holding the value ("1-10", "11-50", "51-200",
+    "201+"), for a number that may stand for a band (company size read from "11-50" is its
+    midpoint, 30.5, which no CRM wrote).
+    """
+
+    def __format__(self, spec: str) -> str:
+        if "|" in spec:
+            yes, _, no = spec.partition("|")
+            return yes if float(self) != 0 else no
+        if spec == "days_ago":
+            days = round(float(self))
+            if days == 0:
+                return "less than a day ago"
+            return f"{days:,} day{'' if days == 1 else 's'} ago"
+        if spec.startswith("bands:"):
+            return _band(float(self), [float(c) for c in spec[6:].split(",")])
+        return float.__format__(self, spec)
+
+
+class _Plural:
+    """``{s}`` in a template: ``""`` after a number shown as 1, else ``"s"``; ``{s:y|ies}``
+    picks a singular or plural ending ("activit{s:y|ies}")."""
+
+    def __init__(self, one: bool) -> None:
+        self.one = one
+
+    def __format__(self, spec: str) -> str:
+        one, _, many = spec.partition("|") if spec else ("", "", "s")
+        return one if self.one else many
+
+
+@lru_cache(maxsize=256)
+def _value_spec(template: str) -> str | None:
+    """The format spec of ``{value}`` in a template (parsed once per template)."""
+    specs = [spec for _, name, spec, _ in Formatter().parse(template) if name == "value"]
+    return (specs[0] or "") if specs else None
+
+
+def _shown_as_one(template: str, value: float) -> bool:
+    """Whether ``value`` reads as 1 where the template writes it (``{value:,.0f}`` shows 0.6
+    as 1, so the noun after it is singular)."""
+    try:
+        spec = _value_spec(template)
+        if spec is not None:
+            return float(format(float(value), spec).replace(",", "").strip()) == 1
+    except (ValueError, TypeError):
+        pass
+    return round(float(value), 6) == 1
+
+
+def reason_text(feature: Feature, value: float | str | None) -> str:
+    """The sentence for one value: the feature's template, or label and value.
+
+    A missing value reads the feature's ``missing_sentence`` ("No high-intent action yet") or
+    else "<label> not given" (a template such as "Visited the pricing page {value:.0f} time{s}"
+    has nothing to say about it); a template that does not fit the value falls back to the
+    generic phrasing. ``{s}`` in a template is "s" unless the value reads as 1 where the
+    template writes it (``{s:y|ies}`` for other endings); see :class:`_Number` for the flag
+    and day specs. A category is phrased by :func:`category_text` (``unknown`` is missing).
+    """
+    if isinstance(value, str):
+        value = category_text(value)
+    text = None
+    if value is not None and feature.sentence:
+        try:
+            if isinstance(value, str):
+                text = feature.sentence.format(value=value, s=_Plural(False))
+            else:
+                one = "{s" in feature.sentence and _shown_as_one(feature.sentence, value)
+                text = feature.sentence.format(value=_Number(value), s=_Plural(one))
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            logger.debug("sentence of %s does not fit value %r", feature.name, value)
+    # "; " joins the reasons of a lead: inside one sentence it would split it in two
+    return (text or _generic_text(feature, value)).replace("; ", ", ")
+
+
+def unseen_category_text(feature: Feature, value: str) -> str:
+    """The sentence for a category the model never saw, which it scored as missing."""
+    text = f"{feature.label}: {category_text(value) or value} (new, not seen in training)"
+    return text.replace("; ", ", ")
+
+
+def reasons_json(reasons_for: Sequence[Reason], reasons_against: Sequence[Reason]) -> str:
+    """The reasons as a JSON list of {feature, label, value, contribution, direction}."""
+    items = [r.to_dict() for r in (*reasons_for, *reasons_against)]
+    return json.dumps(items, ensure_ascii=False)

@@ -1,0 +1,150 @@
+"""Fit and engagement sub-scores: where a lead's fit and its engagement rank among past leads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from leadscore.errors import DataError, ModelError
+from leadscore.schema import Feature
+
+__all__ = ["GROUPS", "SubScorer"]
+
+#: Feature groups that get a sub-score, in output order (column ``{group}_score``).
+GROUPS: tuple[str, ...] = ("fit", "engagement")
+
+
+class SubScorer(BaseEstimator):
+    """Fit and engagement sub-scores: percentiles of each group's log-odds contribution.
+
+    A lead's fit (engagement) strength is the sum of the log-odds contributions of its fit
+    (engagement) features: how far what it told us (what it did) moves the model's raw score
+    from the base. :meth:`fit` stores the distribution of that sum over the training leads as
+    ``n_quantiles`` quantiles; :meth:`transform` places a new lead in it, as an integer 0-100:
+    ``fit_score = 80`` reads "a better fit than 80% of past leads".
+
+    Why percentiles: they are comparable between the two groups and between models (a raw
+    log-odds sum is neither), stay put when a retrain rescales the model's margins, are
+    readable without knowing what a log-odds is, and are not squeezed by the calibrator (the
+    groups are scored on log-odds, so a lead's fit score does not depend on its engagement).
+
+    Parameters
+    ----------
+    n_quantiles : quantiles stored per group (101 = every percentile).
+
+    Attributes
+    ----------
+    columns_ : the model columns, in the order an array passed to :meth:`transform` has them.
+    groups_ : group -> names of the model columns in it.
+    quantiles_ : group -> ``n_quantiles`` non-decreasing values of the group sum.
+    """
+
+    def __init__(self, n_quantiles: int = 101) -> None:
+        self.n_quantiles = n_quantiles
+
+    @staticmethod
+    def _frame(log_odds: pd.DataFrame | np.ndarray, names: Sequence[str]) -> pd.DataFrame:
+        if isinstance(log_odds, pd.DataFrame):
+            missing = [n for n in names if n not in log_odds.columns]
+            if missing:
+                raise DataError(
+                    f"log-odds contributions lack column {missing[0]!r}",
+                    "Pass the log_odds of an explanation of the same model.",
+                )
+            return log_odds.loc[:, list(names)]
+        arr = np.asarray(log_odds, dtype=float)
+        if arr.ndim != 2 or arr.shape[1] != len(names):
+            raise DataError(
+                f"log-odds contributions have shape {arr.shape}, expected (n, {len(names)})",
+                "Pass one column per model column, in the model's order.",
+            )
+        return pd.DataFrame(arr, columns=list(names))
+
+    def fit(
+        self, log_odds_contribs: pd.DataFrame | np.ndarray, features: Sequence[Feature]
+    ) -> SubScorer:
+        """Learn each group's distribution on the training leads' log-odds contributions."""
+        if not isinstance(self.n_quantiles, int) or self.n_quantiles < 2:
+            raise ValueError("n_quantiles must be an integer of at least 2")
+        self.columns_: list[str] = [f.name for f in features]
+        frame = self._frame(log_odds_contribs, self.columns_)
+        if len(frame) == 0:
+            raise DataError("no leads to fit sub-scores on", "Fit on the training leads.")
+        levels = np.linspace(0.0, 1.0, self.n_quantiles)
+        self.groups_: dict[str, list[str]] = {}
+        self.quantiles_: dict[str, list[float]] = {}
+        for group in GROUPS:
+            names = [f.name for f in features if f.group == group]
+            self.groups_[group] = names
+            sums = frame[names].to_numpy(dtype=float).sum(axis=1)
+            q = np.quantile(sums, levels) if names else np.zeros(0)
+            self.quantiles_[group] = np.maximum.accumulate(q).tolist() if names else []
+        return self
+
+    def transform(self, log_odds_contribs: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """``fit_score`` and ``engagement_score`` (nullable Int64, 0-100) of every lead.
+
+        A group without features scores ``<NA>``. Ties within the stored quantiles score the
+        middle of their range, so the score is non-decreasing in the group sum.
+        """
+        check_is_fitted(self, "quantiles_")
+        frame = self._frame(log_odds_contribs, self.columns_)
+        out = {}
+        for group in GROUPS:
+            q = np.asarray(self.quantiles_[group], dtype=float)
+            if q.size == 0:
+                out[f"{group}_score"] = pd.array([pd.NA] * len(frame), dtype="Int64")
+                continue
+            sums = frame[self.groups_[group]].to_numpy(dtype=float).sum(axis=1)
+            pct = _percentile(sums, q)
+            out[f"{group}_score"] = pd.array(np.rint(pct).astype(np.int64), dtype="Int64")
+        return pd.DataFrame(out, index=frame.index)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fitted sub-scorer as plain JSON-ready values (for model.json)."""
+        check_is_fitted(self, "quantiles_")
+        return {
+            "n_quantiles": self.n_quantiles,
+            "columns_": list(self.columns_),
+            "groups_": {g: list(v) for g, v in self.groups_.items()},
+            "quantiles_": {g: [float(x) for x in v] for g, v in self.quantiles_.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SubScorer:
+        """Rebuild a fitted sub-scorer written by :meth:`to_dict`."""
+        try:
+            scorer = cls(int(data["n_quantiles"]))
+            scorer.columns_ = [str(n) for n in data["columns_"]]
+            scorer.groups_ = {g: [str(n) for n in data["groups_"][g]] for g in GROUPS}
+            scorer.quantiles_ = {g: [float(x) for x in data["quantiles_"][g]] for g in GROUPS}
+        except (KeyError, TypeError, ValueError) as err:
+            raise ModelError(
+                f"sub-scorer in the model file is incomplete ({err})",
+                "Retrain the model or restore its model.json.",
+            ) from err
+        return scorer
+
+
+def _percentile(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Empirical CDF (0-100) from stored quantiles, mid-rank at ties, linear in between."""
+    levels = np.linspace(0.0, 100.0, quantiles.size)
+    u, first = np.unique(quantiles, return_index=True)
+    last = np.searchsorted(quantiles, u, side="right") - 1
+    lo, hi = levels[first], levels[last]
+    j = np.searchsorted(u, values, side="right") - 1
+    out = np.empty(values.shape, dtype=float)
+    below, above = j < 0, (j >= u.size - 1) & (values > u[-1])
+    out[below], out[above] = 0.0, 100.0
+    at = ~below & ~above & (values == u[np.clip(j, 0, u.size - 1)])
+    out[at] = (lo[j[at]] + hi[j[at]]) / 2
+    mid = ~below & ~above & ~at
+    jm = j[mid]
+    t = (values[mid] - u[jm]) / (u[jm + 1] - u[jm])
+    out[mid] = hi[jm] + t * (lo[jm + 1] - hi[jm])
+    return np.clip(out, 0.0, 100.0)
