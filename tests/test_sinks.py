@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from leadscore import sinks
 from leadscore.errors import DataError
+from leadscore.sinks.schema import _DUCKDB_TYPES
 
 FILE_KINDS = ("duckdb", "parquet", "csv", "sqlite")
 CANONICAL_DTYPES = {
@@ -170,7 +171,7 @@ def test_write_then_read_round_trips_every_value_and_dtype(target: str) -> None:
 def test_duckdb_tables_have_the_schema_types(tmp_path: Path) -> None:
     target = target_for("duckdb", tmp_path)
     sinks.write_scored_leads(make_scored(3), target)
-    expected = {c.name: sinks._DUCKDB_TYPES[c.kind] for c in sinks.SCORED_LEADS_SCHEMA}
+    expected = {c.name: _DUCKDB_TYPES[c.kind] for c in sinks.SCORED_LEADS_SCHEMA}
     with duckdb.connect(target, read_only=True) as con:
         for table in (sinks.LATEST_TABLE, sinks.HISTORY_TABLE):
             described = {r[0]: r[1] for r in con.execute(f"DESCRIBE {table}").fetchall()}
@@ -889,7 +890,7 @@ def test_a_rename_that_fails_undoes_the_ones_before_it(
             raise PermissionError(1, "Operation not permitted", str(dst))
         real_replace(src, dst)
 
-    monkeypatch.setattr(sinks.os, "replace", replace_failing_on_the_latest_file)
+    monkeypatch.setattr(os, "replace", replace_failing_on_the_latest_file)
     with pytest.raises(DataError, match="Operation not permitted") as failed:
         sinks.write_scored_leads(make_scored(6, "2024-05-01", seed=3), target)
     monkeypatch.undo()

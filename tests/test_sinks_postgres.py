@@ -20,6 +20,7 @@ import pytest
 
 from leadscore import sinks
 from leadscore.errors import DataError
+from leadscore.sinks.schema import _KEY_TEXT
 from test_sinks import CANONICAL_DTYPES, by_lead, expected_latest, make_scored, run_and_kill
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh"
@@ -130,7 +131,7 @@ def test_postgres_tables_have_the_schema_types(pg_url: str) -> None:
         assert list(columns) == list(sinks.COLUMNS)
         for col in sinks.SCORED_LEADS_SCHEMA:
             kind, nullable = columns[col.name]
-            key_text = col.name in sinks._KEY_TEXT
+            key_text = col.name in _KEY_TEXT
             assert kind == ("character varying" if key_text else expected_types[col.kind])
             assert (nullable == "YES") == col.nullable
 

@@ -1,0 +1,365 @@
+"""DuckDB: the DuckDB-file target, and the engine that reads Parquet and CSV targets.
+
+Opening a DuckDB file (waiting a little on another process's lock), a read-only view of the
+tables of a DuckDB, Parquet or CSV target as FROM-expressions (:func:`_duckdb_view`: DuckDB
+reads the files too), and the commit of a run into a DuckDB file in one transaction. The SQL
+that recomputes later rows' previous stages is shared with :mod:`leadscore.sinks.files`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from leadscore.errors import DataError
+from leadscore.sinks.schema import (
+    _DUCKDB_TYPES,
+    _LATEST_KEY,
+    _LATEST_KEY_H,
+    _LATEST_ORDER,
+    CLOSED_TABLE,
+    HISTORY_TABLE,
+    LATEST_TABLE,
+    SCORED_LEADS_SCHEMA,
+    _duckdb_ddl,
+    _select_list,
+    _sql_literal,
+)
+from leadscore.sinks.target import (
+    RunKey,
+    SinkTarget,
+    TargetKind,
+    _check_columns,
+    _check_file_columns,
+    _os_error,
+)
+
+#: How long a DuckDB open waits for another process's lock before giving up.
+_LOCK_WAIT_S = 15.0
+
+
+def _visible_files(folder: Path, suffix: str) -> list[Path]:
+    """Committed history files (staging and temp files start with a dot)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f"*{suffix}") if not p.name.startswith("."))
+
+
+def _file_scan(paths: list[Path], kind: TargetKind) -> str:
+    """A DuckDB FROM-expression reading Parquet or CSV files with the schema's types."""
+    files = "[" + ", ".join(_sql_literal(str(p)) for p in paths) + "]"
+    if kind == "parquet":
+        return f"read_parquet({files})"
+    columns = (
+        "{"
+        + ", ".join(
+            f"{_sql_literal(c.name)}: {_sql_literal(_DUCKDB_TYPES[c.kind])}"
+            for c in SCORED_LEADS_SCHEMA
+        )
+        + "}"
+    )
+    return (
+        f"read_csv({files}, header = true, auto_detect = false, columns = {columns}, "
+        "allow_quoted_nulls = false)"
+    )
+
+
+#: Columns of the closed-leads records, with their DuckDB types.
+_CLOSED_COLUMNS: dict[str, str] = {"lead_id": "VARCHAR", "closed_by": "TIMESTAMP"}
+_CLOSED_DDL = (
+    f'CREATE TABLE IF NOT EXISTS "{CLOSED_TABLE}" '
+    "(lead_id VARCHAR NOT NULL, closed_by TIMESTAMP NOT NULL)"
+)
+
+
+def _closed_scan(path: Path, kind: TargetKind) -> str:
+    """A DuckDB FROM-expression reading a closed-leads file with its types."""
+    if kind == "parquet":
+        return (
+            "(SELECT CAST(lead_id AS VARCHAR) AS lead_id, CAST(closed_by AS TIMESTAMP) AS "
+            f"closed_by FROM read_parquet({_sql_literal(str(path))}))"
+        )
+    columns = "{" + ", ".join(f"'{c}': '{t}'" for c, t in _CLOSED_COLUMNS.items()) + "}"
+    return (
+        f"read_csv({_sql_literal(str(path))}, header = true, auto_detect = false, "
+        f"columns = {columns}, allow_quoted_nulls = false)"
+    )
+
+
+def _connect_duckdb(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    """Open a DuckDB file, waiting a little while another process holds its lock."""
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except OSError as err:
+            raise _os_error(path, err) from err
+        except duckdb.Error as err:
+            if not isinstance(err, duckdb.IOException) or "lock" not in str(err).lower():
+                raise DataError(
+                    f"{path} cannot be opened as a DuckDB file: {str(err).splitlines()[0]}",
+                    "Use another --target, or a .parquet or .csv target.",
+                ) from err
+            if time.monotonic() > deadline:
+                raise DataError(
+                    f"{path} cannot be opened: {str(err).splitlines()[0]}",
+                    "Close other programs using the file (another scorer, a notebook) and retry.",
+                ) from err
+            time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def _duckdb_view(
+    target: SinkTarget,
+) -> Iterator[tuple[duckdb.DuckDBPyConnection, dict[str, str | None]]]:
+    """A DuckDB connection and FROM-expressions for the tables of a DuckDB/Parquet/CSV target
+    (the two scored-leads tables and the closed-leads records).
+
+    A table's expression is None when the target does not hold it yet.
+    """
+    if target.kind == "duckdb":
+        if not target.path.exists():
+            with duckdb.connect() as con:
+                yield con, dict.fromkeys((LATEST_TABLE, HISTORY_TABLE, CLOSED_TABLE))
+            return
+        with _connect_duckdb(target.path, read_only=True) as con:
+            tables = {
+                r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
+            for table in tables & {LATEST_TABLE, HISTORY_TABLE}:
+                columns = con.execute(
+                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
+                ).fetchall()
+                _check_columns(target, table, [r[0] for r in columns])
+            yield (
+                con,
+                {
+                    t: (f'"{t}"' if t in tables else None)
+                    for t in (LATEST_TABLE, HISTORY_TABLE, CLOSED_TABLE)
+                },
+            )
+        return
+    _check_file_columns(target)
+    latest = [target.path] if target.path.exists() else []
+    history = _visible_files(target.history_dir, target.suffix)
+    with duckdb.connect() as con:
+        yield (
+            con,
+            {
+                LATEST_TABLE: _file_scan(latest, target.kind) if latest else None,
+                HISTORY_TABLE: _file_scan(history, target.kind) if history else None,
+                CLOSED_TABLE: (
+                    _closed_scan(target.closed_path, target.kind)
+                    if target.closed_path.is_file()
+                    else None
+                ),
+            },
+        )
+
+
+def _id_filter_duckdb(con: duckdb.DuckDBPyConnection, lead_ids: Iterable[str] | None) -> str:
+    if lead_ids is None:
+        return "TRUE"
+    ids = pa.table({"lead_id": pa.array([str(i) for i in lead_ids], pa.string())})
+    con.register("_leadscore_ids", ids)
+    return "lead_id IN (SELECT lead_id FROM _leadscore_ids)"
+
+
+def _configure_duckdb(con: duckdb.DuckDBPyConnection, memory_limit: str, spill: Path) -> None:
+    con.execute(f"SET memory_limit = {_sql_literal(memory_limit)}")
+    con.execute(f"SET temp_directory = {_sql_literal(str(spill))}")
+    con.execute("SET preserve_insertion_order = false")
+
+
+#: Leads of a run (``{touched}``: its new and replaced rows) that have rows at a later as-of:
+#: their previous stages depend on this run. The latest table tells without the history.
+_LATER_DUCKDB = (
+    "SELECT DISTINCT lead_id FROM {latest} "
+    "WHERE as_of > $as_of AND lead_id IN (SELECT lead_id FROM {touched})"
+)
+
+
+def _previous_by_as_of_duckdb(history: str, leads: str) -> str:
+    """(lead_id, as_of, previous_stage) for every as-of of the ``leads``: the stage of the
+    newest row strictly before that as-of, the rule :func:`previous_stages` applies."""
+    return (
+        "SELECT lead_id, as_of, lag(stage) OVER (PARTITION BY lead_id ORDER BY as_of) "
+        "AS previous_stage FROM (SELECT lead_id, as_of, "
+        "arg_max(stage, (scored_at, model_name, model_version)) AS stage "
+        f"FROM {history} WHERE lead_id IN (SELECT lead_id FROM {leads}) GROUP BY lead_id, as_of)"
+    )
+
+
+def _restage_later_duckdb(history: str, leads: str) -> str:
+    """An UPDATE that recomputes previous_stage and stage_changed of the ``leads``' rows after
+    the run's as-of: a back-fill or a re-run changes what came before them."""
+    return (
+        f"UPDATE {history} SET previous_stage = p.previous_stage, "
+        f"stage_changed = coalesce(p.previous_stage <> {history}.stage, false) "
+        f"FROM ({_previous_by_as_of_duckdb(history, leads)}) AS p "
+        f"WHERE {history}.lead_id = p.lead_id AND {history}.as_of = p.as_of "
+        f"AND {history}.as_of > $as_of"
+    )
+
+
+def _commit_duckdb(
+    target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
+) -> tuple[int, int]:
+    """Replace the run in the history and update the latest table, in one transaction.
+
+    The latest table is updated, not rebuilt: its cost follows the run, not the history, so
+    daily runs stay as fast in a year as on day one. For each lead of the run the winner is
+    the newest of its new row and its current latest row (an older as-of never overwrites a
+    newer one). Leads whose latest row came from an earlier write of this same run (a re-run)
+    fall back to their history, since that row is being replaced. Leads of the run with rows
+    at a later as-of (a back-fill, or a re-run that changed or dropped them) get those rows'
+    previous stages recomputed and their latest row rebuilt from the history. Last, the
+    closed leads are recorded and leave the latest table (:func:`_apply_closed_duckdb`).
+    """
+    try:
+        target.path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _os_error(target.path, err) from err
+    key = "as_of = $as_of AND model_name = $model_name AND model_version = $model_version"
+    params = run.params()
+    scan = f"read_parquet({_sql_literal(str(staged))})"
+    keys = "lead_id, as_of, scored_at, model_name, model_version"
+    in_run = f"lead_id IN (SELECT lead_id FROM {scan})"
+    with _connect_duckdb(target.path, read_only=False) as con:
+        _configure_duckdb(con, memory_limit, staged.parent)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(_duckdb_ddl(HISTORY_TABLE))
+            con.execute(_duckdb_ddl(LATEST_TABLE))
+            con.execute(_CLOSED_DDL)
+            con.execute(
+                "CREATE TEMP TABLE _leadscore_rerun AS "
+                f"SELECT lead_id FROM {LATEST_TABLE} WHERE {key}",
+                params,
+            )
+            rerun = con.execute("SELECT count(*) FROM _leadscore_rerun").fetchone()[0]
+            con.execute(
+                "CREATE TEMP TABLE _leadscore_touched AS "
+                f"SELECT lead_id FROM {HISTORY_TABLE} WHERE {key}",
+                params,
+            )
+            replaced = con.execute("SELECT count(*) FROM _leadscore_touched").fetchone()[0]
+            con.execute(f"INSERT INTO _leadscore_touched SELECT lead_id FROM {scan}")
+            con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE {key}", params)
+            con.execute(f"INSERT INTO {HISTORY_TABLE} SELECT {_select_list()} FROM {scan}")
+            # Candidates for each touched lead: 1 = its new row, 0 = its current latest row,
+            # 2 = its other history rows (re-runs only). The winner's source says what to do.
+            candidates = (
+                f"SELECT {keys}, 1 AS src FROM {scan} UNION ALL "
+                f"SELECT {keys}, 0 AS src FROM {LATEST_TABLE} WHERE NOT ({key}) AND {in_run}"
+            )
+            if rerun:
+                candidates += (
+                    f" UNION ALL SELECT {keys}, 2 AS src FROM {HISTORY_TABLE} "
+                    f"WHERE NOT ({key}) AND lead_id IN (SELECT lead_id FROM _leadscore_rerun)"
+                )
+            con.execute(
+                "CREATE TEMP TABLE _leadscore_winner AS SELECT lead_id, "
+                f"arg_max(src, {_LATEST_KEY}) AS src, max({_LATEST_KEY}) AS k "
+                f"FROM ({candidates}) GROUP BY lead_id",
+                params,
+            )
+            con.execute(
+                f"DELETE FROM {LATEST_TABLE} "
+                "WHERE lead_id IN (SELECT lead_id FROM _leadscore_winner WHERE src = 1) "
+                "OR lead_id IN (SELECT lead_id FROM _leadscore_rerun)"
+            )
+            con.execute(
+                f"INSERT INTO {LATEST_TABLE} SELECT {_select_list()} FROM {scan} "
+                "WHERE lead_id IN (SELECT lead_id FROM _leadscore_winner WHERE src = 1)"
+            )
+            if rerun:
+                con.execute(
+                    f"INSERT INTO {LATEST_TABLE} SELECT {_select_list('h.')} "
+                    f"FROM {HISTORY_TABLE} h SEMI JOIN _leadscore_winner w "
+                    f"ON h.lead_id = w.lead_id AND w.src = 2 AND {_LATEST_KEY_H} = w.k "
+                    "WHERE NOT (h.as_of = $as_of AND h.model_name = $model_name "
+                    "AND h.model_version = $model_version)",
+                    params,
+                )
+            later = _LATER_DUCKDB.format(latest=LATEST_TABLE, touched="_leadscore_touched")
+            if con.execute(
+                f'SELECT count(*) FROM "{CLOSED_TABLE}" WHERE closed_by > $as_of',
+                {"as_of": params["as_of"]},
+            ).fetchone()[0]:
+                # closed leads have no latest row: their later rows are in the history only
+                later += (
+                    f" UNION SELECT DISTINCT lead_id FROM {HISTORY_TABLE} WHERE as_of > $as_of "
+                    "AND lead_id IN (SELECT lead_id FROM _leadscore_touched) AND lead_id IN "
+                    f'(SELECT lead_id FROM "{CLOSED_TABLE}" WHERE closed_by > $as_of)'
+                )
+            con.execute(
+                f"CREATE TEMP TABLE _leadscore_later AS {later}", {"as_of": params["as_of"]}
+            )
+            if con.execute("SELECT count(*) FROM _leadscore_later").fetchone()[0]:
+                con.execute(
+                    _restage_later_duckdb(HISTORY_TABLE, "_leadscore_later"),
+                    {"as_of": params["as_of"]},
+                )
+                con.execute(
+                    f"DELETE FROM {LATEST_TABLE} "
+                    "WHERE lead_id IN (SELECT lead_id FROM _leadscore_later)"
+                )
+                con.execute(
+                    f"INSERT INTO {LATEST_TABLE} SELECT {_select_list()} FROM {HISTORY_TABLE} "
+                    "WHERE lead_id IN (SELECT lead_id FROM _leadscore_later) "
+                    f"QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY {_LATEST_ORDER}) = 1"
+                )
+            for temp in ("rerun", "winner", "touched", "later"):
+                con.execute(f"DROP TABLE _leadscore_{temp}")
+            _apply_closed_duckdb(con, closed, params["as_of"])
+            latest = con.execute(f"SELECT count(*) FROM {LATEST_TABLE}").fetchone()[0]
+            con.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.execute("ROLLBACK")
+            raise
+    return int(replaced), int(latest)
+
+
+def _apply_closed_duckdb(con: duckdb.DuckDBPyConnection, closed: Path | None, as_of: Any) -> None:
+    """Record the run's closed leads and drop every latest row a record is newer than.
+
+    The rows the commit just (re)built may belong to leads recorded closed later (a back-fill
+    of an earlier as-of): those go first. A closed lead of the run is recorded when it has no
+    record yet, or when it is shown with a row older than the run (reopened, then closed
+    again); a lead already left out keeps its record, so the table grows by newly closed
+    leads only.
+    """
+    con.execute(
+        f'DELETE FROM {LATEST_TABLE} WHERE EXISTS (SELECT 1 FROM "{CLOSED_TABLE}" c '
+        f"WHERE c.lead_id = {LATEST_TABLE}.lead_id AND c.closed_by > {LATEST_TABLE}.as_of)"
+    )
+    if closed is None:
+        return
+    con.execute(
+        "CREATE TEMP TABLE _leadscore_closing AS SELECT DISTINCT lead_id "
+        f"FROM read_parquet({_sql_literal(str(closed))}) WHERE lead_id NOT IN "
+        f'(SELECT lead_id FROM "{CLOSED_TABLE}") OR lead_id IN '
+        f"(SELECT lead_id FROM {LATEST_TABLE} WHERE as_of < $as_of)",
+        {"as_of": as_of},
+    )
+    con.execute(
+        f'DELETE FROM "{CLOSED_TABLE}" WHERE lead_id IN (SELECT lead_id FROM _leadscore_closing)'
+    )
+    con.execute(
+        f'INSERT INTO "{CLOSED_TABLE}" SELECT lead_id, $as_of FROM _leadscore_closing',
+        {"as_of": as_of},
+    )
+    con.execute(
+        f"DELETE FROM {LATEST_TABLE} WHERE as_of < $as_of "
+        "AND lead_id IN (SELECT lead_id FROM _leadscore_closing)",
+        {"as_of": as_of},
+    )
+    con.execute("DROP TABLE _leadscore_closing")

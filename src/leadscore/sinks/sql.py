@@ -1,0 +1,459 @@
+"""SQL databases by SQLAlchemy URL (PostgreSQL and SQLite are tested): tables, commit, reads.
+
+Portable SQL (window functions, correlated updates), so that every database runs the same
+statements; PostgreSQL with psycopg bulk-loads by COPY. SQLAlchemy is imported only when an
+SQL target is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from leadscore.errors import DataError
+from leadscore.io import sqlite_file
+from leadscore.sinks.schema import (
+    _KEY_TEXT,
+    CLOSED_TABLE,
+    COLUMNS,
+    HISTORY_TABLE,
+    LATEST_TABLE,
+    RUN_KEY_COLUMNS,
+    SCORED_LEADS_SCHEMA,
+    Column,
+    _conform_read,
+    _empty_frame,
+)
+from leadscore.sinks.target import RunKey, SinkTarget, _check_columns, _missing_target, _os_error
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+
+def _sql_tables(metadata: sa.MetaData, temp_suffix: str) -> tuple[sa.Table, sa.Table, sa.Table]:
+    """The two scored-leads tables and a temporary table of affected lead ids."""
+    import sqlalchemy as sa
+
+    def sql_type(col: Column) -> sa.types.TypeEngine[Any]:
+        if col.kind == "text":
+            return sa.String(255) if col.name in _KEY_TEXT else sa.Text()
+        return {
+            "timestamp": sa.DateTime(timezone=False),
+            "double": sa.Double(),
+            "integer": sa.Integer(),
+            "boolean": sa.Boolean(),
+        }[col.kind]
+
+    def columns(primary: bool) -> list[sa.Column[Any]]:
+        return [
+            sa.Column(
+                c.name,
+                sql_type(c),
+                nullable=c.nullable,
+                primary_key=primary and c.name == "lead_id",
+            )
+            for c in SCORED_LEADS_SCHEMA
+        ]
+
+    history = sa.Table(
+        HISTORY_TABLE,
+        metadata,
+        *columns(False),
+        sa.Index(f"ix_{HISTORY_TABLE}_run", *RUN_KEY_COLUMNS),
+        sa.Index(f"ix_{HISTORY_TABLE}_lead", "lead_id", "as_of"),
+    )
+    latest = sa.Table(LATEST_TABLE, metadata, *columns(True))
+    affected = sa.Table(
+        f"_leadscore_affected_{temp_suffix}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255)),
+        prefixes=["TEMPORARY"],
+    )
+    return history, latest, affected
+
+
+def _sql_engine(target: SinkTarget) -> sa.Engine:
+    """An engine whose transactions really cover DDL too (SQLite's driver needs help)."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(target.location)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ModuleNotFoundError) as err:
+        raise DataError(
+            f"cannot open database URL {target}: {str(err).splitlines()[0]}",
+            "Use an SQLAlchemy URL whose driver is installed, e.g. postgresql+psycopg://...",
+        ) from err
+    if engine.dialect.name == "sqlite":
+        # pysqlite opens transactions lazily and never for DDL; take control so that the
+        # whole commit, CREATE TABLE included, is one transaction (SQLAlchemy's recipe).
+        @sa.event.listens_for(engine, "connect")
+        def _no_implicit_tx(dbapi_con: Any, _record: Any) -> None:
+            dbapi_con.isolation_level = None
+
+        @sa.event.listens_for(engine, "begin")
+        def _explicit_begin(con: sa.Connection) -> None:
+            con.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+@contextlib.contextmanager
+def _sql_connection(target: SinkTarget, *, write: bool) -> Iterator[sa.Connection]:
+    import sqlalchemy as sa
+
+    engine = _sql_engine(target)
+    try:
+        with engine.begin() if write else engine.connect() as con:
+            yield con
+    except sa.exc.DatabaseError as err:
+        if type(err) not in (sa.exc.OperationalError, sa.exc.DatabaseError):
+            raise
+        raise DataError(
+            f"cannot use the database {target}: {str(err.orig).splitlines()[0]}",
+            "Check the URL, the server and the credentials.",
+        ) from err
+    finally:
+        engine.dispose()
+
+
+def _copy_postgres(con: sa.Connection, table: str, staged: Path) -> None:
+    """Bulk-load the staged rows with COPY (psycopg), inside the open transaction."""
+    import pyarrow.csv as pacsv
+
+    raw = con.connection.driver_connection
+    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    sql = f'COPY "{table}" ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false)'
+    options = pacsv.WriteOptions(include_header=False)
+    with raw.cursor() as cur, cur.copy(sql) as copy:
+        for batch in pq.ParquetFile(staged).iter_batches(batch_size=50_000):
+            sink = pa.BufferOutputStream()
+            pacsv.write_csv(pa.Table.from_batches([batch]), sink, options)
+            copy.write(sink.getvalue().to_pybytes())
+
+
+def _insert_rows(con: sa.Connection, table: sa.Table, staged: Path) -> None:
+    if con.dialect.name == "postgresql" and con.dialect.driver == "psycopg":
+        _copy_postgres(con, table.name, staged)
+        return
+    for batch in pq.ParquetFile(staged).iter_batches(batch_size=20_000):
+        con.execute(table.insert(), batch.to_pylist())
+
+
+def _latest_select(history: sa.Table, where: Any) -> sa.Select[Any]:
+    import sqlalchemy as sa
+
+    rank = (
+        sa.func.row_number()
+        .over(
+            partition_by=history.c.lead_id,
+            order_by=[
+                history.c.as_of.desc(),
+                history.c.scored_at.desc(),
+                history.c.model_name.desc(),
+                history.c.model_version.desc(),
+            ],
+        )
+        .label("_rank")
+    )
+    ranked = sa.select(*history.c, rank).where(where).subquery()
+    return sa.select(*(ranked.c[c] for c in COLUMNS)).where(ranked.c._rank == 1)
+
+
+def _closed_table(metadata: sa.MetaData) -> sa.Table:
+    """The closed-leads records of an SQL target (see the module docstring)."""
+    import sqlalchemy as sa
+
+    return sa.Table(
+        CLOSED_TABLE,
+        metadata,
+        sa.Column("lead_id", sa.String(255), primary_key=True),
+        sa.Column("closed_by", sa.DateTime(timezone=False), nullable=False),
+    )
+
+
+def _restage_later_sql(
+    con: sa.Connection,
+    history: sa.Table,
+    latest: sa.Table,
+    affected: sa.Table,
+    as_of: Any,
+    closed: sa.Table,
+) -> None:
+    """Recompute previous_stage and stage_changed of the affected leads' rows after ``as_of``.
+
+    A back-fill or a re-run changes what came before those rows. Portable SQL (window
+    functions and correlated updates), so that SQLite and PostgreSQL run the same statements;
+    the latest rows of those leads are rebuilt from the history by the caller.
+    """
+    import sqlalchemy as sa
+
+    suffix = uuid.uuid4().hex[:8]
+    # indexed: the updates below look a row up in them for every later history row
+    later = sa.Table(
+        f"_leadscore_later_{suffix}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255), index=True),
+        prefixes=["TEMPORARY"],
+    )
+    prev = sa.Table(
+        f"_leadscore_prev_{suffix}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255)),
+        sa.Column("as_of", sa.DateTime(timezone=False)),
+        sa.Column("previous_stage", sa.String(255)),
+        sa.Index(f"_leadscore_prev_ix_{suffix}", "lead_id", "as_of"),
+        prefixes=["TEMPORARY"],
+    )
+    later.create(con)
+    con.execute(
+        later.insert().from_select(
+            ["lead_id"],
+            sa.select(latest.c.lead_id).where(
+                latest.c.as_of > as_of, latest.c.lead_id.in_(sa.select(affected.c.lead_id))
+            ),
+        )
+    )
+    closed_later = sa.select(closed.c.lead_id).where(closed.c.closed_by > as_of)
+    if con.execute(sa.select(sa.func.count()).select_from(closed_later.subquery())).scalar_one():
+        # closed leads have no latest row: their later rows are in the history only
+        con.execute(
+            later.insert().from_select(
+                ["lead_id"],
+                sa.select(history.c.lead_id)
+                .where(
+                    history.c.as_of > as_of,
+                    history.c.lead_id.in_(sa.select(affected.c.lead_id)),
+                    history.c.lead_id.in_(closed_later),
+                )
+                .distinct(),
+            )
+        )
+    if con.execute(sa.select(sa.func.count()).select_from(later)).scalar_one():
+        prev.create(con)
+        newest_first = [
+            history.c.scored_at.desc(),
+            history.c.model_name.desc(),
+            history.c.model_version.desc(),
+        ]
+        rank = sa.func.row_number().over(
+            partition_by=[history.c.lead_id, history.c.as_of], order_by=newest_first
+        )
+        ranked = (
+            sa.select(history.c.lead_id, history.c.as_of, history.c.stage, rank.label("_rank"))
+            .where(history.c.lead_id.in_(sa.select(later.c.lead_id)))
+            .subquery()
+        )
+        last = (
+            sa.select(ranked.c.lead_id, ranked.c.as_of, ranked.c.stage)
+            .where(ranked.c._rank == 1)
+            .subquery()
+        )
+        before = sa.func.lag(last.c.stage).over(partition_by=last.c.lead_id, order_by=last.c.as_of)
+        con.execute(
+            prev.insert().from_select(
+                ["lead_id", "as_of", "previous_stage"],
+                sa.select(last.c.lead_id, last.c.as_of, before),
+            )
+        )
+        rows = sa.and_(history.c.as_of > as_of, history.c.lead_id.in_(sa.select(later.c.lead_id)))
+        looked_up = (
+            sa.select(prev.c.previous_stage)
+            .where(prev.c.lead_id == history.c.lead_id, prev.c.as_of == history.c.as_of)
+            .scalar_subquery()
+        )
+        con.execute(history.update().where(rows).values(previous_stage=looked_up))
+        moved = sa.and_(
+            history.c.previous_stage.is_not(None), history.c.previous_stage != history.c.stage
+        )
+        con.execute(
+            history.update()
+            .where(rows)
+            .values(stage_changed=sa.case((moved, sa.true()), else_=sa.false()))
+        )
+        prev.drop(con)
+    later.drop(con)
+
+
+def _apply_closed_sql(
+    con: sa.Connection, latest: sa.Table, closed: sa.Table, staged_closed: Path | None, as_of: Any
+) -> None:
+    """:func:`_apply_closed_duckdb` in portable SQL: drop the latest rows a closed-lead record
+    is newer than, then record the run's closed leads and drop their older rows."""
+    import sqlalchemy as sa
+
+    newer = (
+        sa.select(closed.c.lead_id)
+        .where(closed.c.lead_id == latest.c.lead_id, closed.c.closed_by > latest.c.as_of)
+        .exists()
+    )
+    con.execute(latest.delete().where(newer))
+    if staged_closed is None:
+        return
+    suffix = uuid.uuid4().hex[:8]
+    given = sa.Table(
+        f"_leadscore_given_{suffix}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255)),
+        prefixes=["TEMPORARY"],
+    )
+    closing = sa.Table(
+        f"_leadscore_closing_{suffix}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255), primary_key=True),
+        prefixes=["TEMPORARY"],
+    )
+    given.create(con)
+    closing.create(con)
+    for batch in pq.ParquetFile(staged_closed).iter_batches(batch_size=50_000):
+        con.execute(given.insert(), batch.to_pylist())
+    pick = sa.select(given.c.lead_id).where(
+        sa.or_(
+            ~given.c.lead_id.in_(sa.select(closed.c.lead_id)),
+            given.c.lead_id.in_(sa.select(latest.c.lead_id).where(latest.c.as_of < as_of)),
+        )
+    )
+    con.execute(closing.insert().from_select(["lead_id"], pick.distinct()))
+    chosen = sa.select(closing.c.lead_id)
+    con.execute(closed.delete().where(closed.c.lead_id.in_(chosen)))
+    con.execute(
+        closed.insert().from_select(
+            ["lead_id", "closed_by"],
+            sa.select(closing.c.lead_id, sa.literal(as_of, sa.DateTime(timezone=False))),
+        )
+    )
+    con.execute(latest.delete().where(latest.c.as_of < as_of, latest.c.lead_id.in_(chosen)))
+    given.drop(con)
+    closing.drop(con)
+
+
+def _commit_sql(
+    target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
+) -> tuple[int, int]:
+    """Replace the run in the history and update the latest rows, in one transaction.
+
+    Only the leads the run touches get their latest row rebuilt: the leads in the run, and
+    those in an earlier write of the same run (a re-run that drops a lead falls back to the
+    lead's earlier row). That keeps a run that scores a few new leads cheap on a large table.
+    Those leads' rows at later as-ofs get their previous stages recomputed (a back-fill).
+    Last, the closed leads are recorded and leave the latest table (:func:`_apply_closed_sql`).
+    """
+    import sqlalchemy as sa
+
+    del memory_limit  # the database manages its own memory
+    sqlite = sqlite_file(target.location)
+    if sqlite is not None:
+        try:
+            sqlite.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise _os_error(sqlite, err) from err
+    history, latest, affected = _sql_tables(sa.MetaData(), uuid.uuid4().hex[:8])
+    records = _closed_table(history.metadata)
+    with _sql_connection(target, write=True) as con:
+        history.metadata.create_all(con)
+        affected.create(con)
+        key = sa.and_(*(history.c[k] == v for k, v in run.params().items()))
+        con.execute(
+            affected.insert().from_select(["lead_id"], sa.select(history.c.lead_id).where(key))
+        )
+        replaced = con.execute(history.delete().where(key)).rowcount
+        _insert_rows(con, history, staged)
+        con.execute(
+            affected.insert().from_select(["lead_id"], sa.select(history.c.lead_id).where(key))
+        )
+        if con.dialect.name == "postgresql":
+            con.exec_driver_sql(f'ANALYZE "{affected.name}"')
+        touched = history.c.lead_id.in_(sa.select(affected.c.lead_id))
+        as_of = run.as_of.to_pydatetime()
+        _restage_later_sql(con, history, latest, affected, as_of, records)
+        con.execute(latest.delete().where(latest.c.lead_id.in_(sa.select(affected.c.lead_id))))
+        con.execute(latest.insert().from_select(list(COLUMNS), _latest_select(history, touched)))
+        affected.drop(con)
+        _apply_closed_sql(con, latest, records, closed, as_of)
+        count = con.execute(sa.select(sa.func.count()).select_from(latest)).scalar_one()
+    return int(replaced), int(count)
+
+
+def _with_ids_sql(con: sa.Connection, lead_ids: Iterable[str]) -> sa.Table:
+    """A temporary table holding ``lead_ids``, for joins that scale past an IN list."""
+    import sqlalchemy as sa
+
+    ids = sa.Table(
+        f"_leadscore_ids_{uuid.uuid4().hex[:8]}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255)),
+        prefixes=["TEMPORARY"],
+    )
+    ids.create(con)
+    values = [{"lead_id": str(i)} for i in lead_ids]
+    if values:
+        con.execute(ids.insert(), values)
+    return ids
+
+
+def _read_sql(target: SinkTarget, table_name: str, lead_ids: Iterable[str] | None) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    history, latest, _ = _sql_tables(sa.MetaData(), "r")
+    table = latest if table_name == LATEST_TABLE else history
+    sqlite = sqlite_file(target.location)
+    if sqlite is not None and not sqlite.is_file():
+        raise _missing_target(target)
+    with _sql_connection(target, write=False) as con:
+        inspector = sa.inspect(con)
+        if not inspector.has_table(table.name):
+            raise _missing_target(target)
+        _check_columns(target, table.name, [c["name"] for c in inspector.get_columns(table.name)])
+        query = sa.select(table)
+        if lead_ids is not None:
+            ids = _with_ids_sql(con, lead_ids)
+            query = query.where(table.c.lead_id.in_(sa.select(ids.c.lead_id)))
+        order = (
+            ["lead_id"]
+            if table is latest
+            else ["lead_id", "as_of", "scored_at", "model_name", "model_version"]
+        )
+        query = query.order_by(*(table.c[c] for c in order))
+        frame = pd.read_sql(query, con)
+    if frame.empty:
+        return _empty_frame()
+    return _conform_read(frame[list(COLUMNS)])
+
+
+def _previous_stages_sql(
+    target: SinkTarget,
+    as_of: pd.Timestamp,
+    lead_ids: Iterable[str] | None,
+    model_name: str | None,
+) -> pd.DataFrame:
+    import sqlalchemy as sa
+
+    history, _, _ = _sql_tables(sa.MetaData(), "r")
+    sqlite = sqlite_file(target.location)
+    if sqlite is not None and not sqlite.is_file():
+        return _empty_frame(("lead_id", "stage"))  # no history yet; the commit makes the file
+    with _sql_connection(target, write=False) as con:
+        inspector = sa.inspect(con)
+        if not inspector.has_table(history.name):
+            return _empty_frame(("lead_id", "stage"))
+        _check_columns(
+            target, history.name, [c["name"] for c in inspector.get_columns(history.name)]
+        )
+        where = history.c.as_of < as_of.to_pydatetime()
+        if model_name is not None:
+            where = sa.and_(where, history.c.model_name == model_name)
+        if lead_ids is not None:
+            ids = _with_ids_sql(con, lead_ids)
+            where = sa.and_(where, history.c.lead_id.in_(sa.select(ids.c.lead_id)))
+        latest = _latest_select(history, where).subquery()
+        query = sa.select(latest.c.lead_id, latest.c.stage).order_by(latest.c.lead_id)
+        frame = pd.read_sql(query, con)
+    if frame.empty:
+        return _empty_frame(("lead_id", "stage"))
+    return _conform_read(frame)

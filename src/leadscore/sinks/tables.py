@@ -1,0 +1,225 @@
+"""Reading and writing the two tables, whatever the target: the functions callers use.
+
+:func:`read_scored_leads`, :func:`read_history`, :func:`latest_as_of` and
+:func:`previous_stages` read through DuckDB (DuckDB, Parquet and CSV targets) or SQLAlchemy;
+:func:`write_scored_leads` writes one whole run through :func:`open_run`;
+:func:`attach_previous_stages` fills a run's previous stages from :func:`previous_stages`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from leadscore.errors import DataError
+from leadscore.io import sqlite_file
+from leadscore.sinks.duckdb_sink import _duckdb_view, _id_filter_duckdb
+from leadscore.sinks.run import open_run
+from leadscore.sinks.schema import (
+    _LATEST_KEY,
+    CLOSED_TABLE,
+    HISTORY_TABLE,
+    LATEST_TABLE,
+    _conform_read,
+    _empty_frame,
+    _select_list,
+    validate_scored_leads,
+)
+from leadscore.sinks.sql import _previous_stages_sql, _read_sql, _sql_connection, _sql_tables
+from leadscore.sinks.target import (
+    RunKey,
+    SinkTarget,
+    WriteSummary,
+    _missing_target,
+    _to_stamp,
+    parse_target,
+)
+
+
+def attach_previous_stages(scored: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
+    """Fill ``previous_stage`` and ``stage_changed`` of ``scored`` from :func:`previous_stages`.
+
+    A lead scored for the first time gets no previous stage and ``stage_changed`` False, so
+    the column says "moved between stages", never "is new".
+    """
+    if "stage" not in scored or "lead_id" not in scored:
+        raise DataError(
+            "scored leads: attach_previous_stages needs lead_id and stage",
+            "Assign stages before attaching the previous ones.",
+        )
+    lookup = previous.drop_duplicates("lead_id").set_index("lead_id")["stage"]
+    out = scored.copy()
+    prev = out["lead_id"].astype("str").map(lookup).astype("str")
+    out["previous_stage"] = prev.to_numpy()
+    out["stage_changed"] = (prev.notna() & (prev != out["stage"].astype("str"))).to_numpy()
+    return out
+
+
+def read_scored_leads(
+    target: str | os.PathLike[str] | SinkTarget | None = None,
+    lead_ids: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """The latest scored row per lead (``scored_leads``), ordered by lead_id.
+
+    ``lead_ids`` limits the read to those leads (the ``explain`` card needs one).
+    """
+    return _read_table(target, LATEST_TABLE, lead_ids, "lead_id")
+
+
+def read_history(
+    target: str | os.PathLike[str] | SinkTarget | None = None,
+    lead_ids: Iterable[str] | None = None,
+) -> pd.DataFrame:
+    """Every scored row of every run (``scored_leads_history``), by lead_id then as_of."""
+    return _read_table(
+        target, HISTORY_TABLE, lead_ids, "lead_id, as_of, scored_at, model_name, model_version"
+    )
+
+
+def latest_as_of(
+    target: str | os.PathLike[str] | SinkTarget | None, model_name: str
+) -> pd.Timestamp | None:
+    """The as-of of the newest run of ``model_name`` in the target, or None before its first.
+
+    A lead whose own latest as-of is older was left out of that run: the scorer stops scoring
+    a lead once it has closed, so its row in ``scored_leads`` is its last score, not a current
+    one, and a lead card must say so.
+    """
+    sink = parse_target(target)
+    if sink.kind == "sql":
+        import sqlalchemy as sa
+
+        history, _, _ = _sql_tables(sa.MetaData(), "r")
+        sqlite = sqlite_file(sink.location)
+        if sqlite is not None and not sqlite.is_file():
+            return None
+        with _sql_connection(sink, write=False) as con:
+            if not sa.inspect(con).has_table(history.name):
+                return None
+            query = sa.select(sa.func.max(history.c.as_of)).where(
+                history.c.model_name == model_name
+            )
+            value = con.execute(query).scalar()
+    else:
+        with _duckdb_view(sink) as (con, sources):
+            source = sources[HISTORY_TABLE]
+            if source is None:
+                return None
+            value = con.execute(
+                f"SELECT max(as_of) FROM {source} WHERE model_name = ?", [model_name]
+            ).fetchall()[0][0]
+    return None if value is None else _to_stamp(value)
+
+
+def _read_table(
+    target: str | os.PathLike[str] | SinkTarget | None,
+    table: str,
+    lead_ids: Iterable[str] | None,
+    order_by: str,
+) -> pd.DataFrame:
+    """One of the two tables from any sink, in the canonical dtypes (DuckDB reads files too)."""
+    sink = parse_target(target)
+    if sink.kind == "sql":
+        return _read_sql(sink, table, lead_ids)
+    with _duckdb_view(sink) as (con, sources):
+        source = sources[table]
+        if source is None:
+            raise _missing_target(sink)
+        where = _id_filter_duckdb(con, lead_ids)
+        frame = con.execute(
+            f"SELECT {_select_list()} FROM {source} WHERE {where} ORDER BY {order_by}"
+        ).df()
+    return _conform_read(frame)
+
+
+def previous_stages(
+    target: str | os.PathLike[str] | SinkTarget | None,
+    as_of: pd.Timestamp | str,
+    *,
+    lead_ids: Iterable[str] | None = None,
+    model_name: str | None = None,
+) -> pd.DataFrame:
+    """Each lead's stage at its latest scoring strictly before ``as_of``.
+
+    Strictly before, so that re-running the same as-of sees the same previous stages and
+    writes the same rows (idempotence). Empty (columns lead_id, stage) when the target does
+    not exist yet.
+
+    Parameters
+    ----------
+    target : where the scores are kept (see :func:`parse_target`).
+    as_of : the as-of of the run about to be written.
+    lead_ids : only these leads (a scorer working in chunks asks per chunk).
+    model_name : only scores by this model; None takes any model.
+    """
+    sink = parse_target(target)
+    stamp = _to_stamp(as_of)
+    if sink.kind == "sql":
+        return _previous_stages_sql(sink, stamp, lead_ids, model_name)
+    with _duckdb_view(sink) as (con, sources):
+        history, latest = sources[HISTORY_TABLE], sources[LATEST_TABLE]
+        if history is None or latest is None:
+            return _empty_frame(("lead_id", "stage"))
+        where = "as_of < $as_of AND " + _id_filter_duckdb(con, lead_ids)
+        params: dict[str, Any] = {"as_of": stamp.to_pydatetime()}
+        if model_name is None and sink.kind == "duckdb":
+            # A lead whose latest row is older than as_of needs nothing else: that row is its
+            # newest earlier one. Only leads scored again at or after as_of (re-runs,
+            # back-fills) and closed leads (no latest row) need the history, so the usual
+            # case never scans the whole history.
+            # (DuckDB only: there the tables always change together.)
+            from_history = f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of)"
+            closed = sources[CLOSED_TABLE]
+            if closed is not None:
+                ids = _id_filter_duckdb(con, lead_ids)
+                if con.execute(
+                    f"SELECT count(*) FROM {closed} WHERE {ids}"
+                ).fetchone()[0]:  # fmt: skip
+                    from_history = (
+                        f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of "
+                        f"UNION ALL SELECT lead_id FROM {closed})"
+                    )
+            sql = (
+                f"SELECT lead_id, stage FROM {latest} WHERE {where} UNION ALL "
+                f"SELECT lead_id, arg_max(stage, {_LATEST_KEY}) FROM {history} "
+                f"WHERE {where} AND lead_id IN {from_history} GROUP BY lead_id"
+            )
+        else:
+            if model_name is not None:
+                where += " AND model_name = $model_name"
+                params["model_name"] = model_name
+            sql = (
+                f"SELECT lead_id, arg_max(stage, {_LATEST_KEY}) AS stage FROM {history} "
+                f"WHERE {where} GROUP BY lead_id"
+            )
+        frame = con.execute(
+            "SELECT CAST(lead_id AS VARCHAR) AS lead_id, CAST(stage AS VARCHAR) AS stage "
+            f"FROM ({sql}) ORDER BY lead_id",
+            params,
+        ).df()
+    return _conform_read(frame)
+
+
+def write_scored_leads(
+    scored: pd.DataFrame,
+    target: str | os.PathLike[str] | SinkTarget | None = None,
+    *,
+    closed: Iterable[str] | None = None,
+) -> WriteSummary:
+    """Write one run's scored leads atomically; see :func:`open_run` for large runs.
+
+    The history rows of the same run key are replaced (re-runs are idempotent), the new rows
+    appended, and ``scored_leads`` updated to each lead's latest row. ``closed`` names leads
+    known closed (won or lost) by the run's as-of: they leave ``scored_leads``
+    (:meth:`RunWriter.close_leads`). A bad frame raises a one-line :class:`DataError` and
+    writes nothing.
+    """
+    frame = validate_scored_leads(scored)
+    with open_run(target, RunKey.from_frame(frame)) as run:
+        run.append(frame, validated=True)
+        if closed is not None:
+            run.close_leads(closed)
+        return run.commit()

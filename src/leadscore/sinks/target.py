@@ -1,0 +1,245 @@
+"""Targets and run keys: what a scoring run is written to, and under which key.
+
+:func:`parse_target` turns a target string (a DuckDB file, a Parquet or CSV file, an
+SQLAlchemy URL) into a :class:`SinkTarget`; :class:`RunKey` identifies a run in the history.
+Also the checks every backend shares (a path that can hold the file, existing tables with the
+schema's columns) and the one-line errors they raise.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from leadscore.errors import DataError
+from leadscore.io import DUCKDB_SUFFIXES, check_folder_takes_files, file_in_the_way, is_sql_url
+from leadscore.sinks.schema import COLUMNS, DEFAULT_TARGET, LATEST_TABLE
+
+TargetKind = Literal["duckdb", "parquet", "csv", "sql"]
+
+
+def _to_stamp(value: pd.Timestamp | str) -> pd.Timestamp:
+    """A timestamp as tz-naive UTC with microsecond unit, like the stored ones."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"as_of {value!r} is not a timestamp", "Give an ISO date.") from err
+    if stamp is pd.NaT:
+        raise DataError("as_of is missing", "Give an as_of timestamp.")
+    if stamp.tzinfo is not None:
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    return stamp.as_unit("us")
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What identifies a run: rows with the same key replace each other on re-runs."""
+
+    as_of: pd.Timestamp
+    model_name: str
+    model_version: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "as_of", _to_stamp(self.as_of))
+        for name in ("model_name", "model_version"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not value.strip():
+                raise DataError(
+                    f"run key: {name} must be non-empty text, got {value!r}",
+                    f"Give the run a {name}.",
+                )
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame) -> RunKey:
+        """The key shared by every row of ``frame`` (a validated scored-leads frame)."""
+        return cls(
+            frame["as_of"].iloc[0], frame["model_name"].iloc[0], frame["model_version"].iloc[0]
+        )
+
+    @property
+    def slug(self) -> str:
+        """A file-name stem unique to this key: readable, plus a hash against collisions."""
+        digest = hashlib.sha1(
+            f"{self.as_of.isoformat()}|{self.model_name}|{self.model_version}".encode()
+        ).hexdigest()[:10]
+        safe = "_".join(
+            re.sub(r"[^A-Za-z0-9.-]+", "-", part).strip("-")[:40] or "x"
+            for part in (self.model_name, self.model_version)
+        )
+        return f"{self.as_of:%Y%m%dT%H%M%S}_{safe}_{digest}"
+
+    def params(self) -> dict[str, Any]:
+        """The key as query parameters (``as_of`` as a Python datetime)."""
+        return {
+            "as_of": self.as_of.to_pydatetime(),
+            "model_name": self.model_name,
+            "model_version": self.model_version,
+        }
+
+
+@dataclass(frozen=True)
+class SinkTarget:
+    """A parsed scored-leads target; build it with :func:`parse_target`.
+
+    ``location`` is a file path (``duckdb``, ``parquet``, ``csv``) or an SQLAlchemy URL
+    (``sql``). For Parquet and CSV, ``location`` is the latest table and the history lives in
+    the folder :attr:`history_dir` beside it, one file per run.
+    """
+
+    kind: TargetKind
+    location: str
+
+    @property
+    def path(self) -> Path:
+        """The file of a file target."""
+        if self.kind == "sql":
+            raise ValueError("an SQL target has no path")
+        return Path(self.location)
+
+    @property
+    def history_dir(self) -> Path:
+        """The folder holding one history file per run (Parquet and CSV targets)."""
+        return self.path.with_name(f"{self.path.stem}_history")
+
+    @property
+    def closed_path(self) -> Path:
+        """The file of closed leads' records beside the latest file (Parquet and CSV targets)."""
+        return self.path.with_name(f"{self.path.stem}_closed{self.suffix}")
+
+    @property
+    def suffix(self) -> str:
+        return ".csv" if self.kind == "csv" else ".parquet"
+
+    def __str__(self) -> str:
+        if self.kind != "sql":
+            return self.location
+        import sqlalchemy as sa
+
+        return sa.engine.make_url(self.location).render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class WriteSummary:
+    """What a committed run changed."""
+
+    target: str
+    run: RunKey
+    rows: int
+    replaced_rows: int
+    latest_rows: int
+    seconds: float = field(compare=False)
+
+
+def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> SinkTarget:
+    """Parse a target string: a ``.duckdb`` file, a ``.parquet`` / ``.csv`` file, or a URL.
+
+    Parameters
+    ----------
+    target : ``data/scored_leads.duckdb`` (default when None), ``out/scored_leads.parquet``
+        (history in ``out/scored_leads_history/``), ``out/scored_leads.csv`` (likewise), or an
+        SQLAlchemy URL such as ``postgresql+psycopg://user@host/db`` or ``sqlite:///x.db``.
+        ``duckdb:///path.duckdb`` names a DuckDB file too.
+
+    Examples
+    --------
+    >>> parse_target("out/scores.parquet").history_dir.name
+    'scores_history'
+    """
+    if isinstance(target, SinkTarget):
+        return target
+    text = DEFAULT_TARGET if target is None else os.fspath(target)
+    if not text.strip():
+        raise DataError(
+            "empty scored-leads target", "Name a .duckdb, .parquet or .csv file or a URL."
+        )
+    if text.startswith("duckdb:///"):
+        return SinkTarget("duckdb", text.removeprefix("duckdb:///"))
+    if is_sql_url(text):
+        import sqlalchemy as sa
+
+        try:
+            sa.engine.make_url(text)
+        except sa.exc.ArgumentError as err:
+            raise DataError(
+                f"{text.split('@')[-1]} is not a valid database URL",
+                "Use an SQLAlchemy URL such as postgresql+psycopg://user@host:5432/db.",
+            ) from err
+        return SinkTarget("sql", text)
+    suffix = Path(text).suffix.lower()
+    if suffix in DUCKDB_SUFFIXES:
+        return SinkTarget("duckdb", text)
+    if suffix in (".parquet", ".csv"):
+        return SinkTarget("parquet" if suffix == ".parquet" else "csv", text)
+    raise DataError(
+        f"{text}: unknown scored-leads target type {suffix or '(no suffix)'!r}",
+        "Name a .duckdb, .parquet or .csv file, or an SQLAlchemy URL.",
+    )
+
+
+def _check_columns(target: SinkTarget, table: str, columns: Iterable[str]) -> None:
+    """A one-line DataError when an existing ``table`` is not a scored-leads table."""
+    names = [str(c) for c in columns]
+    if set(names) != set(COLUMNS):
+        raise DataError(
+            f"{target} has a table {table} with other columns ({', '.join(names)})",
+            "Use another --target or drop the table.",
+        )
+
+
+def _check_file_columns(target: SinkTarget) -> None:
+    """The latest file of a Parquet or CSV target, when there is one, has the schema's columns."""
+    path = target.path
+    if not path.is_file():
+        return
+    try:
+        if target.kind == "parquet":
+            names = pq.read_schema(path).names
+        else:
+            with path.open(newline="", encoding="utf-8") as handle:
+                names = next(csv.reader(handle), [])
+    except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as err:
+        raise DataError(
+            f"{path} is not a scored-leads {target.kind} file: {str(err).splitlines()[0]}",
+            "Use another --target or remove the file.",
+        ) from err
+    _check_columns(target, LATEST_TABLE, names)
+
+
+def _check_writable_path(target: SinkTarget) -> None:
+    """A file target's path can hold a file: not a folder, no file where a folder goes, and
+    its nearest existing folder takes a new file (tried with a temporary file, removed at
+    once), so that a place like ``/proc`` fails here, naming what failed, before scoring."""
+    path = target.path
+    if path.is_dir():
+        raise DataError(f"{path} is a folder", "Name a file for --target.")
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise DataError(
+            f"{path} cannot be created: {blocking} is a file, not a folder",
+            "Use a --target in a folder.",
+        )
+    check_folder_takes_files(path, "Use a --target in a writable folder.")
+
+
+def _os_error(path: Path | str, err: OSError, *, creating: bool = False) -> DataError:
+    """An OS error as one line; ``creating``: what failed is creating a file in the folder
+    ``path`` (which may well exist), not writing ``path`` itself."""
+    what = f"cannot create a file in {path}" if creating else f"cannot write {path}"
+    return DataError(f"{what}: {err.strerror or err}", "Use a --target in a writable folder.")
+
+
+def _missing_target(target: SinkTarget) -> DataError:
+    return DataError(
+        f"{target} holds no scored leads yet",
+        "Run leadscore score first, or name the target it wrote (--target).",
+    )
