@@ -72,6 +72,22 @@ def test_derived_points_follow_the_lift_of_each_bin() -> None:
     assert roc_auc_score(y[1000:], model.predict_proba(X.iloc[1000:])) > 0.7
 
 
+def test_a_feature_mostly_at_its_minimum_splits_at_the_first_value_above_it() -> None:
+    """Both tertile cuts fall on the minimum (a click rate 0 for most leads, missing for
+    some): the rules split 0 from anything above it instead of failing."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    clicked = rng.random(n) < 0.2
+    rate = np.where(clicked, rng.uniform(0.05, 1.0, n), 0.0)
+    rate[rng.random(n) < 0.5] = np.nan
+    y = (rng.random(n) < np.where(clicked, 0.5, 0.15)).astype(int)
+    model = RulePointsBaseline().fit(pd.DataFrame({"click_rate": rate}), y)
+    above = [r for r in model.rules_ if r.at_least is not None]
+    assert len(above) == 1 and above[0].at_least == np.nanmin(rate[rate > 0])
+    assert above[0].points > 0
+    assert [r.points < 0 for r in model.rules_ if r.below is not None] == [True]
+
+
 def test_rule_on_an_unknown_feature_is_a_spec_error() -> None:
     X, y = _leads(100)
     with pytest.raises(SpecError, match="'job_title'"):

@@ -337,6 +337,13 @@ class RulePointsBaseline(_CalibratedMixin):
                 continue
             cuts = np.unique(np.quantile(present, [1 / 3, 2 / 3]))
             cuts = cuts[(cuts > present.min())]
+            if cuts.size == 0:
+                # two thirds or more at the minimum (a click rate mostly 0): the minimum
+                # against anything above it
+                above = present[present > present.min()]
+                if above.size == 0:
+                    continue
+                cuts = np.array([above.min()])
             edges = [None, *cuts.tolist(), None]
             for lo, hi in itertools.pairwise(edges):
                 cond = {"at_least": lo, "below": hi}
