@@ -58,6 +58,20 @@ def test_quiet_is_accepted_before_and_after_the_subcommand(tmp_path, event_frame
         assert " INFO " not in done.stderr
 
 
+@pytest.mark.parametrize("command", ["score", "features", "report drift"])
+def test_an_as_of_in_the_future_stops_before_anything_is_read_or_written(
+    tmp_path, event_frames, command
+):
+    write_tables(event_frames, tmp_path / "crm")
+    done = run_cli(
+        *command.split(), "--data", str(tmp_path / "crm"), "--as-of", "2999-01-01", cwd=tmp_path
+    )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--as-of 2999-01-01 00:00 is in the future" in lines[0]
+    assert not (tmp_path / "data").exists()
+
+
 def test_verbose_counts_after_the_subcommand_and_defaults_hold():
     parser = build_parser()
     assert parser.parse_args(["score", "--data", "d", "-vv"]).verbose == 2

@@ -709,6 +709,17 @@ def test_bad_as_of_is_a_one_line_error(event_frames):
             build_features(data, yearless)
 
 
+def test_an_as_of_in_the_future_is_refused_with_a_day_of_slack():
+    from leadscore.features import parse_as_of
+
+    now = pd.Timestamp("2026-11-23 10:00")
+    assert parse_as_of("2026-11-24 09:00", now=now) == pd.Timestamp("2026-11-24 09:00")
+    with pytest.raises(DataError, match="--as-of 2030-01-01 00:00 is in the future"):
+        parse_as_of("2030-01-01", now=now)
+    with pytest.raises(DataError, match="has no year"):
+        parse_as_of("June 30", now=now)
+
+
 def test_as_of_with_timezone_means_utc(event_frames):
     data = validate_closed_loop(**event_frames)
     local = build_features(data, "2024-01-03T11:00:00+01:00")

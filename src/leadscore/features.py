@@ -50,8 +50,10 @@ from leadscore.schema import (
     FeatureTable,
     LabelledDataset,
     _to_numeric,
+    future_cutoff,
     is_text_timestamps,
     parse_company_size,
+    utc_now,
 )
 
 if TYPE_CHECKING:
@@ -1215,6 +1217,27 @@ def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
     if ts.tzinfo is not None:
         ts = ts.tz_convert("UTC").tz_localize(None)
     return ts.as_unit("us")
+
+
+def parse_as_of(
+    value: pd.Timestamp | str, what: str = "--as-of", *, now: pd.Timestamp | None = None
+) -> pd.Timestamp:
+    """The moment of a scoring run as a person gives it: :func:`parse_timestamp`, and not in
+    the future.
+
+    A run as of next year would score every lead as idle for a year, replace the current
+    scores and, being the newest run, keep later runs from taking its place, so it is refused
+    as a data timestamp in the future is. A day of slack covers local times written without a
+    timezone (read as UTC), as for the data.
+    """
+    ts = parse_timestamp(value, what)
+    now = utc_now() if now is None else now
+    if ts > future_cutoff(now):
+        raise DataError(
+            f"{what} {ts:%Y-%m-%d %H:%M} is in the future (it is {now:%Y-%m-%d %H:%M} UTC now)",
+            f"Leave {what} out to score as of now, or give a moment up to now.",
+        )
+    return ts
 
 
 def _build(

@@ -43,13 +43,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from leadscore.features import build_features
+    from leadscore.features import build_features, parse_as_of
     from leadscore.io import load_closed_loop, write_table
 
     started = time.perf_counter()
+    given_as_of = parse_as_of(args.as_of) if args.as_of is not None else None
     data = load_closed_loop(args.data)
     loaded = time.perf_counter()
-    as_of = args.as_of if args.as_of is not None else data.observed_until
+    as_of = given_as_of if given_as_of is not None else data.observed_until
     table = build_features(data, as_of)
     built = time.perf_counter()
     if len(table.frame) == 0:

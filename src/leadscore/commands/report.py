@@ -391,7 +391,7 @@ def run_drift(args: argparse.Namespace) -> int:
     import numpy as np
 
     from leadscore.commands.score import default_model_uri, open_lead_chunks
-    from leadscore.features import parse_timestamp
+    from leadscore.features import parse_as_of
     from leadscore.io import load_closed_loop, write_table
     from leadscore.monitoring import PSI_SHIFTED, format_drift
     from leadscore.scoring import check_data_form, load_scoring_model
@@ -399,6 +399,11 @@ def run_drift(args: argparse.Namespace) -> int:
     from leadscore.specs import load_spec
 
     spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
+    if spec is not None and args.as_of is not None:
+        raise DataError(
+            "--as-of goes with --data", "Flat data is a snapshot: give --input instead."
+        )
+    given_as_of = parse_as_of(args.as_of) if args.as_of is not None else None
     scoring = load_scoring_model(
         args.model or default_model_uri(spec), tracking_uri=args.tracking_uri
     )
@@ -412,16 +417,12 @@ def run_drift(args: argparse.Namespace) -> int:
             "Retrain it with this leadscore: train keeps the test fold's distributions.",
         )
     if spec is not None:
-        if args.as_of is not None:
-            raise DataError(
-                "--as-of goes with --data", "Flat data is a snapshot: give --input instead."
-            )
         as_of = None
         moment = "now"
     else:
         as_of = (
-            parse_timestamp(args.as_of, "--as-of")
-            if args.as_of is not None
+            given_as_of
+            if given_as_of is not None
             else load_closed_loop(args.data, tables=REPORT_TABLES).observed_until
         )
         moment = f"as of {as_of:%Y-%m-%d %H:%M}"

@@ -154,7 +154,7 @@ def open_lead_chunks(
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from leadscore.features import parse_timestamp
+    from leadscore.features import parse_as_of
     from leadscore.scoring import check_data_form, load_scoring_model, run_scoring
     from leadscore.sinks import STAGES, shown_model
     from leadscore.specs import load_spec
@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise DataError(f"--top must be at least 1, got {args.top}", "Give e.g. --top 3.")
     as_of = (
-        parse_timestamp(args.as_of, "--as-of")
+        parse_as_of(args.as_of)
         if args.as_of
         else pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).floor("s").as_unit("us")
     )
