@@ -31,7 +31,7 @@ run: $(STAMP) ## The main job on synthetic data: synth, train (MLflow), score, c
 	@# regression ties the model (ROC-AUC 0.829 against 0.828, interval -0.007 to +0.008);
 	@# on real data leave it out, and training stops when a baseline wins
 	$(BIN)/leadscore train --data $(DEMO_DIR) --metrics-out models/synthetic-metrics.json --allow-worse
-	$(BIN)/leadscore score --data $(DEMO_DIR) --model models:/leadscore@champion \
+	$(BIN)/leadscore score --data $(DEMO_DIR) \
 		--as-of $(DEMO_AS_OF) --target data/scored_leads.duckdb --no-progress
 	$(BIN)/leadscore report channels --data $(DEMO_DIR) --by source --target data/scored_leads.duckdb \
 		--deal-value 6000 --out data/channel_report.csv

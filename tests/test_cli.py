@@ -420,12 +420,15 @@ def test_defaults_filled_in_when_a_command_is_used_match_the_library(capsys):
     assert "{" + ",".join(OBJECTIVES) + "}" in helps["tune"]
 
 
-def test_default_model_uri_of_a_spec_is_its_own_champion():
+def test_default_model_uri_is_the_data_sets_own_champion():
     """commands.report imports default_model_uri from commands.score; the registry name is
-    tracking.registered_name, as train registers under."""
-    from leadscore.commands.score import DEFAULT_MODEL, default_model_uri
+    tracking.registered_name, as train registers under: one champion per data set, so that
+    scoring event folder crm/ never picks up the synthetic demo's model."""
+    from leadscore.commands.score import default_model_uri
     from leadscore.specs import load_spec
 
     spec = load_spec("x_education", data_root=Path("."))
-    assert default_model_uri(None) == DEFAULT_MODEL == "models:/leadscore@champion"
-    assert default_model_uri(spec) == "models:/leadscore-x_education@champion"
+    assert default_model_uri(spec, None) == "models:/leadscore-x_education@champion"
+    assert default_model_uri(None, "data/synthetic") == "models:/leadscore-synthetic@champion"
+    assert default_model_uri(None, "exports/crm/") == "models:/leadscore-crm@champion"
+    assert default_model_uri(None, "crm.duckdb") == "models:/leadscore-crm@champion"

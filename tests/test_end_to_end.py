@@ -45,7 +45,7 @@ def test_make_run_steps(tmp_path, monkeypatch, capsys):
                 "--data",
                 "data/synthetic",
                 "--model",
-                "models:/leadscore@champion",
+                "models:/leadscore-synthetic@champion",
                 "--as-of",
                 "2026-06-30",
                 "--target",
@@ -74,8 +74,9 @@ def test_make_run_steps(tmp_path, monkeypatch, capsys):
     )
     out = capsys.readouterr().out
     latest = read_scored_leads(target)
-    assert f"scored {len(latest):,} leads" in out and "with leadscore v1" in out
-    assert (latest["model_name"] == "leadscore").all() and (latest["model_version"] == "1").all()
+    assert f"scored {len(latest):,} leads" in out and "with leadscore-synthetic v1" in out
+    assert (latest["model_name"] == "leadscore-synthetic").all()
+    assert (latest["model_version"] == "1").all()
     assert "cost_per_mql" in (tmp_path / "data" / "channel_report.csv").read_text()
 
     # a later rescoring appends history and records stage moves
@@ -86,7 +87,7 @@ def test_make_run_steps(tmp_path, monkeypatch, capsys):
                 "--data",
                 "data/synthetic",
                 "--model",
-                "models:/leadscore/1",
+                "models:/leadscore-synthetic/1",
                 "--as-of",
                 "2026-06-30T12:00",
                 "--target",

@@ -670,7 +670,7 @@ def test_training_metrics_names():
     }
 
 
-def test_registered_name_gives_each_flat_data_set_its_own_champion():
-    assert tracking.registered_name("leadscore", None) == "leadscore"
-    assert tracking.registered_name("leadscore", {"name": "olist"}) == "leadscore-olist"
-    assert tracking.registered_name(None, {"name": "olist"}) is None
+def test_registered_name_gives_each_data_set_its_own_champion():
+    assert tracking.registered_name("leadscore", "olist") == "leadscore-olist"
+    assert tracking.registered_name("leadscore", "synthetic") == "leadscore-synthetic"
+    assert tracking.registered_name(None, "olist") is None

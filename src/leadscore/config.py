@@ -276,7 +276,9 @@ def registered_model_problem(name: str) -> str | None:
 class MlflowConfig(_Section):
     """Where runs are logged; ``tracking_uri: null`` means ``$MLFLOW_TRACKING_URI``, else
     ``sqlite:///mlflow.db`` in the working directory. ``registered_model`` is the registry
-    name (``null`` logs the model without registering it); MLflow's naming rule is checked
+    name's prefix, each data set registering as ``<prefix>-<data set name>``
+    (:func:`~leadscore.tracking.registered_name`; ``null`` logs the model without registering
+    it); MLflow's naming rule is checked
     here, see :func:`registered_model_problem`."""
 
     tracking_uri: str | None = None

@@ -431,7 +431,7 @@ def pyfunc_udf(
     an unknown name, alias or version fails here with a one-line :class:`ModelError` rather
     than inside a Spark task. Call the UDF on a struct of the model's feature columns::
 
-        udf = pyfunc_udf(spark, "models:/leadscore@champion")
+        udf = pyfunc_udf(spark, "models:/leadscore-crm@champion")
         df.withColumn("lead_score", udf(F.struct(*feature_columns)))
 
     The workers run the logged model in this Python environment (``env_manager="local"``).

@@ -173,14 +173,16 @@ def git_commit(path: Path | None = None) -> str | None:
     return commit if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else None
 
 
-def registered_name(base: str | None, spec: Mapping[str, Any] | None) -> str | None:
-    """The registry name of a model: ``base`` for event data, ``base-<spec name>`` for a flat
-    data set, so that each flat data set has its own champion (models of different data never
-    compete). ``train`` and ``tune`` register under it and ``score`` finds the champion by it.
+def registered_name(base: str | None, dataset_name: str) -> str | None:
+    """The registry name of a model: ``base-<data set name>`` (``leadscore-x_education`` for
+    a spec, ``leadscore-crm`` for the event folder ``crm/``), so that each data set has its own
+    champion: models of different data never compete, and scoring one data set never picks
+    up another's model. ``train`` and ``tune`` register under it and ``score`` finds the
+    champion by it. ``None`` (no registration) stays ``None``.
     """
-    if base is None or spec is None:
-        return base
-    return f"{base}-{spec['name']}"
+    if base is None:
+        return None
+    return f"{base}-{dataset_name}"
 
 
 def check_tracking_uri(uri: str) -> None:

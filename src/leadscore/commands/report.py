@@ -405,7 +405,7 @@ def run_drift(args: argparse.Namespace) -> int:
         )
     given_as_of = parse_as_of(args.as_of) if args.as_of is not None else None
     scoring = load_scoring_model(
-        args.model or default_model_uri(spec), tracking_uri=args.tracking_uri
+        args.model or default_model_uri(spec, args.data), tracking_uri=args.tracking_uri
     )
     check_data_form(scoring, flat=spec is not None)
     model = scoring.model

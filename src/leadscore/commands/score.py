@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from leadscore.scoring import ScoringModel
     from leadscore.specs import DatasetSpec
 
-DEFAULT_MODEL = "models:/leadscore@champion"
+#: The registry name ``train`` registers under by default (``mlflow.registered_model``).
+DEFAULT_REGISTERED_NAME = "leadscore"
 
 
 def positive_int(text: str) -> int:
@@ -56,9 +57,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model",
         default=None,
         metavar="URI",
-        help=f"models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a "
-        f"model folder (default: {DEFAULT_MODEL}, or models:/leadscore-SPEC@champion "
-        "with --spec)",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a "
+        "model folder (default: models:/leadscore-NAME@champion, NAME the spec's or the data "
+        "folder's name, as train registers it)",
     )
     parser.add_argument(
         "--as-of",
@@ -102,14 +103,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     complete_later(parser, complete)
 
 
-def default_model_uri(spec: DatasetSpec | None) -> str:
-    """The champion of event data (``models:/leadscore@champion``) or of the spec's data set
-    (``models:/leadscore-NAME@champion``), the names ``train`` registers under."""
-    if spec is None:
-        return DEFAULT_MODEL
+def default_model_uri(spec: DatasetSpec | None, data: str | None) -> str:
+    """The champion of the data set being scored, ``models:/leadscore-NAME@champion``: NAME
+    is the spec's name, or the event data's (its folder or file name, ``crm`` for ``crm/``),
+    the name ``train`` registers under."""
+    from leadscore.io import event_data_name
     from leadscore.tracking import registered_name
 
-    return f"models:/{registered_name('leadscore', {'name': spec.name})}@champion"
+    if spec is not None:
+        name = spec.name
+    elif data is not None:
+        name = event_data_name(data)
+    else:
+        raise DataError("no data to score", "Give --data DIR or --spec NAME.")
+    return f"models:/{registered_name(DEFAULT_REGISTERED_NAME, name)}@champion"
 
 
 def open_lead_chunks(
@@ -167,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         else pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).floor("s").as_unit("us")
     )
     spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
-    model_uri = args.model or default_model_uri(spec)
+    model_uri = args.model or default_model_uri(spec, args.data)
     scoring = load_scoring_model(model_uri, tracking_uri=args.tracking_uri)
     check_data_form(scoring, flat=spec is not None)
     # leads found closed by the as-of leave scored_leads (their history stays)

@@ -280,7 +280,7 @@ def _log_to_mlflow(
             X_test=result.X_test,
             tracking_uri=config.mlflow.tracking_uri,
             experiment=config.mlflow.experiment,
-            registered_model=registered_name(config.mlflow.registered_model, spec),
+            registered_model=registered_name(config.mlflow.registered_model, dataset.name),
         )
 
 
@@ -314,20 +314,20 @@ def run(args: argparse.Namespace) -> int:
     print(format_report(result))
     for note in result.warnings:
         print(f"note: {note}")
-    note = _champion_note(run_id, config, spec)
+    note = _champion_note(run_id, config, dataset.name)
     print(f"model saved to {model_dir} (the newest model){note}")
     if args.metrics_out is not None:
         print(f"metrics written to {args.metrics_out}")
     return 0
 
 
-def _champion_note(run_id: str | None, config: TrainConfig, spec: dict[str, Any] | None) -> str:
+def _champion_note(run_id: str | None, config: TrainConfig, dataset_name: str) -> str:
     """What the MLflow registry made of the run, for the "model saved" line."""
     if run_id is None:
         return ""
     from leadscore.tracking import champion_decision, registered_name, resolve_tracking_uri
 
-    name = registered_name(config.mlflow.registered_model, spec)
+    name = registered_name(config.mlflow.registered_model, dataset_name)
     uri = resolve_tracking_uri(config.mlflow.tracking_uri)
     champion, comparison = champion_decision(run_id, uri)
     if champion is None:
