@@ -12,6 +12,8 @@ import io
 import json
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import mlflow
@@ -427,6 +429,65 @@ def test_pyfunc_loads_and_scores_like_the_in_memory_model(registry, strong, X_te
     assert out["stage"].tolist() == list(strong.model.predict_stage(X_test))
     assert out["score"].between(0, 100).all()
     assert (out["score"] == np.rint(100 * out["probability"])).all()
+
+
+_ONLY_REQUIREMENTS = """
+import re, sys, importlib.abc
+from importlib.metadata import PackageNotFoundError, packages_distributions, requires
+
+def norm(name):
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+model, leads, out = sys.argv[1:4]
+pins = open(f"{model}/requirements.txt").read().split()
+todo = [norm(re.split(r"[<>=!~;\\[ ]", p, maxsplit=1)[0]) for p in pins if p[:1].isalpha()]
+closure = set()
+while todo:  # what installing requirements.txt brings: the pins and their own dependencies
+    name = todo.pop()
+    if name in closure:
+        continue
+    closure.add(name)
+    try:
+        needs = requires(name) or []
+    except PackageNotFoundError:
+        continue
+    todo += [norm(re.split(r"[<>=!~;\\[( ]", r, maxsplit=1)[0]) for r in needs if "extra" not in r]
+allowed = {top for top, dists in packages_distributions().items()
+           if any(norm(d) in closure for d in dists)}
+allowed |= set(sys.stdlib_module_names) | {"leadscore"}
+
+class OnlyRequirements(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        top = name.split(".")[0]
+        if top not in allowed and not top.startswith("_"):
+            raise ModuleNotFoundError(f"{top} is not in requirements.txt", name=top)
+
+sys.meta_path.insert(0, OnlyRequirements())
+import mlflow.pyfunc
+import pandas as pd
+
+mlflow.pyfunc.load_model(model).predict(pd.read_parquet(leads)).to_parquet(out)
+"""
+
+
+def test_the_logged_model_loads_and_scores_with_only_its_requirements(registry, strong, X_test):
+    """What requirements.txt lists (and what those packages pull in) is all that serving
+    (``mlflow models serve``, a Spark UDF with an env manager) installs: loading and scoring
+    may import nothing else. A package the model imports but does not list fails here."""
+    path = _download(registry["client"], "2", registry["root"] / "dl-requirements")
+    leads, out = registry["root"] / "req-leads.parquet", registry["root"] / "req-out.parquet"
+    X_test.to_parquet(leads)
+    script = registry["root"] / "only_requirements.py"
+    script.write_text(_ONLY_REQUIREMENTS)
+    done = subprocess.run(
+        [sys.executable, str(script), str(path), str(leads), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    scored = pd.read_parquet(out)
+    np.testing.assert_allclose(scored["probability"], strong.p_cal, atol=1e-12)
 
 
 def test_pyfunc_takes_columns_as_pandas_reads_them(registry, strong, X_test):

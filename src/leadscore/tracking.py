@@ -446,11 +446,15 @@ def pip_requirements() -> list[str]:
     """Pinned packages the logged pyfunc needs: what loading a LeadScoringModel imports.
 
     Listed rather than inferred: MLflow's inference loads the model in a subprocess, which is
-    slow and picks up whatever the training process had imported.
+    slow and picks up whatever the training process had imported. A test loads and scores the
+    logged model with imports limited to these packages and their own dependencies.
     """
     from importlib.metadata import PackageNotFoundError, version
 
-    wanted = ("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn", "scipy", "pydantic")
+    wanted = (
+        *("mlflow", "lightgbm", "numpy", "pandas", "scikit-learn", "scipy", "pydantic"),
+        "duckdb",  # leadscore.io, imported by the model module for its atomic writes
+    )
     pins = []
     for name in wanted:
         try:
