@@ -431,6 +431,23 @@ def test_pyfunc_loads_and_scores_like_the_in_memory_model(registry, strong, X_te
     assert (out["score"] == np.rint(100 * out["probability"])).all()
 
 
+def test_git_dirty_sees_changed_and_new_files(tmp_path):
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    assert tracking.git_dirty(tmp_path) is None  # not a repository
+    git("init", "-q")
+    (tmp_path / "model.py").write_text("x = 1\n")
+    git("add", "model.py")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    assert tracking.git_dirty(tmp_path) is False
+    (tmp_path / "reasons.py").write_text("y = 2\n")
+    assert tracking.git_dirty(tmp_path) is True
+    (tmp_path / "reasons.py").unlink()
+    (tmp_path / "model.py").write_text("x = 2\n")
+    assert tracking.git_dirty(tmp_path) is True
+
+
 _ONLY_REQUIREMENTS = """
 import re, sys, importlib.abc
 from importlib.metadata import PackageNotFoundError, packages_distributions, requires
@@ -559,7 +576,8 @@ def test_run_records_params_tags_metrics_and_artifacts(registry, dataset, strong
     assert tags["fold_kind"] == "time"
     commit = tracking.git_commit()
     if commit is not None:
-        assert tags["mlflow.source.git.commit"] == commit
+        assert tags["mlflow.source.git.commit"] == tags["git_commit"] == commit
+        assert tags["git_dirty"] == str(tracking.git_dirty()).lower()
     assert params["lgbm.num_leaves"] == str(strong.params["num_leaves"])
     assert params["config.quality_gate.allow_worse"] == "True"
     assert params["folds.kind"] == "time"

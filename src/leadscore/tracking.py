@@ -173,6 +173,24 @@ def git_commit(path: Path | None = None) -> str | None:
     return commit if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else None
 
 
+def git_dirty(path: Path | None = None) -> bool | None:
+    """Whether the package folder (or ``path``) differs from its commit: changed, staged or
+    new files. The logged model bundles the code as it is on disk, so a commit alone would
+    name code the model does not run. ``None`` outside git."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."],
+            cwd=path or _PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def registered_name(base: str | None, dataset_name: str) -> str | None:
     """The registry name of a model: ``base-<data set name>`` (``leadscore-x_education`` for
     a spec, ``leadscore-crm`` for the event folder ``crm/``), so that each data set has its own
@@ -823,8 +841,13 @@ def log_training_run(
             tags["calibration"] = metrics["calibration"]
         commit = git_commit()
         if commit:
-            tags["mlflow.source.git.commit"] = commit
             tags["git_commit"] = commit
+            dirty = git_dirty()
+            if dirty is not None:
+                tags["git_dirty"] = str(dirty).lower()
+            if not os.environ.get("MLFLOW_RUN_ID"):
+                # under `mlflow run` this tag is the project's commit, set by MLflow
+                tags["mlflow.source.git.commit"] = commit
         with mlflow.start_run(
             experiment_id=experiment_id, run_name=f"train-{_safe_name(dataset_name)}", tags=tags
         ) as run:
