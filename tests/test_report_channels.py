@@ -331,14 +331,15 @@ def test_spreadsheet_spend_reads_as_numbers_and_text_is_refused():
 
 
 def test_cost_channels_matching_no_lead_are_named(tmp_path, caplog):
-    """A costs file that spells a channel differently warns with the unmatched names and the
-    known ones; grouping by a column that is not the channel warns that costs are per
-    channel and leaves the cost columns out instead of printing "-" everywhere."""
+    """A costs file that spells a channel differently (not only in case or spacing: those
+    match) warns with the unmatched names and the known ones; grouping by a column that is not
+    the channel warns that costs are per channel and leaves the cost columns out instead of
+    printing "-" everywhere."""
     folder = csv_folder(tmp_path)
     target = tmp_path / "scores.duckdb"
     write_both_runs(target)
     costs = tmp_path / "costs.csv"
-    costs.write_text("channel,spend\nPartner,100\npaid search,900\norganic,300\n")
+    costs.write_text("channel,spend\nPartners,100\npaid search,900\norganic,300\n")
     caplog.set_level(logging.WARNING, logger="leadscore")
 
     out = report(folder, target, tmp_path / "r.csv", "--by", "source", "--costs", str(costs))
@@ -348,7 +349,7 @@ def test_cost_channels_matching_no_lead_are_named(tmp_path, caplog):
         if r.levelno == logging.WARNING and r.name.startswith("leadscore.report")
     ]
     assert len(warned) == 1
-    assert "'Partner', 'paid search'" in warned[0]
+    assert "'Partners', 'paid search'" in warned[0]
     assert "events, organic, paid_search, referral" in warned[0]
     assert out.set_index("source").loc["organic", "spend"] == 300
 
@@ -369,3 +370,33 @@ def test_cost_channels_matching_no_lead_are_named(tmp_path, caplog):
     warned = [r.getMessage() for r in caplog.records if "cost" in r.getMessage()]
     assert len(warned) == 1 and "no cost column for source / campaign" in warned[0]
     assert "spend" not in out.columns
+
+
+def test_spellings_of_one_channel_are_one_row_and_costs_match_any_case(caplog):
+    """``Paid Search`` and ``paid search`` are one channel, shown as most leads spell it, and
+    a costs file writing ``PAID SEARCH`` pays for it: no second row, no spend left out."""
+    from leadscore.reports import channel_report
+
+    sources = ["Paid Search"] * 3 + ["paid search", "Organic", "Organic", "organic  "]
+    ids = [f"l{i}" for i in range(len(sources))]
+    attributes = pd.DataFrame(
+        {"lead_id": ids, "source": sources, "campaign": ["Spring", "spring "] * 3 + ["x"]}
+    )
+    scored = pd.DataFrame(
+        {"lead_id": ids[:-1], "stage": ["sql", "mql", "lead", "sql", "lead", "mql"]}
+    ).assign(probability=0.25)
+    spend = pd.DataFrame({"channel": ["PAID SEARCH", "organic"], "spend": [800.0, 90.0]})
+    caplog.set_level(logging.WARNING, logger="leadscore")
+    out = channel_report(scored, attributes, by=["source"], spend=spend, deal_value=1000)
+    rows = out.set_index("source")
+    assert sorted(rows.index) == ["Organic", "Paid Search"]
+    assert rows.loc["Paid Search", ["leads", "mqls", "sqls"]].tolist() == [4, 3, 2]
+    assert rows.loc["Paid Search", "cost_per_lead"] == pytest.approx(800 / 4)
+    assert rows.loc["Organic", "leads"] == 2
+    assert rows.loc["Organic", "cost_per_lead"] == pytest.approx(90 / 3)  # 3 leads brought
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+    both = channel_report(scored, attributes, by=["source", "campaign"])
+    pairs = set(zip(both["source"], both["campaign"], strict=True))
+    assert pairs == {("Paid Search", "Spring"), ("Organic", "Spring")}
+    assert both["leads"].sum() == len(scored)

@@ -5,7 +5,8 @@ the training data was typed:
 
 * the LightGBM booster (native categorical splits),
 * the category levels of every categorical feature, re-applied to any input so that a column
-  read as text, numbers or a differently ordered ``category`` scores the same,
+  read as text, numbers or a differently ordered ``category`` scores the same, and (models
+  trained since spellings are folded) so that ``paid search`` scores as ``Paid Search``,
 * the probability calibrator and the stage thresholds,
 * the feature metadata (group and human label of each column) and training metadata (data
   set, horizon, creation time, metrics, parameters).
@@ -23,7 +24,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -159,6 +160,74 @@ def category_levels(values: pd.Series) -> list[str]:
     return list(dict.fromkeys(_canon(v) for v in raw))
 
 
+#: ``model.json``'s ``category_matching``: how values are matched to the levels. ``"exact"``
+#: compares canonical text (:func:`_canon`), as every model saved before the field did;
+#: ``"folded"`` also ignores case and spacing (:func:`spelling_key`).
+CATEGORY_MATCHING = ("exact", "folded")
+
+#: Merged spellings named per column in the training warning; the rest are counted.
+_SHOWN_SPELLINGS = 5
+
+
+def fold_text(text: str) -> str:
+    """``text`` with case and spacing ignored: CRM exports write one category as ``Paid
+    Search``, ``paid search`` and ``Paid  Search `` (``str.casefold`` of the words joined by
+    single spaces), and a report or model that keeps them apart splits one channel in two."""
+    return " ".join(text.split()).casefold()
+
+
+def spelling_key(value: object) -> str:
+    """The key under which spellings of one category value agree: the canonical text
+    (:func:`_canon`, so ``3`` and ``" 3.0 "`` agree too) with case and spacing folded."""
+    if isinstance(value, str):
+        value = " ".join(value.split())
+    return fold_text(_canon(value))
+
+
+def preferred_spellings(
+    counts: Mapping[str, int], key: Callable[[str], str] = fold_text
+) -> dict[str, str]:
+    """Each spelling of ``counts`` -> the spelling its group (same ``key``) is read as.
+
+    The most frequent spelling of a group is the one people wrote and will recognise; a tie
+    goes to the first in sorted order, so the choice does not depend on row order.
+    """
+    groups: dict[str, list[str]] = {}
+    for spelling in sorted(counts):
+        groups.setdefault(key(spelling), []).append(spelling)
+    chosen: dict[str, str] = {}
+    for members in groups.values():
+        best = max(members, key=lambda s: counts[s])  # the first of equals: sorted order
+        chosen.update(dict.fromkeys(members, best))
+    return chosen
+
+
+def describe_merged(
+    chosen: Mapping[str, str], counts: Mapping[str, int], limit: int = _SHOWN_SPELLINGS
+) -> str:
+    """The spellings read as another, most frequent first (``'paid search' (150) read as
+    'Paid Search' (1,316)``), ``limit`` of them and how many more; empty when none."""
+    merged = sorted(
+        (s for s, to in chosen.items() if s != to), key=lambda s: (-counts.get(s, 0), s)
+    )
+    shown = [
+        f"{s!r} ({counts.get(s, 0):,}) read as {chosen[s]!r} ({counts.get(chosen[s], 0):,})"
+        for s in merged[:limit]
+    ]
+    more = f" and {len(merged) - limit} more" if len(merged) > limit else ""
+    return ", ".join(shown) + more
+
+
+def _level_counts(values: pd.Series) -> dict[str, int]:
+    """Rows per level (canonical text) of a training column; blank text is no level."""
+    counts: dict[str, int] = {}
+    for value, n in values.value_counts(dropna=True, sort=False).items():
+        if not _is_blank(value):
+            key = _canon(value)
+            counts[key] = counts.get(key, 0) + int(n)
+    return counts
+
+
 class FeatureEncoder:
     """Types a frame the way the booster was trained: floats, and codes of fixed levels.
 
@@ -169,13 +238,24 @@ class FeatureEncoder:
         as missing (an unseen landing page says nothing the model learnt). Values and levels
         are compared in their canonical text (:func:`_canon`), so ``4``, ``4.0`` and ``"4.0"``
         are one level.
+    fold_spellings : also ignore case and spacing (:func:`spelling_key`), so ``PAID SEARCH``
+        is the level ``Paid Search`` rather than an unseen value. :meth:`from_frame` learns
+        levels that way (one level per spelling group). Off for models saved before folding
+        (no ``category_matching`` in ``model.json``): they may hold two levels of one
+        spelling group, each with its own splits, and even where they do not, a spelling
+        they scored as missing would start to score as a level: their scores must not move.
     """
 
     def __init__(
-        self, features: Sequence[Feature], categories: Mapping[str, Sequence[str]]
+        self,
+        features: Sequence[Feature],
+        categories: Mapping[str, Sequence[str]],
+        *,
+        fold_spellings: bool = False,
     ) -> None:
         self.features = tuple(features)
         self.categories = {k: list(v) for k, v in categories.items()}
+        self.fold_spellings = fold_spellings
         for f in self.features:
             if f.kind == "categorical" and f.name not in self.categories:
                 raise ModelError(
@@ -186,13 +266,44 @@ class FeatureEncoder:
         for name, levels in self.categories.items():
             positions = self._positions[name] = {}
             for i, level in enumerate(levels):
-                positions.setdefault(_canon(level), i)
+                key = self._key(level)
+                if key in positions and _canon(level) != _canon(levels[positions[key]]):
+                    raise ModelError(
+                        f"the levels {levels[positions[key]]!r} and {level!r} of {name!r} "
+                        "differ only in case or spacing, but the model matches them ignoring both",
+                        "Retrain the model or restore its model.json as it was saved.",
+                    )
+                positions.setdefault(key, i)
+
+    def _key(self, value: object) -> str:
+        return spelling_key(value) if self.fold_spellings else _canon(value)
 
     @classmethod
     def from_frame(cls, X: pd.DataFrame, features: Sequence[Feature]) -> FeatureEncoder:
-        """Learn the category levels from training data."""
-        cats = {f.name: category_levels(X[f.name]) for f in features if f.kind == "categorical"}
-        return cls(features, cats)
+        """Learn the category levels from training data, one per spelling group.
+
+        Spellings that differ only in case or spacing (``Paid Search`` and ``paid search``)
+        are one level named by the most frequent spelling, so the model learns one effect and
+        its reasons quote one name; the merges are logged as a warning per column, since they
+        may hide a data-entry problem worth fixing at the source.
+        """
+        cats: dict[str, list[str]] = {}
+        for f in features:
+            if f.kind != "categorical":
+                continue
+            levels = category_levels(X[f.name])
+            counts = _level_counts(X[f.name])
+            counts = {level: counts.get(level, 0) for level in levels}
+            chosen = preferred_spellings(counts, spelling_key)
+            merged = describe_merged(chosen, counts)
+            if merged:
+                logger.warning(
+                    "%s: spellings that differ only in case or spacing are one level: %s",
+                    f.name,
+                    merged,
+                )
+            cats[f.name] = [level for level in levels if chosen[level] == level]
+        return cls(features, cats, fold_spellings=True)
 
     @property
     def names(self) -> list[str]:
@@ -226,11 +337,11 @@ class FeatureEncoder:
         for i, value in enumerate(uniques):
             if _is_blank(value):
                 continue
-            key = _canon(value)
+            key = self._key(value)
             if key in positions:
                 lookup[i] = positions[key]
-            elif new is not None:
-                lookup[i] = new.setdefault(key, n_levels + len(new))
+            elif new is not None:  # quoted as given (canonical text), not as its folded key
+                lookup[i] = new.setdefault(_canon(value), n_levels + len(new))
         return lookup[codes]
 
     def _numeric(self, name: str, values: pd.Series) -> np.ndarray:
@@ -441,6 +552,7 @@ class LeadScoringModel:
                 "booster_file": BOOSTER_FILE,
                 "features": [asdict(f) for f in self.features],
                 "categories": self.encoder.categories,
+                "category_matching": "folded" if self.encoder.fold_spellings else "exact",
                 "calibrator": self.calibrator.to_dict(),
                 "stages": self.stages.to_dict(),
                 "sub_scorer": None if self.sub_scorer is None else self.sub_scorer.to_dict(),
@@ -567,7 +679,11 @@ class LeadScoringModel:
                 f"{booster_name} is not a LightGBM model ({err})",
                 "Restore the file or retrain the model.",
             ) from err
-        encoder = FeatureEncoder(features, categories)
+        folded = _read_matching(meta, meta_name) == "folded"
+        try:  # levels one spelling apart cannot both be reached when matching folds them
+            encoder = FeatureEncoder(features, categories, fold_spellings=folded)
+        except ModelError as err:
+            raise _damaged(meta_name, err.problem) from err
         return cls(booster, encoder, calibrator, stages, metadata, sub_scorer, drift)
 
     def __repr__(self) -> str:
@@ -636,3 +752,15 @@ def _read_structure(
             raise _damaged(meta_name, f"the levels of {name!r} are not a list of texts")
         categories[name] = levels
     return features, categories, dict(meta.get("metadata") or {})
+
+
+def _read_matching(meta: Mapping[str, Any], meta_name: str) -> str:
+    """``category_matching`` of a parsed model file; ``"exact"`` when absent, as every model
+    saved before spellings were folded matched levels exactly and must score as it did."""
+    matching = meta.get("category_matching", "exact")
+    if matching not in CATEGORY_MATCHING:
+        raise _damaged(
+            meta_name,
+            f"category_matching is {matching!r}, not one of {', '.join(CATEGORY_MATCHING)}",
+        )
+    return str(matching)

@@ -22,10 +22,15 @@ with what sales sees in the scored-leads table:
   lead (ROI below 0) costs more than it brings. A channel that cost nothing has no ROI (a
   return on no spend is not a number): its row shows "-", as does one without a cost row.
 
+Values that differ only in case or spacing (``Paid Search``, ``paid search``, ``Paid  Search``)
+are one group, shown with the spelling most leads carry: CRM exports write one channel several
+ways, and two rows for one channel split its leads and leave one row without its cost.
+
 Campaign rows get no cost: spend is known per channel only, and splitting it across campaigns
-by lead count would invent numbers. Cost rows are matched to the channel values exactly; a cost
-channel that matches none (``Partner`` for ``partner``) is logged as a warning with the known
-channels, since its spend would otherwise vanish from the report unnoticed.
+by lead count would invent numbers. Cost rows are matched to the channel values ignoring case
+and spacing (``PAID SEARCH`` pays for ``Paid Search``); a cost channel that matches none
+(``Partner`` for ``partners``) is logged as a warning with the known channels, since its spend
+would otherwise vanish from the report unnoticed.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.errors import DataError
-from leadscore.model import parse_numbers
+from leadscore.model import describe_merged, fold_text, parse_numbers, preferred_spellings
 
 logger = logging.getLogger(__name__)
 
@@ -144,11 +149,11 @@ def channel_report(
         lands in a "(none)" group).
     attributes : ``lead_id`` and the columns named in ``by`` (channel, campaign, ...).
     by : grouping columns, coarsest first (e.g. ``["source", "campaign"]``).
-    spend : ``channel`` and ``spend`` per channel; channels are matched exactly to the values
-        of ``by[0]`` when ``by`` is that one column (spend is per channel: rows grouped by two
-        columns get no cost). Cost channels matching no value are logged as a warning; when
-        none matches (grouped by campaign, say) the cost columns are left out rather than
-        shown empty.
+    spend : ``channel`` and ``spend`` per channel; channels are matched to the values of
+        ``by[0]``, ignoring case and spacing, when ``by`` is that one column (spend is per
+        channel: rows grouped by two columns get no cost). Cost channels matching no value
+        are logged as a warning; when none matches (grouped by campaign, say) the cost columns
+        are left out rather than shown empty.
     deal_value : value of a won deal, for value per lead and, with ``spend``, ROI
         ((value - spend) / spend; empty where the spend is 0).
     """
@@ -163,8 +168,9 @@ def channel_report(
     )
     if joined.empty:
         raise DataError("no scored lead to report on", "Run `leadscore score` first.")
+    spellings = {column: _spellings(attributes[column], column) for column in by}
     for column in by:
-        joined[column] = joined[column].astype("string").fillna("(none)")
+        joined[column] = _respell(joined[column], spellings[column])
     joined["is_mql"] = joined["stage"].isin(["mql", "sql"])
     joined["is_sql"] = joined["stage"].eq("sql")
     grouped = joined.groupby(list(by), observed=True, sort=True)
@@ -183,11 +189,34 @@ def channel_report(
     if deal_value is not None:
         report["value_per_lead"] = report["expected_win_rate"] * deal_value
     if spend is not None and len(by) == 1:
-        brought = attributes[by[0]].astype("string").fillna("(none)").value_counts()
+        brought = _respell(attributes[by[0]], spellings[by[0]]).value_counts()
         report = _add_costs(report, spend, by[0], deal_value, brought)
     return report.sort_values(["sql_rate", "leads"], ascending=False, kind="stable").reset_index(
         drop=True
     )
+
+
+def _spellings(values: pd.Series, column: str) -> dict[str, str]:
+    """Each spelling of ``values`` that is read as another -> that one: the spelling most of
+    the leads carry among those differing only in case or spacing. Counted on every lead of
+    the data, so a row's name does not change with which leads are still open."""
+    counts = values.astype("string").value_counts(dropna=True)
+    tally = {str(k): int(n) for k, n in counts.items()}
+    chosen = preferred_spellings(tally)
+    merged = describe_merged(chosen, tally)
+    if merged:
+        logger.info(
+            "%s: values that differ only in case or spacing are one row: %s", column, merged
+        )
+    return {s: to for s, to in chosen.items() if s != to}
+
+
+def _respell(values: pd.Series, spellings: dict[str, str]) -> pd.Series:
+    """``values`` as text in their group's spelling (:func:`_spellings`), missing as "(none)"."""
+    text = values.astype("string")
+    if spellings:
+        text = text.replace(spellings)
+    return text.fillna("(none)")
 
 
 def _add_costs(
@@ -210,14 +239,18 @@ def _add_costs(
             f"the costs file's spend column holds {spend['spend'][bad].iloc[0]!r}, not a number",
             "Write spend as numbers such as 12500, 12,500.00 or $12,500, without a currency code.",
         )
-    spend = spend.assign(spend=amounts)
-    per_channel = (
-        spend.assign(channel=spend["channel"].astype("string")).groupby("channel")["spend"].sum()
+    spend = spend.assign(spend=amounts, channel=spend["channel"].astype("string")).dropna(
+        subset=["channel"]
     )
+    # matched as the leads' values are grouped: "PAID SEARCH" in the costs pays for "Paid Search"
+    spend = spend.assign(key=spend["channel"].map(fold_text))
+    per_key = spend.groupby("key")["spend"].sum()
     known = sorted(brought_per_channel.index.astype(str))
-    unmatched = [str(c) for c in per_channel.index if str(c) not in set(known)]
+    known_keys = {fold_text(c) for c in known}
+    cost_channels = sorted(spend["channel"].unique())
+    unmatched = [str(c) for c in cost_channels if fold_text(c) not in known_keys]
     shown_known = _shorten(known)
-    if unmatched and len(unmatched) == len(per_channel):
+    if unmatched and len(unmatched) == len(cost_channels):
         logger.warning(
             "no cost column: none of the costs file's channels (%s) is a value of %r (%s); "
             "spend is per channel, so group by the channel column (e.g. --by source)",
@@ -229,14 +262,15 @@ def _add_costs(
     if unmatched:
         logger.warning(
             "the costs file's channel(s) %s match no %s of the leads, so their spend is left "
-            "out; the %s values are: %s (matched exactly: fix the spelling in the costs file)",
+            "out; the %s values are: %s (matched ignoring case and spacing: fix the spelling "
+            "in the costs file)",
             ", ".join(repr(c) for c in unmatched),
             channel,
             channel,
             shown_known,
         )
     out = report.copy()
-    out["spend"] = out[channel].map(per_channel).astype("float64")
+    out["spend"] = out[channel].map(fold_text).map(per_key).astype("float64")
     brought = out[channel].map(brought_per_channel).astype("float64")
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cost_per_lead"] = out["spend"] / brought
