@@ -172,7 +172,10 @@ def test_champion_is_first_model_then_moves_only_for_a_better_one(registry, stro
     assert registry["champions"] == ["1", "2", "2"]
     client = registry["client"]
     tags = [client.get_run(r).data.tags for r in registry["runs"]]
-    assert [t["champion"] for t in tags] == ["true", "true", "false"]
+    # the first champion's run no longer claims the alias once version 2 took it
+    assert [t["champion"] for t in tags] == ["false", "true", "false"]
+    assert tags[0]["champion_replaced_by"] == "leadscore/2"
+    assert "champion_replaced_by" not in tags[1] and "champion_replaced_by" not in tags[2]
     assert [t["registered_model"] for t in tags] == ["leadscore/1", "leadscore/2", "leadscore/3"]
     # the comparison was made by scoring the same test fold with the champion of the time
     y = strong.y

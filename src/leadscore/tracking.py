@@ -1026,6 +1026,7 @@ def _maybe_promote(
     better = _compare(name, version, old, champion_auc, new_auc, where)
     if better:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        _retire(client, name, old, version)
     note = f"compared on {where} unseen by version {old}"
     return Promotion(better, note, champion_auc, new_auc, len(y))
 
@@ -1142,7 +1143,23 @@ def _replace_unusable(
         err,
     )
     client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+    _retire(client, name, champion_version, version)
     return Promotion(True, f"replaced version {champion_version}, which cannot score: {err}")
+
+
+def _retire(client: Any, name: str, old: str, new: str) -> None:
+    """Mark the run of the champion that lost the alias: its ``champion`` tag reads
+    ``false`` and ``champion_replaced_by`` names the version that took over, so searching
+    runs by ``tags.champion = 'true'`` finds the champion, not every past one."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run_id = client.get_model_version(name, old).run_id
+        if run_id:
+            client.set_tag(run_id, "champion", "false")
+            client.set_tag(run_id, "champion_replaced_by", f"{name}/{new}")
+    except MlflowException as err:  # a version registered from elsewhere, or deleted run
+        logger.debug("could not mark the run of %s/%s as replaced: %s", name, old, err)
 
 
 # --------------------------------------------------------------------------- loading
