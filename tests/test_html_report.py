@@ -14,6 +14,7 @@ import re
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -383,3 +384,66 @@ def test_test_fold_frame_round_trips(world, tmp_path):
     assert list(back.X.columns) == list(result.X_test.columns)
     assert back.X["source"].dtype == result.X_test["source"].dtype
     assert json.dumps(sorted(back.stages.tolist())) == json.dumps(sorted(result.stages.tolist()))
+
+
+def _headline_metrics(gain: list[float] | None) -> dict:
+    """Test metrics whose model has ROC-AUC 0.767 against rule points' 0.754 (+0.013), with
+    ``gain`` as the interval of that difference (``None``: a run without intervals)."""
+    metrics: dict = {
+        "n_test": 1401,
+        "model": {"roc_auc": 0.767, "capture_top_decile": 0.3, "lift_top_decile": 3.0},
+        "baselines": {"logistic_regression": {"roc_auc": 0.70}, "rule_points": {"roc_auc": 0.754}},
+    }
+    if gain is not None:
+        metrics["uncertainty"] = {
+            "level": 0.95,
+            "resamples": 200,
+            "n_groups": 826,
+            "intervals": {"model": {"roc_auc": [0.71, 0.81]}},
+            "roc_auc_gain": {"logistic_regression": [0.02, 0.11], "rule_points": gain},
+        }
+    return metrics
+
+
+@pytest.mark.parametrize(
+    ("gain", "expected"),
+    [
+        (
+            [0.004, 0.025],
+            "It beats the best simple baseline, rule points (ROC-AUC 0.754; ROC-AUC gain "
+            "+0.013, 95% interval +0.004 to +0.025).",
+        ),
+        (
+            [-0.044, 0.060],
+            "It ties with the best simple baseline, rule points (ROC-AUC 0.754; ROC-AUC gain "
+            "+0.013, 95% interval -0.044 to +0.060, which holds 0,",
+        ),
+        (
+            [-0.030, -0.002],
+            "It falls behind the best simple baseline, rule points (ROC-AUC 0.754; ROC-AUC "
+            "gain +0.013, 95% interval -0.030 to -0.002).",
+        ),
+        (
+            None,
+            "It beats the best simple baseline, rule points (ROC-AUC 0.754), on the point "
+            "estimates alone",
+        ),
+    ],
+    ids=["beats", "ties", "falls-behind", "no-interval"],
+)
+def test_headline_follows_the_interval_of_the_gain(gain, expected):
+    """The page calls an interval that holds 0 a tie: the headline must not call it a win."""
+    run = SimpleNamespace(metrics=_headline_metrics(gain))
+    text = html_report._summary(run)
+    assert expected in text
+    assert ("beats" in text) == (gain is None or gain[0] > 0)
+
+
+def test_uncertainty_note_says_the_bootstrap_drew_leads():
+    metrics = _headline_metrics([-0.044, 0.060])
+    note = html_report._uncertainty_note(metrics, metrics["uncertainty"])
+    assert "200 bootstrap resamples of the 826 test leads, each drawn with all its rows" in note
+    del metrics["uncertainty"]["n_groups"]  # a run logged before leads were resampled
+    assert "resamples of the test fold." in html_report._uncertainty_note(
+        metrics, metrics["uncertainty"]
+    )

@@ -364,3 +364,53 @@ def test_ece_by_chance_is_what_perfect_probabilities_score() -> None:
     assert chance["mean"] == pytest.approx(np.mean(perfect), rel=0.1)
     assert chance["mean"] < chance["upper"]
     assert ece_by_chance(p[:200], resamples=300)["mean"] > 2 * chance["mean"]  # noise ~ 1/sqrt(n)
+
+
+def _duplicated(n: int, copies: int, seed: int) -> tuple[np.ndarray, ...]:
+    """``n`` leads each repeated ``copies`` times in a row, as perfectly correlated rows (the
+    worst case of event data's snapshots): labels, model and noisy scores, lead ids."""
+    y, p, noisy = _scores(n, seed=seed)
+    ids = np.repeat(np.array([f"lead{i}" for i in range(n)]), copies)
+    return y, p, noisy, np.repeat(y, copies), np.repeat(p, copies), np.repeat(noisy, copies), ids
+
+
+def test_grouped_bootstrap_resamples_leads_not_their_duplicated_rows() -> None:
+    """Rows that copy their lead carry no more evidence than the lead: the row bootstrap reads
+    them as ``copies`` times the leads and comes out about ``sqrt(copies)`` too narrow, the
+    lead (cluster) bootstrap gives the intervals of the leads themselves."""
+    copies = 4
+    y, p, noisy, y_rows, p_rows, noisy_rows, ids = _duplicated(800, copies, seed=5)
+    scores = {"model": p_rows, "noisy": noisy_rows}
+    by_row = bootstrap_intervals(y_rows, scores, resamples=300, seed=3)
+    by_lead = bootstrap_intervals(y_rows, scores, resamples=300, seed=3, groups=ids)
+    leads_only = bootstrap_intervals(y, {"model": p, "noisy": noisy}, resamples=300, seed=3)
+    assert by_row["n_groups"] == len(y_rows) and by_lead["n_groups"] == len(y)
+
+    def width(bounds: list[float]) -> float:
+        return bounds[1] - bounds[0]
+
+    for key in ("roc_auc", "pr_auc", "brier", "log_loss", "lift_top_decile"):
+        row_width = width(by_row["intervals"]["model"][key])
+        lead_width = width(by_lead["intervals"]["model"][key])
+        assert 1.5 < lead_width / row_width < 2.7, key  # sqrt(4) = 2
+    for key in METRIC_KEYS:
+        # drawing lead i k times draws its copies k times each: the leads' own bootstrap
+        assert by_lead["intervals"]["model"][key] == pytest.approx(
+            leads_only["intervals"]["model"][key]
+        ), key
+    ratio = width(by_lead["roc_auc_gain"]["noisy"]) / width(by_row["roc_auc_gain"]["noisy"])
+    assert 1.5 < ratio < 2.7
+    assert by_lead["roc_auc_gain"]["noisy"] == pytest.approx(leads_only["roc_auc_gain"]["noisy"])
+
+
+def test_singleton_groups_give_the_row_bootstrap_bit_for_bit() -> None:
+    """Flat data holds one row per lead: its intervals must not move for a seed when training
+    passes the lead ids."""
+    y, p, noisy = _scores(700, seed=8)
+    ids = np.array([f"lead{i}" for i in np.random.default_rng(0).permutation(700)], dtype=object)
+    scores = {"model": p, "noisy": noisy}
+    plain = bootstrap_intervals(y, scores, resamples=100, seed=4)
+    grouped = bootstrap_intervals(y, scores, resamples=100, seed=4, groups=ids)
+    assert grouped == plain
+    with pytest.raises(ValueError, match="groups and y differ in length"):
+        bootstrap_intervals(y, scores, resamples=10, groups=ids[:-1])

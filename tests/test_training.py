@@ -574,3 +574,52 @@ def test_event_data_from_the_generator_is_calibrated_against_its_ground_truth() 
     ece_truth = sum(len(b) * abs(r.p_cal[b].mean() - p_true[b].mean()) for b in bins) / len(r.p_cal)
     assert ece_truth <= 0.02
     assert r.folds.kind == "time" and sum(r.folds.purged.values()) > 0
+
+
+def test_intervals_resample_the_test_leads_and_logs_name_each_model(caplog) -> None:
+    """Event data holds a lead at several as-of dates: the test-fold bootstrap draws whole
+    leads (training passes the test fold's lead ids), and the log lines say which model each
+    calibration is for and print plain numbers, not numpy reprs."""
+    from leadscore.metrics import bootstrap_intervals
+
+    dataset, _ = flat_dataset(3000, seed=4)
+    snapshots = dataclasses.replace(
+        dataset, lead_id=pd.Series([f"lead{i // 3}" for i in range(3000)])
+    )
+    config = parse_config({"quality_gate": {"allow_worse": True}, "evaluation": {"resamples": 60}})
+    with caplog.at_level("INFO", logger="leadscore.training"):
+        r = train(snapshots, config)
+    uncertainty = r.metrics["uncertainty"]
+    assert uncertainty["n_groups"] == len(set(r.lead_id)) < r.metrics["n_test"]
+    expected = bootstrap_intervals(
+        r.y,
+        {"model": r.p_cal, **r.baselines},
+        resamples=60,
+        level=config.evaluation.level,
+        seed=config.seed,
+        groups=r.lead_id,
+    )
+    assert uncertainty["intervals"] == expected["intervals"]
+    assert uncertainty["roc_auc_gain"] == expected["roc_auc_gain"]
+    messages = [rec.getMessage() for rec in caplog.records if rec.name == "leadscore.training"]
+    for which in ("the model", "the logistic regression baseline", "the rule points baseline"):
+        assert any(m.startswith(f"calibration of {which}: ") for m in messages), which
+    assert any(m.startswith("booster: early stopping at ") for m in messages)
+    assert not any("np.float" in m or "{" in m for m in messages)
+
+
+def test_flat_data_intervals_are_the_row_bootstrap(result: TrainingResult) -> None:
+    """One row per lead: passing the lead ids changes nothing (same seed, same intervals)."""
+    from leadscore.metrics import bootstrap_intervals
+
+    uncertainty = result.metrics["uncertainty"]
+    assert uncertainty["n_groups"] == result.metrics["n_test"]
+    config = TrainConfig()
+    expected = bootstrap_intervals(
+        result.y,
+        {"model": result.p_cal, **result.baselines},
+        resamples=config.evaluation.resamples,
+        level=config.evaluation.level,
+        seed=config.seed,
+    )
+    assert uncertainty["intervals"] == expected["intervals"]

@@ -466,17 +466,47 @@ def _summary(run: _Run) -> str:
         f"one {_pct(model.get('roc_auc'), 0)} of the time (ROC-AUC {_num(model.get('roc_auc'))})."
     ]
     if best_name is not None:
-        verdict = "beats" if float(model.get("roc_auc") or 0) > best_auc else "does not beat"
-        parts.append(
-            f"It {verdict} the best simple baseline, {_esc(_display_name(best_name).lower())} "
-            f"(ROC-AUC {_num(best_auc)})."
-        )
+        parts.append(_baseline_verdict(m, best_name, best_auc))
     parts.append(
         f"Calling the top 10 % of leads by score reaches "
         f"{_pct(model.get('capture_top_decile'), 0)} of all wins, "
         f"{_num(model.get('lift_top_decile'), 1)} times the average conversion rate."
     )
     return f'<p class="summary">{" ".join(parts)}</p>'
+
+
+def _baseline_verdict(m: Mapping[str, Any], name: str, base_auc: float) -> str:
+    """The headline's sentence on the best baseline, read off the interval of the ROC-AUC gain.
+
+    The page says that a gain whose interval holds 0 is a tie, so the headline must not call
+    a point-estimate gain of +0.013 (-0.044 to +0.060) a win: "beats" needs the whole
+    interval above 0, "falls behind" the whole interval below, anything else "ties with".
+    Runs without intervals (``evaluation.resamples: 0``) get the point-estimate comparison,
+    labelled as such.
+    """
+    value = (m.get("model") or {}).get("roc_auc")
+    model_auc = float(value) if value is not None else math.nan
+    baseline = f"the best simple baseline, {_esc(_display_name(name).lower())}"
+    uncertainty = m.get("uncertainty") or {}
+    interval = (uncertainty.get("roc_auc_gain") or {}).get(name)
+    bounds = [float(b) for b in interval] if interval is not None else []
+    if len(bounds) != 2 or not all(math.isfinite(b) for b in bounds):
+        verdict = "beats" if model_auc > base_auc else "does not beat"
+        return (
+            f"It {verdict} {baseline} (ROC-AUC {_num(base_auc)}), on the point estimates "
+            "alone: this run has no interval to tell a real gain from luck."
+        )
+    low, high = bounds
+    level = f"{float(uncertainty.get('level') or 0.95):.0%}"
+    gain = f"ROC-AUC gain {model_auc - base_auc:+.3f}, {level} interval {low:+.3f} to {high:+.3f}"
+    if low > 0:
+        return f"It beats {baseline} (ROC-AUC {_num(base_auc)}; {gain})."
+    if high < 0:
+        return f"It falls behind {baseline} (ROC-AUC {_num(base_auc)}; {gain})."
+    return (
+        f"It ties with {baseline} (ROC-AUC {_num(base_auc)}; {gain}, which holds 0, so the "
+        "difference may be luck)."
+    )
 
 
 def _data_section(run: _Run) -> str:
@@ -624,7 +654,7 @@ def _uncertainty_note(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> s
     chance = uncertainty.get("ece_by_chance") or {}
     text = (
         f"Under the model's numbers: the {level} interval from "
-        f"{int(uncertainty['resamples'])} bootstrap resamples of the test fold."
+        f"{int(uncertainty['resamples'])} bootstrap resamples of {_resampled(m, uncertainty)}."
     )
     if gains:
         text += f" ROC-AUC gain over {', '.join(gains)}; an interval that holds 0 is a tie."
@@ -635,6 +665,22 @@ def _uncertainty_note(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> s
             f"below {float(chance['upper']):.3f})."
         )
     return f"<p class='meta'>{text}</p>"
+
+
+def _resampled(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> str:
+    """What the bootstrap drew: whole leads when the run says how many (``n_groups``, from
+    runs that resample leads), with their rows when leads repeat across as-of dates; runs
+    logged before that resampled rows, and say "the test fold"."""
+    n_groups = uncertainty.get("n_groups")
+    if n_groups is None:
+        return "the test fold"
+    n_test = m.get("n_test")
+    if n_test is not None and int(n_test) > int(n_groups):
+        return (
+            f"the {_count(n_groups)} test leads, each drawn with all its rows "
+            f"({_count(n_test)} rows in all)"
+        )
+    return f"the {_count(n_groups)} test leads"
 
 
 def _curve_figures(run: _Run) -> dict[str, bytes]:

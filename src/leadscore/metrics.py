@@ -13,6 +13,7 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 #: Keys of :func:`evaluate`, in the order reports show them.
@@ -145,7 +146,7 @@ def stage_report(
 class _SortedScores:
     """One score set sorted once, so that each bootstrap resample costs O(n), not a sort.
 
-    A resample is a vector of counts ``w`` (how often each lead was drawn); every metric of
+    A resample is a vector of counts ``w`` (how often each row was drawn); every metric of
     the resampled leads is a weighted sum over the sorted leads and their groups of tied
     scores, exactly as :func:`evaluate` would compute it on the drawn rows.
     """
@@ -276,6 +277,7 @@ def bootstrap_intervals(
     level: float = 0.95,
     seed: int = 0,
     reference: str = "model",
+    groups: np.ndarray | Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Bias-corrected percentile bootstrap intervals of every metric of :func:`evaluate`, for
     several score sets on the same test leads.
@@ -290,11 +292,20 @@ def bootstrap_intervals(
     on all the test leads (:func:`_interval`): ECE is biased upwards under resampling, and its
     plain percentile interval can lie wholly above the observed ECE.
 
+    ``groups`` (one id per row, e.g. the lead id) makes it a cluster bootstrap: each resample
+    draws whole groups with replacement and takes all their rows. Event-form data holds a
+    lead once per as-of date, and those rows share the lead's outcome and most of its
+    features: resampled as independent rows they would look like more evidence than they
+    are, and the intervals would come out too narrow. When every group holds one row (flat
+    data), the rows are drawn exactly as without ``groups``, so the intervals are the same
+    for the same seed.
+
     Returns
     -------
-    ``{"resamples", "level", "intervals": {name: {metric: [low, high]}},
-    "roc_auc_gain": {name: [low, high]}}``; resamples holding one class only leave the
-    ranking metrics out of that resample.
+    ``{"resamples", "level", "n_groups", "intervals": {name: {metric: [low, high]}},
+    "roc_auc_gain": {name: [low, high]}}``; ``n_groups`` is the number of units drawn from
+    (groups, or rows without ``groups``); resamples holding one class only leave the ranking
+    metrics out of that resample.
     """
     if not 0.0 < level < 1.0:
         raise ValueError(f"level must be in (0, 1), got {level}")
@@ -302,12 +313,15 @@ def bootstrap_intervals(
         raise ValueError(f"resamples must be at least 1, got {resamples}")
     y_arr = np.asarray(y, dtype="float64").ravel()
     sorted_sets = {name: _SortedScores(*_check(y_arr, p)) for name, p in scores.items()}
+    codes, n_groups = _group_codes(groups, len(y_arr))
     rng = np.random.default_rng(seed)
     draws: dict[str, dict[str, list[float]]] = {
         name: {key: [] for key in METRIC_KEYS} for name in scores
     }
     for _ in range(resamples):
-        counts = np.bincount(rng.integers(0, len(y_arr), len(y_arr)), minlength=len(y_arr))
+        counts = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)
+        if codes is not None:
+            counts = counts[codes]  # every row of a group is drawn as often as its group
         for name, s in sorted_sets.items():
             for key, value in s.metrics(counts).items():
                 draws[name][key].append(value)
@@ -317,6 +331,7 @@ def bootstrap_intervals(
     return {
         "resamples": resamples,
         "level": level,
+        "n_groups": n_groups,
         "intervals": {
             name: {
                 key: _interval(values, level, points[name][key]) for key, values in metrics.items()
@@ -333,6 +348,24 @@ def bootstrap_intervals(
             if name != reference and reference in arrays
         },
     }
+
+
+def _group_codes(
+    groups: np.ndarray | Sequence[Any] | None, n: int
+) -> tuple[np.ndarray | None, int]:
+    """Group index of each of ``n`` rows and the number of groups, or ``(None, n)`` when
+    every row is a group of its own (no ``groups``, or all ids distinct): the bootstrap then
+    draws rows, exactly as it always has, so flat data keeps its intervals for a seed."""
+    if groups is None:
+        return None, n
+    codes, uniques = pd.factorize(
+        pd.Series(np.asarray(groups, dtype=object).ravel()), use_na_sentinel=False
+    )
+    if len(codes) != n:
+        raise ValueError(f"groups and y differ in length: {len(codes)} != {n}")
+    if len(uniques) == n:
+        return None, n
+    return np.asarray(codes, dtype="int64"), len(uniques)
 
 
 def ece_by_chance(

@@ -354,18 +354,37 @@ def _fit_booster(
         )
     except lgb.basic.LightGBMError as err:
         raise _params_error(err, params) from err
+    scores = early.best_score.get("valid", {})
     logger.info(
-        "early stopping at %d rounds (valid %s)",
+        "booster: early stopping at %d rounds (valid %s)",
         best,
-        {k: round(v, 4) for k, v in early.best_score.get("valid", {}).items()},
+        ", ".join(f"{k} {float(v):.4f}" for k, v in scores.items()) or "no metric",
     )
     if not lgb_config.refit:
         return lgb.Booster(model_str=early.model_to_string(num_iteration=best)), best
     rows = np.sort(np.concatenate([folds.fit, folds.valid]))
     rounds = max(1, round(best * len(rows) / len(folds.fit)))
     booster = lgb.train(params, dataset(rows), num_boost_round=rounds)
-    logger.info("refitted on fit + valid (%d examples) for %d rounds", len(rows), rounds)
+    logger.info("booster: refitted on fit + valid (%d examples) for %d rounds", len(rows), rounds)
     return lgb.Booster(model_str=booster.model_to_string()), best
+
+
+def _log_calibration(which: str, calibrator: ProbabilityCalibrator) -> None:
+    """One line per calibrator that names the model it calibrates: training fits three (the
+    model's and one per baseline), and unnamed, their out-of-fold Brier scores read as one
+    model's. ``identity`` reads the raw score as log-odds, which a rule points total is not,
+    so its Brier score there (about 0.7) is bad by design: the line calls it "uncalibrated"
+    to say that it is the score before any calibration, not a calibration that failed."""
+    tried = ", ".join(
+        f"{'uncalibrated' if m == 'identity' else m} {b:.4f}"
+        for m, b in calibrator.brier_oof_.items()
+    )
+    logger.info(
+        "calibration of %s: %s%s",
+        which,
+        calibrator.method_,
+        f" (out-of-fold Brier: {tried})" if tried else "",
+    )
 
 
 def _params_error(err: lgb.basic.LightGBMError, params: Mapping[str, Any]) -> SpecError:
@@ -548,6 +567,7 @@ def train(
     calibrator = ProbabilityCalibrator(
         config.calibration.method, config.calibration.cv, config.seed
     ).fit(cal_margin, y[cal_rows])
+    _log_calibration("the model", calibrator)
     cal_p = calibrator.predict(cal_margin)
     periods = calibration_periods(dataset, cal_rows, config, folds.purged.get("calibrate", 0))
     stages = StageThresholds(config.stages).fit(cal_p, y[cal_rows], periods=periods)
@@ -558,6 +578,7 @@ def train(
     p_cal = calibrator.predict(test_margin)
     test_stages = stages.transform(p_cal)
     y_test = y[test_rows]
+    test_ids = dataset.lead_id.iloc[test_rows].to_numpy()
 
     train_rows = (
         np.sort(np.concatenate([folds.fit, folds.valid])) if config.lightgbm.refit else folds.fit
@@ -584,6 +605,7 @@ def train(
             cv=config.calibration.cv,
             random_state=config.seed,
         )
+        _log_calibration(f"the {name.replace('_', ' ')} baseline", baseline.calibrator_)
         baseline_p[name] = baseline.predict_proba(X.iloc[test_rows])
     points = baselines["rule_points"]
     assert isinstance(points, RulePointsBaseline)
@@ -608,7 +630,7 @@ def train(
         "n_calibrate": len(cal_rows),
         "n_test": len(test_rows),
         "uncertainty": (
-            test_uncertainty(y_test, p_cal, baseline_p, config)
+            test_uncertainty(y_test, p_cal, baseline_p, config, groups=test_ids)
             if config.evaluation.resamples
             else None
         ),
@@ -664,7 +686,7 @@ def train(
         p_cal=p_cal,
         stages=test_stages,
         baselines=baseline_p,
-        lead_id=dataset.lead_id.iloc[test_rows].to_numpy(),
+        lead_id=test_ids,
         X_test=X.iloc[test_rows].reset_index(drop=True),
         params=used,
         best_iteration=best_iteration,
@@ -701,12 +723,21 @@ def _post_contact_notes(dataset: LabelledDataset, config: TrainConfig) -> list[s
 
 
 def test_uncertainty(
-    y: np.ndarray, p_model: np.ndarray, baselines: Mapping[str, np.ndarray], config: TrainConfig
+    y: np.ndarray,
+    p_model: np.ndarray,
+    baselines: Mapping[str, np.ndarray],
+    config: TrainConfig,
+    *,
+    groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Bootstrap intervals of the test metrics of the model and the baselines, the model's
     ROC-AUC gain over each baseline, and the ECE a perfectly calibrated model would show on
     these leads by chance (:func:`~leadscore.metrics.bootstrap_intervals`,
-    :func:`~leadscore.metrics.ece_by_chance`)."""
+    :func:`~leadscore.metrics.ece_by_chance`).
+
+    ``groups`` are the rows' lead ids: event-form test folds hold a lead once per as-of date,
+    and the bootstrap must draw whole leads, not rows, or its intervals come out too narrow
+    (flat data has one row per lead and is unchanged by it)."""
     evaluation = config.evaluation
     boot = bootstrap_intervals(
         y,
@@ -714,6 +745,7 @@ def test_uncertainty(
         resamples=evaluation.resamples,
         level=evaluation.level,
         seed=config.seed,
+        groups=groups,
     )
     chance = ece_by_chance(
         p_model, resamples=evaluation.resamples, level=evaluation.level, seed=config.seed
