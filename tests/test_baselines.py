@@ -88,6 +88,13 @@ def test_a_feature_mostly_at_its_minimum_splits_at_the_first_value_above_it() ->
     assert [r.points < 0 for r in model.rules_ if r.below is not None] == [True]
 
 
+def test_a_rule_on_a_category_ignores_case_and_spacing_as_the_model_does() -> None:
+    X = pd.DataFrame({"source": ["Google", "google", " GOOGLE ", "Direct", None]})
+    rules = [{"feature": "source", "in": ["google"], "points": 10}]
+    model = RulePointsBaseline(rules=rules).fit(X, np.array([1, 0, 1, 0, 0]))
+    np.testing.assert_array_equal(model.decision_function(X), [10, 10, 10, 0, 0])
+
+
 def test_rule_on_an_unknown_feature_is_a_spec_error() -> None:
     X, y = _leads(100)
     with pytest.raises(SpecError, match="'job_title'"):

@@ -432,3 +432,12 @@ def test_default_model_uri_is_the_data_sets_own_champion():
     assert default_model_uri(None, "data/synthetic") == "models:/leadscore-synthetic@champion"
     assert default_model_uri(None, "exports/crm/") == "models:/leadscore-crm@champion"
     assert default_model_uri(None, "crm.duckdb") == "models:/leadscore-crm@champion"
+
+
+def test_train_report_says_what_the_bootstrap_drew():
+    from leadscore.commands.train import _resampled_units
+
+    assert _resampled_units({"n_groups": 1848}, 1848) == "1,848 test leads"
+    assert _resampled_units({}, 1848) == "1,848 test leads"  # a run logged before groups
+    grouped = _resampled_units({"n_groups": 826}, 1401)
+    assert grouped == "826 test leads, each with all its rows (1,401 rows)"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,7 +39,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from leadscore.calibration import CalibrationMethod, ProbabilityCalibrator
 from leadscore.errors import SpecError
-from leadscore.model import _canon
+from leadscore.model import _canon, spelling_key
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ def _is_categorical(values: pd.Series) -> bool:
     )
 
 
-def _as_text(values: pd.Series) -> np.ndarray:
+def _as_text(values: pd.Series, key: Callable[[object], str] = _canon) -> np.ndarray:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    text = np.array([_canon(u) for u in uniques] + [_MISSING], dtype=object)
+    text = np.array([key(u) for u in uniques] + [_MISSING], dtype=object)
     return text[codes]  # code -1 picks the trailing _MISSING
 
 
@@ -215,7 +215,8 @@ class PointsRule(BaseModel):
         if self.missing is not None:
             return values.isna().to_numpy() == self.missing
         if self.in_ is not None:
-            return np.isin(_as_text(values), [_canon(v) for v in self.in_])
+            # case and spacing aside, as the model reads categories: `in: [google]` is Google
+            return np.isin(_as_text(values, spelling_key), [spelling_key(v) for v in self.in_])
         numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
         ok = ~np.isnan(numbers)
         if self.at_least is not None:

@@ -196,7 +196,7 @@ class ProbabilityCalibrator(BaseEstimator):
             noise = _SIGNIFICANCE * gain.std(ddof=1) / np.sqrt(len(gain))
             if gain.mean() > max(_MIN_GAIN, noise):
                 chosen = m
-        logger.info(
+        logger.debug(  # training logs the choice, naming the model it calibrates
             "calibration: out-of-fold Brier %s -> %s",
             ", ".join(f"{m} {b:.4f}" for m, b in self.brier_oof_.items()),
             chosen,

@@ -583,7 +583,7 @@ def train(
     train_rows = (
         np.sort(np.concatenate([folds.fit, folds.valid])) if config.lightgbm.refit else folds.fit
     )
-    X = dataset.X
+    X = encoder.frame(dataset.X)  # the model's typing: spellings of one level are one value
     rules = config.rule_points.get(dataset.name)
     if (
         rules is None

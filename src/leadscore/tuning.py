@@ -780,6 +780,7 @@ def tuning_gain_interval(
         level=config.evaluation.level,
         seed=config.seed,
         reference="tuned",
+        groups=tuned.lead_id,
     )
     low, high = boot["roc_auc_gain"]["default"]
     return float(low), float(high)

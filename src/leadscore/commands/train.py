@@ -168,7 +168,8 @@ def format_report(result: TrainingResult) -> str:
             f"ROC-AUC gain, {level} interval: {', '.join(gains)}",
             f"ECE of a perfectly calibrated model on these leads, by chance alone: "
             f"{_fmt(chance['mean'])} ({level} of draws below {_fmt(chance['upper'])})",
-            f"(intervals: {uncertainty['resamples']} bootstrap resamples of the test fold)",
+            f"(intervals: {uncertainty['resamples']} bootstrap resamples of the "
+            f"{_resampled_units(uncertainty, m['n_test'])})",
         ]
     cuts = m["thresholds"]
     lines += [
@@ -183,6 +184,15 @@ def format_report(result: TrainingResult) -> str:
             f"{_pct(s['conversion_rate']):>10}{_pct(s['share_of_wins']):>10}"
         )
     return "\n".join(lines)
+
+
+def _resampled_units(uncertainty: dict[str, Any], n_test: int) -> str:
+    """What a resample drew: ``1,848 test leads``, or the leads with all their rows when a
+    lead appears at several as-of dates (event data)."""
+    leads = int(uncertainty.get("n_groups", n_test))
+    if leads == n_test:
+        return f"{n_test:,} test leads"
+    return f"{leads:,} test leads, each with all its rows ({n_test:,} rows)"
 
 
 def _signed(value: float) -> str:
