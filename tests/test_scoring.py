@@ -168,7 +168,10 @@ def test_unseen_categories_and_an_empty_activity_log_are_warned(scored_world, tm
     leads.loc[leads.index[::3], "industry"] = "platinum"
     leads.to_parquet(changed / "leads.parquet")
     activities = pd.read_parquet(changed / "activities.parquet")
-    activities.iloc[:0].to_parquet(changed / "activities.parquet")
+    # an extract that stopped long before the as-of (an empty log is refused outright)
+    old = activities[activities["occurred_at"] < AS_OF - pd.Timedelta(days=91)]
+    assert 0 < len(old) < len(activities)
+    old.to_parquet(changed / "activities.parquet")
     warned = _score_warnings(changed, model, tmp_path / "b.duckdb", caplog)
 
     scored = read_scored_leads(str(tmp_path / "b.duckdb"))
@@ -177,7 +180,9 @@ def test_unseen_categories_and_an_empty_activity_log_are_warned(scored_world, tm
     assert unseen.startswith(f"{int(platinum.sum()):,} of {len(scored):,} scored leads")
     assert "'platinum'" in unseen
     (empty,) = [w for w in warned if "no activity" in w]
-    assert "in the 90 days before 2026-05-01" in empty and "(0 activities in all)" in empty
+    assert (
+        "in the 90 days before 2026-05-01" in empty and f"({len(old):,} activities in all)" in empty
+    )
 
 
 def test_an_event_model_with_a_spec_points_to_event_data(scored_world, tmp_path, capsys):
@@ -226,7 +231,8 @@ def test_scores_agree_with_the_model_and_its_thresholds(scored_world):
     features = build_features(load_closed_loop(scored_world["data"]), AS_OF)
     rows = features.frame.set_index("lead_id").loc[latest.index]
     p = scoring.model.predict_proba(rows[scoring.model.feature_names])
-    np.testing.assert_allclose(latest["probability"], p, atol=1e-9)
+    # exactly: the scorer stores the prediction path's probability, reasons or not
+    np.testing.assert_array_equal(latest["probability"].to_numpy(), p)
     assert (latest["stage"].to_numpy() == scoring.model.stages.transform(p)).all()
     assert (latest["score"].to_numpy() == scores_from_probability(p)).all()
     order = np.argsort(latest["probability"].to_numpy())

@@ -245,6 +245,9 @@ def score_frame(
     """
     model = scoring.model
     n = len(X)
+    # the prediction path, not the sum of SHAP values (equal to ~1e-16): a lead exactly at a
+    # cut-off gets the same stage with or without reasons, and from the MLflow model
+    p = model.predict_proba(X)
     if with_reasons:
         explained = explain_batch(
             model.booster,
@@ -257,7 +260,6 @@ def score_frame(
             encode=model.encode,
             rescale="sides",
         )
-        p = explained["probability"].to_numpy(dtype="float64")
         texts = {c: explained[c].to_numpy() for c in ("reasons_for", "reasons_against")}
         texts["reasons_json"] = explained["reasons_json"].to_numpy()
         sub = {
@@ -267,7 +269,6 @@ def score_frame(
             for c in ("fit_score", "engagement_score")
         }
     else:
-        p = model.predict_proba(X)
         texts = {"reasons_for": "", "reasons_against": "", "reasons_json": "[]"}
         sub = {c: pd.array([pd.NA] * n, dtype="Int64") for c in ("fit_score", "engagement_score")}
     out = pd.DataFrame(
