@@ -9,6 +9,8 @@ module touches files and databases, and it turns every way a read can fail on th
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -18,10 +20,12 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pandas.api import types as ptypes
 
 from leadscore.errors import DataError
 from leadscore.schema import (
@@ -30,9 +34,11 @@ from leadscore.schema import (
     LEADS_REQUIRED,
     MISSING_SPELLINGS,
     OUTCOMES_REQUIRED,
+    UNKNOWN_ID_SAMPLE,
     ClosedLoopData,
     TimestampSummary,
     _require_columns,
+    check_activity_types,
     closed_before_created_error,
     column_name,
     count_duplicate_activities,
@@ -43,6 +49,9 @@ from leadscore.schema import (
     tail_rows,
     text_timestamp_format,
     timestamp_summary,
+    to_lead_ids,
+    to_utc_naive,
+    unknown_ids_error,
     utc_now,
     validate_closed_loop,
     validate_leads,
@@ -443,16 +452,170 @@ def find_event_table(folder: Path, name: str) -> Path | None:
     """The file holding event table ``name`` in ``folder``, as ``.parquet`` or ``.csv``.
 
     Both at once is an error: they may differ (an old export beside a new one), and reading
-    either one silently would train or score on data the user did not mean.
+    either one silently would train or score on data the user did not mean. So is a file
+    named so but for case (``Outcomes.csv``, ``LEADS.CSV``): it is not guessed to be the
+    table, since a case-sensitive file system would not read it (nor warn) and a
+    case-insensitive one would, and the same folder would mean different data.
     """
-    found = [folder / f"{name}{suffix}" for suffix in TABLE_SUFFIXES]
-    found = [path for path in found if path.exists()]
+    wanted = [f"{name}{suffix}" for suffix in TABLE_SUFFIXES]
+    names = _folder_names(folder)
+    found = [folder / n for n in wanted if n in names]
+    cased = sorted(n for n in names if n.lower() in wanted and n not in wanted)
+    if cased:
+        if found:
+            raise DataError(
+                f"{folder} holds both {found[0].name} and {cased[0]}",
+                f"Keep one file for the {name} table and move the other away.",
+            )
+        raise DataError(
+            f"{folder / cased[0]}: table names are lower case", f"Rename it to {cased[0].lower()}."
+        )
     if len(found) > 1:
         raise DataError(
             f"{folder} holds both {found[0].name} and {found[1].name}",
             f"Keep one file for the {name} table and move the other away.",
         )
     return found[0] if found else None
+
+
+def _folder_names(folder: Path) -> list[str]:
+    """The names in ``folder`` as the file system spells them, or none where it cannot be
+    listed (the caller has checked that it is a folder)."""
+    try:
+        return [entry.name for entry in os.scandir(folder)]
+    except OSError:
+        return []
+
+
+#: How many names a warning about a missing table lists before "and N more".
+_LISTED_NAMES = 8
+
+#: What an absent optional table means for the rest of the flow.
+_ABSENT_MEANS = {
+    "activities": "every lead is treated as having no activity",
+    "outcomes": "every lead is treated as open",
+}
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:_LISTED_NAMES]) or "nothing"
+    rest = len(names) - _LISTED_NAMES
+    return f"{shown} and {rest} more" if rest > 0 else shown
+
+
+def _warn_absent_in_folder(folder: Path, name: str) -> None:
+    """Log that ``folder`` holds no table ``name``, naming what was looked for and what is
+    there: a misnamed export (``closed_deals.csv``) would otherwise pass in silence."""
+    there = sorted(
+        (n for n in _folder_names(folder) if not n.startswith(".")),
+        key=lambda n: (Path(n).suffix.lower() not in TABLE_SUFFIXES, n),
+    )
+    looked = ", ".join(f"{name}{suffix}" for suffix in TABLE_SUFFIXES)
+    logger.warning(
+        "no %s table in %s%s (looked for %s; found %s): %s",
+        name,
+        folder,
+        os.sep,
+        looked,
+        _listing(there),
+        _ABSENT_MEANS[name],
+    )
+
+
+def _database_tables(source: str) -> list[str]:
+    """The tables (and views) of a DuckDB file or a database, for messages; none where they
+    cannot be listed."""
+    if not is_sql_url(source):
+        import duckdb
+
+        try:
+            with duckdb.connect(source, read_only=True) as con:
+                return sorted(str(r[0]) for r in con.execute("SHOW TABLES").fetchall())
+        except duckdb.Error:
+            return []
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(source)
+    except (sa.exc.ArgumentError, ModuleNotFoundError):
+        return []
+    try:
+        with engine.connect() as con:
+            inspector = sa.inspect(con)
+            return sorted({*inspector.get_table_names(), *inspector.get_view_names()})
+    except sa.exc.SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+
+
+def _absent_in_database(source: str, name: str) -> None:
+    """``source`` has no table ``name``: log it as :func:`_warn_absent_in_folder` does, or
+    refuse a table named so but for case, which a database with case-sensitive names (not
+    DuckDB, not SQLite) does not find."""
+    tables = _database_tables(source)
+    shown = shown_url(source) if is_sql_url(source) else source
+    cased = [t for t in tables if t.lower() == name]
+    if cased:
+        raise DataError(
+            f"{shown}: table {cased[0]!r}: table names are lower case",
+            f"Rename it to {name}.",
+        )
+    logger.warning(
+        "no %s table in %s (tables: %s): %s", name, shown, _listing(tables), _ABSENT_MEANS[name]
+    )
+
+
+NO_ACTIVITY_ROWS_FIX = "Export the activity log again; a company's log is never empty."
+
+
+def _no_activity_rows(where: str) -> DataError:
+    """An activity log without rows is an export gone wrong, never a company's real log:
+    scored, every lead would look inactive and the current scores would be overwritten."""
+    return DataError(f"{where} has no rows", NO_ACTIVITY_ROWS_FIX)
+
+
+def _log_no_outcome_rows(where: str) -> None:
+    """An outcomes table without rows is allowed (no deal has closed yet), but said."""
+    logger.warning("%s has no rows: no deal has closed yet, every lead is treated as open", where)
+
+
+#: Suffixes only SQLite files have (``.db`` is read as DuckDB unless its header says
+#: SQLite); such files are read through an ``sqlite:///`` URL.
+SQLITE_SUFFIXES = (".sqlite", ".sqlite3")
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _check_event_folder(path: Path) -> None:
+    """Refuse a ``path`` that is no folder of event tables in one line; an SQLite file (by
+    its header, or a .sqlite/.sqlite3 suffix) is pointed to the URL that reads it."""
+    if path.is_dir():
+        return
+    _refuse_sqlite_file(path)
+    raise DataError(
+        f"{path} is not a folder of event tables",
+        "Give a folder with leads.parquet (or .csv), activities.* and outcomes.*, "
+        "or a DuckDB file with those tables.",
+    )
+
+
+def _refuse_sqlite_file(path: Path) -> None:
+    """Event data given as an SQLite file path: name the ``--data`` URL that reads it (the
+    path as given, so an absolute one gets four slashes: ``sqlite:////data/crm.db``)."""
+    header = path.is_file() and _is_sqlite_file(path)
+    if header or path.suffix.lower() in SQLITE_SUFFIXES:
+        what = "is an SQLite database, not" if header else "is not"
+        raise DataError(
+            f"{path} {what} a folder of event tables or a DuckDB file",
+            f"Give it as a URL: --data sqlite:///{path}",
+        )
 
 
 def load_closed_loop(
@@ -464,35 +627,40 @@ def load_closed_loop(
     """Load and validate event-form data.
 
     ``source`` is a folder with ``leads``, ``activities`` and ``outcomes`` as ``.parquet`` or
-    ``.csv`` files (``activities`` and ``outcomes`` may be absent), a DuckDB file holding tables
-    of those names, or an SQLAlchemy URL of a database holding them.
+    ``.csv`` files (``activities`` and ``outcomes`` may be absent: logged as a warning that
+    names what is there), a DuckDB file holding tables of those names, or an SQLAlchemy URL
+    of a database holding them. Table files are named in lower case; an activity log without
+    rows is an error.
 
     ``observed_until``, the moment of the extract, is taken from the argument, else from an
     ``observed_until`` entry of a ``manifest.json`` in the folder (``leadscore synth`` writes
-    one), else the latest timestamp in the data.
+    one), else the latest timestamp in the data (:func:`event_observed_until` computes that
+    default without loading the data).
 
     ``tables`` names the tables to read (``leads`` always): a caller that never looks at the
     activity log, by far the largest table, leaves it out and gets it empty.
     """
     frames: dict[str, pd.DataFrame | None] = dict.fromkeys(EVENT_TABLES)
+    where: dict[str, str] = {}
+    absent: list[str] = []
     wanted = [name for name in EVENT_TABLES if name == "leads" or name in tables]
     text = str(source)
     path = Path(source)
+    if not is_sql_url(text) and not path.is_dir():
+        _refuse_sqlite_file(path)
     if is_sql_url(text) or path.suffix.lower() in DUCKDB_SUFFIXES:
+        shown = shown_url(text) if is_sql_url(text) else text
         for name in wanted:
+            where[name] = f"{shown}: the {name} table"
             try:
                 frames[name] = read_table(text, name)
             except NoSuchTableError:
                 if name == "leads":
                     raise
-                frames[name] = None
+                _absent_in_database(text, name)
+                absent.append(name)
     else:
-        if not path.is_dir():
-            raise DataError(
-                f"{path} is not a folder of event tables",
-                "Give a folder with leads.parquet (or .csv), activities.* and outcomes.*, "
-                "or a DuckDB file with those tables.",
-            )
+        _check_event_folder(path)
         if observed_until is None:
             observed_until = _manifest_observed_until(path)
         for name in wanted:
@@ -502,19 +670,26 @@ def load_closed_loop(
                     f"{path} has no leads.parquet or leads.csv",
                     "Write the leads table there; see the README's data contract.",
                 )
-            frames[name] = (
-                None if found is None else read_table(found, text_columns=EVENT_TEXT_COLUMNS[name])
-            )
+            if found is None:
+                _warn_absent_in_folder(path, name)
+                absent.append(name)
+                continue
+            where[name] = str(found)
+            frames[name] = read_table(found, text_columns=EVENT_TEXT_COLUMNS[name])
     logger.info(
         "loaded %s: %s",
         text,
         ", ".join(f"{k}={0 if v is None else len(v):,}" for k, v in frames.items() if k in wanted),
     )
+    if frames["activities"] is not None and frames["activities"].empty:
+        raise _no_activity_rows(where["activities"])
+    if frames["outcomes"] is not None and frames["outcomes"].empty:
+        _log_no_outcome_rows(where["outcomes"])
     data = validate_closed_loop(
         frames["leads"], frames["activities"], frames["outcomes"], observed_until=observed_until
     )
     warn_post_contact_leads(data.leads)
-    return data
+    return dataclasses.replace(data, absent_tables=tuple(absent))
 
 
 def warn_post_contact_leads(leads: pd.DataFrame) -> None:
@@ -531,6 +706,47 @@ def warn_post_contact_leads(leads: pd.DataFrame) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Scan:
+    """An event table as DuckDB reads it: ``sql`` goes after FROM, ``where`` names it in
+    messages, ``suffix`` is its file's (``""`` for a table of a DuckDB file)."""
+
+    where: str
+    sql: str
+    suffix: str
+
+    @classmethod
+    def of_file(cls, file: Path) -> _Scan:
+        return cls(str(file), _duckdb_scan(file), file.suffix.lower())
+
+    def errors(self) -> contextlib.AbstractContextManager[None]:
+        return _read_errors(self.where, self.suffix)
+
+
+def _event_folder_leads(path: Path) -> tuple[pd.DataFrame, dict[str, Path | None]]:
+    """The validated leads of event folder ``path`` and the files of its other tables
+    (``None`` where absent), each table file checked as :func:`read_table` checks it."""
+    _check_event_folder(path)
+    leads_file = find_event_table(path, "leads")
+    if leads_file is None:
+        raise DataError(
+            f"{path} has no leads.parquet or leads.csv",
+            "Write the leads table there; see the README's data contract.",
+        )
+    leads = validate_leads(read_table(leads_file, text_columns=EVENT_TEXT_COLUMNS["leads"]))
+    others = {name: find_event_table(path, name) for name in ("activities", "outcomes")}
+    for file in others.values():
+        if file is not None:
+            _table_file(file, None, None)  # empty, or not comma-separated
+    return leads, others
+
+
+def _has_rows(con: duckdb.DuckDBPyConnection, scan: _Scan) -> bool:
+    with scan.errors():
+        (rows,) = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {scan.sql} LIMIT 1)").fetchall()
+    return bool(rows[0])
+
+
 def iter_closed_loop_chunks(
     folder: str | os.PathLike[str],
     *,
@@ -545,49 +761,50 @@ def iter_closed_loop_chunks(
     (``1.0`` is ``1``; CSV ids as written), with an id-range filter in front that skips whole
     row groups of Parquet files sorted by lead id (as ``leadscore synth`` writes them). Rows for
     unknown or empty ids are an error, as in :func:`load_closed_loop`, so both readers see the
-    same data. Every slice shares the folder's ``observed_until``; taken from the data, it is
-    checked on the whole folder as :func:`load_closed_loop` checks it (a timestamp in the
-    future is an error, a latest one far after the rest a warning), and so are outcomes closed
-    before their lead was created. Activity rows repeated exactly are counted over all slices
-    and logged once, after the last.
+    same data; so are activity types outside the contract, an activity log without rows and
+    table files named but for case, while an absent table is logged. Every slice shares the
+    folder's ``observed_until``; taken from the data, it is checked on the whole folder as
+    :func:`load_closed_loop` checks it (a timestamp in the future is an error, a latest one far
+    after the rest a warning), and so are outcomes closed before their lead was created.
+    Activity rows repeated exactly are counted over all slices and logged once, after the last.
     """
     import duckdb
 
     path = Path(folder)
-    if not path.is_dir():
-        raise DataError(
-            f"{path} is not a folder of event tables",
-            "Give a folder with leads.parquet (or .csv), activities.* and outcomes.*.",
-        )
+    _check_event_folder(path)
     if chunk_leads < 1:
         raise DataError(
             f"chunk size must be at least 1, got {chunk_leads}",
             "Give a positive number of leads per chunk.",
         )
-    leads_file = find_event_table(path, "leads")
-    if leads_file is None:
-        raise DataError(
-            f"{path} has no leads.parquet or leads.csv",
-            "Write the leads table there; see the README's data contract.",
-        )
-    leads = validate_leads(read_table(leads_file, text_columns=EVENT_TEXT_COLUMNS["leads"]))
+    leads, files = _event_folder_leads(path)
     leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
     until = observed_until if observed_until is not None else _manifest_observed_until(path)
-    others = {name: find_event_table(path, name) for name in ("activities", "outcomes")}
+    others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
+    absent = tuple(name for name, scan in others.items() if scan is None)
+    for name in absent:
+        _warn_absent_in_folder(path, name)
+    known = pd.Index(leads["lead_id"])
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'").fetchall()
         con.register("known_ids", leads[["lead_id", "created_at"]])
         keys: dict[str, str] = {}
-        for name, file in others.items():
-            if file is not None:
-                _table_file(file, None, None)  # empty, or not comma-separated
-                with _read_errors(str(file), file.suffix.lower()):
-                    keys[name] = _lead_key(con, name, file)
-                    _check_ids_known(con, name, file, keys[name])
+        for name, scan in others.items():
+            if scan is None:
+                continue
+            if not _has_rows(con, scan):
+                if name == "activities":
+                    raise _no_activity_rows(scan.where)
+                _log_no_outcome_rows(scan.where)
+            with scan.errors():
+                keys[name] = _lead_key(con, name, scan)
+                _check_ids_known(con, name, scan, keys[name], known)
+        if others["activities"] is not None:
+            _check_activity_types(con, others["activities"])
         formats = {
-            name: _text_timestamp_format(con, name, file)
-            for name, file in others.items()
-            if file is not None
+            name: _text_timestamp_format(con, name, scan)
+            for name, scan in others.items()
+            if scan is not None
         }
         if others["outcomes"] is not None:
             _check_closed_after_created(con, others["outcomes"], keys["outcomes"], formats)
@@ -599,17 +816,17 @@ def iter_closed_loop_chunks(
             low, high = part["lead_id"].iloc[0], part["lead_id"].iloc[-1]
             con.register("slice_ids", part[["lead_id"]])
             frames: dict[str, pd.DataFrame | None] = dict.fromkeys(others)
-            for name, file in others.items():
-                if file is None:
+            for name, scan in others.items():
+                if scan is None:
                     continue
                 key = keys[name]
-                with _read_errors(str(file), file.suffix.lower()):
+                with scan.errors():
                     frame = con.execute(
-                        f"SELECT * FROM {_duckdb_scan(file)} WHERE {key} BETWEEN ? AND ? "
+                        f"SELECT * FROM {scan.sql} WHERE {key} BETWEEN ? AND ? "
                         f"AND {key} IN (SELECT lead_id FROM slice_ids)",
                         [low, high],
                     ).df()
-                frame = _csv_missing(frame) if file.suffix.lower() == ".csv" else frame
+                frame = _csv_missing(frame) if scan.suffix == ".csv" else frame
                 if formats[name] is not None:
                     column = _TIMESTAMP_COLUMNS[name]
                     frame[column] = parse_timestamps_as(frame[column], formats[name], name, column)
@@ -624,31 +841,215 @@ def iter_closed_loop_chunks(
             )
             duplicates += count_duplicate_activities(data.activities)
             activity_rows += len(data.activities)
-            yield data
+            yield dataclasses.replace(data, absent_tables=absent)
     warn_duplicate_activities(duplicates, activity_rows)
+
+
+def event_observed_until(source: str | os.PathLike[str]) -> pd.Timestamp:
+    """The default ``observed_until`` of event data, as :func:`load_closed_loop` and
+    :func:`iter_closed_loop_chunks` take it when none is given: a folder's ``manifest.json``
+    entry, else the latest timestamp over leads, activities and outcomes, checked as they
+    check it (a timestamp in the future is an error, a latest one far after the rest a
+    warning; an activity log without rows, a missing required column and a misnamed table
+    file are errors too).
+
+    The activity log is never loaded: a folder's and a DuckDB file's tables are aggregated
+    in DuckDB, a database's timestamp columns are read a slice at a time and only their
+    latest rows are kept. Values the loaders would refuse for another reason (an unknown
+    lead id, a timestamp that does not read) are left to them.
+    """
+    import duckdb
+
+    text = str(source)
+    if is_sql_url(text):
+        return _sql_observed_until(text)
+    path = Path(source)
+    if not path.is_dir():
+        _refuse_sqlite_file(path)
+    if path.suffix.lower() in DUCKDB_SUFFIXES:
+        return _duckdb_observed_until(path)
+    _check_event_folder(path)
+    manifest = _manifest_observed_until(path)
+    if manifest is not None:
+        return _naive_utc(parse_observed_until(manifest))
+    leads, files = _event_folder_leads(path)
+    others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
+    with duckdb.connect() as con:
+        return _scanned_observed_until(con, leads, others)
+
+
+def _naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
+    return moment.tz_convert("UTC").tz_localize(None) if moment.tzinfo is not None else moment
+
+
+def _scanned_observed_until(
+    con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, others: Mapping[str, _Scan | None]
+) -> pd.Timestamp:
+    """The latest timestamp over ``leads`` and the tables DuckDB reads as ``others``."""
+    con.execute("SET TimeZone = 'UTC'").fetchall()
+    scans = {name: scan for name, scan in others.items() if scan is not None}
+    keys: dict[str, str] = {}
+    for name, scan in scans.items():
+        if name == "activities" and not _has_rows(con, scan):
+            raise _no_activity_rows(scan.where)
+        with scan.errors():
+            keys[name] = _lead_key(con, name, scan)
+    formats = {name: _text_timestamp_format(con, name, scan) for name, scan in scans.items()}
+    return _latest_timestamp(con, leads, others, formats, keys)
+
+
+#: The catalog name under which a DuckDB file is attached to read its tables.
+_ATTACHED = "leadscore_events"
+
+
+def _attached_table(table: str) -> str:
+    quoted = table.replace('"', '""')
+    return f'{_ATTACHED}.main."{quoted}"'
+
+
+def _duckdb_observed_until(path: Path) -> pd.Timestamp:
+    import duckdb
+
+    leads = validate_leads(read_table(path, "leads"))
+    with duckdb.connect() as con:
+        quoted = str(path).replace("'", "''")
+        try:
+            con.execute(f"ATTACH '{quoted}' AS {_ATTACHED} (READ_ONLY)").fetchall()
+        except duckdb.Error as err:
+            raise DataError(
+                f"{path} cannot be opened as a DuckDB file: {_first_line(err)}",
+                "Check that it is a DuckDB file and that no other program is writing to it.",
+            ) from err
+        names = {
+            str(row[0]).lower(): str(row[0])
+            for row in con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_catalog = ? AND table_schema = 'main'",
+                [_ATTACHED],
+            ).fetchall()
+        }
+        others = {
+            name: _Scan(f"{path}: the {name} table", _attached_table(names[name]), "")
+            if name in names
+            else None
+            for name in ("activities", "outcomes")
+        }
+        return _scanned_observed_until(con, leads, others)
+
+
+#: Rows of a database's timestamp column read at a time by :func:`event_observed_until`.
+SQL_CHUNK_ROWS = 250_000
+
+
+def _sql_observed_until(url: str) -> pd.Timestamp:
+    import sqlalchemy as sa
+
+    leads = validate_leads(read_table(url, "leads"))
+    now = utc_now()
+    shown = shown_url(url)
+    with _read_errors(shown, ""), _sql_connection(url, "leads", None) as con:
+        inspector = sa.inspect(con)
+        names = inspector.get_table_names()
+        tables: dict[str, str] = {}
+        for name in ("activities", "outcomes"):
+            if inspector.has_table(name):
+                tables[name] = (
+                    name if name in names else next((n for n in names if n.lower() == name), name)
+                )
+        counts: dict[str, int] = {}
+        for name, table in tables.items():
+            required = ACTIVITIES_REQUIRED if name == "activities" else OUTCOMES_REQUIRED
+            columns = [c["name"] for c in inspector.get_columns(table)]
+            _require_columns(pd.DataFrame(columns=columns), name, required)
+            counts[name] = int(
+                con.execute(sa.select(sa.func.count()).select_from(sa.table(table))).scalar_one()
+            )
+        if counts.get("activities") == 0:
+            raise _no_activity_rows(f"{shown}: the activities table")
+        keep = tail_rows(len(leads) + sum(counts.values())) + 1
+        summaries = [timestamp_summary(leads, "leads", "created_at", now=now, keep=keep)]
+        for name, table in tables.items():
+            summaries.append(_sql_timestamp_summary(con, name, table, counts[name], now, keep))
+    return extract_moment(summaries, now=now)
+
+
+def _sql_timestamp_summary(
+    con: sa.Connection, name: str, table: str, rows: int, now: pd.Timestamp, keep: int
+) -> TimestampSummary:
+    """:class:`~leadscore.schema.TimestampSummary` of a database table's timestamp column,
+    read a slice of rows at a time, typed as :func:`~leadscore.schema.to_utc_naive` types
+    the whole column (text in one format, decided on the column's distinct values)."""
+    import sqlalchemy as sa
+
+    column = _TIMESTAMP_COLUMNS[name]
+    source = sa.table(table)
+    select = sa.select(sa.column("lead_id"), sa.column(column)).select_from(source)
+    cutoff = future_cutoff(now)
+    fmt: str | None = None
+    future = empty = 0
+    top = pd.DataFrame({"moment": pd.Series(dtype="datetime64[us]"), "lead_id": []})
+    for chunk in pd.read_sql_query(select, con, chunksize=SQL_CHUNK_ROWS):
+        values = chunk[column]
+        if ptypes.is_datetime64_any_dtype(values):
+            moments = values
+        elif ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
+            moments = to_utc_naive(values, name, column)  # the error for numbers
+        else:
+            if fmt is None:
+                distinct = pd.read_sql_query(
+                    sa.select(sa.column(column))
+                    .select_from(source)
+                    .where(sa.column(column).is_not(None))
+                    .distinct()
+                    .limit(100_000),
+                    con,
+                )[column]
+                fmt = text_timestamp_format(distinct.astype("string"), name, column)
+            moments = parse_timestamps_as(values, fmt, name, column)
+        moments = _naive_utc_series(moments)
+        empty += int(moments.isna().sum())
+        future += int((moments > cutoff).sum())
+        latest = pd.DataFrame(
+            {"moment": moments.to_numpy(), "lead_id": to_lead_ids(chunk["lead_id"], name)}
+        ).dropna(subset=["moment"])
+        # the rows kept so far come first: of equal moments the earlier row wins, as in
+        # timestamp_summary over the whole column
+        top = pd.concat([top, latest], ignore_index=True).nlargest(keep, "moment", keep="first")
+    if empty:
+        raise DataError(
+            f"{name}.{column} is empty in {empty} row(s)",
+            f"Give every row a {column}, or drop the rows without one.",
+        )
+    return TimestampSummary(name, column, rows, future, top.reset_index(drop=True))
+
+
+def _naive_utc_series(moments: pd.Series) -> pd.Series:
+    if getattr(moments.dt, "tz", None) is not None:
+        moments = moments.dt.tz_convert("UTC").dt.tz_localize(None)
+    return moments.astype("datetime64[us]")
 
 
 _TIMESTAMP_COLUMNS = {"activities": "occurred_at", "outcomes": "closed_at"}
 
 
-def _text_timestamp_format(con: duckdb.DuckDBPyConnection, name: str, file: Path) -> str | None:
-    """The format of a file's timestamps written as text other than ISO 8601, decided once on
-    the file's distinct values (:func:`~leadscore.schema.text_timestamp_format`), or None.
+def _text_timestamp_format(con: duckdb.DuckDBPyConnection, name: str, scan: _Scan) -> str | None:
+    """The format of a table's timestamps written as text other than ISO 8601, decided once
+    on the table's distinct values (:func:`~leadscore.schema.text_timestamp_format`), or None.
 
     Deciding per slice would fail on a slice whose days are all 12 or less ("reads both
     day-first and month-first") although the whole file says which it is.
     """
     column = _TIMESTAMP_COLUMNS[name]
-    scan = _duckdb_scan(file)
-    described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+    with scan.errors():
+        described = con.execute(f"DESCRIBE SELECT * FROM {scan.sql}").fetchall()
     kinds = {row[0]: str(row[1]) for row in described}
     if kinds.get(column, "").upper() != "VARCHAR":
         return None
-    with _read_errors(str(file), file.suffix.lower()):
+    with scan.errors():
         distinct = con.execute(
-            f"SELECT DISTINCT {column} FROM {scan} WHERE {column} IS NOT NULL LIMIT 100000"
+            f"SELECT DISTINCT {column} FROM {scan.sql} WHERE {column} IS NOT NULL LIMIT 100000"
         ).df()
-    if file.suffix.lower() == ".csv":
+    if scan.suffix == ".csv":
         distinct = _csv_missing(distinct)
     values = distinct[column].dropna().astype("string")
     if values.empty:
@@ -657,9 +1058,9 @@ def _text_timestamp_format(con: duckdb.DuckDBPyConnection, name: str, file: Path
     return None if fmt == "ISO8601" else fmt
 
 
-def _lead_key(con: duckdb.DuckDBPyConnection, name: str, file: Path) -> str:
-    """SQL for the lead id of ``file``'s rows as text, as :func:`to_lead_ids` writes it."""
-    described = con.execute(f"DESCRIBE SELECT * FROM {_duckdb_scan(file)}").fetchall()
+def _lead_key(con: duckdb.DuckDBPyConnection, name: str, scan: _Scan) -> str:
+    """SQL for the lead id of ``scan``'s rows as text, as :func:`to_lead_ids` writes it."""
+    described = con.execute(f"DESCRIBE SELECT * FROM {scan.sql}").fetchall()
     types = {row[0]: str(row[1]).upper() for row in described}
     required = ACTIVITIES_REQUIRED if name == "activities" else OUTCOMES_REQUIRED
     _require_columns(pd.DataFrame(columns=list(types)), name, required)
@@ -674,25 +1075,47 @@ def _lead_key(con: duckdb.DuckDBPyConnection, name: str, file: Path) -> str:
     return "CAST(lead_id AS VARCHAR)"
 
 
-def _check_ids_known(con: duckdb.DuckDBPyConnection, name: str, file: Path, key: str) -> None:
-    """Rows of ``file`` with an empty lead id or one not in the leads are errors, as in
-    :func:`validate_closed_loop`; one scan, before any slice is read."""
-    empty, unknown, example = con.execute(
+def _check_ids_known(
+    con: duckdb.DuckDBPyConnection, name: str, scan: _Scan, key: str, known: pd.Index
+) -> None:
+    """Rows of ``scan`` with an empty lead id or one not in the leads (``known``) are errors,
+    as in :func:`validate_closed_loop`, with the same message; one scan, before any slice
+    is read."""
+    ids = f"SELECT {key} AS k, {key} IN (SELECT lead_id FROM known_ids) AS known FROM {scan.sql}"
+    empty, unknown, example, rows = con.execute(
         "SELECT count(*) FILTER (WHERE k IS NULL), "
         "count(*) FILTER (WHERE k IS NOT NULL AND NOT known), "
-        "any_value(k) FILTER (WHERE k IS NOT NULL AND NOT known) "
-        f"FROM (SELECT {key} AS k, {key} IN (SELECT lead_id FROM known_ids) AS known "
-        f"FROM {_duckdb_scan(file)})"
+        "any_value(k) FILTER (WHERE k IS NOT NULL AND NOT known), count(*) "
+        f"FROM ({ids})"
     ).fetchall()[0]
     if empty:
         raise DataError(
             f"{name}.lead_id is empty in {empty} row(s)", "Give every row a value in lead_id."
         )
     if unknown:
-        raise DataError(
-            f"{name}: {unknown} row(s) for lead_id(s) not in leads, e.g. {example!r}",
-            f"Add those leads to the leads table or drop their rows from {name}.",
-        )
+        distinct = con.execute(
+            f"SELECT DISTINCT k FROM ({ids}) WHERE k IS NOT NULL AND NOT known "
+            f"LIMIT {UNKNOWN_ID_SAMPLE}"
+        ).df()["k"]
+        raise unknown_ids_error(name, int(unknown), int(rows), str(example), distinct, known)
+
+
+def _check_activity_types(con: duckdb.DuckDBPyConnection, scan: _Scan) -> None:
+    """Activity types outside the contract over the whole log, with the message of
+    :func:`~leadscore.schema.validate_activities` and the counts of the whole log, not of
+    the first slice that holds one."""
+    with scan.errors():
+        counted = con.execute(
+            f"SELECT CAST(activity_type AS VARCHAR) AS t, count(*) AS n FROM {scan.sql} "
+            "GROUP BY ALL"
+        ).df()
+    if scan.suffix == ".csv":
+        counted = _csv_missing(counted)
+    missing = counted["t"].isna()
+    check_activity_types(
+        dict(zip(counted.loc[~missing, "t"].astype(str), counted.loc[~missing, "n"], strict=True)),
+        int(counted.loc[missing, "n"].sum()),
+    )
 
 
 def _csv_missing(frame: pd.DataFrame) -> pd.DataFrame:
@@ -716,15 +1139,15 @@ def _moment_sql(column: str, fmt: str | None) -> str:
 
 
 def _check_closed_after_created(
-    con: duckdb.DuckDBPyConnection, file: Path, key: str, formats: Mapping[str, str | None]
+    con: duckdb.DuckDBPyConnection, scan: _Scan, key: str, formats: Mapping[str, str | None]
 ) -> None:
     """Outcomes closed before the day their lead was created, over the whole file, as
     :func:`~leadscore.schema.validate_closed_loop` refuses them (same count, same lead)."""
     moment = _moment_sql("closed_at", formats.get("outcomes"))
-    with _read_errors(str(file), file.suffix.lower()):
+    with scan.errors():
         count, lead, created, closed = con.execute(
             "SELECT count(*), min(o.k), arg_min(l.created_at, o.k), arg_min(o.m, o.k) "
-            f"FROM (SELECT {key} AS k, {moment} AS m FROM {_duckdb_scan(file)}) o "
+            f"FROM (SELECT {key} AS k, {moment} AS m FROM {scan.sql}) o "
             "JOIN known_ids l ON o.k = l.lead_id WHERE o.m < date_trunc('day', l.created_at)"
         ).fetchall()[0]
     if count:
@@ -734,29 +1157,29 @@ def _check_closed_after_created(
 def _latest_timestamp(
     con: duckdb.DuckDBPyConnection,
     leads: pd.DataFrame,
-    others: Mapping[str, Path | None],
+    others: Mapping[str, _Scan | None],
     formats: Mapping[str, str | None],
     keys: Mapping[str, str],
 ) -> pd.Timestamp:
     """The default ``observed_until`` of the folder, checked as
-    :func:`~leadscore.schema.extract_moment` checks it, from two aggregates per file (row
+    :func:`~leadscore.schema.extract_moment` checks it, from two aggregates per table (row
     counts, then the latest rows) instead of loading the activity log. Text timestamps in a
     format other than ISO 8601 (``25/02/2024``) are read in the format the slices are parsed
     with, not skipped."""
     now = utc_now()
     cutoff = future_cutoff(now).to_pydatetime()
-    moments: dict[str, tuple[Path, str]] = {}
+    moments: dict[str, tuple[_Scan, str]] = {}
     counts: dict[str, tuple[int, int]] = {}
     for name, column in _TIMESTAMP_COLUMNS.items():
-        file = others[name]
-        if file is None:
+        scan = others[name]
+        if scan is None:
             continue
         moments[name] = (
-            file,
+            scan,
             f"SELECT {_moment_sql(column, formats.get(name))} AS m, "
-            f"{keys[name]} AS k FROM {_duckdb_scan(file)}",
+            f"{keys[name]} AS k FROM {scan.sql}",
         )
-        with _read_errors(str(file), file.suffix.lower()):
+        with scan.errors():
             rows, future = con.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE m > ?) FROM ({moments[name][1]})",
                 [cutoff],
@@ -764,8 +1187,8 @@ def _latest_timestamp(
         counts[name] = (int(rows), int(future))
     keep = tail_rows(len(leads) + sum(rows for rows, _ in counts.values())) + 1
     summaries = [timestamp_summary(leads, "leads", "created_at", now=now, keep=keep)]
-    for name, (file, select) in moments.items():
-        with _read_errors(str(file), file.suffix.lower()):
+    for name, (scan, select) in moments.items():
+        with scan.errors():
             latest = con.execute(
                 f"SELECT m AS moment, k AS lead_id FROM ({select}) WHERE m IS NOT NULL "
                 f"ORDER BY m DESC LIMIT {keep}"

@@ -29,7 +29,7 @@ import logging
 import re
 import unicodedata
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -125,6 +125,10 @@ class ClosedLoopData:
     activities: pd.DataFrame
     outcomes: pd.DataFrame
     observed_until: pd.Timestamp
+    #: The optional tables (``activities``, ``outcomes``) the source did not hold at all, as
+    #: a loader found them: an absent outcomes table makes every lead open, which a summary
+    #: should say rather than "0 closed".
+    absent_tables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -492,11 +496,52 @@ def _check_unique(ids: pd.Series, table: str) -> None:
 def _check_known(ids: pd.Series, known: pd.Index, table: str) -> None:
     unknown = ~ids.isin(known)
     if unknown.any():
-        raise DataError(
-            f"{table}: {int(unknown.sum())} row(s) for lead_id(s) not in leads, "
-            f"e.g. {ids[unknown].iloc[0]!r}",
-            f"Add those leads to the leads table or drop their rows from {table}.",
+        raise unknown_ids_error(
+            table,
+            int(unknown.sum()),
+            len(ids),
+            str(ids[unknown].iloc[0]),
+            pd.Series(pd.unique(ids[unknown])).iloc[:UNKNOWN_ID_SAMPLE],
+            known,
         )
+
+
+#: How many distinct unknown ids :func:`unknown_ids_error` looks at for lost leading zeros.
+UNKNOWN_ID_SAMPLE = 10_000
+
+_ZERO_LED_ID = re.compile(r"0+[0-9]+")
+
+
+def unknown_ids_error(
+    table: str, unknown: int, rows: int, example: str, distinct: pd.Series, known: pd.Index
+) -> DataError:
+    """The error for ``unknown`` of ``rows`` rows of ``table`` whose lead id is not in the
+    leads (``example`` one of them, ``distinct`` up to :data:`UNKNOWN_ID_SAMPLE` of their
+    distinct ids), shared by the whole and the sliced reader.
+
+    When most rows are unknown and most of their ids are leads' ids with the leading zeros
+    dropped (``123`` for ``000123``: a spreadsheet or an export read the column as a number),
+    the error says so: adding "those leads" would be the wrong fix.
+    """
+    problem = f"{table}: {unknown} row(s) for lead_id(s) not in leads, e.g. {example!r}"
+    fix = f"Add those leads to the leads table or drop their rows from {table}."
+    if 2 * unknown <= rows:
+        return DataError(problem, fix)
+    ids = pd.Series(known.astype(str))
+    led = ids[ids.str.fullmatch(_ZERO_LED_ID)]
+    stripped = pd.Series(led.to_numpy(), index=led.str.lstrip("0").to_numpy())
+    stripped = stripped[~stripped.index.duplicated()]
+    matched = distinct.astype(str)
+    matched = matched[matched.isin(stripped.index)]
+    if len(matched) == 0 or 2 * len(matched) < len(distinct):
+        return DataError(problem, fix)
+    short = example if example in stripped.index else str(matched.iloc[0])
+    return DataError(
+        f"{table}: {unknown} row(s) for lead_id(s) not in leads, e.g. {short!r}; the ids in "
+        f"{table} look like the leads' ids without their leading zeros "
+        f"({short!r} vs {str(stripped[short])!r})",
+        f"Export the ids as text in {table} too, with their leading zeros as in leads.",
+    )
 
 
 def _to_numeric(values: pd.Series, table: str, column: str) -> pd.Series:
@@ -621,21 +666,15 @@ def validate_activities(activities: pd.DataFrame, lead_ids: pd.Index) -> pd.Data
     else:
         out["lead_id"] = out["lead_id"].astype(str)
     out["occurred_at"] = to_utc_naive(out["occurred_at"], "activities", "occurred_at")
-    types = normalized_labels(out["activity_type"])
-    counts = np.bincount(types.codes + 1, minlength=len(types.categories) + 1)
-    unknown = [
-        (label, int(n))
-        for label, n in zip(types.categories, counts[1:], strict=True)
-        if n and label not in ACTIVITY_TYPES
-    ]
-    if unknown or counts[0]:
-        raise DataError(
-            f"activities.activity_type: unknown type {unknown[0][0]!r} in "
-            f"{sum(n for _, n in unknown)} row(s)"
-            if unknown
-            else "activities.activity_type is empty in some rows",
-            f"Map each activity to one of: {', '.join(ACTIVITY_TYPES)}.",
-        )
+    raw = out["activity_type"]
+    raw = raw if isinstance(raw.dtype, pd.CategoricalDtype) else raw.astype("category")
+    counts = np.bincount(raw.cat.codes.to_numpy().astype("int64") + 1, minlength=1)
+    counts = np.pad(counts, (0, len(raw.cat.categories) + 1 - len(counts)))
+    check_activity_types(
+        dict(zip(raw.cat.categories.astype(str), counts[1:].tolist(), strict=True)),
+        int(counts[0]),
+    )
+    types = normalized_labels(raw)
     out["activity_type"] = types.set_categories(list(ACTIVITY_TYPES))
     if "detail" in out.columns:
         out["detail"] = normalized_labels(out["detail"])
@@ -649,6 +688,36 @@ def validate_activities(activities: pd.DataFrame, lead_ids: pd.Index) -> pd.Data
     return out[["lead_id", "occurred_at", "activity_type", "detail", "value"]].reset_index(
         drop=True
     )
+
+
+#: How many unknown activity types an error names before "and N more".
+SHOWN_UNKNOWN_TYPES = 5
+
+
+def check_activity_types(counts: Mapping[str, int], missing: int) -> None:
+    """Refuse activity types outside :data:`ACTIVITY_TYPES` (compared trimmed and lower-cased)
+    and empty ones, from the rows per type as written (``counts``) and the rows without one
+    (``missing``): the error names the unknown types as the user wrote them, each with its
+    own row count, most frequent first. Shared by the whole and the sliced reader."""
+    unknown = sorted(
+        ((str(label), int(n)) for label, n in counts.items() if n > 0),
+        key=lambda item: (-item[1], item[0]),
+    )
+    unknown = [(label, n) for label, n in unknown if label.strip().lower() not in ACTIVITY_TYPES]
+    fix = f"Map each activity to one of: {', '.join(ACTIVITY_TYPES)}."
+    if unknown:
+        shown = ", ".join(
+            f"{label!r} ({n:,} row{'' if n == 1 else 's'})"
+            for label, n in unknown[:SHOWN_UNKNOWN_TYPES]
+        )
+        rest = unknown[SHOWN_UNKNOWN_TYPES:]
+        if rest:
+            more = sum(n for _, n in rest)
+            shown += f" and {len(rest)} more ({more:,} row{'' if more == 1 else 's'})"
+        kind = "type" if len(unknown) == 1 else "types:"
+        raise DataError(f"activities.activity_type: unknown {kind} {shown}", fix)
+    if missing:
+        raise DataError(f"activities.activity_type is empty in {missing:,} row(s)", fix)
 
 
 def validate_outcomes(outcomes: pd.DataFrame, lead_ids: pd.Index) -> pd.DataFrame:

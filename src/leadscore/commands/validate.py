@@ -13,7 +13,7 @@ from leadscore.errors import LeadscoreError, ModelError
 # is shared by most of them.
 if TYPE_CHECKING:
     from leadscore.config import TrainConfig
-    from leadscore.schema import LabelledDataset
+    from leadscore.schema import ClosedLoopData, LabelledDataset
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,11 +102,9 @@ def run(args: argparse.Namespace) -> int:
     if args.data is None:  # pragma: no cover - argparse enforces one of the two
         raise LeadscoreError("no data given", "Pass --spec or --data.")
     events = load_closed_loop(args.data)
-    won = int((events.outcomes["outcome"] == "won").sum())
     print(
-        f"{args.data}: {len(events.leads):,} leads, {len(events.activities):,} activities, "
-        f"{len(events.outcomes):,} closed ({won:,} won), observed until "
-        f"{events.observed_until:%Y-%m-%d %H:%M}"
+        f"{args.data}: {len(events.leads):,} leads, {_activities_summary(events)}, "
+        f"{_outcomes_summary(events)}, observed until {events.observed_until:%Y-%m-%d %H:%M}"
     )
     # The features as of the end of the data: as cheap as loading it, and what train will see
     # (lead columns that are not features are logged with their reason as they are planned).
@@ -117,6 +115,13 @@ def run(args: argparse.Namespace) -> int:
     from leadscore.training import check_finite
 
     check_finite(table.X)
+    if "outcomes" in events.absent_tables:
+        # train's cold-start line ("until more outcomes close") would blame the history
+        _print_note(
+            "train would stop here: without an outcomes table no lead has an outcome to learn "
+            "from; add the outcomes table (see the data contract)"
+        )
+        return 0
     try:
         examples = build_event_examples(events, config.events, name=event_data_name(args.data))
     except LeadscoreError as err:  # too little time for one complete label window
@@ -124,6 +129,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _print_note(check_as_train_would(examples, config))
     return 0
+
+
+def _activities_summary(events: ClosedLoopData) -> str:
+    if "activities" in events.absent_tables:
+        return "no activities table (every lead without activity)"
+    return f"{len(events.activities):,} activities"
+
+
+def _outcomes_summary(events: ClosedLoopData) -> str:
+    """How many leads closed and won, or that the outcomes table is missing: "0 closed"
+    would read as a company without closed deals, not as a misnamed file."""
+    if "outcomes" in events.absent_tables:
+        return "outcomes table missing (every lead is open)"
+    won = int((events.outcomes["outcome"] == "won").sum())
+    return f"{len(events.outcomes):,} closed ({won:,} won)"
 
 
 def _print_note(note: str | None) -> None:

@@ -1,0 +1,391 @@
+"""Event-form tables as the readers find them: misnamed or missing tables, an empty activity
+log, an SQLite file given as a path, ids that lost their leading zeros, and the default
+extract moment computed without loading the activity log."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from leadscore.errors import DataError
+from leadscore.io import (
+    event_observed_until,
+    iter_closed_loop_chunks,
+    load_closed_loop,
+    write_tables,
+)
+
+EMPTY_LOG_FIX = "Export the activity log again; a company's log is never empty."
+
+
+def _whole(source: str | Path) -> object:
+    return load_closed_loop(source)
+
+
+def _sliced(source: str | Path) -> object:
+    return list(iter_closed_loop_chunks(source, chunk_leads=2))
+
+
+READERS: list[Callable[[str | Path], object]] = [_whole, _sliced, event_observed_until]
+
+
+def _duckdb(path: Path, frames: dict[str, pd.DataFrame]) -> Path:
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        for name, frame in frames.items():
+            con.register("frame", frame)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
+            con.unregister("frame")
+    return path
+
+
+def _sqlite(path: Path, frames: dict[str, pd.DataFrame]) -> str:
+    with sqlite3.connect(path) as con:
+        for name, frame in frames.items():
+            frame.to_sql(name, con, index=False)
+    return f"sqlite:///{path}"
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+# ----------------------------------------------------------------- misnamed or missing tables
+
+
+@pytest.mark.parametrize(
+    ("table", "written"),
+    [("outcomes", "Outcomes.csv"), ("leads", "LEADS.CSV"), ("activities", "Activities.parquet")],
+)
+@pytest.mark.parametrize("read", READERS, ids=["whole", "sliced", "observed_until"])
+def test_a_table_file_named_but_for_case_is_refused(tmp_path, event_frames, table, written, read):
+    """Only the exact name is read on a case-sensitive file system: ``Outcomes.csv`` made
+    every lead open without a word. It is refused, not guessed, on every file system."""
+    crm = tmp_path / "crm"
+    write_tables(event_frames, crm, fmt="csv")
+    (crm / f"{table}.csv").unlink()
+    frame = event_frames[table]
+    if written.endswith(".parquet"):
+        frame.to_parquet(crm / written, index=False)
+    else:
+        frame.to_csv(crm / written, index=False)
+    with pytest.raises(DataError) as err:
+        read(crm)
+    assert str(err.value) == (
+        f"{crm / written}: table names are lower case. Rename it to {written.lower()}."
+    )
+
+
+def test_a_table_file_beside_one_named_but_for_case_is_refused(tmp_path, event_frames):
+    write_tables(event_frames, tmp_path, fmt="csv")
+    event_frames["outcomes"].to_csv(tmp_path / "Outcomes.csv", index=False)
+    names = sorted(p.name for p in tmp_path.iterdir())
+    if "Outcomes.csv" not in names or "outcomes.csv" not in names:
+        pytest.skip("a case-insensitive file system holds one of the two names only")
+    with pytest.raises(DataError, match=r"holds both outcomes.csv and Outcomes.csv"):
+        load_closed_loop(tmp_path)
+
+
+@pytest.mark.parametrize("read", [_whole, _sliced], ids=["whole", "sliced"])
+def test_a_missing_outcomes_table_is_warned_naming_what_is_there(
+    tmp_path, event_frames, caplog, read
+):
+    crm = tmp_path / "crm"
+    write_tables(event_frames, crm, fmt="csv")
+    (crm / "outcomes.csv").rename(crm / "closed_deals.csv")
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        read(crm)
+    assert _warnings(caplog) == [
+        f"no outcomes table in {crm}/ (looked for outcomes.parquet, outcomes.csv; found "
+        "activities.csv, closed_deals.csv, leads.csv): every lead is treated as open"
+    ]
+
+
+def test_absent_tables_are_said_on_the_data(tmp_path, event_frames):
+    write_tables({"leads": event_frames["leads"]}, tmp_path, fmt="csv")
+    assert load_closed_loop(tmp_path).absent_tables == ("activities", "outcomes")
+    slices = list(iter_closed_loop_chunks(tmp_path, chunk_leads=2))
+    assert {c.absent_tables for c in slices} == {("activities", "outcomes")}
+    write_tables(event_frames, tmp_path, fmt="csv")
+    assert load_closed_loop(tmp_path).absent_tables == ()
+
+
+def test_a_missing_outcomes_table_of_a_database_is_warned(tmp_path, event_frames, caplog):
+    frames = {
+        "leads": event_frames["leads"],
+        "activities": event_frames["activities"],
+        "closed_deals": event_frames["outcomes"],
+    }
+    duck = _duckdb(tmp_path / "crm.duckdb", frames)
+    url = _sqlite(tmp_path / "crm.sqlite", frames)
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        assert load_closed_loop(duck).absent_tables == ("outcomes",)
+        assert load_closed_loop(url).absent_tables == ("outcomes",)
+    assert _warnings(caplog) == [
+        f"no outcomes table in {where} (tables: activities, closed_deals, leads): every lead "
+        "is treated as open"
+        for where in (duck, url)
+    ]
+
+
+def test_a_database_table_named_but_for_case_is_refused(tmp_path, event_frames, monkeypatch):
+    """A database whose table names are case-sensitive (PostgreSQL) does not find
+    "Outcomes" when asked for outcomes; that is refused, not read as no outcomes."""
+    import leadscore.io as io
+
+    frames = {**event_frames, "Outcomes": event_frames["outcomes"]}
+    del frames["outcomes"]
+    url = _sqlite(tmp_path / "crm.sqlite", frames)
+    read_table = io.read_table
+
+    def case_sensitive(source: str, table: str | None = None, **kwargs: object) -> pd.DataFrame:
+        if table == "outcomes":
+            raise io.NoSuchTableError("database has no table 'outcomes'", "Name a table.")
+        return read_table(source, table, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(io, "read_table", case_sensitive)
+    with pytest.raises(DataError) as err:
+        load_closed_loop(url)
+    assert str(err.value) == (
+        f"{url}: table 'Outcomes': table names are lower case. Rename it to outcomes."
+    )
+
+
+# ------------------------------------------------------------------------ empty tables
+
+
+def _header_only(frames: dict[str, pd.DataFrame], table: str) -> dict[str, pd.DataFrame]:
+    return {**frames, table: frames[table].iloc[:0]}
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+@pytest.mark.parametrize("read", READERS, ids=["whole", "sliced", "observed_until"])
+def test_an_activity_log_without_rows_is_refused(tmp_path, event_frames, fmt, read):
+    """A header and no rows scored every lead as inactive and overwrote the scores."""
+    write_tables(_header_only(event_frames, "activities"), tmp_path, fmt=fmt)
+    assert (tmp_path / f"activities.{fmt}").stat().st_size > 0
+    with pytest.raises(DataError) as err:
+        read(tmp_path)
+    assert str(err.value) == f"{tmp_path / f'activities.{fmt}'} has no rows. {EMPTY_LOG_FIX}"
+
+
+@pytest.mark.parametrize("read", [_whole, event_observed_until], ids=["whole", "observed_until"])
+def test_an_activity_table_without_rows_in_a_database_is_refused(tmp_path, event_frames, read):
+    frames = _header_only(event_frames, "activities")
+    duck = _duckdb(tmp_path / "crm.duckdb", frames)
+    url = _sqlite(tmp_path / "crm.sqlite", frames)
+    for source in (duck, url):
+        with pytest.raises(DataError) as err:
+            read(source)
+        assert str(err.value) == f"{source}: the activities table has no rows. {EMPTY_LOG_FIX}"
+
+
+@pytest.mark.parametrize("read", [_whole, _sliced], ids=["whole", "sliced"])
+def test_an_outcomes_table_without_rows_is_allowed_and_logged(tmp_path, event_frames, caplog, read):
+    write_tables(_header_only(event_frames, "outcomes"), tmp_path, fmt="csv")
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        read(tmp_path)
+    assert _warnings(caplog) == [
+        f"{tmp_path / 'outcomes.csv'} has no rows: no deal has closed yet, every lead is "
+        "treated as open"
+    ]
+
+
+def test_synthetic_data_never_has_an_empty_activity_log():
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    for seed in range(5):
+        data = generate_closed_loop(SynthParams(n_leads=1, seed=seed, mean_activities=3.0))
+        assert len(data.activities) > 0
+
+
+# -------------------------------------------------------------- an SQLite file as a path
+
+
+@pytest.mark.parametrize("name", ["crm.sqlite", "crm.sqlite3", "crm.db", "crm"])
+def test_an_sqlite_file_names_its_url(tmp_path, event_frames, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    _sqlite(tmp_path / name, event_frames)
+    for source in (name, tmp_path / name):
+        for read in (load_closed_loop, iter_closed_loop_chunks, event_observed_until):
+            with pytest.raises(DataError) as err:
+                list(read(source)) if read is iter_closed_loop_chunks else read(source)
+            assert str(err.value) == (
+                f"{source} is an SQLite database, not a folder of event tables or a DuckDB "
+                f"file. Give it as a URL: --data sqlite:///{source}"
+            )
+    assert f"sqlite:////{str(tmp_path).lstrip('/')}/{name}" in str(err.value)
+
+
+def test_a_missing_sqlite_file_names_the_url_too(tmp_path):
+    with pytest.raises(DataError) as err:
+        load_closed_loop(tmp_path / "crm.sqlite")
+    assert str(err.value).endswith(f"Give it as a URL: --data sqlite:///{tmp_path}/crm.sqlite")
+
+
+def test_validate_names_the_url_of_an_sqlite_file(tmp_path, event_frames, monkeypatch, capsys):
+    from leadscore.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    _sqlite(tmp_path / "crm.sqlite", event_frames)
+    assert main(["-q", "validate", "--data", "crm.sqlite"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.endswith("Give it as a URL: --data sqlite:///crm.sqlite")
+
+
+# ------------------------------------------------------------ ids without leading zeros
+
+
+def _zero_led(event_frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    ids = {"a": "000123", "b": "000456", "c": "000789"}
+    frames = {name: frame.assign(lead_id=frame["lead_id"].map(ids)) for name, frame in
+              event_frames.items()}  # fmt: skip
+    frames["activities"]["lead_id"] = frames["activities"]["lead_id"].astype(int)
+    return frames
+
+
+@pytest.mark.parametrize("read", [_whole, _sliced], ids=["whole", "sliced"])
+def test_activity_ids_that_lost_their_leading_zeros_are_named(tmp_path, event_frames, read):
+    """Activities exported as numbers (123) against leads written as text (000123): every
+    row is unknown, and "add those leads" would be the wrong fix."""
+    write_tables(_zero_led(event_frames), tmp_path, fmt="csv")
+    with pytest.raises(DataError) as err:
+        read(tmp_path)
+    message = str(err.value)
+    assert message.startswith("activities: 4 row(s) for lead_id(s) not in leads, e.g. '")
+    assert "; the ids in activities look like the leads' ids without their leading zeros (" in (
+        message
+    )
+    assert any(f"('{n}' vs '000{n}')" in message for n in ("123", "456", "789"))
+    assert message.endswith(
+        "Export the ids as text in activities too, with their leading zeros as in leads."
+    )
+
+
+def test_a_few_unknown_ids_keep_the_plain_message(tmp_path, event_frames):
+    frames = _zero_led(event_frames)
+    frames["activities"]["lead_id"] = ["000123", "000123", "000456", "123"]
+    write_tables(frames, tmp_path, fmt="csv")
+    with pytest.raises(DataError) as err:
+        load_closed_loop(tmp_path)
+    assert str(err.value) == (
+        "activities: 1 row(s) for lead_id(s) not in leads, e.g. '123'. Add those leads to "
+        "the leads table or drop their rows from activities."
+    )
+
+
+# ------------------------------------------------------------- unknown activity types
+
+
+def test_the_sliced_reader_counts_unknown_types_over_the_whole_log(tmp_path, event_frames):
+    activities = event_frames["activities"]
+    activities = pd.concat([activities] * 3, ignore_index=True)
+    activities["activity_type"] = (
+        ["Demo Requested"] * 5 + ["Webinar Attended"] * 4 + ["page_view"] * 3
+    )
+    write_tables({**event_frames, "activities": activities}, tmp_path, fmt="csv")
+    messages = set()
+    for read in (_whole, _sliced):
+        with pytest.raises(DataError) as err:
+            read(tmp_path)
+        messages.add(str(err.value))
+    (message,) = messages
+    assert message.startswith(
+        "activities.activity_type: unknown types: 'Demo Requested' (5 rows), "
+        "'Webinar Attended' (4 rows). Map each activity to one of: web_visit, "
+    )
+
+
+# ------------------------------------------------------------------ event_observed_until
+
+
+def _forms(tmp_path: Path, frames: dict[str, pd.DataFrame]) -> list[str | Path]:
+    write_tables(frames, tmp_path / "csv", fmt="csv")
+    write_tables(frames, tmp_path / "parquet", fmt="parquet")
+    return [
+        tmp_path / "csv",
+        tmp_path / "parquet",
+        _duckdb(tmp_path / "crm.duckdb", frames),
+        _sqlite(tmp_path / "crm.sqlite", frames),
+    ]
+
+
+def test_event_observed_until_is_the_loaders_default(tmp_path, event_frames):
+    """The latest timestamp is an activity (2024-03-01 is an outcome's; the activity below
+    is later): report drift's default moment must not leave the activity log out."""
+    frames = dict(event_frames)
+    frames["activities"] = pd.concat(
+        [
+            frames["activities"],
+            pd.DataFrame(
+                {
+                    "lead_id": ["c"],
+                    "occurred_at": ["2024-03-05T10:30:00+02:00"],
+                    "activity_type": ["web_visit"],
+                    "value": [30],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    for source in _forms(tmp_path, frames):
+        expected = load_closed_loop(source).observed_until
+        assert expected == pd.Timestamp("2024-03-05T08:30:00")
+        assert event_observed_until(source) == expected, source
+        assert event_observed_until(str(source)) == expected
+
+
+def test_event_observed_until_reads_text_dates_as_the_loader_does(tmp_path, event_frames):
+    frames = dict(event_frames)
+    frames["activities"] = frames["activities"].assign(
+        occurred_at=["02/01/2024 09:00", "03/01/2024 10:00", "06/01/2024 11:00", "25/03/2024 14:00"]
+    )
+    frames["outcomes"] = frames["outcomes"].assign(
+        closed_at=["2024-02-01 10:00 UTC", "2024-03-01 11:00:00 UTC"]
+    )
+    for source in _forms(tmp_path, frames):
+        assert event_observed_until(source) == load_closed_loop(source).observed_until
+        assert event_observed_until(source) == pd.Timestamp("2024-03-25T14:00")
+
+
+def test_event_observed_until_without_optional_tables(tmp_path, event_frames):
+    for source in _forms(tmp_path, {"leads": event_frames["leads"]}):
+        assert event_observed_until(source) == pd.Timestamp("2024-02-01")
+
+
+def test_event_observed_until_takes_the_manifest_first(tmp_path, event_frames):
+    write_tables(event_frames, tmp_path)
+    (tmp_path / "manifest.json").write_text('{"observed_until": "2024-06-30T02:00:00+02:00"}')
+    assert event_observed_until(tmp_path) == load_closed_loop(tmp_path).observed_until
+    assert event_observed_until(tmp_path) == pd.Timestamp("2024-06-30")
+
+
+def test_event_observed_until_refuses_a_future_timestamp_as_the_loader_does(tmp_path, event_frames):
+    frames = dict(event_frames)
+    frames["activities"] = frames["activities"].assign(
+        occurred_at=["2024-01-02", "2062-01-03", "2024-01-06", "2024-02-02"]
+    )
+    for source in _forms(tmp_path, frames):
+        with pytest.raises(DataError) as loaded:
+            load_closed_loop(source)
+        with pytest.raises(DataError) as computed:
+            event_observed_until(source)
+        assert str(computed.value) == str(loaded.value)
+        assert "activities.occurred_at: 1 timestamp(s) after the current time" in str(loaded.value)
+
+
+def test_event_observed_until_reads_a_view_of_a_duckdb_file(tmp_path, event_frames):
+    import duckdb
+
+    path = _duckdb(tmp_path / "crm.duckdb", {**event_frames, "raw": event_frames["activities"]})
+    with duckdb.connect(str(path)) as con:
+        con.execute("DROP TABLE activities")
+        con.execute("CREATE VIEW activities AS SELECT * FROM raw")
+    assert event_observed_until(path) == load_closed_loop(path).observed_until
