@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
+import warnings
 
 import lightgbm as lgb
 import numpy as np
@@ -12,12 +14,16 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from scipy.special import expit, logit
 from sklearn.exceptions import NotFittedError
 from sklearn.isotonic import IsotonicRegression
 
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import (
+    AXIS_LABEL_LINES,
+    AXIS_LABEL_WIDTH,
+    axis_labels,
     explain,
     explain_batch,
     lead_reasons,
@@ -787,3 +793,71 @@ def test_a_reason_that_changes_sides_is_shown_as_such():
     assert "new reasons" not in card and "no longer reasons" not in card
     unchanged = lead_card(_history([before, {**before, "as_of": "2026-06-09"}]))
     assert "changed sides" not in unchanged
+
+
+def test_summary_figure_keeps_its_plots_wide_with_long_labels():
+    """Labels of 80+ characters (sentences, as model features carry) once squeezed the
+    plots to a sliver, overlapped their ticks and ran off the figure."""
+    rng = np.random.default_rng(3)
+    n, k = 800, 12
+    X = pd.DataFrame({f"f{i}": rng.normal(size=n) * 10.0**i for i in range(k)})
+    z = sum((1.0 - 0.07 * i) * X[f"f{i}"] / 10.0**i for i in range(k))
+    y = (rng.random(n) < expit(z)).astype(int)
+    stem = "High-intent actions (pricing or demo pages, demo or sales forms) of the lead"
+    features = tuple(
+        Feature(f"f{i}", "engagement", f"{stem}, last {7 * (i + 1)} days", "numeric")
+        for i in range(k)
+    )
+    assert min(len(f.label) for f in features) >= 80
+    params = {"objective": "binary", "verbose": -1, "num_threads": 1, "seed": 0}
+    booster = lgb.train(params, lgb.Dataset(X, y), num_boost_round=30)
+    exp = explain(booster, None, features, X)
+
+    fig = shap_summary_figure(exp.log_odds, X, features)
+    canvas = FigureCanvasAgg(fig)
+    with warnings.catch_warnings():
+        # "constrained_layout not applied because axes sizes collapsed to zero"
+        warnings.filterwarnings("error", "constrained_layout", UserWarning)
+        canvas.draw()
+    renderer = canvas.get_renderer()
+    swarm, bar = fig.axes[:2]
+    assert swarm.get_position().width > 0.28 and bar.get_position().width > 0.2
+
+    labels = [t.get_text() for t in swarm.get_yticklabels()]
+    assert len(set(labels)) == k  # distinct: the windows at the end of the labels survive
+    assert {t.get_text() for t in bar.get_yticklabels()} == set(labels)
+    for label in labels:
+        lines = label.split("\n")
+        assert len(lines) <= AXIS_LABEL_LINES
+        assert max(len(line) for line in lines) <= AXIS_LABEL_WIDTH
+    assert any(label.endswith("last 84 days") for label in labels)
+
+    width = fig.bbox.width
+    for ax in (swarm, bar):
+        for tick in ax.get_yticklabels():  # inside the figure, not cut off at its edge
+            box = tick.get_window_extent(renderer)
+            assert box.x0 >= 0 and box.x1 <= width
+        boxes = sorted(
+            (t.get_window_extent(renderer) for t in ax.get_xticklabels() if t.get_text()),
+            key=lambda b: b.x0,
+        )
+        assert len(boxes) >= 3
+        assert all(a.x1 < b.x0 for a, b in itertools.pairwise(boxes))
+
+    values = [t.get_text() for t in bar.texts]
+    assert len(values) == k
+    assert not [v for v in values if v.startswith(("+", "-", "−"))]
+
+
+def test_axis_labels_wrap_cut_and_stay_distinct():
+    long = "E-mail click rate (share of e-mails received that were clicked), last 90 days"
+    out = axis_labels([long, long.replace("90", "30"), "Lead source", "Lead source", ""])
+    assert out[0] == "E-mail click rate (share of\n…that were clicked), last 90 days"
+    assert out[1].endswith("last 30 days")
+    assert out[2:4] == ["Lead source", "Lead source (2)"]
+    assert len(set(out)) == len(out)
+    assert all(len(line) <= AXIS_LABEL_WIDTH for label in out for line in label.split("\n"))
+    tight = axis_labels(["x" * 70], width=20, lines=1)
+    assert tight == ["…" + "x" * 19]
+    with pytest.raises(ValueError):
+        axis_labels(["a"], width=3)

@@ -5,13 +5,16 @@ values (papermill's convention) and executes a copy with nbclient in the project
 Python: the ``python3`` kernel spec runs ``python``, which jupyter_client replaces with the
 interpreter running the test. The three run in order in one work folder, since 03 scores
 with the champion that 02 registered. Notebook 02 runs with events settings unlike the defaults
-and must build its examples from them, as ``leadscore train --data`` does.
+and must build its examples from them, as ``leadscore train --data`` does. Notebook 03 must
+explain the open leads it scored, not every lead created by then.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,13 @@ print("examples: " + json.dumps({
     "logged": {k: v for k, v in run.data.params.items() if k.startswith("config.events.")},
 }))"""
 
+#: Appended to notebook 03: the leads its SHAP view explains against those it scored.
+SHAP_CHECK = """\
+import json
+print("shap: " + json.dumps({"explained": len(X), "scored": int(summary.rows)}))"""
+#: Computation that belongs in ``leadscore``, not in a notebook that only calls and shows.
+OWN_LOGIC = (".groupby(", ".merge(", ".agg(", ".unstack(", ".pivot", "plt.", ".scatter(")
+
 
 def _path(name: str) -> Path:
     return NOTEBOOKS / f"{name}.ipynb"
@@ -54,6 +64,33 @@ def test_notebook_is_committed_without_outputs(name: str) -> None:
     tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1 and tagged[0] is code[0], f"{name}: first code cell is not parameters"
     assert nb.metadata.kernelspec.name == "python3"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_notebook_holds_no_logic_of_its_own(name: str) -> None:
+    nb = nbformat.read(_path(name), as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            found = [x for x in OWN_LOGIC if x in cell.source]
+            assert not found, f"{name}: computes {found} itself; call leadscore instead"
+
+
+def test_notebook_03_builds_features_as_scoring_does() -> None:
+    """``features=model.features``: the model's columns, as ``leadscore score`` builds them."""
+    nb = nbformat.read(_path(NAMES[2]), as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    tree = ast.parse("\n".join(x for x in code.splitlines() if not x.startswith("%")))
+    calls = [
+        node
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in ("event_feature_chunks", "build_features")
+    ]
+    assert calls
+    for call in calls:
+        given = {k.arg: ast.unparse(k.value) for k in call.keywords}
+        assert given.get("features") == "model.features", ast.unparse(call)
 
 
 def _strip_script() -> Any:
@@ -104,14 +141,22 @@ def _outputs(nb: nbformat.NotebookNode, kind: str) -> list[Any]:
     ]
 
 
-def _stdout(nb: nbformat.NotebookNode) -> str:
+def _stream(nb: nbformat.NotebookNode, name: str) -> str:
     return "".join(
         out.get("text", "")
         for c in nb.cells
         if c.cell_type == "code"
         for out in c.outputs
-        if out.get("name") == "stdout"
+        if out.get("name") == name
     )
+
+
+def _stdout(nb: nbformat.NotebookNode) -> str:
+    return _stream(nb, "stdout")
+
+
+def _stderr(nb: nbformat.NotebookNode) -> str:
+    return _stream(nb, "stderr")
 
 
 @pytest.mark.slow
@@ -131,7 +176,7 @@ def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
     ran: dict[str, nbformat.NotebookNode] = {}
     for name in NAMES:
         nb = nbformat.read(_path(name), as_version=4)
-        check = EXAMPLES_CHECK if name == "02_train_and_compare" else None
+        check = {"02_train_and_compare": EXAMPLES_CHECK, "03_explain_scores": SHAP_CHECK}.get(name)
         _with_parameters(nb, {**small, **extra.get(name, {})}, check)
         client = NotebookClient(
             nb,
@@ -150,9 +195,12 @@ def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
             if out["output_type"] == "error"
         ]
         assert _stdout(nb).rstrip().splitlines()[-1] == sys.executable
+        assert "IProgress" not in _stderr(nb)  # no TqdmWarning about ipywidgets
 
     explore, trained, explained = (ran[n] for n in NAMES)
-    assert len(_outputs(explore, "image/png")) >= 3  # funnel, channels, activity mix
+    # what `leadscore validate` prints: leads, activities, closed and won, features by group
+    assert re.search(r"[\d,]+ leads, .*[\d,]+ closed \([\d,]+ won\)", _stdout(explore))
+    assert "fit features (" in _stdout(explore)
     assert "suspected leakage:" in _stdout(explore)
     assert any("deal_amount" in html for html in _outputs(explore, "text/html"))
 
@@ -171,5 +219,8 @@ def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
     assert (work / "scores.duckdb").is_file()
     out = _stdout(explained)
     assert "open leads scored as of" in out and "Reasons for:" in out
+    line = next(x for x in out.splitlines() if x.startswith("shap: "))
+    shap = json.loads(line.removeprefix("shap: "))
+    assert 0 < shap["explained"] == min(300, shap["scored"])  # the open leads it scored
 
     assert json.loads(nbformat.writes(explained))["cells"]  # the executed copy is valid JSON

@@ -73,6 +73,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import textwrap
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from pandas.api import types as ptypes
 from scipy.special import expit
 
@@ -99,6 +101,7 @@ from leadscore.subscores import SubScorer
 __all__ = [
     "MIN_CONTRIBUTION",
     "Explanation",
+    "axis_labels",
     "explain",
     "explain_batch",
     "lead_reasons",
@@ -802,6 +805,52 @@ def mean_abs_contribution(
     )
 
 
+#: Axis labels of the SHAP summary: at most this many characters a line, this many lines.
+AXIS_LABEL_WIDTH = 34
+AXIS_LABEL_LINES = 2
+
+
+def _fit_label(label: str, width: int, lines: int) -> str:
+    """``label`` wrapped onto at most ``lines`` lines of ``width`` characters; a longer one
+    keeps its first lines and its end ("…last 30 days"), where labels of one family differ."""
+    text = " ".join(label.split()) or "?"
+    wrapped = textwrap.wrap(text, width, break_on_hyphens=False)
+    if len(wrapped) <= lines:
+        return "\n".join(wrapped)
+    head = wrapped[: lines - 1]
+    rest = text.split(" ")[len(" ".join(head).split(" ")) :] if head else text.split(" ")
+    tail: list[str] = []
+    while rest and len(" ".join([rest[-1], *tail])) <= width - 1:
+        tail.insert(0, rest.pop())
+    end = " ".join(tail) if tail else " ".join(rest)[-(width - 1) :]
+    return "\n".join([*head, "…" + end])
+
+
+def axis_labels(
+    labels: Sequence[str], width: int = AXIS_LABEL_WIDTH, lines: int = AXIS_LABEL_LINES
+) -> list[str]:
+    """Labels short enough for a chart's axis: wrapped onto ``lines`` lines of ``width``
+    characters, the middle of a longer one cut, and all of them distinct (a label that would
+    read like an earlier one gets " (2)", " (3)"... before it is cut).
+
+    >>> axis_labels(["E-mail click rate (share of e-mails that were clicked), last 90 days"])
+    ['E-mail click rate (share of\\n…that were clicked), last 90 days']
+    """
+    if width < 8 or lines < 1:
+        raise ValueError("width must be at least 8 characters and lines at least 1")
+    out: list[str] = []
+    seen: set[str] = set()
+    for label in labels:
+        text = _fit_label(label, width, lines)
+        k = 2
+        while text in seen:
+            text = _fit_label(f"{label} ({k})", width, lines)
+            k += 1
+        seen.add(text)
+        out.append(text)
+    return out
+
+
 def shap_summary_figure(
     log_odds: pd.DataFrame,
     X: pd.DataFrame,
@@ -816,7 +865,9 @@ def shap_summary_figure(
     log-odds, coloured by the feature's value (low blue, high red; categories and missing
     values grey, since a category has no "high"). Built on a fresh
     :class:`~matplotlib.figure.Figure` (no pyplot state); save with ``fig.savefig(path)``.
-    At most ``max_points`` leads are drawn, sampled at random.
+    At most ``max_points`` leads are drawn, sampled at random. Feature labels are fitted to
+    the axis by :func:`axis_labels` (two lines of 34 characters at most, all distinct), so
+    pass the model's features with their full labels.
     """
     import shap  # the plotting stack is only needed for reports
 
@@ -834,10 +885,10 @@ def shap_summary_figure(
     values = shap.Explanation(
         values=log_odds.to_numpy(dtype=float),
         data=data,
-        feature_names=[meta[n][0] for n in names],
+        feature_names=axis_labels([meta[n][0] for n in names]),
     )
     shown = min(max_display, len(names))
-    fig = Figure(figsize=(13.0, 0.45 * shown + 1.8), layout="constrained", dpi=100)
+    fig = Figure(figsize=(14.0, 0.5 * shown + 1.8), layout="constrained", dpi=100)
     ax_swarm, ax_bar = fig.subplots(1, 2, width_ratios=[1.35, 1.0])
     with warnings.catch_warnings():
         # categorical columns have no numeric value to colour by: an all-NaN colour column
@@ -852,4 +903,9 @@ def shap_summary_figure(
     ax_bar.set_title("Average size of each feature's effect", fontsize=11)
     for ax in (ax_swarm, ax_bar):
         ax.tick_params("y", labelsize=10)
+        ax.tick_params("x", labelsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    for text in ax_bar.texts:  # shap signs every bar ("+0.47"); a mean of sizes has no sign
+        text.set_text(text.get_text().removeprefix("+"))
+        text.set_fontsize(10)
     return fig
