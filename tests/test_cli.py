@@ -441,3 +441,14 @@ def test_train_report_says_what_the_bootstrap_drew():
     assert _resampled_units({}, 1848) == "1,848 test leads"  # a run logged before groups
     grouped = _resampled_units({"n_groups": 826}, 1401)
     assert grouped == "826 test leads, each with all its rows (1,401 rows)"
+
+
+def test_training_without_an_outcomes_table_names_the_missing_table(tmp_path, event_frames):
+    """Not the cold-start line ("until more outcomes close"): the table itself is missing."""
+    write_tables({k: v for k, v in event_frames.items() if k != "outcomes"}, tmp_path / "crm")
+    done = run_cli("train", "--data", str(tmp_path / "crm"), "--no-mlflow", cwd=tmp_path)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert "has no outcomes table, so no lead has an outcome to learn from" in last
+    assert "until more outcomes close" not in done.stderr
+    assert not (tmp_path / "models").exists()

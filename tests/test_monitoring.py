@@ -447,6 +447,20 @@ def test_drift_command_finds_a_shifted_source_mix(monitored, tmp_path, capsys):
     assert "source" not in as_is.index[as_is["status"] != "stable"]
 
 
+def test_drift_defaults_to_the_end_of_the_data_activity_log_included(monitored, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "no_manifest"
+    shutil.copytree(monitored["data"], data)
+    (data / "manifest.json").unlink(missing_ok=True)
+    events = load_closed_loop(data)
+    latest_activity = events.activities["occurred_at"].max()
+    assert latest_activity == events.observed_until  # the activity log holds the last moment
+    argv = ["report", "drift", "--data", str(data), "--model", str(monitored["model"])]
+    assert main([*argv, "--out", str(tmp_path / "drift.csv")]) == 0
+    assert f"as of {events.observed_until:%Y-%m-%d %H:%M}" in capsys.readouterr().out
+
+
 def test_monitoring_mistakes_are_one_line_errors(monitored, tmp_path, capsys):
     meta = json.loads((monitored["model"] / "model.json").read_text())
     meta["drift_reference"] = None

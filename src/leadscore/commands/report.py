@@ -392,7 +392,7 @@ def run_drift(args: argparse.Namespace) -> int:
 
     from leadscore.commands.score import default_model_uri, open_lead_chunks
     from leadscore.features import parse_as_of
-    from leadscore.io import load_closed_loop, write_table
+    from leadscore.io import event_observed_until, write_table
     from leadscore.monitoring import PSI_SHIFTED, format_drift
     from leadscore.scoring import check_data_form, load_scoring_model
     from leadscore.sinks import shown_model
@@ -423,7 +423,7 @@ def run_drift(args: argparse.Namespace) -> int:
         as_of = (
             given_as_of
             if given_as_of is not None
-            else load_closed_loop(args.data, tables=REPORT_TABLES).observed_until
+            else event_observed_until(args.data)
         )
         moment = f"as of {as_of:%Y-%m-%d %H:%M}"
     chunks = open_lead_chunks(spec, args.data, args.input, as_of, scoring)

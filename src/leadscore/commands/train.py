@@ -120,6 +120,12 @@ def load_training_data(
     from leadscore.io import event_data_name, load_closed_loop
 
     events = load_closed_loop(args.data)
+    if "outcomes" in events.absent_tables:
+        raise DataError(
+            f"{args.data} has no outcomes table, so no lead has an outcome to learn from",
+            "Add outcomes.parquet or outcomes.csv (lead_id, outcome, closed_at; see the data "
+            "contract).",
+        )
     return build_event_examples(events, config.events, name=event_data_name(args.data)), None
 
 
