@@ -116,6 +116,13 @@ def test_metrics_have_the_shape_of_the_metrics_out_json(result: TrainingResult) 
     assert 0 < uncertainty["ece_by_chance"]["mean"] < uncertainty["ece_by_chance"]["upper"]
 
 
+def test_repr_is_one_line_of_headline_figures(result: TrainingResult) -> None:
+    shown = repr(result)
+    assert "\n" not in shown and len(shown) < 300
+    assert f"ROC-AUC {result.metrics['model']['roc_auc']:.3f}" in shown
+    assert f"{len(result.y):,} rows" in shown
+
+
 def test_model_beats_the_baselines_and_is_calibrated(result: TrainingResult) -> None:
     m = result.metrics
     best_baseline = max(b["roc_auc"] for b in m["baselines"].values())

@@ -24,14 +24,12 @@ whether each figure rendered.
 from __future__ import annotations
 
 import base64
-import dataclasses
 import html
 import io
 import json
 import logging
 import math
 import tempfile
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +46,6 @@ from leadscore.explain import mean_abs_contribution, shap_summary_figure
 from leadscore.io import check_folder_takes_files, sqlite_file, write_atomically
 from leadscore.model import LeadScoringModel
 from leadscore.reports import channel_report
-from leadscore.schema import Feature
 
 logger = logging.getLogger(__name__)
 
@@ -925,21 +922,6 @@ def _explain_leads(run: _Run) -> _Explained | None:
     return _Explained(exp.log_odds, X, exp.contributions, stages, won, source)
 
 
-def _short_labels(features: Sequence[Feature], width: int = 34) -> list[Feature]:
-    """Features with labels wrapped onto two lines at most, for the SHAP chart's axis.
-
-    The beeswarm and the bar chart share the page width with their labels; one label of 80
-    characters would squeeze both plots to a sliver.
-    """
-    out = []
-    for feature in features:
-        lines = textwrap.wrap(feature.label, width) or [feature.label]
-        if len(lines) > 2:
-            lines = [lines[0], textwrap.shorten(" ".join(lines[1:]), width, placeholder="…")]
-        out.append(dataclasses.replace(feature, label="\n".join(lines)))
-    return out
-
-
 def _source_note(explained: _Explained) -> str:
     if explained.source == "test":
         return _note(f"Computed with the run's model on the {len(explained.X):,} test leads.")
@@ -957,7 +939,7 @@ def _shap_section(run: _Run, explained: _Explained | None) -> str:
         out.append(_note("Skipped: the run holds neither its test fold nor an input example."))
         return "\n".join(out)
     out.append(_source_note(explained))
-    fig = shap_summary_figure(explained.log_odds, explained.X, _short_labels(run.model.features))
+    fig = shap_summary_figure(explained.log_odds, explained.X, run.model.features)
     out.append(
         _img(
             _png(fig),

@@ -111,6 +111,15 @@ class TrainingResult:
     rule_points_derived: bool = False
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
+    def __repr__(self) -> str:
+        """One line, as a notebook shows it: the test fold's headline figures, not its rows."""
+        m = self.metrics["model"]
+        return (
+            f"TrainingResult({self.model!r}; test: {len(self.y):,} rows, "
+            f"{int(np.sum(self.y)):,} won, ROC-AUC {m['roc_auc']:.3f}, ECE {m['ece']:.3f}; "
+            f"{self.num_trees} trees; {len(self.warnings)} warning(s))"
+        )
+
 
 def default_params(n_rows: int, seed: int = 0) -> dict[str, Any]:
     """LightGBM parameters for ``n_rows`` training examples.

@@ -420,11 +420,7 @@ def run_drift(args: argparse.Namespace) -> int:
         as_of = None
         moment = "now"
     else:
-        as_of = (
-            given_as_of
-            if given_as_of is not None
-            else event_observed_until(args.data)
-        )
+        as_of = given_as_of if given_as_of is not None else event_observed_until(args.data)
         moment = f"as of {as_of:%Y-%m-%d %H:%M}"
     chunks = open_lead_chunks(spec, args.data, args.input, as_of, scoring)
     counts: dict[str, np.ndarray] = {}
