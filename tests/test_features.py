@@ -323,6 +323,15 @@ def window_data():
     return validate_closed_loop(leads, activities)
 
 
+def test_trial_use_without_a_logged_sign_up_is_a_trial(window_data):
+    activities = window_data.activities
+    no_signup = validate_closed_loop(
+        window_data.leads, activities[activities["activity_type"] != "trial_signup"]
+    )
+    frame = build_features(no_signup, AS_OF).frame.set_index("lead_id")
+    assert frame.loc["c", "has_trial"] == 1 and frame.loc["a", "has_trial"] == 0
+
+
 def test_window_counts_on_hand_made_leads(window_data):
     table = build_features(window_data, AS_OF)
     frame = table.frame.set_index("lead_id")
@@ -1011,7 +1020,7 @@ def test_every_template_reads_well_at_zero_one_and_two():
     assert reason_text(texts["lead_age_days"], 0.2) == "Became a lead less than a day ago"
     assert reason_text(texts["has_chatted"], 1.0) == "Chatted with us"
     assert reason_text(texts["has_chatted"], 0.0) == "Has not chatted with us"
-    assert reason_text(texts["has_trial"], 0.0) == "Has not signed up for a free trial"
+    assert reason_text(texts["has_trial"], 0.0) == "Has not started a free trial"
     # a categorical template reads its categories: the size band as the size reads it
     band = next(f for f in feature_catalogue() if f.name == "company_size_band")
     assert reason_text(band, "11-50") == reason_text(texts["company_size"], 30.5)

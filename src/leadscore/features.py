@@ -635,10 +635,11 @@ _DERIVED: tuple[_Derived, ...] = (
     ),
     _Derived(
         "has_trial",
-        "Signed up for a free trial",
-        (("trials_all", "count", _on("trial_signup"), None),),
+        "Has started a free trial",
+        # a CRM may log trial use without the sign-up: using the trial is having one
+        (("trials_all", "count", _on("trial_signup") + _on("trial_usage"), None),),
         "CASE WHEN coalesce(a.trials_all, 0) > 0 THEN 1.0 ELSE 0.0 END",
-        sentence="{value:Signed up for a free trial|Has not signed up for a free trial}",
+        sentence="{value:Has started a free trial|Has not started a free trial}",
     ),
 )
 
