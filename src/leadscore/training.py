@@ -391,7 +391,7 @@ def _log_calibration(which: str, calibrator: ProbabilityCalibrator) -> None:
     logger.info(
         "calibration of %s: %s%s",
         which,
-        calibrator.method_,
+        "none (uncalibrated is best)" if calibrator.method_ == "identity" else calibrator.method_,
         f" (out-of-fold Brier: {tried})" if tried else "",
     )
 
