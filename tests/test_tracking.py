@@ -756,3 +756,19 @@ def test_registered_name_gives_each_data_set_its_own_champion():
     assert tracking.registered_name("leadscore", "olist") == "leadscore-olist"
     assert tracking.registered_name("leadscore", "synthetic") == "leadscore-synthetic"
     assert tracking.registered_name(None, "olist") is None
+
+
+def test_a_file_store_mlflow_refuses_is_named_before_training(tmp_path, monkeypatch):
+    """MLflow 3 refuses a file store unless MLFLOW_ALLOW_FILE_STORE is set; train checks the
+    URI first, so the user learns it before the training time is spent, with the opt-in."""
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    uri = (tmp_path / "fstore").as_uri()
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except mlflow.exceptions.MlflowException as err:
+        assert "MLFLOW_ALLOW_FILE_STORE" in str(err)  # this MLflow refuses file stores
+        with pytest.raises(ModelError, match="is a file store") as refused:
+            tracking.check_tracking_uri(uri)
+        assert "MLFLOW_ALLOW_FILE_STORE=true" in refused.value.fix
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    tracking.check_tracking_uri(uri)  # opted in: accepted

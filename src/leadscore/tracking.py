@@ -207,6 +207,8 @@ def check_tracking_uri(uri: str) -> None:
     """A one-line :class:`ModelError` when a SQLite store cannot be created where ``uri``
     points (a folder, or a file where a folder goes); checked before training, so that a bad
     ``--tracking-uri`` costs no training time and writes nothing."""
+    if _is_file_store(uri):
+        _check_file_store_allowed(uri)
     path = sqlite_file(uri)
     if path is None:
         return
@@ -216,6 +218,38 @@ def check_tracking_uri(uri: str) -> None:
     blocking = file_in_the_way(path)
     if blocking is not None:
         raise ModelError(f"tracking URI {uri}: {blocking} is a file, not a folder", fix)
+
+
+_FILE_STORE_OPT_IN = "MLFLOW_ALLOW_FILE_STORE"
+
+
+def _is_file_store(uri: str) -> bool:
+    """Whether MLflow reads ``uri`` as a folder of runs (``file:`` or a plain path)."""
+    from urllib.parse import urlparse
+
+    scheme = urlparse(uri).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # one letter: a Windows drive
+
+
+def _check_file_store_allowed(uri: str) -> None:
+    """MLflow 3 refuses a file store unless opted in: say so before training, not after."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with quiet_mlflow():
+            MlflowClient(uri).search_experiments(max_results=1)
+    except MlflowException as err:
+        if _FILE_STORE_OPT_IN in str(err):
+            raise ModelError(
+                f"tracking URI {uri} is a file store, which this MLflow refuses by default",
+                f"Use a database such as sqlite:///mlflow.db (the default), or set "
+                f"{_FILE_STORE_OPT_IN}=true to keep the file store.",
+            ) from err
+        raise ModelError(
+            f"cannot log to MLflow at {uri}: {str(err).strip().splitlines()[0][:300]}",
+            "Check --tracking-uri (or mlflow.tracking_uri of the config), or use --no-mlflow.",
+        ) from err
 
 
 @contextlib.contextmanager
