@@ -850,6 +850,21 @@ def test_a_company_size_nothing_reads_is_warned_about_once(caplog):
     assert not [r for r in caplog.records if "company_size" in r.getMessage()]
 
 
+def test_the_slice_reader_warns_of_unread_company_sizes_once(tmp_path, caplog):
+    from leadscore.io import iter_closed_loop_chunks, write_tables
+
+    past, _ = _keyword_leads()
+    sizes = np.where(np.arange(len(past)) % 100 == 0, "lots", "51-200")
+    data = validate_closed_loop(past.assign(company_size=sizes))
+    write_tables({"leads": data.leads}, tmp_path / "crm")
+    caplog.set_level("WARNING", logger="leadscore")
+    caplog.clear()
+    slices = list(iter_closed_loop_chunks(tmp_path / "crm", chunk_leads=200))
+    assert len(slices) > 1
+    warned = [r.getMessage() for r in caplog.records if "company_size" in r.getMessage()]
+    assert len(warned) == 1 and "8 value(s) read as not given" in warned[0]
+
+
 def test_n_plus_sizes_land_in_the_band_above_n():
     """A CRM's "1000+" follows its "201-1000": more than 1000 employees, never 1000 itself."""
     sizes = pd.Series(["10+", "50+", "200+", "1000+", "1,000+", "5000+", " 5000 + ", "10,000+"])

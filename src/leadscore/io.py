@@ -837,7 +837,7 @@ def iter_closed_loop_chunks(
                 frames["activities"],
                 frames["outcomes"],
                 observed_until=until,
-                warn_duplicates=False,
+                warn_whole=False,
             )
             duplicates += count_duplicate_activities(data.activities)
             activity_rows += len(data.activities)

@@ -643,15 +643,16 @@ def _warn_unread_company_sizes(values: pd.Series) -> None:
         )
 
 
-def validate_leads(leads: pd.DataFrame) -> pd.DataFrame:
-    """Check and type the leads table; extra columns pass through unchanged."""
+def validate_leads(leads: pd.DataFrame, *, warn: bool = True) -> pd.DataFrame:
+    """Check and type the leads table; extra columns pass through unchanged. ``warn`` logs
+    company sizes that read as no number (a reader of slices warns once, on all leads)."""
     _require_columns(leads, "leads", LEADS_REQUIRED)
     _require_rows(leads, "leads")
     out = leads.copy()
     out["lead_id"] = to_lead_ids(out["lead_id"], "leads")
     _check_unique(out["lead_id"], "leads")
     out["created_at"] = to_utc_naive(out["created_at"], "leads", "created_at")
-    if "company_size" in out.columns:
+    if warn and "company_size" in out.columns:
         _warn_unread_company_sizes(out["company_size"])
     return out.reset_index(drop=True)
 
@@ -748,7 +749,7 @@ def validate_closed_loop(
     observed_until: pd.Timestamp | str | None = None,
     *,
     now: pd.Timestamp | None = None,
-    warn_duplicates: bool = True,
+    warn_whole: bool = True,
 ) -> ClosedLoopData:
     """Validate the three event-form tables and return them typed.
 
@@ -758,17 +759,18 @@ def validate_closed_loop(
     an error, and a latest timestamp far after the rest is a warning, since one typo would
     move every label window and all censoring with it. An outcome closed before the day its
     lead was created is an error: training would leave the lead out without a word.
-    ``warn_duplicates`` logs how many activity rows repeat another one exactly (a reader of
-    slices counts them over all slices instead).
+    ``warn_whole`` logs what is said once about the whole data: how many activity rows repeat
+    another one exactly, and company sizes read as no number (a reader of slices says both
+    once, over all slices, instead of once per slice).
     """
-    leads_v = validate_leads(leads)
+    leads_v = validate_leads(leads, warn=warn_whole)
     ids = pd.Index(leads_v["lead_id"])
     acts = activities if activities is not None else pd.DataFrame(columns=ACTIVITIES_REQUIRED)
     outs = outcomes if outcomes is not None else pd.DataFrame(columns=OUTCOMES_REQUIRED)
     acts_v = validate_activities(acts, ids)
     outs_v = validate_outcomes(outs, ids)
     _check_closed_after_created(leads_v, outs_v)
-    if warn_duplicates:
+    if warn_whole:
         warn_duplicate_activities(count_duplicate_activities(acts_v), len(acts_v))
     if observed_until is None:
         moment = now if now is not None else utc_now()
