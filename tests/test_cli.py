@@ -452,3 +452,12 @@ def test_training_without_an_outcomes_table_names_the_missing_table(tmp_path, ev
     assert "has no outcomes table, so no lead has an outcome to learn from" in last
     assert "until more outcomes close" not in done.stderr
     assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.parametrize("command", [["tune", "--spec", "x"], ["score", "--data", "d"]])
+def test_quiet_hides_progress_bars_too(command):
+    from leadscore.cli import parse_args
+
+    assert parse_args([*command, "-q"]).no_progress is True
+    assert parse_args(["-q", *command]).no_progress is True
+    assert parse_args(command).no_progress is False

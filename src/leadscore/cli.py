@@ -113,7 +113,11 @@ def add_logging_flags(
         help="add the logging of MLflow and the other libraries (-vv: debug)",
     )
     parser.add_argument(
-        "-q", "--quiet", action="store_true", default=default_quiet, help="only warnings and errors"
+        "-q",
+        "--quiet",
+        action="store_true",
+        default=default_quiet,
+        help="only warnings and errors, no progress bars",
     )
 
 
@@ -148,9 +152,17 @@ def configure_logging(verbose: int, quiet: bool) -> None:
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line as the commands read it: ``-q`` also hides progress bars (it asks for
+    nothing but warnings and errors), as ``--no-progress`` does."""
+    args = build_parser().parse_args(argv)
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(argv)
     configure_logging(args.verbose, args.quiet)
     try:
         code = int(args.func(args) or 0)
