@@ -40,7 +40,7 @@ import sys
 import tempfile
 import warnings
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -156,11 +156,12 @@ def dataset_fingerprint(dataset: LabelledDataset) -> str:
     return data_fingerprint(frame)
 
 
-def git_commit(path: Path | None = None) -> str | None:
-    """The git commit of the folder holding this code (or ``path``), or ``None`` outside git."""
+def _git(args: Sequence[str], path: Path | None) -> str | None:
+    """The output of ``git ARGS`` run in ``path`` (default: the folder of this code), or
+    ``None`` where git is missing or fails (not a repository)."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             cwd=path or _PACKAGE_DIR,
             capture_output=True,
             text=True,
@@ -169,26 +170,21 @@ def git_commit(path: Path | None = None) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = out.stdout.strip()
-    return commit if out.returncode == 0 and re.fullmatch(r"[0-9a-f]{40}", commit) else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit(path: Path | None = None) -> str | None:
+    """The git commit of the folder holding this code (or ``path``), or ``None`` outside git."""
+    commit = (_git(["rev-parse", "HEAD"], path) or "").strip()
+    return commit if re.fullmatch(r"[0-9a-f]{40}", commit) else None
 
 
 def git_dirty(path: Path | None = None) -> bool | None:
     """Whether the package folder (or ``path``) differs from its commit: changed, staged or
     new files. The logged model bundles the code as it is on disk, so a commit alone would
     name code the model does not run. ``None`` outside git."""
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--", "."],
-            cwd=path or _PACKAGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(out.stdout.strip()) if out.returncode == 0 else None
+    status = _git(["status", "--porcelain", "--", "."], path)
+    return None if status is None else bool(status.strip())
 
 
 def registered_name(base: str | None, dataset_name: str) -> str | None:
