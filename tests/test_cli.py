@@ -434,13 +434,13 @@ def test_default_model_uri_is_the_data_sets_own_champion():
     assert default_model_uri(None, "crm.duckdb") == "models:/leadscore-crm@champion"
 
 
-def test_train_report_says_what_the_bootstrap_drew():
-    from leadscore.commands.train import _resampled_units
+def test_reports_say_what_the_bootstrap_drew():
+    from leadscore.metrics import resampled_units
 
-    assert _resampled_units({"n_groups": 1848}, 1848) == "1,848 test leads"
-    assert _resampled_units({}, 1848) == "1,848 test leads"  # a run logged before groups
-    grouped = _resampled_units({"n_groups": 826}, 1401)
-    assert grouped == "826 test leads, each with all its rows (1,401 rows)"
+    assert resampled_units({"n_groups": 1848}, 1848) == "the 1,848 test leads"
+    assert resampled_units({}, 1848) == "the test fold"  # a run logged before groups
+    grouped = resampled_units({"n_groups": 826}, 1401)
+    assert grouped == "the 826 test leads, each drawn with all its rows (1,401 rows in all)"
 
 
 def test_training_without_an_outcomes_table_names_the_missing_table(tmp_path, event_frames):

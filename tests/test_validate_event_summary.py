@@ -27,9 +27,9 @@ def test_validate_says_the_outcomes_table_is_missing(tmp_path, event_frames, cap
     assert "found activities.csv, closed_deals.csv, leads.csv): every lead is treated as open" in (
         caplog.text
     )
-    assert out.splitlines()[-1] == (
-        "note: train would stop here: without an outcomes table no lead has an outcome to "
-        "learn from; add the outcomes table (see the data contract)"
+    assert out.splitlines()[-1].startswith(
+        "note: train would stop here: crm has no outcomes table, so no lead has an outcome to "
+        "learn from. Add outcomes.parquet or outcomes.csv"
     )
 
 

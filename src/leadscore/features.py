@@ -1410,7 +1410,17 @@ def build_event_examples(
     section: as-of dates every ``every_days`` after ``warmup_days`` of history
     (:func:`default_as_of_dates`), each labelled over ``horizon_days``
     (:func:`build_training_examples`). One function, so that a notebook builds what the
-    command builds and the settings logged with a run are the ones used."""
+    command builds and the settings logged with a run are the ones used.
+
+    Data read without an outcomes table (``absent_tables``) is refused: every lead would be
+    open, and the cold-start advice to wait for more outcomes would hide a missing file.
+    """
+    if "outcomes" in data.absent_tables:
+        raise DataError(
+            f"{name} has no outcomes table, so no lead has an outcome to learn from",
+            "Add outcomes.parquet or outcomes.csv (lead_id, outcome, closed_at; see the data "
+            "contract).",
+        )
     dates = default_as_of_dates(
         data, events.horizon_days, every_days=events.every_days, warmup_days=events.warmup_days
     )

@@ -44,6 +44,7 @@ from leadscore import plots
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution, shap_summary_figure
 from leadscore.io import check_folder_takes_files, sqlite_file, write_atomically
+from leadscore.metrics import resampled_units
 from leadscore.model import LeadScoringModel
 from leadscore.reports import channel_report
 
@@ -651,7 +652,8 @@ def _uncertainty_note(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> s
     chance = uncertainty.get("ece_by_chance") or {}
     text = (
         f"Under the model's numbers: the {level} interval from "
-        f"{int(uncertainty['resamples'])} bootstrap resamples of {_resampled(m, uncertainty)}."
+        f"{int(uncertainty['resamples'])} bootstrap resamples of "
+        f"{resampled_units(uncertainty, m.get('n_test'))}."
     )
     if gains:
         text += f" ROC-AUC gain over {', '.join(gains)}; an interval that holds 0 is a tie."
@@ -662,22 +664,6 @@ def _uncertainty_note(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> s
             f"below {float(chance['upper']):.3f})."
         )
     return f"<p class='meta'>{text}</p>"
-
-
-def _resampled(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> str:
-    """What the bootstrap drew: whole leads when the run says how many (``n_groups``, from
-    runs that resample leads), with their rows when leads repeat across as-of dates; runs
-    logged before that resampled rows, and say "the test fold"."""
-    n_groups = uncertainty.get("n_groups")
-    if n_groups is None:
-        return "the test fold"
-    n_test = m.get("n_test")
-    if n_test is not None and int(n_test) > int(n_groups):
-        return (
-            f"the {_count(n_groups)} test leads, each drawn with all its rows "
-            f"({_count(n_test)} rows in all)"
-        )
-    return f"the {_count(n_groups)} test leads"
 
 
 def _curve_figures(run: _Run) -> dict[str, bytes]:

@@ -8,7 +8,7 @@ on hard labels is a different and misleading number.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import Any
 
@@ -348,6 +348,22 @@ def bootstrap_intervals(
             if name != reference and reference in arrays
         },
     }
+
+
+def resampled_units(uncertainty: Mapping[str, Any], n_test: int | None) -> str:
+    """What the resamples of :func:`bootstrap_intervals` drew, in words for a report: "the
+    1,848 test leads", the leads with all their rows when leads repeat across as-of dates
+    (``n_groups`` below ``n_test``), or "the test fold" for results logged before
+    ``n_groups`` was kept (those drew rows)."""
+    n_groups = uncertainty.get("n_groups")
+    if n_groups is None:
+        return "the test fold"
+    if n_test is not None and int(n_test) > int(n_groups):
+        return (
+            f"the {int(n_groups):,} test leads, each drawn with all its rows "
+            f"({int(n_test):,} rows in all)"
+        )
+    return f"the {int(n_groups):,} test leads"
 
 
 def _group_codes(

@@ -120,12 +120,6 @@ def load_training_data(
     from leadscore.io import event_data_name, load_closed_loop
 
     events = load_closed_loop(args.data)
-    if "outcomes" in events.absent_tables:
-        raise DataError(
-            f"{args.data} has no outcomes table, so no lead has an outcome to learn from",
-            "Add outcomes.parquet or outcomes.csv (lead_id, outcome, closed_at; see the data "
-            "contract).",
-        )
     return build_event_examples(events, config.events, name=event_data_name(args.data)), None
 
 
@@ -139,7 +133,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def format_report(result: TrainingResult) -> str:
     """The side-by-side metrics table and the stage table, as printed by the command."""
-    from leadscore.metrics import METRIC_KEYS, STAGES
+    from leadscore.metrics import METRIC_KEYS, STAGES, resampled_units
 
     m = result.metrics
     uncertainty = m.get("uncertainty")
@@ -174,8 +168,8 @@ def format_report(result: TrainingResult) -> str:
             f"ROC-AUC gain, {level} interval: {', '.join(gains)}",
             f"ECE of a perfectly calibrated model on these leads, by chance alone: "
             f"{_fmt(chance['mean'])} ({level} of draws below {_fmt(chance['upper'])})",
-            f"(intervals: {uncertainty['resamples']} bootstrap resamples of the "
-            f"{_resampled_units(uncertainty, m['n_test'])})",
+            f"(intervals: {uncertainty['resamples']} bootstrap resamples of "
+            f"{resampled_units(uncertainty, m['n_test'])})",
         ]
     cuts = m["thresholds"]
     lines += [
@@ -190,15 +184,6 @@ def format_report(result: TrainingResult) -> str:
             f"{_pct(s['conversion_rate']):>10}{_pct(s['share_of_wins']):>10}"
         )
     return "\n".join(lines)
-
-
-def _resampled_units(uncertainty: dict[str, Any], n_test: int) -> str:
-    """What a resample drew: ``1,848 test leads``, or the leads with all their rows when a
-    lead appears at several as-of dates (event data)."""
-    leads = int(uncertainty.get("n_groups", n_test))
-    if leads == n_test:
-        return f"{n_test:,} test leads"
-    return f"{leads:,} test leads, each with all its rows ({n_test:,} rows)"
 
 
 def _signed(value: float) -> str:
