@@ -187,13 +187,11 @@ def _table_file(source: str | os.PathLike[str], table: str | None, query: str | 
         )
     if suffix == ".csv":
         _check_comma_separated(path)
-    if suffix in DUCKDB_SUFFIXES:
-        with path.open("rb") as handle:
-            if handle.read(16) == _SQLITE_MAGIC:
-                raise DataError(
-                    f"{path} is an SQLite database, not a DuckDB file",
-                    f"Pass it as a URL: sqlite:///{path.resolve()}",
-                )
+    if suffix in DUCKDB_SUFFIXES and _is_sqlite_file(path):
+        raise DataError(
+            f"{path} is an SQLite database, not a DuckDB file",
+            f"Pass it as a URL: sqlite:///{path.resolve()}",
+        )
     return path
 
 

@@ -230,22 +230,9 @@ def _is_file_store(uri: str) -> bool:
 def _check_file_store_allowed(uri: str) -> None:
     """MLflow 3 refuses a file store unless opted in: say so before training, not after."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
-    try:
-        with quiet_mlflow():
-            MlflowClient(uri).search_experiments(max_results=1)
-    except MlflowException as err:
-        if _FILE_STORE_OPT_IN in str(err):
-            raise ModelError(
-                f"tracking URI {uri} is a file store, which this MLflow refuses by default",
-                f"Use a database such as sqlite:///mlflow.db (the default), or set "
-                f"{_FILE_STORE_OPT_IN}=true to keep the file store.",
-            ) from err
-        raise ModelError(
-            f"cannot log to MLflow at {uri}: {str(err).strip().splitlines()[0][:300]}",
-            "Check --tracking-uri (or mlflow.tracking_uri of the config), or use --no-mlflow.",
-        ) from err
+    with mlflow_errors(uri), quiet_mlflow():
+        MlflowClient(uri).search_experiments(max_results=1)
 
 
 @contextlib.contextmanager
@@ -257,6 +244,12 @@ def mlflow_errors(uri: str) -> Iterator[None]:
     try:
         yield
     except (MlflowException, OSError, sa.exc.SQLAlchemyError) as err:
+        if _FILE_STORE_OPT_IN in str(err):
+            raise ModelError(
+                f"tracking URI {uri} is a file store, which this MLflow refuses by default",
+                f"Use a database such as sqlite:///mlflow.db (the default), or set "
+                f"{_FILE_STORE_OPT_IN}=true to keep the file store.",
+            ) from err
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ModelError(
             f"cannot log to MLflow at {uri}: {first[:200]}",
