@@ -17,14 +17,10 @@ import pytest
 
 from leadscore.config import parse_config
 from leadscore.datasets import prepare_flat_dataset
+from leadscore.encoding import FeatureEncoder, preferred_spellings, spelling_key
 from leadscore.errors import ModelError
 from leadscore.explain import explain_batch
-from leadscore.model import (
-    FeatureEncoder,
-    LeadScoringModel,
-    preferred_spellings,
-    spelling_key,
-)
+from leadscore.model import LeadScoringModel
 from leadscore.schema import Feature
 from leadscore.scoring import unseen_categories
 from leadscore.specs import parse_spec
@@ -96,9 +92,9 @@ def test_flat_training_learns_one_level_per_spelling_and_scores_them_alike(flat)
 def test_training_warns_once_per_column_with_the_merged_spellings(caplog) -> None:
     frame = mixed_case_leads(1200, seed=8)
     dataset = prepare_flat_dataset(frame, parse_spec(SPEC))
-    caplog.set_level(logging.WARNING, logger="leadscore.model")
+    caplog.set_level(logging.WARNING, logger="leadscore.encoding")
     prepare_training(dataset, parse_config(CONFIG))
-    warned = [r.getMessage() for r in caplog.records if r.name == "leadscore.model"]
+    warned = [r.getMessage() for r in caplog.records if r.name == "leadscore.encoding"]
     counts = frame["source"].value_counts()
     line = (
         f"source: spellings that differ only in case or spacing are one level: 'paid search' "
@@ -113,7 +109,7 @@ def test_many_spellings_are_shortened_and_ties_go_to_the_sorted_first(caplog) ->
     feature = Feature("source", "fit", "Lead source", "categorical")
     spellings = ["Web", "web", "WEB", "wEb", "weB", " web", "WeB", "wEB"]
     values = [s for i, s in enumerate(spellings) for _ in range(10 - i)]
-    caplog.set_level(logging.WARNING, logger="leadscore.model")
+    caplog.set_level(logging.WARNING, logger="leadscore.encoding")
     encoder = FeatureEncoder.from_frame(pd.DataFrame({"source": values}), [feature])
     assert encoder.categories == {"source": ["Web"]}
     (message,) = [r.getMessage() for r in caplog.records]

@@ -16,8 +16,8 @@ from leadscore.datasets import (
     prepare_flat_dataset,
     read_flat_table,
 )
+from leadscore.encoding import parse_numbers
 from leadscore.errors import DataError, SpecError
-from leadscore.model import parse_numbers
 from leadscore.specs import load_spec, parse_spec
 
 SPEC = {

@@ -17,16 +17,10 @@ import pytest
 
 from leadscore.config import parse_config
 from leadscore.datasets import prepare_flat_dataset
+from leadscore.encoding import FeatureEncoder, category_levels, parse_numbers
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import explain_batch, lead_reasons
-from leadscore.model import (
-    BOOSTER_FILE,
-    META_FILE,
-    FeatureEncoder,
-    LeadScoringModel,
-    category_levels,
-    parse_numbers,
-)
+from leadscore.model import BOOSTER_FILE, META_FILE, LeadScoringModel
 from leadscore.schema import Feature, LabelledDataset
 from leadscore.specs import parse_spec
 from leadscore.training import TrainingResult, train

@@ -38,8 +38,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from leadscore.calibration import CalibrationMethod, ProbabilityCalibrator
+from leadscore.encoding import canonical_text, spelling_key
 from leadscore.errors import SpecError
-from leadscore.model import _canon, spelling_key
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def _is_categorical(values: pd.Series) -> bool:
     )
 
 
-def _as_text(values: pd.Series, key: Callable[[object], str] = _canon) -> np.ndarray:
+def _as_text(values: pd.Series, key: Callable[[object], str] = canonical_text) -> np.ndarray:
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     text = np.array([key(u) for u in uniques] + [_MISSING], dtype=object)
     return text[codes]  # code -1 picks the trailing _MISSING

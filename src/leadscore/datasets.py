@@ -23,10 +23,10 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from leadscore.encoding import CURRENCY_SYMBOLS, level_text, parse_numbers
 from leadscore.errors import DataError, SpecError
 from leadscore.io import read_table
 from leadscore.leakage import post_contact_columns, warn_post_contact_columns
-from leadscore.model import CURRENCY_SYMBOLS, level_text, parse_numbers
 from leadscore.schema import (
     Feature,
     LabelledDataset,
@@ -454,8 +454,8 @@ def _text_reads_as_numbers(name: str, values: pd.Series, non_null: pd.Series) ->
 def _type_features(
     frame: pd.DataFrame, spec: DatasetSpec, candidates: list[str]
 ) -> tuple[pd.DataFrame, list[Feature], dict[str, str]]:
-    """Feature columns typed as scoring reads them (:func:`~leadscore.model.parse_numbers`,
-    :func:`~leadscore.model.level_text`): blank text is missing, and a text column whose
+    """Feature columns typed as scoring reads them (:func:`~leadscore.encoding.parse_numbers`,
+    :func:`~leadscore.encoding.level_text`): blank text is missing, and a text column whose
     values all read as numbers once the missing tokens are gone is numeric, unless written
     with leading zeros (a code). Left out: whole numbers unique per row (identifiers, however
     the file typed them, unless written as amounts or shares), text with a different value for

@@ -38,8 +38,8 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
+from leadscore.encoding import parse_numbers
 from leadscore.errors import DataError, SpecError
-from leadscore.model import parse_numbers
 from leadscore.schema import (
     ACTIVITY_TYPES,
     HIGH_INTENT_FORMS,
@@ -1037,7 +1037,7 @@ def _is_boolean(values: pd.Series) -> bool:
 def _lead_numbers(values: pd.Series, column: object) -> pd.Series:
     """An extra lead column of a numeric feature as float64, read as the leads planned it.
 
-    Text is read by :func:`leadscore.model.parse_numbers` (a CSV column holds text wherever
+    Text is read by :func:`leadscore.encoding.parse_numbers` (a CSV column holds text wherever
     one row anywhere in the file is no number); a value that is no number, or infinity, is
     an error naming the column.
     """
@@ -1062,7 +1062,7 @@ def _plan_extras(leads: pd.DataFrame) -> _Extras:
     leads known at as-of, never from the dtype a reader gave the whole table (one later
     lead's ``unknown`` makes a CSV column text), so every as-of date of a training set gets
     the same columns and leads created later change nothing. A column whose given values all
-    read as numbers (:func:`leadscore.model.parse_numbers`) is numeric; one of mostly numbers
+    read as numbers (:func:`leadscore.encoding.parse_numbers`) is numeric; one of mostly numbers
     with a few words among them is left out with those words named; other text is
     categorical. Left out as well: columns empty for every lead, timestamps (a date after
     as-of would leak what happened later), also when written as text, identifier-like text

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from leadscore.encoding import describe_merged, fold_text, parse_numbers, preferred_spellings
 from leadscore.errors import DataError
-from leadscore.model import describe_merged, fold_text, parse_numbers, preferred_spellings
 
 logger = logging.getLogger(__name__)
 

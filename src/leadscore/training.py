@@ -48,6 +48,7 @@ from pandas.api import types as ptypes
 from leadscore.baselines import LogisticRegressionBaseline, RulePointsBaseline
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.config import LIGHTGBM_PARAMETERS_URL, LightGBMConfig, TrainConfig
+from leadscore.encoding import FeatureEncoder
 from leadscore.errors import DataError, ModelError, SpecError
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import (
@@ -57,7 +58,7 @@ from leadscore.leakage import (
     post_contact_note,
 )
 from leadscore.metrics import bootstrap_intervals, ece_by_chance, evaluate, stage_report
-from leadscore.model import FeatureEncoder, LeadScoringModel
+from leadscore.model import LeadScoringModel
 from leadscore.monitoring import DriftReference
 from leadscore.schema import LabelledDataset
 from leadscore.stages import StageThresholds, calendar_step_days, periods_spanned

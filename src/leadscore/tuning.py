@@ -41,11 +41,11 @@ import optuna
 from sqlalchemy.exc import SQLAlchemyError
 
 from leadscore.config import TrainConfig
+from leadscore.encoding import FeatureEncoder
 from leadscore.errors import ModelError, SpecError
 from leadscore.folds import Folds
 from leadscore.io import shown_url, sqlite_file
 from leadscore.metrics import bootstrap_intervals, evaluate
-from leadscore.model import FeatureEncoder
 from leadscore.schema import LabelledDataset
 from leadscore.training import (
     TrainingResult,

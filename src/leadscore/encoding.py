@@ -1,0 +1,380 @@
+"""How raw lead values become model input: numbers as CRMs write them, and category levels.
+
+Training and scoring both read values through these functions, so that a column read as text,
+numbers or a differently ordered ``category`` scores the same: ``4``, ``4.0`` and ``"4.0"`` are
+one level, ``$1,200`` and ``43%`` are numbers, and (in models that fold spellings)
+``paid search`` is the level ``Paid Search``. :class:`FeatureEncoder` applies the levels a
+model learnt; the reports and baselines share the spelling helpers so that a channel reads the
+same everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pandas.api import types as ptypes
+
+from leadscore.errors import DataError, ModelError
+from leadscore.schema import INTEGRAL_TEXT, MISSING_SPELLINGS, Feature, closest_names
+
+logger = logging.getLogger(__name__)
+
+_BOOLEAN_TEXT = {"true": "True", "false": "False"}
+
+#: The currency symbols a written amount may carry, once, before or after the number.
+CURRENCY_SYMBOLS = "$€£¥"
+
+#: A number as spreadsheets and CRMs write it: a sign, a currency symbol before or after it,
+#: commas grouping exactly three digits, or a trailing percent sign.
+_WRITTEN_NUMBER = re.compile(
+    rf"""
+    (?P<sign>[+-]?)
+    (?:(?P<symbol>[{re.escape(CURRENCY_SYMBOLS)}])\s*(?P<inner_sign>[+-]?))?
+    (?P<amount>(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?|\.\d+)
+    (?:\s*(?P<unit>[{re.escape(CURRENCY_SYMBOLS)}%]))?
+    """,
+    re.VERBOSE,
+)
+
+
+def canonical_text(value: object) -> str:
+    """One text form per category value, so ``3``, ``3.0``, ``"3"`` and ``"3.0"`` are the same
+    level, and so are ``True``, ``"TRUE"`` and ``"true"``: a column arrives typed by one reader
+    (floats, booleans) and as text from another, and models saved before this rule hold levels
+    such as ``"3.0"``."""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | float | np.integer | np.floating) and float(value).is_integer():
+        return str(int(value))
+    text = str(value)
+    if INTEGRAL_TEXT.fullmatch(text):
+        return str(int(text.split(".")[0]))
+    return _BOOLEAN_TEXT.get(text.strip().lower(), text)
+
+
+def _is_blank(value: object) -> bool:
+    return isinstance(value, str) and not value.strip()
+
+
+def level_text(values: pd.Series) -> pd.Series:
+    """``values`` as category level text (:func:`canonical_text`); blank text is missing.
+
+    Training types categorical columns with it and scoring reads levels the same way, so a
+    column of codes matches whether it is read as floats, integers or text.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    table = np.array(
+        [None if _is_blank(u) else canonical_text(u) for u in uniques] + [None], dtype=object
+    )
+    return pd.Series(table[codes], index=values.index, dtype="str")
+
+
+def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """``values`` as float64 and the mask of values that are no number.
+
+    The one reading of a numeric column, at training and at scoring, from any source: exports
+    write a missing number as an empty or blank cell or as one of pandas' missing spellings
+    (``NULL``, ``NA``, ``N/A``, ...), spreadsheets write ``12,500.75`` with thousands
+    separators (only commas grouping exactly three digits count as such), amounts as
+    ``$1,549,000``, ``-€12.50`` or ``12.50 €`` (one symbol of ``$ € £ ¥``, dropped: the
+    column is read in its one currency) and shares as ``43.6%`` or ``-5 %``, read as the
+    number divided by 100 (0.436), so ``43%`` and ``0.43`` in one column are one share.
+    Currency codes (``1,200 USD``) and decimal commas (``12,50``) stay text: three letters
+    may as well be a unit or a product code, and ``1,200`` is twelve hundred. A column
+    holding text reads as numbers when it can.
+    """
+    if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
+        numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
+        return numbers, pd.Series(False, index=values.index)
+    text = values.astype("string").str.strip()
+    given = values.mask(text.isin(MISSING_SPELLINGS))
+    parsed = pd.to_numeric(given, errors="coerce")
+    numbers = parsed.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+    failed = np.isnan(numbers) & given.notna().to_numpy(dtype=bool)
+    if failed.any():  # only the values that did not parse are tried as written numbers
+        codes, uniques = pd.factorize(text[failed])
+        read = np.array([_written_number(u) for u in uniques], dtype="float64")[codes]
+        numbers[failed] = read
+        failed[failed] = np.isnan(read)
+    return pd.Series(numbers, index=values.index), pd.Series(failed, index=values.index)
+
+
+def _written_number(text: str) -> float:
+    """``text`` as the number it writes (:data:`_WRITTEN_NUMBER`), or NaN.
+
+    A percentage moves the decimal point in the text (``43.6e-2``), so ``43.6%`` is the very
+    float that ``0.436`` is."""
+    match = _WRITTEN_NUMBER.fullmatch(text)
+    if match is None:
+        return math.nan
+    sign, symbol, inner_sign, amount, unit = match.group(
+        "sign", "symbol", "inner_sign", "amount", "unit"
+    )
+    if (symbol and unit) or (sign and inner_sign):
+        return math.nan
+    exponent = "e-2" if unit == "%" else ""
+    return float(f"{sign or inner_sign or ''}{amount.replace(',', '')}{exponent}")
+
+
+def category_levels(values: pd.Series) -> list[str]:
+    """The levels of a training column in text form: its categories, or its sorted values."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        raw = list(values.cat.categories)
+    else:
+        raw = sorted(pd.unique(values.dropna()), key=canonical_text)
+    return list(dict.fromkeys(canonical_text(v) for v in raw))
+
+
+#: ``model.json``'s ``category_matching``: how values are matched to the levels. ``"exact"``
+#: compares canonical text (:func:`canonical_text`), as every model saved before the field did;
+#: ``"folded"`` also ignores case and spacing (:func:`spelling_key`).
+CATEGORY_MATCHING = ("exact", "folded")
+
+#: Merged spellings named per column in the training warning; the rest are counted.
+_SHOWN_SPELLINGS = 5
+
+
+def fold_text(text: str) -> str:
+    """``text`` with case and spacing ignored: CRM exports write one category as ``Paid
+    Search``, ``paid search`` and ``Paid  Search `` (``str.casefold`` of the words joined by
+    single spaces), and a report or model that keeps them apart splits one channel in two."""
+    return " ".join(text.split()).casefold()
+
+
+def spelling_key(value: object) -> str:
+    """The key under which spellings of one category value agree: the canonical text
+    (:func:`canonical_text`, so ``3`` and ``" 3.0 "`` agree too) with case and spacing folded."""
+    if isinstance(value, str):
+        value = " ".join(value.split())
+    return fold_text(canonical_text(value))
+
+
+def preferred_spellings(
+    counts: Mapping[str, int], key: Callable[[str], str] = fold_text
+) -> dict[str, str]:
+    """Each spelling of ``counts`` -> the spelling its group (same ``key``) is read as.
+
+    The most frequent spelling of a group is the one people wrote and will recognise; a tie
+    goes to the first in sorted order, so the choice does not depend on row order.
+    """
+    groups: dict[str, list[str]] = {}
+    for spelling in sorted(counts):
+        groups.setdefault(key(spelling), []).append(spelling)
+    chosen: dict[str, str] = {}
+    for members in groups.values():
+        best = max(members, key=lambda s: counts[s])  # the first of equals: sorted order
+        chosen.update(dict.fromkeys(members, best))
+    return chosen
+
+
+def describe_merged(
+    chosen: Mapping[str, str], counts: Mapping[str, int], limit: int = _SHOWN_SPELLINGS
+) -> str:
+    """The spellings read as another, most frequent first (``'paid search' (150) read as
+    'Paid Search' (1,316)``), ``limit`` of them and how many more; empty when none."""
+    merged = sorted(
+        (s for s, to in chosen.items() if s != to), key=lambda s: (-counts.get(s, 0), s)
+    )
+    shown = [
+        f"{s!r} ({counts.get(s, 0):,}) read as {chosen[s]!r} ({counts.get(chosen[s], 0):,})"
+        for s in merged[:limit]
+    ]
+    more = f" and {len(merged) - limit} more" if len(merged) > limit else ""
+    return ", ".join(shown) + more
+
+
+def _level_counts(values: pd.Series) -> dict[str, int]:
+    """Rows per level (canonical text) of a training column; blank text is no level."""
+    counts: dict[str, int] = {}
+    for value, n in values.value_counts(dropna=True, sort=False).items():
+        if not _is_blank(value):
+            key = canonical_text(value)
+            counts[key] = counts.get(key, 0) + int(n)
+    return counts
+
+
+class FeatureEncoder:
+    """Types a frame the way the booster was trained: floats, and codes of fixed levels.
+
+    Parameters
+    ----------
+    features : the model inputs, in order.
+    categories : levels of each categorical feature, as text; a value not among them is read
+        as missing (an unseen landing page says nothing the model learnt). Values and levels
+        are compared in their canonical text (:func:`canonical_text`), so ``4``, ``4.0`` and
+        ``"4.0"`` are one level.
+    fold_spellings : also ignore case and spacing (:func:`spelling_key`), so ``PAID SEARCH``
+        is the level ``Paid Search`` rather than an unseen value. :meth:`from_frame` learns
+        levels that way (one level per spelling group). Off for models saved before folding
+        (no ``category_matching`` in ``model.json``): they may hold two levels of one
+        spelling group, each with its own splits, and even where they do not, a spelling
+        they scored as missing would start to score as a level: their scores must not move.
+    """
+
+    def __init__(
+        self,
+        features: Sequence[Feature],
+        categories: Mapping[str, Sequence[str]],
+        *,
+        fold_spellings: bool = False,
+    ) -> None:
+        self.features = tuple(features)
+        self.categories = {k: list(v) for k, v in categories.items()}
+        self.fold_spellings = fold_spellings
+        for f in self.features:
+            if f.kind == "categorical" and f.name not in self.categories:
+                raise ModelError(
+                    f"no category levels for feature {f.name!r}",
+                    "Retrain the model or restore its model.json.",
+                )
+        self._positions: dict[str, dict[str, int]] = {}
+        for name, levels in self.categories.items():
+            positions = self._positions[name] = {}
+            for i, level in enumerate(levels):
+                key = self._key(level)
+                if key in positions and canonical_text(level) != canonical_text(
+                    levels[positions[key]]
+                ):
+                    raise ModelError(
+                        f"the levels {levels[positions[key]]!r} and {level!r} of {name!r} "
+                        "differ only in case or spacing, but the model matches them ignoring both",
+                        "Retrain the model or restore its model.json as it was saved.",
+                    )
+                positions.setdefault(key, i)
+
+    def _key(self, value: object) -> str:
+        return spelling_key(value) if self.fold_spellings else canonical_text(value)
+
+    @classmethod
+    def from_frame(cls, X: pd.DataFrame, features: Sequence[Feature]) -> FeatureEncoder:
+        """Learn the category levels from training data, one per spelling group.
+
+        Spellings that differ only in case or spacing (``Paid Search`` and ``paid search``)
+        are one level named by the most frequent spelling, so the model learns one effect and
+        its reasons quote one name; the merges are logged as a warning per column, since they
+        may hide a data-entry problem worth fixing at the source.
+        """
+        cats: dict[str, list[str]] = {}
+        for f in features:
+            if f.kind != "categorical":
+                continue
+            levels = category_levels(X[f.name])
+            counts = _level_counts(X[f.name])
+            counts = {level: counts.get(level, 0) for level in levels}
+            chosen = preferred_spellings(counts, spelling_key)
+            merged = describe_merged(chosen, counts)
+            if merged:
+                logger.warning(
+                    "%s: spellings that differ only in case or spacing are one level: %s",
+                    f.name,
+                    merged,
+                )
+            cats[f.name] = [level for level in levels if chosen[level] == level]
+        return cls(features, cats, fold_spellings=True)
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def _check_columns(self, X: pd.DataFrame) -> None:
+        if not isinstance(X, pd.DataFrame):
+            raise DataError(
+                f"leads to score must be a DataFrame, not {type(X).__name__}",
+                "Pass a pandas DataFrame with one column per model feature.",
+            )
+        missing = [name for name in self.names if name not in X.columns]
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise DataError(
+                f"the leads to score have no column {missing[0]!r}"
+                f"{closest_names(missing[0], X.columns)}{more}",
+                "Add the column (empty values are fine); the model needs every feature it "
+                "was trained on.",
+            )
+
+    def _codes(self, name: str, values: pd.Series, new: dict[str, int] | None = None) -> np.ndarray:
+        """Level position of each value, -1 when missing or blank.
+
+        A value that is no level is -1 too, unless ``new`` is given: it then collects such
+        values (canonical text -> code) and codes them after the levels.
+        """
+        positions, n_levels = self._positions[name], len(self.categories[name])
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        lookup = np.full(len(uniques) + 1, -1, dtype="int64")  # the last entry: missing
+        for i, value in enumerate(uniques):
+            if _is_blank(value):
+                continue
+            key = self._key(value)
+            if key in positions:
+                lookup[i] = positions[key]
+            elif new is not None:  # quoted as given (canonical text), not as its folded key
+                lookup[i] = new.setdefault(canonical_text(value), n_levels + len(new))
+        return lookup[codes]
+
+    def _numeric(self, name: str, values: pd.Series) -> np.ndarray:
+        numbers, bad = parse_numbers(values)
+        if bad.any():
+            raise DataError(
+                f"column {name!r} must be numeric but holds {values[bad].iloc[0]!r}",
+                "Score with numbers (or blanks) in that column, as in the training data.",
+            )
+        out = numbers.to_numpy()
+        infinite = np.isinf(out)
+        if infinite.any():
+            raise DataError(
+                f"column {name!r} holds an infinite value in {int(infinite.sum())} row(s)",
+                "Score with finite numbers (or blanks) in that column, as in the training data.",
+            )
+        return out
+
+    def frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` reduced to the model's features, in order, with the training dtypes.
+
+        A categorical column has the training levels, in order, then the values the model
+        never saw: :meth:`matrix` reads those as missing, and reasons can still quote them.
+        """
+        self._check_columns(X)
+        columns: dict[str, Any] = {}
+        for f in self.features:
+            if f.kind == "categorical":
+                new: dict[str, int] = {}
+                codes = self._codes(f.name, X[f.name], new)
+                columns[f.name] = pd.Categorical.from_codes(
+                    codes, categories=[*self.categories[f.name], *new]
+                )
+            else:
+                columns[f.name] = self._numeric(f.name, X[f.name])
+        return pd.DataFrame(columns, index=X.index)
+
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """``X`` as the float matrix the booster reads: numbers, and category codes (missing
+        as ``nan``)."""
+        self._check_columns(X)
+        out = np.empty((len(X), len(self.features)), dtype="float64")
+        for j, f in enumerate(self.features):
+            if f.kind == "categorical":
+                codes = self._codes(f.name, X[f.name]).astype("float64")
+                codes[codes < 0] = np.nan
+                out[:, j] = codes
+            else:
+                out[:, j] = self._numeric(f.name, X[f.name])
+        return out
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [j for j, f in enumerate(self.features) if f.kind == "categorical"]
+
+    @property
+    def booster_names(self) -> list[str]:
+        """Feature names as LightGBM accepts them (no JSON special characters)."""
+        names: list[str] = []
+        for j, name in enumerate(self.names):
+            clean = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or f"f{j}"
+            names.append(clean if clean not in names else f"{clean}_{j}")
+        return names
