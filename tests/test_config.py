@@ -3,7 +3,12 @@ refused when the config is read, with one line naming the key and the fix."""
 
 from __future__ import annotations
 
+import copy
+import json
+import pickle
+
 import pytest
+from pydantic import ValidationError
 
 from leadscore.config import PROBABILITY_OBJECTIVES, parse_config
 from leadscore.errors import SpecError
@@ -72,3 +77,29 @@ def test_a_registered_model_name_mlflow_refuses_stops_at_config_load(
 @pytest.mark.parametrize("name", ["leadscore", "Lead Scoring v2.1", "crm_leads-EU", None])
 def test_registered_model_names_mlflow_takes_are_accepted(name: str | None) -> None:
     assert parse_config({"mlflow": {"registered_model": name}}).mlflow.registered_model == name
+
+
+def test_the_config_is_frozen_all_the_way_down() -> None:
+    config = parse_config(
+        {
+            "lightgbm": {"params": {"num_leaves": 5}},
+            "rule_points": {"crm": [{"feature": "visits", "at_least": 3, "points": 5}]},
+        }
+    )
+    with pytest.raises(TypeError):
+        config.lightgbm.params["num_leaves"] = 63  # type: ignore[index]
+    with pytest.raises(TypeError):
+        config.rule_points["crm"] = ()  # type: ignore[index]
+    with pytest.raises(ValidationError):
+        config.seed = 3  # type: ignore[misc]
+    assert config.lightgbm.params == {"num_leaves": 5}
+
+
+def test_a_config_survives_copies_and_its_own_dump() -> None:
+    config = parse_config({"lightgbm": {"params": {"num_leaves": 5}}, "seed": 3})
+    assert copy.deepcopy(config) == config
+    assert pickle.loads(pickle.dumps(config)) == config
+    dumped = config.model_dump(mode="json")
+    assert dumped["lightgbm"]["params"] == {"num_leaves": 5}
+    assert parse_config(json.loads(json.dumps(dumped))) == config
+    assert config.with_overrides({"seed": 4}).lightgbm.params == {"num_leaves": 5}

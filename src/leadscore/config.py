@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +19,9 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -42,6 +44,33 @@ HIGH_INTENT_PATTERNS: tuple[str, ...] = (
 )
 
 
+class ReadOnlyMapping(Mapping[str, Any]):
+    """A mapping that cannot change after it is made: the dict-valued keys of a config
+    (``lightgbm.params``, ``rule_points``), so that a frozen config is frozen all the way down
+    rather than holding a dict any caller could edit. Copies and pickles as a plain mapping.
+    """
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
+        self._items = dict(items or {})
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __repr__(self) -> str:
+        return repr(self._items)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ReadOnlyMapping, (self._items,))
+
+
 #: A marketer's points table for the event-form features (see ``configs/train.yaml``).
 DEFAULT_RULE_POINTS: tuple[dict[str, Any], ...] = (
     {"feature": "high_intent_forms_30d", "at_least": 1, "points": 30},
@@ -61,8 +90,10 @@ DEFAULT_RULE_POINTS: tuple[dict[str, Any], ...] = (
 )
 
 
-def _default_rule_points() -> dict[str, tuple[PointsRule, ...]]:
-    return {"default": tuple(PointsRule.model_validate(r) for r in DEFAULT_RULE_POINTS)}
+def _default_rule_points() -> Mapping[str, tuple[PointsRule, ...]]:
+    return ReadOnlyMapping(
+        {"default": tuple(PointsRule.model_validate(r) for r in DEFAULT_RULE_POINTS)}
+    )
 
 
 class _Section(BaseModel):
@@ -212,7 +243,7 @@ class LightGBMConfig(_Section):
     another measure); ``num_iterations`` and ``early_stopping_round`` are set by
     ``num_boost_round`` and ``early_stopping_rounds``."""
 
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: Mapping[str, Any] = Field(default_factory=ReadOnlyMapping)
     num_boost_round: int = Field(5000, ge=1)
     early_stopping_rounds: int = Field(200, ge=1)
     refit: bool = True
@@ -221,8 +252,14 @@ class LightGBMConfig(_Section):
 
     @field_validator("params", mode="after")
     @classmethod
-    def _main_names(cls, params: dict[str, Any]) -> dict[str, Any]:
-        return _check_lightgbm_params(params)
+    def _main_names(cls, params: Mapping[str, Any]) -> Mapping[str, Any]:
+        return ReadOnlyMapping(_check_lightgbm_params(dict(params)))
+
+    @field_serializer("params", mode="wrap")
+    def _plain_params(
+        self, params: Mapping[str, Any], handler: SerializerFunctionWrapHandler
+    ) -> Any:
+        return handler(dict(params))
 
 
 class CalibrationConfig(_Section):
@@ -306,13 +343,26 @@ class TrainConfig(_Section):
     lightgbm: LightGBMConfig = LightGBMConfig()
     calibration: CalibrationConfig = CalibrationConfig()
     stages: StagePolicy = StagePolicy()
-    rule_points: dict[str, tuple[PointsRule, ...]] = Field(default_factory=_default_rule_points)
+    rule_points: Mapping[str, tuple[PointsRule, ...]] = Field(default_factory=_default_rule_points)
     cold_start: ColdStartConfig = ColdStartConfig()
     leakage: LeakageConfig = LeakageConfig()
     quality_gate: QualityGateConfig = QualityGateConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     mlflow: MlflowConfig = MlflowConfig()
     seed: int = 0
+
+    @field_validator("rule_points", mode="after")
+    @classmethod
+    def _read_only_tables(
+        cls, tables: Mapping[str, tuple[PointsRule, ...]]
+    ) -> Mapping[str, tuple[PointsRule, ...]]:
+        return ReadOnlyMapping(dict(tables))
+
+    @field_serializer("rule_points", mode="wrap")
+    def _plain_tables(
+        self, tables: Mapping[str, tuple[PointsRule, ...]], handler: SerializerFunctionWrapHandler
+    ) -> Any:
+        return handler(dict(tables))
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
         """A copy with dotted keys replaced (``{"quality_gate.allow_worse": True}``)."""
