@@ -18,6 +18,7 @@ from leadscore.metrics import (
     _sorted_ece,
     _SortedScores,
     bootstrap_intervals,
+    chance_draws,
     ece_by_chance,
     evaluate,
     expected_calibration_error,
@@ -414,3 +415,72 @@ def test_singleton_groups_give_the_row_bootstrap_bit_for_bit() -> None:
     assert grouped == plain
     with pytest.raises(ValueError, match="groups and y differ in length"):
         bootstrap_intervals(y, scores, resamples=10, groups=ids[:-1])
+
+
+def _event_shaped(n_leads: int, rows_per_lead: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of ``n_leads`` leads seen at ``rows_per_lead`` as-of dates each (a lead's
+    rows close to its own level, as event-form examples are), and the rows' lead ids."""
+    rng = np.random.default_rng(seed)
+    level = np.repeat(rng.beta(0.8, 1.5, n_leads), rows_per_lead)
+    p = np.clip(level + rng.normal(0, 0.03, len(level)), 0.01, 0.99)
+    ids = np.repeat(np.array([f"lead{i}" for i in range(n_leads)]), rows_per_lead)
+    return p, ids
+
+
+def test_chance_ece_draws_one_outcome_per_lead_so_repeated_leads_widen_the_band() -> None:
+    """Rows of one lead share one draw: a lead seen at six as-of dates wins or loses at all of
+    them together, so its rows are not six independent outcomes, and the ECE chance gives is
+    about twice what per-row draws say (less evidence, more noise)."""
+    p, ids = _event_shaped(300, 6, seed=11)
+    by_row = ece_by_chance(p, resamples=300, seed=0)
+    by_lead = ece_by_chance(p, resamples=300, seed=0, groups=ids)
+    assert by_lead["mean"] > 1.5 * by_row["mean"]
+    assert by_lead["upper"] > 1.5 * by_row["upper"]
+    assert by_lead["mean"] < by_lead["upper"]
+
+
+def test_a_calibrated_model_on_event_data_stays_inside_the_per_lead_chance_band() -> None:
+    """The band is a threshold for "no evidence of miscalibration": a perfectly calibrated
+    model whose leads' rows win together (the shared-draw case) must exceed the ``level``
+    quantile about ``1 - level`` of the time. Against the per-row band it reads as
+    miscalibrated most of the time."""
+    n, k = 300, 6
+    p, ids = _event_shaped(n, k, seed=11)
+    by_row = ece_by_chance(p, resamples=300, seed=0)["upper"]
+    by_lead = ece_by_chance(p, resamples=300, seed=0, groups=ids)["upper"]
+    rng = np.random.default_rng(99)  # other draws than the band's
+    observed = np.array(
+        [
+            expected_calibration_error((np.repeat(rng.random(n), k) < p).astype(int), p)
+            for _ in range(200)
+        ]
+    )
+    assert np.mean(observed > by_lead) < 0.12
+    assert np.mean(observed > by_row) > 0.5
+
+
+def test_chance_ece_with_one_row_per_lead_is_the_row_draw_bit_for_bit() -> None:
+    """Flat data holds one row per lead: passing the lead ids must not move the band for a
+    seed (ids in any order, tied probabilities)."""
+    _, p, _ = _scores(700, seed=8)
+    p = np.round(p, 2)  # ties
+    ids = np.array([f"lead{i}" for i in np.random.default_rng(0).permutation(700)], dtype=object)
+    for seed in (0, 3):
+        plain = ece_by_chance(p, resamples=60, seed=seed)
+        assert ece_by_chance(p, resamples=60, seed=seed, groups=ids) == plain
+        assert ece_by_chance(p, resamples=60, seed=seed, groups=None) == plain
+
+
+def test_chance_ece_refuses_lead_ids_of_another_length() -> None:
+    p, ids = _event_shaped(50, 3, seed=2)
+    with pytest.raises(ValueError, match=r"groups and p differ in length: 149 != 150"):
+        ece_by_chance(p, resamples=5, groups=ids[:-1])
+
+
+def test_chance_draws_say_per_lead_only_when_leads_repeat_and_it_was_recorded() -> None:
+    chance = {"mean": 0.01, "upper": 0.02, "n_groups": 400}
+    assert chance_draws(chance, 1200) == (
+        "; each of the 400 leads drew one outcome for all its rows, 1,200 rows in all"
+    )
+    assert chance_draws(chance, 400) == ""  # flat data: one row per lead
+    assert chance_draws({"mean": 0.01, "upper": 0.02}, 1200) == ""  # logged before: per row

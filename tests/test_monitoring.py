@@ -21,7 +21,7 @@ from leadscore.config import parse_config
 from leadscore.errors import DataError, ModelError
 from leadscore.features import build_training_examples, default_as_of_dates
 from leadscore.io import load_closed_loop
-from leadscore.metrics import evaluate
+from leadscore.metrics import ece_by_chance, evaluate
 from leadscore.model import LeadScoringModel
 from leadscore.monitoring import (
     MISSING,
@@ -360,6 +360,22 @@ def test_flat_runs_are_measured_on_the_resolved_leads():
     assert row["roc_auc"] == pytest.approx(
         evaluate(won[:300], history["probability"][:300])["roc_auc"]
     )
+
+
+def test_the_chance_ece_of_a_run_draws_one_outcome_per_lead():
+    """The sinks keep one row per lead per run, and such a run's chance ECE is the row draw
+    as before; a history holding a lead twice in a run (files joined by hand) must not count
+    its rows as two independent outcomes."""
+    history, won = _random_history(400, 5, "2026-01-01")
+    labelled = history.assign(won=won, complete=True, window_ends=pd.NaT)
+    p = history["probability"].to_numpy()
+    row = backtest_runs(labelled).iloc[0]
+    assert row["ece_by_chance"] == ece_by_chance(p)["upper"]
+    twice = pd.concat([labelled, labelled], ignore_index=True)
+    row = backtest_runs(twice).iloc[0]
+    ids = twice["lead_id"].to_numpy()
+    assert row["ece_by_chance"] == ece_by_chance(np.r_[p, p], groups=ids)["upper"]
+    assert row["ece_by_chance"] != ece_by_chance(np.r_[p, p])["upper"]
 
 
 # --------------------------------------------------------------------------- commands

@@ -8,12 +8,14 @@ the alias stays). The tests read that history back.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
 import re
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -224,6 +226,7 @@ def test_identical_folds_are_compared_on_the_whole_test_fold(registry, strong, w
         expected = f"compared on all {n} test rows unseen by version {version}"
         assert run.tags["champion_comparison"] == expected
     assert runs[1].metrics["champion_comparison_rows"] == n
+    assert runs[1].metrics["champion_comparison_leads"] == n  # flat data: a row is a lead
     assert runs[1].metrics["champion_comparison_test_roc_auc"] == pytest.approx(
         tracking._roc_auc(strong.y, strong.p_cal)
     )
@@ -395,12 +398,85 @@ def test_other_data_compares_only_rows_newer_than_the_champion_s_history(new, ch
     [(40, 60, False), (10, 90, False), (30, 60, True), (9, 200, True), (0, 300, True)],
 )
 def test_too_few_unseen_rows_or_a_single_outcome_is_not_compared(wins, losses, declined):
+    """Flat data, one row per lead: the minimums are 100 leads, 10 won and 10 not, with or
+    without the lead ids."""
     y = np.array([1] * wins + [0] * losses)
-    if not declined:
-        tracking._check_enough_rows(y, 500)
+    ids = np.array([f"L{i}" for i in range(len(y))], dtype=object)
+    for leads in (None, ids):
+        if not declined:
+            tracking._check_enough_leads(y, 500, leads)
+            continue
+        with pytest.raises(
+            tracking._Declined, match=f"only {wins + losses} of this run's 500 test leads are"
+        ):
+            tracking._check_enough_leads(y, 500, leads)
+
+
+def _event_rows(won_leads: int, other_leads: int, rows_per_lead: int) -> tuple[np.ndarray, ...]:
+    """Labels and lead ids of leads seen at ``rows_per_lead`` as-of dates each, as event data
+    holds them: a won lead's last two rows are won (their label windows hold the win), the
+    earlier ones not."""
+    y, ids = [], []
+    for i in range(won_leads + other_leads):
+        ids += [f"L{i}"] * rows_per_lead
+        y += [0] * (rows_per_lead - 2) + [int(i < won_leads)] * 2
+    return np.array(y), np.array(ids, dtype=object)
+
+
+@pytest.mark.parametrize(
+    ("won_leads", "other_leads", "rows_per_lead", "declined"),
+    [
+        (15, 25, 3, "only 40 of this run's 500 test leads (120 rows)"),  # 120 rows, 40 leads
+        (8, 92, 4, "(8 won, 92 did not)"),  # 100 leads, 16 won rows, only 8 won leads
+        (20, 80, 3, None),  # 100 leads, 20 won: enough
+    ],
+)
+def test_event_data_minimums_count_leads_not_their_rows(
+    won_leads, other_leads, rows_per_lead, declined
+):
+    """Event data holds a lead once per as-of date: 120 rows of 40 leads, 15 of them won,
+    passed the row minimums (100 rows, 10 won) but are 40 leads' worth of evidence."""
+    y, ids = _event_rows(won_leads, other_leads, rows_per_lead)
+    tracking._check_enough_leads(y, 500)  # counted as rows, every case passed
+    if declined is None:
+        tracking._check_enough_leads(y, 500, ids)
         return
-    with pytest.raises(tracking._Declined, match=f"only {wins + losses} of this run's 500"):
-        tracking._check_enough_rows(y, 500)
+    with pytest.raises(tracking._Declined, match=re.escape(declined)):
+        tracking._check_enough_leads(y, 500, ids)
+
+
+def test_a_champion_is_compared_on_event_data_only_with_enough_distinct_leads(
+    registry, strong, weak, X_test, caplog
+):
+    """The run's test fold as event data: its 200 rows are 67 leads seen three times (too
+    few: no comparison, the message counts leads), then 100 leads seen twice (compared; the
+    run records rows and leads). Flat data, one row per lead, is compared as before."""
+    uri, name, n = registry["uri"], "leadscore-events", len(strong.y)
+
+    def as_events(result, rows_per_lead: int) -> training.TrainingResult:
+        ids = np.array([f"lead{i // rows_per_lead}" for i in range(n)], dtype=object)
+        return dataclasses.replace(result, lead_id=ids)
+
+    _log_quietly(weak, uri, X_test, name)
+    with caplog.at_level("WARNING", logger="leadscore.tracking"):
+        declined = _log_quietly(as_events(strong, 3), uri, X_test, name)
+    assert _champion(uri, name) == "1"
+    tags = registry["client"].get_run(declined).data.tags
+    leads = -(-n // 3)
+    assert tags["champion"] == "false"
+    assert tags["champion_comparison"].startswith(
+        f"not compared: only {leads} of this run's {leads} test leads ({n} rows) are unseen "
+        "by both models"
+    )
+    assert "a fair comparison needs at least 100 leads" in caplog.text
+    compared = _log_quietly(as_events(strong, 2), uri, X_test, name)
+    assert _champion(uri, name) == "3"
+    run = registry["client"].get_run(compared).data
+    assert run.tags["champion_comparison"] == (
+        f"compared on all {n} test rows ({n // 2} leads) unseen by version 1"
+    )
+    assert run.metrics["champion_comparison_rows"] == n
+    assert run.metrics["champion_comparison_leads"] == n // 2
 
 
 def test_holdout_record_round_trips_through_json():
@@ -567,6 +643,56 @@ def test_logged_model_is_code_plus_text_no_pickle(registry, dataset):
     assert not any(c.get("required", True) for c in inputs)
     example = json.loads((path / meta["saved_input_example_info"]["artifact_path"]).read_text())
     assert example["columns"] == [f.name for f in dataset.features]
+
+
+def _strict_json(text: str):
+    """``json.loads`` that refuses ``NaN``, ``Infinity`` and ``-Infinity``, as JavaScript's
+    ``JSON.parse`` and other strict parsers do."""
+    return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+
+
+def test_the_input_example_is_strict_json_with_missing_values_as_null(registry, strong, X_test):
+    """A test fold whose first rows lack numbers: MLflow writes a float column's missing
+    values as bare ``NaN``, which no strict JSON parser reads. The logged example holds
+    ``null`` instead, keeps the signature, and the served model scores it."""
+    from mlflow.models import Model, validate_serving_input
+
+    name = "leadscore-example"
+    gaps = X_test.copy()
+    gaps.loc[[0, 2], "visits"] = np.nan
+    gaps.loc[1, "pricing_views"] = np.nan
+    _log_quietly(strong, registry["uri"], gaps, name)
+    source = registry["client"].get_model_version_download_uri(name, "1")
+    dst = registry["root"] / "dl-example"
+    path = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(dst)))
+    meta = yaml.safe_load((path / "MLmodel").read_text())
+    info = meta["saved_input_example_info"]
+    assert (info["type"], info["pandas_orient"]) == ("dataframe", "split")
+    example = _strict_json((path / info["artifact_path"]).read_text())
+    serving = _strict_json((path / info["serving_input_path"]).read_text())
+    assert serving["dataframe_split"] == example
+    assert example["columns"] == list(X_test.columns)
+    rows = example["data"]
+    assert [r[0] for r in rows[:3]] == [None, X_test.loc[1, "visits"], None]
+    assert rows[1][1] is None and rows[0][1] == X_test.loc[0, "pricing_views"]
+    # the signature is the model's own, as before: every input optional and of type any
+    assert meta["signature"] == tracking.model_signature(strong.model).to_dict()
+    expected = strong.model.predict_proba(gaps.head(5))
+    with tracking.using_tracking_uri(registry["uri"]), warnings.catch_warnings():
+        # deprecated in MLflow 3.13 for mlflow.models.predict, which builds an environment;
+        # this is still the serving server's own parsing and schema check, in process
+        warnings.simplefilter("ignore", FutureWarning)
+        scored = validate_serving_input(str(path), json.dumps(serving))
+        loaded = Model.load(str(path)).load_input_example(str(path))
+        served = mlflow.pyfunc.load_model(str(path)).predict(
+            pd.DataFrame(example["data"], columns=example["columns"])
+        )
+    np.testing.assert_allclose(scored["probability"], expected, atol=1e-12)
+    np.testing.assert_allclose(served["probability"], expected, atol=1e-12)
+    assert loaded["visits"].isna().tolist()[:3] == [True, False, True]
+    np.testing.assert_allclose(
+        strong.model.predict_proba(loaded), expected, atol=1e-12
+    )  # read back, the example is the same rows
 
 
 def test_run_records_params_tags_metrics_and_artifacts(registry, dataset, strong):

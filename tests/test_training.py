@@ -14,6 +14,7 @@ import yaml
 
 from flat_tables import write_flat_spec
 from leadscore.cli import main
+from leadscore.commands.train import format_report
 from leadscore.config import HIGH_INTENT_PATTERNS, TrainConfig, load_config, parse_config
 from leadscore.datasets import load_dataset
 from leadscore.errors import DataError, ModelError, SpecError
@@ -585,9 +586,10 @@ def test_event_data_from_the_generator_is_calibrated_against_its_ground_truth() 
 
 def test_intervals_resample_the_test_leads_and_logs_name_each_model(caplog) -> None:
     """Event data holds a lead at several as-of dates: the test-fold bootstrap draws whole
-    leads (training passes the test fold's lead ids), and the log lines say which model each
-    calibration is for and print plain numbers, not numpy reprs."""
-    from leadscore.metrics import bootstrap_intervals
+    leads and the chance ECE one outcome per lead (training passes the test fold's lead ids),
+    and the log lines say which model each calibration is for and print plain numbers, not
+    numpy reprs."""
+    from leadscore.metrics import bootstrap_intervals, ece_by_chance
 
     dataset, _ = flat_dataset(3000, seed=4)
     snapshots = dataclasses.replace(
@@ -608,6 +610,18 @@ def test_intervals_resample_the_test_leads_and_logs_name_each_model(caplog) -> N
     )
     assert uncertainty["intervals"] == expected["intervals"]
     assert uncertainty["roc_auc_gain"] == expected["roc_auc_gain"]
+    # the chance ECE draws one outcome per lead too, and says how many leads it drew
+    chance = ece_by_chance(
+        r.p_cal, resamples=60, level=config.evaluation.level, seed=config.seed, groups=r.lead_id
+    )
+    assert uncertainty["ece_by_chance"] == {**chance, "n_groups": uncertainty["n_groups"]}
+    per_row = ece_by_chance(r.p_cal, resamples=60, level=config.evaluation.level, seed=config.seed)
+    assert chance != per_row
+    n_test = r.metrics["n_test"]
+    leads = uncertainty["n_groups"]
+    assert (
+        f"; each of the {leads:,} leads drew one outcome for all its rows, {n_test:,} rows in all)"
+    ) in format_report(r)
     messages = [rec.getMessage() for rec in caplog.records if rec.name == "leadscore.training"]
     for which in ("the model", "the logistic regression baseline", "the rule points baseline"):
         assert any(m.startswith(f"calibration of {which}: ") for m in messages), which
@@ -616,8 +630,9 @@ def test_intervals_resample_the_test_leads_and_logs_name_each_model(caplog) -> N
 
 
 def test_flat_data_intervals_are_the_row_bootstrap(result: TrainingResult) -> None:
-    """One row per lead: passing the lead ids changes nothing (same seed, same intervals)."""
-    from leadscore.metrics import bootstrap_intervals
+    """One row per lead: passing the lead ids changes nothing (same seed, same intervals,
+    same chance ECE)."""
+    from leadscore.metrics import bootstrap_intervals, ece_by_chance
 
     uncertainty = result.metrics["uncertainty"]
     assert uncertainty["n_groups"] == result.metrics["n_test"]
@@ -630,3 +645,11 @@ def test_flat_data_intervals_are_the_row_bootstrap(result: TrainingResult) -> No
         seed=config.seed,
     )
     assert uncertainty["intervals"] == expected["intervals"]
+    chance = ece_by_chance(
+        result.p_cal,
+        resamples=config.evaluation.resamples,
+        level=config.evaluation.level,
+        seed=config.seed,
+    )
+    assert uncertainty["ece_by_chance"] == {**chance, "n_groups": result.metrics["n_test"]}
+    assert "on these leads, by chance alone: " in format_report(result)

@@ -44,7 +44,7 @@ from leadscore import plots
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution, shap_summary_figure
 from leadscore.io import check_folder_takes_files, sqlite_file, write_atomically
-from leadscore.metrics import resampled_units
+from leadscore.metrics import chance_draws, resampled_units
 from leadscore.model import LeadScoringModel
 from leadscore.reports import channel_report
 
@@ -661,7 +661,7 @@ def _uncertainty_note(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> s
         text += (
             " A perfectly calibrated model would show an ECE of "
             f"{float(chance['mean']):.3f} on these leads by chance alone ({level} of draws "
-            f"below {float(chance['upper']):.3f})."
+            f"below {float(chance['upper']):.3f}{chance_draws(chance, m.get('n_test'))})."
         )
     return f"<p class='meta'>{text}</p>"
 

@@ -366,26 +366,46 @@ def resampled_units(uncertainty: Mapping[str, Any], n_test: int | None) -> str:
     return f"the {int(n_groups):,} test leads"
 
 
+def chance_draws(chance: Mapping[str, Any], n_test: int | None) -> str:
+    """How :func:`ece_by_chance` drew the outcomes, in words for a report, when leads repeat
+    across as-of dates: "; each of the 400 leads drew one outcome for all its rows, 1,200
+    rows in all", to follow "95% of draws below 0.031". Empty for flat data and for results
+    logged before the draws were per lead (no ``n_groups``: their draws were per row)."""
+    n_groups = chance.get("n_groups")
+    if n_groups is None or n_test is None or int(n_test) <= int(n_groups):
+        return ""
+    return (
+        f"; each of the {int(n_groups):,} leads drew one outcome for all its rows, "
+        f"{int(n_test):,} rows in all"
+    )
+
+
 def _group_codes(
-    groups: np.ndarray | Sequence[Any] | None, n: int
+    groups: np.ndarray | Sequence[Any] | None, n: int, against: str = "y"
 ) -> tuple[np.ndarray | None, int]:
     """Group index of each of ``n`` rows and the number of groups, or ``(None, n)`` when
     every row is a group of its own (no ``groups``, or all ids distinct): the bootstrap then
-    draws rows, exactly as it always has, so flat data keeps its intervals for a seed."""
+    draws rows, exactly as it always has, so flat data keeps its intervals for a seed.
+    ``against`` names the array ``groups`` must match in the length error."""
     if groups is None:
         return None, n
     codes, uniques = pd.factorize(
         pd.Series(np.asarray(groups, dtype=object).ravel()), use_na_sentinel=False
     )
     if len(codes) != n:
-        raise ValueError(f"groups and y differ in length: {len(codes)} != {n}")
+        raise ValueError(f"groups and {against} differ in length: {len(codes)} != {n}")
     if len(uniques) == n:
         return None, n
     return np.asarray(codes, dtype="int64"), len(uniques)
 
 
 def ece_by_chance(
-    p: np.ndarray | Sequence[float], *, resamples: int = 200, level: float = 0.95, seed: int = 0
+    p: np.ndarray | Sequence[float],
+    *,
+    resamples: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+    groups: np.ndarray | Sequence[Any] | None = None,
 ) -> dict[str, float]:
     """The ECE a perfectly calibrated model would show on these leads by label noise alone.
 
@@ -394,21 +414,40 @@ def ece_by_chance(
     observed ECE below ``upper`` (the ``level`` quantile) is no evidence of miscalibration.
     On 1,850 leads spread over 0.05..0.95 the mean is about 0.02: an ECE target below that
     cannot be told apart from luck on a test fold that size.
+
+    ``groups`` (one id per row, e.g. the lead id) makes the rows of one lead share one
+    uniform draw ``u``: each of its rows wins when ``u`` is below that row's probability,
+    while distinct leads draw independently. Event-form data holds a lead once per as-of
+    date, and those rows' outcomes hang together (a lead that wins makes its last rows win);
+    drawn row by row they would average out like independent leads, and the band would come
+    out too narrow, so an ECE that chance explains would read as miscalibration. A shared
+    draw is the most correlated case: it makes every pair of a lead's outcomes as
+    correlated as their probabilities allow, so each bin's count of wins varies at least as
+    much as under the real dependence, and on event data the band errs wide (rows of one lead
+    a label window apart cannot both win, which the shared draw ignores). That is the
+    honest side for a threshold read as "no evidence of miscalibration": an ECE above
+    ``upper`` is then evidence whatever the leads' rows do, while a band too narrow would
+    report evidence that is not there; the cost is that a mild miscalibration on few leads
+    may read as chance. Flat data (one row per lead, all ids distinct) draws exactly as
+    without ``groups``: the same result for the same seed.
     """
     _, p_arr = _check(np.zeros(np.size(p)), p)
-    p_sorted = np.sort(p_arr, kind="stable")
+    codes, n_groups = _group_codes(groups, len(p_arr), against="p")
+    order = np.argsort(p_arr, kind="stable")
+    p_sorted = p_arr[order]
+    lead_of_row = None if codes is None else codes[order]
     ones = np.ones_like(p_sorted)
     starts = np.flatnonzero(np.r_[True, np.diff(p_sorted) != 0])
     rng = np.random.default_rng(seed)
+
+    def draw() -> np.ndarray:
+        # one uniform per lead (per row without groups, in the sorted order as always)
+        u = rng.random(n_groups)
+        return (u if lead_of_row is None else u[lead_of_row]) < p_sorted
+
     values = np.array(
         [
-            _sorted_ece(
-                p_sorted,
-                (rng.random(len(p_sorted)) < p_sorted).astype("float64"),
-                ones,
-                len(p_sorted),
-                starts=starts,
-            )
+            _sorted_ece(p_sorted, draw().astype("float64"), ones, len(p_sorted), starts=starts)
             for _ in range(resamples)
         ]
     )

@@ -489,8 +489,8 @@ def backtest_runs(labelled: pd.DataFrame, *, min_resolved: int = 30) -> pd.DataF
     ``expected_wins`` (sum of the resolved leads' probabilities: what the model promised),
     ``conversion``, ``mean_probability``, ``roc_auc``, ``pr_auc``, ``brier``, ``ece``,
     ``ece_by_chance`` (the ECE a perfectly calibrated model stays below 95% of the time on
-    these leads), ``lift_top_decile``, and per stage ``{stage}_count``,
-    ``{stage}_conversion`` and ``{stage}_share_of_wins``.
+    these leads, the rows of one lead sharing one outcome draw), ``lift_top_decile``, and
+    per stage ``{stage}_count``, ``{stage}_conversion`` and ``{stage}_share_of_wins``.
     """
     required = {*RUN_KEY, "lead_id", "probability", "stage", "won", "complete"}
     missing = sorted(required - set(labelled.columns))
@@ -523,7 +523,10 @@ def backtest_runs(labelled: pd.DataFrame, *, min_resolved: int = 30) -> pd.DataF
         metrics = evaluate(y, p) if measured else {}
         for name in ("roc_auc", "pr_auc", "brier", "ece", "lift_top_decile"):
             row[name] = metrics.get(name, math.nan)
-        row["ece_by_chance"] = ece_by_chance(p)["upper"] if measured else math.nan
+        # the sinks keep one row per lead per run, which draws as it always has; a history
+        # holding a lead twice in a run (files joined by hand) draws its outcome once
+        leads = resolved["lead_id"].astype(str).to_numpy()
+        row["ece_by_chance"] = ece_by_chance(p, groups=leads)["upper"] if measured else math.nan
         report = stage_report(y, resolved["stage"].astype(str).to_numpy()) if len(y) else {}
         for stage in STAGES:
             part = report.get(stage, {})

@@ -76,6 +76,7 @@ __all__ = [
     "data_fingerprint",
     "dataset_fingerprint",
     "holdout_record",
+    "input_example",
     "load_model",
     "log_training_run",
     "pyfunc_input",
@@ -91,9 +92,11 @@ CHAMPION_ALIAS = "champion"
 MODEL_ARTIFACT_PATH = "model"
 #: Artifact of a run that records which rows its model held out (:class:`HoldoutRecord`).
 HOLDOUT_ARTIFACT = "holdout.json"
-#: Fewest test rows, unseen by both models, on which a champion and a challenger are compared,
-#: and fewest won and lost leads among them: below that a ROC-AUC difference is mostly noise.
-MIN_COMPARED_ROWS = 100
+#: Fewest test leads, unseen by both models, on which a champion and a challenger are
+#: compared, and fewest leads among them that won and that did not: below that a ROC-AUC
+#: difference is mostly noise. Leads, not rows: event data holds a lead once per as-of date,
+#: and its rows share its outcome, so 100 rows may be 40 leads' worth of evidence.
+MIN_COMPARED_LEADS = 100
 MIN_COMPARED_PER_CLASS = 10
 
 #: Short metric prefixes of the baselines (``lr_test_roc_auc``); other names are used as is.
@@ -483,6 +486,25 @@ def pyfunc_input(model: LeadScoringModel, X: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def input_example(model: LeadScoringModel, X: pd.DataFrame) -> pd.DataFrame:
+    """The input example logged with the pyfunc: :func:`pyfunc_input` with every missing
+    value ``None``, in object columns.
+
+    MLflow writes a DataFrame example (``input_example.json``, ``serving_input_example.json``)
+    with ``json.dumps``, and its own clean-up, ``df.where(df.notnull(), None)``, leaves a
+    float column float: a missing number is written as a bare ``NaN``, which is not JSON, and
+    strict parsers (JavaScript's ``JSON.parse``, Java and Go decoders, Python's ``json`` with
+    ``parse_constant``) refuse the whole file, the one a client copies its first request
+    from. In an object column a missing value stays ``None`` and is written as ``null``,
+    which is how a JSON request says "unknown" anyway. The rows are still the first of the
+    test fold, missing values included, so the example shows that they are accepted. The
+    signature is given explicitly (:func:`model_signature`, every input ``any``), so object
+    columns change nothing in it, and the model parses numbers itself, as for any request.
+    """
+    frame = pyfunc_input(model, X)
+    return frame.astype(object).where(frame.notna(), None)
+
+
 def pip_requirements() -> list[str]:
     """Pinned packages the logged pyfunc needs: what loading a LeadScoringModel imports.
 
@@ -764,17 +786,37 @@ def _starts_after(start: str, test_from: str, kind: str, horizon_days: int | Non
     return float(start) >= float(test_from) if exact else float(start) > float(test_from)
 
 
-def _check_enough_rows(y: np.ndarray, total: int) -> None:
-    """Raise :class:`_Declined` when the rows unseen by both are too few, or lack won or
-    lost leads, to tell two models apart (ROC-AUC needs both outcomes)."""
-    wins = int(np.sum(y == 1))
-    losses = len(y) - wins
-    if len(y) < MIN_COMPARED_ROWS or min(wins, losses) < MIN_COMPARED_PER_CLASS:
+def _lead_counts(y: np.ndarray, leads: np.ndarray | None) -> tuple[int, int]:
+    """Distinct leads among these rows and how many of them won (a won row at any as-of
+    date); without lead ids every row is a lead of its own."""
+    if leads is None:
+        return len(y), int(np.sum(y == 1))
+    codes, uniques = pd.factorize(
+        pd.Series(np.asarray(leads, dtype=object).ravel()), use_na_sentinel=False
+    )
+    won = np.zeros(len(uniques), dtype=bool)
+    won[codes[np.asarray(y) == 1]] = True
+    return len(uniques), int(won.sum())
+
+
+def _check_enough_leads(y: np.ndarray, total: int, leads: np.ndarray | None = None) -> None:
+    """Raise :class:`_Declined` when the leads unseen by both are too few, or too few of them
+    won or did not, to tell two models apart (ROC-AUC needs both outcomes).
+
+    ``leads`` are the rows' lead ids and ``total`` the number of leads in this run's test
+    fold. Event data holds a lead once per as-of date, its rows sharing its outcome and most
+    of its features: counted as rows, 40 leads seen at a few dates each would pass the
+    minimums. A lead counts as won when any of its rows won, and as not won otherwise.
+    Without ids (and on flat data, one row per lead) every row is a lead, as before."""
+    n, wins = _lead_counts(y, leads)
+    rest = n - wins
+    if n < MIN_COMPARED_LEADS or min(wins, rest) < MIN_COMPARED_PER_CLASS:
+        rows = f" ({len(y):,} rows)" if len(y) != n else ""
         raise _Declined(
-            f"only {len(y):,} of this run's {total:,} test rows are unseen by both models "
-            f"({wins:,} won, {losses:,} lost); a fair comparison needs at least "
-            f"{MIN_COMPARED_ROWS}, {MIN_COMPARED_PER_CLASS} of them won and "
-            f"{MIN_COMPARED_PER_CLASS} lost"
+            f"only {n:,} of this run's {total:,} test leads{rows} are unseen by both models "
+            f"({wins:,} won, {rest:,} did not); a fair comparison needs at least "
+            f"{MIN_COMPARED_LEADS} leads, {MIN_COMPARED_PER_CLASS} of them won and "
+            f"{MIN_COMPARED_PER_CLASS} not"
         )
 
 
@@ -924,7 +966,7 @@ def log_training_run(
                 artifacts={MODEL_DIR_ARTIFACT: str(model_dir)},
                 code_paths=[str(_PACKAGE_DIR)],
                 signature=model_signature(result.model),
-                input_example=pyfunc_input(result.model, X_test.head(5)),
+                input_example=input_example(result.model, X_test.head(5)),
                 pip_requirements=pip_requirements(),
                 registered_model_name=registered_model,
                 tags={"dataset": dataset_name, "data_hash": data_hash},
@@ -940,6 +982,7 @@ def log_training_run(
                     X_test,
                     result.y,
                     holdout=holdout,
+                    leads=result.lead_id,
                 )
                 mlflow.set_tag("registered_model", f"{registered_model}/{version}")
                 _log_promotion(promotion)
@@ -950,7 +993,7 @@ def log_training_run(
 def _log_promotion(promotion: Promotion) -> None:
     """Tags and metrics of the champion decision: ``champion`` (true/false),
     ``champion_comparison`` (how it was reached), and, when the models were compared, both
-    ROC-AUCs on the rows they were compared on and how many rows that was."""
+    ROC-AUCs on the rows they were compared on and how many rows and leads that was."""
     import mlflow
 
     mlflow.set_tag("champion", str(promotion.promoted).lower())
@@ -962,6 +1005,8 @@ def _log_promotion(promotion: Promotion) -> None:
         mlflow.log_metric("champion_comparison_test_roc_auc", promotion.challenger_auc)
     if promotion.n_compared is not None:
         mlflow.log_metric("champion_comparison_rows", promotion.n_compared)
+    if promotion.n_leads is not None:
+        mlflow.log_metric("champion_comparison_leads", promotion.n_leads)
 
 
 def _leadscore_version() -> str:
@@ -990,6 +1035,7 @@ class Promotion:
     champion_auc, challenger_auc : ROC-AUC of the champion and of the new model on the rows
         they were compared on (``None`` when not compared).
     n_compared : how many test rows that was.
+    n_leads : how many distinct leads those rows hold (fewer than the rows on event data).
     """
 
     promoted: bool
@@ -997,6 +1043,7 @@ class Promotion:
     champion_auc: float | None = None
     challenger_auc: float | None = None
     n_compared: int | None = None
+    n_leads: int | None = None
 
 
 def _maybe_promote(
@@ -1008,6 +1055,7 @@ def _maybe_promote(
     y_test: np.ndarray,
     *,
     holdout: HoldoutRecord | None,
+    leads: np.ndarray | Sequence[Any] | None = None,
 ) -> Promotion:
     """Give ``version`` the champion alias if it beats the champion on test rows neither saw.
 
@@ -1016,12 +1064,24 @@ def _maybe_promote(
     training rows it would look better than it is and keep the alias against a better model.
     A champion that cannot be loaded or cannot score these columns cannot be served by this
     code either, so it is replaced. When no fair comparison is possible (a champion trained
-    with columns this run left out, whose unseen rows are unknown, or too few unseen rows)
+    with columns this run left out, whose unseen rows are unknown, or too few unseen leads)
     the champion keeps the alias and a warning says so and how to promote by hand.
+
+    ``leads`` are the test rows' lead ids (rows as in ``y_test``): the minimums count
+    distinct leads, since event data holds a lead at several as-of dates. Without them, or
+    when they do not match the rows, every row counts as a lead.
     """
     from mlflow.exceptions import MlflowException
 
     y = np.asarray(y_test)
+    ids = None if leads is None else np.asarray(leads, dtype=object).ravel()
+    if ids is not None and len(ids) != len(y):
+        logger.warning(
+            "%s lead ids for %s test rows: the champion check counts rows as leads",
+            f"{len(ids):,}",
+            f"{len(y):,}",
+        )
+        ids = None
     current = _current_champion(client, name)
     if current is None:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
@@ -1036,22 +1096,24 @@ def _maybe_promote(
     except (LeadscoreError, MlflowException, OSError, ValueError) as err:
         return _replace_unusable(client, name, version, old, err)
     try:
-        rows = _comparison_rows(client, current, champion, X_test, y, holdout)
+        rows = _comparison_rows(client, current, champion, X_test, y, holdout, ids)
     except _Declined as why:
         return _decline(name, version, old, str(why))
+    n_leads, _ = _lead_counts(y[rows], None if ids is None else ids[rows])
+    total_leads, _ = _lead_counts(y, ids)
     X, y = X_test.iloc[np.flatnonzero(rows)].reset_index(drop=True), y[rows]
     try:
         champion_auc = _auc_of(champion, X, y)
     except (LeadscoreError, OSError, ValueError) as err:
         return _replace_unusable(client, name, version, old, err)
     new_auc = _auc_of(model, X, y)
-    where = _rows_phrase(len(y), len(rows))
+    where = _rows_phrase(len(y), len(rows), n_leads, total_leads)
     better = _compare(name, version, old, champion_auc, new_auc, where)
     if better:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
         _retire(client, name, old, version)
     note = f"compared on {where} unseen by version {old}"
-    return Promotion(better, note, champion_auc, new_auc, len(y))
+    return Promotion(better, note, champion_auc, new_auc, len(y), n_leads)
 
 
 def _current_champion(client: Any, name: str) -> Any | None:
@@ -1078,9 +1140,11 @@ def _comparison_rows(
     X_test: pd.DataFrame,
     y: np.ndarray,
     holdout: HoldoutRecord | None,
+    leads: np.ndarray | None = None,
 ) -> np.ndarray:
     """Mask over this run's test rows on which the champion and the new model are compared:
-    the rows neither was trained or calibrated on, if enough. Raises :class:`_Declined`."""
+    the rows neither was trained or calibrated on, if they hold enough leads (``leads``: the
+    rows' lead ids, see :func:`_check_enough_leads`). Raises :class:`_Declined`."""
     lacking = [f.name for f in champion.features if f.name not in X_test.columns]
     if lacking:
         # blank columns would score the champion below itself and promote a worse model
@@ -1092,13 +1156,25 @@ def _comparison_rows(
         holdout = None  # a record of another fold than these rows: they are not known
     logged = _logged_holdout(client, getattr(current, "run_id", None))
     rows = _unseen_by_champion(holdout, logged, str(current.version))
-    _check_enough_rows(y[rows], len(y))
+    total, _ = _lead_counts(y, leads)
+    _check_enough_leads(y[rows], total, None if leads is None else leads[rows])
     return rows
 
 
-def _rows_phrase(n: int, total: int) -> str:
-    """``all 1,848 test rows`` or ``462 of this run's 1,848 test rows``."""
-    return f"all {total:,} test rows" if n == total else f"{n:,} of this run's {total:,} test rows"
+def _rows_phrase(
+    n: int, total: int, leads: int | None = None, total_leads: int | None = None
+) -> str:
+    """``all 1,848 test rows`` or ``462 of this run's 1,848 test rows``, with the leads they
+    hold when rows repeat leads (event data): ``all 600 test rows (200 leads)``."""
+    if n == total:
+        phrase = f"all {total:,} test rows"
+        if leads is not None and leads != n:
+            phrase += f" ({leads:,} leads)"
+        return phrase
+    phrase = f"{n:,} of this run's {total:,} test rows"
+    if leads is not None and total_leads is not None and (leads, total_leads) != (n, total):
+        phrase += f" ({leads:,} of its {total_leads:,} leads)"
+    return phrase
 
 
 def _compare(

@@ -746,8 +746,11 @@ def test_uncertainty(
     :func:`~leadscore.metrics.ece_by_chance`).
 
     ``groups`` are the rows' lead ids: event-form test folds hold a lead once per as-of date,
-    and the bootstrap must draw whole leads, not rows, or its intervals come out too narrow
-    (flat data has one row per lead and is unchanged by it)."""
+    and the bootstrap must draw whole leads, not rows, or its intervals come out too narrow;
+    for the same reason the chance ECE draws one outcome per lead, shared by its rows (flat
+    data has one row per lead and is unchanged by either). ``ece_by_chance`` keeps the
+    number of leads drawn (``n_groups``), so that a report can say the draws were per lead;
+    results logged before it lack the key (their draws were per row)."""
     evaluation = config.evaluation
     boot = bootstrap_intervals(
         y,
@@ -758,9 +761,13 @@ def test_uncertainty(
         groups=groups,
     )
     chance = ece_by_chance(
-        p_model, resamples=evaluation.resamples, level=evaluation.level, seed=config.seed
+        p_model,
+        resamples=evaluation.resamples,
+        level=evaluation.level,
+        seed=config.seed,
+        groups=groups,
     )
-    return {**boot, "ece_by_chance": chance}
+    return {**boot, "ece_by_chance": {**chance, "n_groups": boot["n_groups"]}}
 
 
 def _quality_gate(metrics: dict[str, Any], allow_worse: bool, notes: list[str]) -> None:

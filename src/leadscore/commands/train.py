@@ -133,7 +133,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def format_report(result: TrainingResult) -> str:
     """The side-by-side metrics table and the stage table, as printed by the command."""
-    from leadscore.metrics import METRIC_KEYS, STAGES, resampled_units
+    from leadscore.metrics import METRIC_KEYS, STAGES, chance_draws, resampled_units
 
     m = result.metrics
     uncertainty = m.get("uncertainty")
@@ -167,7 +167,8 @@ def format_report(result: TrainingResult) -> str:
         lines += [
             f"ROC-AUC gain, {level} interval: {', '.join(gains)}",
             f"ECE of a perfectly calibrated model on these leads, by chance alone: "
-            f"{_fmt(chance['mean'])} ({level} of draws below {_fmt(chance['upper'])})",
+            f"{_fmt(chance['mean'])} ({level} of draws below {_fmt(chance['upper'])}"
+            f"{chance_draws(chance, m['n_test'])})",
             f"(intervals: {uncertainty['resamples']} bootstrap resamples of "
             f"{resampled_units(uncertainty, m['n_test'])})",
         ]
