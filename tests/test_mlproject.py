@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+from leadscore.cli import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +26,22 @@ def test_every_entry_point_only_calls_the_cli():
         assert used == set(entry["parameters"]), name
 
 
+def test_empty_path_parameters_keep_the_cli_defaults():
+    """An entry point run with its defaults parses as the CLI without those options."""
+    project = yaml.safe_load((ROOT / "MLproject").read_text())
+    checked = 0
+    for name, entry in project["entry_points"].items():
+        parameters = entry["parameters"]
+        defaults = {k: shlex.quote(str(v.get("default", ""))) for k, v in parameters.items()}
+        argv = shlex.split(entry["command"].format(**defaults))[3:]  # after python -m leadscore
+        args = parse_args(argv)
+        for key in ("model_out", "metrics_out", "data_root"):
+            if key in parameters and parameters[key]["default"] == "":
+                assert getattr(args, key) is None, (name, key)
+                checked += 1
+    assert checked >= 6
+
+
 @pytest.mark.slow
 def test_mlflow_run_trains_x_education(shared_data_root, tmp_path):
     mlflow = Path(sys.executable).with_name("mlflow")
@@ -31,7 +50,6 @@ def test_mlflow_run_trains_x_education(shared_data_root, tmp_path):
     env = {
         **os.environ,
         "MLFLOW_TRACKING_URI": store,
-        "LEADSCORE_DATA_ROOT": str(shared_data_root),
         # --env-manager local runs `python` from PATH: the active environment's, as when activated
         "PATH": f"{mlflow.parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
@@ -44,6 +62,8 @@ def test_mlflow_run_trains_x_education(shared_data_root, tmp_path):
             "train",
             "-P",
             "spec=x_education",
+            "-P",
+            f"data_root={shared_data_root}",
             "-P",
             f"model_out={tmp_path / 'model'}",
             "-P",

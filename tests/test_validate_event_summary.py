@@ -50,3 +50,50 @@ def test_validate_refuses_a_table_named_but_for_case(tmp_path, event_frames, cap
         f"leadscore validate: error: {crm / 'Outcomes.csv'}: table names are lower case. "
         "Rename it to outcomes.csv."
     ]
+
+
+def test_validate_says_what_the_activity_types_table_did(tmp_path, event_frames, capsys):
+    """The counts are of the mapped log: the summary says a map made it and what it left out."""
+    import pandas as pd
+
+    activities = pd.concat(
+        [
+            event_frames["activities"].assign(
+                activity_type=["Pricing Page Visit", "Demo Request Form", "email_open", "chat"],
+                detail=["/pricing", None, None, None],
+            ),
+            pd.DataFrame(
+                {
+                    "lead_id": ["a", "b", "b"],
+                    "occurred_at": ["2024-01-04", "2024-01-07", "2024-01-08"],
+                    "activity_type": ["Sales Call Logged", "Sales Call Logged", "Note"],
+                }
+            ),
+        ],
+        ignore_index=True,
+    )
+    activity_types = pd.DataFrame(
+        {
+            "source_type": ["Pricing Page Visit", "Demo Request Form", "Sales Call Logged", "Note"],
+            "activity_type": ["page_view", "form_fill", "ignore", "ignore"],
+            "detail": ["pricing", "demo_request", None, None],
+        }
+    )
+    frames = {**event_frames, "activities": activities, "activity_types": activity_types}
+    write_tables(frames, tmp_path, fmt="csv")
+    code, out, err = _validate(capsys, "--data", str(tmp_path))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert ": 3 leads, 4 activities, 2 closed (1 won), observed until 2024-03-01" in lines[0]
+    assert lines[1] == (
+        f"  activity types: {tmp_path / 'activity_types.csv'} maps 2 source type(s) (2 rows), "
+        "ignores 3 rows: 'Sales Call Logged' (2 rows), 'Note' (1 row)"
+    )
+
+
+def test_validate_says_nothing_of_an_absent_activity_types_table(tmp_path, event_frames, capsys):
+    write_tables(event_frames, tmp_path, fmt="csv")
+    code, out, err = _validate(capsys, "--data", str(tmp_path))
+    assert code == 0, err
+    assert not [line for line in out.splitlines() if line.startswith("  activity types:")]
+    assert "activity_types.csv" not in err and "activity_types table" not in err

@@ -30,11 +30,14 @@ from pandas.api import types as ptypes
 from leadscore.errors import DataError
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
+    IGNORED_ACTIVITY,
     LEAD_FIT_FIELDS,
     LEADS_REQUIRED,
     MISSING_SPELLINGS,
     OUTCOMES_REQUIRED,
     UNKNOWN_ID_SAMPLE,
+    ActivityMapping,
+    ActivityTypeMap,
     ClosedLoopData,
     TimestampSummary,
     _require_columns,
@@ -44,6 +47,7 @@ from leadscore.schema import (
     count_duplicate_activities,
     extract_moment,
     future_cutoff,
+    log_activity_mapping,
     parse_observed_until,
     parse_timestamps_as,
     tail_rows,
@@ -53,6 +57,7 @@ from leadscore.schema import (
     to_utc_naive,
     unknown_ids_error,
     utc_now,
+    validate_activity_type_map,
     validate_closed_loop,
     validate_leads,
     warn_duplicate_activities,
@@ -67,6 +72,10 @@ logger = logging.getLogger(__name__)
 TABLE_SUFFIXES = (".parquet", ".csv")
 DUCKDB_SUFFIXES = (".duckdb", ".db", ".ddb")
 EVENT_TABLES = ("leads", "activities", "outcomes")
+
+#: The optional fourth event table: the company's activity types mapped onto leadscore's
+#: (:class:`~leadscore.schema.ActivityTypeMap`). Usually absent, which is never warned.
+ACTIVITY_TYPES_TABLE = "activity_types"
 
 #: Event-form CSV columns read as written: ids keep their zeros (``00123``) and the id ``NA``
 #: or Namibia's country code ``NA`` stay values; only an empty field is missing.
@@ -547,10 +556,10 @@ def _database_tables(source: str) -> list[str]:
         engine.dispose()
 
 
-def _absent_in_database(source: str, name: str) -> None:
-    """``source`` has no table ``name``: log it as :func:`_warn_absent_in_folder` does, or
-    refuse a table named so but for case, which a database with case-sensitive names (not
-    DuckDB, not SQLite) does not find."""
+def _absent_in_database(source: str, name: str, *, warn: bool = True) -> None:
+    """``source`` has no table ``name``: log it as :func:`_warn_absent_in_folder` does (unless
+    not ``warn``: a table that is usually absent), or refuse a table named so but for case,
+    which a database with case-sensitive names (not DuckDB, not SQLite) does not find."""
     tables = _database_tables(source)
     shown = shown_url(source) if is_sql_url(source) else source
     cased = [t for t in tables if t.lower() == name]
@@ -559,8 +568,46 @@ def _absent_in_database(source: str, name: str) -> None:
             f"{shown}: table {cased[0]!r}: table names are lower case",
             f"Rename it to {name}.",
         )
-    logger.warning(
-        "no %s table in %s (tables: %s): %s", name, shown, _listing(tables), _ABSENT_MEANS[name]
+    if warn:
+        logger.warning(
+            "no %s table in %s (tables: %s): %s",
+            name,
+            shown,
+            _listing(tables),
+            _ABSENT_MEANS[name],
+        )
+
+
+def _folder_activity_map(folder: Path) -> ActivityTypeMap:
+    """The ``activity_types`` table of event folder ``folder``, checked, or a map without rules
+    naming where one would go. The file is found as the other tables are
+    (``Activity_Types.csv`` is refused, not guessed); its absence is the usual case and is not
+    logged."""
+    found = find_event_table(folder, ACTIVITY_TYPES_TABLE)
+    if found is None:
+        return ActivityTypeMap(str(folder / f"{ACTIVITY_TYPES_TABLE}.csv"))
+    # as text: its source types are compared with the log's types as written
+    return validate_activity_type_map(read_table(found, strings=True), str(found))
+
+
+def _database_activity_map(source: str) -> ActivityTypeMap:
+    """The ``activity_types`` table of a DuckDB file or database, checked, or a map without
+    rules naming where one would go (absent is the usual case: not logged)."""
+    shown = shown_url(source) if is_sql_url(source) else source
+    try:
+        frame = read_table(source, ACTIVITY_TYPES_TABLE)
+    except NoSuchTableError:
+        _absent_in_database(source, ACTIVITY_TYPES_TABLE, warn=False)
+        return ActivityTypeMap(f"an {ACTIVITY_TYPES_TABLE} table in {shown}")
+    return _database_map(frame, shown)
+
+
+def _database_map(frame: pd.DataFrame, shown: str) -> ActivityTypeMap:
+    """The ``activity_types`` table of database ``shown`` (as printed), checked."""
+    return validate_activity_type_map(
+        frame,
+        f"{shown}: the {ACTIVITY_TYPES_TABLE} table",
+        f"the {ACTIVITY_TYPES_TABLE} table of {shown}",
     )
 
 
@@ -628,7 +675,10 @@ def load_closed_loop(
     ``.csv`` files (``activities`` and ``outcomes`` may be absent: logged as a warning that
     names what is there), a DuckDB file holding tables of those names, or an SQLAlchemy URL
     of a database holding them. Table files are named in lower case; an activity log without
-    rows is an error.
+    rows is an error. An optional ``activity_types`` table there (file, or table of the
+    DuckDB file or database) maps the log's own activity types onto leadscore's before the
+    log is checked (:func:`~leadscore.schema.map_activity_types`); it is usually absent, which
+    is not logged.
 
     ``observed_until``, the moment of the extract, is taken from the argument, else from an
     ``observed_until`` entry of a ``manifest.json`` in the folder (``leadscore synth`` writes
@@ -646,7 +696,8 @@ def load_closed_loop(
     path = Path(source)
     if not is_sql_url(text) and not path.is_dir():
         _refuse_sqlite_file(path)
-    if is_sql_url(text) or path.suffix.lower() in DUCKDB_SUFFIXES:
+    in_database = is_sql_url(text) or path.suffix.lower() in DUCKDB_SUFFIXES
+    if in_database:
         shown = shown_url(text) if is_sql_url(text) else text
         for name in wanted:
             where[name] = f"{shown}: the {name} table"
@@ -674,6 +725,10 @@ def load_closed_loop(
                 continue
             where[name] = str(found)
             frames[name] = read_table(found, text_columns=EVENT_TEXT_COLUMNS[name])
+    # only a log that is read is mapped: a caller that leaves the log out needs no map
+    type_map = None
+    if frames["activities"] is not None:
+        type_map = _database_activity_map(text) if in_database else _folder_activity_map(path)
     logger.info(
         "loaded %s: %s",
         text,
@@ -684,7 +739,11 @@ def load_closed_loop(
     if frames["outcomes"] is not None and frames["outcomes"].empty:
         _log_no_outcome_rows(where["outcomes"])
     data = validate_closed_loop(
-        frames["leads"], frames["activities"], frames["outcomes"], observed_until=observed_until
+        frames["leads"],
+        frames["activities"],
+        frames["outcomes"],
+        observed_until=observed_until,
+        activity_types=type_map,
     )
     warn_post_contact_leads(data.leads)
     return dataclasses.replace(data, absent_tables=tuple(absent))
@@ -760,7 +819,11 @@ def iter_closed_loop_chunks(
     row groups of Parquet files sorted by lead id (as ``leadscore synth`` writes them). Rows for
     unknown or empty ids are an error, as in :func:`load_closed_loop`, so both readers see the
     same data; so are activity types outside the contract, an activity log without rows and
-    table files named but for case, while an absent table is logged. Every slice shares the
+    table files named but for case, while an absent table is logged. A folder's
+    ``activity_types`` table maps the log's own types in the SQL that reads it (a ``CASE``
+    over its few types, ignored types filtered out), checked and counted on the whole log as
+    :func:`load_closed_loop` maps it, so both readers give the same features; every slice
+    carries what it did (``activity_mapping``), logged once. Every slice shares the
     folder's ``observed_until``; taken from the data, it is checked on the whole folder as
     :func:`load_closed_loop` checks it (a timestamp in the future is an error, a latest one far
     after the rest a warning), and so are outcomes closed before their lead was created.
@@ -776,6 +839,7 @@ def iter_closed_loop_chunks(
             "Give a positive number of leads per chunk.",
         )
     leads, files = _event_folder_leads(path)
+    type_map = _folder_activity_map(path) if files["activities"] is not None else None
     leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
     until = observed_until if observed_until is not None else _manifest_observed_until(path)
     others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
@@ -787,7 +851,10 @@ def iter_closed_loop_chunks(
         con.execute("SET TimeZone = 'UTC'").fetchall()
         con.register("known_ids", leads[["lead_id", "created_at"]])
         keys: dict[str, str] = {}
-        for name, scan in others.items():
+        type_counts: TypeCounts | None = None
+        mapping: ActivityMapping | None = None
+        for name in list(others):
+            scan = others[name]
             if scan is None:
                 continue
             if not _has_rows(con, scan):
@@ -796,9 +863,16 @@ def iter_closed_loop_chunks(
                 _log_no_outcome_rows(scan.where)
             with scan.errors():
                 keys[name] = _lead_key(con, name, scan)
+            if name == "activities" and type_map is not None:
+                # mapped first, as the whole reader maps: ignored rows are never checked
+                scan, type_counts, mapping = _apply_activity_map(con, scan, type_map)
+                others[name] = scan
+                if mapping is not None:
+                    log_activity_mapping(mapping)
+            with scan.errors():
                 _check_ids_known(con, name, scan, keys[name], known)
-        if others["activities"] is not None:
-            _check_activity_types(con, others["activities"])
+        if type_counts is not None and type_map is not None:
+            _check_activity_types(type_counts, type_map)
         formats = {
             name: _text_timestamp_format(con, name, scan)
             for name, scan in others.items()
@@ -839,7 +913,7 @@ def iter_closed_loop_chunks(
             )
             duplicates += count_duplicate_activities(data.activities)
             activity_rows += len(data.activities)
-            yield dataclasses.replace(data, absent_tables=absent)
+            yield dataclasses.replace(data, absent_tables=absent, activity_mapping=mapping)
     warn_duplicate_activities(duplicates, activity_rows)
 
 
@@ -853,8 +927,10 @@ def event_observed_until(source: str | os.PathLike[str]) -> pd.Timestamp:
 
     The activity log is never loaded: a folder's and a DuckDB file's tables are aggregated
     in DuckDB, a database's timestamp columns are read a slice at a time and only their
-    latest rows are kept. Values the loaders would refuse for another reason (an unknown
-    lead id, a timestamp that does not read) are left to them.
+    latest rows are kept. Rows of types the source's ``activity_types`` table ignores are left
+    out, as the loaders leave them out (a sales call logged after the extract must not move
+    it). Values the loaders would refuse for another reason (an unknown lead id, a timestamp
+    that does not read, an unknown activity type) are left to them.
     """
     import duckdb
 
@@ -871,9 +947,10 @@ def event_observed_until(source: str | os.PathLike[str]) -> pd.Timestamp:
     if manifest is not None:
         return _naive_utc(parse_observed_until(manifest))
     leads, files = _event_folder_leads(path)
+    type_map = _folder_activity_map(path) if files["activities"] is not None else None
     others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
     with duckdb.connect() as con:
-        return _scanned_observed_until(con, leads, others)
+        return _scanned_observed_until(con, leads, others, type_map)
 
 
 def _naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
@@ -881,19 +958,26 @@ def _naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
 
 
 def _scanned_observed_until(
-    con: duckdb.DuckDBPyConnection, leads: pd.DataFrame, others: Mapping[str, _Scan | None]
+    con: duckdb.DuckDBPyConnection,
+    leads: pd.DataFrame,
+    others: Mapping[str, _Scan | None],
+    type_map: ActivityTypeMap | None = None,
 ) -> pd.Timestamp:
-    """The latest timestamp over ``leads`` and the tables DuckDB reads as ``others``."""
+    """The latest timestamp over ``leads`` and the tables DuckDB reads as ``others``, the
+    activity log mapped by ``type_map`` (its ignored rows left out)."""
     con.execute("SET TimeZone = 'UTC'").fetchall()
     scans = {name: scan for name, scan in others.items() if scan is not None}
     keys: dict[str, str] = {}
-    for name, scan in scans.items():
+    for name, scan in list(scans.items()):
         if name == "activities" and not _has_rows(con, scan):
             raise _no_activity_rows(scan.where)
         with scan.errors():
             keys[name] = _lead_key(con, name, scan)
+        if name == "activities" and type_map is not None:
+            scans[name] = _apply_activity_map(con, scan, type_map)[0]
     formats = {name: _text_timestamp_format(con, name, scan) for name, scan in scans.items()}
-    return _latest_timestamp(con, leads, others, formats, keys)
+    mapped = {name: scans.get(name) for name in others}
+    return _latest_timestamp(con, leads, mapped, formats, keys)
 
 
 #: The catalog name under which a DuckDB file is attached to read its tables.
@@ -932,7 +1016,16 @@ def _duckdb_observed_until(path: Path) -> pd.Timestamp:
             else None
             for name in ("activities", "outcomes")
         }
-        return _scanned_observed_until(con, leads, others)
+        type_map = None
+        if "activities" in names:
+            type_map = ActivityTypeMap(f"an {ACTIVITY_TYPES_TABLE} table in {path}")
+            if ACTIVITY_TYPES_TABLE in names:
+                table = _attached_table(names[ACTIVITY_TYPES_TABLE])
+                where = f"{path}: the {ACTIVITY_TYPES_TABLE} table"
+                with _read_errors(where, ""):
+                    frame = _drop_unnamed(con.execute(f"SELECT * FROM {table}").df())
+                type_map = _database_map(frame, str(path))
+        return _scanned_observed_until(con, leads, others, type_map)
 
 
 #: Rows of a database's timestamp column read at a time by :func:`event_observed_until`.
@@ -964,24 +1057,73 @@ def _sql_observed_until(url: str) -> pd.Timestamp:
             )
         if counts.get("activities") == 0:
             raise _no_activity_rows(f"{shown}: the activities table")
+        kept: Any = None
+        if "activities" in tables:
+            kept, ignored = _sql_kept_activities(
+                con, tables["activities"], _database_activity_map(url)
+            )
+            counts["activities"] -= ignored
         keep = tail_rows(len(leads) + sum(counts.values())) + 1
         summaries = [timestamp_summary(leads, "leads", "created_at", now=now, keep=keep)]
         for name, table in tables.items():
-            summaries.append(_sql_timestamp_summary(con, name, table, counts[name], now, keep))
+            where = kept if name == "activities" else None
+            summaries.append(
+                _sql_timestamp_summary(con, name, table, counts[name], now, keep, where)
+            )
     return extract_moment(summaries, now=now)
 
 
+def _sql_kept_activities(
+    con: sa.Connection, table: str, type_map: ActivityTypeMap
+) -> tuple[Any, int]:
+    """The SQL condition that keeps the rows of a database's activity log that ``type_map``
+    does not ignore (``None``: all of them) and how many rows it leaves out. The types are
+    counted in the database and folded here, as the whole reader folds them; the condition
+    names the ignored types as the database holds them."""
+    import sqlalchemy as sa
+
+    if not type_map.rules:
+        return None, 0
+    kind = sa.column("activity_type")
+    counted = pd.read_sql_query(
+        sa.select(kind.label("t"), sa.func.count().label("n"))
+        .select_from(sa.table(table))
+        .group_by(kind),
+        con,
+    )
+    missing = counted["t"].isna()
+    counts: dict[str, int] = {}
+    ignored: list[object] = []
+    for value, n in zip(counted.loc[~missing, "t"], counted.loc[~missing, "n"], strict=True):
+        counts[str(value)] = counts.get(str(value), 0) + int(n)
+        rule = type_map.rule(value)
+        if rule is not None and rule[0] == IGNORED_ACTIVITY:
+            ignored.append(value.item() if hasattr(value, "item") else value)
+    mapping = type_map.mapping(counts, int(counted.loc[missing, "n"].sum()))
+    if mapping is None or not ignored:
+        return None, 0
+    return sa.or_(kind.is_(None), kind.not_in(ignored)), mapping.ignored_rows
+
+
 def _sql_timestamp_summary(
-    con: sa.Connection, name: str, table: str, rows: int, now: pd.Timestamp, keep: int
+    con: sa.Connection,
+    name: str,
+    table: str,
+    rows: int,
+    now: pd.Timestamp,
+    keep: int,
+    where: Any = None,
 ) -> TimestampSummary:
     """:class:`~leadscore.schema.TimestampSummary` of a database table's timestamp column,
     read a slice of rows at a time, typed as :func:`~leadscore.schema.to_utc_naive` types
-    the whole column (text in one format, decided on the column's distinct values)."""
+    the whole column (text in one format, decided on the column's distinct values), of the
+    rows that meet the condition ``where`` (all without one)."""
     import sqlalchemy as sa
 
     column = _TIMESTAMP_COLUMNS[name]
     source = sa.table(table)
-    select = sa.select(sa.column("lead_id"), sa.column(column)).select_from(source)
+    kept = [] if where is None else [where]
+    select = sa.select(sa.column("lead_id"), sa.column(column)).select_from(source).where(*kept)
     cutoff = future_cutoff(now)
     fmt: str | None = None
     future = empty = 0
@@ -997,7 +1139,7 @@ def _sql_timestamp_summary(
                 distinct = pd.read_sql_query(
                     sa.select(sa.column(column))
                     .select_from(source)
-                    .where(sa.column(column).is_not(None))
+                    .where(*kept, sa.column(column).is_not(None))
                     .distinct()
                     .limit(100_000),
                     con,
@@ -1098,10 +1240,15 @@ def _check_ids_known(
         raise unknown_ids_error(name, int(unknown), int(rows), str(example), distinct, known)
 
 
-def _check_activity_types(con: duckdb.DuckDBPyConnection, scan: _Scan) -> None:
-    """Activity types outside the contract over the whole log, with the message of
-    :func:`~leadscore.schema.validate_activities` and the counts of the whole log, not of
-    the first slice that holds one."""
+#: The rows per activity type of a log, as written (missing spellings of a CSV blanked), and
+#: the rows without a type: what :func:`~leadscore.schema.check_activity_types` and an
+#: :class:`~leadscore.schema.ActivityTypeMap` work on.
+TypeCounts = tuple[dict[str, int], int]
+
+
+def _activity_type_counts(con: duckdb.DuckDBPyConnection, scan: _Scan) -> TypeCounts:
+    """The rows per activity type of the whole log ``scan`` (one aggregate, a few dozen rows
+    back), as the whole reader counts them on its categories."""
     with scan.errors():
         counted = con.execute(
             f"SELECT CAST(activity_type AS VARCHAR) AS t, count(*) AS n FROM {scan.sql} "
@@ -1110,10 +1257,85 @@ def _check_activity_types(con: duckdb.DuckDBPyConnection, scan: _Scan) -> None:
     if scan.suffix == ".csv":
         counted = _csv_missing(counted)
     missing = counted["t"].isna()
-    check_activity_types(
-        dict(zip(counted.loc[~missing, "t"].astype(str), counted.loc[~missing, "n"], strict=True)),
-        int(counted.loc[missing, "n"].sum()),
+    counts: dict[str, int] = {}
+    labels = counted.loc[~missing, "t"].astype(str)
+    for label, n in zip(labels, counted.loc[~missing, "n"], strict=True):
+        counts[label] = counts.get(label, 0) + int(n)
+    return counts, int(counted.loc[missing, "n"].sum())
+
+
+def _check_activity_types(type_counts: TypeCounts, type_map: ActivityTypeMap) -> None:
+    """Activity types outside the contract over the whole log once mapped, with the message of
+    :func:`~leadscore.schema.validate_activities` and the counts of the whole log, not of
+    the first slice that holds one."""
+    counts, missing = type_counts
+    check_activity_types(type_map.mapped_counts(counts), missing, place=type_map.place)
+
+
+def _sql_text(value: str) -> str:
+    """``value`` as an SQL string literal (DuckDB reads no backslash escapes in one)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _mapped_activity_scan(
+    con: duckdb.DuckDBPyConnection,
+    scan: _Scan,
+    type_map: ActivityTypeMap,
+    counts: Mapping[str, int],
+) -> _Scan:
+    """The activity log ``scan`` with ``type_map`` applied in DuckDB, as
+    :func:`~leadscore.schema.map_activity_types` applies it to a frame: a ``CASE`` over the
+    log's types that the map names (``counts``: the types as written, a few dozen), keyed by
+    the type as written, so the folding is the Python one of the whole reader; ignored types
+    filtered out; every other column, and the detail of the types the map gives none, as
+    written. ``lead_id`` passes through untouched, so that the slices' id filters still reach
+    the files (whole row groups of a sorted Parquet file are skipped)."""
+    rules = {label: type_map.rule(label) for label in counts}
+    ruled = {label: rule for label, rule in rules.items() if rule is not None}
+    if not ruled:
+        return scan
+    written = "CAST(activity_type AS VARCHAR)"
+    mapped = {label: rule for label, rule in ruled.items() if rule[0] != IGNORED_ACTIVITY}
+    ignored = [label for label, rule in ruled.items() if rule[0] == IGNORED_ACTIVITY]
+    replaced: list[str] = []
+    added = ""
+    if mapped:
+        cases = " ".join(
+            f"WHEN {_sql_text(label)} THEN {_sql_text(rule[0])}" for label, rule in mapped.items()
+        )
+        replaced.append(f"CASE {written} {cases} ELSE {written} END AS activity_type")
+    details = {label: rule[1] for label, rule in mapped.items() if rule[1] is not None}
+    if details:
+        cases = " ".join(
+            f"WHEN {_sql_text(label)} THEN {_sql_text(detail)}" for label, detail in details.items()
+        )
+        with scan.errors():
+            described = con.execute(f"DESCRIBE SELECT * FROM {scan.sql}").fetchall()
+        kinds = {str(row[0]): str(row[1]).upper() for row in described}
+        if "detail" in kinds:
+            own = "detail" if kinds["detail"] == "VARCHAR" else "CAST(detail AS VARCHAR)"
+            replaced.append(f"CASE {written} {cases} ELSE {own} END AS detail")
+        else:
+            added = f", CASE {written} {cases} END AS detail"
+    columns = "*" + (f" REPLACE ({', '.join(replaced)})" if replaced else "") + added
+    kept = (
+        f" WHERE coalesce({written} NOT IN ({', '.join(map(_sql_text, ignored))}), true)"
+        if ignored
+        else ""
     )
+    return dataclasses.replace(scan, sql=f"(SELECT {columns} FROM {scan.sql}{kept})")
+
+
+def _apply_activity_map(
+    con: duckdb.DuckDBPyConnection, scan: _Scan, type_map: ActivityTypeMap
+) -> tuple[_Scan, TypeCounts, ActivityMapping | None]:
+    """The log ``scan`` mapped by ``type_map``, its rows per type before mapping and what the
+    map did (a log whose every row is ignored is an error, as in the whole reader)."""
+    type_counts = _activity_type_counts(con, scan)
+    mapping = type_map.mapping(*type_counts)
+    if mapping is None:
+        return scan, type_counts, None
+    return _mapped_activity_scan(con, scan, type_map, type_counts[0]), type_counts, mapping
 
 
 def _csv_missing(frame: pd.DataFrame) -> pd.DataFrame:

@@ -10,6 +10,9 @@ Event form (what a CRM and a marketing-automation tool hold):
   optional numeric ``value`` (seconds on site, chat messages, trial minutes, ...).
 * ``outcomes``: at most one row per lead: ``lead_id``, ``outcome`` (``won`` or ``lost``),
   ``closed_at``. A lead without an outcome is still open.
+* ``activity_types`` (optional): the company's own activity vocabulary mapped onto
+  :data:`ACTIVITY_TYPES`: ``source_type`` as the log writes it, ``activity_type`` (or
+  ``ignore`` to leave its rows out) and optional ``detail``; see :class:`ActivityTypeMap`.
 
 Flat form: one row per lead with a label, described by a
 :class:`~leadscore.specs.DatasetSpec`.
@@ -110,6 +113,11 @@ OUTCOME_VALUES: tuple[str, str] = ("won", "lost")
 LEADS_REQUIRED = ("lead_id", "created_at")
 ACTIVITIES_REQUIRED = ("lead_id", "occurred_at", "activity_type")
 OUTCOMES_REQUIRED = ("lead_id", "outcome", "closed_at")
+ACTIVITY_TYPES_MAP_REQUIRED = ("source_type", "activity_type")
+
+#: The ``activity_type`` of an ``activity_types`` row whose source type is left out of the log:
+#: sales calls, notes and status changes happen after contact and would leak the outcome.
+IGNORED_ACTIVITY = "ignore"
 
 
 @dataclass(frozen=True)
@@ -129,6 +137,9 @@ class ClosedLoopData:
     #: a loader found them: an absent outcomes table makes every lead open, which a summary
     #: should say rather than "0 closed".
     absent_tables: tuple[str, ...] = ()
+    #: What the source's ``activity_types`` table did to the log (types mapped, rows left
+    #: out), or ``None`` where the source holds no such table (the usual case).
+    activity_mapping: ActivityMapping | None = None
 
 
 @dataclass(frozen=True)
@@ -657,8 +668,12 @@ def validate_leads(leads: pd.DataFrame, *, warn: bool = True) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
-def validate_activities(activities: pd.DataFrame, lead_ids: pd.Index) -> pd.DataFrame:
-    """Check and type the activity log against the known leads and activity types."""
+def validate_activities(
+    activities: pd.DataFrame, lead_ids: pd.Index, *, types_place: str | None = None
+) -> pd.DataFrame:
+    """Check and type the activity log against the known leads and activity types
+    (``types_place``: the source's ``activity_types`` table, named in the fix for unknown
+    types: :func:`check_activity_types`)."""
     _require_columns(activities, "activities", ACTIVITIES_REQUIRED)
     out = activities.copy(deep=False)
     if len(out):
@@ -674,6 +689,7 @@ def validate_activities(activities: pd.DataFrame, lead_ids: pd.Index) -> pd.Data
     check_activity_types(
         dict(zip(raw.cat.categories.astype(str), counts[1:].tolist(), strict=True)),
         int(counts[0]),
+        place=types_place,
     )
     types = normalized_labels(raw)
     out["activity_type"] = types.set_categories(list(ACTIVITY_TYPES))
@@ -695,16 +711,23 @@ def validate_activities(activities: pd.DataFrame, lead_ids: pd.Index) -> pd.Data
 SHOWN_UNKNOWN_TYPES = 5
 
 
-def check_activity_types(counts: Mapping[str, int], missing: int) -> None:
+def check_activity_types(
+    counts: Mapping[str, int], missing: int, *, place: str | None = None
+) -> None:
     """Refuse activity types outside :data:`ACTIVITY_TYPES` (compared trimmed and lower-cased)
     and empty ones, from the rows per type as written (``counts``) and the rows without one
     (``missing``): the error names the unknown types as the user wrote them, each with its
-    own row count, most frequent first. Shared by the whole and the sliced reader."""
+    own row count, most frequent first. Shared by the whole and the sliced reader.
+
+    ``place`` names the source's ``activity_types`` table, or where one would go: a loader
+    gives it, so that the fix says how to map the log's own types, not only which exist."""
     unknown = sorted(
         ((str(label), int(n)) for label, n in counts.items() if n > 0),
         key=lambda item: (-item[1], item[0]),
     )
-    unknown = [(label, n) for label, n in unknown if label.strip().lower() not in ACTIVITY_TYPES]
+    unknown = [
+        (label, n) for label, n in unknown if fold_activity_type(label) not in ACTIVITY_TYPES
+    ]
     fix = f"Map each activity to one of: {', '.join(ACTIVITY_TYPES)}."
     if unknown:
         shown = ", ".join(
@@ -716,9 +739,295 @@ def check_activity_types(counts: Mapping[str, int], missing: int) -> None:
             more = sum(n for _, n in rest)
             shown += f" and {len(rest)} more ({more:,} row{'' if more == 1 else 's'})"
         kind = "type" if len(unknown) == 1 else "types:"
+        if place is not None:
+            fix = (
+                f"{fix.rstrip('.')}: list the log's own types in {place} (columns source_type, "
+                f"activity_type and optionally detail; activity_type {IGNORED_ACTIVITY} leaves a "
+                "type's rows out)."
+            )
         raise DataError(f"activities.activity_type: unknown {kind} {shown}", fix)
     if missing:
         raise DataError(f"activities.activity_type is empty in {missing:,} row(s)", fix)
+
+
+def fold_activity_type(label: object) -> str:
+    """An activity type as it is compared: trimmed and lower-cased, as
+    :func:`check_activity_types` and :func:`normalized_labels` compare the log's types, so
+    that ``"Email Opened "`` in the log finds ``email opened`` in an ``activity_types`` table."""
+    return str(label).strip().lower()
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row{'' if n == 1 else 's'}"
+
+
+@dataclass(frozen=True)
+class ActivityMapping:
+    """What a source's ``activity_types`` table did to its activity log, for one log line and
+    for ``validate``'s summary (a map that ignores the wrong type would otherwise drop rows
+    without a word).
+
+    ``mapped`` holds (type as the log writes it, activity type, detail set or ``None``, rows)
+    for each of the log's types that a row of the map changed, ``ignored`` (type as written,
+    rows) for those left out, most rows first. Both readers compute it from the rows per type
+    of the whole log, so every slice of a folder carries the same.
+    """
+
+    place: str
+    mapped: tuple[tuple[str, str, str | None, int], ...] = ()
+    ignored: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def mapped_types(self) -> int:
+        """The source types (rows of the map, matched folded) that mapped some of the log."""
+        return len({fold_activity_type(label) for label, *_ in self.mapped})
+
+    @property
+    def ignored_rows(self) -> int:
+        return sum(n for _, n in self.ignored)
+
+    def summary(self) -> str:
+        """One line: how many source types were mapped and which rows were left out."""
+        rows = sum(n for *_, n in self.mapped)
+        text = f"{self.place} maps {self.mapped_types} source type(s) ({_rows(rows)})"
+        if not self.ignored:
+            return f"{text}, ignores none"
+        shown = ", ".join(
+            f"{label!r} ({_rows(n)})" for label, n in self.ignored[:SHOWN_UNKNOWN_TYPES]
+        )
+        rest = self.ignored[SHOWN_UNKNOWN_TYPES:]
+        if rest:
+            shown += f" and {len(rest)} more ({_rows(sum(n for _, n in rest))})"
+        return f"{text}, ignores {_rows(self.ignored_rows)}: {shown}"
+
+
+@dataclass(frozen=True)
+class ActivityTypeMap:
+    """A source's ``activity_types`` table: the company's own activity vocabulary ("Pricing
+    Page Visit", "Demo Request Form", "Sales Call Logged") mapped onto
+    :data:`ACTIVITY_TYPES`. It lives with the data, so every command that reads the source
+    reads the same mapped log, whichever reader (whole or sliced) it uses.
+
+    ``rules`` maps a source type, folded (:func:`fold_activity_type`), to its activity type or
+    :data:`IGNORED_ACTIVITY` and the ``detail`` it sets (``None``: the log's own detail is
+    kept, exactly as written). Types the map does not name pass through as the log writes
+    them, so leadscore's own types need no row. ``place`` names the table in a fix
+    (``crm/activity_types.csv``); a map without rules stands for a source without the table,
+    ``place`` then saying where one would go. Build one with
+    :func:`validate_activity_type_map`.
+    """
+
+    place: str
+    rules: Mapping[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    def rule(self, label: object) -> tuple[str, str | None] | None:
+        """(activity type or ``ignore``, detail) for a type as the log writes it, or ``None``."""
+        return self.rules.get(fold_activity_type(label))
+
+    def mapping(self, counts: Mapping[str, int], missing: int) -> ActivityMapping | None:
+        """What the map does to a log of ``counts`` rows per type as written and ``missing``
+        rows without one, or ``None`` without rules. A log whose every row is ignored is an
+        error: the map is wrong, and an empty log would score every lead as inactive."""
+        if not self.rules:
+            return None
+        mapped: list[tuple[str, str, str | None, int]] = []
+        ignored: list[tuple[str, int]] = []
+        for label, n in sorted(counts.items(), key=lambda item: (-item[1], str(item[0]))):
+            found = self.rule(label) if n > 0 else None
+            if found is None:
+                continue
+            if found[0] == IGNORED_ACTIVITY:
+                ignored.append((str(label), int(n)))
+            else:
+                mapped.append((str(label), found[0], found[1], int(n)))
+        total = sum(int(n) for n in counts.values()) + missing
+        if total and total == sum(n for _, n in ignored):
+            raise DataError(
+                f"activities: all {_rows(total)} are of types that {self.place} maps to "
+                f"{IGNORED_ACTIVITY}",
+                f"Map the log's types onto leadscore's there; {IGNORED_ACTIVITY} is for the "
+                "sales team's activities (calls, notes, status changes).",
+            )
+        return ActivityMapping(self.place, tuple(mapped), tuple(ignored))
+
+    def mapped_counts(self, counts: Mapping[str, int]) -> dict[str, int]:
+        """``counts`` (rows per type as written) as the mapped log holds them: ignored types
+        left out, mapped ones under their activity type, the others as written, so that
+        :func:`check_activity_types` names what is still unknown as the user wrote it."""
+        out: dict[str, int] = {}
+        for label, n in counts.items():
+            found = self.rule(label)
+            if found is not None and found[0] == IGNORED_ACTIVITY:
+                continue
+            key = str(label) if found is None else found[0]
+            out[key] = out.get(key, 0) + int(n)
+        return out
+
+
+def _map_texts(values: pd.Series, *, missing: Iterable[str] = ("",)) -> list[str | None]:
+    """The values of an ``activity_types`` column as trimmed text, ``None`` where empty."""
+    tokens = set(missing)
+    out: list[str | None] = []
+    for value in values.tolist():
+        text = (
+            None
+            if value is None or (not isinstance(value, str) and pd.isna(value))
+            else str(value).strip()
+        )
+        out.append(None if text is None or text in tokens else text)
+    return out
+
+
+def _target_text(target: str, detail: str | None) -> str:
+    return target if detail is None else f"{target} (detail {detail!r})"
+
+
+def validate_activity_type_map(
+    frame: pd.DataFrame, where: str, place: str | None = None
+) -> ActivityTypeMap:
+    """Check a source's ``activity_types`` table, read from ``where``, and return its rules.
+
+    Columns: ``source_type`` (required, the type as the log writes it, matched folded),
+    ``activity_type`` (required, one of :data:`ACTIVITY_TYPES` or ``ignore``) and ``detail``
+    (optional: where given, it becomes the detail of the mapped rows; a blank cell, or one
+    of pandas' missing spellings such as ``NULL``, keeps the log's own detail, as in the log
+    itself). Every mistake is an error rather than a guess, since a wrong map changes every
+    feature without a word: a table without rows (a failed export), an empty source type,
+    an activity type outside the vocabulary and two rows for one folded source type that
+    map it differently. ``place`` names the table in fixes (default ``where``).
+    """
+    _require_columns(frame, "activity_types", ACTIVITY_TYPES_MAP_REQUIRED)
+    if frame.empty:
+        raise DataError(
+            f"{where} has no rows",
+            "Export it again with a row per activity type of the log, or remove it to read "
+            "the log's types as they are.",
+        )
+    sources = _map_texts(frame["source_type"])
+    targets = _map_texts(frame["activity_type"])
+    details = (
+        _map_texts(frame["detail"], missing=MISSING_SPELLINGS)
+        if "detail" in frame.columns
+        else [None] * len(frame)
+    )
+    empty = sum(source is None for source in sources)
+    if empty:
+        raise DataError(
+            f"activity_types.source_type is empty in {empty:,} row(s)",
+            "Give each row the activity type as the log writes it, or drop the row.",
+        )
+    allowed = (*ACTIVITY_TYPES, IGNORED_ACTIVITY)
+    bad = [
+        (source, target)
+        for source, target in zip(sources, targets, strict=True)
+        if target is None or fold_activity_type(target) not in allowed
+    ]
+    if bad:
+        source, target = bad[0]
+        what = "is empty" if target is None else f"is {target!r}, not a leadscore type,"
+        others = f" (and {len(bad) - 1:,} other row(s))" if len(bad) > 1 else ""
+        raise DataError(
+            f"activity_types.activity_type {what} for source_type {source!r}{others}",
+            f"Map each source_type to one of: {', '.join(ACTIVITY_TYPES)}, or to "
+            f"{IGNORED_ACTIVITY} to leave its rows out.",
+        )
+    rules: dict[str, tuple[str, str | None]] = {}
+    written: dict[str, str] = {}
+    for source, target, detail in zip(sources, targets, details, strict=True):
+        key = fold_activity_type(source)
+        kind = fold_activity_type(target)
+        rule = (kind, None if kind == IGNORED_ACTIVITY else detail)
+        if key in rules:
+            before = rules[key]
+            fold_before = (before[0], None if before[1] is None else fold_activity_type(before[1]))
+            fold_now = (rule[0], None if rule[1] is None else fold_activity_type(rule[1]))
+            if fold_before != fold_now:
+                first = written[key]
+                which = (
+                    f"source_type {first!r} is mapped twice"
+                    if first == source
+                    else f"source_types {first!r} and {source!r} are one type (case and spaces "
+                    "aside) but are mapped"
+                )
+                raise DataError(
+                    f"activity_types: {which}, to {_target_text(*before)} and to "
+                    f"{_target_text(*rule)}",
+                    "Keep one row per activity type of the log; source_type is matched "
+                    "ignoring case and spaces around it.",
+                )
+            continue
+        rules[key] = rule
+        written[key] = source
+    return ActivityTypeMap(where if place is None else place, rules)
+
+
+def map_activity_types(
+    activities: pd.DataFrame, type_map: ActivityTypeMap
+) -> tuple[pd.DataFrame, ActivityMapping | None]:
+    """``activities`` as read (not yet validated) with ``type_map`` applied, and what it did.
+
+    Mapped types take their activity type, and their map row's ``detail`` where it gives one;
+    ignored types' rows are left out; every other row, and every detail the map does not
+    set, stays exactly as the log wrote it, so that validation treats it as it would without
+    a map. The work is done on the distinct types, not on every row (a log of fifty million
+    rows holds a few dozen types), as :func:`normalized_labels` does it.
+    """
+    if not type_map.rules:
+        return activities, None
+    raw = activities["activity_type"]
+    raw = raw if isinstance(raw.dtype, pd.CategoricalDtype) else raw.astype("category")
+    labels = [str(label) for label in raw.cat.categories]
+    codes = raw.cat.codes.to_numpy().astype("int64")
+    per_code = np.bincount(codes + 1, minlength=len(labels) + 1)
+    counts: dict[str, int] = {}
+    for label, n in zip(labels, per_code[1:].tolist(), strict=True):
+        if n:
+            counts[label] = counts.get(label, 0) + int(n)
+    mapping = type_map.mapping(counts, int(per_code[0]))
+    rules = [type_map.rule(label) for label in labels]
+    # the appended entries are where a missing type's code (-1) points
+    ignored = np.array([r is not None and r[0] == IGNORED_ACTIVITY for r in rules] + [False])
+    kept = [None if r is None or r[0] == IGNORED_ACTIVITY else r for r in rules]
+    types = [label if r is None else r[0] for label, r in zip(labels, kept, strict=True)]
+    categories = pd.Index(types, dtype=str).unique()
+    out = activities.copy(deep=False)
+    out["activity_type"] = pd.Categorical.from_codes(
+        np.append(categories.get_indexer(types), -1)[codes], categories=categories
+    )
+    details = sorted({r[1] for r in kept if r is not None and r[1] is not None})
+    if details:
+        position = [-1 if r is None or r[1] is None else details.index(r[1]) for r in kept]
+        which = np.append(np.array(position, dtype="int64"), -1)[codes]
+        if (which >= 0).any():
+            out["detail"] = _details_set(activities, which, details)
+    keep = ~ignored[codes]
+    if not keep.all():
+        out = out[keep].reset_index(drop=True)
+    return out, mapping
+
+
+def _details_set(activities: pd.DataFrame, which: np.ndarray, details: list[str]) -> pd.Categorical:
+    """The log's detail where ``which`` is -1, ``details[which]`` elsewhere: the log's own
+    details keep their text (as :func:`normalized_labels` would read them)."""
+    if "detail" in activities.columns:
+        given = activities["detail"]
+        given = given if isinstance(given.dtype, pd.CategoricalDtype) else given.astype("category")
+        written = [str(label) for label in given.cat.categories]
+        own_codes = given.cat.codes.to_numpy().astype("int64")
+    else:
+        written, own_codes = [], np.full(len(activities), -1, dtype="int64")
+    labels = [*written, *details]
+    categories = pd.Index(labels, dtype=str).unique()
+    remap = categories.get_indexer(labels)
+    own = np.append(remap[: len(written)], -1)[own_codes]
+    codes = np.where(which >= 0, remap[len(written) + which], own)
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
+def log_activity_mapping(mapping: ActivityMapping) -> None:
+    """Log once what a source's ``activity_types`` table did to its log: which types it left
+    out and how many rows, since a type ignored by mistake would vanish from every feature."""
+    logger.info("activities: %s", mapping.summary())
 
 
 def validate_outcomes(outcomes: pd.DataFrame, lead_ids: pd.Index) -> pd.DataFrame:
@@ -750,8 +1059,14 @@ def validate_closed_loop(
     *,
     now: pd.Timestamp | None = None,
     warn_whole: bool = True,
+    activity_types: ActivityTypeMap | pd.DataFrame | None = None,
 ) -> ClosedLoopData:
     """Validate the three event-form tables and return them typed.
+
+    ``activity_types`` maps the log's own activity types onto leadscore's before anything
+    else is checked (:func:`map_activity_types`): an :class:`ActivityTypeMap` as a loader
+    read it from the source, or the table itself (``source_type``, ``activity_type``,
+    optional ``detail``). Ignored rows are left out of every check, as if never exported.
 
     ``observed_until`` defaults to the latest timestamp anywhere in the data: the moment the
     extract was taken, after which nothing can be known. Taken from the data, it is checked
@@ -767,7 +1082,20 @@ def validate_closed_loop(
     ids = pd.Index(leads_v["lead_id"])
     acts = activities if activities is not None else pd.DataFrame(columns=ACTIVITIES_REQUIRED)
     outs = outcomes if outcomes is not None else pd.DataFrame(columns=OUTCOMES_REQUIRED)
-    acts_v = validate_activities(acts, ids)
+    type_map = (
+        validate_activity_type_map(activity_types, "the activity_types table")
+        if isinstance(activity_types, pd.DataFrame)
+        else activity_types
+    )
+    mapping = None
+    if type_map is not None and activities is not None:
+        _require_columns(acts, "activities", ACTIVITIES_REQUIRED)
+        acts, mapping = map_activity_types(acts, type_map)
+        if mapping is not None and warn_whole:
+            log_activity_mapping(mapping)
+    acts_v = validate_activities(
+        acts, ids, types_place=None if type_map is None else type_map.place
+    )
     outs_v = validate_outcomes(outs, ids)
     _check_closed_after_created(leads_v, outs_v)
     if warn_whole:
@@ -788,7 +1116,7 @@ def validate_closed_loop(
         until = parse_observed_until(observed_until)
     if until.tzinfo is not None:
         until = until.tz_convert("UTC").tz_localize(None)
-    return ClosedLoopData(leads_v, acts_v, outs_v, until)
+    return ClosedLoopData(leads_v, acts_v, outs_v, until, activity_mapping=mapping)
 
 
 def utc_now() -> pd.Timestamp:

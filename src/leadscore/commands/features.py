@@ -23,8 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--data",
         required=True,
         metavar="DIR_OR_URL",
-        help="event form: a folder with leads/activities/outcomes (.parquet or .csv), a "
-        "DuckDB file or a database URL holding those tables",
+        help="event form: a folder with leads/activities/outcomes (.parquet or "
+        ".csv; optionally activity_types, mapping the log's own activity types), a DuckDB "
+        "file or a database URL holding those tables",
     )
     parser.add_argument(
         "--as-of",

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from leadscore.commands import optional_path
 from leadscore.commands.validate import add_data_arguments
 from leadscore.errors import DataError
 
@@ -61,14 +62,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--metrics-out",
-        type=Path,
+        type=optional_path,
         default=None,
         metavar="FILE",
         help="write the test metrics as JSON",
     )
     parser.add_argument(
         "--model-out",
-        type=Path,
+        type=optional_path,
         default=None,
         metavar="DIR",
         help="model folder (default: models/<data set name>/)",

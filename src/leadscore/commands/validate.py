@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from leadscore.commands import optional_path
 from leadscore.errors import LeadscoreError, ModelError
 
 # The readers and the feature code (pandas, scikit-learn through the config) are imported by the
@@ -29,11 +30,12 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DIR_OR_URL",
         type=str,
         help="event form: a folder with leads/activities/outcomes (.parquet or "
-        ".csv), a DuckDB file or a database URL holding those tables",
+        ".csv; optionally activity_types, mapping the log's own activity types), a DuckDB "
+        "file or a database URL holding those tables",
     )
     parser.add_argument(
         "--data-root",
-        type=Path,
+        type=optional_path,
         default=None,
         metavar="DIR",
         help="where built-in specs find the shared data sets "
@@ -106,6 +108,9 @@ def run(args: argparse.Namespace) -> int:
         f"{args.data}: {len(events.leads):,} leads, {_activities_summary(events)}, "
         f"{_outcomes_summary(events)}, observed until {events.observed_until:%Y-%m-%d %H:%M}"
     )
+    if events.activity_mapping is not None:
+        # the counts above are of the mapped log: say that a map made it, and what it left out
+        print(f"  activity types: {events.activity_mapping.summary()}")
     # The features as of the end of the data: as cheap as loading it, and what train will see
     # (lead columns that are not features are logged with their reason as they are planned).
     table = build_features(events, events.observed_until)
