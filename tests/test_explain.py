@@ -719,8 +719,11 @@ def _history(rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def _row(as_of: str, reasons: list[tuple[str, str, str, float]]) -> dict:
-    """A scored row whose reasons are (feature, label, sentence, contribution)."""
+def _row(
+    as_of: str, reasons: list[tuple[str, str, str, float]], facts: dict[str, str] | None = None
+) -> dict:
+    """A scored row whose reasons are (feature, label, sentence, contribution), with the
+    ``fact`` of the features named in ``facts``."""
     json_items = [
         {
             "feature": f,
@@ -728,6 +731,7 @@ def _row(as_of: str, reasons: list[tuple[str, str, str, float]]) -> dict:
             "value": None,
             "contribution": c,
             "direction": "for" if c > 0 else "against",
+            **({"fact": facts[f]} if facts and f in facts else {}),
         }
         for f, lab, _, c in reasons
     ]
@@ -772,6 +776,28 @@ def test_what_changed_quotes_the_sentences_of_the_cards():
     assert f"    no longer reasons: {NO_EMAILS}" in card
     assert label not in card and "Has chatted with us" not in card
     assert "+ Visited the pricing page 4 times in the last 30 days (+6.0 points)" in card
+
+
+def test_a_fact_worded_by_another_window_is_the_same_reason():
+    from leadscore.commands.explain import lead_card
+
+    facts = {
+        "high_intent_actions_30d": "high_intent_actions",
+        "high_intent_actions_90d": "high_intent_actions",
+    }
+    before = _row(
+        "2026-06-02",
+        [("high_intent_actions_30d", "High-intent actions", "Took 3 actions lately", 0.05)],
+        facts,
+    )
+    after = _row(
+        "2026-06-09",
+        [("high_intent_actions_90d", "High-intent actions", "Took 5 actions this quarter", 0.06)],
+        facts,
+    )
+    card = lead_card(_history([before, after]))
+    assert "+ Took 5 actions this quarter" in card
+    assert "new reasons" not in card and "no longer reasons" not in card
 
 
 def test_a_reason_that_changes_sides_is_shown_as_such():

@@ -60,9 +60,21 @@ Reasons and sub-scores
 worded by :mod:`leadscore.reasons` (from :attr:`~leadscore.schema.Feature.sentence` when a
 feature has one, else "Lead source: Google", "Time on the website (seconds): 1,532",
 "Occupation not given", or the feature's :attr:`~leadscore.schema.Feature.missing_sentence`
-for a missing value), skipping contributions under a tenth of a percentage point. Fields whose
-sentences coincide (both e-mail rates of a lead without e-mails) make one reason with their
-contributions summed. A category the model never saw is scored as missing but quoted as given:
+for a missing value), skipping contributions under a tenth of a percentage point. A count at 0
+reads as an absence and a count that lowers the score as too little, where the feature has the
+sentences for it ("Has not visited the pricing page in the last 90 days", "Only 2 high-intent
+actions in the last 90 days"; see :func:`~leadscore.reasons.reason_text`).
+
+One fact, one reason: fields are merged for reasons only (``contributions`` keep one column
+per field, and the probability is untouched), in two steps. First, fields whose features name
+the same :attr:`~leadscore.schema.Feature.fact` (the 7, 30 and 90-day windows of high-intent
+actions and the days since the last one) make one reason: their contributions summed, worded
+by the member that says the most (the largest contribution in the sum's direction, preferring
+a sentence that reads that way: "Viewed 3 pages" for, "Has not ..." or "Only ..." against).
+Then fields whose sentences coincide (both e-mail rates of a lead without e-mails) make one
+reason with their contributions summed. So a lead's top three reasons are three different
+facts, and the reasons' contributions still add up to ``p - base_rate`` with the ones too
+small to show. A category the model never saw is scored as missing but quoted as given:
 "Country: Atlantis (new, not seen in training)". :class:`~leadscore.subscores.SubScorer` turns
 the log-odds contributions of the fit and engagement features into 0-100 percentiles against
 the leads the model was trained on.
@@ -482,8 +494,9 @@ def lead_reasons(
 
     Returns ``(reasons_for, reasons_against)``: up to ``top_n`` each, largest first, positive
     contributions for, negative against; contributions smaller than ``min_contribution`` (in
-    probability) are left out, so a lead with nothing notable has fewer reasons. Fields that
-    read the same sentence are one reason, with their contributions summed.
+    probability) are left out, so a lead with nothing notable has fewer reasons. Fields of one
+    fact, and fields that read the same sentence, are one reason, with their contributions
+    summed (see :func:`_merged_contributions`).
     """
     c = _merged_contributions(explanation, np.array([row]))[0]
     order = np.argsort(-c, kind="stable")
@@ -495,13 +508,19 @@ def lead_reasons(
         feature = explanation.features[m]
         value = _cell_values(explanation.values.iloc[:, m], np.array([row]))[0]
         new = value in explanation.unseen.get(feature.name, ())
+        against = bool(c[j] < 0)
         return Reason(
             feature=explanation.fields[j],
             label=feature.label,
             value=value,
             contribution=float(c[j]),
             group=feature.group,
-            text=unseen_category_text(feature, str(value)) if new else reason_text(feature, value),
+            text=(
+                unseen_category_text(feature, str(value))
+                if new
+                else reason_text(feature, value, against=against)
+            ),
+            fact=feature.fact,
         )
 
     return [reason(j) for j in picks_for], [reason(j) for j in picks_against]
@@ -519,9 +538,17 @@ def _json_list(values: list[Any]) -> list[str]:
 
 
 def _texts_and_json(
-    feature: Feature, column: pd.Series, rows: np.ndarray, unseen: frozenset[str] = frozenset()
+    feature: Feature,
+    column: pd.Series,
+    rows: np.ndarray,
+    unseen: frozenset[str] = frozenset(),
+    against: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[str]]:
-    """Reason sentences and JSON values of ``column`` at ``rows``, each distinct value once."""
+    """Reason sentences and JSON values of ``column`` at ``rows``, each distinct value once.
+
+    ``against`` marks the rows whose reason counts against the lead (a number above 0 there
+    reads the feature's ``low_sentence``, where it has one); ``None``: every reason is for.
+    """
     texts = np.empty(rows.size, dtype=object)
     if _is_categorical(column):
         cats = [str(c) for c in column.cat.categories]
@@ -546,14 +573,21 @@ def _texts_and_json(
     texts[missing] = reason_text(feature, None)
     present = values[~missing]
     if present.size:
-        if feature.sentence:
+        if feature.sentence or feature.zero_sentence or feature.low_sentence:
             unique, inverse = np.unique(present, return_inverse=True)
             table = [reason_text(feature, v) for v in unique.tolist()]
         else:
             unique, inverse = np.unique(rounded_for_display(present), return_inverse=True)
             label = feature.label.replace("; ", ", ")
             table = [f"{label}: {format_rounded(v)}" for v in unique.tolist()]
-        texts[~missing] = np.array(table, dtype=object)[inverse]
+        at = np.flatnonzero(~missing)
+        texts[at] = np.array(table, dtype=object)[inverse]
+        if feature.low_sentence and against is not None:
+            low = np.flatnonzero(np.asarray(against, dtype=bool)[at] & (present > 0))
+            if low.size:
+                u, inv = np.unique(present[low], return_inverse=True)
+                lows = [reason_text(feature, v, against=True) for v in u.tolist()]
+                texts[at[low]] = np.array(lows, dtype=object)[inv]
     return texts, _json_list(values.tolist())
 
 
@@ -564,13 +598,11 @@ def _field_of_columns(explanation: Explanation) -> np.ndarray:
     return np.arange(len(explanation.features), dtype=np.intp)
 
 
-def _collision_groups(explanation: Explanation) -> list[list[int]]:
-    """Fields whose reasons can read the same sentence, in groups of two or more.
-
-    Two fields can only say the same thing when the features speaking for them share a
-    sentence template, a label (the generic "<label>: <value>") or the sentence of a missing
-    value ("No record of marketing e-mails sent in the last 90 days" for both e-mail rates).
-    """
+def _field_groups(
+    explanation: Explanation, keys_of: Callable[[Feature], list[tuple[str, str]]]
+) -> list[list[int]]:
+    """Fields joined, in groups of two or more, when a column of one and a column of the
+    other share a key of ``keys_of`` (transitively: a shares with b, b with c, all three)."""
     index = _field_of_columns(explanation)
     parent = list(range(len(explanation.fields)))
 
@@ -583,10 +615,7 @@ def _collision_groups(explanation: Explanation) -> list[list[int]]:
     owner: dict[tuple[str, str], int] = {}
     for m, feature in enumerate(explanation.features):
         j = int(index[m])
-        keys = [("missing", reason_text(feature, None)), ("label", feature.label)]
-        if feature.sentence:
-            keys.append(("sentence", feature.sentence))
-        for key in keys:
+        for key in keys_of(feature):
             parent[root(owner.setdefault(key, j))] = root(j)
     groups: dict[int, list[int]] = {}
     for j in range(len(explanation.fields)):
@@ -594,8 +623,37 @@ def _collision_groups(explanation: Explanation) -> list[list[int]]:
     return [g for g in groups.values() if len(g) > 1]
 
 
+def _fact_groups(explanation: Explanation) -> list[list[int]]:
+    """Fields that tell about one fact (their features name the same ``fact``), in groups of
+    two or more: the trailing windows of one count, and the recency that goes with it."""
+    return _field_groups(explanation, lambda f: [("fact", f.fact)] if f.fact else [])
+
+
+def _collision_groups(explanation: Explanation) -> list[list[int]]:
+    """Fields whose reasons can read the same sentence, in groups of two or more.
+
+    Two fields can only say the same thing when the features speaking for them share a
+    sentence template, a label (the generic "<label>: <value>"), the sentence of a missing
+    value ("No record of marketing e-mails sent in the last 90 days" for both e-mail rates)
+    or the sentence of a zero.
+    """
+
+    def keys(feature: Feature) -> list[tuple[str, str]]:
+        # the missing and zero sentences are whole texts: one may be another feature's other
+        # ("No record of marketing e-mails sent ...": rates missing, e-mails received 0)
+        out = [("text", reason_text(feature, None)), ("label", feature.label)]
+        if feature.sentence:
+            out.append(("sentence", feature.sentence))
+        if feature.zero_sentence:
+            out.append(("text", feature.zero_sentence))
+        return out
+
+    return _field_groups(explanation, keys)
+
+
 def _field_texts(explanation: Explanation, rows: np.ndarray, j: int) -> np.ndarray:
-    """The reason sentence of field ``j`` for the leads at positions ``rows``."""
+    """The reason sentence of field ``j`` for the leads at positions ``rows``, as a reason for
+    (a low count reads "Only ..." against, but is the same fact either way)."""
     out = np.empty(rows.size, dtype=object)
     shown = explanation.shown[rows, j]
     for m in np.unique(shown).tolist():
@@ -610,22 +668,83 @@ def _field_texts(explanation: Explanation, rows: np.ndarray, j: int) -> np.ndarr
     return out
 
 
-def _merged_contributions(explanation: Explanation, rows: np.ndarray) -> np.ndarray:
-    """Contributions of the leads at ``rows`` (n x fields) with fields that read the same
-    sentence merged: the first such field of a lead takes their sum, the others 0.
+def _reads_as(
+    explanation: Explanation, rows: np.ndarray, fields: np.ndarray, plus: np.ndarray
+) -> np.ndarray:
+    """(len(rows) x len(fields)) whether the sentence of each field at each lead reads the
+    way its reason points: where ``plus``, a value that is there and not 0 (something the lead
+    did: "Viewed 3 pages", "Last high-intent action 5 days ago"); elsewhere an absence (0 or
+    missing: "Has not visited the demo page", "No high-intent action yet") or a count that
+    reads as too little ("Only 20 activities of any kind so far")."""
+    shown = explanation.shown[np.ix_(rows, fields)]
+    absent = np.zeros(shown.shape, dtype=bool)
+    low = np.zeros(shown.shape, dtype=bool)
+    for m in np.unique(shown).tolist():
+        at = shown == m
+        column = explanation.values.iloc[:, m]
+        if _is_categorical(column):
+            cells = column.cat.codes.to_numpy()[rows] < 0
+        elif ptypes.is_numeric_dtype(column) or ptypes.is_bool_dtype(column):
+            v = column.to_numpy(dtype=float, na_value=np.nan)[rows]
+            cells = np.isnan(v) | (v == 0)
+        else:
+            cells = column.isna().to_numpy()[rows]
+        absent[at] = np.broadcast_to(cells[:, None], shown.shape)[at]
+        low[at] = explanation.features[m].low_sentence is not None
+    return np.where(plus[:, None], ~absent, absent | low)
 
-    One sentence is one fact to the reader, so it appears once, ranked by what the fact
-    moved in all; e.g. a lead without e-mails gets "No record of marketing e-mails sent in
-    the last 90 days" once for both e-mail rates. The merged sum may change side.
+
+def _merged_contributions(explanation: Explanation, rows: np.ndarray) -> np.ndarray:
+    """Contributions of the leads at ``rows`` (n x fields), merged so that one fact makes one
+    reason: what each field would say as a reason, ranked by what the fact moved in all.
+
+    1. **Fields of one fact** (:func:`_fact_groups`): the windows of a count ("high-intent
+       actions" in the last 7, 30 and 90 days) and its recency ("days since the last
+       high-intent action", whose missing value reads "No high-intent action yet") are one
+       fact to a marketer, not three reasons that fill every slot. The sum of their
+       contributions goes to the member that says the most, which words the reason; the
+       other members get 0. That is the member with the largest contribution in the sum's
+       direction among those whose sentence reads that way (:func:`_reads_as`: a deed for, an
+       absence or "Only ..." against), else among all in that direction: a lead whose 30-day
+       page views (0) and 90-day page views (3) both lift the score reads "Viewed 3 pages in
+       the last 90 days", not "Has not viewed a page ... in the last 30 days" as a reason for,
+       even when the 30-day window lifted it a little more. Members that pull the other way
+       are netted out, not shown: a lead whose 30-day count lifts the score and whose 90-day
+       count lowers it gets the one net reason, on the side of the net sum, not a reason for
+       and one against about one count.
+    2. **Fields that read the same sentence** (:func:`_collision_groups`): the first such field
+       of a lead takes their sum, the others 0; e.g. a lead without e-mails gets "No record of
+       marketing e-mails sent in the last 90 days" once for both e-mail rates. Fields that
+       step 1 emptied into their fact's speaker take no part, so a fact never speaks twice.
+
+    Every merge moves contributions between fields of a lead and never changes their sum
+    (which stays ``p - base_rate``); a merged sum may change side. Fields that merge with
+    nothing keep their contribution bit for bit, so a flat table without facts or shared
+    sentences reads exactly as unmerged.
     """
     C = explanation.contributions.to_numpy(dtype=float)[rows].copy()
+    n = C.shape[0]
+    emptied = np.zeros(C.shape, dtype=bool)
+    for group in _fact_groups(explanation):
+        members = np.asarray(group, dtype=np.intp)
+        part = C[:, members]
+        total = part.sum(axis=1)
+        with_sum = np.sign(part) == np.sign(total)[:, None]
+        size = np.where(with_sum, np.abs(part), -1.0)
+        fitting = np.where(with_sum & _reads_as(explanation, rows, members, total > 0), size, -1.0)
+        speaker = np.where(fitting.max(axis=1) >= 0, fitting.argmax(axis=1), size.argmax(axis=1))
+        merged = np.zeros_like(part)
+        merged[np.arange(n), speaker] = total
+        C[:, members] = merged
+        emptied[:, members] = True
+        emptied[np.arange(n), members[speaker]] = False
     for group in _collision_groups(explanation):
         # only leads where two of the group moved the score can gain from merging
         busy = np.flatnonzero((C[:, group] != 0).sum(axis=1) >= 2)
         if busy.size == 0:
             continue
         texts = np.stack([_field_texts(explanation, rows[busy], j) for j in group], axis=1)
-        alive = np.ones(texts.shape, dtype=bool)
+        alive = ~emptied[np.ix_(busy, group)]
         for a in range(len(group)):
             for b in range(a + 1, len(group)):
                 same = alive[:, a] & alive[:, b] & (texts[:, a] == texts[:, b])
@@ -659,7 +778,7 @@ def _reason_columns(explanation: Explanation, top_n: int, min_contribution: floa
     field_pos = slots[rows, cols]
     feat_pos = explanation.shown[rows, field_pos]
     contrib = np.array(_json_list(np.round(vals[rows, cols], 6).tolist()), dtype=object)
-    tail = np.where(cols < k, ', "direction": "for"}', ', "direction": "against"}')
+    tail = np.where(cols < k, ', "direction": "for"', ', "direction": "against"')
     fields_json = _json_list(list(explanation.fields))
     by_feature = np.argsort(feat_pos, kind="stable")
     bounds = np.flatnonzero(np.diff(feat_pos[by_feature])) + 1
@@ -671,14 +790,17 @@ def _reason_columns(explanation: Explanation, top_n: int, min_contribution: floa
             explanation.values.iloc[:, mpos],
             rows[at],
             explanation.unseen.get(feature.name, frozenset()),
+            against=cols[at] >= k,
         )
         head = (
             f'{{"feature": {fields_json[field_pos[at[0]]]}, '
             f'"label": {_json_list([feature.label])[0]}, "value": '
         )
+        # a column belongs to one field, so one head serves every reason it words
+        end = "}" if feature.fact is None else f', "fact": {_json_list([feature.fact])[0]}}}'
         text[rows[at], cols[at]] = texts
         frag[rows[at], cols[at]] = [
-            f'{head}{v}, "contribution": {c}{t}'
+            f'{head}{v}, "contribution": {c}{t}{end}'
             for v, c, t in zip(values, contrib[at].tolist(), tail[at].tolist(), strict=True)
         ]
     # valid cells come first within each side (sorted by size), so joining stops at blanks

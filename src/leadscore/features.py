@@ -373,16 +373,32 @@ _HIGH_INTENT: _When = (
 
 @dataclass(frozen=True)
 class _Signal:
-    """An aggregate of matching activities over one or more trailing windows."""
+    """An aggregate of matching activities over one or more trailing windows.
+
+    Its reasons, each completed by the window ("... in the last 30 days", "... so far"):
+    ``sentence`` for a value that counts for the lead, e.g. "Visited the pricing page
+    {value:,.0f} time{s}" ({s:y|ies}, {value:A|B} (non-zero | zero) and {value:days_ago} as
+    :func:`leadscore.reasons.reason_text` reads them); ``zero`` for a value of 0, as an
+    absence ("Has not visited the pricing page"; all history reads "... yet"); ``low`` for a
+    value above 0 that counts against the lead, as too little ("Only {value:,.0f} pricing page
+    visit{s}"). Every signal here counts something the lead did, so more reads as better;
+    a count that is not the lead's doing (e-mails we sent) has no ``low``.
+
+    ``fact`` is what the signal tells about, the stem unless given: all windows of a signal,
+    and other features naming the same fact, make one reason (see :mod:`leadscore.explain`).
+    Signals share a fact when a marketer would read their reasons as one thing said twice
+    ("No activity of any kind in the last 30 days", "Was not active in the last 30 days").
+    """
 
     stem: str
     label: str
     when: _When
     windows: tuple[int | None, ...]
     agg: _Agg = "count"
-    # a reason, e.g. "Visited the pricing page {value:,.0f} time{s}"; {s:y|ies}, {value:A|B}
-    # (non-zero | zero) and {value:days_ago} as leadscore.reasons.reason_text reads them
     sentence: str | None = None
+    zero: str | None = None
+    low: str | None = None
+    fact: str | None = None
 
 
 @dataclass(frozen=True)
@@ -400,6 +416,10 @@ class _Derived:
     outer: str
     sentence: str | None = None
     missing_sentence: str | None = None  # the reason when the value is missing ("none yet")
+    # as on a signal, whole sentences (a derived feature has no window to add)
+    zero_sentence: str | None = None
+    low_sentence: str | None = None
+    fact: str | None = None
 
 
 #: Windowed aggregates; each window gives one feature named ``{stem}_{N}d`` or
@@ -411,6 +431,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         _ANY,
         (7, 30, 90, None),
         sentence="Had {value:,.0f} activit{s:y|ies} of any kind",
+        zero="No activity of any kind",
+        low="Only {value:,.0f} activit{s:y|ies} of any kind",
+        fact="activity",
     ),
     _Signal(
         "web_visits",
@@ -418,6 +441,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("web_visit"),
         (7, 30, 90),
         sentence="Visited the website {value:,.0f} time{s}",
+        zero="Has not visited the website",
+        low="Only {value:,.0f} website visit{s}",
+        fact="website",
     ),
     _Signal(
         "web_seconds",
@@ -426,6 +452,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         (30, 90),
         "sum",
         sentence="Spent {value:,.0f} second{s} on the website",
+        zero="Has not spent time on the website",
+        low="Only {value:,.0f} second{s} on the website",
+        fact="website",
     ),
     _Signal(
         "page_views",
@@ -433,6 +462,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("page_view"),
         (30, 90),
         sentence="Viewed {value:,.0f} page{s}",
+        zero="Has not viewed a page of the website",
+        low="Only {value:,.0f} page{s} viewed",
+        fact="website",
     ),
     _Signal(
         "pricing_page_views",
@@ -440,6 +472,8 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("page_view", "pricing"),
         (7, 30, 90),
         sentence="Visited the pricing page {value:,.0f} time{s}",
+        zero="Has not visited the pricing page",
+        low="Only {value:,.0f} pricing page visit{s}",
     ),
     _Signal(
         "demo_page_views",
@@ -447,6 +481,8 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("page_view", "demo"),
         (30, 90),
         sentence="Visited the demo page {value:,.0f} time{s}",
+        zero="Has not visited the demo page",
+        low="Only {value:,.0f} demo page visit{s}",
     ),
     _Signal(
         "high_intent_actions",
@@ -455,6 +491,8 @@ _SIGNALS: tuple[_Signal, ...] = (
         (7, 30, 90),
         sentence="Took {value:,.0f} high-intent action{s} (pricing or demo pages, demo or sales "
         "forms)",
+        zero="No high-intent action (pricing or demo pages, demo or sales forms)",
+        low="Only {value:,.0f} high-intent action{s} (pricing or demo pages, demo or sales forms)",
     ),
     _Signal(
         "form_fills",
@@ -462,6 +500,8 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("form_fill"),
         (30, 90),
         sentence="Submitted {value:,.0f} form{s}",
+        zero="Has not submitted a form",
+        low="Only {value:,.0f} form{s} submitted",
     ),
     _Signal(
         "high_intent_forms",
@@ -469,6 +509,8 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("form_fill", *HIGH_INTENT_FORMS),
         (30, None),
         sentence="Requested a demo, a sales call or a quote {value:,.0f} time{s}",
+        zero="Has not requested a demo, a sales call or a quote",
+        low="Only {value:,.0f} demo, sales or quote request{s}",
     ),
     _Signal(
         "email_sends",
@@ -476,6 +518,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("email_sent"),
         (90,),
         sentence="Received {value:,.0f} marketing e-mail{s}",
+        # what the e-mail rates say when no send is logged: one sentence, one reason
+        zero="No record of marketing e-mails sent",
+        # e-mails we sent are not the lead's doing: more is no better, so no "Only"
     ),
     _Signal(
         "email_opens",
@@ -483,6 +528,8 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("email_open"),
         (30,),
         sentence="Opened marketing e-mails {value:,.0f} time{s}",
+        zero="Has not opened a marketing e-mail",
+        low="Only {value:,.0f} marketing e-mail open{s}",
     ),
     _Signal(
         "email_clicks",
@@ -490,6 +537,8 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("email_click"),
         (30,),
         sentence="Clicked a link in a marketing e-mail {value:,.0f} time{s}",
+        zero="Has not clicked a link in a marketing e-mail",
+        low="Only {value:,.0f} click{s} in marketing e-mails",
     ),
     _Signal(
         "downloads",
@@ -497,6 +546,8 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("download"),
         (30, 90),
         sentence="Downloaded content {value:,.0f} time{s}",
+        zero="Has not downloaded content",
+        low="Only {value:,.0f} content download{s}",
     ),
     _Signal(
         "webinars_registered",
@@ -504,6 +555,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("webinar", "registered"),
         (90,),
         sentence="Registered for {value:,.0f} webinar{s}",
+        zero="Has not registered for a webinar",
+        low="Only {value:,.0f} webinar registration{s}",
+        fact="webinars",
     ),
     _Signal(
         "webinars_attended",
@@ -511,9 +565,18 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("webinar", "attended"),
         (90,),
         sentence="Attended {value:,.0f} webinar{s}",
+        zero="Has not attended a webinar",
+        low="Only {value:,.0f} webinar{s} attended",
+        fact="webinars",
     ),
     _Signal(
-        "events", "Events visited", _on("event"), (90,), sentence="Visited {value:,.0f} event{s}"
+        "events",
+        "Events visited",
+        _on("event"),
+        (90,),
+        sentence="Visited {value:,.0f} event{s}",
+        zero="Has not visited an event",
+        low="Only {value:,.0f} event{s} visited",
     ),
     _Signal(
         "chats",
@@ -521,6 +584,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("chat"),
         (30,),
         sentence="Chatted with us {value:,.0f} time{s}",
+        zero="Has not chatted with us",
+        low="Only {value:,.0f} chat conversation{s}",
+        fact="chat",
     ),
     _Signal(
         "chat_messages",
@@ -529,6 +595,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         (30,),
         "sum",
         sentence="Sent {value:,.0f} chat message{s}",
+        zero="Has not sent a chat message",
+        low="Only {value:,.0f} chat message{s} sent",
+        fact="chat",
     ),
     _Signal(
         "trial_days",
@@ -539,6 +608,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         # features of the trial (one trial_usage row each) is one day of use
         "active_days",
         sentence="Used the trial on {value:,.0f} day{s}",
+        zero="Has not used the trial",
+        low="Only {value:,.0f} day{s} of trial use",
+        fact="trial",
     ),
     _Signal(
         "trial_minutes",
@@ -547,6 +619,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         (30,),
         "sum",
         sentence="Used the trial for {value:,.0f} minute{s}",
+        zero="Has not used the trial",
+        low="Only {value:,.0f} minute{s} of trial use",
+        fact="trial",
     ),
     _Signal(
         "active_days",
@@ -555,6 +630,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         (30, 90),
         "active_days",
         sentence="Was active on {value:,.0f} day{s}",
+        zero="Was not active",
+        low="Only {value:,.0f} active day{s}",
+        fact="activity",
     ),
     _Signal(
         "activity_types",
@@ -563,6 +641,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         (90,),
         "variety",
         sentence="Did {value:,.0f} different kind{s} of activity",
+        zero="No activity of any kind",
+        low="Only {value:,.0f} kind{s} of activity",
+        fact="activity",
     ),
 )
 
@@ -587,6 +668,7 @@ _DERIVED: tuple[_Derived, ...] = (
         _DAYS.format(t="$as_of_us - a.last_any", day=_DAY_US),
         sentence="Last active {value:days_ago}",
         missing_sentence="No activity yet",
+        fact="activity",
     ),
     _Derived(
         "days_since_first_activity",
@@ -595,6 +677,7 @@ _DERIVED: tuple[_Derived, ...] = (
         _DAYS.format(t="$as_of_us - a.first_any", day=_DAY_US),
         sentence="First active {value:days_ago}",
         missing_sentence="No activity yet",
+        fact="activity",
     ),
     _Derived(
         "days_since_last_high_intent",
@@ -603,6 +686,7 @@ _DERIVED: tuple[_Derived, ...] = (
         _DAYS.format(t="$as_of_us - a.last_high_intent", day=_DAY_US),
         sentence="Last high-intent action {value:days_ago}",
         missing_sentence="No high-intent action yet",
+        fact="high_intent_actions",
     ),
     _Derived(
         "activity_trend",
@@ -617,6 +701,9 @@ _DERIVED: tuple[_Derived, ...] = (
         "CAST(coalesce(m.opened_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
         sentence="Opened {value:.0%} of marketing e-mails in the last 90 days",
         missing_sentence=_NO_EMAILS,
+        # a share says itself how much of the possible it is: no "Opened only 100%"
+        zero_sentence="Opened none of the marketing e-mails received in the last 90 days",
+        fact="email_opens",
     ),
     _Derived(
         "email_click_rate_90d",
@@ -625,6 +712,8 @@ _DERIVED: tuple[_Derived, ...] = (
         "CAST(coalesce(m.clicked_90, 0) AS DOUBLE) / nullif(a.sends_90, 0)",
         sentence="Clicked in {value:.0%} of marketing e-mails in the last 90 days",
         missing_sentence=_NO_EMAILS,
+        zero_sentence="Clicked in none of the marketing e-mails received in the last 90 days",
+        fact="email_clicks",
     ),
     _Derived(
         "has_chatted",
@@ -632,6 +721,7 @@ _DERIVED: tuple[_Derived, ...] = (
         (("chats_all", "count", _on("chat"), None),),
         "CASE WHEN coalesce(a.chats_all, 0) > 0 THEN 1.0 ELSE 0.0 END",
         sentence="{value:Chatted with us|Has not chatted with us}",
+        fact="chat",
     ),
     _Derived(
         "has_trial",
@@ -640,6 +730,7 @@ _DERIVED: tuple[_Derived, ...] = (
         (("trials_all", "count", _on("trial_signup") + _on("trial_usage"), None),),
         "CASE WHEN coalesce(a.trials_all, 0) > 0 THEN 1.0 ELSE 0.0 END",
         sentence="{value:Has started a free trial|Has not started a free trial}",
+        fact="trial",
     ),
 )
 
@@ -678,10 +769,14 @@ def _window_label(label: str, window: int | None) -> str:
     return f"{label}, to date" if window is None else f"{label}, last {window} days"
 
 
-def _window_sentence(sentence: str | None, window: int | None) -> str | None:
+def _window_sentence(
+    sentence: str | None, window: int | None, to_date: str = "so far"
+) -> str | None:
+    """``sentence`` over ``window`` days: "... in the last 30 days", or over all history
+    "... so far" (an absence reads "... yet": "Has not requested a demo ... yet")."""
     if sentence is None:
         return None
-    return f"{sentence} so far" if window is None else f"{sentence} in the last {window} days"
+    return f"{sentence} {to_date}" if window is None else f"{sentence} in the last {window} days"
 
 
 def _window_name(stem: str, window: int | None) -> str:
@@ -696,12 +791,25 @@ def _engagement_features() -> tuple[Feature, ...]:
             _window_label(s.label, w),
             "numeric",
             _window_sentence(s.sentence, w),
+            zero_sentence=_window_sentence(s.zero, w, to_date="yet"),
+            low_sentence=_window_sentence(s.low, w),
+            fact=s.fact or s.stem,
         )
         for s in _SIGNALS
         for w in s.windows
     ]
     derived = [
-        Feature(d.name, "engagement", d.label, "numeric", d.sentence, d.missing_sentence)
+        Feature(
+            d.name,
+            "engagement",
+            d.label,
+            "numeric",
+            d.sentence,
+            d.missing_sentence,
+            zero_sentence=d.zero_sentence,
+            low_sentence=d.low_sentence,
+            fact=d.fact,
+        )
         for d in _DERIVED
     ]
     return (*signals, *derived)

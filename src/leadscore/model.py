@@ -380,7 +380,7 @@ def _read_structure(
         unknown = sorted(set(raw) - _FEATURE_FIELDS)
         if unknown:
             raise _damaged(meta_name, f"feature {i} has an unknown field {unknown[0]!r}")
-        optional = ("sentence", "missing_sentence")
+        optional = ("sentence", "missing_sentence", "zero_sentence", "low_sentence", "fact")
         if not all(isinstance(v, str) or (k in optional and v is None) for k, v in raw.items()):
             raise _damaged(meta_name, f"feature {i} has a field that is not a text")
         try:  # Feature checks its kind and group itself

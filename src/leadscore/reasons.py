@@ -4,6 +4,9 @@ Pure functions of a :class:`~leadscore.schema.Feature` and one value, so the sen
 tested, and written in a spec, without a model: :func:`reason_text` fills the feature's
 ``sentence`` template (with the ``{value:A|B}``, ``{value:days_ago}``, ``{value:bands:...}``
 and ``{s}`` specs of :class:`_Number` and :class:`_Plural`) or falls back to "label: value";
+a count reads its ``zero_sentence`` at 0 ("Has not visited the pricing page in the last 90
+days") and its ``low_sentence`` when it speaks against the lead ("Only 2 pricing page visits
+in the last 90 days");
 :func:`category_text` reads codes as words (``c_level`` is "C-level", ``unknown`` is not
 given); :func:`format_number` writes numbers as a marketer does. Which reasons a lead gets
 is decided in :mod:`leadscore.explain`.
@@ -44,6 +47,11 @@ class Reason:
     ``feature`` is the business field, ``label`` and ``value`` those of the model column that
     speaks for it (``value`` is a float, a category, or ``None`` when missing), ``contribution``
     its share of the probability, ``group`` "fit" or "engagement" and ``text`` the sentence.
+    ``fact`` is the :attr:`~leadscore.schema.Feature.fact` of that column, when it has one:
+    the reason's ``contribution`` is then that of every field of the fact (all windows of a
+    count and its recency), worded by the one that moved the score most in the reason's
+    direction, so ``feature`` may move from one window to another between two scorings while
+    ``fact`` stays.
     """
 
     feature: str
@@ -52,23 +60,29 @@ class Reason:
     contribution: float
     group: str
     text: str
+    fact: str | None = None
 
     @property
     def direction(self) -> Literal["for", "against"]:
         return "for" if self.contribution > 0 else "against"
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-JSON form: feature, label, value, contribution, direction."""
+        """Plain-JSON form: feature, label, value, contribution, direction, and fact for a
+        reason that has one (no key otherwise, so flat-table reasons read as they always did).
+        """
         value = self.value
         if isinstance(value, float) and not np.isfinite(value):
             value = None
-        return {
+        out = {
             "feature": self.feature,
             "label": self.label,
             "value": value,
             "contribution": round(float(self.contribution), 6),
             "direction": self.direction,
         }
+        if self.fact is not None:
+            out["fact"] = self.fact
+        return out
 
 
 def rounded_for_display(values: np.ndarray) -> np.ndarray:
@@ -213,7 +227,19 @@ def _shown_as_one(template: str, value: float) -> bool:
     return round(float(value), 6) == 1
 
 
-def reason_text(feature: Feature, value: float | str | None) -> str:
+def _template(feature: Feature, value: float | str, against: bool) -> str | None:
+    """The template that phrases ``value``: the zero sentence at exactly 0, the low sentence
+    above 0 against the lead, else the feature's sentence (each only where the feature has
+    one). Exactly 0, not "shown as 0": 0.3 seconds on the website is not "no time"."""
+    if not isinstance(value, str):
+        if value == 0 and feature.zero_sentence:
+            return feature.zero_sentence
+        if against and value > 0 and feature.low_sentence:
+            return feature.low_sentence
+    return feature.sentence
+
+
+def reason_text(feature: Feature, value: float | str | None, *, against: bool = False) -> str:
     """The sentence for one value: the feature's template, or label and value.
 
     A missing value reads the feature's ``missing_sentence`` ("No high-intent action yet") or
@@ -222,17 +248,24 @@ def reason_text(feature: Feature, value: float | str | None) -> str:
     generic phrasing. ``{s}`` in a template is "s" unless the value reads as 1 where the
     template writes it (``{s:y|ies}`` for other endings); see :class:`_Number` for the flag
     and day specs. A category is phrased by :func:`category_text` (``unknown`` is missing).
+
+    A count reads as an absence at 0 when the feature has a ``zero_sentence`` ("Has not
+    visited the pricing page in the last 90 days"), and, when the reason is ``against`` the
+    lead, as too little when it has a ``low_sentence`` ("Only 2 pricing page visits in the
+    last 90 days"): a count that lowers the score is below what converting leads show, and
+    "Visited the pricing page 2 times" as a reason against reads as nonsense.
     """
     if isinstance(value, str):
         value = category_text(value)
     text = None
-    if value is not None and feature.sentence:
+    template = None if value is None else _template(feature, value, against)
+    if value is not None and template:
         try:
             if isinstance(value, str):
-                text = feature.sentence.format(value=value, s=_Plural(False))
+                text = template.format(value=value, s=_Plural(False))
             else:
-                one = "{s" in feature.sentence and _shown_as_one(feature.sentence, value)
-                text = feature.sentence.format(value=_Number(value), s=_Plural(one))
+                one = "{s" in template and _shown_as_one(template, value)
+                text = template.format(value=_Number(value), s=_Plural(one))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError):
             logger.debug("sentence of %s does not fit value %r", feature.name, value)
     # "; " joins the reasons of a lead: inside one sentence it would split it in two
@@ -246,6 +279,7 @@ def unseen_category_text(feature: Feature, value: str) -> str:
 
 
 def reasons_json(reasons_for: Sequence[Reason], reasons_against: Sequence[Reason]) -> str:
-    """The reasons as a JSON list of {feature, label, value, contribution, direction}."""
+    """The reasons as a JSON list of {feature, label, value, contribution, direction}, with
+    ``fact`` on a reason whose feature declares one (see :class:`Reason`)."""
     items = [r.to_dict() for r in (*reasons_for, *reasons_against)]
     return json.dumps(items, ensure_ascii=False)

@@ -152,6 +152,16 @@ class Feature:
     the explanation layer phrases the label and value generically. ``missing_sentence`` is the
     reason when the value is missing and missing means "none yet" rather than "not answered"
     ("No high-intent action yet"); without it a missing value reads "<label> not given".
+
+    Three optional fields serve counts and amounts, where more is better:
+    ``zero_sentence`` is the reason for a value of exactly 0, read as an absence ("Has not
+    visited the pricing page in the last 90 days", never "... 0 times"); ``low_sentence`` is
+    the template of a value above 0 that counts *against* the lead, read as too little ("Only
+    {value:,.0f} pricing page visit{s} in the last 90 days", never "Visited ... 2 times" as a
+    reason against). ``fact`` names what the feature tells about ("pricing_page_views"):
+    features of one fact (the windows of a count, its recency) make one reason of a lead, not
+    several. Without them (every flat-table feature, every model saved before they existed)
+    reasons read as before.
     """
 
     name: str
@@ -160,6 +170,9 @@ class Feature:
     kind: FeatureKind
     sentence: str | None = None
     missing_sentence: str | None = None
+    zero_sentence: str | None = None
+    low_sentence: str | None = None
+    fact: str | None = None
 
     def __post_init__(self) -> None:
         # a model file is read back into Features: a wrong kind must fail there, not later

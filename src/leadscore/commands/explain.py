@@ -95,11 +95,13 @@ def _changed_reasons(before: pd.Series, latest: pd.Series) -> list[str]:
     """The reasons that came, went or changed sides between two scorings, in the words each
     card used.
 
-    A reason is the same one when it is about the same field (its sentence may have moved on,
-    "3 times" to "4 times"); a new one is quoted from the latest card, a gone one from the
-    previous card. A field that counted for the lead and now counts against it (or the other
-    way) is neither new nor gone: it is listed as having changed sides, quoted from the latest
-    card, since that turn is often the news a salesperson wants.
+    A reason is the same one when it is about the same fact (``fact`` in ``reasons_json``: the
+    windows of a count and its recency are one fact, worded by whichever window moved the
+    score most, which may differ between scorings) or, without one, the same field (its
+    sentence may have moved on, "3 times" to "4 times"); a new one is quoted from the latest
+    card, a gone one from the previous card. A fact that counted for the lead and now counts
+    against it (or the other way) is neither new nor gone: it is listed as having changed
+    sides, quoted from the latest card, since that turn is often the news a salesperson wants.
     """
     from leadscore.sinks import REASONS_SEPARATOR
 
@@ -109,7 +111,7 @@ def _changed_reasons(before: pd.Series, latest: pd.Series) -> list[str]:
         out: dict[str, tuple[str, str]] = {}
         for direction in ("for", "against"):
             for reason, text in zip(reasons[direction], sentences[direction], strict=True):
-                out.setdefault(reason["feature"], (direction, text))
+                out.setdefault(reason.get("fact") or reason["feature"], (direction, text))
         return out
 
     old, new = by_field(before), by_field(latest)

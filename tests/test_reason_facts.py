@@ -1,0 +1,402 @@
+"""One fact, one reason: windows of a count merge, zeros read as absences, low counts as "Only".
+
+The event-form tests train a small model on synthetic event data exactly as ``leadscore train``
+does and explain it exactly as the batch scorer does (calibrated, "sides" rescaling, the
+model's encoder), so what they check is what lands in ``scored_leads``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadscore.config import parse_config
+from leadscore.datasets import prepare_flat_dataset
+from leadscore.explain import Explanation, explain, explain_batch, lead_reasons
+from leadscore.features import build_training_examples, default_as_of_dates, feature_catalogue
+from leadscore.io import load_closed_loop
+from leadscore.model import META_FILE, LeadScoringModel
+from leadscore.reasons import reason_text
+from leadscore.specs import load_spec
+from leadscore.synth import SynthParams, write_synthetic
+from leadscore.training import train
+
+CATALOGUE = {f.name: f for f in feature_catalogue()}
+#: The positive verbs of the catalogue's count sentences ("Took 2 ...", "Visited ... 2 times").
+DEED_VERBS = ("Took", "Visited", "Had", "Viewed", "Submitted", "Spent", "Downloaded", "Sent")
+#: A count written as a number 0 ("... 0 times", "Took 0 high-intent actions").
+ZERO_COUNT = re.compile(r"(^|\s)0 (time|high-intent|page|form|activit|marketing|second|day)")
+
+
+def concept(name: str) -> str:
+    """The behavioural signal a catalogue column is about, written independently of the code
+    under test: the stem of a windowed count, and high-intent recency with high-intent counts."""
+    match = re.fullmatch(r"(.+)_(\d+d|total)", name)
+    stem = match.group(1) if match else name
+    return {"days_since_last_high_intent": "high_intent_actions"}.get(stem, stem)
+
+
+@pytest.fixture(scope="module")
+def event_model(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Synthetic event history, a model trained on it, and the open leads' explanation."""
+    root = tmp_path_factory.mktemp("facts")
+    write_synthetic(SynthParams(n_leads=2000, seed=7, start="2025-09-01"), root, progress=False)
+    events = load_closed_loop(root)
+    dates = default_as_of_dates(events, 60, every_days=30, warmup_days=60)
+    examples = build_training_examples(events, dates, 60, name="crm", threads=1)
+    config = parse_config(
+        {
+            "cold_start": {"min_wins": 20, "min_leads": 200},
+            "quality_gate": {"allow_worse": True},
+            "lightgbm": {"num_boost_round": 150, "params": {"num_threads": 1}},
+            "evaluation": {"resamples": 0},
+            "calibration": {"cv": 2},
+        }
+    )
+    model = train(examples, config).model
+    X = examples.X.iloc[-1200:]
+    batch = explain_batch(
+        model.booster,
+        model.calibrator.predict,
+        model.features,
+        model.prepare(X),
+        calibrate_on="log_odds",
+        sub_scorer=model.sub_scorer,
+        encode=model.encode,
+        rescale="sides",
+    )
+    return {"model": model, "X": X, "batch": batch, "exp": model.explain(X), "root": root}
+
+
+def _reasons(batch: pd.DataFrame) -> list[list[dict]]:
+    return [json.loads(cell) for cell in batch["reasons_json"]]
+
+
+def _texts(batch: pd.DataFrame, side: str) -> list[list[str]]:
+    return [[t for t in cell.split("; ") if t] for cell in batch[f"reasons_{side}"]]
+
+
+# --------------------------------------------------------------------------- wording
+
+
+def test_zero_counts_read_as_an_absence():
+    assert (
+        reason_text(CATALOGUE["pricing_page_views_90d"], 0.0)
+        == "Has not visited the pricing page in the last 90 days"
+    )
+    assert (
+        reason_text(CATALOGUE["high_intent_actions_90d"], 0.0)
+        == "No high-intent action (pricing or demo pages, demo or sales forms) in the last 90 days"
+    )
+    assert (
+        reason_text(CATALOGUE["high_intent_forms_total"], 0.0)
+        == "Has not requested a demo, a sales call or a quote yet"
+    )
+    # the same fact the e-mail rates state when no send is logged: one sentence for both
+    assert reason_text(CATALOGUE["email_sends_90d"], 0.0) == reason_text(
+        CATALOGUE["email_open_rate_90d"], None
+    )
+    for feature in CATALOGUE.values():
+        if feature.kind == "numeric":
+            for against in (False, True):
+                text = reason_text(feature, 0.0, against=against)
+                assert not ZERO_COUNT.search(text), (feature.name, text)
+                assert "0%" not in text, (feature.name, text)
+
+
+def test_a_count_against_the_lead_reads_as_too_little():
+    high_intent = CATALOGUE["high_intent_actions_90d"]
+    assert (
+        reason_text(high_intent, 2.0, against=True)
+        == "Only 2 high-intent actions (pricing or demo pages, demo or sales forms) in the last "
+        "90 days"
+    )
+    assert reason_text(high_intent, 1.0, against=True).startswith("Only 1 high-intent action ")
+    # for the lead, and at 0 either way, the count reads as before / as an absence
+    assert reason_text(high_intent, 2.0).startswith("Took 2 high-intent actions")
+    assert reason_text(high_intent, 0.0, against=True).startswith("No high-intent action")
+    assert (
+        reason_text(CATALOGUE["pricing_page_views_30d"], 3.0, against=True)
+        == "Only 3 pricing page visits in the last 30 days"
+    )
+    # e-mails we sent are not the lead's doing: more is not better, no "Only"
+    assert reason_text(CATALOGUE["email_sends_90d"], 4.0, against=True).startswith("Received 4")
+    for feature in CATALOGUE.values():
+        if feature.low_sentence:
+            text = reason_text(feature, 2.0, against=True)
+            assert text.startswith("Only 2 "), (feature.name, text)
+            assert "{" not in text
+
+
+# --------------------------------------------------------------------------- event model
+
+
+def test_no_two_reasons_of_a_lead_come_from_one_signal(event_model):
+    batch = event_model["batch"]
+    merged_somewhere = False
+    for reasons in _reasons(batch):
+        concepts = [concept(r["feature"]) for r in reasons]
+        assert len(concepts) == len(set(concepts)), [r["feature"] for r in reasons]
+        facts = [r["fact"] for r in reasons if "fact" in r]
+        assert len(facts) == len(set(facts))
+        merged_somewhere |= any(r.get("fact") == "high_intent_actions" for r in reasons)
+    assert merged_somewhere
+    # nor the same sentence twice, for or against
+    for side_for, side_against in zip(_texts(batch, "for"), _texts(batch, "against"), strict=True):
+        said = side_for + side_against
+        assert len(said) == len(set(said)), said
+
+
+def test_zero_visits_never_read_as_zero_times(event_model):
+    batch, X = event_model["batch"], event_model["X"]
+    texts = [t for side in ("for", "against") for lead in _texts(batch, side) for t in lead]
+    assert not [t for t in texts if ZERO_COUNT.search(t)][:5]
+    absences = [t for t in texts if t.startswith(("Has not", "No high-intent action"))]
+    assert len(absences) > 50
+    no_pricing = X["pricing_page_views_90d"].to_numpy() == 0
+    about_pricing = [
+        t
+        for lead, idle in zip(_texts(batch, "against"), no_pricing, strict=True)
+        if idle
+        for t in lead
+        if "pricing page" in t
+    ]
+    assert about_pricing
+    assert all(t.startswith("Has not visited the pricing page") for t in about_pricing)
+
+
+def test_a_count_against_never_reads_as_a_deed(event_model):
+    batch = event_model["batch"]
+    against = [t for lead in _texts(batch, "against") for t in lead]
+    assert not [t for t in against if t.split(" ", 1)[0] in DEED_VERBS]
+    only = [t for t in against if t.startswith("Only ")]
+    assert only, "no count spoke against any lead"
+    features = {f.name: f for f in event_model["model"].features}
+    for reasons in _reasons(batch):
+        for r in reasons:
+            feature = features[r["feature"]]
+            if r["direction"] == "against" and feature.low_sentence and (r["value"] or 0) > 0:
+                assert r["label"] == feature.label
+                assert reason_text(feature, r["value"], against=True).startswith("Only ")
+
+
+def test_shown_contributions_are_the_merged_facts_nothing_lost_or_counted_twice(event_model):
+    exp: Explanation = event_model["exp"]
+    model = event_model["model"]
+    fact_of = {f.name: getattr(f, "fact", None) or concept(f.name) for f in model.features}
+    # fields that may share a sentence merge on top of facts ("No record of marketing e-mails
+    # sent ..."; "Company size: 11-50 employees" from the size and its band): summed together
+    family = {
+        "email_sends": "email",
+        "email_opens": "email",
+        "email_clicks": "email",
+        "company_size_band": "company_size",
+    }
+    fields = list(exp.fields)
+    C = exp.contributions.to_numpy()
+    checked = 0
+    for row in range(0, len(C), 7):
+        rf, ra = lead_reasons(exp, row, top_n=len(fields), min_contribution=0.0)
+        reasons = rf + ra
+        total = sum(r.contribution for r in reasons)
+        assert total == pytest.approx(exp.probability[row] - exp.base_rate, abs=1e-9)
+        by_fact: dict[str, list] = {}
+        for r in reasons:
+            by_fact.setdefault(fact_of[r.feature], []).append(r)
+        for fact, said in by_fact.items():
+            assert len(said) == 1, (fact, [r.text for r in said])
+        sums: dict[str, float] = {}
+        for j, name in enumerate(fields):
+            key = family.get(fact_of[name], fact_of[name])
+            sums[key] = sums.get(key, 0.0) + C[row, j]
+        shown: dict[str, float] = {}
+        for r in reasons:
+            key = family.get(fact_of[r.feature], fact_of[r.feature])
+            shown[key] = shown.get(key, 0.0) + r.contribution
+        for key, value in sums.items():
+            assert shown.get(key, 0.0) == pytest.approx(value, abs=1e-12), key
+            checked += key == "high_intent_actions"
+    assert checked > 50
+    # the probability and the per-field contributions themselves are untouched
+    np.testing.assert_allclose(exp.base_rate + C.sum(axis=1), exp.probability, atol=1e-9)
+    np.testing.assert_allclose(
+        event_model["batch"]["probability"], model.predict_proba(event_model["X"]), atol=1e-12
+    )
+
+
+def test_batch_reasons_match_single_lead_reasons(event_model):
+    exp, batch = event_model["exp"], event_model["batch"]
+    for row in range(0, len(batch), 37):
+        rf, ra = lead_reasons(exp, row)
+        assert batch["reasons_for"].iloc[row] == "; ".join(r.text for r in rf)
+        assert batch["reasons_against"].iloc[row] == "; ".join(r.text for r in ra)
+        items = json.loads(batch["reasons_json"].iloc[row])
+        assert items == [r.to_dict() for r in (*rf, *ra)]
+        for item in items:
+            assert {"feature", "label", "value", "contribution", "direction"} <= set(item)
+            assert set(item) - {"feature", "label", "value", "contribution", "direction"} <= {
+                "fact"
+            }
+
+
+def test_a_model_file_saved_before_facts_loads_and_scores_alike(event_model, tmp_path):
+    model: LeadScoringModel = event_model["model"]
+    folder = model.save(tmp_path / "model")
+    meta = json.loads((folder / META_FILE).read_text())
+    for feature in meta["features"]:
+        for key in ("zero_sentence", "low_sentence", "fact"):
+            feature.pop(key, None)
+    (folder / META_FILE).write_text(json.dumps(meta))
+    old = LeadScoringModel.load(folder)
+    X = event_model["X"]
+    np.testing.assert_array_equal(old.predict_proba(X), model.predict_proba(X))
+    assert all(f.fact is None and f.zero_sentence is None for f in old.features)
+    exp = old.explain(X.iloc[:50])
+    for row in range(50):
+        rf, ra = lead_reasons(exp, row)
+        assert all("fact" not in r.to_dict() for r in (*rf, *ra))
+
+
+# --------------------------------------------------------------------------- handmade
+
+
+def _handmade(values: dict[str, list[float]], contributions: dict[str, list[float]]):
+    """An explanation of catalogue columns with the given values and contributions."""
+    names = list(values)
+    features = tuple(CATALOGUE[n] for n in names)
+    X = pd.DataFrame(values, dtype=float)
+    C = pd.DataFrame(contributions, dtype=float)[names]
+    n = len(X)
+    return Explanation(
+        base_rate=0.1,
+        probability=0.1 + C.sum(axis=1).to_numpy(),
+        contributions=C,
+        log_odds=C.copy(),
+        log_odds_bias=0.0,
+        values=X,
+        features=features,
+        fields=tuple(names),
+        shown=np.broadcast_to(np.arange(len(names)), (n, len(names))),
+    )
+
+
+def test_the_member_that_says_the_most_words_the_fact():
+    hi = ["high_intent_actions_7d", "high_intent_actions_30d", "high_intent_actions_90d"]
+    pricing = ["pricing_page_views_7d", "pricing_page_views_30d", "pricing_page_views_90d"]
+    exp = _handmade(
+        {
+            **dict(zip(hi, [[0, 0], [2, 0], [5, 2]], strict=True)),
+            "days_since_last_high_intent": [3, 40],
+            **dict(zip(pricing, [[0, 0], [0, 0], [3, 0]], strict=True)),
+        },
+        {
+            # lead 0 nets +0.05 on high intent, lead 1 nets -0.055
+            **dict(zip(hi, [[-0.01, -0.02], [0.03, -0.01], [0.02, -0.03]], strict=True)),
+            "days_since_last_high_intent": [0.01, 0.005],
+            # lead 0: the idle 7 days lift it most, but "Visited 3 times" is what reads as a
+            # plus; lead 1 never visited and that lowers it
+            **dict(zip(pricing, [[0.004, -0.006], [0.001, -0.002], [0.002, -0.001]], strict=True)),
+        },
+    )
+    rf, ra = lead_reasons(exp, 0)
+    assert [r.text for r in rf] == [
+        "Took 2 high-intent actions (pricing or demo pages, demo or sales forms) in the last "
+        "30 days",
+        "Visited the pricing page 3 times in the last 90 days",
+    ]
+    assert [r.contribution for r in rf] == pytest.approx([0.05, 0.007])
+    assert [r.feature for r in rf] == ["high_intent_actions_30d", "pricing_page_views_90d"]
+    assert ra == []
+    rf, ra = lead_reasons(exp, 1)
+    assert rf == []
+    assert [r.text for r in ra] == [
+        "Only 2 high-intent actions (pricing or demo pages, demo or sales forms) in the last "
+        "90 days",
+        "Has not visited the pricing page in the last 7 days",
+    ]
+    assert [r.contribution for r in ra] == pytest.approx([-0.055, -0.009])
+    assert {r.fact for r in ra} == {"high_intent_actions", "pricing_page_views"}
+    assert json.loads(json.dumps(ra[0].to_dict()))["fact"] == "high_intent_actions"
+
+
+# --------------------------------------------------------------------------- flat tables
+
+
+def _x_education_like(n: int, seed: int = 0) -> tuple[pd.DataFrame, object]:
+    """A small table with every column the built-in x_education spec names, typed as there."""
+    spec = load_spec("x_education", data_root=Path("."))
+    rng = np.random.default_rng(seed)
+    named = [spec.id, spec.label.column, spec.order_by, *spec.exclude, *spec.labels]
+    named += [*spec.groups.fit, *spec.groups.engagement]
+    numbers = {"TotalVisits", "Total Time Spent on Website", "Page Views Per Visit"}
+    words = {
+        "Lead Origin": ["API", "Landing Page Submission", "Lead Add Form"],
+        "Lead Source": ["Google", "Direct Traffic", "Olark Chat", "Reference"],
+        "What is your current occupation": ["Unemployed", "Working Professional", "Select"],
+        "What matters most to you in choosing a course": ["Better Career Prospects", "Select"],
+        "How did you hear about X Education": ["Online Search", "Word Of Mouth", "Select"],
+    }
+    visits = rng.poisson(2.0, n).astype(float)
+    frame = {}
+    for name in dict.fromkeys(named):
+        if name == spec.id:
+            frame[name] = [f"p{i}" for i in range(n)]
+        elif name == spec.order_by:
+            frame[name] = np.arange(n)
+        elif name == spec.label.column:
+            continue
+        elif name == "TotalVisits":
+            frame[name] = visits
+        elif name in numbers:
+            frame[name] = np.where(visits > 0, rng.gamma(2.0, 300.0, n), 0.0)
+        elif name in words:
+            frame[name] = rng.choice(words[name], n)
+        else:
+            frame[name] = rng.choice(["Yes", "No"], n, p=[0.2, 0.8])
+    table = pd.DataFrame(frame)
+    z = (
+        -1.2
+        + 0.5 * visits
+        + 1.2 * (table["What is your current occupation"] == "Working Professional")
+    )
+    table[spec.label.column] = (rng.random(n) < 1 / (1 + np.exp(-z))).astype(int)
+    return table, spec
+
+
+def test_flat_table_reasons_read_as_before():
+    """A flat table's features declare no fact, zero or low sentence, so its reasons are the
+    top contributions of single columns, worded "<label>: <value>", exactly as before."""
+    table, spec = _x_education_like(1200)
+    dataset = prepare_flat_dataset(table, spec)
+    new_fields = ("fact", "zero_sentence", "low_sentence")
+    assert not any(getattr(f, k, None) for f in dataset.features for k in new_fields)
+    params = {"objective": "binary", "num_leaves": 8, "verbose": -1, "num_threads": 1, "seed": 0}
+    booster = lgb.train(params, lgb.Dataset(dataset.X, dataset.y), num_boost_round=40)
+    exp = explain(booster, None, dataset.features, dataset.X)
+    batch = explain_batch(booster, None, dataset.features, dataset.X)
+    C = exp.contributions.to_numpy()
+    zero_visits = 0
+    for row in range(0, len(table), 11):
+        order = np.argsort(-C[row], kind="stable")
+        expected = {"for": [], "against": []}
+        for side, picks in (("for", order[:3]), ("against", order[::-1][:3])):
+            for j in picks:
+                c = C[row, j]
+                if (c >= 1e-3) if side == "for" else (c <= -1e-3):
+                    value = dataset.X.iloc[row, j]
+                    value = None if pd.isna(value) else value
+                    if isinstance(value, (int, float, np.floating)):
+                        value = float(value)
+                    expected[side].append(reason_text(dataset.features[j], value))
+        assert batch["reasons_for"].iloc[row] == "; ".join(expected["for"])
+        assert batch["reasons_against"].iloc[row] == "; ".join(expected["against"])
+        for item in json.loads(batch["reasons_json"].iloc[row]):
+            assert set(item) == {"feature", "label", "value", "contribution", "direction"}
+        zero_visits += "Website visits: 0" in batch["reasons_against"].iloc[row]
+    assert zero_visits > 0  # a flat column still reads "label: value", 0 included
