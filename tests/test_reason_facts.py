@@ -171,11 +171,22 @@ def test_zero_visits_never_read_as_zero_times(event_model):
     assert all(t.startswith("Has not visited the pricing page") for t in about_pricing)
 
 
-def test_a_count_against_never_reads_as_a_deed(event_model):
+def test_a_count_the_model_may_only_raise_never_reads_as_a_deed_against(event_model):
     batch = event_model["batch"]
-    against = [t for lead in _texts(batch, "against") for t in lead]
-    assert not [t for t in against if t.split(" ", 1)[0] in DEED_VERBS]
-    only = [t for t in against if t.startswith("Only ")]
+    model = event_model["model"]
+    signs = dict(
+        zip(model.feature_names, model.metadata["params"]["monotone_constraints"], strict=True)
+    )
+    against = [
+        (text, reason["feature"])
+        for texts, reasons in zip(_texts(batch, "against"), _reasons(batch), strict=True)
+        for text, reason in zip(
+            texts, [r for r in reasons if r["direction"] == "against"], strict=True
+        )
+    ]
+    constrained = [t for t, name in against if signs[name] > 0]
+    assert not [t for t in constrained if t.split(" ", 1)[0] in DEED_VERBS]
+    only = [t for t in constrained if t.startswith("Only ")]
     assert only, "no count spoke against any lead"
     features = {f.name: f for f in event_model["model"].features}
     for reasons in _reasons(batch):
@@ -400,3 +411,28 @@ def test_flat_table_reasons_read_as_before():
             assert set(item) == {"feature", "label", "value", "contribution", "direction"}
         zero_visits += "Website visits: 0" in batch["reasons_against"].iloc[row]
     assert zero_visits > 0  # a flat column still reads "label: value", 0 included
+
+
+def test_only_the_counts_the_model_may_only_raise_read_as_too_little(event_model):
+    """A count without the monotone constraint can lower the score for being high ("64
+    activities in a week"); "Only 64 activities" would then say the opposite of the truth."""
+    model = event_model["model"]
+    signs = dict(
+        zip(model.feature_names, model.metadata["params"]["monotone_constraints"], strict=True)
+    )
+    with_low = {f.name for f in model.features if f.low_sentence}
+    assert with_low, "no feature of the model reads 'Only'"
+    assert all(signs[name] > 0 for name in with_low)
+    unconstrained = [
+        f for f in model.features if CATALOGUE[f.name].low_sentence and signs[f.name] <= 0
+    ]
+    assert unconstrained, "every count of the catalogue is constrained: nothing to check"
+    for feature in unconstrained:
+        assert feature.low_sentence is None
+        assert not reason_text(feature, 64.0, against=True).startswith("Only")
+    batch = event_model["batch"]
+    for texts, reasons in zip(_texts(batch, "against"), _reasons(batch), strict=True):
+        against = [r for r in reasons if r["direction"] == "against"]
+        for text, reason in zip(texts, against, strict=True):
+            if text.startswith("Only "):
+                assert signs[reason["feature"]] > 0, text

@@ -37,7 +37,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import lightgbm as lgb
@@ -471,6 +471,30 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
     return PreparedData(folds, y, encoder, encoder.matrix(dataset.X), n_leads, n_wins)
 
 
+def low_sentences_where_monotone(
+    encoder: FeatureEncoder, signs: Sequence[int] | None
+) -> FeatureEncoder:
+    """``encoder`` with the ``low_sentence`` ("Only 2 pricing page visits ...") kept only on
+    features the booster may only raise the score with (monotone constraint +1).
+
+    There a contribution against the lead means the count is below what the model expects of
+    a typical lead, which is what "Only" says. A count without the constraint can also count
+    against the lead for being high (64 activities in a week may read as a bot to the model),
+    and "Only 64 activities" would then say the opposite of the truth: it reads as the plain
+    sentence instead.
+    """
+    signs = list(signs or ())
+    features = tuple(
+        f
+        if f.low_sentence is None or (j < len(signs) and signs[j] > 0)
+        else replace(f, low_sentence=None)
+        for j, f in enumerate(encoder.features)
+    )
+    if features == encoder.features:
+        return encoder
+    return FeatureEncoder(features, encoder.categories, fold_spellings=encoder.fold_spellings)
+
+
 def calibration_periods(
     dataset: LabelledDataset, rows: np.ndarray, config: TrainConfig, purged: int = 0
 ) -> float | None:
@@ -669,6 +693,7 @@ def train(
         "feature_importance": importance,
         "warnings": notes,
     }
+    encoder = low_sentences_where_monotone(encoder, used.get("monotone_constraints"))
     model = LeadScoringModel(booster, encoder, calibrator, stages, metadata)
     model.sub_scorer = fit_sub_scorer(model, dataset.X.iloc[train_rows], seed=config.seed)
     model.drift_reference = DriftReference().fit(
