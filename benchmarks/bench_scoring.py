@@ -14,15 +14,20 @@ Usage::
         --reasons-limit 200000
 
 ``--reasons-limit`` caps the rows scored *with* reasons (TreeSHAP costs far more than a
-prediction); rows/s is measured on what was scored. Inputs are cached under ``--work-dir``.
+prediction); rows/s is measured on what was scored. Inputs are cached under ``--work-dir``:
+the synthetic event folders for good (``synth`` is deterministic per seed), the models and the
+flat tables only while the package's source is unchanged (:func:`ensure_current`), since a
+model or table built by older code may no longer be what this code scores.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,6 +37,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+import leadscore
 from leadscore.config import parse_config
 from leadscore.features import build_features, build_training_examples, default_as_of_dates
 from leadscore.io import load_closed_loop
@@ -39,6 +45,30 @@ from leadscore.synth import SynthParams, write_synthetic
 from leadscore.training import train
 
 AS_OF = "2026-06-30"
+
+
+def source_digest() -> str:
+    """A digest of the leadscore package's Python source, to tell built inputs apart."""
+    root = Path(leadscore.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ensure_current(work: Path) -> None:
+    """Drop the models and flat tables in ``work`` that other package source built."""
+    stamp = work / "source.txt"
+    current = source_digest()
+    if stamp.exists() and stamp.read_text().strip() == current:
+        return
+    for stale in (work / "event_model", work / "flat_model"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in (work / "flat_base.parquet", *work.glob("flat_[0-9]*.parquet")):
+        stale.unlink(missing_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(current + "\n")
 
 
 def ensure_event_data(folder: Path, n_leads: int) -> Path:
@@ -144,7 +174,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("data/bench"))
     args = parser.parse_args()
     work = args.work_dir
-    work.mkdir(parents=True, exist_ok=True)
+    ensure_current(work)
 
     results = []
     if args.event_leads:

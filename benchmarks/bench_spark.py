@@ -28,6 +28,7 @@ import pandas as pd
 
 from bench_scoring import (
     AS_OF,
+    ensure_current,
     ensure_event_data,
     ensure_event_model,
     ensure_flat,
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("--work-dir", type=Path, default=Path("data/bench"))
     args = parser.parse_args()
     work = args.work_dir
-    work.mkdir(parents=True, exist_ok=True)
+    ensure_current(work)
     reasons = [] if args.reasons else ["--no-reasons"]
     kind = "with reasons" if args.reasons else "no reasons"
 

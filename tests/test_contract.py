@@ -18,7 +18,7 @@ from leadscore.io import (
     write_table,
     write_tables,
 )
-from leadscore.schema import normalized_labels, validate_closed_loop
+from leadscore.schema import is_known_id, normalized_labels, validate_closed_loop
 
 
 def test_valid_frames_are_typed(event_frames):
@@ -728,3 +728,22 @@ def test_the_declared_pandas_floor_has_the_str_dtype_the_contract_relies_on():
     assert not pandas.specifier.contains("2.2.3") and pandas.specifier.contains("3.0.0")
     assert ptypes.is_string_dtype(pd.Series(["a", None]).dtype)
     assert pd.Series(["a", None]).dtype == "str"
+
+
+@pytest.mark.parametrize("dtype", ["str", object])
+def test_known_ids_match_pandas_isin_whatever_the_text_storage(dtype) -> None:
+    """The Arrow fast path of is_known_id (many chunks, missing ids, any index) gives exactly
+    what pandas' isin gives."""
+    rng = np.random.default_rng(5)
+    pool = [f"L{i:05d}" for i in range(2_000)]
+    known = pd.Index(pool[::3], dtype=dtype)
+    parts = [pd.Series([*rng.choice(pool, 700).tolist(), None], dtype=dtype) for _ in range(3)]
+    ids = pd.concat(parts)  # several Arrow chunks for "str"
+    ids.index = rng.permutation(len(ids))
+    found = is_known_id(ids, known)
+    expected = ids.isin(known) & ids.notna()
+    assert found.dtype == bool
+    assert found.index.equals(ids.index)
+    assert found.tolist() == expected.tolist()
+    assert 0 < found.sum() < len(ids)
+    assert is_known_id(ids.iloc[:0], known).empty

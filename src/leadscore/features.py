@@ -51,6 +51,7 @@ from leadscore.schema import (
     LabelledDataset,
     _to_numeric,
     future_cutoff,
+    is_known_id,
     is_text_timestamps,
     parse_company_size,
     utc_now,
@@ -1593,7 +1594,7 @@ def build_training_examples(
         for d in usable:
             closed = outcomes.index[outcomes["closed_at"] <= d]
             leads = data.leads
-            leads_now = leads[(leads["created_at"] <= d) & ~leads["lead_id"].isin(closed)]
+            leads_now = leads[(leads["created_at"] <= d) & ~is_known_id(leads["lead_id"], closed)]
             if leads_now.empty:
                 continue
             table = _build(leads_now, d, query, extras)

