@@ -5,7 +5,6 @@ extract moment), with the same features as the same data written in leadscore's 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from event_databases import write_duckdb, write_sqlite
 from leadscore.errors import DataError
 from leadscore.features import build_features
 from leadscore.io import (
@@ -151,32 +151,14 @@ def _company(frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return {**frames, "activities": company, "activity_types": MAP}
 
 
-def _duckdb(path: Path, frames: dict[str, pd.DataFrame]) -> Path:
-    import duckdb
-
-    with duckdb.connect(str(path)) as con:
-        for name, frame in frames.items():
-            con.register("frame", frame)
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
-            con.unregister("frame")
-    return path
-
-
-def _sqlite(path: Path, frames: dict[str, pd.DataFrame]) -> str:
-    with sqlite3.connect(path) as con:
-        for name, frame in frames.items():
-            frame.to_sql(name, con, index=False)
-    return f"sqlite:///{path}"
-
-
 def _source(form: str, folder: Path, frames: dict[str, pd.DataFrame]) -> str | Path:
     folder.mkdir(parents=True)
     if form in ("csv", "parquet"):
         write_tables(frames, folder, fmt=form)
         return folder
     if form == "duckdb":
-        return _duckdb(folder / "crm.duckdb", frames)
-    return _sqlite(folder / "crm.sqlite", frames)
+        return write_duckdb(folder / "crm.duckdb", frames)
+    return write_sqlite(folder / "crm.sqlite", frames)
 
 
 FORMS = ["csv", "parquet", "duckdb", "sqlite"]
@@ -591,7 +573,7 @@ def test_a_database_map_named_but_for_case_is_refused(tmp_path, event_frames, mo
     "Activity_Types" when asked for activity_types: refused, not read as no map."""
     import leadscore.io as io
 
-    url = _sqlite(tmp_path / "crm.sqlite", {**event_frames, "Activity_Types": MAP})
+    url = write_sqlite(tmp_path / "crm.sqlite", {**event_frames, "Activity_Types": MAP})
     read_table = io.read_table
 
     def case_sensitive(source: str, table: str | None = None, **kwargs: object) -> pd.DataFrame:

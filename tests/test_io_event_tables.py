@@ -5,13 +5,13 @@ extract moment computed without loading the activity log."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from event_databases import write_duckdb, write_sqlite
 from leadscore.errors import DataError
 from leadscore.io import (
     event_observed_until,
@@ -32,24 +32,6 @@ def _sliced(source: str | Path) -> object:
 
 
 READERS: list[Callable[[str | Path], object]] = [_whole, _sliced, event_observed_until]
-
-
-def _duckdb(path: Path, frames: dict[str, pd.DataFrame]) -> Path:
-    import duckdb
-
-    with duckdb.connect(str(path)) as con:
-        for name, frame in frames.items():
-            con.register("frame", frame)
-            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
-            con.unregister("frame")
-    return path
-
-
-def _sqlite(path: Path, frames: dict[str, pd.DataFrame]) -> str:
-    with sqlite3.connect(path) as con:
-        for name, frame in frames.items():
-            frame.to_sql(name, con, index=False)
-    return f"sqlite:///{path}"
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -122,8 +104,8 @@ def test_a_missing_outcomes_table_of_a_database_is_warned(tmp_path, event_frames
         "activities": event_frames["activities"],
         "closed_deals": event_frames["outcomes"],
     }
-    duck = _duckdb(tmp_path / "crm.duckdb", frames)
-    url = _sqlite(tmp_path / "crm.sqlite", frames)
+    duck = write_duckdb(tmp_path / "crm.duckdb", frames)
+    url = write_sqlite(tmp_path / "crm.sqlite", frames)
     with caplog.at_level(logging.WARNING, logger="leadscore"):
         assert load_closed_loop(duck).absent_tables == ("outcomes",)
         assert load_closed_loop(url).absent_tables == ("outcomes",)
@@ -141,7 +123,7 @@ def test_a_database_table_named_but_for_case_is_refused(tmp_path, event_frames, 
 
     frames = {**event_frames, "Outcomes": event_frames["outcomes"]}
     del frames["outcomes"]
-    url = _sqlite(tmp_path / "crm.sqlite", frames)
+    url = write_sqlite(tmp_path / "crm.sqlite", frames)
     read_table = io.read_table
 
     def case_sensitive(source: str, table: str | None = None, **kwargs: object) -> pd.DataFrame:
@@ -178,8 +160,8 @@ def test_an_activity_log_without_rows_is_refused(tmp_path, event_frames, fmt, re
 @pytest.mark.parametrize("read", [_whole, event_observed_until], ids=["whole", "observed_until"])
 def test_an_activity_table_without_rows_in_a_database_is_refused(tmp_path, event_frames, read):
     frames = _header_only(event_frames, "activities")
-    duck = _duckdb(tmp_path / "crm.duckdb", frames)
-    url = _sqlite(tmp_path / "crm.sqlite", frames)
+    duck = write_duckdb(tmp_path / "crm.duckdb", frames)
+    url = write_sqlite(tmp_path / "crm.sqlite", frames)
     for source in (duck, url):
         with pytest.raises(DataError) as err:
             read(source)
@@ -211,7 +193,7 @@ def test_synthetic_data_never_has_an_empty_activity_log():
 @pytest.mark.parametrize("name", ["crm.sqlite", "crm.sqlite3", "crm.db", "crm"])
 def test_an_sqlite_file_names_its_url(tmp_path, event_frames, monkeypatch, name):
     monkeypatch.chdir(tmp_path)
-    _sqlite(tmp_path / name, event_frames)
+    write_sqlite(tmp_path / name, event_frames)
     for source in (name, tmp_path / name):
         for read in (load_closed_loop, iter_closed_loop_chunks, event_observed_until):
             with pytest.raises(DataError) as err:
@@ -233,7 +215,7 @@ def test_validate_names_the_url_of_an_sqlite_file(tmp_path, event_frames, monkey
     from leadscore.cli import main
 
     monkeypatch.chdir(tmp_path)
-    _sqlite(tmp_path / "crm.sqlite", event_frames)
+    write_sqlite(tmp_path / "crm.sqlite", event_frames)
     assert main(["-q", "validate", "--data", "crm.sqlite"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
@@ -312,8 +294,8 @@ def _forms(tmp_path: Path, frames: dict[str, pd.DataFrame]) -> list[str | Path]:
     return [
         tmp_path / "csv",
         tmp_path / "parquet",
-        _duckdb(tmp_path / "crm.duckdb", frames),
-        _sqlite(tmp_path / "crm.sqlite", frames),
+        write_duckdb(tmp_path / "crm.duckdb", frames),
+        write_sqlite(tmp_path / "crm.sqlite", frames),
     ]
 
 
@@ -384,7 +366,9 @@ def test_event_observed_until_refuses_a_future_timestamp_as_the_loader_does(tmp_
 def test_event_observed_until_reads_a_view_of_a_duckdb_file(tmp_path, event_frames):
     import duckdb
 
-    path = _duckdb(tmp_path / "crm.duckdb", {**event_frames, "raw": event_frames["activities"]})
+    path = write_duckdb(
+        tmp_path / "crm.duckdb", {**event_frames, "raw": event_frames["activities"]}
+    )
     with duckdb.connect(str(path)) as con:
         con.execute("DROP TABLE activities")
         con.execute("CREATE VIEW activities AS SELECT * FROM raw")
