@@ -19,7 +19,6 @@ from leadscore.config import parse_config
 from leadscore.datasets import prepare_flat_dataset
 from leadscore.encoding import FeatureEncoder, preferred_spellings, spelling_key
 from leadscore.errors import ModelError
-from leadscore.explain import explain_batch
 from leadscore.model import LeadScoringModel
 from leadscore.schema import Feature
 from leadscore.scoring import unseen_categories
@@ -123,17 +122,7 @@ def test_reasons_quote_the_level_as_trained(flat) -> None:
     result, frame = flat
     model = result.model
     leads = _spelled(frame.head(100), "paid search")
-    batch = explain_batch(
-        model.booster,
-        model.calibrator.predict,
-        model.features,
-        model.prepare(leads),
-        top_n=6,
-        min_contribution=0.0,
-        calibrate_on="log_odds",
-        encode=model.encode,
-        rescale="sides",
-    )
+    batch = model.explain_batch(leads, 6, min_contribution=0.0)
     values = {
         item["value"]
         for cell in batch["reasons_json"]

@@ -19,7 +19,7 @@ from leadscore.config import parse_config
 from leadscore.datasets import prepare_flat_dataset
 from leadscore.encoding import FeatureEncoder, category_levels, parse_numbers
 from leadscore.errors import DataError, ModelError
-from leadscore.explain import explain_batch, lead_reasons
+from leadscore.explain import lead_reasons
 from leadscore.model import BOOSTER_FILE, META_FILE, LeadScoringModel
 from leadscore.schema import Feature, LabelledDataset
 from leadscore.specs import parse_spec
@@ -397,17 +397,7 @@ def test_unseen_categories_are_scored_as_missing_but_quoted(trained) -> None:
     np.testing.assert_array_equal(
         model.predict_proba(unseen), model.predict_proba(X.assign(source=None))
     )
-    batch = explain_batch(
-        model.booster,
-        model.calibrator.predict,
-        model.features,
-        model.prepare(unseen),
-        top_n=6,
-        min_contribution=0.0,
-        calibrate_on="log_odds",
-        encode=model.encode,
-        rescale="sides",
-    )
+    batch = model.explain_batch(unseen, 6, min_contribution=0.0)
     text = batch["reasons_for"] + "; " + batch["reasons_against"]
     about_source = text.str.contains("Lead source")
     assert about_source.any()

@@ -61,16 +61,7 @@ def event_model(tmp_path_factory: pytest.TempPathFactory) -> dict:
     )
     model = train(examples, config).model
     X = examples.X.iloc[-1200:]
-    batch = explain_batch(
-        model.booster,
-        model.calibrator.predict,
-        model.features,
-        model.prepare(X),
-        calibrate_on="log_odds",
-        sub_scorer=model.sub_scorer,
-        encode=model.encode,
-        rescale="sides",
-    )
+    batch = model.explain_batch(X)
     return {"model": model, "X": X, "batch": batch, "exp": model.explain(X), "root": root}
 
 

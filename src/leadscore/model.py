@@ -37,7 +37,7 @@ from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.encoding import CATEGORY_MATCHING, FeatureEncoder
 from leadscore.errors import ModelError
-from leadscore.explain import Explanation, explain
+from leadscore.explain import MIN_CONTRIBUTION, Explanation, explain, explain_batch
 from leadscore.io import write_atomically
 from leadscore.monitoring import DriftReference
 from leadscore.schema import Feature
@@ -176,6 +176,27 @@ class LeadScoringModel:
             self.features,
             self.prepare(X),
             calibrate_on="log_odds",
+            encode=self.encode,
+            rescale="sides",
+        )
+
+    def explain_batch(
+        self, X: pd.DataFrame, top_n: int = 3, *, min_contribution: float = MIN_CONTRIBUTION
+    ) -> pd.DataFrame:
+        """Reasons for and against, ``reasons_json`` and the fit and engagement sub-scores of
+        many leads, as the scored table holds them: :func:`leadscore.explain.explain_batch`
+        with this model's calibration, encoding and sub-scorer, the same settings as
+        :meth:`explain`, so a lead's reasons read the same from the scorer, Spark and the
+        lead card."""
+        return explain_batch(
+            self.booster,
+            self.calibrator.predict,
+            self.features,
+            self.prepare(X),
+            top_n,
+            calibrate_on="log_odds",
+            sub_scorer=self.sub_scorer,
+            min_contribution=min_contribution,
             encode=self.encode,
             rescale="sides",
         )

@@ -32,7 +32,6 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from leadscore.errors import DataError, ModelError
-from leadscore.explain import explain_batch
 from leadscore.features import build_features, feature_catalogue
 from leadscore.io import (
     TABLE_SUFFIXES,
@@ -249,17 +248,7 @@ def score_frame(
     # cut-off gets the same stage with or without reasons, and from the MLflow model
     p = model.predict_proba(X)
     if with_reasons:
-        explained = explain_batch(
-            model.booster,
-            model.calibrator.predict,
-            model.features,
-            model.prepare(X),
-            top_n=top_n,
-            calibrate_on="log_odds",
-            sub_scorer=model.sub_scorer,
-            encode=model.encode,
-            rescale="sides",
-        )
+        explained = model.explain_batch(X, top_n)
         texts = {c: explained[c].to_numpy() for c in ("reasons_for", "reasons_against")}
         texts["reasons_json"] = explained["reasons_json"].to_numpy()
         sub = {
