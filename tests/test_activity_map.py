@@ -5,14 +5,13 @@ extract moment), with the same features as the same data written in leadscore's 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from event_databases import write_duckdb, write_sqlite
+from event_sources import READER_IDS, READERS, read_whole, write_duckdb, write_sqlite
 from leadscore.errors import DataError
 from leadscore.features import build_features
 from leadscore.io import (
@@ -366,14 +365,6 @@ def test_the_python_api_takes_the_map_as_a_frame(event_frames):
 # ------------------------------------------------------------------ what is refused
 
 
-def _whole(source: str | Path) -> object:
-    return load_closed_loop(source)
-
-
-READERS: list[Callable[[str | Path], object]] = [_whole, _sliced, event_observed_until]
-READER_IDS = ["whole", "sliced", "observed_until"]
-
-
 def _with_map(tmp_path: Path, event_frames: dict[str, pd.DataFrame], table: pd.DataFrame) -> Path:
     log = event_frames["activities"].assign(
         activity_type=["Pricing Page Visit", "form_fill", "Email Opened", "chat"]
@@ -474,7 +465,7 @@ def test_a_map_without_rows_is_refused(tmp_path, event_frames, fmt, read):
     )
 
 
-@pytest.mark.parametrize("read", [_whole, _sliced], ids=["whole", "sliced"])
+@pytest.mark.parametrize("read", [read_whole, _sliced], ids=["whole", "sliced"])
 def test_types_still_unknown_name_the_map_in_the_fix(tmp_path, event_frames, read):
     table = pd.DataFrame({"source_type": ["Pricing Page Visit"], "activity_type": ["page_view"]})
     folder = _with_map(tmp_path, event_frames, table)
@@ -500,7 +491,7 @@ def test_unknown_types_without_a_map_say_where_one_goes(tmp_path, event_frames, 
         "duckdb": f"an activity_types table in {source}",
         "sqlite": f"an activity_types table in {source}",
     }[form]
-    readers = [_whole, _sliced] if form in ("csv", "parquet") else [_whole]
+    readers = [read_whole, _sliced] if form in ("csv", "parquet") else [read_whole]
     for read in readers:
         with pytest.raises(DataError) as err:
             read(source)
@@ -527,21 +518,6 @@ def test_a_log_whose_every_row_is_ignored_is_refused(tmp_path, event_frames, rea
 
 
 # ------------------------------------------------------------ found as the other tables
-
-
-@pytest.mark.parametrize("written", ["Activity_Types.csv", "ACTIVITY_TYPES.parquet"])
-@pytest.mark.parametrize("read", READERS, ids=READER_IDS)
-def test_a_map_file_named_but_for_case_is_refused(tmp_path, event_frames, written, read):
-    write_tables(event_frames, tmp_path, fmt="csv")
-    if written.endswith(".parquet"):
-        MAP.to_parquet(tmp_path / written, index=False)
-    else:
-        MAP.to_csv(tmp_path / written, index=False)
-    with pytest.raises(DataError) as err:
-        read(tmp_path)
-    assert str(err.value) == (
-        f"{tmp_path / written}: table names are lower case. Rename it to {written.lower()}."
-    )
 
 
 def test_a_map_as_csv_and_parquet_at_once_is_refused(tmp_path, event_frames):

@@ -5,13 +5,19 @@ extract moment computed without loading the activity log."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from event_databases import write_duckdb, write_sqlite
+from event_sources import (
+    READER_IDS,
+    READERS,
+    read_sliced,
+    read_whole,
+    write_duckdb,
+    write_sqlite,
+)
 from leadscore.errors import DataError
 from leadscore.io import (
     event_observed_until,
@@ -20,18 +26,10 @@ from leadscore.io import (
     write_tables,
 )
 
+#: An ``activity_types`` table of one rule, for the tests of how tables are found.
+ACTIVITY_MAP = pd.DataFrame({"source_type": ["Web Visit"], "activity_type": ["web_visit"]})
+
 EMPTY_LOG_FIX = "Export the activity log again; a company's log is never empty."
-
-
-def _whole(source: str | Path) -> object:
-    return load_closed_loop(source)
-
-
-def _sliced(source: str | Path) -> object:
-    return list(iter_closed_loop_chunks(source, chunk_leads=2))
-
-
-READERS: list[Callable[[str | Path], object]] = [_whole, _sliced, event_observed_until]
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -43,16 +41,22 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 @pytest.mark.parametrize(
     ("table", "written"),
-    [("outcomes", "Outcomes.csv"), ("leads", "LEADS.CSV"), ("activities", "Activities.parquet")],
+    [
+        ("outcomes", "Outcomes.csv"),
+        ("leads", "LEADS.CSV"),
+        ("activities", "Activities.parquet"),
+        ("activity_types", "Activity_Types.csv"),
+        ("activity_types", "ACTIVITY_TYPES.parquet"),
+    ],
 )
-@pytest.mark.parametrize("read", READERS, ids=["whole", "sliced", "observed_until"])
+@pytest.mark.parametrize("read", READERS, ids=READER_IDS)
 def test_a_table_file_named_but_for_case_is_refused(tmp_path, event_frames, table, written, read):
     """Only the exact name is read on a case-sensitive file system: ``Outcomes.csv`` made
     every lead open without a word. It is refused, not guessed, on every file system."""
     crm = tmp_path / "crm"
     write_tables(event_frames, crm, fmt="csv")
-    (crm / f"{table}.csv").unlink()
-    frame = event_frames[table]
+    (crm / f"{table}.csv").unlink(missing_ok=True)  # the optional map is not written
+    frame = event_frames.get(table, ACTIVITY_MAP)
     if written.endswith(".parquet"):
         frame.to_parquet(crm / written, index=False)
     else:
@@ -74,7 +78,7 @@ def test_a_table_file_beside_one_named_but_for_case_is_refused(tmp_path, event_f
         load_closed_loop(tmp_path)
 
 
-@pytest.mark.parametrize("read", [_whole, _sliced], ids=["whole", "sliced"])
+@pytest.mark.parametrize("read", [read_whole, read_sliced], ids=["whole", "sliced"])
 def test_a_missing_outcomes_table_is_warned_naming_what_is_there(
     tmp_path, event_frames, caplog, read
 ):
@@ -147,7 +151,7 @@ def _header_only(frames: dict[str, pd.DataFrame], table: str) -> dict[str, pd.Da
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
-@pytest.mark.parametrize("read", READERS, ids=["whole", "sliced", "observed_until"])
+@pytest.mark.parametrize("read", READERS, ids=READER_IDS)
 def test_an_activity_log_without_rows_is_refused(tmp_path, event_frames, fmt, read):
     """A header and no rows scored every lead as inactive and overwrote the scores."""
     write_tables(_header_only(event_frames, "activities"), tmp_path, fmt=fmt)
@@ -157,7 +161,9 @@ def test_an_activity_log_without_rows_is_refused(tmp_path, event_frames, fmt, re
     assert str(err.value) == f"{tmp_path / f'activities.{fmt}'} has no rows. {EMPTY_LOG_FIX}"
 
 
-@pytest.mark.parametrize("read", [_whole, event_observed_until], ids=["whole", "observed_until"])
+@pytest.mark.parametrize(
+    "read", [read_whole, event_observed_until], ids=["whole", "observed_until"]
+)
 def test_an_activity_table_without_rows_in_a_database_is_refused(tmp_path, event_frames, read):
     frames = _header_only(event_frames, "activities")
     duck = write_duckdb(tmp_path / "crm.duckdb", frames)
@@ -168,7 +174,7 @@ def test_an_activity_table_without_rows_in_a_database_is_refused(tmp_path, event
         assert str(err.value) == f"{source}: the activities table has no rows. {EMPTY_LOG_FIX}"
 
 
-@pytest.mark.parametrize("read", [_whole, _sliced], ids=["whole", "sliced"])
+@pytest.mark.parametrize("read", [read_whole, read_sliced], ids=["whole", "sliced"])
 def test_an_outcomes_table_without_rows_is_allowed_and_logged(tmp_path, event_frames, caplog, read):
     write_tables(_header_only(event_frames, "outcomes"), tmp_path, fmt="csv")
     with caplog.at_level(logging.WARNING, logger="leadscore"):
@@ -233,7 +239,7 @@ def _zero_led(event_frames: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return frames
 
 
-@pytest.mark.parametrize("read", [_whole, _sliced], ids=["whole", "sliced"])
+@pytest.mark.parametrize("read", [read_whole, read_sliced], ids=["whole", "sliced"])
 def test_activity_ids_that_lost_their_leading_zeros_are_named(tmp_path, event_frames, read):
     """Activities exported as numbers (123) against leads written as text (000123): every
     row is unknown, and "add those leads" would be the wrong fix."""
@@ -274,7 +280,7 @@ def test_the_sliced_reader_counts_unknown_types_over_the_whole_log(tmp_path, eve
     )
     write_tables({**event_frames, "activities": activities}, tmp_path, fmt="csv")
     messages = set()
-    for read in (_whole, _sliced):
+    for read in (read_whole, read_sliced):
         with pytest.raises(DataError) as err:
             read(tmp_path)
         messages.add(str(err.value))

@@ -620,7 +620,7 @@ def normalized_labels(values: pd.Series) -> pd.Categorical:
     (``"Page_View "``, ``"page_view"``) become one category.
     """
     raw = values if isinstance(values.dtype, pd.CategoricalDtype) else values.astype("category")
-    labels = pd.Index(raw.cat.categories.astype(str)).str.strip().str.lower()
+    labels = pd.Index([fold_label(c) for c in raw.cat.categories.astype(str)], dtype="str")
     categories = pd.Index(pd.unique(labels))
     # old code -> new code; the appended -1 is where a missing value's code (-1) points
     remap = np.append(categories.get_indexer(labels), -1)
@@ -757,9 +757,7 @@ def check_activity_types(
         ((str(label), int(n)) for label, n in counts.items() if n > 0),
         key=lambda item: (-item[1], item[0]),
     )
-    unknown = [
-        (label, n) for label, n in unknown if fold_activity_type(label) not in ACTIVITY_TYPES
-    ]
+    unknown = [(label, n) for label, n in unknown if fold_label(label) not in ACTIVITY_TYPES]
     fix = f"Map each activity to one of: {', '.join(ACTIVITY_TYPES)}."
     if unknown:
         shown = ", ".join(
@@ -782,10 +780,10 @@ def check_activity_types(
         raise DataError(f"activities.activity_type is empty in {missing:,} row(s)", fix)
 
 
-def fold_activity_type(label: object) -> str:
-    """An activity type as it is compared: trimmed and lower-cased, as
-    :func:`check_activity_types` and :func:`normalized_labels` compare the log's types, so
-    that ``"Email Opened "`` in the log finds ``email opened`` in an ``activity_types`` table."""
+def fold_label(label: object) -> str:
+    """An activity type or detail as it is compared: trimmed and lower-cased. The one rule of
+    :func:`normalized_labels`, :func:`check_activity_types` and the ``activity_types`` map,
+    so that ``"Email Opened "`` in the log finds ``email opened`` in the map."""
     return str(label).strip().lower()
 
 
@@ -812,7 +810,7 @@ class ActivityMapping:
     @property
     def mapped_types(self) -> int:
         """The source types (rows of the map, matched folded) that mapped some of the log."""
-        return len({fold_activity_type(label) for label, *_ in self.mapped})
+        return len({fold_label(label) for label, *_ in self.mapped})
 
     @property
     def ignored_rows(self) -> int:
@@ -840,7 +838,7 @@ class ActivityTypeMap:
     :data:`ACTIVITY_TYPES`. It lives with the data, so every command that reads the source
     reads the same mapped log, whichever reader (whole or sliced) it uses.
 
-    ``rules`` maps a source type, folded (:func:`fold_activity_type`), to its activity type or
+    ``rules`` maps a source type, folded (:func:`fold_label`), to its activity type or
     :data:`IGNORED_ACTIVITY` and the ``detail`` it sets (``None``: the log's own detail is
     kept, exactly as written). Types the map does not name pass through as the log writes
     them, so leadscore's own types need no row. ``place`` names the table in a fix
@@ -854,7 +852,7 @@ class ActivityTypeMap:
 
     def rule(self, label: object) -> tuple[str, str | None] | None:
         """(activity type or ``ignore``, detail) for a type as the log writes it, or ``None``."""
-        return self.rules.get(fold_activity_type(label))
+        return self.rules.get(fold_label(label))
 
     def mapping(self, counts: Mapping[str, int], missing: int) -> ActivityMapping | None:
         """What the map does to a log of ``counts`` rows per type as written and ``missing``
@@ -952,7 +950,7 @@ def validate_activity_type_map(
     bad = [
         (source, target)
         for source, target in zip(sources, targets, strict=True)
-        if target is None or fold_activity_type(target) not in allowed
+        if target is None or fold_label(target) not in allowed
     ]
     if bad:
         source, target = bad[0]
@@ -966,13 +964,13 @@ def validate_activity_type_map(
     rules: dict[str, tuple[str, str | None]] = {}
     written: dict[str, str] = {}
     for source, target, detail in zip(sources, targets, details, strict=True):
-        key = fold_activity_type(source)
-        kind = fold_activity_type(target)
+        key = fold_label(source)
+        kind = fold_label(target)
         rule = (kind, None if kind == IGNORED_ACTIVITY else detail)
         if key in rules:
             before = rules[key]
-            fold_before = (before[0], None if before[1] is None else fold_activity_type(before[1]))
-            fold_now = (rule[0], None if rule[1] is None else fold_activity_type(rule[1]))
+            fold_before = (before[0], None if before[1] is None else fold_label(before[1]))
+            fold_now = (rule[0], None if rule[1] is None else fold_label(rule[1]))
             if fold_before != fold_now:
                 first = written[key]
                 which = (

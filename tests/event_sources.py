@@ -1,11 +1,15 @@
-"""Writing event-form tables into a DuckDB file or an SQLite database, for reader tests."""
+"""Event-form sources for reader tests: tables written into a DuckDB file or an SQLite
+database, and the three readers every source must agree on."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
+
+from leadscore.io import event_observed_until, iter_closed_loop_chunks, load_closed_loop
 
 
 def write_duckdb(path: Path, frames: dict[str, pd.DataFrame]) -> Path:
@@ -26,3 +30,17 @@ def write_sqlite(path: Path, frames: dict[str, pd.DataFrame]) -> str:
         for name, frame in frames.items():
             frame.to_sql(name, con, index=False)
     return f"sqlite:///{path}"
+
+
+def read_whole(source: str | Path) -> object:
+    return load_closed_loop(source)
+
+
+def read_sliced(source: str | Path) -> object:
+    """The sliced reader, two leads a slice, so that every source is read in several slices."""
+    return list(iter_closed_loop_chunks(source, chunk_leads=2))
+
+
+#: Whole reader, sliced reader and the extract moment: each must refuse what the others do.
+READERS: list[Callable[[str | Path], object]] = [read_whole, read_sliced, event_observed_until]
+READER_IDS = ["whole", "sliced", "observed_until"]
