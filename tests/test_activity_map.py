@@ -544,27 +544,6 @@ def test_an_absent_map_is_not_warned(tmp_path, event_frames, caplog, form):
     assert "activity_types" not in caplog.text
 
 
-def test_a_database_map_named_but_for_case_is_refused(tmp_path, event_frames, monkeypatch):
-    """A database whose table names are case-sensitive (PostgreSQL) does not find
-    "Activity_Types" when asked for activity_types: refused, not read as no map."""
-    import leadscore.io as io
-
-    url = write_sqlite(tmp_path / "crm.sqlite", {**event_frames, "Activity_Types": MAP})
-    read_table = io.read_table
-
-    def case_sensitive(source: str, table: str | None = None, **kwargs: object) -> pd.DataFrame:
-        if table == "activity_types":
-            raise io.NoSuchTableError("database has no table 'activity_types'", "Name a table.")
-        return read_table(source, table, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(io, "read_table", case_sensitive)
-    with pytest.raises(DataError) as err:
-        load_closed_loop(url)
-    assert str(err.value) == (
-        f"{url}: table 'Activity_Types': table names are lower case. Rename it to activity_types."
-    )
-
-
 def test_a_map_is_not_read_without_an_activity_log(tmp_path, event_frames):
     """A caller that leaves the log out (report channels) does not read the map either."""
     write_tables({**event_frames, "activity_types": MAP.iloc[:0]}, tmp_path, fmt="csv")
