@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -299,6 +300,28 @@ def test_history_grows_one_row_per_lead_per_run_and_tracks_stage_moves(scored_wo
     assert (both["stage_changed"] == (both["stage"] != both["stage_before"])).all()
     new = second[~second["lead_id"].isin(first["lead_id"])]
     assert new["previous_stage"].isna().all() and not new["stage_changed"].any()
+
+
+def test_the_bar_ends_at_the_leads_read_and_log_lines_stay_off_it(scored_world, tmp_path):
+    """On a terminal the bar counts leads read out of the folder's leads (closed ones too)
+    and a log line is written above it, never glued to the bar's end."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "leadscore", "score",
+            "--data", str(scored_world["data"]), "--model", str(scored_world["model"]),
+            "--target", str(tmp_path / "bar.duckdb"), "--as-of", str(AS_OF.date()),
+            "--chunk-size", "1000", "--no-reasons",
+        ],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    segments = [s for s in re.split(r"[\r\n]", done.stderr) if s.strip()]
+    logged = [s for s in segments if " INFO " in s]
+    assert len(logged) >= 4  # one line per slice's features, then the write
+    assert all(re.match(r"\d\d:\d\d:\d\d INFO ", s) for s in logged), logged
+    leads = len(load_closed_loop(scored_world["data"]).leads)
+    assert any(f"{leads}/{leads} " in s for s in segments if s.startswith("scoring:"))
 
 
 def test_killed_run_leaves_the_old_table_intact(scored_world, tmp_path):

@@ -225,3 +225,29 @@ def test_postgres_run_killed_while_committing_leaves_old_or_new(
     before = len(sinks.read_history(pg_url))
     sinks.write_scored_leads(make_scored(5, "2024-06-01"), pg_url)
     assert len(sinks.read_history(pg_url)) == before + 5
+
+
+def test_postgres_sliced_reads_know_their_rows_or_read_without(pg_url: str) -> None:
+    """A table and a query are counted before the first slice; a statement PostgreSQL runs
+    but cannot nest (SHOW) is read without a total, and the refused count (rolled back to its
+    savepoint) does not abort the transaction the rows are read in."""
+    import sqlalchemy as sa
+
+    from leadscore.io import ReadProgress, iter_table_chunks
+
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as con:
+            pd.DataFrame({"id": [f"L{i}" for i in range(25)]}).to_sql("t", con, index=False)
+    finally:
+        engine.dispose()
+    for table, query, total in [
+        ("t", None, 25),
+        (None, "SELECT * FROM t WHERE id <> 'L0' ORDER BY id;", 24),
+        (None, "SHOW server_version", None),
+    ]:
+        progress = ReadProgress()
+        chunks = iter_table_chunks(pg_url, table, query=query, chunk_rows=10, progress=progress)
+        totals = [progress.total for _ in chunks]
+        assert totals and set(totals) == {total}
+        assert progress.read == (total or 1)

@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tqdm.contrib.logging import logging_redirect_tqdm
+
 from leadscore import __version__
 from leadscore.errors import LeadscoreError
 
@@ -165,7 +167,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.verbose, args.quiet)
     try:
-        code = int(args.func(args) or 0)
+        # log lines go through tqdm, above the progress bar rather than glued to its end
+        with logging_redirect_tqdm():
+            code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
     except LeadscoreError as err:

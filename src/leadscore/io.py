@@ -399,6 +399,66 @@ def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
         return _drop_unnamed(pd.read_sql_query(_select_sql(table, query), con))
 
 
+@dataclass
+class ReadProgress:
+    """How far a sliced reader has got through its input, for a progress bar with an end.
+
+    ``total`` is how many rows the input holds (leads, for an event folder), set once the
+    reader knows it: a Parquet file's metadata, a count in the DuckDB file or the database, an
+    event folder's leads table, a CSV file's lines (an upper bound: a quoted field may break
+    a line, and blank lines are skipped); ``None`` until then, and where a database cannot
+    count the query. ``read`` counts the rows read so far, whether they are scored or not
+    (closed leads, leads created after the as-of), so that it ends at ``total``.
+    """
+
+    total: int | None = None
+    read: int = 0
+
+
+def _csv_data_lines(path: Path) -> int:
+    """Lines of a CSV file after its header, counted in 1 MiB blocks (a fraction of a second
+    for a million rows; no parsing)."""
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return max(lines + (last != b"\n") - 1, 0)
+
+
+def _count_rows(con: sa.Connection, table: str | None, query: str | None) -> int | None:
+    """Rows of ``table`` or of ``query`` in the database of ``con``; ``None`` where the server
+    cannot count the query as a subquery (one ending in ``ORDER BY`` on some servers): the
+    total only serves a progress bar, and the rows are still read."""
+    import sqlalchemy as sa
+
+    if query is None:
+        counted: Any = sa.select(sa.func.count()).select_from(sa.table(str(table)))
+    else:
+        # the query as written but for a closing ";", and a line comment at its end stays one
+        counted = sa.text(f"SELECT count(*) FROM ({query.strip().rstrip(';')}\n) AS counted")
+    try:
+        # a savepoint: a count the server refuses must not abort the transaction that reads
+        with con.begin_nested():
+            return int(con.execute(counted).scalar_one())
+    except sa.exc.DBAPIError as err:
+        logger.debug("rows not counted: %s", _first_line(err))
+        return None
+
+
+def _count_duckdb_rows(con: duckdb.DuckDBPyConnection, select: str) -> int | None:
+    """Rows of ``select`` in a DuckDB file, as :func:`_count_rows` counts a database's."""
+    import duckdb
+
+    try:
+        ((rows,),) = con.sql(select).aggregate("count(*)").fetchall()
+    except duckdb.Error as err:
+        logger.debug("rows not counted: %s", _first_line(err))
+        return None
+    return int(rows)
+
+
 def iter_table_chunks(
     source: str | os.PathLike[str],
     table: str | None = None,
@@ -408,22 +468,28 @@ def iter_table_chunks(
     na_values: list[str] | None = None,
     text_columns: Sequence[str] = (),
     strings: bool = False,
+    progress: ReadProgress | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Read one table a slice of rows at a time, so memory is bounded by the slice.
 
     Parquet is read by record batches, CSV by pandas chunks, DuckDB files and databases by
     fetching the result in batches. Sources, options and errors are those of
-    :func:`read_table`, checked before the first slice and while streaming.
+    :func:`read_table`, checked before the first slice and while streaming. ``progress``, when
+    given, learns the table's rows before the first slice and counts the rows read.
     """
     if chunk_rows < 1:
         raise DataError(
             f"chunk size must be at least 1, got {chunk_rows}",
             "Give a positive number of rows per chunk.",
         )
+    read = progress if progress is not None else ReadProgress()
     if is_sql_url(source):
         url = str(source)
         with _read_errors(shown_url(url), ""), _sql_connection(url, table, query) as con:
+            if progress is not None:
+                read.total = _count_rows(con, table, query)
             for chunk in pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows):
+                read.read += len(chunk)
                 yield _drop_unnamed(chunk)
         return
     path = _table_file(source, table, query)
@@ -432,18 +498,27 @@ def iter_table_chunks(
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
+            parquet = pq.ParquetFile(path)
+            read.total = parquet.metadata.num_rows
             # batches are filled across row groups, so every chunk but the last has chunk_rows
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            for batch in parquet.iter_batches(batch_size=chunk_rows):
+                read.read += batch.num_rows
                 yield _drop_unnamed(batch.to_pandas())
         elif suffix == ".csv":
             options = _csv_options(path, na_values, text_columns, strings)
+            if progress is not None:
+                read.total = _csv_data_lines(path)
             with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:  # type: ignore[call-overload]
                 for chunk in reader:
+                    read.read += len(chunk)
                     yield _drop_unnamed(chunk)
         else:
             with _duckdb_file(path, table, query) as con:
-                reader = con.sql(query or f'SELECT * FROM "{table}"').to_arrow_reader(chunk_rows)
-                for batch in reader:
+                select = query or f'SELECT * FROM "{table}"'
+                if progress is not None:
+                    read.total = _count_duckdb_rows(con, select)
+                for batch in con.sql(select).to_arrow_reader(chunk_rows):
+                    read.read += batch.num_rows
                     yield _drop_unnamed(batch.to_pandas())
 
 
@@ -809,6 +884,7 @@ def iter_closed_loop_chunks(
     *,
     chunk_leads: int = 100_000,
     observed_until: pd.Timestamp | str | None = None,
+    progress: ReadProgress | None = None,
 ) -> Iterator[ClosedLoopData]:
     """Event-form data of a folder, a slice of leads at a time, each slice validated.
 
@@ -828,6 +904,8 @@ def iter_closed_loop_chunks(
     :func:`load_closed_loop` checks it (a timestamp in the future is an error, a latest one far
     after the rest a warning), and so are outcomes closed before their lead was created.
     Activity rows repeated exactly are counted over all slices and logged once, after the last.
+    ``progress``, when given, learns the folder's leads once they are validated and counts the
+    leads of each slice.
     """
     import duckdb
 
@@ -841,6 +919,8 @@ def iter_closed_loop_chunks(
     leads, files = _event_folder_leads(path)
     type_map = _folder_activity_map(path) if files["activities"] is not None else None
     leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
+    if progress is not None:
+        progress.total = len(leads)
     until = observed_until if observed_until is not None else _manifest_observed_until(path)
     others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
     absent = tuple(name for name, scan in others.items() if scan is None)
@@ -913,6 +993,8 @@ def iter_closed_loop_chunks(
             )
             duplicates += count_duplicate_activities(data.activities)
             activity_rows += len(data.activities)
+            if progress is not None:
+                progress.read += len(part)
             yield dataclasses.replace(data, absent_tables=absent, activity_mapping=mapping)
     warn_duplicate_activities(duplicates, activity_rows)
 

@@ -35,6 +35,7 @@ from leadscore.errors import DataError, ModelError
 from leadscore.features import build_features, feature_catalogue
 from leadscore.io import (
     TABLE_SUFFIXES,
+    ReadProgress,
     iter_closed_loop_chunks,
     iter_table_chunks,
     load_closed_loop,
@@ -299,6 +300,25 @@ def _open_leads(data: ClosedLoopData, closed: pd.Series) -> ClosedLoopData:
     )
 
 
+class LeadChunks(Iterator[tuple[pd.DataFrame, pd.Series]]):
+    """(features, lead ids) of the open leads, a chunk at a time, with how far the reader got.
+
+    An iterator like the generator it wraps (read once, lazily: the input is opened at the
+    first chunk), plus ``progress``: the rows (leads) of the input and how many were read,
+    closed and not-yet-created ones included, which :func:`run_scoring` shows as a progress
+    bar with an end and a time left, rather than a bare count of scored leads.
+    """
+
+    def __init__(
+        self, read: Callable[[ReadProgress], Iterator[tuple[pd.DataFrame, pd.Series]]]
+    ) -> None:
+        self.progress = ReadProgress()
+        self._chunks = read(self.progress)
+
+    def __next__(self) -> tuple[pd.DataFrame, pd.Series]:
+        return next(self._chunks)
+
+
 def event_feature_chunks(
     source: str | os.PathLike[str],
     as_of: pd.Timestamp,
@@ -306,7 +326,7 @@ def event_feature_chunks(
     chunk_leads: int,
     features: Sequence[Feature] | None = None,
     on_closed: Callable[[pd.Series], None] | None = None,
-) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+) -> LeadChunks:
     """(features, lead ids) of the open leads of event-form ``source``, a slice at a time.
 
     A folder is read slice by slice; a DuckDB file or database URL is loaded whole. Pass the
@@ -314,11 +334,26 @@ def event_feature_chunks(
     planned again from the few leads of each slice. ``on_closed`` receives, slice by slice,
     the ids (as text) of the leads left out because they closed by ``as_of``.
     """
+    return LeadChunks(
+        lambda progress: _event_feature_chunks(
+            source, as_of, chunk_leads, features, on_closed, progress
+        )
+    )
+
+
+def _event_feature_chunks(
+    source: str | os.PathLike[str],
+    as_of: pd.Timestamp,
+    chunk_leads: int,
+    features: Sequence[Feature] | None,
+    on_closed: Callable[[pd.Series], None] | None,
+    progress: ReadProgress,
+) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     path = Path(source)
     chunks: Iterable[ClosedLoopData] = (
-        iter_closed_loop_chunks(path, chunk_leads=chunk_leads)
+        iter_closed_loop_chunks(path, chunk_leads=chunk_leads, progress=progress)
         if path.is_dir()
-        else [load_closed_loop(source)]
+        else _whole(load_closed_loop(source), progress)
     )
     window_start = as_of - pd.Timedelta(days=ENGAGEMENT_WINDOW_DAYS)
     activities = recent = 0
@@ -344,13 +379,19 @@ def event_feature_chunks(
         )
 
 
+def _whole(data: ClosedLoopData, progress: ReadProgress) -> Iterator[ClosedLoopData]:
+    """A source loaded whole as its one slice, counted as read."""
+    progress.total = progress.read = len(data.leads)
+    yield data
+
+
 def flat_feature_chunks(
     spec: DatasetSpec,
     *,
     source: str | None = None,
     chunk_rows: int,
     on_closed: Callable[[pd.Series], None] | None = None,
-) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
+) -> LeadChunks:
     """(rows, lead ids) of a flat table, a slice at a time, with the spec's missing tokens.
 
     Typing is left to the model (:meth:`LeadScoringModel.prepare`), which applies the types and
@@ -363,6 +404,18 @@ def flat_feature_chunks(
     closed leads only is an error, since scoring the training history is a mistake, not a
     result. ``on_closed`` receives, chunk by chunk, the ids of the closed rows.
     """
+    return LeadChunks(
+        lambda progress: _flat_feature_chunks(spec, source, chunk_rows, on_closed, progress)
+    )
+
+
+def _flat_feature_chunks(
+    spec: DatasetSpec,
+    source: str | None,
+    chunk_rows: int,
+    on_closed: Callable[[pd.Series], None] | None,
+    progress: ReadProgress,
+) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     from leadscore.datasets import closed_rows, join_tables, mark_missing, read_joined_tables
 
     joined = read_joined_tables(spec)
@@ -372,7 +425,13 @@ def flat_feature_chunks(
         table = query = None
     seen = 0
     chunks = iter_table_chunks(
-        location, table, query=query, chunk_rows=chunk_rows, text_columns=(spec.id,), strings=True
+        location,
+        table,
+        query=query,
+        chunk_rows=chunk_rows,
+        text_columns=(spec.id,),
+        strings=True,
+        progress=progress,
     )
     closed = 0
     for chunk in chunks:
@@ -435,6 +494,17 @@ def _check_unique_across_chunks(hashes: list[np.ndarray]) -> None:
         )
 
 
+def _advance(bar: tqdm, read: ReadProgress | None, scored: int, scored_in_all: int) -> None:
+    """Move the bar by the leads just scored, or to the leads read out of the known total."""
+    if read is None:
+        bar.update(scored)
+        return
+    if read.total is not None and bar.total != read.total:
+        bar.total = max(read.total, read.read)
+    bar.set_postfix(scored=f"{scored_in_all:,}", refresh=False)
+    bar.update(read.read - bar.n)
+
+
 def run_scoring(
     scoring: ScoringModel,
     chunks: Iterable[tuple[pd.DataFrame, pd.Series]],
@@ -444,20 +514,24 @@ def run_scoring(
     with_reasons: bool = True,
     top_n: int = 3,
     progress: bool = True,
-    total: int | None = None,
     closed: Sequence[pd.Series] | None = None,
 ) -> ScoringSummary:
     """Score every chunk and commit the run to ``target`` atomically.
 
     Nothing reaches the target unless every chunk scored: an error (or a kill) midway leaves
-    the previous tables untouched. ``closed`` holds the ids of leads known closed by
-    ``as_of``; it is read once every chunk has been consumed, so the list the chunk
-    functions' ``on_closed`` fills (``on_closed=closed.append``) may be passed: those leads
-    leave ``scored_leads`` (:meth:`leadscore.sinks.RunWriter.close_leads`).
+    the previous tables untouched. The progress bar counts the leads read out of the input's
+    total where ``chunks`` are :class:`LeadChunks` (as :func:`event_feature_chunks` and
+    :func:`flat_feature_chunks` return them), the leads scored otherwise.
+
+    ``closed`` holds the ids of leads known closed by ``as_of``; it is read once every chunk
+    has been consumed, so the list the chunk functions' ``on_closed`` fills
+    (``on_closed=closed.append``) may be passed: those leads leave ``scored_leads``
+    (:meth:`leadscore.sinks.RunWriter.close_leads`).
     """
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
-    bar = tqdm(total=total, unit="lead", desc="scoring", disable=not progress, leave=False)
+    read = chunks.progress if isinstance(chunks, LeadChunks) else None
+    bar = tqdm(unit="lead", desc="scoring", disable=not progress, leave=False)
     hashes: list[np.ndarray] = []
     rows = moved = 0
     stage_counts = pd.Series(0, index=list(STAGES), dtype="int64")
@@ -487,7 +561,7 @@ def run_scoring(
             stage_counts = stage_counts.add(scored["stage"].value_counts(), fill_value=0)
             moved += int(scored["stage_changed"].sum())
             rows += len(scored)
-            bar.update(len(scored))
+            _advance(bar, read, len(scored), rows)
         _check_unique_across_chunks(hashes)
         _warn_unseen(unseen, examples, rows)
         for ids in closed or ():

@@ -1,0 +1,155 @@
+"""The scoring progress bar's end: every sliced reader learns its input's rows before the first
+slice and counts the rows it reads, closed and not-yet-created leads included."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from tqdm.auto import tqdm
+
+from event_sources import write_duckdb, write_sqlite
+from leadscore.io import ReadProgress, iter_table_chunks, load_closed_loop
+from leadscore.scoring import _advance, event_feature_chunks, flat_feature_chunks
+from leadscore.specs import parse_spec
+from leadscore.synth import SynthParams, write_synthetic
+
+ROWS = 23
+
+
+def _table() -> pd.DataFrame:
+    return pd.DataFrame(
+        {"id": [f"L{i}" for i in range(ROWS)], "visits": np.arange(ROWS) % 5, "won": [""] * ROWS}
+    )
+
+
+def _source(kind: str, folder: Path) -> tuple[str, str | None, str | None]:
+    """(source, table, query) of the same 23 rows written as ``kind``."""
+    frame = _table()
+    if kind == "csv":
+        frame.to_csv(folder / "t.csv", index=False)
+        return str(folder / "t.csv"), None, None
+    if kind == "parquet":
+        frame.to_parquet(folder / "t.parquet", row_group_size=5)
+        return str(folder / "t.parquet"), None, None
+    database, _, ending = kind.partition(" ")
+    query = QUERIES.get(ending)
+    if database == "duckdb":
+        return str(write_duckdb(folder / "t.duckdb", {"t": frame})), "t", query
+    return write_sqlite(folder / "t.db", {"t": frame}), "t", query
+
+
+#: Queries as users write them: closed by ";", or by a line comment.
+QUERIES = {
+    "query;": "SELECT * FROM t WHERE visits >= 0;\n",
+    "query--": "SELECT * FROM t WHERE visits >= 0  -- every lead",
+}
+KINDS = [
+    "csv",
+    "parquet",
+    *(f"{db} {ending}".strip() for db in ("duckdb", "sqlite") for ending in ("", *QUERIES)),
+]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sliced_table_readers_know_their_rows_before_the_first_slice(kind, tmp_path):
+    """The total is there with the first slice (of a query ending in ';' or a comment too), and
+    the rows read add up to it slice by slice."""
+    source, table, query = _source(kind, tmp_path)
+    progress = ReadProgress()
+    chunks = iter_table_chunks(source, table, query=query, chunk_rows=10, progress=progress)
+    assert progress.total is None  # lazy: nothing is opened before the first slice
+    seen = []
+    for chunk in chunks:
+        seen.append(len(chunk))
+        assert progress.total == ROWS
+        assert progress.read == sum(seen)
+    assert seen == [10, 10, 3]
+
+
+def test_csv_lines_are_an_upper_bound_where_a_field_breaks_a_line(tmp_path):
+    """A quoted line break and a blank line make the line count exceed the rows; a last line
+    without its line break is still counted."""
+    path = tmp_path / "t.csv"
+    path.write_text('id,note\nL1,"two\nlines"\n\nL2,plain\nL3,last')
+    progress = ReadProgress()
+    rows = sum(len(c) for c in iter_table_chunks(path, chunk_rows=2, progress=progress))
+    assert rows == progress.read == 3
+    assert progress.total == 5
+
+    path.write_text("id,note\nL1,a\nL2,b")
+    progress = ReadProgress()
+    assert sum(len(c) for c in iter_table_chunks(path, progress=progress)) == 2
+    assert progress.total == 2
+
+
+def test_a_query_the_database_cannot_nest_is_read_without_a_total(tmp_path):
+    """SQLite runs a PRAGMA but cannot count it as a subquery: the rows are still read, in
+    the same transaction, and the bar has no end."""
+    url = write_sqlite(tmp_path / "t.db", {"t": _table()})
+    progress = ReadProgress()
+    chunks = list(iter_table_chunks(url, query="PRAGMA table_info(t)", progress=progress))
+    assert sum(len(c) for c in chunks) == progress.read == 3
+    assert progress.total is None
+
+
+def test_flat_chunks_count_closed_rows_as_read(tmp_path):
+    """Rows with an outcome are read but not scored: the bar still reaches the table's end."""
+    frame = _table().assign(won=["1", "", "0", ""] * 5 + ["", "", ""])
+    frame.to_parquet(tmp_path / "leads.parquet", row_group_size=4)
+    spec = parse_spec(
+        {"name": "acme", "source": "leads.parquet", "id": "id",
+         "label": {"column": "won", "won": ["1"], "lost": ["0"]}},
+        base_dir=tmp_path,
+    )  # fmt: skip
+    chunks = flat_feature_chunks(spec, chunk_rows=6)
+    scored = sum(len(ids) for _, ids in chunks)
+    assert scored == ROWS - 10
+    assert chunks.progress.total == chunks.progress.read == ROWS
+
+
+@pytest.fixture(scope="module")
+def event_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("progress") / "crm"
+    write_synthetic(SynthParams(n_leads=600, seed=5, start="2025-06-01"), folder, progress=False)
+    return folder
+
+
+@pytest.mark.parametrize("form", ["folder", "duckdb"])
+def test_event_chunks_count_every_lead_read(event_folder, form, tmp_path):
+    """Leads closed by the as-of and leads created after it are read, not scored: the total
+    is the leads table's rows, sliced (a folder) or loaded whole (a DuckDB file)."""
+    data = load_closed_loop(event_folder)
+    source = event_folder
+    if form == "duckdb":
+        frames = {"leads": data.leads, "activities": data.activities, "outcomes": data.outcomes}
+        source = write_duckdb(tmp_path / "crm.duckdb", frames)
+    as_of = data.leads["created_at"].quantile(0.8)
+    closed: list[pd.Series] = []
+    chunks = event_feature_chunks(source, as_of, chunk_leads=150, on_closed=closed.append)
+    scored = sum(len(ids) for _, ids in chunks)
+    assert chunks.progress.total == chunks.progress.read == len(data.leads)
+    not_yet = int((data.leads["created_at"] > as_of).sum())
+    assert not_yet > 0 and sum(len(c) for c in closed) > 0
+    assert scored == len(data.leads) - not_yet - sum(len(c) for c in closed)
+
+
+def test_the_bar_moves_to_the_leads_read_out_of_the_total():
+    """With a reader's progress the bar shows leads read against the total and the leads
+    scored beside them; without one it counts leads scored, with no end."""
+    bar = tqdm(file=io.StringIO(), unit="lead")
+    read = ReadProgress(total=1000, read=400)
+    _advance(bar, read, scored=250, scored_in_all=250)
+    assert (bar.n, bar.total) == (400, 1000)
+    read.read = 1000
+    _advance(bar, read, scored=300, scored_in_all=550)
+    assert (bar.n, bar.total) == (1000, 1000)
+    assert "scored=550" in str(bar)
+
+    bare = tqdm(file=io.StringIO(), unit="lead")
+    _advance(bare, None, scored=250, scored_in_all=250)
+    _advance(bare, None, scored=300, scored_in_all=550)
+    assert (bare.n, bare.total) == (550, None)
