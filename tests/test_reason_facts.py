@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import lightgbm as lgb
@@ -183,7 +184,7 @@ def test_a_count_the_model_may_only_raise_never_reads_as_a_deed_against(event_mo
     for reasons in _reasons(batch):
         for r in reasons:
             feature = features[r["feature"]]
-            if r["direction"] == "against" and feature.low_sentence and (r["value"] or 0) > 0:
+            if r["direction"] == "against" and signs[r["feature"]] > 0 and (r["value"] or 0) > 0:
                 assert r["label"] == feature.label
                 assert reason_text(feature, r["value"], against=True).startswith("Only ")
 
@@ -252,7 +253,7 @@ def test_a_model_file_saved_before_facts_loads_and_scores_alike(event_model, tmp
     folder = model.save(tmp_path / "model")
     meta = json.loads((folder / META_FILE).read_text())
     for feature in meta["features"]:
-        for key in ("zero_sentence", "low_sentence", "fact"):
+        for key in ("zero_sentence", "low_sentence", "fact", "low_below"):
             feature.pop(key, None)
     (folder / META_FILE).write_text(json.dumps(meta))
     old = LeadScoringModel.load(folder)
@@ -404,26 +405,76 @@ def test_flat_table_reasons_read_as_before():
     assert zero_visits > 0  # a flat column still reads "label: value", 0 included
 
 
-def test_only_the_counts_the_model_may_only_raise_read_as_too_little(event_model):
+def test_a_count_reads_as_too_little_only_below_what_won_leads_show(event_model):
     """A count without the monotone constraint can lower the score for being high ("64
-    activities in a week"); "Only 64 activities" would then say the opposite of the truth."""
+    activities in a week"), where "Only 64 activities" would say the opposite of the truth:
+    it reads "Only" below the median among won examples, the plain fact at or above it. A
+    constrained count reads "Only" at every value above 0."""
     model = event_model["model"]
     signs = dict(
         zip(model.feature_names, model.metadata["params"]["monotone_constraints"], strict=True)
     )
-    with_low = {f.name for f in model.features if f.low_sentence}
-    assert with_low, "no feature of the model reads 'Only'"
-    assert all(signs[name] > 0 for name in with_low)
-    unconstrained = [
-        f for f in model.features if CATALOGUE[f.name].low_sentence and signs[f.name] <= 0
-    ]
-    assert unconstrained, "every count of the catalogue is constrained: nothing to check"
-    for feature in unconstrained:
-        assert feature.low_sentence is None
-        assert not reason_text(feature, 64.0, against=True).startswith("Only")
+    with_low = [f for f in model.features if f.low_sentence]
+    constrained = [f for f in with_low if signs[f.name] > 0]
+    bounded = [f for f in with_low if signs[f.name] <= 0]
+    assert constrained and bounded, "the model has no count of one kind or the other"
+    assert all(f.low_below is None for f in constrained)
+    for feature in bounded:
+        assert feature.low_below is not None and feature.low_below > 0
+        assert reason_text(feature, feature.low_below / 2, against=True).startswith("Only ")
+        for value in (feature.low_below, 64 * feature.low_below):
+            assert not reason_text(feature, value, against=True).startswith("Only")
+    for feature in model.features:
+        if CATALOGUE[feature.name].low_sentence and feature.low_sentence is None:
+            assert not reason_text(feature, 64.0, against=True).startswith("Only")
+
+    features = {f.name: f for f in model.features}
     batch = event_model["batch"]
+    read = {True: 0, False: 0}
     for texts, reasons in zip(_texts(batch, "against"), _reasons(batch), strict=True):
         against = [r for r in reasons if r["direction"] == "against"]
         for text, reason in zip(texts, against, strict=True):
-            if text.startswith("Only "):
-                assert signs[reason["feature"]] > 0, text
+            feature, value = features[reason["feature"]], reason["value"]
+            if not isinstance(value, int | float) or value <= 0 or not feature.low_sentence:
+                continue
+            low = feature.low_below is None or value < feature.low_below
+            assert text.startswith("Only ") == low, (text, feature.low_below)
+            read[low] += signs[feature.name] <= 0
+    assert read[True] and read[False], "no unconstrained count read each way"
+
+
+def test_bounds_survive_save_and_load_and_word_the_same_reasons(event_model, tmp_path):
+    model: LeadScoringModel = event_model["model"]
+    back = LeadScoringModel.load(model.save(tmp_path / "model"))
+    assert back.features == model.features
+    assert any(f.low_below for f in back.features)
+    X = event_model["X"].iloc[:300]
+    pd.testing.assert_frame_equal(back.explain_batch(X), event_model["batch"].iloc[:300])
+
+
+def test_low_sentence_bounds_are_the_won_median_of_each_unconstrained_count():
+    """Constrained counts keep "Only" unbounded; an unconstrained one gets the median among
+    won rows (missing values left out); one whose won rows mostly show 0 loses "Only"."""
+    from leadscore.encoding import FeatureEncoder
+    from leadscore.training import low_sentence_bounds
+
+    names = ["pricing_page_views_30d", "page_views_30d", "webinars_attended_90d", "lead_age_days"]
+    features = [CATALOGUE.get(n) or replace(CATALOGUE["page_views_90d"], name=n) for n in names]
+    features[3] = replace(features[3], low_sentence=None)
+    assert all(f.low_sentence for f in features[:3])
+    X = pd.DataFrame(
+        {
+            "pricing_page_views_30d": [0, 1, 2, 3, 9, 9],
+            "page_views_30d": [50, 1, 3, np.nan, 5, 100],
+            "webinars_attended_90d": [4, 0, 0, 1, 0, 4],
+            "lead_age_days": [1, 2, 3, 4, 5, 6],
+        },
+        dtype=float,
+    )
+    y = np.array([0, 1, 1, 1, 1, 0])
+    encoder = FeatureEncoder(features, {})
+    bounded = {f.name: f for f in low_sentence_bounds(encoder, [1, 0, 0, 0], X, y).features}
+    assert bounded["pricing_page_views_30d"] == features[0]
+    assert bounded["page_views_30d"].low_below == 3.0  # won: 1, 3, 5 (one missing)
+    assert bounded["webinars_attended_90d"].low_sentence is None  # won: 0, 0, 1, 0
+    assert bounded["lead_age_days"] == features[3]

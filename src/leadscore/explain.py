@@ -583,12 +583,24 @@ def _texts_and_json(
         at = np.flatnonzero(~missing)
         texts[at] = np.array(table, dtype=object)[inverse]
         if feature.low_sentence and against is not None:
-            low = np.flatnonzero(np.asarray(against, dtype=bool)[at] & (present > 0))
+            low = np.flatnonzero(
+                np.asarray(against, dtype=bool)[at] & (present > 0) & _reads_low(feature, present)
+            )
             if low.size:
                 u, inv = np.unique(present[low], return_inverse=True)
                 lows = [reason_text(feature, v, against=True) for v in u.tolist()]
                 texts[at[low]] = np.array(lows, dtype=object)[inv]
     return texts, _json_list(values.tolist())
+
+
+def _reads_low(feature: Feature, values: np.ndarray) -> np.ndarray:
+    """Whether each value, as a reason against, reads the feature's ``low_sentence`` ("Only
+    2 ..."): it has one, and the value lies below its ``low_below`` where that is set."""
+    if feature.low_sentence is None:
+        return np.zeros(values.shape, dtype=bool)
+    if feature.low_below is None:
+        return np.ones(values.shape, dtype=bool)
+    return values < feature.low_below
 
 
 def _field_of_columns(explanation: Explanation) -> np.ndarray:
@@ -687,10 +699,11 @@ def _reads_as(
         elif ptypes.is_numeric_dtype(column) or ptypes.is_bool_dtype(column):
             v = column.to_numpy(dtype=float, na_value=np.nan)[rows]
             cells = np.isnan(v) | (v == 0)
+            reads_low = _reads_low(explanation.features[m], v)
+            low[at] = np.broadcast_to(reads_low[:, None], shown.shape)[at]
         else:
             cells = column.isna().to_numpy()[rows]
         absent[at] = np.broadcast_to(cells[:, None], shown.shape)[at]
-        low[at] = explanation.features[m].low_sentence is not None
     return np.where(plus[:, None], ~absent, absent | low)
 
 

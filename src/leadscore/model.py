@@ -401,9 +401,17 @@ def _read_structure(
         unknown = sorted(set(raw) - _FEATURE_FIELDS)
         if unknown:
             raise _damaged(meta_name, f"feature {i} has an unknown field {unknown[0]!r}")
+        bound = raw.get("low_below")
+        raw = {k: v for k, v in raw.items() if k != "low_below"}
         optional = ("sentence", "missing_sentence", "zero_sentence", "low_sentence", "fact")
         if not all(isinstance(v, str) or (k in optional and v is None) for k, v in raw.items()):
             raise _damaged(meta_name, f"feature {i} has a field that is not a text")
+        if bound is not None:
+            if not isinstance(bound, int | float) or isinstance(bound, bool):
+                raise _damaged(meta_name, f"feature {i} has a low_below that is not a number")
+            if not math.isfinite(bound):
+                raise _damaged(meta_name, f"feature {i} has a low_below that is not finite")
+            raw["low_below"] = float(bound)
         try:  # Feature checks its kind and group itself
             features.append(Feature(**raw))
         except ValueError as err:

@@ -229,12 +229,14 @@ def _shown_as_one(template: str, value: float) -> bool:
 
 def _template(feature: Feature, value: float | str, against: bool) -> str | None:
     """The template that phrases ``value``: the zero sentence at exactly 0, the low sentence
-    above 0 against the lead, else the feature's sentence (each only where the feature has
-    one). Exactly 0, not "shown as 0": 0.3 seconds on the website is not "no time"."""
+    above 0 (and below its ``low_below``, where set) against the lead, else the feature's
+    sentence (each only where the feature has one). Exactly 0, not "shown as 0": 0.3 seconds
+    on the website is not "no time"."""
     if not isinstance(value, str):
         if value == 0 and feature.zero_sentence:
             return feature.zero_sentence
-        if against and value > 0 and feature.low_sentence:
+        below = feature.low_below is None or value < feature.low_below
+        if against and value > 0 and below and feature.low_sentence:
             return feature.low_sentence
     return feature.sentence
 
@@ -252,8 +254,9 @@ def reason_text(feature: Feature, value: float | str | None, *, against: bool = 
     A count reads as an absence at 0 when the feature has a ``zero_sentence`` ("Has not
     visited the pricing page in the last 90 days"), and, when the reason is ``against`` the
     lead, as too little when it has a ``low_sentence`` ("Only 2 pricing page visits in the
-    last 90 days"): a count that lowers the score is below what converting leads show, and
-    "Visited the pricing page 2 times" as a reason against reads as nonsense.
+    last 90 days") and the value is below its ``low_below``, where set: a count that lowers
+    the score is below what converting leads show, and "Visited the pricing page 2 times" as
+    a reason against reads as nonsense.
     """
     if isinstance(value, str):
         value = category_text(value)

@@ -161,10 +161,13 @@ class Feature:
     visited the pricing page in the last 90 days", never "... 0 times"); ``low_sentence`` is
     the template of a value above 0 that counts *against* the lead, read as too little ("Only
     {value:,.0f} pricing page visit{s} in the last 90 days", never "Visited ... 2 times" as a
-    reason against). ``fact`` names what the feature tells about ("pricing_page_views"):
-    features of one fact (the windows of a count, its recency) make one reason of a lead, not
-    several. Without them (every flat-table feature, every model saved before they existed)
-    reasons read as before.
+    reason against); ``low_below``, where set, keeps it to values below that bound (training
+    sets it to the median among won leads where the model may also lower the score for a
+    count being high, so that 64 activities in a week never read "Only 64"); without it every
+    value above 0 reads so. ``fact`` names what the feature tells about
+    ("pricing_page_views"): features of one fact (the windows of a count, its recency) make
+    one reason of a lead, not several. Without them (every flat-table feature, every model
+    saved before they existed) reasons read as before.
     """
 
     name: str
@@ -176,6 +179,7 @@ class Feature:
     zero_sentence: str | None = None
     low_sentence: str | None = None
     fact: str | None = None
+    low_below: float | None = None
 
     def __post_init__(self) -> None:
         # a model file is read back into Features: a wrong kind must fail there, not later

@@ -471,26 +471,35 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
     return PreparedData(folds, y, encoder, encoder.matrix(dataset.X), n_leads, n_wins)
 
 
-def low_sentences_where_monotone(
-    encoder: FeatureEncoder, signs: Sequence[int] | None
+def low_sentence_bounds(
+    encoder: FeatureEncoder, signs: Sequence[int] | None, X: pd.DataFrame, y: np.ndarray
 ) -> FeatureEncoder:
-    """``encoder`` with the ``low_sentence`` ("Only 2 pricing page visits ...") kept only on
-    features the booster may only raise the score with (monotone constraint +1).
+    """``encoder`` with each ``low_sentence`` ("Only 2 page views ...") kept where it reads
+    true, learnt from the typed training rows ``X`` and their outcomes ``y``.
 
-    There a contribution against the lead means the count is below what the model expects of
-    a typical lead, which is what "Only" says. A count without the constraint can also count
-    against the lead for being high (64 activities in a week may read as a bot to the model),
-    and "Only 64 activities" would then say the opposite of the truth: it reads as the plain
-    sentence instead.
+    Where the booster may only raise the score with a feature (monotone constraint +1), a
+    contribution against the lead means the count is below what the model expects of a
+    lead, which is what "Only" says: every value reads so. Any other count can also lower the
+    score for being high (64 activities in a week may read as a bot to the model), where
+    "Only 64 activities" would say the opposite of the truth: there "Only" is kept for values
+    below the median among won examples (``low_below``), fewer than a converting lead
+    typically shows, and a value at or above it reads as the plain fact. A count whose won
+    examples mostly show 0 never reads "Only".
     """
     signs = list(signs or ())
-    features = tuple(
-        f
-        if f.low_sentence is None or (j < len(signs) and signs[j] > 0)
-        else replace(f, low_sentence=None)
-        for j, f in enumerate(encoder.features)
-    )
-    if features == encoder.features:
+    won = np.asarray(y) == 1
+    features = []
+    for j, f in enumerate(encoder.features):
+        if f.low_sentence is None or (j < len(signs) and signs[j] > 0):
+            features.append(f)
+            continue
+        values = X[f.name].to_numpy(dtype=float, na_value=np.nan)[won]
+        values = values[~np.isnan(values)]
+        median = float(np.median(values)) if values.size else 0.0
+        features.append(
+            replace(f, low_below=median) if median > 0 else replace(f, low_sentence=None)
+        )
+    if tuple(features) == encoder.features:
         return encoder
     return FeatureEncoder(features, encoder.categories, fold_spellings=encoder.fold_spellings)
 
@@ -693,7 +702,9 @@ def train(
         "feature_importance": importance,
         "warnings": notes,
     }
-    encoder = low_sentences_where_monotone(encoder, used.get("monotone_constraints"))
+    encoder = low_sentence_bounds(
+        encoder, used.get("monotone_constraints"), X.iloc[train_rows], y[train_rows]
+    )
     model = LeadScoringModel(booster, encoder, calibrator, stages, metadata)
     model.sub_scorer = fit_sub_scorer(model, dataset.X.iloc[train_rows], seed=config.seed)
     model.drift_reference = DriftReference().fit(
