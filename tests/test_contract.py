@@ -60,7 +60,7 @@ def test_a_column_mixing_zoned_and_unzoned_times_is_warned_about(
 ):
     """Values without a zone are read as UTC; beside zoned ones they may be local times."""
     event_frames["leads"]["created_at"] = pd.array(written, dtype="str")
-    with caplog.at_level("WARNING", logger="leadscore.schema"):
+    with caplog.at_level("WARNING", logger="leadscore.timestamps"):
         data = validate_closed_loop(**event_frames)
     messages = [r.getMessage() for r in caplog.records if "carry a timezone" in r.getMessage()]
     assert bool(messages) is warned

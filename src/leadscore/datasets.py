@@ -31,11 +31,13 @@ from leadscore.schema import (
     Feature,
     LabelledDataset,
     closest_names,
-    is_text_timestamps,
     to_lead_ids,
-    to_utc_naive,
 )
 from leadscore.specs import DatasetSpec, LabelSpec, label_key, load_spec
+from leadscore.timestamps import (
+    is_text_timestamps,
+    to_utc_naive,
+)
 
 logger = logging.getLogger(__name__)
 

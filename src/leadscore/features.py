@@ -50,10 +50,12 @@ from leadscore.schema import (
     FeatureTable,
     LabelledDataset,
     _to_numeric,
-    future_cutoff,
     is_known_id,
-    is_text_timestamps,
     parse_company_size,
+)
+from leadscore.timestamps import (
+    future_cutoff,
+    is_text_timestamps,
     utc_now,
 )
 

@@ -39,28 +39,30 @@ from leadscore.schema import (
     ActivityMapping,
     ActivityTypeMap,
     ClosedLoopData,
-    TimestampSummary,
     _require_columns,
     check_activity_types,
     closed_before_created_error,
     column_name,
     count_duplicate_activities,
+    log_activity_mapping,
+    to_lead_ids,
+    unknown_ids_error,
+    validate_activity_type_map,
+    validate_closed_loop,
+    validate_leads,
+    warn_duplicate_activities,
+)
+from leadscore.timestamps import (
+    TimestampSummary,
     extract_moment,
     future_cutoff,
-    log_activity_mapping,
     parse_observed_until,
     parse_timestamps_as,
     tail_rows,
     text_timestamp_format,
     timestamp_summary,
-    to_lead_ids,
     to_utc_naive,
-    unknown_ids_error,
     utc_now,
-    validate_activity_type_map,
-    validate_closed_loop,
-    validate_leads,
-    warn_duplicate_activities,
 )
 
 if TYPE_CHECKING:
@@ -1197,7 +1199,7 @@ def _sql_timestamp_summary(
     where: Any = None,
 ) -> TimestampSummary:
     """:class:`~leadscore.schema.TimestampSummary` of a database table's timestamp column,
-    read a slice of rows at a time, typed as :func:`~leadscore.schema.to_utc_naive` types
+    read a slice of rows at a time, typed as :func:`~leadscore.timestamps.to_utc_naive` types
     the whole column (text in one format, decided on the column's distinct values), of the
     rows that meet the condition ``where`` (all without one)."""
     import sqlalchemy as sa
@@ -1256,7 +1258,7 @@ _TIMESTAMP_COLUMNS = {"activities": "occurred_at", "outcomes": "closed_at"}
 
 def _text_timestamp_format(con: duckdb.DuckDBPyConnection, name: str, scan: _Scan) -> str | None:
     """The format of a table's timestamps written as text other than ISO 8601, decided once
-    on the table's distinct values (:func:`~leadscore.schema.text_timestamp_format`), or None.
+    on the table's distinct values (:func:`~leadscore.timestamps.text_timestamp_format`), or None.
 
     Deciding per slice would fail on a slice whose days are all 12 or less ("reads both
     day-first and month-first") although the whole file says which it is.
@@ -1464,7 +1466,7 @@ def _latest_timestamp(
     keys: Mapping[str, str],
 ) -> pd.Timestamp:
     """The default ``observed_until`` of the folder, checked as
-    :func:`~leadscore.schema.extract_moment` checks it, from two aggregates per table (row
+    :func:`~leadscore.timestamps.extract_moment` checks it, from two aggregates per table (row
     counts, then the latest rows) instead of loading the activity log. Text timestamps in a
     format other than ISO 8601 (``25/02/2024``) are read in the format the slices are parsed
     with, not skipped."""

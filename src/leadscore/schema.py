@@ -31,8 +31,7 @@ import difflib
 import logging
 import re
 import unicodedata
-import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -42,9 +41,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pandas.api import types as ptypes
 from pandas.arrays import ArrowStringArray
-from pandas.tseries.api import guess_datetime_format
 
 from leadscore.errors import DataError
+from leadscore.timestamps import (
+    extract_moment,
+    parse_observed_until,
+    tail_rows,
+    timestamp_summary,
+    to_utc_naive,
+    utc_now,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -311,188 +317,6 @@ def _require_columns(frame: pd.DataFrame, table: str, required: Iterable[str]) -
 def _require_rows(frame: pd.DataFrame, table: str) -> None:
     if len(frame) == 0:
         raise DataError(f"{table} is empty", f"Give {table} at least one row.")
-
-
-def to_utc_naive(values: pd.Series, table: str, column: str) -> pd.Series:
-    """Parse ``values`` as timestamps in UTC without timezone, or raise a :class:`DataError`."""
-    if ptypes.is_datetime64_any_dtype(values):
-        parsed = values
-    else:
-        if ptypes.is_numeric_dtype(values) or ptypes.is_bool_dtype(values):
-            raise DataError(
-                f"{table}.{column} holds numbers, not timestamps",
-                f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00.",
-            )
-        parsed = _parse_text_timestamps(values.astype("string"), table, column)
-    if getattr(parsed.dt, "tz", None) is not None:
-        parsed = parsed.dt.tz_convert("UTC").dt.tz_localize(None)
-    parsed = parsed.astype("datetime64[us]")
-    if parsed.isna().any():
-        raise DataError(
-            f"{table}.{column} is empty in {int(parsed.isna().sum())} row(s)",
-            f"Give every row a {column}, or drop the rows without one.",
-        )
-    return parsed
-
-
-#: BigQuery and some exports write " UTC" where ISO 8601 writes an offset.
-_UTC_SUFFIX = r"\s*\bUTC$"
-
-
-def _year_then_day(fmt: str) -> bool:
-    """A year-first format with the day before the month (``%Y-%d-%m``): no one writes that,
-    and guessing it would make every year-first column look ambiguous."""
-    return fmt.startswith("%Y") and fmt.find("%d") < fmt.find("%m")
-
-
-def _parse_text_timestamps(text: pd.Series, table: str, column: str) -> pd.Series:
-    """Text as timestamps in one format for the whole column, never one format per value
-    (:func:`text_timestamp_format`)."""
-    return _choose_timestamp_format(text, table, column)[1]
-
-
-def text_timestamp_format(text: pd.Series, table: str, column: str) -> str:
-    """The one format (``ISO8601`` or a strftime format) in which a text column of timestamps
-    is written, decided as :func:`to_utc_naive` decides it. A reader that parses a column in
-    slices decides it once on the whole column (or its distinct values) and parses every
-    slice with :func:`parse_timestamps_as`: a slice whose days are all 12 or less would
-    otherwise read both day-first and month-first."""
-    return _choose_timestamp_format(text, table, column)[0]
-
-
-def parse_timestamps_as(text: pd.Series, fmt: str, table: str, column: str) -> pd.Series:
-    """Text timestamps in the format :func:`text_timestamp_format` chose (UTC, tz-aware);
-    missing text stays missing, a value in another format is an error."""
-    text = _normalised(text.astype("string"))
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format=fmt)
-    bad = parsed.isna() & text.notna()
-    if bad.any():
-        raise DataError(
-            f"{table}.{column}: {int(bad.sum())} value(s) do not parse as timestamps in one "
-            f"format, e.g. {text[bad].iloc[0]!r}",
-            f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00.",
-        )
-    return parsed
-
-
-def _normalised(text: pd.Series) -> pd.Series:
-    return text.str.strip().str.replace(_UTC_SUFFIX, "+00:00", regex=True)
-
-
-def _choose_timestamp_format(text: pd.Series, table: str, column: str) -> tuple[str, pd.Series]:
-    """The format of a text column and the column parsed with it.
-
-    Parsing value by value would read ``25/02/2024`` day-first and ``03/02/2024`` month-first
-    in the same column. ISO 8601 comes first; otherwise the formats pandas guesses from the
-    values (day-first and month-first) are each tried on the whole column, and a column both
-    read completely but differently is ambiguous: an error rather than a guess. Spaces around
-    a value and a trailing " UTC" are allowed.
-    """
-    fix = f"Write {column} as ISO dates such as 2024-03-01 or 2024-03-01T10:15:00."
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    bad = parsed.isna() & text.notna()
-    if not bad.any():
-        _warn_if_zones_mixed(text, table, column)
-        return "ISO8601", parsed
-    text = _normalised(text)
-    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
-    bad = parsed.isna() & text.notna()
-    if not bad.any():
-        _warn_if_zones_mixed(text, table, column)
-        return "ISO8601", parsed
-    formats: list[str] = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for value in pd.unique(text[bad])[:100]:
-            for dayfirst in (False, True):
-                guessed = guess_datetime_format(str(value), dayfirst=dayfirst)
-                if guessed is None or guessed in formats or _year_then_day(guessed):
-                    continue
-                formats.append(guessed)
-    complete: list[tuple[str, pd.Series]] = []
-    for fmt in formats:
-        candidate = pd.to_datetime(text, errors="coerce", utc=True, format=fmt)
-        candidate_bad = candidate.isna() & text.notna()
-        if not candidate_bad.any():
-            complete.append((fmt, candidate))
-        elif candidate_bad.sum() < bad.sum():
-            bad = candidate_bad
-    if not complete:
-        raise DataError(
-            f"{table}.{column}: {int(bad.sum())} value(s) do not parse as timestamps in one "
-            f"format, e.g. {text[bad].iloc[0]!r}",
-            fix,
-        )
-    first = complete[0][1]
-    for _, other in complete[1:]:
-        differ = first.ne(other) & first.notna()
-        if differ.any():
-            raise DataError(
-                f"{table}.{column}: dates such as {text[differ].iloc[0]!r} read both day-first "
-                "and month-first",
-                fix,
-            )
-    return complete[0]
-
-
-#: An ISO timestamp that ends in a zone: ``Z``, ``+02:00``, ``-0500`` or ``+01``.
-_ZONE_SUFFIX = re.compile(r"(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$")
-
-
-def _warn_if_zones_mixed(text: pd.Series, table: str, column: str) -> None:
-    """Warn when some timestamps of a column carry a zone and others do not.
-
-    Those without one are read as UTC, which is right for an export that writes UTC without
-    saying so and wrong by hours for one that writes local time beside converted values (two
-    systems merged into one file): a lead's visits would move across the as-of moment.
-    Only ISO text is checked, where the time part makes a zone unambiguous.
-    """
-    written = text.dropna()
-    written = written[written.str.len() > 10]
-    if written.empty:
-        return
-    tails = written.str[-6:].str.strip()
-    zoned_tails = {tail for tail in tails.unique() if _ZONE_SUFFIX.search(tail)}
-    zoned = tails.isin(zoned_tails)
-    n_zoned = int(zoned.sum())
-    if 0 < n_zoned < len(zoned):
-        example = written[~zoned].iloc[0].strip()
-        logger.warning(
-            "%s.%s: %d timestamp(s) carry a timezone and %d do not (e.g. %r); those without "
-            "are read as UTC. If they are local times, write every value with its offset.",
-            table,
-            column,
-            n_zoned,
-            len(zoned) - n_zoned,
-            example,
-        )
-
-
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
-_DATE_TEXT = re.compile(
-    r"^\s*(?:[a-z]{3,9},?\s+)?(?:"
-    r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"  # 2024-03-05, 05/03/2024
-    rf"|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"  # Mar 5, 2024
-    rf"|\d{{1,2}}(?:st|nd|rd|th)?[\s-]+{_MONTH}[\s,-]+\d{{2,4}}"  # 5 March 2024, 05-Mar-24
-    r"|\d{4}[-/](?:0?[1-9]|1[0-2])(?=\s*$)"  # a month: 2024-03
-    rf"|{_MONTH}[\s,-]+\d{{4}}(?=\s*$)"  # March 2024
-    r")(?:[T\s,]|$)",
-    re.IGNORECASE,
-)
-
-
-def is_text_timestamps(distinct: pd.Series) -> bool:
-    """Whether (nearly) all distinct values are dates written as text (a CSV's ``str``): such
-    a column is a moment, not a property of the lead, and a later one would leak."""
-    text = distinct.astype("str")
-    if text.empty:
-        return False
-    dated = text[text.str.contains(_DATE_TEXT, regex=True)]
-    if len(dated) < 0.95 * len(text):
-        return False
-    sample = dated.iloc[:10_000]
-    parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
-    return bool(parsed.notna().sum() >= 0.95 * len(sample))
 
 
 def to_lead_ids(values: pd.Series, table: str, column: str = "lead_id") -> pd.Series:
@@ -1153,17 +977,6 @@ def validate_closed_loop(
     return ClosedLoopData(leads_v, acts_v, outs_v, until, activity_mapping=mapping)
 
 
-def utc_now() -> pd.Timestamp:
-    """The current time as the package keeps time: UTC without timezone."""
-    return pd.Timestamp.now(tz="UTC").tz_localize(None)
-
-
-def future_cutoff(now: pd.Timestamp) -> pd.Timestamp:
-    """Timestamps after this moment are in the future: a day after ``now``, since local
-    times written without a timezone are read as UTC and run up to 14 hours ahead of it."""
-    return now + pd.Timedelta(days=1)
-
-
 def _check_closed_after_created(leads: pd.DataFrame, outcomes: pd.DataFrame) -> None:
     if outcomes.empty:
         return
@@ -1230,107 +1043,3 @@ def warn_duplicate_activities(count: int, total: int) -> None:
             f"{count:,}",
             f"{total:,}",
         )
-
-
-#: A latest timestamp more than this many days after the rest of the data is named: the
-#: default extract moment was taken from it.
-EXTRACT_GAP_DAYS = 30
-
-
-def tail_rows(rows: int) -> int:
-    """How many of the latest rows :func:`extract_moment` sets aside before it compares: 0.1%
-    of all rows, at least one."""
-    return max(1, rows // 1000)
-
-
-@dataclass(frozen=True)
-class TimestampSummary:
-    """What :func:`extract_moment` needs of one timestamp column, so that a reader of slices
-    can compute it in a database and the whole loader in pandas.
-
-    ``latest`` holds the column's latest rows, newest first (``moment``, ``lead_id``), at
-    least ``tail_rows(all rows) + 1`` of them where the column has that many; ``future`` is
-    the number of rows after :func:`future_cutoff`.
-    """
-
-    table: str
-    column: str
-    rows: int
-    future: int
-    latest: pd.DataFrame
-
-
-def timestamp_summary(
-    frame: pd.DataFrame, table: str, column: str, *, now: pd.Timestamp, keep: int
-) -> TimestampSummary:
-    """:class:`TimestampSummary` of a validated table's timestamp ``column``."""
-    moments = frame[column]
-    top = moments.nlargest(keep, keep="first") if len(moments) else moments
-    latest = pd.DataFrame(
-        {"moment": top.to_numpy(), "lead_id": frame["lead_id"].to_numpy()[top.index]}
-    )
-    future = int((moments > future_cutoff(now)).sum())
-    return TimestampSummary(table, column, len(frame), future, latest)
-
-
-def extract_moment(summaries: Sequence[TimestampSummary], *, now: pd.Timestamp) -> pd.Timestamp:
-    """The default ``observed_until``: the latest timestamp of the data, checked.
-
-    A timestamp after ``now`` (more than a day: :func:`future_cutoff`) is an error: a typo
-    (2062 for 2026) would become the extract moment, every as-of date's label window would
-    look complete and no lead would be censored. A latest timestamp more than
-    :data:`EXTRACT_GAP_DAYS` days after the latest of the other rows, once the newest 0.1%
-    (at least one row) are set aside, is a warning naming it: a real extract ends where its
-    rows are dense, and a stray date on its own would move the extract moment, and label
-    windows that were never observed would count as observed.
-    """
-    for summary in summaries:
-        if summary.future:
-            newest = summary.latest.iloc[0]
-            raise DataError(
-                f"{summary.table}.{summary.column}: {summary.future:,} timestamp(s) after the "
-                f"current time ({now:%Y-%m-%d %H:%M} UTC), e.g. {newest['moment']:%Y-%m-%d} "
-                f"for lead {newest['lead_id']!r}",
-                "Correct them, or give the moment of the extract as observed_until in the "
-                "folder's manifest.json (in Python: load_closed_loop(..., observed_until=...)); "
-                "taken from the data, the extract moment would move to that date.",
-            )
-    frames = [s.latest.assign(where=f"{s.table}.{s.column}") for s in summaries if len(s.latest)]
-    merged = pd.concat(frames, ignore_index=True).sort_values(
-        "moment", ascending=False, kind="stable"
-    )
-    latest = merged.iloc[0]
-    skip = tail_rows(sum(s.rows for s in summaries))
-    if len(merged) > skip:
-        rest = pd.Timestamp(merged["moment"].iloc[skip])
-        gap = pd.Timestamp(latest["moment"]) - rest
-        if gap > pd.Timedelta(days=EXTRACT_GAP_DAYS):
-            logger.warning(
-                "observed_until (the extract moment) was taken from the latest timestamp, "
-                "%s %s of lead %r, which is %d days after the rest of the data (latest once "
-                "the newest %s row(s) are set aside: %s); if it is a typo, correct it, or give "
-                "observed_until in the folder's manifest.json: label windows up to it count as "
-                "observed",
-                latest["where"],
-                f"{pd.Timestamp(latest['moment']):%Y-%m-%d %H:%M}",
-                latest["lead_id"],
-                gap.days,
-                f"{skip:,}",
-                f"{rest:%Y-%m-%d %H:%M}",
-            )
-    return pd.Timestamp(latest["moment"])
-
-
-def parse_observed_until(value: pd.Timestamp | str, source: str = "observed_until") -> pd.Timestamp:
-    """The given extract moment, or a one-line error naming ``source`` instead of pandas'
-    parser traceback (an argument, or a manifest's entry)."""
-    try:
-        until = pd.Timestamp(value)
-    except (ValueError, TypeError):
-        until = pd.NaT
-    if pd.isna(until):
-        raise DataError(
-            f"{source} {value!r} is not a date or timestamp",
-            "Give the moment of the extract as an ISO timestamp such as 2024-06-30T00:00:00.",
-        )
-    return until
