@@ -139,6 +139,46 @@ def test_event_form_on_spark_matches_the_batch_scorer(spark, event_world):
     assert scored["previous_stage"].isna().all() and not scored["stage_changed"].any()
 
 
+def test_a_crm_vocabulary_mapped_on_spark_scores_as_leadscores_own(spark, event_world):
+    """The log in the company's own types, with sales calls leadscore must leave out, and
+    its activity_types map: Spark scores exactly what the batch scorer scored on the log in
+    leadscore's types. A type the map leaves unknown stops the job on the driver."""
+    from pyspark.sql import functions as F
+
+    from leadscore.spark import score_events_spark
+
+    leads, activities, outcomes = _frames(spark, event_world["data"])
+    kind = F.col("activity_type")
+    company = activities.withColumn(
+        "activity_type",
+        F.when(kind == "page_view", F.lit("Web Page Visit"))
+        .when(kind == "email_open", F.lit(" EMAIL OPENED"))
+        .otherwise(kind),
+    ).unionByName(activities.limit(500).withColumn("activity_type", F.lit("Sales Call Logged")))
+    vocabulary = pd.DataFrame(
+        {
+            "source_type": ["web page visit", "Email Opened", "sales call logged"],
+            "activity_type": ["page_view", "email_open", "ignore"],
+        }
+    )
+    scored = score_events_spark(
+        leads,
+        company,
+        outcomes,
+        event_world["scoring"],
+        as_of=AS_OF,
+        activity_types=spark.createDataFrame(vocabulary),
+    ).toPandas()
+    _assert_same_rows(scored, event_world["batches"][AS_OF])
+
+    with pytest.raises(DataError, match=r"unknown type 'Sales Call Logged' \(500 rows\)") as err:
+        score_events_spark(
+            leads, company, outcomes, event_world["scoring"], as_of=AS_OF,
+            activity_types=vocabulary.iloc[:2],
+        )  # fmt: skip
+    assert "\n" not in str(err.value) and "the activity_types DataFrame" in str(err.value)
+
+
 def test_previous_stages_on_spark_match_the_batch_history(spark, event_world, tmp_path):
     from leadscore.spark import score_events_spark
 

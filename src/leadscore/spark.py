@@ -42,7 +42,15 @@ import pandas as pd
 
 from leadscore.errors import DataError
 from leadscore.features import parse_timestamp
-from leadscore.schema import ACTIVITIES_REQUIRED, LEADS_REQUIRED, OUTCOMES_REQUIRED
+from leadscore.schema import (
+    ACTIVITIES_REQUIRED,
+    LEADS_REQUIRED,
+    OUTCOMES_REQUIRED,
+    ActivityTypeMap,
+    check_activity_types,
+    log_activity_mapping,
+    validate_activity_type_map,
+)
 from leadscore.sinks import COLUMNS, SCORED_LEADS_SCHEMA, RunKey
 
 if TYPE_CHECKING:
@@ -329,7 +337,7 @@ def score_flat_spark(
 
 
 def _event_scorer(
-    shipped: _ShippedModel, settings: _RunSettings
+    shipped: _ShippedModel, settings: _RunSettings, type_map: ActivityTypeMap
 ) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
     def score_bucket(leads: pd.DataFrame, activities: pd.DataFrame) -> pd.DataFrame:
         from leadscore.features import build_features
@@ -343,6 +351,8 @@ def _event_scorer(
             activities.drop(columns=_BUCKET),
             None,
             observed_until=settings.as_of,
+            activity_types=type_map,
+            warn_whole=False,
         )
         scoring = shipped.load()
         table = build_features(data, settings.as_of, threads=1, features=scoring.model.features)
@@ -351,6 +361,37 @@ def _event_scorer(
         return settings.score(scoring, table.X, table.frame["lead_id"])
 
     return score_bucket
+
+
+def _checked_activity_types(
+    activities: DataFrame, activity_types: DataFrame | pd.DataFrame | None
+) -> ActivityTypeMap:
+    """The map of ``activity_types`` (one without rules where none is given), with the log's
+    rows per type counted in Spark and checked on the driver, as the folder readers check the
+    whole log: a type still unknown once mapped, or a log whose every row the map ignores, is
+    one line here rather than a worker's traceback."""
+    place = "the activity_types DataFrame"
+    if activity_types is None:
+        type_map = ActivityTypeMap(place="an activity_types DataFrame (activity_types=)")
+    else:
+        frame = (
+            activity_types
+            if isinstance(activity_types, pd.DataFrame)
+            else activity_types.toPandas()
+        )
+        type_map = validate_activity_type_map(frame, place)
+    counts: dict[str, int] = {}
+    missing = 0
+    for label, n in activities.groupBy("activity_type").count().collect():
+        if label is None:
+            missing += int(n)
+        else:
+            counts[str(label)] = int(n)
+    mapping = type_map.mapping(counts, missing)
+    if mapping is not None:
+        log_activity_mapping(mapping)
+    check_activity_types(type_map.mapped_counts(counts), missing, place=type_map.place)
+    return type_map
 
 
 def score_events_spark(
@@ -364,6 +405,7 @@ def score_events_spark(
     with_reasons: bool = True,
     top_n: int = 3,
     leads_per_bucket: int = DEFAULT_LEADS_PER_BUCKET,
+    activity_types: DataFrame | pd.DataFrame | None = None,
 ) -> DataFrame:
     """Score event-form data (leads, activity log, outcomes) on Spark, as of ``as_of``.
 
@@ -375,7 +417,14 @@ def score_events_spark(
 
     The tables follow the data contract (``leadscore.schema``): leads need ``lead_id`` and
     ``created_at``, activities ``lead_id``, ``occurred_at`` and ``activity_type``, outcomes
-    ``lead_id``, ``outcome`` and ``closed_at``. Other parameters as in :func:`score_flat_spark`.
+    ``lead_id``, ``outcome`` and ``closed_at``. ``activity_types`` is the company's own
+    activity vocabulary mapped onto leadscore's, the optional table of the data contract
+    (``source_type``, ``activity_type`` or ``ignore``, optional ``detail``), as a Spark or
+    pandas DataFrame: it is a few dozen rows, so it is read on the driver, checked as the
+    readers check a folder's, and applied in every worker before the features, as ``leadscore
+    score --data`` applies it. The log's types are counted on the driver first, so a type
+    that is still unknown stops the job with one line naming it, before anything is scored.
+    Other parameters as in :func:`score_flat_spark`.
     """
     from pyspark.sql import functions as F
 
@@ -394,6 +443,7 @@ def score_events_spark(
             f"leads_per_bucket is {leads_per_bucket}", "Give a positive number of leads."
         )
     _check_unique_ids(leads, "lead_id", "leads")
+    type_map = _checked_activity_types(activities, activity_types)
     settings = _settings(as_of, with_reasons, top_n)
     cutoff = F.lit(settings.as_of.to_pydatetime()).cast("timestamp")
     open_leads = leads.where(F.col("created_at").cast("timestamp") <= cutoff)
@@ -416,7 +466,7 @@ def score_events_spark(
         open_leads.withColumn(_BUCKET, bucket)
         .groupBy(_BUCKET)
         .cogroup(known.withColumn(_BUCKET, bucket).groupBy(_BUCKET))
-        .applyInPandas(_event_scorer(shipped, settings), scored_leads_ddl())
+        .applyInPandas(_event_scorer(shipped, settings, type_map), scored_leads_ddl())
     )
     return _with_previous(scored, previous, settings.as_of)
 
