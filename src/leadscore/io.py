@@ -431,8 +431,8 @@ def _csv_data_lines(path: Path) -> int:
 
 def _count_rows(con: sa.Connection, table: str | None, query: str | None) -> int | None:
     """Rows of ``table`` or of ``query`` in the database of ``con``; ``None`` where the server
-    cannot count the query as a subquery (one ending in ``ORDER BY`` on some servers): the
-    total only serves a progress bar, and the rows are still read."""
+    cannot count the query as a subquery (a ``SHOW`` or ``PRAGMA`` statement, an ``ORDER BY``
+    on SQL Server): the total only serves a progress bar, and the rows are still read."""
     import sqlalchemy as sa
 
     if query is None:
