@@ -77,10 +77,37 @@ def test_relative_sqlite_url_resolves_against_the_spec_folder(tmp_path, flat_fra
 
 
 def test_identifier_like_and_constant_columns_are_left_out(flat_frame):
-    frame = flat_frame.assign(email=[f"x{i}@a.com" for i in range(60)], country="IN")
+    frame = flat_frame.assign(
+        email=[f"x{i}@a.com" for i in range(60)],
+        code=[f"C-{i:04d}" for i in range(60)],
+        country="IN",
+    )
     data = prepare_flat_dataset(frame, parse_spec(SPEC))
-    assert "email" not in data.X and "country" not in data.X
-    assert "identifier" in data.excluded["email"] and "single value" in data.excluded["country"]
+    assert not {"email", "code", "country"} & set(data.X)
+    assert "identifier" in data.excluded["code"] and "single value" in data.excluded["country"]
+    assert data.excluded["email"] == "e-mail addresses of one kind only (corporate)"
+
+
+def test_e_mail_addresses_are_read_as_the_kind_of_their_domain(flat_frame):
+    """An address is unique per lead, its domain's kind is a fit signal: the column becomes a
+    categorical feature the model reads raw addresses into, at training and at scoring. A
+    column declared categorical stays as written; a few addresses among text do not count."""
+    n = len(flat_frame)
+    emails = [f"p{i}@{('gmail.com', 'acme.io', 'yahoo.co.uk')[i % 3]}" for i in range(n)]
+    emails[4] = "n/a"
+    frame = flat_frame.assign(
+        email=emails, note=[f"call {i}" if i % 4 else f"n{i}@acme.io" for i in range(n)]
+    )
+    data = prepare_flat_dataset(frame, parse_spec({**SPEC, "labels": {"email": "Work e-mail"}}))
+    feature = {f.name: f for f in data.features}["email"]
+    assert (feature.kind, feature.read_as) == ("categorical", "email_domain_kind")
+    assert feature.label == "Work e-mail (corporate or free mail)"
+    assert data.X["email"].tolist()[:5] == ["free", "corporate", "free", "free", "missing"]
+    assert "free text" in data.excluded["note"]
+
+    declared = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["email"]}))
+    email = {f.name: f for f in declared.features}["email"]
+    assert email.read_as is None and declared.X["email"].iloc[0] == "p0@gmail.com"
 
 
 def test_won_within_days_with_censoring_and_observed_from():

@@ -12,6 +12,11 @@ from hypothesis import strategies as st
 from pandas.api import types as ptypes
 
 from leadscore.cli import main
+from leadscore.encoding import (
+    email_domain_kind,
+    looks_like_email_addresses,
+    read_email_domain_kind,
+)
 from leadscore.errors import DataError, SpecError
 from leadscore.features import (
     DEPARTMENTS,
@@ -20,7 +25,6 @@ from leadscore.features import (
     build_training_examples,
     company_size_band,
     default_as_of_dates,
-    email_domain_kind,
     feature_catalogue,
     parse_company_size,
     parse_department,
@@ -808,6 +812,18 @@ def test_email_domain_kind():
         "missing",
     ]
     assert email_domain_kind(both, domains).tolist() == ["free", "free", "corporate", "missing"]
+
+
+def test_an_address_column_reads_the_same_raw_and_already_read():
+    """The scorer types a chunk, then scoring types it again: addresses read once must read
+    the same a second time, and a column is addresses when 90% of its distinct values are."""
+    raw = pd.Series(["Ann@Acme.io ", "bob@gmail.com", None, "n/a"], dtype="str")
+    once = read_email_domain_kind(raw)
+    assert once.tolist() == ["corporate", "free", "missing", "missing"]
+    assert read_email_domain_kind(once).tolist() == once.tolist()
+    addresses = [f"p{i}@acme.io" for i in range(9)]
+    assert looks_like_email_addresses(pd.Series([*addresses, "n/a"]))
+    assert not looks_like_email_addresses(pd.Series([*addresses[:8], "n/a", "ann at acme"]))
 
 
 def test_company_size_band_and_text_sizes():

@@ -179,6 +179,7 @@ def test_tampered_or_missing_files_raise_model_errors(trained, tmp_path) -> None
         (lambda meta: meta.update(features=[1, 2]), r"damaged: feature 0 lacks its name"),
         (lambda meta: meta["features"][0].update(colour="red"), r"unknown field 'colour'"),
         (lambda meta: meta["features"][0].update(label=3), r"feature 0 has a field that is not"),
+        (lambda meta: meta["features"][0].update(read_as="eval"), r"read as unknown 'eval'"),
         (lambda meta: meta["features"][0].update(low_below="3"), r"low_below that is not a num"),
         (lambda meta: meta["features"][0].update(low_below=True), r"low_below that is not a num"),
         (lambda meta: meta["features"][0].update(low_below=float("inf")), r"low_below that is not"),
@@ -545,3 +546,44 @@ def test_a_column_missing_at_scoring_names_the_closest_one(trained):
     renamed = dataset.X.head(5).rename(columns={name: f"{name.upper()} "})
     with pytest.raises(DataError, match=rf"no column '{name}' \(closest: '{name.upper()} '\)"):
         result.model.predict_proba(renamed)
+
+
+def test_a_model_reads_raw_e_mail_addresses_as_it_read_them_at_training(tmp_path) -> None:
+    """A flat table's e-mail column trains on the kind of each address; scoring gets raw
+    addresses and must read them the same way, before and after save and load, and
+    reasons quote the kind, never an address."""
+    rng = np.random.default_rng(3)
+    n = 3000
+    free = rng.random(n) < 0.4
+    visits = rng.poisson(3, n)
+    won = rng.random(n) < 1 / (1 + np.exp(-(-1.0 - 1.5 * free + 0.3 * visits)))
+    frame = pd.DataFrame(
+        {
+            "id": [f"L{i}" for i in range(n)],
+            "seq": np.arange(n),
+            "email": [
+                f"lead{i}@{'gmail.com' if f else f'firm{i % 50}.com'}" for i, f in enumerate(free)
+            ],
+            "visits": visits,
+            "won": won.astype(int),
+        }
+    )
+    spec = parse_spec(
+        {"name": "mail", "source": "x.csv", "id": "id", "order_by": "seq",
+         "label": {"column": "won", "won": [1], "lost": [0]}}
+    )  # fmt: skip
+    dataset = prepare_flat_dataset(frame, spec)
+    config = parse_config(
+        {"cold_start": {"min_wins": 20, "min_leads": 200}, "quality_gate": {"allow_worse": True},
+         "evaluation": {"resamples": 0}}
+    )  # fmt: skip
+    model = train(dataset, config).model
+    raw = frame.loc[frame["won"].notna(), ["email", "visits"]].reset_index(drop=True)
+    np.testing.assert_array_equal(model.predict_proba(raw), model.predict_proba(dataset.X))
+    back = LeadScoringModel.load(model.save(tmp_path / "m"))
+    assert {f.name: f.read_as for f in back.features}["email"] == "email_domain_kind"
+    np.testing.assert_array_equal(back.predict_proba(raw), model.predict_proba(raw))
+    assert set(back.encoder.categories["email"]) == {"corporate", "free", "missing"}
+    reasons = back.explain_batch(raw.iloc[:300])
+    text = " ".join(reasons["reasons_for"]) + " ".join(reasons["reasons_against"])
+    assert "email (corporate or free mail): free" in text and "@" not in text

@@ -9,7 +9,8 @@ numeric, everything else is categorical. Some columns are left out automatically
 its reason recorded in ``LabelledDataset.excluded``: the id, the label, the ordering column
 (time itself is not a property of a lead), other dates, columns that hold one value only,
 identifiers (text or whole numbers unique per row), free text and other text with a
-different value for most of the leads that hold one.
+different value for most of the leads that hold one. A column of e-mail addresses is read as
+the kind of each address (corporate, free mail or none) rather than left out as an identifier.
 """
 
 from __future__ import annotations
@@ -23,7 +24,13 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from leadscore.encoding import CURRENCY_SYMBOLS, level_text, parse_numbers
+from leadscore.encoding import (
+    CURRENCY_SYMBOLS,
+    level_text,
+    looks_like_email_addresses,
+    parse_numbers,
+    read_email_domain_kind,
+)
 from leadscore.errors import DataError, SpecError
 from leadscore.io import read_table
 from leadscore.leakage import post_contact_columns, warn_post_contact_columns
@@ -453,6 +460,24 @@ def _text_reads_as_numbers(name: str, values: pd.Series, non_null: pd.Series) ->
     return parsed
 
 
+def _email_feature(name: str, spec: DatasetSpec, engagement: set[str]) -> Feature:
+    """A column of e-mail addresses as the feature it can be: the kind of each address's
+    domain (corporate, free mail or none), a classic B2B fit signal. The address itself is
+    unique per lead and says nothing a model can learn; the model reads every address it
+    scores the same way (:data:`~leadscore.encoding.VALUE_READINGS`)."""
+    logger.info(
+        "%s holds e-mail addresses: the model reads each as corporate, free mail or missing",
+        name,
+    )
+    return Feature(
+        name=name,
+        group="engagement" if name in engagement else "fit",
+        label=f"{spec.labels.get(name, name)} (corporate or free mail)",
+        kind="categorical",
+        read_as="email_domain_kind",
+    )
+
+
 def _type_features(
     frame: pd.DataFrame, spec: DatasetSpec, candidates: list[str]
 ) -> tuple[pd.DataFrame, list[Feature], dict[str, str]]:
@@ -462,7 +487,8 @@ def _type_features(
     with leading zeros (a code). Left out: whole numbers unique per row (identifiers, however
     the file typed them, unless written as amounts or shares), text with a different value for
     most of the rows that hold one (:func:`_mostly_distinct_reason`), and dates, also written
-    as text."""
+    as text. A text column of e-mail addresses becomes the kind of each address's domain
+    (:func:`_email_feature`), unless declared categorical."""
     columns: dict[str, pd.Series] = {}
     features: list[Feature] = []
     excluded: dict[str, str] = {}
@@ -505,6 +531,18 @@ def _type_features(
                 _is_text(values) and is_text_timestamps(pd.Series(non_null.unique()))
             ):
                 excluded[name] = "a timestamp (not a property of the lead)"
+                continue
+            if (
+                name not in spec.categorical
+                and _is_text(values)
+                and looks_like_email_addresses(non_null)
+            ):
+                kinds = read_email_domain_kind(values)
+                if kinds.nunique() == 1:
+                    excluded[name] = f"e-mail addresses of one kind only ({kinds.iloc[0]})"
+                    continue
+                columns[name] = kinds
+                features.append(_email_feature(name, spec, engagement))
                 continue
             reason = (
                 None if name in spec.categorical else _mostly_distinct_reason(non_null, len(values))

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from leadscore.encoding import parse_numbers
+from leadscore.encoding import classify_distinct, email_domain_kind, parse_numbers
 from leadscore.errors import DataError, SpecError
 from leadscore.schema import (
     ACTIVITY_TYPES,
@@ -101,7 +101,6 @@ SIZE_BANDS: tuple[str, ...] = (
     "5001+",
     "unknown",
 )
-EMAIL_DOMAIN_KINDS: tuple[str, ...] = ("corporate", "free", "missing")
 
 # First match wins: trainee titles before rank words ("Marketing Intern"), "vice president"
 # before "president", named chiefs before generic rank words.
@@ -158,77 +157,8 @@ _DEPARTMENT_PATTERNS: tuple[tuple[str, str], ...] = (
 )
 _MISSING_TITLES = frozenset({"", "-", "n/a", "na", "none", "null", "unknown", "select"})
 
-#: Free-mail providers; a domain whose first label is in :data:`_FREE_MAIL_BRANDS` is also free
-#: (yahoo.co.uk, hotmail.fr, gmx.de, ...).
-FREE_MAIL_DOMAINS: frozenset[str] = frozenset(
-    {
-        "gmail.com",
-        "googlemail.com",
-        "aol.com",
-        "msn.com",
-        "icloud.com",
-        "me.com",
-        "mac.com",
-        "mail.com",
-        "mail.ru",
-        "inbox.com",
-        "proton.me",
-        "protonmail.com",
-        "pm.me",
-        "zoho.com",
-        "zohomail.com",
-        "fastmail.com",
-        "tutanota.com",
-        "tuta.io",
-        "hey.com",
-        "web.de",
-        "t-online.de",
-        "freenet.de",
-        "orange.fr",
-        "free.fr",
-        "laposte.net",
-        "sfr.fr",
-        "wanadoo.fr",
-        "libero.it",
-        "virgilio.it",
-        "seznam.cz",
-        "wp.pl",
-        "o2.pl",
-        "interia.pl",
-        "onet.pl",
-        "qq.com",
-        "163.com",
-        "126.com",
-        "sina.com",
-        "naver.com",
-        "daum.net",
-        "hanmail.net",
-        "rediffmail.com",
-        "uol.com.br",
-        "bol.com.br",
-        "terra.com.br",
-        "rocketmail.com",
-        "comcast.net",
-        "verizon.net",
-        "att.net",
-        "sbcglobal.net",
-        "btinternet.com",
-        "bigpond.com",
-    }
-)
-_FREE_MAIL_BRANDS = frozenset({"yahoo", "ymail", "hotmail", "outlook", "live", "gmx", "yandex"})
-
 
 # --------------------------------------------------------------------------- fit parsers
-
-
-def _classify_unique(values: pd.Series, classify: Callable[[pd.Series], np.ndarray]) -> pd.Series:
-    """Apply a classifier to the distinct values only: titles and domains repeat a lot."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    classes = classify(pd.Series(uniques, dtype="str"))
-    missing_class = np.asarray(classify(pd.Series([None], dtype="str")))[0]
-    lookup = np.append(np.asarray(classes, dtype=object), missing_class)
-    return pd.Series(lookup[codes], index=values.index)
 
 
 def _first_match(text: pd.Series, patterns: Sequence[tuple[str, str]], default: str) -> np.ndarray:
@@ -273,7 +203,7 @@ def parse_seniority(titles: pd.Series) -> pd.Series:
     >>> parse_seniority(pd.Series(["VP of Sales", "CTO", "Marketing Intern", None])).tolist()
     ['vp', 'c_level', 'intern', 'unknown']
     """
-    out = _classify_unique(titles, _seniority_of_unique)
+    out = classify_distinct(titles, _seniority_of_unique)
     return pd.Series(
         pd.Categorical(out, categories=SENIORITY_LEVELS), index=titles.index, name="seniority"
     )
@@ -290,48 +220,9 @@ def parse_department(titles: pd.Series) -> pd.Series:
     >>> parse_department(pd.Series(["Head of Growth", "Software Engineer", "CEO"])).tolist()
     ['marketing', 'engineering', 'executive']
     """
-    out = _classify_unique(titles, _department_of_unique)
+    out = classify_distinct(titles, _department_of_unique)
     return pd.Series(
         pd.Categorical(out, categories=DEPARTMENTS), index=titles.index, name="department"
-    )
-
-
-def _domain_kind_of_unique(domains: pd.Series) -> np.ndarray:
-    text = domains.astype("str").str.strip().str.lower()
-    valid = text.str.fullmatch(r"[a-z0-9.-]+\.[a-z0-9-]{2,}", na=False).to_numpy()
-    first_label = text.str.replace(r"\..*$", "", regex=True)
-    free = (text.isin(FREE_MAIL_DOMAINS) | first_label.isin(_FREE_MAIL_BRANDS)).to_numpy()
-    return np.where(~valid, "missing", np.where(free, "free", "corporate"))
-
-
-def email_domain_kind(
-    emails: pd.Series | None = None, domains: pd.Series | None = None
-) -> pd.Series:
-    """Whether each lead gave a ``corporate``, ``free`` (gmail, yahoo, ...) or no e-mail.
-
-    A corporate address says the lead writes from work, a classic fit signal in B2B. The
-    domain comes from ``emails`` (the part after ``@``); where that is missing, from
-    ``domains``. Anything that does not look like a domain counts as ``missing``.
-
-    Examples
-    --------
-    >>> email_domain_kind(pd.Series(["ann@acme.io", "bob@gmail.com", "n/a"])).tolist()
-    ['corporate', 'free', 'missing']
-    """
-    if emails is None and domains is None:
-        raise ValueError("give emails, domains or both")
-    index = (emails if emails is not None else domains).index  # type: ignore[union-attr]
-    domain = pd.Series(pd.NA, index=index, dtype="str")
-    if emails is not None:
-        text = emails.astype("str").str.strip()
-        # replace() runs in Arrow, extract() in Python: 10x faster on a million addresses
-        domain = text.str.replace(r"^.*@", "", regex=True).where(text.str.contains("@"))
-    if domains is not None:
-        fallback = domains.astype("str").str.strip().str.lstrip("@")
-        domain = domain.where(domain.notna(), fallback)
-    kinds = _classify_unique(domain, _domain_kind_of_unique)
-    return pd.Series(
-        pd.Categorical(kinds, categories=EMAIL_DOMAIN_KINDS), index=index, name="email_domain_kind"
     )
 
 

@@ -35,7 +35,7 @@ import pandas as pd
 
 from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
-from leadscore.encoding import CATEGORY_MATCHING, FeatureEncoder
+from leadscore.encoding import CATEGORY_MATCHING, VALUE_READINGS, FeatureEncoder
 from leadscore.errors import ModelError
 from leadscore.explain import MIN_CONTRIBUTION, Explanation, explain, explain_batch
 from leadscore.io import write_atomically
@@ -403,9 +403,18 @@ def _read_structure(
             raise _damaged(meta_name, f"feature {i} has an unknown field {unknown[0]!r}")
         bound = raw.get("low_below")
         raw = {k: v for k, v in raw.items() if k != "low_below"}
-        optional = ("sentence", "missing_sentence", "zero_sentence", "low_sentence", "fact")
+        optional = (
+            "sentence",
+            "missing_sentence",
+            "zero_sentence",
+            "low_sentence",
+            "fact",
+            "read_as",
+        )
         if not all(isinstance(v, str) or (k in optional and v is None) for k, v in raw.items()):
             raise _damaged(meta_name, f"feature {i} has a field that is not a text")
+        if raw.get("read_as") is not None and raw["read_as"] not in VALUE_READINGS:
+            raise _damaged(meta_name, f"feature {i} is read as unknown {raw['read_as']!r}")
         if bound is not None:
             if not isinstance(bound, int | float) or isinstance(bound, bool):
                 raise _damaged(meta_name, f"feature {i} has a low_below that is not a number")

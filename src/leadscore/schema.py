@@ -174,6 +174,11 @@ class Feature:
     ("pricing_page_views"): features of one fact (the windows of a count, its recency) make
     one reason of a lead, not several. Without them (every flat-table feature, every model
     saved before they existed) reasons read as before.
+
+    ``read_as`` names how the model reads the column's raw values before encoding them, one of
+    :data:`~leadscore.encoding.VALUE_READINGS` (``email_domain_kind``: an e-mail address as
+    ``corporate``, ``free`` or ``missing``), so that raw rows score as the training rows did;
+    ``None`` reads the values as they are.
     """
 
     name: str
@@ -186,6 +191,7 @@ class Feature:
     low_sentence: str | None = None
     fact: str | None = None
     low_below: float | None = None
+    read_as: str | None = None
 
     def __post_init__(self) -> None:
         # a model file is read back into Features: a wrong kind must fail there, not later
