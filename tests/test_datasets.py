@@ -18,6 +18,7 @@ from leadscore.datasets import (
 )
 from leadscore.encoding import parse_numbers
 from leadscore.errors import DataError, SpecError
+from leadscore.reasons import reason_text
 from leadscore.specs import load_spec, parse_spec
 
 SPEC = {
@@ -108,6 +109,24 @@ def test_e_mail_addresses_are_read_as_the_kind_of_their_domain(flat_frame):
     declared = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["email"]}))
     email = {f.name: f for f in declared.features}["email"]
     assert email.read_as is None and declared.X["email"].iloc[0] == "p0@gmail.com"
+
+
+def test_amounts_and_shares_read_in_reasons_as_they_were_written(flat_frame):
+    """'$24,035' is read as 24035 and '44%' as 0.44; a reason quotes them as written, a
+    plain number column as a number, and braces in a label stay text."""
+    n = len(flat_frame)
+    frame = flat_frame.assign(
+        price=[f"${1000 + 37 * i:,}" for i in range(n)],
+        share=[f"{i % 90}%" for i in range(n)],
+        rating=[str(i % 9) for i in range(n)],
+    )
+    spec = parse_spec({**SPEC, "labels": {"share": "Engagement {%}"}})
+    features = {f.name: f for f in prepare_flat_dataset(frame, spec).features}
+    assert reason_text(features["price"], 24035.0) == "price: $24,035"
+    assert reason_text(features["price"], -75.25) == "price: -$75.25"
+    assert reason_text(features["share"], 0.125) == "Engagement {%}: 12.5%"
+    assert features["rating"].sentence is None
+    assert reason_text(features["rating"], 4.0) == "rating: 4"
 
 
 def test_won_within_days_with_censoring_and_observed_from():

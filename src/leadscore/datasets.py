@@ -403,6 +403,26 @@ def _written_as_amounts(non_null: pd.Series) -> bool:
     return bool(_distinct_text(non_null).str.contains(signs, regex=True).any())
 
 
+def _written_unit(non_null: pd.Series) -> str | None:
+    """How most of a number column's values were written: ``percent`` (``44%``), a currency
+    symbol (``$24,035``), or ``None`` for plain numbers; reasons then quote a value as it was
+    written ("Engagement: 44%"), not as the number it was read as (0.44)."""
+    distinct = _distinct_text(non_null)
+    for unit in ("%", *CURRENCY_SYMBOLS):
+        if distinct.str.contains(unit, regex=False).mean() >= 0.5:
+            return "percent" if unit == "%" else unit
+    return None
+
+
+def _number_sentence(label: str, unit: str | None) -> str | None:
+    """The reason template of a number column written with ``unit`` (:func:`_written_unit`)."""
+    if unit is None:
+        return None
+    shown = label.replace("{", "{{").replace("}", "}}")
+    spec = "percent" if unit == "percent" else f"amount:{unit}"
+    return f"{shown}: {{value:{spec}}}"
+
+
 def _mostly_distinct_reason(non_null: pd.Series, rows: int) -> str | None:
     """Why a text column with a different value for most of the leads that hold one is no
     feature, or ``None`` when its values repeat enough to be categories.
@@ -523,9 +543,12 @@ def _type_features(
             ):
                 excluded[name] = "unique per row (an identifier)"
                 continue
+        sentence = None
         if numeric is not None:
             columns[name] = numeric
             kind = "numeric"
+            if _is_text(values):
+                sentence = _number_sentence(spec.labels.get(name, name), _written_unit(non_null))
         else:
             if ptypes.is_datetime64_any_dtype(values) or (
                 _is_text(values) and is_text_timestamps(pd.Series(non_null.unique()))
@@ -558,6 +581,7 @@ def _type_features(
                 group="engagement" if name in engagement else "fit",
                 label=spec.labels.get(name, name),
                 kind=kind,
+                sentence=sentence,
             )
         )
     return pd.DataFrame(columns, index=frame.index), features, excluded

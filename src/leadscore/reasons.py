@@ -179,7 +179,9 @@ class _Number(float):
     ``{value:days_ago}`` reads "less than a day ago", "1 day ago", "12 days ago";
     ``{value:bands:10,50,200}`` reads the band holding the value ("1-10", "11-50", "51-200",
     "201+"), for a number that may stand for a band (company size read from "11-50" is its
-    midpoint, 30.5, which no CRM wrote).
+    midpoint, 30.5, which no CRM wrote); ``{value:percent}`` reads a share as the percentage
+    it was written as (0.125 as "12.5%"), ``{value:amount:$}`` an amount with its currency
+    ("$24,035").
     """
 
     def __format__(self, spec: str) -> str:
@@ -193,6 +195,11 @@ class _Number(float):
             return f"{days:,} day{'' if days == 1 else 's'} ago"
         if spec.startswith("bands:"):
             return _band(float(self), [float(c) for c in spec[6:].split(",")])
+        if spec == "percent":
+            return f"{format_number(100 * float(self))}%"
+        if spec.startswith("amount:"):
+            sign = "-" if float(self) < 0 else ""
+            return f"{sign}{spec[7:]}{format_number(abs(float(self)))}"
         return float.__format__(self, spec)
 
 
