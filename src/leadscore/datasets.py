@@ -185,9 +185,12 @@ def _trimmed(values: pd.Series) -> pd.Series:
 
 
 def _label_matches(values: pd.Series, wanted: list[object]) -> pd.Series:
-    """Rows whose label is one of the declared values, compared by :func:`label_key`."""
+    """Rows whose label is one of the declared values, compared by :func:`label_key` on the
+    distinct values only (a label column holds a handful; the scorer checks every row)."""
     wanted_keys = {label_key(v) for v in wanted}
-    return values.map(lambda v: label_key(v) in wanted_keys if pd.notna(v) else False).astype(bool)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    hits = np.array([label_key(u) in wanted_keys for u in uniques] + [False], dtype=bool)
+    return pd.Series(hits[codes], index=values.index)
 
 
 def closed_rows(values: pd.Series, spec: DatasetSpec) -> pd.Series:
