@@ -203,6 +203,19 @@ def test_a_hand_edited_model_file_fails_at_load_time(trained, tmp_path, edit, me
         assert str(err.value).endswith(fix)
 
 
+def test_a_model_without_the_newer_feature_fields_writes_none_of_them(trained, tmp_path):
+    """Unset optional fields are left out of model.json, not written as null: a model that
+    uses none of the fields added after the first release (``zero_sentence``,
+    ``low_sentence``, ``fact``, ``low_below``, ``read_as``) is read by releases before them,
+    which refuse a field they do not know."""
+    result, _ = trained
+    folder = result.model.save(tmp_path / "m")
+    features = json.loads((folder / META_FILE).read_text())["features"]
+    first_release = {"name", "group", "label", "kind", "sentence", "missing_sentence"}
+    assert all(set(f) <= first_release and None not in f.values() for f in features)
+    assert LeadScoringModel.load(folder).features == result.model.features
+
+
 def test_texts_round_trip_as_the_folder_does(trained, tmp_path) -> None:
     """The text form (what Spark ships to its workers) is the folder's two files, exactly."""
     result, dataset = trained

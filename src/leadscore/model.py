@@ -216,7 +216,7 @@ class LeadScoringModel:
                 "leadscore_version": __version__,
                 "lightgbm_version": lgb.__version__,
                 "booster_file": BOOSTER_FILE,
-                "features": [asdict(f) for f in self.features],
+                "features": [_feature_record(f) for f in self.features],
                 "categories": self.encoder.categories,
                 "category_matching": "folded" if self.encoder.fold_spellings else "exact",
                 "calibrator": self.calibrator.to_dict(),
@@ -362,6 +362,13 @@ class LeadScoringModel:
 
 
 _FEATURE_FIELDS = frozenset(f.name for f in fields(Feature))
+
+
+def _feature_record(feature: Feature) -> dict[str, Any]:
+    """A feature as ``model.json`` holds it: the fields that are set. An optional field left
+    unset is left out rather than written as null, so a model that uses none of the newer
+    fields (every flat-table model) reads in releases that came before them."""
+    return {k: v for k, v in asdict(feature).items() if v is not None}
 
 
 def _damaged(meta_name: str, what: str) -> ModelError:
