@@ -12,6 +12,7 @@ import pytest
 from tqdm.auto import tqdm
 
 from event_sources import write_duckdb, write_sqlite
+from leadscore.features import build_features
 from leadscore.io import ReadProgress, iter_table_chunks, load_closed_loop
 from leadscore.scoring import _advance, event_feature_chunks, flat_feature_chunks
 from leadscore.specs import parse_spec
@@ -118,23 +119,33 @@ def event_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("form", ["folder", "duckdb"])
-def test_event_chunks_count_every_lead_read(event_folder, form, tmp_path):
-    """Leads closed by the as-of and leads created after it are read, not scored: the total
-    is the leads table's rows, sliced (a folder) or loaded whole (a DuckDB file)."""
+def test_a_folder_is_read_for_its_open_leads_only_and_scores_as_when_loaded_whole(
+    event_folder, tmp_path
+):
+    """The sliced reader reads only the leads open at the as-of: features, ids and the
+    closed leads' ids equal those of the same data loaded whole (a DuckDB file). Its bar
+    counts the open leads; the whole load counts every lead it loaded."""
     data = load_closed_loop(event_folder)
-    source = event_folder
-    if form == "duckdb":
-        frames = {"leads": data.leads, "activities": data.activities, "outcomes": data.outcomes}
-        source = write_duckdb(tmp_path / "crm.duckdb", frames)
+    frames = {"leads": data.leads, "activities": data.activities, "outcomes": data.outcomes}
+    duckdb_file = write_duckdb(tmp_path / "crm.duckdb", frames)
     as_of = data.leads["created_at"].quantile(0.8)
-    closed: list[pd.Series] = []
-    chunks = event_feature_chunks(source, as_of, chunk_leads=150, on_closed=closed.append)
-    scored = sum(len(ids) for _, ids in chunks)
-    assert chunks.progress.total == chunks.progress.read == len(data.leads)
-    not_yet = int((data.leads["created_at"] > as_of).sum())
-    assert not_yet > 0 and sum(len(c) for c in closed) > 0
-    assert scored == len(data.leads) - not_yet - sum(len(c) for c in closed)
+    features = build_features(data, as_of).features
+    read = {}
+    for form, source in (("folder", event_folder), ("duckdb", duckdb_file)):
+        closed: list[pd.Series] = []
+        chunks = event_feature_chunks(
+            source, as_of, chunk_leads=150, features=features, on_closed=closed.append
+        )
+        parts = list(chunks)
+        X = pd.concat([x.assign(lead_id=ids.to_numpy()) for x, ids in parts])
+        shut = sorted(pd.concat(closed).tolist())
+        read[form] = (X.sort_values("lead_id").reset_index(drop=True), shut, chunks.progress)
+    (folder_X, folder_closed, folder_read), (whole_X, whole_closed, whole_read) = read.values()
+    pd.testing.assert_frame_equal(folder_X, whole_X)
+    assert folder_closed == whole_closed and len(folder_closed) > 0
+    assert folder_read.total == folder_read.read == len(folder_X)
+    assert whole_read.total == whole_read.read == len(data.leads)
+    assert (data.leads["created_at"] > as_of).any()  # leads not created yet: never scored
 
 
 def test_the_bar_moves_to_the_leads_read_out_of_the_total():

@@ -44,6 +44,7 @@ from leadscore.schema import (
     closed_before_created_error,
     column_name,
     count_duplicate_activities,
+    is_known_id,
     log_activity_mapping,
     to_lead_ids,
     unknown_ids_error,
@@ -887,6 +888,8 @@ def iter_closed_loop_chunks(
     chunk_leads: int = 100_000,
     observed_until: pd.Timestamp | str | None = None,
     progress: ReadProgress | None = None,
+    open_at: pd.Timestamp | None = None,
+    on_closed: Callable[[pd.Series], None] | None = None,
 ) -> Iterator[ClosedLoopData]:
     """Event-form data of a folder, a slice of leads at a time, each slice validated.
 
@@ -906,8 +909,14 @@ def iter_closed_loop_chunks(
     :func:`load_closed_loop` checks it (a timestamp in the future is an error, a latest one far
     after the rest a warning), and so are outcomes closed before their lead was created.
     Activity rows repeated exactly are counted over all slices and logged once, after the last.
-    ``progress``, when given, learns the folder's leads once they are validated and counts the
+    ``progress``, when given, learns the leads to read once they are validated and counts the
     leads of each slice.
+
+    ``open_at`` keeps to the leads open at that moment, as the scorer needs them: created by
+    it and without an outcome closed by it. The activity of every other lead (most of a
+    mature CRM's log) is then never read, while every check on the whole folder is made as
+    without it; repeated activity rows are counted over the slices read. The ids of the
+    leads left out as closed go to ``on_closed`` (as text) before the first slice.
     """
     import duckdb
 
@@ -921,8 +930,6 @@ def iter_closed_loop_chunks(
     leads, files = _event_folder_leads(path)
     type_map = _folder_activity_map(path) if files["activities"] is not None else None
     leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
-    if progress is not None:
-        progress.total = len(leads)
     until = observed_until if observed_until is not None else _manifest_observed_until(path)
     others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
     absent = tuple(name for name, scan in others.items() if scan is None)
@@ -964,6 +971,11 @@ def iter_closed_loop_chunks(
             _check_closed_after_created(con, others["outcomes"], keys["outcomes"], formats)
         if until is None:
             until = _latest_timestamp(con, leads, others, formats, keys)
+        if open_at is not None:
+            outcomes = others["outcomes"]
+            leads = _leads_open_at(con, leads, outcomes, keys, formats, open_at, on_closed)
+        if progress is not None:
+            progress.total = len(leads)
         duplicates = activity_rows = 0
         for start in range(0, len(leads), chunk_leads):
             part = leads.iloc[start : start + chunk_leads]
@@ -1440,6 +1452,34 @@ def _moment_sql(column: str, fmt: str | None) -> str:
     text = f"regexp_replace(trim({column}), '\\s*UTC$', '+00:00')"
     quoted = fmt.replace("'", "''")
     return f"CAST(try_strptime({text}, '{quoted}') AS TIMESTAMP)"
+
+
+def _leads_open_at(
+    con: duckdb.DuckDBPyConnection,
+    leads: pd.DataFrame,
+    outcomes: _Scan | None,
+    keys: Mapping[str, str],
+    formats: Mapping[str, str | None],
+    moment: pd.Timestamp,
+    on_closed: Callable[[pd.Series], None] | None,
+) -> pd.DataFrame:
+    """The ``leads`` open at ``moment``: created by it, without an outcome closed by it (the
+    outcome's ``closed_at`` read as the slices read it); the closed ones' ids go to
+    ``on_closed``, in the leads table's own spelling (``known_ids``)."""
+    keep = (leads["created_at"] <= moment).to_numpy()
+    if outcomes is not None:
+        closed_at = _moment_sql("closed_at", formats.get("outcomes"))
+        with outcomes.errors():
+            closed = con.execute(
+                "SELECT lead_id FROM known_ids WHERE lead_id IN "
+                f"(SELECT {keys['outcomes']} FROM {outcomes.sql} WHERE {closed_at} <= ?)",
+                [moment.to_pydatetime()],
+            ).df()["lead_id"]
+        is_closed = is_known_id(leads["lead_id"], closed).to_numpy()
+        if on_closed is not None and is_closed.any():
+            on_closed(leads.loc[is_closed, "lead_id"].astype(str).reset_index(drop=True))
+        keep = keep & ~is_closed
+    return leads[keep].reset_index(drop=True)
 
 
 def _check_closed_after_created(

@@ -329,7 +329,8 @@ def event_feature_chunks(
 ) -> LeadChunks:
     """(features, lead ids) of the open leads of event-form ``source``, a slice at a time.
 
-    A folder is read slice by slice; a DuckDB file or database URL is loaded whole. Pass the
+    A folder is read slice by slice, and only its leads open at ``as_of``: the activity of
+    leads closed by then is never read; a DuckDB file or database URL is loaded whole. Pass the
     model's ``features``: the extra lead columns are then the model's in every slice, not
     planned again from the few leads of each slice. ``on_closed`` receives, slice by slice,
     the ids (as text) of the leads left out because they closed by ``as_of``.
@@ -351,28 +352,34 @@ def _event_feature_chunks(
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     path = Path(source)
     chunks: Iterable[ClosedLoopData] = (
-        iter_closed_loop_chunks(path, chunk_leads=chunk_leads, progress=progress)
+        # only the leads open at as_of are read: closed ones never reach a slice
+        iter_closed_loop_chunks(
+            path, chunk_leads=chunk_leads, progress=progress, open_at=as_of, on_closed=on_closed
+        )
         if path.is_dir()
         else _whole(load_closed_loop(source), progress)
     )
     window_start = as_of - pd.Timedelta(days=ENGAGEMENT_WINDOW_DAYS)
-    activities = recent = 0
+    scored = activities = recent = 0
     for data in chunks:
-        when = data.activities["occurred_at"]
-        activities += len(when)
-        recent += int(((when > window_start) & (when <= as_of)).sum())
         closed = closed_lead_ids(data, as_of)
         if on_closed is not None and len(closed):
             on_closed(closed.astype(str))
         table = build_features(_open_leads(data, closed), as_of, features=features)
+        theirs = is_known_id(data.activities["lead_id"], table.frame["lead_id"])
+        when = data.activities.loc[theirs.to_numpy(), "occurred_at"]
+        scored += len(table.frame)
+        activities += len(when)
+        recent += int(((when > window_start) & (when <= as_of)).sum())
         if len(table.frame):
             yield table.X, table.frame["lead_id"]
     if features is not None and recent == 0 and _activity_features() & {f.name for f in features}:
         logger.warning(
-            "%s holds no activity in the %d days before %s (%s activities in all): the model "
-            "learnt from engagement, so every lead is scored as if it had done nothing; load "
-            "the activities table (see the data contract) or check --as-of",
+            "%s: the %s open leads have no activity in the %d days before %s (%s activities of "
+            "theirs in all): the model learnt from engagement, so every lead is scored as if it "
+            "had done nothing; load the activities table (see the data contract) or check --as-of",
             source,
+            f"{scored:,}",
             ENGAGEMENT_WINDOW_DAYS,
             f"{as_of:%Y-%m-%d %H:%M}",
             f"{activities:,}",
