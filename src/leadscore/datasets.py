@@ -175,7 +175,8 @@ def mark_missing(
 def _trimmed(values: pd.Series) -> pd.Series:
     """Text values without surrounding spaces; values that are no text stay as they are.
     Worked on the distinct values: a column of categories holds few."""
-    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    codes, distinct = pd.factorize(values, use_na_sentinel=True)
+    uniques = list(distinct)  # once: an Arrow array hands out a new str on every pass
     texts = [u.strip() if isinstance(u, str) else u for u in uniques]
     if all(t is u for t, u in zip(texts, uniques, strict=True)):
         return values
