@@ -21,16 +21,13 @@ from sklearn.isotonic import IsotonicRegression
 
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import (
-    AXIS_LABEL_LINES,
-    AXIS_LABEL_WIDTH,
-    axis_labels,
     explain,
     explain_batch,
     lead_reasons,
     mean_abs_contribution,
-    shap_summary_figure,
     to_probability_space,
 )
+from leadscore.plots import AXIS_LABEL_LINES, AXIS_LABEL_WIDTH, axis_labels, shap_summary_figure
 from leadscore.reasons import reason_text, reasons_json
 from leadscore.schema import Feature
 from leadscore.subscores import SubScorer

@@ -85,8 +85,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import textwrap
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -94,8 +92,6 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 from pandas.api import types as ptypes
 from scipy.special import expit
 
@@ -113,12 +109,10 @@ from leadscore.subscores import SubScorer
 __all__ = [
     "MIN_CONTRIBUTION",
     "Explanation",
-    "axis_labels",
     "explain",
     "explain_batch",
     "lead_reasons",
     "mean_abs_contribution",
-    "shap_summary_figure",
     "to_probability_space",
 ]
 
@@ -911,7 +905,10 @@ def explain_batch(
 # --------------------------------------------------------------------------- global views
 
 
-def _labels(names: Sequence[str], features: Sequence[Feature] | None) -> dict[str, tuple[str, str]]:
+def feature_labels(
+    names: Sequence[str], features: Sequence[Feature] | None
+) -> dict[str, tuple[str, str]]:
+    """(label, group) of each column name, the name itself where no feature describes it."""
     meta = {f.name: (f.label, f.group) for f in features or ()}
     return {n: meta.get(n, (n, "")) for n in names}
 
@@ -926,7 +923,7 @@ def mean_abs_contribution(
     Columns: ``feature``, ``label``, ``group``, ``mean_abs_contribution``.
     """
     mean_abs = contributions.abs().mean(axis=0)
-    meta = _labels(list(contributions.columns), features)
+    meta = feature_labels(list(contributions.columns), features)
     out = pd.DataFrame(
         {
             "feature": list(contributions.columns),
@@ -938,109 +935,3 @@ def mean_abs_contribution(
     return out.sort_values("mean_abs_contribution", ascending=False, kind="stable").reset_index(
         drop=True
     )
-
-
-#: Axis labels of the SHAP summary: at most this many characters a line, this many lines.
-AXIS_LABEL_WIDTH = 34
-AXIS_LABEL_LINES = 2
-
-
-def _fit_label(label: str, width: int, lines: int) -> str:
-    """``label`` wrapped onto at most ``lines`` lines of ``width`` characters; a longer one
-    keeps its first lines and its end ("…last 30 days"), where labels of one family differ."""
-    text = " ".join(label.split()) or "?"
-    wrapped = textwrap.wrap(text, width, break_on_hyphens=False)
-    if len(wrapped) <= lines:
-        return "\n".join(wrapped)
-    head = wrapped[: lines - 1]
-    rest = text.split(" ")[len(" ".join(head).split(" ")) :] if head else text.split(" ")
-    tail: list[str] = []
-    while rest and len(" ".join([rest[-1], *tail])) <= width - 1:
-        tail.insert(0, rest.pop())
-    end = " ".join(tail) if tail else " ".join(rest)[-(width - 1) :]
-    return "\n".join([*head, "…" + end])
-
-
-def axis_labels(
-    labels: Sequence[str], width: int = AXIS_LABEL_WIDTH, lines: int = AXIS_LABEL_LINES
-) -> list[str]:
-    """Labels short enough for a chart's axis: wrapped onto ``lines`` lines of ``width``
-    characters, the middle of a longer one cut, and all of them distinct (a label that would
-    read like an earlier one gets " (2)", " (3)"... before it is cut).
-
-    >>> axis_labels(["E-mail click rate (share of e-mails that were clicked), last 90 days"])
-    ['E-mail click rate (share of\\n…that were clicked), last 90 days']
-    """
-    if width < 8 or lines < 1:
-        raise ValueError("width must be at least 8 characters and lines at least 1")
-    out: list[str] = []
-    seen: set[str] = set()
-    for label in labels:
-        text = _fit_label(label, width, lines)
-        k = 2
-        while text in seen:
-            text = _fit_label(f"{label} ({k})", width, lines)
-            k += 1
-        seen.add(text)
-        out.append(text)
-    return out
-
-
-def shap_summary_figure(
-    log_odds: pd.DataFrame,
-    X: pd.DataFrame,
-    features: Sequence[Feature],
-    max_display: int = 12,
-    max_points: int = 5000,
-    random_state: int = 0,
-) -> Figure:
-    """SHAP beeswarm and mean-|SHAP| bar chart of the log-odds contributions, side by side.
-
-    The beeswarm shows one dot per lead and feature: how far the feature moved that lead's
-    log-odds, coloured by the feature's value (low blue, high red; categories and missing
-    values grey, since a category has no "high"). Built on a fresh
-    :class:`~matplotlib.figure.Figure` (no pyplot state); save with ``fig.savefig(path)``.
-    At most ``max_points`` leads are drawn, sampled at random. Feature labels are fitted to
-    the axis by :func:`axis_labels` (two lines of 34 characters at most, all distinct), so
-    pass the model's features with their full labels.
-    """
-    import shap  # the plotting stack is only needed for reports
-
-    names = list(log_odds.columns)
-    meta = _labels(names, features)
-    if len(log_odds) > max_points:
-        rng = np.random.default_rng(random_state)
-        pick = np.sort(rng.choice(len(log_odds), size=max_points, replace=False))
-        log_odds, X = log_odds.iloc[pick], X.iloc[pick]
-    data = np.full((len(log_odds), len(names)), np.nan)
-    for i, name in enumerate(names):
-        column = X[name]
-        if not _is_categorical(column) and ptypes.is_numeric_dtype(column):
-            data[:, i] = column.to_numpy(dtype=float, na_value=np.nan)
-    values = shap.Explanation(
-        values=log_odds.to_numpy(dtype=float),
-        data=data,
-        feature_names=axis_labels([meta[n][0] for n in names]),
-    )
-    shown = min(max_display, len(names))
-    fig = Figure(figsize=(14.0, 0.5 * shown + 1.8), layout="constrained", dpi=100)
-    ax_swarm, ax_bar = fig.subplots(1, 2, width_ratios=[1.35, 1.0])
-    with warnings.catch_warnings():
-        # categorical columns have no numeric value to colour by: an all-NaN colour column
-        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
-        shap.plots.beeswarm(
-            values, max_display=max_display, ax=ax_swarm, show=False, plot_size=None
-        )
-    shap.plots.bar(values, max_display=max_display, ax=ax_bar, show=False)
-    ax_swarm.set_xlabel("Contribution to the score (log-odds)")
-    ax_bar.set_xlabel("Mean |contribution| (log-odds)")
-    ax_swarm.set_title("Each dot is a lead", fontsize=11)
-    ax_bar.set_title("Average size of each feature's effect", fontsize=11)
-    for ax in (ax_swarm, ax_bar):
-        ax.tick_params("y", labelsize=10)
-        ax.tick_params("x", labelsize=10)
-        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
-    for text in ax_bar.texts:  # shap signs every bar ("+0.47"); a mean of sizes has no sign
-        text.set_text(text.get_text().removeprefix("+"))
-        text.set_fontsize(10)
-    return fig

@@ -11,7 +11,7 @@ Where the figures come from
 The curves need the test fold: labels, probabilities before and after calibration, the
 baselines' probabilities and the features. When the run holds :data:`TEST_FOLD_ARTIFACT`
 (written by :func:`test_fold_frame`), every figure is drawn afresh from it with
-:mod:`leadscore.plots` and :func:`leadscore.explain.shap_summary_figure`, and the channel table
+:mod:`leadscore.plots` (the SHAP summary included), and the channel table
 is computed on it. Without it, the charts that training logged under ``plots/`` (drawn by the
 same functions at training time) are embedded as they are, and SHAP and the fit/engagement
 view fall back to the few leads of the model's input example, with a visible note saying so.
@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 
 from leadscore import plots
 from leadscore.errors import DataError, ModelError
-from leadscore.explain import mean_abs_contribution, shap_summary_figure
+from leadscore.explain import mean_abs_contribution
 from leadscore.io import check_folder_takes_files, sqlite_file, write_atomically
 from leadscore.metrics import chance_draws, resampled_units
 from leadscore.model import LeadScoringModel
@@ -925,7 +925,7 @@ def _shap_section(run: _Run, explained: _Explained | None) -> str:
         out.append(_note("Skipped: the run holds neither its test fold nor an input example."))
         return "\n".join(out)
     out.append(_source_note(explained))
-    fig = shap_summary_figure(explained.log_odds, explained.X, run.model.features)
+    fig = plots.shap_summary_figure(explained.log_odds, explained.X, run.model.features)
     out.append(
         _img(
             _png(fig),

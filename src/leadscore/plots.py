@@ -14,11 +14,17 @@ model and its baselines share one chart and one colour scheme::
 
 from __future__ import annotations
 
+import textwrap
+import warnings
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from pandas.api import types as ptypes
 from sklearn.metrics import (
     average_precision_score,
     precision_recall_curve,
@@ -26,13 +32,20 @@ from sklearn.metrics import (
     roc_curve,
 )
 
+from leadscore.explain import feature_labels
+
+if TYPE_CHECKING:
+    from leadscore.schema import Feature
+
 __all__ = [
     "STAGE_COLOURS",
+    "axis_labels",
     "equal_count_bins",
     "gains_figure",
     "pr_figure",
     "reliability_figure",
     "roc_figure",
+    "shap_summary_figure",
     "stage_histogram_figure",
 ]
 
@@ -368,4 +381,113 @@ def stage_histogram_figure(
     )
     ax.grid(alpha=0.3, axis="y")
     ax.legend(loc="upper right", fontsize=9)
+    return fig
+
+
+# --------------------------------------------------------------------------- SHAP summary
+
+
+#: Axis labels of the SHAP summary: at most this many characters a line, this many lines.
+AXIS_LABEL_WIDTH = 34
+AXIS_LABEL_LINES = 2
+
+
+def _fit_label(label: str, width: int, lines: int) -> str:
+    """``label`` wrapped onto at most ``lines`` lines of ``width`` characters; a longer one
+    keeps its first lines and its end ("…last 30 days"), where labels of one family differ."""
+    text = " ".join(label.split()) or "?"
+    wrapped = textwrap.wrap(text, width, break_on_hyphens=False)
+    if len(wrapped) <= lines:
+        return "\n".join(wrapped)
+    head = wrapped[: lines - 1]
+    rest = text.split(" ")[len(" ".join(head).split(" ")) :] if head else text.split(" ")
+    tail: list[str] = []
+    while rest and len(" ".join([rest[-1], *tail])) <= width - 1:
+        tail.insert(0, rest.pop())
+    end = " ".join(tail) if tail else " ".join(rest)[-(width - 1) :]
+    return "\n".join([*head, "…" + end])
+
+
+def axis_labels(
+    labels: Sequence[str], width: int = AXIS_LABEL_WIDTH, lines: int = AXIS_LABEL_LINES
+) -> list[str]:
+    """Labels short enough for a chart's axis: wrapped onto ``lines`` lines of ``width``
+    characters, the middle of a longer one cut, and all of them distinct (a label that would
+    read like an earlier one gets " (2)", " (3)"... before it is cut).
+
+    >>> axis_labels(["E-mail click rate (share of e-mails that were clicked), last 90 days"])
+    ['E-mail click rate (share of\\n…that were clicked), last 90 days']
+    """
+    if width < 8 or lines < 1:
+        raise ValueError("width must be at least 8 characters and lines at least 1")
+    out: list[str] = []
+    seen: set[str] = set()
+    for label in labels:
+        text = _fit_label(label, width, lines)
+        k = 2
+        while text in seen:
+            text = _fit_label(f"{label} ({k})", width, lines)
+            k += 1
+        seen.add(text)
+        out.append(text)
+    return out
+
+
+def shap_summary_figure(
+    log_odds: pd.DataFrame,
+    X: pd.DataFrame,
+    features: Sequence[Feature],
+    max_display: int = 12,
+    max_points: int = 5000,
+    random_state: int = 0,
+) -> Figure:
+    """SHAP beeswarm and mean-|SHAP| bar chart of the log-odds contributions, side by side.
+
+    The beeswarm shows one dot per lead and feature: how far the feature moved that lead's
+    log-odds, coloured by the feature's value (low blue, high red; categories and missing
+    values grey, since a category has no "high"). Built on a fresh
+    :class:`~matplotlib.figure.Figure` (no pyplot state); save with ``fig.savefig(path)``.
+    At most ``max_points`` leads are drawn, sampled at random. Feature labels are fitted to
+    the axis by :func:`axis_labels` (two lines of 34 characters at most, all distinct), so
+    pass the model's features with their full labels.
+    """
+    import shap  # the plotting stack is only needed for reports
+
+    names = list(log_odds.columns)
+    meta = feature_labels(names, features)
+    if len(log_odds) > max_points:
+        rng = np.random.default_rng(random_state)
+        pick = np.sort(rng.choice(len(log_odds), size=max_points, replace=False))
+        log_odds, X = log_odds.iloc[pick], X.iloc[pick]
+    data = np.full((len(log_odds), len(names)), np.nan)
+    for i, name in enumerate(names):
+        column = X[name]
+        if not isinstance(column.dtype, pd.CategoricalDtype) and ptypes.is_numeric_dtype(column):
+            data[:, i] = column.to_numpy(dtype=float, na_value=np.nan)
+    values = shap.Explanation(
+        values=log_odds.to_numpy(dtype=float),
+        data=data,
+        feature_names=axis_labels([meta[n][0] for n in names]),
+    )
+    shown = min(max_display, len(names))
+    fig = Figure(figsize=(14.0, 0.5 * shown + 1.8), layout="constrained", dpi=100)
+    ax_swarm, ax_bar = fig.subplots(1, 2, width_ratios=[1.35, 1.0])
+    with warnings.catch_warnings():
+        # categorical columns have no numeric value to colour by: an all-NaN colour column
+        warnings.filterwarnings("ignore", "All-NaN slice", RuntimeWarning)
+        shap.plots.beeswarm(
+            values, max_display=max_display, ax=ax_swarm, show=False, plot_size=None
+        )
+    shap.plots.bar(values, max_display=max_display, ax=ax_bar, show=False)
+    ax_swarm.set_xlabel("Contribution to the score (log-odds)")
+    ax_bar.set_xlabel("Mean |contribution| (log-odds)")
+    ax_swarm.set_title("Each dot is a lead", fontsize=11)
+    ax_bar.set_title("Average size of each feature's effect", fontsize=11)
+    for ax in (ax_swarm, ax_bar):
+        ax.tick_params("y", labelsize=10)
+        ax.tick_params("x", labelsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    for text in ax_bar.texts:  # shap signs every bar ("+0.47"); a mean of sizes has no sign
+        text.set_text(text.get_text().removeprefix("+"))
+        text.set_fontsize(10)
     return fig
