@@ -914,9 +914,11 @@ def iter_closed_loop_chunks(
 
     ``open_at`` keeps to the leads open at that moment, as the scorer needs them: created by
     it and without an outcome closed by it. The activity of every other lead (most of a
-    mature CRM's log) is then never read, while every check on the whole folder is made as
-    without it; repeated activity rows are counted over the slices read. The ids of the
-    leads left out as closed go to ``on_closed`` (as text) before the first slice.
+    mature CRM's log) is then never read. The checks on the whole folder are made as without
+    it, but the row-by-row checks of a slice (an outcome spelled neither won nor lost, a
+    timestamp that does not parse) only see the rows read, and repeated activity rows are
+    counted over those. The ids of the leads left out as closed go to ``on_closed`` (as text)
+    before the first slice.
     """
     import duckdb
 
