@@ -1,11 +1,13 @@
-"""How raw lead values become model input: numbers as CRMs write them, and category levels.
+"""How raw lead values become model input: numbers as CRMs write them, category levels, and
+e-mail addresses as the kind of their domain.
 
 Training and scoring both read values through these functions, so that a column read as text,
 numbers or a differently ordered ``category`` scores the same: ``4``, ``4.0`` and ``"4.0"`` are
 one level, ``$1,200`` and ``43%`` are numbers, and (in models that fold spellings)
 ``paid search`` is the level ``Paid Search``. :class:`FeatureEncoder` applies the levels a
-model learnt; the reports and baselines share the spelling helpers so that a channel reads the
-same everywhere.
+model learnt, after the readings its features name (:data:`VALUE_READINGS`: a flat table's
+column of addresses reads ``corporate``, ``free`` or ``missing``); the reports and baselines
+share the spelling helpers so that a channel reads the same everywhere.
 """
 
 from __future__ import annotations
