@@ -71,6 +71,18 @@ def test_sliced_table_readers_know_their_rows_before_the_first_slice(kind, tmp_p
     assert seen == [10, 10, 3]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_without_a_bar_no_count_query_is_run(kind, tmp_path):
+    """A count in DuckDB or a database runs the query once more, which no one needs when no
+    bar is shown (run_scoring with progress off): the rows are read without a total. A file's
+    total costs nothing and is still learnt."""
+    source, table, query = _source(kind, tmp_path)
+    progress = ReadProgress(count_rows=False)
+    chunks = iter_table_chunks(source, table, query=query, chunk_rows=10, progress=progress)
+    assert sum(len(c) for c in chunks) == progress.read == ROWS
+    assert progress.total == (ROWS if kind in ("csv", "parquet") else None)
+
+
 def test_csv_lines_are_an_upper_bound_where_a_field_breaks_a_line(tmp_path):
     """A quoted line break and a blank line make the line count exceed the rows; a last line
     without its line break is still counted."""

@@ -326,6 +326,18 @@ def test_the_bar_ends_at_the_leads_read_and_log_lines_stay_off_it(scored_world, 
     assert any(f"{scored}/{scored} " in s for s in segments if s.startswith("scoring:"))
 
 
+def test_a_run_without_a_bar_asks_its_reader_for_no_count(scored_world, tmp_path):
+    """A count in a database runs the query once more: only a run that shows a bar asks the
+    reader for one (io.ReadProgress.count_rows), so a scheduled --no-progress run never does."""
+    scoring = load_scoring_model(scored_world["model"])
+    for shown in (False, True):
+        chunks = event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=2000)
+        target = str(tmp_path / f"bar_{shown}.duckdb")
+        run_scoring(scoring, chunks, target=target, as_of=AS_OF, progress=shown, with_reasons=False)
+        assert chunks.progress.count_rows is shown
+        assert chunks.progress.read == chunks.progress.total > 0
+
+
 def test_killed_run_leaves_the_old_table_intact(scored_world, tmp_path):
     target = tmp_path / "killed.duckdb"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

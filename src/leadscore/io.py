@@ -412,10 +412,14 @@ class ReadProgress:
     a line, and blank lines are skipped); ``None`` until then, and where a database cannot
     count the query. ``read`` counts the rows read so far, whether they are scored or not
     (closed leads, leads created after the as-of), so that it ends at ``total``.
+    ``count_rows`` off skips the one total that costs a query (a count in the DuckDB file or
+    the database runs a query or view once more); :func:`~leadscore.scoring.run_scoring` turns
+    it off when no bar is shown, as in a scheduled run.
     """
 
     total: int | None = None
     read: int = 0
+    count_rows: bool = True
 
 
 def _csv_data_lines(path: Path) -> int:
@@ -489,7 +493,7 @@ def iter_table_chunks(
     if is_sql_url(source):
         url = str(source)
         with _read_errors(shown_url(url), ""), _sql_connection(url, table, query) as con:
-            if progress is not None:
+            if progress is not None and progress.count_rows:
                 read.total = _count_rows(con, table, query)
             for chunk in pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows):
                 read.read += len(chunk)
@@ -518,7 +522,7 @@ def iter_table_chunks(
         else:
             with _duckdb_file(path, table, query) as con:
                 select = query or f'SELECT * FROM "{table}"'
-                if progress is not None:
+                if progress is not None and progress.count_rows:
                     read.total = _count_duckdb_rows(con, select)
                 for batch in con.sql(select).to_arrow_reader(chunk_rows):
                     read.read += batch.num_rows

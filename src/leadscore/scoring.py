@@ -538,6 +538,8 @@ def run_scoring(
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
     read = chunks.progress if isinstance(chunks, LeadChunks) else None
+    if read is not None:
+        read.count_rows = progress  # no bar: no count query run against the source
     bar = tqdm(unit="lead", desc="scoring", disable=not progress, leave=False)
     hashes: list[np.ndarray] = []
     rows = moved = 0
