@@ -147,7 +147,9 @@ def test_validate_bad_event_folder(tmp_path, event_frames):
 
 
 def test_validate_flat_spec_lists_exclusions(tmp_path, flat_frame):
-    flat_frame.to_csv(tmp_path / "leads.csv", index=False)
+    n = len(flat_frame)
+    emails = [f"p{i}@{('gmail.com', 'acme.io')[i % 2]}" for i in range(n)]
+    flat_frame.assign(email=emails).to_csv(tmp_path / "leads.csv", index=False)
     (tmp_path / "spec.yaml").write_text(
         yaml.safe_dump(
             {
@@ -164,6 +166,7 @@ def test_validate_flat_spec_lists_exclusions(tmp_path, flat_frame):
     assert result.returncode == 0, result.stderr
     assert "60 leads, 20 won" in result.stdout
     assert "left out 'tags': written by sales" in result.stdout
+    assert "email (read as corporate, free or missing mail)" in result.stdout
 
 
 def test_missing_required_option_exits_non_zero():

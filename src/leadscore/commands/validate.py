@@ -14,7 +14,7 @@ from leadscore.errors import LeadscoreError, ModelError
 # is shared by most of them.
 if TYPE_CHECKING:
     from leadscore.config import TrainConfig
-    from leadscore.schema import ClosedLoopData, LabelledDataset
+    from leadscore.schema import ClosedLoopData, Feature, LabelledDataset
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -81,6 +81,14 @@ def check_as_train_would(dataset: LabelledDataset, config: TrainConfig) -> str |
     return None
 
 
+def _shown_feature(feature: Feature) -> str:
+    """A flat feature's column, and how the model reads it where it does not read it as it is
+    ("Email (read as corporate, free or missing mail)")."""
+    if feature.read_as == "email_domain_kind":
+        return f"{feature.name} (read as corporate, free or missing mail)"
+    return feature.name
+
+
 def run(args: argparse.Namespace) -> int:
     from leadscore.config import load_config
     from leadscore.datasets import load_dataset
@@ -90,7 +98,10 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(getattr(args, "config", None))
     if args.spec:
         data = load_dataset(args.spec, data_root=args.data_root)
-        groups = {g: [f.name for f in data.features if f.group == g] for g in ("fit", "engagement")}
+        groups = {
+            g: [_shown_feature(f) for f in data.features if f.group == g]
+            for g in ("fit", "engagement")
+        }
         print(
             f"{data.name}: {len(data.y):,} leads, {int(data.y.sum()):,} won "
             f"({data.y.mean():.1%}); ordered by {data.order_kind}"
