@@ -13,6 +13,8 @@ from pandas.api import types as ptypes
 
 from leadscore.cli import main
 from leadscore.encoding import (
+    READING_WORDS,
+    VALUE_READINGS,
     email_domain_kind,
     looks_like_email_addresses,
     read_email_domain_kind,
@@ -821,6 +823,7 @@ def test_an_address_column_reads_the_same_raw_and_already_read():
     once = read_email_domain_kind(raw)
     assert once.tolist() == ["corporate", "free", "missing", "missing"]
     assert read_email_domain_kind(once).tolist() == once.tolist()
+    assert READING_WORDS.keys() == VALUE_READINGS.keys()  # every reading can be named
     addresses = [f"p{i}@acme.io" for i in range(9)]
     assert looks_like_email_addresses(pd.Series([*addresses, "n/a"]))
     assert not looks_like_email_addresses(pd.Series([*addresses[:8], "n/a", "ann at acme"]))

@@ -26,6 +26,7 @@ from pandas.api import types as ptypes
 
 from leadscore.encoding import (
     CURRENCY_SYMBOLS,
+    READING_WORDS,
     level_text,
     looks_like_email_addresses,
     parse_numbers,
@@ -496,7 +497,7 @@ def _email_feature(name: str, spec: DatasetSpec, engagement: set[str]) -> Featur
     return Feature(
         name=name,
         group="engagement" if name in engagement else "fit",
-        label=f"{spec.labels.get(name, name)} (corporate or free mail)",
+        label=f"{spec.labels.get(name, name)} ({READING_WORDS['email_domain_kind']})",
         kind="categorical",
         read_as="email_domain_kind",
     )

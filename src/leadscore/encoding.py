@@ -344,6 +344,10 @@ VALUE_READINGS: dict[str, Callable[[pd.Series], pd.Series]] = {
     "email_domain_kind": read_email_domain_kind,
 }
 
+#: What each reading makes of a column, in a marketer's words: added to the column's label
+#: ("Email (corporate or free mail)") and to what ``validate`` lists.
+READING_WORDS: dict[str, str] = {"email_domain_kind": "corporate or free mail"}
+
 
 def read_column(X: pd.DataFrame, feature: Feature) -> pd.Series:
     """The values of ``feature`` in ``X`` as the model reads them (:data:`VALUE_READINGS`)."""

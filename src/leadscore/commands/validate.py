@@ -83,10 +83,12 @@ def check_as_train_would(dataset: LabelledDataset, config: TrainConfig) -> str |
 
 def _shown_feature(feature: Feature) -> str:
     """A flat feature's column, and how the model reads it where it does not read it as it is
-    ("Email (read as corporate, free or missing mail)")."""
-    if feature.read_as == "email_domain_kind":
-        return f"{feature.name} (read as corporate, free or missing mail)"
-    return feature.name
+    ("Email (read as corporate or free mail)")."""
+    from leadscore.encoding import READING_WORDS
+
+    if feature.read_as is None:
+        return feature.name
+    return f"{feature.name} (read as {READING_WORDS[feature.read_as]})"
 
 
 def run(args: argparse.Namespace) -> int:
