@@ -105,6 +105,14 @@ def model_data_form(model: LeadScoringModel) -> str:
     return "events" if shared * 2 > len(built_in) else "flat"
 
 
+def _spec_hint(dataset: str) -> str:
+    """What to give ``--spec`` for a flat model's data set: a built-in spec by its name, a
+    user's spec by its file (the model knows the spec's name, not where its YAML lives)."""
+    from leadscore.specs import BUILTIN_SPECS
+
+    return dataset if dataset in BUILTIN_SPECS else f"YOUR_SPEC.yaml (the spec named {dataset})"
+
+
 def check_data_form(scoring: ScoringModel, *, flat: bool) -> None:
     """Refuse, in one line naming the right command, a model used with the other data form.
 
@@ -118,7 +126,7 @@ def check_data_form(scoring: ScoringModel, *, flat: bool) -> None:
     if form == "flat" and not flat:
         raise ModelError(
             f"model {shown} was trained on the flat spec {dataset}, not on event data",
-            f"Score with --spec {dataset} --input FILE (one row per lead).",
+            f"Score with --spec {_spec_hint(dataset)} --input FILE (one row per lead).",
         )
     if form == "events" and flat:
         raise ModelError(
@@ -546,7 +554,8 @@ def run_scoring(
     stage_counts = pd.Series(0, index=list(STAGES), dtype="int64")
     unseen: dict[str, int] = {}
     examples: dict[str, str] = {}
-    with open_run(target, run) as writer:
+    # the bar closes before an error is printed, so the error starts its own line
+    with bar, open_run(target, run) as writer:
         for X, lead_ids in chunks:
             hashes.append(_id_hashes(lead_ids))
             # typed once here (score_frame types it again, a no-op on a typed frame) to count
@@ -580,7 +589,6 @@ def run_scoring(
                 f"no open lead was created by {as_of:%Y-%m-%d %H:%M}",
                 "Check --as-of and the input data.",
             )
-    bar.close()
     summary = writer.summary_
     if summary is None:  # pragma: no cover - the writer commits on a clean exit
         raise ModelError("the scoring run did not commit", "Run it again.")
