@@ -454,10 +454,24 @@ def test_label_values_other_than_declared(tmp_path, flat_frame):
         load_dataset(write_spec(tmp_path, frame))
 
 
-def test_label_never_won(tmp_path, flat_frame):
-    label = {"column": "converted", "won": ["customer"]}
-    with pytest.raises(DataError, match=r"no row of 'converted' holds a won value"):
-        load_dataset(write_spec(tmp_path, flat_frame, label=label))
+@pytest.mark.parametrize(
+    ("values", "label", "which"),
+    [
+        ({0: "lost", 1: "lost"}, {"won": ["won"]}, "won"),
+        ({0: "other", 1: "other"}, {"won": ["customer"], "lost": ["other"]}, "won"),
+        ({0: "customer", 1: "customer"}, {"won": ["customer"], "lost": ["other"]}, "lost"),
+    ],
+)
+def test_a_label_value_that_matches_no_closed_row_is_named(
+    tmp_path, flat_frame, values, label, which
+):
+    """A history without a win (a misspelt label.won, with or without label.lost) or without
+    a loss is refused naming the values the closed rows hold, not reported as too little
+    history with 0 won."""
+    frame = flat_frame.assign(converted=flat_frame["converted"].map(values))
+    label = {"column": "converted", **label}
+    with pytest.raises(DataError, match=rf"no closed row of 'converted' is {which} .*hold '"):
+        load_dataset(write_spec(tmp_path, frame, label=label))
 
 
 def test_unparseable_order_timestamp(tmp_path, flat_frame):
@@ -774,3 +788,37 @@ def test_a_single_label_value_needs_no_brackets(tmp_path, value):
     assert label("not_null").won == "not_null"
     with pytest.raises(SpecError, match=r"label\.lost: not_null is only for label\.won"):
         label(value, "  lost: not_null\n")
+
+
+def test_amounts_written_with_a_scale_read_as_numbers(flat_frame):
+    """Revenue as CRMs export it (``$1.2M``, ``150K``, ``€3bn``) is one numeric column, read
+    by training and scoring alike; a scale beside a percent sign or inside a word is text."""
+    n = len(flat_frame)
+    written = ["$1.2M", "150K", "€3bn", "2.5m", "$900", "-$2k"]
+    frame = flat_frame.assign(revenue=[written[i % len(written)] for i in range(n)])
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert {f.name: f.kind for f in data.features}["revenue"] == "numeric"
+    assert data.X["revenue"].iloc[: len(written)].tolist() == [1.2e6, 1.5e5, 3e9, 2.5e6, 900, -2e3]
+    numbers, bad = parse_numbers(pd.Series(["5KM", "1.2MB", "3M%", "M5"], dtype="str"))
+    assert bad.all() and numbers.isna().all()
+
+
+def test_numbers_with_a_few_words_are_named_not_made_categories(flat_frame, caplog):
+    """A count column holding ``unknown`` in a few rows is left out with the words named and
+    both fixes, instead of silently becoming categories whose unseen counts score as missing;
+    with the word under missing_values it is numeric."""
+    n = len(flat_frame)
+    counts = [str(i % 5) for i in range(n)]
+    counts[3] = counts[17] = "unknown"
+    frame = flat_frame.assign(forms=counts)
+    with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
+        data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert "forms" not in data.X
+    reason = data.excluded["forms"]
+    assert "'unknown' (2)" in reason and "missing_values" in reason and "categorical" in reason
+    assert any("'forms'" in r.getMessage() for r in caplog.records)
+    fixed = prepare_flat_dataset(frame, parse_spec({**SPEC, "missing_values": ["unknown"]}))
+    assert {f.name: f.kind for f in fixed.features}["forms"] == "numeric"
+    assert fixed.X["forms"].isna().sum() == 2
+    as_levels = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["forms"]}))
+    assert {f.name: f.kind for f in as_levels.features}["forms"] == "categorical"

@@ -33,7 +33,7 @@ from leadscore.encoding import (
     read_email_domain_kind,
 )
 from leadscore.errors import DataError, SpecError
-from leadscore.io import read_table
+from leadscore.io import is_sql_url, read_table
 from leadscore.leakage import post_contact_columns, warn_post_contact_columns
 from leadscore.schema import (
     Feature,
@@ -219,7 +219,17 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _parse_order(values: pd.Series, column: str) -> pd.Series:
+def source_name(spec: DatasetSpec) -> str:
+    """The spec's table as messages name it: its file (``leads.csv``) or database table, the
+    name the user knows, rather than the spec's own name."""
+    if spec.table:
+        return spec.table
+    if spec.query:
+        return f"{spec.name} (query)"
+    return Path(str(spec.source)).name if not is_sql_url(str(spec.source)) else spec.name
+
+
+def _parse_order(values: pd.Series, column: str, table: str) -> pd.Series:
     """The order_by column as float64 (a sequence) or timestamps.
 
     Text holding mostly numbers is a sequence: naming the values that are no number says
@@ -244,7 +254,7 @@ def _parse_order(values: pd.Series, column: str) -> pd.Series:
                 "Give every lead a value, or drop those rows.",
             )
         return values.astype("float64")
-    return to_utc_naive(values, "data", column)
+    return to_utc_naive(values, table, column)
 
 
 def _observed(frame: pd.DataFrame, spec: DatasetSpec, order: pd.Series | None) -> pd.Series:
@@ -297,7 +307,8 @@ def _compute_label(
                 f"label.within_days needs a time in order_by, but {spec.order_by!r} holds numbers",
                 "Use a date column as order_by.",
             )
-        won_at = to_utc_naive(values.dropna(), "data", label.column).reindex(frame.index)
+        won_at = to_utc_naive(values.dropna(), source_name(spec), label.column)
+        won_at = won_at.reindex(frame.index)
         if label.observed_until is not None:
             until = pd.Timestamp(label.observed_until)
         else:
@@ -333,14 +344,24 @@ def _compute_label(
                 "Declare the value under label.won, label.lost or label.open (leads still "
                 "in play), or drop those rows.",
             )
-    else:
-        if not (won & keep).any():
-            raise DataError(
-                f"no row of {label.column!r} holds a won value {list(label.won)}",
-                "Check label.won against the values in the data.",
-            )
+    _require_both_outcomes(values[keep], won[keep], label)
+    if label.lost is None:
         _warn_counted_as_lost(values[keep & ~won], label)
     return won.astype("int8"), keep
+
+
+def _require_both_outcomes(values: pd.Series, won: pd.Series, label: LabelSpec) -> None:
+    """Refuse closed rows that are all won or all lost, naming the values found: a spelling of
+    ``label.won`` that matches nothing would otherwise read as "too little history, 0 won"."""
+    if not won.empty and (won.all() or not won.any()):
+        which = "lost" if won.all() else "won"
+        declared = label.lost if which == "lost" else label.won
+        found = ", ".join(repr(_plain(v)) for v in pd.unique(values)[:5])
+        raise DataError(
+            f"no closed row of {label.column!r} is {which} (label.{which}: {declared}); "
+            f"the closed rows hold {found}",
+            f"Check label.{which} against those values, or give a history with both outcomes.",
+        )
 
 
 _OTHER_FLAG = {"true": "false", "false": "true"}
@@ -464,7 +485,7 @@ def _text_reads_as_numbers(name: str, values: pd.Series, non_null: pd.Series) ->
     label, not a quantity. Amounts in more than one currency are read as they are, with a
     warning: the symbols are dropped and nothing converts them.
     """
-    if non_null.astype("string").str.strip().str.match(r"[+-]?0\d").any():
+    if _is_code(non_null):
         return None
     parsed, bad = parse_numbers(values)
     if bad.any():
@@ -483,6 +504,34 @@ def _text_reads_as_numbers(name: str, values: pd.Series, non_null: pd.Series) ->
             " and ".join(symbols),
         )
     return parsed
+
+
+def _is_code(non_null: pd.Series) -> bool:
+    """Digits written with leading zeros (``007``, postcodes): a label, not a quantity."""
+    return bool(non_null.astype("string").str.strip().str.match(r"[+-]?0\d").any())
+
+
+def _words_among_numbers(values: pd.Series, non_null: pd.Series) -> str | None:
+    """Why a text column of numbers with a few words among them (``unknown``, ``n/a``) is no
+    feature, naming the words, or ``None`` when it is not such a column.
+
+    As categories its numbers would lose their order (and a value never seen in training
+    would score as missing); as numbers the words have no value. The user knows which
+    reading is right: the words as missing values, or the column as categories. Codes
+    written with leading zeros are categories and are not asked about.
+    """
+    if _is_code(non_null):
+        return None
+    numbers, bad = parse_numbers(values)
+    if not bad.any() or numbers.notna().sum() <= bad.sum():
+        return None
+    words = pd.Series(values[bad]).value_counts()
+    shown = ", ".join(f"{_plain(w)!r} ({n:,})" for w, n in words.head(3).items())
+    more = f" and {len(words) - 3} more" if len(words) > 3 else ""
+    return (
+        f"numbers, except {int(bad.sum()):,} value(s): {shown}{more} (list them "
+        "under missing_values to read the column as numbers, or the column under categorical)"
+    )
 
 
 def _email_feature(name: str, spec: DatasetSpec, engagement: set[str]) -> Feature:
@@ -541,6 +590,11 @@ def _type_features(
                 numeric = parse_numbers(values)[0]
             elif _is_text(values):
                 numeric = _text_reads_as_numbers(name, values, non_null)
+                words = None if numeric is not None else _words_among_numbers(values, non_null)
+                if words is not None:
+                    logger.warning("left out %r: %s", name, words)
+                    excluded[name] = words
+                    continue
             if (
                 numeric is not None
                 and _is_whole_number_identifier(numeric)
@@ -610,7 +664,11 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
             f"{spec.id!r} ({int(dup.sum())} duplicate row(s))",
             "Keep one row per lead.",
         )
-    order = _parse_order(frame[spec.order_by], spec.order_by) if spec.order_by else None
+    order = (
+        _parse_order(frame[spec.order_by], spec.order_by, source_name(spec))
+        if spec.order_by
+        else None
+    )
     y, keep = _compute_label(frame, spec, order)
 
     reasons: dict[str, str] = {spec.id: "lead id", spec.label.column: "label"}

@@ -33,16 +33,21 @@ _BOOLEAN_TEXT = {"true": "True", "false": "False"}
 CURRENCY_SYMBOLS = "$€£¥"
 
 #: A number as spreadsheets and CRMs write it: a sign, a currency symbol before or after it,
-#: commas grouping exactly three digits, or a trailing percent sign.
+#: commas grouping exactly three digits, a scale of thousands, millions or billions (``$1.2M``,
+#: ``150K``, ``€3bn``) or a trailing percent sign.
 _WRITTEN_NUMBER = re.compile(
     rf"""
     (?P<sign>[+-]?)
     (?:(?P<symbol>[{re.escape(CURRENCY_SYMBOLS)}])\s*(?P<inner_sign>[+-]?))?
     (?P<amount>(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?|\.\d+)
+    (?:(?P<scale>[kKmMbB]|bn|BN|Bn)(?![A-Za-z]))?
     (?:\s*(?P<unit>[{re.escape(CURRENCY_SYMBOLS)}%]))?
     """,
     re.VERBOSE,
 )
+
+#: The powers of ten of :data:`_WRITTEN_NUMBER`'s scales, as finance and CRM exports write them.
+_SCALES = {"k": "e3", "m": "e6", "b": "e9", "bn": "e9"}
 
 
 def canonical_text(value: object) -> str:
@@ -84,8 +89,9 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     write a missing number as an empty or blank cell or as one of pandas' missing spellings
     (``NULL``, ``NA``, ``N/A``, ...), spreadsheets write ``12,500.75`` with thousands
     separators (only commas grouping exactly three digits count as such), amounts as
-    ``$1,549,000``, ``-€12.50`` or ``12.50 €`` (one symbol of ``$ € £ ¥``, dropped: the
-    column is read in its one currency) and shares as ``43.6%`` or ``-5 %``, read as the
+    ``$1,549,000``, ``-€12.50``, ``12.50 €`` or ``$1.2M`` (one symbol of ``$ € £ ¥``, dropped:
+    the column is read in its one currency; ``K``, ``M``, ``B`` or ``bn`` scale the number by
+    a thousand, a million or a billion) and shares as ``43.6%`` or ``-5 %``, read as the
     number divided by 100 (0.436), so ``43%`` and ``0.43`` in one column are one share.
     Currency codes (``1,200 USD``) and decimal commas (``12,50``) stay text: three letters
     may as well be a unit or a product code, and ``1,200`` is twelve hundred. A column
@@ -115,12 +121,12 @@ def _written_number(text: str) -> float:
     match = _WRITTEN_NUMBER.fullmatch(text)
     if match is None:
         return math.nan
-    sign, symbol, inner_sign, amount, unit = match.group(
-        "sign", "symbol", "inner_sign", "amount", "unit"
+    sign, symbol, inner_sign, amount, scale, unit = match.group(
+        "sign", "symbol", "inner_sign", "amount", "scale", "unit"
     )
-    if (symbol and unit) or (sign and inner_sign):
+    if (symbol and unit) or (sign and inner_sign) or (scale and unit == "%"):
         return math.nan
-    exponent = "e-2" if unit == "%" else ""
+    exponent = "e-2" if unit == "%" else _SCALES[scale.lower()] if scale else ""
     return float(f"{sign or inner_sign or ''}{amount.replace(',', '')}{exponent}")
 
 

@@ -13,6 +13,8 @@ from leadscore.errors import LeadscoreError, ModelError
 # handler: every command's parser is built on each call, and this module's add_data_arguments
 # is shared by most of them.
 if TYPE_CHECKING:
+    import pandas as pd
+
     from leadscore.config import TrainConfig
     from leadscore.schema import ClosedLoopData, Feature, LabelledDataset
 
@@ -81,14 +83,18 @@ def check_as_train_would(dataset: LabelledDataset, config: TrainConfig) -> str |
     return None
 
 
-def _shown_feature(feature: Feature) -> str:
-    """A flat feature's column, and how the model reads it where it does not read it as it is
-    ("Email (read as corporate or free mail)")."""
+def _shown_feature(feature: Feature, values: pd.Series) -> str:
+    """A flat feature's column and how the model reads it: as numbers, as categories (how
+    many), or read another way ("Email (read as corporate or free mail)"). A column of counts
+    read as categories, or revenue that stayed text, shows here before it costs a model."""
     from leadscore.encoding import READING_WORDS
 
-    if feature.read_as is None:
-        return feature.name
-    return f"{feature.name} (read as {READING_WORDS[feature.read_as]})"
+    if feature.read_as is not None:
+        return f"{feature.name} (read as {READING_WORDS[feature.read_as]})"
+    if feature.kind == "numeric":
+        return f"{feature.name} (number)"
+    levels = values.nunique()
+    return f"{feature.name} ({levels:,} categor{'y' if levels == 1 else 'ies'})"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.spec:
         data = load_dataset(args.spec, data_root=args.data_root)
         groups = {
-            g: [_shown_feature(f) for f in data.features if f.group == g]
+            g: [_shown_feature(f, data.X[f.name]) for f in data.features if f.group == g]
             for g in ("fit", "engagement")
         }
         print(
