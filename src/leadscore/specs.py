@@ -11,12 +11,13 @@ Every key is documented in the README ("Dataset spec").
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import os
 import re
 import unicodedata
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import numpy as np
 import yaml
@@ -29,6 +30,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from leadscore.errors import SpecError
 from leadscore.io import is_sql_url, sqlite_file
@@ -38,6 +40,11 @@ BUILTIN_SPECS: tuple[str, ...] = ("x_education", "olist")
 DATA_ROOT_ENV = "LEADSCORE_DATA_ROOT"
 
 LabelValue = str | int | float | bool
+
+#: A spec's name names the model folder and the registered MLflow model, so it keeps to
+#: characters that are safe in both; NAME_IN_WORDS says the same for error messages.
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+NAME_IN_WORDS = "letters, digits, '_', '.' and '-'"
 
 #: Spellings of one yes/no flag: a label declared with any of them matches all of them.
 _FLAG_WORDS = {
@@ -179,7 +186,7 @@ class GroupsSpec(_Frozen):
 class DatasetSpec(_Frozen):
     """A flat lead table: one row per lead with a label. See the README for every key."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     source: str
     table: str | None = None
@@ -197,13 +204,6 @@ class DatasetSpec(_Frozen):
     join: list[JoinSpec] = Field(default_factory=list)
     allow_leakage: list[str] = Field(default_factory=list)
     base_dir: Path | None = Field(default=None, exclude=True)
-
-    @field_validator("exclude", mode="before")
-    @classmethod
-    def _exclude_reasons(cls, value: Any) -> Any:
-        if isinstance(value, list):
-            raise ValueError("exclude maps each column to a reason, e.g. {Tags: written by sales}")
-        return value
 
     @model_validator(mode="after")
     def _check(self) -> DatasetSpec:
@@ -299,15 +299,346 @@ def default_data_root() -> Path | None:
     return None
 
 
-def _format_validation_error(err: ValidationError, origin: str) -> str:
-    first = err.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "spec"
-    if first["type"] == "extra_forbidden":
-        return f"{origin}: unknown key {where!r}"
-    if first["type"] == "missing":
-        return f"{origin}: missing key {where!r}"
-    message = first["msg"].removeprefix("Value error, ")
-    return f"{origin}: {where}: {message}"
+# ------------------------------------------------------------------ spec errors in plain words
+
+#: A place in a spec as the user wrote it: mapping keys as text, list positions as ints.
+Place = tuple[str | int, ...]
+
+_README = "the README's dataset spec section"
+
+#: The keys that map each column to words: what one such value is called, what it should say
+#: and an example, so that ``Deal Owner:`` with nothing after it is answered with what to
+#: write, not with the type that was expected.
+_WORDS_PER_COLUMN: dict[str, tuple[str, str, str]] = {
+    "exclude": ("reason", "why it is left out", "assigned by sales after contact"),
+    "labels": ("label", "the words a marketer reads for it", "Time on the website (seconds)"),
+}
+
+#: What each of pydantic's errors for a single value asked for, in the words of a YAML file.
+_SCALAR_WORDS: dict[str, str] = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "date_type": "a date",
+    "date_parsing": "a date",
+    "date_from_datetime_parsing": "a date",
+    "date_from_datetime_inexact": "a date",
+    "datetime_type": "a date",
+    "datetime_parsing": "a date",
+    "datetime_from_date_parsing": "a date",
+}
+_MAPPING_TYPES = frozenset({"dict_type", "model_type"})
+#: A key no spec model has: a word (``extra_forbidden``) or a number such as ``1:``.
+_UNKNOWN_KEY_TYPES = frozenset({"extra_forbidden", "invalid_key"})
+
+
+def _format_validation_error(err: ValidationError, origin: str, data: Any) -> SpecError:
+    """The first of pydantic's errors as one line naming the key as written in the YAML and
+    what to write there.
+
+    Pydantic's own wording ("Input should be a valid string", "Field required") speaks of
+    Python types and of steps the user never wrote (``list[union[str,int,float,bool]]``), so
+    none of it is shown. An unknown key goes first: a misspelt key also leaves the right one
+    missing, and the misspelling explains both.
+    """
+    found = [(_place(error, data), error) for error in err.errors()]
+    unknown = [(place, error) for place, error in found if error["type"] in _UNKNOWN_KEY_TYPES]
+    place, first = (unknown or found)[0]
+    if first["type"] in _UNKNOWN_KEY_TYPES:
+        problem, fix = _unknown_key(place)
+    elif first["type"] == "missing":
+        problem, fix = _missing_key(place)
+    elif first["type"] == "value_error":
+        problem, fix = _failed_check(place, first)
+    else:
+        problem, fix = _wrong_value(place, [error for at, error in found if at == place])
+    return SpecError(f"{origin}: {problem}", fix)
+
+
+def _place(error: ErrorDetails, data: Any) -> Place:
+    """Where ``error`` is in the user's YAML: its ``loc`` followed through ``data``, so that
+    pydantic's own steps (the member of a union it tried, ``[key]``) drop out and
+    ``label.won.list[...].0.str`` reads ``label.won[0]``."""
+    place: list[str | int] = []
+    node = data
+    for step in error["loc"]:
+        if isinstance(node, dict) and step in node:
+            node = node[step]
+            place.append(str(step))
+        elif isinstance(node, list) and isinstance(step, int) and 0 <= step < len(node):
+            node = node[step]
+            place.append(step)
+    if error["type"] == "missing":  # the one step that is not in the data
+        place.append(str(error["loc"][-1]))
+    return tuple(place)
+
+
+def _dotted(place: Place) -> str:
+    """``label.won[0]``: a place as a path into the YAML, list positions from 0 as in jq."""
+    text = ""
+    for step in place:
+        if isinstance(step, int):
+            text += f"[{step}]"
+        else:
+            text += f".{step}" if text else step
+    return text
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The spec model inside a field's type (``LabelSpec``, ``JoinSpec`` of ``list[JoinSpec]``)."""
+    if get_origin(annotation) is None and isinstance(annotation, type):
+        return annotation if issubclass(annotation, BaseModel) else None
+    return next(filter(None, map(_model_in, get_args(annotation))), None)
+
+
+def _model_at(place: Place) -> type[BaseModel] | None:
+    """The model whose keys are written at ``place`` (``DatasetSpec`` at the top,
+    ``LabelSpec`` under ``label``, ``JoinSpec`` under ``join`` and ``join[0]``), or None."""
+    model: type[BaseModel] = DatasetSpec
+    for step in place:
+        if isinstance(step, int):
+            continue  # a position in a list of models, such as join
+        field = model.model_fields.get(step)
+        inner = None if field is None else _model_in(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _keys(model: type[BaseModel]) -> list[str]:
+    """The keys a user may write for ``model`` (``base_dir`` is set by the loader)."""
+    return [name for name, field in model.model_fields.items() if not field.exclude]
+
+
+def _listed(words: list[str]) -> str:
+    """``a, b and c``: keys listed as a sentence lists them."""
+    return ", ".join(words[:-1]) + f" and {words[-1]}" if len(words) > 1 else "".join(words)
+
+
+def _optional(place: Place) -> bool:
+    """Whether the key at ``place`` may be left out, so that removing it is a fix to offer."""
+    key = place[-1] if place else None
+    if not isinstance(key, str):
+        return False
+    model = _model_at(place[:-1])
+    field = None if model is None else model.model_fields.get(key)
+    return field is not None and not field.is_required()
+
+
+def _described(value: Any) -> str:
+    """``value`` named by its kind as the YAML reads it: "the number 5", "a list"."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return f"the yes/no value {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, dt.date):
+        return f"the date {value.isoformat()}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping of keys"
+    return f"a {type(value).__name__}"
+
+
+def _written(value: Any) -> str:
+    """``value`` as it would be typed in the YAML: ``true``, ``2024-01-31``, ``12``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def _safe_name(name: str) -> str:
+    """``name`` cut down to NAME_PATTERN, to offer as the fix: accents dropped, every other
+    run of characters a ``_``."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_name).strip("_") or "my_leads"
+
+
+def _unknown_key(place: Place) -> tuple[str, str]:
+    """A key the spec does not have, with the nearest key of the same level: a typo such as
+    ``exlude`` must not silently let a leaky column in, and its fix is usually one letter.
+    Failing that, a key of the level above or of a mapping below is named where it belongs."""
+    keys = _keys(_model_at(place[:-1]) or DatasetSpec)
+    close = difflib.get_close_matches(str(place[-1]).lower(), keys, n=1)
+    problem = f"unknown key {_dotted(place)!r}"
+    if close:
+        problem += f" (did you mean {close[0]!r}?)"
+    else:
+        home = _home(place)
+        if home:
+            return f"{problem} (it belongs under {_dotted(home)})", "Move it there, indented."
+        if home is not None:
+            return f"{problem} (it belongs at the top level)", "Move it there, not indented."
+    if len(place) == 1:
+        return problem, f"Fix its spelling or remove it; {_README} lists every key."
+    return problem, f"Fix its spelling or remove it; {_dotted(place[:-1])} takes {_listed(keys)}."
+
+
+def _home(place: Place) -> Place | None:
+    """The level where the key at ``place`` belongs when it is a key of a mapping one level
+    below (``won:`` written at the top instead of under ``label``) or of the level above
+    (``order_by:`` under ``label``); ``()`` is the top level."""
+    key, level = place[-1], place[:-1]
+    model = _model_at(level) or DatasetSpec
+    for name, field in model.model_fields.items():
+        inner = _model_in(field.annotation)
+        if inner is not None and key in _keys(inner):
+            return (*level, name)
+    if not level:
+        return None
+    parent = level[:-2] if isinstance(level[-1], int) else level[:-1]
+    return parent if key in _keys(_model_at(parent) or DatasetSpec) else None
+
+
+def _missing_key(place: Place) -> tuple[str, str]:
+    """A required key left out, and the level to add it at."""
+    where = f"under {_dotted(place[:-1])}" if len(place) > 1 else "to the spec"
+    return (
+        f"missing key {_dotted(place)!r}",
+        f"Add '{place[-1]}:' {where}; {_README} says what it holds.",
+    )
+
+
+def _failed_check(place: Place, error: ErrorDetails) -> tuple[str, str]:
+    """A check of the spec's own (``label.won lists no value``): its message is plain words
+    already and mostly names its keys, so the place goes before it only where it does not."""
+    message = str(error.get("ctx", {}).get("error", error["msg"]))
+    where = _dotted(place)
+    if where and not message.startswith(where):
+        message = f"{where}: {message}"
+    return message, f"See {_README} for every key."
+
+
+def _wrong_value(place: Place, errors: list[ErrorDetails]) -> tuple[str, str]:
+    """A value of the wrong kind, said as what was written and what to write instead.
+
+    A key whose type is a union (``label.won``: a list or ``not_null``) fails once per member
+    of it, so ``errors`` holds every error at ``place`` and the message names each kind the key
+    takes.
+    """
+    first = errors[0]
+    value = first["input"]
+    types = {error["type"] for error in errors}
+    where = _dotted(place)
+    at = f"{place[-1]}: " if isinstance(place[-1], str) else ""  # an example's start
+    if first["loc"][-1] == "[key]":
+        return (
+            f"{_dotted(place[:-1])} has {_described(value)} as a key",
+            f'Put it in quotes, "{_written(value)}": a column name is text.',
+        )
+    if len(place) == 2 and place[0] in _WORDS_PER_COLUMN:
+        noun, purpose, example = _WORDS_PER_COLUMN[str(place[0])]
+        problem = f"{where} has {_described(value)} as its {noun}"
+        if value is None:
+            problem = f"{where} has no {noun}"
+        return problem, f'Write {purpose}, e.g. "{place[1]}: {example}".'
+    if "string_pattern_mismatch" in types and first.get("ctx", {}).get("pattern") == NAME_PATTERN:
+        if not value:
+            return f"{where} is empty", f"Write a name of {NAME_IN_WORDS}, e.g. {at}my_leads."
+        return (
+            f"{where} {value!r} may hold only {NAME_IN_WORDS}",
+            f"Rename it, e.g. {at}{_safe_name(value)}.",
+        )
+    if "greater_than" in types:
+        bound = first.get("ctx", {}).get("gt")
+        return (
+            f"{where} is {value}, but it must be more than {bound}",
+            f"Write a number above {bound}, e.g. {at}90.",
+        )
+    if "too_short" in types:
+        return f"{where} lists nothing", f"List at least one, e.g. {at}[A, B]."
+    expected = _expected(errors)
+    if expected is None:
+        problem = f"{where} cannot be {_described(value)}"
+    elif value is None:
+        problem = f"{where} is empty" if isinstance(place[-1], int) else f"{where} has no value"
+    else:
+        problem = f"{where} is {_described(value)}, but it must be {expected}"
+    return problem, _type_fix(place, errors)
+
+
+def _literals(errors: list[ErrorDetails]) -> list[str]:
+    """The fixed words a key also takes (``not_null``), without pydantic's quotes."""
+    return [
+        str(error.get("ctx", {}).get("expected", "")).replace("'", "")
+        for error in errors
+        if error["type"] == "literal_error"
+    ]
+
+
+def _expected(errors: list[ErrorDetails]) -> str | None:
+    """Every kind the key takes, in plain words: "a list or not_null"; None where pydantic's
+    error is not one a spec model raises."""
+    scalars = {_SCALAR_WORDS[e["type"]] for e in errors if e["type"] in _SCALAR_WORDS}
+    words: list[str] = []
+    for error in errors:
+        kind = error["type"]
+        if kind in _SCALAR_WORDS:
+            word = "a single value" if len(scalars) > 1 else _SCALAR_WORDS[kind]
+        elif kind == "list_type":
+            word = "a list"
+        elif kind in _MAPPING_TYPES:
+            word = "a mapping of keys"
+        else:
+            continue
+        if word not in words:
+            words.append(word)
+    words += _literals(errors)
+    return " or ".join(words) or None
+
+
+def _type_fix(place: Place, errors: list[ErrorDetails]) -> str:
+    """What to write at ``place`` instead, with an example in the spec's own syntax."""
+    value = errors[0]["input"]
+    types = {error["type"] for error in errors}
+    key = place[-1]
+    at = f"{key}: " if isinstance(key, str) else ""
+    model = _model_at(place)
+    if "list_type" in types:
+        if model is not None:  # a list of mappings, such as join
+            fix = "Write it as a list: put '- ' before the first key of each entry"
+        elif isinstance(value, str) and value:
+            fix = f"Write it in brackets: {at}[{value}]"
+        else:
+            fix = f"Write it in brackets, e.g. {at}[A, B]"
+    elif types & _MAPPING_TYPES:
+        if model is not None:
+            fix = f"Write its keys ({_listed(_keys(model))}) indented on the lines below it"
+        elif key in _WORDS_PER_COLUMN:
+            noun, _, example = _WORDS_PER_COLUMN[str(key)]
+            written = value if isinstance(value, list) else [value]
+            column = next((v for v in written if isinstance(v, str) and v), "Tags")
+            fix = f"Write each column with its {noun}, e.g. {at}{{{column}: {example}}}"
+        else:
+            fix = f"Write it as keys, e.g. {at}{{A: B}}"
+    elif value is None:
+        fix = f"Write a value after '{key}:'" if at else "Write a value in it or remove it"
+    elif isinstance(value, list | dict):
+        fix = f"Write a single value after '{key}:'" if at else "Write a single value in it"
+    elif types == {"string_type"}:
+        fix = f'Put it in quotes: {at}"{_written(value)}"'
+    elif {_SCALAR_WORDS.get(kind) for kind in types} == {"a whole number"}:
+        fix = f"Write a whole number, e.g. {at}90"
+    elif {_SCALAR_WORDS.get(kind) for kind in types} == {"a date"}:
+        fix = f"Write a date that exists as YYYY-MM-DD, e.g. {at}2024-01-31"
+    else:
+        fix = f"See {_README} for what {_dotted(place)} takes"
+    alternatives = [fix, *(f"{at}{word}" for word in _literals(errors))]
+    if value is None and _optional(place):
+        alternatives.append("remove the key")
+    return ", or ".join(alternatives) + "."
 
 
 def parse_spec(data: Any, *, origin: str = "spec", base_dir: Path | None = None) -> DatasetSpec:
@@ -320,10 +651,7 @@ def parse_spec(data: Any, *, origin: str = "spec", base_dir: Path | None = None)
     try:
         return DatasetSpec.model_validate({**data, "base_dir": base_dir})
     except ValidationError as err:
-        raise SpecError(
-            _format_validation_error(err, origin),
-            "See the README's dataset spec section for every key.",
-        ) from err
+        raise _format_validation_error(err, origin, data) from err
 
 
 def _composed(data: Any) -> Any:

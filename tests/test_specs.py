@@ -1,0 +1,311 @@
+"""Spec files with mistakes: each is refused with one line that names the key as written in
+the YAML and what to write there, in plain words and never in pydantic's."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from leadscore.errors import SpecError
+from leadscore.specs import DatasetSpec, GroupsSpec, JoinSpec, LabelSpec, load_spec, parse_spec
+
+TOP = "name: toy\nsource: leads.csv\nid: Lead ID\n"
+LABEL = "label:\n  column: Status\n  won: [Won]\n"
+
+#: Pydantic's wording, which a spec error must never show: it speaks of Python types and of
+#: steps the user never wrote.
+PYDANTIC_WORDING = (
+    "Input should",
+    "String should match",
+    "Field required",
+    "Extra inputs",
+    "Value error",
+    "valid dictionary",
+    "instance of",
+    "list[",
+    "literal[",
+    "union[",
+    "[key]",
+    "should have at least",
+    "greater than",
+    "Datetimes provided",
+    "^[A-Za-z0-9",
+)
+
+
+def spec_error(tmp_path: Path, text: str) -> str:
+    """The one-line message with which load_spec refuses ``text`` written as a spec file."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert not [words for words in PYDANTIC_WORDING if words in message], message
+    return message
+
+
+def test_an_exclude_entry_without_a_reason_asks_for_one(tmp_path):
+    message = spec_error(tmp_path, TOP + LABEL + "exclude:\n  Deal Owner:\n")
+    assert message.endswith(
+        'exclude.Deal Owner has no reason. Write why it is left out, e.g. "Deal Owner: '
+        'assigned by sales after contact".'
+    )
+
+
+def test_a_misspelt_label_key_is_named_with_the_key_meant(tmp_path):
+    """The typo leaves label.column missing too; the typo is what to name, with the fix."""
+    message = spec_error(tmp_path, TOP + "label:\n  colum: Status\n  won: [Won]\n")
+    assert "unknown key 'label.colum' (did you mean 'column'?)" in message
+    assert "label takes column, won, lost, open, within_days" in message
+    assert "missing key" not in message
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ("exlude:\n  Tags: by sales\n", "unknown key 'exlude' (did you mean 'exclude'?)"),
+        ("Labels:\n  Visits: Visits\n", "unknown key 'Labels' (did you mean 'labels'?)"),
+        ("groups:\n  engagment: [Visits]\n", "'groups.engagment' (did you mean 'engagement'?)"),
+        (
+            "join:\n  - source: w.csv\n    id: Lead\n    colums: [Pages]\n",
+            "(did you mean 'columns'?)",
+        ),
+    ],
+)
+def test_a_misspelt_key_suggests_the_key_of_its_own_level(tmp_path, extra, expected):
+    message = spec_error(tmp_path, TOP + LABEL + extra)
+    assert expected in message
+    assert "Fix its spelling or remove it" in message
+
+
+def test_a_key_at_the_wrong_level_is_told_where_it_belongs(tmp_path):
+    message = spec_error(tmp_path, TOP + LABEL + "lost: [Lost]\n")
+    assert message.endswith("unknown key 'lost' (it belongs under label). Move it there, indented.")
+    message = spec_error(tmp_path, TOP + LABEL + "  order_by: Created\n")
+    assert "unknown key 'label.order_by' (it belongs at the top level)" in message
+    message = spec_error(tmp_path, TOP + LABEL + "colour: blue\n")
+    assert message.endswith(
+        "unknown key 'colour'. Fix its spelling or remove it; the README's dataset spec section "
+        "lists every key."
+    )
+
+
+def test_a_bad_name_says_in_words_which_characters_it_may_hold(tmp_path):
+    message = spec_error(tmp_path, "name: Ventes été 2024!\nsource: x.csv\nid: id\n" + LABEL)
+    assert message.endswith(
+        "name 'Ventes été 2024!' may hold only letters, digits, '_', '.' and '-'. "
+        "Rename it, e.g. name: Ventes_ete_2024."
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "names", "fix"),
+    [
+        # wrong kinds: a list or text where keys are expected, and the other way round
+        (
+            TOP + "label: [Status]\n",
+            "label is a list, but it must be a mapping of keys",
+            "Write its keys (column, won",
+        ),
+        (TOP + "label: Status\n", "label is the text 'Status'", "indented on the lines below"),
+        (TOP + LABEL + "groups: [Visits]\n", "groups is a list", "Write its keys (fit and"),
+        (
+            TOP + LABEL + "exclude: [Tags]\n",
+            "exclude is a list",
+            "e.g. exclude: {Tags: assigned by sales after contact}",
+        ),
+        (TOP + LABEL + "exclude: Tags\n", "exclude is the text 'Tags'", "exclude: {Tags: "),
+        (
+            TOP + LABEL + "join:\n  source: w.csv\n",
+            "join is a mapping of keys, but it must be a list",
+            "put '- ' before the first key of each entry",
+        ),
+        (TOP + LABEL + "join: [w.csv]\n", "join[0] is the text 'w.csv'", "(source, table, id"),
+        (
+            TOP + LABEL + "categorical: Tags\n",
+            "categorical is the text 'Tags', but it must be a list",
+            "Write it in brackets: categorical: [Tags].",
+        ),
+        (TOP + LABEL + "numeric:\n", "numeric has no value", "e.g. numeric: [A, B], or remove"),
+        (
+            TOP + "label:\n  column: Status\n  won: {Won: 1}\n",
+            "label.won is a mapping of keys, but it must be a list or not_null",
+            "won: [A, B], or won: not_null.",
+        ),
+        (TOP + "label:\n  column: Status\n  won:\n", "label.won has no value", "won: not_null"),
+        (
+            TOP + "label:\n  column: Status\n  won: [[Won]]\n",
+            "label.won[0] is a list, but it must be a single value",
+            "Write a single value in it.",
+        ),
+        (
+            TOP + "label:\n  column: Status\n  won: [Won]\n  lost: {Lost: 0}\n",
+            "label.lost is a mapping of keys",
+            "lost: [A, B]",
+        ),
+        (
+            TOP + LABEL + "test_from: [2024-01-01]\norder_by: Created\n",
+            "test_from is a list, but it must be a single value",
+            "after 'test_from:'",
+        ),
+        # a number (or a date, or true) where text is expected
+        (
+            "name: toy\nsource: leads.csv\nid: true\n" + LABEL,
+            "id is the yes/no value true, but it must be text",
+            'Put it in quotes: id: "true".',
+        ),
+        (TOP + LABEL + "groups:\n  1: [Visits]\n", "unknown key 'groups.1'", "takes fit and"),
+        (
+            "name: toy\nsource: leads.csv\nid: 1234\n" + LABEL,
+            "id is the number 1234, but it must be text",
+            'Put it in quotes: id: "1234".',
+        ),
+        (
+            TOP + "label:\n  column: 2024\n  won: [Won]\n",
+            "label.column is the number 2024",
+            'column: "2024"',
+        ),
+        (
+            TOP + LABEL + "categorical: [Tags, 2024]\n",
+            "categorical[1] is the number 2024",
+            'Put it in quotes: "2024".',
+        ),
+        (
+            TOP + LABEL + "exclude:\n  2024: old survey\n",
+            "exclude has the number 2024 as a key",
+            'Put it in quotes, "2024"',
+        ),
+        (
+            TOP + LABEL + "labels:\n  Visits:\n",
+            "labels.Visits has no label",
+            '"Visits: Time on the website (seconds)"',
+        ),
+        (TOP + LABEL + "description: 5\n", "description is the number 5", 'description: "5"'),
+        (
+            TOP + LABEL + "exclude:\n  Tags: 2024-01-01\n",
+            "exclude.Tags has the date 2024-01-01 as its reason",
+            "Write why it is left out",
+        ),
+        # a missing value
+        ("name:\nsource: x.csv\nid: id\n" + LABEL, "name has no value", "after 'name:'"),
+        ("name: ''\nsource: x.csv\nid: id\n" + LABEL, "name is empty", "letters, digits"),
+        (
+            TOP + "label:\n  column: Status\n  won: [Won, null]\n",
+            "label.won[1] is empty",
+            "remove it",
+        ),
+        ("name: toy\nsource: x.csv\n" + LABEL, "missing key 'id'", "Add 'id:' to the spec"),
+        (
+            TOP + LABEL + "join:\n  - source: w.csv\n    columns: [Pages]\n",
+            "missing key 'join[0].id'",
+            "Add 'id:' under join[0]",
+        ),
+        # numbers, dates and lists that break a rule
+        (
+            TOP + LABEL + "  within_days: 0\norder_by: Created\n",
+            "label.within_days is 0, but it must be more than 0",
+            "within_days: 90",
+        ),
+        (
+            TOP + LABEL + "  within_days: soon\norder_by: Created\n",
+            "label.within_days is the text 'soon', but it must be a whole number",
+            "whole number",
+        ),
+        (
+            TOP + LABEL + "  within_days: 30.5\norder_by: Created\n",
+            "the number 30.5",
+            "within_days: 90",
+        ),
+        (
+            TOP + LABEL + "  observed_from: '2024-13-01'\norder_by: Created\n",
+            "label.observed_from is the text '2024-13-01', but it must be a date",
+            "YYYY-MM-DD, e.g. observed_from: 2024-01-31",
+        ),
+        (
+            TOP + LABEL + "  observed_until: 20240101\norder_by: Created\n",
+            "label.observed_until is the number 20240101",
+            "YYYY-MM-DD",
+        ),
+        (
+            TOP + LABEL + "join:\n  - source: w.csv\n    id: Lead\n    columns: []\n",
+            "join[0].columns lists nothing",
+            "List at least one",
+        ),
+        # the spec's own checks keep their words
+        (
+            TOP + "label:\n  column: Status\n  won: [Won]\n  lost: not_null\n",
+            "label.lost: not_null is only for label.won",
+            "README",
+        ),
+        (
+            "name: ..\nsource: x.csv\nid: id\n" + LABEL,
+            "name '..' would write the model outside",
+            "README",
+        ),
+        (TOP + "label:\n  column: Status\n  won: []\n", "label.won lists no value", "README"),
+    ],
+)
+def test_a_bad_value_names_its_key_and_the_fix(tmp_path, text, names, fix):
+    message = spec_error(tmp_path, text)
+    assert names in message
+    assert fix in message
+    assert message.index(names) < message.index(fix)
+
+
+#: Values of every kind YAML can give, to put under every key of a spec.
+ODD_VALUES = (
+    None,
+    "",
+    "text",
+    0,
+    -1,
+    1.5,
+    True,
+    dt.date(2024, 1, 1),
+    [],
+    [None],
+    [[1]],
+    [{"a": 1}],
+    {},
+    {"a": None},
+    {1: "x"},
+)
+
+
+def test_no_value_under_any_key_shows_pydantic_wording():
+    """Every key of every level with every kind of value: whatever pydantic objects to, the
+    message is one line that names the key, never pydantic's own."""
+    base = {
+        "name": "toy",
+        "source": "x.csv",
+        "id": "id",
+        "order_by": "t",
+        "label": {"column": "s", "won": ["Won"]},
+        "groups": {},
+        "join": [{"source": "w.csv", "id": "id", "columns": ["c"]}],
+    }
+    levels = {(): DatasetSpec, ("label",): LabelSpec, ("groups",): GroupsSpec}
+    levels[("join", 0)] = JoinSpec
+    refused = 0
+    for level, model in levels.items():
+        for key in (k for k, field in model.model_fields.items() if not field.exclude):
+            for value in ODD_VALUES:
+                data = copy.deepcopy(base)
+                node = data
+                for step in level:
+                    node = node[step]
+                node[key] = value
+                try:
+                    parse_spec(data, origin="spec.yaml")
+                except SpecError as err:
+                    refused += 1
+                    message = str(err)
+                    assert "\n" not in message
+                    assert not [w for w in PYDANTIC_WORDING if w in message], message
+                    assert key in message or "label" in message, message
+    assert refused > 200
