@@ -217,6 +217,11 @@ def test_a_bad_name_says_in_words_which_characters_it_may_hold(tmp_path):
             "whole number",
         ),
         (
+            TOP + LABEL + "  within_days: true\norder_by: Created\n",
+            "label.within_days is the yes/no value true, but it must be a whole number",
+            "within_days: 90",
+        ),
+        (
             TOP + LABEL + "  within_days: 30.5\norder_by: Created\n",
             "the number 30.5",
             "within_days: 90",

@@ -122,7 +122,7 @@ class LabelSpec(_Frozen):
     won: list[LabelValue] | Literal["not_null"]
     lost: list[LabelValue] | None = None
     open: list[LabelValue] | None = None
-    within_days: int | None = Field(default=None, gt=0)
+    within_days: int | None = Field(default=None, gt=0, strict=True)  # `true` is no 1 day
     observed_from: dt.date | None = None
     observed_until: dt.date | None = None
 
