@@ -22,13 +22,14 @@ over the activity log, so 1M leads with 50M activities build in seconds on two c
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import re
 import tempfile
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,8 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from pandas.api import types as ptypes
 
 from leadscore.encoding import classify_distinct, email_domain_kind, parse_numbers
@@ -44,6 +47,8 @@ from leadscore.schema import (
     ACTIVITY_TYPES,
     HIGH_INTENT_FORMS,
     HIGH_INTENT_PAGES,
+    KNOWN_FORMS,
+    KNOWN_PAGES,
     LEAD_FIT_FIELDS,
     ClosedLoopData,
     Feature,
@@ -51,6 +56,7 @@ from leadscore.schema import (
     LabelledDataset,
     _to_numeric,
     is_known_id,
+    normalized_labels,
     parse_company_size,
 )
 from leadscore.timestamps import (
@@ -906,11 +912,429 @@ def _codes(values: pd.Series, mapping: dict[str, int]) -> np.ndarray:
     return lookup[cat.cat.codes.to_numpy()]
 
 
-def _activity_frame(activities: pd.DataFrame, details: dict[str, int]) -> pd.DataFrame:
+# --------------------------------------------------------------------------- details read
+
+#: What a page URL holds besides its path: scheme and host (``https://www.acme.com``,
+#: ``//acme.com``, ``www.acme.com``), query and fragment.
+_URL_NOISE = r"^\s*(?:[a-z][a-z0-9+.\-]*:)?//[^/?#]*|^\s*www\.[^/?#]*|[?#].*$"
+#: A first path segment that is a language or region (``/en/``, ``/en-us/``, ``/de_de/``).
+_LOCALE = r"(?:[a-z]{2}(?:_[a-z]{2})?_*/[/_]*)?"
+#: File suffixes a path segment may carry (``/products/pricing.html`` is the pricing page).
+_PAGE_SUFFIX = r"(?:_(?:html?|php|aspx?|jsp))?"
+
+
+def _alternation(names: Iterable[str]) -> str:
+    """Names as one regex alternation, longest first (``case_studies`` before ``case``)."""
+    return "|".join(re.escape(n) for n in sorted(set(names), key=lambda n: (-len(n), n)))
+
+
+def _page_pattern(names: Iterable[str], lead: str = "", anywhere: str = "") -> str:
+    """A path naming one of ``names``: the first segment (after a language) beginning with
+    it, followed by ``_`` (a run of other characters) or nothing, or any segment equal to it
+    (give ``lead`` and ``anywhere`` as ``?P<group>`` to extract which)."""
+    n = _alternation(names)
+    return rf"^[/_]*{_LOCALE}({lead}{n})(?:_|/|$)|(?:^|/)_*({anywhere}{n}){_PAGE_SUFFIX}_*(?:/|$)"
+
+
+def _form_pattern(names: Iterable[str], group: str = "") -> str:
+    """A form name that is one of ``names``, maybe followed by more words."""
+    return rf"^_*({group}{_alternation(names)})(?:_|$)"
+
+
+def _arrow_texts(values: pd.Index | pd.Series | Sequence[object]) -> pa.Array:
+    """Values as an Arrow string array (missing ones null), without a Python loop where
+    pandas already holds them as Arrow strings (a log's detail categories)."""
+    index = values if isinstance(values, pd.Index | pd.Series) else pd.Index(values, dtype=object)
+    array = pa.array(index.astype("str").array)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
+def _replace(array: pa.Array, pattern: str, replacement: str) -> pa.Array:
+    return pc.replace_substring_regex(array, pattern=pattern, replacement=replacement)
+
+
+def _page_paths(texts: pa.Array) -> pa.Array:
+    """Page details as the paths they are matched on: lower case, scheme, host, query and
+    fragment dropped, and every run of characters other than letters, digits and ``/``
+    written ``_`` (``https://www.acme.com/en/Pricing-Plans/?utm_source=x`` reads
+    ``/en/pricing_plans/``)."""
+    return _replace(_replace(pc.utf8_lower(texts), _URL_NOISE, ""), r"[^a-z0-9/]+", "_")
+
+
+def _form_names(texts: pa.Array) -> pa.Array:
+    """Form details as the names they are matched on: lower case, every run of characters
+    other than letters and digits written ``_`` (``Demo Request`` reads ``demo_request``)."""
+    return _replace(pc.utf8_lower(texts), r"[^a-z0-9]+", "_")
+
+
+def _extracted(texts: pa.Array, pattern: str) -> pa.Array:
+    """The first non-empty named group of ``pattern``'s first match in each text (null:
+    no match)."""
+    found = pc.extract_regex(texts, pattern=pattern)
+    groups = [pc.struct_field(found, [i]) for i in range(found.type.num_fields)]
+    name = groups[-1]
+    for group in reversed(groups[:-1]):
+        name = pc.if_else(pc.equal(group, ""), name, group)
+    return pc.if_else(pc.is_valid(found), name, pa.scalar(None, pa.string()))
+
+
+def _index_in(texts: pa.Array, names: Sequence[str]) -> np.ndarray:
+    """Position of each text in ``names``, -1 where it is none of them."""
+    found = pc.index_in(texts, value_set=pa.array(list(names), type=pa.string()))
+    return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _matches(texts: pa.Array, pattern: str) -> np.ndarray:
+    return pc.fill_null(pc.match_substring_regex(texts, pattern=pattern), False).to_numpy(
+        zero_copy_only=False
+    )
+
+
+def _home(texts: pa.Array, paths: pa.Array) -> np.ndarray:
+    """A URL or path without a page (``https://www.acme.com/``, ``/``): the home page."""
+    given = pc.not_equal(pc.utf8_trim_whitespace(texts), "")
+    home = pc.and_(given, pc.match_substring_regex(paths, pattern=r"^[/_]*$"))
+    return pc.fill_null(home, False).to_numpy(zero_copy_only=False)
+
+
+_HIGH_PAGES = tuple(sorted(HIGH_INTENT_PAGES))
+_HIGH_FORMS = tuple(sorted(HIGH_INTENT_FORMS))
+_HIGH_PAGE = _page_pattern(_HIGH_PAGES, "?P<a>", "?P<b>")
+_KNOWN_PAGE = _page_pattern(HIGH_INTENT_PAGES | KNOWN_PAGES)
+_HIGH_FORM = _form_pattern(_HIGH_FORMS, "?P<x>")
+_KNOWN_FORM = _form_pattern(HIGH_INTENT_FORMS | KNOWN_FORMS)
+
+
+def _read_pages(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Per text, the position in :data:`_HIGH_PAGES` of the high-intent page it names (-1:
+    none) and whether it names a page leadscore knows at all (:func:`page_of_details`)."""
+    paths = _page_paths(texts)
+    high = _index_in(_extracted(paths, _HIGH_PAGE), _HIGH_PAGES)
+    return high, (high >= 0) | _matches(paths, _KNOWN_PAGE) | _home(texts, paths)
+
+
+def _read_forms(texts: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Per text, the position in :data:`_HIGH_FORMS` of the high-intent form it names (-1:
+    none) and whether it names a form leadscore knows at all (:func:`form_of_details`)."""
+    names = _form_names(texts)
+    high = _index_in(_extracted(names, _HIGH_FORM), _HIGH_FORMS)
+    return high, (high >= 0) | _matches(names, _KNOWN_FORM)
+
+
+def _as_series(read: pa.Array, details: pd.Series | Sequence[object]) -> pd.Series:
+    out = pd.Series(read.to_pylist(), dtype=object)
+    return out.set_axis(details.index if isinstance(details, pd.Series) else out.index)
+
+
+def page_of_details(details: pd.Series | Sequence[object]) -> pd.Series:
+    """The page category a ``page_view`` detail names, as features match it: a high-intent
+    page (:data:`~leadscore.schema.HIGH_INTENT_PAGES`), an ordinary one
+    (:data:`~leadscore.schema.KNOWN_PAGES`; ``home`` for a URL or path without one), or
+    ``None`` where it names none.
+
+    A detail is a category (``pricing``) or a URL or path: its scheme, host, query and
+    fragment are dropped, case does not matter, and ``-``, ``_``, spaces and other marks are
+    one. It names a page when a segment of the path is the page (``/en/pricing/``,
+    ``/products/pricing``, ``/products/pricing.html``), or when its first segment (after a
+    language such as ``en`` or ``en-us``) begins with the page followed by ``-`` or other
+    words (``/pricing-plans``, ``Pricing Page``). A later segment never names a page by its
+    first words alone: ``/blog/pricing-strategies`` is a blog post, not the pricing page.
+    A high-intent page anywhere in the path wins over an ordinary one (``/product/pricing``
+    is the pricing page).
+
+    Examples
+    --------
+    >>> page_of_details(["https://acme.com/en/pricing/?utm_source=x", "Demo-Videos",
+    ...                  "/blog/pricing-tips", "https://acme.com/", "/de/preise"]).tolist()
+    ['pricing', 'demo', 'blog', 'home', None]
+    """
+    texts = _arrow_texts(details)
+    paths = _page_paths(texts)
+    high = _extracted(paths, _HIGH_PAGE)
+    ordinary = _extracted(paths, _page_pattern(KNOWN_PAGES, "?P<a>", "?P<b>"))
+    read = pc.coalesce(high, ordinary)
+    read = pc.if_else(_home(texts, paths), pc.coalesce(read, "home"), read)
+    return _as_series(read, details)
+
+
+def form_of_details(details: pd.Series | Sequence[object]) -> pd.Series:
+    """The form a ``form_fill`` detail names, as features match it: a high-intent form
+    (:data:`~leadscore.schema.HIGH_INTENT_FORMS`), an ordinary one
+    (:data:`~leadscore.schema.KNOWN_FORMS`), or ``None`` where it names none. Case does not
+    matter, and spaces, ``-``, ``_`` and other marks are one (``Demo Request`` is
+    ``demo_request``); a name may add words after the form's (``Contact Sales - EMEA``), not
+    before it (``Website Demo Request`` names none).
+
+    Examples
+    --------
+    >>> names = ["Demo Request", "contact-sales form", "Newsletter", "Book a demo"]
+    >>> form_of_details(names).tolist()
+    ['demo_request', 'contact_sales', 'newsletter', None]
+    """
+    names = _form_names(_arrow_texts(details))
+    pattern = _form_pattern(HIGH_INTENT_FORMS | KNOWN_FORMS, "?P<x>")
+    return _as_series(_extracted(names, pattern), details)
+
+
+@dataclass(frozen=True)
+class _DetailReading:
+    """How the distinct details of a log (its ``detail`` categories) read, one entry per
+    category: whether it is blank, its code in the catalogue's vocabulary
+    (:func:`_detail_vocabulary`) as any type's detail (exactly, folded), as a page and as a
+    form, and whether it names a page or form leadscore knows at all. Only the details of
+    some ``page_view`` row are read as pages, and those of a ``form_fill`` row as forms: a
+    log of a million distinct URLs holds few form names."""
+
+    categories: pa.Array
+    blank: np.ndarray
+    exact: np.ndarray
+    page: np.ndarray
+    form: np.ndarray
+    page_known: np.ndarray
+    form_known: np.ndarray
+
+    @classmethod
+    def of(
+        cls, categories: pd.Index, details: dict[str, int], counts: np.ndarray
+    ) -> _DetailReading:
+        """The reading of ``categories``, given the rows per (type code, detail code + 1)."""
+        texts = _arrow_texts(categories)
+        folded = pc.utf8_lower(pc.utf8_trim_whitespace(texts))
+        vocabulary = list(details)
+        codes = np.array([*details.values(), 0], dtype=np.int8)  # -1 (none) reads 0
+        out = {"page": codes[-1:].repeat(len(texts)), "form": codes[-1:].repeat(len(texts))}
+        known = {"page": np.zeros(len(texts), bool), "form": np.zeros(len(texts), bool)}
+        for kind, activity_type, names, read in (
+            ("page", "page_view", _HIGH_PAGES, _read_pages),
+            ("form", "form_fill", _HIGH_FORMS, _read_forms),
+        ):
+            used = np.flatnonzero(counts[_TYPE_CODES[activity_type], 1:])
+            high, named = read(texts.take(pa.array(used, type=pa.int64())))
+            lookup = np.array([details[n] for n in names] + [0], dtype=np.int8)
+            out[kind][used] = lookup[high]
+            known[kind][used] = named
+        return cls(
+            categories=texts,
+            blank=pc.equal(folded, "").to_numpy(zero_copy_only=False),
+            exact=codes[_index_in(folded, vocabulary)],
+            page=out["page"],
+            form=out["form"],
+            page_known=known["page"],
+            form_known=known["form"],
+        )
+
+    def table(self) -> np.ndarray:
+        """``d`` by (type code, detail code + 1): the exact detail's code on every type but
+        ``page_view`` (the page's) and ``form_fill`` (the form's); column 0 is no detail."""
+        table = np.zeros((len(_TYPE_CODES) + 1, len(self.categories) + 1), dtype=np.int8)
+        table[:, 1:] = self.exact
+        table[_TYPE_CODES["page_view"], 1:] = self.page
+        table[_TYPE_CODES["form_fill"], 1:] = self.form
+        return table
+
+
+#: Rows handled at a time by :func:`_cells`, to bound its temporary arrays.
+_DETAIL_CHUNK_ROWS = 1 << 23
+
+
+def _cells(
+    types: np.ndarray, detail_codes: np.ndarray, width: int
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """(rows, cell) a chunk at a time: each row's cell ``type code * width + detail code + 1``
+    of a (type, detail) table, column 0 standing for no detail."""
+    for start in range(0, len(types), _DETAIL_CHUNK_ROWS):
+        rows = slice(start, start + _DETAIL_CHUNK_ROWS)
+        cell = types[rows].astype(np.int32)
+        cell *= width
+        cell += detail_codes[rows]
+        cell += 1
+        yield rows, cell
+
+
+def _type_detail_counts(
+    types: np.ndarray,
+    detail_codes: np.ndarray,
+    n_details: int,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Rows per (type code, detail code + 1); ``weights``: the rows each row stands for."""
+    shape = (len(_TYPE_CODES) + 1, n_details + 1)
+    counts = np.zeros(shape[0] * shape[1], dtype=np.int64)
+    for rows, cell in _cells(types, detail_codes, shape[1]):
+        if weights is None:
+            counts += np.bincount(cell, minlength=counts.size)
+        else:
+            added = np.bincount(cell, weights=weights[rows], minlength=counts.size)
+            counts += np.rint(added).astype(np.int64)
+    return counts.reshape(shape)
+
+
+def _detail_codes_of_rows(
+    types: np.ndarray, detail_codes: np.ndarray, table: np.ndarray
+) -> np.ndarray:
+    """``d`` of each row, looked up in the (type, detail) ``table`` in one pass: a mask per
+    type would cost several times as much on large logs."""
+    d = np.empty(len(types), dtype=np.int8)
+    flat = table.ravel()
+    for rows, cell in _cells(types, detail_codes, table.shape[1]):
+        np.take(flat, cell, out=d[rows])
+    return d
+
+
+@dataclass(frozen=True)
+class DetailCounts:
+    """Per type (``page_view``, ``form_fill``): its rows with a detail, those whose detail
+    names a high-intent page or form, and those whose detail names no page or form leadscore
+    knows, by detail (as read), from :func:`count_unrecognised_details`. Counts of slices add
+    up (``+``), so that a reader of slices can warn once over all of them
+    (:func:`warn_unrecognised_details`)."""
+
+    rows: Mapping[str, int]
+    unrecognised: Mapping[str, pd.Series]
+    high_intent: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    def __add__(self, other: DetailCounts) -> DetailCounts:
+        kinds = dict.fromkeys([*self.rows, *other.rows])
+        empty = pd.Series(dtype="int64")
+        return DetailCounts(
+            rows={k: self.rows.get(k, 0) + other.rows.get(k, 0) for k in kinds},
+            high_intent={
+                k: self.high_intent.get(k, 0) + other.high_intent.get(k, 0) for k in kinds
+            },
+            unrecognised={
+                k: self.unrecognised.get(k, empty)
+                .add(other.unrecognised.get(k, empty), fill_value=0)
+                .astype("int64")
+                for k in kinds
+            },
+        )
+
+
+_DETAIL_KINDS = ("page_view", "form_fill")
+
+
+def _detail_counts(counts: np.ndarray, reading: _DetailReading) -> DetailCounts:
+    """:class:`DetailCounts` of the rows per (type code, detail code + 1)."""
+    rows: dict[str, int] = {}
+    high: dict[str, int] = {}
+    unrecognised: dict[str, pd.Series] = {}
+    for kind, codes, known in (
+        ("page_view", reading.page, reading.page_known),
+        ("form_fill", reading.form, reading.form_known),
+    ):
+        per = counts[_TYPE_CODES[kind], 1:].copy()
+        per[reading.blank] = 0  # a blank detail is no detail
+        rows[kind] = int(per.sum())
+        high[kind] = int(per[codes > 0].sum())
+        bad = np.flatnonzero((per > 0) & ~known)
+        values = reading.categories.take(pa.array(bad, type=pa.int64())).to_pylist()
+        unrecognised[kind] = pd.Series(per[bad], index=pd.Index(values, dtype=object))
+    return DetailCounts(rows, unrecognised, high)
+
+
+def count_unrecognised_details(
+    activities: pd.DataFrame, *, rows: str | None = None
+) -> DetailCounts:
+    """The ``page_view`` and ``form_fill`` rows of an activity log (``activity_type`` in
+    leadscore's types, ``detail``) with a detail, those naming a high-intent page or form,
+    and those whose detail names no page or form leadscore knows (:func:`page_of_details`,
+    :func:`form_of_details`). ``rows`` names a column holding how many rows each row
+    stands for, for a log already counted by type and detail (as a Spark driver would
+    count it: ``groupBy("activity_type", "detail").count()``)."""
+    if "detail" not in activities.columns:
+        return DetailCounts(dict.fromkeys(_DETAIL_KINDS, 0), {}, dict.fromkeys(_DETAIL_KINDS, 0))
+    detail = activities["detail"]
+    if not isinstance(detail.dtype, pd.CategoricalDtype):
+        detail = detail.astype("category")
+    types = _codes(pd.Series(normalized_labels(activities["activity_type"])), _TYPE_CODES)
+    categories = detail.cat.categories
+    weights = None if rows is None else activities[rows].to_numpy(dtype="float64")
+    counts = _type_detail_counts(types, detail.cat.codes.to_numpy(), len(categories), weights)
+    return _detail_counts(counts, _DetailReading.of(categories, _detail_vocabulary(), counts))
+
+
+#: Above this share of unrecognised details (of the rows with one), features warn.
+UNRECOGNISED_DETAIL_SHARE = 0.5
+#: From this many rows with a detail, a type none of whose details is high intent is warned
+#: about (a site whose pricing page is ``/plans`` would have every pricing feature zero).
+NO_HIGH_INTENT_ROWS = 100
+#: How many of the most common unrecognised details the warning names.
+SHOWN_DETAILS = 3
+
+_DETAIL_ADVICE = {
+    "page_view": (
+        "page",
+        "pricing_page_views, demo_page_views and high_intent_actions",
+        HIGH_INTENT_PAGES,
+        KNOWN_PAGES,
+        "write the page category, or a URL or path with it as a segment "
+        "(https://www.acme.com/pricing?utm_source=x and /en/pricing-plans/ are the pricing page)",
+    ),
+    "form_fill": (
+        "form",
+        "high_intent_forms and high_intent_actions",
+        HIGH_INTENT_FORMS,
+        KNOWN_FORMS,
+        "write the form's name (case, spaces and hyphens aside: Demo Request is demo_request)",
+    ),
+}
+
+
+def _details_said(kind: str, counts: DetailCounts) -> str | None:
+    """What the warning says of one type's details, or ``None`` when they read well."""
+    total = counts.rows.get(kind, 0)
+    bad = counts.unrecognised.get(kind, pd.Series(dtype="int64"))
+    unread = int(bad.sum())
+    mostly_unread = total > 0 and unread > UNRECOGNISED_DETAIL_SHARE * total
+    no_high = total >= NO_HIGH_INTENT_ROWS and counts.high_intent.get(kind, 0) == 0
+    if not (mostly_unread or no_high):
+        return None
+    noun, features, high, ordinary, fix = _DETAIL_ADVICE[kind]
+    top = sorted(bad.items(), key=lambda item: (-item[1], str(item[0])))[:SHOWN_DETAILS]
+    shown = ", ".join(f"{value!r} ({n:,})" for value, n in top)
+    if mostly_unread:
+        said = (
+            f"{unread:,} of {total:,} {kind} rows with a detail ({unread / total:.0%}) name "
+            f"no {noun} leadscore knows, most often {shown}"
+        )
+        if no_high:
+            said += f", and none names a high-intent {noun}"
+    else:
+        said = f"none of the {total:,} {kind} rows with a detail names a high-intent {noun}"
+        if unread:
+            said += f" ({unread:,} name no {noun} leadscore knows, most often {shown})"
+    effect = "are zero for every lead" if no_high else "count none of them"
+    return (
+        f"{said}, so {features} {effect}: the high-intent {noun}s are "
+        f"{', '.join(sorted(high))} (others known: {', '.join(sorted(ordinary))}); {fix}"
+    )
+
+
+def warn_unrecognised_details(counts: DetailCounts) -> None:
+    """Warn, in one line, when the details of ``page_view`` or ``form_fill`` rows would
+    leave the high-intent features empty without a word, which reads as leads that never
+    looked at pricing rather than as a log written in other words: when most of them (more
+    than :data:`UNRECOGNISED_DETAIL_SHARE` of the rows with a detail) name no page or form
+    leadscore knows, or when none of at least :data:`NO_HIGH_INTENT_ROWS` names a
+    high-intent one. The line names how many, the most common unknown details and the known
+    ones. ``leadscore synth`` writes known details only, and a CRM's own page or form names
+    among known ones (``ebook_gate``) stay a minority."""
+    parts = [said for kind in _DETAIL_KINDS if (said := _details_said(kind, counts))]
+    if parts:
+        logger.warning("activities: %s", "; ".join(parts))
+
+
+def _activity_frame(
+    activities: pd.DataFrame, details: dict[str, int], *, warn_details: bool = False
+) -> pd.DataFrame:
     """The lean activity log the query scans: lead id, microsecond time, type and detail codes.
 
-    ``d`` codes the details the catalogue filters on; ``e`` numbers every distinct detail
-    (-1 when missing), which tells one e-mail from another (:func:`_email_pairs_sql`).
+    ``d`` codes the details the catalogue filters on, a ``page_view``'s as the page it names
+    and a ``form_fill``'s as the form (:func:`page_of_details`, :func:`form_of_details`: a
+    URL or ``Demo Request`` counts); ``e`` numbers every distinct detail (-1 when missing),
+    which tells one e-mail from another (:func:`_email_pairs_sql`). ``warn_details`` warns
+    when most page or form details name none leadscore knows
+    (:func:`warn_unrecognised_details`). The work on text is done once per distinct detail.
     """
     ts = activities["occurred_at"].to_numpy().astype("datetime64[us]").view("int64")
     detail = (
@@ -925,13 +1349,21 @@ def _activity_frame(activities: pd.DataFrame, details: dict[str, int]) -> pd.Dat
         if "value" in activities.columns
         else np.full(len(activities), np.nan)
     )
+    types = _codes(activities["activity_type"], _TYPE_CODES)
+    detail_codes = detail.cat.codes.to_numpy()
+    categories = detail.cat.categories
+    counts = _type_detail_counts(types, detail_codes, len(categories))
+    reading = _DetailReading.of(categories, details, counts)
+    if warn_details:
+        warn_unrecognised_details(_detail_counts(counts, reading))
+    d = _detail_codes_of_rows(types, detail_codes, reading.table())
     return pd.DataFrame(
         {
             "lead_id": activities["lead_id"].astype("str").reset_index(drop=True),
             "ts": ts,
-            "t": _codes(activities["activity_type"], _TYPE_CODES),
-            "d": _codes(detail, details),
-            "e": detail.cat.codes.to_numpy().astype(np.int32),
+            "t": types,
+            "d": d,
+            "e": detail_codes.astype(np.int32),
             "v": value,
         }
     )
@@ -951,17 +1383,22 @@ _Query = Callable[[pd.DataFrame, int], pd.DataFrame]
 
 @contextmanager
 def _engagement_engine(
-    activities: pd.DataFrame, threads: int | None, memory_limit: str | None
+    activities: pd.DataFrame,
+    threads: int | None,
+    memory_limit: str | None,
+    *,
+    warn_details: bool = True,
 ) -> Iterator[_Query]:
     """A DuckDB connection holding the activity log, yielding ``query(leads_now, as_of_us)``.
 
-    Several as-of dates reuse one connection and one prepared activity frame.
+    Several as-of dates reuse one connection and one prepared activity frame, whose page and
+    form details are read (and, with ``warn_details``, warned about) once.
     """
     import duckdb
 
     details = _detail_vocabulary()
     sql = _engagement_sql(details)
-    acts = _activity_frame(activities, details)
+    acts = _activity_frame(activities, details, warn_details=warn_details)
     # DuckDB creates the spill folder only when it spills and removes it on close; without
     # one it would spill into ".tmp" under the working directory.
     spill = Path(tempfile.gettempdir()) / f"leadscore-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -1303,6 +1740,7 @@ def build_features(
     threads: int | None = None,
     memory_limit: str | None = None,
     features: Sequence[Feature] | None = None,
+    warn_details: bool = True,
 ) -> FeatureTable:
     """Features of every lead created by ``as_of``, from what was known at ``as_of`` only.
 
@@ -1318,6 +1756,10 @@ def build_features(
         extra lead columns and their kinds are then the model's, not planned again from the
         leads at hand. Without it they are planned from the leads created by ``as_of``, so
         leads created later never change which columns are features.
+    warn_details : warn when most ``page_view`` or ``form_fill`` details name no page or
+        form leadscore knows (:func:`warn_unrecognised_details`). A caller that builds the
+        features of slices of one log passes ``False`` and warns once over all of them
+        (:func:`count_unrecognised_details` of each slice, added up).
 
     Returns
     -------
@@ -1335,7 +1777,9 @@ def build_features(
     _warn_as_of_after_extract(ts, data.observed_until)
     leads_now = data.leads[data.leads["created_at"] <= ts]
     extras = _plan_extras(leads_now) if features is None else _model_extras(leads_now, features)
-    with _engagement_engine(data.activities, threads, memory_limit) as query:
+    with _engagement_engine(
+        data.activities, threads, memory_limit, warn_details=warn_details
+    ) as query:
         table = _build(leads_now, ts, query, extras)
     logger.info(
         "features as of %s: %s leads x %s features",

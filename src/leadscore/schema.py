@@ -105,6 +105,81 @@ ACTIVITY_TYPES: dict[str, str] = {
 HIGH_INTENT_PAGES: frozenset[str] = frozenset({"pricing", "demo"})
 HIGH_INTENT_FORMS: frozenset[str] = frozenset({"demo_request", "contact_sales", "pricing_quote"})
 
+#: Ordinary page categories and form names: no feature of their own, but a ``page_view`` or
+#: ``form_fill`` detail naming one is read as meant (what ``leadscore synth`` writes, and what
+#: sites and forms commonly hold). A log whose details mostly name neither these nor the
+#: high-intent ones is warned about when features are built: its high-intent features would
+#: be zero without a word. Matched as the high-intent ones are (see
+#: :func:`leadscore.features.page_of_details`).
+KNOWN_PAGES: frozenset[str] = frozenset(
+    {
+        "home",
+        "blog",
+        "product",
+        "products",
+        "platform",
+        "features",
+        "solutions",
+        "docs",
+        "documentation",
+        "case_study",
+        "case_studies",
+        "customers",
+        "resources",
+        "careers",
+        "jobs",
+        "about",
+        "about_us",
+        "company",
+        "contact",
+        "contact_us",
+        "integrations",
+        "partners",
+        "news",
+        "press",
+        "events",
+        "webinars",
+        "support",
+        "help",
+        "login",
+        "signup",
+        "trial",
+        "legal",
+        "privacy",
+        "terms",
+    }
+)
+KNOWN_FORMS: frozenset[str] = frozenset(
+    {
+        "newsletter",
+        "subscribe",
+        "content_download",
+        "ebook",
+        "whitepaper",
+        "webinar_registration",
+        "webinar",
+        "event_registration",
+        "contact",
+        "contact_us",
+        "trial_signup",
+        "signup",
+        "free_trial",
+    }
+)
+
+#: Words (whole, any case; plurals too) that mark a source type of an ``activity_types`` map
+#: as the sales team's doing: such a type mapped to a leadscore type leaks the outcome.
+SALES_ACTIVITY_WORDS: tuple[str, ...] = (
+    "call",
+    "meeting",
+    "task",
+    "note",
+    "status",
+    "stage",
+    "opportunity",
+    "deal",
+)
+
 #: Optional lead columns the feature builder knows how to use; other columns pass through.
 LEAD_FIT_FIELDS: dict[str, str] = {
     "source": "channel the lead came from (paid_search, organic, referral, ...)",
@@ -822,7 +897,58 @@ def validate_activity_type_map(
             continue
         rules[key] = rule
         written[key] = source
-    return ActivityTypeMap(where if place is None else place, rules)
+    shown_place = where if place is None else place
+    _warn_sales_types(shown_place, [(written[k], r[0]) for k, r in rules.items()])
+    return ActivityTypeMap(shown_place, rules)
+
+
+def _plural_pattern(word: str) -> str:
+    """A word and its plural as a regular expression (``calls?``, ``opportunit(?:y|ies)``)."""
+    if word.endswith("y"):
+        return f"{word[:-1]}(?:y|ies)"
+    return f"{word}(?:es)?" if word.endswith("s") else f"{word}s?"
+
+
+_SALES_WORDS = re.compile(
+    r"\b(?:" + "|".join(_plural_pattern(w) for w in SALES_ACTIVITY_WORDS) + r")\b"
+)
+
+
+def sales_source_types(rules: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (source type as written, activity type) pairs of a map whose source type reads as
+    the sales team's activity (a whole word of :data:`SALES_ACTIVITY_WORDS`, or its plural,
+    in any case; ``_`` and ``-`` separate words) and whose activity type is not ``ignore``."""
+    return [
+        (source, target)
+        for source, target in rules
+        if target != IGNORED_ACTIVITY
+        and _SALES_WORDS.search(re.sub(r"[_\-]+", " ", source.lower())) is not None
+    ]
+
+
+def _warn_sales_types(place: str, rules: Iterable[tuple[str, str]]) -> None:
+    """One warning per map naming the source types that look like the sales team's activity
+    (calls, meetings, tasks, notes, status or stage changes, opportunities, deals) but are
+    mapped to a leadscore type. Such activity happens after a salesperson took the lead up,
+    so it says who is being worked and leaks the outcome; it is a warning, not an error,
+    because a name can mislead ("Webinar Call" may be the lead's own webinar), and the
+    warning names the types so that a user who checked can leave them."""
+    found = sales_source_types(rules)
+    if not found:
+        return
+    shown = ", ".join(f"{source!r} (to {target})" for source, target in found)
+    logger.warning(
+        "%s maps %s to leadscore type(s), but %s like the sales team's activities (calls, "
+        "meetings, tasks, notes, status or stage changes, opportunities, deals): those happen "
+        "after a salesperson took the lead up and leak the outcome into the features; map "
+        "%s to %s, unless %s truly the lead's own doing (a webinar held as a call)",
+        place,
+        shown,
+        "it reads" if len(found) == 1 else "they read",
+        "it" if len(found) == 1 else "them",
+        IGNORED_ACTIVITY,
+        "it is" if len(found) == 1 else "one is",
+    )
 
 
 def map_activity_types(
@@ -905,14 +1031,52 @@ def validate_outcomes(outcomes: pd.DataFrame, lead_ids: pd.Index) -> pd.DataFram
     outcome = out["outcome"].astype("string").str.strip().str.lower()
     bad = ~outcome.isin(OUTCOME_VALUES)
     if bad.any():
-        raise DataError(
-            f"outcomes.outcome holds {outcome[bad].iloc[0]!r}, not won or lost "
-            f"({int(bad.sum())} row(s))",
-            "Write won or lost; leave open leads out of outcomes.",
-        )
+        raise outcome_values_error(out.loc[bad.to_numpy(), "outcome"])
     out["outcome"] = outcome.astype(str)
     out["closed_at"] = to_utc_naive(out["closed_at"], "outcomes", "closed_at")
     return out[["lead_id", "outcome", "closed_at"]].reset_index(drop=True)
+
+
+_WON_WORDS = re.compile(r"\bwon\b|\bwin\b")
+_LOST_WORDS = re.compile(r"\blost\b|\bloss\b")
+
+
+def outcome_values_error(bad: pd.Series) -> DataError:
+    """The error for outcomes spelled neither won nor lost (``bad``: those values as read):
+    each distinct value quoted as written with its row count, most rows first, and a fix
+    that names the won and lost values to write where the value says which (a CRM's
+    ``Closed Won`` is won, ``Closed Lost`` lost)."""
+    text = bad.astype("string").fillna("")
+    counts = sorted(text.value_counts(sort=False).items(), key=lambda item: (-item[1], item[0]))
+    values = [(str(value), int(n)) for value, n in counts]
+
+    def quoted(value: str) -> str:
+        return repr(value) if value.strip() else "an empty value"
+
+    shown = ", ".join(f"{quoted(value)} ({_rows(n)})" for value, n in values[:SHOWN_UNKNOWN_TYPES])
+    rest = values[SHOWN_UNKNOWN_TYPES:]
+    if rest:
+        shown += f" and {len(rest):,} more ({_rows(sum(n for _, n in rest))})"
+    if len(values) == 1:
+        value, n = values[0]
+        what = f"outcomes.outcome holds {quoted(value)}, not won or lost ({_rows(n)})"
+    else:
+        total = sum(n for _, n in values)
+        what = (
+            f"outcomes.outcome holds {len(values):,} values that are not won or lost "
+            f"({_rows(total)}): {shown}"
+        )
+    readings = []
+    for value, _ in values:
+        words = value.strip().lower()
+        won, lost = _WON_WORDS.search(words), _LOST_WORDS.search(words)
+        if (won is None) != (lost is None):
+            readings.append(f"{value!r} as {'won' if won else 'lost'}")
+    read_as = f" ({', '.join(readings[:SHOWN_UNKNOWN_TYPES])})" if readings else ""
+    return DataError(
+        what,
+        f"Write won or lost in outcomes.outcome{read_as}; leave open leads out of outcomes.",
+    )
 
 
 def validate_closed_loop(

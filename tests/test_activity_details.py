@@ -1,0 +1,516 @@
+"""Activity details as CRMs and marketing tools write them: page views as URLs, form names
+as titles, read as the pages and forms the features count, by every reader; a warning when
+most details name no page or form leadscore knows; sales activity mapped to a real type;
+outcomes spelled as Salesforce spells them."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import pytest
+
+from leadscore.errors import DataError
+from leadscore.features import (
+    DetailCounts,
+    build_features,
+    build_training_examples,
+    count_unrecognised_details,
+    form_of_details,
+    page_of_details,
+    warn_unrecognised_details,
+)
+from leadscore.io import iter_closed_loop_chunks, load_closed_loop, write_tables
+from leadscore.schema import (
+    HIGH_INTENT_FORMS,
+    KNOWN_FORMS,
+    KNOWN_PAGES,
+    validate_activity_type_map,
+    validate_closed_loop,
+)
+from leadscore.scoring import event_feature_chunks
+
+AS_OF = pd.Timestamp("2024-03-31")
+HIGH_INTENT = [
+    "pricing_page_views_30d",
+    "demo_page_views_30d",
+    "high_intent_actions_30d",
+    "high_intent_forms_30d",
+    "days_since_last_high_intent",
+]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@pytest.mark.parametrize(
+    ("detail", "page"),
+    [
+        ("pricing", "pricing"),
+        ("Pricing", "pricing"),
+        ("https://www.acme.com/pricing?utm_source=x", "pricing"),
+        ("https://www.acme.com/pricing/#faq", "pricing"),
+        ("http://acme.com/en/pricing/", "pricing"),
+        ("/en-us/pricing", "pricing"),
+        ("/pricing-plans", "pricing"),
+        ("https://acme.com/de/pricing-enterprise?x=1", "pricing"),
+        ("www.acme.com/pricing", "pricing"),
+        ("/products/pricing", "pricing"),
+        ("/pricing.html", "pricing"),
+        ("Pricing Page", "pricing"),
+        ("https://www.acme.com/demo?utm_source=x", "demo"),
+        ("/request-demo/demo", "demo"),
+        # a later segment does not name a page by its first words: a blog post on pricing
+        ("/blog/pricing-strategies-for-saas", "blog"),
+        ("https://acme.com/blog/how-we-demo", "blog"),
+        # the host is not the path
+        ("https://demo.acme.com/docs/", "docs"),
+        ("https://pricing.acme.com/", "home"),
+        ("https://www.acme.com/", "home"),
+        ("/", "home"),
+        ("case_study", "case_study"),
+        ("/case-studies/acme", "case_studies"),
+        ("pricingx", None),
+        ("/en/preise", None),
+        ("https://acme.com/solutions-for-pricing-teams", "solutions"),
+        ("/our-story", None),
+        (None, None),
+        ("   ", None),
+    ],
+)
+def test_a_page_detail_reads_as_the_page_it_names(detail, page):
+    assert page_of_details([detail]).tolist() == [page]
+
+
+@pytest.mark.parametrize(
+    ("detail", "form"),
+    [
+        ("demo_request", "demo_request"),
+        ("Demo Request", "demo_request"),
+        ("DEMO-REQUEST", "demo_request"),
+        ("  demo   request ", "demo_request"),
+        ("Contact Sales - EMEA", "contact_sales"),
+        ("pricing quote form", "pricing_quote"),
+        ("Newsletter", "newsletter"),
+        ("Request a Demo", None),
+        ("demorequest", None),
+        (None, None),
+    ],
+)
+def test_a_form_detail_reads_as_the_form_it_names(detail, form):
+    assert form_of_details([detail]).tolist() == [form]
+
+
+def test_the_reading_keeps_the_index_of_a_series():
+    details = pd.Series(["/pricing", "Demo Request"], index=[7, 3])
+    assert page_of_details(details).index.tolist() == [7, 3]
+    assert form_of_details(details).to_dict() == {7: None, 3: "demo_request"}
+
+
+def test_synthetic_pages_and_forms_are_all_known():
+    from leadscore.synth import FORMS, PAGES
+
+    assert page_of_details([p for p, *_ in PAGES]).tolist() == [p for p, *_ in PAGES]
+    assert {p for p, *_ in PAGES} <= KNOWN_PAGES | {"pricing", "demo"}
+    assert form_of_details([f for f, *_ in FORMS]).tolist() == [f for f, *_ in FORMS]
+    assert {f for f, *_ in FORMS} <= KNOWN_FORMS | HIGH_INTENT_FORMS
+
+
+# --------------------------------------------------------------------------- features
+
+
+def _log(pages: list[str], forms: list[str]) -> dict[str, pd.DataFrame]:
+    """Two leads: ``a`` viewed ``pages`` and filled ``forms`` over the last 20 days, ``b``
+    read the blog; details as given, so a URL log and a category log differ only there."""
+    rows = [("a", AS_OF - pd.Timedelta(days=1 + i), "page_view", p) for i, p in enumerate(pages)]
+    rows += [("a", AS_OF - pd.Timedelta(days=2 + i), "form_fill", f) for i, f in enumerate(forms)]
+    rows += [("b", AS_OF - pd.Timedelta(days=3), "page_view", "blog")]
+    activities = pd.DataFrame(rows, columns=["lead_id", "occurred_at", "activity_type", "detail"])
+    leads = pd.DataFrame({"lead_id": ["a", "b"], "created_at": [pd.Timestamp("2024-01-01")] * 2})
+    return {"leads": leads, "activities": activities}
+
+
+PLAIN = _log(
+    ["pricing", "pricing", "demo", "blog", "product", "pricing"],
+    ["demo_request", "contact_sales", "newsletter"],
+)
+#: The same log as a web analytics export and a marketing tool write it.
+WRITTEN = _log(
+    [
+        "https://www.acme.com/pricing?utm_source=x",
+        "https://www.acme.com/en/pricing/",
+        "https://www.acme.com/demo#video",
+        "https://www.acme.com/blog/pricing-strategies",
+        "/product",
+        "/pricing-plans",
+    ],
+    ["Demo Request", "Contact-Sales", "Newsletter"],
+)
+
+
+def _features(frames: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    return build_features(data, AS_OF).frame.set_index("lead_id")
+
+
+def test_url_and_titled_details_give_the_features_of_leadscores_words():
+    plain, written = _features(PLAIN), _features(WRITTEN)
+    a = written.loc["a"]
+    assert (a["pricing_page_views_30d"], a["demo_page_views_30d"]) == (3, 1)
+    assert a["high_intent_forms_30d"] == 2
+    assert a["high_intent_actions_30d"] == 6
+    pd.testing.assert_frame_equal(written, plain)
+
+
+def test_the_details_of_other_types_are_matched_as_before():
+    """Only page and form details are read as pages and forms: a webinar is attended as
+    written, and a download named ``pricing`` is no pricing page view."""
+    frames = _log(["pricing"], [])
+    extra = pd.DataFrame(
+        {
+            "lead_id": ["a", "a"],
+            "occurred_at": [AS_OF - pd.Timedelta(days=1)] * 2,
+            "activity_type": ["webinar", "download"],
+            "detail": ["Attended", "https://acme.com/pricing"],
+        }
+    )
+    frames["activities"] = pd.concat([frames["activities"], extra], ignore_index=True)
+    a = _features(frames).loc["a"]
+    assert a["webinars_attended_90d"] == 1
+    assert a["pricing_page_views_30d"] == 1 and a["high_intent_actions_30d"] == 1
+
+
+def test_every_reader_reads_details_alike(tmp_path):
+    """Whole folder, the slices score reads, and training examples: one reading."""
+    write_tables(WRITTEN, tmp_path, fmt="csv")
+    expected = _features(PLAIN)[HIGH_INTENT]
+    whole = build_features(load_closed_loop(tmp_path), AS_OF).frame.set_index("lead_id")
+    pd.testing.assert_frame_equal(whole[HIGH_INTENT], expected)
+    sliced = pd.concat(
+        [build_features(c, AS_OF).frame for c in iter_closed_loop_chunks(tmp_path, chunk_leads=1)]
+    ).set_index("lead_id")
+    pd.testing.assert_frame_equal(sliced[HIGH_INTENT], expected)
+    scored = pd.concat(
+        [
+            X.set_index(ids.to_numpy())
+            for X, ids in event_feature_chunks(tmp_path, AS_OF, chunk_leads=1)
+        ]
+    )
+    pd.testing.assert_frame_equal(scored[HIGH_INTENT], expected, check_names=False)
+    data = validate_closed_loop(
+        WRITTEN["leads"], WRITTEN["activities"], observed_until=AS_OF + pd.Timedelta(days=1)
+    )
+    examples = build_training_examples(data, [AS_OF], 1)
+    got = examples.X.set_index(examples.lead_id.to_numpy())[HIGH_INTENT]
+    pd.testing.assert_frame_equal(got, expected, check_names=False)
+
+
+def test_a_map_detail_is_read_as_the_log_detail_is(tmp_path):
+    """A detail the activity_types map sets goes through the same reading."""
+    frames = _log([], [])
+    frames["activities"] = pd.DataFrame(
+        {
+            "lead_id": ["a", "a"],
+            "occurred_at": [AS_OF - pd.Timedelta(days=1)] * 2,
+            "activity_type": ["Pricing Page Visit", "Demo Form"],
+        }
+    )
+    frames["activity_types"] = pd.DataFrame(
+        {
+            "source_type": ["Pricing Page Visit", "Demo Form"],
+            "activity_type": ["page_view", "form_fill"],
+            "detail": ["/pricing/", "Demo Request"],
+        }
+    )
+    write_tables(frames, tmp_path, fmt="csv")
+    a = build_features(load_closed_loop(tmp_path), AS_OF).frame.set_index("lead_id").loc["a"]
+    assert (a["pricing_page_views_30d"], a["high_intent_forms_30d"]) == (1, 1)
+
+
+# --------------------------------------------------------------------------- the warning
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and "leadscore knows" in r.getMessage()
+    ]
+
+
+def _unknown_pages(n_unknown: int, n_known: int) -> dict[str, pd.DataFrame]:
+    pages = [f"Landing Page {i % 3}" for i in range(n_unknown)] + ["pricing"] * n_known
+    return _log(pages, ["demo_request"])
+
+
+def test_mostly_unknown_page_details_are_warned_about_once(caplog):
+    frames = _unknown_pages(n_unknown=12, n_known=3)
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(data, AS_OF)
+    said = _warnings(caplog)
+    assert len(said) == 1
+    # 12 of the 16 page views with a detail (b's blog view is the 16th)
+    assert said[0].startswith(
+        "activities: 12 of 16 page_view rows with a detail (75%) name no page leadscore knows, "
+        "most often 'landing page 0' (4), 'landing page 1' (4), 'landing page 2' (4)"
+    )
+    assert "pricing_page_views, demo_page_views and high_intent_actions count none" in said[0]
+    assert "high-intent pages are demo, pricing" in said[0] and "blog" in said[0]
+    assert "https://www.acme.com/pricing?utm_source=x" in said[0]
+    assert "form_fill" not in said[0]
+
+
+def test_mostly_unknown_form_names_are_warned_about(caplog):
+    frames = _log(["pricing"], ["Book a meeting", "Book a meeting", "Talk to us", "newsletter"])
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(data, AS_OF)
+    (said,) = _warnings(caplog)
+    assert said.startswith(
+        "activities: 3 of 4 form_fill rows with a detail (75%) name no form leadscore knows, "
+        "most often 'book a meeting' (2), 'talk to us' (1)"
+    )
+    assert "contact_sales, demo_request, pricing_quote" in said
+    assert "Demo Request is demo_request" in said
+
+
+def test_a_log_without_any_high_intent_page_is_warned_about(caplog):
+    """A site whose pricing page is /plans: most pages are known (blog, docs), yet every
+    pricing feature would be zero."""
+    frames = _log(["blog", "docs", "/plans"] * 40, ["demo_request"])
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(data, AS_OF)
+    (said,) = _warnings(caplog)
+    assert said.startswith(
+        "activities: none of the 121 page_view rows with a detail names a high-intent page "
+        "(40 name no page leadscore knows, most often '/plans' (40)), so pricing_page_views, "
+        "demo_page_views and high_intent_actions are zero for every lead"
+    )
+
+
+def test_a_small_log_without_high_intent_pages_is_not_warned_about(caplog):
+    frames = _log(["blog", "docs", "/plans"] * 20, ["demo_request"])
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(data, AS_OF)
+    assert _warnings(caplog) == []
+
+
+def test_training_warns_once_for_all_its_dates(caplog):
+    frames = _unknown_pages(n_unknown=12, n_known=3)
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    dates = [AS_OF - pd.Timedelta(days=20), AS_OF - pd.Timedelta(days=10)]
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_training_examples(data, dates, 5)
+    assert len(_warnings(caplog)) == 1
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        pytest.param(_unknown_pages(n_unknown=8, n_known=8), id="half-unknown"),
+        pytest.param(PLAIN, id="leadscore-words"),
+        pytest.param(WRITTEN, id="urls-and-titles"),
+        pytest.param(_log([], []), id="no-page-views"),
+    ],
+)
+def test_details_mostly_known_are_not_warned_about(frames, caplog):
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(data, AS_OF)
+    assert _warnings(caplog) == []
+
+
+def test_page_views_without_details_are_not_counted_as_unknown(caplog):
+    frames = _log(["pricing"], [])
+    rows = pd.DataFrame(
+        {
+            "lead_id": ["a"] * 5,
+            "occurred_at": [AS_OF - pd.Timedelta(days=2)] * 5,
+            "activity_type": ["page_view"] * 5,
+            "detail": [None, "", " ", None, None],
+        }
+    )
+    frames["activities"] = pd.concat([frames["activities"], rows], ignore_index=True)
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    assert count_unrecognised_details(data.activities).rows["page_view"] == 2
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(data, AS_OF)
+    assert _warnings(caplog) == []
+
+
+def test_synthetic_data_is_not_warned_about(caplog):
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    synthetic = generate_closed_loop(SynthParams(n_leads=2000, seed=3))
+    data = validate_closed_loop(
+        synthetic.leads, synthetic.activities, observed_until=synthetic.observed_until
+    )
+    counts = count_unrecognised_details(data.activities)
+    assert counts.rows["page_view"] > 1000 and counts.rows["form_fill"] > 100
+    assert counts.unrecognised["page_view"].sum() == 0
+    assert counts.unrecognised["form_fill"].sum() == 0
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(data, synthetic.observed_until)
+    assert _warnings(caplog) == []
+
+
+def test_slices_can_be_counted_apart_and_warned_about_once(tmp_path, caplog):
+    """A reader of slices passes warn_details=False and adds the counts up: the same line
+    as for the whole log."""
+    frames = _unknown_pages(n_unknown=12, n_known=3)
+    write_tables(frames, tmp_path, fmt="csv")
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(load_closed_loop(tmp_path), AS_OF)
+    (whole,) = _warnings(caplog)
+    caplog.clear()
+    total = DetailCounts({}, {})
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        for part in iter_closed_loop_chunks(tmp_path, chunk_leads=1):
+            build_features(part, AS_OF, warn_details=False)
+            total = total + count_unrecognised_details(part.activities)
+        assert _warnings(caplog) == []
+        warn_unrecognised_details(total)
+    assert _warnings(caplog) == [whole]
+
+
+def test_a_log_counted_by_type_and_detail_reads_as_its_rows():
+    """As a Spark driver would count the log: one row per (type, detail) with its rows."""
+    counted = pd.DataFrame(
+        {
+            "activity_type": ["page_view", "Page_View ", "form_fill", "page_view", "chat"],
+            "detail": ["https://a.com/pricing", "/plans", "Demo Request", "/plans", "hi"],
+            "n": [5, 10, 2, 1, 7],
+        }
+    )
+    counts = count_unrecognised_details(counted, rows="n")
+    assert counts.rows == {"page_view": 16, "form_fill": 2}
+    assert counts.high_intent == {"page_view": 5, "form_fill": 2}
+    assert counts.unrecognised["page_view"].to_dict() == {"/plans": 11}
+    assert counts.unrecognised["form_fill"].empty
+
+
+# --------------------------------------------------------------------------- the map
+
+
+def _map(sources: list[str], targets: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"source_type": sources, "activity_type": targets})
+
+
+def test_sales_activity_mapped_to_a_leadscore_type_is_warned_about(caplog):
+    frame = _map(
+        [
+            "Sales Call",
+            "Meeting",
+            "Log a Call",
+            "TASK",
+            "Opportunity Stage Change",
+            "Note",
+            "Change Status",
+            "Status Change",
+            "Visit Webpage",
+        ],
+        [
+            "event",
+            "event",
+            "event",
+            "email_sent",
+            "form_fill",
+            "ignore",
+            "ignore",
+            "Ignore",
+            "page_view",
+        ],
+    )
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        validate_activity_type_map(frame, "crm/activity_types.csv")
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(said) == 1
+    assert said[0].startswith(
+        "crm/activity_types.csv maps 'Sales Call' (to event), 'Meeting' (to event), "
+        "'Log a Call' (to event), 'TASK' (to email_sent), 'Opportunity Stage Change' (to "
+        "form_fill) to leadscore type(s), but they read like the sales team's activities"
+    )
+    assert "leak the outcome" in said[0] and "map them to ignore" in said[0]
+    for quiet in ("Note", "Change Status", "Status Change", "Visit Webpage"):
+        assert repr(quiet) not in said[0]
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["Calls", "Sales_Meeting", "deal-won", "Opportunities", "Notes", "Log Call"],
+)
+def test_sales_words_are_whole_words_in_any_case_and_number(source, caplog):
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        validate_activity_type_map(_map([source], ["event"]), "the map")
+    assert f"the map maps {source!r} (to event)" in caplog.text
+    assert "map it to ignore" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "source", ["Callback Form", "Webinar Registration", "Dealer Page", "Footnote", "Visit Webpage"]
+)
+def test_words_merely_containing_a_sales_word_are_not_warned_about(source, caplog):
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        validate_activity_type_map(_map([source], ["event"]), "the map")
+    assert caplog.text == ""
+
+
+def test_a_folder_s_map_is_warned_about_once_per_read(tmp_path, caplog):
+    frames = _log(["pricing"], [])
+    frames["activities"]["activity_type"] = "Visit Webpage"
+    frames["activity_types"] = _map(["Visit Webpage", "Sales Call"], ["page_view", "event"])
+    write_tables(frames, tmp_path, fmt="csv")
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        load_closed_loop(tmp_path)
+    said = [r.getMessage() for r in caplog.records if "sales team" in r.getMessage()]
+    assert len(said) == 1 and "'Sales Call' (to event)" in said[0]
+    assert str(tmp_path / "activity_types.csv") in said[0]
+
+
+# --------------------------------------------------------------------------- outcomes
+
+
+def _outcomes(values: list[object]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    ids = [f"L{i}" for i in range(len(values))]
+    leads = pd.DataFrame({"lead_id": ids, "created_at": ["2024-01-01"] * len(ids)})
+    outcomes = pd.DataFrame(
+        {"lead_id": ids, "outcome": values, "closed_at": ["2024-02-01"] * len(ids)}
+    )
+    return leads, outcomes
+
+
+def test_outcomes_spelled_as_a_crm_does_are_quoted_as_written_with_their_counts():
+    leads, outcomes = _outcomes(["Closed Won"] * 3 + ["Closed Lost"] * 5 + ["won", "lost"])
+    with pytest.raises(DataError) as err:
+        validate_closed_loop(leads, outcomes=outcomes)
+    assert err.value.problem == (
+        "outcomes.outcome holds 2 values that are not won or lost (8 rows): "
+        "'Closed Lost' (5 rows), 'Closed Won' (3 rows)"
+    )
+    assert err.value.fix == (
+        "Write won or lost in outcomes.outcome ('Closed Lost' as lost, 'Closed Won' as won); "
+        "leave open leads out of outcomes."
+    )
+
+
+def test_one_outcome_spelling_is_quoted_with_its_count():
+    leads, outcomes = _outcomes(["won", "maybe", "maybe", "lost"])
+    with pytest.raises(
+        DataError, match=r"outcomes.outcome holds 'maybe', not won or lost \(2 rows\)"
+    ):
+        validate_closed_loop(leads, outcomes=outcomes)
+
+
+def test_many_outcome_spellings_are_cut_after_five():
+    values = [f"Stage {i}" for i in range(7) for _ in range(i + 1)] + [None]
+    leads, outcomes = _outcomes(values)
+    with pytest.raises(DataError) as err:
+        validate_closed_loop(leads, outcomes=outcomes)
+    message = err.value.problem
+    assert message.startswith("outcomes.outcome holds 8 values that are not won or lost (29 rows)")
+    assert "'Stage 6' (7 rows), 'Stage 5' (6 rows)" in message
+    assert message.endswith("and 3 more (4 rows)")  # Stage 1, Stage 0 and the empty one
+    assert "as won" not in err.value.fix
