@@ -167,6 +167,8 @@ def test_validate_flat_spec_lists_exclusions(tmp_path, flat_frame):
     assert "60 leads, 20 won" in result.stdout
     assert "left out 'tags': written by sales" in result.stdout
     assert "email (read as corporate or free mail)" in result.stdout
+    # how each feature is read, so counts read as categories show before a model is trained
+    assert "visits (number)" in result.stdout and "source (3 categories)" in result.stdout
 
 
 def test_missing_required_option_exits_non_zero():
@@ -331,7 +333,8 @@ def test_a_model_used_with_the_other_data_form_names_the_right_command(
     assert main([*score, "--data", str(tmp_path / "crm"), "--model", str(model)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "trained on the flat spec acme" in err and "--spec acme --input FILE" in err
+    assert "trained on the flat spec acme" in err
+    assert "--spec YOUR_SPEC.yaml (the spec named acme) --input FILE" in err  # not built in
     assert not target.exists()
 
     new = pd.DataFrame(

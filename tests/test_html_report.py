@@ -231,11 +231,14 @@ def test_stage_table_shows_each_policy_with_what_it_achieved(world, which):
         assert row is not None, stage
         cells = re.findall(r"<td>(.*?)</td>", row.group(1))
         calibration = stages.achieved_[stage]
-        assert f"<b>{100 * calibration['recall']:.1f} % of the wins</b>" in cells[1]
-        assert f"{calibration['count']:,} leads" in cells[1]
+        # event data: the folds hold examples (a lead at each as-of), not leads
+        assert f"<b>{100 * calibration['recall']:.1f} % of the wins,</b> " in cells[1]
+        assert f"{calibration['count']:,} examples, " in cells[1]
+        per = f"{calibration['per_period']:,.1f} per {stages.policy_.period_days:g} days"
+        assert cells[1].endswith(per)
         at = p >= cut
         assert f"<b>{100 * y[at].sum() / y.sum():.1f} % of the wins</b>" in cells[2]
-        assert f"{int(at.sum()):,} leads" in cells[2]
+        assert f"{int(at.sum()):,} examples, " in cells[2]
 
 
 @pytest.mark.slow
@@ -437,6 +440,40 @@ def test_headline_follows_the_interval_of_the_gain(gain, expected):
     text = html_report._summary(run)
     assert expected in text
     assert ("beats" in text) == (gain is None or gain[0] > 0)
+
+
+def test_headline_and_metrics_count_examples_and_leads_apart():
+    """Event data holds several examples per lead: the page gives both counts where it knows
+    them ("2,712 examples of 1,348 leads"), never the examples as leads; a flat run's test
+    fold is its leads."""
+    metrics = _headline_metrics([-0.044, 0.060])  # 1,401 rows, 826 leads drawn
+    run = SimpleNamespace(metrics=metrics)
+    assert "On the test fold (1,401 examples of 826 leads) the model" in html_report._summary(run)
+    assert "1,401 test leads" not in html_report._summary(run)
+    assert html_report._test_unit(run) == "examples"
+    metrics["n_test_leads"] = 830  # recorded by training: preferred to the bootstrap's count
+    assert html_report._test_size(run) == "1,401 examples of 830 leads"
+    del metrics["uncertainty"], metrics["n_test_leads"]
+    assert html_report._test_size(run) == "1,401 examples"  # leads not known
+    flat = SimpleNamespace(
+        metrics=metrics, model=SimpleNamespace(metadata={"data_form": "flat"}), test_fold=None
+    )
+    assert html_report._test_size(flat) == "1,401 leads"
+    assert html_report._test_unit(flat) == "leads"
+
+
+def test_achieved_text_keeps_its_commas_and_names_the_period():
+    """ "90.3 % of the wins , 261.2 per period": the comma after the bold part stood apart in
+    a text dump of the page, and the period was not named. The comma now sits inside the bold
+    part, and the period is the policy's (per 30 days)."""
+    achieved = {"count": 505, "precision": 0.461, "recall": 0.903, "per_period": 261.2}
+    text = html_report._achieved_text(achieved, "recall", unit="leads", period_days=30.0)
+    assert text == ("505 leads, 46.1 % convert, <b>90.3 % of the wins,</b> 261.2 per 30 days")
+    dumped = " ".join(re.sub(r"<[^>]+>", " ", text).split())
+    assert " ," not in dumped
+    assert dumped == "505 leads, 46.1 % convert, 90.3 % of the wins, 261.2 per 30 days"
+    last = html_report._achieved_text({**achieved, "per_period": None}, "recall", unit="examples")
+    assert last == "505 examples, 46.1 % convert, <b>90.3 % of the wins</b>"
 
 
 def test_uncertainty_note_says_the_bootstrap_drew_leads():

@@ -187,6 +187,40 @@ def test_unseen_categories_and_an_empty_activity_log_are_warned(scored_world, tm
     assert f"({theirs:,} activities of theirs in all)" in empty
 
 
+def test_an_as_of_before_every_lead_is_one_error_without_an_activity_warning(
+    scored_world, tmp_path, caplog
+):
+    """With no open lead at the as-of (before any lead was created), the run's error names
+    the as-of; no warning comes first telling the user to load the activities of 0 leads."""
+    from leadscore.errors import DataError
+
+    early = pd.Timestamp("2024-01-01")
+    scoring = load_scoring_model(scored_world["model"])
+    chunks = event_feature_chunks(
+        scored_world["data"], early, chunk_leads=1500, features=scoring.model.features
+    )
+    target = tmp_path / "early.duckdb"
+    with (
+        caplog.at_level("WARNING", logger="leadscore.scoring"),
+        pytest.raises(DataError, match="no open lead was created by 2024-01-01 00:00"),
+    ):
+        run_scoring(scoring, chunks, target=str(target), as_of=early, progress=False)
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not target.exists()
+
+
+def test_drift_of_event_data_counts_the_test_fold_in_examples(scored_world, tmp_path, capsys):
+    """Event data's test fold holds a lead at several as-of dates: report drift compares the
+    open leads with its examples, and does not call them leads."""
+    argv = ["report", "drift", "--data", str(scored_world["data"]), "--as-of", "2026-05-01"]
+    argv += ["--model", str(scored_world["model"]), "--out", str(tmp_path / "drift.csv")]
+    assert main(argv) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    n_test = scored_world["result"].metrics["n_test"]
+    assert f"against the {n_test:,} test-fold examples of " in first
+    assert "test-fold leads" not in first
+
+
 def test_an_event_model_with_a_spec_points_to_event_data(scored_world, tmp_path, capsys):
     """An event-data model given a flat spec ends in one line that says to score with --data."""
     pd.DataFrame({"id": ["a", "b"], "status": ["", "won"], "visits": [1, 2]}).to_csv(

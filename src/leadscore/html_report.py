@@ -450,6 +450,57 @@ _SCRIPT = """
 # --------------------------------------------------------------------------- sections
 
 
+def _whole_number(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _test_counts(run: _Run) -> tuple[int | None, int | None]:
+    """(examples, leads) of the run's test fold; leads ``None`` where the run does not tell.
+
+    Event data has one example per lead and as-of moment, so its test fold holds more
+    examples than leads; a flat table has one per lead. The leads are the metrics'
+    ``n_test_leads``, else the leads the bootstrap drew (``uncertainty.n_groups``), else the
+    distinct leads of the logged test fold, else the examples of a run one per lead.
+    """
+    m = run.metrics
+    examples = _whole_number(m.get("n_test"))
+    leads = _whole_number(m.get("n_test_leads"))
+    if leads is None:
+        leads = _whole_number((m.get("uncertainty") or {}).get("n_groups"))
+    fold = getattr(run, "test_fold", None)
+    if leads is None and fold is not None and len(fold.lead_id):
+        leads = len(pd.unique(fold.lead_id))
+    model = getattr(run, "model", None)
+    meta = getattr(model, "metadata", None) or {}
+    history = meta.get("history") or {}
+    one_per_lead = meta.get("data_form") == "flat" or (
+        history.get("examples") is not None and history.get("examples") == history.get("leads")
+    )
+    if leads is None and one_per_lead:
+        leads = examples
+    return examples, leads
+
+
+def _test_unit(run: _Run) -> str:
+    """What the test fold's rows are: ``leads`` (one example per lead) or ``examples``."""
+    examples, leads = _test_counts(run)
+    return "leads" if examples is not None and leads == examples else "examples"
+
+
+def _test_size(run: _Run) -> str:
+    """The test fold's size in words: ``1,052 leads``, ``2,712 examples of 1,348 leads``, or
+    ``2,712 examples`` where the leads are not known."""
+    examples, leads = _test_counts(run)
+    if leads is None:
+        return f"{_count(examples)} examples"
+    if leads == examples:
+        return f"{_count(examples)} leads"
+    return f"{_count(examples)} examples of {_count(leads)} leads"
+
+
 def _summary(run: _Run) -> str:
     m = run.metrics
     model = m.get("model") or {}
@@ -460,7 +511,7 @@ def _summary(run: _Run) -> str:
         if math.isfinite(auc) and auc > best_auc:
             best_name, best_auc = name, auc
     parts = [
-        f"On the {_count(m.get('n_test'))} test leads the model ranks a won lead above a lost "
+        f"On the test fold ({_test_size(run)}) the model ranks a won lead above a lost "
         f"one {_pct(model.get('roc_auc'), 0)} of the time (ROC-AUC {_num(model.get('roc_auc'))})."
     ]
     if best_name is not None:
@@ -524,7 +575,7 @@ def _data_section(run: _Run) -> str:
             "Fold sizes",
             _esc(", ".join(f"{k} {int(v):,}" for k, v in sizes.items()) or "–"),
         ),
-        ("Test fold", f"{_count(m.get('n_test'))} examples"),
+        ("Test fold", _test_size(run)),
         ("Calibration", _esc(m.get("calibration") or run.tags.get("calibration") or "–")),
     ]
     if meta.get("horizon_days"):
@@ -628,7 +679,7 @@ def _metrics_section(run: _Run) -> str:
     table = table.replace('<td><span class="best">', '<td class="best"><span>')
     return (
         "<h2 id='metrics'>Model against baselines</h2>"
-        f"<p>All numbers are on the test fold ({_count(m.get('n_test'))} leads), which neither "
+        f"<p>All numbers are on the test fold ({_test_size(run)}), which neither "
         "the model nor the baselines saw while learning. The best value of each row is in "
         "bold. The logistic regression and rule points are the simple alternatives a model "
         "must beat to be worth running.</p>" + table + _uncertainty_note(m, uncertainty)
@@ -739,6 +790,7 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
     if not stages and run.stages is not None and "stage" in run.stages.columns:
         stages = {r["stage"]: r for r in run.stages.to_dict("records")}
     out = ["<h2 id='stages'>The stage funnel</h2>"]
+    unit = _test_unit(run)
     cut_text = []
     for stage in ("mql", "sql"):
         value = cuts.get(stage)
@@ -750,7 +802,7 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
         f"<p>Stage thresholds, set on the calibration fold: {'; '.join(cut_text)}. "
         "The first table shows the policy each cut-off was chosen by and what it achieved "
         "on the calibration fold (where it was set) and on the test fold (unseen); the second "
-        "counts the test leads in each stage and how they turned out.</p>"
+        f"counts the test {unit} in each stage and how they turned out.</p>"
     )
     policy_rows = _policy_rows(run)
     if policy_rows:
@@ -782,7 +834,16 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
         )
     if rows:
         out.append(
-            _table(["Stage", "Leads", "Share of leads", "Conversion rate", "Share of wins"], rows)
+            _table(
+                [
+                    "Stage",
+                    unit.capitalize(),
+                    f"Share of {unit}",
+                    "Conversion rate",
+                    "Share of wins",
+                ],
+                rows,
+            )
         )
     else:
         out.append(_note("This run logged no stage table."))
@@ -792,8 +853,8 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
                 figures["stages"],
                 "stages",
                 "Histogram of calibrated probabilities by stage with the MQL and SQL thresholds",
-                "<b>Where the cut-offs fall.</b> Calibrated probability of the test leads, one "
-                "colour per stage; dashed lines are the thresholds.",
+                f"<b>Where the cut-offs fall.</b> Calibrated probability of the test {unit}, "
+                "one colour per stage; dashed lines are the thresholds.",
             )
         )
     return "\n".join(out)
@@ -823,19 +884,30 @@ def _policy_text(stage: str, policy: Any) -> tuple[str, str]:
     )
 
 
-def _achieved_text(achieved: Mapping[str, Any] | None, measure: str) -> str:
-    """Leads at the stage or above, their conversion and share of wins; the policy's own
-    measure in bold."""
+def _achieved_text(
+    achieved: Mapping[str, Any] | None,
+    measure: str,
+    *,
+    unit: str = "leads",
+    period_days: float | None = None,
+) -> str:
+    """Leads (``unit``) at the stage or above, their conversion, share of wins and, where
+    known, how many per period of ``period_days`` (the stage policy's); the policy's own
+    measure in bold. Each separator stays beside its text, inside the bold, so that no reading
+    of the page (a text dump turns a closing tag into a space) sets a comma apart."""
     if not achieved or achieved.get("count") is None:
         return "–"
     parts = {
-        "count": f"{_count(achieved.get('count'))} leads",
+        "count": f"{_count(achieved.get('count'))} {unit}",
         "precision": f"{_pct(achieved.get('precision'))} convert",
         "recall": f"{_pct(achieved.get('recall'))} of the wins",
     }
     if achieved.get("per_period") is not None:
-        parts["per_period"] = f"{_num(achieved['per_period'], 1)} per period"
-    return ", ".join(f"<b>{v}</b>" if k == measure else v for k, v in parts.items())
+        period = f"{period_days:g} days" if period_days else "period"
+        parts["per_period"] = f"{_num(achieved['per_period'], 1)} per {period}"
+    last = list(parts)[-1]
+    shown = [(k, v if k == last else f"{v},") for k, v in parts.items()]
+    return " ".join(f"<b>{v}</b>" if k == measure else v for k, v in shown)
 
 
 def _test_achieved(run: _Run, stage: str, cut: float) -> dict[str, Any] | None:
@@ -869,16 +941,19 @@ def _policy_rows(run: _Run) -> list[tuple[str, ...]]:
     if policy is None:
         return []
     rows = []
+    unit = _test_unit(run)
+    period_days = getattr(policy, "period_days", None)
     for stage in ("mql", "sql"):
         text, measure = _policy_text(stage, policy)
         cut = float(getattr(stages, f"{stage}_threshold_"))
+        shown = {"unit": unit, "period_days": period_days}
         rows.append(
             (
                 stage.upper(),
                 text,
                 _pct(cut) if math.isfinite(cut) else "nobody",
-                _achieved_text((stages.achieved_ or {}).get(stage), measure),
-                _achieved_text(_test_achieved(run, stage, cut), measure),
+                _achieved_text((stages.achieved_ or {}).get(stage), measure, **shown),
+                _achieved_text(_test_achieved(run, stage, cut), measure, **shown),
             )
         )
     return rows
@@ -908,9 +983,9 @@ def _explain_leads(run: _Run) -> _Explained | None:
     return _Explained(exp.log_odds, X, exp.contributions, stages, won, source)
 
 
-def _source_note(explained: _Explained) -> str:
+def _source_note(run: _Run, explained: _Explained) -> str:
     if explained.source == "test":
-        return _note(f"Computed with the run's model on the {len(explained.X):,} test leads.")
+        return _note(f"Computed with the run's model on the test fold ({_test_size(run)}).")
     return _note(
         f"This run did not log its test fold, so this view uses only the "
         f"{len(explained.X)} leads of the input example logged with the model: read it as an "
@@ -924,7 +999,7 @@ def _shap_section(run: _Run, explained: _Explained | None) -> str:
     if explained is None:
         out.append(_note("Skipped: the run holds neither its test fold nor an input example."))
         return "\n".join(out)
-    out.append(_source_note(explained))
+    out.append(_source_note(run, explained))
     fig = plots.shap_summary_figure(explained.log_odds, explained.X, run.model.features)
     out.append(
         _img(
@@ -964,7 +1039,7 @@ def _fit_engagement_section(run: _Run, explained: _Explained | None) -> str:
             _note("Skipped: the model has no fit features or no engagement features to score.")
         )
         return "\n".join(out)
-    out.append(_source_note(explained))
+    out.append(_source_note(run, explained))
     fig = fit_engagement_figure(
         scores["fit_score"].to_numpy(dtype=float, na_value=np.nan),
         scores["engagement_score"].to_numpy(dtype=float, na_value=np.nan),
@@ -1024,6 +1099,7 @@ def _channel_section(run: _Run) -> str:
     channel = attributes[column].fillna("(none)").astype(str)
     won = pd.Series(fold.y, index=channel.to_numpy()).groupby(level=0).sum()
     report = report.sort_values("leads", ascending=False, kind="stable")
+    unit = _test_unit(run)
     rows = [
         (
             _esc(r[column]),
@@ -1038,14 +1114,14 @@ def _channel_section(run: _Run) -> str:
         for _, r in report.iterrows()
     ]
     out.append(
-        f"<p>Test leads by {_esc(column)}: MQLs count leads at MQL or SQL; expected wins is "
-        "the sum of calibrated probabilities, to compare with the wins that happened.</p>"
+        f"<p>Test {unit} by {_esc(column)}: MQLs count {unit} at MQL or SQL; expected wins "
+        "is the sum of calibrated probabilities, to compare with the wins that happened.</p>"
     )
     out.append(
         _table(
             [
                 _esc(column),
-                "Leads",
+                unit.capitalize(),
                 "MQLs",
                 "SQLs",
                 "MQL rate",

@@ -91,6 +91,11 @@ EVENT_TEXT_COLUMNS: dict[str, tuple[str, ...]] = {
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
+#: Where the table of a spec's DuckDB file or database is named, as an error's fix says it
+#: ("Name one of its tables in the spec (table: NAME)."): the readers' default ``named_by``.
+SPEC_TABLE = "in the spec (table: NAME)"
+
+
 class NoSuchTableError(DataError):
     """The database or DuckDB file has no table of that name: for the optional event tables
     that means "none recorded", while any other failure to read them is an error."""
@@ -100,6 +105,18 @@ def is_sql_url(source: str | os.PathLike[str]) -> bool:
     """Whether ``source`` is an SQLAlchemy URL rather than a file path."""
     text = str(source)
     return "://" in text and not text.startswith("file://")
+
+
+def duckdb_url_file(source: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """The DuckDB file of a ``duckdb:///path.duckdb`` URL (``duckdb:////abs/path.duckdb``
+    for an absolute path), as the scored-leads targets read it; any other source as given.
+
+    Read as the file itself, so such a URL needs no DuckDB driver for SQLAlchemy.
+    """
+    text = os.fspath(source)
+    if isinstance(text, str) and text.startswith("duckdb:///"):
+        return text.removeprefix("duckdb:///")
+    return source
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -249,12 +266,14 @@ def read_table(
     na_values: list[str] | None = None,
     text_columns: Sequence[str] = (),
     strings: bool = False,
+    named_by: str | None = SPEC_TABLE,
 ) -> pd.DataFrame:
     """Read one table from a file or a database.
 
     Parameters
     ----------
-    source : path of a CSV, Parquet or DuckDB file, or an SQLAlchemy URL.
+    source : path of a CSV, Parquet or DuckDB file, or an SQLAlchemy URL
+        (``duckdb:///path.duckdb`` is read as the DuckDB file).
     table : table name, for DuckDB files and databases.
     query : SQL to run instead of reading a whole table (databases and DuckDB files).
     na_values : extra tokens that mean "missing" in CSV files.
@@ -264,9 +283,15 @@ def read_table(
         ``na_values`` token) missing, for a caller that types columns itself as it types a
         Parquet file or a database: pandas' guess per file or per chunk would turn ``00731``
         into 731, ``TRUE`` into a boolean and the country ``NA`` into a missing value.
+    named_by : where the user names the table of a DuckDB file or database, as the fix of a
+        missing or unknown table says it: ``"Name one of its tables " + named_by``. The
+        default is the spec's ``table:`` (:data:`SPEC_TABLE`); a command reading its own
+        option passes that (``"with --input-table NAME"``), and ``None`` is for the fixed
+        tables of the data contract (``leads``, ...), which are loaded, not named.
     """
+    source = duckdb_url_file(source)
     if is_sql_url(source):
-        return _read_sql(str(source), table, query)
+        return _read_sql(str(source), table, query, named_by)
     path = _table_file(source, table, query)
     suffix = path.suffix.lower()
     with _read_errors(str(path), suffix):
@@ -276,7 +301,7 @@ def read_table(
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
-            frame = _read_duckdb(path, table, query)
+            frame = _read_duckdb(path, table, query, named_by)
     return _drop_unnamed(frame)
 
 
@@ -298,18 +323,24 @@ def _drop_unnamed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.set_axis(names, axis=1)
 
 
+def _name_table_fix(table: str | None, named_by: str | None) -> str:
+    """The fix of a table not named, or not found: where the user names it (``named_by``),
+    or, for a table of the data contract (``named_by`` None), loading it."""
+    if named_by is not None:
+        return f"Name one of its tables {named_by}."
+    if table is None:
+        return "Name the table to read."
+    return f"Load a {table} table into it (see the data contract)."
+
+
 @contextmanager
 def _duckdb_file(
-    path: Path, table: str | None, query: str | None
+    path: Path, table: str | None, query: str | None, named_by: str | None = SPEC_TABLE
 ) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A read-only connection to a DuckDB file whose ``table`` is known to exist."""
+    """A read-only connection to a DuckDB file whose ``table`` is known to exist; the errors
+    name its tables and say where to name one (``named_by``, as :func:`read_table` takes it)."""
     import duckdb
 
-    if table is None and query is None:
-        raise DataError(
-            f"{path} is a DuckDB file but no table was named",
-            "Name the table to read (table: in the spec, or --table).",
-        )
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as err:
@@ -318,6 +349,12 @@ def _duckdb_file(
             "Check that it is a DuckDB file and that no other program is writing to it.",
         ) from err
     with con:
+        if table is None and query is None:
+            tables = [str(r[0]) for r in con.execute("SHOW TABLES").fetchall()]
+            raise DataError(
+                f"{path} is a DuckDB file but no table was named (tables: {_listing(tables)})",
+                _name_table_fix(None, named_by),
+            )
         if query is None:
             try:
                 con.execute(f'SELECT * FROM "{table}" LIMIT 0').fetchall()
@@ -330,25 +367,29 @@ def _duckdb_file(
                     ) from err
                 raise NoSuchTableError(
                     f"{path} has no table {table!r} (tables: {', '.join(tables) or 'none'})",
-                    "Name one of its tables.",
+                    _name_table_fix(table, named_by),
                 ) from err
         yield con
 
 
-def _read_duckdb(path: Path, table: str | None, query: str | None) -> pd.DataFrame:
-    with _duckdb_file(path, table, query) as con:
+def _read_duckdb(
+    path: Path, table: str | None, query: str | None, named_by: str | None = SPEC_TABLE
+) -> pd.DataFrame:
+    with _duckdb_file(path, table, query, named_by) as con:
         return con.execute(query or f'SELECT * FROM "{table}"').df()
 
 
 @contextmanager
-def _sql_connection(url: str, table: str | None, query: str | None) -> Iterator[sa.Connection]:
+def _sql_connection(
+    url: str, table: str | None, query: str | None, named_by: str | None = SPEC_TABLE
+) -> Iterator[sa.Connection]:
     """A connection to the database of ``url`` whose ``table`` is known to exist."""
     import sqlalchemy as sa
 
     if table is None and query is None:
+        # before connecting: a server that cannot be reached must not hide this mistake
         raise DataError(
-            f"{shown_url(url)}: no table or query named",
-            "Name the table to read, or give a query.",
+            f"{shown_url(url)}: no table or query named", _name_table_fix(None, named_by)
         )
     database = sqlite_file(url)
     if database is not None and not database.is_file():
@@ -370,8 +411,11 @@ def _sql_connection(url: str, table: str | None, query: str | None) -> Iterator[
             ) from err
         with con:
             if query is None and not sa.inspect(con).has_table(table):
+                inspector = sa.inspect(con)
+                tables = sorted({*inspector.get_table_names(), *inspector.get_view_names()})
                 raise NoSuchTableError(
-                    f"database has no table {table!r}", "Name an existing table."
+                    f"database has no table {table!r} (tables: {_listing(tables)})",
+                    _name_table_fix(table, named_by),
                 )
             yield con
     finally:
@@ -388,10 +432,12 @@ def _select_sql(table: str | None, query: str | None) -> Any:
     return sa.select(sa.text("*")).select_from(sa.table(str(table)))
 
 
-def _read_sql(url: str, table: str | None, query: str | None) -> pd.DataFrame:
+def _read_sql(
+    url: str, table: str | None, query: str | None, named_by: str | None = SPEC_TABLE
+) -> pd.DataFrame:
     import sqlalchemy as sa
 
-    with _read_errors(shown_url(url), ""), _sql_connection(url, table, query) as con:
+    with _read_errors(shown_url(url), ""), _sql_connection(url, table, query, named_by) as con:
         if query is None:
             # SQLite finds "Leads" when asked for leads; SQLAlchemy's reflection does not
             names = sa.inspect(con).get_table_names()
@@ -476,13 +522,15 @@ def iter_table_chunks(
     text_columns: Sequence[str] = (),
     strings: bool = False,
     progress: ReadProgress | None = None,
+    named_by: str | None = SPEC_TABLE,
 ) -> Iterator[pd.DataFrame]:
     """Read one table a slice of rows at a time, so memory is bounded by the slice.
 
     Parquet is read by record batches, CSV by pandas chunks, DuckDB files and databases by
-    fetching the result in batches. Sources, options and errors are those of
-    :func:`read_table`, checked before the first slice and while streaming. ``progress``, when
-    given, learns the table's rows before the first slice and counts the rows read.
+    fetching the result in batches. Sources, options and errors (``named_by`` included) are
+    those of :func:`read_table`, checked before the first slice and while streaming.
+    ``progress``, when given, learns the table's rows before the first slice and counts the
+    rows read.
     """
     if chunk_rows < 1:
         raise DataError(
@@ -490,9 +538,11 @@ def iter_table_chunks(
             "Give a positive number of rows per chunk.",
         )
     read = progress if progress is not None else ReadProgress()
+    source = duckdb_url_file(source)
     if is_sql_url(source):
         url = str(source)
-        with _read_errors(shown_url(url), ""), _sql_connection(url, table, query) as con:
+        connection = _sql_connection(url, table, query, named_by)
+        with _read_errors(shown_url(url), ""), connection as con:
             if progress is not None and progress.count_rows:
                 read.total = _count_rows(con, table, query)
             for chunk in pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows):
@@ -520,7 +570,7 @@ def iter_table_chunks(
                     read.read += len(chunk)
                     yield _drop_unnamed(chunk)
         else:
-            with _duckdb_file(path, table, query) as con:
+            with _duckdb_file(path, table, query, named_by) as con:
                 select = query or f'SELECT * FROM "{table}"'
                 if progress is not None and progress.count_rows:
                     read.total = _count_duckdb_rows(con, select)
@@ -531,6 +581,7 @@ def iter_table_chunks(
 
 def event_data_name(source: str | Path) -> str:
     """The name of event data, for its model folder and MLflow: the folder's or file's name."""
+    source = duckdb_url_file(source)
     if is_sql_url(source):
         return "events"
     path = Path(source)
@@ -677,7 +728,7 @@ def _database_activity_map(source: str) -> ActivityTypeMap:
     rules naming where one would go (absent is the usual case: not logged)."""
     shown = shown_url(source) if is_sql_url(source) else source
     try:
-        frame = read_table(source, ACTIVITY_TYPES_TABLE)
+        frame = read_table(source, ACTIVITY_TYPES_TABLE, named_by=None)
     except NoSuchTableError:
         _absent_in_database(source, ACTIVITY_TYPES_TABLE, warn=False)
         return ActivityTypeMap(f"an {ACTIVITY_TYPES_TABLE} table in {shown}")
@@ -774,6 +825,7 @@ def load_closed_loop(
     where: dict[str, str] = {}
     absent: list[str] = []
     wanted = [name for name in EVENT_TABLES if name == "leads" or name in tables]
+    source = duckdb_url_file(source)
     text = str(source)
     path = Path(source)
     if not is_sql_url(text) and not path.is_dir():
@@ -784,7 +836,7 @@ def load_closed_loop(
         for name in wanted:
             where[name] = f"{shown}: the {name} table"
             try:
-                frames[name] = read_table(text, name)
+                frames[name] = read_table(text, name, named_by=None)
             except NoSuchTableError:
                 if name == "leads":
                     raise
@@ -1036,6 +1088,7 @@ def event_observed_until(source: str | os.PathLike[str]) -> pd.Timestamp:
     """
     import duckdb
 
+    source = duckdb_url_file(source)
     text = str(source)
     if is_sql_url(text):
         return _sql_observed_until(text)
@@ -1094,7 +1147,7 @@ def _attached_table(table: str) -> str:
 def _duckdb_observed_until(path: Path) -> pd.Timestamp:
     import duckdb
 
-    leads = validate_leads(read_table(path, "leads"))
+    leads = validate_leads(read_table(path, "leads", named_by=None))
     with duckdb.connect() as con:
         quoted = str(path).replace("'", "''")
         try:
@@ -1137,10 +1190,10 @@ SQL_CHUNK_ROWS = 250_000
 def _sql_observed_until(url: str) -> pd.Timestamp:
     import sqlalchemy as sa
 
-    leads = validate_leads(read_table(url, "leads"))
+    leads = validate_leads(read_table(url, "leads", named_by=None))
     now = utc_now()
     shown = shown_url(url)
-    with _read_errors(shown, ""), _sql_connection(url, "leads", None) as con:
+    with _read_errors(shown, ""), _sql_connection(url, "leads", None, None) as con:
         inspector = sa.inspect(con)
         names = inspector.get_table_names()
         tables: dict[str, str] = {}

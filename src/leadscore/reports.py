@@ -18,9 +18,11 @@ with what sales sees in the scored-leads table:
 * with a deal value: **value per lead** (expected win rate x deal value), with or without
   spend; with spend too, **ROI**, the return on the spend: (expected value of the scored
   leads - their share of the spend) / that share, so 0 breaks even, -0.68 loses 68% of the
-  spend and 1.5 returns it plus 150%. A channel whose cost per lead exceeds its value per
-  lead (ROI below 0) costs more than it brings. A channel that cost nothing has no ROI (a
-  return on no spend is not a number): its row shows "-", as does one without a cost row.
+  spend and 1.5 returns it plus 150%. The frame (and the CSV) holds that ratio; the printed
+  table shows it as a percentage, as it shows the rates (``-68%``, ``150%``). A channel whose
+  cost per lead exceeds its value per lead (ROI below 0) costs more than it brings. A channel
+  that cost nothing has no ROI (a return on no spend is not a number): its row shows "-", as
+  does one without a cost row.
 
 Values that differ only in case or spacing (``Paid Search``, ``paid search``, ``Paid  Search``)
 are one group, shown with the spelling most leads carry: CRM exports write one channel several
@@ -291,7 +293,8 @@ def _shorten(values: Sequence[str], limit: int = 10) -> str:
 
 
 def format_report(report: pd.DataFrame) -> str:
-    """The report as an aligned text table for the terminal."""
+    """The report as an aligned text table for the terminal: rates and ROI as percentages
+    (the frame holds them as ratios: ROI 1.5 prints ``150%``), money rounded to units."""
     shown = report.copy()
     for column in shown.columns:
         if column.endswith("_rate"):
@@ -299,7 +302,7 @@ def format_report(report: pd.DataFrame) -> str:
         elif column == "expected_wins":
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}")
         elif column == "roi":
-            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.2f}")
+            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0%}")
         elif column in ("spend", "spend_scored", "value_per_lead") or column.startswith("cost_per"):
             shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
     return shown.to_string(index=False)

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from leadscore.errors import DataError, ModelError
 from leadscore.features import build_features, feature_catalogue
 from leadscore.io import (
-    TABLE_SUFFIXES,
+    SPEC_TABLE,
     ReadProgress,
     iter_closed_loop_chunks,
     iter_table_chunks,
@@ -381,7 +381,10 @@ def _event_feature_chunks(
         recent += int(((when > window_start) & (when <= as_of)).sum())
         if len(table.frame):
             yield table.X, table.frame["lead_id"]
-    if features is not None and recent == 0 and _activity_features() & {f.name for f in features}:
+    # no open lead at all is run_scoring's error ("no open lead was created by ..."): a
+    # warning about their activity first would send the user to load a table that is there
+    engaged = _activity_features() & {f.name for f in features or ()}
+    if features is not None and scored and recent == 0 and engaged:
         logger.warning(
             "%s: the %s open leads have no activity in the %d days before %s (%s activities of "
             "theirs in all): the model learnt from engagement, so every lead is scored as if it "
@@ -400,33 +403,50 @@ def _whole(data: ClosedLoopData, progress: ReadProgress) -> Iterator[ClosedLoopD
     yield data
 
 
+#: Where ``score`` and ``report drift`` name the table of their ``--input``, as an error's fix
+#: says it (:func:`leadscore.io.read_table`'s ``named_by``).
+INPUT_TABLE = "with --input-table NAME"
+
+
 def flat_feature_chunks(
     spec: DatasetSpec,
     *,
     source: str | None = None,
+    source_table: str | None = None,
     chunk_rows: int,
     on_closed: Callable[[pd.Series], None] | None = None,
 ) -> LeadChunks:
     """(rows, lead ids) of a flat table, a slice at a time, with the spec's missing tokens.
 
     Typing is left to the model (:meth:`LeadScoringModel.prepare`), which applies the types and
-    category levels it was trained with. ``source`` overrides the spec's table (the current
-    leads rather than the training history); the spec's ``table`` and ``query`` still apply to
-    a database or DuckDB file given there, not to a CSV or Parquet file. CSV files are read as
-    text, as in training, and the spec's ``join`` tables add the columns the input lacks (a
-    won date joined from closed deals included). Rows whose label column holds an outcome are
-    closed leads and are not scored (:func:`~leadscore.datasets.closed_rows`); a table of
-    closed leads only is an error, since scoring the training history is a mistake, not a
-    result. ``on_closed`` receives, chunk by chunk, the ids of the closed rows.
+    category levels it was trained with. ``source`` overrides the spec's source (the current
+    leads rather than the training history): a CSV or Parquet file, a DuckDB file, or a
+    database URL (``duckdb:///file.duckdb`` too). The spec's ``table`` and ``query`` apply to
+    the spec's own source only, never to ``source``: name the table of a DuckDB file or
+    database given as ``source`` with ``source_table`` (``score --input-table``); without
+    it, such a source is an error that lists its tables. CSV files are read as text, as in
+    training, and the spec's ``join`` tables add the columns the input lacks (a won date
+    joined from closed deals included). Rows whose label column holds an outcome are closed
+    leads and are not scored (:func:`~leadscore.datasets.closed_rows`); a table of closed
+    leads only is an error, since scoring the training history is a mistake, not a result.
+    ``on_closed`` receives, chunk by chunk, the ids of the closed rows.
     """
+    if source_table is not None and source is None:
+        raise DataError(
+            "a table to read was named, but no source to read it from",
+            "Name the table of the spec's own source in the spec (table: NAME).",
+        )
     return LeadChunks(
-        lambda progress: _flat_feature_chunks(spec, source, chunk_rows, on_closed, progress)
+        lambda progress: _flat_feature_chunks(
+            spec, source, source_table, chunk_rows, on_closed, progress
+        )
     )
 
 
 def _flat_feature_chunks(
     spec: DatasetSpec,
     source: str | None,
+    source_table: str | None,
     chunk_rows: int,
     on_closed: Callable[[pd.Series], None] | None,
     progress: ReadProgress,
@@ -434,10 +454,11 @@ def _flat_feature_chunks(
     from leadscore.datasets import closed_rows, join_tables, mark_missing, read_joined_tables
 
     joined = read_joined_tables(spec)
-    location = source if source is not None else spec.resolve(spec.source)
-    table, query = spec.table, spec.query
-    if source is not None and Path(source).suffix.lower() in TABLE_SUFFIXES:
-        table = query = None
+    if source is None:
+        location = spec.resolve(spec.source)
+        table, query, named_by = spec.table, spec.query, SPEC_TABLE
+    else:
+        location, table, query, named_by = source, source_table, None, INPUT_TABLE
     seen = 0
     chunks = iter_table_chunks(
         location,
@@ -447,6 +468,7 @@ def _flat_feature_chunks(
         text_columns=(spec.id,),
         strings=True,
         progress=progress,
+        named_by=named_by,
     )
     closed = 0
     for chunk in chunks:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from leadscore.cli import complete_later
+from leadscore.commands.score import add_input_arguments
 from leadscore.commands.validate import add_data_arguments
 from leadscore.errors import DataError, ModelError
 
@@ -34,11 +35,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "channels",
         help="leads, MQLs, SQLs, expected wins and cost per channel and campaign",
         description="Per channel (and campaign): leads, MQLs (MQL or SQL), SQLs, MQL and SQL "
-        "rates, expected wins (sum of calibrated probabilities) and, with a costs file, cost "
-        "per lead, per MQL and per expected win. Printed as a table and written as CSV. With "
-        "--data, only the scored leads of that data that are open at its latest scoring "
-        "(as_of) count: leads of other data sets in the target, and leads won or lost at or "
-        "before that moment, are left out (logged).",
+        "rates, expected wins (sum of calibrated probabilities) and, with a costs file, spend, "
+        "cost per lead (spend over every lead the channel brought, closed ones included), "
+        "spend_scored (the scored leads' share of the spend: cost per lead x scored leads), "
+        "and cost per MQL and per expected win (spend_scored over those). With --deal-value, "
+        "value per lead and, with costs, ROI: (expected wins x deal value - spend_scored) / "
+        "spend_scored, printed as a percentage like the rates (0% breaks even, -68% loses "
+        "68% of the spend; the CSV holds the ratio: 150% is 1.5). Printed as a table "
+        "and written as CSV. With --data, only the scored leads of that data that are open at "
+        "its latest scoring (as_of) count: leads of other data sets in the target, and leads "
+        "won or lost at or before that moment, are left out (logged).",
     )
     add_data_arguments(channels)
     _add_target(channels)
@@ -59,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--deal-value",
         type=float,
         default=None,
-        help="value of a won deal, for value per lead (and ROI, with costs)",
+        help="value of a won deal, for value per lead (and ROI, with costs: printed as a "
+        "percentage, written to the CSV as a ratio)",
     )
     channels.add_argument(
         "--out",
@@ -154,12 +161,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the scored tables.",
     )
     add_data_arguments(drift)
-    drift.add_argument(
-        "--input",
-        metavar="TABLE",
-        default=None,
-        help="flat data: the current leads (default: the spec's source)",
-    )
+    add_input_arguments(drift, "to compare")
     drift.add_argument(
         "--model",
         default=None,
@@ -203,12 +205,18 @@ def run_channels(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from leadscore.datasets import read_flat_table
-    from leadscore.io import load_closed_loop, read_table, write_table
+    from leadscore.io import TABLE_SUFFIXES, load_closed_loop, read_table, write_table
     from leadscore.reports import channel_report, format_report
     from leadscore.sinks import read_scored_leads
     from leadscore.specs import load_spec
 
     costs_path = args.costs
+    if costs_path is not None and costs_path.suffix.lower() not in TABLE_SUFFIXES:
+        # a DuckDB file would be asked for a table there is no option to name
+        raise DataError(
+            f"--costs {costs_path}: a costs file is a .csv or .parquet file",
+            "Export the channel and spend columns as CSV.",
+        )
     if args.spec:
         scored = read_scored_leads(args.target)
         spec = load_spec(args.spec, data_root=args.data_root)
@@ -390,7 +398,11 @@ def run_backtest(args: argparse.Namespace) -> int:
 def run_drift(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from leadscore.commands.score import default_model_uri, open_lead_chunks
+    from leadscore.commands.score import (
+        check_input_arguments,
+        default_model_uri,
+        open_lead_chunks,
+    )
     from leadscore.features import parse_as_of
     from leadscore.io import event_observed_until, write_table
     from leadscore.monitoring import PSI_SHIFTED, format_drift
@@ -398,6 +410,7 @@ def run_drift(args: argparse.Namespace) -> int:
     from leadscore.sinks import shown_model
     from leadscore.specs import load_spec
 
+    check_input_arguments(args)
     spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
     if spec is not None and args.as_of is not None:
         raise DataError(
@@ -422,7 +435,9 @@ def run_drift(args: argparse.Namespace) -> int:
     else:
         as_of = given_as_of if given_as_of is not None else event_observed_until(args.data)
         moment = f"as of {as_of:%Y-%m-%d %H:%M}"
-    chunks = open_lead_chunks(spec, args.data, args.input, as_of, scoring)
+    chunks = open_lead_chunks(
+        spec, args.data, args.input, as_of, scoring, input_table=args.input_table
+    )
     counts: dict[str, np.ndarray] = {}
     n = 0
     for X, _ in chunks:
@@ -435,9 +450,11 @@ def run_drift(args: argparse.Namespace) -> int:
         raise DataError(f"no lead is open {moment}", "Give a moment when some leads were open.")
     table = reference.compare(counts, labels={f.name: f.label for f in model.features})
     importance = model.metadata.get("feature_importance") or {}
+    # event data holds a lead at several as-of dates: its test fold counts examples
+    tested = "leads" if spec is not None else "examples"
     table["importance"] = table["item"].map(importance)
     print(
-        f"{n:,} open leads {moment} against the {reference.n_:,} test-fold leads of "
+        f"{n:,} open leads {moment} against the {reference.n_:,} test-fold {tested} of "
         f"{shown_model(scoring.name, scoring.version)}"
     )
     print(format_drift(table))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from leadscore.cli import complete_later
@@ -36,6 +37,49 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_input_arguments(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--input`` and ``--input-table``: the current leads of flat data, shared by ``score``
+    and ``report drift``."""
+    parser.add_argument(
+        "--input",
+        metavar="FILE_OR_URL",
+        default=None,
+        help=f"flat data: the current leads {what}: a .csv, .parquet or .duckdb file or a "
+        "database URL (default: the spec's source)",
+    )
+    parser.add_argument(
+        "--input-table",
+        metavar="NAME",
+        default=None,
+        help="the table to read from the DuckDB file or database URL given as --input (the "
+        "spec's table: and query: apply to the spec's own source only)",
+    )
+
+
+def check_input_arguments(args: argparse.Namespace) -> None:
+    """One-line errors for ``--input`` and ``--input-table`` given where they do not apply."""
+    from leadscore.io import TABLE_SUFFIXES, duckdb_url_file, is_sql_url
+
+    if args.input_table is not None and args.input is None:
+        raise DataError(
+            "--input-table names a table of --input, and no --input was given",
+            "Give --input FILE_OR_URL too; the spec's own source takes its table from the "
+            "spec (table: NAME).",
+        )
+    if args.input is None:
+        return
+    if args.data is not None:
+        raise DataError("--input goes with --spec", "Point --data at the event folder.")
+    source = duckdb_url_file(args.input)
+    suffix = "" if is_sql_url(source) else Path(source).suffix.lower()
+    if args.input_table is not None and suffix in TABLE_SUFFIXES:
+        raise DataError(
+            f"--input-table names a table of a DuckDB file or database, and {args.input} is a "
+            f"{suffix} file (one table)",
+            "Leave out --input-table.",
+        )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "score",
@@ -47,12 +91,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "the same as-of is idempotent.",
     )
     add_data_arguments(parser)
-    parser.add_argument(
-        "--input",
-        metavar="TABLE",
-        default=None,
-        help="flat data: the current leads to score (default: the spec's source)",
-    )
+    add_input_arguments(parser, "to score")
     parser.add_argument(
         "--model",
         default=None,
@@ -70,7 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--target",
         metavar="TARGET",
-        help="a .duckdb file, a .parquet or .csv target, or a database URL (default: %(default)s)",
+        help="a .duckdb file, a .parquet or .csv target, or a database URL; a folder it needs "
+        "is created, and logged (default: %(default)s)",
     )
     parser.add_argument(
         "--no-reasons",
@@ -122,16 +162,19 @@ def default_model_uri(spec: DatasetSpec | None, data: str | None) -> str:
 def open_lead_chunks(
     spec: DatasetSpec | None,
     data: str | None,
-    input_table: str | None,
+    input_source: str | None,
     as_of: pd.Timestamp | None,
     scoring: ScoringModel,
     chunk_size: int | None = None,
     *,
     on_closed: Callable[[pd.Series], None] | None = None,
+    input_table: str | None = None,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     """(features, lead ids) of the open leads, a chunk at a time, as ``score`` reads them:
-    the rows of ``input_table`` (default: the spec's table) without an outcome for a spec, or
-    the leads of event folder ``data`` open at ``as_of`` with the model's features."""
+    for a spec, the rows without an outcome of ``input_source`` (``--input``; its table
+    ``input_table``, ``--input-table``, for a DuckDB file or database) or, without it, of the
+    spec's source (its table and query from the spec); for event data, the leads of
+    ``data`` open at ``as_of`` with the model's features."""
     from leadscore.scoring import (
         DEFAULT_CHUNK_LEADS,
         DEFAULT_CHUNK_ROWS,
@@ -142,11 +185,12 @@ def open_lead_chunks(
     if spec is not None:
         return flat_feature_chunks(
             spec,
-            source=input_table,
+            source=input_source,
+            source_table=input_table,
             chunk_rows=chunk_size or DEFAULT_CHUNK_ROWS,
             on_closed=on_closed,
         )
-    if input_table:
+    if input_source or input_table:
         raise DataError("--input goes with --spec", "Point --data at the event folder.")
     assert data is not None and as_of is not None
     return event_feature_chunks(
@@ -168,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise DataError(f"--top must be at least 1, got {args.top}", "Give e.g. --top 3.")
+    check_input_arguments(args)
     as_of = (
         parse_as_of(args.as_of)
         if args.as_of
@@ -180,7 +225,14 @@ def run(args: argparse.Namespace) -> int:
     # leads found closed by the as-of leave scored_leads (their history stays)
     closed: list[pd.Series] = []
     chunks = open_lead_chunks(
-        spec, args.data, args.input, as_of, scoring, args.chunk_size, on_closed=closed.append
+        spec,
+        args.data,
+        args.input,
+        as_of,
+        scoring,
+        args.chunk_size,
+        on_closed=closed.append,
+        input_table=args.input_table,
     )
     summary = run_scoring(
         scoring,

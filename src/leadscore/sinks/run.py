@@ -39,7 +39,9 @@ from leadscore.sinks.target import (
     _check_columns,
     _check_writable_path,
     _os_error,
+    make_folders,
     parse_target,
+    remove_empty_folders,
 )
 
 logger = logging.getLogger(__name__)
@@ -132,7 +134,10 @@ class RunWriter:
         self._dir: Path | None = None
         self._writer: pq.ParquetWriter | None = None
         self._closed = False
+        self._committed = False
         self._closed_leads: list[np.ndarray] = []
+        #: folders made for a file target in a new folder: removed if the run fails
+        self._made: list[Path] = []
 
     # -- staging
 
@@ -145,7 +150,10 @@ class RunWriter:
     def _open_staging(self) -> None:
         parent, prefix = self._staging_parent_and_prefix()
         try:
-            parent.mkdir(parents=True, exist_ok=True)
+            if self.target.kind == "sql":
+                parent.mkdir(parents=True, exist_ok=True)
+            else:
+                self._made = make_folders(parent)
             _sweep_stale_staging(parent, prefix)
             self._dir = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
         except OSError as err:
@@ -246,6 +254,7 @@ class RunWriter:
                 self.memory_limit,
                 self._stage_closed_leads(),
             )
+            self._committed = True
         finally:
             self.abort()
         self.summary_ = WriteSummary(
@@ -272,6 +281,9 @@ class RunWriter:
         if self._dir is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
             self._dir = None
+        if not self._committed:
+            remove_empty_folders(self._made)
+            self._made = []
 
     def __enter__(self) -> RunWriter:
         return self

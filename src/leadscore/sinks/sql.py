@@ -31,7 +31,14 @@ from leadscore.sinks.schema import (
     _conform_read,
     _empty_frame,
 )
-from leadscore.sinks.target import RunKey, SinkTarget, _check_columns, _missing_target, _os_error
+from leadscore.sinks.target import (
+    RunKey,
+    SinkTarget,
+    _check_columns,
+    _missing_target,
+    _os_error,
+    make_folders,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -350,7 +357,7 @@ def _commit_sql(
     sqlite = sqlite_file(target.location)
     if sqlite is not None:
         try:
-            sqlite.parent.mkdir(parents=True, exist_ok=True)
+            make_folders(sqlite.parent)
         except OSError as err:
             raise _os_error(sqlite, err) from err
     history, latest, affected = _sql_tables(sa.MetaData(), uuid.uuid4().hex[:8])

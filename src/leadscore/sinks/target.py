@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import logging
 import os
 import re
 from collections.abc import Iterable
@@ -24,6 +25,8 @@ import pyarrow.parquet as pq
 from leadscore.errors import DataError
 from leadscore.io import DUCKDB_SUFFIXES, check_folder_takes_files, file_in_the_way, is_sql_url
 from leadscore.sinks.schema import COLUMNS, DEFAULT_TARGET, LATEST_TABLE
+
+logger = logging.getLogger(__name__)
 
 TargetKind = Literal["duckdb", "parquet", "csv", "sql"]
 
@@ -186,14 +189,29 @@ def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> S
     )
 
 
+def _shown_columns(names: list[str], limit: int = 8) -> str:
+    head = ", ".join(names[:limit])
+    return head if len(names) <= limit else f"{head}, ... ({len(names) - limit} more)"
+
+
 def _check_columns(target: SinkTarget, table: str, columns: Iterable[str]) -> None:
-    """A one-line DataError when an existing ``table`` is not a scored-leads table."""
+    """A one-line DataError when an existing ``table`` is not a scored-leads table; for a
+    Parquet or CSV target, when its file is not a scored-leads file (a file holds no tables
+    to drop: the fix is another target, or moving the file)."""
     names = [str(c) for c in columns]
-    if set(names) != set(COLUMNS):
+    if set(names) == set(COLUMNS):
+        return
+    if target.kind in ("parquet", "csv"):
+        kind = "Parquet" if target.kind == "parquet" else "CSV"
         raise DataError(
-            f"{target} has a table {table} with other columns ({', '.join(names)})",
-            "Use another --target or drop the table.",
+            f"{target} is a {kind} file with other columns ({_shown_columns(names)}), not a "
+            "scored-leads file",
+            "Use another --target, or move that file away if it is an old scored-leads file.",
         )
+    raise DataError(
+        f"{target} has a table {table} with other columns ({_shown_columns(names)})",
+        "Use another --target or drop the table.",
+    )
 
 
 def _check_file_columns(target: SinkTarget) -> None:
@@ -229,6 +247,32 @@ def _check_writable_path(target: SinkTarget) -> None:
             "Use a --target in a folder.",
         )
     check_folder_takes_files(path, "Use a --target in a writable folder.")
+
+
+def make_folders(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents, as a target in a new folder needs; return
+    the folders created, outermost first (none when it existed), so that a run that fails
+    can remove them again. Logged at INFO: a mistyped ``--target`` must not make folders in
+    silence."""
+    missing: list[Path] = []
+    at = folder
+    while not at.exists() and at != at.parent:
+        missing.append(at)
+        at = at.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    if missing:
+        logger.info("created the folder %s for the scored-leads target", missing[0])
+    return missing[::-1]
+
+
+def remove_empty_folders(folders: list[Path]) -> None:
+    """Remove ``folders`` (from :func:`make_folders`), innermost first, where they are still
+    empty: what a failed run made and left unused."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _os_error(path: Path | str, err: OSError, *, creating: bool = False) -> DataError:

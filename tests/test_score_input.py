@@ -1,0 +1,210 @@
+"""``score --input`` and ``report drift --input`` on a DuckDB file or a database: the table is
+named with ``--input-table`` (the spec's ``table:`` and ``query:`` are its own source's), and
+every error about a missing table names the fix of the caller that reads it."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from leadscore.cli import main
+from leadscore.errors import DataError
+from leadscore.scoring import flat_feature_chunks
+from leadscore.sinks import read_scored_leads
+from leadscore.specs import load_spec
+
+N_HISTORY = 1200
+N_OPEN = 40
+
+
+def _leads(n: int, seed: int, prefix: str, *, status: object) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    visits = rng.poisson(4, n)
+    source = rng.choice(["google", "direct", "referral"], n)
+    if status is None:
+        won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.3 * visits - (source == "referral")))
+        status = np.where(won, "won", "lost")
+    return pd.DataFrame(
+        {
+            "id": [f"{prefix}{i:05d}" for i in range(n)],
+            "created": pd.date_range("2023-01-01", periods=n, freq="6h").strftime("%Y-%m-%d"),
+            "status": status,
+            "visits": visits,
+            "source": source,
+        }
+    )
+
+
+def _write_duckdb(frame: pd.DataFrame, path: Path, table: str) -> None:
+    import duckdb
+
+    with duckdb.connect(str(path)) as con:
+        con.register("frame", frame)
+        con.execute(f'CREATE TABLE "{table}" AS SELECT * FROM frame')
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A spec whose source is table ``contacts`` of a DuckDB file, a model trained on it, and
+    the open leads as table ``open_leads`` of a DuckDB file and of an SQLite database, and as
+    a CSV file."""
+    root = tmp_path_factory.mktemp("score_input")
+    _write_duckdb(_leads(N_HISTORY, 0, "A", status=None), root / "history.duckdb", "contacts")
+    spec = {
+        "name": "acme",
+        "source": "history.duckdb",
+        "table": "contacts",
+        "id": "id",
+        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
+        "order_by": "created",
+    }
+    (root / "spec.yaml").write_text(yaml.safe_dump(spec))
+    config = {
+        "cold_start": {"min_wins": 0, "min_leads": 0},
+        "quality_gate": {"allow_worse": True},
+        "evaluation": {"resamples": 0},
+        "lightgbm": {"num_boost_round": 20, "early_stopping_rounds": 5},
+    }
+    (root / "train.yaml").write_text(yaml.safe_dump(config))
+    argv = ["train", "--spec", str(root / "spec.yaml"), "--config", str(root / "train.yaml")]
+    assert main([*argv, "--no-mlflow", "--model-out", str(root / "model")]) == 0
+    current = _leads(N_OPEN, 1, "N", status="")
+    _write_duckdb(current, root / "open.duckdb", "open_leads")
+    with closing(sqlite3.connect(root / "open.sqlite")) as con:
+        current.to_sql("open_leads", con, index=False)
+    current.to_csv(root / "open.csv", index=False)
+    return root
+
+
+def _score(project: Path, target: Path, *args: str) -> int:
+    argv = ["score", "--spec", str(project / "spec.yaml"), "--model", str(project / "model")]
+    return main([*argv, "--target", str(target), "--no-progress", *args])
+
+
+def _inputs(project: Path) -> dict[str, str]:
+    return {
+        "duckdb file": str(project / "open.duckdb"),
+        "duckdb url": f"duckdb:///{project / 'open.duckdb'}",
+        "sqlite url": f"sqlite:///{project / 'open.sqlite'}",
+    }
+
+
+@pytest.mark.parametrize("form", ["duckdb file", "duckdb url", "sqlite url"])
+def test_input_table_names_the_table_of_a_database_input(project, tmp_path, form, capsys):
+    """--input-table reads the named table of a DuckDB file, a duckdb:/// URL or an SQLite
+    URL given as --input, whatever the spec's own table is called (contacts)."""
+    target = tmp_path / "s.duckdb"
+    source = _inputs(project)[form]
+    assert _score(project, target, "--input", source, "--input-table", "open_leads") == 0
+    assert f"scored {N_OPEN} leads" in capsys.readouterr().out
+    assert set(read_scored_leads(str(target))["lead_id"]) == {f"N{i:05d}" for i in range(N_OPEN)}
+
+
+@pytest.mark.parametrize("form", ["duckdb file", "sqlite url"])
+def test_report_drift_takes_input_table_too(project, tmp_path, form, capsys):
+    argv = ["report", "drift", "--spec", str(project / "spec.yaml")]
+    argv += ["--model", str(project / "model"), "--out", str(tmp_path / "drift.csv")]
+    source = _inputs(project)[form]
+    assert main([*argv, "--input", source, "--input-table", "open_leads"]) == 0
+    assert f"{N_OPEN} open leads now" in capsys.readouterr().out
+    assert main([*argv, "--input", str(project / "open.duckdb")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "Name one of its tables with --input-table NAME." in err
+
+
+def test_a_database_input_without_input_table_names_its_tables_and_the_option(
+    project, tmp_path, capsys
+):
+    """The spec's table (contacts) is its own source's: a DuckDB --input without
+    --input-table is an error listing the file's tables and naming --input-table, and a table
+    it lacks names --input-table too; neither offers a --table option that does not exist."""
+    target = tmp_path / "s.duckdb"
+    duck = str(project / "open.duckdb")
+    assert _score(project, target, "--input", duck) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "open.duckdb is a DuckDB file but no table was named (tables: open_leads)" in err
+    assert err.endswith("Name one of its tables with --input-table NAME.")
+    assert _score(project, target, "--input", duck, "--input-table", "contacts") == 2
+    err = capsys.readouterr().err.strip()
+    assert "open.duckdb has no table 'contacts' (tables: open_leads)" in err
+    assert err.endswith("Name one of its tables with --input-table NAME.")
+    sqlite = _inputs(project)["sqlite url"]
+    assert _score(project, target, "--input", sqlite, "--input-table", "leads") == 2
+    err = capsys.readouterr().err.strip()
+    assert "database has no table 'leads' (tables: open_leads)" in err
+    assert err.endswith("Name one of its tables with --input-table NAME.")
+    assert "--table" not in err.replace("--input-table", "")
+    assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--input-table", "open_leads"], "--input-table names a table of --input, and no --input"),
+        (
+            ["--input", "open.csv", "--input-table", "open_leads"],
+            "and open.csv is a .csv file (one table). Leave out --input-table.",
+        ),
+    ],
+    ids=["without-input", "csv-input"],
+)
+def test_input_table_where_it_does_not_apply_is_one_line(
+    project, tmp_path, args, expected, capsys, monkeypatch
+):
+    monkeypatch.chdir(project)
+    target = tmp_path / "s.duckdb"
+    assert _score(project, target, *args) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and expected in err
+    assert not target.exists()
+
+
+def test_the_spec_source_table_error_points_to_the_spec(project, tmp_path):
+    """The spec's own source: a table it lacks is fixed in the spec (table:), not with an
+    option of a command."""
+    spec = yaml.safe_load((project / "spec.yaml").read_text())
+    spec.update(source=str(project / "history.duckdb"), table="contactz")
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    chunks = flat_feature_chunks(load_spec(str(tmp_path / "spec.yaml")), chunk_rows=100)
+    with pytest.raises(DataError) as caught:
+        next(chunks)
+    message = str(caught.value)
+    assert "has no table 'contactz' (tables: contacts)" in message
+    assert message.endswith("Name one of its tables in the spec (table: NAME).")
+
+
+def test_a_spec_table_does_not_apply_to_the_input(project):
+    """flat_feature_chunks: the spec's table is not looked for in ``source``; its
+    ``source_table`` is, and a source table without a source is an error."""
+    spec = load_spec(str(project / "spec.yaml"))
+    with pytest.raises(DataError, match=r"no table was named \(tables: open_leads\)"):
+        next(flat_feature_chunks(spec, source=str(project / "open.duckdb"), chunk_rows=100))
+    rows, ids = next(
+        flat_feature_chunks(
+            spec, source=str(project / "open.duckdb"), source_table="open_leads", chunk_rows=100
+        )
+    )
+    assert len(rows) == len(ids) == N_OPEN
+    with pytest.raises(DataError, match="no source to read it from"):
+        flat_feature_chunks(spec, source_table="open_leads", chunk_rows=100)
+
+
+@pytest.mark.parametrize("command", [["score"], ["report", "drift"]])
+def test_help_says_where_the_input_table_is_named(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([*command, "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "--input-table NAME the table to read from the DuckDB file or database URL given as "
+        in (text)
+    )
+    assert "the spec's table: and query: apply to the spec's own source only" in text
