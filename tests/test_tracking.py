@@ -797,6 +797,23 @@ def test_unknown_model_version_or_alias_is_a_one_line_model_error(registry, uri,
     assert capfd.readouterr().err == ""
 
 
+def test_unknown_alias_lists_the_versions_and_aliases_as_unknown_version_does(registry):
+    """An unknown alias and an unknown version name what the registry holds, alike, and two
+    URIs that load; an unknown name lists the registered names."""
+    listings = []
+    for uri in ("models:/leadscore@nope", "models:/leadscore/99"):
+        with pytest.raises(ModelError) as caught:
+            tracking.load_model(uri, tracking_uri=registry["uri"])
+        message = str(caught.value)
+        assert "versions: 1, 2, 3; aliases: champion -> " in message
+        assert "models:/leadscore@champion or models:/leadscore/3" in message
+        start = message.index("(versions:")
+        listings.append(message[start : message.index(";", message.index("aliases:"))])
+    assert listings[0] == listings[1]
+    with pytest.raises(ModelError, match=r"registered models: leadscore\b"):
+        tracking.load_model("models:/no_such_model@champion", tracking_uri=registry["uri"])
+
+
 def test_missing_sqlite_store_is_a_model_error_and_is_not_created(tmp_path):
     db = tmp_path / "nowhere.db"
     with pytest.raises(ModelError, match=r"no MLflow store at .*nowhere\.db"):

@@ -1320,10 +1320,10 @@ def _resolve_registered(client: Any, uri: str, tracking_uri: str) -> tuple[str, 
         try:
             return name, str(client.get_model_version_by_alias(name, alias).version)
         except MlflowException as err:
+            known, fix = _registry_listing(client, name)
             raise ModelError(
-                f"no model {name!r} with alias {alias!r} {where} ({_mlflow_reason(err)})",
-                f"Train one with `leadscore train`, or use models:/{name}/VERSION with a "
-                "version that exists (`mlflow ui` lists them).",
+                f"no model {name!r} with alias {alias!r} {where} ({known}; {_mlflow_reason(err)})",
+                fix,
             ) from None
     if "/" in body:
         name, version = body.rsplit("/", 1)
@@ -1338,17 +1338,46 @@ def _resolve_registered(client: Any, uri: str, tracking_uri: str) -> tuple[str, 
         try:
             client.get_model_version(name, version)
         except MlflowException as err:
-            known = ", ".join(map(str, sorted(_versions(client, name)))) or "none"
+            known, fix = _registry_listing(client, name)
             raise ModelError(
-                f"no version {version!r} of model {name!r} {where} (versions: {known}; "
+                f"no version {version!r} of model {name!r} {where} ({known}; "
                 f"{_mlflow_reason(err)})",
-                f"Use models:/{name}@{CHAMPION_ALIAS} or one of the listed versions.",
+                fix,
             ) from None
         return name, version
     raise ModelError(
         f"model URI {uri!r} names no version or alias",
         f"Write models:/{body}@{CHAMPION_ALIAS} or models:/{body}/VERSION.",
     )
+
+
+def _registry_listing(client: Any, name: str) -> tuple[str, str]:
+    """What the registry holds under ``name``, and the fix, for the error of an unknown alias
+    or version, so that both list the same: ``versions: 1, 2; aliases: champion -> 1`` and
+    two URIs that load (an alias, ``champion`` first, and the newest version); for a name
+    never registered, the names that are."""
+    from mlflow.exceptions import MlflowException
+
+    versions = sorted(_versions(client, name))
+    if not versions:
+        try:
+            names = sorted(m.name for m in client.search_registered_models(max_results=50))
+        except MlflowException:
+            names = []
+        return (
+            f"registered models: {', '.join(names) or 'none'}",
+            "Name one of the registered models, or train one with `leadscore train`.",
+        )
+    try:
+        held = client.get_registered_model(name).aliases or {}
+    except MlflowException:
+        held = {}
+    aliases = sorted(held, key=lambda a: (a != CHAMPION_ALIAS, a))
+    shown = ", ".join(f"{a} -> {held[a]}" for a in aliases) or "none"
+    uris = [f"models:/{name}@{a}" for a in aliases[:1]] + [f"models:/{name}/{versions[-1]}"]
+    listed = f"versions: {', '.join(map(str, versions))}; aliases: {shown}"
+    fix = f"Use a listed alias or version ({' or '.join(uris)}), or train one: `leadscore train`."
+    return listed, fix
 
 
 def _versions(client: Any, name: str) -> list[int]:
