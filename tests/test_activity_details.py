@@ -376,6 +376,21 @@ def test_slices_can_be_counted_apart_and_warned_about_once(tmp_path, caplog):
     assert _warnings(caplog) == [whole]
 
 
+def test_scoring_a_folder_in_slices_warns_once_as_for_the_whole_log(tmp_path, caplog):
+    """``score`` reads a folder a slice of leads at a time: its warning is the one line the
+    whole log gives, not one per slice."""
+    frames = _unknown_pages(n_unknown=12, n_known=3)
+    write_tables(frames, tmp_path, fmt="csv")
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(load_closed_loop(tmp_path), AS_OF)
+    (whole,) = _warnings(caplog)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        slices = list(event_feature_chunks(tmp_path, AS_OF, chunk_leads=1))
+    assert len(slices) > 1
+    assert _warnings(caplog) == [whole]
+
+
 def test_a_log_counted_by_type_and_detail_reads_as_its_rows():
     """As a Spark driver would count the log: one row per (type, detail) with its rows."""
     counted = pd.DataFrame(

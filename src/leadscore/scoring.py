@@ -32,7 +32,13 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from leadscore.errors import DataError, ModelError
-from leadscore.features import build_features, feature_catalogue
+from leadscore.features import (
+    DetailCounts,
+    build_features,
+    count_unrecognised_details,
+    feature_catalogue,
+    warn_unrecognised_details,
+)
 from leadscore.io import (
     SPEC_TABLE,
     ReadProgress,
@@ -369,11 +375,15 @@ def _event_feature_chunks(
     )
     window_start = as_of - pd.Timedelta(days=ENGAGEMENT_WINDOW_DAYS)
     scored = activities = recent = 0
+    details = DetailCounts({}, {})  # of every slice, warned about once at the end
     for data in chunks:
         closed = closed_lead_ids(data, as_of)
         if on_closed is not None and len(closed):
             on_closed(closed.astype(str))
-        table = build_features(_open_leads(data, closed), as_of, features=features)
+        details += count_unrecognised_details(data.activities)
+        table = build_features(
+            _open_leads(data, closed), as_of, features=features, warn_details=False
+        )
         theirs = is_known_id(data.activities["lead_id"], table.frame["lead_id"])
         when = data.activities.loc[theirs.to_numpy(), "occurred_at"]
         scored += len(table.frame)
@@ -381,6 +391,7 @@ def _event_feature_chunks(
         recent += int(((when > window_start) & (when <= as_of)).sum())
         if len(table.frame):
             yield table.X, table.frame["lead_id"]
+    warn_unrecognised_details(details)
     # no open lead at all is run_scoring's error ("no open lead was created by ..."): a
     # warning about their activity first would send the user to load a table that is there
     engaged = _activity_features() & {f.name for f in features or ()}
