@@ -822,3 +822,35 @@ def test_numbers_with_a_few_words_are_named_not_made_categories(flat_frame, capl
     assert fixed.X["forms"].isna().sum() == 2
     as_levels = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["forms"]}))
     assert {f.name: f.kind for f in as_levels.features}["forms"] == "categorical"
+
+
+def test_free_text_job_titles_read_as_the_seniority_they_name(flat_frame):
+    """A CRM's job titles are a different text for most leads, so as categories they would be
+    left out; named like titles and naming ranks, they read as seniority (as the event form
+    reads them), at training and scoring alike. Titles that name no rank stay left out."""
+    from leadscore.encoding import read_title_seniority
+
+    n = len(flat_frame)
+    ranks = ["VP of Sales", "Marketing Manager", "Chief Revenue Officer", "Analyst", "Director"]
+    titles = [f"{ranks[i % len(ranks)]} #{i}" for i in range(n)]
+    pages = [f"Landing page for offer {i}" for i in range(n)]
+    frame = flat_frame.assign(**{"Job Title": titles, "Page Title": pages})
+    data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    (title,) = [f for f in data.features if f.name == "Job Title"]
+    assert (title.kind, title.read_as, title.label) == (
+        "categorical",
+        "title_seniority",
+        "Job Title (seniority)",
+    )
+    assert data.X["Job Title"].iloc[:5].astype(str).tolist() == [
+        "vp",
+        "manager",
+        "c_level",
+        "individual",
+        "director",
+    ]
+    assert data.excluded["Page Title"].startswith("free text")
+    read = read_title_seniority(frame["Job Title"])
+    pd.testing.assert_series_equal(read_title_seniority(read.astype(str)), read)
+    as_written = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["Job Title"]}))
+    assert {f.name: f.read_as for f in as_written.features}["Job Title"] is None

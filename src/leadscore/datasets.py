@@ -31,6 +31,7 @@ from leadscore.encoding import (
     looks_like_email_addresses,
     parse_numbers,
     read_email_domain_kind,
+    read_title_seniority,
 )
 from leadscore.errors import DataError, SpecError
 from leadscore.io import is_sql_url, read_table
@@ -534,6 +535,39 @@ def _words_among_numbers(values: pd.Series, non_null: pd.Series) -> str | None:
     )
 
 
+#: Column names that say a column holds job titles (``Job Title``, ``jobtitle``, ``Position``).
+_TITLE_NAME = re.compile(r"title|position|job\W*role", re.IGNORECASE)
+#: Of the titles given, the share that must name a rank for the column to read as seniority:
+#: job titles do (manager, director, VP); page or course titles seldom do.
+MIN_RANKED_TITLES = 0.1
+
+
+def _title_seniority(name: str, values: pd.Series, non_null: pd.Series) -> pd.Series | None:
+    """A free-text column named like job titles as the seniority each names
+    (:func:`~leadscore.encoding.read_title_seniority`), or ``None`` when its name or values
+    do not read as titles. Titles are unique per lead as written, but seniority is a classic
+    fit signal that commercial lead scoring reads from them, as the event form does."""
+    if not _TITLE_NAME.search(name):
+        return None
+    levels = read_title_seniority(values)
+    given = levels[non_null.index].astype("str")
+    ranked = ~given.isin(["individual", "unknown"])
+    if ranked.mean() < MIN_RANKED_TITLES or given[ranked].nunique() < 2:
+        return None
+    return levels
+
+
+def _title_feature(name: str, spec: DatasetSpec, engagement: set[str]) -> Feature:
+    logger.info("%s holds job titles: the model reads each as the seniority it names", name)
+    return Feature(
+        name=name,
+        group="engagement" if name in engagement else "fit",
+        label=f"{spec.labels.get(name, name)} ({READING_WORDS['title_seniority']})",
+        kind="categorical",
+        read_as="title_seniority",
+    )
+
+
 def _email_feature(name: str, spec: DatasetSpec, engagement: set[str]) -> Feature:
     """A column of e-mail addresses as the feature it can be: the kind of each address's
     domain (corporate, free mail or none), a classic B2B fit signal. The address itself is
@@ -562,7 +596,8 @@ def _type_features(
     the file typed them, unless written as amounts or shares), text with a different value for
     most of the rows that hold one (:func:`_mostly_distinct_reason`), and dates, also written
     as text. A text column of e-mail addresses becomes the kind of each address's domain
-    (:func:`_email_feature`), unless declared categorical."""
+    (:func:`_email_feature`), unless declared categorical, and free-text job titles become
+    the seniority each names (:func:`_title_seniority`)."""
     columns: dict[str, pd.Series] = {}
     features: list[Feature] = []
     excluded: dict[str, str] = {}
@@ -629,6 +664,11 @@ def _type_features(
             reason = (
                 None if name in spec.categorical else _mostly_distinct_reason(non_null, len(values))
             )
+            seniority = None if reason is None else _title_seniority(name, values, non_null)
+            if seniority is not None:
+                columns[name] = seniority
+                features.append(_title_feature(name, spec, engagement))
+                continue
             if reason is not None:
                 excluded[name] = reason
                 continue

@@ -344,15 +344,35 @@ def read_email_domain_kind(values: pd.Series) -> pd.Series:
     )
 
 
+def read_title_seniority(values: pd.Series) -> pd.Series:
+    """Free-text job titles as the seniority they name (``VP of Sales`` is ``vp``), as the
+    event form reads its ``job_title``; a value that already is a level stays that level, so
+    a column read once reads the same again."""
+    # features builds on this module, so its title parser is imported where it is used
+    from leadscore.features import SENIORITY_LEVELS, parse_seniority
+
+    text = values.astype("str").str.strip()
+    already = text.str.lower().isin(SENIORITY_LEVELS)
+    levels = parse_seniority(text.where(~already)).astype("str")
+    levels = levels.where(~already, text.str.lower())
+    return pd.Series(
+        pd.Categorical(levels, categories=SENIORITY_LEVELS), index=values.index, name=values.name
+    )
+
+
 #: How a model may read a raw column before encoding it (:attr:`Feature.read_as`): the same
 #: function at training and at scoring, so raw rows score as the training rows did.
 VALUE_READINGS: dict[str, Callable[[pd.Series], pd.Series]] = {
     "email_domain_kind": read_email_domain_kind,
+    "title_seniority": read_title_seniority,
 }
 
 #: What each reading makes of a column, in a marketer's words: added to the column's label
 #: ("Email (corporate or free mail)") and to what ``validate`` lists.
-READING_WORDS: dict[str, str] = {"email_domain_kind": "corporate or free mail"}
+READING_WORDS: dict[str, str] = {
+    "email_domain_kind": "corporate or free mail",
+    "title_seniority": "seniority",
+}
 
 
 def read_column(X: pd.DataFrame, feature: Feature) -> pd.Series:
