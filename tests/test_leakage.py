@@ -272,3 +272,120 @@ def test_validate_runs_the_guard_on_event_examples(tmp_path, capsys):
     code, out, err = _validate(capsys, "--data", str(tmp_path))
     assert code == 2, out + err
     assert "suspected leakage in 1 feature(s): 'tags'" in err.splitlines()[-1]
+
+
+def test_a_sales_temperature_or_priority_is_named_like_a_post_contact_field():
+    from leadscore.leakage import post_contact_columns
+
+    names = [
+        "Temperature",
+        "Lead Temperature",
+        "leadtemperature",
+        "Priority",
+        "lead_priority",
+        "Hot Lead",
+        "is_warm_lead",
+        "Cold Lead Flag",
+    ]
+    assert post_contact_columns(names) == {
+        "Temperature": "temperature",
+        "Lead Temperature": "temperature",
+        "leadtemperature": "temperature",
+        "Priority": "priority",
+        "lead_priority": "priority",
+        "Hot Lead": "hot lead",
+        "is_warm_lead": "warm lead",
+        "Cold Lead Flag": "cold lead",
+    }
+    # hot, warm and cold alone describe other things than a lead
+    innocent = ["Hot Water Heater Type", "Cold Storage Capacity", "warm_intro", "Hotel Rooms"]
+    assert post_contact_columns(innocent) == {}
+
+
+def _long_cycle_events(temperature: bool) -> object:
+    """Synthetic event data whose deals take months to close (so a lead is open at several
+    as-of dates), with a sales "Temperature": Hot for 95% of the leads won in the end and
+    10% of the others, a lead-level ROC-AUC of about 0.92."""
+    from leadscore.schema import validate_closed_loop
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    synthetic = generate_closed_loop(
+        SynthParams(n_leads=3000, seed=2, mean_days_to_close=200, win_rate=0.3)
+    )
+    leads = synthetic.leads
+    if temperature:
+        outcome = leads["lead_id"].map(synthetic.outcomes.set_index("lead_id")["outcome"])
+        rng = np.random.default_rng(0)
+        hot = np.where(
+            outcome == "won", rng.random(len(leads)) < 0.95, rng.random(len(leads)) < 0.1
+        )
+        leads = leads.assign(Temperature=np.where(hot, "Hot", "Cold"))
+    return validate_closed_loop(
+        leads, synthetic.activities, synthetic.outcomes, observed_until=synthetic.observed_until
+    )
+
+
+def test_a_lead_column_written_at_the_close_is_caught_per_lead_on_event_data():
+    """On event data a lead is an example at every as-of date it is open, labelled won when
+    it is won within the horizon: a lead won four months later is a 0 at that date, whatever
+    its tag says, so the examples dilute a field written at the close below the cut-off. One
+    row per lead that closed within the fit fold, it shows."""
+    from leadscore.config import TrainConfig, load_config
+    from leadscore.features import build_event_examples
+    from leadscore.folds import time_ordered_folds
+    from leadscore.leakage import event_closed_lead_rows
+    from leadscore.training import prepare_training
+
+    config = TrainConfig()
+    examples = build_event_examples(_long_cycle_events(temperature=True), config.events)
+    folds = time_ordered_folds(examples)
+    fit_X, fit_y = examples.X.iloc[folds.fit], examples.y[folds.fit]
+    assert univariate_auc(fit_X["Temperature"], fit_y) < 0.9  # what the examples say
+    assert find_leakage_suspects(fit_X, fit_y) == []
+    closed = event_closed_lead_rows(examples, folds.fit)
+    assert closed is not None and "Temperature" in closed.columns
+    assert "activities_30d" not in closed.columns  # engagement changes with the date
+    with pytest.raises(DataError) as raised:
+        prepare_training(examples, config)
+    message = str(raised.value)
+    assert "suspected leakage in 1 feature(s): 'Temperature' (separates won from lost leads" in (
+        message
+    )
+    assert "one row per lead: the" in message and "leads that closed within the fit fold" in message
+    allowed = load_config(None, {"leakage.allow": ["Temperature"]})
+    prepare_training(examples, allowed)
+
+
+def test_honest_lead_columns_pass_the_per_lead_check():
+    from leadscore.config import TrainConfig
+    from leadscore.features import build_event_examples
+    from leadscore.folds import time_ordered_folds
+    from leadscore.leakage import event_closed_lead_rows
+
+    examples = build_event_examples(_long_cycle_events(temperature=False), TrainConfig().events)
+    folds = time_ordered_folds(examples)
+    closed = event_closed_lead_rows(examples, folds.fit)
+    assert closed is not None and len(closed.rows) > 300
+    X, y = examples.X.iloc[folds.fit], examples.y[folds.fit]
+    assert find_leakage_suspects(X, y, closed_leads=closed) == []
+
+
+def test_closed_lead_rows_take_each_lead_s_outcome_from_its_last_example():
+    from leadscore.leakage import closed_lead_rows
+
+    dates = pd.to_datetime(["2024-01-01", "2024-02-01", "2024-03-01", "2024-05-01"])
+    lead = ["a", "b", "c", "a", "c", "d", "c", "d", "e"]
+    as_of = dates[[0, 0, 0, 1, 1, 1, 2, 2, 3]]
+    y = [0, 0, 0, 1, 0, 0, 0, 0, 0]
+    # a: won (gone after February), b: lost (gone after January), c and d: gone after March,
+    # but the next date lies beyond the horizon (they may have been won after it), e: at the
+    # last date, still open
+    assert closed_lead_rows(lead, as_of, y, horizon_days=31, columns=["x"]) is None  # too few
+    many = [f"{k}{i}" for i in range(25) for k in lead]
+    rows = closed_lead_rows(
+        many, np.tile(as_of, 25), np.tile(y, 25), horizon_days=31, columns=["x"]
+    )
+    assert rows is not None and rows.columns == ("x",)
+    chosen = [many[i][0] for i in rows.rows]
+    assert sorted(chosen) == ["a"] * 25 + ["b"] * 25
+    assert all(label == (who == "a") for who, label in zip(chosen, rows.y, strict=True))

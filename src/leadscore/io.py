@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import errno
-import json
 import logging
 import os
 import secrets
@@ -55,8 +54,10 @@ from leadscore.schema import (
 )
 from leadscore.timestamps import (
     TimestampSummary,
+    check_manifest_moment,
     extract_moment,
     future_cutoff,
+    manifest_observed_until,
     parse_observed_until,
     parse_timestamps_as,
     tail_rows,
@@ -879,6 +880,7 @@ def load_closed_loop(
         observed_until=observed_until,
         activity_types=type_map,
     )
+    check_manifest_moment(path, data)
     warn_post_contact_leads(data.leads)
     return dataclasses.replace(data, absent_tables=tuple(absent))
 
@@ -1609,17 +1611,7 @@ def _duckdb_scan(file: Path) -> str:
 
 
 def _manifest_observed_until(folder: Path) -> str | None:
-    manifest = folder / "manifest.json"
-    if not manifest.exists():
-        return None
-    try:
-        value = json.loads(manifest.read_text()).get("observed_until")
-    except (json.JSONDecodeError, AttributeError) as err:
-        raise DataError(f"{manifest} is not a JSON object", "Fix or remove the file.") from err
-    if value is None:
-        return None
-    parse_observed_until(str(value), f"{manifest}: observed_until")
-    return str(value)
+    return manifest_observed_until(folder)
 
 
 def file_in_the_way(path: Path) -> Path | None:

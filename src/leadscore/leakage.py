@@ -12,12 +12,20 @@ fit fold only, so the test fold stays untouched:
 * **non-null for one class only**: a column that is filled in for won leads and empty for lost
   ones (or the reverse), as CRM fields that the sales team completes after a deal are.
 
-A feature that trips either check stops training unless its name is allowed explicitly
+Event data holds a lead once per as-of date, labelled by a win within the horizon, which
+dilutes a field written at the close (a lead won months after a date is a 0 there): its lead
+columns are also checked one row per lead, against how the leads that closed within the fit
+fold ended (:class:`ClosedLeadRows`), as the flat form's rows are.
+
+A feature that trips a check stops training unless its name is allowed explicitly
 (``allow_leakage`` in the dataset spec or the training config), and the report lists it.
 
 A leaky column that is only moderately predictive (a quality grade the sales team sets with
-some noise) passes both checks, so column names that say they were written after contact
+some noise) passes the checks, so column names that say they were written after contact
 (:data:`POST_CONTACT_WORDS`) are warned about as well: a warning, since a name is no proof.
+So are the extra lead columns of event data that look like values taken at the export rather
+than at the as-of date (a running count, a score, a last touch: :func:`snapshot_lead_columns`),
+by their name or, for a numeric column, by rising with the lead's activity after the date.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,6 +43,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from leadscore.errors import DataError
+
+if TYPE_CHECKING:
+    from leadscore.schema import ClosedLoopData, Feature, LabelledDataset
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +85,9 @@ POST_CONTACT_WORDS: frozenset[str] = frozenset(
         "closed",
         "close",
         "converted",
+        # a sales temperature (Hot/Warm/Cold) or priority: a grade under another name
+        "temperature",
+        "priority",
     }
 )
 
@@ -98,6 +113,8 @@ GLUED_ENDINGS: frozenset[str] = frozenset(
         "deal",
         "closed",
         "converted",
+        "temperature",
+        "priority",
     }
 )
 
@@ -121,6 +138,10 @@ POST_CONTACT_PHRASES: tuple[tuple[str, ...], ...] = (
     ("last", "notable", "activity"),
     ("last", "contacted"),
     ("sales", "feedback"),
+    # "Hot Lead", "is_warm_lead": hot, warm and cold alone name water heaters and storage
+    ("hot", "lead"),
+    ("warm", "lead"),
+    ("cold", "lead"),
 )
 
 
@@ -167,6 +188,76 @@ def univariate_auc(values: pd.Series, y: np.ndarray, *, seed: int = 0) -> float:
     return max(auc, 1.0 - auc)
 
 
+@dataclass(frozen=True)
+class ClosedLeadRows:
+    """One row per lead of an event-form fit fold whose outcome the fold itself shows.
+
+    Event data holds a lead once per as-of date, labelled won when it is won within the
+    horizon, so a field written when the deal closed is diluted there: a lead won four months
+    after an as-of date is a 0 at that date, whatever the field says (a tag that is "Hot" for
+    exactly the leads won in the end scores ROC-AUC 0.96 on the examples of a synthetic CRM,
+    1.0 on its leads). The lead columns (the same value at every date) are therefore also
+    checked as the flat form checks them, one row per lead against how it ended: the leads
+    that left the fold's open leads before its last as-of date, whose last example's label is
+    their outcome (won or lost) where the next date lies within the horizon.
+
+    ``rows`` are positions into the fold's rows (each lead's last example), ``y`` their
+    labels and ``columns`` the lead columns to check this way.
+    """
+
+    rows: np.ndarray
+    y: np.ndarray
+    columns: tuple[str, ...]
+
+
+def closed_lead_rows(
+    lead_id: pd.Series | np.ndarray,
+    as_of: pd.Series | np.ndarray,
+    y: np.ndarray,
+    *,
+    horizon_days: int,
+    columns: Iterable[str],
+) -> ClosedLeadRows | None:
+    """The :class:`ClosedLeadRows` of a fold's examples (``lead_id``, ``as_of``, ``y`` in the
+    fold's row order), or ``None`` when fewer than :data:`MIN_NON_NULL` of them were won or
+    lost (too few for an AUC worth a stop)."""
+    frame = pd.DataFrame(
+        {
+            "lead": np.asarray(lead_id),
+            "as_of": pd.to_datetime(np.asarray(as_of)),
+            "y": np.asarray(y).astype(int),
+        }
+    )
+    if frame.empty:
+        return None
+    dates = np.sort(frame["as_of"].unique())
+    following = pd.Series(np.append(dates[1:], np.datetime64("NaT")), index=dates)
+    last = frame.sort_values("as_of", kind="stable").groupby("lead", sort=False).tail(1)
+    step = following.reindex(last["as_of"]).to_numpy() - last["as_of"].to_numpy()
+    # gone by the next date, which lies within the horizon: the label is the outcome
+    known = pd.notna(step) & (step <= np.timedelta64(int(horizon_days), "D"))
+    closed = last[known]
+    won = int(closed["y"].sum())
+    if min(won, len(closed) - won) < MIN_NON_NULL:
+        return None
+    return ClosedLeadRows(closed.index.to_numpy(), closed["y"].to_numpy(), tuple(columns))
+
+
+def event_closed_lead_rows(dataset: LabelledDataset, rows: np.ndarray) -> ClosedLeadRows | None:
+    """:func:`closed_lead_rows` of the examples at positions ``rows`` of event-form
+    ``dataset`` (its fit fold), checking its lead columns (the ``fit`` group); ``None`` for
+    flat data, which holds one row per lead already."""
+    if dataset.form != "events" or dataset.order is None or dataset.horizon_days is None:
+        return None
+    return closed_lead_rows(
+        dataset.lead_id.iloc[rows],
+        dataset.order.iloc[rows],
+        np.asarray(dataset.y)[rows],
+        horizon_days=dataset.horizon_days,
+        columns=[f.name for f in dataset.features if f.group == "fit"],
+    )
+
+
 def find_leakage_suspects(
     X: pd.DataFrame,
     y: np.ndarray,
@@ -174,16 +265,21 @@ def find_leakage_suspects(
     auc_threshold: float = 0.9,
     allow: tuple[str, ...] | list[str] = (),
     seed: int = 0,
+    closed_leads: ClosedLeadRows | None = None,
 ) -> list[LeakageSuspect]:
     """Features of ``X`` (the fit fold) that look like post-outcome leakage.
 
-    Features named in ``allow`` are still checked but never reported.
+    Features named in ``allow`` are still checked but never reported. With ``closed_leads``
+    (event data: :func:`event_closed_lead_rows`), its lead columns are also checked one row
+    per lead against how the lead ended, where the examples dilute a field written at the
+    close (:class:`ClosedLeadRows`).
     """
     y = np.asarray(y).astype(int)
     if len(np.unique(y)) < 2:
         raise DataError(
             "the fit fold holds one class only", "Give training data with both won and lost leads."
         )
+    per_lead = set(closed_leads.columns) if closed_leads is not None else set()
     suspects: list[LeakageSuspect] = []
     for name in X.columns:
         if name in allow:
@@ -205,6 +301,20 @@ def find_leakage_suspects(
             suspects.append(
                 LeakageSuspect(name, f"separates won from lost alone with ROC-AUC {auc:.3f}", auc)
             )
+            continue
+        if closed_leads is not None and name in per_lead:
+            lead_values = values.iloc[closed_leads.rows].reset_index(drop=True)
+            auc = univariate_auc(lead_values, closed_leads.y, seed=seed)
+            if auc > auc_threshold:
+                n = len(closed_leads.rows)
+                suspects.append(
+                    LeakageSuspect(
+                        name,
+                        f"separates won from lost leads alone with ROC-AUC {auc:.3f}, one row "
+                        f"per lead: the {n:,} leads that closed within the fit fold",
+                        auc,
+                    )
+                )
     return suspects
 
 
@@ -303,3 +413,248 @@ def warn_post_contact_columns(found: dict[str, str], fix: str) -> None:
     exclude them in the caller's data form (a spec's exclude, or dropping a lead column)."""
     if found:
         logger.warning("%s", post_contact_note(found, fix))
+
+
+# --------------------------------------------------------------------------- snapshot columns
+
+#: Words of an extra lead column's name that say its value accumulates over the lead's life (a
+#: running count, sum, average or rate) or points at its latest touch. Event data reads the
+#: leads table as the export wrote it, at every as-of date, so such a value holds what happened
+#: after the date. Alone each word is innocent (``Number of Employees``, ``Last Name``,
+#: ``Tax Rate``): a name is flagged when it also holds one of :data:`ACTIVITY_NOUNS`.
+SNAPSHOT_WORDS: frozenset[str] = frozenset(
+    {"total", "count", "num", "number", "sum", "average", "avg", "mean", "per", "rate", "times"}
+    | {"last", "latest", "recent", "recently", "newest"}
+    | {"opened", "clicked", "viewed", "visited", "attended", "downloaded", "submitted"}
+)
+
+#: What a lead does, as column names count it (singular; plurals match as well).
+ACTIVITY_NOUNS: frozenset[str] = frozenset(
+    {"activity", "visit", "view", "pageview", "page", "session", "website", "web", "site"}
+    | {"open", "click", "email", "mail", "download", "form", "submission", "webinar", "event"}
+    | {"touch", "touchpoint", "interaction", "conversion", "call", "meeting", "message"}
+    | {"reply", "response", "login", "usage", "time", "minute"}
+)
+
+#: Words that say so on their own (``Engagement Level``, ``Lifetime Value``).
+SNAPSHOT_ALONE: frozenset[str] = frozenset({"lifetime", "cumulative", "engagement"})
+
+#: Phrases that say so on their own: a recency measured at the export.
+SNAPSHOT_PHRASES: tuple[tuple[str, ...], ...] = tuple(
+    (unit, "since") for unit in ("days", "day", "hours", "weeks", "months", "time")
+)
+
+#: The partial rank correlation of a numeric lead column with a lead's activity after the
+#: as-of date, given its activity up to then, above which the column is taken for a value
+#: counted at the export (:func:`later_activity_correlations`). Lifetime counters of a synthetic
+#: CRM and of ``leadscore synth`` data score 0.69 (counted with +-50% noise) to 0.92; values
+#: fixed at creation score 0.23 at most (activity in the lead's first day; 0.49 for its first
+#: week, which is not known at creation either), firmographics about 0.
+SNAPSHOT_CORRELATION = 0.6
+
+#: At most this many examples are drawn (seeded) for :func:`later_activity_correlations`.
+SNAPSHOT_MAX_EXAMPLES = 20_000
+
+#: Fewer examples with a value, or with later activity of a type, than this: no evidence.
+SNAPSHOT_MIN_EXAMPLES = 100
+SNAPSHOT_MIN_LATER = 50
+
+
+@dataclass(frozen=True)
+class SnapshotColumn:
+    """An extra lead column that looks like a value taken at the export, and why.
+
+    ``words`` are the words of its name that say so (empty when its name does not);
+    ``correlation`` and ``activity`` the data's evidence (``None`` when there is none): the
+    partial rank correlation with the lead's later activity of that type (``any`` for all
+    types together) given its activity up to the as-of date.
+    """
+
+    feature: str
+    words: tuple[str, ...]
+    correlation: float | None = None
+    activity: str | None = None
+
+    def reason(self) -> str:
+        parts = []
+        if self.words:
+            parts.append(f"named like a running count or last touch: {', '.join(self.words)}")
+        if self.correlation is not None:
+            rows = "activity" if self.activity == "any" else f"{self.activity} rows"
+            parts.append(
+                f"rises with the lead's {rows} after the as-of date: partial rank correlation "
+                f"{self.correlation:.2f} given those up to it, where a value fixed at creation "
+                "shows about 0"
+            )
+        return "; ".join(parts)
+
+
+def snapshot_words(name: str) -> tuple[str, ...]:
+    """The words of ``name`` that say it holds a running count or a last touch, or ``()``:
+    one of :data:`SNAPSHOT_ALONE` or :data:`SNAPSHOT_PHRASES`, or one of
+    :data:`SNAPSHOT_WORDS` together with one of :data:`ACTIVITY_NOUNS` (``TotalVisits``,
+    ``Total Web Activity``, ``hs_analytics_num_page_views``, ``Last Touch Channel``)."""
+    words = _name_words(name)
+    forms = [(w, _singular(w)) for w in words]
+    alone = [w for w, s in forms if w in SNAPSHOT_ALONE or s in SNAPSHOT_ALONE]
+    phrases = [
+        " ".join(p)
+        for p in SNAPSHOT_PHRASES
+        if any(tuple(words[i : i + len(p)]) == p for i in range(len(words) - len(p) + 1))
+    ]
+    if alone or phrases:
+        return tuple(dict.fromkeys([*phrases, *alone]))
+    counting = [w for w, s in forms if w in SNAPSHOT_WORDS or s in SNAPSHOT_WORDS]
+    nouns = [w for w, s in forms if w in ACTIVITY_NOUNS or s in ACTIVITY_NOUNS]
+    if counting and nouns:
+        return tuple(dict.fromkeys([*counting, *nouns]))
+    return ()
+
+
+def extra_lead_features(dataset: LabelledDataset) -> list[Feature]:
+    """The features of event-form examples that pass a leads column through as it is (the
+    ``fit`` group's columns beyond the built-in ones)."""
+    from leadscore.features import feature_catalogue
+
+    builtin = {f.name for f in feature_catalogue()}
+    return [f for f in dataset.features if f.group == "fit" and f.name not in builtin]
+
+
+def _rank_partial_correlation(v: np.ndarray, later: np.ndarray, upto: np.ndarray) -> float | None:
+    """Spearman's partial correlation of ``v`` and ``later`` given ``upto``; ``None`` where a
+    variable is constant or ``later`` is all but fixed by ``upto``."""
+    ranks = np.vstack([pd.Series(a).rank().to_numpy() for a in (v, later, upto)])
+    if np.any(ranks.std(axis=1) == 0):
+        return None
+    r = np.corrcoef(ranks)
+    denominator = (1 - r[0, 2] ** 2) * (1 - r[1, 2] ** 2)
+    if denominator < 1e-9:
+        return None
+    return float((r[0, 1] - r[0, 2] * r[1, 2]) / np.sqrt(denominator))
+
+
+def activity_counts(
+    activities: pd.DataFrame, lead_id: np.ndarray, as_of: np.ndarray
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """For each example (``lead_id`` at ``as_of``): the lead's activities up to as-of and
+    after it (to the end of the log), for all types together (``any``) and by type."""
+    codes, leads = pd.factorize(np.asarray(lead_id))
+    act_codes = pd.Index(leads).get_indexer(activities["lead_id"])
+    keep = act_codes >= 0  # the log of the examples' leads only, before any other column
+    act_codes = act_codes[keep].astype("int64")
+    activities = activities.loc[keep, ["occurred_at", "activity_type"]]
+    act_times = activities["occurred_at"].to_numpy("datetime64[us]").view("int64")
+    ex_times = np.asarray(as_of, dtype="datetime64[us]").view("int64")
+    moments, inverse = np.unique(np.concatenate([act_times, ex_times]), return_inverse=True)
+    act_rank, ex_rank = inverse[: len(act_times)], inverse[len(act_times) :]
+    base = np.int64(len(moments) + 1)
+    lead_start, lead_end = codes.astype("int64") * base, (codes.astype("int64") + 1) * base
+    example_key = lead_start + ex_rank
+    types = activities["activity_type"].astype("string").to_numpy()
+    counts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for kind in ("any", *sorted(pd.unique(types))):
+        rows = slice(None) if kind == "any" else types == kind
+        keys = np.sort(act_codes[rows] * base + act_rank[rows])
+        first = np.searchsorted(keys, lead_start, side="left")
+        upto = np.searchsorted(keys, example_key, side="right") - first
+        later = np.searchsorted(keys, lead_end, side="left") - first - upto
+        counts[str(kind)] = (upto, later)
+    return counts
+
+
+def later_activity_correlations(
+    values: pd.DataFrame, lead_id: pd.Series, as_of: pd.Series, activities: pd.DataFrame
+) -> dict[str, tuple[float, str]]:
+    """How closely each numeric lead column of ``values`` (one row per example, as
+    ``lead_id`` at ``as_of``) follows the lead's activity after the as-of date, beyond its
+    activity up to then: the largest partial rank correlation over all types together and
+    each type alone, with that type (``any`` for all); a column without enough examples is
+    left out.
+
+    A value fixed when the lead was created cannot know later activity: it correlates with
+    it only as much as with the earlier activity, and given that, about 0. A counter, a
+    score or an average taken at the export holds the later activity and scores well above
+    (:data:`SNAPSHOT_CORRELATION`). Examples beyond :data:`SNAPSHOT_MAX_EXAMPLES` are
+    drawn at random (seeded).
+    """
+    positions = np.arange(len(values))
+    if len(positions) > SNAPSHOT_MAX_EXAMPLES:
+        rng = np.random.default_rng(0)
+        positions = np.sort(rng.choice(positions, SNAPSHOT_MAX_EXAMPLES, replace=False))
+    if values.empty or len(positions) < SNAPSHOT_MIN_EXAMPLES:
+        return {}
+    counts = activity_counts(activities, lead_id.to_numpy()[positions], as_of.to_numpy()[positions])
+    found: dict[str, tuple[float, str]] = {}
+    for name in values.columns:
+        v = values[name].to_numpy(dtype="float64", na_value=np.nan)[positions]
+        given = ~np.isnan(v)
+        if given.sum() < SNAPSHOT_MIN_EXAMPLES:
+            continue
+        for kind, (upto, later) in counts.items():
+            if int((later[given] > 0).sum()) < SNAPSHOT_MIN_LATER:
+                continue
+            r = _rank_partial_correlation(v[given], later[given], upto[given])
+            if r is not None and (name not in found or r > found[name][0]):
+                found[name] = (r, kind)
+    return found
+
+
+def snapshot_lead_columns(
+    examples: LabelledDataset, data: ClosedLoopData | None = None, *, allow: Iterable[str] = ()
+) -> list[SnapshotColumn]:
+    """Extra lead columns of event-form ``examples`` that look like values taken at the
+    export rather than at the as-of date: named like a running count or a last touch
+    (:func:`snapshot_words`; names the post-contact check already warns about are left to
+    it), or, given the ``data`` the examples were built from, numeric and rising with the
+    lead's activity after the as-of date (:func:`later_activity_correlations`). Columns in
+    ``allow`` are vouched for. Flat data has no as-of date: nothing to say there.
+    """
+    if examples.form != "events":
+        return []
+    allowed = set(allow)
+    extras = [f for f in extra_lead_features(examples) if f.name not in allowed]
+    named_after_contact = post_contact_columns([f.name for f in extras])
+    numeric = [f.name for f in extras if f.kind == "numeric"]
+    correlations: dict[str, tuple[float, str]] = {}
+    if data is not None and examples.order is not None and numeric and len(data.activities):
+        correlations = later_activity_correlations(
+            examples.X[numeric], examples.lead_id, examples.order, data.activities
+        )
+    found: list[SnapshotColumn] = []
+    for feature in extras:
+        words = () if feature.name in named_after_contact else snapshot_words(feature.name)
+        evidence = correlations.get(feature.name)
+        if evidence is not None and evidence[0] < SNAPSHOT_CORRELATION:
+            evidence = None
+        if words or evidence is not None:
+            correlation, activity = evidence if evidence is not None else (None, None)
+            found.append(SnapshotColumn(feature.name, words, correlation, activity))
+    return found
+
+
+def snapshot_note(found: list[SnapshotColumn]) -> str:
+    """One paragraph naming the :func:`snapshot_lead_columns` found, why, and the fix; it
+    says "leak", so the model report lists it under its leakage checks."""
+    named = "; ".join(f"{c.feature!r} ({c.reason()})" for c in found)
+    return (
+        f"{len(found)} lead column(s) look like values taken at the export, not at the as-of "
+        f"date, which would leak the outcome: {named}. Lead columns are read as the export "
+        "wrote them at every as-of date, so a count, score or last touch that kept changing "
+        "tells the model what the lead did later. Drop them from the leads table, or give "
+        "each lead's value at its creation (the activity log already gives counts and "
+        "recency as of each date); if they are fixed when the lead is created, list them "
+        "under leakage.allow in the config."
+    )
+
+
+def warn_snapshot_lead_columns(
+    examples: LabelledDataset, data: ClosedLoopData | None = None, *, allow: Iterable[str] = ()
+) -> list[str]:
+    """Log one warning naming the :func:`snapshot_lead_columns` of ``examples``, and return
+    it as a note for the training run (``[]`` when none)."""
+    found = snapshot_lead_columns(examples, data, allow=allow)
+    if not found:
+        return []
+    note = snapshot_note(found)
+    logger.warning("%s", note)
+    return [note]

@@ -5,22 +5,33 @@ columns; every table's timestamps become timezone-naive UTC ``datetime64`` here,
 format per column, never one per value (a column that reads both day-first and month-first is
 an error, not a guess). The extract moment (``observed_until``) is the given value, a
 manifest's entry, or the latest timestamp in the data, checked for a timestamp in the future
-and for a lone late row that would set it by mistake (:func:`extract_moment`).
+and for a lone late row that would set it by mistake (:func:`extract_moment`). A folder's
+``manifest.json`` is read by :func:`manifest_observed_until` (an unknown key is an error) and
+the moment it declares is held against the data by :func:`check_manifest_moment`: an extract
+holds nothing after the moment it was taken.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
 import logging
+import os
 import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from pandas.api import types as ptypes
 from pandas.tseries.api import guess_datetime_format
 
 from leadscore.errors import DataError
+
+if TYPE_CHECKING:
+    from leadscore.schema import ClosedLoopData
 
 logger = logging.getLogger(__name__)
 
@@ -320,3 +331,143 @@ def parse_observed_until(value: pd.Timestamp | str, source: str = "observed_unti
             "Give the moment of the extract as an ISO timestamp such as 2024-06-30T00:00:00.",
         )
     return until
+
+
+#: The one key of a data folder's ``manifest.json`` that leadscore reads.
+MANIFEST_KEY = "observed_until"
+
+#: The keys ``leadscore synth`` writes beside it (its parameters and counts), read by nothing
+#: else; any other key is an error, so that a misspelt ``observed_until`` is not ignored.
+SYNTH_MANIFEST_KEYS = (
+    "generator",
+    "version",
+    "seed",
+    "params",
+    "format",
+    "counts",
+    "calibration",
+    "truth",
+    "files",
+)
+
+#: A declared extract moment may precede the data's rows by this much: a manifest that gives
+#: the day of the extract (``2026-06-30``) for an export that ran through that day.
+EXTRACT_SLACK = pd.Timedelta(days=1)
+
+
+def manifest_observed_until(folder: str | os.PathLike[str]) -> str | None:
+    """The ``observed_until`` of ``folder``'s ``manifest.json`` as written, checked to be a
+    date, or ``None`` where the folder has no manifest or the manifest no such key.
+
+    The manifest must be a JSON object of known keys (:data:`MANIFEST_KEY` and the
+    :data:`SYNTH_MANIFEST_KEYS` that ``leadscore synth`` writes): an unknown key such as
+    ``extract`` is an error naming the known ones, since the moment it meant to give would
+    otherwise be replaced by the latest timestamp of the data without a word.
+    """
+    manifest = Path(folder) / "manifest.json"
+    if not manifest.exists():
+        return None
+    try:
+        content = json.loads(manifest.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{manifest} is not a JSON object", "Fix or remove the file.") from err
+    if not isinstance(content, dict):
+        raise DataError(f"{manifest} is not a JSON object", "Fix or remove the file.")
+    known = (MANIFEST_KEY, *SYNTH_MANIFEST_KEYS)
+    unknown = [str(key) for key in content if key not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], known, n=1)
+        meant = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DataError(
+            f"{manifest}: unknown key(s) {', '.join(map(repr, unknown))}{meant}; leadscore "
+            f"reads {MANIFEST_KEY!r} (the moment of the extract) and accepts the keys "
+            f"leadscore synth writes ({', '.join(SYNTH_MANIFEST_KEYS)})",
+            'Give the moment of the extract as {"observed_until": "2026-06-30T00:00:00"} '
+            "and remove the other keys.",
+        )
+    value = content.get(MANIFEST_KEY)
+    if value is None:
+        return None
+    parse_observed_until(str(value), f"{manifest}: {MANIFEST_KEY}")
+    return str(value)
+
+
+def _naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
+    return moment.tz_convert("UTC").tz_localize(None) if moment.tzinfo is not None else moment
+
+
+def check_extract_moment_holds(
+    data: ClosedLoopData, source: str, *, now: pd.Timestamp | None = None
+) -> None:
+    """Hold ``data.observed_until``, declared by ``source`` (a manifest's entry), against
+    the data's own timestamps: an extract holds nothing after the moment it was taken.
+
+    Rows more than :data:`EXTRACT_SLACK` after it (leads created, activities, outcomes
+    closed) say the declared moment is wrong: label windows it counts as complete were not,
+    and the activity after it would be read as if it had never happened. More such rows than
+    the newest 0.1% of all rows (:func:`tail_rows`, the stray dates the extract-moment check
+    sets aside too) are an error naming both moments and the fix; fewer are a warning naming
+    them, since a manifest is the documented way around a stray typo. Rows after the current
+    time (``now``, default: the current time, UTC; :func:`future_cutoff`) are typos whichever
+    moment is declared, and not counted here.
+    """
+    until = data.observed_until
+    cutoff = future_cutoff(now if now is not None else utc_now())
+    tables = (
+        ("leads", "created_at", data.leads),
+        ("activities", "occurred_at", data.activities),
+        ("outcomes", "closed_at", data.outcomes),
+    )
+    after = 0
+    latest: tuple[pd.Timestamp, str, str] | None = None
+    for table, column, frame in tables:
+        if frame is None or frame.empty:
+            continue
+        moments = frame[column]
+        late = (moments > until + EXTRACT_SLACK) & (moments <= cutoff)
+        if not late.any():
+            continue
+        after += int(late.sum())
+        label = moments[late].idxmax()
+        moment = pd.Timestamp(moments[label])
+        if latest is None or moment > latest[0]:
+            latest = (moment, f"{table}.{column}", str(frame.loc[label, "lead_id"]))
+    if latest is None:
+        return
+    rows = sum(0 if frame is None else len(frame) for _, _, frame in tables)
+    moment, where, lead = latest
+    said = (
+        f"{source} {until:%Y-%m-%d %H:%M} is before {after:,} row(s) of the data (the latest: "
+        f"{where} {moment:%Y-%m-%d %H:%M} for lead {lead!r}); an extract holds nothing after "
+        "the moment it was taken"
+    )
+    fix = (
+        f"Set observed_until to the moment the extract was taken (no earlier than "
+        f"{moment:%Y-%m-%d %H:%M}), or remove it from manifest.json to take the latest "
+        "timestamp of the data."
+    )
+    if after > tail_rows(rows):
+        raise DataError(said, fix)
+    logger.warning(
+        "%s; if they are typos, correct them: they count as after every as-of date. %s",
+        said,
+        fix,
+    )
+
+
+def check_manifest_moment(
+    folder: str | os.PathLike[str], data: ClosedLoopData, *, now: pd.Timestamp | None = None
+) -> None:
+    """:func:`check_extract_moment_holds` for data read from ``folder``, when its
+    ``observed_until`` is the one ``folder``'s ``manifest.json`` declares (a moment the
+    caller gave instead is the caller's; a database or a folder without a manifest entry has
+    nothing to check)."""
+    path = Path(folder)
+    if not path.is_dir():
+        return
+    declared = manifest_observed_until(path)
+    if declared is None:
+        return
+    if _naive_utc(parse_observed_until(declared)) != data.observed_until:
+        return
+    check_extract_moment_holds(data, f"{path / 'manifest.json'}: {MANIFEST_KEY}", now=now)

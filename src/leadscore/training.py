@@ -52,6 +52,7 @@ from leadscore.encoding import FeatureEncoder
 from leadscore.errors import DataError, ModelError, SpecError
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import (
+    event_closed_lead_rows,
     find_leakage_suspects,
     leakage_error,
     post_contact_columns,
@@ -464,6 +465,7 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
         auc_threshold=config.leakage.auc_threshold,
         allow=(*dataset.allowed_leakage, *config.leakage.allow),
         seed=config.seed,
+        closed_leads=event_closed_lead_rows(dataset, folds.fit),
     )
     if suspects:
         raise leakage_error(suspects)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -111,17 +112,33 @@ def load_training_data(
     args: argparse.Namespace, config: TrainConfig
 ) -> tuple[LabelledDataset, dict[str, Any] | None]:
     """The labelled examples of ``--spec`` or ``--data``, and the spec as plain data."""
+    dataset, spec, _ = load_training_data_with_notes(args, config)
+    return dataset, spec
+
+
+def load_training_data_with_notes(
+    args: argparse.Namespace, config: TrainConfig
+) -> tuple[LabelledDataset, dict[str, Any] | None, list[str]]:
+    """:func:`load_training_data` and the notes its checks of the data leave for the run.
+
+    Event data: lead columns that look like values taken at the export rather than at the
+    as-of date (:func:`~leadscore.leakage.warn_snapshot_lead_columns`) are warned about here,
+    where the activity log is at hand, and returned as a note that the run records.
+    """
     if args.spec:
         from leadscore.datasets import load_dataset
         from leadscore.specs import load_spec
 
         spec = load_spec(args.spec, data_root=args.data_root)
-        return load_dataset(spec), spec.to_dict()
+        return load_dataset(spec), spec.to_dict(), []
     from leadscore.features import build_event_examples
     from leadscore.io import event_data_name, load_closed_loop
+    from leadscore.leakage import warn_snapshot_lead_columns
 
     events = load_closed_loop(args.data)
-    return build_event_examples(events, config.events, name=event_data_name(args.data)), None
+    examples = build_event_examples(events, config.events, name=event_data_name(args.data))
+    notes = warn_snapshot_lead_columns(examples, events, allow=config.leakage.allow)
+    return examples, None, notes
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -306,8 +323,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     check_outputs(args, config)
-    dataset, spec = load_training_data(args, config)
+    dataset, spec, notes = load_training_data_with_notes(args, config)
     result = train(dataset, config)
+    if notes:  # the run's notes are what its report and MLflow keep
+        result = dataclasses.replace(result, warnings=(*notes, *result.warnings))
     model_dir = args.model_out or Path("models") / dataset.name
     run_id = None if args.no_mlflow else _log_to_mlflow(result, dataset, spec, config)
     if args.metrics_out is not None:

@@ -144,6 +144,9 @@ def run(args: argparse.Namespace) -> int:
     except LeadscoreError as err:  # no outcomes table, or too little time for one window
         _print_note(f"train would stop here: {err}")
         return 0
+    from leadscore.leakage import warn_snapshot_lead_columns
+
+    warn_snapshot_lead_columns(examples, events, allow=config.leakage.allow)
     _print_note(check_as_train_would(examples, config))
     return 0
 

@@ -1,0 +1,313 @@
+"""Lead columns taken at the export, not at the as-of date, and the extract moment a folder's
+manifest declares: two ways an export can hold what happened after the moments training
+reads it at."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadscore.config import TrainConfig
+from leadscore.errors import DataError
+from leadscore.features import build_event_examples
+from leadscore.io import write_tables
+from leadscore.leakage import (
+    SNAPSHOT_CORRELATION,
+    snapshot_lead_columns,
+    snapshot_words,
+    warn_snapshot_lead_columns,
+)
+from leadscore.schema import ClosedLoopData, validate_closed_loop
+from leadscore.synth import SynthParams, generate_closed_loop
+from leadscore.timestamps import (
+    SYNTH_MANIFEST_KEYS,
+    check_extract_moment_holds,
+    check_manifest_moment,
+    manifest_observed_until,
+)
+
+# --------------------------------------------------------------------------- names
+
+
+def test_names_of_running_counts_and_last_touches_are_recognised():
+    flagged = {
+        "Total Web Activity": ("total", "web", "activity"),
+        "TotalVisits": ("total", "visits"),
+        "Page Views Per Visit": ("per", "page", "views", "visit"),
+        "Total Time Spent on Website": ("total", "time", "website"),
+        "hs_analytics_num_page_views": ("num", "page", "views"),
+        "num_conversion_events": ("num", "conversion", "events"),
+        "Emails Opened": ("opened", "emails"),
+        "email_open_rate": ("rate", "email", "open"),
+        "Last Touch Channel": ("last", "touch"),
+        "recent_conversion_event": ("recent", "conversion", "event"),
+        "Engagement Level": ("engagement",),
+        "Lifetime Value": ("lifetime",),
+        "days_since_last_visit": ("days since",),
+        "Number of Webinars": ("number", "webinars"),
+    }
+    assert {name: snapshot_words(name) for name in flagged} == flagged
+
+
+def test_names_known_at_creation_are_not_taken_for_running_counts():
+    innocent = [
+        "Number of Employees",
+        "Phone Number",
+        "Lead Number",
+        "Last Name",
+        "Total Revenue",
+        "annual_revenue",
+        "Tax Rate",
+        "employee_count",
+        "First Page Seen",
+        "first_conversion_event",
+        "Web Source",
+        "Do Not Email",
+        "Activity Index",
+        "Business Activity",
+        "Hot Water Heater Owner",
+        "budget",
+    ]
+    assert {name: snapshot_words(name) for name in innocent if snapshot_words(name)} == {}
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _synthetic(n_leads: int = 2500, seed: int = 4) -> ClosedLoopData:
+    synthetic = generate_closed_loop(SynthParams(n_leads=n_leads, seed=seed))
+    return validate_closed_loop(
+        synthetic.leads,
+        synthetic.activities,
+        synthetic.outcomes,
+        observed_until=synthetic.observed_until,
+    )
+
+
+def _with_lead_columns(data: ClosedLoopData, **columns: object) -> ClosedLoopData:
+    return validate_closed_loop(
+        data.leads.assign(**columns),
+        data.activities,
+        data.outcomes,
+        observed_until=data.observed_until,
+    )
+
+
+def _counted(data: ClosedLoopData, rows: pd.Series) -> np.ndarray:
+    """Each lead's count of the activity rows ``rows`` selects, in lead order."""
+    counts = data.activities[rows].groupby("lead_id").size()
+    return counts.reindex(data.leads["lead_id"]).fillna(0).to_numpy()
+
+
+def test_activity_is_counted_up_to_and_after_each_as_of_date(event_frames):
+    from leadscore.leakage import activity_counts
+
+    data = validate_closed_loop(**event_frames)
+    lead_id = np.array(["a", "a", "b", "c"])
+    as_of = pd.to_datetime(["2024-01-02", "2024-01-10", "2024-01-01", "2024-02-02"]).to_numpy()
+    counts = activity_counts(data.activities, lead_id, as_of)
+    assert set(counts) == {"any", "page_view", "form_fill", "email_open", "chat"}
+    upto, later = counts["any"]
+    assert upto.tolist() == [1, 2, 0, 1]  # an activity at the as-of moment counts as known
+    assert later.tolist() == [1, 0, 1, 0]
+    assert [c.tolist() for c in counts["form_fill"]] == [[0, 1, 0, 0], [1, 0, 0, 0]]
+
+
+@pytest.fixture(scope="module")
+def synthetic() -> ClosedLoopData:
+    return _synthetic()
+
+
+def test_a_lifetime_counter_is_found_in_the_data_whatever_its_name(synthetic):
+    """A count of every web visit the lead ever made, as the export wrote it: the name says
+    nothing, the data does (it rises with the visits after each as-of date)."""
+    acts = synthetic.activities
+    web = acts["activity_type"].isin(["web_visit", "page_view"])
+    created = acts["lead_id"].map(synthetic.leads.set_index("lead_id")["created_at"])
+    first_day = web & (acts["occurred_at"] <= created + pd.Timedelta(days=1))
+    rng = np.random.default_rng(0)
+    data = _with_lead_columns(
+        synthetic,
+        web_x=_counted(synthetic, web),
+        opens_x=_counted(synthetic, acts["activity_type"] == "email_open"),
+        first_day_visits=_counted(synthetic, first_day),  # known a day after creation
+        employees=rng.integers(1, 5000, len(synthetic.leads)),
+    )
+    examples = build_event_examples(data, TrainConfig().events)
+    found = {c.feature: c for c in snapshot_lead_columns(examples, data)}
+    assert set(found) == {"web_x", "opens_x"}
+    assert found["web_x"].words == () and found["web_x"].correlation >= SNAPSHOT_CORRELATION
+    assert found["opens_x"].activity == "email_open"
+    assert "after the as-of date" in found["web_x"].reason()
+    # without the log only names speak, and these say nothing
+    assert snapshot_lead_columns(examples) == []
+    # vouched for
+    assert [c.feature for c in snapshot_lead_columns(examples, data, allow=["web_x"])] == [
+        "opens_x"
+    ]
+
+
+def test_names_alone_are_warned_about_and_the_warning_says_leak_and_the_fix(synthetic, caplog):
+    n = len(synthetic.leads)
+    data = _with_lead_columns(
+        synthetic,
+        **{
+            "Last Touch Channel": np.resize(["email", "web", "event"], n),
+            "Lead Temperature": np.resize(["Hot", "Cold"], n),  # the post-contact check's
+        },
+    )
+    examples = build_event_examples(data, TrainConfig().events)
+    with caplog.at_level(logging.WARNING, logger="leadscore.leakage"):
+        notes = warn_snapshot_lead_columns(examples, data)
+    assert len(notes) == 1 and notes[0] in caplog.text
+    assert (
+        "'Last Touch Channel' (named like a running count or last touch: last, touch)" in notes[0]
+    )
+    assert "Lead Temperature" not in notes[0]  # warned about at loading as post-contact
+    assert "leak" in notes[0] and "Drop them from the leads table" in notes[0]
+    assert "value at its creation" in notes[0] and "leakage.allow" in notes[0]
+
+
+def test_synthetic_data_and_flat_specs_raise_no_snapshot_warning(synthetic, shared_data_root):
+    from leadscore.datasets import load_dataset
+
+    examples = build_event_examples(synthetic, TrainConfig().events)
+    assert snapshot_lead_columns(examples, synthetic) == []
+    for name in ("x_education", "olist"):  # one row per lead, no as-of date
+        assert snapshot_lead_columns(load_dataset(name, data_root=shared_data_root)) == []
+
+
+def test_train_warns_and_records_the_note(tmp_path, capsys):
+    """A counter that does not give the outcome away (the guard lets it through) still
+    leaks: train says so, and the run's notes keep it for the report."""
+    from leadscore.cli import main
+
+    data = _synthetic(n_leads=3000, seed=5)
+    opens = _counted(data, data.activities["activity_type"] == "email_open")
+    leads = data.leads.assign(**{"Email Opens": opens})
+    write_tables(
+        {"leads": leads, "activities": data.activities, "outcomes": data.outcomes},
+        tmp_path / "crm",
+    )
+    code = main(
+        [
+            "-q",
+            "train",
+            "--data",
+            str(tmp_path / "crm"),
+            "--no-mlflow",
+            "--allow-worse",
+            "--model-out",
+            str(tmp_path / "model"),
+            "--metrics-out",
+            str(tmp_path / "metrics.json"),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "note: 1 lead column(s) look like values taken at the export" in out
+    assert "'Email Opens'" in out
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def _folder(tmp_path, event_frames, manifest: object) -> str:
+    write_tables(event_frames, tmp_path)
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    return str(tmp_path)
+
+
+def test_an_unknown_manifest_key_is_an_error_naming_the_known_ones(tmp_path, event_frames):
+    folder = _folder(tmp_path, event_frames, {"extract": "2024-06-30"})
+    with pytest.raises(DataError, match=r"unknown key\(s\) 'extract'; leadscore reads "):
+        manifest_observed_until(folder)
+    folder = _folder(tmp_path, event_frames, {"observed_untill": "2024-06-30"})
+    with pytest.raises(DataError, match=r"did you mean 'observed_until'\?"):
+        manifest_observed_until(folder)
+    with pytest.raises(DataError, match="not a JSON object"):
+        _folder(tmp_path, event_frames, ["2024-06-30"])
+        manifest_observed_until(folder)
+
+
+def test_a_synth_manifest_is_read(tmp_path):
+    from leadscore.synth import write_synthetic
+
+    write_synthetic(SynthParams(n_leads=50, seed=1), tmp_path, fmt="csv", progress=False)
+    written = json.loads((tmp_path / "manifest.json").read_text())
+    assert set(written) <= {"observed_until", *SYNTH_MANIFEST_KEYS}
+    assert manifest_observed_until(tmp_path) == written["observed_until"]
+
+
+def test_a_declared_extract_moment_before_the_data_is_an_error(tmp_path, event_frames):
+    """Activity after the moment the extract was taken cannot be: the manifest is wrong."""
+    data = validate_closed_loop(**event_frames, observed_until="2024-01-04")
+    folder = _folder(tmp_path, event_frames, {"observed_until": "2024-01-04"})
+    with pytest.raises(DataError) as raised:
+        check_manifest_moment(folder, data)
+    message = str(raised.value)
+    assert "manifest.json: observed_until 2024-01-04 00:00 is before 5 row(s)" in message
+    assert "outcomes.closed_at 2024-03-01 00:00 for lead 'b'" in message
+    assert "no earlier than 2024-03-01 00:00" in message and "\n" not in message
+    # within a day of the declared moment: the day of the extract, as a date
+    fine = validate_closed_loop(**event_frames, observed_until="2024-02-29T12:00")
+    check_manifest_moment(
+        _folder(tmp_path, event_frames, {"observed_until": "2024-02-29T12:00"}), fine
+    )
+
+
+def test_a_stray_row_after_the_declared_moment_is_a_warning(event_frames, caplog):
+    """A manifest is the documented way around a lone typo: named, not refused."""
+    frames = {k: v.copy() for k, v in event_frames.items()}
+    frames["activities"].loc[1, "occurred_at"] = "2024-05-01"
+    data = validate_closed_loop(**frames, observed_until="2024-03-01")
+    with caplog.at_level(logging.WARNING, logger="leadscore.timestamps"):
+        check_extract_moment_holds(data, "manifest.json: observed_until")
+    assert "is before 1 row(s) of the data (the latest: activities.occurred_at 2024-05-01" in (
+        caplog.text
+    )
+    caplog.clear()
+    frames["activities"].loc[1, "occurred_at"] = "2062-05-01"  # the future check's business
+    data = validate_closed_loop(**frames, observed_until="2024-03-01")
+    with caplog.at_level(logging.WARNING, logger="leadscore.timestamps"):
+        check_extract_moment_holds(data, "manifest.json: observed_until")
+    assert caplog.text == ""
+
+
+def test_a_moment_the_caller_gives_is_not_held_against_the_manifest(tmp_path, event_frames):
+    data = validate_closed_loop(**event_frames, observed_until="2024-01-04")
+    folder = _folder(tmp_path, event_frames, {"observed_until": "2024-06-30"})
+    check_manifest_moment(folder, data)  # the manifest's moment was not used: nothing to say
+
+
+# ------------------------------------------------- through the loaders (io.py, validate.py)
+
+
+def test_loading_a_folder_checks_its_manifest(tmp_path, event_frames):
+    from leadscore.io import load_closed_loop
+
+    folder = _folder(tmp_path, event_frames, {"observed_until": "2024-01-04"})
+    with pytest.raises(DataError, match="is before 5 row"):
+        load_closed_loop(folder)
+    folder = _folder(tmp_path, event_frames, {"extract": "2024-06-30"})
+    with pytest.raises(DataError, match=r"unknown key\(s\) 'extract'"):
+        load_closed_loop(folder)
+
+
+def test_validate_warns_about_a_snapshot_column(tmp_path, caplog):
+    from leadscore.cli import main
+
+    data = _synthetic(n_leads=1500, seed=6)
+    web = data.activities["activity_type"].isin(["web_visit", "page_view"])
+    leads = data.leads.assign(**{"Total Web Activity": _counted(data, web)})
+    write_tables(
+        {"leads": leads, "activities": data.activities, "outcomes": data.outcomes},
+        tmp_path / "crm",
+    )
+    with caplog.at_level(logging.WARNING):
+        main(["-q", "validate", "--data", str(tmp_path / "crm")])
+    assert "'Total Web Activity' (named like a running count" in caplog.text
