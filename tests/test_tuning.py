@@ -20,15 +20,20 @@ from leadscore.config import TrainConfig, parse_config
 from leadscore.errors import LeadscoreError, ModelError, SpecError
 from leadscore.schema import Feature, LabelledDataset
 from leadscore.tuning import (
+    CELLS_PER_THREAD,
+    REFERENCE_LEARNING_RATE,
     MlflowTrialLogger,
     PruningCallback,
     TuneSettings,
+    available_cpus,
     default_storage,
     open_study,
     prepare_problem,
+    report_interval,
     run_study,
     search_space,
     study_config,
+    trial_threads,
     tune,
 )
 
@@ -245,6 +250,91 @@ def test_steps_count_rounds_at_learning_rate_0_01(problem):
     ]
 
 
+def test_a_fast_learner_reports_on_a_coarser_grid_of_the_same_steps(problem):
+    study = optuna.create_study()
+    trial = study.ask()
+    callback = PruningCallback(trial, "binary_logloss", learning_rate=0.2, every=50, min_rounds=20)
+    train_set = problem.lgb_dataset(problem.folds.fit)
+    valid_set = problem.lgb_dataset(problem.folds.valid, reference=train_set)
+    params = {**problem.base_params, "metric": "binary_logloss", "learning_rate": 0.2}
+    lgb.train(
+        params,
+        train_set,
+        num_boost_round=65,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[callback],
+    )
+    # 65 rounds at 0.2 are 1300 steps; 50 steps are 2.5 rounds, doubled to 400 (20 rounds)
+    assert sorted(trial.storage.get_trial(trial._trial_id).intermediate_values) == [
+        400,
+        800,
+        1200,
+    ]
+
+
+def test_reports_are_spaced_in_rounds_and_stay_on_the_shared_grid(problem):
+    """Each report is a storage write and a read of every trial: across the searched learning
+    rates, reports come at least ``report_rounds`` rounds apart, on steps that are multiples of
+    ``report_every`` by a power of two (so the median pruner finds them in slower trials)."""
+    settings = TuneSettings()
+    rates = problem.space["learning_rate"]
+    for lr in np.geomspace(rates.low, rates.high, 25):
+        interval = report_interval(lr, settings.report_every, settings.report_rounds)
+        assert interval * REFERENCE_LEARNING_RATE / lr >= settings.report_rounds - 1e-9, lr
+        ratio = interval // settings.report_every
+        assert interval % settings.report_every == 0 and ratio & (ratio - 1) == 0, lr
+        # the smallest such: half the interval would be too close (or below report_every)
+        assert ratio == 1 or interval / 2 * REFERENCE_LEARNING_RATE / lr < settings.report_rounds
+    assert report_interval(0.01, 50, 20) == 50  # 50 rounds apart already
+    assert report_interval(0.03, 50, 20) == 100
+    assert report_interval(0.1, 50) == 50  # min_rounds 1: every report_every steps
+
+
+def test_trials_on_small_data_run_on_one_thread(dataset):
+    """LightGBM's default (a thread per core) on a few thousand leads spends each round at
+    OpenMP barriers, hundreds of times the work when the machine is busy."""
+    unset = {**FAST, "lightgbm": {**FAST["lightgbm"], "params": {}}}
+    problem = prepare_problem(dataset, parse_config(unset))
+    assert problem.base_params["num_threads"] == 1
+    assert "num_threads" not in problem.config  # run-only: not recorded in the study
+    # a value of the config is the user's decision, also 0 (LightGBM's default)
+    for threads in (0, 3):
+        config = parse_config(_fixing(num_threads=threads))
+        assert prepare_problem(dataset, config).base_params["num_threads"] == threads
+
+
+def test_trial_threads_grow_with_the_cells_of_the_fit_fold():
+    assert trial_threads(2_735, 12, cpus=16) == 1
+    assert trial_threads(10, 10, cpus=16) == 1
+    assert trial_threads(CELLS_PER_THREAD // 10 * 4, 10, cpus=16) == 4
+    assert trial_threads(500_000, 40, cpus=16) == 16  # at most one per CPU
+    assert trial_threads(2_000_000, 6, cpus=16) == 6  # at most one per feature
+    assert trial_threads(500_000, 40, cpus=0) == 1
+    assert trial_threads(500_000, 40) >= 1
+
+
+def test_omp_num_threads_caps_the_trial_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert available_cpus() == 1
+    assert trial_threads(10_000_000, 40) == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert available_cpus() >= 1
+
+
+def test_the_thread_count_changes_no_trial_value(tmp_path, dataset):
+    """The trials' boosters are deterministic: the study finds the same values whatever the
+    threads, so the final model (fitted with LightGBM's default) repeats its best trial."""
+    values = []
+    for threads in (1, 2):
+        problem = prepare_problem(dataset, parse_config(_fixing(num_threads=threads)))
+        settings = _settings(trials=3)
+        study = open_study(settings, "demo", f"sqlite:///{tmp_path / f'{threads}.db'}")
+        run_study(study, problem, settings)
+        values.append([t.value for t in study.trials])
+    assert values[0] == values[1]
+
+
 def test_the_median_pruner_stops_a_clearly_bad_configuration(tmp_path, problem):
     settings = _settings(trials=6, startup_trials=3)
     study = open_study(settings, "demo", f"sqlite:///{tmp_path / 'optuna.db'}")
@@ -340,6 +430,7 @@ def test_the_objective_sets_the_direction(tmp_path, problem, objective, directio
         ({"timeout": -1.0}, "--timeout"),
         ({"objective": "accuracy"}, "unknown tuning objective"),
         ({"study_name": " "}, "--study-name"),
+        ({"report_rounds": 0}, "report_rounds"),
     ],
 )
 def test_bad_settings_are_one_line_errors(kwargs, match):

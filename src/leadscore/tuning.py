@@ -7,6 +7,13 @@ never seen by the search, so the test metrics of the tuned model stay as honest 
 the default one. Bad trials are stopped early: as boosting goes on, the valid metric is
 reported to the trial (:class:`PruningCallback`) and Optuna's median pruner may end it.
 
+A trial's booster runs on as many threads as its data can keep busy (:func:`trial_threads`):
+on a few thousand leads a boosting round is about a millisecond of work, and LightGBM's
+default, an OpenMP thread per core, makes every round wait at barriers for all of them, which
+gains nothing on an idle machine and costs tens to hundreds of times the work on one busy
+with other processes. The scores do not change (the boosters are deterministic); a
+``num_threads`` set in ``lightgbm.params`` is used as is.
+
 A parameter the config fixes in ``lightgbm.params`` is not searched: the user's value is
 used by every trial and by the final model (:func:`search_space` leaves it out).
 
@@ -29,6 +36,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -89,6 +97,11 @@ class TuneSettings:
     seed : seed of the TPE sampler (the boosters use ``config.seed``).
     report_every : steps between two reports of the valid metric to the pruner; a step is a
         round at learning rate 0.01 (see :class:`PruningCallback`).
+    report_rounds : rounds at least between two reports: a trial with a high learning rate
+        reports every ``report_every * 2**k`` steps, ``k`` the smallest that spaces its
+        reports this far (see :func:`report_interval`). A report writes to the study's
+        storage and the pruner reads every trial back, which costs more than 20 rounds of a
+        booster on a few thousand leads.
     warmup_steps : steps before which no trial is pruned (300: 100 rounds at the default
         learning rate 0.03), so every trial gets a fair start.
     startup_trials : trials completed before the median pruner judges (as many as TPE draws
@@ -102,6 +115,7 @@ class TuneSettings:
     storage: str | None = None
     seed: int = 0
     report_every: int = 50
+    report_rounds: int = 20
     warmup_steps: int = 300
     startup_trials: int = 10
 
@@ -121,7 +135,7 @@ class TuneSettings:
                 f"--timeout must be a positive number of seconds, got {self.timeout}",
                 "Use e.g. 600, or leave it out for no limit.",
             )
-        for name in ("report_every", "startup_trials"):
+        for name in ("report_every", "report_rounds", "startup_trials"):
             if getattr(self, name) < 1:
                 raise SpecError(f"{name} must be at least 1", f"Set {name} to e.g. 10.")
         if self.warmup_steps < 0:
@@ -188,6 +202,44 @@ def _full_search_space(n_rows: int) -> dict[str, ParamRange]:
         "min_data_per_group": ParamRange(5, 200, log=True, integer=True),
         "max_cat_threshold": ParamRange(8, 64, integer=True),
     }
+
+
+#: Cells (examples times features) of the fit fold that make one LightGBM thread worth its
+#: synchronisation in a trial (about 20,000 leads of a dozen features, where
+#: :func:`~leadscore.training.default_params` starts to grow larger trees): with fewer, a
+#: round is over before a second thread helps.
+CELLS_PER_THREAD = 250_000
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask (else the machine's count), at most
+    ``OMP_NUM_THREADS`` when that is set, as LightGBM's own default would honour it."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        cpus = os.cpu_count() or 1
+    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if omp.isdigit() and int(omp) > 0:
+        cpus = min(cpus, int(omp))
+    return max(1, cpus)
+
+
+def trial_threads(n_rows: int, n_features: int, cpus: int | None = None) -> int:
+    """LightGBM threads for a trial fitting ``n_rows`` examples of ``n_features`` features:
+    one per :data:`CELLS_PER_THREAD` cells, at least 1, at most one per feature (histograms
+    are built column-wise, a feature per thread) and one per CPU (``cpus``, default
+    :func:`available_cpus`).
+
+    LightGBM's default, a thread per core, splits each round into OpenMP regions whose
+    barriers wait for every thread. On small lead tables that gains nothing, and when
+    another process holds a core each barrier waits for the scheduler to bring the thread
+    back: a trial of 300 rounds on 2,700 leads took 96 s on a busy machine, 0.3 s on one
+    thread. The booster is deterministic (``deterministic``, ``force_col_wise``), so the
+    thread count changes the speed of a trial, never its score.
+    """
+    cpus = available_cpus() if cpus is None else max(1, cpus)
+    wanted = n_rows * n_features // CELLS_PER_THREAD
+    return int(max(1, min(wanted, n_features, cpus)))
 
 
 #: LightGBM parameters that change how fast a booster is fitted, not what it learns: set in
@@ -257,7 +309,8 @@ def _shown(value: Any) -> str:
 @dataclass(frozen=True)
 class TuningProblem:
     """The data of every trial, prepared once: the encoded matrix, labels, folds and the
-    base parameters (defaults, config, monotone constraints) that each trial overrides.
+    base parameters (defaults, config, monotone constraints, and ``num_threads`` from
+    :func:`trial_threads` unless the config sets it) that each trial overrides.
 
     ``fixed_params`` are the searchable parameters the config fixes (left out of ``space``);
     ``config`` is :func:`study_config`, what the study must have been run with.
@@ -289,12 +342,23 @@ class TuningProblem:
 
 def prepare_problem(dataset: LabelledDataset, config: TrainConfig | None = None) -> TuningProblem:
     """Folds, encoder and base parameters exactly as :func:`leadscore.training.train` makes
-    them, with its checks (cold start, one-class folds, leakage) run before any trial."""
+    them, with its checks (cold start, one-class folds, leakage) run before any trial; the
+    trials' boosters run on :func:`trial_threads` threads unless ``lightgbm.params`` sets
+    ``num_threads`` (a run-only parameter: the study does not record it)."""
     config = config or TrainConfig()
     prepared = prepare_training(dataset, config)
     folds, y, encoder = prepared.folds, prepared.y, prepared.encoder
     n_rows = len(folds.fit) + len(folds.valid)
     base = base_params(dataset, config, n_rows)
+    if "num_threads" not in base:
+        n_features = prepared.matrix.shape[1]
+        base["num_threads"] = trial_threads(len(folds.fit), n_features)
+        logger.info(
+            "trials fit on %d LightGBM thread(s): %s examples x %d features in the fit fold",
+            base["num_threads"],
+            f"{len(folds.fit):,}",
+            n_features,
+        )
     fixed = fixed_params(config, n_rows)
     return TuningProblem(
         matrix=prepared.matrix,
@@ -326,13 +390,28 @@ def fixed_params(config: TrainConfig, n_rows: int) -> dict[str, Any]:
     return fixed
 
 
+def report_interval(learning_rate: float, every: int, min_rounds: int = 1) -> int:
+    """Steps between two reports of a trial at ``learning_rate``: ``every * 2**k``, with
+    ``k`` the smallest that makes it at least ``min_rounds`` rounds.
+
+    A multiple of ``every`` by a power of two, so the steps a fast learner reports are steps
+    every slower trial (and every trial of a study run with ``every`` alone) reports too:
+    the median pruner compares trials at the same step.
+    """
+    interval = every
+    while interval * REFERENCE_LEARNING_RATE / learning_rate < min_rounds - 1e-9:
+        interval *= 2
+    return interval
+
+
 class PruningCallback:
     """LightGBM callback that reports the valid metric to an Optuna trial and raises
     :class:`optuna.TrialPruned` when the pruner says the trial is behind the others.
 
     Steps are counted in rounds at the reference learning rate 0.01 (``rounds *
     learning_rate / 0.01``), and a report is made each time that count passes a multiple of
-    ``every``: the median pruner compares trials at the same step, and a trial at learning
+    :func:`report_interval` (``every``, doubled until the reports are ``min_rounds`` rounds
+    apart): the median pruner compares trials at the same step, and a trial at learning
     rate 0.01 after 100 rounds has come as far as one at 0.1 after 10. Counted in plain
     rounds, every slow learner would look behind and be pruned, and the search would drift
     to high learning rates.
@@ -343,6 +422,8 @@ class PruningCallback:
     metric : LightGBM's name of the reported metric (``binary_logloss``, ``auc``, ...).
     learning_rate : the trial's learning rate.
     every : steps between reports (a report per round would slow the study's storage).
+    min_rounds : rounds at least between reports: each is a write to the study's storage
+        and a read of its trials by the pruner, slower than many rounds of a small booster.
     valid_name : name of the validation set in ``lgb.train(valid_names=...)``.
     """
 
@@ -355,19 +436,21 @@ class PruningCallback:
         *,
         learning_rate: float = REFERENCE_LEARNING_RATE,
         every: int = 50,
+        min_rounds: int = 1,
         valid_name: str = "valid",
     ) -> None:
         self.trial = trial
         self.metric = metric
         self.learning_rate = learning_rate
         self.every = every
+        self.interval = report_interval(learning_rate, every, min_rounds)
         self.valid_name = valid_name
         self.last_step_ = 0
 
     def __call__(self, env: lgb.callback.CallbackEnv) -> None:
         rounds = env.iteration + 1
         progress = int(rounds * self.learning_rate / REFERENCE_LEARNING_RATE + 1e-9)
-        step = progress - progress % self.every
+        step = progress - progress % self.interval
         if step <= self.last_step_:
             return
         self.last_step_ = step
@@ -400,7 +483,11 @@ def make_objective(
         valid_set = problem.lgb_dataset(valid_rows, reference=train_set)
         started = time.perf_counter()
         pruning = PruningCallback(
-            trial, metric, learning_rate=float(params["learning_rate"]), every=settings.report_every
+            trial,
+            metric,
+            learning_rate=float(params["learning_rate"]),
+            every=settings.report_every,
+            min_rounds=settings.report_rounds,
         )
         booster, best = fit_early_stopped(
             params,
