@@ -7,7 +7,7 @@ variant alike, each on its own SQLite study like the command's:
 * ``lgb-threads``: LightGBM's default thread count (``num_threads`` 0, a thread per core) and
   a report every ``report_every`` steps, however few rounds apart (tune before the fix);
 * ``lgb-threads+spaced``: the default thread count, reports spaced ``report_rounds`` apart;
-* ``trial-threads``: :func:`leadscore.tuning.trial_threads` threads, reports on every step;
+* ``trial-threads``: :func:`leadscore.training.booster_threads` threads, reports on every step;
 * ``tuned``: both, as ``leadscore tune`` runs trials now.
 
 The pruner is the command's (median, judging from the 11th trial on): with up to 10 trials no

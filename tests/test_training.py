@@ -653,3 +653,33 @@ def test_flat_data_intervals_are_the_row_bootstrap(result: TrainingResult) -> No
     )
     assert uncertainty["ece_by_chance"] == {**chance, "n_groups": result.metrics["n_test"]}
     assert "on these leads, by chance alone: " in format_report(result)
+
+
+def test_the_booster_fits_on_the_threads_its_data_can_use_and_records_none(monkeypatch) -> None:
+    """LightGBM's thread per core only waits at barriers on a lead table of a few thousand
+    rows (and stalls on a busy machine): the booster fits on training.booster_threads, a
+    speed that is not recorded as a parameter of the model and changes no probability; a
+    num_threads in the config is used as given."""
+    import lightgbm as lgb
+
+    from leadscore import training as training_module
+
+    dataset = flat_dataset(2000)[0]
+    seen: list[Any] = []
+    real_train = lgb.train
+
+    def recording_train(params: dict[str, Any], *args: Any, **kwargs: Any) -> lgb.Booster:
+        seen.append(params.get("num_threads"))
+        return real_train(params, *args, **kwargs)
+
+    monkeypatch.setattr(training_module.lgb, "train", recording_train)
+    quick = parse_config({"evaluation": {"resamples": 0}})
+    small = train(dataset, quick)
+    assert seen == [1, 1]  # the early-stopped fit and the refit: 2,000 rows of 5 features
+    assert "num_threads" not in small.model.metadata["params"]
+    seen.clear()
+    given = train(dataset, quick, params={"num_threads": 2})
+    assert seen == [2, 2]
+    np.testing.assert_array_equal(
+        small.model.predict_proba(dataset.X), given.model.predict_proba(dataset.X)
+    )

@@ -19,13 +19,12 @@ from leadscore.commands import tune as tune_command
 from leadscore.config import TrainConfig, parse_config
 from leadscore.errors import LeadscoreError, ModelError, SpecError
 from leadscore.schema import Feature, LabelledDataset
+from leadscore.training import CELLS_PER_THREAD, available_cpus, booster_threads
 from leadscore.tuning import (
-    CELLS_PER_THREAD,
     REFERENCE_LEARNING_RATE,
     MlflowTrialLogger,
     PruningCallback,
     TuneSettings,
-    available_cpus,
     default_storage,
     open_study,
     prepare_problem,
@@ -33,7 +32,6 @@ from leadscore.tuning import (
     run_study,
     search_space,
     study_config,
-    trial_threads,
     tune,
 )
 
@@ -305,19 +303,19 @@ def test_trials_on_small_data_run_on_one_thread(dataset):
 
 
 def test_trial_threads_grow_with_the_cells_of_the_fit_fold():
-    assert trial_threads(2_735, 12, cpus=16) == 1
-    assert trial_threads(10, 10, cpus=16) == 1
-    assert trial_threads(CELLS_PER_THREAD // 10 * 4, 10, cpus=16) == 4
-    assert trial_threads(500_000, 40, cpus=16) == 16  # at most one per CPU
-    assert trial_threads(2_000_000, 6, cpus=16) == 6  # at most one per feature
-    assert trial_threads(500_000, 40, cpus=0) == 1
-    assert trial_threads(500_000, 40) >= 1
+    assert booster_threads(2_735, 12, cpus=16) == 1
+    assert booster_threads(10, 10, cpus=16) == 1
+    assert booster_threads(CELLS_PER_THREAD // 10 * 4, 10, cpus=16) == 4
+    assert booster_threads(500_000, 40, cpus=16) == 16  # at most one per CPU
+    assert booster_threads(2_000_000, 6, cpus=16) == 6  # at most one per feature
+    assert booster_threads(500_000, 40, cpus=0) == 1
+    assert booster_threads(500_000, 40) >= 1
 
 
-def test_omp_num_threads_caps_the_trial_threads(monkeypatch):
+def test_omp_num_threads_caps_the_booster_threads(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert available_cpus() == 1
-    assert trial_threads(10_000_000, 40) == 1
+    assert booster_threads(10_000_000, 40) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
     assert available_cpus() >= 1
 

@@ -7,7 +7,8 @@ never seen by the search, so the test metrics of the tuned model stay as honest 
 the default one. Bad trials are stopped early: as boosting goes on, the valid metric is
 reported to the trial (:class:`PruningCallback`) and Optuna's median pruner may end it.
 
-A trial's booster runs on as many threads as its data can keep busy (:func:`trial_threads`):
+A trial's booster runs on as many threads as its data can keep busy
+(:func:`~leadscore.training.booster_threads`):
 on a few thousand leads a boosting round is about a millisecond of work, and LightGBM's
 default, an OpenMP thread per core, makes every round wait at barriers for all of them, which
 gains nothing on an idle machine and costs tens to hundreds of times the work on one busy
@@ -36,7 +37,6 @@ import contextlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -58,6 +58,7 @@ from leadscore.schema import LabelledDataset
 from leadscore.training import (
     TrainingResult,
     base_params,
+    booster_threads,
     fit_early_stopped,
     prepare_training,
     train,
@@ -204,44 +205,6 @@ def _full_search_space(n_rows: int) -> dict[str, ParamRange]:
     }
 
 
-#: Cells (examples times features) of the fit fold that make one LightGBM thread worth its
-#: synchronisation in a trial (about 20,000 leads of a dozen features, where
-#: :func:`~leadscore.training.default_params` starts to grow larger trees): with fewer, a
-#: round is over before a second thread helps.
-CELLS_PER_THREAD = 250_000
-
-
-def available_cpus() -> int:
-    """CPUs this process may run on: its affinity mask (else the machine's count), at most
-    ``OMP_NUM_THREADS`` when that is set, as LightGBM's own default would honour it."""
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # no sched_getaffinity (macOS, Windows)
-        cpus = os.cpu_count() or 1
-    omp = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
-    if omp.isdigit() and int(omp) > 0:
-        cpus = min(cpus, int(omp))
-    return max(1, cpus)
-
-
-def trial_threads(n_rows: int, n_features: int, cpus: int | None = None) -> int:
-    """LightGBM threads for a trial fitting ``n_rows`` examples of ``n_features`` features:
-    one per :data:`CELLS_PER_THREAD` cells, at least 1, at most one per feature (histograms
-    are built column-wise, a feature per thread) and one per CPU (``cpus``, default
-    :func:`available_cpus`).
-
-    LightGBM's default, a thread per core, splits each round into OpenMP regions whose
-    barriers wait for every thread. On small lead tables that gains nothing, and when
-    another process holds a core each barrier waits for the scheduler to bring the thread
-    back: a trial of 300 rounds on 2,700 leads took 96 s on a busy machine, 0.3 s on one
-    thread. The booster is deterministic (``deterministic``, ``force_col_wise``), so the
-    thread count changes the speed of a trial, never its score.
-    """
-    cpus = available_cpus() if cpus is None else max(1, cpus)
-    wanted = n_rows * n_features // CELLS_PER_THREAD
-    return int(max(1, min(wanted, n_features, cpus)))
-
-
 #: LightGBM parameters that change how fast a booster is fitted, not what it learns: set in
 #: ``lightgbm.params`` they are not recorded in a study, so that a study made with 8 threads
 #: can be continued with 16.
@@ -310,7 +273,8 @@ def _shown(value: Any) -> str:
 class TuningProblem:
     """The data of every trial, prepared once: the encoded matrix, labels, folds and the
     base parameters (defaults, config, monotone constraints, and ``num_threads`` from
-    :func:`trial_threads` unless the config sets it) that each trial overrides.
+    :func:`~leadscore.training.booster_threads` unless the config sets it) that each trial
+    overrides.
 
     ``fixed_params`` are the searchable parameters the config fixes (left out of ``space``);
     ``config`` is :func:`study_config`, what the study must have been run with.
@@ -343,8 +307,9 @@ class TuningProblem:
 def prepare_problem(dataset: LabelledDataset, config: TrainConfig | None = None) -> TuningProblem:
     """Folds, encoder and base parameters exactly as :func:`leadscore.training.train` makes
     them, with its checks (cold start, one-class folds, leakage) run before any trial; the
-    trials' boosters run on :func:`trial_threads` threads unless ``lightgbm.params`` sets
-    ``num_threads`` (a run-only parameter: the study does not record it)."""
+    trials' boosters run on :func:`~leadscore.training.booster_threads` threads unless
+    ``lightgbm.params`` sets ``num_threads`` (a run-only parameter: the study does not record
+    it)."""
     config = config or TrainConfig()
     prepared = prepare_training(dataset, config)
     folds, y, encoder = prepared.folds, prepared.y, prepared.encoder
@@ -352,7 +317,7 @@ def prepare_problem(dataset: LabelledDataset, config: TrainConfig | None = None)
     base = base_params(dataset, config, n_rows)
     if "num_threads" not in base:
         n_features = prepared.matrix.shape[1]
-        base["num_threads"] = trial_threads(len(folds.fit), n_features)
+        base["num_threads"] = booster_threads(len(folds.fit), n_features)
         logger.info(
             "trials fit on %d LightGBM thread(s): %s examples x %d features in the fit fold",
             base["num_threads"],
