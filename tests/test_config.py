@@ -10,7 +10,7 @@ import pickle
 import pytest
 from pydantic import ValidationError
 
-from leadscore.config import PROBABILITY_OBJECTIVES, parse_config
+from leadscore.config import PROBABILITY_OBJECTIVES, load_config, parse_config
 from leadscore.errors import SpecError
 
 
@@ -103,3 +103,12 @@ def test_a_config_survives_copies_and_its_own_dump() -> None:
     assert dumped["lightgbm"]["params"] == {"num_leaves": 5}
     assert parse_config(json.loads(json.dumps(dumped))) == config
     assert config.with_overrides({"seed": 4}).lightgbm.params == {"num_leaves": 5}
+
+
+def test_a_missing_config_file_points_to_the_defaults_not_to_a_repository_path(tmp_path) -> None:
+    """Outside leadscore's repository there is no configs/train.yaml to point to: the fix is
+    to check the path or leave --config out."""
+    with pytest.raises(SpecError) as caught:
+        load_config(tmp_path / "nope.yaml")
+    message = str(caught.value)
+    assert "nope.yaml does not exist" in message and "leave --config out" in message

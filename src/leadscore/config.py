@@ -429,7 +429,8 @@ def load_config(
         if not file.is_file():
             raise SpecError(
                 f"config file {file} does not exist",
-                "Check the path (the default config is configs/train.yaml).",
+                "Check the path, or leave --config out for the built-in defaults "
+                "(configs/train.yaml in leadscore's repository lists them).",
             )
         try:
             data = yaml.safe_load(file.read_text())
