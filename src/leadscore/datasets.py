@@ -557,32 +557,19 @@ def _title_seniority(name: str, values: pd.Series, non_null: pd.Series) -> pd.Se
     return levels
 
 
-def _title_feature(name: str, spec: DatasetSpec, engagement: set[str]) -> Feature:
-    logger.info("%s holds job titles: the model reads each as the seniority it names", name)
+def _read_feature(name: str, spec: DatasetSpec, engagement: set[str], read_as: str) -> Feature:
+    """A column the model reads another way before encoding it (:attr:`Feature.read_as`):
+    e-mail addresses as the kind of their domain (corporate, free mail or none), job titles
+    as the seniority they name; classic B2B fit signals, where the raw values are unique per
+    lead and say nothing a model can learn. The model reads every value it scores the same
+    way (:data:`~leadscore.encoding.VALUE_READINGS`), and the label says how."""
+    logger.info("%s: the model reads each value as %s", name, READING_WORDS[read_as])
     return Feature(
         name=name,
         group="engagement" if name in engagement else "fit",
-        label=f"{spec.labels.get(name, name)} ({READING_WORDS['title_seniority']})",
+        label=f"{spec.labels.get(name, name)} ({READING_WORDS[read_as]})",
         kind="categorical",
-        read_as="title_seniority",
-    )
-
-
-def _email_feature(name: str, spec: DatasetSpec, engagement: set[str]) -> Feature:
-    """A column of e-mail addresses as the feature it can be: the kind of each address's
-    domain (corporate, free mail or none), a classic B2B fit signal. The address itself is
-    unique per lead and says nothing a model can learn; the model reads every address it
-    scores the same way (:data:`~leadscore.encoding.VALUE_READINGS`)."""
-    logger.info(
-        "%s holds e-mail addresses: the model reads each as corporate, free mail or missing",
-        name,
-    )
-    return Feature(
-        name=name,
-        group="engagement" if name in engagement else "fit",
-        label=f"{spec.labels.get(name, name)} ({READING_WORDS['email_domain_kind']})",
-        kind="categorical",
-        read_as="email_domain_kind",
+        read_as=read_as,
     )
 
 
@@ -596,7 +583,7 @@ def _type_features(
     the file typed them, unless written as amounts or shares), text with a different value for
     most of the rows that hold one (:func:`_mostly_distinct_reason`), and dates, also written
     as text. A text column of e-mail addresses becomes the kind of each address's domain
-    (:func:`_email_feature`), unless declared categorical, and free-text job titles become
+    (:func:`_read_feature`), unless declared categorical, and free-text job titles become
     the seniority each names (:func:`_title_seniority`)."""
     columns: dict[str, pd.Series] = {}
     features: list[Feature] = []
@@ -659,7 +646,7 @@ def _type_features(
                     excluded[name] = f"e-mail addresses of one kind only ({kinds.iloc[0]})"
                     continue
                 columns[name] = kinds
-                features.append(_email_feature(name, spec, engagement))
+                features.append(_read_feature(name, spec, engagement, "email_domain_kind"))
                 continue
             reason = (
                 None if name in spec.categorical else _mostly_distinct_reason(non_null, len(values))
@@ -667,7 +654,7 @@ def _type_features(
             seniority = None if reason is None else _title_seniority(name, values, non_null)
             if seniority is not None:
                 columns[name] = seniority
-                features.append(_title_feature(name, spec, engagement))
+                features.append(_read_feature(name, spec, engagement, "title_seniority"))
                 continue
             if reason is not None:
                 excluded[name] = reason
