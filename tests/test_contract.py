@@ -83,6 +83,18 @@ def test_missing_column(event_frames):
         validate_closed_loop(leads, event_frames["activities"], event_frames["outcomes"])
 
 
+def test_every_missing_column_is_named_at_once(event_frames):
+    """An export with its own column names lacks several: all are named in the one error."""
+    activities = event_frames["activities"].rename(
+        columns={"occurred_at": "ActivityDate", "activity_type": "Type"}
+    )
+    with pytest.raises(DataError) as caught:
+        validate_closed_loop(event_frames["leads"], activities, event_frames["outcomes"])
+    message = str(caught.value)
+    assert message.startswith("activities: missing column ")
+    assert "'occurred_at'" in message and "'activity_type'" in message and "1 more" in message
+
+
 def test_empty_table(event_frames):
     with pytest.raises(DataError, match=r"leads is empty"):
         validate_closed_loop(event_frames["leads"].iloc[0:0])

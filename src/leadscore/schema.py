@@ -387,9 +387,13 @@ def closest_names(name: object, have: Iterable[object]) -> str:
 def _require_columns(frame: pd.DataFrame, table: str, required: Iterable[str]) -> None:
     missing = [c for c in required if c not in frame.columns]
     if missing:
+        # every missing column at once: an export with its own names lacks several, and one
+        # a run would send the user back once per column
+        others = missing[1:]
+        also = f" and {len(others)} more: {', '.join(map(repr, others))}" if others else ""
         raise DataError(
-            f"{table}: missing column {missing[0]!r}{closest_names(missing[0], frame.columns)} "
-            f"(have: {', '.join(map(str, frame.columns))})",
+            f"{table}: missing column {missing[0]!r}{closest_names(missing[0], frame.columns)}"
+            f"{also} (have: {', '.join(map(str, frame.columns))})",
             f"Add it or rename the matching column to {missing[0]!r}; the README's data "
             "contract lists every column.",
         )
