@@ -220,7 +220,7 @@ def _plain(value: object) -> object:
     return value.item() if isinstance(value, np.generic) else value
 
 
-def source_name(spec: DatasetSpec) -> str:
+def _source_name(spec: DatasetSpec) -> str:
     """The spec's table as messages name it: its file (``leads.csv``) or database table, the
     name the user knows, rather than the spec's own name."""
     if spec.table:
@@ -308,7 +308,7 @@ def _compute_label(
                 f"label.within_days needs a time in order_by, but {spec.order_by!r} holds numbers",
                 "Use a date column as order_by.",
             )
-        won_at = to_utc_naive(values.dropna(), source_name(spec), label.column)
+        won_at = to_utc_naive(values.dropna(), _source_name(spec), label.column)
         won_at = won_at.reindex(frame.index)
         if label.observed_until is not None:
             until = pd.Timestamp(label.observed_until)
@@ -478,19 +478,33 @@ def _mostly_distinct_reason(non_null: pd.Series, rows: int) -> str | None:
     return f"unique per row where given, {given:,} of {rows:,} rows (an identifier)"
 
 
-def _text_reads_as_numbers(name: str, values: pd.Series, non_null: pd.Series) -> pd.Series | None:
+def _text_reads_as_numbers(
+    name: str, values: pd.Series, non_null: pd.Series
+) -> tuple[pd.Series | None, str | None]:
     """A text column as numbers when every value reads as one (amounts such as ``$1,549`` and
-    percentages such as ``43.6%`` included), or ``None``.
+    percentages such as ``43.6%`` included), else ``None``; and, for numbers with a few words
+    among them (``unknown``, ``n/a``), why the column is no feature, naming the words.
 
     Codes written with leading zeros (``007``, postcodes) stay text: the zeros say it is a
     label, not a quantity. Amounts in more than one currency are read as they are, with a
-    warning: the symbols are dropped and nothing converts them.
+    warning: the symbols are dropped and nothing converts them. Mostly numbers with a few
+    words would lose their order as categories (and a count never seen in training would
+    score as missing), while as numbers the words have no value: the user knows which
+    reading is right, the words as missing values or the column as categories.
     """
     if _is_code(non_null):
-        return None
+        return None, None
     parsed, bad = parse_numbers(values)
     if bad.any():
-        return None
+        if parsed.notna().sum() <= bad.sum():
+            return None, None
+        words = pd.Series(values[bad]).value_counts()
+        shown = ", ".join(f"{_plain(w)!r} ({n:,})" for w, n in words.head(3).items())
+        more = f" and {len(words) - 3} more" if len(words) > 3 else ""
+        return None, (
+            f"numbers, except {int(bad.sum()):,} value(s): {shown}{more} (list them under "
+            "missing_values to read the column as numbers, or the column under categorical)"
+        )
     symbols = sorted(
         _distinct_text(non_null)
         .str.extract(f"([{re.escape(CURRENCY_SYMBOLS)}])", expand=False)
@@ -504,35 +518,12 @@ def _text_reads_as_numbers(name: str, values: pd.Series, non_null: pd.Series) ->
             name,
             " and ".join(symbols),
         )
-    return parsed
+    return parsed, None
 
 
 def _is_code(non_null: pd.Series) -> bool:
     """Digits written with leading zeros (``007``, postcodes): a label, not a quantity."""
     return bool(non_null.astype("string").str.strip().str.match(r"[+-]?0\d").any())
-
-
-def _words_among_numbers(values: pd.Series, non_null: pd.Series) -> str | None:
-    """Why a text column of numbers with a few words among them (``unknown``, ``n/a``) is no
-    feature, naming the words, or ``None`` when it is not such a column.
-
-    As categories its numbers would lose their order (and a value never seen in training
-    would score as missing); as numbers the words have no value. The user knows which
-    reading is right: the words as missing values, or the column as categories. Codes
-    written with leading zeros are categories and are not asked about.
-    """
-    if _is_code(non_null):
-        return None
-    numbers, bad = parse_numbers(values)
-    if not bad.any() or numbers.notna().sum() <= bad.sum():
-        return None
-    words = pd.Series(values[bad]).value_counts()
-    shown = ", ".join(f"{_plain(w)!r} ({n:,})" for w, n in words.head(3).items())
-    more = f" and {len(words) - 3} more" if len(words) > 3 else ""
-    return (
-        f"numbers, except {int(bad.sum()):,} value(s): {shown}{more} (list them "
-        "under missing_values to read the column as numbers, or the column under categorical)"
-    )
 
 
 #: Column names that say a column holds job titles (``Job Title``, ``jobtitle``, ``Position``).
@@ -611,8 +602,7 @@ def _type_features(
             if ptypes.is_numeric_dtype(values):
                 numeric = parse_numbers(values)[0]
             elif _is_text(values):
-                numeric = _text_reads_as_numbers(name, values, non_null)
-                words = None if numeric is not None else _words_among_numbers(values, non_null)
+                numeric, words = _text_reads_as_numbers(name, values, non_null)
                 if words is not None:
                     logger.warning("left out %r: %s", name, words)
                     excluded[name] = words
@@ -692,7 +682,7 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
             "Keep one row per lead.",
         )
     order = (
-        _parse_order(frame[spec.order_by], spec.order_by, source_name(spec))
+        _parse_order(frame[spec.order_by], spec.order_by, _source_name(spec))
         if spec.order_by
         else None
     )
