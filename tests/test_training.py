@@ -683,3 +683,10 @@ def test_the_booster_fits_on_the_threads_its_data_can_use_and_records_none(monke
     np.testing.assert_array_equal(
         small.model.predict_proba(dataset.X), given.model.predict_proba(dataset.X)
     )
+    # the chosen count is this machine's, not the model's: the saved booster (and the model
+    # version hashed from it) reads as LightGBM's default, whatever the machine chose
+    text = small.model.booster.model_to_string()
+    assert "[num_threads: 0]" in text and "[num_threads: 1]" not in text
+    monkeypatch.setattr(training_module, "booster_threads", lambda *_: 2)
+    other_machine = train(dataset, quick)
+    assert other_machine.model.booster.model_to_string() == text

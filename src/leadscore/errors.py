@@ -7,6 +7,8 @@ The CLI prints that line and exits non-zero; anything else is a bug and keeps it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 class LeadscoreError(Exception):
     """Base class of errors caused by user input; ``str(err)`` is one line."""
@@ -31,3 +33,10 @@ class SpecError(LeadscoreError):
 
 class ModelError(LeadscoreError):
     """A model cannot be trained, found or used as asked (cold start, unknown version, ...)."""
+
+
+def shortened_list(values: Sequence[str], limit: int = 10) -> str:
+    """The first ``limit`` values joined, with how many more, for a message that must stay
+    one line: a campaign column or a stray table can hold hundreds."""
+    head = ", ".join(values[:limit])
+    return head if len(values) <= limit else f"{head}, ... ({len(values) - limit} more)"

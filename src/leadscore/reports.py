@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from leadscore.encoding import describe_merged, fold_text, parse_numbers, preferred_spellings
-from leadscore.errors import DataError
+from leadscore.errors import DataError, shortened_list
 
 logger = logging.getLogger(__name__)
 
@@ -251,7 +251,7 @@ def _add_costs(
     known_keys = {fold_text(c) for c in known}
     cost_channels = sorted(spend["channel"].unique())
     unmatched = [str(c) for c in cost_channels if fold_text(c) not in known_keys]
-    shown_known = _shorten(known)
+    shown_known = shortened_list(known)
     if unmatched and len(unmatched) == len(cost_channels):
         logger.warning(
             "no cost column: none of the costs file's channels (%s) is a value of %r (%s); "
@@ -283,13 +283,6 @@ def _add_costs(
             paid = out["spend_scored"].where(out["spend_scored"] > 0)
             out["roi"] = (out["expected_wins"] * deal_value - paid) / paid
     return out
-
-
-def _shorten(values: Sequence[str], limit: int = 10) -> str:
-    """The first ``limit`` values joined, with how many more: a campaign column can hold
-    hundreds."""
-    head = ", ".join(values[:limit])
-    return head if len(values) <= limit else f"{head}, ... ({len(values) - limit} more)"
 
 
 def format_report(report: pd.DataFrame) -> str:

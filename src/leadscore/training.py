@@ -163,6 +163,20 @@ def booster_threads(n_rows: int, n_features: int, cpus: int | None = None) -> in
     return int(max(1, min(wanted, n_features, cpus)))
 
 
+def with_booster_threads(params: Mapping[str, Any], n_rows: int, n_features: int) -> dict[str, Any]:
+    """``params`` with :func:`booster_threads` where they set no ``num_threads``: how training
+    and every tuning trial fit their boosters."""
+    if "num_threads" in params:
+        return dict(params)
+    return {**params, "num_threads": booster_threads(n_rows, n_features)}
+
+
+#: The thread count LightGBM writes into a saved booster's parameters: reset to LightGBM's
+#: default (0) where leadscore chose it, so that the booster's text, and the model version
+#: hashed from it, do not depend on the machine that trained it.
+_RECORDED_THREADS = re.compile(r"^\[num_threads: \d+\]$", re.MULTILINE)
+
+
 def default_params(n_rows: int, seed: int = 0) -> dict[str, Any]:
     """LightGBM parameters for ``n_rows`` training examples.
 
@@ -393,11 +407,13 @@ def _fit_booster(
         )
 
     def threaded(n_rows: int) -> dict[str, Any]:
-        """``params`` with :func:`booster_threads` where they set none: a speed, not a
-        parameter of the model, so never recorded."""
-        if "num_threads" in params:
-            return params
-        return {**params, "num_threads": booster_threads(n_rows, matrix.shape[1])}
+        return with_booster_threads(params, n_rows, matrix.shape[1])
+
+    def saved(booster: lgb.Booster, **kwargs: Any) -> lgb.Booster:
+        text = booster.model_to_string(**kwargs)
+        if "num_threads" not in params:  # a speed of this machine, not part of the model
+            text = _RECORDED_THREADS.sub("[num_threads: 0]", text)
+        return lgb.Booster(model_str=text)
 
     lgb_config = config.lightgbm
     train_set = dataset(folds.fit)
@@ -419,12 +435,12 @@ def _fit_booster(
         ", ".join(f"{k} {float(v):.4f}" for k, v in scores.items()) or "no metric",
     )
     if not lgb_config.refit:
-        return lgb.Booster(model_str=early.model_to_string(num_iteration=best)), best
+        return saved(early, num_iteration=best), best
     rows = np.sort(np.concatenate([folds.fit, folds.valid]))
     rounds = max(1, round(best * len(rows) / len(folds.fit)))
     booster = lgb.train(threaded(len(rows)), dataset(rows), num_boost_round=rounds)
     logger.info("booster: refitted on fit + valid (%d examples) for %d rounds", len(rows), rounds)
-    return lgb.Booster(model_str=booster.model_to_string()), best
+    return saved(booster), best
 
 
 def _log_calibration(which: str, calibrator: ProbabilityCalibrator) -> None:

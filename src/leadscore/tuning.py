@@ -58,10 +58,10 @@ from leadscore.schema import LabelledDataset
 from leadscore.training import (
     TrainingResult,
     base_params,
-    booster_threads,
     fit_early_stopped,
     prepare_training,
     train,
+    with_booster_threads,
 )
 
 logger = logging.getLogger(__name__)
@@ -317,7 +317,7 @@ def prepare_problem(dataset: LabelledDataset, config: TrainConfig | None = None)
     base = base_params(dataset, config, n_rows)
     if "num_threads" not in base:
         n_features = prepared.matrix.shape[1]
-        base["num_threads"] = booster_threads(len(folds.fit), n_features)
+        base = with_booster_threads(base, len(folds.fit), n_features)
         logger.info(
             "trials fit on %d LightGBM thread(s): %s examples x %d features in the fit fold",
             base["num_threads"],
@@ -407,7 +407,6 @@ class PruningCallback:
         self.trial = trial
         self.metric = metric
         self.learning_rate = learning_rate
-        self.every = every
         self.interval = report_interval(learning_rate, every, min_rounds)
         self.valid_name = valid_name
         self.last_step_ = 0

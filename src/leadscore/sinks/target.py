@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from leadscore.errors import DataError
+from leadscore.errors import DataError, shortened_list
 from leadscore.io import DUCKDB_SUFFIXES, check_folder_takes_files, file_in_the_way, is_sql_url
 from leadscore.sinks.schema import COLUMNS, DEFAULT_TARGET, LATEST_TABLE
 
@@ -189,11 +189,6 @@ def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> S
     )
 
 
-def _shown_columns(names: list[str], limit: int = 8) -> str:
-    head = ", ".join(names[:limit])
-    return head if len(names) <= limit else f"{head}, ... ({len(names) - limit} more)"
-
-
 def _check_columns(target: SinkTarget, table: str, columns: Iterable[str]) -> None:
     """A one-line DataError when an existing ``table`` is not a scored-leads table; for a
     Parquet or CSV target, when its file is not a scored-leads file (a file holds no tables
@@ -204,12 +199,12 @@ def _check_columns(target: SinkTarget, table: str, columns: Iterable[str]) -> No
     if target.kind in ("parquet", "csv"):
         kind = "Parquet" if target.kind == "parquet" else "CSV"
         raise DataError(
-            f"{target} is a {kind} file with other columns ({_shown_columns(names)}), not a "
-            "scored-leads file",
+            f"{target} is a {kind} file with other columns "
+            f"({shortened_list(names, limit=8)}), not a scored-leads file",
             "Use another --target, or move that file away if it is an old scored-leads file.",
         )
     raise DataError(
-        f"{target} has a table {table} with other columns ({_shown_columns(names)})",
+        f"{target} has a table {table} with other columns ({shortened_list(names, limit=8)})",
         "Use another --target or drop the table.",
     )
 
