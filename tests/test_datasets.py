@@ -791,37 +791,39 @@ def test_a_single_label_value_needs_no_brackets(tmp_path, value):
 
 
 def test_amounts_written_with_a_scale_read_as_numbers(flat_frame):
-    """Revenue as CRMs export it (``$1.2M``, ``150K``, ``€3bn``) is one numeric column, read
-    by training and scoring alike; a scale beside a percent sign or inside a word is text."""
+    """Revenue as CRMs export it (``$1.2M``, ``€3bn``, ``150K €``) is one numeric column,
+    read by training and scoring alike; a scale without a currency (a tier ``1B``, a screen
+    ``4K``, a term ``3M``), or beside a percent sign, is text."""
     n = len(flat_frame)
-    written = ["$1.2M", "150K", "€3bn", "2.5m", "$900", "-$2k"]
+    written = ["$1.2M", "$150K", "€3bn", "2.5M €", "$900", "-$2k"]
     frame = flat_frame.assign(revenue=[written[i % len(written)] for i in range(n)])
     data = prepare_flat_dataset(frame, parse_spec(SPEC))
     assert {f.name: f.kind for f in data.features}["revenue"] == "numeric"
     assert data.X["revenue"].iloc[: len(written)].tolist() == [1.2e6, 1.5e5, 3e9, 2.5e6, 900, -2e3]
-    numbers, bad = parse_numbers(pd.Series(["5KM", "1.2MB", "3M%", "M5"], dtype="str"))
+    codes = pd.Series(["1B", "4K", "3M", "150K", "5KM", "$1.2MB", "3M%", "M5"], dtype="str")
+    numbers, bad = parse_numbers(codes)
     assert bad.all() and numbers.isna().all()
+    tiers = flat_frame.assign(tier=[["1", "2", "3", "1B", "2B"][i % 5] for i in range(n)])
+    kinds = {f.name: f.kind for f in prepare_flat_dataset(tiers, parse_spec(SPEC)).features}
+    assert kinds["tier"] == "categorical"
 
 
-def test_numbers_with_a_few_words_are_named_not_made_categories(flat_frame, caplog):
-    """A count column holding ``unknown`` in a few rows is left out with the words named and
-    both fixes, instead of silently becoming categories whose unseen counts score as missing;
-    with the word under missing_values it is numeric."""
+def test_numbers_with_a_few_words_stay_categories_with_a_warning(flat_frame, caplog):
+    """A count column holding ``unknown`` in a few rows keeps every value as categories (a
+    bucket such as ``3+`` is no noise), and a warning names the words and how to read the
+    column as numbers instead: the words under missing_values."""
     n = len(flat_frame)
     counts = [str(i % 5) for i in range(n)]
     counts[3] = counts[17] = "unknown"
     frame = flat_frame.assign(forms=counts)
     with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
         data = prepare_flat_dataset(frame, parse_spec(SPEC))
-    assert "forms" not in data.X
-    reason = data.excluded["forms"]
-    assert "'unknown' (2)" in reason and "missing_values" in reason and "categorical" in reason
-    assert any("'forms'" in r.getMessage() for r in caplog.records)
+    assert {f.name: f.kind for f in data.features}["forms"] == "categorical"
+    (warned,) = [r.getMessage() for r in caplog.records if "'forms'" in r.getMessage()]
+    assert "'unknown' (2)" in warned and "missing_values" in warned
     fixed = prepare_flat_dataset(frame, parse_spec({**SPEC, "missing_values": ["unknown"]}))
     assert {f.name: f.kind for f in fixed.features}["forms"] == "numeric"
     assert fixed.X["forms"].isna().sum() == 2
-    as_levels = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["forms"]}))
-    assert {f.name: f.kind for f in as_levels.features}["forms"] == "categorical"
 
 
 def test_free_text_job_titles_read_as_the_seniority_they_name(flat_frame):
@@ -833,8 +835,9 @@ def test_free_text_job_titles_read_as_the_seniority_they_name(flat_frame):
     n = len(flat_frame)
     ranks = ["VP of Sales", "Marketing Manager", "Chief Revenue Officer", "Analyst", "Director"]
     titles = [f"{ranks[i % len(ranks)]} #{i}" for i in range(n)]
-    pages = [f"Landing page for offer {i}" for i in range(n)]
-    frame = flat_frame.assign(**{"Job Title": titles, "Page Title": pages})
+    # page titles with rank words in them: the name says they are no job titles
+    pages = [f"{ranks[i % len(ranks)]} guide, part {i}" for i in range(n)]
+    frame = flat_frame.assign(**{"Job Title": titles, "Last Page Title": pages})
     data = prepare_flat_dataset(frame, parse_spec(SPEC))
     (title,) = [f for f in data.features if f.name == "Job Title"]
     assert (title.kind, title.read_as, title.label) == (
@@ -849,7 +852,7 @@ def test_free_text_job_titles_read_as_the_seniority_they_name(flat_frame):
         "individual",
         "director",
     ]
-    assert data.excluded["Page Title"].startswith("free text")
+    assert data.excluded["Last Page Title"].startswith("free text")
     read = read_title_seniority(frame["Job Title"])
     pd.testing.assert_series_equal(read_title_seniority(read.astype(str)), read)
     as_written = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["Job Title"]}))

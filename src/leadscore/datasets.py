@@ -483,14 +483,16 @@ def _text_reads_as_numbers(
 ) -> tuple[pd.Series | None, str | None]:
     """A text column as numbers when every value reads as one (amounts such as ``$1,549`` and
     percentages such as ``43.6%`` included), else ``None``; and, for numbers with a few words
-    among them (``unknown``, ``n/a``), why the column is no feature, naming the words.
+    among them (``unknown``, ``3+``), a warning naming the words, since such a column is read
+    as categories.
 
     Codes written with leading zeros (``007``, postcodes) stay text: the zeros say it is a
     label, not a quantity. Amounts in more than one currency are read as they are, with a
     warning: the symbols are dropped and nothing converts them. Mostly numbers with a few
-    words would lose their order as categories (and a count never seen in training would
-    score as missing), while as numbers the words have no value: the user knows which
-    reading is right, the words as missing values or the column as categories.
+    words stay categories, which keep every value (``3+`` is a bucket, not noise) but lose
+    the order of the numbers, and a count never seen in training scores as missing: the
+    warning says so, and that listing the words under ``missing_values`` reads the column
+    as numbers.
     """
     if _is_code(non_null):
         return None, None
@@ -502,8 +504,9 @@ def _text_reads_as_numbers(
         shown = ", ".join(f"{_plain(w)!r} ({n:,})" for w, n in words.head(3).items())
         more = f" and {len(words) - 3} more" if len(words) > 3 else ""
         return None, (
-            f"numbers, except {int(bad.sum()):,} value(s): {shown}{more} (list them under "
-            "missing_values to read the column as numbers, or the column under categorical)"
+            f"numbers, except {int(bad.sum()):,} value(s): {shown}{more}, so the numbers "
+            "lose their order and a value not seen in training scores as missing (list the "
+            "words under missing_values to read the column as numbers)"
         )
     symbols = sorted(
         _distinct_text(non_null)
@@ -526,8 +529,12 @@ def _is_code(non_null: pd.Series) -> bool:
     return bool(non_null.astype("string").str.strip().str.match(r"[+-]?0\d").any())
 
 
-#: Column names that say a column holds job titles (``Job Title``, ``jobtitle``, ``Position``).
-_TITLE_NAME = re.compile(r"title|position|job\W*role", re.IGNORECASE)
+#: Column names that say a column holds job titles, the whole name (``Job Title``, ``jobtitle``,
+#: ``Contact Title``, ``Position``), never a word inside another name (``Last Page Title``,
+#: ``Disposition``).
+_TITLE_NAME = re.compile(
+    r"(?:(?:contact|lead|person)[\W_]*)?(?:job[\W_]*)?(?:title|position|role)", re.IGNORECASE
+)
 #: Of the titles given, the share that must name a rank for the column to read as seniority:
 #: job titles do (manager, director, VP); page or course titles seldom do.
 MIN_RANKED_TITLES = 0.1
@@ -538,7 +545,7 @@ def _title_seniority(name: str, values: pd.Series, non_null: pd.Series) -> pd.Se
     (:func:`~leadscore.encoding.read_title_seniority`), or ``None`` when its name or values
     do not read as titles. Titles are unique per lead as written, but seniority is a classic
     fit signal that commercial lead scoring reads from them, as the event form does."""
-    if not _TITLE_NAME.search(name):
+    if not _TITLE_NAME.fullmatch(name.strip()):
         return None
     levels = read_title_seniority(values)
     given = levels[non_null.index].astype("str")
@@ -604,9 +611,7 @@ def _type_features(
             elif _is_text(values):
                 numeric, words = _text_reads_as_numbers(name, values, non_null)
                 if words is not None:
-                    logger.warning("left out %r: %s", name, words)
-                    excluded[name] = words
-                    continue
+                    logger.warning("%r is read as categories: %s", name, words)
             if (
                 numeric is not None
                 and _is_whole_number_identifier(numeric)

@@ -33,8 +33,8 @@ _BOOLEAN_TEXT = {"true": "True", "false": "False"}
 CURRENCY_SYMBOLS = "$€£¥"
 
 #: A number as spreadsheets and CRMs write it: a sign, a currency symbol before or after it,
-#: commas grouping exactly three digits, a scale of thousands, millions or billions (``$1.2M``,
-#: ``150K``, ``€3bn``) or a trailing percent sign.
+#: commas grouping exactly three digits, a scale of thousands, millions or billions on an amount
+#: with its currency (``$1.2M``, ``€3bn``, ``150K €``) or a trailing percent sign.
 _WRITTEN_NUMBER = re.compile(
     rf"""
     (?P<sign>[+-]?)
@@ -90,8 +90,9 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     (``NULL``, ``NA``, ``N/A``, ...), spreadsheets write ``12,500.75`` with thousands
     separators (only commas grouping exactly three digits count as such), amounts as
     ``$1,549,000``, ``-€12.50``, ``12.50 €`` or ``$1.2M`` (one symbol of ``$ € £ ¥``, dropped:
-    the column is read in its one currency; ``K``, ``M``, ``B`` or ``bn`` scale the number by
-    a thousand, a million or a billion) and shares as ``43.6%`` or ``-5 %``, read as the
+    the column is read in its one currency; on such an amount ``K``, ``M``, ``B`` or ``bn``
+    scale the number by a thousand, a million or a billion, while a bare ``1B`` or ``4K`` is
+    a code, a tier or a resolution and stays text) and shares as ``43.6%`` or ``-5 %``, read as the
     number divided by 100 (0.436), so ``43%`` and ``0.43`` in one column are one share.
     Currency codes (``1,200 USD``) and decimal commas (``12,50``) stay text: three letters
     may as well be a unit or a product code, and ``1,200`` is twelve hundred. A column
@@ -124,8 +125,8 @@ def _written_number(text: str) -> float:
     sign, symbol, inner_sign, amount, scale, unit = match.group(
         "sign", "symbol", "inner_sign", "amount", "scale", "unit"
     )
-    if (symbol and unit) or (sign and inner_sign) or (scale and unit == "%"):
-        return math.nan
+    if (symbol and unit) or (sign and inner_sign) or (scale and unit in ("%", None) and not symbol):
+        return math.nan  # a bare 1B, 4K or 3M is a tier, a resolution, a term: not an amount
     exponent = "e-2" if unit == "%" else _SCALES[scale.lower()] if scale else ""
     return float(f"{sign or inner_sign or ''}{amount.replace(',', '')}{exponent}")
 
