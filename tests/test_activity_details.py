@@ -285,9 +285,29 @@ def test_a_log_without_any_high_intent_page_is_warned_about(caplog):
     (said,) = _warnings(caplog)
     assert said.startswith(
         "activities: none of the 121 page_view rows with a detail names a high-intent page "
-        "(40 name no page leadscore knows, most often '/plans' (40)), so pricing_page_views, "
-        "demo_page_views and high_intent_actions are zero for every lead"
+        "(40 name no page leadscore knows, most often '/plans' (40)), so pricing_page_views "
+        "and demo_page_views are zero for every lead and high_intent_actions counts no page"
     )
+    # the lead's demo request still counts as a high-intent action: the warning says so
+    table = build_features(data, AS_OF)
+    assert table.frame["high_intent_actions_30d"].sum() > 0
+
+
+def test_the_warning_adds_slices_up_keeping_the_most_common_details_and_every_row():
+    """Slices of a log of millions of distinct URLs add up in bounded memory: the most
+    common details are kept to name, every unrecognised row is counted."""
+    from leadscore.features import KEPT_DETAILS
+
+    def slice_of(first: int) -> DetailCounts:
+        urls = [f"/p?id={first + i}" for i in range(KEPT_DETAILS + 500)] + ["/plans"] * 3
+        log = pd.DataFrame({"activity_type": "page_view", "detail": urls})
+        return count_unrecognised_details(log)
+
+    total = slice_of(0) + slice_of(10_000)
+    assert total.unread["page_view"] == 2 * (KEPT_DETAILS + 503)
+    assert len(total.unrecognised["page_view"]) == KEPT_DETAILS
+    assert total.unrecognised["page_view"].index[0] == "/plans"
+    assert total.unrecognised["page_view"].iloc[0] == 6
 
 
 def test_a_small_log_without_high_intent_pages_is_not_warned_about(caplog):
