@@ -77,6 +77,22 @@ def test_relative_sqlite_url_resolves_against_the_spec_folder(tmp_path, flat_fra
     assert not (elsewhere / "crm.db").exists()
 
 
+def test_relative_duckdb_url_resolves_against_the_spec_folder(tmp_path, flat_frame, monkeypatch):
+    """``duckdb:///crm.duckdb`` names the DuckDB file beside the spec, as ``crm.duckdb`` does."""
+    import duckdb
+
+    with duckdb.connect(str(tmp_path / "crm.duckdb")) as con:
+        con.register("frame", flat_frame)
+        con.execute("CREATE TABLE leads AS SELECT * FROM frame")
+    spec_path = tmp_path / "spec.yaml"
+    spec = {**SPEC, "source": "duckdb:///crm.duckdb", "table": "leads"}
+    spec_path.write_text(yaml.safe_dump(spec))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert len(load_dataset(spec_path).y) == len(flat_frame)
+
+
 def test_identifier_like_and_constant_columns_are_left_out(flat_frame):
     frame = flat_frame.assign(
         email=[f"x{i}@a.com" for i in range(60)],

@@ -167,6 +167,17 @@ def test_input_table_where_it_does_not_apply_is_one_line(
     assert not target.exists()
 
 
+@pytest.mark.parametrize("given", [["--input-table", "t"], ["--input", "x.csv"]])
+def test_input_options_with_event_data_name_the_form_not_a_second_mistake(tmp_path, given, capsys):
+    """With --data, --input-table alone was told to add --input, which then failed as
+    "--input goes with --spec": the first error names the data form instead."""
+    argv = ["score", "--data", str(tmp_path / "crm"), "--target", str(tmp_path / "s.duckdb")]
+    assert main([*argv, "--no-progress", *given]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{given[0]} goes with --spec (a flat table), not with --data" in err
+
+
 def test_the_spec_source_table_error_points_to_the_spec(project, tmp_path):
     """The spec's own source: a table it lacks is fixed in the spec (table:), not with an
     option of a command."""

@@ -33,7 +33,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from leadscore.errors import SpecError
-from leadscore.io import is_sql_url, sqlite_file
+from leadscore.io import duckdb_url_file, is_sql_url, sqlite_file
 from leadscore.schema import INTEGRAL_TEXT
 
 BUILTIN_SPECS: tuple[str, ...] = ("x_education", "olist")
@@ -260,11 +260,13 @@ class DatasetSpec(_Frozen):
     def resolve(self, path: str) -> str:
         """``path`` as a location: URLs and absolute paths as they are, others under base_dir.
 
-        A relative SQLite file (``sqlite:///crm.db``) is a path too and resolves the same way:
-        a spec must read the same database from whatever folder it is run.
+        A relative SQLite file (``sqlite:///crm.db``) is a path too and resolves the same way,
+        and so does a ``duckdb:///`` URL, which names a DuckDB file: a spec must read the same
+        database from whatever folder it is run.
         """
         if self.base_dir is None:
             return path
+        path = os.fspath(duckdb_url_file(path))
         if is_sql_url(path):
             database = sqlite_file(path)
             if database is None or database.is_absolute():

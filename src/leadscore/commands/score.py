@@ -60,6 +60,12 @@ def check_input_arguments(args: argparse.Namespace) -> None:
     """One-line errors for ``--input`` and ``--input-table`` given where they do not apply."""
     from leadscore.io import TABLE_SUFFIXES, duckdb_url_file, is_sql_url
 
+    if args.data is not None and (args.input is not None or args.input_table is not None):
+        given = "--input" if args.input is not None else "--input-table"
+        raise DataError(
+            f"{given} goes with --spec (a flat table), not with --data",
+            "Point --data at the event folder alone, or score a flat table with --spec.",
+        )
     if args.input_table is not None and args.input is None:
         raise DataError(
             "--input-table names a table of --input, and no --input was given",
@@ -68,8 +74,6 @@ def check_input_arguments(args: argparse.Namespace) -> None:
         )
     if args.input is None:
         return
-    if args.data is not None:
-        raise DataError("--input goes with --spec", "Point --data at the event folder.")
     source = duckdb_url_file(args.input)
     suffix = "" if is_sql_url(source) else Path(source).suffix.lower()
     if args.input_table is not None and suffix in TABLE_SUFFIXES:
