@@ -211,6 +211,9 @@ def test_train_warns_and_records_the_note(tmp_path, capsys):
     assert code == 0, err
     assert "note: 1 lead column(s) look like values taken at the export" in out
     assert "'Email Opens'" in out
+    # the model keeps the note too, where the report reads it for a run without MLflow
+    saved = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert any("'Email Opens'" in note for note in saved["metadata"]["warnings"])
 
 
 # --------------------------------------------------------------------------- manifest
@@ -222,10 +225,15 @@ def _folder(tmp_path, event_frames, manifest: object) -> str:
     return str(tmp_path)
 
 
-def test_an_unknown_manifest_key_is_an_error_naming_the_known_ones(tmp_path, event_frames):
-    folder = _folder(tmp_path, event_frames, {"extract": "2024-06-30"})
-    with pytest.raises(DataError, match=r"unknown key\(s\) 'extract'; leadscore reads "):
-        manifest_observed_until(folder)
+def test_a_misspelt_manifest_key_is_an_error_and_other_keys_a_warning(
+    tmp_path, event_frames, caplog
+):
+    """A key spelt like observed_until would leave the extract moment to the data: an
+    error. A team's own notes (source, exported_by) are named in a warning, not refused."""
+    folder = _folder(tmp_path, event_frames, {"source": "hubspot", "observed_until": "2024-06-30"})
+    with caplog.at_level(logging.WARNING, logger="leadscore.timestamps"):
+        assert manifest_observed_until(folder) == "2024-06-30"
+    assert any("'source' are not read" in r.getMessage() for r in caplog.records)
     folder = _folder(tmp_path, event_frames, {"observed_untill": "2024-06-30"})
     with pytest.raises(DataError, match=r"did you mean 'observed_until'\?"):
         manifest_observed_until(folder)
@@ -293,8 +301,8 @@ def test_loading_a_folder_checks_its_manifest(tmp_path, event_frames):
     folder = _folder(tmp_path, event_frames, {"observed_until": "2024-01-04"})
     with pytest.raises(DataError, match="is before 5 row"):
         load_closed_loop(folder)
-    folder = _folder(tmp_path, event_frames, {"extract": "2024-06-30"})
-    with pytest.raises(DataError, match=r"unknown key\(s\) 'extract'"):
+    folder = _folder(tmp_path, event_frames, {"observed_untl": "2024-06-30"})
+    with pytest.raises(DataError, match=r"unknown key 'observed_untl'"):
         load_closed_loop(folder)
 
 

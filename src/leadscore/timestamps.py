@@ -375,15 +375,18 @@ def manifest_observed_until(folder: str | os.PathLike[str]) -> str | None:
         raise DataError(f"{manifest} is not a JSON object", "Fix or remove the file.")
     known = (MANIFEST_KEY, *SYNTH_MANIFEST_KEYS)
     unknown = [str(key) for key in content if key not in known]
-    if unknown:
-        close = difflib.get_close_matches(unknown[0], known, n=1)
-        meant = f" (did you mean {close[0]!r}?)" if close else ""
+    misspelt = [k for k in unknown if difflib.get_close_matches(k, [MANIFEST_KEY], n=1)]
+    if misspelt:  # the moment it meant to give would silently come from the data instead
         raise DataError(
-            f"{manifest}: unknown key(s) {', '.join(map(repr, unknown))}{meant}; leadscore "
-            f"reads {MANIFEST_KEY!r} (the moment of the extract) and accepts the keys "
-            f"leadscore synth writes ({', '.join(SYNTH_MANIFEST_KEYS)})",
-            'Give the moment of the extract as {"observed_until": "2026-06-30T00:00:00"} '
-            "and remove the other keys.",
+            f"{manifest}: unknown key {misspelt[0]!r} (did you mean {MANIFEST_KEY!r}?)",
+            'Give the moment of the extract as {"observed_until": "2026-06-30T00:00:00"}.',
+        )
+    if unknown:  # a team's own notes (source, exported_by) are theirs to keep
+        logger.warning(
+            "%s: key(s) %s are not read; leadscore reads %r (the moment of the extract)",
+            manifest,
+            ", ".join(map(repr, unknown)),
+            MANIFEST_KEY,
         )
     value = content.get(MANIFEST_KEY)
     if value is None:

@@ -634,6 +634,7 @@ def train(
     config: TrainConfig | None = None,
     *,
     params: Mapping[str, Any] | None = None,
+    notes: Sequence[str] = (),
 ) -> TrainingResult:
     """Train, calibrate, stage and benchmark a lead-scoring model on ``dataset``.
 
@@ -642,6 +643,9 @@ def train(
     dataset : labelled history (flat or event form).
     config : training configuration; ``None`` for the defaults.
     params : LightGBM parameters that override the defaults and the config (from tuning).
+    notes : notes of checks the caller made on the data before it became examples (the
+        snapshot lead columns of event data, which need the activity log): kept with the
+        run's own, in ``model.json``, MLflow and the report.
 
     Raises
     ------
@@ -656,7 +660,7 @@ def train(
     """
     config = config or TrainConfig()
     started = time.perf_counter()
-    notes: list[str] = []
+    notes: list[str] = list(notes)
     _monotone_signs(dataset, config)  # a mistake in the config stops before any work
     prepared = prepare_training(dataset, config)
     folds, y, encoder, matrix = prepared.folds, prepared.y, prepared.encoder, prepared.matrix

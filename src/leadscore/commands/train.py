@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import math
@@ -324,9 +323,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     check_outputs(args, config)
     dataset, spec, notes = load_training_data_with_notes(args, config)
-    result = train(dataset, config)
-    if notes:  # the run's notes are what its report and MLflow keep
-        result = dataclasses.replace(result, warnings=(*notes, *result.warnings))
+    result = train(dataset, config, notes=notes)
     model_dir = args.model_out or Path("models") / dataset.name
     run_id = None if args.no_mlflow else _log_to_mlflow(result, dataset, spec, config)
     if args.metrics_out is not None:
