@@ -451,7 +451,7 @@ def test_headline_and_metrics_count_examples_and_leads_apart():
     assert "On the test fold (1,401 examples of 826 leads) the model" in html_report._summary(run)
     assert "1,401 test leads" not in html_report._summary(run)
     assert html_report._test_unit(run) == "examples"
-    metrics["n_test_leads"] = 830  # recorded by training: preferred to the bootstrap's count
+    metrics["n_test_leads"] = 830  # as training records it: preferred to the bootstrap's count
     assert html_report._test_size(run) == "1,401 examples of 830 leads"
     del metrics["uncertainty"], metrics["n_test_leads"]
     assert html_report._test_size(run) == "1,401 examples"  # leads not known

@@ -600,6 +600,7 @@ def test_intervals_resample_the_test_leads_and_logs_name_each_model(caplog) -> N
         r = train(snapshots, config)
     uncertainty = r.metrics["uncertainty"]
     assert uncertainty["n_groups"] == len(set(r.lead_id)) < r.metrics["n_test"]
+    assert r.metrics["n_test_leads"] == len(set(r.lead_id))  # the report's "examples of leads"
     expected = bootstrap_intervals(
         r.y,
         {"model": r.p_cal, **r.baselines},

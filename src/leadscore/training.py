@@ -741,6 +741,7 @@ def train(
         "n_train": len(train_rows),
         "n_calibrate": len(cal_rows),
         "n_test": len(test_rows),
+        "n_test_leads": int(pd.unique(np.asarray(test_ids)).size),  # event data: < n_test
         "uncertainty": (
             test_uncertainty(y_test, p_cal, baseline_p, config, groups=test_ids)
             if config.evaluation.resamples
