@@ -476,6 +476,7 @@ def test_label_values_other_than_declared(tmp_path, flat_frame):
         ({0: "lost", 1: "lost"}, {"won": ["won"]}, "won"),
         ({0: "other", 1: "other"}, {"won": ["customer"], "lost": ["other"]}, "won"),
         ({0: "customer", 1: "customer"}, {"won": ["customer"], "lost": ["other"]}, "lost"),
+        ({0: "customer", 1: "customer"}, {"won": ["customer"]}, "lost"),
     ],
 )
 def test_a_label_value_that_matches_no_closed_row_is_named(
@@ -486,8 +487,9 @@ def test_a_label_value_that_matches_no_closed_row_is_named(
     history with 0 won."""
     frame = flat_frame.assign(converted=flat_frame["converted"].map(values))
     label = {"column": "converted", **label}
-    with pytest.raises(DataError, match=rf"no closed row of 'converted' is {which} .*hold '"):
+    with pytest.raises(DataError, match=rf"no closed row of 'converted' is {which} .*hold '") as e:
         load_dataset(write_spec(tmp_path, frame, label=label))
+    assert "None" not in str(e.value)  # without label.lost, every other value is lost
 
 
 def test_unparseable_order_timestamp(tmp_path, flat_frame):

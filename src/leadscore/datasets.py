@@ -356,12 +356,16 @@ def _require_both_outcomes(values: pd.Series, won: pd.Series, label: LabelSpec) 
     ``label.won`` that matches nothing would otherwise read as "too little history, 0 won"."""
     if not won.empty and (won.all() or not won.any()):
         which = "lost" if won.all() else "won"
-        declared = label.lost if which == "lost" else label.won
         found = ", ".join(repr(_plain(v)) for v in pd.unique(values)[:5])
+        if which == "lost" and label.lost is None:
+            declared, check = "every value not under label.won", "label.won"
+        else:
+            declared = f"label.{which}: {label.lost if which == 'lost' else label.won}"
+            check = f"label.{which}"
         raise DataError(
-            f"no closed row of {label.column!r} is {which} (label.{which}: {declared}); "
+            f"no closed row of {label.column!r} is {which} ({declared}); "
             f"the closed rows hold {found}",
-            f"Check label.{which} against those values, or give a history with both outcomes.",
+            f"Check {check} against those values, or give a history with both outcomes.",
         )
 
 
