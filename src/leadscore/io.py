@@ -846,7 +846,7 @@ def load_closed_loop(
     else:
         _check_event_folder(path)
         if observed_until is None:
-            observed_until = _manifest_observed_until(path)
+            observed_until = manifest_observed_until(path)
         for name in wanted:
             found = find_event_table(path, name)
             if found is None and name == "leads":
@@ -990,7 +990,7 @@ def iter_closed_loop_chunks(
     leads, files = _event_folder_leads(path)
     type_map = _folder_activity_map(path) if files["activities"] is not None else None
     leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
-    until = observed_until if observed_until is not None else _manifest_observed_until(path)
+    until = observed_until if observed_until is not None else manifest_observed_until(path)
     others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
     absent = tuple(name for name, scan in others.items() if scan is None)
     for name in absent:
@@ -1100,7 +1100,7 @@ def event_observed_until(source: str | os.PathLike[str]) -> pd.Timestamp:
     if path.suffix.lower() in DUCKDB_SUFFIXES:
         return _duckdb_observed_until(path)
     _check_event_folder(path)
-    manifest = _manifest_observed_until(path)
+    manifest = manifest_observed_until(path)
     if manifest is not None:
         return _naive_utc(parse_observed_until(manifest))
     leads, files = _event_folder_leads(path)
@@ -1608,10 +1608,6 @@ def _duckdb_scan(file: Path) -> str:
     if file.suffix.lower() == ".parquet":
         return f"read_parquet('{quoted}')"
     return f"read_csv('{quoted}', header=true, all_varchar=true)"
-
-
-def _manifest_observed_until(folder: Path) -> str | None:
-    return manifest_observed_until(folder)
 
 
 def file_in_the_way(path: Path) -> Path | None:
