@@ -5,8 +5,10 @@ outcomes spelled as Salesforce spells them."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -23,6 +25,7 @@ from leadscore.features import (
 from leadscore.io import iter_closed_loop_chunks, load_closed_loop, write_tables
 from leadscore.schema import (
     HIGH_INTENT_FORMS,
+    HIGH_INTENT_PAGES,
     KNOWN_FORMS,
     KNOWN_PAGES,
     validate_activity_type_map,
@@ -43,60 +46,69 @@ HIGH_INTENT = [
 # --------------------------------------------------------------------------- reading
 
 
-@pytest.mark.parametrize(
-    ("detail", "page"),
-    [
-        ("pricing", "pricing"),
-        ("Pricing", "pricing"),
-        ("https://www.acme.com/pricing?utm_source=x", "pricing"),
-        ("https://www.acme.com/pricing/#faq", "pricing"),
-        ("http://acme.com/en/pricing/", "pricing"),
-        ("/en-us/pricing", "pricing"),
-        ("/pricing-plans", "pricing"),
-        ("https://acme.com/de/pricing-enterprise?x=1", "pricing"),
-        ("www.acme.com/pricing", "pricing"),
-        ("/products/pricing", "pricing"),
-        ("/pricing.html", "pricing"),
-        ("Pricing Page", "pricing"),
-        ("https://www.acme.com/demo?utm_source=x", "demo"),
-        ("/request-demo/demo", "demo"),
-        # a later segment does not name a page by its first words: a blog post on pricing
-        ("/blog/pricing-strategies-for-saas", "blog"),
-        ("https://acme.com/blog/how-we-demo", "blog"),
-        # the host is not the path
-        ("https://demo.acme.com/docs/", "docs"),
-        ("https://pricing.acme.com/", "home"),
-        ("https://www.acme.com/", "home"),
-        ("/", "home"),
-        ("case_study", "case_study"),
-        ("/case-studies/acme", "case_studies"),
-        ("pricingx", None),
-        ("/en/preise", None),
-        ("https://acme.com/solutions-for-pricing-teams", "solutions"),
-        ("/our-story", None),
-        (None, None),
-        ("   ", None),
-    ],
-)
+#: (detail, the page it names): as written by a category log, a web analytics export, a CMS.
+PAGE_CASES = [
+    ("pricing", "pricing"),
+    ("Pricing", "pricing"),
+    ("https://www.acme.com/pricing?utm_source=x", "pricing"),
+    ("https://www.acme.com/pricing/#faq", "pricing"),
+    ("http://acme.com/en/pricing/", "pricing"),
+    ("/en-us/pricing", "pricing"),
+    ("/pricing-plans", "pricing"),
+    ("https://acme.com/de/pricing-enterprise?x=1", "pricing"),
+    ("www.acme.com/pricing", "pricing"),
+    ("/products/pricing", "pricing"),
+    ("/pricing.html", "pricing"),
+    ("Pricing Page", "pricing"),
+    ("https://www.acme.com/demo?utm_source=x", "demo"),
+    ("/request-demo/demo", "demo"),
+    # a later segment does not name a page by its first words: a blog post on pricing
+    ("/blog/pricing-strategies-for-saas", "blog"),
+    ("https://acme.com/blog/how-we-demo", "blog"),
+    # the host is not the path
+    ("https://demo.acme.com/docs/", "docs"),
+    ("https://pricing.acme.com/", "home"),
+    ("https://www.acme.com/", "home"),
+    ("/", "home"),
+    # a language alone is the site's root in that language
+    ("https://acme.com/en/", "home"),
+    ("/en-us/", "home"),
+    ("http://www.acme.com/de_DE?utm_source=x", "home"),
+    ("www.acme.com/fr#top", "home"),
+    ("en", None),
+    ("/en/us/", None),
+    ("case_study", "case_study"),
+    ("/case-studies/acme", "case_studies"),
+    ("pricingx", None),
+    ("/en/preise", None),
+    ("https://acme.com/solutions-for-pricing-teams", "solutions"),
+    ("/our-story", None),
+    (None, None),
+    ("   ", None),
+]
+
+
+@pytest.mark.parametrize(("detail", "page"), PAGE_CASES)
 def test_a_page_detail_reads_as_the_page_it_names(detail, page):
     assert page_of_details([detail]).tolist() == [page]
 
 
-@pytest.mark.parametrize(
-    ("detail", "form"),
-    [
-        ("demo_request", "demo_request"),
-        ("Demo Request", "demo_request"),
-        ("DEMO-REQUEST", "demo_request"),
-        ("  demo   request ", "demo_request"),
-        ("Contact Sales - EMEA", "contact_sales"),
-        ("pricing quote form", "pricing_quote"),
-        ("Newsletter", "newsletter"),
-        ("Request a Demo", None),
-        ("demorequest", None),
-        (None, None),
-    ],
-)
+#: (detail, the form it names).
+FORM_CASES = [
+    ("demo_request", "demo_request"),
+    ("Demo Request", "demo_request"),
+    ("DEMO-REQUEST", "demo_request"),
+    ("  demo   request ", "demo_request"),
+    ("Contact Sales - EMEA", "contact_sales"),
+    ("pricing quote form", "pricing_quote"),
+    ("Newsletter", "newsletter"),
+    ("Request a Demo", None),
+    ("demorequest", None),
+    (None, None),
+]
+
+
+@pytest.mark.parametrize(("detail", "form"), FORM_CASES)
 def test_a_form_detail_reads_as_the_form_it_names(detail, form):
     assert form_of_details([detail]).tolist() == [form]
 
@@ -114,6 +126,87 @@ def test_synthetic_pages_and_forms_are_all_known():
     assert {p for p, *_ in PAGES} <= KNOWN_PAGES | {"pricing", "demo"}
     assert form_of_details([f for f, *_ in FORMS]).tolist() == [f for f, *_ in FORMS]
     assert {f for f, *_ in FORMS} <= KNOWN_FORMS | HIGH_INTENT_FORMS
+
+
+def _page_variants() -> list[str | None]:
+    """The table's page details and every page name and a few unknown words written as
+    URLs and paths are: hosts, languages, suffixes, other segments, queries, any case."""
+    names = [*sorted(HIGH_INTENT_PAGES | KNOWN_PAGES), "preise", "our_story", "en", "landing"]
+    written = {n.replace("_", "-") for n in names} | {n.replace("_", " ").title() for n in names}
+    paths = [
+        f"{p}{w}{s}"
+        for w in sorted(written)
+        for p, s in itertools.product(
+            ["", "/", "/blog/", "/products/", "/de/", "/en-us/", "/request-", "/x/y/"],
+            ["", "/", "-plans", ".html", "/sub", "-strategies/", "s"],
+        )
+    ]
+    hosts = ["", "https://www.acme.com", "http://acme.com", "www.acme.com", "//pricing.acme.com"]
+    tails = ["", "/", "?utm_source=x", "#faq", "/?a=b#c", "/en", "/en-us/"]
+    urls = [f"{h}{t}" for h, t in itertools.product(hosts, tails)]
+    rng = np.random.default_rng(11)
+    urls += [
+        f"{rng.choice(hosts)}{'/' if not p.startswith('/') else ''}{p}{rng.choice(tails)}"
+        for p in paths
+    ]
+    upper = [u.upper() for u in urls[::7]]
+    return [d for d, _ in PAGE_CASES] + names + paths + urls + upper + ["", " ", "_", "/-/"]
+
+
+def _form_variants() -> list[str | None]:
+    names = [*sorted(HIGH_INTENT_FORMS | KNOWN_FORMS), "book_a_meeting", "demo", "contact_sale"]
+    written = [
+        f"{p}{w}{s}"
+        for n in names
+        for w in (n, n.replace("_", " ").title(), n.replace("_", "-").upper(), n.replace("_", ""))
+        for p, s in itertools.product(
+            ["", " ", "Website ", "request a ", "_"], ["", " form", " - EMEA", "s", "_2024", "x"]
+        )
+    ]
+    return [d for d, _ in FORM_CASES] + written + ["", " ", "-"]
+
+
+def test_the_features_read_pages_as_page_of_details_names_them():
+    """page_of_details (public) and _read_pages (what features count) are two codes: over
+    thousands of details, a page is high intent for one exactly when it is for the other,
+    the same page, and named by one exactly when known to the other."""
+    from leadscore.features import _HIGH_PAGES, _arrow_texts, _read_pages
+
+    details = _page_variants()
+    assert len(details) > 5_000
+    high, known = _read_pages(_arrow_texts(details))
+    named = page_of_details(details)
+    features_read = pd.Series([_HIGH_PAGES[i] if i >= 0 else None for i in high], dtype=object)
+    is_high = named.isin(HIGH_INTENT_PAGES)
+    assert named.notna().any() and is_high.any() and named.isna().any()
+    pd.testing.assert_series_equal(named.where(is_high, None), features_read)
+    assert named.notna().tolist() == known.tolist()
+
+
+def test_the_features_read_forms_as_form_of_details_names_them():
+    from leadscore.features import _HIGH_FORMS, _arrow_texts, _read_forms
+
+    details = _form_variants()
+    assert len(details) > 1_000
+    high, known = _read_forms(_arrow_texts(details))
+    named = form_of_details(details)
+    features_read = pd.Series([_HIGH_FORMS[i] if i >= 0 else None for i in high], dtype=object)
+    is_high = named.isin(HIGH_INTENT_FORMS)
+    assert named.notna().any() and is_high.any() and named.isna().any()
+    pd.testing.assert_series_equal(named.where(is_high, None), features_read)
+    assert named.notna().tolist() == known.tolist()
+
+
+def test_a_language_root_is_a_known_page():
+    """``/en/`` is the home page to the warning's count too: not a page leadscore lacks."""
+    log = pd.DataFrame(
+        {
+            "activity_type": "page_view",
+            "detail": ["https://acme.com/en/", "/en-us/", "https://acme.com/de?x=1", "/pricing"],
+        }
+    )
+    counts = count_unrecognised_details(log)
+    assert counts.rows["page_view"] == 4 and counts.unread["page_view"] == 0
 
 
 # --------------------------------------------------------------------------- features
@@ -377,23 +470,56 @@ def test_synthetic_data_is_not_warned_about(caplog):
     assert _warnings(caplog) == []
 
 
+def _as_dicts(counts: DetailCounts) -> dict[str, object]:
+    """``counts`` as plain values, to compare (a Series does not compare as one value)."""
+    return {
+        "rows": dict(counts.rows),
+        "high_intent": dict(counts.high_intent),
+        "unread": dict(counts.unread),
+        "unrecognised": {k: v.to_dict() for k, v in counts.unrecognised.items()},
+    }
+
+
 def test_slices_can_be_counted_apart_and_warned_about_once(tmp_path, caplog):
-    """A reader of slices passes warn_details=False and adds the counts up: the same line
-    as for the whole log."""
+    """A reader of slices collects each slice's counts from build_features (on_details)
+    and adds them up: the same line as for the whole log, and the same counts as
+    count_unrecognised_details gives."""
     frames = _unknown_pages(n_unknown=12, n_known=3)
     write_tables(frames, tmp_path, fmt="csv")
     with caplog.at_level(logging.WARNING, logger="leadscore"):
         build_features(load_closed_loop(tmp_path), AS_OF)
     (whole,) = _warnings(caplog)
     caplog.clear()
-    total = DetailCounts({}, {})
+    found: list[DetailCounts] = []
+    counted = DetailCounts({}, {})
     with caplog.at_level(logging.WARNING, logger="leadscore"):
         for part in iter_closed_loop_chunks(tmp_path, chunk_leads=1):
-            build_features(part, AS_OF, warn_details=False)
-            total = total + count_unrecognised_details(part.activities)
+            build_features(part, AS_OF, on_details=found.append)
+            counted = counted + count_unrecognised_details(part.activities)
         assert _warnings(caplog) == []
+        total = sum(found, DetailCounts({}, {}))
         warn_unrecognised_details(total)
     assert _warnings(caplog) == [whole]
+    assert len(found) > 1 and _as_dicts(total) == _as_dicts(counted)
+
+
+def test_features_built_without_a_details_sink_neither_count_nor_warn(caplog, monkeypatch):
+    """``on_details=None`` (a Spark worker's): no warning, and no counting at all."""
+    import leadscore.features as features
+
+    frames = _unknown_pages(n_unknown=12, n_known=3)
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    expected = build_features(data, AS_OF).frame
+
+    def counted(*args: object) -> DetailCounts:
+        raise AssertionError("details counted")
+
+    monkeypatch.setattr(features, "_detail_counts", counted)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        got = build_features(data, AS_OF, on_details=None).frame
+    assert _warnings(caplog) == []
+    pd.testing.assert_frame_equal(got, expected)
 
 
 def test_scoring_a_folder_in_slices_warns_once_as_for_the_whole_log(tmp_path, caplog):
@@ -409,6 +535,48 @@ def test_scoring_a_folder_in_slices_warns_once_as_for_the_whole_log(tmp_path, ca
         slices = list(event_feature_chunks(tmp_path, AS_OF, chunk_leads=1))
     assert len(slices) > 1
     assert _warnings(caplog) == [whole]
+
+
+def test_scoring_reads_each_slice_s_details_once(tmp_path, monkeypatch):
+    """The counts the warning adds up are those the features' reading took: a slice's
+    details are counted once, not once more for the warning (3 s a slice of 2M URLs)."""
+    import leadscore.features as features
+
+    write_tables(_unknown_pages(n_unknown=12, n_known=3), tmp_path, fmt="csv")
+    tables: list[int] = []
+    counted = features._type_detail_counts
+
+    def counting(*args: object, **kwargs: object) -> object:
+        tables.append(1)
+        return counted(*args, **kwargs)
+
+    monkeypatch.setattr(features, "_type_detail_counts", counting)
+    slices = list(event_feature_chunks(tmp_path, AS_OF, chunk_leads=1))
+    assert len(slices) == len(tables) == 2
+
+
+def test_only_page_and_form_rows_are_counted_whatever_the_chunks(monkeypatch):
+    """The count table has a row for page_view and one for form_fill only (its memory goes
+    with the distinct details, not with them times the types), chunk by chunk as at once."""
+    import leadscore.features as features
+
+    rng = np.random.default_rng(3)
+    types = rng.integers(0, len(features._TYPE_CODES) + 1, 1_000).astype(np.int8)
+    codes = rng.integers(-1, 40, 1_000).astype(np.int32)
+    weights = rng.integers(1, 9, 1_000).astype("float64")
+    expected = np.zeros((2, 41), dtype=np.int64)
+    weighted = np.zeros((2, 41), dtype=np.int64)
+    for row, kind in enumerate(("page_view", "form_fill")):
+        mine = types == features._TYPE_CODES[kind]
+        np.add.at(expected[row], codes[mine] + 1, 1)
+        np.add.at(weighted[row], codes[mine] + 1, weights[mine].astype(np.int64))
+    for chunk in (1 << 23, 7):
+        monkeypatch.setattr(features, "_DETAIL_CHUNK_ROWS", chunk)
+        got = features._type_detail_counts(types, codes, 40)
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(
+            features._type_detail_counts(types, codes, 40, weights), weighted
+        )
 
 
 def test_a_log_counted_by_type_and_detail_reads_as_its_rows():
@@ -432,6 +600,36 @@ def test_a_log_counted_by_type_and_detail_reads_as_its_rows():
 
 def _map(sources: list[str], targets: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"source_type": sources, "activity_type": targets})
+
+
+def test_the_spark_driver_counts_the_details_the_map_gives():
+    """Spark counts the log's details on its driver: the types that read as pages or forms
+    once mapped keep the log's detail, unless their map row sets one for all their rows."""
+    from leadscore.spark import _detail_sources
+
+    type_map = validate_activity_type_map(
+        pd.DataFrame(
+            {
+                "source_type": ["Web Page Visit", "Pricing Page Visit", "Demo Form", "Opened"],
+                "activity_type": ["page_view", "page_view", "form_fill", "email_open"],
+                "detail": [None, "/pricing/", "Demo Request", None],
+            }
+        ),
+        "the activity_types DataFrame",
+    )
+    rows = {"Web Page Visit": 10, "Pricing Page Visit": 4, "Demo Form": 2, "Opened": 5}
+    own, set_by_map = _detail_sources(type_map, {**rows, " Page_View": 3, "form_fill": 1})
+    assert own == {
+        "Web Page Visit": "page_view",
+        " Page_View": "page_view",
+        "form_fill": "form_fill",
+    }
+    assert set_by_map.to_numpy().tolist() == [
+        ["page_view", "/pricing/", 4],
+        ["form_fill", "Demo Request", 2],
+    ]
+    counts = count_unrecognised_details(set_by_map, rows="count")
+    assert counts.high_intent == {"page_view": 4, "form_fill": 2}
 
 
 def test_sales_activity_mapped_to_a_leadscore_type_is_warned_about(caplog):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -14,7 +15,12 @@ import pytest
 from leadscore.cli import main
 from leadscore.config import parse_config
 from leadscore.errors import DataError, ModelError
-from leadscore.features import build_training_examples, default_as_of_dates
+from leadscore.features import (
+    build_training_examples,
+    count_unrecognised_details,
+    default_as_of_dates,
+    warn_unrecognised_details,
+)
 from leadscore.io import load_closed_loop
 from leadscore.scoring import (
     event_feature_chunks,
@@ -199,6 +205,90 @@ def test_previous_stages_on_spark_match_the_batch_history(spark, event_world, tm
     _assert_same_rows(scored, batch)
     assert scored["stage_changed"].any(), "a month of activity moves some leads"
     assert scored["previous_stage"].isna().any(), "leads created since are scored first"
+
+
+def _detail_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and "leadscore knows" in r.getMessage()
+    ]
+
+
+def _unknown_page_details(activities: pd.DataFrame) -> pd.DataFrame:
+    """``activities`` whose page details name no page leadscore knows (``pricingx``)."""
+    pages = activities["activity_type"] == "page_view"
+    out = activities.copy()
+    out["detail"] = out["detail"].astype(object)
+    out.loc[pages, "detail"] = out.loc[pages, "detail"].astype(str) + "x"
+    return out
+
+
+def test_unknown_page_details_are_warned_about_once_on_the_driver(spark, event_world, caplog):
+    """The driver counts the page and form details of the log as its map types it and
+    warns once, the line build_features gives for the whole log; the buckets' workers say
+    nothing. The log in leadscore's words warns of nothing."""
+    from pyspark.sql import functions as F
+
+    from leadscore.spark import score_events_spark
+
+    leads, activities, outcomes = _frames(spark, event_world["data"])
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        score_events_spark(leads, activities, outcomes, event_world["scoring"], as_of=AS_OF)
+    assert _detail_warnings(caplog) == []
+
+    written = _unknown_page_details(pd.read_parquet(event_world["data"] / "activities.parquet"))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        warn_unrecognised_details(count_unrecognised_details(written))
+    (expected,) = _detail_warnings(caplog)
+    kind = F.col("activity_type")
+    detail = F.col("detail")
+    company = activities.withColumn(
+        "detail", F.when(kind == "page_view", F.concat(detail, F.lit("x"))).otherwise(detail)
+    ).withColumn("activity_type", F.when(kind == "page_view", "Web Page Visit").otherwise(kind))
+    vocabulary = pd.DataFrame({"source_type": ["Web Page Visit"], "activity_type": ["page_view"]})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        scored = score_events_spark(
+            leads,
+            company,
+            outcomes,
+            event_world["scoring"],
+            as_of=AS_OF,
+            with_reasons=False,
+            leads_per_bucket=300,
+            activity_types=vocabulary,
+        ).toPandas()
+    assert len(scored) > 200
+    assert _detail_warnings(caplog) == [expected]
+    assert "100%) name no page leadscore knows, most often" in expected
+
+
+def test_a_bucket_is_scored_without_a_detail_warning(event_world, caplog):
+    """What a worker runs on its bucket warns of no detail, however unknown: the driver
+    has warned once already, and a warning per bucket would fill the executors' logs."""
+    from leadscore.schema import ActivityTypeMap
+    from leadscore.spark import _BUCKET, _event_scorer, _settings, _ShippedModel
+
+    data = event_world["data"]
+    leads = pd.read_parquet(data / "leads.parquet")
+    leads = leads[leads["created_at"] <= AS_OF].head(100).assign(**{_BUCKET: 0})
+    activities = _unknown_page_details(pd.read_parquet(data / "activities.parquet"))
+    activities = activities[
+        activities["lead_id"].isin(leads["lead_id"]) & (activities["occurred_at"] <= AS_OF)
+    ].assign(**{_BUCKET: 0})
+    assert (activities["activity_type"] == "page_view").sum() > 100
+    score_bucket = _event_scorer(
+        _ShippedModel.of(event_world["scoring"]),
+        _settings(AS_OF, False, 3),
+        ActivityTypeMap(place="the activity_types DataFrame"),
+    )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        scored = score_bucket(leads, activities)
+    assert len(scored) > 0
+    assert _detail_warnings(caplog) == []
 
 
 @pytest.fixture(scope="module")

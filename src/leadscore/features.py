@@ -917,8 +917,13 @@ def _codes(values: pd.Series, mapping: dict[str, int]) -> np.ndarray:
 #: What a page URL holds besides its path: scheme and host (``https://www.acme.com``,
 #: ``//acme.com``, ``www.acme.com``), query and fragment.
 _URL_NOISE = r"^\s*(?:[a-z][a-z0-9+.\-]*:)?//[^/?#]*|^\s*www\.[^/?#]*|[?#].*$"
+#: A language or region as a path segment names it (``en``, ``en-us`` read ``en_us``).
+_LANGUAGE = r"[a-z]{2}(?:_[a-z]{2})?"
 #: A first path segment that is a language or region (``/en/``, ``/en-us/``, ``/de_de/``).
-_LOCALE = r"(?:[a-z]{2}(?:_[a-z]{2})?_*/[/_]*)?"
+_LOCALE = rf"(?:{_LANGUAGE}_*/[/_]*)?"
+#: A path without a page: none at all (``/``), or a language alone (``/en/``, ``/en-us``),
+#: the site's root in that language.
+_HOME_PATH = rf"^[/_]*$|^[/_]*/{_LANGUAGE}[/_]*$"
 #: File suffixes a path segment may carry (``/products/pricing.html`` is the pricing page).
 _PAGE_SUFFIX = r"(?:_(?:html?|php|aspx?|jsp))?"
 
@@ -991,9 +996,10 @@ def _matches(texts: pa.Array, pattern: str) -> np.ndarray:
 
 
 def _home(texts: pa.Array, paths: pa.Array) -> np.ndarray:
-    """A URL or path without a page (``https://www.acme.com/``, ``/``): the home page."""
+    """A URL or path without a page (``https://www.acme.com/``, ``/``, ``/en-us/``): the home
+    page. The one test of :func:`_read_pages` and :func:`page_of_details`."""
     given = pc.not_equal(pc.utf8_trim_whitespace(texts), "")
-    home = pc.and_(given, pc.match_substring_regex(paths, pattern=r"^[/_]*$"))
+    home = pc.and_(given, pc.match_substring_regex(paths, pattern=_HOME_PATH))
     return pc.fill_null(home, False).to_numpy(zero_copy_only=False)
 
 
@@ -1097,7 +1103,8 @@ class _DetailReading:
     def of(
         cls, categories: pd.Index, details: dict[str, int], counts: np.ndarray
     ) -> _DetailReading:
-        """The reading of ``categories``, given the rows per (type code, detail code + 1)."""
+        """The reading of ``categories``, given the rows per (type of :data:`_DETAIL_KINDS`,
+        detail code + 1) (:func:`_type_detail_counts`)."""
         texts = _arrow_texts(categories)
         folded = pc.utf8_lower(pc.utf8_trim_whitespace(texts))
         vocabulary = list(details)
@@ -1108,7 +1115,7 @@ class _DetailReading:
             ("page", "page_view", _HIGH_PAGES, _read_pages),
             ("form", "form_fill", _HIGH_FORMS, _read_forms),
         ):
-            used = np.flatnonzero(counts[_TYPE_CODES[activity_type], 1:])
+            used = np.flatnonzero(counts[_DETAIL_KINDS.index(activity_type), 1:])
             high, named = read(texts.take(pa.array(used, type=pa.int64())))
             lookup = np.array([details[n] for n in names] + [0], dtype=np.int8)
             out[kind][used] = lookup[high]
@@ -1133,7 +1140,8 @@ class _DetailReading:
         return table
 
 
-#: Rows handled at a time by :func:`_cells`, to bound its temporary arrays.
+#: Rows handled at a time by :func:`_cells` and :func:`_type_detail_counts`, to bound their
+#: temporary arrays.
 _DETAIL_CHUNK_ROWS = 1 << 23
 
 
@@ -1151,22 +1159,39 @@ def _cells(
         yield rows, cell
 
 
+#: The types whose details are read as pages and forms, in the order of the rows of
+#: :func:`_type_detail_counts`.
+_DETAIL_KINDS = ("page_view", "form_fill")
+
+
 def _type_detail_counts(
     types: np.ndarray,
     detail_codes: np.ndarray,
     n_details: int,
     weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows per (type code, detail code + 1); ``weights``: the rows each row stands for."""
-    shape = (len(_TYPE_CODES) + 1, n_details + 1)
-    counts = np.zeros(shape[0] * shape[1], dtype=np.int64)
-    for rows, cell in _cells(types, detail_codes, shape[1]):
+    """Rows per (type of :data:`_DETAIL_KINDS`, detail code + 1); ``weights``: the rows each
+    row stands for. Only those two types' details are ever read or counted, so the table has
+    their two rows and not one per type: a log of 10M distinct URLs would make it 1 GB."""
+    width = n_details + 1
+    kind_of = np.full(len(_TYPE_CODES) + 1, -1, dtype=np.int64)  # type code -> row, -1: none
+    for row, kind in enumerate(_DETAIL_KINDS):
+        kind_of[_TYPE_CODES[kind]] = row
+    counts = np.zeros(len(_DETAIL_KINDS) * width, dtype=np.int64)
+    for start in range(0, len(types), _DETAIL_CHUNK_ROWS):
+        rows = slice(start, start + _DETAIL_CHUNK_ROWS)
+        kind = kind_of[types[rows]]
+        read = np.flatnonzero(kind >= 0)
+        cell = kind[read]
+        cell *= width
+        cell += detail_codes[rows][read]
+        cell += 1
         if weights is None:
             counts += np.bincount(cell, minlength=counts.size)
         else:
-            added = np.bincount(cell, weights=weights[rows], minlength=counts.size)
+            added = np.bincount(cell, weights=weights[rows][read], minlength=counts.size)
             counts += np.rint(added).astype(np.int64)
-    return counts.reshape(shape)
+    return counts.reshape(len(_DETAIL_KINDS), width)
 
 
 def _detail_codes_of_rows(
@@ -1229,11 +1254,9 @@ def _most_common(counts: pd.Series) -> pd.Series:
     return counts.astype("int64").nlargest(KEPT_DETAILS, keep="first")
 
 
-_DETAIL_KINDS = ("page_view", "form_fill")
-
-
 def _detail_counts(counts: np.ndarray, reading: _DetailReading) -> DetailCounts:
-    """:class:`DetailCounts` of the rows per (type code, detail code + 1)."""
+    """:class:`DetailCounts` of the rows per (type of :data:`_DETAIL_KINDS`, detail code + 1)
+    (:func:`_type_detail_counts`)."""
     rows: dict[str, int] = {}
     high: dict[str, int] = {}
     unrecognised: dict[str, pd.Series] = {}
@@ -1242,7 +1265,7 @@ def _detail_counts(counts: np.ndarray, reading: _DetailReading) -> DetailCounts:
         ("page_view", reading.page, reading.page_known),
         ("form_fill", reading.form, reading.form_known),
     ):
-        per = counts[_TYPE_CODES[kind], 1:].copy()
+        per = counts[_DETAIL_KINDS.index(kind), 1:].copy()
         per[reading.blank] = 0  # a blank detail is no detail
         rows[kind] = int(per.sum())
         high[kind] = int(per[codes > 0].sum())
@@ -1352,16 +1375,20 @@ def warn_unrecognised_details(counts: DetailCounts) -> None:
 
 
 def _activity_frame(
-    activities: pd.DataFrame, details: dict[str, int], *, warn_details: bool = False
+    activities: pd.DataFrame,
+    details: dict[str, int],
+    *,
+    on_details: Callable[[DetailCounts], None] | None = None,
 ) -> pd.DataFrame:
     """The lean activity log the query scans: lead id, microsecond time, type and detail codes.
 
     ``d`` codes the details the catalogue filters on, a ``page_view``'s as the page it names
     and a ``form_fill``'s as the form (:func:`page_of_details`, :func:`form_of_details`: a
     URL or ``Demo Request`` counts); ``e`` numbers every distinct detail (-1 when missing),
-    which tells one e-mail from another (:func:`_email_pairs_sql`). ``warn_details`` warns
-    when most page or form details name none leadscore knows
-    (:func:`warn_unrecognised_details`). The work on text is done once per distinct detail.
+    which tells one e-mail from another (:func:`_email_pairs_sql`). ``on_details`` receives
+    the counts of the page and form details (:func:`count_unrecognised_details` of
+    ``activities``), taken from the table the reading needs anyway. The work on text is done
+    once per distinct detail.
     """
     ts = activities["occurred_at"].to_numpy().astype("datetime64[us]").view("int64")
     detail = (
@@ -1381,8 +1408,8 @@ def _activity_frame(
     categories = detail.cat.categories
     counts = _type_detail_counts(types, detail_codes, len(categories))
     reading = _DetailReading.of(categories, details, counts)
-    if warn_details:
-        warn_unrecognised_details(_detail_counts(counts, reading))
+    if on_details is not None:
+        on_details(_detail_counts(counts, reading))
     d = _detail_codes_of_rows(types, detail_codes, reading.table())
     return pd.DataFrame(
         {
@@ -1414,18 +1441,19 @@ def _engagement_engine(
     threads: int | None,
     memory_limit: str | None,
     *,
-    warn_details: bool = True,
+    on_details: Callable[[DetailCounts], None] | None = warn_unrecognised_details,
 ) -> Iterator[_Query]:
     """A DuckDB connection holding the activity log, yielding ``query(leads_now, as_of_us)``.
 
     Several as-of dates reuse one connection and one prepared activity frame, whose page and
-    form details are read (and, with ``warn_details``, warned about) once.
+    form details are read (and their counts handed to ``on_details``: by default warned
+    about) once.
     """
     import duckdb
 
     details = _detail_vocabulary()
     sql = _engagement_sql(details)
-    acts = _activity_frame(activities, details, warn_details=warn_details)
+    acts = _activity_frame(activities, details, on_details=on_details)
     # DuckDB creates the spill folder only when it spills and removes it on close; without
     # one it would spill into ".tmp" under the working directory.
     spill = Path(tempfile.gettempdir()) / f"leadscore-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -1767,7 +1795,7 @@ def build_features(
     threads: int | None = None,
     memory_limit: str | None = None,
     features: Sequence[Feature] | None = None,
-    warn_details: bool = True,
+    on_details: Callable[[DetailCounts], None] | None = warn_unrecognised_details,
 ) -> FeatureTable:
     """Features of every lead created by ``as_of``, from what was known at ``as_of`` only.
 
@@ -1783,10 +1811,13 @@ def build_features(
         extra lead columns and their kinds are then the model's, not planned again from the
         leads at hand. Without it they are planned from the leads created by ``as_of``, so
         leads created later never change which columns are features.
-    warn_details : warn when most ``page_view`` or ``form_fill`` details name no page or
-        form leadscore knows (:func:`warn_unrecognised_details`). A caller that builds the
-        features of slices of one log passes ``False`` and warns once over all of them
-        (:func:`count_unrecognised_details` of each slice, added up).
+    on_details : receives the counts of the ``page_view`` and ``form_fill`` details of
+        ``data.activities`` (all of its rows, whatever their lead or time), as
+        :func:`count_unrecognised_details` gives them, from the counts the reading takes
+        anyway (no second pass over the log). By default :func:`warn_unrecognised_details`,
+        which warns when most of them name no page or form leadscore knows. A caller that
+        builds the features of slices of one log collects each slice's counts and warns once
+        over their sum; ``None`` neither counts nor warns (a Spark worker: its driver warns).
 
     Returns
     -------
@@ -1804,9 +1835,7 @@ def build_features(
     _warn_as_of_after_extract(ts, data.observed_until)
     leads_now = data.leads[data.leads["created_at"] <= ts]
     extras = _plan_extras(leads_now) if features is None else _model_extras(leads_now, features)
-    with _engagement_engine(
-        data.activities, threads, memory_limit, warn_details=warn_details
-    ) as query:
+    with _engagement_engine(data.activities, threads, memory_limit, on_details=on_details) as query:
         table = _build(leads_now, ts, query, extras)
     logger.info(
         "features as of %s: %s leads x %s features",

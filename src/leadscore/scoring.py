@@ -35,7 +35,6 @@ from leadscore.errors import DataError, ModelError
 from leadscore.features import (
     DetailCounts,
     build_features,
-    count_unrecognised_details,
     feature_catalogue,
     warn_unrecognised_details,
 )
@@ -348,6 +347,12 @@ def event_feature_chunks(
     model's ``features``: the extra lead columns are then the model's in every slice, not
     planned again from the few leads of each slice. ``on_closed`` receives, slice by slice,
     the ids (as text) of the leads left out because they closed by ``as_of``.
+
+    The ``page_view`` and ``form_fill`` details are counted as each slice's features read
+    them and warned about once, after the last slice, as for the whole log
+    (:func:`~leadscore.features.warn_unrecognised_details`). A folder's slices hold the
+    activity of the open leads only, so only theirs is counted; a source loaded whole counts
+    every lead's.
     """
     return LeadChunks(
         lambda progress: _event_feature_chunks(
@@ -375,14 +380,18 @@ def _event_feature_chunks(
     )
     window_start = as_of - pd.Timedelta(days=ENGAGEMENT_WINDOW_DAYS)
     scored = activities = recent = 0
-    details = DetailCounts({}, {})  # of every slice, warned about once at the end
+    details = DetailCounts({}, {})  # as build_features reads each slice; warned about once
+
+    def add_details(counts: DetailCounts) -> None:
+        nonlocal details
+        details += counts
+
     for data in chunks:
         closed = closed_lead_ids(data, as_of)
         if on_closed is not None and len(closed):
             on_closed(closed.astype(str))
-        details += count_unrecognised_details(data.activities)
         table = build_features(
-            _open_leads(data, closed), as_of, features=features, warn_details=False
+            _open_leads(data, closed), as_of, features=features, on_details=add_details
         )
         theirs = is_known_id(data.activities["lead_id"], table.frame["lead_id"])
         when = data.activities.loc[theirs.to_numpy(), "occurred_at"]

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -48,7 +48,9 @@ from leadscore.schema import (
     OUTCOMES_REQUIRED,
     ActivityTypeMap,
     check_activity_types,
+    fold_label,
     log_activity_mapping,
+    normalized_labels,
     validate_activity_type_map,
 )
 from leadscore.sinks import COLUMNS, SCORED_LEADS_SCHEMA, RunKey
@@ -355,7 +357,11 @@ def _event_scorer(
             warn_whole=False,
         )
         scoring = shipped.load()
-        table = build_features(data, settings.as_of, threads=1, features=scoring.model.features)
+        # the driver warns of the log's details once (_warn_unrecognised_details), not
+        # every bucket in its executor's log
+        table = build_features(
+            data, settings.as_of, threads=1, features=scoring.model.features, on_details=None
+        )
         if table.frame.empty:
             return empty
         return settings.score(scoring, table.X, table.frame["lead_id"])
@@ -365,11 +371,11 @@ def _event_scorer(
 
 def _checked_activity_types(
     activities: DataFrame, activity_types: DataFrame | pd.DataFrame | None
-) -> ActivityTypeMap:
-    """The map of ``activity_types`` (one without rules where none is given), with the log's
-    rows per type counted in Spark and checked on the driver, as the folder readers check the
-    whole log: a type still unknown once mapped, or a log whose every row the map ignores, is
-    one line here rather than a worker's traceback."""
+) -> tuple[ActivityTypeMap, dict[str, int]]:
+    """The map of ``activity_types`` (one without rules where none is given) and the log's
+    rows per type as written, counted in Spark and checked on the driver, as the folder
+    readers check the whole log: a type still unknown once mapped, or a log whose every row
+    the map ignores, is one line here rather than a worker's traceback."""
     place = "the activity_types DataFrame"
     if activity_types is None:
         type_map = ActivityTypeMap(place="an activity_types DataFrame (activity_types=)")
@@ -391,7 +397,66 @@ def _checked_activity_types(
     if mapping is not None:
         log_activity_mapping(mapping)
     check_activity_types(type_map.mapped_counts(counts), missing, place=type_map.place)
-    return type_map
+    return type_map, counts
+
+
+#: The types whose details features read as pages and forms.
+_DETAIL_KINDS = ("page_view", "form_fill")
+
+
+def _detail_sources(
+    type_map: ActivityTypeMap, counts: Mapping[str, int]
+) -> tuple[dict[str, str], pd.DataFrame]:
+    """Where the log's ``page_view`` and ``form_fill`` details come from, once mapped: the
+    types as written whose rows keep the log's own detail (to their leadscore type), and
+    (``activity_type``, ``detail``, ``count``) rows for the types whose map row sets the
+    detail of every row (all ``counts`` of them)."""
+    own: dict[str, str] = {}
+    set_by_map: list[tuple[str, str, int]] = []
+    for label, n in counts.items():
+        rule = type_map.rule(label)
+        kind = fold_label(label) if rule is None else rule[0]
+        if kind not in _DETAIL_KINDS:
+            continue
+        if rule is not None and rule[1] is not None:
+            set_by_map.append((kind, rule[1], n))
+        else:
+            own[label] = kind
+    return own, pd.DataFrame(set_by_map, columns=["activity_type", "detail", "count"])
+
+
+def _warn_unrecognised_details(
+    activities: DataFrame, type_map: ActivityTypeMap, counts: Mapping[str, int]
+) -> None:
+    """Warn once, on the driver, when most page or form details name nothing leadscore
+    knows (:func:`leadscore.features.warn_unrecognised_details`), as the batch scorer warns
+    once for all its slices: the workers build their buckets' features without a word.
+
+    The rows of the types that read as ``page_view`` or ``form_fill`` once mapped are counted
+    in Spark by type and detail, so the driver collects a row per distinct detail (a log of
+    URLs may hold millions), never the log; a map row that sets the detail needs no job.
+    The whole log counts, every lead's and every time's, not only what is scored.
+    """
+    from pyspark.sql import functions as F
+
+    from leadscore.features import count_unrecognised_details, warn_unrecognised_details
+
+    own, set_by_map = _detail_sources(type_map, counts)
+    parts = [set_by_map] if len(set_by_map) else []
+    if own and "detail" in activities.columns:
+        counted = (
+            activities.where(F.col("activity_type").isin(list(own)))
+            .groupBy("activity_type", "detail")
+            .count()
+            .toPandas()
+        )
+        counted["activity_type"] = counted["activity_type"].astype(str).map(own)
+        parts.append(counted)
+    if not parts:
+        return
+    frame = pd.concat(parts, ignore_index=True)
+    frame["detail"] = normalized_labels(frame["detail"])  # as the workers' validation reads it
+    warn_unrecognised_details(count_unrecognised_details(frame, rows="count"))
 
 
 def score_events_spark(
@@ -424,6 +489,9 @@ def score_events_spark(
     readers check a folder's, and applied in every worker before the features, as ``leadscore
     score --data`` applies it. The log's types are counted on the driver first, so a type
     that is still unknown stops the job with one line naming it, before anything is scored.
+    Its page and form details are counted there too (one row per distinct detail reaches
+    the driver), and one warning says so when most name no page or form leadscore knows
+    (:func:`leadscore.features.warn_unrecognised_details`); the workers do not warn.
     Other parameters as in :func:`score_flat_spark`.
     """
     from pyspark.sql import functions as F
@@ -443,7 +511,8 @@ def score_events_spark(
             f"leads_per_bucket is {leads_per_bucket}", "Give a positive number of leads."
         )
     _check_unique_ids(leads, "lead_id", "leads")
-    type_map = _checked_activity_types(activities, activity_types)
+    type_map, type_counts = _checked_activity_types(activities, activity_types)
+    _warn_unrecognised_details(activities, type_map, type_counts)
     settings = _settings(as_of, with_reasons, top_n)
     cutoff = F.lit(settings.as_of.to_pydatetime()).cast("timestamp")
     open_leads = leads.where(F.col("created_at").cast("timestamp") <= cutoff)
