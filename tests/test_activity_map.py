@@ -20,7 +20,12 @@ from leadscore.io import (
     load_closed_loop,
     write_tables,
 )
-from leadscore.schema import ACTIVITY_TYPES, ClosedLoopData, validate_closed_loop
+from leadscore.schema import (
+    ACTIVITY_TYPES,
+    ClosedLoopData,
+    validate_activity_type_map,
+    validate_closed_loop,
+)
 from leadscore.scoring import event_feature_chunks
 
 TYPES = ", ".join(ACTIVITY_TYPES)
@@ -549,3 +554,29 @@ def test_a_map_is_not_read_without_an_activity_log(tmp_path, event_frames):
     write_tables({**event_frames, "activity_types": MAP.iloc[:0]}, tmp_path, fmt="csv")
     data = load_closed_loop(tmp_path, tables=("leads", "outcomes"))
     assert data.activity_mapping is None and len(data.activities) == 0
+
+
+# --------------------------------------------------------------------------- sales-named types
+
+
+@pytest.mark.parametrize(
+    "source", ["SalesCallLogged", "MeetingBooked", "statusChange", "dealWon", "OpportunitiesOpened"]
+)
+def test_sales_types_written_in_camel_case_are_warned_about(source, caplog):
+    """CRMs glue a type's words in camelCase as often as they spell them out; a sales call so
+    written leaks the outcome as much as "Sales Call Logged" does."""
+    table = pd.DataFrame({"source_type": [source], "activity_type": ["event"]})
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        validate_activity_type_map(table, "the map")
+    assert f"the map maps {source!r} (to event)" in caplog.text
+    assert "like the sales team's activities" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "source", ["EmailClicked", "WebPageVisit", "CallbackFormSubmitted", "FootnoteDownload"]
+)
+def test_ordinary_types_written_in_camel_case_are_not_warned_about(source, caplog):
+    table = pd.DataFrame({"source_type": [source], "activity_type": ["event"]})
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        validate_activity_type_map(table, "the map")
+    assert caplog.text == ""

@@ -272,6 +272,48 @@ def test_a_few_unknown_ids_keep_the_plain_message(tmp_path, event_frames):
     )
 
 
+# ------------------------------------------------------------ ids with spaces around them
+
+
+@pytest.mark.parametrize(
+    ("read", "fmt"),
+    [(read_whole, fmt) for fmt in ("csv", "parquet", "sqlite")]
+    + [(read_sliced, fmt) for fmt in ("csv", "parquet")],  # the sliced reader reads folders
+)
+def test_ids_that_differ_only_by_spaces_are_named_and_not_stripped(
+    tmp_path, event_frames, read, fmt
+):
+    """An export that pads ids (" 123" against "123") gets the fix that helps, the export,
+    not "add those leads"; the ids are still matched as written, so it stays an error."""
+    frames = {name: frame.copy() for name, frame in event_frames.items()}
+    frames["activities"]["lead_id"] = [" a", " a", "b", "c"]
+    source = (
+        write_sqlite(tmp_path / "crm.sqlite", frames)
+        if fmt == "sqlite"
+        else write_tables(frames, tmp_path, fmt=fmt) and tmp_path
+    )
+    with pytest.raises(DataError) as err:
+        read(source)
+    assert str(err.value) == (
+        "activities: 2 row(s) for lead_id(s) not in leads, e.g. ' a'; 1 of those id(s) differ "
+        "from a lead's id only by spaces around them (' a' vs 'a'). Strip the spaces around "
+        "the ids in the export (leadscore matches ids exactly as written)."
+    )
+
+
+def test_padded_lead_ids_are_named_too(tmp_path, event_frames):
+    """The spaces may be the leads table's: "b " there, "b" in outcomes."""
+    frames = {name: frame.copy() for name, frame in event_frames.items()}
+    frames["leads"]["lead_id"] = ["a", "b ", "c"]
+    frames["activities"]["lead_id"] = ["a", "a", "b ", "c"]
+    write_tables(frames, tmp_path, fmt="csv")
+    with pytest.raises(DataError, match=r"1 of those id\(s\) differ .* \('b' vs 'b '\)"):
+        load_closed_loop(tmp_path)
+    frames["outcomes"]["lead_id"] = ["a", "b "]
+    write_tables(frames, tmp_path, fmt="csv")
+    assert len(load_closed_loop(tmp_path).outcomes) == 2  # ids as written, spaces and all
+
+
 # ------------------------------------------------------------- unknown activity types
 
 

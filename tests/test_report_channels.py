@@ -264,6 +264,33 @@ def test_closed_means_at_or_before_the_latest_scoring_of_the_data():
     assert (picked.other_data, picked.closed, picked.closed_later) == (1, 1, 1)
 
 
+def test_scored_ids_that_differ_from_the_leads_only_by_spaces_are_warned_about(caplog):
+    """A leads table exported anew with padded ids (" b" for "b") leaves its scored rows out
+    as another data set's: the warning names the spaces, and the ids are not stripped."""
+    from leadscore.reports import open_scored_leads
+
+    scored = pd.concat(
+        [scored_run({"a": 0.2, "b": 0.4}, MOMENT), scored_run({"z": 0.9}, MOMENT)],
+        ignore_index=True,
+    )
+    outcomes = pd.DataFrame(
+        {"lead_id": ["x"], "outcome": ["won"], "closed_at": [pd.Timestamp("2020-01-01")]}
+    )
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        picked = open_scored_leads(scored, pd.Series(["a", " b "]), outcomes)
+    assert picked.scored["lead_id"].tolist() == ["a"] and picked.other_data == 2
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said == [
+        "scored leads: 2 row(s) are left out as no lead of the data; 1 of those id(s) differ "
+        "from a lead's id only by spaces around them ('b' vs ' b '). Strip the spaces around "
+        "the ids in the export (leadscore matches ids exactly as written)."
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        open_scored_leads(scored, pd.Series(["a", "b"]), outcomes)  # "z": another data set's
+    assert caplog.text == ""
+
+
 def test_roi_is_the_return_over_the_spend(tmp_path):
     """ROI = (expected value - spend) / spend: a channel whose value per lead is below its
     cost per lead has a negative ROI, and the value reads the same in the CSV."""
@@ -306,6 +333,26 @@ def test_a_channel_without_spend_has_no_roi_and_value_needs_no_costs():
         {"x": 200.0, "organic": 200.0}
     )
     assert "roi" not in no_costs.columns
+
+
+def test_an_roi_that_rounds_to_zero_prints_without_a_minus():
+    """-0.4% breaks even as the table rounds it: ``0%``, not a ``-0%`` that reads as a loss;
+    a real loss keeps its sign."""
+    from leadscore.reports import format_report
+
+    out = pd.DataFrame(
+        {
+            "source": ["even", "loss", "gain", "free"],
+            "mql_rate": [0.5, -0.0, 0.25, 0.0],
+            "spend": [100.0, 100.0, 100.0, 0.0],
+            "value_per_lead": [99.6, 88.0, 150.0, -0.2],
+            "roi": [-0.004, -0.12, 0.5, np.nan],
+        }
+    )
+    rows = {line.split()[0]: line.split() for line in format_report(out).splitlines()[1:]}
+    assert rows["even"][-1] == "0%" and rows["loss"][-1] == "-12%"
+    assert rows["gain"][-1] == "50%" and rows["free"][-1] == "-"
+    assert rows["loss"][1] == "0.0%" and rows["free"][3] == "0"
 
 
 def test_spreadsheet_spend_reads_as_numbers_and_text_is_refused():

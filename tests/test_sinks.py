@@ -949,3 +949,17 @@ def test_a_failed_run_removes_the_folders_it_made(kind: str, tmp_path: Path) -> 
         assert (tmp_path / "new" / "deeper").is_dir()
         raise RuntimeError("scoring failed")
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_a_failed_sqlite_commit_removes_the_folders_it_made(tmp_path: Path) -> None:
+    """An SQLite target's folders are made at commit; a commit that fails removes them again,
+    as a failed run of a file target does, while a folder that was there stays. The commit
+    fails for a real reason here: the path is longer than SQLite opens (512 characters),
+    though the system makes its folders."""
+    (tmp_path / "kept").mkdir()
+    folder = tmp_path / "kept" / "new" / ("d" * 200) / ("e" * 200) / ("f" * 100)
+    url = target_for("sqlite", folder)
+    with pytest.raises(DataError, match="unable to open database file") as err:
+        sinks.write_scored_leads(make_scored(3), url)
+    assert "\n" not in str(err.value)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]

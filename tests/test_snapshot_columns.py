@@ -216,6 +216,48 @@ def test_train_warns_and_records_the_note(tmp_path, capsys):
     assert any("'Email Opens'" in note for note in saved["metadata"]["warnings"])
 
 
+def test_tune_warns_and_records_the_note_as_train_does(tmp_path, capsys, caplog):
+    """``tune`` trains and saves a model from the same data as ``train``: the counter is
+    warned about, and the tuned model's notes keep it for the report."""
+    from leadscore.cli import main
+
+    data = _synthetic(n_leads=3000, seed=5)
+    opens = _counted(data, data.activities["activity_type"] == "email_open")
+    leads = data.leads.assign(**{"Email Opens": opens})
+    write_tables(
+        {"leads": leads, "activities": data.activities, "outcomes": data.outcomes},
+        tmp_path / "crm",
+    )
+    config = {"lightgbm": {"num_boost_round": 30, "early_stopping_rounds": 5}}
+    (tmp_path / "fast.yaml").write_text(json.dumps(config))
+    with caplog.at_level(logging.WARNING, logger="leadscore.leakage"):
+        code = main(
+            [
+                "-q",
+                "tune",
+                "--data",
+                str(tmp_path / "crm"),
+                "--config",
+                str(tmp_path / "fast.yaml"),
+                "--trials",
+                "1",
+                "--storage",
+                f"sqlite:///{tmp_path / 'optuna.db'}",
+                "--no-mlflow",
+                "--no-progress",
+                "--allow-worse",
+                "--model-out",
+                str(tmp_path / "model"),
+            ]
+        )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "'Email Opens'" in caplog.text
+    assert "note: 1 lead column(s) look like values taken at the export" in out
+    saved = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert any("'Email Opens'" in note for note in saved["metadata"]["warnings"])
+
+
 # --------------------------------------------------------------------------- manifest
 
 
@@ -256,7 +298,7 @@ def test_a_declared_extract_moment_before_the_data_is_an_error(tmp_path, event_f
     data = validate_closed_loop(**event_frames, observed_until="2024-01-04")
     folder = _folder(tmp_path, event_frames, {"observed_until": "2024-01-04"})
     with pytest.raises(DataError) as raised:
-        check_manifest_moment(folder, data)
+        check_manifest_moment(folder, manifest_observed_until(folder), data)
     message = str(raised.value)
     assert "manifest.json: observed_until 2024-01-04 00:00 is before 5 row(s)" in message
     assert "outcomes.closed_at 2024-03-01 00:00 for lead 'b'" in message
@@ -264,7 +306,9 @@ def test_a_declared_extract_moment_before_the_data_is_an_error(tmp_path, event_f
     # within a day of the declared moment: the day of the extract, as a date
     fine = validate_closed_loop(**event_frames, observed_until="2024-02-29T12:00")
     check_manifest_moment(
-        _folder(tmp_path, event_frames, {"observed_until": "2024-02-29T12:00"}), fine
+        _folder(tmp_path, event_frames, {"observed_until": "2024-02-29T12:00"}),
+        "2024-02-29T12:00",
+        fine,
     )
 
 
@@ -289,7 +333,9 @@ def test_a_stray_row_after_the_declared_moment_is_a_warning(event_frames, caplog
 def test_a_moment_the_caller_gives_is_not_held_against_the_manifest(tmp_path, event_frames):
     data = validate_closed_loop(**event_frames, observed_until="2024-01-04")
     folder = _folder(tmp_path, event_frames, {"observed_until": "2024-06-30"})
-    check_manifest_moment(folder, data)  # the manifest's moment was not used: nothing to say
+    # the manifest's moment was not used: nothing to say
+    check_manifest_moment(folder, "2024-06-30", data)
+    check_manifest_moment(folder, None, data)
 
 
 # ------------------------------------------------- through the loaders (io.py, validate.py)
@@ -304,6 +350,87 @@ def test_loading_a_folder_checks_its_manifest(tmp_path, event_frames):
     folder = _folder(tmp_path, event_frames, {"observed_untl": "2024-06-30"})
     with pytest.raises(DataError, match=r"unknown key 'observed_untl'"):
         load_closed_loop(folder)
+
+
+def test_the_whole_loader_reads_the_manifest_once(tmp_path, event_frames, monkeypatch):
+    """The moment checked is the one the data was read with: one read of manifest.json."""
+    import leadscore.io
+    import leadscore.timestamps
+    from leadscore.io import load_closed_loop
+
+    reads = []
+
+    def counted(folder):
+        reads.append(folder)
+        return manifest_observed_until(folder)
+
+    monkeypatch.setattr(leadscore.io, "manifest_observed_until", counted)
+    monkeypatch.setattr(leadscore.timestamps, "manifest_observed_until", counted)
+    folder = _folder(tmp_path, event_frames, {"observed_until": "2024-03-02"})
+    assert load_closed_loop(folder).observed_until == pd.Timestamp("2024-03-02")
+    assert len(reads) == 1
+
+
+def _sliced(folder: str, **kwargs: object) -> list[ClosedLoopData]:
+    from leadscore.io import iter_closed_loop_chunks
+
+    return list(iter_closed_loop_chunks(folder, chunk_leads=1, **kwargs))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_the_sliced_reader_checks_the_manifest_before_its_first_slice(tmp_path, event_frames, fmt):
+    """``score`` reads a folder slice by slice: a manifest the data contradicts is the same
+    error there, raised before any slice is yielded (the late rows are all in the last slice
+    here), and with ``open_at`` too, which leaves the closed leads unread."""
+    from leadscore.io import iter_closed_loop_chunks, load_closed_loop
+
+    write_tables(event_frames, tmp_path, fmt=fmt)
+    (tmp_path / "manifest.json").write_text(json.dumps({"observed_until": "2024-01-04"}))
+    with pytest.raises(DataError) as whole:
+        load_closed_loop(tmp_path)
+    yielded = []
+    for kwargs in ({}, {"open_at": pd.Timestamp("2024-06-01")}):
+        chunks = iter_closed_loop_chunks(tmp_path, chunk_leads=1, **kwargs)
+        with pytest.raises(DataError) as sliced:
+            yielded.extend(chunks)
+        assert yielded == []
+        assert str(sliced.value) == str(whole.value)
+    assert "manifest.json: observed_until 2024-01-04 00:00 is before 5 row(s)" in str(whole.value)
+    # a moment the caller gives is the caller's, as for the whole loader
+    assert len(_sliced(str(tmp_path), observed_until="2024-01-04")) == 3
+
+
+def test_the_sliced_reader_warns_about_a_stray_row_after_the_manifest(
+    tmp_path, event_frames, caplog
+):
+    """Ignored activity types do not count, as the whole loader leaves them out."""
+    from leadscore.io import load_closed_loop
+
+    frames = {k: v.copy() for k, v in event_frames.items()}
+    frames["activities"].loc[1, "occurred_at"] = "2024-05-01"
+    sales = pd.DataFrame(
+        {
+            "lead_id": ["c", "c"],
+            "occurred_at": ["2024-07-01", "2024-07-02"],
+            "activity_type": ["Sales Call", "Sales Call"],
+        }
+    )
+    frames["activities"] = pd.concat([frames["activities"], sales], ignore_index=True)
+    frames["activity_types"] = pd.DataFrame(
+        {"source_type": ["Sales Call"], "activity_type": ["ignore"]}
+    )
+    folder = _folder(tmp_path, frames, {"observed_until": "2024-03-01"})
+    said = []
+    for read in (load_closed_loop, _sliced):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="leadscore.timestamps"):
+            read(folder)
+        said.append([r.getMessage() for r in caplog.records if "is before" in r.getMessage()])
+    assert said[0] == said[1] and len(said[0]) == 1
+    assert (
+        "is before 1 row(s) of the data (the latest: activities.occurred_at 2024-05-01"
+        in (said[0][0])
+    )
 
 
 def test_validate_warns_about_a_snapshot_column(tmp_path, caplog):

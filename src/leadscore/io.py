@@ -53,11 +53,16 @@ from leadscore.schema import (
     warn_duplicate_activities,
 )
 from leadscore.timestamps import (
+    EXTRACT_SLACK,
+    LateRows,
     TimestampSummary,
     check_manifest_moment,
     extract_moment,
     future_cutoff,
+    hold_extract_moment,
     manifest_observed_until,
+    manifest_source,
+    naive_utc,
     parse_observed_until,
     parse_timestamps_as,
     tail_rows,
@@ -108,16 +113,26 @@ def is_sql_url(source: str | os.PathLike[str]) -> bool:
     return "://" in text and not text.startswith("file://")
 
 
-def duckdb_url_file(source: str | os.PathLike[str]) -> str | os.PathLike[str]:
-    """The DuckDB file of a ``duckdb:///path.duckdb`` URL (``duckdb:////abs/path.duckdb``
-    for an absolute path), as the scored-leads targets read it; any other source as given.
+#: How a URL names a DuckDB file: ``duckdb:///path.duckdb``.
+DUCKDB_URL_PREFIX = "duckdb:///"
 
-    Read as the file itself, so such a URL needs no DuckDB driver for SQLAlchemy.
+
+def duckdb_url_path(text: str) -> str | None:
+    """The path of the DuckDB file a ``duckdb:///path.duckdb`` URL names
+    (``duckdb:////abs/path.duckdb`` for an absolute path), or ``None`` for any other text.
+
+    The one reading of such URLs, for the readers and the scored-leads targets alike: both
+    open the file itself, so such a URL needs no DuckDB driver for SQLAlchemy.
     """
+    return text.removeprefix(DUCKDB_URL_PREFIX) if text.startswith(DUCKDB_URL_PREFIX) else None
+
+
+def duckdb_url_file(source: str | os.PathLike[str]) -> str | os.PathLike[str]:
+    """The DuckDB file of a ``duckdb:///`` URL (:func:`duckdb_url_path`), as the scored-leads
+    targets read it; any other source as given."""
     text = os.fspath(source)
-    if isinstance(text, str) and text.startswith("duckdb:///"):
-        return text.removeprefix("duckdb:///")
-    return source
+    path = duckdb_url_path(text) if isinstance(text, str) else None
+    return source if path is None else path
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -824,6 +839,7 @@ def load_closed_loop(
     """
     frames: dict[str, pd.DataFrame | None] = dict.fromkeys(EVENT_TABLES)
     where: dict[str, str] = {}
+    declared: str | None = None  # the manifest's moment, read once and held against the data
     absent: list[str] = []
     wanted = [name for name in EVENT_TABLES if name == "leads" or name in tables]
     source = duckdb_url_file(source)
@@ -846,7 +862,7 @@ def load_closed_loop(
     else:
         _check_event_folder(path)
         if observed_until is None:
-            observed_until = manifest_observed_until(path)
+            declared = observed_until = manifest_observed_until(path)
         for name in wanted:
             found = find_event_table(path, name)
             if found is None and name == "leads":
@@ -880,7 +896,7 @@ def load_closed_loop(
         observed_until=observed_until,
         activity_types=type_map,
     )
-    check_manifest_moment(path, data)
+    check_manifest_moment(path, declared, data)
     warn_post_contact_leads(data.leads)
     return dataclasses.replace(data, absent_tables=tuple(absent))
 
@@ -965,7 +981,9 @@ def iter_closed_loop_chunks(
     carries what it did (``activity_mapping``), logged once. Every slice shares the
     folder's ``observed_until``; taken from the data, it is checked on the whole folder as
     :func:`load_closed_loop` checks it (a timestamp in the future is an error, a latest one far
-    after the rest a warning), and so are outcomes closed before their lead was created.
+    after the rest a warning), and so are outcomes closed before their lead was created; taken
+    from the folder's ``manifest.json``, it is held against the whole folder before the first
+    slice (:func:`_check_declared_moment`), as :func:`load_closed_loop` holds it.
     Activity rows repeated exactly are counted over all slices and logged once, after the last.
     ``progress``, when given, learns the leads to read once they are validated and counts the
     leads of each slice.
@@ -990,7 +1008,8 @@ def iter_closed_loop_chunks(
     leads, files = _event_folder_leads(path)
     type_map = _folder_activity_map(path) if files["activities"] is not None else None
     leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
-    until = observed_until if observed_until is not None else manifest_observed_until(path)
+    declared = manifest_observed_until(path) if observed_until is None else None
+    until = observed_until if observed_until is not None else declared
     others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
     absent = tuple(name for name, scan in others.items() if scan is None)
     for name in absent:
@@ -1031,6 +1050,8 @@ def iter_closed_loop_chunks(
             _check_closed_after_created(con, others["outcomes"], keys["outcomes"], formats)
         if until is None:
             until = _latest_timestamp(con, leads, others, formats, keys)
+        elif declared is not None:
+            _check_declared_moment(con, path, declared, leads, others, formats, keys)
         if open_at is not None:
             outcomes = others["outcomes"]
             leads = _leads_open_at(con, leads, outcomes, keys, formats, open_at, on_closed)
@@ -1102,16 +1123,12 @@ def event_observed_until(source: str | os.PathLike[str]) -> pd.Timestamp:
     _check_event_folder(path)
     manifest = manifest_observed_until(path)
     if manifest is not None:
-        return _naive_utc(parse_observed_until(manifest))
+        return naive_utc(parse_observed_until(manifest))
     leads, files = _event_folder_leads(path)
     type_map = _folder_activity_map(path) if files["activities"] is not None else None
     others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
     with duckdb.connect() as con:
         return _scanned_observed_until(con, leads, others, type_map)
-
-
-def _naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
-    return moment.tz_convert("UTC").tz_localize(None) if moment.tzinfo is not None else moment
 
 
 def _scanned_observed_until(
@@ -1601,6 +1618,49 @@ def _latest_timestamp(
         rows, future = counts[name]
         summaries.append(TimestampSummary(name, _TIMESTAMP_COLUMNS[name], rows, future, latest))
     return extract_moment(summaries, now=now)
+
+
+def _check_declared_moment(
+    con: duckdb.DuckDBPyConnection,
+    folder: Path,
+    declared: str,
+    leads: pd.DataFrame,
+    others: Mapping[str, _Scan | None],
+    formats: Mapping[str, str | None],
+    keys: Mapping[str, str],
+) -> None:
+    """Hold the moment ``folder``'s manifest declares against the whole folder, as
+    :func:`~leadscore.timestamps.check_manifest_moment` holds it against loaded data (same
+    rule, same message), before the first slice is read.
+
+    The rows after it are counted by one aggregate per table, which DuckDB streams through,
+    so the log is never loaded and the check needs no slice: an error comes before anything
+    is yielded, not after slices were scored. Checking slice by slice instead would name a
+    wrong manifest only at the end, and warn where the whole folder says "error" in a first
+    slice that happened to hold few late rows. Timestamps are read as the slices parse them
+    (``formats``), and ignored activity types are left out as the slices leave them out.
+    """
+    until = naive_utc(parse_observed_until(declared))
+    cutoff = future_cutoff(utc_now())
+    late = [LateRows.of(leads, "leads", "created_at", until, cutoff)]
+    rows = len(leads)
+    bounds = [(until + EXTRACT_SLACK).to_pydatetime(), cutoff.to_pydatetime()]
+    for name, column in _TIMESTAMP_COLUMNS.items():
+        scan = others[name]
+        if scan is None:
+            continue
+        moments = f"SELECT {_moment_sql(column, formats.get(name))} AS m, {keys[name]} AS k"
+        with scan.errors():
+            total, count, latest, lead = con.execute(
+                "SELECT count(*), count(*) FILTER (WHERE is_late), max(m) FILTER (WHERE is_late), "
+                "arg_max(k, m) FILTER (WHERE is_late) "
+                f"FROM (SELECT m, k, m > ? AND m <= ? AS is_late FROM ({moments} FROM {scan.sql}))",
+                bounds,
+            ).fetchall()[0]
+        rows += int(total)
+        if count:
+            late.append(LateRows(name, column, int(count), pd.Timestamp(latest), str(lead)))
+    hold_extract_moment(until, manifest_source(folder), late, rows)
 
 
 def _duckdb_scan(file: Path) -> str:

@@ -31,7 +31,6 @@ by their name or, for a numeric column, by rising with the lead's activity after
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -43,6 +42,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from leadscore.errors import DataError
+from leadscore.names import name_words, singular
 
 if TYPE_CHECKING:
     from leadscore.schema import ClosedLoopData, Feature, LabelledDataset
@@ -329,27 +329,9 @@ def leakage_error(suspects: list[LeakageSuspect]) -> DataError:
     )
 
 
-def _name_words(name: str) -> list[str]:
-    """``leadQuality``, ``Lead Quality`` and ``lead_quality`` as ``["lead", "quality"]``."""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", str(name))
-    return [w for w in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if w]
-
-
-def _singular(word: str) -> str:
-    """``deals`` as ``deal``, ``opportunities`` as ``opportunity``, ``statuses`` as
-    ``status``; a word not ending in s as it is."""
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("ses", "xes")) and len(word) > 4:
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us")) and len(word) > 3:
-        return word[:-1]
-    return word
-
-
 def _post_contact_word(word: str) -> str | None:
     """The listed word that ``word`` is, is the plural of, or holds glued to another word."""
-    for form in dict.fromkeys((word, _singular(word))):
+    for form in dict.fromkeys((word, singular(word))):
         if form in POST_CONTACT_WORDS:
             return form
         if form in _NOT_GLUED:
@@ -377,7 +359,7 @@ def post_contact_columns(names: Iterable[str], *, allow: Iterable[str] = ()) -> 
     for name in names:
         if name in allowed:
             continue
-        words = _name_words(name)
+        words = name_words(name)
         hit = next((h for h in map(_post_contact_word, words) if h is not None), None)
         if hit is None:
             for phrase in POST_CONTACT_PHRASES:
@@ -494,8 +476,8 @@ def snapshot_words(name: str) -> tuple[str, ...]:
     one of :data:`SNAPSHOT_ALONE` or :data:`SNAPSHOT_PHRASES`, or one of
     :data:`SNAPSHOT_WORDS` together with one of :data:`ACTIVITY_NOUNS` (``TotalVisits``,
     ``Total Web Activity``, ``hs_analytics_num_page_views``, ``Last Touch Channel``)."""
-    words = _name_words(name)
-    forms = [(w, _singular(w)) for w in words]
+    words = name_words(name)
+    forms = [(w, singular(w)) for w in words]
     alone = [w for w, s in forms if w in SNAPSHOT_ALONE or s in SNAPSHOT_ALONE]
     phrases = [
         " ".join(p)

@@ -46,6 +46,7 @@ import pandas as pd
 
 from leadscore.encoding import describe_merged, fold_text, parse_numbers, preferred_spellings
 from leadscore.errors import DataError, shortened_list
+from leadscore.schema import SPACED_IDS_FIX, UNKNOWN_ID_SAMPLE, spaced_ids, spaced_ids_note
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +120,8 @@ def open_scored_leads(
     ours = scored["lead_id"].isin(pd.Index(lead_ids))
     mine = scored[ours]
     other_data = int((~ours).sum())
+    if other_data:
+        _warn_spaced_ids(scored.loc[~ours, "lead_id"], lead_ids)
     if mine.empty:
         return ScoredSelection(mine.reset_index(drop=True), None, other_data, 0, 0)
     moment = pd.Timestamp(mine["as_of"].max())
@@ -132,6 +135,22 @@ def open_scored_leads(
         closed=int(closed.sum()),
         closed_later=int(later.sum()),
     )
+
+
+def _warn_spaced_ids(others: pd.Series, lead_ids: pd.Series) -> None:
+    """Warn when scored rows left out as another data set's are the data's own leads whose
+    ids gained or lost spaces around them since the scoring run (the leads table exported
+    anew): they would leave the report in silence, as if closed. Ids are not stripped to
+    match, since the scored table keeps each id as the leads table wrote it."""
+    distinct = pd.Series(pd.unique(others.astype(str))).iloc[:UNKNOWN_ID_SAMPLE]
+    spaced = spaced_ids(distinct, lead_ids)
+    if spaced:
+        logger.warning(
+            "scored leads: %s row(s) are left out as no lead of the data; %s. %s",
+            f"{len(others):,}",
+            spaced_ids_note(spaced),
+            SPACED_IDS_FIX,
+        )
 
 
 def channel_report(
@@ -285,17 +304,29 @@ def _add_costs(
     return out
 
 
+def _shown(value: float, spec: str) -> str:
+    """``value`` formatted by ``spec``, ``-`` where missing. A value that rounds to zero shows
+    no sign: an ROI of -0.004 is ``0%``, not a ``-0%`` that reads as a loss, while a real one
+    keeps it (``-12%``)."""
+    if pd.isna(value):
+        return "-"
+    text = format(value, spec)
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        return text[1:]
+    return text
+
+
 def format_report(report: pd.DataFrame) -> str:
     """The report as an aligned text table for the terminal: rates and ROI as percentages
     (the frame holds them as ratios: ROI 1.5 prints ``150%``), money rounded to units."""
     shown = report.copy()
     for column in shown.columns:
         if column.endswith("_rate"):
-            shown[column] = shown[column].map(lambda v: f"{v:.1%}")
+            shown[column] = shown[column].map(lambda v: _shown(v, ".1%"))
         elif column == "expected_wins":
-            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.1f}")
+            shown[column] = shown[column].map(lambda v: _shown(v, ",.1f"))
         elif column == "roi":
-            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0%}")
+            shown[column] = shown[column].map(lambda v: _shown(v, ",.0%"))
         elif column in ("spend", "spend_scored", "value_per_lead") or column.startswith("cost_per"):
-            shown[column] = shown[column].map(lambda v: "-" if pd.isna(v) else f"{v:,.0f}")
+            shown[column] = shown[column].map(lambda v: _shown(v, ",.0f"))
     return shown.to_string(index=False)

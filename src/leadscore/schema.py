@@ -31,7 +31,7 @@ import difflib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -43,6 +43,7 @@ from pandas.api import types as ptypes
 from pandas.arrays import ArrowStringArray
 
 from leadscore.errors import DataError
+from leadscore.names import name_words, singular
 from leadscore.timestamps import (
     extract_moment,
     parse_observed_until,
@@ -468,6 +469,43 @@ UNKNOWN_ID_SAMPLE = 10_000
 _ZERO_LED_ID = re.compile(r"0+[0-9]+")
 
 
+def spaced_ids(ids: pd.Series, known: pd.Index | pd.Series) -> list[tuple[str, str]]:
+    """(id, lead's id) for each distinct id of ``ids`` that is no lead's id (``known``) as
+    written but is one once the spaces around both are stripped: ``" 123"`` against
+    ``"123"``, or the other way round.
+
+    Ids are matched exactly as written, never stripped in silence (``"A "`` and ``"A"`` may
+    be two leads of a careless CRM, and the scored table keeps ids as the leads table wrote
+    them), so a message that reports ids matching no lead names these: the fix is the
+    export, not adding leads. Every known id is stripped, so call it on the way to such a
+    message, not on every read.
+    """
+    written = pd.Series(pd.unique(ids.astype(str)), dtype=object)
+    if written.empty:
+        return []
+    text = pd.Series(np.asarray(known, dtype=object)).astype(str)
+    lookup = pd.Series(text.to_numpy(), index=text.str.strip().to_numpy())
+    lookup = lookup[~lookup.index.duplicated()]
+    keys = written.str.strip()
+    hit = keys.isin(lookup.index) & ~written.isin(text)
+    return list(zip(written[hit], lookup[keys[hit]].tolist(), strict=True))
+
+
+def spaced_ids_note(pairs: Sequence[tuple[str, str]]) -> str:
+    """How :func:`spaced_ids` are named in a message: how many, and one of them."""
+    shown, lead = pairs[0]
+    return (
+        f"{len(pairs):,} of those id(s) differ from a lead's id only by spaces around them "
+        f"({shown!r} vs {lead!r})"
+    )
+
+
+#: The fix for :func:`spaced_ids`: the ids are never stripped in silence.
+SPACED_IDS_FIX = (
+    "Strip the spaces around the ids in the export (leadscore matches ids exactly as written)."
+)
+
+
 def unknown_ids_error(
     table: str, unknown: int, rows: int, example: str, distinct: pd.Series, known: pd.Index
 ) -> DataError:
@@ -475,12 +513,16 @@ def unknown_ids_error(
     leads (``example`` one of them, ``distinct`` up to :data:`UNKNOWN_ID_SAMPLE` of their
     distinct ids), shared by the whole and the sliced reader.
 
-    When most rows are unknown and most of their ids are leads' ids with the leading zeros
-    dropped (``123`` for ``000123``: a spreadsheet or an export read the column as a number),
-    the error says so: adding "those leads" would be the wrong fix.
+    When ids differ from leads' ids only by spaces around them (:func:`spaced_ids`), or when
+    most rows are unknown and most of their ids are leads' ids with the leading zeros dropped
+    (``123`` for ``000123``: a spreadsheet or an export read the column as a number), the
+    error says so: adding "those leads" would be the wrong fix.
     """
     problem = f"{table}: {unknown} row(s) for lead_id(s) not in leads, e.g. {example!r}"
     fix = f"Add those leads to the leads table or drop their rows from {table}."
+    spaced = spaced_ids(distinct, known)
+    if spaced:
+        return DataError(f"{problem}; {spaced_ids_note(spaced)}", SPACED_IDS_FIX)
     if 2 * unknown <= rows:
         return DataError(problem, fix)
     ids = pd.Series(known.astype(str))
@@ -906,27 +948,21 @@ def validate_activity_type_map(
     return ActivityTypeMap(shown_place, rules)
 
 
-def _plural_pattern(word: str) -> str:
-    """A word and its plural as a regular expression (``calls?``, ``opportunit(?:y|ies)``)."""
-    if word.endswith("y"):
-        return f"{word[:-1]}(?:y|ies)"
-    return f"{word}(?:es)?" if word.endswith("s") else f"{word}s?"
-
-
-_SALES_WORDS = re.compile(
-    r"\b(?:" + "|".join(_plural_pattern(w) for w in SALES_ACTIVITY_WORDS) + r")\b"
-)
-
-
 def sales_source_types(rules: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The (source type as written, activity type) pairs of a map whose source type reads as
     the sales team's activity (a whole word of :data:`SALES_ACTIVITY_WORDS`, or its plural,
-    in any case; ``_`` and ``-`` separate words) and whose activity type is not ``ignore``."""
+    in any case) and whose activity type is not ``ignore``.
+
+    Words are read as the leakage guard reads column names (:func:`leadscore.names.name_words`):
+    spaces, ``_`` and ``-`` separate them and so does a capital after a small letter, since
+    CRMs write types glued in camelCase (``SalesCallLogged``, ``statusChange``) as often as
+    spelled out. A word merely holding one (``Callback``, ``Footnote``) does not count."""
+    sales = frozenset(SALES_ACTIVITY_WORDS)
     return [
         (source, target)
         for source, target in rules
         if target != IGNORED_ACTIVITY
-        and _SALES_WORDS.search(re.sub(r"[_\-]+", " ", source.lower())) is not None
+        and any(w in sales or singular(w) in sales for w in name_words(source))
     ]
 
 

@@ -463,7 +463,12 @@ def _written(value: Any) -> str:
 
 def _safe_name(name: str) -> str:
     """``name`` cut down to NAME_PATTERN, to offer as the fix: accents dropped, every other
-    run of characters a ``_``."""
+    run of characters a ``_``, none at either end.
+
+    Not :func:`leadscore.tracking._safe_name`, on purpose: this one proposes a name for the
+    user to type (``Café Leads`` as ``Cafe_Leads``), so it may read nicely; that one makes
+    MLflow keys and folders from names that are already stored, and must keep writing them
+    as earlier runs did."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", ascii_name).strip("_") or "my_leads"
 

@@ -395,8 +395,76 @@ def manifest_observed_until(folder: str | os.PathLike[str]) -> str | None:
     return str(value)
 
 
-def _naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
+def naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
+    """``moment`` in UTC without a timezone, as the data's timestamps are held (a naive one
+    is taken as UTC already): a manifest may write its moment with an offset."""
     return moment.tz_convert("UTC").tz_localize(None) if moment.tzinfo is not None else moment
+
+
+@dataclass(frozen=True)
+class LateRows:
+    """The rows of one timestamp column more than :data:`EXTRACT_SLACK` after a declared
+    extract moment and not in the future: how many, and the latest of them (``None`` when
+    there are none), so that the whole loader can count them in pandas and the reader of
+    slices in DuckDB, and both judge them alike (:func:`hold_extract_moment`)."""
+
+    table: str
+    column: str
+    count: int = 0
+    latest: pd.Timestamp | None = None
+    lead: str | None = None
+
+    @classmethod
+    def of(
+        cls,
+        frame: pd.DataFrame | None,
+        table: str,
+        column: str,
+        until: pd.Timestamp,
+        cutoff: pd.Timestamp,
+    ) -> LateRows:
+        """The late rows of ``frame[column]`` (validated: naive UTC), ``cutoff`` being the
+        start of the future (:func:`future_cutoff`)."""
+        if frame is None or frame.empty:
+            return cls(table, column)
+        moments = frame[column]
+        late = (moments > until + EXTRACT_SLACK) & (moments <= cutoff)
+        if not late.any():
+            return cls(table, column)
+        label = moments[late].idxmax()
+        lead = str(frame.loc[label, "lead_id"])
+        return cls(table, column, int(late.sum()), pd.Timestamp(moments[label]), lead)
+
+
+def hold_extract_moment(
+    until: pd.Timestamp, source: str, late: Sequence[LateRows], rows: int
+) -> None:
+    """Judge the rows found after ``until``, declared by ``source``, out of ``rows`` rows in
+    all (leads, activities and outcomes): more than the newest 0.1% (:func:`tail_rows`) are
+    an error, fewer a warning; see :func:`check_extract_moment_holds`."""
+    after = sum(found.count for found in late)
+    if not after:
+        return
+    # of equal moments the first table in order is named (max keeps the first)
+    found = [(f.latest, f) for f in late if f.latest is not None]
+    moment, latest = max(found, key=lambda pair: pair[0])
+    said = (
+        f"{source} {until:%Y-%m-%d %H:%M} is before {after:,} row(s) of the data (the latest: "
+        f"{latest.table}.{latest.column} {moment:%Y-%m-%d %H:%M} for lead {latest.lead!r}); "
+        "an extract holds nothing after the moment it was taken"
+    )
+    fix = (
+        f"Set observed_until to the moment the extract was taken (no earlier than "
+        f"{moment:%Y-%m-%d %H:%M}), or remove it from manifest.json to take the latest "
+        "timestamp of the data."
+    )
+    if after > tail_rows(rows):
+        raise DataError(said, fix)
+    logger.warning(
+        "%s; if they are typos, correct them: they count as after every as-of date. %s",
+        said,
+        fix,
+    )
 
 
 def check_extract_moment_holds(
@@ -421,56 +489,33 @@ def check_extract_moment_holds(
         ("activities", "occurred_at", data.activities),
         ("outcomes", "closed_at", data.outcomes),
     )
-    after = 0
-    latest: tuple[pd.Timestamp, str, str] | None = None
-    for table, column, frame in tables:
-        if frame is None or frame.empty:
-            continue
-        moments = frame[column]
-        late = (moments > until + EXTRACT_SLACK) & (moments <= cutoff)
-        if not late.any():
-            continue
-        after += int(late.sum())
-        label = moments[late].idxmax()
-        moment = pd.Timestamp(moments[label])
-        if latest is None or moment > latest[0]:
-            latest = (moment, f"{table}.{column}", str(frame.loc[label, "lead_id"]))
-    if latest is None:
-        return
+    late = [LateRows.of(frame, table, column, until, cutoff) for table, column, frame in tables]
     rows = sum(0 if frame is None else len(frame) for _, _, frame in tables)
-    moment, where, lead = latest
-    said = (
-        f"{source} {until:%Y-%m-%d %H:%M} is before {after:,} row(s) of the data (the latest: "
-        f"{where} {moment:%Y-%m-%d %H:%M} for lead {lead!r}); an extract holds nothing after "
-        "the moment it was taken"
-    )
-    fix = (
-        f"Set observed_until to the moment the extract was taken (no earlier than "
-        f"{moment:%Y-%m-%d %H:%M}), or remove it from manifest.json to take the latest "
-        "timestamp of the data."
-    )
-    if after > tail_rows(rows):
-        raise DataError(said, fix)
-    logger.warning(
-        "%s; if they are typos, correct them: they count as after every as-of date. %s",
-        said,
-        fix,
-    )
+    hold_extract_moment(until, source, late, rows)
+
+
+def manifest_source(folder: str | os.PathLike[str]) -> str:
+    """How a manifest's moment is named in :func:`hold_extract_moment`'s messages."""
+    return f"{Path(folder) / 'manifest.json'}: {MANIFEST_KEY}"
 
 
 def check_manifest_moment(
-    folder: str | os.PathLike[str], data: ClosedLoopData, *, now: pd.Timestamp | None = None
+    folder: str | os.PathLike[str],
+    declared: str | None,
+    data: ClosedLoopData,
+    *,
+    now: pd.Timestamp | None = None,
 ) -> None:
     """:func:`check_extract_moment_holds` for data read from ``folder``, when its
-    ``observed_until`` is the one ``folder``'s ``manifest.json`` declares (a moment the
-    caller gave instead is the caller's; a database or a folder without a manifest entry has
-    nothing to check)."""
-    path = Path(folder)
-    if not path.is_dir():
-        return
-    declared = manifest_observed_until(path)
+    ``observed_until`` is ``declared``, the entry of ``folder``'s ``manifest.json`` as
+    :func:`manifest_observed_until` read it (``None``: the manifest gives none, or it was not
+    read because the caller gave a moment; a moment the caller gave is the caller's).
+
+    The reader passes the entry it read rather than this function reading the manifest
+    again: one read, so the moment checked is the moment the data was read with.
+    """
     if declared is None:
         return
-    if _naive_utc(parse_observed_until(declared)) != data.observed_until:
+    if naive_utc(parse_observed_until(declared)) != data.observed_until:
         return
-    check_extract_moment_holds(data, f"{path / 'manifest.json'}: {MANIFEST_KEY}", now=now)
+    check_extract_moment_holds(data, manifest_source(folder), now=now)

@@ -352,6 +352,13 @@ def _ensure_experiment(client: Any, name: str, uri: str) -> str:
 
 
 def _safe_name(name: str) -> str:
+    """``name`` as an MLflow run name, metric-key part or artifact folder: every run of
+    characters outside ``A-Za-z0-9_.-`` a ``_``.
+
+    Not :func:`leadscore.specs._safe_name`, on purpose: that one proposes a name for the
+    user to type and tidies it (accents folded, ``_`` stripped at the ends); this one names
+    metrics and folders of runs already stored, so it must map a name as earlier runs did
+    (a metric of a new run stays comparable with the same metric of older ones)."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name) or "experiment"
 
 

@@ -845,6 +845,7 @@ def tune(
     storage: str | None = None,
     callbacks: Sequence[TrialCallback] = (),
     show_progress_bar: bool = False,
+    notes: Sequence[str] = (),
 ) -> TuneResult:
     """Search, then train the tuned model and the default one on the same folds.
 
@@ -857,6 +858,9 @@ def tune(
         (:func:`default_storage` gives the usual one).
     callbacks : called after each trial, e.g. :class:`MlflowTrialLogger`.
     show_progress_bar : a tqdm bar over the trials.
+    notes : the caller's notes on the data, recorded with the tuned model as
+        ``training.train(..., notes=)`` records them (the default model is a yardstick and
+        keeps none).
 
     Raises
     ------
@@ -884,7 +888,7 @@ def tune(
         show_progress_bar=show_progress_bar,
         storage=url,
     )
-    tuned = train(dataset, config, params=summary.final_params())
+    tuned = train(dataset, config, params=summary.final_params(), notes=notes)
     # the default model is only a yardstick: it must exist even when it fails the gate
     default = train(dataset, config.with_overrides({"quality_gate.allow_worse": True}))
     return TuneResult(

@@ -17,7 +17,7 @@ from leadscore.commands.train import (
     check_outputs,
     config_from_args,
     format_report,
-    load_training_data,
+    load_training_data_with_notes,
     save_model,
     write_json,
 )
@@ -226,14 +226,14 @@ def run(args: argparse.Namespace) -> int:
         storage=storage,
         seed=args.seed,
     )
-    dataset, spec = load_training_data(args, config)
+    dataset, spec, notes = load_training_data_with_notes(args, config)
     # before an MLflow run is opened: a refused study leaves no failed run behind
     check_study_to_reuse(settings, dataset.name, storage, study_config(config, dataset))
     progress = not args.no_progress
 
     run_id = parent_id = None
     if args.no_mlflow:
-        result = tune(dataset, config, settings, show_progress_bar=progress)
+        result = tune(dataset, config, settings, show_progress_bar=progress, notes=notes)
     else:
         mlflow_log = MlflowTrialLogger(
             tracking_uri,
@@ -255,7 +255,12 @@ def run(args: argparse.Namespace) -> int:
         with mlflow_errors(tracking_uri), mlflow_log:
             parent_id = mlflow_log.parent_run_id_
             result = tune(
-                dataset, config, settings, callbacks=[mlflow_log], show_progress_bar=progress
+                dataset,
+                config,
+                settings,
+                callbacks=[mlflow_log],
+                show_progress_bar=progress,
+                notes=notes,
             )
             config = config.with_overrides({"mlflow.tracking_uri": tracking_uri})
             run_id = _log_to_mlflow(result.tuned, dataset, spec, config)

@@ -38,6 +38,7 @@ from leadscore.sinks.target import (
     _missing_target,
     _os_error,
     make_folders,
+    remove_empty_folders,
 )
 
 if TYPE_CHECKING:
@@ -350,16 +351,44 @@ def _commit_sql(
     lead's earlier row). That keeps a run that scores a few new leads cheap on a large table.
     Those leads' rows at later as-ofs get their previous stages recomputed (a back-fill).
     Last, the closed leads are recorded and leave the latest table (:func:`_apply_closed_sql`).
-    """
-    import sqlalchemy as sa
 
+    An SQLite file in a new folder gets its folders here; a commit that fails removes them
+    again, as a failed run of a file target does (:func:`_remove_new_sqlite`).
+    """
     del memory_limit  # the database manages its own memory
     sqlite = sqlite_file(target.location)
-    if sqlite is not None:
-        try:
-            make_folders(sqlite.parent)
-        except OSError as err:
-            raise _os_error(sqlite, err) from err
+    if sqlite is None:
+        return _commit_sql_tables(target, staged, run, closed)
+    existed = sqlite.exists()
+    try:
+        made = make_folders(sqlite.parent)
+    except OSError as err:
+        raise _os_error(sqlite, err) from err
+    try:
+        return _commit_sql_tables(target, staged, run, closed)
+    except BaseException:
+        _remove_new_sqlite(sqlite, existed, made)
+        raise
+
+
+def _remove_new_sqlite(path: Path, existed: bool, made: list[Path]) -> None:
+    """After a failed commit, remove what it left of an SQLite target it was creating: the
+    database file where it did not exist before and is still empty (the transaction rolled
+    back: nothing of it is anyone's), then the folders :func:`make_folders` made for it, where
+    nothing else was put in them meanwhile."""
+    if not existed:
+        with contextlib.suppress(OSError):
+            if path.stat().st_size == 0:
+                path.unlink()
+    remove_empty_folders(made)
+
+
+def _commit_sql_tables(
+    target: SinkTarget, staged: Path, run: RunKey, closed: Path | None
+) -> tuple[int, int]:
+    """:func:`_commit_sql`'s transaction."""
+    import sqlalchemy as sa
+
     history, latest, affected = _sql_tables(sa.MetaData(), uuid.uuid4().hex[:8])
     records = _closed_table(history.metadata)
     with _sql_connection(target, write=True) as con:

@@ -23,7 +23,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leadscore.errors import DataError, shortened_list
-from leadscore.io import DUCKDB_SUFFIXES, check_folder_takes_files, file_in_the_way, is_sql_url
+from leadscore.io import (
+    DUCKDB_SUFFIXES,
+    check_folder_takes_files,
+    duckdb_url_path,
+    file_in_the_way,
+    is_sql_url,
+)
 from leadscore.sinks.schema import COLUMNS, DEFAULT_TARGET, LATEST_TABLE
 
 logger = logging.getLogger(__name__)
@@ -165,8 +171,9 @@ def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> S
         raise DataError(
             "empty scored-leads target", "Name a .duckdb, .parquet or .csv file or a URL."
         )
-    if text.startswith("duckdb:///"):
-        return SinkTarget("duckdb", text.removeprefix("duckdb:///"))
+    duckdb_file = duckdb_url_path(text)
+    if duckdb_file is not None:
+        return SinkTarget("duckdb", duckdb_file)
     if is_sql_url(text):
         import sqlalchemy as sa
 
