@@ -24,16 +24,20 @@ from leadscore.io import load_closed_loop
 from leadscore.metrics import ece_by_chance, evaluate
 from leadscore.model import LeadScoringModel
 from leadscore.monitoring import (
+    MIN_SIZED_VALUES,
     MISSING,
     OTHER,
     PSI_WATCH,
+    SIZE_SHIFT,
     DriftReference,
+    SizeCheck,
     backtest_runs,
     event_outcomes,
     flat_outcomes,
     population_stability,
     psi_by_chance,
     psi_status,
+    typical_size,
 )
 from leadscore.schema import Feature
 from leadscore.scoring import event_feature_chunks, load_scoring_model, run_scoring
@@ -178,6 +182,102 @@ def test_a_reference_saved_before_the_lead_count_per_item_reads_as_all_its_leads
         reference.compare(reference.counts(today, q, _stages(q))),
         back.compare(back.counts(today, q, _stages(q))),
     )
+
+
+# --------------------------------------------------------------------------- typical sizes
+
+
+def test_the_typical_size_is_the_median_of_the_non_zero_values():
+    values = np.r_[np.zeros(500), np.full(40, np.nan), [np.inf], np.arange(1, 41, dtype=float)]
+    assert typical_size(-values) == typical_size(values) == 20.5
+    assert typical_size(np.r_[np.zeros(1000), np.ones(MIN_SIZED_VALUES - 1)]) is None
+
+
+def _rates(n: int, seed: int, scale: float = 1.0) -> pd.DataFrame:
+    """A conversion rate written in percent points (0-100) for ``scale`` 1, as shares for
+    ``scale`` 0.01: the same leads, exported in other units."""
+    rate = np.random.default_rng(seed).uniform(0, 100, n) * scale
+    return pd.DataFrame({"rate": rate, "visits": _leads(n, seed)["visits"]})
+
+
+RATES = (Feature("rate", "fit", "Rate", "numeric"), FEATURES[0])
+
+
+def _size_check(reference: DriftReference, *chunks: pd.DataFrame, limit: int = 100_000):
+    check = SizeCheck(reference, limit=limit)
+    for chunk in chunks:
+        check.add(chunk)
+    return check
+
+
+def test_an_input_exported_in_other_units_is_found_and_the_same_units_are_not(caplog):
+    frame = _rates(2000, seed=0)
+    p = np.random.default_rng(1).random(len(frame))
+    reference = DriftReference().fit(frame, RATES, p, _stages(p))
+    same = _size_check(reference, _rates(300, seed=5), _rates(300, seed=6))
+    assert same.shifts().empty
+    shares = _size_check(
+        reference, _rates(300, seed=5, scale=0.01), _rates(300, seed=6, scale=0.01)
+    )
+    shifts = shares.shifts()
+    assert shifts["item"].tolist() == ["rate"]
+    assert shifts["ratio"].iloc[0] == pytest.approx(0.01, rel=0.2)
+    with caplog.at_level("WARNING", logger="leadscore.monitoring"):
+        shares.warn()
+    assert len(caplog.records) == 1
+    assert "'rate' is about 100 times smaller" in caplog.messages[0]
+    assert "7%" in caplog.messages[0]
+    # a real move of the leads short of SIZE_SHIFT is left to the drift report
+    moved = _size_check(reference, _rates(600, seed=5, scale=SIZE_SHIFT / 2))
+    assert moved.shifts().empty
+
+
+def test_sizes_survive_the_model_file_and_old_references_check_nothing():
+    frame = _rates(2000, seed=0)
+    p = np.random.default_rng(1).random(len(frame))
+    reference = DriftReference().fit(frame, RATES, p, _stages(p))
+    back = DriftReference.from_dict(json.loads(json.dumps(reference.to_dict())))
+    assert back.buckets_["rate"]["size"] == reference.buckets_["rate"]["size"]
+    today = _rates(400, seed=3, scale=100.0)
+    assert _size_check(back, today).shifts().equals(_size_check(reference, today).shifts())
+    old = reference.to_dict()
+    for spec in old["buckets_"].values():
+        spec.pop("size", None)
+    assert _size_check(DriftReference.from_dict(old), today).shifts().empty
+    assert SizeCheck(None).shifts().empty
+    damaged = reference.to_dict()
+    damaged["buckets_"]["rate"]["size"] = -1.0
+    with pytest.raises(ModelError, match="typical size"):
+        DriftReference.from_dict(damaged)
+
+
+def test_a_yes_no_input_reads_no_and_yes_not_a_cut_at_zero():
+    rng = np.random.default_rng(3)
+    flags = pd.DataFrame(
+        {"chatted": (rng.random(500) < 0.3).astype(float), "rate": rng.random(500)}
+    )
+    features = (
+        Feature("chatted", "engagement", "Has chatted", "numeric"),
+        Feature("rate", "fit", "Rate", "numeric"),
+    )
+    p = rng.random(500)
+    reference = DriftReference().fit(flags, features, p, _stages(p))
+    assert reference.buckets_["chatted"]["labels"] == ["no", "yes", MISSING]
+    assert reference.buckets_["rate"]["labels"][0].startswith("<= ")
+    table = reference.compare(reference.counts(flags.assign(chatted=1.0), p, _stages(p)))
+    row = table.set_index("item").loc["chatted"]
+    assert row["status"] == "shifted" and row["moved_most"] in ("no", "yes")
+
+
+def test_a_size_check_keeps_only_its_limit_of_values():
+    frame = _rates(2000, seed=0)
+    p = np.random.default_rng(1).random(len(frame))
+    reference = DriftReference().fit(frame, RATES, p, _stages(p))
+    # the first chunk fills the sample: a later chunk in other units is not read
+    check = _size_check(reference, _rates(200, seed=5), _rates(200, seed=6, scale=0.01), limit=200)
+    assert check.shifts().empty
+    check = _size_check(reference, _rates(200, seed=6, scale=0.01), _rates(200, seed=5), limit=200)
+    assert check.shifts()["item"].tolist() == ["rate"]
 
 
 # --------------------------------------------------------------------------- many levels

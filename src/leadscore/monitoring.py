@@ -124,6 +124,13 @@ def _numeric_labels(edges: Sequence[float]) -> list[str]:
     return [*labels, f"> {_number(edges[-1])}", MISSING]
 
 
+def _is_flag(values: np.ndarray) -> bool:
+    """Whether ``values`` are a 0/1 flag holding both (``has_chatted``): two buckets, "no" and
+    "yes", rather than quantile cuts interpolated between 0 and 1 that read "0 to 0.3"."""
+    finite = values[np.isfinite(values)]
+    return bool(np.isin(finite, (0.0, 1.0)).all() and np.unique(finite).size == 2)
+
+
 def _numeric_edges(values: np.ndarray, n_bins: int) -> list[float]:
     """Inner edges of at most ``n_bins`` equal-count, right-closed bins of the finite values;
     ties collapse bins (a count that is 0 for most leads has few)."""
@@ -182,7 +189,10 @@ class DriftReference(BaseEstimator):
     buckets_ : item -> ``{"kind", "edges" or "levels", "labels", "shares", "n"}``; items are
         the model columns, ``probability`` and ``stage``; ``n`` is the number of reference
         leads behind the shares (fewer than ``n_`` where the levels were chosen on half of
-        them; references saved before it existed read as ``n_``).
+        them; references saved before it existed read as ``n_``). A numeric input also holds
+        ``size``, its typical size (:func:`typical_size`; ``None`` when too few leads have a
+        non-zero value, and absent in references saved before it), which scoring holds today's
+        leads against (:class:`SizeCheck`).
     n_ : number of reference leads.
     """
 
@@ -232,11 +242,13 @@ class DriftReference(BaseEstimator):
             values = prepared[f.name]
             if f.kind == "numeric":
                 x = pd.to_numeric(values, errors="coerce").to_numpy("float64", na_value=np.nan)
-                edges = _numeric_edges(x, self.n_bins)
+                flag = _is_flag(x)
+                edges = [0.0] if flag else _numeric_edges(x, self.n_bins)
                 buckets[f.name] = {
                     "kind": "numeric",
                     "edges": edges,
-                    "labels": _numeric_labels(edges),
+                    "labels": ["no", "yes", MISSING] if flag else _numeric_labels(edges),
+                    "size": typical_size(x),
                 }
                 continue
             if levels_from is not None:
@@ -364,6 +376,11 @@ class DriftReference(BaseEstimator):
                         if spec["kind"] == "numeric"
                         else {"levels": [str(v) for v in spec["levels"]]}
                     ),
+                    **(
+                        {"size": None if spec["size"] is None else float(spec["size"])}
+                        if "size" in spec
+                        else {}
+                    ),
                     "labels": [str(v) for v in spec["labels"]],
                     "shares": [float(s) for s in spec["shares"]],
                     "n": int(spec["n"]),
@@ -389,6 +406,11 @@ class DriftReference(BaseEstimator):
                         a < b for a, b in itertools.pairwise(cuts)
                     )
                     entry: dict[str, Any] = {"kind": kind, "edges": cuts}
+                    if "size" in spec:  # absent before it was written
+                        size = None if spec["size"] is None else float(spec["size"])
+                        if size is not None and not (math.isfinite(size) and size > 0):
+                            raise ValueError(f"the typical size of {item!r} is {size!r}")
+                        entry["size"] = size
                 elif kind == "categorical":
                     levels = [str(v) for v in spec["levels"]]
                     ok = len(labels) == len(levels) + 2
@@ -413,6 +435,108 @@ class DriftReference(BaseEstimator):
             ) from err
         reference.buckets_ = buckets
         return reference
+
+
+#: A numeric input whose typical size among the leads scored is this many times its size
+#: on the reference leads, or this many times smaller, is warned about at scoring: a share
+#: exported as ``7`` at training and as ``7%`` (0.07) later moves by 100, an amount switched
+#: to thousands by 1,000, while a real change of the leads rarely moves a median this far.
+SIZE_SHIFT = 30.0
+#: Fewest leads with a non-zero value, on each side, for a typical size to be compared.
+MIN_SIZED_VALUES = 30
+
+
+def typical_size(values: np.ndarray | pd.Series) -> float | None:
+    """The median absolute value of the finite, non-zero ``values``; ``None`` with fewer
+    than :data:`MIN_SIZED_VALUES` of them. Zeros are left out since a count is 0 for most
+    leads whatever unit its other values are written in."""
+    x = np.abs(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy("float64", np.nan))
+    x = x[np.isfinite(x) & (x > 0)]
+    return float(np.median(x)) if x.size >= MIN_SIZED_VALUES else None
+
+
+class SizeCheck:
+    """Holds the typical size of every numeric input of the leads scored, chunk by chunk,
+    against its size on the leads a :class:`DriftReference` was fitted on, to catch an
+    export that changed units since training.
+
+    Scoring reads ``7%`` as 0.07 and ``7`` as 7, as training did; a column exported as
+    ``7`` for training and as ``7%`` today (or an amount now in thousands) is read without
+    error, and every score moves without a word. Drift reports (``leadscore report drift``)
+    show it too, but only when someone runs them: this check is cheap enough to run on
+    every scoring. The first ``limit`` non-zero values of each input are kept, enough for a
+    median; a reference saved before sizes were recorded checks nothing.
+
+    Examples
+    --------
+    >>> check = SizeCheck(reference)  # doctest: +SKIP
+    >>> for prepared in chunks:  # doctest: +SKIP
+    ...     check.add(prepared)
+    >>> check.warn()  # doctest: +SKIP
+    """
+
+    def __init__(self, reference: DriftReference | None, *, limit: int = 100_000) -> None:
+        buckets = {} if reference is None else reference.buckets_
+        self.sizes = {
+            item: float(spec["size"])
+            for item, spec in buckets.items()
+            if spec["kind"] == "numeric" and spec.get("size") is not None
+        }
+        self.limit = limit
+        self._values: dict[str, list[np.ndarray]] = {item: [] for item in self.sizes}
+        self._kept = dict.fromkeys(self.sizes, 0)
+
+    def add(self, prepared: pd.DataFrame) -> None:
+        """Keep the non-zero values of one chunk (typed by the model's ``prepare``)."""
+        for item in self.sizes:
+            room = self.limit - self._kept[item]
+            if room <= 0 or item not in prepared.columns:
+                continue
+            x = np.abs(prepared[item].to_numpy("float64", na_value=np.nan))
+            x = x[np.isfinite(x) & (x > 0)][:room]
+            self._values[item].append(x)
+            self._kept[item] += x.size
+
+    def shifts(self) -> pd.DataFrame:
+        """One row per input whose typical size moved :data:`SIZE_SHIFT` times or more:
+        ``item``, ``reference_size``, ``current_size`` and ``ratio`` (current over
+        reference), the largest move first."""
+        rows = []
+        for item, reference in self.sizes.items():
+            values = self._values[item]
+            current = typical_size(np.concatenate(values)) if values else None
+            if current is None:
+                continue
+            ratio = current / reference
+            if ratio >= SIZE_SHIFT or ratio <= 1 / SIZE_SHIFT:
+                rows.append(
+                    {
+                        "item": item,
+                        "reference_size": reference,
+                        "current_size": current,
+                        "ratio": ratio,
+                    }
+                )
+        frame = pd.DataFrame(rows, columns=["item", "reference_size", "current_size", "ratio"])
+        order = np.argsort(-np.abs(np.log(frame["ratio"].to_numpy("float64"))), kind="stable")
+        return frame.iloc[order].reset_index(drop=True)
+
+    def warn(self) -> None:
+        """One warning per input whose typical size moved (:meth:`shifts`)."""
+        for row in self.shifts().itertuples(index=False):
+            times = row.ratio if row.ratio >= 1 else 1 / row.ratio
+            logger.warning(
+                "%r is about %s times %s than on the leads the model was tested on (typical "
+                "value %s, against %s): was the column exported in other units (7%% reads "
+                "0.07 where 7 read 7; an amount in thousands reads 1,000 times smaller)? "
+                "Scores read it as given; write it as the training data did, or retrain on "
+                "today's export",
+                row.item,
+                f"{round(times, 1 - math.floor(math.log10(times))):,.0f}",
+                "larger" if row.ratio >= 1 else "smaller",
+                _number(row.current_size),
+                _number(row.reference_size),
+            )
 
 
 # --------------------------------------------------------------------------- back-test

@@ -46,6 +46,7 @@ from leadscore.io import (
     load_closed_loop,
 )
 from leadscore.model import LeadScoringModel
+from leadscore.monitoring import SizeCheck
 from leadscore.schema import ClosedLoopData, Feature, is_known_id, to_lead_ids
 from leadscore.sinks import (
     COLUMNS,
@@ -584,6 +585,10 @@ def run_scoring(
     has been consumed, so the list the chunk functions' ``on_closed`` fills
     (``on_closed=closed.append``) may be passed: those leads leave ``scored_leads``
     (:meth:`leadscore.sinks.RunWriter.close_leads`).
+
+    Once every chunk is scored, one warning per categorical input names values the model
+    never saw, and one per numeric input whose typical size moved 30 times or more since the
+    test fold (:class:`~leadscore.monitoring.SizeCheck`: a column exported in other units).
     """
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
@@ -596,6 +601,7 @@ def run_scoring(
     stage_counts = pd.Series(0, index=list(STAGES), dtype="int64")
     unseen: dict[str, int] = {}
     examples: dict[str, str] = {}
+    sizes = SizeCheck(scoring.model.drift_reference)
     # the bar closes before an error is printed, so the error starts its own line
     with bar, open_run(target, run) as writer:
         for X, lead_ids in chunks:
@@ -606,6 +612,7 @@ def run_scoring(
             for name, values in unseen_categories(scoring.model, X).items():
                 unseen[name] = unseen.get(name, 0) + len(values)
                 examples.setdefault(name, values.iloc[0])
+            sizes.add(X)
             scored = score_frame(
                 scoring,
                 X,
@@ -624,6 +631,7 @@ def run_scoring(
             _advance(bar, read, len(scored), rows)
         _check_unique_across_chunks(hashes)
         _warn_unseen(unseen, examples, rows)
+        sizes.warn()
         for ids in closed or ():
             writer.close_leads(ids)
         if rows == 0:

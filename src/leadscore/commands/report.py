@@ -405,7 +405,7 @@ def run_drift(args: argparse.Namespace) -> int:
     )
     from leadscore.features import parse_as_of
     from leadscore.io import event_observed_until, write_table
-    from leadscore.monitoring import PSI_SHIFTED, format_drift
+    from leadscore.monitoring import PSI_SHIFTED, SizeCheck, format_drift
     from leadscore.scoring import check_data_form, load_scoring_model
     from leadscore.sinks import shown_model
     from leadscore.specs import load_spec
@@ -439,12 +439,14 @@ def run_drift(args: argparse.Namespace) -> int:
         spec, args.data, args.input, as_of, scoring, input_table=args.input_table
     )
     counts: dict[str, np.ndarray] = {}
+    sizes = SizeCheck(reference)
     n = 0
     for X, _ in chunks:
         prepared = model.prepare(X)
         probability = model.predict_proba(prepared)
         part = reference.counts(prepared, probability, model.stages.transform(probability))
         counts = {k: counts.get(k, 0) + v for k, v in part.items()}
+        sizes.add(prepared)
         n += len(X)
     if n == 0:
         raise DataError(f"no lead is open {moment}", "Give a moment when some leads were open.")
@@ -467,6 +469,7 @@ def run_drift(args: argparse.Namespace) -> int:
             PSI_SHIFTED,
             ", ".join(shifted[:5]) + (", ..." if len(shifted) > 5 else ""),
         )
+    sizes.warn()
     write_table(table, args.out)
     print(f"written to {args.out}")
     return 0

@@ -1,0 +1,100 @@
+"""An export that changed units since training: a share written ``7`` then, ``7%`` now.
+
+Both read without error (``7%`` is 0.07 by design, so that ``43%`` and ``0.43`` in one column
+are one share), so every score would move without a word. ``score`` and ``report drift`` hold
+each numeric input's typical size against the test fold's and warn; the same export in the
+same units stays silent. Trained once on a CRM-like CSV through the CLI, as a user would.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from leadscore.cli import main
+
+N_HISTORY = 1500
+N_OPEN = 200
+
+
+def _leads(n: int, seed: int, prefix: str, *, status: object) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rate = rng.uniform(0, 100, n).round(1)  # e-mail open rate in percent points
+    visits = rng.poisson(4, n)
+    if status is None:
+        won = rng.random(n) < 1 / (1 + np.exp(3.0 - 0.04 * rate - 0.2 * visits))
+        status = np.where(won, "won", "lost")
+    return pd.DataFrame(
+        {
+            "id": [f"{prefix}{i:05d}" for i in range(n)],
+            "created": pd.date_range("2023-01-01", periods=n, freq="6h").strftime("%Y-%m-%d"),
+            "status": status,
+            "open_rate": rate,
+            "visits": visits,
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained on open rates written as ``37.5``, and today's open leads written in
+    the same units (``same.csv``) and as shares with a percent sign (``percent.csv``)."""
+    root = tmp_path_factory.mktemp("unit_switch")
+    _leads(N_HISTORY, 0, "A", status=None).to_csv(root / "history.csv", index=False)
+    spec = {
+        "name": "acme",
+        "source": "history.csv",
+        "id": "id",
+        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
+        "order_by": "created",
+    }
+    (root / "spec.yaml").write_text(yaml.safe_dump(spec))
+    config = {
+        "cold_start": {"min_wins": 0, "min_leads": 0},
+        "quality_gate": {"allow_worse": True},
+        "evaluation": {"resamples": 0},
+        "lightgbm": {"num_boost_round": 30, "early_stopping_rounds": 5},
+    }
+    (root / "train.yaml").write_text(yaml.safe_dump(config))
+    argv = ["train", "--spec", str(root / "spec.yaml"), "--config", str(root / "train.yaml")]
+    assert main([*argv, "--no-mlflow", "--model-out", str(root / "model")]) == 0
+    today = _leads(N_OPEN, 1, "N", status="")
+    today.to_csv(root / "same.csv", index=False)
+    today.assign(open_rate=today["open_rate"].map(lambda r: f"{r}%")).to_csv(
+        root / "percent.csv", index=False
+    )
+    return root
+
+
+def _run(project: Path, command: list[str], given: str, tmp_path: Path) -> None:
+    argv = [*command, "--spec", str(project / "spec.yaml"), "--model", str(project / "model")]
+    argv += ["--input", str(project / given)]
+    if command == ["score"]:
+        argv += ["--target", str(tmp_path / "scored.duckdb"), "--no-progress"]
+    else:
+        argv += ["--out", str(tmp_path / "drift.csv")]
+    assert main(argv) == 0
+
+
+@pytest.mark.parametrize("command", [["score"], ["report", "drift"]])
+def test_a_column_exported_in_other_units_is_warned_about(
+    project, tmp_path, command, caplog, capsys
+):
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        _run(project, command, "percent.csv", tmp_path)
+    said = [m for m in caplog.messages if "other units" in m]
+    assert len(said) == 1, caplog.messages
+    assert said[0].startswith("'open_rate' is about 100 times smaller")
+    assert "visits" not in said[0]
+
+
+@pytest.mark.parametrize("command", [["score"], ["report", "drift"]])
+def test_the_same_units_are_not_warned_about(project, tmp_path, command, caplog, capsys):
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        _run(project, command, "same.csv", tmp_path)
+    assert not [m for m in caplog.messages if "other units" in m]
