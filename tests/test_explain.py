@@ -619,6 +619,37 @@ def test_template_specs_for_flags_days_and_plurals():
     assert text("Rate {value:yes}", 1.0) == "X: 1"
 
 
+def test_time_reads_in_the_unit_that_suits_it():
+    """The log counts seconds on site and minutes of trial use; a reason says "1.9 hours",
+    never "6,835 seconds"."""
+    from leadscore.features import feature_catalogue
+
+    catalogue = {f.name: f for f in feature_catalogue()}
+    on_site, trial = catalogue["web_seconds_90d"], catalogue["trial_minutes_30d"]
+    assert reason_text(on_site, 6835.0).startswith("Spent 1.9 hours on the website")
+    assert reason_text(on_site, 45.0).startswith("Spent 45 seconds on the website")
+    assert reason_text(on_site, 0.3).startswith("Spent less than a second on the website")
+    assert reason_text(on_site, 0.0).startswith("Has not spent time on the website")
+    assert reason_text(on_site, 50.0, against=True).startswith("Only 50 seconds on the website")
+    assert reason_text(on_site, 60.0, against=True).startswith("Only 1 minute on the website")
+    assert reason_text(trial, 1.0).startswith("Used the trial for 1 minute")
+    assert reason_text(trial, 45.0).startswith("Used the trial for 45 minutes")
+    assert reason_text(trial, 600.0).startswith("Used the trial for 10 hours")
+    assert reason_text(trial, 60 * 24 * 3.0).startswith("Used the trial for 3 days")
+
+
+def test_a_change_in_activity_reads_as_more_or_fewer():
+    from leadscore.features import feature_catalogue
+
+    trend = {f.name: f for f in feature_catalogue()}["activity_trend"]
+    week = "in the last 7 days than in an average week of the 21 days before"
+    assert reason_text(trend, 4.333) == f"4.3 more activities {week}"
+    assert reason_text(trend, -2.0) == f"2 fewer activities {week}"
+    assert reason_text(trend, 1.0) == f"1 more activity {week}"
+    assert reason_text(trend, 12.7) == f"13 more activities {week}"
+    assert reason_text(trend, 0.0).startswith("As many activities in the last 7 days as")
+
+
 def test_band_spec_reads_the_band_holding_a_number():
     def text(value: float) -> str:
         sentence = "Size: {value:bands:10,50} employees"

@@ -5,6 +5,7 @@ extract moment computed without loading the activity log."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -424,3 +425,15 @@ def test_event_observed_until_reads_a_view_of_a_duckdb_file(tmp_path, event_fram
         con.execute("DROP TABLE activities")
         con.execute("CREATE VIEW activities AS SELECT * FROM raw")
     assert event_observed_until(path) == load_closed_loop(path).observed_until
+
+
+def test_a_data_folder_that_does_not_exist_says_so_and_names_the_closest(tmp_path):
+    """A misspelt --data is "does not exist (closest: 'crm')", not "is not a folder of event
+    tables", which reads as if the folder were there but wrong."""
+    from leadscore.cli import main
+
+    (tmp_path / "crm").mkdir()
+    for given, closest in ((tmp_path / "crmx", " (closest: 'crm')"), (tmp_path / "qqq", "")):
+        with pytest.raises(DataError, match=re.escape(f"{given} does not exist{closest}.")):
+            load_closed_loop(given)
+        assert main(["validate", "--data", str(given)]) == 2

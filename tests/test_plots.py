@@ -121,6 +121,22 @@ def test_gains_and_lift_against_random(scored, tmp_path):
     _saves_png(fig, tmp_path / "gains.png")
 
 
+def test_event_rows_are_counted_as_examples_of_leads(scored):
+    """Event data holds a lead at several as-of dates: the charts count its rows as the
+    report does ("800 examples of 310 leads"), not as 800 leads."""
+    p = scored["p_cal"]
+    fig = plots.reliability_figure(scored["y"], scored["p_raw"], p, rows="examples of 310 leads")
+    text = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "800 examples of 310 leads; each point is a group of 80 examples" in text
+    stages = np.where(p >= 0.4, "sql", "lead")
+    ax = plots.stage_histogram_figure(p, stages, {"sql": 0.4}, rows="examples").axes[0]
+    assert ax.get_ylabel() == "Number of examples"
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(
+        label.startswith(f"SQL: {int((stages == 'sql').sum())} examples") for label in labels
+    )
+
+
 def test_stage_histogram_one_bar_set_per_stage_and_a_line_per_threshold(scored, tmp_path):
     p = scored["p_cal"]
     stages = np.where(p >= 0.4, "sql", np.where(p >= 0.1, "mql", "lead"))

@@ -753,3 +753,42 @@ def test_flat_chunks_keep_ids_as_written_and_trim_the_other_text(tmp_path):
     ((rows, ids),) = flat_feature_chunks(spec, chunk_rows=10)
     assert ids.tolist() == [" A1 ", "B2"]
     assert rows["plan"].tolist() == ["pro", "team"]
+
+
+def test_event_data_is_scored_as_of_its_end_unless_told(scored_world, tmp_path, caplog):
+    """Without --as-of, event data is scored at its observed_until, not "now": a stale
+    extract scored now would read the days it lacks as days without activity. The run equals
+    one given that moment, and a warning names how old the data is."""
+    from leadscore.io import event_observed_until
+
+    end = event_observed_until(scored_world["data"])
+    assert pd.Timestamp.now() - end > pd.Timedelta(days=1)  # the synthetic extract is old
+    runs = {}
+    for name, extra in (("default", []), ("given", ["--as-of", f"{end:%Y-%m-%d %H:%M:%S}"])):
+        target = tmp_path / f"{name}.duckdb"
+        argv = ["score", "--data", str(scored_world["data"]), "--model", str(scored_world["model"])]
+        with caplog.at_level(logging.WARNING, logger="leadscore"):
+            assert main([*argv, "--target", str(target), "--no-progress", *extra]) == 0
+        runs[name] = read_scored_leads(str(target)).sort_values("lead_id", ignore_index=True)
+    assert (runs["default"]["as_of"] == end).all()
+    pd.testing.assert_series_equal(runs["default"]["probability"], runs["given"]["probability"])
+    stale = [m for m in caplog.messages if m.startswith("the data ends at")]
+    assert len(stale) == 1 and "days before now" in stale[0] and "--as-of" in stale[0]
+    assert not [m for m in caplog.messages if "after observed_until" in m]
+
+
+def test_the_pyfunc_of_an_event_model_refuses_a_leads_table(scored_world):
+    """An event model scores the features built from the activity log: a leads table sent as
+    it is (its company_size and source match feature names) is one line saying so, not a
+    score of every lead as inactive."""
+    from leadscore.errors import DataError
+    from leadscore.pyfunc import score_frame
+
+    model = load_scoring_model(scored_world["model"]).model
+    assert model.metadata["data_form"] == "events"
+    data = load_closed_loop(scored_world["data"])
+    assert {f.name for f in model.features} & set(data.leads.columns)
+    with pytest.raises(DataError, match=r"none of this event-data model's .* activity features"):
+        score_frame(model, data.leads)
+    table = build_features(data, AS_OF, features=model.features)
+    assert len(score_frame(model, table.frame)) == len(table.frame)

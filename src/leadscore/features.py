@@ -351,9 +351,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("web_visit"),
         (30, 90),
         "sum",
-        sentence="Spent {value:,.0f} second{s} on the website",
+        sentence="Spent {value:duration:seconds} on the website",
         zero="Has not spent time on the website",
-        low="Only {value:,.0f} second{s} on the website",
+        low="Only {value:duration:seconds} on the website",
         fact="website",
     ),
     _Signal(
@@ -518,9 +518,9 @@ _SIGNALS: tuple[_Signal, ...] = (
         _on("trial_usage"),
         (30,),
         "sum",
-        sentence="Used the trial for {value:,.0f} minute{s}",
+        sentence="Used the trial for {value:duration:minutes}",
         zero="Has not used the trial",
-        low="Only {value:,.0f} minute{s} of trial use",
+        low="Only {value:duration:minutes} of trial use",
         fact="trial",
     ),
     _Signal(
@@ -593,6 +593,10 @@ _DERIVED: tuple[_Derived, ...] = (
         "Change in weekly activity, last 7 days against the 21 before",
         (("n_0_7", "count", _ANY, (0, 7)), ("n_7_28", "count", _ANY, (7, 28))),
         "CAST(coalesce(a.n_0_7, 0) AS DOUBLE) - coalesce(a.n_7_28, 0) / 3.0",
+        sentence="{value:change} activit{s:y|ies} in the last 7 days than in an average week "
+        "of the 21 days before",
+        zero_sentence="As many activities in the last 7 days as in an average week of the 21 "
+        "days before",
     ),
     _Derived(
         "email_open_rate_90d",
@@ -1765,6 +1769,13 @@ def _build(
 AS_OF_GAP_TOLERANCE = pd.Timedelta(days=1)
 
 
+def gap_in_days(gap: pd.Timedelta) -> str:
+    """A gap between two moments as a reader says it (``8.9 days``), not as pandas prints a
+    ``Timedelta`` (``8 days 21:51:02``)."""
+    days = gap / pd.Timedelta(days=1)
+    return f"{days:,.1f} days" if round(days, 1) != 1 else "1 day"
+
+
 def _warn_as_of_after_extract(as_of: pd.Timestamp, observed_until: pd.Timestamp) -> None:
     """Warn when ``as_of`` is more than a day after ``observed_until``.
 
@@ -1781,10 +1792,10 @@ def _warn_as_of_after_extract(as_of: pd.Timestamp, observed_until: pd.Timestamp)
         "If the extract is complete up to as_of, give observed_until in the data folder's "
         'manifest.json ({"observed_until": "..."}; in Python load_closed_loop(..., '
         "observed_until=...)); else score with --as-of no later than %s",
-        as_of,
-        gap,
-        observed_until,
-        observed_until,
+        f"{as_of:%Y-%m-%d %H:%M}",
+        gap_in_days(gap),
+        f"{observed_until:%Y-%m-%d %H:%M}",
+        f"{observed_until:%Y-%m-%d %H:%M}",
     )
 
 

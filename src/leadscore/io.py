@@ -41,6 +41,7 @@ from leadscore.schema import (
     _require_columns,
     check_activity_types,
     closed_before_created_error,
+    closest_names,
     column_name,
     count_duplicate_activities,
     is_known_id,
@@ -793,11 +794,25 @@ def _check_event_folder(path: Path) -> None:
     if path.is_dir():
         return
     _refuse_sqlite_file(path)
+    if not path.exists():
+        raise DataError(
+            f"{path} does not exist{closest_names(path.name, _siblings(path))}",
+            "Give the folder of the event tables (leads, activities, outcomes), or a DuckDB "
+            "file or database URL holding them.",
+        )
     raise DataError(
         f"{path} is not a folder of event tables",
         "Give a folder with leads.parquet (or .csv), activities.* and outcomes.*, "
         "or a DuckDB file with those tables.",
     )
+
+
+def _siblings(path: Path) -> list[str]:
+    """The names in the folder ``path`` would be in, to suggest one for a misspelt path."""
+    try:
+        return [entry.name for entry in path.parent.iterdir()]
+    except OSError:
+        return []
 
 
 def _refuse_sqlite_file(path: Path) -> None:

@@ -182,6 +182,7 @@ def reliability_figure(
     *,
     n_bins: int = 10,
     title: str | None = None,
+    rows: str = "leads",
 ) -> Figure:
     """Reliability diagram before and after calibration, with the leads behind each point.
 
@@ -189,7 +190,8 @@ def reliability_figure(
     equal-count bins; on the diagonal, "30 %" means 30 in 100 such leads converted. A note
     says how many leads back each point. Bottom: how the predicted
     probabilities spread, before and after calibration. Top axes: 3 lines (diagonal, raw,
-    calibrated); bottom: the two histograms.
+    calibrated); bottom: the two histograms. ``rows`` names what the rows are in that note:
+    event data holds a lead at several as-of dates, so its rows are "examples of 1,510 leads".
     """
     y = _check_scores(y, {"raw": p_raw, "calibrated": p_cal})
     fig, (ax, ax_hist) = _figure(2, height=7.2)
@@ -221,7 +223,7 @@ def reliability_figure(
     ax.text(
         0.98,
         0.03,
-        f"{len(y)} leads; each point is a group of {size} leads",
+        f"{len(y):,} {rows}; each point is a group of {size} {rows.split()[0]}",
         transform=ax.transAxes,
         ha="right",
         va="bottom",
@@ -335,6 +337,7 @@ def stage_histogram_figure(
     *,
     stage_order: Sequence[str] = ("lead", "mql", "sql"),
     title: str | None = None,
+    rows: str = "leads",
 ) -> Figure:
     """Histogram of the calibrated probability, one colour per stage, thresholds as lines.
 
@@ -342,6 +345,7 @@ def stage_histogram_figure(
     each stage holds. ``thresholds`` maps a stage name to the probability from which a lead
     enters it (``{"mql": 0.08, "sql": 0.25}``); an infinite cut-off (nobody reaches the
     stage) is not drawn. One histogram per stage present, one vertical line per threshold.
+    ``rows``: what the counts count (event data: "examples", a lead at each as-of date).
     """
     p = np.asarray(p, dtype=float).ravel()
     stages = np.asarray(stages).astype(str).ravel()
@@ -363,7 +367,7 @@ def stage_histogram_figure(
             bins=bins,
             alpha=0.75,
             color=STAGE_COLOURS.get(stage),
-            label=f"{stage.upper()}: {int(mask.sum())} leads ({mask.mean():.0%})",
+            label=f"{stage.upper()}: {int(mask.sum()):,} {rows} ({mask.mean():.0%})",
         )
     for stage, cut in thresholds.items():
         ax.axvline(
@@ -376,8 +380,8 @@ def stage_histogram_figure(
     ax.set(
         xlim=(0, upper),
         xlabel="Predicted probability of winning (calibrated)",
-        ylabel="Number of leads",
-        title=title or "Leads per stage and where the stage cut-offs fall",
+        ylabel=f"Number of {rows}",
+        title=title or f"{rows.capitalize()} per stage and where the stage cut-offs fall",
     )
     ax.grid(alpha=0.3, axis="y")
     ax.legend(loc="upper right", fontsize=9)

@@ -53,10 +53,24 @@ def check_features(model: Any, frame: pd.DataFrame) -> None:
 
     Every input of the signature is optional, so MLflow drops the columns it does not know
     before :meth:`LeadScoringPyfunc.predict` sees them: a request with misspelt column names
-    would otherwise score nothing (no rows) or every lead as entirely unknown, silently.
+    would otherwise score nothing (no rows) or every lead as entirely unknown, silently. A
+    model trained on event data is refused a frame without any of its activity features too:
+    that is a leads table sent as it is, whose few matching columns (``company_size`` as the
+    CRM wrote it) would score every lead alike, or fail on a band the features read.
     """
     names = [f.name for f in model.features]
     absent = [name for name in names if name not in frame.columns]
+    engaged = [f.name for f in model.features if f.group == "engagement"]
+    events = model.metadata.get("data_form") == "events"
+    if events and engaged and set(engaged) <= set(absent) and len(absent) < len(names):
+        shown = ", ".join(repr(n) for n in engaged[:3])
+        raise DataError(
+            f"the input holds none of this event-data model's {len(engaged)} activity "
+            f"features ({shown}, ...): it scores the features leadscore builds from the "
+            "activity log, not a leads table",
+            "Build them with leadscore.features.build_features(load_closed_loop(FOLDER), "
+            "as_of).frame (one row per lead), or score with leadscore score --data FOLDER.",
+        )
     if len(absent) == len(names):
         shown = ", ".join(repr(n) for n in names[:3])
         raise DataError(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -171,6 +172,40 @@ def _band(value: float, cuts: Sequence[float]) -> str:
     return f"{low:.0f}+"
 
 
+_SECONDS_IN = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0}
+
+
+#: The units :func:`format_duration` writes a time in: (name, seconds, used below this many
+#: seconds).
+_DURATION_UNITS = (
+    ("second", 1.0, 59.5),
+    ("minute", 60.0, 5400.0),
+    ("hour", 3600.0, 172_800.0),
+    ("day", 86_400.0, math.inf),
+)
+
+
+def format_duration(seconds: float) -> str:
+    """A time as a marketer says it: seconds below a minute, minutes up to an hour and a
+    half, then hours (one decimal below 10), then days from two days on: nobody reads
+    "6,835 seconds" as the two hours it is.
+
+    Examples
+    --------
+    >>> [format_duration(s) for s in (1, 45, 95, 3000, 6835, 40_000, 400_000)]
+    ['1 second', '45 seconds', '2 minutes', '50 minutes', '1.9 hours', '11 hours', '4.6 days']
+    """
+    unit, size, _ = next(u for u in _DURATION_UNITS if seconds < u[2])
+    amount = seconds / size
+    if unit == "second" and round(amount) == 0:
+        return "less than a second"
+    if unit in ("hour", "day") and amount < 10:
+        shown = f"{amount:,.1f}".removesuffix(".0")
+    else:
+        shown = f"{round(amount):,}"
+    return f"{shown} {unit}{'' if shown == '1' else 's'}"
+
+
 class _Number(float):
     """A value handed to a sentence template: a float with three more format specs.
 
@@ -181,7 +216,9 @@ class _Number(float):
     "201+"), for a number that may stand for a band (company size read from "11-50" is its
     midpoint, 30.5, which no CRM wrote); ``{value:percent}`` reads a share as the percentage
     it was written as (0.125 as "12.5%"), ``{value:amount:$}`` an amount with its currency
-    ("$24,035").
+    ("$24,035"), ``{value:change}`` a difference as "4.3 more" or "2 fewer", and
+    ``{value:duration:seconds}`` (or ``:minutes``) a time counted in that
+    unit in the unit that suits it (:func:`format_duration`: 6,835 seconds as "1.9 hours").
     """
 
     def __format__(self, spec: str) -> str:
@@ -197,6 +234,12 @@ class _Number(float):
             return _band(float(self), [float(c) for c in spec[6:].split(",")])
         if spec == "percent":
             return f"{format_number(100 * float(self))}%"
+        if spec == "change":
+            amount = abs(float(self))
+            shown = f"{amount:,.1f}".removesuffix(".0") if amount < 10 else f"{amount:,.0f}"
+            return f"{shown} {'more' if float(self) > 0 else 'fewer'}"
+        if spec.startswith("duration:"):
+            return format_duration(float(self) * _SECONDS_IN[spec[9:]])
         if spec.startswith("amount:"):
             sign = "-" if float(self) < 0 else ""
             return f"{sign}{spec[7:]}{format_number(abs(float(self)))}"
@@ -227,6 +270,8 @@ def _shown_as_one(template: str, value: float) -> bool:
     as 1, so the noun after it is singular)."""
     try:
         spec = _value_spec(template)
+        if spec == "change":
+            return round(abs(float(value)), 1) == 1
         if spec is not None:
             return float(format(float(value), spec).replace(",", "").strip()) == 1
     except (ValueError, TypeError):

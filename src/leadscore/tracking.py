@@ -537,16 +537,23 @@ def pip_requirements() -> list[str]:
 def training_figures(result: TrainingResult) -> dict[str, Figure]:
     """The charts of a training's test fold, by artifact file name (``roc.png``, ...)."""
     y = np.asarray(result.y)
+    # event data holds a lead at several as-of dates: its rows are examples of fewer leads
+    leads = result.metrics.get("n_test_leads")
+    examples = leads is not None and int(leads) < len(y)
+    rows = f"examples of {int(leads):,} leads" if examples else "leads"
     scores = {"Model": np.asarray(result.p_cal)}
     for name, proba in result.baselines.items():
         scores[name.replace("_", " ").capitalize()] = np.asarray(proba)
     return {
         "roc.png": plots.roc_figure(y, scores),
         "precision_recall.png": plots.pr_figure(y, scores),
-        "reliability.png": plots.reliability_figure(y, result.p_raw, result.p_cal),
+        "reliability.png": plots.reliability_figure(y, result.p_raw, result.p_cal, rows=rows),
         "cumulative_gains.png": plots.gains_figure(y, scores),
         "stages.png": plots.stage_histogram_figure(
-            result.p_cal, result.stages, _thresholds(result.model)
+            result.p_cal,
+            result.stages,
+            _thresholds(result.model),
+            rows="examples" if examples else "leads",
         ),
     }
 

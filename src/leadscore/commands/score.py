@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 
     from leadscore.scoring import ScoringModel
     from leadscore.specs import DatasetSpec
+
+logger = logging.getLogger(__name__)
 
 #: The registry name ``train`` registers under by default (``mlflow.registered_model``).
 DEFAULT_REGISTERED_NAME = "leadscore"
@@ -108,7 +111,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--as-of",
         default=None,
         metavar="TIME",
-        help="score with what was known at this moment (default: now, UTC)",
+        help="score with what was known at this moment (default: event data's end, its "
+        "observed_until; flat data: now, UTC)",
     )
     parser.add_argument(
         "--target",
@@ -206,9 +210,38 @@ def open_lead_chunks(
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def default_as_of(data: str | None) -> pd.Timestamp:
+    """The moment ``score`` scores at when ``--as-of`` is not given.
+
+    Event data (``data``): the end of what the data holds, its ``observed_until`` (the
+    manifest's, else its latest timestamp), as ``report drift`` takes it. Scoring "now" from
+    an extract that stopped days ago would read the days it lacks as days the leads did
+    nothing, and a nightly job fed a stale export would demote leads by the hundred; scored
+    at the extract's end, the run says what the data knows, stamped with when that was, and
+    a warning names the gap. Flat data is a snapshot of the CRM as it is: now, which only
+    stamps the run.
+    """
     import pandas as pd
 
+    from leadscore.features import AS_OF_GAP_TOLERANCE, gap_in_days
+    from leadscore.io import event_observed_until
+
+    now = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).floor("s").as_unit("us")
+    if data is None:
+        return now
+    end = event_observed_until(data).as_unit("us")
+    logger.info("scoring as of %s, the end of the data (give --as-of to choose)", end)
+    if now - end > AS_OF_GAP_TOLERANCE:
+        logger.warning(
+            "the data ends at %s, %s before now: leads are scored as of then, with what the "
+            "data holds; refresh the extract to score them as of today, or give --as-of",
+            f"{end:%Y-%m-%d %H:%M}",
+            gap_in_days(now - end),
+        )
+    return end
+
+
+def run(args: argparse.Namespace) -> int:
     from leadscore.features import parse_as_of
     from leadscore.scoring import check_data_form, load_scoring_model, run_scoring
     from leadscore.sinks import STAGES, shown_model
@@ -217,15 +250,12 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise DataError(f"--top must be at least 1, got {args.top}", "Give e.g. --top 3.")
     check_input_arguments(args)
-    as_of = (
-        parse_as_of(args.as_of)
-        if args.as_of
-        else pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).floor("s").as_unit("us")
-    )
     spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
+    given_as_of = parse_as_of(args.as_of) if args.as_of else None
     model_uri = args.model or default_model_uri(spec, args.data)
     scoring = load_scoring_model(model_uri, tracking_uri=args.tracking_uri)
     check_data_form(scoring, flat=spec is not None)
+    as_of = given_as_of if given_as_of is not None else default_as_of(args.data)
     # leads found closed by the as-of leave scored_leads (their history stays)
     closed: list[pd.Series] = []
     chunks = open_lead_chunks(
