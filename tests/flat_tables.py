@@ -32,3 +32,29 @@ def write_flat_spec(
     path = folder / "demo.yaml"
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+def train_status_model(
+    folder: Path, source: str, *, table: str | None = None, rounds: int = 20
+) -> Path:
+    """Write ``spec.yaml`` for a CRM table (``id``, a ``created`` date to order by, a
+    ``status`` of won or lost) and a quick ``train.yaml`` into ``folder``, train the model
+    through the CLI as a user would, and return its folder (``folder / "model"``)."""
+    from leadscore.cli import main
+
+    spec: dict[str, object] = {"name": "acme", "source": source, "id": "id"}
+    if table is not None:
+        spec["table"] = table
+    spec["label"] = {"column": "status", "won": ["won"], "lost": ["lost"]}
+    spec["order_by"] = "created"
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+    config = {
+        "cold_start": {"min_wins": 0, "min_leads": 0},
+        "quality_gate": {"allow_worse": True},
+        "evaluation": {"resamples": 0},
+        "lightgbm": {"num_boost_round": rounds, "early_stopping_rounds": 5},
+    }
+    (folder / "train.yaml").write_text(yaml.safe_dump(config))
+    argv = ["train", "--spec", str(folder / "spec.yaml"), "--config", str(folder / "train.yaml")]
+    assert main([*argv, "--no-mlflow", "--model-out", str(folder / "model")]) == 0
+    return folder / "model"

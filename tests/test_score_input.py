@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from flat_tables import train_status_model
 from leadscore.cli import main
 from leadscore.errors import DataError
 from leadscore.scoring import flat_feature_chunks
@@ -56,24 +57,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     a CSV file."""
     root = tmp_path_factory.mktemp("score_input")
     _write_duckdb(_leads(N_HISTORY, 0, "A", status=None), root / "history.duckdb", "contacts")
-    spec = {
-        "name": "acme",
-        "source": "history.duckdb",
-        "table": "contacts",
-        "id": "id",
-        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
-        "order_by": "created",
-    }
-    (root / "spec.yaml").write_text(yaml.safe_dump(spec))
-    config = {
-        "cold_start": {"min_wins": 0, "min_leads": 0},
-        "quality_gate": {"allow_worse": True},
-        "evaluation": {"resamples": 0},
-        "lightgbm": {"num_boost_round": 20, "early_stopping_rounds": 5},
-    }
-    (root / "train.yaml").write_text(yaml.safe_dump(config))
-    argv = ["train", "--spec", str(root / "spec.yaml"), "--config", str(root / "train.yaml")]
-    assert main([*argv, "--no-mlflow", "--model-out", str(root / "model")]) == 0
+    train_status_model(root, "history.duckdb", table="contacts")
     current = _leads(N_OPEN, 1, "N", status="")
     _write_duckdb(current, root / "open.duckdb", "open_leads")
     with closing(sqlite3.connect(root / "open.sqlite")) as con:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -181,18 +182,20 @@ def test_synthetic_data_and_flat_specs_raise_no_snapshot_warning(synthetic, shar
         assert snapshot_lead_columns(load_dataset(name, data_root=shared_data_root)) == []
 
 
+def _write_counter_folder(folder: Path) -> None:
+    """A synthetic event folder whose leads table holds a lifetime e-mail open counter."""
+    data = _synthetic(n_leads=3000, seed=5)
+    opens = _counted(data, data.activities["activity_type"] == "email_open")
+    leads = data.leads.assign(**{"Email Opens": opens})
+    write_tables({"leads": leads, "activities": data.activities, "outcomes": data.outcomes}, folder)
+
+
 def test_train_warns_and_records_the_note(tmp_path, capsys):
     """A counter that does not give the outcome away (the guard lets it through) still
     leaks: train says so, and the run's notes keep it for the report."""
     from leadscore.cli import main
 
-    data = _synthetic(n_leads=3000, seed=5)
-    opens = _counted(data, data.activities["activity_type"] == "email_open")
-    leads = data.leads.assign(**{"Email Opens": opens})
-    write_tables(
-        {"leads": leads, "activities": data.activities, "outcomes": data.outcomes},
-        tmp_path / "crm",
-    )
+    _write_counter_folder(tmp_path / "crm")
     code = main(
         [
             "-q",
@@ -221,13 +224,7 @@ def test_tune_warns_and_records_the_note_as_train_does(tmp_path, capsys, caplog)
     warned about, and the tuned model's notes keep it for the report."""
     from leadscore.cli import main
 
-    data = _synthetic(n_leads=3000, seed=5)
-    opens = _counted(data, data.activities["activity_type"] == "email_open")
-    leads = data.leads.assign(**{"Email Opens": opens})
-    write_tables(
-        {"leads": leads, "activities": data.activities, "outcomes": data.outcomes},
-        tmp_path / "crm",
-    )
+    _write_counter_folder(tmp_path / "crm")
     config = {"lightgbm": {"num_boost_round": 30, "early_stopping_rounds": 5}}
     (tmp_path / "fast.yaml").write_text(json.dumps(config))
     with caplog.at_level(logging.WARNING, logger="leadscore.leakage"):

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
+from flat_tables import train_status_model
 from leadscore.cli import main
 
 N_HISTORY = 1500
@@ -46,23 +46,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the same units (``same.csv``) and as shares with a percent sign (``percent.csv``)."""
     root = tmp_path_factory.mktemp("unit_switch")
     _leads(N_HISTORY, 0, "A", status=None).to_csv(root / "history.csv", index=False)
-    spec = {
-        "name": "acme",
-        "source": "history.csv",
-        "id": "id",
-        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
-        "order_by": "created",
-    }
-    (root / "spec.yaml").write_text(yaml.safe_dump(spec))
-    config = {
-        "cold_start": {"min_wins": 0, "min_leads": 0},
-        "quality_gate": {"allow_worse": True},
-        "evaluation": {"resamples": 0},
-        "lightgbm": {"num_boost_round": 30, "early_stopping_rounds": 5},
-    }
-    (root / "train.yaml").write_text(yaml.safe_dump(config))
-    argv = ["train", "--spec", str(root / "spec.yaml"), "--config", str(root / "train.yaml")]
-    assert main([*argv, "--no-mlflow", "--model-out", str(root / "model")]) == 0
+    train_status_model(root, "history.csv", rounds=30)
     today = _leads(N_OPEN, 1, "N", status="")
     today.to_csv(root / "same.csv", index=False)
     today.assign(open_rate=today["open_rate"].map(lambda r: f"{r}%")).to_csv(
