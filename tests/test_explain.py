@@ -635,7 +635,9 @@ def test_time_reads_in_the_unit_that_suits_it():
     assert reason_text(trial, 1.0).startswith("Used the trial for 1 minute")
     assert reason_text(trial, 45.0).startswith("Used the trial for 45 minutes")
     assert reason_text(trial, 600.0).startswith("Used the trial for 10 hours")
-    assert reason_text(trial, 60 * 24 * 3.0).startswith("Used the trial for 3 days")
+    assert reason_text(trial, 60 * 24 * 3.0).startswith("Used the trial for 72 hours")
+    # a negative time (a log's own value) reads as label and value, not "-20 seconds"
+    assert reason_text(trial, -1.0).startswith("Minutes of trial use")
 
 
 def test_a_change_in_activity_reads_as_more_or_fewer():

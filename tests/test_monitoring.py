@@ -203,8 +203,8 @@ def _rates(n: int, seed: int, scale: float = 1.0) -> pd.DataFrame:
 RATES = (Feature("rate", "fit", "Rate", "numeric"), FEATURES[0])
 
 
-def _size_check(reference: DriftReference, *chunks: pd.DataFrame, limit: int = 100_000):
-    check = SizeCheck(reference, limit=limit)
+def _size_check(reference: DriftReference, *chunks: pd.DataFrame) -> SizeCheck:
+    check = SizeCheck(reference)
     for chunk in chunks:
         check.add(chunk)
     return check
@@ -263,21 +263,37 @@ def test_a_yes_no_input_reads_no_and_yes_not_a_cut_at_zero():
     p = rng.random(500)
     reference = DriftReference().fit(flags, features, p, _stages(p))
     assert reference.buckets_["chatted"]["labels"] == ["no", "yes", MISSING]
+    # a count that reached only 1 on the reference leads but more in training is no flag
+    counts = flags.assign(chatted=flags["chatted"] * 3)
+    counted = DriftReference().fit(flags, features, p, _stages(p), levels_from=counts)
+    assert counted.buckets_["chatted"]["labels"][0].startswith("<= ")
     assert reference.buckets_["rate"]["labels"][0].startswith("<= ")
     table = reference.compare(reference.counts(flags.assign(chatted=1.0), p, _stages(p)))
     row = table.set_index("item").loc["chatted"]
     assert row["status"] == "shifted" and row["moved_most"] in ("no", "yes")
 
 
-def test_a_size_check_keeps_only_its_limit_of_values():
+def test_a_size_check_reads_every_chunk_whatever_their_order():
+    """Every value counts, so the typical size does not hang on the first chunks read (a
+    reader sorted by id may start with the oldest leads); it is the exact median within the
+    width of a bin."""
     frame = _rates(2000, seed=0)
     p = np.random.default_rng(1).random(len(frame))
     reference = DriftReference().fit(frame, RATES, p, _stages(p))
-    # the first chunk fills the sample: a later chunk in other units is not read
-    check = _size_check(reference, _rates(200, seed=5), _rates(200, seed=6, scale=0.01), limit=200)
-    assert check.shifts().empty
-    check = _size_check(reference, _rates(200, seed=6, scale=0.01), _rates(200, seed=5), limit=200)
-    assert check.shifts()["item"].tolist() == ["rate"]
+    small, large = _rates(200, seed=6, scale=0.01), _rates(300, seed=5)
+    both = _size_check(reference, small, large)
+    assert both.shifts().empty
+    assert both.current_size("rate") == _size_check(reference, large, small).current_size("rate")
+    exact = typical_size(pd.concat([small, large])["rate"])
+    assert both.current_size("rate") == pytest.approx(exact, rel=0.03)
+
+
+def test_inputs_leadscore_computes_keep_no_size():
+    frame = _rates(2000, seed=0)
+    p = np.random.default_rng(1).random(len(frame))
+    reference = DriftReference().fit(frame, RATES, p, _stages(p), computed=["visits"])
+    assert reference.buckets_["visits"]["size"] is None
+    assert SizeCheck(reference).sizes.keys() == {"rate"}
 
 
 # --------------------------------------------------------------------------- many levels

@@ -792,3 +792,33 @@ def test_the_pyfunc_of_an_event_model_refuses_a_leads_table(scored_world):
         score_frame(model, data.leads)
     table = build_features(data, AS_OF, features=model.features)
     assert len(score_frame(model, table.frame)) == len(table.frame)
+
+
+def test_an_event_model_checks_the_sizes_of_lead_columns_only(scored_world):
+    """Lead age, recency and activity counts are leadscore's own sums: an early as-of gives
+    honest leads a lead age far below the test fold's, which no export fixes, so only the
+    lead table's numbers (company size here) keep a typical size to hold scoring against."""
+    model = scored_world["result"].model
+    buckets = model.drift_reference.buckets_
+    sized = {name for name, spec in buckets.items() if spec.get("size") is not None}
+    numeric_fit = {f.name for f in model.features if f.group == "fit" and f.kind == "numeric"}
+    assert sized == numeric_fit and "company_size" in sized
+
+
+def test_a_manifest_moment_in_the_future_is_refused_as_a_given_one_is(
+    scored_world, tmp_path, capsys
+):
+    """Scoring at the data's end must not score as of next year because a manifest says so:
+    an --as-of in the future is refused, and so is that default."""
+    import shutil
+
+    folder = tmp_path / "crm"
+    shutil.copytree(scored_world["data"], folder)
+    later = (pd.Timestamp.now() + pd.Timedelta(days=60)).strftime("%Y-%m-%dT00:00:00")
+    (folder / "manifest.json").write_text(json.dumps({"observed_until": later}))
+    target = tmp_path / "s.duckdb"
+    argv = ["score", "--data", str(folder), "--model", str(scored_world["model"])]
+    assert main([*argv, "--target", str(target), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "observed_until" in err and "is in the future" in err and "manifest.json" in err
+    assert not target.exists()

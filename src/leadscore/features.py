@@ -1734,7 +1734,8 @@ def parse_as_of(
     if ts > future_cutoff(now):
         raise DataError(
             f"{what} {ts:%Y-%m-%d %H:%M} is in the future (it is {now:%Y-%m-%d %H:%M} UTC now)",
-            f"Leave {what} out to score as of now, or give a moment up to now.",
+            f"Give a moment up to now, or leave {what} out (event data is then scored as of "
+            "its end, its observed_until; flat data as of now).",
         )
     return ts
 

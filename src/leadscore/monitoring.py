@@ -40,7 +40,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -208,6 +208,7 @@ class DriftReference(BaseEstimator):
         stages: np.ndarray | Sequence[str],
         *,
         levels_from: pd.DataFrame | None = None,
+        computed: Collection[str] = (),
     ) -> DriftReference:
         """Learn the buckets and their shares from the reference leads.
 
@@ -218,6 +219,11 @@ class DriftReference(BaseEstimator):
         there, so the reference shares of those levels are unbiased. Without it, an input with
         more levels than ``max_levels`` has them chosen on every other reference lead and its
         shares measured on the remaining half (unbiased too, but on half the leads: noisier).
+        A numeric input that is 0 or 1 there and in ``levels_from`` is a flag, bucketed "no"
+        and "yes". ``computed`` names the inputs leadscore computes itself (the activity
+        features of event data): no export can change their unit, so no typical size is kept
+        for :class:`SizeCheck`, whose advice could not be followed for them (an early as-of
+        gives young leads a lead age far below the test fold's, honestly).
         """
         if not isinstance(self.n_bins, int) or self.n_bins < 2:
             raise ValueError("n_bins must be an integer of at least 2")
@@ -242,13 +248,17 @@ class DriftReference(BaseEstimator):
             values = prepared[f.name]
             if f.kind == "numeric":
                 x = pd.to_numeric(values, errors="coerce").to_numpy("float64", na_value=np.nan)
-                flag = _is_flag(x)
+                flag = _is_flag(x) and (
+                    levels_from is None
+                    or f.name not in levels_from.columns
+                    or _is_flag(levels_from[f.name].to_numpy("float64", na_value=np.nan))
+                )
                 edges = [0.0] if flag else _numeric_edges(x, self.n_bins)
                 buckets[f.name] = {
                     "kind": "numeric",
                     "edges": edges,
                     "labels": ["no", "yes", MISSING] if flag else _numeric_labels(edges),
-                    "size": typical_size(x),
+                    "size": None if f.name in computed else typical_size(x),
                 }
                 continue
             if levels_from is not None:
@@ -455,6 +465,11 @@ def typical_size(values: np.ndarray | pd.Series) -> float | None:
     return float(np.median(x)) if x.size >= MIN_SIZED_VALUES else None
 
 
+#: Edges of the log10 bins :class:`SizeCheck` counts values in: 1e-12 to 1e15 in steps of
+#: 0.01 decade, so the median it reads is within 2.3% of the exact one.
+_SIZE_BINS = np.linspace(-12.0, 15.0, 2701)
+
+
 class SizeCheck:
     """Holds the typical size of every numeric input of the leads scored, chunk by chunk,
     against its size on the leads a :class:`DriftReference` was fitted on, to catch an
@@ -464,8 +479,12 @@ class SizeCheck:
     ``7`` for training and as ``7%`` today (or an amount now in thousands) is read without
     error, and every score moves without a word. Drift reports (``leadscore report drift``)
     show it too, but only when someone runs them: this check is cheap enough to run on
-    every scoring. The first ``limit`` non-zero values of each input are kept, enough for a
-    median; a reference saved before sizes were recorded checks nothing.
+    every scoring. Each input's non-zero values are counted in log-scale bins
+    (:data:`_SIZE_BINS`), every value of every chunk: memory stays fixed, and the median
+    does not depend on the order of the chunks (a first slice of the oldest leads would
+    read as a shift). Only inputs the reference kept a size for are checked: a reference
+    saved before sizes were recorded checks nothing, and neither do inputs leadscore
+    computes itself.
 
     Examples
     --------
@@ -475,27 +494,34 @@ class SizeCheck:
     >>> check.warn()  # doctest: +SKIP
     """
 
-    def __init__(self, reference: DriftReference | None, *, limit: int = 100_000) -> None:
+    def __init__(self, reference: DriftReference | None) -> None:
         buckets = {} if reference is None else reference.buckets_
         self.sizes = {
             item: float(spec["size"])
             for item, spec in buckets.items()
             if spec["kind"] == "numeric" and spec.get("size") is not None
         }
-        self.limit = limit
-        self._values: dict[str, list[np.ndarray]] = {item: [] for item in self.sizes}
-        self._kept = dict.fromkeys(self.sizes, 0)
+        self._counts = {item: np.zeros(len(_SIZE_BINS) - 1, dtype=np.int64) for item in self.sizes}
 
     def add(self, prepared: pd.DataFrame) -> None:
-        """Keep the non-zero values of one chunk (typed by the model's ``prepare``)."""
+        """Count the non-zero values of one chunk (typed by the model's ``prepare``)."""
         for item in self.sizes:
-            room = self.limit - self._kept[item]
-            if room <= 0 or item not in prepared.columns:
+            if item not in prepared.columns:
                 continue
             x = np.abs(prepared[item].to_numpy("float64", na_value=np.nan))
-            x = x[np.isfinite(x) & (x > 0)][:room]
-            self._values[item].append(x)
-            self._kept[item] += x.size
+            x = np.log10(x[np.isfinite(x) & (x > 0)])
+            x = np.clip(x, _SIZE_BINS[0], _SIZE_BINS[-1])
+            self._counts[item] += np.histogram(x, bins=_SIZE_BINS)[0]
+
+    def current_size(self, item: str) -> float | None:
+        """The typical size of ``item`` among the leads counted so far (the middle of the
+        bin holding their median), or ``None`` with fewer than :data:`MIN_SIZED_VALUES`."""
+        counts = self._counts[item]
+        n = int(counts.sum())
+        if n < MIN_SIZED_VALUES:
+            return None
+        at = int(np.searchsorted(np.cumsum(counts), (n + 1) / 2))
+        return float(10 ** ((_SIZE_BINS[at] + _SIZE_BINS[at + 1]) / 2))
 
     def shifts(self) -> pd.DataFrame:
         """One row per input whose typical size moved :data:`SIZE_SHIFT` times or more:
@@ -503,8 +529,7 @@ class SizeCheck:
         reference), the largest move first."""
         rows = []
         for item, reference in self.sizes.items():
-            values = self._values[item]
-            current = typical_size(np.concatenate(values)) if values else None
+            current = self.current_size(item)
             if current is None:
                 continue
             ratio = current / reference

@@ -61,15 +61,21 @@ def check_features(model: Any, frame: pd.DataFrame) -> None:
     names = [f.name for f in model.features]
     absent = [name for name in names if name not in frame.columns]
     engaged = [f.name for f in model.features if f.group == "engagement"]
-    events = model.metadata.get("data_form") == "events"
-    if events and engaged and set(engaged) <= set(absent) and len(absent) < len(names):
+    if engaged and set(engaged) <= set(absent) and len(absent) < len(names):
+        from leadscore.scoring import model_data_form  # guesses for models saved before
+
+        events = model_data_form(model) == "events"
+    else:
+        events = False
+    if events:
         shown = ", ".join(repr(n) for n in engaged[:3])
         raise DataError(
             f"the input holds none of this event-data model's {len(engaged)} activity "
             f"features ({shown}, ...): it scores the features leadscore builds from the "
             "activity log, not a leads table",
             "Build them with leadscore.features.build_features(load_closed_loop(FOLDER), "
-            "as_of).frame (one row per lead), or score with leadscore score --data FOLDER.",
+            "as_of).frame (one row per lead; drop the leads closed by as_of), or score with "
+            "leadscore score --data FOLDER.",
         )
     if len(absent) == len(names):
         shown = ", ".join(repr(n) for n in names[:3])

@@ -172,7 +172,7 @@ def _band(value: float, cuts: Sequence[float]) -> str:
     return f"{low:.0f}+"
 
 
-_SECONDS_IN = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0}
+_SECONDS_IN = {"seconds": 1.0, "minutes": 60.0}
 
 
 #: The units :func:`format_duration` writes a time in: (name, seconds, used below this many
@@ -180,26 +180,29 @@ _SECONDS_IN = {"seconds": 1.0, "minutes": 60.0, "hours": 3600.0}
 _DURATION_UNITS = (
     ("second", 1.0, 59.5),
     ("minute", 60.0, 5400.0),
-    ("hour", 3600.0, 172_800.0),
-    ("day", 86_400.0, math.inf),
+    ("hour", 3600.0, math.inf),
 )
 
 
 def format_duration(seconds: float) -> str:
     """A time as a marketer says it: seconds below a minute, minutes up to an hour and a
-    half, then hours (one decimal below 10), then days from two days on: nobody reads
-    "6,835 seconds" as the two hours it is.
+    half, then hours (one decimal below 10): nobody reads "6,835 seconds" as the two hours
+    it is. Never days: the times summed are time on site or in a trial over a window, and
+    "3.7 days in the last 30 days" would read as calendar days. A negative or non-finite
+    time is a :class:`ValueError` (the reason then reads as label and value).
 
     Examples
     --------
     >>> [format_duration(s) for s in (1, 45, 95, 3000, 6835, 40_000, 400_000)]
-    ['1 second', '45 seconds', '2 minutes', '50 minutes', '1.9 hours', '11 hours', '4.6 days']
+    ['1 second', '45 seconds', '2 minutes', '50 minutes', '1.9 hours', '11 hours', '111 hours']
     """
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"{seconds} is no time")
     unit, size, _ = next(u for u in _DURATION_UNITS if seconds < u[2])
     amount = seconds / size
     if unit == "second" and round(amount) == 0:
         return "less than a second"
-    if unit in ("hour", "day") and amount < 10:
+    if unit == "hour" and amount < 10:
         shown = f"{amount:,.1f}".removesuffix(".0")
     else:
         shown = f"{round(amount):,}"

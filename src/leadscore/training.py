@@ -783,6 +783,10 @@ def train(
         p_cal,
         test_stages,
         levels_from=model.prepare(X.iloc[np.r_[folds.fit, folds.valid]]),
+        # event data's activity features are leadscore's own sums: no export changes their unit
+        computed=[f.name for f in model.features if f.group == "engagement"]
+        if dataset.form == "events"
+        else (),
     )
     logger.info(
         "trained %s in %.1fs: test ROC-AUC %.3f (LR %.3f, points %.3f), ECE %.3f",

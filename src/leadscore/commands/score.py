@@ -225,11 +225,18 @@ def default_as_of(data: str | None) -> pd.Timestamp:
 
     from leadscore.features import AS_OF_GAP_TOLERANCE, gap_in_days
     from leadscore.io import event_observed_until
+    from leadscore.timestamps import future_cutoff
 
     now = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).floor("s").as_unit("us")
     if data is None:
         return now
     end = event_observed_until(data).as_unit("us")
+    if end > future_cutoff(now):
+        raise DataError(
+            f"{data}: the data's end, observed_until {end:%Y-%m-%d %H:%M}, is in the future "
+            f"(it is {now:%Y-%m-%d %H:%M} UTC now)",
+            "Correct observed_until in the folder's manifest.json, or give --as-of.",
+        )
     logger.info("scoring as of %s, the end of the data (give --as-of to choose)", end)
     if now - end > AS_OF_GAP_TOLERANCE:
         logger.warning(
