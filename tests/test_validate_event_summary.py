@@ -97,3 +97,16 @@ def test_validate_says_nothing_of_an_absent_activity_types_table(tmp_path, event
     assert code == 0, err
     assert not [line for line in out.splitlines() if line.startswith("  activity types:")]
     assert "activity_types.csv" not in err and "activity_types table" not in err
+
+
+def test_validate_ends_in_an_answer_when_train_would_take_the_data(tmp_path, capsys):
+    """A run that printed only facts left the user to guess: its last line says train would
+    take the data, with how many examples and wins (event data holds a lead at each as-of)."""
+    from leadscore.synth import SynthParams, write_synthetic
+
+    write_synthetic(SynthParams(n_leads=3000, seed=2), tmp_path / "crm", progress=False)
+    code, out, err = _validate(capsys, "--data", str(tmp_path / "crm"))
+    assert code == 0, err
+    last = out.splitlines()[-1]
+    assert last.startswith("ok: train would take these ") and " examples (" in last, out
+    assert last.endswith(" won) as they are")

@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {group} features ({len(names)}): {', '.join(names) or '-'}")
         for column, reason in data.excluded.items():
             print(f"  left out {column!r}: {reason}")
-        _print_note(check_as_train_would(data, config))
+        _print_verdict(data, check_as_train_would(data, config))
         return 0
     if args.data is None:  # pragma: no cover - argparse enforces one of the two
         raise LeadscoreError("no data given", "Pass --spec or --data.")
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     from leadscore.leakage import warn_snapshot_lead_columns
 
     warn_snapshot_lead_columns(examples, events, allow=config.leakage.allow)
-    _print_note(check_as_train_would(examples, config))
+    _print_verdict(examples, check_as_train_would(examples, config))
     return 0
 
 
@@ -169,3 +169,16 @@ def _outcomes_summary(events: ClosedLoopData) -> str:
 def _print_note(note: str | None) -> None:
     if note is not None:
         print(f"note: {note}")
+
+
+def _print_verdict(dataset: LabelledDataset, note: str | None) -> None:
+    """The last line: why train would stop, or that it would take the data, so that a run
+    that printed only facts still ends in an answer."""
+    if note is not None:
+        _print_note(note)
+        return
+    rows = "examples" if dataset.form == "events" else "leads"
+    print(
+        f"ok: train would take these {len(dataset.y):,} {rows} "
+        f"({int(dataset.y.sum()):,} won) as they are"
+    )
