@@ -822,3 +822,30 @@ def test_a_manifest_moment_in_the_future_is_refused_as_a_given_one_is(
     err = capsys.readouterr().err
     assert "observed_until" in err and "is in the future" in err and "manifest.json" in err
     assert not target.exists()
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite", "parquet"])
+def test_explain_says_a_lead_closed_before_any_run_scored_it(scored_world, tmp_path, kind, capsys):
+    """A lead closed before the first run is recorded as closed, never scored: its card says
+    so, not "has not been scored ... check the id"."""
+    from leadscore.sinks import closed_by
+
+    data = load_closed_loop(scored_world["data"])
+    closed = data.outcomes.loc[data.outcomes["closed_at"] <= AS_OF, "lead_id"].astype(str)
+    lead = closed.iloc[0]
+    target = {
+        "duckdb": str(tmp_path / "s.duckdb"),
+        "sqlite": f"sqlite:///{tmp_path / 's.db'}",
+        "parquet": str(tmp_path / "s.parquet"),
+    }[kind]
+    argv = ["score", "--data", str(scored_world["data"]), "--model", str(scored_world["model"])]
+    argv += ["--as-of", str(AS_OF.date()), "--target", target, "--no-progress", "--no-reasons"]
+    assert main(argv) == 0
+    assert closed_by(target, lead) == AS_OF
+    assert closed_by(target, "no such lead") is None
+    capsys.readouterr()
+    assert main(["explain", lead, "--target", target]) == 2
+    err = capsys.readouterr().err
+    assert f"lead {lead!r} had closed (won or lost) by the run as of 2026-05-01 00:00" in err
+    assert main(["explain", "no such lead", "--target", target]) == 2
+    assert "has not been scored" in capsys.readouterr().err

@@ -187,10 +187,17 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
 
 
 def run(args: argparse.Namespace) -> int:
-    from leadscore.sinks import latest_as_of, read_history
+    from leadscore.sinks import closed_by, latest_as_of, read_history
 
     history = read_history(args.target, lead_ids=[args.lead_id])
     if history.empty:
+        closed = closed_by(args.target, args.lead_id)
+        if closed is not None:
+            raise DataError(
+                f"lead {args.lead_id!r} had closed (won or lost) by the run as of "
+                f"{closed:%Y-%m-%d %H:%M} in {args.target}, before any run scored it",
+                "Closed leads are not scored: its outcome is in the data's outcomes.",
+            )
         raise DataError(
             f"lead {args.lead_id!r} has not been scored in {args.target}",
             "Check the id, or run `leadscore score` first.",

@@ -70,6 +70,7 @@ from leadscore.sinks.schema import (
 )
 from leadscore.sinks.tables import (
     attach_previous_stages,
+    closed_by,
     latest_as_of,
     previous_stages,
     read_history,
@@ -99,6 +100,7 @@ __all__ = [
     "WriteSummary",
     "attach_previous_stages",
     "check_target",
+    "closed_by",
     "latest_as_of",
     "open_run",
     "parse_target",

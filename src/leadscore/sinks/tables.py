@@ -28,7 +28,13 @@ from leadscore.sinks.schema import (
     _select_list,
     validate_scored_leads,
 )
-from leadscore.sinks.sql import _previous_stages_sql, _read_sql, _sql_connection, _sql_tables
+from leadscore.sinks.sql import (
+    _closed_table,
+    _previous_stages_sql,
+    _read_sql,
+    _sql_connection,
+    _sql_tables,
+)
 from leadscore.sinks.target import (
     RunKey,
     SinkTarget,
@@ -77,6 +83,37 @@ def read_history(
     return _read_table(
         target, HISTORY_TABLE, lead_ids, "lead_id, as_of, scored_at, model_name, model_version"
     )
+
+
+def closed_by(
+    target: str | os.PathLike[str] | SinkTarget | None, lead_id: str
+) -> pd.Timestamp | None:
+    """The as-of of the latest run that knew ``lead_id`` closed (``scored_leads_closed``), or
+    ``None`` when no run did: a lead closed before the first run it would have been in is
+    recorded there, never in the history, and ``explain`` says so rather than "not scored"."""
+    sink = parse_target(target)
+    if sink.kind == "sql":
+        import sqlalchemy as sa
+
+        table = _closed_table(sa.MetaData())
+        sqlite = sqlite_file(sink.location)
+        if sqlite is not None and not sqlite.is_file():
+            return None
+        with _sql_connection(sink, write=False) as con:
+            if not sa.inspect(con).has_table(table.name):
+                return None
+            query = sa.select(sa.func.max(table.c.closed_by)).where(table.c.lead_id == lead_id)
+            value = con.execute(query).scalar()
+    else:
+        with _duckdb_view(sink) as (con, sources):
+            source = sources[CLOSED_TABLE]
+            if source is None:
+                return None
+            value = con.execute(
+                f"SELECT max(closed_by) FROM {source} WHERE CAST(lead_id AS VARCHAR) = $id",
+                {"id": str(lead_id)},
+            ).fetchall()[0][0]
+    return None if value is None else pd.Timestamp(value)
 
 
 def latest_as_of(
