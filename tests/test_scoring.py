@@ -849,3 +849,29 @@ def test_explain_says_a_lead_closed_before_any_run_scored_it(scored_world, tmp_p
     assert f"lead {lead!r} had closed (won or lost) by the run as of 2026-05-01 00:00" in err
     assert main(["explain", "no such lead", "--target", target]) == 2
     assert "has not been scored" in capsys.readouterr().err
+
+
+def test_the_data_s_end_is_found_once_when_scoring_at_it(scored_world, tmp_path, monkeypatch):
+    """Scoring at the data's end finds that end by reading every timestamp; the reader is
+    handed it instead of reading them all again (a second full pass on a database)."""
+    import leadscore.io as io
+
+    found = []
+    latest = io._latest_timestamp
+
+    def counted(*args, **kwargs):
+        found.append(1)
+        return latest(*args, **kwargs)
+
+    import shutil
+
+    folder = tmp_path / "crm"  # without a manifest: the end is the latest timestamp
+    shutil.copytree(scored_world["data"], folder)
+    (folder / "manifest.json").unlink(missing_ok=True)
+    monkeypatch.setattr(io, "_latest_timestamp", counted)
+    argv = ["score", "--data", str(folder), "--model", str(scored_world["model"])]
+    target = tmp_path / "s.duckdb"
+    assert main([*argv, "--target", str(target), "--no-progress", "--no-reasons"]) == 0
+    assert len(found) == 1
+    end = io.event_observed_until(folder)
+    assert (read_scored_leads(str(target))["as_of"] == end).all()

@@ -340,6 +340,7 @@ def event_feature_chunks(
     chunk_leads: int,
     features: Sequence[Feature] | None = None,
     on_closed: Callable[[pd.Series], None] | None = None,
+    observed_until: pd.Timestamp | None = None,
 ) -> LeadChunks:
     """(features, lead ids) of the open leads of event-form ``source``, a slice at a time.
 
@@ -348,6 +349,9 @@ def event_feature_chunks(
     model's ``features``: the extra lead columns are then the model's in every slice, not
     planned again from the few leads of each slice. ``on_closed`` receives, slice by slice,
     the ids (as text) of the leads left out because they closed by ``as_of``.
+    ``observed_until`` is the data's end where the caller already has it from the data
+    (:func:`~leadscore.io.event_observed_until` of a source without a manifest), so the
+    reader does not scan every timestamp for it again; ``None`` lets the reader find it.
 
     The ``page_view`` and ``form_fill`` details are counted as each slice's features read
     them and warned about once, after the last slice, as for the whole log
@@ -357,7 +361,7 @@ def event_feature_chunks(
     """
     return LeadChunks(
         lambda progress: _event_feature_chunks(
-            source, as_of, chunk_leads, features, on_closed, progress
+            source, as_of, chunk_leads, features, on_closed, observed_until, progress
         )
     )
 
@@ -368,16 +372,22 @@ def _event_feature_chunks(
     chunk_leads: int,
     features: Sequence[Feature] | None,
     on_closed: Callable[[pd.Series], None] | None,
+    observed_until: pd.Timestamp | None,
     progress: ReadProgress,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     path = Path(source)
     chunks: Iterable[ClosedLoopData] = (
         # only the leads open at as_of are read: closed ones never reach a slice
         iter_closed_loop_chunks(
-            path, chunk_leads=chunk_leads, progress=progress, open_at=as_of, on_closed=on_closed
+            path,
+            chunk_leads=chunk_leads,
+            observed_until=observed_until,
+            progress=progress,
+            open_at=as_of,
+            on_closed=on_closed,
         )
         if path.is_dir()
-        else _whole(load_closed_loop(source), progress)
+        else _whole(load_closed_loop(source, observed_until=observed_until), progress)
     )
     window_start = as_of - pd.Timedelta(days=ENGAGEMENT_WINDOW_DAYS)
     scored = activities = recent = 0

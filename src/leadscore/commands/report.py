@@ -402,6 +402,7 @@ def run_drift(args: argparse.Namespace) -> int:
         check_input_arguments,
         default_model_uri,
         open_lead_chunks,
+        reader_end,
     )
     from leadscore.features import parse_as_of
     from leadscore.io import event_observed_until, write_table
@@ -435,8 +436,16 @@ def run_drift(args: argparse.Namespace) -> int:
     else:
         as_of = given_as_of if given_as_of is not None else event_observed_until(args.data)
         moment = f"as of {as_of:%Y-%m-%d %H:%M}"
+    # an end found in the data is handed to the reader, which would scan for it again
+    known = None if given_as_of is not None or spec is not None else reader_end(args.data, as_of)
     chunks = open_lead_chunks(
-        spec, args.data, args.input, as_of, scoring, input_table=args.input_table
+        spec,
+        args.data,
+        args.input,
+        as_of,
+        scoring,
+        input_table=args.input_table,
+        observed_until=known,
     )
     counts: dict[str, np.ndarray] = {}
     sizes = SizeCheck(reference)

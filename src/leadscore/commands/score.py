@@ -177,12 +177,14 @@ def open_lead_chunks(
     *,
     on_closed: Callable[[pd.Series], None] | None = None,
     input_table: str | None = None,
+    observed_until: pd.Timestamp | None = None,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     """(features, lead ids) of the open leads, a chunk at a time, as ``score`` reads them:
     for a spec, the rows without an outcome of ``input_source`` (``--input``; its table
     ``input_table``, ``--input-table``, for a DuckDB file or database) or, without it, of the
     spec's source (its table and query from the spec); for event data, the leads of
-    ``data`` open at ``as_of`` with the model's features."""
+    ``data`` open at ``as_of`` with the model's features (``observed_until``: the data's end
+    where the caller has it already, :func:`reader_end`)."""
     from leadscore.scoring import (
         DEFAULT_CHUNK_LEADS,
         DEFAULT_CHUNK_ROWS,
@@ -207,6 +209,7 @@ def open_lead_chunks(
         chunk_leads=chunk_size or DEFAULT_CHUNK_LEADS,
         features=scoring.model.features,
         on_closed=on_closed,
+        observed_until=observed_until,
     )
 
 
@@ -248,6 +251,19 @@ def default_as_of(data: str | None) -> pd.Timestamp:
     return end
 
 
+def reader_end(data: str, end: pd.Timestamp) -> pd.Timestamp | None:
+    """``end``, the data's end as :func:`default_as_of` found it, for the reader to take as
+    given rather than scan every timestamp for it a second time (2.5 s of a 10 s run on a
+    small database); ``None`` where a folder's ``manifest.json`` declares it, since the reader
+    holds a declared moment against the data and one given by the caller it does not."""
+    from leadscore.timestamps import manifest_observed_until
+
+    path = Path(data)
+    if path.is_dir() and manifest_observed_until(path) is not None:
+        return None
+    return end
+
+
 def run(args: argparse.Namespace) -> int:
     from leadscore.features import parse_as_of
     from leadscore.scoring import check_data_form, load_scoring_model, run_scoring
@@ -263,6 +279,9 @@ def run(args: argparse.Namespace) -> int:
     scoring = load_scoring_model(model_uri, tracking_uri=args.tracking_uri)
     check_data_form(scoring, flat=spec is not None)
     as_of = given_as_of if given_as_of is not None else default_as_of(args.data)
+    known_end = (
+        None if given_as_of is not None or args.data is None else reader_end(args.data, as_of)
+    )
     # leads found closed by the as-of leave scored_leads (their history stays)
     closed: list[pd.Series] = []
     chunks = open_lead_chunks(
@@ -274,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
         args.chunk_size,
         on_closed=closed.append,
         input_table=args.input_table,
+        observed_until=known_end,
     )
     summary = run_scoring(
         scoring,
