@@ -875,3 +875,26 @@ def test_free_text_job_titles_read_as_the_seniority_they_name(flat_frame):
     pd.testing.assert_series_equal(read_title_seniority(read.astype(str)), read)
     as_written = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["Job Title"]}))
     assert {f.name: f.read_as for f in as_written.features}["Job Title"] is None
+
+
+def test_joined_ids_with_spaces_around_them_are_named(tmp_path, flat_frame, caplog):
+    """Ids a joined table writes with spaces around them match no lead: the error (none
+    match) or warning (some do) says so, rather than leaving their columns empty in silence.
+    Ids are not stripped: they are matched as written."""
+    ids = [f"{i:06d}" for i in range(len(flat_frame))]
+    flat_frame.assign(id=ids).to_csv(tmp_path / "leads.csv", index=False)
+    join = [{"source": "web.parquet", "id": "lead", "columns": ["pages"]}]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({**SPEC, "join": join}))
+    pages = [float(i % 5) for i in range(len(ids))]
+    web = pd.DataFrame({"lead": [f" {i}" for i in ids], "pages": pages})
+    web.to_parquet(tmp_path / "web.parquet", index=False)
+    with pytest.raises(DataError, match=r"60 of those id\(s\) differ from a lead's id only by"):
+        load_dataset(spec)
+    half = web.assign(lead=[i if n % 2 else f"{i} " for n, i in enumerate(ids)])
+    half.to_parquet(tmp_path / "web.parquet", index=False)
+    with caplog.at_level("WARNING", logger="leadscore.datasets"):
+        data = load_dataset(spec)
+    assert data.X["pages"].isna().sum() == 30
+    said = [m for m in caplog.messages if "only by spaces" in m]
+    assert len(said) == 1 and said[0].startswith("joined table web.parquet: 30 id(s) differ")

@@ -37,9 +37,13 @@ from leadscore.errors import DataError, SpecError
 from leadscore.io import is_sql_url, read_table
 from leadscore.leakage import post_contact_columns, warn_post_contact_columns
 from leadscore.schema import (
+    SPACED_IDS_FIX,
+    UNKNOWN_ID_SAMPLE,
     Feature,
     LabelledDataset,
     closest_names,
+    spaced_ids,
+    spaced_ids_note,
     to_lead_ids,
 )
 from leadscore.specs import DatasetSpec, LabelSpec, label_key, load_spec
@@ -105,7 +109,8 @@ def join_tables(
     matches no lead is a data error: ids written differently (``000123`` against ``123``)
     would otherwise leave the columns empty and the model silently without them. A scorer
     (``scoring``) joins only the columns its input lacks (current leads may come with them)
-    and accepts new leads that a joined table does not know yet.
+    and accepts new leads that a joined table does not know yet. In training, joined ids that
+    differ from a lead's only by spaces around them are named, in the error or in a warning.
     """
     if not tables:
         return frame
@@ -122,18 +127,39 @@ def join_tables(
         if not wanted:
             continue
         matched = frame[spec.id].isin(other[spec.id])
+        spaced = [] if scoring else _spaced_join_ids(other[spec.id], frame[spec.id])
         if not scoring and len(frame) and not matched.any():
-            raise DataError(
+            problem = (
                 f"joined table {join.source}: none of its {len(other):,} {join.id} values is "
                 f"a lead id of the lead table (e.g. {other[spec.id].iloc[0]!r} against "
-                f"{frame[spec.id].iloc[0]!r})",
+                f"{frame[spec.id].iloc[0]!r})"
+            )
+            if spaced:
+                raise DataError(f"{problem}; {spaced_ids_note(spaced)}", SPACED_IDS_FIX)
+            raise DataError(
+                problem,
                 "Write the ids the same way in both tables (as text, with the same zeros).",
+            )
+        if spaced:  # the rows of those leads would join nothing, in silence
+            logger.warning(
+                "joined table %s: %s; their columns stay empty. %s",
+                join.source,
+                spaced_ids_note(spaced, of_those=False),
+                SPACED_IDS_FIX,
             )
         logger.info(
             "join %s: %d of %d lead(s) matched", join.source, int(matched.sum()), len(frame)
         )
         frame = frame.merge(other[[spec.id, *wanted]], how="left", on=spec.id, validate="m:1")
     return frame
+
+
+def _spaced_join_ids(joined: pd.Series, leads: pd.Series) -> list[tuple[str, str]]:
+    """The joined ids that match no lead but would once the spaces around them are stripped
+    (:func:`~leadscore.schema.spaced_ids`). Training only: a scorer's chunk leaves most of a
+    joined table unmatched (the other chunks' leads), which says nothing."""
+    unmatched = joined[~joined.isin(leads)]
+    return spaced_ids(unmatched.iloc[:UNKNOWN_ID_SAMPLE], leads)
 
 
 def _require(frame: pd.DataFrame, columns: list[str], what: str) -> None:

@@ -491,12 +491,13 @@ def spaced_ids(ids: pd.Series, known: pd.Index | pd.Series) -> list[tuple[str, s
     return list(zip(written[hit], lookup[keys[hit]].tolist(), strict=True))
 
 
-def spaced_ids_note(pairs: Sequence[tuple[str, str]]) -> str:
-    """How :func:`spaced_ids` are named in a message: how many, and one of them."""
+def spaced_ids_note(pairs: Sequence[tuple[str, str]], *, of_those: bool = True) -> str:
+    """How :func:`spaced_ids` are named in a message: how many ("of those", after a count of
+    unknown ids), and one of them."""
     shown, lead = pairs[0]
     return (
-        f"{len(pairs):,} of those id(s) differ from a lead's id only by spaces around them "
-        f"({shown!r} vs {lead!r})"
+        f"{len(pairs):,} {'of those ' if of_those else ''}id(s) differ from a lead's id only "
+        f"by spaces around them ({shown!r} vs {lead!r})"
     )
 
 
