@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -166,32 +167,24 @@ def _form_variants() -> list[str | None]:
     return [d for d, _ in FORM_CASES] + written + ["", " ", "-"]
 
 
-def test_the_features_read_pages_as_page_of_details_names_them():
-    """page_of_details (public) and _read_pages (what features count) are two codes: over
-    thousands of details, a page is high intent for one exactly when it is for the other,
-    the same page, and named by one exactly when known to the other."""
-    from leadscore.features import _HIGH_PAGES, _arrow_texts, _read_pages
+@pytest.mark.parametrize("kind", ["page", "form"])
+def test_the_features_read_details_as_the_public_reading_names_them(kind):
+    """page_of_details and form_of_details (public) and _read_pages and _read_forms (what
+    features count) are two codes: over thousands of details, a detail is high intent for one
+    exactly when it is for the other, the same page or form, and named by one exactly when
+    known to the other."""
+    from leadscore import features
 
-    details = _page_variants()
-    assert len(details) > 5_000
-    high, known = _read_pages(_arrow_texts(details))
-    named = page_of_details(details)
-    features_read = pd.Series([_HIGH_PAGES[i] if i >= 0 else None for i in high], dtype=object)
-    is_high = named.isin(HIGH_INTENT_PAGES)
-    assert named.notna().any() and is_high.any() and named.isna().any()
-    pd.testing.assert_series_equal(named.where(is_high, None), features_read)
-    assert named.notna().tolist() == known.tolist()
-
-
-def test_the_features_read_forms_as_form_of_details_names_them():
-    from leadscore.features import _HIGH_FORMS, _arrow_texts, _read_forms
-
-    details = _form_variants()
-    assert len(details) > 1_000
-    high, known = _read_forms(_arrow_texts(details))
-    named = form_of_details(details)
-    features_read = pd.Series([_HIGH_FORMS[i] if i >= 0 else None for i in high], dtype=object)
-    is_high = named.isin(HIGH_INTENT_FORMS)
+    details, least = (_page_variants(), 5_000) if kind == "page" else (_form_variants(), 1_000)
+    assert len(details) > least
+    read, names = {
+        "page": (features._read_pages, features._HIGH_PAGES),
+        "form": (features._read_forms, features._HIGH_FORMS),
+    }[kind]
+    high, known = read(features._arrow_texts(details))
+    named = (page_of_details if kind == "page" else form_of_details)(details)
+    features_read = pd.Series([names[i] if i >= 0 else None for i in high], dtype=object)
+    is_high = named.isin(HIGH_INTENT_PAGES if kind == "page" else HIGH_INTENT_FORMS)
     assert named.notna().any() and is_high.any() and named.isna().any()
     pd.testing.assert_series_equal(named.where(is_high, None), features_read)
     assert named.notna().tolist() == known.tolist()
@@ -331,6 +324,16 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     ]
 
 
+def _warned_building(
+    caplog: pytest.LogCaptureFixture, frames: dict[str, pd.DataFrame]
+) -> list[str]:
+    """The detail warnings of building the features of ``frames`` as of ``AS_OF``."""
+    data = validate_closed_loop(frames["leads"], frames["activities"])
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(data, AS_OF)
+    return _warnings(caplog)
+
+
 def _unknown_pages(n_unknown: int, n_known: int) -> dict[str, pd.DataFrame]:
     pages = [f"Landing Page {i % 3}" for i in range(n_unknown)] + ["pricing"] * n_known
     return _log(pages, ["demo_request"])
@@ -338,10 +341,7 @@ def _unknown_pages(n_unknown: int, n_known: int) -> dict[str, pd.DataFrame]:
 
 def test_mostly_unknown_page_details_are_warned_about_once(caplog):
     frames = _unknown_pages(n_unknown=12, n_known=3)
-    data = validate_closed_loop(frames["leads"], frames["activities"])
-    with caplog.at_level(logging.WARNING, logger="leadscore"):
-        build_features(data, AS_OF)
-    said = _warnings(caplog)
+    said = _warned_building(caplog, frames)
     assert len(said) == 1
     # 12 of the 16 page views with a detail (b's blog view is the 16th)
     assert said[0].startswith(
@@ -356,10 +356,7 @@ def test_mostly_unknown_page_details_are_warned_about_once(caplog):
 
 def test_mostly_unknown_form_names_are_warned_about(caplog):
     frames = _log(["pricing"], ["Book a meeting", "Book a meeting", "Talk to us", "newsletter"])
-    data = validate_closed_loop(frames["leads"], frames["activities"])
-    with caplog.at_level(logging.WARNING, logger="leadscore"):
-        build_features(data, AS_OF)
-    (said,) = _warnings(caplog)
+    (said,) = _warned_building(caplog, frames)
     assert said.startswith(
         "activities: 3 of 4 form_fill rows with a detail (75%) name no form leadscore knows, "
         "most often 'book a meeting' (2), 'talk to us' (1)"
@@ -372,18 +369,14 @@ def test_a_log_without_any_high_intent_page_is_warned_about(caplog):
     """A site whose pricing page is /plans: most pages are known (blog, docs), yet every
     pricing feature would be zero."""
     frames = _log(["blog", "docs", "/plans"] * 40, ["demo_request"])
-    data = validate_closed_loop(frames["leads"], frames["activities"])
-    with caplog.at_level(logging.WARNING, logger="leadscore"):
-        build_features(data, AS_OF)
-    (said,) = _warnings(caplog)
+    (said,) = _warned_building(caplog, frames)
     assert said.startswith(
         "activities: none of the 121 page_view rows with a detail names a high-intent page "
         "(40 name no page leadscore knows, most often '/plans' (40)), so pricing_page_views "
         "and demo_page_views are zero for every lead and high_intent_actions counts no page"
     )
     # the lead's demo request still counts as a high-intent action: the warning says so
-    table = build_features(data, AS_OF)
-    assert table.frame["high_intent_actions_30d"].sum() > 0
+    assert _features(frames)["high_intent_actions_30d"].sum() > 0
 
 
 def test_the_warning_adds_slices_up_keeping_the_most_common_details_and_every_row():
@@ -405,10 +398,7 @@ def test_the_warning_adds_slices_up_keeping_the_most_common_details_and_every_ro
 
 def test_a_small_log_without_high_intent_pages_is_not_warned_about(caplog):
     frames = _log(["blog", "docs", "/plans"] * 20, ["demo_request"])
-    data = validate_closed_loop(frames["leads"], frames["activities"])
-    with caplog.at_level(logging.WARNING, logger="leadscore"):
-        build_features(data, AS_OF)
-    assert _warnings(caplog) == []
+    assert _warned_building(caplog, frames) == []
 
 
 def test_training_warns_once_for_all_its_dates(caplog):
@@ -430,10 +420,7 @@ def test_training_warns_once_for_all_its_dates(caplog):
     ],
 )
 def test_details_mostly_known_are_not_warned_about(frames, caplog):
-    data = validate_closed_loop(frames["leads"], frames["activities"])
-    with caplog.at_level(logging.WARNING, logger="leadscore"):
-        build_features(data, AS_OF)
-    assert _warnings(caplog) == []
+    assert _warned_building(caplog, frames) == []
 
 
 def test_page_views_without_details_are_not_counted_as_unknown(caplog):
@@ -480,16 +467,22 @@ def _as_dicts(counts: DetailCounts) -> dict[str, object]:
     }
 
 
+def _whole_log_warning(folder: Path, caplog: pytest.LogCaptureFixture) -> str:
+    """The one detail warning of a log of mostly unknown pages written to ``folder``, its
+    features built whole (caplog cleared after)."""
+    write_tables(_unknown_pages(n_unknown=12, n_known=3), folder, fmt="csv")
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(load_closed_loop(folder), AS_OF)
+    (whole,) = _warnings(caplog)
+    caplog.clear()
+    return whole
+
+
 def test_slices_can_be_counted_apart_and_warned_about_once(tmp_path, caplog):
     """A reader of slices collects each slice's counts from build_features (on_details)
     and adds them up: the same line as for the whole log, and the same counts as
     count_unrecognised_details gives."""
-    frames = _unknown_pages(n_unknown=12, n_known=3)
-    write_tables(frames, tmp_path, fmt="csv")
-    with caplog.at_level(logging.WARNING, logger="leadscore"):
-        build_features(load_closed_loop(tmp_path), AS_OF)
-    (whole,) = _warnings(caplog)
-    caplog.clear()
+    whole = _whole_log_warning(tmp_path, caplog)
     found: list[DetailCounts] = []
     counted = DetailCounts({}, {})
     with caplog.at_level(logging.WARNING, logger="leadscore"):
@@ -525,12 +518,7 @@ def test_features_built_without_a_details_sink_neither_count_nor_warn(caplog, mo
 def test_scoring_a_folder_in_slices_warns_once_as_for_the_whole_log(tmp_path, caplog):
     """``score`` reads a folder a slice of leads at a time: its warning is the one line the
     whole log gives, not one per slice."""
-    frames = _unknown_pages(n_unknown=12, n_known=3)
-    write_tables(frames, tmp_path, fmt="csv")
-    with caplog.at_level(logging.WARNING, logger="leadscore"):
-        build_features(load_closed_loop(tmp_path), AS_OF)
-    (whole,) = _warnings(caplog)
-    caplog.clear()
+    whole = _whole_log_warning(tmp_path, caplog)
     with caplog.at_level(logging.WARNING, logger="leadscore"):
         slices = list(event_feature_chunks(tmp_path, AS_OF, chunk_leads=1))
     assert len(slices) > 1

@@ -205,70 +205,46 @@ class _AlwaysPrune(optuna.pruners.BasePruner):
         return True
 
 
-def test_the_callback_raises_trial_pruned_when_the_pruner_says_so(problem):
-    study = optuna.create_study(pruner=_AlwaysPrune())
-    trial = study.ask()
-    callback = PruningCallback(trial, "binary_logloss", every=5)
+def _boost_reporting(problem, trial, rounds: int, learning_rate: float | None = None, **kw):
+    """Boost ``rounds`` rounds on the fit fold with a :class:`PruningCallback` of ``trial``
+    (``kw``: its options), at ``learning_rate`` (the problem's own when ``None``)."""
+    rate = {} if learning_rate is None else {"learning_rate": learning_rate}
+    callback = PruningCallback(trial, "binary_logloss", **rate, **kw)
     train_set = problem.lgb_dataset(problem.folds.fit)
     valid_set = problem.lgb_dataset(problem.folds.valid, reference=train_set)
-    params = {**problem.base_params, "metric": "binary_logloss"}
+    lgb.train(
+        {**problem.base_params, "metric": "binary_logloss", **rate},
+        train_set,
+        num_boost_round=rounds,
+        valid_sets=[valid_set],
+        valid_names=["valid"],
+        callbacks=[callback],
+    )
+
+
+def _reported(trial) -> list[int]:
+    return sorted(trial.storage.get_trial(trial._trial_id).intermediate_values)
+
+
+def test_the_callback_raises_trial_pruned_when_the_pruner_says_so(problem):
+    trial = optuna.create_study(pruner=_AlwaysPrune()).ask()
     with pytest.raises(optuna.TrialPruned, match="round 5"):
-        lgb.train(
-            params,
-            train_set,
-            num_boost_round=50,
-            valid_sets=[valid_set],
-            valid_names=["valid"],
-            callbacks=[callback],
-        )
-    assert list(trial.storage.get_trial(trial._trial_id).intermediate_values) == [5]
+        _boost_reporting(problem, trial, 50, every=5)
+    assert _reported(trial) == [5]
 
 
 def test_steps_count_rounds_at_learning_rate_0_01(problem):
-    study = optuna.create_study()
-    trial = study.ask()
-    callback = PruningCallback(trial, "binary_logloss", learning_rate=0.1, every=50)
-    train_set = problem.lgb_dataset(problem.folds.fit)
-    valid_set = problem.lgb_dataset(problem.folds.valid, reference=train_set)
-    params = {**problem.base_params, "metric": "binary_logloss", "learning_rate": 0.1}
-    lgb.train(
-        params,
-        train_set,
-        num_boost_round=22,
-        valid_sets=[valid_set],
-        valid_names=["valid"],
-        callbacks=[callback],
-    )
+    trial = optuna.create_study().ask()
+    _boost_reporting(problem, trial, 22, learning_rate=0.1, every=50)
     # 22 rounds at 0.1 are 220 rounds at 0.01: reported at 50, 100, 150 and 200
-    assert sorted(trial.storage.get_trial(trial._trial_id).intermediate_values) == [
-        50,
-        100,
-        150,
-        200,
-    ]
+    assert _reported(trial) == [50, 100, 150, 200]
 
 
 def test_a_fast_learner_reports_on_a_coarser_grid_of_the_same_steps(problem):
-    study = optuna.create_study()
-    trial = study.ask()
-    callback = PruningCallback(trial, "binary_logloss", learning_rate=0.2, every=50, min_rounds=20)
-    train_set = problem.lgb_dataset(problem.folds.fit)
-    valid_set = problem.lgb_dataset(problem.folds.valid, reference=train_set)
-    params = {**problem.base_params, "metric": "binary_logloss", "learning_rate": 0.2}
-    lgb.train(
-        params,
-        train_set,
-        num_boost_round=65,
-        valid_sets=[valid_set],
-        valid_names=["valid"],
-        callbacks=[callback],
-    )
+    trial = optuna.create_study().ask()
+    _boost_reporting(problem, trial, 65, learning_rate=0.2, every=50, min_rounds=20)
     # 65 rounds at 0.2 are 1300 steps; 50 steps are 2.5 rounds, doubled to 400 (20 rounds)
-    assert sorted(trial.storage.get_trial(trial._trial_id).intermediate_values) == [
-        400,
-        800,
-        1200,
-    ]
+    assert _reported(trial) == [400, 800, 1200]
 
 
 def test_reports_are_spaced_in_rounds_and_stay_on_the_shared_grid(problem):

@@ -1107,7 +1107,7 @@ class _DetailReading:
     def of(
         cls, categories: pd.Index, details: dict[str, int], counts: np.ndarray
     ) -> _DetailReading:
-        """The reading of ``categories``, given the rows per (type of :data:`_DETAIL_KINDS`,
+        """The reading of ``categories``, given the rows per (type of :data:`DETAIL_KINDS`,
         detail code + 1) (:func:`_type_detail_counts`)."""
         texts = _arrow_texts(categories)
         folded = pc.utf8_lower(pc.utf8_trim_whitespace(texts))
@@ -1119,7 +1119,7 @@ class _DetailReading:
             ("page", "page_view", _HIGH_PAGES, _read_pages),
             ("form", "form_fill", _HIGH_FORMS, _read_forms),
         ):
-            used = np.flatnonzero(counts[_DETAIL_KINDS.index(activity_type), 1:])
+            used = np.flatnonzero(counts[DETAIL_KINDS.index(activity_type), 1:])
             high, named = read(texts.take(pa.array(used, type=pa.int64())))
             lookup = np.array([details[n] for n in names] + [0], dtype=np.int8)
             out[kind][used] = lookup[high]
@@ -1165,7 +1165,7 @@ def _cells(
 
 #: The types whose details are read as pages and forms, in the order of the rows of
 #: :func:`_type_detail_counts`.
-_DETAIL_KINDS = ("page_view", "form_fill")
+DETAIL_KINDS = ("page_view", "form_fill")
 
 
 def _type_detail_counts(
@@ -1174,14 +1174,14 @@ def _type_detail_counts(
     n_details: int,
     weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Rows per (type of :data:`_DETAIL_KINDS`, detail code + 1); ``weights``: the rows each
+    """Rows per (type of :data:`DETAIL_KINDS`, detail code + 1); ``weights``: the rows each
     row stands for. Only those two types' details are ever read or counted, so the table has
     their two rows and not one per type: a log of 10M distinct URLs would make it 1 GB."""
     width = n_details + 1
     kind_of = np.full(len(_TYPE_CODES) + 1, -1, dtype=np.int64)  # type code -> row, -1: none
-    for row, kind in enumerate(_DETAIL_KINDS):
+    for row, kind in enumerate(DETAIL_KINDS):
         kind_of[_TYPE_CODES[kind]] = row
-    counts = np.zeros(len(_DETAIL_KINDS) * width, dtype=np.int64)
+    counts = np.zeros(len(DETAIL_KINDS) * width, dtype=np.int64)
     for start in range(0, len(types), _DETAIL_CHUNK_ROWS):
         rows = slice(start, start + _DETAIL_CHUNK_ROWS)
         kind = kind_of[types[rows]]
@@ -1195,7 +1195,7 @@ def _type_detail_counts(
         else:
             added = np.bincount(cell, weights=weights[rows][read], minlength=counts.size)
             counts += np.rint(added).astype(np.int64)
-    return counts.reshape(len(_DETAIL_KINDS), width)
+    return counts.reshape(len(DETAIL_KINDS), width)
 
 
 def _detail_codes_of_rows(
@@ -1259,7 +1259,7 @@ def _most_common(counts: pd.Series) -> pd.Series:
 
 
 def _detail_counts(counts: np.ndarray, reading: _DetailReading) -> DetailCounts:
-    """:class:`DetailCounts` of the rows per (type of :data:`_DETAIL_KINDS`, detail code + 1)
+    """:class:`DetailCounts` of the rows per (type of :data:`DETAIL_KINDS`, detail code + 1)
     (:func:`_type_detail_counts`)."""
     rows: dict[str, int] = {}
     high: dict[str, int] = {}
@@ -1269,7 +1269,7 @@ def _detail_counts(counts: np.ndarray, reading: _DetailReading) -> DetailCounts:
         ("page_view", reading.page, reading.page_known),
         ("form_fill", reading.form, reading.form_known),
     ):
-        per = counts[_DETAIL_KINDS.index(kind), 1:].copy()
+        per = counts[DETAIL_KINDS.index(kind), 1:].copy()
         per[reading.blank] = 0  # a blank detail is no detail
         rows[kind] = int(per.sum())
         high[kind] = int(per[codes > 0].sum())
@@ -1290,7 +1290,7 @@ def count_unrecognised_details(
     stands for, for a log already counted by type and detail (as a Spark driver would
     count it: ``groupBy("activity_type", "detail").count()``)."""
     if "detail" not in activities.columns:
-        return DetailCounts(dict.fromkeys(_DETAIL_KINDS, 0), {}, dict.fromkeys(_DETAIL_KINDS, 0))
+        return DetailCounts(dict.fromkeys(DETAIL_KINDS, 0), {}, dict.fromkeys(DETAIL_KINDS, 0))
     detail = activities["detail"]
     if not isinstance(detail.dtype, pd.CategoricalDtype):
         detail = detail.astype("category")
@@ -1373,7 +1373,7 @@ def warn_unrecognised_details(counts: DetailCounts) -> None:
     high-intent one. The line names how many, the most common unknown details and the known
     ones. ``leadscore synth`` writes known details only, and a CRM's own page or form names
     among known ones (``ebook_gate``) stay a minority."""
-    parts = [said for kind in _DETAIL_KINDS if (said := _details_said(kind, counts))]
+    parts = [said for kind in DETAIL_KINDS if (said := _details_said(kind, counts))]
     if parts:
         logger.warning("activities: %s", "; ".join(parts))
 

@@ -400,10 +400,6 @@ def _checked_activity_types(
     return type_map, counts
 
 
-#: The types whose details features read as pages and forms.
-_DETAIL_KINDS = ("page_view", "form_fill")
-
-
 def _detail_sources(
     type_map: ActivityTypeMap, counts: Mapping[str, int]
 ) -> tuple[dict[str, str], pd.DataFrame]:
@@ -411,12 +407,14 @@ def _detail_sources(
     types as written whose rows keep the log's own detail (to their leadscore type), and
     (``activity_type``, ``detail``, ``count``) rows for the types whose map row sets the
     detail of every row (all ``counts`` of them)."""
+    from leadscore.features import DETAIL_KINDS
+
     own: dict[str, str] = {}
     set_by_map: list[tuple[str, str, int]] = []
     for label, n in counts.items():
         rule = type_map.rule(label)
         kind = fold_label(label) if rule is None else rule[0]
-        if kind not in _DETAIL_KINDS:
+        if kind not in DETAIL_KINDS:
             continue
         if rule is not None and rule[1] is not None:
             set_by_map.append((kind, rule[1], n))

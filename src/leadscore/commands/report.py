@@ -400,12 +400,12 @@ def run_drift(args: argparse.Namespace) -> int:
 
     from leadscore.commands.score import (
         check_input_arguments,
+        default_as_of,
         default_model_uri,
         open_lead_chunks,
-        reader_end,
     )
     from leadscore.features import parse_as_of
-    from leadscore.io import event_observed_until, write_table
+    from leadscore.io import write_table
     from leadscore.monitoring import PSI_SHIFTED, SizeCheck, format_drift
     from leadscore.scoring import check_data_form, load_scoring_model
     from leadscore.sinks import shown_model
@@ -434,10 +434,8 @@ def run_drift(args: argparse.Namespace) -> int:
         as_of = None
         moment = "now"
     else:
-        as_of = given_as_of if given_as_of is not None else event_observed_until(args.data)
+        as_of = given_as_of if given_as_of is not None else default_as_of(args.data)
         moment = f"as of {as_of:%Y-%m-%d %H:%M}"
-    # an end found in the data is handed to the reader, which would scan for it again
-    known = None if given_as_of is not None or spec is not None else reader_end(args.data, as_of)
     chunks = open_lead_chunks(
         spec,
         args.data,
@@ -445,7 +443,7 @@ def run_drift(args: argparse.Namespace) -> int:
         as_of,
         scoring,
         input_table=args.input_table,
-        observed_until=known,
+        at_data_end=given_as_of is None,
     )
     counts: dict[str, np.ndarray] = {}
     sizes = SizeCheck(reference)

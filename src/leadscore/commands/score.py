@@ -177,14 +177,15 @@ def open_lead_chunks(
     *,
     on_closed: Callable[[pd.Series], None] | None = None,
     input_table: str | None = None,
-    observed_until: pd.Timestamp | None = None,
+    at_data_end: bool = False,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     """(features, lead ids) of the open leads, a chunk at a time, as ``score`` reads them:
     for a spec, the rows without an outcome of ``input_source`` (``--input``; its table
     ``input_table``, ``--input-table``, for a DuckDB file or database) or, without it, of the
     spec's source (its table and query from the spec); for event data, the leads of
-    ``data`` open at ``as_of`` with the model's features (``observed_until``: the data's end
-    where the caller has it already, :func:`reader_end`)."""
+    ``data`` open at ``as_of`` with the model's features. ``at_data_end``: ``as_of`` is the
+    data's end as the caller found it (no ``--as-of`` given), which the reader then takes
+    rather than scanning every timestamp for it again (:func:`reader_end`)."""
     from leadscore.scoring import (
         DEFAULT_CHUNK_LEADS,
         DEFAULT_CHUNK_ROWS,
@@ -209,12 +210,13 @@ def open_lead_chunks(
         chunk_leads=chunk_size or DEFAULT_CHUNK_LEADS,
         features=scoring.model.features,
         on_closed=on_closed,
-        observed_until=observed_until,
+        observed_until=reader_end(data, as_of) if at_data_end else None,
     )
 
 
 def default_as_of(data: str | None) -> pd.Timestamp:
-    """The moment ``score`` scores at when ``--as-of`` is not given.
+    """The moment ``score`` scores at, and ``report drift`` takes the open leads at, when
+    ``--as-of`` is not given.
 
     Event data (``data``): the end of what the data holds, its ``observed_until`` (the
     manifest's, else its latest timestamp), as ``report drift`` takes it. Scoring "now" from
@@ -240,11 +242,12 @@ def default_as_of(data: str | None) -> pd.Timestamp:
             f"(it is {now:%Y-%m-%d %H:%M} UTC now)",
             "Correct observed_until in the folder's manifest.json, or give --as-of.",
         )
-    logger.info("scoring as of %s, the end of the data (give --as-of to choose)", end)
+    logger.info("open leads as of %s, the end of the data (give --as-of to choose)", end)
     if now - end > AS_OF_GAP_TOLERANCE:
         logger.warning(
-            "the data ends at %s, %s before now: leads are scored as of then, with what the "
-            "data holds; refresh the extract to score them as of today, or give --as-of",
+            "the data ends at %s, %s before now: the open leads are taken as of then, with "
+            "what the data holds; refresh the extract to have them as of today, or give "
+            "--as-of",
             f"{end:%Y-%m-%d %H:%M}",
             gap_in_days(now - end),
         )
@@ -279,9 +282,6 @@ def run(args: argparse.Namespace) -> int:
     scoring = load_scoring_model(model_uri, tracking_uri=args.tracking_uri)
     check_data_form(scoring, flat=spec is not None)
     as_of = given_as_of if given_as_of is not None else default_as_of(args.data)
-    known_end = (
-        None if given_as_of is not None or args.data is None else reader_end(args.data, as_of)
-    )
     # leads found closed by the as-of leave scored_leads (their history stays)
     closed: list[pd.Series] = []
     chunks = open_lead_chunks(
@@ -293,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
         args.chunk_size,
         on_closed=closed.append,
         input_table=args.input_table,
-        observed_until=known_end,
+        at_data_end=given_as_of is None,
     )
     summary = run_scoring(
         scoring,

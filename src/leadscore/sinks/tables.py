@@ -91,29 +91,7 @@ def closed_by(
     """The as-of of the latest run that knew ``lead_id`` closed (``scored_leads_closed``), or
     ``None`` when no run did: a lead closed before the first run it would have been in is
     recorded there, never in the history, and ``explain`` says so rather than "not scored"."""
-    sink = parse_target(target)
-    if sink.kind == "sql":
-        import sqlalchemy as sa
-
-        table = _closed_table(sa.MetaData())
-        sqlite = sqlite_file(sink.location)
-        if sqlite is not None and not sqlite.is_file():
-            return None
-        with _sql_connection(sink, write=False) as con:
-            if not sa.inspect(con).has_table(table.name):
-                return None
-            query = sa.select(sa.func.max(table.c.closed_by)).where(table.c.lead_id == lead_id)
-            value = con.execute(query).scalar()
-    else:
-        with _duckdb_view(sink) as (con, sources):
-            source = sources[CLOSED_TABLE]
-            if source is None:
-                return None
-            value = con.execute(
-                f"SELECT max(closed_by) FROM {source} WHERE CAST(lead_id AS VARCHAR) = $id",
-                {"id": str(lead_id)},
-            ).fetchall()[0][0]
-    return None if value is None else pd.Timestamp(value)
+    return _latest_moment(target, CLOSED_TABLE, "closed_by", "lead_id", str(lead_id))
 
 
 def latest_as_of(
@@ -125,30 +103,42 @@ def latest_as_of(
     a lead once it has closed, so its row in ``scored_leads`` is its last score, not a current
     one, and a lead card must say so.
     """
+    return _latest_moment(target, HISTORY_TABLE, "as_of", "model_name", model_name)
+
+
+def _latest_moment(
+    target: str | os.PathLike[str] | SinkTarget | None,
+    table: str,
+    column: str,
+    key: str,
+    value: str,
+) -> pd.Timestamp | None:
+    """``max(column)`` over the rows of the target's ``table`` (the history or the closed
+    records) whose ``key`` is ``value``; ``None`` without such a table or row."""
     sink = parse_target(target)
     if sink.kind == "sql":
         import sqlalchemy as sa
 
-        history, _, _ = _sql_tables(sa.MetaData(), "r")
+        metadata = sa.MetaData()
+        history, _, _ = _sql_tables(metadata, "r")
+        records = {HISTORY_TABLE: history, CLOSED_TABLE: _closed_table(metadata)}[table]
         sqlite = sqlite_file(sink.location)
         if sqlite is not None and not sqlite.is_file():
             return None
         with _sql_connection(sink, write=False) as con:
-            if not sa.inspect(con).has_table(history.name):
+            if not sa.inspect(con).has_table(records.name):
                 return None
-            query = sa.select(sa.func.max(history.c.as_of)).where(
-                history.c.model_name == model_name
-            )
-            value = con.execute(query).scalar()
+            query = sa.select(sa.func.max(records.c[column])).where(records.c[key] == value)
+            found = con.execute(query).scalar()
     else:
         with _duckdb_view(sink) as (con, sources):
-            source = sources[HISTORY_TABLE]
+            source = sources[table]
             if source is None:
                 return None
-            value = con.execute(
-                f"SELECT max(as_of) FROM {source} WHERE model_name = ?", [model_name]
+            found = con.execute(
+                f"SELECT max({column}) FROM {source} WHERE CAST({key} AS VARCHAR) = ?", [value]
             ).fetchall()[0][0]
-    return None if value is None else _to_stamp(value)
+    return None if found is None else _to_stamp(found)
 
 
 def _read_table(
