@@ -25,9 +25,11 @@ from leadscore.features import (
     SENIORITY_LEVELS,
     build_features,
     build_training_examples,
+    check_lead_columns,
     company_size_band,
     default_as_of_dates,
     feature_catalogue,
+    lead_numbers,
     parse_company_size,
     parse_department,
     parse_seniority,
@@ -642,6 +644,27 @@ def test_extra_lead_columns_pass_through_typed_from_the_data(event_frames):
     assert kinds["extra_seniority"][0] == "categorical"
     assert "signed_up_at" not in kinds  # a timestamp could postdate as-of
     assert table.frame["annual_revenue"].tolist()[:1] == [1e6]
+
+
+def test_lead_numbers_read_the_leads_as_the_features_do(event_frames):
+    """Spark's size check reads a model's numeric lead columns from the leads table alone:
+    the same numbers the features hold, with a value that is no number read as missing."""
+    leads = event_frames["leads"].assign(
+        company_size=["51-200", "1,001-5,000", None],
+        annual_revenue=["$1.2M", None, "500000"],
+        seniority=[1.0, 2.0, 3.0],
+        plan=["free", "pro", None],
+    )
+    table = build_features(validate_closed_loop(leads, event_frames["activities"]), "2024-03-01")
+    numbers = lead_numbers(leads, table.features)
+    assert list(numbers.columns) == ["company_size", "annual_revenue", "extra_seniority"]
+    pd.testing.assert_frame_equal(
+        numbers, table.frame[numbers.columns].set_axis(leads.index), check_dtype=False
+    )
+    typo = lead_numbers(leads.assign(annual_revenue=["lots", None, "1"]), table.features)
+    assert typo["annual_revenue"].isna().tolist() == [True, True, False]
+    with pytest.raises(DataError, match=r"leads have no column 'annual_revenue', which the model"):
+        check_lead_columns(leads.drop(columns="annual_revenue").columns, table.features)
 
 
 def test_extra_lead_column_with_a_non_text_name(event_frames):

@@ -37,6 +37,7 @@ from leadscore.monitoring import (
     population_stability,
     psi_by_chance,
     psi_status,
+    size_histogram,
     typical_size,
 )
 from leadscore.schema import Feature
@@ -286,6 +287,25 @@ def test_a_size_check_reads_every_chunk_whatever_their_order():
     assert both.current_size("rate") == _size_check(reference, large, small).current_size("rate")
     exact = typical_size(pd.concat([small, large])["rate"])
     assert both.current_size("rate") == pytest.approx(exact, rel=0.03)
+
+
+def test_counts_made_elsewhere_add_up_to_the_chunks_counted_here():
+    """Spark's workers count their partitions apart (:func:`size_histogram`, non-zero bins
+    only) and the driver adds them: the check must read exactly what it reads counting the
+    same leads itself."""
+    frame = _rates(2000, seed=0)
+    p = np.random.default_rng(1).random(len(frame))
+    reference = DriftReference().fit(frame, RATES, p, _stages(p))
+    parts = [_rates(250, seed=7, scale=0.01), _rates(150, seed=8, scale=0.01)]
+    here = _size_check(reference, *parts)
+    elsewhere = SizeCheck(reference)
+    for part in parts:
+        counts = size_histogram(part["rate"])
+        at = np.flatnonzero(counts)
+        elsewhere.add_counts("rate", at, counts[at])
+    assert elsewhere.current_size("rate") == here.current_size("rate")
+    assert elsewhere.shifts().equals(here.shifts())
+    assert elsewhere.shifts()["item"].tolist() == ["rate"]
 
 
 def test_inputs_leadscore_computes_keep_no_size():

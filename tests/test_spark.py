@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,6 +23,7 @@ from leadscore.features import (
     warn_unrecognised_details,
 )
 from leadscore.io import load_closed_loop
+from leadscore.monitoring import SizeCheck
 from leadscore.scoring import (
     event_feature_chunks,
     flat_feature_chunks,
@@ -291,6 +293,32 @@ def test_a_bucket_is_scored_without_a_detail_warning(event_world, caplog):
     assert _detail_warnings(caplog) == []
 
 
+def _unit_warnings(caplog: pytest.LogCaptureFixture, column: str) -> list[float]:
+    """How many times smaller ``column`` read, per warning of a column in other units."""
+    said = [m for m in caplog.messages if "other units" in m]
+    assert all(m.startswith(f"{column!r} is about ") for m in said), said
+    return [float(re.search(r"about ([\d,.]+) times smaller", m)[1].replace(",", "")) for m in said]
+
+
+def test_event_leads_in_other_units_are_warned_about_on_the_driver(spark, event_world, caplog):
+    """The batch scorer's size check, on Spark: company size exported in thousands reads
+    1,000 times smaller than on the test fold, before anything is scored."""
+    from pyspark.sql import functions as F
+
+    from leadscore.spark import score_events_spark
+
+    scoring = event_world["scoring"]
+    assert "company_size" in SizeCheck(scoring.model.drift_reference).sizes
+    leads, activities, outcomes = _frames(spark, event_world["data"])
+    in_thousands = leads.withColumn("company_size", F.col("company_size") / 1000)
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        score_events_spark(leads, activities, outcomes, scoring, as_of=AS_OF)
+        assert _unit_warnings(caplog, "company_size") == []
+        score_events_spark(in_thousands, activities, outcomes, scoring, as_of=AS_OF)
+    (times,) = _unit_warnings(caplog, "company_size")
+    assert 500 <= times <= 2000
+
+
 @pytest.fixture(scope="module")
 def flat_world(tmp_path_factory, shared_data_root: Path) -> dict[str, object]:
     """x_education trained and logged to MLflow by the CLI, then batch-scored."""
@@ -347,6 +375,26 @@ def test_flat_table_on_spark_matches_the_batch_scorer(spark, flat_world):
     _assert_same_rows(scored, flat_world["batch"])
 
 
+def test_flat_leads_in_other_units_are_warned_about_on_the_driver(spark, flat_world, caplog):
+    """Time on the website exported in minutes where the model learnt seconds."""
+    from pyspark.sql import functions as F
+
+    from leadscore.spark import score_flat_spark
+
+    spec, scoring = flat_world["spec"], flat_world["scoring"]
+    column = "Total Time Spent on Website"
+    assert column in SizeCheck(scoring.model.drift_reference).sizes
+    frame = _read_csv(spark, flat_world["open_leads"])
+    in_minutes = frame.withColumn(column, (F.col(column).cast("double") / 60).cast("string"))
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        for leads in (frame, in_minutes):
+            score_flat_spark(
+                leads, scoring, id_column=spec.id, as_of=AS_OF, missing_values=spec.missing_values
+            )
+    (times,) = _unit_warnings(caplog, column)
+    assert 30 <= times <= 120
+
+
 def test_mlflow_spark_udf_gives_the_batch_scores(spark, flat_world):
     from pyspark.sql import functions as F
 
@@ -390,6 +438,8 @@ def test_bad_input_is_one_line_data_error(spark, event_world):
     with pytest.raises(DataError, match="no column 'web_visits_30d'") as missing:
         score_flat_spark(lacking, scoring, id_column="lead_id", as_of=AS_OF)
     assert "\n" not in str(missing.value)
+    with pytest.raises(DataError, match="leads have no column 'company_size'"):
+        score_events_spark(leads.drop("company_size"), activities, outcomes, scoring, as_of=AS_OF)
     twice = leads.unionByName(leads.limit(1))
     with pytest.raises(DataError, match="appears 2 times in leads"):
         score_events_spark(twice, activities, outcomes, scoring, as_of=AS_OF)

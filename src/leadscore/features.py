@@ -1646,6 +1646,32 @@ def _model_extras(leads: pd.DataFrame, features: Sequence[Feature]) -> _Extras:
     return _Extras(columns, {})
 
 
+def check_lead_columns(columns: Iterable[object], features: Sequence[Feature]) -> None:
+    """Stop with one line when a leads table with ``columns`` lacks a column that a model's
+    ``features`` are built from: checked where the leads are not built here (on Spark's
+    driver, before its workers build them)."""
+    _model_extras(pd.DataFrame(columns=list(columns)), features)
+
+
+def lead_numbers(leads: pd.DataFrame, features: Sequence[Feature]) -> pd.DataFrame:
+    """The numeric fit features among a model's ``features``, read from a leads table alone
+    (no activity log, no as-of) as :func:`build_features` reads them, but with a value that
+    is no number read as missing: building the features names it, where the leads are scored.
+
+    For checks of every lead that need not build their features (the size check of Spark's
+    scorer, :class:`~leadscore.monitoring.SizeCheck`).
+    """
+    numeric = [f for f in features if f.group == "fit" and f.kind == "numeric"]
+    by_text = {str(c): c for c in leads.columns}
+    out: dict[str, np.ndarray] = {}
+    for feature in numeric:
+        if feature.name == "company_size":
+            out[feature.name] = parse_company_size(leads["company_size"]).to_numpy()
+    for column, feature in _model_extras(leads, numeric).columns.items():
+        out[feature.name] = parse_numbers(leads[by_text[column]])[0].to_numpy()
+    return pd.DataFrame(out, index=leads.index)
+
+
 def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list[Feature]]:
     """Fit features of ``leads`` (already restricted to the leads known at as-of)."""
     out: dict[str, object] = {}

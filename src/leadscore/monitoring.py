@@ -470,6 +470,15 @@ def typical_size(values: np.ndarray | pd.Series) -> float | None:
 _SIZE_BINS = np.linspace(-12.0, 15.0, 2701)
 
 
+def size_histogram(values: np.ndarray | pd.Series) -> np.ndarray:
+    """How many of the finite, non-zero ``values`` fall in each log-scale bin of
+    :class:`SizeCheck` (:data:`_SIZE_BINS`): counts of two sets of leads add up to those of
+    both, so chunks or Spark partitions are counted apart and summed."""
+    x = np.abs(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy("float64", np.nan))
+    x = np.log10(x[np.isfinite(x) & (x > 0)])
+    return np.histogram(np.clip(x, _SIZE_BINS[0], _SIZE_BINS[-1]), bins=_SIZE_BINS)[0]
+
+
 class SizeCheck:
     """Holds the typical size of every numeric input of the leads scored, chunk by chunk,
     against its size on the leads a :class:`DriftReference` was fitted on, to catch an
@@ -506,12 +515,13 @@ class SizeCheck:
     def add(self, prepared: pd.DataFrame) -> None:
         """Count the non-zero values of one chunk (typed by the model's ``prepare``)."""
         for item in self.sizes:
-            if item not in prepared.columns:
-                continue
-            x = np.abs(prepared[item].to_numpy("float64", na_value=np.nan))
-            x = np.log10(x[np.isfinite(x) & (x > 0)])
-            x = np.clip(x, _SIZE_BINS[0], _SIZE_BINS[-1])
-            self._counts[item] += np.histogram(x, bins=_SIZE_BINS)[0]
+            if item in prepared.columns:
+                self._counts[item] += size_histogram(prepared[item])
+
+    def add_counts(self, item: str, bins: np.ndarray, counts: np.ndarray) -> None:
+        """Add ``counts`` values of ``item`` to the bins at positions ``bins``: a
+        :func:`size_histogram` counted elsewhere (a Spark partition), as its non-zero bins."""
+        np.add.at(self._counts[item], np.asarray(bins, dtype=np.int64), counts)
 
     def current_size(self, item: str) -> float | None:
         """The typical size of ``item`` among the leads counted so far (the middle of the

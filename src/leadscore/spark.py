@@ -36,12 +36,14 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from leadscore.errors import DataError
-from leadscore.features import parse_timestamp
+from leadscore.features import check_lead_columns, lead_numbers, parse_timestamp
+from leadscore.monitoring import SizeCheck
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
     LEADS_REQUIRED,
@@ -255,6 +257,59 @@ def _as_spark_rows(scored: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _flat_numbers(batch: pd.DataFrame, items: Sequence[str]) -> pd.DataFrame:
+    """The numeric ``items`` of a flat batch, read as the model reads them (a value that is
+    no number as missing: scoring names it)."""
+    from leadscore.encoding import parse_numbers
+
+    return pd.DataFrame({item: parse_numbers(batch[item])[0] for item in items}, index=batch.index)
+
+
+def _size_counter(
+    read: Callable[[pd.DataFrame], pd.DataFrame], items: tuple[str, ...]
+) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    def count_sizes(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import numpy as np
+
+        from leadscore.monitoring import size_histogram
+
+        for batch in batches:
+            numbers = read(batch)
+            for item in items:
+                counts = size_histogram(numbers[item])
+                at = np.flatnonzero(counts)
+                yield pd.DataFrame({"item": item, "bin": at.astype("int32"), "n": counts[at]})
+
+    return count_sizes
+
+
+def _warn_size_shifts(
+    rows: DataFrame, check: SizeCheck, read: Callable[[pd.DataFrame], pd.DataFrame]
+) -> None:
+    """Warn, on the driver, of each input whose typical size moved 30 times or more since the
+    test fold, as the batch scorer does (:class:`leadscore.monitoring.SizeCheck`: a column
+    exported in other units).
+
+    One Spark job over ``rows`` (the leads scored): ``read`` gives a batch's numeric inputs
+    as the model reads them (at least those ``check`` holds), each worker counts their values
+    in the check's log-scale bins, and the driver collects the summed counts (a few thousand
+    rows at most), never the leads.
+    """
+    from pyspark.sql import functions as F
+
+    if not check.sizes:
+        return
+    counted = (
+        rows.mapInPandas(_size_counter(read, tuple(check.sizes)), "item string, bin int, n long")
+        .groupBy("item", "bin")
+        .agg(F.sum("n").alias("n"))
+        .toPandas()
+    )
+    for item, part in counted.groupby("item"):
+        check.add_counts(str(item), part["bin"].to_numpy(), part["n"].to_numpy())
+    check.warn()
+
+
 def _flat_scorer(
     shipped: _ShippedModel,
     settings: _RunSettings,
@@ -305,7 +360,9 @@ def score_flat_spark(
 
     Returns
     -------
-    A lazy DataFrame with the scored-leads columns (:func:`scored_leads_ddl`).
+    A lazy DataFrame with the scored-leads columns (:func:`scored_leads_ddl`). Before it is
+    returned, one Spark job holds each numeric input's typical size against the test fold's
+    and warns of a column exported in other units, as the batch scorer does.
 
     Raises
     ------
@@ -328,9 +385,11 @@ def score_flat_spark(
         "Add the column (empty values are fine); the model needs every feature it was trained on.",
     )
     _check_unique_ids(frame, id_column, "the leads to score")
+    selected = frame.select(*dict.fromkeys([id_column, *features]))
+    sizes = SizeCheck(scoring.model.drift_reference)
+    _warn_size_shifts(selected, sizes, partial(_flat_numbers, items=tuple(sizes.sizes)))
     settings = _settings(as_of, with_reasons, top_n)
     shipped = _ShippedModel.of(scoring)
-    selected = frame.select(*dict.fromkeys([id_column, *features]))
     scored = selected.mapInPandas(
         _flat_scorer(shipped, settings, id_column, tuple(missing_values)),
         scored_leads_ddl(),
@@ -489,7 +548,9 @@ def score_events_spark(
     that is still unknown stops the job with one line naming it, before anything is scored.
     Its page and form details are counted there too (one row per distinct detail reaches
     the driver), and one warning says so when most name no page or form leadscore knows
-    (:func:`leadscore.features.warn_unrecognised_details`); the workers do not warn.
+    (:func:`leadscore.features.warn_unrecognised_details`); the workers do not warn. The
+    open leads' numeric columns are held against the test fold's sizes there too (one job), as
+    in :func:`score_flat_spark`.
     Other parameters as in :func:`score_flat_spark`.
     """
     from pyspark.sql import functions as F
@@ -509,6 +570,7 @@ def score_events_spark(
             f"leads_per_bucket is {leads_per_bucket}", "Give a positive number of leads."
         )
     _check_unique_ids(leads, "lead_id", "leads")
+    check_lead_columns(leads.columns, scoring.model.features)
     type_map, type_counts = _checked_activity_types(activities, activity_types)
     _warn_unrecognised_details(activities, type_map, type_counts)
     settings = _settings(as_of, with_reasons, top_n)
@@ -523,6 +585,9 @@ def score_events_spark(
             f"no open lead was created by {settings.as_of:%Y-%m-%d %H:%M}",
             "Check as_of and the input data.",
         )
+    features = scoring.model.features
+    sizes = SizeCheck(scoring.model.drift_reference)
+    _warn_size_shifts(open_leads, sizes, partial(lead_numbers, features=features))
     n_buckets = math.ceil(n_open / leads_per_bucket)
     bucket = F.pmod(F.xxhash64(F.col("lead_id").cast("string")), F.lit(n_buckets))
     known = activities.where(F.col("occurred_at").cast("timestamp") <= cutoff).join(
