@@ -76,6 +76,14 @@ PAGE_CASES = [
     ("/en-us/", "home"),
     ("http://www.acme.com/de_DE?utm_source=x", "home"),
     ("www.acme.com/fr#top", "home"),
+    # a single-page site's route is its page; any other fragment is a place on the page
+    ("https://acme.com/#/pricing", "pricing"),
+    ("https://acme.com/#!/pricing-plans?utm_source=x", "pricing"),
+    ("https://acme.com/en/#/demo", "demo"),
+    ("https://acme.com/?utm_source=x#/blog/pricing-tips", "blog"),
+    ("https://acme.com/#/", "home"),
+    ("https://acme.com/#pricing", "home"),
+    ("https://acme.com/#!pricing", "home"),
     ("en", None),
     ("/en/us/", None),
     ("case_study", "case_study"),
@@ -143,7 +151,7 @@ def _page_variants() -> list[str | None]:
         )
     ]
     hosts = ["", "https://www.acme.com", "http://acme.com", "www.acme.com", "//pricing.acme.com"]
-    tails = ["", "/", "?utm_source=x", "#faq", "/?a=b#c", "/en", "/en-us/"]
+    tails = ["", "/", "?utm_source=x", "#faq", "/?a=b#c", "/en", "/en-us/", "/#/", "#!/x?a=b"]
     urls = [f"{h}{t}" for h, t in itertools.product(hosts, tails)]
     rng = np.random.default_rng(11)
     urls += [

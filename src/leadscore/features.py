@@ -919,8 +919,14 @@ def _codes(values: pd.Series, mapping: dict[str, int]) -> np.ndarray:
 # --------------------------------------------------------------------------- details read
 
 #: What a page URL holds besides its path: scheme and host (``https://www.acme.com``,
-#: ``//acme.com``, ``www.acme.com``), query and fragment.
-_URL_NOISE = r"^\s*(?:[a-z][a-z0-9+.\-]*:)?//[^/?#]*|^\s*www\.[^/?#]*|[?#].*$"
+#: ``//acme.com``, ``www.acme.com``), query, and a fragment that is no route. A fragment
+#: that begins with ``/`` or ``!/`` is a single-page site's route (``/#/pricing``,
+#: ``/#!/pricing``) and reads as part of the path; any other is a place on the page
+#: (``/pricing#faq``). RE2 has no look-ahead, hence the spelled-out fragment cases.
+_URL_NOISE = (
+    r"^\s*(?:[a-z][a-z0-9+.\-]*:)?//[^/?#]*|^\s*www\.[^/?#]*"
+    r"|\?[^#]*|#(?:$|[^!/].*$|!$|![^/].*$)"
+)
 #: A language or region as a path segment names it (``en``, ``en-us`` read ``en_us``).
 _LANGUAGE = r"[a-z]{2}(?:_[a-z]{2})?"
 #: A first path segment that is a language or region (``/en/``, ``/en-us/``, ``/de_de/``).
@@ -964,9 +970,10 @@ def _replace(array: pa.Array, pattern: str, replacement: str) -> pa.Array:
 
 def _page_paths(texts: pa.Array) -> pa.Array:
     """Page details as the paths they are matched on: lower case, scheme, host, query and
-    fragment dropped, and every run of characters other than letters, digits and ``/``
-    written ``_`` (``https://www.acme.com/en/Pricing-Plans/?utm_source=x`` reads
-    ``/en/pricing_plans/``)."""
+    fragment dropped (a route fragment kept, :data:`_URL_NOISE`), and every run of characters
+    other than letters, digits and ``/`` written ``_``
+    (``https://www.acme.com/en/Pricing-Plans/?utm_source=x`` reads ``/en/pricing_plans/``,
+    ``https://acme.com/#/pricing`` reads ``/_/pricing``)."""
     return _replace(_replace(pc.utf8_lower(texts), _URL_NOISE, ""), r"[^a-z0-9/]+", "_")
 
 
@@ -1043,14 +1050,15 @@ def page_of_details(details: pd.Series | Sequence[object]) -> pd.Series:
     ``None`` where it names none.
 
     A detail is a category (``pricing``) or a URL or path: its scheme, host, query and
-    fragment are dropped, case does not matter, and ``-``, ``_``, spaces and other marks are
-    one. It names a page when a segment of the path is the page (``/en/pricing/``,
-    ``/products/pricing``, ``/products/pricing.html``), or when its first segment (after a
-    language such as ``en`` or ``en-us``) begins with the page followed by ``-`` or other
-    words (``/pricing-plans``, ``Pricing Page``). A later segment never names a page by its
-    first words alone: ``/blog/pricing-strategies`` is a blog post, not the pricing page.
-    A high-intent page anywhere in the path wins over an ordinary one (``/product/pricing``
-    is the pricing page).
+    fragment are dropped (a fragment that is a route, ``/#/pricing``, is read as the path; a
+    query, ``?page=pricing``, never is: queries hold campaign tags), case does not matter,
+    and ``-``, ``_``, spaces and other marks are one. It names a page when a segment of the
+    path is the page (``/en/pricing/``, ``/products/pricing``, ``/products/pricing.html``),
+    or when its first segment (after a language such as ``en`` or ``en-us``) begins with the
+    page followed by ``-`` or other words (``/pricing-plans``, ``Pricing Page``). A later
+    segment never names a page by its first words alone: ``/blog/pricing-strategies`` is a
+    blog post, not the pricing page. A high-intent page anywhere in the path wins over an
+    ordinary one (``/product/pricing`` is the pricing page).
 
     Examples
     --------
