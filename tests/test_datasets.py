@@ -849,6 +849,7 @@ def test_free_text_job_titles_read_as_the_seniority_they_name(flat_frame):
     left out; named like titles and naming ranks, they read as seniority (as the event form
     reads them), at training and scoring alike. Titles that name no rank stay left out."""
     from leadscore.encoding import read_title_seniority
+    from leadscore.reasons import reason_text
 
     n = len(flat_frame)
     ranks = ["VP of Sales", "Marketing Manager", "Chief Revenue Officer", "Analyst", "Director"]
@@ -871,6 +872,8 @@ def test_free_text_job_titles_read_as_the_seniority_they_name(flat_frame):
         "director",
     ]
     assert data.excluded["Last Page Title"].startswith("free text")
+    assert reason_text(title, "individual") == "Job Title (seniority): Individual contributor"
+    assert reason_text(title, "vp") == "Job Title (seniority): VP"
     read = read_title_seniority(frame["Job Title"])
     pd.testing.assert_series_equal(read_title_seniority(read.astype(str)), read)
     as_written = prepare_flat_dataset(frame, parse_spec({**SPEC, "categorical": ["Job Title"]}))

@@ -595,6 +595,26 @@ def test_category_codes_read_as_words(value, text):
     assert reason_text(seniority, value) == text
 
 
+def test_seniority_and_department_codes_read_as_words():
+    """Features built from the job title quote leadscore's own codes, which mean something
+    only to the code that wrote them, as words: "Individual contributor", not "individual";
+    a model saved without the sentence reads as before (the test above)."""
+    from leadscore.features import DEPARTMENTS, SENIORITY_LEVELS, feature_catalogue
+
+    built = {f.name: f for f in feature_catalogue()}
+    for name, codes in (("seniority", SENIORITY_LEVELS), ("department", DEPARTMENTS)):
+        feature = built[name]
+        texts = [reason_text(feature, code) for code in codes if code != "unknown"]
+        words = [t.removeprefix(f"{feature.label}: ") for t in texts]
+        assert all(w[0].isupper() and "_" not in w for w in words), words
+        assert len(set(words)) == len(words)
+        assert reason_text(feature, "unknown") == f"{feature.label} not given"
+    assert reason_text(built["seniority"], "individual").endswith(": Individual contributor")
+    assert reason_text(built["department"], "hr").endswith(": HR")
+    # a value the vocabulary does not hold is quoted as written
+    assert reason_text(built["seniority"], "Partner").endswith(": Partner")
+
+
 def test_template_specs_for_flags_days_and_plurals():
     def text(sentence: str, value: float) -> str:
         return reason_text(Feature("x", "engagement", "X", "numeric", sentence), value)

@@ -592,11 +592,14 @@ def _read_feature(name: str, spec: DatasetSpec, engagement: set[str], read_as: s
     lead and say nothing a model can learn. The model reads every value it scores the same
     way (:data:`~leadscore.encoding.VALUE_READINGS`), and the label says how."""
     logger.info("%s: the model reads each value as %s", name, READING_WORDS[read_as])
+    label = f"{spec.labels.get(name, name)} ({READING_WORDS[read_as]})"
+    quoted = label.replace("{", "{{").replace("}", "}}")
     return Feature(
         name=name,
         group="engagement" if name in engagement else "fit",
-        label=f"{spec.labels.get(name, name)} ({READING_WORDS[read_as]})",
+        label=label,
         kind="categorical",
+        sentence=f"{quoted}: {{value:seniority}}" if read_as == "title_seniority" else None,
         read_as=read_as,
     )
 

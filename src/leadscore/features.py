@@ -659,13 +659,16 @@ _FIT: tuple[tuple[str, str, Literal["numeric", "categorical"], tuple[str, ...]],
 
 #: Reasons of fit features: (sentence, missing sentence). Company size reads as its band,
 #: since the number may be a band's midpoint ("1-10" is 5.5, not five employees); both size
-#: features then read one sentence, which :mod:`leadscore.explain` shows once.
-_FIT_SENTENCES: dict[str, tuple[str, str]] = {
+#: features then read one sentence, which :mod:`leadscore.explain` shows once. Seniority
+#: and department quote leadscore's codes in words (:data:`leadscore.reasons.CATEGORY_WORDS`).
+_FIT_SENTENCES: dict[str, tuple[str, str | None]] = {
     "company_size": (
         "Company size: {value:bands:" + ",".join(map(str, SIZE_BAND_CUTS)) + "} employees",
         "Company size not given",
     ),
     "company_size_band": ("Company size: {value} employees", "Company size not given"),
+    "seniority": ("Seniority from the job title: {value:seniority}", None),
+    "department": ("Department from the job title: {value:department}", None),
 }
 
 

@@ -249,6 +249,43 @@ class _Number(float):
         return float.__format__(self, spec)
 
 
+#: Words of leadscore's own readings of a job title (:func:`leadscore.features.parse_seniority`
+#: and ``parse_department``), for templates that quote one (``{value:seniority}``): a code
+#: such as ``individual`` means something only to the code that wrote it. ``c_level``,
+#: ``vp``, ``it`` and ``hr`` already read as words (:func:`category_text`).
+CATEGORY_WORDS: dict[str, dict[str, str]] = {
+    "seniority": {
+        "director": "Director",
+        "manager": "Manager",
+        "senior": "Senior individual contributor",
+        "individual": "Individual contributor",
+        "intern": "Intern",
+        "student": "Student",
+    },
+    "department": {
+        "marketing": "Marketing",
+        "sales": "Sales",
+        "engineering": "Engineering",
+        "finance": "Finance",
+        "operations": "Operations",
+        "product": "Product",
+        "executive": "Executive",
+        "other": "None named",
+    },
+}
+
+
+class _Category(str):
+    """A category handed to a sentence template: ``{value:seniority}`` and
+    ``{value:department}`` read leadscore's codes in words (:data:`CATEGORY_WORDS`); any
+    other value, and any other spec, read as the value is."""
+
+    def __format__(self, spec: str) -> str:
+        if spec in CATEGORY_WORDS:
+            return CATEGORY_WORDS[spec].get(str(self), str(self))
+        return str.__format__(str(self), spec)
+
+
 class _Plural:
     """``{s}`` in a template: ``""`` after a number shown as 1, else ``"s"``; ``{s:y|ies}``
     picks a singular or plural ending ("activit{s:y|ies}")."""
@@ -320,7 +357,7 @@ def reason_text(feature: Feature, value: float | str | None, *, against: bool = 
     if value is not None and template:
         try:
             if isinstance(value, str):
-                text = template.format(value=value, s=_Plural(False))
+                text = template.format(value=_Category(value), s=_Plural(False))
             else:
                 one = "{s" in template and _shown_as_one(template, value)
                 text = template.format(value=_Number(value), s=_Plural(one))
