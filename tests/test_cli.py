@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -460,10 +461,21 @@ def test_training_without_an_outcomes_table_names_the_missing_table(tmp_path, ev
     assert not (tmp_path / "models").exists()
 
 
-@pytest.mark.parametrize("command", [["tune", "--spec", "x"], ["score", "--data", "d"]])
-def test_quiet_hides_progress_bars_too(command):
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    "command", [["tune", "--spec", "x"], ["score", "--data", "d"], ["synth", "--leads", "9"]]
+)
+def test_bars_are_drawn_on_a_terminal_only_and_never_when_quiet(command, monkeypatch):
     from leadscore.cli import parse_args
 
+    command = [*command, "--out", "o"] if command[0] == "synth" else command
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    assert parse_args(command).no_progress is False
     assert parse_args([*command, "-q"]).no_progress is True
     assert parse_args(["-q", *command]).no_progress is True
-    assert parse_args(command).no_progress is False
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file, a CI log
+    assert parse_args(command).no_progress is True

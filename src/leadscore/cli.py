@@ -156,11 +156,18 @@ def configure_logging(verbose: int, quiet: bool) -> None:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line as the commands read it: ``-q`` also hides progress bars (it asks for
-    nothing but warnings and errors), as ``--no-progress`` does."""
+    nothing but warnings and errors), as ``--no-progress`` does, and so does an error stream
+    that is no terminal: in a log file or a CI log a bar's redraws are noise between the log
+    lines, sometimes on the same line as one."""
     args = build_parser().parse_args(argv)
-    if args.quiet and hasattr(args, "no_progress"):
+    if hasattr(args, "no_progress") and (args.quiet or not _is_terminal(sys.stderr)):
         args.no_progress = True
     return args
+
+
+def _is_terminal(stream: object) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty()) if callable(isatty) else False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
