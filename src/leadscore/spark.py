@@ -385,11 +385,12 @@ def score_flat_spark(
         "Add the column (empty values are fine); the model needs every feature it was trained on.",
     )
     _check_unique_ids(frame, id_column, "the leads to score")
-    selected = frame.select(*dict.fromkeys([id_column, *features]))
     sizes = SizeCheck(scoring.model.drift_reference)
-    _warn_size_shifts(selected, sizes, partial(_flat_numbers, items=tuple(sizes.sizes)))
+    sized = tuple(sizes.sizes)
+    _warn_size_shifts(frame.select(*sized), sizes, partial(_flat_numbers, items=sized))
     settings = _settings(as_of, with_reasons, top_n)
     shipped = _ShippedModel.of(scoring)
+    selected = frame.select(*dict.fromkeys([id_column, *features]))
     scored = selected.mapInPandas(
         _flat_scorer(shipped, settings, id_column, tuple(missing_values)),
         scored_leads_ddl(),
@@ -585,9 +586,8 @@ def score_events_spark(
             f"no open lead was created by {settings.as_of:%Y-%m-%d %H:%M}",
             "Check as_of and the input data.",
         )
-    features = scoring.model.features
     sizes = SizeCheck(scoring.model.drift_reference)
-    _warn_size_shifts(open_leads, sizes, partial(lead_numbers, features=features))
+    _warn_size_shifts(open_leads, sizes, partial(lead_numbers, features=scoring.model.features))
     n_buckets = math.ceil(n_open / leads_per_bucket)
     bucket = F.pmod(F.xxhash64(F.col("lead_id").cast("string")), F.lit(n_buckets))
     known = activities.where(F.col("occurred_at").cast("timestamp") <= cutoff).join(
