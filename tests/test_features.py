@@ -29,7 +29,7 @@ from leadscore.features import (
     company_size_band,
     default_as_of_dates,
     feature_catalogue,
-    lead_numbers,
+    lead_fit_features,
     parse_company_size,
     parse_department,
     parse_seniority,
@@ -646,23 +646,24 @@ def test_extra_lead_columns_pass_through_typed_from_the_data(event_frames):
     assert table.frame["annual_revenue"].tolist()[:1] == [1e6]
 
 
-def test_lead_numbers_read_the_leads_as_the_features_do(event_frames):
-    """Spark's size check reads a model's numeric lead columns from the leads table alone:
-    the same numbers the features hold, with a value that is no number read as missing."""
+def test_lead_fit_features_read_the_leads_as_the_features_do(event_frames):
+    """Spark's input checks read a model's fit features from the leads table alone: the
+    same values the features hold."""
     leads = event_frames["leads"].assign(
         company_size=["51-200", "1,001-5,000", None],
         annual_revenue=["$1.2M", None, "500000"],
         seniority=[1.0, 2.0, 3.0],
-        plan=["free", "pro", None],
+        plan=["free", " pro", None],
     )
     table = build_features(validate_closed_loop(leads, event_frames["activities"]), "2024-03-01")
-    numbers = lead_numbers(leads, table.features)
-    assert list(numbers.columns) == ["company_size", "annual_revenue", "extra_seniority"]
-    pd.testing.assert_frame_equal(
-        numbers, table.frame[numbers.columns].set_axis(leads.index), check_dtype=False
+    fit = lead_fit_features(leads, table.features)
+    assert list(fit.columns) == [f.name for f in table.features if f.group == "fit"]
+    assert {"company_size", "annual_revenue", "extra_seniority", "plan", "seniority"} <= set(
+        fit.columns
     )
-    typo = lead_numbers(leads.assign(annual_revenue=["lots", None, "1"]), table.features)
-    assert typo["annual_revenue"].isna().tolist() == [True, True, False]
+    pd.testing.assert_frame_equal(
+        fit, table.frame[fit.columns].set_axis(leads.index), check_dtype=False
+    )
     with pytest.raises(DataError, match=r"leads have no column 'annual_revenue', which the model"):
         check_lead_columns(leads.drop(columns="annual_revenue").columns, table.features)
 

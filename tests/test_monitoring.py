@@ -24,12 +24,14 @@ from leadscore.io import load_closed_loop
 from leadscore.metrics import ece_by_chance, evaluate
 from leadscore.model import LeadScoringModel
 from leadscore.monitoring import (
+    MIN_EMPTY_LEADS,
     MIN_SIZED_VALUES,
     MISSING,
     OTHER,
     PSI_WATCH,
     SIZE_SHIFT,
     DriftReference,
+    EmptyCheck,
     SizeCheck,
     backtest_runs,
     event_outcomes,
@@ -252,6 +254,21 @@ def test_sizes_survive_the_model_file_and_old_references_check_nothing():
         DriftReference.from_dict(damaged)
 
 
+def test_large_amounts_read_with_thousands_commas_not_exponents():
+    """Annual revenue in the tens of millions: drift bins a marketer can read."""
+    rng = np.random.default_rng(4)
+    revenue = pd.DataFrame({"revenue": rng.lognormal(16, 1, 1000)})
+    features = (Feature("revenue", "fit", "Annual revenue", "numeric"),)
+    p = rng.random(1000)
+    bucket = DriftReference().fit(revenue, features, p, _stages(p)).buckets_["revenue"]
+    *bins, missing = bucket["labels"]
+    assert len(bins) == 10 and missing == MISSING
+    assert all("e+" not in label and "," in label for label in bins), bins
+    assert float(bins[0].removeprefix("<= ").replace(",", "")) == pytest.approx(
+        bucket["edges"][0], rel=1e-3
+    )
+
+
 def test_a_yes_no_input_reads_no_and_yes_not_a_cut_at_zero():
     rng = np.random.default_rng(3)
     flags = pd.DataFrame(
@@ -314,6 +331,74 @@ def test_inputs_leadscore_computes_keep_no_size():
     reference = DriftReference().fit(frame, RATES, p, _stages(p), computed=["visits"])
     assert reference.buckets_["visits"]["size"] is None
     assert SizeCheck(reference).sizes.keys() == {"rate"}
+
+
+# --------------------------------------------------------------------------- empty inputs
+
+
+def _with_survey(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``frame`` plus an answer most leads skip (missing for 70%), and a plan that reads
+    ``unknown`` (leadscore's word for a missing reading) for a few."""
+    rng = np.random.default_rng(seed)
+    survey = np.where(rng.random(len(frame)) < 0.7, np.nan, rng.random(len(frame)))
+    plan = frame["plan"].astype(str).where(rng.random(len(frame)) > 0.05, "unknown")
+    return frame.assign(survey=survey, plan=pd.Categorical(plan))
+
+
+SURVEYED = (*FEATURES, Feature("survey", "fit", "Survey", "numeric"))
+
+
+def _empty_check(reference: DriftReference, *chunks: pd.DataFrame, **kw) -> EmptyCheck:
+    check = EmptyCheck(reference, **kw)
+    for chunk in chunks:
+        check.add(chunk)
+    return check
+
+
+def test_an_input_that_came_empty_is_found_and_one_often_empty_then_is_not(caplog):
+    frame = _with_survey(_leads(3000, 0), seed=1)
+    p = np.random.default_rng(2).random(len(frame))
+    reference = DriftReference().fit(frame, SURVEYED, p, _stages(p))
+    assert set(EmptyCheck(reference).given) == {"visits", "plan"}  # survey: 70% missing then
+    today = _with_survey(_leads(400, 5), seed=6)
+    assert _empty_check(reference, today).empties().empty
+    blank = today.assign(visits=np.nan, survey=np.nan)
+    blank.loc[blank.index[:10], "visits"] = 3.0  # 97.5% empty is empty enough
+    found = _empty_check(reference, blank.iloc[:200], blank.iloc[200:]).empties()
+    assert found.to_dict("records") == [
+        {
+            "item": "visits",
+            "reference_given": pytest.approx(0.9, abs=0.02),
+            "missing": 390,
+            "rows": 400,
+        }
+    ]
+    unknown = today.assign(plan=pd.Categorical(["unknown"] * len(today)))
+    assert _empty_check(reference, unknown).empties()["item"].tolist() == ["plan"]
+    with caplog.at_level("WARNING", logger="leadscore.monitoring"):
+        _empty_check(reference, blank).warn()
+    (said,) = caplog.messages
+    assert said.startswith("'visits' is empty for 98% of the 400 leads scored, but was given for ")
+    assert "filled in only when a lead closes" in said
+    # half the leads without a value is drift for the report, not an empty column
+    half = today.assign(visits=np.where(np.arange(len(today)) % 2, np.nan, 3.0))
+    assert _empty_check(reference, half).empties().empty
+    # too few leads to say anything about an export; inputs leadscore computes are not held
+    assert _empty_check(reference, blank.iloc[: MIN_EMPTY_LEADS - 1]).empties().empty
+    assert _empty_check(reference, blank, inputs=["plan"]).empties().empty
+
+
+def test_empty_counts_made_elsewhere_add_up_to_the_chunks_counted_here():
+    frame = _with_survey(_leads(3000, 0), seed=1)
+    p = np.random.default_rng(2).random(len(frame))
+    reference = DriftReference().fit(frame, SURVEYED, p, _stages(p))
+    parts = [_leads(300, 7).assign(visits=np.nan), _leads(10, 8)]
+    here = _empty_check(reference, *parts)
+    elsewhere = EmptyCheck(reference)
+    for part in parts:
+        elsewhere.add_counts(len(part), {"visits": int(part["visits"].isna().sum()), "plan": 0})
+    pd.testing.assert_frame_equal(elsewhere.empties(), here.empties())
+    assert here.empties()["item"].tolist() == ["visits"]
 
 
 # --------------------------------------------------------------------------- many levels

@@ -300,9 +300,16 @@ def _unit_warnings(caplog: pytest.LogCaptureFixture, column: str) -> list[float]
     return [float(re.search(r"about ([\d,.]+) times smaller", m)[1].replace(",", "")) for m in said]
 
 
-def test_event_leads_in_other_units_are_warned_about_on_the_driver(spark, event_world, caplog):
-    """The batch scorer's size check, on Spark: company size exported in thousands reads
-    1,000 times smaller than on the test fold, before anything is scored."""
+def _empty_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [m for m in caplog.messages if "is empty for" in m]
+
+
+def test_event_leads_in_other_units_or_empty_are_warned_about_on_the_driver(
+    spark, event_world, caplog
+):
+    """The batch scorer's input checks, on Spark, before anything is scored: company size
+    exported in thousands reads 1,000 times smaller than on the test fold, and an industry
+    column that came empty is named."""
     from pyspark.sql import functions as F
 
     from leadscore.spark import score_events_spark
@@ -310,13 +317,21 @@ def test_event_leads_in_other_units_are_warned_about_on_the_driver(spark, event_
     scoring = event_world["scoring"]
     assert "company_size" in SizeCheck(scoring.model.drift_reference).sizes
     leads, activities, outcomes = _frames(spark, event_world["data"])
-    in_thousands = leads.withColumn("company_size", F.col("company_size") / 1000)
+    changed = leads.withColumn("company_size", F.col("company_size") / 1000).withColumn(
+        "industry", F.lit(None).cast("string")
+    )
     with caplog.at_level(logging.WARNING, logger="leadscore"):
         score_events_spark(leads, activities, outcomes, scoring, as_of=AS_OF)
         assert _unit_warnings(caplog, "company_size") == []
-        score_events_spark(in_thousands, activities, outcomes, scoring, as_of=AS_OF)
+        assert _empty_warnings(caplog) == []
+        score_events_spark(changed, activities, outcomes, scoring, as_of=AS_OF)
     (times,) = _unit_warnings(caplog, "company_size")
     assert 500 <= times <= 2000
+    open_leads = len(event_world["batches"][AS_OF])
+    assert _empty_warnings(caplog) == [
+        m for m in caplog.messages if m.startswith(f"'industry' is empty for all {open_leads:,} ")
+    ]
+    assert len(_empty_warnings(caplog)) == 1
 
 
 @pytest.fixture(scope="module")
@@ -375,8 +390,11 @@ def test_flat_table_on_spark_matches_the_batch_scorer(spark, flat_world):
     _assert_same_rows(scored, flat_world["batch"])
 
 
-def test_flat_leads_in_other_units_are_warned_about_on_the_driver(spark, flat_world, caplog):
-    """Time on the website exported in minutes where the model learnt seconds."""
+def test_flat_leads_in_other_units_or_empty_are_warned_about_on_the_driver(
+    spark, flat_world, caplog
+):
+    """Time on the website exported in minutes where the model learnt seconds, and the
+    visits column exported empty ("Select", the spec's "not answered", reads as empty)."""
     from pyspark.sql import functions as F
 
     from leadscore.spark import score_flat_spark
@@ -385,14 +403,18 @@ def test_flat_leads_in_other_units_are_warned_about_on_the_driver(spark, flat_wo
     column = "Total Time Spent on Website"
     assert column in SizeCheck(scoring.model.drift_reference).sizes
     frame = _read_csv(spark, flat_world["open_leads"])
-    in_minutes = frame.withColumn(column, (F.col(column).cast("double") / 60).cast("string"))
+    changed = frame.withColumn(
+        column, (F.col(column).cast("double") / 60).cast("string")
+    ).withColumn("TotalVisits", F.lit("Select"))
     with caplog.at_level(logging.WARNING, logger="leadscore"):
-        for leads in (frame, in_minutes):
+        for leads in (frame, changed):
             score_flat_spark(
                 leads, scoring, id_column=spec.id, as_of=AS_OF, missing_values=spec.missing_values
             )
     (times,) = _unit_warnings(caplog, column)
     assert 30 <= times <= 120
+    (empty,) = _empty_warnings(caplog)
+    assert empty.startswith("'TotalVisits' is empty for all 9,240 leads scored")
 
 
 def test_mlflow_spark_udf_gives_the_batch_scores(spark, flat_world):

@@ -1,9 +1,12 @@
-"""An export that changed units since training: a share written ``7`` then, ``7%`` now.
+"""An export that changed since training: a share written ``7`` then, ``7%`` now, or a
+column that came empty.
 
 Both read without error (``7%`` is 0.07 by design, so that ``43%`` and ``0.43`` in one column
-are one share), so every score would move without a word. ``score`` and ``report drift`` hold
-each numeric input's typical size against the test fold's and warn; the same export in the
-same units stays silent. Trained once on a CRM-like CSV through the CLI, as a user would.
+are one share; an empty cell is "not given"), so every score would move without a word.
+``score`` and ``report drift`` hold each numeric input's typical size against the test
+fold's and warn, and ``score`` warns of an input empty for nearly every lead that the test
+fold had; the same export in the same units stays silent. Trained once on a CRM-like CSV
+through the CLI, as a user would.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     today.assign(open_rate=today["open_rate"].map(lambda r: f"{r}%")).to_csv(
         root / "percent.csv", index=False
     )
+    today.assign(visits="").to_csv(root / "no_visits.csv", index=False)
     return root
 
 
@@ -81,4 +85,13 @@ def test_a_column_exported_in_other_units_is_warned_about(
 def test_the_same_units_are_not_warned_about(project, tmp_path, command, caplog, capsys):
     with caplog.at_level(logging.WARNING, logger="leadscore"):
         _run(project, command, "same.csv", tmp_path)
-    assert not [m for m in caplog.messages if "other units" in m]
+    assert not [m for m in caplog.messages if "other units" in m or "is empty for" in m]
+
+
+def test_a_column_that_came_empty_is_warned_about(project, tmp_path, caplog, capsys):
+    """A column an export view dropped, or one filled in only when a lead closes: present,
+    so no error, but empty for every open lead."""
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        _run(project, ["score"], "no_visits.csv", tmp_path)
+    (said,) = [m for m in caplog.messages if "is empty for" in m]
+    assert said.startswith(f"'visits' is empty for all {N_OPEN} leads scored, but was given for")

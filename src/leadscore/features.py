@@ -1664,23 +1664,16 @@ def check_lead_columns(columns: Iterable[object], features: Sequence[Feature]) -
     _model_extras(pd.DataFrame(columns=list(columns)), features)
 
 
-def lead_numbers(leads: pd.DataFrame, features: Sequence[Feature]) -> pd.DataFrame:
-    """The numeric fit features among a model's ``features``, read from a leads table alone
-    (no activity log, no as-of) as :func:`build_features` reads them, but with a value that
-    is no number read as missing: building the features names it, where the leads are scored.
+def lead_fit_features(leads: pd.DataFrame, features: Sequence[Feature]) -> pd.DataFrame:
+    """The fit features among a model's ``features``, read from a leads table alone (no
+    activity log, no as-of) exactly as :func:`build_features` reads them.
 
-    For checks of every lead that need not build their features (the size check of Spark's
-    scorer, :class:`~leadscore.monitoring.SizeCheck`).
+    For checks of every lead that need not build their activity features (the checks of
+    Spark's scorer for a column in other units or one that came empty,
+    :class:`~leadscore.monitoring.SizeCheck` and :class:`~leadscore.monitoring.EmptyCheck`).
     """
-    numeric = [f for f in features if f.group == "fit" and f.kind == "numeric"]
-    by_text = {str(c): c for c in leads.columns}
-    out: dict[str, np.ndarray] = {}
-    for feature in numeric:
-        if feature.name == "company_size":
-            out[feature.name] = parse_company_size(leads["company_size"]).to_numpy()
-    for column, feature in _model_extras(leads, numeric).columns.items():
-        out[feature.name] = parse_numbers(leads[by_text[column]])[0].to_numpy()
-    return pd.DataFrame(out, index=leads.index)
+    frame, _ = _fit_frame(leads, _model_extras(leads, features))
+    return frame[[f.name for f in features if f.group == "fit" and f.name in frame.columns]]
 
 
 def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list[Feature]]:

@@ -112,6 +112,10 @@ def psi_status(psi: float, chance: float = 0.0) -> str:
 
 
 def _number(value: float) -> str:
+    """A bin edge or size to four significant digits, as a marketer writes it: never in
+    exponent notation from 10,000 up (``10,370,000``, not ``1.037e+07``)."""
+    if math.isfinite(value) and abs(value) >= 1e4:
+        return f"{round(value, 3 - math.floor(math.log10(abs(value)))):,.0f}"
     return f"{value:,.4g}"
 
 
@@ -572,6 +576,134 @@ class SizeCheck:
                 _number(row.current_size),
                 _number(row.reference_size),
             )
+
+
+#: An input missing for at least this share of the leads scored is warned about at scoring
+#: (:class:`EmptyCheck`) ...
+EMPTY_SHARE = 0.95
+#: ... when it was missing for at most this share of the reference leads: a column that was
+#: often empty then (a survey answer) says little when it is empty today.
+GIVEN_SHARE = 0.5
+#: Fewest leads scored for :class:`EmptyCheck` to speak: three leads without a value say
+#: nothing about an export.
+MIN_EMPTY_LEADS = 30
+#: Category values that mean "not known": leadscore's own readings write an absent job title
+#: or e-mail so (``unknown`` seniority, ``missing`` e-mail kind), and reasons read them as
+#: missing (:func:`leadscore.reasons.category_text`).
+_NOT_KNOWN = frozenset({"unknown", "missing"})
+
+
+def missing_mask(values: pd.Series) -> np.ndarray:
+    """Which ``values`` are missing: NaN, or a category that means "not known"."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        words = values.cat.categories.astype(str).str.strip().str.lower()
+        not_known = np.append(np.isin(words, list(_NOT_KNOWN)), True)  # code -1: missing
+        return not_known[values.cat.codes.to_numpy()]
+    return values.isna().to_numpy()
+
+
+def _reference_missing(spec: Mapping[str, Any]) -> float:
+    """Share of the reference leads an input was missing for (:func:`missing_mask`)."""
+    return float(
+        sum(
+            share
+            for label, share in zip(spec["labels"], spec["shares"], strict=True)
+            if label == MISSING or (spec["kind"] == "categorical" and label.lower() in _NOT_KNOWN)
+        )
+    )
+
+
+class EmptyCheck:
+    """Holds how often each input of the leads scored is missing against the leads a
+    :class:`DriftReference` was fitted on, to catch a column that came empty.
+
+    A column that an export view dropped, or one filled in only when a lead closes (a sales
+    cycle length, a close reason), is present but empty for every open lead. A column that is
+    absent stops scoring with an error; an empty one is read as "not given", which is no
+    error, and every score moves without a word (a close-time column also leaked the outcome
+    into training, where it was always given). Drift reports show it, but only when someone
+    runs them; this check counts missing values on every scoring, chunk by chunk, and warns
+    once per input missing for :data:`EMPTY_SHARE` or more of the leads scored that was
+    missing for at most :data:`GIVEN_SHARE` of the reference leads.
+
+    ``inputs`` limits the check to the inputs that come from the user's data (an event
+    model's activity features are leadscore's own: a recency is honestly missing for every
+    lead without that activity); ``None`` checks every input the reference holds.
+    """
+
+    def __init__(
+        self, reference: DriftReference | None, inputs: Collection[str] | None = None
+    ) -> None:
+        buckets = {} if reference is None else reference.buckets_
+        self.given = {
+            item: 1.0 - _reference_missing(spec)
+            for item, spec in buckets.items()
+            if item not in ("probability", "stage")
+            and (inputs is None or item in inputs)
+            and _reference_missing(spec) <= GIVEN_SHARE
+        }
+        self.rows = 0
+        self._missing = dict.fromkeys(self.given, 0)
+
+    def add(self, prepared: pd.DataFrame) -> None:
+        """Count the missing values of one chunk (typed by the model's ``prepare``)."""
+        self.rows += len(prepared)
+        for item in self.given:
+            if item in prepared.columns:
+                self._missing[item] += int(missing_mask(prepared[item]).sum())
+
+    def add_counts(self, rows: int, missing: Mapping[str, int]) -> None:
+        """Add leads counted elsewhere (a Spark partition): ``rows`` leads, of which
+        ``missing[item]`` lack ``item``."""
+        self.rows += int(rows)
+        for item, n in missing.items():
+            if item in self._missing:
+                self._missing[item] += int(n)
+
+    def empties(self) -> pd.DataFrame:
+        """One row per input missing for :data:`EMPTY_SHARE` or more of the leads counted:
+        ``item``, ``reference_given`` (share given on the reference leads), ``missing`` and
+        ``rows``, the emptiest first."""
+        rows = []
+        if self.rows >= MIN_EMPTY_LEADS:
+            for item, given in self.given.items():
+                if self._missing[item] >= EMPTY_SHARE * self.rows:
+                    rows.append(
+                        {
+                            "item": item,
+                            "reference_given": given,
+                            "missing": self._missing[item],
+                            "rows": self.rows,
+                        }
+                    )
+        frame = pd.DataFrame(rows, columns=["item", "reference_given", "missing", "rows"])
+        return frame.sort_values("missing", ascending=False, kind="stable", ignore_index=True)
+
+    def warn(self) -> None:
+        """One warning per input that came empty (:meth:`empties`)."""
+        for row in self.empties().itertuples(index=False):
+            share = (
+                f"all {row.rows:,}"
+                if row.missing == row.rows
+                else f"{_shown_share(row.missing / row.rows)} of the {row.rows:,}"
+            )
+            logger.warning(
+                "%r is empty for %s leads scored, but was given for %s of the leads the "
+                "model was tested on: a column left empty in this export, or one filled in "
+                "only when a lead closes (then it leaks the outcome: exclude it and retrain)? "
+                "Scores read it as not given",
+                row.item,
+                share,
+                _shown_share(row.reference_given),
+            )
+
+
+def _shown_share(share: float) -> str:
+    """A share as a whole percentage that never rounds to 0% or 100% unless it is."""
+    shown = round(100 * share)
+    if 0 < share < 1:
+        shown = min(max(shown, 1), 99)
+    return f"{shown}%"
 
 
 # --------------------------------------------------------------------------- back-test

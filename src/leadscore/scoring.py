@@ -46,7 +46,7 @@ from leadscore.io import (
     load_closed_loop,
 )
 from leadscore.model import LeadScoringModel
-from leadscore.monitoring import SizeCheck
+from leadscore.monitoring import EmptyCheck, SizeCheck
 from leadscore.schema import ClosedLoopData, Feature, is_known_id, to_lead_ids
 from leadscore.sinks import (
     COLUMNS,
@@ -109,6 +109,14 @@ def model_data_form(model: LeadScoringModel) -> str:
     built_in = _activity_features()
     shared = sum(f.name in built_in for f in model.features)
     return "events" if shared * 2 > len(built_in) else "flat"
+
+
+def user_inputs(model: LeadScoringModel) -> list[str]:
+    """The model's inputs that come from the user's columns: every input of a flat model;
+    an event model's fit features (its activity features are leadscore's own sums, which
+    no export empties: a recency is honestly missing for every lead without the activity)."""
+    events = model_data_form(model) == "events"
+    return [f.name for f in model.features if not (events and f.group == "engagement")]
 
 
 def _spec_hint(dataset: str) -> str:
@@ -598,7 +606,9 @@ def run_scoring(
 
     Once every chunk is scored, one warning per categorical input names values the model
     never saw, and one per numeric input whose typical size moved 30 times or more since the
-    test fold (:class:`~leadscore.monitoring.SizeCheck`: a column exported in other units).
+    test fold (:class:`~leadscore.monitoring.SizeCheck`: a column exported in other units),
+    and one per input that came empty for nearly every lead while given on the test fold
+    (:class:`~leadscore.monitoring.EmptyCheck`).
     """
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
@@ -612,6 +622,7 @@ def run_scoring(
     unseen: dict[str, int] = {}
     examples: dict[str, str] = {}
     sizes = SizeCheck(scoring.model.drift_reference)
+    empties = EmptyCheck(scoring.model.drift_reference, user_inputs(scoring.model))
     # the bar closes before an error is printed, so the error starts its own line
     with bar, open_run(target, run) as writer:
         for X, lead_ids in chunks:
@@ -623,6 +634,7 @@ def run_scoring(
                 unseen[name] = unseen.get(name, 0) + len(values)
                 examples.setdefault(name, values.iloc[0])
             sizes.add(X)
+            empties.add(X)
             scored = score_frame(
                 scoring,
                 X,
@@ -642,6 +654,7 @@ def run_scoring(
         _check_unique_across_chunks(hashes)
         _warn_unseen(unseen, examples, rows)
         sizes.warn()
+        empties.warn()
         for ids in closed or ():
             writer.close_leads(ids)
         if rows == 0:

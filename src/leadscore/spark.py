@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from leadscore.errors import DataError
-from leadscore.features import check_lead_columns, lead_numbers, parse_timestamp
-from leadscore.monitoring import SizeCheck
+from leadscore.features import check_lead_columns, lead_fit_features, parse_timestamp
+from leadscore.monitoring import EmptyCheck, SizeCheck
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
     LEADS_REQUIRED,
@@ -55,6 +55,7 @@ from leadscore.schema import (
     normalized_labels,
     validate_activity_type_map,
 )
+from leadscore.scoring import user_inputs
 from leadscore.sinks import COLUMNS, SCORED_LEADS_SCHEMA, RunKey
 
 if TYPE_CHECKING:
@@ -257,57 +258,84 @@ def _as_spark_rows(scored: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _flat_numbers(batch: pd.DataFrame, items: Sequence[str]) -> pd.DataFrame:
-    """The numeric ``items`` of a flat batch, read as the model reads them (a value that is
-    no number as missing: scoring names it)."""
-    from leadscore.encoding import parse_numbers
-
-    return pd.DataFrame({item: parse_numbers(batch[item])[0] for item in items}, index=batch.index)
+#: ``bin`` of the rows :func:`_input_counter` writes for the leads counted and for the
+#: missing values of an input; the size bins of :class:`SizeCheck` are 0 and up.
+_ROWS_BIN = -2
+_MISSING_BIN = -1
 
 
-def _size_counter(
-    read: Callable[[pd.DataFrame], pd.DataFrame], items: tuple[str, ...]
+def _flat_inputs(
+    batch: pd.DataFrame, shipped: _ShippedModel, missing_values: tuple[str, ...]
+) -> pd.DataFrame:
+    """A flat batch's inputs typed as the model types them when it scores the batch."""
+    from leadscore.datasets import mark_missing
+
+    return shipped.load().model.prepare(mark_missing(batch, list(missing_values)))
+
+
+def _input_counter(
+    read: Callable[[pd.DataFrame], pd.DataFrame], sized: tuple[str, ...], given: tuple[str, ...]
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
-    def count_sizes(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def count_inputs(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import numpy as np
 
-        from leadscore.monitoring import size_histogram
+        from leadscore.monitoring import missing_mask, size_histogram
 
         for batch in batches:
-            numbers = read(batch)
-            for item in items:
-                counts = size_histogram(numbers[item])
+            inputs = read(batch)
+            missing = [int(missing_mask(inputs[item]).sum()) for item in given]
+            yield pd.DataFrame(
+                {
+                    "item": ["", *given],
+                    "bin": [_ROWS_BIN] + [_MISSING_BIN] * len(given),
+                    "n": [len(batch), *missing],
+                }
+            )
+            for item in sized:
+                counts = size_histogram(inputs[item])
                 at = np.flatnonzero(counts)
                 yield pd.DataFrame({"item": item, "bin": at.astype("int32"), "n": counts[at]})
 
-    return count_sizes
+    return count_inputs
 
 
-def _warn_size_shifts(
-    rows: DataFrame, check: SizeCheck, read: Callable[[pd.DataFrame], pd.DataFrame]
+def _warn_changed_inputs(
+    rows: DataFrame,
+    read: Callable[[pd.DataFrame], pd.DataFrame],
+    sizes: SizeCheck,
+    empties: EmptyCheck,
 ) -> None:
     """Warn, on the driver, of each input whose typical size moved 30 times or more since the
-    test fold, as the batch scorer does (:class:`leadscore.monitoring.SizeCheck`: a column
-    exported in other units).
+    test fold (:class:`~leadscore.monitoring.SizeCheck`: a column exported in other units),
+    and of each that came empty for nearly every lead (:class:`EmptyCheck`), as the batch
+    scorer does.
 
-    One Spark job over ``rows`` (the leads scored): ``read`` gives a batch's numeric inputs
-    as the model reads them (at least those ``check`` holds), each worker counts their values
-    in the check's log-scale bins, and the driver collects the summed counts (a few thousand
-    rows at most), never the leads.
+    One Spark job over ``rows`` (the leads scored): ``read`` types a batch's inputs as the
+    model reads them (at least those the checks hold), each worker counts their missing
+    values and their sizes in the size check's log-scale bins, and the driver collects the
+    summed counts (a few thousand rows at most), never the leads.
     """
     from pyspark.sql import functions as F
 
-    if not check.sizes:
+    if not sizes.sizes and not empties.given:
         return
+    counter = _input_counter(read, tuple(sizes.sizes), tuple(empties.given))
     counted = (
-        rows.mapInPandas(_size_counter(read, tuple(check.sizes)), "item string, bin int, n long")
+        rows.mapInPandas(counter, "item string, bin int, n long")
         .groupBy("item", "bin")
         .agg(F.sum("n").alias("n"))
         .toPandas()
     )
-    for item, part in counted.groupby("item"):
-        check.add_counts(str(item), part["bin"].to_numpy(), part["n"].to_numpy())
-    check.warn()
+    bins = counted["bin"].to_numpy()
+    missing = counted[bins == _MISSING_BIN]
+    empties.add_counts(
+        int(counted.loc[bins == _ROWS_BIN, "n"].sum()),
+        dict(zip(missing["item"].astype(str), missing["n"].astype(int), strict=True)),
+    )
+    for item, part in counted[bins >= 0].groupby("item"):
+        sizes.add_counts(str(item), part["bin"].to_numpy(), part["n"].to_numpy())
+    sizes.warn()
+    empties.warn()
 
 
 def _flat_scorer(
@@ -361,8 +389,8 @@ def score_flat_spark(
     Returns
     -------
     A lazy DataFrame with the scored-leads columns (:func:`scored_leads_ddl`). Before it is
-    returned, one Spark job holds each numeric input's typical size against the test fold's
-    and warns of a column exported in other units, as the batch scorer does.
+    returned, one Spark job holds the inputs against the test fold's and warns of a column
+    exported in other units or one that came empty, as the batch scorer does.
 
     Raises
     ------
@@ -385,11 +413,14 @@ def score_flat_spark(
         "Add the column (empty values are fine); the model needs every feature it was trained on.",
     )
     _check_unique_ids(frame, id_column, "the leads to score")
-    sizes = SizeCheck(scoring.model.drift_reference)
-    sized = tuple(sizes.sizes)
-    _warn_size_shifts(frame.select(*sized), sizes, partial(_flat_numbers, items=sized))
     settings = _settings(as_of, with_reasons, top_n)
     shipped = _ShippedModel.of(scoring)
+    _warn_changed_inputs(
+        frame.select(*features),
+        partial(_flat_inputs, shipped=shipped, missing_values=tuple(missing_values)),
+        SizeCheck(scoring.model.drift_reference),
+        EmptyCheck(scoring.model.drift_reference, user_inputs(scoring.model)),
+    )
     selected = frame.select(*dict.fromkeys([id_column, *features]))
     scored = selected.mapInPandas(
         _flat_scorer(shipped, settings, id_column, tuple(missing_values)),
@@ -550,8 +581,8 @@ def score_events_spark(
     Its page and form details are counted there too (one row per distinct detail reaches
     the driver), and one warning says so when most name no page or form leadscore knows
     (:func:`leadscore.features.warn_unrecognised_details`); the workers do not warn. The
-    open leads' numeric columns are held against the test fold's sizes there too (one job), as
-    in :func:`score_flat_spark`.
+    open leads' columns are held against the test fold's there too (one job: units and empty
+    columns), as in :func:`score_flat_spark`.
     Other parameters as in :func:`score_flat_spark`.
     """
     from pyspark.sql import functions as F
@@ -586,8 +617,12 @@ def score_events_spark(
             f"no open lead was created by {settings.as_of:%Y-%m-%d %H:%M}",
             "Check as_of and the input data.",
         )
-    sizes = SizeCheck(scoring.model.drift_reference)
-    _warn_size_shifts(open_leads, sizes, partial(lead_numbers, features=scoring.model.features))
+    _warn_changed_inputs(
+        open_leads,
+        partial(lead_fit_features, features=scoring.model.features),
+        SizeCheck(scoring.model.drift_reference),
+        EmptyCheck(scoring.model.drift_reference, user_inputs(scoring.model)),
+    )
     n_buckets = math.ceil(n_open / leads_per_bucket)
     bucket = F.pmod(F.xxhash64(F.col("lead_id").cast("string")), F.lit(n_buckets))
     known = activities.where(F.col("occurred_at").cast("timestamp") <= cutoff).join(
