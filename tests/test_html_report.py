@@ -484,3 +484,60 @@ def test_uncertainty_note_says_the_bootstrap_drew_leads():
     assert "resamples of the test fold." in html_report._uncertainty_note(
         metrics, metrics["uncertainty"]
     )
+
+
+@pytest.mark.slow
+def test_a_flat_exports_source_column_gets_the_channel_table(tmp_path):
+    """A HubSpot-style export names its channel ``Original Source`` (with a ``Drill-Down 1``
+    detail beside it): the report groups the test fold by it, as ``report channels --spec``
+    does, rather than saying the data has no channel column."""
+    import yaml
+
+    rng = np.random.default_rng(5)
+    n = 600
+    sources = rng.choice(["PAID_SEARCH", "ORGANIC_SEARCH", "OFFLINE"], n)
+    visits = rng.poisson(4, n) + (sources == "PAID_SEARCH") * 3
+    won = rng.uniform(size=n) < 1 / (1 + np.exp(-(visits - 6) / 2))
+    pd.DataFrame(
+        {
+            "Record ID": np.arange(n).astype(str),
+            "Create Date": pd.date_range("2025-01-01", periods=n, freq="12h").astype(str),
+            "Original Source": sources,
+            "Original Source Drill-Down 1": rng.choice(["google", "bing", "expo"], n),
+            "Number of Pageviews": visits,
+            "Deal Stage": np.where(won, "Closed Won", "Closed Lost"),
+        }
+    ).to_csv(tmp_path / "contacts.csv", index=False)
+    spec = {
+        "name": "contacts",
+        "source": "contacts.csv",
+        "id": "Record ID",
+        "label": {"column": "Deal Stage", "won": ["Closed Won"], "lost": ["Closed Lost"]},
+        "order_by": "Create Date",
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    config = {
+        "cold_start": {"min_wins": 0, "min_leads": 0},
+        "quality_gate": {"allow_worse": True},
+        "evaluation": {"resamples": 0},
+        "lightgbm": {"num_boost_round": 20, "early_stopping_rounds": 5},
+    }
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    argv = [
+        "train",
+        "--spec",
+        str(tmp_path / "spec.yaml"),
+        "--config",
+        str(tmp_path / "train.yaml"),
+    ]
+    argv += ["--tracking-uri", uri, "--metrics-out", str(tmp_path / "m.json")]
+    assert main([*argv, "--model-out", str(tmp_path / "model")]) == 0
+    run_id = json.loads((tmp_path / "m.json").read_text())["run_id"]
+    out = tmp_path / "report.html"
+    assert main(["report", "model", "--run", run_id, "--tracking-uri", uri, "--out", str(out)]) == 0
+    section = out.read_text(encoding="utf-8").split("id='channels'", 1)[1]
+    assert "Skipped" not in section
+    assert "by Original Source:" in section
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", section)
+    assert {name for name, _ in rows} <= set(sources) and len(rows) >= 2

@@ -447,3 +447,124 @@ def test_spellings_of_one_channel_are_one_row_and_costs_match_any_case(caplog):
     pairs = set(zip(both["source"], both["campaign"], strict=True))
     assert pairs == {("Paid Search", "Spring"), ("Organic", "Spring")}
     assert both["leads"].sum() == len(scored)
+
+
+def flat_export(root: Path, columns: dict[str, list[str]], **spec_keys: object) -> Path:
+    """A CRM export of one row per contact (``Record ID``, ``Create Date``, a ``Deal Stage``
+    label and ``columns``) and its spec; returns the spec's path. Every deal is still open,
+    as the contacts a channel report is run on are."""
+    import yaml
+
+    n = len(next(iter(columns.values())))
+    table = pd.DataFrame(
+        {
+            "Record ID": [str(1000 + i) for i in range(n)],
+            "Create Date": [f"2026-01-{i % 28 + 1:02d}" for i in range(n)],
+            **columns,
+            "Deal Stage": "Qualified To Buy",
+        }
+    )
+    table.to_csv(root / "contacts.csv", index=False)
+    spec = {
+        "name": "contacts",
+        "source": "contacts.csv",
+        "id": "Record ID",
+        "label": {
+            "column": "Deal Stage",
+            "won": ["Closed Won"],
+            "lost": ["Closed Lost"],
+            "open": ["Qualified To Buy"],
+        },
+        "order_by": "Create Date",
+        **spec_keys,
+    }
+    path = root / "contacts.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def flat_scores(target: Path, n: int) -> dict[str, float]:
+    """Scores for the export's ``n`` contacts written to ``target``; their probabilities."""
+    probabilities = {str(1000 + i): round(0.05 + 0.9 * i / n, 3) for i in range(n)}
+    write_scored_leads(scored_run(probabilities, MOMENT), str(target))
+    return probabilities
+
+
+def test_a_flat_spec_is_grouped_by_its_one_source_column_without_by(tmp_path, caplog):
+    """A HubSpot export's ``Original Source`` is its channel (its ``Drill-Down 1`` is a detail
+    under it, not a second channel): ``--spec`` needs no ``--by``, and groups as ``--by``
+    naming it does."""
+    sources = ["PAID_SEARCH", "ORGANIC_SEARCH", "PAID_SEARCH", "OFFLINE", "PAID_SEARCH"] * 4
+    detail = ["google", "bing", "linkedin", "expo", "google"] * 4
+    spec = flat_export(
+        tmp_path, {"Original Source": sources, "Original Source Drill-Down 1": detail}
+    )
+    target = tmp_path / "scores.duckdb"
+    probabilities = flat_scores(target, len(sources))
+    argv = ["report", "channels", "--spec", str(spec), "--target", str(target)]
+    caplog.set_level(logging.INFO, logger="leadscore")
+    assert main([*argv, "--out", str(tmp_path / "auto.csv")]) == 0
+    assert "grouping by 'Original Source'" in caplog.text
+    auto = pd.read_csv(tmp_path / "auto.csv", keep_default_na=False)
+    assert set(auto["grouped_by"]) == {"Original Source"}
+    counts = dict(zip(auto["Original Source"], auto["leads"], strict=True))
+    assert counts == dict(pd.Series(sources).value_counts())
+    wins = auto.set_index("Original Source")["expected_wins"]
+    paid = [p for p, s in zip(probabilities.values(), sources, strict=True) if s == "PAID_SEARCH"]
+    assert wins["PAID_SEARCH"] == pytest.approx(sum(paid))
+    by = ["--by", "Original Source", "--out", str(tmp_path / "by.csv")]
+    assert main([*argv, *by]) == 0
+    pd.testing.assert_frame_equal(auto, pd.read_csv(tmp_path / "by.csv", keep_default_na=False))
+
+
+@pytest.mark.parametrize(
+    ("columns", "exclude", "expected"),
+    [
+        # first touch or last touch is the user's choice: both are named
+        (["Original Source", "Latest Source"], {}, "('Original Source', 'Latest Source')"),
+        (["Lead Source", "Channel"], {}, "('Lead Source', 'Channel')"),
+        (["Industry", "Country"], {}, "no column reads as the channel"),
+        # an excluded column is no candidate, but the one left is
+        (["Original Source", "Latest Source"], {"Latest Source": "set after contact"}, None),
+    ],
+)
+def test_a_flat_spec_asks_for_by_when_the_channel_is_not_one_column(
+    tmp_path, capsys, columns, exclude, expected
+):
+    values = {c: ["a", "b", "c"] * 4 for c in columns}
+    spec = flat_export(tmp_path, values, exclude=exclude)
+    target = tmp_path / "scores.duckdb"
+    flat_scores(target, 12)
+    argv = ["report", "channels", "--spec", str(spec), "--target", str(target)]
+    code = main([*argv, "--out", str(tmp_path / "out.csv")])
+    err = capsys.readouterr().err
+    if expected is None:
+        assert code == 0, err
+        assert set(pd.read_csv(tmp_path / "out.csv")["grouped_by"]) == {"Original Source"}
+        return
+    assert code == 2 and not (tmp_path / "out.csv").exists()
+    line = err.strip()
+    assert len(line.splitlines()) == 1 and "--by is needed with --spec contacts" in line
+    assert expected in line and "--by" in line.split(". ", 1)[-1]
+
+
+def test_a_source_wins_over_an_origin_as_in_x_education(tmp_path, caplog):
+    """X Education has ``Lead Origin`` (how the record was created: form, import) and ``Lead
+    Source`` (Google, Reference: what spend is booked against): the source is the channel,
+    and the log names the origin, so a user who wants it knows to ask."""
+    origins = ["Landing Page Submission", "API", "Lead Import"] * 4
+    sources = ["Google", "Direct Traffic", "Reference", "Google"] * 3
+    spec = flat_export(tmp_path, {"Lead Origin": origins, "Lead Source": sources})
+    target = tmp_path / "scores.duckdb"
+    flat_scores(target, 12)
+    caplog.set_level(logging.INFO, logger="leadscore")
+    argv = ["report", "channels", "--spec", str(spec), "--target", str(target)]
+    assert main([*argv, "--out", str(tmp_path / "out.csv")]) == 0
+    out = pd.read_csv(tmp_path / "out.csv")
+    assert set(out["grouped_by"]) == {"Lead Source"}
+    assert dict(zip(out["Lead Source"], out["leads"], strict=True)) == {
+        "Google": 6,
+        "Direct Traffic": 3,
+        "Reference": 3,
+    }
+    assert "ranked lower: 'Lead Origin'" in caplog.text

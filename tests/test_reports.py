@@ -59,3 +59,26 @@ def test_a_duckdb_costs_file_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "a costs file is a .csv or .parquet file" in err
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (["Original Source", "Original Source Drill-Down 1", "Industry"], "Original Source"),
+        (["Lead Origin", "Lead Source", "TotalVisits"], "Lead Source"),  # X Education
+        (["landing_page_id", "origin"], "origin"),  # Olist
+        (["source", "campaign", "country"], "source"),  # the event form's leads table
+        (["LeadSource"], "LeadSource"),
+        (["utm_source", "utm_campaign"], "utm_source"),
+        (["Channel", "Lead Origin"], "Channel"),
+        (["Original Source", "Latest Source"], None),  # first or last touch: not a guess
+        (["Industry", "source_id", "Sourced By"], None),
+    ],
+)
+def test_the_channel_column_is_the_one_whose_name_ends_in_a_channel_word(columns, expected):
+    from leadscore.reports import channel_column, channel_columns
+
+    assert channel_column(columns) == expected
+    found = [c for tier in channel_columns(columns) for c in tier]
+    assert expected is None or found[0] == expected
+    assert "Original Source Drill-Down 1" not in found and "source_id" not in found

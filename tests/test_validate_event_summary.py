@@ -110,3 +110,31 @@ def test_validate_ends_in_an_answer_when_train_would_take_the_data(tmp_path, cap
     last = out.splitlines()[-1]
     assert last.startswith("ok: train would take these ") and " examples (" in last, out
     assert last.endswith(" won) as they are")
+
+
+def test_validate_counts_categories_as_the_model_holds_them(tmp_path, capsys):
+    """A CRM export spells one industry several ways (``Retail``, ``retail``, ``RETAIL``);
+    the model holds each once, so "24 categories" above the warning that merges them
+    overstated it: the count is of categories, with the spellings beside it."""
+    import numpy as np
+    import pandas as pd
+
+    from flat_tables import write_flat_spec
+
+    rng = np.random.default_rng(4)
+    n = 240
+    industries = rng.choice(["Retail", "Software", "Health Care"], n).astype(object)
+    noisy = rng.uniform(size=n) < 0.2
+    industries[noisy] = [
+        rng.choice([v.lower(), v.upper(), v.replace(" ", "  ")]) for v in industries[noisy]
+    ]
+    regions = rng.choice(["EMEA", "APAC"], n)  # one spelling each: shown as before
+    frame = pd.DataFrame({"Industry": industries, "Region": regions, "Visits": rng.poisson(3, n)})
+    spec = write_flat_spec(tmp_path, frame, rng.uniform(size=n) < 0.3)
+    code, out, err = _validate(capsys, "--spec", str(spec))
+    assert code == 0, err
+    categories = len({" ".join(v.split()).casefold() for v in industries})
+    spellings = len(set(industries))
+    assert spellings > categories  # the data holds what the test is about
+    assert f"Industry ({categories} categories, {spellings} spellings)" in out
+    assert f"Region ({len(set(regions))} categories)" in out

@@ -46,12 +46,11 @@ from leadscore.explain import mean_abs_contribution
 from leadscore.io import check_folder_takes_files, sqlite_file, write_atomically
 from leadscore.metrics import chance_draws, resampled_units
 from leadscore.model import LeadScoringModel
-from leadscore.reports import channel_report
+from leadscore.reports import channel_column, channel_columns, channel_report
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "CHANNEL_COLUMNS",
     "REPORT_ARTIFACT",
     "TEST_FOLD_ARTIFACT",
     "build_model_report",
@@ -65,16 +64,6 @@ __all__ = [
 REPORT_ARTIFACT = "report.html"
 #: Optional artifact with the test fold (see :func:`test_fold_frame`).
 TEST_FOLD_ARTIFACT = "test_fold.parquet"
-#: Column names taken as the lead's channel, first match wins (case and spacing ignored).
-CHANNEL_COLUMNS: tuple[str, ...] = (
-    "channel",
-    "source",
-    "lead_source",
-    "origin",
-    "utm_source",
-    "lead_origin",
-)
-
 _FEATURE_PREFIX = "feature:"
 _BASELINE_PREFIX = "baseline:"
 _LOGGED_PLOTS = {
@@ -1059,17 +1048,6 @@ def _fit_engagement_section(run: _Run, explained: _Explained | None) -> str:
     return "\n".join(out)
 
 
-def _channel_column(columns: Sequence[str]) -> str | None:
-    def normal(name: str) -> str:
-        return "".join(ch for ch in name.lower() if ch.isalnum())
-
-    by_normal = {normal(c): c for c in columns}
-    for candidate in CHANNEL_COLUMNS:
-        if normal(candidate) in by_normal:
-            return by_normal[normal(candidate)]
-    return None
-
-
 def _channel_section(run: _Run) -> str:
     out = ["<h2 id='channels'>Channels</h2>"]
     fold = run.test_fold
@@ -1081,9 +1059,24 @@ def _channel_section(run: _Run) -> str:
             )
         )
         return "\n".join(out)
-    column = _channel_column(list(fold.X.columns))
+    column = channel_column(fold.X.columns)
     if column is None:
-        out.append(_note("Skipped: the data has no channel column (such as source or origin)."))
+        tied = next((tier for tier in channel_columns(fold.X.columns) if tier), [])
+        if tied:
+            which = ", ".join(_esc(c) for c in tied)
+            out.append(
+                _note(
+                    f"Skipped: several columns read as the channel ({which}). "
+                    "`leadscore report channels --by COLUMN` gives the table of the one you pick."
+                )
+            )
+        else:
+            out.append(
+                _note(
+                    "Skipped: no feature reads as the channel (a name ending in source, channel "
+                    "or origin, such as Lead Source)."
+                )
+            )
         return "\n".join(out)
     scored = pd.DataFrame(
         {

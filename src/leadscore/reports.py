@@ -38,7 +38,7 @@ would otherwise vanish from the report unnoticed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,9 +46,14 @@ import pandas as pd
 
 from leadscore.encoding import describe_merged, fold_text, parse_numbers, preferred_spellings
 from leadscore.errors import DataError, shortened_list
+from leadscore.names import name_words
 from leadscore.schema import SPACED_IDS_FIX, UNKNOWN_ID_SAMPLE, spaced_ids, spaced_ids_note
 
 logger = logging.getLogger(__name__)
+
+#: Last words that make a column name read as the lead's channel, in tiers: a column of the
+#: first tier wins over one of the second (see :func:`channel_column`).
+CHANNEL_WORDS: tuple[tuple[str, ...], ...] = (("channel", "source"), ("origin",))
 
 REPORT_COLUMNS: tuple[str, ...] = (
     "leads",
@@ -151,6 +156,45 @@ def _warn_spaced_ids(others: pd.Series, lead_ids: pd.Series) -> None:
             spaced_ids_note(spaced),
             SPACED_IDS_FIX,
         )
+
+
+def channel_columns(columns: Iterable[str]) -> list[list[str]]:
+    """The columns whose name reads as the lead's channel, per tier of :data:`CHANNEL_WORDS`
+    (first tier first; a tier may be empty), each in the order of ``columns``.
+
+    A name reads as a channel when its last word is one of the tier's words (``Source``,
+    ``Lead Source``, ``Original Source``, ``utm_source``, ``Channel``, ``Lead Origin``): the
+    last word, since a CRM export names the details of a channel after it too (HubSpot's
+    ``Original Source Drill-Down 1`` is the campaign or site under ``Original Source``).
+    """
+    tiers: list[list[str]] = [[] for _ in CHANNEL_WORDS]
+    for column in columns:
+        words = name_words(str(column))
+        for tier, names in zip(tiers, CHANNEL_WORDS, strict=True):
+            if words and words[-1] in names:
+                tier.append(column)
+                break
+    return tiers
+
+
+def channel_column(columns: Iterable[str]) -> str | None:
+    """The lead's channel column among ``columns``, or ``None`` when none or several could be.
+
+    One rule for every caller (``report channels --spec`` and the model report's channel
+    table), so both group by the same column. The first tier of :func:`channel_columns` that
+    holds any column decides: its one column, or ``None`` when it holds several, since
+    ``Original Source`` against ``Latest Source`` (first touch or last) is the user's choice,
+    not a guess to make for them. A ``channel`` or ``source`` column wins over an ``origin``
+    one: in CRM exports the origin tends to say how the record was created (X Education's
+    ``Lead Origin``: landing page submission, lead import, API) and the source the marketing
+    channel that spend is booked against (its ``Lead Source``: Google, Olark Chat, Reference),
+    which is what a channel report with costs needs; a data set with an origin only (Olist's
+    ``origin``) is grouped by it.
+    """
+    for tier in channel_columns(columns):
+        if tier:
+            return tier[0] if len(tier) == 1 else None
+    return None
 
 
 def channel_report(

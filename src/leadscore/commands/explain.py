@@ -101,7 +101,9 @@ def _changed_reasons(before: pd.Series, latest: pd.Series) -> list[str]:
     sentence may have moved on, "3 times" to "4 times"); a new one is quoted from the latest
     card, a gone one from the previous card. A fact that counted for the lead and now counts
     against it (or the other way) is neither new nor gone: it is listed as having changed
-    sides, quoted from the latest card, since that turn is often the news a salesperson wants.
+    sides, quoted from the latest card, since that turn is often the news a salesperson wants,
+    with the value the previous card gave it where that differs (:func:`_with_previous`): the
+    value that moved is usually why it turned.
     """
     from leadscore.sinks import REASONS_SEPARATOR
 
@@ -118,7 +120,7 @@ def _changed_reasons(before: pd.Series, latest: pd.Series) -> list[str]:
     came = [text for f, (_, text) in new.items() if f not in old]
     gone = [text for f, (_, text) in old.items() if f not in new]
     turned = [
-        f"{text} (now {direction}, was {old[f][0]})"
+        f"{_with_previous(text, old[f][1])} (now {direction}, was {old[f][0]})"
         for f, (direction, text) in new.items()
         if f in old and old[f][0] != direction
     ]
@@ -130,6 +132,32 @@ def _changed_reasons(before: pd.Series, latest: pd.Series) -> list[str]:
     if turned:
         lines.append("    changed sides: " + REASONS_SEPARATOR.join(turned))
     return lines
+
+
+def _with_previous(text: str, before: str) -> str:
+    """``text`` of the latest card with the value the previous card gave the same reason,
+    where it differs, in the reasons' own wording: "Meetings Booked: 4, was 0", "Industry:
+    Retail, was not given".
+
+    Only for sentences of the "<label>: <value>" form (and "<label> not given"), as a flat
+    spec's columns read: there the value is the part after the label. An event reason's
+    sentence says its value in its own words ("Has not visited the pricing page lately"),
+    which already tells what moved; it is left as it is.
+    """
+    missing = " not given"
+
+    def parts(sentence: str) -> tuple[str, str] | None:
+        label, colon, value = sentence.partition(": ")
+        if colon:
+            return label, value
+        if sentence.endswith(missing):
+            return sentence[: -len(missing)], missing.strip()
+        return None
+
+    now, then = parts(text), parts(before)
+    if now is None or then is None or now[0] != then[0] or now[1] == then[1]:
+        return text
+    return f"{text}, was {then[1]}"
 
 
 def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> str:
@@ -196,7 +224,8 @@ def run(args: argparse.Namespace) -> int:
             raise DataError(
                 f"lead {args.lead_id!r} had closed (won or lost) by the run as of "
                 f"{closed:%Y-%m-%d %H:%M} in {args.target}, before any run scored it",
-                "Closed leads are not scored: its outcome is in the data's outcomes.",
+                "Closed leads are not scored: its outcome (won or lost) is in the data, in the "
+                "outcomes table of event data or the label column of a flat spec.",
             )
         raise DataError(
             f"lead {args.lead_id!r} has not been scored in {args.target}",

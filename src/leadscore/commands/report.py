@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from leadscore.cli import complete_later
 from leadscore.commands.score import add_input_arguments
 from leadscore.commands.validate import add_data_arguments
-from leadscore.errors import DataError, ModelError
+from leadscore.errors import DataError, ModelError, shortened_list
 
 # The reports' modules (pandas, DuckDB, the model) are imported by the handlers: registering
 # this command must stay cheap (see leadscore.cli).
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from leadscore.schema import ClosedLoopData
+    from leadscore.specs import DatasetSpec
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +54,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         metavar="COLUMN",
-        help="columns to group by (default: source, then source and campaign)",
+        help="columns to group by (default: with --data, source, then source and campaign; "
+        "with --spec, the one column whose name reads as the channel, such as Lead Source, "
+        "Original Source or Channel, a source or channel winning over an origin)",
     )
     channels.add_argument(
         "--costs",
@@ -222,11 +225,9 @@ def run_channels(args: argparse.Namespace) -> int:
         spec = load_spec(args.spec, data_root=args.data_root)
         attributes = read_flat_table(spec).rename(columns={spec.id: "lead_id"})
         attributes["lead_id"] = attributes["lead_id"].astype("string").astype(str)
-        if not args.by:
-            raise DataError(
-                "--by is needed with --spec", "Name the channel column, e.g. --by 'Lead Source'."
-            )
+        by = args.by or [flat_channel_column(spec, list(attributes.columns))]
     else:
+        by = args.by
         # the activity log, by far the largest table, is never looked at here
         events = load_closed_loop(args.data, tables=REPORT_TABLES)
         scored = open_scored_for_report(events, args.data, args.target)
@@ -235,27 +236,71 @@ def run_channels(args: argparse.Namespace) -> int:
         if costs_path is None and folder.is_dir() and (folder / "costs.csv").exists():
             costs_path = folder / "costs.csv"
     spend = read_table(costs_path) if costs_path is not None else None
-    groupings = [args.by] if args.by else [["source"], ["source", "campaign"]]
-    if spend is not None and args.by and len(args.by) > 1:
+    groupings = [by] if by else [["source"], ["source", "campaign"]]
+    if spend is not None and by and len(by) > 1:
         logger.warning(
             "no cost column for %s: spend is per channel, and splitting it across %s would "
             "invent numbers; --by %s shows the costs",
-            " / ".join(args.by),
-            args.by[-1],
-            args.by[0],
+            " / ".join(by),
+            by[-1],
+            by[0],
         )
     frames = []
-    for by in groupings:
-        report = channel_report(scored, attributes, by=by, spend=spend, deal_value=args.deal_value)
+    for grouping in groupings:
+        report = channel_report(
+            scored, attributes, by=grouping, spend=spend, deal_value=args.deal_value
+        )
         print(format_report(report), end="\n\n")
         frames.append(report)
     combined = pd.concat(
-        [f.assign(grouped_by=" / ".join(by)) for f, by in zip(frames, groupings, strict=True)],
+        [f.assign(grouped_by=" / ".join(g)) for f, g in zip(frames, groupings, strict=True)],
         ignore_index=True,
     )
     write_table(combined, args.out)
     print(f"written to {args.out}")
     return 0
+
+
+def flat_channel_column(spec: DatasetSpec, columns: list[str]) -> str:
+    """The channel column of a flat spec's table, for ``report channels --spec`` without
+    ``--by``: the one :func:`leadscore.reports.channel_column` finds, the rule the model
+    report's channel table follows too, so both group by one column.
+
+    The id, the label and the spec's excluded columns are no candidates: an excluded
+    ``Latest Source`` (set after contact) must not make ``Original Source`` ambiguous, and the
+    model report, which sees the features only, would not weigh it either. ``--by`` still
+    takes any column. With several candidates in the winning tier, or none, this asks for
+    ``--by``, naming the candidates.
+    """
+    import shlex
+
+    from leadscore.reports import channel_column, channel_columns
+
+    left_out = {spec.id, spec.label.column, *spec.exclude}
+    eligible = [c for c in columns if c not in left_out and c != "lead_id"]
+    column = channel_column(eligible)
+    tiers = channel_columns(eligible)
+    if column is None:
+        tied = next((tier for tier in tiers if tier), [])
+        if tied:
+            raise DataError(
+                f"--by is needed with --spec {spec.name}: several columns read as the channel "
+                f"({shortened_list([repr(c) for c in tied])})",
+                f"Name the one to group by, e.g. --by {shlex.quote(tied[0])}.",
+            )
+        raise DataError(
+            f"--by is needed with --spec {spec.name}: no column reads as the channel (a name "
+            "ending in source, channel or origin)",
+            "Name the column to group by, e.g. --by 'Lead Source'.",
+        )
+    others = [c for tier in tiers for c in tier if c != column]
+    logger.info(
+        "grouping by %r, the column of %s that reads as the channel%s; --by names another",
+        column,
+        spec.name,
+        f" (also read so, but ranked lower: {', '.join(map(repr, others))})" if others else "",
+    )
+    return column
 
 
 def open_scored_for_report(events: ClosedLoopData, data: str, target: str) -> pd.DataFrame:

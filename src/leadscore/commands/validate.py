@@ -86,15 +86,26 @@ def check_as_train_would(dataset: LabelledDataset, config: TrainConfig) -> str |
 def _shown_feature(feature: Feature, values: pd.Series) -> str:
     """A flat feature's column and how the model reads it: as numbers, as categories (how
     many), or read another way ("Email (read as corporate or free mail)"). A column of counts
-    read as categories, or revenue that stayed text, shows here before it costs a model."""
-    from leadscore.encoding import READING_WORDS
+    read as categories, or revenue that stayed text, shows here before it costs a model.
+
+    Categories are counted as the model will hold them: spellings that differ only in case or
+    spacing are one category (:meth:`~leadscore.encoding.FeatureEncoder.from_frame`), so
+    ``Retail`` and ``RETAIL`` count once, and the spellings are counted beside them where
+    there are more ("8 categories, 24 spellings"): "24 categories" above the warning that
+    merges them would overstate what the model learns from.
+    """
+    from leadscore.encoding import READING_WORDS, category_levels, spelling_key
 
     if feature.read_as is not None:
         return f"{feature.name} (read as {READING_WORDS[feature.read_as]})"
     if feature.kind == "numeric":
         return f"{feature.name} (number)"
-    levels = values.nunique()
-    return f"{feature.name} ({levels:,} categor{'y' if levels == 1 else 'ies'})"
+    spellings = category_levels(values)
+    levels = len({spelling_key(s) for s in spellings})
+    shown = f"{levels:,} categor{'y' if levels == 1 else 'ies'}"
+    if len(spellings) > levels:
+        shown += f", {len(spellings):,} spellings"
+    return f"{feature.name} ({shown})"
 
 
 def run(args: argparse.Namespace) -> int:

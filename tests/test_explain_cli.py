@@ -1,0 +1,108 @@
+"""``leadscore explain`` through the CLI on a real DuckDB target: what a flat spec's lead card
+says of a reason whose value moved, and of a lead closed before any run scored it."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from leadscore.cli import main
+from leadscore.sinks import COLUMNS, REASONS_SEPARATOR, write_scored_leads
+
+
+def run_rows(as_of: str, leads: dict[str, list[tuple[str, object, float]]]) -> pd.DataFrame:
+    """One scoring run of flat-spec leads: per lead its reasons as (column, value,
+    contribution), worded as a flat spec's reasons are ("<column>: <value>")."""
+    rows = []
+    for lead, reasons in leads.items():
+        items = [
+            {
+                "feature": column,
+                "label": column,
+                "value": value,
+                "contribution": contribution,
+                "direction": "for" if contribution > 0 else "against",
+            }
+            for column, value, contribution in reasons
+        ]
+        sentences = {
+            side: REASONS_SEPARATOR.join(
+                f"{r['label']}: {r['value']}" for r in items if r["direction"] == side
+            )
+            for side in ("for", "against")
+        }
+        rows.append(
+            {
+                "lead_id": lead,
+                "scored_at": pd.Timestamp(as_of) + pd.Timedelta(hours=1),
+                "as_of": pd.Timestamp(as_of),
+                "model_name": "contacts",
+                "model_version": "1",
+                "probability": 0.4,
+                "score": 40,
+                "stage": "mql",
+                "previous_stage": None,
+                "stage_changed": False,
+                "fit_score": 50,
+                "engagement_score": 50,
+                "reasons_for": sentences["for"],
+                "reasons_against": sentences["against"],
+                "reasons_json": json.dumps(items),
+            }
+        )
+    return pd.DataFrame(rows)[list(COLUMNS)]
+
+
+def explain(capsys: pytest.CaptureFixture[str], lead: str, target: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(["explain", lead, "--target", target])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_a_reason_that_changed_sides_shows_its_previous_value(tmp_path, capsys):
+    """``Meetings Booked: 4 (now for, was against)`` hid that it was 0 before, the news
+    itself; a reason whose value did not move shows no "was"."""
+    target = str(tmp_path / "scores.duckdb")
+    before = {"1000": [("Meetings Booked", 0, -0.2), ("Industry", "Retail", 0.05)]}
+    after = {"1000": [("Meetings Booked", 4, 0.3), ("Industry", "Retail", -0.01)]}
+    write_scored_leads(run_rows("2026-11-01", before), target)
+    write_scored_leads(run_rows("2026-11-08", after), target)
+    code, out, err = explain(capsys, "1000", target)
+    assert code == 0, err
+    turned = next(line for line in out.splitlines() if "changed sides:" in line)
+    assert "Meetings Booked: 4, was 0 (now for, was against)" in turned
+    assert "Industry: Retail (now against, was for)" in turned  # same value: no "was"
+
+
+@pytest.mark.parametrize(
+    ("now", "before", "shown"),
+    [
+        ("Country: Spain", "Country not given", "Country: Spain, was not given"),
+        ("Country not given", "Country: Spain", "Country not given, was Spain"),
+        ("Country: Spain", "Country: Spain", "Country: Spain"),
+        # an event reason words its value itself: nothing to add
+        ("Has not visited the pricing page lately", "Visited the pricing page 3 times", None),
+        ("Pages viewed: 12", "Visits: 3", None),  # not the same label: not its value
+    ],
+)
+def test_the_previous_value_is_read_off_a_label_and_value_sentence(now, before, shown):
+    from leadscore.commands.explain import _with_previous
+
+    assert _with_previous(now, before) == (now if shown is None else shown)
+
+
+def test_a_lead_closed_before_any_run_is_not_sent_to_an_outcomes_table(tmp_path, capsys):
+    """A flat spec has no outcomes table: the hint names where a closed lead's outcome is
+    in either form, rather than "the data's outcomes" of event data only."""
+    target = str(tmp_path / "scores.duckdb")
+    rows = run_rows("2026-11-01", {"1001": [("Meetings Booked", 1, 0.1)]})
+    write_scored_leads(rows, target, closed=["1000"])
+    code, _, err = explain(capsys, "1000", target)
+    assert code == 2
+    line = err.strip()
+    assert len(line.splitlines()) == 1 and "had closed (won or lost) by the run" in line
+    assert "data's outcomes" not in line
+    assert "the label column of a flat spec" in line and "outcomes table of event data" in line
