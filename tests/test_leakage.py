@@ -302,6 +302,69 @@ def test_a_sales_temperature_or_priority_is_named_like_a_post_contact_field():
     assert post_contact_columns(innocent) == {}
 
 
+def test_sales_activity_counts_are_named_like_post_contact_fields():
+    """Meetings, calls logged, sales e-mails and sales activities are logged by the sales
+    team as it works the lead (HubSpot's ``Meetings Booked``, ``Number of Sales
+    Activities``, ``Number of times contacted``); marketing's own counters are not."""
+    from leadscore.leakage import post_contact_columns
+
+    names = [
+        "Meetings Booked",
+        "Number of Sales Meetings",
+        "hs_last_meeting_booked",
+        "Appointments Set",
+        "Number of Calls Logged",
+        "Number of Sales Activities",
+        "Sales Emails Replied",
+        "Number of times contacted",
+        "Demos Completed",
+        "Assigned SDR",
+    ]
+    assert post_contact_columns(names) == {
+        "Meetings Booked": "meeting",
+        "Number of Sales Meetings": "meeting",
+        "hs_last_meeting_booked": "meeting",
+        "Appointments Set": "appointment",
+        "Number of Calls Logged": "call logged",
+        "Number of Sales Activities": "sales activity",
+        "Sales Emails Replied": "sales email",
+        "Number of times contacted": "time contacted",
+        "Demos Completed": "demo completed",
+        "Assigned SDR": "sdr",
+    }
+    marketing = [
+        "Number of Pageviews",
+        "Number of Sessions",
+        "Number of Form Submissions",
+        "Marketing Emails Opened",
+        "Marketing Emails Clicked",
+        "Do Not Call",
+        "Do Not Email",
+        "Times Visited",
+        "Demo Requested",
+        "Sales Region",
+        "Email Calls to Action Clicked",
+    ]
+    assert post_contact_columns(marketing) == {}
+
+
+def test_validate_warns_about_meetings_booked_in_a_flat_table(tmp_path, capsys, caplog):
+    rng = np.random.default_rng(4)
+    n = 600
+    y = rng.binomial(1, 0.3, n)
+    frame = pd.DataFrame(
+        {
+            "Number of Pageviews": rng.poisson(4 + y, n),
+            "Number of Sales Meetings": rng.poisson(0.5 + y, n),
+        }
+    )
+    with caplog.at_level("WARNING", logger="leadscore.datasets"):
+        code, _, err = _validate(capsys, "--spec", str(write_flat_spec(tmp_path, frame, y)))
+    assert code == 0, err
+    assert "'Number of Sales Meetings' ('meeting')" in caplog.text
+    assert "Number of Pageviews" not in caplog.text
+
+
 def _long_cycle_events(temperature: bool) -> object:
     """Synthetic event data whose deals take months to close (so a lead is open at several
     as-of dates), with a sales "Temperature": Hot for 95% of the leads won in the end and

@@ -11,6 +11,10 @@ its reason recorded in ``LabelledDataset.excluded``: the id, the label, the orde
 identifiers (text or whole numbers unique per row), free text and other text with a
 different value for most of the leads that hold one. A column of e-mail addresses is read as
 the kind of each address (corporate, free mail or none) rather than left out as an identifier.
+
+Where ``label.won`` names values, a blank label is an open lead, in training as in scoring, so
+that one CRM export serves both; the open rows then tell a column filled in when a lead
+closes (given for the closed leads, not the open ones), which stops loading as a leak.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -35,7 +41,12 @@ from leadscore.encoding import (
 )
 from leadscore.errors import DataError, SpecError
 from leadscore.io import is_sql_url, read_table
-from leadscore.leakage import post_contact_columns, warn_post_contact_columns
+from leadscore.leakage import (
+    post_contact_columns,
+    warn_post_contact_columns,
+    written_at_close_columns,
+    written_at_close_error,
+)
 from leadscore.schema import (
     SPACED_IDS_FIX,
     UNKNOWN_ID_SAMPLE,
@@ -215,30 +226,39 @@ def _trimmed(values: pd.Series) -> pd.Series:
 
 def _label_matches(values: pd.Series, wanted: list[object]) -> pd.Series:
     """Rows whose label is one of the declared values, compared by :func:`label_key` on the
-    distinct values only (a label column holds a handful; the scorer checks every row)."""
+    distinct values only (a label column holds a handful; the scorer checks every row). A
+    declared ``""`` matches a blank label (empty, or a ``missing_values`` token)."""
     wanted_keys = {label_key(v) for v in wanted}
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
-    hits = np.array([label_key(u) in wanted_keys for u in uniques] + [False], dtype=bool)
+    hits = np.array(
+        [label_key(u) in wanted_keys for u in uniques] + ["" in wanted_keys], dtype=bool
+    )
     return pd.Series(hits[codes], index=values.index)
+
+
+def _blank_labels(values: pd.Series) -> pd.Series:
+    """Rows whose label is blank: missing, empty or only spaces."""
+    return values.isna() | (values.astype("string").str.strip() == "").fillna(False)
 
 
 def closed_rows(values: pd.Series, spec: DatasetSpec) -> pd.Series:
     """Rows of a table to score whose label column already holds an outcome (won or lost):
-    such a lead is closed and is not scored. A blank label is an open lead; with ``label.lost``
-    declared, a value that is neither won nor lost (``Open``, ``Nurture``) is one too, and a
-    value under ``label.open`` always is. A won date (``within_days`` or ``won: not_null``)
-    closes a lead only once it is there."""
+    such a lead is closed and is not scored. A blank label is an open lead (a CRM leaves the
+    deal stage blank while there is no deal), unless the spec lists ``""`` under
+    ``label.won`` or ``label.lost``, as training reads it; with ``label.lost`` declared, a
+    value that is neither won nor lost (``Open``, ``Nurture``) is open too, and a value under
+    ``label.open`` always is. A won date (``within_days`` or ``won: not_null``) closes a lead
+    only once it is there."""
     label = spec.label
-    given = values.notna() & (values.astype("string").str.strip() != "").fillna(False)
+    blank = _blank_labels(values)
+    given = ~blank
     if label.won == "not_null" or label.within_days is not None:
         return given
+    outcome = _label_matches(values, [*label.won, *(label.lost or [])])
     if label.open is not None:
         given &= ~_label_matches(values, list(label.open))
-    if label.lost is None:
-        return given
-    return given & (
-        _label_matches(values, list(label.won)) | _label_matches(values, list(label.lost))
-    )
+    closed = given if label.lost is None else given & outcome
+    return closed | (blank & outcome)
 
 
 def _plain(value: object) -> object:
@@ -320,13 +340,37 @@ def _latest_won_date(won_at: pd.Series, column: str) -> pd.Timestamp:
     return won_at.max()
 
 
+class _Label(NamedTuple):
+    """What :func:`_compute_label` makes of the label column: the 0/1 label, the rows to
+    train on (closed, observed, not censored) and the open rows (leads still in play, by a
+    value under ``label.open`` or a blank label), which training leaves out and which
+    :func:`~leadscore.leakage.written_at_close_columns` compares with the closed ones."""
+
+    y: pd.Series
+    keep: pd.Series
+    still_open: pd.Series
+
+
 def _compute_label(
-    frame: pd.DataFrame, spec: DatasetSpec, order: pd.Series | None
-) -> tuple[pd.Series, pd.Series]:
-    """The 0/1 label and a mask of rows to keep (observed, not censored)."""
+    frame: pd.DataFrame, spec: DatasetSpec, order: pd.Series | None, written: pd.Series
+) -> _Label:
+    """The 0/1 label, the rows to keep (observed, not censored, closed) and the open rows.
+
+    ``written`` is the label column as the table wrote it (spaces around values kept), so
+    that a message quotes ``'Won '`` as the user will find it, not as it was matched.
+
+    Where ``label.won`` names values, a blank label (empty, or a ``missing_values`` token)
+    is an open lead, as ``score --spec`` reads it: a CRM leaves the deal stage blank while
+    there is no deal, and one export must serve training and scoring. One log line says how
+    many rows were read so, a warning where the spec declares no ``label.open`` (the user
+    may not expect open leads at all), with the fix for a table whose blank means lost: list
+    ``""`` under ``label.lost``. With ``won: not_null`` or ``within_days`` a blank label is
+    no win, as before.
+    """
     label = spec.label
     values = frame[label.column]
     keep = _observed(frame, spec, order)
+    none_open = pd.Series(False, index=frame.index)
     if label.within_days is not None:
         assert order is not None  # guaranteed by the spec validator
         if not ptypes.is_datetime64_any_dtype(order):
@@ -346,40 +390,140 @@ def _compute_label(
         # keeping its early wins and dropping the rest would inflate the newest leads' rate.
         censored = window_end > until
         logger.info("label %s: %d censored", label.column, int((censored & keep).sum()))
-        return won.astype("int8"), keep & ~censored
+        return _Label(won.astype("int8"), keep & ~censored, none_open)
     if label.won == "not_null":
-        return values.notna().astype("int8"), keep
-    if label.open is not None:
-        still_open = _label_matches(values, list(label.open)) & keep
-        logger.info("label %s: %d open lead(s) left out", label.column, int(still_open.sum()))
-        keep &= ~still_open
-    empty = values.isna() & keep
-    if empty.any():
-        raise DataError(
-            f"label column {label.column!r} is empty in {int(empty.sum())} row(s)",
-            "Give every row a label, or drop the rows whose outcome is unknown.",
-        )
+        return _Label(values.notna().astype("int8"), keep, none_open)
     won = _label_matches(values, list(label.won))
+    lost = _label_matches(values, list(label.lost)) if label.lost is not None else none_open.copy()
+    blank = values.isna() & ~(won | lost) & keep
+    listed = (
+        _label_matches(values, list(label.open)) & values.notna() & keep
+        if label.open is not None
+        else none_open
+    )
+    _log_open_rows(label, int(listed.sum()), int(blank.sum()))
+    still_open = listed | blank
+    keep &= ~still_open
     if label.lost is not None:
-        lost = _label_matches(values, list(label.lost))
         other = keep & ~(won | lost)
         if other.any():
-            raise DataError(
-                f"label column {label.column!r} holds {_plain(values[other].iloc[0])!r}, which is "
-                f"neither won {list(label.won)} nor lost {list(label.lost)} "
-                f"({int(other.sum())} row(s))",
-                "Declare the value under label.won, label.lost or label.open (leads still "
-                "in play), or drop those rows.",
-            )
-    _require_both_outcomes(values[keep], won[keep], label)
+            raise _undeclared_values_error(written[other], label)
+    _require_both_outcomes(values[keep], won[keep], label, blank=int(blank.sum()))
     if label.lost is None:
-        _warn_counted_as_lost(values[keep & ~won], label)
-    return won.astype("int8"), keep
+        _warn_counted_as_lost(written[keep & ~won], label)
+    return _Label(won.astype("int8"), keep, still_open)
 
 
-def _require_both_outcomes(values: pd.Series, won: pd.Series, label: LabelSpec) -> None:
+def _log_open_rows(label: LabelSpec, listed: int, blank: int) -> None:
+    """One line: how many open leads training leaves out, and how many of them for a blank
+    label (a warning where the spec declares no open values, see :func:`_compute_label`)."""
+    if not blank:
+        if label.open is not None:
+            logger.info("label %s: %d open lead(s) left out", label.column, listed)
+        return
+    if label.open is None:
+        logger.warning(
+            "label %s: %d row(s) with a blank label read as open leads (no outcome yet): left "
+            'out of training, and score --spec scores them; if a blank means lost, list "" '
+            "under label.lost",
+            label.column,
+            blank,
+        )
+        return
+    logger.info(
+        "label %s: %d open lead(s) left out: %d under label.open and %d with a blank label "
+        "(no outcome yet, read as open)",
+        label.column,
+        listed + blank,
+        listed,
+        blank,
+    )
+
+
+#: How many distinct label values a message names before "and N more".
+SHOWN_LABEL_VALUES = 5
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row{'' if n == 1 else 's'}"
+
+
+def _counted(written: pd.Series) -> list[tuple[object, int]]:
+    """The distinct values of ``written`` (label values as the table wrote them) with their
+    rows, most rows first, ties in the order of their text."""
+    counts = written.value_counts(sort=False, dropna=True)
+    items = [(_plain(value), int(n)) for value, n in counts.items()]
+    return sorted(items, key=lambda item: (-item[1], str(item[0])))
+
+
+#: Words of a label value that say it is a win, and words that say it is not (``Not Won``,
+#: ``Lost - won by a competitor``). ``won't`` is one word, never ``won``.
+_WIN_WORDS = frozenset({"won", "win", "wins", "winner"})
+_NOT_WIN_WORDS = frozenset({"not", "no", "non", "never", "lost", "loss", "lose", "competitor"})
+
+
+def _folded(value: object) -> str:
+    """A label value without case, spaces or punctuation: ``Closed-Won`` is ``closedwon``."""
+    return re.sub(r"[\W_]+", "", str(value).lower())
+
+
+def _looks_won(value: object, won: list[object]) -> bool:
+    """Whether a value the spec does not count as won reads like a spelling of a won value:
+    the same once case, spacing and punctuation are folded (``Closed-Won`` for
+    ``Closed Won``), or holding the word won or win and no word against it (``Won``)."""
+    if _folded(value) in {_folded(v) for v in won}:
+        return True
+    words = set(re.findall(r"[a-z0-9']+", str(value).lower()))
+    return bool(words & _WIN_WORDS) and not words & _NOT_WIN_WORDS
+
+
+def _listing(items: list[tuple[object, int]], rows: Callable[[int], str]) -> str:
+    """``'Won ' (200 rows), 'won' (100 rows)`` for the first :data:`SHOWN_LABEL_VALUES` of
+    ``items`` (value, rows), and how many more values and rows there are."""
+    shown = ", ".join(f"{v!r} ({rows(n)})" for v, n in items[:SHOWN_LABEL_VALUES])
+    rest = items[SHOWN_LABEL_VALUES:]
+    if rest:
+        shown += f" and {len(rest):,} more ({rows(sum(n for _, n in rest))})"
+    return shown
+
+
+def _undeclared_values_error(written: pd.Series, label: LabelSpec) -> DataError:
+    """The error for closed rows whose label is neither won nor lost (nor open): each value
+    as written with its own rows, most first, as the event form's outcomes error does, and
+    the values that read like a win named in the fix (a typo must not become a loss)."""
+    items = _counted(written)
+    declared = f"neither won {list(label.won)} nor lost {list(label.lost or [])}"
+    if len(items) == 1:
+        value, n = items[0]
+        what = f"label column {label.column!r} holds {value!r}, which is {declared} ({n:,} row(s))"
+    else:
+        total = sum(n for _, n in items)
+        what = (
+            f"label column {label.column!r} holds {len(items):,} values that are {declared} "
+            f"({_rows(total)}): {_listing(items, _rows)}"
+        )
+    won_like = [v for v, _ in items if _looks_won(v, list(label.won))]
+    hint = ""
+    if won_like:
+        named = ", ".join(repr(v) for v in won_like[:SHOWN_LABEL_VALUES])
+        if len(won_like) > SHOWN_LABEL_VALUES:
+            named += f" and {len(won_like) - SHOWN_LABEL_VALUES} more"
+        read, them = ("reads", "it") if len(won_like) == 1 else ("read", "them")
+        hint = f" ({named} {read} like a win: list {them} under label.won)"
+    return DataError(
+        what,
+        f"Declare each value under label.won, label.lost or label.open (leads still in play), "
+        f"or drop those rows{hint}.",
+    )
+
+
+def _require_both_outcomes(
+    values: pd.Series, won: pd.Series, label: LabelSpec, *, blank: int = 0
+) -> None:
     """Refuse closed rows that are all won or all lost, naming the values found: a spelling of
-    ``label.won`` that matches nothing would otherwise read as "too little history, 0 won"."""
+    ``label.won`` that matches nothing would otherwise read as "too little history, 0 won".
+    Where blank labels were read as open (``blank`` rows) and no row is lost, the fix says
+    how to read a blank as lost."""
     if not won.empty and (won.all() or not won.any()):
         which = "lost" if won.all() else "won"
         found = ", ".join(repr(_plain(v)) for v in pd.unique(values)[:5])
@@ -388,38 +532,57 @@ def _require_both_outcomes(values: pd.Series, won: pd.Series, label: LabelSpec) 
         else:
             declared = f"label.{which}: {label.lost if which == 'lost' else label.won}"
             check = f"label.{which}"
+        fix = f"Check {check} against those values, or give a history with both outcomes."
+        if which == "lost" and blank:
+            fix += (
+                f" {blank:,} row(s) with a blank label were read as open leads: if a blank "
+                'means lost, list "" under label.lost.'
+            )
         raise DataError(
             f"no closed row of {label.column!r} is {which} ({declared}); "
             f"the closed rows hold {found}",
-            f"Check {check} against those values, or give a history with both outcomes.",
+            fix,
         )
 
 
 _OTHER_FLAG = {"true": "false", "false": "true"}
 
 
-def _warn_counted_as_lost(lost: pd.Series, label: LabelSpec, *, shown: int = 5) -> None:
-    """Without ``label.lost`` every value that is not won counts as lost: name them, since an
-    ``Open`` or ``Working`` among them is a lead still in play that would teach the model it
-    was lost. The other answer of a yes/no label (``0`` against ``won: [1]``) goes unsaid."""
+def _warn_counted_as_lost(lost: pd.Series, label: LabelSpec) -> None:
+    """Without ``label.lost`` every value that is not won counts as lost: name them (as the
+    table wrote them), since an ``Open`` or ``Working`` among them is a lead still in play
+    that would teach the model it was lost. The other answer of a yes/no label (``0``
+    against ``won: [1]``) goes unsaid. Values that read like a win (``Won``, ``Closed-Won``
+    against ``won: [Closed Won]``: :func:`_looks_won`) get a warning of their own, since
+    each of their rows is a win taught as a loss."""
     if lost.empty:
         return
-    counts = lost.value_counts(sort=True)
-    counts.index = [_plain(v) for v in counts.index]
+    items = _counted(lost)
     won_keys = {label_key(v) for v in label.won}
-    if len(won_keys) == 1 and {label_key(v) for v in counts.index} == {
-        _OTHER_FLAG.get(won_keys.pop())
-    }:
+    if len(won_keys) == 1 and {label_key(v) for v, _ in items} == {_OTHER_FLAG.get(won_keys.pop())}:
         return
-    listing = ", ".join(f"{v!r} ({n:,})" for v, n in counts.iloc[:shown].items())
-    if len(counts) > shown:
-        more = counts.iloc[shown:]
-        listing += f" and {len(more):,} more value(s) ({int(more.sum()):,})"
+    listing = ", ".join(f"{v!r} ({n:,})" for v, n in items[:SHOWN_LABEL_VALUES])
+    rest = items[SHOWN_LABEL_VALUES:]
+    if rest:
+        listing += f" and {len(rest):,} more value(s) ({sum(n for _, n in rest):,})"
     logger.warning(
         "label %s: counted as lost: %s; declare label.lost and label.open to make this explicit",
         label.column,
         listing,
     )
+    won_like = [(v, n) for v, n in items if _looks_won(v, list(label.won))]
+    if won_like:
+        rows = sum(n for _, n in won_like)
+        logger.warning(
+            "label %s: %d value(s) counted as lost read like a win of label.won %s: %s, so "
+            "%s won lead(s) would be taught as lost; list them under label.won if they are "
+            "wins, or declare label.lost with them if they are not",
+            label.column,
+            len(won_like),
+            list(label.won),
+            _listing(won_like, lambda n: f"{n:,}"),
+            f"{rows:,}",
+        )
 
 
 def _is_text(values: pd.Series) -> bool:
@@ -709,7 +872,9 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
     named += [*spec.exclude, *spec.categorical, *spec.numeric, *spec.labels]
     named += [*spec.groups.fit, *spec.groups.engagement, *spec.allow_leakage]
     _require(frame, list(dict.fromkeys(named)), f"{spec.name}")
-    frame = mark_missing(frame.reset_index(drop=True), spec.missing_values, as_written=(spec.id,))
+    frame = frame.reset_index(drop=True)
+    written_label = frame[spec.label.column]  # as written, for messages that quote values
+    frame = mark_missing(frame, spec.missing_values, as_written=(spec.id,))
 
     lead_id = to_lead_ids(frame[spec.id], spec.name, spec.id)
     dup = lead_id.duplicated()
@@ -724,7 +889,7 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
         if spec.order_by
         else None
     )
-    y, keep = _compute_label(frame, spec, order)
+    y, keep, still_open = _compute_label(frame, spec, order, written_label)
 
     reasons: dict[str, str] = {spec.id: "lead id", spec.label.column: "label"}
     if spec.order_by:
@@ -748,10 +913,14 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
     kept = keep.to_numpy()
     if not kept.any():
         raise DataError(
-            f"{spec.name}: no closed lead to learn from: every row is open (label.open), "
-            "censored (label.within_days) or outside label.observed_from/observed_until",
+            f"{spec.name}: no closed lead to learn from: every row is open (label.open, or a "
+            "blank label), censored (label.within_days) or outside "
+            "label.observed_from/observed_until",
             "Check those label settings against the data.",
         )
+    at_close = written_at_close_columns(X, kept, still_open, allow=spec.allow_leakage)
+    if at_close:
+        raise written_at_close_error(at_close)
     test_from = _parse_test_from(spec, order)
     dataset = LabelledDataset(
         name=spec.name,

@@ -113,7 +113,11 @@ class LabelSpec(_Frozen):
 
     ``open`` lists the values of leads still in play (``Open``, ``Working``): training leaves
     those rows out and ``score`` scores them. They are declared rather than implied by "not won
-    and not lost", so that a misspelt ``Lsot`` stays an error instead of an open lead.
+    and not lost", so that a misspelt ``Lsot`` stays an error instead of an open lead. Where
+    ``won`` names values, a blank label (empty, or a ``missing_values`` token) is an open lead
+    too, ``open`` declared or not, in training as in scoring: a CRM leaves the deal stage
+    blank while there is no deal. Where a blank means lost, ``""`` under ``lost`` says so (a
+    declared ``""`` matches blank labels).
 
     A single value may be written without brackets (``won: Won``): it is a list of one.
     """

@@ -1,0 +1,349 @@
+"""The label of a flat CRM export: blank labels, stray spellings of a win, undeclared values,
+and columns the CRM fills in only when a lead closes.
+
+Every table is generated here as a HubSpot contacts export is written (one row per contact,
+a ``Deal Stage`` that is blank while there is no deal) and read through the CLI or the public
+Python API, as a user would.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from leadscore.cli import main
+from leadscore.datasets import closed_rows, load_dataset, mark_missing, read_flat_table
+from leadscore.errors import DataError
+from leadscore.sinks import read_scored_leads
+from leadscore.specs import load_spec
+
+WON, LOST = "Closed Won", "Closed Lost"
+IN_PLAY = "Appointment Scheduled"
+
+
+def _export(n: int, seed: int, stages: dict[str, float]) -> pd.DataFrame:
+    """A contacts export of ``n`` rows whose ``Deal Stage`` is drawn from ``stages`` (value:
+    share; ``""`` is a blank cell), with a won rate that rises with the page views."""
+    rng = np.random.default_rng(seed)
+    views = rng.poisson(5, n)
+    source = rng.choice(["Organic Search", "Paid Search", "Referrals"], n)
+    values = list(stages)
+    stage = rng.choice(values, n, p=list(stages.values()))
+    closed = np.isin(stage, [WON, LOST])
+    won = rng.random(n) < 1 / (1 + np.exp(2.0 - 0.3 * views))
+    stage = np.where(closed, np.where(won, WON, LOST), stage)
+    return pd.DataFrame(
+        {
+            "Record ID": [f"{100000 + i}" for i in range(n)],
+            "Create Date": pd.date_range("2024-01-01", periods=n, freq="5h").strftime(
+                "%Y-%m-%d %H:%M"
+            ),
+            "Deal Stage": stage,
+            "Number of Pageviews": views,
+            "Original Source": source,
+        }
+    )
+
+
+def _write(folder: Path, frame: pd.DataFrame, label: dict[str, object], **spec: object) -> Path:
+    """``frame`` as ``contacts.csv`` and the spec ``spec.yaml`` that describes it."""
+    frame.to_csv(folder / "contacts.csv", index=False)
+    body = {
+        "name": "acme",
+        "source": "contacts.csv",
+        "id": "Record ID",
+        "label": {"column": "Deal Stage", **label},
+        "order_by": "Create Date",
+        **spec,
+    }
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(body))
+    return path
+
+
+def _validate(spec: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["validate", "--spec", str(spec)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _stages(frame: pd.DataFrame) -> pd.Series:
+    return frame["Deal Stage"].fillna("")
+
+
+# --------------------------------------------------------------------------- blank labels
+
+
+def test_blank_labels_are_open_leads_in_validate_train_and_score(tmp_path, capsys, caplog):
+    """One export serves both: a blank Deal Stage (no deal yet) is an open lead, left out of
+    training with one log line that counts it, and scored by ``score --spec`` with the leads
+    under ``label.open``; training learns from exactly the leads scoring leaves alone."""
+    frame = _export(900, 0, {WON: 0.3, LOST: 0.5, IN_PLAY: 0.08, "": 0.12})
+    stage = _stages(frame)
+    blank, listed = int((stage == "").sum()), int((stage == IN_PLAY).sum())
+    closed = stage.isin([WON, LOST])
+    spec = _write(tmp_path, frame, {"won": [WON], "lost": [LOST], "open": [IN_PLAY]})
+
+    config = tmp_path / "train.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "cold_start": {"min_wins": 0, "min_leads": 0},
+                "quality_gate": {"allow_worse": True},
+                "evaluation": {"resamples": 0},
+                "lightgbm": {"num_boost_round": 10, "early_stopping_rounds": 5},
+            }
+        )
+    )
+    with caplog.at_level(logging.INFO, logger="leadscore.datasets"):
+        code = main(["validate", "--spec", str(spec), "--config", str(config)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    n_won = int((stage == WON).sum())
+    assert f"ok: train would take these {int(closed.sum()):,} leads ({n_won:,} won)" in out
+    lines = [r for r in caplog.records if "blank label" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.INFO
+    assert lines[0].getMessage() == (
+        f"label Deal Stage: {blank + listed} open lead(s) left out: {listed} under label.open "
+        f"and {blank} with a blank label (no outcome yet, read as open)"
+    )
+
+    data = load_dataset(spec)
+    assert set(data.lead_id) == set(frame.loc[closed, "Record ID"])
+    model = tmp_path / "model"
+    argv = ["train", "--spec", str(spec), "--config", str(config), "--no-mlflow"]
+    assert main([*argv, "--model-out", str(model)]) == 0
+    target = tmp_path / "scored.duckdb"
+    argv = ["score", "--spec", str(spec), "--model", str(model), "--target", str(target)]
+    assert main([*argv, "--no-progress"]) == 0
+    scored = set(read_scored_leads(str(target))["lead_id"])
+    assert scored == set(frame.loc[~closed, "Record ID"])
+
+
+@pytest.mark.parametrize("written", ["", "  ", "N/A"])
+def test_a_blank_label_reads_the_same_from_parquet_and_as_a_missing_token(tmp_path, written):
+    """Parquet and databases hand over ``""`` (or spaces) where a CSV has an empty cell, and
+    a ``missing_values`` token is blank too: all are open leads, in training and scoring."""
+    frame = _export(400, 1, {WON: 0.35, LOST: 0.5, "": 0.15})
+    frame["Deal Stage"] = frame["Deal Stage"].replace("", written)
+    frame.to_parquet(tmp_path / "contacts.parquet", index=False)
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(
+        yaml.safe_dump(
+            {
+                "name": "acme",
+                "source": "contacts.parquet",
+                "id": "Record ID",
+                "label": {"column": "Deal Stage", "won": [WON], "lost": [LOST]},
+                "missing_values": ["N/A"],
+            }
+        )
+    )
+    spec = load_spec(spec_path)
+    data = load_dataset(spec)
+    open_ids = set(frame.loc[frame["Deal Stage"] == written, "Record ID"])
+    assert open_ids and not open_ids & set(data.lead_id)
+    assert len(data.lead_id) == len(frame) - len(open_ids)
+    table = mark_missing(read_flat_table(spec), spec.missing_values, as_written=(spec.id,))
+    done = closed_rows(table["Deal Stage"], spec)
+    assert set(table.loc[~done, "Record ID"]) == open_ids
+
+
+def test_blank_labels_without_open_values_are_a_warning(tmp_path, caplog):
+    """A spec that declares no open values has said nothing about leads in play: the blank
+    rows are still open, but the line is a warning that says how to read a blank as lost."""
+    frame = _export(400, 2, {WON: 0.4, LOST: 0.5, "": 0.1})
+    blank = int((_stages(frame) == "").sum())
+    with caplog.at_level(logging.INFO, logger="leadscore.datasets"):
+        data = load_dataset(_write(tmp_path, frame, {"won": [WON], "lost": [LOST]}))
+    assert len(data.y) == len(frame) - blank
+    lines = [r for r in caplog.records if "blank label" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelno == logging.WARNING
+    message = lines[0].getMessage()
+    assert message.startswith(f"label Deal Stage: {blank} row(s) with a blank label read as open")
+    assert 'list "" under label.lost' in message
+
+
+def test_a_blank_listed_under_lost_is_a_loss_in_training_and_not_scored(tmp_path):
+    """Where a blank means lost, ``""`` under ``label.lost`` says so, in training and in
+    scoring alike (a lost lead is closed, not scored)."""
+    frame = _export(400, 3, {WON: 0.4, LOST: 0.4, "": 0.1, IN_PLAY: 0.1})
+    stage = _stages(frame)
+    spec_path = _write(tmp_path, frame, {"won": [WON], "lost": [LOST, ""], "open": [IN_PLAY]})
+    data = load_dataset(spec_path)
+    expected = frame.loc[stage != IN_PLAY].set_index("Record ID")["Deal Stage"] == WON
+    assert dict(zip(data.lead_id, data.y.tolist(), strict=True)) == expected.astype(int).to_dict()
+    spec = load_spec(spec_path)
+    table = mark_missing(read_flat_table(spec), spec.missing_values, as_written=(spec.id,))
+    done = closed_rows(table["Deal Stage"], spec)
+    assert set(table.loc[~done, "Record ID"]) == set(frame.loc[stage == IN_PLAY, "Record ID"])
+
+
+def test_a_history_of_wins_and_blanks_says_how_to_read_a_blank_as_lost(tmp_path):
+    """``Won`` or blank: the blanks are open, so no closed lead is lost, and the error says
+    how to read them as lost instead."""
+    frame = _export(300, 4, {WON: 0.5, "": 0.5})
+    frame["Deal Stage"] = frame["Deal Stage"].replace(LOST, "")
+    blank = int((_stages(frame) == "").sum())
+    with pytest.raises(DataError, match=r"no closed row of 'Deal Stage' is lost") as err:
+        load_dataset(_write(tmp_path, frame, {"won": [WON]}))
+    assert f"{blank:,} row(s) with a blank label were read as open leads" in str(err.value)
+    assert 'list "" under label.lost' in str(err.value)
+
+
+# --------------------------------------------------------------------------- stray wins
+
+
+def _with_strays(frame: pd.DataFrame, strays: dict[str, int], seed: int) -> pd.DataFrame:
+    """``frame`` with ``strays`` (value: rows) written over that many of its won rows."""
+    rng = np.random.default_rng(seed)
+    won_rows = rng.permutation(np.flatnonzero(frame["Deal Stage"] == WON))
+    out = frame.copy()
+    start = 0
+    for value, n in strays.items():
+        out.loc[won_rows[start : start + n], "Deal Stage"] = value
+        start += n
+    return out
+
+
+def test_spellings_of_a_win_counted_as_lost_get_a_warning_of_their_own(tmp_path, caplog):
+    """Without ``label.lost`` every value that is not won is lost: values that read like a
+    win are named in a warning of their own, as written (the trailing space of ``'Won '``
+    kept), with their rows and the fix, and values that say the opposite are not."""
+    strays = {"Won ": 40, "won": 25, "Closed-Won": 9, "Not Won": 7, "Won't buy": 5}
+    frame = _with_strays(_export(1200, 5, {WON: 0.4, LOST: 0.5, IN_PLAY: 0.1}), strays, 5)
+    spec = _write(tmp_path, frame, {"won": [WON], "open": [IN_PLAY]})
+    with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
+        load_dataset(spec)
+    won_like = [r.getMessage() for r in caplog.records if "read like a win" in r.getMessage()]
+    assert len(won_like) == 1
+    message = won_like[0]
+    assert message.startswith(
+        "label Deal Stage: 3 value(s) counted as lost read like a win of label.won "
+        "['Closed Won']: 'Won ' (40), 'won' (25), 'Closed-Won' (9), so 74 won lead(s) would be "
+        "taught as lost"
+    )
+    assert message.endswith(
+        "list them under label.won if they are wins, or declare label.lost with them if they "
+        "are not"
+    )
+    assert "Not Won" not in message and "Won't" not in message
+    generic = [r.getMessage() for r in caplog.records if "counted as lost: " in r.getMessage()]
+    assert len(generic) == 1 and "'Won ' (40)" in generic[0]
+
+    caplog.clear()
+    fixed = _write(tmp_path, frame, {"won": [WON, "Won", "Closed-Won"], "open": [IN_PLAY]})
+    with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
+        data = load_dataset(fixed)
+    assert "read like a win" not in caplog.text
+    assert int(data.y.sum()) == int((_stages(frame).isin([WON, "Won ", "won", "Closed-Won"])).sum())
+
+
+def test_undeclared_label_values_are_each_named_with_their_rows(tmp_path, capsys):
+    """With ``label.lost`` a value neither won, lost nor open is an error: each one as
+    written with its own rows, most first (five, then how many more), and the ones that read
+    like a win named in the fix."""
+    strays = {"Won ": 60, "won": 30, "Closed-Won": 12, "Churned": 8, "Junk": 6, "??": 3, "x": 2}
+    frame = _with_strays(_export(1500, 6, {WON: 0.45, LOST: 0.45, IN_PLAY: 0.1}), strays, 6)
+    spec = _write(tmp_path, frame, {"won": [WON], "lost": [LOST], "open": [IN_PLAY]})
+    code, _, err = _validate(spec, capsys)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0] == (
+        "leadscore validate: error: label column 'Deal Stage' holds 7 values that are neither "
+        "won ['Closed Won'] nor lost ['Closed Lost'] (121 rows): 'Won ' (60 rows), 'won' "
+        "(30 rows), 'Closed-Won' (12 rows), 'Churned' (8 rows), 'Junk' (6 rows) and 2 more "
+        "(5 rows). Declare each value under label.won, label.lost or label.open (leads still "
+        "in play), or drop those rows ('Won ', 'won', 'Closed-Won' read like a win: list them "
+        "under label.won)."
+    )
+
+
+def test_a_single_undeclared_label_value_keeps_its_sentence(tmp_path):
+    frame = _with_strays(_export(600, 7, {WON: 0.5, LOST: 0.5}), {"Nurture": 11}, 7)
+    with pytest.raises(DataError) as err:
+        load_dataset(_write(tmp_path, frame, {"won": [WON], "lost": [LOST]}))
+    assert str(err.value).startswith(
+        "label column 'Deal Stage' holds 'Nurture', which is neither won ['Closed Won'] nor "
+        "lost ['Closed Lost'] (11 row(s))"
+    )
+    assert "read like a win" not in str(err.value)
+
+
+# --------------------------------------------------------------------------- written at close
+
+
+def _with_cycle(frame: pd.DataFrame, seed: int, *, open_given: int = 0) -> pd.DataFrame:
+    """``frame`` with a ``Sales Cycle (days)`` filled in for every closed lead (and for
+    ``open_given`` open ones), as a CRM fills it in when the deal closes."""
+    rng = np.random.default_rng(seed)
+    closed = _stages(frame).isin([WON, LOST]).to_numpy()
+    days = rng.integers(5, 120, len(frame)).astype(float)
+    given = closed.copy()
+    given[np.flatnonzero(~closed)[:open_given]] = True
+    return frame.assign(**{"Sales Cycle (days)": np.where(given, days, np.nan)})
+
+
+def test_a_column_filled_in_only_for_closed_leads_stops_validate_and_train(tmp_path, capsys):
+    """A column given for every closed lead and for no open lead is written at the close:
+    validate and train stop with one line naming it, its shares and the fix; ``exclude``
+    (or ``allow_leakage``, vouching for it) lets the data through."""
+    frame = _with_cycle(_export(1000, 8, {WON: 0.3, LOST: 0.5, IN_PLAY: 0.05, "": 0.15}), 8)
+    stage = _stages(frame)
+    n_closed, n_open = int(stage.isin([WON, LOST]).sum()), int((~stage.isin([WON, LOST])).sum())
+    label = {"won": [WON], "lost": [LOST], "open": [IN_PLAY]}
+    spec = _write(tmp_path, frame, label)
+    expected = (
+        "suspected leakage in 1 feature(s) filled in when a lead closes: 'Sales Cycle (days)' "
+        f"(given for {n_closed:,} of {n_closed:,} closed leads (100%) and 0 of {n_open:,} open "
+        "leads (0%))"
+    )
+    train = ["train", "--spec", str(spec), "--no-mlflow", "--model-out", str(tmp_path / "m")]
+    for argv in (["validate", "--spec", str(spec)], train):
+        code = main(argv)
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1, err
+        assert expected in err[0] and "list it under exclude in the spec" in err[0]
+
+    excluded = _write(tmp_path, frame, label, exclude={"Sales Cycle (days)": "at the close"})
+    assert _validate(excluded, capsys)[0] == 0
+    allowed = _write(tmp_path, frame, label, allow_leakage=["Sales Cycle (days)"])
+    assert _validate(allowed, capsys)[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("stages", "open_given"),
+    [
+        ({WON: 0.4, LOST: 0.58, "": 0.02}, 0),  # too few open leads to say anything
+        ({WON: 0.3, LOST: 0.5, "": 0.2}, 40),  # given for a fifth of the open leads too
+    ],
+)
+def test_columns_given_for_open_leads_too_or_with_few_open_leads_pass(
+    tmp_path, capsys, stages, open_given
+):
+    frame = _with_cycle(_export(1000, 9, stages), 9, open_given=open_given)
+    n_open = int((_stages(frame) == "").sum())
+    assert (n_open < 30) if open_given == 0 else (open_given > 0.05 * n_open)
+    code, out, err = _validate(_write(tmp_path, frame, {"won": [WON], "lost": [LOST]}), capsys)
+    assert code == 0, err
+    assert "Sales Cycle (days) (number)" in out
+
+
+def test_honest_sparse_columns_pass_the_open_and_closed_comparison(tmp_path, capsys):
+    """A column known at creation, given for some leads whatever their outcome (a company
+    size answered by half of them), is given for open and closed leads alike."""
+    frame = _export(1000, 10, {WON: 0.3, LOST: 0.5, IN_PLAY: 0.2})
+    rng = np.random.default_rng(10)
+    size = rng.choice(["1-10", "11-50", "51-200"], len(frame)).astype(object)
+    size[rng.random(len(frame)) < 0.5] = None
+    frame["Company Size"] = size
+    code, _, err = _validate(
+        _write(tmp_path, frame, {"won": [WON], "lost": [LOST], "open": [IN_PLAY]}), capsys
+    )
+    assert code == 0, err
