@@ -337,22 +337,46 @@ def test_history_grows_one_row_per_lead_per_run_and_tracks_stage_moves(scored_wo
     assert new["previous_stage"].isna().all() and not new["stage_changed"].any()
 
 
+def _on_a_terminal(argv: list[str]) -> tuple[int, str]:
+    """Run ``argv`` with its stderr on a pseudo-terminal, as a person at a shell sees it (bars
+    are drawn on a terminal only); its exit code and what it wrote there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main_fd, term_fd = pty.openpty()
+    fcntl.ioctl(term_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=term_fd, env=env)
+    os.close(term_fd)
+    written = bytearray()
+    while True:
+        try:
+            data = os.read(main_fd, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not data:
+            break
+        written += data
+    os.close(main_fd)
+    return proc.wait(timeout=300), written.decode(errors="replace")
+
+
 def test_the_bar_ends_at_the_leads_read_and_log_lines_stay_off_it(scored_world, tmp_path):
     """On a terminal the bar counts the folder's open leads read (closed ones are never read)
     out of their total, and a log line is written above it, never glued to the bar's end."""
     target = tmp_path / "bar.duckdb"
-    done = subprocess.run(
+    code, stderr = _on_a_terminal(
         [
             sys.executable, "-m", "leadscore", "score",
             "--data", str(scored_world["data"]), "--model", str(scored_world["model"]),
             "--target", str(target), "--as-of", str(AS_OF.date()),
             "--chunk-size", "100", "--no-reasons",
         ],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        capture_output=True, text=True, timeout=300,
     )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    segments = [s for s in re.split(r"[\r\n]", done.stderr) if s.strip()]
+    assert code == 0, stderr
+    segments = [s for s in re.split(r"[\r\n]", stderr) if s.strip()]
     logged = [s for s in segments if " INFO " in s]
     assert len(logged) >= 4  # one line per slice's features, then the write
     assert all(re.match(r"\d\d:\d\d:\d\d INFO ", s) for s in logged), logged
