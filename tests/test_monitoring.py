@@ -380,6 +380,11 @@ def test_an_input_that_came_empty_is_found_and_one_often_empty_then_is_not(caplo
     (said,) = caplog.messages
     assert said.startswith("'visits' is empty for 98% of the 400 leads scored, but was given for ")
     assert "filled in only when a lead closes" in said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="leadscore.monitoring"):
+        _empty_check(reference, blank).warn(scored=40_000)  # a random 400 of 40,000 read
+    (said,) = caplog.messages
+    assert said.startswith("'visits' is empty for 98% of a random 400 of the 40,000 leads scored")
     # half the leads without a value is drift for the report, not an empty column
     half = today.assign(visits=np.where(np.arange(len(today)) % 2, np.nan, 3.0))
     assert _empty_check(reference, half).empties().empty

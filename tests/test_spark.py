@@ -417,6 +417,26 @@ def test_flat_leads_in_other_units_or_empty_are_warned_about_on_the_driver(
     assert empty.startswith("'TotalVisits' is empty for all 9,240 leads scored")
 
 
+def test_a_large_flat_table_is_checked_on_a_random_sample(spark, flat_world, caplog, monkeypatch):
+    """Above CHECKED_LEADS the input checks read a random sample, and say so."""
+    from pyspark.sql import functions as F
+
+    import leadscore.spark
+    from leadscore.spark import score_flat_spark
+
+    monkeypatch.setattr(leadscore.spark, "CHECKED_LEADS", 2000)
+    spec, scoring = flat_world["spec"], flat_world["scoring"]
+    frame = _read_csv(spark, flat_world["open_leads"]).withColumn("TotalVisits", F.lit(""))
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        score_flat_spark(
+            frame, scoring, id_column=spec.id, as_of=AS_OF, missing_values=spec.missing_values
+        )
+    (empty,) = _empty_warnings(caplog)
+    sampled = re.match(r"'TotalVisits' is empty for 100% of a random ([\d,]+) of the 9,240 ", empty)
+    assert sampled, empty
+    assert 1500 <= int(sampled[1].replace(",", "")) <= 2500
+
+
 def test_mlflow_spark_udf_gives_the_batch_scores(spark, flat_world):
     from pyspark.sql import functions as F
 

@@ -679,14 +679,19 @@ class EmptyCheck:
         frame = pd.DataFrame(rows, columns=["item", "reference_given", "missing", "rows"])
         return frame.sort_values("missing", ascending=False, kind="stable", ignore_index=True)
 
-    def warn(self) -> None:
-        """One warning per input that came empty (:meth:`empties`)."""
+    def warn(self, scored: int | None = None) -> None:
+        """One warning per input that came empty (:meth:`empties`). ``scored``: the leads
+        scored, where the leads counted were a random sample of them."""
         for row in self.empties().itertuples(index=False):
-            share = (
-                f"all {row.rows:,}"
-                if row.missing == row.rows
-                else f"{_shown_share(row.missing / row.rows)} of the {row.rows:,}"
-            )
+            if scored is not None and scored > row.rows:
+                share = (
+                    f"{_shown_share(row.missing / row.rows)} of a random {row.rows:,} of the "
+                    f"{scored:,}"
+                )
+            elif row.missing == row.rows:
+                share = f"all {row.rows:,}"
+            else:
+                share = f"{_shown_share(row.missing / row.rows)} of the {row.rows:,}"
             logger.warning(
                 "%r is empty for %s leads scored, but was given for %s of the leads the "
                 "model was tested on: a column left empty in this export, or one filled in "
