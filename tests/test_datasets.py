@@ -784,7 +784,7 @@ def test_a_label_without_lost_names_what_it_counts_as_lost(caplog, won_kind):
     for value, count in counts.iloc[:5].items():
         assert f"'{value}' ({count:,})" in message
     rest = counts.iloc[5:]
-    assert f"and {len(rest)} more value(s) ({rest.sum():,})" in message
+    assert f"and {len(rest)} more ({rest.sum():,})" in message
     assert message.startswith("label stage: counted as lost: ")
     assert message.endswith("declare label.lost and label.open to make this explicit")
 

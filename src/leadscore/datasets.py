@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -56,6 +55,7 @@ from leadscore.schema import (
     spaced_ids,
     spaced_ids_note,
     to_lead_ids,
+    value_listing,
 )
 from leadscore.specs import DatasetSpec, LabelSpec, label_key, load_spec
 from leadscore.timestamps import (
@@ -444,8 +444,8 @@ def _log_open_rows(label: LabelSpec, listed: int, blank: int) -> None:
 SHOWN_LABEL_VALUES = 5
 
 
-def _rows(n: int) -> str:
-    return f"{n:,} row{'' if n == 1 else 's'}"
+def _thousands(n: int) -> str:
+    return f"{n:,}"
 
 
 def _counted(written: pd.Series) -> list[tuple[object, int]]:
@@ -477,16 +477,6 @@ def _looks_won(value: object, won: list[object]) -> bool:
     return bool(words & _WIN_WORDS) and not words & _NOT_WIN_WORDS
 
 
-def _listing(items: list[tuple[object, int]], rows: Callable[[int], str]) -> str:
-    """``'Won ' (200 rows), 'won' (100 rows)`` for the first :data:`SHOWN_LABEL_VALUES` of
-    ``items`` (value, rows), and how many more values and rows there are."""
-    shown = ", ".join(f"{v!r} ({rows(n)})" for v, n in items[:SHOWN_LABEL_VALUES])
-    rest = items[SHOWN_LABEL_VALUES:]
-    if rest:
-        shown += f" and {len(rest):,} more ({rows(sum(n for _, n in rest))})"
-    return shown
-
-
 def _undeclared_values_error(written: pd.Series, label: LabelSpec) -> DataError:
     """The error for closed rows whose label is neither won nor lost (nor open): each value
     as written with its own rows, most first, as the event form's outcomes error does, and
@@ -500,7 +490,7 @@ def _undeclared_values_error(written: pd.Series, label: LabelSpec) -> DataError:
         total = sum(n for _, n in items)
         what = (
             f"label column {label.column!r} holds {len(items):,} values that are {declared} "
-            f"({_rows(total)}): {_listing(items, _rows)}"
+            f"({total:,} rows): {value_listing(items, shown=SHOWN_LABEL_VALUES)}"
         )
     won_like = [v for v, _ in items if _looks_won(v, list(label.won))]
     hint = ""
@@ -561,10 +551,7 @@ def _warn_counted_as_lost(lost: pd.Series, label: LabelSpec) -> None:
     won_keys = {label_key(v) for v in label.won}
     if len(won_keys) == 1 and {label_key(v) for v, _ in items} == {_OTHER_FLAG.get(won_keys.pop())}:
         return
-    listing = ", ".join(f"{v!r} ({n:,})" for v, n in items[:SHOWN_LABEL_VALUES])
-    rest = items[SHOWN_LABEL_VALUES:]
-    if rest:
-        listing += f" and {len(rest):,} more value(s) ({sum(n for _, n in rest):,})"
+    listing = value_listing(items, count=_thousands, shown=SHOWN_LABEL_VALUES)
     logger.warning(
         "label %s: counted as lost: %s; declare label.lost and label.open to make this explicit",
         label.column,
@@ -580,7 +567,7 @@ def _warn_counted_as_lost(lost: pd.Series, label: LabelSpec) -> None:
             label.column,
             len(won_like),
             list(label.won),
-            _listing(won_like, lambda n: f"{n:,}"),
+            value_listing(won_like, count=_thousands, shown=SHOWN_LABEL_VALUES),
             f"{rows:,}",
         )
 

@@ -31,7 +31,7 @@ import difflib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -747,6 +747,23 @@ def _rows(n: int) -> str:
     return f"{n:,} row{'' if n == 1 else 's'}"
 
 
+def value_listing(
+    items: Sequence[tuple[object, int]],
+    *,
+    quote: Callable[[object], str] = repr,
+    count: Callable[[int], str] = _rows,
+    shown: int = SHOWN_UNKNOWN_TYPES,
+) -> str:
+    """``'Won ' (200 rows), 'won' (100 rows) and 3 more (12 rows)``: the first ``shown`` of
+    ``items`` (value, rows), most rows first as given, and how many values and rows are
+    left: how every error and warning that names unexpected values lists them."""
+    listed = ", ".join(f"{quote(value)} ({count(n)})" for value, n in items[:shown])
+    rest = items[shown:]
+    if rest:
+        listed += f" and {len(rest):,} more ({count(sum(n for _, n in rest))})"
+    return listed
+
+
 @dataclass(frozen=True)
 class ActivityMapping:
     """What a source's ``activity_types`` table did to its activity log, for one log line and
@@ -1091,13 +1108,10 @@ def outcome_values_error(bad: pd.Series) -> DataError:
     counts = sorted(text.value_counts(sort=False).items(), key=lambda item: (-item[1], item[0]))
     values = [(str(value), int(n)) for value, n in counts]
 
-    def quoted(value: str) -> str:
-        return repr(value) if value.strip() else "an empty value"
+    def quoted(value: object) -> str:
+        return repr(value) if str(value).strip() else "an empty value"
 
-    shown = ", ".join(f"{quoted(value)} ({_rows(n)})" for value, n in values[:SHOWN_UNKNOWN_TYPES])
-    rest = values[SHOWN_UNKNOWN_TYPES:]
-    if rest:
-        shown += f" and {len(rest):,} more ({_rows(sum(n for _, n in rest))})"
+    shown = value_listing(values, quote=quoted)
     if len(values) == 1:
         value, n = values[0]
         what = f"outcomes.outcome holds {quoted(value)}, not won or lost ({_rows(n)})"
