@@ -83,7 +83,7 @@ def test_blank_labels_are_open_leads_in_validate_train_and_score(tmp_path, capsy
     """One export serves both: a blank Deal Stage (no deal yet) is an open lead, left out of
     training with one log line that counts it, and scored by ``score --spec`` with the leads
     under ``label.open``; training learns from exactly the leads scoring leaves alone."""
-    frame = _export(900, 0, {WON: 0.3, LOST: 0.5, IN_PLAY: 0.08, "": 0.12})
+    frame = _export(900, 0, {WON: 0.3, LOST: 0.5, IN_PLAY: 0.12, "": 0.08})
     stage = _stages(frame)
     blank, listed = int((stage == "").sum()), int((stage == IN_PLAY).sum())
     closed = stage.isin([WON, LOST])
@@ -167,6 +167,25 @@ def test_blank_labels_without_open_values_are_a_warning(tmp_path, caplog):
     message = lines[0].getMessage()
     assert message.startswith(f"label Deal Stage: {blank} row(s) with a blank label read as open")
     assert 'list "" under label.lost' in message
+
+
+def test_blank_labels_outnumbering_the_open_values_are_a_warning(tmp_path, caplog):
+    """Leads disqualified before any deal often keep a blank stage: where blanks outnumber
+    the declared open values, reading them as open would leave those losses out of training
+    and send them to sales at scoring, so the line is a warning even with label.open."""
+    frame = _export(600, 5, {WON: 0.3, LOST: 0.3, IN_PLAY: 0.05, "": 0.35})
+    stage = _stages(frame)
+    blank, listed = int((stage == "").sum()), int((stage == IN_PLAY).sum())
+    assert blank > listed
+    spec = _write(tmp_path, frame, {"won": [WON], "lost": [LOST], "open": [IN_PLAY]})
+    with caplog.at_level(logging.INFO, logger="leadscore.datasets"):
+        load_dataset(spec)
+    (line,) = [r for r in caplog.records if "blank label" in r.getMessage()]
+    assert line.levelno == logging.WARNING
+    assert line.getMessage().startswith(
+        f"label Deal Stage: {blank} row(s) with a blank label read as open leads (no outcome "
+        f"yet), more than the {listed} under label.open"
+    )
 
 
 def test_a_blank_listed_under_lost_is_a_loss_in_training_and_not_scored(tmp_path):
@@ -294,7 +313,7 @@ def test_a_column_filled_in_only_for_closed_leads_stops_validate_and_train(tmp_p
     """A column given for every closed lead and for no open lead is written at the close:
     validate and train stop with one line naming it, its shares and the fix; ``exclude``
     (or ``allow_leakage``, vouching for it) lets the data through."""
-    frame = _with_cycle(_export(1000, 8, {WON: 0.3, LOST: 0.5, IN_PLAY: 0.05, "": 0.15}), 8)
+    frame = _with_cycle(_export(1000, 8, {WON: 0.3, LOST: 0.5, IN_PLAY: 0.12, "": 0.08}), 8)
     stage = _stages(frame)
     n_closed, n_open = int(stage.isin([WON, LOST]).sum()), int((~stage.isin([WON, LOST])).sum())
     label = {"won": [WON], "lost": [LOST], "open": [IN_PLAY]}
@@ -329,10 +348,34 @@ def test_columns_given_for_open_leads_too_or_with_few_open_leads_pass(
 ):
     frame = _with_cycle(_export(1000, 9, stages), 9, open_given=open_given)
     n_open = int((_stages(frame) == "").sum())
-    assert (n_open < 30) if open_given == 0 else (open_given > 0.05 * n_open)
+    assert (n_open < 30) if open_given == 0 else (open_given > 0.1 * n_open)
     code, out, err = _validate(_write(tmp_path, frame, {"won": [WON], "lost": [LOST]}), capsys)
     assert code == 0, err
     assert "Sales Cycle (days) (number)" in out
+
+
+@pytest.mark.parametrize(
+    ("lost_given", "open_given"),
+    [
+        (0.75, 0),  # every won deal has it, three lost ones in four, no open lead
+        (1.0, 12),  # every closed lead, and a few reopened open ones (12 of 200)
+    ],
+)
+def test_a_column_filled_in_for_most_closed_leads_stops_too(
+    tmp_path, capsys, lost_given, open_given
+):
+    """A close-time field is often given for some closed leads only, or for a few open
+    leads reopened after a close: the comparison still finds it (it lifted a model from
+    0.878 to 0.930 in such an export)."""
+    frame = _export(1000, 11, {WON: 0.3, LOST: 0.5, "": 0.2})
+    frame = _with_cycle(frame, 11, open_given=open_given)
+    stage = _stages(frame)
+    rng = np.random.default_rng(12)
+    dropped = (stage == LOST).to_numpy() & (rng.random(len(frame)) > lost_given)
+    frame.loc[dropped, "Sales Cycle (days)"] = np.nan
+    code, _, err = _validate(_write(tmp_path, frame, {"won": [WON], "lost": [LOST]}), capsys)
+    assert code == 2
+    assert "suspected leakage in 1 feature(s) filled in when a lead closes: 'Sales Cycle" in err
 
 
 def test_honest_sparse_columns_pass_the_open_and_closed_comparison(tmp_path, capsys):

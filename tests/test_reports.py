@@ -73,6 +73,10 @@ def test_a_duckdb_costs_file_is_one_line(tmp_path, capsys):
         (["Channel", "Lead Origin"], "Channel"),
         (["Original Source", "Latest Source"], None),  # first or last touch: not a guess
         (["Industry", "source_id", "Sourced By"], None),
+        # how the record was made, how the lead likes to be reached: no channel
+        (["Record Source", "utm_medium"], None),
+        (["Preferred Contact Channel", "Lead Origin"], "Lead Origin"),
+        (["Record Source", "Original Traffic Source"], "Original Traffic Source"),
     ],
 )
 def test_the_channel_column_is_the_one_whose_name_ends_in_a_channel_word(columns, expected):

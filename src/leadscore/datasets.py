@@ -416,10 +416,24 @@ def _compute_label(
 
 def _log_open_rows(label: LabelSpec, listed: int, blank: int) -> None:
     """One line: how many open leads training leaves out, and how many of them for a blank
-    label (a warning where the spec declares no open values, see :func:`_compute_label`)."""
+    label (see :func:`_compute_label`). A warning where the spec declares no open values, or
+    where blank labels outnumber the declared ones: leads disqualified before any deal often
+    keep a blank stage, and read as open they would leave the lost leads out of training
+    and reach the SQL queue at scoring."""
     if not blank:
         if label.open is not None:
             logger.info("label %s: %d open lead(s) left out", label.column, listed)
+        return
+    if label.open is not None and blank > listed:
+        logger.warning(
+            "label %s: %d row(s) with a blank label read as open leads (no outcome yet), more "
+            "than the %d under label.open: left out of training, and score --spec scores "
+            'them; if a blank means lost (a lead disqualified before any deal), list "" '
+            "under label.lost",
+            label.column,
+            blank,
+            listed,
+        )
         return
     if label.open is None:
         logger.warning(

@@ -355,13 +355,15 @@ def leakage_error(suspects: list[LeakageSuspect]) -> DataError:
 
 #: A flat table's feature column given for at least this share of its closed leads (won or
 #: lost) ...
-WRITTEN_AT_CLOSE_CLOSED_SHARE = 0.9
+WRITTEN_AT_CLOSE_CLOSED_SHARE = 0.75
 #: ... and for at most this share of its open leads is taken for a field written at the close.
 #: A value known before contact (a company size, a source) is given for open and closed
 #: leads alike, since every lead starts open; a sales cycle, a contract term or a close
-#: reason is given once the deal closes. A form field retired long ago can look the same,
-#: and is no feature either: the leads the model scores never have it.
-WRITTEN_AT_CLOSE_OPEN_SHARE = 0.05
+#: reason is given once the deal closes, often for some closed leads only (every won deal,
+#: three lost ones in four) and for a few reopened open ones. A form field retired long ago
+#: can look the same, and is no feature either: the leads the model scores never have it.
+#: An enrichment that lags a few weeks is given for far more open leads than this.
+WRITTEN_AT_CLOSE_OPEN_SHARE = 0.1
 #: Fewer open leads than this say nothing: a table of closed leads with a few stragglers.
 WRITTEN_AT_CLOSE_MIN_OPEN = 30
 
@@ -430,8 +432,9 @@ def written_at_close_error(found: list[WrittenAtClose]) -> DataError:
     return DataError(
         f"suspected leakage in {len(found)} feature(s) filled in when a lead closes: {names}",
         "A field the CRM fills in at the close tells the model the outcome, and the leads it "
-        "scores never have it: list it under exclude in the spec, with the reason; if it is "
-        "truly known before the close, list it under allow_leakage.",
+        "scores never have it (nor do they have a field no longer collected): list it under "
+        "exclude in the spec, with the reason; if it is truly known before the close, list it "
+        "under allow_leakage.",
     )
 
 

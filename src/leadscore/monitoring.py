@@ -584,9 +584,10 @@ EMPTY_SHARE = 0.95
 #: ... when it was missing for at most this share of the reference leads: a column that was
 #: often empty then (a survey answer) says little when it is empty today.
 GIVEN_SHARE = 0.5
-#: Fewest leads scored for :class:`EmptyCheck` to speak: three leads without a value say
-#: nothing about an export.
-MIN_EMPTY_LEADS = 30
+#: Fewest leads scored for :class:`EmptyCheck` to speak: a small batch of new leads may
+#: honestly lack a value (no e-mail sent yet, a form without the field); an export of a
+#: hundred leads or more without it says more.
+MIN_EMPTY_LEADS = 100
 #: Category values that mean "not known": leadscore's own readings write an absent job title
 #: or e-mail so (``unknown`` seniority, ``missing`` e-mail kind), and reasons read them as
 #: missing (:func:`leadscore.reasons.category_text`).
@@ -694,8 +695,9 @@ class EmptyCheck:
                 share = f"{_shown_share(row.missing / row.rows)} of the {row.rows:,}"
             logger.warning(
                 "%r is empty for %s leads scored, but was given for %s of the leads the "
-                "model was tested on: a column left empty in this export, or one filled in "
-                "only when a lead closes (then it leaks the outcome: exclude it and retrain)? "
+                "model was tested on: a column left empty in this export, leads that cannot "
+                "have it yet (new leads, a form without the field), or one filled in only "
+                "when a lead closes (then it leaks the outcome: exclude it and retrain)? "
                 "Scores read it as not given",
                 row.item,
                 share,

@@ -54,6 +54,12 @@ logger = logging.getLogger(__name__)
 #: Last words that make a column name read as the lead's channel, in tiers: a column of the
 #: first tier wins over one of the second (see :func:`channel_column`).
 CHANNEL_WORDS: tuple[tuple[str, ...], ...] = (("channel", "source"), ("origin",))
+#: Words that make such a name something else than the channel that brought the lead: how
+#: the record was made (HubSpot's ``Record Source``: forms, import, CRM UI), the system the
+#: data came from, or how the lead likes to be reached (``Preferred Contact Channel``).
+NOT_CHANNEL_WORDS = frozenset(
+    {"record", "data", "object", "system", "import", "preferred", "communication"}
+)
 
 REPORT_COLUMNS: tuple[str, ...] = (
     "leads",
@@ -165,11 +171,15 @@ def channel_columns(columns: Iterable[str]) -> list[list[str]]:
     A name reads as a channel when its last word is one of the tier's words (``Source``,
     ``Lead Source``, ``Original Source``, ``utm_source``, ``Channel``, ``Lead Origin``): the
     last word, since a CRM export names the details of a channel after it too (HubSpot's
-    ``Original Source Drill-Down 1`` is the campaign or site under ``Original Source``).
+    ``Original Source Drill-Down 1`` is the campaign or site under ``Original Source``). A
+    name with a word of :data:`NOT_CHANNEL_WORDS` is none (``Record Source``, ``Preferred
+    Contact Channel``).
     """
     tiers: list[list[str]] = [[] for _ in CHANNEL_WORDS]
     for column in columns:
         words = name_words(str(column))
+        if NOT_CHANNEL_WORDS.intersection(words):
+            continue
         for tier, names in zip(tiers, CHANNEL_WORDS, strict=True):
             if words and words[-1] in names:
                 tier.append(column)
@@ -318,7 +328,8 @@ def _add_costs(
     if unmatched and len(unmatched) == len(cost_channels):
         logger.warning(
             "no cost column: none of the costs file's channels (%s) is a value of %r (%s); "
-            "spend is per channel, so group by the channel column (e.g. --by source)",
+            "spend is per channel, so group by the column whose values the costs file names "
+            "(--by COLUMN: --by source for event data)",
             ", ".join(unmatched),
             channel,
             shown_known,
