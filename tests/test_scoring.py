@@ -315,7 +315,7 @@ def test_rerun_of_the_same_as_of_is_idempotent(scored_world, tmp_path):
 def test_history_grows_one_row_per_lead_per_run_and_tracks_stage_moves(scored_world, tmp_path):
     target = str(tmp_path / "two_runs.duckdb")
     scoring = load_scoring_model(scored_world["model"])
-    for as_of in (AS_OF, LATER):
+    summaries = [
         run_scoring(
             scoring,
             event_feature_chunks(scored_world["data"], as_of, chunk_leads=900),
@@ -323,6 +323,8 @@ def test_history_grows_one_row_per_lead_per_run_and_tracks_stage_moves(scored_wo
             as_of=as_of,
             progress=False,
         )
+        for as_of in (AS_OF, LATER)
+    ]
     history = read_history(target)
     first = history[history["as_of"] == AS_OF]
     second = history[history["as_of"] == LATER]
@@ -335,6 +337,16 @@ def test_history_grows_one_row_per_lead_per_run_and_tracks_stage_moves(scored_wo
     assert (both["stage_changed"] == (both["stage"] != both["stage_before"])).all()
     new = second[~second["lead_id"].isin(first["lead_id"])]
     assert new["previous_stage"].isna().all() and not new["stage_changed"].any()
+    # the sales hand-off: the leads that reached SQL, by where they came from, and the SQLs
+    # that fell back, as the history table has them
+    came = second[(second["stage"] == "sql") & (second["previous_stage"] != "sql")]
+    from_where = came["previous_stage"].astype("object").where(came["previous_stage"].notna())
+    expected = {k: int(n) for k, n in from_where.value_counts(dropna=False).items()}
+    expected = {(None if pd.isna(k) else k): n for k, n in expected.items()}
+    assert summaries[1].new_sqls() == expected and sum(expected.values()) > 0
+    fell = ((second["previous_stage"] == "sql") & (second["stage"] != "sql")).sum()
+    assert summaries[1].left_sql() == fell
+    assert summaries[0].new_sqls() == {None: int((first["stage"] == "sql").sum())}
 
 
 def _on_a_terminal(argv: list[str]) -> tuple[int, str]:
@@ -457,6 +469,8 @@ def test_score_explain_and_report_commands(scored_world, tmp_path, capsys):
     assert f"scored {len(latest):,} leads" in out
     counts = latest["stage"].value_counts()
     assert f"SQL {counts.get('sql', 0):,}" in out and f"LEAD {counts.get('lead', 0):,}" in out
+    sqls = counts.get("sql", 0)
+    assert f"new SQLs for sales: {sqls:,} ({sqls:,} scored for the first time)" in out
     lead = latest.sort_values("probability").iloc[-1]["lead_id"]
     assert main(["explain", lead, "--target", target]) == 0
     card = capsys.readouterr().out

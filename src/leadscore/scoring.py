@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -79,15 +79,31 @@ class ScoringModel:
 
 @dataclass(frozen=True)
 class ScoringSummary:
-    """What a scoring run wrote: the sink's summary, leads per stage, and how many moved."""
+    """What a scoring run wrote: the sink's summary, leads per stage, how many moved, and
+    the leads per (previous stage, stage) pair (``None``: scored for the first time)."""
 
     write: WriteSummary
     stage_counts: dict[str, int]
     moved: int
+    transitions: dict[tuple[str | None, str], int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
         return self.write.rows
+
+    def new_sqls(self) -> dict[str | None, int]:
+        """The leads that reached SQL in this run, by the stage they came from (``None``:
+        scored for the first time): the leads sales receives."""
+        return {
+            before: n
+            for (before, stage), n in self.transitions.items()
+            if stage == "sql" and before != "sql" and n
+        }
+
+    def left_sql(self) -> int:
+        """The leads that were SQL at their previous scoring and no longer are."""
+        pairs = self.transitions.items()
+        return sum(n for (before, stage), n in pairs if before == "sql" and stage != "sql")
 
 
 def _activity_features() -> frozenset[str]:
@@ -618,6 +634,7 @@ def run_scoring(
     bar = tqdm(unit="lead", desc="scoring", disable=not progress, leave=False)
     hashes: list[np.ndarray] = []
     rows = moved = 0
+    transitions: dict[tuple[str | None, str], int] = {}
     stage_counts = pd.Series(0, index=list(STAGES), dtype="int64")
     unseen: dict[str, int] = {}
     examples: dict[str, str] = {}
@@ -649,6 +666,12 @@ def run_scoring(
             writer.append(scored)
             stage_counts = stage_counts.add(scored["stage"].value_counts(), fill_value=0)
             moved += int(scored["stage_changed"].sum())
+            pairs = scored.groupby(
+                [scored["previous_stage"].astype("object").fillna(""), "stage"], observed=True
+            ).size()
+            for (before, stage), n in pairs.items():
+                key = (str(before) or None, str(stage))
+                transitions[key] = transitions.get(key, 0) + int(n)
             rows += len(scored)
             _advance(bar, read, len(scored), rows)
         _check_unique_across_chunks(hashes)
@@ -670,4 +693,5 @@ def run_scoring(
         write=summary,
         stage_counts={s: int(stage_counts.get(s, 0)) for s in STAGES},
         moved=moved,
+        transitions=transitions,
     )

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
-    from leadscore.scoring import ScoringModel
+    from leadscore.scoring import ScoringModel, ScoringSummary
     from leadscore.specs import DatasetSpec
 
 logger = logging.getLogger(__name__)
@@ -315,4 +315,25 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{s.upper()} {counts[s]:,}" for s in STAGES)
         + f"; {summary.moved:,} moved since their previous scoring"
     )
+    print(f"  {_sql_handoff(summary)}")
     return 0
+
+
+def _sql_handoff(summary: ScoringSummary) -> str:
+    """The line sales reads: how many leads reached SQL in this run and from where, and how
+    many SQLs fell back ("moved" alone says neither which way nor to whom)."""
+    came = summary.new_sqls()
+    parts = [
+        f"{n:,} {where}"
+        for where, n in (
+            ("scored for the first time", came.get(None, 0)),
+            ("up from MQL", came.get("mql", 0)),
+            ("up from LEAD", came.get("lead", 0)),
+        )
+        if n
+    ]
+    line = f"new SQLs for sales: {sum(came.values()):,}"
+    if parts:
+        line += f" ({', '.join(parts)})"
+    left = summary.left_sql()
+    return line + (f"; {left:,} fell back from SQL" if left else "")
