@@ -34,8 +34,10 @@ from leadscore.monitoring import (
     EmptyCheck,
     SizeCheck,
     backtest_runs,
+    backtest_verdicts,
     event_outcomes,
     flat_outcomes,
+    format_backtest,
     population_stability,
     psi_by_chance,
     psi_status,
@@ -602,6 +604,26 @@ def test_the_chance_ece_of_a_run_draws_one_outcome_per_lead():
     ids = twice["lead_id"].to_numpy()
     assert row["ece_by_chance"] == ece_by_chance(np.r_[p, p], groups=ids)["upper"]
     assert row["ece_by_chance"] != ece_by_chance(np.r_[p, p])["upper"]
+
+
+def test_the_back_test_says_in_words_whether_a_run_kept_its_promise():
+    """Outcomes drawn from the scores themselves keep the promise within chance; the same
+    scores with half the wins gone promised more than came, and the verdict says so."""
+    history, won = _random_history(2000, 6, "2026-01-01")
+    p = history["probability"].to_numpy()
+    kept = history.assign(won=won, complete=True, window_ends=pd.NaT)
+    broken = kept.assign(won=np.where(np.arange(len(won)) % 2, 0.0, won), as_of="2026-02-01")
+    broken["as_of"] = pd.to_datetime(broken["as_of"])
+    table = backtest_runs(pd.concat([kept, broken], ignore_index=True))
+    sd = float(np.sqrt(np.sum(p * (1 - p))))
+    assert table["expected_sd"].tolist() == pytest.approx([sd, sd])
+    first, second = backtest_verdicts(table)
+    assert first.startswith(f"2026-01-01: {int(won.sum()):,} won against {p.sum():,.1f} expected")
+    assert first.endswith("within what chance gives a calibrated model")
+    assert abs(won.sum() - p.sum()) <= 2 * sd
+    assert "more than chance" in second and "promised more wins than came" in second
+    text = format_backtest(table)
+    assert text.splitlines()[-2:] == [first, second]
 
 
 # --------------------------------------------------------------------------- commands

@@ -785,6 +785,8 @@ def backtest_runs(labelled: pd.DataFrame, *, min_resolved: int = 30) -> pd.DataF
     Columns: the run key (``as_of``, ``model_name``, ``model_version``), ``complete``,
     ``window_ends``, ``scored``, ``resolved``, ``resolved_share``, ``won``,
     ``expected_wins`` (sum of the resolved leads' probabilities: what the model promised),
+    ``expected_sd`` (how far the wins of a calibrated model stray from that by chance: one
+    standard deviation, a lead's rows sharing one outcome),
     ``conversion``, ``mean_probability``, ``roc_auc``, ``pr_auc``, ``brier``, ``ece``,
     ``ece_by_chance`` (the ECE a perfectly calibrated model stays below 95% of the time on
     these leads, the rows of one lead sharing one outcome draw), ``lift_top_decile``, and
@@ -814,6 +816,7 @@ def backtest_runs(labelled: pd.DataFrame, *, min_resolved: int = 30) -> pd.DataF
             resolved_share=len(resolved) / len(run) if len(run) else math.nan,
             won=int(np.nansum(run["won"].to_numpy(dtype="float64"))),
             expected_wins=float(p.sum()) if len(p) else math.nan,
+            expected_sd=_wins_sd(p, resolved["lead_id"]) if len(p) else math.nan,
             conversion=float(y.mean()) if len(y) else math.nan,
             mean_probability=float(p.mean()) if len(p) else math.nan,
         )
@@ -835,8 +838,51 @@ def backtest_runs(labelled: pd.DataFrame, *, min_resolved: int = 30) -> pd.DataF
     return pd.DataFrame(rows)
 
 
+def _wins_sd(p: np.ndarray, lead_ids: pd.Series) -> float:
+    """Standard deviation of the number of wins leads with probabilities ``p`` bring, each
+    lead's rows one outcome (a lead held twice in a run counts its win twice, together)."""
+    frame = pd.DataFrame({"lead": lead_ids.astype(str).to_numpy(), "p": p})
+    per_lead = frame.groupby("lead", sort=False)["p"].agg(["mean", "size"])
+    q = per_lead["mean"].to_numpy()
+    return float(np.sqrt(np.sum(per_lead["size"].to_numpy() ** 2 * q * (1 - q))))
+
+
+#: Standard deviations between the wins a run promised and those that came for the
+#: back-test to call the gap more than chance (about 5% of calibrated runs go further).
+VERDICT_SDS = 2.0
+
+
+def backtest_verdicts(table: pd.DataFrame) -> list[str]:
+    """One plain sentence per run whose outcomes are in: the wins it promised against those
+    that came, and whether the gap is more than a calibrated model shows by chance, since
+    an ECE beside its chance band says the same thing to few marketers."""
+    lines = []
+    for row in table.itertuples(index=False):
+        expected, sd = row.expected_wins, row.expected_sd
+        if pd.isna(expected) or pd.isna(sd) or expected <= 0 or not (row.complete or row.resolved):
+            continue
+        gap = (row.won - expected) / expected
+        day = pd.Timestamp(row.as_of).strftime("%Y-%m-%d")
+        head = f"{day}: {row.won:,} won against {expected:,.1f} expected ({gap:+.0%})"
+        if sd > 0 and abs(row.won - expected) > VERDICT_SDS * sd:
+            way = (
+                "promised more wins than came"
+                if row.won < expected
+                else "promised fewer wins than came"
+            )
+            lines.append(
+                f"{head}: more than chance ({abs(row.won - expected) / sd:.1f} standard "
+                f"deviations); the model {way}: check `report drift`, and retrain on the "
+                "newer outcomes if it persists"
+            )
+        else:
+            lines.append(f"{head}: within what chance gives a calibrated model")
+    return lines
+
+
 def format_backtest(table: pd.DataFrame) -> str:
-    """The back-test as an aligned text table: one line per run, the figures people read."""
+    """The back-test as an aligned text table: one line per run, the figures people read,
+    then a plain verdict per run whose outcomes are in (:func:`backtest_verdicts`)."""
     shown = pd.DataFrame(
         {
             "as_of": pd.to_datetime(table["as_of"]).dt.strftime("%Y-%m-%d"),
@@ -868,7 +914,8 @@ def format_backtest(table: pd.DataFrame) -> str:
             "-" if pd.isna(v) else f"{v:.0%} of {n:,}"
             for v, n in zip(table[f"{stage}_conversion"], table[f"{stage}_count"], strict=True)
         ]
-    return shown.to_string(index=False)
+    verdicts = backtest_verdicts(table) if "expected_sd" in table else []
+    return "\n".join([shown.to_string(index=False), *([""] if verdicts else []), *verdicts])
 
 
 def format_drift(table: pd.DataFrame) -> str:
