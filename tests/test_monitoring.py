@@ -35,6 +35,7 @@ from leadscore.monitoring import (
     SizeCheck,
     backtest_runs,
     backtest_verdicts,
+    drift_verdict,
     event_outcomes,
     flat_outcomes,
     format_backtest,
@@ -604,6 +605,22 @@ def test_the_chance_ece_of_a_run_draws_one_outcome_per_lead():
     ids = twice["lead_id"].to_numpy()
     assert row["ece_by_chance"] == ece_by_chance(np.r_[p, p], groups=ids)["upper"]
     assert row["ece_by_chance"] != ece_by_chance(np.r_[p, p])["upper"]
+
+
+def test_the_drift_report_ends_with_a_verdict():
+    """Nothing moved: nothing to do. Moved: the items, shifted before watched."""
+    reference, frame, p = _fitted()
+    same = reference.compare(reference.counts(frame, p, _stages(p)))
+    assert (same["status"] == "stable").all()
+    assert drift_verdict(same).endswith("stable for all): nothing to do")
+    today = _leads(3000, 9, visits_scale=3.0)
+    q = np.random.default_rng(5).random(len(today))
+    moved = reference.compare(reference.counts(today, q, _stages(q)), labels={"visits": "Visits"})
+    assert moved.set_index("item").loc["visits", "status"] == "shifted"
+    verdict = drift_verdict(moved)
+    n_moved = int((moved["status"] != "stable").sum())
+    assert verdict.startswith(f"verdict: {n_moved} of {len(moved)} items moved beyond chance")
+    assert "shifted: Visits" in verdict and "back-test" in verdict
 
 
 def test_the_back_test_says_in_words_whether_a_run_kept_its_promise():

@@ -918,6 +918,32 @@ def format_backtest(table: pd.DataFrame) -> str:
     return "\n".join([shown.to_string(index=False), *([""] if verdicts else []), *verdicts])
 
 
+def drift_verdict(table: pd.DataFrame) -> str:
+    """The drift table in one sentence a marketer acts on: nothing moved beyond chance, or
+    which items did, the probability and the stages first since they are what sales sees.
+    PSI (population stability index) measures how far the shares of an item's bins moved
+    between the test fold and today's leads; below 0.1 is stable, above 0.25 shifted."""
+    moved = table[table["status"] != "stable"]
+    if moved.empty:
+        return (
+            "verdict: no input, score or stage moved beyond what chance gives the same leads "
+            "(PSI, how far the shares of each item's bins moved, stable for all): nothing to do"
+        )
+    shifted = moved.loc[moved["status"] == "shifted", "label"].tolist()
+    watch = moved.loc[moved["status"] == "watch", "label"].tolist()
+    parts = []
+    if shifted:
+        parts.append(f"shifted: {', '.join(shifted[:5])}{', ...' if len(shifted) > 5 else ''}")
+    if watch:
+        parts.append(f"to watch: {', '.join(watch[:5])}{', ...' if len(watch) > 5 else ''}")
+    listed = "; ".join(parts)
+    return (
+        f"verdict: {len(moved):,} of {len(table):,} items moved beyond chance ({listed}): "
+        "check that the export still writes them as before; whether the scores suffered is "
+        "the back-test's answer once outcomes come"
+    )
+
+
 def format_drift(table: pd.DataFrame) -> str:
     """The drift comparison as an aligned text table."""
     shown = table.assign(

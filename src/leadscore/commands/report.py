@@ -451,7 +451,7 @@ def run_drift(args: argparse.Namespace) -> int:
     )
     from leadscore.features import parse_as_of
     from leadscore.io import write_table
-    from leadscore.monitoring import PSI_SHIFTED, SizeCheck, format_drift
+    from leadscore.monitoring import PSI_SHIFTED, SizeCheck, drift_verdict, format_drift
     from leadscore.scoring import check_data_form, load_scoring_model
     from leadscore.sinks import shown_model
     from leadscore.specs import load_spec
@@ -512,6 +512,7 @@ def run_drift(args: argparse.Namespace) -> int:
         f"{shown_model(scoring.name, scoring.version)}"
     )
     print(format_drift(table))
+    print(drift_verdict(table))
     shifted = table.loc[table["status"] == "shifted", "label"].tolist()
     if shifted:
         logger.warning(
