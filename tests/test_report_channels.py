@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from leadscore.cli import main
 from leadscore.io import write_tables
+from leadscore.reports import CHANNEL_COLUMN_NOTES
 from leadscore.sinks import COLUMNS, write_scored_leads
 
 FIRST = pd.Timestamp("2026-03-01")
@@ -158,7 +159,15 @@ def test_duckdb_file_and_sqlite_url_give_the_folders_report(tmp_path, capsys):
     target = tmp_path / "scores.duckdb"
     write_both_runs(target)
     costs = ["--costs", str(costs_file(tmp_path)), "--deal-value", "6000"]
+    capsys.readouterr()
     from_folder = report(folder, target, tmp_path / "folder.csv", *costs)
+    # under the tables, one line per column on the basis of each count and amount
+    printed = capsys.readouterr().out
+    legend = printed.split("columns:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert [line.split()[0] for line in legend] == [
+        c for c in CHANNEL_COLUMN_NOTES if c in from_folder.columns
+    ]
+    assert "roi" in from_folder.columns and "not MQL alone" in printed
 
     frames = event_frames()
     for frame, column in (

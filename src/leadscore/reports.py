@@ -371,6 +371,34 @@ def _shown(value: float, spec: str) -> str:
     return text
 
 
+#: What each column of a channel report counts, printed under the tables: the leads are
+#: the open leads of the latest scoring, while spend covers the whole period of the costs
+#: file, so the basis of each money column is worth a line.
+CHANNEL_COLUMN_NOTES: dict[str, str] = {
+    "leads": "open leads at the latest scoring",
+    "mqls": "of them at MQL or SQL (an SQL was an MQL first), not MQL alone as score prints",
+    "sqls": "of them at SQL",
+    "expected_wins": "sum of their calibrated probabilities: the wins they should bring "
+    "within the model's horizon",
+    "value_per_lead": "expected win rate x --deal-value",
+    "spend": "all spend of the channel in the costs file, for the whole period",
+    "cost_per_lead": "spend over every lead the channel brought in the data, open or closed",
+    "spend_scored": "cost per lead x the open leads above: their share of the spend",
+    "cost_per_mql": "spend_scored over mqls",
+    "cost_per_expected_win": "spend_scored over expected_wins",
+    "roi": "(expected_wins x --deal-value - spend_scored) / spend_scored: the open leads' "
+    "expected return, not the channel's past wins",
+}
+
+
+def format_legend(columns: Sequence[str]) -> str:
+    """One line per column of :data:`CHANNEL_COLUMN_NOTES` the report holds."""
+    width = max((len(c) for c in columns if c in CHANNEL_COLUMN_NOTES), default=0)
+    return "\n".join(
+        f"  {c:<{width}}  {CHANNEL_COLUMN_NOTES[c]}" for c in columns if c in CHANNEL_COLUMN_NOTES
+    )
+
+
 def format_report(report: pd.DataFrame) -> str:
     """The report as an aligned text table for the terminal: rates and ROI as percentages
     (the frame holds them as ratios: ROI 1.5 prints ``150%``), money rounded to units."""

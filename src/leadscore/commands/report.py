@@ -209,7 +209,7 @@ def run_channels(args: argparse.Namespace) -> int:
 
     from leadscore.datasets import read_flat_table
     from leadscore.io import TABLE_SUFFIXES, load_closed_loop, read_table, write_table
-    from leadscore.reports import channel_report, format_report
+    from leadscore.reports import channel_report, format_legend, format_report
     from leadscore.sinks import read_scored_leads
     from leadscore.specs import load_spec
 
@@ -252,6 +252,8 @@ def run_channels(args: argparse.Namespace) -> int:
         )
         print(format_report(report), end="\n\n")
         frames.append(report)
+    print("columns:")
+    print(format_legend(list(dict.fromkeys(c for f in frames for c in f.columns))), end="\n\n")
     combined = pd.concat(
         [f.assign(grouped_by=" / ".join(g)) for f, g in zip(frames, groupings, strict=True)],
         ignore_index=True,
