@@ -41,8 +41,9 @@ METRIC_LABELS = {
     "ece": "ECE (10 bins)",
     "log_loss": "log loss",
     "lift_top_decile": "lift, top 10%",
-    "capture_top_decile": "wins in top 10%",
+    "capture_top_decile": "share of wins, top 10%",
 }
+_LABEL_WIDTH = max(len(label) for label in METRIC_LABELS.values()) + 2
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -168,11 +169,11 @@ def format_report(result: TrainingResult) -> str:
     lines = [
         f"Test fold ({m['n_test']:,} examples, {m['fold_kind']} folds; trained on "
         f"{m['n_train']:,}, calibrated on {m['n_calibrate']:,} with {m['calibration']}):",
-        f"{'':18}" + "".join(f"{c:>{width}}" for c in columns),
+        f"{'':{_LABEL_WIDTH}}" + "".join(f"{c:>{width}}" for c in columns),
     ]
     for key in METRIC_KEYS:
         cells = "".join(f"{v[key]:>{width}}" for v in columns.values())
-        lines.append(f"{METRIC_LABELS[key]:18}{cells}")
+        lines.append(f"{METRIC_LABELS[key]:{_LABEL_WIDTH}}{cells}")
     if uncertainty:
         gains = [
             f"over {name.replace('_', ' ')} {_signed(m['model']['roc_auc'] - base['roc_auc'])} "

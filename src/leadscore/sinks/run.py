@@ -266,8 +266,9 @@ class RunWriter:
             seconds=time.perf_counter() - start,
         )
         logger.info(
-            "wrote %d scored leads to %s (%d replaced; %d leads in %s) in %.1fs",
-            self.rows_, self.target, replaced, latest, LATEST_TABLE, self.summary_.seconds,
+            "wrote %s scored leads to %s (%s replaced; %s leads in %s) in %.1fs",
+            f"{self.rows_:,}", self.target, f"{replaced:,}", f"{latest:,}", LATEST_TABLE,
+            self.summary_.seconds,
         )  # fmt: skip
         return self.summary_
 
