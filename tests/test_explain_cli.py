@@ -106,3 +106,24 @@ def test_a_lead_closed_before_any_run_is_not_sent_to_an_outcomes_table(tmp_path,
     assert len(line.splitlines()) == 1 and "had closed (won or lost) by the run" in line
     assert "data's outcomes" not in line
     assert "the label column of a flat spec" in line and "outcomes table of event data" in line
+
+
+def test_a_stage_that_moved_with_the_same_score_shows_the_probabilities(tmp_path, capsys):
+    """Score 3 -> 3 with a new stage reads as a contradiction: the probabilities behind the
+    rounded score show the cut-off that was crossed."""
+    target = str(tmp_path / "scores.duckdb")
+    reasons = {"1000": [("Pages viewed", 12, 0.1)]}
+    before = run_rows("2026-11-01", reasons).assign(probability=0.025, score=3, stage="lead")
+    after = run_rows("2026-11-08", reasons).assign(probability=0.035, score=3, stage="mql")
+    write_scored_leads(before, target)
+    write_scored_leads(after, target)
+    code, out, err = explain(capsys, "1000", target)
+    assert code == 0, err
+    (since,) = [line for line in out.splitlines() if "Since the scoring" in line]
+    assert since.endswith("score 3 -> 3 (probability 0.025 -> 0.035), stage LEAD -> MQL")
+    # a score that moved says enough
+    later = run_rows("2026-11-15", reasons).assign(probability=0.15, score=15, stage="sql")
+    write_scored_leads(later, target)
+    code, out, _ = explain(capsys, "1000", target)
+    (since,) = [line for line in out.splitlines() if "Since the scoring" in line]
+    assert since.endswith("score 3 -> 15, stage MQL -> SQL")

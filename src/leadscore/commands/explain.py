@@ -204,9 +204,15 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
         if before["stage"] == latest["stage"]
         else (f"{str(before['stage']).upper()} -> {str(latest['stage']).upper()}")
     )
+    # where the 0-100 score did not move, the probability shows what crossed a cut-off
+    detail = (
+        f" (probability {before['probability']:.3f} -> {latest['probability']:.3f})"
+        if before["score"] == latest["score"] and before["stage"] != latest["stage"]
+        else ""
+    )
     lines.append(
         f"  Since the scoring as of {before['as_of']:%Y-%m-%d %H:%M}: score "
-        f"{before['score']} -> {latest['score']}, stage {move}"
+        f"{before['score']} -> {latest['score']}{detail}, stage {move}"
     )
     if bare or _without_reasons(before):
         return "\n".join(lines)  # one of the two runs has no reasons to compare
