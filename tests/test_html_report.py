@@ -541,3 +541,187 @@ def test_a_flat_exports_source_column_gets_the_channel_table(tmp_path):
     assert "by Original Source:" in section
     rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", section)
     assert {name for name, _ in rows} <= set(sources) and len(rows) >= 2
+
+
+def _section_run(**metrics) -> SimpleNamespace:
+    """A run with just what the data and metrics sections read: event data by default."""
+    base = {
+        "n_test": 1401,
+        "n_test_leads": 826,
+        "n_train": 3000,
+        "fold_kind": "time",
+        "model": {"roc_auc": 0.8327, "brier": 0.0557, "capture_top_decile": 0.4357},
+        "model_uncalibrated": {"roc_auc": 0.8327, "brier": 0.0557, "capture_top_decile": 0.4357},
+        "baselines": {"logistic_regression": {"roc_auc": 0.81, "capture_top_decile": 0.4314}},
+        "calibration": "identity",
+        "uncertainty": {
+            "level": 0.95,
+            "resamples": 200,
+            "n_groups": 826,
+            "intervals": {"model": {"roc_auc": [0.80, 0.85], "capture_top_decile": [0.393, 0.502]}},
+        },
+    }
+    metadata = {
+        "data_form": "events",
+        "horizon_days": 90,
+        "history": {"leads": 2000, "wins": 300, "examples": 5000},
+        "folds": {
+            "kind": "time",
+            "sizes": {"fit": 2400, "valid": 600, "calibrate": 700, "test": 1401},
+            "boundaries": {"valid": "2025-10-03", "calibrate": "2025-12-02", "test": "2026-01-31"},
+        },
+    }
+    return SimpleNamespace(
+        metrics={**base, **metrics},
+        tags={},
+        params={},
+        spec=None,
+        warnings=[],
+        test_fold=None,
+        model=SimpleNamespace(metadata=metadata),
+    )
+
+
+def test_metrics_table_shows_shares_as_percentages():
+    """The headline said "44 %" and the table "0.436" for the same capture rate: shares are
+    percentages in the table too (with their interval); scores such as ROC-AUC and Brier
+    stay decimals."""
+    run = _section_run()
+    table = html_report._metrics_section(run)
+    model = run.metrics["model"]
+    assert f"{100 * model['capture_top_decile']:.1f} %" in table
+    assert "39.3 % to 50.2 %" in table
+    assert f"{model['capture_top_decile']:.3f}" not in table
+    assert f"{model['roc_auc']:.3f}" in table and f"{model['brier']:.4f}" in table
+    assert "top 10 % of examples" in table  # event data: the rows are examples
+
+
+def test_identity_calibration_leaves_out_the_uncalibrated_column():
+    """With the identity calibrator the "Model, uncalibrated" column repeated the Model
+    column: it is left out, and the page says why; a real calibrator keeps it."""
+    identity = html_report._metrics_section(_section_run())
+    assert "Model, uncalibrated" not in identity
+    assert "the uncalibrated model is the same as the model" in identity
+    sigmoid = html_report._metrics_section(_section_run(calibration="sigmoid"))
+    assert "<th>Model, uncalibrated</th>" in sigmoid
+    assert "the same as the model" not in sigmoid
+
+
+def _data_rows(run: SimpleNamespace) -> dict[str, str]:
+    section = html_report._data_section(run)
+    return dict(re.findall(r"<tr><td>([^<]*)</td><td>(.*?)</td></tr>", section))
+
+
+def test_data_section_counts_event_leads_apart_and_states_the_periods():
+    """Event data: "Won leads" counted leads won within the window of an as-of date, not
+    the data's wins, so it says so; and the section gives the calendar periods of the
+    folds that training logged (the model refitted on fit + valid: trained before the
+    calibration fold)."""
+    run = _section_run()
+    run.params = {
+        "folds.valid_from": "2025-10-03",
+        "folds.calibrate_from": "2025-12-02",
+        "folds.test_from": "2026-01-31",
+    }
+    rows = _data_rows(run)
+    assert "Won leads" not in rows and "Leads" not in rows
+    assert rows["Leads won within 90 days of an as-of date"] == "300"
+    assert rows["Leads in the examples"] == "2,000"
+    assert rows["Training period"] == "as-of dates before 2025-12-02"
+    assert rows["Calibration period"] == "as-of dates from 2025-12-02, before 2026-01-31"
+    assert rows["Test period"] == "as-of dates from 2026-01-31"
+    assert rows["Calibration"].startswith("none (identity)")
+
+
+def test_data_section_of_a_flat_run_keeps_leads_and_dates():
+    run = _section_run(n_test_leads=1401, n_train=2400, calibration="isotonic")
+    run.model.metadata["data_form"] = "flat"
+    rows = _data_rows(run)
+    assert rows["Leads"] == "2,000" and rows["Won leads"] == "300"
+    # not refitted (n_train is the fit fold): the valid fold only stopped boosting
+    assert rows["Training period"] == (
+        "dates before 2025-10-03 (boosting stopped on 2025-10-03 up to 2025-12-02)"
+    )
+    assert rows["Test period"] == "dates from 2026-01-31"
+    assert rows["Calibration"] == "isotonic"
+    del run.model.metadata["folds"]["boundaries"]  # a run that logged no fold dates
+    assert not [k for k in _data_rows(run) if k.endswith("period")]
+
+
+def test_stage_cut_off_stays_on_one_line():
+    """A narrow "Cut-off" column wrapped "16.0 %" after the number; the cells and the
+    header are kept on one line."""
+    rule = SimpleNamespace(policy="recall", target=0.5)
+    stages = SimpleNamespace(
+        policy_=SimpleNamespace(mql=rule, sql=rule, period_days=30.0),
+        mql_threshold_=0.028,
+        sql_threshold_=0.16,
+        achieved_={},
+    )
+    run = _section_run()
+    run.model.stages, run.stages = stages, None
+    run.metrics["thresholds"] = {"mql": 0.028, "sql": 0.16}
+    section = html_report._stages_section(run, {})
+    assert '<td><span class="nowrap">16.0 %</span></td>' in section
+    assert '<th><span class="nowrap">Cut-off</span></th>' in section
+    assert ".nowrap{white-space:nowrap}" in html_report._CSS
+
+
+def test_charts_of_event_data_count_examples(monkeypatch):
+    """The reliability and stage charts counted event-data rows as leads ("6,777 leads;
+    each point is a group of 677 leads", "LEAD: 3,330 leads"): the report now tells them
+    what the rows are."""
+    rng = np.random.default_rng(0)
+    n = 300
+    p = rng.uniform(0, 0.4, n)
+    run = _section_run(n_test=n, n_test_leads=120, thresholds={"mql": 0.1, "sql": 0.3})
+    run.test_fold = html_report._TestFold(
+        y=rng.binomial(1, p),
+        p_raw=p,
+        p_cal=p,
+        stages=np.where(p >= 0.3, "sql", np.where(p >= 0.1, "mql", "lead")),
+        baselines={},
+        X=pd.DataFrame(index=range(n)),
+        lead_id=np.arange(n).astype(str),
+    )
+    seen: dict[str, str] = {}
+    for name in ("reliability_figure", "stage_histogram_figure"):
+        real = getattr(html_report.plots, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            seen[_name] = kwargs.get("rows", "leads")
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(html_report.plots, name, spy)
+    html_report._curve_figures(run)
+    assert seen == {
+        "reliability_figure": "examples of 120 leads",
+        "stage_histogram_figure": "examples",
+    }
+
+
+def test_fit_engagement_legend_sits_outside_the_points():
+    """The legend in the lower-left corner covered leads; it now sits below the axes, and
+    event data counts its dots as examples."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    rng = np.random.default_rng(1)
+    n = 400
+    stages = rng.choice(["lead", "mql", "sql"], n)
+    fig = html_report.fit_engagement_figure(
+        rng.integers(0, 101, n),
+        rng.integers(0, 101, n),
+        stages,
+        won=rng.random(n) < 0.1,
+        rows="examples",
+    )
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = fig.axes
+    assert ax.get_legend() is None
+    (legend,) = fig.legends
+    box, area = legend.get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert box.y1 <= area.y0  # wholly below the axes
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert f"LEAD ({int((stages == 'lead').sum()):,} examples)" in labels

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
@@ -128,6 +129,7 @@ def test_event_rows_are_counted_as_examples_of_leads(scored):
     fig = plots.reliability_figure(scored["y"], scored["p_raw"], p, rows="examples of 310 leads")
     text = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert "800 examples of 310 leads; each point is a group of 80 examples" in text
+    assert fig.axes[1].get_ylabel() == "Number of examples"
     stages = np.where(p >= 0.4, "sql", "lead")
     ax = plots.stage_histogram_figure(p, stages, {"sql": 0.4}, rows="examples").axes[0]
     assert ax.get_ylabel() == "Number of examples"
@@ -148,7 +150,9 @@ def test_stage_histogram_one_bar_set_per_stage_and_a_line_per_threshold(scored, 
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     n_sql = int((stages == "sql").sum())
     assert any(label.startswith(f"SQL: {n_sql} leads") for label in labels)
-    assert sum(patch.get_height() for patch in ax.patches) == len(p)
+    # every lead up to the axis' end is in a bar; the few beyond it are counted in the label
+    end = ax.get_xlim()[1]
+    assert sum(patch.get_height() for patch in ax.patches) == (p <= end).sum()
     for patch in ax.patches:  # no bar straddles a cut-off
         left, right = patch.get_x(), patch.get_x() + patch.get_width()
         assert not any(left < cut < right - 1e-12 for cut in (0.1, 0.4))
@@ -166,6 +170,66 @@ def test_stage_histogram_skips_stages_nobody_reaches(scored):
 def test_reliability_says_when_calibration_changed_nothing(scored):
     fig = plots.reliability_figure(scored["y"], scored["p_cal"], scored["p_cal"])
     assert "calibration was not needed" in _texts(fig)
+
+
+def test_reliability_draws_no_hidden_before_series_when_calibration_changed_nothing(scored):
+    """With the identity calibrator the "before" series lay exactly under the "after" one:
+    a legend entry for a line nobody could see. It is neither drawn nor listed now."""
+    fig = plots.reliability_figure(scored["y"], scored["p_cal"], scored["p_cal"].copy())
+    curve, hist = fig.axes
+    assert len(curve.get_lines()) == 2  # diagonal, the model
+    assert len(hist.containers) == 1  # one histogram
+    assert "Before calibration" not in _texts(fig)
+    changed = plots.reliability_figure(scored["y"], scored["p_raw"], scored["p_cal"])
+    assert "Before calibration" in _texts(changed)
+
+
+def test_probability_histograms_end_near_the_highest_scores_and_say_so():
+    """Nearly every lead below 0.2 and a handful near 0.9: the axis used to run to 0.9 and
+    squeeze the leads into a few bars. It now ends near the 99.5th percentile (but past every
+    stage cut-off), and the axis label counts the leads it leaves out."""
+    rng = np.random.default_rng(3)
+    p = np.concatenate([rng.beta(1.2, 20, 2000), [0.85, 0.88, 0.9]])
+    y = rng.binomial(1, p)
+    stages = np.where(p >= 0.3, "sql", np.where(p >= 0.05, "mql", "lead"))
+    hist_ax = plots.stage_histogram_figure(p, stages, {"mql": 0.05, "sql": 0.3}).axes[0]
+    reliability_hist = plots.reliability_figure(y, p, p).axes[1]
+    assert hist_ax.get_xlim()[1] >= 0.3  # the SQL cut-off stays in view
+    for ax in (hist_ax, reliability_hist):
+        end = ax.get_xlim()[1]
+        assert end < 0.5
+        beyond = int((p > end).sum())
+        assert beyond >= 3
+        assert f"{beyond:,} leads above it" in ax.get_xlabel()
+    # data that fills its axis gets no note
+    even = np.linspace(0.0, 0.5, 400)
+    flat = plots.stage_histogram_figure(even, np.full(400, "lead"), {}).axes[0]
+    assert "not shown" not in flat.get_xlabel()
+    assert flat.get_xlim()[1] >= 0.5
+
+
+def test_shap_summary_wraps_long_labels_whole_and_names_its_dots():
+    """ "High-intent actions (pricing or …or sales forms)" lost the middle of the label; the
+    summary now wraps such labels onto three lines, whole. The beeswarm says what a dot is:
+    a lead on flat data, an example (a lead at one as-of date) on event data."""
+    from leadscore.schema import Feature
+
+    rng = np.random.default_rng(0)
+    long = "High-intent actions (pricing or demo pages, demo or sales forms), last 90 days"
+    features = (
+        Feature("intent", "engagement", long, "numeric"),
+        Feature("size", "fit", "Company size (employees)", "numeric"),
+    )
+    X = pd.DataFrame({"intent": rng.poisson(2, 300), "size": rng.uniform(1, 500, 300)})
+    log_odds = pd.DataFrame({"intent": 0.3 * (X["intent"] - 2), "size": 0.001 * (X["size"] - 250)})
+    fig = plots.shap_summary_figure(log_odds, X, features, rows="examples")
+    swarm = fig.axes[0]
+    labels = [" ".join(t.get_text().split("\n")) for t in swarm.get_yticklabels()]
+    assert long in labels
+    assert not any("…" in label for label in labels)
+    assert swarm.get_title().startswith("Each dot is an example, a lead at one as-of date")
+    flat = plots.shap_summary_figure(log_odds, X, features, max_points=100)
+    assert flat.axes[0].get_title() == "Each dot is a lead (100 of 300 drawn at random)"
 
 
 def test_mismatched_lengths_are_refused(scored):

@@ -85,8 +85,16 @@ _METRIC_ROWS = (
         "how many times the average rate the top 10 % convert",
         2,
     ),
-    ("capture_top_decile", "Wins in top 10 %", "share of all wins among the top 10 % of leads", 3),
+    (
+        "capture_top_decile",
+        "Wins in top 10 %",
+        "share of all wins among the top 10 % of {unit}",
+        1,
+    ),
 )
+#: Metrics that are shares, shown as percentages (the headline says "44 %", so must the
+#: table); the scores (ROC-AUC, Brier, ECE, log loss) stay decimals.
+_PERCENT_METRICS = frozenset({"capture_top_decile"})
 _STAGES = ("lead", "mql", "sql")
 
 
@@ -282,13 +290,16 @@ def fit_engagement_figure(
     *,
     won: np.ndarray | None = None,
     title: str | None = None,
+    rows: str = "leads",
 ) -> Figure:
     """Fit against engagement sub-scores (0-100), one dot per lead, coloured by stage.
 
     Read it by quadrant: top right are good-fit leads that are also active (sales now),
     bottom right good fits that have gone quiet (nurture), top left active leads that do not
     fit the customer profile (qualify before spending sales time). With ``won``, leads that
-    converted get a dark ring. Dashed lines mark the median past lead (50).
+    converted get a dark ring. Dashed lines mark the median past lead (50). The legend sits
+    below the axes, since every corner of a full chart holds leads. ``rows``: what a dot
+    is, ``"leads"`` or ``"examples"`` (event data holds a lead at several as-of dates).
     """
     fit = np.asarray(fit_score, dtype=float)
     engagement = np.asarray(engagement_score, dtype=float)
@@ -312,7 +323,7 @@ def fit_engagement_figure(
             alpha=0.65 if len(fit) > 50 else 0.9,
             color=plots.STAGE_COLOURS.get(stage, "#424242"),
             linewidths=0,
-            label=f"{stage.upper()} ({int(mask.sum())} leads)",
+            label=f"{stage.upper()} ({int(mask.sum()):,} {rows})",
         )
     if won is not None:
         won_mask = np.asarray(won).astype(bool)
@@ -323,7 +334,7 @@ def fit_engagement_figure(
             facecolors="none",
             edgecolors="#212121",
             linewidths=0.8,
-            label=f"Converted ({int(won_mask.sum())})",
+            label=f"Converted ({int(won_mask.sum()):,})",
         )
     ax.axvline(50, **plots._REFERENCE)
     ax.axhline(50, **plots._REFERENCE)
@@ -335,7 +346,7 @@ def fit_engagement_figure(
         title=title or "Fit against engagement, by stage",
     )
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", fontsize=9, framealpha=0.9)
+    fig.legend(loc="outside lower center", ncols=4, fontsize=9, frameon=False, markerscale=1.6)
     return fig
 
 
@@ -390,6 +401,11 @@ def _img(png: bytes, name: str, alt: str, caption: str) -> str:
     )
 
 
+def _nowrap(text: str) -> str:
+    """``text`` kept on one line: a narrow column must not break "16.0 %" after the number."""
+    return f'<span class="nowrap">{text}</span>'
+
+
 def _note(text: str, kind: str = "note") -> str:
     return f'<p class="{kind}">{text}</p>'
 
@@ -422,6 +438,7 @@ figure{margin:12px 0 24px}figure img{max-width:100%;height:auto;border:1px solid
 figcaption{color:#424242;font-size:.9em;max-width:900px}
 ul.warnings li{margin-bottom:4px}
 nav a{margin-right:14px;font-size:.9em}
+.nowrap{white-space:nowrap}
 """
 
 _SCRIPT = """
@@ -547,6 +564,75 @@ def _baseline_verdict(m: Mapping[str, Any], name: str, base_auc: float) -> str:
     )
 
 
+def _event_data(run: _Run) -> bool:
+    """Whether the run's rows are examples (a lead at each as-of date) rather than leads.
+
+    The model records its data form (``events`` or ``flat``); a run without it is taken to
+    be event data when its test fold holds more examples than leads.
+    """
+    meta = getattr(getattr(run, "model", None), "metadata", None) or {}
+    if meta.get("data_form"):
+        return meta["data_form"] == "events"
+    return _test_unit(run) == "examples"
+
+
+def _test_rows(run: _Run) -> str:
+    """What the test fold's rows are, for a chart's note: ``leads``, ``examples of 3,963
+    leads``, or ``examples`` where the leads are not known."""
+    if _test_unit(run) == "leads":
+        return "leads"
+    _, leads = _test_counts(run)
+    return f"examples of {_count(leads)} leads" if leads is not None else "examples"
+
+
+def _fold_starts(run: _Run) -> dict[str, str]:
+    """First order value (date) of the valid, calibrate and test folds, as training logged
+    them: the run's ``folds.<name>_from`` parameters, else the model's fold boundaries."""
+    params = getattr(run, "params", None) or {}
+    meta = getattr(getattr(run, "model", None), "metadata", None) or {}
+    logged = (meta.get("folds") or {}).get("boundaries") or {}
+    starts = {}
+    for name in ("valid", "calibrate", "test"):
+        value = params.get(f"folds.{name}_from") or logged.get(name)
+        if value not in (None, ""):
+            starts[name] = str(value)
+    return starts
+
+
+def _period_rows(run: _Run, kind: str) -> list[tuple[str, str]]:
+    """Training, calibration and test periods in calendar dates, for time-ordered folds.
+
+    Training logs where each fold starts, not where the data starts or ends, so the first
+    period is "before" and the last "from". The model learns from the fit and valid folds
+    when it is refitted on both (``n_train`` is their sum), else from the fit fold alone,
+    the valid fold only deciding when boosting stops.
+    """
+    starts = _fold_starts(run)
+    if kind not in ("time", "time_ordered", "temporal") or not {"calibrate", "test"} <= set(starts):
+        return []
+    meta = getattr(getattr(run, "model", None), "metadata", None) or {}
+    sizes = (meta.get("folds") or {}).get("sizes") or {}
+    n_train = _whole_number(run.metrics.get("n_train"))
+    fit_only = (
+        "valid" in starts
+        and n_train is not None
+        and _whole_number(sizes.get("fit")) == n_train
+        and _whole_number(sizes.get("valid"))
+    )
+    dates = "as-of dates" if _event_data(run) else "dates"
+    cal, test = _esc(starts["calibrate"]), _esc(starts["test"])
+    if fit_only:
+        valid = _esc(starts["valid"])
+        training = f"{dates} before {valid} (boosting stopped on {valid} up to {cal})"
+    else:
+        training = f"{dates} before {cal}"
+    return [
+        ("Training period", training),
+        ("Calibration period", f"{dates} from {cal}, before {test}"),
+        ("Test period", f"{dates} from {test}"),
+    ]
+
+
 def _data_section(run: _Run) -> str:
     meta = run.model.metadata
     m = run.metrics
@@ -554,18 +640,34 @@ def _data_section(run: _Run) -> str:
     folds = meta.get("folds") or {}
     sizes = folds.get("sizes") or {}
     kind = str(m.get("fold_kind") or folds.get("kind") or run.tags.get("fold_kind", "unknown"))
+    if _event_data(run):
+        # a lead is an example at each as-of date; its win counts only within the window
+        days = meta.get("horizon_days")
+        window = f"{_count(days)} days" if days else "the window"
+        counted = [
+            ("Leads in the examples", _count(history.get("leads"))),
+            (f"Leads won within {window} of an as-of date", _count(history.get("wins"))),
+        ]
+    else:
+        counted = [
+            ("Leads", _count(history.get("leads"))),
+            ("Won leads", _count(history.get("wins"))),
+        ]
+    calibration = _calibration_name(run)
+    if calibration == "identity":
+        calibration = "none (identity): the model's own probabilities"
     rows = [
         ("Data set", _esc(run.tags.get("dataset") or meta.get("dataset") or "–")),
         ("Training examples (rows)", _count(history.get("examples"))),
-        ("Leads", _count(history.get("leads"))),
-        ("Won leads", _count(history.get("wins"))),
+        *counted,
         ("Fold kind", _esc(kind)),
         (
             "Fold sizes",
             _esc(", ".join(f"{k} {int(v):,}" for k, v in sizes.items()) or "–"),
         ),
+        *_period_rows(run, kind),
         ("Test fold", _test_size(run)),
-        ("Calibration", _esc(m.get("calibration") or run.tags.get("calibration") or "–")),
+        ("Calibration", _esc(calibration or "–")),
     ]
     if meta.get("horizon_days"):
         rows.append(("Outcome window", f"{_count(meta.get('horizon_days'))} days"))
@@ -631,12 +733,25 @@ def _data_section(run: _Run) -> str:
     return "\n".join(out)
 
 
+def _calibration_name(run: _Run) -> str | None:
+    """The calibrator training chose (``identity``, ``sigmoid``, ``isotonic``), if recorded."""
+    tags = getattr(run, "tags", None) or {}
+    name = run.metrics.get("calibration") or tags.get("calibration")
+    return str(name) if name else None
+
+
+def _metric_text(key: str, value: float, digits: int) -> str:
+    return _pct(value, digits) if key in _PERCENT_METRICS else _num(value, digits)
+
+
 def _metrics_section(run: _Run) -> str:
     m = run.metrics
     columns: dict[str, Mapping[str, Any]] = {}
     if m.get("model"):
         columns["Model"] = m["model"]
-    if m.get("model_uncalibrated"):
+    # the identity calibrator hands on the raw probabilities: the column would repeat Model's
+    uncalibrated_is_model = _calibration_name(run) == "identity"
+    if m.get("model_uncalibrated") and not uncalibrated_is_model:
         columns["Model, uncalibrated"] = m["model_uncalibrated"]
     for name, values in (m.get("baselines") or {}).items():
         columns[_display_name(name)] = values or {}
@@ -648,17 +763,18 @@ def _metrics_section(run: _Run) -> str:
     intervals = (uncertainty.get("intervals") or {}).get("model") or {}
     lower_is_better = {"brier", "ece", "log_loss"}
     rows = []
+    unit = _test_unit(run)
     for key, label, help_text, digits in _METRIC_ROWS:
         values = [
             float(v.get(key)) if v.get(key) is not None else math.nan for v in columns.values()
         ]
         finite = [v for v in values if math.isfinite(v)]
         best = (min(finite) if key in lower_is_better else max(finite)) if finite else None
-        cells = [f'{label}<br><span class="meta">{help_text}</span>']
+        cells = [f'{label}<br><span class="meta">{help_text.format(unit=unit)}</span>']
         for i, v in enumerate(values):
-            text = _num(v, digits)
+            text = _metric_text(key, v, digits)
             if i == 0 and key in intervals and "Model" in columns:
-                low, high = (_num(float(b), digits) for b in intervals[key])
+                low, high = (_metric_text(key, float(b), digits) for b in intervals[key])
                 text += f'<br><span class="meta">{low} to {high}</span>'
             cells.append(
                 f'<span class="best">{text}</span>' if best is not None and v == best else text
@@ -666,12 +782,19 @@ def _metrics_section(run: _Run) -> str:
         rows.append(cells)
     table = _table(["Metric", *(_esc(c) for c in columns)], rows)
     table = table.replace('<td><span class="best">', '<td class="best"><span>')
+    same = ""
+    if uncalibrated_is_model and m.get("model_uncalibrated"):
+        same = (
+            " Calibration kept the model's own probabilities (identity: no calibration "
+            "was applied), so the uncalibrated model is the same as the model and has no "
+            "column of its own."
+        )
     return (
         "<h2 id='metrics'>Model against baselines</h2>"
         f"<p>All numbers are on the test fold ({_test_size(run)}), which neither "
         "the model nor the baselines saw while learning. The best value of each row is in "
         "bold. The logistic regression and rule points are the simple alternatives a model "
-        "must beat to be worth running.</p>" + table + _uncertainty_note(m, uncertainty)
+        f"must beat to be worth running.{same}</p>" + table + _uncertainty_note(m, uncertainty)
     )
 
 
@@ -722,9 +845,13 @@ def _curve_figures(run: _Run) -> dict[str, bytes]:
     return {
         "roc": _png(plots.roc_figure(fold.y, scores)),
         "precision_recall": _png(plots.pr_figure(fold.y, scores)),
-        "reliability": _png(plots.reliability_figure(fold.y, fold.p_raw, fold.p_cal)),
+        "reliability": _png(
+            plots.reliability_figure(fold.y, fold.p_raw, fold.p_cal, rows=_test_rows(run))
+        ),
         "cumulative_gains": _png(plots.gains_figure(fold.y, scores)),
-        "stages": _png(plots.stage_histogram_figure(fold.p_cal, fold.stages, thresholds)),
+        "stages": _png(
+            plots.stage_histogram_figure(fold.p_cal, fold.stages, thresholds, rows=_test_unit(run))
+        ),
     }
 
 
@@ -800,7 +927,7 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
                 [
                     "Stage",
                     "Policy and target",
-                    "Cut-off",
+                    _nowrap("Cut-off"),
                     "Achieved on the calibration fold",
                     "Achieved on the test fold",
                 ],
@@ -940,7 +1067,7 @@ def _policy_rows(run: _Run) -> list[tuple[str, ...]]:
             (
                 stage.upper(),
                 text,
-                _pct(cut) if math.isfinite(cut) else "nobody",
+                _nowrap(_pct(cut) if math.isfinite(cut) else "nobody"),
                 _achieved_text((stages.achieved_ or {}).get(stage), measure, **shown),
                 _achieved_text(_test_achieved(run, stage, cut), measure, **shown),
             )
@@ -983,19 +1110,29 @@ def _source_note(run: _Run, explained: _Explained) -> str:
     )
 
 
+def _explained_unit(run: _Run, explained: _Explained) -> str:
+    """What the explained rows are: the test fold's unit, or for the input example
+    ``examples`` on event data and ``leads`` on a flat table."""
+    if explained.source == "test":
+        return _test_unit(run)
+    return "examples" if _event_data(run) else "leads"
+
+
 def _shap_section(run: _Run, explained: _Explained | None) -> str:
     out = ["<h2 id='shap'>What drives the score (SHAP)</h2>"]
     if explained is None:
         out.append(_note("Skipped: the run holds neither its test fold nor an input example."))
         return "\n".join(out)
     out.append(_source_note(run, explained))
-    fig = plots.shap_summary_figure(explained.log_odds, explained.X, run.model.features)
+    unit = _explained_unit(run, explained)
+    fig = plots.shap_summary_figure(explained.log_odds, explained.X, run.model.features, rows=unit)
+    dot = "a lead" if unit == "leads" else "an example, a lead at one as-of date"
     out.append(
         _img(
             _png(fig),
             "shap_summary",
             "SHAP beeswarm and mean absolute SHAP bar chart of the model's features",
-            "<b>Left:</b> each dot is a lead; right of zero the feature raised its score, left "
+            f"<b>Left:</b> each dot is {dot}; right of zero the feature raised its score, left "
             "lowered it; red is a high value of the feature, blue a low one, grey a category or "
             "a missing value. <b>Right:</b> the average size of each feature's effect.",
         )
@@ -1034,6 +1171,7 @@ def _fit_engagement_section(run: _Run, explained: _Explained | None) -> str:
         scores["engagement_score"].to_numpy(dtype=float, na_value=np.nan),
         explained.stages,
         won=explained.won,
+        rows=_explained_unit(run, explained),
     )
     out.append(
         _img(

@@ -72,14 +72,36 @@ def _check_scores(y: np.ndarray, scores: Mapping[str, np.ndarray]) -> np.ndarray
     return y
 
 
-def _upper(values: np.ndarray) -> float:
-    """Right end of a probability axis: the data's range, not always 0-1.
+#: Share of the values a probability histogram's x-axis reaches: a few high scores must not
+#: stretch the axis until nearly every lead sits in its first bars.
+AXIS_QUANTILE = 0.995
 
-    Lead conversion rates are often a few per cent; a fixed 0-1 axis would squeeze every
-    lead into the first bars.
+
+def _probability_axis(values: np.ndarray, keep: Sequence[float] = ()) -> tuple[float, int]:
+    """Right end of a probability axis and how many values lie beyond it.
+
+    Lead conversion rates are often a few per cent, so a fixed 0-1 axis would squeeze every
+    lead into the first bars, and so would one stretched to the highest score by a handful of
+    leads: the axis ends a little past the :data:`AXIS_QUANTILE` quantile (and past every
+    value of ``keep``, such as the stage cut-offs), and the chart says how many it leaves out.
     """
-    top = float(np.nanmax(values)) if len(values) else 1.0
-    return float(min(1.0, max(top * 1.05, 0.01)))
+    values = np.asarray(values, dtype=float).ravel()
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return 1.0, 0
+    top = max([float(np.quantile(values, AXIS_QUANTILE)), *(float(k) for k in keep)])
+    end = float(min(1.0, max(top * 1.05, 0.01)))
+    if float(values.max()) <= end * 1.05:  # only a sliver left out: show it all
+        end = float(min(1.0, max(float(values.max()) * 1.02, end)))
+    return end, int((values > end).sum())
+
+
+def _beyond_note(hidden: int, total: int, end: float, rows: str) -> str:
+    """Second line of a probability axis label naming what the axis leaves out, if anything."""
+    if not hidden:
+        return ""
+    share = hidden / max(total, 1)
+    return f"\n(axis cut at {end:.1%}: {hidden:,} {rows} above it, {share:.1%}, not shown)"
 
 
 def _colour(i: int) -> str:
@@ -188,49 +210,58 @@ def reliability_figure(
 
     Top: predicted probability against the observed conversion rate in ``n_bins``
     equal-count bins; on the diagonal, "30 %" means 30 in 100 such leads converted. A note
-    says how many leads back each point. Bottom: how the predicted
-    probabilities spread, before and after calibration. Top axes: 3 lines (diagonal, raw,
-    calibrated); bottom: the two histograms. ``rows`` names what the rows are in that note:
+    says how many leads back each point. Bottom: how the predicted probabilities spread,
+    before and after calibration, on an axis that ends near the highest scores
+    (:func:`_probability_axis`, which the axis label then says). Top axes: 3 lines (diagonal,
+    raw, calibrated); bottom: the two histograms. When calibration changed nothing
+    (``p_raw`` equals ``p_cal``, the identity calibrator), the "before" series would hide
+    exactly under the "after" one, so it is not drawn and has no legend entry: 2 lines and
+    one histogram, labelled as not needing calibration. ``rows`` names what the rows are:
     event data holds a lead at several as-of dates, so its rows are "examples of 1,510 leads".
     """
     y = _check_scores(y, {"raw": p_raw, "calibrated": p_cal})
+    p_raw, p_cal = np.asarray(p_raw, float), np.asarray(p_cal, float)
+    unit = rows.split()[0]
     fig, (ax, ax_hist) = _figure(2, height=7.2)
     fig.get_layout_engine().set(h_pad=0.1)
     ax.plot([0, 1], [0, 1], label="Perfectly calibrated", **_REFERENCE)
-    same = bool(np.allclose(np.asarray(p_raw, float), np.asarray(p_cal, float)))
-    raw_x, raw_y, _ = equal_count_bins(y, p_raw, n_bins)
+    same = bool(np.allclose(p_raw, p_cal))
     cal_x, cal_y, counts = equal_count_bins(y, p_cal, n_bins)
-    ax.plot(
-        raw_x,
-        raw_y,
-        marker="s",
-        color=_colour(1),
-        linewidth=1.2,
-        alpha=0.8,
-        label="Before calibration (raw model)"
-        if not same
-        else "Before calibration (the same: calibration was not needed)",
-    )
+    drawn = [cal_x, cal_y]
+    if not same:
+        raw_x, raw_y, _ = equal_count_bins(y, p_raw, n_bins)
+        drawn += [raw_x, raw_y]
+        ax.plot(
+            raw_x,
+            raw_y,
+            marker="s",
+            color=_colour(1),
+            linewidth=1.2,
+            alpha=0.8,
+            label="Before calibration (raw model)",
+        )
     ax.plot(
         cal_x,
         cal_y,
         marker="o",
         color=_colour(0),
         linewidth=2.0,
-        label="After calibration (what users see)",
+        label="After calibration (what users see)"
+        if not same
+        else "The model (calibration was not needed: it changed nothing)",
     )
     size = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
     ax.text(
         0.98,
         0.03,
-        f"{len(y):,} {rows}; each point is a group of {size} {rows.split()[0]}",
+        f"{len(y):,} {rows}; each point is a group of {size} {unit}",
         transform=ax.transAxes,
         ha="right",
         va="bottom",
         fontsize=8,
         color="#424242",
     )
-    top = float(max(1e-3, np.max(np.concatenate([raw_x, raw_y, cal_x, cal_y]))))
+    top = float(max(1e-3, np.max(np.concatenate(drawn))))
     lim = min(1.0, top * 1.1 + 0.02)
     ax.set(
         xlim=(0, lim),
@@ -242,18 +273,22 @@ def reliability_figure(
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=9)
 
-    upper = _upper(np.concatenate([np.asarray(p_raw, float), np.asarray(p_cal, float)]))
+    upper, _ = _probability_axis(p_cal if same else np.concatenate([p_raw, p_cal]))
+    hidden = max(int((p > upper).sum()) for p in (p_cal, p_raw))
     bins = np.linspace(0, upper, 41)
+    if not same:
+        ax_hist.hist(p_raw, bins=bins, color=_colour(1), alpha=0.45, label="Before calibration")
     ax_hist.hist(
-        np.asarray(p_raw), bins=bins, color=_colour(1), alpha=0.45, label="Before calibration"
-    )
-    ax_hist.hist(
-        np.asarray(p_cal), bins=bins, color=_colour(0), alpha=0.6, label="After calibration"
+        p_cal,
+        bins=bins,
+        color=_colour(0),
+        alpha=0.6,
+        label="After calibration" if not same else "The model",
     )
     ax_hist.set(
         xlim=(0, upper),
-        xlabel="Predicted probability of winning",
-        ylabel="Number of leads",
+        xlabel="Predicted probability of winning" + _beyond_note(hidden, len(y), upper, unit),
+        ylabel=f"Number of {unit}",
         title="How the predicted probabilities spread",
     )
     ax_hist.legend(fontsize=9)
@@ -345,7 +380,9 @@ def stage_histogram_figure(
     each stage holds. ``thresholds`` maps a stage name to the probability from which a lead
     enters it (``{"mql": 0.08, "sql": 0.25}``); an infinite cut-off (nobody reaches the
     stage) is not drawn. One histogram per stage present, one vertical line per threshold.
-    ``rows``: what the counts count (event data: "examples", a lead at each as-of date).
+    The axis ends near the highest scores but past every cut-off (:func:`_probability_axis`);
+    the axis label says how many are left out. ``rows``: what the counts count (event data:
+    "examples", a lead at each as-of date).
     """
     p = np.asarray(p, dtype=float).ravel()
     stages = np.asarray(stages).astype(str).ravel()
@@ -354,7 +391,7 @@ def stage_histogram_figure(
     fig, (ax,) = _figure()
     thresholds = {k: float(v) for k, v in thresholds.items() if np.isfinite(float(v))}
     cuts = list(thresholds.values())
-    upper = _upper(np.concatenate([p, cuts]))
+    upper, hidden = _probability_axis(p, keep=cuts)
     # the cut-offs are bin edges, so no bar mixes two stages
     grid = np.linspace(0, upper, 41)
     bins = np.unique(np.concatenate([grid, [c for c in cuts if 0 < c < upper]]))
@@ -379,7 +416,8 @@ def stage_histogram_figure(
         )
     ax.set(
         xlim=(0, upper),
-        xlabel="Predicted probability of winning (calibrated)",
+        xlabel="Predicted probability of winning (calibrated)"
+        + _beyond_note(hidden, len(p), upper, rows),
         ylabel=f"Number of {rows}",
         title=title or f"{rows.capitalize()} per stage and where the stage cut-offs fall",
     )
@@ -391,9 +429,14 @@ def stage_histogram_figure(
 # --------------------------------------------------------------------------- SHAP summary
 
 
+#: What a dot of the SHAP beeswarm is, by what the rows are.
+_DOTS = {"leads": "a lead", "examples": "an example, a lead at one as-of date"}
+
 #: Axis labels of the SHAP summary: at most this many characters a line, this many lines.
+#: Three lines of 34 hold the longest built-in labels whole ("High-intent actions (pricing or
+#: demo pages, demo or sales forms), last 90 days"): a cut in the middle lost what they say.
 AXIS_LABEL_WIDTH = 34
-AXIS_LABEL_LINES = 2
+AXIS_LABEL_LINES = 3
 
 
 def _fit_label(label: str, width: int, lines: int) -> str:
@@ -412,12 +455,11 @@ def _fit_label(label: str, width: int, lines: int) -> str:
     return "\n".join([*head, "…" + end])
 
 
-def axis_labels(
-    labels: Sequence[str], width: int = AXIS_LABEL_WIDTH, lines: int = AXIS_LABEL_LINES
-) -> list[str]:
+def axis_labels(labels: Sequence[str], width: int = 34, lines: int = 2) -> list[str]:
     """Labels short enough for a chart's axis: wrapped onto ``lines`` lines of ``width``
     characters, the middle of a longer one cut, and all of them distinct (a label that would
-    read like an earlier one gets " (2)", " (3)"... before it is cut).
+    read like an earlier one gets " (2)", " (3)"... before it is cut). The SHAP summary
+    passes :data:`AXIS_LABEL_WIDTH` and :data:`AXIS_LABEL_LINES`, room for its labels whole.
 
     >>> axis_labels(["E-mail click rate (share of e-mails that were clicked), last 90 days"])
     ['E-mail click rate (share of\\n…that were clicked), last 90 days']
@@ -444,6 +486,7 @@ def shap_summary_figure(
     max_display: int = 12,
     max_points: int = 5000,
     random_state: int = 0,
+    rows: str = "leads",
 ) -> Figure:
     """SHAP beeswarm and mean-|SHAP| bar chart of the log-odds contributions, side by side.
 
@@ -451,15 +494,19 @@ def shap_summary_figure(
     log-odds, coloured by the feature's value (low blue, high red; categories and missing
     values grey, since a category has no "high"). Built on a fresh
     :class:`~matplotlib.figure.Figure` (no pyplot state); save with ``fig.savefig(path)``.
-    At most ``max_points`` leads are drawn, sampled at random. Feature labels are fitted to
-    the axis by :func:`axis_labels` (two lines of 34 characters at most, all distinct), so
-    pass the model's features with their full labels.
+    At most ``max_points`` leads are drawn, sampled at random (the title says so). Feature
+    labels are wrapped by :func:`axis_labels` (three lines of 34 characters at most, all
+    distinct), so pass the model's features with their full labels. ``rows``: what a dot is,
+    ``"leads"`` or ``"examples"`` (event data holds a lead at several as-of dates).
     """
     import shap  # the plotting stack is only needed for reports
 
     names = list(log_odds.columns)
     meta = feature_labels(names, features)
+    dot = _DOTS.get(rows, f"one of the {rows}")
+    title = f"Each dot is {dot}"
     if len(log_odds) > max_points:
+        title += f" ({max_points:,} of {len(log_odds):,} drawn at random)"
         rng = np.random.default_rng(random_state)
         pick = np.sort(rng.choice(len(log_odds), size=max_points, replace=False))
         log_odds, X = log_odds.iloc[pick], X.iloc[pick]
@@ -468,13 +515,16 @@ def shap_summary_figure(
         column = X[name]
         if not isinstance(column.dtype, pd.CategoricalDtype) and ptypes.is_numeric_dtype(column):
             data[:, i] = column.to_numpy(dtype=float, na_value=np.nan)
+    labels = axis_labels([meta[n][0] for n in names], AXIS_LABEL_WIDTH, AXIS_LABEL_LINES)
     values = shap.Explanation(
-        values=log_odds.to_numpy(dtype=float),
-        data=data,
-        feature_names=axis_labels([meta[n][0] for n in names]),
+        values=log_odds.to_numpy(dtype=float), data=data, feature_names=labels
     )
     shown = min(max_display, len(names))
-    fig = Figure(figsize=(14.0, 0.5 * shown + 1.8), layout="constrained", dpi=100)
+    # a row holds its label: three lines of 10-point text need more than two
+    strongest = np.argsort(-np.abs(values.values).mean(axis=0), kind="stable")[:shown]
+    tallest = max((labels[i].count("\n") + 1 for i in strongest), default=1)
+    row = 0.5 if tallest <= 2 else 0.62
+    fig = Figure(figsize=(14.0, row * shown + 1.8), layout="constrained", dpi=100)
     ax_swarm, ax_bar = fig.subplots(1, 2, width_ratios=[1.35, 1.0])
     with warnings.catch_warnings():
         # categorical columns have no numeric value to colour by: an all-NaN colour column
@@ -485,7 +535,7 @@ def shap_summary_figure(
     shap.plots.bar(values, max_display=max_display, ax=ax_bar, show=False)
     ax_swarm.set_xlabel("Contribution to the score (log-odds)")
     ax_bar.set_xlabel("Mean |contribution| (log-odds)")
-    ax_swarm.set_title("Each dot is a lead", fontsize=11)
+    ax_swarm.set_title(title, fontsize=11)
     ax_bar.set_title("Average size of each feature's effect", fontsize=11)
     for ax in (ax_swarm, ax_bar):
         ax.tick_params("y", labelsize=10)
