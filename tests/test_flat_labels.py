@@ -17,7 +17,13 @@ import pytest
 import yaml
 
 from leadscore.cli import main
-from leadscore.datasets import closed_rows, load_dataset, mark_missing, read_flat_table
+from leadscore.datasets import (
+    closed_rows,
+    load_dataset,
+    mark_missing,
+    prepare_flat_dataset,
+    read_flat_table,
+)
 from leadscore.errors import DataError
 from leadscore.sinks import read_scored_leads
 from leadscore.specs import load_spec
@@ -152,6 +158,45 @@ def test_a_blank_label_reads_the_same_from_parquet_and_as_a_missing_token(tmp_pa
     table = mark_missing(read_flat_table(spec), spec.missing_values, as_written=(spec.id,))
     done = closed_rows(table["Deal Stage"], spec)
     assert set(table.loc[~done, "Record ID"]) == open_ids
+
+
+@pytest.mark.parametrize("declared_lost", [True, False])
+def test_a_label_read_as_categories_reads_as_the_same_text(tmp_path, caplog, declared_lost):
+    """Parquet written from pandas hands the label over as categories: a blank category is
+    still an open lead in training as in scoring, and a category no row holds is no value
+    to warn about."""
+    frame = _export(400, 13, {WON: 0.35, LOST: 0.45, "": 0.2})
+    frame["Deal Stage"] = frame["Deal Stage"].astype("category")
+    frame.to_parquet(tmp_path / "contacts.parquet", index=False)
+    label = {"column": "Deal Stage", "won": [WON], **({"lost": [LOST]} if declared_lost else {})}
+    spec_path = tmp_path / "spec.yaml"
+    spec_path.write_text(
+        yaml.safe_dump(
+            {"name": "acme", "source": "contacts.parquet", "id": "Record ID", "label": label}
+        )
+    )
+    with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
+        data = load_dataset(spec_path)
+    blank = set(frame.loc[frame["Deal Stage"] == "", "Record ID"])
+    assert blank and not blank & set(data.lead_id)
+    assert len(data.lead_id) == len(frame) - len(blank)
+    assert not [m for m in caplog.messages if "read like a win" in m or "(0)" in m]
+    spec = load_spec(spec_path)
+    table = mark_missing(read_flat_table(spec), spec.missing_values, as_written=(spec.id,))
+    assert set(table.loc[~closed_rows(table["Deal Stage"], spec), "Record ID"]) == blank
+
+
+def test_blanks_declared_open_are_no_warning(tmp_path, caplog):
+    """``""`` under label.open says what a blank is: the blanks count as declared."""
+    frame = _export(400, 14, {WON: 0.35, LOST: 0.35, "": 0.3})
+    blank = int((_stages(frame) == "").sum())
+    spec = _write(tmp_path, frame, {"won": [WON], "lost": [LOST], "open": [""]})
+    with caplog.at_level(logging.INFO, logger="leadscore.datasets"):
+        data = load_dataset(spec)
+    assert len(data.y) == len(frame) - blank
+    (line,) = [r for r in caplog.records if "open lead" in r.getMessage()]
+    assert line.levelno == logging.INFO
+    assert line.getMessage() == f"label Deal Stage: {blank} open lead(s) left out"
 
 
 def test_blank_labels_without_open_values_are_a_warning(tmp_path, caplog):
@@ -290,7 +335,7 @@ def test_a_single_undeclared_label_value_keeps_its_sentence(tmp_path):
         load_dataset(_write(tmp_path, frame, {"won": [WON], "lost": [LOST]}))
     assert str(err.value).startswith(
         "label column 'Deal Stage' holds 'Nurture', which is neither won ['Closed Won'] nor "
-        "lost ['Closed Lost'] (11 row(s))"
+        "lost ['Closed Lost'] (11 rows)"
     )
     assert "read like a win" not in str(err.value)
 
@@ -329,6 +374,13 @@ def test_a_column_filled_in_only_for_closed_leads_stops_validate_and_train(tmp_p
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1, err
         assert expected in err[0] and "list it under exclude in the spec" in err[0]
+
+    # the back-test reads the labels of a model already trained: the check is training's
+    table = read_flat_table(load_spec(spec))
+    with pytest.raises(DataError, match="filled in when a lead closes"):
+        prepare_flat_dataset(table, load_spec(spec))
+    labelled = prepare_flat_dataset(table, load_spec(spec), check_close_fields=False)
+    assert len(labelled.y) == n_closed
 
     excluded = _write(tmp_path, frame, label, exclude={"Sales Cycle (days)": "at the close"})
     assert _validate(excluded, capsys)[0] == 0

@@ -321,16 +321,16 @@ def test_sales_activity_counts_are_named_like_post_contact_fields():
         "Assigned SDR",
     ]
     assert post_contact_columns(names) == {
-        "Meetings Booked": "meeting",
-        "Number of Sales Meetings": "meeting",
-        "hs_last_meeting_booked": "meeting",
-        "Appointments Set": "appointment",
+        "Meetings Booked": "meeting booked",
+        "Number of Sales Meetings": "sales meeting",
+        "hs_last_meeting_booked": "meeting booked",
+        "Appointments Set": "appointment set",
         "Number of Calls Logged": "call logged",
         "Number of Sales Activities": "sales activity",
         "Sales Emails Replied": "sales email",
         "Number of times contacted": "time contacted",
         "Demos Completed": "demo completed",
-        "Assigned SDR": "sdr",
+        "Assigned SDR": "assigned sdr",
     }
     marketing = [
         "Number of Pageviews",
@@ -344,6 +344,12 @@ def test_sales_activity_counts_are_named_like_post_contact_fields():
         "Demo Requested",
         "Sales Region",
         "Email Calls to Action Clicked",
+        # known before contact: how the lead likes to meet, the company's teams
+        "Preferred Meeting Time",
+        "Meeting Room Size",
+        "appointment_type",
+        "sdr_region",
+        "bdr_count",
     ]
     assert post_contact_columns(marketing) == {}
 
@@ -361,7 +367,7 @@ def test_validate_warns_about_meetings_booked_in_a_flat_table(tmp_path, capsys, 
     with caplog.at_level("WARNING", logger="leadscore.datasets"):
         code, _, err = _validate(capsys, "--spec", str(write_flat_spec(tmp_path, frame, y)))
     assert code == 0, err
-    assert "'Number of Sales Meetings' ('meeting')" in caplog.text
+    assert "'Number of Sales Meetings' ('sales meeting')" in caplog.text
     assert "Number of Pageviews" not in caplog.text
 
 

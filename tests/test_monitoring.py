@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from leadscore import monitoring
 from leadscore.cli import main
 from leadscore.config import parse_config
 from leadscore.errors import DataError, ModelError
@@ -267,6 +268,12 @@ def test_large_amounts_read_with_thousands_commas_not_exponents():
     *bins, missing = bucket["labels"]
     assert len(bins) == 10 and missing == MISSING
     assert all("e+" not in label and "," in label for label in bins), bins
+    # just under 10,000, four digits round up to it: no exponent there either
+    assert [monitoring._number(v) for v in (9999.4, 9999.96, -9999.6)] == [
+        "9,999",
+        "10,000",
+        "-10,000",
+    ]
     assert float(bins[0].removeprefix("<= ").replace(",", "")) == pytest.approx(
         bucket["edges"][0], rel=1e-3
     )
@@ -589,6 +596,15 @@ def test_flat_runs_are_measured_on_the_resolved_leads():
     assert row["roc_auc"] == pytest.approx(
         evaluate(won[:300], history["probability"][:300])["roc_auc"]
     )
+    # the leads that close first are a biased sample: no verdict on a partly resolved run
+    (verdict,) = backtest_verdicts(backtest_runs(labelled))
+    assert verdict == (
+        "2026-01-01: 75% of its leads resolved so far: no verdict yet (the leads that close "
+        "first are mostly the lost ones)"
+    )
+    every = flat_outcomes(history, pd.Series(won, index=history["lead_id"]))
+    assert backtest_verdicts(backtest_runs(every))[0].startswith("2026-01-01: ")
+    assert "no verdict" not in backtest_verdicts(backtest_runs(every))[0]
 
 
 def test_the_chance_ece_of_a_run_draws_one_outcome_per_lead():

@@ -52,6 +52,7 @@ from leadscore.schema import (
     Feature,
     LabelledDataset,
     closest_names,
+    rows_text,
     spaced_ids,
     spaced_ids_note,
     to_lead_ids,
@@ -395,12 +396,13 @@ def _compute_label(
         return _Label(values.notna().astype("int8"), keep, none_open)
     won = _label_matches(values, list(label.won))
     lost = _label_matches(values, list(label.lost)) if label.lost is not None else none_open.copy()
-    blank = values.isna() & ~(won | lost) & keep
     listed = (
-        _label_matches(values, list(label.open)) & values.notna() & keep
+        _label_matches(values, list(label.open)) & ~(won | lost) & keep
         if label.open is not None
         else none_open
     )
+    # a declared "" under label.open counts its blanks as listed: the spec said what they are
+    blank = _blank_labels(values) & ~(won | lost | listed) & keep
     _log_open_rows(label, int(listed.sum()), int(blank.sum()))
     still_open = listed | blank
     keep &= ~still_open
@@ -422,35 +424,35 @@ def _log_open_rows(label: LabelSpec, listed: int, blank: int) -> None:
     and reach the SQL queue at scoring."""
     if not blank:
         if label.open is not None:
-            logger.info("label %s: %d open lead(s) left out", label.column, listed)
+            logger.info("label %s: %s open lead(s) left out", label.column, f"{listed:,}")
         return
     if label.open is not None and blank > listed:
         logger.warning(
-            "label %s: %d row(s) with a blank label read as open leads (no outcome yet), more "
-            "than the %d under label.open: left out of training, and score --spec scores "
+            "label %s: %s row(s) with a blank label read as open leads (no outcome yet), more "
+            "than the %s under label.open: left out of training, and score --spec scores "
             'them; if a blank means lost (a lead disqualified before any deal), list "" '
             "under label.lost",
             label.column,
-            blank,
-            listed,
+            f"{blank:,}",
+            f"{listed:,}",
         )
         return
     if label.open is None:
         logger.warning(
-            "label %s: %d row(s) with a blank label read as open leads (no outcome yet): left "
+            "label %s: %s row(s) with a blank label read as open leads (no outcome yet): left "
             'out of training, and score --spec scores them; if a blank means lost, list "" '
             "under label.lost",
             label.column,
-            blank,
+            f"{blank:,}",
         )
         return
     logger.info(
-        "label %s: %d open lead(s) left out: %d under label.open and %d with a blank label "
+        "label %s: %s open lead(s) left out: %s under label.open and %s with a blank label "
         "(no outcome yet, read as open)",
         label.column,
-        listed + blank,
-        listed,
-        blank,
+        f"{listed + blank:,}",
+        f"{listed:,}",
+        f"{blank:,}",
     )
 
 
@@ -464,8 +466,9 @@ def _thousands(n: int) -> str:
 
 def _counted(written: pd.Series) -> list[tuple[object, int]]:
     """The distinct values of ``written`` (label values as the table wrote them) with their
-    rows, most rows first, ties in the order of their text."""
-    counts = written.value_counts(sort=False, dropna=True)
+    rows, most rows first, ties in the order of their text (a categorical column's unused
+    categories are no values)."""
+    counts = written.astype(object).value_counts(sort=False, dropna=True)
     items = [(_plain(value), int(n)) for value, n in counts.items()]
     return sorted(items, key=lambda item: (-item[1], str(item[0])))
 
@@ -499,12 +502,14 @@ def _undeclared_values_error(written: pd.Series, label: LabelSpec) -> DataError:
     declared = f"neither won {list(label.won)} nor lost {list(label.lost or [])}"
     if len(items) == 1:
         value, n = items[0]
-        what = f"label column {label.column!r} holds {value!r}, which is {declared} ({n:,} row(s))"
+        what = (
+            f"label column {label.column!r} holds {value!r}, which is {declared} ({rows_text(n)})"
+        )
     else:
         total = sum(n for _, n in items)
         what = (
             f"label column {label.column!r} holds {len(items):,} values that are {declared} "
-            f"({total:,} rows): {value_listing(items, shown=SHOWN_LABEL_VALUES)}"
+            f"({rows_text(total)}): {value_listing(items, shown=SHOWN_LABEL_VALUES)}"
         )
     won_like = [v for v, _ in items if _looks_won(v, list(label.won))]
     hint = ""
@@ -575,11 +580,11 @@ def _warn_counted_as_lost(lost: pd.Series, label: LabelSpec) -> None:
     if won_like:
         rows = sum(n for _, n in won_like)
         logger.warning(
-            "label %s: %d value(s) counted as lost read like a win of label.won %s: %s, so "
+            "label %s: %s value(s) counted as lost read like a win of label.won %s: %s, so "
             "%s won lead(s) would be taught as lost; list them under label.won if they are "
             "wins, or declare label.lost with them if they are not",
             label.column,
-            len(won_like),
+            f"{len(won_like):,}",
             list(label.won),
             value_listing(won_like, count=_thousands, shown=SHOWN_LABEL_VALUES),
             f"{rows:,}",
@@ -865,8 +870,15 @@ def _type_features(
     return pd.DataFrame(columns, index=frame.index), features, excluded
 
 
-def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledDataset:
-    """Validate and type a flat lead table into labelled examples, as ``spec`` describes it."""
+def prepare_flat_dataset(
+    frame: pd.DataFrame, spec: DatasetSpec, *, check_close_fields: bool = True
+) -> LabelledDataset:
+    """Validate and type a flat lead table into labelled examples, as ``spec`` describes it.
+
+    ``check_close_fields`` stops a table whose open rows lack a feature its closed ones hold
+    (:func:`~leadscore.leakage.written_at_close_columns`): a leak for training; a reader
+    that needs the labels only (the back-test) turns it off, since the model it judges is
+    already trained."""
     if len(frame) == 0:
         raise DataError(f"{spec.name}: the table is empty", "Give a table with at least one lead.")
     named = [spec.id, spec.label.column, *([spec.order_by] if spec.order_by else [])]
@@ -874,6 +886,10 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
     named += [*spec.groups.fit, *spec.groups.engagement, *spec.allow_leakage]
     _require(frame, list(dict.fromkeys(named)), f"{spec.name}")
     frame = frame.reset_index(drop=True)
+    # a label read as categories (Parquet from pandas) is text like any other: blanks and
+    # tokens must be missing here as in scoring, and unused categories no values
+    if isinstance(frame[spec.label.column].dtype, pd.CategoricalDtype):
+        frame[spec.label.column] = frame[spec.label.column].astype(object)
     written_label = frame[spec.label.column]  # as written, for messages that quote values
     frame = mark_missing(frame, spec.missing_values, as_written=(spec.id,))
 
@@ -919,9 +935,10 @@ def prepare_flat_dataset(frame: pd.DataFrame, spec: DatasetSpec) -> LabelledData
             "label.observed_from/observed_until",
             "Check those label settings against the data.",
         )
-    at_close = written_at_close_columns(X, kept, still_open, allow=spec.allow_leakage)
-    if at_close:
-        raise written_at_close_error(at_close)
+    if check_close_fields:
+        at_close = written_at_close_columns(X, kept, still_open, allow=spec.allow_leakage)
+        if at_close:
+            raise written_at_close_error(at_close)
     test_from = _parse_test_from(spec, order)
     dataset = LabelledDataset(
         name=spec.name,

@@ -94,12 +94,6 @@ POST_CONTACT_WORDS: frozenset[str] = frozenset(
         # a sales temperature (Hot/Warm/Cold) or priority: a grade under another name
         "temperature",
         "priority",
-        # meetings and appointments are booked with sales (HubSpot's "Meetings Booked"),
-        # and an SDR or BDR is assigned once the lead is worked
-        "meeting",
-        "appointment",
-        "sdr",
-        "bdr",
     }
 )
 
@@ -155,6 +149,17 @@ POST_CONTACT_PHRASES: tuple[tuple[str, ...], ...] = (
     ("time", "contacted"),
     ("sales", "feedback"),
     ("sales", "activity"),
+    # meetings and appointments booked with sales (HubSpot's "Meetings Booked"), an SDR or
+    # BDR assigned once the lead is worked; "Preferred Meeting Time" or "SDR Region" are no
+    # such record
+    ("meeting", "booked"),
+    ("meeting", "held"),
+    ("meeting", "set"),
+    ("sales", "meeting"),
+    ("appointment", "booked"),
+    ("appointment", "set"),
+    ("assigned", "sdr"),
+    ("assigned", "bdr"),
     ("sales", "call"),
     ("sales", "email"),
     ("call", "logged"),
@@ -434,7 +439,7 @@ def written_at_close_error(found: list[WrittenAtClose]) -> DataError:
         "A field the CRM fills in at the close tells the model the outcome, and the leads it "
         "scores never have it (nor do they have a field no longer collected): list it under "
         "exclude in the spec, with the reason; if it is truly known before the close, list it "
-        "under allow_leakage.",
+        "under the spec's allow_leakage.",
     )
 
 

@@ -49,7 +49,7 @@ from scipy.stats import chi2
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from leadscore.errors import DataError, ModelError
+from leadscore.errors import DataError, ModelError, shortened_list
 from leadscore.metrics import STAGES, ece_by_chance, evaluate, stage_report
 from leadscore.schema import Feature
 from leadscore.sinks import RUN_KEY_COLUMNS as RUN_KEY
@@ -114,8 +114,9 @@ def psi_status(psi: float, chance: float = 0.0) -> str:
 def _number(value: float) -> str:
     """A bin edge or size to four significant digits, as a marketer writes it: never in
     exponent notation from 10,000 up (``10,370,000``, not ``1.037e+07``)."""
-    if math.isfinite(value) and abs(value) >= 1e4:
-        return f"{round(value, 3 - math.floor(math.log10(abs(value)))):,.0f}"
+    shown = float(f"{value:.4g}") if math.isfinite(value) else value
+    if math.isfinite(shown) and abs(shown) >= 1e4:
+        return f"{round(value, 3 - math.floor(math.log10(abs(shown)))):,.0f}"
     return f"{value:,.4g}"
 
 
@@ -460,12 +461,18 @@ SIZE_SHIFT = 30.0
 MIN_SIZED_VALUES = 30
 
 
+def _sizes(values: np.ndarray | pd.Series) -> np.ndarray:
+    """The absolute values of the finite, non-zero ``values``: what a typical size reads."""
+    numbers = pd.to_numeric(pd.Series(values), errors="coerce")
+    x = np.abs(numbers.to_numpy("float64", na_value=np.nan))
+    return x[np.isfinite(x) & (x > 0)]
+
+
 def typical_size(values: np.ndarray | pd.Series) -> float | None:
     """The median absolute value of the finite, non-zero ``values``; ``None`` with fewer
     than :data:`MIN_SIZED_VALUES` of them. Zeros are left out since a count is 0 for most
     leads whatever unit its other values are written in."""
-    x = np.abs(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy("float64", np.nan))
-    x = x[np.isfinite(x) & (x > 0)]
+    x = _sizes(values)
     return float(np.median(x)) if x.size >= MIN_SIZED_VALUES else None
 
 
@@ -478,8 +485,7 @@ def size_histogram(values: np.ndarray | pd.Series) -> np.ndarray:
     """How many of the finite, non-zero ``values`` fall in each log-scale bin of
     :class:`SizeCheck` (:data:`_SIZE_BINS`): counts of two sets of leads add up to those of
     both, so chunks or Spark partitions are counted apart and summed."""
-    x = np.abs(pd.to_numeric(pd.Series(values), errors="coerce").to_numpy("float64", np.nan))
-    x = np.log10(x[np.isfinite(x) & (x > 0)])
+    x = np.log10(_sizes(values))
     return np.histogram(np.clip(x, _SIZE_BINS[0], _SIZE_BINS[-1]), bins=_SIZE_BINS)[0]
 
 
@@ -855,14 +861,24 @@ VERDICT_SDS = 2.0
 def backtest_verdicts(table: pd.DataFrame) -> list[str]:
     """One plain sentence per run whose outcomes are in: the wins it promised against those
     that came, and whether the gap is more than a calibrated model shows by chance, since
-    an ECE beside its chance band says the same thing to few marketers."""
+    an ECE beside its chance band says the same thing to few marketers. A run whose leads
+    have not all resolved gets no verdict: the leads that close first are a biased sample."""
     lines = []
     for row in table.itertuples(index=False):
         expected, sd = row.expected_wins, row.expected_sd
-        if pd.isna(expected) or pd.isna(sd) or expected <= 0 or not (row.complete or row.resolved):
+        day = pd.Timestamp(row.as_of).strftime("%Y-%m-%d")
+        if not row.complete and row.resolved_share < 1:
+            # a flat run's leads close over months, the lost ones first: the wins among the
+            # resolved ones judge nothing yet (an event run's pending status says so)
+            if row.resolved:
+                lines.append(
+                    f"{day}: {row.resolved_share:.0%} of its leads resolved so far: no verdict "
+                    "yet (the leads that close first are mostly the lost ones)"
+                )
+            continue
+        if pd.isna(expected) or pd.isna(sd) or expected <= 0:
             continue
         gap = (row.won - expected) / expected
-        day = pd.Timestamp(row.as_of).strftime("%Y-%m-%d")
         head = f"{day}: {row.won:,} won against {expected:,.1f} expected ({gap:+.0%})"
         if sd > 0 and abs(row.won - expected) > VERDICT_SDS * sd:
             way = (
@@ -933,9 +949,9 @@ def drift_verdict(table: pd.DataFrame) -> str:
     watch = moved.loc[moved["status"] == "watch", "label"].tolist()
     parts = []
     if shifted:
-        parts.append(f"shifted: {', '.join(shifted[:5])}{', ...' if len(shifted) > 5 else ''}")
+        parts.append(f"shifted: {shortened_list(shifted, 5)}")
     if watch:
-        parts.append(f"to watch: {', '.join(watch[:5])}{', ...' if len(watch) > 5 else ''}")
+        parts.append(f"to watch: {shortened_list(watch, 5)}")
     listed = "; ".join(parts)
     return (
         f"verdict: {len(moved):,} of {len(table):,} items moved beyond chance ({listed}): "

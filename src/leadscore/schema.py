@@ -743,7 +743,8 @@ def fold_label(label: object) -> str:
     return str(label).strip().lower()
 
 
-def _rows(n: int) -> str:
+def rows_text(n: int) -> str:
+    """``1 row``, ``2,500 rows``: how messages count rows."""
     return f"{n:,} row{'' if n == 1 else 's'}"
 
 
@@ -751,7 +752,7 @@ def value_listing(
     items: Sequence[tuple[object, int]],
     *,
     quote: Callable[[object], str] = repr,
-    count: Callable[[int], str] = _rows,
+    count: Callable[[int], str] = rows_text,
     shown: int = SHOWN_UNKNOWN_TYPES,
 ) -> str:
     """``'Won ' (200 rows), 'won' (100 rows) and 3 more (12 rows)``: the first ``shown`` of
@@ -792,16 +793,16 @@ class ActivityMapping:
     def summary(self) -> str:
         """One line: how many source types were mapped and which rows were left out."""
         rows = sum(n for *_, n in self.mapped)
-        text = f"{self.place} maps {self.mapped_types} source type(s) ({_rows(rows)})"
+        text = f"{self.place} maps {self.mapped_types} source type(s) ({rows_text(rows)})"
         if not self.ignored:
             return f"{text}, ignores none"
         shown = ", ".join(
-            f"{label!r} ({_rows(n)})" for label, n in self.ignored[:SHOWN_UNKNOWN_TYPES]
+            f"{label!r} ({rows_text(n)})" for label, n in self.ignored[:SHOWN_UNKNOWN_TYPES]
         )
         rest = self.ignored[SHOWN_UNKNOWN_TYPES:]
         if rest:
-            shown += f" and {len(rest)} more ({_rows(sum(n for _, n in rest))})"
-        return f"{text}, ignores {_rows(self.ignored_rows)}: {shown}"
+            shown += f" and {len(rest)} more ({rows_text(sum(n for _, n in rest))})"
+        return f"{text}, ignores {rows_text(self.ignored_rows)}: {shown}"
 
 
 @dataclass(frozen=True)
@@ -846,7 +847,7 @@ class ActivityTypeMap:
         total = sum(int(n) for n in counts.values()) + missing
         if total and total == sum(n for _, n in ignored):
             raise DataError(
-                f"activities: all {_rows(total)} are of types that {self.place} maps to "
+                f"activities: all {rows_text(total)} are of types that {self.place} maps to "
                 f"{IGNORED_ACTIVITY}",
                 f"Map the log's types onto leadscore's there; {IGNORED_ACTIVITY} is for the "
                 "sales team's activities (calls, notes, status changes).",
@@ -1114,12 +1115,12 @@ def outcome_values_error(bad: pd.Series) -> DataError:
     shown = value_listing(values, quote=quoted)
     if len(values) == 1:
         value, n = values[0]
-        what = f"outcomes.outcome holds {quoted(value)}, not won or lost ({_rows(n)})"
+        what = f"outcomes.outcome holds {quoted(value)}, not won or lost ({rows_text(n)})"
     else:
         total = sum(n for _, n in values)
         what = (
             f"outcomes.outcome holds {len(values):,} values that are not won or lost "
-            f"({_rows(total)}): {shown}"
+            f"({rows_text(total)}): {shown}"
         )
     readings = []
     for value, _ in values:

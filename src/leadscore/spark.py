@@ -42,20 +42,19 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from leadscore.errors import DataError
-from leadscore.features import check_lead_columns, lead_fit_features, parse_timestamp
-from leadscore.monitoring import EmptyCheck, SizeCheck
+from leadscore.features import check_lead_columns, parse_timestamp
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
     LEADS_REQUIRED,
     OUTCOMES_REQUIRED,
     ActivityTypeMap,
+    Feature,
     check_activity_types,
     fold_label,
     log_activity_mapping,
     normalized_labels,
     validate_activity_type_map,
 )
-from leadscore.scoring import user_inputs
 from leadscore.sinks import COLUMNS, SCORED_LEADS_SCHEMA, RunKey
 
 if TYPE_CHECKING:
@@ -269,24 +268,40 @@ _ROWS_BIN = -2
 _MISSING_BIN = -1
 
 
-def _flat_inputs(
-    batch: pd.DataFrame, shipped: _ShippedModel, missing_values: tuple[str, ...]
-) -> pd.DataFrame:
-    """A flat batch's inputs typed as the model types them when it scores the batch."""
+#: Makes, once per partition, the function that types a batch's inputs for the checks.
+_InputReader = Callable[[], Callable[[pd.DataFrame], pd.DataFrame]]
+
+
+def _flat_reader(
+    shipped: _ShippedModel, missing_values: tuple[str, ...]
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A flat batch's inputs typed as the model types them when it scores the batch (the
+    model loaded once, for the partition)."""
     from leadscore.datasets import mark_missing
 
-    return shipped.load().model.prepare(mark_missing(batch, list(missing_values)))
+    model = shipped.load().model
+    return lambda batch: model.prepare(mark_missing(batch, list(missing_values)))
+
+
+def _event_reader(features: tuple[Feature, ...]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    """A batch of the leads table's fit features, as the event model builds them."""
+    from leadscore.features import lead_fit_features
+
+    return lambda batch: lead_fit_features(batch, features)
 
 
 def _input_counter(
-    read: Callable[[pd.DataFrame], pd.DataFrame], sized: tuple[str, ...], given: tuple[str, ...]
+    reader: _InputReader, sized: tuple[str, ...], given: tuple[str, ...]
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     def count_inputs(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import numpy as np
 
         from leadscore.monitoring import missing_mask, size_histogram
 
+        read = reader()
         for batch in batches:
+            if batch.empty:
+                continue
             inputs = read(batch)
             missing = [int(missing_mask(inputs[item]).sum()) for item in given]
             yield pd.DataFrame(
@@ -306,29 +321,36 @@ def _input_counter(
 
 def _warn_changed_inputs(
     rows: DataFrame,
-    n_rows: int,
-    read: Callable[[pd.DataFrame], pd.DataFrame],
-    sizes: SizeCheck,
-    empties: EmptyCheck,
+    n_rows: int | None,
+    reader: _InputReader,
+    scoring: ScoringModel,
 ) -> None:
     """Warn, on the driver, of each input whose typical size moved 30 times or more since the
     test fold (:class:`~leadscore.monitoring.SizeCheck`: a column exported in other units),
     and of each that came empty for nearly every lead (:class:`EmptyCheck`), as the batch
     scorer does.
 
-    One Spark job over ``rows`` (the ``n_rows`` leads scored, or a random
-    :data:`CHECKED_LEADS` of them): ``read`` types a batch's inputs as the model reads them
-    (at least those the checks hold), each worker counts their missing values and their
-    sizes in the size check's log-scale bins, and the driver collects the summed counts (a
-    few thousand rows at most), never the leads.
+    One Spark job over ``rows`` (the ``n_rows`` leads scored, counted here where ``None``,
+    or a random :data:`CHECKED_LEADS` of them): ``reader()`` makes the function that types a
+    batch's inputs as the model reads them (at least those the checks hold), each worker
+    counts their missing values and their sizes in the size check's log-scale bins, and the
+    driver collects the summed counts (a few thousand rows at most), never the leads. A
+    model without a drift reference checks nothing and runs no job.
     """
     from pyspark.sql import functions as F
 
+    from leadscore.monitoring import EmptyCheck, SizeCheck
+    from leadscore.scoring import user_inputs
+
+    sizes = SizeCheck(scoring.model.drift_reference)
+    empties = EmptyCheck(scoring.model.drift_reference, user_inputs(scoring.model))
     if not sizes.sizes and not empties.given:
         return
+    if n_rows is None:
+        n_rows = rows.count()
     if n_rows > CHECKED_LEADS:
         rows = rows.sample(fraction=CHECKED_LEADS / n_rows, seed=0)
-    counter = _input_counter(read, tuple(sizes.sizes), tuple(empties.given))
+    counter = _input_counter(reader, tuple(sizes.sizes), tuple(empties.given))
     counted = (
         rows.mapInPandas(counter, "item string, bin int, n long")
         .groupBy("item", "bin")
@@ -426,10 +448,9 @@ def score_flat_spark(
     shipped = _ShippedModel.of(scoring)
     _warn_changed_inputs(
         frame.select(*features),
-        frame.count(),
-        partial(_flat_inputs, shipped=shipped, missing_values=tuple(missing_values)),
-        SizeCheck(scoring.model.drift_reference),
-        EmptyCheck(scoring.model.drift_reference, user_inputs(scoring.model)),
+        None,
+        partial(_flat_reader, shipped, tuple(missing_values)),
+        scoring,
     )
     selected = frame.select(*dict.fromkeys([id_column, *features]))
     scored = selected.mapInPandas(
@@ -628,11 +649,7 @@ def score_events_spark(
             "Check as_of and the input data.",
         )
     _warn_changed_inputs(
-        open_leads,
-        n_open,
-        partial(lead_fit_features, features=scoring.model.features),
-        SizeCheck(scoring.model.drift_reference),
-        EmptyCheck(scoring.model.drift_reference, user_inputs(scoring.model)),
+        open_leads, n_open, partial(_event_reader, tuple(scoring.model.features)), scoring
     )
     n_buckets = math.ceil(n_open / leads_per_bucket)
     bucket = F.pmod(F.xxhash64(F.col("lead_id").cast("string")), F.lit(n_buckets))

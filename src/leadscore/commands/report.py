@@ -402,7 +402,7 @@ def run_backtest(args: argparse.Namespace) -> int:
             )
         spec = load_spec(args.spec, data_root=args.data_root)
         table = read_flat_table(spec)
-        dataset = prepare_flat_dataset(table, spec)
+        dataset = prepare_flat_dataset(table, spec, check_close_fields=False)
         labels = pd.Series(dataset.y, index=dataset.lead_id.astype(str).to_numpy())
         # every lead of the table, labelled or open, ids as written (as training and scoring)
         leads = to_lead_ids(table[spec.id].dropna(), spec.name, spec.id)
