@@ -725,6 +725,19 @@ def test_outcomes_spelled_as_a_crm_does_are_quoted_as_written_with_their_counts(
     )
 
 
+def test_outcomes_that_turn_their_word_are_not_read_as_it():
+    """``Not Won`` and ``Won't buy`` say no win, and a loss to a competitor is a loss: the
+    hint names only the values whose reading is sure."""
+    values = ["Not Won", "Won't buy", "Lost - won by a competitor", "Closed-Won", "won", "lost"]
+    leads, outcomes = _outcomes(values)
+    with pytest.raises(DataError) as err:
+        validate_closed_loop(leads, outcomes=outcomes)
+    assert err.value.fix == (
+        "Write won or lost in outcomes.outcome ('Closed-Won' as won, 'Lost - won by a "
+        "competitor' as lost); leave open leads out of outcomes."
+    )
+
+
 def test_one_outcome_spelling_is_quoted_with_its_count():
     leads, outcomes = _outcomes(["won", "maybe", "maybe", "lost"])
     with pytest.raises(

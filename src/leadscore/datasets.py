@@ -52,6 +52,7 @@ from leadscore.schema import (
     Feature,
     LabelledDataset,
     closest_names,
+    outcome_reading,
     rows_text,
     spaced_ids,
     spaced_ids_note,
@@ -473,12 +474,6 @@ def _counted(written: pd.Series) -> list[tuple[object, int]]:
     return sorted(items, key=lambda item: (-item[1], str(item[0])))
 
 
-#: Words of a label value that say it is a win, and words that say it is not (``Not Won``,
-#: ``Lost - won by a competitor``). ``won't`` is one word, never ``won``.
-_WIN_WORDS = frozenset({"won", "win", "wins", "winner"})
-_NOT_WIN_WORDS = frozenset({"not", "no", "non", "never", "lost", "loss", "lose", "competitor"})
-
-
 def _folded(value: object) -> str:
     """A label value without case, spaces or punctuation: ``Closed-Won`` is ``closedwon``."""
     return re.sub(r"[\W_]+", "", str(value).lower())
@@ -487,11 +482,11 @@ def _folded(value: object) -> str:
 def _looks_won(value: object, won: list[object]) -> bool:
     """Whether a value the spec does not count as won reads like a spelling of a won value:
     the same once case, spacing and punctuation are folded (``Closed-Won`` for
-    ``Closed Won``), or holding the word won or win and no word against it (``Won``)."""
+    ``Closed Won``), or reading as a win (:func:`~leadscore.schema.outcome_reading`: ``Won``,
+    not ``Not Won``)."""
     if _folded(value) in {_folded(v) for v in won}:
         return True
-    words = set(re.findall(r"[a-z0-9']+", str(value).lower()))
-    return bool(words & _WIN_WORDS) and not words & _NOT_WIN_WORDS
+    return outcome_reading(value) == "won"
 
 
 def _undeclared_values_error(written: pd.Series, label: LabelSpec) -> DataError:

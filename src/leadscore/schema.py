@@ -1096,8 +1096,27 @@ def validate_outcomes(outcomes: pd.DataFrame, lead_ids: pd.Index) -> pd.DataFram
     return out[["lead_id", "outcome", "closed_at"]].reset_index(drop=True)
 
 
-_WON_WORDS = re.compile(r"\bwon\b|\bwin\b")
-_LOST_WORDS = re.compile(r"\blost\b|\bloss\b")
+#: Words of an outcome value that say it is a win or a loss, and words that turn the
+#: reading: a negation any reading (``Not Won``, ``No loss``), a competitor a win (``Lost -
+#: won by a competitor`` is a loss). ``won't`` is one word, never ``won``.
+_WIN_WORDS = frozenset({"won", "win", "wins", "winner"})
+_LOSS_WORDS = frozenset({"lost", "loss", "lose", "loses"})
+_NEGATIONS = frozenset({"not", "no", "non", "never"})
+
+
+def outcome_reading(value: object) -> Literal["won", "lost"] | None:
+    """What an outcome written in a CRM's words says, where it says one thing: ``Closed
+    Won`` is won, ``Closed Lost`` and ``Lost to a competitor`` lost; ``Not Won``, ``Won't
+    buy`` or a value naming both say nothing sure. The one reading behind every hint that
+    names the value to write."""
+    words = set(re.findall(r"[a-z0-9']+", str(value).lower()))
+    if words & _NEGATIONS:
+        return None
+    won = bool(words & _WIN_WORDS) and "competitor" not in words
+    lost = bool(words & _LOSS_WORDS)
+    if won != lost:
+        return "won" if won else "lost"
+    return None
 
 
 def outcome_values_error(bad: pd.Series) -> DataError:
@@ -1122,12 +1141,11 @@ def outcome_values_error(bad: pd.Series) -> DataError:
             f"outcomes.outcome holds {len(values):,} values that are not won or lost "
             f"({rows_text(total)}): {shown}"
         )
-    readings = []
-    for value, _ in values:
-        words = value.strip().lower()
-        won, lost = _WON_WORDS.search(words), _LOST_WORDS.search(words)
-        if (won is None) != (lost is None):
-            readings.append(f"{value!r} as {'won' if won else 'lost'}")
+    readings = [
+        f"{value!r} as {reading}"
+        for value, _ in values
+        if (reading := outcome_reading(value)) is not None
+    ]
     read_as = f" ({', '.join(readings[:SHOWN_UNKNOWN_TYPES])})" if readings else ""
     return DataError(
         what,
