@@ -166,6 +166,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _is_terminal(stream: object) -> bool:
+    """Whether ``stream`` is a terminal; a replaced stream without ``isatty`` is not."""
     isatty = getattr(stream, "isatty", None)
     return bool(isatty()) if callable(isatty) else False
 

@@ -462,6 +462,7 @@ SHOWN_LABEL_VALUES = 5
 
 
 def _thousands(n: int) -> str:
+    """A count in a warning, as the other counts there: ``2,204``."""
     return f"{n:,}"
 
 

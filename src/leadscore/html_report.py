@@ -1193,7 +1193,8 @@ def _channel_section(run: _Run) -> str:
         out.append(
             _note(
                 "Skipped: the run did not log its test fold, so there are no leads to group "
-                "by channel. `leadscore report channels` gives the table on scored leads."
+                "by channel. <code>leadscore report channels</code> gives the table on scored "
+                "leads."
             )
         )
         return "\n".join(out)
@@ -1205,7 +1206,8 @@ def _channel_section(run: _Run) -> str:
             out.append(
                 _note(
                     f"Skipped: several columns read as the channel ({which}). "
-                    "`leadscore report channels --by COLUMN` gives the table of the one you pick."
+                    "<code>leadscore report channels --by COLUMN</code> gives the table of the "
+                    "one you pick."
                 )
             )
         else:
