@@ -40,6 +40,7 @@ from leadscore.monitoring import (
     event_outcomes,
     flat_outcomes,
     format_backtest,
+    format_drift,
     population_stability,
     psi_by_chance,
     psi_status,
@@ -621,6 +622,23 @@ def test_the_chance_ece_of_a_run_draws_one_outcome_per_lead():
     ids = twice["lead_id"].to_numpy()
     assert row["ece_by_chance"] == ece_by_chance(np.r_[p, p], groups=ids)["upper"]
     assert row["ece_by_chance"] != ece_by_chance(np.r_[p, p])["upper"]
+
+
+def test_drift_codes_read_as_the_lead_cards_write_them():
+    """``c_level`` in the drift table, "C-level" on the card: one reading for both."""
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame(
+        {"seniority": pd.Categorical(rng.choice(["c_level", "vp", "manager"], 900))}
+    )
+    features = (Feature("seniority", "fit", "Seniority from the job title", "categorical"),)
+    p = rng.random(900)
+    reference = DriftReference().fit(frame, features, p, _stages(p))
+    today = pd.DataFrame({"seniority": pd.Categorical(["c_level"] * 600)})
+    q = rng.random(600)
+    table = reference.compare(reference.counts(today, q, _stages(q)))
+    assert table.set_index("item").loc["seniority", "moved_most"] == "c_level"  # the CSV
+    printed = format_drift(table)
+    assert "C-level" in printed and "c_level" not in printed
 
 
 def test_the_drift_report_ends_with_a_verdict():

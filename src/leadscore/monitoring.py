@@ -961,8 +961,12 @@ def drift_verdict(table: pd.DataFrame) -> str:
 
 
 def format_drift(table: pd.DataFrame) -> str:
-    """The drift comparison as an aligned text table."""
+    """The drift comparison as an aligned text table; category codes read as the lead cards
+    write them (``c_level`` as "C-level", :func:`leadscore.reasons.category_text`)."""
+    from leadscore.reasons import category_text
+
     shown = table.assign(
+        moved_most=table["moved_most"].map(lambda v: category_text(str(v)) or v),
         psi=table["psi"].map(lambda v: f"{v:.3f}"),
         psi_by_chance=table["psi_by_chance"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
         reference_share=table["reference_share"].map(lambda v: f"{v:.1%}"),
