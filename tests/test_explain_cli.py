@@ -3,36 +3,25 @@ says of a reason whose value moved, and of a lead closed before any run scored i
 
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 import pytest
 
 from leadscore.cli import main
+from leadscore.reasons import Reason, reasons_json
 from leadscore.sinks import COLUMNS, REASONS_SEPARATOR, write_scored_leads
 
 
 def run_rows(as_of: str, leads: dict[str, list[tuple[str, object, float]]]) -> pd.DataFrame:
     """One scoring run of flat-spec leads: per lead its reasons as (column, value,
-    contribution), worded as a flat spec's reasons are ("<column>: <value>")."""
+    contribution), worded as a flat spec's reasons are ("<column>: <value>") and written as
+    the scorer writes them (:func:`leadscore.reasons.reasons_json`)."""
     rows = []
-    for lead, reasons in leads.items():
-        items = [
-            {
-                "feature": column,
-                "label": column,
-                "value": value,
-                "contribution": contribution,
-                "direction": "for" if contribution > 0 else "against",
-            }
-            for column, value, contribution in reasons
+    for lead, given in leads.items():
+        reasons = [
+            Reason(column, column, value, contribution, "fit", f"{column}: {value}")
+            for column, value, contribution in given
         ]
-        sentences = {
-            side: REASONS_SEPARATOR.join(
-                f"{r['label']}: {r['value']}" for r in items if r["direction"] == side
-            )
-            for side in ("for", "against")
-        }
+        sides = {side: [r for r in reasons if r.direction == side] for side in ("for", "against")}
         rows.append(
             {
                 "lead_id": lead,
@@ -47,9 +36,9 @@ def run_rows(as_of: str, leads: dict[str, list[tuple[str, object, float]]]) -> p
                 "stage_changed": False,
                 "fit_score": 50,
                 "engagement_score": 50,
-                "reasons_for": sentences["for"],
-                "reasons_against": sentences["against"],
-                "reasons_json": json.dumps(items),
+                "reasons_for": REASONS_SEPARATOR.join(r.text for r in sides["for"]),
+                "reasons_against": REASONS_SEPARATOR.join(r.text for r in sides["against"]),
+                "reasons_json": reasons_json(sides["for"], sides["against"]),
             }
         )
     return pd.DataFrame(rows)[list(COLUMNS)]

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from flat_tables import train_flat_model
 from leadscore import html_report, tracking
 from leadscore.cli import main
 from leadscore.config import parse_config
@@ -491,8 +492,6 @@ def test_a_flat_exports_source_column_gets_the_channel_table(tmp_path):
     """A HubSpot-style export names its channel ``Original Source`` (with a ``Drill-Down 1``
     detail beside it): the report groups the test fold by it, as ``report channels --spec``
     does, rather than saying the data has no channel column."""
-    import yaml
-
     rng = np.random.default_rng(5)
     n = 600
     sources = rng.choice(["PAID_SEARCH", "ORGANIC_SEARCH", "OFFLINE"], n)
@@ -515,24 +514,10 @@ def test_a_flat_exports_source_column_gets_the_channel_table(tmp_path):
         "label": {"column": "Deal Stage", "won": ["Closed Won"], "lost": ["Closed Lost"]},
         "order_by": "Create Date",
     }
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    config = {
-        "cold_start": {"min_wins": 0, "min_leads": 0},
-        "quality_gate": {"allow_worse": True},
-        "evaluation": {"resamples": 0},
-        "lightgbm": {"num_boost_round": 20, "early_stopping_rounds": 5},
-    }
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    argv = [
-        "train",
-        "--spec",
-        str(tmp_path / "spec.yaml"),
-        "--config",
-        str(tmp_path / "train.yaml"),
-    ]
-    argv += ["--tracking-uri", uri, "--metrics-out", str(tmp_path / "m.json")]
-    assert main([*argv, "--model-out", str(tmp_path / "model")]) == 0
+    train_flat_model(
+        tmp_path, spec, args=("--tracking-uri", uri, "--metrics-out", str(tmp_path / "m.json"))
+    )
     run_id = json.loads((tmp_path / "m.json").read_text())["run_id"]
     out = tmp_path / "report.html"
     assert main(["report", "model", "--run", run_id, "--tracking-uri", uri, "--out", str(out)]) == 0

@@ -8,12 +8,11 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from flat_tables import train_status_model
+from flat_tables import status_leads, train_status_model
 from leadscore.cli import main
 from leadscore.errors import DataError
 from leadscore.scoring import flat_feature_chunks
@@ -22,24 +21,6 @@ from leadscore.specs import load_spec
 
 N_HISTORY = 1200
 N_OPEN = 40
-
-
-def _leads(n: int, seed: int, prefix: str, *, status: object) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    visits = rng.poisson(4, n)
-    source = rng.choice(["google", "direct", "referral"], n)
-    if status is None:
-        won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.3 * visits - (source == "referral")))
-        status = np.where(won, "won", "lost")
-    return pd.DataFrame(
-        {
-            "id": [f"{prefix}{i:05d}" for i in range(n)],
-            "created": pd.date_range("2023-01-01", periods=n, freq="6h").strftime("%Y-%m-%d"),
-            "status": status,
-            "visits": visits,
-            "source": source,
-        }
-    )
 
 
 def _write_duckdb(frame: pd.DataFrame, path: Path, table: str) -> None:
@@ -56,9 +37,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the open leads as table ``open_leads`` of a DuckDB file and of an SQLite database, and as
     a CSV file."""
     root = tmp_path_factory.mktemp("score_input")
-    _write_duckdb(_leads(N_HISTORY, 0, "A", status=None), root / "history.duckdb", "contacts")
+    _write_duckdb(status_leads(N_HISTORY, 0, "A", status=None), root / "history.duckdb", "contacts")
     train_status_model(root, "history.duckdb", table="contacts")
-    current = _leads(N_OPEN, 1, "N", status="")
+    current = status_leads(N_OPEN, 1, "N", status="")
     _write_duckdb(current, root / "open.duckdb", "open_leads")
     with closing(sqlite3.connect(root / "open.sqlite")) as con:
         current.to_sql("open_leads", con, index=False)
