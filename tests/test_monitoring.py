@@ -401,7 +401,7 @@ def test_an_input_that_came_empty_is_found_and_one_often_empty_then_is_not(caplo
     assert _empty_check(reference, half).empties().empty
     # too few leads to say anything about an export; inputs leadscore computes are not held
     assert _empty_check(reference, blank.iloc[: MIN_EMPTY_LEADS - 1]).empties().empty
-    assert _empty_check(reference, blank, inputs=["plan"]).empties().empty
+    assert _empty_check(reference, blank, computed=["visits"]).empties().empty
 
 
 def test_empty_counts_made_elsewhere_add_up_to_the_chunks_counted_here():

@@ -584,6 +584,14 @@ class SizeCheck:
             )
 
 
+def computed_inputs(features: Sequence[Feature], data_form: str) -> list[str]:
+    """The inputs leadscore computes itself rather than reads from the user's columns: an
+    event model's activity features. No export changes their unit or empties them, so the
+    size and empty checks leave them out (an early as-of honestly gives young leads a lead
+    age far below the test fold's, and a recency is missing for leads without activity)."""
+    return [f.name for f in features if data_form == "events" and f.group == "engagement"]
+
+
 #: An input missing for at least this share of the leads scored is warned about at scoring
 #: (:class:`EmptyCheck`) ...
 EMPTY_SHARE = 0.95
@@ -633,22 +641,18 @@ class EmptyCheck:
     once per input missing for :data:`EMPTY_SHARE` or more of the leads scored that was
     missing for at most :data:`GIVEN_SHARE` of the reference leads.
 
-    ``inputs`` limits the check to the inputs that come from the user's data (an event
-    model's activity features are leadscore's own: a recency is honestly missing for every
-    lead without that activity); ``None`` checks every input the reference holds.
+    ``computed`` names the inputs leadscore computes itself (:func:`computed_inputs`), which
+    are not checked: a recency is honestly missing for every lead without that activity.
     """
 
-    def __init__(
-        self, reference: DriftReference | None, inputs: Collection[str] | None = None
-    ) -> None:
+    def __init__(self, reference: DriftReference | None, computed: Collection[str] = ()) -> None:
         buckets = {} if reference is None else reference.buckets_
-        self.given = {
-            item: 1.0 - _reference_missing(spec)
+        missing = {
+            item: _reference_missing(spec)
             for item, spec in buckets.items()
-            if item not in ("probability", "stage")
-            and (inputs is None or item in inputs)
-            and _reference_missing(spec) <= GIVEN_SHARE
+            if item not in ("probability", "stage") and item not in computed
         }
+        self.given = {item: 1.0 - share for item, share in missing.items() if share <= GIVEN_SHARE}
         self.rows = 0
         self._missing = dict.fromkeys(self.given, 0)
 

@@ -46,7 +46,7 @@ from leadscore.io import (
     load_closed_loop,
 )
 from leadscore.model import LeadScoringModel
-from leadscore.monitoring import EmptyCheck, SizeCheck
+from leadscore.monitoring import EmptyCheck, SizeCheck, computed_inputs
 from leadscore.schema import ClosedLoopData, Feature, is_known_id, to_lead_ids
 from leadscore.sinks import (
     COLUMNS,
@@ -125,14 +125,6 @@ def model_data_form(model: LeadScoringModel) -> str:
     built_in = _activity_features()
     shared = sum(f.name in built_in for f in model.features)
     return "events" if shared * 2 > len(built_in) else "flat"
-
-
-def user_inputs(model: LeadScoringModel) -> list[str]:
-    """The model's inputs that come from the user's columns: every input of a flat model;
-    an event model's fit features (its activity features are leadscore's own sums, which
-    no export empties: a recency is honestly missing for every lead without the activity)."""
-    events = model_data_form(model) == "events"
-    return [f.name for f in model.features if not (events and f.group == "engagement")]
 
 
 def _spec_hint(dataset: str) -> str:
@@ -639,7 +631,10 @@ def run_scoring(
     unseen: dict[str, int] = {}
     examples: dict[str, str] = {}
     sizes = SizeCheck(scoring.model.drift_reference)
-    empties = EmptyCheck(scoring.model.drift_reference, user_inputs(scoring.model))
+    empties = EmptyCheck(
+        scoring.model.drift_reference,
+        computed_inputs(scoring.model.features, model_data_form(scoring.model)),
+    )
     # the bar closes before an error is printed, so the error starts its own line
     with bar, open_run(target, run) as writer:
         for X, lead_ids in chunks:

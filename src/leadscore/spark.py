@@ -339,11 +339,12 @@ def _warn_changed_inputs(
     """
     from pyspark.sql import functions as F
 
-    from leadscore.monitoring import EmptyCheck, SizeCheck
-    from leadscore.scoring import user_inputs
+    from leadscore.monitoring import EmptyCheck, SizeCheck, computed_inputs
+    from leadscore.scoring import model_data_form
 
     sizes = SizeCheck(scoring.model.drift_reference)
-    empties = EmptyCheck(scoring.model.drift_reference, user_inputs(scoring.model))
+    computed = computed_inputs(scoring.model.features, model_data_form(scoring.model))
+    empties = EmptyCheck(scoring.model.drift_reference, computed)
     if not sizes.sizes and not empties.given:
         return
     if n_rows is None:

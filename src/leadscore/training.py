@@ -61,7 +61,7 @@ from leadscore.leakage import (
 )
 from leadscore.metrics import bootstrap_intervals, ece_by_chance, evaluate, stage_report
 from leadscore.model import LeadScoringModel
-from leadscore.monitoring import DriftReference
+from leadscore.monitoring import DriftReference, computed_inputs
 from leadscore.schema import LabelledDataset
 from leadscore.stages import StageThresholds, calendar_step_days, periods_spanned
 from leadscore.subscores import SubScorer
@@ -783,10 +783,7 @@ def train(
         p_cal,
         test_stages,
         levels_from=model.prepare(X.iloc[np.r_[folds.fit, folds.valid]]),
-        # event data's activity features are leadscore's own sums: no export changes their unit
-        computed=[f.name for f in model.features if f.group == "engagement"]
-        if dataset.form == "events"
-        else (),
+        computed=computed_inputs(model.features, dataset.form),
     )
     logger.info(
         "trained %s in %.1fs: test ROC-AUC %.3f (LR %.3f, points %.3f), ECE %.3f",
