@@ -46,7 +46,7 @@ from leadscore.explain import mean_abs_contribution
 from leadscore.io import check_folder_takes_files, sqlite_file, write_atomically
 from leadscore.metrics import chance_draws, resampled_units
 from leadscore.model import LeadScoringModel
-from leadscore.reports import channel_column, channel_columns, channel_report
+from leadscore.reports import channel_candidates, channel_column, channel_report
 
 logger = logging.getLogger(__name__)
 
@@ -1200,7 +1200,7 @@ def _channel_section(run: _Run) -> str:
         return "\n".join(out)
     column = channel_column(fold.X.columns)
     if column is None:
-        tied = next((tier for tier in channel_columns(fold.X.columns) if tier), [])
+        tied = channel_candidates(fold.X.columns)
         if tied:
             which = ", ".join(_esc(c) for c in tied)
             out.append(

@@ -201,10 +201,14 @@ def channel_column(columns: Iterable[str]) -> str | None:
     which is what a channel report with costs needs; a data set with an origin only (Olist's
     ``origin``) is grouped by it.
     """
-    for tier in channel_columns(columns):
-        if tier:
-            return tier[0] if len(tier) == 1 else None
-    return None
+    candidates = channel_candidates(columns)
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def channel_candidates(columns: Iterable[str]) -> list[str]:
+    """The columns of the first tier of :func:`channel_columns` that holds any: the one
+    :func:`channel_column` picks, or the several it cannot choose between (to name them)."""
+    return next((tier for tier in channel_columns(columns) if tier), [])
 
 
 def channel_report(

@@ -276,14 +276,13 @@ def flat_channel_column(spec: DatasetSpec, columns: list[str]) -> str:
     """
     import shlex
 
-    from leadscore.reports import channel_column, channel_columns
+    from leadscore.reports import channel_candidates, channel_column, channel_columns
 
     left_out = {spec.id, spec.label.column, *spec.exclude}
     eligible = [c for c in columns if c not in left_out and c != "lead_id"]
     column = channel_column(eligible)
-    tiers = channel_columns(eligible)
     if column is None:
-        tied = next((tier for tier in tiers if tier), [])
+        tied = channel_candidates(eligible)
         if tied:
             raise DataError(
                 f"--by is needed with --spec {spec.name}: several columns read as the channel "
@@ -295,7 +294,7 @@ def flat_channel_column(spec: DatasetSpec, columns: list[str]) -> str:
             "ending in source, channel or origin)",
             "Name the column to group by, e.g. --by 'Lead Source'.",
         )
-    others = [c for tier in tiers for c in tier if c != column]
+    others = [c for tier in channel_columns(eligible) for c in tier if c != column]
     logger.info(
         "grouping by %r, the column of %s that reads as the channel%s; --by names another",
         column,
