@@ -357,7 +357,8 @@ def _with_cycle(frame: pd.DataFrame, seed: int, *, open_given: int = 0) -> pd.Da
 def test_a_column_filled_in_only_for_closed_leads_stops_validate_and_train(tmp_path, capsys):
     """A column given for every closed lead and for no open lead is written at the close:
     validate and train stop with one line naming it, its shares and the fix; ``exclude``
-    (or ``allow_leakage``, vouching for it) lets the data through."""
+    (or the spec's ``allow_leakage`` or the config's ``leakage.allow``, vouching for it) lets
+    the data through."""
     frame = _with_cycle(_export(1000, 8, {WON: 0.3, LOST: 0.5, IN_PLAY: 0.12, "": 0.08}), 8)
     stage = _stages(frame)
     n_closed, n_open = int(stage.isin([WON, LOST]).sum()), int((~stage.isin([WON, LOST])).sum())
@@ -386,6 +387,9 @@ def test_a_column_filled_in_only_for_closed_leads_stops_validate_and_train(tmp_p
     assert _validate(excluded, capsys)[0] == 0
     allowed = _write(tmp_path, frame, label, allow_leakage=["Sales Cycle (days)"])
     assert _validate(allowed, capsys)[0] == 0
+    config = tmp_path / "config.yaml"
+    config.write_text("leakage:\n  allow: ['Sales Cycle (days)']\n")
+    assert main(["validate", "--spec", str(spec), "--config", str(config)]) == 0
 
 
 @pytest.mark.parametrize(

@@ -314,6 +314,7 @@ def test_sales_activity_counts_are_named_like_post_contact_fields():
         "hs_last_meeting_booked",
         "Appointments Set",
         "Number of Calls Logged",
+        "Sales Calls Made",
         "Number of Sales Activities",
         "Sales Emails Replied",
         "Number of times contacted",
@@ -326,6 +327,7 @@ def test_sales_activity_counts_are_named_like_post_contact_fields():
         "hs_last_meeting_booked": "meeting booked",
         "Appointments Set": "appointment set",
         "Number of Calls Logged": "call logged",
+        "Sales Calls Made": "sales call",
         "Number of Sales Activities": "sales activity",
         "Sales Emails Replied": "sales email",
         "Number of times contacted": "time contacted",
@@ -350,6 +352,8 @@ def test_sales_activity_counts_are_named_like_post_contact_fields():
         "appointment_type",
         "sdr_region",
         "bdr_count",
+        "Sales Call Center Size",
+        "sales_call_centre_seats",
     ]
     assert post_contact_columns(marketing) == {}
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -867,14 +868,20 @@ def _type_features(
 
 
 def prepare_flat_dataset(
-    frame: pd.DataFrame, spec: DatasetSpec, *, check_close_fields: bool = True
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    *,
+    check_close_fields: bool = True,
+    allow: Sequence[str] = (),
 ) -> LabelledDataset:
     """Validate and type a flat lead table into labelled examples, as ``spec`` describes it.
 
     ``check_close_fields`` stops a table whose open rows lack a feature its closed ones hold
     (:func:`~leadscore.leakage.written_at_close_columns`): a leak for training; a reader
     that needs the labels only (the back-test) turns it off, since the model it judges is
-    already trained."""
+    already trained. ``allow`` names features vouched for besides the spec's
+    ``allow_leakage`` (the training config's ``leakage.allow``): every guard here lets them
+    through, as training's own guard does."""
     if len(frame) == 0:
         raise DataError(f"{spec.name}: the table is empty", "Give a table with at least one lead.")
     named = [spec.id, spec.label.column, *([spec.order_by] if spec.order_by else [])]
@@ -916,8 +923,9 @@ def prepare_flat_dataset(
             f"{spec.name}: no feature column is left after exclusions",
             "Keep at least one column that is not the id, label or excluded.",
         )
+    allowed = [*spec.allow_leakage, *allow]
     warn_post_contact_columns(
-        post_contact_columns([f.name for f in features], allow=spec.allow_leakage),
+        post_contact_columns([f.name for f in features], allow=allowed),
         "If the sales team fills them in, list them under exclude in the spec, with the "
         "reason; if they are known before contact, list them under allow_leakage to silence "
         "this warning.",
@@ -932,7 +940,7 @@ def prepare_flat_dataset(
             "Check those label settings against the data.",
         )
     if check_close_fields:
-        at_close = written_at_close_columns(X, kept, still_open, allow=spec.allow_leakage)
+        at_close = written_at_close_columns(X, kept, still_open, allow=allowed)
         if at_close:
             raise written_at_close_error(at_close)
     test_from = _parse_test_from(spec, order)
@@ -982,10 +990,14 @@ def _parse_test_from(spec: DatasetSpec, order: pd.Series | None) -> object | Non
 
 
 def load_dataset(
-    spec: DatasetSpec | str | os.PathLike[str], data_root: Path | None = None
+    spec: DatasetSpec | str | os.PathLike[str],
+    data_root: Path | None = None,
+    *,
+    allow: Sequence[str] = (),
 ) -> LabelledDataset:
-    """Load a flat data set from a spec object, a built-in spec name or a spec file path."""
+    """Load a flat data set from a spec object, a built-in spec name or a spec file path;
+    ``allow`` as in :func:`prepare_flat_dataset`."""
     if not isinstance(spec, DatasetSpec):
         spec = load_spec(spec, data_root=data_root)
     frame = read_flat_table(spec)
-    return prepare_flat_dataset(frame, spec)
+    return prepare_flat_dataset(frame, spec, allow=allow)

@@ -171,6 +171,10 @@ POST_CONTACT_PHRASES: tuple[tuple[str, ...], ...] = (
     ("cold", "lead"),
 )
 
+#: A phrase's last word and the word after it that together name something else: a "Sales
+#: Call Center Size" is the size of the company's call center, not a call sales made.
+_COMPOUND_NOUNS = frozenset({("call", "center"), ("call", "centre")})
+
 
 @dataclass(frozen=True)
 class LeakageSuspect:
@@ -439,7 +443,7 @@ def written_at_close_error(found: list[WrittenAtClose]) -> DataError:
         "A field the CRM fills in at the close tells the model the outcome, and the leads it "
         "scores never have it (nor do they have a field no longer collected): list it under "
         "exclude in the spec, with the reason; if it is truly known before the close, list it "
-        "under the spec's allow_leakage.",
+        "under the spec's allow_leakage (or leakage.allow in the training config).",
     )
 
 
@@ -489,7 +493,10 @@ def post_contact_columns(names: Iterable[str], *, allow: Iterable[str] = ()) -> 
                 n = len(phrase)
                 # "days since last activity" is a recency measured at scoring, not a field
                 if any(
-                    _phrase_at(words, i, phrase) and (i == 0 or words[i - 1] != "since")
+                    _phrase_at(words, i, phrase)
+                    and (i == 0 or words[i - 1] != "since")
+                    and (phrase[-1], words[i + n] if i + n < len(words) else "")
+                    not in _COMPOUND_NOUNS
                     for i in range(len(words) - n + 1)
                 ):
                     hit = " ".join(phrase)

@@ -130,7 +130,7 @@ def load_training_data_with_notes(
         from leadscore.specs import load_spec
 
         spec = load_spec(args.spec, data_root=args.data_root)
-        return load_dataset(spec), spec.to_dict(), []
+        return load_dataset(spec, allow=config.leakage.allow), spec.to_dict(), []
     from leadscore.features import build_event_examples
     from leadscore.io import event_data_name, load_closed_loop
     from leadscore.leakage import warn_snapshot_lead_columns

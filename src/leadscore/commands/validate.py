@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(getattr(args, "config", None))
     if args.spec:
-        data = load_dataset(args.spec, data_root=args.data_root)
+        data = load_dataset(args.spec, data_root=args.data_root, allow=config.leakage.allow)
         groups = {
             g: [_shown_feature(f, data.X[f.name]) for f in data.features if f.group == g]
             for g in ("fit", "engagement")
