@@ -577,3 +577,51 @@ def test_a_source_wins_over_an_origin_as_in_x_education(tmp_path, caplog):
         "Reference": 3,
     }
     assert "ranked lower: 'Lead Origin'" in caplog.text
+
+
+def test_the_total_row_adds_counts_and_recomputes_rates_and_costs():
+    """The printed total sums counts and money and recomputes each ratio from the sums; a
+    channel the costs file does not pay for adds its leads to the counts but not to what the
+    cost columns divide by. The CSV's frame holds the channels alone."""
+    from leadscore.reports import channel_report, channel_total, format_report
+
+    scored = pd.DataFrame(
+        {
+            "lead_id": list("abcdef"),
+            "stage": ["sql", "mql", "lead", "sql", "lead", "mql"],
+            "probability": [0.6, 0.3, 0.05, 0.7, 0.1, 0.25],
+        }
+    )
+    attrs = pd.DataFrame({"lead_id": list("abcdefg"), "source": list("xxxyyzx")})
+    spend = pd.DataFrame({"channel": ["x", "y"], "spend": [400.0, 100.0]})
+    report = channel_report(scored, attrs, by=["source"], spend=spend, deal_value=1000)
+    total = channel_total(report, ["source"], deal_value=1000).iloc[0]
+    assert total["source"] == "total" and len(report) == 3
+    assert (total["leads"], total["mqls"], total["sqls"]) == (6, 4, 2)
+    assert total["sql_rate"] == pytest.approx(2 / 6)
+    assert total["expected_wins"] == pytest.approx(2.0)
+    # z pays nothing in the costs file: x and y alone carry the spend
+    assert total["spend"] == pytest.approx(500.0) and total["all_leads"] == 6
+    assert total["cost_per_lead"] == pytest.approx(500 / 6)
+    spend_scored = 400 / 4 * 3 + 100 / 2 * 2
+    assert total["spend_scored"] == pytest.approx(spend_scored)
+    assert total["cost_per_mql"] == pytest.approx(spend_scored / 3)
+    assert total["cost_per_expected_win"] == pytest.approx(spend_scored / 1.75)
+    assert total["roi"] == pytest.approx((1750 - spend_scored) / spend_scored)
+
+    lines = format_report(report, channel_total(report, ["source"], deal_value=1000))
+    last = lines.splitlines()[-1].split()
+    assert last[0] == "total" and last[1] == "6" and last[-1] == f"{total['roi']:.0%}"
+
+
+def test_a_total_by_two_columns_names_the_first_and_has_no_costs():
+    from leadscore.reports import channel_report, channel_total
+
+    scored = pd.DataFrame({"lead_id": list("abc"), "stage": "lead", "probability": 0.1})
+    attrs = pd.DataFrame(
+        {"lead_id": list("abc"), "source": list("xxy"), "campaign": ["c1", "c2", "c3"]}
+    )
+    report = channel_report(scored, attrs, by=["source", "campaign"])
+    total = channel_total(report, ["source", "campaign"]).iloc[0]
+    assert (total["source"], total["campaign"], total["leads"]) == ("total", "", 3)
+    assert "spend" not in total.index

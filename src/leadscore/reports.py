@@ -351,9 +351,9 @@ def _add_costs(
         )
     out = report.copy()
     out["spend"] = out[channel].map(fold_text).map(per_key).astype("float64")
-    brought = out[channel].map(brought_per_channel).astype("float64")
+    out["all_leads"] = out[channel].map(brought_per_channel).astype("int64")
     with np.errstate(divide="ignore", invalid="ignore"):
-        out["cost_per_lead"] = out["spend"] / brought
+        out["cost_per_lead"] = out["spend"] / out["all_leads"]
         out["spend_scored"] = out["cost_per_lead"] * out["leads"]
         out["cost_per_mql"] = out["spend_scored"] / out["mqls"].replace(0, np.nan)
         out["cost_per_expected_win"] = out["spend_scored"] / out["expected_wins"].replace(0, np.nan)
@@ -361,6 +361,50 @@ def _add_costs(
             paid = out["spend_scored"].where(out["spend_scored"] > 0)
             out["roi"] = (out["expected_wins"] * deal_value - paid) / paid
     return out
+
+
+def channel_total(
+    report: pd.DataFrame, by: Sequence[str], *, deal_value: float | None = None
+) -> pd.DataFrame:
+    """The one-row total of a :func:`channel_report`, for the printed table (the CSV keeps
+    the channels alone, so that summing a column never counts a lead twice).
+
+    Counts and money add up; rates and costs are recomputed from the sums rather than
+    averaged, and the cost columns sum over the channels the costs file pays for only: a
+    channel without spend adds its leads to ``leads`` but not to what ``cost_per_mql``
+    divides by. The first grouping column reads ``total``."""
+    total: dict[str, object] = {column: "" for column in by}
+    total[by[0]] = "total"
+    for column in ("leads", "mqls", "sqls"):
+        total[column] = int(report[column].sum())
+    total["expected_wins"] = float(report["expected_wins"].sum())
+    leads = max(int(total["leads"]), 1)
+    total["mql_rate"] = int(total["mqls"]) / leads
+    total["sql_rate"] = int(total["sqls"]) / leads
+    total["expected_win_rate"] = float(total["expected_wins"]) / leads
+    if "value_per_lead" in report.columns and deal_value is not None:
+        total["value_per_lead"] = float(total["expected_win_rate"]) * deal_value
+    if "spend" in report.columns:
+        paid = report[report["spend"].notna()]
+        spend_scored = float(paid["spend_scored"].sum())
+        total["spend"] = float(paid["spend"].sum())
+        total["all_leads"] = int(paid["all_leads"].sum())
+        total["cost_per_lead"] = _ratio(total["spend"], total["all_leads"])
+        total["spend_scored"] = spend_scored
+        total["cost_per_mql"] = _ratio(spend_scored, paid["mqls"].sum())
+        total["cost_per_expected_win"] = _ratio(spend_scored, paid["expected_wins"].sum())
+        if "roi" in report.columns and deal_value is not None:
+            total["roi"] = _ratio(
+                float(paid["expected_wins"].sum()) * deal_value - spend_scored, spend_scored
+            )
+    return pd.DataFrame([total], columns=list(report.columns))
+
+
+def _ratio(numerator: object, denominator: object) -> float:
+    """``numerator / denominator``, missing where the denominator is 0 (no cost per MQL
+    without an MQL, no ROI without spend)."""
+    den = float(denominator)  # type: ignore[arg-type]
+    return float(numerator) / den if den > 0 else float("nan")  # type: ignore[arg-type]
 
 
 def _shown(value: float, spec: str) -> str:
@@ -386,7 +430,8 @@ CHANNEL_COLUMN_NOTES: dict[str, str] = {
     "within the model's horizon",
     "value_per_lead": "expected win rate x --deal-value",
     "spend": "all spend of the channel in the costs file, for the whole period",
-    "cost_per_lead": "spend over every lead the channel brought in the data, open or closed",
+    "all_leads": "every lead the channel brought in the data, open or closed",
+    "cost_per_lead": "spend over all_leads",
     "spend_scored": "cost per lead x the open leads above: their share of the spend",
     "cost_per_mql": "spend_scored over mqls",
     "cost_per_expected_win": "spend_scored over expected_wins",
@@ -403,10 +448,12 @@ def format_legend(columns: Sequence[str]) -> str:
     )
 
 
-def format_report(report: pd.DataFrame) -> str:
+def format_report(report: pd.DataFrame, total: pd.DataFrame | None = None) -> str:
     """The report as an aligned text table for the terminal: rates and ROI as percentages
-    (the frame holds them as ratios: ROI 1.5 prints ``150%``), money rounded to units."""
-    shown = report.copy()
+    (the frame holds them as ratios: ROI 1.5 prints ``150%``), money rounded to units;
+    ``total`` (:func:`channel_total`) is its last row."""
+    shown = report if total is None else pd.concat([report, total], ignore_index=True)
+    shown = shown.copy()
     for column in shown.columns:
         if column.endswith("_rate"):
             shown[column] = shown[column].map(lambda v: _shown(v, ".1%"))

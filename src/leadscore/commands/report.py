@@ -37,15 +37,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="leads, MQLs, SQLs, expected wins and cost per channel and campaign",
         description="Per channel (and campaign): leads, MQLs (MQL or SQL), SQLs, MQL and SQL "
         "rates, expected wins (sum of calibrated probabilities) and, with a costs file, spend, "
-        "cost per lead (spend over every lead the channel brought, closed ones included), "
+        "all_leads (every lead the channel brought, closed ones included), cost per lead "
+        "(spend over all_leads), "
         "spend_scored (the scored leads' share of the spend: cost per lead x scored leads), "
         "and cost per MQL and per expected win (spend_scored over those). With --deal-value, "
         "value per lead and, with costs, ROI: (expected wins x deal value - spend_scored) / "
         "spend_scored, printed as a percentage like the rates (0% breaks even, -68% loses "
         "68% of the spend; the CSV holds the ratio: 150% is 1.5). Printed as a table "
-        "and written as CSV. With --data, only the scored leads of that data that are open at "
-        "its latest scoring (as_of) count: leads of other data sets in the target, and leads "
-        "won or lost at or before that moment, are left out (logged).",
+        "ending in a total row, and written as CSV without it. With --data, only the scored "
+        "leads of that data that are open at its latest scoring (as_of) count: leads of other "
+        "data sets in the target, and leads won or lost at or before that moment, are left "
+        "out (logged).",
     )
     add_data_arguments(channels)
     _add_target(channels)
@@ -209,7 +211,7 @@ def run_channels(args: argparse.Namespace) -> int:
 
     from leadscore.datasets import read_flat_table
     from leadscore.io import TABLE_SUFFIXES, load_closed_loop, read_table, write_table
-    from leadscore.reports import channel_report, format_legend, format_report
+    from leadscore.reports import channel_report, channel_total, format_legend, format_report
     from leadscore.sinks import read_scored_leads
     from leadscore.specs import load_spec
 
@@ -250,7 +252,8 @@ def run_channels(args: argparse.Namespace) -> int:
         report = channel_report(
             scored, attributes, by=grouping, spend=spend, deal_value=args.deal_value
         )
-        print(format_report(report), end="\n\n")
+        total = channel_total(report, grouping, deal_value=args.deal_value)
+        print(format_report(report, total), end="\n\n")
         frames.append(report)
     print("columns:")
     print(format_legend(list(dict.fromkeys(c for f in frames for c in f.columns))), end="\n\n")
