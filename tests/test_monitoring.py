@@ -47,6 +47,7 @@ from leadscore.monitoring import (
     size_histogram,
     typical_size,
 )
+from leadscore.reasons import format_number
 from leadscore.schema import Feature
 from leadscore.scoring import event_feature_chunks, load_scoring_model, run_scoring
 from leadscore.sinks import read_history
@@ -639,6 +640,65 @@ def test_drift_codes_read_as_the_lead_cards_write_them():
     assert table.set_index("item").loc["seniority", "moved_most"] == "c_level"  # the CSV
     printed = format_drift(table)
     assert "C-level" in printed and "c_level" not in printed
+
+
+def test_drift_reads_seniority_codes_in_words_when_given_the_features():
+    """A seniority read from the job title is "Individual contributor" on the card: the
+    printed drift table says the same when it has the model's features."""
+    rng = np.random.default_rng(8)
+    frame = pd.DataFrame({"seniority": pd.Categorical(rng.choice(["individual", "vp"], 900))})
+    features = (
+        Feature(
+            "seniority",
+            "fit",
+            "Seniority from the job title",
+            "categorical",
+            sentence="Seniority from the job title: {value:seniority}",
+        ),
+    )
+    p = rng.random(900)
+    reference = DriftReference().fit(frame, features, p, _stages(p))
+    today = pd.DataFrame({"seniority": pd.Categorical(["individual"] * 600)})
+    q = rng.random(600)
+    table = reference.compare(reference.counts(today, q, _stages(q)))
+    assert table.set_index("item").loc["seniority", "moved_most"] == "individual"
+    assert "Individual contributor" in format_drift(table, features)
+    assert "Individual contributor" not in format_drift(table)
+
+
+def test_numeric_bins_read_in_the_unit_of_the_reason_sentence():
+    """A share bins as percentages, seconds as minutes or hours, the probability as
+    percentages; a plain count keeps its numbers."""
+    rng = np.random.default_rng(3)
+    n = 2000
+    frame = pd.DataFrame(
+        {
+            "open_rate": rng.random(n),
+            "seconds": rng.uniform(0, 20_000, n),
+            "visits": rng.poisson(6, n).astype(float),
+        }
+    )
+    features = (
+        Feature("open_rate", "engagement", "Open rate", "numeric", sentence="Opened {value:.0%}"),
+        Feature(
+            "seconds",
+            "engagement",
+            "Time on site",
+            "numeric",
+            sentence="Spent {value:duration:seconds} on the website",
+        ),
+        Feature("visits", "engagement", "Visits", "numeric", sentence="{value:,.0f} visits"),
+    )
+    p = rng.random(n) * 0.5
+    reference = DriftReference().fit(frame, features, p, _stages(p))
+    labels = {item: spec["labels"] for item, spec in reference.buckets_.items()}
+    inner = labels["open_rate"][1:-2]
+    assert all(label.count("%") == 2 for label in inner), inner
+    assert all("hour" in label or "minute" in label for label in labels["seconds"][1:-2])
+    assert all("%" not in label for label in labels["visits"])
+    assert all(label.count("%") == 2 for label in labels["probability"][1:-2])
+    edge = reference.buckets_["open_rate"]["edges"][0]
+    assert labels["open_rate"][0] == f"<= {format_number(100 * edge)}%"
 
 
 def test_the_drift_report_ends_with_a_verdict():

@@ -40,7 +40,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -51,6 +51,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from leadscore.errors import DataError, ModelError, shortened_list
 from leadscore.metrics import STAGES, ece_by_chance, evaluate, stage_report
+from leadscore.reasons import category_text, category_words, format_number, unit_text
 from leadscore.schema import Feature
 from leadscore.sinks import RUN_KEY_COLUMNS as RUN_KEY
 from leadscore.sinks import shown_model
@@ -120,13 +121,26 @@ def _number(value: float) -> str:
     return f"{value:,.4g}"
 
 
-def _numeric_labels(edges: Sequence[float]) -> list[str]:
-    """Bucket names of inner ``edges`` (right-closed bins), then :data:`MISSING`."""
+def _numeric_labels(
+    edges: Sequence[float], shown: Callable[[float], str | None] = lambda _: None
+) -> list[str]:
+    """Bucket names of inner ``edges`` (right-closed bins), then :data:`MISSING`; ``shown``
+    writes an edge in its unit (:func:`leadscore.reasons.unit_text`), ``None`` for a plain
+    number."""
+
+    def edge(value: float) -> str:
+        return shown(value) or _number(value)
+
     if not edges:
         return ["any value", MISSING]
-    labels = [f"<= {_number(edges[0])}"]
-    labels += [f"{_number(a)} to {_number(b)}" for a, b in itertools.pairwise(edges)]
-    return [*labels, f"> {_number(edges[-1])}", MISSING]
+    labels = [f"<= {edge(edges[0])}"]
+    labels += [f"{edge(a)} to {edge(b)}" for a, b in itertools.pairwise(edges)]
+    return [*labels, f"> {edge(edges[-1])}", MISSING]
+
+
+def _percent(value: float) -> str:
+    """A probability bin edge as a percentage (0.0412 as "4.12%")."""
+    return f"{format_number(100 * value)}%"
 
 
 def _is_flag(values: np.ndarray) -> bool:
@@ -262,7 +276,9 @@ class DriftReference(BaseEstimator):
                 buckets[f.name] = {
                     "kind": "numeric",
                     "edges": edges,
-                    "labels": ["no", "yes", MISSING] if flag else _numeric_labels(edges),
+                    "labels": ["no", "yes", MISSING]
+                    if flag
+                    else _numeric_labels(edges, lambda v, f=f: unit_text(f, v)),
                     "size": None if f.name in computed else typical_size(x),
                 }
                 continue
@@ -282,7 +298,7 @@ class DriftReference(BaseEstimator):
         buckets["probability"] = {
             "kind": "numeric",
             "edges": edges,
-            "labels": _numeric_labels(edges),
+            "labels": _numeric_labels(edges, _percent),
         }
         buckets["stage"] = {
             "kind": "categorical",
@@ -964,13 +980,22 @@ def drift_verdict(table: pd.DataFrame) -> str:
     )
 
 
-def format_drift(table: pd.DataFrame) -> str:
+def format_drift(table: pd.DataFrame, features: Sequence[Feature] = ()) -> str:
     """The drift comparison as an aligned text table; category codes read as the lead cards
-    write them (``c_level`` as "C-level", :func:`leadscore.reasons.category_text`)."""
-    from leadscore.reasons import category_text
+    write them (``c_level`` as "C-level", and with the model's ``features``, a seniority
+    ``individual`` as "Individual contributor": :func:`leadscore.reasons.category_words`).
+    The table itself, and so the CSV, keeps the codes the data holds."""
+    by_name = {f.name: f for f in features if f.kind != "numeric"}
+
+    def moved_most(item: str, value: object) -> object:
+        if item in by_name:
+            return category_words(by_name[item], str(value))
+        return category_text(str(value)) or value
 
     shown = table.assign(
-        moved_most=table["moved_most"].map(lambda v: category_text(str(v)) or v),
+        moved_most=[
+            moved_most(i, v) for i, v in zip(table["item"], table["moved_most"], strict=True)
+        ],
         psi=table["psi"].map(lambda v: f"{v:.3f}"),
         psi_by_chance=table["psi_by_chance"].map(lambda v: "-" if pd.isna(v) else f"{v:.3f}"),
         reference_share=table["reference_share"].map(lambda v: f"{v:.1%}"),

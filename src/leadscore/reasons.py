@@ -298,6 +298,41 @@ class _Plural:
         return one if self.one else many
 
 
+#: Format specs of ``{value}`` that carry a unit a bare number loses (a share, a time, money).
+_UNIT_SPECS = ("percent", "duration:", "amount:")
+
+
+def unit_text(feature: Feature, value: float) -> str | None:
+    """``value`` in the unit the feature's sentence writes it, without the sentence: a share
+    as "27.3%", seconds on the website as "1.9 hours", an amount as "$24,035"; ``None`` when
+    the sentence writes a plain number (or there is none), for the caller's own format.
+
+    For readings outside a lead card, such as the drift report's bins, which would otherwise
+    print 0.2727 for an open rate and 6,835 for the seconds of a visit. A share is written
+    as ``percent`` whatever digits the sentence keeps, so that close bin edges stay apart."""
+    spec = _value_spec(feature.sentence) if feature.sentence else None
+    if spec is None or not math.isfinite(value):
+        return None
+    if spec.endswith("%"):
+        spec = "percent"
+    if not spec.startswith(_UNIT_SPECS):
+        return None
+    try:
+        return format(_Number(value), spec)
+    except ValueError:  # a negative time
+        return None
+
+
+def category_words(feature: Feature, value: str) -> str:
+    """A category of ``feature`` as its sentence quotes it (``individual`` as "Individual
+    contributor" for a seniority read from the job title), else as :func:`category_text`
+    writes it; the value itself where that means "not known"."""
+    spec = _value_spec(feature.sentence) if feature.sentence else None
+    if spec in CATEGORY_WORDS:
+        return format(_Category(value), spec)
+    return category_text(value) or value
+
+
 @lru_cache(maxsize=256)
 def _value_spec(template: str) -> str | None:
     """The format spec of ``{value}`` in a template (parsed once per template)."""

@@ -515,7 +515,7 @@ def run_drift(args: argparse.Namespace) -> int:
         f"{n:,} open leads {moment} against the {reference.n_:,} test-fold {tested} of "
         f"{shown_model(scoring.name, scoring.version)}"
     )
-    print(format_drift(table))
+    print(format_drift(table, model.features))
     print(drift_verdict(table))
     shifted = table.loc[table["status"] == "shifted", "label"].tolist()
     if shifted:
