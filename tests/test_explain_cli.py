@@ -109,7 +109,7 @@ def test_a_stage_that_moved_with_the_same_score_shows_the_probabilities(tmp_path
     code, out, err = explain(capsys, "1000", target)
     assert code == 0, err
     (since,) = [line for line in out.splitlines() if "Since the scoring" in line]
-    assert since.endswith("score 3 -> 3 (probability 0.025 -> 0.035), stage LEAD -> MQL")
+    assert since.endswith("score 3 -> 3 (probability 2.50% -> 3.50%), stage LEAD -> MQL")
     # a score that moved says enough
     later = run_rows("2026-11-15", reasons).assign(probability=0.15, score=15, stage="sql")
     write_scored_leads(later, target)

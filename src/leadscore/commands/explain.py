@@ -173,7 +173,8 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
         f"Lead {latest['lead_id']}: scored {latest['scored_at']:%Y-%m-%d %H:%M} as of "
         f"{latest['as_of']:%Y-%m-%d %H:%M} by "
         f"{shown_model(latest['model_name'], latest['model_version'])}",
-        f"  Score {latest['score']}/100 (probability {latest['probability']:.3f}), "
+        # in percent, as the reasons' points are: "+2.3 points" of a 4.4% probability
+        f"  Score {latest['score']}/100 (probability {latest['probability']:.1%}), "
         f"stage {str(latest['stage']).upper()}",
     ]
     if newest_run is not None and newest_run > latest["as_of"]:
@@ -206,7 +207,7 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
     )
     # where the 0-100 score did not move, the probability shows what crossed a cut-off
     detail = (
-        f" (probability {before['probability']:.3f} -> {latest['probability']:.3f})"
+        f" (probability {before['probability']:.2%} -> {latest['probability']:.2%})"
         if before["score"] == latest["score"] and before["stage"] != latest["stage"]
         else ""
     )
