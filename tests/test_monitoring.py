@@ -737,6 +737,31 @@ def test_the_back_test_says_in_words_whether_a_run_kept_its_promise():
     assert text.splitlines()[-2:] == [first, second]
 
 
+def test_a_back_test_by_channel_names_the_channel_that_broke_its_promise():
+    """Per run and channel: the rows add up to the run's, and the verdict names the channel
+    whose wins fell short while the others, within chance, get one line together."""
+    history, won = _random_history(3000, 6, "2026-01-01")
+    channel = np.where(np.arange(len(won)) % 3 == 0, "paid_social", "referral")
+    channel[1::7] = "events"
+    # paid social's leads won half as often as promised
+    won = np.where((channel == "paid_social") & (np.arange(len(won)) % 2 == 0), 0.0, won)
+    labelled = history.assign(won=won, complete=True, window_ends=pd.NaT, source=channel)
+    overall = backtest_runs(labelled)
+    table = backtest_runs(labelled, by="source")
+    assert sorted(table["source"]) == ["events", "paid_social", "referral"]
+    for column in ("scored", "won", "expected_wins"):
+        assert table[column].sum() == pytest.approx(overall[column].sum())
+    verdicts = backtest_verdicts(table, by="source")
+    assert len(verdicts) == 2, verdicts
+    assert verdicts[0].startswith("2026-01-01, paid_social: ")
+    assert "promised more wins than came" in verdicts[0]
+    assert verdicts[1] == (
+        "the other 2 run(s) by source with outcomes in: within what chance gives a calibrated model"
+    )
+    text = format_backtest(table, by="source")
+    assert text.splitlines()[0].split()[:3] == ["as_of", "model", "source"]
+
+
 # --------------------------------------------------------------------------- commands
 
 AS_OFS = ("2026-02-01", "2026-03-01", "2026-04-01", "2026-05-01", "2026-06-01")
@@ -795,6 +820,15 @@ def test_backtest_command_judges_each_run_on_its_window(monitored, tmp_path, cap
     assert table.loc[~ended, "roc_auc"].isna().all()
     printed = capsys.readouterr().out
     assert "complete" in printed and "pending until" in printed
+
+    # by channel: the rows of each run add up to it, in the same CSV
+    assert main([*argv, str(monitored["target"]), "--by", "source", "--out", str(out)]) == 0
+    both = pd.read_csv(out, parse_dates=["as_of"])
+    runs, by_source = both[both["source"].isna()], both[both["source"].notna()]
+    assert runs["scored"].tolist() == table["scored"].tolist()
+    assert by_source.groupby("as_of")["scored"].sum().tolist() == table["scored"].tolist()
+    assert set(by_source["source"]) == set(monitored["events"].leads["source"])
+    assert "\nby source:\n" in capsys.readouterr().out
 
 
 def test_drift_command_finds_a_shifted_source_mix(monitored, tmp_path, capsys):
@@ -864,6 +898,19 @@ def test_monitoring_mistakes_are_one_line_errors(monitored, tmp_path, capsys):
             ],
             "no run of model 'nope'",
         ),
+        (
+            [
+                "report",
+                "backtest",
+                "--data",
+                data,
+                "--target",
+                str(monitored["target"]),
+                "--by",
+                "channel",
+            ],
+            "--by 'channel': the leads have no such column",
+        ),
     ]
     for argv, words in cases:
         out = tmp_path / "out.csv"
@@ -886,6 +933,7 @@ def test_flat_backtest_follows_the_leads_that_closed_after_scoring(tmp_path, mon
             "seq": np.arange(n),
             "visits": visits,
             "status": np.where(won, "Closed Won", "Closed Lost").astype(object),
+            "Lead Source": rng.choice(["Web", "web ", "Event"], n),
         }
     )
     later = frame.copy()
@@ -919,3 +967,13 @@ def test_flat_backtest_follows_the_leads_that_closed_after_scoring(tmp_path, mon
     assert row["won"] == int(won[n - 600 : n - 100].sum())
     assert row["roc_auc"] > 0.6
     assert "83% resolved" in capsys.readouterr().out
+    # by the spec's Lead Source, spelled as the channel report spells it
+    argv = ["report", "backtest", "--spec", "spec.yaml", "--by", "Lead Source", "--out", "bt.csv"]
+    assert main(argv) == 0
+    table = pd.read_csv(tmp_path / "bt.csv")
+    by_source = table[table["Lead Source"].notna()].set_index("Lead Source")
+    assert sorted(by_source.index) == ["Event", "Web"]
+    assert by_source["scored"].sum() == 600 and by_source["resolved"].sum() == 500
+    open_rows = frame.iloc[n - 600 :]
+    web = open_rows["Lead Source"].str.strip().str.lower().eq("web")
+    assert by_source.loc["Web", "scored"] == int(web.sum())

@@ -799,8 +799,11 @@ def flat_outcomes(history: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
     return out
 
 
-def backtest_runs(labelled: pd.DataFrame, *, min_resolved: int = 30) -> pd.DataFrame:
-    """One row per scoring run: how its scores and stages did against the outcomes.
+def backtest_runs(
+    labelled: pd.DataFrame, *, by: str | None = None, min_resolved: int = 30
+) -> pd.DataFrame:
+    """One row per scoring run (and value of the column ``by`` of ``labelled``, such as the
+    channel): how its scores and stages did against the outcomes.
 
     ``labelled`` is the history with ``won`` and ``complete`` (:func:`event_outcomes` or
     :func:`flat_outcomes`). A run's metrics use its resolved leads: all of them once complete;
@@ -818,7 +821,8 @@ def backtest_runs(labelled: pd.DataFrame, *, min_resolved: int = 30) -> pd.DataF
     these leads, the rows of one lead sharing one outcome draw), ``lift_top_decile``, and
     per stage ``{stage}_count``, ``{stage}_conversion`` and ``{stage}_share_of_wins``.
     """
-    required = {*RUN_KEY, "lead_id", "probability", "stage", "won", "complete"}
+    keys = [*RUN_KEY, *([by] if by else [])]
+    required = {*keys, "lead_id", "probability", "stage", "won", "complete"}
     missing = sorted(required - set(labelled.columns))
     if missing:
         raise DataError(
@@ -826,14 +830,14 @@ def backtest_runs(labelled: pd.DataFrame, *, min_resolved: int = 30) -> pd.DataF
             "Label it with event_outcomes() or flat_outcomes() first.",
         )
     rows = []
-    for key, run in labelled.groupby(list(RUN_KEY), sort=True, dropna=False):
+    for key, run in labelled.groupby(keys, sort=True, dropna=False):
         complete = bool(run["complete"].all())
         is_event = "window_ends" in run and run["window_ends"].notna().any()
         resolved = run if complete or not is_event else run.iloc[0:0]
         resolved = resolved[resolved["won"].notna()]
         y = resolved["won"].to_numpy(dtype="int64")
         p = resolved["probability"].to_numpy(dtype="float64")
-        row: dict[str, Any] = dict(zip(RUN_KEY, key, strict=True))
+        row: dict[str, Any] = dict(zip(keys, key, strict=True))
         row.update(
             complete=complete,
             window_ends=run["window_ends"].max() if "window_ends" in run else pd.NaT,
@@ -878,19 +882,27 @@ def _wins_sd(p: np.ndarray, lead_ids: pd.Series) -> float:
 VERDICT_SDS = 2.0
 
 
-def backtest_verdicts(table: pd.DataFrame) -> list[str]:
+def backtest_verdicts(table: pd.DataFrame, by: str | None = None) -> list[str]:
     """One plain sentence per run whose outcomes are in: the wins it promised against those
     that came, and whether the gap is more than a calibrated model shows by chance, since
     an ECE beside its chance band says the same thing to few marketers. A run whose leads
-    have not all resolved gets no verdict: the leads that close first are a biased sample."""
+    have not all resolved gets no verdict: the leads that close first are a biased sample.
+
+    With ``by`` (a table of :func:`backtest_runs` by that column), one sentence per run and
+    value beyond chance, then one counting the others within it: with a run per week and
+    seven channels, a sentence each would bury the few that matter."""
     lines = []
-    for row in table.itertuples(index=False):
+    within = 0
+    groups = table[by].astype(str).tolist() if by else [None] * len(table)
+    for row, group in zip(table.itertuples(index=False), groups, strict=True):
         expected, sd = row.expected_wins, row.expected_sd
         day = pd.Timestamp(row.as_of).strftime("%Y-%m-%d")
+        if group is not None:
+            day = f"{day}, {group}"
         if not row.complete and row.resolved_share < 1:
             # a flat run's leads close over months, the lost ones first: the wins among the
             # resolved ones judge nothing yet (an event run's pending status says so)
-            if row.resolved:
+            if row.resolved and not by:
                 lines.append(
                     f"{day}: {row.resolved_share:.0%} of its leads resolved so far: no verdict "
                     "yet (the leads that close first are mostly the lost ones)"
@@ -911,14 +923,22 @@ def backtest_verdicts(table: pd.DataFrame) -> list[str]:
                 f"deviations); the model {way}: check `report drift`, and retrain on the "
                 "newer outcomes if it persists"
             )
+        elif by:
+            within += 1
         else:
             lines.append(f"{head}: within what chance gives a calibrated model")
+    if by and within:
+        lines.append(
+            f"{'the other ' if lines else ''}{within:,} run(s) by {by} with outcomes in: within "
+            "what chance gives a calibrated model"
+        )
     return lines
 
 
-def format_backtest(table: pd.DataFrame) -> str:
-    """The back-test as an aligned text table: one line per run, the figures people read,
-    then a plain verdict per run whose outcomes are in (:func:`backtest_verdicts`)."""
+def format_backtest(table: pd.DataFrame, by: str | None = None) -> str:
+    """The back-test as an aligned text table: one line per run (and value of ``by``), the
+    figures people read, then a plain verdict per run whose outcomes are in
+    (:func:`backtest_verdicts`)."""
     shown = pd.DataFrame(
         {
             "as_of": pd.to_datetime(table["as_of"]).dt.strftime("%Y-%m-%d"),
@@ -926,6 +946,7 @@ def format_backtest(table: pd.DataFrame) -> str:
                 shown_model(name, str(version))
                 for name, version in zip(table["model_name"], table["model_version"], strict=True)
             ],
+            **({by: table[by].astype(str)} if by else {}),
             "leads": table["scored"].map("{:,}".format),
             "status": np.where(
                 table["complete"],
@@ -950,7 +971,7 @@ def format_backtest(table: pd.DataFrame) -> str:
             "-" if pd.isna(v) else f"{v:.0%} of {n:,}"
             for v, n in zip(table[f"{stage}_conversion"], table[f"{stage}_count"], strict=True)
         ]
-    verdicts = backtest_verdicts(table) if "expected_sd" in table else []
+    verdicts = backtest_verdicts(table, by) if "expected_sd" in table else []
     return "\n".join([shown.to_string(index=False), *([""] if verdicts else []), *verdicts])
 
 

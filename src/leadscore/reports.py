@@ -275,6 +275,13 @@ def channel_report(
     )
 
 
+def grouped_values(values: pd.Series, column: str) -> pd.Series:
+    """``values`` as a report groups them: as text, spellings that differ only in case or
+    spacing as the one most leads carry, missing as "(none)"; ``column`` names them in the
+    log line that lists the merged spellings."""
+    return _respell(values, _spellings(values, column))
+
+
 def _spellings(values: pd.Series, column: str) -> dict[str, str]:
     """Each spelling of ``values`` that is read as another -> that one: the spelling most of
     the leads carry among those differing only in case or spacing. Counted on every lead of

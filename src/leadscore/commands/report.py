@@ -15,6 +15,7 @@ from leadscore.errors import DataError, ModelError, shortened_list
 # The reports' modules (pandas, DuckDB, the model) are imported by the handlers: registering
 # this command must stay cheap (see leadscore.cli).
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
     from leadscore.schema import ClosedLoopData
@@ -147,6 +148,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         metavar="NAME",
         help="only the runs of this model (the scored table's model_name)",
+    )
+    backtest.add_argument(
+        "--by",
+        default=None,
+        metavar="COLUMN",
+        help="also judge each run per value of this lead column (e.g. source, or a flat "
+        "table's Lead Source): which channels' leads the model over- or under-promises",
     )
     backtest.add_argument(
         "--out",
@@ -403,11 +411,11 @@ def run_backtest(args: argparse.Namespace) -> int:
                 "Flat data is labelled by its spec; leave them out.",
             )
         spec = load_spec(args.spec, data_root=args.data_root)
-        table = read_flat_table(spec)
-        dataset = prepare_flat_dataset(table, spec, check_close_fields=False)
+        table_source = read_flat_table(spec)
+        dataset = prepare_flat_dataset(table_source, spec, check_close_fields=False)
         labels = pd.Series(dataset.y, index=dataset.lead_id.astype(str).to_numpy())
         # every lead of the table, labelled or open, ids as written (as training and scoring)
-        leads = to_lead_ids(table[spec.id].dropna(), spec.name, spec.id)
+        leads = to_lead_ids(table_source[spec.id].dropna(), spec.name, spec.id)
         source = spec.name
     else:
         events = load_closed_loop(
@@ -439,13 +447,49 @@ def run_backtest(args: argparse.Namespace) -> int:
         )
     table = backtest_runs(labelled)
     print(format_backtest(table))
+    if args.by:
+        attributes = events.leads if not args.spec else table_source
+        _require_column(attributes, args.by, "lead_id" if not args.spec else spec.id)
+        if args.spec:
+            given = table_source[spec.id].notna()
+            ids = to_lead_ids(table_source.loc[given, spec.id], spec.name, spec.id)
+            values = table_source.loc[given, args.by]
+        else:
+            ids, values = events.leads["lead_id"].astype(str), events.leads[args.by]
+        labelled[args.by] = _lead_groups(ids, values, args.by, labelled["lead_id"])
+        by_group = backtest_runs(labelled, by=args.by)
+        print(f"\nby {args.by}:")
+        print(format_backtest(by_group, by=args.by))
+        table = pd.concat([table, by_group], ignore_index=True)
     write_table(table, args.out)
     print(f"written to {args.out}")
     return 0
 
 
+def _require_column(leads: pd.DataFrame, column: str, id_column: str) -> None:
+    if column not in leads.columns or column == id_column:
+        known = [repr(c) for c in leads.columns if c != id_column]
+        raise DataError(
+            f"--by {column!r}: the leads have no such column",
+            f"Name one of {shortened_list(known, 12)}.",
+        )
+
+
+def _lead_groups(ids: pd.Series, values: pd.Series, column: str, lead_ids: pd.Series) -> np.ndarray:
+    """The group (``values`` of the leads ``ids``) of each of ``lead_ids``, as the channel
+    report groups them (:func:`leadscore.reports.grouped_values`); a lead without one is
+    "(none)"."""
+    import pandas as pd
+
+    from leadscore.reports import grouped_values
+
+    grouped = grouped_values(values, column)
+    by_lead = pd.Series(grouped.to_numpy(), index=ids.astype(str).to_numpy())
+    by_lead = by_lead[~by_lead.index.duplicated(keep="last")]
+    return by_lead.reindex(lead_ids.astype(str)).fillna("(none)").to_numpy()
+
+
 def run_drift(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from leadscore.commands.score import (
         check_input_arguments,
