@@ -116,3 +116,25 @@ def test_a_stage_that_moved_with_the_same_score_shows_the_probabilities(tmp_path
     code, out, _ = explain(capsys, "1000", target)
     (since,) = [line for line in out.splitlines() if "Since the scoring" in line]
     assert since.endswith("score 3 -> 15, stage MQL -> SQL")
+
+
+def test_the_cut_off_line_names_the_model_and_refuses_one_that_disagrees():
+    """A card adds the cut-offs of the model that scored it; another model's figures are
+    named as such, and a model whose cut-offs would give the lead another stage is left out."""
+    from leadscore.commands.explain import CardScale, lead_card
+
+    history = run_rows("2026-11-01", {"7": [("Industry", "Retail", 0.1)]})  # p 0.4, MQL
+    same = CardScale("contacts", "1", base_rate=0.3, mql_from=0.25, sql_from=0.6)
+    line = lead_card(history, scale=same).splitlines()[3]
+    assert line == (
+        "  Cut-offs: MQL from 25.0%, SQL from 60.0%; a typical lead starts at 30.0%, and the "
+        "points of its reasons (with the smaller ones not shown) take this one to 40.0%"
+    )
+    folder = CardScale("contacts-folder", "abc123", base_rate=0.3, mql_from=0.25, sql_from=0.6)
+    assert "Cut-offs of contacts-folder abc123 (--model): MQL from 25.0%" in lead_card(
+        history, scale=folder
+    )
+    other = CardScale("contacts", "2", base_rate=0.3, mql_from=0.45, sql_from=0.6)
+    card = lead_card(history, scale=other)
+    assert "Cut-offs not shown: --model contacts v2 would not give this lead its stage" in card
+    assert "MQL from" not in card

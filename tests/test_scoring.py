@@ -475,6 +475,22 @@ def test_score_explain_and_report_commands(scored_world, tmp_path, capsys):
     assert main(["explain", lead, "--target", target]) == 0
     card = capsys.readouterr().out
     assert f"Lead {lead}" in card and "Reasons for:" in card and "First scoring" in card
+    assert "Cut-offs" not in card
+
+    # with the model, the card adds its cut-offs and where a typical lead starts
+    model = LeadScoringModel.load(scored_world["model"])
+    prepared = build_features(load_closed_loop(scored_world["data"]), pd.Timestamp("2026-05-01"))
+    assert model.base_rate == pytest.approx(model.explain(prepared.X.head(50)).base_rate)
+    assert main(["explain", lead, "--target", target, "--model", str(scored_world["model"])]) == 0
+    card = capsys.readouterr().out
+    row = latest.set_index("lead_id").loc[lead]
+    expected = (
+        f"Cut-offs: MQL from {model.stages.mql_threshold_:.1%}, SQL from "
+        f"{model.stages.sql_threshold_:.1%}; a typical lead starts at {model.base_rate:.1%}, "
+        f"and the points of its reasons (with the smaller ones not shown) take this one to "
+        f"{row['probability']:.1%}"
+    )
+    assert expected in card
     report_csv = tmp_path / "channels.csv"
     assert (
         main(

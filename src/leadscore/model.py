@@ -166,6 +166,12 @@ class LeadScoringModel:
         """Calibrated probability that each lead converts (one value per row)."""
         return self.calibrator.predict(self.predict_margin(X))
 
+    @property
+    def base_rate(self) -> float:
+        """The calibrated probability of a typical lead: where every lead's reasons start
+        from (``base_rate`` of :meth:`explain`, the same for every lead)."""
+        return self.explain(pd.DataFrame(columns=[f.name for f in self.features])).base_rate
+
     def explain(self, X: pd.DataFrame) -> Explanation:
         """Each lead's contributions in calibrated probability points (base rate + sum = the
         probability), with the log-odds TreeSHAP values behind them; see

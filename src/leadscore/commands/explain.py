@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from leadscore.cli import complete_later
@@ -25,6 +26,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("lead_id", help="the lead to explain")
     parser.add_argument("--target", help="where the scores are kept (default: %(default)s)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        metavar="URI",
+        help="the model that scored the lead (models:/NAME/VERSION, models:/NAME@ALIAS or a "
+        "model folder): the card then adds its MQL and SQL cut-offs and the probability a "
+        "typical lead starts from, which the reasons' points move",
+    )
+    parser.add_argument(
+        "--tracking-uri",
+        default=None,
+        help="MLflow tracking URI for models:/ (default: $MLFLOW_TRACKING_URI or "
+        "sqlite:///mlflow.db)",
+    )
     parser.set_defaults(func=run)
 
     def complete() -> None:
@@ -160,11 +175,71 @@ def _with_previous(text: str, before: str) -> str:
     return f"{text}, was {then[1]}"
 
 
-def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> str:
+@dataclass(frozen=True)
+class CardScale:
+    """What a card needs of the model to add its points up: the model's name and version (a
+    card scored by another gets none of it), the probability of a typical lead, from which
+    the reasons' points start, and the stage cut-offs."""
+
+    name: str
+    version: str
+    base_rate: float
+    mql_from: float
+    sql_from: float
+
+    def stage(self, probability: float) -> str:
+        if probability >= self.sql_from:
+            return "sql"
+        return "mql" if probability >= self.mql_from else "lead"
+
+    def line(self, latest: pd.Series) -> str:
+        """The card's line: the cut-offs and the typical lead's probability, of the model
+        that scored the lead. A model folder is recorded under another name than its
+        registered version, so a model of another name is named beside the figures; one
+        whose cut-offs would give the lead another stage is surely another model, and its
+        figures are left out."""
+        from leadscore.sinks import shown_model
+
+        given = shown_model(self.name, self.version)
+        scored_by = shown_model(latest["model_name"], latest["model_version"])
+        if self.stage(float(latest["probability"])) != str(latest["stage"]):
+            return (
+                f"  Cut-offs not shown: --model {given} would not give this lead its stage; "
+                f"it was scored by {scored_by}"
+            )
+        of = "" if given == scored_by else f" of {given} (--model)"
+        return (
+            f"  Cut-offs{of}: MQL from {self.mql_from:.1%}, SQL from {self.sql_from:.1%}; a "
+            f"typical lead starts at {self.base_rate:.1%}, and the points of its reasons (with "
+            f"the smaller ones not shown) take this one to {latest['probability']:.1%}"
+        )
+
+
+def card_scale(uri: str, tracking_uri: str | None = None) -> CardScale:
+    """The :class:`CardScale` of the model at ``uri`` (as ``score --model`` takes it)."""
+    from leadscore.scoring import load_scoring_model
+
+    scoring = load_scoring_model(uri, tracking_uri=tracking_uri)
+    stages = scoring.model.stages
+    return CardScale(
+        name=str(scoring.name),
+        version=str(scoring.version),
+        base_rate=scoring.model.base_rate,
+        mql_from=stages.mql_threshold_,
+        sql_from=stages.sql_threshold_,
+    )
+
+
+def lead_card(
+    history: pd.DataFrame,
+    newest_run: pd.Timestamp | None = None,
+    scale: CardScale | None = None,
+) -> str:
     """The card of one lead from its history rows (oldest first).
 
     ``newest_run`` is the as-of of its model's newest run in the target: when that run left
-    the lead out, the card says that its score is a last one, not a current one.
+    the lead out, the card says that its score is a last one, not a current one. ``scale``
+    (:func:`card_scale`) adds the model's cut-offs and a typical lead's probability.
     """
     from leadscore.sinks import shown_model
 
@@ -190,6 +265,8 @@ def lead_card(history: pd.DataFrame, newest_run: pd.Timestamp | None = None) -> 
             f"  Fit {_sub_score(latest['fit_score'])}, "
             f"engagement {_sub_score(latest['engagement_score'])}"
         )
+    if scale is not None:
+        lines.append(scale.line(latest))
     reasons = _reasons(latest)
     if not bare:
         lines += _reason_lines(latest, reasons)
@@ -240,5 +317,6 @@ def run(args: argparse.Namespace) -> int:
         )
     history = history.sort_values(["as_of", "scored_at"], kind="stable")
     newest_run = latest_as_of(args.target, str(history["model_name"].iloc[-1]))
-    print(lead_card(history, newest_run))
+    scale = card_scale(args.model, args.tracking_uri) if args.model else None
+    print(lead_card(history, newest_run, scale))
     return 0
