@@ -85,6 +85,8 @@ def test_test_from_decides_the_test_fold() -> None:
     assert order[folds.test].min() == pd.Timestamp("2018-10-01")
     assert len(folds.test) == (order >= "2018-10-01").sum()
     assert folds.boundaries["test"].startswith("2018-10-01")
+    assert folds.span == ("2018-01-01", "2019-02-04")  # the first and last of 400 days
+    assert "examples 2018-01-01 to 2019-02-04" in folds.describe()
     with pytest.raises(DataError, match="no example is at or after test_from"):
         time_ordered_folds(_dataset(order, test_from=pd.Timestamp("2030-01-01")))
 
@@ -92,7 +94,7 @@ def test_test_from_decides_the_test_fold() -> None:
 def test_random_folds_without_order_are_stratified_and_said_to_be_random() -> None:
     folds = time_ordered_folds(_dataset(None))
     assert folds.kind == "random"
-    assert "random" in folds.describe()
+    assert "random" in folds.describe() and folds.span == ()
     y = _dataset(None).y
     for name in FOLD_NAMES:
         assert abs(y[getattr(folds, name)].mean() - y.mean()) < 0.05

@@ -616,6 +616,11 @@ def test_data_section_counts_event_leads_apart_and_states_the_periods():
     assert rows["Calibration period"] == "as-of dates from 2025-12-02, before 2026-01-31"
     assert rows["Test period"] == "as-of dates from 2026-01-31"
     assert rows["Calibration"].startswith("none (identity)")
+    # a run that logged where its examples start and end states both ends
+    run.params.update({"folds.first": "2025-03-01", "folds.last": "2026-04-30"})
+    rows = _data_rows(run)
+    assert rows["Training period"] == "as-of dates from 2025-03-01, before 2025-12-02"
+    assert rows["Test period"] == "as-of dates from 2026-01-31 to 2026-04-30"
 
 
 def test_data_section_of_a_flat_run_keeps_leads_and_dates():

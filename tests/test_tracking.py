@@ -710,6 +710,8 @@ def test_run_records_params_tags_metrics_and_artifacts(registry, dataset, strong
     assert params["lgbm.num_leaves"] == str(strong.params["num_leaves"])
     assert params["config.quality_gate.allow_worse"] == "True"
     assert params["folds.kind"] == "time"
+    assert (params["folds.first"], params["folds.last"]) == strong.folds.span
+    assert params["folds.first"] < params["folds.test_from"] <= params["folds.last"]
     m = strong.metrics
     assert metrics["test_roc_auc"] == pytest.approx(m["model"]["roc_auc"])
     assert metrics["test_raw_brier"] == pytest.approx(m["model_uncalibrated"]["brier"])

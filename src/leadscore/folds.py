@@ -59,6 +59,8 @@ class Folds:
         the data has none.
     purged : examples left out of each fold by the purge (see the module docstring), by fold.
     boundaries : first order value of ``valid``, ``calibrate`` and ``test`` (as text).
+    span : first and last order value of all the examples (as text), so that a report can
+        say when training starts and the test fold ends; empty for random folds.
     """
 
     fit: np.ndarray
@@ -68,6 +70,7 @@ class Folds:
     kind: FoldKind
     purged: dict[str, int] = field(default_factory=dict)
     boundaries: dict[str, str] = field(default_factory=dict)
+    span: tuple[str, ...] = ()
 
     def sizes(self) -> dict[str, int]:
         """Examples per fold."""
@@ -79,6 +82,8 @@ class Folds:
         purged = sum(self.purged.values())
         extra = f", {purged:,} purged" if purged else ""
         starts = "; ".join(f"{k} from {v}" for k, v in self.boundaries.items())
+        if self.span:
+            starts += f"; examples {self.span[0]} to {self.span[1]}"
         return f"{self.kind} folds: {sizes}{extra}" + (f" ({starts})" if starts else "")
 
 
@@ -200,7 +205,8 @@ def time_ordered_folds(
     boundaries = {
         name: _label(sorted_order[c]) for name, c in zip(FOLD_NAMES[1:], cuts[1:4], strict=True)
     }
-    folds = Folds(*parts, kind=kind, purged=purged, boundaries=boundaries)
+    span = (_label(sorted_order[0]), _label(sorted_order[-1]))
+    folds = Folds(*parts, kind=kind, purged=purged, boundaries=boundaries, span=span)
     logger.info("%s", folds.describe())
     return folds
 

@@ -599,15 +599,28 @@ def _fold_starts(run: _Run) -> dict[str, str]:
     return starts
 
 
+def _fold_span(run: _Run) -> tuple[str, str] | None:
+    """First and last order value of the examples, as training logged them (``folds.first``
+    and ``folds.last``, else the model's ``folds.span``); ``None`` for runs logged before."""
+    params = getattr(run, "params", None) or {}
+    meta = getattr(getattr(run, "model", None), "metadata", None) or {}
+    logged = (meta.get("folds") or {}).get("span") or []
+    first = params.get("folds.first") or (logged[0] if len(logged) == 2 else None)
+    last = params.get("folds.last") or (logged[1] if len(logged) == 2 else None)
+    return (str(first), str(last)) if first and last else None
+
+
 def _period_rows(run: _Run, kind: str) -> list[tuple[str, str]]:
     """Training, calibration and test periods in calendar dates, for time-ordered folds.
 
-    Training logs where each fold starts, not where the data starts or ends, so the first
-    period is "before" and the last "from". The model learns from the fit and valid folds
-    when it is refitted on both (``n_train`` is their sum), else from the fit fold alone,
-    the valid fold only deciding when boosting stops.
+    Training logs where each fold starts and, since it logs them, where the examples start
+    and end (:func:`_fold_span`); a run logged before says "before" for the first period
+    and "from" for the last. The model learns from the fit and valid folds when it is
+    refitted on both (``n_train`` is their sum), else from the fit fold alone, the valid
+    fold only deciding when boosting stops.
     """
     starts = _fold_starts(run)
+    span = _fold_span(run)
     if kind not in ("time", "time_ordered", "temporal") or not {"calibrate", "test"} <= set(starts):
         return []
     meta = getattr(getattr(run, "model", None), "metadata", None) or {}
@@ -621,15 +634,16 @@ def _period_rows(run: _Run, kind: str) -> list[tuple[str, str]]:
     )
     dates = "as-of dates" if _event_data(run) else "dates"
     cal, test = _esc(starts["calibrate"]), _esc(starts["test"])
+    since = f" from {_esc(span[0])}," if span else ""
     if fit_only:
         valid = _esc(starts["valid"])
-        training = f"{dates} before {valid} (boosting stopped on {valid} up to {cal})"
+        training = f"{dates}{since} before {valid} (boosting stopped on {valid} up to {cal})"
     else:
-        training = f"{dates} before {cal}"
+        training = f"{dates}{since} before {cal}"
     return [
         ("Training period", training),
         ("Calibration period", f"{dates} from {cal}, before {test}"),
-        ("Test period", f"{dates} from {test}"),
+        ("Test period", f"{dates} from {test}" + (f" to {_esc(span[1])}" if span else "")),
     ]
 
 

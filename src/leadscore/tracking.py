@@ -578,6 +578,8 @@ def _fold_params(folds: Folds) -> dict[str, Any]:
     params.update({f"folds.n_{k}": v for k, v in folds.sizes().items()})
     for name, start in folds.boundaries.items():
         params[f"folds.{name}_from"] = start
+    if folds.span:
+        params["folds.first"], params["folds.last"] = folds.span
     return params
 
 

@@ -762,6 +762,7 @@ def train(
             "sizes": folds.sizes(),
             "purged": folds.purged,
             "boundaries": folds.boundaries,
+            "span": list(folds.span),
         },
         "history": {"leads": n_leads, "wins": n_wins, "examples": len(y)},
         "excluded": dict(dataset.excluded),
