@@ -879,38 +879,15 @@ def test_monitoring_mistakes_are_one_line_errors(monitored, tmp_path, capsys):
     (old / "model.json").write_text(json.dumps(meta))
     assert LeadScoringModel.load(old).drift_reference is None
     data = str(monitored["data"])
+    backtest = ["report", "backtest", "--data", data, "--target", str(monitored["target"])]
     cases = [
         (["report", "drift", "--data", data, "--model", str(old)], "no drift reference"),
         (
             ["report", "backtest", "--data", data, "--target", str(tmp_path / "none.duckdb")],
             "none.duckdb",
         ),
-        (
-            [
-                "report",
-                "backtest",
-                "--data",
-                data,
-                "--target",
-                str(monitored["target"]),
-                "--model-name",
-                "nope",
-            ],
-            "no run of model 'nope'",
-        ),
-        (
-            [
-                "report",
-                "backtest",
-                "--data",
-                data,
-                "--target",
-                str(monitored["target"]),
-                "--by",
-                "channel",
-            ],
-            "--by 'channel': the leads have no such column",
-        ),
+        ([*backtest, "--model-name", "nope"], "no run of model 'nope'"),
+        ([*backtest, "--by", "channel"], "--by 'channel': the leads have no such column"),
     ]
     for argv, words in cases:
         out = tmp_path / "out.csv"
