@@ -137,6 +137,7 @@ def registry(tmp_path_factory, dataset, config, strong, weak, X_test):
                     data_hash=data_hash,
                     X_test=X_test,
                     tracking_uri=uri,
+                    registered_model="leadscore",
                     figures_dir=root / "figures",
                 )
             )
@@ -168,6 +169,25 @@ def _download(client: MlflowClient, version: str, dst: Path) -> Path:
 
 
 # --------------------------------------------------------------------------- champion
+
+
+def test_the_default_registry_name_is_the_one_train_gives(tmp_path, dataset, config, strong):
+    """A notebook's run registers where ``leadscore train`` would (``leadscore-<data set>``),
+    so the champion it makes is the one ``leadscore score`` finds."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        run_id = tracking.log_training_run(
+            strong,
+            dataset_name="toy",
+            spec=None,
+            config=config,
+            data_hash=tracking.data_fingerprint(dataset.X),
+            tracking_uri=uri,
+        )
+    name = tracking.registered_name("leadscore", "toy")
+    assert name == "leadscore-toy"
+    assert MlflowClient(uri, uri).get_run(run_id).data.tags["registered_model"] == f"{name}/1"
+    assert _champion(uri, name) == "1"
 
 
 def test_champion_is_first_model_then_moves_only_for_a_better_one(registry, strong, weak, X_test):

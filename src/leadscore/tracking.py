@@ -190,6 +190,11 @@ def git_dirty(path: Path | None = None) -> bool | None:
     return None if status is None else bool(status.strip())
 
 
+#: The default registry name of :func:`log_training_run`: ``{dataset}`` stands for the data
+#: set's name, as :func:`registered_name` builds it for ``leadscore train``.
+REGISTERED_BY_DATASET = "leadscore-{dataset}"
+
+
 def registered_name(base: str | None, dataset_name: str) -> str | None:
     """The registry name of a model: ``base-<data set name>`` (``leadscore-x_education`` for
     a spec, ``leadscore-crm`` for the event folder ``crm/``), so that each data set has its own
@@ -869,7 +874,7 @@ def log_training_run(
     X_test: pd.DataFrame | None = None,
     tracking_uri: str | None = None,
     experiment: str = "leadscore",
-    registered_model: str | None = "leadscore",
+    registered_model: str | None = REGISTERED_BY_DATASET,
     figures_dir: Path | None = None,
 ) -> str:
     """Log one training as an MLflow run, register its model and maybe make it champion.
@@ -892,6 +897,11 @@ def log_training_run(
     tracking_uri : where to log; see the module docstring for the fallbacks.
     experiment : MLflow experiment name, created when missing.
     registered_model : registry name, or ``None`` to log the model without registering it.
+        ``{dataset}`` in it is replaced by ``dataset_name``: the default,
+        :data:`REGISTERED_BY_DATASET`, registers under the name ``leadscore train`` gives
+        (``leadscore-<data set name>``, :func:`registered_name`), so that a model trained in
+        a notebook is the champion ``leadscore score`` finds, and two data sets never share
+        one champion.
     figures_dir : also write the charts there as PNG (for the HTML report).
 
     Returns
@@ -906,6 +916,8 @@ def log_training_run(
     from leadscore.pyfunc import MODEL_DIR_ARTIFACT
 
     uri = resolve_tracking_uri(tracking_uri)
+    if registered_model is not None:
+        registered_model = registered_model.replace("{dataset}", dataset_name)
     X_test = _test_features(result, X_test)
     metrics = dict(result.metrics)
     config_data = _config_dict(config)
