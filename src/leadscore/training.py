@@ -48,7 +48,12 @@ from pandas.api import types as ptypes
 
 from leadscore.baselines import LogisticRegressionBaseline, RulePointsBaseline
 from leadscore.calibration import ProbabilityCalibrator
-from leadscore.config import LIGHTGBM_PARAMETERS_URL, LightGBMConfig, TrainConfig
+from leadscore.config import (
+    LIGHTGBM_PARAMETERS_URL,
+    LightGBMConfig,
+    TrainConfig,
+    parse_config,
+)
 from leadscore.encoding import FeatureEncoder
 from leadscore.errors import DataError, ModelError, SpecError
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
@@ -631,7 +636,7 @@ def base_params(dataset: LabelledDataset, config: TrainConfig, n_rows: int) -> d
 
 def train(
     dataset: LabelledDataset,
-    config: TrainConfig | None = None,
+    config: TrainConfig | Mapping[str, Any] | None = None,
     *,
     params: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
@@ -641,7 +646,9 @@ def train(
     Parameters
     ----------
     dataset : labelled history (flat or event form).
-    config : training configuration; ``None`` for the defaults.
+    config : training configuration; a mapping is read as a YAML config is
+        (:func:`~leadscore.config.parse_config`: ``{"stages": {"policy": "sql_precision"}}``);
+        ``None`` for the defaults.
     params : LightGBM parameters that override the defaults and the config (from tuning).
     notes : notes of checks the caller made on the data before it became examples (the
         snapshot lead columns of event data, which need the activity log): kept with the
@@ -658,7 +665,7 @@ def train(
         A monotone pattern of the config matches no feature or only categorical ones, or a
         feature is matched by both monotone lists (raised before any work).
     """
-    config = config or TrainConfig()
+    config = parse_config(config) if isinstance(config, Mapping) else config or TrainConfig()
     started = time.perf_counter()
     notes: list[str] = list(notes)
     _monotone_signs(dataset, config)  # a mistake in the config stops before any work
@@ -902,5 +909,8 @@ def _quality_gate(metrics: dict[str, Any], allow_worse: bool, notes: list[str]) 
         logger.warning("%s; kept because allow_worse is set", message)
         return
     raise ModelError(
-        message, "Check the data and features, or pass --allow-worse to keep the model anyway."
+        message,
+        "Check the data and features, or keep the model anyway: --allow-worse on the command "
+        "line, quality_gate.allow_worse: true in the config (in Python too, where the result "
+        "can then be inspected).",
     )
