@@ -9,6 +9,7 @@ Python API, as a user would.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -446,3 +447,41 @@ def test_honest_sparse_columns_pass_the_open_and_closed_comparison(tmp_path, cap
         _write(tmp_path, frame, {"won": [WON], "lost": [LOST], "open": [IN_PLAY]}), capsys
     )
     assert code == 0, err
+
+
+# --------------------------------------------------------------------------- unripe newest
+
+
+def test_many_open_leads_among_the_newest_are_warned_about_with_a_date(tmp_path, caplog):
+    """A status export whose newest leads are still deciding: the warning names the share,
+    the won rates and an observed_until that leaves them out, after which it is quiet;
+    open leads spread evenly over the years are no warning."""
+    frame = _export(3000, 5, {WON: 0.35, LOST: 0.63, IN_PLAY: 0.02})
+    newest = np.arange(len(frame)) >= 2400
+    young = newest & (np.random.default_rng(1).random(len(frame)) < 0.45)
+    frame.loc[young, "Deal Stage"] = IN_PLAY
+    label = {"won": [WON], "lost": [LOST], "open": [IN_PLAY]}
+    spec = load_spec(_write(tmp_path, frame, label))
+    with caplog.at_level("WARNING", logger="leadscore.datasets"):
+        prepare_flat_dataset(read_flat_table(spec), spec)
+    share = (frame["Deal Stage"] == IN_PLAY)[newest].mean()
+    since = pd.Timestamp(frame.loc[2400, "Create Date"]).strftime("%Y-%m-%d")
+    assert f"{share:.0%} of the newest fifth of the leads (from {since} on)" in caplog.text
+    found = re.search(r"set label.observed_until: (\d{4}-\d{2}-\d{2})", caplog.text)
+    assert found is not None, caplog.text
+    until = pd.Timestamp(found.group(1))
+    created = pd.to_datetime(frame["Create Date"])
+    assert created[created < until + pd.Timedelta(days=1)].index.max() < 2400
+
+    caplog.clear()
+    cut = _write(tmp_path, frame, {**label, "observed_until": found.group(1)})
+    with caplog.at_level("WARNING", logger="leadscore.datasets"):
+        prepare_flat_dataset(read_flat_table(load_spec(cut)), load_spec(cut))
+    assert "newest fifth" not in caplog.text
+
+    caplog.clear()
+    even = _export(3000, 5, {WON: 0.3, LOST: 0.45, IN_PLAY: 0.25})
+    spec = load_spec(_write(tmp_path, even, label))
+    with caplog.at_level("WARNING", logger="leadscore.datasets"):
+        prepare_flat_dataset(read_flat_table(spec), spec)
+    assert "newest fifth" not in caplog.text

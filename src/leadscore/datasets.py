@@ -418,6 +418,74 @@ def _compute_label(
     return _Label(won.astype("int8"), keep, still_open)
 
 
+#: Share of the newest fifth of the leads still open above which training warns that its
+#: newest (test) leads are the quick decisions (:func:`_warn_unripe_newest`).
+UNRIPE_OPEN_SHARE = 0.2
+#: Share of open leads under which a tenth of the leads counts as ripe, for the suggested
+#: ``label.observed_until``.
+RIPE_OPEN_SHARE = 0.05
+
+
+def _warn_unripe_newest(
+    order: pd.Series, y: pd.Series, keep: pd.Series, still_open: pd.Series, column: str
+) -> None:
+    """Warn when many of the newest leads are still open, with the ``observed_until`` that
+    leaves them out.
+
+    A status label (won, lost, open) leaves the open leads out of training. Among the newest
+    leads, those already closed are the quick decisions: their conversion differs from what
+    the same leads will show once all have closed, and the newest fold, on which the model
+    is tested and its cut-offs checked, measures them. Warned when at least
+    :data:`UNRIPE_OPEN_SHARE` of the newest fifth (by ``order_by``) is open, and twice the
+    share among the older leads (``label.within_days`` censors such leads instead and needs
+    no warning). The suggested date ends the span at the newest tenth of the leads in which
+    fewer than :data:`RIPE_OPEN_SHARE` are still open."""
+    if not ptypes.is_datetime64_any_dtype(order) or not still_open.any():
+        return
+    considered = (keep | still_open).to_numpy()
+    when = order.to_numpy()[considered]
+    is_open = still_open.to_numpy()[considered]
+    if len(when) < 100:
+        return
+    rank = np.argsort(np.argsort(when, kind="stable"), kind="stable")
+    tenth = rank * 10 // len(when)
+    newest = tenth >= 8
+    share = float(is_open[newest].mean())
+    # open leads spread evenly over the years are a CRM's habit, not young leads
+    if share < UNRIPE_OPEN_SHARE or share < 2 * float(is_open[~newest].mean()):
+        return
+    open_by_tenth = np.array([is_open[tenth == t].mean() for t in range(10)])
+    ripe = np.flatnonzero(open_by_tenth < RIPE_OPEN_SHARE)
+    since = pd.Timestamp(when[newest].min())
+    won = y.to_numpy()[considered]
+    closed_newest = newest & ~is_open
+    closed_before = ~newest & ~is_open
+    rates = ""
+    if closed_newest.sum() >= 30 and closed_before.sum() >= 30:
+        rates = (
+            f"; those that closed won at {won[closed_newest].mean():.1%}, against "
+            f"{won[closed_before].mean():.1%} among older leads"
+        )
+    fix = "set label.observed_until to a date before which most leads had closed"
+    if ripe.size and ripe[-1] < 9:
+        last_ripe = pd.Timestamp(when[tenth == ripe[-1]].max()).normalize()
+        fix = (
+            f"set label.observed_until: {last_ripe:%Y-%m-%d} (fewer than "
+            f"{RIPE_OPEN_SHARE:.0%} of the leads up to it are open)"
+        )
+    logger.warning(
+        "label %s: %.0f%% of the newest fifth of the leads (from %s on) are still open and "
+        "left out of training%s. The closed ones are the quick decisions, and the newest "
+        "fold tests the model and its cut-offs on them. To train and test on leads that had "
+        "time to close, %s; the open leads are scored all the same",
+        column,
+        100 * share,
+        f"{since:%Y-%m-%d}",
+        rates,
+        fix,
+    )
+
+
 def _log_open_rows(label: LabelSpec, listed: int, blank: int) -> None:
     """One line: how many open leads training leaves out, and how many of them for a blank
     label (see :func:`_compute_label`). A warning where the spec declares no open values, or
@@ -910,6 +978,8 @@ def prepare_flat_dataset(
         else None
     )
     y, keep, still_open = _compute_label(frame, spec, order, written_label)
+    if order is not None and spec.label.within_days is None:
+        _warn_unripe_newest(order, y, keep, still_open, spec.label.column)
 
     reasons: dict[str, str] = {spec.id: "lead id", spec.label.column: "label"}
     if spec.order_by:
