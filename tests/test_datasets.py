@@ -880,6 +880,23 @@ def test_free_text_job_titles_read_as_the_seniority_they_name(flat_frame):
     assert {f.name: f.read_as for f in as_written.features}["Job Title"] is None
 
 
+def test_titles_that_repeat_too_little_read_as_seniority_and_a_picklist_stays(flat_frame):
+    """Hand-written titles repeat ("Sr. Director, IT" twice), so fewer than half are distinct
+    and they were kept as thousands of categories the model could not use: a long tail
+    (fewer than 10 leads a level) named like titles reads as seniority. A picklist of a few
+    titles stays categories."""
+    n = len(flat_frame)
+    ranks = ["VP of Sales", "Marketing Manager", "Chief Revenue Officer", "Analyst", "Director"]
+    titles = [f"{ranks[i // 3 % len(ranks)]} #{i // 3}" for i in range(n)]  # each 3 times
+    assert pd.Series(titles).nunique() < n / 2
+    frame = flat_frame.assign(Title=titles)
+    read = {f.name: f.read_as for f in prepare_flat_dataset(frame, parse_spec(SPEC)).features}
+    assert read["Title"] == "title_seniority"
+    picklist = flat_frame.assign(Title=[ranks[i % len(ranks)] for i in range(n)])
+    features = prepare_flat_dataset(picklist, parse_spec(SPEC)).features
+    assert {f.name: (f.kind, f.read_as) for f in features}["Title"] == ("categorical", None)
+
+
 def test_joined_ids_with_spaces_around_them_are_named(tmp_path, flat_frame, caplog):
     """Ids a joined table writes with spaces around them match no lead: the error (none
     match) or warning (some do) says so, rather than leaving their columns empty in silence.

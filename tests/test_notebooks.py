@@ -207,7 +207,7 @@ def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
     assert len(_outputs(trained, "image/png")) >= 2  # reliability, gains
     store = work / "mlflow.db"
     assert store.is_file() and (work / "mlruns").is_dir()
-    assert any("leadscore v1" in html for html in _outputs(trained, "text/html"))
+    assert any("leadscore-crm v1" in html for html in _outputs(trained, "text/html"))
     line = next(x for x in _stdout(trained).splitlines() if x.startswith("examples: "))
     built = json.loads(line.removeprefix("examples: "))
     expected = default_as_of_dates(load_closed_loop(work / "crm"), **EVENTS)

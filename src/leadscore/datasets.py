@@ -804,6 +804,21 @@ _TITLE_NAME = re.compile(
 MIN_RANKED_TITLES = 0.1
 
 
+#: Fewest levels, and most leads per level on average, of a column whose values are too
+#: scattered to learn from as categories although they repeat (``_long_tail``).
+LONG_TAIL_LEVELS = 20
+LONG_TAIL_LEADS_PER_LEVEL = 10
+
+
+def _long_tail(non_null: pd.Series) -> bool:
+    """Whether the values repeat, but too little to learn from as categories: at least
+    :data:`LONG_TAIL_LEVELS` levels holding fewer than :data:`LONG_TAIL_LEADS_PER_LEVEL` leads
+    each on average. Job titles written by hand are so ("Sr. Director, IT, EMEA"): 43% of
+    them distinct in a Salesforce export, which as categories gave the model nothing."""
+    distinct = non_null.nunique()
+    return distinct >= LONG_TAIL_LEVELS and distinct * LONG_TAIL_LEADS_PER_LEVEL > len(non_null)
+
+
 def _title_seniority(name: str, values: pd.Series, non_null: pd.Series) -> pd.Series | None:
     """A free-text column named like job titles as the seniority each names
     (:func:`~leadscore.encoding.read_title_seniority`), or ``None`` when its name or values
@@ -913,7 +928,11 @@ def _type_features(
             reason = (
                 None if name in spec.categorical else _mostly_distinct_reason(non_null, len(values))
             )
-            seniority = None if reason is None else _title_seniority(name, values, non_null)
+            seniority = (
+                _title_seniority(name, values, non_null)
+                if name not in spec.categorical and (reason is not None or _long_tail(non_null))
+                else None
+            )
             if seniority is not None:
                 columns[name] = seniority
                 features.append(_read_feature(name, spec, engagement, "title_seniority"))
