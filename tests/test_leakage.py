@@ -462,3 +462,42 @@ def test_closed_lead_rows_take_each_lead_s_outcome_from_its_last_example():
     chosen = [many[i][0] for i in rows.rows]
     assert sorted(chosen) == ["a"] * 25 + ["b"] * 25
     assert all(label == (who == "a") for who, label in zip(chosen, rows.y, strict=True))
+
+
+def test_a_counter_kept_up_to_the_export_is_warned_about_and_kept_in_the_run_notes(
+    tmp_path, capsys, caplog
+):
+    """E-mail opens counted until the export fall steeply from the oldest leads to the
+    newest; validate warns with the figures, training keeps the note, an honest count with
+    the same signal does not trip it, and allow_leakage silences it."""
+    from leadscore.config import parse_config
+    from leadscore.datasets import load_dataset
+    from leadscore.leakage import age_trending_columns
+    from leadscore.training import train
+
+    rng = np.random.default_rng(7)
+    n = 2000
+    y = rng.binomial(1, 0.3, n)
+    age_days = np.linspace(720, 5, n)  # the oldest lead first, as seq orders them
+    honest = rng.poisson(3 + 2 * y, n)
+    counter = rng.poisson((1 + 0.3 * y) * age_days / 40)
+    frame = pd.DataFrame({"visits_first_30_days": honest, "Email Opens": counter})
+    spec_path = write_flat_spec(tmp_path, frame, y)
+    found = age_trending_columns(frame, np.arange(n), list(frame.columns))
+    assert [t.feature for t in found] == ["Email Opens"]
+    (trend,) = found
+    assert trend.rho < -0.4 and trend.oldest_mean > 2 * trend.newest_mean
+
+    with caplog.at_level("WARNING", logger="leadscore.datasets"):
+        code, _, err = _validate(capsys, "--spec", str(spec_path))
+    assert code == 0, err
+    assert "1 number(s) fall steeply with the lead's time (seq)" in caplog.text
+    assert f"'Email Opens' (the oldest fifth of the leads average {trend.oldest_mean:,.1f}" in (
+        caplog.text
+    )
+    assert "visits_first_30_days" not in caplog.text
+
+    config = parse_config({"quality_gate": {"allow_worse": True}, "evaluation": {"resamples": 0}})
+    result = train(load_dataset(spec_path), config)
+    assert any("fall steeply" in note and "'Email Opens'" in note for note in result.warnings)
+    assert age_trending_columns(frame, np.arange(n), ["Email Opens"], allow=["Email Opens"]) == []

@@ -42,6 +42,8 @@ from leadscore.encoding import (
 from leadscore.errors import DataError, SpecError
 from leadscore.io import is_sql_url, read_table
 from leadscore.leakage import (
+    age_trend_note,
+    age_trending_columns,
     post_contact_columns,
     warn_post_contact_columns,
     written_at_close_columns,
@@ -1019,6 +1021,13 @@ def prepare_flat_dataset(
         "reason; if they are known before contact, list them under allow_leakage to silence "
         "this warning.",
     )
+
+    if order is not None:
+        trending = age_trending_columns(
+            X, order, [f.name for f in features if f.kind == "numeric"], allow=allowed
+        )
+        if trending:
+            logger.warning("%s", age_trend_note(trending, spec.order_by))
 
     kept = keep.to_numpy()
     if not kept.any():

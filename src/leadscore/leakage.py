@@ -447,6 +447,96 @@ def written_at_close_error(found: list[WrittenAtClose]) -> DataError:
     )
 
 
+#: Rank correlation between a number and the lead's time (``order_by``) at or below which,
+#: with :data:`AGE_TREND_RATIO`, the number reads as counted up to the export
+#: (:func:`age_trending_columns`). Honest fit and behaviour columns of the shared data sets
+#: stay within 0.1 of 0; a lifetime e-mail counter of a Salesforce export reached -0.72.
+AGE_TREND_RHO = -0.4
+#: How many times the oldest fifth's mean must exceed the newest fifth's.
+AGE_TREND_RATIO = 2.0
+#: Fewest values a column needs for the trend to be read.
+AGE_TREND_MIN_VALUES = 200
+
+
+@dataclass(frozen=True)
+class AgeTrend:
+    """A number of a flat table that falls steeply from the oldest leads to the newest."""
+
+    feature: str
+    oldest_mean: float
+    newest_mean: float
+    rho: float
+
+    def reason(self) -> str:
+        return (
+            f"the oldest fifth of the leads average {_mean_text(self.oldest_mean)}, the "
+            f"newest {_mean_text(self.newest_mean)}; rank correlation with the lead's time "
+            f"{self.rho:+.2f}"
+        )
+
+
+def _mean_text(value: float) -> str:
+    return f"{value:,.1f}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def age_trending_columns(
+    X: pd.DataFrame,
+    order: pd.Series | np.ndarray,
+    names: Iterable[str],
+    *,
+    allow: Iterable[str] = (),
+) -> list[AgeTrend]:
+    """Numbers of ``names`` in a flat table that fall steeply with the lead's time: the
+    signature of a counter the CRM keeps adding to until the export ("Email Opens", "Total
+    Web Visits"). A closed lead's count then includes the months after it closed, and an old
+    lead's the years since: the model learns how old the record is, the newest leads (the
+    test fold, and every lead it scores) look idle, and the probabilities drift (a Salesforce
+    export's lifetime e-mail opens made the top feature and an ECE of 0.108).
+
+    Flagged: a rank correlation with ``order`` (dates or numbers, one per row of ``X``) of
+    :data:`AGE_TREND_RHO` or below, and the oldest fifth's mean :data:`AGE_TREND_RATIO` times
+    the newest fifth's or more, on at least :data:`AGE_TREND_MIN_VALUES` values. Names in
+    ``allow`` are vouched for. A flat table holds no dates of the activities counted, so this
+    is a warning: a real decline reads the same."""
+    allowed = set(allow)
+    when = pd.Series(np.asarray(order)).reset_index(drop=True)
+    if ptypes.is_datetime64_any_dtype(when):
+        when = when.astype("int64").where(when.notna())
+    when = pd.to_numeric(when, errors="coerce")
+    found = []
+    for name in names:
+        if name in allowed or name not in X.columns:
+            continue
+        x = pd.to_numeric(X[name].reset_index(drop=True), errors="coerce")
+        given = x.notna() & np.isfinite(x) & when.notna()
+        if given.sum() < AGE_TREND_MIN_VALUES:
+            continue
+        xs, ws = x[given].astype("float64"), when[given]
+        rho = float(xs.rank().corr(ws.rank()))
+        if not (rho <= AGE_TREND_RHO):
+            continue
+        position = ws.rank(pct=True)
+        oldest, newest = float(xs[position <= 0.2].mean()), float(xs[position > 0.8].mean())
+        if oldest > 0 and oldest >= AGE_TREND_RATIO * max(newest, 0.0):
+            found.append(AgeTrend(str(name), oldest, newest, rho))
+    return found
+
+
+def age_trend_note(found: list[AgeTrend], order_by: str | None) -> str:
+    """One sentence naming the :func:`age_trending_columns` found, the log's warning at
+    loading and the training run's note alike."""
+    named = "; ".join(f"{t.feature!r} ({t.reason()})" for t in found)
+    by = f" ({order_by})" if order_by else ""
+    return (
+        f"{len(found)} number(s) fall steeply with the lead's time{by}, as a counter the CRM "
+        f"keeps adding to until the export does: {named}. A closed lead's count then includes "
+        "the months after it closed, so the model learns the record's age and the newest "
+        "leads look idle: export such counters as of the close (or use the event form, whose "
+        "activity log is counted as of each date), else exclude them in the spec; if the "
+        "decline is real, list them under allow_leakage to silence this."
+    )
+
+
 def _post_contact_word(word: str) -> str | None:
     """The listed word that ``word`` is, is the plural of, or holds glued to another word."""
     for form in dict.fromkeys((word, singular(word))):

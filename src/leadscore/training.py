@@ -58,6 +58,8 @@ from leadscore.encoding import FeatureEncoder
 from leadscore.errors import DataError, ModelError, SpecError
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import (
+    age_trend_note,
+    age_trending_columns,
     event_closed_lead_rows,
     find_leakage_suspects,
     leakage_error,
@@ -824,7 +826,9 @@ def train(
 
 
 def _post_contact_notes(dataset: LabelledDataset, config: TrainConfig) -> list[str]:
-    """A note naming the features named like a field written after contact.
+    """A note naming the features named like a field written after contact, and for a flat
+    table one naming the numbers that fall steeply with the lead's time, as counters kept
+    up to the export do (:func:`~leadscore.leakage.age_trending_columns`).
 
     Loading logs them, but a log is gone once the run ends; the run's notes are what its model
     report reads, and a moderately leaky grade passes the guard's checks, so the report would
@@ -835,8 +839,18 @@ def _post_contact_notes(dataset: LabelledDataset, config: TrainConfig) -> list[s
         [f.name for f in dataset.features],
         allow=(*dataset.allowed_leakage, *config.leakage.allow),
     )
+    notes = []
+    if dataset.form == "flat" and dataset.order is not None:
+        trending = age_trending_columns(
+            dataset.X,
+            dataset.order,
+            [f.name for f in dataset.features if f.kind == "numeric"],
+            allow=(*dataset.allowed_leakage, *config.leakage.allow),
+        )
+        if trending:
+            notes.append(age_trend_note(trending, None))
     if not found:
-        return []
+        return notes
     leave_out, vouch = {
         "flat": ("list them under exclude in the spec", "list them under allow_leakage"),
         "events": ("drop them from the leads table", "list them under leakage.allow in the config"),
@@ -844,7 +858,7 @@ def _post_contact_notes(dataset: LabelledDataset, config: TrainConfig) -> list[s
     fix = (
         f"If the sales team fills them in, {leave_out}; if they are known before contact, {vouch}."
     )
-    return [post_contact_note(found, fix)]
+    return [*notes, post_contact_note(found, fix)]
 
 
 def test_uncertainty(
