@@ -731,6 +731,9 @@ def test_run_records_params_tags_metrics_and_artifacts(registry, dataset, strong
     assert params["config.quality_gate.allow_worse"] == "True"
     assert params["folds.kind"] == "time"
     assert (params["folds.first"], params["folds.last"]) == strong.folds.span
+    # the run's name tells one month's retrain from the next
+    assert tags["mlflow.runName"] == f"train-toy-{strong.folds.span[1][:10]}"
+    assert metrics["test_ece_by_chance_upper"] >= metrics["test_ece_by_chance"]
     assert params["folds.first"] < params["folds.test_from"] <= params["folds.last"]
     m = strong.metrics
     assert metrics["test_roc_auc"] == pytest.approx(m["model"]["roc_auc"])

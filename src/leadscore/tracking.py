@@ -406,7 +406,9 @@ def training_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     (``lr_``, ``rules_``), each stage's ``stage_<stage>_<name>``, the bounds of the model's
     bootstrap intervals ``test_<name>_low``/``_high`` (and of its ROC-AUC gain over each
     baseline, ``test_roc_auc_gain_over_<prefix>_low``/``_high``), the ECE expected by chance
-    ``test_ece_by_chance``, and counts such as ``n_train`` keep their names.
+    ``test_ece_by_chance`` (its mean) and ``test_ece_by_chance_upper`` (what a perfectly
+    calibrated model stays below 95% of the time, the band ``train`` prints), and counts
+    such as ``n_train`` keep their names.
     Missing or non-finite numbers are left out: MLflow would store them as NaN.
     """
     flat: dict[str, float] = {}
@@ -436,7 +438,9 @@ def training_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
         prefix = BASELINE_PREFIXES.get(name, _safe_name(name))
         put(f"test_roc_auc_gain_over_{prefix}_low", low)
         put(f"test_roc_auc_gain_over_{prefix}_high", high)
-    put("test_ece_by_chance", (uncertainty.get("ece_by_chance") or {}).get("mean"))
+    chance = uncertainty.get("ece_by_chance") or {}
+    put("test_ece_by_chance", chance.get("mean"))
+    put("test_ece_by_chance_upper", chance.get("upper"))
     for key, value in metrics.items():
         if not isinstance(value, Mapping):
             put(key, value)
@@ -576,6 +580,16 @@ def _config_dict(config: TrainConfig | DatasetSpec | Mapping[str, Any] | None) -
     if isinstance(config, Mapping):
         return dict(config)
     return dict(config.model_dump(mode="json"))
+
+
+def _run_name(dataset_name: str, folds: Folds) -> str:
+    """``train-<data set>``, and the last example's date where the folds are ordered by time
+    (``train-crm-2026-10-31``): a monthly retrain reads apart from last month's in the
+    MLflow UI's list of runs."""
+    name = f"train-{_safe_name(dataset_name)}"
+    if folds.kind == "time" and folds.span:
+        name += f"-{folds.span[1][:10]}"
+    return name
 
 
 def _fold_params(folds: Folds) -> dict[str, Any]:
@@ -942,7 +956,7 @@ def log_training_run(
                 # under `mlflow run` this tag is the project's commit, set by MLflow
                 tags["mlflow.source.git.commit"] = commit
         with mlflow.start_run(
-            experiment_id=experiment_id, run_name=f"train-{_safe_name(dataset_name)}", tags=tags
+            experiment_id=experiment_id, run_name=_run_name(dataset_name, result.folds), tags=tags
         ) as run:
             run_id = run.info.run_id
             params = {f"lgbm.{k}": v for k, v in result.params.items()}
