@@ -552,6 +552,19 @@ def test_pyfunc_warns_about_absent_features_and_scores_every_row(
         full = logged_pyfunc.predict(dataset.X.head(7).astype({"seniority": str, "source": str}))
     assert len(full) == 7 and "score as missing" not in caplog.text
 
+    # a source the model never saw scores as missing, with one warning, as score gives
+    caplog.clear()
+    new_source = dataset.X.head(7).astype({"seniority": str, "source": str})
+    new_source.loc[new_source.index[:2], "source"] = "TikTok"
+    with caplog.at_level("WARNING"):
+        unseen = logged_pyfunc.predict(new_source)
+    assert "2 of 7 scored leads have a value of 'source' the model never saw" in caplog.text
+    assert "'TikTok'" in caplog.text
+    as_missing = new_source.assign(source=new_source["source"].where(lambda s: s != "TikTok"))
+    assert (
+        unseen["probability"].tolist() == logged_pyfunc.predict(as_missing)["probability"].tolist()
+    )
+
 
 def test_a_column_missing_at_scoring_names_the_closest_one(trained):
     result, dataset = trained

@@ -102,10 +102,20 @@ def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     leads like this one converted". A frame without any of the model's features is a
     :class:`~leadscore.errors.DataError`, see :func:`check_features`.
     """
+    from leadscore.scoring import unseen_categories, warn_unseen
+
     check_features(model, frame)
-    frame = align_features(model, frame)
-    probability = np.asarray(model.predict_proba(frame), dtype="float64")
-    stage = np.asarray(model.predict_stage(frame)).astype(str)
+    prepared = model.prepare(align_features(model, frame))
+    # the categories a request holds that the model never saw score as missing: one
+    # warning per feature, as `leadscore score` gives per run
+    unseen = unseen_categories(model, prepared)
+    warn_unseen(
+        {name: len(values) for name, values in unseen.items()},
+        {name: values.iloc[0] for name, values in unseen.items()},
+        len(frame),
+    )
+    probability = np.asarray(model.predict_proba(prepared), dtype="float64")
+    stage = np.asarray(model.stages.transform(probability)).astype(str)
     return pd.DataFrame(
         {
             "probability": probability,

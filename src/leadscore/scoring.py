@@ -171,7 +171,7 @@ def unseen_categories(model: LeadScoringModel, prepared: pd.DataFrame) -> dict[s
     return out
 
 
-def _warn_unseen(counts: dict[str, int], examples: dict[str, str], rows: int) -> None:
+def warn_unseen(counts: dict[str, int], examples: dict[str, str], rows: int) -> None:
     """One warning per categorical feature with values the model never saw in training."""
     for name, n in counts.items():
         logger.warning(
@@ -670,7 +670,7 @@ def run_scoring(
             rows += len(scored)
             _advance(bar, read, len(scored), rows)
         _check_unique_across_chunks(hashes)
-        _warn_unseen(unseen, examples, rows)
+        warn_unseen(unseen, examples, rows)
         sizes.warn()
         empties.warn()
         for ids in closed or ():
