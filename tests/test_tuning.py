@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 from pathlib import Path
 
 import lightgbm as lgb
@@ -527,7 +528,7 @@ def _main(argv: list[str]) -> int:
 
 
 @pytest.mark.slow
-def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys, monkeypatch):
+def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys, monkeypatch, caplog):
     from mlflow import MlflowClient
 
     from leadscore.model import LeadScoringModel
@@ -539,8 +540,17 @@ def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys, mo
     argv = ["--spec", str(spec), "--config", str(tmp_path / "fast.yaml"), "--trials", "3"]
     argv += ["--tracking-uri", uri, "--metrics-out", str(out), "--no-progress"]
     monkeypatch.chdir(tmp_path)
-    assert _main(argv) == 0
+    with caplog.at_level("INFO", logger="leadscore.tuning"):
+        assert _main(argv) == 0
     printed = capsys.readouterr().out
+    # without a bar, each trial of three is a line in the log, the last with the best
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("tuning: ")]
+    assert [line.split(" trials done")[0] for line in lines] == [
+        "tuning: 1 of 3",
+        "tuning: 2 of 3",
+        "tuning: 3 of 3",
+    ]
+    assert re.search(r"best valid log_loss 0\.\d{4} \(trial \d\)$", lines[-1]), lines[-1]
     # saved where train saves, so that models/<data set>/ holds the newest model
     assert "model saved to models/demo (the newest model)" in printed
     saved = LeadScoringModel.load(tmp_path / "models" / "demo").stages.to_dict()

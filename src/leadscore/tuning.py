@@ -712,6 +712,40 @@ class StudySummary:
 TrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
+class TrialLog:
+    """Optuna trial callback: one log line every tenth of the trials (and at the last), for
+    a run without a progress bar (a scheduler's log, CI), where a long search would
+    otherwise write nothing between its first and last lines.
+
+    Parameters
+    ----------
+    trials : trials this run asks for (``None``: a line every 10 trials).
+    objective : name of the valid-fold metric the study optimises, for the line.
+    """
+
+    def __init__(self, trials: int | None, objective: str) -> None:
+        self.trials = trials
+        self.objective = objective
+        self.every = max(1, trials // 10) if trials else 10
+        self.done_ = 0
+        self.pruned_ = 0
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.done_ += 1
+        self.pruned_ += trial.state == optuna.trial.TrialState.PRUNED
+        if self.done_ % self.every and self.done_ != self.trials:
+            return
+        of = f" of {self.trials:,}" if self.trials else ""
+        try:
+            value, number = study.best_value, study.best_trial.number
+            best = f"best valid {self.objective} {value:.4f} (trial {number})"
+        except ValueError:  # no trial completed yet
+            best = "no trial completed yet"
+        logger.info(
+            "tuning: %s%s trials done (%s pruned); %s", f"{self.done_:,}", of, self.pruned_, best
+        )
+
+
 def run_study(
     study: optuna.Study,
     problem: TuningProblem,

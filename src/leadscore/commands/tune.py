@@ -205,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
     from leadscore.tracking import mlflow_errors, resolve_tracking_uri
     from leadscore.tuning import (
         MlflowTrialLogger,
+        TrialLog,
         TuneSettings,
         check_study_to_reuse,
         default_storage,
@@ -230,10 +231,14 @@ def run(args: argparse.Namespace) -> int:
     # before an MLflow run is opened: a refused study leaves no failed run behind
     check_study_to_reuse(settings, dataset.name, storage, study_config(config, dataset))
     progress = not args.no_progress
+    # without a bar (a log file, CI) a line every tenth of the trials says how far it got
+    logged = [] if progress else [TrialLog(settings.trials, settings.objective)]
 
     run_id = parent_id = None
     if args.no_mlflow:
-        result = tune(dataset, config, settings, show_progress_bar=progress, notes=notes)
+        result = tune(
+            dataset, config, settings, callbacks=logged, show_progress_bar=progress, notes=notes
+        )
     else:
         mlflow_log = MlflowTrialLogger(
             tracking_uri,
@@ -258,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
                 dataset,
                 config,
                 settings,
-                callbacks=[mlflow_log],
+                callbacks=[mlflow_log, *logged],
                 show_progress_bar=progress,
                 notes=notes,
             )
