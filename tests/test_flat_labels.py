@@ -276,7 +276,7 @@ def _with_strays(frame: pd.DataFrame, strays: dict[str, int], seed: int) -> pd.D
     return out
 
 
-def test_spellings_of_a_win_counted_as_lost_get_a_warning_of_their_own(tmp_path, caplog):
+def test_spellings_of_a_win_counted_as_lost_get_a_warning_of_their_own(tmp_path, caplog, capsys):
     """Without ``label.lost`` every value that is not won is lost: values that read like a
     win are named in a warning of their own, as written (the trailing space of ``'Won '``
     kept), with their rows and the fix, and values that say the opposite are not."""
@@ -300,6 +300,13 @@ def test_spellings_of_a_win_counted_as_lost_get_a_warning_of_their_own(tmp_path,
     assert "Not Won" not in message and "Won't" not in message
     generic = [r.getMessage() for r in caplog.records if "counted as lost: " in r.getMessage()]
     assert len(generic) == 1 and "'Won ' (40)" in generic[0]
+    # validate's last line does not say "ok" as if the warnings did not matter
+    capsys.readouterr()
+    assert main(["validate", "--spec", str(spec)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("ok: train would take") and last.endswith(
+        "; read the 2 warning(s) above first"
+    )
 
     caplog.clear()
     fixed = _write(tmp_path, frame, {"won": [WON, "Won", "Closed-Won"], "open": [IN_PLAY]})

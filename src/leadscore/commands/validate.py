@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -109,6 +110,16 @@ def _shown_feature(feature: Feature, values: pd.Series) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    counted = _WarningCount()
+    package = logging.getLogger("leadscore")
+    package.addHandler(counted)
+    try:
+        return _validate(args, counted)
+    finally:
+        package.removeHandler(counted)
+
+
+def _validate(args: argparse.Namespace, warnings: _WarningCount) -> int:
     from leadscore.config import load_config
     from leadscore.datasets import load_dataset
     from leadscore.features import build_event_examples, build_features
@@ -129,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {group} features ({len(names)}): {', '.join(names) or '-'}")
         for column, reason in data.excluded.items():
             print(f"  left out {column!r}: {reason}")
-        _print_verdict(data, check_as_train_would(data, config))
+        _print_verdict(data, check_as_train_would(data, config), warnings.count)
         return 0
     if args.data is None:  # pragma: no cover - argparse enforces one of the two
         raise LeadscoreError("no data given", "Pass --spec or --data.")
@@ -158,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from leadscore.leakage import warn_snapshot_lead_columns
 
     warn_snapshot_lead_columns(examples, events, allow=config.leakage.allow)
-    _print_verdict(examples, check_as_train_would(examples, config))
+    _print_verdict(examples, check_as_train_would(examples, config), warnings.count)
     return 0
 
 
@@ -182,14 +193,28 @@ def _print_note(note: str | None) -> None:
         print(f"note: {note}")
 
 
-def _print_verdict(dataset: LabelledDataset, note: str | None) -> None:
+def _print_verdict(dataset: LabelledDataset, note: str | None, warnings: int = 0) -> None:
     """The last line: why train would stop, or that it would take the data, so that a run
-    that printed only facts still ends in an answer."""
+    that printed only facts still ends in an answer. ``warnings`` logged on the way are
+    counted in it: "ok" right under "'Working - Contacted' (916) counted as lost" read as if
+    the warning did not matter."""
     if note is not None:
         _print_note(note)
         return
     rows = "examples" if dataset.form == "events" else "leads"
+    read = f"; read the {warnings} warning(s) above first" if warnings else ""
     print(
         f"ok: train would take these {len(dataset.y):,} {rows} "
-        f"({int(dataset.y.sum()):,} won) as they are"
+        f"({int(dataset.y.sum()):,} won) as they are{read}"
     )
+
+
+class _WarningCount(logging.Handler):
+    """Counts the warnings leadscore logs while ``validate`` runs, for its last line."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
