@@ -929,3 +929,46 @@ def test_the_data_s_end_is_found_once_when_scoring_at_it(scored_world, tmp_path,
     assert len(found) == 1
     end = io.event_observed_until(folder)
     assert (read_scored_leads(str(target))["as_of"] == end).all()
+
+
+@pytest.mark.parametrize("kind", ["duckdb", "sqlite", "parquet"])
+def test_an_input_that_lost_its_outcomes_or_activities_writes_nothing(
+    scored_world, tmp_path, kind, capsys
+):
+    """A nightly export gone wrong: without its outcomes table every closed lead would
+    return to scored_leads as open (the target's records of earlier runs say they had
+    closed), and without its activities table every lead would look idle. Both stop with
+    one line and leave the target as it was; a few reopened leads are only a warning."""
+    import shutil
+
+    target = {
+        "duckdb": str(tmp_path / "s.duckdb"),
+        "sqlite": f"sqlite:///{tmp_path / 's.db'}",
+        "parquet": str(tmp_path / "s.parquet"),
+    }[kind]
+    argv = ["score", "--model", str(scored_world["model"]), "--target", target, "--no-progress"]
+    argv += ["--no-reasons"]
+    assert main([*argv, "--data", str(scored_world["data"]), "--as-of", "2026-04-01"]) == 0
+    before = read_scored_leads(target)
+    capsys.readouterr()
+
+    for missing, words in (
+        ("outcomes", "were recorded as closed"),
+        ("activities", "no activities"),
+    ):
+        broken = tmp_path / f"no_{missing}"
+        shutil.copytree(scored_world["data"], broken)
+        (broken / f"{missing}.parquet").unlink()
+        assert main([*argv, "--data", str(broken), "--as-of", str(AS_OF.date())]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        errors = [line for line in err if "error:" in line]
+        assert len(errors) == 1 and words in errors[0] and errors[0] == err[-1], err
+        pd.testing.assert_frame_equal(read_scored_leads(target), before)
+
+    # the outcomes gone for three closed leads only: reopened deals, scored with a warning
+    from leadscore.scoring import _check_reopened
+
+    _check_reopened([], 100, target)  # nothing reopened: nothing to say
+    with pytest.raises(Exception, match="recorded as closed"):
+        _check_reopened([f"L{i}" for i in range(10)], 100, target)
+    _check_reopened(["L1", "L2", "L3"], 100, target)

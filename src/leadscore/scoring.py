@@ -44,6 +44,7 @@ from leadscore.io import (
     iter_closed_loop_chunks,
     iter_table_chunks,
     load_closed_loop,
+    shown_url,
 )
 from leadscore.model import LeadScoringModel
 from leadscore.monitoring import EmptyCheck, SizeCheck, computed_inputs
@@ -56,6 +57,7 @@ from leadscore.sinks import (
     attach_previous_stages,
     open_run,
     previous_stages,
+    recorded_closed,
     shown_model,
 )
 from leadscore.specs import DatasetSpec
@@ -406,6 +408,7 @@ def _event_feature_chunks(
         else _whole(load_closed_loop(source, observed_until=observed_until), progress)
     )
     window_start = as_of - pd.Timedelta(days=ENGAGEMENT_WINDOW_DAYS)
+    engaged = _activity_features() & {f.name for f in features or ()}
     scored = activities = recent = 0
     details = DetailCounts({}, {})  # as build_features reads each slice; warned about once
 
@@ -414,6 +417,12 @@ def _event_feature_chunks(
         details += counts
 
     for data in chunks:
+        if "activities" in data.absent_tables and engaged:
+            raise DataError(
+                f"{shown_url(str(source))}: no activities table, and the model learnt from "
+                "engagement: every lead would be scored as if it had done nothing",
+                "Load the activities table (see the data contract); nothing was written.",
+            )
         closed = closed_lead_ids(data, as_of)
         if on_closed is not None and len(closed):
             on_closed(closed.astype(str))
@@ -430,13 +439,12 @@ def _event_feature_chunks(
     warn_unrecognised_details(details)
     # no open lead at all is run_scoring's error ("no open lead was created by ..."): a
     # warning about their activity first would send the user to load a table that is there
-    engaged = _activity_features() & {f.name for f in features or ()}
     if features is not None and scored and recent == 0 and engaged:
         logger.warning(
             "%s: the %s open leads have no activity in the %d days before %s (%s activities of "
             "theirs in all): the model learnt from engagement, so every lead is scored as if it "
             "had done nothing; load the activities table (see the data contract) or check --as-of",
-            source,
+            shown_url(str(source)),
             f"{scored:,}",
             ENGAGEMENT_WINDOW_DAYS,
             f"{as_of:%Y-%m-%d %H:%M}",
@@ -589,6 +597,33 @@ def _advance(bar: tqdm, read: ReadProgress | None, scored: int, scored_in_all: i
     bar.update(read.read - bar.n)
 
 
+#: Leads an earlier run recorded closed, scored open again by an input that closed none, at
+#: which scoring stops (and the share of the leads scored): below, a warning names them.
+REOPENED_LEADS = 10
+REOPENED_SHARE = 0.05
+
+
+def _check_reopened(reopened: list[str], rows: int, target: object) -> None:
+    """Stop a run whose input closed no lead while it scores leads the target recorded as
+    closed: the outcomes table (or a flat table's labels) absent or emptied by an export
+    gone wrong, which would put every closed lead back into ``scored_leads`` as open and
+    into the SQL queue. A few such leads are reopened deals: a warning names them."""
+    if not reopened:
+        return
+    n = len(reopened)
+    found = (
+        f"{n:,} of the {rows:,} leads to score were recorded as closed (won or lost) by "
+        f"earlier runs in {target} (e.g. {reopened[0]!r}), and this input closed none"
+    )
+    if n >= REOPENED_LEADS and n >= REOPENED_SHARE * rows:
+        raise DataError(
+            f"{found}: its outcomes (the outcomes table, or a flat table's labels) are missing "
+            "or empty, and scored they would return to scored_leads as open leads",
+            "Load the outcomes as the earlier runs had them; nothing was written.",
+        )
+    logger.warning("%s: scored as open again (reopened deals?)", found)
+
+
 def run_scoring(
     scoring: ScoringModel,
     chunks: Iterable[tuple[pd.DataFrame, pd.Series]],
@@ -635,10 +670,13 @@ def run_scoring(
         scoring.model.drift_reference,
         computed_inputs(scoring.model.features, model_data_form(scoring.model)),
     )
+    reopened: list[str] = []  # leads the target had recorded closed, while none closed here
     # the bar closes before an error is printed, so the error starts its own line
     with bar, open_run(target, run) as writer:
         for X, lead_ids in chunks:
             hashes.append(_id_hashes(lead_ids))
+            if closed is not None and not any(len(ids) for ids in closed):
+                reopened += recorded_closed(writer.target, as_of, lead_ids.astype(str))
             # typed once here (score_frame types it again, a no-op on a typed frame) to count
             # the category values the model never saw: they are scored as missing
             X = scoring.model.prepare(X)
@@ -673,6 +711,8 @@ def run_scoring(
         warn_unseen(unseen, examples, rows)
         sizes.warn()
         empties.warn()
+        if closed is not None and not any(len(ids) for ids in closed):
+            _check_reopened(reopened, rows, writer.target)
         for ids in closed or ():
             writer.close_leads(ids)
         if rows == 0:

@@ -75,6 +75,7 @@ from leadscore.sinks.tables import (
     previous_stages,
     read_history,
     read_scored_leads,
+    recorded_closed,
     write_scored_leads,
 )
 from leadscore.sinks.target import RunKey, SinkTarget, TargetKind, WriteSummary, parse_target
@@ -107,6 +108,7 @@ __all__ = [
     "previous_stages",
     "read_history",
     "read_scored_leads",
+    "recorded_closed",
     "schema_markdown",
     "shown_model",
     "validate_scored_leads",

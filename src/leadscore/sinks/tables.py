@@ -94,6 +94,50 @@ def closed_by(
     return _latest_moment(target, CLOSED_TABLE, "closed_by", "lead_id", str(lead_id))
 
 
+def recorded_closed(
+    target: str | os.PathLike[str] | SinkTarget | None,
+    as_of: pd.Timestamp | str,
+    lead_ids: Iterable[str],
+) -> list[str]:
+    """The leads of ``lead_ids`` that a run at or before ``as_of`` recorded as closed
+    (``scored_leads_closed``), sorted; empty when the target does not exist yet.
+
+    A scorer asks it of the leads it is about to score as open when its input closed none:
+    an outcomes table left out or emptied by an export gone wrong reopens every closed
+    lead, and the target's records are the evidence that they had closed."""
+    sink = parse_target(target)
+    stamp = _to_stamp(as_of).to_pydatetime()
+    ids = [str(i) for i in lead_ids]
+    if sink.kind == "sql":
+        import sqlalchemy as sa
+
+        from leadscore.sinks.sql import _with_ids_sql
+
+        closed = _closed_table(sa.MetaData())
+        sqlite = sqlite_file(sink.location)
+        if sqlite is not None and not sqlite.is_file():
+            return []
+        with _sql_connection(sink, write=False) as con:
+            if not sa.inspect(con).has_table(closed.name):
+                return []
+            wanted = _with_ids_sql(con, ids)
+            query = sa.select(closed.c.lead_id).where(
+                closed.c.closed_by <= stamp, closed.c.lead_id.in_(sa.select(wanted.c.lead_id))
+            )
+            return sorted(str(i) for i in con.execute(query).scalars())
+    with _duckdb_view(sink) as (con, sources):
+        source = sources[CLOSED_TABLE]
+        if source is None:
+            return []
+        where = _id_filter_duckdb(con, ids)
+        rows = con.execute(
+            f"SELECT CAST(lead_id AS VARCHAR) FROM {source} WHERE closed_by <= $as_of AND "
+            f"{where} ORDER BY 1",
+            {"as_of": stamp},
+        ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def latest_as_of(
     target: str | os.PathLike[str] | SinkTarget | None, model_name: str
 ) -> pd.Timestamp | None:
