@@ -1820,9 +1820,10 @@ def _warn_as_of_after_extract(as_of: pd.Timestamp, observed_until: pd.Timestamp)
     logger.warning(
         "as_of %s is %s after observed_until %s (the extract's latest timestamp unless "
         "given): activity after it is not in the data, so recent activity may be missing. "
-        "If the extract is complete up to as_of, give observed_until in the data folder's "
-        'manifest.json ({"observed_until": "..."}; in Python load_closed_loop(..., '
-        "observed_until=...)); else score with --as-of no later than %s",
+        "If the extract is complete up to as_of, declare it: a folder's manifest.json "
+        '({"observed_until": "..."}), or in Python load_closed_loop(..., observed_until=...) '
+        "(a database declares none: its latest timestamp is its end); else score with "
+        "--as-of no later than %s",
         f"{as_of:%Y-%m-%d %H:%M}",
         gap_in_days(gap),
         f"{observed_until:%Y-%m-%d %H:%M}",
