@@ -73,6 +73,38 @@ def test_ids_without_their_leading_zeros_are_named(event_frames, table):
     )
 
 
+def test_leads_ids_that_lost_their_zeros_are_named(event_frames):
+    """The other way round: the leads table was typed as numbers (a bigint lead_id), the
+    activity log kept the zeros."""
+    leads = event_frames["leads"].assign(lead_id=["123", "456", "789"])
+    activities = event_frames["activities"].assign(
+        lead_id=event_frames["activities"]["lead_id"].map(
+            {"a": "000123", "b": "000456", "c": "0789"}
+        )
+    )
+    with pytest.raises(DataError) as err:
+        validate_closed_loop(leads, activities)
+    assert str(err.value) == (
+        f"activities: {len(activities)} row(s) for lead_id(s) not in leads, e.g. '000123'; "
+        "the leads' ids look like these without their leading zeros ('000123' vs '123'). "
+        "Export lead_id of the leads table as text, with its leading zeros."
+    )
+
+
+def test_duplicates_count_the_ids_held_twice(event_frames):
+    """Five ids held twice read as such, not as one id held five times."""
+    from leadscore.schema import duplicate_ids_text
+
+    ids = pd.Series(["a", "b", "b", "c", "c", "d", "d", "d"])
+    assert duplicate_ids_text(ids, "lead_id {id}") == (
+        "duplicate lead_id 'b' (2 rows); 3 ids appear more than once, 4 rows too many"
+    )
+    assert duplicate_ids_text(pd.Series(["a", "b", "b"]), "lead_id {id}") == (
+        "duplicate lead_id 'b' (2 rows)"
+    )
+    assert duplicate_ids_text(pd.Series(["a", "b"]), "lead_id {id}") is None
+
+
 def test_unknown_ids_unlike_the_leads_keep_the_plain_message(event_frames):
     leads = event_frames["leads"].assign(lead_id=["000123", "000456", "000789"])
     activities = event_frames["activities"].assign(lead_id=["x1", "x2", "x3", "x4"])

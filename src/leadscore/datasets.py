@@ -55,6 +55,7 @@ from leadscore.schema import (
     Feature,
     LabelledDataset,
     closest_names,
+    duplicate_ids_text,
     outcome_reading,
     rows_text,
     spaced_ids,
@@ -986,13 +987,9 @@ def prepare_flat_dataset(
     frame = mark_missing(frame, spec.missing_values, as_written=(spec.id,))
 
     lead_id = to_lead_ids(frame[spec.id], spec.name, spec.id)
-    dup = lead_id.duplicated()
-    if dup.any():
-        raise DataError(
-            f"{spec.name}: duplicate id {lead_id[dup].iloc[0]!r} in column "
-            f"{spec.id!r} ({int(dup.sum())} duplicate row(s))",
-            "Keep one row per lead.",
-        )
+    duplicated = duplicate_ids_text(lead_id, "id {id} in column " + repr(spec.id))
+    if duplicated is not None:
+        raise DataError(f"{spec.name}: {duplicated}", "Keep one row per lead.")
     order = (
         _parse_order(frame[spec.order_by], spec.order_by, _source_name(spec))
         if spec.order_by

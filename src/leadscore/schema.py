@@ -425,13 +425,26 @@ def to_lead_ids(values: pd.Series, table: str, column: str = "lead_id") -> pd.Se
     return values.astype("string").astype(str)
 
 
-def _check_unique(ids: pd.Series, table: str) -> None:
+def duplicate_ids_text(ids: pd.Series, what: str) -> str | None:
+    """The duplicated ids of ``ids`` in words, ``what`` naming one (``lead_id 'b'``, ``id
+    'p5' in column 'id'``, written with ``{id}`` where the id goes), or ``None`` without any:
+    "duplicate lead_id 'b' (3 rows); 5 ids appear more than once, 7 rows too many". "'b' (5
+    duplicate rows)" read as one id held five times when five ids were held twice."""
     dup = ids.duplicated()
-    if dup.any():
-        raise DataError(
-            f"{table}: duplicate lead_id {ids[dup].iloc[0]!r} ({int(dup.sum())} duplicate row(s))",
-            f"Keep one row per lead in {table}.",
-        )
+    if not dup.any():
+        return None
+    first = ids[dup].iloc[0]
+    text = f"duplicate {what.replace('{id}', repr(first))} ({int((ids == first).sum()):,} rows)"
+    repeated = ids[dup].nunique()
+    if repeated > 1:
+        text += f"; {repeated:,} ids appear more than once, {int(dup.sum()):,} rows too many"
+    return text
+
+
+def _check_unique(ids: pd.Series, table: str) -> None:
+    found = duplicate_ids_text(ids, "lead_id {id}")
+    if found is not None:
+        raise DataError(f"{table}: {found}", f"Keep one row per lead in {table}.")
 
 
 def is_known_id(ids: pd.Series, known: pd.Index | pd.Series) -> pd.Series:
@@ -519,13 +532,24 @@ def unknown_ids_error(
     (``123`` for ``000123``: a spreadsheet or an export read the column as a number), the
     error says so: adding "those leads" would be the wrong fix.
     """
-    problem = f"{table}: {unknown} row(s) for lead_id(s) not in leads, e.g. {example!r}"
+    problem = f"{table}: {unknown:,} row(s) for lead_id(s) not in leads, e.g. {example!r}"
     fix = f"Add those leads to the leads table or drop their rows from {table}."
     spaced = spaced_ids(distinct, known)
     if spaced:
         return DataError(f"{problem}; {spaced_ids_note(spaced)}", SPACED_IDS_FIX)
     if 2 * unknown <= rows:
         return DataError(problem, fix)
+    # the other way round: the leads' ids lost their zeros (a leads table typed as numbers)
+    theirs = distinct.astype(str)
+    zero_led = theirs[theirs.str.fullmatch(_ZERO_LED_ID)]
+    known_text = set(known.astype(str))
+    lost = zero_led[zero_led.str.lstrip("0").isin(known_text)]
+    if len(lost) and 2 * len(lost) >= len(distinct):
+        return DataError(
+            f"{problem}; the leads' ids look like these without their leading zeros "
+            f"({str(lost.iloc[0])!r} vs {str(lost.iloc[0]).lstrip('0')!r})",
+            "Export lead_id of the leads table as text, with its leading zeros.",
+        )
     ids = pd.Series(known.astype(str))
     led = ids[ids.str.fullmatch(_ZERO_LED_ID)]
     stripped = pd.Series(led.to_numpy(), index=led.str.lstrip("0").to_numpy())
@@ -536,7 +560,7 @@ def unknown_ids_error(
         return DataError(problem, fix)
     short = example if example in stripped.index else str(matched.iloc[0])
     return DataError(
-        f"{table}: {unknown} row(s) for lead_id(s) not in leads, e.g. {short!r}; the ids in "
+        f"{table}: {unknown:,} row(s) for lead_id(s) not in leads, e.g. {short!r}; the ids in "
         f"{table} look like the leads' ids without their leading zeros "
         f"({short!r} vs {str(stripped[short])!r})",
         f"Export the ids as text in {table} too, with their leading zeros as in leads.",
