@@ -562,3 +562,32 @@ class FeatureEncoder:
             clean = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or f"f{j}"
             names.append(clean if clean not in names else f"{clean}_{j}")
         return names
+
+
+def unseen_values(encoder: FeatureEncoder, prepared: pd.DataFrame) -> dict[str, pd.Series]:
+    """Per categorical feature of ``encoder``, the values of ``prepared`` (typed by the model,
+    :meth:`~leadscore.model.LeadScoringModel.prepare`) it never saw in training, one per lead
+    that holds one: they are scored as missing."""
+    out = {}
+    for name, levels in encoder.categories.items():
+        values = prepared[name]
+        new = values.cat.codes.to_numpy() >= len(levels)
+        if new.any():
+            out[name] = values[new].astype(str)
+    return out
+
+
+def warn_unseen_values(counts: Mapping[str, int], examples: Mapping[str, str], rows: int) -> None:
+    """One warning per categorical feature with values the model never saw in training
+    (:func:`unseen_values`: ``counts`` of leads and an example each, of ``rows`` scored);
+    shared by the batch scorer, per run, and the pyfunc, per request."""
+    for name, n in counts.items():
+        logger.warning(
+            "%s of %s scored leads have a value of %r the model never saw in training (e.g. %r): "
+            "it is scored as missing, so their scores may be off; retrain on data that holds it, "
+            "or map it to a known value",
+            f"{n:,}",
+            f"{rows:,}",
+            name,
+            examples[name],
+        )

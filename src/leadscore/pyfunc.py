@@ -102,14 +102,15 @@ def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     leads like this one converted". A frame without any of the model's features is a
     :class:`~leadscore.errors.DataError`, see :func:`check_features`.
     """
-    from leadscore.scoring import unseen_categories, warn_unseen
+    # the model's own modules only: the logged model loads with its requirements alone
+    from leadscore.encoding import unseen_values, warn_unseen_values
 
     check_features(model, frame)
     prepared = model.prepare(align_features(model, frame))
     # the categories a request holds that the model never saw score as missing: one
     # warning per feature, as `leadscore score` gives per run
-    unseen = unseen_categories(model, prepared)
-    warn_unseen(
+    unseen = unseen_values(model.encoder, prepared)
+    warn_unseen_values(
         {name: len(values) for name, values in unseen.items()},
         {name: values.iloc[0] for name, values in unseen.items()},
         len(frame),

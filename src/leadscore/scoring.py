@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from leadscore.encoding import unseen_values, warn_unseen_values
 from leadscore.errors import DataError, ModelError
 from leadscore.features import (
     DetailCounts,
@@ -162,29 +163,8 @@ def check_data_form(scoring: ScoringModel, *, flat: bool) -> None:
 
 def unseen_categories(model: LeadScoringModel, prepared: pd.DataFrame) -> dict[str, pd.Series]:
     """Per categorical feature, the values of ``prepared`` (:meth:`LeadScoringModel.prepare`)
-    the model never saw in training, one per scored lead (blank when seen or missing)."""
-    out = {}
-    for name, levels in model.encoder.categories.items():
-        values = prepared[name]
-        codes = values.cat.codes.to_numpy()
-        new = codes >= len(levels)
-        if new.any():
-            out[name] = values[new].astype(str)
-    return out
-
-
-def warn_unseen(counts: dict[str, int], examples: dict[str, str], rows: int) -> None:
-    """One warning per categorical feature with values the model never saw in training."""
-    for name, n in counts.items():
-        logger.warning(
-            "%s of %s scored leads have a value of %r the model never saw in training (e.g. %r): "
-            "it is scored as missing, so their scores may be off; retrain on data that holds it, "
-            "or map it to a known value",
-            f"{n:,}",
-            f"{rows:,}",
-            name,
-            examples[name],
-        )
+    the model never saw in training (:func:`leadscore.encoding.unseen_values`)."""
+    return unseen_values(model.encoder, prepared)
 
 
 def load_scoring_model(
@@ -708,7 +688,7 @@ def run_scoring(
             rows += len(scored)
             _advance(bar, read, len(scored), rows)
         _check_unique_across_chunks(hashes)
-        warn_unseen(unseen, examples, rows)
+        warn_unseen_values(unseen, examples, rows)
         sizes.warn()
         empties.warn()
         if closed is not None and not any(len(ids) for ids in closed):
