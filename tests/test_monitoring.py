@@ -695,6 +695,12 @@ def test_numeric_bins_read_in_the_unit_of_the_reason_sentence():
     inner = labels["open_rate"][1:-2]
     assert all(label.count("%") == 2 for label in inner), inner
     assert all("hour" in label or "minute" in label for label in labels["seconds"][1:-2])
+    from leadscore.reasons import unit_text
+
+    # a bin edge at 0 is "0", not the sentence's "less than a second"; days since read as days
+    assert unit_text(features[1], 0.0) == "0"
+    since = Feature("since", "engagement", "Days since", "numeric", sentence="{value:days_ago}")
+    assert [unit_text(since, v) for v in (0.2709, 1.0, 45.2)] == ["0.27 days", "1 day", "45.2 days"]
     assert all("%" not in label for label in labels["visits"])
     assert all(label.count("%") == 2 for label in labels["probability"][1:-2])
     edge = reference.buckets_["open_rate"]["edges"][0]

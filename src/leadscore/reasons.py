@@ -309,14 +309,19 @@ def unit_text(feature: Feature, value: float) -> str | None:
 
     For readings outside a lead card, such as the drift report's bins, which would otherwise
     print 0.2727 for an open rate and 6,835 for the seconds of a visit. A share is written
-    as ``percent`` whatever digits the sentence keeps, so that close bin edges stay apart."""
+    as ``percent`` whatever digits the sentence keeps, so that close bin edges stay apart;
+    days since an action as days ("0.27 days", not "less than a day ago")."""
     spec = _value_spec(feature.sentence) if feature.sentence else None
     if spec is None or not math.isfinite(value):
         return None
     if spec.endswith("%"):
         spec = "percent"
+    if spec == "days_ago":
+        return f"{format_number(value)} day{'' if format_number(value) == '1' else 's'}"
     if not spec.startswith(_UNIT_SPECS):
         return None
+    if value == 0 and spec.startswith("duration:"):
+        return "0"  # "less than a second" is the sentence's, not a bin edge's
     try:
         return format(_Number(value), spec)
     except ValueError:  # a negative time
