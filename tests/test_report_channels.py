@@ -612,6 +612,9 @@ def test_the_total_row_adds_counts_and_recomputes_rates_and_costs():
     lines = format_report(report, channel_total(report, ["source"], deal_value=1000))
     last = lines.splitlines()[-1].split()
     assert last[0] == "total" and last[1] == "6" and last[-1] == f"{total['roi']:.0%}"
+    # counts read with thousands commas, as the money does
+    big = report.assign(leads=report["leads"] * 1000, all_leads=report["all_leads"] * 1000)
+    assert "3,000" in format_report(big) and "4,000" in format_report(big)
 
 
 def test_a_total_by_two_columns_names_the_first_and_has_no_costs():

@@ -457,7 +457,8 @@ def format_legend(columns: Sequence[str]) -> str:
 
 def format_report(report: pd.DataFrame, total: pd.DataFrame | None = None) -> str:
     """The report as an aligned text table for the terminal: rates and ROI as percentages
-    (the frame holds them as ratios: ROI 1.5 prints ``150%``), money rounded to units;
+    (the frame holds them as ratios: ROI 1.5 prints ``150%``), money rounded to units, counts
+    with thousands commas;
     ``total`` (:func:`channel_total`) is its last row."""
     shown = report if total is None else pd.concat([report, total], ignore_index=True)
     shown = shown.copy()
@@ -469,5 +470,7 @@ def format_report(report: pd.DataFrame, total: pd.DataFrame | None = None) -> st
         elif column == "roi":
             shown[column] = shown[column].map(lambda v: _shown(v, ",.0%"))
         elif column in ("spend", "spend_scored", "value_per_lead") or column.startswith("cost_per"):
+            shown[column] = shown[column].map(lambda v: _shown(v, ",.0f"))
+        elif column in ("leads", "mqls", "sqls", "all_leads"):
             shown[column] = shown[column].map(lambda v: _shown(v, ",.0f"))
     return shown.to_string(index=False)
