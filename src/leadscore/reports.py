@@ -393,25 +393,22 @@ def channel_total(
         total["value_per_lead"] = float(total["expected_win_rate"]) * deal_value
     if "spend" in report.columns:
         paid = report[report["spend"].notna()]
+        spend, all_leads = float(paid["spend"].sum()), int(paid["all_leads"].sum())
         spend_scored = float(paid["spend_scored"].sum())
-        total["spend"] = float(paid["spend"].sum())
-        total["all_leads"] = int(paid["all_leads"].sum())
-        total["cost_per_lead"] = _ratio(total["spend"], total["all_leads"])
-        total["spend_scored"] = spend_scored
-        total["cost_per_mql"] = _ratio(spend_scored, paid["mqls"].sum())
-        total["cost_per_expected_win"] = _ratio(spend_scored, paid["expected_wins"].sum())
+        expected = float(paid["expected_wins"].sum())
+        total["spend"], total["all_leads"], total["spend_scored"] = spend, all_leads, spend_scored
+        total["cost_per_lead"] = _ratio(spend, all_leads)
+        total["cost_per_mql"] = _ratio(spend_scored, float(paid["mqls"].sum()))
+        total["cost_per_expected_win"] = _ratio(spend_scored, expected)
         if "roi" in report.columns and deal_value is not None:
-            total["roi"] = _ratio(
-                float(paid["expected_wins"].sum()) * deal_value - spend_scored, spend_scored
-            )
+            total["roi"] = _ratio(expected * deal_value - spend_scored, spend_scored)
     return pd.DataFrame([total], columns=list(report.columns))
 
 
-def _ratio(numerator: object, denominator: object) -> float:
+def _ratio(numerator: float, denominator: float) -> float:
     """``numerator / denominator``, missing where the denominator is 0 (no cost per MQL
     without an MQL, no ROI without spend)."""
-    den = float(denominator)  # type: ignore[arg-type]
-    return float(numerator) / den if den > 0 else float("nan")  # type: ignore[arg-type]
+    return numerator / denominator if denominator > 0 else float("nan")
 
 
 def _shown(value: float, spec: str) -> str:
@@ -455,11 +452,16 @@ def format_legend(columns: Sequence[str]) -> str:
     )
 
 
+#: Columns printed as whole numbers with thousands commas: money and counts of leads.
+_WHOLE_UNITS = frozenset(
+    {"spend", "spend_scored", "value_per_lead", "leads", "mqls", "sqls", "all_leads"}
+)
+
+
 def format_report(report: pd.DataFrame, total: pd.DataFrame | None = None) -> str:
     """The report as an aligned text table for the terminal: rates and ROI as percentages
     (the frame holds them as ratios: ROI 1.5 prints ``150%``), money rounded to units, counts
-    with thousands commas;
-    ``total`` (:func:`channel_total`) is its last row."""
+    with thousands commas; ``total`` (:func:`channel_total`) is its last row."""
     shown = report if total is None else pd.concat([report, total], ignore_index=True)
     shown = shown.copy()
     for column in shown.columns:
@@ -469,8 +471,6 @@ def format_report(report: pd.DataFrame, total: pd.DataFrame | None = None) -> st
             shown[column] = shown[column].map(lambda v: _shown(v, ",.1f"))
         elif column == "roi":
             shown[column] = shown[column].map(lambda v: _shown(v, ",.0%"))
-        elif column in ("spend", "spend_scored", "value_per_lead") or column.startswith("cost_per"):
-            shown[column] = shown[column].map(lambda v: _shown(v, ",.0f"))
-        elif column in ("leads", "mqls", "sqls", "all_leads"):
+        elif column in _WHOLE_UNITS or column.startswith("cost_per"):
             shown[column] = shown[column].map(lambda v: _shown(v, ",.0f"))
     return shown.to_string(index=False)

@@ -448,13 +448,13 @@ def run_backtest(args: argparse.Namespace) -> int:
     table = backtest_runs(labelled)
     print(format_backtest(table))
     if args.by:
-        attributes = events.leads if not args.spec else table_source
-        _require_column(attributes, args.by, "lead_id" if not args.spec else spec.id)
         if args.spec:
+            _require_column(table_source, args.by, spec.id)
             given = table_source[spec.id].notna()
             ids = to_lead_ids(table_source.loc[given, spec.id], spec.name, spec.id)
             values = table_source.loc[given, args.by]
         else:
+            _require_column(events.leads, args.by, "lead_id")
             ids, values = events.leads["lead_id"].astype(str), events.leads[args.by]
         labelled[args.by] = _lead_groups(ids, values, args.by, labelled["lead_id"])
         by_group = backtest_runs(labelled, by=args.by)
@@ -490,7 +490,6 @@ def _lead_groups(ids: pd.Series, values: pd.Series, column: str, lead_ids: pd.Se
 
 
 def run_drift(args: argparse.Namespace) -> int:
-
     from leadscore.commands.score import (
         check_input_arguments,
         default_as_of,
