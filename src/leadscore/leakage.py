@@ -531,9 +531,10 @@ def age_trend_note(found: list[AgeTrend], order_by: str | None) -> str:
         f"{len(found)} number(s) fall steeply with the lead's time{by}, as a counter the CRM "
         f"keeps adding to until the export does, which would leak the outcome: {named}. A "
         "closed lead's count then includes the months after it closed, so the model learns "
-        "the record's age and the newest leads look idle: export such counters as of the close (or use the event form, whose "
-        "activity log is counted as of each date), else exclude them in the spec; if the "
-        "decline is real, list them under allow_leakage to silence this."
+        "the record's age and the newest leads look idle: export such counters as of the "
+        "close (or use the event form, whose activity log is counted as of each date), else "
+        "exclude them in the spec; if the decline is real, list them under allow_leakage to "
+        "silence this."
     )
 
 
