@@ -4,6 +4,8 @@ is an error that lists its tables and names the fix of the caller (``named_by``)
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from contextlib import closing
 from pathlib import Path
 
@@ -92,3 +94,128 @@ def test_event_data_without_leads_says_to_load_the_table(sources):
     assert "has no table 'leads' (tables: open_leads, other)" in message
     assert message.endswith("Load a leads table into it (see the data contract).")
     assert "spec" not in message
+
+
+# ------------------------------------------------------------------ a read that fails
+
+
+def test_a_view_that_fails_when_read_keeps_the_databases_reason(tmp_path, event_frames):
+    """A view whose table was dropped (as a permission denied or a missing file) fails only
+    when it is read. The line keeps the database's own reason, not the first line of pandas'
+    wrapper (``query failed: Execution failed on sql 'SELECT *``), and speaks of a query
+    only where the user wrote one."""
+    path = tmp_path / "crm.sqlite"
+    with closing(sqlite3.connect(path)) as con:
+        event_frames["leads"].to_sql("crm_leads", con, index=False)
+        con.execute("CREATE VIEW leads AS SELECT * FROM crm_leads")
+        con.execute("DROP TABLE crm_leads")
+        con.commit()
+    url = f"sqlite:///{path}"
+    table = _both_readers(url, "leads")
+    assert table == (
+        f"{url}: table 'leads' cannot be read: no such table: main.crm_leads. Check that the "
+        "database user may read it (GRANT SELECT) and, for a view, that the tables and files "
+        "it reads are there."
+    )
+    with pytest.raises(DataError) as loaded:
+        load_closed_loop(url)
+    assert str(loaded.value) == table
+    query = _both_readers(url, None, query="SELECT lead_id,\n       created_at\n  FROM leads")
+    assert query == (
+        f"{url}: query failed: no such table: main.crm_leads. Check the table and column names "
+        "in the query."
+    )
+
+
+def test_a_duckdb_view_of_a_missing_file_names_the_file(tmp_path):
+    """A DuckDB view over a Parquet export that was moved away: the reason names the file."""
+    import duckdb
+
+    export = tmp_path / "export.parquet"
+    FRAME.to_parquet(export)
+    with duckdb.connect(str(tmp_path / "crm.duckdb")) as con:
+        con.execute(f"CREATE VIEW open_leads AS SELECT * FROM read_parquet('{export}')")
+    export.unlink()
+    message = _both_readers(str(tmp_path / "crm.duckdb"), "open_leads")
+    assert message.startswith(f"{tmp_path / 'crm.duckdb'}: table 'open_leads' cannot be read: ")
+    assert str(export) in message and "query" not in message
+
+
+def test_a_long_reason_is_one_line_of_at_most_300_characters(sources):
+    """DuckDB's reason runs over several lines (the candidates, then the SQL quoted under a
+    caret): it is one line, without the quoted SQL, cut at 300 characters."""
+    column = "x" * 400
+    message = _both_readers(sources["duckdb"], None, query=f'SELECT "{column}"\nFROM open_leads')
+    where = f"{sources['duckdb']}: query failed: "
+    assert message.startswith(where + "Binder Error: Referenced column")
+    reason = message[len(where) : message.index(". Check the table and column names")]
+    assert len(reason) <= 300 and reason.endswith("x (...)")
+    assert "LINE 1" not in message
+
+
+# ------------------------------------------------------------------ passwords and names
+
+
+def test_a_url_password_is_masked_even_where_the_url_does_not_parse():
+    from leadscore.io import shown_url
+
+    assert shown_url("postgresql+psycopg://u:secret@db:5432/crm") == (
+        "postgresql+psycopg://u:***@db:5432/crm"
+    )
+    # a port that is no number, an "@" in the password: SQLAlchemy refuses both
+    assert shown_url("postgresql+psycopg://u:secret@db:port/crm") == (
+        "postgresql+psycopg://u:***@db:port/crm"
+    )
+    assert shown_url("postgresql://u:se@cr:et@db:5432/crm") == "postgresql://u:***@db:5432/crm"
+    assert shown_url("postgresql://db:port/crm") == "postgresql://db:port/crm"
+    assert shown_url("data/crm") == "data/crm"
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        ("postgresql+psycopg://leads:secret@127.0.0.1:1/crm", "cannot connect to the database"),
+        ("postgresql+psycopg://leads:secret@127.0.0.1:port/crm", "cannot open database URL"),
+    ],
+)
+def test_a_password_in_the_data_url_is_never_printed(url, error):
+    """The data URL that cannot be used is named, as a target that fails is, with its
+    password masked: not in the error line, not in a log line at -v."""
+    result = subprocess.run(
+        [sys.executable, "-m", "leadscore", "-v", "validate", "--data", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "secret" not in result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if "error:" in line]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    shown = url.replace(":secret@", ":***@")
+    assert f"{error} {shown}: " in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [
+        ("postgresql+psycopg://u:p@db.example.com:5432/acme_crm?sslmode=require", "acme_crm"),
+        ("postgresql+psycopg://u@db/emea sales", "emea_sales"),
+        ("postgresql://db/..", "events"),
+        ("sqlite:////data/exports/crm.db", "crm"),
+        ("sqlite:///crm.sqlite", "crm"),
+        ("duckdb:///x/crm.duckdb", "crm"),
+        ("postgresql+psycopg://u@db:5432", "events"),
+        ("sqlite://", "events"),
+        ("mssql+pyodbc://?odbc_connect=DSN%3Dcrm", "events"),
+        ("data/crm", "crm"),
+        ("data/crm.duckdb", "crm"),
+    ],
+)
+def test_event_data_of_a_database_is_named_after_the_database(source, name):
+    """Two business units scoring from two databases had one name, ``events``, and so one
+    champion (``leadscore-events``) and one model folder: the database's name is the data
+    set's, made safe for the registry, and ``events`` only where the URL names none."""
+    from leadscore.commands.score import default_model_uri
+
+    assert event_data_name(source) == name
+    assert default_model_uri(None, source) == f"models:/leadscore-{name}@champion"

@@ -662,13 +662,66 @@ def test_a_table_with_other_columns_is_one_line_and_left_alone(kind: str, tmp_pa
     ]
     # a file holds no table to drop: its fix speaks of the file
     fix = "move that file away" if kind in ("parquet", "csv") else "drop the table"
+    # the missing columns first, then (another table altogether) the columns it has
+    other = r"with other columns \(missing scored_at, as_of, .* \(8 more\); it has lead_id, score\)"
     for call in calls:
-        with pytest.raises(DataError, match="with other columns \\(lead_id, score\\)") as err:
+        with pytest.raises(DataError, match=other) as err:
             call()
         assert "\n" not in str(err.value) and fix in str(err.value)
         if kind in ("parquet", "csv"):
             assert "table" not in str(err.value).replace(str(target), "")
     assert sorted((p.name, p.stat().st_size) for p in tmp_path.iterdir()) == before
+
+
+def _change_columns(kind: str, target: str, change: str) -> None:
+    """Run ``change`` (an ``ALTER TABLE scored_leads ...``) on a DuckDB or SQLite target, or
+    do it to the latest file of a Parquet or CSV target."""
+    if kind == "duckdb":
+        with duckdb.connect(target) as con:
+            con.execute(change)
+    elif kind == "sqlite":
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(target.removeprefix("sqlite:///"))) as con:
+            con.execute(change)
+            con.commit()
+    else:
+        frame = pd.read_parquet(target) if kind == "parquet" else pd.read_csv(target)
+        action, column = change.split()[3], change.split()[5]
+        if action == "ADD":
+            frame[column] = pd.Timestamp("2024-05-02")
+        else:
+            frame = frame.drop(columns=column)
+        if kind == "parquet":
+            frame.to_parquet(target)
+        else:
+            frame.to_csv(target, index=False)
+
+
+@pytest.mark.parametrize("kind", FILE_KINDS)
+def test_a_column_added_to_or_dropped_from_the_table_is_named(kind: str, tmp_path: Path) -> None:
+    """A CRM team added ``synced_at`` to scored_leads: the message named the table's 16
+    columns cut off as "... (8 more)", never ``synced_at``. The unexpected and the missing
+    columns come first, and a table that only gained a column is told to drop it."""
+    target = target_for(kind, tmp_path)
+    sinks.write_scored_leads(make_scored(3), target)
+    _change_columns(kind, target, "ALTER TABLE scored_leads ADD COLUMN synced_at TIMESTAMP")
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(DataError) as added:
+        sinks.write_scored_leads(make_scored(3, "2024-06-01"), target)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+    message = str(added.value)
+    assert "with other columns (unexpected synced_at)" in message and "more" not in message
+    if kind in ("duckdb", "sqlite"):
+        assert message.endswith(
+            "Drop those columns from it (keep your own columns in a table of your own, joined "
+            "on lead_id: every run rewrites the rows of this one), or use another --target."
+        )
+    _change_columns(kind, target, "ALTER TABLE scored_leads DROP COLUMN synced_at")
+    _change_columns(kind, target, "ALTER TABLE scored_leads DROP COLUMN reasons_json")
+    with pytest.raises(DataError, match=r"with other columns \(missing reasons_json\)") as gone:
+        sinks.check_target(target)
+    assert "it has" not in str(gone.value)
 
 
 @pytest.mark.parametrize("kind", FILE_KINDS)
@@ -873,6 +926,85 @@ def test_a_run_killed_while_committing_leaves_old_or_new_tables(kind: str, tmp_p
             assert len(latest) == len(old_latest) + new_rows and latest["lead_id"].is_unique
         if kind == "duckdb":  # one transaction: the two tables move together
             assert latest_is_old == history_is_old
+
+
+FULL_DISK_WRITER = textwrap.dedent(
+    """
+    import resource, signal, sys
+    sys.path.insert(0, {tests!r})
+    from test_sinks import make_scored
+    from leadscore import sinks
+    from leadscore.errors import LeadscoreError
+
+    limit, targets = int(sys.argv[1]), sys.argv[2:]
+    # the disk "fills up" at `limit` bytes a file: writes past it fail (EFBIG), as on a full
+    # disk (ENOSPC), instead of the process being killed by SIGXFSZ
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    rows = make_scored(20_000, "2024-05-01", ids=[f"F{{i}}" for i in range(20_000)])
+    for target in targets:
+        try:
+            sinks.write_scored_leads(rows, target)
+            print("WRITTEN")
+        except LeadscoreError as err:  # what the CLI prints; anything else: a traceback
+            print(f"ERROR {{err}}")
+    """
+)
+
+
+@pytest.mark.parametrize(
+    ("kind", "limit", "step"),
+    [
+        ("duckdb", 100_000, "staging"),
+        ("csv", 100_000, "staging"),
+        ("sqlite", 100_000, "staging"),
+        ("duckdb", 1_500_000, "committing"),
+        ("csv", 1_500_000, "committing"),
+        ("sqlite", 1_500_000, "committing"),
+    ],
+)
+def test_a_full_disk_is_one_line_and_leaves_the_target_as_it_was(
+    kind: str, limit: int, step: str, tmp_path: Path
+) -> None:
+    """A disk that fills up while the run is staged (20,000 rows, 0.4 MB of Parquet) or
+    committed (several MB in the target) was a 24-line traceback from Arrow or DuckDB. It is
+    one line naming the target and the system's reason, the tables are as they were, and
+    nothing is left of the run: no staging folder, and for a first run into a new folder no
+    database, history folder or folder. The disk is filled by a real limit on file sizes
+    (``RLIMIT_FSIZE``, which root is held to as well), in a process of its own."""
+    existing = target_for(kind, tmp_path / "sink")
+    (tmp_path / "sink").mkdir()
+    sinks.write_scored_leads(make_scored(5, "2024-04-01"), existing)
+    latest, history = sinks.read_scored_leads(existing), sinks.read_history(existing)
+    fresh = target_for(kind, tmp_path / "new" / "deeper")
+    script = tmp_path / "full_disk_writer.py"
+    script.write_text(FULL_DISK_WRITER.format(tests=str(Path(__file__).parent)))
+    staging = tmp_path / "tmp"  # where an SQL target's run is staged
+    staging.mkdir()
+    result = subprocess.run(
+        [sys.executable, str(script), str(limit), existing, fresh],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(staging)},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0 and not result.stderr, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2 and all(line.startswith("ERROR ") for line in lines), lines
+    for line, target in zip(lines, (existing, fresh), strict=True):
+        if kind == "sqlite" and step == "committing":  # SQLite's own error, of its file
+            assert line.startswith(f"ERROR cannot use the database {target}: disk I/O error. ")
+        else:
+            assert line.startswith(f"ERROR cannot write the scored leads to {target} ({step}")
+            assert "): File too large. " in line
+        assert "Free disk space in " in line
+    pd.testing.assert_frame_equal(sinks.read_scored_leads(existing), latest)
+    pd.testing.assert_frame_equal(sinks.read_history(existing), history)
+    assert not list(tmp_path.rglob("*leadscore-run-*"))
+    assert not (tmp_path / "new").exists()
+    sinks.write_scored_leads(make_scored(5, "2024-05-01", seed=1), existing)  # room again
+    assert len(sinks.read_history(existing)) == 10
 
 
 @pytest.mark.parametrize("kind", ["parquet", "csv"])

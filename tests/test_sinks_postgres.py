@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,7 @@ import pytest
 
 from leadscore import sinks
 from leadscore.errors import DataError
+from leadscore.io import load_closed_loop
 from leadscore.sinks.schema import _KEY_TEXT
 from test_sinks import CANONICAL_DTYPES, by_lead, expected_latest, make_scored, run_and_kill
 
@@ -251,3 +254,209 @@ def test_postgres_sliced_reads_know_their_rows_or_read_without(pg_url: str) -> N
         totals = [progress.total for _ in chunks]
         assert totals and set(totals) == {total}
         assert progress.read == (total or 1)
+
+
+# --------------------------------------------------------------------- overlapping runs
+
+
+def test_overlapping_runs_take_turns_and_both_are_kept(pg_url: str) -> None:
+    """Two runs started together into one target: on a new schema both created the tables
+    (``pg_type_typname_nsp_index``), on existing tables both inserted the same lead's latest
+    row (``scored_leads_pkey``), and the later one died with a traceback. A transaction-level
+    advisory lock makes the second wait for the first; both runs are in the history."""
+    import threading
+
+    def together(frames: list[pd.DataFrame]) -> list[BaseException | sinks.WriteSummary]:
+        start = threading.Barrier(len(frames))
+        results: list[BaseException | sinks.WriteSummary] = [None] * len(frames)  # type: ignore[list-item]
+
+        def write(i: int) -> None:
+            start.wait()
+            try:
+                results[i] = sinks.write_scored_leads(frames[i], pg_url)
+            except BaseException as err:  # handed to the test thread
+                results[i] = err
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(len(frames))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        return results
+
+    ids = [f"O{i}" for i in range(5_000)]
+    first = [make_scored(5_000, "2024-04-01", ids=ids), make_scored(5_000, "2024-05-01", ids=ids)]
+    second = [make_scored(5_000, "2024-06-01", ids=ids), make_scored(5_000, "2024-07-01", ids=ids)]
+    for frames in (first, second):  # a new schema, then existing tables
+        results = together(frames)
+        assert all(isinstance(r, sinks.WriteSummary) for r in results), results
+    history = sinks.read_history(pg_url)
+    assert history.groupby("as_of").size().to_dict() == {
+        pd.Timestamp(day): 5_000 for day in ("2024-04-01", "2024-05-01", "2024-06-01", "2024-07-01")
+    }
+    latest = sinks.read_scored_leads(pg_url)
+    assert len(latest) == 5_000 and (latest["as_of"] == pd.Timestamp("2024-07-01")).all()
+
+
+def test_a_writer_that_overlaps_without_the_lock_is_one_line_and_rolled_back(pg_url: str) -> None:
+    """Another writer that takes no lock (a sync job, an older leadscore) inserts a lead the
+    run scores; the run blocks on it, and when it commits the run's insert breaks the key.
+    That is one line saying what happened, and the run's transaction is rolled back."""
+    import threading
+
+    import psycopg
+
+    sinks.write_scored_leads(make_scored(3, "2024-04-01"), pg_url)
+    before = sinks.read_history(pg_url)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            sinks.write_scored_leads(
+                make_scored(4, "2024-05-01", ids=["N1", "N2", "N3", "N4"]), pg_url
+            )
+        except BaseException as err:  # handed to the test thread
+            failed.append(err)
+
+    with psycopg.connect(_admin(pg_url)) as other:
+        other.execute(
+            "CREATE TEMP TABLE synced AS SELECT * FROM scored_leads WHERE lead_id = 'L0000'"
+        )
+        other.execute("UPDATE synced SET lead_id = 'N2'")
+        other.execute("INSERT INTO scored_leads SELECT * FROM synced")
+        writer = threading.Thread(target=run)
+        writer.start()
+        with psycopg.connect(_admin(pg_url), autocommit=True) as watch:
+            for _ in range(600):  # the run waits on the other writer's uncommitted row
+                waiting = watch.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND datname = current_database()"
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail("the run never waited for the other writer")
+        other.commit()
+    writer.join(timeout=60)
+    (err,) = failed
+    assert isinstance(err, DataError) and "\n" not in str(err)
+    assert str(err).startswith(f"another scoring run wrote to {sinks.parse_target(pg_url)} at ")
+    assert 'duplicate key value violates unique constraint "scored_leads_pkey"' in str(err)
+    assert str(err).endswith(
+        "Run again once it has finished; runs into one target must not overlap."
+    )
+    pd.testing.assert_frame_equal(sinks.read_history(pg_url), before)
+
+
+# ----------------------------------------------------------------- columns, reads, passwords
+
+
+def test_a_column_the_crm_team_added_is_named(pg_url: str) -> None:
+    import psycopg
+
+    sinks.write_scored_leads(make_scored(3), pg_url)
+    with psycopg.connect(_admin(pg_url), autocommit=True) as con:
+        con.execute("ALTER TABLE scored_leads ADD COLUMN synced_at timestamp")
+    with pytest.raises(DataError) as err:
+        sinks.write_scored_leads(make_scored(3, "2024-06-01"), pg_url)
+    assert "has a table scored_leads with other columns (unexpected synced_at)." in str(err.value)
+    assert len(sinks.read_history(pg_url)) == 3
+
+
+@pytest.fixture
+def reader(pg_url: str) -> Iterator[str]:
+    """The URL of ``pg_url`` as a role of its own that may log in and nothing more (its
+    grants are the test's), dropped afterwards."""
+    import psycopg
+    import sqlalchemy as sa
+
+    role = f"reader_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(_admin(pg_url), autocommit=True) as con:
+        try:
+            con.execute(f"CREATE ROLE {role} LOGIN")
+        except psycopg.errors.InsufficientPrivilege:
+            pytest.skip("the test server's user may not create roles")
+    try:
+        yield sa.engine.make_url(pg_url).set(username=role).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_admin(pg_url), autocommit=True) as con:
+            con.execute(f"DROP OWNED BY {role}")
+            con.execute(f"DROP ROLE {role}")
+
+
+def test_a_table_the_user_may_not_read_names_the_databases_reason(
+    pg_url: str, reader: str, event_frames: dict[str, pd.DataFrame]
+) -> None:
+    """The activity log is a view the reporting user has no SELECT on: the line was "query
+    failed: Execution failed on sql 'SELECT *. Check the table and column names in the
+    query." (no query was written); it keeps PostgreSQL's reason and gives a fix for a table."""
+    import psycopg
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as con:
+            event_frames["leads"].to_sql("leads", con, index=False)
+            event_frames["outcomes"].to_sql("outcomes", con, index=False)
+            event_frames["activities"].to_sql("crm_activities", con, index=False)
+            con.exec_driver_sql("CREATE VIEW activities AS SELECT * FROM crm_activities")
+    finally:
+        engine.dispose()
+    role = sa.engine.make_url(reader).username
+    with psycopg.connect(_admin(pg_url), autocommit=True) as con:
+        con.execute(f"GRANT SELECT ON leads, outcomes TO {role}")
+    with pytest.raises(DataError) as err:
+        load_closed_loop(reader)
+    assert str(err.value) == (
+        f"{reader}: table 'activities' cannot be read: permission denied for view activities. "
+        "Check that the database user may read it (GRANT SELECT) and, for a view, that the "
+        "tables and files it reads are there."
+    )
+
+
+def test_a_password_never_reaches_the_output_of_validate_and_score(
+    pg_url: str, tmp_path: Path, event_frames: dict[str, pd.DataFrame]
+) -> None:
+    """``validate --data`` and ``score --target`` with a password in the URL, at -v: the
+    header, the summary line, the log lines and an error show it as ***. (The test server
+    trusts every local connection: any password is taken.)"""
+    import sqlalchemy as sa
+
+    from flat_tables import status_leads, train_status_model
+
+    url = sa.engine.make_url(pg_url).set(password="s3cret-pw")
+    secret = url.render_as_string(hide_password=False)
+    shown = url.render_as_string(hide_password=True)
+    engine = sa.create_engine(secret)
+    try:
+        with engine.begin() as con:
+            for name, frame in event_frames.items():
+                frame.to_sql(name, con, index=False)
+    finally:
+        engine.dispose()
+    status_leads(600, 0, "A", status=None).to_csv(tmp_path / "history.csv", index=False)
+    model = train_status_model(tmp_path, "history.csv")
+    status_leads(20, 1, "N", status="").to_csv(tmp_path / "open.csv", index=False)
+    down = sa.engine.make_url(secret).set(port=1).render_as_string(hide_password=False)
+    score = ["score", "--spec", str(tmp_path / "spec.yaml"), "--model", str(model)]
+    score += ["--input", str(tmp_path / "open.csv"), "--no-progress", "--target"]
+    runs = {
+        "validate": (["validate", "--data", secret], 0, f"{shown}: 3 leads, 4 activities"),
+        "score": ([*score, secret], 0, f" into {shown}\n"),
+        "score, server down": ([*score, down], 2, "cannot use the database "),
+    }
+    for name, (argv, code, expected) in runs.items():
+        result = subprocess.run(
+            [sys.executable, "-m", "leadscore", "-v", *argv],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+        )
+        output = result.stdout + result.stderr
+        assert result.returncode == code, (name, result.stderr)
+        assert expected in output, (name, output)
+        assert "s3cret-pw" not in output, name
+        assert ":***@" in output, name
+    assert len(sinks.read_history(pg_url)) == 20

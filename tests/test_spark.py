@@ -7,6 +7,8 @@ import os
 import re
 import shutil
 import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -497,3 +499,45 @@ def test_bad_input_is_one_line_data_error(spark, event_world):
             score_events_spark(leads, activities, outcomes, scoring, as_of=AS_OF)
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+def test_an_empty_activity_log_is_refused_as_the_batch_scorer_refuses_it(spark, event_world):
+    """An activity log without rows is an export gone wrong: the batch readers refuse it,
+    and Spark scored every lead as inactive without a word. Refused on the driver, from the
+    counts per type it takes anyway, before anything is scored."""
+    from leadscore.io import NO_ACTIVITY_ROWS_FIX
+    from leadscore.spark import score_events_spark
+
+    scoring = event_world["scoring"]
+    assert any(f.group == "engagement" for f in scoring.model.features)
+    leads, activities, outcomes = _frames(spark, event_world["data"])
+    with pytest.raises(DataError) as err:
+        score_events_spark(leads, activities.limit(0), outcomes, scoring, as_of=AS_OF)
+    assert str(err.value) == f"the activities DataFrame has no rows. {NO_ACTIVITY_ROWS_FIX}"
+
+
+#: A job of two 1.5-second tasks, long enough for Spark to draw its progress bar.
+SLOW_JOB = textwrap.dedent(
+    """
+    from leadscore.spark import local_spark_session
+
+    spark = local_spark_session(2, driver_memory="1g")
+    slept = spark.range(2, numPartitions=2).selectExpr(
+        "reflect('java.lang.Thread', 'sleep', CAST(1500 AS BIGINT))"
+    )
+    slept.collect()
+    spark.stop()
+    print("DONE")
+    """
+)
+
+
+def test_a_local_session_writes_no_progress_bars_into_a_log(spark):
+    """A scheduled job's log (no terminal) filled with ``[Stage 3:> (0 + 2) / 2]`` lines,
+    one per second a stage ran: the local session turns Spark's console progress off."""
+    assert spark.sparkContext.getConf().get("spark.ui.showConsoleProgress") == "false"
+    result = subprocess.run(
+        [sys.executable, "-c", SLOW_JOB], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0 and result.stdout.strip() == "DONE", result.stderr[-2000:]
+    assert "[Stage" not in result.stderr

@@ -14,6 +14,7 @@ import dataclasses
 import errno
 import logging
 import os
+import re
 import secrets
 import stat
 import tempfile
@@ -156,29 +157,84 @@ def sqlite_file(url: str) -> Path | None:
     return None if database.startswith("file:") else Path(database)
 
 
+def _driver_error(err: BaseException) -> BaseException:
+    """The error that says what went wrong, under the wrappers around it: pandas wraps a failed
+    statement as ``Execution failed on sql 'SELECT * \\nFROM activities': ...`` (the SQL
+    first, the reason after it), SQLAlchemy keeps the driver's error as ``orig``."""
+    if isinstance(err, pd.errors.DatabaseError) and err.__cause__ is not None:
+        err = err.__cause__
+    return getattr(err, "orig", None) or err
+
+
 def _first_line(err: BaseException) -> str:
-    text = str(getattr(err, "orig", None) or err).strip()
+    text = str(_driver_error(err)).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+#: Most characters of a database's or reader's own reason that an error line keeps.
+REASON_CHARS = 300
+#: Where PostgreSQL and DuckDB start quoting the SQL under their reason.
+_SQL_ECHO = re.compile(r"^LINE \d+:", re.MULTILINE)
+
+
+def _reason(err: BaseException) -> str:
+    """What the database, driver or file reader said went wrong, as one line: every run of
+    whitespace one space, cut at :data:`REASON_CHARS`.
+
+    Not the first line only: a reason may come after a line break (a driver's ``DETAIL``,
+    DuckDB's ``Did you mean``), and the first line of pandas' wrapper ended inside the SQL
+    (``query failed: Execution failed on sql 'SELECT *``), which hid the reason
+    (``permission denied for view activities``) the user needs. The SQL that PostgreSQL and
+    DuckDB quote after the reason (``LINE 1: SELECT ...`` and a caret under the culprit) is
+    left out: it is the user's own query, or leadscore's, and points at a column only on a
+    screen of fixed-width lines."""
+    text = _SQL_ECHO.split(str(_driver_error(err)), maxsplit=1)[0]
+    text = " ".join(text.split())
+    if not text:
+        return type(err).__name__
+    if len(text) <= REASON_CHARS:
+        return text
+    # not a closing "...": the error line's "." after the problem would swallow it
+    return f"{text[: REASON_CHARS - 6].rstrip()} (...)"
+
+
+#: ``scheme://user:password@``: the password, up to the last ``@`` before the path.
+_URL_PASSWORD = re.compile(r"^([^:/]+://[^:/@]*:)[^/]*@")
 
 
 def shown_url(url: str) -> str:
     """A path or URL as it may be printed and logged: a database URL's password masked, so
-    that an error line or a tuning summary can be pasted into a ticket."""
+    that an error line or a tuning summary can be pasted into a ticket. A URL SQLAlchemy
+    cannot read (a port that is no number, an ``@`` in the password) is masked all the same:
+    it is printed exactly when something is wrong with it."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    except (ArgumentError, ValueError):
+        return _URL_PASSWORD.sub(r"\1***@", url) if is_sql_url(url) else url
+
+
+#: The fix of a table (or view) of a database or DuckDB file that exists but cannot be read.
+TABLE_READ_FIX = (
+    "Check that the database user may read it (GRANT SELECT) and, for a view, that the "
+    "tables and files it reads are there."
+)
 
 
 @contextmanager
-def _read_errors(where: str, suffix: str) -> Iterator[None]:
-    """Turn the errors of reading ``where`` into one-line :class:`DataError` s.
+def _read_errors(
+    where: str, suffix: str, *, table: str | None = None, query: str | None = None
+) -> Iterator[None]:
+    """Turn the errors of reading ``where`` into one-line :class:`DataError` s that keep the
+    database's own reason (:func:`_reason`).
 
     Shared by :func:`read_table` and :func:`iter_table_chunks` (around the lazy iteration
-    too), so both readers answer a mistake with the same line.
+    too), so both readers answer a mistake with the same line. ``query`` is the user's SQL,
+    whose failure points at it; without one, what failed is reading ``table`` (or, without
+    that either, whatever ``where`` names, as leadscore's own SQL reads it): a fix about "the
+    query" would send the user looking for SQL they never wrote.
     """
     import duckdb
     import sqlalchemy as sa
@@ -190,10 +246,13 @@ def _read_errors(where: str, suffix: str) -> Iterator[None]:
     except (duckdb.Error, sa.exc.DBAPIError, pd.errors.DatabaseError) as err:
         if suffix in TABLE_SUFFIXES:
             raise _unreadable(where, suffix, err) from err
-        raise DataError(
-            f"{where}: query failed: {_first_line(err)}",
-            "Check the table and column names in the query.",
-        ) from err
+        if query is not None:
+            raise DataError(
+                f"{where}: query failed: {_reason(err)}",
+                "Check the table and column names in the query.",
+            ) from err
+        what = where if table is None else f"{where}: table {table!r}"
+        raise DataError(f"{what} cannot be read: {_reason(err)}", TABLE_READ_FIX) from err
     except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as err:
         raise _unreadable(where, suffix, err) from err
 
@@ -204,7 +263,7 @@ def _unreadable(where: str, suffix: str, err: BaseException) -> DataError:
         if suffix
         else "Check the table, the query and the column types."
     )
-    return DataError(f"{where} cannot be read: {_first_line(err)}", fix)
+    return DataError(f"{where} cannot be read: {_reason(err)}", fix)
 
 
 def _table_file(source: str | os.PathLike[str], table: str | None, query: str | None) -> Path:
@@ -311,7 +370,7 @@ def read_table(
         return _read_sql(str(source), table, query, named_by)
     path = _table_file(source, table, query)
     suffix = path.suffix.lower()
-    with _read_errors(str(path), suffix):
+    with _read_errors(str(path), suffix, table=table, query=query):
         if suffix == ".csv":
             options = _csv_options(path, na_values, text_columns, strings)
             frame = pd.read_csv(path, low_memory=False, **options)  # type: ignore[arg-type]
@@ -379,7 +438,7 @@ def _duckdb_file(
                 tables = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
                 if str(table).lower() in (t.lower() for t in tables):
                     raise DataError(
-                        f"{path}: table {table!r} cannot be read: {_first_line(err)}",
+                        f"{path}: table {table!r} cannot be read: {_reason(err)}",
                         "Fix the table or view in the DuckDB file.",
                     ) from err
                 raise NoSuchTableError(
@@ -413,17 +472,20 @@ def _sql_connection(
         raise DataError(f"SQLite database {database} does not exist", "Check the path.")
     try:
         engine = sa.create_engine(url)
-    except (sa.exc.ArgumentError, ModuleNotFoundError) as err:
+    except (sa.exc.ArgumentError, ModuleNotFoundError, ValueError) as err:
+        # ValueError: a port that is no number (SQLAlchemy's int() of it)
         raise DataError(
-            f"cannot open database URL: {err}",
+            f"cannot open database URL {shown_url(url)}: {_reason(err)}",
             "Use an SQLAlchemy URL such as postgresql+psycopg://user@host/db.",
         ) from err
     try:
         try:
             con = engine.connect()
         except sa.exc.DBAPIError as err:
+            # named, as a target that fails is: a job reading one database and writing
+            # another must say which of the two is down
             raise DataError(
-                f"cannot connect to the database: {_first_line(err)}",
+                f"cannot connect to the database {shown_url(url)}: {_reason(err)}",
                 "Check the URL, the server and the credentials.",
             ) from err
         with con:
@@ -454,7 +516,8 @@ def _read_sql(
 ) -> pd.DataFrame:
     import sqlalchemy as sa
 
-    with _read_errors(shown_url(url), ""), _sql_connection(url, table, query, named_by) as con:
+    errors = _read_errors(shown_url(url), "", table=table, query=query)
+    with errors, _sql_connection(url, table, query, named_by) as con:
         if query is None:
             # SQLite finds "Leads" when asked for leads; SQLAlchemy's reflection does not
             names = sa.inspect(con).get_table_names()
@@ -559,7 +622,7 @@ def iter_table_chunks(
     if is_sql_url(source):
         url = str(source)
         connection = _sql_connection(url, table, query, named_by)
-        with _read_errors(shown_url(url), ""), connection as con:
+        with _read_errors(shown_url(url), "", table=table, query=query), connection as con:
             if progress is not None and progress.count_rows:
                 read.total = _count_rows(con, table, query)
             for chunk in pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows):
@@ -568,7 +631,7 @@ def iter_table_chunks(
         return
     path = _table_file(source, table, query)
     suffix = path.suffix.lower()
-    with _read_errors(str(path), suffix):
+    with _read_errors(str(path), suffix, table=table, query=query):
         if suffix == ".parquet":
             import pyarrow.parquet as pq
 
@@ -596,13 +659,37 @@ def iter_table_chunks(
                     yield _drop_unnamed(batch.to_pandas())
 
 
+#: The name of event data whose database URL names no database (an ODBC connection string).
+UNNAMED_EVENT_DATA = "events"
+
+
 def event_data_name(source: str | Path) -> str:
-    """The name of event data, for its model folder and MLflow: the folder's or file's name."""
+    """The name of event data, for its model folder and MLflow: the folder's or file's name,
+    or the database's name of a URL (``acme_crm`` of ``postgresql+psycopg://u@host/acme_crm``,
+    ``crm`` of ``sqlite:///data/crm.db`` and of ``duckdb:///data/crm.duckdb``).
+
+    Each data set must have a name of its own: the model registers as ``leadscore-NAME`` and
+    ``score`` takes that name's champion, so two business units scoring from two databases
+    under one name would share, and overwrite, one champion and one ``models/NAME/`` folder.
+    A database name is made safe for the registry and a folder (a run of other characters
+    than ``A-Za-z0-9_.-`` becomes ``_``, no dot first); a URL without one gives ``events``.
+    """
     source = duckdb_url_file(source)
-    if is_sql_url(source):
-        return "events"
-    path = Path(source)
-    return (path.stem if path.suffix else path.name) or "events"
+    if not is_sql_url(source):
+        path = Path(source)
+        return (path.stem if path.suffix else path.name) or UNNAMED_EVENT_DATA
+    import sqlalchemy as sa
+
+    try:
+        database = sa.engine.make_url(str(source)).database or ""
+    except (sa.exc.ArgumentError, ValueError):
+        database = ""
+    if database == ":memory:":
+        database = ""
+    elif sqlite_file(str(source)) is not None or database.startswith("file:"):
+        database = Path(database.removeprefix("file:").split("?")[0]).stem  # the file's name
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", database).lstrip(".")
+    return safe if safe.strip("_") else UNNAMED_EVENT_DATA
 
 
 def find_event_table(folder: Path, name: str) -> Path | None:
@@ -897,7 +984,7 @@ def load_closed_loop(
         type_map = _database_activity_map(text) if in_database else _folder_activity_map(path)
     logger.info(
         "loaded %s: %s",
-        text,
+        shown_url(text) if is_sql_url(text) else text,
         ", ".join(f"{k}={0 if v is None else len(v):,}" for k, v in frames.items() if k in wanted),
     )
     if frames["activities"] is not None and frames["activities"].empty:
@@ -1227,7 +1314,8 @@ def _sql_observed_until(url: str) -> pd.Timestamp:
     leads = validate_leads(read_table(url, "leads", named_by=None))
     now = utc_now()
     shown = shown_url(url)
-    with _read_errors(shown, ""), _sql_connection(url, "leads", None, None) as con:
+    errors = _read_errors(f"{shown}: the event tables", "")
+    with errors, _sql_connection(url, "leads", None, None) as con:
         inspector = sa.inspect(con)
         names = inspector.get_table_names()
         tables: dict[str, str] = {}

@@ -43,6 +43,7 @@ import pandas as pd
 
 from leadscore.errors import DataError
 from leadscore.features import check_lead_columns, parse_timestamp
+from leadscore.io import NO_ACTIVITY_ROWS_FIX
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
     LEADS_REQUIRED,
@@ -91,8 +92,10 @@ def local_spark_session(
     """A local Spark session that leadscore can score with (UTC time zone, Arrow batches).
 
     Spark starts its Python workers with ``$PYSPARK_PYTHON``; when that is not set, it is set
-    to this interpreter, so the workers import the same leadscore. Not for clusters: there,
-    the cluster's own configuration applies (and must set the UTC session time zone).
+    to this interpreter, so the workers import the same leadscore. Spark's console progress
+    bars are off: redrawn with carriage returns, they fill a scheduled job's log (no
+    terminal) with ``[Stage 3:>  (0 + 2) / 2]`` lines. Not for clusters: there, the
+    cluster's own configuration applies (and must set the UTC session time zone).
     """
     from pyspark.sql import SparkSession
 
@@ -105,6 +108,7 @@ def local_spark_session(
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .config("spark.sql.shuffle.partitions", str(max(2 * cores, 2)))
         .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
 
@@ -493,12 +497,19 @@ def _event_scorer(
 
 
 def _checked_activity_types(
-    activities: DataFrame, activity_types: DataFrame | pd.DataFrame | None
+    activities: DataFrame,
+    activity_types: DataFrame | pd.DataFrame | None,
+    features: Sequence[Feature] = (),
 ) -> tuple[ActivityTypeMap, dict[str, int]]:
     """The map of ``activity_types`` (one without rules where none is given) and the log's
     rows per type as written, counted in Spark and checked on the driver, as the folder
     readers check the whole log: a type still unknown once mapped, or a log whose every row
-    the map ignores, is one line here rather than a worker's traceback."""
+    the map ignores, is one line here rather than a worker's traceback.
+
+    A log without rows is refused as the batch readers refuse it (:data:`NO_ACTIVITY_ROWS_FIX`)
+    when the model has engagement features (``features``): an export gone wrong, which would
+    score every lead as inactive and overwrite its scores. The count costs no job of its own:
+    it is the sum of the counts per type."""
     place = "the activity_types DataFrame"
     if activity_types is None:
         type_map = ActivityTypeMap(place="an activity_types DataFrame (activity_types=)")
@@ -516,6 +527,8 @@ def _checked_activity_types(
             missing += int(n)
         else:
             counts[str(label)] = int(n)
+    if not counts and not missing and any(f.group == "engagement" for f in features):
+        raise DataError("the activities DataFrame has no rows", NO_ACTIVITY_ROWS_FIX)
     mapping = type_map.mapping(counts, missing)
     if mapping is not None:
         log_activity_mapping(mapping)
@@ -609,9 +622,11 @@ def score_events_spark(
     pandas DataFrame: it is a few dozen rows, so it is read on the driver, checked as the
     readers check a folder's, and applied in every worker before the features, as ``leadscore
     score --data`` applies it. The log's types are counted on the driver first, so a type
-    that is still unknown stops the job with one line naming it, before anything is scored.
-    Its page and form details are counted there too (one row per distinct detail reaches
-    the driver), and one warning says so when most name no page or form leadscore knows
+    that is still unknown stops the job with one line naming it, before anything is scored;
+    so does an activity log without rows, refused as the batch readers refuse it, for a
+    model with engagement features. Its page and form details are counted there too (one
+    row per distinct detail reaches the driver), and one warning says so when most name no
+    page or form leadscore knows
     (:func:`leadscore.features.warn_unrecognised_details`); the workers do not warn. The
     open leads' columns are held against the test fold's there too (one job: units and empty
     columns), as in :func:`score_flat_spark`.
@@ -635,7 +650,9 @@ def score_events_spark(
         )
     _check_unique_ids(leads, "lead_id", "leads")
     check_lead_columns(leads.columns, scoring.model.features)
-    type_map, type_counts = _checked_activity_types(activities, activity_types)
+    type_map, type_counts = _checked_activity_types(
+        activities, activity_types, scoring.model.features
+    )
     _warn_unrecognised_details(activities, type_map, type_counts)
     settings = _settings(as_of, with_reasons, top_n)
     cutoff = F.lit(settings.as_of.to_pydatetime()).cast("timestamp")

@@ -229,7 +229,7 @@ def default_as_of(data: str | None) -> pd.Timestamp:
     import pandas as pd
 
     from leadscore.features import AS_OF_GAP_TOLERANCE, gap_in_days
-    from leadscore.io import event_observed_until
+    from leadscore.io import event_observed_until, shown_url
     from leadscore.timestamps import future_cutoff
 
     now = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).floor("s").as_unit("us")
@@ -238,8 +238,8 @@ def default_as_of(data: str | None) -> pd.Timestamp:
     end = event_observed_until(data).as_unit("us")
     if end > future_cutoff(now):
         raise DataError(
-            f"{data}: the data's end, observed_until {end:%Y-%m-%d %H:%M}, is in the future "
-            f"(it is {now:%Y-%m-%d %H:%M} UTC now)",
+            f"{shown_url(data)}: the data's end, observed_until {end:%Y-%m-%d %H:%M}, is in the "
+            f"future (it is {now:%Y-%m-%d %H:%M} UTC now)",
             "Correct observed_until in the folder's manifest.json, or give --as-of.",
         )
     logger.info("open leads as of %s, the end of the data (give --as-of to choose)", end)
@@ -269,6 +269,7 @@ def reader_end(data: str, end: pd.Timestamp) -> pd.Timestamp | None:
 
 def run(args: argparse.Namespace) -> int:
     from leadscore.features import parse_as_of
+    from leadscore.io import shown_url
     from leadscore.scoring import check_data_form, load_scoring_model, run_scoring
     from leadscore.sinks import STAGES, shown_model
     from leadscore.specs import load_spec
@@ -308,7 +309,7 @@ def run(args: argparse.Namespace) -> int:
     counts = summary.stage_counts
     print(
         f"scored {summary.rows:,} leads as of {as_of:%Y-%m-%d %H:%M} with "
-        f"{shown_model(scoring.name, scoring.version)} into {args.target}"
+        f"{shown_model(scoring.name, scoring.version)} into {shown_url(args.target)}"
     )
     print(
         "  stages: "

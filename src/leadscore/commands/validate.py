@@ -123,7 +123,7 @@ def _validate(args: argparse.Namespace, warnings: _WarningCount) -> int:
     from leadscore.config import load_config
     from leadscore.datasets import load_dataset
     from leadscore.features import build_event_examples, build_features
-    from leadscore.io import event_data_name, load_closed_loop
+    from leadscore.io import event_data_name, load_closed_loop, shown_url
 
     config = load_config(getattr(args, "config", None))
     if args.spec:
@@ -146,7 +146,7 @@ def _validate(args: argparse.Namespace, warnings: _WarningCount) -> int:
         raise LeadscoreError("no data given", "Pass --spec or --data.")
     events = load_closed_loop(args.data)
     print(
-        f"{args.data}: {len(events.leads):,} leads, {_activities_summary(events)}, "
+        f"{shown_url(args.data)}: {len(events.leads):,} leads, {_activities_summary(events)}, "
         f"{_outcomes_summary(events)}, observed until {events.observed_until:%Y-%m-%d %H:%M}"
     )
     if events.activity_mapping is not None:

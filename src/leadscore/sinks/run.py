@@ -39,7 +39,10 @@ from leadscore.sinks.target import (
     _check_columns,
     _check_writable_path,
     _os_error,
+    is_out_of_room,
     make_folders,
+    os_error_fix,
+    os_reason,
     parse_target,
     remove_empty_folders,
 )
@@ -181,12 +184,15 @@ class RunWriter:
                 f"written to run {self.run.as_of} {self.run.model_name} {self.run.model_version}",
                 "Give every chunk of a run the run's as_of, model_name and model_version.",
             )
-        if self._writer is None:
-            self._open_staging()
-        assert self._writer is not None
-        self._writer.write_table(
-            pa.Table.from_pandas(frame, schema=ARROW_SCHEMA, preserve_index=False)
-        )
+        table = pa.Table.from_pandas(frame, schema=ARROW_SCHEMA, preserve_index=False)
+        try:
+            if self._writer is None:
+                self._open_staging()
+            assert self._writer is not None
+            self._writer.write_table(table)
+        except OSError as err:  # Arrow's too: a full disk, a file size limit
+            self.abort()
+            raise self._write_failed(err, staging=True) from err
         self.rows_ += len(frame)
         self._chunks += 1
         logger.debug("staged chunk %d (%d rows so far)", self._chunks, self.rows_)
@@ -244,17 +250,22 @@ class RunWriter:
                 "Append at least one chunk of scored leads before committing.",
             )
         start = time.perf_counter()
+        staging = True
+        fresh = self._fresh_paths()
         try:
             self._finish_staging()
+            closed = self._stage_closed_leads()
+            staging = False
             commit = _COMMITTERS[self.target.kind]
             replaced, latest = commit(
-                self.target,
-                self._staged,
-                self.run,
-                self.memory_limit,
-                self._stage_closed_leads(),
+                self.target, self._staged, self.run, self.memory_limit, closed
             )
             self._committed = True
+        except BaseException as err:
+            _remove_unused(fresh)
+            if isinstance(err, OSError | duckdb.Error) and _is_write_error(err):
+                raise self._write_failed(err, staging=staging) from err
+            raise
         finally:
             self.abort()
         self.summary_ = WriteSummary(
@@ -271,6 +282,31 @@ class RunWriter:
             self.summary_.seconds,
         )  # fmt: skip
         return self.summary_
+
+    def _fresh_paths(self) -> list[Path]:
+        """The paths of a file target that do not exist before its commit (a first run's
+        DuckDB file, a Parquet or CSV target's history folder): a commit that fails removes
+        them again where they hold nothing (:func:`_remove_unused`), so that a first run that
+        failed (a full disk) leaves no empty database or folder behind."""
+        if self.target.kind == "sql":
+            return []
+        paths = [self.target.path] if self.target.kind == "duckdb" else [self.target.history_dir]
+        return [p for p in paths if not p.exists()]
+
+    def _write_failed(self, err: BaseException, *, staging: bool) -> DataError:
+        """A write the system refused while staging or committing (a full disk, a file size
+        limit, a folder made read-only meanwhile) as one line naming the target and the
+        system's reason, rather than the traceback of the library that wrote. The caller
+        discards what was staged, so the target is left as it was."""
+        parent, _ = self._staging_parent_and_prefix()
+        step = f"staging the run in {parent}" if staging else "committing the run"
+        problem = f"cannot write the scored leads to {self.target} ({step}): {os_reason(err)}"
+        if self.target.kind == "sql" and staging:
+            # staged in the temporary folder, not beside the target: another --target is no fix
+            fix = os_error_fix(err, f"in {parent}", "set TMPDIR to a folder on another disk")
+        else:
+            fix = os_error_fix(err, f"in {parent}")
+        return DataError(problem, fix)
 
     def abort(self) -> None:
         """Discard the staged chunks; the target is left untouched."""
@@ -304,6 +340,38 @@ class RunWriter:
         if not getattr(self, "_closed", True):
             with contextlib.suppress(Exception):
                 self.abort()
+
+
+def _remove_unused(paths: list[Path]) -> None:
+    """Remove what a failed commit made of ``paths`` (:meth:`RunWriter._fresh_paths`) and
+    left unused: a DuckDB file holding no table (its transaction rolled back), with its
+    write-ahead log; a folder still empty. Anything holding data, another run's included,
+    stays."""
+    for path in paths:
+        if path.is_dir():
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only while empty
+        elif path.is_file():
+            try:
+                with duckdb.connect(str(path), read_only=True) as con:
+                    tables = con.execute("SELECT count(*) FROM duckdb_tables()").fetchone()
+            except duckdb.Error:
+                continue
+            if tables is not None and tables[0] == 0:
+                for leftover in (path, path.with_name(f"{path.name}.wal")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink(missing_ok=True)
+
+
+def _is_write_error(err: BaseException) -> bool:
+    """Whether ``err`` is the system refusing a write rather than a bug: an ``OSError``
+    (Arrow's I/O errors are ones), DuckDB's I/O error, or DuckDB failing to commit because
+    its write-ahead log could not be written (a full disk: ``Could not write file``)."""
+    if isinstance(err, OSError | duckdb.IOException):
+        return True
+    return isinstance(err, duckdb.TransactionException) and (
+        "Could not write" in str(err) or is_out_of_room(err)
+    )
 
 
 _COMMITTERS: dict[

@@ -8,6 +8,8 @@ SQL target is used.
 from __future__ import annotations
 
 import contextlib
+import logging
+import sqlite3
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -43,6 +45,8 @@ from leadscore.sinks.target import (
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
+
+logger = logging.getLogger(__name__)
 
 
 def _sql_tables(metadata: sa.MetaData, temp_suffix: str) -> tuple[sa.Table, sa.Table, sa.Table]:
@@ -125,10 +129,31 @@ def _sql_connection(target: SinkTarget, *, write: bool) -> Iterator[sa.Connectio
             raise
         raise DataError(
             f"cannot use the database {target}: {str(err.orig).splitlines()[0]}",
-            "Check the URL, the server and the credentials.",
+            _no_room_fix(target, err.orig) or "Check the URL, the server and the credentials.",
         ) from err
     finally:
         engine.dispose()
+
+
+def _no_room_fix(target: SinkTarget, err: BaseException) -> str | None:
+    """The fix of a database that ran out of room while writing (SQLite's ``database or disk
+    is full`` or ``disk I/O error``, PostgreSQL's ``disk_full``), or ``None`` for any other
+    error: "check the URL and the credentials" sends a user with a full disk the wrong way."""
+    sqlite = sqlite_file(target.location)
+    name = str(getattr(err, "sqlite_errorname", ""))
+    if sqlite is not None and (name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR")):
+        folder = sqlite.absolute().parent
+        return (
+            f"Free disk space in {folder} (or raise the quota or file size limit), or use a "
+            "--target on another disk."
+        )
+    if getattr(err, "sqlstate", None) == _PG_DISK_FULL:
+        return "Free disk space on the database server, then run again."
+    return None
+
+
+#: PostgreSQL's SQLSTATE of a full disk (``could not extend file``).
+_PG_DISK_FULL = "53100"
 
 
 def _copy_postgres(con: sa.Connection, table: str, staged: Path) -> None:
@@ -375,23 +400,98 @@ def _remove_new_sqlite(path: Path, existed: bool, made: list[Path]) -> None:
     """After a failed commit, remove what it left of an SQLite target it was creating: the
     database file where it did not exist before and is still empty (the transaction rolled
     back: nothing of it is anyone's), then the folders :func:`make_folders` made for it, where
-    nothing else was put in them meanwhile."""
+    nothing else was put in them meanwhile.
+
+    A commit that failed while writing (a full disk) leaves the file partly written beside
+    its rollback journal: opening it rolls the journal back (to an empty file, for a new
+    database) before its size is looked at, so that no database and no journal is left."""
     if not existed:
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, sqlite3.Error):
+            journal = path.with_name(f"{path.name}-journal")
+            if journal.exists():
+                with contextlib.closing(sqlite3.connect(path)) as con:
+                    con.execute("SELECT count(*) FROM sqlite_master").fetchall()
             if path.stat().st_size == 0:
                 path.unlink()
+                journal.unlink(missing_ok=True)
     remove_empty_folders(made)
 
 
 def _commit_sql_tables(
     target: SinkTarget, staged: Path, run: RunKey, closed: Path | None
 ) -> tuple[int, int]:
-    """:func:`_commit_sql`'s transaction."""
+    """:func:`_commit_sql`'s transaction.
+
+    Runs into one target take turns: on PostgreSQL the transaction first takes a lock of its
+    own for the target's schema (:func:`_wait_for_other_runs`), so that a second run started
+    while one commits waits for it, then sees its tables and rows. Elsewhere, and against a
+    writer that takes no such lock, the loser of an overlap fails on a unique key (both
+    creating the tables of a new schema, or inserting the same lead's latest row): that is
+    one line (:func:`_overlapping_runs`), and its transaction is rolled back.
+    """
+    import sqlalchemy as sa
+
+    try:
+        return _commit_sql_transaction(target, staged, run, closed)
+    except sa.exc.IntegrityError as err:
+        if not _is_unique_violation(err.orig):
+            raise  # a constraint of someone else's on the tables: not an overlap
+        raise _overlapping_runs(target, err) from err
+
+
+def _is_unique_violation(err: BaseException) -> bool:
+    """Whether a driver's integrity error is a unique key broken (SQLSTATE 23505, SQLite's
+    ``UNIQUE constraint failed``, MySQL's ``Duplicate entry``)."""
+    if getattr(err, "sqlstate", None) == "23505" or getattr(err, "pgcode", None) == "23505":
+        return True
+    text = str(err).lower()
+    return "unique" in text or "duplicate" in text
+
+
+def _overlapping_runs(target: SinkTarget, err: Any) -> DataError:
+    """A unique key broken while committing: the rows were checked to be unique in the run,
+    so another writer committed the same keys meanwhile."""
+    reason = " ".join(str(err.orig).split())[:300]
+    return DataError(
+        f"another scoring run wrote to {target} at the same time: {reason}",
+        "Run again once it has finished; runs into one target must not overlap.",
+    )
+
+
+#: The first key of the advisory lock that serialises leadscore's commits into one schema
+#: (the second is the schema's): ``int.from_bytes(b"lscr")``, so that no other program's
+#: locks of the database are taken by mistake.
+_PG_LOCK_KEY = 0x6C736372
+
+
+def _wait_for_other_runs(con: sa.Connection, target: SinkTarget) -> None:
+    """On PostgreSQL, take the transaction-level advisory lock of the target's schema (the
+    search path's first), waiting, with a line in the log, while another run holds it.
+
+    The lock is released by the commit or rollback. Without it two runs overlapping on a new
+    schema both created the tables (``pg_type_typname_nsp_index``), and on existing tables
+    both inserted a lead's latest row (``scored_leads_pkey``): the later one failed."""
+    import sqlalchemy as sa
+
+    if con.dialect.name != "postgresql":
+        return
+    keys = f"{_PG_LOCK_KEY}, hashtext(coalesce(current_schema(), ''))"
+    if con.execute(sa.text(f"SELECT pg_try_advisory_xact_lock({keys})")).scalar_one():
+        return
+    logger.info("another scoring run is writing to %s: waiting for it to finish", target)
+    con.execute(sa.text(f"SELECT pg_advisory_xact_lock({keys})"))
+
+
+def _commit_sql_transaction(
+    target: SinkTarget, staged: Path, run: RunKey, closed: Path | None
+) -> tuple[int, int]:
+    """The statements of :func:`_commit_sql_tables`, in one transaction."""
     import sqlalchemy as sa
 
     history, latest, affected = _sql_tables(sa.MetaData(), uuid.uuid4().hex[:8])
     records = _closed_table(history.metadata)
     with _sql_connection(target, write=True) as con:
+        _wait_for_other_runs(con, target)
         history.metadata.create_all(con)
         affected.create(con)
         key = sa.and_(*(history.c[k] == v for k, v in run.params().items()))

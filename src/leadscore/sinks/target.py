@@ -8,7 +8,9 @@ schema's columns) and the one-line errors they raise.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import hashlib
 import logging
 import os
@@ -199,21 +201,48 @@ def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> S
 def _check_columns(target: SinkTarget, table: str, columns: Iterable[str]) -> None:
     """A one-line DataError when an existing ``table`` is not a scored-leads table; for a
     Parquet or CSV target, when its file is not a scored-leads file (a file holds no tables
-    to drop: the fix is another target, or moving the file)."""
+    to drop: the fix is another target, or moving the file).
+
+    The columns that differ come first (:func:`_column_differences`): a CRM team's
+    ``synced_at`` added to ``scored_leads`` was lost in a list of the table's 16 columns cut
+    off as "... (8 more)". A table that is no scored-leads table at all (few columns in
+    common) also says which columns it has; one that only gained columns is told to drop them.
+    """
     names = [str(c) for c in columns]
     if set(names) == set(COLUMNS):
         return
+    differences = _column_differences(names)
     if target.kind in ("parquet", "csv"):
         kind = "Parquet" if target.kind == "parquet" else "CSV"
         raise DataError(
-            f"{target} is a {kind} file with other columns "
-            f"({shortened_list(names, limit=8)}), not a scored-leads file",
+            f"{target} is a {kind} file with other columns ({differences}), not a "
+            "scored-leads file",
             "Use another --target, or move that file away if it is an old scored-leads file.",
         )
+    only_added = set(COLUMNS) <= set(names)
     raise DataError(
-        f"{target} has a table {table} with other columns ({shortened_list(names, limit=8)})",
-        "Use another --target or drop the table.",
+        f"{target} has a table {table} with other columns ({differences})",
+        "Drop those columns from it (keep your own columns in a table of your own, joined on "
+        "lead_id: every run rewrites the rows of this one), or use another --target."
+        if only_added
+        else "Use another --target or drop the table.",
     )
+
+
+def _column_differences(names: list[str]) -> str:
+    """How the columns ``names`` of a table differ from the scored-leads schema, for one line:
+    the unexpected ones, the missing ones, and, where it shares less than half the schema's
+    columns (another table altogether), the columns it has."""
+    unexpected = [n for n in names if n not in COLUMNS]
+    missing = [c for c in COLUMNS if c not in names]
+    parts = []
+    if unexpected:
+        parts.append(f"unexpected {shortened_list(unexpected, limit=5)}")
+    if missing:
+        parts.append(f"missing {shortened_list(missing, limit=5)}")
+    if 2 * (len(names) - len(unexpected)) < len(COLUMNS):
+        parts.append(f"it has {shortened_list(names, limit=8) or 'no columns'}")
+    return "; ".join(parts)
 
 
 def _check_file_columns(target: SinkTarget) -> None:
@@ -281,7 +310,57 @@ def _os_error(path: Path | str, err: OSError, *, creating: bool = False) -> Data
     """An OS error as one line; ``creating``: what failed is creating a file in the folder
     ``path`` (which may well exist), not writing ``path`` itself."""
     what = f"cannot create a file in {path}" if creating else f"cannot write {path}"
-    return DataError(f"{what}: {err.strerror or err}", "Use a --target in a writable folder.")
+    return DataError(f"{what}: {os_reason(err)}", os_error_fix(err))
+
+
+#: An errno as the libraries write it into a message: ``[Errno 28]``, ``[errno 27]`` (Arrow),
+#: ``"errno":"28"`` (DuckDB).
+_ERRNO_IN_TEXT = re.compile(r"errno\W{0,4}(\d+)", re.IGNORECASE)
+
+#: Errors of a disk that is full (or a quota, or a file size limit, reached).
+_NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def os_errno(err: BaseException) -> int | None:
+    """The errno of an error from writing a file, also where a library kept it only in its
+    message (Arrow's and DuckDB's I/O errors: the number, or the system's words for a full
+    disk), or ``None``."""
+    number = getattr(err, "errno", None)
+    if isinstance(number, int):
+        return number
+    text = str(err)
+    found = _ERRNO_IN_TEXT.search(text)
+    if found:
+        return int(found.group(1))
+    return next((n for n in sorted(_NO_ROOM) if os.strerror(n) in text), None)
+
+
+def is_out_of_room(err: BaseException) -> bool:
+    """Whether a write failed for want of room: a full disk, a quota, a file size limit."""
+    return os_errno(err) in _NO_ROOM
+
+
+def os_reason(err: BaseException) -> str:
+    """What the system said of a failed write, as one line: ``No space left on device``
+    rather than Arrow's ``Error writing bytes to file. Detail: [errno 28] ...``; the library's
+    message (whitespace collapsed) where it names no errno."""
+    number = os_errno(err)
+    if number is not None:
+        with contextlib.suppress(ValueError):
+            return os.strerror(number)
+    text = " ".join(str(getattr(err, "strerror", None) or err).split())
+    return text or type(err).__name__
+
+
+def os_error_fix(
+    err: BaseException, where: str = "there", elsewhere: str = "use a --target on another disk"
+) -> str:
+    """The fix of a failed write: room on the disk (``where``: the folder written to) or
+    writing ``elsewhere`` for a full disk, a quota or a file size limit, a writable folder
+    otherwise."""
+    if is_out_of_room(err):
+        return f"Free disk space {where} (or raise the quota or file size limit), or {elsewhere}."
+    return "Use a --target in a writable folder."
 
 
 def _missing_target(target: SinkTarget) -> DataError:
