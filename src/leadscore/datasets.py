@@ -969,7 +969,8 @@ def prepare_flat_dataset(
     ``check_close_fields`` stops a table whose open rows lack a feature its closed ones hold
     (:func:`~leadscore.leakage.written_at_close_columns`): a leak for training; a reader
     that needs the labels only (the back-test) turns it off, since the model it judges is
-    already trained. ``allow`` names features vouched for besides the spec's
+    already trained, and with it the warnings meant for training (counters kept up to the
+    export, newest leads mostly still open). ``allow`` names features vouched for besides the spec's
     ``allow_leakage`` (the training config's ``leakage.allow``): every guard here lets them
     through, as training's own guard does."""
     if len(frame) == 0:
@@ -996,7 +997,7 @@ def prepare_flat_dataset(
         else None
     )
     y, keep, still_open = _compute_label(frame, spec, order, written_label)
-    if order is not None and spec.label.within_days is None:
+    if check_close_fields and order is not None and spec.label.within_days is None:
         _warn_unripe_newest(order, y, keep, still_open, spec.label.column)
 
     reasons: dict[str, str] = {spec.id: "lead id", spec.label.column: "label"}
@@ -1019,7 +1020,7 @@ def prepare_flat_dataset(
         "this warning.",
     )
 
-    if order is not None:
+    if check_close_fields and order is not None:
         trending = age_trending_columns(
             X, order, [f.name for f in features if f.kind == "numeric"], allow=allowed
         )
