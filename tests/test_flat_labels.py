@@ -470,7 +470,11 @@ def test_many_open_leads_among_the_newest_are_warned_about_with_a_date(tmp_path,
     label = {"won": [WON], "lost": [LOST], "open": [IN_PLAY]}
     spec = load_spec(_write(tmp_path, frame, label))
     with caplog.at_level("WARNING", logger="leadscore.datasets"):
-        prepare_flat_dataset(read_flat_table(spec), spec)
+        data = prepare_flat_dataset(read_flat_table(spec), spec)
+    # kept with the data, so that the run that trains on it (and its report) says it too
+    assert [n for n in data.notes if "newest fifth" in n] == [
+        r.getMessage() for r in caplog.records if "newest fifth" in r.getMessage()
+    ]
     share = (frame["Deal Stage"] == IN_PLAY)[newest].mean()
     since = pd.Timestamp(frame.loc[2400, "Create Date"]).strftime("%Y-%m-%d")
     assert f"{share:.0%} of the newest fifth of the leads (from {since} on)" in caplog.text

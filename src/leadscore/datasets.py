@@ -422,18 +422,18 @@ def _compute_label(
 
 
 #: Share of the newest fifth of the leads still open above which training warns that its
-#: newest (test) leads are the quick decisions (:func:`_warn_unripe_newest`).
+#: newest (test) leads are the quick decisions (:func:`_unripe_newest_note`).
 UNRIPE_OPEN_SHARE = 0.2
 #: Share of open leads under which a tenth of the leads counts as ripe, for the suggested
 #: ``label.observed_until``.
 RIPE_OPEN_SHARE = 0.05
 
 
-def _warn_unripe_newest(
+def _unripe_newest_note(
     order: pd.Series, y: pd.Series, keep: pd.Series, still_open: pd.Series, column: str
-) -> None:
-    """Warn when many of the newest leads are still open, with the ``observed_until`` that
-    leaves them out.
+) -> str | None:
+    """A note when many of the newest leads are still open, with the ``observed_until`` that
+    leaves them out; ``None`` otherwise.
 
     A status label (won, lost, open) leaves the open leads out of training. Among the newest
     leads, those already closed are the quick decisions: their conversion differs from what
@@ -444,19 +444,19 @@ def _warn_unripe_newest(
     no warning). The suggested date ends the span at the newest tenth of the leads in which
     fewer than :data:`RIPE_OPEN_SHARE` are still open."""
     if not ptypes.is_datetime64_any_dtype(order) or not still_open.any():
-        return
+        return None
     considered = (keep | still_open).to_numpy()
     when = order.to_numpy()[considered]
     is_open = still_open.to_numpy()[considered]
     if len(when) < 100:
-        return
+        return None
     rank = np.argsort(np.argsort(when, kind="stable"), kind="stable")
     tenth = rank * 10 // len(when)
     newest = tenth >= 8
     share = float(is_open[newest].mean())
     # open leads spread evenly over the years are a CRM's habit, not young leads
     if share < UNRIPE_OPEN_SHARE or share < 2 * float(is_open[~newest].mean()):
-        return
+        return None
     open_by_tenth = np.array([is_open[tenth == t].mean() for t in range(10)])
     ripe = np.flatnonzero(open_by_tenth < RIPE_OPEN_SHARE)
     since = pd.Timestamp(when[newest].min())
@@ -476,16 +476,12 @@ def _warn_unripe_newest(
             f"set label.observed_until: {last_ripe:%Y-%m-%d} (fewer than "
             f"{RIPE_OPEN_SHARE:.0%} of the leads up to it are open)"
         )
-    logger.warning(
-        "label %s: %.0f%% of the newest fifth of the leads (from %s on) are still open and "
-        "left out of training%s. The closed ones are the quick decisions, and the newest "
-        "fold tests the model and its cut-offs on them. To train and test on leads that had "
-        "time to close, %s; the open leads are scored all the same",
-        column,
-        100 * share,
-        f"{since:%Y-%m-%d}",
-        rates,
-        fix,
+    return (
+        f"label {column}: {100 * share:.0f}% of the newest fifth of the leads (from "
+        f"{since:%Y-%m-%d} on) are still open and left out of training{rates}. The closed ones "
+        "are the quick decisions, and the newest fold tests the model and its cut-offs on "
+        f"them. To train and test on leads that had time to close, {fix}; the open leads are "
+        "scored all the same"
     )
 
 
@@ -997,8 +993,11 @@ def prepare_flat_dataset(
         else None
     )
     y, keep, still_open = _compute_label(frame, spec, order, written_label)
+    notes: list[str] = []
     if check_close_fields and order is not None and spec.label.within_days is None:
-        _warn_unripe_newest(order, y, keep, still_open, spec.label.column)
+        unripe = _unripe_newest_note(order, y, keep, still_open, spec.label.column)
+        if unripe is not None:
+            notes.append(unripe)
 
     reasons: dict[str, str] = {spec.id: "lead id", spec.label.column: "label"}
     if spec.order_by:
@@ -1025,7 +1024,9 @@ def prepare_flat_dataset(
             X, order, [f.name for f in features if f.kind == "numeric"], allow=allowed
         )
         if trending:
-            logger.warning("%s", age_trend_note(trending, spec.order_by))
+            notes.append(age_trend_note(trending, spec.order_by))
+    for note in notes:
+        logger.warning("%s", note)
 
     kept = keep.to_numpy()
     if not kept.any():
@@ -1052,6 +1053,7 @@ def prepare_flat_dataset(
         test_from=test_from,
         allowed_leakage=tuple(spec.allow_leakage),
         form="flat",
+        notes=tuple(notes),
     ).subset(kept)
     logger.info(
         "%s: %d leads (%d won, %.1f%%), %d features, %d columns excluded",

@@ -315,6 +315,9 @@ class LabelledDataset:
     form : ``"events"`` for examples built from event data, ``"flat"`` for a flat table
         described by a spec, ``None`` when unknown; recorded with the model, so that scoring
         can tell a user who gives the other form which command to use.
+    notes : what the checks at loading found (a counter kept up to the export, newest
+        leads mostly still open), logged there and kept with the run that trains on the
+        data, since they see rows (the open leads) the examples no longer hold.
     """
 
     name: str
@@ -328,6 +331,7 @@ class LabelledDataset:
     test_from: object | None = None
     allowed_leakage: tuple[str, ...] = ()
     form: Literal["events", "flat"] | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -361,6 +365,7 @@ class LabelledDataset:
             test_from=self.test_from,
             allowed_leakage=self.allowed_leakage,
             form=self.form,
+            notes=self.notes,
         )
 
 

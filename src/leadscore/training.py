@@ -58,8 +58,6 @@ from leadscore.encoding import FeatureEncoder
 from leadscore.errors import DataError, ModelError, SpecError
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import (
-    age_trend_note,
-    age_trending_columns,
     event_closed_lead_rows,
     find_leakage_suspects,
     leakage_error,
@@ -669,7 +667,8 @@ def train(
     """
     config = parse_config(config) if isinstance(config, Mapping) else config or TrainConfig()
     started = time.perf_counter()
-    notes: list[str] = list(notes)
+    # the data's own notes first (loading saw the open leads the examples no longer hold)
+    notes: list[str] = [*dataset.notes, *notes]
     _monotone_signs(dataset, config)  # a mistake in the config stops before any work
     prepared = prepare_training(dataset, config)
     folds, y, encoder, matrix = prepared.folds, prepared.y, prepared.encoder, prepared.matrix
@@ -826,9 +825,7 @@ def train(
 
 
 def _post_contact_notes(dataset: LabelledDataset, config: TrainConfig) -> list[str]:
-    """A note naming the features named like a field written after contact, and for a flat
-    table one naming the numbers that fall steeply with the lead's time, as counters kept
-    up to the export do (:func:`~leadscore.leakage.age_trending_columns`).
+    """A note naming the features named like a field written after contact.
 
     Loading logs them, but a log is gone once the run ends; the run's notes are what its model
     report reads, and a moderately leaky grade passes the guard's checks, so the report would
@@ -839,18 +836,8 @@ def _post_contact_notes(dataset: LabelledDataset, config: TrainConfig) -> list[s
         [f.name for f in dataset.features],
         allow=(*dataset.allowed_leakage, *config.leakage.allow),
     )
-    notes = []
-    if dataset.form == "flat" and dataset.order is not None:
-        trending = age_trending_columns(
-            dataset.X,
-            dataset.order,
-            [f.name for f in dataset.features if f.kind == "numeric"],
-            allow=(*dataset.allowed_leakage, *config.leakage.allow),
-        )
-        if trending:
-            notes.append(age_trend_note(trending, None))
     if not found:
-        return notes
+        return []
     leave_out, vouch = {
         "flat": ("list them under exclude in the spec", "list them under allow_leakage"),
         "events": ("drop them from the leads table", "list them under leakage.allow in the config"),
@@ -858,7 +845,7 @@ def _post_contact_notes(dataset: LabelledDataset, config: TrainConfig) -> list[s
     fix = (
         f"If the sales team fills them in, {leave_out}; if they are known before contact, {vouch}."
     )
-    return [*notes, post_contact_note(found, fix)]
+    return [post_contact_note(found, fix)]
 
 
 def test_uncertainty(
