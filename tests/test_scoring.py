@@ -933,7 +933,7 @@ def test_the_data_s_end_is_found_once_when_scoring_at_it(scored_world, tmp_path,
 
 @pytest.mark.parametrize("kind", ["duckdb", "sqlite", "parquet"])
 def test_an_input_that_lost_its_outcomes_or_activities_writes_nothing(
-    scored_world, tmp_path, kind, capsys
+    scored_world, tmp_path, kind, capsys, caplog
 ):
     """A nightly export gone wrong: without its outcomes table every closed lead would
     return to scored_leads as open (the target's records of earlier runs say they had
@@ -965,10 +965,29 @@ def test_an_input_that_lost_its_outcomes_or_activities_writes_nothing(
         assert len(errors) == 1 and words in errors[0] and errors[0] == err[-1], err
         pd.testing.assert_frame_equal(read_scored_leads(target), before)
 
-    # the outcomes gone for three closed leads only: reopened deals, scored with a warning
-    from leadscore.scoring import _check_reopened
+    # an incremental load that kept the newest outcomes only: closes some, reopens most
+    outcomes = pd.read_parquet(scored_world["data"] / "outcomes.parquet")
+    recent = tmp_path / "recent_outcomes"
+    shutil.copytree(scored_world["data"], recent)
+    outcomes[outcomes["closed_at"] > pd.Timestamp("2026-04-01")].to_parquet(
+        recent / "outcomes.parquet"
+    )
+    assert main([*argv, "--data", str(recent), "--as-of", str(AS_OF.date())]) == 2
+    assert "were recorded as closed" in capsys.readouterr().err
+    pd.testing.assert_frame_equal(read_scored_leads(target), before)
 
-    _check_reopened([], 100, target)  # nothing reopened: nothing to say
-    with pytest.raises(Exception, match="recorded as closed"):
-        _check_reopened([f"L{i}" for i in range(10)], 100, target)
-    _check_reopened(["L1", "L2", "L3"], 100, target)
+    # three closed leads lost their outcome: reopened deals, scored with one warning, once
+    closed_early = outcomes[outcomes["closed_at"] <= pd.Timestamp("2026-04-01")]
+    gone = closed_early["lead_id"].astype(str).iloc[:3].tolist()
+    reopened = tmp_path / "reopened"
+    shutil.copytree(scored_world["data"], reopened)
+    outcomes[~outcomes["lead_id"].astype(str).isin(gone)].to_parquet(reopened / "outcomes.parquet")
+    for as_of, warned in ((AS_OF, True), (AS_OF + pd.Timedelta(days=7), False)):
+        with caplog.at_level("WARNING", logger="leadscore.scoring"):
+            caplog.clear()
+            assert main([*argv, "--data", str(reopened), "--as-of", str(as_of.date())]) == 0
+        lines = [m for m in caplog.messages if "recorded as closed" in m]
+        assert bool(lines) == warned, lines
+        if warned:
+            assert lines[0].startswith("3 of the ") and "reopened deals" in lines[0]
+    assert set(gone) <= set(read_scored_leads(target)["lead_id"])

@@ -584,21 +584,23 @@ REOPENED_SHARE = 0.05
 
 
 def _check_reopened(reopened: list[str], rows: int, target: object) -> None:
-    """Stop a run whose input closed no lead while it scores leads the target recorded as
-    closed: the outcomes table (or a flat table's labels) absent or emptied by an export
-    gone wrong, which would put every closed lead back into ``scored_leads`` as open and
-    into the SQL queue. A few such leads are reopened deals: a warning names them."""
+    """Stop a run that scores as open many leads the target recorded as closed: outcomes
+    (the outcomes table, or a flat table's labels) left out, emptied or loaded in part by
+    an export gone wrong, which would put closed leads back into ``scored_leads`` and into
+    the SQL queue. A few such leads are reopened deals: a warning names them, once (the
+    next run finds them in ``scored_leads``)."""
     if not reopened:
         return
     n = len(reopened)
     found = (
         f"{n:,} of the {rows:,} leads to score were recorded as closed (won or lost) by "
-        f"earlier runs in {target} (e.g. {reopened[0]!r}), and this input closed none"
+        f"earlier runs in {target} (e.g. {reopened[0]!r}), and this input has no outcome for "
+        "them"
     )
     if n >= REOPENED_LEADS and n >= REOPENED_SHARE * rows:
         raise DataError(
             f"{found}: its outcomes (the outcomes table, or a flat table's labels) are missing "
-            "or empty, and scored they would return to scored_leads as open leads",
+            "or incomplete, and scored they would return to scored_leads as open leads",
             "Load the outcomes as the earlier runs had them; nothing was written.",
         )
     logger.warning("%s: scored as open again (reopened deals?)", found)
@@ -650,12 +652,12 @@ def run_scoring(
         scoring.model.drift_reference,
         computed_inputs(scoring.model.features, model_data_form(scoring.model)),
     )
-    reopened: list[str] = []  # leads the target had recorded closed, while none closed here
+    reopened: list[str] = []  # leads the target had recorded closed, scored open here
     # the bar closes before an error is printed, so the error starts its own line
     with bar, open_run(target, run) as writer:
         for X, lead_ids in chunks:
             hashes.append(_id_hashes(lead_ids))
-            if closed is not None and not any(len(ids) for ids in closed):
+            if closed is not None:
                 reopened += recorded_closed(writer.target, as_of, lead_ids.astype(str))
             # typed once here (score_frame types it again, a no-op on a typed frame) to count
             # the category values the model never saw: they are scored as missing
@@ -691,7 +693,7 @@ def run_scoring(
         warn_unseen_values(unseen, examples, rows)
         sizes.warn()
         empties.warn()
-        if closed is not None and not any(len(ids) for ids in closed):
+        if closed is not None:
             _check_reopened(reopened, rows, writer.target)
         for ids in closed or ():
             writer.close_leads(ids)

@@ -100,11 +100,13 @@ def recorded_closed(
     lead_ids: Iterable[str],
 ) -> list[str]:
     """The leads of ``lead_ids`` that a run at or before ``as_of`` recorded as closed
-    (``scored_leads_closed``), sorted; empty when the target does not exist yet.
+    (``scored_leads_closed``) and that no run has scored since (they are not in
+    ``scored_leads``), sorted; empty when the target does not exist yet.
 
-    A scorer asks it of the leads it is about to score as open when its input closed none:
-    an outcomes table left out or emptied by an export gone wrong reopens every closed
-    lead, and the target's records are the evidence that they had closed."""
+    A scorer asks it of the leads it is about to score as open: outcomes lost by an export
+    gone wrong (a table left out, emptied, or loaded in part) reopen closed leads, and the
+    target's records are the evidence that they had closed. A lead scored open again once
+    (a reopened deal) is in ``scored_leads`` and is not asked about again."""
     sink = parse_target(target)
     stamp = _to_stamp(as_of).to_pydatetime()
     ids = [str(i) for i in lead_ids]
@@ -124,12 +126,18 @@ def recorded_closed(
             query = sa.select(closed.c.lead_id).where(
                 closed.c.closed_by <= stamp, closed.c.lead_id.in_(sa.select(wanted.c.lead_id))
             )
+            _, latest, _ = _sql_tables(sa.MetaData(), "r")
+            if sa.inspect(con).has_table(latest.name):
+                query = query.where(closed.c.lead_id.not_in(sa.select(latest.c.lead_id)))
             return sorted(str(i) for i in con.execute(query).scalars())
     with _duckdb_view(sink) as (con, sources):
         source = sources[CLOSED_TABLE]
         if source is None:
             return []
         where = _id_filter_duckdb(con, ids)
+        latest = sources[LATEST_TABLE]
+        if latest is not None:
+            where += f" AND lead_id NOT IN (SELECT lead_id FROM {latest})"
         rows = con.execute(
             f"SELECT CAST(lead_id AS VARCHAR) FROM {source} WHERE closed_by <= $as_of AND "
             f"{where} ORDER BY 1",
