@@ -169,6 +169,11 @@ def test_a_url_password_is_masked_even_where_the_url_does_not_parse():
     assert shown_url("postgresql://u:se@cr:et@db:5432/crm") == "postgresql://u:***@db:5432/crm"
     assert shown_url("postgresql://db:port/crm") == "postgresql://db:port/crm"
     assert shown_url("data/crm") == "data/crm"
+    # a password given as a query parameter is as secret
+    assert shown_url("postgresql+psycopg://u@db/crm?password=QuerySecret9&sslmode=require") == (
+        "postgresql+psycopg://u@db/crm?password=***&sslmode=require"
+    )
+    assert "QuerySecret9" not in shown_url("postgresql://u@db:port/crm?PASSWORD=QuerySecret9")
 
 
 @pytest.mark.parametrize(

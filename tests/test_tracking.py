@@ -940,3 +940,20 @@ def test_a_file_store_mlflow_refuses_is_named_before_training(tmp_path, monkeypa
         assert "MLFLOW_ALLOW_FILE_STORE=true" in refused.value.fix
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     tracking.check_tracking_uri(uri)  # opted in: accepted
+
+
+def test_a_full_disk_while_fetching_a_model_is_told_as_such():
+    """MLflow lists its failed downloads before the system's reason, which the one-line
+    error cut off, and the fix pointed at the URI: a full temporary folder is named."""
+    import errno
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as disk:
+            raise MlflowException("The following failures occurred while downloading") from disk
+    except MlflowException as err:
+        assert tracking._out_of_room(err)
+    assert not tracking._out_of_room(MlflowException("RESOURCE_DOES_NOT_EXIST: no such model"))

@@ -211,9 +211,22 @@ def shown_url(url: str) -> str:
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        parsed = make_url(url)
     except (ArgumentError, ValueError):
-        return _URL_PASSWORD.sub(r"\1***@", url) if is_sql_url(url) else url
+        if not is_sql_url(url):
+            return url
+        return _SECRET_QUERY.sub(r"\1***", _URL_PASSWORD.sub(r"\1***@", url))
+    # a password given as a query parameter (?password=...) is as secret as user:pw@
+    secret = {k: "***" for k in parsed.query if k.lower() in _SECRET_PARAMETERS}
+    shown = parsed.update_query_dict(secret).render_as_string(hide_password=True)
+    return shown.replace("%2A%2A%2A", "***")
+
+
+#: URL query parameters that hold a secret (libpq's ``password``, a few drivers' spellings).
+_SECRET_PARAMETERS = frozenset({"password", "passwd", "pwd", "secret", "token", "access_token"})
+_SECRET_QUERY = re.compile(
+    rf"([?&](?:{'|'.join(sorted(_SECRET_PARAMETERS))})=)[^&]*", re.IGNORECASE
+)
 
 
 #: The fix of a table (or view) of a database or DuckDB file that exists but cannot be read.

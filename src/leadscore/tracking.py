@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -1437,6 +1438,18 @@ def _mlflow_reason(err: Exception) -> str:
     return " ".join(str(message).split())[:200]
 
 
+def _out_of_room(err: BaseException) -> bool:
+    """Whether fetching a model failed for want of disk space (its message or cause says so)."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if getattr(seen, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if os.strerror(errno.ENOSPC) in str(seen) or "Errno 28" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _load_registered(client: Any, name: str, version: str) -> LeadScoringModel:
     location = client.get_model_version_download_uri(name, version)
     return _download_and_load(location, None, f"models:/{name}/{version}")
@@ -1452,6 +1465,13 @@ def _download_and_load(artifact_uri: str, tracking_uri: str | None, shown: str) 
                 artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=tracking_uri
             )
         except (MlflowException, OSError) as err:
+            if _out_of_room(err):
+                # MLflow lists its failed downloads first: the system's reason ends up cut off
+                raise ModelError(
+                    f"cannot fetch model {shown} into the temporary folder {tmp}: "
+                    f"{os.strerror(errno.ENOSPC)}",
+                    "Free disk space there, or set TMPDIR to a folder on another disk.",
+                ) from None
             raise ModelError(
                 f"cannot fetch model {shown} ({_mlflow_reason(err)})",
                 "Check the URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model "
