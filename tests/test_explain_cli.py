@@ -134,7 +134,13 @@ def test_the_cut_off_line_names_the_model_and_refuses_one_that_disagrees():
     assert "Cut-offs of contacts-folder abc123 (--model): MQL from 25.0%" in lead_card(
         history, scale=folder
     )
-    other = CardScale("contacts", "2", base_rate=0.3, mql_from=0.45, sql_from=0.6)
+    other = CardScale("contacts-folder", "abc123", base_rate=0.3, mql_from=0.45, sql_from=0.6)
     card = lead_card(history, scale=other)
-    assert "Cut-offs not shown: --model contacts v2 would not give this lead its stage" in card
+    assert "Cut-offs not shown: --model contacts-folder abc123 is not the model that" in card
     assert "MQL from" not in card
+    # another version of the same model, even one that would agree on the stage
+    version_2 = CardScale("contacts", "2", base_rate=0.3, mql_from=0.25, sql_from=0.6)
+    card = lead_card(history, scale=version_2)
+    assert "Cut-offs not shown: --model contacts v2 is not the model that scored this lead" in (
+        card
+    )

@@ -766,6 +766,11 @@ def test_a_back_test_by_channel_names_the_channel_that_broke_its_promise():
     )
     text = format_backtest(table, by="source")
     assert text.splitlines()[0].split()[:3] == ["as_of", "model", "source"]
+    # a group of a few leads, or of a run still resolving, gets no verdict of its own
+    few = table.assign(resolved=table["resolved"].where(table["source"] != "paid_social", 5))
+    assert not [v for v in backtest_verdicts(few, by="source") if "paid_social" in v]
+    pending = table.assign(complete=False)
+    assert backtest_verdicts(pending, by="source") == []
 
 
 # --------------------------------------------------------------------------- commands
@@ -894,6 +899,7 @@ def test_monitoring_mistakes_are_one_line_errors(monitored, tmp_path, capsys):
         ),
         ([*backtest, "--model-name", "nope"], "no run of model 'nope'"),
         ([*backtest, "--by", "channel"], "--by 'channel': the leads have no such column"),
+        ([*backtest, "--by", "created_at"], "--by 'created_at' holds "),
     ]
     for argv, words in cases:
         out = tmp_path / "out.csv"

@@ -880,6 +880,8 @@ def _wins_sd(p: np.ndarray, lead_ids: pd.Series) -> float:
 #: Standard deviations between the wins a run promised and those that came for the
 #: back-test to call the gap more than chance (about 5% of calibrated runs go further).
 VERDICT_SDS = 2.0
+#: Fewest resolved leads a group of a back-test by column needs for a verdict of its own.
+VERDICT_MIN_LEADS = 30
 
 
 def backtest_verdicts(table: pd.DataFrame, by: str | None = None) -> list[str]:
@@ -899,6 +901,9 @@ def backtest_verdicts(table: pd.DataFrame, by: str | None = None) -> list[str]:
         day = pd.Timestamp(row.as_of).strftime("%Y-%m-%d")
         if group is not None:
             day = f"{day}, {group}"
+        if by and (not row.complete or row.resolved < VERDICT_MIN_LEADS):
+            # a group of a run still resolving, or of a few leads, judges nothing yet
+            continue
         if not row.complete and row.resolved_share < 1:
             # a flat run's leads close over months, the lost ones first: the wins among the
             # resolved ones judge nothing yet (an event run's pending status says so)

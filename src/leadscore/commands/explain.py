@@ -195,17 +195,20 @@ class CardScale:
     def line(self, latest: pd.Series) -> str:
         """The card's line: the cut-offs and the typical lead's probability, of the model
         that scored the lead. A model folder is recorded under another name than its
-        registered version, so a model of another name is named beside the figures; one
-        whose cut-offs would give the lead another stage is surely another model, and its
-        figures are left out."""
+        registered version, so a model of another name is named beside the figures; another
+        version of the same name, or a model whose cut-offs would give the lead another
+        stage, is surely another model, and its figures are left out."""
         from leadscore.sinks import shown_model
 
         given = shown_model(self.name, self.version)
         scored_by = shown_model(latest["model_name"], latest["model_version"])
-        if self.stage(float(latest["probability"])) != str(latest["stage"]):
+        other_version = self.name == str(latest["model_name"]) and self.version != str(
+            latest["model_version"]
+        )
+        if other_version or self.stage(float(latest["probability"])) != str(latest["stage"]):
             return (
-                f"  Cut-offs not shown: --model {given} would not give this lead its stage; "
-                f"it was scored by {scored_by}"
+                f"  Cut-offs not shown: --model {given} is not the model that scored this "
+                f"lead ({scored_by})"
             )
         of = "" if given == scored_by else f" of {given} (--model)"
         return (

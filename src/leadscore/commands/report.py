@@ -412,6 +412,14 @@ def run_backtest(args: argparse.Namespace) -> int:
             )
         spec = load_spec(args.spec, data_root=args.data_root)
         table_source = read_flat_table(spec)
+        # every lead's label as it stands now: label.observed_from/observed_until bound the
+        # training window (the newest leads, still deciding, left out), not what the runs
+        # are judged on; with within_days, observed_until is the extract date and stays
+        if spec.label.within_days is None:
+            unbounded = spec.label.model_copy(
+                update={"observed_from": None, "observed_until": None}
+            )
+            spec = spec.model_copy(update={"label": unbounded})
         dataset = prepare_flat_dataset(table_source, spec, check_close_fields=False)
         labels = pd.Series(dataset.y, index=dataset.lead_id.astype(str).to_numpy())
         # every lead of the table, labelled or open, ids as written (as training and scoring)
@@ -466,12 +474,25 @@ def run_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Most distinct values a ``report backtest --by`` column may hold: a channel or a campaign,
+#: not an amount, whose groups of a lead or two would each get a verdict of their own.
+MAX_BY_VALUES = 50
+
+
 def _require_column(leads: pd.DataFrame, column: str, id_column: str) -> None:
     if column not in leads.columns or column == id_column:
         known = [repr(c) for c in leads.columns if c != id_column]
         raise DataError(
             f"--by {column!r}: the leads have no such column",
             f"Name one of {shortened_list(known, 12)}.",
+        )
+    distinct = leads[column].nunique(dropna=True)
+    if distinct > MAX_BY_VALUES:
+        raise DataError(
+            f"--by {column!r} holds {distinct:,} distinct values: each would be a group of a "
+            "few leads",
+            f"Group by a column of at most {MAX_BY_VALUES} categories, such as a channel or a "
+            "campaign.",
         )
 
 
