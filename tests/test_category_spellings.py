@@ -17,11 +17,10 @@ import pytest
 
 from leadscore.config import parse_config
 from leadscore.datasets import prepare_flat_dataset
-from leadscore.encoding import FeatureEncoder, preferred_spellings, spelling_key
+from leadscore.encoding import FeatureEncoder, preferred_spellings, spelling_key, unseen_values
 from leadscore.errors import ModelError
 from leadscore.model import LeadScoringModel
 from leadscore.schema import Feature
-from leadscore.scoring import unseen_categories
 from leadscore.specs import parse_spec
 from leadscore.training import TrainingResult, prepare_training, train
 
@@ -82,9 +81,9 @@ def test_flat_training_learns_one_level_per_spelling_and_scores_them_alike(flat)
     for spelling in ("paid search", "PAID SEARCH", "  Paid   search "):
         variant = _spelled(leads, spelling)
         np.testing.assert_array_equal(model.predict_proba(variant), expected, err_msg=spelling)
-        assert unseen_categories(model, model.prepare(variant)) == {}
+        assert unseen_values(model.encoder, model.prepare(variant)) == {}
     missing = model.predict_proba(_spelled(leads, "Paid_Search"))  # no spelling of it: unseen
-    assert unseen_categories(model, model.prepare(_spelled(leads, "Paid_Search")))
+    assert unseen_values(model.encoder, model.prepare(_spelled(leads, "Paid_Search")))
     assert not np.array_equal(missing, expected)
 
 

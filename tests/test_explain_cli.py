@@ -9,6 +9,7 @@ import pytest
 from leadscore.cli import main
 from leadscore.reasons import Reason, reasons_json
 from leadscore.sinks import COLUMNS, REASONS_SEPARATOR, write_scored_leads
+from leadscore.stages import StagePolicy, StageThresholds
 
 
 def run_rows(as_of: str, leads: dict[str, list[tuple[str, object, float]]]) -> pd.DataFrame:
@@ -118,28 +119,38 @@ def test_a_stage_that_moved_with_the_same_score_shows_the_probabilities(tmp_path
     assert since.endswith("score 3 -> 15, stage MQL -> SQL")
 
 
+def _cuts(mql: float, sql: float) -> StageThresholds:
+    """Fitted cut-offs as a model.json holds them."""
+    return StageThresholds.from_dict(
+        {"policy": StagePolicy().model_dump(), "mql_threshold_": mql, "sql_threshold_": sql}
+    )
+
+
 def test_the_cut_off_line_names_the_model_and_refuses_one_that_disagrees():
     """A card adds the cut-offs of the model that scored it; another model's figures are
-    named as such, and a model whose cut-offs would give the lead another stage is left out."""
+    named as such, and a model whose cut-offs would give the lead another stage, or another
+    version of the same model, is left out."""
     from leadscore.commands.explain import CardScale, lead_card
 
     history = run_rows("2026-11-01", {"7": [("Industry", "Retail", 0.1)]})  # p 0.4, MQL
-    same = CardScale("contacts", "1", base_rate=0.3, mql_from=0.25, sql_from=0.6)
+    same = CardScale("contacts", "1", base_rate=0.3, stages=_cuts(0.25, 0.6))
     line = lead_card(history, scale=same).splitlines()[3]
     assert line == (
         "  Cut-offs: MQL from 25.0%, SQL from 60.0%; a typical lead starts at 30.0%, and the "
         "points of its reasons (with the smaller ones not shown) take this one to 40.0%"
     )
-    folder = CardScale("contacts-folder", "abc123", base_rate=0.3, mql_from=0.25, sql_from=0.6)
+    no_sql = CardScale("contacts", "1", base_rate=0.3, stages=_cuts(0.25, None))
+    assert "MQL from 25.0%, no lead reaches SQL;" in lead_card(history, scale=no_sql)
+    folder = CardScale("contacts-folder", "abc123", base_rate=0.3, stages=_cuts(0.25, 0.6))
     assert "Cut-offs of contacts-folder abc123 (--model): MQL from 25.0%" in lead_card(
         history, scale=folder
     )
-    other = CardScale("contacts-folder", "abc123", base_rate=0.3, mql_from=0.45, sql_from=0.6)
+    other = CardScale("contacts-folder", "abc123", base_rate=0.3, stages=_cuts(0.45, 0.6))
     card = lead_card(history, scale=other)
     assert "Cut-offs not shown: --model contacts-folder abc123 is not the model that" in card
     assert "MQL from" not in card
     # another version of the same model, even one that would agree on the stage
-    version_2 = CardScale("contacts", "2", base_rate=0.3, mql_from=0.25, sql_from=0.6)
+    version_2 = CardScale("contacts", "2", base_rate=0.3, stages=_cuts(0.25, 0.6))
     card = lead_card(history, scale=version_2)
     assert "Cut-offs not shown: --model contacts v2 is not the model that scored this lead" in (
         card

@@ -966,3 +966,37 @@ def test_flat_backtest_follows_the_leads_that_closed_after_scoring(tmp_path, mon
     open_rows = frame.iloc[n - 600 :]
     web = open_rows["Lead Source"].str.strip().str.lower().eq("web")
     assert by_source.loc["Web", "scored"] == int(web.sum())
+
+
+def test_the_back_test_judges_leads_after_the_training_window(tmp_path, monkeypatch):
+    """label.observed_until ends the training window (the newest leads still deciding), not
+    the back-test's: leads created after it that closed since are judged all the same."""
+    from flat_tables import status_leads, train_flat_model
+
+    history = status_leads(1200, 3, "L", status=None)
+    decided = history["status"].copy()
+    history.loc[history.index[-300:], "status"] = "open"
+    history.to_csv(tmp_path / "crm.csv", index=False)
+    until = pd.Timestamp(history["created"].iloc[-301]).strftime("%Y-%m-%d")
+    spec = {
+        "name": "acme",
+        "source": "crm.csv",
+        "id": "id",
+        "label": {
+            "column": "status",
+            "won": ["won"],
+            "lost": ["lost"],
+            "open": ["open"],
+            "observed_until": until,
+        },
+        "order_by": "created",
+    }
+    train_flat_model(tmp_path, spec)
+    monkeypatch.chdir(tmp_path)
+    argv = ["-q", "score", "--spec", "spec.yaml", "--model", "model", "--no-reasons"]
+    assert main([*argv, "--no-progress", "--as-of", "2026-01-01"]) == 0
+    history.assign(status=decided).to_csv(tmp_path / "crm.csv", index=False)  # all closed now
+    assert main(["report", "backtest", "--spec", "spec.yaml", "--out", "bt.csv"]) == 0
+    row = pd.read_csv(tmp_path / "bt.csv").iloc[0]
+    assert row["scored"] == 300 and row["resolved"] == 300
+    assert row["won"] == int((decided.iloc[-300:] == "won").sum())

@@ -955,5 +955,6 @@ def test_a_full_disk_while_fetching_a_model_is_told_as_such():
         except OSError as disk:
             raise MlflowException("The following failures occurred while downloading") from disk
     except MlflowException as err:
-        assert tracking._out_of_room(err)
-    assert not tracking._out_of_room(MlflowException("RESOURCE_DOES_NOT_EXIST: no such model"))
+        full = tracking._out_of_room(err)
+        assert isinstance(full, OSError) and full.errno == errno.ENOSPC
+    assert tracking._out_of_room(MlflowException("RESOURCE_DOES_NOT_EXIST: no model")) is None

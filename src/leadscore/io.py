@@ -166,18 +166,13 @@ def _driver_error(err: BaseException) -> BaseException:
     return getattr(err, "orig", None) or err
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(_driver_error(err)).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
 #: Most characters of a database's or reader's own reason that an error line keeps.
 REASON_CHARS = 300
 #: Where PostgreSQL and DuckDB start quoting the SQL under their reason.
 _SQL_ECHO = re.compile(r"^LINE \d+:", re.MULTILINE)
 
 
-def _reason(err: BaseException) -> str:
+def error_reason(err: BaseException) -> str:
     """What the database, driver or file reader said went wrong, as one line: every run of
     whitespace one space, cut at :data:`REASON_CHARS`.
 
@@ -241,7 +236,7 @@ def _read_errors(
     where: str, suffix: str, *, table: str | None = None, query: str | None = None
 ) -> Iterator[None]:
     """Turn the errors of reading ``where`` into one-line :class:`DataError` s that keep the
-    database's own reason (:func:`_reason`).
+    database's own reason (:func:`error_reason`).
 
     Shared by :func:`read_table` and :func:`iter_table_chunks` (around the lazy iteration
     too), so both readers answer a mistake with the same line. ``query`` is the user's SQL,
@@ -261,11 +256,11 @@ def _read_errors(
             raise _unreadable(where, suffix, err) from err
         if query is not None:
             raise DataError(
-                f"{where}: query failed: {_reason(err)}",
+                f"{where}: query failed: {error_reason(err)}",
                 "Check the table and column names in the query.",
             ) from err
         what = where if table is None else f"{where}: table {table!r}"
-        raise DataError(f"{what} cannot be read: {_reason(err)}", TABLE_READ_FIX) from err
+        raise DataError(f"{what} cannot be read: {error_reason(err)}", TABLE_READ_FIX) from err
     except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as err:
         raise _unreadable(where, suffix, err) from err
 
@@ -276,7 +271,7 @@ def _unreadable(where: str, suffix: str, err: BaseException) -> DataError:
         if suffix
         else "Check the table, the query and the column types."
     )
-    return DataError(f"{where} cannot be read: {_reason(err)}", fix)
+    return DataError(f"{where} cannot be read: {error_reason(err)}", fix)
 
 
 def _table_file(source: str | os.PathLike[str], table: str | None, query: str | None) -> Path:
@@ -434,7 +429,7 @@ def _duckdb_file(
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as err:
         raise DataError(
-            f"{path} cannot be opened as a DuckDB file: {_first_line(err)}",
+            f"{path} cannot be opened as a DuckDB file: {error_reason(err)}",
             "Check that it is a DuckDB file and that no other program is writing to it.",
         ) from err
     with con:
@@ -451,7 +446,7 @@ def _duckdb_file(
                 tables = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
                 if str(table).lower() in (t.lower() for t in tables):
                     raise DataError(
-                        f"{path}: table {table!r} cannot be read: {_reason(err)}",
+                        f"{path}: table {table!r} cannot be read: {error_reason(err)}",
                         "Fix the table or view in the DuckDB file.",
                     ) from err
                 raise NoSuchTableError(
@@ -488,7 +483,7 @@ def _sql_connection(
     except (sa.exc.ArgumentError, ModuleNotFoundError, ValueError) as err:
         # ValueError: a port that is no number (SQLAlchemy's int() of it)
         raise DataError(
-            f"cannot open database URL {shown_url(url)}: {_reason(err)}",
+            f"cannot open database URL {shown_url(url)}: {error_reason(err)}",
             "Use an SQLAlchemy URL such as postgresql+psycopg://user@host/db.",
         ) from err
     try:
@@ -498,7 +493,7 @@ def _sql_connection(
             # named, as a target that fails is: a job reading one database and writing
             # another must say which of the two is down
             raise DataError(
-                f"cannot connect to the database {shown_url(url)}: {_reason(err)}",
+                f"cannot connect to the database {shown_url(url)}: {error_reason(err)}",
                 "Check the URL, the server and the credentials.",
             ) from err
         with con:
@@ -589,7 +584,7 @@ def _count_rows(con: sa.Connection, table: str | None, query: str | None) -> int
         with con.begin_nested():
             return int(con.execute(counted).scalar_one())
     except sa.exc.DBAPIError as err:
-        logger.debug("rows not counted: %s", _first_line(err))
+        logger.debug("rows not counted: %s", error_reason(err))
         return None
 
 
@@ -600,7 +595,7 @@ def _count_duckdb_rows(con: duckdb.DuckDBPyConnection, select: str) -> int | Non
     try:
         ((rows,),) = con.sql(select).aggregate("count(*)").fetchall()
     except duckdb.Error as err:
-        logger.debug("rows not counted: %s", _first_line(err))
+        logger.debug("rows not counted: %s", error_reason(err))
         return None
     return int(rows)
 
@@ -1288,7 +1283,7 @@ def _duckdb_observed_until(path: Path) -> pd.Timestamp:
             con.execute(f"ATTACH '{quoted}' AS {_ATTACHED} (READ_ONLY)").fetchall()
         except duckdb.Error as err:
             raise DataError(
-                f"{path} cannot be opened as a DuckDB file: {_first_line(err)}",
+                f"{path} cannot be opened as a DuckDB file: {error_reason(err)}",
                 "Check that it is a DuckDB file and that no other program is writing to it.",
             ) from err
         names = {
@@ -1822,7 +1817,7 @@ def check_folder_takes_files(path: Path, fix: str) -> None:
     try:
         fd, probe = tempfile.mkstemp(prefix=".leadscore-probe-", dir=folder)
     except OSError as err:
-        raise DataError(f"cannot create a file in {folder}: {_first_line(err)}", fix) from err
+        raise DataError(f"cannot create a file in {folder}: {error_reason(err)}", fix) from err
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
 
@@ -1841,7 +1836,7 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
         tmp = _new_file_beside(target)
     except OSError as err:
         raise DataError(
-            f"cannot write {target}: {_first_line(err)}",
+            f"cannot write {target}: {error_reason(err)}",
             "Write into a folder that exists or can be created, and that you may write to.",
         ) from err
     try:
@@ -1851,7 +1846,7 @@ def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:
     except OSError as err:
         tmp.unlink(missing_ok=True)
         raise DataError(
-            f"cannot write {target}: {_first_line(err)}",
+            f"cannot write {target}: {error_reason(err)}",
             "Check the path, the free disk space and your permissions.",
         ) from err
     except BaseException:

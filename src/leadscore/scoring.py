@@ -54,6 +54,7 @@ from leadscore.sinks import (
     COLUMNS,
     STAGES,
     RunKey,
+    SinkTarget,
     WriteSummary,
     attach_previous_stages,
     open_run,
@@ -159,12 +160,6 @@ def check_data_form(scoring: ScoringModel, *, flat: bool) -> None:
             "Score with --data DIR (leads, activities, outcomes), or give --model a model "
             "trained with --spec.",
         )
-
-
-def unseen_categories(model: LeadScoringModel, prepared: pd.DataFrame) -> dict[str, pd.Series]:
-    """Per categorical feature, the values of ``prepared`` (:meth:`LeadScoringModel.prepare`)
-    the model never saw in training (:func:`leadscore.encoding.unseen_values`)."""
-    return unseen_values(model.encoder, prepared)
 
 
 def load_scoring_model(
@@ -577,13 +572,13 @@ def _advance(bar: tqdm, read: ReadProgress | None, scored: int, scored_in_all: i
     bar.update(read.read - bar.n)
 
 
-#: Leads an earlier run recorded closed, scored open again by an input that closed none, at
-#: which scoring stops (and the share of the leads scored): below, a warning names them.
+#: Leads an earlier run recorded closed that an input scores open again, at which scoring
+#: stops (and their share of the leads scored): below, a warning names them.
 REOPENED_LEADS = 10
 REOPENED_SHARE = 0.05
 
 
-def _check_reopened(reopened: list[str], rows: int, target: object) -> None:
+def _check_reopened(reopened: list[str], rows: int, target: SinkTarget | str) -> None:
     """Stop a run that scores as open many leads the target recorded as closed: outcomes
     (the outcomes table, or a flat table's labels) left out, emptied or loaded in part by
     an export gone wrong, which would put closed leads back into ``scored_leads`` and into
@@ -662,7 +657,7 @@ def run_scoring(
             # typed once here (score_frame types it again, a no-op on a typed frame) to count
             # the category values the model never saw: they are scored as missing
             X = scoring.model.prepare(X)
-            for name, values in unseen_categories(scoring.model, X).items():
+            for name, values in unseen_values(scoring.model.encoder, X).items():
                 unseen[name] = unseen.get(name, 0) + len(values)
                 examples.setdefault(name, values.iloc[0])
             sizes.add(X)

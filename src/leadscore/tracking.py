@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import errno
 import hashlib
 import io
 import json
@@ -1438,16 +1437,17 @@ def _mlflow_reason(err: Exception) -> str:
     return " ".join(str(message).split())[:200]
 
 
-def _out_of_room(err: BaseException) -> bool:
-    """Whether fetching a model failed for want of disk space (its message or cause says so)."""
+def _out_of_room(err: BaseException) -> BaseException | None:
+    """The error in ``err``'s chain that says fetching a model failed for want of disk space
+    (:func:`leadscore.sinks.target.is_out_of_room`), or ``None``."""
+    from leadscore.sinks.target import is_out_of_room
+
     seen: BaseException | None = err
     while seen is not None:
-        if getattr(seen, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        if os.strerror(errno.ENOSPC) in str(seen) or "Errno 28" in str(seen):
-            return True
+        if is_out_of_room(seen):
+            return seen
         seen = seen.__cause__ or seen.__context__
-    return False
+    return None
 
 
 def _load_registered(client: Any, name: str, version: str) -> LeadScoringModel:
@@ -1459,18 +1459,21 @@ def _download_and_load(artifact_uri: str, tracking_uri: str | None, shown: str) 
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from leadscore.sinks.target import os_error_fix, os_reason
+
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=tracking_uri
             )
         except (MlflowException, OSError) as err:
-            if _out_of_room(err):
+            full = _out_of_room(err)
+            if full is not None:
                 # MLflow lists its failed downloads first: the system's reason ends up cut off
                 raise ModelError(
                     f"cannot fetch model {shown} into the temporary folder {tmp}: "
-                    f"{os.strerror(errno.ENOSPC)}",
-                    "Free disk space there, or set TMPDIR to a folder on another disk.",
+                    f"{os_reason(full)}",
+                    os_error_fix(full, f"in {tmp}", "set TMPDIR to a folder on another disk"),
                 ) from None
             raise ModelError(
                 f"cannot fetch model {shown} ({_mlflow_reason(err)})",

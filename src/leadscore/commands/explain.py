@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,8 @@ from leadscore.errors import DataError
 # this command must stay cheap, since every command's parser is built on each call.
 if TYPE_CHECKING:
     import pandas as pd
+
+    from leadscore.stages import StageThresholds
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -179,18 +182,12 @@ def _with_previous(text: str, before: str) -> str:
 class CardScale:
     """What a card needs of the model to add its points up: the model's name and version (a
     card scored by another gets none of it), the probability of a typical lead, from which
-    the reasons' points start, and the stage cut-offs."""
+    the reasons' points start, and the model's stage cut-offs."""
 
     name: str
     version: str
     base_rate: float
-    mql_from: float
-    sql_from: float
-
-    def stage(self, probability: float) -> str:
-        if probability >= self.sql_from:
-            return "sql"
-        return "mql" if probability >= self.mql_from else "lead"
+    stages: StageThresholds
 
     def line(self, latest: pd.Series) -> str:
         """The card's line: the cut-offs and the typical lead's probability, of the model
@@ -205,16 +202,24 @@ class CardScale:
         other_version = self.name == str(latest["model_name"]) and self.version != str(
             latest["model_version"]
         )
-        if other_version or self.stage(float(latest["probability"])) != str(latest["stage"]):
+        stage = self.stages.transform([float(latest["probability"])])[0]
+        if other_version or stage != str(latest["stage"]):
             return (
                 f"  Cut-offs not shown: --model {given} is not the model that scored this "
                 f"lead ({scored_by})"
             )
         of = "" if given == scored_by else f" of {given} (--model)"
+        cuts = ", ".join(
+            f"{name} from {cut:.1%}" if math.isfinite(cut) else f"no lead reaches {name}"
+            for name, cut in (
+                ("MQL", self.stages.mql_threshold_),
+                ("SQL", self.stages.sql_threshold_),
+            )
+        )
         return (
-            f"  Cut-offs{of}: MQL from {self.mql_from:.1%}, SQL from {self.sql_from:.1%}; a "
-            f"typical lead starts at {self.base_rate:.1%}, and the points of its reasons (with "
-            f"the smaller ones not shown) take this one to {latest['probability']:.1%}"
+            f"  Cut-offs{of}: {cuts}; a typical lead starts at {self.base_rate:.1%}, and the "
+            "points of its reasons (with the smaller ones not shown) take this one to "
+            f"{latest['probability']:.1%}"
         )
 
 
@@ -223,13 +228,11 @@ def card_scale(uri: str, tracking_uri: str | None = None) -> CardScale:
     from leadscore.scoring import load_scoring_model
 
     scoring = load_scoring_model(uri, tracking_uri=tracking_uri)
-    stages = scoring.model.stages
     return CardScale(
         name=str(scoring.name),
         version=str(scoring.version),
         base_rate=scoring.model.base_rate,
-        mql_from=stages.mql_threshold_,
-        sql_from=stages.sql_threshold_,
+        stages=scoring.model.stages,
     )
 
 

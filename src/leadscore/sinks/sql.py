@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leadscore.errors import DataError
-from leadscore.io import sqlite_file
+from leadscore.io import error_reason, sqlite_file
 from leadscore.sinks.schema import (
     _KEY_TEXT,
     CLOSED_TABLE,
@@ -128,7 +128,7 @@ def _sql_connection(target: SinkTarget, *, write: bool) -> Iterator[sa.Connectio
         if type(err) not in (sa.exc.OperationalError, sa.exc.DatabaseError):
             raise
         raise DataError(
-            f"cannot use the database {target}: {str(err.orig).splitlines()[0]}",
+            f"cannot use the database {target}: {error_reason(err)}",
             _no_room_fix(target, err.orig) or "Check the URL, the server and the credentials.",
         ) from err
     finally:
@@ -451,9 +451,8 @@ def _is_unique_violation(err: BaseException) -> bool:
 def _overlapping_runs(target: SinkTarget, err: Any) -> DataError:
     """A unique key broken while committing: the rows were checked to be unique in the run,
     so another writer committed the same keys meanwhile."""
-    reason = " ".join(str(err.orig).split())[:300]
     return DataError(
-        f"another scoring run wrote to {target} at the same time: {reason}",
+        f"another scoring run wrote to {target} at the same time: {error_reason(err)}",
         "Run again once it has finished; runs into one target must not overlap.",
     )
 
