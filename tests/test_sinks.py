@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -258,6 +259,32 @@ def test_rerunning_the_same_as_of_changes_nothing(target: str) -> None:
         assert len(list(sinks.parse_target(target).history_dir.iterdir())) == 2
 
 
+def test_a_run_committed_while_another_scored_sets_its_previous_stages(
+    target: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two schedules into one target: June's run read the previous stages (April's), then
+    May's run committed while June's scored. June's rows take May's stages as their previous
+    ones, in both tables, and the log says how many changed; a run whose stages agree with the
+    target rewrites nothing and says nothing."""
+    ids = [f"L{i:04d}" for i in range(4)]
+    sinks.write_scored_leads(make_scored(ids=ids, as_of="2024-04-01").assign(stage="lead"), target)
+    june = make_scored(ids=ids, as_of="2024-06-01", seed=3)
+    june = june.assign(stage=["sql", "mql", "lead", "lead"])
+    june = sinks.attach_previous_stages(june, sinks.previous_stages(target, "2024-06-01"))
+    assert (june["previous_stage"] == "lead").all()
+    may = make_scored(ids=ids[:3], as_of="2024-05-01", seed=2).assign(stage=["sql", "lead", "mql"])
+    may = sinks.attach_previous_stages(may, sinks.previous_stages(target, "2024-05-01"))
+    with caplog.at_level(logging.INFO, logger="leadscore.sinks"):
+        sinks.write_scored_leads(may, target)
+        assert "changed stage" not in caplog.text
+        sinks.write_scored_leads(june, target)
+    assert "2 of this run's leads changed stage" in caplog.text
+    for table in (sinks.read_scored_leads(target), sinks.read_history(target)):
+        rows = table[table["as_of"] == pd.Timestamp("2024-06-01")].set_index("lead_id")
+        assert rows["previous_stage"].tolist() == ["sql", "lead", "mql", "lead"]
+        assert rows["stage_changed"].tolist() == [False, True, True, False]
+
+
 def test_previous_stages_look_strictly_before_the_as_of(target: str) -> None:
     assert sinks.previous_stages(target, "2024-05-01").empty
     april = make_scored(6, "2024-04-01")
@@ -481,6 +508,52 @@ def test_a_closed_lead_leaves_scored_leads_and_comes_back_when_scored_later(targ
     sinks.write_scored_leads(make_scored(ids=["L0000"], as_of="2024-08-01"), target,
                              closed=["L0002"])  # fmt: skip
     assert sinks.read_scored_leads(target)["lead_id"].tolist() == ["L0000", "L0001", "L0009"]
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv"])
+def test_overlapping_runs_into_a_file_target_take_turns(
+    kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two runs committing into one Parquet or CSV target at once: each rebuilt the latest
+    file from the history it saw, and the later rename lost the other's rows. The history
+    folder's lock makes them take turns: both runs are kept, the latest file holds each lead's
+    newest row, and each row's previous stage is the one before it."""
+    import threading
+
+    target = target_for(kind, tmp_path)
+    ids = [f"L{i:05d}" for i in range(20_000)]
+    sinks.write_scored_leads(make_scored(ids=ids, as_of="2024-05-01"), target)
+    frames = [
+        make_scored(ids=ids, as_of=day, seed=i)
+        for i, day in enumerate(["2024-07-01", "2024-06-01"])
+    ]
+    start = threading.Barrier(len(frames))
+    errors: list[BaseException] = []
+
+    def write(frame: pd.DataFrame) -> None:
+        start.wait()
+        try:
+            sinks.write_scored_leads(frame, target)
+        except BaseException as err:  # handed to the test thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=write, args=(f,)) for f in frames]
+    with caplog.at_level(logging.INFO, logger="leadscore.sinks"):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    assert not errors
+    assert "waiting for it to finish" in caplog.text
+    history = sinks.read_history(target)
+    assert history.groupby("as_of").size().to_dict() == {
+        pd.Timestamp(day): len(ids) for day in ("2024-05-01", "2024-06-01", "2024-07-01")
+    }
+    latest = sinks.read_scored_leads(target)
+    assert len(latest) == len(ids) and (latest["as_of"] == pd.Timestamp("2024-07-01")).all()
+    july = history[history["as_of"] == pd.Timestamp("2024-07-01")].set_index("lead_id")
+    june = history[history["as_of"] == pd.Timestamp("2024-06-01")].set_index("lead_id")
+    assert july["previous_stage"].tolist() == june.loc[july.index, "stage"].tolist()
 
 
 # --------------------------------------------------------------------------- validation

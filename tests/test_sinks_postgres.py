@@ -189,6 +189,18 @@ def test_postgres_runs_history_idempotence_and_latest(pg_url: str) -> None:
     assert only["stage"].tolist() == [june["stage"].iloc[0]]
 
 
+def test_previous_stages_of_ids_copy_must_escape(pg_url: str) -> None:
+    """The lead ids a read looks up go to the server by COPY: ids with a tab, a backslash,
+    a quote or a line break, and the text NULL, find their own rows."""
+    ids = ["a\tb", "back\\slash", "O'Brien", "line\nbreak", "\\N", "NULL", "plain"]
+    first = make_scored(ids=ids, as_of="2024-05-01")
+    sinks.write_scored_leads(first, pg_url)
+    before = sinks.previous_stages(pg_url, "2024-06-01", lead_ids=ids)
+    assert dict(zip(before["lead_id"], before["stage"], strict=True)) == dict(
+        zip(first["lead_id"], first["stage"], strict=True)
+    )
+
+
 def test_postgres_streams_chunks_through_copy(pg_url: str) -> None:
     whole = make_scored(20_000, "2024-05-01", ids=[f"S{i}" for i in range(20_000)])
     run = sinks.RunKey("2024-05-01", "leadscore", "1")
@@ -296,6 +308,14 @@ def test_overlapping_runs_take_turns_and_both_are_kept(pg_url: str) -> None:
     }
     latest = sinks.read_scored_leads(pg_url)
     assert len(latest) == 5_000 and (latest["as_of"] == pd.Timestamp("2024-07-01")).all()
+    # the frames carry no previous stages, as if read before the other run committed: each
+    # commit sets them from the history it sees once it holds the lock
+    ordered = history.sort_values(["lead_id", "as_of"])
+    before = ordered.groupby("lead_id")["stage"].shift()
+    assert ordered["previous_stage"].fillna("-").tolist() == before.fillna("-").tolist()
+    assert (
+        latest["stage_changed"].tolist() == (latest["previous_stage"] != latest["stage"]).tolist()
+    )
 
 
 def test_a_writer_that_overlaps_without_the_lock_is_one_line_and_rolled_back(pg_url: str) -> None:

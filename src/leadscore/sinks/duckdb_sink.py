@@ -38,6 +38,7 @@ from leadscore.sinks.target import (
     _check_columns,
     _check_file_columns,
     _os_error,
+    log_restaged,
 )
 
 #: How long a DuckDB open waits for another process's lock before giving up.
@@ -196,6 +197,69 @@ def _previous_by_as_of_duckdb(history: str, leads: str) -> str:
     )
 
 
+def _previous_stages_duckdb(
+    con: duckdb.DuckDBPyConnection,
+    latest: str,
+    history: str,
+    closed: str | None,
+    leads: str,
+) -> str:
+    """A query of (lead_id, stage): each lead of ``leads`` (a WHERE condition on lead_id) with
+    its stage at its newest row strictly before ``$as_of``, by any model.
+
+    A lead whose latest row is older than as-of needs nothing else: that row is its newest
+    earlier one. Only leads scored again at or after as-of (re-runs, back-fills) and closed
+    leads (no latest row) need the history, so the usual case never scans the whole history.
+    Only where the two tables always change together (a DuckDB file), and the latest table
+    tells the truth.
+    """
+    from_history = f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of)"
+    if closed is not None and con.execute(
+        f"SELECT count(*) FROM {closed} WHERE {leads}"
+    ).fetchone()[0]:  # fmt: skip
+        from_history = (
+            f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of "
+            f"UNION ALL SELECT lead_id FROM {closed})"
+        )
+    where = f"as_of < $as_of AND {leads}"
+    return (
+        f"SELECT lead_id, stage FROM {latest} WHERE {where} UNION ALL "
+        f"SELECT lead_id, arg_max(stage, {_LATEST_KEY}) FROM {history} "
+        f"WHERE {where} AND lead_id IN {from_history} GROUP BY lead_id"
+    )
+
+
+def _restage_run_duckdb(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) -> int:
+    """Set previous_stage and stage_changed of the run's rows (in both tables) from
+    ``_leadscore_before`` (lead_id, stage: the target's stages before the run's as-of, read
+    inside the commit by :func:`_previous_stages_duckdb`); return how many rows changed.
+
+    The scorer read the previous stages before it scored; another run committed meanwhile
+    (two schedules overlapping into one target) makes them stale. Rows that agree are left
+    alone, so the usual run rewrites nothing.
+    """
+    key = "{t}as_of = $as_of AND {t}model_name = $model_name AND {t}model_version = $model_version"
+    changed = con.execute(
+        f"UPDATE {HISTORY_TABLE} SET previous_stage = fresh.stage, "
+        f"stage_changed = coalesce(fresh.stage <> {HISTORY_TABLE}.stage, false) "
+        f"FROM (SELECT r.lead_id, b.stage FROM (SELECT lead_id FROM {HISTORY_TABLE} "
+        f"WHERE {key.format(t='')}) r LEFT JOIN _leadscore_before b ON r.lead_id = b.lead_id) "
+        f"AS fresh WHERE {HISTORY_TABLE}.lead_id = fresh.lead_id "
+        f"AND {key.format(t=HISTORY_TABLE + '.')} "
+        f"AND {HISTORY_TABLE}.previous_stage IS DISTINCT FROM fresh.stage",
+        params,
+    ).fetchone()[0]
+    if changed:
+        con.execute(
+            f"UPDATE {LATEST_TABLE} SET previous_stage = h.previous_stage, "
+            f"stage_changed = h.stage_changed FROM {HISTORY_TABLE} h "
+            f"WHERE {LATEST_TABLE}.lead_id = h.lead_id AND {key.format(t=LATEST_TABLE + '.')} "
+            f"AND {key.format(t='h.')}",
+            params,
+        )
+    return int(changed)
+
+
 def _restage_later_duckdb(history: str, leads: str) -> str:
     """An UPDATE that recomputes previous_stage and stage_changed of the ``leads``' rows after
     the run's as-of: a back-fill or a re-run changes what came before them."""
@@ -238,6 +302,12 @@ def _commit_duckdb(
             con.execute(_duckdb_ddl(HISTORY_TABLE))
             con.execute(_duckdb_ddl(LATEST_TABLE))
             con.execute(_CLOSED_DDL)
+            before = _previous_stages_duckdb(
+                con, LATEST_TABLE, HISTORY_TABLE, f'"{CLOSED_TABLE}"', in_run
+            )
+            con.execute(
+                f"CREATE TEMP TABLE _leadscore_before AS {before}", {"as_of": params["as_of"]}
+            )
             con.execute(
                 "CREATE TEMP TABLE _leadscore_rerun AS "
                 f"SELECT lead_id FROM {LATEST_TABLE} WHERE {key}",
@@ -316,7 +386,8 @@ def _commit_duckdb(
                     "WHERE lead_id IN (SELECT lead_id FROM _leadscore_later) "
                     f"QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY {_LATEST_ORDER}) = 1"
                 )
-            for temp in ("rerun", "winner", "touched", "later"):
+            restaged = _restage_run_duckdb(con, params)
+            for temp in ("before", "rerun", "winner", "touched", "later"):
                 con.execute(f"DROP TABLE _leadscore_{temp}")
             _apply_closed_duckdb(con, closed, params["as_of"])
             latest = con.execute(f"SELECT count(*) FROM {LATEST_TABLE}").fetchone()[0]
@@ -325,6 +396,7 @@ def _commit_duckdb(
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise
+    log_restaged(target, restaged)
     return int(replaced), int(latest)
 
 

@@ -8,9 +8,10 @@ the rebuilt latest file are built in full beside the target (by DuckDB), then sw
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import duckdb
@@ -24,8 +25,17 @@ from leadscore.sinks.duckdb_sink import (
     _previous_by_as_of_duckdb,
     _visible_files,
 )
-from leadscore.sinks.schema import _LATEST_ORDER, ARROW_SCHEMA, COLUMNS, _select_list, _sql_literal
-from leadscore.sinks.target import RunKey, SinkTarget, TargetKind, _os_error
+from leadscore.sinks.schema import (
+    _LATEST_KEY,
+    _LATEST_ORDER,
+    ARROW_SCHEMA,
+    COLUMNS,
+    _select_list,
+    _sql_literal,
+)
+from leadscore.sinks.target import RunKey, SinkTarget, TargetKind, _os_error, log_restaged
+
+logger = logging.getLogger(__name__)
 
 
 def _fsync(path: Path) -> None:
@@ -123,6 +133,49 @@ def _restage_later_files(
     return fixed
 
 
+def _restage_run_files(
+    con: duckdb.DuckDBPyConnection,
+    target: SinkTarget,
+    run: RunKey,
+    new_run_file: Path,
+    others: list[Path],
+    work: Path,
+) -> tuple[Path, int]:
+    """The run's file with previous_stage and stage_changed as the history holds them now,
+    and how many rows changed (the file itself when none did).
+
+    The scorer read the previous stages before it scored; another run committed meanwhile
+    makes them stale. Read while the commit holds the target's lock (:func:`_target_lock`).
+    """
+    if not others:
+        return new_run_file, 0
+    params = {"as_of": run.as_of.to_pydatetime()}
+    run_scan = _file_scan([new_run_file], target.kind)
+    con.execute(
+        "CREATE TEMP TABLE _leadscore_before AS SELECT lead_id, "
+        f"arg_max(stage, {_LATEST_KEY}) AS stage FROM {_file_scan(others, target.kind)} "
+        f"WHERE as_of < $as_of AND lead_id IN (SELECT lead_id FROM {run_scan}) GROUP BY lead_id",
+        params,
+    )
+    joined = (
+        f"FROM (SELECT {_select_list()} FROM {run_scan}) h "
+        "LEFT JOIN _leadscore_before b ON h.lead_id = b.lead_id"
+    )
+    changed = con.execute(
+        f"SELECT count(*) {joined} WHERE h.previous_stage IS DISTINCT FROM b.stage"
+    ).fetchone()[0]
+    if not changed:
+        return new_run_file, 0
+    recomputed = {
+        "previous_stage": "b.stage",
+        "stage_changed": "coalesce(b.stage <> h.stage, false)",
+    }
+    columns = ", ".join(f"{recomputed[c]} AS {c}" if c in recomputed else f"h.{c}" for c in COLUMNS)
+    out = work / f"run_restaged{target.suffix}"
+    _copy_rows(con, f"SELECT {columns} {joined} ORDER BY h.lead_id", out, target.kind)
+    return out, int(changed)
+
+
 def _copy_rows(con: duckdb.DuckDBPyConnection, query: str, out: Path, kind: TargetKind) -> int:
     """Write the rows of ``query`` (the schema's columns) to ``out``; return how many.
 
@@ -168,6 +221,47 @@ def _commit_files(
         hist_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise _os_error(hist_dir, err) from err
+    with _target_lock(target):
+        return _commit_files_locked(target, staged, run, memory_limit, closed)
+
+
+@contextlib.contextmanager
+def _target_lock(target: SinkTarget) -> Iterator[None]:
+    """Hold an exclusive lock of the target's history folder while a run commits, waiting,
+    with a line in the log, while another run holds it.
+
+    Runs into one target take turns, as PostgreSQL's do: without it two overlapping commits
+    each rebuilt the latest file from the history they saw, and the later rename lost the
+    other run's rows there. An advisory ``flock`` of the folder itself, so that no lock file
+    is left behind; released when the folder is closed, also by a killed run. Where the
+    system has no ``flock`` (Windows), runs into one target must not overlap.
+    """
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = target.history_dir
+    try:
+        handle = os.open(folder, os.O_RDONLY)
+    except OSError as err:
+        raise _os_error(folder, err) from err
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("another scoring run is writing to %s: waiting for it to finish", target)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)
+
+
+def _commit_files_locked(
+    target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
+) -> tuple[int, int]:
+    """:func:`_commit_files` once it holds the target's lock."""
+    hist_dir = target.history_dir
     run_file = hist_dir / f"{run.slug}{target.suffix}"
     others = [p for p in _visible_files(hist_dir, target.suffix) if p != run_file]
     work = staged.parent
@@ -190,6 +284,7 @@ def _commit_files(
             )
         else:
             new_run_file = staged
+        new_run_file, restaged = _restage_run_files(con, target, run, new_run_file, others, work)
         fixed = _restage_later_files(
             con, target, run, new_run_file, run_file if run_file.exists() else None, others, work
         )
@@ -215,6 +310,7 @@ def _commit_files(
     with contextlib.suppress(OSError):
         _fsync(hist_dir)
         _fsync(target.path.parent)
+    log_restaged(target, restaged)
     return int(replaced), int(latest)
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from leadscore.errors import DataError
 from leadscore.io import sqlite_file
-from leadscore.sinks.duckdb_sink import _duckdb_view, _id_filter_duckdb
+from leadscore.sinks.duckdb_sink import _duckdb_view, _id_filter_duckdb, _previous_stages_duckdb
 from leadscore.sinks.run import open_run
 from leadscore.sinks.schema import (
     _LATEST_KEY,
@@ -242,30 +242,11 @@ def previous_stages(
         history, latest = sources[HISTORY_TABLE], sources[LATEST_TABLE]
         if history is None or latest is None:
             return _empty_frame(("lead_id", "stage"))
-        where = "as_of < $as_of AND " + _id_filter_duckdb(con, lead_ids)
+        ids = _id_filter_duckdb(con, lead_ids)
+        where = f"as_of < $as_of AND {ids}"
         params: dict[str, Any] = {"as_of": stamp.to_pydatetime()}
         if model_name is None and sink.kind == "duckdb":
-            # A lead whose latest row is older than as_of needs nothing else: that row is its
-            # newest earlier one. Only leads scored again at or after as_of (re-runs,
-            # back-fills) and closed leads (no latest row) need the history, so the usual
-            # case never scans the whole history.
-            # (DuckDB only: there the tables always change together.)
-            from_history = f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of)"
-            closed = sources[CLOSED_TABLE]
-            if closed is not None:
-                ids = _id_filter_duckdb(con, lead_ids)
-                if con.execute(
-                    f"SELECT count(*) FROM {closed} WHERE {ids}"
-                ).fetchone()[0]:  # fmt: skip
-                    from_history = (
-                        f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of "
-                        f"UNION ALL SELECT lead_id FROM {closed})"
-                    )
-            sql = (
-                f"SELECT lead_id, stage FROM {latest} WHERE {where} UNION ALL "
-                f"SELECT lead_id, arg_max(stage, {_LATEST_KEY}) FROM {history} "
-                f"WHERE {where} AND lead_id IN {from_history} GROUP BY lead_id"
-            )
+            sql = _previous_stages_duckdb(con, latest, history, sources[CLOSED_TABLE], ids)
         else:
             if model_name is not None:
                 where += " AND model_name = $model_name"

@@ -306,6 +306,18 @@ def remove_empty_folders(folders: list[Path]) -> None:
             return
 
 
+def log_restaged(target: SinkTarget, rows: int) -> None:
+    """Say that a commit corrected ``rows`` of its run's previous stages (see the committers'
+    ``_restage_run_*``): another run wrote to the target while this one scored."""
+    if rows:
+        logger.info(
+            "%s of this run's leads changed stage in %s while it scored (another run wrote "
+            "there meanwhile): their previous_stage is written as the target holds it now",
+            f"{rows:,}",
+            target,
+        )
+
+
 def _os_error(path: Path | str, err: OSError, *, creating: bool = False) -> DataError:
     """An OS error as one line; ``creating``: what failed is creating a file in the folder
     ``path`` (which may well exist), not writing ``path`` itself."""
