@@ -246,10 +246,16 @@ def test_stage_table_shows_each_policy_with_what_it_achieved(world, which):
 def test_channel_table_covers_the_test_fold(world):
     text = world["full"].read_text(encoding="utf-8")
     section = text[text.index("id='channels'") :]
-    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", section)
+    body, foot = section.split("<tfoot>", 1)
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", body)
     sources = set(world["result"].X_test["source"].astype(str))
     assert {name for name, _ in rows} == sources
-    assert sum(int(n.replace(",", "")) for _, n in rows) == world["result"].metrics["n_test"]
+    n_test = world["result"].metrics["n_test"]
+    assert sum(int(n.replace(",", "")) for _, n in rows) == n_test
+    # the total row under the channels: all test leads, and the wins that happened
+    total = re.findall(r"<td>([^<]*)</td>", foot.split("</tfoot>", 1)[0])
+    assert total[0] == "Total" and int(total[1].replace(",", "")) == n_test
+    assert int(total[-1].replace(",", "")) == int(world["result"].y.sum())
 
 
 @pytest.mark.slow
@@ -524,7 +530,8 @@ def test_a_flat_exports_source_column_gets_the_channel_table(tmp_path):
     section = out.read_text(encoding="utf-8").split("id='channels'", 1)[1]
     assert "Skipped" not in section
     assert "by Original Source:" in section
-    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", section)
+    body = section.split("<tfoot>", 1)[0]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>([\d,]+)</td>", body)
     assert {name for name, _ in rows} <= set(sources) and len(rows) >= 2
 
 

@@ -190,6 +190,32 @@ def test_the_default_registry_name_is_the_one_train_gives(tmp_path, dataset, con
     assert _champion(uri, name) == "1"
 
 
+@pytest.mark.parametrize("as_mapping", [False, True])
+def test_a_notebook_run_follows_the_configs_mlflow_section(
+    tmp_path, dataset, config, strong, as_mapping
+):
+    """Without tracking arguments, ``log_training_run`` logs where the config's ``mlflow:``
+    section says, as ``leadscore train`` does with that config: its tracking URI, experiment
+    and registry prefix; given as the YAML reads it or as a ``TrainConfig``."""
+    uri = f"sqlite:///{tmp_path / 'team.db'}"
+    section = {"tracking_uri": uri, "experiment": "acme-scoring", "registered_model": "acme"}
+    settings = config.model_dump(mode="json") | {"mlflow": section}
+    given = settings if as_mapping else parse_config(settings)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        run_id = tracking.log_training_run(
+            strong,
+            dataset_name="toy",
+            spec=None,
+            config=given,
+            data_hash=tracking.data_fingerprint(dataset.X),
+        )
+    client = MlflowClient(uri, uri)
+    run = client.get_run(run_id)
+    assert client.get_experiment(run.info.experiment_id).name == "acme-scoring"
+    assert run.data.tags["registered_model"] == "acme-toy/1"
+    assert _champion(uri, "acme-toy") == "1"
+
+
 def test_champion_is_first_model_then_moves_only_for_a_better_one(registry, strong, weak, X_test):
     assert registry["champions"] == ["1", "2", "2"]
     client = registry["client"]

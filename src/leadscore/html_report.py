@@ -46,7 +46,12 @@ from leadscore.explain import mean_abs_contribution
 from leadscore.io import check_folder_takes_files, sqlite_file, write_atomically
 from leadscore.metrics import chance_draws, resampled_units
 from leadscore.model import LeadScoringModel
-from leadscore.reports import channel_candidates, channel_column, channel_report
+from leadscore.reports import (
+    channel_candidates,
+    channel_column,
+    channel_report,
+    channel_total,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -410,11 +415,21 @@ def _note(text: str, kind: str = "note") -> str:
     return f'<p class="{kind}">{text}</p>'
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]], cls: str = "") -> str:
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[str]],
+    cls: str = "",
+    *,
+    footer: Sequence[str] | None = None,
+) -> str:
+    """An HTML table; ``footer`` is a row under the body (a total), set apart."""
     head = "".join(f"<th>{h}</th>" for h in header)
     head = f"<thead><tr>{head}</tr></thead>" if any(header) else ""
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f'<table class="{cls}">{head}<tbody>{body}</tbody></table>'
+    foot = ""
+    if footer is not None:
+        foot = "<tfoot><tr>" + "".join(f"<td>{c}</td>" for c in footer) + "</tr></tfoot>"
+    return f'<table class="{cls}">{head}<tbody>{body}</tbody>{foot}</table>'
 
 
 _CSS = """
@@ -434,6 +449,7 @@ th,td{border-bottom:1px solid #e0e0e0;padding:5px 12px;text-align:right;vertical
 th{background:#f5f5f5}th:first-child,td:first-child{text-align:left}
 table.text td,table.text th{text-align:left}
 td.best{font-weight:700;color:#1b5e20}
+tfoot td{font-weight:700;border-top:2px solid #9e9e9e}
 figure{margin:12px 0 24px}figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{color:#424242;font-size:.9em;max-width:900px}
 ul.warnings li{margin-bottom:4px}
@@ -1247,19 +1263,21 @@ def _channel_section(run: _Run) -> str:
     won = pd.Series(fold.y, index=channel.to_numpy()).groupby(level=0).sum()
     report = report.sort_values("leads", ascending=False, kind="stable")
     unit = _test_unit(run)
-    rows = [
-        (
-            _esc(r[column]),
+
+    def cells(r: pd.Series, name: str, actual: int) -> tuple[str, ...]:
+        return (
+            name,
             _count(r["leads"]),
             _count(r["mqls"]),
             _count(r["sqls"]),
             _pct(r["mql_rate"]),
             _pct(r["sql_rate"]),
             _num(r["expected_wins"], 1),
-            _count(won.get(str(r[column]), 0)),
+            _count(actual),
         )
-        for _, r in report.iterrows()
-    ]
+
+    rows = [cells(r, _esc(r[column]), won.get(str(r[column]), 0)) for _, r in report.iterrows()]
+    total = channel_total(report, [column]).iloc[0]
     out.append(
         f"<p>Test {unit} by {_esc(column)}: MQLs count {unit} at MQL or SQL; expected wins "
         "is the sum of calibrated probabilities, to compare with the wins that happened.</p>"
@@ -1277,6 +1295,7 @@ def _channel_section(run: _Run) -> str:
                 "Actual wins",
             ],
             rows,
+            footer=cells(total, "Total", int(np.sum(fold.y))),
         )
     )
     return "\n".join(out)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import enum
 import hashlib
 import io
 import json
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from mlflow.models import ModelSignature
 
-    from leadscore.config import TrainConfig
+    from leadscore.config import MlflowConfig, TrainConfig
     from leadscore.folds import Folds
     from leadscore.model import LeadScoringModel
     from leadscore.schema import LabelledDataset
@@ -190,9 +191,16 @@ def git_dirty(path: Path | None = None) -> bool | None:
     return None if status is None else bool(status.strip())
 
 
-#: The default registry name of :func:`log_training_run`: ``{dataset}`` stands for the data
-#: set's name, as :func:`registered_name` builds it for ``leadscore train``.
-REGISTERED_BY_DATASET = "leadscore-{dataset}"
+class _FromConfig(enum.Enum):
+    """The type of :data:`FROM_CONFIG`."""
+
+    FROM_CONFIG = "from the config's mlflow section"
+
+
+#: The default of :func:`log_training_run`'s ``registered_model``: the name the config's
+#: ``mlflow.registered_model`` gives (``leadscore-<data set name>`` by default), as
+#: ``leadscore train`` registers.
+FROM_CONFIG = _FromConfig.FROM_CONFIG
 
 
 def registered_name(base: str | None, dataset_name: str) -> str | None:
@@ -573,6 +581,13 @@ def _thresholds(model: LeadScoringModel) -> dict[str, float]:
     return {stage: float(cut) for stage, cut in cuts.items() if _finite(cut) is not None}
 
 
+def _mlflow_section(config: TrainConfig | Mapping[str, Any]) -> MlflowConfig:
+    """The ``mlflow`` section of a training config, whether a mapping or a ``TrainConfig``."""
+    from leadscore.config import parse_config
+
+    return (parse_config(config) if isinstance(config, Mapping) else config).mlflow
+
+
 def _config_dict(config: TrainConfig | DatasetSpec | Mapping[str, Any] | None) -> dict[str, Any]:
     """A config or spec as plain data, whether a mapping or a pydantic model."""
     if config is None:
@@ -887,8 +902,8 @@ def log_training_run(
     data_hash: str,
     X_test: pd.DataFrame | None = None,
     tracking_uri: str | None = None,
-    experiment: str = "leadscore",
-    registered_model: str | None = REGISTERED_BY_DATASET,
+    experiment: str | None = None,
+    registered_model: str | _FromConfig | None = FROM_CONFIG,
     figures_dir: Path | None = None,
 ) -> str:
     """Log one training as an MLflow run, register its model and maybe make it champion.
@@ -908,14 +923,16 @@ def log_training_run(
     X_test : features of the test fold, rows in the order of ``result.y``
         (``dataset.X.iloc[result.folds.test]``); the signature, the input example and the
         champion check use them. Taken from ``result.X_test`` when not given.
-    tracking_uri : where to log; see the module docstring for the fallbacks.
-    experiment : MLflow experiment name, created when missing.
+    tracking_uri : where to log; ``None`` takes the config's ``mlflow.tracking_uri``, then
+        the fallbacks of the module docstring, as ``leadscore train`` does.
+    experiment : MLflow experiment name, created when missing; ``None`` takes the config's
+        ``mlflow.experiment`` (``leadscore`` by default).
     registered_model : registry name, or ``None`` to log the model without registering it.
-        ``{dataset}`` in it is replaced by ``dataset_name``: the default,
-        :data:`REGISTERED_BY_DATASET`, registers under the name ``leadscore train`` gives
-        (``leadscore-<data set name>``, :func:`registered_name`), so that a model trained in
-        a notebook is the champion ``leadscore score`` finds, and two data sets never share
-        one champion.
+        ``{dataset}`` in it is replaced by ``dataset_name``. The default,
+        :data:`FROM_CONFIG`, registers under the name ``leadscore train`` gives for the same
+        config (``<mlflow.registered_model>-<data set name>``, :func:`registered_name`), so
+        that a model trained in a notebook is the champion ``leadscore score`` finds, and two
+        data sets never share one champion.
     figures_dir : also write the charts there as PNG (for the HTML report).
 
     Returns
@@ -929,8 +946,12 @@ def log_training_run(
     from leadscore.model import to_jsonable
     from leadscore.pyfunc import MODEL_DIR_ARTIFACT
 
-    uri = resolve_tracking_uri(tracking_uri)
-    if registered_model is not None:
+    section = _mlflow_section(config)
+    uri = resolve_tracking_uri(tracking_uri or section.tracking_uri)
+    experiment = experiment or section.experiment
+    if registered_model is FROM_CONFIG:
+        registered_model = registered_name(section.registered_model, dataset_name)
+    elif registered_model is not None:
         registered_model = registered_model.replace("{dataset}", dataset_name)
     X_test = _test_features(result, X_test)
     metrics = dict(result.metrics)

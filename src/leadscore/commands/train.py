@@ -286,7 +286,6 @@ def _log_to_mlflow(
         dataset_fingerprint,
         log_training_run,
         mlflow_errors,
-        registered_name,
         resolve_tracking_uri,
     )
 
@@ -298,9 +297,6 @@ def _log_to_mlflow(
             config=config,
             data_hash=dataset_fingerprint(dataset),
             X_test=result.X_test,
-            tracking_uri=config.mlflow.tracking_uri,
-            experiment=config.mlflow.experiment,
-            registered_model=registered_name(config.mlflow.registered_model, dataset.name),
         )
 
 
