@@ -95,6 +95,30 @@ def test_precision_policy_converts_at_the_target(p: np.ndarray, seed: int, targe
         assert not sql.any() and stages.warnings_
     else:
         assert y[sql].mean() >= target - 1e-9
+        assert sql.sum() >= min(StagePolicy().min_leads, len(p))
+
+
+def test_a_precision_only_a_few_lucky_top_leads_reach_is_not_promised() -> None:
+    """Three top leads won, the rest of the fold converts at about 40%: a 99% target is met
+    by those three alone, which no sales team should be promised. The SQL stage stays
+    empty, and the warning says what the best group of 30 converts at; a team that accepts
+    groups of three gets them by lowering min_leads."""
+    p = np.linspace(0.01, 0.72, 600)
+    y = (np.random.default_rng(4).random(600) < 0.4).astype(int)
+    y[-3:] = 1
+    y[-4] = 0
+    rule = {"policy": "sql_precision", "target": 0.99}
+    stages = StageThresholds({"sql": rule}).fit(p, y)
+    assert math.isinf(stages.sql_threshold_)
+    top = {k: y[-k:].mean() for k in range(30, 601)}
+    k = max(top, key=lambda size: (top[size], -size))
+    warning = (
+        f"no group of 30 or more held-out leads converts at 99% (the best, the top {k}, "
+        f"converts at {top[k]:.0%}); the top 3 that do are too few to trust"
+    )
+    assert any(warning in w for w in stages.warnings_), stages.warnings_
+    few = StageThresholds({"sql": rule, "min_leads": 3}).fit(p, y)
+    assert few.sql_threshold_ == p[-3] and few.achieved_["sql"]["precision"] == 1.0
 
 
 @settings(max_examples=60, deadline=None)

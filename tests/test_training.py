@@ -279,8 +279,75 @@ def test_sales_capacity_holds_on_the_test_fold_of_purged_event_data() -> None:
     assert r.folds.purged["calibrate"] > 0
     test_periods = calibration_periods(dataset, r.folds.test, config)
     assert test_periods is not None and test_periods >= 2
-    per_period = int((np.asarray(r.stages) == "sql").sum()) / test_periods
+    sql = np.asarray(r.stages) == "sql"
+    leads = dataset.lead_id.iloc[r.folds.test].to_numpy()[sql]
+    per_period = len(set(leads)) / test_periods  # capacity counts leads, not snapshots
     assert 70 <= per_period <= 130
+
+
+@pytest.mark.slow
+def test_sales_capacity_does_not_depend_on_how_often_leads_are_sampled() -> None:
+    """Capacity counts leads, not examples: a lead scored at three as-of dates of one period
+    is one lead for sales. Sampled every 30 or every 10 days, the same capacity gives about
+    the same cut-off and about the capacity in distinct leads per period on the test fold
+    (counting examples, the 10-day sampling's cut-off was 0.39 against 0.25, and one scoring
+    run gave 24 SQLs against 57)."""
+    cuts, per_period = [], []
+    for every in (30, 10):
+        config = parse_config(
+            {
+                "events": {"every_days": every},
+                "stages": {"sql": {"policy": "sales_capacity", "target": 40}},
+                "quality_gate": {"allow_worse": True},
+                "evaluation": {"resamples": 0},
+            }
+        )
+        _, dataset = _synthetic_examples(6_000, 3, config)
+        r = train(dataset, config)
+        sql = np.asarray(r.stages) == "sql"
+        leads = dataset.lead_id.iloc[r.folds.test].to_numpy()[sql]
+        periods = calibration_periods(dataset, r.folds.test, config)
+        assert periods is not None
+        cuts.append(r.model.stages.sql_threshold_)
+        per_period.append(len(set(leads)) / periods)
+        assert r.model.stages.achieved_["sql"]["per_period"] <= 40 + 1e-9
+    assert abs(cuts[0] - cuts[1]) < 0.06, cuts
+    assert all(28 <= n <= 52 for n in per_period), per_period
+
+
+def test_sales_capacity_counts_the_open_leads_a_flat_table_leaves_out() -> None:
+    """A flat table's open leads are left out of training but arrive with the closed ones and
+    are scored: a capacity spread over the closed leads alone handed sales 1 / (share
+    closed) times its capacity (30.9 SQLs per 30 days for a capacity of 20 with 30% open).
+    The open leads dated within the calibration fold's span count among its leads."""
+    from flat_tables import status_leads
+    from leadscore.datasets import prepare_flat_dataset
+    from leadscore.specs import DatasetSpec
+
+    frame = status_leads(4_000, 5, "L", status=None)
+    is_open = np.random.default_rng(6).random(len(frame)) < 0.3
+    frame.loc[is_open, "status"] = None
+    spec = DatasetSpec.model_validate(
+        {
+            "name": "crm",
+            "source": "crm.csv",
+            "id": "id",
+            "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
+            "order_by": "created",
+        }
+    )
+    dataset = prepare_flat_dataset(frame, spec)
+    assert dataset.open_order is not None and len(dataset.open_order) == is_open.sum()
+    assert len(dataset.subset(np.arange(10)).open_order) == is_open.sum()
+    config = parse_config({"stages": {"sql": {"policy": "sales_capacity", "target": 20}}})
+    rows = np.arange(len(dataset.y))[-600:]
+    closed_only = calibration_periods(dataclasses.replace(dataset, open_order=None), rows, config)
+    periods = calibration_periods(dataset, rows, config)
+    assert closed_only is not None and periods is not None
+    span = dataset.order.iloc[rows]
+    arrived = int(dataset.open_order.between(span.min(), span.max()).sum())
+    assert periods == pytest.approx(closed_only * 600 / (600 + arrived))
+    assert 0.6 < periods / closed_only < 0.8  # about the 70% closed
 
 
 def test_default_params_grow_with_the_data() -> None:

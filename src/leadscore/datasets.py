@@ -1054,6 +1054,7 @@ def prepare_flat_dataset(
         allowed_leakage=tuple(spec.allow_leakage),
         form="flat",
         notes=tuple(notes),
+        open_order=None if order is None else order[still_open.to_numpy()].reset_index(drop=True),
     ).subset(kept)
     logger.info(
         "%s: %d leads (%d won, %.1f%%), %d features, %d columns excluded",

@@ -58,6 +58,8 @@ class Folds:
     kind : ``"time"`` or ``"sequence"`` when ordered by the data's order, ``"random"`` when
         the data has none.
     purged : examples left out of each fold by the purge (see the module docstring), by fold.
+    purged_leads : leads the purge left out of each fold altogether (every example of theirs
+        in the fold purged), by fold: the capacity policy counts leads, so it scales by them.
     boundaries : first order value of ``valid``, ``calibrate`` and ``test`` (as text).
     span : first and last order value of all the examples (as text), so that a report can
         say when training starts and the test fold ends; empty for random folds.
@@ -69,6 +71,7 @@ class Folds:
     test: np.ndarray
     kind: FoldKind
     purged: dict[str, int] = field(default_factory=dict)
+    purged_leads: dict[str, int] = field(default_factory=dict)
     boundaries: dict[str, str] = field(default_factory=dict)
     span: tuple[str, ...] = ()
 
@@ -191,10 +194,15 @@ def time_ordered_folds(
             )
     kind: FoldKind = "time" if np.issubdtype(order.dtype, np.datetime64) else "sequence"
     purged: dict[str, int] = {}
+    purged_leads: dict[str, int] = {}
     if dataset.horizon_days and purge != "none" and kind == "time":
-        parts, purged = _purge(
-            parts, order, dataset.lead_id.to_numpy(), dataset.horizon_days, purge
-        )
+        lead_id = dataset.lead_id.to_numpy()
+        before = parts
+        parts, purged = _purge(parts, order, lead_id, dataset.horizon_days, purge)
+        purged_leads = {
+            name: len(set(lead_id[old]) - set(lead_id[new]))
+            for name, old, new in zip(FOLD_NAMES, before, parts, strict=True)
+        }
         for name, part in zip(FOLD_NAMES, parts, strict=True):
             if len(part) == 0:
                 raise DataError(
@@ -206,7 +214,14 @@ def time_ordered_folds(
         name: _label(sorted_order[c]) for name, c in zip(FOLD_NAMES[1:], cuts[1:4], strict=True)
     }
     span = (_label(sorted_order[0]), _label(sorted_order[-1]))
-    folds = Folds(*parts, kind=kind, purged=purged, boundaries=boundaries, span=span)
+    folds = Folds(
+        *parts,
+        kind=kind,
+        purged=purged,
+        purged_leads=purged_leads,
+        boundaries=boundaries,
+        span=span,
+    )
     logger.info("%s", folds.describe())
     return folds
 

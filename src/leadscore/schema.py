@@ -318,6 +318,9 @@ class LabelledDataset:
     notes : what the checks at loading found (a counter kept up to the export, newest
         leads mostly still open), logged there and kept with the run that trains on the
         data, since they see rows (the open leads) the examples no longer hold.
+    open_order : the ``order`` of the open leads a flat table left out of the examples
+        (``None`` when unknown or none): they arrive with the closed ones and are scored, so
+        the capacity policy counts them among the leads a period brings.
     """
 
     name: str
@@ -332,6 +335,7 @@ class LabelledDataset:
     allowed_leakage: tuple[str, ...] = ()
     form: Literal["events", "flat"] | None = None
     notes: tuple[str, ...] = ()
+    open_order: pd.Series | None = None
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -366,6 +370,7 @@ class LabelledDataset:
             allowed_leakage=self.allowed_leakage,
             form=self.form,
             notes=self.notes,
+            open_order=self.open_order,
         )
 
 

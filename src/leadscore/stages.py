@@ -9,12 +9,18 @@ on held-out leads (the calibration fold, never the leads the booster learnt from
     must be nurtured as MQLs"): the highest cut-off that keeps that share of wins.
 ``precision`` (``sql_precision``)
     the share of leads at this stage or above that should convert ("sales wants half of its
-    calls to win"): the lowest cut-off whose leads convert at least that often.
+    calls to win"): the lowest cut-off whose leads convert at least that often, among the
+    groups of at least ``min_leads`` held-out leads (30 by default). A target only a handful
+    of top leads reaches by luck (3 of 3 won against a 99% target, when their calibrated
+    probabilities say 68%) is no promise to sales: the stage stays empty, with a warning
+    that says what the best group of that size converts at.
 ``capacity`` (``sales_capacity``)
     leads per period the team can take ("the call centre handles 200 SQLs a month"): the
     cut-off that yields that many per period on the held-out leads, scaled by how many periods
     they span on the calendar (first to last date plus one step: a day for flat tables, the
-    as-of spacing for event data).
+    as-of spacing for event data). Given the lead of each example, distinct leads are
+    counted: a lead scored at three as-of dates of one period is one lead for sales, so the
+    cut-off does not depend on how often the examples were sampled (``events.every_days``).
 ``expected_value``
     a lead is worth the contact when ``p * deal_value`` exceeds its cost: ``contact_cost`` for
     SQL, ``nurture_cost`` for MQL.
@@ -39,6 +45,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
@@ -96,6 +103,7 @@ class StagePolicy(BaseModel):
     mql: StageRule = StageRule(policy="recall", target=0.9)
     sql: StageRule = StageRule(policy="recall", target=0.5)
     period_days: float = 30.0
+    min_leads: int = 30
     deal_value: float | None = None
     contact_cost: float | None = None
     nurture_cost: float | None = None
@@ -104,6 +112,8 @@ class StagePolicy(BaseModel):
     def _check_costs(self) -> StagePolicy:
         if self.period_days <= 0:
             raise ValueError("period_days must be positive")
+        if self.min_leads < 1:
+            raise ValueError("min_leads must be at least 1")
         for stage, cost_name in (("mql", "nurture_cost"), ("sql", "contact_cost")):
             if getattr(self, stage).policy != "expected_value":
                 continue
@@ -176,7 +186,8 @@ class StageThresholds(BaseEstimator):
     >>> p = np.array([0.05, 0.1, 0.2, 0.4, 0.6, 0.9])
     >>> y = np.array([0, 0, 1, 0, 1, 1])
     >>> st = StageThresholds({"mql": {"policy": "mql_recall", "target": 1.0},
-    ...                       "sql": {"policy": "precision", "target": 1.0}}).fit(p, y)
+    ...                       "sql": {"policy": "precision", "target": 1.0},
+    ...                       "min_leads": 2}).fit(p, y)
     >>> st.mql_threshold_, st.sql_threshold_
     (0.2, 0.6)
     >>> st.transform(p).tolist()
@@ -199,21 +210,34 @@ class StageThresholds(BaseEstimator):
                 "Fix the stages section of the training config.",
             ) from err
 
-    def fit(self, p: np.ndarray, y: np.ndarray, *, periods: float | None = None) -> StageThresholds:
+    def fit(
+        self,
+        p: np.ndarray,
+        y: np.ndarray,
+        *,
+        periods: float | None = None,
+        leads: np.ndarray | None = None,
+    ) -> StageThresholds:
         """Learn the cut-offs from held-out calibrated probabilities ``p`` and outcomes ``y``.
 
         ``periods`` is how many periods of ``policy.period_days`` the leads span on the
         calendar (see :func:`periods_spanned`); only ``capacity`` needs it, and
-        ``achieved_[stage]["per_period"]`` divides by it.
+        ``achieved_[stage]["per_period"]`` divides by it. ``leads`` names the lead of each
+        example (event data holds a lead at several as-of dates): ``capacity`` then counts
+        distinct leads, each at its highest probability.
         """
         policy = self._policy()
         pv = np.asarray(p, dtype="float64").ravel()
         yv = np.asarray(y, dtype="float64").ravel()
         if pv.shape != yv.shape or pv.size == 0:
             raise ValueError("p and y must be of the same, non-zero length")
+        if leads is not None and len(leads) != pv.size:
+            raise ValueError("leads must name the lead of each example")
+        # each lead at its highest probability: it reaches a stage when any example does
+        top = pv if leads is None else pd.Series(pv).groupby(np.asarray(leads)).max().to_numpy()
         self.warnings_: list[str] = []
         cut = {
-            stage: self._cut(stage, getattr(policy, stage), policy, pv, yv, periods)
+            stage: self._cut(stage, getattr(policy, stage), policy, pv, yv, periods, top)
             for stage in ("mql", "sql")
         }
         for stage in ("mql", "sql"):
@@ -236,7 +260,7 @@ class StageThresholds(BaseEstimator):
         self.sql_threshold_ = float(cut["sql"])
         self.policy_ = policy
         self.achieved_ = {
-            stage: _achieved(pv, yv, getattr(self, f"{stage}_threshold_"), periods)
+            stage: _achieved(pv, yv, getattr(self, f"{stage}_threshold_"), periods, top)
             for stage in ("mql", "sql")
         }
         for w in self.warnings_:
@@ -251,7 +275,10 @@ class StageThresholds(BaseEstimator):
         p: np.ndarray,
         y: np.ndarray,
         periods: float | None,
+        top: np.ndarray,
     ) -> float:
+        """One stage's cut-off; ``top`` is each lead's highest probability (capacity counts
+        leads, the other rules examples)."""
         name = stage.upper()
         if rule.policy == "probability":
             return float(rule.target)  # type: ignore[arg-type]
@@ -269,15 +296,13 @@ class StageThresholds(BaseEstimator):
                 return float(p.max())
             k = max(1, math.ceil(rule.target * wins.size - 1e-9))  # type: ignore[operator]
             return float(wins[k - 1])
-        values, counts, wins_at = _by_threshold(p, y)
         if rule.policy == "precision":
+            values, counts, wins_at = _by_threshold(p, y)
             precision = wins_at / counts
-            ok = np.flatnonzero(precision >= rule.target - 1e-12)
+            enough = counts >= min(policy.min_leads, p.size)
+            ok = np.flatnonzero((precision >= rule.target - 1e-12) & enough)
             if ok.size == 0:
-                self.warnings_.append(
-                    f"no group of held-out leads converts at {rule.target:.0%} or more: "
-                    f"the {name} stage stays empty (lower {stage}.target)"
-                )
+                self.warnings_.append(_precision_unmet(stage, rule, policy, precision, counts))
                 return math.inf
             return float(values[ok.max()])
         if periods is None:
@@ -292,6 +317,7 @@ class StageThresholds(BaseEstimator):
                 f"period: the {name} capacity cut-off rests on less than one period of leads"
             )
         allowed = math.floor(rule.target * periods + 1e-9)  # type: ignore[operator]
+        values, counts, _ = _by_threshold(top, np.zeros_like(top))
         ok = np.flatnonzero(counts <= allowed)
         if allowed < 1 or ok.size == 0:
             self.warnings_.append(
@@ -362,6 +388,31 @@ class StageThresholds(BaseEstimator):
         return st
 
 
+def _precision_unmet(
+    stage: str,
+    rule: StageRule,
+    policy: StagePolicy,
+    precision: np.ndarray,
+    counts: np.ndarray,
+) -> str:
+    """The warning of a precision target no group of ``min_leads`` held-out leads reaches:
+    what the best such group converts at, and the few top leads that reach it by chance."""
+    size = min(policy.min_leads, int(counts[-1]))
+    enough = counts >= size
+    best = int(np.argmax(np.where(enough, precision, -1.0)))
+    text = (
+        f"no group of {size:,} or more held-out leads converts at {rule.target:.0%} "
+        f"(the best, the top {int(counts[best]):,}, converts at {precision[best]:.0%})"
+    )
+    lucky = np.flatnonzero((precision >= rule.target - 1e-12) & ~enough)
+    if lucky.size:
+        text += (
+            f"; the top {int(counts[lucky.max()]):,} that do are too few to trust "
+            f"(stages.min_leads: {policy.min_leads})"
+        )
+    return f"{text}: the {stage.upper()} stage stays empty (lower {stage}.target)"
+
+
 def _damaged(what: str) -> ModelError:
     return ModelError(
         f"the stage thresholds in the model file are damaged: {what}",
@@ -389,16 +440,20 @@ def _by_threshold(p: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 
 
 def _achieved(
-    p: np.ndarray, y: np.ndarray, cut: float, periods: float | None
+    p: np.ndarray, y: np.ndarray, cut: float, periods: float | None, top: np.ndarray
 ) -> dict[str, float | None]:
+    """What a cut-off gives on the fitted examples: ``count`` examples, ``leads`` distinct
+    leads (``per_period`` counts those, as capacity does)."""
     at = p >= cut
     n_at = int(at.sum())
+    leads = int((top >= cut).sum())
     wins = float(y.sum())
     return {
         "count": n_at,
+        "leads": leads,
         "precision": float(y[at].mean()) if n_at else None,
         "recall": float(y[at].sum() / wins) if wins else None,
-        "per_period": (n_at / periods) if periods else None,
+        "per_period": (leads / periods) if periods else None,
     }
 
 

@@ -511,8 +511,10 @@ class PreparedData:
 
 
 def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedData:
-    """Cold-start check, folds, one-class check, finite values, leakage guard and encoding,
-    in that order: every check that must pass before a single tree is grown."""
+    """Cold-start check, capacity needs dates, folds, one-class check, finite values, leakage
+    guard and encoding, in that order: every check that must pass before a single tree is
+    grown."""
+    _check_capacity_dates(dataset, config)
     n_leads, n_wins = check_history(
         dataset, config.cold_start.min_wins, config.cold_start.min_leads
     )
@@ -574,19 +576,37 @@ def low_sentence_bounds(
     return FeatureEncoder(features, encoder.categories, fold_spellings=encoder.fold_spellings)
 
 
+def _check_capacity_dates(dataset: LabelledDataset, config: TrainConfig) -> None:
+    """A capacity stage counts leads per period of the calendar: data without dates (no
+    order, or a sequence number) stops before any work, not once the booster is fitted."""
+    order = dataset.order
+    if order is not None and ptypes.is_datetime64_any_dtype(order):
+        return
+    for stage in ("mql", "sql"):
+        if getattr(config.stages, stage).policy == "capacity":
+            ordered = "has no time order" if order is None else "is ordered by a sequence"
+            raise ModelError(
+                f"{stage.upper()} by capacity needs leads with dates to count them per "
+                f"period, and {dataset.name} {ordered}, not by date",
+                "Order the spec by a date column (order_by), or use recall, precision or "
+                "expected_value for this data.",
+            )
+
+
 def calibration_periods(
-    dataset: LabelledDataset, rows: np.ndarray, config: TrainConfig, purged: int = 0
+    dataset: LabelledDataset, rows: np.ndarray, config: TrainConfig, purged_leads: int = 0
 ) -> float | None:
     """Periods of ``stages.period_days`` that the examples at ``rows`` stand for (``None``
     without time), for the capacity policy.
 
     Each date stands for the data set's usual step between dates: a day for flat tables,
     the as-of spacing for event data, so a fold holding one snapshot spans one step. When
-    ``purged`` examples were taken out of the fold (their leads' earlier examples were fitted
-    on, see :mod:`leadscore.folds`), the rows left hold only part of the leads those periods
+    the purge took ``purged_leads`` leads out of the fold (their earlier examples were
+    fitted on, see :mod:`leadscore.folds`), the leads left are only part of those the periods
     brought, so they stand for that share of the periods: the capacity becomes the same share
     of all open leads that scoring will see, not a larger share of the leads purging
-    happened to keep.
+    happened to keep. The open leads a flat table left out (``dataset.open_order``) count the
+    same way: those dated within the fold's span arrived with its leads and are scored too.
     """
     order = dataset.order
     if order is None or not ptypes.is_datetime64_any_dtype(order):
@@ -597,9 +617,16 @@ def calibration_periods(
     periods = periods_spanned(
         order.iloc[rows].to_numpy(), config.stages.period_days, step_days=step
     )
-    if periods is None or not purged:
+    if periods is None:
+        return None
+    left_out = purged_leads
+    if dataset.open_order is not None and len(rows):
+        span = order.iloc[rows]
+        left_out += int(dataset.open_order.between(span.min(), span.max()).sum())
+    if not left_out:
         return periods
-    return periods * len(rows) / (len(rows) + purged)
+    kept = dataset.lead_id.iloc[rows].nunique()
+    return periods * kept / (kept + left_out)
 
 
 def _check_interaction_constraints(groups: object, n_features: int) -> None:
@@ -689,8 +716,10 @@ def train(
     ).fit(cal_margin, y[cal_rows])
     _log_calibration("the model", calibrator)
     cal_p = calibrator.predict(cal_margin)
-    periods = calibration_periods(dataset, cal_rows, config, folds.purged.get("calibrate", 0))
-    stages = StageThresholds(config.stages).fit(cal_p, y[cal_rows], periods=periods)
+    periods = calibration_periods(dataset, cal_rows, config, folds.purged_leads.get("calibrate", 0))
+    stages = StageThresholds(config.stages).fit(
+        cal_p, y[cal_rows], periods=periods, leads=dataset.lead_id.iloc[cal_rows].to_numpy()
+    )
     notes.extend(stages.warnings_)
 
     test_margin = booster.predict(matrix[test_rows], raw_score=True)
