@@ -809,6 +809,58 @@ def test_flat_chunks_keep_ids_as_written_and_trim_the_other_text(tmp_path):
     assert rows["plan"].tolist() == ["pro", "team"]
 
 
+@pytest.mark.parametrize("joined", [False, True], ids=["won-date-column", "closed-deals-join"])
+def test_a_won_within_days_lead_whose_window_ended_is_lost_not_scored(tmp_path, joined):
+    """With ``within_days``, training labels a lead without a win whose window ended by the
+    extract as lost; scoring sent such leads to sales as open (olist: 7,158 leads, 1,621 new
+    SQLs, all lost by the back-test of the same run). By the extract (observed_until, the
+    newest won date of a closed-deals join, else the as-of) they are closed, a win too, and
+    only leads whose window is still running are scored."""
+    from leadscore.scoring import flat_feature_chunks
+    from leadscore.specs import parse_spec
+
+    leads = pd.DataFrame(
+        {
+            "id": ["old", "won", "young", "edge"],
+            "created": ["2024-01-01", "2024-05-01", "2024-05-20", "2024-03-02"],
+            "plan": ["pro", "team", "pro", "team"],
+        }
+    )
+    wins = pd.DataFrame({"id": ["won"], "won_at": ["2024-05-10"]})
+    spec: dict = {
+        "name": "acme",
+        "source": "leads.csv",
+        "id": "id",
+        "label": {"column": "won_at", "won": "not_null", "within_days": 90},
+        "order_by": "created",
+    }
+    if joined:
+        wins.to_csv(tmp_path / "deals.csv", index=False)
+        spec["join"] = [{"source": "deals.csv", "id": "id", "columns": ["won_at"]}]
+        leads.to_csv(tmp_path / "leads.csv", index=False)
+    else:
+        leads.merge(wins, on="id", how="left").to_csv(tmp_path / "leads.csv", index=False)
+
+    def scored(given: dict, as_of: str) -> tuple[set, set]:
+        closed: list[pd.Series] = []
+        chunks = flat_feature_chunks(
+            parse_spec(given, base_dir=tmp_path),
+            chunk_rows=2,
+            on_closed=closed.append,
+            as_of=pd.Timestamp(as_of),
+        )
+        ids = {i for _, chunk_ids in chunks for i in chunk_ids}
+        return ids, set(pd.concat(closed)) if closed else set()
+
+    # the extract is 2024-05-31: "edge" (window ends 05-31) is lost, "young" runs to August
+    as_of = "2024-05-31" if not joined else "2026-01-01"  # a join's newest won date wins
+    if joined:
+        wins.assign(won_at=["2024-05-31"]).to_csv(tmp_path / "deals.csv", index=False)
+    assert scored(spec, as_of) == ({"young"}, {"old", "won", "edge"})
+    earlier = {**spec, "label": {**spec["label"], "observed_until": "2024-05-30"}}
+    assert scored(earlier, "2026-01-01") == ({"young", "edge"}, {"old", "won"})
+
+
 def test_event_data_is_scored_as_of_its_end_unless_told(scored_world, tmp_path, caplog):
     """Without --as-of, event data is scored at its observed_until, not "now": a stale
     extract scored now would read the days it lacks as days without activity. The run equals

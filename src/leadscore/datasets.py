@@ -247,17 +247,30 @@ def _blank_labels(values: pd.Series) -> pd.Series:
     return values.isna() | (values.astype("string").str.strip() == "").fillna(False)
 
 
-def closed_rows(values: pd.Series, spec: DatasetSpec) -> pd.Series:
+def closed_rows(
+    values: pd.Series,
+    spec: DatasetSpec,
+    *,
+    order: pd.Series | None = None,
+    extract: pd.Timestamp | None = None,
+) -> pd.Series:
     """Rows of a table to score whose label column already holds an outcome (won or lost):
     such a lead is closed and is not scored. A blank label is an open lead (a CRM leaves the
     deal stage blank while there is no deal), unless the spec lists ``""`` under
     ``label.won`` or ``label.lost``, as training reads it; with ``label.lost`` declared, a
     value that is neither won nor lost (``Open``, ``Nurture``) is open too, and a value under
     ``label.open`` always is. A won date (``within_days`` or ``won: not_null``) closes a lead
-    only once it is there."""
+    once it is there; with ``within_days``, given the rows' ``order`` (the spec's order_by,
+    parsed) and the ``extract`` moment (:func:`scoring_extract`), a lead whose window ended
+    by then without a win is lost, as training labels it, and closed too."""
     label = spec.label
     blank = _blank_labels(values)
     given = ~blank
+    timed = order is not None and ptypes.is_datetime64_any_dtype(order)
+    if label.within_days is not None and timed and extract is not None:
+        assert order is not None
+        ended = (order + pd.Timedelta(days=label.within_days) <= extract).fillna(False)
+        return given | ended.to_numpy()
     if label.won == "not_null" or label.within_days is not None:
         return given
     outcome = _label_matches(values, [*label.won, *(label.lost or [])])
@@ -265,6 +278,33 @@ def closed_rows(values: pd.Series, spec: DatasetSpec) -> pd.Series:
         given &= ~_label_matches(values, list(label.open))
     closed = given if label.lost is None else given & outcome
     return closed | (blank & outcome)
+
+
+def scoring_extract(
+    spec: DatasetSpec, joined: Sequence[pd.DataFrame], as_of: pd.Timestamp
+) -> pd.Timestamp | None:
+    """The moment a table being scored was extracted, for a ``within_days`` label (``None``
+    otherwise): ``label.observed_until`` where the spec sets it; else, where the won date
+    comes from a joined table (a closed-deals table), its newest won date, as training reads
+    the extract; else the scoring ``as_of`` (a CRM export scored as it comes out). A window
+    that ended by then without a win is a lost lead (:func:`closed_rows`)."""
+    label = spec.label
+    if label.within_days is None:
+        return None
+    if label.observed_until is not None:
+        return pd.Timestamp(label.observed_until)
+    for table in joined:
+        if label.column in table.columns:
+            won_at = to_utc_naive(table[label.column].dropna(), _source_name(spec), label.column)
+            if len(won_at):
+                return _latest_won_date(won_at, label.column)
+    return as_of
+
+
+def parse_order_column(values: pd.Series, spec: DatasetSpec) -> pd.Series:
+    """The spec's order_by column of a table being scored, parsed as training parses it."""
+    assert spec.order_by is not None
+    return _parse_order(values, spec.order_by, _source_name(spec))
 
 
 def _plain(value: object) -> object:

@@ -445,6 +445,7 @@ def flat_feature_chunks(
     source_table: str | None = None,
     chunk_rows: int,
     on_closed: Callable[[pd.Series], None] | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> LeadChunks:
     """(rows, lead ids) of a flat table, a slice at a time, with the spec's missing tokens.
 
@@ -457,9 +458,13 @@ def flat_feature_chunks(
     it, such a source is an error that lists its tables. CSV files are read as text, as in
     training, and the spec's ``join`` tables add the columns the input lacks (a won date
     joined from closed deals included). Rows whose label column holds an outcome are closed
-    leads and are not scored (:func:`~leadscore.datasets.closed_rows`); a table of closed
-    leads only is an error, since scoring the training history is a mistake, not a result.
-    ``on_closed`` receives, chunk by chunk, the ids of the closed rows.
+    leads and are not scored (:func:`~leadscore.datasets.closed_rows`); so are, for a
+    ``within_days`` label, the leads whose window ended without a win by the extract
+    (:func:`~leadscore.datasets.scoring_extract`: ``label.observed_until``, the newest won
+    date of a joined closed-deals table, else ``as_of``, the scoring moment, now when not
+    given), which training labels lost. A table of closed leads only is an error, since
+    scoring the training history is a mistake, not a result. ``on_closed`` receives, chunk
+    by chunk, the ids of the closed rows.
     """
     if source_table is not None and source is None:
         raise DataError(
@@ -468,7 +473,7 @@ def flat_feature_chunks(
         )
     return LeadChunks(
         lambda progress: _flat_feature_chunks(
-            spec, source, source_table, chunk_rows, on_closed, progress
+            spec, source, source_table, chunk_rows, on_closed, progress, as_of
         )
     )
 
@@ -480,10 +485,21 @@ def _flat_feature_chunks(
     chunk_rows: int,
     on_closed: Callable[[pd.Series], None] | None,
     progress: ReadProgress,
+    as_of: pd.Timestamp | None,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
-    from leadscore.datasets import closed_rows, join_tables, mark_missing, read_joined_tables
+    from leadscore.datasets import (
+        closed_rows,
+        join_tables,
+        mark_missing,
+        parse_order_column,
+        read_joined_tables,
+        scoring_extract,
+    )
 
     joined = read_joined_tables(spec)
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    extract = scoring_extract(spec, joined, as_of if as_of is not None else now)
+    timed = extract is not None and spec.order_by is not None
     if source is None:
         location = spec.resolve(spec.source)
         table, query, named_by = spec.table, spec.query, SPEC_TABLE
@@ -513,8 +529,17 @@ def _flat_feature_chunks(
             as_written=(spec.id,),
         )
         seen += len(chunk)
+        if timed and spec.label.column not in chunk.columns:
+            chunk = chunk.assign(**{spec.label.column: None})  # no won date: open or lost
         if spec.label.column in chunk.columns:
-            done = closed_rows(chunk[spec.label.column], spec).to_numpy()
+            order = (
+                parse_order_column(chunk[spec.order_by], spec)
+                if timed and spec.order_by in chunk.columns
+                else None
+            )
+            done = closed_rows(
+                chunk[spec.label.column], spec, order=order, extract=extract
+            ).to_numpy()
             closed += int(done.sum())
             if on_closed is not None and done.any():
                 on_closed(to_lead_ids(chunk[spec.id][done], spec.name, spec.id).astype(str))
@@ -523,18 +548,22 @@ def _flat_feature_chunks(
             yield chunk, to_lead_ids(chunk[spec.id], spec.name, spec.id)
     if seen == 0:
         raise DataError(f"{location} holds no leads", "Give a table with at least one lead.")
-    if closed:
-        logger.info(
-            "%s: %d closed lead(s) not scored (%s holds an outcome)",
-            location,
-            closed,
-            spec.label.column,
+    why = f"{spec.label.column!r} holds their outcome"
+    fix = "Score the current open leads: --input FILE, rows without an outcome."
+    if timed:
+        why = (
+            f"won, or their {spec.label.within_days}-day window ended without a win by "
+            f"{extract:%Y-%m-%d}"
         )
+        fix = (
+            "Score the current open leads (--input FILE), or, for an older export, set "
+            "label.observed_until in the spec to the day it was extracted."
+        )
+    if closed:
+        logger.info("%s: %s closed lead(s) not scored (%s)", location, f"{closed:,}", why)
     if closed == seen:
         raise DataError(
-            f"{location}: all {seen:,} leads are closed ({spec.label.column!r} holds their "
-            "outcome), so none is left to score",
-            "Score the current open leads: --input FILE, rows without an outcome.",
+            f"{location}: all {seen:,} leads are closed ({why}), so none is left to score", fix
         )
 
 
