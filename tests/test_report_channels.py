@@ -386,9 +386,39 @@ def test_spreadsheet_spend_reads_as_numbers_and_text_is_refused():
         )
 
 
+def test_costs_file_mistakes_are_caught_not_summed():
+    """A blank or ``N/A`` spend is no spend (it showed as a spend of 0, a free channel); a
+    negative spend and amounts in two currencies are one-line errors rather than a total
+    nobody paid; ``Channel,Spend`` headers are read, and a costs file without them names the
+    columns it has."""
+    from leadscore.errors import DataError
+    from leadscore.reports import channel_report
+
+    scored = pd.DataFrame({"lead_id": ["a", "b"], "stage": ["lead", "sql"], "probability": 0.1})
+    attributes = pd.DataFrame({"lead_id": ["a", "b"], "source": ["x", "y"]})
+
+    def report(channel: list[str], spend: list[str], header: str = "spend") -> pd.DataFrame:
+        costs = pd.DataFrame({"Channel": channel, header: spend})
+        return channel_report(scored, attributes, by=["source"], spend=costs, deal_value=100)
+
+    rows = report(["x", "y"], ["100", "N/A"], header="Spend").set_index("source")
+    assert rows.loc["x", "spend"] == 100 and pd.isna(rows.loc["y", "spend"])
+    assert pd.isna(rows.loc["y", "cost_per_lead"]) and pd.isna(rows.loc["y", "roi"])
+    assert pd.isna(report(["x", "y"], ["100", ""]).set_index("source").loc["y", "spend"])
+    with pytest.raises(DataError, match=r"spend for 'y' is -500: a spend cannot be negative"):
+        report(["x", "y"], ["100", "-500"])
+    with pytest.raises(
+        DataError, match=r"spend is in \$ and €: summing them .*Convert every spend"
+    ):
+        report(["x", "y"], ["$28,000", "€3000"])
+    with pytest.raises(DataError, match=r"no column 'spend' \(its columns: Channel, Cost\)"):
+        report(["x"], ["1"], header="Cost")
+
+
 def test_cost_channels_matching_no_lead_are_named(tmp_path, caplog):
-    """A costs file that spells a channel differently (not only in case or spacing: those
-    match) warns with the unmatched names and the known ones; grouping by a column that is not
+    """A costs file that spells a channel differently (not only in case, spacing or ``_``
+    between words: those match) warns with the unmatched names and the known ones; grouping
+    by a column that is not
     the channel warns that costs are per channel and leaves the cost columns out instead of
     printing "-" everywhere."""
     folder = csv_folder(tmp_path)
@@ -405,9 +435,10 @@ def test_cost_channels_matching_no_lead_are_named(tmp_path, caplog):
         if r.levelno == logging.WARNING and r.name.startswith("leadscore.report")
     ]
     assert len(warned) == 1
-    assert "'Partners', 'paid search'" in warned[0]
+    assert "'Partners' match" in warned[0] and "'paid search'" not in warned[0]
     assert "events, organic, paid_search, referral" in warned[0]
     assert out.set_index("source").loc["organic", "spend"] == 300
+    assert out.set_index("source").loc["paid_search", "spend"] == 900
 
     caplog.clear()
     out = report(folder, target, tmp_path / "c.csv", "--by", "campaign", "--costs", str(costs))

@@ -38,13 +38,20 @@ would otherwise vanish from the report unnoticed.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from leadscore.encoding import describe_merged, fold_text, parse_numbers, preferred_spellings
+from leadscore.encoding import (
+    CURRENCY_SYMBOLS,
+    describe_merged,
+    fold_text,
+    parse_numbers,
+    preferred_spellings,
+)
 from leadscore.errors import DataError, shortened_list
 from leadscore.names import name_words
 from leadscore.schema import SPACED_IDS_FIX, UNKNOWN_ID_SAMPLE, spaced_ids, spaced_ids_note
@@ -305,6 +312,55 @@ def _respell(values: pd.Series, spellings: dict[str, str]) -> pd.Series:
     return text.fillna("(none)")
 
 
+def _cost_key(value: object) -> str:
+    """A channel as the costs file is matched to the leads' values: case, spacing and the
+    ``_`` or ``-`` between words ignored (``paid_search`` pays for ``Paid Search``)."""
+    return fold_text(re.sub(r"[_\-]+", " ", str(value)))
+
+
+def _costs_table(spend: pd.DataFrame) -> pd.DataFrame:
+    """The costs file as (channel, spend): its two columns found whatever their case, spend
+    read as lead columns are ("84,000.00" or "$84,000" from a spreadsheet is 84000; blank or
+    ``N/A`` is no spend). A spend that is no number, a negative one, or amounts in two
+    currencies is a one-line error: summed, they would be a cost nobody paid."""
+    columns = {fold_text(str(c)): c for c in spend.columns}
+    missing = [c for c in ("channel", "spend") if c not in columns]
+    if missing:
+        found = ", ".join(str(c) for c in spend.columns) or "none"
+        raise DataError(
+            f"the costs file has no column {missing[0]!r} (its columns: {found})",
+            "Give a CSV with columns channel and spend.",
+        )
+    written = spend[columns["spend"]]
+    amounts, bad = parse_numbers(written)
+    if bad.any():
+        raise DataError(
+            f"the costs file's spend column holds {written[bad].iloc[0]!r}, not a number",
+            "Write spend as numbers such as 12500, 12,500.00 or $12,500, without a currency code.",
+        )
+    channels = spend[columns["channel"]].astype("string")
+    negative = amounts < 0
+    if negative.any():
+        raise DataError(
+            f"the costs file's spend for {channels[negative].iloc[0]!r} is "
+            f"{written[negative].iloc[0]}: a spend cannot be negative",
+            "Write what each channel cost, as a positive amount (a refund goes into the spend).",
+        )
+    symbols = sorted(
+        written.astype("string")
+        .str.extract(f"([{re.escape(CURRENCY_SYMBOLS)}])", expand=False)
+        .dropna()
+        .unique()
+    )
+    if len(symbols) > 1:
+        raise DataError(
+            f"the costs file's spend is in {' and '.join(symbols)}: summing them would add one "
+            "currency to another",
+            "Convert every spend to one currency.",
+        )
+    return pd.DataFrame({"channel": channels, "spend": amounts}).dropna(subset=["channel"])
+
+
 def _add_costs(
     report: pd.DataFrame,
     spend: pd.DataFrame,
@@ -312,29 +368,16 @@ def _add_costs(
     deal_value: float | None,
     brought_per_channel: pd.Series,
 ) -> pd.DataFrame:
-    for column in ("channel", "spend"):
-        if column not in spend.columns:
-            raise DataError(
-                f"the costs file has no column {column!r}",
-                "Give a CSV with columns channel and spend.",
-            )
-    # spend is read as lead columns are: "84,000.00" or "$84,000" from a spreadsheet is 84000
-    amounts, bad = parse_numbers(spend["spend"])
-    if bad.any():
-        raise DataError(
-            f"the costs file's spend column holds {spend['spend'][bad].iloc[0]!r}, not a number",
-            "Write spend as numbers such as 12500, 12,500.00 or $12,500, without a currency code.",
-        )
-    spend = spend.assign(spend=amounts, channel=spend["channel"].astype("string")).dropna(
-        subset=["channel"]
-    )
-    # matched as the leads' values are grouped: "PAID SEARCH" in the costs pays for "Paid Search"
-    spend = spend.assign(key=spend["channel"].map(fold_text))
-    per_key = spend.groupby("key")["spend"].sum()
+    spend = _costs_table(spend)
+    # matched as the leads' values are grouped, "_" and "-" as spaces: "PAID SEARCH" and
+    # "paid_search" in the costs pay for "Paid Search"
+    spend = spend.assign(key=spend["channel"].map(_cost_key))
+    # min_count: a channel whose spend is blank has no spend, not a spend of 0
+    per_key = spend.groupby("key")["spend"].sum(min_count=1)
     known = sorted(brought_per_channel.index.astype(str))
-    known_keys = {fold_text(c) for c in known}
+    known_keys = {_cost_key(c) for c in known}
     cost_channels = sorted(spend["channel"].unique())
-    unmatched = [str(c) for c in cost_channels if fold_text(c) not in known_keys]
+    unmatched = [str(c) for c in cost_channels if _cost_key(c) not in known_keys]
     shown_known = shortened_list(known)
     if unmatched and len(unmatched) == len(cost_channels):
         logger.warning(
@@ -357,7 +400,7 @@ def _add_costs(
             shown_known,
         )
     out = report.copy()
-    out["spend"] = out[channel].map(fold_text).map(per_key).astype("float64")
+    out["spend"] = out[channel].map(_cost_key).map(per_key).astype("float64")
     out["all_leads"] = out[channel].map(brought_per_channel).astype("int64")
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cost_per_lead"] = out["spend"] / out["all_leads"]

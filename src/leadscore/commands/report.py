@@ -245,6 +245,10 @@ def run_channels(args: argparse.Namespace) -> int:
         folder = Path(args.data)
         if costs_path is None and folder.is_dir() and (folder / "costs.csv").exists():
             costs_path = folder / "costs.csv"
+            logger.info(
+                "spend from %s, the data folder's costs file (--costs FILE reads another)",
+                costs_path,
+            )
     spend = read_table(costs_path) if costs_path is not None else None
     groupings = [by] if by else [["source"], ["source", "campaign"]]
     if spend is not None and by and len(by) > 1:
