@@ -83,11 +83,13 @@ class _CalibratedMixin(BaseEstimator):
         *,
         cv: int = 5,
         random_state: int = 0,
+        groups: np.ndarray | None = None,
     ) -> _CalibratedMixin:
         """Fit the score-to-probability map on held-out leads (the calibration fold), with the
-        model's calibration settings (``cv``, ``random_state``) so the two compare alike."""
+        model's calibration settings (``cv``, ``random_state``, the leads as ``groups``) so
+        the two compare alike."""
         calibrator = ProbabilityCalibrator(method, cv=cv, random_state=random_state)
-        self.calibrator_ = calibrator.fit(self.decision_function(X), y)
+        self.calibrator_ = calibrator.fit(self.decision_function(X), y, groups=groups)
         return self
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:

@@ -27,7 +27,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from leadscore.errors import ModelError
@@ -109,6 +109,19 @@ def _fit(method: str, scores: np.ndarray, y: np.ndarray) -> dict[str, Any]:
     return {"x": x, "y": yv}
 
 
+def _standard_error(gain: np.ndarray, groups: np.ndarray | None) -> float:
+    """Standard error of the mean of ``gain``; with ``groups``, clustered by group, since a
+    lead's examples are not independent draws."""
+    if groups is None:
+        return float(gain.std(ddof=1) / np.sqrt(len(gain)))
+    _, index = np.unique(groups, return_inverse=True)
+    totals = np.bincount(index, weights=gain)
+    sizes = np.bincount(index)
+    n_groups = len(totals)
+    residual = totals - gain.mean() * sizes
+    return float(np.sqrt(n_groups / (n_groups - 1) * (residual**2).sum()) / len(gain))
+
+
 class ProbabilityCalibrator(BaseEstimator):
     """A monotone map from raw log-odds scores to calibrated probabilities.
 
@@ -143,8 +156,16 @@ class ProbabilityCalibrator(BaseEstimator):
         self.cv = cv
         self.random_state = random_state
 
-    def fit(self, scores: np.ndarray, y: np.ndarray) -> ProbabilityCalibrator:
-        """Fit on raw scores (log-odds) of held-out leads and their 0/1 outcomes."""
+    def fit(
+        self, scores: np.ndarray, y: np.ndarray, *, groups: np.ndarray | None = None
+    ) -> ProbabilityCalibrator:
+        """Fit on raw scores (log-odds) of held-out leads and their 0/1 outcomes.
+
+        ``groups`` names the lead of each example (event data holds a lead at several as-of
+        dates): ``"auto"`` then keeps each lead's examples on one side of its cross-fitting
+        and weighs the noise of a gain by lead, so that a method is not chosen for fitting a
+        lead's other snapshots.
+        """
         if self.method not in METHODS:
             raise ModelError(
                 f"unknown calibration method {self.method!r}",
@@ -161,7 +182,7 @@ class ProbabilityCalibrator(BaseEstimator):
             logger.warning("calibration fold holds a single class: keeping the raw scores")
             method = "identity"
         elif method == "auto":
-            method = self._choose(s, yv)
+            method = self._choose(s, yv, None if groups is None else np.asarray(groups))
         self.method_: str = method
         self.params_: dict[str, Any] = _fit(method, s, yv)
         flat = (method == "sigmoid" and self.params_["a"] == 0.0) or (
@@ -177,15 +198,22 @@ class ProbabilityCalibrator(BaseEstimator):
             )
         return self
 
-    def _choose(self, s: np.ndarray, y: np.ndarray) -> str:
+    def _choose(self, s: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> str:
         n_min = int(min(y.sum(), len(y) - y.sum()))
         folds = min(self.cv, n_min)
+        if groups is not None and len(np.unique(groups)) == len(groups):
+            groups = None  # one example per lead: the plain folds are the grouped ones
+        if groups is not None:
+            folds = min(folds, len(np.unique(groups)))
         if folds < 2:
             self.brier_oof_ = {}
             return "identity"
-        splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        if groups is None:
+            splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
+        else:
+            splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=self.random_state)
         oof = {m: np.empty_like(s) for m in ("identity", "sigmoid", "isotonic")}
-        for train, held in splitter.split(s.reshape(-1, 1), y):
+        for train, held in splitter.split(s.reshape(-1, 1), y, groups):
             for m, out in oof.items():
                 out[held] = _apply(m, _fit(m, s[train], y[train]), s[held])
         losses = {m: (p - y) ** 2 for m, p in oof.items()}
@@ -193,7 +221,7 @@ class ProbabilityCalibrator(BaseEstimator):
         chosen = "identity"
         for m in ("sigmoid", "isotonic"):  # simplest first: a method must earn its place
             gain = losses[chosen] - losses[m]
-            noise = _SIGNIFICANCE * gain.std(ddof=1) / np.sqrt(len(gain))
+            noise = _SIGNIFICANCE * _standard_error(gain, groups)
             if gain.mean() > max(_MIN_GAIN, noise):
                 chosen = m
         logger.debug(  # training logs the choice, naming the model it calibrates

@@ -711,14 +711,15 @@ def train(
 
     cal_rows, test_rows = folds.calibrate, folds.test
     cal_margin = booster.predict(matrix[cal_rows], raw_score=True)
+    cal_leads = dataset.lead_id.iloc[cal_rows].to_numpy()
     calibrator = ProbabilityCalibrator(
         config.calibration.method, config.calibration.cv, config.seed
-    ).fit(cal_margin, y[cal_rows])
+    ).fit(cal_margin, y[cal_rows], groups=cal_leads)
     _log_calibration("the model", calibrator)
     cal_p = calibrator.predict(cal_margin)
     periods = calibration_periods(dataset, cal_rows, config, folds.purged_leads.get("calibrate", 0))
     stages = StageThresholds(config.stages).fit(
-        cal_p, y[cal_rows], periods=periods, leads=dataset.lead_id.iloc[cal_rows].to_numpy()
+        cal_p, y[cal_rows], periods=periods, leads=cal_leads
     )
     notes.extend(stages.warnings_)
 
@@ -753,6 +754,7 @@ def train(
             method=config.calibration.method,
             cv=config.calibration.cv,
             random_state=config.seed,
+            groups=cal_leads,
         )
         _log_calibration(f"the {name.replace('_', ' ')} baseline", baseline.calibrator_)
         baseline_p[name] = baseline.predict_proba(X.iloc[test_rows])
