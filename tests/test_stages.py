@@ -309,3 +309,26 @@ def test_a_cost_above_the_deal_value_leaves_the_stage_empty_and_round_trips() ->
     assert any("SQL stage stays empty" in w for w in stages.warnings_)
     back = StageThresholds.from_dict(json.loads(json.dumps(stages.to_dict(), allow_nan=False)))
     assert back.sql_threshold_ == math.inf and "sql" not in set(back.transform(p))
+
+
+def test_policy_check_compares_the_target_where_it_was_set_and_on_later_leads() -> None:
+    """The policy's own measure, on the fitted leads and on other held-out leads: a
+    precision target met where the cut-off was set can fall short later, and says so."""
+    from leadscore.stages import policy_check
+
+    rng = np.random.default_rng(5)
+    p = rng.random(2000)
+    y = (rng.random(2000) < p).astype(int)
+    stages = StageThresholds(
+        {"mql": {"policy": "recall", "target": 0.9}, "sql": {"policy": "precision", "target": 0.8}}
+    ).fit(p, y)
+    later = (rng.random(2000) < p * 0.8).astype(int)  # the same scores convert less later
+    check = policy_check(stages, p, later)
+    assert check["sql"]["fitted"] == stages.achieved_["sql"]["precision"] >= 0.8
+    at = p >= stages.sql_threshold_
+    assert check["sql"]["test"] == pytest.approx(later[at].mean()) and check["sql"]["test"] < 0.8
+    mql = p >= stages.mql_threshold_
+    assert check["mql"]["test"] == pytest.approx(later[mql].sum() / later.sum())
+    assert check["sql"]["measure"] == "precision" and check["mql"]["measure"] == "recall"
+    fixed = StageThresholds({"sql": {"policy": "probability", "target": 0.7}}).fit(p, y)
+    assert policy_check(fixed, p, later)["sql"]["test"] is None

@@ -413,6 +413,50 @@ def _precision_unmet(
     return f"{text}: the {stage.upper()} stage stays empty (lower {stage}.target)"
 
 
+#: The achieved measure each policy promises (``None``: a rule, nothing to check).
+POLICY_MEASURE: dict[str, str | None] = {
+    "recall": "recall",
+    "precision": "precision",
+    "capacity": "per_period",
+    "expected_value": None,
+    "probability": None,
+}
+
+
+def policy_check(
+    stages: StageThresholds,
+    p: np.ndarray,
+    y: np.ndarray,
+    *,
+    periods: float | None = None,
+    leads: np.ndarray | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each stage's policy against what it gave where the cut-offs were set (``fitted``,
+    the calibration fold) and on other held-out leads ``p``, ``y`` (``test``), in the measure
+    the policy promises: a target met on the leads it was fitted on may not hold on later
+    leads, and sales should see both. ``periods`` and ``leads`` as in
+    :meth:`StageThresholds.fit`, for a capacity."""
+    check_is_fitted(stages, "sql_threshold_")
+    pv = np.asarray(p, dtype="float64").ravel()
+    yv = np.asarray(y, dtype="float64").ravel()
+    top = pv if leads is None else pd.Series(pv).groupby(np.asarray(leads)).max().to_numpy()
+    out: dict[str, dict[str, Any]] = {}
+    for stage in ("mql", "sql"):
+        rule = getattr(stages.policy_, stage)
+        measure = POLICY_MEASURE[rule.policy]
+        cut = getattr(stages, f"{stage}_threshold_")
+        test = _achieved(pv, yv, cut, periods, top)
+        out[stage] = {
+            "policy": rule.policy,
+            "target": rule.target,
+            "measure": measure,
+            "fitted": None if measure is None else stages.achieved_[stage].get(measure),
+            "test": None if measure is None else test[measure],
+            "period_days": stages.policy_.period_days,
+        }
+    return out
+
+
 def _damaged(what: str) -> ModelError:
     return ModelError(
         f"the stage thresholds in the model file are damaged: {what}",

@@ -68,7 +68,12 @@ from leadscore.metrics import bootstrap_intervals, ece_by_chance, evaluate, stag
 from leadscore.model import LeadScoringModel
 from leadscore.monitoring import DriftReference, computed_inputs
 from leadscore.schema import LabelledDataset
-from leadscore.stages import StageThresholds, calendar_step_days, periods_spanned
+from leadscore.stages import (
+    StageThresholds,
+    calendar_step_days,
+    periods_spanned,
+    policy_check,
+)
 from leadscore.subscores import SubScorer
 
 logger = logging.getLogger(__name__)
@@ -775,6 +780,13 @@ def train(
             "mql": stages.to_dict()["mql_threshold_"],
             "sql": stages.to_dict()["sql_threshold_"],
         },
+        "stage_policy": policy_check(
+            stages,
+            p_cal,
+            y_test,
+            periods=calibration_periods(dataset, test_rows, config),
+            leads=test_ids,
+        ),
         "calibration": calibrator.method_,
         "fold_kind": folds.kind,
         "n_train": len(train_rows),

@@ -202,7 +202,35 @@ def format_report(result: TrainingResult) -> str:
             f"{stage:8}{s['count']:>10,}{_fmt(s['share'] * 100, 1) + '%':>10}"
             f"{_pct(s['conversion_rate']):>10}{_pct(s['share_of_wins']):>10}"
         )
+    lines += _policy_lines(m.get("stage_policy") or {})
     return "\n".join(lines)
+
+
+def _policy_lines(checks: dict[str, Any]) -> list[str]:
+    """Each stage's policy target against what it gave on the calibration fold, where the
+    cut-off was set, and on the test fold, in the policy's own measure."""
+    lines = []
+    for stage, check in checks.items():
+        measure = check.get("measure")
+        if measure is None:
+            continue
+
+        def shown(value: float | None, measure: str = measure) -> str:
+            if value is None:
+                return "-"
+            return f"{value:,.1f}" if measure == "per_period" else _pct(value)
+
+        if measure == "per_period":
+            wanted = f"at most {check['target']:,g} leads per {check['period_days']:g} days"
+        elif measure == "recall":
+            wanted = f"{_pct(check['target'])} of the wins"
+        else:
+            wanted = f"{_pct(check['target'])} convert"
+        lines.append(
+            f"{stage.upper()} policy {check['policy']}, {wanted}: {shown(check['fitted'])} on "
+            f"the calibration fold (where it was set), {shown(check['test'])} on the test fold"
+        )
+    return lines
 
 
 def _signed(value: float) -> str:
