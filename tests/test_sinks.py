@@ -556,6 +556,38 @@ def test_overlapping_runs_into_a_file_target_take_turns(
     assert july["previous_stage"].tolist() == june.loc[july.index, "stage"].tolist()
 
 
+def test_a_duckdb_target_another_program_holds_is_named_with_the_program(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A notebook holding the file open for writing: the read waits (saying so), then names
+    the program and its PID, and the fix; not DuckDB's advice to open the file read-only,
+    which a scorer cannot take."""
+    from leadscore.sinks import duckdb_sink
+
+    target = target_for("duckdb", tmp_path)
+    sinks.write_scored_leads(make_scored(3), target)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({target!r}); "
+         "print('open', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        monkeypatch.setattr(duckdb_sink, "_LOCK_WAIT_S", 0.5)
+        logged = caplog.at_level(logging.INFO, logger="leadscore.sinks")
+        with logged, pytest.raises(DataError) as err:
+            sinks.read_scored_leads(target)
+        message = str(err.value)
+        assert "is held open by another program (python" in message
+        assert f"PID {holder.pid})" in message and "read_only=True" in message
+        assert "-readonly" not in message and "\n" not in message
+        assert "waiting up to 0.5 s" in caplog.text
+    finally:
+        holder.kill()
+        holder.wait()
+    assert len(sinks.read_scored_leads(target)) == 3  # readable again once it is closed
+
+
 # --------------------------------------------------------------------------- validation
 
 
@@ -831,7 +863,7 @@ def test_a_file_that_is_no_database_is_one_line(kind: str, tmp_path: Path) -> No
 def test_an_sqlite_target_in_a_new_folder_is_created_by_the_first_run(tmp_path: Path) -> None:
     url = target_for("sqlite", tmp_path / "new" / "deeper")
     assert sinks.previous_stages(url, "2024-05-01").empty
-    with pytest.raises(DataError, match="holds no scored leads yet"):
+    with pytest.raises(DataError, match=r"scored_leads\.sqlite does not exist"):
         sinks.read_scored_leads(url)
     assert not (tmp_path / "new").exists()  # reading creates no file
     sinks.write_scored_leads(make_scored(3), url)
@@ -839,10 +871,15 @@ def test_an_sqlite_target_in_a_new_folder_is_created_by_the_first_run(tmp_path: 
 
 
 def test_reading_a_target_that_does_not_exist_says_so(target: str) -> None:
-    with pytest.raises(DataError, match="holds no scored leads yet"):
-        sinks.read_scored_leads(target)
-    with pytest.raises(DataError, match="holds no scored leads yet"):
-        sinks.read_history(target)
+    """A path that is not there (a typo, mostly) is named as such; a target that exists but
+    was never written to holds no scored leads yet."""
+    for read in (sinks.read_scored_leads, sinks.read_history):
+        with pytest.raises(DataError, match=r"scored_leads\.\w+ does not exist\. Check the path"):
+            read(target)
+    if target.endswith(".duckdb"):
+        duckdb.connect(target).close()  # an empty database: no tables yet
+        with pytest.raises(DataError, match="holds no scored leads yet"):
+            sinks.read_scored_leads(target)
 
 
 def test_read_filters_by_lead(target: str) -> None:
@@ -886,7 +923,7 @@ def test_streaming_rejects_overlapping_chunks_and_other_runs(target: str) -> Non
         w.append(frame)
     with pytest.raises(DataError, match="has no rows"), sinks.open_run(target, run):
         pass
-    with pytest.raises(DataError, match="holds no scored leads yet"):
+    with pytest.raises(DataError, match="does not exist"):  # nothing written, not even a file
         sinks.read_history(target)
 
 

@@ -272,12 +272,13 @@ def run(args: argparse.Namespace) -> int:
     from leadscore.features import parse_as_of
     from leadscore.io import shown_url
     from leadscore.scoring import check_data_form, load_scoring_model, run_scoring
-    from leadscore.sinks import STAGES, shown_model
+    from leadscore.sinks import STAGES, check_target, shown_model
     from leadscore.specs import load_spec
 
     if args.top < 1:
         raise DataError(f"--top must be at least 1, got {args.top}", "Give e.g. --top 3.")
     check_input_arguments(args)
+    check_target(args.target)  # a target that cannot take the run fails before any work
     spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
     given_as_of = parse_as_of(args.as_of) if args.as_of else None
     model_uri = args.model or default_model_uri(spec, args.data)

@@ -9,6 +9,8 @@ that recomputes later rows' previous stages is shared with :mod:`leadscore.sinks
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -40,6 +42,8 @@ from leadscore.sinks.target import (
     _os_error,
     log_restaged,
 )
+
+logger = logging.getLogger(__name__)
 
 #: How long a DuckDB open waits for another process's lock before giving up.
 _LOCK_WAIT_S = 15.0
@@ -94,8 +98,10 @@ def _closed_scan(path: Path, kind: TargetKind) -> str:
 
 
 def _connect_duckdb(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB file, waiting a little while another process holds its lock."""
+    """Open a DuckDB file, waiting a little (with a line in the log) while another process
+    holds its lock: another run committing lets go within seconds."""
     deadline = time.monotonic() + _LOCK_WAIT_S
+    waiting = False
     while True:
         try:
             return duckdb.connect(str(path), read_only=read_only)
@@ -107,12 +113,30 @@ def _connect_duckdb(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection
                     f"{path} cannot be opened as a DuckDB file: {str(err).splitlines()[0]}",
                     "Use another --target, or a .parquet or .csv target.",
                 ) from err
+            holder = _lock_holder(str(err))
             if time.monotonic() > deadline:
                 raise DataError(
-                    f"{path} cannot be opened: {str(err).splitlines()[0]}",
-                    "Close other programs using the file (another scorer, a notebook) and retry.",
+                    f"{path} is held open by another program{holder}",
+                    "Close it there and retry (a notebook that only reads opens it with "
+                    "duckdb.connect(path, read_only=True), which leadscore's reports can read "
+                    "beside; scoring writes, so it needs the file closed everywhere else).",
                 ) from err
+            if not waiting:
+                logger.info(
+                    "%s is held open by another program%s: waiting up to %g s for it",
+                    path,
+                    holder,
+                    _LOCK_WAIT_S,
+                )
+                waiting = True
             time.sleep(0.2)
+
+
+def _lock_holder(message: str) -> str:
+    """`` (python3.11, PID 6898)`` from DuckDB's lock error, or nothing; DuckDB's advice to
+    open the file read-only is left out, since a scorer must write."""
+    found = re.search(r"lock is held in (.+?) \(PID (\d+)\)", message)
+    return "" if found is None else f" ({Path(found.group(1)).name}, PID {found.group(2)})"
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from leadscore.io import (
     duckdb_url_path,
     file_in_the_way,
     is_sql_url,
+    sqlite_file,
 )
 from leadscore.sinks.schema import COLUMNS, DEFAULT_TARGET, LATEST_TABLE
 
@@ -376,6 +377,19 @@ def os_error_fix(
 
 
 def _missing_target(target: SinkTarget) -> DataError:
+    """No scores to read: a path that does not exist (a typo, more often than not) is named
+    as such, not as a target that was never written to."""
+    sqlite = sqlite_file(target.location) if target.kind == "sql" else None
+    path = sqlite if target.kind == "sql" else target.path
+    exists = path is None or path.exists()
+    if target.kind in ("parquet", "csv"):
+        exists = exists or target.history_dir.exists()
+    if not exists:
+        assert path is not None
+        return DataError(
+            f"{path} does not exist",
+            "Check the path (--target), or run leadscore score --target with it first.",
+        )
     return DataError(
         f"{target} holds no scored leads yet",
         "Run leadscore score first, or name the target it wrote (--target).",
