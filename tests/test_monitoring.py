@@ -743,6 +743,27 @@ def test_the_back_test_says_in_words_whether_a_run_kept_its_promise():
     assert text.splitlines()[-2:] == [first, second]
 
 
+def test_runs_of_one_day_are_told_apart_by_their_time():
+    """A flat table scored three times one morning: the runs read apart by the minute, in
+    the table and the verdicts; runs a day apart keep the plain date. The note under the
+    table says what the stage columns count."""
+    history, won = _random_history(600, 6, "2026-01-01")
+    runs = [
+        history.assign(won=won, complete=True, window_ends=pd.NaT, as_of=pd.Timestamp(t))
+        for t in ("2026-11-24 11:34:10", "2026-11-24 11:35:02", "2026-11-25 09:00:00")
+    ]
+    table = backtest_runs(pd.concat(runs, ignore_index=True))
+    text = format_backtest(table)
+    for label in ("2026-11-24 11:34", "2026-11-24 11:35", "2026-11-25 09:00"):
+        assert label in text
+    assert [v.split(":", 2)[0] + ":" + v.split(":", 2)[1] for v in backtest_verdicts(table)] == [
+        "2026-11-24 11:34", "2026-11-24 11:35", "2026-11-25 09:00",
+    ]  # fmt: skip
+    assert "mql_conv: of the leads at MQL alone" in text
+    one = backtest_runs(pd.concat(runs[:1] + runs[2:], ignore_index=True))
+    assert backtest_verdicts(one)[0].startswith("2026-11-24: ")
+
+
 def test_a_back_test_by_channel_names_the_channel_that_broke_its_promise():
     """Per run and channel: the rows add up to the run's, and the verdict names the channel
     whose wins fell short while the others, within chance, get one line together."""

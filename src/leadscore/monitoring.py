@@ -896,9 +896,9 @@ def backtest_verdicts(table: pd.DataFrame, by: str | None = None) -> list[str]:
     lines = []
     within = 0
     groups = table[by].astype(str).tolist() if by else [None] * len(table)
-    for row, group in zip(table.itertuples(index=False), groups, strict=True):
+    days = as_of_labels(table["as_of"])
+    for row, group, day in zip(table.itertuples(index=False), groups, days, strict=True):
         expected, sd = row.expected_wins, row.expected_sd
-        day = pd.Timestamp(row.as_of).strftime("%Y-%m-%d")
         if group is not None:
             day = f"{day}, {group}"
         if by and (not row.complete or row.resolved < VERDICT_MIN_LEADS):
@@ -940,13 +940,32 @@ def backtest_verdicts(table: pd.DataFrame, by: str | None = None) -> list[str]:
     return lines
 
 
+def as_of_labels(as_of: pd.Series) -> list[str]:
+    """Runs' as-ofs as people tell them apart: the day, with the time where two runs share a
+    day (a flat table scored three times one morning read as three identical runs)."""
+    stamps = pd.to_datetime(as_of)
+    for fmt in ("%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"):
+        labels = stamps.dt.strftime(fmt)
+        if labels.nunique() == stamps.nunique():
+            return labels.tolist()
+    return labels.tolist()
+
+
+#: Under the back-test table: what its stage columns count, since ``report channels``
+#: counts MQL or SQL as MQLs.
+BACKTEST_STAGE_NOTE = (
+    "sql_conv: conversion of the leads at SQL; mql_conv: of the leads at MQL alone, not SQL "
+    "(report channels counts MQL or SQL as mqls)"
+)
+
+
 def format_backtest(table: pd.DataFrame, by: str | None = None) -> str:
     """The back-test as an aligned text table: one line per run (and value of ``by``), the
-    figures people read, then a plain verdict per run whose outcomes are in
-    (:func:`backtest_verdicts`)."""
+    figures people read, a note on what the stage columns count, then a plain verdict per
+    run whose outcomes are in (:func:`backtest_verdicts`)."""
     shown = pd.DataFrame(
         {
-            "as_of": pd.to_datetime(table["as_of"]).dt.strftime("%Y-%m-%d"),
+            "as_of": as_of_labels(table["as_of"]),
             "model": [
                 shown_model(name, str(version))
                 for name, version in zip(table["model_name"], table["model_version"], strict=True)
@@ -977,7 +996,9 @@ def format_backtest(table: pd.DataFrame, by: str | None = None) -> str:
             for v, n in zip(table[f"{stage}_conversion"], table[f"{stage}_count"], strict=True)
         ]
     verdicts = backtest_verdicts(table, by) if "expected_sd" in table else []
-    return "\n".join([shown.to_string(index=False), *([""] if verdicts else []), *verdicts])
+    return "\n".join(
+        [shown.to_string(index=False), BACKTEST_STAGE_NOTE, *([""] if verdicts else []), *verdicts]
+    )
 
 
 def drift_verdict(table: pd.DataFrame) -> str:
