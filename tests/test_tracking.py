@@ -984,3 +984,16 @@ def test_a_full_disk_while_fetching_a_model_is_told_as_such():
         full = tracking._out_of_room(err)
         assert isinstance(full, OSError) and full.errno == errno.ENOSPC
     assert tracking._out_of_room(MlflowException("RESOURCE_DOES_NOT_EXIST: no model")) is None
+
+
+def test_a_registered_name_or_uri_resolves_to_its_training_run(registry):
+    """``report model --run`` takes what a marketer knows: the model's name (its champion),
+    a models:/ URI, or the run id; an unknown alias lists what the registry holds."""
+    uri, runs = registry["uri"], registry["runs"]
+    assert tracking.resolve_run("leadscore", uri) == runs[1]  # version 2 is the champion
+    assert tracking.resolve_run("models:/leadscore/3", uri) == runs[2]
+    assert tracking.resolve_run("models:/leadscore@champion", uri) == runs[1]
+    assert tracking.resolve_run(runs[0], uri) == runs[0]
+    assert tracking.resolve_run("not-a-model", uri) == "not-a-model"  # the report says "no run"
+    with pytest.raises(ModelError, match=r"no model 'leadscore' with alias 'best'.*versions: 1"):
+        tracking.resolve_run("models:/leadscore@best", uri)

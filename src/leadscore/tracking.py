@@ -71,6 +71,7 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "CHAMPION_ALIAS",
     "DEFAULT_TRACKING_URI",
+    "FROM_CONFIG",
     "HOLDOUT_ARTIFACT",
     "MODEL_ARTIFACT_PATH",
     "HoldoutRecord",
@@ -82,6 +83,7 @@ __all__ = [
     "log_training_run",
     "pyfunc_input",
     "registered_name",
+    "resolve_run",
     "resolve_tracking_uri",
 ]
 
@@ -1370,6 +1372,39 @@ def load_model_version(
             name, version = _resolve_registered(client, text, resolved)
             return _load_registered(client, name, version), name, version
         return _download_and_load(text, resolved, text), None, None
+
+
+def resolve_run(run: str, tracking_uri: str | None = None) -> str:
+    """The MLflow run id of ``run``: a run id as it is; a registered model's champion for
+    its name (``leadscore-crm``), or the version a ``models:/NAME@ALIAS`` or
+    ``models:/NAME/VERSION`` URI names. Marketers know the model's name, not a run's hex id.
+    """
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    text = run.strip()
+    if re.fullmatch(r"[0-9a-f]{32}", text):
+        return text
+    uri = resolve_tracking_uri(tracking_uri)
+    db = sqlite_file(uri)
+    if db is not None and not db.is_file():
+        return text  # no store: the caller's own error names it
+    with quiet_mlflow(), using_tracking_uri(uri):
+        client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        if not text.startswith("models:/"):
+            if not _versions(client, text):
+                return text  # no model of that name: read as a run id
+            text = f"models:/{text}@{CHAMPION_ALIAS}"
+        name, version = _resolve_registered(client, text, uri)
+        try:
+            run_id = client.get_model_version(name, version).run_id
+        except MlflowException as err:
+            raise ModelError(
+                f"cannot read version {version} of {name!r} ({_mlflow_reason(err)})",
+                "Give the run id of a training (`mlflow ui` lists them).",
+            ) from None
+    logger.info("%s is version %s of %s, trained in run %s", run, version, name, run_id)
+    return str(run_id)
 
 
 def _resolve_registered(client: Any, uri: str, tracking_uri: str) -> tuple[str, str]:

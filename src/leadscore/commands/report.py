@@ -90,7 +90,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "stage funnel, SHAP drivers, fit against engagement and channels. Figures are "
         "embedded, so the file opens offline. Also logged to the run as report.html.",
     )
-    model.add_argument("--run", required=True, metavar="RUN_ID", help="MLflow run id of a training")
+    model.add_argument(
+        "--run",
+        required=True,
+        metavar="RUN",
+        help="MLflow run id of a training, or a registered model: its name (its champion, "
+        "e.g. leadscore-crm) or models:/NAME@ALIAS or models:/NAME/VERSION",
+    )
     model.add_argument(
         "--out",
         type=Path,
@@ -379,9 +385,11 @@ def open_scored_for_report(events: ClosedLoopData, data: str, target: str) -> pd
 
 def run_model(args: argparse.Namespace) -> int:
     from leadscore.html_report import write_model_report
+    from leadscore.tracking import resolve_run
 
+    run_id = resolve_run(args.run, args.tracking_uri)
     out = write_model_report(
-        args.run, args.out, tracking_uri=args.tracking_uri, log_to_run=not args.no_log
+        run_id, args.out, tracking_uri=args.tracking_uri, log_to_run=not args.no_log
     )
     print(f"model report written to {out}")
     return 0
