@@ -17,6 +17,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -171,49 +172,38 @@ def _download(client: MlflowClient, version: str, dst: Path) -> Path:
 # --------------------------------------------------------------------------- champion
 
 
-def test_the_default_registry_name_is_the_one_train_gives(tmp_path, dataset, config, strong):
-    """A notebook's run registers where ``leadscore train`` would (``leadscore-<data set>``),
-    so the champion it makes is the one ``leadscore score`` finds."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        run_id = tracking.log_training_run(
-            strong,
-            dataset_name="toy",
-            spec=None,
-            config=config,
-            data_hash=tracking.data_fingerprint(dataset.X),
-            tracking_uri=uri,
-        )
-    name = tracking.registered_name("leadscore", "toy")
-    assert name == "leadscore-toy"
-    assert MlflowClient(uri, uri).get_run(run_id).data.tags["registered_model"] == f"{name}/1"
-    assert _champion(uri, name) == "1"
-
-
-@pytest.mark.parametrize("as_mapping", [False, True])
-def test_a_notebook_run_follows_the_configs_mlflow_section(
-    tmp_path, dataset, config, strong, as_mapping
+@pytest.mark.parametrize("given", ["defaults", "mapping", "config"])
+def test_a_notebook_run_logs_and_registers_where_train_does(
+    tmp_path, dataset, config, strong, given
 ):
-    """Without tracking arguments, ``log_training_run`` logs where the config's ``mlflow:``
-    section says, as ``leadscore train`` does with that config: its tracking URI, experiment
-    and registry prefix; given as the YAML reads it or as a ``TrainConfig``."""
+    """Without tracking arguments, ``log_training_run`` follows the config's ``mlflow:``
+    section as ``leadscore train`` does (its tracking URI, experiment and registry prefix,
+    the config given as the YAML reads it or as a ``TrainConfig``), and by default registers
+    under ``leadscore-<data set>``: the champion a notebook makes is the one ``score`` finds."""
     uri = f"sqlite:///{tmp_path / 'team.db'}"
-    section = {"tracking_uri": uri, "experiment": "acme-scoring", "registered_model": "acme"}
-    settings = config.model_dump(mode="json") | {"mlflow": section}
-    given = settings if as_mapping else parse_config(settings)
+    settings: Any = config
+    passed: dict[str, str] = {"tracking_uri": uri}
+    experiment, name = "leadscore", tracking.registered_name("leadscore", "toy")
+    if given != "defaults":
+        section = {"tracking_uri": uri, "experiment": "acme-scoring", "registered_model": "acme"}
+        settings = config.model_dump(mode="json") | {"mlflow": section}
+        settings = parse_config(settings) if given == "config" else settings
+        passed, experiment, name = {}, "acme-scoring", "acme-toy"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         run_id = tracking.log_training_run(
             strong,
             dataset_name="toy",
             spec=None,
-            config=given,
+            config=settings,
             data_hash=tracking.data_fingerprint(dataset.X),
+            **passed,
         )
+    assert name == ("leadscore-toy" if given == "defaults" else "acme-toy")
     client = MlflowClient(uri, uri)
     run = client.get_run(run_id)
-    assert client.get_experiment(run.info.experiment_id).name == "acme-scoring"
-    assert run.data.tags["registered_model"] == "acme-toy/1"
-    assert _champion(uri, "acme-toy") == "1"
+    assert client.get_experiment(run.info.experiment_id).name == experiment
+    assert run.data.tags["registered_model"] == f"{name}/1"
+    assert _champion(uri, name) == "1"
 
 
 def test_champion_is_first_model_then_moves_only_for_a_better_one(registry, strong, weak, X_test):

@@ -200,6 +200,19 @@ def _latest_select(history: sa.Table, where: Any) -> sa.Select[Any]:
     return sa.select(*(ranked.c[c] for c in COLUMNS)).where(ranked.c._rank == 1)
 
 
+def _temporary_ids(prefix: str, *, unique: bool = False) -> sa.Table:
+    """A temporary table of lead ids (``unique``: its primary key), named ``prefix`` and a
+    random suffix so that two tables of one transaction never clash."""
+    import sqlalchemy as sa
+
+    return sa.Table(
+        f"{prefix}_{uuid.uuid4().hex[:8]}",
+        sa.MetaData(),
+        sa.Column("lead_id", sa.String(255), primary_key=unique),
+        prefixes=["TEMPORARY"],
+    )
+
+
 def _closed_table(metadata: sa.MetaData) -> sa.Table:
     """The closed-leads records of an SQL target (see the module docstring)."""
     import sqlalchemy as sa
@@ -367,19 +380,8 @@ def _apply_closed_sql(
     con.execute(latest.delete().where(newer))
     if staged_closed is None:
         return
-    suffix = uuid.uuid4().hex[:8]
-    given = sa.Table(
-        f"_leadscore_given_{suffix}",
-        sa.MetaData(),
-        sa.Column("lead_id", sa.String(255)),
-        prefixes=["TEMPORARY"],
-    )
-    closing = sa.Table(
-        f"_leadscore_closing_{suffix}",
-        sa.MetaData(),
-        sa.Column("lead_id", sa.String(255), primary_key=True),
-        prefixes=["TEMPORARY"],
-    )
+    given = _temporary_ids("_leadscore_given")
+    closing = _temporary_ids("_leadscore_closing", unique=True)
     given.create(con)
     closing.create(con)
     for batch in pq.ParquetFile(staged_closed).iter_batches(batch_size=50_000):
@@ -571,12 +573,7 @@ def _update_latest_sql(
     """
     import sqlalchemy as sa
 
-    fresh = sa.Table(
-        f"_leadscore_fresh_{uuid.uuid4().hex[:8]}",
-        sa.MetaData(),
-        sa.Column("lead_id", sa.String(255), primary_key=True),
-        prefixes=["TEMPORARY"],
-    )
+    fresh = _temporary_ids("_leadscore_fresh", unique=True)
     fresh.create(con)
     older = sa.exists().where(latest.c.lead_id == history.c.lead_id, latest.c.as_of < as_of)
     unseen = sa.and_(
@@ -609,14 +606,8 @@ def _update_latest_sql(
 
 def _with_ids_sql(con: sa.Connection, lead_ids: Iterable[str]) -> sa.Table:
     """A temporary table holding ``lead_ids``, for joins that scale past an IN list."""
-    import sqlalchemy as sa
 
-    ids = sa.Table(
-        f"_leadscore_ids_{uuid.uuid4().hex[:8]}",
-        sa.MetaData(),
-        sa.Column("lead_id", sa.String(255)),
-        prefixes=["TEMPORARY"],
-    )
+    ids = _temporary_ids("_leadscore_ids")
     ids.create(con)
     values = [str(i) for i in lead_ids]
     if values and con.dialect.name == "postgresql" and con.dialect.driver == "psycopg":
