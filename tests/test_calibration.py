@@ -201,3 +201,15 @@ def test_one_example_per_lead_chooses_as_without_groups() -> None:
     plain = ProbabilityCalibrator("auto").fit(s, y)
     grouped = ProbabilityCalibrator("auto").fit(s, y, groups=np.arange(1500))
     assert grouped.brier_oof_ == plain.brier_oof_ and grouped.method_ == plain.method_
+
+
+def test_grouped_auto_with_one_winning_lead_keeps_the_raw_scores() -> None:
+    """The wins of a small calibration fold may all be one lead's snapshots: no split by
+    lead can put a win on both sides, so auto keeps the raw scores instead of fitting a
+    sigmoid on a training split without wins (which raised)."""
+    rng = np.random.default_rng(0)
+    leads = np.repeat(np.arange(40), 6)
+    s = rng.normal(size=leads.size)
+    y = (leads == 3).astype(int)
+    cal = ProbabilityCalibrator("auto", cv=5).fit(s, y, groups=leads)
+    assert cal.method_ == "identity" and cal.brier_oof_ == {}

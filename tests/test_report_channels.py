@@ -415,6 +415,27 @@ def test_costs_file_mistakes_are_caught_not_summed():
         report(["x"], ["1"], header="Cost")
 
 
+def test_two_spellings_one_cost_row_pays_for_share_the_spend():
+    """``paid_search`` and ``paid search`` are two rows of the leads' report but one channel
+    of the costs file: they share its spend by the leads each brought, so the total is what
+    was spent (each row had been charged all of it)."""
+    from leadscore.reports import channel_report, channel_total
+
+    ids = [f"l{i}" for i in range(6)]
+    sources = ["paid_search"] * 3 + ["paid search", "email", "email"]
+    attributes = pd.DataFrame({"lead_id": ids, "source": sources})
+    scored = pd.DataFrame({"lead_id": ids, "stage": ["sql", "mql", "lead"] * 2}).assign(
+        probability=0.2
+    )
+    costs = pd.DataFrame({"channel": ["Paid Search", "email"], "spend": [1000, 100]})
+    out = channel_report(scored, attributes, by=["source"], spend=costs).set_index("source")
+    assert out.loc["paid_search", "spend"] == pytest.approx(750)
+    assert out.loc["paid search", "spend"] == pytest.approx(250)
+    assert out.loc["paid_search", "cost_per_lead"] == out.loc["paid search", "cost_per_lead"]
+    total = channel_total(out.reset_index(), ["source"]).iloc[0]
+    assert total["spend"] == pytest.approx(1100)
+
+
 def test_cost_channels_matching_no_lead_are_named(tmp_path, caplog):
     """A costs file that spells a channel differently (not only in case, spacing or ``_``
     between words: those match) warns with the unmatched names and the known ones; grouping

@@ -276,13 +276,29 @@ def test_a_run_committed_while_another_scored_sets_its_previous_stages(
     may = sinks.attach_previous_stages(may, sinks.previous_stages(target, "2024-05-01"))
     with caplog.at_level(logging.INFO, logger="leadscore.sinks"):
         sinks.write_scored_leads(may, target)
-        assert "changed stage" not in caplog.text
+        assert "previous stages differed" not in caplog.text
         sinks.write_scored_leads(june, target)
-    assert "2 of this run's leads changed stage" in caplog.text
+    assert "2 of this run's previous stages differed" in caplog.text
     for table in (sinks.read_scored_leads(target), sinks.read_history(target)):
         rows = table[table["as_of"] == pd.Timestamp("2024-06-01")].set_index("lead_id")
         assert rows["previous_stage"].tolist() == ["sql", "lead", "mql", "lead"]
         assert rows["stage_changed"].tolist() == [False, True, True, False]
+
+
+def test_a_reopened_lead_has_one_previous_stage(target: str) -> None:
+    """A lead closed, then scored again, has a closed record and a latest row: it got two
+    previous stages, one from each; the newest row before the as-of is the one."""
+    ids = ["L0000", "L0001", "L0002"]
+    sinks.write_scored_leads(make_scored(ids=ids, as_of="2024-04-01"), target)
+    may = make_scored(ids=ids[:2], as_of="2024-05-01", seed=1)
+    sinks.write_scored_leads(may, target, closed=["L0002"])
+    june = make_scored(ids=ids, as_of="2024-06-01", seed=2).assign(stage=["lead", "mql", "sql"])
+    sinks.write_scored_leads(june, target)
+    before = sinks.previous_stages(target, "2024-07-01")
+    assert before["lead_id"].tolist() == ids
+    assert before["stage"].tolist() == ["lead", "mql", "sql"]
+    some = sinks.previous_stages(target, "2024-07-01", lead_ids=["L0002"])
+    assert some["stage"].tolist() == ["sql"]
 
 
 def test_previous_stages_look_strictly_before_the_as_of(target: str) -> None:

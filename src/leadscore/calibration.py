@@ -199,12 +199,13 @@ class ProbabilityCalibrator(BaseEstimator):
         return self
 
     def _choose(self, s: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> str:
-        n_min = int(min(y.sum(), len(y) - y.sum()))
-        folds = min(self.cv, n_min)
         if groups is not None and len(np.unique(groups)) == len(groups):
             groups = None  # one example per lead: the plain folds are the grouped ones
-        if groups is not None:
-            folds = min(folds, len(np.unique(groups)))
+        if groups is None:
+            n_min = int(min(y.sum(), len(y) - y.sum()))
+        else:  # every training split needs both outcomes: count the leads holding each
+            n_min = min(len(np.unique(groups[y == 1])), len(np.unique(groups[y == 0])))
+        folds = min(self.cv, n_min)
         if folds < 2:
             self.brier_oof_ = {}
             return "identity"

@@ -400,8 +400,13 @@ def _add_costs(
             shown_known,
         )
     out = report.copy()
-    out["spend"] = out[channel].map(_cost_key).map(per_key).astype("float64")
-    out["all_leads"] = out[channel].map(brought_per_channel).astype("int64")
+    brought = out[channel].map(brought_per_channel).astype("int64")
+    # rows the leads spell apart that one cost row pays for (paid_search, paid search) share
+    # its spend by the leads each brought, rather than each being charged all of it
+    keys = out[channel].map(_cost_key)
+    share = brought / brought.groupby(keys).transform("sum")
+    out["spend"] = keys.map(per_key).astype("float64") * share.where(share.notna(), 1.0)
+    out["all_leads"] = brought
     with np.errstate(divide="ignore", invalid="ignore"):
         out["cost_per_lead"] = out["spend"] / out["all_leads"]
         out["spend_scored"] = out["cost_per_lead"] * out["leads"]

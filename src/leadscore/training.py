@@ -784,7 +784,9 @@ def train(
             stages,
             p_cal,
             y_test,
-            periods=calibration_periods(dataset, test_rows, config),
+            periods=calibration_periods(
+                dataset, test_rows, config, folds.purged_leads.get("test", 0)
+            ),
             leads=test_ids,
         ),
         "calibration": calibrator.method_,

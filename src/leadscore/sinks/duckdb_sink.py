@@ -246,10 +246,13 @@ def _previous_stages_duckdb(
             f"UNION ALL SELECT lead_id FROM {closed})"
         )
     where = f"as_of < $as_of AND {leads}"
+    # a lead reopened after its close has a closed record and a latest row: the row answers
+    answered = f"(SELECT lead_id FROM {latest} WHERE as_of < $as_of)"
     return (
         f"SELECT lead_id, stage FROM {latest} WHERE {where} UNION ALL "
         f"SELECT lead_id, arg_max(stage, {_LATEST_KEY}) FROM {history} "
-        f"WHERE {where} AND lead_id IN {from_history} GROUP BY lead_id"
+        f"WHERE {where} AND lead_id IN {from_history} AND lead_id NOT IN {answered} "
+        "GROUP BY lead_id"
     )
 
 

@@ -680,6 +680,10 @@ def _previous_stages_sql(
             query = sa.select(newest.c.lead_id, newest.c.stage)
         else:
             closed = _closed_table(history.metadata) if inspector.has_table(CLOSED_TABLE) else None
+            if closed is not None:
+                count = sa.select(sa.func.count()).select_from(closed).where(_of_ids(closed, ids))
+                if not con.execute(count).scalar_one():
+                    closed = None  # no closed lead among these: the latest table answers
             query = _previous_from_latest(history, latest, closed, ids, stamp)
         frame = pd.read_sql(query.order_by("lead_id"), con)
     if frame.empty:
@@ -701,17 +705,29 @@ def _previous_from_latest(
     import sqlalchemy as sa
 
     def of_run(table: sa.Table) -> Any:
-        return sa.true() if ids is None else table.c.lead_id.in_(sa.select(ids.c.lead_id))
+        return _of_ids(table, ids)
 
     current = sa.select(latest.c.lead_id, latest.c.stage).where(
         latest.c.as_of < as_of, of_run(latest)
     )
-    again: sa.Select[Any] = sa.select(latest.c.lead_id).where(latest.c.as_of >= as_of)
-    if closed is not None:
-        again = sa.union_all(again, sa.select(closed.c.lead_id))  # type: ignore[assignment]
+    again: sa.Select[Any] = sa.select(latest.c.lead_id).where(
+        latest.c.as_of >= as_of, of_run(latest)
+    )
+    if closed is not None:  # the caller passes it only when some of the leads are closed
+        shut = sa.select(closed.c.lead_id).where(of_run(closed))
+        again = sa.union_all(again, shut)  # type: ignore[assignment]
+    # a lead reopened after its close has a closed record and a latest row: the row answers
+    answered = sa.exists().where(latest.c.lead_id == history.c.lead_id, latest.c.as_of < as_of)
     earlier = _latest_select(
         history,
-        sa.and_(history.c.as_of < as_of, of_run(history), history.c.lead_id.in_(again)),
+        sa.and_(history.c.as_of < as_of, of_run(history), history.c.lead_id.in_(again), ~answered),
     ).subquery()
     union = sa.union_all(current, sa.select(earlier.c.lead_id, earlier.c.stage)).subquery()
     return sa.select(union.c.lead_id, union.c.stage)
+
+
+def _of_ids(table: sa.Table, ids: sa.Table | None) -> Any:
+    """The condition "``table``'s lead is one of ``ids``" (always true without ``ids``)."""
+    import sqlalchemy as sa
+
+    return sa.true() if ids is None else table.c.lead_id.in_(sa.select(ids.c.lead_id))

@@ -232,7 +232,8 @@ def previous_stages(
     target : where the scores are kept (see :func:`parse_target`).
     as_of : the as-of of the run about to be written.
     lead_ids : only these leads (a scorer working in chunks asks per chunk).
-    model_name : only scores by this model; None takes any model.
+    model_name : only scores by this model; None takes any model, as the written
+        ``previous_stage`` does (:func:`write_scored_leads`).
     """
     sink = parse_target(target)
     stamp = _to_stamp(as_of)
@@ -272,7 +273,10 @@ def write_scored_leads(
     """Write one run's scored leads atomically; see :func:`open_run` for large runs.
 
     The history rows of the same run key are replaced (re-runs are idempotent), the new rows
-    appended, and ``scored_leads`` updated to each lead's latest row. ``closed`` names leads
+    appended, and ``scored_leads`` updated to each lead's latest row. ``previous_stage`` and
+    ``stage_changed`` are set at commit from what the target holds then: the stage of the
+    lead's newest row before the run's as-of, by any model (the frame's own values, from
+    :func:`attach_previous_stages`, are kept where they agree). ``closed`` names leads
     known closed (won or lost) by the run's as-of: they leave ``scored_leads``
     (:meth:`RunWriter.close_leads`). A bad frame raises a one-line :class:`DataError` and
     writes nothing.

@@ -309,11 +309,13 @@ def remove_empty_folders(folders: list[Path]) -> None:
 
 def log_restaged(target: SinkTarget, rows: int) -> None:
     """Say that a commit corrected ``rows`` of its run's previous stages (see the committers'
-    ``_restage_run_*``): another run wrote to the target while this one scored."""
+    ``_restage_run_*``): another run wrote to the target after the scorer read them, or the
+    frame came without them."""
     if rows:
         logger.info(
-            "%s of this run's leads changed stage in %s while it scored (another run wrote "
-            "there meanwhile): their previous_stage is written as the target holds it now",
+            "%s of this run's previous stages differed from what %s holds at commit (another "
+            "run wrote there after they were read, or they were not read): written as the "
+            "target holds them",
             f"{rows:,}",
             target,
         )
