@@ -275,9 +275,9 @@ def test_a_run_committed_while_another_scored_sets_its_previous_stages(
     may = make_scored(ids=ids[:3], as_of="2024-05-01", seed=2).assign(stage=["sql", "lead", "mql"])
     may = sinks.attach_previous_stages(may, sinks.previous_stages(target, "2024-05-01"))
     with caplog.at_level(logging.INFO, logger="leadscore.sinks"):
-        sinks.write_scored_leads(may, target)
+        assert sinks.write_scored_leads(may, target).restaged_rows == 0
         assert "previous stages differed" not in caplog.text
-        sinks.write_scored_leads(june, target)
+        assert sinks.write_scored_leads(june, target).restaged_rows == 2
     assert "2 of this run's previous stages differed" in caplog.text
     for table in (sinks.read_scored_leads(target), sinks.read_history(target)):
         rows = table[table["as_of"] == pd.Timestamp("2024-06-01")].set_index("lead_id")

@@ -319,6 +319,13 @@ def run(args: argparse.Namespace) -> int:
         + f"; {summary.moved:,} moved since their previous scoring"
     )
     print(f"  {_sql_handoff(summary)}")
+    restaged = summary.write.restaged_rows
+    if restaged:
+        print(
+            f"  note: another run wrote to the target while this one scored; {restaged:,} "
+            "previous stages were set from it at commit, so the moves above are as read "
+            "before scoring (scored_leads holds the final ones)"
+        )
     return 0
 
 

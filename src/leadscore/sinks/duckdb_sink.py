@@ -40,7 +40,6 @@ from leadscore.sinks.target import (
     _check_columns,
     _check_file_columns,
     _os_error,
-    log_restaged,
 )
 
 logger = logging.getLogger(__name__)
@@ -301,7 +300,7 @@ def _restage_later_duckdb(history: str, leads: str) -> str:
 
 def _commit_duckdb(
     target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Replace the run in the history and update the latest table, in one transaction.
 
     The latest table is updated, not rebuilt: its cost follows the run, not the history, so
@@ -423,8 +422,7 @@ def _commit_duckdb(
             with contextlib.suppress(duckdb.Error):
                 con.execute("ROLLBACK")
             raise
-    log_restaged(target, restaged)
-    return int(replaced), int(latest)
+    return int(replaced), int(latest), restaged
 
 
 def _apply_closed_duckdb(con: duckdb.DuckDBPyConnection, closed: Path | None, as_of: Any) -> None:

@@ -33,7 +33,7 @@ from leadscore.sinks.schema import (
     _select_list,
     _sql_literal,
 )
-from leadscore.sinks.target import RunKey, SinkTarget, TargetKind, _os_error, log_restaged
+from leadscore.sinks.target import RunKey, SinkTarget, TargetKind, _os_error
 
 logger = logging.getLogger(__name__)
 
@@ -205,7 +205,7 @@ def _copy_rows(con: duckdb.DuckDBPyConnection, query: str, out: Path, kind: Targ
 
 def _commit_files(
     target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """New run file and rebuilt latest file, built in full beside the target, then renamed.
 
     Each file is replaced by one ``os.replace``: readers see a complete old or new file. The
@@ -259,7 +259,7 @@ def _target_lock(target: SinkTarget) -> Iterator[None]:
 
 def _commit_files_locked(
     target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """:func:`_commit_files` once it holds the target's lock."""
     hist_dir = target.history_dir
     run_file = hist_dir / f"{run.slug}{target.suffix}"
@@ -310,8 +310,7 @@ def _commit_files_locked(
     with contextlib.suppress(OSError):
         _fsync(hist_dir)
         _fsync(target.path.parent)
-    log_restaged(target, restaged)
-    return int(replaced), int(latest)
+    return int(replaced), int(latest), restaged
 
 
 def _replace_all_or_none(moves: Sequence[tuple[Path, Path]], work: Path) -> None:

@@ -40,6 +40,7 @@ from leadscore.sinks.target import (
     _check_writable_path,
     _os_error,
     is_out_of_room,
+    log_restaged,
     make_folders,
     os_error_fix,
     os_reason,
@@ -257,7 +258,7 @@ class RunWriter:
             closed = self._stage_closed_leads()
             staging = False
             commit = _COMMITTERS[self.target.kind]
-            replaced, latest = commit(
+            replaced, latest, restaged = commit(
                 self.target, self._staged, self.run, self.memory_limit, closed
             )
             self._committed = True
@@ -275,7 +276,9 @@ class RunWriter:
             replaced_rows=replaced,
             latest_rows=latest,
             seconds=time.perf_counter() - start,
+            restaged_rows=restaged,
         )
+        log_restaged(self.target, restaged)
         logger.info(
             "wrote %s scored leads to %s (%s replaced; %s leads in %s) in %.1fs",
             f"{self.rows_:,}", self.target, f"{replaced:,}", f"{latest:,}", LATEST_TABLE,
@@ -375,7 +378,7 @@ def _is_write_error(err: BaseException) -> bool:
 
 
 _COMMITTERS: dict[
-    TargetKind, Callable[[SinkTarget, Path, RunKey, str, Path | None], tuple[int, int]]
+    TargetKind, Callable[[SinkTarget, Path, RunKey, str, Path | None], tuple[int, int, int]]
 ] = {
     "duckdb": _commit_duckdb,
     "parquet": _commit_files,

@@ -39,7 +39,6 @@ from leadscore.sinks.target import (
     _check_columns,
     _missing_target,
     _os_error,
-    log_restaged,
     make_folders,
     remove_empty_folders,
 )
@@ -408,7 +407,7 @@ def _apply_closed_sql(
 
 def _commit_sql(
     target: SinkTarget, staged: Path, run: RunKey, memory_limit: str, closed: Path | None
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """Replace the run in the history and update the latest rows, in one transaction.
 
     Only the leads the run touches get their latest row rebuilt: the leads in the run, and
@@ -459,7 +458,7 @@ def _remove_new_sqlite(path: Path, existed: bool, made: list[Path]) -> None:
 
 def _commit_sql_tables(
     target: SinkTarget, staged: Path, run: RunKey, closed: Path | None
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """:func:`_commit_sql`'s transaction.
 
     Runs into one target take turns: on PostgreSQL the transaction first takes a lock of its
@@ -523,7 +522,7 @@ def _wait_for_other_runs(con: sa.Connection, target: SinkTarget) -> None:
 
 def _commit_sql_transaction(
     target: SinkTarget, staged: Path, run: RunKey, closed: Path | None
-) -> tuple[int, int]:
+) -> tuple[int, int, int]:
     """The statements of :func:`_commit_sql_tables`, in one transaction."""
     import sqlalchemy as sa
 
@@ -551,8 +550,7 @@ def _commit_sql_transaction(
         affected.drop(con)
         _apply_closed_sql(con, latest, records, closed, as_of)
         count = con.execute(sa.select(sa.func.count()).select_from(latest)).scalar_one()
-    log_restaged(target, restaged)
-    return int(replaced), int(count)
+    return int(replaced), int(count), restaged
 
 
 def _update_latest_sql(

@@ -150,6 +150,8 @@ class WriteSummary:
     replaced_rows: int
     latest_rows: int
     seconds: float = field(compare=False)
+    #: rows whose previous stage the commit set from the target, differing from the frame's
+    restaged_rows: int = field(default=0, compare=False)
 
 
 def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> SinkTarget:
