@@ -20,6 +20,7 @@ import duckdb
 import pyarrow as pa
 
 from leadscore.errors import DataError
+from leadscore.io import error_reason
 from leadscore.sinks.schema import (
     _DUCKDB_TYPES,
     _LATEST_KEY,
@@ -109,7 +110,7 @@ def _connect_duckdb(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection
         except duckdb.Error as err:
             if not isinstance(err, duckdb.IOException) or "lock" not in str(err).lower():
                 raise DataError(
-                    f"{path} cannot be opened as a DuckDB file: {str(err).splitlines()[0]}",
+                    f"{path} cannot be opened as a DuckDB file: {error_reason(err)}",
                     "Use another --target, or a .parquet or .csv target.",
                 ) from err
             holder = _lock_holder(str(err))

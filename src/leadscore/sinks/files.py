@@ -46,6 +46,15 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _restaged(previous: str) -> dict[str, str]:
+    """The expressions of a rewritten row ``h``'s two derived columns, given the SQL of its
+    recomputed previous stage (NULL: the lead's first scoring)."""
+    return {
+        "previous_stage": previous,
+        "stage_changed": f"coalesce({previous} <> h.stage, false)",
+    }
+
+
 def _restage_later_files(
     con: duckdb.DuckDBPyConnection,
     target: SinkTarget,
@@ -107,10 +116,7 @@ def _restage_later_files(
         params,
     ).fetchall()
     by_name = {str(p): p for p in others}
-    recomputed = {
-        "previous_stage": "p.previous_stage",
-        "stage_changed": "coalesce(p.previous_stage <> h.stage, false)",
-    }
+    recomputed = _restaged("p.previous_stage")
     columns = ", ".join(
         f"CASE WHEN p.lead_id IS NULL THEN h.{c} ELSE {recomputed[c]} END AS {c}"
         if c in recomputed
@@ -166,10 +172,7 @@ def _restage_run_files(
     ).fetchone()[0]
     if not changed:
         return new_run_file, 0
-    recomputed = {
-        "previous_stage": "b.stage",
-        "stage_changed": "coalesce(b.stage <> h.stage, false)",
-    }
+    recomputed = _restaged("b.stage")
     columns = ", ".join(f"{recomputed[c]} AS {c}" if c in recomputed else f"h.{c}" for c in COLUMNS)
     out = work / f"run_restaged{target.suffix}"
     _copy_rows(con, f"SELECT {columns} {joined} ORDER BY h.lead_id", out, target.kind)

@@ -179,20 +179,23 @@ def _insert_rows(con: sa.Connection, table: sa.Table, staged: Path) -> None:
         con.execute(table.insert(), batch.to_pylist())
 
 
+def _newest_first(history: Any) -> list[Any]:
+    """The order of a lead's rows, newest first: the latest row is the first (as-of, then
+    scoring time, model name and version, as ``_LATEST_ORDER`` orders them in DuckDB)."""
+    return [
+        history.c.as_of.desc(),
+        history.c.scored_at.desc(),
+        history.c.model_name.desc(),
+        history.c.model_version.desc(),
+    ]
+
+
 def _latest_select(history: sa.Table, where: Any) -> sa.Select[Any]:
     import sqlalchemy as sa
 
     rank = (
         sa.func.row_number()
-        .over(
-            partition_by=history.c.lead_id,
-            order_by=[
-                history.c.as_of.desc(),
-                history.c.scored_at.desc(),
-                history.c.model_name.desc(),
-                history.c.model_version.desc(),
-            ],
-        )
+        .over(partition_by=history.c.lead_id, order_by=_newest_first(history))
         .label("_rank")
     )
     ranked = sa.select(*history.c, rank).where(where).subquery()
@@ -240,12 +243,7 @@ def _restage_run_sql(con: sa.Connection, history: sa.Table, run_rows: Any, as_of
     before = (
         sa.select(earlier.c.stage)
         .where(earlier.c.lead_id == history.c.lead_id, earlier.c.as_of < as_of)
-        .order_by(
-            earlier.c.as_of.desc(),
-            earlier.c.scored_at.desc(),
-            earlier.c.model_name.desc(),
-            earlier.c.model_version.desc(),
-        )
+        .order_by(*_newest_first(earlier))
         .limit(1)
         .scalar_subquery()
     )
@@ -320,13 +318,8 @@ def _restage_later_sql(
         )
     if con.execute(sa.select(sa.func.count()).select_from(later)).scalar_one():
         prev.create(con)
-        newest_first = [
-            history.c.scored_at.desc(),
-            history.c.model_name.desc(),
-            history.c.model_version.desc(),
-        ]
-        rank = sa.func.row_number().over(
-            partition_by=[history.c.lead_id, history.c.as_of], order_by=newest_first
+        rank = sa.func.row_number().over(  # within one as-of, as_of first changes nothing
+            partition_by=[history.c.lead_id, history.c.as_of], order_by=_newest_first(history)
         )
         ranked = (
             sa.select(history.c.lead_id, history.c.as_of, history.c.stage, rank.label("_rank"))
@@ -604,12 +597,11 @@ def _update_latest_sql(
 
 def _with_ids_sql(con: sa.Connection, lead_ids: Iterable[str]) -> sa.Table:
     """A temporary table holding ``lead_ids``, for joins that scale past an IN list."""
-
     ids = _temporary_ids("_leadscore_ids")
     ids.create(con)
     values = [str(i) for i in lead_ids]
     if values and con.dialect.name == "postgresql" and con.dialect.driver == "psycopg":
-        # COPY: a daily run's 100,000 ids took 2 s as inserts, 0.1 s this way
+        # COPY: a daily run's 100,000 ids took 2 s as inserts, 0.06 s this way
         raw = con.connection.driver_connection
         with raw.cursor() as cur, cur.copy(f'COPY "{ids.name}" (lead_id) FROM STDIN') as copy:
             for value in values:
@@ -702,23 +694,25 @@ def _previous_from_latest(
     """
     import sqlalchemy as sa
 
-    def of_run(table: sa.Table) -> Any:
-        return _of_ids(table, ids)
-
     current = sa.select(latest.c.lead_id, latest.c.stage).where(
-        latest.c.as_of < as_of, of_run(latest)
+        latest.c.as_of < as_of, _of_ids(latest, ids)
     )
     again: sa.Select[Any] = sa.select(latest.c.lead_id).where(
-        latest.c.as_of >= as_of, of_run(latest)
+        latest.c.as_of >= as_of, _of_ids(latest, ids)
     )
     if closed is not None:  # the caller passes it only when some of the leads are closed
-        shut = sa.select(closed.c.lead_id).where(of_run(closed))
+        shut = sa.select(closed.c.lead_id).where(_of_ids(closed, ids))
         again = sa.union_all(again, shut)  # type: ignore[assignment]
     # a lead reopened after its close has a closed record and a latest row: the row answers
     answered = sa.exists().where(latest.c.lead_id == history.c.lead_id, latest.c.as_of < as_of)
     earlier = _latest_select(
         history,
-        sa.and_(history.c.as_of < as_of, of_run(history), history.c.lead_id.in_(again), ~answered),
+        sa.and_(
+            history.c.as_of < as_of,
+            _of_ids(history, ids),
+            history.c.lead_id.in_(again),
+            ~answered,
+        ),
     ).subquery()
     union = sa.union_all(current, sa.select(earlier.c.lead_id, earlier.c.stage)).subquery()
     return sa.select(union.c.lead_id, union.c.stage)
