@@ -349,6 +349,38 @@ def test_history_grows_one_row_per_lead_per_run_and_tracks_stage_moves(scored_wo
     assert summaries[0].new_sqls() == {None: int((first["stage"] == "sql").sum())}
 
 
+def test_moves_count_the_previous_stages_a_run_committed_meanwhile_set(scored_world, tmp_path):
+    """June's run reads its first chunk's previous stages before May's run commits (nothing
+    yet: first scorings); at commit they become May's stages, and June's summary counts the
+    moves and new SQLs as the history holds them, not as read."""
+    target = str(tmp_path / "overlap.duckdb")
+    scoring = load_scoring_model(scored_world["model"])
+
+    def june_chunks():
+        chunks = iter(event_feature_chunks(scored_world["data"], LATER, chunk_leads=400))
+        yield next(chunks)
+        run_scoring(
+            scoring,
+            event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=900),
+            target=target,
+            as_of=AS_OF,
+            progress=False,
+        )
+        yield from chunks
+
+    june = run_scoring(scoring, june_chunks(), target=target, as_of=LATER, progress=False)
+    assert june.write.restaged_rows > 0
+    rows = read_history(target).query("as_of == @LATER")
+    before = rows["previous_stage"].astype("object").where(rows["previous_stage"].notna())
+    pairs = pd.Series(1, index=pd.MultiIndex.from_arrays([before, rows["stage"].astype(str)]))
+    expected = {
+        (b if isinstance(b, str) else None, s): int(n)
+        for (b, s), n in pairs.groupby(level=[0, 1], dropna=False).sum().items()
+    }
+    assert june.transitions == expected
+    assert june.moved == int(rows["stage_changed"].sum())
+
+
 def _on_a_terminal(argv: list[str]) -> tuple[int, str]:
     """Run ``argv`` with its stderr on a pseudo-terminal, as a person at a shell sees it (bars
     are drawn on a terminal only); its exit code and what it wrote there."""

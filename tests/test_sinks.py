@@ -283,6 +283,8 @@ def test_a_run_committed_while_another_scored_sets_its_previous_stages(
         rows = table[table["as_of"] == pd.Timestamp("2024-06-01")].set_index("lead_id")
         assert rows["previous_stage"].tolist() == ["sql", "lead", "mql", "lead"]
         assert rows["stage_changed"].tolist() == [False, True, True, False]
+    moves = {("sql", "sql"): 1, ("lead", "mql"): 1, ("mql", "lead"): 1, ("lead", "lead"): 1}
+    assert sinks.run_transitions(target, sinks.RunKey.from_frame(june)) == moves
 
 
 def test_a_reopened_lead_has_one_previous_stage(target: str) -> None:

@@ -60,6 +60,7 @@ from leadscore.sinks import (
     open_run,
     previous_stages,
     recorded_closed,
+    run_transitions,
     shown_model,
 )
 from leadscore.specs import DatasetSpec
@@ -730,6 +731,9 @@ def run_scoring(
     if summary is None:  # pragma: no cover - the writer commits on a clean exit
         raise ModelError("the scoring run did not commit", "Run it again.")
     logger.info("scored %s leads as of %s into %s", f"{rows:,}", as_of, summary.target)
+    if summary.restaged_rows:  # another run committed meanwhile: count what was committed
+        transitions = run_transitions(summary.target, run)
+        moved = sum(n for (before, stage), n in transitions.items() if before not in (None, stage))
     return ScoringSummary(
         write=summary,
         stage_counts={s: int(stage_counts.get(s, 0)) for s in STAGES},

@@ -323,8 +323,7 @@ def run(args: argparse.Namespace) -> int:
     if restaged:
         print(
             f"  note: another run wrote to the target while this one scored; {restaged:,} "
-            "previous stages were set from it at commit, so the moves above are as read "
-            "before scoring (scored_leads holds the final ones)"
+            "previous stages were set from it at commit, and the moves above count them"
         )
     return 0
 

@@ -76,6 +76,7 @@ from leadscore.sinks.tables import (
     read_history,
     read_scored_leads,
     recorded_closed,
+    run_transitions,
     write_scored_leads,
 )
 from leadscore.sinks.target import RunKey, SinkTarget, TargetKind, WriteSummary, parse_target
@@ -109,6 +110,7 @@ __all__ = [
     "read_history",
     "read_scored_leads",
     "recorded_closed",
+    "run_transitions",
     "schema_markdown",
     "shown_model",
     "validate_scored_leads",

@@ -158,6 +158,47 @@ def latest_as_of(
     return _latest_moment(target, HISTORY_TABLE, "as_of", "model_name", model_name)
 
 
+def run_transitions(
+    target: str | os.PathLike[str] | SinkTarget | None, run: RunKey
+) -> dict[tuple[str | None, str], int]:
+    """Leads per (previous stage, stage) among ``run``'s rows as the target holds them
+    (``None``: scored for the first time).
+
+    A run counts its moves as it writes them; when its commit set previous stages from a run
+    that committed meanwhile (:attr:`WriteSummary.restaged_rows`), this count is the one
+    ``scored_leads_history`` holds.
+    """
+    sink = parse_target(target)
+    as_of = run.as_of.to_pydatetime()
+    if sink.kind == "sql":
+        import sqlalchemy as sa
+
+        history, _, _ = _sql_tables(sa.MetaData(), "t")
+        query = (
+            sa.select(history.c.previous_stage, history.c.stage, sa.func.count())
+            .where(
+                history.c.as_of == as_of,
+                history.c.model_name == run.model_name,
+                history.c.model_version == run.model_version,
+            )
+            .group_by(history.c.previous_stage, history.c.stage)
+        )
+        with _sql_connection(sink, write=False) as con:
+            rows = con.execute(query).all()
+    else:
+        with _duckdb_view(sink) as (con, sources):
+            source = sources[HISTORY_TABLE]
+            if source is None:
+                raise _missing_target(sink)
+            rows = con.execute(
+                "SELECT CAST(previous_stage AS VARCHAR), CAST(stage AS VARCHAR), count(*) "
+                f"FROM {source} WHERE as_of = ? AND model_name = ? AND model_version = ? "
+                "GROUP BY ALL",
+                [as_of, run.model_name, run.model_version],
+            ).fetchall()
+    return {(before, str(stage)): int(n) for before, stage, n in rows}
+
+
 def _latest_moment(
     target: str | os.PathLike[str] | SinkTarget | None,
     table: str,
