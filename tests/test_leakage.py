@@ -375,16 +375,17 @@ def test_validate_warns_about_meetings_booked_in_a_flat_table(tmp_path, capsys, 
     assert "Number of Pageviews" not in caplog.text
 
 
-def _long_cycle_events(temperature: bool) -> object:
+def _long_cycle_events(
+    temperature: bool, *, seed: int = 2, long_cycles: bool = True, name: str = "Temperature"
+) -> object:
     """Synthetic event data whose deals take months to close (so a lead is open at several
     as-of dates), with a sales "Temperature": Hot for 95% of the leads won in the end and
     10% of the others, a lead-level ROC-AUC of about 0.92."""
     from leadscore.schema import validate_closed_loop
     from leadscore.synth import SynthParams, generate_closed_loop
 
-    synthetic = generate_closed_loop(
-        SynthParams(n_leads=3000, seed=2, mean_days_to_close=200, win_rate=0.3)
-    )
+    cycles = {"mean_days_to_close": 200, "win_rate": 0.3} if long_cycles else {}
+    synthetic = generate_closed_loop(SynthParams(n_leads=3000, seed=seed, **cycles))
     leads = synthetic.leads
     if temperature:
         outcome = leads["lead_id"].map(synthetic.outcomes.set_index("lead_id")["outcome"])
@@ -392,7 +393,7 @@ def _long_cycle_events(temperature: bool) -> object:
         hot = np.where(
             outcome == "won", rng.random(len(leads)) < 0.95, rng.random(len(leads)) < 0.1
         )
-        leads = leads.assign(Temperature=np.where(hot, "Hot", "Cold"))
+        leads = leads.assign(**{name: np.where(hot, "Hot", "Cold")})
     return validate_closed_loop(
         leads, synthetic.activities, synthetic.outcomes, observed_until=synthetic.observed_until
     )
@@ -403,18 +404,18 @@ def test_a_lead_column_written_at_the_close_is_caught_per_lead_on_event_data():
     it is won within the horizon: a lead won four months later is a 0 at that date, whatever
     its tag says, so the examples dilute a field written at the close below the cut-off. One
     row per lead that closed within the fit fold, it shows."""
-    from leadscore.config import TrainConfig, load_config
+    from leadscore.config import load_config
     from leadscore.features import build_event_examples
     from leadscore.folds import time_ordered_folds
     from leadscore.leakage import event_closed_lead_rows
     from leadscore.training import prepare_training
 
-    config = TrainConfig()
+    config = load_config(None, {"leakage.auc_threshold": 0.9})  # the examples pass 0.9
     examples = build_event_examples(_long_cycle_events(temperature=True), config.events)
     folds = time_ordered_folds(examples)
     fit_X, fit_y = examples.X.iloc[folds.fit], examples.y[folds.fit]
     assert univariate_auc(fit_X["Temperature"], fit_y) < 0.9  # what the examples say
-    assert find_leakage_suspects(fit_X, fit_y) == []
+    assert find_leakage_suspects(fit_X, fit_y, auc_threshold=0.9) == []
     closed = event_closed_lead_rows(examples, folds.fit)
     assert closed is not None and "Temperature" in closed.columns
     assert "activities_30d" not in closed.columns  # engagement changes with the date
@@ -427,6 +428,23 @@ def test_a_lead_column_written_at_the_close_is_caught_per_lead_on_event_data():
     assert "one row per lead: the" in message and "leads that closed within the fit fold" in message
     allowed = load_config(None, {"leakage.allow": ["Temperature"]})
     prepare_training(examples, allowed)
+
+
+@pytest.mark.parametrize("seed", [2, 3, 4])
+def test_a_field_written_at_the_close_stops_training_under_any_name(seed):
+    """The README's "Temperature" (Hot for 95% of the wins, 10% of the rest) under a name
+    that says nothing, on CRMs of the usual sales cycle: it stops training on every one (at
+    the earlier cut-off of 0.9 it passed on the third, 0.899 on the examples and 0.887 per
+    lead)."""
+    from leadscore.config import TrainConfig
+    from leadscore.features import build_event_examples
+    from leadscore.training import prepare_training
+
+    config = TrainConfig()
+    events = _long_cycle_events(temperature=True, seed=seed, long_cycles=False, name="segment_x")
+    examples = build_event_examples(events, config.events)
+    with pytest.raises(DataError, match=r"suspected leakage in 1 feature\(s\): 'segment_x'"):
+        prepare_training(examples, config)
 
 
 def test_honest_lead_columns_pass_the_per_lead_check():

@@ -30,6 +30,7 @@ from pydantic_core import PydanticCustomError
 from leadscore.baselines import PointsRule
 from leadscore.calibration import CalibrationMethod
 from leadscore.errors import SpecError
+from leadscore.leakage import AUC_THRESHOLD
 from leadscore.stages import StagePolicy
 
 LIGHTGBM_PARAMETERS_URL = "https://lightgbm.readthedocs.io/en/latest/Parameters.html"
@@ -277,7 +278,7 @@ class ColdStartConfig(_Section):
 class LeakageConfig(_Section):
     """The suspected-leakage guard (:mod:`leadscore.leakage`), run on the fit fold."""
 
-    auc_threshold: float = Field(0.9, gt=0.5, le=1.0)
+    auc_threshold: float = Field(AUC_THRESHOLD, gt=0.5, le=1.0)
     allow: tuple[str, ...] = ()
 
 
