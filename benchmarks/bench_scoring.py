@@ -12,6 +12,13 @@ Usage::
     python benchmarks/bench_scoring.py --event-leads 1000000 --flat-rows 10000000
     python benchmarks/bench_scoring.py --event-leads 100000 --flat-rows 1000000 \\
         --reasons-limit 200000
+    python benchmarks/bench_scoring.py --event-leads 100000 --flat-rows 0 \\
+        --database duckdb --database sqlite --database postgresql+psycopg://user@host/db
+
+``--database`` also scores the event folder's tables copied into a DuckDB file, an SQLite
+file (both under ``--work-dir``) or the database of a URL (its ``leads``, ``activities`` and
+``outcomes`` tables are replaced), with an index on each table's ``lead_id``, as a CRM's
+database has one.
 
 ``--reasons-limit`` caps the rows scored *with* reasons (TreeSHAP costs far more than a
 prediction); rows/s is measured on what was scored. Inputs are cached under ``--work-dir``:
@@ -85,6 +92,40 @@ def ensure_event_model(work: Path) -> Path:
         result = train(build_training_examples(data, dates, 90, name="bench"), parse_config({}))
         result.model.save(model_dir)
     return model_dir
+
+
+def ensure_event_database(folder: Path, database: str, work: Path) -> str:
+    """The tables of event ``folder`` in ``database`` (``duckdb``, ``sqlite`` or a URL), each
+    with an index on ``lead_id``; the files are kept for later runs, a URL's are replaced."""
+    import duckdb
+    import sqlalchemy as sa
+
+    tables = {name: folder / f"{name}.parquet" for name in ("leads", "activities", "outcomes")}
+    if database == "duckdb":
+        path = work / f"{folder.name}.duckdb"
+        if not path.exists():
+            with duckdb.connect(str(path)) as con:
+                for name, file in tables.items():
+                    con.execute(f"CREATE TABLE {name} AS SELECT * FROM read_parquet('{file}')")
+        return str(path)
+    url = f"sqlite:///{work / f'{folder.name}.sqlite'}" if database == "sqlite" else database
+    if database == "sqlite" and (work / f"{folder.name}.sqlite").exists():
+        return url
+    engine = sa.create_engine(url)
+    try:
+        for name, file in tables.items():
+            frame = pd.read_parquet(file)
+            with engine.connect() as con:
+                if sa.inspect(con).has_table(name):
+                    rows = con.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar_one()
+                    if rows == len(frame):  # loaded by an earlier run
+                        continue
+            with engine.begin() as con:
+                frame.to_sql(name, con, index=False, if_exists="replace", chunksize=50_000)
+                con.exec_driver_sql(f"CREATE INDEX {name}_lead_id ON {name} (lead_id)")
+    finally:
+        engine.dispose()
+    return url
 
 
 def ensure_flat(work: Path, rows: int) -> tuple[Path, Path, Path]:
@@ -172,11 +213,19 @@ def main() -> None:
         "--reasons-limit", type=int, default=None, help="at most this many rows scored with reasons"
     )
     parser.add_argument("--work-dir", type=Path, default=Path("data/bench"))
+    parser.add_argument(
+        "--database",
+        action="append",
+        default=[],
+        help="also score the event data from duckdb, sqlite or a database URL (repeatable)",
+    )
     args = parser.parse_args()
     work = args.work_dir
     ensure_current(work)
 
     results = []
+    for scratch in work.glob("ev_*.duckdb"):  # targets of earlier runs, maybe of other data
+        scratch.unlink()
     if args.event_leads:
         model = ensure_event_model(work)
         folder = ensure_event_data(work / f"events_{args.event_leads}", args.event_leads)
@@ -199,6 +248,17 @@ def main() -> None:
         if args.reasons_limit is None or args.reasons_limit >= args.event_leads:
             results.append(
                 measure("event, with reasons", [*common, "--target", str(work / "ev_full.duckdb")])
+            )
+        for database in args.database:
+            source = ensure_event_database(folder, database, work)
+            kind = database if database in ("duckdb", "sqlite") else database.split(":")[0]
+            target = work / f"ev_{kind.split('+')[0]}.duckdb"
+            at_source = [*common[:2], source, *common[3:]]
+            results.append(
+                measure(
+                    f"event from {kind}, no reasons",
+                    [*at_source, "--no-reasons", "--target", str(target)],
+                )
             )
     if args.flat_rows:
         spec, model, big = ensure_flat(work, args.flat_rows)

@@ -208,13 +208,12 @@ def test_a_mapped_log_gives_the_features_of_the_same_log_in_leadscores_types(tmp
     pd.testing.assert_frame_equal(_features(mapped), expected, check_exact=True)
     features = build_features(plain, AS_OF).features
 
-    if form in ("csv", "parquet"):
-        slices = _sliced(mapped_source)
-        assert len(slices) == 6
-        assert {s.activity_mapping for s in slices} == {mapped.activity_mapping}
-        assert {s.observed_until for s in slices} == {plain.observed_until}
-        sliced = pd.concat([_features(s, features) for s in slices], ignore_index=True)
-        pd.testing.assert_frame_equal(sliced, expected, check_exact=True)
+    slices = _sliced(mapped_source)
+    assert len(slices) == 6
+    assert {s.activity_mapping for s in slices} == {mapped.activity_mapping}
+    assert {s.observed_until for s in slices} == {plain.observed_until}
+    sliced = pd.concat([_features(s, features) for s in slices], ignore_index=True)
+    pd.testing.assert_frame_equal(sliced, expected, check_exact=True)
 
     scored = _scored(mapped_source, features)
     pd.testing.assert_frame_equal(scored, _scored(plain_source, features), check_exact=True)
@@ -496,8 +495,7 @@ def test_unknown_types_without_a_map_say_where_one_goes(tmp_path, event_frames, 
         "duckdb": f"an activity_types table in {source}",
         "sqlite": f"an activity_types table in {source}",
     }[form]
-    readers = [read_whole, _sliced] if form in ("csv", "parquet") else [read_whole]
-    for read in readers:
+    for read in (read_whole, _sliced):
         with pytest.raises(DataError) as err:
             read(source)
         assert str(err.value).startswith(
@@ -541,7 +539,7 @@ def test_an_absent_map_is_not_warned(tmp_path, event_frames, caplog, form):
     source = _source(form, tmp_path / "crm", event_frames)
     with caplog.at_level(logging.INFO, logger="leadscore"):
         data = load_closed_loop(source)
-        slices = _sliced(source) if form in ("csv", "parquet") else []
+        slices = _sliced(source)
         event_observed_until(source)
     assert data.absent_tables == () and data.activity_mapping is None
     assert all(s.absent_tables == () and s.activity_mapping is None for s in slices)

@@ -112,12 +112,14 @@ def test_a_missing_outcomes_table_of_a_database_is_warned(tmp_path, event_frames
     duck = write_duckdb(tmp_path / "crm.duckdb", frames)
     url = write_sqlite(tmp_path / "crm.sqlite", frames)
     with caplog.at_level(logging.WARNING, logger="leadscore"):
-        assert load_closed_loop(duck).absent_tables == ("outcomes",)
-        assert load_closed_loop(url).absent_tables == ("outcomes",)
+        for source in (duck, url):
+            assert load_closed_loop(source).absent_tables == ("outcomes",)
+            slices = read_sliced(source)
+            assert {s.absent_tables for s in slices} == {("outcomes",)}
     assert _warnings(caplog) == [
         f"no outcomes table in {where} (tables: activities, closed_deals, leads): every lead "
         "is treated as open"
-        for where in (duck, url)
+        for where in (duck, duck, url, url)
     ]
 
 
@@ -278,8 +280,7 @@ def test_a_few_unknown_ids_keep_the_plain_message(tmp_path, event_frames):
 
 @pytest.mark.parametrize(
     ("read", "fmt"),
-    [(read_whole, fmt) for fmt in ("csv", "parquet", "sqlite")]
-    + [(read_sliced, fmt) for fmt in ("csv", "parquet")],  # the sliced reader reads folders
+    [(read, fmt) for read in (read_whole, read_sliced) for fmt in ("csv", "parquet", "sqlite")],
 )
 def test_ids_that_differ_only_by_spaces_are_named_and_not_stripped(
     tmp_path, event_frames, read, fmt
@@ -437,3 +438,49 @@ def test_a_data_folder_that_does_not_exist_says_so_and_names_the_closest(tmp_pat
         with pytest.raises(DataError, match=re.escape(f"{given} does not exist{closest}.")):
             load_closed_loop(given)
         assert main(["validate", "--data", str(given)]) == 2
+
+
+# ------------------------------------------------------------- a database read in slices
+
+
+def test_a_database_is_read_in_slices_by_its_own_ids_and_timestamp_format(tmp_path):
+    """An SQLite CRM with integer ids and day-first text timestamps, read one lead a slice:
+    each slice's log is fetched by the integer ids (not compared as text), and a slice whose
+    days are all 12 or less is parsed day-first, as the whole column says; the slices hold
+    the rows of the whole reader, and a scoring read skips the activity of closed leads."""
+    leads = pd.DataFrame(
+        {"lead_id": [7, 11, 12], "created_at": ["2024-01-01", "2024-01-05", "2024-01-06"]}
+    )
+    activities = pd.DataFrame(
+        {
+            "lead_id": [7, 7, 11, 12],
+            "occurred_at": ["25/02/2024 10:00", "03/02/2024 09:00", "02/03/2024 08:00",
+                            "01/02/2024 11:00"],
+            "activity_type": ["page_view", "form_fill", "email_open", "chat"],
+        }
+    )  # fmt: skip
+    outcomes = pd.DataFrame({"lead_id": [7], "outcome": ["won"], "closed_at": ["2024-03-01"]})
+    url = write_sqlite(
+        tmp_path / "crm.sqlite", {"leads": leads, "activities": activities, "outcomes": outcomes}
+    )
+    whole = load_closed_loop(url)
+    slices = list(iter_closed_loop_chunks(url, chunk_leads=1))
+    assert len(slices) == 3
+    sliced = pd.concat([s.activities for s in slices], ignore_index=True)
+    key = ["lead_id", "occurred_at"]
+    pd.testing.assert_frame_equal(
+        sliced.sort_values(key).reset_index(drop=True),
+        whole.activities.sort_values(key).reset_index(drop=True),
+    )
+    assert sliced.loc[sliced["lead_id"] == "11", "occurred_at"].tolist() == [
+        pd.Timestamp("2024-03-02 08:00")
+    ]
+    closed: list[pd.Series] = []
+    open_slices = list(
+        iter_closed_loop_chunks(
+            url, chunk_leads=1, open_at=pd.Timestamp("2024-03-05"), on_closed=closed.append
+        )
+    )
+    assert [s.leads["lead_id"].tolist() for s in open_slices] == [["11"], ["12"]]
+    assert pd.concat(closed).tolist() == ["7"]
+    assert all((s.activities["lead_id"] != "7").all() for s in open_slices)

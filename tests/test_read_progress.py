@@ -14,7 +14,13 @@ from tqdm.auto import tqdm
 from event_sources import write_duckdb, write_sqlite
 from leadscore.features import build_features
 from leadscore.io import ReadProgress, iter_table_chunks, load_closed_loop
-from leadscore.scoring import _advance, event_feature_chunks, flat_feature_chunks
+from leadscore.scoring import (
+    _advance,
+    _open_leads,
+    closed_lead_ids,
+    event_feature_chunks,
+    flat_feature_chunks,
+)
 from leadscore.specs import parse_spec
 from leadscore.synth import SynthParams, write_synthetic
 
@@ -131,32 +137,38 @@ def event_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_a_folder_is_read_for_its_open_leads_only_and_scores_as_when_loaded_whole(
+def test_every_source_is_read_for_its_open_leads_only_and_scores_as_when_loaded_whole(
     event_folder, tmp_path
 ):
-    """The sliced reader reads only the leads open at the as-of: features, ids and the
-    closed leads' ids equal those of the same data loaded whole (a DuckDB file). Its bar
-    counts the open leads; the whole load counts every lead it loaded."""
+    """A folder, a DuckDB file and an SQLite database are read for the leads open at the
+    as-of only: features, ids and the closed leads' ids equal those of the data loaded whole.
+    The bar counts the open leads, and the activity of closed leads is never read."""
     data = load_closed_loop(event_folder)
     frames = {"leads": data.leads, "activities": data.activities, "outcomes": data.outcomes}
-    duckdb_file = write_duckdb(tmp_path / "crm.duckdb", frames)
     as_of = data.leads["created_at"].quantile(0.8)
     features = build_features(data, as_of).features
-    read = {}
-    for form, source in (("folder", event_folder), ("duckdb", duckdb_file)):
+    closed_ids = closed_lead_ids(data, as_of)
+    expected = build_features(_open_leads(data, closed_ids), as_of, features=features)
+    expected_X = expected.X.assign(lead_id=expected.frame["lead_id"].to_numpy())
+    expected_X = expected_X.sort_values("lead_id").reset_index(drop=True)
+    sources = {
+        "folder": event_folder,
+        "duckdb": write_duckdb(tmp_path / "crm.duckdb", frames),
+        "sqlite": write_sqlite(tmp_path / "crm.sqlite", frames),
+    }
+    for form, source in sources.items():
         closed: list[pd.Series] = []
         chunks = event_feature_chunks(
             source, as_of, chunk_leads=150, features=features, on_closed=closed.append
         )
         parts = list(chunks)
         X = pd.concat([x.assign(lead_id=ids.to_numpy()) for x, ids in parts])
-        shut = sorted(pd.concat(closed).tolist())
-        read[form] = (X.sort_values("lead_id").reset_index(drop=True), shut, chunks.progress)
-    (folder_X, folder_closed, folder_read), (whole_X, whole_closed, whole_read) = read.values()
-    pd.testing.assert_frame_equal(folder_X, whole_X)
-    assert folder_closed == whole_closed and len(folder_closed) > 0
-    assert folder_read.total == folder_read.read == len(folder_X)
-    assert whole_read.total == whole_read.read == len(data.leads)
+        pd.testing.assert_frame_equal(
+            X.sort_values("lead_id").reset_index(drop=True), expected_X, obj=form
+        )
+        assert sorted(pd.concat(closed).tolist()) == sorted(closed_ids.tolist()), form
+        assert chunks.progress.total == chunks.progress.read == len(X) < len(data.leads), form
+    assert len(closed_ids) > 0
     assert (data.leads["created_at"] > as_of).any()  # leads not created yet: never scored
 
 

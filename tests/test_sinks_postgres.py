@@ -20,9 +20,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from event_sources import read_sliced
 from leadscore import sinks
 from leadscore.errors import DataError
-from leadscore.io import load_closed_loop
+from leadscore.io import iter_closed_loop_chunks, load_closed_loop
 from leadscore.sinks.schema import _KEY_TEXT
 from test_sinks import CANONICAL_DTYPES, by_lead, expected_latest, make_scored, run_and_kill
 
@@ -426,13 +427,49 @@ def test_a_table_the_user_may_not_read_names_the_databases_reason(
     role = sa.engine.make_url(reader).username
     with psycopg.connect(_admin(pg_url), autocommit=True) as con:
         con.execute(f"GRANT SELECT ON leads, outcomes TO {role}")
-    with pytest.raises(DataError) as err:
-        load_closed_loop(reader)
-    assert str(err.value) == (
-        f"{reader}: table 'activities' cannot be read: permission denied for view activities. "
-        "Check that the database user may read it (GRANT SELECT) and, for a view, that the "
-        "tables and files it reads are there."
+    for read in (load_closed_loop, read_sliced):
+        with pytest.raises(DataError) as err:
+            read(reader)
+        assert str(err.value) == (
+            f"{reader}: table 'activities' cannot be read: permission denied for view "
+            "activities. Check that the database user may read it (GRANT SELECT) and, for a "
+            "view, that the tables and files it reads are there."
+        )
+
+
+def test_a_database_is_read_in_slices_by_its_own_integer_ids(pg_url: str) -> None:
+    """PostgreSQL compares no integer with text: a slice's log is fetched by the ids as the
+    column holds them, and the slices hold the whole reader's rows."""
+    import sqlalchemy as sa
+
+    frames = {
+        "leads": pd.DataFrame({"lead_id": [7, 11, 12], "created_at": ["2024-01-01"] * 3}),
+        "activities": pd.DataFrame(
+            {
+                "lead_id": [7, 7, 11, 12],
+                "occurred_at": ["25/02/2024 10:00", "03/02/2024 09:00", "02/03/2024 08:00",
+                                "01/02/2024 11:00"],
+                "activity_type": ["page_view", "form_fill", "email_open", "chat"],
+            }
+        ),
+        "outcomes": pd.DataFrame({"lead_id": [7], "outcome": ["won"], "closed_at": ["2024-03-01"]}),
+    }  # fmt: skip
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as con:
+            for name, frame in frames.items():
+                frame.to_sql(name, con, index=False)
+    finally:
+        engine.dispose()
+    whole = load_closed_loop(pg_url).activities
+    sliced = pd.concat([s.activities for s in read_sliced(pg_url)], ignore_index=True)
+    key = ["lead_id", "occurred_at"]
+    pd.testing.assert_frame_equal(
+        sliced.sort_values(key).reset_index(drop=True),
+        whole.sort_values(key).reset_index(drop=True),
     )
+    opened = iter_closed_loop_chunks(pg_url, chunk_leads=1, open_at=pd.Timestamp("2024-03-05"))
+    assert [s.leads["lead_id"].tolist() for s in opened] == [["11"], ["12"]]
 
 
 def test_a_password_never_reaches_the_output_of_validate_and_score(

@@ -1067,7 +1067,7 @@ def _has_rows(con: duckdb.DuckDBPyConnection, scan: _Scan) -> bool:
 
 
 def iter_closed_loop_chunks(
-    folder: str | os.PathLike[str],
+    source: str | os.PathLike[str],
     *,
     chunk_leads: int = 100_000,
     observed_until: pd.Timestamp | str | None = None,
@@ -1075,9 +1075,10 @@ def iter_closed_loop_chunks(
     open_at: pd.Timestamp | None = None,
     on_closed: Callable[[pd.Series], None] | None = None,
 ) -> Iterator[ClosedLoopData]:
-    """Event-form data of a folder, a slice of leads at a time, each slice validated.
+    """Event-form data of a folder, a DuckDB file or a database, a slice of leads at a time,
+    each slice validated.
 
-    Memory is bounded by the slice, not the folder: the leads are validated whole, sorted by id
+    Memory is bounded by the slice, not the source: the leads are validated whole, sorted by id
     and cut into slices of ``chunk_leads``; each slice's activities and outcomes are read with
     DuckDB by the slice's exact ids, normalised as :func:`~leadscore.schema.to_lead_ids` does
     (``1.0`` is ``1``; CSV ids as written), with an id-range filter in front that skips whole
@@ -1105,28 +1106,50 @@ def iter_closed_loop_chunks(
     timestamp that does not parse) only see the rows read, and repeated activity rows are
     counted over those. The ids of the leads left out as closed go to ``on_closed`` (as text)
     before the first slice.
+
+    A DuckDB file is read as a folder is, its tables attached read-only. A database (an
+    SQLAlchemy URL) has its leads and outcomes read whole, and its activity log checked in the
+    database and read by the slice's ids (:func:`_iter_database_chunks`).
     """
     import duckdb
 
-    path = Path(folder)
-    _check_event_folder(path)
     if chunk_leads < 1:
         raise DataError(
             f"chunk size must be at least 1, got {chunk_leads}",
             "Give a positive number of leads per chunk.",
         )
-    leads, files = _event_folder_leads(path)
-    type_map = _folder_activity_map(path) if files["activities"] is not None else None
+    source = duckdb_url_file(source)
+    if is_sql_url(str(source)):
+        yield from _iter_database_chunks(
+            str(source), chunk_leads, observed_until, progress, open_at, on_closed
+        )
+        return
+    path = Path(source)
+    in_file = not path.is_dir() and path.suffix.lower() in DUCKDB_SUFFIXES
+    if in_file:
+        _refuse_sqlite_file(path)
+        leads, others = _duckdb_file_tables(path)
+        type_map = _database_activity_map(str(path)) if others["activities"] else None
+        declared = None
+    else:
+        _check_event_folder(path)
+        leads, files = _event_folder_leads(path)
+        type_map = _folder_activity_map(path) if files["activities"] is not None else None
+        declared = manifest_observed_until(path) if observed_until is None else None
+        others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
     leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
-    declared = manifest_observed_until(path) if observed_until is None else None
     until = observed_until if observed_until is not None else declared
-    others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
     absent = tuple(name for name, scan in others.items() if scan is None)
     for name in absent:
-        _warn_absent_in_folder(path, name)
+        if in_file:
+            _absent_in_database(str(path), name)
+        else:
+            _warn_absent_in_folder(path, name)
     known = pd.Index(leads["lead_id"])
     with duckdb.connect() as con:
         con.execute("SET TimeZone = 'UTC'").fetchall()
+        if in_file:
+            _attach_duckdb_file(con, path)
         con.register("known_ids", leads[["lead_id", "created_at"]])
         keys: dict[str, str] = {}
         type_counts: TypeCounts | None = None
@@ -1204,6 +1227,214 @@ def iter_closed_loop_chunks(
     warn_duplicate_activities(duplicates, activity_rows)
 
 
+#: Lead ids bound in one ``IN`` list of a database query: SQLite takes 32,766 values.
+SQL_IDS_PER_QUERY = 10_000
+
+
+def _sql_table_name(con: sa.Connection, name: str) -> str | None:
+    """The database's own name of event table ``name`` (SQLite finds ``Leads`` when asked for
+    leads, SQLAlchemy's reflection does not), or ``None`` where it has none."""
+    import sqlalchemy as sa
+
+    inspector = sa.inspect(con)
+    if not inspector.has_table(name):
+        return None
+    names = inspector.get_table_names()
+    return name if name in names else next((n for n in names if n.lower() == name), name)
+
+
+def _iter_database_chunks(
+    url: str,
+    chunk_leads: int,
+    observed_until: pd.Timestamp | str | None,
+    progress: ReadProgress | None,
+    open_at: pd.Timestamp | None,
+    on_closed: Callable[[pd.Series], None] | None,
+) -> Iterator[ClosedLoopData]:
+    """:func:`iter_closed_loop_chunks` of a database: its leads and outcomes are read whole
+    and validated, its activity log is checked in the database (rows, types, lead ids) and
+    read a slice of leads at a time, by their ids, so that a scoring run (``open_at``) reads
+    only the activity of the open leads. Text timestamps are parsed in one format decided on
+    the column's distinct values, as the whole reader decides it."""
+
+    shown = shown_url(url)
+    leads = validate_leads(read_table(url, "leads", named_by=None))
+    leads = leads.sort_values("lead_id", kind="stable").reset_index(drop=True)
+    known = pd.Index(leads["lead_id"])
+    outcomes: pd.DataFrame | None = None
+    try:
+        outcomes = read_table(url, "outcomes", named_by=None)
+    except NoSuchTableError:
+        _absent_in_database(url, "outcomes")
+    if outcomes is not None and outcomes.empty:
+        _log_no_outcome_rows(f"{shown}: the outcomes table")
+    with (
+        _read_errors(shown, "", table="activities"),
+        _sql_connection(url, "leads", None, None) as con,
+    ):
+        table = _sql_table_name(con, "activities")
+        if table is None:
+            _absent_in_database(url, "activities")
+            log = None
+        else:
+            log = _SqlActivityLog.checked(con, table, _database_activity_map(url), known, shown)
+    until = observed_until if observed_until is not None else _sql_observed_until(url)
+    whole = validate_closed_loop(leads, None, outcomes, observed_until=until, warn_whole=False)
+    absent = tuple(n for n, f in (("activities", log), ("outcomes", outcomes)) if f is None)
+    if open_at is not None:
+        by_then = whole.outcomes.loc[whole.outcomes["closed_at"] <= open_at, "lead_id"]
+        is_closed = is_known_id(leads["lead_id"], by_then).to_numpy()
+        if on_closed is not None and is_closed.any():
+            on_closed(leads.loc[is_closed, "lead_id"].astype(str).reset_index(drop=True))
+        keep = (leads["created_at"] <= open_at).to_numpy() & ~is_closed
+        leads = leads[keep].reset_index(drop=True)
+    if progress is not None:
+        progress.total = len(leads)
+    outcome_ids = None if outcomes is None else to_lead_ids(outcomes["lead_id"], "outcomes")
+    duplicates = activity_rows = 0
+    with (
+        _read_errors(shown, "", table="activities"),
+        _sql_connection(url, "leads", None, None) as con,
+    ):
+        for start in range(0, len(leads), chunk_leads):
+            part = leads.iloc[start : start + chunk_leads]
+            activities = None if log is None else log.of_leads(con, part["lead_id"])
+            theirs = None
+            if outcomes is not None and outcome_ids is not None:
+                theirs = outcomes[is_known_id(outcome_ids, part["lead_id"]).to_numpy()]
+            data = validate_closed_loop(
+                part,
+                activities,
+                theirs,
+                observed_until=whole.observed_until,
+                warn_whole=False,
+                activity_types=None if log is None else log.type_map,
+            )
+            duplicates += count_duplicate_activities(data.activities)
+            activity_rows += len(data.activities)
+            if progress is not None:
+                progress.read += len(part)
+            mapping = None if log is None else log.mapping
+            yield dataclasses.replace(data, absent_tables=absent, activity_mapping=mapping)
+    warn_duplicate_activities(duplicates, activity_rows)
+
+
+@dataclass
+class _SqlActivityLog:
+    """A database's activity log, checked whole in the database and read by lead ids.
+
+    ``ids`` maps each lead id (as text, :func:`~leadscore.schema.to_lead_ids`) to the ids as
+    the database holds them, so that a slice's query binds values of the column's own type
+    (an integer column is not compared with text) and the id column's index is used."""
+
+    table: str
+    type_map: ActivityTypeMap
+    mapping: ActivityMapping | None
+    kept: Any
+    ids: pd.Series
+    fmt: str | None = None
+
+    @classmethod
+    def checked(
+        cls,
+        con: sa.Connection,
+        table: str,
+        type_map: ActivityTypeMap,
+        known: pd.Index,
+        shown: str,
+    ) -> _SqlActivityLog:
+        """The log ``table`` once its columns, rows, activity types and lead ids passed the
+        checks the whole reader makes, with the same messages."""
+        import sqlalchemy as sa
+
+        columns = [c["name"] for c in sa.inspect(con).get_columns(table)]
+        _require_columns(pd.DataFrame(columns=columns), "activities", ACTIVITIES_REQUIRED)
+        type_counts, written = _sql_activity_type_counts(con, table)
+        if not sum(type_counts[0].values()) + type_counts[1]:
+            raise _no_activity_rows(f"{shown}: the activities table")
+        kept, mapping = _sql_activity_map(type_counts, written, type_map)
+        if mapping is not None:
+            log_activity_mapping(mapping)
+        _check_activity_types(type_counts, type_map)
+        lead = sa.column("lead_id")
+        per_lead = pd.read_sql_query(
+            sa.select(lead.label("lead_id"), sa.func.count().label("n"))
+            .select_from(sa.table(table))
+            .where(*([] if kept is None else [kept]))
+            .group_by(lead),
+            con,
+        )
+        empty = per_lead["lead_id"].isna()
+        if empty.any():
+            rows = int(per_lead.loc[empty, "n"].sum())
+            raise DataError(
+                f"activities.lead_id is empty in {rows} row(s)",
+                "Give every row a value in lead_id.",
+            )
+        text = to_lead_ids(per_lead["lead_id"], "activities")
+        unknown = ~is_known_id(text, known).to_numpy()
+        if unknown.any():
+            counts = per_lead.loc[unknown, "n"]
+            raise unknown_ids_error(
+                "activities",
+                int(counts.sum()),
+                int(per_lead["n"].sum()),
+                str(text[unknown].iloc[0]),
+                text[unknown].head(UNKNOWN_ID_SAMPLE),
+                known,
+            )
+        written_ids = pd.Series(
+            [_python_value(v) for v in per_lead["lead_id"]], index=text.to_numpy(), dtype=object
+        )
+        return cls(table, type_map, mapping, kept, written_ids)
+
+    def of_leads(self, con: sa.Connection, lead_ids: pd.Series) -> pd.DataFrame:
+        """The log's rows of ``lead_ids`` (as text), their timestamps typed as the whole
+        reader types them, ``IN`` lists of :data:`SQL_IDS_PER_QUERY` ids at a time."""
+        import sqlalchemy as sa
+
+        values = self.ids[self.ids.index.isin(lead_ids.astype(str))].tolist()
+        lead = sa.column("lead_id")
+        select = sa.select(sa.text("*")).select_from(sa.table(self.table))
+        if self.kept is not None:
+            select = select.where(self.kept)
+        parts = [
+            pd.read_sql_query(select.where(lead.in_(values[i : i + SQL_IDS_PER_QUERY])), con)
+            for i in range(0, len(values), SQL_IDS_PER_QUERY)
+        ]
+        if not parts:
+            parts = [pd.read_sql_query(select.limit(0), con)]
+        frame = _drop_unnamed(pd.concat(parts, ignore_index=True))
+        moments = frame["occurred_at"]
+        if not (
+            ptypes.is_datetime64_any_dtype(moments)
+            or ptypes.is_numeric_dtype(moments)
+            or ptypes.is_bool_dtype(moments)
+            or moments.isna().all()
+        ):
+            if self.fmt is None:
+                self.fmt = self._text_format(con)
+            frame["occurred_at"] = parse_timestamps_as(
+                moments, self.fmt, "activities", "occurred_at"
+            )
+        return frame
+
+    def _text_format(self, con: sa.Connection) -> str:
+        """The format of the log's text timestamps, decided on its distinct values."""
+        import sqlalchemy as sa
+
+        column = sa.column("occurred_at")
+        distinct = pd.read_sql_query(
+            sa.select(column)
+            .select_from(sa.table(self.table))
+            .where(column.is_not(None), *([] if self.kept is None else [self.kept]))
+            .distinct()
+            .limit(100_000),
+            con,
+        )["occurred_at"]
+        return text_timestamp_format(distinct.astype("string"), "activities", "occurred_at")
+
+
 def event_observed_until(source: str | os.PathLike[str]) -> pd.Timestamp:
     """The default ``observed_until`` of event data, as :func:`load_closed_loop` and
     :func:`iter_closed_loop_chunks` take it when none is given: a folder's ``manifest.json``
@@ -1273,19 +1504,39 @@ def _attached_table(table: str) -> str:
     return f'{_ATTACHED}.main."{quoted}"'
 
 
+def _attach_duckdb_file(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Attach the DuckDB file ``path`` read-only to ``con`` as :data:`_ATTACHED`."""
+    import duckdb
+
+    quoted = str(path).replace("'", "''")
+    try:
+        con.execute(f"ATTACH '{quoted}' AS {_ATTACHED} (READ_ONLY)").fetchall()
+    except duckdb.Error as err:
+        raise DataError(
+            f"{path} cannot be opened as a DuckDB file: {error_reason(err)}",
+            "Check that it is a DuckDB file and that no other program is writing to it.",
+        ) from err
+
+
+def _duckdb_file_tables(path: Path) -> tuple[pd.DataFrame, dict[str, _Scan | None]]:
+    """The validated leads of the DuckDB file ``path`` and its activities and outcomes tables
+    as the sliced reader scans them once the file is attached (``None`` where absent)."""
+    leads = validate_leads(read_table(path, "leads", named_by=None))
+    names = {name.lower(): name for name in _database_tables(str(path))}
+    return leads, {
+        name: _Scan(f"{path}: the {name} table", _attached_table(names[name]), "")
+        if name in names
+        else None
+        for name in ("activities", "outcomes")
+    }
+
+
 def _duckdb_observed_until(path: Path) -> pd.Timestamp:
     import duckdb
 
     leads = validate_leads(read_table(path, "leads", named_by=None))
     with duckdb.connect() as con:
-        quoted = str(path).replace("'", "''")
-        try:
-            con.execute(f"ATTACH '{quoted}' AS {_ATTACHED} (READ_ONLY)").fetchall()
-        except duckdb.Error as err:
-            raise DataError(
-                f"{path} cannot be opened as a DuckDB file: {error_reason(err)}",
-                "Check that it is a DuckDB file and that no other program is writing to it.",
-            ) from err
+        _attach_duckdb_file(con, path)
         names = {
             str(row[0]).lower(): str(row[0])
             for row in con.execute(
@@ -1365,10 +1616,18 @@ def _sql_kept_activities(
     does not ignore (``None``: all of them) and how many rows it leaves out. The types are
     counted in the database and folded here, as the whole reader folds them; the condition
     names the ignored types as the database holds them."""
-    import sqlalchemy as sa
-
     if not type_map.rules:
         return None, 0
+    type_counts, written = _sql_activity_type_counts(con, table)
+    where, mapping = _sql_activity_map(type_counts, written, type_map)
+    return (None, 0) if mapping is None or where is None else (where, mapping.ignored_rows)
+
+
+def _sql_activity_type_counts(con: sa.Connection, table: str) -> tuple[TypeCounts, list[Any]]:
+    """The rows per activity type of a database's whole log, as :func:`_activity_type_counts`
+    counts a file's, and the types as the database holds them (for a condition on them)."""
+    import sqlalchemy as sa
+
     kind = sa.column("activity_type")
     counted = pd.read_sql_query(
         sa.select(kind.label("t"), sa.func.count().label("n"))
@@ -1378,16 +1637,35 @@ def _sql_kept_activities(
     )
     missing = counted["t"].isna()
     counts: dict[str, int] = {}
-    ignored: list[object] = []
-    for value, n in zip(counted.loc[~missing, "t"], counted.loc[~missing, "n"], strict=True):
+    written = [_python_value(v) for v in counted.loc[~missing, "t"]]
+    for value, n in zip(written, counted.loc[~missing, "n"], strict=True):
         counts[str(value)] = counts.get(str(value), 0) + int(n)
-        rule = type_map.rule(value)
-        if rule is not None and rule[0] == IGNORED_ACTIVITY:
-            ignored.append(value.item() if hasattr(value, "item") else value)
-    mapping = type_map.mapping(counts, int(counted.loc[missing, "n"].sum()))
+    return (counts, int(counted.loc[missing, "n"].sum())), written
+
+
+def _sql_activity_map(
+    type_counts: TypeCounts, written: Sequence[Any], type_map: ActivityTypeMap
+) -> tuple[Any, ActivityMapping | None]:
+    """The SQL condition that keeps the rows ``type_map`` does not ignore (``None``: all of
+    them), naming the types as the database holds them (``written``), and what the map does."""
+    import sqlalchemy as sa
+
+    mapping = type_map.mapping(*type_counts)
+    ignored = [
+        value
+        for value in written
+        if (rule := type_map.rule(value)) is not None and rule[0] == IGNORED_ACTIVITY
+    ]
     if mapping is None or not ignored:
-        return None, 0
-    return sa.or_(kind.is_(None), kind.not_in(ignored)), mapping.ignored_rows
+        return None, mapping
+    kind = sa.column("activity_type")
+    return sa.or_(kind.is_(None), kind.not_in(ignored)), mapping
+
+
+def _python_value(value: Any) -> Any:
+    """A value read into pandas as the database driver takes it back (numpy's int64 is not
+    a Python int to every driver)."""
+    return value.item() if hasattr(value, "item") else value
 
 
 def _sql_timestamp_summary(

@@ -44,7 +44,6 @@ from leadscore.io import (
     ReadProgress,
     iter_closed_loop_chunks,
     iter_table_chunks,
-    load_closed_loop,
     shown_url,
 )
 from leadscore.model import LeadScoringModel
@@ -338,8 +337,9 @@ def event_feature_chunks(
 ) -> LeadChunks:
     """(features, lead ids) of the open leads of event-form ``source``, a slice at a time.
 
-    A folder is read slice by slice, and only its leads open at ``as_of``: the activity of
-    leads closed by then is never read; a DuckDB file or database URL is loaded whole. Pass the
+    Any source (a folder, a DuckDB file, a database URL) is read slice by slice, and only its
+    leads open at ``as_of``: the activity of leads closed by then is never read
+    (:func:`~leadscore.io.iter_closed_loop_chunks`). Pass the
     model's ``features``: the extra lead columns are then the model's in every slice, not
     planned again from the few leads of each slice. ``on_closed`` receives, slice by slice,
     the ids (as text) of the leads left out because they closed by ``as_of``.
@@ -349,9 +349,8 @@ def event_feature_chunks(
 
     The ``page_view`` and ``form_fill`` details are counted as each slice's features read
     them and warned about once, after the last slice, as for the whole log
-    (:func:`~leadscore.features.warn_unrecognised_details`). A folder's slices hold the
-    activity of the open leads only, so only theirs is counted; a source loaded whole counts
-    every lead's.
+    (:func:`~leadscore.features.warn_unrecognised_details`). The slices hold the activity of
+    the open leads only, so only theirs is counted.
     """
     return LeadChunks(
         lambda progress: _event_feature_chunks(
@@ -369,19 +368,14 @@ def _event_feature_chunks(
     observed_until: pd.Timestamp | None,
     progress: ReadProgress,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
-    path = Path(source)
-    chunks: Iterable[ClosedLoopData] = (
-        # only the leads open at as_of are read: closed ones never reach a slice
-        iter_closed_loop_chunks(
-            path,
-            chunk_leads=chunk_leads,
-            observed_until=observed_until,
-            progress=progress,
-            open_at=as_of,
-            on_closed=on_closed,
-        )
-        if path.is_dir()
-        else _whole(load_closed_loop(source, observed_until=observed_until), progress)
+    # only the leads open at as_of are read: closed ones never reach a slice
+    chunks = iter_closed_loop_chunks(
+        source,
+        chunk_leads=chunk_leads,
+        observed_until=observed_until,
+        progress=progress,
+        open_at=as_of,
+        on_closed=on_closed,
     )
     window_start = as_of - pd.Timedelta(days=ENGAGEMENT_WINDOW_DAYS)
     engaged = _activity_features() & {f.name for f in features or ()}
@@ -426,12 +420,6 @@ def _event_feature_chunks(
             f"{as_of:%Y-%m-%d %H:%M}",
             f"{activities:,}",
         )
-
-
-def _whole(data: ClosedLoopData, progress: ReadProgress) -> Iterator[ClosedLoopData]:
-    """A source loaded whole as its one slice, counted as read."""
-    progress.total = progress.read = len(data.leads)
-    yield data
 
 
 #: Where ``score`` and ``report drift`` name the table of their ``--input``, as an error's fix
