@@ -1070,6 +1070,10 @@ def _log_promotion(promotion: Promotion) -> None:
         mlflow.log_metric("champion_comparison_test_roc_auc", promotion.challenger_auc)
     if promotion.n_compared is not None:
         mlflow.log_metric("champion_comparison_rows", promotion.n_compared)
+    if promotion.gain_interval is not None:
+        low, high = promotion.gain_interval
+        mlflow.log_metric("champion_gain_low", low)
+        mlflow.log_metric("champion_gain_high", high)
     if promotion.n_leads is not None:
         mlflow.log_metric("champion_comparison_leads", promotion.n_leads)
 
@@ -1101,6 +1105,8 @@ class Promotion:
         they were compared on (``None`` when not compared).
     n_compared : how many test rows that was.
     n_leads : how many distinct leads those rows hold (fewer than the rows on event data).
+    gain_interval : the 95% paired bootstrap interval of the new model's ROC-AUC minus the
+        champion's on those rows (resampling leads); the alias moves only when it lies above 0.
     """
 
     promoted: bool
@@ -1109,6 +1115,7 @@ class Promotion:
     challenger_auc: float | None = None
     n_compared: int | None = None
     n_leads: int | None = None
+    gain_interval: tuple[float, float] | None = None
 
 
 def _maybe_promote(
@@ -1168,17 +1175,19 @@ def _maybe_promote(
     total_leads, _ = _lead_counts(y, ids)
     X, y = X_test.iloc[np.flatnonzero(rows)].reset_index(drop=True), y[rows]
     try:
-        champion_auc = _auc_of(champion, X, y)
+        champion_p = _scores_of(champion, X)
     except (LeadscoreError, OSError, ValueError) as err:
         return _replace_unusable(client, name, version, old, err)
-    new_auc = _auc_of(model, X, y)
+    new_p = _scores_of(model, X)
+    champion_auc, new_auc = _roc_auc(y, champion_p), _roc_auc(y, new_p)
+    gain = _gain_interval(y, new_p, champion_p, None if ids is None else ids[rows])
     where = _rows_phrase(len(y), len(rows), n_leads, total_leads)
-    better = _compare(name, version, old, champion_auc, new_auc, where)
+    better = _compare(name, version, old, champion_auc, new_auc, gain, where)
     if better:
         client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
         _retire(client, name, old, version)
     note = f"compared on {where} unseen by version {old}"
-    return Promotion(better, note, champion_auc, new_auc, len(y), n_leads)
+    return Promotion(better, note, champion_auc, new_auc, len(y), n_leads, gain)
 
 
 def _current_champion(client: Any, name: str) -> Any | None:
@@ -1193,9 +1202,42 @@ def _current_champion(client: Any, name: str) -> Any | None:
 
 def _auc_of(model: LeadScoringModel, X: pd.DataFrame, y: np.ndarray) -> float:
     """ROC-AUC of ``model`` on ``X``, its columns aligned as the served pyfunc aligns them."""
+    return _roc_auc(y, _scores_of(model, X))
+
+
+def _scores_of(model: LeadScoringModel, X: pd.DataFrame) -> np.ndarray:
+    """``model``'s probabilities for ``X``, its columns aligned as the served pyfunc aligns
+    them."""
     from leadscore.pyfunc import align_features
 
-    return _roc_auc(y, model.predict_proba(align_features(model, X)))
+    return np.asarray(model.predict_proba(align_features(model, X)))
+
+
+#: Paired bootstrap resamples behind a champion decision (its interval moves by about 0.001
+#: between seeds at this count, against gains of 0.01 that decide).
+CHAMPION_RESAMPLES = 400
+
+
+def _gain_interval(
+    y: np.ndarray, new: np.ndarray, champion: np.ndarray, leads: np.ndarray | None
+) -> tuple[float, float] | None:
+    """The 95% paired bootstrap interval of ``new``'s ROC-AUC minus ``champion``'s on the
+    same rows, resampling whole leads (event data holds a lead at several dates); ``None``
+    when the rows hold one class only."""
+    from leadscore.metrics import bootstrap_intervals
+
+    if len(np.unique(y)) < 2:
+        return None
+    found = bootstrap_intervals(
+        y,
+        {"model": new, "champion": champion},
+        resamples=CHAMPION_RESAMPLES,
+        groups=leads,
+    )
+    low, high = found["roc_auc_gain"]["champion"]
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return None
+    return float(low), float(high)
 
 
 def _comparison_rows(
@@ -1248,32 +1290,48 @@ def _compare(
     champion_version: str,
     champion_auc: float,
     new_auc: float,
+    gain: tuple[float, float] | None,
     where: str,
 ) -> bool:
-    """Whether the new model's ROC-AUC beats the champion's on the same rows (``where``
-    says which), logged either way."""
-    better = math.isfinite(new_auc) and (not math.isfinite(champion_auc) or new_auc > champion_auc)
+    """Whether the new model beats the champion on the same rows (``where`` says which),
+    logged either way: its ROC-AUC is higher and the paired interval of the gain (``gain``)
+    lies above 0. A gain whose interval holds 0 is a tie, as the README reads intervals
+    everywhere else, and a tie keeps the champion: a retrain that only drew another seed
+    (+0.0008 on X Education) must not move the alias, nor pick the champion on the test
+    fold's noise (whose figure would then overstate it)."""
+    if not math.isfinite(new_auc):
+        better = False
+    elif not math.isfinite(champion_auc):
+        better = True
+    else:
+        better = new_auc > champion_auc and (gain is None or gain[0] > 0)
+    by = f"{new_auc - champion_auc:+.4f}"
+    if gain is not None:
+        by += f" (95% interval {gain[0]:+.4f} to {gain[1]:+.4f})"
     if better:
         logger.info(
-            "%s version %s is the new champion: ROC-AUC %.4f beats version %s's %.4f on %s, "
-            "which neither model was trained or calibrated on",
+            "%s version %s is the new champion: ROC-AUC %.4f beats version %s's %.4f by %s "
+            "on %s, which neither model was trained or calibrated on",
             name,
             version,
             new_auc,
             champion_version,
             champion_auc,
+            by,
             where,
         )
     else:
         logger.info(
-            "%s version %s stays champion: its ROC-AUC %.4f is not beaten by version %s's "
-            "%.4f on %s, which neither model was trained or calibrated on",
+            "%s version %s stays champion: ROC-AUC %.4f against version %s's %.4f, a "
+            "difference of %s on %s, which neither model was trained or calibrated on%s",
             name,
             champion_version,
             champion_auc,
             version,
             new_auc,
+            by,
             where,
+            "" if new_auc <= champion_auc else ": a gain whose interval holds 0 is a tie",
         )
     return better
 
