@@ -319,7 +319,7 @@ def test_spellings_of_a_win_counted_as_lost_get_a_warning_of_their_own(tmp_path,
 def test_undeclared_label_values_are_each_named_with_their_rows(tmp_path, capsys):
     """With ``label.lost`` a value neither won, lost nor open is an error: each one as
     written with its own rows, most first (five, then how many more), and the ones that read
-    like a win named in the fix."""
+    like a win or a loss (``Junk``: a lead turned down) named in the fix."""
     strays = {"Won ": 60, "won": 30, "Closed-Won": 12, "Churned": 8, "Junk": 6, "??": 3, "x": 2}
     frame = _with_strays(_export(1500, 6, {WON: 0.45, LOST: 0.45, IN_PLAY: 0.1}), strays, 6)
     spec = _write(tmp_path, frame, {"won": [WON], "lost": [LOST], "open": [IN_PLAY]})
@@ -333,7 +333,7 @@ def test_undeclared_label_values_are_each_named_with_their_rows(tmp_path, capsys
         "(30 rows), 'Closed-Won' (12 rows), 'Churned' (8 rows), 'Junk' (6 rows) and 2 more "
         "(5 rows). Declare each value under label.won, label.lost or label.open (leads still "
         "in play), or drop those rows ('Won ', 'won', 'Closed-Won' read like a win: list them "
-        "under label.won)."
+        "under label.won; 'Junk' reads like a loss: list it under label.lost)."
     )
 
 

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from leadscore.cli import main
+from leadscore.errors import DataError
 from leadscore.io import write_tables
 from leadscore.reports import CHANNEL_COLUMN_NOTES
 from leadscore.sinks import COLUMNS, write_scored_leads
@@ -631,11 +632,13 @@ def test_a_source_wins_over_an_origin_as_in_x_education(tmp_path, caplog):
     assert "ranked lower: 'Lead Origin'" in caplog.text
 
 
-def test_the_total_row_adds_counts_and_recomputes_rates_and_costs():
-    """The printed total sums counts and money and recomputes each ratio from the sums; a
-    channel the costs file does not pay for adds its leads to the counts but not to what the
-    cost columns divide by. The CSV's frame holds the channels alone."""
-    from leadscore.reports import channel_report, channel_total, format_report
+def test_the_total_rows_add_counts_and_recompute_rates_and_costs_on_one_basis_each():
+    """The printed totals sum counts and money and recompute each ratio from the sums. A
+    channel the costs file does not pay for (z) counts in the ``total`` of every channel,
+    whose cost columns then stay empty and whose ``all_leads`` counts every lead; the
+    ``with spend`` row totals x and y alone, costs included, so no row mixes the paid
+    channels' spend with every channel's leads. The CSV's frame holds the channels alone."""
+    from leadscore.reports import PAID_TOTAL, channel_report, channel_total, format_report
 
     scored = pd.DataFrame(
         {
@@ -647,26 +650,105 @@ def test_the_total_row_adds_counts_and_recomputes_rates_and_costs():
     attrs = pd.DataFrame({"lead_id": list("abcdefg"), "source": list("xxxyyzx")})
     spend = pd.DataFrame({"channel": ["x", "y"], "spend": [400.0, 100.0]})
     report = channel_report(scored, attrs, by=["source"], spend=spend, deal_value=1000)
-    total = channel_total(report, ["source"], deal_value=1000).iloc[0]
-    assert total["source"] == "total" and len(report) == 3
+    totals = channel_total(report, ["source"], deal_value=1000)
+    assert list(totals["source"]) == ["total", PAID_TOTAL] and len(report) == 3
+    total, paid = totals.iloc[0], totals.iloc[1]
     assert (total["leads"], total["mqls"], total["sqls"]) == (6, 4, 2)
     assert total["sql_rate"] == pytest.approx(2 / 6)
     assert total["expected_wins"] == pytest.approx(2.0)
-    # z pays nothing in the costs file: x and y alone carry the spend
-    assert total["spend"] == pytest.approx(500.0) and total["all_leads"] == 6
-    assert total["cost_per_lead"] == pytest.approx(500 / 6)
+    assert total["all_leads"] == 7  # every lead of every channel, z's included
+    costs = ["spend", "cost_per_lead", "spend_scored", "cost_per_mql", "roi"]
+    assert total[costs].isna().all()
+    # z pays nothing in the costs file: x and y alone carry the spend, in their own row
+    assert (paid["leads"], paid["mqls"], paid["sqls"]) == (5, 3, 2)
+    assert paid["sql_rate"] == pytest.approx(2 / 5)
+    assert paid["expected_wins"] == pytest.approx(1.75)
+    assert paid["spend"] == pytest.approx(500.0) and paid["all_leads"] == 6
+    assert paid["cost_per_lead"] == pytest.approx(500 / 6)
     spend_scored = 400 / 4 * 3 + 100 / 2 * 2
-    assert total["spend_scored"] == pytest.approx(spend_scored)
-    assert total["cost_per_mql"] == pytest.approx(spend_scored / 3)
-    assert total["cost_per_expected_win"] == pytest.approx(spend_scored / 1.75)
-    assert total["roi"] == pytest.approx((1750 - spend_scored) / spend_scored)
+    assert paid["spend_scored"] == pytest.approx(spend_scored)
+    assert paid["cost_per_mql"] == pytest.approx(spend_scored / 3)
+    assert paid["cost_per_expected_win"] == pytest.approx(spend_scored / 1.75)
+    assert paid["roi"] == pytest.approx((1750 - spend_scored) / spend_scored)
 
-    lines = format_report(report, channel_total(report, ["source"], deal_value=1000))
-    last = lines.splitlines()[-1].split()
-    assert last[0] == "total" and last[1] == "6" and last[-1] == f"{total['roi']:.0%}"
+    lines = format_report(report, totals).splitlines()
+    assert lines[-2].split()[:2] == ["total", "6"] and lines[-2].split()[-1] == "-"
+    last = lines[-1].split()
+    assert last[:4] == ["with", "spend", "5", "3"] and last[-1] == f"{paid['roi']:.0%}"
     # counts read with thousands commas, as the money does
     big = report.assign(leads=report["leads"] * 1000, all_leads=report["all_leads"] * 1000)
     assert "3,000" in format_report(big) and "4,000" in format_report(big)
+
+
+def test_one_total_row_when_every_channel_has_spend():
+    from leadscore.reports import channel_report, channel_total, total_note
+
+    scored = pd.DataFrame({"lead_id": list("abc"), "stage": "mql", "probability": 0.2})
+    attrs = pd.DataFrame({"lead_id": list("abcd"), "source": list("xyyx")})
+    spend = pd.DataFrame({"channel": ["x", "y"], "spend": [300.0, 100.0]})
+    report = channel_report(scored, attrs, by=["source"], spend=spend)
+    totals = channel_total(report, ["source"])
+    assert len(totals) == 1 and totals.iloc[0]["all_leads"] == 4
+    assert totals.iloc[0]["spend"] == pytest.approx(400.0)
+    assert total_note(report, ["source"]) is None
+
+
+def test_the_printed_report_says_what_each_total_covers(tmp_path, capsys):
+    """``report channels --costs`` with a channel the costs file gives no spend: under the
+    table, a line says that ``total`` is every channel and which channels have no spend."""
+    folder = csv_folder(tmp_path)
+    target = tmp_path / "scores.duckdb"
+    write_both_runs(target)
+    costs = tmp_path / "costs.csv"
+    costs.write_text("channel,spend\npaid_search,1000\nevents,N/A\n")
+    report(folder, target, tmp_path / "out.csv", "--costs", str(costs), "--by", "source")
+    out = capsys.readouterr().out
+    table = out.split("\n\n")[0].splitlines()
+    assert table[-3].split()[0] == "total" and table[-2].split()[:2] == ["with", "spend"]
+    assert table[-1] == (
+        "total: every channel above; its cost columns are empty, since 'organic', 'referral', "
+        "'events' have no spend in the costs file. with spend: the 1 channel(s) with a spend, "
+        "costs included."
+    )
+    assert "with spend" not in pd.read_csv(tmp_path / "out.csv")["source"].tolist()
+
+
+@pytest.mark.parametrize("command", ["channels", "backtest"])
+def test_by_a_column_the_flat_table_lacks_names_the_closest_of_its_columns(
+    tmp_path, capsys, command
+):
+    """``--by 'Lead source'`` with a spec whose column is ``Lead Source``: the closest column
+    and the spec's own columns, not event data's ``--by source`` that failed when followed;
+    ``report backtest`` says it the same way."""
+    spec = flat_export(tmp_path, {"Lead Source": ["Web", "Ads", "Expo"] * 4})
+    target = tmp_path / "scores.duckdb"
+    flat_scores(target, 12)
+    argv = ["report", command, "--spec", str(spec), "--target", str(target)]
+    for by, closest in (("Lead source", " (closest: 'Lead Source')"), ("source", "")):
+        out = tmp_path / "out.csv"
+        assert main([*argv, "--by", by, "--out", str(out)]) == 2
+        error = capsys.readouterr().err.strip().splitlines()
+        assert len(error) == 1 and not out.exists()
+        assert (
+            f"--by {by!r}: the leads of spec 'contacts' have no such column{closest}. "
+            in (error[0])
+        )
+        assert "Name one of their columns: 'Create Date', 'Lead Source', 'Deal Stage'" in error[0]
+        assert "--by source" not in error[0]
+
+
+def test_the_channel_report_names_its_attributes_columns():
+    """The library's own check, for a caller that skips the command's: no event-data hint."""
+    from leadscore.reports import channel_report
+
+    scored = pd.DataFrame({"lead_id": ["a"], "stage": "lead", "probability": 0.1})
+    attrs = pd.DataFrame({"lead_id": ["a"], "Lead Source": ["Web"], "Country": ["DE"]})
+    with pytest.raises(DataError) as caught:
+        channel_report(scored, attrs, by=["Lead source"])
+    assert str(caught.value) == (
+        "the lead attributes have no column 'Lead source' (closest: 'Lead Source'). Group by "
+        "one of their columns: 'Lead Source', 'Country'."
+    )
 
 
 def test_a_total_by_two_columns_names_the_first_and_has_no_costs():

@@ -437,6 +437,31 @@ def test_a_table_the_user_may_not_read_names_the_databases_reason(
         )
 
 
+def test_a_url_without_the_schema_of_the_views_names_the_schema(
+    pg_url: str, event_frames: dict[str, pd.DataFrame]
+) -> None:
+    """The README's set-up keeps the contract's views in a schema of their own (``ls_in``)
+    and names it in the URL; a URL without it (or with a typo) found "no table 'leads'
+    (tables: nothing)". The error names the schema that holds one and the URL option."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as con:
+            con.exec_driver_sql("CREATE SCHEMA ls_in")
+            for name, frame in event_frames.items():
+                frame.to_sql(name, con, index=False, schema="ls_in")
+    finally:
+        engine.dispose()
+    with pytest.raises(DataError) as err:
+        load_closed_loop(pg_url)
+    assert str(err.value) == (
+        "database has no table 'leads' on its search path (tables: nothing); schema 'ls_in' "
+        "holds one. Name the schema in the URL: ?options=-csearch_path%3Dls_in (%3D is =)."
+    )
+    assert len(load_closed_loop(f"{pg_url}?options=-csearch_path%3Dls_in").leads) == 3
+
+
 def test_a_database_is_read_in_slices_by_its_own_integer_ids(pg_url: str) -> None:
     """PostgreSQL compares no integer with text: a slice's log is fetched by the ids as the
     column holds them, and the slices hold the whole reader's rows."""

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from leadscore.errors import SpecError
-from leadscore.specs import DatasetSpec, GroupsSpec, JoinSpec, LabelSpec, load_spec, parse_spec
+from leadscore.specs import (
+    DatasetSpec,
+    GroupsSpec,
+    JoinSpec,
+    LabelSpec,
+    label_key,
+    load_spec,
+    parse_spec,
+)
 
 TOP = "name: toy\nsource: leads.csv\nid: Lead ID\n"
 LABEL = "label:\n  column: Status\n  won: [Won]\n"
@@ -314,3 +322,36 @@ def test_no_value_under_any_key_shows_pydantic_wording():
                     assert not [w for w in PYDANTIC_WORDING if w in message], message
                     assert key in message or "label" in message, message
     assert refused > 200
+
+
+@pytest.mark.parametrize(
+    ("written", "day_first", "month_first"),
+    [
+        ("01/09/2025", "2025-09-01", "2025-01-09"),
+        ("1.9.25", "2025-09-01", "2025-01-09"),
+        ("05-06-2026 10:00", "2026-06-05", "2026-05-06"),
+    ],
+)
+def test_a_test_from_that_reads_as_two_days_is_refused(tmp_path, written, day_first, month_first):
+    """``test_from: 01/09/2025`` was read month-first (9 January) whatever the data's format,
+    while the other spec dates take YYYY-MM-DD only: it is refused, with both readings."""
+    message = spec_error(tmp_path, TOP + LABEL + f"order_by: Created\ntest_from: {written}\n")
+    assert message.endswith(
+        f"test_from {written!r} reads both day-first ({day_first}) and month-first "
+        f"({month_first}). Write it as YYYY-MM-DD: test_from: {day_first} or test_from: "
+        f"{month_first}."
+    )
+
+
+@pytest.mark.parametrize("written", ["15/09/2025", "05/05/2025", "2025-09-01", "1000", "'07/2025'"])
+def test_a_test_from_that_reads_one_way_is_kept(tmp_path, written):
+    path = tmp_path / "spec.yaml"
+    path.write_text(TOP + LABEL + f"order_by: Created\ntest_from: {written}\n")
+    assert load_spec(path).test_from is not None
+
+
+def test_label_values_match_with_runs_of_spaces_inside_folded():
+    """``Closed  Won`` with two spaces (or a tab) is the ``Closed Won`` a spec lists, as
+    feature categories fold ``Paid  Search``; the words themselves still count."""
+    assert label_key("Closed  Won") == label_key(" closed\twon ") == label_key("Closed Won")
+    assert label_key("ClosedWon") != label_key("Closed Won")

@@ -65,8 +65,10 @@ from leadscore.schema import (
 )
 from leadscore.specs import DatasetSpec, LabelSpec, label_key, load_spec
 from leadscore.timestamps import (
+    future_cutoff,
     is_text_timestamps,
     to_utc_naive,
+    utc_now,
 )
 
 logger = logging.getLogger(__name__)
@@ -258,11 +260,13 @@ def closed_rows(
     such a lead is closed and is not scored. A blank label is an open lead (a CRM leaves the
     deal stage blank while there is no deal), unless the spec lists ``""`` under
     ``label.won`` or ``label.lost``, as training reads it; with ``label.lost`` declared, a
-    value that is neither won nor lost (``Open``, ``Nurture``) is open too, and a value under
-    ``label.open`` always is. A won date (``within_days`` or ``won: not_null``) closes a lead
-    once it is there; with ``within_days``, given the rows' ``order`` (the spec's order_by,
-    parsed) and the ``extract`` moment (:func:`scoring_extract`), a lead whose window ended
-    by then without a win is lost, as training labels it, and closed too."""
+    value that is neither won nor lost (``Open``, ``Nurture``) is open too, with a line
+    naming such values, unless it reads like an outcome (``Closed-Won``, ``Disqualified``),
+    which is the error training gives (:func:`_check_undeclared_open`); a value under
+    ``label.open`` always is open. A won date (``within_days`` or ``won: not_null``) closes a
+    lead once it is there; with ``within_days``, given the rows' ``order`` (the spec's
+    order_by, parsed) and the ``extract`` moment (:func:`scoring_extract`), a lead whose
+    window ended by then without a win is lost, as training labels it, and closed too."""
     label = spec.label
     blank = _blank_labels(values)
     given = ~blank
@@ -276,8 +280,45 @@ def closed_rows(
     outcome = _label_matches(values, [*label.won, *(label.lost or [])])
     if label.open is not None:
         given &= ~_label_matches(values, list(label.open))
-    closed = given if label.lost is None else given & outcome
+    if label.lost is None:
+        closed = given
+    else:
+        undeclared = given & ~outcome
+        if undeclared.any():
+            _check_undeclared_open(values[undeclared], label)
+        closed = given & outcome
     return closed | (blank & outcome)
+
+
+def _check_undeclared_open(values: pd.Series, label: LabelSpec) -> None:
+    """Judge the label values of leads to score that are neither won, lost nor under
+    ``label.open``, which :func:`closed_rows` reads as open (a ``Working`` the spec did not
+    list is a lead in play).
+
+    A value that reads like an outcome (:func:`_outcome_like`: ``Closed-Won``,
+    ``Disqualified``, ``Closed Lost``, or a declared value spelt with other punctuation) is
+    the error training gives for it: scored as open, a customer or a rejected lead would
+    reach sales. The others are scored, with one line naming them and their rows, a warning
+    where the spec lists its open values (these are not among them), else a log line, the
+    documented reading of a spec without ``label.open``. ``values`` are the labels as the
+    scorer read them (spaces around them trimmed); the scorer reads a table in chunks, each
+    judged on its own."""
+    items = _counted(values)
+    like = {v for v, _ in items if _outcome_like(v, label) is not None}
+    if like:
+        distinct = values.astype(object)
+        raise _undeclared_values_error(
+            distinct[distinct.map(lambda v: _plain(v) in like)], label, scoring=True
+        )
+    logger.log(
+        logging.WARNING if label.open is not None else logging.INFO,
+        "label %s: %s lead(s) to score hold a value under neither label.won, label.lost nor "
+        "label.open and are scored as open: %s; list the values under label.open to make "
+        "this explicit (or under label.won or label.lost where they are closed)",
+        label.column,
+        f"{sum(n for _, n in items):,}",
+        value_listing(items, quote=_quoted, count=_thousands, shown=SHOWN_LABEL_VALUES),
+    )
 
 
 def scoring_extract(
@@ -350,6 +391,31 @@ def _parse_order(values: pd.Series, column: str, table: str) -> pd.Series:
     return to_utc_naive(values, table, column)
 
 
+def _refuse_future_order(
+    order: pd.Series, written: pd.Series, lead_id: pd.Series, spec: DatasetSpec
+) -> None:
+    """Refuse order_by dates in the future (more than a day after now:
+    :func:`~leadscore.timestamps.future_cutoff`), as the event form refuses a lead created
+    in the future: a typo (``24/11/2062`` for 2025) would put its lead in the test fold,
+    move the test fold's dates and name the MLflow run after 2062. The error names how many,
+    the latest of them as read and as written, and its lead."""
+    now = utc_now()
+    future = order > future_cutoff(now)
+    if not future.any():
+        return
+    latest = order[future].idxmax()
+    read = f"{order[latest]:%Y-%m-%d}"
+    shown = str(written[latest]).strip()
+    as_written = "" if shown.startswith(read) else f" (written {_quoted(shown)})"
+    raise DataError(
+        f"order_by column {spec.order_by!r} holds {int(future.sum()):,} date(s) after the "
+        f"current time ({now:%Y-%m-%d %H:%M} UTC), the latest {read}{as_written} for lead "
+        f"{lead_id[latest]!r}",
+        "Correct them (a typo such as 2062 for 2026): a lead cannot start in the future, and "
+        "its date would move the test fold.",
+    )
+
+
 def _observed(frame: pd.DataFrame, spec: DatasetSpec, order: pd.Series | None) -> pd.Series:
     """Rows inside ``[observed_from, observed_until]`` by their order_by date: outcomes were
     recorded in that span only."""
@@ -384,6 +450,45 @@ def _latest_won_date(won_at: pd.Series, column: str) -> pd.Timestamp:
             "Correct them, or set label.observed_until to the date of the extract.",
         )
     return won_at.max()
+
+
+def _moment_text(moment: pd.Timestamp) -> str:
+    """A date as messages write it: the day alone where it has no time of day."""
+    return f"{moment:%Y-%m-%d}" if moment == moment.normalize() else f"{moment:%Y-%m-%d %H:%M}"
+
+
+def _warn_won_before(
+    won_at: pd.Series,
+    order: pd.Series,
+    labelled_won: pd.Series,
+    lead_id: pd.Series,
+    spec: DatasetSpec,
+) -> None:
+    """Warn about training's wins dated before their lead's own order_by date (olist holds
+    one: first contact 2018-03-08, won 2018-03-06).
+
+    The event form refuses an outcome closed before its lead was created; a flat table's
+    won date is joined from another system (closed deals) whose clock or data entry may run
+    apart from the lead's, so such a lead stays a win, since the sale happened: the warning
+    names how many, and one of them with both dates, to check at the source. A warning, not
+    an error: the built-in olist spec trains with its one such lead."""
+    early = labelled_won & (won_at < order)
+    if not early.any():
+        return
+    first = early.to_numpy().nonzero()[0][0]
+    label = spec.label
+    logger.warning(
+        "label %s: %s lead(s) were won before their %s, e.g. lead %r: %s %s, %s %s; they count "
+        "as wins (the sale happened), but check these dates at the source",
+        label.column,
+        f"{int(early.sum()):,}",
+        spec.order_by,
+        str(lead_id.iloc[first]),
+        spec.order_by,
+        _moment_text(order.iloc[first]),
+        label.column,
+        _moment_text(won_at.iloc[first]),
+    )
 
 
 class _Label(NamedTuple):
@@ -431,11 +536,13 @@ def _compute_label(
         else:
             until = _latest_won_date(won_at, label.column)
         window_end = order + pd.Timedelta(days=label.within_days)
+        # a win dated before its lead is still a win: the sale happened (see _warn_won_before)
         won = won_at.notna() & (won_at <= window_end)
         # A window still open at the extract is censored whatever happened in it so far:
         # keeping its early wins and dropping the rest would inflate the newest leads' rate.
         censored = window_end > until
         logger.info("label %s: %d censored", label.column, int((censored & keep).sum()))
+        _warn_won_before(won_at, order, won & keep & ~censored, frame[spec.id], spec)
         return _Label(won.astype("int8"), keep & ~censored, none_open)
     if label.won == "not_null":
         return _Label(values.notna().astype("int8"), keep, none_open)
@@ -598,35 +705,129 @@ def _looks_won(value: object, won: list[object]) -> bool:
     return outcome_reading(value) == "won"
 
 
-def _undeclared_values_error(written: pd.Series, label: LabelSpec) -> DataError:
+#: Words of a lead status that say the lead was turned down (``Disqualified``, ``DQ``,
+#: ``Rejected``, ``Junk``): a loss in a CRM's words besides those that name it lost
+#: (:func:`~leadscore.schema.outcome_reading`).
+_TURNED_DOWN_WORDS = frozenset(
+    {"disqualified", "disqualify", "unqualified", "dq", "dqd", "dq'd", "rejected", "junk"}
+)
+#: Words that deny the word after them: ``Not Disqualified``, ``Not Closed``.
+_DENIALS = frozenset({"not", "no", "non", "never"})
+
+
+def _words(value: object) -> list[str]:
+    return re.findall(r"[a-z0-9']+", str(value).lower())
+
+
+def _looks_lost(value: object, lost: list[object]) -> bool:
+    """The counterpart of :func:`_looks_won`: a spelling of a lost value once case, spacing
+    and punctuation are folded (``Closed-Lost`` for ``Closed Lost``), a value reading as a
+    loss (``Lost``, ``Closed Lost``), or one saying the lead was turned down
+    (``Disqualified``, ``Junk``; not ``Not Disqualified``)."""
+    if _folded(value) in {_folded(v) for v in lost if str(v).strip()}:
+        return True
+    if outcome_reading(value) == "lost":
+        return True
+    words = _words(value)
+    return bool(set(words) & _TURNED_DOWN_WORDS) and not set(words) & _DENIALS
+
+
+def _looks_closed(value: object) -> bool:
+    """Whether a value says the lead is closed, won or lost (``Closed - Converted``,
+    ``Closed - Not Converted``, Salesforce's default lead statuses), unless the word before
+    ``closed`` denies it (``Not Closed``)."""
+    words = _words(value)
+    return any(
+        word == "closed" and (i == 0 or words[i - 1] not in _DENIALS)
+        for i, word in enumerate(words)
+    )
+
+
+def _outcome_like(value: object, label: LabelSpec) -> str | None:
+    """What an undeclared label value reads like: ``"won"``, ``"lost"``, ``"closed"`` (a
+    closed lead, won or lost: :func:`_looks_closed`), or ``None`` (``Working``, ``Nurture``:
+    a lead that may well be in play)."""
+    if isinstance(label.won, list) and _looks_won(value, list(label.won)):
+        return "won"
+    if _looks_lost(value, list(label.lost or [])):
+        return "lost"
+    return "closed" if _looks_closed(value) else None
+
+
+#: Two or more spaces in a row: a message's one line collapses them (:class:`DataError`).
+_SPACE_RUN = re.compile(r" {2,}")
+
+
+def _quoted(value: object) -> str:
+    """A label value quoted exactly as written, as :func:`repr` does, with each space of a run
+    of spaces written ``\\x20``: an error's one line collapses runs of spaces, and
+    ``'Closed  Won'`` must not read as the ``'Closed Won'`` the spec already lists."""
+    return _SPACE_RUN.sub(lambda run: "\\x20" * len(run.group()), repr(_plain(value)))
+
+
+def _values_text(values: Sequence[object]) -> str:
+    """Declared label values as a message lists them, ``['Closed Won', 'Closed\\x20\\x20Won']``,
+    each quoted by :func:`_quoted`."""
+    return "[" + ", ".join(_quoted(v) for v in values) + "]"
+
+
+def _outcome_hints(values: list[object], label: LabelSpec) -> str:
+    """The fix's hint for undeclared values that read like an outcome: ``'Closed-Won' reads
+    like a win: list it under label.won; 'Disqualified' reads like a loss: list it under
+    label.lost``, or ``""`` where none does."""
+    where = {
+        "won": ("a win", "label.won"),
+        "lost": ("a loss", "label.lost"),
+        "closed": ("a closed lead", "label.won or label.lost"),
+    }
+    hints = []
+    for kind, (what, key) in where.items():
+        like = [v for v in values if _outcome_like(v, label) == kind]
+        if not like:
+            continue
+        named = ", ".join(_quoted(v) for v in like[:SHOWN_LABEL_VALUES])
+        if len(like) > SHOWN_LABEL_VALUES:
+            named += f" and {len(like) - SHOWN_LABEL_VALUES} more"
+        read, them = ("reads", "it") if len(like) == 1 else ("read", "them")
+        hints.append(f"{named} {read} like {what}: list {them} under {key}")
+    return "; ".join(hints)
+
+
+def _undeclared_values_error(
+    written: pd.Series, label: LabelSpec, *, scoring: bool = False
+) -> DataError:
     """The error for closed rows whose label is neither won nor lost (nor open): each value
-    as written with its own rows, most first, as the event form's outcomes error does, and
-    the values that read like a win named in the fix (a typo must not become a loss)."""
+    as written (:func:`_quoted`) with its own rows, most first, as the event form's outcomes
+    error does, and the values that read like a win, a loss or a closed lead named in the
+    fix (a typo must not become a loss). ``scoring``: the values are those of leads to score
+    that read like an outcome (:func:`closed_rows`), which scored as open would reach sales."""
     items = _counted(written)
-    declared = f"neither won {list(label.won)} nor lost {list(label.lost or [])}"
+    won, lost = _values_text(list(label.won)), _values_text(label.lost or [])
+    declared = f"neither won {won} nor lost {lost}"
+    column, but = f"label column {label.column!r}", ""
+    if scoring and label.open is not None:
+        declared = f"neither won {won}, lost {lost} nor open {_values_text(label.open)}"
+    if scoring:
+        column, but = f"{column} of the leads to score", " like an outcome but"
     if len(items) == 1:
         value, n = items[0]
-        what = (
-            f"label column {label.column!r} holds {value!r}, which is {declared} ({rows_text(n)})"
-        )
+        reads = f" reads{but}" if scoring else ""
+        what = f"{column} holds {_quoted(value)}, which{reads} is {declared} ({rows_text(n)})"
     else:
         total = sum(n for _, n in items)
+        listing = value_listing(items, quote=_quoted, shown=SHOWN_LABEL_VALUES)
+        read = f" read{but}" if scoring else ""
         what = (
-            f"label column {label.column!r} holds {len(items):,} values that are {declared} "
-            f"({rows_text(total)}): {value_listing(items, shown=SHOWN_LABEL_VALUES)}"
+            f"{column} holds {len(items):,} values that{read} are {declared} "
+            f"({rows_text(total)}): {listing}"
         )
-    won_like = [v for v, _ in items if _looks_won(v, list(label.won))]
-    hint = ""
-    if won_like:
-        named = ", ".join(repr(v) for v in won_like[:SHOWN_LABEL_VALUES])
-        if len(won_like) > SHOWN_LABEL_VALUES:
-            named += f" and {len(won_like) - SHOWN_LABEL_VALUES} more"
-        read, them = ("reads", "it") if len(won_like) == 1 else ("read", "them")
-        hint = f" ({named} {read} like a win: list {them} under label.won)"
+    if scoring:
+        what += "; scored as open leads, closed ones would reach sales"
+    hints = _outcome_hints([v for v, _ in items], label)
     return DataError(
         what,
         f"Declare each value under label.won, label.lost or label.open (leads still in play), "
-        f"or drop those rows{hint}.",
+        f"or drop those rows{f' ({hints})' if hints else ''}.",
     )
 
 
@@ -639,7 +840,7 @@ def _require_both_outcomes(
     how to read a blank as lost."""
     if not won.empty and (won.all() or not won.any()):
         which = "lost" if won.all() else "won"
-        found = ", ".join(repr(_plain(v)) for v in pd.unique(values)[:5])
+        found = ", ".join(_quoted(v) for v in pd.unique(values)[:5])
         if which == "lost" and label.lost is None:
             declared, check = "every value not under label.won", "label.won"
         else:
@@ -674,7 +875,7 @@ def _warn_counted_as_lost(lost: pd.Series, label: LabelSpec) -> None:
     won_keys = {label_key(v) for v in label.won}
     if len(won_keys) == 1 and {label_key(v) for v, _ in items} == {_OTHER_FLAG.get(won_keys.pop())}:
         return
-    listing = value_listing(items, count=_thousands, shown=SHOWN_LABEL_VALUES)
+    listing = value_listing(items, quote=_quoted, count=_thousands, shown=SHOWN_LABEL_VALUES)
     logger.warning(
         "label %s: counted as lost: %s; declare label.lost and label.open to make this explicit",
         label.column,
@@ -689,8 +890,8 @@ def _warn_counted_as_lost(lost: pd.Series, label: LabelSpec) -> None:
             "wins, or declare label.lost with them if they are not",
             label.column,
             f"{len(won_like):,}",
-            list(label.won),
-            value_listing(won_like, count=_thousands, shown=SHOWN_LABEL_VALUES),
+            _values_text(list(label.won)),
+            value_listing(won_like, quote=_quoted, count=_thousands, shown=SHOWN_LABEL_VALUES),
             f"{rows:,}",
         )
 
@@ -1032,6 +1233,8 @@ def prepare_flat_dataset(
         if spec.order_by
         else None
     )
+    if order is not None and ptypes.is_datetime64_any_dtype(order):
+        _refuse_future_order(order, frame[spec.order_by], lead_id, spec)
     y, keep, still_open = _compute_label(frame, spec, order, written_label)
     notes: list[str] = []
     if check_close_fields and order is not None and spec.label.within_days is None:
@@ -1095,6 +1298,7 @@ def prepare_flat_dataset(
         form="flat",
         notes=tuple(notes),
         open_order=None if order is None else order[still_open.to_numpy()].reset_index(drop=True),
+        missing_values=tuple(spec.missing_values),
     ).subset(kept)
     logger.info(
         "%s: %d leads (%d won, %.1f%%), %d features, %d columns excluded",
@@ -1109,6 +1313,13 @@ def prepare_flat_dataset(
 
 
 def _parse_test_from(spec: DatasetSpec, order: pd.Series | None) -> object | None:
+    """The spec's ``test_from`` as a moment (a date ``order_by``) or a number (a sequence).
+
+    Text is read by the spec's own rule, not in the format the ``order_by`` column was
+    written in: the spec refused a day and month that read both ways (``01/09/2025``:
+    :func:`~leadscore.specs.ambiguous_day_month`) before any data was read, as it refuses
+    any ``label.observed_from`` but YYYY-MM-DD, so what is left reads one way only
+    (``2025-09-01``, ``15/09/2025``)."""
     if spec.test_from is None or order is None:
         return None
     if ptypes.is_datetime64_any_dtype(order):

@@ -266,12 +266,106 @@ def _read_errors(
 
 
 def _unreadable(where: str, suffix: str, err: BaseException) -> DataError:
+    """The error of a file that cannot be read; a CSV that is not UTF-8 text says so, where,
+    and how to save it as UTF-8, whichever reader (pandas, DuckDB) tripped on it."""
+    if suffix == ".csv" and _is_encoding_error(err):
+        not_utf8 = _not_utf8_error(Path(where))
+        if not_utf8 is not None:
+            return not_utf8
     fix = (
         f"Check that the file is a valid {suffix.lstrip('.').upper()} file."
         if suffix
         else "Check the table, the query and the column types."
     )
     return DataError(f"{where} cannot be read: {error_reason(err)}", fix)
+
+
+#: Bytes of the line shown either side of the first byte that is not UTF-8.
+_ENCODING_CONTEXT = 24
+#: The fix of a CSV that is not UTF-8: Excel's "CSV (Comma delimited)" writes the Windows
+#: code page, its "CSV UTF-8" writes what leadscore reads.
+NOT_UTF8_FIX = (
+    'Save it as UTF-8: in Excel, Save As "CSV UTF-8 (Comma delimited)"; or convert it, e.g. '
+    "iconv -f WINDOWS-1252 -t UTF-8 OLD.csv > NEW.csv."
+)
+
+
+def _is_encoding_error(err: BaseException) -> bool:
+    """Whether a reader failed on text that is not UTF-8: pandas raises
+    :class:`UnicodeDecodeError`, DuckDB's CSV reader an error saying "Invalid unicode"."""
+    if isinstance(err, UnicodeError):
+        return True
+    return "unicode" in str(err).lower() or "utf-8" in str(err).lower()
+
+
+def _first_non_utf8(path: Path) -> tuple[int, int, bytes] | None:
+    """The first byte of ``path`` that is not UTF-8 text, as (line number from 1, the
+    byte's offset in that line, the line's bytes around it), or ``None`` where every byte is.
+
+    Read in 1 MiB blocks, so a large export costs a second, not its size in memory; only run
+    once a read has failed. The readers' own offset ("position 4") counts within a buffer of
+    theirs, which points at nothing the user can find.
+    """
+    line, carry, line_start = 1, b"", b""
+    with path.open("rb") as handle:
+        while True:
+            block = handle.read(1 << 20)
+            data = carry + block
+            if not data:
+                return None
+            try:
+                data.decode("utf-8")
+                good = len(data)
+            except UnicodeDecodeError as err:
+                # a character cut by the block's end is read with the next block
+                cut = err.reason == "unexpected end of data" and block
+                good = err.start
+                if not cut:
+                    before = data[:good]
+                    newline = before.rfind(b"\n")
+                    head = before[newline + 1 :] if newline >= 0 else line_start + before
+                    tail = data[good:].split(b"\n", 1)[0]
+                    return line + before.count(b"\n"), len(head), head + tail
+            line += data.count(b"\n", 0, good)
+            newline = data.rfind(b"\n", 0, good)
+            line_start = data[newline + 1 : good] if newline >= 0 else line_start + data[:good]
+            line_start = line_start[-_ENCODING_CONTEXT:]
+            carry = data[good:]
+            if not block:
+                return None
+
+
+def _not_utf8_error(path: Path) -> DataError | None:
+    """``path is not UTF-8 text`` with the line, the byte and the text around it as Windows
+    (Excel's usual encoding) reads it, so the user sees the accented name that broke it; or
+    ``None`` when the file cannot be opened or every byte is UTF-8 after all."""
+    try:
+        with path.open("rb") as handle:
+            start = handle.read(2)
+        if start in (b"\xff\xfe", b"\xfe\xff"):
+            return DataError(
+                f'{path} is UTF-16 text (Excel\'s "Unicode Text"), not UTF-8', NOT_UTF8_FIX
+            )
+        found = _first_non_utf8(path)
+    except OSError:
+        return None
+    if found is None:
+        return None
+    line, at, text = found
+    bad = text[at]
+    near = text[max(at - _ENCODING_CONTEXT, 0) : at + _ENCODING_CONTEXT + 1]
+    shown = near.decode("cp1252", errors="replace").strip()
+    cut_before = "..." if at > _ENCODING_CONTEXT else ""
+    cut_after = "..." if len(text) > at + _ENCODING_CONTEXT + 1 else ""
+    try:
+        as_windows = f" ({bytes([bad]).decode('cp1252')!r} in Windows-1252)"
+    except UnicodeDecodeError:
+        as_windows = ""
+    return DataError(
+        f"{path} is not UTF-8 text: line {line} has the byte 0x{bad:02X}{as_windows} in "
+        f'"{cut_before}{shown}{cut_after}"',
+        NOT_UTF8_FIX,
+    )
 
 
 def _table_file(source: str | os.PathLike[str], table: str | None, query: str | None) -> Path:
@@ -322,6 +416,51 @@ def _check_comma_separated(path: Path) -> None:
                 f"{path}: columns are separated by {name}, not commas",
                 "Save the table as comma-separated CSV (decimal point '.') or as Parquet.",
             )
+
+
+#: Most duplicated names one error line lists.
+_DUPLICATES_SHOWN = 3
+
+
+def _check_unique_names(names: Sequence[object], where: str, fix: str) -> None:
+    """A one-line error naming the columns that two or more columns share, with their
+    positions (``'Email' twice, columns 12 and 26``).
+
+    pandas would read a CSV's second ``Email`` as ``Email.1`` (and DuckDB a query's second
+    ``x`` as ``x_1``): a feature nobody named, silently trained on and then missing from the
+    next export that lacks the copy; a database's result keeps both, and picking "the"
+    ``Email`` of the two would be a guess.
+    """
+    positions: dict[str, list[int]] = {}
+    for number, name in enumerate(names, start=1):
+        if name is None or (isinstance(name, float) and pd.isna(name)) or not str(name).strip():
+            continue  # a blank header: read as Unnamed: N, and dropped when empty
+        positions.setdefault(str(name), []).append(number)
+    twice = {name: at for name, at in positions.items() if len(at) > 1}
+    if not twice:
+        return
+    listed = [
+        f"{name!r} {'twice' if len(at) == 2 else f'{len(at)} times'} (columns "
+        f"{', '.join(map(str, at[:-1]))} and {at[-1]})"
+        for name, at in twice.items()
+    ]
+    more = len(listed) - _DUPLICATES_SHOWN
+    shown = ", ".join(listed[:_DUPLICATES_SHOWN]) + (f" and {more} more" if more > 0 else "")
+    raise DataError(f"{where} names {shown}", fix)
+
+
+#: The fix of a CSV whose header names a column twice.
+DUPLICATE_HEADER_FIX = "Rename one of them in the header, or delete the copy."
+#: The fix of a query or table whose result names a column twice.
+DUPLICATE_RESULT_FIX = "Give each column a name of its own (SELECT a.email AS contact_email, ...)."
+
+
+def _check_csv_header(path: Path) -> None:
+    """The header of a CSV as written, before pandas renames a second ``Email`` to
+    ``Email.1``: a duplicated name is an error (:func:`_check_unique_names`)."""
+    first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
+    names = first.iloc[0].tolist() if len(first) else []
+    _check_unique_names(names, f"{path}: the header", DUPLICATE_HEADER_FIX)
 
 
 def _csv_options(
@@ -380,6 +519,7 @@ def read_table(
     suffix = path.suffix.lower()
     with _read_errors(str(path), suffix, table=table, query=query):
         if suffix == ".csv":
+            _check_csv_header(path)
             options = _csv_options(path, na_values, text_columns, strings)
             frame = pd.read_csv(path, low_memory=False, **options)  # type: ignore[arg-type]
         elif suffix == ".parquet":
@@ -460,7 +600,19 @@ def _read_duckdb(
     path: Path, table: str | None, query: str | None, named_by: str | None = SPEC_TABLE
 ) -> pd.DataFrame:
     with _duckdb_file(path, table, query, named_by) as con:
-        return con.execute(query or f'SELECT * FROM "{table}"').df()
+        result = con.execute(query or f'SELECT * FROM "{table}"')
+        # before .df(), which would rename a second "x" to "x_1"
+        _check_unique_names(
+            [d[0] for d in result.description or ()],
+            _result_where(path, table, query),
+            DUPLICATE_RESULT_FIX,
+        )
+        return result.df()
+
+
+def _result_where(where: object, table: str | None, query: str | None) -> str:
+    """How a duplicate-name error names what was read: the query's result or the table."""
+    return f"{where}: the query" if query is not None else f"{where}: table {table!r}"
 
 
 @contextmanager
@@ -500,6 +652,15 @@ def _sql_connection(
             if query is None and not sa.inspect(con).has_table(table):
                 inspector = sa.inspect(con)
                 tables = sorted({*inspector.get_table_names(), *inspector.get_view_names()})
+                elsewhere = _schemas_holding(inspector, str(table))
+                if elsewhere:
+                    where = ", ".join(repr(schema) for schema in elsewhere)
+                    raise NoSuchTableError(
+                        f"database has no table {table!r} on its search path (tables: "
+                        f"{_listing(tables)}); schema {where} holds one",
+                        "Name the schema in the URL: "
+                        f"?options=-csearch_path%3D{elsewhere[0]} (%3D is =).",
+                    )
                 raise NoSuchTableError(
                     f"database has no table {table!r} (tables: {_listing(tables)})",
                     _name_table_fix(table, named_by),
@@ -507,6 +668,33 @@ def _sql_connection(
             yield con
     finally:
         engine.dispose()
+
+
+def _schemas_holding(inspector: Any, table: str) -> list[str]:
+    """The other schemas of a database with schemas (PostgreSQL) that hold a table or view
+    ``table``: a URL without the search path of the schema whose views follow the contract
+    (``ls_in``) finds "no table" and nothing else to go on. Empty where schemas cannot be
+    listed (SQLite has one)."""
+    import sqlalchemy as sa
+
+    if inspector.dialect.name != "postgresql":
+        return []
+    try:
+        schemas = inspector.get_schema_names()
+        default = inspector.default_schema_name
+        return [
+            schema
+            for schema in schemas
+            if schema != default
+            and not schema.startswith("pg_")
+            and schema != "information_schema"
+            and (
+                inspector.has_table(table, schema=schema)
+                or table in inspector.get_view_names(schema=schema)
+            )
+        ]
+    except sa.exc.SQLAlchemyError:  # a hint only: the error is raised either way
+        return []
 
 
 def _select_sql(table: str | None, query: str | None) -> Any:
@@ -533,7 +721,10 @@ def _read_sql(
                 table = next((n for n in names if n.lower() == str(table).lower()), table)
         # a query, not read_sql_table: SQLAlchemy's DATETIME parsing turns a second UTC
         # offset in a column into NaT (summer time), and the sliced reader reads by query too
-        return _drop_unnamed(pd.read_sql_query(_select_sql(table, query), con))
+        frame = pd.read_sql_query(_select_sql(table, query), con)
+    where = _result_where(shown_url(url), table, query)
+    _check_unique_names(list(frame.columns), where, DUPLICATE_RESULT_FIX)
+    return _drop_unnamed(frame)
 
 
 @dataclass
@@ -633,7 +824,9 @@ def iter_table_chunks(
         with _read_errors(shown_url(url), "", table=table, query=query), connection as con:
             if progress is not None and progress.count_rows:
                 read.total = _count_rows(con, table, query)
+            where = _result_where(shown_url(url), table, query)
             for chunk in pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows):
+                _check_unique_names(list(chunk.columns), where, DUPLICATE_RESULT_FIX)
                 read.read += len(chunk)
                 yield _drop_unnamed(chunk)
         return
@@ -650,6 +843,7 @@ def iter_table_chunks(
                 read.read += batch.num_rows
                 yield _drop_unnamed(batch.to_pandas())
         elif suffix == ".csv":
+            _check_csv_header(path)
             options = _csv_options(path, na_values, text_columns, strings)
             if progress is not None:
                 read.total = _csv_data_lines(path)
@@ -660,9 +854,13 @@ def iter_table_chunks(
         else:
             with _duckdb_file(path, table, query, named_by) as con:
                 select = query or f'SELECT * FROM "{table}"'
+                relation = con.sql(select)
+                _check_unique_names(
+                    relation.columns, _result_where(path, table, query), DUPLICATE_RESULT_FIX
+                )
                 if progress is not None and progress.count_rows:
                     read.total = _count_duckdb_rows(con, select)
-                for batch in con.sql(select).to_arrow_reader(chunk_rows):
+                for batch in relation.to_arrow_reader(chunk_rows):
                     read.read += batch.num_rows
                     yield _drop_unnamed(batch.to_pandas())
 

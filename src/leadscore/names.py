@@ -8,7 +8,9 @@ schema module imports it and must stay light (the leakage guard imports scikit-l
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable, Sequence
 
 
 def name_words(name: str) -> list[str]:
@@ -27,3 +29,109 @@ def singular(word: str) -> str:
     if word.endswith("s") and not word.endswith(("ss", "us")) and len(word) > 3:
         return word[:-1]
     return word
+
+
+def spaced_twin(name: object, have: Iterable[object]) -> str | None:
+    """The one of ``have`` that is ``name`` but for spaces (or tabs) around it
+    (``'Lead Status '`` for ``'Lead Status'``), or ``None``.
+
+    Such a column is the one meant, yet a message quoting it (``closest: 'Lead Status '``)
+    shows the difference only to a reader who counts the characters between the quotes.
+    """
+    wanted = str(name)
+    for candidate in map(str, have):
+        if candidate != wanted and candidate.strip() == wanted.strip():
+            return candidate
+    return None
+
+
+def spaces_around(name: str) -> str:
+    """Where ``name`` has white space that a header or a spec hides: ``a space after it``,
+    ``2 spaces before it``, ``a tab before it and a space after it``; ``""`` for none."""
+
+    def spaces(run: str) -> str:
+        if run == " ":
+            return "a space"
+        if run == "\t":
+            return "a tab"
+        return f"{len(run)} spaces" if set(run) == {" "} else f"{len(run)} blank characters"
+
+    lead = name[: len(name) - len(name.lstrip())]
+    trail = name[len(name.rstrip()) :]
+    parts = [f"{spaces(lead)} before it"] if lead else []
+    parts += [f"{spaces(trail)} after it"] if trail else []
+    return " and ".join(parts)
+
+
+def spacing_difference(wanted: str, twin: str) -> str:
+    """How ``twin`` differs from ``wanted`` (:func:`spaced_twin`), read from ``wanted``:
+    ``with a space after it`` (the data's name has it), ``without a space after it`` (the
+    name asked for has it)."""
+    if twin.strip() != twin:
+        return f"with {spaces_around(twin)}"
+    return f"without {spaces_around(wanted)}"
+
+
+def closest_name(name: object, have: Iterable[object]) -> str | None:
+    """The one name of ``have`` most like ``name``: the same but for the spaces around it or
+    its case (an export's ``lead status``), else the nearest spelling (``Pricing Views`` for
+    ``Pricing Page Views``, :mod:`difflib`'s ratio of at least 0.6), else ``None``."""
+    names = [str(c) for c in have]
+    wanted = str(name)
+    folded = wanted.strip().casefold()
+    same = [n for n in names if n != wanted and n.strip().casefold() == folded]
+    if same:
+        return same[0]
+    near = difflib.get_close_matches(wanted, names, n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def closest_names(name: object, have: Iterable[object]) -> str:
+    """`` (closest: 'Budget ', 'budget')`` for a column that is not there, or ``""``; the
+    same name but for the spaces around it says so (`` (closest: 'Lead Status ', with a space
+    after it)``): quoted alone, a trailing space is easy to misread as a match."""
+    names = [str(c) for c in have]
+    twin = spaced_twin(name, names)
+    if twin is not None:
+        return f" (closest: {twin!r}, {spacing_difference(str(name), twin)})"
+    wanted = str(name)
+    lowered = {n.strip().casefold(): n for n in names}
+    found = [lowered[wanted.strip().casefold()]] if wanted.strip().casefold() in lowered else []
+    found += difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
+    found = list(dict.fromkeys(found))[:3]
+    return f" (closest: {', '.join(repr(n) for n in found)})" if found else ""
+
+
+#: Most missing columns one error line names, each with its closest match.
+MISSING_NAMES_SHOWN = 8
+
+
+def missing_names_text(
+    missing: Sequence[str],
+    have: Iterable[object],
+    used: Iterable[str] = (),
+    *,
+    holder: str = "the data",
+) -> str:
+    """``'Annual Revenue', 'Pricing Page Views' (closest: 'Pricing Views')``: every missing
+    name (up to :data:`MISSING_NAMES_SHOWN`, then how many more), each with the one column of
+    ``have`` most like it, or a note that the column differs only in the spaces around it.
+
+    A new export that renamed two columns must say both, and which of its columns is
+    probably each, in one run: naming one per run sends the user back once per column. The
+    columns in ``used`` (the ones already matched to another name) are no candidates;
+    ``holder`` names what has the columns (``the input``)."""
+    taken = set(used)
+    others = [str(c) for c in have if str(c) not in taken]
+    shown = []
+    for name in missing[:MISSING_NAMES_SHOWN]:
+        twin = spaced_twin(name, others)
+        near = closest_name(name, others) if twin is None else None
+        if twin is not None:
+            shown.append(f"{name!r} ({holder} has {twin!r}, {spacing_difference(name, twin)})")
+        elif near is not None:
+            shown.append(f"{name!r} (closest: {near!r})")
+        else:
+            shown.append(repr(name))
+    more = len(missing) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more > 0 else "")

@@ -53,7 +53,7 @@ from leadscore.encoding import (
     preferred_spellings,
 )
 from leadscore.errors import DataError, shortened_list
-from leadscore.names import name_words
+from leadscore.names import closest_names, name_words
 from leadscore.schema import SPACED_IDS_FIX, UNKNOWN_ID_SAMPLE, spaced_ids, spaced_ids_note
 
 logger = logging.getLogger(__name__)
@@ -245,9 +245,11 @@ def channel_report(
     """
     missing = [c for c in ("lead_id", *by) if c not in attributes.columns]
     if missing:
+        # the attributes' own columns, not event data's "source": a flat table has its own
+        known = [str(c) for c in attributes.columns if c != "lead_id"]
         raise DataError(
-            f"the lead attributes have no column {missing[0]!r}",
-            "Group by a column of the leads table (e.g. --by source).",
+            f"the lead attributes have no column {missing[0]!r}{closest_names(missing[0], known)}",
+            f"Group by one of their columns: {shortened_list([repr(c) for c in known], 12)}.",
         )
     joined = scored[["lead_id", "stage", "probability"]].merge(
         attributes[["lead_id", *by]].drop_duplicates("lead_id"), on="lead_id", how="left"
@@ -418,18 +420,44 @@ def _add_costs(
     return out
 
 
+#: The label of the total row over the channels the costs file gives a spend, printed under
+#: the ``total`` of every channel when some channel has none.
+PAID_TOTAL = "with spend"
+
+
 def channel_total(
     report: pd.DataFrame, by: Sequence[str], *, deal_value: float | None = None
 ) -> pd.DataFrame:
-    """The one-row total of a :func:`channel_report`, for the printed table (the CSV keeps
-    the channels alone, so that summing a column never counts a lead twice).
+    """The total rows of a :func:`channel_report`, for the printed table (the CSV keeps the
+    channels alone, so that summing a column never counts a lead twice).
 
     Counts and money add up; rates and costs are recomputed from the sums rather than
-    averaged, and the cost columns sum over the channels the costs file pays for only: a
-    channel without spend adds its leads to ``leads`` but not to what ``cost_per_mql``
-    divides by. The first grouping column reads ``total``."""
+    averaged. Each row has one basis: the first, ``total`` in the first grouping column,
+    covers every channel. Where some channel has no spend (no cost row, or ``N/A``), its
+    cost columns stay empty and a second row, :data:`PAID_TOTAL`, totals the channels that
+    have one, costs included: a cost per lead over every lead would count free leads as
+    paid, and one row of the paid channels' spend and ``all_leads`` beside every channel's
+    ``leads`` mixed two bases. :func:`total_note` says so under the printed table."""
+    rows = [_total_row(report, by, "total", deal_value)]
+    if "spend" in report.columns:
+        paid = report[report["spend"].notna()]
+        if len(paid) == len(report):
+            rows[0].update(_cost_totals(paid, deal_value))
+        else:
+            rows[0]["all_leads"] = int(report["all_leads"].sum())
+            if not paid.empty:
+                rows.append(
+                    _total_row(paid, by, PAID_TOTAL, deal_value) | _cost_totals(paid, deal_value)
+                )
+    return pd.DataFrame(rows, columns=list(report.columns))
+
+
+def _total_row(
+    report: pd.DataFrame, by: Sequence[str], label: str, deal_value: float | None
+) -> dict[str, object]:
+    """The counts and rates of the rows of ``report`` summed, labelled ``label``."""
     total: dict[str, object] = {column: "" for column in by}
-    total[by[0]] = "total"
+    total[by[0]] = label
     for column in ("leads", "mqls", "sqls"):
         total[column] = int(report[column].sum())
     total["expected_wins"] = float(report["expected_wins"].sum())
@@ -439,18 +467,43 @@ def channel_total(
     total["expected_win_rate"] = float(total["expected_wins"]) / leads
     if "value_per_lead" in report.columns and deal_value is not None:
         total["value_per_lead"] = float(total["expected_win_rate"]) * deal_value
-    if "spend" in report.columns:
-        paid = report[report["spend"].notna()]
-        spend, all_leads = float(paid["spend"].sum()), int(paid["all_leads"].sum())
-        spend_scored = float(paid["spend_scored"].sum())
-        expected = float(paid["expected_wins"].sum())
-        total["spend"], total["all_leads"], total["spend_scored"] = spend, all_leads, spend_scored
-        total["cost_per_lead"] = _ratio(spend, all_leads)
-        total["cost_per_mql"] = _ratio(spend_scored, float(paid["mqls"].sum()))
-        total["cost_per_expected_win"] = _ratio(spend_scored, expected)
-        if "roi" in report.columns and deal_value is not None:
-            total["roi"] = _ratio(expected * deal_value - spend_scored, spend_scored)
-    return pd.DataFrame([total], columns=list(report.columns))
+    return total
+
+
+def _cost_totals(paid: pd.DataFrame, deal_value: float | None) -> dict[str, object]:
+    """The cost columns of the channels ``paid`` (all with a spend), summed and divided."""
+    spend, all_leads = float(paid["spend"].sum()), int(paid["all_leads"].sum())
+    spend_scored = float(paid["spend_scored"].sum())
+    expected = float(paid["expected_wins"].sum())
+    total: dict[str, object] = {
+        "spend": spend,
+        "all_leads": all_leads,
+        "spend_scored": spend_scored,
+        "cost_per_lead": _ratio(spend, all_leads),
+        "cost_per_mql": _ratio(spend_scored, float(paid["mqls"].sum())),
+        "cost_per_expected_win": _ratio(spend_scored, expected),
+    }
+    if "roi" in paid.columns and deal_value is not None:
+        total["roi"] = _ratio(expected * deal_value - spend_scored, spend_scored)
+    return total
+
+
+def total_note(report: pd.DataFrame, by: Sequence[str]) -> str | None:
+    """The line printed under a table with two total rows (:func:`channel_total`), saying
+    what each covers, or ``None`` with one: a reader comparing ``total`` with ``with spend``
+    must not wonder which channels went where."""
+    if "spend" not in report.columns or report["spend"].notna().all():
+        return None
+    free = report.loc[report["spend"].isna(), by[0]].astype(str).tolist()
+    paid = int(report["spend"].notna().sum())
+    named = shortened_list([repr(c) for c in free], 5)
+    note = (
+        f"total: every channel above; its cost columns are empty, since {named} "
+        f"{'has' if len(free) == 1 else 'have'} no spend in the costs file"
+    )
+    if not paid:
+        return f"{note}."
+    return f"{note}. {PAID_TOTAL}: the {paid} channel(s) with a spend, costs included."
 
 
 def _ratio(numerator: float, denominator: float) -> float:

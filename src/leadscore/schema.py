@@ -27,7 +27,6 @@ converted to UTC and made naive once, at validation.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 import unicodedata
@@ -43,7 +42,7 @@ from pandas.api import types as ptypes
 from pandas.arrays import ArrowStringArray
 
 from leadscore.errors import DataError
-from leadscore.names import name_words, singular
+from leadscore.names import closest_names, name_words, singular
 from leadscore.timestamps import (
     extract_moment,
     parse_observed_until,
@@ -321,6 +320,9 @@ class LabelledDataset:
     open_order : the ``order`` of the open leads a flat table left out of the examples
         (``None`` when unknown or none): they arrive with the closed ones and are scored, so
         the capacity policy counts them among the leads a period brings.
+    missing_values : the spec's "not answered" tokens (``Select``), blanked before the
+        examples were built: the model records them, so that its pyfunc and Spark UDF, which
+        get the CRM's rows as written, read them as missing too.
     """
 
     name: str
@@ -336,6 +338,7 @@ class LabelledDataset:
     form: Literal["events", "flat"] | None = None
     notes: tuple[str, ...] = ()
     open_order: pd.Series | None = None
+    missing_values: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -371,6 +374,7 @@ class LabelledDataset:
             form=self.form,
             notes=self.notes,
             open_order=self.open_order,
+            missing_values=self.missing_values,
         )
 
 
@@ -381,18 +385,6 @@ def column_name(name: object) -> object:
     """A column name in Unicode's composed form (NFC): a header typed on macOS may arrive
     decomposed (``Sta\u0308dt``) and would not match the same name in a spec or a model."""
     return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
-
-
-def closest_names(name: object, have: Iterable[object]) -> str:
-    """`` (closest: 'Budget ', 'budget')`` for a column that is not there, or ``""``: a
-    trailing space or another case is hard to see in "no column 'Budget'" alone."""
-    names = [str(c) for c in have]
-    wanted = str(name)
-    lowered = {n.strip().casefold(): n for n in names}
-    found = [lowered[wanted.strip().casefold()]] if wanted.strip().casefold() in lowered else []
-    found += difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
-    found = list(dict.fromkeys(found))[:3]
-    return f" (closest: {', '.join(repr(n) for n in found)})" if found else ""
 
 
 def _require_columns(frame: pd.DataFrame, table: str, required: Iterable[str]) -> None:

@@ -60,15 +60,17 @@ _FLAG_WORDS = {
 def label_key(value: object) -> str:
     """The form in which a label value is compared with the spec's ``won``, ``lost`` and
     ``open`` values: ``1``, ``1.0`` and ``"1"`` agree, case and surrounding blanks do not
-    count, and ``true``, ``yes`` and ``1`` are one value (``false``, ``no`` and ``0``
-    another), so a declared ``yes`` matches a boolean column and a declared ``true`` a column
-    of words."""
+    count, a run of blanks inside a value counts as one space (``Closed  Won`` is ``Closed
+    Won``, as feature categories fold ``Paid  Search``: a CRM export doubles a space where
+    nobody sees it), and ``true``, ``yes`` and ``1`` are one value (``false``, ``no`` and
+    ``0`` another), so a declared ``yes`` matches a boolean column and a declared ``true`` a
+    column of words."""
     if isinstance(value, bool | np.bool_):
         text = str(bool(value)).lower()
     elif isinstance(value, int | float | np.number) and float(value).is_integer():
         text = str(int(value))
     else:
-        text = str(value).strip().lower()
+        text = " ".join(str(value).split()).lower()
         if INTEGRAL_TEXT.fullmatch(text):
             text = str(int(text.split(".")[0]))
     return _FLAG_WORDS.get(text, text)
@@ -96,6 +98,36 @@ _SpecLoader.add_implicit_resolver(
 
 def _load_yaml(text: str) -> Any:
     return yaml.load(text, Loader=_SpecLoader)
+
+
+class _Refused(ValueError):
+    """A spec check's refusal that knows its own fix, so that the one-line error says what to
+    write instead of pointing at the README (:func:`_failed_check`)."""
+
+    def __init__(self, problem: str, fix: str) -> None:
+        super().__init__(problem)
+        self.fix = fix
+
+
+#: A date written with its day and month as numbers before the year (``01/09/2025``,
+#: ``1.9.25``, ``01-09-2025 10:00``): day-first or month-first, the text does not say.
+_NUMERIC_DAY_MONTH = re.compile(
+    r"\s*(?P<first>\d{1,2})(?P<sep>[/.-])(?P<second>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})"
+    r"(?:[T\s].*)?",
+    re.DOTALL,
+)
+
+
+def ambiguous_day_month(text: str) -> bool:
+    """Whether ``text`` is a date that reads as two different days, day-first and month-first
+    (``01/09/2025``: 1 September or 9 January). ``15/09/2025`` and ``05/05/2025`` read one
+    way only. pandas reads such text month-first whatever the data's own format is, so a spec
+    date written so would be taken silently as the wrong day."""
+    match = _NUMERIC_DAY_MONTH.fullmatch(text)
+    if match is None:
+        return False
+    first, second = int(match["first"]), int(match["second"])
+    return first != second and 1 <= first <= 12 and 1 <= second <= 12
 
 
 class _Frozen(BaseModel):
@@ -223,6 +255,28 @@ class DatasetSpec(_Frozen):
         self._check_features_named()
         return self
 
+    @field_validator("test_from", mode="after")
+    @classmethod
+    def _test_from_one_day(cls, value: Any) -> Any:
+        """A ``test_from`` written as day and month numbers that read both ways
+        (``01/09/2025``) is refused, as ``label.observed_from`` and ``observed_until``
+        refuse anything but YYYY-MM-DD and an ambiguous ``--as-of`` is an error.
+
+        Reading it as the ``order_by`` column was read instead would make the spec mean
+        another day when the data's format changes (a US export of the same CRM), and every
+        other date of a spec is read from the spec alone, before any data: the spec's own
+        rule holds here too. Text that reads one way (``15/09/2025``, ``2025-09-01``) and
+        numbers (a sequence ``order_by``) are kept as written."""
+        if isinstance(value, str) and ambiguous_day_month(value):
+            day_first = _day_month_read(value, dayfirst=True)
+            month_first = _day_month_read(value, dayfirst=False)
+            raise _Refused(
+                f"test_from {value!r} reads both day-first ({day_first}) and month-first "
+                f"({month_first})",
+                f"Write it as YYYY-MM-DD: test_from: {day_first} or test_from: {month_first}.",
+            )
+        return value
+
     @field_validator("name", mode="after")
     @classmethod
     def _not_a_folder_step(cls, name: str) -> str:
@@ -286,6 +340,16 @@ class DatasetSpec(_Frozen):
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain data, for MLflow and reports."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def _day_month_read(text: str, *, dayfirst: bool) -> str:
+    """The day of an :func:`ambiguous_day_month` ``text`` read one way, as YYYY-MM-DD."""
+    match = _NUMERIC_DAY_MONTH.fullmatch(text)
+    assert match is not None
+    first, second = int(match["first"]), int(match["second"])
+    day, month = (first, second) if dayfirst else (second, first)
+    year = int(match["year"]) + (2000 if len(match["year"]) == 2 else 0)
+    return f"{year:04d}-{month:02d}-{day:02d}"
 
 
 def default_data_root() -> Path | None:
@@ -525,10 +589,13 @@ def _missing_key(place: Place) -> tuple[str, str]:
 def _failed_check(place: Place, error: ErrorDetails) -> tuple[str, str]:
     """A check of the spec's own (``label.won lists no value``): its message is plain words
     already and mostly names its keys, so the place goes before it only where it does not."""
-    message = str(error.get("ctx", {}).get("error", error["msg"]))
+    refusal = error.get("ctx", {}).get("error", error["msg"])
+    message = str(refusal)
     where = _dotted(place)
     if where and not message.startswith(where):
         message = f"{where}: {message}"
+    if isinstance(refusal, _Refused):
+        return message, refusal.fix
     return message, f"See {_README} for every key."
 
 

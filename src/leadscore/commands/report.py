@@ -45,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "value per lead and, with costs, ROI: (expected wins x deal value - spend_scored) / "
         "spend_scored, printed as a percentage like the rates (0% breaks even, -68% loses "
         "68% of the spend; the CSV holds the ratio: 150% is 1.5). Printed as a table "
-        "ending in a total row, and written as CSV without it. With --data, only the scored "
+        "ending in a total row of every channel (and, where some channel has no spend, a "
+        "'with spend' row of those that have one, the basis of the cost totals), and "
+        "written as CSV without them. With --data, only the scored "
         "leads of that data that are open at its latest scoring (as_of) count: leads of other "
         "data sets in the target, and leads won or lost at or before that moment, are left "
         "out (logged).",
@@ -225,7 +227,13 @@ def run_channels(args: argparse.Namespace) -> int:
 
     from leadscore.datasets import read_flat_table
     from leadscore.io import TABLE_SUFFIXES, load_closed_loop, read_table, write_table
-    from leadscore.reports import channel_report, channel_total, format_legend, format_report
+    from leadscore.reports import (
+        channel_report,
+        channel_total,
+        format_legend,
+        format_report,
+        total_note,
+    )
     from leadscore.sinks import read_scored_leads
     from leadscore.specs import load_spec
 
@@ -239,13 +247,18 @@ def run_channels(args: argparse.Namespace) -> int:
     if args.spec:
         scored = read_scored_leads(args.target)
         spec = load_spec(args.spec, data_root=args.data_root)
-        attributes = read_flat_table(spec).rename(columns={spec.id: "lead_id"})
+        table = read_flat_table(spec)
+        for column in args.by or ():
+            require_by_column(table, column, spec.id, _by_table(spec))
+        attributes = table.rename(columns={spec.id: "lead_id"})
         attributes["lead_id"] = attributes["lead_id"].astype("string").astype(str)
         by = args.by or [flat_channel_column(spec, list(attributes.columns))]
     else:
         by = args.by
         # the activity log, by far the largest table, is never looked at here
         events = load_closed_loop(args.data, tables=REPORT_TABLES)
+        for column in by or ():
+            require_by_column(events.leads, column, "lead_id", _by_table(None))
         scored = open_scored_for_report(events, args.data, args.target)
         attributes = events.leads
         folder = Path(args.data)
@@ -271,7 +284,10 @@ def run_channels(args: argparse.Namespace) -> int:
             scored, attributes, by=grouping, spend=spend, deal_value=args.deal_value
         )
         total = channel_total(report, grouping, deal_value=args.deal_value)
-        print(format_report(report, total), end="\n\n")
+        note = total_note(report, grouping)
+        print(format_report(report, total), end="\n\n" if note is None else "\n")
+        if note is not None:
+            print(note, end="\n\n")
         frames.append(report)
     print("columns:")
     print(format_legend(list(dict.fromkeys(c for f in frames for c in f.columns))), end="\n\n")
@@ -424,6 +440,8 @@ def run_backtest(args: argparse.Namespace) -> int:
             )
         spec = load_spec(args.spec, data_root=args.data_root)
         table_source = read_flat_table(spec)
+        if args.by:  # before the runs are judged: a typo must not cost the wait
+            require_by_column(table_source, args.by, spec.id, _by_table(spec))
         # every lead's label as it stands now: label.observed_from/observed_until bound the
         # training window (the newest leads, still deciding, left out), not what the runs
         # are judged on; with within_days, observed_until is the extract date and stays
@@ -441,6 +459,8 @@ def run_backtest(args: argparse.Namespace) -> int:
         events = load_closed_loop(
             args.data, tables=REPORT_TABLES, observed_until=args.observed_until
         )
+        if args.by:
+            require_by_column(events.leads, args.by, "lead_id", _by_table(None))
         leads = events.leads["lead_id"].astype(str)
         source = shown_url(args.data)
     ours = history["lead_id"].isin(set(leads))
@@ -469,12 +489,12 @@ def run_backtest(args: argparse.Namespace) -> int:
     print(format_backtest(table))
     if args.by:
         if args.spec:
-            _require_column(table_source, args.by, spec.id)
+            _require_column(table_source, args.by, spec.id, _by_table(spec))
             given = table_source[spec.id].notna()
             ids = to_lead_ids(table_source.loc[given, spec.id], spec.name, spec.id)
             values = table_source.loc[given, args.by]
         else:
-            _require_column(events.leads, args.by, "lead_id")
+            _require_column(events.leads, args.by, "lead_id", _by_table(None))
             ids, values = events.leads["lead_id"].astype(str), events.leads[args.by]
         labelled[args.by] = _lead_groups(ids, values, args.by, labelled["lead_id"])
         by_group = backtest_runs(labelled, by=args.by)
@@ -491,13 +511,31 @@ def run_backtest(args: argparse.Namespace) -> int:
 MAX_BY_VALUES = 50
 
 
-def _require_column(leads: pd.DataFrame, column: str, id_column: str) -> None:
+def require_by_column(leads: pd.DataFrame, column: str, id_column: str, table: str) -> None:
+    """A one-line error for a ``--by`` column that ``leads`` (``table``, as the message names
+    them) lacks, with the closest of its columns and the ones to name.
+
+    Shared by ``report channels`` and ``report backtest``: a hint that names event data's
+    ``source`` to a user of flat data, whose column is ``Lead Source``, failed again when
+    followed. The id is no grouping: each lead would be a group of one.
+    """
+    from leadscore.names import closest_names
+
     if column not in leads.columns or column == id_column:
-        known = [repr(c) for c in leads.columns if c != id_column]
+        known = [str(c) for c in leads.columns if c != id_column]
         raise DataError(
-            f"--by {column!r}: the leads have no such column",
-            f"Name one of {shortened_list(known, 12)}.",
+            f"--by {column!r}: {table} have no such column{closest_names(column, known)}",
+            f"Name one of their columns: {shortened_list([repr(c) for c in known], 12)}.",
         )
+
+
+def _by_table(spec: DatasetSpec | None) -> str:
+    """How a ``--by`` error names the leads grouped: the spec's table, or event data's."""
+    return f"the leads of spec {spec.name!r}" if spec is not None else "the leads"
+
+
+def _require_column(leads: pd.DataFrame, column: str, id_column: str, table: str) -> None:
+    require_by_column(leads, column, id_column, table)
     distinct = leads[column].nunique(dropna=True)
     if distinct > MAX_BY_VALUES:
         raise DataError(
