@@ -91,9 +91,11 @@ def test_training_warns_once_per_column_with_the_merged_spellings(caplog) -> Non
     frame = mixed_case_leads(1200, seed=8)
     dataset = prepare_flat_dataset(frame, parse_spec(SPEC))
     caplog.set_level(logging.WARNING, logger="leadscore.encoding")
-    prepare_training(dataset, parse_config(CONFIG))
+    prepared = prepare_training(dataset, parse_config(CONFIG))
     warned = [r.getMessage() for r in caplog.records if r.name == "leadscore.encoding"]
-    counts = frame["source"].value_counts()
+    # the levels are learnt from the rows the booster is fitted and early-stopped on
+    learnt = np.concatenate([prepared.folds.fit, prepared.folds.valid])
+    counts = dataset.X["source"].iloc[learnt].astype("str").value_counts()
     line = (
         f"source: spellings that differ only in case or spacing are one level: 'paid search' "
         f"({counts['paid search']:,}) read as 'Paid Search' ({counts['Paid Search']:,})"

@@ -1172,3 +1172,24 @@ def test_scoring_reads_numbers_written_as_text_and_refuses_words():
     as_text.loc[1, "budget"] = "unknown"
     with pytest.raises(DataError, match=r"leads\.budget must be numeric but holds 'unknown'"):
         build_features(validate_closed_loop(as_text), "2024-02-01", features=trained.features)
+
+
+def test_a_log_of_dates_without_times_is_warned_about_in_training(caplog):
+    """Dates without a time of day read as midnight, the as-of dates' moment: an activity of
+    the day a deal was won counts in that day's example. Said once; a log with times is not."""
+    from leadscore.features import build_training_examples, default_as_of_dates
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    data = generate_closed_loop(SynthParams(n_leads=300, seed=4))
+    dates = default_as_of_dates(data, 60)
+    message = "activities.occurred_at holds dates without a time of day"
+    with caplog.at_level("WARNING", logger="leadscore.features"):
+        build_training_examples(data, dates, 60)
+    assert message not in caplog.text
+    days = data.activities.assign(occurred_at=data.activities["occurred_at"].dt.normalize())
+    dated = validate_closed_loop(
+        data.leads, days, data.outcomes, observed_until=data.observed_until
+    )
+    with caplog.at_level("WARNING", logger="leadscore.features"):
+        build_training_examples(dated, dates, 60)
+    assert caplog.text.count(message) == 1

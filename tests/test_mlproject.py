@@ -42,6 +42,29 @@ def test_empty_path_parameters_keep_the_cli_defaults():
     assert checked >= 6
 
 
+def test_score_entry_point_scores_with_the_data_sets_own_model_and_date(tmp_path):
+    """``-P data=OTHER`` alone scores OTHER with its own champion at its own end: the entry
+    point's ``model`` and ``as_of`` default to "" and parse as not given, not as the synthetic
+    demo's model and date (which scored other data 150 days late, with the demo's model)."""
+    from leadscore.commands.score import default_model_uri
+
+    entry = yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"]["score"]
+    parameters = entry["parameters"]
+    assert parameters["model"]["default"] == ""
+    assert parameters["as_of"]["default"] == ""
+    other = tmp_path / "other_crm"
+    values = {k: shlex.quote(str(v.get("default", ""))) for k, v in parameters.items()}
+    values["data"] = shlex.quote(str(other))
+    args = parse_args(shlex.split(entry["command"].format(**values))[3:])
+    assert args.model is None
+    assert args.as_of is None
+    assert default_model_uri(None, args.data) == "models:/leadscore-other_crm@champion"
+    # a value given still reaches the CLI as given
+    values.update(model="models:/leadscore-other_crm/3", as_of="2026-01-31")
+    args = parse_args(shlex.split(entry["command"].format(**values))[3:])
+    assert (args.model, args.as_of) == ("models:/leadscore-other_crm/3", "2026-01-31")
+
+
 @pytest.mark.slow
 def test_mlflow_run_trains_x_education(shared_data_root, tmp_path):
     mlflow = Path(sys.executable).with_name("mlflow")

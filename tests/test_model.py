@@ -609,7 +609,101 @@ def test_a_model_reads_raw_e_mail_addresses_as_it_read_them_at_training(tmp_path
     back = LeadScoringModel.load(model.save(tmp_path / "m"))
     assert {f.name: f.read_as for f in back.features}["email"] == "email_domain_kind"
     np.testing.assert_array_equal(back.predict_proba(raw), model.predict_proba(raw))
-    assert set(back.encoder.categories["email"]) == {"corporate", "free", "missing"}
+    # every lead gave an address: "missing" is a kind the model never saw, not a level
+    assert set(back.encoder.categories["email"]) == {"corporate", "free"}
     reasons = back.explain_batch(raw.iloc[:300])
     text = " ".join(reasons["reasons_for"]) + " ".join(reasons["reasons_against"])
     assert "email (corporate or free mail): free" in text and "@" not in text
+
+
+# --------------------------------------------------------------------------- "not answered" tokens
+
+
+def _with_metadata(model: LeadScoringModel, **metadata: object) -> LeadScoringModel:
+    """``model`` as its saved files would load with ``metadata`` set (``None``: left out)."""
+    meta_text, booster_text = model.to_texts()
+    meta = json.loads(meta_text)
+    for key, value in metadata.items():
+        if value is None:
+            meta["metadata"].pop(key, None)
+        else:
+            meta["metadata"][key] = value
+    return LeadScoringModel.from_texts(json.dumps(meta), booster_text)
+
+
+def _select_leads(dataset: LabelledDataset) -> pd.DataFrame:
+    """20 leads as a CRM exports them: every column text, the spec's ``Select`` written for
+    "not answered" in a categorical and a numeric column, in any case and spacing."""
+    leads = dataset.X.head(20).astype(str).replace({"nan": ""})
+    leads.loc[leads.index[:6], "source"] = ["Select", "select", " SELECT ", "Select", "", "Select"]
+    leads.loc[leads.index[10:13], "email_opens_30d"] = "Select"
+    return leads
+
+
+def test_the_spec_s_missing_tokens_score_as_missing_in_the_pyfunc(trained, caplog) -> None:
+    """A model that records the spec's tokens reads them as missing, as the spec's reader
+    does before the batch scorer: no "never saw" warning telling the user to retrain, no
+    error in a numeric column, and the scores of the same leads with blanks."""
+    from leadscore.pyfunc import score_frame
+
+    result, dataset = trained
+    model = _with_metadata(result.model, missing_values=["Select"])
+    assert model.missing_values == ("Select",)
+    leads = _select_leads(dataset)
+    blanked = leads.replace(r"(?i)^\s*select\s*$", "", regex=True)
+    with caplog.at_level("WARNING"):
+        scored = score_frame(model, leads)
+    assert "never saw" not in caplog.text
+    expected = score_frame(model, blanked)
+    pd.testing.assert_frame_equal(scored, expected)
+    np.testing.assert_array_equal(model.predict_proba(leads), expected["probability"])
+    assert model.prepare(leads)["source"].isna().sum() == blanked["source"].eq("").sum()
+    # the token travels with the model's files
+    back = LeadScoringModel.from_texts(*model.to_texts())
+    np.testing.assert_array_equal(back.predict_proba(leads), expected["probability"])
+
+
+def test_a_model_saved_before_the_tokens_were_recorded_reads_them_as_before(trained, caplog):
+    """No ``missing_values`` in model.json: ``Select`` is a category the model never saw, and
+    text in a numeric column is an error, as before."""
+    from leadscore.pyfunc import score_frame
+
+    result, dataset = trained
+    old = _with_metadata(result.model, missing_values=None)
+    assert old.missing_values == ()
+    leads = _select_leads(dataset).assign(email_opens_30d="")
+    with caplog.at_level("WARNING"):
+        score_frame(old, leads)
+    assert "of 'source' the model never saw in training (e.g. 'Select')" in caplog.text
+    with pytest.raises(DataError, match="must be numeric but holds 'Select'"):
+        old.predict_proba(_select_leads(dataset))
+    with pytest.raises(ModelError, match="missing_values is not a list of texts"):
+        _with_metadata(result.model, missing_values="Select")
+
+
+def test_training_records_the_spec_s_missing_tokens(caplog) -> None:
+    """A model trained on a spec with ``missing_values`` records them, so that its pyfunc
+    reads ``Select`` as the spec's reader did at training."""
+    from leadscore.pyfunc import score_frame
+
+    rng = np.random.default_rng(11)
+    n = 1200
+    source = rng.choice(["Google", "Referral", "Select"], n)
+    visits = rng.poisson(3, n)
+    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.3 * visits - (source == "Referral")))
+    frame = pd.DataFrame(
+        {"id": [f"L{i}" for i in range(n)], "seq": np.arange(n), "source": source,
+         "visits": visits, "won": won.astype(int)}
+    )  # fmt: skip
+    spec = parse_spec(
+        {"name": "tokens", "source": "x.csv", "id": "id", "order_by": "seq",
+         "missing_values": ["Select"], "label": {"column": "won", "won": [1], "lost": [0]}}
+    )  # fmt: skip
+    config = parse_config({"quality_gate": {"allow_worse": True}, "evaluation": {"resamples": 0}})
+    model = train(prepare_flat_dataset(frame, spec), config).model
+    assert model.metadata["missing_values"] == ["Select"]
+    assert "Select" not in model.encoder.categories["source"]
+    back = LeadScoringModel.from_texts(*model.to_texts())
+    with caplog.at_level("WARNING"):
+        score_frame(back, frame[["source", "visits"]].astype(str))
+    assert "never saw" not in caplog.text

@@ -169,7 +169,7 @@ def test_stage_histogram_skips_stages_nobody_reaches(scored):
 
 def test_reliability_says_when_calibration_changed_nothing(scored):
     fig = plots.reliability_figure(scored["y"], scored["p_cal"], scored["p_cal"])
-    assert "calibration was not needed" in _texts(fig)
+    assert "uncalibrated: no method beat it on the calibration fold" in _texts(fig)
 
 
 def test_reliability_draws_no_hidden_before_series_when_calibration_changed_nothing(scored):

@@ -1091,3 +1091,50 @@ def test_a_target_that_cannot_take_the_run_fails_before_the_model_is_loaded(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(path) in err and "no-model" not in err
     assert path.read_text() == "not a database"
+
+
+def test_a_model_reading_a_column_the_spec_excludes_is_refused(tmp_path, monkeypatch, capsys):
+    """``score --spec`` with a model trained by another spec: a column this spec excludes
+    (graded by sales after contact) read by the model is a one-line error naming the column,
+    and another spec name alone is a warning naming both data sets."""
+    import yaml
+
+    from flat_tables import status_leads, train_flat_model
+
+    leads = status_leads(600, seed=3, prefix="L", status=None)
+    leads["grade"] = np.random.default_rng(4).choice(["A", "B", "C"], len(leads))
+    leads.to_csv(tmp_path / "crm.csv", index=False)
+    spec = {
+        "name": "graded",
+        "source": str(tmp_path / "crm.csv"),
+        "id": "id",
+        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
+        "order_by": "created",
+    }
+    model = train_flat_model(tmp_path, spec)
+    assert "grade" in [f.name for f in LeadScoringModel.load(model).features]
+    open_leads = leads.head(40).assign(status="")
+    open_leads.to_csv(tmp_path / "open.csv", index=False)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+
+    strict = {**spec, "name": "acme", "exclude": {"grade": "graded by sales after contact"}}
+    (tmp_path / "acme.yaml").write_text(yaml.safe_dump(strict))
+    argv = ["score", "--spec", "acme.yaml", "--model", str(model), "--input", "open.csv"]
+    argv += ["--no-progress", "--no-reasons", "--target"]
+    assert main([*argv, str(tmp_path / "refused.parquet")]) == 2
+    err = capsys.readouterr().err
+    error = [line for line in err.splitlines() if "error:" in line]
+    assert len(error) == 1
+    assert "'grade'" in error[0] and "acme excludes" in error[0] and "exclude" in error[0]
+    assert "trained on the data set 'graded', not on the spec 'acme'" in err
+    assert not (tmp_path / "refused.parquet").exists()
+
+    (tmp_path / "acme.yaml").write_text(yaml.safe_dump({**spec, "name": "acme"}))
+    assert main([*argv, str(tmp_path / "scored.parquet")]) == 0
+    assert "trained on the data set 'graded', not on the spec 'acme'" in capsys.readouterr().err
+
+    (tmp_path / "graded.yaml").write_text(yaml.safe_dump(spec))
+    argv[2] = "graded.yaml"
+    assert main([*argv, str(tmp_path / "own.parquet")]) == 0
+    assert "not on the spec" not in capsys.readouterr().err

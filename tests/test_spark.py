@@ -392,6 +392,28 @@ def test_flat_table_on_spark_matches_the_batch_scorer(spark, flat_world):
     _assert_same_rows(scored, flat_world["batch"])
 
 
+def test_a_model_that_records_its_spec_s_tokens_needs_no_missing_values_on_spark(spark, flat_world):
+    """A model whose model.json holds the spec's ``missing_values`` (``Select``) reads them as
+    missing itself: scored on Spark without ``missing_values=``, as the pyfunc and its UDF
+    score, its rows equal the batch scorer's, reasons included (``Select`` is not quoted as a
+    value the lead gave)."""
+    import json
+
+    from leadscore.model import LeadScoringModel
+    from leadscore.scoring import ScoringModel
+    from leadscore.spark import score_flat_spark
+
+    spec, scoring = flat_world["spec"], flat_world["scoring"]
+    meta = json.loads(scoring.model.to_texts()[0])
+    meta["metadata"]["missing_values"] = list(spec.missing_values)
+    model = LeadScoringModel.from_texts(json.dumps(meta), scoring.model.to_texts()[1])
+    recorded = ScoringModel(model=model, name=scoring.name, version=scoring.version)
+    scored = score_flat_spark(
+        _read_csv(spark, flat_world["open_leads"]), recorded, id_column=spec.id, as_of=AS_OF
+    ).toPandas()
+    _assert_same_rows(scored, flat_world["batch"])
+
+
 def test_flat_leads_in_other_units_or_empty_are_warned_about_on_the_driver(
     spark, flat_world, caplog
 ):

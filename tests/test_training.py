@@ -764,3 +764,23 @@ def test_the_booster_fits_on_the_threads_its_data_can_use_and_records_none(monke
     monkeypatch.setattr(training_module, "booster_threads", lambda *_: 2)
     other_machine = train(dataset, quick)
     assert other_machine.model.booster.model_to_string() == text
+
+
+def test_levels_only_the_calibration_or_test_fold_holds_are_unknown_to_the_model():
+    """A channel that starts in the newest leads (``webinar``) was learnt as a level from
+    the test fold: the booster never split on it, yet the saved model called it known and
+    scoring never warned. Levels come from the fit and valid rows now; the others are scored
+    as missing, as at scoring, and reported as unseen."""
+    from leadscore.encoding import unseen_values
+
+    dataset, _ = flat_dataset()
+    X = dataset.X.copy()
+    origin = X["origin"].astype("str")
+    origin.iloc[-200:] = "webinar"  # the newest 200 leads: all in the test fold
+    X["origin"] = origin.astype("category")
+    config = parse_config({"quality_gate": {"allow_worse": True}})
+    trained = train(dataclasses.replace(dataset, X=X), config)
+    assert "webinar" not in trained.model.encoder.categories["origin"]
+    assert set(trained.model.encoder.categories["origin"]) == {"form", "chat", "import"}
+    unseen = unseen_values(trained.model.encoder, trained.model.prepare(X.iloc[-200:]))
+    assert unseen["origin"].tolist() == ["webinar"] * 200

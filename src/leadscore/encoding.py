@@ -23,7 +23,8 @@ import pandas as pd
 from pandas.api import types as ptypes
 
 from leadscore.errors import DataError, ModelError
-from leadscore.schema import INTEGRAL_TEXT, MISSING_SPELLINGS, Feature, closest_names
+from leadscore.names import missing_names_text, spaced_twin
+from leadscore.schema import INTEGRAL_TEXT, MISSING_SPELLINGS, Feature
 
 logger = logging.getLogger(__name__)
 
@@ -448,9 +449,10 @@ class FeatureEncoder:
             if f.kind != "categorical":
                 continue
             values = read_column(X, f)
-            levels = category_levels(values)
             counts = _level_counts(values)
-            counts = {level: counts.get(level, 0) for level in levels}
+            # a category of the dtype that no training row holds is one the model never saw
+            levels = [level for level in category_levels(values) if counts.get(level, 0)]
+            counts = {level: counts[level] for level in levels}
             chosen = preferred_spellings(counts, spelling_key)
             merged = describe_merged(chosen, counts)
             if merged:
@@ -474,12 +476,16 @@ class FeatureEncoder:
             )
         missing = [name for name in self.names if name not in X.columns]
         if missing:
-            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            # every missing feature with the input's column most like it: an export that
+            # renamed two columns must say both, and which columns are probably them
+            columns = "columns" if len(missing) > 1 else "column"
+            has_spaces = any(spaced_twin(name, X.columns) is not None for name in missing)
             raise DataError(
-                f"the leads to score have no column {missing[0]!r}"
-                f"{closest_names(missing[0], X.columns)}{more}",
-                "Add the column (empty values are fine); the model needs every feature it "
-                "was trained on.",
+                f"the leads to score have no {columns} "
+                f"{missing_names_text(missing, X.columns, used=self.names, holder='the input')}",
+                "Rename the input's columns to the model's names"
+                f"{' (without the spaces around them)' if has_spaces else ''}, or add them "
+                "(empty values are fine): the model needs every feature it was trained on.",
             )
 
     def _codes(self, name: str, values: pd.Series, new: dict[str, int] | None = None) -> np.ndarray:

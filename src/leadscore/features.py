@@ -1972,6 +1972,27 @@ def build_event_examples(
     return build_training_examples(data, dates, events.horizon_days, name=name)
 
 
+def _warn_date_only_activities(activities: pd.DataFrame, dates: Sequence[pd.Timestamp]) -> None:
+    """Warn when the activity log holds dates without a time of day and the as-of dates fall
+    at midnight: a date reads as the day's first moment, so an activity of an as-of date
+    counts in that date's example although it may have happened later that day, after the
+    as-of moment (a demo logged on the day a deal was won reaches the example that predicts
+    the win). Timestamps with their time of day keep the boundary exact."""
+    moments = activities["occurred_at"]
+    if moments.empty or any(d != d.normalize() for d in dates):
+        return
+    head = moments.iloc[:100_000]
+    if not (head == head.dt.normalize()).all() or not (moments == moments.dt.normalize()).all():
+        return
+    logger.warning(
+        "activities.occurred_at holds dates without a time of day: an activity dated on an "
+        "as-of date counts in that date's training example although it may have happened "
+        "later that day (a demo logged on the day a deal was won reaches the example that "
+        "predicts the win), so the test metrics may flatter the model by up to a day of "
+        "activity; export occurred_at with its time of day"
+    )
+
+
 def build_training_examples(
     data: ClosedLoopData,
     as_of_dates: Sequence[pd.Timestamp | str],
@@ -2020,6 +2041,7 @@ def build_training_examples(
             f"observed_until {data.observed_until}",
             "Choose earlier as-of dates or a shorter horizon.",
         )
+    _warn_date_only_activities(data.activities, usable)
     outcomes = data.outcomes.set_index("lead_id")
     extras = _plan_extras(data.leads[data.leads["created_at"] <= usable[-1]])
     frames: list[pd.DataFrame] = []

@@ -32,6 +32,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+from pandas.api import types as ptypes
 
 from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
@@ -141,14 +142,55 @@ class LeadScoringModel:
     def sql_threshold(self) -> float:
         return self.stages.sql_threshold_
 
+    @property
+    def missing_values(self) -> tuple[str, ...]:
+        """The spec's "not answered" tokens (x_education's ``Select``), as recorded at
+        training (``metadata["missing_values"]``): training read them as missing, so the
+        model reads them so too, from any caller. Empty for event-data models and for models
+        saved before the tokens were recorded, which read every value as before."""
+        return tuple(self.metadata.get("missing_values") or ())
+
+    def without_missing_tokens(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``X`` with the spec's "not answered" tokens in the model's feature columns made
+        missing (trimmed, any case, as the spec's reader matches them); ``X`` itself when
+        there is nothing to replace.
+
+        The batch and Spark scorers read a table through the spec, which blanks the tokens
+        before the model sees them; the MLflow pyfunc and its Spark UDF get the CRM's rows
+        as they are. Without this, ``Select`` there was a category the model never saw: the
+        same score (it reads as missing), but a warning to retrain for most leads, and in a
+        numeric column an error. The categories :meth:`prepare` gives a column read another
+        way (``read_as``: the ``missing`` kind of an e-mail domain) are left alone: values,
+        not tokens. A training level never matches a token, as the spec blanked them first.
+        """
+        tokens = {t.strip().lower() for t in self.missing_values}
+        if not tokens or not isinstance(X, pd.DataFrame):
+            return X
+        out = X
+        for f in self.features:
+            if f.name not in X.columns or not _holds_raw_text(X[f.name], f):
+                continue
+            values = X[f.name]
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            hits = [
+                i
+                for i, u in enumerate(uniques)
+                if isinstance(u, str) and u.strip().lower() in tokens
+            ]
+            if hits:
+                out = X.copy(deep=False) if out is X else out
+                out[f.name] = values.mask(np.isin(codes, hits))
+        return out
+
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
-        """The model's features of ``X`` with training dtypes (for explainers and reports)."""
-        return self.encoder.frame(X)
+        """The model's features of ``X`` with training dtypes (for explainers and reports);
+        the spec's "not answered" tokens read as missing (:meth:`without_missing_tokens`)."""
+        return self.encoder.frame(self.without_missing_tokens(X))
 
     def encode(self, X: pd.DataFrame) -> np.ndarray:
         """The matrix the booster reads; pass it to ``booster.predict`` (e.g. SHAP values with
         ``pred_contrib=True``, which are log-odds before calibration)."""
-        return self.encoder.matrix(X)
+        return self.encoder.matrix(self.without_missing_tokens(X))
 
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
         """Raw log-odds of the booster, before calibration."""
@@ -370,6 +412,14 @@ class LeadScoringModel:
 _FEATURE_FIELDS = frozenset(f.name for f in fields(Feature))
 
 
+def _holds_raw_text(values: pd.Series, feature: Feature) -> bool:
+    """Whether ``values`` may hold a "not answered" token as written: text, or categories
+    other than those :meth:`LeadScoringModel.prepare` gives a column read another way."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return feature.read_as is None
+    return ptypes.is_string_dtype(values.dtype) or ptypes.is_object_dtype(values.dtype)
+
+
 def _feature_record(feature: Feature) -> dict[str, Any]:
     """A feature as ``model.json`` holds it: the fields that are set. An optional field left
     unset is left out rather than written as null, so a model that uses none of the newer
@@ -447,7 +497,13 @@ def _read_structure(
         if not isinstance(levels, list) or not all(isinstance(v, str) for v in levels):
             raise _damaged(meta_name, f"the levels of {name!r} are not a list of texts")
         categories[name] = levels
-    return features, categories, dict(meta.get("metadata") or {})
+    metadata = dict(meta.get("metadata") or {})
+    tokens = metadata.get("missing_values")  # absent in models saved before it was recorded
+    if tokens is not None and (
+        not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens)
+    ):
+        raise _damaged(meta_name, "metadata.missing_values is not a list of texts")
+    return features, categories, metadata
 
 
 def _read_matching(meta: Mapping[str, Any], meta_name: str) -> str:

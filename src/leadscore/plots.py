@@ -248,7 +248,7 @@ def reliability_figure(
         linewidth=2.0,
         label="After calibration (what users see)"
         if not same
-        else "The model (calibration was not needed: it changed nothing)",
+        else "The model (uncalibrated: no method beat it on the calibration fold)",
     )
     size = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
     ax.text(

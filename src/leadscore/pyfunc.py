@@ -10,7 +10,9 @@ without leadscore installed runs the same code the model was trained with.
 
 Input: a DataFrame with the model's feature columns (extra columns are ignored, missing ones
 are read as unknown and logged as a warning; an input holding none of them is refused, since
-MLflow drops every column that is not a feature and would leave nothing to score).
+MLflow drops every column that is not a feature and would leave nothing to score). The
+"not answered" tokens of a flat-spec model's spec (``Select``), recorded at training, read as
+missing, as the batch scorer reads them, and are not reported as values the model never saw.
 Output: one row per lead with ``probability`` (calibrated chance of winning), ``score`` (the
 same as a whole number 0-100, as CRMs show it) and ``stage`` (``lead``, ``mql`` or ``sql``).
 """

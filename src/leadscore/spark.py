@@ -415,7 +415,9 @@ def score_flat_spark(
         (:func:`leadscore.scoring.load_scoring_model`).
     as_of : the moment the features describe, recorded on every row.
     missing_values : "not answered" tokens read as missing, as the data set's spec lists them
-        (``spec.missing_values``, e.g. ``Select``).
+        (``spec.missing_values``, e.g. ``Select``). A model that recorded its spec's tokens at
+        training reads those as missing itself (:meth:`LeadScoringModel.without_missing_tokens`,
+        as its pyfunc and :func:`pyfunc_udf` do); these are read as missing besides them.
     previous : stages of earlier runs (``lead_id``, ``stage``, and ``as_of`` to take each
         lead's latest one before this run, e.g. the ``scored_leads_history`` table), for
         ``previous_stage`` and ``stage_changed``; none: every lead is scored for the first time.
@@ -698,6 +700,8 @@ def pyfunc_udf(
         df.withColumn("lead_score", udf(F.struct(*feature_columns)))
 
     The workers run the logged model in this Python environment (``env_manager="local"``).
+    A flat-spec model that recorded its spec's "not answered" tokens (``Select``) at training
+    reads them as missing, as the batch scorer does, rather than as categories it never saw.
     """
     import mlflow
 

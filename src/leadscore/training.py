@@ -466,7 +466,9 @@ def _log_calibration(which: str, calibrator: ProbabilityCalibrator) -> None:
     logger.info(
         "calibration of %s: %s%s",
         which,
-        "none (uncalibrated is best)" if calibrator.method_ == "identity" else calibrator.method_,
+        "none (no method beat the uncalibrated scores by two standard errors)"
+        if calibrator.method_ == "identity"
+        else calibrator.method_,
         f" (out-of-fold Brier: {tried})" if tried else "",
     )
 
@@ -544,7 +546,11 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
     )
     if suspects:
         raise leakage_error(suspects)
-    encoder = FeatureEncoder.from_frame(dataset.X, dataset.features)
+    # levels from the rows the booster is fitted and early-stopped on: a level that only
+    # the calibration or test fold holds is one the model never saw, scored as missing (and
+    # warned about at scoring), not a known level the booster has no split for
+    learnt = np.sort(np.concatenate([folds.fit, folds.valid]))
+    encoder = FeatureEncoder.from_frame(dataset.X.iloc[learnt], dataset.features)
     return PreparedData(folds, y, encoder, encoder.matrix(dataset.X), n_leads, n_wins)
 
 
@@ -819,6 +825,10 @@ def train(
         },
         "history": {"leads": n_leads, "wins": n_wins, "examples": len(y)},
         "excluded": dict(dataset.excluded),
+        # the spec's "not answered" tokens (``Select``), blanked before training saw the
+        # table: recorded so that the model reads them as missing wherever it scores (the
+        # pyfunc and its Spark UDF get the CRM's rows as written); event data has none
+        "missing_values": list(dataset.missing_values),
         "params": used,
         "best_iteration": best_iteration,
         "num_trees": booster.num_trees(),

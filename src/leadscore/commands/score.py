@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from leadscore.cli import complete_later
 from leadscore.commands.validate import add_data_arguments
-from leadscore.errors import DataError
+from leadscore.errors import DataError, ModelError
 
 # The scorer (LightGBM, SHAP, DuckDB) is imported by the handler: registering this command must
 # stay cheap, since every command's parser is built on each call (see leadscore.cli).
@@ -38,6 +38,17 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value}")
     return value
+
+
+def optional_text(text: str) -> str | None:
+    """An option's value, where empty text means "not given" (as
+    :func:`~leadscore.commands.optional_path` for paths).
+
+    The MLproject passes every parameter of the ``score`` entry point, so ``--model ''`` and
+    ``--as-of ''`` must leave the command's own defaults in place: the scored data set's
+    champion and the data's end, not the synthetic demo's model and date.
+    """
+    return text if text.strip() else None
 
 
 def add_input_arguments(parser: argparse.ArgumentParser, what: str) -> None:
@@ -101,6 +112,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_input_arguments(parser, "to score")
     parser.add_argument(
         "--model",
+        type=optional_text,
         default=None,
         metavar="URI",
         help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/ID/model or a "
@@ -109,6 +121,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--as-of",
+        type=optional_text,
         default=None,
         metavar="TIME",
         help="score with what was known at this moment (default: event data's end, its "
@@ -165,6 +178,45 @@ def default_model_uri(spec: DatasetSpec | None, data: str | None) -> str:
     else:
         raise DataError("no data to score", "Give --data DIR or --spec NAME.")
     return f"models:/{registered_name(DEFAULT_REGISTERED_NAME, name)}@champion"
+
+
+def check_model_spec(scoring: ScoringModel, spec: DatasetSpec, given: str | None = None) -> None:
+    """Refuse a flat model that reads a column ``spec`` excludes; warn when it was trained on
+    another spec.
+
+    ``--model`` may name a model trained by any spec, and it scores whatever columns the
+    table holds: a model that learnt from a column this spec excludes (``Lead Grade``, graded
+    by sales after contact) would score every lead with what the spec says must not be used,
+    silently and with stages far from this spec's own model. The spec is the user's word on
+    that column, so it is an error, not a note. A model of another spec name that reads no
+    excluded column may be meant (a spec renamed, a copy for a second CRM), so it is a
+    warning naming both. ``given`` is the spec as the user named it (``--spec``), for the fix.
+    """
+    from leadscore.sinks import shown_model
+
+    model = scoring.model
+    shown = shown_model(scoring.name, scoring.version)
+    trained_on = model.metadata.get("dataset")
+    if isinstance(trained_on, str) and trained_on != spec.name:
+        logger.warning(
+            "model %s was trained on the data set %r, not on the spec %r being scored; give "
+            "--model a model trained on %r if that is not meant",
+            shown,
+            trained_on,
+            spec.name,
+            spec.name,
+        )
+    excluded = [f.name for f in model.features if f.name in spec.exclude]
+    if excluded:
+        names = ", ".join(repr(name) for name in excluded)
+        why = spec.exclude[excluded[0]]
+        raise ModelError(
+            f"model {shown} reads {names}, which the spec {spec.name} excludes "
+            f"({excluded[0]!r}: {why}) and so must not be used to score its leads",
+            f"Score with a model trained on this spec (leadscore train --spec "
+            f"{given or spec.name}), or remove {excluded[0]!r} from the spec's exclude if the "
+            "model may use it.",
+        )
 
 
 def open_lead_chunks(
@@ -284,6 +336,8 @@ def run(args: argparse.Namespace) -> int:
     model_uri = args.model or default_model_uri(spec, args.data)
     scoring = load_scoring_model(model_uri, tracking_uri=args.tracking_uri)
     check_data_form(scoring, flat=spec is not None)
+    if spec is not None:
+        check_model_spec(scoring, spec, args.spec)
     as_of = given_as_of if given_as_of is not None else default_as_of(args.data)
     # leads found closed by the as-of leave scored_leads (their history stays)
     closed: list[pd.Series] = []
