@@ -937,3 +937,16 @@ def test_axis_labels_wrap_cut_and_stay_distinct():
     assert tight == ["…" + "x" * 19]
     with pytest.raises(ValueError):
         axis_labels(["a"], width=3)
+
+
+def test_flags_read_yes_or_no_however_the_export_wrote_them():
+    """One card held "Requested Demo: yes" (written TRUE) beside "Started Trial: Yes"
+    (written Yes): the same answer in two vocabularies. Both read yes and no; other
+    categories stay as written."""
+    demo = Feature("Requested Demo", "engagement", "Requested Demo", "categorical")
+    trial = Feature("Started Trial", "engagement", "Started Trial", "categorical")
+    source = Feature("Lead Source", "fit", "Lead Source", "categorical")
+    assert reason_text(demo, "TRUE") == "Requested Demo: yes"
+    assert reason_text(trial, "Yes") == "Started Trial: yes"
+    assert reason_text(trial, " no ") == "Started Trial: no"
+    assert reason_text(source, "Yesware") == "Lead Source: Yesware"

@@ -125,7 +125,9 @@ def _generic_text(feature: Feature, value: float | str | None) -> str:
 
 #: Category values that mean "not known" (``unknown`` seniority, ``missing`` e-mail kind).
 _MISSING_CATEGORIES = frozenset({"unknown", "missing"})
-_BOOLEAN_CATEGORIES = {"true": "yes", "false": "no"}
+#: Flags read alike however the export wrote them: ``TRUE`` beside ``Yes`` on one card read
+#: as two vocabularies ("Requested Demo: yes", "Started Trial: Yes").
+_BOOLEAN_CATEGORIES = {"true": "yes", "false": "no", "yes": "yes", "no": "no"}
 #: Codes written as a marketer writes them: the words of leadscore's own vocabularies
 #: (seniority, department) and common acronyms, whatever feature holds them.
 _ACRONYMS = (
@@ -139,15 +141,16 @@ def category_text(value: str) -> str | None:
     """A category as a marketer reads it, or ``None`` when it means "not known".
 
     ``unknown`` and ``missing`` (how leadscore's own vocabularies write an absent job title or
-    e-mail) are a missing value and read like one; ``true`` and ``false`` read "yes" and
-    "no"; the codes ``c_level``, ``vp``, ``it``, ``hr`` (and a few other acronyms) read
-    "C-level", "VP", "IT", "HR". Any other value is quoted as written, so a campaign key reads
-    as in the CRM and in ``report channels``. The raw value stays in ``reasons_json``.
+    e-mail) are a missing value and read like one; ``true`` and ``false``, ``Yes`` and
+    ``No`` read "yes" and "no"; the codes ``c_level``, ``vp``, ``it``, ``hr`` (and a few
+    other acronyms) read "C-level", "VP", "IT", "HR". Any other value is quoted as written,
+    so a campaign key reads as in the CRM and in ``report channels``. The raw value stays in
+    ``reasons_json``.
 
     Examples
     --------
-    >>> [category_text(v) for v in ("c_level", "vp", "Software", "TRUE", "unknown")]
-    ['C-level', 'VP', 'Software', 'yes', None]
+    >>> [category_text(v) for v in ("c_level", "vp", "Software", "TRUE", "No", "unknown")]
+    ['C-level', 'VP', 'Software', 'yes', 'no', None]
     """
     key = value.strip().lower()
     if key in _MISSING_CATEGORIES or not key:
