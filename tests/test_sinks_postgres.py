@@ -462,6 +462,53 @@ def test_a_url_without_the_schema_of_the_views_names_the_schema(
     assert len(load_closed_loop(f"{pg_url}?options=-csearch_path%3Dls_in").leads) == 3
 
 
+@pytest.mark.parametrize("zone", ["timestamp", "timestamptz"])
+def test_the_extract_moment_of_stored_timestamps_is_found_in_the_database(
+    pg_url: str, event_frames: dict[str, pd.DataFrame], zone: str
+) -> None:
+    """A database that stores moments (PostgreSQL's timestamp or timestamptz) gives the
+    extract moment by aggregates in the database, not by reading every activity into
+    Python: the same moment as the whole reader, and the same error for a row in the
+    future."""
+    import sqlalchemy as sa
+
+    from leadscore.io import event_observed_until
+
+    frames = {name: frame.copy() for name, frame in event_frames.items()}
+    for name, column in (("activities", "occurred_at"), ("outcomes", "closed_at")):
+        frames[name][column] = pd.to_datetime(frames[name][column], format="ISO8601")
+        if zone == "timestamptz":
+            frames[name][column] = frames[name][column].dt.tz_localize("Europe/Berlin")
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as con:
+            for name, frame in frames.items():
+                frame.to_sql(name, con, index=False)
+            kind = con.exec_driver_sql(
+                "SELECT data_type FROM information_schema.columns "
+                "WHERE table_name = 'activities' AND column_name = 'occurred_at'"
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert kind.startswith("timestamp with" if zone == "timestamptz" else "timestamp without")
+    assert event_observed_until(pg_url) == load_closed_loop(pg_url).observed_until
+    engine = sa.create_engine(pg_url)
+    try:
+        with engine.begin() as con:
+            con.exec_driver_sql(
+                "INSERT INTO activities (lead_id, occurred_at, activity_type) "
+                "VALUES ('a', '2099-01-01', 'chat')"
+            )
+    finally:
+        engine.dispose()
+    errors = []
+    for read in (load_closed_loop, event_observed_until):
+        with pytest.raises(DataError) as err:
+            read(pg_url)
+        errors.append(str(err.value).split(" (now")[0])
+    assert errors[0] == errors[1] and "2099-01-01" in errors[0]
+
+
 def test_a_database_is_read_in_slices_by_its_own_integer_ids(pg_url: str) -> None:
     """PostgreSQL compares no integer with text: a slice's log is fetched by the ids as the
     column holds them, and the slices hold the whole reader's rows."""

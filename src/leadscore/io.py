@@ -1884,8 +1884,11 @@ def _sql_timestamp_summary(
     column = _TIMESTAMP_COLUMNS[name]
     source = sa.table(table)
     kept = [] if where is None else [where]
-    select = sa.select(sa.column("lead_id"), sa.column(column)).select_from(source).where(*kept)
     cutoff = future_cutoff(now)
+    typed = _sql_moment_type(con, table, column)
+    if typed is not None:
+        return _sql_typed_summary(con, name, table, rows, cutoff, keep, kept, typed)
+    select = sa.select(sa.column("lead_id"), sa.column(column)).select_from(source).where(*kept)
     fmt: str | None = None
     future = empty = 0
     top = pd.DataFrame({"moment": pd.Series(dtype="datetime64[us]"), "lead_id": []})
@@ -1922,6 +1925,71 @@ def _sql_timestamp_summary(
             f"Give every row a {column}, or drop the rows without one.",
         )
     return TimestampSummary(name, column, rows, future, top.reset_index(drop=True))
+
+
+def _sql_moment_type(con: sa.Connection, table: str, column: str) -> Any | None:
+    """The SQLAlchemy type of a database's timestamp column where the database stores
+    moments (PostgreSQL's ``timestamp``/``timestamptz``, a ``DATE``), else ``None``: text is
+    parsed in Python in the format of the whole column. SQLite stores text whatever type a
+    column declares (``TIMESTAMP`` is an affinity), in any format and with any offsets, so
+    its order as text is no order in time: always ``None`` there."""
+    import sqlalchemy as sa
+
+    if con.dialect.name == "sqlite":
+        return None
+    for described in sa.inspect(con).get_columns(table):
+        if described["name"] == column and isinstance(described["type"], sa.DateTime | sa.Date):
+            return described["type"]
+    return None
+
+
+def _sql_typed_summary(
+    con: sa.Connection,
+    name: str,
+    table: str,
+    rows: int,
+    cutoff: pd.Timestamp,
+    keep: int,
+    kept: list[Any],
+    typed: Any,
+) -> TimestampSummary:
+    """:func:`_sql_timestamp_summary` of a column the database stores as moments, by three
+    aggregates in the database (empty rows, rows after ``cutoff``, the ``keep`` latest rows)
+    instead of every row read into Python: 5 million activities took 16 s that way. A
+    ``timestamptz`` is compared with the cutoff in UTC; a ``timestamp`` without a zone holds
+    UTC, as the whole reader reads it."""
+    import sqlalchemy as sa
+
+    column = sa.column(_TIMESTAMP_COLUMNS[name])
+    source = sa.table(table)
+    aware = bool(getattr(typed, "timezone", False))
+    bound = cutoff.tz_localize("UTC") if aware else cutoff
+    empty, future = con.execute(
+        sa.select(
+            sa.func.count().filter(column.is_(None)),
+            sa.func.count().filter(column > bound.to_pydatetime()),
+        )
+        .select_from(source)
+        .where(*kept)
+    ).one()
+    if empty:
+        raise DataError(
+            f"{name}.{column.name} is empty in {empty} row(s)",
+            f"Give every row a {column.name}, or drop the rows without one.",
+        )
+    latest = pd.read_sql_query(
+        sa.select(sa.column("lead_id"), column)
+        .select_from(source)
+        .where(*kept, column.is_not(None))
+        .order_by(column.desc())
+        .limit(keep),
+        con,
+    )
+    moments = _naive_utc_series(pd.to_datetime(latest[column.name], utc=aware))
+    top = pd.DataFrame(
+        {"moment": moments.to_numpy(), "lead_id": to_lead_ids(latest["lead_id"], name)}
+    )
+    return TimestampSummary(name, column.name, rows, int(future), top)
 
 
 def _naive_utc_series(moments: pd.Series) -> pd.Series:
