@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from event_sources import write_duckdb, write_sqlite
 from leadscore.features import build_features
-from leadscore.io import ReadProgress, iter_table_chunks, load_closed_loop
+from leadscore.io import ReadProgress, iter_closed_loop_chunks, iter_table_chunks, load_closed_loop
 from leadscore.scoring import (
     _advance,
     _open_leads,
@@ -188,3 +188,25 @@ def test_the_bar_moves_to_the_leads_read_out_of_the_total():
     _advance(bare, None, scored=250, scored_in_all=250)
     _advance(bare, None, scored=300, scored_in_all=550)
     assert (bare.n, bare.total) == (550, None)
+
+
+def test_the_open_leads_are_named_before_any_slice_is_read(event_folder, tmp_path):
+    """``on_open`` gets every open lead's id before the first slice is read (a scorer
+    refuses an input that lost its outcomes before it builds a feature): the ids the slices
+    then hold, from a folder and from a database alike."""
+    data = load_closed_loop(event_folder)
+    frames = {"leads": data.leads, "activities": data.activities, "outcomes": data.outcomes}
+    as_of = data.leads["created_at"].quantile(0.8)
+    for source in (event_folder, write_sqlite(tmp_path / "crm.sqlite", frames)):
+        events: list[tuple[str, list[str]]] = []
+        slices = iter_closed_loop_chunks(
+            source,
+            chunk_leads=150,
+            open_at=as_of,
+            on_open=lambda ids, events=events: events.append(("open", sorted(ids))),
+        )
+        for part in slices:
+            events.append(("slice", part.leads["lead_id"].astype(str).tolist()))
+        assert events[0][0] == "open" and all(kind == "slice" for kind, _ in events[1:])
+        read = sorted(i for _, ids in events[1:] for i in ids)
+        assert events[0][1] == read and 0 < len(read) < len(data.leads)

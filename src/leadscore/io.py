@@ -1272,6 +1272,7 @@ def iter_closed_loop_chunks(
     progress: ReadProgress | None = None,
     open_at: pd.Timestamp | None = None,
     on_closed: Callable[[pd.Series], None] | None = None,
+    on_open: Callable[[pd.Series], None] | None = None,
 ) -> Iterator[ClosedLoopData]:
     """Event-form data of a folder, a DuckDB file or a database, a slice of leads at a time,
     each slice validated.
@@ -1303,7 +1304,9 @@ def iter_closed_loop_chunks(
     it, but the row-by-row checks of a slice (an outcome spelled neither won nor lost, a
     timestamp that does not parse) only see the rows read, and repeated activity rows are
     counted over those. The ids of the leads left out as closed go to ``on_closed`` (as text)
-    before the first slice.
+    before the first slice, and the ids of the open leads to be read to ``on_open``, before
+    any activity is read: a scorer can refuse an input that has lost its outcomes before it
+    builds a feature (:func:`leadscore.scoring.refuse_reopened`).
 
     A DuckDB file is read as a folder is, its tables attached read-only. A database (an
     SQLAlchemy URL) has its leads and outcomes read whole, and its activity log checked in the
@@ -1319,7 +1322,7 @@ def iter_closed_loop_chunks(
     source = duckdb_url_file(source)
     if is_sql_url(str(source)):
         yield from _iter_database_chunks(
-            str(source), chunk_leads, observed_until, progress, open_at, on_closed
+            str(source), chunk_leads, observed_until, progress, open_at, on_closed, on_open
         )
         return
     path = Path(source)
@@ -1386,6 +1389,8 @@ def iter_closed_loop_chunks(
         if open_at is not None:
             outcomes = others["outcomes"]
             leads = _leads_open_at(con, leads, outcomes, keys, formats, open_at, on_closed)
+            if on_open is not None:
+                on_open(leads["lead_id"].astype(str))
         if progress is not None:
             progress.total = len(leads)
         duplicates = activity_rows = 0
@@ -1448,6 +1453,7 @@ def _iter_database_chunks(
     progress: ReadProgress | None,
     open_at: pd.Timestamp | None,
     on_closed: Callable[[pd.Series], None] | None,
+    on_open: Callable[[pd.Series], None] | None = None,
 ) -> Iterator[ClosedLoopData]:
     """:func:`iter_closed_loop_chunks` of a database: its leads and outcomes are read whole
     and validated, its activity log is checked in the database (rows, types, lead ids) and
@@ -1486,6 +1492,8 @@ def _iter_database_chunks(
             on_closed(leads.loc[is_closed, "lead_id"].astype(str).reset_index(drop=True))
         keep = (leads["created_at"] <= open_at).to_numpy() & ~is_closed
         leads = leads[keep].reset_index(drop=True)
+        if on_open is not None:
+            on_open(leads["lead_id"].astype(str))
     if progress is not None:
         progress.total = len(leads)
     outcome_ids = None if outcomes is None else to_lead_ids(outcomes["lead_id"], "outcomes")

@@ -230,6 +230,7 @@ def open_lead_chunks(
     on_closed: Callable[[pd.Series], None] | None = None,
     input_table: str | None = None,
     at_data_end: bool = False,
+    on_open: Callable[[pd.Series], None] | None = None,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     """(features, lead ids) of the open leads, a chunk at a time, as ``score`` reads them:
     for a spec, the rows without an outcome of ``input_source`` (``--input``; its table
@@ -237,7 +238,8 @@ def open_lead_chunks(
     spec's source (its table and query from the spec); for event data, the leads of
     ``data`` open at ``as_of`` with the model's features. ``at_data_end``: ``as_of`` is the
     data's end as the caller found it (no ``--as-of`` given), which the reader then takes
-    rather than scanning every timestamp for it again (:func:`reader_end`)."""
+    rather than scanning every timestamp for it again (:func:`reader_end`). ``on_open`` gets
+    event data's open lead ids before any activity is read."""
     from leadscore.scoring import (
         DEFAULT_CHUNK_LEADS,
         DEFAULT_CHUNK_ROWS,
@@ -264,6 +266,7 @@ def open_lead_chunks(
         features=scoring.model.features,
         on_closed=on_closed,
         observed_until=reader_end(data, as_of) if at_data_end else None,
+        on_open=on_open,
     )
 
 
@@ -323,7 +326,12 @@ def reader_end(data: str, end: pd.Timestamp) -> pd.Timestamp | None:
 def run(args: argparse.Namespace) -> int:
     from leadscore.features import parse_as_of
     from leadscore.io import shown_url
-    from leadscore.scoring import check_data_form, load_scoring_model, run_scoring
+    from leadscore.scoring import (
+        check_data_form,
+        load_scoring_model,
+        refuse_reopened,
+        run_scoring,
+    )
     from leadscore.sinks import STAGES, check_target, shown_model
     from leadscore.specs import load_spec
 
@@ -351,6 +359,8 @@ def run(args: argparse.Namespace) -> int:
         on_closed=closed.append,
         input_table=args.input_table,
         at_data_end=given_as_of is None,
+        # an input that lost its outcomes is refused before any feature is built
+        on_open=lambda ids: refuse_reopened(args.target, as_of, ids),
     )
     summary = run_scoring(
         scoring,
