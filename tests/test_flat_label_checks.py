@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from flat_tables import train_flat_model
 from leadscore.cli import main
 from leadscore.datasets import closed_rows, load_dataset, prepare_flat_dataset
 from leadscore.errors import DataError
@@ -127,23 +128,9 @@ def test_score_refuses_an_export_with_won_statuses_the_spec_never_declared(tmp_p
     nothing, where it scored them as open leads before."""
     frame = _export(900, 1, {WON: 0.35, LOST: 0.45, "Open": 0.2})
     frame.to_csv(tmp_path / "leads.csv", index=False)
-    spec = tmp_path / "spec.yaml"
     body = {"name": "nw", "source": "leads.csv", "id": "Lead ID", "label": LABEL}
-    spec.write_text(yaml.safe_dump({**body, "order_by": "Created Date"}))
-    config = tmp_path / "train.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "cold_start": {"min_wins": 0, "min_leads": 0},
-                "quality_gate": {"allow_worse": True},
-                "evaluation": {"resamples": 0},
-                "lightgbm": {"num_boost_round": 10, "early_stopping_rounds": 5},
-            }
-        )
-    )
-    model = tmp_path / "model"
-    train = ["-q", "train", "--spec", str(spec), "--config", str(config), "--no-mlflow"]
-    assert main([*train, "--model-out", str(model)]) == 0
+    model = train_flat_model(tmp_path, {**body, "order_by": "Created Date"}, rounds=10)
+    spec = tmp_path / "spec.yaml"
     capsys.readouterr()
 
     current = frame.copy()

@@ -92,6 +92,29 @@ def pg_url(postgres_server: tuple[str, Path | None]) -> Iterator[str]:
             con.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def _load(
+    url: str,
+    frames: dict[str, pd.DataFrame] | None = None,
+    *,
+    schema: str | None = None,
+    sql: tuple[str, ...] = (),
+) -> list[object]:
+    """Run ``sql`` (the first value of each statement that returns rows), then write
+    ``frames`` as tables (in ``schema``), in one transaction of the database at ``url``."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as con:
+            results = [con.exec_driver_sql(statement) for statement in sql]
+            found = [r.scalar() if r.returns_rows else None for r in results]
+            for name, frame in (frames or {}).items():
+                frame.to_sql(name, con, index=False, schema=schema)
+    finally:
+        engine.dispose()
+    return found
+
+
 def _columns(url: str, table: str) -> dict[str, tuple[str, str]]:
     import sqlalchemy as sa
 
@@ -443,16 +466,7 @@ def test_a_url_without_the_schema_of_the_views_names_the_schema(
     """The README's set-up keeps the contract's views in a schema of their own (``ls_in``)
     and names it in the URL; a URL without it (or with a typo) found "no table 'leads'
     (tables: nothing)". The error names the schema that holds one and the URL option."""
-    import sqlalchemy as sa
-
-    engine = sa.create_engine(pg_url)
-    try:
-        with engine.begin() as con:
-            con.exec_driver_sql("CREATE SCHEMA ls_in")
-            for name, frame in event_frames.items():
-                frame.to_sql(name, con, index=False, schema="ls_in")
-    finally:
-        engine.dispose()
+    _load(pg_url, event_frames, schema="ls_in", sql=("CREATE SCHEMA ls_in",))
     with pytest.raises(DataError) as err:
         load_closed_loop(pg_url)
     assert str(err.value) == (
@@ -470,7 +484,6 @@ def test_the_extract_moment_of_stored_timestamps_is_found_in_the_database(
     extract moment by aggregates in the database, not by reading every activity into
     Python: the same moment as the whole reader, and the same error for a row in the
     future."""
-    import sqlalchemy as sa
 
     from leadscore.io import event_observed_until
 
@@ -479,28 +492,23 @@ def test_the_extract_moment_of_stored_timestamps_is_found_in_the_database(
         frames[name][column] = pd.to_datetime(frames[name][column], format="ISO8601")
         if zone == "timestamptz":
             frames[name][column] = frames[name][column].dt.tz_localize("Europe/Berlin")
-    engine = sa.create_engine(pg_url)
-    try:
-        with engine.begin() as con:
-            for name, frame in frames.items():
-                frame.to_sql(name, con, index=False)
-            kind = con.exec_driver_sql(
-                "SELECT data_type FROM information_schema.columns "
-                "WHERE table_name = 'activities' AND column_name = 'occurred_at'"
-            ).scalar_one()
-    finally:
-        engine.dispose()
-    assert kind.startswith("timestamp with" if zone == "timestamptz" else "timestamp without")
+    _load(pg_url, frames)
+    (kind,) = _load(
+        pg_url,
+        sql=(
+            "SELECT data_type FROM information_schema.columns "
+            "WHERE table_name = 'activities' AND column_name = 'occurred_at'",
+        ),
+    )
+    assert str(kind).startswith("timestamp with" if zone == "timestamptz" else "timestamp without")
     assert event_observed_until(pg_url) == load_closed_loop(pg_url).observed_until
-    engine = sa.create_engine(pg_url)
-    try:
-        with engine.begin() as con:
-            con.exec_driver_sql(
-                "INSERT INTO activities (lead_id, occurred_at, activity_type) "
-                "VALUES ('a', '2099-01-01', 'chat')"
-            )
-    finally:
-        engine.dispose()
+    _load(
+        pg_url,
+        sql=(
+            "INSERT INTO activities (lead_id, occurred_at, activity_type) "
+            "VALUES ('a', '2099-01-01', 'chat')",
+        ),
+    )
     errors = []
     for read in (load_closed_loop, event_observed_until):
         with pytest.raises(DataError) as err:
@@ -512,7 +520,6 @@ def test_the_extract_moment_of_stored_timestamps_is_found_in_the_database(
 def test_a_database_is_read_in_slices_by_its_own_integer_ids(pg_url: str) -> None:
     """PostgreSQL compares no integer with text: a slice's log is fetched by the ids as the
     column holds them, and the slices hold the whole reader's rows."""
-    import sqlalchemy as sa
 
     frames = {
         "leads": pd.DataFrame({"lead_id": [7, 11, 12], "created_at": ["2024-01-01"] * 3}),
@@ -526,13 +533,7 @@ def test_a_database_is_read_in_slices_by_its_own_integer_ids(pg_url: str) -> Non
         ),
         "outcomes": pd.DataFrame({"lead_id": [7], "outcome": ["won"], "closed_at": ["2024-03-01"]}),
     }  # fmt: skip
-    engine = sa.create_engine(pg_url)
-    try:
-        with engine.begin() as con:
-            for name, frame in frames.items():
-                frame.to_sql(name, con, index=False)
-    finally:
-        engine.dispose()
+    _load(pg_url, frames)
     whole = load_closed_loop(pg_url).activities
     sliced = pd.concat([s.activities for s in read_sliced(pg_url)], ignore_index=True)
     key = ["lead_id", "occurred_at"]
@@ -557,13 +558,7 @@ def test_a_password_never_reaches_the_output_of_validate_and_score(
     url = sa.engine.make_url(pg_url).set(password="s3cret-pw")
     secret = url.render_as_string(hide_password=False)
     shown = url.render_as_string(hide_password=True)
-    engine = sa.create_engine(secret)
-    try:
-        with engine.begin() as con:
-            for name, frame in event_frames.items():
-                frame.to_sql(name, con, index=False)
-    finally:
-        engine.dispose()
+    _load(secret, event_frames)
     status_leads(600, 0, "A", status=None).to_csv(tmp_path / "history.csv", index=False)
     model = train_status_model(tmp_path, "history.csv")
     status_leads(20, 1, "N", status="").to_csv(tmp_path / "open.csv", index=False)

@@ -1317,7 +1317,7 @@ def _parse_test_from(spec: DatasetSpec, order: pd.Series | None) -> object | Non
 
     Text is read by the spec's own rule, not in the format the ``order_by`` column was
     written in: the spec refused a day and month that read both ways (``01/09/2025``:
-    :func:`~leadscore.specs.ambiguous_day_month`) before any data was read, as it refuses
+    :func:`~leadscore.timestamps.day_month_readings`) before any data was read, as it refuses
     any ``label.observed_from`` but YYYY-MM-DD, so what is left reads one way only
     (``2025-09-01``, ``15/09/2025``)."""
     if spec.test_from is None or order is None:

@@ -60,6 +60,7 @@ from leadscore.schema import (
     parse_company_size,
 )
 from leadscore.timestamps import (
+    day_month_readings,
     future_cutoff,
     is_text_timestamps,
     utc_now,
@@ -1712,9 +1713,6 @@ def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list
 # --------------------------------------------------------------------------- public API
 
 
-_DAY_MONTH = re.compile(r"\s*(\d{1,2})[/.-](\d{1,2})[/.-]\d{2,4}\b")
-
-
 def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
     """A moment given by a person (``--as-of``) as tz-naive UTC.
 
@@ -1722,11 +1720,12 @@ def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
     data column with such dates is an error too. So is text without a four-digit year
     (``June 30``, ``06/30``), which pandas would place in the year 1.
     """
-    ambiguous = _DAY_MONTH.match(value) if isinstance(value, str) else None
-    if ambiguous and ambiguous[1] != ambiguous[2] and max(map(int, ambiguous.groups())) <= 12:
+    readings = day_month_readings(value) if isinstance(value, str) else None
+    if readings is not None:
         raise DataError(
-            f"{what} {value!r} reads both day-first and month-first",
-            "Write it as an ISO date such as 2024-03-01.",
+            f"{what} {value!r} reads both day-first ({readings[0]}) and month-first "
+            f"({readings[1]})",
+            f"Write it as an ISO date: {readings[0]} or {readings[1]}.",
         )
     try:
         with warnings.catch_warnings():  # pandas' guess at a format: the errors below say more

@@ -10,6 +10,7 @@ module touches files and databases, and it turns every way a read can fail on th
 from __future__ import annotations
 
 import contextlib
+import csv
 import dataclasses
 import errno
 import logging
@@ -393,7 +394,7 @@ def _table_file(source: str | os.PathLike[str], table: str | None, query: str | 
             f"Remove the {what}, or load the file into DuckDB and query that.",
         )
     if suffix == ".csv":
-        _check_comma_separated(path)
+        _check_csv_header(path)
     if suffix in DUCKDB_SUFFIXES and _is_sqlite_file(path):
         raise DataError(
             f"{path} is an SQLite database, not a DuckDB file",
@@ -402,20 +403,26 @@ def _table_file(source: str | os.PathLike[str], table: str | None, query: str | 
     return path
 
 
-def _check_comma_separated(path: Path) -> None:
-    """A CSV whose header holds no comma but splits on ``;``, a tab or ``|`` (a European
-    Excel export, say) would be read as one column and fail later as "missing column"; name
-    the separator instead. It is not guessed: such files often write ``3,5`` for 3.5 too."""
-    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+def _check_csv_header(path: Path) -> None:
+    """The header of a CSV as written, checked before any reader sees it.
+
+    A header that holds no comma but splits on ``;``, a tab or ``|`` (a European Excel
+    export, say) would be read as one column and fail later as "missing column"; the
+    separator is named instead, not guessed: such files often write ``3,5`` for 3.5 too. A
+    name the header gives twice is an error (:func:`_check_unique_names`): pandas would read
+    the second ``Email`` as ``Email.1``. Bytes that are not UTF-8 are replaced here; the
+    reader that follows names them (:func:`_not_utf8_error`)."""
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
         header = handle.readline(65536).rstrip("\r\n")
-    if "," in header:
-        return
-    for separator, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
-        if len([f for f in header.split(separator) if f.strip()]) > 1:
-            raise DataError(
-                f"{path}: columns are separated by {name}, not commas",
-                "Save the table as comma-separated CSV (decimal point '.') or as Parquet.",
-            )
+    if "," not in header:
+        for separator, name in ((";", "';'"), ("\t", "tabs"), ("|", "'|'")):
+            if len([f for f in header.split(separator) if f.strip()]) > 1:
+                raise DataError(
+                    f"{path}: columns are separated by {name}, not commas",
+                    "Save the table as comma-separated CSV (decimal point '.') or as Parquet.",
+                )
+    names = next(csv.reader([header]), [])
+    _check_unique_names(names, f"{path}: the header", DUPLICATE_HEADER_FIX)
 
 
 #: Most duplicated names one error line lists.
@@ -453,14 +460,6 @@ def _check_unique_names(names: Sequence[object], where: str, fix: str) -> None:
 DUPLICATE_HEADER_FIX = "Rename one of them in the header, or delete the copy."
 #: The fix of a query or table whose result names a column twice.
 DUPLICATE_RESULT_FIX = "Give each column a name of its own (SELECT a.email AS contact_email, ...)."
-
-
-def _check_csv_header(path: Path) -> None:
-    """The header of a CSV as written, before pandas renames a second ``Email`` to
-    ``Email.1``: a duplicated name is an error (:func:`_check_unique_names`)."""
-    first = pd.read_csv(path, header=None, nrows=1, dtype=str, keep_default_na=False)
-    names = first.iloc[0].tolist() if len(first) else []
-    _check_unique_names(names, f"{path}: the header", DUPLICATE_HEADER_FIX)
 
 
 def _csv_options(
@@ -519,7 +518,6 @@ def read_table(
     suffix = path.suffix.lower()
     with _read_errors(str(path), suffix, table=table, query=query):
         if suffix == ".csv":
-            _check_csv_header(path)
             options = _csv_options(path, na_values, text_columns, strings)
             frame = pd.read_csv(path, low_memory=False, **options)  # type: ignore[arg-type]
         elif suffix == ".parquet":
@@ -825,8 +823,10 @@ def iter_table_chunks(
             if progress is not None and progress.count_rows:
                 read.total = _count_rows(con, table, query)
             where = _result_where(shown_url(url), table, query)
-            for chunk in pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows):
-                _check_unique_names(list(chunk.columns), where, DUPLICATE_RESULT_FIX)
+            chunks = pd.read_sql_query(_select_sql(table, query), con, chunksize=chunk_rows)
+            for number, chunk in enumerate(chunks):
+                if number == 0:  # every chunk has the result's columns
+                    _check_unique_names(list(chunk.columns), where, DUPLICATE_RESULT_FIX)
                 read.read += len(chunk)
                 yield _drop_unnamed(chunk)
         return
@@ -843,7 +843,6 @@ def iter_table_chunks(
                 read.read += batch.num_rows
                 yield _drop_unnamed(batch.to_pandas())
         elif suffix == ".csv":
-            _check_csv_header(path)
             options = _csv_options(path, na_values, text_columns, strings)
             if progress is not None:
                 read.total = _csv_data_lines(path)
@@ -1482,7 +1481,11 @@ def _iter_database_chunks(
             log = None
         else:
             log = _SqlActivityLog.checked(con, table, _database_activity_map(url), known, shown)
-    until = observed_until if observed_until is not None else _sql_observed_until(url)
+    until = (
+        observed_until
+        if observed_until is not None
+        else _sql_observed_until(url, leads=leads, log=log)
+    )
     whole = validate_closed_loop(leads, None, outcomes, observed_until=until, warn_whole=False)
     absent = tuple(n for n, f in (("activities", log), ("outcomes", outcomes)) if f is None)
     if open_at is not None:
@@ -1538,6 +1541,8 @@ class _SqlActivityLog:
     mapping: ActivityMapping | None
     kept: Any
     ids: pd.Series
+    #: rows the map keeps (every row without one)
+    rows: int
     fmt: str | None = None
 
     @classmethod
@@ -1592,7 +1597,7 @@ class _SqlActivityLog:
         written_ids = pd.Series(
             [_python_value(v) for v in per_lead["lead_id"]], index=text.to_numpy(), dtype=object
         )
-        return cls(table, type_map, mapping, kept, written_ids)
+        return cls(table, type_map, mapping, kept, written_ids, int(per_lead["n"].sum()))
 
     def of_leads(self, con: sa.Connection, lead_ids: pd.Series) -> pd.DataFrame:
         """The log's rows of ``lead_ids`` (as text), their timestamps typed as the whole
@@ -1773,10 +1778,16 @@ def _duckdb_observed_until(path: Path) -> pd.Timestamp:
 SQL_CHUNK_ROWS = 250_000
 
 
-def _sql_observed_until(url: str) -> pd.Timestamp:
+def _sql_observed_until(
+    url: str, *, leads: pd.DataFrame | None = None, log: _SqlActivityLog | None = None
+) -> pd.Timestamp:
+    """The extract moment of a database's event tables. A reader that has the validated
+    ``leads`` and the checked activity ``log`` already passes them, so that neither the
+    leads nor the log's activity types are read a second time."""
     import sqlalchemy as sa
 
-    leads = validate_leads(read_table(url, "leads", named_by=None))
+    if leads is None:
+        leads = validate_leads(read_table(url, "leads", named_by=None))
     now = utc_now()
     shown = shown_url(url)
     errors = _read_errors(f"{shown}: the event tables", "")
@@ -1791,6 +1802,9 @@ def _sql_observed_until(url: str) -> pd.Timestamp:
                 )
         counts: dict[str, int] = {}
         for name, table in tables.items():
+            if name == "activities" and log is not None:
+                counts[name] = log.rows  # checked and counted, ignored types left out
+                continue
             required = ACTIVITIES_REQUIRED if name == "activities" else OUTCOMES_REQUIRED
             columns = [c["name"] for c in inspector.get_columns(table)]
             _require_columns(pd.DataFrame(columns=columns), name, required)
@@ -1800,7 +1814,9 @@ def _sql_observed_until(url: str) -> pd.Timestamp:
         if counts.get("activities") == 0:
             raise _no_activity_rows(f"{shown}: the activities table")
         kept: Any = None
-        if "activities" in tables:
+        if log is not None:
+            kept = log.kept
+        elif "activities" in tables:
             kept, ignored = _sql_kept_activities(
                 con, tables["activities"], _database_activity_map(url)
             )

@@ -72,18 +72,21 @@ def spacing_difference(wanted: str, twin: str) -> str:
     return f"without {spaces_around(wanted)}"
 
 
-def closest_name(name: object, have: Iterable[object]) -> str | None:
-    """The one name of ``have`` most like ``name``: the same but for the spaces around it or
-    its case (an export's ``lead status``), else the nearest spelling (``Pricing Views`` for
-    ``Pricing Page Views``, :mod:`difflib`'s ratio of at least 0.6), else ``None``."""
-    names = [str(c) for c in have]
+def _nearest(name: object, names: Sequence[str], n: int) -> list[str]:
+    """Up to ``n`` of ``names`` most like ``name``: first the same but for the spaces around
+    it or its case (an export's ``lead status``), then the nearest spellings (``Pricing
+    Views`` for ``Pricing Page Views``, :mod:`difflib`'s ratio of at least 0.6)."""
     wanted = str(name)
     folded = wanted.strip().casefold()
-    same = [n for n in names if n != wanted and n.strip().casefold() == folded]
-    if same:
-        return same[0]
-    near = difflib.get_close_matches(wanted, names, n=1, cutoff=0.6)
-    return near[0] if near else None
+    found = [c for c in names if c != wanted and c.strip().casefold() == folded][:1]
+    found += difflib.get_close_matches(wanted, names, n=n, cutoff=0.6)
+    return list(dict.fromkeys(found))[:n]
+
+
+def closest_name(name: object, have: Iterable[object]) -> str | None:
+    """The one name of ``have`` most like ``name`` (:func:`_nearest`), or ``None``."""
+    found = _nearest(name, [str(c) for c in have], 1)
+    return found[0] if found else None
 
 
 def closest_names(name: object, have: Iterable[object]) -> str:
@@ -94,11 +97,7 @@ def closest_names(name: object, have: Iterable[object]) -> str:
     twin = spaced_twin(name, names)
     if twin is not None:
         return f" (closest: {twin!r}, {spacing_difference(str(name), twin)})"
-    wanted = str(name)
-    lowered = {n.strip().casefold(): n for n in names}
-    found = [lowered[wanted.strip().casefold()]] if wanted.strip().casefold() in lowered else []
-    found += difflib.get_close_matches(wanted, names, n=3, cutoff=0.6)
-    found = list(dict.fromkeys(found))[:3]
+    found = _nearest(name, names, 3)
     return f" (closest: {', '.join(repr(n) for n in found)})" if found else ""
 
 

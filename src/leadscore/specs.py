@@ -35,6 +35,7 @@ from pydantic_core import ErrorDetails
 from leadscore.errors import SpecError
 from leadscore.io import duckdb_url_file, is_sql_url, sqlite_file
 from leadscore.schema import INTEGRAL_TEXT
+from leadscore.timestamps import day_month_readings
 
 BUILTIN_SPECS: tuple[str, ...] = ("x_education", "olist")
 DATA_ROOT_ENV = "LEADSCORE_DATA_ROOT"
@@ -107,27 +108,6 @@ class _Refused(ValueError):
     def __init__(self, problem: str, fix: str) -> None:
         super().__init__(problem)
         self.fix = fix
-
-
-#: A date written with its day and month as numbers before the year (``01/09/2025``,
-#: ``1.9.25``, ``01-09-2025 10:00``): day-first or month-first, the text does not say.
-_NUMERIC_DAY_MONTH = re.compile(
-    r"\s*(?P<first>\d{1,2})(?P<sep>[/.-])(?P<second>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})"
-    r"(?:[T\s].*)?",
-    re.DOTALL,
-)
-
-
-def ambiguous_day_month(text: str) -> bool:
-    """Whether ``text`` is a date that reads as two different days, day-first and month-first
-    (``01/09/2025``: 1 September or 9 January). ``15/09/2025`` and ``05/05/2025`` read one
-    way only. pandas reads such text month-first whatever the data's own format is, so a spec
-    date written so would be taken silently as the wrong day."""
-    match = _NUMERIC_DAY_MONTH.fullmatch(text)
-    if match is None:
-        return False
-    first, second = int(match["first"]), int(match["second"])
-    return first != second and 1 <= first <= 12 and 1 <= second <= 12
 
 
 class _Frozen(BaseModel):
@@ -267,9 +247,9 @@ class DatasetSpec(_Frozen):
         other date of a spec is read from the spec alone, before any data: the spec's own
         rule holds here too. Text that reads one way (``15/09/2025``, ``2025-09-01``) and
         numbers (a sequence ``order_by``) are kept as written."""
-        if isinstance(value, str) and ambiguous_day_month(value):
-            day_first = _day_month_read(value, dayfirst=True)
-            month_first = _day_month_read(value, dayfirst=False)
+        readings = day_month_readings(value) if isinstance(value, str) else None
+        if readings is not None:
+            day_first, month_first = readings
             raise _Refused(
                 f"test_from {value!r} reads both day-first ({day_first}) and month-first "
                 f"({month_first})",
@@ -340,16 +320,6 @@ class DatasetSpec(_Frozen):
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain data, for MLflow and reports."""
         return self.model_dump(mode="json", exclude_none=True)
-
-
-def _day_month_read(text: str, *, dayfirst: bool) -> str:
-    """The day of an :func:`ambiguous_day_month` ``text`` read one way, as YYYY-MM-DD."""
-    match = _NUMERIC_DAY_MONTH.fullmatch(text)
-    assert match is not None
-    first, second = int(match["first"]), int(match["second"])
-    day, month = (first, second) if dayfirst else (second, first)
-    year = int(match["year"]) + (2000 if len(match["year"]) == 2 else 0)
-    return f"{year:04d}-{month:02d}-{day:02d}"
 
 
 def default_data_root() -> Path | None:

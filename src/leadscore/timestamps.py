@@ -83,6 +83,39 @@ def text_timestamp_format(text: pd.Series, table: str, column: str) -> str:
     return _choose_timestamp_format(text, table, column)[0]
 
 
+#: A date written with its day and month as numbers before the year (``01/09/2025``,
+#: ``1.9.25``, ``01-09-2025 10:00``): day-first or month-first, the text does not say.
+_NUMERIC_DAY_MONTH = re.compile(
+    r"\s*(?P<first>\d{1,2})(?P<sep>[/.-])(?P<second>\d{1,2})(?P=sep)(?P<year>\d{4}|\d{2})"
+    r"(?:[T\s].*)?",
+    re.DOTALL,
+)
+
+
+def day_month_readings(text: str) -> tuple[str, str] | None:
+    """The two days a date written by a person reads as, day-first and month-first, as
+    YYYY-MM-DD (``01/09/2025``: ``2025-09-01``, ``2025-01-09``), or ``None`` where it reads
+    one way (``15/09/2025``, ``05/05/2025``, ISO text).
+
+    pandas reads such text month-first whatever the data's own format is, so ``--as-of`` and
+    a spec's ``test_from`` written so would be taken silently as the wrong day: both refuse
+    it, naming the two readings.
+
+    Examples
+    --------
+    >>> day_month_readings("01/09/2025"), day_month_readings("2025-09-01")
+    (('2025-09-01', '2025-01-09'), None)
+    """
+    match = _NUMERIC_DAY_MONTH.fullmatch(text)
+    if match is None:
+        return None
+    first, second = int(match["first"]), int(match["second"])
+    if first == second or not (1 <= first <= 12 and 1 <= second <= 12):
+        return None
+    year = int(match["year"]) + (2000 if len(match["year"]) == 2 else 0)
+    return f"{year:04d}-{second:02d}-{first:02d}", f"{year:04d}-{first:02d}-{second:02d}"
+
+
 def parse_timestamps_as(text: pd.Series, fmt: str, table: str, column: str) -> pd.Series:
     """Text timestamps in the format :func:`text_timestamp_format` chose (UTC, tz-aware);
     missing text stays missing, a value in another format is an error."""

@@ -440,8 +440,8 @@ def run_backtest(args: argparse.Namespace) -> int:
             )
         spec = load_spec(args.spec, data_root=args.data_root)
         table_source = read_flat_table(spec)
-        if args.by:  # before the runs are judged: a typo must not cost the wait
-            require_by_column(table_source, args.by, spec.id, _by_table(spec))
+        if args.by:
+            _require_backtest_by(table_source, args.by, spec.id, _by_table(spec))
         # every lead's label as it stands now: label.observed_from/observed_until bound the
         # training window (the newest leads, still deciding, left out), not what the runs
         # are judged on; with within_days, observed_until is the extract date and stays
@@ -460,7 +460,7 @@ def run_backtest(args: argparse.Namespace) -> int:
             args.data, tables=REPORT_TABLES, observed_until=args.observed_until
         )
         if args.by:
-            require_by_column(events.leads, args.by, "lead_id", _by_table(None))
+            _require_backtest_by(events.leads, args.by, "lead_id", _by_table(None))
         leads = events.leads["lead_id"].astype(str)
         source = shown_url(args.data)
     ours = history["lead_id"].isin(set(leads))
@@ -488,13 +488,11 @@ def run_backtest(args: argparse.Namespace) -> int:
     table = backtest_runs(labelled)
     print(format_backtest(table))
     if args.by:
-        if args.spec:
-            _require_column(table_source, args.by, spec.id, _by_table(spec))
+        if args.spec:  # --by was checked against the leads before the runs were judged
             given = table_source[spec.id].notna()
             ids = to_lead_ids(table_source.loc[given, spec.id], spec.name, spec.id)
             values = table_source.loc[given, args.by]
         else:
-            _require_column(events.leads, args.by, "lead_id", _by_table(None))
             ids, values = events.leads["lead_id"].astype(str), events.leads[args.by]
         labelled[args.by] = _lead_groups(ids, values, args.by, labelled["lead_id"])
         by_group = backtest_runs(labelled, by=args.by)
@@ -534,7 +532,9 @@ def _by_table(spec: DatasetSpec | None) -> str:
     return f"the leads of spec {spec.name!r}" if spec is not None else "the leads"
 
 
-def _require_column(leads: pd.DataFrame, column: str, id_column: str, table: str) -> None:
+def _require_backtest_by(leads: pd.DataFrame, column: str, id_column: str, table: str) -> None:
+    """``report backtest --by``: a column of ``leads`` (:func:`require_by_column`) of a few
+    categories, checked before the runs are judged, so that a typo does not cost the wait."""
     require_by_column(leads, column, id_column, table)
     distinct = leads[column].nunique(dropna=True)
     if distinct > MAX_BY_VALUES:
