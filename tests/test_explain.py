@@ -412,6 +412,39 @@ def test_sub_scores_are_monotone_and_round_trip(trained):
     assert restored.to_dict() == scorer.to_dict()
 
 
+def test_batch_keeps_one_row_per_lead_under_a_repeated_index(trained):
+    booster, X, _ = trained
+    scorer = SubScorer().fit(explain(booster, None, FEATURES, X).log_odds, FEATURES)
+    leads = X.iloc[:6].set_axis([0, 0, 1, 1, 2, 2], axis=0)
+    batch = explain_batch(
+        booster, None, FEATURES, leads, sub_scorer=scorer, include_contributions=True
+    )
+    once = explain_batch(
+        booster,
+        None,
+        FEATURES,
+        leads.reset_index(drop=True),
+        sub_scorer=scorer,
+        include_contributions=True,
+    )
+    assert list(batch.index) == [0, 0, 1, 1, 2, 2]
+    pd.testing.assert_frame_equal(batch.reset_index(drop=True), once)
+
+
+def test_sub_scores_of_a_sum_that_is_not_finite_are_missing(trained):
+    booster, X, _ = trained
+    log_odds = explain(booster, None, FEATURES, X).log_odds
+    scorer = SubScorer().fit(log_odds, FEATURES)
+    broken = log_odds.iloc[:3].copy()
+    broken.iloc[1, 0] = np.nan
+    scores = scorer.transform(broken)
+    column = f"{FEATURES[0].group}_score"
+    assert scores[column].isna().tolist() == [False, True, False]
+    pd.testing.assert_series_equal(
+        scores[column].iloc[[0, 2]], scorer.transform(log_odds.iloc[[0, 2]])[column]
+    )
+
+
 def test_engaged_lead_scores_higher_on_engagement(trained):
     booster, X, _ = trained
     scorer = SubScorer().fit(explain(booster, None, FEATURES, X).log_odds, FEATURES)

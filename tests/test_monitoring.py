@@ -1021,3 +1021,16 @@ def test_the_back_test_judges_leads_after_the_training_window(tmp_path, monkeypa
     row = pd.read_csv(tmp_path / "bt.csv").iloc[0]
     assert row["scored"] == 300 and row["resolved"] == 300
     assert row["won"] == int((decided.iloc[-300:] == "won").sum())
+
+
+def test_kept_category_levels_do_not_depend_on_row_order() -> None:
+    plan = ["a"] * 5 + ["b"] * 3 + ["c"] * 3 + ["d"]
+    frame = pd.DataFrame({"visits": np.arange(12.0), "plan": pd.Categorical(plan)})
+    p = np.linspace(0.0, 1.0, 12)
+    kept = []
+    for rows in (frame, frame.iloc[::-1]):
+        reference = DriftReference(max_levels=2).fit(
+            frame, FEATURES, p, _stages(p), levels_from=rows
+        )
+        kept.append(reference.buckets_["plan"]["levels"])
+    assert kept == [["a", "b"], ["a", "b"]]

@@ -223,6 +223,8 @@ def test_periods_spanned_for_daily_contacts_and_monthly_snapshots() -> None:
     assert periods_spanned(snapshots, 30) == pytest.approx(4.0)
     assert periods_spanned(np.arange(10.0), 30) is None
     assert periods_spanned(None, 30) is None
+    zoned = pd.Series(pd.date_range("2024-01-01", periods=90, freq="D", tz="Europe/Berlin"))
+    assert periods_spanned(zoned, 30) == pytest.approx(3.0)
 
 
 def test_periods_spanned_counts_the_calendar_not_the_timestamps() -> None:

@@ -894,12 +894,18 @@ def explain_batch(
             ],
             axis=1,
         )
+        # side by side by position: a join on a repeated index label would multiply rows
         if sub_scorer is not None:
-            part = part.join(sub_scorer.transform(exp.log_odds))
+            part = _beside(part, sub_scorer.transform(exp.log_odds))
         if include_contributions:
-            part = part.join(exp.contributions.add_prefix("contribution:"))
+            part = _beside(part, exp.contributions.add_prefix("contribution:"))
         parts.append(part)
     return parts[0] if len(parts) == 1 else pd.concat(parts, axis=0)
+
+
+def _beside(left: pd.DataFrame, right: pd.DataFrame) -> pd.DataFrame:
+    """``right``'s columns after ``left``'s, row for row (both hold the same rows in order)."""
+    return pd.concat([left, right.set_axis(left.index, axis=0)], axis=1)
 
 
 # --------------------------------------------------------------------------- global views

@@ -180,9 +180,11 @@ def _counts(buckets: np.ndarray, size: int) -> np.ndarray:
 
 
 def _frequent_levels(values: pd.Series, max_levels: int) -> list[str]:
-    """The ``max_levels`` most frequent levels of ``values``, most frequent first."""
+    """The ``max_levels`` most frequent levels of ``values``, most frequent first; ties in
+    the order of the levels, so that the row order does not decide which are kept."""
     counts = values.astype("string").value_counts(dropna=True)
-    return [str(v) for v in counts.index[:max_levels]]
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], str(item[0])))
+    return [str(level) for level, _ in ranked[:max_levels]]
 
 
 class DriftReference(BaseEstimator):

@@ -160,6 +160,8 @@ def _calendar_days(order: Any) -> np.ndarray | None:
     """Distinct calendar dates of ``order`` as sorted day numbers, ``None`` without time."""
     if order is None:
         return None
+    if isinstance(getattr(order, "dtype", None), pd.DatetimeTZDtype):
+        order = pd.DatetimeIndex(order).tz_convert("UTC").tz_localize(None)  # numpy has no zone
     values = np.asarray(order)
     if not np.issubdtype(values.dtype, np.datetime64) or values.size == 0:
         return None

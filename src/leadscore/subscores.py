@@ -102,7 +102,7 @@ class SubScorer(BaseEstimator):
                 continue
             sums = frame[self.groups_[group]].to_numpy(dtype=float).sum(axis=1)
             pct = _percentile(sums, q)
-            out[f"{group}_score"] = pd.array(np.rint(pct).astype(np.int64), dtype="Int64")
+            out[f"{group}_score"] = pd.array(np.rint(pct), dtype="Float64").astype("Int64")
         return pd.DataFrame(out, index=frame.index)
 
     def to_dict(self) -> dict[str, Any]:
@@ -132,7 +132,13 @@ class SubScorer(BaseEstimator):
 
 
 def _percentile(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
-    """Empirical CDF (0-100) from stored quantiles, mid-rank at ties, linear in between."""
+    """Empirical CDF (0-100) from stored quantiles, mid-rank at ties, linear in between;
+    NaN where a value is not finite."""
+    finite = np.isfinite(values)
+    if not finite.all():
+        out = np.full(values.shape, np.nan)
+        out[finite] = _percentile(values[finite], quantiles)
+        return out
     levels = np.linspace(0.0, 100.0, quantiles.size)
     u, first = np.unique(quantiles, return_index=True)
     last = np.searchsorted(quantiles, u, side="right") - 1
