@@ -644,6 +644,7 @@ def test_seniority_and_department_codes_read_as_words():
         assert reason_text(feature, "unknown") == f"{feature.label} not given"
     assert reason_text(built["seniority"], "individual").endswith(": Individual contributor")
     assert reason_text(built["department"], "hr").endswith(": HR")
+    assert reason_text(built["department"], "other").endswith(": None that leadscore recognises")
     # a value the vocabulary does not hold is quoted as written
     assert reason_text(built["seniority"], "Partner").endswith(": Partner")
 
@@ -656,7 +657,9 @@ def test_template_specs_for_flags_days_and_plurals():
     assert (text(flag, 1.0), text(flag, 0.0)) == ("Chatted with us", "Has not chatted with us")
     assert text("Is partner: {value:yes|no}", 1.0) == "Is partner: yes"
     ago = "Last active {value:days_ago}"
-    assert [text(ago, v) for v in (0.2, 0.7, 1.4, 12.0)] == [
+    # whole days gone by: 0.7 days is less than a day, as 0.2 is
+    assert [text(ago, v) for v in (0.2, 0.7, 1.0, 1.9, 12.0)] == [
+        "Last active less than a day ago",
         "Last active less than a day ago",
         "Last active 1 day ago",
         "Last active 1 day ago",
@@ -690,7 +693,7 @@ def test_time_reads_in_the_unit_that_suits_it():
     assert reason_text(trial, 600.0).startswith("Used the trial for 10 hours")
     assert reason_text(trial, 60 * 24 * 3.0).startswith("Used the trial for 72 hours")
     # a negative time (a log's own value) reads as label and value, not "-20 seconds"
-    assert reason_text(trial, -1.0).startswith("Minutes of trial use")
+    assert reason_text(trial, -1.0).startswith("Time in the trial")
 
 
 def test_a_change_in_activity_reads_as_more_or_fewer():

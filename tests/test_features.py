@@ -251,7 +251,7 @@ def test_chunked_folder_gives_the_features_of_the_whole_folder(tmp_path):
                 {
                     "lead_id": [ids[0], ids[0], ids[1], ids[2]],
                     "occurred_at": ["2024-01-03"] * 4,
-                    "activity_type": ["page_view", "form_fill", "chat", "email_sent"],
+                    "activity_type": ["page_view", "form_fill", "chat", "download"],
                     "detail": ["pricing", "demo_request", None, None],
                 }
             ),
@@ -363,12 +363,13 @@ def test_window_counts_on_hand_made_leads(window_data):
     assert a["email_open_rate_90d"] == 0.5
     assert a["email_click_rate_90d"] == 0.25
     assert a["activities_7d"] == 5  # pricing x2, demo page, two web visits
-    assert a["activities_total"] == 17
-    # trend: 5 in the last 7 days against 9 in the 21 days before (29.5, 30, 40 are older)
-    assert a["activity_trend"] == pytest.approx(5 - 9 / 3)
-    # whole days before as-of with activity: 0,1,2,3,5,7,10,13,14,15,16,29 (+30, 40 in 90 d)
-    assert (a["active_days_30d"], a["active_days_90d"]) == (12, 14)
-    assert a["activity_types_90d"] == 6
+    # e-mails sent (15, 15.2, 16, 16.1 days ago) are ours, not the lead's: no activity
+    assert a["activities_total"] == 13
+    # trend: 5 in the last 7 days against 5 in the 21 days before (29.5, 30, 40 are older)
+    assert a["activity_trend"] == pytest.approx(5 - 5 / 3)
+    # whole days before as-of with activity: 0,1,2,3,5,7,10,13,14,29 (+30, 40 in 90 d)
+    assert (a["active_days_30d"], a["active_days_90d"]) == (10, 12)
+    assert a["activity_types_90d"] == 5
     assert a["lead_age_days"] == (AS_OF - pd.Timestamp("2024-01-01")).days + 0.5
     # b: no activity at all
     assert b["lead_age_days"] == 30.5
@@ -409,6 +410,22 @@ def test_trial_days_count_days_not_usage_rows():
     row = build_features(_one_lead_log(rows), AS_OF).frame.iloc[0]
     assert row["trial_days_30d"] == 2
     assert row["trial_minutes_30d"] == 40
+
+
+def test_emails_we_sent_are_not_the_leads_activity():
+    """A lead who only received newsletters did nothing: no activity, no recency, no active
+    day, while the sends still count as sends (and make the e-mail rates 0, not missing)."""
+    rows = [(d, "email_sent", "newsletter", None) for d in (0.5, 3, 9, 20)]
+    row = build_features(_one_lead_log(rows), AS_OF).frame.iloc[0]
+    assert row["email_sends_90d"] == 4 and row["email_open_rate_90d"] == 0
+    assert row["activities_7d"] == row["activities_total"] == row["active_days_90d"] == 0
+    assert row["activity_types_90d"] == 0 and row["activity_trend"] == 0
+    assert np.isnan(row["days_since_last_activity"])
+    assert np.isnan(row["days_since_first_activity"])
+    # one visit among the sends is the lead's only activity
+    row = build_features(_one_lead_log([*rows, (6, "web_visit", None, 30)]), AS_OF).frame.iloc[0]
+    assert row["activities_total"] == row["active_days_30d"] == row["activity_types_90d"] == 1
+    assert row["days_since_last_activity"] == row["days_since_first_activity"] == 6
 
 
 #: E-mail logs of one lead in the last 90 days, (type, e-mail name) per row, and the rates.
@@ -570,7 +587,11 @@ def reference_counts(data, as_of: pd.Timestamp) -> pd.DataFrame:
     rows = {}
     acts = data.activities
     for lead in data.leads.loc[data.leads["created_at"] <= as_of, "lead_id"]:
-        mine = acts[(acts["lead_id"] == lead) & (acts["occurred_at"] <= as_of)]
+        mine = acts[
+            (acts["lead_id"] == lead)
+            & (acts["occurred_at"] <= as_of)
+            & (acts["activity_type"] != "email_sent")
+        ]
         age = as_of - mine["occurred_at"]
         pricing = (mine["activity_type"] == "page_view") & (mine["detail"] == "pricing")
         rows[lead] = {
@@ -789,6 +810,19 @@ def test_as_of_with_timezone_means_utc(event_frames):
         ("Marketing Intern", "intern", "marketing"),
         ("Student", "student", "other"),
         ("Teacher", "individual", "other"),
+        # a chief no function names is executive; CSO reads as sales
+        ("CSO", "c_level", "sales"),
+        ("Chief Strategy Officer", "c_level", "executive"),
+        ("Chief Data Officer", "c_level", "data"),
+        ("Analytics Manager", "manager", "data"),
+        ("Data Analyst", "individual", "data"),
+        ("Data Engineer", "individual", "data"),
+        ("Head of BI", "director", "data"),
+        ("Financial Analyst", "individual", "finance"),
+        ("Database Administrator", "individual", "it"),
+        ("Retired", "not_employed", "other"),
+        ("Job Seeker", "not_employed", "other"),
+        ("Freelancer", "individual", "other"),
         ("  n/a ", "unknown", "unknown"),
         (None, "unknown", "unknown"),
     ],

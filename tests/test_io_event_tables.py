@@ -484,3 +484,46 @@ def test_a_database_is_read_in_slices_by_its_own_ids_and_timestamp_format(tmp_pa
     assert [s.leads["lead_id"].tolist() for s in open_slices] == [["11"], ["12"]]
     assert pd.concat(closed).tolist() == ["7"]
     assert all((s.activities["lead_id"] != "7").all() for s in open_slices)
+
+
+def test_a_duckdb_file_of_views_maps_an_export_named_otherwise(tmp_path, event_frames):
+    """The README's recipe: a CRM export with its own column names, deal stages and form
+    URLs reads, through a DuckDB file of views, as the same data as the contract's folder."""
+    import duckdb
+
+    frames = {k: v.copy() for k, v in event_frames.items()}
+    frames["activities"].loc[1, "detail"] = "https://acme.io/forms/demo_request?utm=ads"
+    export = tmp_path / "exports"
+    export.mkdir()
+    frames["leads"].rename(columns={"lead_id": "contact_id", "created_at": "createdate"}).to_csv(
+        export / "contacts.csv", index=False
+    )
+    frames["activities"].rename(
+        columns={"lead_id": "contact_id", "occurred_at": "timestamp", "activity_type": "event"}
+    ).to_csv(export / "events.csv", index=False)
+    deals = frames["outcomes"].rename(columns={"lead_id": "contact_id"})
+    deals["stage"] = deals.pop("outcome").map({"won": "closedwon", "lost": "closedlost"})
+    deals.to_csv(export / "deals.csv", index=False)
+    path = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.execute(f"""
+        CREATE VIEW leads AS SELECT * EXCLUDE (contact_id, createdate),
+            contact_id AS lead_id, createdate AS created_at
+          FROM read_csv('{export / "contacts.csv"}', all_varchar = true);
+        CREATE VIEW activities AS SELECT contact_id AS lead_id, "timestamp" AS occurred_at,
+            event AS activity_type,
+            CASE WHEN event = 'form_fill' THEN regexp_extract(detail, '/forms/([^/?#]+)', 1)
+                 ELSE detail END AS detail, value
+          FROM read_csv('{export / "events.csv"}', all_varchar = true);
+        CREATE VIEW outcomes AS SELECT contact_id AS lead_id, closed_at,
+            CASE stage WHEN 'closedwon' THEN 'won' WHEN 'closedlost' THEN 'lost' END AS outcome
+          FROM read_csv('{export / "deals.csv"}', all_varchar = true);
+        """)
+    folder = tmp_path / "contract"
+    write_tables(event_frames, folder, fmt="csv")
+    viewed, expected = load_closed_loop(path), load_closed_loop(folder)
+    for name in ("leads", "activities", "outcomes"):
+        got = getattr(viewed, name)
+        want = getattr(expected, name)
+        pd.testing.assert_frame_equal(got[list(want.columns)], want, check_dtype=False)
+    assert viewed.activities.loc[1, "detail"] == "demo_request"

@@ -712,7 +712,10 @@ def test_the_drift_report_ends_with_a_verdict():
     reference, frame, p = _fitted()
     same = reference.compare(reference.counts(frame, p, _stages(p)))
     assert (same["status"] == "stable").all()
-    assert drift_verdict(same).endswith("stable for all): nothing to do")
+    assert "stable for all): nothing to do for the inputs" in drift_verdict(same)
+    assert drift_verdict(same).endswith(
+        "(`report backtest` checks the scores against the outcomes)"
+    )
     today = _leads(3000, 9, visits_scale=3.0)
     q = np.random.default_rng(5).random(len(today))
     moved = reference.compare(reference.counts(today, q, _stages(q)), labels={"visits": "Visits"})

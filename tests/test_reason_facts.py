@@ -151,16 +151,18 @@ def test_zero_visits_never_read_as_zero_times(event_model):
     assert not [t for t in texts if ZERO_COUNT.search(t)][:5]
     absences = [t for t in texts if t.startswith(("Has not", "No high-intent action"))]
     assert len(absences) > 50
-    no_pricing = X["pricing_page_views_90d"].to_numpy() == 0
-    about_pricing = [
+    idle = (X["high_intent_actions_90d"].to_numpy() == 0) & (
+        X["high_intent_forms_total"].to_numpy() == 0
+    )
+    about_intent = [
         t
-        for lead, idle in zip(_texts(batch, "against"), no_pricing, strict=True)
-        if idle
+        for lead, none in zip(_texts(batch, "against"), idle, strict=True)
+        if none
         for t in lead
-        if "pricing page" in t
+        if re.search(r"high-intent|pricing page|demo page|requested a demo", t)
     ]
-    assert about_pricing
-    assert all(t.startswith("Has not visited the pricing page") for t in about_pricing)
+    assert about_intent
+    assert all(t.startswith(("Has not", "No high-intent action")) for t in about_intent)
 
 
 def test_a_count_the_model_may_only_raise_never_reads_as_a_deed_against(event_model):
@@ -292,40 +294,70 @@ def _handmade(values: dict[str, list[float]], contributions: dict[str, list[floa
 def test_the_member_that_says_the_most_words_the_fact():
     hi = ["high_intent_actions_7d", "high_intent_actions_30d", "high_intent_actions_90d"]
     pricing = ["pricing_page_views_7d", "pricing_page_views_30d", "pricing_page_views_90d"]
+    visits = ["web_visits_7d", "web_visits_30d", "web_visits_90d"]
     exp = _handmade(
         {
             **dict(zip(hi, [[0, 0], [2, 0], [5, 2]], strict=True)),
             "days_since_last_high_intent": [3, 40],
-            **dict(zip(pricing, [[0, 0], [0, 0], [3, 0]], strict=True)),
+            **dict(zip(pricing, [[0, 0], [0, 0], [1, 0]], strict=True)),
+            **dict(zip(visits, [[0, 0], [0, 0], [3, 0]], strict=True)),
         },
         {
-            # lead 0 nets +0.05 on high intent, lead 1 nets -0.055
+            # lead 0 nets +0.052 on high intent, lead 1 nets -0.069; a pricing page visit is
+            # a high-intent action, so its windows are the same fact
             **dict(zip(hi, [[-0.01, -0.02], [0.03, -0.01], [0.02, -0.03]], strict=True)),
             "days_since_last_high_intent": [0.01, 0.005],
+            **dict(zip(pricing, [[0.001, -0.005], [0.0, -0.004], [0.001, -0.005]], strict=True)),
             # lead 0: the idle 7 days lift it most, but "Visited 3 times" is what reads as a
             # plus; lead 1 never visited and that lowers it
-            **dict(zip(pricing, [[0.004, -0.006], [0.001, -0.002], [0.002, -0.001]], strict=True)),
+            **dict(zip(visits, [[0.004, -0.006], [0.001, -0.002], [0.002, -0.001]], strict=True)),
         },
     )
     rf, ra = lead_reasons(exp, 0)
     assert [r.text for r in rf] == [
         "Took 2 high-intent actions (pricing or demo pages, demo or sales forms) in the last "
         "30 days",
-        "Visited the pricing page 3 times in the last 90 days",
+        "Visited the website 3 times in the last 90 days",
     ]
-    assert [r.contribution for r in rf] == pytest.approx([0.05, 0.007])
-    assert [r.feature for r in rf] == ["high_intent_actions_30d", "pricing_page_views_90d"]
+    assert [r.contribution for r in rf] == pytest.approx([0.052, 0.007])
+    assert [r.feature for r in rf] == ["high_intent_actions_30d", "web_visits_90d"]
     assert ra == []
     rf, ra = lead_reasons(exp, 1)
     assert rf == []
     assert [r.text for r in ra] == [
         "Only 2 high-intent actions (pricing or demo pages, demo or sales forms) in the last "
         "90 days",
-        "Has not visited the pricing page in the last 7 days",
+        "Has not visited the website in the last 7 days",
     ]
-    assert [r.contribution for r in ra] == pytest.approx([-0.055, -0.009])
-    assert {r.fact for r in ra} == {"high_intent_actions", "pricing_page_views"}
+    assert [r.contribution for r in ra] == pytest.approx([-0.069, -0.009])
+    assert {r.fact for r in ra} == {"high_intent_actions", "website"}
     assert json.loads(json.dumps(ra[0].to_dict()))["fact"] == "high_intent_actions"
+
+
+def test_a_pricing_page_visit_never_speaks_against_the_high_intent_it_counts_in():
+    """The deed and the count it is part of are one fact: one reason, on the side of their
+    net contribution, never "Visited the pricing page 3 times" for and "Only 3 high-intent
+    actions" against."""
+    hi = ["high_intent_actions_7d", "high_intent_actions_30d", "high_intent_actions_90d"]
+    exp = _handmade(
+        {
+            **dict(zip(hi, [[3], [3], [3]], strict=True)),
+            "pricing_page_views_30d": [3],
+            "demo_page_views_30d": [0],
+            "high_intent_forms_30d": [0],
+        },
+        {
+            **dict(zip(hi, [[-0.01], [-0.03], [-0.01]], strict=True)),
+            "pricing_page_views_30d": [0.04],
+            "demo_page_views_30d": [-0.002],
+            "high_intent_forms_30d": [-0.03],
+        },
+    )
+    rf, ra = lead_reasons(exp, 0)
+    assert rf == [] and len(ra) == 1
+    assert ra[0].fact == "high_intent_actions"
+    assert ra[0].contribution == pytest.approx(-0.042)
+    assert ra[0].text.startswith(("Only 3 high-intent", "Has not requested a demo"))
 
 
 # --------------------------------------------------------------------------- flat tables
@@ -373,10 +405,11 @@ def _x_education_like(n: int, seed: int = 0) -> tuple[pd.DataFrame, object]:
 
 
 def test_flat_table_reasons_read_as_before():
-    """A flat table's features declare no fact, zero or low sentence, so its reasons are the
-    top contributions of single columns, worded "<label>: <value>", exactly as before."""
+    """A flat table's features declare no zero or low sentence, and no fact unless the spec's
+    ``facts`` joins them, so its reasons are the top contributions of single columns, worded
+    "<label>: <value>", exactly as before."""
     table, spec = _x_education_like(1200)
-    dataset = prepare_flat_dataset(table, spec)
+    dataset = prepare_flat_dataset(table, spec.model_copy(update={"facts": {}}))
     new_fields = ("fact", "zero_sentence", "low_sentence")
     assert not any(getattr(f, k, None) for f in dataset.features for k in new_fields)
     params = {"objective": "binary", "num_leaves": 8, "verbose": -1, "num_threads": 1, "seed": 0}
@@ -403,6 +436,40 @@ def test_flat_table_reasons_read_as_before():
             assert set(item) == {"feature", "label", "value", "contribution", "direction"}
         zero_visits += "Website visits: 0" in batch["reasons_against"].iloc[row]
     assert zero_visits > 0  # a flat column still reads "label: value", 0 included
+
+
+def test_columns_of_one_fact_in_a_spec_make_one_reason():
+    """x_education's visits, time on site and pages per visit are one behaviour: never one of
+    them for and another against a lead, their contributions summed into the one reason."""
+    table, spec = _x_education_like(1200, seed=3)
+    website = set(spec.facts["website"])
+    dataset = prepare_flat_dataset(table, spec)
+    assert {f.name for f in dataset.features if f.fact == "website"} == website
+    params = {"objective": "binary", "num_leaves": 8, "verbose": -1, "num_threads": 1, "seed": 0}
+    booster = lgb.train(params, lgb.Dataset(dataset.X, dataset.y), num_boost_round=40)
+    exp = explain(booster, None, dataset.features, dataset.X)
+    at = [list(exp.fields).index(name) for name in website]
+    C = exp.contributions.to_numpy()
+    both_ways = 0
+    for row in range(len(table)):
+        both_ways += bool((C[row, at] > 1e-3).any() and (C[row, at] < -1e-3).any())
+        rf, ra = lead_reasons(exp, row, top_n=len(exp.fields), min_contribution=0.0)
+        said = [r for r in (*rf, *ra) if r.feature in website]
+        assert len(said) <= 1
+        assert sum(r.contribution for r in said) == pytest.approx(C[row, at].sum(), abs=1e-12)
+        assert all(r.fact == "website" for r in said)
+    assert both_ways > 0  # the merge had leads to work on
+
+
+def test_a_spec_refuses_a_column_in_two_facts():
+    spec = load_spec("x_education", data_root=Path("."))
+    with pytest.raises(ValueError, match=r"both facts\.website and facts\.time"):
+        spec.model_validate(
+            {
+                **spec.model_dump(exclude={"base_dir"}),
+                "facts": {"website": ["TotalVisits"], "time": ["TotalVisits"]},
+            }
+        )
 
 
 def test_a_count_reads_as_too_little_only_below_what_won_leads_show(event_model):

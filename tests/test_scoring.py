@@ -270,10 +270,17 @@ def test_scores_agree_with_the_model_and_its_thresholds(scored_world):
     # exactly: the scorer stores the prediction path's probability, reasons or not
     np.testing.assert_array_equal(latest["probability"].to_numpy(), p)
     assert (latest["stage"].to_numpy() == scoring.model.stages.transform(p)).all()
-    assert (latest["score"].to_numpy() == scores_from_probability(p)).all()
+    stages = scoring.model.stages
+    assert (latest["score"].to_numpy() == scores_from_probability(p, stages)).all()
+    assert (np.abs(latest["score"].to_numpy() - scores_from_probability(p)) <= 1).all()
     order = np.argsort(latest["probability"].to_numpy())
     rank = latest["stage"].map({"lead": 0, "mql": 1, "sql": 2}).to_numpy()[order]
     assert (np.diff(rank) >= 0).all()  # a higher probability never gets a lower stage
+    assert (np.diff(latest["score"].to_numpy()[order]) >= 0).all()
+    # the stage reads off the score: the lowest SQL score is above every MQL's
+    by_stage = latest.groupby("stage")["score"]
+    if {"mql", "sql"} <= set(by_stage.groups):
+        assert by_stage.min()["sql"] > by_stage.max()["mql"]
 
 
 def test_contributions_and_base_rate_add_up_to_the_probability(scored_world):
@@ -502,7 +509,7 @@ def test_score_explain_and_report_commands(scored_world, tmp_path, capsys):
     counts = latest["stage"].value_counts()
     assert f"SQL {counts.get('sql', 0):,}" in out and f"LEAD {counts.get('lead', 0):,}" in out
     sqls = counts.get("sql", 0)
-    assert f"new SQLs for sales: {sqls:,} ({sqls:,} scored for the first time)" in out
+    assert f"new SQLs for sales: {sqls:,} ({sqls:,} not scored at an earlier as-of)" in out
     lead = latest.sort_values("probability").iloc[-1]["lead_id"]
     assert main(["explain", lead, "--target", target]) == 0
     card = capsys.readouterr().out

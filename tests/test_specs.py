@@ -355,3 +355,15 @@ def test_label_values_match_with_runs_of_spaces_inside_folded():
     feature categories fold ``Paid  Search``; the words themselves still count."""
     assert label_key("Closed  Won") == label_key(" closed\twon ") == label_key("Closed Won")
     assert label_key("ClosedWon") != label_key("Closed Won")
+
+
+@pytest.mark.parametrize("name", ["x_education", "olist"])
+def test_built_in_labels_read_as_sentences_with_or_without_a_value(name):
+    """A label is quoted as "<label>: <value>" and, missing, "<label> not given": a label that
+    ends on a preposition ("Heard about us through") reads "Heard about us through not
+    given"."""
+    spec = load_spec(name, data_root=Path("."))
+    dangling = ("through", "by", "from", "of", "about", "for", "with", "to", "via", "in", "on")
+    for column, label in spec.labels.items():
+        assert label.split()[-1].lower() not in dangling, (column, label)
+        assert label[0].isupper() and not label.endswith((":", ".")), (column, label)

@@ -334,3 +334,49 @@ def test_policy_check_compares_the_target_where_it_was_set_and_on_later_leads() 
     assert check["sql"]["measure"] == "precision" and check["mql"]["measure"] == "recall"
     fixed = StageThresholds({"sql": {"policy": "probability", "target": 0.7}}).fit(p, y)
     assert policy_check(fixed, p, later)["sql"]["test"] is None
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    p=probabilities,
+    seed=st.integers(0, 1000),
+    mql=rules,
+    sql=rules,
+    new=arrays(np.float64, 60, elements=st.floats(0, 1, allow_nan=False)),
+)
+def test_no_score_is_read_in_two_stages(
+    p: np.ndarray, seed: int, mql: dict, sql: dict, new: np.ndarray
+) -> None:
+    """The integer score is the rounded percent kept within its stage: monotone, at most a
+    point from the percent, and each score names one stage (a lead's stage reads off its score)."""
+    stages = StageThresholds(_policy(mql, sql)).fit(p, _labels(p, seed), periods=3.0)
+    cuts = [stages.mql_threshold_, stages.sql_threshold_]
+    near = [c + d for c in cuts if math.isfinite(c) for d in (-0.004, -1e-9, 0.0, 1e-9, 0.004)]
+    ordered = np.sort(np.clip(np.concatenate([p, new, near]), 0.0, 1.0))
+    scores = stages.scores(ordered)
+    named = stages.transform(ordered)
+    assert (np.diff(scores) >= 0).all()
+    assert (np.abs(scores - np.rint(ordered * 100)) <= 1).all()
+    assert scores.min() >= 0 and scores.max() <= 100
+    stage_of_score: dict[int, set[str]] = {}
+    for score, stage in zip(scores.tolist(), named.tolist(), strict=True):
+        stage_of_score.setdefault(score, set()).add(stage)
+    if stages.sql_threshold_ - stages.mql_threshold_ >= 0.01:
+        assert all(len(s) == 1 for s in stage_of_score.values()), stage_of_score
+    else:  # MQL has no score of its own; an SQL still never shares one
+        assert all("sql" not in s or len(s) == 1 for s in stage_of_score.values())
+
+
+def test_a_lead_just_over_a_cut_off_scores_above_one_just_under() -> None:
+    stages = StageThresholds(
+        {
+            "mql": {"policy": "probability", "target": 0.037},
+            "sql": {"policy": "probability", "target": 0.153},
+        }
+    ).fit(np.linspace(0, 1, 101), np.linspace(0, 1, 101) > 0.5)
+    p = np.array([0.0365, 0.037, 0.1525, 0.15299, 0.153, 0.1535, 0.15, 0.5])
+    assert stages.transform(p).tolist() == ["lead", "mql", "mql", "mql", "sql", "sql", "mql", "sql"]
+    assert stages.scores(p).tolist() == [3, 4, 15, 15, 16, 16, 15, 50]
+    # a cut-off on a whole percent keeps the rounded score
+    whole = StageThresholds.from_dict({**stages.to_dict(), "sql_threshold_": 0.15})
+    assert whole.scores(np.array([0.1499, 0.15, 0.1549])).tolist() == [14, 15, 15]

@@ -1090,7 +1090,15 @@ def _read_feature(name: str, spec: DatasetSpec, engagement: set[str], read_as: s
         kind="categorical",
         sentence=f"{quoted}: {{value:seniority}}" if read_as == "title_seniority" else None,
         read_as=read_as,
+        fact=_fact_of(spec, name),
     )
+
+
+def _fact_of(spec: DatasetSpec, column: str) -> str | None:
+    """The fact the spec's ``facts`` says ``column`` tells about: columns of one fact make one
+    reason (:mod:`leadscore.explain`), so that a lead's visits and its time on the website,
+    two counts of one behaviour, never speak one for and one against."""
+    return next((fact for fact, columns in spec.facts.items() if column in columns), None)
 
 
 def _type_features(
@@ -1189,6 +1197,7 @@ def _type_features(
                 label=spec.labels.get(name, name),
                 kind=kind,
                 sentence=sentence,
+                fact=_fact_of(spec, name),
             )
         )
     return pd.DataFrame(columns, index=frame.index), features, excluded
@@ -1215,6 +1224,7 @@ def prepare_flat_dataset(
     named = [spec.id, spec.label.column, *([spec.order_by] if spec.order_by else [])]
     named += [*spec.exclude, *spec.categorical, *spec.numeric, *spec.labels]
     named += [*spec.groups.fit, *spec.groups.engagement, *spec.allow_leakage]
+    named += [column for columns in spec.facts.values() for column in columns]
     _require(frame, list(dict.fromkeys(named)), f"{spec.name}")
     frame = frame.reset_index(drop=True)
     # a label read as categories (Parquet from pandas) is text like any other: blanks and

@@ -82,11 +82,13 @@ SENIORITY_LEVELS: tuple[str, ...] = (
     "individual",
     "intern",
     "student",
+    "not_employed",
     "unknown",
 )
 DEPARTMENTS: tuple[str, ...] = (
     "marketing",
     "sales",
+    "data",
     "engineering",
     "it",
     "finance",
@@ -114,6 +116,11 @@ SIZE_BANDS: tuple[str, ...] = (
 _SENIORITY_PATTERNS: tuple[tuple[str, str], ...] = (
     ("intern", r"\bintern(?:ship)?\b|\btrainee\b|\bapprentice\b|\bwerkstudent"),
     ("student", r"\bstudent\b|\bundergrad|\bphd candidate\b|\bgraduate student\b"),
+    (
+        "not_employed",
+        r"\bretired\b|\bjob ?seeker\b|\bunemployed\b|\bbetween jobs\b|\bseeking\b"
+        r"|\blooking for (?:a )?(?:job|work|opportunit)",
+    ),
     ("vp", r"\bvice[- ]?president\b|\b[se]?vp\b"),
     (
         "c_level",
@@ -125,7 +132,9 @@ _SENIORITY_PATTERNS: tuple[tuple[str, str], ...] = (
     ("senior", r"\bsenior\b|\bsr\b\.?|\bprincipal\b|\bstaff\b|\bexpert\b"),
 )
 # First match wins: functional words before the executive catch-all, so "VP Marketing" is
-# marketing and "CEO" is executive.
+# marketing and "CEO" is executive; a chief no function names ("CSO" read as sales, the
+# common reading in B2B; "Chief Strategy Officer") is executive. Data and analytics titles
+# ("Data Engineer", "Analytics Manager") are the data team, before engineering.
 _DEPARTMENT_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "marketing",
@@ -135,17 +144,22 @@ _DEPARTMENT_PATTERNS: tuple[tuple[str, str], ...] = (
     (
         "sales",
         r"\bsales\b|\baccount (?:executive|manager|director)\b|\bbusiness development\b"
-        r"|\b[bs]dr\b|\bcro\b|\brevenue\b|\bcommercial\b|\bae\b",
+        r"|\b[bs]dr\b|\bcro\b|\bcso\b|\brevenue\b|\bcommercial\b|\bae\b",
+    ),
+    (
+        "data",
+        r"\bdata\b|\banalytics\b|\bbusiness intelligence\b|\bbi\b|\bcdo\b"
+        r"|\bmachine learning\b|\bml\b",
     ),
     (
         "engineering",
         r"engineer|\bdevelop|\bsoftware\b|\bdevops\b|\bcto\b|\bchief technology\b|\barchitect\b"
-        r"|\bprogrammer\b|\bdata scien|\bmachine learning\b|\bml\b",
+        r"|\bprogrammer\b",
     ),
     (
         "it",
         r"\bit\b|\binformation technology\b|\bcio\b|\bciso\b|\bsys(?:tems?)? ?admin|\bnetwork\b"
-        r"|\bsecurity\b|\bhelp ?desk\b|\binfrastructure\b",
+        r"|\bsecurity\b|\bhelp ?desk\b|\binfrastructure\b|\bdatabase\b|\bdba\b",
     ),
     ("finance", r"financ|\bcfo\b|\baccount(?:ing|ant)\b|\bcontroller\b|\btreasur|\baudit"),
     ("hr", r"\bhr\b|\bhuman resources\b|\bpeople\b|\btalent\b|\brecruit|\bchro\b"),
@@ -159,7 +173,7 @@ _DEPARTMENT_PATTERNS: tuple[tuple[str, str], ...] = (
         "executive",
         r"\bceo\b|\bchief executive\b|\b(?:co[- ]?)?founder\b|\bowner\b"
         r"|(?<!vice )(?<!vice-)(?<!vice)\bpresident\b"
-        r"|\bmanaging director\b|\bgeneral manager\b|\bpartner\b",
+        r"|\bmanaging director\b|\bgeneral manager\b|\bpartner\b|\bc[a-z]o\b|\bchief\b",
     ),
 )
 _MISSING_TITLES = frozenset({"", "-", "n/a", "na", "none", "null", "unknown", "select"})
@@ -265,7 +279,10 @@ def _on(activity_type: str, *details: str) -> _When:
     return ((activity_type, tuple(sorted(details)) or None),)
 
 
-_ANY: _When = ()
+#: Everything the lead did: every activity type but ``email_sent``, which is what we did to
+#: the lead. A week of newsletters is not a week of activity: counted in, a lead who never
+#: opened one would read "Last active 1 day ago" and "Active on 4 days".
+_LEAD_ACTIVITY: _When = tuple((t, None) for t in ACTIVITY_TYPES if t != "email_sent")
 _HIGH_INTENT: _When = (
     ("page_view", tuple(sorted(HIGH_INTENT_PAGES))),
     ("form_fill", tuple(sorted(HIGH_INTENT_FORMS))),
@@ -288,7 +305,10 @@ class _Signal:
     ``fact`` is what the signal tells about, the stem unless given: all windows of a signal,
     and other features naming the same fact, make one reason (see :mod:`leadscore.explain`).
     Signals share a fact when a marketer would read their reasons as one thing said twice
-    ("No activity of any kind in the last 30 days", "Was not active in the last 30 days").
+    ("No activity of any kind in the last 30 days", "Was not active in the last 30 days"), and
+    when one counts what the other counts: a pricing page visit is a high-intent action, so
+    "Visited the pricing page 3 times" for and "Only 3 high-intent actions" against would be
+    one deed speaking both ways.
     """
 
     stem: str
@@ -329,7 +349,7 @@ _SIGNALS: tuple[_Signal, ...] = (
     _Signal(
         "activities",
         "Activities of any kind",
-        _ANY,
+        _LEAD_ACTIVITY,
         (7, 30, 90, None),
         sentence="Had {value:,.0f} activit{s:y|ies} of any kind",
         zero="No activity of any kind",
@@ -348,7 +368,7 @@ _SIGNALS: tuple[_Signal, ...] = (
     ),
     _Signal(
         "web_seconds",
-        "Seconds on the website",
+        "Time on the website",
         _on("web_visit"),
         (30, 90),
         "sum",
@@ -375,6 +395,7 @@ _SIGNALS: tuple[_Signal, ...] = (
         sentence="Visited the pricing page {value:,.0f} time{s}",
         zero="Has not visited the pricing page",
         low="Only {value:,.0f} pricing page visit{s}",
+        fact="high_intent_actions",
     ),
     _Signal(
         "demo_page_views",
@@ -384,6 +405,7 @@ _SIGNALS: tuple[_Signal, ...] = (
         sentence="Visited the demo page {value:,.0f} time{s}",
         zero="Has not visited the demo page",
         low="Only {value:,.0f} demo page visit{s}",
+        fact="high_intent_actions",
     ),
     _Signal(
         "high_intent_actions",
@@ -412,6 +434,7 @@ _SIGNALS: tuple[_Signal, ...] = (
         sentence="Requested a demo, a sales call or a quote {value:,.0f} time{s}",
         zero="Has not requested a demo, a sales call or a quote",
         low="Only {value:,.0f} demo, sales or quote request{s}",
+        fact="high_intent_actions",
     ),
     _Signal(
         "email_sends",
@@ -515,7 +538,7 @@ _SIGNALS: tuple[_Signal, ...] = (
     ),
     _Signal(
         "trial_minutes",
-        "Minutes of trial use",
+        "Time in the trial",
         _on("trial_usage"),
         (30,),
         "sum",
@@ -527,7 +550,7 @@ _SIGNALS: tuple[_Signal, ...] = (
     _Signal(
         "active_days",
         "Days with any activity",
-        _ANY,
+        _LEAD_ACTIVITY,
         (30, 90),
         "active_days",
         sentence="Was active on {value:,.0f} day{s}",
@@ -538,7 +561,7 @@ _SIGNALS: tuple[_Signal, ...] = (
     _Signal(
         "activity_types",
         "Different kinds of activity",
-        _ANY,
+        _LEAD_ACTIVITY,
         (90,),
         "variety",
         sentence="Did {value:,.0f} different kind{s} of activity",
@@ -565,7 +588,7 @@ _DERIVED: tuple[_Derived, ...] = (
     _Derived(
         "days_since_last_activity",
         "Days since the last activity",
-        (("last_any", "max_ts", _ANY, None),),
+        (("last_any", "max_ts", _LEAD_ACTIVITY, None),),
         _DAYS.format(t="$as_of_us - a.last_any", day=_DAY_US),
         sentence="Last active {value:days_ago}",
         missing_sentence="No activity yet",
@@ -574,7 +597,7 @@ _DERIVED: tuple[_Derived, ...] = (
     _Derived(
         "days_since_first_activity",
         "Days since the first activity",
-        (("first_any", "min_ts", _ANY, None),),
+        (("first_any", "min_ts", _LEAD_ACTIVITY, None),),
         _DAYS.format(t="$as_of_us - a.first_any", day=_DAY_US),
         sentence="First active {value:days_ago}",
         missing_sentence="No activity yet",
@@ -592,7 +615,7 @@ _DERIVED: tuple[_Derived, ...] = (
     _Derived(
         "activity_trend",
         "Change in weekly activity, last 7 days against the 21 before",
-        (("n_0_7", "count", _ANY, (0, 7)), ("n_7_28", "count", _ANY, (7, 28))),
+        (("n_0_7", "count", _LEAD_ACTIVITY, (0, 7)), ("n_7_28", "count", _LEAD_ACTIVITY, (7, 28))),
         "CAST(coalesce(a.n_0_7, 0) AS DOUBLE) - coalesce(a.n_7_28, 0) / 3.0",
         sentence="{value:change} activit{s:y|ies} in the last 7 days than in an average week "
         "of the 21 days before",
@@ -758,11 +781,14 @@ def _condition(when: _When, span: tuple[int, int] | None, details: dict[str, int
     parts = []
     if when:
         alternatives = []
+        whole_types = sorted(_TYPE_CODES[t] for t, detail_values in when if not detail_values)
+        if whole_types:
+            codes = ", ".join(map(str, whole_types))
+            alternatives.append(f"(t IN ({codes}))" if len(whole_types) > 1 else f"(t = {codes})")
         for activity_type, detail_values in when:
-            clause = f"t = {_TYPE_CODES[activity_type]}"
             if detail_values:
-                clause += f" AND d IN ({', '.join(str(details[v]) for v in detail_values)})"
-            alternatives.append(f"({clause})")
+                values = ", ".join(str(details[v]) for v in detail_values)
+                alternatives.append(f"(t = {_TYPE_CODES[activity_type]} AND d IN ({values}))")
         parts.append("(" + " OR ".join(alternatives) + ")")
     if span is not None:
         low, high = span

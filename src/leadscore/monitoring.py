@@ -927,8 +927,9 @@ def backtest_verdicts(table: pd.DataFrame, by: str | None = None) -> list[str]:
             )
             lines.append(
                 f"{head}: more than chance ({abs(row.won - expected) / sd:.1f} standard "
-                f"deviations); the model {way}: check `report drift`, and retrain on the "
-                "newer outcomes if it persists"
+                f"deviations); the model {way}: `report drift` shows whether the leads "
+                "changed (when it finds them stable, what a lead's behaviour means for its "
+                "outcome did), and retrain on the newer outcomes if it persists"
             )
         elif by:
             within += 1
@@ -1012,7 +1013,8 @@ def drift_verdict(table: pd.DataFrame) -> str:
     if moved.empty:
         return (
             "verdict: no input, score or stage moved beyond what chance gives the same leads "
-            "(PSI, how far the shares of each item's bins moved, stable for all): nothing to do"
+            "(PSI, how far the shares of each item's bins moved, stable for all): nothing to do "
+            "for the inputs (`report backtest` checks the scores against the outcomes)"
         )
     shifted = moved.loc[moved["status"] == "shifted", "label"].tolist()
     watch = moved.loc[moved["status"] == "watch", "label"].tolist()

@@ -122,7 +122,7 @@ def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "probability": probability,
-            "score": np.rint(100.0 * probability).astype("int64"),
+            "score": model.stages.scores(probability),
             "stage": pd.array(stage, dtype="str"),
         },
         index=frame.index,

@@ -217,7 +217,8 @@ class _Number(float):
 
     ``{value:A|B}`` reads ``A`` for a non-zero value and ``B`` for zero (a 0/1 flag:
     "{value:Chatted with us|Has not chatted with us}", "Is partner: {value:yes|no}");
-    ``{value:days_ago}`` reads "less than a day ago", "1 day ago", "12 days ago";
+    ``{value:days_ago}`` reads whole days gone by: "less than a day ago" (under 1), "1 day
+    ago" (1 to under 2), "12 days ago";
     ``{value:bands:10,50,200}`` reads the band holding the value ("1-10", "11-50", "51-200",
     "201+"), for a number that may stand for a band (company size read from "11-50" is its
     midpoint, 30.5, which no CRM wrote); ``{value:percent}`` reads a share as the percentage
@@ -232,7 +233,9 @@ class _Number(float):
             yes, _, no = spec.partition("|")
             return yes if float(self) != 0 else no
         if spec == "days_ago":
-            days = round(float(self))
+            # whole days gone by, as "3 days ago" means: 0.64 days is less than a day, and
+            # one lead reads the same as another whose value is 0.4
+            days = math.floor(float(self))
             if days == 0:
                 return "less than a day ago"
             return f"{days:,} day{'' if days == 1 else 's'} ago"
@@ -264,16 +267,18 @@ CATEGORY_WORDS: dict[str, dict[str, str]] = {
         "individual": "Individual contributor",
         "intern": "Intern",
         "student": "Student",
+        "not_employed": "Not employed (retired, looking for work)",
     },
     "department": {
         "marketing": "Marketing",
         "sales": "Sales",
+        "data": "Data and analytics",
         "engineering": "Engineering",
         "finance": "Finance",
         "operations": "Operations",
         "product": "Product",
         "executive": "Executive",
-        "other": "None named",
+        "other": "None that leadscore recognises",
     },
 }
 

@@ -529,7 +529,8 @@ def _shown(value: float, spec: str) -> str:
 #: file, so the basis of each money column is worth a line.
 CHANNEL_COLUMN_NOTES: dict[str, str] = {
     "leads": "open leads at the latest scoring",
-    "mqls": "of them at MQL or SQL (an SQL was an MQL first), not MQL alone as score prints",
+    "mqls": "of them at MQL or SQL (every SQL is past the MQL cut-off), not MQL alone as "
+    "score prints",
     "sqls": "of them at SQL",
     "expected_wins": "sum of their calibrated probabilities: the wins they should bring "
     "within the model's horizon",

@@ -64,6 +64,7 @@ from leadscore.sinks import (
     shown_model,
 )
 from leadscore.specs import DatasetSpec
+from leadscore.stages import StageThresholds
 
 logger = logging.getLogger(__name__)
 
@@ -230,8 +231,12 @@ def registered_version_of_run(
     return first, str(max(v for n, v in matches if n == first))
 
 
-def scores_from_probability(p: np.ndarray) -> np.ndarray:
-    """The 0-100 integer score people read: the probability in percent, rounded."""
+def scores_from_probability(p: np.ndarray, stages: StageThresholds | None = None) -> np.ndarray:
+    """The 0-100 integer score people read: the probability in percent, rounded; with the
+    model's ``stages``, kept within the stage's band (:meth:`StageThresholds.scores`) so that
+    no score is seen in two stages."""
+    if stages is not None:
+        return stages.scores(p)
     return np.clip(np.rint(np.asarray(p, dtype="float64") * 100), 0, 100).astype("int64")
 
 
@@ -277,7 +282,7 @@ def score_frame(
             "model_name": run.model_name,
             "model_version": run.model_version,
             "probability": p,
-            "score": scores_from_probability(p),
+            "score": scores_from_probability(p, model.stages),
             "stage": model.stages.transform(p),
             "previous_stage": None,
             "stage_changed": False,

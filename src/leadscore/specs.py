@@ -217,6 +217,7 @@ class DatasetSpec(_Frozen):
     numeric: list[str] = Field(default_factory=list)
     groups: GroupsSpec = Field(default_factory=GroupsSpec)
     labels: dict[str, str] = Field(default_factory=dict)
+    facts: dict[str, list[str]] = Field(default_factory=dict)
     join: list[JoinSpec] = Field(default_factory=list)
     allow_leakage: list[str] = Field(default_factory=list)
     base_dir: Path | None = Field(default=None, exclude=True)
@@ -280,6 +281,7 @@ class DatasetSpec(_Frozen):
             "categorical": self.categorical,
             "numeric": self.numeric,
             "allow_leakage": self.allow_leakage,
+            **{f"facts.{fact}": columns for fact, columns in self.facts.items()},
         }
         for key, columns in as_features.items():
             for column in columns:
@@ -294,6 +296,14 @@ class DatasetSpec(_Frozen):
         both = set(self.groups.fit) & set(self.groups.engagement)
         if both:
             raise ValueError(f"{sorted(both)[0]!r} is listed under both groups.fit and engagement")
+        fact_of: dict[str, str] = {}
+        for fact, columns in self.facts.items():
+            for column in columns:
+                if fact_of.setdefault(column, fact) != fact:
+                    raise ValueError(
+                        f"{column!r} is listed under both facts.{fact_of[column]} and "
+                        f"facts.{fact}: a column tells one fact"
+                    )
 
     def resolve(self, path: str) -> str:
         """``path`` as a location: URLs and absolute paths as they are, others under base_dir.

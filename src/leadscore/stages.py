@@ -337,6 +337,36 @@ class StageThresholds(BaseEstimator):
             pv >= self.sql_threshold_, "sql", np.where(pv >= self.mql_threshold_, "mql", "lead")
         ).astype(object)
 
+    def scores(self, p: np.ndarray) -> np.ndarray:
+        """The 0-100 integer score people read, never at odds with the stage.
+
+        The probability in percent, rounded, then kept within its stage's band of scores: an
+        SQL scores at least ``ceil(100 * sql_threshold_)``, anything below SQL at most one
+        less (and so for MQL). Plain rounding would give a lead at ``p = 0.1525`` (MQL under a
+        cut-off of 0.153) and one at 0.1535 (SQL) the same 15, and a marketer reading "SQL
+        from 15" would find a 15 in MQL; here the SQL reads 16. No score moves more than one
+        point from the rounded percent, and a higher probability never scores lower. Two
+        cut-offs within one point of each other leave MQL no score of its own: it shares the
+        highest score below SQL with the leads under it.
+        """
+        check_is_fitted(self, "sql_threshold_")
+        pv = np.asarray(p, dtype="float64")
+        score = np.clip(np.rint(pv * 100.0), 0.0, 100.0)
+        cuts = np.array([self.mql_threshold_, self.sql_threshold_], dtype="float64")
+        # round away float noise first: 100 * 0.15 is 15.000000000000002, and a cut-off of
+        # 0.15 lets in p = 0.15, whose rounded score is 15; a stage nobody reaches (inf)
+        # bounds no score; a cut-off above 0 leaves 0 to the leads below it
+        first = np.ceil(np.round(cuts * 100.0, 9))
+        first = np.where(cuts > 0, np.maximum(first, 1.0), first)
+        first = np.where(np.isfinite(cuts), first, 101.0)
+        # the stage as transform gives it (p >= cut-off), as 0, 1, 2
+        rank = np.where(pv >= cuts[1], 2, np.where(pv >= cuts[0], 1, 0))
+        below_sql = first[1] - 1.0
+        low = np.array([0.0, min(first[0], below_sql), first[1]])[rank]
+        high = np.array([min(first[0] - 1.0, below_sql), below_sql, 100.0])[rank]
+        high = np.maximum(high, low)
+        return np.clip(score, low, high).astype("int64")
+
     # ------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:

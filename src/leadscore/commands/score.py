@@ -399,7 +399,8 @@ def _sql_handoff(summary: ScoringSummary) -> str:
     parts = [
         f"{n:,} {where}"
         for where, n in (
-            ("scored for the first time", came.get(None, 0)),
+            # a back-filled as-of sees no earlier scoring, even of leads scored at later ones
+            ("not scored at an earlier as-of", came.get(None, 0)),
             ("up from MQL", came.get("mql", 0)),
             ("up from LEAD", came.get("lead", 0)),
         )
