@@ -699,6 +699,48 @@ def test_a_folder_s_map_is_warned_about_once_per_read(tmp_path, caplog):
     assert str(tmp_path / "activity_types.csv") in said[0]
 
 
+def _sales_map_source(tmp_path: Path, kind: str) -> str | Path:
+    """Event data whose map sends a sales type to a leadscore type, without a manifest (the
+    extract moment is then read from the data, as from a CRM export)."""
+    from event_sources import write_duckdb, write_sqlite
+
+    frames = _log(["pricing"], [])
+    frames["activities"]["activity_type"] = ["Visit Webpage", "MEETING_BOOKED"]
+    frames["activity_types"] = _map(["Visit Webpage", "MEETING_BOOKED"], ["page_view", "event"])
+    if kind == "duckdb":
+        return write_duckdb(tmp_path / "crm.duckdb", frames)
+    if kind == "sqlite":
+        return write_sqlite(tmp_path / "crm.db", frames)
+    write_tables(frames, tmp_path / "crm", fmt=kind)
+    return tmp_path / "crm"
+
+
+@pytest.mark.parametrize("kind", ["parquet", "csv", "duckdb", "sqlite"])
+def test_score_s_reads_of_a_source_warn_about_its_sales_types_once(tmp_path, kind, caplog):
+    """``score`` and ``report drift`` take the extract moment (their default as-of), then
+    read the source in slices: both check the map, and both warned, so the user read the
+    leak warning twice. The extract moment keeps the map's errors and leaves the warning to
+    the reader."""
+    from leadscore.io import event_observed_until
+
+    source = _sales_map_source(tmp_path, kind)
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        until = event_observed_until(source)
+        list(iter_closed_loop_chunks(source, observed_until=until))
+    said = [r.getMessage() for r in caplog.records if "sales team" in r.getMessage()]
+    assert len(said) == 1 and "'MEETING_BOOKED' (to event)" in said[0]
+
+
+def test_the_extract_moment_alone_still_refuses_a_wrong_map(tmp_path):
+    from leadscore.io import event_observed_until
+
+    frames = _log(["pricing"], [])
+    frames["activity_types"] = _map(["Visit Webpage"], ["meeting"])
+    write_tables(frames, tmp_path, fmt="parquet")
+    with pytest.raises(DataError, match="not a leadscore type"):
+        event_observed_until(tmp_path)
+
+
 # --------------------------------------------------------------------------- outcomes
 
 

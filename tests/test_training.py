@@ -784,3 +784,90 @@ def test_levels_only_the_calibration_or_test_fold_holds_are_unknown_to_the_model
     assert set(trained.model.encoder.categories["origin"]) == {"form", "chat", "import"}
     unseen = unseen_values(trained.model.encoder, trained.model.prepare(X.iloc[-200:]))
     assert unseen["origin"].tolist() == ["webinar"] * 200
+
+
+def _with_ece(result: TrainingResult, ece: float) -> TrainingResult:
+    """``result`` with the model's test ECE replaced, its chance band kept."""
+    import copy
+
+    metrics = copy.deepcopy(result.metrics)
+    metrics["model"]["ece"] = ece
+    return dataclasses.replace(result, metrics=metrics)
+
+
+def test_the_report_reads_an_ece_within_the_chance_band_as_chance(result: TrainingResult) -> None:
+    """The report gave the ECE and the band a calibrated model reaches by chance, and left
+    the user to compare them: one line says which side the ECE is on."""
+    upper = result.metrics["uncertainty"]["ece_by_chance"]["upper"]
+    lines = format_report(_with_ece(result, upper / 2)).splitlines()
+    (verdict,) = [line for line in lines if line.startswith("ECE verdict: ")]
+    assert verdict.startswith(f"ECE verdict: within chance ({upper / 2:.3f}, band up to ")
+    assert "no evidence that the probabilities are off" in verdict
+    chance = next(i for i, line in enumerate(lines) if "by chance alone: " in line)
+    assert lines[chance + 1] == verdict
+
+
+def test_the_report_says_what_to_do_about_an_ece_above_the_chance_band(
+    result: TrainingResult,
+) -> None:
+    upper = result.metrics["uncertainty"]["ece_by_chance"]["upper"]
+    report = format_report(_with_ece(result, upper + 0.05))
+    (verdict,) = [line for line in report.splitlines() if line.startswith("ECE verdict: ")]
+    assert verdict.startswith(
+        f"ECE verdict: above the chance band ({upper + 0.05:.3f} > {upper:.3f}): the "
+        "probabilities are off by more than sampling noise"
+    )
+    assert "give the calibration fold more history" in verdict
+    assert "drift between the calibration and test periods" in verdict
+
+
+def test_a_report_without_a_chance_band_has_no_verdict(result: TrainingResult) -> None:
+    import copy
+
+    metrics = copy.deepcopy(result.metrics)
+    metrics["uncertainty"] = None
+    assert "ECE verdict" not in format_report(dataclasses.replace(result, metrics=metrics))
+
+
+def test_a_small_calibration_fold_is_warned_about_with_its_leads_and_wins(caplog) -> None:
+    """The purge can leave a small part of the calibration fold (1,445 examples kept of
+    9,219): the warning says how many leads and wins the calibrator learned from."""
+    import logging
+
+    from leadscore.training import warn_small_calibration_fold
+
+    # 600 examples of 300 leads (each at two as-of dates), 40 leads won at one of them
+    leads = np.repeat([f"L{i}" for i in range(300)], 2)
+    y = np.zeros(600, dtype=int)
+    y[1:80:2] = 1
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        assert warn_small_calibration_fold(y, leads, purged=7_774)
+    (said,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said.startswith(
+        "calibration fold: the calibrator learned from 600 examples of 300 leads, 40 of them "
+        "won, after 7,774 examples were purged from it; below 1,000 leads or 50 wins"
+    )
+    assert "may be noisy" in said and "folds.calibration_size" in said
+
+
+def test_a_calibration_fold_of_few_wins_is_warned_about_however_many_leads(caplog) -> None:
+    from leadscore.training import warn_small_calibration_fold
+
+    leads = np.array([f"L{i}" for i in range(5_000)])
+    y = np.zeros(5_000, dtype=int)
+    y[:30] = 1
+    assert warn_small_calibration_fold(y, leads)
+    y[:60] = 1
+    caplog.clear()
+    assert not warn_small_calibration_fold(y, leads)
+    assert caplog.records == []
+
+
+def test_training_on_a_small_calibration_fold_warns(caplog) -> None:
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        r = train(flat_dataset(n=1500)[0])
+    said = [m for m in caplog.messages if m.startswith("calibration fold: the calibrator")]
+    assert len(said) == 1
+    assert f"learned from {r.metrics['n_calibrate']:,} leads, " in said[0]

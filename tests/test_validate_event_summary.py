@@ -138,3 +138,107 @@ def test_validate_counts_categories_as_the_model_holds_them(tmp_path, capsys):
     assert spellings > categories  # the data holds what the test is about
     assert f"Industry ({categories} categories, {spellings} spellings)" in out
     assert f"Region ({len(set(regions))} categories)" in out
+
+
+def test_validate_warns_once_about_form_names_it_does_not_know(tmp_path, capsys, caplog):
+    """validate reads the log twice (the features as of the data's end, then train's
+    examples) and each read warned about the same unknown forms: the line came twice and the
+    verdict asked to read "2 warning(s)"."""
+    import logging
+
+    import pandas as pd
+
+    from leadscore.synth import SynthParams, write_synthetic
+
+    crm = tmp_path / "crm"
+    write_synthetic(SynthParams(n_leads=3000, seed=2), crm, progress=False)
+    log = pd.read_parquet(crm / "activities.parquet")
+    forms = log["activity_type"] == "form_fill"
+    log["detail"] = log["detail"].astype(object)
+    log.loc[forms, "detail"] = "Gated Asset XYZ"
+    log.to_parquet(crm / "activities.parquet")
+    code, out, err = _validate(capsys, "--data", str(crm))
+    assert code == 0, err
+    said = [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and "name no form leadscore knows" in r.getMessage()
+    ]
+    assert len(said) == 1 and "'gated asset xyz'" in said[0]
+    assert out.splitlines()[-1].endswith("; read the 1 warning(s) above first")
+
+
+def _crm_without(tmp_path, *types: str):
+    """Synthetic event data whose activity log holds none of ``types``."""
+    import pandas as pd
+
+    from leadscore.synth import SynthParams, write_synthetic
+
+    crm = tmp_path / "crm"
+    write_synthetic(SynthParams(n_leads=3000, seed=2), crm, progress=False)
+    log = pd.read_parquet(crm / "activities.parquet")
+    log[~log["activity_type"].isin(types)].to_parquet(crm / "activities.parquet")
+    return crm
+
+
+def _warned(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
+    import logging
+
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and text in r.getMessage()
+    ]
+
+
+def test_validate_names_the_feature_families_a_log_without_their_types_leaves_empty(
+    tmp_path, capsys, caplog
+):
+    """A CRM export without e-mail sends left the e-mail rates missing for every lead, one
+    without web sessions every visit feature zero, and validate said nothing: one line per
+    family names the type the log lacks and the features it empties."""
+    crm = _crm_without(tmp_path, "email_sent", "web_visit")
+    code, out, err = _validate(capsys, "--data", str(crm))
+    assert code == 0, err
+    (emails,) = _warned(caplog, "holds no email_sent rows")
+    assert emails.startswith(
+        "The activity log holds no email_sent rows: the e-mail open and click rates will be "
+        "missing for every lead"
+    )
+    assert "email_open_rate_90d, email_click_rate_90d" in emails
+    assert "map your sends to email_sent if the CRM logs them" in emails
+    (visits,) = _warned(caplog, "holds no web_visit rows")
+    assert "website visit and time-on-site features will be zero for every lead" in visits
+    assert "web_visits_7d, web_visits_30d, web_visits_90d, web_seconds_30d" in visits
+    assert len(_warned(caplog, "The activity log holds no")) == 2
+    assert out.splitlines()[-1].endswith("; read the 2 warning(s) above first")
+
+
+def test_validate_names_no_family_of_a_log_holding_every_type(tmp_path, capsys, caplog):
+    crm = _crm_without(tmp_path)
+    code, _, err = _validate(capsys, "--data", str(crm))
+    assert code == 0, err
+    assert _warned(caplog, "The activity log holds no") == []
+
+
+def test_a_channel_the_company_may_not_offer_is_no_empty_family(tmp_path, capsys, caplog):
+    """No chats, webinars or trial is usually a company that offers none: no warning."""
+    crm = _crm_without(tmp_path, "trial_signup", "trial_usage", "chat", "webinar")
+    code, _, err = _validate(capsys, "--data", str(crm))
+    assert code == 0, err
+    assert _warned(caplog, "The activity log holds no") == []
+
+
+def test_every_empty_family_names_features_of_the_catalogue():
+    """The families name features by stem: each must still name some, and only real ones."""
+    from leadscore.commands.validate import EMPTY_FAMILIES, family_features
+    from leadscore.features import feature_catalogue
+    from leadscore.schema import ACTIVITY_TYPES
+
+    names = {f.name for f in feature_catalogue()}
+    for types, _, stems, _ in EMPTY_FAMILIES:
+        assert set(types) <= set(ACTIVITY_TYPES)
+        found = family_features(stems)
+        assert found and set(found) <= names
+        for stem in stems:
+            assert any(n == stem or n.startswith(f"{stem}_") for n in found), stem

@@ -1020,36 +1020,38 @@ def _absent_in_database(source: str, name: str, *, warn: bool = True) -> None:
         )
 
 
-def _folder_activity_map(folder: Path) -> ActivityTypeMap:
+def _folder_activity_map(folder: Path, *, warn: bool = True) -> ActivityTypeMap:
     """The ``activity_types`` table of event folder ``folder``, checked, or a map without rules
     naming where one would go. The file is found as the other tables are
     (``Activity_Types.csv`` is refused, not guessed); its absence is the usual case and is not
-    logged."""
+    logged. ``warn``: as for :func:`~leadscore.schema.validate_activity_type_map`."""
     found = find_event_table(folder, ACTIVITY_TYPES_TABLE)
     if found is None:
         return ActivityTypeMap(str(folder / f"{ACTIVITY_TYPES_TABLE}.csv"))
     # as text: its source types are compared with the log's types as written
-    return validate_activity_type_map(read_table(found, strings=True), str(found))
+    return validate_activity_type_map(read_table(found, strings=True), str(found), warn=warn)
 
 
-def _database_activity_map(source: str) -> ActivityTypeMap:
+def _database_activity_map(source: str, *, warn: bool = True) -> ActivityTypeMap:
     """The ``activity_types`` table of a DuckDB file or database, checked, or a map without
-    rules naming where one would go (absent is the usual case: not logged)."""
+    rules naming where one would go (absent is the usual case: not logged). ``warn``: as for
+    :func:`~leadscore.schema.validate_activity_type_map`."""
     shown = shown_url(source) if is_sql_url(source) else source
     try:
         frame = read_table(source, ACTIVITY_TYPES_TABLE, named_by=None)
     except NoSuchTableError:
         _absent_in_database(source, ACTIVITY_TYPES_TABLE, warn=False)
         return ActivityTypeMap(f"an {ACTIVITY_TYPES_TABLE} table in {shown}")
-    return _database_map(frame, shown)
+    return _database_map(frame, shown, warn=warn)
 
 
-def _database_map(frame: pd.DataFrame, shown: str) -> ActivityTypeMap:
+def _database_map(frame: pd.DataFrame, shown: str, *, warn: bool = True) -> ActivityTypeMap:
     """The ``activity_types`` table of database ``shown`` (as printed), checked."""
     return validate_activity_type_map(
         frame,
         f"{shown}: the {ACTIVITY_TYPES_TABLE} table",
         f"the {ACTIVITY_TYPES_TABLE} table of {shown}",
+        warn=warn,
     )
 
 
@@ -1659,7 +1661,10 @@ def event_observed_until(source: str | os.PathLike[str]) -> pd.Timestamp:
     latest rows are kept. Rows of types the source's ``activity_types`` table ignores are left
     out, as the loaders leave them out (a sales call logged after the extract must not move
     it). Values the loaders would refuse for another reason (an unknown lead id, a timestamp
-    that does not read, an unknown activity type) are left to them.
+    that does not read, an unknown activity type) are left to them, and so is the warning
+    about map rows that read as the sales team's activity: ``score`` and ``report drift``
+    take their default as-of here and then read the source with a loader, which warns, so
+    that warning was printed twice.
     """
     import duckdb
 
@@ -1677,7 +1682,7 @@ def event_observed_until(source: str | os.PathLike[str]) -> pd.Timestamp:
     if manifest is not None:
         return naive_utc(parse_observed_until(manifest))
     leads, files = _event_folder_leads(path)
-    type_map = _folder_activity_map(path) if files["activities"] is not None else None
+    type_map = _folder_activity_map(path, warn=False) if files["activities"] is not None else None
     others = {name: None if f is None else _Scan.of_file(f) for name, f in files.items()}
     with duckdb.connect() as con:
         return _scanned_observed_until(con, leads, others, type_map)
@@ -1770,7 +1775,7 @@ def _duckdb_observed_until(path: Path) -> pd.Timestamp:
                 where = f"{path}: the {ACTIVITY_TYPES_TABLE} table"
                 with _read_errors(where, ""):
                     frame = _drop_unnamed(con.execute(f"SELECT * FROM {table}").df())
-                type_map = _database_map(frame, str(path))
+                type_map = _database_map(frame, str(path), warn=False)
         return _scanned_observed_until(con, leads, others, type_map)
 
 
@@ -1818,7 +1823,7 @@ def _sql_observed_until(
             kept = log.kept
         elif "activities" in tables:
             kept, ignored = _sql_kept_activities(
-                con, tables["activities"], _database_activity_map(url)
+                con, tables["activities"], _database_activity_map(url, warn=False)
             )
             counts["activities"] -= ignored
         keep = tail_rows(len(leads) + sum(counts.values())) + 1

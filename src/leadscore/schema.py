@@ -913,7 +913,7 @@ def _target_text(target: str, detail: str | None) -> str:
 
 
 def validate_activity_type_map(
-    frame: pd.DataFrame, where: str, place: str | None = None
+    frame: pd.DataFrame, where: str, place: str | None = None, *, warn: bool = True
 ) -> ActivityTypeMap:
     """Check a source's ``activity_types`` table, read from ``where``, and return its rules.
 
@@ -925,6 +925,12 @@ def validate_activity_type_map(
     feature without a word: a table without rows (a failed export), an empty source type,
     an activity type outside the vocabulary and two rows for one folded source type that
     map it differently. ``place`` names the table in fixes (default ``where``).
+
+    ``warn`` logs the source types that read as the sales team's activity
+    (:func:`sales_source_types`). A reader that checks the map only on the way to another
+    reader of the same source (the extract moment, :func:`leadscore.io.event_observed_until`,
+    before ``score`` reads the log) passes ``False``, so that one command warns once; its
+    mistakes are errors all the same.
     """
     _require_columns(frame, "activity_types", ACTIVITY_TYPES_MAP_REQUIRED)
     if frame.empty:
@@ -989,7 +995,8 @@ def validate_activity_type_map(
         rules[key] = rule
         written[key] = source
     shown_place = where if place is None else place
-    _warn_sales_types(shown_place, [(written[k], r[0]) for k, r in rules.items()])
+    if warn:
+        _warn_sales_types(shown_place, [(written[k], r[0]) for k, r in rules.items()])
     return ActivityTypeMap(shown_place, rules)
 
 

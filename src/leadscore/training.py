@@ -453,6 +453,54 @@ def _fit_booster(
     return saved(booster), best
 
 
+#: Below this many distinct leads in the calibration fold, training warns that calibration
+#: may be noisy. A calibrator maps scores to probabilities bin by bin (isotonic) or with two
+#: parameters (sigmoid); with a win rate around 10 %, a thousand leads put some 100 wins
+#: across the score range, a few per region of it, so each region's rate moves by several
+#: points between draws. A few thousand leads calibrate well; 1,000 is where the noise
+#: starts to show in the ECE of a test fold of similar size, not a hard limit.
+MIN_CALIBRATION_LEADS = 1_000
+#: Below this many won leads in the calibration fold, training warns too, whatever the leads:
+#: the rate of the top scores (where SQLs are cut) rests on the wins, and 50 wins spread over
+#: ten bins leave five a bin. Leads, not examples, are counted: event data holds a lead once
+#: per as-of date, and its rows' outcomes are one outcome, not several.
+MIN_CALIBRATION_WINS = 50
+
+
+def warn_small_calibration_fold(y: np.ndarray, leads: np.ndarray, purged: int = 0) -> bool:
+    """Warn when the calibration fold (outcomes ``y`` of the examples of ``leads``, after
+    ``purged`` examples were purged from it) holds fewer than :data:`MIN_CALIBRATION_LEADS`
+    distinct leads or :data:`MIN_CALIBRATION_WINS` won leads, and return whether it warned.
+
+    The fold is the newest share of the history before the test fold, and on event data the
+    purge (:mod:`leadscore.folds`) may leave a small part of it (1,445 examples kept of
+    9,219): the calibrator then learns from few leads and the test ECE, above the chance
+    band, says so only after the fact. The line says how many leads and wins it learned
+    from, so that the user gives the fold more history before reading the probabilities as
+    exact."""
+    y = np.asarray(y)
+    ids = pd.Series(np.asarray(leads, dtype=object))
+    n_leads = int(ids.nunique())
+    n_wins = int(ids[y == 1].nunique())
+    if n_leads >= MIN_CALIBRATION_LEADS and n_wins >= MIN_CALIBRATION_WINS:
+        return False
+    examples = f"{len(y):,} examples of " if len(y) > n_leads else ""
+    after = f", after {purged:,} examples were purged from it" if purged else ""
+    logger.warning(
+        "calibration fold: the calibrator learned from %s%s leads, %s of them won%s; below "
+        "%s leads or %s wins the calibrated probabilities may be noisy (a few thousand leads "
+        "calibrate well): give the calibration fold more history (folds.calibration_size, "
+        "or a longer extract)",
+        examples,
+        f"{n_leads:,}",
+        f"{n_wins:,}",
+        after,
+        f"{MIN_CALIBRATION_LEADS:,}",
+        MIN_CALIBRATION_WINS,
+    )
+    return True
+
+
 def _log_calibration(which: str, calibrator: ProbabilityCalibrator) -> None:
     """One line per calibrator that names the model it calibrates: training fits three (the
     model's and one per baseline), and unnamed, their out-of-fold Brier scores read as one
@@ -727,6 +775,7 @@ def train(
         config.calibration.method, config.calibration.cv, config.seed
     ).fit(cal_margin, y[cal_rows], groups=cal_leads)
     _log_calibration("the model", calibrator)
+    warn_small_calibration_fold(y[cal_rows], cal_leads, folds.purged.get("calibrate", 0))
     cal_p = calibrator.predict(cal_margin)
     periods = calibration_periods(dataset, cal_rows, config, folds.purged_leads.get("calibrate", 0))
     stages = StageThresholds(config.stages).fit(

@@ -187,6 +187,7 @@ def format_report(result: TrainingResult) -> str:
             f"ECE of a perfectly calibrated model on these leads, by chance alone: "
             f"{_fmt(chance['mean'])} ({level} of draws below {_fmt(chance['upper'])}"
             f"{chance_draws(chance, m['n_test'])})",
+            *_ece_verdict(m["model"]["ece"], chance, _boundaries(result)),
             f"(intervals: {uncertainty['resamples']} bootstrap resamples of "
             f"{resampled_units(uncertainty, m['n_test'])})",
         ]
@@ -204,6 +205,41 @@ def format_report(result: TrainingResult) -> str:
         )
     lines += _policy_lines(m.get("stage_policy") or {})
     return "\n".join(lines)
+
+
+def _boundaries(result: TrainingResult) -> dict[str, str]:
+    """Where the calibration and test folds begin (time folds only), to name the periods."""
+    folds = (result.model.metadata or {}).get("folds") or {}
+    return dict(folds.get("boundaries") or {})
+
+
+def _ece_verdict(
+    ece: float | None, chance: dict[str, Any], boundaries: dict[str, str]
+) -> list[str]:
+    """One line reading the test ECE against the chance band: the band alone left the user
+    to compare two numbers. Within it (at most the ``upper`` quantile of what a perfectly
+    calibrated model shows on these leads) is no evidence of miscalibration; above it, the
+    probabilities are off by more than sampling noise, and the line says what to do: the
+    calibrator learned from too little (the calibration fold is the newest share of the
+    history before the test fold, purged), or the win rate moved between the calibration
+    and the test period, which more calibration data does not cure."""
+    upper = chance.get("upper")
+    if ece is None or upper is None or math.isnan(ece) or math.isnan(upper):
+        return []
+    if ece <= upper:
+        return [
+            f"ECE verdict: within chance ({_fmt(ece)}, band up to {_fmt(upper)}): no evidence "
+            "that the probabilities are off on the test fold"
+        ]
+    periods = ""
+    if "calibrate" in boundaries and "test" in boundaries:
+        periods = f" (calibration from {boundaries['calibrate']}, test from {boundaries['test']})"
+    return [
+        f"ECE verdict: above the chance band ({_fmt(ece)} > {_fmt(upper)}): the probabilities "
+        "are off by more than sampling noise; give the calibration fold more history "
+        "(folds.calibration_size, or a longer extract), or check for drift between the "
+        f"calibration and test periods{periods}"
+    ]
 
 
 def _policy_lines(checks: dict[str, Any]) -> list[str]:

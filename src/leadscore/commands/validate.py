@@ -19,6 +19,90 @@ if TYPE_CHECKING:
     from leadscore.config import TrainConfig
     from leadscore.schema import ClosedLoopData, Feature, LabelledDataset
 
+logger = logging.getLogger(__name__)
+
+
+#: Feature families that an activity log without some activity type leaves empty for every
+#: lead, as the feature catalogue builds them (:mod:`leadscore.features`): the types whose
+#: absence empties the family, what that does to which features (by stem: every window of a
+#: ``stem_`` count, or the feature of that exact name) and the fix. A CRM export that left a
+#: type out (sends logged by the e-mail tool, sessions by web analytics) gives features that
+#: read as leads who never did it, without a word. Only the channels every B2B company logs
+#: are named: a log without chats, webinars, events, downloads or a trial is usually a company
+#: that offers none, and a warning for each would bury the ones that matter.
+EMPTY_FAMILIES: tuple[tuple[tuple[str, ...], str, tuple[str, ...], str], ...] = (
+    (
+        ("web_visit",),
+        "the website visit and time-on-site features will be zero for every lead",
+        ("web_visits", "web_seconds"),
+        "map your website sessions to web_visit if your web analytics or CRM logs them",
+    ),
+    (
+        ("page_view",),
+        "the page view, pricing page and demo page features will be zero for every lead",
+        ("page_views", "pricing_page_views", "demo_page_views"),
+        "map your page views to page_view (detail: the page's URL or category)",
+    ),
+    (
+        ("form_fill",),
+        "the form and demo, sales or quote request features will be zero for every lead",
+        ("form_fills", "high_intent_forms"),
+        "map your form submissions to form_fill (detail: the form's name)",
+    ),
+    (
+        ("email_sent",),
+        "the e-mail open and click rates will be missing for every lead, and e-mails received zero",
+        ("email_open_rate_90d", "email_click_rate_90d", "email_sends"),
+        "map your sends to email_sent if the CRM logs them",
+    ),
+    (
+        ("email_open",),
+        "the e-mail open count will be zero for every lead, and the open rate too",
+        ("email_opens", "email_open_rate_90d"),
+        "map your e-mail opens to email_open if the CRM logs them",
+    ),
+    (
+        ("email_click",),
+        "the e-mail click count will be zero for every lead, and the click rate too",
+        ("email_clicks", "email_click_rate_90d"),
+        "map your e-mail clicks to email_click if the CRM logs them",
+    ),
+)
+
+
+def family_features(stems: tuple[str, ...]) -> list[str]:
+    """The catalogue's features of ``stems``: a feature named as a stem, or every window of
+    one (``web_visits`` is ``web_visits_7d``, ``web_visits_30d``, ...), in catalogue order,
+    so that the warning names the features the model would hold."""
+    from leadscore.features import feature_catalogue
+
+    names = [f.name for f in feature_catalogue() if f.group == "engagement"]
+    return [n for n in names if n in stems or any(n.startswith(f"{s}_") for s in stems)]
+
+
+def warn_empty_families(events: ClosedLoopData) -> None:
+    """Warn, one line per family of :data:`EMPTY_FAMILIES`, when the activity log holds no
+    row of its types: a log that lacks ``email_sent`` makes the e-mail rates missing for
+    every lead and one that lacks ``web_visit`` makes every visit feature zero, which reads
+    as leads who did nothing rather than as an export that left a type out. A family of
+    which the log holds some type is not named, and neither is any when the source has no
+    activities table at all (the summary says so). Counted on the mapped log (after an
+    ``activity_types`` table): the types leadscore reads, not the CRM's own names."""
+    if "activities" in events.absent_tables or events.activities.empty:
+        return
+    held = set(events.activities["activity_type"].dropna().astype(str).unique())
+    for types, effect, stems, fix in EMPTY_FAMILIES:
+        if held.intersection(types):
+            continue
+        rows = " or ".join(types) + " rows"
+        logger.warning(
+            "The activity log holds no %s: %s (%s); %s",
+            rows,
+            effect,
+            ", ".join(family_features(stems)),
+            fix,
+        )
+
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """``--spec`` / ``--data`` / ``--data-root``, shared by the commands that read lead data."""
@@ -113,9 +197,15 @@ def run(args: argparse.Namespace) -> int:
     counted = _WarningCount()
     package = logging.getLogger("leadscore")
     package.addHandler(counted)
+    # validate builds features from one log twice (the summary as of the data's end, then
+    # train's examples), and each build warns about that log: say each such warning once
+    features = logging.getLogger("leadscore.features")
+    once = _FirstOfEach()
+    features.addFilter(once)
     try:
         return _validate(args, counted)
     finally:
+        features.removeFilter(once)
         package.removeHandler(counted)
 
 
@@ -152,6 +242,7 @@ def _validate(args: argparse.Namespace, warnings: _WarningCount) -> int:
     if events.activity_mapping is not None:
         # the counts above are of the mapped log: say that a map made it, and what it left out
         print(f"  activity types: {events.activity_mapping.summary()}")
+    warn_empty_families(events)
     # The features as of the end of the data: as cheap as loading it, and what train will see
     # (lead columns that are not features are logged with their reason as they are planned).
     table = build_features(events, events.observed_until)
@@ -207,6 +298,31 @@ def _print_verdict(dataset: LabelledDataset, note: str | None, warnings: int = 0
         f"ok: train would take these {len(dataset.y):,} {rows} "
         f"({int(dataset.y.sum()):,} won) as they are{read}"
     )
+
+
+class _FirstOfEach(logging.Filter):
+    """Lets a warning through the first time only, compared by its text.
+
+    ``validate`` reads the activity log twice, for the feature summary as of the data's end
+    and for the examples ``train`` would build, and the feature builder warns about the whole
+    log on each read (form or page details that name nothing leadscore knows), so the same
+    line was printed twice and counted twice in "read the 2 warning(s) above". Dropping the
+    repeat here, rather than one of the two warnings, keeps the line whichever of the reads
+    runs: the examples are not built when the data has no outcomes table. Lines below
+    warnings (the progress of each as-of date) are never dropped."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.getMessage())
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
 
 
 class _WarningCount(logging.Handler):
