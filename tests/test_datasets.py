@@ -312,6 +312,22 @@ def test_spec_invalid_yaml(tmp_path):
         load_spec(path)
 
 
+def test_a_tab_in_a_spec_or_config_is_named_with_its_line(tmp_path):
+    """YAML's first line ("while scanning for the next token") says neither where nor what:
+    the message gives the line and column an editor shows, and names the tab."""
+    from leadscore.config import load_config
+
+    for name, loader in (("spec.yaml", load_spec), ("config.yaml", load_config)):
+        path = tmp_path / name
+        path.write_text("name: acme\ngroups:\n\tfit: [Country]\n")
+        with pytest.raises(SpecError) as err:
+            loader(path)
+        message = str(err.value)
+        assert f"{path} is not valid YAML at line 3, column 1: found character" in message
+        assert message.endswith("Indent with spaces: YAML does not allow tabs.")
+        assert "\n" not in message
+
+
 def test_unknown_column_named_by_the_spec(tmp_path, flat_frame):
     with pytest.raises(DataError, match=r"has no column 'visit_count'"):
         load_dataset(write_spec(tmp_path, flat_frame, groups={"engagement": ["visit_count"]}))

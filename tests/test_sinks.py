@@ -752,6 +752,11 @@ def test_parse_target_kinds_and_defaults(tmp_path: Path) -> None:
     assert "secret" not in str(url)
     with pytest.raises(DataError, match=r"unknown scored-leads target type '\.xlsx'"):
         sinks.parse_target("scores.xlsx")
+    # an object store is no database: not "install the driver for dialect s3"
+    with pytest.raises(DataError, match=r"object store \(s3://\) is not supported\. Write"):
+        sinks.parse_target("s3://bucket/scores.parquet")
+    with pytest.raises(DataError, match=r"is a folder, not a scored-leads target\. Name a file"):
+        sinks.parse_target(tmp_path)
 
 
 def _foreign_table(kind: str, folder: Path) -> str:

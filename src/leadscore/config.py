@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from leadscore.baselines import PointsRule
 from leadscore.calibration import CalibrationMethod
-from leadscore.errors import SpecError
+from leadscore.errors import SpecError, invalid_yaml
 from leadscore.leakage import AUC_THRESHOLD
 from leadscore.stages import StagePolicy
 
@@ -436,10 +436,6 @@ def load_config(
         try:
             data = yaml.safe_load(file.read_text())
         except yaml.YAMLError as err:
-            line = getattr(getattr(err, "problem_mark", None), "line", None)
-            where = f" at line {line + 1}" if line is not None else ""
-            raise SpecError(
-                f"{file} is not valid YAML{where}", "Fix the indentation or quoting there."
-            ) from err
+            raise invalid_yaml(file, err) from err
     config = parse_config(data, source=str(path) if path is not None else "config")
     return config.with_overrides(overrides) if overrides else config

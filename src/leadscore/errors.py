@@ -40,3 +40,18 @@ def shortened_list(values: Sequence[str], limit: int = 10) -> str:
     one line: a campaign column or a stray table can hold hundreds."""
     head = ", ".join(values[:limit])
     return head if len(values) <= limit else f"{head}, ... ({len(values) - limit} more)"
+
+
+def invalid_yaml(file: object, err: Exception) -> SpecError:
+    """The one line for a YAML file that does not parse: where (line and column, as an editor
+    shows them) and YAML's own problem, whose first line alone ("while scanning for the next
+    token") says neither. A tab, the usual culprit in a hand-written file, is named."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    fix = (
+        "Indent with spaces: YAML does not allow tabs."
+        if "\\t" in problem or "\t" in problem
+        else "Fix the indentation or quoting there."
+    )
+    return SpecError(f"{file} is not valid YAML{where}: {problem}", fix)

@@ -32,7 +32,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from leadscore.errors import SpecError
+from leadscore.errors import SpecError, invalid_yaml
 from leadscore.io import duckdb_url_file, is_sql_url, sqlite_file
 from leadscore.schema import INTEGRAL_TEXT
 from leadscore.timestamps import day_month_readings
@@ -749,9 +749,7 @@ def load_spec(name_or_path: str | os.PathLike[str], data_root: Path | None = Non
     try:
         data = _composed(_load_yaml(path.read_text()))
     except yaml.YAMLError as err:
-        raise SpecError(
-            f"{path} is not valid YAML: {str(err).splitlines()[0]}", "Fix the YAML syntax."
-        ) from err
+        raise invalid_yaml(path, err) from err
     except ValueError as err:  # YAML reads 2024-13-45 as a date and fails there
         raise SpecError(
             f"{path} holds an impossible date: {err}", "Write dates as YYYY-MM-DD that exist."

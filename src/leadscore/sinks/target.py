@@ -154,6 +154,12 @@ class WriteSummary:
     restaged_rows: int = field(default=0, compare=False)
 
 
+#: URL schemes of object stores and web addresses: none is a database, and no sink writes there.
+OBJECT_STORE_SCHEMES = frozenset(
+    {"s3", "s3a", "gs", "gcs", "az", "abfs", "abfss", "hdfs", "http", "https"}
+)
+
+
 def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> SinkTarget:
     """Parse a target string: a ``.duckdb`` file, a ``.parquet`` / ``.csv`` file, or a URL.
 
@@ -179,6 +185,13 @@ def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> S
     duckdb_file = duckdb_url_path(text)
     if duckdb_file is not None:
         return SinkTarget("duckdb", duckdb_file)
+    scheme = text.split("://", 1)[0].lower() if "://" in text else None
+    if scheme in OBJECT_STORE_SCHEMES:
+        # SQLAlchemy would read s3:// as a database dialect and ask for its driver
+        raise DataError(
+            f"{text}: a scored-leads target in an object store ({scheme}://) is not supported",
+            "Write to a local .parquet or .duckdb file and copy it there, or give a database URL.",
+        )
     if is_sql_url(text):
         import sqlalchemy as sa
 
@@ -195,6 +208,11 @@ def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> S
         return SinkTarget("duckdb", text)
     if suffix in (".parquet", ".csv"):
         return SinkTarget("parquet" if suffix == ".parquet" else "csv", text)
+    if not suffix and Path(text).is_dir():
+        raise DataError(
+            f"{text} is a folder, not a scored-leads target",
+            f"Name a file in it, such as {Path(text) / 'scored_leads.duckdb'}.",
+        )
     raise DataError(
         f"{text}: unknown scored-leads target type {suffix or '(no suffix)'!r}",
         "Name a .duckdb, .parquet or .csv file, or an SQLAlchemy URL.",
