@@ -527,3 +527,43 @@ def test_a_duckdb_file_of_views_maps_an_export_named_otherwise(tmp_path, event_f
         want = getattr(expected, name)
         pd.testing.assert_frame_equal(got[list(want.columns)], want, check_dtype=False)
     assert viewed.activities.loc[1, "detail"] == "demo_request"
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "message"),
+    [
+        (
+            {"lead_id": ["a", "a"], "outcome": ["won", "lost"]},
+            "outcomes: duplicate lead_id 'a' (2 rows). Keep one row per lead in outcomes.",
+        ),
+        (
+            {"lead_id": ["a", "b"], "outcome": ["Closed Won", "lost"]},
+            "outcomes.outcome holds 'Closed Won', not won or lost (1 row). Write won or lost "
+            "in outcomes.outcome ('Closed Won' as won); leave open leads out of outcomes.",
+        ),
+        (
+            {"lead_id": ["a", "b"], "outcome": ["won", None]},
+            "outcomes.outcome holds an empty value, not won or lost (1 row).",
+        ),
+    ],
+    ids=["a lead both won and lost", "a CRM's stage", "blank"],
+)
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_the_scorer_refuses_the_outcomes_training_refuses(
+    tmp_path, event_frames, outcomes, message, fmt
+):
+    """The scorer reads no outcome of a lead it leaves out as closed, so these rows passed
+    `score` unread while `validate` and `train` refused them: every reader gives one error."""
+    frames = dict(event_frames)
+    frames["outcomes"] = pd.DataFrame({**outcomes, "closed_at": ["2024-02-01", "2024-03-01"]})
+    write_tables(frames, tmp_path, fmt=fmt)
+    messages = []
+    for read in (
+        load_closed_loop,
+        lambda p: list(iter_closed_loop_chunks(p, open_at=pd.Timestamp("2024-06-01"))),
+    ):
+        with pytest.raises(DataError) as err:
+            read(tmp_path)
+        messages.append(str(err.value))
+    assert messages[0] == messages[1]
+    assert messages[0].startswith(message)

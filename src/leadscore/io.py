@@ -46,8 +46,10 @@ from leadscore.schema import (
     closest_names,
     column_name,
     count_duplicate_activities,
+    duplicate_ids_text,
     is_known_id,
     log_activity_mapping,
+    outcome_values_error,
     to_lead_ids,
     unknown_ids_error,
     validate_activity_type_map,
@@ -1302,12 +1304,13 @@ def iter_closed_loop_chunks(
     ``open_at`` keeps to the leads open at that moment, as the scorer needs them: created by
     it and without an outcome closed by it. The activity of every other lead (most of a
     mature CRM's log) is then never read. The checks on the whole folder are made as without
-    it, but the row-by-row checks of a slice (an outcome spelled neither won nor lost, a
-    timestamp that does not parse) only see the rows read, and repeated activity rows are
-    counted over those. The ids of the leads left out as closed go to ``on_closed`` (as text)
-    before the first slice, and the ids of the open leads to be read to ``on_open``, before
-    any activity is read: a scorer can refuse an input that has lost its outcomes before it
-    builds a feature (:func:`leadscore.scoring.refuse_reopened`).
+    it (outcomes too: one per lead, each won or lost, :func:`_check_outcome_rows`), but the
+    row-by-row checks of a slice (a timestamp that does not parse) only see the rows read,
+    and repeated activity rows are counted over those. The ids of the leads left out as
+    closed go to ``on_closed`` (as text) before the first slice, and the ids of the open
+    leads to be read to ``on_open``, before any activity is read: a scorer can refuse an
+    input that has lost its outcomes before it builds a feature
+    (:func:`leadscore.scoring.refuse_reopened`).
 
     A DuckDB file is read as a folder is, its tables attached read-only. A database (an
     SQLAlchemy URL) has its leads and outcomes read whole, and its activity log checked in the
@@ -1382,6 +1385,7 @@ def iter_closed_loop_chunks(
             if scan is not None
         }
         if others["outcomes"] is not None:
+            _check_outcome_rows(con, others["outcomes"], keys["outcomes"])
             _check_closed_after_created(con, others["outcomes"], keys["outcomes"], formats)
         if until is None:
             until = _latest_timestamp(con, leads, others, formats, keys)
@@ -2242,6 +2246,33 @@ def _leads_open_at(
             on_closed(leads.loc[is_closed, "lead_id"].astype(str).reset_index(drop=True))
         keep = keep & ~is_closed
     return leads[keep].reset_index(drop=True)
+
+
+def _check_outcome_rows(con: duckdb.DuckDBPyConnection, scan: _Scan, key: str) -> None:
+    """One outcome per lead, each won or lost, over the whole table, with the messages of
+    :func:`~leadscore.schema.validate_outcomes`. The slices read only the outcomes of the
+    leads they hold, and a scorer reads none of a closed lead's: without this, a lead both won
+    and lost, or an outcome written ``Closed Won``, passed ``score`` while ``validate`` and
+    ``train`` refused it. Two aggregates over a table of one row per closed lead."""
+    with scan.errors():
+        repeated = con.execute(
+            f"SELECT k, n FROM (SELECT {key} AS k, count(*) AS n FROM {scan.sql} "
+            "WHERE k IS NOT NULL GROUP BY k HAVING count(*) > 1) ORDER BY k"
+        ).fetchall()
+    if repeated:
+        ids = pd.Series([k for k, n in repeated for _ in range(n)], dtype=object)
+        found = duplicate_ids_text(ids, "lead_id {id}")
+        raise DataError(f"outcomes: {found}", "Keep one row per lead in outcomes.")
+    text = "CAST(outcome AS VARCHAR)"
+    with scan.errors():
+        bad = con.execute(
+            f"SELECT {text} AS v, count(*) FROM {scan.sql} "
+            f"WHERE {text} IS NULL OR lower(trim({text})) NOT IN ('won', 'lost') GROUP BY v"
+        ).fetchall()
+    if bad:
+        values = [None if v is None or not str(v).strip() else v for v, _ in bad]
+        counts = [n for _, n in bad]
+        raise outcome_values_error(pd.Series(values, dtype=object).repeat(counts))
 
 
 def _check_closed_after_created(
