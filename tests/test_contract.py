@@ -106,6 +106,13 @@ def test_duplicate_lead_id(event_frames):
         validate_closed_loop(leads)
 
 
+def test_lead_ids_that_differ_only_by_spaces_around_them(event_frames):
+    leads = event_frames["leads"].copy()
+    leads.loc[2, "lead_id"] = " a"
+    with pytest.raises(DataError, match=r"leads: lead ids 'a' and ' a' differ only by spaces"):
+        validate_closed_loop(leads)
+
+
 def test_duplicate_outcome(event_frames):
     outcomes = pd.concat([event_frames["outcomes"], event_frames["outcomes"].iloc[[0]]])
     with pytest.raises(DataError, match=r"outcomes: duplicate lead_id 'a'"):

@@ -463,6 +463,15 @@ def test_duplicate_lead_id(tmp_path, flat_frame):
         load_dataset(write_spec(tmp_path, frame))
 
 
+def test_ids_that_differ_only_by_spaces_around_them_are_one_lead(tmp_path, flat_frame):
+    frame = flat_frame.astype({"id": "object"})
+    frame.loc[7, "id"] = "p5 "
+    with pytest.raises(DataError) as err:
+        load_dataset(write_spec(tmp_path, frame))
+    assert "ids 'p5' and 'p5 ' differ only by spaces around them in column 'id'" in str(err.value)
+    assert str(err.value).endswith("Strip the spaces around ids in the export: each is one lead.")
+
+
 def test_csv_lead_ids_are_read_as_written(tmp_path, flat_frame):
     """Zero-padded numeric ids (and the id ``NA``) must still join back to the CRM."""
     ids = [f"{i:05d}" for i in range(len(flat_frame))]

@@ -635,6 +635,24 @@ def test_a_lead_repeated_across_chunks_is_an_error(scored_world, tmp_path):
     assert not target.exists()
 
 
+def test_one_lead_under_two_spellings_of_its_id_is_an_error(scored_world, tmp_path):
+    """'L1' and 'L1 ' are one lead exported twice: in one chunk or two, the run stops before
+    a CRM sync gets two scores for it, and writes nothing."""
+    from leadscore.errors import DataError
+
+    scoring = load_scoring_model(scored_world["model"])
+    X, ids = next(event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=5000))
+    padded = ids.copy()
+    padded.iloc[0] = f"{ids.iloc[1]} "
+    target = tmp_path / "twins.duckdb"
+    with pytest.raises(DataError, match=r"differ only by spaces around them in the input\. Strip"):
+        run_scoring(scoring, [(X, padded)], target=str(target), as_of=AS_OF, progress=False)
+    apart = [(X.iloc[:1], padded.iloc[:1]), (X.iloc[1:], padded.iloc[1:])]
+    with pytest.raises(DataError, match=r"1 lead id\(s\) appear in more than one chunk .*spaces"):
+        run_scoring(scoring, apart, target=str(target), as_of=AS_OF, progress=False)
+    assert not target.exists()
+
+
 def test_flat_spec_on_duckdb_scores_a_csv_of_new_leads(tmp_path, monkeypatch, capsys):
     """A spec reading a DuckDB table scores new leads given as CSV (the spec's table applies
     to its own source only), and zero-padded ids come back as written."""

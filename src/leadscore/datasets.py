@@ -58,6 +58,7 @@ from leadscore.schema import (
     duplicate_ids_text,
     outcome_reading,
     rows_text,
+    space_twins_text,
     spaced_ids,
     spaced_ids_note,
     to_lead_ids,
@@ -1238,6 +1239,12 @@ def prepare_flat_dataset(
     duplicated = duplicate_ids_text(lead_id, "id {id} in column " + repr(spec.id))
     if duplicated is not None:
         raise DataError(f"{spec.name}: {duplicated}", "Keep one row per lead.")
+    twins = space_twins_text(lead_id)
+    if twins is not None:
+        raise DataError(
+            f"{spec.name}: ids {twins} in column {spec.id!r}",
+            "Strip the spaces around ids in the export: each is one lead.",
+        )
     order = (
         _parse_order(frame[spec.order_by], spec.order_by, _source_name(spec))
         if spec.order_by

@@ -443,6 +443,24 @@ def duplicate_ids_text(ids: pd.Series, what: str) -> str | None:
     return text
 
 
+def space_twins_text(ids: pd.Series) -> str | None:
+    """Two distinct ids of ``ids`` that differ only by spaces around them, in words, or
+    ``None``: ``'X01850 ' and 'X01850' differ only by spaces around them (3 such ids)``. A
+    flat export that pads some ids holds one lead twice under two ids, and a CRM sync would
+    get two scores for it; the event form names such ids when they fail to match a lead."""
+    text = ids.dropna().astype(str)
+    stripped = text.str.strip()
+    twins = stripped.duplicated(keep=False) & ~text.duplicated(keep=False)
+    if not twins.any():
+        return None
+    first = stripped[twins].iloc[0]
+    spellings = list(dict.fromkeys(text[twins & (stripped == first)]))
+    shown = " and ".join(repr(v) for v in spellings[:2])
+    many = int(stripped[twins].nunique())
+    more = f" ({many:,} such ids)" if many > 1 else ""
+    return f"{shown} differ only by spaces around them{more}"
+
+
 def _check_unique(ids: pd.Series, table: str) -> None:
     found = duplicate_ids_text(ids, "lead_id {id}")
     if found is not None:
@@ -676,6 +694,12 @@ def validate_leads(leads: pd.DataFrame, *, warn: bool = True) -> pd.DataFrame:
     out = leads.copy()
     out["lead_id"] = to_lead_ids(out["lead_id"], "leads")
     _check_unique(out["lead_id"], "leads")
+    twins = space_twins_text(out["lead_id"])
+    if twins is not None:
+        raise DataError(
+            f"leads: lead ids {twins}",
+            "Strip the spaces around ids in the export: each is one lead.",
+        )
     out["created_at"] = to_utc_naive(out["created_at"], "leads", "created_at")
     if warn and "company_size" in out.columns:
         _warn_unread_company_sizes(out["company_size"])

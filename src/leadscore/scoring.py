@@ -48,7 +48,13 @@ from leadscore.io import (
 )
 from leadscore.model import LeadScoringModel
 from leadscore.monitoring import EmptyCheck, SizeCheck, computed_inputs
-from leadscore.schema import ClosedLoopData, Feature, is_known_id, to_lead_ids
+from leadscore.schema import (
+    ClosedLoopData,
+    Feature,
+    is_known_id,
+    space_twins_text,
+    to_lead_ids,
+)
 from leadscore.sinks import (
     COLUMNS,
     STAGES,
@@ -569,14 +575,21 @@ def _flat_feature_chunks(
 
 def _id_hashes(lead_ids: pd.Series) -> np.ndarray:
     """64-bit hashes of a chunk's ids (80 MB for 10M leads, rather than the strings); a lead
-    repeated inside the chunk is an error at once."""
+    repeated inside the chunk is an error at once. Ids are hashed without the spaces around
+    them, so that ``X01850`` and ``X01850 `` in two chunks are caught as one lead too."""
     dup = lead_ids.duplicated()
     if dup.any():
         raise DataError(
             f"lead {lead_ids[dup].iloc[0]!r} appears more than once in the input",
             "Keep one row per lead.",
         )
-    return pd.util.hash_array(lead_ids.to_numpy(dtype=object))
+    twins = space_twins_text(lead_ids)
+    if twins is not None:
+        raise DataError(
+            f"lead ids {twins} in the input",
+            "Strip the spaces around ids in the export: each is one lead.",
+        )
+    return pd.util.hash_array(lead_ids.astype(str).str.strip().to_numpy(dtype=object))
 
 
 def _check_unique_across_chunks(hashes: list[np.ndarray]) -> None:
@@ -585,8 +598,9 @@ def _check_unique_across_chunks(hashes: list[np.ndarray]) -> None:
     repeated = int((every[1:] == every[:-1]).sum())
     if repeated:
         raise DataError(
-            f"{repeated:,} lead id(s) appear in more than one chunk of the input",
-            "Keep one row per lead.",
+            f"{repeated:,} lead id(s) appear in more than one chunk of the input (spaces "
+            "around an id aside)",
+            "Keep one row per lead, its id written one way.",
         )
 
 
