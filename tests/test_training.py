@@ -821,6 +821,26 @@ def test_the_report_says_what_to_do_about_an_ece_above_the_chance_band(
     assert "drift between the calibration and test periods" in verdict
 
 
+def test_an_ece_just_above_the_band_is_weak_evidence_in_digits_that_differ(
+    result: TrainingResult,
+) -> None:
+    """The synthetic demo printed "above the chance band (0.011 > 0.011) ... give the
+    calibration fold more history" for 0.0110 against 0.0108: the digits must tell the two
+    apart, and an ECE a hair over the band's edge is no call to act."""
+    chance = result.metrics["uncertainty"]["ece_by_chance"]
+    for upper, ece, shown in (
+        (0.0108, 0.0110, "0.0110 > 0.0108"),
+        (0.02, 0.0201, "0.0201 > 0.0200"),
+    ):
+        changed = _with_ece(result, ece)
+        changed.metrics["uncertainty"]["ece_by_chance"] = {**chance, "upper": upper}
+        (verdict,) = [
+            line for line in format_report(changed).splitlines() if line.startswith("ECE verdict")
+        ]
+        assert verdict.startswith(f"ECE verdict: just above the chance band ({shown}, within")
+        assert "weak evidence" in verdict and "more history" not in verdict
+
+
 def test_a_report_without_a_chance_band_has_no_verdict(result: TrainingResult) -> None:
     import copy
 
