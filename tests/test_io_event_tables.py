@@ -567,3 +567,24 @@ def test_the_scorer_refuses_the_outcomes_training_refuses(
         messages.append(str(err.value))
     assert messages[0] == messages[1]
     assert messages[0].startswith(message)
+
+
+def test_a_csv_cut_off_mid_line_is_named_as_such_by_every_reader(tmp_path, event_frames):
+    """An export stopped early ends mid-line: the readers padded the line and blamed an empty
+    column, or quoted DuckDB's parser options. A file that only lacks its final newline, or
+    whose last line quotes a comma, is complete."""
+    write_tables(event_frames, tmp_path, fmt="csv")
+    log = tmp_path / "activities.csv"
+    whole = log.read_bytes()
+    log.write_bytes(whole.rstrip(b"\n"))  # complete, without the final newline
+    assert len(load_closed_loop(tmp_path).activities) == len(event_frames["activities"])
+    log.write_bytes(whole + b'c,2024-02-03,page_view,"pricing, annual",')
+    assert len(load_closed_loop(tmp_path).activities) == len(event_frames["activities"]) + 1
+    log.write_bytes(whole + b"c,2024-02-0")
+    for read in READERS:
+        with pytest.raises(DataError) as err:
+            read(tmp_path)
+        assert str(err.value) == (
+            f"{log}: the last line holds 2 of the header's 5 columns and no line break: the file "
+            "looks cut off. Export or copy it again, whole."
+        ), read

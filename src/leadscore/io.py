@@ -425,6 +425,36 @@ def _check_csv_header(path: Path) -> None:
                 )
     names = next(csv.reader([header]), [])
     _check_unique_names(names, f"{path}: the header", DUPLICATE_HEADER_FIX)
+    _check_csv_complete(path, len(names))
+
+
+def _check_csv_complete(path: Path, columns: int) -> None:
+    """A CSV cut off mid-line (a copy or an export stopped early) is refused as such.
+
+    Its last line lacks the newline and some fields; a reader pads them as missing, so the
+    error that follows names an empty column ("activities.activity_type is empty in 1
+    row(s)") or DuckDB's advice on its own parser options, neither of which says the file
+    is incomplete. Only a last line without the newline, without quotes (a quoted field may
+    hold commas or line breaks) and with fewer fields than the header is refused: a file
+    that merely lacks its final newline is complete."""
+    size = path.stat().st_size
+    if size == 0 or columns < 2:
+        return
+    with path.open("rb") as handle:
+        handle.seek(max(0, size - 65536))
+        tail = handle.read()
+    if tail.endswith(b"\n") or b"\n" not in tail or b"\x00" in tail:
+        return  # complete, one line, or UTF-16 (named by the reader that follows)
+    last = tail.rsplit(b"\n", 1)[1].decode("utf-8", errors="replace").rstrip("\r")
+    if '"' in last or not last.strip():
+        return
+    fields = last.count(",") + 1
+    if fields < columns:
+        raise DataError(
+            f"{path}: the last line holds {fields} of the header's {columns} columns and no "
+            "line break: the file looks cut off",
+            "Export or copy it again, whole.",
+        )
 
 
 #: Most duplicated names one error line lists.
