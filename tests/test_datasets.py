@@ -536,6 +536,18 @@ def test_order_by_numbers_with_a_stray_value_names_it(flat_frame):
         prepare_flat_dataset(frame, parse_spec(SPEC))
 
 
+def test_order_by_dates_with_a_few_plain_numbers_names_them(flat_frame):
+    """'1040' among dates read as the year 1040: the oldest lead, silently in the fit fold."""
+    dates = [f"2024-01-{1 + i % 28:02d}" for i in range(57)]
+    frame = flat_frame.assign(seq=[*dates, "1040", "1041", "1040"])
+    with pytest.raises(DataError) as err:
+        prepare_flat_dataset(frame, parse_spec(SPEC))
+    assert str(err.value) == (
+        "order_by column 'seq' holds dates, but 3 value(s) are plain numbers: '1040', '1041'. "
+        "Write those as dates (YYYY-MM-DD), or drop those rows: a number would be read as a year."
+    )
+
+
 def test_within_days_needs_order_by():
     spec = {**SPEC, "label": {"column": "converted", "won": "not_null", "within_days": 30}}
     del spec["order_by"]

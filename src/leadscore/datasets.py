@@ -368,7 +368,8 @@ def _parse_order(values: pd.Series, column: str, table: str) -> pd.Series:
     """The order_by column as float64 (a sequence) or timestamps.
 
     Text holding mostly numbers is a sequence: naming the values that are no number says
-    more than "does not parse as a timestamp", and short numbers must not read as years.
+    more than "does not parse as a timestamp", and short numbers must not read as years;
+    text holding mostly dates and a few plain numbers is an error for the same reason.
     """
     if _is_text(values):
         numbers, bad = parse_numbers(values)
@@ -382,6 +383,16 @@ def _parse_order(values: pd.Series, column: str, table: str) -> pd.Series:
                     "Correct those values, or drop those rows: every lead needs a sequence number.",
                 )
             values = numbers
+        elif numbers.notna().any():
+            # "1000" among dates would read as the year 1000: the oldest lead, in the fit fold
+            plain = values[numbers.notna()]
+            examples = ", ".join(repr(_plain(v)) for v in plain.unique()[:3])
+            raise DataError(
+                f"order_by column {column!r} holds dates, but {len(plain):,} value(s) are "
+                f"plain numbers: {examples}",
+                "Write those as dates (YYYY-MM-DD), or drop those rows: a number would be read "
+                "as a year.",
+            )
     if ptypes.is_numeric_dtype(values) and not ptypes.is_bool_dtype(values):
         if values.isna().any():
             raise DataError(
