@@ -644,7 +644,7 @@ def test_seniority_and_department_codes_read_as_words():
         assert reason_text(feature, "unknown") == f"{feature.label} not given"
     assert reason_text(built["seniority"], "individual").endswith(": Individual contributor")
     assert reason_text(built["department"], "hr").endswith(": HR")
-    assert reason_text(built["department"], "other").endswith(": None that leadscore recognises")
+    assert reason_text(built["department"], "other").endswith(": Other")
     # a value the vocabulary does not hold is quoted as written
     assert reason_text(built["seniority"], "Partner").endswith(": Partner")
 

@@ -184,3 +184,39 @@ def test_help_says_where_the_input_table_is_named(command, capsys):
         in (text)
     )
     assert "the spec's table: and query: apply to the spec's own source only" in text
+
+
+def test_leads_that_begin_after_the_as_of_are_named(tmp_path, caplog):
+    """A flat input scored as of a moment before its leads began (the as-of of an older
+    export, or a 2030 typo that training refuses) was scored without a word; one warning,
+    across chunks, names how many, the latest and what to do."""
+    (tmp_path / "open.csv").write_text(
+        "id,created,visits\na,2025-03-01,1\nb,2025-05-02,2\nc,2024-12-01,3\nd,2030-01-01,4\n"
+    )
+    (tmp_path / "spec.yaml").write_text(
+        "name: dated\nsource: open.csv\nid: id\nlabel: {column: status, won: [won]}\n"
+        "order_by: created\n"
+    )
+    spec = load_spec(str(tmp_path / "spec.yaml"))
+    source = str(tmp_path / "open.csv")
+
+    def warned(as_of: pd.Timestamp) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="leadscore.scoring"):
+            list(flat_feature_chunks(spec, source=source, chunk_rows=2, as_of=as_of))
+        return [r.getMessage() for r in caplog.records if "open lead(s) have" in r.getMessage()]
+
+    (line,) = warned(pd.Timestamp("2025-01-01"))
+    assert line.startswith(
+        "3 open lead(s) have a created after the as-of 2025-01-01 00:00, the latest 2030-01-01 "
+        "for lead 'd'"
+    )
+    assert line.endswith(
+        "correct the dates in the future (a typo such as 2062 for 2026): train refuses them"
+    )
+    (tmp_path / "open.csv").write_text("id,created,visits\na,2025-03-01,1\nb,2025-05-02,2\n")
+    (line,) = warned(pd.Timestamp("2025-04-01"))
+    assert "1 open lead(s)" in line and line.endswith(
+        "give --as-of the moment the input was exported"
+    )
+    assert warned(pd.Timestamp("2025-06-01")) == []

@@ -495,12 +495,12 @@ _SIGNALS: tuple[_Signal, ...] = (
     ),
     _Signal(
         "events",
-        "Events visited",
+        "Events attended",
         _on("event"),
         (90,),
-        sentence="Visited {value:,.0f} event{s}",
-        zero="Has not visited an event",
-        low="Only {value:,.0f} event{s} visited",
+        sentence="Attended {value:,.0f} event{s}",
+        zero="Has not attended an event",
+        low="Only {value:,.0f} event{s} attended",
     ),
     _Signal(
         "chats",

@@ -278,7 +278,7 @@ CATEGORY_WORDS: dict[str, dict[str, str]] = {
         "operations": "Operations",
         "product": "Product",
         "executive": "Executive",
-        "other": "None that leadscore recognises",
+        "other": "Other",
     },
 }
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.api import types as ptypes
 from tqdm.auto import tqdm
 
 from leadscore.encoding import unseen_values, warn_unseen_values
@@ -71,6 +72,7 @@ from leadscore.sinks import (
 )
 from leadscore.specs import DatasetSpec
 from leadscore.stages import StageThresholds
+from leadscore.timestamps import future_cutoff, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -523,6 +525,8 @@ def _flat_feature_chunks(
         named_by=named_by,
     )
     closed = 0
+    moment = as_of if as_of is not None else now
+    late = _LateLeads()
     for chunk in chunks:
         if spec.id not in chunk.columns:
             raise DataError(
@@ -550,10 +554,13 @@ def _flat_feature_chunks(
             if on_closed is not None and done.any():
                 on_closed(to_lead_ids(chunk[spec.id][done], spec.name, spec.id).astype(str))
             chunk = chunk[~done]
+        if len(chunk) and spec.order_by is not None and spec.order_by in chunk.columns:
+            late.add(chunk, spec, moment)
         if len(chunk):
             yield chunk, to_lead_ids(chunk[spec.id], spec.name, spec.id)
     if seen == 0:
         raise DataError(f"{location} holds no leads", "Give a table with at least one lead.")
+    late.warn(spec, moment)
     why = f"{spec.label.column!r} holds their outcome"
     fix = "Score the current open leads: --input FILE, rows without an outcome."
     if timed:
@@ -570,6 +577,55 @@ def _flat_feature_chunks(
     if closed == seen:
         raise DataError(
             f"{location}: all {seen:,} leads are closed ({why}), so none is left to score", fix
+        )
+
+
+@dataclass
+class _LateLeads:
+    """Open leads of a flat input whose ``order_by`` date is after the scoring moment, counted
+    over the chunks: a score stamped as of a moment before its lead existed (``--as-of`` of
+    an older export, or a typo such as 2062 that training refuses) says the wrong thing to
+    whoever reads ``as_of`` in the table. The event form leaves such leads out, as not
+    created yet; a flat table has no creation time of its own, so they are scored, and named
+    in one warning."""
+
+    count: int = 0
+    latest: pd.Timestamp | None = None
+    lead: str | None = None
+
+    def add(self, chunk: pd.DataFrame, spec: DatasetSpec, moment: pd.Timestamp) -> None:
+        from leadscore.datasets import parse_order_column
+
+        order = parse_order_column(chunk[spec.order_by], spec)
+        if not ptypes.is_datetime64_any_dtype(order):
+            return  # a sequence number says nothing of time
+        after = (order > moment + pd.Timedelta(days=1)).to_numpy()
+        if not after.any():
+            return
+        self.count += int(after.sum())
+        rows = np.flatnonzero(after)
+        at = int(rows[np.argmax(order.to_numpy()[rows])])
+        if self.latest is None or order.iloc[at] > self.latest:
+            self.latest, self.lead = order.iloc[at], str(chunk[spec.id].iloc[at])
+
+    def warn(self, spec: DatasetSpec, moment: pd.Timestamp) -> None:
+        if not self.count or self.latest is None:
+            return
+        when = f"the as-of {moment:%Y-%m-%d %H:%M}"
+        fix = (
+            "correct the dates in the future (a typo such as 2062 for 2026): train refuses them"
+            if self.latest > future_cutoff(utc_now())
+            else "give --as-of the moment the input was exported"
+        )
+        logger.warning(
+            "%s open lead(s) have a %s after %s, the latest %s for lead %r: their scores are "
+            "stamped with a moment before they began; %s",
+            f"{self.count:,}",
+            spec.order_by,
+            when,
+            f"{self.latest:%Y-%m-%d}",
+            self.lead,
+            fix,
         )
 
 
