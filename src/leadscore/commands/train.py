@@ -250,7 +250,10 @@ def _ece_verdict(
         ]
     periods = ""
     if "calibrate" in boundaries and "test" in boundaries:
-        periods = f" (calibration from {boundaries['calibrate']}, test from {boundaries['test']})"
+        periods = (
+            f" (calibration fold from {boundaries['calibrate']}, test fold from "
+            f"{boundaries['test']})"
+        )
     return [
         f"ECE verdict: above the chance band ({shown} > {edge}): the probabilities are off by "
         "more than sampling noise; give the calibration fold more history "
