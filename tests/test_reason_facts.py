@@ -461,6 +461,18 @@ def test_columns_of_one_fact_in_a_spec_make_one_reason():
     assert both_ways > 0  # the merge had leads to work on
 
 
+def test_a_time_in_a_spec_s_units_reads_in_the_unit_that_suits_it():
+    """x_education's seconds on the website read "20 minutes", not "1,225"; none reads none."""
+    table, spec = _x_education_like(200, seed=5)
+    features = {f.name: f for f in prepare_flat_dataset(table, spec).features}
+    time = features["Total Time Spent on Website"]
+    assert reason_text(time, 1225.0) == "Time on the website: 20 minutes"
+    assert reason_text(time, 0.0) == "Time on the website: none"
+    assert reason_text(time, 7200.0) == "Time on the website: 2 hours"
+    plain = prepare_flat_dataset(table, spec.model_copy(update={"units": {}})).features
+    assert reason_text({f.name: f for f in plain}[time.name], 1225.0).endswith(": 1,225")
+
+
 def test_a_spec_refuses_a_column_in_two_facts():
     spec = load_spec("x_education", data_root=Path("."))
     with pytest.raises(ValueError, match=r"both facts\.website and facts\.time"):

@@ -958,11 +958,16 @@ def _written_unit(non_null: pd.Series) -> str | None:
 
 
 def _number_sentence(label: str, unit: str | None) -> str | None:
-    """The reason template of a number column written with ``unit`` (:func:`_written_unit`)."""
+    """The reason template of a number column written with ``unit`` (:func:`_written_unit`),
+    or holding a time in the spec's ``units`` (``seconds``, ``minutes``), which reads in the
+    unit that suits it ("Time on the website: 20 minutes", not "1,225")."""
     if unit is None:
         return None
     shown = label.replace("{", "{{").replace("}", "}}")
-    spec = "percent" if unit == "percent" else f"amount:{unit}"
+    if unit in ("seconds", "minutes"):
+        spec = f"duration:{unit}"
+    else:
+        spec = "percent" if unit == "percent" else f"amount:{unit}"
     return f"{shown}: {{value:{spec}}}"
 
 
@@ -1165,7 +1170,9 @@ def _type_features(
         if numeric is not None:
             columns[name] = numeric
             kind = "numeric"
-            if _is_text(values):
+            if name in spec.units:
+                sentence = _number_sentence(spec.labels.get(name, name), spec.units[name])
+            elif _is_text(values):
                 sentence = _number_sentence(spec.labels.get(name, name), _written_unit(non_null))
         else:
             if ptypes.is_datetime64_any_dtype(values) or (
@@ -1237,6 +1244,7 @@ def prepare_flat_dataset(
     named += [*spec.exclude, *spec.categorical, *spec.numeric, *spec.labels]
     named += [*spec.groups.fit, *spec.groups.engagement, *spec.allow_leakage]
     named += [column for columns in spec.facts.values() for column in columns]
+    named += list(spec.units)
     _require(frame, list(dict.fromkeys(named)), f"{spec.name}")
     frame = frame.reset_index(drop=True)
     # a label read as categories (Parquet from pandas) is text like any other: blanks and

@@ -248,6 +248,8 @@ class _Number(float):
             shown = f"{amount:,.1f}".removesuffix(".0") if amount < 10 else f"{amount:,.0f}"
             return f"{shown} {'more' if float(self) > 0 else 'fewer'}"
         if spec.startswith("duration:"):
+            if float(self) == 0:
+                return "none"  # "less than a second" is a time spent; 0 is none at all
             return format_duration(float(self) * _SECONDS_IN[spec[9:]])
         if spec.startswith("amount:"):
             sign = "-" if float(self) < 0 else ""

@@ -218,6 +218,7 @@ class DatasetSpec(_Frozen):
     groups: GroupsSpec = Field(default_factory=GroupsSpec)
     labels: dict[str, str] = Field(default_factory=dict)
     facts: dict[str, list[str]] = Field(default_factory=dict)
+    units: dict[str, Literal["seconds", "minutes"]] = Field(default_factory=dict)
     join: list[JoinSpec] = Field(default_factory=list)
     allow_leakage: list[str] = Field(default_factory=list)
     base_dir: Path | None = Field(default=None, exclude=True)
@@ -282,6 +283,7 @@ class DatasetSpec(_Frozen):
             "numeric": self.numeric,
             "allow_leakage": self.allow_leakage,
             **{f"facts.{fact}": columns for fact, columns in self.facts.items()},
+            "units": list(self.units),
         }
         for key, columns in as_features.items():
             for column in columns:
