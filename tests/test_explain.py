@@ -706,6 +706,8 @@ def test_a_change_in_activity_reads_as_more_or_fewer():
     assert reason_text(trend, 1.0) == f"1 more activity {week}"
     assert reason_text(trend, 12.7) == f"13 more activities {week}"
     assert reason_text(trend, 0.0).startswith("As many activities in the last 7 days as")
+    # nothing in either window is no trend: missing, not "as many as"
+    assert reason_text(trend, None) == "No activity in the last 28 days"
 
 
 def test_band_spec_reads_the_band_holding_a_number():

@@ -419,7 +419,7 @@ def test_emails_we_sent_are_not_the_leads_activity():
     row = build_features(_one_lead_log(rows), AS_OF).frame.iloc[0]
     assert row["email_sends_90d"] == 4 and row["email_open_rate_90d"] == 0
     assert row["activities_7d"] == row["activities_total"] == row["active_days_90d"] == 0
-    assert row["activity_types_90d"] == 0 and row["activity_trend"] == 0
+    assert row["activity_types_90d"] == 0 and np.isnan(row["activity_trend"])
     assert np.isnan(row["days_since_last_activity"])
     assert np.isnan(row["days_since_first_activity"])
     # one visit among the sends is the lead's only activity

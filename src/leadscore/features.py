@@ -616,9 +616,14 @@ _DERIVED: tuple[_Derived, ...] = (
         "activity_trend",
         "Change in weekly activity, last 7 days against the 21 before",
         (("n_0_7", "count", _LEAD_ACTIVITY, (0, 7)), ("n_7_28", "count", _LEAD_ACTIVITY, (7, 28))),
-        "CAST(coalesce(a.n_0_7, 0) AS DOUBLE) - coalesce(a.n_7_28, 0) / 3.0",
+        # no trend without activity: 0 against 0 read "As many activities ... as" for a lead
+        # idle for a month
+        "CASE WHEN coalesce(a.n_0_7, 0) + coalesce(a.n_7_28, 0) = 0 THEN NULL "
+        "ELSE CAST(coalesce(a.n_0_7, 0) AS DOUBLE) - coalesce(a.n_7_28, 0) / 3.0 END",
         sentence="{value:change} activit{s:y|ies} in the last 7 days than in an average week "
         "of the 21 days before",
+        missing_sentence="No activity in the last 28 days",
+        fact="activity",
         zero_sentence="As many activities in the last 7 days as in an average week of the 21 "
         "days before",
     ),

@@ -215,7 +215,7 @@ def _boundaries(result: TrainingResult) -> dict[str, str]:
 
 #: An ECE above the chance band's edge by less than this factor is read as weak evidence: the
 #: edge is itself the 95th percentile of simulated draws, and the ECE its own noisy estimate
-#: (the synthetic demo's 0.0110 against an edge of 0.0108 is no reason to retrain).
+#: (0.0110 against an edge of 0.0108, as the synthetic demo once showed, is no reason to retrain).
 ECE_MARGIN = 1.25
 
 
