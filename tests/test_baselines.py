@@ -207,3 +207,17 @@ def test_baselines_calibrate_with_the_given_folds_and_seed():
     baseline = LogisticRegressionBaseline().fit(X, y)
     baseline.calibrate(X, y, method="auto", cv=3, random_state=7)
     assert (baseline.calibrator_.cv, baseline.calibrator_.random_state) == (3, 7)
+
+
+def test_derived_rules_group_spellings_as_they_match_them():
+    """Rules match `Google` and `google` alike, so two derived rules, one per spelling, scored
+    each lead of either spelling twice: one rule per level as matched, named by the spelling
+    most leads have, scores all of them once."""
+    src = np.array(["Google"] * 150 + ["google"] * 100 + ["Bing"] * 150, dtype=object)
+    y = np.r_[np.ones(120), np.zeros(30), np.ones(80), np.zeros(20), np.zeros(140), np.ones(10)]
+    X = pd.DataFrame({"source": pd.Categorical(src)})
+    rules = RulePointsBaseline().fit(X, y.astype(int)).rules_
+    google = [r for r in rules if r.in_ is not None and "oogle" in r.in_[0]]
+    assert [r.in_ for r in google] == [("Google",)]
+    scores = RulePointsBaseline(rules=rules).fit(X, y.astype(int)).decision_function(X)
+    assert scores[0] == scores[150] == google[0].points

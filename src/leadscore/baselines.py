@@ -328,11 +328,16 @@ class RulePointsBaseline(_CalibratedMixin):
             if missing.sum() >= self.min_support and (~missing).sum() >= self.min_support:
                 candidates.append((name, {"missing": True}, missing))
             if _is_categorical(values):
-                text = _as_text(values)
-                levels, counts = np.unique(text[~missing], return_counts=True)
+                # levels grouped as the rules match them (case and spacing aside): a rule of
+                # `Google` also scores `google`, so a second rule of `google` would score its
+                # leads twice; the rule names the spelling most leads have
+                key = _as_text(values, spelling_key)
+                written = pd.Series(_as_text(values))[~missing]
+                spelt = written.groupby(key[~missing]).agg(lambda s: s.value_counts().index[0])
+                levels, counts = np.unique(key[~missing], return_counts=True)
                 for level, count in zip(levels, counts, strict=True):
-                    if count >= self.min_support and count < len(text):
-                        candidates.append((name, {"in": (str(level),)}, text == level))
+                    if count >= self.min_support and count < len(key):
+                        candidates.append((name, {"in": (str(spelt[level]),)}, key == level))
                 continue
             numbers = values.to_numpy(dtype="float64", na_value=np.nan)
             present = numbers[~missing]
