@@ -9,6 +9,7 @@ functionality).
 from __future__ import annotations
 
 import json
+import re
 from decimal import Decimal
 
 import numpy as np
@@ -707,3 +708,14 @@ def test_training_records_the_spec_s_missing_tokens(caplog) -> None:
     with caplog.at_level("WARNING"):
         score_frame(back, frame[["source", "visits"]].astype(str))
     assert "never saw" not in caplog.text
+
+
+def test_booster_names_stay_unique_when_a_suffixed_name_is_taken():
+    """`a_b_2` as written, then `a_b` and `a b`: the third cleans to `a_b`, and its position
+    suffix gives `a_b_2`, which the first holds; LightGBM needs every name once."""
+    written = ["a_b_2", "a_b", "a b", "x y!", "x_y"]
+    features = [Feature(n, "fit", n, "numeric") for n in written]
+    names = FeatureEncoder(features, {}).booster_names
+    assert len(set(names)) == len(names) == 5
+    assert names[:2] == ["a_b_2", "a_b"] and names[3] == "x_y"
+    assert all(re.fullmatch(r"[0-9A-Za-z_]+", n) for n in names)

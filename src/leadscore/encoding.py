@@ -562,11 +562,19 @@ class FeatureEncoder:
 
     @property
     def booster_names(self) -> list[str]:
-        """Feature names as LightGBM accepts them (no JSON special characters)."""
+        """Feature names as LightGBM accepts them (no JSON special characters), unique: a
+        name that cleans to one already taken gets its position, and a further suffix in the
+        rare case that is taken too (``a_b_2``, then ``a_b`` and ``a b``)."""
         names: list[str] = []
+        taken: set[str] = set()
         for j, name in enumerate(self.names):
             clean = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or f"f{j}"
-            names.append(clean if clean not in names else f"{clean}_{j}")
+            unique, more = (clean, 0) if clean not in taken else (f"{clean}_{j}", 0)
+            while unique in taken:
+                more += 1
+                unique = f"{clean}_{j}_{more}"
+            names.append(unique)
+            taken.add(unique)
         return names
 
 
