@@ -19,6 +19,7 @@ import pytest
 
 from leadscore.config import parse_config
 from leadscore.datasets import prepare_flat_dataset
+from leadscore.errors import DataError
 from leadscore.explain import Explanation, explain, explain_batch, lead_reasons
 from leadscore.features import build_training_examples, default_as_of_dates, feature_catalogue
 from leadscore.io import load_closed_loop
@@ -471,6 +472,17 @@ def test_a_time_in_a_spec_s_units_reads_in_the_unit_that_suits_it():
     assert reason_text(time, 7200.0) == "Time on the website: 2 hours"
     plain = prepare_flat_dataset(table, spec.model_copy(update={"units": {}})).features
     assert reason_text({f.name: f for f in plain}[time.name], 1225.0).endswith(": 1,225")
+
+
+def test_a_time_in_units_is_a_number_and_never_a_category():
+    table, spec = _x_education_like(200, seed=6)
+    column = "Total Time Spent on Website"
+    table[column] = table[column].astype(object)
+    table.loc[3, column] = "about an hour"
+    with pytest.raises(DataError, match=r"'Total Time Spent on Website' is declared numeric"):
+        prepare_flat_dataset(table, spec)
+    with pytest.raises(ValueError, match=r"both categorical and units \(a time is a number\)"):
+        spec.model_validate({**spec.model_dump(exclude={"base_dir"}), "categorical": [column]})
 
 
 def test_a_spec_refuses_a_column_in_two_facts():

@@ -1144,7 +1144,7 @@ def _type_features(
             excluded[name] = "holds a single value"
             continue
         numeric: pd.Series | None = None
-        if name in spec.numeric:
+        if name in spec.numeric or name in spec.units:  # a time is a number
             numeric, bad = parse_numbers(values)
             if bad.any():
                 raise DataError(

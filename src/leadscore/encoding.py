@@ -569,7 +569,8 @@ class FeatureEncoder:
         taken: set[str] = set()
         for j, name in enumerate(self.names):
             clean = re.sub(r"[^0-9A-Za-z_]+", "_", name).strip("_") or f"f{j}"
-            unique, more = (clean, 0) if clean not in taken else (f"{clean}_{j}", 0)
+            unique = clean if clean not in taken else f"{clean}_{j}"
+            more = 0
             while unique in taken:
                 more += 1
                 unique = f"{clean}_{j}_{more}"

@@ -51,7 +51,7 @@ def invalid_yaml(file: object, err: Exception) -> SpecError:
     where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
     fix = (
         "Indent with spaces: YAML does not allow tabs."
-        if "\\t" in problem or "\t" in problem
+        if "'\\t'" in problem  # YAML quotes the character it found: '\t'
         else "Fix the indentation or quoting there."
     )
     return SpecError(f"{file} is not valid YAML{where}: {problem}", fix)

@@ -1979,7 +1979,11 @@ def _unify_categories(frames: list[pd.DataFrame], features: Sequence[Feature]) -
 
 
 def build_event_examples(
-    data: ClosedLoopData, events: EventConfig, *, name: str = "events"
+    data: ClosedLoopData,
+    events: EventConfig,
+    *,
+    name: str = "events",
+    on_details: Callable[[DetailCounts], None] | None = warn_unrecognised_details,
 ) -> LabelledDataset:
     """The examples ``leadscore train --data`` trains on, from the config's ``events``
     section: as-of dates every ``every_days`` after ``warmup_days`` of history
@@ -1989,6 +1993,7 @@ def build_event_examples(
 
     Data read without an outcomes table (``absent_tables``) is refused: every lead would be
     open, and the cold-start advice to wait for more outcomes would hide a missing file.
+    ``on_details`` as for :func:`build_training_examples`.
     """
     if "outcomes" in data.absent_tables:
         raise DataError(
@@ -1999,7 +2004,9 @@ def build_event_examples(
     dates = default_as_of_dates(
         data, events.horizon_days, every_days=events.every_days, warmup_days=events.warmup_days
     )
-    return build_training_examples(data, dates, events.horizon_days, name=name)
+    return build_training_examples(
+        data, dates, events.horizon_days, name=name, on_details=on_details
+    )
 
 
 def _warn_date_only_activities(activities: pd.DataFrame, dates: Sequence[pd.Timestamp]) -> None:
@@ -2031,6 +2038,7 @@ def build_training_examples(
     name: str = "events",
     threads: int | None = None,
     memory_limit: str | None = None,
+    on_details: Callable[[DetailCounts], None] | None = warn_unrecognised_details,
 ) -> LabelledDataset:
     """Labelled examples: open leads at each as-of date, 1 if won within ``horizon_days``.
 
@@ -2042,6 +2050,10 @@ def build_training_examples(
 
     The extra lead columns are planned once, from the leads created by the latest usable
     date: leads created after it take no part in training and decide nothing.
+
+    ``on_details`` receives the counts of the log's page and form details, as in
+    :func:`build_features` (by default a warning when most name nothing leadscore knows);
+    ``None`` for a caller that has already warned over the same log (``validate``).
 
     Returns
     -------
@@ -2078,7 +2090,7 @@ def build_training_examples(
     labels: list[np.ndarray] = []
     orders: list[np.ndarray] = []
     features: tuple[Feature, ...] = ()
-    with _engagement_engine(data.activities, threads, memory_limit) as query:
+    with _engagement_engine(data.activities, threads, memory_limit, on_details=on_details) as query:
         for d in usable:
             closed = outcomes.index[outcomes["closed_at"] <= d]
             leads = data.leads

@@ -295,6 +295,12 @@ class DatasetSpec(_Frozen):
         both = set(self.categorical) & set(self.numeric)
         if both:
             raise ValueError(f"{sorted(both)[0]!r} is listed under both categorical and numeric")
+        both = set(self.categorical) & set(self.units)
+        if both:
+            raise ValueError(
+                f"{sorted(both)[0]!r} is listed under both categorical and units (a time is a "
+                "number)"
+            )
         both = set(self.groups.fit) & set(self.groups.engagement)
         if both:
             raise ValueError(f"{sorted(both)[0]!r} is listed under both groups.fit and engagement")

@@ -197,15 +197,9 @@ def run(args: argparse.Namespace) -> int:
     counted = _WarningCount()
     package = logging.getLogger("leadscore")
     package.addHandler(counted)
-    # validate builds features from one log twice (the summary as of the data's end, then
-    # train's examples), and each build warns about that log: say each such warning once
-    features = logging.getLogger("leadscore.features")
-    once = _FirstOfEach()
-    features.addFilter(once)
     try:
         return _validate(args, counted)
     finally:
-        features.removeFilter(once)
         package.removeHandler(counted)
 
 
@@ -253,7 +247,11 @@ def _validate(args: argparse.Namespace, warnings: _WarningCount) -> int:
 
     check_finite(table.X)
     try:
-        examples = build_event_examples(events, config.events, name=event_data_name(args.data))
+        # the summary above warned about the log's page and form details; the same log
+        # again would warn again
+        examples = build_event_examples(
+            events, config.events, name=event_data_name(args.data), on_details=None
+        )
     except LeadscoreError as err:  # no outcomes table, or too little time for one window
         _print_note(f"train would stop here: {err}")
         return 0
@@ -298,31 +296,6 @@ def _print_verdict(dataset: LabelledDataset, note: str | None, warnings: int = 0
         f"ok: train would take these {len(dataset.y):,} {rows} "
         f"({int(dataset.y.sum()):,} won) as they are{read}"
     )
-
-
-class _FirstOfEach(logging.Filter):
-    """Lets a warning through the first time only, compared by its text.
-
-    ``validate`` reads the activity log twice, for the feature summary as of the data's end
-    and for the examples ``train`` would build, and the feature builder warns about the whole
-    log on each read (form or page details that name nothing leadscore knows), so the same
-    line was printed twice and counted twice in "read the 2 warning(s) above". Dropping the
-    repeat here, rather than one of the two warnings, keeps the line whichever of the reads
-    runs: the examples are not built when the data has no outcomes table. Lines below
-    warnings (the progress of each as-of date) are never dropped."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._seen: set[tuple[str, str]] = set()
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
-            return True
-        key = (record.name, record.getMessage())
-        if key in self._seen:
-            return False
-        self._seen.add(key)
-        return True
 
 
 class _WarningCount(logging.Handler):
