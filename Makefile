@@ -44,9 +44,10 @@ run: $(STAMP) ## The main job on synthetic data: synth, train (MLflow), score, c
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db"
 
 .PHONY: test
-test: $(STAMP) ## Lint, then the whole test suite (slow tests included)
+test: $(STAMP) ## Lint and type-check, then the whole test suite (slow tests included)
 	$(BIN)/ruff check src tests benchmarks scripts notebooks
 	$(BIN)/ruff format --check src tests benchmarks scripts notebooks
+	$(BIN)/mypy
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 .PHONY: test-fast

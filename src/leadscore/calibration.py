@@ -176,7 +176,7 @@ class ProbabilityCalibrator(BaseEstimator):
         if s.shape != yv.shape or s.size == 0 or not np.all(np.isfinite(s)):
             raise ValueError("scores and y must be finite and of the same, non-zero length")
         n_pos = int(yv.sum())
-        method = self.method
+        method: str = self.method
         self.brier_oof_: dict[str, float] = {}
         if method != "identity" and min(n_pos, len(yv) - n_pos) < 2:
             logger.warning("calibration fold holds a single class: keeping the raw scores")

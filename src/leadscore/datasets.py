@@ -53,6 +53,7 @@ from leadscore.schema import (
     SPACED_IDS_FIX,
     UNKNOWN_ID_SAMPLE,
     Feature,
+    FeatureKind,
     LabelledDataset,
     closest_names,
     duplicate_ids_text,
@@ -1169,7 +1170,7 @@ def _type_features(
         sentence = None
         if numeric is not None:
             columns[name] = numeric
-            kind = "numeric"
+            kind: FeatureKind = "numeric"
             if name in spec.units:
                 sentence = _number_sentence(spec.labels.get(name, name), spec.units[name])
             elif _is_text(values):

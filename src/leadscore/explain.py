@@ -569,13 +569,13 @@ def _texts_and_json(
     if present.size:
         if feature.sentence or feature.zero_sentence or feature.low_sentence:
             unique, inverse = np.unique(present, return_inverse=True)
-            table = [reason_text(feature, v) for v in unique.tolist()]
+            phrases = [reason_text(feature, v) for v in unique.tolist()]
         else:
             unique, inverse = np.unique(rounded_for_display(present), return_inverse=True)
             label = feature.label.replace("; ", ", ")
-            table = [f"{label}: {format_rounded(v)}" for v in unique.tolist()]
+            phrases = [f"{label}: {format_rounded(v)}" for v in unique.tolist()]
         at = np.flatnonzero(~missing)
-        texts[at] = np.array(table, dtype=object)[inverse]
+        texts[at] = np.array(phrases, dtype=object)[inverse]
         if feature.low_sentence and against is not None:
             low = np.flatnonzero(
                 np.asarray(against, dtype=bool)[at] & (present > 0) & _reads_low(feature, present)
@@ -751,7 +751,7 @@ def _merged_contributions(explanation: Explanation, rows: np.ndarray) -> np.ndar
         if busy.size == 0:
             continue
         texts = np.stack([_field_texts(explanation, rows[busy], j) for j in group], axis=1)
-        alive = ~emptied[np.ix_(busy, group)]
+        alive = ~emptied[np.ix_(busy, np.asarray(group))]
         for a in range(len(group)):
             for b in range(a + 1, len(group)):
                 same = alive[:, a] & alive[:, b] & (texts[:, a] == texts[:, b])

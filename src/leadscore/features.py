@@ -1504,7 +1504,7 @@ def _engagement_engine(
     # DuckDB creates the spill folder only when it spills and removes it on close; without
     # one it would spill into ".tmp" under the working directory.
     spill = Path(tempfile.gettempdir()) / f"leadscore-duckdb-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    config = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "threads": threads or os.cpu_count() or 1,
         "memory_limit": memory_limit or _memory_limit(),
         "temp_directory": str(spill),

@@ -171,8 +171,8 @@ def time_ordered_folds(
         test_from = (
             np.datetime64(pd.Timestamp(dataset.test_from).as_unit("us"))
             if np.issubdtype(sorted_order.dtype, np.datetime64)
-            else float(dataset.test_from)
-        )  # type: ignore[arg-type]
+            else float(dataset.test_from)  # type: ignore[arg-type]
+        )
         test_start = int(np.searchsorted(sorted_order, test_from, side="left"))
         if test_start >= n:
             raise DataError(
@@ -214,8 +214,12 @@ def time_ordered_folds(
         name: _label(sorted_order[c]) for name, c in zip(FOLD_NAMES[1:], cuts[1:4], strict=True)
     }
     span = (_label(sorted_order[0]), _label(sorted_order[-1]))
+    fit, valid, calibrate, test = parts
     folds = Folds(
-        *parts,
+        fit,
+        valid,
+        calibrate,
+        test,
         kind=kind,
         purged=purged,
         purged_leads=purged_leads,

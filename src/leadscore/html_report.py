@@ -43,7 +43,7 @@ from matplotlib.figure import Figure
 from leadscore import plots
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution
-from leadscore.io import check_folder_takes_files, sqlite_file, write_atomically
+from leadscore.io import check_folder_takes_files, sqlite_file, write_text_atomically
 from leadscore.metrics import chance_draws, resampled_units
 from leadscore.model import LeadScoringModel
 from leadscore.reports import (
@@ -795,9 +795,7 @@ def _metrics_section(run: _Run) -> str:
     rows = []
     unit = _test_unit(run)
     for key, label, help_text, digits in _METRIC_ROWS:
-        values = [
-            float(v.get(key)) if v.get(key) is not None else math.nan for v in columns.values()
-        ]
+        values = [float(v[key]) if v.get(key) is not None else math.nan for v in columns.values()]
         finite = [v for v in values if math.isfinite(v)]
         best = (min(finite) if key in lower_is_better else max(finite)) if finite else None
         cells = [f'{label}<br><span class="meta">{help_text.format(unit=unit)}</span>']
@@ -1086,20 +1084,26 @@ def _policy_rows(run: _Run) -> list[tuple[str, ...]]:
     policy = getattr(stages, "policy_", None)
     if policy is None:
         return []
-    rows = []
+    rows: list[tuple[str, ...]] = []
     unit = _test_unit(run)
     period_days = getattr(policy, "period_days", None)
     for stage in ("mql", "sql"):
         text, measure = _policy_text(stage, policy)
         cut = float(getattr(stages, f"{stage}_threshold_"))
-        shown = {"unit": unit, "period_days": period_days}
         rows.append(
             (
                 stage.upper(),
                 text,
                 _nowrap(_pct(cut) if math.isfinite(cut) else "nobody"),
-                _achieved_text((stages.achieved_ or {}).get(stage), measure, **shown),
-                _achieved_text(_test_achieved(run, stage, cut), measure, **shown),
+                _achieved_text(
+                    (stages.achieved_ or {}).get(stage),
+                    measure,
+                    unit=unit,
+                    period_days=period_days,
+                ),
+                _achieved_text(
+                    _test_achieved(run, stage, cut), measure, unit=unit, period_days=period_days
+                ),
             )
         )
     return rows
@@ -1387,7 +1391,7 @@ def write_model_report(
     out = Path(out)
     check_report_path(out)
     text = build_model_report(run_id, tracking_uri=tracking_uri)
-    write_atomically(out, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_text_atomically(out, text)
     if log_to_run:
         from mlflow import MlflowClient
 

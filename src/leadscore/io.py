@@ -551,7 +551,7 @@ def read_table(
     with _read_errors(str(path), suffix, table=table, query=query):
         if suffix == ".csv":
             options = _csv_options(path, na_values, text_columns, strings)
-            frame = pd.read_csv(path, low_memory=False, **options)  # type: ignore[arg-type]
+            frame = pd.read_csv(path, low_memory=False, **options)
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
@@ -679,7 +679,7 @@ def _sql_connection(
                 "Check the URL, the server and the credentials.",
             ) from err
         with con:
-            if query is None and not sa.inspect(con).has_table(table):
+            if query is None and not sa.inspect(con).has_table(str(table)):
                 inspector = sa.inspect(con)
                 tables = sorted({*inspector.get_table_names(), *inspector.get_view_names()})
                 elsewhere = _schemas_holding(inspector, str(table))
@@ -878,7 +878,7 @@ def iter_table_chunks(
             options = _csv_options(path, na_values, text_columns, strings)
             if progress is not None:
                 read.total = _csv_data_lines(path)
-            with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:  # type: ignore[call-overload]
+            with pd.read_csv(path, chunksize=chunk_rows, **options) as reader:
                 for chunk in reader:
                     read.read += len(chunk)
                     yield _drop_unnamed(chunk)
@@ -911,19 +911,19 @@ def event_data_name(source: str | Path) -> str:
     A database name is made safe for the registry and a folder (a run of other characters
     than ``A-Za-z0-9_.-`` becomes ``_``, no dot first); a URL without one gives ``events``.
     """
-    source = duckdb_url_file(source)
-    if not is_sql_url(source):
-        path = Path(source)
+    given = duckdb_url_file(source)
+    if not is_sql_url(given):
+        path = Path(given)
         return (path.stem if path.suffix else path.name) or UNNAMED_EVENT_DATA
     import sqlalchemy as sa
 
     try:
-        database = sa.engine.make_url(str(source)).database or ""
+        database = sa.engine.make_url(str(given)).database or ""
     except (sa.exc.ArgumentError, ValueError):
         database = ""
     if database == ":memory:":
         database = ""
-    elif sqlite_file(str(source)) is not None or database.startswith("file:"):
+    elif sqlite_file(str(given)) is not None or database.startswith("file:"):
         database = Path(database.removeprefix("file:").split("?")[0]).stem  # the file's name
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", database).lstrip(".")
     return safe if safe.strip("_") else UNNAMED_EVENT_DATA
@@ -1445,9 +1445,10 @@ def iter_closed_loop_chunks(
                         [low, high],
                     ).df()
                 frame = _csv_missing(frame) if scan.suffix == ".csv" else frame
-                if formats[name] is not None:
+                fmt = formats[name]
+                if fmt is not None:
                     column = _TIMESTAMP_COLUMNS[name]
-                    frame[column] = parse_timestamps_as(frame[column], formats[name], name, column)
+                    frame[column] = parse_timestamps_as(frame[column], fmt, name, column)
                 frames[name] = frame
             con.unregister("slice_ids")
             data = validate_closed_loop(
@@ -1603,7 +1604,7 @@ class _SqlActivityLog:
         if mapping is not None:
             log_activity_mapping(mapping)
         _check_activity_types(type_counts, type_map)
-        lead = sa.column("lead_id")
+        lead: sa.ColumnClause[Any] = sa.column("lead_id")
         per_lead = pd.read_sql_query(
             sa.select(lead.label("lead_id"), sa.func.count().label("n"))
             .select_from(sa.table(table))
@@ -1641,7 +1642,7 @@ class _SqlActivityLog:
         import sqlalchemy as sa
 
         values = self.ids[self.ids.index.isin(lead_ids.astype(str))].tolist()
-        lead = sa.column("lead_id")
+        lead: sa.ColumnClause[Any] = sa.column("lead_id")
         select = sa.select(sa.text("*")).select_from(sa.table(self.table))
         if self.kept is not None:
             select = select.where(self.kept)
@@ -1670,7 +1671,7 @@ class _SqlActivityLog:
         """The format of the log's text timestamps, decided on its distinct values."""
         import sqlalchemy as sa
 
-        column = sa.column("occurred_at")
+        column: sa.ColumnClause[Any] = sa.column("occurred_at")
         distinct = pd.read_sql_query(
             sa.select(column)
             .select_from(sa.table(self.table))
@@ -1889,7 +1890,7 @@ def _sql_activity_type_counts(con: sa.Connection, table: str) -> tuple[TypeCount
     counts a file's, and the types as the database holds them (for a condition on them)."""
     import sqlalchemy as sa
 
-    kind = sa.column("activity_type")
+    kind: sa.ColumnClause[Any] = sa.column("activity_type")
     counted = pd.read_sql_query(
         sa.select(kind.label("t"), sa.func.count().label("n"))
         .select_from(sa.table(table))
@@ -1919,7 +1920,7 @@ def _sql_activity_map(
     ]
     if mapping is None or not ignored:
         return None, mapping
-    kind = sa.column("activity_type")
+    kind: sa.ColumnClause[Any] = sa.column("activity_type")
     return sa.or_(kind.is_(None), kind.not_in(ignored)), mapping
 
 
@@ -1951,7 +1952,9 @@ def _sql_timestamp_summary(
     typed = _sql_moment_type(con, table, column)
     if typed is not None:
         return _sql_typed_summary(con, name, table, rows, cutoff, keep, kept, typed)
-    select = sa.select(sa.column("lead_id"), sa.column(column)).select_from(source).where(*kept)
+    select: sa.Select[Any, Any] = (
+        sa.select(sa.column("lead_id"), sa.column(column)).select_from(source).where(*kept)
+    )
     fmt: str | None = None
     future = empty = 0
     top = pd.DataFrame({"moment": pd.Series(dtype="datetime64[us]"), "lead_id": []})
@@ -2023,7 +2026,7 @@ def _sql_typed_summary(
     UTC, as the whole reader reads it."""
     import sqlalchemy as sa
 
-    column = sa.column(_TIMESTAMP_COLUMNS[name])
+    column: sa.ColumnClause[Any] = sa.column(_TIMESTAMP_COLUMNS[name])
     source = sa.table(table)
     aware = bool(getattr(typed, "timezone", False))
     bound = cutoff.tz_localize("UTC") if aware else cutoff
@@ -2454,6 +2457,15 @@ def check_folder_takes_files(path: Path, fix: str) -> None:
         raise DataError(f"cannot create a file in {folder}: {error_reason(err)}", fix) from err
     os.close(fd)
     Path(probe).unlink(missing_ok=True)
+
+
+def write_text_atomically(target: Path, text: str) -> Path:
+    """Write ``text`` to ``target`` in UTF-8 as :func:`write_atomically` writes a file."""
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    return write_atomically(target, write)
 
 
 def write_atomically(target: Path, write: Callable[[Path], None]) -> Path:

@@ -39,7 +39,7 @@ from leadscore.calibration import ProbabilityCalibrator
 from leadscore.encoding import CATEGORY_MATCHING, VALUE_READINGS, FeatureEncoder
 from leadscore.errors import ModelError
 from leadscore.explain import MIN_CONTRIBUTION, Explanation, explain, explain_batch
-from leadscore.io import write_atomically
+from leadscore.io import write_text_atomically
 from leadscore.monitoring import DriftReference
 from leadscore.schema import Feature
 from leadscore.stages import StageThresholds
@@ -294,7 +294,7 @@ class LeadScoringModel:
         target.mkdir(parents=True, exist_ok=True)
         meta_text, booster_text = self.to_texts()
         for name, text in ((BOOSTER_FILE, booster_text), (META_FILE, meta_text)):
-            write_atomically(target / name, lambda tmp, text=text: tmp.write_text(text))
+            write_text_atomically(target / name, text)
         logger.info("saved model to %s", target)
         return target
 
@@ -309,7 +309,8 @@ class LeadScoringModel:
                 "Point to a folder written by `leadscore train`.",
             )
         try:
-            meta_text, booster_text = meta_path.read_text(), booster_path.read_text()
+            meta_text = meta_path.read_text(encoding="utf-8")
+            booster_text = booster_path.read_text(encoding="utf-8")
         except UnicodeDecodeError as err:
             raise ModelError(
                 f"{source} holds a file that is not text ({err})",

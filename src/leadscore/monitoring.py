@@ -37,6 +37,7 @@ finite PSI.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -70,7 +71,9 @@ OTHER = "(other)"
 BucketKind = Literal["numeric", "categorical"]
 
 
-def population_stability(reference: Sequence[float], current: Sequence[float]) -> float:
+def population_stability(
+    reference: Sequence[float] | np.ndarray, current: Sequence[float] | np.ndarray
+) -> float:
     """PSI of two distributions over the same buckets (shares or counts; each is normalised).
 
     Examples
@@ -280,7 +283,7 @@ class DriftReference(BaseEstimator):
                     "edges": edges,
                     "labels": ["no", "yes", MISSING]
                     if flag
-                    else _numeric_labels(edges, lambda v, f=f: unit_text(f, v)),
+                    else _numeric_labels(edges, functools.partial(unit_text, f)),
                     "size": None if f.name in computed else typical_size(x),
                 }
                 continue
@@ -602,7 +605,7 @@ class SizeCheck:
             )
 
 
-def computed_inputs(features: Sequence[Feature], data_form: str) -> list[str]:
+def computed_inputs(features: Sequence[Feature], data_form: str | None) -> list[str]:
     """The inputs leadscore computes itself rather than reads from the user's columns: an
     event model's activity features. No export changes their unit or empties them, so the
     size and empty checks leave them out (an early as-of honestly gives young leads a lead

@@ -17,12 +17,13 @@ from __future__ import annotations
 import textwrap
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from matplotlib.ticker import MaxNLocator
 from pandas.api import types as ptypes
 from sklearn.metrics import (
@@ -53,7 +54,7 @@ __all__ = [
 STAGE_COLOURS: dict[str, str] = {"lead": "#9e9e9e", "mql": "#f5a623", "sql": "#2e7d32"}
 
 _SERIES_COLOURS = ("#1565c0", "#c62828", "#6a1b9a", "#00838f", "#ef6c00", "#4e342e")
-_REFERENCE = {"color": "#757575", "linestyle": "--", "linewidth": 1.0}
+_REFERENCE: dict[str, Any] = {"color": "#757575", "linestyle": "--", "linewidth": 1.0}
 
 
 def _figure(n_rows: int = 1, height: float = 4.8) -> tuple[Figure, list[Axes]]:
@@ -223,7 +224,9 @@ def reliability_figure(
     p_raw, p_cal = np.asarray(p_raw, float), np.asarray(p_cal, float)
     unit = rows.split()[0]
     fig, (ax, ax_hist) = _figure(2, height=7.2)
-    fig.get_layout_engine().set(h_pad=0.1)
+    engine = fig.get_layout_engine()
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(h_pad=0.1)
     ax.plot([0, 1], [0, 1], label="Perfectly calibrated", **_REFERENCE)
     same = bool(np.allclose(p_raw, p_cal))
     cal_x, cal_y, counts = equal_count_bins(y, p_cal, n_bins)
@@ -275,7 +278,7 @@ def reliability_figure(
 
     upper, _ = _probability_axis(p_cal if same else np.concatenate([p_raw, p_cal]))
     hidden = max(int((p > upper).sum()) for p in (p_cal, p_raw))
-    bins = np.linspace(0, upper, 41)
+    bins = np.linspace(0, upper, 41).tolist()
     if not same:
         ax_hist.hist(p_raw, bins=bins, color=_colour(1), alpha=0.45, label="Before calibration")
     ax_hist.hist(
@@ -394,7 +397,7 @@ def stage_histogram_figure(
     upper, hidden = _probability_axis(p, keep=cuts)
     # the cut-offs are bin edges, so no bar mixes two stages
     grid = np.linspace(0, upper, 41)
-    bins = np.unique(np.concatenate([grid, [c for c in cuts if 0 < c < upper]]))
+    bins = np.unique(np.concatenate([grid, [c for c in cuts if 0 < c < upper]])).tolist()
     known = [s for s in stage_order if s in set(stages)]
     extra = sorted(set(stages) - set(stage_order))
     for stage in known + extra:

@@ -25,6 +25,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from leadscore.errors import DataError
 
@@ -129,17 +130,17 @@ def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-class LeadScoringPyfunc(mlflow.pyfunc.PythonModel):
+class LeadScoringPyfunc(PythonModel):
     """pyfunc wrapper: loads the saved model folder and scores DataFrames."""
 
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+    def load_context(self, context: PythonModelContext) -> None:
         from leadscore.model import LeadScoringModel
 
         self.model_ = LeadScoringModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
 
     def predict(
         self,
-        context: mlflow.pyfunc.PythonModelContext,
+        context: PythonModelContext,
         model_input: pd.DataFrame,
         params: dict[str, Any] | None = None,
     ) -> pd.DataFrame:

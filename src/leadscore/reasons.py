@@ -167,7 +167,7 @@ def _band(value: float, cuts: Sequence[float]) -> str:
     up (``cuts`` 10, 50: "1-10", "11-50", "51+"). A value of 0 or less has no band."""
     if not value > 0:
         raise ValueError(f"{value} is in no band")
-    low = 1
+    low: float = 1
     for cut in cuts:
         if value <= cut:
             return f"{low:.0f}-{cut:.0f}"

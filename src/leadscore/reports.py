@@ -458,15 +458,16 @@ def _total_row(
     """The counts and rates of the rows of ``report`` summed, labelled ``label``."""
     total: dict[str, object] = {column: "" for column in by}
     total[by[0]] = label
-    for column in ("leads", "mqls", "sqls"):
-        total[column] = int(report[column].sum())
-    total["expected_wins"] = float(report["expected_wins"].sum())
-    leads = max(int(total["leads"]), 1)
-    total["mql_rate"] = int(total["mqls"]) / leads
-    total["sql_rate"] = int(total["sqls"]) / leads
-    total["expected_win_rate"] = float(total["expected_wins"]) / leads
+    counts = {column: int(report[column].sum()) for column in ("leads", "mqls", "sqls")}
+    expected_wins = float(report["expected_wins"].sum())
+    leads = max(counts["leads"], 1)
+    total.update(counts)
+    total["expected_wins"] = expected_wins
+    total["mql_rate"] = counts["mqls"] / leads
+    total["sql_rate"] = counts["sqls"] / leads
+    total["expected_win_rate"] = expected_wins / leads
     if "value_per_lead" in report.columns and deal_value is not None:
-        total["value_per_lead"] = float(total["expected_win_rate"]) * deal_value
+        total["value_per_lead"] = expected_wins / leads * deal_value
     return total
 
 

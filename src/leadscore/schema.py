@@ -970,16 +970,16 @@ def validate_activity_type_map(
         if "detail" in frame.columns
         else [None] * len(frame)
     )
-    empty = sum(source is None for source in sources)
-    if empty:
+    named = [source for source in sources if source is not None]
+    if len(named) < len(sources):
         raise DataError(
-            f"activity_types.source_type is empty in {empty:,} row(s)",
+            f"activity_types.source_type is empty in {len(sources) - len(named):,} row(s)",
             "Give each row the activity type as the log writes it, or drop the row.",
         )
     allowed = (*ACTIVITY_TYPES, IGNORED_ACTIVITY)
     bad = [
         (source, target)
-        for source, target in zip(sources, targets, strict=True)
+        for source, target in zip(named, targets, strict=True)
         if target is None or fold_label(target) not in allowed
     ]
     if bad:
@@ -993,7 +993,7 @@ def validate_activity_type_map(
         )
     rules: dict[str, tuple[str, str | None]] = {}
     written: dict[str, str] = {}
-    for source, target, detail in zip(sources, targets, details, strict=True):
+    for source, target, detail in zip(named, targets, details, strict=True):
         key = fold_label(source)
         kind = fold_label(target)
         rule = (kind, None if kind == IGNORED_ACTIVITY else detail)

@@ -356,7 +356,7 @@ def _warn_changed_inputs(
     if n_rows > CHECKED_LEADS:
         rows = rows.sample(fraction=CHECKED_LEADS / n_rows, seed=0)
     counter = _input_counter(reader, tuple(sizes.sizes), tuple(empties.given))
-    counted = (
+    counted: pd.DataFrame = (
         rows.mapInPandas(counter, "item string, bin int, n long")
         .groupBy("item", "bin")
         .agg(F.sum("n").alias("n"))
@@ -580,7 +580,7 @@ def _warn_unrecognised_details(
     own, set_by_map = _detail_sources(type_map, counts)
     parts = [set_by_map] if len(set_by_map) else []
     if own and "detail" in activities.columns:
-        counted = (
+        counted: pd.DataFrame = (
             activities.where(F.col("activity_type").isin(list(own)))
             .groupBy("activity_type", "detail")
             .count()

@@ -94,6 +94,14 @@ class StageRule(BaseModel):
             raise ValueError(f"capacity needs a positive target, got {self.target}")
         return self
 
+    @property
+    def goal(self) -> float:
+        """The target of a policy that needs one: every policy but ``expected_value``, as
+        checked when the rule is made."""
+        if self.target is None:
+            raise ValueError(f"policy {self.policy} has no target")
+        return self.target
+
 
 class StagePolicy(BaseModel):
     """The stage agreement between marketing and sales, as configuration."""
@@ -282,12 +290,13 @@ class StageThresholds(BaseEstimator):
         """One stage's cut-off; ``top`` is each lead's highest probability (capacity counts
         leads, the other rules examples)."""
         name = stage.upper()
-        if rule.policy == "probability":
-            return float(rule.target)  # type: ignore[arg-type]
         if rule.policy == "expected_value":
             cost = policy.nurture_cost if stage == "mql" else policy.contact_cost
             # Strictly worth it: p * value > cost, so the cut-off is the next float above.
             return float(np.nextafter(cost / policy.deal_value, np.inf))  # type: ignore[operator]
+        target = rule.goal
+        if rule.policy == "probability":
+            return target
         if rule.policy == "recall":
             wins = np.sort(p[y == 1])[::-1]
             if wins.size == 0:
@@ -296,13 +305,13 @@ class StageThresholds(BaseEstimator):
                     "falls back to the top probability"
                 )
                 return float(p.max())
-            k = max(1, math.ceil(rule.target * wins.size - 1e-9))  # type: ignore[operator]
+            k = max(1, math.ceil(target * wins.size - 1e-9))
             return float(wins[k - 1])
         if rule.policy == "precision":
             values, counts, wins_at = _by_threshold(p, y)
             precision = wins_at / counts
             enough = counts >= min(policy.min_leads, p.size)
-            ok = np.flatnonzero((precision >= rule.target - 1e-12) & enough)
+            ok = np.flatnonzero((precision >= target - 1e-12) & enough)
             if ok.size == 0:
                 self.warnings_.append(_precision_unmet(stage, rule, policy, precision, counts))
                 return math.inf
@@ -318,12 +327,12 @@ class StageThresholds(BaseEstimator):
                 f"{policy.period_days:g}-day "
                 f"period: the {name} capacity cut-off rests on less than one period of leads"
             )
-        allowed = math.floor(rule.target * periods + 1e-9)  # type: ignore[operator]
+        allowed = math.floor(target * periods + 1e-9)
         values, counts, _ = _by_threshold(top, np.zeros_like(top))
         ok = np.flatnonzero(counts <= allowed)
         if allowed < 1 or ok.size == 0:
             self.warnings_.append(
-                f"a capacity of {rule.target:g} per period is less than one lead over the "
+                f"a capacity of {target:g} per period is less than one lead over the "
                 f"{periods:.1f} held-out periods: the {name} stage stays empty"
             )
             return math.inf
@@ -436,7 +445,7 @@ def _precision_unmet(
         f"no group of {size:,} or more held-out leads converts at {rule.target:.0%} "
         f"(the best, the top {int(counts[best]):,}, converts at {precision[best]:.0%})"
     )
-    lucky = np.flatnonzero((precision >= rule.target - 1e-12) & ~enough)
+    lucky = np.flatnonzero((precision >= rule.goal - 1e-12) & ~enough)
     if lucky.size:
         text += (
             f"; the top {int(counts[lucky.max()]):,} that do are too few to trust "

@@ -378,8 +378,12 @@ def _check_int(name: str, value: object, low: int) -> None:
 
 
 def _check_range(name: str, value: object, low: float, high: float) -> None:
-    ok = isinstance(value, int | float | np.number) and not isinstance(value, bool)
-    if not ok or not math.isfinite(float(value)) or not low <= float(value) <= high:
+    number = (
+        float(value)
+        if isinstance(value, int | float | np.number) and not isinstance(value, bool)
+        else math.nan
+    )
+    if not math.isfinite(number) or not low <= number <= high:
         raise SpecError(
             f"{name} must be a number in [{low:g}, {high:g}], got {value!r}",
             f"Set {name} inside that range.",
@@ -793,7 +797,7 @@ class _Rows:
         lead: np.ndarray,
         t_us: np.ndarray,
         kind: str,
-        detail: np.ndarray | int,
+        detail: np.ndarray | int | np.integer,
         value: np.ndarray | float = np.nan,
     ) -> None:
         m = len(lead)
@@ -944,10 +948,10 @@ def _simulate_activities(
         (1 + rng.poisson(3.0 * np.exp(0.3 * z[hl]))).astype(float),
     )
     xl, xt = pick("event")
-    name = _codes(tab, "event", [e for e, _ in EVENT_NAMES])[
+    event_name = _codes(tab, "event", [e for e, _ in EVENT_NAMES])[
         rng.choice(len(EVENT_NAMES), size=len(xl), p=_shares(EVENT_NAMES))
     ]
-    rows.add(xl, xt, "event", name)
+    rows.add(xl, xt, "event", event_name)
 
     # free trial: at most one sign-up, then a day of use now and then for the trial's length
     signs = rng.random(n) < _trial_prob(p, tab)

@@ -343,7 +343,7 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(saved[0])
+        mlflow.set_tracking_uri(saved[0])  # type: ignore[arg-type]  # None: unset, as it was
         registry_utils._registry_uri = saved[1]
         for name, value in saved_env.items():
             if value is None:
@@ -558,8 +558,8 @@ def training_figures(result: TrainingResult) -> dict[str, Figure]:
     y = np.asarray(result.y)
     # event data holds a lead at several as-of dates: its rows are examples of fewer leads
     leads = result.metrics.get("n_test_leads")
-    examples = leads is not None and int(leads) < len(y)
-    rows = f"examples of {int(leads):,} leads" if examples else "leads"
+    examples = leads is not None and leads < len(y)
+    rows = f"examples of {leads:,} leads" if examples else "leads"
     scores = {"Model": np.asarray(result.p_cal)}
     for name, proba in result.baselines.items():
         scores[name.replace("_", " ").capitalize()] = np.asarray(proba)

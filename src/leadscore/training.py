@@ -754,22 +754,22 @@ def train(
     config = parse_config(config) if isinstance(config, Mapping) else config or TrainConfig()
     started = time.perf_counter()
     # the data's own notes first (loading saw the open leads the examples no longer hold)
-    notes: list[str] = [*dataset.notes, *notes]
+    run_notes: list[str] = [*dataset.notes, *notes]
     _monotone_signs(dataset, config)  # a mistake in the config stops before any work
     prepared = prepare_training(dataset, config)
     folds, y, encoder, matrix = prepared.folds, prepared.y, prepared.encoder, prepared.matrix
     n_leads, n_wins = prepared.n_leads, prepared.n_wins
     if folds.kind == "random":
-        notes.append(
+        run_notes.append(
             "the data has no time order: folds are stratified at random, so test "
             "metrics may be optimistic"
         )
-    notes.extend(_post_contact_notes(dataset, config))
+    run_notes.extend(_post_contact_notes(dataset, config))
     used = {**base_params(dataset, config, len(folds.fit) + len(folds.valid)), **(params or {})}
     booster, best_iteration = _fit_booster(matrix, y, folds, encoder, used, config)
 
     cal_rows, test_rows = folds.calibrate, folds.test
-    cal_margin = booster.predict(matrix[cal_rows], raw_score=True)
+    cal_margin = np.asarray(booster.predict(matrix[cal_rows], raw_score=True))
     cal_leads = dataset.lead_id.iloc[cal_rows].to_numpy()
     calibrator = ProbabilityCalibrator(
         config.calibration.method, config.calibration.cv, config.seed
@@ -781,9 +781,9 @@ def train(
     stages = StageThresholds(config.stages).fit(
         cal_p, y[cal_rows], periods=periods, leads=cal_leads
     )
-    notes.extend(stages.warnings_)
+    run_notes.extend(stages.warnings_)
 
-    test_margin = booster.predict(matrix[test_rows], raw_score=True)
+    test_margin = np.asarray(booster.predict(matrix[test_rows], raw_score=True))
     p_raw = 0.5 * (1.0 + np.tanh(0.5 * test_margin))
     p_cal = calibrator.predict(test_margin)
     test_stages = stages.transform(p_cal)
@@ -821,7 +821,7 @@ def train(
     points = baselines["rule_points"]
     assert isinstance(points, RulePointsBaseline)
     if points.derived_:
-        notes.append(
+        run_notes.append(
             f"rule points: no table for {dataset.name!r} in the config, so "
             f"{len(points.rules_)} rules were derived from the lift on fit + valid"
         )
@@ -856,7 +856,7 @@ def train(
             else None
         ),
     }
-    _quality_gate(metrics, config.quality_gate.allow_worse, notes)
+    _quality_gate(metrics, config.quality_gate.allow_worse, run_notes)
 
     importance = _importance(booster, encoder.names)
     metadata = {
@@ -883,7 +883,7 @@ def train(
         "num_trees": booster.num_trees(),
         "metrics": metrics,
         "feature_importance": importance,
-        "warnings": notes,
+        "warnings": run_notes,
     }
     encoder = low_sentence_bounds(
         encoder, used.get("monotone_constraints"), X.iloc[train_rows], y[train_rows]
@@ -924,7 +924,7 @@ def train(
         feature_importance=importance,
         rule_points_table=tuple(points.table()),
         rule_points_derived=bool(points.derived_),
-        warnings=tuple(notes),
+        warnings=tuple(run_notes),
     )
 
 

@@ -418,7 +418,7 @@ class PruningCallback:
         if step <= self.last_step_:
             return
         self.last_step_ = step
-        for data_name, metric, value, _ in env.evaluation_result_list or ():
+        for data_name, metric, value, *_ in env.evaluation_result_list or ():
             if data_name == self.valid_name and metric == self.metric:
                 self.trial.report(float(value), step)
                 if self.trial.should_prune():

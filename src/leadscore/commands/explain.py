@@ -195,6 +195,8 @@ class CardScale:
         registered version, so a model of another name is named beside the figures; another
         version of the same name, or a model whose cut-offs would give the lead another
         stage, is surely another model, and its figures are left out."""
+        import numpy as np
+
         from leadscore.sinks import shown_model
 
         given = shown_model(self.name, self.version)
@@ -202,7 +204,7 @@ class CardScale:
         other_version = self.name == str(latest["model_name"]) and self.version != str(
             latest["model_version"]
         )
-        stage = self.stages.transform([float(latest["probability"])])[0]
+        stage = self.stages.transform(np.array([float(latest["probability"])]))[0]
         if other_version or stage != str(latest["stage"]):
             return (
                 f"  Cut-offs not shown: --model {given} is not the model that scored this "

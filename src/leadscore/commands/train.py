@@ -306,11 +306,11 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
     """Write ``data`` as JSON, atomically (:func:`~leadscore.io.write_atomically`): a write
     that fails half-way (a full disk) leaves an older file as it was, not half a JSON document
     that a pipeline would then fail to read. An OS error is one line naming the file."""
-    from leadscore.io import write_atomically
+    from leadscore.io import write_text_atomically
     from leadscore.model import to_jsonable
 
     text = json.dumps(to_jsonable(data), indent=2, allow_nan=False) + "\n"
-    return write_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return write_text_atomically(path, text)
 
 
 def check_output_path(path: Path | None, option: str, *, folder: bool = False) -> None:

@@ -49,6 +49,15 @@ logger = logging.getLogger(__name__)
 _LOCK_WAIT_S = 15.0
 
 
+def count_rows(con: duckdb.DuckDBPyConnection, sql: str, parameters: object = None) -> int:
+    """The one number a statement returns as its only row: the count of ``SELECT count(*)``,
+    or the rows an ``UPDATE`` changed."""
+    row = con.execute(sql, parameters).fetchone()
+    if row is None:
+        raise ValueError(f"no row from a statement that returns one: {sql}")
+    return int(row[0])
+
+
 def _visible_files(folder: Path, suffix: str) -> list[Path]:
     """Committed history files (staging and temp files start with a dot)."""
     if not folder.is_dir():
@@ -238,9 +247,7 @@ def _previous_stages_duckdb(
     tells the truth.
     """
     from_history = f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of)"
-    if closed is not None and con.execute(
-        f"SELECT count(*) FROM {closed} WHERE {leads}"
-    ).fetchone()[0]:  # fmt: skip
+    if closed is not None and count_rows(con, f"SELECT count(*) FROM {closed} WHERE {leads}"):
         from_history = (
             f"(SELECT lead_id FROM {latest} WHERE as_of >= $as_of "
             f"UNION ALL SELECT lead_id FROM {closed})"
@@ -266,7 +273,8 @@ def _restage_run_duckdb(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) 
     alone, so the usual run rewrites nothing.
     """
     key = "{t}as_of = $as_of AND {t}model_name = $model_name AND {t}model_version = $model_version"
-    changed = con.execute(
+    changed = count_rows(
+        con,
         f"UPDATE {HISTORY_TABLE} SET previous_stage = fresh.stage, "
         f"stage_changed = coalesce(fresh.stage <> {HISTORY_TABLE}.stage, false) "
         f"FROM (SELECT r.lead_id, b.stage FROM (SELECT lead_id FROM {HISTORY_TABLE} "
@@ -275,7 +283,7 @@ def _restage_run_duckdb(con: duckdb.DuckDBPyConnection, params: dict[str, Any]) 
         f"AND {key.format(t=HISTORY_TABLE + '.')} "
         f"AND {HISTORY_TABLE}.previous_stage IS DISTINCT FROM fresh.stage",
         params,
-    ).fetchone()[0]
+    )
     if changed:
         con.execute(
             f"UPDATE {LATEST_TABLE} SET previous_stage = h.previous_stage, "
@@ -340,13 +348,13 @@ def _commit_duckdb(
                 f"SELECT lead_id FROM {LATEST_TABLE} WHERE {key}",
                 params,
             )
-            rerun = con.execute("SELECT count(*) FROM _leadscore_rerun").fetchone()[0]
+            rerun = count_rows(con, "SELECT count(*) FROM _leadscore_rerun")
             con.execute(
                 "CREATE TEMP TABLE _leadscore_touched AS "
                 f"SELECT lead_id FROM {HISTORY_TABLE} WHERE {key}",
                 params,
             )
-            replaced = con.execute("SELECT count(*) FROM _leadscore_touched").fetchone()[0]
+            replaced = count_rows(con, "SELECT count(*) FROM _leadscore_touched")
             con.execute(f"INSERT INTO _leadscore_touched SELECT lead_id FROM {scan}")
             con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE {key}", params)
             con.execute(f"INSERT INTO {HISTORY_TABLE} SELECT {_select_list()} FROM {scan}")
@@ -386,10 +394,11 @@ def _commit_duckdb(
                     params,
                 )
             later = _LATER_DUCKDB.format(latest=LATEST_TABLE, touched="_leadscore_touched")
-            if con.execute(
+            if count_rows(
+                con,
                 f'SELECT count(*) FROM "{CLOSED_TABLE}" WHERE closed_by > $as_of',
                 {"as_of": params["as_of"]},
-            ).fetchone()[0]:
+            ):
                 # closed leads have no latest row: their later rows are in the history only
                 later += (
                     f" UNION SELECT DISTINCT lead_id FROM {HISTORY_TABLE} WHERE as_of > $as_of "
@@ -399,7 +408,7 @@ def _commit_duckdb(
             con.execute(
                 f"CREATE TEMP TABLE _leadscore_later AS {later}", {"as_of": params["as_of"]}
             )
-            if con.execute("SELECT count(*) FROM _leadscore_later").fetchone()[0]:
+            if count_rows(con, "SELECT count(*) FROM _leadscore_later"):
                 con.execute(
                     _restage_later_duckdb(HISTORY_TABLE, "_leadscore_later"),
                     {"as_of": params["as_of"]},
@@ -417,7 +426,7 @@ def _commit_duckdb(
             for temp in ("before", "rerun", "winner", "touched", "later"):
                 con.execute(f"DROP TABLE _leadscore_{temp}")
             _apply_closed_duckdb(con, closed, params["as_of"])
-            latest = con.execute(f"SELECT count(*) FROM {LATEST_TABLE}").fetchone()[0]
+            latest = count_rows(con, f"SELECT count(*) FROM {LATEST_TABLE}")
             con.execute("COMMIT")
         except BaseException:
             with contextlib.suppress(duckdb.Error):

@@ -24,6 +24,7 @@ from leadscore.sinks.duckdb_sink import (
     _file_scan,
     _previous_by_as_of_duckdb,
     _visible_files,
+    count_rows,
 )
 from leadscore.sinks.schema import (
     _LATEST_KEY,
@@ -78,19 +79,21 @@ def _restage_later_files(
     closed_later = 0
     if target.closed_path.is_file():
         # a closed lead has no latest row: its later rows are in the history only
-        closed_later = con.execute(
+        closed_later = count_rows(
+            con,
             f"SELECT count(*) FROM {_closed_scan(target.closed_path, target.kind)} "
             f"WHERE closed_by > $as_of AND lead_id IN {touched_ids}",
             params,
-        ).fetchone()[0]
+        )
     if target.path.exists() and not closed_later:
         # A lead with a later row has a later latest row: a forward run (the daily case)
         # answers from the latest file alone, without reading the whole history.
-        later_latest = con.execute(
+        later_latest = count_rows(
+            con,
             f"SELECT count(*) FROM {_file_scan([target.path], target.kind)} "
             f"WHERE as_of > $as_of AND lead_id IN {touched_ids}",
             params,
-        ).fetchone()[0]
+        )
         if not later_latest:
             return {}
     con.execute(
@@ -98,7 +101,7 @@ def _restage_later_files(
         f"{scan} WHERE as_of > $as_of AND lead_id IN {touched_ids}",
         params,
     )
-    if not con.execute("SELECT count(*) FROM _leadscore_later").fetchone()[0]:
+    if not count_rows(con, "SELECT count(*) FROM _leadscore_later"):
         return {}
     history = (
         f"(SELECT {_select_list()} FROM {_file_scan([new_run_file], target.kind)} "
@@ -167,9 +170,9 @@ def _restage_run_files(
         f"FROM (SELECT {_select_list()} FROM {run_scan}) h "
         "LEFT JOIN _leadscore_before b ON h.lead_id = b.lead_id"
     )
-    changed = con.execute(
-        f"SELECT count(*) {joined} WHERE h.previous_stage IS DISTINCT FROM b.stage"
-    ).fetchone()[0]
+    changed = count_rows(
+        con, f"SELECT count(*) {joined} WHERE h.previous_stage IS DISTINCT FROM b.stage"
+    )
     if not changed:
         return new_run_file, 0
     recomputed = _restaged("b.stage")
@@ -276,9 +279,9 @@ def _commit_files_locked(
         _configure_duckdb(con, memory_limit, work)
         replaced = 0
         if run_file.exists():
-            replaced = con.execute(
-                f"SELECT count(*) FROM {_file_scan([run_file], target.kind)}"
-            ).fetchone()[0]
+            replaced = count_rows(
+                con, f"SELECT count(*) FROM {_file_scan([run_file], target.kind)}"
+            )
         if target.kind == "csv":
             new_run_file = work / "run.csv"
             con.execute(
@@ -364,9 +367,12 @@ def _apply_closed_files(
         return None
     con.execute(
         "CREATE TEMP TABLE _leadscore_records AS SELECT * FROM "
-        + (old if old is not None else "(SELECT NULL::VARCHAR AS lead_id, "
-           "NULL::TIMESTAMP AS closed_by WHERE false)")
-    )  # fmt: skip
+        + (
+            old
+            if old is not None
+            else "(SELECT NULL::VARCHAR AS lead_id, NULL::TIMESTAMP AS closed_by WHERE false)"
+        )
+    )
     con.execute(
         "DELETE FROM _leadscore_newest WHERE EXISTS (SELECT 1 FROM _leadscore_records c "
         "WHERE c.lead_id = _leadscore_newest.lead_id AND c.closed_by > _leadscore_newest.as_of)"
@@ -380,7 +386,7 @@ def _apply_closed_files(
         "(SELECT lead_id FROM _leadscore_newest WHERE as_of < $as_of)",
         params,
     )
-    if not con.execute("SELECT count(*) FROM _leadscore_closing").fetchone()[0]:
+    if not count_rows(con, "SELECT count(*) FROM _leadscore_closing"):
         return None
     con.execute(
         "DELETE FROM _leadscore_newest WHERE as_of < $as_of "

@@ -56,12 +56,13 @@ def _sql_tables(metadata: sa.MetaData, temp_suffix: str) -> tuple[sa.Table, sa.T
     def sql_type(col: Column) -> sa.types.TypeEngine[Any]:
         if col.kind == "text":
             return sa.String(255) if col.name in _KEY_TEXT else sa.Text()
-        return {
+        types: dict[str, sa.types.TypeEngine[Any]] = {
             "timestamp": sa.DateTime(timezone=False),
             "double": sa.Double(),
             "integer": sa.Integer(),
             "boolean": sa.Boolean(),
-        }[col.kind]
+        }
+        return types[col.kind]
 
     def columns(primary: bool) -> list[sa.Column[Any]]:
         return [
@@ -135,7 +136,7 @@ def _sql_connection(target: SinkTarget, *, write: bool) -> Iterator[sa.Connectio
         engine.dispose()
 
 
-def _no_room_fix(target: SinkTarget, err: BaseException) -> str | None:
+def _no_room_fix(target: SinkTarget, err: BaseException | None) -> str | None:
     """The fix of a database that ran out of room while writing (SQLite's ``database or disk
     is full`` or ``disk I/O error``, PostgreSQL's ``disk_full``), or ``None`` for any other
     error: "check the URL and the credentials" sends a user with a full disk the wrong way."""
@@ -160,7 +161,7 @@ def _copy_postgres(con: sa.Connection, table: str, staged: Path) -> None:
     """Bulk-load the staged rows with COPY (psycopg), inside the open transaction."""
     import pyarrow.csv as pacsv
 
-    raw = con.connection.driver_connection
+    raw: Any = con.connection.driver_connection
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     sql = f'COPY "{table}" ({cols}) FROM STDIN WITH (FORMAT csv, HEADER false)'
     options = pacsv.WriteOptions(include_header=False)
@@ -471,7 +472,7 @@ def _commit_sql_tables(
         raise _overlapping_runs(target, err) from err
 
 
-def _is_unique_violation(err: BaseException) -> bool:
+def _is_unique_violation(err: BaseException | None) -> bool:
     """Whether a driver's integrity error is a unique key broken (SQLSTATE 23505, SQLite's
     ``UNIQUE constraint failed``, MySQL's ``Duplicate entry``)."""
     if getattr(err, "sqlstate", None) == "23505" or getattr(err, "pgcode", None) == "23505":
@@ -602,7 +603,7 @@ def _with_ids_sql(con: sa.Connection, lead_ids: Iterable[str]) -> sa.Table:
     values = [str(i) for i in lead_ids]
     if values and con.dialect.name == "postgresql" and con.dialect.driver == "psycopg":
         # COPY: a daily run's 100,000 ids took 2 s as inserts, 0.06 s this way
-        raw = con.connection.driver_connection
+        raw: Any = con.connection.driver_connection
         with raw.cursor() as cur, cur.copy(f'COPY "{ids.name}" (lead_id) FROM STDIN') as copy:
             for value in values:
                 copy.write_row((value,))

@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -135,9 +135,9 @@ def recorded_closed(
         if source is None:
             return []
         where = _id_filter_duckdb(con, ids)
-        latest = sources[LATEST_TABLE]
-        if latest is not None:
-            where += f" AND lead_id NOT IN (SELECT lead_id FROM {latest})"
+        latest_source = sources[LATEST_TABLE]
+        if latest_source is not None:
+            where += f" AND lead_id NOT IN (SELECT lead_id FROM {latest_source})"
         rows = con.execute(
             f"SELECT CAST(lead_id AS VARCHAR) FROM {source} WHERE closed_by <= $as_of AND "
             f"{where} ORDER BY 1",
@@ -184,7 +184,7 @@ def run_transitions(
             .group_by(history.c.previous_stage, history.c.stage)
         )
         with _sql_connection(sink, write=False) as con:
-            rows = con.execute(query).all()
+            rows: Sequence[Any] = con.execute(query).all()
     else:
         with _duckdb_view(sink) as (con, sources):
             source = sources[HISTORY_TABLE]
