@@ -933,6 +933,27 @@ def test_monitoring_mistakes_are_one_line_errors(monitored, tmp_path, capsys):
         assert not out.exists()
 
 
+def test_backtest_of_leads_all_closed_before_their_runs_is_one_line(monitored, tmp_path, capsys):
+    """Outcomes that close every lead at its creation leave no scored row to judge (each
+    was scored from stale data): one line saying so, not a KeyError."""
+    import shutil
+
+    data = tmp_path / "closed"
+    shutil.copytree(monitored["data"], data)
+    (data / "manifest.json").unlink(missing_ok=True)
+    leads = pd.read_parquet(data / "leads.parquet")
+    closed = pd.DataFrame(
+        {"lead_id": leads["lead_id"], "outcome": "lost", "closed_at": leads["created_at"]}
+    )
+    closed.to_parquet(data / "outcomes.parquet")
+    out = tmp_path / "backtest.csv"
+    argv = ["report", "backtest", "--data", str(data), "--target", str(monitored["target"])]
+    assert main([*argv, "--out", str(out)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "already closed at its run's as-of" in error[0], error
+    assert not out.exists()
+
+
 def test_flat_backtest_follows_the_leads_that_closed_after_scoring(tmp_path, monkeypatch, capsys):
     """A CRM export: closed leads train the model, the open ones are scored, and once the
     CRM records their outcomes the back-test measures the run on them."""

@@ -121,6 +121,29 @@ def test_a_precision_only_a_few_lucky_top_leads_reach_is_not_promised() -> None:
     assert few.sql_threshold_ == p[-3] and few.achieved_["sql"]["precision"] == 1.0
 
 
+def test_min_leads_counts_leads_not_their_examples() -> None:
+    """Event data holds a lead at several as-of dates: ten lucky top leads seen three times
+    each are ten leads, under a 30-lead guard, not 30 examples that pass it."""
+    p = np.r_[np.linspace(0.05, 0.6, 300), np.full(30, 0.9)]
+    y = np.r_[(np.random.default_rng(1).random(300) < 0.3).astype(int), np.ones(30, int)]
+    y[299] = 0  # the best of the rest lost: only the ten reach 99%
+    leads = np.r_[np.arange(300), np.repeat(np.arange(300, 310), 3)]
+    rule = {"sql": {"policy": "sql_precision", "target": 0.99}}
+    by_lead = StageThresholds(rule).fit(p, y, leads=leads)
+    assert math.isinf(by_lead.sql_threshold_)
+    assert any("the top 10 that do are too few" in w for w in by_lead.warnings_)
+    # the same 30 top examples as 30 leads are enough
+    assert StageThresholds(rule).fit(p, y).sql_threshold_ == 0.9
+
+
+def test_probabilities_outside_zero_to_one_are_refused() -> None:
+    """A NaN cut-off would stage nobody SQL without a word."""
+    p, y = np.array([0.1, 0.2, np.nan, 0.8, 0.9]), np.array([0, 1, 1, 1, 0])
+    for bad in (p, np.array([0.1, 0.2, 1.5, 0.8, 0.9])):
+        with pytest.raises(ValueError, match="probabilities in \\[0, 1\\]"):
+            StageThresholds().fit(bad, y)
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     p=probabilities,
@@ -142,6 +165,21 @@ def test_capacity_policy_never_exceeds_the_capacity(
     n_sql = int((stages.transform(p) == "sql").sum())
     assert n_sql <= capacity * periods + 1e-9
     assert stages.achieved_["sql"]["count"] == n_sql
+
+
+def test_capacity_below_the_top_tie_says_so() -> None:
+    """Isotonic calibration gives steps: when the top step alone holds more leads than the
+    capacity allows, no cut-off can split it, and the warning says that, not that the
+    capacity is less than one lead."""
+    p = np.r_[np.full(600, 0.05), np.full(200, 0.2), np.full(80, 0.4), np.full(120, 0.62)]
+    y = _labels(p, 3)
+    stages = StageThresholds({"sql": {"policy": "capacity", "target": 100}}).fit(p, y, periods=1)
+    assert math.isinf(stages.sql_threshold_)
+    assert any(
+        "the top 120 held-out leads share one probability (62.0%), more than the 100" in w
+        for w in stages.warnings_
+    ), stages.warnings_
+    assert not any("less than one lead" in w for w in stages.warnings_)
 
 
 def test_capacity_fills_the_capacity_when_scores_are_distinct() -> None:

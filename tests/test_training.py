@@ -349,6 +349,15 @@ def test_sales_capacity_counts_the_open_leads_a_flat_table_leaves_out() -> None:
     assert periods == pytest.approx(closed_only * 600 / (600 + arrived))
     assert 0.6 < periods / closed_only < 0.8  # about the 70% closed
 
+    # a zone-aware order (a Python API user's own dataset) spans the same periods: its numpy
+    # form is objects, which had read as "no time" and failed the capacity policy
+    zoned = dataclasses.replace(
+        dataset,
+        order=dataset.order.dt.tz_localize("Europe/Berlin"),
+        open_order=dataset.open_order.dt.tz_localize("Europe/Berlin"),
+    )
+    assert calibration_periods(zoned, rows, config) == pytest.approx(periods)
+
 
 def test_default_params_grow_with_the_data() -> None:
     small, large = default_params(5_000), default_params(1_000_000)

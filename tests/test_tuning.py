@@ -477,6 +477,21 @@ def test_a_study_is_only_reused_with_the_config_its_trials_ran_with(tmp_path, da
     assert stored.user_attrs["config"] == record  # a refused study is left as it was
 
 
+def test_a_study_is_not_continued_on_another_extract(tmp_path, dataset):
+    """A monthly re-tune under the default study name: trials scored on last month's valid
+    fold would be ranked against this month's, and the final model take the parameters of
+    the easier fold. Another extract of the data is refused; the same data passes."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    config = parse_config(FAST)
+    older = dataset.subset(np.arange(len(dataset.y) * 4 // 5))
+    open_study(_settings(trials=1), "demo", storage, study_config(config, older))
+    open_study(_settings(trials=0), "demo", storage, study_config(config, older))
+    with pytest.raises(SpecError) as err:
+        open_study(_settings(trials=0), "demo", storage, study_config(config, dataset))
+    assert "ran its trials on other data" in str(err.value)
+    assert "Use a new --study-name for this extract" in str(err.value)
+
+
 def test_a_study_from_before_configs_were_recorded_is_reused_with_a_warning(
     tmp_path, dataset, caplog
 ):
@@ -596,11 +611,13 @@ def test_tune_command_logs_nested_runs_and_reports_the_gain(tmp_path, capsys, mo
 
 
 def test_the_command_refuses_a_study_run_with_other_fixed_params_before_any_mlflow_run(
-    tmp_path, dataset
+    tmp_path,
 ):
+    from leadscore.datasets import load_dataset
+
     spec = _write_spec(tmp_path)
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
-    record = study_config(parse_config(FAST), dataset)
+    record = study_config(parse_config(FAST), load_dataset(spec))  # the command's data
     open_study(_settings(trials=1), "demo", storage, record)
     (tmp_path / "fixed.yaml").write_text(yaml.safe_dump(_fixing(num_leaves=5)))
     mlflow_db = tmp_path / "mlflow.db"

@@ -241,6 +241,8 @@ class StageThresholds(BaseEstimator):
         yv = np.asarray(y, dtype="float64").ravel()
         if pv.shape != yv.shape or pv.size == 0:
             raise ValueError("p and y must be of the same, non-zero length")
+        if not np.all((pv >= 0) & (pv <= 1)):  # NaN too: a NaN cut-off stages nobody SQL
+            raise ValueError("p must hold probabilities in [0, 1], none missing")
         if leads is not None and len(leads) != pv.size:
             raise ValueError("leads must name the lead of each example")
         # each lead at its highest probability: it reaches a stage when any example does
@@ -310,10 +312,12 @@ class StageThresholds(BaseEstimator):
         if rule.policy == "precision":
             values, counts, wins_at = _by_threshold(p, y)
             precision = wins_at / counts
-            enough = counts >= min(policy.min_leads, p.size)
+            # min_leads counts leads: a lead held at several as-of dates is one lead
+            reached = top.size - np.searchsorted(np.sort(top), values, side="left")
+            enough = reached >= min(policy.min_leads, top.size)
             ok = np.flatnonzero((precision >= target - 1e-12) & enough)
             if ok.size == 0:
-                self.warnings_.append(_precision_unmet(stage, rule, policy, precision, counts))
+                self.warnings_.append(_precision_unmet(stage, rule, policy, precision, reached))
                 return math.inf
             return float(values[ok.max()])
         if periods is None:
@@ -330,10 +334,20 @@ class StageThresholds(BaseEstimator):
         allowed = math.floor(target * periods + 1e-9)
         values, counts, _ = _by_threshold(top, np.zeros_like(top))
         ok = np.flatnonzero(counts <= allowed)
-        if allowed < 1 or ok.size == 0:
+        if allowed < 1:
             self.warnings_.append(
                 f"a capacity of {target:g} per period is less than one lead over the "
                 f"{periods:.1f} held-out periods: the {name} stage stays empty"
+            )
+            return math.inf
+        if ok.size == 0:
+            # a cut-off cannot split leads of one probability (isotonic calibration's steps)
+            self.warnings_.append(
+                f"the top {int(counts[0]):,} held-out leads share one probability "
+                f"({values[0]:.1%}), more than the {allowed:,} that a capacity of {target:g} "
+                f"per period allows over {periods:.1f} periods: the {name} stage stays empty "
+                f"(raise {stage}.target, or calibrate with fewer ties: calibration.method "
+                "sigmoid)"
             )
             return math.inf
         return float(values[ok.max()])
@@ -437,7 +451,8 @@ def _precision_unmet(
     counts: np.ndarray,
 ) -> str:
     """The warning of a precision target no group of ``min_leads`` held-out leads reaches:
-    what the best such group converts at, and the few top leads that reach it by chance."""
+    what the best such group converts at, and the few top leads that reach it by chance.
+    ``counts`` is the leads at or above each threshold of ``precision``."""
     size = min(policy.min_leads, int(counts[-1]))
     enough = counts >= size
     best = int(np.argmax(np.where(enough, precision, -1.0)))

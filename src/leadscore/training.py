@@ -670,12 +670,11 @@ def calibration_periods(
     order = dataset.order
     if order is None or not ptypes.is_datetime64_any_dtype(order):
         return None
-    step = calendar_step_days(order.to_numpy())
+    # Series, not arrays: a zone-aware order's numpy form is objects, which read as no time
+    step = calendar_step_days(order)
     if step is None and dataset.horizon_days is not None:
         step = float(config.events.every_days)
-    periods = periods_spanned(
-        order.iloc[rows].to_numpy(), config.stages.period_days, step_days=step
-    )
+    periods = periods_spanned(order.iloc[rows], config.stages.period_days, step_days=step)
     if periods is None:
         return None
     left_out = purged_leads

@@ -213,6 +213,9 @@ RUN_ONLY_PARAMS: frozenset[str] = frozenset({"num_threads", "verbosity"})
 #: Prefix of the recorded ``lightgbm.params`` in :func:`study_config`.
 _PARAMS_KEY = "lightgbm.params."
 
+#: The key of the data's hash in :func:`study_config`.
+DATA_HASH_KEY = "data_hash"
+
 
 def study_config(config: TrainConfig, dataset: LabelledDataset) -> dict[str, Any]:
     """The settings of ``config`` that change a trial's value, under dotted keys, as a study
@@ -225,7 +228,13 @@ def study_config(config: TrainConfig, dataset: LabelledDataset) -> dict[str, Any
     event-form data the ``events`` section that made the examples. The calibration method, the
     bootstrap, the quality gate and the cold-start and leakage limits are not recorded: they
     act on the final model or stop a run, but never change a trial's score.
+
+    The data are recorded by their hash (``data_hash``, as a training run logs it): a study
+    continued on a newer extract would rank trials scored on two valid folds against each
+    other, and hand the final model the parameters of the easier one.
     """
+    from leadscore.tracking import dataset_fingerprint  # MLflow's import only when tuning
+
     lgbm = config.lightgbm
     record: dict[str, Any] = {
         f"{_PARAMS_KEY}{name}": value
@@ -240,6 +249,7 @@ def study_config(config: TrainConfig, dataset: LabelledDataset) -> dict[str, Any
             "lightgbm.monotone_decreasing": list(lgbm.monotone_decreasing),
             **{f"folds.{key}": value for key, value in config.folds.model_dump().items()},
             "seed": config.seed,
+            DATA_HASH_KEY: dataset_fingerprint(dataset),
         }
     )
     if dataset.horizon_days is not None:  # event form: the events section made the examples
@@ -604,6 +614,13 @@ def check_study(
     recorded = attrs.get("config")
     if config is None or not isinstance(recorded, Mapping):
         return
+    there, here = recorded.get(DATA_HASH_KEY), config.get(DATA_HASH_KEY)
+    if there is not None and here is not None and there != here:
+        raise SpecError(
+            f"study {name!r} in {shown_url(storage)} ran its trials on other data (data hash "
+            f"{str(there)[:12]}, now {str(here)[:12]}): their scores are not comparable",
+            "Use a new --study-name for this extract, e.g. with its date.",
+        )
     differences = config_differences(recorded, config)
     if differences:
         more = f" (and {len(differences) - 3} more)" if len(differences) > 3 else ""

@@ -481,6 +481,13 @@ def run_backtest(args: argparse.Namespace) -> int:
     else:
         horizon = args.horizon_days or EventConfig().horizon_days
         labelled = event_outcomes(history, events.outcomes, events.observed_until, horizon)
+        if labelled.empty:
+            raise DataError(
+                f"every one of the {len(history):,} scored rows is of a lead already closed at "
+                "its run's as-of (scored from data older than its outcomes): nothing to judge",
+                "Score the open leads of a current export, then back-test once their "
+                "outcomes are in.",
+            )
         print(
             f"outcomes of {source} observed until {events.observed_until:%Y-%m-%d}; a run is "
             f"judged on the wins within {horizon} days of its as-of"
