@@ -29,7 +29,7 @@ Writes into OUT:
   manifest.json       parameters, seed, observed_until and row counts
 
 The same seed and parameters always give the same data. With --format csv the four tables
-are written as .csv instead. 10,000 leads take seconds; 1,000,000 take minutes.
+are written as .csv instead. 10,000 leads take seconds; 1,000,000 take about a minute.
 """
 
 
