@@ -367,8 +367,10 @@ def test_window_counts_on_hand_made_leads(window_data):
     assert a["activities_total"] == 13
     # trend: 5 in the last 7 days against 5 in the 21 days before (29.5, 30, 40 are older)
     assert a["activity_trend"] == pytest.approx(5 - 5 / 3)
-    # whole days before as-of with activity: 0,1,2,3,5,7,10,13,14,29 (+30, 40 in 90 d)
-    assert (a["active_days_30d"], a["active_days_90d"]) == (10, 12)
+    # calendar days before the as-of's (each closed at its midnight: 29.5 days before noon is
+    # the midnight that ends the day of 30 days ago) with activity in the window:
+    # 0,1,2,3,5,7,10,13,14,30 (+40 in 90 d)
+    assert (a["active_days_30d"], a["active_days_90d"]) == (10, 11)
     assert a["activity_types_90d"] == 5
     assert a["lead_age_days"] == (AS_OF - pd.Timestamp("2024-01-01")).days + 0.5
     # b: no activity at all
@@ -410,6 +412,21 @@ def test_trial_days_count_days_not_usage_rows():
     row = build_features(_one_lead_log(rows), AS_OF).frame.iloc[0]
     assert row["trial_days_30d"] == 2
     assert row["trial_minutes_30d"] == 40
+
+
+def test_active_days_are_calendar_days_at_any_time_of_day():
+    """Training's as-of dates are midnights, where the 24 hours before the as-of are one
+    calendar day; scoring runs at the extract's end, any time of day. Two uses of the trial
+    on one day (09:00 and 20:00, scored at noon the next day) are one day of use, not two
+    as 24-hour steps back from noon counted them; a lead active every day of the window
+    reads 30 days of 30, not the 31 calendar days a noon-to-noon window touches."""
+    rows = [(1.125, "trial_usage", "api", 5), (16 / 24, "trial_usage", "reports", 5)]
+    row = build_features(_one_lead_log(rows), AS_OF).frame.iloc[0]
+    assert (row["trial_days_30d"], row["active_days_30d"]) == (1, 1)
+    daily = [(d + 0.4, "web_visit", None, 30) for d in range(30)] + [(29.9, "web_visit", None, 1)]
+    row = build_features(_one_lead_log(daily), AS_OF).frame.iloc[0]
+    assert row["activities_30d"] == 31 and row["active_days_30d"] == 30
+    assert row["active_days_90d"] == 31  # within 90 days, all 31 calendar days count
 
 
 def test_emails_we_sent_are_not_the_leads_activity():
@@ -1180,6 +1197,31 @@ def test_a_later_lead_with_text_in_a_number_column_changes_no_feature(tmp_path):
         horizon_days=30,
     )
     assert {"budget", "seats"} <= set(ds.X.columns) and "budget" not in ds.excluded
+
+
+def test_a_later_word_in_a_true_false_column_changes_no_feature(tmp_path):
+    """A CSV column of only True and False is read as booleans; one later lead's
+    ``unknown`` makes the whole file's column text. The leads known at as-of plan the same
+    flag either way, read as yes or no."""
+    past = _budget_leads(300)
+    past["has_budget"] = np.arange(300) % 3 == 0
+    later = pd.DataFrame(
+        {"lead_id": ["NEW1"], "created_at": pd.Timestamp("2024-03-01"), "has_budget": ["unknown"]}
+    )
+    for name, leads in (("before", past), ("after", pd.concat([past, later], ignore_index=True))):
+        write_tables({"leads": leads}, tmp_path / name, fmt="csv")
+    before, after = load_closed_loop(tmp_path / "before"), load_closed_loop(tmp_path / "after")
+    assert ptypes.is_bool_dtype(before.leads["has_budget"])
+    assert ptypes.is_string_dtype(after.leads["has_budget"])
+    old = build_features(before, "2024-02-01")
+    new = build_features(after, "2024-02-01")
+    assert old.features == new.features
+    flag = next(f for f in new.features if f.name == "has_budget")
+    assert flag.kind == "numeric" and flag.sentence == "Has budget: {value:yes|no}"
+    assert_same_features(old.frame, new.frame)
+    # scoring the later lead with the planned features names the word, not a True
+    with pytest.raises(DataError, match=r"leads\.has_budget must be numeric but holds 'unknown'"):
+        build_features(after, "2024-03-02", features=new.features)
 
 
 def test_numbers_with_a_few_words_are_left_out_naming_the_words():

@@ -73,6 +73,15 @@ logger = logging.getLogger(__name__)
 
 _DAY_US = 86_400_000_000
 
+#: Calendar days (UTC) between an activity at ``ts`` and the as-of, each day closed at its
+#: midnight: at a midnight as-of (training's dates) the 24 hours before it are day 0, as
+#: whole days of age; at 14:00, day 0 is that day since midnight. Scoring at the extract's
+#: end, any time of day, then counts days as training did, not as 24-hour steps back from
+#: the as-of, which split a working day's visits in two.
+_CALENDAR_DAY_SQL = (
+    f"($as_of_us - ts + ({_DAY_US} - $as_of_us % {_DAY_US}) % {_DAY_US}) // {_DAY_US}"
+)
+
 SENIORITY_LEVELS: tuple[str, ...] = (
     "c_level",
     "vp",
@@ -812,7 +821,7 @@ def _aggregate_sql(
         return f"count_if({condition})" if condition else "count(*)"
     function, argument = {
         "sum": ("sum", "v"),
-        "active_days": ("count", f"DISTINCT age // {_DAY_US}"),
+        "active_days": ("count", "DISTINCT day"),
         "variety": ("bit_or", "CAST(1 AS UBIGINT) << t"),
         "max_ts": ("max", "ts"),
         "min_ts": ("min", "ts"),
@@ -827,16 +836,19 @@ def _aggregate_sql(
 _MASK_DAYS = 64
 
 
-def _day_mask_sql(when: _When, chunk: int, details: dict[str, int]) -> str:
-    """Bit ``k`` set when an activity happened ``chunk * 64 + k`` whole days before as-of.
+def _day_mask_sql(when: _When, window: int, chunk: int, details: dict[str, int]) -> str:
+    """Bit ``k`` set when an activity of the last ``window`` days (24-hour steps, as every
+    windowed count) happened on the calendar day ``chunk * 64 + k`` before the as-of's
+    (``day``, :data:`_CALENDAR_DAY_SQL`).
 
     Counting active days through a bitmask avoids ``count(DISTINCT ...)``, which costs as much
     as all other aggregates together on large logs.
     """
     low = chunk * _MASK_DAYS
     # DuckDB may evaluate the shift on rows the condition rejects: keep it in range.
-    shift = f"CAST(least(greatest(age // {_DAY_US} - {low}, 0), {_MASK_DAYS - 1}) AS INTEGER)"
-    condition = _condition(when, (low, low + _MASK_DAYS), details)
+    shift = f"CAST(least(greatest(day - {low}, 0), {_MASK_DAYS - 1}) AS INTEGER)"
+    days = f"day >= {low} AND day < {low + _MASK_DAYS}" if low else f"day < {_MASK_DAYS}"
+    condition = f"{_condition(when, (0, window), details)} AND {days}"
     return f"bit_or(CASE WHEN {condition} THEN CAST(1 AS UBIGINT) << {shift} END)"
 
 
@@ -847,14 +859,14 @@ def _compile_signal(
     name = _window_name(s.stem, window)
     span = None if window is None else (0, window)
     if s.agg == "active_days" and window is not None:
+        # a window of 24-hour steps that starts mid-day touches window + 1 calendar days;
+        # a lead active on each of them was active every day of the window
         inner, parts = {}, []
-        for chunk in range(-(-window // _MASK_DAYS)):
-            helper = f"{s.stem}__days{chunk}"
-            inner[helper] = _day_mask_sql(s.when, chunk, details)
-            bits = window - chunk * _MASK_DAYS
-            keep = f" & {(1 << bits) - 1}" if bits < _MASK_DAYS else ""
-            parts.append(f"coalesce(bit_count(a.{helper}{keep}), 0)")
-        return inner, " + ".join(parts)
+        for chunk in range(window // _MASK_DAYS + 1):
+            helper = f"{s.stem}__{window}d_days{chunk}"
+            inner[helper] = _day_mask_sql(s.when, window, chunk, details)
+            parts.append(f"coalesce(bit_count(a.{helper}), 0)")
+        return inner, f"least({' + '.join(parts)}, {window})"
     inner = {name: _aggregate_sql(s.agg, s.when, span, details)}
     if s.agg == "variety":
         return inner, f"coalesce(bit_count(a.{name}), 0)"
@@ -932,7 +944,10 @@ def _engagement_sql(details: dict[str, int]) -> str:
 WITH a AS (
   SELECT lead_id,
     {aggregates}
-  FROM (SELECT lead_id, ts, t, d, v, $as_of_us - ts AS age FROM acts WHERE ts <= $as_of_us)
+  FROM (
+    SELECT lead_id, ts, t, d, v, $as_of_us - ts AS age, {_CALENDAR_DAY_SQL} AS day
+    FROM acts WHERE ts <= $as_of_us
+  )
   GROUP BY lead_id
 ),
 m AS ({_email_pairs_sql(details)}
@@ -1564,6 +1579,14 @@ def _holds_objects(values: pd.Series) -> bool:
     return any(isinstance(v, list | tuple | dict | set | np.ndarray) for v in values.dropna())
 
 
+def _spells_booleans(values: pd.Series) -> bool:
+    """Whether every given value is text spelling True or False (:func:`_boolean_text`)."""
+    given = values.dropna()
+    if given.empty or not all(isinstance(v, str) for v in given):
+        return False
+    return bool(given.str.strip().str.lower().isin(["true", "false"]).all())
+
+
 def _is_boolean(values: pd.Series) -> bool:
     """Whether every given value is a boolean (a bool column, or one with blanks read as
     objects): such a column reads "yes" or "no" in reasons, not 1 or 0."""
@@ -1575,6 +1598,21 @@ def _is_boolean(values: pd.Series) -> bool:
     return not given.empty and all(isinstance(v, bool | np.bool_) for v in given)
 
 
+def _boolean_text(values: pd.Series) -> pd.Series:
+    """``values`` with text spelling True or False (any case, as CSV readers take it) read as
+    ``"1"`` or ``"0"``; other values as they are. A reader types a column of only True and
+    False as booleans, and the same column with one ``unknown`` anywhere in the file as
+    text: read either way, the leads known at as-of plan the same feature from it."""
+    if not (ptypes.is_string_dtype(values) or ptypes.is_object_dtype(values)):
+        return values
+    text = values.where(values.map(lambda v: isinstance(v, str), na_action="ignore").eq(True))
+    folded = text.str.strip().str.lower()
+    spelled = folded.isin(["true", "false"])
+    if not spelled.any():
+        return values
+    return values.where(~spelled, folded.map({"true": "1", "false": "0"}))
+
+
 def _lead_numbers(values: pd.Series, column: object) -> pd.Series:
     """An extra lead column of a numeric feature as float64, read as the leads planned it.
 
@@ -1582,7 +1620,7 @@ def _lead_numbers(values: pd.Series, column: object) -> pd.Series:
     one row anywhere in the file is no number); a value that is no number, or infinity, is
     an error naming the column.
     """
-    numbers, bad = parse_numbers(values)
+    numbers, bad = parse_numbers(_boolean_text(values))
     if bad.any():
         raise DataError(
             f"leads.{column} must be numeric but holds {values[bad].iloc[0]!r}",
@@ -1632,7 +1670,7 @@ def _plan_extras(leads: pd.DataFrame) -> _Extras:
         if isinstance(values.dtype, pd.CategoricalDtype):
             numbers, bad = pd.Series(np.nan, index=values.index), values.notna()
         else:
-            numbers, bad = parse_numbers(values)
+            numbers, bad = parse_numbers(_boolean_text(values))
         if not (numbers.notna() | bad).any():
             excluded[str(column)] = "empty for every lead created by as-of"
             continue
@@ -1640,7 +1678,7 @@ def _plan_extras(leads: pd.DataFrame) -> _Extras:
         if not bad.any():
             # braces in a column name must not read as template fields
             flag = label.replace("{", "{{").replace("}", "}}") + ": {value:yes|no}"
-            sentence = flag if _is_boolean(values) else None
+            sentence = flag if _is_boolean(values) or _spells_booleans(values) else None
             columns[str(column)] = Feature(name, "fit", label, "numeric", sentence)
             continue
         if numbers.notna().sum() > bad.sum():
