@@ -37,7 +37,7 @@ run: $(STAMP) ## The main job on synthetic data: synth, train (MLflow), score, c
 		--deal-value 6000 --out data/channel_report.csv
 	$(BIN)/leadscore report drift --data $(DEMO_DIR) --model models/synthetic \
 		--as-of $(DEMO_AS_OF) --out data/drift_report.csv
-	@echo "Scored leads: data/scored_leads.duckdb (tables scored_leads, scored_leads_history)"
+	@echo "Scored leads: data/scored_leads.duckdb (tables scored_leads, scored_leads_history, scored_leads_closed)"
 	@echo "Channel report: data/channel_report.csv; drift: data/drift_report.csv"
 	@echo "Metrics: models/synthetic-metrics.json"
 	@echo "One lead's card: $(BIN)/leadscore explain LEAD_ID"

@@ -141,14 +141,20 @@ def test_the_cut_off_line_names_the_model_and_refuses_one_that_disagrees():
     )
     no_sql = CardScale("contacts", "1", base_rate=0.3, stages=_cuts(0.25, None))
     assert "MQL from 25.0%, no lead reaches SQL;" in lead_card(history, scale=no_sql)
-    folder = CardScale("contacts-folder", "abc123", base_rate=0.3, stages=_cuts(0.25, 0.6))
-    assert "Cut-offs of contacts-folder abc123 (--model): MQL from 25.0%" in lead_card(
-        history, scale=folder
+    # scored by the registered version, explained with the folder of the same data set
+    registered = history.assign(model_name="leadscore-contacts")
+    folder = CardScale("contacts", "abc123", base_rate=0.3, stages=_cuts(0.25, 0.6))
+    assert "Cut-offs of contacts abc123 (--model): MQL from 25.0%" in lead_card(
+        registered, scale=folder
     )
-    other = CardScale("contacts-folder", "abc123", base_rate=0.3, stages=_cuts(0.45, 0.6))
-    card = lead_card(history, scale=other)
-    assert "Cut-offs not shown: --model contacts-folder abc123 is not the model that" in card
+    other = CardScale("contacts", "abc123", base_rate=0.3, stages=_cuts(0.45, 0.6))
+    card = lead_card(registered, scale=other)
+    assert "Cut-offs not shown: --model contacts abc123 is not the model that" in card
     assert "MQL from" not in card
+    # a model of another data set, even one that would agree on the stage
+    olist = CardScale("olist", "def456", base_rate=0.1, stages=_cuts(0.25, 0.6))
+    card = lead_card(registered, scale=olist)
+    assert "Cut-offs not shown: --model olist def456 is not the model that" in card
     # another version of the same model, even one that would agree on the stage
     version_2 = CardScale("contacts", "2", base_rate=0.3, stages=_cuts(0.25, 0.6))
     card = lead_card(history, scale=version_2)

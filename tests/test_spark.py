@@ -149,6 +149,27 @@ def test_event_form_on_spark_matches_the_batch_scorer(spark, event_world):
     assert scored["previous_stage"].isna().all() and not scored["stage_changed"].any()
 
 
+def test_the_as_of_cut_off_does_not_depend_on_the_driver_s_time_zone(spark, monkeypatch):
+    """PySpark reads a naive datetime in the driver's local zone: on a Berlin laptop an
+    as-of of 15:00 UTC became 13:00, and leads closed in between were scored as open."""
+    import time
+
+    from pyspark.sql import functions as F
+
+    from leadscore.spark import utc_literal
+
+    as_of = pd.Timestamp("2026-05-01 15:00")
+    for zone in ("Europe/Berlin", "America/New_York", "UTC"):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        try:
+            shown = F.date_format(utc_literal(as_of), "yyyy-MM-dd HH:mm:ss").alias("t")
+            assert spark.range(1).select(shown).first()["t"] == "2026-05-01 15:00:00", zone
+        finally:
+            monkeypatch.undo()
+            time.tzset()
+
+
 def test_a_crm_vocabulary_mapped_on_spark_scores_as_leadscores_own(spark, event_world):
     """The log in the company's own types, with sales calls leadscore must leave out, and
     its activity_types map: Spark scores exactly what the batch scorer scored on the log in
@@ -521,6 +542,44 @@ def test_bad_input_is_one_line_data_error(spark, event_world):
             score_events_spark(leads, activities, outcomes, scoring, as_of=AS_OF)
     finally:
         spark.conf.set("spark.sql.session.timeZone", "UTC")
+
+
+def test_a_bad_value_or_id_on_spark_is_the_batch_scorer_s_one_line_error(
+    spark, flat_world, monkeypatch
+):
+    """A value no number, or ids blank or padded with spaces: one line on the driver, as the
+    batch scorer says it, not a Python worker's traceback (or two scores for one lead)."""
+    from leadscore.spark import score_flat_spark, worker_errors
+
+    spec = flat_world["spec"]
+    leads = pd.read_csv(flat_world["open_leads"], dtype="str", keep_default_na=False).head(50)
+
+    def scored(frame: pd.DataFrame):
+        return score_flat_spark(
+            spark.createDataFrame(frame),
+            flat_world["scoring"],
+            id_column=spec.id,
+            as_of=AS_OF,
+            missing_values=spec.missing_values,
+        )
+
+    comma = leads.copy()
+    comma.loc[3, "Page Views Per Visit"] = "2,5"
+    with pytest.raises(DataError, match="must be numeric but holds '2,5'") as err:
+        scored(comma)  # the driver's input check meets it
+    assert "\n" not in str(err.value) and "Traceback" not in str(err.value)
+    padded = leads.copy()
+    padded.loc[4, spec.id] = padded.loc[5, spec.id] + " "
+    with pytest.raises(DataError, match="differ only by spaces around them"):
+        scored(padded)
+    blank = leads.copy()
+    blank.loc[6, spec.id] = "  "
+    with pytest.raises(DataError, match=f"{spec.id} is empty in 1 row"):
+        scored(blank)
+    # a row the input check did not sample fails the action; worker_errors makes it one line
+    monkeypatch.setattr("leadscore.spark.CHECKED_LEADS", 1)
+    with pytest.raises(DataError, match="must be numeric but holds '2,5'"), worker_errors():
+        scored(comma).toPandas()
 
 
 def test_an_empty_activity_log_is_refused_as_the_batch_scorer_refuses_it(spark, event_world):

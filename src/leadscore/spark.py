@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -41,7 +43,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from leadscore.errors import DataError
+from leadscore.errors import DataError, LeadscoreError, ModelError, SpecError
 from leadscore.features import check_lead_columns, parse_timestamp
 from leadscore.io import NO_ACTIVITY_ROWS_FIX
 from leadscore.schema import (
@@ -59,7 +61,7 @@ from leadscore.schema import (
 from leadscore.sinks import COLUMNS, SCORED_LEADS_SCHEMA, RunKey
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.udf import UserDefinedFunction
 
     from leadscore.scoring import ScoringModel
@@ -183,24 +185,86 @@ def _require(frame: DataFrame, columns: Sequence[str], what: str, fix: str) -> N
         raise DataError(f"{what} has no column {missing[0]!r}{more}", fix)
 
 
-def _check_unique_ids(frame: DataFrame, column: str, what: str) -> None:
-    """One aggregation job: a missing or repeated id stops the run before anything is scored."""
+#: The last line of a leadscore error raised in a Python worker, within Spark's traceback.
+_WORKER_ERROR = re.compile(r"^leadscore\.errors\.(DataError|SpecError|ModelError): (.+)$", re.M)
+_ERROR_CLASSES: dict[str, type[LeadscoreError]] = {
+    "DataError": DataError,
+    "SpecError": SpecError,
+    "ModelError": ModelError,
+}
+
+
+@contextmanager
+def worker_errors() -> Iterator[None]:
+    """Raise a leadscore error that a Python worker raised (a value no number, an infinite
+    value, a repeated id within a batch) as the one-line error it is, not inside Spark's
+    worker traceback. The scorers check their input with it; wrap the action that runs a
+    scored DataFrame (``write``, ``toPandas``) in it to get the same for the rows the check
+    did not sample::
+
+        with worker_errors():
+            scored.write.parquet("scores/runs/2026-06-30")
+    """
+    from pyspark.errors import PythonException
+
+    try:
+        yield
+    except PythonException as err:
+        found = _WORKER_ERROR.findall(str(err))
+        if not found:
+            raise
+        kind, message = found[-1]
+        raise _ERROR_CLASSES[kind](message.strip()) from None
+
+
+def utc_literal(moment: pd.Timestamp) -> Column:
+    """``moment`` (UTC; naive reads as UTC) as a Spark timestamp literal.
+
+    PySpark turns a naive ``datetime`` into an instant in the driver's local time zone, not
+    the session's: on a Berlin laptop an as-of of 15:00 became 14:00 UTC, and leads closed
+    in that hour were scored as open. A zone-aware ``datetime`` is converted as the instant it
+    names.
+    """
     from pyspark.sql import functions as F
 
+    stamp = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    return F.lit(stamp.to_pydatetime())
+
+
+def _check_unique_ids(frame: DataFrame, column: str, what: str) -> None:
+    """One aggregation job: a missing (or blank) or repeated id, or two ids that differ only by
+    spaces around them, stops the run before anything is scored, as in the batch scorer."""
+    from pyspark.sql import functions as F
+
+    written = F.col(column).cast("string")
     bad = (
-        frame.groupBy(column)
-        .count()
-        .where((F.col("count") > 1) | F.col(column).isNull())
+        frame.groupBy(F.trim(written).alias("_id"))
+        .agg(
+            F.count(F.lit(1)).alias("count"),
+            F.countDistinct(written).alias("spellings"),
+            F.min(written).alias("first"),
+            F.max(written).alias("last"),
+        )
+        .where((F.col("count") > 1) | F.col("_id").isNull() | (F.col("_id") == ""))
         .limit(1)
         .collect()
     )
     if not bad:
         return
-    value, count = bad[0][column], bad[0]["count"]
-    if value is None:
-        raise DataError(f"{what}.{column} is empty in {count} row(s)", "Give every row a lead id.")
+    row = bad[0]
+    if row["_id"] is None or row["_id"] == "":
+        raise DataError(
+            f"{what}.{column} is empty in {row['count']} row(s)", "Give every row a lead id."
+        )
+    if row["spellings"] > 1:
+        raise DataError(
+            f"lead ids {row['first']!r} and {row['last']!r} differ only by spaces around them "
+            f"in {what}",
+            "Strip the spaces around ids in the export: each is one lead.",
+        )
     raise DataError(
-        f"lead {str(value)!r} appears {count} times in {what}", "Keep one row per lead."
+        f"lead {str(row['first'])!r} appears {row['count']} times in {what}",
+        "Keep one row per lead.",
     )
 
 
@@ -227,7 +291,7 @@ def _with_previous(scored: DataFrame, previous: DataFrame | None, as_of: pd.Time
     )
     before = previous.withColumn("_prev_id", F.col("lead_id").cast("string"))
     if "as_of" in previous.columns:
-        cutoff = F.lit(as_of.to_pydatetime()).cast("timestamp")
+        cutoff = utc_literal(as_of)
         order = [
             c
             for c in ("as_of", "scored_at", "model_name", "model_version")
@@ -356,12 +420,13 @@ def _warn_changed_inputs(
     if n_rows > CHECKED_LEADS:
         rows = rows.sample(fraction=CHECKED_LEADS / n_rows, seed=0)
     counter = _input_counter(reader, tuple(sizes.sizes), tuple(empties.given))
-    counted: pd.DataFrame = (
-        rows.mapInPandas(counter, "item string, bin int, n long")
-        .groupBy("item", "bin")
-        .agg(F.sum("n").alias("n"))
-        .toPandas()
-    )
+    with worker_errors():
+        counted: pd.DataFrame = (
+            rows.mapInPandas(counter, "item string, bin int, n long")
+            .groupBy("item", "bin")
+            .agg(F.sum("n").alias("n"))
+            .toPandas()
+        )
     bins = counted["bin"].to_numpy()
     missing = counted[bins == _MISSING_BIN]
     empties.add_counts(
@@ -657,7 +722,7 @@ def score_events_spark(
     )
     _warn_unrecognised_details(activities, type_map, type_counts)
     settings = _settings(as_of, with_reasons, top_n)
-    cutoff = F.lit(settings.as_of.to_pydatetime()).cast("timestamp")
+    cutoff = utc_literal(settings.as_of)
     open_leads = leads.where(F.col("created_at").cast("timestamp") <= cutoff)
     if outcomes is not None:
         closed = outcomes.where(F.col("closed_at").cast("timestamp") <= cutoff).select("lead_id")

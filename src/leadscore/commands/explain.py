@@ -191,21 +191,25 @@ class CardScale:
 
     def line(self, latest: pd.Series) -> str:
         """The card's line: the cut-offs and the typical lead's probability, of the model
-        that scored the lead. A model folder is recorded under another name than its
-        registered version, so a model of another name is named beside the figures; another
-        version of the same name, or a model whose cut-offs would give the lead another
-        stage, is surely another model, and its figures are left out."""
+        that scored the lead. A model folder is recorded as its data set's name
+        (``x_education``) where its registered version is ``leadscore-x_education``, so a
+        model of the same data set under the other name is named beside the figures. Another
+        version of the same name, a model of another data set, or one whose cut-offs would
+        give the lead another stage is surely another model, and its figures are left out:
+        its cut-offs and typical lead are not what this lead's points were measured from."""
         import numpy as np
 
         from leadscore.sinks import shown_model
 
         given = shown_model(self.name, self.version)
-        scored_by = shown_model(latest["model_name"], latest["model_version"])
-        other_version = self.name == str(latest["model_name"]) and self.version != str(
-            latest["model_version"]
-        )
+        row_name, row_version = str(latest["model_name"]), str(latest["model_version"])
+        scored_by = shown_model(row_name, row_version)
+        if self.name == row_name:
+            other = self.version != row_version
+        else:
+            other = _data_set_of(self.name) != _data_set_of(row_name)
         stage = self.stages.transform(np.array([float(latest["probability"])]))[0]
-        if other_version or stage != str(latest["stage"]):
+        if other or stage != str(latest["stage"]):
             return (
                 f"  Cut-offs not shown: --model {given} is not the model that scored this "
                 f"lead ({scored_by})"
@@ -223,6 +227,12 @@ class CardScale:
             "points of its reasons (with the smaller ones not shown) take this one to "
             f"{latest['probability']:.1%}"
         )
+
+
+def _data_set_of(model_name: str) -> str:
+    """The data set a recorded model name stands for: a registered ``leadscore-NAME`` (the
+    default registered name) or a folder's ``NAME``."""
+    return model_name.removeprefix("leadscore-")
 
 
 def card_scale(uri: str, tracking_uri: str | None = None) -> CardScale:
