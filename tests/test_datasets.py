@@ -863,6 +863,19 @@ def test_amounts_written_with_a_scale_read_as_numbers(flat_frame):
     assert kinds["tier"] == "categorical"
 
 
+def test_an_amount_whose_dot_may_group_thousands_is_not_read_as_decimals():
+    """``€12.500`` is twelve thousand five hundred in much of Europe: read as 12.5 it ranked
+    below ``€850`` without a word. Such amounts stay text (the column's words are then named
+    as usual); currencies carry two decimals at most, so ``€12.50``, ``$0.125`` and a scale
+    (``€1.250M``) read as before, and so does a plain ``2.333`` (a ratio)."""
+    ambiguous = pd.Series(["€12.500", "12.500 €", "$1.250", "-£999.000"], dtype="str")
+    numbers, bad = parse_numbers(ambiguous)
+    assert bad.all() and numbers.isna().all()
+    read, bad = parse_numbers(pd.Series(["€12.50", "$0.125", "€1.250M", "2.333", "12.5%"]))
+    assert not bad.any()
+    assert read.tolist() == [12.5, 0.125, 1.25e6, 2.333, 0.125]
+
+
 def test_numbers_with_a_few_words_stay_categories_with_a_warning(flat_frame, caplog):
     """A count column holding ``unknown`` in a few rows keeps every value as categories (a
     bucket such as ``3+`` is no noise), and a warning names the words and how to read the

@@ -987,4 +987,8 @@ def test_flags_read_yes_or_no_however_the_export_wrote_them():
     assert reason_text(demo, "TRUE") == "Requested Demo: yes"
     assert reason_text(trial, "Yes") == "Started Trial: yes"
     assert reason_text(trial, " no ") == "Started Trial: no"
+    assert (reason_text(demo, "Y"), reason_text(trial, "n")) == (
+        "Requested Demo: yes",
+        "Started Trial: no",
+    )
     assert reason_text(source, "Yesware") == "Lead Source: Yesware"

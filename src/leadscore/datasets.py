@@ -44,6 +44,8 @@ from leadscore.io import is_sql_url, read_table
 from leadscore.leakage import (
     age_trend_note,
     age_trending_columns,
+    filled_in_sales_columns,
+    filled_in_sales_note,
     post_contact_columns,
     warn_post_contact_columns,
     written_at_close_columns,
@@ -585,8 +587,12 @@ def _compute_label(
 #: newest (test) leads are the quick decisions (:func:`_unripe_newest_note`).
 UNRIPE_OPEN_SHARE = 0.2
 #: Share of open leads under which a tenth of the leads counts as ripe, for the suggested
-#: ``label.observed_until``.
+#: ``label.observed_until``, or half as much again as the older tenths' usual share, where a
+#: CRM parks leads (a nurture status) and keeps some of every period open.
 RIPE_OPEN_SHARE = 0.05
+#: The suggested ``label.observed_until`` keeps at least this many tenths of the leads: one
+#: that would drop more of the history is no fix.
+RIPE_MIN_TENTHS = 5
 
 
 def _unripe_newest_note(
@@ -602,7 +608,8 @@ def _unripe_newest_note(
     :data:`UNRIPE_OPEN_SHARE` of the newest fifth (by ``order_by``) is open, and twice the
     share among the older leads (``label.within_days`` censors such leads instead and needs
     no warning). The suggested date ends the span at the newest tenth of the leads in which
-    fewer than :data:`RIPE_OPEN_SHARE` are still open."""
+    fewer than :data:`RIPE_OPEN_SHARE` are still open, or than half as much again as the
+    older eight tenths' median share, if it keeps :data:`RIPE_MIN_TENTHS` tenths."""
     if not ptypes.is_datetime64_any_dtype(order) or not still_open.any():
         return None
     considered = (keep | still_open).to_numpy()
@@ -618,7 +625,8 @@ def _unripe_newest_note(
     if share < UNRIPE_OPEN_SHARE or share < 2 * float(is_open[~newest].mean()):
         return None
     open_by_tenth = np.array([is_open[tenth == t].mean() for t in range(10)])
-    ripe = np.flatnonzero(open_by_tenth < RIPE_OPEN_SHARE)
+    usual = float(np.median(open_by_tenth[:8]))
+    ripe = np.flatnonzero(open_by_tenth < max(RIPE_OPEN_SHARE, 1.5 * usual))
     since = pd.Timestamp(when[newest].min())
     won = y.to_numpy()[considered]
     closed_newest = newest & ~is_open
@@ -630,11 +638,12 @@ def _unripe_newest_note(
             f"{won[closed_before].mean():.1%} among older leads"
         )
     fix = "set label.observed_until to a date before which most leads had closed"
-    if ripe.size and ripe[-1] < 9:
+    if ripe.size and RIPE_MIN_TENTHS - 1 <= ripe[-1] < 9:
         last_ripe = pd.Timestamp(when[tenth == ripe[-1]].max()).normalize()
         fix = (
-            f"set label.observed_until: {last_ripe:%Y-%m-%d} (fewer than "
-            f"{RIPE_OPEN_SHARE:.0%} of the leads up to it are open)"
+            f"set label.observed_until: {last_ripe:%Y-%m-%d} (of the tenth of the leads "
+            f"just before it, {open_by_tenth[ripe[-1]]:.0%} are open, against "
+            f"{usual:.0%} of the older ones)"
         )
     return (
         f"label {column}: {100 * share:.0f}% of the newest fifth of the leads (from "
@@ -1320,6 +1329,10 @@ def prepare_flat_dataset(
         at_close = written_at_close_columns(X, kept, still_open, allow=allowed)
         if at_close:
             raise written_at_close_error(at_close)
+        in_sales = filled_in_sales_columns(X, kept, still_open, allow=allowed)
+        if in_sales:
+            notes.append(filled_in_sales_note(in_sales))
+            logger.warning("%s", notes[-1])
     test_from = _parse_test_from(spec, order)
     dataset = LabelledDataset(
         name=spec.name,

@@ -47,6 +47,11 @@ _WRITTEN_NUMBER = re.compile(
     re.VERBOSE,
 )
 
+#: An amount a dot may group in thousands as well as mark decimals in: ``12.500`` is twelve
+#: thousand five hundred in much of Europe. ``$ € £ ¥`` amounts carry two decimals at most, so
+#: with a currency symbol it is read as neither (``€0.125`` and ``€12.50`` are decimals).
+_DOT_THOUSANDS = re.compile(r"[1-9]\d{0,2}\.\d{3}")
+
 #: The powers of ten of :data:`_WRITTEN_NUMBER`'s scales, as finance and CRM exports write them.
 _SCALES = {"k": "e3", "m": "e6", "b": "e9", "bn": "e9"}
 
@@ -95,8 +100,10 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     scale the number by a thousand, a million or a billion, while a bare ``1B`` or ``4K`` is
     a code, a tier or a resolution and stays text) and shares as ``43.6%`` or ``-5 %``, read as the
     number divided by 100 (0.436), so ``43%`` and ``0.43`` in one column are one share.
-    Currency codes (``1,200 USD``) and decimal commas (``12,50``) stay text: three letters
-    may as well be a unit or a product code, and ``1,200`` is twelve hundred. A column
+    Currency codes (``1,200 USD``), decimal commas (``12,50``) and amounts whose dot may group
+    thousands (``€12.500``: :data:`_DOT_THOUSANDS`) stay text: three letters may as well be a
+    unit or a product code, ``1,200`` is twelve hundred, and ``12.500`` twelve thousand five
+    hundred in much of Europe. A column
     holding text reads as numbers when it can.
     """
     if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
@@ -128,6 +135,8 @@ def _written_number(text: str) -> float:
     )
     if (symbol and unit) or (sign and inner_sign) or (scale and unit in ("%", None) and not symbol):
         return math.nan  # a bare 1B, 4K or 3M is a tier, a resolution, a term: not an amount
+    if (symbol or unit not in ("%", None)) and not scale and _DOT_THOUSANDS.fullmatch(amount):
+        return math.nan  # €12.500: twelve and a half, or twelve thousand five hundred
     exponent = "e-2" if unit == "%" else _SCALES[scale.lower()] if scale else ""
     return float(f"{sign or inner_sign or ''}{amount.replace(',', '')}{exponent}")
 

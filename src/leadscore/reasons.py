@@ -127,7 +127,10 @@ def _generic_text(feature: Feature, value: float | str | None) -> str:
 _MISSING_CATEGORIES = frozenset({"unknown", "missing"})
 #: Flags read alike however the export wrote them: ``TRUE`` beside ``Yes`` on one card read
 #: as two vocabularies ("Requested Demo: yes", "Started Trial: Yes").
-_BOOLEAN_CATEGORIES = {"true": "yes", "false": "no", "yes": "yes", "no": "no"}
+_BOOLEAN_CATEGORIES = {
+    **{"true": "yes", "false": "no", "yes": "yes", "no": "no"},
+    **{"y": "yes", "n": "no"},
+}
 #: Codes written as a marketer writes them: the words of leadscore's own vocabularies
 #: (seniority, department) and common acronyms, whatever feature holds them.
 _ACRONYMS = (
@@ -142,10 +145,10 @@ def category_text(value: str) -> str | None:
 
     ``unknown`` and ``missing`` (how leadscore's own vocabularies write an absent job title or
     e-mail) are a missing value and read like one; ``true`` and ``false``, ``Yes`` and
-    ``No`` read "yes" and "no"; the codes ``c_level``, ``vp``, ``it``, ``hr`` (and a few
-    other acronyms) read "C-level", "VP", "IT", "HR". Any other value is quoted as written,
-    so a campaign key reads as in the CRM and in ``report channels``. The raw value stays in
-    ``reasons_json``.
+    ``No``, ``Y`` and ``N`` read "yes" and "no"; the codes ``c_level``, ``vp``, ``it``,
+    ``hr`` (and a few other acronyms) read "C-level", "VP", "IT", "HR". Any other value is
+    quoted as written, so a campaign key reads as in the CRM and in ``report channels``. The
+    raw value stays in ``reasons_json``.
 
     Examples
     --------

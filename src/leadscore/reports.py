@@ -338,7 +338,8 @@ def _costs_table(spend: pd.DataFrame) -> pd.DataFrame:
     if bad.any():
         raise DataError(
             f"the costs file's spend column holds {written[bad].iloc[0]!r}, not a number",
-            "Write spend as numbers such as 12500, 12,500.00 or $12,500, without a currency code.",
+            "Write spend as numbers such as 12500, 12,500.00 or $12,500 (commas group thousands, "
+            "a dot marks decimals), without a currency code.",
         )
     channels = spend[columns["channel"]].astype("string")
     negative = amounts < 0
