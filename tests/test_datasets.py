@@ -894,6 +894,26 @@ def test_numbers_with_a_few_words_stay_categories_with_a_warning(flat_frame, cap
     assert fixed.X["forms"].isna().sum() == 2
 
 
+def test_amounts_left_as_text_are_named_with_how_to_write_them(flat_frame, caplog):
+    """``12500 EUR`` became 848 categories, and ``€12.500`` beside ``€850`` a few words,
+    without a word on why: the warning names the kind of amount and how to write it."""
+    n = len(flat_frame)
+    coded = [f"{1000 + 37 * i} EUR" for i in range(n)]
+    dotted = [f"€{850 + i}" if i % 4 else f"€{12 + i % 7}.500" for i in range(n)]
+    frame = flat_frame.assign(value=coded, budget=dotted)
+    with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
+        prepare_flat_dataset(frame, parse_spec(SPEC))
+    warned = {
+        name: r.getMessage()
+        for r in caplog.records
+        for name in ("value", "budget")
+        if r.getMessage().startswith(f"{name!r} is read as categories")
+    }
+    assert "amounts with a currency code ('1000 EUR') stay text" in warned["value"]
+    assert "amounts whose dot may group thousands ('€12.500') stay text" in warned["budget"]
+    assert "write them as 12500 or 12,500" in warned["budget"]
+
+
 def test_free_text_job_titles_read_as_the_seniority_they_name(flat_frame):
     """A CRM's job titles are a different text for most leads, so as categories they would be
     left out; named like titles and naming ranks, they read as seniority (as the event form

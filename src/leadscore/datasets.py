@@ -1009,6 +1009,42 @@ def _mostly_distinct_reason(non_null: pd.Series, rows: int) -> str | None:
     return f"unique per row where given, {given:,} of {rows:,} rows (an identifier)"
 
 
+#: Amounts :func:`~leadscore.encoding.parse_numbers` leaves as text on purpose, and how to
+#: write them so that they read as numbers: with a currency code (``12500 EUR``), or with a
+#: dot that may group thousands (``€12.500``).
+_CURRENCY_CODES = "USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|INR|BRL|CNY|SEK|NOK|DKK|PLN|MXN|ZAR|SGD|HKD"
+_AMOUNTS_LEFT_AS_TEXT = (
+    (
+        re.compile(
+            rf"[+-]?(?:(?:{_CURRENCY_CODES})\s*[\d.,]*\d|\d[\d.,]*\s*(?:{_CURRENCY_CODES}))"
+        ),
+        "amounts with a currency code",
+        "write them as numbers (12500) or with a symbol ($ € £ ¥)",
+    ),
+    (
+        re.compile(
+            rf"[+-]?[{re.escape(CURRENCY_SYMBOLS)}]?\s*[1-9]\d{{0,2}}(?:\.\d{{3}})+"
+            rf"\s*[{re.escape(CURRENCY_SYMBOLS)}]?"
+        ),
+        "amounts whose dot may group thousands",
+        "write them as 12500 or 12,500 (a dot marks decimals)",
+    ),
+)
+
+
+def _amounts_left_as_text(written: pd.Series) -> str | None:
+    """What the text values ``written`` are, and how to fix them, when nearly all of them
+    (90%) are amounts of one of :data:`_AMOUNTS_LEFT_AS_TEXT`'s kinds; else ``None``."""
+    distinct = pd.Series(written.dropna().astype(str).str.strip().unique())
+    if distinct.empty:
+        return None
+    for pattern, what, fix in _AMOUNTS_LEFT_AS_TEXT:
+        matched = distinct[distinct.map(lambda v, p=pattern: p.fullmatch(v) is not None)]
+        if len(matched) >= 0.9 * len(distinct):
+            return f"{what} ({_plain(matched.iloc[0])!r}) stay text: {fix}"
+    return None
+
+
 def _text_reads_as_numbers(
     name: str, values: pd.Series, non_null: pd.Series
 ) -> tuple[pd.Series | None, str | None]:
@@ -1029,6 +1065,9 @@ def _text_reads_as_numbers(
         return None, None
     parsed, bad = parse_numbers(values)
     if bad.any():
+        amounts = _amounts_left_as_text(values[bad])
+        if amounts is not None:
+            return None, amounts
         if parsed.notna().sum() <= bad.sum():
             return None, None
         words = pd.Series(values[bad]).value_counts()
