@@ -213,3 +213,15 @@ def test_grouped_auto_with_one_winning_lead_keeps_the_raw_scores() -> None:
     y = (leads == 3).astype(int)
     cal = ProbabilityCalibrator("auto", cv=5).fit(s, y, groups=leads)
     assert cal.method_ == "identity" and cal.brier_oof_ == {}
+
+
+def test_a_grouped_split_without_both_outcomes_keeps_the_raw_scores():
+    """Two won leads, each at several as-of dates, can land in one fold of the grouped
+    split: the other folds hold no win to fit a calibrator on, and the choice had raised
+    scikit-learn's "needs samples of at least 2 classes" instead of keeping the scores."""
+    y = np.array([1, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    groups = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 3, 3, 3, 3, 3, 3])
+    scores = np.linspace(-2, 2, len(y))
+    calibrator = ProbabilityCalibrator("auto").fit(scores, y, groups=groups)
+    assert calibrator.method_ == "identity"
+    np.testing.assert_allclose(calibrator.predict(scores), 1 / (1 + np.exp(-scores)))

@@ -408,6 +408,26 @@ def test_blank_text_numbers_are_missing_and_infinity_is_refused(trained) -> None
         model.predict_proba(X.assign(web_visits_30d=[np.inf, -np.inf] + [1.0] * 48))
 
 
+def test_dates_in_a_number_column_or_a_column_twice_are_refused(trained) -> None:
+    """A moment is no quantity: read as a count of microseconds (a missing date as -9.2e18)
+    it scored silently. A column a join brought twice crashed in pandas."""
+    result, dataset = trained
+    model, X = result.model, dataset.X.head(5)
+    dates = pd.Series(pd.to_datetime(["2024-05-01", None, "2024-05-03", None, "2024-05-05"]))
+    for moments in (dates, dates - dates.min()):
+        with pytest.raises(DataError, match="'email_opens_30d' must be numeric but holds"):
+            model.predict_proba(X.assign(email_opens_30d=moments.to_numpy()))
+    numbers, bad = parse_numbers(dates)
+    assert numbers.isna().all() and bad.tolist() == [True, False, True, False, True]
+    twice = pd.concat([X, X[["source"]]], axis=1)
+    with pytest.raises(DataError, match="hold column 'source' twice"):
+        model.predict_proba(twice)
+    from leadscore.pyfunc import score_frame
+
+    with pytest.raises(DataError, match="hold column 'source' twice"):
+        score_frame(model, twice)  # the pyfunc's path, which aligns the columns first
+
+
 def test_unseen_categories_are_scored_as_missing_but_quoted(trained) -> None:
     result, dataset = trained
     model, X = result.model, dataset.X.head(300)

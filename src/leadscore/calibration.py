@@ -213,8 +213,13 @@ class ProbabilityCalibrator(BaseEstimator):
             splitter = StratifiedKFold(folds, shuffle=True, random_state=self.random_state)
         else:
             splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=self.random_state)
+        splits = list(splitter.split(s.reshape(-1, 1), y, groups))
+        if any(len(np.unique(y[train])) < 2 for train, _ in splits):
+            # a grouped split can put every won lead in one fold: nothing to fit on the rest
+            self.brier_oof_ = {}
+            return "identity"
         oof = {m: np.empty_like(s) for m in ("identity", "sigmoid", "isotonic")}
-        for train, held in splitter.split(s.reshape(-1, 1), y, groups):
+        for train, held in splits:
             for m, out in oof.items():
                 out[held] = _apply(m, _fit(m, s[train], y[train]), s[held])
         losses = {m: (p - y) ** 2 for m, p in oof.items()}

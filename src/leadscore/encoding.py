@@ -88,6 +88,17 @@ def level_text(values: pd.Series) -> pd.Series:
     return pd.Series(table[codes], index=values.index, dtype="str")
 
 
+def check_single_columns(X: pd.DataFrame, names: list[str]) -> None:
+    """Refuse a frame that holds one of ``names`` twice (a join that brought a column from
+    both sides): which of the two is the feature is anyone's guess."""
+    twice = [name for name in names if int((X.columns == name).sum()) > 1]
+    if twice:
+        raise DataError(
+            f"the leads to score hold column {twice[0]!r} twice",
+            "Keep one column of each name (drop or rename the copy a join brought).",
+        )
+
+
 def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """``values`` as float64 and the mask of values that are no number.
 
@@ -106,6 +117,13 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     hundred in much of Europe. A column
     holding text reads as numbers when it can.
     """
+    if (
+        ptypes.is_datetime64_any_dtype(values)
+        or ptypes.is_timedelta64_dtype(values)
+        or isinstance(values.dtype, pd.PeriodDtype)
+    ):
+        # a moment is no quantity: pandas would read it as a count of its time unit
+        return pd.Series(np.nan, index=values.index), values.notna()
     if ptypes.is_bool_dtype(values) or ptypes.is_numeric_dtype(values):
         numbers = pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=values.index)
         return numbers, pd.Series(False, index=values.index)
@@ -496,6 +514,7 @@ class FeatureEncoder:
                 f"{' (without the spaces around them)' if has_spaces else ''}, or add them "
                 "(empty values are fine): the model needs every feature it was trained on.",
             )
+        check_single_columns(X, self.names)
 
     def _codes(self, name: str, values: pd.Series, new: dict[str, int] | None = None) -> np.ndarray:
         """Level position of each value, -1 when missing or blank.

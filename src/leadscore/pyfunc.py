@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
+from leadscore.encoding import check_single_columns
 from leadscore.errors import DataError
 
 # named, not __name__: MLflow runs this file under a generated module name
@@ -48,6 +49,7 @@ def align_features(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     such a lead is.
     """
     names = [f.name for f in model.features]
+    check_single_columns(frame, names)
     return frame.reindex(columns=names)
 
 

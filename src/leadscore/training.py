@@ -591,6 +591,7 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
         allow=(*dataset.allowed_leakage, *config.leakage.allow),
         seed=config.seed,
         closed_leads=event_closed_lead_rows(dataset, folds.fit),
+        groups=dataset.lead_id.iloc[folds.fit].to_numpy() if dataset.form == "events" else None,
     )
     if suspects:
         raise leakage_error(suspects)
