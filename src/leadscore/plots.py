@@ -179,6 +179,17 @@ def pr_figure(
     return fig
 
 
+def _tie_means(p_sorted: np.ndarray, y_sorted: np.ndarray) -> np.ndarray:
+    """Each lead's outcome as its tie group's mean outcome (``p_sorted`` sorted): how
+    :mod:`leadscore.metrics` counts ties, so that a chart does not depend on the order of
+    leads with one score (545 of olist's test leads share one), and agrees with the metrics."""
+    if len(p_sorted) == 0:
+        return np.asarray(y_sorted, dtype=float)
+    starts = np.flatnonzero(np.r_[True, np.diff(p_sorted) != 0])
+    sizes = np.diff(np.r_[starts, len(p_sorted)])
+    return np.repeat(np.add.reduceat(np.asarray(y_sorted, dtype=float), starts) / sizes, sizes)
+
+
 def equal_count_bins(
     y: np.ndarray, p: np.ndarray, n_bins: int = 10
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -186,14 +197,17 @@ def equal_count_bins(
 
     Equal-count bins (by sorted probability) keep every point of a reliability diagram backed
     by the same number of leads, where equal-width bins leave the high-probability end with a
-    handful of leads and a noisy rate. Empty bins (fewer leads than bins) are dropped.
+    handful of leads and a noisy rate. Empty bins (fewer leads than bins) are dropped. Tied
+    leads count with their group's mean outcome, as the ECE counts them.
     """
     y = np.asarray(y, dtype=float).ravel()
     p = np.asarray(p, dtype=float).ravel()
     order = np.argsort(p, kind="stable")
-    groups = [g for g in np.array_split(order, n_bins) if len(g)]
-    mean_p = np.array([p[g].mean() for g in groups])
-    rate = np.array([y[g].mean() for g in groups])
+    p_sorted = p[order]
+    y_sorted = _tie_means(p_sorted, y[order])
+    groups = [g for g in np.array_split(np.arange(len(p)), n_bins) if len(g)]
+    mean_p = np.array([p_sorted[g].mean() for g in groups])
+    rate = np.array([y_sorted[g].mean() for g in groups])
     counts = np.array([len(g) for g in groups])
     return mean_p, rate, counts
 
@@ -299,9 +313,11 @@ def reliability_figure(
 
 
 def _gains(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Share of leads contacted (highest score first) and share of wins captured, from 0."""
-    order = np.argsort(-np.asarray(p, dtype=float), kind="stable")
-    wins = np.cumsum(y[order])
+    """Share of leads contacted (highest score first) and share of wins captured, from 0; tied
+    leads count with their group's mean outcome, as :func:`leadscore.metrics.top_decile`."""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(-p, kind="stable")
+    wins = np.cumsum(_tie_means(p[order], y[order]))
     total = max(int(y.sum()), 1)
     share_leads = np.arange(0, len(y) + 1) / max(len(y), 1)
     share_wins = np.concatenate([[0.0], wins / total])
@@ -395,8 +411,11 @@ def stage_histogram_figure(
     thresholds = {k: float(v) for k, v in thresholds.items() if np.isfinite(float(v))}
     cuts = list(thresholds.values())
     upper, hidden = _probability_axis(p, keep=cuts)
-    # the cut-offs are bin edges, so no bar mixes two stages
+    # the cut-offs are bin edges, so no bar mixes two stages; a grid edge just beside one
+    # would leave a sliver of a bin, whose bar (545 olist leads at the MQL cut-off) no one sees
     grid = np.linspace(0, upper, 41)
+    inner = [all(abs(g - c) >= upper / 80 for c in cuts) for g in grid[1:-1]]
+    grid = np.r_[grid[0], grid[1:-1][inner], grid[-1]]
     bins = np.unique(np.concatenate([grid, [c for c in cuts if 0 < c < upper]])).tolist()
     known = [s for s in stage_order if s in set(stages)]
     extra = sorted(set(stages) - set(stage_order))
