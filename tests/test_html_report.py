@@ -449,6 +449,27 @@ def test_headline_follows_the_interval_of_the_gain(gain, expected):
     assert ("beats" in text) == (gain is None or gain[0] > 0)
 
 
+@pytest.mark.parametrize(
+    ("ece", "expected"),
+    [
+        (0.020, "Its probabilities mean what they say on the test fold"),
+        (0.034, "Its probabilities are about right on the test fold, perhaps slightly off"),
+        (0.043, "Its probabilities are off on the test fold by more than chance (ECE 0.043"),
+    ],
+)
+def test_headline_says_whether_a_probability_means_what_it_says(ece, expected):
+    """The terminal read x_education's ECE 0.043 as above the chance band (0.031), while the
+    page never said so and a marketer took "30 %" for 30 wins in 100."""
+    metrics = _headline_metrics([0.004, 0.025])
+    metrics["model"]["ece"] = ece
+    metrics["uncertainty"]["ece_by_chance"] = {"mean": 0.022, "upper": 0.031}
+    text = html_report._summary(SimpleNamespace(metrics=metrics))
+    assert expected in text
+    assert "Its probabilities" not in html_report._summary(
+        SimpleNamespace(metrics=_headline_metrics(None))
+    )
+
+
 def test_headline_and_metrics_count_examples_and_leads_apart():
     """Event data holds several examples per lead: the page gives both counts where it knows
     them ("2,712 examples of 1,348 leads"), never the examples as leads; a flat run's test

@@ -44,7 +44,7 @@ from leadscore import plots
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution
 from leadscore.io import check_folder_takes_files, sqlite_file, write_text_atomically
-from leadscore.metrics import chance_draws, resampled_units
+from leadscore.metrics import chance_draws, ece_reading, resampled_units
 from leadscore.model import LeadScoringModel
 from leadscore.reports import (
     channel_candidates,
@@ -543,7 +543,37 @@ def _summary(run: _Run) -> str:
         f"{_pct(model.get('capture_top_decile'), 0)} of all wins, "
         f"{_num(model.get('lift_top_decile'), 1)} times the average conversion rate."
     )
+    calibration = _calibration_sentence(m)
+    if calibration:
+        parts.append(calibration)
     return f'<p class="summary">{" ".join(parts)}</p>'
+
+
+def _calibration_sentence(m: Mapping[str, Any]) -> str | None:
+    """The headline's sentence on whether a probability means what it says, read as
+    ``leadscore train`` reads it (:func:`~leadscore.metrics.ece_reading`): a marketer takes
+    "30 %" for 30 wins in 100, and the terminal's verdict had stayed off the page."""
+    ece = (m.get("model") or {}).get("ece")
+    upper = ((m.get("uncertainty") or {}).get("ece_by_chance") or {}).get("upper")
+    reading = ece_reading(ece, upper)
+    if reading is None:
+        return None
+    figures = f"ECE {_num(ece)}; a perfectly calibrated model shows up to {_num(upper)} here"
+    if reading == "within":
+        return (
+            "Its probabilities mean what they say on the test fold: of leads scored 30 %, "
+            f"about 30 in 100 converted ({figures} by chance)."
+        )
+    if reading == "just above":
+        return (
+            "Its probabilities are about right on the test fold, perhaps slightly off "
+            f"({figures} by chance); the reliability diagram shows where."
+        )
+    return (
+        "Its probabilities are off on the test fold by more than chance "
+        f"({figures}): read them as a ranking rather than as exact odds, and the "
+        "reliability diagram for where they are too high or too low."
+    )
 
 
 def _baseline_verdict(m: Mapping[str, Any], name: str, base_auc: float) -> str:
@@ -688,7 +718,7 @@ def _data_section(run: _Run) -> str:
         calibration = "none (identity): the model's own probabilities"
     rows = [
         ("Data set", _esc(run.tags.get("dataset") or meta.get("dataset") or "–")),
-        ("Training examples (rows)", _count(history.get("examples"))),
+        ("Rows in the data set (all folds)", _count(history.get("examples"))),
         *counted,
         ("Fold kind", _esc(kind)),
         (
@@ -945,8 +975,9 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
     out.append(
         f"<p>Stage thresholds, set on the calibration fold: {'; '.join(cut_text)}. "
         "The first table shows the policy each cut-off was chosen by and what it achieved "
-        "on the calibration fold (where it was set) and on the test fold (unseen); the second "
-        f"counts the test {unit} in each stage and how they turned out.</p>"
+        "on the calibration fold (where it was set) and on the test fold (unseen), counting "
+        f"the {unit} at that stage or above (an SQL is also past the MQL cut-off); the second "
+        f"counts the test {unit} in each stage alone and how they turned out.</p>"
     )
     policy_rows = _policy_rows(run)
     if policy_rows:
@@ -956,8 +987,8 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
                     "Stage",
                     "Policy and target",
                     _nowrap("Cut-off"),
-                    "Achieved on the calibration fold",
-                    "Achieved on the test fold",
+                    "At this stage or above, calibration fold",
+                    "At this stage or above, test fold",
                 ],
                 policy_rows,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -397,6 +397,25 @@ def _group_codes(
     if len(uniques) == n:
         return None, n
     return np.asarray(codes, dtype="int64"), len(uniques)
+
+
+#: An ECE above the chance band's edge by less than this factor is read as weak evidence: the
+#: edge is itself the 95th percentile of simulated draws, and the ECE its own noisy estimate
+#: (0.0110 against an edge of 0.0108, as the synthetic demo once showed, is no reason to retrain).
+ECE_MARGIN = 1.25
+
+
+def ece_reading(
+    ece: float | None, upper: float | None
+) -> Literal["within", "just above", "above"] | None:
+    """The test ECE read against the chance band's edge ``upper`` (:func:`ece_by_chance`):
+    ``within`` it, ``just above`` it (within :data:`ECE_MARGIN`), or ``above``; ``None``
+    without both figures. ``leadscore train`` and the model report read it alike."""
+    if ece is None or upper is None or not (np.isfinite(ece) and np.isfinite(upper)):
+        return None
+    if ece <= upper:
+        return "within"
+    return "just above" if ece <= ECE_MARGIN * upper else "above"
 
 
 def ece_by_chance(

@@ -213,36 +213,33 @@ def _boundaries(result: TrainingResult) -> dict[str, str]:
     return dict(folds.get("boundaries") or {})
 
 
-#: An ECE above the chance band's edge by less than this factor is read as weak evidence: the
-#: edge is itself the 95th percentile of simulated draws, and the ECE its own noisy estimate
-#: (0.0110 against an edge of 0.0108, as the synthetic demo once showed, is no reason to retrain).
-ECE_MARGIN = 1.25
-
-
 def _ece_verdict(
     ece: float | None, chance: dict[str, Any], boundaries: dict[str, str]
 ) -> list[str]:
     """One line reading the test ECE against the chance band: the band alone left the user
     to compare two numbers. Within it (at most the ``upper`` quantile of what a perfectly
     calibrated model shows on these leads) is no evidence of miscalibration; just above it
-    (within :data:`ECE_MARGIN` of the edge) weak evidence, worth watching; further above,
-    the probabilities are off by more than sampling noise, and the line says what to do: the
-    calibrator learned from too little (the calibration fold is the newest share of the
-    history before the test fold, purged), or the win rate moved between the calibration
-    and the test period, which more calibration data does not cure."""
+    (within :data:`~leadscore.metrics.ECE_MARGIN` of the edge) weak evidence, worth
+    watching; further above, the probabilities are off by more than sampling noise, and the
+    line says what to do: the calibrator learned from too little (the calibration fold is the
+    newest share of the history before the test fold, purged), or the win rate moved between
+    the calibration and the test period, which more calibration data does not cure."""
+    from leadscore.metrics import ece_reading
+
     upper = chance.get("upper")
-    if ece is None or upper is None or math.isnan(ece) or math.isnan(upper):
+    reading = ece_reading(ece, upper)
+    if ece is None or upper is None or reading is None:
         return []
     digits = 3
     while digits < 6 and _fmt(ece, digits) == _fmt(upper, digits):
         digits += 1  # "0.011 > 0.011" says nothing
     shown, edge = _fmt(ece, digits), _fmt(upper, digits)
-    if ece <= upper:
+    if reading == "within":
         return [
             f"ECE verdict: within chance ({shown}, band up to {edge}): no evidence that the "
             "probabilities are off on the test fold"
         ]
-    if ece <= ECE_MARGIN * upper:
+    if reading == "just above":
         return [
             f"ECE verdict: just above the chance band ({shown} > {edge}, within a quarter of "
             "it): weak evidence that the probabilities are off; compare the reliability "
