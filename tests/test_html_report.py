@@ -212,6 +212,10 @@ def test_numbers_match_the_run(world):
     for stage in ("LEAD", "MQL", "SQL"):
         count = metrics["stages"][stage.lower()]["count"]
         assert f"<td>{stage}</td><td>{count:,}</td>" in text
+    # the tenths of the score: the first reaches the top decile's share of the wins
+    assert "The test fold by tenths of the score" in text
+    first_tenth = html_report._pct(metrics["model"]["capture_top_decile"], 0)
+    assert f"<td>{first_tenth}</td></tr>" in text
 
 
 @pytest.mark.slow

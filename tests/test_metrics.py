@@ -484,3 +484,25 @@ def test_chance_draws_say_per_lead_only_when_leads_repeat_and_it_was_recorded() 
     )
     assert chance_draws(chance, 400) == ""  # flat data: one row per lead
     assert chance_draws({"mean": 0.01, "upper": 0.02}, 1200) == ""  # logged before: per row
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), ties=st.integers(0, 300))
+def test_decile_table_adds_up_and_agrees_with_the_top_decile(seed: int, ties: int) -> None:
+    """Ten tenths of the leads, from the top score down: they hold every lead and every win,
+    the first reaches the top decile's share of the wins, whatever the order of tied leads."""
+    from leadscore.metrics import decile_table, top_decile
+
+    rng = np.random.default_rng(seed)
+    p = np.r_[np.full(ties, 0.3), rng.uniform(0, 1, 700)]
+    y = rng.binomial(1, p)
+    assume(0 < y.sum() < len(y))
+    table = decile_table(y, p)
+    assert table["leads"].sum() == len(y)
+    assert table["wins"].sum() == pytest.approx(y.sum())
+    assert table["cumulative_share_of_wins"].iloc[-1] == pytest.approx(1.0)
+    assert np.all(np.diff(table["highest"]) <= 0)
+    # the first tenth holds ceil(n / 10) leads, as the top decile does
+    assert table["cumulative_share_of_wins"].iloc[0] == pytest.approx(top_decile(y, p)[1])
+    reversed_rows = decile_table(y[::-1], p[::-1])
+    np.testing.assert_allclose(reversed_rows["wins"], table["wins"])

@@ -44,7 +44,7 @@ from leadscore import plots
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution
 from leadscore.io import check_folder_takes_files, sqlite_file, write_text_atomically
-from leadscore.metrics import chance_draws, ece_reading, resampled_units
+from leadscore.metrics import chance_draws, decile_table, ece_reading, resampled_units
 from leadscore.model import LeadScoringModel
 from leadscore.reports import (
     channel_candidates,
@@ -954,7 +954,38 @@ def _curves_section(run: _Run, figures: Mapping[str, bytes]) -> str:
             out.append(_img(figures[name], name, alt, caption))
         else:
             out.append(_note(f"The {_esc(name.replace('_', ' '))} chart is not in this run."))
+    if run.test_fold is not None:
+        out.append(_decile_section(run.test_fold, _test_unit(run)))
     return "\n".join(out)
+
+
+def _decile_section(fold: _TestFold, unit: str) -> str:
+    """The model's test fold in ten equal groups from the top score down: the numbers behind
+    the gains chart, which a team plans its calls with (call the top two tenths, reach this
+    share of the wins)."""
+    table = decile_table(fold.y, fold.p_cal)
+    rows = [
+        (
+            f"{int(r.decile)}",
+            _nowrap(f"{_pct(r.lowest)} – {_pct(r.highest)}"),
+            _count(r.leads),
+            f"{r.wins:,.0f}" if float(r.wins).is_integer() else f"{r.wins:,.1f}",
+            _pct(r.conversion_rate),
+            _num(r.lift, 2),
+            _pct(r.cumulative_share_of_wins, 0),
+        )
+        for r in table.itertuples()
+    ]
+    header = ["Tenth", "Probability", unit.capitalize(), "Won", "Convert", "Lift"]
+    return (
+        "<h3>The test fold by tenths of the score</h3>"
+        + _table([*header, "Wins reached so far"], rows)
+        + _note(
+            f"Each tenth holds the same number of test {unit}, from the highest probability "
+            "down; lift is its conversion rate over the average. Tied scores share their "
+            "wins, so a count may be fractional."
+        )
+    )
 
 
 def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:

@@ -110,6 +110,52 @@ def evaluate(y: np.ndarray | Sequence[int], p: np.ndarray | Sequence[float]) -> 
     }
 
 
+def tie_mean_outcomes(p_sorted: np.ndarray, y_sorted: np.ndarray) -> np.ndarray:
+    """Each lead's outcome as its tie group's mean outcome (``p_sorted`` sorted), as the ECE
+    and the top decile count ties: a chart or table of them then does not depend on the order
+    of leads with one score (545 of olist's test leads share one)."""
+    y_sorted = np.asarray(y_sorted, dtype=float)
+    if len(p_sorted) == 0:
+        return y_sorted
+    starts = np.flatnonzero(np.r_[True, np.diff(p_sorted) != 0])
+    sizes = np.diff(np.r_[starts, len(p_sorted)])
+    return np.repeat(np.add.reduceat(y_sorted, starts) / sizes, sizes)
+
+
+def decile_table(y: np.ndarray | Sequence[int], p: np.ndarray | Sequence[float]) -> pd.DataFrame:
+    """Leads in ten equal-count groups from the highest score down: their score range, leads,
+    wins, conversion rate, lift over the average rate and the cumulative share of all wins,
+    the table a team plans its calls with. Tied leads count with their group's mean outcome
+    (:func:`tie_mean_outcomes`), so wins may be fractional where a tie straddles two groups.
+    """
+    y_arr, p_arr = _check(y, p)
+    order = np.argsort(-p_arr, kind="stable")
+    p_sorted = p_arr[order]
+    wins = tie_mean_outcomes(p_sorted, y_arr[order])
+    total, rate = float(wins.sum()), float(wins.mean()) if len(wins) else float("nan")
+    rows = []
+    reached = 0.0
+    for i, part in enumerate(np.array_split(np.arange(len(p_arr)), 10), start=1):
+        if not len(part):
+            continue
+        won = float(wins[part].sum())
+        reached += won
+        conversion = won / len(part)
+        rows.append(
+            {
+                "decile": i,
+                "highest": float(p_sorted[part[0]]),
+                "lowest": float(p_sorted[part[-1]]),
+                "leads": len(part),
+                "wins": won,
+                "conversion_rate": conversion,
+                "lift": conversion / rate if rate > 0 else float("nan"),
+                "cumulative_share_of_wins": reached / total if total > 0 else float("nan"),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
 def stage_report(
     y: np.ndarray | Sequence[int], stages: np.ndarray | Sequence[str]
 ) -> dict[str, dict[str, float]]:

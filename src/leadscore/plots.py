@@ -34,6 +34,7 @@ from sklearn.metrics import (
 )
 
 from leadscore.explain import feature_labels
+from leadscore.metrics import tie_mean_outcomes
 
 if TYPE_CHECKING:
     from leadscore.schema import Feature
@@ -53,7 +54,9 @@ __all__ = [
 #: Colours of the stages, light to strong: the order a funnel is read in.
 STAGE_COLOURS: dict[str, str] = {"lead": "#9e9e9e", "mql": "#f5a623", "sql": "#2e7d32"}
 
-_SERIES_COLOURS = ("#1565c0", "#c62828", "#6a1b9a", "#00838f", "#ef6c00", "#4e342e")
+#: Okabe-Ito's colour-blind-safe palette: the model's blue and rule points' purple read as one
+#: colour under deuteranopia.
+_SERIES_COLOURS = ("#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9")
 _REFERENCE: dict[str, Any] = {"color": "#757575", "linestyle": "--", "linewidth": 1.0}
 
 
@@ -154,8 +157,12 @@ def pr_figure(
     """
     y = _check_scores(y, scores)
     fig, (ax,) = _figure()
+    highest = 0.0
     for i, (name, p) in enumerate(scores.items()):
         precision, recall, _ = precision_recall_curve(y, p)
+        # scikit-learn's closing point (recall 0, precision 1) is no lead: a spike to 100 %
+        precision, recall = precision[:-1], recall[:-1]
+        highest = max(highest, float(precision.max()) if len(precision) else 0.0)
         ap = average_precision_score(y, p)
         ax.plot(
             recall,
@@ -169,25 +176,14 @@ def pr_figure(
     ax.plot([0, 1], [base, base], label=f"Base conversion rate ({base:.1%})", **_REFERENCE)
     ax.set(
         xlim=(0, 1),
-        ylim=(0, 1.01),
+        ylim=(0, min(1.01, max(1.15 * highest, 2 * base, 0.05))),
         xlabel="Share of all wins found (recall)",
         ylabel="Share of flagged leads that convert (precision)",
         title=title or "Conversion rate of the leads flagged vs. wins found (precision-recall)",
     )
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="best", fontsize=9)
     return fig
-
-
-def _tie_means(p_sorted: np.ndarray, y_sorted: np.ndarray) -> np.ndarray:
-    """Each lead's outcome as its tie group's mean outcome (``p_sorted`` sorted): how
-    :mod:`leadscore.metrics` counts ties, so that a chart does not depend on the order of
-    leads with one score (545 of olist's test leads share one), and agrees with the metrics."""
-    if len(p_sorted) == 0:
-        return np.asarray(y_sorted, dtype=float)
-    starts = np.flatnonzero(np.r_[True, np.diff(p_sorted) != 0])
-    sizes = np.diff(np.r_[starts, len(p_sorted)])
-    return np.repeat(np.add.reduceat(np.asarray(y_sorted, dtype=float), starts) / sizes, sizes)
 
 
 def equal_count_bins(
@@ -204,7 +200,7 @@ def equal_count_bins(
     p = np.asarray(p, dtype=float).ravel()
     order = np.argsort(p, kind="stable")
     p_sorted = p[order]
-    y_sorted = _tie_means(p_sorted, y[order])
+    y_sorted = tie_mean_outcomes(p_sorted, y[order])
     groups = [g for g in np.array_split(np.arange(len(p)), n_bins) if len(g)]
     mean_p = np.array([p_sorted[g].mean() for g in groups])
     rate = np.array([y_sorted[g].mean() for g in groups])
@@ -317,7 +313,7 @@ def _gains(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     leads count with their group's mean outcome, as :func:`leadscore.metrics.top_decile`."""
     p = np.asarray(p, dtype=float)
     order = np.argsort(-p, kind="stable")
-    wins = np.cumsum(_tie_means(p[order], y[order]))
+    wins = np.cumsum(tie_mean_outcomes(p[order], y[order]))
     total = max(int(y.sum()), 1)
     share_leads = np.arange(0, len(y) + 1) / max(len(y), 1)
     share_wins = np.concatenate([[0.0], wins / total])
