@@ -256,6 +256,32 @@ def test_shap_summary_wraps_long_labels_whole_and_names_its_dots():
     assert flat.axes[0].get_title() == "Each dot is a lead (100 of 300 drawn at random)"
 
 
+def test_shap_summary_of_categories_only_draws_no_high_low_colour_bar():
+    """olist's features are all categories, drawn grey: a High/Low colour bar explained
+    nothing there. It is dropped, and the title says what grey means; a numeric feature
+    keeps it."""
+    from leadscore.schema import Feature
+
+    rng = np.random.default_rng(1)
+    features = (
+        Feature("origin", "fit", "Origin", "categorical"),
+        Feature("page", "fit", "Landing page", "categorical"),
+    )
+    X = pd.DataFrame(
+        {
+            "origin": pd.Categorical(rng.choice(["paid", "organic"], 200)),
+            "page": pd.Categorical(rng.choice(["a", "b", "c"], 200)),
+        }
+    )
+    log_odds = pd.DataFrame({"origin": rng.normal(0, 0.3, 200), "page": rng.normal(0, 0.2, 200)})
+    fig = plots.shap_summary_figure(log_odds, X, features)
+    assert len(fig.axes) == 2
+    assert fig.axes[0].get_title().endswith("grey: categories, which have no high or low")
+    numeric = X.assign(page=rng.uniform(0, 1, 200))
+    with_number = (features[0], Feature("page", "fit", "Landing page", "numeric"))
+    assert len(plots.shap_summary_figure(log_odds, numeric, with_number).axes) == 3
+
+
 def test_mismatched_lengths_are_refused(scored):
     with pytest.raises(ValueError, match="values for"):
         plots.roc_figure(scored["y"], {"Model": scored["p_cal"][:-1]})

@@ -284,7 +284,7 @@ def reliability_figure(
         title=title or f"Do predicted probabilities come true? ({n_bins} groups of equal size)",
     )
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=9)
+    ax.legend(loc="best", fontsize=9)
 
     upper, _ = _probability_axis(p_cal if same else np.concatenate([p_raw, p_cal]))
     hidden = max(int((p > upper).sum()) for p in (p_cal, p_raw))
@@ -550,6 +550,11 @@ def shap_summary_figure(
         shap.plots.beeswarm(
             values, max_display=max_display, ax=ax_swarm, show=False, plot_size=None
         )
+    if not np.isfinite(data[:, strongest]).any():
+        # no feature shown has a number to colour by: a high/low colour bar explains nothing
+        for extra in [a for a in fig.axes if a is not ax_swarm and a is not ax_bar]:
+            extra.remove()
+        title += "; grey: categories, which have no high or low"
     shap.plots.bar(values, max_display=max_display, ax=ax_bar, show=False)
     ax_swarm.set_xlabel("Contribution to the score (log-odds)")
     ax_bar.set_xlabel("Mean |contribution| (log-odds)")
