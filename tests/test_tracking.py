@@ -250,6 +250,46 @@ def test_a_retrain_that_only_drew_another_seed_keeps_the_champion(
     assert "stays champion" in caplog.text and "95% interval" in caplog.text
 
 
+def test_promote_gives_the_alias_to_a_version_that_only_tied(tmp_path, strong, weak, X_test):
+    """A user who fixed how the data is read retrains; the fix ties the old champion, which
+    would stay, trained on misread data. ``mlflow.champion: always`` (``train --promote``)
+    moves the alias without the comparison, and the run says so."""
+    uri, name = f"sqlite:///{tmp_path / 'promote.db'}", "leadscore-promote"
+    _log_quietly(strong, uri, X_test, name)
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        run_id = tracking.log_training_run(
+            weak,
+            dataset_name="toy",
+            spec=None,
+            config={"mlflow": {"champion": "always"}},
+            data_hash=tracking.data_fingerprint(X_test.iloc[:0]),
+            X_test=X_test,
+            tracking_uri=uri,
+            registered_model=name,
+        )
+    assert _champion(uri, name) == "2"  # the weaker model, as asked
+    tags = MlflowClient(uri, uri).get_run(run_id).data.tags
+    assert tags["champion"] == "true" and "promoted as asked" in tags["champion_comparison"]
+
+
+def test_train_promote_sets_the_champion_policy_and_tune_keeps_the_comparison():
+    import argparse
+
+    from leadscore.commands import train as train_command
+    from leadscore.commands import tune as tune_command
+
+    parser = argparse.ArgumentParser(prog="leadscore")
+    commands = parser.add_subparsers(dest="command")
+    train_command.register(commands)
+    tune_command.register(commands)
+    promoted = parser.parse_args(["train", "--spec", "x_education", "--promote"])
+    assert train_command.config_from_args(promoted).mlflow.champion == "always"
+    plain = parser.parse_args(["train", "--spec", "x_education"])
+    assert train_command.config_from_args(plain).mlflow.champion == "if_better"
+    tuned = parser.parse_args(["tune", "--spec", "x_education"])
+    assert train_command.config_from_args(tuned).mlflow.champion == "if_better"
+
+
 def test_champion_needing_columns_the_run_lacks_is_kept(registry, weak, X_test, caplog):
     """A new run that left a column out cannot score the champion fairly (blanks would
     handicap it): no comparison, and the champion keeps the alias."""

@@ -317,11 +317,15 @@ class MlflowConfig(_Section):
     name's prefix, each data set registering as ``<prefix>-<data set name>``
     (:func:`~leadscore.tracking.registered_name`; ``null`` logs the model without registering
     it); MLflow's naming rule is checked
-    here, see :func:`registered_model_problem`."""
+    here, see :func:`registered_model_problem`. ``champion`` is when a new version takes the
+    champion alias: ``if_better`` (a gain over the champion beyond noise, on test rows
+    neither saw) or ``always`` (``train --promote``: after fixing how the data is read, a
+    champion trained on misread data should not stay because the fix tied it)."""
 
     tracking_uri: str | None = None
     experiment: str = "leadscore"
     registered_model: str | None = "leadscore"
+    champion: Literal["if_better", "always"] = "if_better"
 
     @field_validator("registered_model", mode="after")
     @classmethod

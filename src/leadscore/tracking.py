@@ -1048,6 +1048,7 @@ def log_training_run(
                     result.y,
                     holdout=holdout,
                     leads=result.lead_id,
+                    always=section.champion == "always",
                 )
                 mlflow.set_tag("registered_model", f"{registered_model}/{version}")
                 _log_promotion(promotion)
@@ -1128,8 +1129,10 @@ def _maybe_promote(
     *,
     holdout: HoldoutRecord | None,
     leads: np.ndarray | Sequence[Any] | None = None,
+    always: bool = False,
 ) -> Promotion:
-    """Give ``version`` the champion alias if it beats the champion on test rows neither saw.
+    """Give ``version`` the champion alias if it beats the champion on test rows neither saw,
+    or, with ``always`` (``mlflow.champion: always``), without asking.
 
     The champion is loaded and scores the rows of this run's test fold that it was never
     fitted, early-stopped or calibrated on (:func:`_unseen_by_champion`); scored on its own
@@ -1163,6 +1166,11 @@ def _maybe_promote(
     old = str(current.version)
     if old == version:
         return Promotion(True)
+    if always:
+        client.set_registered_model_alias(name, CHAMPION_ALIAS, version)
+        _retire(client, name, old, version)
+        logger.info("%s version %s replaces champion version %s, as asked", name, version, old)
+        return Promotion(True, f"promoted as asked (mlflow.champion: always), over version {old}")
     try:
         champion = _load_registered(client, name, old)
     except (LeadscoreError, MlflowException, OSError, ValueError) as err:

@@ -62,6 +62,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="keep a model that does not beat the best baseline",
     )
     parser.add_argument(
+        "--promote",
+        action="store_true",
+        help="make this version the champion without the comparison (mlflow.champion: "
+        "always), e.g. once a fix to how the data is read ties the old champion",
+    )
+    parser.add_argument(
         "--metrics-out",
         type=optional_path,
         default=None,
@@ -388,6 +394,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     overrides: dict[str, Any] = {}
     if args.allow_worse:
         overrides["quality_gate.allow_worse"] = True
+    if getattr(args, "promote", False):  # train's flag; tune always compares
+        overrides["mlflow.champion"] = "always"
     if args.experiment:
         overrides["mlflow.experiment"] = args.experiment
     if args.tracking_uri:
