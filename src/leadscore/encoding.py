@@ -114,8 +114,8 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     Currency codes (``1,200 USD``), decimal commas (``12,50``) and amounts whose dot may group
     thousands (``€12.500``: :data:`_DOT_THOUSANDS`) stay text: three letters may as well be a
     unit or a product code, ``1,200`` is twelve hundred, and ``12.500`` twelve thousand five
-    hundred in much of Europe. A column
-    holding text reads as numbers when it can.
+    hundred in much of Europe. A column holding text reads as numbers when it can; dates and
+    durations are no numbers (pandas would read them as counts of their time unit).
     """
     if (
         ptypes.is_datetime64_any_dtype(values)

@@ -221,9 +221,9 @@ def utc_literal(moment: pd.Timestamp) -> Column:
     """``moment`` (UTC; naive reads as UTC) as a Spark timestamp literal.
 
     PySpark turns a naive ``datetime`` into an instant in the driver's local time zone, not
-    the session's: on a Berlin laptop an as-of of 15:00 became 14:00 UTC, and leads closed
-    in that hour were scored as open. A zone-aware ``datetime`` is converted as the instant it
-    names.
+    the session's: on a Berlin laptop in summer an as-of of 15:00 became 13:00 UTC, and
+    leads closed in those hours were scored as open. A zone-aware ``datetime`` is converted
+    as the instant it names.
     """
     from pyspark.sql import functions as F
 
