@@ -220,3 +220,21 @@ def test_leads_that_begin_after_the_as_of_are_named(tmp_path, caplog):
         "give --as-of the moment the input was exported"
     )
     assert warned(pd.Timestamp("2025-06-01")) == []
+
+    # an older export scored without --as-of is stamped now: its newest lead says so
+    def stale(as_of: pd.Timestamp, stamped_now: bool) -> list[str]:
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="leadscore.scoring"):
+            chunks = flat_feature_chunks(
+                spec, source=source, chunk_rows=2, as_of=as_of, stamped_now=stamped_now
+            )
+            list(chunks)
+        return [r.getMessage() for r in caplog.records if "newest open lead" in r.getMessage()]
+
+    (line,) = stale(pd.Timestamp("2026-11-24 09:00"), True)
+    assert line.startswith(
+        "the newest open lead's created is 2025-05-02, 571 days before the as-of 2026-11-24 "
+        "09:00 (now, no --as-of given)"
+    )
+    assert stale(pd.Timestamp("2026-11-24 09:00"), False) == []  # an --as-of was given
+    assert stale(pd.Timestamp("2025-05-20"), True) == []  # a fresh export

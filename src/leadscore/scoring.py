@@ -454,6 +454,7 @@ def flat_feature_chunks(
     chunk_rows: int,
     on_closed: Callable[[pd.Series], None] | None = None,
     as_of: pd.Timestamp | None = None,
+    stamped_now: bool = False,
 ) -> LeadChunks:
     """(rows, lead ids) of a flat table, a slice at a time, with the spec's missing tokens.
 
@@ -472,7 +473,9 @@ def flat_feature_chunks(
     date of a joined closed-deals table, else ``as_of``, the scoring moment, now when not
     given), which training labels lost. A table of closed leads only is an error, since
     scoring the training history is a mistake, not a result. ``on_closed`` receives, chunk
-    by chunk, the ids of the closed rows.
+    by chunk, the ids of the closed rows. ``stamped_now``: ``as_of`` is the moment of
+    scoring, no ``--as-of`` given; an input whose newest open lead is far older is then
+    warned about (:meth:`_LateLeads.warn_stale`).
     """
     if source_table is not None and source is None:
         raise DataError(
@@ -481,7 +484,7 @@ def flat_feature_chunks(
         )
     return LeadChunks(
         lambda progress: _flat_feature_chunks(
-            spec, source, source_table, chunk_rows, on_closed, progress, as_of
+            spec, source, source_table, chunk_rows, on_closed, progress, as_of, stamped_now
         )
     )
 
@@ -494,6 +497,7 @@ def _flat_feature_chunks(
     on_closed: Callable[[pd.Series], None] | None,
     progress: ReadProgress,
     as_of: pd.Timestamp | None,
+    stamped_now: bool = False,
 ) -> Iterator[tuple[pd.DataFrame, pd.Series]]:
     from leadscore.datasets import (
         closed_rows,
@@ -561,6 +565,8 @@ def _flat_feature_chunks(
     if seen == 0:
         raise DataError(f"{location} holds no leads", "Give a table with at least one lead.")
     late.warn(spec, moment)
+    if stamped_now:
+        late.warn_stale(spec, moment)
     why = f"{spec.label.column!r} holds their outcome"
     fix = "Score the current open leads: --input FILE, rows without an outcome."
     if timed:
@@ -580,6 +586,12 @@ def _flat_feature_chunks(
         )
 
 
+#: Days between a flat input's newest open lead and a scoring stamped now beyond which the
+#: input reads as an older export (:meth:`_LateLeads.warn_stale`): a CRM that takes no lead
+#: for a month is rare, an export left in a folder is not.
+STALE_INPUT_DAYS = 30
+
+
 @dataclass
 class _LateLeads:
     """Open leads of a flat input whose ``order_by`` date is after the scoring moment, counted
@@ -592,6 +604,7 @@ class _LateLeads:
     count: int = 0
     latest: pd.Timestamp | None = None
     lead: str | None = None
+    newest: pd.Timestamp | None = None
 
     def add(self, chunk: pd.DataFrame, spec: DatasetSpec, moment: pd.Timestamp) -> None:
         from leadscore.datasets import parse_order_column
@@ -599,6 +612,8 @@ class _LateLeads:
         order = parse_order_column(chunk[spec.order_by], spec)
         if not ptypes.is_datetime64_any_dtype(order):
             return  # a sequence number says nothing of time
+        if order.notna().any() and (self.newest is None or order.max() > self.newest):
+            self.newest = order.max()
         after = (order > moment + pd.Timedelta(days=1)).to_numpy()
         if not after.any():
             return
@@ -607,6 +622,22 @@ class _LateLeads:
         at = int(rows[np.argmax(order.to_numpy()[rows])])
         if self.latest is None or order.iloc[at] > self.latest:
             self.latest, self.lead = order.iloc[at], str(chunk[spec.id].iloc[at])
+
+    def warn_stale(self, spec: DatasetSpec, moment: pd.Timestamp) -> None:
+        """Warn when the newest open lead began more than :data:`STALE_INPUT_DAYS` before
+        ``moment``, the scoring time: an older export scored without ``--as-of`` is stamped
+        now, and the history dates its scores as if the CRM looked so today."""
+        if self.newest is None or moment - self.newest <= pd.Timedelta(days=STALE_INPUT_DAYS):
+            return
+        logger.warning(
+            "the newest open lead's %s is %s, %s days before the as-of %s (now, no --as-of "
+            "given): if the input is an older export, give --as-of the moment it was taken, "
+            "so that the history dates these scores as the data does",
+            spec.order_by,
+            f"{self.newest:%Y-%m-%d}",
+            f"{(moment - self.newest).days:,}",
+            f"{moment:%Y-%m-%d %H:%M}",
+        )
 
     def warn(self, spec: DatasetSpec, moment: pd.Timestamp) -> None:
         if not self.count or self.latest is None:

@@ -255,6 +255,7 @@ def open_lead_chunks(
             chunk_rows=chunk_size or DEFAULT_CHUNK_ROWS,
             on_closed=on_closed,
             as_of=as_of,
+            stamped_now=at_data_end,
         )
     if input_source or input_table:
         raise DataError("--input goes with --spec", "Point --data at the event folder.")
