@@ -1349,7 +1349,7 @@ def _decline(name: str, version: str, champion_version: str, why: str) -> Promot
     logger.warning(
         "%s version %s is not compared with champion version %s: %s. The champion stays; "
         "if version %s should serve, move the alias by hand (mlflow ui, or "
-        "MlflowClient().set_registered_model_alias(%r, %r, %r))",
+        "MlflowClient().set_registered_model_alias(%r, %r, %r)), or train with --promote",
         name,
         version,
         champion_version,
