@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -565,9 +566,15 @@ def test_a_bad_value_or_id_on_spark_is_the_batch_scorer_s_one_line_error(
 
     comma = leads.copy()
     comma.loc[3, "Page Views Per Visit"] = "2,5"
-    with pytest.raises(DataError, match="must be numeric but holds '2,5'") as err:
+    with (
+        warnings.catch_warnings(record=True) as shown,
+        pytest.raises(DataError, match="must be numeric but holds '2,5'") as err,
+    ):
+        warnings.simplefilter("always")
         scored(comma)  # the driver's input check meets it
     assert "\n" not in str(err.value) and "Traceback" not in str(err.value)
+    # nor does PySpark's warning print the worker's traceback beside the line
+    assert not [w for w in shown if "Arrow optimization" in str(w.message)]
     padded = leads.copy()
     padded.loc[4, spec.id] = padded.loc[5, spec.id] + " "
     with pytest.raises(DataError, match="differ only by spaces around them"):

@@ -34,6 +34,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -208,7 +209,10 @@ def worker_errors() -> Iterator[None]:
     from pyspark.errors import PythonException
 
     try:
-        yield
+        with warnings.catch_warnings():
+            # PySpark also warns with the worker's traceback when Arrow's toPandas fails
+            warnings.filterwarnings("ignore", "toPandas attempted Arrow optimization")
+            yield
     except PythonException as err:
         found = _WORKER_ERROR.findall(str(err))
         if not found:
