@@ -367,10 +367,9 @@ def test_window_counts_on_hand_made_leads(window_data):
     assert a["activities_total"] == 13
     # trend: 5 in the last 7 days against 5 in the 21 days before (29.5, 30, 40 are older)
     assert a["activity_trend"] == pytest.approx(5 - 5 / 3)
-    # calendar days before the as-of's (each closed at its midnight: 29.5 days before noon is
-    # the midnight that ends the day of 30 days ago) with activity in the window:
-    # 0,1,2,3,5,7,10,13,14,30 (+40 in 90 d)
-    assert (a["active_days_30d"], a["active_days_90d"]) == (10, 11)
+    # calendar days before the as-of's date with activity in the window (29.5 days before
+    # noon is the midnight that begins day 29): 0,1,2,3,5,7,10,13,14,29 (+30, 40 in 90 d)
+    assert (a["active_days_30d"], a["active_days_90d"]) == (10, 12)
     assert a["activity_types_90d"] == 5
     assert a["lead_age_days"] == (AS_OF - pd.Timestamp("2024-01-01")).days + 0.5
     # b: no activity at all
@@ -615,7 +614,16 @@ def reference_counts(data, as_of: pd.Timestamp) -> pd.DataFrame:
             "activities_7d": float((age < pd.Timedelta(days=7)).sum()),
             "pricing_page_views_30d": float((pricing & (age < pd.Timedelta(days=30))).sum()),
             "active_days_90d": float(
-                len({a // pd.Timedelta(days=1) for a in age if a < pd.Timedelta(days=90)})
+                min(
+                    90,
+                    len(
+                        {
+                            t.normalize()
+                            for t, a in zip(mine["occurred_at"], age, strict=True)
+                            if a < pd.Timedelta(days=90)
+                        }
+                    ),
+                )
             ),
             "days_since_last_activity": (age.min() / pd.Timedelta(days=1) if len(mine) else np.nan),
         }

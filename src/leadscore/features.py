@@ -73,14 +73,11 @@ logger = logging.getLogger(__name__)
 
 _DAY_US = 86_400_000_000
 
-#: Calendar days (UTC) between an activity at ``ts`` and the as-of, each day closed at its
-#: midnight: at a midnight as-of (training's dates) the 24 hours before it are day 0, as
-#: whole days of age; at 14:00, day 0 is that day since midnight. Scoring at the extract's
-#: end, any time of day, then counts days as training did, not as 24-hour steps back from
-#: the as-of, which split a working day's visits in two.
-_CALENDAR_DAY_SQL = (
-    f"($as_of_us - ts + ({_DAY_US} - $as_of_us % {_DAY_US}) % {_DAY_US}) // {_DAY_US}"
-)
+#: Calendar days (UTC dates) between an activity at ``ts`` and the as-of: 0 for the as-of's
+#: date, 1 for the day before. Scoring at the extract's end, any time of day, then counts
+#: days as training's midnight as-of dates do, not as 24-hour steps back from the as-of,
+#: which split a working day's visits in two.
+_CALENDAR_DAY_SQL = f"($as_of_us // {_DAY_US} - ts // {_DAY_US})"
 
 SENIORITY_LEVELS: tuple[str, ...] = (
     "c_level",
