@@ -44,11 +44,10 @@ from leadscore.io import is_sql_url, read_table
 from leadscore.leakage import (
     age_trend_note,
     age_trending_columns,
-    filled_in_sales_columns,
+    close_field_columns,
     filled_in_sales_note,
     post_contact_columns,
     warn_post_contact_columns,
-    written_at_close_columns,
     written_at_close_error,
 )
 from leadscore.schema import (
@@ -510,7 +509,7 @@ class _Label(NamedTuple):
     """What :func:`_compute_label` makes of the label column: the 0/1 label, the rows to
     train on (closed, observed, not censored) and the open rows (leads still in play, by a
     value under ``label.open`` or a blank label), which training leaves out and which
-    :func:`~leadscore.leakage.written_at_close_columns` compares with the closed ones."""
+    :func:`~leadscore.leakage.close_field_columns` compares with the closed ones."""
 
     y: pd.Series
     keep: pd.Series
@@ -1281,7 +1280,7 @@ def prepare_flat_dataset(
     """Validate and type a flat lead table into labelled examples, as ``spec`` describes it.
 
     ``check_close_fields`` stops a table whose open rows lack a feature its closed ones hold
-    (:func:`~leadscore.leakage.written_at_close_columns`): a leak for training; a reader
+    (:func:`~leadscore.leakage.close_field_columns`): a leak for training; a reader
     that needs the labels only (the back-test) turns it off, since the model it judges is
     already trained, and with it the warnings meant for training (counters kept up to the
     export, newest leads mostly still open). ``allow`` names features vouched for besides the spec's
@@ -1365,10 +1364,9 @@ def prepare_flat_dataset(
             "Check those label settings against the data.",
         )
     if check_close_fields:
-        at_close = written_at_close_columns(X, kept, still_open, allow=allowed)
+        at_close, in_sales = close_field_columns(X, kept, still_open, allow=allowed)
         if at_close:
             raise written_at_close_error(at_close)
-        in_sales = filled_in_sales_columns(X, kept, still_open, allow=allowed)
         if in_sales:
             notes.append(filled_in_sales_note(in_sales))
             logger.warning("%s", notes[-1])

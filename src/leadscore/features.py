@@ -1602,9 +1602,10 @@ def _boolean_text(values: pd.Series) -> pd.Series:
     text: read either way, the leads known at as-of plan the same feature from it."""
     if not (ptypes.is_string_dtype(values) or ptypes.is_object_dtype(values)):
         return values
-    text = values.where(values.map(lambda v: isinstance(v, str), na_action="ignore").eq(True))
-    folded = text.str.strip().str.lower()
-    spelled = folded.isin(["true", "false"])
+    # vectorised, as scoring reads every chunk this way; a bool among objects reads as 1 or
+    # 0 here, as parse_numbers reads it anyway
+    folded = values.astype("string").str.strip().str.lower()
+    spelled = folded.isin(["true", "false"]).fillna(False).astype(bool)
     if not spelled.any():
         return values
     return values.where(~spelled, folded.map({"true": "1", "false": "0"}))
