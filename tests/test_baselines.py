@@ -10,6 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
 from leadscore.baselines import LogisticRegressionBaseline, PointsRule, RulePointsBaseline
+from leadscore.calibration import ProbabilityCalibrator
 from leadscore.errors import SpecError
 
 
@@ -207,6 +208,12 @@ def test_baselines_calibrate_with_the_given_folds_and_seed():
     baseline = LogisticRegressionBaseline().fit(X, y)
     baseline.calibrate(X, y, method="auto", cv=3, random_state=7)
     assert (baseline.calibrator_.cv, baseline.calibrator_.random_state) == (3, 7)
+    # and used: the calibrator's out-of-fold Brier scores are those of the same folds
+    score = baseline.decision_function(X)
+    direct = ProbabilityCalibrator("auto", cv=3, random_state=7).fit(score, y)
+    assert baseline.calibrator_.brier_oof_ == direct.brier_oof_
+    other = ProbabilityCalibrator("auto", cv=5, random_state=0).fit(score, y)
+    assert other.brier_oof_ != direct.brier_oof_
 
 
 def test_derived_rules_group_spellings_as_they_match_them():

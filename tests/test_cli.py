@@ -186,14 +186,6 @@ def test_unreadable_parquet(tmp_path):
     assert "cannot be read" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_write_table_is_atomic(tmp_path):
-    from leadscore.io import write_table
-
-    target = tmp_path / "out.parquet"
-    write_table(pd.DataFrame({"a": [1]}), target)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.parquet"]
-
-
 @pytest.fixture
 def flat_project(tmp_path: Path) -> Path:
     """A 1,500-lead flat data set, its spec and a quick training config, in ``tmp_path``."""
@@ -479,3 +471,25 @@ def test_bars_are_drawn_on_a_terminal_only_and_never_when_quiet(command, monkeyp
     assert parse_args(["-q", *command]).no_progress is True
     monkeypatch.setattr(sys, "stderr", io.StringIO())  # a log file, a CI log
     assert parse_args(command).no_progress is True
+
+
+def test_main_run_in_process_leaves_logging_as_it_found_it(tmp_path: Path) -> None:
+    """A notebook runs ``main(["validate", ...])`` in its kernel: the command's log handler
+    and its quieting of MLflow and SHAP must not outlive the command."""
+    import logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:]  # pytest's capture handlers would make basicConfig a no-op
+    for handler in saved:
+        root.removeHandler(handler)
+    mlflow_logger = logging.getLogger("mlflow")
+    levels = (root.level, mlflow_logger.level)
+    try:
+        out = tmp_path / "crm"
+        assert main(["synth", "--leads", "300", "--out", str(out), "--no-progress"]) == 0
+        assert main(["validate", "--data", str(out), "-q"]) in (0, 1)
+        assert root.handlers == []
+        assert (root.level, mlflow_logger.level) == levels
+    finally:
+        for handler in saved:
+            root.addHandler(handler)

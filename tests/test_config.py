@@ -50,7 +50,9 @@ def test_parameters_that_change_early_stopping_or_the_score_scale_are_refused(
 ) -> None:
     with pytest.raises(SpecError, match=message):
         parse_config({"lightgbm": {"params": params}})
-    assert parse_config({"lightgbm": {"params": {"sigmoid": 1.0}}}).lightgbm.params
+    assert parse_config({"lightgbm": {"params": {"sigmoid": 1.0}}}).lightgbm.params == {
+        "sigmoid": 1.0
+    }
 
 
 @pytest.mark.parametrize(
@@ -112,3 +114,18 @@ def test_a_missing_config_file_points_to_the_defaults_not_to_a_repository_path(t
         load_config(tmp_path / "nope.yaml")
     message = str(caught.value)
     assert "nope.yaml does not exist" in message and "leave --config out" in message
+
+
+def test_an_override_may_add_a_key_inside_lightgbm_params_and_keeps_the_others() -> None:
+    """``lightgbm.params`` holds LightGBM's own keys: an override adds one without dropping
+    the YAML's others, and a misspelt one is still named."""
+    config = parse_config({"lightgbm": {"params": {"min_data_in_leaf": 40}}})
+    changed = config.with_overrides({"lightgbm.params.num_leaves": 15})
+    assert dict(changed.lightgbm.params) == {"min_data_in_leaf": 40, "num_leaves": 15}
+    assert dict(config.lightgbm.params) == {"min_data_in_leaf": 40}  # the original is frozen
+    with pytest.raises(SpecError, match=r"num_leafs: not a LightGBM parameter .*num_leaves"):
+        config.with_overrides({"lightgbm.params.num_leafs": 15})
+    with pytest.raises(SpecError, match=r"unknown config key 'lightgbm\.paramz\.num_leaves'"):
+        config.with_overrides({"lightgbm.paramz.num_leaves": 15})
+    with pytest.raises(SpecError, match=r"unknown config key 'quality_gate\.allow_wrose'"):
+        config.with_overrides({"quality_gate.allow_wrose": True})

@@ -22,7 +22,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flat_tables import train_flat_model
-from leadscore import html_report, tracking
+from leadscore import html_report, plots, tracking
 from leadscore.cli import main
 from leadscore.config import parse_config
 from leadscore.features import build_training_examples, default_as_of_dates
@@ -375,7 +375,7 @@ def test_an_unusable_out_is_one_line_before_the_run_is_read(tmp_path, capsys, na
 def test_fit_engagement_figure_draws_one_series_per_stage():
     rng = np.random.default_rng(0)
     stages = np.array(["lead"] * 30 + ["mql"] * 15 + ["sql"] * 5)
-    fig = html_report.fit_engagement_figure(
+    fig = plots.fit_engagement_figure(
         rng.integers(0, 101, 50), rng.integers(0, 101, 50), stages, won=rng.random(50) < 0.2
     )
     (ax,) = fig.axes
@@ -383,7 +383,7 @@ def test_fit_engagement_figure_draws_one_series_per_stage():
     assert labels[:3] == ["LEAD (30 leads)", "MQL (15 leads)", "SQL (5 leads)"]
     assert labels[3].startswith("Converted")
     with pytest.raises(ValueError):
-        html_report.fit_engagement_figure([1, 2], [1], ["lead", "lead"])
+        plots.fit_engagement_figure([1, 2], [1], ["lead", "lead"])
 
 
 @pytest.mark.slow
@@ -392,12 +392,17 @@ def test_test_fold_frame_round_trips(world, tmp_path):
     frame.to_parquet(tmp_path / "f.parquet")
     back = html_report._TestFold.from_frame(pd.read_parquet(tmp_path / "f.parquet"))
     result = world["result"]
+    # row by row, in the fold's order: the charts and the SHAP summary pair these columns
     np.testing.assert_array_equal(back.y, result.y)
-    np.testing.assert_allclose(back.p_cal, result.p_cal)
+    np.testing.assert_array_equal(back.p_raw, result.p_raw)
+    np.testing.assert_array_equal(back.p_cal, result.p_cal)
+    np.testing.assert_array_equal(back.stages, np.asarray(result.stages).astype(str))
+    np.testing.assert_array_equal(back.lead_id, np.asarray(result.lead_id).astype(str))
     assert set(back.baselines) == set(result.baselines)
-    assert list(back.X.columns) == list(result.X_test.columns)
+    for name, p in result.baselines.items():
+        np.testing.assert_array_equal(back.baselines[name], p)
     assert back.X["source"].dtype == result.X_test["source"].dtype
-    assert json.dumps(sorted(back.stages.tolist())) == json.dumps(sorted(result.stages.tolist()))
+    pd.testing.assert_frame_equal(back.X, result.X_test.reset_index(drop=True))
 
 
 def _headline_metrics(gain: list[float] | None) -> dict:
@@ -730,7 +735,7 @@ def test_fit_engagement_legend_sits_outside_the_points():
     rng = np.random.default_rng(1)
     n = 400
     stages = rng.choice(["lead", "mql", "sql"], n)
-    fig = html_report.fit_engagement_figure(
+    fig = plots.fit_engagement_figure(
         rng.integers(0, 101, n),
         rng.integers(0, 101, n),
         stages,

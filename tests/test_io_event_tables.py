@@ -123,32 +123,6 @@ def test_a_missing_outcomes_table_of_a_database_is_warned(tmp_path, event_frames
     ]
 
 
-@pytest.mark.parametrize("table", ["outcomes", "activity_types"])
-def test_a_database_table_named_but_for_case_is_refused(tmp_path, event_frames, monkeypatch, table):
-    """A database whose table names are case-sensitive (PostgreSQL) does not find
-    "Outcomes" when asked for outcomes (nor "Activity_Types" for the optional map); that is
-    refused, not read as no outcomes or no map."""
-    import leadscore.io as io
-
-    frames = dict(event_frames)
-    written = table.title()  # Outcomes, Activity_Types
-    frames[written] = frames.pop(table, ACTIVITY_MAP)
-    url = write_sqlite(tmp_path / "crm.sqlite", frames)
-    read_table = io.read_table
-
-    def case_sensitive(source: str, name: str | None = None, **kwargs: object) -> pd.DataFrame:
-        if name == table:
-            raise io.NoSuchTableError(f"database has no table {table!r}", "Name a table.")
-        return read_table(source, name, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(io, "read_table", case_sensitive)
-    with pytest.raises(DataError) as err:
-        load_closed_loop(url)
-    assert str(err.value) == (
-        f"{url}: table {written!r}: table names are lower case. Rename it to {table}."
-    )
-
-
 # ------------------------------------------------------------------------ empty tables
 
 

@@ -80,6 +80,19 @@ def file_size_limit() -> Iterator[int]:
         signal.signal(signal.SIGXFSZ, handler)
 
 
+def test_a_table_that_fails_half_way_leaves_the_older_file(tmp_path, file_size_limit):
+    from leadscore.io import read_table
+
+    target = tmp_path / "out.csv"  # a Parquet file, footer and all, is over the limit
+    write_table(pd.DataFrame({"a": [1]}), target)
+    before = target.read_bytes()
+    with pytest.raises(DataError, match="cannot write"):
+        write_table(pd.DataFrame({"a": range(10_000)}), target)
+    assert target.read_bytes() == before
+    assert read_table(target)["a"].tolist() == [1]
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
 def test_metrics_out_that_fails_half_way_leaves_the_older_file(tmp_path, file_size_limit):
     path = tmp_path / "metrics.json"
     path.write_text(json.dumps({"run_id": "old"}))

@@ -541,3 +541,27 @@ def test_a_lead_level_category_is_encoded_from_other_leads_only():
         pd.DataFrame({"account": values}), y, auc_threshold=0.7, groups=lead
     )
     assert suspects == []
+
+
+def test_the_guard_reads_every_category_as_a_column_alone_would_read():
+    """The encoding folds are made once per guard run, not once per column: each
+    categorical column must still read the AUC it reads alone, grouped or not."""
+    rng = np.random.default_rng(5)
+    n = 600
+    lead = np.repeat(np.arange(n // 3), 3)
+    y = (rng.random(n) < 0.35).astype(int)
+    X = pd.DataFrame(
+        {
+            # a column that gives the outcome away, one of noise, one numeric
+            "tag": pd.Series(np.where(y == 1, "hot", "cold")).where(rng.random(n) < 0.97, "warm"),
+            "region": pd.Series(rng.choice(["n", "s", "e", "w"], n)),
+            "visits": rng.poisson(3, n).astype(float),
+        }
+    )
+    for groups in (None, lead):
+        suspects = {s.feature: s.roc_auc for s in find_leakage_suspects(X, y, groups=groups)}
+        assert suspects == {"tag": pytest.approx(univariate_auc(X["tag"], y, groups=groups))}
+        below = find_leakage_suspects(X, y, groups=groups, auc_threshold=0.0)
+        assert {s.feature: s.roc_auc for s in below} == {
+            name: pytest.approx(univariate_auc(X[name], y, groups=groups)) for name in X.columns
+        }

@@ -458,6 +458,33 @@ def test_unseen_categories_are_scored_as_missing_but_quoted(trained) -> None:
     assert source[0].text == "Lead source (channel): tiktok (new, not seen in training)"
 
 
+def test_scoring_from_python_warns_about_unseen_categories_once_per_feature(
+    trained, caplog
+) -> None:
+    """``predict_proba`` is the README's way to score new data from Python: an unseen
+    category must not score silently there, while the scorer and the pyfunc, which count
+    them per run, can turn the warning off."""
+    import logging
+
+    result, dataset = trained
+    model, X = result.model, dataset.X.head(40)
+    unseen = X.assign(source=["tiktok"] * 3 + list(X["source"].iloc[3:]))
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "never saw" in r.getMessage()]
+
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        model.predict_proba(X)
+        assert said() == []
+        model.predict_stage(unseen)
+        (line,) = said()
+        assert line.startswith("3 of 40 scored leads have a value of 'source'")
+        assert "'tiktok'" in line
+        caplog.clear()
+        model.predict_proba(unseen, warn_unseen=False)
+        assert said() == []
+
+
 def test_missing_or_mistyped_columns_name_the_column(trained) -> None:
     result, dataset = trained
     X = dataset.X.head(5)

@@ -25,6 +25,7 @@ from nbclient import NotebookClient
 
 from leadscore.features import default_as_of_dates
 from leadscore.io import load_closed_loop
+from leadscore.sinks.tables import read_scored_leads
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -160,7 +161,8 @@ def _stderr(nb: nbformat.NotebookNode) -> str:
 
 
 @pytest.mark.slow
-def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
+def test_notebooks_run_on_small_synthetic_data(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # the kernels inherit it
     work = tmp_path / "work"
     small = {"N_LEADS": 1500, "SEED": 3, "WORK_DIR": str(work)}
     extra = {
@@ -202,12 +204,18 @@ def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
     assert re.search(r"[\d,]+ leads, .*[\d,]+ closed \([\d,]+ won\)", _stdout(explore))
     assert "fit features (" in _stdout(explore)
     assert "suspected leakage:" in _stdout(explore)
+    assert re.search(r"win rate of the closed leads: \d+\.\d%", _stdout(explore))
+    assert len(_outputs(explore, "image/png")) == 2  # win rate by source and by campaign
     assert any("deal_amount" in html for html in _outputs(explore, "text/html"))
 
     assert len(_outputs(trained, "image/png")) >= 2  # reliability, gains
     store = work / "mlflow.db"
     assert store.is_file() and (work / "mlruns").is_dir()
     assert any("leadscore-crm v1" in html for html in _outputs(trained, "text/html"))
+    html = "".join(_outputs(trained, "text/html"))
+    assert "low (95% interval)" in html  # the ROC-AUC gain over each baseline
+    assert "how it was decided" in html
+    assert all(word in html for word in ("policy", "measure", "fitted"))  # the stage policy
     line = next(x for x in _stdout(trained).splitlines() if x.startswith("examples: "))
     built = json.loads(line.removeprefix("examples: "))
     expected = default_as_of_dates(load_closed_loop(work / "crm"), **EVENTS)
@@ -216,11 +224,12 @@ def test_notebooks_run_on_small_synthetic_data(tmp_path: Path) -> None:
     assert built["logged"] == {f"config.events.{k}": str(v) for k, v in EVENTS.items()}
 
     assert len(_outputs(explained, "image/png")) >= 2  # SHAP summary, fit vs engagement
-    assert (work / "scores.duckdb").is_file()
+    scored = read_scored_leads(str(work / "scores.duckdb"))
     out = _stdout(explained)
     assert "open leads scored as of" in out and "Reasons for:" in out
     line = next(x for x in out.splitlines() if x.startswith("shap: "))
     shap = json.loads(line.removeprefix("shap: "))
     assert 0 < shap["explained"] == min(300, shap["scored"])  # the open leads it scored
+    assert len(scored) == shap["scored"] and scored["lead_id"].is_unique
 
     assert json.loads(nbformat.writes(explained))["cells"]  # the executed copy is valid JSON

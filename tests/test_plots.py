@@ -59,12 +59,17 @@ def test_roc_has_one_line_per_score_plus_chance(scored, tmp_path):
     _saves_png(fig, tmp_path / "roc.png")
 
 
-def test_roc_curve_ends_at_corners(scored):
+def test_roc_curve_is_scikit_learn_s_and_its_legend_gives_the_auc(scored):
+    from sklearn.metrics import roc_auc_score, roc_curve
+
     fig = plots.roc_figure(scored["y"], {"Model": scored["p_cal"]})
     x, y = fig.axes[0].get_lines()[0].get_data()
-    assert (x[0], y[0]) == (0.0, 0.0)
-    assert (x[-1], y[-1]) == (1.0, 1.0)
-    assert np.all(np.diff(x) >= 0)
+    fpr, tpr, _ = roc_curve(scored["y"], scored["p_cal"])
+    np.testing.assert_allclose(x, fpr)
+    np.testing.assert_allclose(y, tpr)
+    assert (x[0], y[0]) == (0.0, 0.0) and (x[-1], y[-1]) == (1.0, 1.0)
+    legend = fig.axes[0].get_legend().get_texts()[0].get_text()
+    assert f"{roc_auc_score(scored['y'], scored['p_cal']):.3f}" in legend
 
 
 def test_pr_has_one_line_per_score_plus_base_rate(scored, tmp_path):

@@ -86,3 +86,120 @@ def test_the_channel_column_is_the_one_whose_name_ends_in_a_channel_word(columns
     found = [c for tier in channel_columns(columns) for c in tier]
     assert expected is None or found[0] == expected
     assert "Original Source Drill-Down 1" not in found and "source_id" not in found
+
+
+# --------------------------------------------------------------------------- closed loop
+
+
+def _closed_loop(seed: int = 0, n: int = 400):
+    """Leads of four sources, one written two ways, won at rates that differ by source;
+    a share still open, and each closed lead's activities around its close."""
+    import numpy as np
+
+    from leadscore.schema import validate_closed_loop
+
+    rng = np.random.default_rng(seed)
+    sources = rng.choice(["Paid Search", "paid search", "Organic", "Referral", "Events"], n)
+    rate = {"paid search": 0.3, "organic": 0.1, "referral": 0.5, "events": 0.2}
+    won = rng.random(n) < np.array([rate[s.lower()] for s in sources])
+    closed = rng.random(n) < 0.8
+    created = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 200, n), "D")
+    leads = pd.DataFrame(
+        {"lead_id": [f"L{i}" for i in range(n)], "created_at": created, "source": sources}
+    )
+    ended = leads[closed].assign(
+        outcome=np.where(won[closed], "won", "lost"),
+        closed_at=created[closed] + pd.Timedelta(30, "D"),
+    )
+    demo = ended[ended["outcome"] == "won"]
+    activities = pd.concat(
+        [
+            # every won lead asks for a demo before its close, and all use the trial after it
+            demo.assign(
+                occurred_at=demo["closed_at"] - pd.Timedelta(5, "D"), activity_type="form_fill"
+            ),
+            ended.assign(
+                occurred_at=ended["closed_at"] + pd.Timedelta(3, "D"), activity_type="trial_usage"
+            ),
+            leads.assign(occurred_at=leads["created_at"], activity_type="web_visit"),
+        ]
+    )[["lead_id", "occurred_at", "activity_type"]]
+    data = validate_closed_loop(
+        leads, activities, ended[["lead_id", "outcome", "closed_at"]], observed_until="2026-01-01"
+    )
+    return data, won, closed
+
+
+def test_funnel_counts_add_up_and_give_the_closed_leads_win_rate():
+    from leadscore.reports import funnel_counts
+
+    data, won, closed = _closed_loop()
+    funnel = funnel_counts(data)
+    leads = funnel["leads"]
+    assert leads["all leads"] == len(data.leads) == leads["closed"] + leads["open"]
+    assert leads["closed"] == leads["won"] + leads["lost"] == int(closed.sum())
+    assert leads["won"] == int((won & closed).sum())
+    assert funnel.attrs["win_rate"] == pytest.approx(leads["won"] / leads["closed"])
+    assert funnel["share"]["all leads"] == 1.0
+
+
+def test_conversion_by_groups_spellings_and_brackets_each_rate():
+    from leadscore.errors import DataError
+    from leadscore.reports import conversion_by
+
+    data, won, closed = _closed_loop()
+    table = conversion_by(data, "source")
+    assert sorted(table.index) == [
+        "Events",
+        "Organic",
+        "Paid Search",
+        "Referral",
+    ]  # one row per channel
+    assert table["closed"].sum() == int(closed.sum()) and table["won"].sum() == int(
+        (won & closed).sum()
+    )
+    assert (table["leads"] == table["closed"] + table["open"]).all()
+    assert ((table["low"] <= table["win_rate"]) & (table["win_rate"] <= table["high"])).all()
+    assert table["closed"].is_monotonic_decreasing
+    assert table.attrs["win_rate"] == pytest.approx(won[closed].mean())
+    # fewer closed leads, a wider interval; a group under min_closed is left out
+    width = table["high"] - table["low"]
+    assert width.loc[table["closed"].idxmin()] > width.loc[table["closed"].idxmax()]
+    fewest = int(table["closed"].min())
+    assert (
+        table["closed"].idxmin() not in conversion_by(data, "source", min_closed=fewest + 1).index
+    )
+    with pytest.raises(DataError, match=r"no column 'sourse'.*source"):
+        conversion_by(data, "sourse")
+
+
+def test_activity_mix_counts_only_what_leads_did_before_they_closed():
+    from leadscore.reports import activity_mix
+
+    data, _, _ = _closed_loop()
+    mix = activity_mix(data)
+    # the demo form: every won lead, before its close; trial use after the close is no sign
+    assert mix.loc["form_fill", "won_with"] == 1.0 and mix.loc["form_fill", "won_without"] == 0.0
+    assert "trial_usage" not in mix.index
+    assert mix.loc["web_visit", "leads"] == len(data.leads)
+
+
+def test_conversion_figure_draws_the_largest_groups_with_their_counts():
+    import numpy as np
+
+    from leadscore.plots import conversion_figure
+    from leadscore.reports import conversion_by
+
+    data, _, _ = _closed_loop()
+    table = conversion_by(data, "source")
+    fig = conversion_figure(table, top=3)
+    (ax,) = fig.axes
+    assert len(ax.patches) == 3
+    drawn = sorted(p.get_width() for p in ax.patches)
+    largest = table.nlargest(3, "closed")
+    np.testing.assert_allclose(drawn, sorted(largest["win_rate"]))
+    texts = {t.get_text().strip() for t in ax.texts}
+    assert {
+        f"{w:,} of {c:,}" for w, c in zip(largest["won"], largest["closed"], strict=True)
+    } <= texts
+    assert "3 largest of 4" in ax.get_title()

@@ -27,6 +27,8 @@ from leadscore.io import iter_closed_loop_chunks, load_closed_loop
 from leadscore.sinks.schema import _KEY_TEXT
 from test_sinks import CANONICAL_DTYPES, by_lead, expected_latest, make_scored, run_and_kill
 
+#: An activity-type map, the optional fourth event table.
+ACTIVITY_MAP = pd.DataFrame({"source_type": ["Web Visit"], "activity_type": ["web_visit"]})
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "postgres.sh"
 ENV_URL = "LEADSCORE_TEST_POSTGRES_URL"
 
@@ -290,6 +292,23 @@ def test_postgres_sliced_reads_know_their_rows_or_read_without(pg_url: str) -> N
         totals = [progress.total for _ in chunks]
         assert totals and set(totals) == {total}
         assert progress.read == (total or 1)
+
+
+@pytest.mark.parametrize("table", ["outcomes", "activity_types"])
+def test_a_table_named_but_for_case_is_refused(pg_url: str, event_frames, table: str) -> None:
+    """PostgreSQL's table names are case-sensitive once quoted: pandas writes "Outcomes" so,
+    and asking for outcomes does not find it (nor "Activity_Types" for the optional map).
+    That is refused, not read as no outcomes or no map."""
+    written = table.title()  # Outcomes, Activity_Types
+    frames = dict(event_frames)
+    frames[written] = frames.pop(table, ACTIVITY_MAP)
+    _load(pg_url, frames)
+    with pytest.raises(DataError) as err:
+        load_closed_loop(pg_url)
+    assert str(err.value).endswith(
+        f"table {written!r}: table names are lower case. Rename it to {table}."
+    )
+    assert "Traceback" not in str(err.value) and "\n" not in str(err.value)
 
 
 # --------------------------------------------------------------------- overlapping runs

@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+import yaml
 
 from leadscore.errors import SpecError
 from leadscore.specs import (
@@ -347,7 +348,9 @@ def test_a_test_from_that_reads_as_two_days_is_refused(tmp_path, written, day_fi
 def test_a_test_from_that_reads_one_way_is_kept(tmp_path, written):
     path = tmp_path / "spec.yaml"
     path.write_text(TOP + LABEL + f"order_by: Created\ntest_from: {written}\n")
-    assert load_spec(path).test_from is not None
+    kept = load_spec(path).test_from
+    as_written = yaml.safe_load(f"v: {written}")["v"]  # a date, a number or text, as YAML reads it
+    assert kept == as_written and type(kept) is type(as_written)
 
 
 def test_label_values_match_with_runs_of_spaces_inside_folded():

@@ -637,7 +637,8 @@ def test_train_command_exits_non_zero_when_the_gate_fails(tmp_path: Path, capsys
     assert "does not beat" in capsys.readouterr().err
     assert not model_out.exists()
     assert main([*args, "--allow-worse"]) == 0
-    assert (model_out / "model.json").exists()
+    saved = json.loads((model_out / "model.json").read_text())
+    assert any("does not beat" in w for w in saved["metadata"]["warnings"])
 
 
 def test_train_command_rejects_an_unknown_config_key(tmp_path: Path, capsys) -> None:
@@ -900,3 +901,7 @@ def test_training_on_a_small_calibration_fold_warns(caplog) -> None:
     said = [m for m in caplog.messages if m.startswith("calibration fold: the calibrator")]
     assert len(said) == 1
     assert f"learned from {r.metrics['n_calibrate']:,} leads, " in said[0]
+    # kept with the run's warnings too: model.json, MLflow, the report and a notebook's
+    # `result.warnings` carry it after the log line is gone
+    assert said[0] in r.warnings
+    assert said[0] in r.model.metadata["warnings"]

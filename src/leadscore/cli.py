@@ -14,11 +14,12 @@ only when that command is used.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from tqdm.contrib.logging import logging_redirect_tqdm
@@ -141,6 +142,10 @@ def _add_logging_flags_to_commands(subparsers: argparse._SubParsersAction) -> No
             add_logging_flags(sub, default_verbose=suppressed, default_quiet=suppressed)
 
 
+#: Libraries whose INFO lines drown leadscore's own unless ``-v`` is given.
+NOISY_LOGGERS = ("mlflow", "alembic", "urllib3", "matplotlib", "numba", "shap")
+
+
 def configure_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(
@@ -150,8 +155,29 @@ def configure_logging(verbose: int, quiet: bool) -> None:
         stream=sys.stderr,
     )
     if verbose < 1:
-        for noisy in ("mlflow", "alembic", "urllib3", "matplotlib", "numba", "shap"):
+        for noisy in NOISY_LOGGERS:
             logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextlib.contextmanager
+def command_logging(verbose: int, quiet: bool) -> Iterator[None]:
+    """:func:`configure_logging` for one command, undone when it returns: :func:`main` runs
+    in-process too (a notebook's ``main(["validate", ...])``), where a root handler left
+    behind would print every later log line of the kernel twice and keep MLflow and SHAP
+    quiet for the rest of the session."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in NOISY_LOGGERS}
+    configure_logging(verbose, quiet)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
+        for name, was in levels.items():
+            logging.getLogger(name).setLevel(was)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -173,10 +199,9 @@ def _is_terminal(stream: object) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging(args.verbose, args.quiet)
     try:
         # log lines go through tqdm, above the progress bar rather than glued to its end
-        with logging_redirect_tqdm():
+        with command_logging(args.verbose, args.quiet), logging_redirect_tqdm():
             code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code

@@ -340,6 +340,11 @@ class MlflowConfig(_Section):
         return name
 
 
+#: Config keys whose value is a mapping of the user's own keys (LightGBM parameters, a
+#: rule points table per data set), where an override may add a key.
+OPEN_MAPPINGS = frozenset({"lightgbm.params", "rule_points"})
+
+
 class TrainConfig(_Section):
     """Everything ``leadscore train`` can be told, with defaults that work on unseen data."""
 
@@ -370,7 +375,12 @@ class TrainConfig(_Section):
         return handler(dict(tables))
 
     def with_overrides(self, overrides: Mapping[str, Any]) -> TrainConfig:
-        """A copy with dotted keys replaced (``{"quality_gate.allow_worse": True}``)."""
+        """A copy with dotted keys replaced (``{"quality_gate.allow_worse": True}``).
+
+        Inside the mapping-valued keys (:data:`OPEN_MAPPINGS`: ``lightgbm.params``,
+        ``rule_points``) a key may be new, ``{"lightgbm.params.num_leaves": 15}``, and the
+        mapping's other entries stay; the values are then checked as a YAML config's are.
+        """
         data = self.model_dump(by_alias=True)
         for dotted, value in overrides.items():
             node = data
@@ -381,7 +391,7 @@ class TrainConfig(_Section):
                         f"unknown config key {dotted!r}", "See configs/train.yaml for the keys."
                     )
                 node = node[key]
-            if leaf not in node:
+            if leaf not in node and ".".join(parents) not in OPEN_MAPPINGS:
                 raise SpecError(
                     f"unknown config key {dotted!r}", "See configs/train.yaml for the keys."
                 )
@@ -403,8 +413,10 @@ def _error_line(err: ValidationError, source: str) -> SpecError:
         return SpecError(
             f"{source}: {where}.{first['ctx']['key']}: {first['msg']}", first["ctx"]["fix"]
         )
+    # pydantic prefixes a validator's own message ("Value error, policy ... needs a target")
+    message = str(first["msg"]).removeprefix("Value error, ")
     return SpecError(
-        f"{source}: {where}: {first['msg']}",
+        f"{source}: {where}: {message}",
         "Fix the value; configs/train.yaml documents each key.",
     )
 

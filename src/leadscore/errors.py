@@ -35,6 +35,21 @@ class ModelError(LeadscoreError):
     """A model cannot be trained, found or used as asked (cold start, unknown version, ...)."""
 
 
+class UsageError(LeadscoreError, TypeError):
+    """A Python API function was given the wrong kind of object (a file name where loaded
+    data belongs, a single date where a list of dates does); a ``TypeError`` too, so that
+    code catching Python's own error for this still does."""
+
+
+def expect_type(value: object, expected: type | tuple[type, ...], what: str, fix: str) -> None:
+    """Raise :class:`UsageError` when ``value`` is not an ``expected`` instance: the public
+    functions' first check, so that a plausible mix-up (``train(table)``,
+    ``build_features("data/", ...)``) reads as one line naming the argument and the call
+    that makes the right object, not an ``AttributeError`` deep inside."""
+    if not isinstance(value, expected):
+        raise UsageError(f"{what} is a {type(value).__name__}", fix)
+
+
 def shortened_list(values: Sequence[str], limit: int = 10) -> str:
     """The first ``limit`` values joined, with how many more, for a message that must stay
     one line: a campaign column or a stray table can hold hundreds."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import logging
 import os
 import re
@@ -42,7 +43,7 @@ import pyarrow.compute as pc
 from pandas.api import types as ptypes
 
 from leadscore.encoding import classify_distinct, email_domain_kind, parse_numbers
-from leadscore.errors import DataError, SpecError
+from leadscore.errors import DataError, SpecError, UsageError, expect_type
 from leadscore.schema import (
     ACTIVITY_TYPES,
     HIGH_INTENT_FORMS,
@@ -1780,6 +1781,18 @@ def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list
 # --------------------------------------------------------------------------- public API
 
 
+def _expect_loaded(data: object, function: str) -> None:
+    """A :class:`UsageError` unless ``data`` is loaded closed-loop data (a folder's name is
+    the usual mix-up)."""
+    expect_type(
+        data,
+        ClosedLoopData,
+        f"{function}'s data",
+        "Load it first: load_closed_loop(folder, DuckDB file or URL), or "
+        "validate_closed_loop(leads, activities, outcomes) for DataFrames in memory.",
+    )
+
+
 def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:
     """A moment given by a person (``--as-of``) as tz-naive UTC.
 
@@ -1940,6 +1953,7 @@ def build_features(
     >>> table = build_features(data, "2024-03-01")  # doctest: +SKIP
     >>> table.X["pricing_page_views_30d"].describe()  # doctest: +SKIP
     """
+    _expect_loaded(data, "build_features")
     ts = parse_timestamp(as_of, "as_of")
     _warn_as_of_after_extract(ts, data.observed_until)
     leads_now = data.leads[data.leads["created_at"] <= ts]
@@ -2097,6 +2111,13 @@ def build_training_examples(
         ``order`` holds each example's as-of date (for time-ordered folds) and
         ``excluded`` the lead columns not used and why.
     """
+    _expect_loaded(data, "build_training_examples")
+    if isinstance(as_of_dates, (str, datetime.date, np.datetime64)):
+        raise UsageError(
+            f"build_training_examples' as_of_dates is a single date ({as_of_dates!r})",
+            f"Pass a list of dates, e.g. [{str(as_of_dates)!r}], or "
+            "default_as_of_dates(data, horizon_days).",
+        )
     _check_days(horizon_days, "horizon_days")
     horizon = pd.Timedelta(days=int(horizon_days))
     dates = sorted({parse_timestamp(d, "as-of date") for d in as_of_dates})

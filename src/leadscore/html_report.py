@@ -60,7 +60,6 @@ __all__ = [
     "TEST_FOLD_ARTIFACT",
     "build_model_report",
     "check_report_path",
-    "fit_engagement_figure",
     "test_fold_frame",
     "write_model_report",
 ]
@@ -286,73 +285,6 @@ def _input_example(model_dir: Path, model: LeadScoringModel) -> pd.DataFrame | N
 
 
 # --------------------------------------------------------------------------- figures
-
-
-def fit_engagement_figure(
-    fit_score: np.ndarray,
-    engagement_score: np.ndarray,
-    stages: Sequence[str] | np.ndarray,
-    *,
-    won: np.ndarray | None = None,
-    title: str | None = None,
-    rows: str = "leads",
-) -> Figure:
-    """Fit against engagement sub-scores (0-100), one dot per lead, coloured by stage.
-
-    Read it by quadrant: top right are good-fit leads that are also active (sales now),
-    bottom right good fits that have gone quiet (nurture), top left active leads that do not
-    fit the customer profile (qualify before spending sales time). With ``won``, leads that
-    converted get a dark ring. Dashed lines mark the median past lead (50). The legend sits
-    below the axes, since every corner of a full chart holds leads. ``rows``: what a dot
-    is, ``"leads"`` or ``"examples"`` (event data holds a lead at several as-of dates).
-    """
-    fit = np.asarray(fit_score, dtype=float)
-    engagement = np.asarray(engagement_score, dtype=float)
-    stages = np.asarray(stages).astype(str)
-    if not len(fit) == len(engagement) == len(stages):
-        raise ValueError("fit_score, engagement_score and stages differ in length")
-    fig = Figure(figsize=(7.0, 6.0), layout="constrained", dpi=100)
-    ax = fig.subplots()
-    rng = np.random.default_rng(0)
-    # integer percentiles pile up on a grid; a little jitter shows how many leads sit there
-    jitter_x = rng.uniform(-0.6, 0.6, len(fit))
-    jitter_y = rng.uniform(-0.6, 0.6, len(fit))
-    size = 36 if len(fit) <= 50 else 14
-    known = [s for s in _STAGES if s in set(stages)]
-    for stage in known + sorted(set(stages) - set(_STAGES)):
-        mask = stages == stage
-        ax.scatter(
-            fit[mask] + jitter_x[mask],
-            engagement[mask] + jitter_y[mask],
-            s=size,
-            alpha=0.65 if len(fit) > 50 else 0.9,
-            color=plots.STAGE_COLOURS.get(stage, "#424242"),
-            linewidths=0,
-            label=f"{stage.upper()} ({int(mask.sum()):,} {rows})",
-        )
-    if won is not None:
-        won_mask = np.asarray(won).astype(bool)
-        ax.scatter(
-            fit[won_mask] + jitter_x[won_mask],
-            engagement[won_mask] + jitter_y[won_mask],
-            s=size * 1.8,
-            facecolors="none",
-            edgecolors="#212121",
-            linewidths=0.8,
-            label=f"Converted ({int(won_mask.sum()):,})",
-        )
-    ax.axvline(50, **plots._REFERENCE)
-    ax.axhline(50, **plots._REFERENCE)
-    ax.set(
-        xlim=(-2, 102),
-        ylim=(-2, 102),
-        xlabel="Fit score: who the lead is (percentile of past leads)",
-        ylabel="Engagement score: what the lead did (percentile of past leads)",
-        title=title or "Fit against engagement, by stage",
-    )
-    ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncols=4, fontsize=9, frameon=False, markerscale=1.6)
-    return fig
 
 
 def _png(fig: Figure) -> bytes:
@@ -1188,7 +1120,8 @@ def _explain_leads(run: _Run) -> _Explained | None:
         stages, won, source = run.test_fold.stages, run.test_fold.y, "test"
     elif run.input_example is not None and len(run.input_example):
         X = run.input_example
-        stages, won, source = np.asarray(model.predict_stage(X)).astype(str), None, "example"
+        stages = np.asarray(model.predict_stage(X, warn_unseen=False)).astype(str)
+        won, source = None, "example"
     else:
         return None
     exp = model.explain(X)
@@ -1262,7 +1195,7 @@ def _fit_engagement_section(run: _Run, explained: _Explained | None) -> str:
         )
         return "\n".join(out)
     out.append(_source_note(run, explained))
-    fig = fit_engagement_figure(
+    fig = plots.fit_engagement_figure(
         scores["fit_score"].to_numpy(dtype=float, na_value=np.nan),
         scores["engagement_score"].to_numpy(dtype=float, na_value=np.nan),
         explained.stages,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from pandas.api import types as ptypes
 
-from leadscore.errors import DataError
+from leadscore.errors import DataError, expect_type
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
     IGNORED_ACTIVITY,
@@ -1178,6 +1178,13 @@ def load_closed_loop(
     ``tables`` names the tables to read (``leads`` always): a caller that never looks at the
     activity log, by far the largest table, leaves it out and gets it empty.
     """
+    expect_type(
+        source,
+        (str, os.PathLike),
+        "load_closed_loop's source",
+        "Pass a folder, a DuckDB file or a database URL; for DataFrames already in memory "
+        "call validate_closed_loop(leads, activities, outcomes).",
+    )
     frames: dict[str, pd.DataFrame | None] = dict.fromkeys(EVENT_TABLES)
     where: dict[str, str] = {}
     declared: str | None = None  # the manifest's moment, read once and held against the data

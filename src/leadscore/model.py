@@ -36,7 +36,13 @@ from pandas.api import types as ptypes
 
 from leadscore import __version__
 from leadscore.calibration import ProbabilityCalibrator
-from leadscore.encoding import CATEGORY_MATCHING, VALUE_READINGS, FeatureEncoder
+from leadscore.encoding import (
+    CATEGORY_MATCHING,
+    VALUE_READINGS,
+    FeatureEncoder,
+    unseen_values,
+    warn_unseen_values,
+)
 from leadscore.errors import ModelError
 from leadscore.explain import MIN_CONTRIBUTION, Explanation, explain, explain_batch
 from leadscore.io import write_text_atomically
@@ -204,9 +210,23 @@ class LeadScoringModel:
         margin = self.predict_margin(X)
         return 0.5 * (1.0 + np.tanh(0.5 * margin))
 
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        """Calibrated probability that each lead converts (one value per row)."""
-        return self.calibrator.predict(self.predict_margin(X))
+    def predict_proba(self, X: pd.DataFrame, *, warn_unseen: bool = True) -> np.ndarray:
+        """Calibrated probability that each lead converts (one value per row).
+
+        A category the model never saw in training scores as missing; with ``warn_unseen``
+        one warning per such feature says how many rows hold one (as ``leadscore score``
+        and the pyfunc do), so that scoring new data from Python does not hide it. The
+        batch scorer and the pyfunc count them per run or request and pass ``False``.
+        """
+        margin = self.predict_margin(X)
+        if warn_unseen and len(X):
+            unseen = unseen_values(self.encoder, self.prepare(X))
+            warn_unseen_values(
+                {name: len(values) for name, values in unseen.items()},
+                {name: values.iloc[0] for name, values in unseen.items()},
+                len(X),
+            )
+        return self.calibrator.predict(margin)
 
     @property
     def base_rate(self) -> float:
@@ -249,9 +269,10 @@ class LeadScoringModel:
             rescale="sides",
         )
 
-    def predict_stage(self, X: pd.DataFrame) -> np.ndarray:
-        """Stage of each lead: ``"lead"``, ``"mql"`` or ``"sql"``."""
-        return self.stages.transform(self.predict_proba(X))
+    def predict_stage(self, X: pd.DataFrame, *, warn_unseen: bool = True) -> np.ndarray:
+        """Stage of each lead: ``"lead"``, ``"mql"`` or ``"sql"`` (``warn_unseen`` as in
+        :meth:`predict_proba`)."""
+        return self.stages.transform(self.predict_proba(X, warn_unseen=warn_unseen))
 
     # ------------------------------------------------------------------ files
 

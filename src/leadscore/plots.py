@@ -42,7 +42,9 @@ if TYPE_CHECKING:
 __all__ = [
     "STAGE_COLOURS",
     "axis_labels",
+    "conversion_figure",
     "equal_count_bins",
+    "fit_engagement_figure",
     "gains_figure",
     "pr_figure",
     "reliability_figure",
@@ -50,6 +52,9 @@ __all__ = [
     "shap_summary_figure",
     "stage_histogram_figure",
 ]
+
+#: The stages in the order a funnel is read in.
+_STAGE_ORDER = ("lead", "mql", "sql")
 
 #: Colours of the stages, light to strong: the order a funnel is read in.
 STAGE_COLOURS: dict[str, str] = {"lead": "#9e9e9e", "mql": "#f5a623", "sql": "#2e7d32"}
@@ -567,4 +572,125 @@ def shap_summary_figure(
     for text in ax_bar.texts:  # shap signs every bar ("+0.47"); a mean of sizes has no sign
         text.set_text(text.get_text().removeprefix("+"))
         text.set_fontsize(10)
+    return fig
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def conversion_figure(table: pd.DataFrame, *, top: int = 15, title: str | None = None) -> Figure:
+    """Win rate of closed leads per group, with its interval, against the overall rate.
+
+    ``table`` is :func:`leadscore.reports.conversion_by`'s (``closed``, ``won``,
+    ``win_rate``, ``low``, ``high`` per group; the overall rate in ``attrs["win_rate"]``, the
+    interval's level in ``attrs["confidence"]``).
+    The ``top`` groups with the most closed leads are drawn, best rate at the top; each bar
+    is labelled with its wins and closed leads, and the whiskers are the interval, so that
+    a small campaign's lucky 3 of 4 does not read as the best channel.
+    """
+    missing = {"closed", "won", "win_rate", "low", "high"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks {sorted(missing)}: pass conversion_by's table")
+    shown = table.nlargest(top, "closed", keep="first").sort_values("win_rate", kind="stable")
+    fig, (ax,) = _figure(height=max(2.4, 0.38 * len(shown) + 1.4))
+    positions = np.arange(len(shown))
+    rate = shown["win_rate"].to_numpy(dtype=float)
+    ax.barh(positions, rate, color=_SERIES_COLOURS[0], alpha=0.8)
+    ax.errorbar(
+        rate,
+        positions,
+        xerr=[rate - shown["low"].to_numpy(float), shown["high"].to_numpy(float) - rate],
+        fmt="none",
+        ecolor="#424242",
+        capsize=3,
+        linewidth=1,
+    )
+    for y, (won, closed, high) in enumerate(shown[["won", "closed", "high"]].to_numpy()):
+        ax.text(high, y, f"  {int(won):,} of {int(closed):,}", va="center", fontsize=8)
+    overall = float(table.attrs.get("win_rate", np.nan))
+    confidence = float(table.attrs.get("confidence", 0.95))
+    if np.isfinite(overall):
+        ax.axvline(overall, **_REFERENCE, label=f"All closed leads: {overall:.1%}")
+        ax.legend(loc="lower right", fontsize=9)
+    name = str(table.index.name or "group")
+    ax.set_yticks(positions, axis_labels([str(v) for v in shown.index]))
+    ax.set(
+        xlim=(0, min(1.0, float(shown["high"].max()) * 1.25 + 0.02)),
+        xlabel=f"Won among closed leads (bars), {confidence:.0%} interval (whiskers)",
+        title=title
+        or f"Win rate by {name}"
+        + (f", the {top} largest of {len(table)}" if len(table) > top else ""),
+    )
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:.0%}")
+    ax.grid(alpha=0.3, axis="x")
+    return fig
+
+
+# --------------------------------------------------------------------------- sub-scores
+
+
+def fit_engagement_figure(
+    fit_score: np.ndarray,
+    engagement_score: np.ndarray,
+    stages: Sequence[str] | np.ndarray,
+    *,
+    won: np.ndarray | None = None,
+    title: str | None = None,
+    rows: str = "leads",
+) -> Figure:
+    """Fit against engagement sub-scores (0-100), one dot per lead, coloured by stage.
+
+    Read it by quadrant: top right are good-fit leads that are also active (sales now),
+    bottom right good fits that have gone quiet (nurture), top left active leads that do not
+    fit the customer profile (qualify before spending sales time). With ``won``, leads that
+    converted get a dark ring. Dashed lines mark the median past lead (50). The legend sits
+    below the axes, since every corner of a full chart holds leads. ``rows``: what a dot
+    is, ``"leads"`` or ``"examples"`` (event data holds a lead at several as-of dates).
+    """
+    fit = np.asarray(fit_score, dtype=float)
+    engagement = np.asarray(engagement_score, dtype=float)
+    stages = np.asarray(stages).astype(str)
+    if not len(fit) == len(engagement) == len(stages):
+        raise ValueError("fit_score, engagement_score and stages differ in length")
+    fig = Figure(figsize=(7.0, 6.0), layout="constrained", dpi=100)
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)
+    # integer percentiles pile up on a grid; a little jitter shows how many leads sit there
+    jitter_x = rng.uniform(-0.6, 0.6, len(fit))
+    jitter_y = rng.uniform(-0.6, 0.6, len(fit))
+    size = 36 if len(fit) <= 50 else 14
+    known = [s for s in _STAGE_ORDER if s in set(stages)]
+    for stage in known + sorted(set(stages) - set(_STAGE_ORDER)):
+        mask = stages == stage
+        ax.scatter(
+            fit[mask] + jitter_x[mask],
+            engagement[mask] + jitter_y[mask],
+            s=size,
+            alpha=0.65 if len(fit) > 50 else 0.9,
+            color=STAGE_COLOURS.get(stage, "#424242"),
+            linewidths=0,
+            label=f"{stage.upper()} ({int(mask.sum()):,} {rows})",
+        )
+    if won is not None:
+        won_mask = np.asarray(won).astype(bool)
+        ax.scatter(
+            fit[won_mask] + jitter_x[won_mask],
+            engagement[won_mask] + jitter_y[won_mask],
+            s=size * 1.8,
+            facecolors="none",
+            edgecolors="#212121",
+            linewidths=0.8,
+            label=f"Converted ({int(won_mask.sum()):,})",
+        )
+    ax.axvline(50, **_REFERENCE)
+    ax.axhline(50, **_REFERENCE)
+    ax.set(
+        xlim=(-2, 102),
+        ylim=(-2, 102),
+        xlabel="Fit score: who the lead is (percentile of past leads)",
+        ylabel="Engagement score: what the lead did (percentile of past leads)",
+        title=title or "Fit against engagement, by stage",
+    )
+    ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", ncols=4, fontsize=9, frameon=False, markerscale=1.6)
     return fig

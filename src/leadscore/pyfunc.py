@@ -120,7 +120,7 @@ def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
         {name: values.iloc[0] for name, values in unseen.items()},
         len(frame),
     )
-    probability = np.asarray(model.predict_proba(prepared), dtype="float64")
+    probability = np.asarray(model.predict_proba(prepared, warn_unseen=False), dtype="float64")
     stage = np.asarray(model.stages.transform(probability)).astype(str)
     return pd.DataFrame(
         {

@@ -54,7 +54,13 @@ from leadscore.encoding import (
 )
 from leadscore.errors import DataError, shortened_list
 from leadscore.names import closest_names, name_words
-from leadscore.schema import SPACED_IDS_FIX, UNKNOWN_ID_SAMPLE, spaced_ids, spaced_ids_note
+from leadscore.schema import (
+    SPACED_IDS_FIX,
+    UNKNOWN_ID_SAMPLE,
+    ClosedLoopData,
+    spaced_ids,
+    spaced_ids_note,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -578,3 +584,117 @@ def format_report(report: pd.DataFrame, total: pd.DataFrame | None = None) -> st
         elif column in _WHOLE_UNITS or column.startswith("cost_per"):
             shown[column] = shown[column].map(lambda v: _shown(v, ",.0f"))
     return shown.to_string(index=False)
+
+
+# --------------------------------------------------------------------------- closed loop
+
+
+def _lead_outcomes(data: ClosedLoopData) -> pd.Series:
+    """Each lead's outcome at the extract's end: ``won``, ``lost`` or ``open``, by lead id."""
+    ended = data.outcomes.set_index("lead_id")["outcome"].astype("string")
+    return ended.reindex(data.leads["lead_id"].to_numpy()).fillna("open").set_axis(data.leads.index)
+
+
+def funnel_counts(data: ClosedLoopData) -> pd.DataFrame:
+    """The closed loop at the extract's end, one row per state: all leads, closed (won and
+    lost) and still open, with each count's share of all leads, and the win rate of the
+    closed leads (won over closed).
+
+    Only closed leads teach a model anything, and the win rate among them is the base rate
+    its probabilities should average to; the open leads are what it will score.
+    """
+    outcome = _lead_outcomes(data)
+    counts = outcome.value_counts()
+    n = len(outcome)
+    won, lost, open_ = (int(counts.get(k, 0)) for k in ("won", "lost", "open"))
+    table = pd.DataFrame(
+        {"leads": [n, won + lost, won, lost, open_]},
+        index=pd.Index(["all leads", "closed", "won", "lost", "open"], name="state"),
+    )
+    table["share"] = table["leads"] / n
+    table.attrs["win_rate"] = won / (won + lost) if won + lost else float("nan")
+    return table
+
+
+def conversion_by(
+    data: ClosedLoopData, column: str, *, confidence: float = 0.95, min_closed: int = 1
+) -> pd.DataFrame:
+    """Win rate of the closed leads per value of the lead column ``column`` (a channel, a
+    campaign), with a Wilson interval, most closed leads first.
+
+    Columns: ``leads`` (all of the group), ``closed``, ``won``, ``win_rate`` (won over
+    closed), ``low`` and ``high`` (the ``confidence`` interval of the win rate: a campaign
+    with 3 wins of 4 closed leads is no better channel than one with 300 of 600) and
+    ``open``. Values are grouped as the channel report groups them (:func:`grouped_values`:
+    case and spacing, missing as "(none)"); groups with fewer than ``min_closed`` closed
+    leads are left out. ``attrs["win_rate"]`` holds the rate of all closed leads, for a line
+    to compare against.
+    """
+    from scipy.stats import binomtest
+
+    if column not in data.leads.columns:
+        raise DataError(
+            f"the leads table has no column {column!r}{closest_names(column, data.leads.columns)}",
+            f"Name one of: {shortened_list([str(c) for c in data.leads.columns])}.",
+        )
+    if not 0 < confidence < 1:
+        raise DataError(f"confidence must lie between 0 and 1, got {confidence}", "Give e.g. 0.95.")
+    outcome = _lead_outcomes(data)
+    group = grouped_values(data.leads[column], column)
+    table = (
+        pd.crosstab(group, outcome)
+        .reindex(columns=["won", "lost", "open"], fill_value=0)
+        .rename_axis(index=column, columns=None)
+    )
+    table["closed"] = table["won"] + table["lost"]
+    table["leads"] = table["closed"] + table["open"]
+    table = table[table["closed"] >= max(min_closed, 1)]
+    bounds = [
+        binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
+        for k, n in zip(table["won"], table["closed"], strict=True)
+    ]
+    table["win_rate"] = table["won"] / table["closed"]
+    table["low"] = [b.low for b in bounds]
+    table["high"] = [b.high for b in bounds]
+    table = table[["leads", "closed", "won", "win_rate", "low", "high", "open"]]
+    table = table.sort_values(["closed", "win_rate"], ascending=False, kind="stable")
+    closed = outcome.isin(["won", "lost"])
+    table.attrs["win_rate"] = (
+        float((outcome[closed] == "won").mean()) if closed.any() else float("nan")
+    )
+    table.attrs["confidence"] = confidence
+    return table
+
+
+def activity_mix(data: ClosedLoopData) -> pd.DataFrame:
+    """The activity log by type: how many activities, how many leads did one, and the win
+    rate of the closed leads that did one against those that did not (``won_with``,
+    ``won_without``), most activities first.
+
+    A type whose leads win far more often than the rest is what the model should learn to
+    weigh (a demo request); one that never differs (an e-mail open) tells it little. Only
+    activities up to a lead's close count: a won customer's trial use after the deal says
+    nothing about how leads become customers.
+    """
+    outcome = _lead_outcomes(data).set_axis(data.leads["lead_id"].to_numpy())
+    closed = outcome[outcome.isin(["won", "lost"])]
+    closed_at = data.outcomes.set_index("lead_id")["closed_at"]
+    acts = data.activities
+    ended = acts["lead_id"].map(closed_at)
+    acts = acts[(ended.isna() | (acts["occurred_at"] <= ended)).to_numpy()]
+    rows = []
+    for kind, ids in acts.groupby(acts["activity_type"].astype("string"), sort=False)["lead_id"]:
+        did = closed.index.isin(ids.unique())
+        won = closed == "won"
+        rows.append(
+            {
+                "activity_type": kind,
+                "activities": len(ids),
+                "leads": ids.nunique(),
+                "won_with": float(won[did].mean()) if did.any() else float("nan"),
+                "won_without": float(won[~did].mean()) if (~did).any() else float("nan"),
+            }
+        )
+    columns = ["activity_type", "activities", "leads", "won_with", "won_without"]
+    table = pd.DataFrame(rows, columns=columns).set_index("activity_type")
+    return table.sort_values("activities", ascending=False, kind="stable")

@@ -41,7 +41,7 @@ import pyarrow.compute as pc
 from pandas.api import types as ptypes
 from pandas.arrays import ArrowStringArray
 
-from leadscore.errors import DataError
+from leadscore.errors import DataError, expect_type
 from leadscore.names import closest_names, name_words, singular
 from leadscore.timestamps import (
     extract_moment,
@@ -281,7 +281,10 @@ class Feature:
 class FeatureTable:
     """Features of leads as of one moment: one row per lead, in ``lead_id`` order.
 
-    ``frame`` has a ``lead_id`` column followed by one column per entry of ``features``.
+    ``frame`` has a ``lead_id`` column followed by one column per entry of ``features``;
+    ``as_of`` is the moment they describe (nothing later was read). :attr:`X` is the
+    features alone, with the frame's RangeIndex: a row's lead is ``frame["lead_id"]`` at
+    the same position, and so are the rows of an explanation of ``X``.
     """
 
     frame: pd.DataFrame
@@ -290,7 +293,16 @@ class FeatureTable:
 
     @property
     def X(self) -> pd.DataFrame:
+        """The model's inputs: ``frame`` without ``lead_id``, in ``features`` order."""
         return self.frame[[f.name for f in self.features]]
+
+    def __repr__(self) -> str:
+        # the dataclass's own repr prints every row and feature (21,600 characters for
+        # 3,000 leads), which floods a notebook cell
+        return (
+            f"FeatureTable({len(self.frame):,} leads x {len(self.features)} features, "
+            f"as_of={self.as_of})"
+        )
 
 
 @dataclass(frozen=True)
@@ -323,6 +335,9 @@ class LabelledDataset:
     missing_values : the spec's "not answered" tokens (``Select``), blanked before the
         examples were built: the model records them, so that its pyfunc and Spark UDF, which
         get the CRM's rows as written, read them as missing too.
+
+    :attr:`order_kind` says how the examples are ordered (``"time"``, ``"sequence"`` or
+    ``"none"``), and :meth:`subset` keeps the examples a mask selects.
     """
 
     name: str
@@ -351,8 +366,18 @@ class LabelledDataset:
         if [f.name for f in self.features] != list(self.X.columns):
             raise ValueError("features must describe the columns of X, in order")
 
+    def __repr__(self) -> str:
+        # one line, as for FeatureTable: the generated repr prints X, y and every feature
+        won = int(np.asarray(self.y).sum())
+        return (
+            f"LabelledDataset({self.name!r}: {len(self.X):,} examples of "
+            f"{self.lead_id.nunique():,} leads x {len(self.features)} features, {won:,} won, "
+            f"form={self.form!r}, order={self.order_kind!r})"
+        )
+
     @property
     def order_kind(self) -> Literal["time", "sequence", "none"]:
+        """``"time"`` (dates: folds by time), ``"sequence"`` (a counter) or ``"none"``."""
         if self.order is None:
             return "none"
         return "time" if ptypes.is_datetime64_any_dtype(self.order) else "sequence"
@@ -1237,6 +1262,15 @@ def validate_closed_loop(
     another one exactly, and company sizes read as no number (a reader of slices says both
     once, over all slices, instead of once per slice).
     """
+    for name, table in (("leads", leads), ("activities", activities), ("outcomes", outcomes)):
+        if table is not None or name == "leads":
+            expect_type(
+                table,
+                pd.DataFrame,
+                f"validate_closed_loop's {name}",
+                f"Pass the {name} table as a pandas DataFrame (pd.DataFrame(rows) for a list "
+                "of records), or load_closed_loop(source) to read the tables from files.",
+            )
     leads_v = validate_leads(leads, warn=warn_whole)
     ids = pd.Index(leads_v["lead_id"])
     acts = activities if activities is not None else pd.DataFrame(columns=ACTIVITIES_REQUIRED)

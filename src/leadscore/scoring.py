@@ -38,6 +38,7 @@ from leadscore.features import (
     DetailCounts,
     build_features,
     feature_catalogue,
+    parse_timestamp,
     warn_unrecognised_details,
 )
 from leadscore.io import (
@@ -268,7 +269,7 @@ def score_frame(
     n = len(X)
     # the prediction path, not the sum of SHAP values (equal to ~1e-16): a lead exactly at a
     # cut-off gets the same stage with or without reasons, and from the MLflow model
-    p = model.predict_proba(X)
+    p = model.predict_proba(X, warn_unseen=False)  # counted per run below
     if with_reasons:
         explained = model.explain_batch(X, top_n)
         texts = {c: explained[c].to_numpy() for c in ("reasons_for", "reasons_against")}
@@ -342,7 +343,7 @@ class LeadChunks(Iterator[tuple[pd.DataFrame, pd.Series]]):
 
 def event_feature_chunks(
     source: str | os.PathLike[str],
-    as_of: pd.Timestamp,
+    as_of: pd.Timestamp | str,
     *,
     chunk_leads: int,
     features: Sequence[Feature] | None = None,
@@ -369,9 +370,10 @@ def event_feature_chunks(
     (:func:`~leadscore.features.warn_unrecognised_details`). The slices hold the activity of
     the open leads only, so only theirs is counted.
     """
+    moment = parse_timestamp(as_of, "as_of")
     return LeadChunks(
         lambda progress: _event_feature_chunks(
-            source, as_of, chunk_leads, features, on_closed, observed_until, progress, on_open
+            source, moment, chunk_leads, features, on_closed, observed_until, progress, on_open
         )
     )
 
@@ -453,7 +455,7 @@ def flat_feature_chunks(
     source_table: str | None = None,
     chunk_rows: int,
     on_closed: Callable[[pd.Series], None] | None = None,
-    as_of: pd.Timestamp | None = None,
+    as_of: pd.Timestamp | str | None = None,
     stamped_now: bool = False,
 ) -> LeadChunks:
     """(rows, lead ids) of a flat table, a slice at a time, with the spec's missing tokens.
@@ -482,9 +484,10 @@ def flat_feature_chunks(
             "a table to read was named, but no source to read it from",
             "Name the table of the spec's own source in the spec (table: NAME).",
         )
+    moment = None if as_of is None else parse_timestamp(as_of, "as_of")
     return LeadChunks(
         lambda progress: _flat_feature_chunks(
-            spec, source, source_table, chunk_rows, on_closed, progress, as_of, stamped_now
+            spec, source, source_table, chunk_rows, on_closed, progress, moment, stamped_now
         )
     )
 
@@ -764,7 +767,7 @@ def run_scoring(
     chunks: Iterable[tuple[pd.DataFrame, pd.Series]],
     *,
     target: str | os.PathLike[str] | None,
-    as_of: pd.Timestamp,
+    as_of: pd.Timestamp | str,
     with_reasons: bool = True,
     top_n: int = 3,
     progress: bool = True,
@@ -788,6 +791,7 @@ def run_scoring(
     and one per input that came empty for nearly every lead while given on the test fold
     (:class:`~leadscore.monitoring.EmptyCheck`).
     """
+    as_of = parse_timestamp(as_of, "as_of")
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
     read = chunks.progress if isinstance(chunks, LeadChunks) else None

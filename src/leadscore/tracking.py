@@ -641,7 +641,7 @@ class HoldoutRecord:
 
     A model learns from every row of its data outside its test fold (fit, early stopping,
     calibration), so a later run's test rows are fair to it only where they are its test
-    rows too. With the same data (same :func:`data_fingerprint`) that is decided row by row,
+    rows too. With the same data (same :func:`dataset_fingerprint`) that is decided row by row,
     from the positions of its test fold; with other data (a newer extract) rows cannot be
     matched, but time-ordered folds still tell: a row at or after the model's ``test_from``
     is newer than all of its history. Logged with every run as :data:`HOLDOUT_ARTIFACT`
@@ -649,7 +649,7 @@ class HoldoutRecord:
 
     Attributes
     ----------
-    data_hash : :func:`data_fingerprint` of the data the positions refer to.
+    data_hash : :func:`dataset_fingerprint` of the data the positions refer to.
     fold_kind : ``"time"``, ``"sequence"`` or ``"random"``.
     order_by : the spec's ordering column (``None`` for event data, ordered by as-of date).
     test_from : first order value of the test fold, as :class:`~leadscore.folds.Folds` writes
@@ -918,10 +918,12 @@ def log_training_run(
         ``None`` for event data.
     config : the training config, a mapping or a ``TrainConfig`` (logged as params
         ``config.*`` and as ``config.json``).
-    data_hash : :func:`data_fingerprint` of the training data, a run tag. With the positions
-        of the test fold it makes the run's :class:`HoldoutRecord` (:data:`HOLDOUT_ARTIFACT`),
-        which tells a later version which rows this model never trained on; give the hash
-        of everything that decides the rows and their order (features, label, id, order).
+    data_hash : :func:`dataset_fingerprint` of the training data set, a run tag, as
+        ``leadscore train`` computes it. With the positions of the test fold it makes the
+        run's :class:`HoldoutRecord` (:data:`HOLDOUT_ARTIFACT`), which tells a later version
+        which rows this model never trained on; another hash (of the features alone, say)
+        matches no command-line run of the same data, and the registry then never compares
+        the two on the same rows.
     X_test : features of the test fold, rows in the order of ``result.y``
         (``dataset.X.iloc[result.folds.test]``); the signature, the input example and the
         champion check use them. Taken from ``result.X_test`` when not given.
@@ -1218,7 +1220,7 @@ def _scores_of(model: LeadScoringModel, X: pd.DataFrame) -> np.ndarray:
     them."""
     from leadscore.pyfunc import align_features
 
-    return np.asarray(model.predict_proba(align_features(model, X)))
+    return np.asarray(model.predict_proba(align_features(model, X), warn_unseen=False))
 
 
 #: Paired bootstrap resamples behind a champion decision (its interval moves by about 0.001

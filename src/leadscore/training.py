@@ -52,12 +52,14 @@ from leadscore.config import (
     LIGHTGBM_PARAMETERS_URL,
     LightGBMConfig,
     TrainConfig,
+    load_config,
     parse_config,
 )
 from leadscore.encoding import FeatureEncoder
-from leadscore.errors import DataError, ModelError, SpecError
+from leadscore.errors import DataError, ModelError, SpecError, expect_type
 from leadscore.folds import FOLD_NAMES, Folds, time_ordered_folds
 from leadscore.leakage import (
+    LeakageSuspect,
     event_closed_lead_rows,
     find_leakage_suspects,
     leakage_error,
@@ -89,9 +91,12 @@ class TrainingResult:
     metrics : test metrics shaped like ``--metrics-out`` minus ``run_id``: ``model``,
         ``model_uncalibrated``, ``baselines`` (``logistic_regression``, ``rule_points``),
         ``stages`` (``lead``/``mql``/``sql``: count, share, conversion_rate, share_of_wins),
-        ``thresholds``, ``calibration``, ``fold_kind``, ``n_train``, ``n_calibrate``,
-        ``n_test`` and ``uncertainty`` (:func:`test_uncertainty`; ``None`` when
-        ``evaluation.resamples`` is 0).
+        ``thresholds``, ``stage_policy`` (each stage's target against what the cut-off
+        reached on the calibration and the test fold: :func:`~leadscore.stages.policy_check`),
+        ``calibration``, ``fold_kind``, ``n_train``, ``n_calibrate``, ``n_test``,
+        ``n_test_leads`` (fewer than ``n_test`` on event data, a lead at several as-of
+        dates) and ``uncertainty`` (:func:`test_uncertainty`: bootstrap intervals and the
+        ROC-AUC gain over each baseline; ``None`` when ``evaluation.resamples`` is 0).
     folds : the folds used.
     y, p_raw, p_cal, stages : test labels, probabilities before and after calibration and
         stages.
@@ -467,38 +472,36 @@ MIN_CALIBRATION_LEADS = 1_000
 MIN_CALIBRATION_WINS = 50
 
 
-def warn_small_calibration_fold(y: np.ndarray, leads: np.ndarray, purged: int = 0) -> bool:
+def warn_small_calibration_fold(y: np.ndarray, leads: np.ndarray, purged: int = 0) -> str | None:
     """Warn when the calibration fold (outcomes ``y`` of the examples of ``leads``, after
     ``purged`` examples were purged from it) holds fewer than :data:`MIN_CALIBRATION_LEADS`
-    distinct leads or :data:`MIN_CALIBRATION_WINS` won leads, and return whether it warned.
+    distinct leads or :data:`MIN_CALIBRATION_WINS` won leads, and return the warning (``None``
+    when the fold is large enough).
 
     The fold is the newest share of the history before the test fold, and on event data the
     purge (:mod:`leadscore.folds`) may leave a small part of it (1,445 examples kept of
     9,219): the calibrator then learns from few leads and the test ECE, above the chance
     band, says so only after the fact. The line says how many leads and wins it learned
     from, so that the user gives the fold more history before reading the probabilities as
-    exact."""
+    exact; :func:`train` keeps it with the run's warnings (``model.json``, MLflow, the
+    report), since a line in the log is gone once a notebook cell is cleared."""
     y = np.asarray(y)
     ids = pd.Series(np.asarray(leads, dtype=object))
     n_leads = int(ids.nunique())
     n_wins = int(ids[y == 1].nunique())
     if n_leads >= MIN_CALIBRATION_LEADS and n_wins >= MIN_CALIBRATION_WINS:
-        return False
+        return None
     examples = f"{len(y):,} examples of " if len(y) > n_leads else ""
     after = f", after {purged:,} examples were purged from it" if purged else ""
-    logger.warning(
-        "calibration fold: the calibrator learned from %s%s leads, %s of them won%s; below "
-        "%s leads or %s wins the calibrated probabilities may be noisy (a few thousand leads "
-        "calibrate well): give the calibration fold more history (folds.calibration_size, "
-        "or a longer extract)",
-        examples,
-        f"{n_leads:,}",
-        f"{n_wins:,}",
-        after,
-        f"{MIN_CALIBRATION_LEADS:,}",
-        MIN_CALIBRATION_WINS,
+    message = (
+        f"calibration fold: the calibrator learned from {examples}{n_leads:,} leads, "
+        f"{n_wins:,} of them won{after}; below {MIN_CALIBRATION_LEADS:,} leads or "
+        f"{MIN_CALIBRATION_WINS} wins the calibrated probabilities may be noisy (a few thousand "
+        "leads calibrate well): give the calibration fold more history "
+        "(folds.calibration_size, or a longer extract)"
     )
-    return True
+    logger.warning("%s", message)
+    return message
 
 
 def _log_calibration(which: str, calibrator: ProbabilityCalibrator) -> None:
@@ -565,6 +568,47 @@ class PreparedData:
     n_wins: int
 
 
+def config_folds(dataset: LabelledDataset, config: TrainConfig) -> Folds:
+    """The fit / early-stopping / calibration / test folds of ``dataset`` that ``config``'s
+    ``folds`` section asks for (:func:`~leadscore.folds.time_ordered_folds`)."""
+    return time_ordered_folds(
+        dataset,
+        test_size=config.folds.test_size,
+        calibration_size=config.folds.calibration_size,
+        valid_size=config.folds.valid_size,
+        purge=config.folds.purge,
+        random_state=config.folds.seed,
+    )
+
+
+def _fit_fold_suspects(
+    dataset: LabelledDataset, config: TrainConfig, folds: Folds
+) -> list[LeakageSuspect]:
+    return find_leakage_suspects(
+        dataset.X.iloc[folds.fit],
+        np.asarray(dataset.y, dtype="int64")[folds.fit],
+        auc_threshold=config.leakage.auc_threshold,
+        allow=(*dataset.allowed_leakage, *config.leakage.allow),
+        seed=config.seed,
+        closed_leads=event_closed_lead_rows(dataset, folds.fit),
+        groups=dataset.lead_id.iloc[folds.fit].to_numpy() if dataset.form == "events" else None,
+    )
+
+
+def leakage_suspects(
+    dataset: LabelledDataset, config: TrainConfig | None = None
+) -> list[LeakageSuspect]:
+    """The features for which :func:`train`'s leakage guard would stop, found as it finds
+    them: on the fit fold only, with the config's threshold and allowed columns, each
+    category encoded from other leads on event data, and lead columns held against how each
+    lead ended. For a notebook that looks before it trains; calling
+    :func:`~leadscore.leakage.find_leakage_suspects` on every example instead reads the test
+    fold too and, on event data, lets a lead's other as-of dates vouch for it."""
+    config = config or TrainConfig()
+    folds = config_folds(dataset, config)
+    return _fit_fold_suspects(dataset, config, folds)
+
+
 def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedData:
     """Cold-start check, capacity needs dates, folds, one-class check, finite values, leakage
     guard and encoding, in that order: every check that must pass before a single tree is
@@ -573,26 +617,11 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
     n_leads, n_wins = check_history(
         dataset, config.cold_start.min_wins, config.cold_start.min_leads
     )
-    folds = time_ordered_folds(
-        dataset,
-        test_size=config.folds.test_size,
-        calibration_size=config.folds.calibration_size,
-        valid_size=config.folds.valid_size,
-        purge=config.folds.purge,
-        random_state=config.folds.seed,
-    )
+    folds = config_folds(dataset, config)
     y = np.asarray(dataset.y, dtype="int64")
     _check_classes(y, folds)
     check_finite(dataset.X)
-    suspects = find_leakage_suspects(
-        dataset.X.iloc[folds.fit],
-        y[folds.fit],
-        auc_threshold=config.leakage.auc_threshold,
-        allow=(*dataset.allowed_leakage, *config.leakage.allow),
-        seed=config.seed,
-        closed_leads=event_closed_lead_rows(dataset, folds.fit),
-        groups=dataset.lead_id.iloc[folds.fit].to_numpy() if dataset.form == "events" else None,
-    )
+    suspects = _fit_fold_suspects(dataset, config, folds)
     if suspects:
         raise leakage_error(suspects)
     # levels from the rows the booster is fitted and early-stopped on: a level that only
@@ -722,7 +751,7 @@ def base_params(dataset: LabelledDataset, config: TrainConfig, n_rows: int) -> d
 
 def train(
     dataset: LabelledDataset,
-    config: TrainConfig | Mapping[str, Any] | None = None,
+    config: TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None = None,
     *,
     params: Mapping[str, Any] | None = None,
     notes: Sequence[str] = (),
@@ -733,8 +762,10 @@ def train(
     ----------
     dataset : labelled history (flat or event form).
     config : training configuration; a mapping is read as a YAML config is
-        (:func:`~leadscore.config.parse_config`: ``{"stages": {"policy": "sql_precision"}}``);
-        ``None`` for the defaults.
+        (:func:`~leadscore.config.parse_config`:
+        ``{"stages": {"sql": {"policy": "sql_precision", "target": 0.6}}}``), a path as
+        the YAML file it names (:func:`~leadscore.config.load_config`); ``None`` for the
+        defaults.
     params : LightGBM parameters that override the defaults and the config (from tuning).
     notes : notes of checks the caller made on the data before it became examples (the
         snapshot lead columns of event data, which need the activity log): kept with the
@@ -751,7 +782,14 @@ def train(
         A monotone pattern of the config matches no feature or only categorical ones, or a
         feature is matched by both monotone lists (raised before any work).
     """
-    config = parse_config(config) if isinstance(config, Mapping) else config or TrainConfig()
+    expect_type(
+        dataset,
+        LabelledDataset,
+        "train's dataset",
+        "Pass labelled history: load_dataset(spec) for a flat table, or "
+        "build_training_examples(data, as_of_dates, horizon_days) for event data.",
+    )
+    config = _train_config(config)
     started = time.perf_counter()
     # the data's own notes first (loading saw the open leads the examples no longer hold)
     run_notes: list[str] = [*dataset.notes, *notes]
@@ -775,7 +813,11 @@ def train(
         config.calibration.method, config.calibration.cv, config.seed
     ).fit(cal_margin, y[cal_rows], groups=cal_leads)
     _log_calibration("the model", calibrator)
-    warn_small_calibration_fold(y[cal_rows], cal_leads, folds.purged.get("calibrate", 0))
+    small_fold = warn_small_calibration_fold(
+        y[cal_rows], cal_leads, folds.purged.get("calibrate", 0)
+    )
+    if small_fold:
+        run_notes.append(small_fold)
     cal_p = calibrator.predict(cal_margin)
     periods = calibration_periods(dataset, cal_rows, config, folds.purged_leads.get("calibrate", 0))
     stages = StageThresholds(config.stages).fit(
@@ -926,6 +968,25 @@ def train(
         rule_points_derived=bool(points.derived_),
         warnings=tuple(run_notes),
     )
+
+
+def _train_config(
+    config: TrainConfig | Mapping[str, Any] | str | os.PathLike[str] | None,
+) -> TrainConfig:
+    """The config :func:`train` was given, read as the command line reads one."""
+    if config is None:
+        return TrainConfig()
+    if isinstance(config, Mapping):
+        return parse_config(config)
+    if isinstance(config, (str, os.PathLike)):
+        return load_config(config)
+    expect_type(
+        config,
+        TrainConfig,
+        "train's config",
+        "Pass a TrainConfig, a mapping of config keys, or the path of a YAML config.",
+    )
+    return config
 
 
 def _post_contact_notes(dataset: LabelledDataset, config: TrainConfig) -> list[str]:

@@ -128,12 +128,12 @@ class TuneSettings:
             )
         if not isinstance(self.trials, int) or self.trials < 0:
             raise SpecError(
-                f"--trials must be a whole number of at least 0, got {self.trials}",
+                f"trials (--trials) must be a whole number of at least 0, got {self.trials!r}",
                 "Use e.g. 30 (0 reuses the study's best trial without searching).",
             )
         if self.timeout is not None and not (math.isfinite(self.timeout) and self.timeout > 0):
             raise SpecError(
-                f"--timeout must be a positive number of seconds, got {self.timeout}",
+                f"timeout (--timeout) must be a positive number of seconds, got {self.timeout!r}",
                 "Use e.g. 600, or leave it out for no limit.",
             )
         for name in ("report_every", "report_rounds", "startup_trials"):
@@ -142,7 +142,7 @@ class TuneSettings:
         if self.warmup_steps < 0:
             raise SpecError("warmup_steps must not be negative", "Set it to e.g. 300.")
         if self.study_name is not None and not self.study_name.strip():
-            raise SpecError("--study-name is empty", "Give a name, or leave it out.")
+            raise SpecError("study_name (--study-name) is empty", "Give a name, or leave it out.")
 
     @property
     def direction(self) -> Literal["minimize", "maximize"]:
@@ -926,7 +926,10 @@ def tune(
     settings = settings or TuneSettings()
     url = storage or settings.storage
     if not url:
-        raise SpecError("no Optuna storage given", "Pass --storage, e.g. sqlite:///optuna.db.")
+        raise SpecError(
+            "no Optuna storage given",
+            "Pass storage= (--storage on the command line), e.g. sqlite:///optuna.db.",
+        )
     # the data is checked (cold start, leakage) before the study is opened, and open_study
     # checks --trials 0 before creating anything: a mistake leaves no empty study behind
     problem = prepare_problem(dataset, config)

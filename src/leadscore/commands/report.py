@@ -620,7 +620,7 @@ def run_drift(args: argparse.Namespace) -> int:
     n = 0
     for X, _ in chunks:
         prepared = model.prepare(X)
-        probability = model.predict_proba(prepared)
+        probability = model.predict_proba(prepared, warn_unseen=False)
         part = reference.counts(prepared, probability, model.stages.transform(probability))
         counts = {k: counts.get(k, 0) + v for k, v in part.items()}
         sizes.add(prepared)
