@@ -418,3 +418,17 @@ def test_a_lead_just_over_a_cut_off_scores_above_one_just_under() -> None:
     # a cut-off on a whole percent keeps the rounded score
     whole = StageThresholds.from_dict({**stages.to_dict(), "sql_threshold_": 0.15})
     assert whole.scores(np.array([0.1499, 0.15, 0.1549])).tolist() == [14, 15, 15]
+
+
+def test_outcomes_that_are_not_0_and_1_are_named() -> None:
+    """``fit(p, ["won", "lost", ...])`` had raised numpy's "could not convert string to
+    float"; a 2 had been counted as a win and a half."""
+    p = np.linspace(0.01, 0.99, 200)
+    with pytest.raises(
+        ValueError, match=r"y must hold outcomes as 1 \(won\) and 0 \(lost\), got 'won', 'lost'"
+    ):
+        StageThresholds().fit(p, np.where(p > 0.5, "won", "lost")[::-1])
+    with pytest.raises(ValueError, match="got 0, 2"):
+        StageThresholds().fit(p, (p > 0.5).astype(int) * 2)
+    fitted = StageThresholds().fit(p, (p > 0.5).astype(bool))  # booleans are outcomes too
+    assert fitted.sql_threshold_ >= fitted.mql_threshold_

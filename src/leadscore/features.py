@@ -43,7 +43,7 @@ import pyarrow.compute as pc
 from pandas.api import types as ptypes
 
 from leadscore.encoding import classify_distinct, email_domain_kind, parse_numbers
-from leadscore.errors import DataError, SpecError, UsageError, expect_type
+from leadscore.errors import DataError, SpecError, UsageError
 from leadscore.schema import (
     ACTIVITY_TYPES,
     HIGH_INTENT_FORMS,
@@ -1781,16 +1781,20 @@ def _fit_frame(leads: pd.DataFrame, extras: _Extras) -> tuple[pd.DataFrame, list
 # --------------------------------------------------------------------------- public API
 
 
+#: What the feature builders read of their data: :class:`ClosedLoopData`, or anything that
+#: holds the same validated tables (the generator's ``SyntheticData``).
+_LOADED_PARTS = ("leads", "activities", "outcomes", "observed_until")
+
+
 def _expect_loaded(data: object, function: str) -> None:
-    """A :class:`UsageError` unless ``data`` is loaded closed-loop data (a folder's name is
-    the usual mix-up)."""
-    expect_type(
-        data,
-        ClosedLoopData,
-        f"{function}'s data",
-        "Load it first: load_closed_loop(folder, DuckDB file or URL), or "
-        "validate_closed_loop(leads, activities, outcomes) for DataFrames in memory.",
-    )
+    """A :class:`UsageError` unless ``data`` holds loaded closed-loop tables (a folder's
+    name is the usual mix-up)."""
+    if not all(hasattr(data, part) for part in _LOADED_PARTS):
+        raise UsageError(
+            f"{function}'s data is a {type(data).__name__}",
+            "Load it first: load_closed_loop(folder, DuckDB file or URL), or "
+            "validate_closed_loop(leads, activities, outcomes) for DataFrames in memory.",
+        )
 
 
 def parse_timestamp(value: pd.Timestamp | str, what: str) -> pd.Timestamp:

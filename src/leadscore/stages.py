@@ -238,7 +238,7 @@ class StageThresholds(BaseEstimator):
         """
         policy = self._policy()
         pv = np.asarray(p, dtype="float64").ravel()
-        yv = np.asarray(y, dtype="float64").ravel()
+        yv = _outcomes(y)
         if pv.shape != yv.shape or pv.size == 0:
             raise ValueError("p and y must be of the same, non-zero length")
         if not np.all((pv >= 0) & (pv <= 1)):  # NaN too: a NaN cut-off stages nobody SQL
@@ -477,6 +477,22 @@ POLICY_MEASURE: dict[str, str | None] = {
     "expected_value": None,
     "probability": None,
 }
+
+
+def _outcomes(y: np.ndarray) -> np.ndarray:
+    """``y`` as 0.0/1.0, or a ``ValueError`` that says what the outcomes must be (``"won"``
+    text had reached numpy's "could not convert string to float")."""
+    values = np.asarray(y).ravel()
+    try:
+        out = values.astype("float64")
+    except (TypeError, ValueError):
+        out = np.array([np.nan])
+    if not np.isin(out, (0.0, 1.0)).all():
+        shown = ", ".join(
+            repr(v.item() if hasattr(v, "item") else v) for v in pd.unique(values)[:3]
+        )
+        raise ValueError(f"y must hold outcomes as 1 (won) and 0 (lost), got {shown}")
+    return out
 
 
 def policy_check(
