@@ -373,6 +373,37 @@ def _log_quietly(result, uri: str, X_test: pd.DataFrame, registered_model: str) 
         )
 
 
+def test_a_champion_out_of_reach_stays_and_a_damaged_one_is_replaced(
+    tmp_path, strong, weak, X_test, caplog
+):
+    """A champion whose files cannot be fetched (an unmounted share, an expired token) may
+    be fine where it is: it keeps the alias, with a warning, where it had been replaced by
+    any new version unseen. One that is fetched but cannot be loaded cannot serve, and is
+    replaced."""
+    import shutil
+
+    uri, name = f"sqlite:///{tmp_path / 'reach.db'}", "leadscore-reach"
+    _log_quietly(weak, uri, X_test, name)
+    client = MlflowClient(uri, uri)
+    files = Path(client.get_model_version_download_uri(name, "1").removeprefix("file://"))
+    booster = next(files.rglob("booster.txt")).relative_to(files)
+    hidden = files.with_name("moved-away")
+    files.rename(hidden)
+    with caplog.at_level("WARNING", logger="leadscore.tracking"):
+        run_id = _log_quietly(strong, uri, X_test, name)
+    assert _champion(uri, name) == "1"  # kept: nothing is known about it
+    tags = client.get_run(run_id).data.tags
+    assert tags["champion"] == "false" and "cannot be fetched" in tags["champion_comparison"]
+    assert "is not compared with champion version 1: its files cannot be fetched" in caplog.text
+    assert "Check the URI" not in caplog.text  # score's fix, which says nothing here
+
+    shutil.copytree(hidden, files)  # back, but with a damaged booster
+    (files / booster).write_text("not a booster\n")
+    run_id = _log_quietly(strong, uri, X_test, name)
+    assert _champion(uri, name) == "3"
+    assert "which cannot score" in client.get_run(run_id).data.tags["champion_comparison"]
+
+
 def test_champion_with_a_small_test_fold_is_judged_only_on_rows_it_never_saw(
     registry, dataset, overfit, strong, X_test, caplog
 ):
@@ -1053,3 +1084,70 @@ def test_a_registered_name_or_uri_resolves_to_its_training_run(registry):
     assert tracking.resolve_run("not-a-model", uri) == "not-a-model"  # the report says "no run"
     with pytest.raises(ModelError, match=r"no model 'leadscore' with alias 'best'.*versions: 1"):
         tracking.resolve_run("models:/leadscore@best", uri)
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_store_out_of_reach_is_one_line_at_once_without_its_password(tmp_path) -> None:
+    """MLflow retried an unreachable store for minutes, after the training, and printed a
+    wrong password in its error; the check runs first, once, and masks it."""
+    port = _closed_port()
+    with pytest.raises(
+        ModelError, match=f"cannot reach the MLflow tracking server at http://127.0.0.1:{port}"
+    ):
+        tracking.check_tracking_uri(f"http://127.0.0.1:{port}")
+    server = f"postgresql+psycopg://scorer:s3cret@127.0.0.1:{port}/runs"
+    for check, verb in [
+        (lambda: tracking.check_tracking_uri(server), "log to"),
+        (
+            lambda: tracking.load_model("models:/leadscore-crm@champion", tracking_uri=server),
+            "load models from",
+        ),
+    ]:
+        with pytest.raises(ModelError) as err:
+            check()
+        said = str(err.value)
+        assert said.startswith(f"cannot {verb} MLflow at postgresql+psycopg://scorer:***@127.0.0.1")
+        assert "s3cret" not in said and "\n" not in said
+    garbage = tmp_path / "mlflow.db"
+    garbage.write_text("not a database\n")
+    with pytest.raises(ModelError, match="cannot be opened as a database"):
+        tracking.check_tracking_uri(f"sqlite:///{garbage}")
+    fresh = tmp_path / "new" / "mlflow.db"
+    tracking.check_tracking_uri(f"sqlite:///{fresh}")  # to be made by MLflow: nothing made yet
+    assert not fresh.exists() and not fresh.parent.exists()
+
+
+def test_a_registered_version_s_source_loads_as_the_version_does(registry, weak, X_test) -> None:
+    """MLflow 3 records a version's ``source`` as ``models:/m-<id>``, the logged model: it
+    had been read as a registered name without a version."""
+    client, uri = registry["client"], registry["uri"]
+    source = client.get_model_version("leadscore", "1").source
+    assert re.fullmatch(r"models:/m-[0-9a-f]+", source)
+    model, name, version = tracking.load_model_version(source, tracking_uri=uri)
+    assert (name, version) == (None, None)
+    np.testing.assert_array_equal(model.predict_proba(X_test), weak.model.predict_proba(X_test))
+
+
+def test_under_mlflow_run_runs_stay_in_the_project_s_experiment(
+    tmp_path, weak, X_test, monkeypatch
+):
+    """``mlflow run --experiment-name acme`` starts a run and hands its id over in
+    ``MLFLOW_RUN_ID``: the training logs into that run, and no ``leadscore`` experiment is
+    made beside it (a tuning's trials had gone there, apart from the tuned model)."""
+    uri = f"sqlite:///{tmp_path / 'project.db'}"
+    client = MlflowClient(uri, uri)
+    project = client.create_experiment("acme")
+    started = client.create_run(project)
+    monkeypatch.setenv("MLFLOW_RUN_ID", started.info.run_id)
+    run_id = _log_quietly(weak, uri, X_test, "leadscore-acme")
+    assert run_id == started.info.run_id
+    assert client.get_run(run_id).info.experiment_id == project
+    assert client.get_experiment_by_name("leadscore") is None

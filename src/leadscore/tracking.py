@@ -53,7 +53,7 @@ import yaml
 
 from leadscore import plots
 from leadscore.errors import LeadscoreError, ModelError
-from leadscore.io import file_in_the_way, sqlite_file
+from leadscore.io import file_in_the_way, shown_url, sqlite_file
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -217,21 +217,90 @@ def registered_name(base: str | None, dataset_name: str) -> str | None:
     return f"{base}-{dataset_name}"
 
 
-def check_tracking_uri(uri: str) -> None:
-    """A one-line :class:`ModelError` when a SQLite store cannot be created where ``uri``
-    points (a folder, or a file where a folder goes); checked before training, so that a bad
-    ``--tracking-uri`` costs no training time and writes nothing."""
+def check_tracking_uri(uri: str, *, action: str = "log to") -> None:
+    """A one-line :class:`ModelError` when the store at ``uri`` cannot take runs: a SQLite
+    store that cannot be created where it points (a folder, a file where a folder goes, a
+    folder that cannot be written), an existing file that is no database, a database
+    server that refuses the connection or the credentials, a tracking server out of reach.
+
+    Checked before training, once and without MLflow's retries: MLflow retries a store it
+    cannot open for minutes (1 min 56 s for a wrong password, 4 min 21 s for a closed port),
+    after the training time was spent. Nothing is created: a SQLite file that does not
+    exist yet is left to MLflow, so a run that stops at the quality gate leaves no store.
+    ``action`` says what the store was wanted for ("log to", "load models from").
+    """
     if _is_file_store(uri):
         _check_file_store_allowed(uri)
-    path = sqlite_file(uri)
-    if path is None:
         return
+    shown = shown_url(uri)
+    fix = "Check --tracking-uri (or mlflow.tracking_uri of the config), or use --no-mlflow."
+    path = sqlite_file(uri)
+    if path is not None:
+        _check_sqlite_store(path, shown, action)
+    elif uri.split(":", 1)[0].split("+", 1)[0] in _SERVER_DATABASES:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(uri)
+        try:
+            with engine.connect():
+                pass
+        except sa.exc.SQLAlchemyError as err:
+            reason = _first_line(str(getattr(err, "orig", None) or err), uri)
+            raise ModelError(f"cannot {action} MLflow at {shown}: {reason}", fix) from None
+        finally:
+            engine.dispose()
+    elif uri.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+                pass
+        except urllib.error.HTTPError:
+            pass  # it answered: an error status (a proxy, a login) is MLflow's to report
+        except (urllib.error.URLError, OSError) as err:
+            cause = err.reason if isinstance(err, urllib.error.URLError) else err
+            raise ModelError(
+                f"cannot reach the MLflow tracking server at {shown}: {cause}", fix
+            ) from None
+
+
+#: Database servers MLflow keeps runs in (the scheme of a tracking URI before any ``+driver``).
+_SERVER_DATABASES = frozenset({"postgresql", "mysql", "mssql"})
+
+
+def _check_sqlite_store(path: Path, shown: str, action: str) -> None:
+    """Where a SQLite tracking store must go: a file in a writable folder, and a database
+    if the file is there already."""
+    import sqlite3
+
     fix = "Point --tracking-uri at a database file in a folder, e.g. sqlite:///mlflow.db."
     if path.is_dir():
-        raise ModelError(f"tracking URI {uri}: {path} is a folder", fix)
+        raise ModelError(f"tracking URI {shown}: {path} is a folder", fix)
     blocking = file_in_the_way(path)
     if blocking is not None:
-        raise ModelError(f"tracking URI {uri}: {blocking} is a file, not a folder", fix)
+        raise ModelError(f"tracking URI {shown}: {blocking} is a file, not a folder", fix)
+    if not path.exists():
+        folder = next((p for p in path.absolute().parents if p.exists()), None)
+        if folder is not None and not os.access(folder, os.W_OK):
+            raise ModelError(f"tracking URI {shown}: cannot write in {folder}", fix)
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=rw", uri=True)) as con:
+            con.execute("PRAGMA schema_version").fetchone()
+    except sqlite3.Error as err:
+        raise ModelError(
+            f"cannot {action} MLflow at {shown}: {path} cannot be opened as a database ({err})",
+            "Move the file away, or point --tracking-uri at another file, e.g. "
+            "sqlite:///mlflow.db in another folder.",
+        ) from None
+
+
+def _first_line(text: str, uri: str) -> str:
+    """``text``'s first line with ``uri`` written as :func:`~leadscore.io.shown_url` shows it:
+    a driver's message may quote the URL, password and all."""
+    first = (text.strip().splitlines() or [""])[0][:200]
+    return first.replace(uri, shown_url(uri))
 
 
 _FILE_STORE_OPT_IN = "MLFLOW_ALLOW_FILE_STORE"
@@ -264,13 +333,14 @@ def mlflow_errors(uri: str) -> Iterator[None]:
     except (MlflowException, OSError, sa.exc.SQLAlchemyError) as err:
         if _FILE_STORE_OPT_IN in str(err):
             raise ModelError(
-                f"tracking URI {uri} is a file store, which this MLflow refuses by default",
+                f"tracking URI {shown_url(uri)} is a file store, which this MLflow refuses by "
+                "default",
                 f"Use a database such as sqlite:///mlflow.db (the default), or set "
                 f"{_FILE_STORE_OPT_IN}=true to keep the file store.",
             ) from err
-        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        first = _first_line(str(err), uri) or type(err).__name__
         raise ModelError(
-            f"cannot log to MLflow at {uri}: {first[:200]}",
+            f"cannot log to MLflow at {shown_url(uri)}: {first}",
             "Check --tracking-uri (or mlflow.tracking_uri of the config), or use --no-mlflow.",
         ) from err
 
@@ -353,7 +423,20 @@ def using_tracking_uri(uri: str) -> Iterator[None]:
 
 
 def _ensure_experiment(client: Any, name: str, uri: str) -> str:
-    """The id of experiment ``name``, created if needed with artifacts beside a SQLite file."""
+    """The id of experiment ``name``, created if needed with artifacts beside a SQLite file.
+
+    Under ``mlflow run`` (``MLFLOW_RUN_ID`` set) the project's run already has its
+    experiment, which ``mlflow run --experiment-name`` chose: runs of leadscore go there
+    too, or a tuning's trials and its tuned model land in two experiments and the UI shows
+    no nesting (and an empty ``leadscore`` experiment appears, or is restored)."""
+    from mlflow.exceptions import MlflowException
+
+    project_run = os.environ.get("MLFLOW_RUN_ID")
+    if project_run:
+        try:
+            return str(client.get_run(project_run).info.experiment_id)
+        except MlflowException:
+            pass  # a run id of another store: the experiment by name, as outside a project
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         if existing.lifecycle_stage == "deleted":
@@ -770,6 +853,12 @@ def _logged_holdout(client: Any, run_id: str | None) -> HoldoutRecord | None:
             return None
 
 
+class ModelFetchError(ModelError):
+    """A model's files could not be fetched (an artifact store out of reach, a run whose
+    files are gone, a full disk): nothing is known about the model itself, so the champion
+    check keeps a champion it cannot fetch rather than replace it unseen."""
+
+
 class _Declined(Exception):
     """A champion and a challenger cannot be compared fairly; the message says why."""
 
@@ -1140,7 +1229,8 @@ def _maybe_promote(
     fitted, early-stopped or calibrated on (:func:`_unseen_by_champion`); scored on its own
     training rows it would look better than it is and keep the alias against a better model.
     A champion that cannot be loaded or cannot score these columns cannot be served by this
-    code either, so it is replaced. When no fair comparison is possible (a champion trained
+    code either, so it is replaced; one whose files cannot be fetched (:class:`ModelFetchError`)
+    may be fine where it is, so it stays. When no fair comparison is possible (a champion trained
     with columns this run left out, whose unseen rows are unknown, or too few unseen leads)
     the champion keeps the alias and a warning says so and how to promote by hand.
 
@@ -1175,6 +1265,10 @@ def _maybe_promote(
         return Promotion(True, f"promoted as asked (mlflow.champion: always), over version {old}")
     try:
         champion = _load_registered(client, name, old)
+    except ModelFetchError as err:
+        # out of reach now says nothing of the model: an unmounted share or an expired
+        # token must not hand the alias to a worse model unseen
+        return _decline(name, version, old, f"its files cannot be fetched ({err.problem})")
     except (LeadscoreError, MlflowException, OSError, ValueError) as err:
         return _replace_unusable(client, name, version, old, err)
     try:
@@ -1429,13 +1523,18 @@ def load_model_version(
     if db is not None and not db.is_file():
         # opening it would create an empty store and report "model not found" instead
         raise ModelError(
-            f"no MLflow store at {db} (tracking URI {resolved}) to load {text} from",
+            f"no MLflow store at {db} (tracking URI {shown_url(resolved)}) to load {text} from",
             "Train a model first with `leadscore train`, or point --tracking-uri or "
             "MLFLOW_TRACKING_URI at the store that holds it.",
         )
+    # out of reach, MLflow retries for minutes and ends in a traceback: one try, one line
+    check_tracking_uri(resolved, action="load models from")
     # runs:/ URIs of MLflow 3 logged models resolve only through the fluent tracking URI
     with quiet_mlflow(), using_tracking_uri(resolved):
         client = MlflowClient(tracking_uri=resolved, registry_uri=resolved)
+        if re.fullmatch(r"models:/m-[0-9a-f]+/?", text):
+            # an MLflow 3 logged model (a registered version's source): no name, no version
+            return _download_and_load(text, resolved, text), None, None
         if text.startswith("models:/"):
             name, version = _resolve_registered(client, text, resolved)
             return _load_registered(client, name, version), name, version
@@ -1480,7 +1579,7 @@ def _resolve_registered(client: Any, uri: str, tracking_uri: str) -> tuple[str, 
     from mlflow.exceptions import MlflowException
 
     body = uri[len("models:/") :].strip("/")
-    where = f"in {tracking_uri}"
+    where = f"in {shown_url(tracking_uri)}"
     if "@" in body:
         name, alias = body.split("@", 1)
         try:
@@ -1575,7 +1674,15 @@ def _out_of_room(err: BaseException) -> BaseException | None:
 
 
 def _load_registered(client: Any, name: str, version: str) -> LeadScoringModel:
-    location = client.get_model_version_download_uri(name, version)
+    from mlflow.exceptions import MlflowException
+
+    try:
+        location = client.get_model_version_download_uri(name, version)
+    except MlflowException as err:
+        raise ModelFetchError(
+            f"cannot find the files of models:/{name}/{version} ({_mlflow_reason(err)})",
+            "Check the registry and the artifact store it points to.",
+        ) from None
     return _download_and_load(location, None, f"models:/{name}/{version}")
 
 
@@ -1594,12 +1701,12 @@ def _download_and_load(artifact_uri: str, tracking_uri: str | None, shown: str) 
             full = _out_of_room(err)
             if full is not None:
                 # MLflow lists its failed downloads first: the system's reason ends up cut off
-                raise ModelError(
+                raise ModelFetchError(
                     f"cannot fetch model {shown} into the temporary folder {tmp}: "
                     f"{os_reason(full)}",
                     os_error_fix(full, f"in {tmp}", "set TMPDIR to a folder on another disk"),
                 ) from None
-            raise ModelError(
+            raise ModelFetchError(
                 f"cannot fetch model {shown} ({_mlflow_reason(err)})",
                 "Check the URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model "
                 "or a model folder.",
