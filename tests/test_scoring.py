@@ -630,8 +630,30 @@ def test_a_lead_repeated_across_chunks_is_an_error(scored_world, tmp_path):
     X, ids = next(event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=5000))
     target = tmp_path / "dup.duckdb"
     chunks = [(X.iloc[:200], ids.iloc[:200]), (X.iloc[150:], ids.iloc[150:])]
-    with pytest.raises(DataError, match=r"1?50 lead id\(s\) appear in more than one chunk"):
+    with pytest.raises(DataError, match=r"1?50 lead id\(s\) appear on more than one row"):
         run_scoring(scoring, chunks, target=str(target), as_of=AS_OF, progress=False)
+    assert not target.exists()
+
+
+def test_a_bad_value_names_the_lead_that_holds_it(scored_world, tmp_path):
+    """In an input of many thousand rows, "holds an infinite value in 2 row(s)" alone
+    cannot be found: the error names the first lead, in any chunk, and writes nothing."""
+    import numpy as np
+
+    from leadscore.errors import DataError
+
+    scoring = load_scoring_model(scored_world["model"])
+    X, ids = next(event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=5000))
+    X = X.copy()
+    X.loc[X.index[[230, 260]], "activities_30d"] = np.inf
+    chunks = [(X.iloc[:200], ids.iloc[:200]), (X.iloc[200:], ids.iloc[200:])]
+    target = tmp_path / "bad.duckdb"
+    with pytest.raises(DataError) as err:
+        run_scoring(scoring, chunks, target=str(target), as_of=AS_OF, progress=False)
+    assert str(err.value).startswith(
+        f"column 'activities_30d' holds an infinite value in 2 row(s) (lead {ids.iloc[230]!r} "
+        "and 1 more). Score with finite numbers"
+    )
     assert not target.exists()
 
 
@@ -648,7 +670,7 @@ def test_one_lead_under_two_spellings_of_its_id_is_an_error(scored_world, tmp_pa
     with pytest.raises(DataError, match=r"differ only by spaces around them in the input\. Strip"):
         run_scoring(scoring, [(X, padded)], target=str(target), as_of=AS_OF, progress=False)
     apart = [(X.iloc[:1], padded.iloc[:1]), (X.iloc[1:], padded.iloc[1:])]
-    with pytest.raises(DataError, match=r"1 lead id\(s\) appear in more than one chunk .*spaces"):
+    with pytest.raises(DataError, match=r"1 lead id\(s\) appear on more than one row .*spaces"):
         run_scoring(scoring, apart, target=str(target), as_of=AS_OF, progress=False)
     assert not target.exists()
 

@@ -538,16 +538,23 @@ class FeatureEncoder:
     def _numeric(self, name: str, values: pd.Series) -> np.ndarray:
         numbers, bad = parse_numbers(values)
         if bad.any():
-            raise DataError(
-                f"column {name!r} must be numeric but holds {values[bad].iloc[0]!r}",
-                "Score with numbers (or blanks) in that column, as in the training data.",
+            raise _at_rows(
+                DataError(
+                    f"column {name!r} must be numeric but holds {values[bad].iloc[0]!r}",
+                    "Score with numbers (or blanks) in that column, as in the training data.",
+                ),
+                np.asarray(bad),
             )
         out = numbers.to_numpy()
         infinite = np.isinf(out)
         if infinite.any():
-            raise DataError(
-                f"column {name!r} holds an infinite value in {int(infinite.sum())} row(s)",
-                "Score with finite numbers (or blanks) in that column, as in the training data.",
+            raise _at_rows(
+                DataError(
+                    f"column {name!r} holds an infinite value in {int(infinite.sum())} row(s)",
+                    "Score with finite numbers (or blanks) in that column, as in the training "
+                    "data.",
+                ),
+                infinite,
             )
         return out
 
@@ -605,6 +612,13 @@ class FeatureEncoder:
             names.append(unique)
             taken.add(unique)
         return names
+
+
+def _at_rows(error: DataError, mask: np.ndarray) -> DataError:
+    """``error`` with the positions of the rows it is about (``error.rows``), so that a
+    caller that knows the rows' leads can name the first (:func:`leadscore.scoring`)."""
+    error.rows = np.flatnonzero(mask)
+    return error
 
 
 def unseen_values(encoder: FeatureEncoder, prepared: pd.DataFrame) -> dict[str, pd.Series]:

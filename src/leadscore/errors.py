@@ -14,6 +14,9 @@ class LeadscoreError(Exception):
     """Base class of errors caused by user input; ``str(err)`` is one line."""
 
     exit_code: int = 2
+    #: Positions of the input rows the error is about, where the raiser knows them (a value
+    #: that is no number): a caller that knows their leads names the first.
+    rows: object = None
 
     def __init__(self, problem: str, fix: str | None = None) -> None:
         problem = " ".join(str(problem).split())

@@ -682,14 +682,25 @@ def _id_hashes(lead_ids: pd.Series) -> np.ndarray:
     return pd.util.hash_array(lead_ids.astype(str).str.strip().to_numpy(dtype=object))
 
 
+def _naming_the_lead(err: DataError, lead_ids: pd.Series) -> DataError:
+    """``err`` with the lead of the first row it is about: in an input of 250,000 rows,
+    "holds an infinite value in 1 row(s)" alone cannot be found."""
+    rows = np.asarray(err.rows if err.rows is not None else [], dtype="int64")
+    if not rows.size or rows[0] >= len(lead_ids):
+        return err
+    more = f" and {rows.size - 1:,} more" if rows.size > 1 else ""
+    lead = lead_ids.iloc[int(rows[0])]
+    return DataError(f"{err.problem.rstrip('.')} (lead {str(lead)!r}{more})", err.fix)
+
+
 def _check_unique_across_chunks(hashes: list[np.ndarray]) -> None:
     """One sort of every chunk's id hashes, before the run commits."""
     every = np.sort(np.concatenate(hashes)) if hashes else np.empty(0, dtype=np.uint64)
     repeated = int((every[1:] == every[:-1]).sum())
     if repeated:
         raise DataError(
-            f"{repeated:,} lead id(s) appear in more than one chunk of the input (spaces "
-            "around an id aside)",
+            f"{repeated:,} lead id(s) appear on more than one row of the input "
+            "(spaces around an id aside)",
             "Keep one row per lead, its id written one way.",
         )
 
@@ -818,7 +829,10 @@ def run_scoring(
                 reopened += recorded_closed(writer.target, as_of, lead_ids.astype(str))
             # typed once here (score_frame types it again, a no-op on a typed frame) to count
             # the category values the model never saw: they are scored as missing
-            X = scoring.model.prepare(X)
+            try:
+                X = scoring.model.prepare(X)
+            except DataError as err:
+                raise _naming_the_lead(err, lead_ids) from None
             for name, values in unseen_values(scoring.model.encoder, X).items():
                 unseen[name] = unseen.get(name, 0) + len(values)
                 examples.setdefault(name, values.iloc[0])
