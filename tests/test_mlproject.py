@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -102,11 +103,20 @@ def test_mlflow_run_trains_x_education(shared_data_root, tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(metrics.read_text())
     assert result["model"]["roc_auc"] > result["baselines"]["rule_points"]["roc_auc"]
-    assert (tmp_path / "model" / "booster.txt").exists()
 
     from mlflow import MlflowClient
+
+    from leadscore import tracking
+    from leadscore.datasets import load_dataset
+    from leadscore.model import LeadScoringModel
 
     client = MlflowClient(tracking_uri=store)
     run = client.get_run(result["run_id"])
     assert run.data.metrics["test_roc_auc"] == pytest.approx(result["model"]["roc_auc"])
     assert run.data.tags.get("mlflow.project.entryPoint") == "train"
+    assert client.get_experiment_by_name("leadscore") is None  # the project's experiment only
+    # the folder written and the model logged are one model
+    saved = LeadScoringModel.load(tmp_path / "model")
+    logged = tracking.load_model(f"runs:/{result['run_id']}/model", tracking_uri=store)
+    X = load_dataset("x_education", data_root=shared_data_root).X.head(500)
+    np.testing.assert_array_equal(saved.predict_proba(X), logged.predict_proba(X))
