@@ -8,6 +8,7 @@ only where the server cannot be installed or started.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from leadscore import sinks
 from leadscore.errors import DataError
 from leadscore.io import iter_closed_loop_chunks, load_closed_loop
 from leadscore.sinks.schema import _KEY_TEXT
+from test_sink_errors import check_rebuilt_after_dropping_latest
 from test_sinks import CANONICAL_DTYPES, by_lead, expected_latest, make_scored, run_and_kill
 
 #: An activity-type map, the optional fourth event table.
@@ -603,3 +605,171 @@ def test_a_password_never_reaches_the_output_of_validate_and_score(
         assert "s3cret-pw" not in output, name
         assert ":***@" in output, name
     assert len(sinks.read_history(pg_url)) == 20
+
+
+# ------------------------------------------- targets a run cannot be written to as they are
+
+
+def test_a_password_in_the_url_query_is_masked_in_log_and_error_lines(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """libpq takes the password as ``?password=`` too: SQLAlchemy's hide_password left it in
+    "wrote N scored leads to ...", in the summary and in the error of a server that is down."""
+    import sqlalchemy as sa
+
+    secret = f"{pg_url}?password=s3cret-q"
+    with caplog.at_level(logging.INFO, logger="leadscore"):
+        summary = sinks.write_scored_leads(make_scored(3), secret)
+    shown = f"{pg_url}?password=***"
+    assert f"wrote 3 scored leads to {shown} (" in caplog.text
+    assert summary.target == shown
+    down = sa.engine.make_url(secret).set(port=1).render_as_string(hide_password=False)
+    with pytest.raises(DataError) as err:
+        sinks.write_scored_leads(make_scored(3), down)
+    shown_down = shown.replace(f":{sa.engine.make_url(pg_url).port}/", ":1/")
+    assert str(err.value).startswith(f"cannot use the database {shown_down}: connection failed")
+    assert "s3cret-q" not in caplog.text + str(err.value)
+
+
+def test_a_user_without_grants_is_told_them_before_scoring(pg_url: str, reader: str) -> None:
+    """A user the DBA gave no rights on the tables failed the commit, after the scoring, with
+    ``InsufficientPrivilege: permission denied for table scored_leads_closed``. The check
+    before the scoring names the GRANT statements that are missing (and they are what the
+    run needs); a right taken away while a run scores is one line at the commit."""
+    import psycopg
+    import sqlalchemy as sa
+
+    sinks.write_scored_leads(make_scored(3, "2024-04-01"), pg_url)
+    role = sa.engine.make_url(reader).username
+    target = sinks.parse_target(reader)
+    with pytest.raises(DataError) as checked:
+        sinks.check_target(reader)
+    message = str(checked.value)
+    assert message == (
+        f"the database user {role} may not write the scored leads to {target}: it lacks "
+        "SELECT, INSERT, DELETE ON scored_leads; SELECT, INSERT, UPDATE, DELETE ON "
+        "scored_leads_history; SELECT, INSERT, DELETE ON scored_leads_closed. Have the owner run "
+        f"GRANT SELECT, INSERT, DELETE ON scored_leads TO {role}; GRANT SELECT, INSERT, UPDATE, "
+        f"DELETE ON scored_leads_history TO {role}; GRANT SELECT, INSERT, DELETE ON "
+        f"scored_leads_closed TO {role}, or use a --target of a user that has them."
+    )
+    with pytest.raises(DataError) as written:
+        sinks.write_scored_leads(make_scored(3, "2024-05-01"), reader, closed=["L0000"])
+    assert str(written.value) == message
+    assert len(sinks.read_history(pg_url)) == 3
+    grants = message.split("Have the owner run ", 1)[1].split(", or use a --target", 1)[0]
+    with psycopg.connect(_admin(pg_url), autocommit=True) as con:
+        for grant in grants.split("; "):
+            con.execute(grant)
+    sinks.write_scored_leads(make_scored(3, "2024-05-01"), reader, closed=["L0000"])
+    assert len(sinks.read_history(pg_url)) == 6
+    run = sinks.RunKey("2024-06-01", "leadscore", "1")
+    with pytest.raises(DataError) as late, sinks.open_run(reader, run) as writer:
+        writer.append(make_scored(3, "2024-06-01"))
+        with psycopg.connect(_admin(pg_url), autocommit=True) as con:
+            con.execute(f"REVOKE INSERT ON scored_leads_history FROM {role}")
+    assert str(late.value) == (
+        f"cannot write the scored leads to {target}: permission denied for table "
+        "scored_leads_history. Grant the database user SELECT, INSERT, UPDATE and DELETE on "
+        "scored_leads, scored_leads_history and scored_leads_closed (and CREATE on the schema, "
+        "for a first run), or use a --target of a user that has them."
+    )
+    assert len(sinks.read_history(pg_url)) == 6
+
+
+def test_a_search_path_without_a_schema_is_named_before_scoring(pg_url: str) -> None:
+    """A misspelt schema in ``?options=-csearch_path%3D...`` leaves no schema to create the
+    tables in: the commit, after the scoring, failed with ``InvalidSchemaName: no schema has
+    been selected to create in``. The check before the scoring names the search path and the
+    fix; a schema dropped while a run scores is one line at the commit."""
+    url = f"{pg_url}?options=-csearch_path%3Dnope"
+    expected = (
+        f"{sinks.parse_target(url)}: no schema of the search path (nope) exists and may be used "
+        "by the database user, so there is none to keep the scored-leads tables in. Name an "
+        "existing schema in the URL: ?options=-csearch_path%3Dmyschema (%3D is =), or create "
+        "it (or grant the user USAGE on it)."
+    )
+    for call in (
+        lambda: sinks.check_target(url),
+        lambda: sinks.write_scored_leads(make_scored(3), url),
+    ):
+        with pytest.raises(DataError) as err:
+            call()
+        assert str(err.value) == expected
+    _load(pg_url, sql=("CREATE SCHEMA scores",))
+    scores = f"{pg_url}?options=-csearch_path%3Dscores"
+    run = sinks.RunKey("2024-05-01", "leadscore", "1")
+    with pytest.raises(DataError) as late, sinks.open_run(scores, run) as writer:
+        writer.append(make_scored(3))
+        _load(pg_url, sql=("DROP SCHEMA scores",))
+    assert str(late.value) == (
+        f"cannot write the scored leads to {sinks.parse_target(scores)}: no schema has been "
+        "selected to create in. Name an existing schema in the URL: "
+        "?options=-csearch_path%3Dmyschema (%3D is =), or create it."
+    )
+    left = (
+        "SELECT count(*) FROM pg_tables WHERE tablename IN ('scored_leads', 'scored_leads_history')"
+    )
+    assert _load(pg_url, sql=(left,)) == [0]
+
+
+@pytest.mark.parametrize(
+    ("table", "change", "shown", "database_says"),
+    [
+        (
+            "scored_leads",
+            "score TYPE boolean USING score > 50",
+            "score is BOOLEAN, not integer",
+            'column "score" is of type boolean but expression is of type integer',
+        ),
+        (
+            "scored_leads_history",
+            "lead_id TYPE integer USING 1",
+            "lead_id is INTEGER, not text",
+            'invalid input syntax for type integer: "L0000"',
+        ),
+    ],
+)
+def test_a_column_of_another_type_is_named_before_scoring(
+    pg_url: str, table: str, change: str, shown: str, database_says: str
+) -> None:
+    """A table with the right column names and a column of another type passed the check and
+    failed the commit, after the scoring (``DatatypeMismatch``). It is refused before the
+    scoring naming the table and the column; changed while a run scores, it is one line at
+    the commit pointing at the schema. Nothing is written either way."""
+    sinks.write_scored_leads(make_scored(3, "2024-04-01"), pg_url)
+    target = sinks.parse_target(pg_url)
+    count = "SELECT count(*) FROM scored_leads_history"
+    run = sinks.RunKey("2024-05-01", "leadscore", "1")
+    with pytest.raises(DataError) as late, sinks.open_run(pg_url, run) as writer:
+        writer.append(make_scored(3, "2024-05-01"))
+        _load(pg_url, sql=(f"ALTER TABLE {table} ALTER COLUMN {change}",))
+    assert str(late.value).startswith(f"cannot write the scored leads to {target}: ")
+    assert database_says in str(late.value)
+    assert str(late.value).endswith(
+        "Check its tables against the scored-leads schema (see the README): give a column back "
+        "its type or drop a table that differs, or use another --target."
+    )
+    for call in (
+        lambda: sinks.check_target(pg_url),
+        lambda: sinks.write_scored_leads(make_scored(3, "2024-05-01"), pg_url),
+    ):
+        with pytest.raises(DataError) as err:
+            call()
+        assert str(err.value).startswith(
+            f"{target} has a table {table} with columns of other types ({shown}). "
+        )
+    assert _load(pg_url, sql=(count,)) == [3]
+
+
+def test_a_history_without_its_latest_table_is_read_and_rebuilt(
+    pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A DBA dropped ``scored_leads`` to reset it: reading the previous stages failed with
+    ``UndefinedTable: relation "scored_leads" does not exist``. The history answers and the
+    commit rebuilds the table, as on DuckDB and SQLite (one schema each, twin and dropped)."""
+    _load(pg_url, sql=("CREATE SCHEMA twin", "CREATE SCHEMA dropped"))
+    twin, dropped = (f"{pg_url}?options=-csearch_path%3D{schema}" for schema in ("twin", "dropped"))
+    check_rebuilt_after_dropping_latest(
+        twin, dropped, lambda: _load(dropped, sql=("DROP TABLE scored_leads",)), caplog
+    )

@@ -26,10 +26,12 @@ from leadscore.sinks.schema import (
     _LATEST_KEY,
     _LATEST_KEY_H,
     _LATEST_ORDER,
+    CLOSED_SCHEMA,
     CLOSED_TABLE,
     HISTORY_TABLE,
     LATEST_TABLE,
     SCORED_LEADS_SCHEMA,
+    ColumnKind,
     _duckdb_ddl,
     _select_list,
     _sql_literal,
@@ -39,8 +41,10 @@ from leadscore.sinks.target import (
     SinkTarget,
     TargetKind,
     _check_columns,
-    _check_file_columns,
+    _check_target_files,
+    _check_types,
     _os_error,
+    _visible_files,
 )
 
 logger = logging.getLogger(__name__)
@@ -56,13 +60,6 @@ def count_rows(con: duckdb.DuckDBPyConnection, sql: str, parameters: object = No
     if row is None:
         raise ValueError(f"no row from a statement that returns one: {sql}")
     return int(row[0])
-
-
-def _visible_files(folder: Path, suffix: str) -> list[Path]:
-    """Committed history files (staging and temp files start with a dot)."""
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.glob(f"*{suffix}") if not p.name.startswith("."))
 
 
 def _file_scan(paths: list[Path], kind: TargetKind) -> str:
@@ -85,7 +82,7 @@ def _file_scan(paths: list[Path], kind: TargetKind) -> str:
 
 
 #: Columns of the closed-leads records, with their DuckDB types.
-_CLOSED_COLUMNS: dict[str, str] = {"lead_id": "VARCHAR", "closed_by": "TIMESTAMP"}
+_CLOSED_COLUMNS: dict[str, str] = {c.name: _DUCKDB_TYPES[c.kind] for c in CLOSED_SCHEMA}
 _CLOSED_DDL = (
     f'CREATE TABLE IF NOT EXISTS "{CLOSED_TABLE}" '
     "(lead_id VARCHAR NOT NULL, closed_by TIMESTAMP NOT NULL)"
@@ -148,6 +145,45 @@ def _lock_holder(message: str) -> str:
     return "" if found is None else f" ({Path(found.group(1)).name}, PID {found.group(2)})"
 
 
+def _duckdb_kind(data_type: str) -> ColumnKind | None:
+    """The schema kind a DuckDB column of ``data_type`` (as ``duckdb_columns()`` names it)
+    takes and reads back, or None: what :func:`_check_types` compares."""
+    name = data_type.upper()
+    if name == "VARCHAR" or name.startswith("VARCHAR("):
+        return "text"
+    if name.startswith("TIMESTAMP"):  # TIMESTAMP_NS, _MS, _S, WITH TIME ZONE
+        return "timestamp"
+    if name in ("DOUBLE", "FLOAT"):
+        return "double"
+    if name in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT"):
+        return "integer"
+    return "boolean" if name == "BOOLEAN" else None
+
+
+def _unreadable_files(target: SinkTarget, err: duckdb.Error) -> DataError:
+    """DuckDB failing to read the files of a Parquet or CSV target (a file damaged or replaced
+    since :func:`~leadscore.sinks.run.check_target` looked at it) as one line: the file the
+    checks of :func:`~leadscore.sinks.target._check_target_files` find now where they find
+    one, else DuckDB's reason (which names a Parquet file, not a CSV file)."""
+    try:
+        _check_target_files(target, history=True)
+    except DataError as found:
+        return found
+    reason = error_reason(err)
+    places = (target.history_dir, target.path, target.closed_path)
+    if any(str(place) in reason for place in places):
+        fix = (
+            f"Move that file away (a run file: out of {target.history_dir}), or restore it "
+            "from a backup."
+        )
+    else:
+        fix = (
+            f"Find the damaged file (a run file in {target.history_dir}, {target.path.name} or "
+            f"{target.closed_path.name}) and move it away, or restore it from a backup."
+        )
+    return DataError(f"cannot read the scored-leads files of {target}: {reason}", fix)
+
+
 @contextlib.contextmanager
 def _duckdb_view(
     target: SinkTarget,
@@ -155,7 +191,9 @@ def _duckdb_view(
     """A DuckDB connection and FROM-expressions for the tables of a DuckDB/Parquet/CSV target
     (the two scored-leads tables and the closed-leads records).
 
-    A table's expression is None when the target does not hold it yet.
+    A table's expression is None when the target does not hold it yet. The tables' columns
+    and types are checked first (of a Parquet or CSV target: the latest and closed-leads
+    files; :func:`~leadscore.sinks.run.check_target` checks the history's files too).
     """
     if target.kind == "duckdb":
         if not target.path.exists():
@@ -166,11 +204,14 @@ def _duckdb_view(
             tables = {
                 r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
             }
-            for table in tables & {LATEST_TABLE, HISTORY_TABLE}:
+            for table in tables & {LATEST_TABLE, HISTORY_TABLE, CLOSED_TABLE}:
                 columns = con.execute(
-                    "SELECT column_name FROM duckdb_columns() WHERE table_name = ?", [table]
+                    "SELECT column_name, data_type FROM duckdb_columns() "
+                    "WHERE table_name = ? AND NOT internal",
+                    [table],
                 ).fetchall()
                 _check_columns(target, table, [r[0] for r in columns])
+                _check_types(target, table, {r[0]: (_duckdb_kind(r[1]), r[1]) for r in columns})
             yield (
                 con,
                 {
@@ -179,22 +220,25 @@ def _duckdb_view(
                 },
             )
         return
-    _check_file_columns(target)
+    _check_target_files(target, history=False)
     latest = [target.path] if target.path.exists() else []
     history = _visible_files(target.history_dir, target.suffix)
-    with duckdb.connect() as con:
-        yield (
-            con,
-            {
-                LATEST_TABLE: _file_scan(latest, target.kind) if latest else None,
-                HISTORY_TABLE: _file_scan(history, target.kind) if history else None,
-                CLOSED_TABLE: (
-                    _closed_scan(target.closed_path, target.kind)
-                    if target.closed_path.is_file()
-                    else None
-                ),
-            },
-        )
+    try:
+        with duckdb.connect() as con:
+            yield (
+                con,
+                {
+                    LATEST_TABLE: _file_scan(latest, target.kind) if latest else None,
+                    HISTORY_TABLE: _file_scan(history, target.kind) if history else None,
+                    CLOSED_TABLE: (
+                        _closed_scan(target.closed_path, target.kind)
+                        if target.closed_path.is_file()
+                        else None
+                    ),
+                },
+            )
+    except duckdb.Error as err:  # read-only: every error is one of reading the files
+        raise _unreadable_files(target, err) from err
 
 
 def _id_filter_duckdb(con: duckdb.DuckDBPyConnection, lead_ids: Iterable[str] | None) -> str:
@@ -334,9 +378,14 @@ def _commit_duckdb(
         _configure_duckdb(con, memory_limit, staged.parent)
         con.execute("BEGIN TRANSACTION")
         try:
+            tables = {
+                r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()
+            }
             con.execute(_duckdb_ddl(HISTORY_TABLE))
             con.execute(_duckdb_ddl(LATEST_TABLE))
             con.execute(_CLOSED_DDL)
+            if HISTORY_TABLE in tables and LATEST_TABLE not in tables:
+                _rebuild_latest_duckdb(con, target)
             before = _previous_stages_duckdb(
                 con, LATEST_TABLE, HISTORY_TABLE, f'"{CLOSED_TABLE}"', in_run
             )
@@ -435,6 +484,31 @@ def _commit_duckdb(
     return int(replaced), int(latest), restaged
 
 
+#: Drop every latest row that a closed-lead record is newer than.
+_DROP_CLOSED_DUCKDB = (
+    f'DELETE FROM {LATEST_TABLE} WHERE EXISTS (SELECT 1 FROM "{CLOSED_TABLE}" c '
+    f"WHERE c.lead_id = {LATEST_TABLE}.lead_id AND c.closed_by > {LATEST_TABLE}.as_of)"
+)
+
+
+def _rebuild_latest_duckdb(con: duckdb.DuckDBPyConnection, target: SinkTarget) -> None:
+    """Fill the (new, empty) latest table from the history, inside the commit's transaction.
+
+    A DBA who dropped ``scored_leads`` to reset it left the history: the commit's shortcuts
+    read each lead's latest row from that table, and without it every lead the run did not
+    score was lost from it and the run's previous stages were read as none. The table is
+    derived from the history, so it is rebuilt, closed leads left out, as it was.
+    """
+    logger.info(
+        "%s holds %s but no %s: rebuilding it from the history", target, HISTORY_TABLE, LATEST_TABLE
+    )
+    con.execute(
+        f"INSERT INTO {LATEST_TABLE} SELECT {_select_list()} FROM {HISTORY_TABLE} "
+        f"QUALIFY row_number() OVER (PARTITION BY lead_id ORDER BY {_LATEST_ORDER}) = 1"
+    )
+    con.execute(_DROP_CLOSED_DUCKDB)
+
+
 def _apply_closed_duckdb(con: duckdb.DuckDBPyConnection, closed: Path | None, as_of: Any) -> None:
     """Record the run's closed leads and drop every latest row a record is newer than.
 
@@ -444,10 +518,7 @@ def _apply_closed_duckdb(con: duckdb.DuckDBPyConnection, closed: Path | None, as
     again); a lead already left out keeps its record, so the table grows by newly closed
     leads only.
     """
-    con.execute(
-        f'DELETE FROM {LATEST_TABLE} WHERE EXISTS (SELECT 1 FROM "{CLOSED_TABLE}" c '
-        f"WHERE c.lead_id = {LATEST_TABLE}.lead_id AND c.closed_by > {LATEST_TABLE}.as_of)"
-    )
+    con.execute(_DROP_CLOSED_DUCKDB)
     if closed is None:
         return
     con.execute(

@@ -23,6 +23,7 @@ from leadscore.sinks.duckdb_sink import (
     _configure_duckdb,
     _file_scan,
     _previous_by_as_of_duckdb,
+    _unreadable_files,
     _visible_files,
     count_rows,
 )
@@ -34,7 +35,7 @@ from leadscore.sinks.schema import (
     _select_list,
     _sql_literal,
 )
-from leadscore.sinks.target import RunKey, SinkTarget, TargetKind, _os_error
+from leadscore.sinks.target import RunKey, SinkTarget, TargetKind, _os_error, is_out_of_room
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ def _commit_files_locked(
     fmt = (
         "(FORMAT PARQUET, COMPRESSION ZSTD)" if target.kind == "parquet" else "(FORMAT CSV, HEADER)"
     )
-    with duckdb.connect() as con:
+    with duckdb.connect() as con, _read_errors(target):
         _configure_duckdb(con, memory_limit, work)
         replaced = 0
         if run_file.exists():
@@ -317,6 +318,20 @@ def _commit_files_locked(
         _fsync(hist_dir)
         _fsync(target.path.parent)
     return int(replaced), int(latest), restaged
+
+
+@contextlib.contextmanager
+def _read_errors(target: SinkTarget) -> Iterator[None]:
+    """DuckDB's errors of reading the target's files while a commit builds the new ones, as
+    one line (:func:`~leadscore.sinks.duckdb_sink._unreadable_files`): a history file damaged
+    or replaced after :func:`~leadscore.sinks.run.check_target` looked at it. Errors of
+    writing (a full disk) go on to the caller, which names them as such."""
+    try:
+        yield
+    except duckdb.Error as err:
+        if isinstance(err, duckdb.IOException | duckdb.TransactionException) or is_out_of_room(err):
+            raise
+        raise _unreadable_files(target, err) from err
 
 
 def _replace_all_or_none(moves: Sequence[tuple[Path, Path]], work: Path) -> None:

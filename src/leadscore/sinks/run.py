@@ -29,14 +29,14 @@ from leadscore.errors import DataError
 from leadscore.io import sqlite_file
 from leadscore.sinks.duckdb_sink import _commit_duckdb, _configure_duckdb, _duckdb_view
 from leadscore.sinks.files import _commit_files
-from leadscore.sinks.schema import ARROW_SCHEMA, HISTORY_TABLE, LATEST_TABLE, validate_scored_leads
-from leadscore.sinks.sql import _commit_sql, _sql_connection
+from leadscore.sinks.schema import ARROW_SCHEMA, LATEST_TABLE, validate_scored_leads
+from leadscore.sinks.sql import _check_sql_target, _commit_sql
 from leadscore.sinks.target import (
     RunKey,
     SinkTarget,
     TargetKind,
     WriteSummary,
-    _check_columns,
+    _check_target_files,
     _check_writable_path,
     _os_error,
     is_out_of_room,
@@ -57,7 +57,10 @@ _STAGING_PREFIX = "leadscore-run-"
 def check_target(target: str | os.PathLike[str] | SinkTarget | None) -> SinkTarget:
     """Check that a run can be written to ``target`` before any scoring work: a one-line
     :class:`DataError` for a path that cannot hold the file, a file that is no DuckDB (or
-    Parquet, CSV) file, or existing tables with other columns. Writes nothing."""
+    Parquet, CSV) file, existing tables (the closed-lead records too) with other columns or
+    columns of other types, a file of a Parquet or CSV target's history that is no run file,
+    and, on PostgreSQL, no schema to keep the tables in or rights the user lacks. Each of
+    these failed the commit, after the scoring. Writes nothing."""
     sink = parse_target(target)
     if sink.kind == "sql":
         sqlite = sqlite_file(sink.location)
@@ -67,16 +70,12 @@ def check_target(target: str | os.PathLike[str] | SinkTarget | None) -> SinkTarg
             _check_writable_path(SinkTarget("duckdb", str(sqlite)))
             if not sqlite.exists():
                 return sink
-        import sqlalchemy as sa
-
-        with _sql_connection(sink, write=False) as con:
-            inspector = sa.inspect(con)
-            for table in (LATEST_TABLE, HISTORY_TABLE):
-                if inspector.has_table(table):
-                    _check_columns(sink, table, [c["name"] for c in inspector.get_columns(table)])
+        _check_sql_target(sink)
         return sink
     _check_writable_path(sink)
-    with _duckdb_view(sink):  # opens a DuckDB file, checks the columns of existing tables
+    if sink.kind != "duckdb":
+        _check_target_files(sink, history=True)
+    with _duckdb_view(sink):  # opens a DuckDB file, checks the columns and types of its tables
         pass
     return sink
 

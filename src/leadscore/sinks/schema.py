@@ -114,6 +114,11 @@ SCORED_LEADS_SCHEMA: tuple[Column, ...] = (
 )
 COLUMNS: tuple[str, ...] = tuple(c.name for c in SCORED_LEADS_SCHEMA)
 _BY_NAME: dict[str, Column] = {c.name: c for c in SCORED_LEADS_SCHEMA}
+#: The columns of ``scored_leads_closed`` (see :mod:`leadscore.sinks`), checked like the others.
+CLOSED_SCHEMA: tuple[Column, ...] = (
+    Column("lead_id", "text", "the closed lead's id"),
+    Column("closed_by", "timestamp", "the as-of of the latest run that knew the lead closed"),
+)
 _SCORE_COLUMNS = ("score", "fit_score", "engagement_score")
 
 _PANDAS_DTYPES: dict[str, str] = {

@@ -30,13 +30,16 @@ from leadscore.sinks.schema import (
     RUN_KEY_COLUMNS,
     SCORED_LEADS_SCHEMA,
     Column,
+    ColumnKind,
     _conform_read,
     _empty_frame,
 )
 from leadscore.sinks.target import (
     RunKey,
     SinkTarget,
+    StoredType,
     _check_columns,
+    _check_types,
     _missing_target,
     _os_error,
     make_folders,
@@ -119,21 +122,225 @@ def _sql_engine(target: SinkTarget) -> sa.Engine:
 
 @contextlib.contextmanager
 def _sql_connection(target: SinkTarget, *, write: bool) -> Iterator[sa.Connection]:
+    """A connection to the target (``write``: in a transaction, committed on leaving) whose
+    database errors, whatever the statement, come out as one line (:func:`_database_error`):
+    SQLAlchemy's wrappers, the driver's own errors (the COPY of the staged rows runs on the
+    driver's cursor) and pandas' wrapper around a failed read alike."""
     import sqlalchemy as sa
 
     engine = _sql_engine(target)
+    dbapi = getattr(engine.dialect, "loaded_dbapi", None)
+    driver_error = getattr(dbapi, "Error", None)
+    driver_errors = (driver_error,) if isinstance(driver_error, type) else ()
     try:
         with engine.begin() if write else engine.connect() as con:
             yield con
-    except sa.exc.DatabaseError as err:
-        if type(err) not in (sa.exc.OperationalError, sa.exc.DatabaseError):
-            raise
-        raise DataError(
-            f"cannot use the database {target}: {error_reason(err)}",
-            _no_room_fix(target, err.orig) or "Check the URL, the server and the credentials.",
-        ) from err
+    except (sa.exc.DBAPIError, pd.errors.DatabaseError, *driver_errors) as err:
+        raise _database_error(target, err, write=write) from err
     finally:
         engine.dispose()
+
+
+#: PostgreSQL's SQLSTATEs, by the fix they need: a right the user lacks, no schema to create
+#: the tables in, a column of another type, a table or column not there.
+_PG_RIGHTS = frozenset({"42501"})
+_PG_NO_SCHEMA = frozenset({"3F000"})
+_PG_TYPES = frozenset({"42804", "42883", "42846", "22P02", "22003", "22007", "22008"})
+_PG_MISSING = frozenset({"42P01", "42703"})
+#: SQLite's words (it has no SQLSTATE) for the same.
+_SQLITE_MISSING = ("no such table", "no such column", "has no column named")
+#: The fix of a table that is not what a run writes: only the scored-leads schema fixes it.
+_SCHEMA_FIX = (
+    "Check its tables against the scored-leads schema (see the README): give a column back "
+    "its type or drop a table that differs, or use another --target."
+)
+
+
+def _driver_error(err: BaseException) -> BaseException:
+    """The driver's error under pandas' and SQLAlchemy's wrappers."""
+    if isinstance(err, pd.errors.DatabaseError) and err.__cause__ is not None:
+        err = err.__cause__
+    return getattr(err, "orig", None) or err
+
+
+def _database_error(target: SinkTarget, err: BaseException, *, write: bool) -> DataError:
+    """A database error of the target as one line with the fix its cause needs.
+
+    Only a failed connection was mapped, and a user without grants, a misspelt schema in the
+    search path or a column of another type came out as a traceback after the scoring; a
+    missing column on SQLite was told to check the URL. What could be checked before the
+    scoring is (:func:`_check_sql_target`); this names what slipped through (another writer
+    changing the tables meanwhile, a right the check cannot see, a trigger).
+    """
+    driver = _driver_error(err)
+    state = str(getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None) or "")
+    text = str(driver).lower()
+    reason = error_reason(err)
+    verb = "write the scored leads to" if write else "read the scored leads of"
+    integrity = state.startswith("23") or type(driver).__name__ == "IntegrityError"
+    if write and integrity and _is_unique_violation(driver):
+        return _overlapping_runs(target, err)
+    if integrity:
+        return DataError(
+            f"cannot {verb} {target}: {reason}",
+            "Drop the constraint or trigger added to its tables (keep checks of your own on a "
+            "table of your own), or use another --target.",
+        )
+    no_room = _no_room_fix(target, driver)
+    if no_room is not None:
+        return DataError(f"cannot use the database {target}: {reason}", no_room)
+    if state in _PG_RIGHTS or "readonly database" in text:
+        fix = (
+            "Make the database file and its folder writable for this user, or use another --target."
+            if "readonly database" in text
+            else f"Grant the database user SELECT, INSERT, UPDATE and DELETE on {LATEST_TABLE}, "
+            f"{HISTORY_TABLE} and {CLOSED_TABLE} (and CREATE on the schema, for a first run), "
+            "or use a --target of a user that has them."
+        )
+        return DataError(f"cannot {verb} {target}: {reason}", fix)
+    if state in _PG_NO_SCHEMA:
+        return DataError(
+            f"cannot {verb} {target}: {reason}",
+            "Name an existing schema in the URL: ?options=-csearch_path%3Dmyschema (%3D is =), "
+            "or create it.",
+        )
+    if state in _PG_TYPES or state in _PG_MISSING or "datatype mismatch" in text:
+        return DataError(f"cannot {verb} {target}: {reason}", _SCHEMA_FIX)
+    if any(words in text for words in _SQLITE_MISSING):
+        return DataError(f"cannot {verb} {target}: {reason}", _SCHEMA_FIX)
+    return DataError(
+        f"cannot use the database {target}: {reason}",
+        "Check the URL, the server and the credentials.",
+    )
+
+
+def _stored_types(columns: Iterable[dict[str, Any]], dialect: Any) -> dict[str, StoredType]:
+    """The :data:`StoredType` of reflected columns (``Inspector.get_columns``); a column of no
+    declared type (SQLite's) is left out: SQLite stores there whatever it is given."""
+    import sqlalchemy as sa
+
+    found: dict[str, StoredType] = {}
+    for column in columns:
+        kind = column["type"]
+        if isinstance(kind, sa.types.NullType):
+            continue
+        try:
+            shown = kind.compile(dialect=dialect)
+        except Exception:  # a type the dialect cannot spell: its class names it
+            shown = type(kind).__name__
+        found[str(column["name"])] = (_sql_kind(kind), shown)
+    return found
+
+
+def _sql_kind(kind: Any) -> ColumnKind | None:
+    """The schema kind an SQL column type takes and reads back, or None (a ``numeric`` or an
+    ``integer`` column would round the probabilities it is given)."""
+    import sqlalchemy as sa
+
+    kinds: tuple[tuple[ColumnKind, type[Any]], ...] = (
+        ("boolean", sa.Boolean),
+        ("integer", sa.Integer),
+        ("double", sa.Float),
+        ("timestamp", sa.DateTime),
+        ("text", sa.String),
+    )
+    return next((name for name, base in kinds if isinstance(kind, base)), None)
+
+
+def _check_sql_table(con: sa.Connection, target: SinkTarget, table: str, inspector: Any) -> None:
+    """An existing ``table`` of the target has the schema's columns with types that take
+    what a run writes (:func:`~leadscore.sinks.target._check_types`)."""
+    columns = inspector.get_columns(table)
+    _check_columns(target, table, [c["name"] for c in columns])
+    _check_types(target, table, _stored_types(columns, con.dialect))
+
+
+#: What a commit does to each table, as PostgreSQL privileges.
+_PG_PRIVILEGES: dict[str, tuple[str, ...]] = {
+    LATEST_TABLE: ("SELECT", "INSERT", "DELETE"),
+    HISTORY_TABLE: ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    CLOSED_TABLE: ("SELECT", "INSERT", "DELETE"),
+}
+
+
+def _check_sql_target(target: SinkTarget) -> None:
+    """What the commit of a run into an SQL target needs and can be checked cheaply, checked
+    before the scoring: existing tables with the schema's columns and types (the closed-lead
+    records too) and, on PostgreSQL, a schema to keep the tables in and the user's rights.
+    Each failed the commit, after minutes of scoring, with the database's traceback."""
+    import sqlalchemy as sa
+
+    with _sql_connection(target, write=False) as con:
+        schema = _postgres_schema(con, target)
+        inspector = sa.inspect(con)
+        present = [t for t in (LATEST_TABLE, HISTORY_TABLE, CLOSED_TABLE) if inspector.has_table(t)]
+        for table in present:
+            _check_sql_table(con, target, table, inspector)
+        if schema is not None:
+            _check_postgres_rights(con, target, schema, present)
+
+
+def _postgres_schema(con: sa.Connection, target: SinkTarget) -> str | None:
+    """The schema a PostgreSQL target keeps its tables in (the search path's first that
+    exists and that the user may use), or None for another database.
+
+    A URL whose ``search_path`` names no such schema (a typo) has none: creating the tables
+    failed at the commit with ``no schema has been selected to create in``."""
+    import sqlalchemy as sa
+
+    if con.dialect.name != "postgresql":
+        return None
+    schema = con.execute(sa.text("SELECT current_schema()")).scalar()
+    if schema is None:
+        path = con.execute(sa.text("SHOW search_path")).scalar()
+        raise DataError(
+            f"{target}: no schema of the search path ({path}) exists and may be used by the "
+            "database user, so there is none to keep the scored-leads tables in",
+            "Name an existing schema in the URL: ?options=-csearch_path%3Dmyschema (%3D is =), "
+            "or create it (or grant the user USAGE on it).",
+        )
+    return str(schema)
+
+
+def _check_postgres_rights(
+    con: sa.Connection, target: SinkTarget, schema: str, present: list[str]
+) -> None:
+    """The database user may do what the commit does (:data:`_PG_PRIVILEGES` on the tables
+    there are, CREATE on the schema for those there are not, temporary tables), or one line
+    with the GRANT statements that are missing."""
+    import sqlalchemy as sa
+
+    def holds(sql: str, **params: str) -> bool:
+        return bool(con.execute(sa.text(f"SELECT {sql}"), params).scalar())
+
+    grants = []
+    for table in present:
+        lacking = [
+            privilege
+            for privilege in _PG_PRIVILEGES[table]
+            if not holds(
+                "has_table_privilege(format('%I.%I', CAST(:s AS text), CAST(:t AS text)), :p)",
+                s=schema,
+                t=table,
+                p=privilege,
+            )
+        ]
+        if lacking:
+            grants.append(f"{', '.join(lacking)} ON {table}")
+    creates = len(present) < len(_PG_PRIVILEGES)  # a table to create
+    if creates and not holds("has_schema_privilege(:s, 'CREATE')", s=schema):
+        grants.append(f"CREATE ON SCHEMA {schema}")
+    if not holds("has_database_privilege(current_database(), 'TEMPORARY')"):
+        database = con.execute(sa.text("SELECT current_database()")).scalar()
+        grants.append(f"TEMPORARY ON DATABASE {database}")
+    if grants:
+        user = con.execute(sa.text("SELECT current_user")).scalar()
+        raise DataError(
+            f"the database user {user} may not write the scored leads to {target}: it lacks "
+            f"{'; '.join(grants)}",
+            f"Have the owner run {'; '.join(f'GRANT {g} TO {user}' for g in grants)}, or use a "
+            "--target of a user that has them.",
+        )
 
 
 def _no_room_fix(target: SinkTarget, err: BaseException | None) -> str | None:
@@ -358,6 +565,33 @@ def _restage_later_sql(
     later.drop(con)
 
 
+def _rebuild_latest_sql(
+    con: sa.Connection, target: SinkTarget, history: sa.Table, latest: sa.Table, closed: sa.Table
+) -> None:
+    """Fill the (new, empty) latest table from the history, inside the commit's transaction,
+    as DuckDB's :func:`~leadscore.sinks.duckdb_sink._rebuild_latest_duckdb` does: a DBA who
+    dropped ``scored_leads`` to reset it left the history, and the commit's statements read
+    each lead's latest row from that table."""
+    import sqlalchemy as sa
+
+    logger.info(
+        "%s holds %s but no %s: rebuilding it from the history", target, HISTORY_TABLE, LATEST_TABLE
+    )
+    con.execute(latest.insert().from_select(list(COLUMNS), _latest_select(history, sa.true())))
+    con.execute(latest.delete().where(_closed_since(latest, closed)))
+
+
+def _closed_since(latest: sa.Table, closed: sa.Table) -> Any:
+    """The condition "a closed-lead record is newer than this latest row"."""
+    import sqlalchemy as sa
+
+    return (
+        sa.select(closed.c.lead_id)
+        .where(closed.c.lead_id == latest.c.lead_id, closed.c.closed_by > latest.c.as_of)
+        .exists()
+    )
+
+
 def _apply_closed_sql(
     con: sa.Connection, latest: sa.Table, closed: sa.Table, staged_closed: Path | None, as_of: Any
 ) -> None:
@@ -365,12 +599,7 @@ def _apply_closed_sql(
     is newer than, then record the run's closed leads and drop their older rows."""
     import sqlalchemy as sa
 
-    newer = (
-        sa.select(closed.c.lead_id)
-        .where(closed.c.lead_id == latest.c.lead_id, closed.c.closed_by > latest.c.as_of)
-        .exists()
-    )
-    con.execute(latest.delete().where(newer))
+    con.execute(latest.delete().where(_closed_since(latest, closed)))
     if staged_closed is None:
         return
     given = _temporary_ids("_leadscore_given")
@@ -460,16 +689,10 @@ def _commit_sql_tables(
     while one commits waits for it, then sees its tables and rows. Elsewhere, and against a
     writer that takes no such lock, the loser of an overlap fails on a unique key (both
     creating the tables of a new schema, or inserting the same lead's latest row): that is
-    one line (:func:`_overlapping_runs`), and its transaction is rolled back.
+    one line (:func:`_overlapping_runs`, from :func:`_database_error`), and its transaction
+    is rolled back.
     """
-    import sqlalchemy as sa
-
-    try:
-        return _commit_sql_transaction(target, staged, run, closed)
-    except sa.exc.IntegrityError as err:
-        if not _is_unique_violation(err.orig):
-            raise  # a constraint of someone else's on the tables: not an overlap
-        raise _overlapping_runs(target, err) from err
+    return _commit_sql_transaction(target, staged, run, closed)
 
 
 def _is_unique_violation(err: BaseException | None) -> bool:
@@ -524,7 +747,11 @@ def _commit_sql_transaction(
     records = _closed_table(history.metadata)
     with _sql_connection(target, write=True) as con:
         _wait_for_other_runs(con, target)
+        inspector = sa.inspect(con)
+        rebuild = inspector.has_table(history.name) and not inspector.has_table(latest.name)
         history.metadata.create_all(con)
+        if rebuild:
+            _rebuild_latest_sql(con, target, history, latest, records)
         affected.create(con)
         key = sa.and_(*(history.c[k] == v for k, v in run.params().items()))
         con.execute(
@@ -624,7 +851,7 @@ def _read_sql(target: SinkTarget, table_name: str, lead_ids: Iterable[str] | Non
         inspector = sa.inspect(con)
         if not inspector.has_table(table.name):
             raise _missing_target(target)
-        _check_columns(target, table.name, [c["name"] for c in inspector.get_columns(table.name)])
+        _check_sql_table(con, target, table.name, inspector)
         query = sa.select(table)
         if lead_ids is not None:
             ids = _with_ids_sql(con, lead_ids)
@@ -657,16 +884,17 @@ def _previous_stages_sql(
         inspector = sa.inspect(con)
         if not inspector.has_table(history.name):
             return _empty_frame(("lead_id", "stage"))
-        _check_columns(
-            target, history.name, [c["name"] for c in inspector.get_columns(history.name)]
-        )
+        _check_sql_table(con, target, history.name, inspector)
         stamp = as_of.to_pydatetime()
         where = history.c.as_of < stamp
         ids = None if lead_ids is None else _with_ids_sql(con, lead_ids)
         if ids is not None:
             where = sa.and_(where, history.c.lead_id.in_(sa.select(ids.c.lead_id)))
-        if model_name is not None:
-            where = sa.and_(where, history.c.model_name == model_name)
+        # without the latest table (dropped to reset it; the next commit rebuilds it) the
+        # history alone answers, as it does for DuckDB and files
+        if model_name is not None or not inspector.has_table(latest.name):
+            if model_name is not None:
+                where = sa.and_(where, history.c.model_name == model_name)
             newest = _latest_select(history, where).subquery()
             query = sa.select(newest.c.lead_id, newest.c.stage)
         else:

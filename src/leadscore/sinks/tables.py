@@ -282,12 +282,14 @@ def previous_stages(
         return _previous_stages_sql(sink, stamp, lead_ids, model_name)
     with _duckdb_view(sink) as (con, sources):
         history, latest = sources[HISTORY_TABLE], sources[LATEST_TABLE]
-        if history is None or latest is None:
+        if history is None:
             return _empty_frame(("lead_id", "stage"))
         ids = _id_filter_duckdb(con, lead_ids)
         where = f"as_of < $as_of AND {ids}"
         params: dict[str, Any] = {"as_of": stamp.to_pydatetime()}
-        if model_name is None and sink.kind == "duckdb":
+        # without the latest table (dropped to reset it; the next commit rebuilds it) the
+        # history alone answers, as it does for files
+        if model_name is None and sink.kind == "duckdb" and latest is not None:
             sql = _previous_stages_duckdb(con, latest, history, sources[CLOSED_TABLE], ids)
         else:
             if model_name is not None:

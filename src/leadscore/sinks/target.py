@@ -31,9 +31,19 @@ from leadscore.io import (
     duckdb_url_path,
     file_in_the_way,
     is_sql_url,
+    shown_url,
     sqlite_file,
 )
-from leadscore.sinks.schema import COLUMNS, DEFAULT_TARGET, LATEST_TABLE
+from leadscore.sinks.schema import (
+    CLOSED_SCHEMA,
+    CLOSED_TABLE,
+    DEFAULT_TARGET,
+    HISTORY_TABLE,
+    LATEST_TABLE,
+    SCORED_LEADS_SCHEMA,
+    Column,
+    ColumnKind,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -133,11 +143,12 @@ class SinkTarget:
         return ".csv" if self.kind == "csv" else ".parquet"
 
     def __str__(self) -> str:
-        if self.kind != "sql":
-            return self.location
-        import sqlalchemy as sa
+        # shown_url, not SQLAlchemy's hide_password: that masks user:pw@ only, and libpq's
+        # ?password=... went into every log line and error naming the target
+        return self.location if self.kind != "sql" else shown_url(self.location)
 
-        return sa.engine.make_url(self.location).render_as_string(hide_password=True)
+    def __repr__(self) -> str:
+        return f"SinkTarget(kind={self.kind!r}, location={str(self)!r})"
 
 
 @dataclass(frozen=True)
@@ -219,28 +230,84 @@ def parse_target(target: str | os.PathLike[str] | SinkTarget | None = None) -> S
     )
 
 
-def _check_columns(target: SinkTarget, table: str, columns: Iterable[str]) -> None:
-    """A one-line DataError when an existing ``table`` is not a scored-leads table; for a
-    Parquet or CSV target, when its file is not a scored-leads file (a file holds no tables
-    to drop: the fix is another target, or moving the file).
+#: A stored column's type as a backend reads it: the schema kind (:class:`ColumnKind`) its
+#: values are written and read back as (None: none of them), and the type as the database or
+#: the file names it. A column whose type cannot be told (SQLite's, declared without one) is
+#: left out: SQLite stores the values as given.
+StoredType = tuple[ColumnKind | None, str]
+
+
+def _table_schema(table: str) -> tuple[Column, ...]:
+    """The columns of a target's ``table``: the closed-lead records' or the scored leads'."""
+    return CLOSED_SCHEMA if table == CLOSED_TABLE else SCORED_LEADS_SCHEMA
+
+
+def _file_of(target: SinkTarget, table: str, file: Path | None) -> Path:
+    """The file of a Parquet or CSV target that holds ``table`` (a history file is named)."""
+    if file is not None:
+        return file
+    return target.closed_path if table == CLOSED_TABLE else target.path
+
+
+def _file_role(table: str) -> str:
+    """What a target reads a file of ``table`` as, for the error line."""
+    if table == HISTORY_TABLE:
+        return "scored-leads run file"
+    return "closed-leads file" if table == CLOSED_TABLE else "scored-leads file"
+
+
+def _file_fix(target: SinkTarget, table: str) -> str:
+    """The fix of a file of a Parquet or CSV target that is not what the target reads it as:
+    a file holds no table to drop, and what to do with it depends on its place."""
+    if table == HISTORY_TABLE:
+        return (
+            f"Move it out of {target.history_dir} (or restore it from a backup): every "
+            f"{target.suffix} file there is read as a run of {target}."
+        )
+    if table == CLOSED_TABLE:
+        return (
+            "Restore it from a backup, or move it away (the leads it recorded closed then show "
+            "in scored_leads again until a run closes them)."
+        )
+    return "Use another --target, or move that file away if it is an old scored-leads file."
+
+
+def _check_columns(
+    target: SinkTarget, table: str, columns: Iterable[str], *, file: Path | None = None
+) -> None:
+    """A one-line DataError when an existing ``table`` has other columns than the schema's
+    (:func:`_table_schema`); for a Parquet or CSV target, when its file of that table
+    (``file``: a run file of its history) has (a file holds no tables to drop: the fix is
+    another target, or moving the file).
 
     The columns that differ come first (:func:`_column_differences`): a CRM team's
     ``synced_at`` added to ``scored_leads`` was lost in a list of the table's 16 columns cut
     off as "... (8 more)". A table that is no scored-leads table at all (few columns in
     common) also says which columns it has; one that only gained columns is told to drop them.
+    DuckDB reads a CSV file's columns by position, so there the order must be the schema's.
     """
     names = [str(c) for c in columns]
-    if set(names) == set(COLUMNS):
+    expected = [c.name for c in _table_schema(table)]
+    files = target.kind in ("parquet", "csv")
+    kind = "Parquet" if target.kind == "parquet" else "CSV"
+    if set(names) == set(expected):
+        if target.kind == "csv" and names != expected:
+            at = next(i for i, (a, b) in enumerate(zip(names, expected, strict=True)) if a != b)
+            raise DataError(
+                f"{_file_of(target, table, file)} has the columns of a {_file_role(table)} in "
+                f"another order (column {at + 1} is {names[at]}, not {expected[at]}), and "
+                "CSV columns are read by position",
+                _file_fix(target, table),
+            )
         return
-    differences = _column_differences(names)
-    if target.kind in ("parquet", "csv"):
-        kind = "Parquet" if target.kind == "parquet" else "CSV"
+    differences = _column_differences(names, expected)
+    if files:
         raise DataError(
-            f"{target} is a {kind} file with other columns ({differences}), not a "
-            "scored-leads file",
-            "Use another --target, or move that file away if it is an old scored-leads file.",
+            f"{_file_of(target, table, file)} is a {kind} file with other columns "
+            f"({differences}), not a {_file_role(table)}",
+            _file_fix(target, table),
         )
-    only_added = set(COLUMNS) <= set(names)
+    only_added = set(expected) <= set(names)
     raise DataError(
         f"{target} has a table {table} with other columns ({differences})",
         "Drop those columns from it (keep your own columns in a table of your own, joined on "
@@ -250,39 +317,121 @@ def _check_columns(target: SinkTarget, table: str, columns: Iterable[str]) -> No
     )
 
 
-def _column_differences(names: list[str]) -> str:
-    """How the columns ``names`` of a table differ from the scored-leads schema, for one line:
-    the unexpected ones, the missing ones, and, where it shares less than half the schema's
-    columns (another table altogether), the columns it has."""
-    unexpected = [n for n in names if n not in COLUMNS]
-    missing = [c for c in COLUMNS if c not in names]
+def _check_types(
+    target: SinkTarget, table: str, found: dict[str, StoredType], *, file: Path | None = None
+) -> None:
+    """A one-line DataError when a column of an existing ``table`` (of a Parquet file) has a
+    type the schema's values are not written or read back as: ``score boolean`` or
+    ``lead_id integer`` took the column check and failed the commit, after the scoring, with
+    the database's traceback. ``found``: the columns' :data:`StoredType`, by name."""
+    wrong = [
+        (col, found[col.name][1])
+        for col in _table_schema(table)
+        if col.name in found and found[col.name][0] != col.kind
+    ]
+    if not wrong:
+        return
+    detail = shortened_list([f"{c.name} is {shown}, not {c.kind}" for c, shown in wrong], 4)
+    if target.kind in ("parquet", "csv"):
+        raise DataError(
+            f"{_file_of(target, table, file)} is a Parquet file with columns of other types "
+            f"({detail}), not a {_file_role(table)}",
+            _file_fix(target, table),
+        )
+    if table == LATEST_TABLE:
+        fix = (
+            f"Drop the table (the next run rebuilds it from {HISTORY_TABLE}), or use another "
+            "--target."
+        )
+    else:
+        them = "that column its type" if len(wrong) == 1 else "those columns their types"
+        fix = (
+            f"Give {them} back (the scored-leads schema in the README: text, timestamp, "
+            "double, integer or boolean), or use another --target."
+        )
+    raise DataError(f"{target} has a table {table} with columns of other types ({detail})", fix)
+
+
+def _column_differences(names: list[str], expected: list[str]) -> str:
+    """How the columns ``names`` of a table differ from ``expected`` (the schema's), for one
+    line: the unexpected ones, the missing ones, and, where it shares less than half the
+    expected columns (another table altogether), the columns it has."""
+    unexpected = [n for n in names if n not in expected]
+    missing = [c for c in expected if c not in names]
     parts = []
     if unexpected:
         parts.append(f"unexpected {shortened_list(unexpected, limit=5)}")
     if missing:
         parts.append(f"missing {shortened_list(missing, limit=5)}")
-    if 2 * (len(names) - len(unexpected)) < len(COLUMNS):
+    if 2 * (len(names) - len(unexpected)) < len(expected):
         parts.append(f"it has {shortened_list(names, limit=8) or 'no columns'}")
     return "; ".join(parts)
 
 
-def _check_file_columns(target: SinkTarget) -> None:
-    """The latest file of a Parquet or CSV target, when there is one, has the schema's columns."""
-    path = target.path
-    if not path.is_file():
-        return
+def _arrow_kind(kind: pa.DataType) -> ColumnKind | None:
+    """The schema kind a Parquet column's Arrow type is read back as, or None."""
+    if pa.types.is_dictionary(kind):
+        return _arrow_kind(kind.value_type)
+    checks: tuple[tuple[ColumnKind, Any], ...] = (
+        ("text", pa.types.is_string),
+        ("text", pa.types.is_large_string),
+        ("text", getattr(pa.types, "is_string_view", lambda _: False)),
+        ("timestamp", pa.types.is_timestamp),
+        ("double", pa.types.is_floating),
+        ("integer", pa.types.is_integer),
+        ("boolean", pa.types.is_boolean),
+    )
+    return next((name for name, check in checks if check(kind)), None)
+
+
+def _check_file(target: SinkTarget, path: Path, table: str) -> None:
+    """A file of a Parquet or CSV target (its latest file, a run file of its history, its
+    closed-leads file) has ``table``'s columns and, in Parquet, their types. Read from the
+    footer or the first line only, so a whole history is checked in moments: a stray file
+    there failed the commit after the scoring, in DuckDB's words."""
     try:
         if target.kind == "parquet":
-            names = pq.read_schema(path).names
+            schema = pq.read_schema(path)
+            names = schema.names
+            found = {
+                f.name: (_arrow_kind(f.type), str(f.type))
+                for f in schema
+                if not pa.types.is_null(f.type)  # a column of nulls only: any type reads it
+            }
         else:
             with path.open(newline="", encoding="utf-8") as handle:
                 names = next(csv.reader(handle), [])
+            found = {}
     except (OSError, UnicodeDecodeError, csv.Error, pa.ArrowException) as err:
+        latest = table == LATEST_TABLE
+        what = f"scored-leads {target.kind} file" if latest else _file_role(table)
         raise DataError(
-            f"{path} is not a scored-leads {target.kind} file: {str(err).splitlines()[0]}",
-            "Use another --target or remove the file.",
+            f"{path} is not a {what}: {str(err).splitlines()[0]}",
+            "Use another --target or remove the file." if latest else _file_fix(target, table),
         ) from err
-    _check_columns(target, LATEST_TABLE, names)
+    _check_columns(target, table, names, file=path)
+    _check_types(target, table, found, file=path)
+
+
+def _visible_files(folder: Path, suffix: str) -> list[Path]:
+    """Committed history files (staging and temp files start with a dot)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob(f"*{suffix}") if not p.name.startswith("."))
+
+
+def _check_target_files(target: SinkTarget, *, history: bool) -> None:
+    """The files a Parquet or CSV target holds (its latest file, its closed-leads file and,
+    with ``history``, every run file of its history) are what the target reads them as
+    (:func:`_check_file`). The history is checked before a run scores (:func:`check_target`);
+    a read of it names a bad file in DuckDB's words."""
+    if target.path.is_file():
+        _check_file(target, target.path, LATEST_TABLE)
+    if target.closed_path.is_file():
+        _check_file(target, target.closed_path, CLOSED_TABLE)
+    if history:
+        for path in _visible_files(target.history_dir, target.suffix):
+            _check_file(target, path, HISTORY_TABLE)
 
 
 def _check_writable_path(target: SinkTarget) -> None:
