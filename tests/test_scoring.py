@@ -48,7 +48,11 @@ def scored_world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     dates = default_as_of_dates(events, 60, every_days=30, warmup_days=60)
     examples = build_training_examples(events, dates, 60, name="crm")
     config = parse_config(
-        {"cold_start": {"min_wins": 20, "min_leads": 200}, "quality_gate": {"allow_worse": True}}
+        {
+            "cold_start": {"min_wins": 20, "min_leads": 200},
+            "quality_gate": {"allow_worse": True},
+            "evaluation": {"resamples": 0},  # no test here reads the bootstrap intervals
+        }
     )
     result = train(examples, config)
     model_dir = result.model.save(root / "model")

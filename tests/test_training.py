@@ -246,10 +246,8 @@ def test_sales_capacity_counts_a_single_snapshot_as_one_as_of_step() -> None:
     assert r.metrics["uncertainty"] is None  # the key README lists is there, empty
 
 
-def _synthetic_examples(n_leads: int, seed: int, config: TrainConfig) -> tuple[Any, Any]:
-    """Generated closed-loop data and its training examples, as ``train --data`` builds them
-    with ``config``'s events settings."""
-    from leadscore.features import build_event_examples
+def _synthetic_data(n_leads: int, seed: int) -> tuple[Any, Any]:
+    """Generated closed-loop data, as generated and as validated."""
     from leadscore.schema import validate_closed_loop
     from leadscore.synth import SynthParams, generate_closed_loop
 
@@ -260,6 +258,15 @@ def _synthetic_examples(n_leads: int, seed: int, config: TrainConfig) -> tuple[A
         synthetic.outcomes,
         observed_until=synthetic.observed_until,
     )
+    return synthetic, data
+
+
+def _synthetic_examples(n_leads: int, seed: int, config: TrainConfig) -> tuple[Any, Any]:
+    """Generated closed-loop data and its training examples, as ``train --data`` builds them
+    with ``config``'s events settings."""
+    from leadscore.features import build_event_examples
+
+    synthetic, data = _synthetic_data(n_leads, seed)
     return synthetic, build_event_examples(data, config.events, name="synthetic")
 
 
@@ -292,6 +299,9 @@ def test_sales_capacity_does_not_depend_on_how_often_leads_are_sampled() -> None
     the same cut-off and about the capacity in distinct leads per period on the test fold
     (counting examples, the 10-day sampling's cut-off was 0.39 against 0.25, and one scoring
     run gave 24 SQLs against 57)."""
+    from leadscore.features import build_event_examples
+
+    _, data = _synthetic_data(6_000, 3)  # one history, sampled two ways
     cuts, per_period = [], []
     for every in (30, 10):
         config = parse_config(
@@ -302,7 +312,7 @@ def test_sales_capacity_does_not_depend_on_how_often_leads_are_sampled() -> None
                 "evaluation": {"resamples": 0},
             }
         )
-        _, dataset = _synthetic_examples(6_000, 3, config)
+        dataset = build_event_examples(data, config.events, name="synthetic")
         r = train(dataset, config)
         sql = np.asarray(r.stages) == "sql"
         leads = dataset.lead_id.iloc[r.folds.test].to_numpy()[sql]
@@ -757,7 +767,12 @@ def test_the_booster_fits_on_the_threads_its_data_can_use_and_records_none(monke
         return real_train(params, *args, **kwargs)
 
     monkeypatch.setattr(training_module.lgb, "train", recording_train)
-    quick = parse_config({"evaluation": {"resamples": 0}})
+    quick = parse_config(  # the threads are the point: a few rounds show them
+        {
+            "evaluation": {"resamples": 0},
+            "lightgbm": {"num_boost_round": 60, "early_stopping_rounds": 10},
+        }
+    )
     small = train(dataset, quick)
     assert seen == [1, 1]  # the early-stopped fit and the refit: 2,000 rows of 5 features
     assert "num_threads" not in small.model.metadata["params"]
