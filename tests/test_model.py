@@ -15,6 +15,7 @@ from decimal import Decimal
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow.exceptions import MlflowException
 
 from leadscore.config import parse_config
 from leadscore.datasets import prepare_flat_dataset
@@ -583,6 +584,23 @@ def test_pyfunc_refuses_input_without_any_model_feature(trained, logged_pyfunc) 
 
     with pytest.raises(DataError, match="none of the model's 6 feature columns"):
         score_frame(trained[0].model, leads)
+
+
+def test_a_served_model_answers_a_refused_request_with_leadscore_s_line(logged_pyfunc) -> None:
+    """``mlflow models serve`` turned any other error into "Encountered an unexpected
+    error", leadscore's line left in a stack trace: the refusal is a 400 that says it."""
+    import json
+
+    from mlflow.pyfunc import scoring_server
+
+    request = json.dumps({"dataframe_split": {"columns": ["Source"], "data": [["a"], ["b"]]}})
+    with pytest.raises(MlflowException) as err:
+        scoring_server.invocations(
+            request, "application/json", logged_pyfunc, logged_pyfunc.metadata.get_input_schema()
+        )
+    assert err.value.get_http_status_code() == 400
+    assert "holds none of the model's 6 feature columns" in err.value.message
+    assert "unexpected error" not in err.value.message
 
 
 def test_pyfunc_warns_about_absent_features_and_scores_every_row(

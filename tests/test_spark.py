@@ -505,6 +505,26 @@ def test_mlflow_spark_udf_gives_the_batch_scores(spark, flat_world):
     assert (rows["stage"].astype(str).to_numpy() == batch["stage"].astype(str).to_numpy()).all()
 
 
+def test_a_row_the_mlflow_udf_refuses_is_the_one_line_error(spark, flat_world):
+    """The pyfunc refuses a request as an MLflow error (a 400 when served); on Spark's
+    workers that must still read as leadscore's one line under ``worker_errors``."""
+    from pyspark.sql import functions as F
+
+    from leadscore.spark import pyfunc_udf, worker_errors
+
+    scoring = flat_world["scoring"]
+    features = [f.name for f in scoring.model.features]
+    numeric = next(f.name for f in scoring.model.features if f.kind == "numeric")
+    udf = pyfunc_udf(spark, flat_world["model_uri"], tracking_uri=flat_world["uri"])
+    rows = _read_csv(spark, flat_world["open_leads"]).limit(20).withColumn(numeric, F.lit("lots"))
+    scored = rows.select(udf(F.struct(*features)).alias("s")).select("s.probability")
+    with (
+        pytest.raises(DataError, match=f"column '{numeric}' must be numeric but holds 'lots'"),
+        worker_errors(),
+    ):
+        scored.toPandas()
+
+
 def test_unknown_model_version_is_a_model_error_before_spark_runs(spark, flat_world):
     from leadscore.spark import pyfunc_udf
 

@@ -25,10 +25,12 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel, PythonModelContext
 
 from leadscore.encoding import check_single_columns
-from leadscore.errors import DataError
+from leadscore.errors import DataError, LeadscoreError
 
 # named, not __name__: MLflow runs this file under a generated module name
 logger = logging.getLogger("leadscore.pyfunc")
@@ -132,6 +134,24 @@ def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+class RequestError(MlflowException, DataError):
+    """A request the model refuses, as MLflow's serving reads it and as leadscore's callers
+    catch it: an :class:`~mlflow.exceptions.MlflowException` with
+    ``INVALID_PARAMETER_VALUE``, so that ``mlflow models serve`` answers 400 with
+    leadscore's line (any other error there became "Encountered an unexpected error",
+    the line left in a stack trace), and a :class:`~leadscore.errors.DataError`, so that
+    ``pyfunc.predict`` raises what the batch scorer raises. Named as a class of
+    :mod:`leadscore.errors` in tracebacks: MLflow loads this file under a module name of its
+    own, and :func:`leadscore.spark.worker_errors` finds a Spark worker's error by that name.
+    """
+
+    __module__ = "leadscore.errors"
+
+    def __init__(self, err: LeadscoreError) -> None:
+        super().__init__(str(err), error_code=INVALID_PARAMETER_VALUE)
+        self.problem, self.fix = err.problem, err.fix
+
+
 class LeadScoringPyfunc(PythonModel):
     """pyfunc wrapper: loads the saved model folder and scores DataFrames."""
 
@@ -148,7 +168,10 @@ class LeadScoringPyfunc(PythonModel):
     ) -> pd.DataFrame:
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
-        return score_frame(self.model_, model_input)
+        try:
+            return score_frame(self.model_, model_input)
+        except LeadscoreError as err:
+            raise RequestError(err) from None
 
 
 # MLflow runs this file under a generated module name when it logs or loads the model; an

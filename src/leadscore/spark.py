@@ -187,11 +187,14 @@ def _require(frame: DataFrame, columns: Sequence[str], what: str, fix: str) -> N
 
 
 #: The last line of a leadscore error raised in a Python worker, within Spark's traceback.
-_WORKER_ERROR = re.compile(r"^leadscore\.errors\.(DataError|SpecError|ModelError): (.+)$", re.M)
+_WORKER_ERROR = re.compile(
+    r"^leadscore\.errors\.(DataError|SpecError|ModelError|RequestError): (.+)$", re.M
+)
 _ERROR_CLASSES: dict[str, type[LeadscoreError]] = {
     "DataError": DataError,
     "SpecError": SpecError,
     "ModelError": ModelError,
+    "RequestError": DataError,  # the pyfunc's refusal of a request (pyfunc_udf's workers)
 }
 
 
