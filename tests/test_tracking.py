@@ -1116,6 +1116,8 @@ def test_a_store_out_of_reach_is_one_line_at_once_without_its_password(tmp_path)
         said = str(err.value)
         assert said.startswith(f"cannot {verb} MLflow at postgresql+psycopg://scorer:***@127.0.0.1")
         assert "s3cret" not in said and "\n" not in said
+    with pytest.raises(ModelError, match=r"scorer:\*\*\*@127.0.0.1:x/runs: invalid literal"):
+        tracking.check_tracking_uri("postgresql+psycopg://scorer:s3cret@127.0.0.1:x/runs")
     garbage = tmp_path / "mlflow.db"
     garbage.write_text("not a database\n")
     with pytest.raises(ModelError, match="cannot be opened as a database"):

@@ -160,7 +160,7 @@ def sqlite_file(url: str) -> Path | None:
     return None if database.startswith("file:") else Path(database)
 
 
-def _driver_error(err: BaseException) -> BaseException:
+def driver_error(err: BaseException) -> BaseException:
     """The error that says what went wrong, under the wrappers around it: pandas wraps a failed
     statement as ``Execution failed on sql 'SELECT * \\nFROM activities': ...`` (the SQL
     first, the reason after it), SQLAlchemy keeps the driver's error as ``orig``."""
@@ -186,7 +186,7 @@ def error_reason(err: BaseException) -> str:
     DuckDB quote after the reason (``LINE 1: SELECT ...`` and a caret under the culprit) is
     left out: it is the user's own query, or leadscore's, and points at a column only on a
     screen of fixed-width lines."""
-    text = _SQL_ECHO.split(str(_driver_error(err)), maxsplit=1)[0]
+    text = _SQL_ECHO.split(str(driver_error(err)), maxsplit=1)[0]
     text = " ".join(text.split())
     if not text:
         return type(err).__name__

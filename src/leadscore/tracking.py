@@ -53,7 +53,7 @@ import yaml
 
 from leadscore import plots
 from leadscore.errors import LeadscoreError, ModelError
-from leadscore.io import file_in_the_way, shown_url, sqlite_file
+from leadscore.io import error_reason, file_in_the_way, shown_url, sqlite_file
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -240,12 +240,17 @@ def check_tracking_uri(uri: str, *, action: str = "log to") -> None:
     elif uri.split(":", 1)[0].split("+", 1)[0] in _SERVER_DATABASES:
         import sqlalchemy as sa
 
-        engine = sa.create_engine(uri)
+        try:
+            # a port that is no number (ValueError) or a driver not installed fail here
+            engine = sa.create_engine(uri)
+        except (sa.exc.ArgumentError, ModuleNotFoundError, ValueError) as err:
+            reason = error_reason(err).replace(uri, shown)
+            raise ModelError(f"cannot {action} MLflow at {shown}: {reason}", fix) from None
         try:
             with engine.connect():
                 pass
         except sa.exc.SQLAlchemyError as err:
-            reason = _first_line(str(getattr(err, "orig", None) or err), uri)
+            reason = error_reason(err).replace(uri, shown)
             raise ModelError(f"cannot {action} MLflow at {shown}: {reason}", fix) from None
         finally:
             engine.dispose()

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leadscore.errors import DataError
-from leadscore.io import error_reason, sqlite_file
+from leadscore.io import driver_error, error_reason, sqlite_file
 from leadscore.sinks.schema import (
     _KEY_TEXT,
     CLOSED_TABLE,
@@ -156,13 +156,6 @@ _SCHEMA_FIX = (
 )
 
 
-def _driver_error(err: BaseException) -> BaseException:
-    """The driver's error under pandas' and SQLAlchemy's wrappers."""
-    if isinstance(err, pd.errors.DatabaseError) and err.__cause__ is not None:
-        err = err.__cause__
-    return getattr(err, "orig", None) or err
-
-
 def _database_error(target: SinkTarget, err: BaseException, *, write: bool) -> DataError:
     """A database error of the target as one line with the fix its cause needs.
 
@@ -172,7 +165,7 @@ def _database_error(target: SinkTarget, err: BaseException, *, write: bool) -> D
     scoring is (:func:`_check_sql_target`); this names what slipped through (another writer
     changing the tables meanwhile, a right the check cannot see, a trigger).
     """
-    driver = _driver_error(err)
+    driver = driver_error(err)
     state = str(getattr(driver, "sqlstate", None) or getattr(driver, "pgcode", None) or "")
     text = str(driver).lower()
     reason = error_reason(err)
@@ -645,14 +638,14 @@ def _commit_sql(
     del memory_limit  # the database manages its own memory
     sqlite = sqlite_file(target.location)
     if sqlite is None:
-        return _commit_sql_tables(target, staged, run, closed)
+        return _commit_sql_transaction(target, staged, run, closed)
     existed = sqlite.exists()
     try:
         made = make_folders(sqlite.parent)
     except OSError as err:
         raise _os_error(sqlite, err) from err
     try:
-        return _commit_sql_tables(target, staged, run, closed)
+        return _commit_sql_transaction(target, staged, run, closed)
     except BaseException:
         _remove_new_sqlite(sqlite, existed, made)
         raise
@@ -677,22 +670,6 @@ def _remove_new_sqlite(path: Path, existed: bool, made: list[Path]) -> None:
                 path.unlink()
                 journal.unlink(missing_ok=True)
     remove_empty_folders(made)
-
-
-def _commit_sql_tables(
-    target: SinkTarget, staged: Path, run: RunKey, closed: Path | None
-) -> tuple[int, int, int]:
-    """:func:`_commit_sql`'s transaction.
-
-    Runs into one target take turns: on PostgreSQL the transaction first takes a lock of its
-    own for the target's schema (:func:`_wait_for_other_runs`), so that a second run started
-    while one commits waits for it, then sees its tables and rows. Elsewhere, and against a
-    writer that takes no such lock, the loser of an overlap fails on a unique key (both
-    creating the tables of a new schema, or inserting the same lead's latest row): that is
-    one line (:func:`_overlapping_runs`, from :func:`_database_error`), and its transaction
-    is rolled back.
-    """
-    return _commit_sql_transaction(target, staged, run, closed)
 
 
 def _is_unique_violation(err: BaseException | None) -> bool:
@@ -740,7 +717,16 @@ def _wait_for_other_runs(con: sa.Connection, target: SinkTarget) -> None:
 def _commit_sql_transaction(
     target: SinkTarget, staged: Path, run: RunKey, closed: Path | None
 ) -> tuple[int, int, int]:
-    """The statements of :func:`_commit_sql_tables`, in one transaction."""
+    """:func:`_commit_sql`'s transaction.
+
+    Runs into one target take turns: on PostgreSQL the transaction first takes a lock of its
+    own for the target's schema (:func:`_wait_for_other_runs`), so that a second run started
+    while one commits waits for it, then sees its tables and rows. Elsewhere, and against a
+    writer that takes no such lock, the loser of an overlap fails on a unique key (both
+    creating the tables of a new schema, or inserting the same lead's latest row): that is
+    one line (:func:`_overlapping_runs`, from :func:`_database_error`), and its transaction
+    is rolled back.
+    """
     import sqlalchemy as sa
 
     history, latest, affected = _sql_tables(sa.MetaData(), uuid.uuid4().hex[:8])
