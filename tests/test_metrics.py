@@ -24,6 +24,7 @@ from leadscore.metrics import (
     expected_calibration_error,
     stage_report,
     top_decile,
+    wilson_interval,
 )
 
 
@@ -136,6 +137,32 @@ def test_single_class_gives_nan_ranking_metrics() -> None:
 def test_bad_inputs_raise(y: list, p: list, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         evaluate(y, p)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(min_value=1, max_value=5_000),
+    share=st.floats(min_value=0, max_value=1),
+    confidence=st.sampled_from([0.8, 0.9, 0.95, 0.99]),
+)
+def test_wilson_interval_is_scipy_s_and_holds_the_observed_rate(
+    n: int, share: float, confidence: float
+) -> None:
+    from scipy.stats import binomtest
+
+    k = round(share * n)
+    low, high = wilson_interval(k / n, n, confidence)
+    expected = binomtest(k, n).proportion_ci(confidence, method="wilson")
+    assert low == pytest.approx(expected.low, abs=1e-12)
+    assert high == pytest.approx(expected.high, abs=1e-12)
+    assert 0 <= low <= k / n <= high <= 1
+
+
+def test_wilson_interval_narrows_with_more_leads_and_reads_arrays() -> None:
+    low, high = wilson_interval(np.array([0.3, 0.3, 0.3]), np.array([10, 100, 1_000]))
+    assert np.all(np.diff(high - low) < 0)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        wilson_interval(0.3, 10, confidence=95)
 
 
 def test_stage_report_counts_rates_and_share_of_wins() -> None:

@@ -96,6 +96,26 @@ def test_reliability_shows_raw_and_calibrated_bins(scored, tmp_path):
     _saves_png(fig, tmp_path / "reliability.png")
 
 
+def test_reliability_bars_are_the_wilson_intervals_of_the_calibrated_groups(scored):
+    from scipy.stats import binomtest
+
+    y = scored["y"]
+    fig = plots.reliability_figure(y, scored["p_raw"], scored["p_cal"], n_bins=10)
+    curve = fig.axes[0]
+    (bars,) = [c for c in curve.collections if "Wilson" in str(c.get_label())]
+    segments = bars.get_segments()
+    order = np.argsort(scored["p_cal"], kind="stable")
+    groups = np.array_split(order, 10)
+    assert len(segments) == len(groups)
+    for segment, group in zip(segments, groups, strict=True):
+        (x0, low), (x1, high) = segment
+        ci = binomtest(int(y[group].sum()), len(group)).proportion_ci(0.95, method="wilson")
+        assert x0 == x1 == pytest.approx(scored["p_cal"][group].mean())
+        assert (low, high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+    assert "Wilson" in _texts(fig)
+    assert curve.get_ylim()[1] >= max(s[1][1] for s in segments)
+
+
 def test_equal_count_bins_hold_every_lead_once():
     rng = np.random.default_rng(0)
     p = rng.uniform(size=103)

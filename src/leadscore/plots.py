@@ -34,7 +34,7 @@ from sklearn.metrics import (
 )
 
 from leadscore.explain import feature_labels
-from leadscore.metrics import tie_mean_outcomes
+from leadscore.metrics import tie_mean_outcomes, wilson_interval
 
 if TYPE_CHECKING:
     from leadscore.schema import Feature
@@ -224,16 +224,18 @@ def reliability_figure(
 ) -> Figure:
     """Reliability diagram before and after calibration, with the leads behind each point.
 
-    Top: predicted probability against the observed conversion rate in ``n_bins``
-    equal-count bins; on the diagonal, "30 %" means 30 in 100 such leads converted. A note
-    says how many leads back each point. Bottom: how the predicted probabilities spread,
-    before and after calibration, on an axis that ends near the highest scores
-    (:func:`_probability_axis`, which the axis label then says). Top axes: 3 lines (diagonal,
-    raw, calibrated); bottom: the two histograms. When calibration changed nothing
+    Top: predicted probability against the observed conversion rate in ``n_bins`` equal-count
+    bins; on the diagonal, "30 %" means 30 in 100 such leads converted. A note says how many
+    leads back each point, and a bar through each calibrated point shows the 95% Wilson interval
+    of its group's rate: a point whose bar crosses the diagonal is within chance of a perfectly
+    calibrated one, which ten groups of 185 leads often are. Bottom: how the predicted
+    probabilities spread, before and after calibration, on an axis that ends near the highest
+    scores (:func:`_probability_axis`, which the axis label then says). Top axes: 3 lines
+    (diagonal, raw, calibrated); bottom: the two histograms. When calibration changed nothing
     (``p_raw`` equals ``p_cal``, the identity calibrator), the "before" series would hide
-    exactly under the "after" one, so it is not drawn and has no legend entry: 2 lines and
-    one histogram, labelled as not needing calibration. ``rows`` names what the rows are:
-    event data holds a lead at several as-of dates, so its rows are "examples of 1,510 leads".
+    exactly under the "after" one, so it is not drawn and has no legend entry: 2 lines and one
+    histogram, labelled as not needing calibration. ``rows`` names what the rows are: event data
+    holds a lead at several as-of dates, so its rows are "examples of 1,510 leads".
     """
     y = _check_scores(y, {"raw": p_raw, "calibrated": p_cal})
     p_raw, p_cal = np.asarray(p_raw, float), np.asarray(p_cal, float)
@@ -268,6 +270,17 @@ def reliability_figure(
         if not same
         else "The model (uncalibrated: no method beat it on the calibration fold)",
     )
+    low, high = wilson_interval(cal_y, counts)
+    ax.vlines(
+        cal_x,
+        low,
+        high,
+        color=_colour(0),
+        alpha=0.45,
+        linewidth=3.0,
+        label="95% interval of each group's rate (Wilson)",
+    )
+    drawn.append(high)
     size = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
     ax.text(
         0.98,

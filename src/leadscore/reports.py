@@ -53,6 +53,7 @@ from leadscore.encoding import (
     preferred_spellings,
 )
 from leadscore.errors import DataError, shortened_list
+from leadscore.metrics import wilson_interval
 from leadscore.names import closest_names, name_words
 from leadscore.schema import (
     SPACED_IDS_FIX,
@@ -630,8 +631,6 @@ def conversion_by(
     leads are left out. ``attrs["win_rate"]`` holds the rate of all closed leads, for a line
     to compare against.
     """
-    from scipy.stats import binomtest
-
     if column not in data.leads.columns:
         raise DataError(
             f"the leads table has no column {column!r}{closest_names(column, data.leads.columns)}",
@@ -649,13 +648,10 @@ def conversion_by(
     table["closed"] = table["won"] + table["lost"]
     table["leads"] = table["closed"] + table["open"]
     table = table[table["closed"] >= max(min_closed, 1)]
-    bounds = [
-        binomtest(int(k), int(n)).proportion_ci(confidence, method="wilson")
-        for k, n in zip(table["won"], table["closed"], strict=True)
-    ]
     table["win_rate"] = table["won"] / table["closed"]
-    table["low"] = [b.low for b in bounds]
-    table["high"] = [b.high for b in bounds]
+    table["low"], table["high"] = wilson_interval(
+        table["win_rate"].to_numpy(), table["closed"].to_numpy(), confidence
+    )
     table = table[["leads", "closed", "won", "win_rate", "low", "high", "open"]]
     table = table.sort_values(["closed", "win_rate"], ascending=False, kind="stable")
     closed = outcome.isin(["won", "lost"])
