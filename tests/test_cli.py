@@ -136,6 +136,27 @@ def test_output_piped_into_a_closed_reader_ends_quietly(tmp_path, event_frames):
     assert "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr, piped.stderr
 
 
+def test_ctrl_c_while_a_command_loads_the_library_is_one_line():
+    """`score` fills in its options' defaults from the scorer, which imports LightGBM: a
+    Ctrl-C in those seconds gave a 41-line traceback. The user's Ctrl-C is played by an
+    import hook that raises it when LightGBM starts to load."""
+    code = """
+import sys
+class CtrlC:
+    def find_spec(self, name, path=None, target=None):
+        if name == "lightgbm":
+            raise KeyboardInterrupt
+sys.meta_path.insert(0, CtrlC())
+from leadscore.cli import main
+sys.exit(main(["score", "--data", "crm"]))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr.strip() == "leadscore: interrupted"
+
+
 def test_validate_bad_event_folder(tmp_path, event_frames):
     frames = dict(event_frames)
     frames["activities"] = frames["activities"].assign(lead_id=["a", "a", "b", "ghost"])

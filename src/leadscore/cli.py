@@ -198,7 +198,12 @@ def _is_terminal(stream: object) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        # a command's options may import the library first (complete_later): seconds to stop in
+        args = parse_args(argv)
+    except KeyboardInterrupt:
+        print("leadscore: interrupted", file=sys.stderr)
+        return 130
     try:
         # log lines go through tqdm, above the progress bar rather than glued to its end
         with command_logging(args.verbose, args.quiet), logging_redirect_tqdm():
