@@ -9,12 +9,18 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from leadscore.errors import ModelError, SpecError
-from leadscore.stages import StagePolicy, StageThresholds, calendar_step_days, periods_spanned
+from leadscore.stages import (
+    TIE_OVERSHOOT,
+    StagePolicy,
+    StageThresholds,
+    calendar_step_days,
+    periods_spanned,
+)
 
 RANK = {"lead": 0, "mql": 1, "sql": 2}
 
@@ -212,6 +218,38 @@ def test_sql_below_mql_empties_the_mql_stage_with_a_warning() -> None:
     assert stages.mql_threshold_ == stages.sql_threshold_ == 0.4
     assert "MQL stage is empty" in stages.warnings_[0]
     assert set(stages.transform(p)) == {"lead", "sql"}
+
+
+def test_a_model_that_cannot_rank_its_leads_is_said_to_fill_sql_with_everyone() -> None:
+    """A model of ROC-AUC 0.50 gives every lead one probability: recall 50% for SQL then
+    puts every lead in SQL (9,240 of 9,240 on x_education) and had said nothing."""
+    rng = np.random.default_rng(0)
+    p = np.full(1_000, 0.451)
+    stages = StageThresholds().fit(p, rng.random(1_000) < 0.45)
+    assert set(stages.transform(p)) == {"sql"}
+    tied, same = (
+        [w for w in stages.warnings_ if "share the SQL cut-off" in w],
+        [w for w in stages.warnings_ if "is the same as the MQL cut-off" in w],
+    )
+    assert len(tied) == 1 and "1,000 held-out leads" in tied[0] and "holds 100%" in tied[0]
+    assert "asks for 50%" in tied[0]
+    assert len(same) == 1 and "MQL stage is empty" in same[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=probabilities, seed=st.integers(0, 1000), target=st.floats(0.05, 0.85))
+def test_ties_are_named_exactly_when_they_push_recall_past_its_target(
+    p: np.ndarray, seed: int, target: float
+) -> None:
+    y = _labels(p, seed)
+    assume(y.sum() >= 10)
+    policy = _policy({"policy": "recall", "target": 0.95}, {"policy": "recall", "target": target})
+    stages = StageThresholds(policy).fit(p, y)
+    recall = y[p >= stages.sql_threshold_].sum() / y.sum()
+    named = any("share the SQL cut-off" in w for w in stages.warnings_)
+    assert named == (recall - target > TIE_OVERSHOOT)
+    if named:
+        assert np.count_nonzero(p == stages.sql_threshold_) > 1
 
 
 def test_json_round_trip_gives_identical_thresholds_and_stages() -> None:

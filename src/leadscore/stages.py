@@ -57,6 +57,10 @@ logger = logging.getLogger(__name__)
 PolicyName = Literal["recall", "precision", "capacity", "expected_value", "probability"]
 
 #: The names the issue and marketers use, accepted for the policies above.
+#: How far above its recall target a stage may reach before :meth:`StageThresholds.fit` warns
+#: that ties at its cut-off did it: without ties a cut-off overshoots by one win at most.
+TIE_OVERSHOOT = 0.1
+
 POLICY_ALIASES: dict[str, str] = {
     "mql_recall": "recall",
     "sql_precision": "precision",
@@ -262,9 +266,10 @@ class StageThresholds(BaseEstimator):
                     f"the {stage.upper()} stage stays empty"
                 )
                 cut[stage] = math.inf
-        if cut["mql"] > cut["sql"]:
+        if cut["mql"] >= cut["sql"] and math.isfinite(cut["sql"]):
+            relation = "below" if cut["mql"] > cut["sql"] else "the same as"
             self.warnings_.append(
-                f"the SQL cut-off ({cut['sql']:.3f}) is below the MQL cut-off "
+                f"the SQL cut-off ({cut['sql']:.3f}) is {relation} the MQL cut-off "
                 f"({cut['mql']:.3f}): every lead past MQL is an SQL, the MQL stage is empty"
             )
             cut["mql"] = cut["sql"]
@@ -275,9 +280,36 @@ class StageThresholds(BaseEstimator):
             stage: _achieved(pv, yv, getattr(self, f"{stage}_threshold_"), periods, top)
             for stage in ("mql", "sql")
         }
+        self._warn_of_ties(policy, pv)
         for w in self.warnings_:
             logger.warning("stages: %s", w)
         return self
+
+    def _warn_of_ties(self, policy: StagePolicy, p: np.ndarray) -> None:
+        """Say when ties at a cut-off put far more wins in a stage than its recall asks for.
+
+        A cut-off cannot split leads of one probability: where thousands share it (a model
+        that cannot rank them, or a wide step of isotonic calibration), "SQL holds half of
+        the wins" became "every lead is an SQL" without a word (a model of ROC-AUC 0.50 put
+        9,240 of 9,240 leads in SQL). The stage keeps the cut-off its policy reads, which
+        meets the target; the warning says what it costs.
+        """
+        cuts = {"mql": self.mql_threshold_, "sql": self.sql_threshold_}
+        for stage, cut in cuts.items():
+            rule = getattr(policy, stage)
+            if rule.policy != "recall" or not math.isfinite(cut):
+                continue
+            recall = self.achieved_[stage]["recall"]
+            if recall is None or recall - rule.goal <= TIE_OVERSHOOT:
+                continue
+            tied = int(np.count_nonzero(p == cut))
+            self.warnings_.append(
+                f"{tied:,} held-out leads share the {stage.upper()} cut-off's probability "
+                f"({cut:.1%}), so {stage.upper()} or above holds {recall:.0%} of the held-out wins "
+                f"where {stage}.target asks for {rule.goal:.0%}: the model cannot tell these "
+                "leads apart (check its ROC-AUC against the baselines, or calibrate with fewer "
+                "ties: calibration.method sigmoid)"
+            )
 
     def _cut(
         self,
