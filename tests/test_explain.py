@@ -27,8 +27,9 @@ from leadscore.explain import (
     mean_abs_contribution,
     to_probability_space,
 )
+from leadscore.features import feature_catalogue
 from leadscore.plots import AXIS_LABEL_LINES, AXIS_LABEL_WIDTH, axis_labels, shap_summary_figure
-from leadscore.reasons import reason_text, reasons_json
+from leadscore.reasons import reason_text, reasons_json, unseen_category_text
 from leadscore.schema import Feature
 from leadscore.subscores import SubScorer
 
@@ -287,6 +288,18 @@ def test_a_missing_sentence_replaces_not_given(trained):
     assert [r.text for r in reasons if r.feature == "occupation"] == ["No occupation stated yet"]
 
 
+def test_an_unseen_value_that_means_not_known_reads_as_not_given():
+    """A model trained where every lead gave an e-mail never saw the kind ``missing``: a lead
+    without one read "E-mail address ...: missing (new, not seen in training)"."""
+    (feature,) = [f for f in feature_catalogue() if f.name == "email_domain_kind"]
+    for value in ("missing", "unknown", " Missing "):
+        assert unseen_category_text(feature, value) == reason_text(feature, None)
+    assert unseen_category_text(feature, value).endswith("not given")
+    assert "Lead Import" in unseen_category_text(
+        Feature("origin", "fit", "How the lead was created", "categorical"), "Lead Import"
+    )
+
+
 def test_an_unseen_category_is_quoted_not_called_missing(trained):
     booster, X, _ = trained
     leads = X.iloc[:200].copy()
@@ -299,7 +312,9 @@ def test_an_unseen_category_is_quoted_not_called_missing(trained):
     assert about_source.any()
     assert (
         texts[about_source]
-        .str.contains("Lead source: TikTok (new, not seen in training)", regex=False)
+        .str.contains(
+            "Lead source: TikTok (not seen in training, so scored as not given)", regex=False
+        )
         .all()
     )
     values = {

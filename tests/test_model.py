@@ -441,7 +441,7 @@ def test_unseen_categories_are_scored_as_missing_but_quoted(trained) -> None:
     about_source = text.str.contains("Lead source")
     assert about_source.any()
     quoted = text[about_source].str.contains(
-        "Lead source (channel): tiktok (new, not seen in training)", regex=False
+        "Lead source (channel): tiktok (not seen in training, so scored as not given)", regex=False
     )
     assert quoted.all()
     assert not text.str.contains("Lead source (channel) not given", regex=False).any()
@@ -456,7 +456,10 @@ def test_unseen_categories_are_scored_as_missing_but_quoted(trained) -> None:
     reasons = [r for side in lead_reasons(exp, 0, top_n=6, min_contribution=0.0) for r in side]
     source = [r for r in reasons if r.feature == "source"]
     assert source and source[0].value == "tiktok"
-    assert source[0].text == "Lead source (channel): tiktok (new, not seen in training)"
+    assert (
+        source[0].text
+        == "Lead source (channel): tiktok (not seen in training, so scored as not given)"
+    )
 
 
 def test_scoring_from_python_warns_about_unseen_categories_once_per_feature(

@@ -75,9 +75,9 @@ Then fields whose sentences coincide (both e-mail rates of a lead without e-mail
 reason with their contributions summed. So a lead's top three reasons are three different
 facts, and the reasons' contributions still add up to ``p - base_rate`` with the ones too
 small to show. A category the model never saw is scored as missing but quoted as given:
-"Country: Atlantis (new, not seen in training)". :class:`~leadscore.subscores.SubScorer` turns
-the log-odds contributions of the fit and engagement features into 0-100 percentiles against
-the leads the model was trained on.
+"Country: Atlantis (not seen in training, so scored as not given)".
+:class:`~leadscore.subscores.SubScorer` turns the log-odds contributions of the fit and
+engagement features into 0-100 percentiles against the leads the model was trained on.
 """
 
 from __future__ import annotations

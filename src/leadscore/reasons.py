@@ -421,9 +421,19 @@ def reason_text(feature: Feature, value: float | str | None, *, against: bool = 
 
 
 def unseen_category_text(feature: Feature, value: str) -> str:
-    """The sentence for a category the model never saw, which it scored as missing."""
-    text = f"{feature.label}: {category_text(value) or value} (new, not seen in training)"
-    return text.replace("; ", ", ")
+    """The sentence for a category the model never saw, which it scored as missing.
+
+    The sentence says so: the points beside it are what the model gives a missing value, and
+    "How the lead was created: Lead Import" at +2 points read as Lead Import raising the
+    score, where such leads convert below average. A value that itself means "not known"
+    (``missing`` e-mail kind, ``unknown`` seniority) reads as the missing value it is.
+    """
+    shown = category_text(value)
+    if shown is None:
+        return reason_text(feature, None)
+    return f"{feature.label}: {shown} (not seen in training, so scored as not given)".replace(
+        "; ", ", "
+    )
 
 
 def reasons_json(reasons_for: Sequence[Reason], reasons_against: Sequence[Reason]) -> str:
