@@ -586,6 +586,14 @@ def test_a_complete_run_is_measured_as_the_test_fold_and_a_pending_one_waits():
     later = table.loc[pd.Timestamp("2026-03-01")]
     assert later["won"] == won_pending.sum() and later["resolved"] == 0
     assert np.isnan(later["roc_auc"]) and not later["complete"]
+    # the stages a run gave are known before its outcomes: a pending run read as empty days
+    for run, rows in ((first, done), (later, pending)):
+        given = rows["stage"].value_counts()
+        assert [run[f"{s}_scored"] for s in ("lead", "mql", "sql")] == [
+            given.get(s, 0) for s in ("lead", "mql", "sql")
+        ]
+    assert sum(later[f"{s}_scored"] for s in ("lead", "mql", "sql")) == later["scored"] == 500
+    assert later["sql_count"] == 0 < later["sql_scored"]
 
 
 def test_flat_runs_are_measured_on_the_resolved_leads():

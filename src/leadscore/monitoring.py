@@ -824,7 +824,9 @@ def backtest_runs(
     ``conversion``, ``mean_probability``, ``roc_auc``, ``pr_auc``, ``brier``, ``ece``,
     ``ece_by_chance`` (the ECE a perfectly calibrated model stays below 95% of the time on
     these leads, the rows of one lead sharing one outcome draw), ``lift_top_decile``, and
-    per stage ``{stage}_count``, ``{stage}_conversion`` and ``{stage}_share_of_wins``.
+    per stage ``{stage}_scored`` (the run's leads in the stage, resolved or not: the stage
+    counts over time, which a run still waiting for its outcomes has too), and, of its
+    resolved leads, ``{stage}_count``, ``{stage}_conversion`` and ``{stage}_share_of_wins``.
     """
     keys = [*RUN_KEY, *([by] if by else [])]
     required = {*keys, "lead_id", "probability", "stage", "won", "complete"}
@@ -864,8 +866,10 @@ def backtest_runs(
         leads = resolved["lead_id"].astype(str).to_numpy()
         row["ece_by_chance"] = ece_by_chance(p, groups=leads)["upper"] if measured else math.nan
         report = stage_report(y, resolved["stage"].astype(str).to_numpy()) if len(y) else {}
+        scored = run["stage"].astype(str).value_counts()
         for stage in STAGES:
             part = report.get(stage, {})
+            row[f"{stage}_scored"] = int(scored.get(stage, 0))
             row[f"{stage}_count"] = int(part.get("count", 0))
             row[f"{stage}_conversion"] = part.get("conversion_rate", math.nan)
             row[f"{stage}_share_of_wins"] = part.get("share_of_wins", math.nan)
