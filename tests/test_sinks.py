@@ -1228,3 +1228,44 @@ def test_a_failed_sqlite_commit_removes_the_folders_it_made(tmp_path: Path) -> N
         sinks.write_scored_leads(make_scored(3), url)
     assert "\n" not in str(err.value)
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]
+
+
+def check_runs_and_previous_models(target: str) -> None:
+    """The runs a target holds, the model that gave each previous stage, and the leads other
+    model names scored: what a scorer reads to say what its run does to the runs there."""
+    sinks.write_scored_leads(make_scored(8, "2024-05-01", version="1", seed=1), target)
+    sinks.write_scored_leads(make_scored(8, "2024-05-02", version="2", seed=2), target)
+    sinks.write_scored_leads(make_scored(4, "2024-05-02", model="other", seed=3), target)
+    runs = sinks.target_runs(target)
+    assert [(str(a.date()), n, v, c) for a, n, v, c in runs.itertuples(index=False)] == [
+        ("2024-05-01", "leadscore", "1", 8),
+        ("2024-05-02", "leadscore", "2", 8),
+        ("2024-05-02", "other", "1", 4),
+    ]
+    # v2's rows: every previous stage is v1's, as the history holds it
+    run = sinks.RunKey(pd.Timestamp("2024-05-02"), "leadscore", "2")
+    pairs = sinks.run_moves_by_model(target, run)
+    history = sinks.read_history(target)
+    rows = history[(history["as_of"] == run.as_of) & (history["model_version"] == "2")]
+    assert sum(pairs.values()) == len(rows) == 8
+    assert {(name, version) for _, _, name, version in pairs} == {("leadscore", "1")}
+    moved = sum(n for (before, stage, _, _), n in pairs.items() if before != stage)
+    assert moved == int(rows["stage_changed"].sum())
+    first = sinks.RunKey(pd.Timestamp("2024-05-01"), "leadscore", "1")
+    assert set(sinks.run_moves_by_model(target, first)) <= {
+        (None, s, None, None) for s in sinks.STAGES
+    }
+    ids = ["L0000", "L0003", "L0007", "nobody"]
+    assert sinks.leads_of_other_models(target, "leadscore", ids) == {"other": 2}
+    assert sinks.leads_of_other_models(target, "new", ids) == {"leadscore": 3, "other": 2}
+
+
+def test_runs_and_the_models_that_gave_previous_stages(target: str) -> None:
+    check_runs_and_previous_models(target)
+
+
+def test_a_target_without_runs_has_none(tmp_path: Path) -> None:
+    for kind in FILE_KINDS:
+        target = target_for(kind, tmp_path / kind)
+        assert sinks.target_runs(target).empty
+        assert sinks.leads_of_other_models(target, "leadscore", ["L1"]) == {}

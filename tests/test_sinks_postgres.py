@@ -773,3 +773,9 @@ def test_a_history_without_its_latest_table_is_read_and_rebuilt(
     check_rebuilt_after_dropping_latest(
         twin, dropped, lambda: _load(dropped, sql=("DROP TABLE scored_leads",)), caplog
     )
+
+
+def test_postgres_runs_and_the_models_that_gave_previous_stages(pg_url: str) -> None:
+    from test_sinks import check_runs_and_previous_models
+
+    check_runs_and_previous_models(pg_url)

@@ -64,12 +64,16 @@ from leadscore.sinks import (
     SinkTarget,
     WriteSummary,
     attach_previous_stages,
+    data_set_of,
+    leads_of_other_models,
     open_run,
     parse_target,
     previous_stages,
     recorded_closed,
+    run_moves_by_model,
     run_transitions,
     shown_model,
+    target_runs,
 )
 from leadscore.specs import DatasetSpec
 from leadscore.stages import StageThresholds
@@ -95,12 +99,23 @@ class ScoringModel:
 @dataclass(frozen=True)
 class ScoringSummary:
     """What a scoring run wrote: the sink's summary, leads per stage, how many moved, and
-    the leads per (previous stage, stage) pair (``None``: scored for the first time)."""
+    the leads per (previous stage, stage) pair (``None``: scored for the first time).
+
+    ``moves_by_model`` splits those pairs by the model whose row gave the previous stage
+    (:func:`~leadscore.sinks.run_moves_by_model`; empty when no other model scored the
+    target before this as-of), so that the moves a model switch makes by itself are told
+    apart. ``backfill_before`` is the as-of of the target's latest run of this model name
+    when this run's as-of is earlier (a back-fill), else ``None``: its SQLs are no news.
+    """
 
     write: WriteSummary
     stage_counts: dict[str, int]
     moved: int
     transitions: dict[tuple[str | None, str], int] = field(default_factory=dict)
+    moves_by_model: dict[tuple[str | None, str, str | None, str | None], int] = field(
+        default_factory=dict
+    )
+    backfill_before: pd.Timestamp | None = None
 
     @property
     def rows(self) -> int:
@@ -119,6 +134,49 @@ class ScoringSummary:
         """The leads that were SQL at their previous scoring and no longer are."""
         pairs = self.transitions.items()
         return sum(n for (before, stage), n in pairs if before == "sql" and stage != "sql")
+
+    def _by_other_models(self, moved: Callable[[str, str], bool]) -> dict[str, int]:
+        """Leads whose (previous stage, stage) satisfies ``moved``, per other model (shown as
+        people read it) that gave the previous stage."""
+        run = self.write.run
+        counts: dict[str, int] = {}
+        for (before, stage, name, version), n in self.moves_by_model.items():
+            if before is None or name is None or version is None or not moved(before, stage):
+                continue
+            if (name, version) == (run.model_name, run.model_version):
+                continue
+            shown = shown_model(name, version)
+            counts[shown] = counts.get(shown, 0) + n
+        return counts
+
+    def moved_by_other_models(self) -> dict[str, int]:
+        """The moves whose previous stage another model (version or name) gave, per that
+        model: a new model disagrees with the old one on leads that did nothing, and those
+        moves are the switch's, not the leads'."""
+        return self._by_other_models(lambda before, stage: before != stage)
+
+    def new_sqls_by_other_models(self) -> dict[str, int]:
+        """The new SQLs (:meth:`new_sqls`) whose previous stage another model gave, per that
+        model."""
+        return self._by_other_models(lambda before, stage: stage == "sql" and before != "sql")
+
+    def moved_line(self) -> str:
+        """How many leads moved, and how many of those against another model's stages:
+        ``161 moved since their previous scoring, 150 of them against stages given by
+        leadscore-crm v1: a new model moves leads by itself; compare like with like via
+        scored_leads_history``."""
+        line = f"{self.moved:,} moved since their previous scoring"
+        others = self.moved_by_other_models()
+        if not others:
+            return line
+        names = ", ".join(
+            f"{name} ({n:,})" if len(others) > 1 else name for name, n in others.items()
+        )
+        return (
+            f"{line}, {sum(others.values()):,} of them against stages given by {names}: a new "
+            "model moves leads by itself; compare like with like via scored_leads_history "
+            "(model_name, model_version)"
+        )
 
 
 def _activity_features() -> frozenset[str]:
@@ -773,6 +831,99 @@ def refuse_reopened(
         raise error
 
 
+def _shown_runs(runs: pd.DataFrame) -> str:
+    """The models of ``runs`` (rows of :func:`~leadscore.sinks.target_runs`) as people read
+    them, each once, in as-of order."""
+    shown = [
+        shown_model(n, v) for n, v in zip(runs["model_name"], runs["model_version"], strict=True)
+    ]
+    return ", ".join(dict.fromkeys(shown))
+
+
+def _warn_run_context(runs: pd.DataFrame, run: RunKey, target: SinkTarget) -> pd.Timestamp | None:
+    """Warn about what this run does to the runs ``target`` holds (``runs``, from
+    :func:`~leadscore.sinks.target_runs`), before it scores; return the as-of of the latest
+    later run of this model name when this run is a back-fill, else ``None``.
+
+    Two cases change what earlier output meant, and both were silent: an as-of another
+    version of this model already scored (the run key differs, so nothing is replaced, and
+    ``scored_leads`` and the next day's previous stages flip to this run's rows), and a
+    back-fill of an as-of before the latest run (the later runs' previous stages are
+    recomputed from it; by another version, they then count their moves against another
+    model's stages). Both are allowed: the history keeps every run, and a back-fill is how a
+    missed day is made good.
+    """
+    mine = shown_model(run.model_name, run.model_version)
+    same_name = runs[runs["model_name"] == run.model_name]
+    twins = same_name[
+        (same_name["as_of"] == run.as_of) & (same_name["model_version"] != run.model_version)
+    ]
+    for twin in twins.itertuples():
+        logger.warning(
+            "as-of %s was already scored into %s by %s (%s leads): scored_leads and later "
+            "runs' previous stages now take %s's rows for it (the newer scoring of that "
+            "as-of), and both stay in scored_leads_history; score an as-of with one model "
+            "(re-run it with %s to give it back)",
+            f"{run.as_of:%Y-%m-%d %H:%M}", target, shown_model(twin.model_name, twin.model_version),
+            f"{twin.leads:,}", mine, shown_model(twin.model_name, twin.model_version),
+        )  # fmt: skip
+    later = same_name[same_name["as_of"] > run.as_of]
+    if later.empty:
+        return None
+    latest = pd.Timestamp(later["as_of"].max())
+    others = later[later["model_version"] != run.model_version]
+    recomputed = "the previous stages of those leads' later rows are recomputed from this run"
+    if not others.empty:
+        recomputed += (
+            f", so the later runs of {_shown_runs(others)} now count their moves against "
+            f"{mine}'s stages (previous_stage is a lead's newest earlier row, by any model)"
+        )
+    logger.warning(
+        "as-of %s is earlier than the latest run of %s in %s (as of %s): a back-fill; %s",
+        f"{run.as_of:%Y-%m-%d %H:%M}", run.model_name, target, f"{latest:%Y-%m-%d %H:%M}",
+        recomputed,
+    )  # fmt: skip
+    return latest
+
+
+def check_shared_leads(
+    target: str | os.PathLike[str] | SinkTarget | None,
+    model_name: str,
+    lead_ids: pd.Series,
+    runs: pd.DataFrame | None = None,
+) -> None:
+    """Refuse a model name new to ``target`` whose leads (``lead_ids``) other model names
+    scored there: another data set whose ids overlap.
+
+    ``scored_leads`` and the closed records key a lead by ``lead_id`` alone, so the second
+    data set's rows would replace the first's, and the first's closed records read as this
+    input's outcomes gone missing (the refusal of reopened leads said so, wrongly). Data sets
+    with ids of their own share a target; overlapping ones each take their own. A model folder
+    ``crm`` and the registered ``leadscore-crm`` are one data set
+    (:func:`~leadscore.sinks.data_set_of`). ``runs``: :func:`~leadscore.sinks.target_runs` of
+    the target, where the caller has it.
+    """
+    if runs is None:
+        runs = target_runs(target)
+    mine = data_set_of(model_name)
+    names = {data_set_of(str(name)) for name in runs["model_name"]}
+    if not names or mine in names:
+        return
+    found = leads_of_other_models(target, model_name, lead_ids.astype(str))
+    others = {name: n for name, n in found.items() if data_set_of(name) != mine}
+    if not others:
+        return
+    name, n = max(others.items(), key=lambda item: item[1])
+    raise DataError(
+        f"{n:,} of the {len(lead_ids):,} leads to score share their ids with leads {name} "
+        f"scored into {parse_target(target)}, and {model_name} has never scored there: another "
+        "data set? scored_leads and the closed records keep one row per lead_id, so one data "
+        "set's leads would replace the other's",
+        "Score each data set into its own --target; for a model of the same data set under a "
+        "new name, give --same-leads.",
+    )
+
+
 def run_scoring(
     scoring: ScoringModel,
     chunks: Iterable[tuple[pd.DataFrame, pd.Series]],
@@ -783,6 +934,7 @@ def run_scoring(
     top_n: int = 3,
     progress: bool = True,
     closed: Sequence[pd.Series] | None = None,
+    same_leads: bool = False,
 ) -> ScoringSummary:
     """Score every chunk and commit the run to ``target`` atomically.
 
@@ -801,6 +953,13 @@ def run_scoring(
     test fold (:class:`~leadscore.monitoring.SizeCheck`: a column exported in other units),
     and one per input that came empty for nearly every lead while given on the test fold
     (:class:`~leadscore.monitoring.EmptyCheck`).
+
+    Before scoring, a warning says what the run does to the target's runs: an as-of another
+    version of the model already scored, a back-fill before later runs
+    (:func:`_warn_run_context`); a model name new to the target whose leads other names
+    scored there is refused (:func:`check_shared_leads`) unless ``same_leads``. After the
+    commit, the moves whose previous stage another model gave are counted
+    (:attr:`ScoringSummary.moves_by_model`) and warned about.
     """
     as_of = parse_timestamp(as_of, "as_of")
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
@@ -823,8 +982,12 @@ def run_scoring(
     reopened: list[str] = []  # leads the target had recorded closed, scored open here
     # the bar closes before an error is printed, so the error starts its own line
     with bar, open_run(target, run) as writer:
+        runs = target_runs(writer.target)
+        backfill_before = _warn_run_context(runs, run, writer.target)
         for X, lead_ids in chunks:
             hashes.append(_id_hashes(lead_ids))
+            if not same_leads:
+                check_shared_leads(writer.target, run.model_name, lead_ids, runs)
             if closed is not None:
                 reopened += recorded_closed(writer.target, as_of, lead_ids.astype(str))
             # typed once here (score_frame types it again, a no-op on a typed frame) to count
@@ -880,9 +1043,18 @@ def run_scoring(
     if summary.restaged_rows:  # another run committed meanwhile: count what was committed
         transitions = run_transitions(summary.target, run)
         moved = sum(n for (before, stage), n in transitions.items() if before not in (None, stage))
-    return ScoringSummary(
+    other_models = (runs["as_of"] < run.as_of) & (
+        (runs["model_name"] != run.model_name) | (runs["model_version"] != run.model_version)
+    )
+    result = ScoringSummary(
         write=summary,
         stage_counts={s: int(stage_counts.get(s, 0)) for s in STAGES},
         moved=moved,
         transitions=transitions,
+        # only another model's earlier run can have given a previous stage: else no query
+        moves_by_model=run_moves_by_model(summary.target, run) if other_models.any() else {},
+        backfill_before=backfill_before,
     )
+    if result.moved_by_other_models():
+        logger.warning("%s", result.moved_line())
+    return result

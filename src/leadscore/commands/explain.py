@@ -199,7 +199,7 @@ class CardScale:
         its cut-offs and typical lead are not what this lead's points were measured from."""
         import numpy as np
 
-        from leadscore.sinks import shown_model
+        from leadscore.sinks import data_set_of, shown_model
 
         given = shown_model(self.name, self.version)
         row_name, row_version = str(latest["model_name"]), str(latest["model_version"])
@@ -207,7 +207,7 @@ class CardScale:
         if self.name == row_name:
             other = self.version != row_version
         else:
-            other = _data_set_of(self.name) != _data_set_of(row_name)
+            other = data_set_of(self.name) != data_set_of(row_name)
         stage = self.stages.transform(np.array([float(latest["probability"])]))[0]
         if other or stage != str(latest["stage"]):
             return (
@@ -227,12 +227,6 @@ class CardScale:
             "points of its reasons (with the smaller ones not shown) take this one to "
             f"{latest['probability']:.1%}"
         )
-
-
-def _data_set_of(model_name: str) -> str:
-    """The data set a recorded model name stands for: a registered ``leadscore-NAME`` (the
-    default registered name) or a folder's ``NAME``."""
-    return model_name.removeprefix("leadscore-")
 
 
 def card_scale(uri: str, tracking_uri: str | None = None) -> CardScale:

@@ -148,6 +148,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="MLflow tracking URI for models:/ and runs:/ (default: "
         "$MLFLOW_TRACKING_URI or sqlite:///mlflow.db)",
     )
+    parser.add_argument(
+        "--same-leads",
+        action="store_true",
+        help="this model, new to --target, scores the same leads as the model names already "
+        "there (a model renamed), not another data set whose ids overlap theirs",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -330,7 +336,6 @@ def run(args: argparse.Namespace) -> int:
     from leadscore.scoring import (
         check_data_form,
         load_scoring_model,
-        refuse_reopened,
         run_scoring,
     )
     from leadscore.sinks import STAGES, check_target, shown_model
@@ -360,8 +365,9 @@ def run(args: argparse.Namespace) -> int:
         on_closed=closed.append,
         input_table=args.input_table,
         at_data_end=given_as_of is None,
-        # an input that lost its outcomes is refused before any feature is built
-        on_open=lambda ids: refuse_reopened(args.target, as_of, ids),
+        # an input that lost its outcomes, or another data set's, is refused before any
+        # feature is built (another data set's closed records would read as outcomes lost)
+        on_open=lambda ids: _refuse_before_features(args, scoring.name, as_of, ids),
     )
     summary = run_scoring(
         scoring,
@@ -372,6 +378,7 @@ def run(args: argparse.Namespace) -> int:
         top_n=args.top,
         progress=not args.no_progress,
         closed=closed,
+        same_leads=args.same_leads,
     )
     counts = summary.stage_counts
     print(
@@ -381,7 +388,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         "  stages: "
         + ", ".join(f"{s.upper()} {counts[s]:,}" for s in STAGES)
-        + f"; {summary.moved:,} moved since their previous scoring"
+        + f"; {summary.moved_line()}"
     )
     print(f"  {_sql_handoff(summary)}")
     restaged = summary.write.restaged_rows
@@ -393,9 +400,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_before_features(
+    args: argparse.Namespace, model_name: str, as_of: pd.Timestamp, ids: pd.Series
+) -> None:
+    """The refusals event data gets before any feature is built, given its open leads
+    ``ids``: another data set's leads (unless ``--same-leads``), then outcomes gone missing."""
+    from leadscore.scoring import check_shared_leads, refuse_reopened
+
+    if not args.same_leads:
+        check_shared_leads(args.target, model_name, ids)
+    refuse_reopened(args.target, as_of, ids)
+
+
 def _sql_handoff(summary: ScoringSummary) -> str:
     """The line sales reads: how many leads reached SQL in this run and from where, and how
-    many SQLs fell back ("moved" alone says neither which way nor to whom)."""
+    many SQLs fell back ("moved" alone says neither which way nor to whom).
+
+    New SQLs whose previous stage another model gave are counted apart (a model switch
+    promotes leads by itself), and a back-fill's are no news: they reached SQL at a past
+    as-of, before the target's latest run, and are worded so."""
     came = summary.new_sqls()
     parts = [
         f"{n:,} {where}"
@@ -407,7 +430,19 @@ def _sql_handoff(summary: ScoringSummary) -> str:
         )
         if n
     ]
-    line = f"new SQLs for sales: {sum(came.values()):,}"
+    switched = summary.new_sqls_by_other_models()
+    if switched:
+        parts.append(
+            f"{sum(switched.values()):,} of them previously staged by {', '.join(switched)}"
+        )
+    if summary.backfill_before is not None:
+        line = (
+            f"back-fill, no news for sales (the target's latest run is as of "
+            f"{summary.backfill_before:%Y-%m-%d %H:%M}): {sum(came.values()):,} reached SQL "
+            "at this as-of"
+        )
+    else:
+        line = f"new SQLs for sales: {sum(came.values()):,}"
     if parts:
         line += f" ({', '.join(parts)})"
     left = summary.left_sql()

@@ -16,7 +16,13 @@ A scoring run writes two tables with one schema, :data:`SCORED_LEADS_SCHEMA`:
   a lead scored again at a later as-of (reopened) is shown again. A lead no run mentions
   stays as it was.
 
-``previous_stage`` is the stage of the lead's newest row strictly before the row's as-of. A
+Both tables and the closed records key a lead by ``lead_id`` alone: two data sets share a
+target only with ids of their own (the scorer refuses a model name new to the target whose
+leads other model names scored there, :func:`leads_of_other_models`).
+
+``previous_stage`` is the stage of the lead's newest row strictly before the row's as-of, by
+any model; :func:`run_moves_by_model` says which model gave it, so a scorer can tell the moves
+a model switch makes from the leads' own (:func:`target_runs` lists the runs a target holds). A
 commit keeps it true for the rows after the run's as-of too: a back-fill of an earlier as-of,
 or a re-run that changes or drops leads, recomputes the later rows of those leads.
 
@@ -64,6 +70,7 @@ from leadscore.sinks.schema import (
     STAGES,
     Column,
     ColumnKind,
+    data_set_of,
     schema_markdown,
     shown_model,
     validate_scored_leads,
@@ -72,11 +79,14 @@ from leadscore.sinks.tables import (
     attach_previous_stages,
     closed_by,
     latest_as_of,
+    leads_of_other_models,
     previous_stages,
     read_history,
     read_scored_leads,
     recorded_closed,
+    run_moves_by_model,
     run_transitions,
+    target_runs,
     write_scored_leads,
 )
 from leadscore.sinks.target import RunKey, SinkTarget, TargetKind, WriteSummary, parse_target
@@ -103,16 +113,20 @@ __all__ = [
     "attach_previous_stages",
     "check_target",
     "closed_by",
+    "data_set_of",
     "latest_as_of",
+    "leads_of_other_models",
     "open_run",
     "parse_target",
     "previous_stages",
     "read_history",
     "read_scored_leads",
     "recorded_closed",
+    "run_moves_by_model",
     "run_transitions",
     "schema_markdown",
     "shown_model",
+    "target_runs",
     "validate_scored_leads",
     "write_scored_leads",
 ]

@@ -174,6 +174,14 @@ def shown_model(name: str, version: str) -> str:
     return f"{name} v{version}" if str(version).isdigit() else f"{name} {version}"
 
 
+def data_set_of(model_name: str) -> str:
+    """The data set a recorded model name stands for: a registered ``leadscore-NAME`` (the
+    default registered name, :func:`leadscore.tracking.registered_name`) or a model folder's
+    ``NAME``, which score the same leads. A registry prefix of one's own
+    (``mlflow.registered_model``) is not known here and reads as another name."""
+    return model_name.removeprefix("leadscore-")
+
+
 def schema_markdown() -> str:
     """The schema as a Markdown table, for the README and ``--help`` texts."""
     rows = ["| column | type | meaning |", "|---|---|---|"]

@@ -30,6 +30,7 @@ from leadscore.sinks.schema import (
 )
 from leadscore.sinks.sql import (
     _closed_table,
+    _newest_first,
     _previous_stages_sql,
     _read_sql,
     _sql_connection,
@@ -330,3 +331,169 @@ def write_scored_leads(
         if closed is not None:
             run.close_leads(closed)
         return run.commit()
+
+
+def target_runs(target: str | os.PathLike[str] | SinkTarget | None) -> pd.DataFrame:
+    """The runs the target holds, one row each (``as_of``, ``model_name``, ``model_version``,
+    ``leads``: its rows), ordered by as-of; empty before the first run.
+
+    A scorer reads it before it scores, to say what its run does to the runs already there:
+    an as-of another model already scored, a back-fill before later runs, a model switch.
+    One grouped query on the history, never the rows themselves.
+    """
+    sink = parse_target(target)
+    columns = ["as_of", "model_name", "model_version", "leads"]
+    if sink.kind == "sql":
+        import sqlalchemy as sa
+
+        history, _, _ = _sql_tables(sa.MetaData(), "r")
+        sqlite = sqlite_file(sink.location)
+        if sqlite is not None and not sqlite.is_file():
+            return pd.DataFrame(columns=columns)
+        with _sql_connection(sink, write=False) as con:
+            if not sa.inspect(con).has_table(history.name):
+                return pd.DataFrame(columns=columns)
+            keys = (history.c.as_of, history.c.model_name, history.c.model_version)
+            query = sa.select(*keys, sa.func.count()).group_by(*keys)
+            rows: Sequence[Any] = con.execute(query).all()
+    else:
+        with _duckdb_view(sink) as (con, sources):
+            source = sources[HISTORY_TABLE]
+            if source is None:
+                return pd.DataFrame(columns=columns)
+            rows = con.execute(
+                "SELECT as_of, CAST(model_name AS VARCHAR), CAST(model_version AS VARCHAR), "
+                f"count(*) FROM {source} GROUP BY ALL"
+            ).fetchall()
+    frame = pd.DataFrame(
+        [(_to_stamp(a), str(n), str(v), int(c)) for a, n, v, c in rows], columns=columns
+    )
+    return frame.sort_values(["as_of", "model_name", "model_version"], ignore_index=True)
+
+
+def run_moves_by_model(
+    target: str | os.PathLike[str] | SinkTarget | None, run: RunKey
+) -> dict[tuple[str | None, str, str | None, str | None], int]:
+    """Leads per (previous stage, stage, previous model name, previous model version) among
+    ``run``'s rows as the target holds them; the model is the one whose row gave the
+    previous stage (the lead's newest row before the run's as-of), ``None`` for a lead
+    scored for the first time.
+
+    ``previous_stage`` is taken from any model, so a run after a model switch counts the new
+    model's disagreements with the old one as moves; the history's ``model_name`` and
+    ``model_version`` say which previous stages another model gave, so that the scorer can
+    tell those moves apart from the leads' own.
+    """
+    sink = parse_target(target)
+    as_of = run.as_of.to_pydatetime()
+    if sink.kind == "sql":
+        import sqlalchemy as sa
+
+        history, _, _ = _sql_tables(sa.MetaData(), "t")
+        this_run = sa.and_(
+            history.c.as_of == as_of,
+            history.c.model_name == run.model_name,
+            history.c.model_version == run.model_version,
+        )
+        ids = sa.select(history.c.lead_id).where(this_run)
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=history.c.lead_id, order_by=_newest_first(history))
+            .label("_rank")
+        )
+        ranked = (
+            sa.select(history.c.lead_id, history.c.model_name, history.c.model_version, rank)
+            .where(history.c.as_of < as_of, history.c.lead_id.in_(ids))
+            .subquery()
+        )
+        prev = sa.select(ranked).where(ranked.c._rank == 1).subquery()
+        mine = sa.select(history.c.lead_id, history.c.previous_stage, history.c.stage).where(
+            this_run
+        )
+        mine_q = mine.subquery()
+        keys = (mine_q.c.previous_stage, mine_q.c.stage, prev.c.model_name, prev.c.model_version)
+        query = (
+            sa.select(*keys, sa.func.count())
+            .select_from(mine_q.outerjoin(prev, prev.c.lead_id == mine_q.c.lead_id))
+            .group_by(*keys)
+        )
+        with _sql_connection(sink, write=False) as con:
+            rows: Sequence[Any] = con.execute(query).all()
+    else:
+        with _duckdb_view(sink) as (con, sources):
+            source = sources[HISTORY_TABLE]
+            if source is None:
+                raise _missing_target(sink)
+            rows = con.execute(
+                "WITH mine AS (SELECT lead_id, CAST(previous_stage AS VARCHAR) AS before, "
+                f"CAST(stage AS VARCHAR) AS stage FROM {source} WHERE as_of = $as_of AND "
+                "model_name = $name AND model_version = $version), "
+                "prev AS (SELECT lead_id, "
+                f"CAST(arg_max(model_name, {_LATEST_KEY}) AS VARCHAR) AS name, "
+                f"CAST(arg_max(model_version, {_LATEST_KEY}) AS VARCHAR) AS version "
+                f"FROM {source} WHERE as_of < $as_of AND lead_id IN (SELECT lead_id FROM mine) "
+                "GROUP BY lead_id) "
+                "SELECT before, stage, name, version, count(*) FROM mine "
+                "LEFT JOIN prev USING (lead_id) GROUP BY ALL",
+                {"as_of": as_of, "name": run.model_name, "version": run.model_version},
+            ).fetchall()
+    return {
+        (
+            None if before is None else str(before),
+            str(stage),
+            None if name is None else str(name),
+            None if version is None else str(version),
+        ): int(n)
+        for before, stage, name, version, n in rows
+    }
+
+
+def leads_of_other_models(
+    target: str | os.PathLike[str] | SinkTarget | None,
+    model_name: str,
+    lead_ids: Iterable[str],
+) -> dict[str, int]:
+    """Per model name other than ``model_name``, how many of ``lead_ids`` its runs scored
+    into the target (none before the first run).
+
+    ``scored_leads`` and the closed records key a lead by ``lead_id`` alone, so two data sets
+    whose ids overlap cannot share a target: one's rows would replace the other's, and one's
+    closed records would read as the other's outcomes gone missing. A scorer asks it of a
+    model name new to the target before it scores.
+    """
+    sink = parse_target(target)
+    ids = [str(i) for i in lead_ids]
+    if sink.kind == "sql":
+        import sqlalchemy as sa
+
+        from leadscore.sinks.sql import _with_ids_sql
+
+        history, _, _ = _sql_tables(sa.MetaData(), "r")
+        sqlite = sqlite_file(sink.location)
+        if sqlite is not None and not sqlite.is_file():
+            return {}
+        with _sql_connection(sink, write=False) as con:
+            if not sa.inspect(con).has_table(history.name):
+                return {}
+            wanted = _with_ids_sql(con, ids)
+            query = (
+                sa.select(history.c.model_name, sa.func.count(sa.distinct(history.c.lead_id)))
+                .where(
+                    history.c.model_name != model_name,
+                    history.c.lead_id.in_(sa.select(wanted.c.lead_id)),
+                )
+                .group_by(history.c.model_name)
+            )
+            rows: Sequence[Any] = con.execute(query).all()
+    else:
+        with _duckdb_view(sink) as (con, sources):
+            source = sources[HISTORY_TABLE]
+            if source is None:
+                return {}
+            where = _id_filter_duckdb(con, ids)
+            rows = con.execute(
+                "SELECT CAST(model_name AS VARCHAR), count(DISTINCT lead_id) "
+                f"FROM {source} WHERE model_name <> ? AND {where} GROUP BY ALL",
+                [model_name],
+            ).fetchall()
+    return {str(name): int(n) for name, n in rows if n}
