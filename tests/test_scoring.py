@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from tqdm.auto import tqdm
 
 from leadscore.cli import main
 from leadscore.config import parse_config
@@ -1189,3 +1190,39 @@ def test_a_model_reading_a_column_the_spec_excludes_is_refused(tmp_path, monkeyp
     argv[2] = "graded.yaml"
     assert main([*argv, str(tmp_path / "own.parquet")]) == 0
     assert "not on the spec" not in capsys.readouterr().err
+
+
+def test_the_bar_moves_within_a_chunk_and_slices_score_as_one(scored_world, tmp_path, monkeypatch):
+    """A run no larger than one chunk held the bar at 0% until it ended (a minute on 100,000
+    leads with reasons): the chunk is now scored in slices, the bar moving after each, and
+    the slices write what the whole chunk wrote."""
+    import leadscore.scoring as scoring_module
+
+    positions: list[int] = []
+
+    class RecordingBar(tqdm):
+        def update(self, n: float | None = 1) -> bool | None:
+            shown = super().update(n)
+            positions.append(int(self.n))
+            return shown
+
+    monkeypatch.setattr(scoring_module, "tqdm", RecordingBar)
+    scoring = load_scoring_model(scored_world["model"])
+    targets = {}
+    for slice_rows in (1_000_000, 97):
+        monkeypatch.setattr(scoring_module, "SCORE_SLICE_ROWS", slice_rows)
+        positions.clear()
+        targets[slice_rows] = tmp_path / f"s{slice_rows}.duckdb"
+        chunks = event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=100_000)
+        run_scoring(scoring, chunks, target=str(targets[slice_rows]), as_of=AS_OF, progress=True)
+        if slice_rows == 97:
+            assert len(positions) > 3 and positions == sorted(positions)
+            assert 0 < positions[0] < positions[-1] == chunks.progress.total
+        else:
+            assert len(positions) == 1  # one chunk, one step: the bar had nothing between
+    whole, sliced = (
+        read_history(str(targets[n])).drop(columns="scored_at").sort_values("lead_id")
+        for n in (1_000_000, 97)
+    )
+    assert len(whole) > 97 * 3
+    pd.testing.assert_frame_equal(whole.reset_index(drop=True), sliced.reset_index(drop=True))
