@@ -605,6 +605,33 @@ class SizeCheck:
             )
 
 
+def activity_features() -> frozenset[str]:
+    """Names of the built-in engagement features, computed from the activity log."""
+    from leadscore.features import feature_catalogue
+
+    return frozenset(
+        f.name for f in feature_catalogue() if f.group == "engagement" and f.name != "lead_age_days"
+    )
+
+
+def model_data_form(model: Any) -> str:
+    """``"events"`` for a model trained on event data, ``"flat"`` for one trained on a flat
+    table described by a spec: as recorded at training (``data_form``), else, for a model
+    saved before that record, guessed from its features (event models hold most of the
+    built-in engagement features; a flat table made of those features would be guessed
+    wrong, which is why the record exists).
+
+    Here rather than in :mod:`leadscore.scoring`: the logged pyfunc reads it, and its
+    requirements cover the model's modules, not the scorer's (its progress bars).
+    """
+    recorded = model.metadata.get("data_form")
+    if recorded in ("events", "flat"):
+        return str(recorded)
+    built_in = activity_features()
+    shared = sum(f.name in built_in for f in model.features)
+    return "events" if shared * 2 > len(built_in) else "flat"
+
+
 def computed_inputs(features: Sequence[Feature], data_form: str | None) -> list[str]:
     """The inputs leadscore computes itself rather than reads from the user's columns: an
     event model's activity features. No export changes their unit or empties them, so the

@@ -55,7 +55,7 @@ def align_features(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reindex(columns=names)
 
 
-def check_features(model: Any, frame: pd.DataFrame) -> None:
+def check_features(model: Any, frame: pd.DataFrame, *, warned: set[str] | None = None) -> None:
     """Refuse a frame holding none of the model's features; warn about the absent ones.
 
     Every input of the signature is optional, so MLflow drops the columns it does not know
@@ -68,12 +68,11 @@ def check_features(model: Any, frame: pd.DataFrame) -> None:
     names = [f.name for f in model.features]
     absent = [name for name in names if name not in frame.columns]
     engaged = [f.name for f in model.features if f.group == "engagement"]
-    if engaged and set(engaged) <= set(absent) and len(absent) < len(names):
-        from leadscore.scoring import model_data_form  # guesses for models saved before
+    events = bool(engaged) and set(engaged) <= set(absent) and len(absent) < len(names)
+    if events:
+        from leadscore.monitoring import model_data_form
 
         events = model_data_form(model) == "events"
-    else:
-        events = False
     if events:
         shown = ", ".join(repr(n) for n in engaged[:3])
         raise DataError(
@@ -93,6 +92,10 @@ def check_features(model: Any, frame: pd.DataFrame) -> None:
         )
     if absent:
         shown = ", ".join(repr(n) for n in absent[:5]) + (", ..." if len(absent) > 5 else "")
+        if warned is not None:
+            if "absent" in warned:
+                return
+            warned.add("absent")  # the same columns in every batch: nothing to count
         logger.warning(
             "%d of %d features are not in the input and score as missing: %s",
             len(absent),
@@ -101,27 +104,123 @@ def check_features(model: Any, frame: pd.DataFrame) -> None:
         )
 
 
-def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+def check_single_values(model: Any, frame: pd.DataFrame) -> None:
+    """Refuse a feature column whose cells hold several values (a list, an array, a map).
+
+    A Spark array or map column reaches the pyfunc as NumPy arrays or dicts, which the model
+    cannot type: pandas failed deep inside (``unhashable type: 'numpy.ndarray'``), a
+    traceback :func:`leadscore.spark.worker_errors` cannot shorten, where a timestamp in the
+    same column is leadscore's one line. Only object columns are looked at, so a frame of
+    numbers and text costs nothing.
+    """
+    for f in model.features:
+        if f.name not in frame.columns or frame[f.name].dtype != object:
+            continue
+        values = frame[f.name]
+        several = values.map(lambda v: isinstance(v, (list, tuple, set, dict, np.ndarray)))
+        if several.any():
+            first = values[several].iloc[0]
+            shown = list(first) if isinstance(first, (np.ndarray, tuple, set)) else first
+            err = DataError(
+                f"column {f.name!r} must hold one value per lead but holds {shown!r} "
+                f"in {int(several.sum()):,} row(s)",
+                "Send one value per feature (flatten or drop array, map and struct columns "
+                "before scoring).",
+            )
+            err.rows = np.flatnonzero(several.to_numpy())
+            raise err
+
+
+def check_not_all_missing(model: Any, prepared: pd.DataFrame) -> None:
+    """Refuse a frame in which every feature is missing for every lead.
+
+    Such a frame is a request whose fields all came empty (an export or a join gone wrong):
+    every lead would get the base rate and stage ``lead`` without a word. It is refused as a
+    frame holding none of the feature columns is (:func:`check_features`), since an absent
+    column and an empty one score alike.
+    """
+    from leadscore.monitoring import missing_mask
+
+    if prepared.empty or not all(missing_mask(prepared[c]).all() for c in prepared.columns):
+        return
+    raise DataError(
+        f"every one of the model's {prepared.shape[1]} features is empty for all "
+        f"{len(prepared):,} leads sent",
+        "Send the leads' values (a column exported or joined empty scores every lead at the "
+        "base rate).",
+    )
+
+
+def in_spark_task() -> bool:
+    """Whether this process is scoring a Spark task (MLflow's ``spark_udf`` on a worker),
+    where ``predict`` gets one Arrow batch at a time, not a whole request."""
+    import sys
+
+    if "pyspark" not in sys.modules:  # a serving process never imports it
+        return False
+    from pyspark import TaskContext
+
+    return TaskContext.get() is not None
+
+
+#: Said after the warnings a Spark task's batch gave (:func:`score_frame` with ``warned``).
+SPARK_BATCH_NOTE = (
+    "on a Spark worker, the warnings above count one batch of %s leads of this task only and "
+    "are not repeated for its later batches: score with leadscore.spark.score_flat_spark for "
+    "counts over the whole run"
+)
+
+
+def score_frame(model: Any, frame: pd.DataFrame, *, warned: set[str] | None = None) -> pd.DataFrame:
     """Probability, 0-100 score and stage of each row of ``frame``, as the pyfunc returns them.
 
     Kept apart from the pyfunc class so that an in-memory model can be scored exactly as the
     logged one is. ``score`` is the probability in per cent, rounded: 37 means "37 in 100
     leads like this one converted". A frame without any of the model's features is a
-    :class:`~leadscore.errors.DataError`, see :func:`check_features`.
+    :class:`~leadscore.errors.DataError`, see :func:`check_features`; so is a frame whose
+    every feature is empty (:func:`check_not_all_missing`) and a cell holding several values
+    (:func:`check_single_values`).
+
+    Warnings (features absent, category values the model never saw, a column that came empty
+    for nearly every lead while given on the test fold, as ``leadscore score`` checks it) are
+    one line per feature per call: a call is a request. ``warned`` is for callers that score
+    one run in many calls (MLflow's Spark UDF calls once per Arrow batch): a warning whose
+    key is in it is not repeated, and a line after the first ones says that they count that
+    one batch (the counts of the whole run are the Spark scorers' job, on the driver).
     """
     # the model's own modules only: the logged model loads with its requirements alone
     from leadscore.encoding import unseen_values, warn_unseen_values
+    from leadscore.monitoring import EmptyCheck, computed_inputs, model_data_form
 
-    check_features(model, frame)
-    prepared = model.prepare(align_features(model, frame))
-    # the categories a request holds that the model never saw score as missing: one
-    # warning per feature, as `leadscore score` gives per run
-    unseen = unseen_values(model.encoder, prepared)
+    check_features(model, frame, warned=warned)
+    aligned = align_features(model, frame)  # a column twice is refused first
+    check_single_values(model, aligned)
+    prepared = model.prepare(aligned)
+    check_not_all_missing(model, prepared)
+    # the categories a request holds that the model never saw score as missing, and the
+    # columns that came empty: one warning per feature, in the words of `leadscore score`
+    unseen = {
+        name: values
+        for name, values in unseen_values(model.encoder, prepared).items()
+        if warned is None or f"unseen:{name}" not in warned
+    }
     warn_unseen_values(
         {name: len(values) for name, values in unseen.items()},
         {name: values.iloc[0] for name, values in unseen.items()},
         len(frame),
     )
+    empties = EmptyCheck(
+        model.drift_reference, computed_inputs(model.features, model_data_form(model))
+    )
+    if warned is not None:
+        empties.given = {k: v for k, v in empties.given.items() if f"empty:{k}" not in warned}
+    empties.add(prepared)
+    empty = list(empties.empties()["item"])
+    empties.warn()
+    if warned is not None:
+        _note_first_batch(
+            warned, [f"unseen:{n}" for n in unseen] + [f"empty:{n}" for n in empty], len(frame)
+        )
     probability = np.asarray(model.predict_proba(prepared, warn_unseen=False), dtype="float64")
     stage = np.asarray(model.stages.transform(probability)).astype(str)
     return pd.DataFrame(
@@ -132,6 +231,14 @@ def score_frame(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
         },
         index=frame.index,
     )
+
+
+def _note_first_batch(warned: set[str], keys: list[str], rows: int) -> None:
+    """Record the warnings a Spark task just gave (``keys``) and say, once per batch that gave
+    any, that they count this batch only: later batches do not repeat them."""
+    if keys:
+        warned.update(keys)
+        logger.warning(SPARK_BATCH_NOTE, f"{rows:,}")
 
 
 class RequestError(MlflowException, DataError):
@@ -159,6 +266,9 @@ class LeadScoringPyfunc(PythonModel):
         from leadscore.model import LeadScoringModel
 
         self.model_ = LeadScoringModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
+        # MLflow's Spark UDF loads the model once per task and calls predict once per Arrow
+        # batch: the warnings this task gave, so that each is one line, not one per batch
+        self.warned_: set[str] = set()
 
     def predict(
         self,
@@ -169,7 +279,8 @@ class LeadScoringPyfunc(PythonModel):
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
         try:
-            return score_frame(self.model_, model_input)
+            warned = self.warned_ if in_spark_task() else None
+            return score_frame(self.model_, model_input, warned=warned)
         except LeadscoreError as err:
             raise RequestError(err) from None
 

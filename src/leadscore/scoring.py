@@ -37,7 +37,6 @@ from leadscore.errors import DataError, ModelError
 from leadscore.features import (
     DetailCounts,
     build_features,
-    feature_catalogue,
     parse_timestamp,
     warn_unrecognised_details,
 )
@@ -49,7 +48,13 @@ from leadscore.io import (
     shown_url,
 )
 from leadscore.model import LeadScoringModel
-from leadscore.monitoring import EmptyCheck, SizeCheck, computed_inputs
+from leadscore.monitoring import (
+    EmptyCheck,
+    SizeCheck,
+    activity_features,
+    computed_inputs,
+    model_data_form,
+)
 from leadscore.schema import (
     ClosedLoopData,
     Feature,
@@ -177,27 +182,6 @@ class ScoringSummary:
             "model moves leads by itself; compare like with like via scored_leads_history "
             "(model_name, model_version)"
         )
-
-
-def _activity_features() -> frozenset[str]:
-    """Names of the built-in engagement features, computed from the activity log."""
-    return frozenset(
-        f.name for f in feature_catalogue() if f.group == "engagement" and f.name != "lead_age_days"
-    )
-
-
-def model_data_form(model: LeadScoringModel) -> str:
-    """``"events"`` for a model trained on event data, ``"flat"`` for one trained on a flat
-    table described by a spec: as recorded at training (``data_form``), else, for a model
-    saved before that record, guessed from its features (event models hold most of the
-    built-in engagement features; a flat table made of those features would be guessed
-    wrong, which is why the record exists)."""
-    recorded = model.metadata.get("data_form")
-    if recorded in ("events", "flat"):
-        return str(recorded)
-    built_in = _activity_features()
-    shared = sum(f.name in built_in for f in model.features)
-    return "events" if shared * 2 > len(built_in) else "flat"
 
 
 def _spec_hint(dataset: str) -> str:
@@ -457,7 +441,7 @@ def _event_feature_chunks(
         on_open=on_open,
     )
     window_start = as_of - pd.Timedelta(days=ENGAGEMENT_WINDOW_DAYS)
-    engaged = _activity_features() & {f.name for f in features or ()}
+    engaged = activity_features() & {f.name for f in features or ()}
     scored = activities = recent = 0
     details = DetailCounts({}, {})  # as build_features reads each slice; warned about once
 
@@ -740,7 +724,7 @@ def _id_hashes(lead_ids: pd.Series) -> np.ndarray:
     return pd.util.hash_array(lead_ids.astype(str).str.strip().to_numpy(dtype=object))
 
 
-def _naming_the_lead(err: DataError, lead_ids: pd.Series) -> DataError:
+def naming_the_lead(err: DataError, lead_ids: pd.Series) -> DataError:
     """``err`` with the lead of the first row it is about: in an input of 250,000 rows,
     "holds an infinite value in 1 row(s)" alone cannot be found."""
     rows = np.asarray(err.rows if err.rows is not None else [], dtype="int64")
@@ -1016,7 +1000,7 @@ def run_scoring(
             try:
                 X = scoring.model.prepare(X)
             except DataError as err:
-                raise _naming_the_lead(err, lead_ids) from None
+                raise naming_the_lead(err, lead_ids) from None
             for name, values in unseen_values(scoring.model.encoder, X).items():
                 unseen[name] = unseen.get(name, 0) + len(values)
                 examples.setdefault(name, values.iloc[0])

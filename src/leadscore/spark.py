@@ -30,6 +30,7 @@ batch scorer takes it from its sink.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
@@ -65,7 +66,10 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
     from pyspark.sql.udf import UserDefinedFunction
 
+    from leadscore.model import LeadScoringModel
     from leadscore.scoring import ScoringModel
+
+logger = logging.getLogger(__name__)
 
 #: Spark SQL type of each kind of column of the scored-leads table.
 _SPARK_TYPES: dict[str, str] = {
@@ -97,13 +101,15 @@ def local_spark_session(
     Spark starts its Python workers with ``$PYSPARK_PYTHON``; when that is not set, it is set
     to this interpreter, so the workers import the same leadscore. Spark's console progress
     bars are off: redrawn with carriage returns, they fill a scheduled job's log (no
-    terminal) with ``[Stage 3:>  (0 + 2) / 2]`` lines. Not for clusters: there, the
+    terminal) with ``[Stage 3:>  (0 + 2) / 2]`` lines. Nor does Spark log a failed task's
+    traceback and JVM stack (:func:`_quiet_task_failures`): the caller gets the error, and
+    :func:`worker_errors` makes a leadscore error one line. Not for clusters: there, the
     cluster's own configuration applies (and must set the UTC session time zone).
     """
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    return (
+    session = (
         SparkSession.builder.master(f"local[{cores}]")
         .appName(app_name)
         .config("spark.driver.memory", driver_memory)
@@ -114,6 +120,35 @@ def local_spark_session(
         .config("spark.ui.showConsoleProgress", "false")
         .getOrCreate()
     )
+    _quiet_task_failures(session)
+    return session
+
+
+#: Spark's loggers that print a failed task's Python traceback and JVM stack (50 lines and
+#: more) on stderr, before the driver raises the same error to the caller.
+TASK_FAILURE_LOGGERS = (
+    "org.apache.spark.executor.Executor",
+    "org.apache.spark.scheduler.TaskSetManager",
+)
+
+
+def _quiet_task_failures(session: SparkSession) -> None:
+    """Turn off Spark's own report of a failed task (:data:`TASK_FAILURE_LOGGERS`).
+
+    A value a worker cannot read (``2,5`` in a number column) is raised on the driver,
+    and :func:`worker_errors` makes it leadscore's one line; but the executor and the task
+    set manager first logged the worker's traceback and the JVM stack (49-58 lines, even at
+    ``setLogLevel("ERROR")``), so the one line came last in a screen of stack. The error
+    itself still reaches the caller whole: a failure that is no leadscore error keeps its
+    traceback there. In local mode the executor runs in the driver's JVM, so log4j2's
+    levels, set here at run time, cover it.
+    """
+    jvm = session.sparkContext._jvm
+    if jvm is None:  # Spark Connect: no JVM here, and its server logs elsewhere
+        return
+    log4j = jvm.org.apache.logging.log4j
+    for name in TASK_FAILURE_LOGGERS:
+        log4j.core.config.Configurator.setLevel(name, log4j.Level.OFF)
 
 
 @dataclass(frozen=True)
@@ -337,61 +372,112 @@ def _as_spark_rows(scored: pd.DataFrame) -> pd.DataFrame:
 #: rows of 60 columns: 16 s, 40% of a scoring without reasons), while a typical size or an
 #: empty share is read as well off 100,000 leads.
 CHECKED_LEADS = 100_000
-#: ``bin`` of the rows :func:`_input_counter` writes for the leads counted and for the
-#: missing values of an input; the size bins of :class:`SizeCheck` are 0 and up.
+#: ``bin`` of the rows :func:`_input_counter` writes for the leads counted, for the
+#: missing values of an input and for its category values the model never saw; the size
+#: bins of :class:`SizeCheck` are 0 and up.
 _ROWS_BIN = -2
 _MISSING_BIN = -1
+_UNSEEN_BIN = -3
+_COUNTS_DDL = "item string, bin int, n long, example string"
 
 
-#: Makes, once per partition, the function that types a batch's inputs for the checks.
-_InputReader = Callable[[], Callable[[pd.DataFrame], pd.DataFrame]]
+#: Makes, once per partition and with the model loaded for it, the function that types a
+#: batch's inputs for the checks.
+_InputReader = Callable[["LeadScoringModel", str], Callable[[pd.DataFrame], pd.DataFrame]]
 
 
 def _flat_reader(
-    shipped: _ShippedModel, missing_values: tuple[str, ...]
+    missing_values: tuple[str, ...], model: LeadScoringModel, id_column: str
 ) -> Callable[[pd.DataFrame], pd.DataFrame]:
-    """A flat batch's inputs typed as the model types them when it scores the batch (the
-    model loaded once, for the partition)."""
+    """A flat batch's inputs typed as the model types them when it scores the batch."""
     from leadscore.datasets import mark_missing
 
-    model = shipped.load().model
-    return lambda batch: model.prepare(mark_missing(batch, list(missing_values)))
+    return lambda batch: model.prepare(
+        mark_missing(batch, list(missing_values), as_written=(id_column,))
+    )
 
 
-def _event_reader(features: tuple[Feature, ...]) -> Callable[[pd.DataFrame], pd.DataFrame]:
+def _event_reader(
+    model: LeadScoringModel, id_column: str
+) -> Callable[[pd.DataFrame], pd.DataFrame]:
     """A batch of the leads table's fit features, as the event model builds them."""
     from leadscore.features import lead_fit_features
 
-    return lambda batch: lead_fit_features(batch, features)
+    return lambda batch: lead_fit_features(batch, model.features)
 
 
 def _input_counter(
-    reader: _InputReader, sized: tuple[str, ...], given: tuple[str, ...]
+    shipped: _ShippedModel,
+    reader: _InputReader,
+    id_column: str,
+    sized: tuple[str, ...],
+    given: tuple[str, ...],
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
+    """The function each partition runs for :func:`_warn_changed_inputs`: per batch, the
+    leads counted, each checked input's missing values, sizes (log-scale bins) and category
+    values the model never saw (with one of them as an example). A value the model cannot
+    read is the batch scorer's error, naming the lead (``id_column``)."""
+
     def count_inputs(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import numpy as np
 
+        from leadscore.encoding import unseen_values
         from leadscore.monitoring import missing_mask, size_histogram
+        from leadscore.scoring import naming_the_lead
 
-        read = reader()
+        model = shipped.load().model
+        read = reader(model, id_column)
+        names = [f.name for f in model.features]
         for batch in batches:
             if batch.empty:
                 continue
-            inputs = read(batch)
+            try:
+                inputs = read(batch)
+                # typed as the model scores them (a no-op on a flat batch, typed already)
+                unseen = unseen_values(model.encoder, model.prepare(inputs.reindex(columns=names)))
+            except DataError as err:
+                raise naming_the_lead(err, batch[id_column].reset_index(drop=True)) from None
             missing = [int(missing_mask(inputs[item]).sum()) for item in given]
             yield pd.DataFrame(
                 {
-                    "item": ["", *given],
-                    "bin": [_ROWS_BIN] + [_MISSING_BIN] * len(given),
-                    "n": [len(batch), *missing],
+                    "item": ["", *given, *unseen],
+                    "bin": [_ROWS_BIN] + [_MISSING_BIN] * len(given) + [_UNSEEN_BIN] * len(unseen),
+                    "n": [len(batch), *missing, *(len(v) for v in unseen.values())],
+                    "example": [None] * (1 + len(given)) + [v.iloc[0] for v in unseen.values()],
                 }
             )
             for item in sized:
                 counts = size_histogram(inputs[item])
                 at = np.flatnonzero(counts)
-                yield pd.DataFrame({"item": item, "bin": at.astype("int32"), "n": counts[at]})
+                yield pd.DataFrame(
+                    {"item": item, "bin": at.astype("int32"), "n": counts[at], "example": None}
+                )
 
     return count_inputs
+
+
+def _warn_unseen(unseen: pd.DataFrame, checked: int, scored: int) -> None:
+    """One warning per categorical input holding values the model never saw, as the batch
+    scorer gives per run (:func:`leadscore.encoding.warn_unseen_values`); counted on a random
+    ``checked`` of the ``scored`` leads, it says so."""
+    from leadscore.encoding import warn_unseen_values
+
+    counts = dict(zip(unseen["item"].astype(str), unseen["n"].astype(int), strict=True))
+    examples = dict(zip(unseen["item"].astype(str), unseen["example"].astype(str), strict=True))
+    if checked >= scored:
+        warn_unseen_values(counts, examples, scored)
+        return
+    for name, n in counts.items():
+        logger.warning(
+            "%s of a random %s of the %s leads scored have a value of %r the model never saw "
+            "in training (e.g. %r): it is scored as missing, so their scores may be off; "
+            "retrain on data that holds it, or map it to a known value",
+            f"{n:,}",
+            f"{checked:,}",
+            f"{scored:,}",
+            name,
+            examples[name],
+        )
 
 
 def _warn_changed_inputs(
@@ -399,39 +485,45 @@ def _warn_changed_inputs(
     n_rows: int | None,
     reader: _InputReader,
     scoring: ScoringModel,
+    id_column: str,
 ) -> None:
     """Warn, on the driver, of each input whose typical size moved 30 times or more since the
     test fold (:class:`~leadscore.monitoring.SizeCheck`: a column exported in other units),
-    and of each that came empty for nearly every lead (:class:`EmptyCheck`), as the batch
-    scorer does.
+    of each that came empty for nearly every lead (:class:`EmptyCheck`), and of each
+    categorical input holding values the model never saw (scored as missing: ``tiktok`` as a
+    source, or ``True`` from a Spark boolean column where the model learnt ``Yes``), one line
+    per input for the whole run, as the batch scorer does. The workers warn of nothing.
 
     One Spark job over ``rows`` (the ``n_rows`` leads scored, counted here where ``None``,
-    or a random :data:`CHECKED_LEADS` of them): ``reader()`` makes the function that types a
+    or a random :data:`CHECKED_LEADS` of them): ``reader`` makes the function that types a
     batch's inputs as the model reads them (at least those the checks hold), each worker
-    counts their missing values and their sizes in the size check's log-scale bins, and the
-    driver collects the summed counts (a few thousand rows at most), never the leads. A
-    model without a drift reference checks nothing and runs no job.
+    counts their missing values, their sizes in the size check's log-scale bins and their
+    unseen categories, and the driver collects the summed counts (a few thousand rows at
+    most), never the leads. A value the model cannot read stops the job with the batch
+    scorer's line naming the lead (``id_column`` of ``rows``). A model without a drift
+    reference nor categorical inputs checks nothing and runs no job.
     """
     from pyspark.sql import functions as F
 
-    from leadscore.monitoring import EmptyCheck, SizeCheck, computed_inputs
-    from leadscore.scoring import model_data_form
+    from leadscore.monitoring import EmptyCheck, SizeCheck, computed_inputs, model_data_form
 
     sizes = SizeCheck(scoring.model.drift_reference)
     computed = computed_inputs(scoring.model.features, model_data_form(scoring.model))
     empties = EmptyCheck(scoring.model.drift_reference, computed)
-    if not sizes.sizes and not empties.given:
+    if not sizes.sizes and not empties.given and not scoring.model.encoder.categories:
         return
     if n_rows is None:
         n_rows = rows.count()
     if n_rows > CHECKED_LEADS:
         rows = rows.sample(fraction=CHECKED_LEADS / n_rows, seed=0)
-    counter = _input_counter(reader, tuple(sizes.sizes), tuple(empties.given))
+    counter = _input_counter(
+        _ShippedModel.of(scoring), reader, id_column, tuple(sizes.sizes), tuple(empties.given)
+    )
     with worker_errors():
         counted: pd.DataFrame = (
-            rows.mapInPandas(counter, "item string, bin int, n long")
+            rows.mapInPandas(counter, _COUNTS_DDL)
             .groupBy("item", "bin")
-            .agg(F.sum("n").alias("n"))
+            .agg(F.sum("n").alias("n"), F.min("example").alias("example"))
             .toPandas()
         )
     bins = counted["bin"].to_numpy()
@@ -442,6 +534,8 @@ def _warn_changed_inputs(
     )
     for item, part in counted[bins >= 0].groupby("item"):
         sizes.add_counts(str(item), part["bin"].to_numpy(), part["n"].to_numpy())
+    checked = int(counted.loc[bins == _ROWS_BIN, "n"].sum())
+    _warn_unseen(counted[bins == _UNSEEN_BIN], checked, n_rows)
     sizes.warn()
     empties.warn(scored=n_rows)
 
@@ -455,13 +549,19 @@ def _flat_scorer(
     def score_partition(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from leadscore.datasets import mark_missing
         from leadscore.schema import to_lead_ids
+        from leadscore.scoring import naming_the_lead
 
         scoring = shipped.load()
         for batch in batches:
             if batch.empty:
                 continue
             rows = mark_missing(batch, list(missing_values), as_written=(id_column,))
-            yield settings.score(scoring, rows, to_lead_ids(rows[id_column], "leads"))
+            lead_ids = to_lead_ids(rows[id_column], "leads")
+            try:
+                scored = settings.score(scoring, rows, lead_ids)
+            except DataError as err:  # as the batch scorer says it: which lead
+                raise naming_the_lead(err, lead_ids.reset_index(drop=True)) from None
+            yield scored
 
     return score_partition
 
@@ -525,13 +625,10 @@ def score_flat_spark(
     _check_unique_ids(frame, id_column, "the leads to score")
     settings = _settings(as_of, with_reasons, top_n)
     shipped = _ShippedModel.of(scoring)
-    _warn_changed_inputs(
-        frame.select(*features),
-        None,
-        partial(_flat_reader, shipped, tuple(missing_values)),
-        scoring,
-    )
     selected = frame.select(*dict.fromkeys([id_column, *features]))
+    _warn_changed_inputs(
+        selected, None, partial(_flat_reader, tuple(missing_values)), scoring, id_column
+    )
     scored = selected.mapInPandas(
         _flat_scorer(shipped, settings, id_column, tuple(missing_values)),
         scored_leads_ddl(),
@@ -740,9 +837,7 @@ def score_events_spark(
             f"no open lead was created by {settings.as_of:%Y-%m-%d %H:%M}",
             "Check as_of and the input data.",
         )
-    _warn_changed_inputs(
-        open_leads, n_open, partial(_event_reader, tuple(scoring.model.features)), scoring
-    )
+    _warn_changed_inputs(open_leads, n_open, _event_reader, scoring, "lead_id")
     n_buckets = math.ceil(n_open / leads_per_bucket)
     bucket = F.pmod(F.xxhash64(F.col("lead_id").cast("string")), F.lit(n_buckets))
     known = activities.where(F.col("occurred_at").cast("timestamp") <= cutoff).join(
