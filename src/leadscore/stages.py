@@ -56,11 +56,11 @@ logger = logging.getLogger(__name__)
 
 PolicyName = Literal["recall", "precision", "capacity", "expected_value", "probability"]
 
-#: The names the issue and marketers use, accepted for the policies above.
 #: How far above its recall target a stage may reach before :meth:`StageThresholds.fit` warns
 #: that ties at its cut-off did it: without ties a cut-off overshoots by one win at most.
 TIE_OVERSHOOT = 0.1
 
+#: The names the issue and marketers use, accepted for the policies above.
 POLICY_ALIASES: dict[str, str] = {
     "mql_recall": "recall",
     "sql_precision": "precision",
@@ -266,6 +266,7 @@ class StageThresholds(BaseEstimator):
                     f"the {stage.upper()} stage stays empty"
                 )
                 cut[stage] = math.inf
+        mql_read = cut["mql"]
         if cut["mql"] >= cut["sql"] and math.isfinite(cut["sql"]):
             relation = "below" if cut["mql"] > cut["sql"] else "the same as"
             self.warnings_.append(
@@ -273,6 +274,7 @@ class StageThresholds(BaseEstimator):
                 f"({cut['mql']:.3f}): every lead past MQL is an SQL, the MQL stage is empty"
             )
             cut["mql"] = cut["sql"]
+        lowered = {"mql"} if cut["mql"] < mql_read else set()
         self.mql_threshold_ = float(cut["mql"])
         self.sql_threshold_ = float(cut["sql"])
         self.policy_ = policy
@@ -280,29 +282,37 @@ class StageThresholds(BaseEstimator):
             stage: _achieved(pv, yv, getattr(self, f"{stage}_threshold_"), periods, top)
             for stage in ("mql", "sql")
         }
-        self._warn_of_ties(policy, pv)
+        self._warn_of_ties(policy, pv, yv, skip=lowered)
         for w in self.warnings_:
             logger.warning("stages: %s", w)
         return self
 
-    def _warn_of_ties(self, policy: StagePolicy, p: np.ndarray) -> None:
+    def _warn_of_ties(
+        self, policy: StagePolicy, p: np.ndarray, y: np.ndarray, skip: set[str]
+    ) -> None:
         """Say when ties at a cut-off put far more wins in a stage than its recall asks for.
 
         A cut-off cannot split leads of one probability: where thousands share it (a model
         that cannot rank them, or a wide step of isotonic calibration), "SQL holds half of
         the wins" became "every lead is an SQL" without a word (a model of ROC-AUC 0.50 put
         9,240 of 9,240 leads in SQL). The stage keeps the cut-off its policy reads, which
-        meets the target; the warning says what it costs.
+        meets the target; the warning says what it costs. Ties did it only where two wins or
+        more share the cut-off's probability (a cut-off on 3 wins overshoots by a third without
+        a tie); a stage in ``skip`` had its cut-off moved by another rule (MQL lowered to an
+        SQL cut-off below it, which :meth:`fit` warns of itself).
         """
         cuts = {"mql": self.mql_threshold_, "sql": self.sql_threshold_}
         for stage, cut in cuts.items():
             rule = getattr(policy, stage)
-            if rule.policy != "recall" or not math.isfinite(cut):
+            if rule.policy != "recall" or not math.isfinite(cut) or stage in skip:
                 continue
             recall = self.achieved_[stage]["recall"]
             if recall is None or recall - rule.goal <= TIE_OVERSHOOT:
                 continue
-            tied = int(np.count_nonzero(p == cut))
+            at_cut = p == cut
+            if y[at_cut].sum() < 2:
+                continue
+            tied = int(np.count_nonzero(at_cut))
             self.warnings_.append(
                 f"{tied:,} held-out leads share the {stage.upper()} cut-off's probability "
                 f"({cut:.1%}), so {stage.upper()} or above holds {recall:.0%} of the held-out wins "
