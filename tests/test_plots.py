@@ -114,6 +114,12 @@ def test_reliability_bars_are_the_wilson_intervals_of_the_calibrated_groups(scor
         assert (low, high) == (pytest.approx(ci.low), pytest.approx(ci.high))
     assert "Wilson" in _texts(fig)
     assert curve.get_ylim()[1] >= max(s[1][1] for s in segments)
+    # rows of one lead share its outcome: an interval counting rows would be too narrow
+    examples = plots.reliability_figure(
+        y, scored["p_raw"], scored["p_cal"], rows="examples of 310 leads"
+    )
+    assert not [c for c in examples.axes[0].collections if "Wilson" in str(c.get_label())]
+    assert "Wilson" not in _texts(examples)
 
 
 def test_equal_count_bins_hold_every_lead_once():

@@ -228,7 +228,9 @@ def reliability_figure(
     bins; on the diagonal, "30 %" means 30 in 100 such leads converted. A note says how many
     leads back each point, and a bar through each calibrated point shows the 95% Wilson interval
     of its group's rate: a point whose bar crosses the diagonal is within chance of a perfectly
-    calibrated one, which ten groups of 185 leads often are. Bottom: how the predicted
+    calibrated one, which ten groups of 185 leads often are. Only where each row is a lead:
+    event data's rows are examples, several of one lead sharing its outcome, and an interval
+    counting rows would be too narrow. Bottom: how the predicted
     probabilities spread, before and after calibration, on an axis that ends near the highest
     scores (:func:`_probability_axis`, which the axis label then says). Top axes: 3 lines
     (diagonal, raw, calibrated); bottom: the two histograms. When calibration changed nothing
@@ -270,17 +272,18 @@ def reliability_figure(
         if not same
         else "The model (uncalibrated: no method beat it on the calibration fold)",
     )
-    low, high = wilson_interval(cal_y, counts)
-    ax.vlines(
-        cal_x,
-        low,
-        high,
-        color=_colour(0),
-        alpha=0.45,
-        linewidth=3.0,
-        label="95% interval of each group's rate (Wilson)",
-    )
-    drawn.append(high)
+    if rows == "leads":  # one row per lead: each row an outcome of its own
+        low, high = wilson_interval(cal_y, counts)
+        ax.vlines(
+            cal_x,
+            low,
+            high,
+            color=_colour(0),
+            alpha=0.45,
+            linewidth=3.0,
+            label="95% interval of each group's rate (Wilson)",
+        )
+        drawn.append(high)
     size = f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}-{counts.max()}"
     ax.text(
         0.98,
