@@ -3,7 +3,11 @@
 Each target gets ``--runs`` daily runs of ``--leads`` leads, written as the scorer writes
 them (previous stages read from the target, then the run committed), and the script prints
 the seconds the read and the commit took on the first and the last day. A daily run should
-cost the same in a year as on day one: its cost follows the run, not the history.
+cost the same in a year as on day one: its cost follows the run, not the history. Two reads
+that the scorer adds to a run are timed apart: ``runs s``, the runs the target holds
+(:func:`leadscore.sinks.target_runs`, read before every run to warn of a back-fill or an
+as-of scored twice), and ``moves s``, the model that gave each lead's previous stage
+(:func:`leadscore.sinks.run_moves_by_model`, read after a run that follows another model's).
 
 Usage::
 
@@ -53,8 +57,9 @@ def daily_run(ids: np.ndarray, as_of: pd.Timestamp, seed: int) -> pd.DataFrame:
     )
 
 
-def measure(target: str, leads: int, runs: int) -> list[tuple[int, float, float]]:
-    """(day, read seconds, commit seconds) of the first and the last run into ``target``."""
+def measure(target: str, leads: int, runs: int) -> list[tuple[int, float, float, float, float]]:
+    """(day, read, commit, runs, moves seconds) of the first and the last run into
+    ``target``."""
     ids = np.array([f"L{i:07d}" for i in range(leads)])
     start = pd.Timestamp("2026-01-01")
     out = []
@@ -62,14 +67,20 @@ def measure(target: str, leads: int, runs: int) -> list[tuple[int, float, float]
         as_of = start + pd.Timedelta(days=day)
         frame = daily_run(ids, as_of, seed=day)
         began = time.perf_counter()
+        sinks.target_runs(target)
+        held = time.perf_counter() - began
+        began = time.perf_counter()
         before = sinks.previous_stages(target, as_of, lead_ids=ids)
         scored = sinks.attach_previous_stages(frame, before)
         read = time.perf_counter() - began
         began = time.perf_counter()
         sinks.write_scored_leads(scored, target)
         commit = time.perf_counter() - began
+        began = time.perf_counter()
+        sinks.run_moves_by_model(target, sinks.RunKey.from_frame(scored))
+        moves = time.perf_counter() - began
         if day in (0, runs - 1):
-            out.append((day + 1, read, commit))
+            out.append((day + 1, read, commit, held, moves))
     return out
 
 
@@ -84,7 +95,7 @@ def main() -> None:
     if args.postgres_url and "postgres" not in kinds:
         kinds.append("postgres")
     print(f"{args.leads:,} leads, {args.runs} daily runs")
-    print(f"{'target':<10} {'day':>4} {'read s':>8} {'commit s':>9}")
+    print(f"{'target':<10} {'day':>4} {'read s':>8} {'commit s':>9} {'runs s':>7} {'moves s':>8}")
     with tempfile.TemporaryDirectory() as work:
         folder = Path(work)
         for kind in kinds:
@@ -101,8 +112,11 @@ def main() -> None:
                     "sqlite": f"sqlite:///{folder / 'scored.sqlite'}",
                 }[kind]
             try:
-                for day, read, commit in measure(target, args.leads, args.runs):
-                    print(f"{kind:<10} {day:>4} {read:>8.2f} {commit:>9.2f}")
+                for day, read, commit, held, moves in measure(target, args.leads, args.runs):
+                    print(
+                        f"{kind:<10} {day:>4} {read:>8.2f} {commit:>9.2f} {held:>7.2f} "
+                        f"{moves:>8.2f}"
+                    )
             finally:
                 if kind == "postgres":
                     _drop_schema(args.postgres_url, schema)
