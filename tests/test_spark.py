@@ -548,6 +548,19 @@ def test_bad_input_is_one_line_data_error(spark, event_world):
     assert "\n" not in str(missing.value)
     with pytest.raises(DataError, match="leads have no column 'company_size'"):
         score_events_spark(leads.drop("company_size"), activities, outcomes, scoring, as_of=AS_OF)
+    from pyspark.sql import functions as F
+
+    listed = spark.createDataFrame(pd.DataFrame([{"lead_id": "a", **row}])).withColumn(
+        "web_visits_30d", F.array(F.lit(1.0))
+    )
+    with pytest.raises(DataError, match="column 'web_visits_30d' of the leads to score must hold"):
+        score_flat_spark(listed, scoring, id_column="lead_id", as_of=AS_OF)
+    titles = leads.withColumn("job_title", F.array("job_title"))
+    with pytest.raises(DataError, match="column 'job_title' of the leads table must hold one"):
+        score_events_spark(titles, activities, outcomes, scoring, as_of=AS_OF)
+    # a column the model does not read may hold anything
+    tagged = leads.withColumn("tags", F.create_map(F.lit("k"), F.lit("v")))
+    assert score_events_spark(tagged, activities, outcomes, scoring, as_of=AS_OF).count() > 0
     twice = leads.unionByName(leads.limit(1))
     with pytest.raises(DataError, match="appears 2 times in leads"):
         score_events_spark(twice, activities, outcomes, scoring, as_of=AS_OF)

@@ -1733,6 +1733,19 @@ def check_lead_columns(columns: Iterable[object], features: Sequence[Feature]) -
     _model_extras(pd.DataFrame(columns=list(columns)), features)
 
 
+def lead_columns_read(columns: Iterable[object], features: Sequence[Feature]) -> list[str]:
+    """The columns of a leads table with ``columns`` that a model's fit ``features`` are read
+    from (``job_title`` for seniority, an extra column under its own name), in table order:
+    the columns whose type Spark's driver checks before its workers read them."""
+    present = [str(c) for c in columns]
+    fit_sources = {name: sources for name, _, _, sources in _FIT}
+    read = set(_model_extras(pd.DataFrame(columns=present), features).columns)
+    for feature in features:
+        if feature.group == "fit":
+            read.update(fit_sources.get(feature.name, ()))
+    return [c for c in present if c in read]
+
+
 def lead_fit_features(leads: pd.DataFrame, features: Sequence[Feature]) -> pd.DataFrame:
     """The fit features among a model's ``features``, read from a leads table alone (no
     activity log, no as-of) exactly as :func:`build_features` reads them.

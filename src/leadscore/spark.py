@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from leadscore.errors import DataError, LeadscoreError, ModelError, SpecError
-from leadscore.features import check_lead_columns, parse_timestamp
+from leadscore.features import check_lead_columns, lead_columns_read, parse_timestamp
 from leadscore.io import NO_ACTIVITY_ROWS_FIX
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
@@ -219,6 +219,26 @@ def _require(frame: DataFrame, columns: Sequence[str], what: str, fix: str) -> N
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
         raise DataError(f"{what} has no column {missing[0]!r}{more}", fix)
+
+
+def _refuse_several_values(frame: DataFrame, columns: Sequence[str], what: str) -> None:
+    """Refuse an array, map or struct column among ``columns`` from its type alone (no job).
+
+    The batch scorer and the pyfunc refuse a cell holding several values; on Spark such a
+    column failed in every Python worker with pandas' ``unhashable type``, which
+    :func:`worker_errors` cannot shorten to one line.
+    """
+    from pyspark.sql.types import ArrayType, MapType, StructType
+
+    wanted = set(columns)
+    for field in frame.schema.fields:
+        if field.name in wanted and isinstance(field.dataType, (ArrayType, MapType, StructType)):
+            raise DataError(
+                f"column {field.name!r} of {what} must hold one value per lead but is "
+                f"{field.dataType.simpleString()}",
+                "Flatten or drop array, map and struct columns before scoring "
+                "(one value per feature).",
+            )
 
 
 #: The last line of a leadscore error raised in a Python worker, within Spark's traceback.
@@ -605,8 +625,8 @@ def score_flat_spark(
     Raises
     ------
     DataError
-        The session is not in UTC, a column is missing, or a lead id is empty or repeated
-        (checked with one Spark job before anything is scored).
+        The session is not in UTC, a column is missing or holds arrays, maps or structs, or
+        a lead id is empty or repeated (checked with one Spark job before anything is scored).
     """
     _check_session(frame)
     features = [f.name for f in scoring.model.features]
@@ -622,6 +642,7 @@ def score_flat_spark(
         "the leads to score",
         "Add the column (empty values are fine); the model needs every feature it was trained on.",
     )
+    _refuse_several_values(frame, features, "the leads to score")
     _check_unique_ids(frame, id_column, "the leads to score")
     settings = _settings(as_of, with_reasons, top_n)
     shipped = _ShippedModel.of(scoring)
@@ -821,6 +842,9 @@ def score_events_spark(
         )
     _check_unique_ids(leads, "lead_id", "leads")
     check_lead_columns(leads.columns, scoring.model.features)
+    _refuse_several_values(
+        leads, lead_columns_read(leads.columns, scoring.model.features), "the leads table"
+    )
     type_map, type_counts = _checked_activity_types(
         activities, activity_types, scoring.model.features
     )
