@@ -31,7 +31,7 @@ from leadscore.io import load_closed_loop
 from leadscore.model import META_FILE, LeadScoringModel
 from leadscore.reasons import reason_text
 from leadscore.specs import load_spec
-from leadscore.subscores import NOT_THE_LEADS_DOING
+from leadscore.subscores import NOT_THE_LEADS_DOING, NOT_THE_LEADS_DOING_WHEN_MISSING
 from leadscore.synth import SynthParams, write_synthetic
 from leadscore.training import train
 
@@ -98,6 +98,37 @@ def test_a_lead_s_age_does_not_make_it_engaged(event_model):
     assert len(rows) == len(ages)
     engagement = model.explain_batch(table.X.loc[rows.index])["engagement_score"].astype(int)
     assert engagement.max() - engagement.min() <= 2, engagement.tolist()
+    # nor does a lead that did nothing rank among the engaged (77 when marketing's unsent
+    # e-mails counted as its own: see the next test)
+    assert engagement.max() <= 60, engagement.tolist()
+
+
+def test_a_lead_marketing_never_e_mailed_is_not_engaged_for_it(event_model):
+    """A missing open or click rate (no e-mail sent) is marketing's doing, not the lead's: it
+    lifted leads without a visit or an e-mail to an engagement of 66 on average, above the
+    e-mailed leads' 45, and an idle new lead to 77. The rates count only where given now."""
+    model, X, batch = event_model["model"], event_model["X"], event_model["batch"]
+    assert set(model.sub_scorer.not_counted_when_missing_) == NOT_THE_LEADS_DOING_WHEN_MISSING
+    engagement = batch["engagement_score"].astype(float)
+    never_mailed = X["email_open_rate_90d"].isna()
+    quiet = never_mailed & (X["web_visits_90d"] == 0)
+    assert quiet.sum() >= 20 and (~never_mailed).sum() >= 50
+    assert engagement[quiet].mean() < engagement[~never_mailed].mean() - 10
+    # the rates' contributions where missing change no sub-score; where given they do
+    exp = event_model["exp"]
+    scorer = model.sub_scorer
+    moved = exp.log_odds.copy()
+    moved.loc[never_mailed.to_numpy(), "email_open_rate_90d"] += 5.0
+    same = scorer.transform(moved, exp.values)
+    pd.testing.assert_frame_equal(same, scorer.transform(exp.log_odds, exp.values))
+    moved.loc[(~never_mailed).to_numpy(), "email_open_rate_90d"] += 5.0
+    raised = scorer.transform(moved, exp.values)["engagement_score"]
+    assert (
+        raised[~never_mailed.to_numpy()] >= same["engagement_score"][~never_mailed.to_numpy()]
+    ).all()
+    assert (raised != same["engagement_score"]).any()
+    with pytest.raises(ValueError, match="pass values"):
+        scorer.transform(exp.log_odds)
 
 
 def _reasons(batch: pd.DataFrame) -> list[list[dict]]:

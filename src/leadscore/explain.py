@@ -896,7 +896,7 @@ def explain_batch(
         )
         # side by side by position: a join on a repeated index label would multiply rows
         if sub_scorer is not None:
-            part = _beside(part, sub_scorer.transform(exp.log_odds))
+            part = _beside(part, sub_scorer.transform(exp.log_odds, exp.values))
         if include_contributions:
             part = _beside(part, exp.contributions.add_prefix("contribution:"))
         parts.append(part)

@@ -1106,6 +1106,7 @@ def _policy_rows(run: _Run) -> list[tuple[str, ...]]:
 @dataclass(frozen=True)
 class _Explained:
     log_odds: pd.DataFrame
+    values: pd.DataFrame  # the model columns the log-odds are of
     X: pd.DataFrame
     contributions: pd.DataFrame
     stages: np.ndarray
@@ -1125,7 +1126,7 @@ def _explain_leads(run: _Run) -> _Explained | None:
     else:
         return None
     exp = model.explain(X)
-    return _Explained(exp.log_odds, X, exp.contributions, stages, won, source)
+    return _Explained(exp.log_odds, exp.values, X, exp.contributions, stages, won, source)
 
 
 def _source_note(run: _Run, explained: _Explained) -> str:
@@ -1188,7 +1189,7 @@ def _fit_engagement_section(run: _Run, explained: _Explained | None) -> str:
     if explained is None or scorer is None:
         out.append(_note("Skipped: the model has no sub-scores or the run has no leads to show."))
         return "\n".join(out)
-    scores = scorer.transform(explained.log_odds)
+    scores = scorer.transform(explained.log_odds, explained.values)
     if scores["fit_score"].isna().all() or scores["engagement_score"].isna().all():
         out.append(
             _note("Skipped: the model has no fit features or no engagement features to score.")

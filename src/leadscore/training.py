@@ -546,7 +546,8 @@ def fit_sub_scorer(
     ``max_rows``: percentiles need no more, and TreeSHAP is the slow part)."""
     if len(X) > max_rows:
         X = X.sample(max_rows, random_state=seed)
-    return SubScorer().fit(model.explain(X).log_odds, model.features)
+    explained = model.explain(X)
+    return SubScorer().fit(explained.log_odds, model.features, explained.values)
 
 
 def _importance(booster: lgb.Booster, names: list[str]) -> dict[str, float]:
