@@ -635,9 +635,22 @@ def test_a_lead_repeated_across_chunks_is_an_error(scored_world, tmp_path):
     X, ids = next(event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=5000))
     target = tmp_path / "dup.duckdb"
     chunks = [(X.iloc[:200], ids.iloc[:200]), (X.iloc[150:], ids.iloc[150:])]
-    with pytest.raises(DataError, match=r"1?50 lead id\(s\) appear on more than one row"):
+    repeated = re.escape(f"lead {ids.iloc[150]!r} appears on more than one row of the input")
+    with pytest.raises(DataError, match=repeated):
         run_scoring(scoring, chunks, target=str(target), as_of=AS_OF, progress=False)
     assert not target.exists()
+    # named in the chunk where it comes back, before the chunks after it are read
+    read: list[int] = []
+
+    def reading(parts):
+        for i, part in enumerate(parts):
+            read.append(i)
+            yield part
+
+    later = [*chunks, (X.iloc[:0], ids.iloc[:0])]
+    with pytest.raises(DataError, match=repeated):
+        run_scoring(scoring, reading(later), target=str(target), as_of=AS_OF, progress=False)
+    assert read == [0, 1]
 
 
 def test_a_bad_value_names_the_lead_that_holds_it(scored_world, tmp_path):
@@ -675,7 +688,7 @@ def test_one_lead_under_two_spellings_of_its_id_is_an_error(scored_world, tmp_pa
     with pytest.raises(DataError, match=r"differ only by spaces around them in the input\. Strip"):
         run_scoring(scoring, [(X, padded)], target=str(target), as_of=AS_OF, progress=False)
     apart = [(X.iloc[:1], padded.iloc[:1]), (X.iloc[1:], padded.iloc[1:])]
-    with pytest.raises(DataError, match=r"1 lead id\(s\) appear on more than one row .*spaces"):
+    with pytest.raises(DataError, match=rf"lead {ids.iloc[1]!r} appears on more than one .*spaces"):
         run_scoring(scoring, apart, target=str(target), as_of=AS_OF, progress=False)
     assert not target.exists()
 
