@@ -97,6 +97,17 @@ def test_the_config_is_frozen_all_the_way_down() -> None:
     assert config.lightgbm.params == {"num_leaves": 5}
 
 
+def test_equal_configs_hash_alike_and_key_a_cache() -> None:
+    """A frozen config keys a cache or a set: hash() had raised on its read-only mappings."""
+    first = parse_config({"lightgbm": {"params": {"num_leaves": 5, "lambda_l2": 1}}})
+    again = parse_config({"lightgbm": {"params": {"lambda_l2": 1.0, "num_leaves": 5}}})
+    other = first.with_overrides({"lightgbm.params.num_leaves": 7})
+    assert first == again and hash(first) == hash(again)
+    assert other != first
+    assert len({first, again, other}) == 2
+    assert hash(parse_config({})) == hash(parse_config({}))
+
+
 def test_a_config_survives_copies_and_its_own_dump() -> None:
     config = parse_config({"lightgbm": {"params": {"num_leaves": 5}}, "seed": 3})
     assert copy.deepcopy(config) == config

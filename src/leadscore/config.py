@@ -71,6 +71,19 @@ class ReadOnlyMapping(Mapping[str, Any]):
     def __reduce__(self) -> tuple[Any, ...]:
         return (ReadOnlyMapping, (self._items,))
 
+    def __hash__(self) -> int:
+        """Equal mappings hash alike, so that a frozen config can key a cache or a set."""
+        return hash(_frozen(self._items))
+
+
+def _frozen(value: Any) -> Any:
+    """``value`` with its mappings and lists made hashable (equal values stay equal)."""
+    if isinstance(value, Mapping):
+        return frozenset((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
 
 #: A marketer's points table for the event-form features (see ``configs/train.yaml``).
 DEFAULT_RULE_POINTS: tuple[dict[str, Any], ...] = (
