@@ -1264,6 +1264,52 @@ def test_runs_and_the_models_that_gave_previous_stages(target: str) -> None:
     check_runs_and_previous_models(target)
 
 
+def write_switching_history(target: str) -> list[sinks.RunKey]:
+    """Runs of three model versions over five days, two of them on one as-of (told apart by
+    their scoring time), each over a shifting set of leads; returns the runs in order."""
+    plan = [
+        ("2024-05-01", "1", "2024-05-01 06:00", range(0, 30)),
+        ("2024-05-02", "1", "2024-05-02 06:00", range(5, 35)),
+        ("2024-05-03", "2", "2024-05-03 06:00", range(0, 40)),
+        ("2024-05-03", "3", "2024-05-03 07:00", range(10, 45)),
+        ("2024-05-05", "2", "2024-05-05 06:00", range(0, 50)),
+        ("2024-05-06", "3", "2024-05-06 06:00", range(20, 50)),
+    ]
+    runs = []
+    for day, (as_of, version, scored_at, leads) in enumerate(plan):
+        ids = [f"L{i:04d}" for i in leads]
+        frame = make_scored(as_of=as_of, version=version, seed=day, ids=ids, scored_at=scored_at)
+        before = sinks.previous_stages(target, as_of, lead_ids=ids)
+        sinks.write_scored_leads(sinks.attach_previous_stages(frame, before), target)
+        runs.append(sinks.RunKey(pd.Timestamp(as_of), "leadscore", version))
+    return runs
+
+
+@pytest.mark.parametrize("kind", ["parquet", "sqlite"])
+def test_the_model_of_each_previous_stage_is_the_same_on_every_target(
+    kind: str, tmp_path: Path
+) -> None:
+    """SQL targets find each lead's newest earlier row with a lookup per lead, DuckDB and files
+    with arg_max: both take the newest as-of, then the latest scoring time, so that a second
+    model's run on the same as-of is the one that gave the next run's previous stage."""
+    reference = target_for("duckdb", tmp_path / "duckdb")
+    other = target_for(kind, tmp_path / kind)
+    runs = write_switching_history(reference)
+    assert write_switching_history(other) == runs
+    for run in runs:
+        expected = sinks.run_moves_by_model(reference, run)
+        assert sinks.run_moves_by_model(other, run) == expected, run
+    last = sinks.run_moves_by_model(reference, runs[-1])
+    # day 6's leads 20-44 were last scored by v2 on day 5; 45-49 too; none is new
+    assert {(name, version) for _, _, name, version in last} == {("leadscore", "2")}
+    after_tie = sinks.run_moves_by_model(reference, runs[4])
+    # day 5: leads 10-44 were last scored by v3 (07:00 beat v2's 06:00 on day 3), 0-9 by v2
+    by_model: dict[tuple[str | None, str | None], int] = {}
+    for (_, _, name, version), n in after_tie.items():
+        by_model[(name, version)] = by_model.get((name, version), 0) + n
+    assert by_model == {("leadscore", "3"): 35, ("leadscore", "2"): 10, (None, None): 5}
+
+
 def test_a_target_without_runs_has_none(tmp_path: Path) -> None:
     for kind in FILE_KINDS:
         target = target_for(kind, tmp_path / kind)

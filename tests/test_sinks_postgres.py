@@ -779,3 +779,15 @@ def test_postgres_runs_and_the_models_that_gave_previous_stages(pg_url: str) -> 
     from test_sinks import check_runs_and_previous_models
 
     check_runs_and_previous_models(pg_url)
+
+
+def test_postgres_gives_each_previous_stage_the_model_duckdb_gives(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from test_sinks import write_switching_history
+
+    reference = str(tmp_path / "scored_leads.duckdb")
+    runs = write_switching_history(reference)
+    assert write_switching_history(pg_url) == runs
+    for run in runs:
+        assert sinks.run_moves_by_model(pg_url, run) == sinks.run_moves_by_model(reference, run)
