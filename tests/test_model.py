@@ -117,6 +117,61 @@ def test_save_then_load_gives_identical_probabilities_stages_and_thresholds(
     )
 
 
+def test_the_fingerprint_follows_the_stages_and_the_calibrator_not_only_the_booster(
+    trained: tuple[TrainingResult, LabelledDataset], tmp_path
+) -> None:
+    """A model folder's version is its fingerprint: a retrain that changed only the stage
+    policy kept the booster, and its runs were recorded under the old model's version."""
+    from leadscore.calibration import ProbabilityCalibrator
+    from leadscore.scoring import load_scoring_model
+    from leadscore.stages import StageThresholds
+
+    model = trained[0].model
+    back = LeadScoringModel.load(model.save(tmp_path / "m"))
+    assert back.fingerprint == model.fingerprint
+    stages = model.stages.to_dict()
+    stages["sql_threshold_"] = min(1.0, stages["sql_threshold_"] + 0.01)
+    other = LeadScoringModel(
+        model.booster,
+        model.encoder,
+        model.calibrator,
+        StageThresholds.from_dict(stages),
+        dict(model.metadata),
+        model.sub_scorer,
+        model.drift_reference,
+    )
+    assert other.fingerprint != model.fingerprint
+    versions = {
+        load_scoring_model(str(m.save(tmp_path / name))).version
+        for name, m in (("policy_a", model), ("policy_b", other))
+    }
+    assert len(versions) == 2
+    calibrated = model.calibrator.to_dict()
+    swapped = (
+        {"method_": "sigmoid", "params_": {"a": 1.0, "b": 0.5}}
+        if calibrated["method_"] == "identity"
+        else {"method_": "identity", "params_": {}}
+    )
+    recalibrated = LeadScoringModel(
+        model.booster,
+        model.encoder,
+        ProbabilityCalibrator.from_dict({**calibrated, **swapped}),
+        model.stages,
+        dict(model.metadata),
+    )
+    assert recalibrated.fingerprint != model.fingerprint
+    tokens = LeadScoringModel(
+        model.booster,
+        model.encoder,
+        model.calibrator,
+        model.stages,
+        {**model.metadata, "missing_values": ["Select"]},
+        model.sub_scorer,
+        model.drift_reference,
+    )
+    assert tokens.fingerprint != model.fingerprint
+
+
 def test_model_folder_holds_only_text_and_json(trained, tmp_path) -> None:
     result, _ = trained
     folder = result.model.save(tmp_path / "m")

@@ -132,9 +132,28 @@ class LeadScoringModel:
 
     @property
     def fingerprint(self) -> str:
-        """SHA-256 of the booster's text: two models with the same fingerprint score alike."""
-        text = self.booster.model_to_string(num_iteration=-1)
-        return hashlib.sha256(text.encode()).hexdigest()
+        """SHA-256 of everything that makes the model's output: the booster's text and, as
+        canonical JSON, its features and categories, calibrator, stage cut-offs, sub-scorer and
+        the tokens it reads as missing. Two models with the same fingerprint score, stage and
+        explain alike. A model folder's version is its first 12 characters, so a retrain that
+        changed only the stage policy is a new version: hashing the booster alone had recorded
+        two policies' stages under one version, and a switch between them went unseen."""
+        record = self.to_dict()
+        shaping = {
+            key: record[key]
+            for key in (
+                "features",
+                "categories",
+                "category_matching",
+                "calibrator",
+                "stages",
+                "sub_scorer",
+            )
+        }
+        shaping["missing_values"] = list(self.missing_values)
+        digest = hashlib.sha256(self.booster.model_to_string(num_iteration=-1).encode())
+        digest.update(json.dumps(shaping, sort_keys=True).encode())
+        return digest.hexdigest()
 
     @property
     def feature_names(self) -> list[str]:
