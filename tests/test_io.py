@@ -224,3 +224,30 @@ def test_event_data_of_a_database_is_named_after_the_database(source, name):
 
     assert event_data_name(source) == name
     assert default_model_uri(None, source) == f"models:/leadscore-{name}@champion"
+
+
+@pytest.mark.parametrize("table", ['My "Leads"; -- x', 'plain" WHERE "x" > 1 --'])
+def test_a_duckdb_table_name_is_quoted_not_read_as_sql(tmp_path, table):
+    """``--input-table`` and a spec's ``table:`` were pasted into the SELECT as written: a
+    table named with a quote, a space and a semicolon failed with DuckDB's parser error, and
+    a name closing the quote could add a WHERE that dropped rows unseen. Both readers (the
+    CLI's ``score --input-table`` reads by chunks) return every row of the named table."""
+    import duckdb
+
+    source = tmp_path / "crm.duckdb"
+    with duckdb.connect(str(source)) as con:
+        escaped = table.replace('"', '""')
+        con.execute(f'CREATE TABLE "{escaped}" AS SELECT * FROM FRAME')
+        con.execute("CREATE TABLE plain AS SELECT * FROM FRAME")
+
+    whole = read_table(str(source), table)
+    chunked = pd.concat(list(iter_table_chunks(str(source), table, chunk_rows=1)))
+    for read in (whole, chunked.reset_index(drop=True)):
+        pd.testing.assert_frame_equal(read, FRAME, check_dtype=False)
+
+
+def test_a_duckdb_table_name_that_closes_its_quote_is_not_a_filter(sources):
+    """A name ending the quoted identifier early names no table: it is refused as unknown,
+    never run as ``SELECT * FROM "open_leads" WHERE ...``."""
+    message = _both_readers(sources["duckdb"], 'open_leads" WHERE "x" > 1 --')
+    assert "has no table 'open_leads\" WHERE" in message

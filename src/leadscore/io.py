@@ -587,6 +587,12 @@ def _name_table_fix(table: str | None, named_by: str | None) -> str:
     return f"Load a {table} table into it (see the data contract)."
 
 
+def _quoted(name: str) -> str:
+    """``name`` as a DuckDB identifier: a table may be called anything (``My "Leads"; x``),
+    and a name pasted in bare would be read as SQL, failing or filtering rows unseen."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 @contextmanager
 def _duckdb_file(
     path: Path, table: str | None, query: str | None, named_by: str | None = SPEC_TABLE
@@ -611,7 +617,7 @@ def _duckdb_file(
             )
         if query is None:
             try:
-                con.execute(f'SELECT * FROM "{table}" LIMIT 0').fetchall()
+                con.execute(f"SELECT * FROM {_quoted(str(table))} LIMIT 0").fetchall()
             except duckdb.CatalogException as err:
                 tables = [r[0] for r in con.execute("SHOW TABLES").fetchall()]
                 if str(table).lower() in (t.lower() for t in tables):
@@ -630,7 +636,7 @@ def _read_duckdb(
     path: Path, table: str | None, query: str | None, named_by: str | None = SPEC_TABLE
 ) -> pd.DataFrame:
     with _duckdb_file(path, table, query, named_by) as con:
-        result = con.execute(query or f'SELECT * FROM "{table}"')
+        result = con.execute(query or f"SELECT * FROM {_quoted(str(table))}")
         # before .df(), which would rename a second "x" to "x_1"
         _check_unique_names(
             [d[0] for d in result.description or ()],
@@ -884,7 +890,7 @@ def iter_table_chunks(
                     yield _drop_unnamed(chunk)
         else:
             with _duckdb_file(path, table, query, named_by) as con:
-                select = query or f'SELECT * FROM "{table}"'
+                select = query or f"SELECT * FROM {_quoted(str(table))}"
                 relation = con.sql(select)
                 _check_unique_names(
                     relation.columns, _result_where(path, table, query), DUPLICATE_RESULT_FIX
@@ -1758,8 +1764,7 @@ _ATTACHED = "leadscore_events"
 
 
 def _attached_table(table: str) -> str:
-    quoted = table.replace('"', '""')
-    return f'{_ATTACHED}.main."{quoted}"'
+    return f"{_ATTACHED}.main.{_quoted(table)}"
 
 
 def _attach_duckdb_file(con: duckdb.DuckDBPyConnection, path: Path) -> None:
