@@ -140,3 +140,33 @@ def test_an_override_may_add_a_key_inside_lightgbm_params_and_keeps_the_others()
         config.with_overrides({"lightgbm.paramz.num_leaves": 15})
     with pytest.raises(SpecError, match=r"unknown config key 'quality_gate\.allow_wrose'"):
         config.with_overrides({"quality_gate.allow_wrose": True})
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (
+            "".join(
+                [
+                    'a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n',
+                    *(f"a{n}: &a{n} [{','.join([f'*a{n - 1}'] * 9)}]\n" for n in range(1, 9)),
+                ]
+            ),
+            ": its YAML aliases (*name) expand to more than 100,000 values.",
+        ),
+        ("seed: 7\n# Région\n".encode("cp1252"), " is not UTF-8 text: line 2 has the byte 0xE9."),
+        ("x: " + "[" * 1_000 + "]" * 1_000 + "\n", " nests lists or keys too deep for the YAML"),
+    ],
+)
+def test_a_config_file_yaml_cannot_read_is_one_line(tmp_path, content, problem) -> None:
+    """A config not in UTF-8 or nested 1,000 deep was a traceback, and an alias bomb took
+    seconds and gigabytes to be refused: each is one line naming the file."""
+    path = tmp_path / "train.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert message.startswith(f"{path}{problem}") and "\n" not in message, message

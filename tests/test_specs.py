@@ -370,3 +370,67 @@ def test_built_in_labels_read_as_sentences_with_or_without_a_value(name):
     for column, label in spec.labels.items():
         assert label.split()[-1].lower() not in dangling, (column, label)
         assert label[0].isupper() and not label.endswith((":", ".")), (column, label)
+
+
+def _bomb(levels: int) -> str:
+    """The "billion laughs" YAML: each level a list of nine aliases of the one before."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    lines += [f"a{n}: &a{n} [{','.join([f'*a{n - 1}'] * 9)}]" for n in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def _refused_file(tmp_path: Path, content: str | bytes) -> str:
+    """The one line with which load_spec refuses ``content`` written as a spec file."""
+    path = tmp_path / "spec.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(path)), message
+    return message
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    """Nine levels of nine aliases (432 bytes) expand to 387 million values: the spec reader
+    copied each one and grew past 2 GB. The expansion is counted on the parsed nodes, each
+    shared node once, and refused before anything walks it."""
+    message = _refused_file(tmp_path, _bomb(9))
+    assert "aliases (*name) expand to more than 100,000 values" in message
+    assert message.endswith(
+        "Write the values out rather than nesting anchors (&name) in one another."
+    )
+    assert "alias inside its own anchor" in _refused_file(tmp_path, TOP + "x: &a [1, *a]\n")
+
+
+def test_a_spec_may_still_share_a_list_by_an_anchor(tmp_path):
+    """An anchor used as YAML intends, a list written once and named twice, still loads."""
+    path = tmp_path / "spec.yaml"
+    path.write_text(TOP + LABEL + "categorical: &cols [Source, Region]\nallow_leakage: *cols\n")
+    spec = load_spec(path)
+    assert spec.categorical == spec.allow_leakage == ["Source", "Region"]
+
+
+def test_a_spec_that_is_not_utf8_says_so_not_an_impossible_date(tmp_path):
+    """A spec saved as Windows-1252 was reported as holding "an impossible date" (the decode
+    error is a ValueError, which the date check caught)."""
+    message = _refused_file(tmp_path, (TOP + "# Région\n").encode("cp1252"))
+    assert message == (
+        f"{tmp_path / 'spec.yaml'} is not UTF-8 text: line 4 has the byte 0xE9. "
+        "Save it as UTF-8 (your editor's Save As, encoding UTF-8)."
+    )
+
+
+def test_a_spec_nested_too_deep_is_one_line_not_a_recursion_error(tmp_path):
+    message = _refused_file(tmp_path, "x: " + "[" * 1_000 + "]" * 1_000 + "\n")
+    assert message.endswith(
+        "nests lists or keys too deep for the YAML reader. Write it with "
+        "fewer nested levels (a spec or config needs a handful)."
+    )
+
+
+def test_an_impossible_date_is_still_named(tmp_path):
+    message = _refused_file(tmp_path, TOP + LABEL + "test_from: 2024-13-45\n")
+    assert "holds an impossible date" in message

@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from leadscore.baselines import PointsRule
 from leadscore.calibration import CalibrationMethod
-from leadscore.errors import SpecError, invalid_yaml
+from leadscore.errors import SpecError
 from leadscore.leakage import AUC_THRESHOLD
 from leadscore.stages import StagePolicy
 
@@ -462,9 +462,8 @@ def load_config(
                 "Check the path, or leave --config out for the built-in defaults "
                 "(configs/train.yaml in leadscore's repository lists them).",
             )
-        try:
-            data = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as err:
-            raise invalid_yaml(file, err) from err
+        from leadscore.specs import read_yaml_file
+
+        data = read_yaml_file(file, yaml.SafeLoader)
     config = parse_config(data, source=str(path) if path is not None else "config")
     return config.with_overrides(overrides) if overrides else config
