@@ -27,6 +27,12 @@ if ! command -v apt-get >/dev/null 2>&1; then
     log "$* missing and there is no apt-get to install it"
     exit 3
 fi
+# parallel test workers may start two helpers at once: the second waits for the first's
+# apt-get rather than failing on its lock (and then finds little or nothing left to do)
+if command -v flock >/dev/null 2>&1; then
+    exec 9>/tmp/leadscore-apt-install.lock
+    flock -w 1200 9 || log "waited 20 minutes for another install; trying anyway"
+fi
 log "installing Debian's $* (apt-get update first)"
 export DEBIAN_FRONTEND=noninteractive
 if ! "${sudo[@]}" apt-get update -qq >&2; then

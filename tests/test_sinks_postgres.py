@@ -26,7 +26,7 @@ from leadscore import sinks
 from leadscore.errors import DataError
 from leadscore.io import iter_closed_loop_chunks, load_closed_loop
 from leadscore.sinks.schema import _KEY_TEXT
-from test_sink_errors import check_rebuilt_after_dropping_latest
+from test_sink_errors import _one_line, check_rebuilt_after_dropping_latest
 from test_sinks import CANONICAL_DTYPES, by_lead, expected_latest, make_scored, run_and_kill
 
 #: An activity-type map, the optional fourth event table.
@@ -791,3 +791,67 @@ def test_postgres_gives_each_previous_stage_the_model_duckdb_gives(
     assert write_switching_history(pg_url) == runs
     for run in runs:
         assert sinks.run_moves_by_model(pg_url, run) == sinks.run_moves_by_model(reference, run)
+
+
+def test_postgres_counts_the_new_sqls_of_a_period(pg_url: str) -> None:
+    from test_sinks import check_sql_entries
+
+    check_sql_entries(pg_url)
+
+
+def test_the_grant_hint_quotes_names_that_need_it(
+    postgres_server: tuple[str, Path | None],
+) -> None:
+    """User ``Low User``, schema ``Sales Ops`` and database ``Emea Sales`` were pasted bare:
+    "GRANT CREATE ON SCHEMA Sales Ops TO Low User" is a syntax error for the owner who runs
+    it. The names are quoted as PostgreSQL reads them, and the statements, run as written,
+    give the user what the run needs."""
+    import psycopg
+    import sqlalchemy as sa
+
+    server = sa.engine.make_url(postgres_server[0])
+
+    def admin(database: str | None = server.database) -> psycopg.Connection:
+        """The server's own user on ``database`` (keywords: a space needs no quoting)."""
+        return psycopg.connect(
+            host=server.host,
+            port=server.port,
+            user=server.username,
+            password=server.password,
+            dbname=database,
+            autocommit=True,
+        )
+
+    database, role, schema = "Emea Sales", "Low User", "Sales Ops"
+    with admin() as con:
+        try:
+            con.execute(f'CREATE ROLE "{role}" LOGIN')
+        except psycopg.errors.InsufficientPrivilege:
+            pytest.skip("the test server's user may not create roles")
+        con.execute(f'CREATE DATABASE "{database}"')
+    try:
+        with admin(database) as con:
+            con.execute(f'CREATE SCHEMA "{schema}"')
+            con.execute(f'GRANT USAGE ON SCHEMA "{schema}" TO "{role}"')
+            con.execute(f'REVOKE TEMPORARY ON DATABASE "{database}" FROM PUBLIC')
+            con.execute(
+                f'ALTER ROLE "{role}" IN DATABASE "{database}" SET search_path = "{schema}"'
+            )
+        url = server.set(database=database, username=role).render_as_string(hide_password=False)
+        with pytest.raises(DataError) as err:
+            sinks.check_target(url)
+        message = _one_line(err)
+        grants = [
+            f'GRANT CREATE ON SCHEMA "{schema}" TO "{role}"',
+            f'GRANT TEMPORARY ON DATABASE "{database}" TO "{role}"',
+        ]
+        assert f"Have the owner run {'; '.join(grants)}, or use a --target" in message
+        with admin(database) as con:
+            for grant in grants:
+                con.execute(grant)
+        sinks.write_scored_leads(make_scored(3), url)
+        assert len(sinks.read_history(url)) == 3
+    finally:
+        with admin() as con:
+            con.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            con.execute(f'DROP ROLE IF EXISTS "{role}"')

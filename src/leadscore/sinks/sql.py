@@ -300,8 +300,11 @@ def _check_postgres_rights(
 ) -> None:
     """The database user may do what the commit does (:data:`_PG_PRIVILEGES` on the tables
     there are, CREATE on the schema for those there are not, temporary tables), or one line
-    with the GRANT statements that are missing."""
+    with the GRANT statements that are missing, names quoted as the owner must paste them
+    (``GRANT CREATE ON SCHEMA "Sales Ops" TO "Low User"``)."""
     import sqlalchemy as sa
+
+    quote = con.dialect.identifier_preparer.quote
 
     def holds(sql: str, **params: str) -> bool:
         return bool(con.execute(sa.text(f"SELECT {sql}"), params).scalar())
@@ -319,20 +322,21 @@ def _check_postgres_rights(
             )
         ]
         if lacking:
-            grants.append(f"{', '.join(lacking)} ON {table}")
+            grants.append(f"{', '.join(lacking)} ON {quote(table)}")
     creates = len(present) < len(_PG_PRIVILEGES)  # a table to create
     if creates and not holds("has_schema_privilege(:s, 'CREATE')", s=schema):
-        grants.append(f"CREATE ON SCHEMA {schema}")
+        grants.append(f"CREATE ON SCHEMA {quote(schema)}")
     if not holds("has_database_privilege(current_database(), 'TEMPORARY')"):
         database = con.execute(sa.text("SELECT current_database()")).scalar()
-        grants.append(f"TEMPORARY ON DATABASE {database}")
+        grants.append(f"TEMPORARY ON DATABASE {quote(str(database))}")
     if grants:
         user = con.execute(sa.text("SELECT current_user")).scalar()
+        grantee = quote(str(user))
         raise DataError(
             f"the database user {user} may not write the scored leads to {target}: it lacks "
             f"{'; '.join(grants)}",
-            f"Have the owner run {'; '.join(f'GRANT {g} TO {user}' for g in grants)}, or use a "
-            "--target of a user that has them.",
+            f"Have the owner run {'; '.join(f'GRANT {g} TO {grantee}' for g in grants)}, or use "
+            "a --target of a user that has them.",
         )
 
 
