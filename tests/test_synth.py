@@ -343,3 +343,41 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+class _Interrupted(Exception):
+    """The failure a test makes a run meet part-way, in place of Ctrl+C or a full disk."""
+
+
+def _fail_after_the_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``write_synthetic`` fail once every table's rows are written, before costs.csv."""
+    import leadscore.synth as synth
+
+    def costs(*args: object) -> pd.DataFrame:
+        raise _Interrupted
+
+    monkeypatch.setattr(synth, "_costs", costs)
+
+
+def test_a_failed_run_removes_the_folders_it_created(tmp_path, monkeypatch):
+    """``synth --out NEW/a/b`` interrupted left NEW/a/b behind, empty (its files were already
+    removed): the run takes away the folders it made, and only those."""
+    _fail_after_the_tables(monkeypatch)
+    with pytest.raises(_Interrupted):
+        write_synthetic(
+            SynthParams(n_leads=50, seed=1), tmp_path / "new" / "a" / "b", progress=False
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_run_keeps_a_folder_that_was_there_and_its_files(tmp_path, monkeypatch):
+    """A folder there before the run (with a file of its own) stays, and so does the file;
+    only the folders the run made below it go."""
+    (tmp_path / "notes.txt").write_text("mine\n")
+    _fail_after_the_tables(monkeypatch)
+    with pytest.raises(_Interrupted):
+        write_synthetic(SynthParams(n_leads=50, seed=1), tmp_path / "a" / "b", progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    with pytest.raises(_Interrupted):
+        write_synthetic(SynthParams(n_leads=50, seed=1), tmp_path, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]

@@ -1255,6 +1255,29 @@ def _check_out_dir(out: Path) -> list[Path]:
     return present
 
 
+def _make_out_dir(out: Path) -> list[Path]:
+    """Create ``out`` and its missing parents; return the folders created, outermost first,
+    so that a run that fails (an error, Ctrl+C) takes away the empty folders it made rather
+    than leave ``NEW/a/b`` behind. A folder that was there is not among them and stays."""
+    missing: list[Path] = []
+    at = out.absolute()
+    while not at.exists() and at != at.parent:
+        missing.append(at)
+        at = at.parent
+    out.mkdir(parents=True, exist_ok=True)
+    return missing[::-1]
+
+
+def _remove_empty_folders(folders: list[Path]) -> None:
+    """Remove ``folders`` (of :func:`_make_out_dir`), innermost first, while they are empty:
+    a folder something else wrote into meanwhile is kept, and so are those outside it."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def write_synthetic(
     params: SynthParams,
     out_dir: str | os.PathLike[str],
@@ -1287,7 +1310,7 @@ def write_synthetic(
         raise SpecError(f"unknown format {fmt!r}", "Use parquet or csv.")
     out = Path(out_dir)
     earlier = _check_out_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
+    made = _make_out_dir(out)
     targets = {name: out / f"{name}.{fmt}" for name in OUTPUT_TABLES}
     targets["costs"] = out / "costs.csv"
     targets["manifest"] = out / "manifest.json"
@@ -1296,9 +1319,10 @@ def write_synthetic(
     counts = np.zeros(len(CHANNELS), dtype=np.int64)
     rows = dict.fromkeys(OUTPUT_TABLES, 0)
     won = 0
-    tab = _build_tables(params)
-    cal = _calibrate(params, tab)
+    written = False
     try:
+        tab = _build_tables(params)
+        cal = _calibrate(params, tab)
         disable = None if progress is None else not progress
         with tqdm(total=params.n_leads, unit="lead", desc="synth", disable=disable) as bar:
             for block in _blocks(params, tab, cal):
@@ -1346,11 +1370,14 @@ def write_synthetic(
                 path.unlink()
         for name, path in targets.items():
             os.replace(temps[name], path)
+        written = True
     finally:
         for writer in writers.values():
             writer.close()
         for temp in temps.values():
             temp.unlink(missing_ok=True)
+        if not written:
+            _remove_empty_folders(made)
     logger.info(
         "wrote %s leads and %s activities to %s",
         f"{rows['leads']:,}",
