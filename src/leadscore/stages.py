@@ -19,8 +19,12 @@ on held-out leads (the calibration fold, never the leads the booster learnt from
     cut-off that yields that many per period on the held-out leads, scaled by how many periods
     they span on the calendar (first to last date plus one step: a day for flat tables, the
     as-of spacing for event data). Given the lead of each example, distinct leads are
-    counted: a lead scored at three as-of dates of one period is one lead for sales, so the
-    cut-off does not depend on how often the examples were sampled (``events.every_days``).
+    counted: a lead scored at three as-of dates of one period is one lead for sales. A lead
+    that crosses the cut-off between two snapshots and falls back is not seen, so sparser
+    snapshots than the scoring runs hand sales more than the capacity (fitted for 20 a week
+    on 30-day snapshots: 30 a week on weekly runs, 51 on daily ones): the README says to
+    train with ``events.every_days`` near the scoring cadence, and the scorer counts each
+    period's new SQLs against the capacity (:class:`leadscore.scoring.CapacityCheck`).
 ``expected_value``
     a lead is worth the contact when ``p * deal_value`` exceeds its cost: ``contact_cost`` for
     SQL, ``nurture_cost`` for MQL.
@@ -57,8 +61,22 @@ logger = logging.getLogger(__name__)
 PolicyName = Literal["recall", "precision", "capacity", "expected_value", "probability"]
 
 #: How far above its recall target a stage may reach before :meth:`StageThresholds.fit` warns
-#: that ties at its cut-off did it: without ties a cut-off overshoots by one win at most.
+#: that ties at its cut-off did it: without ties a cut-off overshoots by one win at most. A
+#: high target leaves less to overshoot into, so the bound is also at most three quarters of
+#: what the target leaves out (0.075 for 90%): a 90% MQL target met at 100% by a tie holding
+#: every lead had emptied the lead stage without a word, while olist's isotonic steps meet it
+#: at 95%, which is no such news.
 TIE_OVERSHOOT = 0.1
+
+#: Below this share of what a capacity allows, :meth:`StageThresholds.fit` says that ties at
+#: the next probability kept the stage short (10 SQLs where 100 were allowed, in silence).
+CAPACITY_SHORTFALL = 0.5
+
+
+def tie_overshoot(target: float) -> float:
+    """How far past a recall ``target`` a stage may reach before ties are named."""
+    return min(TIE_OVERSHOOT, 0.75 * (1.0 - target))
+
 
 #: The names the issue and marketers use, accepted for the policies above.
 POLICY_ALIASES: dict[str, str] = {
@@ -135,6 +153,17 @@ class StagePolicy(BaseModel):
             if self.deal_value <= 0 or cost < 0:
                 raise ValueError("deal_value must be positive and costs not negative")
         return self
+
+
+def _probabilities(p: Any) -> np.ndarray:
+    """``p`` as float64, refused (``ValueError``) unless every value is in [0, 1]."""
+    pv = np.asarray(p, dtype="float64")
+    bad = ~((pv >= 0) & (pv <= 1))  # NaN too
+    if bad.any():
+        raise ValueError(
+            f"p must hold probabilities in [0, 1], none missing: {pv[bad].flat[0]!r} is not one"
+        )
+    return pv
 
 
 def calendar_step_days(order: Any) -> float | None:
@@ -307,7 +336,7 @@ class StageThresholds(BaseEstimator):
             if rule.policy != "recall" or not math.isfinite(cut) or stage in skip:
                 continue
             recall = self.achieved_[stage]["recall"]
-            if recall is None or recall - rule.goal <= TIE_OVERSHOOT:
+            if recall is None or recall - rule.goal <= tie_overshoot(rule.goal):
                 continue
             at_cut = p == cut
             if y[at_cut].sum() < 2:
@@ -392,12 +421,25 @@ class StageThresholds(BaseEstimator):
                 "sigmoid)"
             )
             return math.inf
-        return float(values[ok.max()])
+        chosen = ok.max()
+        if counts[chosen] < CAPACITY_SHORTFALL * allowed and chosen + 1 < values.size:
+            tied = int(counts[chosen + 1] - counts[chosen])
+            self.warnings_.append(
+                f"{tied:,} held-out leads share the next probability ({values[chosen + 1]:.1%}), "
+                f"so {name} holds {int(counts[chosen]):,} leads where a capacity of {target:g} "
+                f"per period allows {allowed:,} over {periods:.1f} periods: a cut-off cannot "
+                "split them (calibrate with fewer ties: calibration.method sigmoid)"
+            )
+        return float(values[chosen])
 
     def transform(self, p: np.ndarray) -> np.ndarray:
-        """Stage of each probability: ``"lead"``, ``"mql"`` or ``"sql"``."""
+        """Stage of each probability: ``"lead"``, ``"mql"`` or ``"sql"``.
+
+        Raises ``ValueError`` for a value outside [0, 1] or missing, as :meth:`fit` does: a
+        NaN had read as stage ``lead`` and score -9223372036854775808.
+        """
         check_is_fitted(self, "sql_threshold_")
-        pv = np.asarray(p, dtype="float64")
+        pv = _probabilities(p)
         return np.where(
             pv >= self.sql_threshold_, "sql", np.where(pv >= self.mql_threshold_, "mql", "lead")
         ).astype(object)
@@ -415,7 +457,7 @@ class StageThresholds(BaseEstimator):
         highest score below SQL with the leads under it.
         """
         check_is_fitted(self, "sql_threshold_")
-        pv = np.asarray(p, dtype="float64")
+        pv = _probabilities(p)
         score = np.clip(np.rint(pv * 100.0), 0.0, 100.0)
         cuts = np.array([self.mql_threshold_, self.sql_threshold_], dtype="float64")
         # round away float noise first: 100 * 0.15 is 15.000000000000002, and a cut-off of
