@@ -1239,3 +1239,75 @@ def test_the_bar_moves_within_a_chunk_and_slices_score_as_one(scored_world, tmp_
     )
     assert len(whole) > 97 * 3
     pd.testing.assert_frame_equal(whole.reset_index(drop=True), sliced.reset_index(drop=True))
+
+
+def test_a_capacity_policy_is_held_to_the_new_sqls_of_its_period(scored_world, tmp_path, caplog):
+    """The capacity policy promises sales so many SQLs per period; the runs of the period
+    that ends at a run's as-of are counted against it, a lead that came back to SQL counted
+    again, and more than a quarter over the capacity is a warning that says what to change."""
+    from dataclasses import replace
+
+    from leadscore.scoring import ScoringModel
+    from leadscore.stages import StageThresholds
+
+    scoring = load_scoring_model(scored_world["model"])
+    X, _ = next(event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=5000))
+    p = scoring.model.predict_proba(X, warn_unseen=False)
+    policy = {"sql": {"policy": "capacity", "target": 3}, "period_days": 7}
+    fitted = StageThresholds(policy).fit(p, p > np.median(p), periods=10).to_dict()
+    fitted["policy"]["sql"]["target"] = 1  # the cut-off of 30 standing SQLs, promised as 1
+    stages = StageThresholds.from_dict(fitted)
+    capped = ScoringModel(
+        LeadScoringModel(
+            scoring.model.booster,
+            scoring.model.encoder,
+            scoring.model.calibrator,
+            stages,
+            dict(scoring.model.metadata),
+            scoring.model.sub_scorer,
+            scoring.model.drift_reference,
+        ),
+        scoring.name,
+        "capped",
+    )
+    target = str(tmp_path / "capacity.duckdb")
+    checks = []
+    for as_of in (AS_OF - pd.Timedelta(days=14), AS_OF - pd.Timedelta(days=7), AS_OF):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="leadscore"):
+            summary = run_scoring(
+                capped,
+                event_feature_chunks(scored_world["data"], as_of, chunk_leads=5000),
+                target=target,
+                as_of=as_of,
+                progress=False,
+                with_reasons=False,
+            )
+        checks.append((summary.capacity, [r.getMessage() for r in caplog.records]))
+    history = read_history(target)
+    for check, said in checks:
+        window = history[
+            (history["as_of"] > check.until - pd.Timedelta(days=7))
+            & (history["as_of"] <= check.until)
+        ]
+        came = (window["stage"] == "sql") & (window["previous_stage"].fillna("") != "sql")
+        assert check.entries == int(came.sum()) > 0
+        assert (check.capacity, check.period_days) == (1, 7)
+        warned = [s for s in said if "more than sales can take" in s]
+        assert bool(warned) == check.exceeded
+    first, second, third = (c for c, _ in checks)
+    assert not first.complete and not first.exceeded and "a first backlog" in first.line()
+    assert second.complete and third.complete
+    assert third.exceeded and f"capacity: {third.entries:,} new SQLs in the 7 days to" in (
+        third.line()
+    )
+    other = replace(scoring, version="other")  # a recall policy: nothing to hold it to
+    plain = run_scoring(
+        other,
+        event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=5000),
+        target=str(tmp_path / "recall.duckdb"),
+        as_of=AS_OF,
+        progress=False,
+        with_reasons=False,
+    )
+    assert plain.capacity is None

@@ -1285,6 +1285,28 @@ def write_switching_history(target: str) -> list[sinks.RunKey]:
     return runs
 
 
+def check_sql_entries(target: str) -> None:
+    """The new SQLs of a period, as the history holds them: a lead counted each time it comes
+    to SQL from another stage or from none, only the runs of the named model, the period's
+    start left out and its end kept."""
+    write_switching_history(target)
+    sinks.write_scored_leads(make_scored(12, "2024-05-04", model="other", seed=9), target)
+    history = sinks.read_history(target)
+    came = (history["stage"] == "sql") & (history["previous_stage"].fillna("") != "sql")
+    assert came.sum() > 0 and (history["stage"] == "sql").sum() > came.sum()
+    for after, until in (("2024-04-30", "2024-05-06"), ("2024-05-01", "2024-05-03")):
+        start, end = pd.Timestamp(after), pd.Timestamp(until)
+        mine = (history["model_name"] == "leadscore") & history["as_of"].between(start, end)
+        mine &= history["as_of"] > start
+        assert sinks.sql_entries(target, "leadscore", start, end) == int((came & mine).sum())
+    assert sinks.sql_entries(target, "nobody", pd.Timestamp("2024-01-01"), end) == 0
+
+
+def test_the_new_sqls_of_a_period(target: str, tmp_path: Path) -> None:
+    assert sinks.sql_entries(target, "leadscore", pd.Timestamp(0), pd.Timestamp.now()) == 0
+    check_sql_entries(target)
+
+
 @pytest.mark.parametrize("kind", ["parquet", "sqlite"])
 def test_the_model_of_each_previous_stage_is_the_same_on_every_target(
     kind: str, tmp_path: Path

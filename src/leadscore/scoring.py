@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -78,6 +79,7 @@ from leadscore.sinks import (
     run_moves_by_model,
     run_transitions,
     shown_model,
+    sql_entries,
     target_runs,
 )
 from leadscore.specs import DatasetSpec
@@ -102,6 +104,41 @@ class ScoringModel:
 
 
 @dataclass(frozen=True)
+class CapacityCheck:
+    """A capacity policy's promise held against the runs: the new SQLs (``entries``:
+    :func:`~leadscore.sinks.sql_entries`) of the runs of one model name in the ``period_days``
+    that end at this run's as-of, against ``capacity`` per period.
+
+    ``complete`` is whether the target held a run of the model name at or before the period's
+    start: without one, the period's first run handed over every lead already above the
+    cut-off (a backlog, not a period's flow).
+    """
+
+    entries: int
+    capacity: float
+    period_days: float
+    until: pd.Timestamp
+    complete: bool
+
+    #: How far above the capacity the period's new SQLs may go before a warning: a quarter.
+    TOLERANCE: ClassVar[float] = 0.25
+
+    @property
+    def exceeded(self) -> bool:
+        return self.complete and self.entries > self.capacity * (1 + self.TOLERANCE)
+
+    def line(self) -> str:
+        """``capacity: 51 new SQLs in the 7 days to 2026-03-28, against 20 per 7 days``."""
+        text = (
+            f"capacity: {self.entries:,} new SQLs in the {self.period_days:g} days to "
+            f"{self.until:%Y-%m-%d}, against {self.capacity:g} per {self.period_days:g} days"
+        )
+        if not self.complete:
+            return f"{text} (the target holds no run before that period: a first backlog)"
+        return text
+
+
+@dataclass(frozen=True)
 class ScoringSummary:
     """What a scoring run wrote: the sink's summary, leads per stage, how many moved, and
     the leads per (previous stage, stage) pair (``None``: scored for the first time).
@@ -121,6 +158,7 @@ class ScoringSummary:
         default_factory=dict
     )
     backfill_before: pd.Timestamp | None = None
+    capacity: CapacityCheck | None = None
 
     @property
     def rows(self) -> int:
@@ -1079,7 +1117,34 @@ def run_scoring(
         # only another model's earlier run can have given a previous stage: else no query
         moves_by_model=run_moves_by_model(summary.target, run) if other_models.any() else {},
         backfill_before=backfill_before,
+        capacity=_capacity_check(scoring, summary.target, runs, as_of),
     )
     if result.moved_by_other_models():
         logger.warning("%s", result.moved_line())
+    if result.capacity is not None and result.capacity.exceeded:
+        logger.warning(
+            "%s: more than sales can take. Runs more often than the model's held-out snapshots "
+            "(events.every_days) hand over leads that cross the cut-off between them; retrain "
+            "with events.every_days near the run cadence, or lower stages.sql.target",
+            result.capacity.line(),
+        )
     return result
+
+
+def _capacity_check(
+    scoring: ScoringModel, target: str, runs: pd.DataFrame, as_of: pd.Timestamp
+) -> CapacityCheck | None:
+    """The new SQLs of the period ending at ``as_of`` against an SQL capacity policy (None for
+    another policy); ``runs`` are the target's runs before this one (:func:`target_runs`)."""
+    policy = scoring.model.stages.policy_
+    if policy.sql.policy != "capacity":
+        return None
+    after = as_of - pd.Timedelta(days=policy.period_days)
+    mine = runs[runs["model_name"] == scoring.name]
+    return CapacityCheck(
+        entries=sql_entries(target, scoring.name, after, as_of),
+        capacity=policy.sql.goal,
+        period_days=policy.period_days,
+        until=as_of,
+        complete=bool((mine["as_of"] <= after).any()),
+    )

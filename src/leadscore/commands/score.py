@@ -391,6 +391,8 @@ def run(args: argparse.Namespace) -> int:
         + f"; {summary.moved_line()}"
     )
     print(f"  {_sql_handoff(summary)}")
+    if summary.capacity is not None:
+        print(f"  {summary.capacity.line()}")
     restaged = summary.write.restaged_rows
     if restaged:
         print(

@@ -86,6 +86,7 @@ from leadscore.sinks.tables import (
     recorded_closed,
     run_moves_by_model,
     run_transitions,
+    sql_entries,
     target_runs,
     write_scored_leads,
 )
@@ -126,6 +127,7 @@ __all__ = [
     "run_transitions",
     "schema_markdown",
     "shown_model",
+    "sql_entries",
     "target_runs",
     "validate_scored_leads",
     "write_scored_leads",

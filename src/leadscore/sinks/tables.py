@@ -391,25 +391,11 @@ def run_moves_by_model(
 
         history, _, _ = _sql_tables(sa.MetaData(), "t")
         mine = history.alias("mine")
-
-        def previous(column: str) -> Any:
-            # one lookup per lead on the (lead_id, as_of) index: a window over the leads'
-            # earlier rows joined back to the run had SQLite compare every pair of rows (105 s
-            # for 20,000 leads on the second day, and growing with the history)
-            earlier = history.alias()
-            return (
-                sa.select(earlier.c[column])
-                .where(earlier.c.lead_id == mine.c.lead_id, earlier.c.as_of < as_of)
-                .order_by(*_newest_first(earlier))
-                .limit(1)
-                .scalar_subquery()
-            )
-
         rows_of_run = sa.select(
             mine.c.previous_stage,
             mine.c.stage,
-            previous("model_name").label("name"),
-            previous("model_version").label("version"),
+            _newest_earlier(history, mine, "model_name", as_of).label("name"),
+            _newest_earlier(history, mine, "model_version", as_of).label("version"),
         ).where(
             mine.c.as_of == as_of,
             mine.c.model_name == run.model_name,
@@ -447,6 +433,72 @@ def run_moves_by_model(
         ): int(n)
         for before, stage, name, version, n in rows
     }
+
+
+def _newest_earlier(history: Any, mine: Any, column: str, as_of: Any) -> Any:
+    """``column`` of the newest row before ``as_of`` of the lead of each row of ``mine``.
+
+    One lookup per lead on the (lead_id, as_of) index: a window over the leads' earlier rows
+    joined back to the run had SQLite compare every pair of rows (105 s for 20,000 leads on
+    the second day, and growing with the history).
+    """
+    import sqlalchemy as sa
+
+    earlier = history.alias()
+    return (
+        sa.select(earlier.c[column])
+        .where(earlier.c.lead_id == mine.c.lead_id, earlier.c.as_of < as_of)
+        .order_by(*_newest_first(earlier))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+
+def sql_entries(
+    target: str | os.PathLike[str] | SinkTarget | None,
+    model_name: str,
+    after: pd.Timestamp,
+    until: pd.Timestamp,
+) -> int:
+    """How many times runs of ``model_name`` with an as-of in (``after``, ``until``] put a lead
+    in SQL from another stage or from none: the new SQLs sales was handed over that time, a
+    lead that fell back and came again counted each time it came (0 before the first run).
+
+    A capacity policy promises sales so many SQLs per period; the scorer holds the runs of the
+    period that ends at its as-of to it.
+    """
+    sink = parse_target(target)
+    bounds = (after.to_pydatetime(), until.to_pydatetime())
+    if sink.kind == "sql":
+        import sqlalchemy as sa
+
+        history, _, _ = _sql_tables(sa.MetaData(), "r")
+        sqlite = sqlite_file(sink.location)
+        if sqlite is not None and not sqlite.is_file():
+            return 0
+        with _sql_connection(sink, write=False) as con:
+            if not sa.inspect(con).has_table(history.name):
+                return 0
+            query = sa.select(sa.func.count()).where(
+                history.c.model_name == model_name,
+                history.c.as_of > bounds[0],
+                history.c.as_of <= bounds[1],
+                history.c.stage == "sql",
+                sa.or_(history.c.previous_stage.is_(None), history.c.previous_stage != "sql"),
+            )
+            found = con.execute(query).scalar()
+    else:
+        with _duckdb_view(sink) as (con, sources):
+            source = sources[HISTORY_TABLE]
+            if source is None:
+                return 0
+            found = con.execute(
+                f"SELECT count(*) FROM {source} WHERE CAST(model_name AS VARCHAR) = ? "
+                "AND as_of > ? AND as_of <= ? AND CAST(stage AS VARCHAR) = 'sql' "
+                "AND coalesce(CAST(previous_stage AS VARCHAR), '') <> 'sql'",
+                [model_name, *bounds],
+            ).fetchall()[0][0]
+    return int(found or 0)
 
 
 def leads_of_other_models(
