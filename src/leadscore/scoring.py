@@ -1124,8 +1124,8 @@ def run_scoring(
     if result.capacity is not None and result.capacity.exceeded:
         logger.warning(
             "%s: more than sales can take. Runs more often than the model's held-out snapshots "
-            "(events.every_days) hand over leads that cross the cut-off between them; retrain "
-            "with events.every_days near the run cadence, or lower stages.sql.target",
+            "(events.every_days) hand over leads that cross the cut-off between them; lower "
+            "stages.sql.target and retrain, or agree a fixed probability cut-off",
             result.capacity.line(),
         )
     return result

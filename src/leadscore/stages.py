@@ -22,9 +22,10 @@ on held-out leads (the calibration fold, never the leads the booster learnt from
     counted: a lead scored at three as-of dates of one period is one lead for sales. A lead
     that crosses the cut-off between two snapshots and falls back is not seen, so sparser
     snapshots than the scoring runs hand sales more than the capacity (fitted for 20 a week
-    on 30-day snapshots: 30 a week on weekly runs, 51 on daily ones): the README says to
-    train with ``events.every_days`` near the scoring cadence, and the scorer counts each
-    period's new SQLs against the capacity (:class:`leadscore.scoring.CapacityCheck`).
+    on 30-day snapshots: 30 a week on weekly runs, 51 on daily ones), and the fold's first
+    snapshot counts the leads already above the cut-off as if they came within the fold. The
+    scorer therefore counts each period's new SQLs against the capacity
+    (:class:`leadscore.scoring.CapacityCheck`), and the README says how to adjust.
 ``expected_value``
     a lead is worth the contact when ``p * deal_value`` exceeds its cost: ``contact_cost`` for
     SQL, ``nurture_cost`` for MQL.
