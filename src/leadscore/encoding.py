@@ -444,6 +444,7 @@ class FeatureEncoder:
                     f"no category levels for feature {f.name!r}",
                     "Retrain the model or restore its model.json.",
                 )
+        self._check_categories()
         self._positions: dict[str, dict[str, int]] = {}
         for name, levels in self.categories.items():
             positions = self._positions[name] = {}
@@ -458,6 +459,27 @@ class FeatureEncoder:
                         "Retrain the model or restore its model.json as it was saved.",
                     )
                 positions.setdefault(key, i)
+
+    def _check_categories(self) -> None:
+        """Refuse levels that scoring cannot use: levels of a column that is no categorical
+        feature (scoring failed on them with a ``KeyError`` or an ``AttributeError``) and a
+        level given twice (pandas refuses such categories when the column is typed)."""
+        kinds = {f.name: f.kind for f in self.features}
+        for name, levels in self.categories.items():
+            if kinds.get(name) != "categorical":
+                what = "no feature" if name not in kinds else f"a {kinds[name]} feature"
+                raise ModelError(
+                    f"category levels are given for {name!r}, which is {what}",
+                    "Retrain the model or restore its model.json as it was saved.",
+                )
+            seen: set[object] = set()
+            for level in levels:
+                if level in seen:
+                    raise ModelError(
+                        f"the level {level!r} of {name!r} is given twice",
+                        "Retrain the model or restore its model.json as it was saved.",
+                    )
+                seen.add(level)
 
     def _key(self, value: object) -> str:
         return spelling_key(value) if self.fold_spellings else canonical_text(value)

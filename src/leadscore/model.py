@@ -18,11 +18,13 @@ and text and cannot run code, so a model folder from elsewhere is safe to open.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
@@ -57,6 +59,10 @@ MODEL_FORMAT = "leadscore-model"
 FORMAT_VERSION = 1
 BOOSTER_FILE = "booster.txt"
 META_FILE = "model.json"
+
+#: The booster as :meth:`LeadScoringModel.save` stages it beside an older model's files, named
+#: by its SHA-256; ``model.json`` may name such a file while a save is under way.
+STAGED_BOOSTER = re.compile(r"booster-[0-9a-f]{64}\.txt")
 
 
 # --------------------------------------------------------------------------- the model
@@ -108,12 +114,7 @@ class LeadScoringModel:
         sub_scorer: SubScorer | None = None,
         drift_reference: DriftReference | None = None,
     ) -> None:
-        if booster.num_feature() != len(encoder.features):
-            raise ModelError(
-                f"the booster reads {booster.num_feature()} features but the model describes "
-                f"{len(encoder.features)}",
-                "Retrain the model; its files do not belong together.",
-            )
+        _check_booster_names(booster, encoder)
         self.booster = booster
         self.encoder = encoder
         self.calibrator = calibrator
@@ -324,44 +325,67 @@ class LeadScoringModel:
         and machine boundaries as text only, never as a pickled object.
         """
         booster_text = self.booster.model_to_string(num_iteration=-1)
+        return self._meta_text(booster_text, BOOSTER_FILE), booster_text
+
+    def _meta_text(self, booster_text: str, booster_file: str) -> str:
+        """``model.json``'s text for ``booster_text`` saved as ``booster_file``."""
         meta = self.to_dict()
+        meta["booster_file"] = booster_file
         meta["booster_sha256"] = hashlib.sha256(booster_text.encode()).hexdigest()
-        return json.dumps(meta, indent=2, allow_nan=False) + "\n", booster_text
+        return json.dumps(meta, indent=2, allow_nan=False) + "\n"
 
     def save(self, directory: str | os.PathLike[str]) -> Path:
-        """Write ``booster.txt`` and ``model.json`` into ``directory`` (created if needed)."""
+        """Write ``booster.txt`` and ``model.json`` into ``directory`` (created if needed),
+        replacing an older model's two files there and leaving any other file alone.
+
+        All or nothing for whoever loads the folder: it holds the older model or this one,
+        never one's booster with the other's ``model.json``, whether the save fails (a full
+        disk) or is killed at any point. Two files cannot be replaced at once, so the booster
+        is first written under a name of its own (its checksum, :data:`STAGED_BOOSTER`) and
+        ``model.json`` naming it is renamed into place: that rename is the moment the folder
+        switches models. ``booster.txt`` and a ``model.json`` naming it then follow, and the
+        staged copy goes, so that a saved folder is the two files every reader expects.
+        """
         target = Path(directory)
         target.mkdir(parents=True, exist_ok=True)
         meta_text, booster_text = self.to_texts()
-        for name, text in ((BOOSTER_FILE, booster_text), (META_FILE, meta_text)):
-            write_text_atomically(target / name, text)
+        staged = target / f"booster-{hashlib.sha256(booster_text.encode()).hexdigest()}.txt"
+        ours = not staged.exists()  # else the older model's, left by a save stopped half-way
+        write_text_atomically(staged, booster_text)
+        try:
+            write_text_atomically(target / META_FILE, self._meta_text(booster_text, staged.name))
+        except BaseException:
+            if ours:  # the older model stays, as it was
+                with contextlib.suppress(OSError):
+                    staged.unlink(missing_ok=True)
+            raise
+        write_text_atomically(target / BOOSTER_FILE, booster_text)
+        write_text_atomically(target / META_FILE, meta_text)
+        for path in target.iterdir():  # this save's and those of saves stopped before it
+            if STAGED_BOOSTER.fullmatch(path.name) and path.is_file():
+                with contextlib.suppress(OSError):  # saved all the same; a later save retries
+                    path.unlink(missing_ok=True)
         logger.info("saved model to %s", target)
         return target
 
     @classmethod
     def load(cls, directory: str | os.PathLike[str]) -> LeadScoringModel:
-        """Read a model folder written by :meth:`save`; runs no code from the folder."""
+        """Read a model folder written by :meth:`save`; runs no code from the folder.
+
+        The booster is the file ``model.json`` names (``booster_file``): ``booster.txt``, or
+        the staged copy of a save that was stopped after it switched models (:meth:`save`).
+        """
         source = Path(directory)
-        meta_path, booster_path = source / META_FILE, source / BOOSTER_FILE
-        if not meta_path.is_file() or not booster_path.is_file():
-            raise ModelError(
-                f"{source} is not a model folder (no {META_FILE} or {BOOSTER_FILE})",
-                "Point to a folder written by `leadscore train`.",
-            )
-        try:
-            meta_text = meta_path.read_text(encoding="utf-8")
-            booster_text = booster_path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as err:
-            raise ModelError(
-                f"{source} holds a file that is not text ({err})",
-                "Restore the model folder as it was saved, or retrain.",
-            ) from err
-        return cls.from_texts(
-            meta_text,
-            booster_text,
-            meta_name=str(meta_path),
-            booster_name=str(booster_path),
-        )
+        meta_path = source / META_FILE
+        if not meta_path.is_file():
+            raise _not_a_model_folder(source)
+        meta_text = _read_model_text(meta_path, source)
+        meta = _parse_meta(meta_text, str(meta_path))
+        booster_path = source / _booster_file(meta, str(meta_path))
+        if not booster_path.is_file():
+            raise _not_a_model_folder(source)
+        booster_text = _read_model_text(booster_path, source)
+        return cls._from_meta(meta, booster_text, str(meta_path), str(booster_path))
 
     @classmethod
     def from_texts(
@@ -380,30 +404,23 @@ class LeadScoringModel:
         ------
         ModelError
             The texts are no model, were written by a newer leadscore, do not belong together
-            (checksum), or ``model.json`` is damaged: a field missing or of the wrong type, or
-            a value no fitted model has (a cut-off that is no probability, MQL above SQL, a
-            calibrator parameter that is not finite, isotonic points out of order).
+            (checksum, or the booster's features are not the model's, in order), or
+            ``model.json`` is damaged: a field missing or of the wrong type, or a value no
+            fitted model has (a cut-off that is no probability, MQL above SQL, a calibrator
+            parameter that is not finite, isotonic points out of order, category levels of a
+            feature that is not categorical, sub-score quantiles out of order).
         """
-        try:
-            meta = json.loads(meta_text)
-        except json.JSONDecodeError as err:
-            raise ModelError(
-                f"{meta_name} is not valid JSON ({err})", "Restore the file or retrain the model."
-            ) from err
-        if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
-            raise ModelError(
-                f"{meta_name} is not a leadscore model file",
-                "Point to a folder written by `leadscore train`.",
-            )
-        version = meta.get("format_version", FORMAT_VERSION)
-        if not isinstance(version, int) or isinstance(version, bool):
-            raise _damaged(meta_name, f"format_version {version!r} is not a whole number")
-        if version > FORMAT_VERSION:
-            raise ModelError(
-                f"{meta_name} was written by a newer leadscore "
-                f"({meta.get('leadscore_version')}, format {version})",
-                "Upgrade leadscore to load it.",
-            )
+        return cls._from_meta(
+            _parse_meta(meta_text, meta_name), booster_text, meta_name, booster_name
+        )
+
+    @classmethod
+    def _from_meta(
+        cls, meta: Any, booster_text: str, meta_name: str, booster_name: str
+    ) -> LeadScoringModel:
+        """:meth:`from_texts` once ``model.json`` is parsed."""
+        _check_format(meta, meta_name)
+        _booster_file(meta, meta_name)
         expected = meta.get("booster_sha256")
         if not expected:
             raise ModelError(
@@ -418,15 +435,6 @@ class LeadScoringModel:
                 "Restore the model folder as it was saved, or retrain.",
             )
         features, categories, metadata = _read_structure(meta, meta_name)
-        try:  # the parts check their own values and raise ModelError naming the part
-            calibrator = ProbabilityCalibrator.from_dict(meta["calibrator"])
-            stages = StageThresholds.from_dict(meta["stages"])
-            raw_sub = meta.get("sub_scorer")
-            sub_scorer = None if raw_sub is None else SubScorer.from_dict(raw_sub)
-            raw_drift = meta.get("drift_reference")
-            drift = None if raw_drift is None else DriftReference.from_dict(raw_drift)
-        except ModelError as err:
-            raise ModelError(f"{meta_name}: {err.problem}", err.fix) from err
         try:
             booster = lgb.Booster(model_str=booster_text)
         except lgb.basic.LightGBMError as err:
@@ -439,6 +447,21 @@ class LeadScoringModel:
             encoder = FeatureEncoder(features, categories, fold_spellings=folded)
         except ModelError as err:
             raise _damaged(meta_name, err.problem) from err
+        try:  # before the parts: features out of order would read as a damaged part
+            _check_booster_names(booster, encoder)
+        except ModelError as err:
+            raise ModelError(f"{booster_name} and {meta_name}: {err.problem}", err.fix) from err
+        try:  # the parts check their own values and raise ModelError naming the part
+            calibrator = ProbabilityCalibrator.from_dict(meta["calibrator"])
+            stages = StageThresholds.from_dict(meta["stages"])
+            raw_sub = meta.get("sub_scorer")
+            sub_scorer = (
+                None if raw_sub is None else SubScorer.from_dict(raw_sub, columns=encoder.names)
+            )
+            raw_drift = meta.get("drift_reference")
+            drift = None if raw_drift is None else DriftReference.from_dict(raw_drift)
+        except ModelError as err:
+            raise ModelError(f"{meta_name}: {err.problem}", err.fix) from err
         return cls(booster, encoder, calibrator, stages, metadata, sub_scorer, drift)
 
     def __repr__(self) -> str:
@@ -466,6 +489,94 @@ def _feature_record(feature: Feature) -> dict[str, Any]:
     unset is left out rather than written as null, so a model that uses none of the newer
     fields (every flat-table model) reads in releases that came before them."""
     return {k: v for k, v in asdict(feature).items() if v is not None}
+
+
+def _check_booster_names(booster: lgb.Booster, encoder: FeatureEncoder) -> None:
+    """Refuse a booster whose columns are not the encoder's features, in order.
+
+    The booster reads a matrix by position: a ``model.json`` that lists two features the other
+    way round, or a booster from another training, scored every lead on the wrong columns
+    without a word. Training names the booster's columns :attr:`FeatureEncoder.booster_names`
+    (the features' names made safe for LightGBM), so that is what the booster must hold.
+    """
+    stored, expected = booster.feature_name(), encoder.booster_names
+    if len(stored) != len(expected):
+        raise ModelError(
+            f"the booster reads {len(stored)} features but the model describes {len(expected)}",
+            "Retrain the model; its files do not belong together.",
+        )
+    for j, (held, wanted) in enumerate(zip(stored, expected, strict=True)):
+        if held != wanted:
+            shown = encoder.names[j]
+            as_read = "" if shown == wanted else f" (named {wanted!r} in a booster)"
+            raise ModelError(
+                f"the booster's feature {j + 1} is {held!r} but the model's is {shown!r}{as_read}",
+                "Retrain the model; its files do not belong together.",
+            )
+
+
+def _not_a_model_folder(source: Path) -> ModelError:
+    return ModelError(
+        f"{source} is not a model folder (no {META_FILE} or {BOOSTER_FILE})",
+        "Point to a folder written by `leadscore train`.",
+    )
+
+
+def _read_model_text(path: Path, source: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ModelError(
+            f"{source} holds a file that is not text ({err})",
+            "Restore the model folder as it was saved, or retrain.",
+        ) from err
+
+
+def _parse_meta(meta_text: str, meta_name: str) -> Any:
+    """``model.json`` parsed; any text that is no JSON a model holds is a :class:`ModelError`
+    (a number of thousands of digits is a ``ValueError``, arrays nested thousands deep a
+    ``RecursionError``: both were tracebacks)."""
+    try:
+        return json.loads(meta_text)
+    except json.JSONDecodeError as err:
+        raise ModelError(
+            f"{meta_name} is not valid JSON ({err})", "Restore the file or retrain the model."
+        ) from err
+    except ValueError as err:
+        raise _damaged(meta_name, f"it holds a value JSON cannot read ({err})") from err
+    except RecursionError:
+        raise _damaged(meta_name, "it nests values too deep to read") from None
+
+
+def _check_format(meta: Any, meta_name: str) -> None:
+    """Refuse parsed JSON that is no leadscore model, or one of a newer format."""
+    if not isinstance(meta, dict) or meta.get("format") != MODEL_FORMAT:
+        raise ModelError(
+            f"{meta_name} is not a leadscore model file",
+            "Point to a folder written by `leadscore train`.",
+        )
+    version = meta.get("format_version", FORMAT_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise _damaged(meta_name, f"format_version {version!r} is not a whole number")
+    if version > FORMAT_VERSION:
+        raise ModelError(
+            f"{meta_name} was written by a newer leadscore "
+            f"({meta.get('leadscore_version')}, format {version})",
+            "Upgrade leadscore to load it.",
+        )
+
+
+def _booster_file(meta: Any, meta_name: str) -> str:
+    """The booster's file name in a parsed ``model.json`` (format checked first): a bare name,
+    ``booster.txt`` or a staged copy (:data:`STAGED_BOOSTER`), never a path that could lead
+    out of the folder. ``booster.txt`` when absent."""
+    _check_format(meta, meta_name)
+    name = meta.get("booster_file", BOOSTER_FILE)
+    if not isinstance(name, str) or not (name == BOOSTER_FILE or STAGED_BOOSTER.fullmatch(name)):
+        raise _damaged(
+            meta_name, f"booster_file {name!r} is not {BOOSTER_FILE} or booster-<sha256>.txt"
+        )
+    return name
 
 
 def _damaged(meta_name: str, what: str) -> ModelError:

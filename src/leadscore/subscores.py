@@ -187,21 +187,91 @@ class SubScorer(BaseEstimator):
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SubScorer:
-        """Rebuild a fitted sub-scorer written by :meth:`to_dict`."""
-        try:
-            scorer = cls(int(data["n_quantiles"]))
-            scorer.columns_ = [str(n) for n in data["columns_"]]
-            scorer.groups_ = {g: [str(n) for n in data["groups_"][g]] for g in GROUPS}
-            scorer.quantiles_ = {g: [float(x) for x in data["quantiles_"][g]] for g in GROUPS}
-            scorer.not_counted_when_missing_ = [
-                str(n) for n in data.get("not_counted_when_missing_", [])
-            ]
-        except (KeyError, TypeError, ValueError) as err:
-            raise ModelError(
-                f"sub-scorer in the model file is incomplete ({err})",
-                "Retrain the model or restore its model.json.",
-            ) from err
+    def from_dict(cls, data: Mapping[str, Any], columns: Sequence[str] | None = None) -> SubScorer:
+        """Rebuild a fitted sub-scorer written by :meth:`to_dict`; ``columns``: the model's
+        feature names, in order, which its ``columns_`` must be.
+
+        Every value is checked, as :meth:`fit` makes it: quantiles out of order, of another
+        count or for a column the model does not have had loaded and given every lead a wrong
+        or empty sub-score without a word.
+        """
+
+        def damaged(what: str) -> ModelError:
+            return ModelError(
+                f"the sub-scorer in the model file is damaged: {what}",
+                "Retrain the model or restore its model.json as it was saved.",
+            )
+
+        def names(value: object, what: str) -> list[str]:
+            if not isinstance(value, list) or not all(isinstance(n, str) for n in value):
+                raise damaged(f"{what} is not a list of column names")
+            if len(set(value)) != len(value):
+                raise damaged(f"{what} names a column twice")
+            return list(value)
+
+        if not isinstance(data, Mapping):
+            raise damaged(f"it is {type(data).__name__}, not a mapping")
+        for key in ("n_quantiles", "columns_", "groups_", "quantiles_"):
+            if key not in data:
+                raise ModelError(
+                    f"sub-scorer in the model file is incomplete (no {key!r})",
+                    "Retrain the model or restore its model.json.",
+                )
+        n_quantiles = data["n_quantiles"]
+        if not isinstance(n_quantiles, int) or isinstance(n_quantiles, bool) or n_quantiles < 2:
+            raise damaged(f"n_quantiles {n_quantiles!r} is not a whole number of at least 2")
+        scorer = cls(n_quantiles)
+        scorer.columns_ = names(data["columns_"], "columns_")
+        if columns is not None and scorer.columns_ != list(columns):
+            if len(scorer.columns_) != len(columns):
+                raise damaged(
+                    f"it has {len(scorer.columns_)} columns where the model has "
+                    f"{len(columns)} features"
+                )
+            j, held = next((j, n) for j, n in enumerate(scorer.columns_) if n != columns[j])
+            raise damaged(f"its column {j + 1} is {held!r} where the model's is {columns[j]!r}")
+        groups, quantiles = data["groups_"], data["quantiles_"]
+        for key, value in (("groups_", groups), ("quantiles_", quantiles)):
+            if not isinstance(value, Mapping) or set(value) != set(GROUPS):
+                raise damaged(f"{key} does not hold exactly the groups {', '.join(GROUPS)}")
+        scorer.groups_, scorer.quantiles_ = {}, {}
+        for group in GROUPS:
+            members = names(groups[group], f"the {group} group")
+            unknown = [n for n in members if n not in scorer.columns_]
+            if unknown:
+                raise damaged(f"the {group} group holds {unknown[0]!r}, which is no column")
+            twice = [n for n in members if any(n in g for g in scorer.groups_.values())]
+            if twice:
+                raise damaged(f"{twice[0]!r} is in more than one group")
+            scorer.groups_[group] = members
+            values = quantiles[group]
+            if not isinstance(values, list) or not all(
+                isinstance(x, int | float) and not isinstance(x, bool) for x in values
+            ):
+                raise damaged(f"the {group} quantiles are not a list of numbers")
+            try:
+                q = np.asarray(values, dtype=float)
+            except OverflowError:  # a whole number of hundreds of digits
+                q = np.full(len(values), np.inf)
+            wanted_size = n_quantiles if members else 0
+            if q.size != wanted_size:
+                raise damaged(
+                    f"the {group} group holds {q.size} quantiles, not {wanted_size}"
+                    + ("" if members else " (it has no columns)")
+                )
+            if not np.isfinite(q).all():
+                raise damaged(f"the {group} quantiles hold a value that is not finite")
+            if (np.diff(q) < 0).any():
+                raise damaged(f"the {group} quantiles are not in increasing order")
+            scorer.quantiles_[group] = q.tolist()
+        scorer.not_counted_when_missing_ = names(
+            data.get("not_counted_when_missing_", []), "not_counted_when_missing_"
+        )
+        outside = [n for n in scorer.not_counted_when_missing_ if n not in groups["engagement"]]
+        if outside:
+            raise damaged(
+                f"not_counted_when_missing_ holds {outside[0]!r}, which is no engagement column"
+            )
         return scorer
 
 
