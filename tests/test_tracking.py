@@ -968,6 +968,65 @@ def test_unknown_run_or_folder_is_a_model_error(registry, tmp_path):
         tracking.load_model(tmp_path / "missing")
 
 
+def _logged_folder(root: Path, model_dir: str) -> Path:
+    """A logged model's folder as MLflow lays it out, its MLmodel pointing at ``model_dir``."""
+    root.mkdir(parents=True, exist_ok=True)
+    flavor = {"artifacts": {pyfunc.MODEL_DIR_ARTIFACT: {"path": model_dir, "uri": "x"}}}
+    (root / "MLmodel").write_text(yaml.safe_dump({"flavors": {"python_function": flavor}}))
+    return root
+
+
+def test_a_logged_model_dir_outside_its_folder_is_refused(tmp_path, weak, dataset):
+    """An MLmodel whose model_dir artifact leads out of the folder (absolute, ``..`` or a
+    link) loaded whatever model lay there: the folder said one model and scored another."""
+    weak.model.save(tmp_path / "inside" / "artifacts" / "leadscore_model")
+    as_logged = tracking.load_model(
+        _logged_folder(tmp_path / "inside", "artifacts/leadscore_model")
+    )
+    X = dataset.X.head(200)
+    np.testing.assert_array_equal(as_logged.predict_proba(X), weak.model.predict_proba(X))
+    elsewhere = weak.model.save(tmp_path / "elsewhere")
+    (tmp_path / "linked").mkdir()
+    (tmp_path / "linked" / "model").symlink_to(elsewhere, target_is_directory=True)
+    for name, path in (
+        ("absolute", str(elsewhere)),
+        ("dotdot", "../elsewhere"),
+        ("deeper", "artifacts/../../elsewhere"),
+        ("linked", "model"),
+        ("nul", "a\x00b"),
+    ):
+        folder = _logged_folder(tmp_path / name, path)
+        with pytest.raises(ModelError, match="is not a path inside its folder") as err:
+            tracking.load_model(folder)
+        assert "\n" not in str(err.value), name
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"flavors: [unclosed\n", "not readable YAML"),
+        (b"flavors:\n\tpython_function: 1\n", "not readable YAML"),
+        ("flavors: {}\n# caf\u00e9\n".encode("latin-1"), "not readable YAML"),
+        (b"[" * 5000 + b"]" * 5000, "not readable YAML|not a leadscore model"),
+        (b"- 1\n- 2\n", "not a leadscore model"),
+        (b"just text\n", "not a leadscore model"),
+        (b"flavors: 5\n", "not a leadscore model"),
+        (b"flavors: {python_function: [1]}\n", "not a leadscore model"),
+        (b"flavors: {python_function: {artifacts: [model_dir]}}\n", "not a leadscore model"),
+        (b"flavors: {python_function: {artifacts: {model_dir: x}}}\n", "not a leadscore model"),
+        (b"flavors: {python_function: {artifacts: {model_dir: {path: 5}}}}\n", "not a leadscore"),
+        (b"flavors: {python_function: {artifacts: {model_dir: {path: [a]}}}}\n", "not a leadsc"),
+    ],
+)
+def test_a_malformed_mlmodel_file_is_a_one_line_model_error(tmp_path, text, message):
+    """Malformed YAML, text that is not UTF-8 and values of the wrong type were a yaml,
+    UnicodeDecodeError, AttributeError or TypeError traceback."""
+    (tmp_path / "MLmodel").write_bytes(text)
+    with pytest.raises(ModelError, match=message) as err:
+        tracking.load_model(tmp_path)
+    assert "\n" not in str(err.value)
+
+
 # --------------------------------------------------------------------------- small pieces
 
 

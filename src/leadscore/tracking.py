@@ -1729,11 +1729,35 @@ def _load_folder(path: Path, shown: str) -> LeadScoringModel:
     if mlmodel.is_file():
         from leadscore.pyfunc import MODEL_DIR_ARTIFACT
 
-        meta = yaml.safe_load(mlmodel.read_text()) or {}
-        artifacts = ((meta.get("flavors") or {}).get("python_function") or {}).get("artifacts")
-        entry = (artifacts or {}).get(MODEL_DIR_ARTIFACT) or {}
-        if entry.get("path") and all((path / entry["path"] / f).is_file() for f in _MODEL_FILES):
-            return LeadScoringModel.load(path / entry["path"])
+        try:
+            meta: Any = yaml.safe_load(mlmodel.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as err:
+            reason = " ".join(str(err).split())[:200] or type(err).__name__
+            raise ModelError(
+                f"{shown} holds an MLmodel file that is not readable YAML ({reason})",
+                "Restore the logged model as MLflow wrote it, or log it again with "
+                "`leadscore train`.",
+            ) from None
+        # each level may be anything a hand-edited file holds: only mappings are walked
+        for key in ("flavors", "python_function", "artifacts", MODEL_DIR_ARTIFACT, "path"):
+            meta = meta.get(key) if isinstance(meta, dict) else None
+        if isinstance(meta, str) and meta:
+            # MLflow keeps a logged model's artifacts inside its folder: a path that leads out
+            # of it (absolute, ``..`` or a link) would load whatever model lies there
+            root = path.resolve()
+            model_dir: Path | None
+            try:
+                model_dir = (root / meta).resolve()
+            except (OSError, ValueError):  # a link loop, a NUL character
+                model_dir = None
+            if model_dir is None or not model_dir.is_relative_to(root):
+                raise ModelError(
+                    f"{shown} is an MLflow model whose model_dir artifact {meta[:200]!r} is "
+                    "not a path inside its folder",
+                    "Point to a model logged by `leadscore train`, as MLflow wrote it.",
+                )
+            if all((model_dir / f).is_file() for f in _MODEL_FILES):
+                return LeadScoringModel.load(model_dir)
         raise ModelError(
             f"{shown} is an MLflow model but not a leadscore model (no model_dir artifact)",
             "Point to a model logged by `leadscore train`.",

@@ -350,9 +350,10 @@ def save_model(model: LeadScoringModel, path: Path) -> Path:
     """Write ``model`` to ``path``; called once MLflow logging and metrics succeeded, so that
     a training whose logging fails leaves the model folder as it was.
 
-    The model's two files are written one by one, atomically, over an older model there;
-    other files in the folder are left alone (``--model-out`` may name a folder that holds
-    more).
+    The model replaces an older one there all or nothing (:meth:`LeadScoringModel.save`): a
+    save that fails or is killed leaves a folder that loads as the older model or the new one,
+    never one's booster with the other's ``model.json``. Other files in the folder are left
+    alone (``--model-out`` may name a folder that holds more).
     """
     try:
         return model.save(path)
