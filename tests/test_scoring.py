@@ -1311,3 +1311,34 @@ def test_a_capacity_policy_is_held_to_the_new_sqls_of_its_period(scored_world, t
         with_reasons=False,
     )
     assert plain.capacity is None
+
+
+def test_a_run_says_when_an_activity_stopped_being_tracked(scored_world, tmp_path, caplog):
+    """With the website's tracking gone, every lead's visits read 0 and its score falls,
+    with no missing value to warn of: the run names the activity that went quiet."""
+    import shutil
+
+    quiet = tmp_path / "crm"
+    shutil.copytree(scored_world["data"], quiet)
+    log = load_closed_loop(quiet).activities
+    kept = log[~log["activity_type"].isin(["web_visit", "page_view"])]
+    assert len(kept) < len(log)
+    for path in quiet.glob("activities.*"):
+        path.unlink()
+    kept.to_parquet(quiet / "activities.parquet", index=False)
+    scoring = load_scoring_model(scored_world["model"])
+    said = {}
+    for name, folder in (("tracked", scored_world["data"]), ("quiet", quiet)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="leadscore"):
+            run_scoring(
+                scoring,
+                event_feature_chunks(folder, AS_OF, chunk_leads=5000),
+                target=str(tmp_path / f"{name}.duckdb"),
+                as_of=AS_OF,
+                progress=False,
+                with_reasons=False,
+            )
+        said[name] = [r.getMessage() for r in caplog.records if "tracking" in r.getMessage()]
+    assert said["tracked"] == []
+    assert said["quiet"] and any("Website" in s for s in said["quiet"]), said["quiet"]

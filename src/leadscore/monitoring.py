@@ -46,7 +46,7 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
+from scipy.stats import chi2, norm
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -155,12 +155,18 @@ def _is_flag(values: np.ndarray) -> bool:
 
 def _numeric_edges(values: np.ndarray, n_bins: int) -> list[float]:
     """Inner edges of at most ``n_bins`` equal-count, right-closed bins of the finite values;
-    ties collapse bins (a count that is 0 for most leads has few)."""
+    ties collapse bins (a count that is 0 for most leads has few).
+
+    Whole-number values get whole-number edges: a quantile interpolated between 4 and 5 puts
+    the same counts in the same bins as 4 does (the bins are right-closed), but reads "2 to
+    4.8" for a count nobody can have 4.8 of."""
     finite = values[np.isfinite(values)]
     if finite.size == 0:
         return []
-    cuts = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, n_bins + 1)[1:-1]))
-    return [float(c) for c in cuts if c < finite.max()]
+    cuts = np.quantile(finite, np.linspace(0.0, 1.0, n_bins + 1)[1:-1])
+    if np.array_equal(finite, np.round(finite)):
+        cuts = np.floor(cuts)
+    return [float(c) for c in np.unique(cuts) if c < finite.max()]
 
 
 def _numeric_buckets(values: pd.Series, edges: Sequence[float]) -> np.ndarray:
@@ -180,6 +186,23 @@ def _categorical_buckets(values: pd.Series, levels: Sequence[str]) -> np.ndarray
 
 def _counts(buckets: np.ndarray, size: int) -> np.ndarray:
     return np.bincount(buckets, minlength=size)[:size].astype("int64")
+
+
+#: A bin that held less than this share of the reference leads ...
+_NEARLY_EMPTY = 0.01
+#: ... and grew by at least this share of today's leads holds something new.
+_GREW_FROM_NOTHING = 0.02
+
+
+def _moved_most(reference: np.ndarray, current: np.ndarray) -> int:
+    """The bin whose share changed most, except that a bin that was (nearly) empty on the
+    reference leads and now holds a few percent of today's comes first (the largest such):
+    a new channel in "(other)" growing from nothing to 5% is the news, and an old channel
+    falling from 25% to 19.5% is the same leads seen from the other side."""
+    grown = (reference < _NEARLY_EMPTY) & (current - reference >= _GREW_FROM_NOTHING)
+    if grown.any():
+        return int(np.argmax(np.where(grown, current, -1.0)))
+    return int(np.argmax(np.abs(current - reference)))
 
 
 def _frequent_levels(values: pd.Series, max_levels: int) -> list[str]:
@@ -215,8 +238,9 @@ class DriftReference(BaseEstimator):
         leads behind the shares (fewer than ``n_`` where the levels were chosen on half of
         them; references saved before it existed read as ``n_``). A numeric input also holds
         ``size``, its typical size (:func:`typical_size`; ``None`` when too few leads have a
-        non-zero value, and absent in references saved before it), which scoring holds today's
-        leads against (:class:`SizeCheck`).
+        non-zero value, and absent in references saved before it), and ``size_range``, the
+        middle half of its non-zero sizes (:func:`middle_range`, ``None`` or absent likewise),
+        which scoring holds today's leads against (:class:`SizeCheck`).
     n_ : number of reference leads.
     """
 
@@ -285,6 +309,7 @@ class DriftReference(BaseEstimator):
                     if flag
                     else _numeric_labels(edges, functools.partial(unit_text, f)),
                     "size": None if f.name in computed else typical_size(x),
+                    "size_range": None if f.name in computed else middle_range(x),
                 }
                 continue
             if levels_from is not None:
@@ -351,19 +376,39 @@ class DriftReference(BaseEstimator):
                 out[item] = _counts(_categorical_buckets(values, spec["levels"]), size)
         return out
 
+    def other_values(self, prepared: pd.DataFrame) -> dict[str, dict[str, int]]:
+        """Per categorical input, the leads holding each value outside its kept levels (its
+        "(other)" bucket); add those of several chunks (:func:`add_value_counts`) and give
+        them to :meth:`compare`, which names the largest where "(other)" grew: a new channel
+        or campaign is then named, not just counted."""
+        check_is_fitted(self, "buckets_")
+        out: dict[str, dict[str, int]] = {}
+        for item, spec in self.buckets_.items():
+            if spec["kind"] != "categorical" or item == "stage" or item not in prepared.columns:
+                continue
+            text = prepared[item].astype("string").dropna()
+            other = text[~text.isin(spec["levels"])]
+            if len(other):
+                out[item] = {str(k): int(v) for k, v in other.value_counts().items()}
+        return out
+
     def compare(
         self,
         counts: Mapping[str, np.ndarray],
         *,
         labels: Mapping[str, str] | None = None,
+        other_values: Mapping[str, Mapping[str, int]] | None = None,
     ) -> pd.DataFrame:
         """One row per item: PSI, status and the bucket that moved most.
 
         Columns: ``item``, ``label`` (``labels`` maps items to marketer-readable names),
         ``psi``, ``psi_by_chance`` (:func:`psi_by_chance`), ``status``, ``moved_most`` (the
-        bucket whose share changed most), ``reference_share`` and ``current_share`` of that
-        bucket. The probability and the stage
-        come first, then the inputs by PSI, largest first.
+        bucket whose share changed most, a new one first: :func:`_moved_most`),
+        ``reference_share`` and ``current_share`` of that bucket, and ``new_values``: for a
+        categorical input whose "(other)" share grew (:data:`NEW_VALUES_SHARE`), its largest
+        values with their share of today's leads (``other_values``, from
+        :meth:`other_values`), or "(other)" without them; empty otherwise. The probability
+        and the stage come first, then the inputs by PSI, largest first.
         """
         check_is_fitted(self, "buckets_")
         labels = dict(labels or {})
@@ -376,10 +421,16 @@ class DriftReference(BaseEstimator):
             if current.sum() == 0:
                 raise DataError("no leads to compare with the reference", "Give open leads.")
             shares = current / current.sum()
-            moved = int(np.argmax(np.abs(shares - reference)))
+            moved = _moved_most(reference, shares)
             psi = population_stability(reference, shares)
             used = int(((reference > 0) | (shares > 0)).sum())
             chance = psi_by_chance(spec["n"], int(current.sum()), used)
+            new_values = ""
+            if spec["kind"] == "categorical" and item != "stage":
+                at = len(spec["levels"])  # the "(other)" bucket
+                if _other_grew(float(reference[at]), float(shares[at])):
+                    values = (other_values or {}).get(item) or {}
+                    new_values = _new_values_text(values, current.sum()) or OTHER
             rows.append(
                 {
                     "item": item,
@@ -390,6 +441,7 @@ class DriftReference(BaseEstimator):
                     "moved_most": spec["labels"][moved],
                     "reference_share": float(reference[moved]),
                     "current_share": float(shares[moved]),
+                    "new_values": new_values,
                 }
             )
         frame = pd.DataFrame(rows)
@@ -415,6 +467,15 @@ class DriftReference(BaseEstimator):
                     **(
                         {"size": None if spec["size"] is None else float(spec["size"])}
                         if "size" in spec
+                        else {}
+                    ),
+                    **(
+                        {
+                            "size_range": None
+                            if spec["size_range"] is None
+                            else [float(v) for v in spec["size_range"]]
+                        }
+                        if "size_range" in spec
                         else {}
                     ),
                     "labels": [str(v) for v in spec["labels"]],
@@ -447,6 +508,11 @@ class DriftReference(BaseEstimator):
                         if size is not None and not (math.isfinite(size) and size > 0):
                             raise ValueError(f"the typical size of {item!r} is {size!r}")
                         entry["size"] = size
+                    if spec.get("size_range") is not None:  # absent before it was written
+                        low, high = (float(v) for v in spec["size_range"])
+                        if not (math.isfinite(high) and 0 < low <= high):
+                            raise ValueError(f"the middle range of {item!r} is {low!r} to {high!r}")
+                        entry["size_range"] = (low, high)
                 elif kind == "categorical":
                     levels = [str(v) for v in spec["levels"]]
                     ok = len(labels) == len(levels) + 2
@@ -473,6 +539,37 @@ class DriftReference(BaseEstimator):
         return reference
 
 
+#: A categorical input's "(other)" bucket (values outside the levels kept) that grew by at
+#: least this share of today's leads, and at least doubled, holds values new since the test
+#: fold: :func:`drift_verdict` names them and advises mapping them or retraining.
+NEW_VALUES_SHARE = 0.02
+#: Most new values :meth:`DriftReference.compare` names per input.
+_NEW_VALUES_SHOWN = 3
+
+
+def _other_grew(reference: float, current: float) -> bool:
+    return current - reference >= NEW_VALUES_SHARE and current >= 2 * reference
+
+
+def _new_values_text(values: Mapping[str, int], leads: float) -> str:
+    """The largest of ``values`` (leads per value) with their share of the ``leads``:
+    ``paid_display (11%), trade_fair (2%)``."""
+    ranked = sorted(values.items(), key=lambda kv: (-kv[1], kv[0]))[:_NEW_VALUES_SHOWN]
+    return ", ".join(f"{value} ({_shown_share(n / leads)})" for value, n in ranked)
+
+
+def add_value_counts(
+    total: dict[str, dict[str, int]], part: Mapping[str, Mapping[str, int]]
+) -> dict[str, dict[str, int]]:
+    """Add the value counts ``part`` (of one chunk, :meth:`DriftReference.other_values`) to
+    ``total`` in place, and return it."""
+    for item, values in part.items():
+        counted = total.setdefault(item, {})
+        for value, n in values.items():
+            counted[value] = counted.get(value, 0) + int(n)
+    return total
+
+
 #: A numeric input whose typical size among the leads scored is this many times its size
 #: on the reference leads, or this many times smaller, is warned about at scoring: a share
 #: exported as ``7`` at training and as ``7%`` (0.07) later moves by 100, an amount switched
@@ -495,6 +592,32 @@ def typical_size(values: np.ndarray | pd.Series) -> float | None:
     leads whatever unit its other values are written in."""
     x = _sizes(values)
     return float(np.median(x)) if x.size >= MIN_SIZED_VALUES else None
+
+
+def middle_range(values: np.ndarray | pd.Series) -> tuple[float, float] | None:
+    """The first and third quartiles of the absolute finite, non-zero ``values`` (as
+    :func:`typical_size` reads them); ``None`` with fewer than :data:`MIN_SIZED_VALUES`."""
+    x = _sizes(values)
+    if x.size < MIN_SIZED_VALUES:
+        return None
+    low, high = np.quantile(x, [0.25, 0.75])
+    return float(low), float(high)
+
+
+def _edge_range(edges: Sequence[float]) -> tuple[float, float] | None:
+    """A middle range of a reference saved before :func:`middle_range` was kept: from its
+    smallest positive bin edge to its largest (about the 10th to the 90th percentile, wider
+    than the quartiles, so it finds a group apart no sooner); ``None`` with fewer than two."""
+    positive = [float(e) for e in edges if e > 0]
+    return (positive[0], positive[-1]) if len(positive) >= 2 else None
+
+
+#: A group of at least this share of the leads scored with a non-zero value, lying
+#: :data:`SIZE_SHIFT` times or more outside the reference's middle range, is warned about
+#: even while the median holds: a unit change of the newest leads' export reaches them first.
+FAR_SHARE = 0.1
+#: ... and of at least this many values, so that a few mistyped amounts say nothing.
+MIN_FAR_VALUES = 10
 
 
 #: Edges of the log10 bins :class:`SizeCheck` counts values in: 1e-12 to 1e15 in steps of
@@ -541,6 +664,11 @@ class SizeCheck:
             for item, spec in buckets.items()
             if spec["kind"] == "numeric" and spec.get("size") is not None
         }
+        self.ranges: dict[str, tuple[float, float]] = {}
+        for item in self.sizes:
+            kept = buckets[item].get("size_range") or _edge_range(buckets[item]["edges"])
+            if kept is not None:
+                self.ranges[item] = (float(kept[0]), float(kept[1]))
         self._counts = {item: np.zeros(len(_SIZE_BINS) - 1, dtype=np.int64) for item in self.sizes}
 
     def add(self, prepared: pd.DataFrame) -> None:
@@ -564,36 +692,75 @@ class SizeCheck:
         at = int(np.searchsorted(np.cumsum(counts), (n + 1) / 2))
         return float(10 ** ((_SIZE_BINS[at] + _SIZE_BINS[at + 1]) / 2))
 
+    def _far_group(self, item: str) -> tuple[float, int] | None:
+        """The typical size and count of the larger group of ``item``'s values lying
+        :data:`SIZE_SHIFT` times or more below or above the reference's middle range, where it
+        holds :data:`FAR_SHARE` of the non-zero values and :data:`MIN_FAR_VALUES` or more."""
+        if item not in self.ranges:
+            return None
+        counts = self._counts[item]
+        n = int(counts.sum())
+        low, high = self.ranges[item]
+        middles = (_SIZE_BINS[:-1] + _SIZE_BINS[1:]) / 2
+        best: tuple[float, int] | None = None
+        for side in (
+            middles < math.log10(low / SIZE_SHIFT),
+            middles > math.log10(high * SIZE_SHIFT),
+        ):
+            group = np.where(side, counts, 0)
+            k = int(group.sum())
+            if k < MIN_FAR_VALUES or k < FAR_SHARE * n or (best is not None and k <= best[1]):
+                continue
+            at = int(np.searchsorted(np.cumsum(group), (k + 1) / 2))
+            best = (float(10 ** middles[at]), k)
+        return best
+
     def shifts(self) -> pd.DataFrame:
-        """One row per input whose typical size moved :data:`SIZE_SHIFT` times or more:
-        ``item``, ``reference_size``, ``current_size`` and ``ratio`` (current over
-        reference), the largest move first."""
+        """One row per input whose typical size moved :data:`SIZE_SHIFT` times or more, or
+        one group of whose values did (:data:`FAR_SHARE` of them, lying that far outside the
+        middle half of the reference's): ``item``, ``reference_size``, ``current_size`` (of
+        the group), ``ratio`` (current over reference), ``share`` (of the non-zero values in
+        the group; 1 where the median of all of them moved) and ``values`` (their count), the
+        largest move first.
+
+        The median alone waits until more than half of the leads scored carry a unit change:
+        an export that writes company sizes in thousands from one day on reaches the new
+        leads only, a sixth of the open ones in a week, and the median moves some six weeks
+        later, by a diluted ratio. The group is held to the reference's middle range, not its
+        median, so that an input spread over several decades (revenue) is not a group apart.
+        """
+        columns = ["item", "reference_size", "current_size", "ratio", "share", "values"]
         rows = []
         for item, reference in self.sizes.items():
             current = self.current_size(item)
             if current is None:
                 continue
+            n = int(self._counts[item].sum())
             ratio = current / reference
             if ratio >= SIZE_SHIFT or ratio <= 1 / SIZE_SHIFT:
-                rows.append(
-                    {
-                        "item": item,
-                        "reference_size": reference,
-                        "current_size": current,
-                        "ratio": ratio,
-                    }
-                )
-        frame = pd.DataFrame(rows, columns=["item", "reference_size", "current_size", "ratio"])
+                rows.append([item, reference, current, ratio, 1.0, n])
+                continue
+            far = self._far_group(item)
+            if far is not None:
+                size, k = far
+                rows.append([item, reference, size, size / reference, k / n, k])
+        frame = pd.DataFrame(rows, columns=columns)
         order = np.argsort(-np.abs(np.log(frame["ratio"].to_numpy("float64"))), kind="stable")
         return frame.iloc[order].reset_index(drop=True)
 
     def warn(self) -> None:
-        """One warning per input whose typical size moved (:meth:`shifts`)."""
+        """One warning per input whose typical size moved, for all its values or a group of
+        them (:meth:`shifts`)."""
         for row in self.shifts().itertuples(index=False):
             times = row.ratio if row.ratio >= 1 else 1 / row.ratio
+            group = (
+                f"; {row.values:,} leads, {_shown_share(row.share)} of those scored with a value"
+                if row.share < 1
+                else ""
+            )
             logger.warning(
                 "%r is about %s times %s than on the leads the model was tested on (typical "
-                "value %s, against %s): was the column exported in other units (7%% reads "
+                "value %s, against %s%s): was the column exported in other units%s (7%% reads "
                 "0.07 where 7 read 7; an amount in thousands reads 1,000 times smaller)? "
                 "Scores read it as given; write it as the training data did, or retrain on "
                 "today's export",
@@ -602,6 +769,8 @@ class SizeCheck:
                 "larger" if row.ratio >= 1 else "smaller",
                 _number(row.current_size),
                 _number(row.reference_size),
+                group,
+                " for some leads, such as the newest or one source," if group else "",
             )
 
 
@@ -763,6 +932,140 @@ class EmptyCheck:
             )
 
 
+#: An activity input that was above 0 for at least this share of the reference leads ...
+ACTIVE_SHARE = 0.2
+#: ... and is above 0 for at most this share of the leads scored (at least
+#: :data:`MIN_EMPTY_LEADS` of them) is warned about (:class:`ActivityCheck`).
+QUIET_SHARE = 0.02
+
+
+def _reference_active(spec: Mapping[str, Any]) -> float:
+    """The share of the reference leads whose value was given and not 0, as far as the bins
+    tell (at least this many: a bin holding 0 and other values counts as all 0)."""
+    edges = list(spec["edges"])
+    if not edges:
+        return 0.0
+    lower = [-math.inf, *edges]
+    upper = [*edges, math.inf]
+    return float(
+        sum(
+            share
+            for low, high, share in zip(lower, upper, spec["shares"][: len(edges) + 1], strict=True)
+            if low >= 0 or high < 0
+        )
+    )
+
+
+class ActivityCheck:
+    """Holds how many leads scored show each activity input above 0 against the leads a
+    :class:`DriftReference` was fitted on, to catch an activity that stopped being tracked.
+
+    When the website's tracking script is removed or the connector of one activity type
+    fails, its counts read 0 for every lead: no error, no missing value (none of leadscore's
+    own activity sums is ever missing), and the scores of every lead fall without a word.
+    :class:`EmptyCheck` and :class:`SizeCheck` leave those inputs out, since an empty recency
+    or a young lead's small lead age is honest. This check counts, chunk by chunk, the leads
+    with a value above 0 of each engagement input that at least :data:`ACTIVE_SHARE` of the
+    reference leads had above 0, and warns once per activity (a ``fact``: the visits, pages
+    and time of the website together) whose inputs are above 0 for at most
+    :data:`QUIET_SHARE` of :data:`MIN_EMPTY_LEADS` or more leads scored.
+
+    Examples
+    --------
+    >>> check = ActivityCheck(reference, model.features)  # doctest: +SKIP
+    >>> for prepared in chunks:  # doctest: +SKIP
+    ...     check.add(prepared)
+    >>> check.warn()  # doctest: +SKIP
+    """
+
+    def __init__(self, reference: DriftReference | None, features: Sequence[Feature]) -> None:
+        buckets = {} if reference is None else reference.buckets_
+        self.features = {
+            f.name: f
+            for f in features
+            if f.group == "engagement"
+            and f.kind == "numeric"
+            and f.name != "lead_age_days"
+            and buckets.get(f.name, {}).get("kind") == "numeric"
+        }
+        self.active = {
+            name: share
+            for name in self.features
+            if (share := _reference_active(buckets[name])) >= ACTIVE_SHARE
+        }
+        self.rows = 0
+        self._active = dict.fromkeys(self.active, 0)
+
+    def add(self, prepared: pd.DataFrame) -> None:
+        """Count the leads of one chunk (typed by the model's ``prepare``) with each input
+        given and not 0."""
+        self.rows += len(prepared)
+        for item in self.active:
+            if item in prepared.columns:
+                x = pd.to_numeric(prepared[item], errors="coerce")
+                self._active[item] += int((x.notna() & (x != 0)).sum())
+
+    def add_counts(self, rows: int, active: Mapping[str, int]) -> None:
+        """Add leads counted elsewhere (a Spark partition): ``rows`` leads, of which
+        ``active[item]`` have ``item`` above 0."""
+        self.rows += int(rows)
+        for item, n in active.items():
+            if item in self._active:
+                self._active[item] += int(n)
+
+    def quiet(self) -> pd.DataFrame:
+        """One row per input above 0 for at most :data:`QUIET_SHARE` of the leads counted:
+        ``item``, ``label``, ``activity`` (its ``fact``, else the item), ``reference_active``
+        (its share above 0 on the reference leads), ``active`` and ``rows``; the most active
+        then first."""
+        columns = ["item", "label", "activity", "reference_active", "active", "rows"]
+        rows = []
+        if self.rows >= MIN_EMPTY_LEADS:
+            for item, then in self.active.items():
+                if self._active[item] <= QUIET_SHARE * self.rows:
+                    feature = self.features[item]
+                    rows.append(
+                        [
+                            item,
+                            feature.label,
+                            feature.fact or item,
+                            then,
+                            self._active[item],
+                            self.rows,
+                        ]
+                    )
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.sort_values(
+            "reference_active", ascending=False, kind="stable", ignore_index=True
+        )
+
+    def warn(self) -> None:
+        """One warning per activity whose inputs went quiet (:meth:`quiet`), naming the input
+        most leads had above 0 on the reference leads and counting the others."""
+        for _, group in self.quiet().groupby("activity", sort=False):
+            first = group.iloc[0]
+            now = (
+                f"0 for all {first['rows']:,}"
+                if first["active"] == 0
+                else f"above 0 for {_shown_share(first['active'] / first['rows'])} of the "
+                f"{first['rows']:,}"
+            )
+            also = [repr(label) for label in group["label"].tolist()[1:]]
+            logger.warning(
+                "%r is %s leads scored, but was above 0 for %s of the leads the model was "
+                "tested on%s: has the tracking of this activity, or its export, stopped (a "
+                "website tracking script removed, a connector failing)? Scores read it as no "
+                "activity and fall for every lead: check the tracking and the export before "
+                "trusting these scores or retraining on them",
+                first["label"],
+                now,
+                _shown_share(first["reference_active"]),
+                f" (so {'is' if len(also) == 1 else 'are'} {shortened_list(also, 3)})"
+                if also
+                else "",
+            )
+
+
 def _shown_share(share: float) -> str:
     """A share as a whole percentage that never rounds to 0% or 100% unless it is."""
     shown = round(100 * share)
@@ -853,7 +1156,11 @@ def backtest_runs(
     these leads, the rows of one lead sharing one outcome draw), ``lift_top_decile``, and
     per stage ``{stage}_scored`` (the run's leads in the stage, resolved or not: the stage
     counts over time, which a run still waiting for its outcomes has too), and, of its
-    resolved leads, ``{stage}_count``, ``{stage}_conversion`` and ``{stage}_share_of_wins``.
+    resolved leads, ``{stage}_count``, ``{stage}_conversion`` and ``{stage}_share_of_wins``;
+    last, ``shared_with_previous``: the share of the run's leads that the run before it (of
+    the same value of ``by``) scored too. Weekly runs of leads that stay open for months
+    share most of them, and a lead's outcome is one draw in every run that holds it, so the
+    verdicts of such runs are one piece of evidence, not several (:func:`backtest_verdicts`).
     """
     keys = [*RUN_KEY, *([by] if by else [])]
     required = {*keys, "lead_id", "probability", "stage", "won", "complete"}
@@ -864,7 +1171,12 @@ def backtest_runs(
             "Label it with event_outcomes() or flat_outcomes() first.",
         )
     rows = []
+    previous: dict[object, frozenset[str]] = {}
     for key, run in labelled.groupby(keys, sort=True, dropna=False):
+        leads_scored = frozenset(run["lead_id"].astype(str))
+        group = key[-1] if by else None
+        before = previous.get(group)
+        previous[group] = leads_scored
         complete = bool(run["complete"].all())
         is_event = "window_ends" in run and run["window_ends"].notna().any()
         resolved = run if complete or not is_event else run.iloc[0:0]
@@ -900,6 +1212,11 @@ def backtest_runs(
             row[f"{stage}_count"] = int(part.get("count", 0))
             row[f"{stage}_conversion"] = part.get("conversion_rate", math.nan)
             row[f"{stage}_share_of_wins"] = part.get("share_of_wins", math.nan)
+        row["shared_with_previous"] = (
+            len(leads_scored & before) / len(leads_scored)
+            if before is not None and leads_scored
+            else math.nan
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -914,26 +1231,89 @@ def _wins_sd(p: np.ndarray, lead_ids: pd.Series) -> float:
 
 
 #: Standard deviations between the wins a run promised and those that came for the
-#: back-test to call the gap more than chance (about 5% of calibrated runs go further).
+#: back-test to call the gap more than chance when it compares one run (about 5% of
+#: calibrated runs go further); with more, the bar rises (:func:`verdict_sds`).
 VERDICT_SDS = 2.0
+#: The chance that a back-test of a calibrated model names any run (or group) at all, however
+#: many it compares (Bonferroni): 17 weekly runs each held to two standard deviations would
+#: name one by chance more often than not.
+VERDICT_LEVEL = 0.05
 #: Fewest resolved leads a group of a back-test by column needs for a verdict of its own.
 VERDICT_MIN_LEADS = 30
+#: Runs named beyond chance that share at least this share of their leads with the run
+#: before, on average, are read as one signal (:func:`backtest_verdicts`).
+SHARED_LEADS = 0.2
 
 
-def backtest_verdicts(table: pd.DataFrame, by: str | None = None) -> list[str]:
+def verdict_sds(compared: int) -> float:
+    """The standard deviations a gap must pass to be called more than chance when
+    ``compared`` runs or groups are judged together: the Bonferroni bound that keeps a
+    calibrated model's whole back-test naming any of them by chance to :data:`VERDICT_LEVEL`
+    (2.0 for one, 3.0 for 17, 3.5 for 119), and never below :data:`VERDICT_SDS`.
+
+    Examples
+    --------
+    >>> [round(verdict_sds(m), 1) for m in (1, 17, 119)]
+    [2.0, 3.0, 3.5]
+    """
+    return max(VERDICT_SDS, float(norm.isf(VERDICT_LEVEL / (2 * max(compared, 1)))))
+
+
+def _next_step(shifted_inputs: Sequence[str] | None) -> str:
+    """What to do about a run that broke its promise, as far as the inputs are known: a
+    shift of the inputs (a tracking outage, an export change) is fixed in the data feed, and
+    retraining on it would teach the model the outage; only on stable inputs does a broken
+    promise mean the leads' behaviour means something else now."""
+    if shifted_inputs is None:
+        return (
+            "check `report drift` first (at the run's as-of): retrain on the newer outcomes "
+            "only if the inputs are stable (then what a lead's behaviour means for its outcome "
+            "changed); a shifted input, such as a tracking outage, is fixed in the data feed, "
+            "not by retraining"
+        )
+    if shifted_inputs:
+        return (
+            f"the inputs shifted too ({shortened_list(list(shifted_inputs), 3)}): fix the data "
+            "feed first, and retrain only once the inputs are stable again (retraining now "
+            "would teach the model the broken feed)"
+        )
+    return (
+        "the inputs are stable, so what a lead's behaviour means for its outcome changed: "
+        "retrain on the newer outcomes if it persists"
+    )
+
+
+def backtest_verdicts(
+    table: pd.DataFrame,
+    by: str | None = None,
+    *,
+    shifted_inputs: Sequence[str] | None = None,
+) -> list[str]:
     """One plain sentence per run whose outcomes are in: the wins it promised against those
     that came, and whether the gap is more than a calibrated model shows by chance, since
     an ECE beside its chance band says the same thing to few marketers. A run whose leads
     have not all resolved gets no verdict: the leads that close first are a biased sample.
 
+    The bar for "more than chance" counts the runs (or groups) judged (:func:`verdict_sds`):
+    each held to two standard deviations, one in 20 would be named with nothing wrong, and a
+    back-test by channel of 17 weekly runs judges over a hundred. Runs named together that
+    share most of their leads (``shared_with_previous``, :func:`backtest_runs`) get a last
+    line saying they are one signal, not several. ``shifted_inputs``: the inputs a drift
+    report found shifted, where the caller knows (an empty list: none); the advice then
+    says whether to fix the data feed or to retrain, else it asks for the drift report first
+    (:func:`_next_step`).
+
     With ``by`` (a table of :func:`backtest_runs` by that column), one sentence per run and
-    value beyond chance, then one counting the others within it: with a run per week and
-    seven channels, a sentence each would bury the few that matter."""
-    lines = []
-    within = 0
+    value beyond chance, then one counting the others within it, with how many of them passed
+    two standard deviations against what chance alone gives: with a run per week and seven
+    channels, a sentence each would bury the few that matter."""
     groups = table[by].astype(str).tolist() if by else [None] * len(table)
     days = as_of_labels(table["as_of"])
-    for row, group, day in zip(table.itertuples(index=False), groups, days, strict=True):
+    judged: list[tuple[int, str, float, Any]] = []  # (position, head, z, row)
+    lines: list[tuple[int, str]] = []  # (position in table, sentence)
+    for i, (row, group, day) in enumerate(
+        zip(table.itertuples(index=False), groups, days, strict=True)
+    ):
         expected, sd = row.expected_wins, row.expected_sd
         if group is not None:
             day = f"{day}, {group}"
@@ -945,36 +1325,81 @@ def backtest_verdicts(table: pd.DataFrame, by: str | None = None) -> list[str]:
             # resolved ones judge nothing yet (an event run's pending status says so)
             if row.resolved and not by:
                 lines.append(
-                    f"{day}: {row.resolved_share:.0%} of its leads resolved so far: no verdict "
-                    "yet (the leads that close first are mostly the lost ones)"
+                    (
+                        i,
+                        f"{day}: {row.resolved_share:.0%} of its leads resolved so far: no "
+                        "verdict yet (the leads that close first are mostly the lost ones)",
+                    )
                 )
             continue
         if pd.isna(expected) or pd.isna(sd) or expected <= 0:
             continue
         gap = (row.won - expected) / expected
         head = f"{day}: {row.won:,} won against {expected:,.1f} expected ({gap:+.0%})"
-        if sd > 0 and abs(row.won - expected) > VERDICT_SDS * sd:
+        z = abs(row.won - expected) / sd if sd > 0 else 0.0
+        judged.append((i, head, z, row))
+    compared = len(judged)
+    bar = verdict_sds(compared)
+    kind = f"{by} groups" if by else "runs"
+    named: list[Any] = []
+    within = near = 0
+    for position, head, z, row in judged:
+        if z > bar:
             way = (
                 "promised more wins than came"
-                if row.won < expected
+                if row.won < row.expected_wins
                 else "promised fewer wins than came"
             )
-            lines.append(
-                f"{head}: more than chance ({abs(row.won - expected) / sd:.1f} standard "
-                f"deviations); the model {way}: `report drift` shows whether the leads "
-                "changed (when it finds them stable, what a lead's behaviour means for its "
-                "outcome did), and retrain on the newer outcomes if it persists"
+            why = (
+                f"{z:.1f} standard deviations"
+                if compared == 1
+                else f"{z:.1f} standard deviations, past the {bar:.1f} that chance alone "
+                f"reaches in 1 back-test of 20 comparing {compared:,} {kind}"
             )
-        elif by:
-            within += 1
-        else:
-            lines.append(f"{head}: within what chance gives a calibrated model")
+            lines.append(
+                (
+                    position,
+                    f"{head}: more than chance ({why}); the model {way}: "
+                    f"{_next_step(shifted_inputs)}",
+                )
+            )
+            named.append(row)
+            continue
+        within += 1
+        near += z > VERDICT_SDS
+        if not by:
+            said = f"{head}: within what chance gives a calibrated model"
+            if z > VERDICT_SDS:
+                said += (
+                    f" across {compared:,} runs ({z:.1f} standard deviations, short of {bar:.1f})"
+                )
+            lines.append((position, said))
+    out = [line for _, line in sorted(lines, key=lambda item: item[0])]
     if by and within:
-        lines.append(
-            f"{'the other ' if lines else ''}{within:,} run(s) by {by} with outcomes in: within "
+        expected_near = compared * 2 * float(norm.sf(VERDICT_SDS))
+        said = (
+            f"{'the other ' if named else ''}{within:,} run(s) by {by} with outcomes in: within "
             "what chance gives a calibrated model"
         )
-    return lines
+        if near or expected_near >= 1:
+            said += (
+                f" ({near:,} of them past {VERDICT_SDS:.0f} standard deviations, as chance "
+                f"alone puts about {expected_near:.0f} of {compared:,} groups; a group is named "
+                f"past {bar:.1f})"
+            )
+        out.append(said)
+    shared = [
+        float(row.shared_with_previous)
+        for row in named
+        if pd.notna(getattr(row, "shared_with_previous", math.nan))
+    ]
+    if len(named) > 1 and shared and float(np.mean(shared)) >= SHARED_LEADS:
+        out.append(
+            f"the {len(named):,} {kind} named above share {float(np.mean(shared)):.0%} of their "
+            "leads with the run before on average (a lead still open is scored again, with one "
+            f"outcome): read them as one signal that lasted, not {len(named):,} independent ones"
+        )
+    return out
 
 
 def as_of_labels(as_of: pd.Series) -> list[str]:
@@ -996,10 +1421,15 @@ BACKTEST_STAGE_NOTE = (
 )
 
 
-def format_backtest(table: pd.DataFrame, by: str | None = None) -> str:
+def format_backtest(
+    table: pd.DataFrame,
+    by: str | None = None,
+    *,
+    shifted_inputs: Sequence[str] | None = None,
+) -> str:
     """The back-test as an aligned text table: one line per run (and value of ``by``), the
     figures people read, a note on what the stage columns count, then a plain verdict per
-    run whose outcomes are in (:func:`backtest_verdicts`)."""
+    run whose outcomes are in (:func:`backtest_verdicts`, ``shifted_inputs`` as there)."""
     shown = pd.DataFrame(
         {
             "as_of": as_of_labels(table["as_of"]),
@@ -1032,7 +1462,11 @@ def format_backtest(table: pd.DataFrame, by: str | None = None) -> str:
             "-" if pd.isna(v) else f"{v:.0%} of {n:,}"
             for v, n in zip(table[f"{stage}_conversion"], table[f"{stage}_count"], strict=True)
         ]
-    verdicts = backtest_verdicts(table, by) if "expected_sd" in table else []
+    verdicts = (
+        backtest_verdicts(table, by, shifted_inputs=shifted_inputs)
+        if "expected_sd" in table
+        else []
+    )
     return "\n".join(
         [shown.to_string(index=False), BACKTEST_STAGE_NOTE, *([""] if verdicts else []), *verdicts]
     )
@@ -1042,7 +1476,12 @@ def drift_verdict(table: pd.DataFrame) -> str:
     """The drift table in one sentence a marketer acts on: nothing moved beyond chance, or
     which items did, the probability and the stages first since they are what sales sees.
     PSI (population stability index) measures how far the shares of an item's bins moved
-    between the test fold and today's leads; below 0.1 is stable, above 0.25 shifted."""
+    between the test fold and today's leads; below 0.1 is stable, above 0.25 shifted.
+
+    The advice follows the cause: a category that gained values the test leads did not hold
+    (``new_values``: a new channel or campaign) is a change of the leads, which no export fix
+    undoes, so its values are named, to map or to retrain on; a number or a missing value
+    that moved is first a question for the export."""
     moved = table[table["status"] != "stable"]
     if moved.empty:
         return (
@@ -1058,10 +1497,30 @@ def drift_verdict(table: pd.DataFrame) -> str:
     if watch:
         parts.append(f"to watch: {shortened_list(watch, 5)}")
     listed = "; ".join(parts)
+    fresh = moved["new_values"].fillna("").astype(str) != "" if "new_values" in moved else None
+    advice = []
+    if fresh is not None and fresh.any():
+        named = "; ".join(
+            f"{label}: {'values outside those it kept' if values == OTHER else values}"
+            for label, values in zip(
+                moved.loc[fresh, "label"], moved.loc[fresh, "new_values"], strict=True
+            )
+        )
+        advice.append(
+            f"values the model's test leads did not hold came in ({named}): map them to values "
+            "the model knows, or retrain once their leads have outcomes"
+        )
+        rest = int((~fresh & ~moved["item"].isin(["probability", "stage"])).sum())
+        if rest:
+            advice.append(
+                f"for the other {rest:,}, check that the export still writes them as before"
+            )
+    else:
+        advice.append("check that the export still writes them as before")
     return (
         f"verdict: {len(moved):,} of {len(table):,} items moved beyond chance ({listed}): "
-        "check that the export still writes them as before; whether the scores suffered is "
-        "the back-test's answer once outcomes come"
+        f"{'; '.join(advice)}; whether the scores suffered is the back-test's answer once "
+        "outcomes come"
     )
 
 

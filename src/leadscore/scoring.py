@@ -50,6 +50,7 @@ from leadscore.io import (
 )
 from leadscore.model import LeadScoringModel
 from leadscore.monitoring import (
+    ActivityCheck,
     EmptyCheck,
     SizeCheck,
     activity_features,
@@ -1035,6 +1036,7 @@ def run_scoring(
         scoring.model.drift_reference,
         computed_inputs(scoring.model.features, model_data_form(scoring.model)),
     )
+    activity = ActivityCheck(scoring.model.drift_reference, scoring.model.features)
     reopened: list[str] = []  # leads the target had recorded closed, scored open here
     # the bar closes before an error is printed, so the error starts its own line
     with bar, open_run(target, run) as writer:
@@ -1057,6 +1059,7 @@ def run_scoring(
                 examples.setdefault(name, values.iloc[0])
             sizes.add(X)
             empties.add(X)
+            activity.add(X)
             start, parts = bar.n, []
             for begin in range(0, max(len(X), 1), SCORE_SLICE_ROWS):  # an empty chunk once
                 part = slice(begin, begin + SCORE_SLICE_ROWS)
@@ -1090,6 +1093,7 @@ def run_scoring(
         warn_unseen_values(unseen, examples, rows)
         sizes.warn()
         empties.warn()
+        activity.warn()
         if closed is not None:
             _check_reopened(reopened, rows, writer.target)
         for ids in closed or ():

@@ -576,7 +576,13 @@ def run_drift(args: argparse.Namespace) -> int:
     )
     from leadscore.features import parse_as_of
     from leadscore.io import write_table
-    from leadscore.monitoring import PSI_SHIFTED, SizeCheck, drift_verdict, format_drift
+    from leadscore.monitoring import (
+        PSI_SHIFTED,
+        SizeCheck,
+        add_value_counts,
+        drift_verdict,
+        format_drift,
+    )
     from leadscore.scoring import check_data_form, load_scoring_model
     from leadscore.sinks import shown_model
     from leadscore.specs import load_spec
@@ -616,6 +622,7 @@ def run_drift(args: argparse.Namespace) -> int:
         at_data_end=given_as_of is None,
     )
     counts: dict[str, np.ndarray] = {}
+    others: dict[str, dict[str, int]] = {}
     sizes = SizeCheck(reference)
     n = 0
     for X, _ in chunks:
@@ -623,11 +630,14 @@ def run_drift(args: argparse.Namespace) -> int:
         probability = model.predict_proba(prepared, warn_unseen=False)
         part = reference.counts(prepared, probability, model.stages.transform(probability))
         counts = {k: counts.get(k, 0) + v for k, v in part.items()}
+        add_value_counts(others, reference.other_values(prepared))
         sizes.add(prepared)
         n += len(X)
     if n == 0:
         raise DataError(f"no lead is open {moment}", "Give a moment when some leads were open.")
-    table = reference.compare(counts, labels={f.name: f.label for f in model.features})
+    table = reference.compare(
+        counts, labels={f.name: f.label for f in model.features}, other_values=others
+    )
     importance = model.metadata.get("feature_importance") or {}
     # event data holds a lead at several as-of dates: its test fold counts examples
     tested = "leads" if spec is not None else "examples"
