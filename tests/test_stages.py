@@ -473,6 +473,26 @@ def test_policy_check_compares_the_target_where_it_was_set_and_on_later_leads() 
     assert check["sql"]["measure"] == "precision" and check["mql"]["measure"] == "recall"
     fixed = StageThresholds({"sql": {"policy": "probability", "target": 0.7}}).fit(p, y)
     assert policy_check(fixed, p, later)["sql"]["test"] is None
+    # expected value: what a lead at the stage brought, a win's value times the share that
+    # won less the contact's cost (no line had been printed for this policy)
+    valued = StageThresholds(
+        {
+            "mql": {"policy": "expected_value"},
+            "sql": {"policy": "expected_value"},
+            "deal_value": 1000.0,
+            "contact_cost": 300.0,
+            "nurture_cost": 20.0,
+        }
+    ).fit(p, y)
+    worth = policy_check(valued, p, later)
+    at = p >= valued.sql_threshold_
+    assert worth["sql"]["measure"] == "value_per_contact"
+    assert worth["sql"]["fitted"] == pytest.approx(1000 * y[at].mean() - 300)
+    assert worth["sql"]["fitted"] > 0
+    assert worth["sql"]["test"] == pytest.approx(1000 * later[at].mean() - 300)
+    assert worth["mql"]["test"] == pytest.approx(
+        1000 * later[p >= valued.mql_threshold_].mean() - 20
+    )
 
 
 @settings(max_examples=80, deadline=None)
@@ -533,3 +553,26 @@ def test_outcomes_that_are_not_0_and_1_are_named() -> None:
         StageThresholds().fit(p, (p > 0.5).astype(int) * 2)
     fitted = StageThresholds().fit(p, (p > 0.5).astype(bool))  # booleans are outcomes too
     assert fitted.sql_threshold_ >= fitted.mql_threshold_
+
+
+def test_train_prints_every_policy_that_promises_something_against_what_it_gave() -> None:
+    """The README says each stage's policy is printed against what it gave: expected value had
+    printed nothing. A fixed probability promises nothing to measure and prints nothing."""
+    from leadscore.commands.train import _policy_lines
+    from leadscore.stages import policy_check
+
+    p = np.linspace(0.01, 0.99, 500)
+    y = _labels(p, 3)
+    valued = StageThresholds(
+        {
+            "mql": {"policy": "probability", "target": 0.2},
+            "sql": {"policy": "expected_value"},
+            "deal_value": 1000.0,
+            "contact_cost": 300.0,
+        }
+    ).fit(p, y)
+    (line,) = _policy_lines(policy_check(valued, p, y))
+    at = p >= valued.sql_threshold_
+    shown = f"{1000 * y[at].mean() - 300:,.0f} per lead at the stage"
+    assert line.startswith("SQL policy expected_value, leads worth more than their contact")
+    assert f"{shown} on the calibration fold (where it was set), {shown} on the test fold" in line

@@ -559,7 +559,7 @@ POLICY_MEASURE: dict[str, str | None] = {
     "recall": "recall",
     "precision": "precision",
     "capacity": "per_period",
-    "expected_value": None,
+    "expected_value": "value_per_contact",
     "probability": None,
 }
 
@@ -598,20 +598,39 @@ def policy_check(
     yv = np.asarray(y, dtype="float64").ravel()
     top = pv if leads is None else pd.Series(pv).groupby(np.asarray(leads)).max().to_numpy()
     out: dict[str, dict[str, Any]] = {}
+    policy = stages.policy_
     for stage in ("mql", "sql"):
-        rule = getattr(stages.policy_, stage)
+        rule = getattr(policy, stage)
         measure = POLICY_MEASURE[rule.policy]
         cut = getattr(stages, f"{stage}_threshold_")
         test = _achieved(pv, yv, cut, periods, top)
+        fitted = stages.achieved_[stage]
+        if measure == "value_per_contact":
+            # what a lead at the stage brought on average: a win's value times the share that
+            # won, less what reaching it cost (the promise: more than nothing)
+            cost = policy.nurture_cost if stage == "mql" else policy.contact_cost
+            fitted, test = (
+                {measure: _value_per_contact(a.get("precision"), policy.deal_value, cost)}
+                for a in (fitted, test)
+            )
         out[stage] = {
             "policy": rule.policy,
             "target": rule.target,
             "measure": measure,
-            "fitted": None if measure is None else stages.achieved_[stage].get(measure),
+            "fitted": None if measure is None else fitted.get(measure),
             "test": None if measure is None else test[measure],
-            "period_days": stages.policy_.period_days,
+            "period_days": policy.period_days,
         }
     return out
+
+
+def _value_per_contact(
+    precision: float | None, deal_value: float | None, cost: float | None
+) -> float | None:
+    """A win's value times the share of leads that won, less the cost of the contact."""
+    if precision is None or deal_value is None or cost is None:
+        return None
+    return float(precision * deal_value - cost)
 
 
 def _damaged(what: str) -> ModelError:

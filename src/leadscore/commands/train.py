@@ -277,10 +277,14 @@ def _policy_lines(checks: dict[str, Any]) -> list[str]:
         def shown(value: float | None, measure: str = measure) -> str:
             if value is None:
                 return "-"
+            if measure == "value_per_contact":
+                return f"{value:,.0f} per lead at the stage"
             return f"{value:,.1f}" if measure == "per_period" else _pct(value)
 
         if measure == "per_period":
             wanted = f"at most {check['target']:,g} leads per {check['period_days']:g} days"
+        elif measure == "value_per_contact":
+            wanted = "leads worth more than their contact (deal value x conversion - cost)"
         elif measure == "recall":
             wanted = f"{_pct(check['target'])} of the wins"
         else:
