@@ -1347,6 +1347,24 @@ def test_an_activity_that_stopped_being_tracked_is_found(caplog):
     assert "(so is 'Website visits, last 7 days')" in said
     assert "tracking of this activity, or its export, stopped" in said
     assert "check the tracking and the export before trusting these scores or retraining" in said
+    # on event data, activity of any kind gone quiet is the whole log: the reader's one
+    # warning of no recent activity says it, not one line per activity
+    caplog.clear()
+    anything = Feature(
+        "activities_30d", "engagement", "Activities, last 30 days", "numeric", fact="activity"
+    )
+    with_any = (*ACTIVITY, anything)
+    logged = frame.assign(activities_30d=frame["page_views_30d"] + 1)
+    held = DriftReference().fit(logged, with_any, p, _stages(p))
+    with caplog.at_level("WARNING", logger="leadscore.monitoring"):
+        for gone, whole in ((["activities_30d"], True), ([], True), (["activities_30d"], False)):
+            check = monitoring.ActivityCheck(held, with_any, whole_log_checked=whole)
+            check.add(outage.assign(activities_30d=0.0 if gone else 3.0))
+            check.warn()
+    # none for the whole log on event data; the website alone beside a log that flows; both
+    # where no reader speaks for the whole log (flat data)
+    said = [m.split(" is ")[0] for m in caplog.messages]
+    assert said == ["'Pages viewed, last 30 days'"] * 2 + ["'Activities, last 30 days'"]
     # counts made elsewhere (a Spark partition) add up to the same
     elsewhere = monitoring.ActivityCheck(reference, ACTIVITY)
     elsewhere.add_counts(400, {"web_visits_7d": 0, "page_views_30d": 4})

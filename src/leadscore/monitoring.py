@@ -956,6 +956,11 @@ def _reference_active(spec: Mapping[str, Any]) -> float:
     )
 
 
+#: The ``fact`` of the built-in inputs that count activity of any kind (``activities_30d``,
+#: ``active_days_90d``): when they go quiet, the whole activity log did.
+ANY_ACTIVITY = "activity"
+
+
 class ActivityCheck:
     """Holds how many leads scored show each activity input above 0 against the leads a
     :class:`DriftReference` was fitted on, to catch an activity that stopped being tracked.
@@ -978,7 +983,14 @@ class ActivityCheck:
     >>> check.warn()  # doctest: +SKIP
     """
 
-    def __init__(self, reference: DriftReference | None, features: Sequence[Feature]) -> None:
+    def __init__(
+        self,
+        reference: DriftReference | None,
+        features: Sequence[Feature],
+        *,
+        whole_log_checked: bool = False,
+    ) -> None:
+        self.whole_log_checked = whole_log_checked
         buckets = {} if reference is None else reference.buckets_
         self.features = {
             f.name: f
@@ -1041,8 +1053,16 @@ class ActivityCheck:
 
     def warn(self) -> None:
         """One warning per activity whose inputs went quiet (:meth:`quiet`), naming the input
-        most leads had above 0 on the reference leads and counting the others."""
-        for _, group in self.quiet().groupby("activity", sort=False):
+        most leads had above 0 on the reference leads and counting the others.
+
+        With ``whole_log_checked`` (event data, whose reader warns once when the open leads
+        have no recent activity at all), nothing when activity of any kind went quiet (an
+        input of :data:`ANY_ACTIVITY`): the whole log stopped, an extract that ended long
+        before the as-of, and that one line says so rather than one line per activity here."""
+        quiet = self.quiet()
+        if self.whole_log_checked and (quiet["activity"] == ANY_ACTIVITY).any():
+            return
+        for _, group in quiet.groupby("activity", sort=False):
             first = group.iloc[0]
             now = (
                 f"0 for all {first['rows']:,}"

@@ -1036,7 +1036,11 @@ def run_scoring(
         scoring.model.drift_reference,
         computed_inputs(scoring.model.features, model_data_form(scoring.model)),
     )
-    activity = ActivityCheck(scoring.model.drift_reference, scoring.model.features)
+    activity = ActivityCheck(
+        scoring.model.drift_reference,
+        scoring.model.features,
+        whole_log_checked=model_data_form(scoring.model) == "events",
+    )
     reopened: list[str] = []  # leads the target had recorded closed, scored open here
     # the bar closes before an error is printed, so the error starts its own line
     with bar, open_run(target, run) as writer:
