@@ -956,9 +956,10 @@ def _reference_active(spec: Mapping[str, Any]) -> float:
     )
 
 
-#: The ``fact`` of the built-in inputs that count activity of any kind (``activities_30d``,
-#: ``active_days_90d``): when they go quiet, the whole activity log did.
-ANY_ACTIVITY = "activity"
+#: The built-in inputs that count activity of any kind over the 90 days the event reader
+#: looks at for its own warning (:func:`leadscore.scoring.event_feature_chunks`): 0 for every
+#: lead is that warning's case, the whole log silent for 90 days.
+ANY_RECENT_ACTIVITY = ("activities_90d", "active_days_90d")
 
 
 class ActivityCheck:
@@ -1056,11 +1057,13 @@ class ActivityCheck:
         most leads had above 0 on the reference leads and counting the others.
 
         With ``whole_log_checked`` (event data, whose reader warns once when the open leads
-        have no recent activity at all), nothing when activity of any kind went quiet (an
-        input of :data:`ANY_ACTIVITY`): the whole log stopped, an extract that ended long
-        before the as-of, and that one line says so rather than one line per activity here."""
+        have no activity at all in the 90 days before the as-of), nothing when an input of
+        :data:`ANY_RECENT_ACTIVITY` is 0 for every lead: that is the reader's case, and its one
+        line says so rather than one line per activity here. Activity that merely went quiet
+        (a connector that died ten days ago, the website's tracking alone) is named here."""
         quiet = self.quiet()
-        if self.whole_log_checked and (quiet["activity"] == ANY_ACTIVITY).any():
+        silent = quiet[quiet["item"].isin(ANY_RECENT_ACTIVITY) & (quiet["active"] == 0)]
+        if self.whole_log_checked and len(silent):
             return
         for _, group in quiet.groupby("activity", sort=False):
             first = group.iloc[0]
@@ -1321,7 +1324,9 @@ def backtest_verdicts(
     line saying they are one signal, not several. ``shifted_inputs``: the inputs a drift
     report found shifted, where the caller knows (an empty list: none); the advice then
     says whether to fix the data feed or to retrain, else it asks for the drift report first
-    (:func:`_next_step`).
+    (:func:`_next_step`). ``report backtest`` passes none: a drift report per run would cost
+    it a feature build per as-of, so it always asks; a notebook that ran the drift report can
+    pass what it found.
 
     With ``by`` (a table of :func:`backtest_runs` by that column), one sentence per run and
     value beyond chance, then one counting the others within it, with how many of them passed
@@ -1498,7 +1503,8 @@ def drift_verdict(table: pd.DataFrame) -> str:
     PSI (population stability index) measures how far the shares of an item's bins moved
     between the test fold and today's leads; below 0.1 is stable, above 0.25 shifted.
 
-    The advice follows the cause: a category that gained values the test leads did not hold
+    The advice follows the cause: a category that gained values outside the levels the
+    reference kept (new, or too rare among the test leads to be kept)
     (``new_values``: a new channel or campaign) is a change of the leads, which no export fix
     undoes, so its values are named, to map or to retrain on; a number or a missing value
     that moved is first a question for the export."""
@@ -1527,8 +1533,8 @@ def drift_verdict(table: pd.DataFrame) -> str:
             )
         )
         advice.append(
-            f"values the model's test leads did not hold came in ({named}): map them to values "
-            "the model knows, or retrain once their leads have outcomes"
+            f"values rare or unknown among the model's test leads came in ({named}): map new "
+            "ones to values the model knows, or retrain once their leads have outcomes"
         )
         rest = int((~fresh & ~moved["item"].isin(["probability", "stage"])).sum())
         if rest:
