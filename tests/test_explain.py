@@ -400,6 +400,25 @@ def test_mismatched_inputs_raise_clear_errors(trained):
         explain(booster, None, FEATURES[:-1], X)
 
 
+def test_an_open_rate_a_spec_puts_in_its_fit_group_counts_and_the_scorer_round_trips():
+    """Only engagement leaves a missing open rate out: a flat spec listing one under its fit
+    group had saved a sub-scorer that refused to load ("no engagement column")."""
+    features = (
+        Feature("email_open_rate_90d", "fit", "Open rate", "numeric"),
+        Feature("visits", "engagement", "Visits", "numeric"),
+    )
+    rng = np.random.default_rng(0)
+    log_odds = pd.DataFrame(rng.normal(size=(200, 2)), columns=[f.name for f in features])
+    values = pd.DataFrame({"email_open_rate_90d": np.nan, "visits": 1.0}, index=log_odds.index)
+    scorer = SubScorer().fit(log_odds, features, values)
+    assert scorer.not_counted_when_missing_ == []
+    restored = SubScorer.from_dict(
+        json.loads(json.dumps(scorer.to_dict())), columns=["email_open_rate_90d", "visits"]
+    )
+    pd.testing.assert_frame_equal(restored.transform(log_odds), scorer.transform(log_odds))
+    assert scorer.transform(log_odds)["fit_score"].nunique() > 10  # the missing rate counts
+
+
 def test_sub_scores_are_monotone_and_round_trip(trained):
     booster, X, _ = trained
     log_odds = explain(booster, None, FEATURES, X).log_odds

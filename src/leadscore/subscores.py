@@ -140,11 +140,10 @@ class SubScorer(BaseEstimator):
             self.groups_[group] = [
                 f.name for f in features if f.group == group and f.name not in NOT_THE_LEADS_DOING
             ]
+        # engagement only: a flat spec may put such a column in its fit group, where it is
+        # what the lead told us and counts as given
         self.not_counted_when_missing_: list[str] = [
-            name
-            for names in self.groups_.values()
-            for name in names
-            if name in NOT_THE_LEADS_DOING_WHEN_MISSING
+            name for name in self.groups_["engagement"] if name in NOT_THE_LEADS_DOING_WHEN_MISSING
         ]
         frame = self._counted(frame, values)
         for group, names in self.groups_.items():
