@@ -453,3 +453,30 @@ def test_a_save_over_a_folder_a_killed_save_left_cleans_it(trained, tmp_path) ->
     assert sorted(p.name for p in folder.iterdir()) == [BOOSTER_FILE, META_FILE]
     assert _loaded_fingerprint(folder) == old.fingerprint
     assert (folder / META_FILE).read_text() == old.to_texts()[0]
+
+
+def test_a_first_save_killed_after_its_switch_scores_from_the_cli_s_loader(
+    trained, tmp_path, monkeypatch
+) -> None:
+    """A first save into a new folder, killed after model.json switched to the staged booster
+    and before booster.txt was written, loads with LeadScoringModel.load; `score --model DIR`
+    (tracking.load_model) had refused it as "no leadscore model" for lack of booster.txt."""
+    from leadscore.tracking import load_model
+
+    model, _ = trained
+    folder = tmp_path / "first"
+    real = model_module.write_text_atomically
+    written: list[str] = []
+
+    def killed_after_the_switch(target: Path, text: str) -> Path:
+        if len(written) == 2:  # the staged booster and the switching model.json are in
+            raise KeyboardInterrupt
+        written.append(target.name)
+        return real(target, text)
+
+    monkeypatch.setattr(model_module, "write_text_atomically", killed_after_the_switch)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(folder)
+    monkeypatch.undo()
+    assert not (folder / BOOSTER_FILE).exists() and (folder / META_FILE).is_file()
+    assert load_model(str(folder)).fingerprint == model.fingerprint

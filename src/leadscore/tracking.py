@@ -1723,7 +1723,9 @@ def _load_folder(path: Path, shown: str) -> LeadScoringModel:
     """A LeadScoringModel from its own folder or from a logged pyfunc folder holding one."""
     from leadscore.model import LeadScoringModel
 
-    if all((path / f).is_file() for f in _MODEL_FILES):
+    # model.json alone: it names its booster, which a save stopped after switching models
+    # (LeadScoringModel.save) leaves under its staged name before booster.txt is written
+    if (path / _MODEL_FILES[1]).is_file():
         return LeadScoringModel.load(path)
     mlmodel = path / "MLmodel"
     if mlmodel.is_file():
@@ -1756,7 +1758,7 @@ def _load_folder(path: Path, shown: str) -> LeadScoringModel:
                     "not a path inside its folder",
                     "Point to a model logged by `leadscore train`, as MLflow wrote it.",
                 )
-            if all((model_dir / f).is_file() for f in _MODEL_FILES):
+            if (model_dir / _MODEL_FILES[1]).is_file():
                 return LeadScoringModel.load(model_dir)
         raise ModelError(
             f"{shown} is an MLflow model but not a leadscore model (no model_dir artifact)",
