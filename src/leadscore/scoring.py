@@ -264,8 +264,9 @@ def load_scoring_model(
     a registered model is recorded the same way (the version whose run and artifact path
     match), so that one model is not recorded under two names; a run never registered as
     ``run:<run id>`` with the run id as version. A local folder is recorded as the data set it
-    was trained on and the first 12 characters of its booster's SHA-256, so that two
-    different folders never share a version.
+    was trained on and the first 12 characters of its fingerprint (the booster, calibrator,
+    stage cut-offs and the rest that makes its output: :attr:`LeadScoringModel.fingerprint`),
+    so that two folders that score differently never share a version.
     """
     from leadscore import tracking
 

@@ -63,7 +63,7 @@ SCORED_LEADS_SCHEMA: tuple[Column, ...] = (
         "model_version",
         "text",
         "registered version; the run id for a run never registered, the first 12 characters "
-        "of the booster's SHA-256 for a model folder",
+        "of the model's fingerprint for a model folder",
     ),
     Column("probability", "double", "calibrated probability of conversion, 0 to 1"),
     Column("score", "integer", "the probability as a 0-100 integer, for people"),
