@@ -463,6 +463,8 @@ def sql_entries(
     """How many times runs of ``model_name`` with an as-of in (``after``, ``until``] put a lead
     in SQL from another stage or from none: the new SQLs sales was handed over that time, a
     lead that fell back and came again counted each time it came (0 before the first run).
+    A lead handed over at one as-of by two versions (a model switch re-scoring an as-of) is
+    one hand-off: each (lead, as-of) counts once.
 
     A capacity policy promises sales so many SQLs per period; the scorer holds the runs of the
     period that ends at its as-of to it.
@@ -479,23 +481,29 @@ def sql_entries(
         with _sql_connection(sink, write=False) as con:
             if not sa.inspect(con).has_table(history.name):
                 return 0
-            query = sa.select(sa.func.count()).where(
-                history.c.model_name == model_name,
-                history.c.as_of > bounds[0],
-                history.c.as_of <= bounds[1],
-                history.c.stage == "sql",
-                sa.or_(history.c.previous_stage.is_(None), history.c.previous_stage != "sql"),
+            handed = (
+                sa.select(history.c.lead_id, history.c.as_of)
+                .where(
+                    history.c.model_name == model_name,
+                    history.c.as_of > bounds[0],
+                    history.c.as_of <= bounds[1],
+                    history.c.stage == "sql",
+                    sa.or_(history.c.previous_stage.is_(None), history.c.previous_stage != "sql"),
+                )
+                .distinct()
+                .subquery()
             )
-            found = con.execute(query).scalar()
+            found = con.execute(sa.select(sa.func.count()).select_from(handed)).scalar()
     else:
         with _duckdb_view(sink) as (con, sources):
             source = sources[HISTORY_TABLE]
             if source is None:
                 return 0
             found = con.execute(
-                f"SELECT count(*) FROM {source} WHERE CAST(model_name AS VARCHAR) = ? "
-                "AND as_of > ? AND as_of <= ? AND CAST(stage AS VARCHAR) = 'sql' "
-                "AND coalesce(CAST(previous_stage AS VARCHAR), '') <> 'sql'",
+                f"SELECT count(*) FROM (SELECT DISTINCT lead_id, as_of FROM {source} "
+                "WHERE CAST(model_name AS VARCHAR) = ? AND as_of > ? AND as_of <= ? "
+                "AND CAST(stage AS VARCHAR) = 'sql' "
+                "AND coalesce(CAST(previous_stage AS VARCHAR), '') <> 'sql')",
                 [model_name, *bounds],
             ).fetchall()[0][0]
     return int(found or 0)
