@@ -434,3 +434,11 @@ def test_a_spec_nested_too_deep_is_one_line_not_a_recursion_error(tmp_path):
 def test_an_impossible_date_is_still_named(tmp_path):
     message = _refused_file(tmp_path, TOP + LABEL + "test_from: 2024-13-45\n")
     assert "holds an impossible date" in message
+
+
+def test_a_value_yaml_cannot_read_is_not_called_a_date(tmp_path):
+    """An integer of 5,000 digits had read "holds an impossible date ... Write dates as
+    YYYY-MM-DD"; a day out of its month is still a date."""
+    message = _refused_file(tmp_path, TOP + LABEL + "min_rows: " + "9" * 5000 + "\n")
+    assert "holds a value YAML cannot read" in message and "date" not in message
+    assert "impossible date" in _refused_file(tmp_path, TOP + LABEL + "test_from: 2024-02-30\n")

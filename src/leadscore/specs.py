@@ -179,9 +179,17 @@ def read_yaml_file(path: Path, loader: type[yaml.SafeLoader] = _SpecLoader) -> A
         ) from None
     except yaml.YAMLError as err:
         raise invalid_yaml(path, err) from err
-    except ValueError as err:  # YAML reads 2024-13-45 as a date and fails there
+    except ValueError as err:
+        # YAML reads 2024-13-45 as a date and fails there ("month must be in 1..12", "day is
+        # out of range for month"); any other value error (an integer of 5,000 digits) is not
+        # about a date
+        if "must be in" in str(err) or "out of range" in str(err):
+            raise SpecError(
+                f"{path} holds an impossible date: {err}", "Write dates as YYYY-MM-DD that exist."
+            ) from err
         raise SpecError(
-            f"{path} holds an impossible date: {err}", "Write dates as YYYY-MM-DD that exist."
+            f"{path} holds a value YAML cannot read: {' '.join(str(err).split())[:200]}",
+            "Check the value the message names and write it plainly.",
         ) from err
     finally:
         reader.dispose()

@@ -162,7 +162,8 @@ def _probabilities(p: Any) -> np.ndarray:
     bad = ~((pv >= 0) & (pv <= 1))  # NaN too
     if bad.any():
         raise ValueError(
-            f"p must hold probabilities in [0, 1], none missing: {pv[bad].flat[0]!r} is not one"
+            f"p must hold probabilities in [0, 1], none missing: {float(pv[bad].flat[0]):g} is "
+            "not one"
         )
     return pv
 
