@@ -480,3 +480,26 @@ def test_a_first_save_killed_after_its_switch_scores_from_the_cli_s_loader(
     monkeypatch.undo()
     assert not (folder / BOOSTER_FILE).exists() and (folder / META_FILE).is_file()
     assert load_model(str(folder)).fingerprint == model.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("dataset", {"a": 1}, r"metadata\.dataset is \{'a': 1\}, not a text"),
+        ("dataset", "", r"metadata\.dataset is '', not a text"),
+        ("horizon_days", "ninety", r"metadata\.horizon_days is 'ninety', not a whole number"),
+        ("horizon_days", True, r"metadata\.horizon_days is True, not a whole number"),
+        ("data_form", "wide", r"metadata\.data_form is 'wide', not events or flat"),
+        ("warnings", [1], r"metadata\.warnings is \[1\], not a list of texts"),
+        ("metrics", [], r"metadata\.metrics is \[\], not a mapping"),
+    ],
+)
+def test_metadata_of_the_wrong_type_fails_at_load(trained, tmp_path, key, value, message):
+    """A hand-edited data set of {"a": 1} was recorded as the model name "{'a': 1}" on every
+    scored row, and "ninety" read as a horizon; absent fields (older models) still load."""
+    model, _ = trained
+    folder = model.save(tmp_path / "m")
+    _edited(folder, lambda meta: meta["metadata"].update({key: value}))
+    _load_fails(folder, message)
+    _edited(folder, lambda meta: meta["metadata"].pop(key))
+    assert LeadScoringModel.load(folder).fingerprint == model.fingerprint

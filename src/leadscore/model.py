@@ -655,7 +655,36 @@ def _read_structure(
         not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens)
     ):
         raise _damaged(meta_name, "metadata.missing_values is not a list of texts")
+    _check_metadata(metadata, meta_name)
     return features, categories, metadata
+
+
+#: The metadata fields that scoring, reports and the registry read, with the check each must
+#: pass where present: a hand-edited ``{"a": 1}`` as the data set had been recorded as the
+#: model name "{'a': 1}" on every scored row, and ``"ninety"`` days read as a horizon.
+_METADATA_CHECKS: dict[str, tuple[str, Any]] = {
+    "dataset": ("a text", lambda v: isinstance(v, str) and v != ""),
+    "data_form": ("events or flat", lambda v: v in ("events", "flat")),
+    "horizon_days": (
+        "a whole number of days",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+    ),
+    "warnings": (
+        "a list of texts",
+        lambda v: isinstance(v, list) and all(isinstance(w, str) for w in v),
+    ),
+    "metrics": ("a mapping", lambda v: isinstance(v, dict)),
+    "feature_importance": ("a mapping", lambda v: isinstance(v, dict)),
+}
+
+
+def _check_metadata(metadata: Mapping[str, Any], meta_name: str) -> None:
+    """Refuse a metadata field of the wrong type (:data:`_METADATA_CHECKS`); absent or null
+    fields are those of models saved before the field was written."""
+    for key, (what, ok) in _METADATA_CHECKS.items():
+        value = metadata.get(key)
+        if value is not None and not ok(value):
+            raise _damaged(meta_name, f"metadata.{key} is {value!r:.60}, not {what}")
 
 
 def _read_matching(meta: Mapping[str, Any], meta_name: str) -> str:
