@@ -503,3 +503,41 @@ def test_metadata_of_the_wrong_type_fails_at_load(trained, tmp_path, key, value,
     _load_fails(folder, message)
     _edited(folder, lambda meta: meta["metadata"].pop(key))
     assert LeadScoringModel.load(folder).fingerprint == model.fingerprint
+
+
+def _crafted(text: str, pattern: str, replacement: str) -> str:
+    import re
+
+    changed = re.sub(pattern, replacement, text, count=1)
+    assert changed != text
+    return changed
+
+
+@pytest.mark.parametrize(
+    ("craft", "problem"),
+    [
+        (lambda t: _crafted(t, r"split_feature=\d+", "split_feature=999"), "splits on a feature"),
+        (lambda t: _crafted(t, r"num_leaves=\d+", "num_leaves=100000000"), "has num_leaves"),
+        (lambda t: _crafted(t, r"left_child=-?\d+", "left_child=50"), "left_child outside"),
+        (lambda t: _crafted(t, r"leaf_value=[^\n]*", "leaf_value=0.1"), "leaf values for"),
+        (lambda t: _crafted(t, r"max_feature_idx=\d+", "max_feature_idx=2"), "names 4 features"),
+        (lambda t: t[: len(t) // 2], "cut short"),
+        (lambda t: t.replace("tree\n", "", 1), "does not start as"),
+    ],
+)  # fmt: skip
+def test_a_booster_text_crafted_to_crash_lightgbm_is_refused_before_it_reads_it(
+    trained, tmp_path, craft, problem
+) -> None:
+    """Each of these, with its checksum recomputed in model.json, aborted the whole process
+    inside LightGBM's C++ parser ("terminate called without an active exception"); they are
+    one line now, before LightGBM sees the text."""
+    model, _ = trained
+    meta_text, booster_text = model.to_texts()
+    crafted = craft(booster_text)
+    meta = json.loads(meta_text)
+    meta["booster_sha256"] = hashlib.sha256(crafted.encode()).hexdigest()
+    with pytest.raises(
+        ModelError, match=f"not a LightGBM model text that can be read safely: .*{problem}"
+    ):
+        LeadScoringModel.from_texts(json.dumps(meta), crafted)
+    assert model_module.booster_text_problem(booster_text) is None

@@ -435,6 +435,12 @@ class LeadScoringModel:
                 "Restore the model folder as it was saved, or retrain.",
             )
         features, categories, metadata = _read_structure(meta, meta_name)
+        unsafe = booster_text_problem(booster_text)
+        if unsafe is not None:
+            raise ModelError(
+                f"{booster_name} is not a LightGBM model text that can be read safely: {unsafe}",
+                "Restore the model folder as it was saved, or retrain.",
+            )
         try:
             booster = lgb.Booster(model_str=booster_text)
         except lgb.basic.LightGBMError as err:
@@ -489,6 +495,98 @@ def _feature_record(feature: Feature) -> dict[str, Any]:
     unset is left out rather than written as null, so a model that uses none of the newer
     fields (every flat-table model) reads in releases that came before them."""
     return {k: v for k, v in asdict(feature).items() if v is not None}
+
+
+#: The most leaves a LightGBM tree may have (its own bound on ``num_leaves``).
+MAX_TREE_LEAVES = 131_072
+
+
+def booster_text_problem(text: str) -> str | None:
+    """What makes ``text`` unsafe to hand to LightGBM's parser, or ``None``.
+
+    LightGBM reads a model text in C++ and trusts its arrays: a tree whose split names a
+    feature that does not exist, a child index out of range, fewer leaf values than leaves, a
+    huge ``num_leaves`` or a text cut short aborts the whole process ("terminate called
+    without an active exception"), a served model included, with no exception to catch. The
+    checksum in ``model.json`` catches damage, not a crafted folder whose checksum was
+    recomputed; so every tree's shape is checked here first, in Python, in a few
+    milliseconds for a model of a thousand trees.
+    """
+    if not text.startswith("tree\n"):
+        return "it does not start as a LightGBM model text"
+    head, trees_start, rest = text.partition("\nTree=")
+    if not trees_start:
+        return "it holds no tree"
+    if "\nend of trees" not in rest:
+        return "it is cut short (no 'end of trees')"
+    header = dict(line.split("=", 1) for line in head.splitlines() if "=" in line)
+    n_features = _whole(header.get("max_feature_idx"))
+    if n_features is None or n_features < 0:
+        return "its max_feature_idx is not a whole number"
+    n_features += 1
+    if len(header.get("feature_names", "").split()) != n_features:
+        return f"it names {len(header.get('feature_names', '').split())} features, not {n_features}"
+    for block in rest.split("\nend of trees", 1)[0].split("\nTree="):
+        name, _, fields_text = block.partition("\n")
+        tree = dict(line.split("=", 1) for line in fields_text.splitlines() if "=" in line)
+        problem = _tree_problem(tree, n_features)
+        if problem is not None:
+            return f"tree {name.strip()[:20]} {problem}"
+    return None
+
+
+def _whole(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _numbers(tree: Mapping[str, str], key: str) -> list[float] | None:
+    try:
+        return [float(v) for v in tree.get(key, "").split()]
+    except ValueError:
+        return None
+
+
+def _tree_problem(tree: Mapping[str, str], n_features: int) -> str | None:
+    """What is wrong with one tree's fields (see :func:`booster_text_problem`), or None."""
+    leaves, n_cat = _whole(tree.get("num_leaves")), _whole(tree.get("num_cat", "0"))
+    if leaves is None or not 1 <= leaves <= MAX_TREE_LEAVES:
+        return f"has num_leaves {tree.get('num_leaves', '')[:20]!r}"
+    if n_cat is None or not 0 <= n_cat < leaves:
+        return f"has num_cat {tree.get('num_cat', '')[:20]!r}"
+    values = _numbers(tree, "leaf_value")
+    if values is None or len(values) != leaves:
+        return f"has {0 if values is None else len(values)} leaf values for {leaves} leaves"
+    if leaves == 1:
+        return None
+    arrays = {}
+    for key in ("split_feature", "threshold", "decision_type", "left_child", "right_child"):
+        got = _numbers(tree, key)
+        if got is None or len(got) != leaves - 1:
+            return f"has {key} of {0 if got is None else len(got)} values for {leaves - 1} splits"
+        arrays[key] = got
+    if any(not (0 <= f < n_features and f == int(f)) for f in arrays["split_feature"]):
+        return f"splits on a feature outside 0 to {n_features - 1}"
+    for key in ("left_child", "right_child"):
+        if any(not (-leaves <= c <= leaves - 2 and c == int(c)) for c in arrays[key]):
+            return f"has a {key} outside the tree"
+    categorical = [
+        t for t, d in zip(arrays["threshold"], arrays["decision_type"], strict=True) if int(d) & 1
+    ]
+    if categorical or n_cat:
+        bounds = _numbers(tree, "cat_boundaries")
+        cats = _numbers(tree, "cat_threshold")
+        if bounds is None or cats is None or len(bounds) != n_cat + 1:
+            return "has categorical splits without their category sets"
+        if bounds[0] != 0 or bool(np.any(np.diff(bounds) < 0)):
+            return "has category sets out of order"
+        if bounds[-1] != len(cats):
+            return "has category sets of the wrong length"
+        if any(not (0 <= t < n_cat and t == int(t)) for t in categorical):
+            return "has a categorical split on a category set that does not exist"
+    return None
 
 
 def _check_booster_names(booster: lgb.Booster, encoder: FeatureEncoder) -> None:
