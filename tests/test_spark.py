@@ -463,6 +463,32 @@ def test_flat_leads_in_other_units_or_empty_are_warned_about_on_the_driver(
     assert empty.startswith("'TotalVisits' is empty for all 9,240 leads scored")
 
 
+def test_a_flat_activity_that_stopped_being_tracked_is_warned_about_on_the_driver(
+    spark, flat_world, caplog
+):
+    """The website's tracking gone: visits, time and pages read 0 for every lead, no value
+    missing. The batch scorer names the activity; score_flat_spark had said nothing."""
+    from pyspark.sql import functions as F
+
+    from leadscore.spark import score_flat_spark
+
+    spec, scoring = flat_world["spec"], flat_world["scoring"]
+    frame = _read_csv(spark, flat_world["open_leads"])
+    web = ["TotalVisits", "Total Time Spent on Website", "Page Views Per Visit"]
+    quiet = frame.select(*[F.lit("0").alias(c) if c in web else F.col(c) for c in frame.columns])
+    said = {}
+    for name, leads in (("tracked", frame), ("quiet", quiet)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="leadscore"):
+            score_flat_spark(
+                leads, scoring, id_column=spec.id, as_of=AS_OF, missing_values=spec.missing_values
+            )
+        said[name] = [r.getMessage() for r in caplog.records if "tracking" in r.getMessage()]
+    assert said["tracked"] == []
+    assert said["quiet"] and all(" is 0 for all 9,240 leads" in s for s in said["quiet"])
+    assert any(s.startswith("'Time on the website' is 0") for s in said["quiet"]), said["quiet"]
+
+
 def test_a_large_flat_table_is_checked_on_a_random_sample(spark, flat_world, caplog, monkeypatch):
     """Above CHECKED_LEADS the input checks read a random sample, and say so."""
     from pyspark.sql import functions as F

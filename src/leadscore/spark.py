@@ -398,6 +398,7 @@ CHECKED_LEADS = 100_000
 _ROWS_BIN = -2
 _MISSING_BIN = -1
 _UNSEEN_BIN = -3
+_ACTIVE_BIN = -4  # leads with an activity input above 0 (ActivityCheck)
 _COUNTS_DDL = "item string, bin int, n long, example string"
 
 
@@ -432,11 +433,12 @@ def _input_counter(
     id_column: str,
     sized: tuple[str, ...],
     given: tuple[str, ...],
+    active: tuple[str, ...] = (),
 ) -> Callable[[Iterator[pd.DataFrame]], Iterator[pd.DataFrame]]:
     """The function each partition runs for :func:`_warn_changed_inputs`: per batch, the
-    leads counted, each checked input's missing values, sizes (log-scale bins) and category
-    values the model never saw (with one of them as an example). A value the model cannot
-    read is the batch scorer's error, naming the lead (``id_column``)."""
+    leads counted, each checked input's missing values, sizes (log-scale bins), leads above 0
+    (``active``) and category values the model never saw (with one of them as an example). A
+    value the model cannot read is the batch scorer's error, naming the lead (``id_column``)."""
 
     def count_inputs(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         import numpy as np
@@ -458,12 +460,27 @@ def _input_counter(
             except DataError as err:
                 raise naming_the_lead(err, batch[id_column].reset_index(drop=True)) from None
             missing = [int(missing_mask(inputs[item]).sum()) for item in given]
+            above = {
+                item: int((x.notna() & (x != 0)).sum())
+                for item in active
+                if item in inputs.columns
+                for x in [pd.to_numeric(inputs[item], errors="coerce")]
+            }
             yield pd.DataFrame(
                 {
-                    "item": ["", *given, *unseen],
-                    "bin": [_ROWS_BIN] + [_MISSING_BIN] * len(given) + [_UNSEEN_BIN] * len(unseen),
-                    "n": [len(batch), *missing, *(len(v) for v in unseen.values())],
-                    "example": [None] * (1 + len(given)) + [v.iloc[0] for v in unseen.values()],
+                    "item": ["", *given, *above, *unseen],
+                    "bin": [_ROWS_BIN]
+                    + [_MISSING_BIN] * len(given)
+                    + [_ACTIVE_BIN] * len(above)
+                    + [_UNSEEN_BIN] * len(unseen),
+                    "n": [
+                        len(batch),
+                        *missing,
+                        *above.values(),
+                        *(len(v) for v in unseen.values()),
+                    ],
+                    "example": [None] * (1 + len(given) + len(above))
+                    + [v.iloc[0] for v in unseen.values()],
                 }
             )
             for item in sized:
@@ -506,10 +523,15 @@ def _warn_changed_inputs(
     reader: _InputReader,
     scoring: ScoringModel,
     id_column: str,
+    *,
+    check_activity: bool = False,
 ) -> None:
     """Warn, on the driver, of each input whose typical size moved 30 times or more since the
     test fold (:class:`~leadscore.monitoring.SizeCheck`: a column exported in other units),
-    of each that came empty for nearly every lead (:class:`EmptyCheck`), and of each
+    of each that came empty for nearly every lead (:class:`EmptyCheck`), with
+    ``check_activity`` (flat data, whose activity inputs are columns ``reader`` gives) of an
+    activity whose inputs went 0 for nearly every lead (:class:`ActivityCheck`: its tracking
+    stopped), and of each
     categorical input holding values the model never saw (scored as missing: ``tiktok`` as a
     source, or ``True`` from a Spark boolean column where the model learnt ``Yes``), one line
     per input for the whole run, as the batch scorer does. The workers warn of nothing.
@@ -525,19 +547,41 @@ def _warn_changed_inputs(
     """
     from pyspark.sql import functions as F
 
-    from leadscore.monitoring import EmptyCheck, SizeCheck, computed_inputs, model_data_form
+    from leadscore.monitoring import (
+        ActivityCheck,
+        EmptyCheck,
+        SizeCheck,
+        computed_inputs,
+        model_data_form,
+    )
 
     sizes = SizeCheck(scoring.model.drift_reference)
     computed = computed_inputs(scoring.model.features, model_data_form(scoring.model))
     empties = EmptyCheck(scoring.model.drift_reference, computed)
-    if not sizes.sizes and not empties.given and not scoring.model.encoder.categories:
+    activity = (
+        ActivityCheck(scoring.model.drift_reference, scoring.model.features)
+        if check_activity
+        else None
+    )
+    active = tuple(activity.active) if activity is not None else ()
+    if (
+        not sizes.sizes
+        and not empties.given
+        and not active
+        and not scoring.model.encoder.categories
+    ):
         return
     if n_rows is None:
         n_rows = rows.count()
     if n_rows > CHECKED_LEADS:
         rows = rows.sample(fraction=CHECKED_LEADS / n_rows, seed=0)
     counter = _input_counter(
-        _ShippedModel.of(scoring), reader, id_column, tuple(sizes.sizes), tuple(empties.given)
+        _ShippedModel.of(scoring),
+        reader,
+        id_column,
+        tuple(sizes.sizes),
+        tuple(empties.given),
+        active,
     )
     with worker_errors():
         counted: pd.DataFrame = (
@@ -558,6 +602,12 @@ def _warn_changed_inputs(
     _warn_unseen(counted[bins == _UNSEEN_BIN], checked, n_rows)
     sizes.warn()
     empties.warn(scored=n_rows)
+    if activity is not None:
+        above = counted[bins == _ACTIVE_BIN]
+        activity.add_counts(
+            checked, dict(zip(above["item"].astype(str), above["n"].astype(int), strict=True))
+        )
+        activity.warn()
 
 
 def _flat_scorer(
@@ -648,7 +698,12 @@ def score_flat_spark(
     shipped = _ShippedModel.of(scoring)
     selected = frame.select(*dict.fromkeys([id_column, *features]))
     _warn_changed_inputs(
-        selected, None, partial(_flat_reader, tuple(missing_values)), scoring, id_column
+        selected,
+        None,
+        partial(_flat_reader, tuple(missing_values)),
+        scoring,
+        id_column,
+        check_activity=True,
     )
     scored = selected.mapInPandas(
         _flat_scorer(shipped, settings, id_column, tuple(missing_values)),
