@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -44,6 +45,21 @@ from leadscore.sinks.target import (
     _to_stamp,
     parse_target,
 )
+
+
+@contextmanager
+def _sql_reading(sink: SinkTarget, table: str) -> Iterator[Any | None]:
+    """A read connection to an SQL target that holds ``table``, or ``None`` before that
+    (no SQLite file yet, or no such table): the check every query of the target's tables
+    makes before its first run, in one place. An SQLite file is not created by reading."""
+    import sqlalchemy as sa
+
+    sqlite = sqlite_file(sink.location)
+    if sqlite is not None and not sqlite.is_file():
+        yield None
+        return
+    with _sql_connection(sink, write=False) as con:
+        yield con if sa.inspect(con).has_table(table) else None
 
 
 def attach_previous_stages(scored: pd.DataFrame, previous: pd.DataFrame) -> pd.DataFrame:
@@ -117,11 +133,8 @@ def recorded_closed(
         from leadscore.sinks.sql import _with_ids_sql
 
         closed = _closed_table(sa.MetaData())
-        sqlite = sqlite_file(sink.location)
-        if sqlite is not None and not sqlite.is_file():
-            return []
-        with _sql_connection(sink, write=False) as con:
-            if not sa.inspect(con).has_table(closed.name):
+        with _sql_reading(sink, closed.name) as con:
+            if con is None:
                 return []
             wanted = _with_ids_sql(con, ids)
             query = sa.select(closed.c.lead_id).where(
@@ -216,11 +229,8 @@ def _latest_moment(
         metadata = sa.MetaData()
         history, _, _ = _sql_tables(metadata, "r")
         records = {HISTORY_TABLE: history, CLOSED_TABLE: _closed_table(metadata)}[table]
-        sqlite = sqlite_file(sink.location)
-        if sqlite is not None and not sqlite.is_file():
-            return None
-        with _sql_connection(sink, write=False) as con:
-            if not sa.inspect(con).has_table(records.name):
+        with _sql_reading(sink, records.name) as con:
+            if con is None:
                 return None
             query = sa.select(sa.func.max(records.c[column])).where(records.c[key] == value)
             found = con.execute(query).scalar()
@@ -347,11 +357,8 @@ def target_runs(target: str | os.PathLike[str] | SinkTarget | None) -> pd.DataFr
         import sqlalchemy as sa
 
         history, _, _ = _sql_tables(sa.MetaData(), "r")
-        sqlite = sqlite_file(sink.location)
-        if sqlite is not None and not sqlite.is_file():
-            return pd.DataFrame(columns=columns)
-        with _sql_connection(sink, write=False) as con:
-            if not sa.inspect(con).has_table(history.name):
+        with _sql_reading(sink, history.name) as con:
+            if con is None:
                 return pd.DataFrame(columns=columns)
             keys = (history.c.as_of, history.c.model_name, history.c.model_version)
             query = sa.select(*keys, sa.func.count()).group_by(*keys)
@@ -475,11 +482,8 @@ def sql_entries(
         import sqlalchemy as sa
 
         history, _, _ = _sql_tables(sa.MetaData(), "r")
-        sqlite = sqlite_file(sink.location)
-        if sqlite is not None and not sqlite.is_file():
-            return 0
-        with _sql_connection(sink, write=False) as con:
-            if not sa.inspect(con).has_table(history.name):
+        with _sql_reading(sink, history.name) as con:
+            if con is None:
                 return 0
             handed = (
                 sa.select(history.c.lead_id, history.c.as_of)
@@ -530,11 +534,8 @@ def leads_of_other_models(
         from leadscore.sinks.sql import _with_ids_sql
 
         history, _, _ = _sql_tables(sa.MetaData(), "r")
-        sqlite = sqlite_file(sink.location)
-        if sqlite is not None and not sqlite.is_file():
-            return {}
-        with _sql_connection(sink, write=False) as con:
-            if not sa.inspect(con).has_table(history.name):
+        with _sql_reading(sink, history.name) as con:
+            if con is None:
                 return {}
             wanted = _with_ids_sql(con, ids)
             query = (
