@@ -32,6 +32,7 @@ from leadscore.calibration import CalibrationMethod
 from leadscore.errors import SpecError
 from leadscore.leakage import AUC_THRESHOLD
 from leadscore.stages import StagePolicy
+from leadscore.yaml_files import read_yaml_file
 
 LIGHTGBM_PARAMETERS_URL = "https://lightgbm.readthedocs.io/en/latest/Parameters.html"
 
@@ -462,8 +463,6 @@ def load_config(
                 "Check the path, or leave --config out for the built-in defaults "
                 "(configs/train.yaml in leadscore's repository lists them).",
             )
-        from leadscore.specs import read_yaml_file
-
         data = read_yaml_file(file, yaml.SafeLoader)
     config = parse_config(data, source=str(path) if path is not None else "config")
     return config.with_overrides(overrides) if overrides else config

@@ -1,0 +1,112 @@
+"""Reading a spec or config YAML file: one line for every way a hand-written file fails.
+
+Specs (:mod:`leadscore.specs`) and training configs (:mod:`leadscore.config`) are written by
+hand and read by the same function, each with its own loader, so that a file that is not
+UTF-8, does not parse, nests too deep or expands an alias bomb is refused alike, naming the
+file, instead of a traceback or gigabytes of memory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from leadscore.errors import SpecError, invalid_yaml
+
+__all__ = ["YAML_MAX_VALUES", "read_yaml_file"]
+
+
+#: The most values (keys, items and scalars) a spec or config may hold once its aliases are
+#: expanded. Aliases share one object, but every later step (text normalising, validation)
+#: walks each use: nine levels of nine ``*a`` each, a 432-byte file, are 387 million values
+#: and gigabytes of memory. A hand-written spec holds hundreds.
+YAML_MAX_VALUES = 100_000
+
+
+class _AliasBomb(Exception):
+    """A YAML document whose aliases expand past :data:`YAML_MAX_VALUES` or into themselves."""
+
+
+def _yaml_children(node: yaml.Node) -> list[yaml.Node]:
+    """The nodes a list or mapping node holds (a mapping's keys as well as its values)."""
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def _check_expanded_size(root: yaml.Node) -> None:
+    """Raise :class:`_AliasBomb` where ``root`` expanded would exceed :data:`YAML_MAX_VALUES`
+    values or holds itself (``&a [*a]``); counted on the composed nodes, each shared node
+    once, so the check costs the file's size, not the expansion's."""
+    sizes: dict[int, int] = {}
+    entered: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        key = id(node)
+        if done:
+            sizes[key] = 1 + sum(sizes[id(child)] for child in _yaml_children(node))
+            if sizes[key] > YAML_MAX_VALUES:
+                raise _AliasBomb(f"expand to more than {YAML_MAX_VALUES:,} values")
+            continue
+        if key in sizes:
+            continue
+        if key in entered:  # entered and not done: an ancestor of itself
+            raise _AliasBomb("refer to themselves (an alias inside its own anchor)")
+        entered.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _yaml_children(node))
+
+
+def read_yaml_file(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
+    """The parsed YAML of the spec or config file ``path``, or a one-line :class:`SpecError`
+    for a file that is not UTF-8, does not parse, nests deeper than Python's recursion limit
+    allows the parser, holds an impossible date, or whose aliases expand past
+    :data:`YAML_MAX_VALUES` values: each of these was a traceback, a misleading message or,
+    for an alias bomb, gigabytes of memory."""
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise SpecError(
+            f"{path} is not UTF-8 text: line {line} has the byte 0x{data[err.start]:02X}",
+            "Save it as UTF-8 (your editor's Save As, encoding UTF-8).",
+        ) from err
+    reader = loader(text)
+    try:
+        node = reader.get_single_node()
+        if node is None:
+            return None
+        _check_expanded_size(node)
+        return reader.construct_document(node)
+    except _AliasBomb as err:
+        raise SpecError(
+            f"{path}: its YAML aliases (*name) {err}",
+            "Write the values out rather than nesting anchors (&name) in one another.",
+        ) from None
+    except RecursionError:
+        raise SpecError(
+            f"{path} nests lists or keys too deep for the YAML reader",
+            "Write it with fewer nested levels (a spec or config needs a handful).",
+        ) from None
+    except yaml.YAMLError as err:
+        raise invalid_yaml(path, err) from err
+    except ValueError as err:
+        # YAML reads 2024-13-45 as a date and fails there ("month must be in 1..12", "day is
+        # out of range for month"); any other value error (an integer of 5,000 digits) is not
+        # about a date
+        if "must be in" in str(err) or "out of range" in str(err):
+            raise SpecError(
+                f"{path} holds an impossible date: {err}", "Write dates as YYYY-MM-DD that exist."
+            ) from err
+        raise SpecError(
+            f"{path} holds a value YAML cannot read: {' '.join(str(err).split())[:200]}",
+            "Check the value the message names and write it plainly.",
+        ) from err
+    finally:
+        reader.dispose()
