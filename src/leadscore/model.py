@@ -419,8 +419,7 @@ class LeadScoringModel:
         cls, meta: Any, booster_text: str, meta_name: str, booster_name: str
     ) -> LeadScoringModel:
         """:meth:`from_texts` once ``model.json`` is parsed."""
-        _check_format(meta, meta_name)
-        _booster_file(meta, meta_name)
+        _booster_file(meta, meta_name)  # checks the format first
         expected = meta.get("booster_sha256")
         if not expected:
             raise ModelError(
@@ -509,8 +508,8 @@ def booster_text_problem(text: str) -> str | None:
     huge ``num_leaves`` or a text cut short aborts the whole process ("terminate called
     without an active exception"), a served model included, with no exception to catch. The
     checksum in ``model.json`` catches damage, not a crafted folder whose checksum was
-    recomputed; so every tree's shape is checked here first, in Python, in a few
-    milliseconds for a model of a thousand trees.
+    recomputed; so every tree's shape is checked here first, in Python (10 ms for the 274
+    trees of ``make run``'s model).
     """
     if not text.startswith("tree\n"):
         return "it does not start as a LightGBM model text"

@@ -1033,14 +1033,12 @@ def run_scoring(
     unseen: dict[str, int] = {}
     examples: dict[str, str] = {}
     sizes = SizeCheck(scoring.model.drift_reference)
+    form = model_data_form(scoring.model)
     empties = EmptyCheck(
-        scoring.model.drift_reference,
-        computed_inputs(scoring.model.features, model_data_form(scoring.model)),
+        scoring.model.drift_reference, computed_inputs(scoring.model.features, form)
     )
     activity = ActivityCheck(
-        scoring.model.drift_reference,
-        scoring.model.features,
-        whole_log_checked=model_data_form(scoring.model) == "events",
+        scoring.model.drift_reference, scoring.model.features, whole_log_checked=form == "events"
     )
     reopened: list[str] = []  # leads the target had recorded closed, scored open here
     # the bar closes before an error is printed, so the error starts its own line
@@ -1132,9 +1130,10 @@ def run_scoring(
         logger.warning("%s", result.moved_line())
     if result.capacity is not None and result.capacity.exceeded:
         logger.warning(
-            "%s: more than sales can take. Runs more often than the model's held-out snapshots "
-            "(events.every_days) hand over leads that cross the cut-off between them; lower "
-            "stages.sql.target and retrain, or agree a fixed probability cut-off",
+            "%s: more than sales can take. The cut-off was fitted on held-out snapshots (event "
+            "data: events.every_days apart), and runs between them hand over the leads that "
+            "cross it in between; lower stages.sql.target and retrain, or agree a fixed "
+            "probability cut-off",
             result.capacity.line(),
         )
     return result

@@ -272,12 +272,10 @@ class StageThresholds(BaseEstimator):
         distinct leads, each at its highest probability.
         """
         policy = self._policy()
-        pv = np.asarray(p, dtype="float64").ravel()
+        pv = _probabilities(p).ravel()  # a NaN cut-off would stage nobody SQL
         yv = _outcomes(y)
         if pv.shape != yv.shape or pv.size == 0:
             raise ValueError("p and y must be of the same, non-zero length")
-        if not np.all((pv >= 0) & (pv <= 1)):  # NaN too: a NaN cut-off stages nobody SQL
-            raise ValueError("p must hold probabilities in [0, 1], none missing")
         if leads is not None and len(leads) != pv.size:
             raise ValueError("leads must name the lead of each example")
         # each lead at its highest probability: it reaches a stage when any example does
