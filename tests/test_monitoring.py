@@ -1347,6 +1347,13 @@ def test_an_activity_that_stopped_being_tracked_is_found(caplog):
     assert "(so is 'Website visits, last 7 days')" in said
     assert "tracking of this activity, or its export, stopped" in said
     assert "check the tracking and the export before trusting these scores or retraining" in said
+    caplog.clear()  # counted on a random sample (Spark above 100,000 leads), it says so
+    with caplog.at_level("WARNING", logger="leadscore.monitoring"):
+        counted(outage).warn(scored=4000)
+    (said,) = caplog.messages
+    assert said.startswith(
+        "'Pages viewed, last 30 days' is above 0 for 1% of a random 400 of the 4,000 leads scored"
+    )
     # on event data, no activity at all in 90 days is the event reader's one warning, not one
     # line per activity; activity that went quiet lately (a connector dead for ten days: a
     # few leads still show activity within 90 days) is named here, on any data

@@ -664,6 +664,52 @@ def test_an_empty_activity_log_is_refused_as_the_batch_scorer_refuses_it(spark, 
     assert str(err.value) == f"the activities DataFrame has no rows. {NO_ACTIVITY_ROWS_FIX}"
 
 
+def test_an_event_activity_that_stopped_being_tracked_is_warned_about_on_the_driver(
+    spark, event_world, caplog, tmp_path
+):
+    """The website's tracking gone from the log since long before the as-of: every open
+    lead's visits and pages read 0. The batch scorer names the activity; score_events_spark
+    built those sums in its workers and had said nothing. It now says what the batch scorer
+    says, word for word; a log still tracked says nothing."""
+    from pyspark.sql import functions as F
+
+    from leadscore.spark import score_events_spark
+
+    scoring = event_world["scoring"]
+    leads, activities, outcomes = _frames(spark, event_world["data"])
+    stopped = pd.Timestamp("2025-06-15")
+    web = F.col("activity_type").isin("web_visit", "page_view")
+    gone = activities.where(~web | (F.col("occurred_at") < F.lit(stopped).cast("timestamp")))
+
+    def tracking_lines() -> list[str]:
+        return [m for m in caplog.messages if "has the tracking of this activity" in m]
+
+    said = {}
+    for name, log in (("tracked", activities), ("gone", gone)):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="leadscore"):
+            score_events_spark(leads, log, outcomes, scoring, as_of=AS_OF, with_reasons=False)
+        said[name] = tracking_lines()
+    assert said["tracked"] == []
+    assert said["gone"] and all("website" in m for m in said["gone"])
+
+    folder = tmp_path / "crm"
+    shutil.copytree(event_world["data"], folder)
+    log = pd.read_parquet(folder / "activities.parquet")
+    quiet = log["activity_type"].isin(["web_visit", "page_view"]) & (log["occurred_at"] >= stopped)
+    log[~quiet].to_parquet(folder / "activities.parquet")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        run_scoring(
+            scoring,
+            event_feature_chunks(folder, AS_OF, chunk_leads=700),
+            target=str(tmp_path / "scores.duckdb"),
+            as_of=AS_OF,
+            progress=False,
+        )
+    assert tracking_lines() == said["gone"]
+
+
 #: A job of two 1.5-second tasks, long enough for Spark to draw its progress bar.
 SLOW_JOB = textwrap.dedent(
     """

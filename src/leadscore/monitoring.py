@@ -1026,6 +1026,11 @@ class ActivityCheck:
             if item in self._active:
                 self._active[item] += int(n)
 
+    def counts(self) -> dict[str, int]:
+        """The leads counted so far with each checked input above 0 (for
+        :meth:`add_counts` on the driver, when a Spark worker did the counting)."""
+        return dict(self._active)
+
     def quiet(self) -> pd.DataFrame:
         """One row per input above 0 for at most :data:`QUIET_SHARE` of the leads counted:
         ``item``, ``label``, ``activity`` (its ``fact``, else the item), ``reference_active``
@@ -1052,9 +1057,10 @@ class ActivityCheck:
             "reference_active", ascending=False, kind="stable", ignore_index=True
         )
 
-    def warn(self) -> None:
+    def warn(self, scored: int | None = None) -> None:
         """One warning per activity whose inputs went quiet (:meth:`quiet`), naming the input
-        most leads had above 0 on the reference leads and counting the others.
+        most leads had above 0 on the reference leads and counting the others. ``scored``:
+        the leads scored, where the leads counted were a random sample of them.
 
         With ``whole_log_checked`` (event data, whose reader warns once when the open leads
         have no activity at all in the 90 days before the as-of), nothing when an input of
@@ -1067,12 +1073,18 @@ class ActivityCheck:
             return
         for _, group in quiet.groupby("activity", sort=False):
             first = group.iloc[0]
-            now = (
-                f"0 for all {first['rows']:,}"
-                if first["active"] == 0
-                else f"above 0 for {_shown_share(first['active'] / first['rows'])} of the "
-                f"{first['rows']:,}"
-            )
+            if scored is not None and scored > first["rows"]:
+                now = (
+                    f"above 0 for {_shown_share(first['active'] / first['rows'])} of a random "
+                    f"{first['rows']:,} of the {scored:,}"
+                )
+            elif first["active"] == 0:
+                now = f"0 for all {first['rows']:,}"
+            else:
+                now = (
+                    f"above 0 for {_shown_share(first['active'] / first['rows'])} of the "
+                    f"{first['rows']:,}"
+                )
             also = [repr(label) for label in group["label"].tolist()[1:]]
             logger.warning(
                 "%r is %s leads scored, but was above 0 for %s of the leads the model was "

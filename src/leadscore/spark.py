@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from pyspark.sql.udf import UserDefinedFunction
 
     from leadscore.model import LeadScoringModel
+    from leadscore.schema import FeatureTable
     from leadscore.scoring import ScoringModel
 
 logger = logging.getLogger(__name__)
@@ -607,7 +608,7 @@ def _warn_changed_inputs(
         activity.add_counts(
             checked, dict(zip(above["item"].astype(str), above["n"].astype(int), strict=True))
         )
-        activity.warn()
+        activity.warn(scored=n_rows)
 
 
 def _flat_scorer(
@@ -712,35 +713,118 @@ def score_flat_spark(
     return _with_previous(scored, previous, settings.as_of)
 
 
+def _bucket_features(
+    leads: pd.DataFrame,
+    activities: pd.DataFrame,
+    settings: _RunSettings,
+    type_map: ActivityTypeMap,
+    scoring: ScoringModel,
+) -> FeatureTable | None:
+    """One bucket's leads and activity as the model's features at the run's as-of, as
+    ``leadscore score --data`` builds them; ``None`` for a bucket without leads."""
+    from leadscore.features import build_features
+    from leadscore.schema import validate_closed_loop
+
+    if leads.empty:
+        return None
+    data = validate_closed_loop(
+        leads.drop(columns=_BUCKET),
+        activities.drop(columns=_BUCKET),
+        None,
+        observed_until=settings.as_of,
+        activity_types=type_map,
+        warn_whole=False,
+    )
+    # the driver warns of the log's details once (_warn_unrecognised_details), not
+    # every bucket in its executor's log
+    table = build_features(
+        data, settings.as_of, threads=1, features=scoring.model.features, on_details=None
+    )
+    return None if table.frame.empty else table
+
+
 def _event_scorer(
     shipped: _ShippedModel, settings: _RunSettings, type_map: ActivityTypeMap
 ) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
     def score_bucket(leads: pd.DataFrame, activities: pd.DataFrame) -> pd.DataFrame:
-        from leadscore.features import build_features
-        from leadscore.schema import validate_closed_loop
-
-        empty = pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
-        if leads.empty:
-            return empty
-        data = validate_closed_loop(
-            leads.drop(columns=_BUCKET),
-            activities.drop(columns=_BUCKET),
-            None,
-            observed_until=settings.as_of,
-            activity_types=type_map,
-            warn_whole=False,
-        )
         scoring = shipped.load()
-        # the driver warns of the log's details once (_warn_unrecognised_details), not
-        # every bucket in its executor's log
-        table = build_features(
-            data, settings.as_of, threads=1, features=scoring.model.features, on_details=None
-        )
-        if table.frame.empty:
-            return empty
+        table = _bucket_features(leads, activities, settings, type_map, scoring)
+        if table is None:
+            return pd.DataFrame({c: pd.Series(dtype="object") for c in COLUMNS})
         return settings.score(scoring, table.X, table.frame["lead_id"])
 
     return score_bucket
+
+
+_ACTIVE_DDL = "item string, n long"
+
+
+def _activity_counter(
+    shipped: _ShippedModel, settings: _RunSettings, type_map: ActivityTypeMap
+) -> Callable[[pd.DataFrame, pd.DataFrame], pd.DataFrame]:
+    """What each bucket runs for :func:`_warn_quiet_activity`: its leads (item ``""``) and,
+    per engagement input :class:`ActivityCheck` holds, its leads with the input above 0."""
+
+    def count_bucket(leads: pd.DataFrame, activities: pd.DataFrame) -> pd.DataFrame:
+        from leadscore.monitoring import ActivityCheck
+
+        scoring = shipped.load()
+        table = _bucket_features(leads, activities, settings, type_map, scoring)
+        if table is None:
+            return pd.DataFrame({"item": pd.Series(dtype="str"), "n": pd.Series(dtype="int64")})
+        check = ActivityCheck(scoring.model.drift_reference, scoring.model.features)
+        check.add(table.X)
+        counts = check.counts()
+        return pd.DataFrame({"item": ["", *counts], "n": [check.rows, *counts.values()]})
+
+    return count_bucket
+
+
+def _warn_quiet_activity(
+    open_leads: DataFrame,
+    n_open: int,
+    activities: DataFrame,
+    scoring: ScoringModel,
+    settings: _RunSettings,
+    type_map: ActivityTypeMap,
+    leads_per_bucket: int,
+) -> None:
+    """Warn, on the driver, of an activity whose engagement inputs went 0 for nearly every
+    open lead (:class:`~leadscore.monitoring.ActivityCheck`: its tracking or its connector
+    stopped), as ``leadscore score --data`` does. The inputs are sums over the log, so they
+    are built here as the scorer builds them: one Spark job over a random
+    :data:`CHECKED_LEADS` of the ``n_open`` leads (all of them below that) and their
+    activity, whose counts alone reach the driver. A model without such an input runs no
+    job. Unlike the batch reader, Spark has no warning of a log without activity in the
+    last 90 days, so that case is named here too, one line per activity."""
+    from pyspark.sql import functions as F
+
+    from leadscore.monitoring import ActivityCheck
+
+    activity = ActivityCheck(scoring.model.drift_reference, scoring.model.features)
+    if not activity.active:
+        return
+    leads = open_leads
+    if n_open > CHECKED_LEADS:
+        leads = leads.sample(fraction=CHECKED_LEADS / n_open, seed=0)
+    n_buckets = max(1, math.ceil(min(n_open, CHECKED_LEADS) / leads_per_bucket))
+    bucket = F.pmod(F.xxhash64(F.col("lead_id").cast("string")), F.lit(n_buckets))
+    theirs = activities.join(leads.select("lead_id"), "lead_id", "left_semi")
+    with worker_errors():
+        counted: pd.DataFrame = (
+            leads.withColumn(_BUCKET, bucket)
+            .groupBy(_BUCKET)
+            .cogroup(theirs.withColumn(_BUCKET, bucket).groupBy(_BUCKET))
+            .applyInPandas(
+                _activity_counter(_ShippedModel.of(scoring), settings, type_map), _ACTIVE_DDL
+            )
+            .groupBy("item")
+            .agg(F.sum("n").alias("n"))
+            .toPandas()
+        )
+    n = dict(zip(counted["item"].astype(str), counted["n"].astype(int), strict=True))
+    activity.add_counts(n.pop("", 0), n)
+    activity.warn(scored=n_open)
 
 
 def _checked_activity_types(
@@ -876,7 +960,8 @@ def score_events_spark(
     page or form leadscore knows
     (:func:`leadscore.features.warn_unrecognised_details`); the workers do not warn. The
     open leads' columns are held against the test fold's there too (one job: units and empty
-    columns), as in :func:`score_flat_spark`.
+    columns), as in :func:`score_flat_spark`, and so are their activity sums (a second job:
+    an activity whose tracking stopped, :func:`_warn_quiet_activity`).
     Other parameters as in :func:`score_flat_spark`.
     """
     from pyspark.sql import functions as F
@@ -922,6 +1007,7 @@ def score_events_spark(
     known = activities.where(F.col("occurred_at").cast("timestamp") <= cutoff).join(
         open_leads.select("lead_id"), "lead_id", "left_semi"
     )
+    _warn_quiet_activity(open_leads, n_open, known, scoring, settings, type_map, leads_per_bucket)
     shipped = _ShippedModel.of(scoring)
     scored = (
         open_leads.withColumn(_BUCKET, bucket)
