@@ -1342,3 +1342,41 @@ def test_a_run_says_when_an_activity_stopped_being_tracked(scored_world, tmp_pat
         said[name] = [r.getMessage() for r in caplog.records if "tracking" in r.getMessage()]
     assert said["tracked"] == []
     assert said["quiet"] and any("Website" in s for s in said["quiet"]), said["quiet"]
+
+
+def test_an_as_of_ahead_of_utc_now_is_named_and_a_day_ahead_refused(scored_world, tmp_path, caplog):
+    """The README's notebook call stamped runs with ``pd.Timestamp.now()``: a local time, hours
+    ahead of UTC east of Greenwich. That run stayed the target's latest, and the nightly job's
+    runs read as back-fills that left scored_leads alone. A time ahead of UTC now is named
+    with its fix; a day ahead is refused as ``--as-of`` is, before anything is written; a
+    time with its zone is converted and says nothing."""
+    from leadscore.errors import DataError
+    from leadscore.timestamps import utc_now
+
+    scoring = load_scoring_model(scored_world["model"])
+    target = tmp_path / "s.duckdb"
+    data = scored_world["data"]
+
+    def scored(as_of) -> list[str]:
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="leadscore.scoring"):
+            run_scoring(
+                scoring,
+                event_feature_chunks(data, LATER, chunk_leads=2000),
+                target=str(target),
+                as_of=as_of,
+                with_reasons=False,
+                progress=False,
+            )
+        return [m for m in caplog.messages if "ahead of the time in UTC" in m]
+
+    tokyo = (utc_now() + pd.Timedelta(hours=9)).floor("s")
+    (said,) = scored(tokyo)
+    assert said.startswith(f"as_of {tokyo:%Y-%m-%d %H:%M} is 9.0 hours ahead of the time in UTC")
+    assert 'pass pd.Timestamp.now(tz="UTC")' in said
+    zoned = pd.Timestamp.now(tz="Asia/Tokyo").floor("s")
+    assert scored(zoned) == []  # a time with its zone is converted: on time
+    with pytest.raises(DataError, match=r"^as_of .* is in the future"):
+        scored(utc_now() + pd.Timedelta(days=2))
+    runs = set(read_history(str(target))["as_of"])
+    assert runs == {tokyo, zoned.tz_convert("UTC").tz_localize(None)}

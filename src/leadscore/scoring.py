@@ -38,6 +38,7 @@ from leadscore.errors import DataError, ModelError
 from leadscore.features import (
     DetailCounts,
     build_features,
+    parse_as_of,
     parse_timestamp,
     warn_unrecognised_details,
 )
@@ -982,6 +983,42 @@ def check_shared_leads(
     )
 
 
+#: An as-of this far past the current time in UTC is named: a run stamped in the future stays
+#: the target's latest, and every run before that moment reads as a back-fill.
+AHEAD_OF_NOW = pd.Timedelta(minutes=5)
+
+
+def run_as_of(as_of: pd.Timestamp | str, *, now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """The moment a scoring run is stamped with, as naive UTC.
+
+    A day or more ahead is refused, as ``--as-of`` is (:func:`parse_as_of`). Less than that
+    is most often a local time taken for UTC: ``pd.Timestamp.now()`` in a notebook east of
+    Greenwich stamps the run hours ahead, the run stays the target's latest, and the nightly
+    job's runs before that moment read as back-fills that leave ``scored_leads`` alone. It is
+    warned about, naming the fix; a time with its zone (``pd.Timestamp.now(tz="UTC")``) is
+    converted and never is.
+    """
+    now = utc_now() if now is None else now
+    moment = parse_as_of(as_of, "as_of", now=now)
+    if moment - now > AHEAD_OF_NOW:
+        logger.warning(
+            "as_of %s is %s ahead of the time in UTC (%s): leadscore reads a time without a "
+            "zone as UTC, so a local time (pd.Timestamp.now()) stamps the run in the future, "
+            "and later runs before that moment will read as back-fills; pass "
+            'pd.Timestamp.now(tz="UTC") or a time with its zone',
+            f"{moment:%Y-%m-%d %H:%M}",
+            _hours_ahead(moment - now),
+            f"{now:%Y-%m-%d %H:%M}",
+        )
+    return moment
+
+
+def _hours_ahead(gap: pd.Timedelta) -> str:
+    """``gap`` in hours (``9.0 hours``), or minutes below one hour."""
+    minutes = gap.total_seconds() / 60
+    return f"{minutes:.0f} minutes" if minutes < 60 else f"{minutes / 60:.1f} hours"
+
+
 def run_scoring(
     scoring: ScoringModel,
     chunks: Iterable[tuple[pd.DataFrame, pd.Series]],
@@ -1017,9 +1054,10 @@ def run_scoring(
     (:func:`_warn_run_context`); a model name new to the target whose leads other names
     scored there is refused (:func:`check_shared_leads`) unless ``same_leads``. After the
     commit, the moves whose previous stage another model gave are counted
-    (:attr:`ScoringSummary.moves_by_model`) and warned about.
+    (:attr:`ScoringSummary.moves_by_model`) and warned about. ``as_of`` is the moment of the
+    run in UTC (:func:`run_as_of`).
     """
-    as_of = parse_timestamp(as_of, "as_of")
+    as_of = run_as_of(as_of)
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
     run = RunKey(as_of=as_of, model_name=scoring.name, model_version=scoring.version)
     read = chunks.progress if isinstance(chunks, LeadChunks) else None

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from leadscore.errors import DataError, LeadscoreError, ModelError, SpecError
-from leadscore.features import check_lead_columns, lead_columns_read, parse_timestamp
+from leadscore.features import check_lead_columns, lead_columns_read
 from leadscore.io import NO_ACTIVITY_ROWS_FIX
 from leadscore.schema import (
     ACTIVITIES_REQUIRED,
@@ -201,8 +201,10 @@ class _RunSettings:
 
 
 def _settings(as_of: pd.Timestamp | str, with_reasons: bool, top_n: int) -> _RunSettings:
+    from leadscore.scoring import run_as_of
+
     scored_at = pd.Timestamp(datetime.now(UTC).replace(tzinfo=None)).as_unit("us")
-    return _RunSettings(parse_timestamp(as_of, "as_of"), scored_at, with_reasons, top_n)
+    return _RunSettings(run_as_of(as_of), scored_at, with_reasons, top_n)
 
 
 def _check_session(frame: DataFrame) -> None:

@@ -382,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
     )
     counts = summary.stage_counts
     print(
-        f"scored {summary.rows:,} leads as of {as_of:%Y-%m-%d %H:%M} with "
+        f"scored {summary.rows:,} leads as of {as_of:%Y-%m-%d %H:%M} UTC with "
         f"{shown_model(scoring.name, scoring.version)} into {shown_url(args.target)}"
     )
     print(
