@@ -514,3 +514,23 @@ def test_main_run_in_process_leaves_logging_as_it_found_it(tmp_path: Path) -> No
     finally:
         for handler in saved:
             root.addHandler(handler)
+
+
+def test_train_names_the_order_column_and_says_when_nothing_was_calibrated():
+    """ "calibration fold from 631431, test fold from 641584" read like dates with no column
+    named; "calibrated on 1,109 with identity" read as a method applied."""
+    from types import SimpleNamespace
+
+    from leadscore.commands import train
+
+    folds = {"boundaries": {"calibrate": "631431", "test": "641584"}}
+    result = SimpleNamespace(model=SimpleNamespace(metadata={"data_form": "flat", "folds": folds}))
+    named = train._boundaries(result, {"order_by": "Lead Number"})
+    assert named == {"calibrate": "Lead Number 631431", "test": "Lead Number 641584"}
+    words = train._calibration_words({"calibration": "identity", "n_calibrate": 1109}, "leads")
+    assert words == (
+        "not calibrated (identity: the booster's own probabilities, kept on the 1,109 "
+        "calibration leads)"
+    )
+    sigmoid = train._calibration_words({"calibration": "sigmoid", "n_calibrate": 1109}, "leads")
+    assert sigmoid == "calibrated on 1,109 with sigmoid"

@@ -237,13 +237,14 @@ def test_stage_table_shows_each_policy_with_what_it_achieved(world, which):
         cells = re.findall(r"<td>(.*?)</td>", row.group(1))
         calibration = stages.achieved_[stage]
         # event data: the folds hold examples (a lead at each as-of), not leads
-        assert f"<b>{100 * calibration['recall']:.1f} % of the wins,</b> " in cells[1]
-        assert f"{calibration['count']:,} examples, " in cells[1]
-        per = f"{calibration['per_period']:,.1f} per {stages.policy_.period_days:g} days"
-        assert cells[1].endswith(per)
+        assert f"<b>{100 * calibration['recall']:.1f} % of the wins</b>" in cells[1]
+        assert f"{calibration['count']:,} examples of {calibration['leads']:,} leads, " in cells[1]
+        assert " per " not in cells[1]  # a recall policy has no per-period figure
         at = p >= cut
+        leads = len(np.unique(np.asarray(result.lead_id)[at]))
         assert f"<b>{100 * y[at].sum() / y.sum():.1f} % of the wins</b>" in cells[2]
-        assert f"{int(at.sum()):,} examples, " in cells[2]
+        assert f"{int(at.sum()):,} examples" in cells[2]
+        assert f"of {leads:,} leads, " in cells[2] or which == "example"
 
 
 @pytest.mark.slow
@@ -504,11 +505,15 @@ def test_achieved_text_keeps_its_commas_and_names_the_period():
     a text dump of the page, and the period was not named. The comma now sits inside the bold
     part, and the period is the policy's (per 30 days)."""
     achieved = {"count": 505, "precision": 0.461, "recall": 0.903, "per_period": 261.2}
-    text = html_report._achieved_text(achieved, "recall", unit="leads", period_days=30.0)
-    assert text == ("505 leads, 46.1 % convert, <b>90.3 % of the wins,</b> 261.2 per 30 days")
+    text = html_report._achieved_text(achieved, "per_period", unit="leads", period_days=30.0)
+    assert text == (
+        "505 leads, 46.1 % convert, 90.3 % of the wins, <b>261.2 distinct leads per 30 days</b>"
+    )
+    text = html_report._achieved_text(achieved, "precision", unit="leads", period_days=30.0)
+    assert text == "505 leads, <b>46.1 % convert,</b> 90.3 % of the wins"
     dumped = " ".join(re.sub(r"<[^>]+>", " ", text).split())
     assert " ," not in dumped
-    assert dumped == "505 leads, 46.1 % convert, 90.3 % of the wins, 261.2 per 30 days"
+    assert dumped == "505 leads, 46.1 % convert, 90.3 % of the wins"
     last = html_report._achieved_text({**achieved, "per_period": None}, "recall", unit="examples")
     assert last == "505 examples, 46.1 % convert, <b>90.3 % of the wins</b>"
 
@@ -752,3 +757,126 @@ def test_fit_engagement_legend_sits_outside_the_points():
     assert box.y1 <= area.y0  # wholly below the axes
     labels = [t.get_text() for t in legend.get_texts()]
     assert f"LEAD ({int((stages == 'lead').sum()):,} examples)" in labels
+
+
+def _fold(y, p, lead_id=None) -> html_report._TestFold:
+    y, p = np.asarray(y), np.asarray(p, dtype=float)
+    return html_report._TestFold(
+        y=y,
+        p_raw=p,
+        p_cal=p,
+        stages=np.full(len(y), "lead"),
+        baselines={},
+        X=pd.DataFrame(index=range(len(y))),
+        lead_id=np.arange(len(y)).astype(str) if lead_id is None else np.asarray(lead_id),
+    )
+
+
+def test_headline_counts_tied_pairs_apart_from_won_above_lost():
+    """ROC-AUC counts a tie as half: olist's 0.696 read as "a won lead above a lost one 70 %
+    of the time" where 66.4 % of pairs were strictly so and 6.2 % tied; a model that scores
+    every lead the same read as "50 % of the time"."""
+    y = [1, 1, 0, 0]
+    p = [0.3, 0.2, 0.2, 0.1]  # pairs: 3 above, 1 tied: AUC 0.875
+    run = _section_run(model={"roc_auc": 0.875})
+    run.model.metadata["data_form"] = "flat"
+    run.metrics["n_test_leads"] = run.metrics["n_test"]
+    run.test_fold = _fold(y, p)
+    text = html_report._summary(run)
+    assert "above the lost one in 75 % of won/lost pairs, the same score in 25 %" in text
+    assert "which counts a tie as half" in text and "of the time" not in text
+    run.test_fold = _fold(y, [0.2] * 4)
+    run.metrics["model"]["roc_auc"] = 0.5
+    text = html_report._summary(run)
+    assert "gives every won lead the same score as every lost one" in text
+    assert "50 %" not in text
+    run.test_fold = None  # without the fold: the AUC, worded as counting ties as half
+    assert "in 50 % of won/lost pairs, ties counted as half" in html_report._summary(run)
+
+
+def test_headline_says_when_model_or_baseline_is_no_better_than_random():
+    """ "ties with the best simple baseline, rule points (ROC-AUC 0.500)" left unsaid that
+    both orders were no better than random; "-0.000" read as a loss."""
+    metrics = _headline_metrics([-0.0004, 0.023])
+    metrics["model"]["roc_auc"] = 0.7536
+    metrics["uncertainty"]["intervals"] = {
+        "model": {"roc_auc": [0.41, 0.55]},
+        "rule_points": {"roc_auc": [0.5, 0.5]},
+    }
+    text = html_report._summary(SimpleNamespace(metrics=metrics))
+    assert "no better than random order: its 95% interval, 0.410 to 0.550, holds 0.500" in text
+    assert "rule points, itself no better than random order" in text
+    assert "-0.000" not in text and "interval 0.000 to +0.023" in text
+
+
+def test_calibration_headline_uses_a_real_group_of_the_test_fold():
+    """ "of leads scored 30 %, about 30 in 100 converted" was fixed text, on a fold whose
+    highest score was 20 %: the example is now the fold's top tenth, with its count."""
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.01, 0.2, 1000)
+    y = (rng.uniform(size=1000) < p).astype(int)
+    metrics = _headline_metrics([0.004, 0.025])
+    metrics["model"]["ece"] = 0.02
+    metrics["uncertainty"]["ece_by_chance"] = {"mean": 0.022, "upper": 0.031}
+    run = SimpleNamespace(metrics=metrics, test_fold=_fold(y, p))
+    text = html_report._summary(run)
+    top = np.sort(p)[-100:]
+    assert "of leads scored 30 %" not in text
+    assert (
+        f"the highest-scored tenth of the test examples (100), given {100 * top.mean():.1f} %"
+        in (text)
+    )
+    metrics["model"]["ece"] = 0.06  # off by more than chance: no "mean what they say"
+    assert "mean what they say" not in html_report._summary(run)
+
+
+def test_capacity_policy_shows_the_test_folds_figure_and_says_it_counts_leads():
+    """The capacity row's test column had no per-period figure though train printed it
+    (stage_policy.sql.test); a recall policy showed an unexplained "per 30 days"."""
+    achieved = {"count": 812, "leads": 540, "precision": 0.4, "recall": 0.6, "per_period": 39.9}
+    cal = html_report._achieved_text(achieved, "per_period", unit="examples", period_days=7.0)
+    assert cal.startswith("812 examples of 540 leads, ")
+    assert cal.endswith("<b>39.9 distinct leads per 7 days</b>")
+    recall = html_report._achieved_text(achieved, "recall", unit="examples", period_days=30.0)
+    assert "per 30 days" not in recall
+    run = _section_run(
+        stage_policy={"sql": {"measure": "per_period", "test": 41.61}, "mql": {"measure": "recall"}}
+    )
+    run.test_fold = _fold([1, 0, 1, 0], [0.9, 0.8, 0.1, 0.9], lead_id=["a", "a", "b", "c"])
+    test = html_report._test_achieved(run, "sql", 0.5)
+    assert test["per_period"] == 41.61 and test["leads"] == 2 and test["count"] == 3
+    assert html_report._test_achieved(run, "mql", 0.5)["per_period"] is None
+    run.model.stages = SimpleNamespace(
+        policy_=SimpleNamespace(sql=SimpleNamespace(policy="capacity"), mql=None)
+    )
+    assert "counts distinct leads" in html_report._per_period_note(run)
+
+
+def test_event_headline_and_charts_count_examples():
+    """On event data the capture metric is over examples: the headline said "the top 10 %
+    of leads", and the gains axes "Share of leads contacted"."""
+    run = _section_run(thresholds={"mql": 0.1, "sql": 0.3})
+    assert "Calling the top 10 % of examples by score" in html_report._summary(run)
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0, 0.4, 200)
+    run.test_fold = _fold(rng.binomial(1, p), p)
+    run.test_fold = html_report._TestFold(
+        **{**run.test_fold.__dict__, "stages": np.where(p >= 0.3, "sql", "lead")}
+    )
+    figures = html_report._curve_figures(run)
+    assert set(figures) >= {"cumulative_gains", "stages"}
+    fig = plots.gains_figure(run.test_fold.y, {"Model": p}, rows="examples")
+    assert all(ax.get_xlabel().startswith("Share of examples contacted") for ax in fig.axes)
+
+
+def test_identity_model_is_not_called_calibrated():
+    """With the identity calibrator the stage chart's axis said "(calibrated)"."""
+    run = _section_run()
+    assert not html_report._calibrated(run)
+    assert html_report._calibrated(_section_run(calibration="isotonic"))
+    p = np.linspace(0, 0.5, 50)
+    stages = np.where(p >= 0.3, "sql", "lead")
+    fig = plots.stage_histogram_figure(p, stages, {"sql": 0.3}, calibrated=False)
+    assert "calibrated" not in fig.axes[0].get_xlabel()
+    fig = plots.stage_histogram_figure(p, stages, {"sql": 0.3}, calibrated=True)
+    assert "(calibrated)" in fig.axes[0].get_xlabel()

@@ -714,7 +714,14 @@ def test_numeric_bins_read_in_the_unit_of_the_reason_sentence():
     assert all("%" not in label for label in labels["visits"])
     assert all(label.count("%") == 2 for label in labels["probability"][1:-2])
     edge = reference.buckets_["open_rate"]["edges"][0]
-    assert labels["open_rate"][0] == f"<= {format_number(100 * edge)}%"
+    first = float(labels["open_rate"][0].removeprefix("<= ").removesuffix("%"))
+    assert first == pytest.approx(float(format_number(100 * edge)), rel=0.05)
+    # the edges of one input share their decimals ("4.4% to 6.69%" rounded each alone)
+    decimals = {len(t.partition(".")[2].rstrip("%")) for t in labels["open_rate"][0:1]}
+    decimals |= {
+        len(end.partition(".")[2].rstrip("%")) for label in inner for end in label.split(" to ")
+    }
+    assert len(decimals) == 1, labels["open_rate"]
 
 
 def test_the_drift_report_ends_with_a_verdict():
@@ -1404,3 +1411,36 @@ def test_drift_command_names_a_new_channel(monitored, tmp_path, capsys):
     printed = capsys.readouterr().out
     verdict = next(line for line in printed.splitlines() if line.startswith("verdict:"))
     assert "tiktok (" in verdict and "map new ones to values the model knows" in verdict
+
+
+def test_drift_importance_adds_up_and_says_which_importance():
+    """Rounded one by one, 31 inputs of real importance printed 0% and the column summed to
+    96%, with no word of which importance it was."""
+    weights = np.r_[np.full(3, 0.3), np.full(20, 0.1 / 20)]
+    table = pd.DataFrame(
+        {
+            "item": ["probability", *(f"x{i}" for i in range(len(weights)))],
+            "label": ["Probability", *(f"Input {i}" for i in range(len(weights)))],
+            "psi": 0.01,
+            "psi_by_chance": 0.02,
+            "status": "stable",
+            "moved_most": "a",
+            "reference_share": 0.1,
+            "current_share": 0.1,
+            "importance": [np.nan, *weights],
+        }
+    )
+    printed = monitoring.format_drift(table)
+    rows = printed.splitlines()[1 : 2 + len(weights)]
+    shown = [r.split()[-1] for r in rows[1:]]
+    assert "0%" not in shown and shown.count("<1%") == 10  # 3 x 30% + 10 x 1% + 10 x <1%
+    assert sum(int(s.rstrip("%")) for s in shown if s != "<1%") == 100
+    assert "share of the model's total split gain" in printed
+
+
+def test_drift_bins_of_one_input_share_their_decimals():
+    """ "4.4% to 6.69%" rounded each edge alone; a click rate's first bin read "<= 0%"."""
+    labels = monitoring._numeric_labels([0.0123, 0.044, 0.0669, 0.091], monitoring._percent)
+    assert labels[:4] == ["<= 1.2%", "1.2% to 4.4%", "4.4% to 6.7%", "6.7% to 9.1%"]
+    assert monitoring._numeric_labels([0.0, 0.1], monitoring._percent)[0] == "0%"
+    assert monitoring._numeric_labels([1, 2, 4], lambda _: None)[:2] == ["<= 1", "1 to 2"]

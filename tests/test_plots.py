@@ -46,6 +46,8 @@ def _texts(fig: Figure) -> str:
         legend = ax.get_legend()
         if legend is not None:
             parts += [t.get_text() for t in legend.get_texts()]
+    for legend in fig.legends:  # a legend placed outside the axes
+        parts += [t.get_text() for t in legend.get_texts()]
     return " | ".join(parts)
 
 
@@ -327,3 +329,57 @@ def test_figures_do_not_touch_pyplot_state(scored):
     plots.roc_figure(scored["y"], _scores(scored))
     plots.reliability_figure(scored["y"], scored["p_raw"], scored["p_cal"])
     assert plt.get_fignums() == before
+
+
+def _legend_texts(fig: Figure) -> list[str]:
+    return [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+
+
+def test_stage_legend_shares_add_up_and_a_small_stage_is_not_zero():
+    """46% + 36% + 19% = 101%, and "SQL: 4 leads (0%)" for a stage that holds leads."""
+    counts = {"lead": 844, "mql": 657, "sql": 347}
+    stages = np.repeat(list(counts), list(counts.values()))
+    p = np.where(stages == "sql", 0.8, np.where(stages == "mql", 0.4, 0.1))
+    labels = _legend_texts(plots.stage_histogram_figure(p, stages, {"mql": 0.2, "sql": 0.7}))
+    shares = [int(t.rsplit("(", 1)[1].rstrip("%)")) for t in labels if "leads (" in t]
+    assert sum(shares) == 100
+    stages = np.array(["lead"] * 1844 + ["sql"] * 4)
+    p = np.where(stages == "sql", 0.9, 0.1)
+    labels = _legend_texts(plots.stage_histogram_figure(p, stages, {"sql": 0.8}))
+    assert "SQL: 4 leads (<1%)" in labels and "LEAD: 1,844 leads (>99%)" in labels
+
+
+def test_lift_panel_has_headroom_when_every_lead_ties():
+    """All-equal probabilities drew the lift line on the panel's top edge (ylim 0 to None)."""
+    rng = np.random.default_rng(0)
+    y = (rng.random(500) < 0.1).astype(int)
+    fig = plots.gains_figure(y, {"Model": np.full(500, 0.1)})
+    low, high = fig.axes[1].get_ylim()
+    assert low == 0 and high >= 1.5
+    assert fig.axes[1].get_legend()._loc == 0  # "best": away from the curve
+
+
+def test_reliability_legend_does_not_cover_the_wilson_bars():
+    """The legend sat on the intervals of a model whose scores all lie near 15 %."""
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.148, 0.16, 600)
+    y = (rng.random(600) < 0.15).astype(int)
+    fig = plots.reliability_figure(y, p, p)
+    ax = fig.axes[0]
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()
+    assert ax.get_legend() is None
+    (legend,) = fig.legends
+    assert legend.get_window_extent().y0 >= ax.get_window_extent().y1  # above the chart
+    assert "95% interval of each group's rate (Wilson)" in [t.get_text() for t in legend.texts]
+    assert "each point is a group of 60 leads" in ax.texts[0].get_text()
+
+
+def test_fit_engagement_counts_converted_rows_by_what_they_are():
+    """ "Converted (551)" counted examples on event data without saying so."""
+    n = 40
+    fig = plots.fit_engagement_figure(
+        np.arange(n), np.arange(n), np.full(n, "lead"), won=np.arange(n) < 5, rows="examples"
+    )
+    assert "Converted (5 examples)" in [t.get_text() for t in fig.legends[0].get_texts()]

@@ -203,3 +203,38 @@ def test_conversion_figure_draws_the_largest_groups_with_their_counts():
         f"{w:,} of {c:,}" for w, c in zip(largest["won"], largest["closed"], strict=True)
     } <= texts
     assert "3 largest of 4" in ax.get_title()
+
+
+def test_tiny_channels_do_not_top_the_table_and_the_order_is_said():
+    """By SQL rate alone, channels of 1 and 2 leads at 100% topped channels of 90 and 41
+    (x_education's Reference and Referral Sites)."""
+    from leadscore.reports import RANK_NOTE, ranked_by_sql_rate
+
+    report = pd.DataFrame(
+        {
+            "source": ["Reference", "Referral Sites", "Organic Search", "Google", "Olark"],
+            "leads": [2, 1, 41, 90, 56],
+            "sql_rate": [1.0, 1.0, 10 / 41, 18 / 90, 3 / 56],
+        }
+    )
+    ranked = ranked_by_sql_rate(report)["source"].tolist()
+    assert ranked == ["Organic Search", "Google", "Olark", "Reference", "Referral Sites"]
+    assert "lower end of its SQL rate's 95% interval (Wilson)" in RANK_NOTE
+
+
+def test_shown_shares_add_up_to_100_and_never_read_0():
+    from leadscore.reports import shown_shares
+
+    assert shown_shares([844, 657, 347]) == ["46%", "35%", "19%"]
+    assert shown_shares([1844, 4]) == [">99%", "<1%"]
+    assert shown_shares([0.5, 0.0, float("nan"), 0.5]) == ["50%", "0%", "", "50%"]
+
+
+def test_expected_wins_names_no_horizon_on_flat_data():
+    """A flat table's model has no horizon: the legend said "within the model's horizon"."""
+    from leadscore.reports import format_legend
+
+    assert "horizon" not in format_legend(["expected_wins"])
+    assert "within the model's horizon" in format_legend(
+        ["expected_wins"], horizon="the model's horizon"
+    )

@@ -455,6 +455,82 @@ def _test_size(run: _Run) -> str:
     return f"{_count(examples)} examples of {_count(leads)} leads"
 
 
+def _pair_shares(y: np.ndarray, p: np.ndarray) -> tuple[float, float] | None:
+    """Of all (won, lost) pairs of ``y``, the share where the won one scores strictly higher
+    in ``p`` and the share where the two score the same; ``None`` without both outcomes.
+
+    ROC-AUC is the first plus half the second: on olist 0.664 + 0.062 / 2 = 0.696, so "a won
+    lead above a lost one 70 % of the time" overstated the strict order by 4 points, and a
+    model that scores every lead the same (all pairs tied) read as "50 % of the time".
+    """
+    y = np.asarray(y).astype(bool)
+    p = np.asarray(p, dtype="float64")
+    won, lost = p[y], np.sort(p[~y])
+    pairs = float(len(won)) * float(len(lost))
+    if not pairs:
+        return None
+    below = np.searchsorted(lost, won, side="left").sum()
+    level = np.searchsorted(lost, won, side="right").sum() - below
+    return float(below) / pairs, float(level) / pairs
+
+
+def _row_noun(run: _Run) -> str:
+    """What one row of the test fold is, in the singular: ``lead``, or ``example`` on event
+    data (a lead at one as-of date), where the metrics count examples."""
+    return "example" if _event_data(run) else "lead"
+
+
+def _random_order(values: Any) -> bool:
+    """Whether a ROC-AUC interval ``[low, high]`` holds 0.5: no better than random order."""
+    try:
+        low, high = (float(v) for v in values)
+    except (TypeError, ValueError):
+        return False
+    return low <= 0.5 <= high
+
+
+def _ranking_sentence(run: _Run) -> str:
+    """The headline's first sentence: how often the model orders a won row above a lost one.
+
+    With the test fold at hand, the strict share and the tied share of won/lost pairs
+    (:func:`_pair_shares`); without it, the ROC-AUC in words that say ties count as half.
+    A model whose interval holds 0.5 is said to be no better than random order.
+    """
+    m = run.metrics
+    auc = (m.get("model") or {}).get("roc_auc")
+    row = _row_noun(run)
+    fold = getattr(run, "test_fold", None)
+    shares = _pair_shares(fold.y, fold.p_cal) if fold is not None else None
+    start = f"On the test fold ({_test_size(run)}) the model"
+    if shares is not None and shares[1] >= 1:
+        text = (
+            f"{start} gives every won {row} the same score as every lost one, so it does not "
+            f"rank them at all (ROC-AUC {_num(auc)})."
+        )
+    elif shares is not None:
+        above, tied = shares
+        ties = f", the same score in {_pct(tied, 0)}" if tied >= 0.005 else ""
+        text = (
+            f"{start} scores the won {row} above the lost one in {_pct(above, 0)} of won/lost "
+            f"pairs{ties} (ROC-AUC {_num(auc)}, which counts a tie as half)."
+        )
+    else:
+        text = (
+            f"{start} scores the won {row} above the lost one in {_pct(auc, 0)} of won/lost "
+            f"pairs, ties counted as half (ROC-AUC {_num(auc)})."
+        )
+    uncertainty = m.get("uncertainty") or {}
+    interval = ((uncertainty.get("intervals") or {}).get("model") or {}).get("roc_auc")
+    if interval is not None and _random_order(interval):
+        low, high = (float(v) for v in interval)
+        level = f"{float(uncertainty.get('level') or 0.95):.0%}"
+        text += (
+            f" That is no better than random order: its {level} interval, {_num(low)} to "
+            f"{_num(high)}, holds 0.500."
+        )
+    return text
+
+
 def _summary(run: _Run) -> str:
     m = run.metrics
     model = m.get("model") or {}
@@ -464,47 +540,66 @@ def _summary(run: _Run) -> str:
         auc = float(values.get("roc_auc") or float("nan"))
         if math.isfinite(auc) and auc > best_auc:
             best_name, best_auc = name, auc
-    parts = [
-        f"On the test fold ({_test_size(run)}) the model ranks a won lead above a lost "
-        f"one {_pct(model.get('roc_auc'), 0)} of the time (ROC-AUC {_num(model.get('roc_auc'))})."
-    ]
+    parts = [_ranking_sentence(run)]
     if best_name is not None:
         parts.append(_baseline_verdict(m, best_name, best_auc))
+    rows = "examples" if _event_data(run) else "leads"
     parts.append(
-        f"Calling the top 10 % of leads by score reaches "
+        f"Calling the top 10 % of {rows} by score reaches "
         f"{_pct(model.get('capture_top_decile'), 0)} of all wins, "
         f"{_num(model.get('lift_top_decile'), 1)} times the average conversion rate."
     )
-    calibration = _calibration_sentence(m)
+    calibration = _calibration_sentence(m, getattr(run, "test_fold", None), rows)
     if calibration:
         parts.append(calibration)
     return f'<p class="summary">{" ".join(parts)}</p>'
 
 
-def _calibration_sentence(m: Mapping[str, Any]) -> str | None:
+def _top_group(fold: _TestFold | None, rows: str) -> tuple[str, str] | None:
+    """The test fold's highest-scored tenth (the reliability diagram's top point, the
+    ``rows`` sales would call first) in words: its size and mean probability, and the rate
+    at which it converted; ``None`` without a test fold of at least ten rows."""
+    if fold is None or len(fold.y) < 10:
+        return None
+    mean_p, rate, counts = plots.equal_count_bins(fold.y, fold.p_cal, 10)
+    group = f"the highest-scored tenth of the test {rows} ({_count(counts[-1])})"
+    return f"{group}, given {_pct(mean_p[-1])} on average,", _pct(rate[-1])
+
+
+def _calibration_sentence(
+    m: Mapping[str, Any], fold: _TestFold | None = None, rows: str = "leads"
+) -> str | None:
     """The headline's sentence on whether a probability means what it says, read as
     ``leadscore train`` reads it (:func:`~leadscore.metrics.ece_reading`): a marketer takes
-    "30 %" for 30 wins in 100, and the terminal's verdict had stayed off the page."""
+    "30 %" for 30 wins in 100, and the terminal's verdict had stayed off the page.
+
+    The example is a real group of the test fold (:func:`_top_group`), not a fixed "of leads
+    scored 30 %", which olist (no test lead above 20 %) never scored; without the fold the
+    sentence gives the figures alone. "Mean what they say" only where the ECE is within
+    what a perfectly calibrated model shows by chance.
+    """
     ece = (m.get("model") or {}).get("ece")
     upper = ((m.get("uncertainty") or {}).get("ece_by_chance") or {}).get("upper")
     reading = ece_reading(ece, upper)
     if reading is None:
         return None
     figures = f"ECE {_num(ece)}; a perfectly calibrated model shows up to {_num(upper)} here"
+    group = _top_group(fold, rows)
     if reading == "within":
+        example = f": {group[0]} converted at {group[1]}" if group else ""
         return (
-            "Its probabilities mean what they say on the test fold: of leads scored 30 %, "
-            f"about 30 in 100 converted ({figures} by chance)."
+            f"Its probabilities mean what they say on the test fold{example} ({figures} by chance)."
         )
+    example = f" ({group[0]} converted at {group[1]})" if group else ""
     if reading == "just above":
         return (
             "Its probabilities are about right on the test fold, perhaps slightly off "
-            f"({figures} by chance); the reliability diagram shows where."
+            f"({figures} by chance); the reliability diagram shows where{example}."
         )
     return (
         "Its probabilities are off on the test fold by more than chance "
         f"({figures}): read them as a ranking rather than as exact odds, and the "
-        "reliability diagram for where they are too high or too low."
+        f"reliability diagram for where they are too high or too low{example}."
     )
 
 
@@ -521,6 +616,9 @@ def _baseline_verdict(m: Mapping[str, Any], name: str, base_auc: float) -> str:
     model_auc = float(value) if value is not None else math.nan
     baseline = f"the best simple baseline, {_esc(_display_name(name).lower())}"
     uncertainty = m.get("uncertainty") or {}
+    base_interval = ((uncertainty.get("intervals") or {}).get(name) or {}).get("roc_auc")
+    if _random_order(base_interval):
+        baseline += ", itself no better than random order"
     interval = (uncertainty.get("roc_auc_gain") or {}).get(name)
     bounds = [float(b) for b in interval] if interval is not None else []
     if len(bounds) != 2 or not all(math.isfinite(b) for b in bounds):
@@ -531,7 +629,10 @@ def _baseline_verdict(m: Mapping[str, Any], name: str, base_auc: float) -> str:
         )
     low, high = bounds
     level = f"{float(uncertainty.get('level') or 0.95):.0%}"
-    gain = f"ROC-AUC gain {model_auc - base_auc:+.3f}, {level} interval {low:+.3f} to {high:+.3f}"
+    gain = (
+        f"ROC-AUC gain {_signed(model_auc - base_auc)}, {level} interval {_signed(low)} to "
+        f"{_signed(high)}"
+    )
     if low > 0:
         return f"It beats {baseline} (ROC-AUC {_num(base_auc)}; {gain})."
     if high < 0:
@@ -540,6 +641,13 @@ def _baseline_verdict(m: Mapping[str, Any], name: str, base_auc: float) -> str:
         f"It ties with {baseline} (ROC-AUC {_num(base_auc)}; {gain}, which holds 0, so the "
         "difference may be luck)."
     )
+
+
+def _signed(value: float) -> str:
+    """``value`` with its sign to three decimals; one that rounds to zero is "0.000", not a
+    "-0.000" that reads as a loss."""
+    text = f"{value:+.3f}"
+    return "0.000" if float(text) == 0 else text
 
 
 def _event_data(run: _Run) -> bool:
@@ -725,6 +833,12 @@ def _data_section(run: _Run) -> str:
     return "\n".join(out)
 
 
+def _calibrated(run: _Run) -> bool:
+    """Whether training chose a calibrator (isotonic, sigmoid): the identity calibrator hands
+    on the model's own probabilities, which the page must not call calibrated."""
+    return _calibration_name(run) not in (None, "identity", "none")
+
+
 def _calibration_name(run: _Run) -> str | None:
     """The calibrator training chose (``identity``, ``sigmoid``, ``isotonic``), if recorded."""
     tags = getattr(run, "tags", None) or {}
@@ -799,8 +913,8 @@ def _uncertainty_note(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> s
     for name, (low, high) in (uncertainty.get("roc_auc_gain") or {}).items():
         base = float(((m.get("baselines") or {}).get(name) or {}).get("roc_auc", math.nan))
         gains.append(
-            f"{_esc(_display_name(name))} {model_auc - base:+.3f} "
-            f"({float(low):+.3f} to {float(high):+.3f})"
+            f"{_esc(_display_name(name))} {_signed(model_auc - base)} "
+            f"({_signed(float(low))} to {_signed(float(high))})"
         )
     chance = uncertainty.get("ece_by_chance") or {}
     text = (
@@ -838,9 +952,15 @@ def _curve_figures(run: _Run) -> dict[str, bytes]:
         "reliability": _png(
             plots.reliability_figure(fold.y, fold.p_raw, fold.p_cal, rows=_test_rows(run))
         ),
-        "cumulative_gains": _png(plots.gains_figure(fold.y, scores)),
+        "cumulative_gains": _png(plots.gains_figure(fold.y, scores, rows=_test_unit(run))),
         "stages": _png(
-            plots.stage_histogram_figure(fold.p_cal, fold.stages, thresholds, rows=_test_unit(run))
+            plots.stage_histogram_figure(
+                fold.p_cal,
+                fold.stages,
+                thresholds,
+                rows=_test_unit(run),
+                calibrated=_calibrated(run),
+            )
         ),
     }
 
@@ -876,9 +996,9 @@ def _curves_section(run: _Run, figures: Mapping[str, bytes]) -> str:
         (
             "cumulative_gains",
             "Cumulative gains and lift of the model and the baselines",
-            "<b>Cumulative gains and lift.</b> Calling the top X % of leads reaches the share "
-            "of wins on the upper curve; the lower one says how many times the average "
-            "conversion rate those leads convert at.",
+            f"<b>Cumulative gains and lift.</b> Calling the top X % of {_test_unit(run)} "
+            "reaches the share of wins on the upper curve; the lower one says how many times "
+            f"the average conversion rate those {_test_unit(run)} convert at.",
         ),
     ]
     for name, alt, caption in specs:
@@ -940,7 +1060,8 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
         "The first table shows the policy each cut-off was chosen by and what it achieved "
         "on the calibration fold (where it was set) and on the test fold (unseen), counting "
         f"the {unit} at that stage or above (an SQL is also past the MQL cut-off); the second "
-        f"counts the test {unit} in each stage alone and how they turned out.</p>"
+        f"counts the test {unit} in each stage alone and how they turned out."
+        f"{_per_period_note(run)}</p>"
     )
     policy_rows = _policy_rows(run)
     if policy_rows:
@@ -990,12 +1111,32 @@ def _stages_section(run: _Run, figures: Mapping[str, bytes]) -> str:
             _img(
                 figures["stages"],
                 "stages",
-                "Histogram of calibrated probabilities by stage with the MQL and SQL thresholds",
-                f"<b>Where the cut-offs fall.</b> Calibrated probability of the test {unit}, "
-                "one colour per stage; dashed lines are the thresholds.",
+                "Histogram of probabilities by stage with the MQL and SQL thresholds",
+                f"<b>Where the cut-offs fall.</b> "
+                f"{'Calibrated probability' if _calibrated(run) else 'Probability'} of the "
+                f"test {unit}, one colour per stage; dashed lines are the thresholds.",
             )
         )
     return "\n".join(out)
+
+
+def _per_period_note(run: _Run) -> str:
+    """What a capacity policy's per-period figures count, where a stage has one: distinct
+    leads (each counted once however many of its examples reach the stage) over the fold's
+    calendar span, scaled for the leads the fold left out
+    (:func:`leadscore.training.calibration_periods`)."""
+    policy = getattr(getattr(getattr(run, "model", None), "stages", None), "policy_", None)
+    if policy is None or not any(
+        getattr(getattr(policy, s, None), "policy", None) == "capacity" for s in ("mql", "sql")
+    ):
+        return ""
+    return (
+        " A capacity policy's figure per period counts distinct leads that reach the stage "
+        "(a lead counts once, however many of its examples do) per period of the fold's "
+        "calendar span, scaled up for the leads the fold leaves out (purged between folds, "
+        "or still open) so that it stands for all the leads scoring will see; it is not the "
+        "count beside it divided by the periods."
+    )
 
 
 def _policy_text(stage: str, policy: Any) -> tuple[str, str]:
@@ -1029,20 +1170,28 @@ def _achieved_text(
     unit: str = "leads",
     period_days: float | None = None,
 ) -> str:
-    """Leads (``unit``) at the stage or above, their conversion, share of wins and, where
-    known, how many per period of ``period_days`` (the stage policy's); the policy's own
-    measure in bold. Each separator stays beside its text, inside the bold, so that no reading
-    of the page (a text dump turns a closing tag into a space) sets a comma apart."""
+    """Leads (``unit``) at the stage or above, their conversion, share of wins and, for a
+    capacity policy (``measure`` ``per_period``), how many distinct leads per period of
+    ``period_days``; the policy's own measure in bold. Event data's examples are followed by
+    their distinct leads where known ("812 examples of 540 leads"), since the per-period
+    figure counts leads. Other policies get no per-period figure: it answered no target of
+    theirs and read as one ("per 30 days" beside a recall). Each separator stays beside its
+    text, inside the bold, so that no reading of the page (a text dump turns a closing tag
+    into a space) sets a comma apart."""
     if not achieved or achieved.get("count") is None:
         return "–"
+    count = f"{_count(achieved.get('count'))} {unit}"
+    leads = _whole_number(achieved.get("leads"))
+    if unit != "leads" and leads is not None and leads != _whole_number(achieved.get("count")):
+        count += f" of {_count(leads)} leads"
     parts = {
-        "count": f"{_count(achieved.get('count'))} {unit}",
+        "count": count,
         "precision": f"{_pct(achieved.get('precision'))} convert",
         "recall": f"{_pct(achieved.get('recall'))} of the wins",
     }
-    if achieved.get("per_period") is not None:
+    if measure == "per_period" and achieved.get("per_period") is not None:
         period = f"{period_days:g} days" if period_days else "period"
-        parts["per_period"] = f"{_num(achieved['per_period'], 1)} per {period}"
+        parts["per_period"] = f"{_num(achieved['per_period'], 1)} distinct leads per {period}"
     last = list(parts)[-1]
     shown = [(k, v if k == last else f"{v},") for k, v in parts.items()]
     return " ".join(f"<b>{v}</b>" if k == measure else v for k, v in shown)
@@ -1050,7 +1199,11 @@ def _achieved_text(
 
 def _test_achieved(run: _Run, stage: str, cut: float) -> dict[str, Any] | None:
     """What the cut-off achieved on the test fold, counted as training counts it on the
-    calibration fold: the leads at the stage or above (SQL counts towards MQL)."""
+    calibration fold: the leads at the stage or above (SQL counts towards MQL), their
+    distinct leads, and the distinct leads per period that training measured on the test
+    fold (``stage_policy.<stage>.test`` of a capacity policy, what ``train`` prints)."""
+    check = (run.metrics.get("stage_policy") or {}).get(stage) or {}
+    per_period = check.get("test") if check.get("measure") == "per_period" else None
     fold = run.test_fold
     if fold is not None:
         p, y = np.asarray(fold.p_cal, dtype="float64"), np.asarray(fold.y, dtype="float64")
@@ -1058,8 +1211,10 @@ def _test_achieved(run: _Run, stage: str, cut: float) -> dict[str, Any] | None:
         wins = float(y.sum())
         return {
             "count": int(at.sum()),
+            "leads": len(pd.unique(np.asarray(fold.lead_id)[at])),
             "precision": float(y[at].mean()) if at.any() else None,
             "recall": float(y[at].sum() / wins) if wins else None,
+            "per_period": per_period,
         }
     table = run.metrics.get("stages") or {}
     above = [table.get(s) or {} for s in (("mql", "sql") if stage == "mql" else ("sql",))]
@@ -1069,7 +1224,12 @@ def _test_achieved(run: _Run, stage: str, cut: float) -> dict[str, Any] | None:
         recall = sum(float(s["share_of_wins"]) for s in above)
     except (KeyError, TypeError, ValueError):
         return None
-    return {"count": count, "precision": won / count if count else None, "recall": recall}
+    return {
+        "count": count,
+        "precision": won / count if count else None,
+        "recall": recall,
+        "per_period": per_period,
+    }
 
 
 def _policy_rows(run: _Run) -> list[tuple[str, ...]]:

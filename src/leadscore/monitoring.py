@@ -41,6 +41,7 @@ import functools
 import itertools
 import logging
 import math
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Literal
 
@@ -129,16 +130,44 @@ def _numeric_labels(
 ) -> list[str]:
     """Bucket names of inner ``edges`` (right-closed bins), then :data:`MISSING`; ``shown``
     writes an edge in its unit (:func:`leadscore.reasons.unit_text`), ``None`` for a plain
-    number."""
+    number.
 
-    def edge(value: float) -> str:
-        return shown(value) or _number(value)
-
+    The edges of one input share their decimals (:func:`_even_decimals`): rounded one by one
+    they read "4.4% to 6.69%". A first bin of shares up to 0% holds just 0% (no rate is below
+    it), so it reads "0%", not "<= 0%"."""
     if not edges:
         return ["any value", MISSING]
-    labels = [f"<= {edge(edges[0])}"]
-    labels += [f"{edge(a)} to {edge(b)}" for a, b in itertools.pairwise(edges)]
-    return [*labels, f"> {edge(edges[-1])}", MISSING]
+    text = _even_decimals([shown(value) or _number(value) for value in edges])
+    first = f"<= {text[0]}"
+    if edges[0] == 0 and text[0].endswith("%"):
+        first = text[0]
+    labels = [first, *(f"{a} to {b}" for a, b in itertools.pairwise(text))]
+    return [*labels, f"> {text[-1]}", MISSING]
+
+
+def _even_decimals(texts: Sequence[str]) -> list[str]:
+    """Edges written in one unit ("4.4%", "6.69%") with one number of decimals: the fewest
+    that keep them apart, keep an edge that is not 0 from reading 0, and move none by more
+    than 5%. Edges in several units ("12 minutes", "1.9 hours") are left as they are."""
+    parts = [_EDGE_TEXT.fullmatch(t) for t in texts]
+    if not all(parts) or len({(m[1], m[3]) for m in parts if m}) != 1:
+        return list(texts)
+    values = [float(m[2].replace(",", "")) for m in parts if m]
+    most = max(len(m[2].partition(".")[2]) for m in parts if m)
+    for digits in range(most + 1):
+        rounded = [round(v, digits) for v in values]
+        apart = len(set(rounded)) == len(rounded)
+        close = all(
+            r != 0 and abs(r - v) <= 0.05 * abs(v) if v else r == 0
+            for v, r in zip(values, rounded, strict=True)
+        )
+        if apart and close:
+            break
+    return [f"{m[1]}{v:,.{digits}f}{m[3]}" for m, v in zip(parts, rounded, strict=True) if m]
+
+
+#: An edge as its unit writes it: a prefix ("$"), the number, a suffix ("%", " days").
+_EDGE_TEXT = re.compile(r"([^\d.-]*)(-?[\d,]*\.?\d+)([^\d]*)")
 
 
 def _percent(value: float) -> str:
@@ -412,7 +441,7 @@ class DriftReference(BaseEstimator):
         """
         check_is_fitted(self, "buckets_")
         labels = dict(labels or {})
-        labels.setdefault("probability", "Calibrated probability")
+        labels.setdefault("probability", "Probability of winning")
         labels.setdefault("stage", "Stage")
         rows = []
         for item, spec in self.buckets_.items():
@@ -1566,7 +1595,12 @@ def format_drift(table: pd.DataFrame, features: Sequence[Feature] = ()) -> str:
     """The drift comparison as an aligned text table; category codes read as the lead cards
     write them (``c_level`` as "C-level", and with the model's ``features``, a seniority
     ``individual`` as "Individual contributor": :func:`leadscore.reasons.category_words`).
-    The table itself, and so the CSV, keeps the codes the data holds."""
+    The table itself, and so the CSV, keeps the codes the data holds.
+
+    The importance column (each input's share of the total split gain) is in whole percents
+    that add up to 100% (:func:`leadscore.reports.shown_shares`): rounded one by one, 31
+    inputs of real weight read "0%" and the column summed to 96%. A line under the table says
+    which importance it is."""
     by_name = {f.name: f for f in features if f.kind != "numeric"}
 
     def moved_most(item: str, value: object) -> object:
@@ -1592,7 +1626,14 @@ def format_drift(table: pd.DataFrame, features: Sequence[Feature] = ()) -> str:
         "reference_share",
         "current_share",
     ]
+    note = ""
     if "importance" in shown:
-        shown["importance"] = shown["importance"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
+        from leadscore.reports import shown_shares
+
+        shown["importance"] = shown_shares(table["importance"].to_numpy(dtype="float64"))
         columns.append("importance")
-    return shown[columns].to_string(index=False)
+        note = (
+            "\nimportance: the input's share of the model's total split gain (LightGBM), "
+            "rounded so that the column adds up to 100%; <1% is above 0"
+        )
+    return shown[columns].to_string(index=False) + note

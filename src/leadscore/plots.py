@@ -35,6 +35,7 @@ from sklearn.metrics import (
 
 from leadscore.explain import feature_labels
 from leadscore.metrics import tie_mean_outcomes, wilson_interval
+from leadscore.reports import shown_shares
 
 if TYPE_CHECKING:
     from leadscore.schema import Feature
@@ -305,7 +306,13 @@ def reliability_figure(
         title=title or f"Do predicted probabilities come true? ({n_bins} groups of equal size)",
     )
     ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=9)
+    # above the chart, not in it: the points and their intervals can fill any corner of it
+    fig.legend(
+        handles=ax.get_legend_handles_labels()[0],
+        loc="outside upper center",
+        fontsize=9,
+        frameon=False,
+    )
 
     upper, _ = _probability_axis(p_cal if same else np.concatenate([p_raw, p_cal]))
     hidden = max(int((p > upper).sum()) for p in (p_cal, p_raw))
@@ -325,7 +332,7 @@ def reliability_figure(
         ylabel=f"Number of {unit}",
         title="How the predicted probabilities spread",
     )
-    ax_hist.legend(fontsize=9)
+    ax_hist.legend(loc="best", fontsize=9)
     return fig
 
 
@@ -342,18 +349,25 @@ def _gains(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def gains_figure(
-    y: np.ndarray, scores: Mapping[str, np.ndarray], *, title: str | None = None
+    y: np.ndarray,
+    scores: Mapping[str, np.ndarray],
+    *,
+    title: str | None = None,
+    rows: str = "leads",
 ) -> Figure:
     """Cumulative gains (top) and cumulative lift (bottom) of each score against random order.
 
     Gains answer "if sales calls the top X % of leads, what share of all wins do they
     reach"; lift answers "how many times the average conversion rate do those leads convert".
     Top axes: ``len(scores) + 2`` lines (scores, random, perfect); bottom: ``len(scores) + 1``
-    (scores, random).
+    (scores, random). ``rows``: what the shares on the x-axis count (event data: "examples",
+    a lead at each as-of date). The lift axis ends above the highest curve, so a score that
+    ties every lead (lift 1 throughout) draws its line inside the panel, not on its edge.
     """
     y = _check_scores(y, scores)
     fig, (ax, ax_lift) = _figure(2, height=8.0)
     base = float(y.mean()) if len(y) else 0.0
+    highest_lift = 1.0
     for i, (name, p) in enumerate(scores.items()):
         share_leads, share_wins = _gains(y, p)
         top = int(np.ceil(0.1 * len(y)))
@@ -369,6 +383,8 @@ def gains_figure(
         # the first handful of leads gives a lift that is mostly noise: start at 2 %
         start = max(1, int(np.ceil(0.02 * len(y))))
         lift = share_wins[start:] / share_leads[start:]
+        if np.isfinite(lift).any():
+            highest_lift = max(highest_lift, float(np.nanmax(lift[np.isfinite(lift)])))
         ax_lift.plot(share_leads[start:], lift, color=_colour(i), linewidth=width, label=name)
     ax.plot([0, 1], [0, 1], label="Random order", **_REFERENCE)
     ax.plot(
@@ -382,7 +398,7 @@ def gains_figure(
     ax.set(
         xlim=(0, 1),
         ylim=(0, 1.01),
-        xlabel="Share of leads contacted, highest scores first",
+        xlabel=f"Share of {rows} contacted, highest scores first",
         ylabel="Share of all wins captured",
         title=title or "Cumulative gains: wins reached by working the list from the top",
     )
@@ -391,13 +407,13 @@ def gains_figure(
     ax_lift.axhline(1.0, label="Random order (lift 1)", **_REFERENCE)
     ax_lift.set(
         xlim=(0, 1),
-        ylim=(0, None),
-        xlabel="Share of leads contacted, highest scores first",
+        ylim=(0, max(1.5, 1.15 * highest_lift)),
+        xlabel=f"Share of {rows} contacted, highest scores first",
         ylabel="Lift: conversion rate ÷ average rate",
-        title="Cumulative lift: how much better than calling leads at random",
+        title=f"Cumulative lift: how much better than calling {rows} at random",
     )
     ax_lift.grid(alpha=0.3)
-    ax_lift.legend(loc="upper right", fontsize=9)
+    ax_lift.legend(loc="best", fontsize=9)
     return fig
 
 
@@ -409,8 +425,9 @@ def stage_histogram_figure(
     stage_order: Sequence[str] = ("lead", "mql", "sql"),
     title: str | None = None,
     rows: str = "leads",
+    calibrated: bool = False,
 ) -> Figure:
-    """Histogram of the calibrated probability, one colour per stage, thresholds as lines.
+    """Histogram of the probability, one colour per stage, thresholds as lines.
 
     Shows where the MQL and SQL cut-offs fall in the score distribution and how many leads
     each stage holds. ``thresholds`` maps a stage name to the probability from which a lead
@@ -418,7 +435,10 @@ def stage_histogram_figure(
     stage) is not drawn. One histogram per stage present, one vertical line per threshold.
     The axis ends near the highest scores but past every cut-off (:func:`_probability_axis`);
     the axis label says how many are left out. ``rows``: what the counts count (event data:
-    "examples", a lead at each as-of date).
+    "examples", a lead at each as-of date). ``calibrated``: whether a calibrator (isotonic,
+    sigmoid) made the probabilities, which the axis then says; the identity calibrator's are
+    the model's own. The legend's shares add up to 100% (:func:`~leadscore.reports.shown_shares`:
+    "<1%" for a stage too small for a whole percent) and sit where they hide the fewest bars.
     """
     p = np.asarray(p, dtype=float).ravel()
     stages = np.asarray(stages).astype(str).ravel()
@@ -436,14 +456,16 @@ def stage_histogram_figure(
     bins = np.unique(np.concatenate([grid, [c for c in cuts if 0 < c < upper]])).tolist()
     known = [s for s in stage_order if s in set(stages)]
     extra = sorted(set(stages) - set(stage_order))
-    for stage in known + extra:
+    drawn = known + extra
+    shares = shown_shares([int((stages == stage).sum()) for stage in drawn])
+    for stage, share in zip(drawn, shares, strict=True):
         mask = stages == stage
         ax.hist(
             p[mask],
             bins=bins,
             alpha=0.75,
             color=STAGE_COLOURS.get(stage),
-            label=f"{stage.upper()}: {int(mask.sum()):,} {rows} ({mask.mean():.0%})",
+            label=f"{stage.upper()}: {int(mask.sum()):,} {rows} ({share})",
         )
     for stage, cut in thresholds.items():
         ax.axvline(
@@ -455,13 +477,14 @@ def stage_histogram_figure(
         )
     ax.set(
         xlim=(0, upper),
-        xlabel="Predicted probability of winning (calibrated)"
+        xlabel="Predicted probability of winning"
+        + (" (calibrated)" if calibrated else "")
         + _beyond_note(hidden, len(p), upper, rows),
         ylabel=f"Number of {rows}",
         title=title or f"{rows.capitalize()} per stage and where the stage cut-offs fall",
     )
     ax.grid(alpha=0.3, axis="y")
-    ax.legend(loc="upper right", fontsize=9)
+    ax.legend(loc="best", fontsize=9)
     return fig
 
 
@@ -696,7 +719,7 @@ def fit_engagement_figure(
             facecolors="none",
             edgecolors="#212121",
             linewidths=0.8,
-            label=f"Converted ({int(won_mask.sum()):,})",
+            label=f"Converted ({int(won_mask.sum()):,} {rows})",
         )
     ax.axvline(50, **_REFERENCE)
     ax.axhline(50, **_REFERENCE)

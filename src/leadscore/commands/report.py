@@ -228,6 +228,7 @@ def run_channels(args: argparse.Namespace) -> int:
     from leadscore.datasets import read_flat_table
     from leadscore.io import TABLE_SUFFIXES, load_closed_loop, read_table, write_table
     from leadscore.reports import (
+        RANK_NOTE,
         channel_report,
         channel_total,
         format_legend,
@@ -289,8 +290,11 @@ def run_channels(args: argparse.Namespace) -> int:
         if note is not None:
             print(note, end="\n\n")
         frames.append(report)
+    print(RANK_NOTE)
     print("columns:")
-    print(format_legend(list(dict.fromkeys(c for f in frames for c in f.columns))), end="\n\n")
+    columns = list(dict.fromkeys(c for f in frames for c in f.columns))
+    horizon = None if args.spec else "the model's horizon"
+    print(format_legend(columns, horizon=horizon), end="\n\n")
     combined = pd.concat(
         [f.assign(grouped_by=" / ".join(g)) for f, g in zip(frames, groupings, strict=True)],
         ignore_index=True,

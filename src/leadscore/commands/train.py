@@ -155,7 +155,7 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
-def format_report(result: TrainingResult) -> str:
+def format_report(result: TrainingResult, spec: dict[str, Any] | None = None) -> str:
     """The side-by-side metrics table and the stage table, as printed by the command."""
     from leadscore.metrics import METRIC_KEYS, STAGES, chance_draws, resampled_units
 
@@ -172,9 +172,11 @@ def format_report(result: TrainingResult) -> str:
     for name, values in m["baselines"].items():
         columns[name.replace("_", " ")] = {k: _fmt(v) for k, v in values.items()}
     width = max(len(c) for c in columns) + 2
+    meta = result.model.metadata or {}
+    rows = "leads" if meta.get("data_form") == "flat" else "examples"
     lines = [
-        f"Test fold ({m['n_test']:,} examples, {m['fold_kind']} folds; trained on "
-        f"{m['n_train']:,}, calibrated on {m['n_calibrate']:,} with {m['calibration']}):",
+        f"Test fold ({m['n_test']:,} {rows}, {m['fold_kind']} folds; trained on "
+        f"{m['n_train']:,}, {_calibration_words(m, rows)}):",
         f"{'':{_LABEL_WIDTH}}" + "".join(f"{c:>{width}}" for c in columns),
     ]
     for key in METRIC_KEYS:
@@ -193,7 +195,7 @@ def format_report(result: TrainingResult) -> str:
             f"ECE of a perfectly calibrated model on these leads, by chance alone: "
             f"{_fmt(chance['mean'])} ({level} of draws below {_fmt(chance['upper'])}"
             f"{chance_draws(chance, m['n_test'])})",
-            *_ece_verdict(m["model"]["ece"], chance, _boundaries(result)),
+            *_ece_verdict(m["model"]["ece"], chance, _boundaries(result, spec)),
             f"(intervals: {uncertainty['resamples']} bootstrap resamples of "
             f"{resampled_units(uncertainty, m['n_test'])})",
         ]
@@ -213,10 +215,35 @@ def format_report(result: TrainingResult) -> str:
     return "\n".join(lines)
 
 
-def _boundaries(result: TrainingResult) -> dict[str, str]:
-    """Where the calibration and test folds begin (time folds only), to name the periods."""
-    folds = (result.model.metadata or {}).get("folds") or {}
-    return dict(folds.get("boundaries") or {})
+def _calibration_words(m: dict[str, Any], rows: str) -> str:
+    """How the model was calibrated, in words: "calibrated on 1,109 with isotonic", or for
+    the identity calibrator, which keeps the booster's own probabilities, "not calibrated"
+    ("calibrated on 1,109 with identity" read as a method that was applied). Identity is
+    chosen by config, by a calibration fold too small or of one outcome, or because neither
+    method earned its place there: the training log says which."""
+    if m.get("calibration") in (None, "identity", "none"):
+        return (
+            "not calibrated (identity: the booster's own probabilities, kept on the "
+            f"{m['n_calibrate']:,} calibration {rows})"
+        )
+    return f"calibrated on {m['n_calibrate']:,} with {m['calibration']}"
+
+
+def _boundaries(result: TrainingResult, spec: dict[str, Any] | None = None) -> dict[str, str]:
+    """Where the calibration and test folds begin (time folds only), to name the periods:
+    each value after the column it is of ("Lead Number 631431", which alone read like a
+    date), the spec's ``order_by`` on a flat table; event data's folds start at an as-of
+    date."""
+    meta = result.model.metadata or {}
+    folds = meta.get("folds") or {}
+    column = (spec or {}).get("order_by")
+    if column:
+        where = str(column)
+    elif meta.get("data_form") == "events":
+        where = "as-of"
+    else:
+        return dict(folds.get("boundaries") or {})
+    return {k: f"{where} {v}" for k, v in (folds.get("boundaries") or {}).items()}
 
 
 def _ece_verdict(
@@ -421,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
         write_metrics(args.metrics_out, result.metrics, run_id)
     save_model(result.model, model_dir)
 
-    print(format_report(result))
+    print(format_report(result, spec))
     for note in result.warnings:
         print(f"note: {note}")
     note = _champion_note(run_id, config, dataset.name)
