@@ -883,6 +883,37 @@ def test_backtest_command_judges_each_run_on_its_window(monitored, tmp_path, cap
     assert "\nby source:\n" in capsys.readouterr().out
 
 
+def test_backtest_judges_event_runs_on_the_horizon_of_the_model_given(monitored, tmp_path, capsys):
+    """The model predicts wins within 60 days; judged on the default 90, its runs met more
+    wins than it promised. With --model the runs are judged on its own 60 days, the same
+    figures as --horizon-days 60; a --horizon-days that differs from the model's is refused,
+    and without either the printed line says the window is the default."""
+    argv = ["report", "backtest", "--data", str(monitored["data"])]
+    argv += ["--target", str(monitored["target"])]
+    tables = {}
+    for name, extra in (
+        ("given", ["--horizon-days", "60"]),
+        ("model", ["--model", str(monitored["model"])]),
+        ("default", []),
+    ):
+        out = tmp_path / f"{name}.csv"
+        assert main([*argv, *extra, "--out", str(out)]) == 0
+        tables[name] = pd.read_csv(out)
+        printed = capsys.readouterr().out
+        if name == "model":
+            assert "wins within 60 days of its as-of (the horizon of " in printed
+        if name == "default":
+            assert "wins within 90 days of its as-of (the default: give --model" in printed
+    pd.testing.assert_frame_equal(tables["model"], tables["given"])
+    assert tables["default"]["won"].sum() > tables["model"]["won"].sum()
+    out = tmp_path / "refused.csv"
+    wrong = ["--model", str(monitored["model"]), "--horizon-days", "90", "--out", str(out)]
+    assert main([*argv, *wrong]) == 2
+    (error,) = capsys.readouterr().err.strip().splitlines()
+    assert "--horizon-days 90 differs from the 60 days model " in error
+    assert not out.exists()
+
+
 def test_drift_command_finds_a_shifted_source_mix(monitored, tmp_path, capsys):
     """The same leads with most of them relabelled as one source: the source moves, and the
     report says so; the data as it is stays stable."""

@@ -152,6 +152,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "manifest.json, else the latest timestamp of the leads and outcomes)",
     )
     backtest.add_argument(
+        "--model",
+        default=None,
+        metavar="URI",
+        help="event data: the model the runs were scored with (a folder or models:/...); the "
+        "runs are judged on the horizon it was trained on, so --horizon-days may be left out",
+    )
+    backtest.add_argument(
+        "--tracking-uri",
+        default=None,
+        metavar="URI",
+        help="MLflow tracking URI for a models:/ --model (default: $MLFLOW_TRACKING_URI, else "
+        "sqlite:///mlflow.db)",
+    )
+    backtest.add_argument(
         "--model-name",
         default=None,
         metavar="NAME",
@@ -418,7 +432,6 @@ def run_model(args: argparse.Namespace) -> int:
 def run_backtest(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from leadscore.config import EventConfig
     from leadscore.datasets import prepare_flat_dataset, read_flat_table
     from leadscore.io import load_closed_loop, shown_url, write_table
     from leadscore.monitoring import backtest_runs, event_outcomes, flat_outcomes, format_backtest
@@ -437,9 +450,9 @@ def run_backtest(args: argparse.Namespace) -> int:
                 "Name one of those models, or leave --model-name out.",
             )
     if args.spec:
-        if args.horizon_days is not None or args.observed_until is not None:
+        if args.horizon_days is not None or args.observed_until is not None or args.model:
             raise DataError(
-                "--horizon-days and --observed-until go with --data",
+                "--horizon-days, --observed-until and --model go with --data",
                 "Flat data is labelled by its spec; leave them out.",
             )
         spec = load_spec(args.spec, data_root=args.data_root)
@@ -460,6 +473,7 @@ def run_backtest(args: argparse.Namespace) -> int:
         leads = to_lead_ids(table_source[spec.id].dropna(), spec.name, spec.id)
         source = spec.name
     else:
+        horizon, whose = _backtest_horizon(args)  # a model that does not load: before the data
         events = load_closed_loop(
             args.data, tables=REPORT_TABLES, observed_until=args.observed_until
         )
@@ -483,7 +497,6 @@ def run_backtest(args: argparse.Namespace) -> int:
     if args.spec:
         labelled = flat_outcomes(history, labels)
     else:
-        horizon = args.horizon_days or EventConfig().horizon_days
         labelled = event_outcomes(history, events.outcomes, events.observed_until, horizon)
         if labelled.empty:
             raise DataError(
@@ -494,7 +507,7 @@ def run_backtest(args: argparse.Namespace) -> int:
             )
         print(
             f"outcomes of {source} observed until {events.observed_until:%Y-%m-%d}; a run is "
-            f"judged on the wins within {horizon} days of its as-of"
+            f"judged on the wins within {horizon} days of its as-of ({whose})"
         )
     table = backtest_runs(labelled)
     print(format_backtest(table))
@@ -513,6 +526,41 @@ def run_backtest(args: argparse.Namespace) -> int:
     write_table(table, args.out)
     print(f"written to {args.out}")
     return 0
+
+
+def _backtest_horizon(args: argparse.Namespace) -> tuple[int, str]:
+    """The window after each run's as-of whose wins judge it, and whose window it is in words.
+
+    The model's own ``horizon_days`` with ``--model``: judged on 90 days, a model trained to
+    predict wins within 60 promises fewer wins than the window brings, and every run reads as
+    over-delivering beyond chance. A ``--horizon-days`` that differs from the model's is
+    refused; without either, the default, said as such in the printed line.
+    """
+    from leadscore.config import EventConfig
+    from leadscore.scoring import check_data_form, load_scoring_model
+    from leadscore.sinks import shown_model
+
+    given = args.horizon_days
+    if args.model is None:
+        if given is not None:
+            return given, "--horizon-days"
+        return EventConfig().horizon_days, "the default: give --model to use the model's own"
+    scoring = load_scoring_model(args.model, tracking_uri=args.tracking_uri)
+    check_data_form(scoring, flat=False)
+    shown = shown_model(scoring.name, scoring.version)
+    trained = scoring.model.metadata.get("horizon_days")
+    if trained is None:
+        raise DataError(
+            f"model {shown} records no horizon",
+            "Give --horizon-days, train's events.horizon_days for that model.",
+        )
+    if given is not None and given != trained:
+        raise DataError(
+            f"--horizon-days {given} differs from the {trained} days model {shown} was "
+            "trained to predict",
+            "Leave --horizon-days out to judge the runs on the model's own horizon.",
+        )
+    return int(trained), f"the horizon of {shown}"
 
 
 #: Most distinct values a ``report backtest --by`` column may hold: a channel or a campaign,
