@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 from leadscore.baselines import LogisticRegressionBaseline, PointsRule, RulePointsBaseline
 from leadscore.calibration import ProbabilityCalibrator
-from leadscore.errors import SpecError
+from leadscore.errors import DataError, SpecError
 
 
 def _leads(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -228,3 +228,23 @@ def test_derived_rules_group_spellings_as_they_match_them():
     assert [r.in_ for r in google] == [("Google",)]
     scores = RulePointsBaseline(rules=rules).fit(X, y.astype(int)).decision_function(X)
     assert scores[0] == scores[150] == google[0].points
+
+
+@pytest.mark.parametrize(
+    "baseline",
+    [
+        LogisticRegressionBaseline(),
+        RulePointsBaseline(rules=[{"feature": "title", "in": ["vp"], "points": 15}]),
+    ],
+    ids=["logistic_regression", "rule_points"],
+)
+def test_a_missing_column_is_named_with_its_closest_match(baseline) -> None:
+    X, y = _leads(600)
+    baseline.fit(X, y).calibrate(X, y)
+    renamed = X.rename(columns={"title": "Title"})
+    for call in (baseline.decision_function, baseline.predict_proba):
+        with pytest.raises(DataError, match=r"no column 'title' \(closest: 'Title'\)") as err:
+            call(renamed)
+        assert "fitted on" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(DataError, match=r"must be a DataFrame, not ndarray"):
+        baseline.decision_function(X.to_numpy())

@@ -21,6 +21,7 @@ from sklearn.isotonic import IsotonicRegression
 
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import (
+    Explanation,
     explain,
     explain_batch,
     lead_reasons,
@@ -30,7 +31,7 @@ from leadscore.explain import (
 from leadscore.features import feature_catalogue
 from leadscore.plots import AXIS_LABEL_LINES, AXIS_LABEL_WIDTH, axis_labels, shap_summary_figure
 from leadscore.reasons import reason_text, reasons_json, unseen_category_text
-from leadscore.schema import Feature
+from leadscore.schema import Feature, FeatureTable
 from leadscore.subscores import SubScorer
 
 FEATURES = (
@@ -1026,3 +1027,25 @@ def test_flags_read_yes_or_no_however_the_export_wrote_them():
         "Started Trial: no",
     )
     assert reason_text(source, "Yesware") == "Lead Source: Yesware"
+
+
+def test_a_feature_table_passed_whole_is_told_to_pass_its_x(trained) -> None:
+    booster, X, _ = trained
+    table = FeatureTable(X.head(5).assign(lead_id=range(5)), FEATURES)
+    for call in (explain, explain_batch):
+        with pytest.raises(DataError, match=r"to explain must be a DataFrame, not FeatureTable"):
+            call(booster, None, FEATURES, table)
+        with pytest.raises(DataError, match=r"Pass table\.X, the FeatureTable's DataFrame"):
+            call(booster, None, FEATURES, table)
+    probability = explain(booster, None, FEATURES, table.X).probability
+    assert np.allclose(probability, booster.predict(X.head(5)))
+
+
+def test_the_docstring_says_first_that_values_are_feature_values_not_shap_values(trained) -> None:
+    summary = " ".join((Explanation.__doc__ or "").split("\n\n")[0].split())
+    assert "``values`` holds the leads' feature values, not SHAP values" in summary
+    booster, X, _ = trained
+    exp = explain(booster, None, FEATURES, X.head(5))
+    assert exp.values.equals(X.head(5).loc[:, NAMES])
+    raw = booster.predict(X.head(5), pred_contrib=True)[:, :-1]
+    assert np.allclose(exp.log_odds.to_numpy(), raw)

@@ -19,10 +19,11 @@ from leadscore.encoding import (
     looks_like_email_addresses,
     read_email_domain_kind,
 )
-from leadscore.errors import DataError, SpecError
+from leadscore.errors import DataError, SpecError, UsageError
 from leadscore.features import (
     DEPARTMENTS,
     SENIORITY_LEVELS,
+    build_event_examples,
     build_features,
     build_training_examples,
     check_lead_columns,
@@ -1278,3 +1279,45 @@ def test_a_log_of_dates_without_times_is_warned_about_in_training(caplog):
     with caplog.at_level("WARNING", logger="leadscore.features"):
         build_training_examples(dated, dates, 60)
     assert caplog.text.count(message) == 1
+
+
+def test_event_examples_take_the_whole_training_config_or_its_events_section() -> None:
+    from leadscore.config import TrainConfig, parse_config
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    synthetic = generate_closed_loop(SynthParams(n_leads=400, seed=4))
+    data = validate_closed_loop(
+        synthetic.leads,
+        synthetic.activities,
+        synthetic.outcomes,
+        observed_until=synthetic.observed_until,
+    )
+    config = parse_config({"events": {"horizon_days": 60, "every_days": 45}})
+    whole = build_event_examples(data, config)
+    section = build_event_examples(data, config.events)
+    assert whole.horizon_days == 60 and whole.order.nunique() == section.order.nunique()
+    pd.testing.assert_frame_equal(whole.X, section.X)
+    assert (whole.y == section.y).all() and whole.lead_id.equals(section.lead_id)
+    for wrong in ({"horizon_days": 60}, 60):
+        with pytest.raises(UsageError, match=r"events is a .*Pass the training config or its"):
+            build_event_examples(data, wrong)  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"build_event_examples's data is a str"):
+        build_event_examples("data/synthetic", TrainConfig())  # type: ignore[arg-type]
+
+
+def test_an_as_of_after_the_extract_names_the_flag_and_the_python_keyword(caplog) -> None:
+    import logging
+
+    from leadscore.synth import SynthParams, generate_closed_loop
+
+    synthetic = generate_closed_loop(SynthParams(n_leads=200, seed=5))
+    data = validate_closed_loop(
+        synthetic.leads,
+        synthetic.activities,
+        synthetic.outcomes,
+        observed_until=synthetic.observed_until,
+    )
+    with caplog.at_level(logging.WARNING, logger="leadscore"):
+        build_features(data, data.observed_until + pd.Timedelta(days=10))
+    said = [m for m in caplog.messages if "after observed_until" in m]
+    assert len(said) == 1 and "--as-of (as_of= in Python) no later than" in said[0]

@@ -212,3 +212,23 @@ def test_too_little_history_and_bad_sizes_raise() -> None:
     order, leads = _snapshots(n_dates=4)
     with pytest.raises(DataError, match="after purging"):
         time_ordered_folds(_dataset(order, lead_id=leads, horizon_days=400), purge="all")
+
+
+@pytest.mark.parametrize("ordered", [True, False], ids=["ties-in-order", "no-order"])
+def test_each_fold_lists_the_same_leads_in_the_same_order_whatever_the_rows_order(
+    ordered: bool,
+) -> None:
+    n = 500  # the size _dataset draws without an order
+    order = pd.Series(np.arange(n) // 4, dtype="float64") if ordered else None
+    dataset = _dataset(order, lead_id=[f"l{i:04d}" for i in range(n)])
+    perm = np.random.default_rng(3).permutation(n)
+    shuffled = dataset.subset(perm)
+    a, b = time_ordered_folds(dataset), time_ordered_folds(shuffled)
+    for name in FOLD_NAMES:
+        leads_a = dataset.lead_id.to_numpy()[getattr(a, name)]
+        leads_b = shuffled.lead_id.to_numpy()[getattr(b, name)]
+        assert (leads_a == leads_b).all(), name
+    if ordered:  # oldest first, ties by lead id
+        fit = a.fit
+        keys = list(zip(order.to_numpy()[fit], dataset.lead_id.to_numpy()[fit], strict=True))
+        assert keys == sorted(keys)

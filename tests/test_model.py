@@ -23,7 +23,7 @@ from leadscore.encoding import FeatureEncoder, category_levels, parse_numbers
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import lead_reasons
 from leadscore.model import BOOSTER_FILE, META_FILE, LeadScoringModel
-from leadscore.schema import Feature, LabelledDataset
+from leadscore.schema import Feature, FeatureTable, LabelledDataset
 from leadscore.specs import parse_spec
 from leadscore.training import TrainingResult, train
 
@@ -842,3 +842,29 @@ def test_booster_names_stay_unique_when_a_suffixed_name_is_taken():
     assert len(set(names)) == len(names) == 5
     assert names[:2] == ["a_b_2", "a_b"] and names[3] == "x_y"
     assert all(re.fullmatch(r"[0-9A-Za-z_]+", n) for n in names)
+
+
+def test_a_feature_table_passed_whole_is_told_to_pass_its_x(trained) -> None:
+    result, dataset = trained
+    X = dataset.X.head(5)
+    table = FeatureTable(X.assign(lead_id=[f"L{i}" for i in range(5)]), dataset.features)
+    model = result.model
+    calls = [
+        model.predict_proba,
+        model.predict_stage,
+        model.predict_margin,
+        model.predict_raw,
+        model.explain,
+        model.explain_batch,
+        model.prepare,
+        model.encode,
+    ]
+    for call in calls:
+        with pytest.raises(DataError, match=r"must be a DataFrame, not FeatureTable") as err:
+            call(table)
+        assert "Pass table.X" in str(err.value) and "\n" not in str(err.value), call
+    with pytest.raises(DataError, match=r"not LabelledDataset.*Pass dataset\.X"):
+        model.predict_proba(dataset)
+    with pytest.raises(DataError, match=r"not ndarray\. Pass a pandas DataFrame"):
+        model.predict_proba(X.to_numpy())
+    assert (model.predict_proba(table.X) == model.predict_proba(X)).all()

@@ -442,3 +442,14 @@ def test_a_value_yaml_cannot_read_is_not_called_a_date(tmp_path):
     message = _refused_file(tmp_path, TOP + LABEL + "min_rows: " + "9" * 5000 + "\n")
     assert "holds a value YAML cannot read" in message and "date" not in message
     assert "impossible date" in _refused_file(tmp_path, TOP + LABEL + "test_from: 2024-02-30\n")
+
+
+def test_a_missing_shared_data_folder_names_the_flag_and_the_python_keyword(
+    monkeypatch, tmp_path
+) -> None:
+    monkeypatch.delenv("LEADSCORE_DATA_ROOT", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SpecError, match=r"needs the shared data folder") as err:
+        load_spec("x_education")
+    assert "--data-root DIR (data_root= in Python)" in str(err.value)
+    assert "LEADSCORE_DATA_ROOT" in str(err.value) and "\n" not in str(err.value)

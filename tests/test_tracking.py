@@ -28,7 +28,7 @@ from mlflow import MlflowClient
 
 from leadscore import pyfunc, tracking, training
 from leadscore.config import parse_config
-from leadscore.errors import ModelError
+from leadscore.errors import ModelError, UsageError
 from leadscore.model import LeadScoringModel
 from leadscore.schema import Feature, LabelledDataset
 
@@ -1212,3 +1212,46 @@ def test_under_mlflow_run_runs_stay_in_the_project_s_experiment(
     assert run_id == started.info.run_id
     assert client.get_run(run_id).info.experiment_id == project
     assert client.get_experiment_by_name("leadscore") is None
+
+
+def test_inside_a_notebook_s_active_run_the_run_is_nested_under_it(tmp_path, dataset, strong):
+    """A notebook's ``with mlflow.start_run():`` block: the training run is its child, in
+    leadscore's own experiment of the same store (MLflow nests across experiments), the
+    notebook's run stays active, and the model is registered as outside the block."""
+    uri = f"sqlite:///{tmp_path / 'notebook.db'}"
+    other = f"sqlite:///{tmp_path / 'team.db'}"
+    quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+    with tracking.using_tracking_uri(uri), quiet[0], quiet[1]:
+        notebook = MlflowClient(uri).create_experiment("my-notebook")
+        with mlflow.start_run(experiment_id=notebook, run_name="exploration") as parent:
+            run_id = tracking.log_training_run(
+                strong,
+                dataset_name="toy",
+                spec=None,
+                config={},
+                data_hash=tracking.data_fingerprint(dataset.X),
+            )
+            active = mlflow.active_run()
+            assert active is not None and active.info.run_id == parent.info.run_id
+            with pytest.raises(UsageError, match=r"active \('exploration'\) in another") as err:
+                tracking.log_training_run(
+                    strong,
+                    dataset_name="toy",
+                    spec=None,
+                    config={},
+                    data_hash=tracking.data_fingerprint(dataset.X),
+                    tracking_uri=other,
+                )
+            assert "tracking_uri=mlflow.get_tracking_uri()" in str(err.value)
+            assert "\n" not in str(err.value)
+            active = mlflow.active_run()
+            assert active is not None and active.info.run_id == parent.info.run_id
+    assert mlflow.active_run() is None
+    client = MlflowClient(uri, uri)
+    run = client.get_run(run_id)
+    assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+    assert run.info.status == "FINISHED"
+    assert client.get_experiment(run.info.experiment_id).name == "leadscore"
+    assert run.data.tags["registered_model"] == "leadscore-toy/1"
+    assert client.get_run(parent.info.run_id).info.status == "FINISHED"
+    assert not MlflowClient(other).search_experiments(filter_string="name = 'leadscore'")

@@ -920,3 +920,62 @@ def test_training_on_a_small_calibration_fold_warns(caplog) -> None:
     # `result.warnings` carry it after the log line is gone
     assert said[0] in r.warnings
     assert said[0] in r.model.metadata["warnings"]
+
+
+def _shuffled(dataset: LabelledDataset, seed: int) -> LabelledDataset:
+    """The same examples, rows in another order (a re-export, a query without ORDER BY)."""
+    perm = np.random.default_rng(seed).permutation(len(dataset.y))
+    return dataclasses.replace(
+        dataset,
+        X=dataset.X.iloc[perm].reset_index(drop=True),
+        y=dataset.y[perm],
+        lead_id=dataset.lead_id.iloc[perm].reset_index(drop=True),
+        order=None if dataset.order is None else dataset.order.iloc[perm].reset_index(drop=True),
+    )
+
+
+@pytest.mark.parametrize("ordered", [True, False], ids=["ties-in-order", "no-order"])
+def test_the_rows_order_in_the_table_does_not_change_the_model(ordered: bool) -> None:
+    dataset, _ = flat_dataset(2000, seed=9, order=ordered)
+    if ordered:  # three leads per order value: ties broken by lead id, not position
+        dataset = dataclasses.replace(dataset, order=dataset.order // 3)  # type: ignore[operator]
+    config = parse_config({"quality_gate": {"allow_worse": True}, "evaluation": {"resamples": 20}})
+    a, b = train(dataset, config), train(_shuffled(dataset, seed=1), config)
+    assert sorted(a.lead_id) == sorted(b.lead_id)
+    text = a.model.booster.model_to_string(num_iteration=-1)
+    assert text == b.model.booster.model_to_string(num_iteration=-1)
+    assert a.model.fingerprint == b.model.fingerprint
+    assert (a.lead_id == b.lead_id).all() and (a.p_cal == b.p_cal).all()
+    assert a.metrics == b.metrics
+    X = dataset.X.head(200)
+    assert (a.model.predict_proba(X) == b.model.predict_proba(X)).all()
+
+
+@pytest.mark.parametrize(
+    ("labels", "match"),
+    [
+        (lambda y: np.where(np.arange(len(y)) == 3, np.nan, y), r"1 of 2,000 .*\(e\.g\. nan\)"),
+        (lambda y: np.where(np.arange(len(y)) < 2, 2, y), r"2 of 2,000 .*\(e\.g\. 2\)"),
+        (lambda y: np.where(y == 1, "won", "lost"), r"2,000 of 2,000 .*'(won|lost)', '(won|lost)'"),
+        (lambda y: y.astype(str), r"2,000 of 2,000 .*'[01]', '[01]'"),
+    ],
+    ids=["nan", "two", "won-lost", "text-0-1"],
+)
+def test_labels_other_than_0_and_1_are_refused_before_any_work(labels, match: str) -> None:
+    dataset, _ = flat_dataset(2000, seed=2)
+    bad = dataclasses.replace(dataset, y=labels(dataset.y))
+    with pytest.raises(DataError, match=match) as err:
+        train(bad)
+    assert "1 for a won lead and 0 for a lost one" in str(err.value)
+    assert "label section" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_labels_may_be_booleans_or_floats_0_and_1() -> None:
+    dataset, _ = flat_dataset(1200, seed=2)
+    config = parse_config(
+        {"cold_start": {"min_wins": 0, "min_leads": 0}, "quality_gate": {"allow_worse": True}}
+    )
+    as_int = train(dataset, config)
+    for y in (dataset.y.astype(bool), dataset.y.astype(float), dataset.y.astype(object)):
+        again = train(dataclasses.replace(dataset, y=y), config)
+        assert again.model.fingerprint == as_int.model.fingerprint

@@ -39,7 +39,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from leadscore.calibration import CalibrationMethod, ProbabilityCalibrator
 from leadscore.encoding import canonical_text, spelling_key
-from leadscore.errors import SpecError
+from leadscore.errors import DataError, SpecError
+from leadscore.names import missing_names_text
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,26 @@ def _as_text(values: pd.Series, key: Callable[[object], str] = canonical_text) -
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
     text = np.array([key(u) for u in uniques] + [_MISSING], dtype=object)
     return text[codes]  # code -1 picks the trailing _MISSING
+
+
+def _check_columns(X: pd.DataFrame, names: Sequence[str], baseline: str) -> None:
+    """A :class:`DataError` naming every column of ``names`` that ``X`` lacks, each with the
+    input's column most like it, in the words :class:`~leadscore.model.LeadScoringModel`
+    uses: a renamed column was a bare ``KeyError``."""
+    if not isinstance(X, pd.DataFrame):
+        raise DataError(
+            f"leads to score must be a DataFrame, not {type(X).__name__}",
+            f"Pass a pandas DataFrame with the columns the {baseline} was fitted on.",
+        )
+    missing = [name for name in names if name not in X.columns]
+    if missing:
+        columns = "columns" if len(missing) > 1 else "column"
+        shown = missing_names_text(missing, X.columns, used=names, holder="the input")
+        raise DataError(
+            f"the leads to score have no {columns} {shown}",
+            f"Rename the input's columns to the names the {baseline} was fitted on, or add "
+            "them (empty values are fine).",
+        )
 
 
 class _CalibratedMixin(BaseEstimator):
@@ -128,6 +149,7 @@ class LogisticRegressionBaseline(_CalibratedMixin):
         self.min_frequency = min_frequency
 
     def _frame(self, X: pd.DataFrame) -> pd.DataFrame:
+        _check_columns(X, self.categorical_ + self.numeric_, "logistic regression baseline")
         out = {}
         for name in self.categorical_ + self.numeric_:
             values = X[name]
@@ -373,6 +395,8 @@ class RulePointsBaseline(_CalibratedMixin):
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Total points of each lead."""
         check_is_fitted(self, "rules_")
+        features = list(dict.fromkeys(rule.feature for rule in self.rules_))
+        _check_columns(X, features, "rule points baseline")
         total = np.zeros(len(X), dtype="float64")
         for rule in self.rules_:
             total += rule.points * rule.matches(X[rule.feature])

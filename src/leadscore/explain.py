@@ -273,7 +273,14 @@ def _absorb_residual(contributions: np.ndarray, phi: np.ndarray, delta: np.ndarr
 
 @dataclass(frozen=True)
 class Explanation:
-    """Contributions of a batch of leads, on both scales.
+    """Contributions of a batch of leads, on both scales; ``values`` holds the leads' feature
+    values, not SHAP values.
+
+    Unlike ``shap.Explanation``, whose ``.values`` are the SHAP values, ``values`` here is the
+    input that was explained (the model columns of ``X``, as reasons quote them). The SHAP
+    values are ``log_odds`` (TreeSHAP in log-odds, what ``shap`` gives for a LightGBM binary
+    model) and ``contributions`` (the same in calibrated probability points, by business
+    field). The attributes keep their names for the code already written against them.
 
     Attributes
     ----------
@@ -283,7 +290,8 @@ class Explanation:
     contributions : one column per business field, probability units, index of ``X``.
     log_odds : one column per model column, raw TreeSHAP values in log-odds, index of ``X``.
     log_odds_bias : the log-odds base value.
-    values : the model columns of ``X`` the explanation is of.
+    values : the model columns of ``X`` the explanation is of: feature values, not
+        contributions (those are ``log_odds`` and ``contributions``).
     features : metadata of the model columns, in order.
     fields : the business fields, in the order of ``contributions``' columns.
     shown : (n_leads, n_fields) position in ``features`` of the column that speaks for each
@@ -305,6 +313,22 @@ class Explanation:
     shown: np.ndarray
     unseen: Mapping[str, frozenset[str]] = field(default_factory=dict)
     field_index: np.ndarray | None = None
+
+
+def expect_frame(X: object, what: str = "leads to score") -> None:
+    """A :class:`DataError` unless ``X`` is a DataFrame, in the encoder's words; an object
+    that holds the leads' frame at ``.X`` (a :class:`~leadscore.features.FeatureTable`, a
+    labelled data set) is told to pass that frame: handing over the table itself is the
+    natural slip in a notebook, and without this check it reads as ``has no len()``."""
+    if isinstance(X, pd.DataFrame):
+        return
+    name = type(X).__name__
+    if isinstance(getattr(X, "X", None), pd.DataFrame):
+        holder = {"FeatureTable": "table", "LabelledDataset": "dataset"}.get(name, "obj")
+        fix = f"Pass {holder}.X, the {name}'s DataFrame of features, not the {name} itself."
+    else:
+        fix = "Pass a pandas DataFrame with one column per model feature."
+    raise DataError(f"{what} must be a DataFrame, not {name}", fix)
 
 
 def _normal_name(name: str) -> str:
@@ -380,6 +404,7 @@ def explain(
     Explanation
         With ``base_rate + contributions.sum(axis=1) == probability`` for every lead.
     """
+    expect_frame(X, "leads to explain")
     features = tuple(features)
     Xm = _model_columns(booster, features, X, check_names=encode is None)
     if encode is None:
@@ -872,6 +897,7 @@ def explain_batch(
     """
     if top_n < 1 or chunk_size < 1:
         raise ValueError("top_n and chunk_size must be at least 1")
+    expect_frame(X, "leads to explain")
     parts = []
     for start in range(0, max(len(X), 1), chunk_size):
         exp = explain(

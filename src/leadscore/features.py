@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -68,7 +68,7 @@ from leadscore.timestamps import (
 )
 
 if TYPE_CHECKING:
-    from leadscore.config import EventConfig
+    from leadscore.config import EventConfig, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -1919,7 +1919,7 @@ def _warn_as_of_after_extract(as_of: pd.Timestamp, observed_until: pd.Timestamp)
         "If the extract is complete up to as_of, declare it: a folder's manifest.json "
         '({"observed_until": "..."}), or in Python load_closed_loop(..., observed_until=...) '
         "(a database declares none: its latest timestamp is its end); else score with "
-        "--as-of no later than %s",
+        "--as-of (as_of= in Python) no later than %s",
         f"{as_of:%Y-%m-%d %H:%M}",
         gap_in_days(gap),
         f"{observed_until:%Y-%m-%d %H:%M}",
@@ -2047,7 +2047,7 @@ def _unify_categories(frames: list[pd.DataFrame], features: Sequence[Feature]) -
 
 def build_event_examples(
     data: ClosedLoopData,
-    events: EventConfig,
+    events: EventConfig | TrainConfig,
     *,
     name: str = "events",
     on_details: Callable[[DetailCounts], None] | None = warn_unrecognised_details,
@@ -2056,12 +2056,16 @@ def build_event_examples(
     section: as-of dates every ``every_days`` after ``warmup_days`` of history
     (:func:`default_as_of_dates`), each labelled over ``horizon_days``
     (:func:`build_training_examples`). One function, so that a notebook builds what the
-    command builds and the settings logged with a run are the ones used.
+    command builds and the settings logged with a run are the ones used. ``events`` is the
+    config's ``events`` section or the whole :class:`~leadscore.config.TrainConfig` (its
+    ``events`` are read), the object a notebook already holds for :func:`train`.
 
     Data read without an outcomes table (``absent_tables``) is refused: every lead would be
     open, and the cold-start advice to wait for more outcomes would hide a missing file.
     ``on_details`` as for :func:`build_training_examples`.
     """
+    _expect_loaded(data, "build_event_examples")
+    events = _events_section(events)
     if "outcomes" in data.absent_tables:
         raise DataError(
             f"{name} has no outcomes table, so no lead has an outcome to learn from",
@@ -2073,6 +2077,20 @@ def build_event_examples(
     )
     return build_training_examples(
         data, dates, events.horizon_days, name=name, on_details=on_details
+    )
+
+
+def _events_section(events: object) -> EventConfig:
+    """The ``events`` section of a config, given the section or a whole ``TrainConfig``
+    (read by its attributes: importing the config here would load sklearn with every feature
+    build); a :class:`UsageError` for anything else."""
+    section = getattr(events, "events", events)
+    if all(hasattr(section, key) for key in ("horizon_days", "every_days", "warmup_days")):
+        return cast("EventConfig", section)
+    raise UsageError(
+        f"build_event_examples' events is a {type(events).__name__}",
+        "Pass the training config or its events section: config or config.events, with "
+        "config = load_config('configs/train.yaml') (TrainConfig() for the defaults).",
     )
 
 

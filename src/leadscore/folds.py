@@ -24,6 +24,12 @@ earlier labels, at the cost of about ``horizon`` days of data at each boundary),
 ``"none"`` keeps everything.
 
 Data without any order gets stratified random folds, ``kind="random"``, and reports say so.
+
+Nothing here reads the examples' positions in the table: ties in the order, and the draw of
+random folds, go by lead id, and each fold lists its examples oldest first, ties by lead id.
+A CRM export or a query without ``ORDER BY`` gives the same leads in another order, and the
+booster's bagging, the calibrator's folds and every seeded sample draw by position, so a
+model trained from the same rows in another order would otherwise differ.
 """
 
 from __future__ import annotations
@@ -50,7 +56,9 @@ FOLD_NAMES: tuple[str, ...] = ("fit", "valid", "calibrate", "test")
 
 @dataclass(frozen=True)
 class Folds:
-    """Positions (into the data set's rows) of each fold, each sorted oldest first.
+    """Positions (into the data set's rows) of each fold, each sorted oldest first, ties by
+    lead id (by lead id alone for random folds), so that the rows' order in the table does
+    not matter.
 
     Attributes
     ----------
@@ -119,6 +127,16 @@ def _start_of_newest(sorted_order: np.ndarray, n_take: int) -> int:
     return int(np.searchsorted(sorted_order, value, side="left"))
 
 
+def _lead_rank(lead_id: pd.Series) -> np.ndarray:
+    """Each example's rank among the lead ids (numbers by value, anything else as text): the
+    tie-break that makes the folds' rows independent of the table's row order."""
+    if ptypes.is_numeric_dtype(lead_id) and not ptypes.is_bool_dtype(lead_id):
+        keys: np.ndarray = lead_id.to_numpy(dtype="float64", na_value=np.nan)
+    else:
+        keys = lead_id.astype(str).to_numpy()
+    return np.unique(keys, return_inverse=True)[1].reshape(-1)
+
+
 def _comparable(order: pd.Series) -> np.ndarray:
     if ptypes.is_datetime64_any_dtype(order):
         return order.to_numpy().astype("datetime64[us]")
@@ -157,14 +175,16 @@ def time_ordered_folds(
     _check_sizes(test_size, calibration_size, valid_size)
     n = len(dataset.y)
     if dataset.order is None:
-        return _random_folds(dataset.y, test_size, calibration_size, valid_size, random_state)
+        return _random_folds(
+            dataset.y, dataset.lead_id, test_size, calibration_size, valid_size, random_state
+        )
     order = _comparable(dataset.order)
     if pd.isna(order).any():
         raise DataError(
             "the ordering column has empty values",
             "Give every example an order value (date or number).",
         )
-    by_order = np.argsort(order, kind="stable")
+    by_order = np.lexsort((np.arange(n), _lead_rank(dataset.lead_id), order))
     sorted_order = order[by_order]
 
     if dataset.test_from is not None:
@@ -277,17 +297,27 @@ def _purge(
 
 
 def _random_folds(
-    y: np.ndarray, test_size: float, calibration_size: float, valid_size: float, random_state: int
+    y: np.ndarray,
+    lead_id: pd.Series,
+    test_size: float,
+    calibration_size: float,
+    valid_size: float,
+    random_state: int,
 ) -> Folds:
     n = len(y)
-    idx = np.arange(n)
+    idx = np.lexsort((np.arange(n), _lead_rank(lead_id)))  # drawn by lead id, not position
+    rank = np.empty(n, dtype="int64")
+    rank[idx] = np.arange(n)
+
+    def by_lead(rows: np.ndarray) -> np.ndarray:
+        return rows[np.argsort(rank[rows], kind="stable")]
 
     def split(pool: np.ndarray, share_of_all: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
         take = max(1, round(share_of_all * n))
         labels = y[pool]
         stratify = labels if np.bincount(labels.astype(int), minlength=2).min() >= 2 else None
         rest, held = train_test_split(pool, test_size=take, stratify=stratify, random_state=seed)
-        return np.sort(rest), np.sort(held)
+        return by_lead(rest), by_lead(held)
 
     try:
         rest, test = split(idx, test_size, random_state)

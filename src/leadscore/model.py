@@ -46,7 +46,13 @@ from leadscore.encoding import (
     warn_unseen_values,
 )
 from leadscore.errors import ModelError
-from leadscore.explain import MIN_CONTRIBUTION, Explanation, explain, explain_batch
+from leadscore.explain import (
+    MIN_CONTRIBUTION,
+    Explanation,
+    expect_frame,
+    explain,
+    explain_batch,
+)
 from leadscore.io import write_text_atomically
 from leadscore.monitoring import DriftReference
 from leadscore.schema import Feature
@@ -211,15 +217,18 @@ class LeadScoringModel:
     def prepare(self, X: pd.DataFrame) -> pd.DataFrame:
         """The model's features of ``X`` with training dtypes (for explainers and reports);
         the spec's "not answered" tokens read as missing (:meth:`without_missing_tokens`)."""
+        expect_frame(X)
         return self.encoder.frame(self.without_missing_tokens(X))
 
     def encode(self, X: pd.DataFrame) -> np.ndarray:
         """The matrix the booster reads; pass it to ``booster.predict`` (e.g. SHAP values with
         ``pred_contrib=True``, which are log-odds before calibration)."""
+        expect_frame(X)
         return self.encoder.matrix(self.without_missing_tokens(X))
 
     def predict_margin(self, X: pd.DataFrame) -> np.ndarray:
         """Raw log-odds of the booster, before calibration."""
+        expect_frame(X)  # before len(): a FeatureTable has none
         if len(X) == 0:
             self.encoder._check_columns(X)
             return np.empty(0, dtype="float64")

@@ -744,8 +744,8 @@ def load_spec(name_or_path: str | os.PathLike[str], data_root: Path | None = Non
         if root is None:
             raise SpecError(
                 f"built-in spec {text!r} needs the shared data folder, which was not found",
-                f"Pass --data-root DIR or set {DATA_ROOT_ENV} to the folder holding "
-                "x_education/ and olist_funnel/.",
+                f"Pass --data-root DIR (data_root= in Python) or set {DATA_ROOT_ENV} to the "
+                "folder holding x_education/ and olist_funnel/.",
             )
         raw = resources.files("leadscore.builtin_specs").joinpath(f"{text}.yaml").read_text()
         return parse_spec(_load_yaml(raw), origin=f"built-in spec {text}", base_dir=root)

@@ -52,7 +52,7 @@ import pandas as pd
 import yaml
 
 from leadscore import plots
-from leadscore.errors import LeadscoreError, ModelError
+from leadscore.errors import LeadscoreError, ModelError, UsageError
 from leadscore.io import error_reason, file_in_the_way, shown_url, sqlite_file
 
 if TYPE_CHECKING:
@@ -1033,6 +1033,11 @@ def log_training_run(
         data sets never share one champion.
     figures_dir : also write the charts there as PNG (for the HTML report).
 
+    Inside an active MLflow run (a notebook's ``with mlflow.start_run():``) the run is logged
+    as a child of it (``nested=True``), still in leadscore's experiment and store, where
+    ``leadscore train`` logs and the registry compares champions; the active run must be in
+    that store (:class:`UsageError` otherwise).
+
     Returns
     -------
     str
@@ -1054,8 +1059,11 @@ def log_training_run(
     X_test = _test_features(result, X_test)
     metrics = dict(result.metrics)
     config_data = _config_dict(config)
+    parent = mlflow.active_run()
     with quiet_mlflow(), using_tracking_uri(uri), tempfile.TemporaryDirectory() as tmp:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        if parent is not None:
+            _check_parent_run(client, parent, uri)
         experiment_id = _ensure_experiment(client, experiment, uri)
         tags = {
             "dataset": dataset_name,
@@ -1075,7 +1083,10 @@ def log_training_run(
                 # under `mlflow run` this tag is the project's commit, set by MLflow
                 tags["mlflow.source.git.commit"] = commit
         with mlflow.start_run(
-            experiment_id=experiment_id, run_name=_run_name(dataset_name, result.folds), tags=tags
+            experiment_id=experiment_id,
+            run_name=_run_name(dataset_name, result.folds),
+            tags=tags,
+            nested=parent is not None,
         ) as run:
             run_id = run.info.run_id
             params = {f"lgbm.{k}": v for k, v in result.params.items()}
@@ -1148,8 +1159,31 @@ def log_training_run(
                 )
                 mlflow.set_tag("registered_model", f"{registered_model}/{version}")
                 _log_promotion(promotion)
-        logger.info("logged run %s to %s", run_id, uri)
+        logger.info(
+            "logged run %s to %s%s",
+            run_id,
+            uri,
+            "" if parent is None else f", nested under the active run {parent.info.run_id}",
+        )
     return run_id
+
+
+def _check_parent_run(client: Any, parent: Any, uri: str) -> None:
+    """A :class:`UsageError` when the active run that a new run would nest under is not in
+    the store at ``uri``: MLflow would record the child with a parent id that no run of its
+    store has, and neither run would show the other."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_run(parent.info.run_id)
+    except MlflowException:
+        name = parent.info.run_name or parent.info.run_id
+        raise UsageError(
+            f"an MLflow run is active ({name!r}) in another tracking store than "
+            f"{shown_url(uri)}, where this run is logged, so it cannot be nested under it",
+            "Pass tracking_uri=mlflow.get_tracking_uri() to log it as a child of the active "
+            "run, or call log_training_run after the `with mlflow.start_run():` block.",
+        ) from None
 
 
 def _log_promotion(promotion: Promotion) -> None:

@@ -223,6 +223,41 @@ def default_params(n_rows: int, seed: int = 0) -> dict[str, Any]:
     }
 
 
+def check_labels(y: object) -> None:
+    """A :class:`DataError` unless every label is 0 or 1 (booleans, integers or floats).
+
+    Nothing downstream checks them before a whole booster, calibrator and both baselines are
+    fitted: a NaN became a huge negative integer and failed only at the test metrics, and
+    text labels (``"won"``, ``"1"``) equal neither 1 nor 0, so they read as a history without
+    a single win, a cold-start problem."""
+    values = np.asarray(y)
+    if values.dtype == bool:
+        return
+    if np.issubdtype(values.dtype, np.number):
+        ok = (values == 0) | (values == 1)
+    else:
+        ok = np.array([_is_binary(v) for v in values.ravel()], dtype=bool).reshape(values.shape)
+    if ok.all():
+        return
+    bad = values[~ok]
+    shown = [_shown(v) for v in pd.unique(pd.Series(bad.ravel(), dtype=object))[:3]]
+    raise DataError(
+        f"{bad.size:,} of {values.size:,} training labels are not 0 or 1 (e.g. {', '.join(shown)})",
+        "A label is 1 for a won lead and 0 for a lost one: map text labels ('won'/'lost') to "
+        "1/0 first, or read the table through a spec's label section (load_dataset).",
+    )
+
+
+def _is_binary(value: object) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return True
+    return isinstance(value, int | float | np.integer | np.floating) and value in (0, 1)
+
+
+def _shown(value: object) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def check_history(dataset: LabelledDataset, min_wins: int, min_leads: int) -> tuple[int, int]:
     """Leads and won leads in the history; :class:`ModelError` below the cold-start limits."""
     ids = dataset.lead_id.astype(str).to_numpy()
@@ -403,6 +438,16 @@ def check_finite(X: pd.DataFrame) -> None:
                 )
 
 
+def booster_rows(folds: Folds) -> np.ndarray:
+    """The fit fold, then the valid fold: the rows the booster is refitted on and the
+    baselines learn from, oldest first with ties by lead id, as the folds list them.
+
+    Never sorted by position: LightGBM's bagging, the calibrator's folds and every seeded
+    sample draw by position, so rows taken in the table's order would give another model for
+    the same leads exported in another order."""
+    return np.concatenate([folds.fit, folds.valid])
+
+
 def _fit_booster(
     matrix: np.ndarray,
     y: np.ndarray,
@@ -451,7 +496,7 @@ def _fit_booster(
     )
     if not lgb_config.refit:
         return saved(early, num_iteration=best), best
-    rows = np.sort(np.concatenate([folds.fit, folds.valid]))
+    rows = booster_rows(folds)
     rounds = max(1, round(best * len(rows) / len(folds.fit)))
     booster = lgb.train(threaded(len(rows)), dataset(rows), num_boost_round=rounds)
     logger.info("booster: refitted on fit + valid (%d examples) for %d rounds", len(rows), rounds)
@@ -611,9 +656,10 @@ def leakage_suspects(
 
 
 def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedData:
-    """Cold-start check, capacity needs dates, folds, one-class check, finite values, leakage
-    guard and encoding, in that order: every check that must pass before a single tree is
-    grown."""
+    """Labels are 0/1, cold-start check, capacity needs dates, folds, one-class check, finite
+    values, leakage guard and encoding, in that order: every check that must pass before a
+    single tree is grown."""
+    check_labels(dataset.y)
     _check_capacity_dates(dataset, config)
     n_leads, n_wins = check_history(
         dataset, config.cold_start.min_wins, config.cold_start.min_leads
@@ -628,8 +674,7 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
     # levels from the rows the booster is fitted and early-stopped on: a level that only
     # the calibration or test fold holds is one the model never saw, scored as missing (and
     # warned about at scoring), not a known level the booster has no split for
-    learnt = np.sort(np.concatenate([folds.fit, folds.valid]))
-    encoder = FeatureEncoder.from_frame(dataset.X.iloc[learnt], dataset.features)
+    encoder = FeatureEncoder.from_frame(dataset.X.iloc[booster_rows(folds)], dataset.features)
     return PreparedData(folds, y, encoder, encoder.matrix(dataset.X), n_leads, n_wins)
 
 
@@ -778,7 +823,8 @@ def train(
         Too little history (cold start), or the model does not beat the best baseline on the
         test fold and ``config.quality_gate.allow_worse`` is off.
     DataError
-        A fold holds a single class or is empty, or a feature holds an infinite value.
+        A label is not 0 or 1, a fold holds a single class or is empty, or a feature holds
+        an infinite value.
     SpecError
         A monotone pattern of the config matches no feature or only categorical ones, or a
         feature is matched by both monotone lists (raised before any work).
@@ -833,9 +879,7 @@ def train(
     y_test = y[test_rows]
     test_ids = dataset.lead_id.iloc[test_rows].to_numpy()
 
-    train_rows = (
-        np.sort(np.concatenate([folds.fit, folds.valid])) if config.lightgbm.refit else folds.fit
-    )
+    train_rows = booster_rows(folds) if config.lightgbm.refit else folds.fit
     X = encoder.frame(dataset.X)  # the model's typing: spellings of one level are one value
     rules = config.rule_points.get(dataset.name)
     if (
@@ -938,7 +982,7 @@ def train(
         model.features,
         p_cal,
         test_stages,
-        levels_from=model.prepare(X.iloc[np.r_[folds.fit, folds.valid]]),
+        levels_from=model.prepare(X.iloc[booster_rows(folds)]),
         computed=computed_inputs(model.features, dataset.form),
     )
     logger.info(
