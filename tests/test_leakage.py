@@ -565,3 +565,92 @@ def test_the_guard_reads_every_category_as_a_column_alone_would_read():
         assert {s.feature: s.roc_auc for s in below} == {
             name: pytest.approx(univariate_auc(X[name], y, groups=groups)) for name in X.columns
         }
+
+
+# --------------------------------------------------------------------------- placeholders
+
+
+def _queue_leads(name: str, *, open_queue: float, closed_queue: float) -> pd.DataFrame:
+    """A CRM table of 1,500 leads (a fifth still open: a blank status) whose ``name`` column
+    is never blank: the owner queue for ``open_queue`` of the open leads and ``closed_queue``
+    of the closed ones, a rep otherwise; a ``Lead Source`` whose commonest value is as
+    common among closed leads, and a ``Region`` whose mix shifts a little."""
+    rng = np.random.default_rng(21)
+    n = 1500
+    status = rng.choice(["won", "lost", ""], n, p=[0.25, 0.55, 0.2])
+    still_open = status == ""
+    owner = rng.choice(["0055e01", "0055e02", "0055e03"], n).astype(object)
+    for rows, share in ((still_open, open_queue), (~still_open, closed_queue)):
+        at = rng.permutation(np.flatnonzero(rows))
+        owner[at[: round(share * len(at))]] = "QUEUE-01"
+    source = rng.choice(["Web", "Referral", "Event"], n, p=[0.6, 0.25, 0.15])
+    region = np.where(
+        still_open,
+        rng.choice(["EMEA", "NA", "APAC"], n, p=[0.7, 0.2, 0.1]),
+        rng.choice(["EMEA", "NA", "APAC"], n, p=[0.45, 0.35, 0.2]),
+    )
+    return pd.DataFrame(
+        {
+            "lead": [f"L{i}" for i in range(n)],
+            "created": pd.date_range("2024-01-01", periods=n, freq="5h").strftime("%Y-%m-%d"),
+            "status": status,
+            "visits": rng.poisson(3, n),
+            "Lead Source": source,
+            "Region": region,
+            name: owner,
+        }
+    )
+
+
+def _queue_spec(folder, frame: pd.DataFrame, **extra: object):
+    frame.to_csv(folder / "leads.csv", index=False)
+    spec = {
+        "name": "queue",
+        "source": "leads.csv",
+        "id": "lead",
+        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
+        "order_by": "created",
+        **extra,
+    }
+    path = folder / "queue.yaml"
+    path.write_text(yaml.safe_dump(spec, allow_unicode=True))
+    return path
+
+
+@pytest.mark.parametrize("name", ["Assigned To", "Handled By", "Lead Queue", "Zuständig"])
+def test_an_owner_never_blank_is_warned_about_with_its_placeholder_read_as_blank(
+    tmp_path, capsys, name
+):
+    """Salesforce gives an unassigned lead a queue as its owner, so the owner is never
+    blank: held by 80% of the open leads and 13% of the closed ones, whatever the column's
+    name, the queue is read as blank and the column named with the value; a source or a
+    region whose commonest value is about as common among closed leads is not."""
+    frame = _queue_leads(name, open_queue=0.8, closed_queue=0.13)
+    code, _, err = _validate(capsys, "--spec", str(_queue_spec(tmp_path, frame)))
+    assert code == 0, err
+    (line,) = [x for x in err.splitlines() if "given far more often for closed leads" in x]
+    assert f"{name!r} ('QUEUE-01', read as blank, for 80% of open leads and 13% of closed " in line
+    assert "list it under exclude in the spec" in line
+    assert "Lead Source" not in line and "Region" not in line
+    vouched = _queue_spec(tmp_path, frame, allow_leakage=[name])
+    assert "given far more often" not in _validate(capsys, "--spec", str(vouched))[2]
+
+
+def test_a_placeholder_held_by_nearly_every_open_lead_stops_as_a_blank_would():
+    """The value read as blank meets the same two tests as a blank: a queue that holds 95%
+    of the open leads and 5% of the closed ones is refused as a field written at the close,
+    a value as common among closed leads as among open ones passes."""
+    from leadscore.leakage import close_field_columns, written_at_close_error
+
+    frame = _queue_leads("Owner Queue", open_queue=0.95, closed_queue=0.05)
+    still_open = (frame["status"] == "").to_numpy()
+    X = frame[["visits", "Lead Source", "Region", "Owner Queue"]].astype(
+        {"Lead Source": "category", "Region": "category", "Owner Queue": "category"}
+    )
+    at_close, in_sales = close_field_columns(X, ~still_open, still_open)
+    assert [c.feature for c in at_close] == ["Owner Queue"] and in_sales == []
+    assert at_close[0].placeholder == "QUEUE-01"
+    assert "'Owner Queue' ('QUEUE-01', read as blank, for 95% of open leads and 5% of closed " in (
+        str(written_at_close_error(at_close))
+    )
+    assert close_field_columns(X, ~still_open, still_open, allow=["Owner Queue"]) == ([], [])

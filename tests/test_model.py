@@ -698,6 +698,24 @@ def test_a_column_missing_at_scoring_names_the_closest_one(trained):
         result.model.predict_proba(renamed)
 
 
+def test_a_missing_column_is_never_matched_to_one_the_training_data_left_out(trained, tmp_path):
+    """A review's scoring input renamed 'Number of Sessions'; the hint offered 'Number of
+    Pageviews', a lifetime counter the spec excluded as leaky. A column the model's metadata
+    names as excluded is never offered, after a save and load too."""
+    result, dataset = trained
+    name = dataset.features[0].name
+    leaky = f"{name}_lifetime"
+    saved = result.model.save(tmp_path / "m")
+    meta = json.loads((saved / "model.json").read_text())
+    meta["metadata"]["excluded"] = {**meta["metadata"].get("excluded", {}), leaky: "excluded"}
+    (saved / "model.json").write_text(json.dumps(meta))
+    model = LeadScoringModel.load(saved)
+    renamed = dataset.X.head(5).rename(columns={name: leaky})
+    with pytest.raises(DataError) as err:
+        model.predict_proba(renamed)
+    assert f"no column '{name}'" in str(err.value) and "closest" not in str(err.value)
+
+
 def test_a_model_reads_raw_e_mail_addresses_as_it_read_them_at_training(tmp_path) -> None:
     """A flat table's e-mail column trains on the kind of each address; scoring gets raw
     addresses and must read them the same way, before and after save and load, and

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -426,6 +426,10 @@ class FeatureEncoder:
         (no ``category_matching`` in ``model.json``): they may hold two levels of one
         spelling group, each with its own splits, and even where they do not, a spelling
         they scored as missing would start to score as a level: their scores must not move.
+    excluded : columns of the training data that are no feature (a spec's ``exclude``, its
+        id, label and order; ``model.json``'s ``metadata.excluded``): an input column of that
+        name is never offered as the rename of a missing feature, since a lifetime counter
+        the spec left out is no stand-in for the feature the model needs.
     """
 
     def __init__(
@@ -434,10 +438,12 @@ class FeatureEncoder:
         categories: Mapping[str, Sequence[str]],
         *,
         fold_spellings: bool = False,
+        excluded: Iterable[str] = (),
     ) -> None:
         self.features = tuple(features)
         self.categories = {k: list(v) for k, v in categories.items()}
         self.fold_spellings = fold_spellings
+        self.excluded: tuple[str, ...] = tuple(excluded)
         for f in self.features:
             if f.kind == "categorical" and f.name not in self.categories:
                 raise ModelError(
@@ -531,7 +537,9 @@ class FeatureEncoder:
             has_spaces = any(spaced_twin(name, X.columns) is not None for name in missing)
             raise DataError(
                 f"the leads to score have no {columns} "
-                f"{missing_names_text(missing, X.columns, used=self.names, holder='the input')}",
+                + missing_names_text(
+                    missing, X.columns, used=[*self.names, *self.excluded], holder="the input"
+                ),
                 "Rename the input's columns to the model's names"
                 f"{' (without the spaces around them)' if has_spaces else ''}, or add them "
                 "(empty values are fine): the model needs every feature it was trained on.",

@@ -128,6 +128,8 @@ class LeadScoringModel:
         self.sub_scorer = sub_scorer
         self.drift_reference = drift_reference
         self.metadata: dict[str, Any] = dict(metadata or {})
+        # never offered as the closest match for a missing input (a leaky column the spec left out)
+        self.encoder.excluded = tuple(self.metadata.get("excluded") or {})
         self.metadata.setdefault(
             "created_at", datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
         )

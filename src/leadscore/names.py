@@ -83,10 +83,55 @@ def _nearest(name: object, names: Sequence[str], n: int) -> list[str]:
     return list(dict.fromkeys(found))[:n]
 
 
+#: Two words of at least four letters this alike (:mod:`difflib`'s ratio) are one word
+#: misspelt (``Sorce`` for ``Source``) when :func:`closest_name` compares names word by word.
+SAME_WORD_RATIO = 0.8
+
+
+def _same_word(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    return (
+        min(len(a), len(b)) >= 4 and difflib.SequenceMatcher(None, a, b).ratio() >= SAME_WORD_RATIO
+    )
+
+
+def _word_match(a: list[str], b: list[str]) -> bool:
+    """Whether the shorter of two names' words is a run of the longer's that ends it
+    (``Sessions`` in ``Number of Sessions``) or holds two words or more."""
+    short, long = sorted((a, b), key=len)
+    if not short:
+        return False
+    runs = [i for i in range(len(long) - len(short) + 1) if long[i : i + len(short)] == short]
+    return any(len(short) >= 2 or i + len(short) == len(long) for i in runs)
+
+
 def closest_name(name: object, have: Iterable[object]) -> str | None:
-    """The one name of ``have`` most like ``name`` (:func:`_nearest`), or ``None``."""
-    found = _nearest(name, [str(c) for c in have], 1)
-    return found[0] if found else None
+    """The one name of ``have`` most like ``name``, or ``None``: the same but for the spaces
+    around it or its case, else the one that holds ``name``'s last word, then most of its
+    words, then :mod:`difflib`'s highest ratio, among those at a ratio of 0.6 or more and
+    those whose words are a run of ``name``'s, or ``name``'s of theirs (:func:`_word_match`).
+
+    A renamed export column usually keeps the noun at the end of the name: ``Sessions``
+    for ``Number of Sessions``, where the ratio alone prefers ``Number of Pageviews``, the
+    same words about something else."""
+    names = [str(c) for c in have]
+    found = _nearest(name, names, 1)
+    if found and found[0].strip().casefold() == str(name).strip().casefold():
+        return found[0]
+    wanted = [singular(w) for w in name_words(str(name))]
+    ranked = []
+    for candidate in names:
+        if candidate == str(name):
+            continue
+        words = [singular(w) for w in name_words(candidate)]
+        ratio = difflib.SequenceMatcher(None, str(name), candidate).ratio()
+        if ratio < 0.6 and not _word_match(wanted, words):
+            continue
+        head = bool(wanted) and any(_same_word(wanted[-1], w) for w in words)
+        held = sum(any(_same_word(v, w) for w in words) for v in wanted)
+        ranked.append(((head, held, ratio), candidate))
+    return max(ranked, key=lambda r: r[0])[1] if ranked else None
 
 
 def closest_names(name: object, have: Iterable[object]) -> str:
@@ -118,8 +163,9 @@ def missing_names_text(
 
     A new export that renamed two columns must say both, and which of its columns is
     probably each, in one run: naming one per run sends the user back once per column. The
-    columns in ``used`` (the ones already matched to another name) are no candidates;
-    ``holder`` names what has the columns (``the input``)."""
+    columns in ``used`` are no candidates: the ones already matched to another name, and
+    those the model must not read (a spec's excluded columns: its lifetime counter is no
+    rename of a feature); ``holder`` names what has the columns (``the input``)."""
     taken = set(used)
     others = [str(c) for c in have if str(c) not in taken]
     shown = []
