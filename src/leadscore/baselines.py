@@ -33,8 +33,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.pipeline import Pipeline, make_pipeline, make_union
+from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from leadscore.calibration import CalibrationMethod, ProbabilityCalibrator
@@ -135,8 +135,21 @@ class _CalibratedMixin(BaseEstimator):
         return self.calibrator_.predict(self.decision_function(X))
 
 
+def signed_log1p(x: np.ndarray) -> np.ndarray:
+    """``sign(x) * log(1 + |x|)``: counts and sizes on the scale a linear model reads them."""
+    return np.sign(x) * np.log1p(np.abs(x))
+
+
 class LogisticRegressionBaseline(_CalibratedMixin):
-    """One-hot + imputed + scaled logistic regression.
+    """One-hot + imputed + scaled logistic regression, each number given both as it is and
+    on a log scale (:func:`signed_log1p`).
+
+    The baseline is the bar the booster must clear, so it is the plain model a data scientist
+    would fit, not a straw man: on raw numbers alone it read 2,000 employees as 200 times
+    more than 10, and a review's export with skewed counts had it at ROC-AUC 0.729 where the
+    same regression on logged counts reached 0.763, above the booster that "beat" it. With
+    both scales the regression picks the one that fits (x_education 0.891 against 0.892 raw;
+    olist has no number).
 
     Parameters
     ----------
@@ -185,6 +198,7 @@ class LogisticRegressionBaseline(_CalibratedMixin):
                         SimpleImputer(
                             strategy="median", add_indicator=True, keep_empty_features=True
                         ),
+                        make_union(FunctionTransformer(), FunctionTransformer(signed_log1p)),
                         StandardScaler(),
                     ),
                     self.numeric_,
