@@ -186,26 +186,28 @@ def test_won_within_days_with_censoring_and_observed_from():
     assert data.horizon_days == 30
 
 
-def test_won_not_null_without_a_window_reads_empty_as_lost():
-    """A won date joined from a closed-deals table is empty for every lead that did not win:
-    that is the label, not a missing one."""
-    frame = pd.DataFrame(
-        {
-            "id": list("abcd"),
-            "won_date": ["2018-01-20", None, "2018-03-30", None],
-            "origin": ["x", "y", "x", "y"],
-        }
+def test_won_not_null_without_a_window_is_refused_with_the_fix():
+    """A blank won date is a lost lead or one still open, and without ``within_days`` nothing
+    tells which: training counted every blank as lost while ``score --spec`` scored the same
+    blanks as open (a HubSpot export sent 668 leads lost long ago to sales). The spec is
+    refused in one line that names both readings and the window to add."""
+    spec = {
+        "name": "w",
+        "source": "unused.csv",
+        "id": "id",
+        "order_by": "created",
+        "label": {"column": "won_date", "won": "not_null"},
+    }
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec)
+    message = str(err.value)
+    assert "\n" not in message
+    assert message.startswith(
+        "spec: label.won: not_null without label.within_days cannot tell a lead lost from one "
+        "still open: both leave 'won_date' blank"
     )
-    spec = parse_spec(
-        {
-            "name": "w",
-            "source": "unused.csv",
-            "id": "id",
-            "label": {"column": "won_date", "won": "not_null"},
-        }
-    )
-    data = prepare_flat_dataset(frame, spec)
-    assert data.y.tolist() == [1, 0, 1, 0]
+    assert "Add label.within_days: N" in message
+    parse_spec({**spec, "label": {**spec["label"], "within_days": 90}})
 
 
 def test_a_won_date_in_the_future_does_not_silently_end_censoring():
@@ -406,6 +408,7 @@ def test_the_same_table_types_the_same_from_csv_and_parquet(tmp_path, flat_frame
         country=["NA", "IN", "US"] * (n // 3),
         revenue=[f"{i * 10}" if i % 4 else "NULL" for i in range(n)],
         won_at=["2024-01-05" if i % 3 == 0 else "" for i in range(n)],
+        created="2024-01-01",
     ).astype({"seq": "str", "visits": "str", "converted": "str"})
     frame.to_csv(tmp_path / "leads.csv", index=False)
     frame.to_parquet(tmp_path / "leads.parquet", index=False)
@@ -413,7 +416,16 @@ def test_the_same_table_types_the_same_from_csv_and_parquet(tmp_path, flat_frame
     for suffix in ("csv", "parquet"):
         spec = {**SPEC, "name": f"toy_{suffix}", "source": str(tmp_path / f"leads.{suffix}")}
         loaded[suffix] = prepare_flat_dataset(read_flat_table(parse_spec(spec)), parse_spec(spec))
-        by_date = {**spec, "label": {"column": "won_at", "won": "not_null"}}
+        by_date = {
+            **spec,
+            "order_by": "created",
+            "label": {
+                "column": "won_at",
+                "won": "not_null",
+                "within_days": 30,
+                "observed_until": "2024-12-31",
+            },
+        }
         by_date["exclude"] = {**SPEC["exclude"], "converted": "the other label"}
         dated = prepare_flat_dataset(read_flat_table(parse_spec(by_date)), parse_spec(by_date))
         np.testing.assert_array_equal(dated.y, frame["converted"].astype(int))
@@ -786,11 +798,10 @@ def test_each_left_out_column_gets_the_reason_that_fits_it():
     assert data.X["tier"].notna().sum() == given
 
 
-@pytest.mark.parametrize("won_kind", ["list", "not_null", "lost declared", "yes/no"])
+@pytest.mark.parametrize("won_kind", ["list", "lost declared", "yes/no"])
 def test_a_label_without_lost_names_what_it_counts_as_lost(caplog, won_kind):
     """With only ``label.won`` every other value counts as lost: a warning names them with
-    their counts (five at most), unless the spec says so (``lost``), a won value is any value
-    (``not_null``) or the label is yes/no."""
+    their counts (five at most), unless the spec says so (``lost``) or the label is yes/no."""
     rng = np.random.default_rng(23)
     n = 400
     stages = ["Won", "Lost", "Open", "Working", "Nurture", "Stalled", "Junk", "Later"]
@@ -802,7 +813,6 @@ def test_a_label_without_lost_names_what_it_counts_as_lost(caplog, won_kind):
     ).astype({"stage": "str"})
     label = {
         "list": {"won": ["Won"]},
-        "not_null": {"won": "not_null"},
         "lost declared": {"won": ["Won"], "lost": stages[1:]},
         "yes/no": {"won": [1]},
     }[won_kind]
@@ -840,7 +850,7 @@ def test_a_single_label_value_needs_no_brackets(tmp_path, value):
 
     rest = "  lost: Lost\n  open: Working\n"
     assert label(value, rest) == label(f"[{value}]", "  lost: [Lost]\n  open: [Working]\n")
-    assert label("not_null").won == "not_null"
+    assert label("not_null", "  within_days: 90\norder_by: c\n").won == "not_null"
     with pytest.raises(SpecError, match=r"label\.lost: not_null is only for label\.won"):
         label(value, "  lost: not_null\n")
 
@@ -896,7 +906,8 @@ def test_numbers_with_a_few_words_stay_categories_with_a_warning(flat_frame, cap
 
 def test_amounts_left_as_text_are_named_with_how_to_write_them(flat_frame, caplog):
     """``12500 EUR`` became 848 categories, and ``€12.500`` beside ``€850`` a few words,
-    without a word on why: the warning names the kind of amount and how to write it."""
+    without a word on why: the warning names the kind of amount and how to write it, and
+    says what happens to the column (here, a different value for most leads: left out)."""
     n = len(flat_frame)
     coded = [f"{1000 + 37 * i} EUR" for i in range(n)]
     dotted = [f"€{850 + i}" if i % 4 else f"€{12 + i % 7}.500" for i in range(n)]
@@ -907,10 +918,10 @@ def test_amounts_left_as_text_are_named_with_how_to_write_them(flat_frame, caplo
         name: r.getMessage()
         for r in caplog.records
         for name in ("value", "budget")
-        if r.getMessage().startswith(f"{name!r} is read as categories")
+        if r.getMessage().startswith(f"{name!r} is left out as ")
     }
-    assert "amounts with a currency code ('1000 EUR') stay text" in warned["value"]
-    assert "amounts whose dot may group thousands ('€12.500') stay text" in warned["budget"]
+    assert "amounts with a currency code ('1000 EUR'), which stay text" in warned["value"]
+    assert "amounts whose dot may group thousands ('€12.500'), which stay text" in warned["budget"]
     assert "write them as 12500 or 12,500" in warned["budget"]
 
 
@@ -988,3 +999,87 @@ def test_joined_ids_with_spaces_around_them_are_named(tmp_path, flat_frame, capl
     assert data.X["pages"].isna().sum() == 30
     said = [m for m in caplog.messages if "only by spaces" in m]
     assert len(said) == 1 and said[0].startswith("joined table web.parquet: 30 id(s) differ")
+
+
+def test_a_number_column_with_lone_dashes_says_it_is_left_out_not_read_as_categories(
+    flat_frame, caplog
+):
+    """Revenue with an em dash in a few cells was warned about as "read as categories" and
+    then left out as identifier-like text: the messages now say what happens (left out), why,
+    and the line to add; a dash is named for what it usually is, an empty cell. A count with
+    dashes is read as categories, as its warning says."""
+    n = len(flat_frame)
+    revenue = [f"{1000 + 13.7 * i:.2f}" if i % 6 else "—" for i in range(n)]
+    forms = [str(i % 4) if i % 5 else "-" for i in range(n)]
+    frame = flat_frame.assign(revenue=revenue, forms=forms)
+    with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
+        data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    lines = [r.getMessage() for r in caplog.records]
+    assert not [line for line in lines if line.startswith("'revenue' is read as categories")]
+    (left,) = [line for line in lines if line.startswith("'revenue'")]
+    assert left == (
+        "'revenue' is left out as identifier-like text (a different value for most leads): it "
+        "holds numbers, except 10 value(s): '—' (10); a lone dash is how many CRMs write an "
+        'empty cell: list it under missing_values (missing_values: ["—"]) to read the column '
+        "as numbers"
+    )
+    assert data.excluded["revenue"].startswith(
+        "identifier-like text (a different value for most leads); it holds numbers, except 10 "
+        "value(s): '—' (10); a lone dash"
+    )
+    (forms_line,) = [line for line in lines if line.startswith("'forms'")]
+    assert forms_line.startswith("'forms' is read as categories: numbers, except 12 value(s)")
+    assert {f.name: f.kind for f in data.features}["forms"] == "categorical"
+    fixed = prepare_flat_dataset(frame, parse_spec({**SPEC, "missing_values": ["—", "-"]}))
+    assert {f.name: f.kind for f in fixed.features}["revenue"] == "numeric"
+    assert fixed.X["revenue"].isna().sum() == 10
+
+
+def test_decimal_commas_are_named_with_how_to_read_them(flat_frame, caplog):
+    """``4,3`` in a column declared numeric was told to "add the token to missing_values",
+    and undeclared it became hundreds of categories without a word: both now name decimal
+    commas, the value written with a dot, and the DuckDB view that reads them as numbers."""
+    n = len(flat_frame)
+    minutes = [f"{i % 3},{i % 4}" if i % 3 else str(i % 9) for i in range(n)]
+    frame = flat_frame.assign(minutes=minutes)
+    with pytest.raises(DataError) as err:
+        prepare_flat_dataset(frame, parse_spec({**SPEC, "numeric": ["minutes"]}))
+    assert str(err.value) == (
+        "column 'minutes' is declared numeric but holds decimal commas ('1,1'), which stay "
+        "text. Write them with a dot (1.1), or read the file through a DuckDB view that parses "
+        "them (source: a .duckdb file holding CREATE VIEW leads AS SELECT * FROM "
+        "read_csv('leads.csv', decimal_separator=','), and table: leads)."
+    )
+    with caplog.at_level(logging.WARNING, logger="leadscore.datasets"):
+        data = prepare_flat_dataset(frame, parse_spec(SPEC))
+    (line,) = [r.getMessage() for r in caplog.records if "'minutes'" in r.getMessage()]
+    assert line.startswith(
+        "'minutes' is read as categories: decimal commas ('1,1') stay text: write them with a "
+        "dot (1.1), or read the file through a DuckDB view"
+    )
+    assert {f.name: f.kind for f in data.features}["minutes"] == "categorical"
+    with pytest.raises(DataError, match=r"'visits' is declared numeric but holds 'many'\. "):
+        prepare_flat_dataset(
+            flat_frame.assign(visits=["many" if i == 3 else str(i % 7) for i in range(n)]),
+            parse_spec({**SPEC, "numeric": ["visits"]}),
+        )
+
+
+ENGLISH_MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec"
+GERMAN_MONTHS = "Januar Februar März April Mai Juni Juli August September Oktober November Dezember"
+GERMAN_SHORT_MONTHS = "Jänner Feb. Mär. Apr. Mai Jun. Jul. Aug. Sep. Okt. Nov. Dez."
+
+
+@pytest.mark.parametrize(
+    "months",
+    [ENGLISH_MONTHS, GERMAN_MONTHS, GERMAN_SHORT_MONTHS],
+    ids=["english", "german", "german-abbreviated"],
+)
+def test_a_date_written_day_dot_month_name_is_a_timestamp(flat_frame, months):
+    """``17. Mar 2025`` and a German export's ``17. März 2025`` were kept as categories (a
+    later date leaks), while ``17-Mar-2025`` and ``Mar 17, 2025`` were left out as dates."""
+    n = len(flat_frame)
+    names = months.split()
+    written = [f"{i % 28 + 1}. {names[i % 12]} {2024 + i % 2}" for i in range(n)]
+    data = prepare_flat_dataset(flat_frame.assign(last_activity=written), parse_spec(SPEC))
+    assert data.excluded["last_activity"] == "a timestamp (not a property of the lead)"

@@ -762,3 +762,18 @@ def test_a_total_by_two_columns_names_the_first_and_has_no_costs():
     total = channel_total(report, ["source", "campaign"]).iloc[0]
     assert (total["source"], total["campaign"], total["leads"]) == ("total", "", 3)
     assert "spend" not in total.index
+
+
+def test_a_flat_spec_s_missing_values_are_no_channel_of_their_own(tmp_path):
+    """The model reads the spec's ``missing_values`` as missing, so the channel report must
+    too: ``N/A`` was a row apart from the blank cells' ``(none)``, and ``'Paid '`` apart from
+    ``Paid`` although scoring trims it."""
+    sources = ["Paid", "", "N/A", "Organic", "n/a", "Paid ", "Paid", "Organic"]
+    spec = flat_export(tmp_path, {"Original Source": sources}, missing_values=["N/A"])
+    target = tmp_path / "scores.duckdb"
+    flat_scores(target, len(sources))
+    argv = ["report", "channels", "--spec", str(spec), "--target", str(target)]
+    assert main([*argv, "--out", str(tmp_path / "out.csv")]) == 0
+    out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    counts = dict(zip(out["Original Source"], out["leads"], strict=True))
+    assert counts == {"Paid": 3, "Organic": 2, "(none)": 3}

@@ -238,3 +238,55 @@ def test_leads_that_begin_after_the_as_of_are_named(tmp_path, caplog):
     )
     assert stale(pd.Timestamp("2026-11-24 09:00"), False) == []  # an --as-of was given
     assert stale(pd.Timestamp("2025-05-20"), True) == []  # a fresh export
+
+
+def test_an_input_without_the_label_column_is_scored_as_open_with_one_warning(tmp_path, caplog):
+    """An input that lacks the label column cannot say which leads are closed: every row was
+    scored as open without a word, so converted and lost leads reached sales. One warning per
+    run, across chunks, names the column and what was done; an input with the column says
+    nothing, and its closed leads are left out."""
+    (tmp_path / "spec.yaml").write_text(
+        "name: plain\nsource: open.csv\nid: id\nlabel: {column: status, won: [won], lost: [lost]}\n"
+    )
+    spec = load_spec(str(tmp_path / "spec.yaml"))
+
+    def scored(text: str) -> tuple[list[str], list[str]]:
+        (tmp_path / "open.csv").write_text(text)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="leadscore.scoring"):
+            chunks = flat_feature_chunks(spec, source=str(tmp_path / "open.csv"), chunk_rows=2)
+            ids = [i for _, chunk_ids in chunks for i in chunk_ids]
+        return ids, [r.getMessage() for r in caplog.records if "label column" in r.getMessage()]
+
+    ids, lines = scored("id,visits\na,1\nb,2\nc,3\n")
+    assert ids == ["a", "b", "c"]
+    assert lines == [
+        f"{tmp_path / 'open.csv'} has no label column 'status' (3 row(s)): every lead in it "
+        "is taken as open; score only open leads, or keep the column so that closed ones are "
+        "left out"
+    ]
+    ids, lines = scored("id,visits,status\na,1,won\nb,2,\nc,3,lost\n")
+    assert ids == ["b"] and lines == []
+
+
+def test_an_input_without_the_won_date_names_the_window_it_still_reads(tmp_path, caplog):
+    """With ``within_days`` the leads whose window ended are still left out as lost, but a win
+    inside a window still running cannot be seen: the warning says which leads are scored."""
+    (tmp_path / "open.csv").write_text("id,created,visits\nold,2024-01-01,1\nnew,2024-05-20,2\n")
+    (tmp_path / "spec.yaml").write_text(
+        "name: dated\nsource: open.csv\nid: id\norder_by: created\n"
+        "label: {column: won_at, won: not_null, within_days: 90}\n"
+    )
+    spec = load_spec(str(tmp_path / "spec.yaml"))
+    with caplog.at_level("WARNING", logger="leadscore.scoring"):
+        chunks = flat_feature_chunks(
+            spec, source=str(tmp_path / "open.csv"), chunk_rows=1, as_of="2024-05-31"
+        )
+        ids = [i for _, chunk_ids in chunks for i in chunk_ids]
+    assert ids == ["new"]
+    (line,) = [r.getMessage() for r in caplog.records if "label column" in r.getMessage()]
+    assert line.endswith(
+        "has no label column 'won_at' (2 row(s)): every lead whose 90-day window is still "
+        "running is taken as open, won or not; score only open leads, or keep the column so "
+        "that closed ones are left out"
+    )

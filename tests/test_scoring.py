@@ -829,7 +829,8 @@ def test_one_crm_export_trains_on_closed_leads_and_scores_the_open_ones(
 def test_score_spec_applies_the_spec_s_joins(tmp_path, monkeypatch):
     """A spec whose label and a feature come from joined tables scores its own table: the
     joins are applied to the leads scored, and the leads a joined won date closes are
-    skipped (without the join the features were missing and every won lead was scored)."""
+    skipped (without the join the features were missing and every won lead was scored), as
+    are those whose window ended without a win by the newest joined won date."""
     import yaml
 
     rng = np.random.default_rng(12)
@@ -841,16 +842,15 @@ def test_score_spec_applies_the_spec_s_joins(tmp_path, monkeypatch):
     leads = pd.DataFrame({"id": ids, "contact": contact, "plan": rng.choice(["a", "b"], n)})
     leads.to_csv(tmp_path / "leads.csv", index=False)
     pd.DataFrame({"lead": ids, "pages": pages}).to_parquet(tmp_path / "web.parquet")
-    deals = pd.DataFrame(
-        {"lead": np.array(ids)[won], "won_date": contact[won] + pd.Timedelta("9D")}
-    )
+    won_date = contact[won] + pd.Timedelta("9D")
+    deals = pd.DataFrame({"lead": np.array(ids)[won], "won_date": won_date})
     deals.to_csv(tmp_path / "deals.csv", index=False)
     spec = {
         "name": "joined",
         "source": "leads.csv",
         "id": "id",
         "order_by": "contact",
-        "label": {"column": "won_date", "won": "not_null"},
+        "label": {"column": "won_date", "won": "not_null", "within_days": 30},
         "join": [
             {"source": "deals.csv", "id": "lead", "columns": ["won_date"]},
             {"source": "web.parquet", "id": "lead", "columns": ["pages"]},
@@ -865,9 +865,11 @@ def test_score_spec_applies_the_spec_s_joins(tmp_path, monkeypatch):
     score = ["-q", "score", "--spec", "spec.yaml", "--model", "models/joined"]
     assert main([*score, "--target", str(target), "--no-progress", "--no-reasons"]) == 0
     scored = read_scored_leads(target).set_index("lead_id")
-    assert sorted(scored.index) == sorted(np.array(ids)[~won])
+    extract = won_date.max()  # the newest joined won date ends every window
+    running = np.asarray(contact + pd.Timedelta(days=30) > extract)
+    assert sorted(scored.index) == sorted(np.array(ids)[~won & running])
     model = LeadScoringModel.load(tmp_path / "models" / "joined")
-    rows = leads.assign(id=ids, pages=pages)[~won].set_index("id").loc[scored.index]
+    rows = leads.assign(id=ids, pages=pages)[~won & running].set_index("id").loc[scored.index]
     expected = model.predict_proba(rows.reset_index())
     np.testing.assert_allclose(scored["probability"].to_numpy(), expected, rtol=0, atol=1e-12)
 

@@ -262,6 +262,13 @@ def test_a_bad_name_says_in_words_which_characters_it_may_hold(tmp_path):
             "README",
         ),
         (TOP + "label:\n  column: Status\n  won: []\n", "label.won lists no value", "README"),
+        # a blank won date without a window: lost to training, open to the scorer
+        (
+            TOP + "label:\n  column: Won Date\n  won: not_null\norder_by: Created\n",
+            "label.won: not_null without label.within_days cannot tell a lead lost from one "
+            "still open: both leave 'Won Date' blank",
+            "Add label.within_days: N (won means won within N days of order_by",
+        ),
     ],
 )
 def test_a_bad_value_names_its_key_and_the_fix(tmp_path, text, names, fix):

@@ -1009,8 +1009,9 @@ def _mostly_distinct_reason(non_null: pd.Series, rows: int) -> str | None:
 
 
 #: Amounts :func:`~leadscore.encoding.parse_numbers` leaves as text on purpose, and how to
-#: write them so that they read as numbers: with a currency code (``12500 EUR``), or with a
-#: dot that may group thousands (``€12.500``).
+#: write them so that they read as numbers: with a currency code (``12500 EUR``), with a
+#: dot that may group thousands (``€12.500``), or with a decimal comma (``4,3``: a European
+#: export saved as a comma-separated file keeps its cells as written).
 _CURRENCY_CODES = "USD|EUR|GBP|JPY|CHF|CAD|AUD|NZD|INR|BRL|CNY|SEK|NOK|DKK|PLN|MXN|ZAR|SGD|HKD"
 _AMOUNTS_LEFT_AS_TEXT = (
     (
@@ -1028,10 +1029,44 @@ _AMOUNTS_LEFT_AS_TEXT = (
         "amounts whose dot may group thousands",
         "write them as 12500 or 12,500 (a dot marks decimals)",
     ),
+    (
+        re.compile(
+            rf"[+-]?[{re.escape(CURRENCY_SYMBOLS)}]?\s*(?:[1-9]\d{{0,2}}(?:\.\d{{3}})+|\d+),\d{{1,2}}"
+            rf"\s*[{re.escape(CURRENCY_SYMBOLS)}%]?"
+        ),
+        "decimal commas",
+        "write them with a dot ({dotted}), or read the file through a DuckDB view that parses "
+        "them (source: a .duckdb file holding CREATE VIEW leads AS SELECT * FROM "
+        "read_csv('leads.csv', decimal_separator=','), and table: leads)",
+    ),
 )
 
 
-def _amounts_left_as_text(written: pd.Series) -> str | None:
+class _Unread(NamedTuple):
+    """Why a text column of numbers is not read as numbers (:func:`_text_reads_as_numbers`):
+    what it holds besides numbers, how to read it as numbers, and whether those are words
+    among numbers (``unknown``, a dash) or amounts written in a way left as text on purpose.
+    Messages say what then happens to the column: read as categories, or left out."""
+
+    what: str
+    fix: str
+    words: bool
+
+    @property
+    def held(self) -> str:
+        """What the column holds, as a sentence says it after "holds"."""
+        return self.what if self.words else f"{self.what}, which stay text"
+
+    def as_categories(self) -> str:
+        if self.words:
+            return (
+                f"{self.what}, so the numbers lose their order and a value not seen in "
+                f"training scores as missing ({self.fix})"
+            )
+        return f"{self.what} stay text: {self.fix}"
+
+
+def _amounts_left_as_text(written: pd.Series) -> _Unread | None:
     """What the text values ``written`` are, and how to fix them, when nearly all of them
     (90%) are amounts of one of :data:`_AMOUNTS_LEFT_AS_TEXT`'s kinds; else ``None``."""
     distinct = pd.Series(written.dropna().astype(str).str.strip().unique())
@@ -1040,17 +1075,41 @@ def _amounts_left_as_text(written: pd.Series) -> str | None:
     for pattern, what, fix in _AMOUNTS_LEFT_AS_TEXT:
         matched = distinct[distinct.map(lambda v, p=pattern: p.fullmatch(v) is not None)]
         if len(matched) >= 0.9 * len(distinct):
-            return f"{what} ({_plain(matched.iloc[0])!r}) stay text: {fix}"
+            example = str(_plain(matched.iloc[0]))
+            dotted = example.replace(".", "").replace(",", ".")
+            return _Unread(f"{what} ({example!r})", fix.format(dotted=dotted), False)
     return None
+
+
+#: Cells holding only a dash: how many CRMs and spreadsheets write an empty cell.
+_LONE_DASHES = frozenset({"-", "–", "—", "--"})
+
+
+def _words_fix(words: pd.Series) -> str:
+    """How to read a column of numbers with ``words`` among them as numbers: the words under
+    ``missing_values``, written as the YAML line to add (the first three), and a lone dash
+    named for what it usually is."""
+    listed = ", ".join(f'"{_plain(w)}"' for w in words.index[:3])
+    if set(map(str, words.index)) <= _LONE_DASHES:
+        return (
+            "a lone dash is how many CRMs write an empty cell: list it under missing_values "
+            f"(missing_values: [{listed}]) to read the column as numbers"
+        )
+    return (
+        f"list the words under missing_values (missing_values: [{listed}]) to read the column "
+        "as numbers"
+    )
 
 
 def _text_reads_as_numbers(
     name: str, values: pd.Series, non_null: pd.Series
-) -> tuple[pd.Series | None, str | None]:
+) -> tuple[pd.Series | None, _Unread | None]:
     """A text column as numbers when every value reads as one (amounts such as ``$1,549`` and
     percentages such as ``43.6%`` included), else ``None``; and, for numbers with a few words
-    among them (``unknown``, ``3+``), a warning naming the words, since such a column is read
-    as categories.
+    among them (``unknown``, ``3+``, a dash) or amounts left as text (decimal commas), what
+    they are and how to read them as numbers (:class:`_Unread`), for the warning that
+    :func:`_type_features` gives once it knows whether the column is read as categories or
+    left out.
 
     Codes written with leading zeros (``007``, postcodes) stay text: the zeros say it is a
     label, not a quantity. Amounts in more than one currency are read as they are, with a
@@ -1072,11 +1131,8 @@ def _text_reads_as_numbers(
         words = pd.Series(values[bad]).value_counts()
         shown = ", ".join(f"{_plain(w)!r} ({n:,})" for w, n in words.head(3).items())
         more = f" and {len(words) - 3} more" if len(words) > 3 else ""
-        return None, (
-            f"numbers, except {int(bad.sum()):,} value(s): {shown}{more}, so the numbers "
-            "lose their order and a value not seen in training scores as missing (list the "
-            "words under missing_values to read the column as numbers)"
-        )
+        what = f"numbers, except {int(bad.sum()):,} value(s): {shown}{more}"
+        return None, _Unread(what, _words_fix(words), True)
     symbols = sorted(
         _distinct_text(non_null)
         .str.extract(f"([{re.escape(CURRENCY_SYMBOLS)}])", expand=False)
@@ -1192,21 +1248,27 @@ def _type_features(
             excluded[name] = "holds a single value"
             continue
         numeric: pd.Series | None = None
+        unread: _Unread | None = None
         if name in spec.numeric or name in spec.units:  # a time is a number
             numeric, bad = parse_numbers(values)
             if bad.any():
+                amounts = _amounts_left_as_text(values[bad])
+                if amounts is not None:
+                    fix = amounts.fix[0].upper() + amounts.fix[1:]
+                    raise DataError(
+                        f"column {name!r} is declared numeric but holds {amounts.held}", f"{fix}."
+                    )
+                first = _plain(values[bad].iloc[0])
                 raise DataError(
-                    f"column {name!r} is declared numeric but holds "
-                    f"{_plain(values[bad].iloc[0])!r}",
-                    "Clean the column, add the token to missing_values, or drop it from numeric.",
+                    f"column {name!r} is declared numeric but holds {first!r}",
+                    f'Clean the column, list it under missing_values (missing_values: ["{first}"]) '
+                    "if it means not known, or drop the column from numeric.",
                 )
         elif name not in spec.categorical and not ptypes.is_bool_dtype(values):
             if ptypes.is_numeric_dtype(values):
                 numeric = parse_numbers(values)[0]
             elif _is_text(values):
-                numeric, words = _text_reads_as_numbers(name, values, non_null)
-                if words is not None:
-                    logger.warning("%r is read as categories: %s", name, words)
+                numeric, unread = _text_reads_as_numbers(name, values, non_null)
             if (
                 numeric is not None
                 and _is_whole_number_identifier(numeric)
@@ -1254,7 +1316,18 @@ def _type_features(
                 continue
             if reason is not None:
                 excluded[name] = reason
+                if unread is not None:  # said as what happens: left out, not categories
+                    excluded[name] = f"{reason}; it holds {unread.held}; {unread.fix}"
+                    logger.warning(
+                        "%r is left out as %s: it holds %s; %s",
+                        name,
+                        reason,
+                        unread.held,
+                        unread.fix,
+                    )
                 continue
+            if unread is not None:
+                logger.warning("%r is read as categories: %s", name, unread.as_categories())
             columns[name] = level_text(values).astype("category")
             kind = "categorical"
         features.append(

@@ -615,6 +615,7 @@ def _flat_feature_chunks(
         named_by=named_by,
     )
     closed = 0
+    unlabelled = 0
     moment = as_of if as_of is not None else now
     late = _LateLeads()
     for chunk in chunks:
@@ -629,6 +630,8 @@ def _flat_feature_chunks(
             as_written=(spec.id,),
         )
         seen += len(chunk)
+        if spec.label.column not in chunk.columns:
+            unlabelled += len(chunk)
         if timed and spec.label.column not in chunk.columns:
             chunk = chunk.assign(**{spec.label.column: None})  # no won date: open or lost
         if spec.label.column in chunk.columns:
@@ -650,6 +653,8 @@ def _flat_feature_chunks(
             yield chunk, to_lead_ids(chunk[spec.id], spec.name, spec.id)
     if seen == 0:
         raise DataError(f"{location} holds no leads", "Give a table with at least one lead.")
+    if unlabelled:
+        _warn_no_label_column(location, spec, unlabelled, timed)
     late.warn(spec, moment)
     if stamped_now:
         late.warn_stale(spec, moment)
@@ -670,6 +675,32 @@ def _flat_feature_chunks(
         raise DataError(
             f"{location}: all {seen:,} leads are closed ({why}), so none is left to score", fix
         )
+
+
+def _warn_no_label_column(location: str, spec: DatasetSpec, rows: int, timed: bool) -> None:
+    """Warn, once per run, that the table read has no label column, so nothing in it can
+    say which leads are closed: every row is taken as open (scored, or counted by ``report
+    drift``), and a converted or disqualified lead among them reaches sales. Scoring the
+    current open leads only is what ``--input`` is for, so it is no error; the warning tells
+    a user who exported the wrong columns.
+    With ``within_days`` the leads whose window ended are still left out as lost, but a win
+    inside a window still running cannot be seen."""
+    column = spec.label.column
+    if timed:
+        taken = (
+            f"every lead whose {spec.label.within_days}-day window is still running is "
+            "taken as open, won or not"
+        )
+    else:
+        taken = "every lead in it is taken as open"
+    logger.warning(
+        "%s has no label column %r (%s row(s)): %s; score only open leads, or keep the column "
+        "so that closed ones are left out",
+        location,
+        column,
+        f"{rows:,}",
+        taken,
+    )
 
 
 #: Days between a flat input's newest open lead and a scoring stamped now beyond which the

@@ -119,10 +119,13 @@ class LabelSpec(_Frozen):
     """Which column holds the outcome and which values count as won.
 
     ``won: not_null`` means any non-empty value is a win (e.g. a won date joined from a
-    closed-deals table). With ``within_days`` the label column must hold the won date and
-    ``order_by`` the lead's time: a lead is won when it closed within that many days, and a lead
-    that is not won but whose window ends after ``observed_until`` is censored (left out), not
-    counted as lost. Rows before ``observed_from`` are left out: outcomes were not recorded yet.
+    closed-deals table). It needs ``within_days``: a blank won date is a lost lead or one still
+    open, and only the window tells which (read as lost, open leads would train as losses;
+    read as open, long-lost leads would be scored and reach sales). With ``within_days`` the
+    label column must hold the won date and ``order_by`` the lead's time: a lead is won when
+    it closed within that many days, and a lead that is not won but whose window ends after
+    ``observed_until`` is censored (left out), not counted as lost. Rows before
+    ``observed_from`` are left out: outcomes were not recorded yet.
 
     ``open`` lists the values of leads still in play (``Open``, ``Working``): training leaves
     those rows out and ``score`` scores them. They are declared rather than implied by "not won
@@ -174,6 +177,15 @@ class LabelSpec(_Frozen):
             overlap = sorted(str(v) for v in self.open if label_key(v) in closed)
             if overlap:
                 raise ValueError(f"label.open repeats a won or lost value: {overlap}")
+        if self.won == "not_null" and self.within_days is None:
+            raise _Refused(
+                f"label.won: not_null without label.within_days cannot tell a lead lost from "
+                f"one still open: both leave {self.column!r} blank, and training would count "
+                "every blank as lost while score --spec would send it to sales as open",
+                "Add label.within_days: N (won means won within N days of order_by; leads "
+                "whose window is still running are left out of training and scored, the "
+                "others are lost), or label a status column with won, lost and open values.",
+            )
         return self
 
 

@@ -229,12 +229,14 @@ def _warn_if_zones_mixed(text: pd.Series, table: str, column: str) -> None:
         )
 
 
-_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+#: A month's name in English, or in German where it starts otherwise (Jänner, März, Mai, Okt.).
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec|jän|mär|maerz|mai|okt|dez)[a-z]*\.?"
 _DATE_TEXT = re.compile(
     r"^\s*(?:[a-z]{3,9},?\s+)?(?:"
     r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"  # 2024-03-05, 05/03/2024
     rf"|{_MONTH}\s+\d{{1,2}}(?:st|nd|rd|th)?,?\s+\d{{4}}"  # Mar 5, 2024
     rf"|\d{{1,2}}(?:st|nd|rd|th)?[\s-]+{_MONTH}[\s,-]+\d{{2,4}}"  # 5 March 2024, 05-Mar-24
+    rf"|\d{{1,2}}\.\s*{_MONTH}\s*\d{{4}}"  # 17. Mar 2025, 17. März 2025
     r"|\d{4}[-/](?:0?[1-9]|1[0-2])(?=\s*$)"  # a month: 2024-03
     rf"|{_MONTH}[\s,-]+\d{{4}}(?=\s*$)"  # March 2024
     r")(?:[T\s,]|$)",
@@ -242,16 +244,33 @@ _DATE_TEXT = re.compile(
 )
 
 
+#: German month names as the English abbreviation that pandas reads, for the check that the
+#: values :data:`_DATE_TEXT` takes for dates parse as dates (``17. März 2025``).
+_GERMAN_MONTHS = re.compile(
+    r"\b(?:(?P<Jan>jänner|januar)|(?P<Feb>februar)|(?P<Mar>märz|maerz|mär)|(?P<May>mai)"
+    r"|(?P<Jun>juni)|(?P<Jul>juli)|(?P<Oct>oktober|okt)|(?P<Dec>dezember|dez))\b",
+    re.IGNORECASE,
+)
+
+
+def _in_english(text: str) -> str:
+    """``text`` with German month names as English abbreviations (``6. Juli 2025`` as
+    ``6. Jul 2025``), which pandas parses; other text as it is."""
+    return _GERMAN_MONTHS.sub(lambda m: str(m.lastgroup), text)
+
+
 def is_text_timestamps(distinct: pd.Series) -> bool:
     """Whether (nearly) all distinct values are dates written as text (a CSV's ``str``): such
-    a column is a moment, not a property of the lead, and a later one would leak."""
+    a column is a moment, not a property of the lead, and a later one would leak. Month names
+    count in English and German (``17-Mar-2025``, ``Mar 17, 2025``, ``17. März 2025``): a
+    date the check misses is kept as a category, and a later one leaks all the same."""
     text = distinct.astype("str")
     if text.empty:
         return False
     dated = text[text.str.contains(_DATE_TEXT, regex=True)]
     if len(dated) < 0.95 * len(text):
         return False
-    sample = dated.iloc[:10_000]
+    sample = dated.iloc[:10_000].map(_in_english)
     parsed = pd.to_datetime(sample, errors="coerce", utc=True, format="mixed")
     return bool(parsed.notna().sum() >= 0.95 * len(sample))
 

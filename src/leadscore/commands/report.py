@@ -239,7 +239,7 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
 def run_channels(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from leadscore.datasets import read_flat_table
+    from leadscore.datasets import mark_missing, read_flat_table
     from leadscore.io import TABLE_SUFFIXES, load_closed_loop, read_table, write_table
     from leadscore.reports import (
         RANK_NOTE,
@@ -262,7 +262,8 @@ def run_channels(args: argparse.Namespace) -> int:
     if args.spec:
         scored = read_scored_leads(args.target)
         spec = load_spec(args.spec, data_root=args.data_root)
-        table = read_flat_table(spec)
+        # the spec's "not answered" tokens are missing, as the model reads them: N/A is (none)
+        table = mark_missing(read_flat_table(spec), spec.missing_values, as_written=(spec.id,))
         for column in args.by or ():
             require_by_column(table, column, spec.id, _by_table(spec))
         attributes = table.rename(columns={spec.id: "lead_id"})
