@@ -152,6 +152,11 @@ def test_a_bad_name_says_in_words_which_characters_it_may_hold(tmp_path):
             "label.won[0] is a list, but it must be a single value",
             "Write a single value in it.",
         ),
+        (  # YAML reads an unquoted ': ' inside a value as a key and its value
+            TOP + "label:\n  column: Status\n  won: [Closed: Converted]\n",
+            "label.won[0] is a mapping of keys, but it must be a single value",
+            'Put text holding ": " in quotes: "Closed: Converted".',
+        ),
         (
             TOP + "label:\n  column: Status\n  won: [Won]\n  lost: {Lost: 0}\n",
             "label.lost is a mapping of keys",

@@ -704,6 +704,10 @@ def _type_fix(place: Place, errors: list[ErrorDetails]) -> str:
             fix = f"Write it as keys, e.g. {at}{{A: B}}"
     elif value is None:
         fix = f"Write a value after '{key}:'" if at else "Write a value in it or remove it"
+    elif isinstance(value, dict) and len(value) == 1:
+        # YAML reads `Closed: Converted` as a key and its value: the text needs quotes
+        ((name, rest),) = value.items()
+        fix = f'Put text holding ": " in quotes: "{_written(name)}: {_written(rest)}"'
     elif isinstance(value, list | dict):
         fix = f"Write a single value after '{key}:'" if at else "Write a single value in it"
     elif types == {"string_type"}:
