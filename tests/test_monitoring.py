@@ -914,6 +914,28 @@ def test_backtest_judges_event_runs_on_the_horizon_of_the_model_given(monitored,
     assert not out.exists()
 
 
+def test_backtest_with_a_model_judges_that_model_s_runs_alone():
+    """A target scored by a 120-day model and a 60-day one: judged with --model of the
+    60-day one, the other's runs had been held to the 60-day window too. Only the runs of the
+    model's name and version are kept; a target without any is one line naming what it
+    holds."""
+    from types import SimpleNamespace
+
+    from leadscore.commands.report import _runs_of_model
+
+    history = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "a", "b", "c"],
+            "model_name": ["crm60", "crm60", "crm120", "crm120", "crm60"],
+            "model_version": ["v1", "v1", "v7", "v7", "v2"],
+        }
+    )
+    mine = _runs_of_model(history, SimpleNamespace(name="crm60", version="v1"), "t.duckdb")
+    assert mine.index.tolist() == [0, 1]
+    with pytest.raises(DataError, match=r"^t.duckdb holds no run of model crm90 v1 \(it holds "):
+        _runs_of_model(history, SimpleNamespace(name="crm90", version="v1"), "t.duckdb")
+
+
 def test_drift_command_finds_a_shifted_source_mix(monitored, tmp_path, capsys):
     """The same leads with most of them relabelled as one source: the source moves, and the
     report says so; the data as it is stays stable."""

@@ -1375,7 +1375,7 @@ def test_an_as_of_ahead_of_utc_now_is_named_and_a_day_ahead_refused(scored_world
     tokyo = (utc_now() + pd.Timedelta(hours=9)).floor("s")
     (said,) = scored(tokyo)
     assert said.startswith(f"as_of {tokyo:%Y-%m-%d %H:%M} is 9.0 hours ahead of the time in UTC")
-    assert 'pass pd.Timestamp.now(tz="UTC")' in said
+    assert 'pass a time in UTC (pd.Timestamp.now(tz="UTC"))' in said
     zoned = pd.Timestamp.now(tz="Asia/Tokyo").floor("s")
     assert scored(zoned) == []  # a time with its zone is converted: on time
     with pytest.raises(DataError, match=r"^as_of .* is in the future"):

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer
 from sklearn.exceptions import NotFittedError
-from sklearn.impute import SimpleImputer
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline, make_union
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
@@ -194,12 +194,17 @@ class LogisticRegressionBaseline(_CalibratedMixin):
             steps.append(
                 (
                     "num",
-                    make_pipeline(
-                        SimpleImputer(
-                            strategy="median", add_indicator=True, keep_empty_features=True
+                    make_union(
+                        make_pipeline(
+                            SimpleImputer(strategy="median", keep_empty_features=True),
+                            make_union(
+                                FunctionTransformer(feature_names_out="one-to-one"),
+                                FunctionTransformer(signed_log1p, feature_names_out="one-to-one"),
+                            ),
+                            StandardScaler(),
                         ),
-                        make_union(FunctionTransformer(), FunctionTransformer(signed_log1p)),
-                        StandardScaler(),
+                        # once, not on both scales: a logged copy would halve its penalty
+                        MissingIndicator(error_on_new=False),
                     ),
                     self.numeric_,
                 )

@@ -493,7 +493,8 @@ FILLED_IN_SALES_RATIO = 4.0
 #: only where the value is also rare among the closed leads: the owner queue of 80% of the
 #: open leads and 13% of the closed ones (reps otherwise) had lifted a model from ROC-AUC
 #: 0.73 to 0.85, while a source or a country whose commonest value is as common among closed
-#: leads is given for both alike.
+#: leads is given for both alike. It is named in a warning, never refused: a channel launched
+#: lately that most open leads came from reads the same.
 PLACEHOLDER_OPEN_SHARE = 0.5
 
 
@@ -551,7 +552,9 @@ def close_field_columns(
                     int(held[closed].sum()),
                     int(held[still_open].sum()),
                 )
-                kind = _fill_rate_test(found)
+                # a value is no blank: warned about, never refused (a channel launched lately
+                # that most open leads came from reads the same as an owner queue)
+                kind = "in_sales" if _fill_rate_test(found) else None
         if kind == "at_close":
             at_close.append(found)
         elif kind == "in_sales":

@@ -322,8 +322,9 @@ def shown_shares(values: Sequence[float]) -> list[str]:
     Each value rounded alone can give 46% + 36% + 19% = 101%, and a stage of 4 of 1,848 leads
     "0%": the percentages are rounded by largest remainder (the floors, then a point each to
     the largest remainders), and a share that is neither 0 nor all reads "<1%" or ">99%"
-    where it rounds to 0% or 100%, as :func:`leadscore.monitoring._shown_share` writes one
-    share. Missing values give "".
+    where it rounds to 0% or 100%. :func:`leadscore.monitoring._shown_share`, which writes
+    one share in a sentence, raises such a share to "1%" or lowers it to "99%" instead: a
+    sentence has no column to add up. Missing values give "".
     """
     x = np.asarray(values, dtype="float64")
     known = np.isfinite(x) & (x >= 0)

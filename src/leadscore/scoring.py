@@ -1034,9 +1034,10 @@ def run_as_of(as_of: pd.Timestamp | str, *, now: pd.Timestamp | None = None) -> 
     if moment - now > AHEAD_OF_NOW:
         logger.warning(
             "as_of %s is %s ahead of the time in UTC (%s): leadscore reads a time without a "
-            "zone as UTC, so a local time (pd.Timestamp.now()) stamps the run in the future, "
-            "and later runs before that moment will read as back-fills; pass "
-            'pd.Timestamp.now(tz="UTC") or a time with its zone',
+            "zone as UTC, so a local time (pd.Timestamp.now() in Python, or data whose "
+            "timestamps are local) stamps the run in the future, and later runs before that "
+            'moment will read as back-fills; pass a time in UTC (pd.Timestamp.now(tz="UTC")) '
+            "or with its zone, or correct the data's observed_until",
             f"{moment:%Y-%m-%d %H:%M}",
             _hours_ahead(moment - now),
             f"{now:%Y-%m-%d %H:%M}",

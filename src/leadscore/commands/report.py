@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from leadscore.schema import ClosedLoopData
+    from leadscore.scoring import ScoringModel
     from leadscore.specs import DatasetSpec
 
 logger = logging.getLogger(__name__)
@@ -474,7 +475,10 @@ def run_backtest(args: argparse.Namespace) -> int:
         leads = to_lead_ids(table_source[spec.id].dropna(), spec.name, spec.id)
         source = spec.name
     else:
-        horizon, whose = _backtest_horizon(args)  # a model that does not load: before the data
+        # a model that does not load fails before the data is read
+        horizon, whose, scoring = _backtest_horizon(args)
+        if scoring is not None:
+            history = _runs_of_model(history, scoring, where)
         events = load_closed_loop(
             args.data, tables=REPORT_TABLES, observed_until=args.observed_until
         )
@@ -529,8 +533,9 @@ def run_backtest(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backtest_horizon(args: argparse.Namespace) -> tuple[int, str]:
-    """The window after each run's as-of whose wins judge it, and whose window it is in words.
+def _backtest_horizon(args: argparse.Namespace) -> tuple[int, str, ScoringModel | None]:
+    """The window after each run's as-of whose wins judge it, whose window it is in words,
+    and the ``--model`` loaded (``None`` without one).
 
     The model's own ``horizon_days`` with ``--model``: judged on 90 days, a model trained to
     predict wins within 60 promises fewer wins than the window brings, and every run reads as
@@ -544,8 +549,8 @@ def _backtest_horizon(args: argparse.Namespace) -> tuple[int, str]:
     given = args.horizon_days
     if args.model is None:
         if given is not None:
-            return given, "--horizon-days"
-        return EventConfig().horizon_days, "the default: give --model to use the model's own"
+            return given, "--horizon-days", None
+        return EventConfig().horizon_days, "the default: give --model to use the model's own", None
     scoring = load_scoring_model(args.model, tracking_uri=args.tracking_uri)
     check_data_form(scoring, flat=False)
     shown = shown_model(scoring.name, scoring.version)
@@ -561,7 +566,27 @@ def _backtest_horizon(args: argparse.Namespace) -> tuple[int, str]:
             "trained to predict",
             "Leave --horizon-days out to judge the runs on the model's own horizon.",
         )
-    return int(trained), f"the horizon of {shown}"
+    return int(trained), f"the horizon of {shown}", scoring
+
+
+def _runs_of_model(history: pd.DataFrame, scoring: ScoringModel, where: str) -> pd.DataFrame:
+    """The rows of ``history`` that ``--model`` scored (its name and version): its horizon
+    judges them, and another model's runs in the same target were trained on their own (a
+    120-day model's runs judged on a 60-day model's window)."""
+    from leadscore.sinks import shown_model
+
+    mine = (history["model_name"] == scoring.name) & (
+        history["model_version"].astype(str) == str(scoring.version)
+    )
+    if not mine.any():
+        pairs = zip(history["model_name"], history["model_version"], strict=True)
+        held = sorted({shown_model(n, v) for n, v in pairs})
+        raise DataError(
+            f"{where} holds no run of model {shown_model(scoring.name, scoring.version)} (it "
+            f"holds {', '.join(held[:5])}{', ...' if len(held) > 5 else ''})",
+            "Give --model the model that scored the runs, or --horizon-days without --model.",
+        )
+    return history[mine]
 
 
 #: Most distinct values a ``report backtest --by`` column may hold: a channel or a campaign,
