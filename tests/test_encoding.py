@@ -33,5 +33,9 @@ def test_a_missing_feature_is_never_matched_to_a_column_the_spec_excluded():
     assert "no column 'Number of Sessions' (closest: 'Sessions'). Rename" in renamed
     dropped = _missing_message(encoder, ["Record ID", "Number of Pageviews"])
     assert "no column 'Number of Sessions'. Rename" in dropped
-    unknown = _missing_message(_encoder(()), ["Record ID", "Number of Pageviews"])
-    assert "no column 'Number of Sessions' (closest: 'Number of Pageviews'). Rename" in unknown
+    # a lifetime counter of the same name is the closest match unless the spec excluded it
+    lifetime = ["Record ID", "Number of Sessions (lifetime)"]
+    offered = _missing_message(_encoder(()), lifetime)
+    assert "(closest: 'Number of Sessions (lifetime)')" in offered
+    excluded = _missing_message(_encoder(("Number of Sessions (lifetime)",)), lifetime)
+    assert "no column 'Number of Sessions'. Rename" in excluded

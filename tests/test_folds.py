@@ -232,3 +232,28 @@ def test_each_fold_lists_the_same_leads_in_the_same_order_whatever_the_rows_orde
         fit = a.fit
         keys = list(zip(order.to_numpy()[fit], dataset.lead_id.to_numpy()[fit], strict=True))
         assert keys == sorted(keys)
+
+
+@pytest.mark.parametrize("ordered", [True, False], ids=["ties-in-order", "no-order"])
+def test_64_bit_integer_lead_ids_keep_the_folds_independent_of_the_rows_order(
+    ordered: bool,
+) -> None:
+    """19-digit CRM record ids and snowflake ids lie beyond 2**53: as floats, 400 of them
+    were 3 values, and the folds' rows fell back to the table's row order."""
+    n = 400
+    ids = np.int64(2**60) + np.arange(n, dtype="int64")
+    order = pd.Series(np.arange(n) // 8, dtype="float64") if ordered else None
+    dataset = LabelledDataset(
+        name="t",
+        X=pd.DataFrame({"x": np.random.default_rng(0).normal(size=n)}),
+        y=(np.arange(n) % 3 == 0).astype(int),
+        lead_id=pd.Series(ids, dtype="int64"),
+        order=order,
+        features=(Feature("x", "fit", "x", "numeric"),),
+    )
+    shuffled = dataset.subset(np.random.default_rng(1).permutation(n))
+    a, b = time_ordered_folds(dataset), time_ordered_folds(shuffled)
+    for name in FOLD_NAMES:
+        leads_a = dataset.lead_id.to_numpy()[getattr(a, name)]
+        leads_b = shuffled.lead_id.to_numpy()[getattr(b, name)]
+        assert leads_a.tolist() == leads_b.tolist(), name

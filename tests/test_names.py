@@ -37,14 +37,29 @@ def test_a_rename_that_keeps_the_last_words_is_the_closest_column():
 
 def test_columns_used_or_excluded_are_never_offered():
     """A column the model already reads, or one its spec excluded (a lifetime counter), is
-    no rename of the missing feature: nothing is offered rather than a wrong column."""
+    no rename of the missing feature: nothing is offered rather than a wrong column, and
+    ``Number of Pageviews``, the same words about something else, is no rename either."""
     have = ["Number of Pageviews", "Number of Form Submissions", "Industry"]
     used = ["Number of Sessions", "Number of Form Submissions", "Industry"]
-    assert missing_names_text(["Number of Sessions"], have, used) == (
-        "'Number of Sessions' (closest: 'Number of Pageviews')"
-    )
+    assert missing_names_text(["Number of Sessions"], have, used) == "'Number of Sessions'"
     excluded = [*used, "Number of Pageviews"]
     assert missing_names_text(["Number of Sessions"], have, excluded) == "'Number of Sessions'"
     assert missing_names_text(["Number of Sessions"], HUBSPOT_RENAMED, excluded) == (
         "'Number of Sessions' (closest: 'Sessions')"
+    )
+
+
+def test_a_shared_generic_last_word_does_not_make_a_rename():
+    """``Close Date`` for ``Created Date`` points the user at a column that leaks the outcome,
+    and ``ID`` for ``Account ID`` at one that says nothing: sharing ``Date``, ``Name`` or
+    ``ID`` says nothing of which column was meant, so the ratio and the distinctive words
+    decide, as they did before names were compared word by word."""
+    assert closest_name("Created Date", ["Created", "Close Date"]) == "Created"
+    assert closest_name("Company Name", ["Company", "Contact Name"]) == "Company"
+    assert closest_name("Account ID", ["ID", "Account"]) == "Account"
+    assert closest_name("Signup Date", ["Date", "Signup"]) == "Signup"
+    assert closest_name("Lead ID", ["Lead", "Account ID"]) == "Lead"
+    assert closest_name("Created Date", ["Create Date", "Last Activity Date"]) == "Create Date"
+    assert missing_names_text(["Created Date"], ["Created", "Close Date", "Score"]) == (
+        "'Created Date' (closest: 'Created')"
     )

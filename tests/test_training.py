@@ -18,6 +18,7 @@ from leadscore.commands.train import format_report
 from leadscore.config import HIGH_INTENT_PATTERNS, TrainConfig, load_config, parse_config
 from leadscore.datasets import load_dataset
 from leadscore.errors import DataError, ModelError, SpecError
+from leadscore.folds import FOLD_NAMES
 from leadscore.metrics import METRIC_KEYS
 from leadscore.model import LeadScoringModel
 from leadscore.schema import Feature, LabelledDataset
@@ -25,7 +26,9 @@ from leadscore.training import (
     TrainingResult,
     base_params,
     calibration_periods,
+    check_labels,
     default_params,
+    prepare_training,
     train,
 )
 
@@ -971,11 +974,23 @@ def test_labels_other_than_0_and_1_are_refused_before_any_work(labels, match: st
 
 
 def test_labels_may_be_booleans_or_floats_0_and_1() -> None:
-    dataset, _ = flat_dataset(1200, seed=2)
+    """``check_labels`` lets booleans, floats and Python objects that are 0 and 1 through,
+    and training reads them as the integer labels: the same labels and folds before any tree
+    is grown, and (for the object labels, read value by value) the same model."""
+    dataset, _ = flat_dataset(600, seed=2)
     config = parse_config(
-        {"cold_start": {"min_wins": 0, "min_leads": 0}, "quality_gate": {"allow_worse": True}}
+        {
+            "cold_start": {"min_wins": 0, "min_leads": 0},
+            "quality_gate": {"allow_worse": True},
+            "evaluation": {"resamples": 20},
+        }
     )
-    as_int = train(dataset, config)
+    as_int = prepare_training(dataset, config)
     for y in (dataset.y.astype(bool), dataset.y.astype(float), dataset.y.astype(object)):
-        again = train(dataclasses.replace(dataset, y=y), config)
-        assert again.model.fingerprint == as_int.model.fingerprint
+        check_labels(y)
+        again = prepare_training(dataclasses.replace(dataset, y=y), config)
+        assert again.y.dtype == np.int64 and (again.y == as_int.y).all()
+        for name in FOLD_NAMES:
+            assert (getattr(again.folds, name) == getattr(as_int.folds, name)).all(), name
+    as_objects = dataclasses.replace(dataset, y=dataset.y.astype(object))
+    assert train(as_objects, config).model.fingerprint == train(dataset, config).model.fingerprint

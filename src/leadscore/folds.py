@@ -129,11 +129,19 @@ def _start_of_newest(sorted_order: np.ndarray, n_take: int) -> int:
 
 def _lead_rank(lead_id: pd.Series) -> np.ndarray:
     """Each example's rank among the lead ids (numbers by value, anything else as text): the
-    tie-break that makes the folds' rows independent of the table's row order."""
-    if ptypes.is_numeric_dtype(lead_id) and not ptypes.is_bool_dtype(lead_id):
-        keys: np.ndarray = lead_id.to_numpy(dtype="float64", na_value=np.nan)
+    tie-break that makes the folds' rows independent of the table's row order.
+
+    Integer ids are ranked as integers: a float64 holds them exactly only up to 2**53, and
+    19-digit CRM record ids or snowflake ids would collapse into a few values, leaving the
+    tie-break to the row position again. A missing id ranks as the empty text: pandas keeps
+    it missing through ``astype(str)``, and text cannot be sorted with a float NaN."""
+    keys: np.ndarray
+    if ptypes.is_integer_dtype(lead_id) and not lead_id.isna().any():
+        keys = lead_id.to_numpy(dtype=getattr(lead_id.dtype, "numpy_dtype", lead_id.dtype))
+    elif ptypes.is_float_dtype(lead_id):
+        keys = lead_id.to_numpy(dtype="float64", na_value=np.nan)
     else:
-        keys = lead_id.astype(str).to_numpy()
+        keys = lead_id.astype(str).fillna("").to_numpy(dtype=object)
     return np.unique(keys, return_inverse=True)[1].reshape(-1)
 
 

@@ -96,11 +96,46 @@ def _same_word(a: str, b: str) -> bool:
     )
 
 
+#: Words that name no particular thing (``ID``, ``Date``, ``Name``): many columns end in
+#: one, so sharing it says nothing about which column was meant. ``Close Date`` is no
+#: rename of ``Created Date``, and offering it points the user at a column that leaks.
+GENERIC_WORDS = frozenset(
+    {
+        "id",
+        "date",
+        "name",
+        "number",
+        "no",
+        "at",
+        "time",
+        "type",
+        "code",
+        "status",
+        "value",
+        "count",
+        "amount",
+        "total",
+        "first",
+        "last",
+        "created",
+        "updated",
+    }
+)
+
+#: Words that join others (``Number of Sessions``) and name nothing.
+_JOINING_WORDS = frozenset({"of", "the", "a", "an", "and", "or", "per", "in", "on", "to", "for"})
+
+
+def _distinctive(word: str) -> bool:
+    return word not in GENERIC_WORDS and word not in _JOINING_WORDS
+
+
 def _word_match(a: list[str], b: list[str]) -> bool:
     """Whether the shorter of two names' words is a run of the longer's that ends it
-    (``Sessions`` in ``Number of Sessions``) or holds two words or more."""
+    (``Sessions`` in ``Number of Sessions``) or holds two words or more; a run of generic
+    words only (``ID`` in ``Account ID``) says nothing of what the column holds."""
     short, long = sorted((a, b), key=len)
-    if not short:
+    if not any(_distinctive(w) for w in short):
         return False
     runs = [i for i in range(len(long) - len(short) + 1) if long[i : i + len(short)] == short]
     return any(len(short) >= 2 or i + len(short) == len(long) for i in runs)
@@ -114,7 +149,10 @@ def closest_name(name: object, have: Iterable[object]) -> str | None:
 
     A renamed export column usually keeps the noun at the end of the name: ``Sessions``
     for ``Number of Sessions``, where the ratio alone prefers ``Number of Pageviews``, the
-    same words about something else."""
+    same words about something else. That column is no candidate at all: it shares only
+    generic words (:data:`GENERIC_WORDS`) and names a thing ``name`` does not, as ``Close
+    Date`` does for ``Created Date``. A generic last word (``Date``, ``ID``) counts only
+    with another word shared, else ``Close Date`` would outrank ``Created``."""
     names = [str(c) for c in have]
     found = _nearest(name, names, 1)
     if found and found[0].strip().casefold() == str(name).strip().casefold():
@@ -128,9 +166,15 @@ def closest_name(name: object, have: Iterable[object]) -> str | None:
         ratio = difflib.SequenceMatcher(None, str(name), candidate).ratio()
         if ratio < 0.6 and not _word_match(wanted, words):
             continue
-        head = bool(wanted) and any(_same_word(wanted[-1], w) for w in words)
-        held = sum(any(_same_word(v, w) for w in words) for v in wanted)
-        ranked.append(((head, held, ratio), candidate))
+        shared = [
+            v for v in wanted if v not in _JOINING_WORDS and any(_same_word(v, w) for w in words)
+        ]
+        other = [w for w in words if _distinctive(w) and not any(_same_word(v, w) for v in wanted)]
+        if shared and other and not any(_distinctive(v) for v in shared):
+            continue
+        last = bool(wanted) and any(_same_word(wanted[-1], w) for w in words)
+        head = last and (_distinctive(wanted[-1]) or len(shared) >= 2)
+        ranked.append(((head, len(shared), ratio), candidate))
     return max(ranked, key=lambda r: r[0])[1] if ranked else None
 
 
