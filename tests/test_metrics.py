@@ -533,3 +533,17 @@ def test_decile_table_adds_up_and_agrees_with_the_top_decile(seed: int, ties: in
     assert table["cumulative_share_of_wins"].iloc[0] == pytest.approx(top_decile(y, p)[1])
     reversed_rows = decile_table(y[::-1], p[::-1])
     np.testing.assert_allclose(reversed_rows["wins"], table["wins"])
+
+
+def test_a_difference_that_rounds_to_zero_is_no_loss():
+    """Reports print metric differences with their sign: -0.0004 had read "-0.000", a loss
+    that is not there; an unknown difference is a dash."""
+    from leadscore.metrics import signed_difference
+
+    assert [signed_difference(v) for v in (0.0123, -0.0004, 0.0004, -0.02)] == [
+        "+0.012",
+        "0.000",
+        "0.000",
+        "-0.020",
+    ]
+    assert signed_difference(float("nan")) == "-"

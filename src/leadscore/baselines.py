@@ -38,7 +38,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 from sklearn.utils.validation import check_is_fitted
 
 from leadscore.calibration import CalibrationMethod, ProbabilityCalibrator
-from leadscore.encoding import canonical_text, spelling_key
+from leadscore.encoding import canonical_text, expect_frame, spelling_key
 from leadscore.errors import DataError, SpecError
 from leadscore.names import missing_names_text
 
@@ -63,11 +63,7 @@ def _check_columns(X: pd.DataFrame, names: Sequence[str], baseline: str) -> None
     """A :class:`DataError` naming every column of ``names`` that ``X`` lacks, each with the
     input's column most like it, in the words :class:`~leadscore.model.LeadScoringModel`
     uses: a renamed column was a bare ``KeyError``."""
-    if not isinstance(X, pd.DataFrame):
-        raise DataError(
-            f"leads to score must be a DataFrame, not {type(X).__name__}",
-            f"Pass a pandas DataFrame with the columns the {baseline} was fitted on.",
-        )
+    expect_frame(X)
     missing = [name for name in names if name not in X.columns]
     if missing:
         columns = "columns" if len(missing) > 1 else "column"

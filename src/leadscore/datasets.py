@@ -266,8 +266,8 @@ def closed_rows(
     value that is neither won nor lost (``Open``, ``Nurture``) is open too, with a line
     naming such values, unless it reads like an outcome (``Closed-Won``, ``Disqualified``),
     which is the error training gives (:func:`_check_undeclared_open`); a value under
-    ``label.open`` always is open. A won date (``within_days`` or ``won: not_null``) closes a
-    lead once it is there; with ``within_days``, given the rows' ``order`` (the spec's
+    ``label.open`` always is open. A won date (``within_days``, which ``won: not_null``
+    needs) closes a lead once it is there; given the rows' ``order`` (the spec's
     order_by, parsed) and the ``extract`` moment (:func:`scoring_extract`), a lead whose
     window ended by then without a win is lost, as training labels it, and closed too."""
     label = spec.label
@@ -278,8 +278,9 @@ def closed_rows(
         assert order is not None
         ended = (order + pd.Timedelta(days=label.within_days) <= extract).fillna(False)
         return given | ended.to_numpy()
-    if label.won == "not_null" or label.within_days is not None:
+    if label.within_days is not None:
         return given
+    assert label.won != "not_null"  # LabelSpec refuses it without within_days
     outcome = _label_matches(values, [*label.won, *(label.lost or [])])
     if label.open is not None:
         given &= ~_label_matches(values, list(label.open))
@@ -529,8 +530,8 @@ def _compute_label(
     there is no deal, and one export must serve training and scoring. One log line says how
     many rows were read so, a warning where the spec declares no ``label.open`` (the user
     may not expect open leads at all), with the fix for a table whose blank means lost: list
-    ``""`` under ``label.lost``. With ``won: not_null`` or ``within_days`` a blank label is
-    no win, as before.
+    ``""`` under ``label.lost``. With ``within_days`` (which ``won: not_null`` needs) a
+    blank label is no win, as before.
     """
     label = spec.label
     values = frame[label.column]
@@ -558,8 +559,7 @@ def _compute_label(
         logger.info("label %s: %d censored", label.column, int((censored & keep).sum()))
         _warn_won_before(won_at, order, won & keep & ~censored, frame[spec.id], spec)
         return _Label(won.astype("int8"), keep & ~censored, none_open)
-    if label.won == "not_null":
-        return _Label(values.notna().astype("int8"), keep, none_open)
+    assert label.won != "not_null"  # LabelSpec refuses it without within_days
     won = _label_matches(values, list(label.won))
     lost = _label_matches(values, list(label.lost)) if label.lost is not None else none_open.copy()
     listed = (

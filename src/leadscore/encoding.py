@@ -410,6 +410,22 @@ def read_column(X: pd.DataFrame, feature: Feature) -> pd.Series:
     return values if feature.read_as is None else VALUE_READINGS[feature.read_as](values)
 
 
+def expect_frame(X: object, what: str = "leads to score") -> None:
+    """A :class:`DataError` unless ``X`` is a DataFrame, in the encoder's words; an object
+    that holds the leads' frame at ``.X`` (a :class:`~leadscore.schema.FeatureTable`, a
+    labelled data set) is told to pass that frame: handing over the table itself is the
+    natural slip in a notebook, and without this check it reads as ``has no len()``."""
+    if isinstance(X, pd.DataFrame):
+        return
+    name = type(X).__name__
+    if isinstance(getattr(X, "X", None), pd.DataFrame):
+        holder = {"FeatureTable": "table", "LabelledDataset": "dataset"}.get(name, "obj")
+        fix = f"Pass {holder}.X, the {name}'s DataFrame of features, not the {name} itself."
+    else:
+        fix = "Pass a pandas DataFrame with one column per model feature."
+    raise DataError(f"{what} must be a DataFrame, not {name}", fix)
+
+
 class FeatureEncoder:
     """Types a frame the way the booster was trained: floats, and codes of fixed levels.
 
@@ -524,11 +540,7 @@ class FeatureEncoder:
         return [f.name for f in self.features]
 
     def _check_columns(self, X: pd.DataFrame) -> None:
-        if not isinstance(X, pd.DataFrame):
-            raise DataError(
-                f"leads to score must be a DataFrame, not {type(X).__name__}",
-                "Pass a pandas DataFrame with one column per model feature.",
-            )
+        expect_frame(X)
         missing = [name for name in self.names if name not in X.columns]
         if missing:
             # every missing feature with the input's column most like it: an export that

@@ -95,6 +95,7 @@ import pandas as pd
 from pandas.api import types as ptypes
 from scipy.special import expit
 
+from leadscore.encoding import expect_frame
 from leadscore.errors import DataError, ModelError
 from leadscore.reasons import (
     Reason,
@@ -313,22 +314,6 @@ class Explanation:
     shown: np.ndarray
     unseen: Mapping[str, frozenset[str]] = field(default_factory=dict)
     field_index: np.ndarray | None = None
-
-
-def expect_frame(X: object, what: str = "leads to score") -> None:
-    """A :class:`DataError` unless ``X`` is a DataFrame, in the encoder's words; an object
-    that holds the leads' frame at ``.X`` (a :class:`~leadscore.features.FeatureTable`, a
-    labelled data set) is told to pass that frame: handing over the table itself is the
-    natural slip in a notebook, and without this check it reads as ``has no len()``."""
-    if isinstance(X, pd.DataFrame):
-        return
-    name = type(X).__name__
-    if isinstance(getattr(X, "X", None), pd.DataFrame):
-        holder = {"FeatureTable": "table", "LabelledDataset": "dataset"}.get(name, "obj")
-        fix = f"Pass {holder}.X, the {name}'s DataFrame of features, not the {name} itself."
-    else:
-        fix = "Pass a pandas DataFrame with one column per model feature."
-    raise DataError(f"{what} must be a DataFrame, not {name}", fix)
 
 
 def _normal_name(name: str) -> str:

@@ -44,7 +44,13 @@ from leadscore import plots
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution
 from leadscore.io import check_folder_takes_files, sqlite_file, write_text_atomically
-from leadscore.metrics import chance_draws, decile_table, ece_reading, resampled_units
+from leadscore.metrics import (
+    chance_draws,
+    decile_table,
+    ece_reading,
+    resampled_units,
+    signed_difference,
+)
 from leadscore.model import LeadScoringModel
 from leadscore.reports import (
     channel_candidates,
@@ -630,8 +636,8 @@ def _baseline_verdict(m: Mapping[str, Any], name: str, base_auc: float) -> str:
     low, high = bounds
     level = f"{float(uncertainty.get('level') or 0.95):.0%}"
     gain = (
-        f"ROC-AUC gain {_signed(model_auc - base_auc)}, {level} interval {_signed(low)} to "
-        f"{_signed(high)}"
+        f"ROC-AUC gain {signed_difference(model_auc - base_auc)}, {level} interval "
+        f"{signed_difference(low)} to {signed_difference(high)}"
     )
     if low > 0:
         return f"It beats {baseline} (ROC-AUC {_num(base_auc)}; {gain})."
@@ -641,13 +647,6 @@ def _baseline_verdict(m: Mapping[str, Any], name: str, base_auc: float) -> str:
         f"It ties with {baseline} (ROC-AUC {_num(base_auc)}; {gain}, which holds 0, so the "
         "difference may be luck)."
     )
-
-
-def _signed(value: float) -> str:
-    """``value`` with its sign to three decimals; one that rounds to zero is "0.000", not a
-    "-0.000" that reads as a loss."""
-    text = f"{value:+.3f}"
-    return "0.000" if float(text) == 0 else text
 
 
 def _event_data(run: _Run) -> bool:
@@ -913,8 +912,8 @@ def _uncertainty_note(m: Mapping[str, Any], uncertainty: Mapping[str, Any]) -> s
     for name, (low, high) in (uncertainty.get("roc_auc_gain") or {}).items():
         base = float(((m.get("baselines") or {}).get(name) or {}).get("roc_auc", math.nan))
         gains.append(
-            f"{_esc(_display_name(name))} {_signed(model_auc - base)} "
-            f"({_signed(float(low))} to {_signed(float(high))})"
+            f"{_esc(_display_name(name))} {signed_difference(model_auc - base)} "
+            f"({signed_difference(float(low))} to {signed_difference(float(high))})"
         )
     chance = uncertainty.get("ece_by_chance") or {}
     text = (

@@ -8,6 +8,7 @@ on hard labels is a different and misleading number.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 from typing import Any, Literal
@@ -438,6 +439,16 @@ def resampled_units(uncertainty: Mapping[str, Any], n_test: int | None) -> str:
             f"({int(n_test):,} rows in all)"
         )
     return f"the {int(n_groups):,} test leads"
+
+
+def signed_difference(value: float) -> str:
+    """A difference of two metrics as reports print it: its sign and three decimals
+    (``+0.004``), ``0.000`` for one that rounds to zero (a "-0.000" read as a loss), and
+    ``-`` where it is not known."""
+    if value is None or math.isnan(value):
+        return "-"
+    text = f"{value:+.3f}"
+    return "0.000" if float(text) == 0 else text
 
 
 def chance_draws(chance: Mapping[str, Any], n_test: int | None) -> str:

@@ -42,17 +42,12 @@ from leadscore.encoding import (
     CATEGORY_MATCHING,
     VALUE_READINGS,
     FeatureEncoder,
+    expect_frame,
     unseen_values,
     warn_unseen_values,
 )
 from leadscore.errors import ModelError
-from leadscore.explain import (
-    MIN_CONTRIBUTION,
-    Explanation,
-    expect_frame,
-    explain,
-    explain_batch,
-)
+from leadscore.explain import MIN_CONTRIBUTION, Explanation, explain, explain_batch
 from leadscore.io import write_text_atomically
 from leadscore.monitoring import DriftReference
 from leadscore.schema import Feature

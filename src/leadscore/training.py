@@ -66,7 +66,13 @@ from leadscore.leakage import (
     post_contact_columns,
     post_contact_note,
 )
-from leadscore.metrics import bootstrap_intervals, ece_by_chance, evaluate, stage_report
+from leadscore.metrics import (
+    bootstrap_intervals,
+    ece_by_chance,
+    evaluate,
+    signed_difference,
+    stage_report,
+)
 from leadscore.model import LeadScoringModel
 from leadscore.monitoring import DriftReference, computed_inputs
 from leadscore.schema import LabelledDataset
@@ -1112,8 +1118,8 @@ def _quality_gate(metrics: dict[str, Any], allow_worse: bool, notes: list[str]) 
     gain = (uncertainty.get("roc_auc_gain") or {}).get(name)
     if gain is not None and all(np.isfinite(gain)):
         message += (
-            f" (difference {model_auc - best:+.3f}, {uncertainty['level']:.0%} interval "
-            f"{gain[0]:+.3f} to {gain[1]:+.3f})"
+            f" (difference {signed_difference(model_auc - best)}, {uncertainty['level']:.0%} "
+            f"interval {signed_difference(gain[0])} to {signed_difference(gain[1])})"
         )
     if allow_worse:
         notes.append(message + " (kept because allow_worse is set)")

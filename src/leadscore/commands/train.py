@@ -157,7 +157,13 @@ def _fmt(value: Any, digits: int = 3) -> str:
 
 def format_report(result: TrainingResult, spec: dict[str, Any] | None = None) -> str:
     """The side-by-side metrics table and the stage table, as printed by the command."""
-    from leadscore.metrics import METRIC_KEYS, STAGES, chance_draws, resampled_units
+    from leadscore.metrics import (
+        METRIC_KEYS,
+        STAGES,
+        chance_draws,
+        resampled_units,
+        signed_difference,
+    )
 
     m = result.metrics
     uncertainty = m.get("uncertainty")
@@ -184,8 +190,9 @@ def format_report(result: TrainingResult, spec: dict[str, Any] | None = None) ->
         lines.append(f"{METRIC_LABELS[key]:{_LABEL_WIDTH}}{cells}")
     if uncertainty:
         gains = [
-            f"over {name.replace('_', ' ')} {_signed(m['model']['roc_auc'] - base['roc_auc'])} "
-            f"({_signed(low)} to {_signed(high)})"
+            f"over {name.replace('_', ' ')} "
+            f"{signed_difference(m['model']['roc_auc'] - base['roc_auc'])} "
+            f"({signed_difference(low)} to {signed_difference(high)})"
             for name, base in m["baselines"].items()
             for low, high in [uncertainty["roc_auc_gain"][name]]
         ]
@@ -321,10 +328,6 @@ def _policy_lines(checks: dict[str, Any]) -> list[str]:
             f"the calibration fold (where it was set), {shown(check['test'])} on the test fold"
         )
     return lines
-
-
-def _signed(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:+.3f}"
 
 
 def _pct(value: float | None) -> str:

@@ -146,6 +146,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def format_comparison(result: TuneResult) -> str:
     """The study line, the best parameters and the tuned-vs-default test metrics."""
+    from leadscore.metrics import signed_difference
     from leadscore.tuning import COMPARED_METRICS
 
     s = result.summary
@@ -173,7 +174,8 @@ def format_comparison(result: TuneResult) -> str:
         low, high = result.roc_auc_gain_interval
         verdict = "a tie" if low <= 0 <= high else "a real difference"
         lines.append(
-            f"ROC-AUC gain of tuning, paired bootstrap interval: {low:+.3f} to {high:+.3f} "
+            "ROC-AUC gain of tuning, paired bootstrap interval: "
+            f"{signed_difference(low)} to {signed_difference(high)} "
             f"({verdict})"
         )
     return "\n".join(lines)
