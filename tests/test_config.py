@@ -76,6 +76,38 @@ def test_a_registered_model_name_mlflow_refuses_stops_at_config_load(
         parse_config(None).with_overrides({"mlflow.registered_model": name})
 
 
+@pytest.mark.parametrize(
+    ("section", "where"),
+    [
+        (
+            {"stages": {"sql": {"policy": "sales_capacity", "target": float("nan")}}},
+            "stages.sql.target",
+        ),
+        (
+            {"stages": {"sql": {"policy": "sales_capacity", "target": float("inf")}}},
+            "stages.sql.target",
+        ),
+        ({"stages": {"period_days": float("inf")}}, "stages.period_days"),
+        (
+            {
+                "stages": {
+                    "deal_value": float("nan"),
+                    "contact_cost": 1,
+                    "sql": {"policy": "expected_value"},
+                }
+            },
+            "stages.deal_value",
+        ),
+        ({"folds": {"test_size": float("nan")}}, "folds.test_size"),
+    ],
+)
+def test_a_number_that_is_not_finite_stops_at_config_load(section: dict, where: str) -> None:
+    """``.nan`` and ``.inf`` are YAML numbers that every ``<= 0`` check lets through: a NaN
+    capacity trained to the end and then crashed, a NaN deal value sent nobody to sales."""
+    with pytest.raises(SpecError, match=f"^config: {where}: .*finite"):
+        parse_config(section)
+
+
 @pytest.mark.parametrize("name", ["leadscore", "Lead Scoring v2.1", "crm_leads-EU", None])
 def test_registered_model_names_mlflow_takes_are_accepted(name: str | None) -> None:
     assert parse_config({"mlflow": {"registered_model": name}}).mlflow.registered_model == name

@@ -1243,10 +1243,16 @@ def test_the_bar_moves_within_a_chunk_and_slices_score_as_one(scored_world, tmp_
     pd.testing.assert_frame_equal(whole.reset_index(drop=True), sliced.reset_index(drop=True))
 
 
-def test_a_capacity_policy_is_held_to_the_new_sqls_of_its_period(scored_world, tmp_path, caplog):
+@pytest.mark.parametrize("period_days", [7, 10])
+def test_a_capacity_policy_is_held_to_the_new_sqls_of_its_period(
+    scored_world, tmp_path, caplog, period_days
+):
     """The capacity policy promises sales so many SQLs per period; the runs of the period
     that ends at a run's as-of are counted against it, a lead that came back to SQL counted
-    again, and more than a quarter over the capacity is a warning that says what to change."""
+    again, and more than a quarter over the capacity is a warning that says what to change.
+    Weekly runs against a 10-day period: the runs after the latest one at or before the
+    period's start cover 14 days, and their hand-offs are scaled to 10 (summed as 10 days'
+    flow, runs every 14 days against 30 had read 40% over)."""
     from dataclasses import replace
 
     from leadscore.scoring import ScoringModel
@@ -1255,7 +1261,7 @@ def test_a_capacity_policy_is_held_to_the_new_sqls_of_its_period(scored_world, t
     scoring = load_scoring_model(scored_world["model"])
     X, _ = next(event_feature_chunks(scored_world["data"], AS_OF, chunk_leads=5000))
     p = scoring.model.predict_proba(X, warn_unseen=False)
-    policy = {"sql": {"policy": "capacity", "target": 3}, "period_days": 7}
+    policy = {"sql": {"policy": "capacity", "target": 3}, "period_days": period_days}
     fitted = StageThresholds(policy).fit(p, p > np.median(p), periods=10).to_dict()
     fitted["policy"]["sql"]["target"] = 1  # the cut-off of 30 standing SQLs, promised as 1
     stages = StageThresholds.from_dict(fitted)
@@ -1274,7 +1280,8 @@ def test_a_capacity_policy_is_held_to_the_new_sqls_of_its_period(scored_world, t
     )
     target = str(tmp_path / "capacity.duckdb")
     checks = []
-    for as_of in (AS_OF - pd.Timedelta(days=14), AS_OF - pd.Timedelta(days=7), AS_OF):
+    runs = [AS_OF - pd.Timedelta(days=21), AS_OF - pd.Timedelta(days=14)][period_days == 7 :]
+    for as_of in (*runs, AS_OF - pd.Timedelta(days=7), AS_OF):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="leadscore"):
             summary = run_scoring(
@@ -1287,22 +1294,37 @@ def test_a_capacity_policy_is_held_to_the_new_sqls_of_its_period(scored_world, t
             )
         checks.append((summary.capacity, [r.getMessage() for r in caplog.records]))
     history = read_history(target)
+    period = pd.Timedelta(days=period_days)
+    run_times = pd.Series(sorted(history["as_of"].unique()))
     for check, said in checks:
+        before = run_times[run_times <= check.until - period]
+        since = before.max() if len(before) else None
+        assert check.since == since
         window = history[
-            (history["as_of"] > check.until - pd.Timedelta(days=7))
+            (history["as_of"] > (check.until - period if since is None else since))
             & (history["as_of"] <= check.until)
         ]
         came = (window["stage"] == "sql") & (window["previous_stage"].fillna("") != "sql")
         assert check.entries == int(came.sum()) > 0
-        assert (check.capacity, check.period_days) == (1, 7)
+        assert (check.capacity, check.period_days) == (1, period_days)
+        days = period_days if since is None else (check.until - since).days
+        assert check.per_period == pytest.approx(check.entries * period_days / days)
         warned = [s for s in said if "more than sales can take" in s]
         assert bool(warned) == check.exceeded
-    first, second, third = (c for c, _ in checks)
+    first, second, third = (c for c, _ in checks[-3:])
     assert not first.complete and not first.exceeded and "a first backlog" in first.line()
     assert second.complete and third.complete
-    assert third.exceeded and f"capacity: {third.entries:,} new SQLs in the 7 days to" in (
-        third.line()
-    )
+    if period_days == 7:
+        assert third.exceeded and f"capacity: {third.entries:,} new SQLs in the 7 days to" in (
+            third.line()
+        )
+    else:
+        assert (third.until - third.since).days == 14
+        assert third.line().startswith(
+            f"capacity: {third.entries:,} new SQLs in the 14 days to {AS_OF:%Y-%m-%d} (the runs "
+            f"since {third.since:%Y-%m-%d}), {third.per_period:,.1f} per 10 days, against 1 per "
+            "10 days"
+        )
     other = replace(scoring, version="other")  # a recall policy: nothing to hold it to
     plain = run_scoring(
         other,

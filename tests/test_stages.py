@@ -221,6 +221,48 @@ def test_sql_below_mql_empties_the_mql_stage_with_a_warning() -> None:
     assert set(stages.transform(p)) == {"lead", "sql"}
 
 
+def test_an_sql_cut_off_below_the_mql_policy_counts_the_leads_it_sends_to_sales() -> None:
+    """The leads between the two cut-offs, which the MQL policy left at lead, now go to
+    sales: the warning had said only that the MQL stage was empty, and the MQL policy's line
+    had reported the SQL cut-off's recall as its own."""
+    from leadscore.commands.train import _policy_lines
+    from leadscore.stages import policy_check
+
+    p = np.linspace(0, 1, 101)
+    won = p > 0.3
+    stages = StageThresholds(
+        {"mql": {"policy": "recall", "target": 0.5}, "sql": {"policy": "recall", "target": 1.0}}
+    ).fit(p, won)
+    assert stages.sql_threshold_ == pytest.approx(0.31)
+    between = int(((p >= 0.31 - 1e-9) & (p < 0.66 - 1e-9)).sum())
+    assert between == 35
+    assert f"{between:,} of the 101 held-out examples" in stages.warnings_[0]
+    check = policy_check(stages, p, won)
+    assert check["mql"]["set_by_sql"] and not check["sql"].get("set_by_sql")
+    mql_line, sql_line = _policy_lines(check)
+    assert "its cut-off is the SQL cut-off" in mql_line and "SQL cut-off" not in sql_line
+    apart = StageThresholds(
+        {
+            "mql": {"policy": "probability", "target": 0.3},
+            "sql": {"policy": "probability", "target": 0.7},
+        }
+    ).fit(p, won)
+    assert not policy_check(apart, p, won)["mql"]["set_by_sql"]
+
+
+def test_a_capacity_above_the_lead_flow_says_every_lead_is_an_sql() -> None:
+    p = np.linspace(0.01, 0.99, 300)
+    stages = StageThresholds({"sql": {"policy": "capacity", "target": 5_000}}).fit(
+        p, _labels(p, 0), periods=3
+    )
+    assert set(stages.transform(p)) == {"sql"}
+    assert any("at least the lead flow (300 held-out leads" in w for w in stages.warnings_)
+    within = StageThresholds({"sql": {"policy": "capacity", "target": 99}}).fit(
+        p, _labels(p, 0), periods=3
+    )
+    assert not any("lead flow" in w for w in within.warnings_)
+
+
 def test_a_model_that_cannot_rank_its_leads_is_said_to_fill_sql_with_everyone() -> None:
     """A model of ROC-AUC 0.50 gives every lead one probability: recall 50% for SQL then
     puts every lead in SQL (9,240 of 9,240 on x_education) and had said nothing."""

@@ -227,7 +227,9 @@ class PointsRule(BaseModel):
     matches when it is one of ``in``; ``missing: true`` matches an empty value.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, allow_inf_nan=False
+    )
 
     feature: str
     points: float

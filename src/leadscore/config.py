@@ -112,7 +112,7 @@ def _default_rule_points() -> Mapping[str, tuple[PointsRule, ...]]:
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class FoldConfig(_Section):

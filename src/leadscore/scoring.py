@@ -108,32 +108,61 @@ class ScoringModel:
 @dataclass(frozen=True)
 class CapacityCheck:
     """A capacity policy's promise held against the runs: the new SQLs (``entries``:
-    :func:`~leadscore.sinks.sql_entries`) of the runs of one model name in the ``period_days``
-    that end at this run's as-of, against ``capacity`` per period.
+    :func:`~leadscore.sinks.sql_entries`) of one model name's runs after ``since`` up to this
+    run's as-of (``until``), against ``capacity`` per ``period_days``.
 
-    ``complete`` is whether the target held a run of the model name at or before the period's
-    start: without one, the period's first run handed over every lead already above the
-    cut-off (a backlog, not a period's flow).
+    ``since`` is the as-of of the model name's latest run at or before the period's start:
+    each run hands over the leads that crossed the cut-off since the run before it, so the
+    runs after ``since`` cover ``until - since`` days, the period or more. Runs every 14 days
+    against a 30-day period cover 42 days, and their sum had been read as 30 days' flow (40%
+    over). ``per_period`` scales to the period. Without such a run (``since`` is ``None``:
+    not ``complete``) the period's first run handed over every lead already above the
+    cut-off, a backlog, not a period's flow.
     """
 
     entries: int
     capacity: float
     period_days: float
     until: pd.Timestamp
-    complete: bool
+    since: pd.Timestamp | None = None
 
     #: How far above the capacity the period's new SQLs may go before a warning: a quarter.
     TOLERANCE: ClassVar[float] = 0.25
 
     @property
+    def complete(self) -> bool:
+        return self.since is not None
+
+    @property
+    def days(self) -> float:
+        """The days the counted runs cover: from ``since`` (or the period's start) on."""
+        if self.since is None:
+            return float(self.period_days)
+        return max((self.until - self.since) / pd.Timedelta(days=1), float(self.period_days))
+
+    @property
+    def per_period(self) -> float:
+        """The new SQLs per ``period_days`` over the days the counted runs cover."""
+        return self.entries * self.period_days / self.days
+
+    @property
     def exceeded(self) -> bool:
-        return self.complete and self.entries > self.capacity * (1 + self.TOLERANCE)
+        return self.complete and self.per_period > self.capacity * (1 + self.TOLERANCE)
 
     def line(self) -> str:
-        """``capacity: 51 new SQLs in the 7 days to 2026-03-28, against 20 per 7 days``."""
+        """``capacity: 51 new SQLs in the 7 days to 2026-03-28, against 20 per 7 days``, or
+        with runs that cover more than the period, ``capacity: 48 new SQLs in the 42 days to
+        2026-05-24 (the runs since 2026-04-12), 34.3 per 30 days, against 20 per 30 days``."""
+        per = f"per {self.period_days:g} days"
+        if self.days > self.period_days + 1e-9:
+            return (
+                f"capacity: {self.entries:,} new SQLs in the {self.days:g} days to "
+                f"{self.until:%Y-%m-%d} (the runs since {self.since:%Y-%m-%d}), "
+                f"{self.per_period:,.1f} {per}, against {self.capacity:g} {per}"
+            )
         text = (
             f"capacity: {self.entries:,} new SQLs in the {self.period_days:g} days to "
-            f"{self.until:%Y-%m-%d}, against {self.capacity:g} per {self.period_days:g} days"
+            f"{self.until:%Y-%m-%d}, against {self.capacity:g} {per}"
         )
         if not self.complete:
             return f"{text} (the target holds no run before that period: a first backlog)"
@@ -1217,12 +1246,13 @@ def _capacity_check(
     policy = scoring.model.stages.policy_
     if policy.sql.policy != "capacity":
         return None
-    after = as_of - pd.Timedelta(days=policy.period_days)
-    mine = runs[runs["model_name"] == scoring.name]
+    start = as_of - pd.Timedelta(days=policy.period_days)
+    before = runs.loc[(runs["model_name"] == scoring.name) & (runs["as_of"] <= start), "as_of"]
+    since = pd.Timestamp(before.max()) if len(before) else None
     return CapacityCheck(
-        entries=sql_entries(target, scoring.name, after, as_of),
+        entries=sql_entries(target, scoring.name, start if since is None else since, as_of),
         capacity=policy.sql.goal,
         period_days=policy.period_days,
         until=as_of,
-        complete=bool((mine["as_of"] <= after).any()),
+        since=since,
     )

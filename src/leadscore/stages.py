@@ -95,7 +95,7 @@ class StageRule(BaseModel):
     ``expected_value`` (which reads the costs of :class:`StagePolicy`).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     policy: PolicyName
     target: float | None = None
@@ -129,7 +129,7 @@ class StageRule(BaseModel):
 class StagePolicy(BaseModel):
     """The stage agreement between marketing and sales, as configuration."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     mql: StageRule = StageRule(policy="recall", target=0.9)
     sql: StageRule = StageRule(policy="recall", target=0.5)
@@ -298,10 +298,18 @@ class StageThresholds(BaseEstimator):
         mql_read = cut["mql"]
         if cut["mql"] >= cut["sql"] and math.isfinite(cut["sql"]):
             relation = "below" if cut["mql"] > cut["sql"] else "the same as"
-            self.warnings_.append(
+            text = (
                 f"the SQL cut-off ({cut['sql']:.3f}) is {relation} the MQL cut-off "
                 f"({cut['mql']:.3f}): every lead past MQL is an SQL, the MQL stage is empty"
             )
+            # the MQL policy's own figure is gone with it: the leads it left at lead go to sales
+            promoted = int(((pv >= cut["sql"]) & (pv < cut["mql"])).sum())
+            if promoted:
+                text += (
+                    f", and {promoted:,} of the {pv.size:,} held-out examples "
+                    f"({promoted / pv.size:.0%}) that the MQL policy left at lead are SQLs"
+                )
+            self.warnings_.append(text)
             cut["mql"] = cut["sql"]
         lowered = {"mql"} if cut["mql"] < mql_read else set()
         self.mql_threshold_ = float(cut["mql"])
@@ -422,7 +430,14 @@ class StageThresholds(BaseEstimator):
             )
             return math.inf
         chosen = ok.max()
-        if counts[chosen] < CAPACITY_SHORTFALL * allowed and chosen + 1 < values.size:
+        if chosen == values.size - 1:
+            self.warnings_.append(
+                f"a capacity of {target:g} per period is at least the lead flow "
+                f"({top.size:,} held-out leads over {periods:.1f} periods): every lead is an "
+                f"{name}, whatever its probability (set {stage}.target to what sales can "
+                "take, or choose the stage by recall or precision)"
+            )
+        elif counts[chosen] < CAPACITY_SHORTFALL * allowed and chosen + 1 < values.size:
             tied = int(counts[chosen + 1] - counts[chosen])
             self.warnings_.append(
                 f"{tied:,} held-out leads share the next probability ({values[chosen + 1]:.1%}), "
@@ -620,6 +635,10 @@ def policy_check(
             "test": None if measure is None else test[measure],
             "period_days": policy.period_days,
         }
+    # an MQL cut-off at or above the SQL's is lowered to it (fit), so SQL's set MQL's figures
+    out["mql"]["set_by_sql"] = bool(
+        math.isfinite(stages.sql_threshold_) and stages.mql_threshold_ == stages.sql_threshold_
+    )
     return out
 
 

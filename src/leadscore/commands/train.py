@@ -323,10 +323,13 @@ def _policy_lines(checks: dict[str, Any]) -> list[str]:
             wanted = f"{_pct(check['target'])} of the wins"
         else:
             wanted = f"{_pct(check['target'])} convert"
-        lines.append(
+        line = (
             f"{stage.upper()} policy {check['policy']}, {wanted}: {shown(check['fitted'])} on "
             f"the calibration fold (where it was set), {shown(check['test'])} on the test fold"
         )
+        if check.get("set_by_sql"):
+            line += " (not this policy's figures: its cut-off is the SQL cut-off, see above)"
+        lines.append(line)
     return lines
 
 
