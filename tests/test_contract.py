@@ -648,7 +648,9 @@ def test_a_timestamp_in_the_future_is_an_error_unless_the_extract_moment_is_give
     (tmp_path / "manifest.json").write_text('{"observed_until": "2024-03-01"}')
     whole, slices = _both_readers(tmp_path)
     assert (
-        {s.observed_until for s in slices} == {whole.observed_until} == {pd.Timestamp("2024-03-01")}
+        {s.observed_until for s in slices}
+        == {whole.observed_until}
+        == {pd.Timestamp("2024-03-01 23:59:59.999999")}  # a day written alone: its end
     )
 
 

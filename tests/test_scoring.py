@@ -960,6 +960,90 @@ def test_a_won_within_days_lead_whose_window_ended_is_lost_not_scored(tmp_path, 
     assert scored(earlier, "2026-01-01") == ({"young", "edge"}, {"old", "won"})
 
 
+@pytest.mark.parametrize("extract", ["won-date-column", "closed-deals-join", "observed-until"])
+def test_a_within_days_lead_won_after_the_as_of_is_scored_as_open_then(tmp_path, extract):
+    """Scored --as-of a moment before the export, a lead won after it was open then: it is
+    scored (olist as of 2018-04-15 left out all 84 leads won later, and the back-test of the
+    run counted none of their wins). A window counts as ended by the as-of, not by a later
+    extract (the built-in olist spec's newest won date, 2018-11-14, closed every lead of
+    April); a win after its window had ended by the as-of is no win, as training reads it."""
+    from leadscore.scoring import flat_feature_chunks
+    from leadscore.specs import parse_spec
+
+    leads = pd.DataFrame(
+        {
+            "id": ["before", "after", "between", "lost", "late"],
+            "created": ["2024-01-10", "2024-02-01", "2024-01-05", "2023-11-01", "2023-10-01"],
+            "plan": ["pro", "team", "pro", "team", "pro"],
+        }
+    )
+    wins = pd.DataFrame(
+        {"id": ["before", "after", "late"], "won_at": ["2024-02-01", "2024-04-20", "2024-04-10"]}
+    )
+    spec: dict = {
+        "name": "acme",
+        "source": "leads.csv",
+        "id": "id",
+        "label": {"column": "won_at", "won": "not_null", "within_days": 90},
+        "order_by": "created",
+    }
+    if extract == "closed-deals-join":  # the extract is the newest won date, 2024-04-20
+        wins.to_csv(tmp_path / "deals.csv", index=False)
+        spec["join"] = [{"source": "deals.csv", "id": "id", "columns": ["won_at"]}]
+        leads.to_csv(tmp_path / "leads.csv", index=False)
+    else:
+        leads.merge(wins, on="id", how="left").to_csv(tmp_path / "leads.csv", index=False)
+    if extract == "observed-until":
+        spec["label"]["observed_until"] = "2024-06-30"
+    closed: list[pd.Series] = []
+    chunks = flat_feature_chunks(
+        parse_spec(spec, base_dir=tmp_path),
+        chunk_rows=2,
+        on_closed=closed.append,
+        as_of=pd.Timestamp("2024-03-01"),
+    )
+    scored = {i for _, chunk_ids in chunks for i in chunk_ids}
+    # "between": its window ends 2024-04-04, after the as-of, before the extract
+    assert scored == {"after", "between"}
+    assert set(pd.concat(closed)) == {"before", "lost", "late"}
+
+
+def test_a_lead_won_on_the_day_the_manifest_names_is_not_scored_as_open(scored_world, tmp_path):
+    """A manifest naming the export's day ("2026-06-30") is read as that day's end: scored at
+    the data's end by default, a lead won that day at 10:00 is closed, not handed to sales
+    as open (read as the day's midnight, it was, and nothing warned)."""
+    import shutil
+
+    from leadscore.sinks import closed_by
+
+    folder = tmp_path / "crm"
+    shutil.copytree(scored_world["data"], folder)
+    day = load_closed_loop(folder).observed_until.normalize()
+    (folder / "manifest.json").write_text(json.dumps({"observed_until": f"{day:%Y-%m-%d}"}))
+    (path,) = folder.glob("outcomes.*")
+    read = pd.read_parquet if path.suffix == ".parquet" else pd.read_csv
+    outcomes = read(path)
+    leads = load_closed_loop(folder).leads
+    open_ids = leads.loc[~leads["lead_id"].isin(outcomes["lead_id"]), "lead_id"]
+    lead = str(sorted(open_ids)[0])
+    won = pd.DataFrame(
+        {"lead_id": [lead], "outcome": ["won"], "closed_at": [day + pd.Timedelta(hours=10)]}
+    )
+    outcomes = pd.concat([outcomes, won.astype({"closed_at": outcomes["closed_at"].dtype})])
+    if path.suffix == ".parquet":
+        outcomes.to_parquet(path, index=False)
+    else:
+        outcomes.to_csv(path, index=False)
+    target = tmp_path / "s.duckdb"
+    argv = ["score", "--data", str(folder), "--model", str(scored_world["model"])]
+    assert main([*argv, "--target", str(target), "--no-progress", "--no-reasons"]) == 0
+    scored = read_scored_leads(str(target))
+    end = day + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    assert (scored["as_of"] == end).all()
+    assert lead not in set(scored["lead_id"])
+    assert closed_by(str(target), lead) == end
+
+
 def test_event_data_is_scored_as_of_its_end_unless_told(scored_world, tmp_path, caplog):
     """Without --as-of, event data is scored at its observed_until, not "now": a stale
     extract scored now would read the days it lacks as days without activity. The run equals

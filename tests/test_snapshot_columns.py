@@ -271,7 +271,7 @@ def test_a_misspelt_manifest_key_is_an_error_and_other_keys_a_warning(
     error. A team's own notes (source, exported_by) are named in a warning, not refused."""
     folder = _folder(tmp_path, event_frames, {"source": "hubspot", "observed_until": "2024-06-30"})
     with caplog.at_level(logging.WARNING, logger="leadscore.timestamps"):
-        assert manifest_observed_until(folder) == "2024-06-30"
+        assert manifest_observed_until(folder) == "2024-06-30T23:59:59.999999"  # the day's end
     assert any("'source' are not read" in r.getMessage() for r in caplog.records)
     folder = _folder(tmp_path, event_frames, {"observed_untill": "2024-06-30"})
     with pytest.raises(DataError, match=r"did you mean 'observed_until'\?"):
@@ -293,7 +293,7 @@ def test_a_synth_manifest_is_read(tmp_path):
 def test_a_declared_extract_moment_before_the_data_is_an_error(tmp_path, event_frames):
     """Activity after the moment the extract was taken cannot be: the manifest is wrong."""
     data = validate_closed_loop(**event_frames, observed_until="2024-01-04")
-    folder = _folder(tmp_path, event_frames, {"observed_until": "2024-01-04"})
+    folder = _folder(tmp_path, event_frames, {"observed_until": "2024-01-04T00:00:00"})
     with pytest.raises(DataError) as raised:
         check_manifest_moment(folder, manifest_observed_until(folder), data)
     message = str(raised.value)
@@ -325,6 +325,23 @@ def test_a_stray_row_after_the_declared_moment_is_a_warning(event_frames, caplog
     with caplog.at_level(logging.WARNING, logger="leadscore.timestamps"):
         check_extract_moment_holds(data, "manifest.json: observed_until")
     assert caplog.text == ""
+
+
+def test_a_day_in_the_manifest_is_read_as_its_end_by_every_reader(tmp_path, event_frames):
+    """A manifest naming the day of the export ("2024-03-01") means an export that ran
+    through that day: read as its midnight, score's default as-of left the day's outcomes,
+    leads and activity out (a lead won that day was scored as open, without a word). The
+    whole loader, the sliced one and the default as-of all take the end of the day; a moment
+    written with its time stays as written."""
+    from leadscore.io import event_observed_until, load_closed_loop
+
+    end = pd.Timestamp("2024-03-01 23:59:59.999999")
+    folder = _folder(tmp_path, event_frames, {"observed_until": "2024-03-01"})
+    assert load_closed_loop(folder).observed_until == end
+    assert {s.observed_until for s in _sliced(folder)} == {end}
+    assert event_observed_until(folder) == end
+    folder = _folder(tmp_path, event_frames, {"observed_until": "2024-03-01T00:00:00"})
+    assert event_observed_until(folder) == pd.Timestamp("2024-03-01")
 
 
 def test_a_moment_the_caller_gives_is_not_held_against_the_manifest(tmp_path, event_frames):
@@ -364,7 +381,7 @@ def test_the_whole_loader_reads_the_manifest_once(tmp_path, event_frames, monkey
     monkeypatch.setattr(leadscore.io, "manifest_observed_until", counted)
     monkeypatch.setattr(leadscore.timestamps, "manifest_observed_until", counted)
     folder = _folder(tmp_path, event_frames, {"observed_until": "2024-03-02"})
-    assert load_closed_loop(folder).observed_until == pd.Timestamp("2024-03-02")
+    assert load_closed_loop(folder).observed_until == pd.Timestamp("2024-03-02 23:59:59.999999")
     assert len(reads) == 1
 
 
@@ -392,7 +409,7 @@ def test_the_sliced_reader_checks_the_manifest_before_its_first_slice(tmp_path, 
             yielded.extend(chunks)
         assert yielded == []
         assert str(sliced.value) == str(whole.value)
-    assert "manifest.json: observed_until 2024-01-04 00:00 is before 5 row(s)" in str(whole.value)
+    assert "manifest.json: observed_until 2024-01-04 23:59 is before 5 row(s)" in str(whole.value)
     # a moment the caller gives is the caller's, as for the whole loader
     assert len(_sliced(str(tmp_path), observed_until="2024-01-04")) == 3
 

@@ -46,8 +46,11 @@ from leadscore.leakage import (
     age_trending_columns,
     close_field_columns,
     filled_in_sales_note,
+    history_rows,
+    leakage_error,
     post_contact_columns,
     warn_post_contact_columns,
+    won_later_columns,
     written_at_close_error,
 )
 from leadscore.schema import (
@@ -258,28 +261,40 @@ def closed_rows(
     *,
     order: pd.Series | None = None,
     extract: pd.Timestamp | None = None,
+    as_of: pd.Timestamp | None = None,
 ) -> pd.Series:
-    """Rows of a table to score whose label column already holds an outcome (won or lost):
-    such a lead is closed and is not scored. A blank label is an open lead (a CRM leaves the
-    deal stage blank while there is no deal), unless the spec lists ``""`` under
-    ``label.won`` or ``label.lost``, as training reads it; with ``label.lost`` declared, a
-    value that is neither won nor lost (``Open``, ``Nurture``) is open too, with a line
-    naming such values, unless it reads like an outcome (``Closed-Won``, ``Disqualified``),
-    which is the error training gives (:func:`_check_undeclared_open`); a value under
-    ``label.open`` always is open. A won date (``within_days``, which ``won: not_null``
-    needs) closes a lead once it is there; given the rows' ``order`` (the spec's
-    order_by, parsed) and the ``extract`` moment (:func:`scoring_extract`), a lead whose
-    window ended by then without a win is lost, as training labels it, and closed too."""
+    """Rows of a table to score whose lead is closed (won or lost) at the scoring moment:
+    such a lead is not scored.
+
+    A label of values says no more than the outcome now: a blank label is an open lead (a
+    CRM leaves the deal stage blank while there is no deal), unless the spec lists ``""``
+    under ``label.won`` or ``label.lost``, as training reads it; with ``label.lost``
+    declared, a value that is neither won nor lost (``Open``, ``Nurture``) is open too, with
+    a line naming such values, unless it reads like an outcome (``Closed-Won``,
+    ``Disqualified``), which is the error training gives (:func:`_check_undeclared_open`); a
+    value under ``label.open`` always is open. Such a label carries no date, so ``as_of``
+    cannot apply: a lead closed after it is closed here too (the snapshot is all there is).
+
+    A won date (``within_days``, which ``won: not_null`` needs) says when: given ``as_of``
+    (``score --as-of``, an older moment than the export), a lead is closed only if it was
+    won by then, since one won later was open at ``as_of`` and is what a score at that
+    moment is for (left out, a back-test of the run counted none of its wins). Without it
+    (the run is stamped now) any won date closes its lead. Given the rows' ``order`` (the
+    spec's order_by, parsed) and the ``extract`` moment (:func:`scoring_extract`, no later
+    than ``as_of``), a lead whose window ended by then without a win is lost, as training
+    labels it, and closed too: a lead won after its window ended counts so."""
     label = spec.label
     blank = _blank_labels(values)
     given = ~blank
-    timed = order is not None and ptypes.is_datetime64_any_dtype(order)
-    if label.within_days is not None and timed and extract is not None:
-        assert order is not None
-        ended = (order + pd.Timedelta(days=label.within_days) <= extract).fillna(False)
-        return given | ended.to_numpy()
     if label.within_days is not None:
-        return given
+        won = given if as_of is None else given & _won_by(values, given, spec, as_of)
+        timed = order is not None and ptypes.is_datetime64_any_dtype(order)
+        if not timed or extract is None:
+            return won
+        assert order is not None
+        until = extract if as_of is None else min(extract, as_of)
+        ended = (order + pd.Timedelta(days=label.within_days) <= until).fillna(False)
+        return won | ended.to_numpy()
     assert label.won != "not_null"  # LabelSpec refuses it without within_days
     outcome = _label_matches(values, [*label.won, *(label.lost or [])])
     if label.open is not None:
@@ -292,6 +307,18 @@ def closed_rows(
             _check_undeclared_open(values[undeclared], label)
         closed = given & outcome
     return closed | (blank & outcome)
+
+
+def _won_by(
+    values: pd.Series, given: pd.Series, spec: DatasetSpec, as_of: pd.Timestamp
+) -> pd.Series:
+    """Rows whose won date (``values``, given where ``given``) is at or before ``as_of``,
+    read as training reads the won dates (a won date that is no date is its error)."""
+    rows = given.to_numpy()
+    won_at = to_utc_naive(values[rows], _source_name(spec), spec.label.column)
+    by = np.zeros(len(values), dtype=bool)
+    by[rows] = (won_at <= as_of).to_numpy()
+    return pd.Series(by, index=values.index)
 
 
 def _check_undeclared_open(values: pd.Series, label: LabelSpec) -> None:
@@ -328,21 +355,24 @@ def _check_undeclared_open(values: pd.Series, label: LabelSpec) -> None:
 def scoring_extract(
     spec: DatasetSpec, joined: Sequence[pd.DataFrame], as_of: pd.Timestamp
 ) -> pd.Timestamp | None:
-    """The moment a table being scored was extracted, for a ``within_days`` label (``None``
-    otherwise): ``label.observed_until`` where the spec sets it; else, where the won date
-    comes from a joined table (a closed-deals table), its newest won date, as training reads
-    the extract; else the scoring ``as_of`` (a CRM export scored as it comes out). A window
-    that ended by then without a win is a lost lead (:func:`closed_rows`)."""
+    """The moment up to which a table being scored tells outcomes, for a ``within_days``
+    label (``None`` otherwise): the extract, ``label.observed_until`` where the spec sets
+    it; else, where the won date comes from a joined table (a closed-deals table), its
+    newest won date, as training reads the extract; else the scoring ``as_of`` (a CRM export
+    scored as it comes out). Never later than ``as_of``: scored as of an earlier moment
+    (``--as-of``), a window that ends between then and the extract had not ended yet, and
+    its lead was open. A window that ended by then without a win is a lost lead
+    (:func:`closed_rows`)."""
     label = spec.label
     if label.within_days is None:
         return None
     if label.observed_until is not None:
-        return pd.Timestamp(label.observed_until)
+        return min(pd.Timestamp(label.observed_until), as_of)
     for table in joined:
         if label.column in table.columns:
             won_at = to_utc_naive(table[label.column].dropna(), _source_name(spec), label.column)
             if len(won_at):
-                return _latest_won_date(won_at, label.column)
+                return min(_latest_won_date(won_at, label.column), as_of)
     return as_of
 
 
@@ -1444,6 +1474,16 @@ def prepare_flat_dataset(
             notes.append(filled_in_sales_note(in_sales))
             logger.warning("%s", notes[-1])
     test_from = _parse_test_from(spec, order)
+    if check_close_fields and spec.label.within_days is not None and order is not None:
+        # a lead won after its window is a 0 with the closed deal's fields: see the guard
+        won_later = won_later_columns(
+            X,
+            ~_blank_labels(frame[spec.label.column]).to_numpy(),
+            history_rows(order, kept, test_from),
+            allow=allowed,
+        )
+        if won_later:
+            raise leakage_error(won_later)
     dataset = LabelledDataset(
         name=spec.name,
         X=X.reset_index(drop=True),

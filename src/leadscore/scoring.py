@@ -585,11 +585,14 @@ def flat_feature_chunks(
     ``within_days`` label, the leads whose window ended without a win by the extract
     (:func:`~leadscore.datasets.scoring_extract`: ``label.observed_until``, the newest won
     date of a joined closed-deals table, else ``as_of``, the scoring moment, now when not
-    given), which training labels lost. A table of closed leads only is an error, since
-    scoring the training history is a mistake, not a result. ``on_closed`` receives, chunk
-    by chunk, the ids of the closed rows. ``stamped_now``: ``as_of`` is the moment of
-    scoring, no ``--as-of`` given; an input whose newest open lead is far older is then
-    warned about (:meth:`_LateLeads.warn_stale`).
+    given, and never later than ``as_of``), which training labels lost. A won date closes
+    its lead from that moment on: with ``as_of`` given (``--as-of``, not ``stamped_now``)
+    a lead won after it was open then and is scored; a label of values (won, lost) has no
+    date, and closes its lead whatever ``as_of`` says. A table of closed leads only is an
+    error, since scoring the training history is a mistake, not a result. ``on_closed``
+    receives, chunk by chunk, the ids of the closed rows. ``stamped_now``: ``as_of`` is the
+    moment of scoring, no ``--as-of`` given; an input whose newest open lead is far older is
+    then warned about (:meth:`_LateLeads.warn_stale`).
     """
     if source_table is not None and source is None:
         raise DataError(
@@ -646,6 +649,8 @@ def _flat_feature_chunks(
     closed = 0
     unlabelled = 0
     moment = as_of if as_of is not None else now
+    # a won date after a given --as-of was no win yet then; stamped now, any won date closes
+    won_by = None if as_of is None or stamped_now else as_of
     late = _LateLeads()
     for chunk in chunks:
         if spec.id not in chunk.columns:
@@ -670,7 +675,7 @@ def _flat_feature_chunks(
                 else None
             )
             done = closed_rows(
-                chunk[spec.label.column], spec, order=order, extract=extract
+                chunk[spec.label.column], spec, order=order, extract=extract, as_of=won_by
             ).to_numpy()
             closed += int(done.sum())
             if on_closed is not None and done.any():
@@ -690,8 +695,9 @@ def _flat_feature_chunks(
     why = f"{spec.label.column!r} holds their outcome"
     fix = "Score the current open leads: --input FILE, rows without an outcome."
     if timed:
+        won = "won" if won_by is None else f"won by {won_by:%Y-%m-%d %H:%M}"
         why = (
-            f"won, or their {spec.label.within_days}-day window ended without a win by "
+            f"{won}, or their {spec.label.within_days}-day window ended without a win by "
             f"{extract:%Y-%m-%d}"
         )
         fix = (

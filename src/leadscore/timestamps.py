@@ -407,14 +407,29 @@ SYNTH_MANIFEST_KEYS = (
     "files",
 )
 
-#: A declared extract moment may precede the data's rows by this much: a manifest that gives
-#: the day of the extract (``2026-06-30``) for an export that ran through that day.
+#: A declared extract moment may precede the data's rows by this much without an error or a
+#: warning: local times written without a timezone are read as UTC and run up to 14 hours
+#: ahead of it, and a moment written with a time but meant as the day (``2026-06-30T00:00``)
+#: for an export that ran through that day. A day written alone needs none of it: the
+#: manifest's day is read as its end (:func:`manifest_observed_until`). Rows inside the
+#: slack are after the moment scored at by default: their leads are scored as open.
 EXTRACT_SLACK = pd.Timedelta(days=1)
 
 
 def manifest_observed_until(folder: str | os.PathLike[str]) -> str | None:
-    """The ``observed_until`` of ``folder``'s ``manifest.json`` as written, checked to be a
-    date, or ``None`` where the folder has no manifest or the manifest no such key.
+    """The ``observed_until`` of ``folder``'s ``manifest.json``, checked to be a date, or
+    ``None`` where the folder has no manifest or the manifest no such key.
+
+    A moment is returned as written. A day written alone (``"2026-06-30"``) is the end of
+    that day (``2026-06-30T23:59:59.999999``): a manifest that names the day of the export
+    means an export that ran through it, and read as its midnight it made score's default
+    as-of the start of the day, so a lead won that day was scored as open, and the day's
+    leads and activity were left out (:data:`EXTRACT_SLACK` let those rows pass without a
+    word). Read here, once, every reader of the folder takes the same moment: the label
+    windows of ``train``, the default as-of of ``score`` and ``report``, and the check
+    against the data's rows (:func:`check_manifest_moment`). A moment given in Python
+    (``load_closed_loop(..., observed_until=...)``) is taken as given: a caller who passes
+    a day there means its midnight, as ``pd.Timestamp`` reads it.
 
     The manifest must be a JSON object of known keys (:data:`MANIFEST_KEY` and the
     :data:`SYNTH_MANIFEST_KEYS` that ``leadscore synth`` writes): an unknown key such as
@@ -448,8 +463,22 @@ def manifest_observed_until(folder: str | os.PathLike[str]) -> str | None:
     value = content.get(MANIFEST_KEY)
     if value is None:
         return None
-    parse_observed_until(str(value), f"{manifest}: {MANIFEST_KEY}")
-    return str(value)
+    written = str(value)
+    moment = parse_observed_until(written, f"{manifest}: {MANIFEST_KEY}")
+    if _is_day(written, moment):
+        return (moment + DAY_END).isoformat()
+    return written
+
+
+#: What a day written alone covers: from its midnight up to this much later, the last
+#: microsecond of the day (timestamps are held to the microsecond).
+DAY_END = pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+
+
+def _is_day(written: str, moment: pd.Timestamp) -> bool:
+    """``written`` names a day without a time of day (``2026-06-30``, ``20260630``): no
+    ``:`` and it reads as midnight, so ``2026-06-30T00:00`` stays the midnight it says."""
+    return ":" not in written and moment == moment.normalize()
 
 
 def naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
