@@ -9,7 +9,13 @@ from pydantic import ValidationError
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
-from leadscore.baselines import LogisticRegressionBaseline, PointsRule, RulePointsBaseline
+from leadscore.baselines import (
+    LogisticRegressionBaseline,
+    PointsRule,
+    RulePointsBaseline,
+    check_rule_features,
+    unknown_rule_features,
+)
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.errors import DataError, SpecError
 
@@ -100,6 +106,28 @@ def test_rule_on_an_unknown_feature_is_a_spec_error() -> None:
     X, y = _leads(100)
     with pytest.raises(SpecError, match="'job_title'"):
         RulePointsBaseline(rules=[{"feature": "job_title", "in": ["vp"], "points": 5}]).fit(X, y)
+
+
+def test_every_unknown_rule_feature_is_named_with_the_closest_one() -> None:
+    """The check training runs on the data set's feature names before it fits anything:
+    every feature the table lacks, in one line, each with the name it was probably meant as."""
+    rules = [
+        PointsRule.model_validate(r)
+        for r in (
+            {"feature": "titel", "in": ["vp"], "points": 5},
+            {"feature": "nonexistent_feature", "at_least": 1, "points": 5},
+            {"feature": "visits", "at_least": 3, "points": 5},
+            {"feature": "titel", "in": ["student"], "points": -5},
+        )
+    ]
+    assert unknown_rule_features(rules, ["title", "visits"]) == ["titel", "nonexistent_feature"]
+    with pytest.raises(SpecError) as err:
+        check_rule_features(rules, ["title", "visits"], where="rule_points.crm", holder="crm")
+    assert str(err.value) == (
+        "rule_points.crm names features 'titel' (closest: 'title'), 'nonexistent_feature', "
+        "which crm does not have. Fix the rule's feature name or drop the rule."
+    )
+    check_rule_features(rules[2:3], ["title", "visits"])
 
 
 @pytest.mark.parametrize(

@@ -534,3 +534,84 @@ def test_train_names_the_order_column_and_says_when_nothing_was_calibrated():
     )
     sigmoid = train._calibration_words({"calibration": "sigmoid", "n_calibrate": 1109}, "leads")
     assert sigmoid == "calibrated on 1,109 with sigmoid"
+
+
+def _interrupted_query(args: object) -> int:
+    """A command whose DuckDB query is stopped as Ctrl-C stops it: DuckDB's interrupt, from
+    another thread while the query runs, raises DuckDB's own error, not KeyboardInterrupt."""
+    import threading
+
+    import duckdb
+
+    con = duckdb.connect()
+    timer = threading.Timer(0.3, con.interrupt)
+    timer.start()
+    try:
+        con.execute("SELECT count(*) FROM range(100000000000) a WHERE a.range % 7 = 3").fetchall()
+    finally:
+        timer.cancel()
+        con.close()
+    return 0
+
+
+def _raising(error: BaseException):
+    def command(args: object) -> int:
+        raise error
+
+    return command
+
+
+@pytest.mark.parametrize(
+    "command",
+    [_interrupted_query, _raising(RuntimeError("Query interrupted"))],
+    ids=["duckdb-interrupt", "runtime-error"],
+)
+def test_ctrl_c_during_a_duckdb_query_is_the_interrupted_line(monkeypatch, capsys, command):
+    """Ctrl-C while DuckDB ran a query ended in ``RuntimeError: Query interrupted`` (or
+    DuckDB's InterruptException), a traceback with exit 1, where a Ctrl-C elsewhere prints one
+    line and exits 130."""
+    import argparse
+
+    import leadscore.cli as cli
+
+    args = argparse.Namespace(command="features", func=command, verbose=0, quiet=True)
+    monkeypatch.setattr(cli, "parse_args", lambda argv=None: args)
+    assert main(["features"]) == 130
+    assert capsys.readouterr().err.strip() == "leadscore features: interrupted"
+
+
+def test_another_runtime_error_keeps_its_traceback(monkeypatch):
+    """Only DuckDB's interruption is read as Ctrl-C: a bug still shows where it happened."""
+    import argparse
+
+    import leadscore.cli as cli
+
+    args = argparse.Namespace(
+        command="features", func=_raising(RuntimeError("boom")), verbose=0, quiet=True
+    )
+    monkeypatch.setattr(cli, "parse_args", lambda argv=None: args)
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["features"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["train", "--data", "crm", "--promote", "--no-mlflow"],
+            "leadscore train: error: --promote makes the new model version the champion in "
+            "MLflow's registry, and --no-mlflow registers no version",
+        ),
+        (
+            ["score", "--data", "crm", "--no-reasons", "--top", "5"],
+            "leadscore score: error: --top 5 sets how many reasons each lead gets, and "
+            "--no-reasons gives none",
+        ),
+    ],
+)
+def test_contradictory_flags_are_refused_before_any_work(capsys, tmp_path, argv, message):
+    """``train --promote --no-mlflow`` had nothing to promote and ``score --no-reasons --top
+    5`` no reasons to count: both flags were taken, one of them ignored without a word."""
+    assert main([*argv[:2], str(tmp_path / "missing"), *argv[3:]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and len(err.strip().splitlines()) == 1, err

@@ -202,3 +202,14 @@ def test_a_config_file_yaml_cannot_read_is_one_line(tmp_path, content, problem) 
         load_config(path)
     message = str(caught.value)
     assert message.startswith(f"{path}{problem}") and "\n" not in message, message
+
+
+def test_a_config_key_written_twice_is_refused(tmp_path) -> None:
+    """``test_size`` written twice trained with the second value, without a word."""
+    path = tmp_path / "train.yaml"
+    path.write_text("folds:\n  test_size: 0.2\n  test_size: 0.5\n", encoding="utf-8")
+    with pytest.raises(SpecError) as caught:
+        load_config(path)
+    assert str(caught.value).startswith(
+        f"{path}: the key 'test_size' is written twice in one block (lines 2 and 3)"
+    )

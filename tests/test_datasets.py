@@ -1083,3 +1083,32 @@ def test_a_date_written_day_dot_month_name_is_a_timestamp(flat_frame, months):
     written = [f"{i % 28 + 1}. {names[i % 12]} {2024 + i % 2}" for i in range(n)]
     data = prepare_flat_dataset(flat_frame.assign(last_activity=written), parse_spec(SPEC))
     assert data.excluded["last_activity"] == "a timestamp (not a property of the lead)"
+
+
+def test_an_order_value_neither_number_nor_date_names_the_input_and_no_iso_dates():
+    """``score --input`` with ``Lead Number`` all ``abc`` was told ``leads.csv.Lead Number
+    ... Write Lead Number as ISO dates``: the spec's source, not the input, and dates for a
+    sequence column. The table scored is named, and the fix asks for either kind."""
+    from leadscore.datasets import parse_order_column
+
+    spec = parse_spec(
+        {
+            "name": "w",
+            "source": "leads.csv",
+            "id": "id",
+            "order_by": "Lead Number",
+            "label": {"column": "s", "won": ["Won"]},
+        }
+    )
+    values = pd.Series(["abc", "abc", None], dtype="string")
+    with pytest.raises(DataError) as refused:
+        parse_order_column(values, spec, table="in_orderbad.csv")
+    message = str(refused.value)
+    assert message.startswith(
+        "in_orderbad.csv: order_by column 'Lead Number' holds 2 value(s) that are neither "
+        "numbers nor dates: 'abc'"
+    ), message
+    assert "ISO dates" not in message and "sequence number or the date" in message
+    dates = pd.Series(["2024-03-01", "01/03/2024"], dtype="string")  # still the date error
+    with pytest.raises(DataError, match="timestamps"):
+        parse_order_column(dates, spec)

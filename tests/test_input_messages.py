@@ -167,3 +167,29 @@ def test_a_name_that_differs_only_by_spaces_says_which():
     )
     assert closest_names("Lead source", have) == " (closest: 'Lead Source')"
     assert missing_names_text(["Budget"], ["Lead ID"]) == "'Budget'"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_a_utf16_csv_is_converted_from_utf16_not_windows_1252(tmp_path, encoding):
+    """The fix said ``iconv -f WINDOWS-1252``, which turns UTF-16 into NUL-ridden garbage;
+    a UTF-16 file (with its byte-order mark, or without one: NUL bytes beside ASCII) is told
+    to convert from UTF-16."""
+    path = tmp_path / "unicode.csv"
+    text = "id,country\r\nL1,Espa\xf1a\r\n"
+    path.write_bytes(text.encode(encoding) + b"\xff\xd8")
+    with pytest.raises(DataError) as refused:
+        read_table(path)
+    message = str(refused.value)
+    assert "is UTF-16 text" in message and "iconv -f UTF-16 -t UTF-8" in message, message
+    assert "WINDOWS-1252" not in message
+
+
+def test_excel_trailing_blank_rows_are_skipped_with_a_log_line(tmp_path, caplog):
+    """Excel leaves ``,,,`` rows at the end of a CSV it saved: they were refused as leads
+    without an id; a row with any value is still read, and checked, as before."""
+    path = tmp_path / "leads.csv"
+    path.write_text("id,country,visits\r\nL1,Chile,3\r\n,,\r\nL2,,\r\n,,\r\n,,\r\n")
+    with caplog.at_level("INFO", logger="leadscore.io"):
+        frame = read_table(path, text_columns=("id",), strings=True)
+    assert frame["id"].tolist() == ["L1", "L2"]
+    assert "skipped 3 row(s) in which every field is blank" in caplog.text

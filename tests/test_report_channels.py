@@ -408,6 +408,14 @@ def test_costs_file_mistakes_are_caught_not_summed():
     assert pd.isna(report(["x", "y"], ["100", ""]).set_index("source").loc["y", "spend"])
     with pytest.raises(DataError, match=r"spend for 'y' is -500: a spend cannot be negative"):
         report(["x", "y"], ["100", "-500"])
+    # inf read as a number had made every cost column inf; the row is named, from 1
+    for endless in ("inf", "-inf", "Infinity"):
+        with pytest.raises(DataError) as raised:
+            report(["x", "y"], ["100", endless])
+        message = str(raised.value)
+        assert message.startswith("the costs file, column 'spend', row 2: the spend for 'y' ")
+        assert "\n" not in message
+    assert "not a finite amount" in str(raised.value)
     with pytest.raises(
         DataError, match=r"spend is in \$ and €: summing them .*Convert every spend"
     ):
@@ -777,3 +785,43 @@ def test_a_flat_spec_s_missing_values_are_no_channel_of_their_own(tmp_path):
     out = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     counts = dict(zip(out["Original Source"], out["leads"], strict=True))
     assert counts == {"Paid": 3, "Organic": 2, "(none)": 3}
+
+
+def test_mistakes_in_the_arguments_are_one_line_before_any_work(tmp_path, capsys):
+    """``--out x.xlsx`` (or a folder) had been refused only after the whole report was
+    computed and printed; a costs file with a spend of ``inf`` was accepted and every cost
+    column read inf; ``--deal-value -100`` was accepted. Each is one line naming the
+    mistake, before the data or the scores are read, and nothing is written."""
+    folder = csv_folder(tmp_path)
+    target = tmp_path / "scores.duckdb"
+    write_both_runs(target)
+    argv = ["report", "channels", "--data", str(folder), "--target", str(target)]
+    out = tmp_path / "r.csv"
+    (tmp_path / "a folder").mkdir()
+    endless = tmp_path / "inf.csv"
+    endless.write_text("channel,spend\npaid_search,900\norganic,inf\n")
+    for extra, said in (
+        (["--out", str(tmp_path / "r.xlsx")], "written as .csv or .parquet, not '.xlsx'"),
+        (["--out", str(tmp_path / "a folder")], "is a folder"),
+        (["--costs", str(endless)], f"{endless}, column 'spend', row 2: the spend for 'organic'"),
+        (["--deal-value", "-100"], "--deal-value -100 is not a positive amount"),
+        (["--deal-value", "0"], "--deal-value 0 is not a positive amount"),
+        (["--deal-value", "nan"], "--deal-value nan is not a positive amount"),
+    ):
+        if "--out" not in extra:
+            extra = [*extra, "--out", str(out)]
+        assert main([*argv, *extra]) == 2, extra
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert said in line, line
+        assert captured.out == ""  # nothing computed and printed first
+    assert not out.exists() and not (tmp_path / "r.xlsx").exists()
+    # the other reports check --out first too: nothing else is read
+    for command in ("backtest", "drift"):
+        wrong = ["report", command, "--data", str(tmp_path / "none"), "--out", "x.xlsx"]
+        assert main(wrong) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert "--out x.xlsx: a report is written as .csv or .parquet" in line
+    # and a right one still reports
+    assert main([*argv, "--deal-value", "6000", "--out", str(out)]) == 0
+    assert out.exists()

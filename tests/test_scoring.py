@@ -1008,6 +1008,29 @@ def test_a_within_days_lead_won_after_the_as_of_is_scored_as_open_then(tmp_path,
     assert set(pd.concat(closed)) == {"before", "lost", "late"}
 
 
+@pytest.mark.parametrize("within_days", [90, None])
+def test_a_bad_order_column_names_the_input_scored_not_the_spec_source(tmp_path, within_days):
+    """``score --input open.csv`` with an order column of words had named ``leads.csv``, the
+    spec's training table, which the user never handed over."""
+    from leadscore.errors import DataError
+    from leadscore.scoring import flat_feature_chunks
+    from leadscore.specs import parse_spec
+
+    label = {"column": "status", "won": ["Won"]}
+    if within_days is not None:
+        label = {"column": "won_at", "won": "not_null", "within_days": within_days}
+    spec = parse_spec(
+        {"name": "acme", "source": "leads.csv", "id": "id", "label": label, "order_by": "created"},
+        base_dir=tmp_path,
+    )
+    pd.DataFrame({"id": ["a", "b"], "created": ["abc", "abc"], "plan": ["pro", "team"]}).to_csv(
+        tmp_path / "open.csv", index=False
+    )
+    chunks = flat_feature_chunks(spec, source=str(tmp_path / "open.csv"), chunk_rows=10)
+    with pytest.raises(DataError, match=r"^open\.csv: order_by column 'created'"):
+        next(iter(chunks))
+
+
 def test_a_lead_won_on_the_day_the_manifest_names_is_not_scored_as_open(scored_world, tmp_path):
     """A manifest naming the export's day ("2026-06-30") is read as that day's end: scored at
     the data's end by default, a lead won that day at 10:00 is closed, not handed to sales

@@ -320,11 +320,70 @@ def test_a_stray_row_after_the_declared_moment_is_a_warning(event_frames, caplog
         caplog.text
     )
     caplog.clear()
-    frames["activities"].loc[1, "occurred_at"] = "2062-05-01"  # the future check's business
+    frames["activities"].loc[1, "occurred_at"] = "2062-05-01"  # in the future: said apart
     data = validate_closed_loop(**frames, observed_until="2024-03-01")
+    now = pd.Timestamp("2026-11-25 12:00")
     with caplog.at_level(logging.WARNING, logger="leadscore.timestamps"):
-        check_extract_moment_holds(data, "manifest.json: observed_until")
-    assert caplog.text == ""
+        check_extract_moment_holds(data, "manifest.json: observed_until", now=now)
+    (warned,) = [r.getMessage() for r in caplog.records]
+    assert warned.startswith(
+        "activities.occurred_at: 1 timestamp(s) after the current time (2026-11-25 12:00 UTC), "
+        "e.g. 2062-05-01 for lead 'a'; if they are typos, correct them"
+    )
+    assert "is before" not in warned  # not counted as late as well
+
+
+def test_rows_in_the_future_are_held_whatever_moment_the_manifest_declares(event_frames):
+    """A manifest had switched the future check off: 20% of a log dated 2062 validated. More
+    than 0.1% of the rows after the current time (a day of slack) are an error, in the words
+    of the check without a manifest, and are judged before the rows after the declared
+    moment; the rows within the day of slack are neither."""
+    frames = {k: v.copy() for k, v in event_frames.items()}
+    frames["activities"].loc[[0, 2], "occurred_at"] = ["2062-05-01", "2062-06-01"]
+    frames["outcomes"].loc[1, "closed_at"] = "2063-01-01"
+    data = validate_closed_loop(**frames, observed_until="2024-01-04")
+    now = pd.Timestamp("2026-11-25 12:00")
+    with pytest.raises(DataError) as raised:
+        check_extract_moment_holds(data, "manifest.json: observed_until", now=now)
+    message = str(raised.value)
+    assert message.startswith(
+        "activities.occurred_at: 2 timestamp(s) after the current time (2026-11-25 12:00 UTC), "
+        "e.g. 2062-06-01 for lead 'b', and 1 in outcomes.closed_at. Correct them"
+    ), message
+    # within the day of slack: not in the future (local time read as UTC), and the late-row
+    # check names the declared moment as it did
+    frames = {k: v.copy() for k, v in event_frames.items()}
+    frames["activities"].loc[[0, 2], "occurred_at"] = "2026-11-26T10:00"
+    data = validate_closed_loop(**frames, observed_until="2024-03-01")
+    with pytest.raises(DataError, match="observed_until 2024-03-01 00:00 is before 2 row"):
+        check_extract_moment_holds(data, "manifest.json: observed_until", now=now)
+
+
+def test_a_manifest_moment_in_the_future_is_refused(tmp_path, event_frames):
+    """No extract is taken in the future: every label window up to it would count as
+    complete. A day of slack as for the rows, a day written alone held by its start (a local
+    day starts up to 14 hours before UTC's), and a moment with an offset in UTC."""
+    from leadscore.io import event_observed_until, load_closed_loop
+
+    now = pd.Timestamp("2026-11-25 12:00")
+    folder = _folder(tmp_path, event_frames, {"observed_until": "2099-01-01T00:00:00"})
+    with pytest.raises(DataError) as raised:
+        manifest_observed_until(folder, now=now)
+    assert str(raised.value) == (
+        f"{tmp_path / 'manifest.json'}: observed_until '2099-01-01T00:00:00' is in the future "
+        "(it is 2026-11-25 12:00 UTC now). Give the moment the extract was taken, no later "
+        "than now, or remove observed_until to take the latest timestamp of the data."
+    )
+    for reader in (load_closed_loop, _sliced, event_observed_until):
+        with pytest.raises(DataError, match="observed_until '2099-01-01T00:00:00' is in the fut"):
+            reader(folder)
+    for fine in ("2026-11-26", "2026-11-26T12:00", "2026-11-27T01:00:00+14:00"):
+        _folder(tmp_path, event_frames, {"observed_until": fine})
+        assert manifest_observed_until(folder, now=now) is not None
+    for refused in ("2026-11-27", "2026-11-26T12:01", "2026-11-26T08:00:00-05:00"):
+        _folder(tmp_path, event_frames, {"observed_until": refused})
+        with pytest.raises(DataError, match="is in the future"):
+            manifest_observed_until(folder, now=now)
 
 
 def test_a_day_in_the_manifest_is_read_as_its_end_by_every_reader(tmp_path, event_frames):

@@ -465,3 +465,59 @@ def test_a_missing_shared_data_folder_names_the_flag_and_the_python_keyword(
         load_spec("x_education")
     assert "--data-root DIR (data_root= in Python)" in str(err.value)
     assert "LEADSCORE_DATA_ROOT" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_key_written_twice_is_refused_with_both_lines(tmp_path):
+    """A second ``exclude:`` block pasted at the end of a spec silently replaced the first
+    (YAML keeps the last): the nine exclusions of x_education vanished without a word."""
+    message = _refused_file(
+        tmp_path,
+        TOP + LABEL + "exclude:\n  Tags: after contact\n  Score: after contact\n"
+        "categorical: [Source]\nexclude:\n  Region: not needed\n",
+    )
+    assert message == (
+        f"{tmp_path / 'spec.yaml'}: the key 'exclude' is written twice in one block (lines 7 "
+        "and 11); YAML would keep only the second. Keep one exclude: and delete the other "
+        "(moving into the kept one any entries of the other you still need)."
+    )
+    nested = _refused_file(tmp_path, TOP + LABEL + "  won: [Closed]\n")
+    assert "key 'won' is written twice in one block (lines 6 and 7)" in nested
+
+    # the check is per mapping: the same key in two blocks, or one written over a merged
+    # anchor (``<<: *base``), is YAML as intended
+    path = tmp_path / "spec.yaml"
+    path.write_text(
+        TOP + "label: &lab\n  column: Status\n  won: [Won]\n"
+        "labels:\n  Status: Status\n"
+        "join:\n  - {source: a.csv, id: Lead ID, columns: [Status]}\n"
+        "  - {source: b.csv, id: Lead ID, columns: [Region]}\n"
+        "facts:\n  Source: [a]\n"
+    )
+    assert load_spec(path).label.won == ["Won"]
+    merged = tmp_path / "merged.yaml"
+    merged.write_text(
+        "base: &base {column: Status, won: [Won]}\n"
+        "name: toy\nsource: leads.csv\nid: Lead ID\nlabel:\n  <<: *base\n  won: [Closed]\n"
+    )
+    from leadscore.yaml_files import read_yaml_file
+
+    assert read_yaml_file(merged)["label"] == {"column": "Status", "won": ["Closed"]}
+
+
+@pytest.mark.parametrize(
+    ("won", "lost"),
+    [([1], [0, 1]), (["Won"], ["Lost", " won "]), ([1], ["1.0"]), (["yes"], ["true"])],
+)
+def test_a_value_both_won_and_lost_is_refused(won, lost):
+    """``won: [1]`` with ``lost: [0, 1]`` was accepted and 1 silently counted as won; values
+    are compared as the label column is matched (``1`` and ``"1.0"`` agree)."""
+    with pytest.raises(SpecError, match=r"label\.lost repeats a won value") as refused:
+        parse_spec(
+            {
+                "name": "w",
+                "source": "x.csv",
+                "id": "id",
+                "label": {"column": "s", "won": won, "lost": lost},
+            }
+        )
+    assert "List each label value under one of label.won and label.lost only" in str(refused.value)

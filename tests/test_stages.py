@@ -9,16 +9,19 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from leadscore.config import parse_config
 from leadscore.errors import ModelError, SpecError
 from leadscore.stages import (
+    SAVED_POLICY,
     TIE_OVERSHOOT,
     StagePolicy,
     StageThresholds,
     calendar_step_days,
+    contradiction,
     periods_spanned,
     tie_overshoot,
 )
@@ -35,6 +38,16 @@ rules = st.one_of(
     st.builds(lambda t: {"policy": "probability", "target": t}, st.floats(0.01, 1.0)),
     st.just({"policy": "expected_value"}),
 )
+
+
+#: Validation context of a policy read back from a saved model (not refused when contradictory).
+SAVED = {SAVED_POLICY: True}
+
+
+def _allowed(mql: dict, sql: dict) -> bool:
+    """Whether a config may hold these rules: rules of one kind whose targets contradict are
+    refused (:func:`test_rules_of_one_kind_whose_targets_contradict_are_refused_with_both_keys`)."""
+    return contradiction(StagePolicy.model_validate(_policy(mql, sql), context=SAVED)) is None
 
 
 def _labels(p: np.ndarray, seed: int) -> np.ndarray:
@@ -64,6 +77,7 @@ def _policy(mql: dict, sql: dict) -> dict:
 def test_stages_are_monotone_in_probability(
     p: np.ndarray, seed: int, mql: dict, sql: dict, new: np.ndarray
 ) -> None:
+    assume(_allowed(mql, sql))
     stages = StageThresholds(_policy(mql, sql)).fit(p, _labels(p, seed), periods=3.0)
     assert stages.mql_threshold_ <= stages.sql_threshold_
     ordered = np.sort(np.concatenate([p, new]))
@@ -209,14 +223,16 @@ def test_expected_value_policy_contacts_only_leads_worth_it() -> None:
 
 
 def test_sql_below_mql_empties_the_mql_stage_with_a_warning() -> None:
+    """Rules of two kinds meet only on data: an SQL cut-off (all wins: 0.4) below the MQL
+    one (0.6) lowers MQL's to it, with a warning."""
     p = np.linspace(0, 1, 101)
     stages = StageThresholds(
         {
             "mql": {"policy": "probability", "target": 0.6},
-            "sql": {"policy": "probability", "target": 0.4},
+            "sql": {"policy": "recall", "target": 1.0},
         }
-    ).fit(p, p > 0.5)
-    assert stages.mql_threshold_ == stages.sql_threshold_ == 0.4
+    ).fit(p, p > 0.395)
+    assert stages.mql_threshold_ == stages.sql_threshold_ == pytest.approx(0.4)
     assert "MQL stage is empty" in stages.warnings_[0]
     assert set(stages.transform(p)) == {"lead", "sql"}
 
@@ -231,7 +247,7 @@ def test_an_sql_cut_off_below_the_mql_policy_counts_the_leads_it_sends_to_sales(
     p = np.linspace(0, 1, 101)
     won = p > 0.3
     stages = StageThresholds(
-        {"mql": {"policy": "recall", "target": 0.5}, "sql": {"policy": "recall", "target": 1.0}}
+        {"mql": {"policy": "recall", "target": 0.5}, "sql": {"policy": "precision", "target": 1.0}}
     ).fit(p, won)
     assert stages.sql_threshold_ == pytest.approx(0.31)
     between = int(((p >= 0.31 - 1e-9) & (p < 0.66 - 1e-9)).sum())
@@ -280,7 +296,7 @@ def test_a_model_that_cannot_rank_its_leads_is_said_to_fill_sql_with_everyone() 
 
 
 @settings(max_examples=60, deadline=None)
-@given(p=probabilities, seed=st.integers(0, 1000), target=st.floats(0.05, 0.97))
+@given(p=probabilities, seed=st.integers(0, 1000), target=st.floats(0.05, 0.95))
 def test_ties_are_named_exactly_when_they_push_recall_past_its_target(
     p: np.ndarray, seed: int, target: float
 ) -> None:
@@ -550,6 +566,7 @@ def test_no_score_is_read_in_two_stages(
 ) -> None:
     """The integer score is the rounded percent kept within its stage: monotone, at most a
     point from the percent, and each score names one stage (a lead's stage reads off its score)."""
+    assume(_allowed(mql, sql))
     stages = StageThresholds(_policy(mql, sql)).fit(p, _labels(p, seed), periods=3.0)
     cuts = [stages.mql_threshold_, stages.sql_threshold_]
     near = [c + d for c in cuts if math.isfinite(c) for d in (-0.004, -1e-9, 0.0, 1e-9, 0.004)]
@@ -618,3 +635,110 @@ def test_train_prints_every_policy_that_promises_something_against_what_it_gave(
     shown = f"{1000 * y[at].mean() - 300:,.0f} per lead at the stage"
     assert line.startswith("SQL policy expected_value, leads worth more than their contact")
     assert f"{shown} on the calibration fold (where it was set), {shown} on the test fold" in line
+
+
+@pytest.mark.parametrize(
+    ("policy", "mql", "sql", "message"),
+    [
+        (
+            "probability",
+            0.3,
+            0.1,
+            "mql.target 0.3 is above sql.target 0.1, both by probability: the MQL cut-off "
+            "cannot be above the SQL one. Give mql.target at most 0.1",
+        ),
+        (
+            "recall",
+            0.5,
+            0.9,
+            "mql.target 0.5 is below sql.target 0.9, both by recall: MQL and above must hold "
+            "at least the wins SQL holds. Give mql.target at least 0.9",
+        ),
+        (
+            "precision",
+            0.6,
+            0.3,
+            "mql.target 0.6 is above sql.target 0.3, both by precision: MQL and above hold "
+            "more leads than SQL and cannot convert more often. Give mql.target at most 0.3",
+        ),
+        (
+            "capacity",
+            10,
+            100,
+            "mql.target 10 is below sql.target 100, both by capacity: MQL and above count at "
+            "least the leads SQL counts. Give mql.target at least 100",
+        ),
+    ],
+)
+def test_rules_of_one_kind_whose_targets_contradict_are_refused_with_both_keys(
+    policy: str, mql: float, sql: float, message: str
+) -> None:
+    """The review's c20 (probability 0.3 / 0.1), c6 (recall 0.5 / 0.9) and c7 (capacity
+    10 / 100): trained with a warning, the MQL cut-off moved to SQL's and saved. The fit
+    cannot honour both, so the config is refused, in one line with the fix."""
+    data = {
+        "stages": {
+            "mql": {"policy": policy, "target": mql},
+            "sql": {"policy": policy, "target": sql},
+        }
+    }
+    with pytest.raises(SpecError) as err:
+        parse_config(data, source="c20.yaml")
+    text = str(err.value)
+    assert text.startswith(f"c20.yaml: stages: {message}"), text
+    assert text.endswith("(equal leaves the MQL stage empty), or swap the two targets.")
+    assert "\n" not in text
+    # swapped, or equal (an empty MQL stage on purpose), they stand
+    swapped = {"mql": {"policy": policy, "target": sql}, "sql": {"policy": policy, "target": mql}}
+    parse_config({"stages": swapped})
+    same = {"mql": {"policy": policy, "target": sql}, "sql": {"policy": policy, "target": sql}}
+    parse_config({"stages": same})
+    # the same targets under rules of two kinds are only compared on data, at fit time
+    other = "capacity" if policy != "capacity" else "recall"
+    target = 5 if other == "capacity" else 0.5
+    parse_config(
+        {
+            "stages": {
+                "mql": {"policy": policy, "target": mql},
+                "sql": {"policy": other, "target": target},
+            }
+        }
+    )
+
+
+def test_a_contradiction_with_a_default_target_says_it_is_the_default() -> None:
+    """A config that sets only SQL (recall 95%) meets the default MQL (recall 90%)."""
+    with pytest.raises(
+        SpecError, match=r"mql\.target 0\.9 \(the default\) is below sql\.target 0\.95,"
+    ):
+        parse_config({"stages": {"sql": {"policy": "recall", "target": 0.95}}})
+    with pytest.raises(SpecError, match=r"below sql\.target 0\.5 \(the default\), both by recall"):
+        parse_config({"stages": {"mql": {"policy": "mql_recall", "target": 0.4}}})
+
+
+def test_expected_value_stages_need_a_nurture_cost_at_most_the_contact_cost() -> None:
+    both = {"mql": {"policy": "expected_value"}, "sql": {"policy": "expected_value"}}
+    with pytest.raises(SpecError, match=r"nurture_cost 300 is above contact_cost 200, "):
+        parse_config({"stages": {**both, **_policy(both["mql"], both["sql"]), "nurture_cost": 300}})
+    parse_config({"stages": _policy(both["mql"], both["sql"])})  # 20 against 200
+
+
+def test_a_saved_model_with_contradicting_rules_still_loads() -> None:
+    """A model trained before the check (its MQL cut-off moved to SQL's, with a warning)
+    must keep scoring: only a config is refused, not a policy read back from a model."""
+    saved = {
+        "policy": {
+            **StagePolicy().model_dump(),
+            "mql": {"policy": "probability", "target": 0.3},
+            "sql": {"policy": "probability", "target": 0.1},
+        },
+        "mql_threshold_": 0.1,
+        "sql_threshold_": 0.1,
+        "achieved_": {},
+        "warnings_": ["the SQL cut-off (0.100) is below the MQL cut-off (0.300)"],
+    }
+    stages = StageThresholds.from_dict(saved)
+    assert (stages.mql_threshold_, stages.sql_threshold_) == (0.1, 0.1)
+    assert stages.policy_.mql.target == 0.3
+    with pytest.raises(SpecError, match=r"mql\.target 0\.3 is above sql\.target 0\.1"):
+        StageThresholds(saved["policy"]).fit(np.linspace(0, 1, 11), np.arange(11) > 5)

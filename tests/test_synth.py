@@ -335,6 +335,10 @@ def test_cli_round_trip(tmp_path, capsys):
         (["--leads", "5", "--win-rate", "1"], "--win-rate must be between 0 and 1"),
         (["--leads", "5", "--channel-mix", "organic"], "--channel-mix: cannot read 'organic'"),
         (["--leads", "5", "--start", "yesterday-ish"], "start 'yesterday-ish' is not a date"),
+        (
+            ["--leads", "5", "--start", "2097-06-01", "--end", "2099-01-01"],
+            "--end 2099-01-01 is in the future",
+        ),
     ],
 )
 def test_cli_rejects_bad_arguments(tmp_path, capsys, args, message):
@@ -343,6 +347,24 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+def test_an_end_in_the_future_is_refused_before_anything_is_written():
+    """Rows up to --end and a manifest that declares it: data dated 2097-2099 had been written
+    and validated without a word; validate now refuses both, so synth refuses the --end
+    (a day of slack, as validate allows) and says what the default period is."""
+    from leadscore.commands.synth import refuse_future_end
+
+    now = pd.Timestamp("2026-11-25 12:00")
+    refuse_future_end(pd.Timestamp("2026-11-26"), "2026-11-26", now=now)
+    with pytest.raises(SpecError) as raised:
+        refuse_future_end(pd.Timestamp("2026-11-27"), "2026-11-27", now=now)
+    assert str(raised.value) == (
+        "--end 2026-11-27 is in the future (it is 2026-11-25 12:00 UTC now): the data would "
+        "hold rows after the current time, which validate, train and score refuse. Give an "
+        "--end no later than today (and a --start before it); the default period ends on "
+        f"{SynthParams().end}."
+    )
 
 
 class _Interrupted(Exception):
@@ -381,3 +403,16 @@ def test_a_failed_run_keeps_a_folder_that_was_there_and_its_files(tmp_path, monk
     with pytest.raises(_Interrupted):
         write_synthetic(SynthParams(n_leads=50, seed=1), tmp_path, progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_start_and_end_are_read_as_as_of_is_and_stored_in_iso(tmp_path, capsys):
+    """``--start 01/02/2025`` reads as 1 February or 2 January and was taken as typed, into
+    the manifest too, where ``--as-of 05/06/2026`` is refused: read alike, stored as ISO."""
+    code = main(["synth", "--out", str(tmp_path / "x"), "--leads", "5", "--start", "01/02/2025"])
+    assert code == 2
+    assert "--start '01/02/2025' reads both day-first (2025-02-01)" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+    code = main(["synth", "--out", str(tmp_path / "y"), "--leads", "5", "--start", "13/02/2025"])
+    assert code == 0, capsys.readouterr().err
+    params = json.loads((tmp_path / "y" / "manifest.json").read_text())["params"]
+    assert params["start"] == "2025-02-13"

@@ -1255,3 +1255,34 @@ def test_inside_a_notebook_s_active_run_the_run_is_nested_under_it(tmp_path, dat
     assert run.data.tags["registered_model"] == "leadscore-toy/1"
     assert client.get_run(parent.info.run_id).info.status == "FINISHED"
     assert not MlflowClient(other).search_experiments(filter_string="name = 'leadscore'")
+
+
+@pytest.mark.parametrize(
+    ("uri", "missing", "package"),
+    [
+        ("s3://bucket/model", "botocore", "boto3"),
+        ("gs://bucket/model", "google.cloud", "google-cloud-storage"),
+    ],
+)
+def test_a_cloud_model_uri_without_its_client_names_the_package(
+    monkeypatch, uri: str, missing: str, package: str
+) -> None:
+    """``--model s3://...`` without boto3 (gs:// without google-cloud-storage) ended in
+    MLflow's ModuleNotFoundError traceback; the one line names the package to install. The
+    client is hidden from the import system, so the test holds where it is installed."""
+    monkeypatch.setitem(sys.modules, missing, None)
+    if missing == "botocore":
+        monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(tracking.ModelFetchError, match=f"pip install {package}") as refused:
+        tracking._download_and_load(uri, None, uri)
+    assert uri in str(refused.value)
+
+
+def test_a_model_uri_mlflow_cannot_read_is_one_line() -> None:
+    """``--model http://host/x`` failed inside MLflow's artifact repository with
+    ``ValueError: not enough values to unpack``; it is one line naming the URI and what
+    --model takes."""
+    uri = f"http://127.0.0.1:{_closed_port()}/x"
+    with pytest.raises(tracking.ModelFetchError, match="cannot read artifacts at") as refused:
+        tracking._download_and_load(uri, None, uri)
+    assert uri in str(refused.value) and "runs:/RUN_ID/model" in refused.value.fix

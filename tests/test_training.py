@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -441,11 +443,98 @@ def test_lightgbm_aliases_win_over_the_defaults_under_their_main_names() -> None
         ({"num_leaves": "many"}, r"lightgbm\.params\.num_leaves: LightGBM rejects"),
     ],
 )
-def test_bad_lightgbm_values_are_one_line_spec_errors(params: dict, match: str) -> None:
+def test_bad_lightgbm_values_are_one_line_spec_errors(
+    params: dict, match: str, capfd: pytest.CaptureFixture[str], monkeypatch
+) -> None:
+    """LightGBM checks the values before any work (500 leads are too few to train on: the
+    cold-start check comes after), and its own "[LightGBM] [Fatal] ..." line, printed to
+    the process's stderr beside the one-line error, is held back."""
+    import leadscore.training as training
+
+    monkeypatch.setattr(training, "_fit_booster", _no_fit)
+    dataset, _ = flat_dataset(500)
+    config = parse_config({"lightgbm": {"params": params}})
+    print("before the check", file=sys.stderr, flush=True)  # the rest of stderr stays
+    for run in (lambda: train(dataset, config), lambda: prepare_training(dataset, config)):
+        with pytest.raises(SpecError, match=match) as err:
+            run()
+        assert "\n" not in str(err.value) and " at /" not in str(err.value)
+    assert capfd.readouterr().err == "before the check\n"
+
+
+def test_only_lightgbms_fatal_line_is_held_back(capfd: pytest.CaptureFixture[str]) -> None:
+    """What else reaches the process's stderr while a parameter check runs comes back."""
+    from leadscore.training import _lightgbm_fatal_held_back
+
+    with _lightgbm_fatal_held_back():
+        os.write(2, b"another line\n")
+        os.write(2, b"[LightGBM] [Fatal] Check failed: (num_leaves) > (1) at x.cpp, line 3 .\n\n")
+        os.write(2, b"and one more\n")
+    assert capfd.readouterr().err == "another line\nand one more\n"
+
+
+def _no_fit(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the booster was fitted before the config was checked")
+
+
+def test_a_rule_points_table_naming_a_feature_the_data_lacks_stops_before_any_work(
+    monkeypatch,
+) -> None:
+    """The review's c23: ``rule_points.<data set>`` on ``nonexistent_feature`` was refused
+    only once the booster and its calibrator were fitted."""
+    import leadscore.training as training
+
+    monkeypatch.setattr(training, "_fit_booster", _no_fit)
+    dataset, _ = flat_dataset(500)  # too few to train: the config is checked first
+    rule = {"feature": "nonexistent_feature", "at_least": 1, "points": 5}
+    config = parse_config({"rule_points": {"flat": [rule]}})
+    with pytest.raises(SpecError) as err:
+        train(dataset, config)
+    assert str(err.value) == (
+        "rule_points.flat names feature 'nonexistent_feature', which flat does not have. "
+        "Fix the rule's feature name or drop the rule."
+    )
+    # a rule that cannot fire on its feature's values stops before the booster too
+    on_origin = {"feature": "origin", "at_least": 2, "points": 5}
+    config = parse_config({"rule_points": {"flat": [on_origin]}})
+    with pytest.raises(SpecError, match="'origin' is categorical with no numeric level"):
+        train(flat_dataset(2000)[0], config)
+
+
+def test_a_users_default_points_table_the_data_does_not_fit_is_set_aside_with_a_warning(
+    caplog,
+) -> None:
+    """The review's c16: a ``rule_points.default`` naming a feature the data set lacks was
+    dropped for 197 derived rules, and the run's note said only that the config had no
+    table. The built-in default (event-form features) is set aside on flat data quietly."""
+    from leadscore.training import rule_points_table
+
     dataset, _ = flat_dataset(2000)
-    with pytest.raises(SpecError, match=match) as err:
-        train(dataset, parse_config({"lightgbm": {"params": params}}))
-    assert "\n" not in str(err.value) and " at /" not in str(err.value)
+    rule = {"feature": "nonexistent_feature", "at_least": 1, "points": 5}
+    written = parse_config({"rule_points": {"default": [rule, {**rule, "feature": "visits"}]}})
+    table = rule_points_table(dataset, written)
+    assert (table.rules, table.set_aside) == (None, ("nonexistent_feature",))
+    assert rule_points_table(dataset, TrainConfig()).set_aside == ()  # the built-in one
+    fitting = parse_config({"rule_points": {"default": [{**rule, "feature": "visits"}]}})
+    assert rule_points_table(dataset, fitting).key == "rule_points.default"
+    with caplog.at_level("WARNING", logger="leadscore.training"):
+        result = train(dataset, written)
+    said = (
+        "rule_points.default names feature 'nonexistent_feature', which flat does not have, "
+        "so the table is set aside and the rule points baseline derives its rules from the "
+        "data; fix the names in rule_points.default, or give flat a table of its own under "
+        "rule_points.flat"
+    )
+    assert said in caplog.text
+    assert result.rule_points_derived
+    n = len(result.rule_points_table)
+    assert (
+        f"rule points: {said}".replace(
+            "the table is set aside and the rule points baseline derives its rules from the data",
+            f"the table was set aside and {n:,} rules were derived from the lift on fit + valid",
+        )
+        in result.warnings
+    )
 
 
 def test_interaction_constraints_out_of_range_are_a_spec_error_not_a_crash() -> None:

@@ -193,6 +193,97 @@ def test_trials_0_resumes_an_existing_study_and_the_summary_names_its_storage(tm
     assert run_study(in_memory, problem, one).storage == "in-memory"
 
 
+def test_a_config_lightgbm_refuses_stops_before_the_study_is_created(tmp_path, dataset, capfd):
+    """The review's c4 (num_leaves -3): each trial failed with LightGBM's traceback, the
+    error asked for more --trials, and the study left behind, with two failed trials and the
+    bad config recorded, refused the corrected config. Now train's check stops it first, in
+    train's words, and LightGBM's own "[Fatal]" line stays off stderr."""
+    path = tmp_path / "optuna.db"
+    config = parse_config(_fixing(num_leaves=-3))
+    with pytest.raises(SpecError) as err:
+        tune(dataset, config, _settings(trials=2), storage=f"sqlite:///{path}")
+    assert str(err.value).startswith(
+        "lightgbm.params.num_leaves: LightGBM rejects the parameters: Check failed: "
+        "(num_leaves) > (1). Fix the value in the training config"
+    )
+    assert not path.exists()  # no storage, let alone a study
+    assert "[LightGBM] [Fatal]" not in capfd.readouterr().err
+
+
+def _failing_fit(*args, **kwargs):
+    raise lgb.basic.LightGBMError("Check failed: (max_bin) > (1) at /src/io/config.cpp, line 9 .")
+
+
+def test_a_study_this_run_created_is_deleted_when_no_trial_completed(
+    tmp_path, dataset, config, monkeypatch
+):
+    """Trials that LightGBM fails leave no study behind when the run made it, and the error
+    says what failed instead of asking for more trials; a study that existed is kept."""
+    import leadscore.tuning as tuning
+
+    monkeypatch.setattr(tuning, "fit_early_stopped", _failing_fit)
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    with pytest.raises(ModelError) as err:
+        tune(dataset, config, _settings(trials=2), storage=storage)
+    assert str(err.value) == (
+        "no trial of study 'leadscore-demo' completed (0 pruned, 2 failed); the last failed "
+        "with lightgbm.params: LightGBM rejects the parameters: Check failed: "
+        "(max_bin) > (1). Check the lightgbm section of the training config (`leadscore "
+        "train` with it names the parameter); more trials would fail the same way."
+    )
+    assert optuna.study.get_all_study_names(storage) == []
+    # a study made before the run is the user's: kept, failed trials and all
+    record = study_config(config, dataset)
+    open_study(_settings(trials=1), "demo", storage, record)
+    with pytest.raises(ModelError, match=r"\(0 pruned, 2 failed\)"):
+        tune(dataset, config, _settings(trials=2), storage=storage)
+    kept = optuna.load_study(study_name="leadscore-demo", storage=storage)
+    assert [t.state.name for t in kept.trials] == ["FAIL", "FAIL"]
+    assert kept.user_attrs["config"] == record
+    # ... and a study of this run with a completed trial stays too (only the gate failed)
+    monkeypatch.undo()
+    monkeypatch.setattr(tuning, "train", _failing_train)
+    with pytest.raises(ModelError, match="the quality gate"):
+        tune(dataset, config, _settings(trials=1, study_name="gated"), storage=storage)
+    assert "gated" in optuna.study.get_all_study_names(storage)
+
+
+def _failing_train(*args, **kwargs):
+    raise ModelError("the quality gate stopped it")
+
+
+def test_pruned_trials_alone_still_ask_for_more_trials(problem):
+    study = optuna.create_study(study_name="pruned", pruner=_AlwaysPrune())
+    settings = _settings(trials=2, warmup_steps=0, report_every=1, report_rounds=1)
+    with pytest.raises(ModelError) as err:
+        run_study(study, problem, settings)
+    assert str(err.value) == (
+        "no trial of study 'pruned' completed (2 pruned, 0 failed). Run more --trials or a "
+        "longer --timeout."
+    )
+
+
+def test_a_refused_study_whose_trials_all_failed_says_it_can_be_deleted(tmp_path, dataset):
+    """A study an earlier version left behind with its failed trials (the review's opt.db):
+    refused for its config, with the command that removes it, since it holds nothing."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    bad = study_config(parse_config(_fixing(num_leaves=-3)), dataset)
+    study = open_study(_settings(trials=2), "demo", storage, bad)
+    study.tell(study.ask(), state=optuna.trial.TrialState.FAIL)
+    good = study_config(parse_config(FAST), dataset)
+    with pytest.raises(SpecError) as err:
+        open_study(_settings(trials=2), "demo", storage, good)
+    assert str(err.value).endswith(
+        "Use a new --study-name, or the same config as before; its 1 trial(s) all failed, so "
+        "nothing is lost by deleting it: optuna delete-study --study-name leadscore-demo "
+        f"--storage {storage}."
+    )
+    study.tell(study.ask(), [0.5])  # a completed trial is worth keeping: no such hint
+    with pytest.raises(SpecError) as err:
+        open_study(_settings(trials=2), "demo", storage, good)
+    assert str(err.value).endswith("Use a new --study-name, or the same config as before.")
+
+
 def test_a_refused_study_is_left_as_it_was(tmp_path):
     storage = f"sqlite:///{tmp_path / 'optuna.db'}"
     optuna.create_study(storage=storage, study_name="leadscore-demo", direction="maximize")
@@ -630,6 +721,20 @@ def test_the_command_refuses_a_study_run_with_other_fixed_params_before_any_mlfl
     assert not mlflow_db.exists()  # refused before an MLflow run was opened
     stored = optuna.load_study(study_name="leadscore-demo", storage=storage)
     assert (len(stored.trials), stored.user_attrs["config"]) == (0, record)
+
+
+def test_the_command_refuses_a_config_train_refuses_before_any_study_or_mlflow_run(tmp_path):
+    """The review's reproduction, through the command: no study, no storage, no MLflow."""
+    spec = _write_spec(tmp_path)
+    (tmp_path / "c4.yaml").write_text(yaml.safe_dump(_fixing(num_leaves=-3)))
+    storage = tmp_path / "opt.db"
+    mlflow_db = tmp_path / "mlflow.db"
+    argv = ["--spec", str(spec), "--config", str(tmp_path / "c4.yaml"), "--trials", "2"]
+    argv += ["--storage", f"sqlite:///{storage}", "--tracking-uri", f"sqlite:///{mlflow_db}"]
+    args = _args([*argv, "--no-progress"])
+    with pytest.raises(SpecError, match=r"^lightgbm\.params\.num_leaves: LightGBM rejects"):
+        args.func(args)
+    assert not storage.exists() and not mlflow_db.exists()
 
 
 def test_tune_command_rejects_bad_arguments(tmp_path, capsys):

@@ -21,7 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -280,6 +280,44 @@ class PointsRule(BaseModel):
         return f"{self.feature} {cond}: {self.points:+g}"
 
 
+def unknown_rule_features(rules: Iterable[PointsRule], features: Iterable[str]) -> list[str]:
+    """The features ``rules`` name that are not among ``features``, each once, in rule order."""
+    known = {str(f) for f in features}
+    return list(dict.fromkeys(r.feature for r in rules if r.feature not in known))
+
+
+def check_rule_features(
+    rules: Iterable[PointsRule],
+    features: Iterable[str],
+    *,
+    where: str = "rule_points",
+    holder: str = "the data",
+) -> None:
+    """A :class:`SpecError` naming every feature of ``rules`` that is not among ``features``
+    (each with the closest name ``holder`` has): the check of :meth:`RulePointsBaseline.fit`,
+    which training runs on the data set's feature names before it fits anything, so that a
+    misspelt feature stops a run before the booster, not after it (``where`` names the
+    table: ``rule_points.<data set>``)."""
+    features = [str(f) for f in features]
+    unknown = unknown_rule_features(rules, features)
+    if unknown:
+        which = "feature" if len(unknown) == 1 else "features"
+        raise SpecError(
+            f"{where} names {which} {missing_names_text(unknown, features)}, which {holder} "
+            "does not have",
+            "Fix the rule's feature name or drop the rule.",
+        )
+
+
+def check_rules_fit(rules: Iterable[PointsRule], X: pd.DataFrame) -> None:
+    """A :class:`SpecError` for the first rule whose condition cannot fire on its feature's
+    values in ``X`` (typed as the model reads them, every rule's feature a column of it):
+    the check of :meth:`RulePointsBaseline.fit`, which training runs before it fits
+    anything."""
+    for rule in rules:
+        _check_rule_fits(rule, X[rule.feature])
+
+
 def _check_rule_fits(rule: PointsRule, values: pd.Series) -> None:
     """Refuse a condition that can never fire on the feature's values: ``in`` with no number
     for a numeric feature, ``at_least``/``below`` on categories none of which is a number.
@@ -340,14 +378,8 @@ class RulePointsBaseline(_CalibratedMixin):
             rules = [
                 r if isinstance(r, PointsRule) else PointsRule.model_validate(r) for r in self.rules
             ]
-            unknown = [r.feature for r in rules if r.feature not in X.columns]
-            if unknown:
-                raise SpecError(
-                    f"rule_points names feature {unknown[0]!r}, which the data does not have",
-                    "Fix the rule's feature name or drop the rule.",
-                )
-            for rule in rules:
-                _check_rule_fits(rule, X[rule.feature])
+            check_rule_features(rules, X.columns)
+            check_rules_fit(rules, X)
             self.rules_ = rules
             self.derived_ = False
         else:

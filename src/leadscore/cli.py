@@ -18,7 +18,9 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -197,6 +199,83 @@ def _is_terminal(stream: object) -> bool:
     return bool(isatty()) if callable(isatty) else False
 
 
+#: What DuckDB raises for a query stopped by Ctrl-C, where it has no InterruptException.
+_QUERY_INTERRUPTED = "Query interrupted"
+
+
+def _is_query_interrupt(err: BaseException) -> bool:
+    """Whether ``err``, or an error it was raised from, is DuckDB stopping a query on Ctrl-C
+    (``duckdb.InterruptException``, or a ``RuntimeError: Query interrupted`` from DuckDB
+    versions without it). DuckDB is looked up among the loaded modules, not imported: a
+    command that never loaded it cannot have raised its error."""
+    duckdb = sys.modules.get("duckdb")
+    interrupt = getattr(duckdb, "InterruptException", None)
+    seen: BaseException | None = err
+    for _ in range(16):  # a chain, not a cycle: __context__ can loop back
+        if seen is None:
+            return False
+        if isinstance(interrupt, type) and isinstance(seen, interrupt):
+            return True
+        duckdb_error = duckdb is not None and isinstance(seen, getattr(duckdb, "Error", ()))
+        if (duckdb_error or isinstance(seen, RuntimeError)) and (
+            str(seen).strip() == _QUERY_INTERRUPTED
+        ):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+#: Exit status of a command stopped by SIGTERM: 128 + 15, as a shell reports a process it
+#: killed, so that a scheduler reads "terminated" and not a failure of the command's own.
+TERMINATED_EXIT = 143
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived while a command ran (a scheduler, ``kill``, a container stopping).
+
+    Raised from the signal handler, so that it unwinds every ``with`` block as Ctrl-C's
+    KeyboardInterrupt does: an open MLflow run ends FAILED instead of RUNNING for ever, and
+    temporary files and half-written outputs are cleaned up. A ``BaseException``, not an
+    ``Exception``, so that no ``except Exception`` on the way swallows it.
+    """
+
+
+class _SigtermState:
+    """Whether :func:`sigterm_unwinds`'s handler ran (read where DuckDB turned the signal
+    into its own "Query interrupted" error, which would otherwise read as Ctrl-C)."""
+
+    received: bool = False
+
+
+@contextlib.contextmanager
+def sigterm_unwinds() -> Iterator[_SigtermState]:
+    """While the block runs, SIGTERM raises :class:`Terminated` in the main thread; the
+    handler that was there before is put back afterwards.
+
+    Python's default for SIGTERM ends the process at once, leaving the MLflow run of a
+    training RUNNING in its store for ever and its temporary files behind. A second SIGTERM
+    during the unwinding is ignored, so that it cannot cut the clean-up short (SIGKILL still
+    ends it). Outside the main thread (``main`` called from a worker thread) signals cannot
+    be handled, and nothing changes.
+    """
+    state = _SigtermState()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        state.received = True
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield state
+    finally:
+        # None: a handler installed outside Python, which cannot be put back; the default
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         # a command's options may import the library first (complete_later): seconds to stop in
@@ -204,22 +283,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("leadscore: interrupted", file=sys.stderr)
         return 130
+    term = _SigtermState()
     try:
-        # log lines go through tqdm, above the progress bar rather than glued to its end
-        with command_logging(args.verbose, args.quiet), logging_redirect_tqdm():
+        # log lines go through tqdm, above the progress bar rather than glued to its end;
+        # SIGTERM unwinds the command as Ctrl-C does (an open MLflow run ends FAILED)
+        with (
+            sigterm_unwinds() as term,
+            command_logging(args.verbose, args.quiet),
+            logging_redirect_tqdm(),
+        ):
             code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
+    except Terminated:
+        return _stopped(args.command, terminated=True)
     except LeadscoreError as err:
+        if _is_query_interrupt(err):  # a read's one-line error around an interrupted query
+            return _stopped(args.command, terminated=term.received)
         print(f"leadscore {args.command}: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print(f"leadscore {args.command}: interrupted", file=sys.stderr)
-        return 130
+        return _stopped(args.command, terminated=False)
     except BrokenPipeError:
         # the reader of a pipe (`| head`) has gone: stop quietly, as Unix tools do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except Exception as err:
+        # Ctrl-C while DuckDB runs a query reaches Python as DuckDB's own error, not as a
+        # KeyboardInterrupt: it is the same interruption; anything else keeps its traceback
+        if not _is_query_interrupt(err):
+            raise
+        return _stopped(args.command, terminated=term.received)
+
+
+def _stopped(command: str, *, terminated: bool) -> int:
+    """Say in one line that the command was stopped, and return its exit status: 130 for
+    Ctrl-C, :data:`TERMINATED_EXIT` for SIGTERM (also where DuckDB reported either as its
+    own "Query interrupted")."""
+    if terminated:
+        print(f"leadscore {command}: terminated", file=sys.stderr)
+        return TERMINATED_EXIT
+    print(f"leadscore {command}: interrupted", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

@@ -376,10 +376,13 @@ def scoring_extract(
     return as_of
 
 
-def parse_order_column(values: pd.Series, spec: DatasetSpec) -> pd.Series:
-    """The spec's order_by column of a table being scored, parsed as training parses it."""
+def parse_order_column(values: pd.Series, spec: DatasetSpec, table: str | None = None) -> pd.Series:
+    """The spec's order_by column of a table being scored, parsed as training parses it.
+
+    ``table`` names that table in errors (the file given as ``score --input``): the spec's
+    own source, the default, is not what the user handed over."""
     assert spec.order_by is not None
-    return _parse_order(values, spec.order_by, _source_name(spec))
+    return _parse_order(values, spec.order_by, table or _source_name(spec))
 
 
 def _plain(value: object) -> object:
@@ -433,7 +436,24 @@ def _parse_order(values: pd.Series, column: str, table: str) -> pd.Series:
                 "Give every lead a value, or drop those rows.",
             )
         return values.astype("float64")
-    return to_utc_naive(values, table, column)
+    try:
+        return to_utc_naive(values, table, column)
+    except DataError:
+        if not _is_text(values):
+            raise
+        dates = pd.to_datetime(values, errors="coerce", format="mixed")
+        if dates.notna().any():
+            raise  # dates in more than one format: the timestamp reader's error says which
+        # no value is a number or a date ("abc" in a sequence column): asking for ISO dates
+        # would send the user the wrong way where order_by holds sequence numbers
+        given = values.dropna()
+        examples = ", ".join(repr(_plain(v)) for v in given.unique()[:3])
+        raise DataError(
+            f"{table}: order_by column {column!r} holds {len(given):,} value(s) that are "
+            f"neither numbers nor dates: {examples}",
+            f"Write {column} as the spec's order_by reads it: the sequence number or the date "
+            "(YYYY-MM-DD) each lead had in training.",
+        ) from None
 
 
 def _refuse_future_order(

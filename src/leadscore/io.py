@@ -291,6 +291,14 @@ NOT_UTF8_FIX = (
     'Save it as UTF-8: in Excel, Save As "CSV UTF-8 (Comma delimited)"; or convert it, e.g. '
     "iconv -f WINDOWS-1252 -t UTF-8 OLD.csv > NEW.csv."
 )
+#: The fix of a UTF-16 CSV (Excel's "Unicode Text"): converting it as Windows-1252, as
+#: :data:`NOT_UTF8_FIX` says, would keep its NUL bytes and make every character two.
+UTF16_FIX = (
+    'Save it as UTF-8: in Excel, Save As "CSV UTF-8 (Comma delimited)"; or convert it, e.g. '
+    "iconv -f UTF-16 -t UTF-8 OLD.csv > NEW.csv."
+)
+#: Bytes read from the start of a file that failed to decode to tell UTF-16 by its NUL bytes.
+_UTF16_PROBE = 4096
 
 
 def _is_encoding_error(err: BaseException) -> bool:
@@ -344,10 +352,12 @@ def _not_utf8_error(path: Path) -> DataError | None:
     ``None`` when the file cannot be opened or every byte is UTF-8 after all."""
     try:
         with path.open("rb") as handle:
-            start = handle.read(2)
-        if start in (b"\xff\xfe", b"\xfe\xff"):
+            start = handle.read(_UTF16_PROBE)
+        # UTF-16 has a byte-order mark, or (written without one) a NUL byte beside every
+        # ASCII character; converting it from Windows-1252 would turn it into garbage
+        if start[:2] in (b"\xff\xfe", b"\xfe\xff") or start.count(0) * 4 >= len(start) > 0:
             return DataError(
-                f'{path} is UTF-16 text (Excel\'s "Unicode Text"), not UTF-8', NOT_UTF8_FIX
+                f'{path} is UTF-16 text (Excel\'s "Unicode Text"), not UTF-8', UTF16_FIX
             )
         found = _first_non_utf8(path)
     except OSError:
@@ -551,12 +561,33 @@ def read_table(
     with _read_errors(str(path), suffix, table=table, query=query):
         if suffix == ".csv":
             options = _csv_options(path, na_values, text_columns, strings)
-            frame = pd.read_csv(path, low_memory=False, **options)
+            frame = _without_blank_rows(pd.read_csv(path, low_memory=False, **options), path)
         elif suffix == ".parquet":
             frame = pd.read_parquet(path)
         else:
             frame = _read_duckdb(path, table, query, named_by)
     return _drop_unnamed(frame)
+
+
+def _without_blank_rows(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``frame`` read from the CSV ``path`` without the rows in which every field is blank.
+
+    Excel saves rows it once held as ``,,,,`` lines at the end of a CSV: read as rows, they
+    were refused as leads without an id ("Prospect ID is empty in 3 row(s)"), though they
+    hold no lead at all. A row with any value is kept, and checked as before.
+    """
+    if frame.empty or frame.shape[1] == 0:
+        return frame
+    blank = frame.isna().all(axis=1)
+    skipped = int(blank.sum())
+    if not skipped:
+        return frame
+    logger.info(
+        "%s: skipped %d row(s) in which every field is blank (as Excel leaves at the end)",
+        path,
+        skipped,
+    )
+    return frame.loc[~blank].reset_index(drop=True)
 
 
 def _drop_unnamed(frame: pd.DataFrame) -> pd.DataFrame:
@@ -916,11 +947,19 @@ def event_data_name(source: str | Path) -> str:
     under one name would share, and overwrite, one champion and one ``models/NAME/`` folder.
     A database name is made safe for the registry and a folder (a run of other characters
     than ``A-Za-z0-9_.-`` becomes ``_``, no dot first); a URL without one gives ``events``.
+
+    A folder keeps its whole name: ``acme.2026-05/`` and ``acme.v2/`` are two data sets, not
+    two files named ``acme``. Only a file, or a path ending in a suffix the readers know
+    (``.duckdb``, ``.db``, ``.parquet``, ...), loses its suffix (``crm`` of ``crm.duckdb``).
     """
     given = duckdb_url_file(source)
     if not is_sql_url(given):
         path = Path(given)
-        return (path.stem if path.suffix else path.name) or UNNAMED_EVENT_DATA
+        # the files event data is read from (DuckDB, SQLite) or made of (table files)
+        known = path.suffix.lower() in (*DUCKDB_SUFFIXES, *SQLITE_SUFFIXES, *TABLE_SUFFIXES)
+        if path.suffix and not path.is_dir() and (known or path.is_file()):
+            return path.stem or UNNAMED_EVENT_DATA
+        return path.name or UNNAMED_EVENT_DATA
     import sqlalchemy as sa
 
     try:
@@ -2393,15 +2432,18 @@ def _check_declared_moment(
     :func:`~leadscore.timestamps.check_manifest_moment` holds it against loaded data (same
     rule, same message), before the first slice is read.
 
-    The rows after it are counted by one aggregate per table, which DuckDB streams through,
-    so the log is never loaded and the check needs no slice: an error comes before anything
-    is yielded, not after slices were scored. Checking slice by slice instead would name a
-    wrong manifest only at the end, and warn where the whole folder says "error" in a first
-    slice that happened to hold few late rows. Timestamps are read as the slices parse them
-    (``formats``), and ignored activity types are left out as the slices leave them out.
+    The rows after it, and apart from them those after the current time (typos whichever
+    moment is declared, judged alike), are counted by one aggregate per table, which DuckDB
+    streams through, so the log is never loaded and the check needs no slice: an error comes
+    before anything is yielded, not after slices were scored. Checking slice by slice instead
+    would name a wrong manifest only at the end, and warn where the whole folder says "error"
+    in a first slice that happened to hold few late rows. Timestamps are read as the slices
+    parse them (``formats``), and ignored activity types are left out as the slices leave
+    them out.
     """
     until = naive_utc(parse_observed_until(declared))
-    cutoff = future_cutoff(utc_now())
+    now = utc_now()
+    cutoff = future_cutoff(now)
     late = [LateRows.of(leads, "leads", "created_at", until, cutoff)]
     rows = len(leads)
     bounds = [(until + EXTRACT_SLACK).to_pydatetime(), cutoff.to_pydatetime()]
@@ -2411,16 +2453,29 @@ def _check_declared_moment(
             continue
         moments = f"SELECT {_moment_sql(column, formats.get(name))} AS m, {keys[name]} AS k"
         with scan.errors():
-            total, count, latest, lead = con.execute(
+            total, count, latest, lead, future, newest, newest_lead = con.execute(
                 "SELECT count(*), count(*) FILTER (WHERE is_late), max(m) FILTER (WHERE is_late), "
-                "arg_max(k, m) FILTER (WHERE is_late) "
-                f"FROM (SELECT m, k, m > ? AND m <= ? AS is_late FROM ({moments} FROM {scan.sql}))",
-                bounds,
+                "arg_max(k, m) FILTER (WHERE is_late), count(*) FILTER (WHERE is_future), "
+                "max(m) FILTER (WHERE is_future), arg_max(k, m) FILTER (WHERE is_future) "
+                "FROM (SELECT m, k, m > ? AND m <= ? AS is_late, m > ? AS is_future "
+                f"FROM ({moments} FROM {scan.sql}))",
+                [*bounds, bounds[1]],
             ).fetchall()[0]
         rows += int(total)
-        if count:
-            late.append(LateRows(name, column, int(count), pd.Timestamp(latest), str(lead)))
-    hold_extract_moment(until, manifest_source(folder), late, rows)
+        if count or future:
+            late.append(
+                LateRows(
+                    name,
+                    column,
+                    int(count),
+                    pd.Timestamp(latest) if count else None,
+                    str(lead) if count else None,
+                    int(future),
+                    pd.Timestamp(newest) if future else None,
+                    str(newest_lead) if future else None,
+                )
+            )
+    hold_extract_moment(until, manifest_source(folder), late, rows, now=now)
 
 
 def _duckdb_scan(file: Path) -> str:

@@ -225,6 +225,11 @@ def channel_candidates(columns: Iterable[str]) -> list[str]:
     return next((tier for tier in channel_columns(columns) if tier), [])
 
 
+#: How the costs file is named in its errors when the caller does not name it (a frame
+#: passed in Python).
+COSTS_FILE = "the costs file"
+
+
 def channel_report(
     scored: pd.DataFrame,
     attributes: pd.DataFrame,
@@ -232,6 +237,7 @@ def channel_report(
     by: Sequence[str],
     spend: pd.DataFrame | None = None,
     deal_value: float | None = None,
+    spend_source: str = COSTS_FILE,
 ) -> pd.DataFrame:
     """Leads, MQLs, SQLs, rates and expected wins per value of ``by`` (and cost where known).
 
@@ -248,8 +254,11 @@ def channel_report(
         are logged as a warning; when none matches (grouped by campaign, say) the cost columns
         are left out rather than shown empty.
     deal_value : value of a won deal, for value per lead and, with ``spend``, ROI
-        ((value - spend) / spend; empty where the spend is 0).
+        ((value - spend) / spend; empty where the spend is 0): a positive, finite amount
+        (:func:`check_deal_value`).
+    spend_source : how errors in ``spend`` name it (the costs file's path).
     """
+    check_deal_value(deal_value)
     missing = [c for c in ("lead_id", *by) if c not in attributes.columns]
     if missing:
         # the attributes' own columns, not event data's "source": a flat table has its own
@@ -285,8 +294,22 @@ def channel_report(
         report["value_per_lead"] = report["expected_win_rate"] * deal_value
     if spend is not None and len(by) == 1:
         brought = _respell(attributes[by[0]], spellings[by[0]]).value_counts()
-        report = _add_costs(report, spend, by[0], deal_value, brought)
+        report = _add_costs(report, spend, by[0], deal_value, brought, spend_source)
     return ranked_by_sql_rate(report)
+
+
+def check_deal_value(value: float | None, name: str = "deal_value") -> None:
+    """Refuse a deal value (``name``, as the caller calls it) that is not a positive, finite
+    amount: a negative one made every channel's value and ROI negative, and an infinite or
+    NaN one every figure that uses it, without a word."""
+    if value is None:
+        return
+    if not np.isfinite(value) or value <= 0:
+        raise DataError(
+            f"{name} {value:g} is not a positive amount",
+            f"Give {name} the value of a won deal, such as 6000; leave it out for no value "
+            "columns.",
+        )
 
 
 #: Groups with fewer leads than this are ranked after the others (:func:`ranked_by_sql_rate`).
@@ -385,34 +408,51 @@ def _cost_key(value: object) -> str:
     return fold_text(re.sub(r"[_\-]+", " ", str(value)))
 
 
-def _costs_table(spend: pd.DataFrame) -> pd.DataFrame:
+def costs_table(spend: pd.DataFrame, source: str = COSTS_FILE) -> pd.DataFrame:
     """The costs file as (channel, spend): its two columns found whatever their case, spend
     read as lead columns are ("84,000.00" or "$84,000" from a spreadsheet is 84000; blank or
-    ``N/A`` is no spend). A spend that is no number, a negative one, or amounts in two
-    currencies is a one-line error: summed, they would be a cost nobody paid."""
+    ``N/A`` is no spend). A spend that is no number, a negative or an infinite one (``inf``
+    read as a number made every cost column inf), or amounts in two currencies is a one-line
+    error naming ``source`` (the file), the column and the row (counted from 1, the header
+    not counted): summed, they would be a cost nobody paid. ``report channels`` calls it on
+    the file before any other work."""
     columns = {fold_text(str(c)): c for c in spend.columns}
     missing = [c for c in ("channel", "spend") if c not in columns]
     if missing:
         found = ", ".join(str(c) for c in spend.columns) or "none"
         raise DataError(
-            f"the costs file has no column {missing[0]!r} (its columns: {found})",
+            f"{source} has no column {missing[0]!r} (its columns: {found})",
             "Give a CSV with columns channel and spend.",
         )
-    written = spend[columns["spend"]]
+    column = columns["spend"]
+    written = spend[column]
     amounts, bad = parse_numbers(written)
+    channels = spend[columns["channel"]].astype("string")
+
+    def where(rows: pd.Series) -> str:
+        row = int(np.flatnonzero(rows.to_numpy())[0])
+        return f"{source}, column {str(column)!r}, row {row + 1}"
+
     if bad.any():
         raise DataError(
-            f"the costs file's spend column holds {written[bad].iloc[0]!r}, not a number",
+            f"{where(bad)}: the spend {written[bad].iloc[0]!r} is not a number",
             "Write spend as numbers such as 12500, 12,500.00 or $12,500 (commas group thousands, "
             "a dot marks decimals), without a currency code.",
         )
-    channels = spend[columns["channel"]].astype("string")
     negative = amounts < 0
     if negative.any():
         raise DataError(
-            f"the costs file's spend for {channels[negative].iloc[0]!r} is "
+            f"{where(negative)}: the spend for {channels[negative].iloc[0]!r} is "
             f"{written[negative].iloc[0]}: a spend cannot be negative",
             "Write what each channel cost, as a positive amount (a refund goes into the spend).",
+        )
+    endless = pd.Series(np.isinf(amounts.to_numpy()), index=amounts.index)
+    if endless.any():
+        raise DataError(
+            f"{where(endless)}: the spend for {channels[endless].iloc[0]!r} is "
+            f"{written[endless].iloc[0]}, not a finite amount",
+            "Write what each channel cost as a number such as 12500; leave it blank where "
+            "the spend is unknown.",
         )
     symbols = sorted(
         written.astype("string")
@@ -435,8 +475,9 @@ def _add_costs(
     channel: str,
     deal_value: float | None,
     brought_per_channel: pd.Series,
+    source: str = COSTS_FILE,
 ) -> pd.DataFrame:
-    spend = _costs_table(spend)
+    spend = costs_table(spend, source)
     # matched as the leads' values are grouped, "_" and "-" as spaces: "PAID SEARCH" and
     # "paid_search" in the costs pay for "Paid Search"
     spend = spend.assign(key=spend["channel"].map(_cost_key))

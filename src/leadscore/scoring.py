@@ -652,6 +652,8 @@ def _flat_feature_chunks(
     # a won date after a given --as-of was no win yet then; stamped now, any won date closes
     won_by = None if as_of is None or stamped_now else as_of
     late = _LateLeads()
+    # errors in the order column name the table handed over, not the spec's training source
+    named = None if source is None else (source_table or Path(str(source)).name)
     for chunk in chunks:
         if spec.id not in chunk.columns:
             raise DataError(
@@ -670,7 +672,7 @@ def _flat_feature_chunks(
             chunk = chunk.assign(**{spec.label.column: None})  # no won date: open or lost
         if spec.label.column in chunk.columns:
             order = (
-                parse_order_column(chunk[spec.order_by], spec)
+                parse_order_column(chunk[spec.order_by], spec, table=named)
                 if timed and spec.order_by in chunk.columns
                 else None
             )
@@ -682,7 +684,7 @@ def _flat_feature_chunks(
                 on_closed(to_lead_ids(chunk[spec.id][done], spec.name, spec.id).astype(str))
             chunk = chunk[~done]
         if len(chunk) and spec.order_by is not None and spec.order_by in chunk.columns:
-            late.add(chunk, spec, moment)
+            late.add(chunk, spec, moment, named)
         if len(chunk):
             yield chunk, to_lead_ids(chunk[spec.id], spec.name, spec.id)
     if seen == 0:
@@ -758,10 +760,16 @@ class _LateLeads:
     lead: str | None = None
     newest: pd.Timestamp | None = None
 
-    def add(self, chunk: pd.DataFrame, spec: DatasetSpec, moment: pd.Timestamp) -> None:
+    def add(
+        self,
+        chunk: pd.DataFrame,
+        spec: DatasetSpec,
+        moment: pd.Timestamp,
+        table: str | None = None,
+    ) -> None:
         from leadscore.datasets import parse_order_column
 
-        order = parse_order_column(chunk[spec.order_by], spec)
+        order = parse_order_column(chunk[spec.order_by], spec, table=table)
         if not ptypes.is_datetime64_any_dtype(order):
             return  # a sequence number says nothing of time
         if order.notna().any() and (self.newest is None or order.max() > self.newest):

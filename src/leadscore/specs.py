@@ -165,6 +165,16 @@ class LabelSpec(_Frozen):
             raise ValueError("label.won lists no value")
         if self.lost is not None and self.won == "not_null":
             raise ValueError("label.lost cannot be combined with won: not_null")
+        if self.lost is not None:
+            # compared as the label column is matched (label_key): 1, "1" and yes are one
+            # value, which would silently count as won
+            won_keys = {label_key(v) for v in self.won}
+            both = sorted(str(v) for v in self.lost if label_key(v) in won_keys)
+            if both:
+                raise _Refused(
+                    f"label.lost repeats a won value: {both} (a lead with it would count as won)",
+                    "List each label value under one of label.won and label.lost only.",
+                )
         if self.open is not None:
             if self.won == "not_null" or self.within_days is not None:
                 raise ValueError(

@@ -51,7 +51,15 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
@@ -127,7 +135,14 @@ class StageRule(BaseModel):
 
 
 class StagePolicy(BaseModel):
-    """The stage agreement between marketing and sales, as configuration."""
+    """The stage agreement between marketing and sales, as configuration.
+
+    MQL and SQL rules of one kind whose targets contradict on their face (an MQL cut-off
+    that would sit above the SQL one: :func:`contradiction`) are refused, in one line naming
+    both targets and the fix; rules of two kinds meet only on data, where
+    :meth:`StageThresholds.fit` lowers the MQL cut-off to SQL's with a warning. A policy read
+    back from a saved model (validation context :data:`SAVED_POLICY`) is not refused.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
@@ -140,7 +155,7 @@ class StagePolicy(BaseModel):
     nurture_cost: float | None = None
 
     @model_validator(mode="after")
-    def _check_costs(self) -> StagePolicy:
+    def _check_costs(self, info: ValidationInfo) -> StagePolicy:
         if self.period_days <= 0:
             raise ValueError("period_days must be positive")
         if self.min_leads < 1:
@@ -153,7 +168,63 @@ class StagePolicy(BaseModel):
                 raise ValueError(f"{stage} by expected_value needs deal_value and {cost_name}")
             if self.deal_value <= 0 or cost < 0:
                 raise ValueError("deal_value must be positive and costs not negative")
+        # a model saved before this check keeps loading: its cut-offs were fitted (the MQL one
+        # moved to SQL's, with a warning), and refusing them now would strand it
+        if not (isinstance(info.context, Mapping) and info.context.get(SAVED_POLICY)):
+            problem = contradiction(self)
+            if problem is not None:
+                raise PydanticCustomError("config_value", problem[0], {"fix": problem[1]})
         return self
+
+
+#: Validation context key (``StagePolicy.model_validate(data, context={SAVED_POLICY: True})``)
+#: of a policy read back from a saved model, which :func:`contradiction` does not refuse.
+SAVED_POLICY = "saved_policy"
+
+#: Per policy whose MQL and SQL targets compare on their face: the relation an MQL target
+#: must keep to the SQL one (``"<="``: at most SQL's, ``">="``: at least SQL's), and why. An
+#: equal target is allowed: it empties the MQL stage, which a team may want.
+_TARGET_ORDER: dict[str, tuple[str, str]] = {
+    "probability": ("<=", "the MQL cut-off cannot be above the SQL one"),
+    "recall": (">=", "MQL and above must hold at least the wins SQL holds"),
+    "precision": ("<=", "MQL and above hold more leads than SQL and cannot convert more often"),
+    "capacity": (">=", "MQL and above count at least the leads SQL counts"),
+}
+
+
+def contradiction(policy: StagePolicy) -> tuple[str, str] | None:
+    """``(problem, fix)`` when the MQL and SQL rules are of one kind and their targets
+    contradict on their face, else ``None``: by ``probability`` or ``precision`` an MQL target
+    above SQL's, by ``recall`` or ``capacity`` one below it (the MQL stage holds the SQL one),
+    by ``expected_value`` a ``nurture_cost`` above ``contact_cost``. Each would put the MQL
+    cut-off above the SQL one, which :meth:`StageThresholds.fit` could only move down to
+    SQL's; rules of two kinds compare only on data, and are warned about there."""
+    mql, sql = policy.mql, policy.sql
+    if mql.policy != sql.policy:
+        return None
+    given = policy.model_fields_set
+    mql_default, sql_default = ("" if k in given else " (the default)" for k in ("mql", "sql"))
+    if mql.policy == "expected_value":
+        nurture, contact = policy.nurture_cost, policy.contact_cost
+        if nurture is None or contact is None or nurture <= contact:
+            return None
+        return (
+            f"nurture_cost {nurture:g} is above contact_cost {contact:g}, with mql and sql both "
+            "by expected_value: an MQL would need a higher probability than an SQL",
+            f"Give nurture_cost at most {contact:g} (equal leaves the MQL stage empty), or "
+            "swap the two costs.",
+        )
+    order, why = _TARGET_ORDER[mql.policy]
+    low, high = mql.goal, sql.goal
+    if (low <= high) if order == "<=" else (low >= high):
+        return None
+    relation, bound = ("above", "at most") if order == "<=" else ("below", "at least")
+    return (
+        f"mql.target {low:g}{mql_default} is {relation} sql.target {high:g}{sql_default}, both by "
+        f"{mql.policy}: {why}",
+        f"Give mql.target {bound} {high:g} (equal leaves the MQL stage empty), or swap "
+        "the two targets.",
+    )
 
 
 def _probabilities(p: Any) -> np.ndarray:
@@ -521,7 +592,7 @@ class StageThresholds(BaseEstimator):
         if missing:
             raise _damaged(f"there is no {missing[0]!r}")
         try:
-            policy = StagePolicy.model_validate(data["policy"])
+            policy = StagePolicy.model_validate(data["policy"], context={SAVED_POLICY: True})
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(x) for x in first["loc"]) or "policy"

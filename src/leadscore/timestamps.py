@@ -6,9 +6,10 @@ format per column, never one per value (a column that reads both day-first and m
 an error, not a guess). The extract moment (``observed_until``) is the given value, a
 manifest's entry, or the latest timestamp in the data, checked for a timestamp in the future
 and for a lone late row that would set it by mistake (:func:`extract_moment`). A folder's
-``manifest.json`` is read by :func:`manifest_observed_until` (an unknown key is an error) and
-the moment it declares is held against the data by :func:`check_manifest_moment`: an extract
-holds nothing after the moment it was taken.
+``manifest.json`` is read by :func:`manifest_observed_until` (an unknown key, or a moment after
+the current time, is an error) and the moment it declares is held against the data by
+:func:`check_manifest_moment`: an extract holds nothing after the moment it was taken, and,
+whatever moment it declares, nothing after the current time.
 """
 
 from __future__ import annotations
@@ -298,6 +299,33 @@ def tail_rows(rows: int) -> int:
 
 
 @dataclass(frozen=True)
+class FutureRows:
+    """The rows of one timestamp column after :func:`future_cutoff`: how many, and the latest
+    of them and its lead, as both future-row messages name them (:func:`future_rows_said`)."""
+
+    table: str
+    column: str
+    count: int
+    newest: pd.Timestamp
+    lead: str
+
+
+def future_rows_said(found: Sequence[FutureRows], now: pd.Timestamp) -> str:
+    """The one sentence that names timestamps in the future, whether the extract moment is
+    taken from the data (:func:`extract_moment`) or declared (:func:`hold_extract_moment`):
+    the first column that has any, and how many the other columns have."""
+    first, *others = found
+    said = (
+        f"{first.table}.{first.column}: {first.count:,} timestamp(s) after the current time "
+        f"({now:%Y-%m-%d %H:%M} UTC), e.g. {pd.Timestamp(first.newest):%Y-%m-%d} for lead "
+        f"{first.lead!r}"
+    )
+    if others:
+        said += ", and " + ", ".join(f"{f.count:,} in {f.table}.{f.column}" for f in others)
+    return said
+
+
+@dataclass(frozen=True)
 class TimestampSummary:
     """What :func:`extract_moment` needs of one timestamp column, so that a reader of slices
     can compute it in a database and the whole loader in pandas.
@@ -332,23 +360,37 @@ def extract_moment(summaries: Sequence[TimestampSummary], *, now: pd.Timestamp) 
 
     A timestamp after ``now`` (more than a day: :func:`future_cutoff`) is an error: a typo
     (2062 for 2026) would become the extract moment, every as-of date's label window would
-    look complete and no lead would be censored. A latest timestamp more than
-    :data:`EXTRACT_GAP_DAYS` days after the latest of the other rows, once the newest 0.1%
-    (at least one row) are set aside, is a warning naming it: a real extract ends where its
-    rows are dense, and a stray date on its own would move the extract moment, and label
-    windows that were never observed would count as observed.
+    look complete and no lead would be censored. The error offers a manifest's
+    ``observed_until`` only where that would let the data through: no more than the newest
+    0.1% of rows (:func:`tail_rows`), which a declared moment names in a warning
+    (:func:`hold_extract_moment`); more are refused whatever the manifest says. A latest
+    timestamp more than :data:`EXTRACT_GAP_DAYS` days after the latest of the other rows,
+    once the newest 0.1% (at least one row) are set aside, is a warning naming it: a real
+    extract ends where its rows are dense, and a stray date on its own would move the
+    extract moment, and label windows that were never observed would count as observed.
     """
-    for summary in summaries:
-        if summary.future:
-            newest = summary.latest.iloc[0]
-            raise DataError(
-                f"{summary.table}.{summary.column}: {summary.future:,} timestamp(s) after the "
-                f"current time ({now:%Y-%m-%d %H:%M} UTC), e.g. {newest['moment']:%Y-%m-%d} "
-                f"for lead {newest['lead_id']!r}",
-                "Correct them, or give the moment of the extract as observed_until in the "
-                "folder's manifest.json (in Python: load_closed_loop(..., observed_until=...)); "
-                "taken from the data, the extract moment would move to that date.",
-            )
+    rows = sum(s.rows for s in summaries)
+    future = [
+        FutureRows(
+            s.table, s.column, s.future, s.latest["moment"].iloc[0], s.latest["lead_id"].iloc[0]
+        )
+        for s in summaries
+        if s.future
+    ]
+    if future:
+        stray = sum(f.count for f in future) <= tail_rows(rows)
+        raise DataError(
+            future_rows_said(future, now),
+            "Correct them (a typo such as 2062 for 2026) or drop those rows: taken from the "
+            "data, the extract moment would move to that date"
+            + (
+                ". If they are stray typos, give the moment of the extract as observed_until "
+                "in the folder's manifest.json instead: with a declared moment, so few are "
+                "named in a warning."
+                if stray
+                else ", and a manifest's observed_until does not excuse so many."
+            ),
+        )
     frames = [s.latest.assign(where=f"{s.table}.{s.column}") for s in summaries if len(s.latest)]
     merged = pd.concat(frames, ignore_index=True).sort_values(
         "moment", ascending=False, kind="stable"
@@ -416,7 +458,9 @@ SYNTH_MANIFEST_KEYS = (
 EXTRACT_SLACK = pd.Timedelta(days=1)
 
 
-def manifest_observed_until(folder: str | os.PathLike[str]) -> str | None:
+def manifest_observed_until(
+    folder: str | os.PathLike[str], *, now: pd.Timestamp | None = None
+) -> str | None:
     """The ``observed_until`` of ``folder``'s ``manifest.json``, checked to be a date, or
     ``None`` where the folder has no manifest or the manifest no such key.
 
@@ -435,6 +479,12 @@ def manifest_observed_until(folder: str | os.PathLike[str]) -> str | None:
     :data:`SYNTH_MANIFEST_KEYS` that ``leadscore synth`` writes): an unknown key such as
     ``extract`` is an error naming the known ones, since the moment it meant to give would
     otherwise be replaced by the latest timestamp of the data without a word.
+
+    A moment after the current time (``now``, default: the current time, UTC), more than
+    :func:`future_cutoff` allows, is an error: no extract was taken in the future, and every
+    label window up to it would count as complete (a back-test's runs as judged, its leads
+    as lost). A day written alone is held by its start, since a local day may begin up to 14
+    hours before UTC's.
     """
     manifest = Path(folder) / "manifest.json"
     if not manifest.exists():
@@ -465,6 +515,14 @@ def manifest_observed_until(folder: str | os.PathLike[str]) -> str | None:
         return None
     written = str(value)
     moment = parse_observed_until(written, f"{manifest}: {MANIFEST_KEY}")
+    now = now if now is not None else utc_now()
+    if naive_utc(moment) > future_cutoff(now):
+        raise DataError(
+            f"{manifest}: {MANIFEST_KEY} {written!r} is in the future (it is "
+            f"{now:%Y-%m-%d %H:%M} UTC now)",
+            "Give the moment the extract was taken, no later than now, or remove "
+            f"{MANIFEST_KEY} to take the latest timestamp of the data.",
+        )
     if _is_day(written, moment):
         return (moment + DAY_END).isoformat()
     return written
@@ -489,16 +547,21 @@ def naive_utc(moment: pd.Timestamp) -> pd.Timestamp:
 
 @dataclass(frozen=True)
 class LateRows:
-    """The rows of one timestamp column more than :data:`EXTRACT_SLACK` after a declared
-    extract moment and not in the future: how many, and the latest of them (``None`` when
-    there are none), so that the whole loader can count them in pandas and the reader of
-    slices in DuckDB, and both judge them alike (:func:`hold_extract_moment`)."""
+    """The rows of one timestamp column after a declared extract moment: those more than
+    :data:`EXTRACT_SLACK` after it and not in the future (``count``, the ``latest`` of them
+    and its ``lead``; ``None`` when there are none), and those in the future, after
+    :func:`future_cutoff` (``future``, the ``newest`` of them and its ``newest_lead``), so
+    that the whole loader can count them in pandas and the reader of slices in DuckDB, and
+    both judge them alike (:func:`hold_extract_moment`)."""
 
     table: str
     column: str
     count: int = 0
     latest: pd.Timestamp | None = None
     lead: str | None = None
+    future: int = 0
+    newest: pd.Timestamp | None = None
+    newest_lead: str | None = None
 
     @classmethod
     def of(
@@ -509,25 +572,37 @@ class LateRows:
         until: pd.Timestamp,
         cutoff: pd.Timestamp,
     ) -> LateRows:
-        """The late rows of ``frame[column]`` (validated: naive UTC), ``cutoff`` being the
-        start of the future (:func:`future_cutoff`)."""
+        """The late and the future rows of ``frame[column]`` (validated: naive UTC),
+        ``cutoff`` being the start of the future (:func:`future_cutoff`)."""
         if frame is None or frame.empty:
             return cls(table, column)
         moments = frame[column]
         late = (moments > until + EXTRACT_SLACK) & (moments <= cutoff)
-        if not late.any():
-            return cls(table, column)
-        label = moments[late].idxmax()
-        lead = str(frame.loc[label, "lead_id"])
-        return cls(table, column, int(late.sum()), pd.Timestamp(moments[label]), lead)
+        future = moments > cutoff
+
+        def latest_of(rows: pd.Series) -> tuple[int, pd.Timestamp | None, str | None]:
+            if not rows.any():
+                return 0, None, None
+            label = moments[rows].idxmax()
+            return int(rows.sum()), pd.Timestamp(moments[label]), str(frame.loc[label, "lead_id"])
+
+        return cls(table, column, *latest_of(late), *latest_of(future))
 
 
 def hold_extract_moment(
-    until: pd.Timestamp, source: str, late: Sequence[LateRows], rows: int
+    until: pd.Timestamp,
+    source: str,
+    late: Sequence[LateRows],
+    rows: int,
+    *,
+    now: pd.Timestamp | None = None,
 ) -> None:
     """Judge the rows found after ``until``, declared by ``source``, out of ``rows`` rows in
-    all (leads, activities and outcomes): more than the newest 0.1% (:func:`tail_rows`) are
-    an error, fewer a warning; see :func:`check_extract_moment_holds`."""
+    all (leads, activities and outcomes), ``now`` being the current time the future rows were
+    counted against (default: the current time, UTC): the rows in the future first, then
+    those after ``until``; of each, more than the newest 0.1% (:func:`tail_rows`) are an
+    error, fewer a warning; see :func:`check_extract_moment_holds`."""
+    _hold_future_rows(late, rows, now if now is not None else utc_now())
     after = sum(found.count for found in late)
     if not after:
         return
@@ -553,11 +628,40 @@ def hold_extract_moment(
     )
 
 
+def _hold_future_rows(late: Sequence[LateRows], rows: int, now: pd.Timestamp) -> None:
+    """The rows after the current time of data whose extract moment is declared: typos
+    (2062 for 2026) whichever moment is declared, judged as the late rows are. A manifest
+    had switched this check off: 20% of a log dated 2062 validated, and score dropped it
+    without a word. More than the newest 0.1% of all rows are an error (in the words of
+    :func:`extract_moment`), fewer a warning, since a manifest is the documented way around
+    a stray typo."""
+    found = [
+        FutureRows(f.table, f.column, f.future, f.newest, str(f.newest_lead))
+        for f in late
+        if f.future and f.newest is not None
+    ]
+    if not found:
+        return
+    said = future_rows_said(found, now)
+    if sum(f.count for f in found) > tail_rows(rows):
+        raise DataError(
+            said,
+            "Correct them (a typo such as 2062 for 2026) or drop those rows: a manifest's "
+            "observed_until does not excuse rows after the current time.",
+        )
+    logger.warning(
+        "%s; if they are typos, correct them: they count as after every as-of date "
+        "(a lead created then is never open, an outcome closed then never in).",
+        said,
+    )
+
+
 def check_extract_moment_holds(
     data: ClosedLoopData, source: str, *, now: pd.Timestamp | None = None
 ) -> None:
     """Hold ``data.observed_until``, declared by ``source`` (a manifest's entry), against
-    the data's own timestamps: an extract holds nothing after the moment it was taken.
+    the data's own timestamps: an extract holds nothing after the moment it was taken, nor
+    after the moment it is read.
 
     Rows more than :data:`EXTRACT_SLACK` after it (leads created, activities, outcomes
     closed) say the declared moment is wrong: label windows it counts as complete were not,
@@ -566,10 +670,12 @@ def check_extract_moment_holds(
     sets aside too) are an error naming both moments and the fix; fewer are a warning naming
     them, since a manifest is the documented way around a stray typo. Rows after the current
     time (``now``, default: the current time, UTC; :func:`future_cutoff`) are typos whichever
-    moment is declared, and not counted here.
+    moment is declared: counted apart and judged alike (more than 0.1% an error in the
+    words of :func:`extract_moment`, fewer a warning), before the late rows.
     """
+    now = now if now is not None else utc_now()
     until = data.observed_until
-    cutoff = future_cutoff(now if now is not None else utc_now())
+    cutoff = future_cutoff(now)
     tables = (
         ("leads", "created_at", data.leads),
         ("activities", "occurred_at", data.activities),
@@ -577,7 +683,7 @@ def check_extract_moment_holds(
     )
     late = [LateRows.of(frame, table, column, until, cutoff) for table, column, frame in tables]
     rows = sum(0 if frame is None else len(frame) for _, _, frame in tables)
-    hold_extract_moment(until, source, late, rows)
+    hold_extract_moment(until, source, late, rows, now=now)
 
 
 def manifest_source(folder: str | os.PathLike[str]) -> str:

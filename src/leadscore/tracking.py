@@ -11,6 +11,9 @@ judged on its own training rows. Each run records which rows its model held out
 (:data:`HOLDOUT_ARTIFACT`, see :class:`HoldoutRecord`); where those rows cannot be told apart
 (a champion logged without that record, other data with random folds, or too few rows left),
 the champion keeps the alias and a warning says how to promote the new version by hand.
+The registry's alias is the source of truth for which version is champion; the runs'
+``champion`` tags record what each training decided when it ran, and an alias moved by hand
+leaves them as they were.
 
 Where runs go (first that is set wins):
 
@@ -45,7 +48,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 import numpy as np
 import pandas as pd
@@ -85,6 +88,7 @@ __all__ = [
     "registered_name",
     "resolve_run",
     "resolve_tracking_uri",
+    "without_secrets",
 ]
 
 #: Tracking URI used when neither the caller nor ``MLFLOW_TRACKING_URI`` names one.
@@ -258,8 +262,9 @@ def check_tracking_uri(uri: str, *, action: str = "log to") -> None:
         import urllib.error
         import urllib.request
 
+        url, headers = _health_request(uri)
         try:
-            with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=10):
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10):
                 pass
         except urllib.error.HTTPError:
             pass  # it answered: an error status (a proxy, a login) is MLflow's to report
@@ -268,6 +273,32 @@ def check_tracking_uri(uri: str, *, action: str = "log to") -> None:
             raise ModelError(
                 f"cannot reach the MLflow tracking server at {shown}: {cause}", fix
             ) from None
+
+
+def _health_request(uri: str) -> tuple[str, dict[str, str]]:
+    """The ``/health`` URL of the tracking server at ``uri`` and the headers to ask it with.
+
+    urllib reads ``user:password@`` of a URL as part of the host name ("Name or service not
+    known"), while MLflow sends it as basic authentication: the user info is taken out of the
+    URL and sent as MLflow sends it, ``MLFLOW_TRACKING_USERNAME`` and ``_PASSWORD`` first
+    when both are set (MLflow's explicit credentials win over the URL's too), else
+    ``MLFLOW_TRACKING_TOKEN`` as a bearer token.
+    """
+    parts = urlsplit(uri)
+    user, password = parts.username, parts.password
+    env_user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    env_password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if env_user and env_password:
+        user, password = env_user, env_password
+    elif user is not None:
+        user, password = unquote(user), unquote(password or "")
+    netloc = parts.netloc.rpartition("@")[2]
+    url = urlunsplit(parts._replace(netloc=netloc)).rstrip("/") + "/health"
+    if user is None:
+        token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+        return url, {"Authorization": f"Bearer {token}"} if token else {}
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    return url, {"Authorization": f"Basic {token}"}
 
 
 #: Database servers MLflow keeps runs in (the scheme of a tracking URI before any ``+driver``).
@@ -477,6 +508,24 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def without_secrets(value: Any) -> Any:
+    """``value`` (a config or spec as plain data) with the password of every URL in it masked
+    as :func:`~leadscore.io.shown_url` masks it (``postgresql://u:***@host/db``, a
+    ``?password=`` too), mappings and lists walked; other values as they are.
+
+    A run's params and artifacts are read by everyone with access to the tracking store,
+    usually more people than hold the password of the tracking store or of a spec's database:
+    ``mlflow.tracking_uri`` of a config, or a spec's ``source``, must not land there as typed.
+    """
+    if isinstance(value, str):
+        return shown_url(value) if "://" in value else value
+    if isinstance(value, Mapping):
+        return {key: without_secrets(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_secrets(item) for item in value]
+    return value
+
+
 def _param_value(value: Any) -> str:
     if isinstance(value, list | tuple | set | frozenset):
         text = json.dumps(list(value), default=str)
@@ -506,7 +555,8 @@ def training_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     baseline, ``test_roc_auc_gain_over_<prefix>_low``/``_high``), the ECE expected by chance
     ``test_ece_by_chance`` (its mean) and ``test_ece_by_chance_upper`` (what a perfectly
     calibrated model stays below 95% of the time, the band ``train`` prints), and counts
-    such as ``n_train`` keep their names.
+    such as ``n_train``, ``best_iteration`` (the round early stopping chose) and
+    ``num_trees`` (the shipped booster's trees) keep their names.
     Missing or non-finite numbers are left out: MLflow would store them as NaN.
     """
     flat: dict[str, float] = {}
@@ -1011,7 +1061,9 @@ def log_training_run(
     spec : the dataset spec, a mapping or a ``DatasetSpec`` (logged as ``spec.yaml``), or
         ``None`` for event data.
     config : the training config, a mapping or a ``TrainConfig`` (logged as params
-        ``config.*`` and as ``config.json``).
+        ``config.*`` and as ``config.json``). The password of any URL in the config or the
+        spec (``mlflow.tracking_uri``, a spec's ``source``) is logged masked, as is the
+        tracking URI in the log line (:func:`without_secrets`).
     data_hash : :func:`dataset_fingerprint` of the training data set, a run tag, as
         ``leadscore train`` computes it. With the positions of the test fold it makes the
         run's :class:`HoldoutRecord` (:data:`HOLDOUT_ARTIFACT`), which tells a later version
@@ -1058,7 +1110,7 @@ def log_training_run(
         registered_model = registered_model.replace("{dataset}", dataset_name)
     X_test = _test_features(result, X_test)
     metrics = dict(result.metrics)
-    config_data = _config_dict(config)
+    config_data = without_secrets(_config_dict(config))
     parent = mlflow.active_run()
     with quiet_mlflow(), using_tracking_uri(uri), tempfile.TemporaryDirectory() as tmp:
         client = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -1102,7 +1154,9 @@ def log_training_run(
             if spec is not None:
                 mlflow.log_text(
                     yaml.safe_dump(
-                        to_jsonable(_config_dict(spec)), sort_keys=False, allow_unicode=True
+                        to_jsonable(without_secrets(_config_dict(spec))),
+                        sort_keys=False,
+                        allow_unicode=True,
                     ),
                     "spec.yaml",
                 )
@@ -1162,7 +1216,7 @@ def log_training_run(
         logger.info(
             "logged run %s to %s%s",
             run_id,
-            uri,
+            shown_url(uri),
             "" if parent is None else f", nested under the active run {parent.info.run_id}",
         )
     return run_id
@@ -1189,7 +1243,11 @@ def _check_parent_run(client: Any, parent: Any, uri: str) -> None:
 def _log_promotion(promotion: Promotion) -> None:
     """Tags and metrics of the champion decision: ``champion`` (true/false),
     ``champion_comparison`` (how it was reached), and, when the models were compared, both
-    ROC-AUCs on the rows they were compared on and how many rows and leads that was."""
+    ROC-AUCs on the rows they were compared on and how many rows and leads that was.
+
+    A record of the decision at the time, not of who holds the alias now: the alias can be
+    moved by hand later (see :func:`_retire`); ask the registry
+    (``get_model_version_by_alias(name, "champion")``) for the current champion."""
     import mlflow
 
     mlflow.set_tag("champion", str(promotion.promoted).lower())
@@ -1514,8 +1572,13 @@ def _replace_unusable(
 
 def _retire(client: Any, name: str, old: str, new: str) -> None:
     """Mark the run of the champion that lost the alias: its ``champion`` tag reads
-    ``false`` and ``champion_replaced_by`` names the version that took over, so searching
-    runs by ``tags.champion = 'true'`` finds the champion, not every past one."""
+    ``false`` and ``champion_replaced_by`` names the version that took over, so that after
+    a series of trainings ``tags.champion = 'true'`` finds the run ``train`` last promoted,
+    not every past one.
+
+    The tags record what ``train`` decided when it ran; the registry's ``champion`` alias is
+    what scoring reads, and the source of truth: an alias moved by hand (``mlflow ui``,
+    ``set_registered_model_alias``) leaves these tags as they were."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -1736,6 +1799,17 @@ def _download_and_load(artifact_uri: str, tracking_uri: str | None, shown: str) 
             local = mlflow.artifacts.download_artifacts(
                 artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=tracking_uri
             )
+        except ImportError as err:
+            # an artifact store MLflow reaches through an optional client (s3:// needs boto3,
+            # gs:// google-cloud-storage), given as --model or behind a run or registered
+            # model: the missing package is the fix, not a traceback
+            package = _artifact_package(err)
+            raise ModelFetchError(
+                f"cannot fetch model {shown}: its artifacts live at {artifact_uri}, which "
+                f"MLflow reads only with the Python package {package}, not installed",
+                f"Install it in leadscore's environment (pip install {package}), or copy the "
+                "model to a local folder and pass that folder as --model.",
+            ) from None
         except (MlflowException, OSError) as err:
             full = _out_of_room(err)
             if full is not None:
@@ -1750,7 +1824,38 @@ def _download_and_load(artifact_uri: str, tracking_uri: str | None, shown: str) 
                 "Check the URI: models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model "
                 "or a model folder.",
             ) from None
+        except (ValueError, TypeError, KeyError, AttributeError) as err:
+            # MLflow's artifact repositories fail on a URI they cannot read with whatever their
+            # parsing raises (http://host/x: "not enough values to unpack"); caught around the
+            # download alone, so a bug in leadscore's own code still shows its traceback
+            logger.debug("fetching %s failed", artifact_uri, exc_info=True)
+            reason = _mlflow_reason(err) or type(err).__name__
+            raise ModelFetchError(
+                f"cannot fetch model {shown}: MLflow cannot read artifacts at {artifact_uri} "
+                f"({type(err).__name__}: {reason})",
+                "--model takes models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model "
+                "or a model folder (an s3:// or gs:// folder needs its client installed).",
+            ) from None
         return _load_folder(Path(local), shown)
+
+
+#: The pip package that gives MLflow the module an artifact store needs, by the missing
+#: module's top-level name (MLflow imports them only when a URI of their scheme is read).
+_ARTIFACT_PACKAGES = {
+    "boto3": "boto3",
+    "botocore": "boto3",
+    "google": "google-cloud-storage",
+    "azure": "azure-storage-blob",
+    "pyarrow": "pyarrow",
+    "paramiko": "pysftp",
+    "pysftp": "pysftp",
+}
+
+
+def _artifact_package(err: ImportError) -> str:
+    """The pip package to install for the module whose import failed in ``err``."""
+    top = (err.name or "").split(".")[0]
+    return _ARTIFACT_PACKAGES.get(top, top or "the artifact store's client")
 
 
 def _load_folder(path: Path, shown: str) -> LeadScoringModel:

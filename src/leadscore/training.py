@@ -31,13 +31,16 @@ high-cardinality columns such as landing pages; they grow with the data.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import logging
 import os
 import re
+import sys
+import tempfile
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -46,9 +49,17 @@ import numpy as np
 import pandas as pd
 from pandas.api import types as ptypes
 
-from leadscore.baselines import LogisticRegressionBaseline, RulePointsBaseline
+from leadscore.baselines import (
+    LogisticRegressionBaseline,
+    PointsRule,
+    RulePointsBaseline,
+    check_rule_features,
+    check_rules_fit,
+    unknown_rule_features,
+)
 from leadscore.calibration import ProbabilityCalibrator
 from leadscore.config import (
+    DEFAULT_RULE_POINTS,
     LIGHTGBM_PARAMETERS_URL,
     LightGBMConfig,
     TrainConfig,
@@ -75,6 +86,7 @@ from leadscore.metrics import (
 )
 from leadscore.model import LeadScoringModel
 from leadscore.monitoring import DriftReference, computed_inputs
+from leadscore.names import missing_names_text
 from leadscore.schema import LabelledDataset
 from leadscore.stages import (
     StageThresholds,
@@ -101,8 +113,9 @@ class TrainingResult:
         reached on the calibration and the test fold: :func:`~leadscore.stages.policy_check`),
         ``calibration``, ``fold_kind``, ``n_train``, ``n_calibrate``, ``n_test``,
         ``n_test_leads`` (fewer than ``n_test`` on event data, a lead at several as-of
-        dates) and ``uncertainty`` (:func:`test_uncertainty`: bootstrap intervals and the
-        ROC-AUC gain over each baseline; ``None`` when ``evaluation.resamples`` is 0).
+        dates), ``best_iteration``, ``num_trees`` and ``uncertainty``
+        (:func:`test_uncertainty`: bootstrap intervals and the ROC-AUC gain over each
+        baseline; ``None`` when ``evaluation.resamples`` is 0).
     folds : the folds used.
     y, p_raw, p_cal, stages : test labels, probabilities before and after calibration and
         stages.
@@ -493,7 +506,7 @@ def _fit_booster(
             early_stopping_rounds=lgb_config.early_stopping_rounds,
         )
     except lgb.basic.LightGBMError as err:
-        raise _params_error(err, params) from err
+        raise params_error(err, params) from err
     scores = early.best_score.get("valid", {})
     logger.info(
         "booster: early stopping at %d rounds (valid %s)",
@@ -575,7 +588,7 @@ def _log_calibration(which: str, calibrator: ProbabilityCalibrator) -> None:
     )
 
 
-def _params_error(err: lgb.basic.LightGBMError, params: Mapping[str, Any]) -> SpecError:
+def params_error(err: lgb.basic.LightGBMError, params: Mapping[str, Any]) -> SpecError:
     """LightGBM's complaint about a parameter value as one line naming the parameter (the
     config's names are LightGBM's main names, the ones its messages use)."""
     text = re.sub(r"\s+at \S+, line \d+\s*\.?\s*$", "", str(err).strip().splitlines()[0])
@@ -609,8 +622,198 @@ def _importance(booster: lgb.Booster, names: list[str]) -> dict[str, float]:
 
 
 @dataclass(frozen=True)
+class RulePointsTable:
+    """The points table of the rule-points baseline for one data set
+    (:func:`rule_points_table`).
+
+    Attributes
+    ----------
+    rules : the table; ``None`` to derive one from the data.
+    key : where the config holds it (``rule_points.<data set>`` or ``rule_points.default``);
+        ``None`` when derived.
+    set_aside : features that a ``rule_points.default`` written in the config names but the
+        data set lacks: that table was set aside, and one is derived.
+    features : the data set's features, for the closest name to each of ``set_aside``.
+    """
+
+    rules: tuple[PointsRule, ...] | None
+    key: str | None = None
+    set_aside: tuple[str, ...] = ()
+    features: tuple[str, ...] = field(default=(), repr=False)
+
+    def set_aside_text(self, dataset_name: str, *, derived: int | None = None) -> str:
+        """Why the config's ``rule_points.default`` is not used, and the fix: logged as a
+        warning before training fits anything, and (with the ``derived`` rules) kept with
+        the run's notes."""
+        unknown = list(self.set_aside)
+        which = "feature" if len(unknown) == 1 else "features"
+        instead = (
+            f"the table was set aside and {derived:,} rules were derived from the lift on "
+            "fit + valid"
+            if derived is not None
+            else "the table is set aside and the rule points baseline derives its rules "
+            "from the data"
+        )
+        shown = missing_names_text(unknown, self.features)
+        return (
+            f"rule_points.default names {which} {shown}, which {dataset_name} does not "
+            f"have, so {instead}; fix the names in rule_points.default, or give "
+            f"{dataset_name} a table of its own under rule_points.{dataset_name}"
+        )
+
+
+def _builtin_rule_points() -> tuple[PointsRule, ...]:
+    return tuple(PointsRule.model_validate(r) for r in DEFAULT_RULE_POINTS)
+
+
+def rule_points_table(dataset: LabelledDataset, config: TrainConfig) -> RulePointsTable:
+    """The points table of ``config`` that the rule-points baseline of ``dataset`` uses.
+
+    The data set's own table (``rule_points.<name>``) is used, and every feature it names
+    must be one of the data set's (a :class:`SpecError` otherwise, before anything is
+    fitted). Else ``rule_points.default``, when the data set has every feature it names;
+    else a table is derived from the data. The built-in default (event-form features) is set
+    aside on flat data without a word, but a ``default`` table the user wrote is set aside
+    with the features it lacks (:attr:`RulePointsTable.set_aside`), for a warning.
+    """
+    names = [f.name for f in dataset.features]
+    own_key = f"rule_points.{dataset.name}"
+    own = config.rule_points.get(dataset.name)
+    if own is not None:
+        check_rule_features(own, names, where=own_key, holder=dataset.name)
+        return RulePointsTable(tuple(own), own_key)
+    default = config.rule_points.get("default")
+    if default is None:
+        return RulePointsTable(None)
+    unknown = unknown_rule_features(default, names)
+    if not unknown:
+        return RulePointsTable(tuple(default), "rule_points.default")
+    if tuple(default) == _builtin_rule_points():
+        return RulePointsTable(None)
+    return RulePointsTable(None, set_aside=tuple(unknown), features=tuple(names))
+
+
+#: LightGBM writes this line to the process's standard error itself, before it raises the
+#: :class:`lightgbm.basic.LightGBMError` that carries the same text, whatever ``verbosity``.
+_LIGHTGBM_FATAL = b"[LightGBM] [Fatal] "
+
+
+@contextlib.contextmanager
+def _lightgbm_fatal_held_back() -> Iterator[None]:
+    """Hold back LightGBM's ``[LightGBM] [Fatal] ...`` line for the block: the error it
+    raises is turned into one line naming the parameter (:func:`params_error`), and its
+    raw twin beside it would read as a second problem.
+
+    LightGBM prints that line with C's ``fprintf(stderr, ...)``, which neither
+    ``verbosity: -1`` nor :func:`lightgbm.register_logger` reach, so the process's file
+    descriptor 2 is pointed at a temporary file for the block (a parameter check on four
+    rows: milliseconds), and what else came meanwhile is written back after it. Where the
+    descriptor cannot be duplicated, the block runs as it is.
+    """
+    saved = _duplicated_stderr()
+    if saved is None:
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            kept, fatal = [], False
+            for line in held.read().splitlines(keepends=True):
+                if line.startswith(_LIGHTGBM_FATAL) or (fatal and not line.strip()):
+                    fatal = True  # LightGBM's line, and the blank line its "\n\n" leaves
+                    continue
+                fatal = False
+                kept.append(line)
+            if kept:
+                os.write(2, b"".join(kept))
+
+
+def _duplicated_stderr() -> int | None:
+    """A duplicate of file descriptor 2 (Python's own buffer flushed first), or ``None``
+    where the process has none to duplicate (a service without a console)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.flush()
+    try:
+        return os.dup(2)
+    except OSError:
+        return None
+
+
+def check_booster_params(
+    dataset: LabelledDataset,
+    config: TrainConfig,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The LightGBM parameters a booster of ``dataset`` is fitted with (:func:`base_params`,
+    then ``params``), checked by LightGBM itself before any work: a value it refuses
+    (``num_leaves: -3``) is the :class:`SpecError` of :func:`train`, naming the parameter,
+    and stops :func:`train`, ``leadscore tune`` (before its study is created) and
+    ``leadscore validate --config`` alike, where it had stopped ``train`` only once the folds
+    and the leakage guard were done, and every tuning trial one after the other.
+
+    LightGBM checks the values when a booster is made, so one is made on four rows shaped
+    like the data set's features (the same names, categorical features and monotone
+    constraints), with ``verbosity: -1`` and LightGBM's own error line held back
+    (:func:`_lightgbm_fatal_held_back`). The monotone patterns and interaction constraints
+    are checked on the way (:func:`base_params`).
+    """
+    used = {**base_params(dataset, config, len(dataset.y)), **(params or {})}
+    features = list(dataset.features)
+    if not features:
+        return used
+    encoder = FeatureEncoder(features, {f.name: [] for f in features if f.kind == "categorical"})
+    rows = np.tile(np.array([[0.0], [1.0]]), (2, len(features)))
+    checked = {**used, "verbosity": -1}
+    checked.setdefault("num_threads", 1)
+    try:
+        with _lightgbm_fatal_held_back():
+            lgb.Booster(
+                checked,
+                lgb.Dataset(
+                    rows,
+                    label=np.array([0.0, 1.0, 0.0, 1.0]),
+                    feature_name=encoder.booster_names,
+                    categorical_feature=encoder.categorical_indices,
+                ),
+            )
+    except lgb.basic.LightGBMError as err:
+        raise params_error(err, used) from err
+    return used
+
+
+def check_config(
+    dataset: LabelledDataset,
+    config: TrainConfig,
+    params: Mapping[str, Any] | None = None,
+) -> RulePointsTable:
+    """The config's mistakes about ``dataset`` that :func:`train` refuses, found before any
+    work (no fold, no guard, no booster): monotone patterns that name no numeric feature,
+    LightGBM parameter values LightGBM refuses (:func:`check_booster_params`, with
+    ``params``) and a points table of the data set naming features it lacks
+    (:func:`rule_points_table`, which is returned). :func:`prepare_training` starts with it,
+    so ``leadscore validate --config`` and ``leadscore tune`` refuse what ``train`` does.
+
+    Raises
+    ------
+    SpecError
+        One line naming the key of the config and the fix.
+    """
+    check_booster_params(dataset, config, params)
+    return rule_points_table(dataset, config)
+
+
+@dataclass(frozen=True)
 class PreparedData:
-    """What :func:`train` and :func:`leadscore.tuning.tune` both start from."""
+    """What :func:`train` and :func:`leadscore.tuning.tune` both start from; ``frame`` is
+    the data set's features typed as the model reads them (:meth:`FeatureEncoder.frame`),
+    which the baselines learn from, and ``rule_points`` their points table."""
 
     folds: Folds
     y: np.ndarray
@@ -618,6 +821,8 @@ class PreparedData:
     matrix: np.ndarray
     n_leads: int
     n_wins: int
+    frame: pd.DataFrame
+    rule_points: RulePointsTable
 
 
 def config_folds(dataset: LabelledDataset, config: TrainConfig) -> Folds:
@@ -661,10 +866,18 @@ def leakage_suspects(
     return _fit_fold_suspects(dataset, config, folds)
 
 
-def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedData:
-    """Labels are 0/1, cold-start check, capacity needs dates, folds, one-class check, finite
-    values, leakage guard and encoding, in that order: every check that must pass before a
+def prepare_training(
+    dataset: LabelledDataset,
+    config: TrainConfig,
+    *,
+    params: Mapping[str, Any] | None = None,
+) -> PreparedData:
+    """The config against the data (:func:`check_config`, with the LightGBM ``params`` that
+    override the config's), labels are 0/1, capacity needs dates, cold-start check, folds,
+    one-class check, finite values, leakage guard, encoding, and the points table's rules
+    against the features they name, in that order: every check that must pass before a
     single tree is grown."""
+    rule_points = check_config(dataset, config, params)
     check_labels(dataset.y)
     _check_capacity_dates(dataset, config)
     n_leads, n_wins = check_history(
@@ -681,7 +894,12 @@ def prepare_training(dataset: LabelledDataset, config: TrainConfig) -> PreparedD
     # the calibration or test fold holds is one the model never saw, scored as missing (and
     # warned about at scoring), not a known level the booster has no split for
     encoder = FeatureEncoder.from_frame(dataset.X.iloc[booster_rows(folds)], dataset.features)
-    return PreparedData(folds, y, encoder, encoder.matrix(dataset.X), n_leads, n_wins)
+    frame = encoder.frame(dataset.X)
+    if rule_points.rules is not None:  # a condition that can never fire on its feature
+        check_rules_fit(rule_points.rules, frame)
+    return PreparedData(
+        folds, y, encoder, encoder.matrix(dataset.X), n_leads, n_wins, frame, rule_points
+    )
 
 
 def low_sentence_bounds(
@@ -833,7 +1051,9 @@ def train(
         an infinite value.
     SpecError
         A monotone pattern of the config matches no feature or only categorical ones, or a
-        feature is matched by both monotone lists (raised before any work).
+        feature is matched by both monotone lists; LightGBM refuses a parameter value; or
+        the data set's points table (``rule_points.<name>``) names a feature it lacks
+        (all raised before any work, :func:`check_config`).
     """
     expect_type(
         dataset,
@@ -846,9 +1066,13 @@ def train(
     started = time.perf_counter()
     # the data's own notes first (loading saw the open leads the examples no longer hold)
     run_notes: list[str] = [*dataset.notes, *notes]
-    _monotone_signs(dataset, config)  # a mistake in the config stops before any work
-    prepared = prepare_training(dataset, config)
+    # the config's mistakes (monotone patterns, LightGBM parameters, rule points) stop here,
+    # before any work, and so do the data's
+    prepared = prepare_training(dataset, config, params=params)
     folds, y, encoder, matrix = prepared.folds, prepared.y, prepared.encoder, prepared.matrix
+    points_table = prepared.rule_points
+    if points_table.set_aside:
+        logger.warning("%s", points_table.set_aside_text(dataset.name))
     n_leads, n_wins = prepared.n_leads, prepared.n_wins
     if folds.kind == "random":
         run_notes.append(
@@ -886,17 +1110,10 @@ def train(
     test_ids = dataset.lead_id.iloc[test_rows].to_numpy()
 
     train_rows = booster_rows(folds) if config.lightgbm.refit else folds.fit
-    X = encoder.frame(dataset.X)  # the model's typing: spellings of one level are one value
-    rules = config.rule_points.get(dataset.name)
-    if (
-        rules is None
-        and "default" in config.rule_points
-        and all(r.feature in X.columns for r in config.rule_points["default"])
-    ):
-        rules = config.rule_points["default"]
+    X = prepared.frame  # the model's typing: spellings of one level are one value
     baselines: dict[str, LogisticRegressionBaseline | RulePointsBaseline] = {
         "logistic_regression": LogisticRegressionBaseline(),
-        "rule_points": RulePointsBaseline(rules=rules),
+        "rule_points": RulePointsBaseline(rules=points_table.rules),
     }
     baseline_p: dict[str, np.ndarray] = {}
     for name, baseline in baselines.items():
@@ -915,8 +1132,13 @@ def train(
     assert isinstance(points, RulePointsBaseline)
     if points.derived_:
         run_notes.append(
-            f"rule points: no table for {dataset.name!r} in the config, so "
-            f"{len(points.rules_)} rules were derived from the lift on fit + valid"
+            "rule points: "
+            + (
+                points_table.set_aside_text(dataset.name, derived=len(points.rules_))
+                if points_table.set_aside
+                else f"no table for {dataset.name!r} in the config, so "
+                f"{len(points.rules_)} rules were derived from the lift on fit + valid"
+            )
         )
 
     metrics: dict[str, Any] = {
@@ -943,6 +1165,10 @@ def train(
         "n_calibrate": len(cal_rows),
         "n_test": len(test_rows),
         "n_test_leads": int(pd.unique(np.asarray(test_ids)).size),  # event data: < n_test
+        # the model's size, beside its figures: a booster that early stopping cut to a few
+        # trees explains a weak run, and runs are compared on it (tune's trials log it too)
+        "best_iteration": int(best_iteration),
+        "num_trees": int(booster.num_trees()),
         "uncertainty": (
             test_uncertainty(y_test, p_cal, baseline_p, config, groups=test_ids)
             if config.evaluation.resamples

@@ -22,10 +22,12 @@ The study lives in a storage (an SQLite file by default, beside the MLflow store
 name derived from the data set, so a second call continues it with more trials instead of
 starting over. A study records the settings of the config that change a trial's value
 (:func:`study_config`), and is only continued with the same ones: trials scored under other
-fixed parameters, folds or seeds cannot be compared with new ones. The best parameters then
-train the final model with ``training.train(dataset, config, params=...)``, and a model with
-the default parameters is trained on the same folds so that the gain of tuning is measured,
-not assumed.
+fixed parameters, folds or seeds cannot be compared with new ones. A config that ``train``
+refuses is refused before the study is created, and a study a run created but no trial of
+which completed is deleted again, so that a mistake never leaves a study that refuses its
+own fix. The best parameters then train the final model with
+``training.train(dataset, config, params=...)``, and a model with the default parameters is
+trained on the same folds so that the gain of tuning is measured, not assumed.
 
 MLflow is an edge: :class:`MlflowTrialLogger` records each trial as a nested run under one
 parent run, through an explicit client (no process-wide tracking URI is changed).
@@ -59,6 +61,7 @@ from leadscore.training import (
     TrainingResult,
     base_params,
     fit_early_stopped,
+    params_error,
     prepare_training,
     train,
     with_booster_threads,
@@ -463,20 +466,28 @@ def make_objective(
             every=settings.report_every,
             min_rounds=settings.report_rounds,
         )
-        booster, best = fit_early_stopped(
-            params,
-            train_set,
-            valid_set,
-            num_boost_round=problem.num_boost_round,
-            early_stopping_rounds=problem.early_stopping_rounds,
-            callbacks=[pruning],
-        )
+        try:
+            booster, best = fit_early_stopped(
+                params,
+                train_set,
+                valid_set,
+                num_boost_round=problem.num_boost_round,
+                early_stopping_rounds=problem.early_stopping_rounds,
+                callbacks=[pruning],
+            )
+        except lgb.basic.LightGBMError as err:  # the study fails the trial; run_study says why
+            trial.set_user_attr(ERROR_ATTR, params_error(err, params).problem)
+            raise
         p = booster.predict(problem.matrix[valid_rows], num_iteration=best)
         trial.set_user_attr("best_iteration", best)
         trial.set_user_attr("seconds", round(time.perf_counter() - started, 3))
         return float(evaluate(y_valid, p)[settings.objective])
 
     return objective
+
+
+#: User attribute of a trial that LightGBM failed: its error, as :func:`train` words it.
+ERROR_ATTR = "error"
 
 
 def default_storage(tracking_uri: str | None, *, cwd: Path | None = None) -> str:
@@ -627,8 +638,24 @@ def check_study(
         raise SpecError(
             f"study {name!r} in {shown_url(storage)} ran its trials with another config: "
             f"{'; '.join(differences[:3])}{more}",
-            "Use a new --study-name, or the same config as before.",
+            "Use a new --study-name, or the same config as before"
+            + _nothing_to_keep(study, storage),
         )
+
+
+def _nothing_to_keep(study: optuna.Study, storage: str) -> str:
+    """The hint for a refused study whose trials all failed (one a version of leadscore
+    before this check left behind, with the config that failed them): it holds nothing to
+    resume, so deleting it is as good as a new name."""
+    trials = study.get_trials(deepcopy=False)
+    if not trials or any(t.state != optuna.trial.TrialState.FAIL for t in trials):
+        return "."
+    url = shown_url(storage)
+    url = "<the --storage URL>" if "***" in url else url  # a masked password is no URL
+    return (
+        f"; its {len(trials)} trial(s) all failed, so nothing is lost by deleting it: "
+        f"optuna delete-study --study-name {study.study_name} --storage {url}."
+    )
 
 
 def open_study(
@@ -652,6 +679,18 @@ def open_study(
         (nothing is created then); or an existing study was made for another objective or
         data set, or ran under another config (nothing is changed then).
     """
+    return _open_study(settings, dataset_name, storage, config)[0]
+
+
+def _open_study(
+    settings: TuneSettings,
+    dataset_name: str,
+    storage: str,
+    config: Mapping[str, Any] | None = None,
+) -> tuple[optuna.Study, bool]:
+    """:func:`open_study`, and whether this call created the study (``False``: it was
+    loaded, made before or meanwhile elsewhere), which :func:`tune` needs to drop a study
+    of its own that no trial completed."""
     check_study_to_reuse(settings, dataset_name, storage, config)
     name = study_name_for(settings, dataset_name)
     pruner = optuna.pruners.MedianPruner(
@@ -660,13 +699,14 @@ def open_study(
         interval_steps=1,  # reports come every report_every steps already
     )
     with _storage_errors(storage), quiet_optuna():
-        study = optuna.create_study(
-            storage=storage,
-            study_name=name,
-            pruner=pruner,
-            direction=settings.direction,
-            load_if_exists=True,
-        )
+        try:
+            study = optuna.create_study(
+                storage=storage, study_name=name, pruner=pruner, direction=settings.direction
+            )
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=name, storage=storage, pruner=pruner)
+            created = False
     check_study(study, settings, dataset_name, storage, config)  # made meanwhile elsewhere
     # stamped only once every check passed, so a refused study is left as it was
     study.set_user_attr("objective", settings.objective)
@@ -675,7 +715,29 @@ def open_study(
         _record_config(study, storage, config)
     # seeded by the history, so a resumed study does not redraw its first random points
     study.sampler = optuna.samplers.TPESampler(seed=settings.seed + len(study.trials))
-    return study
+    return study, created
+
+
+def drop_unfinished_study(study: optuna.Study, storage: str) -> bool:
+    """Delete ``study`` from ``storage`` when none of its trials completed and none is
+    running (another worker's), and say whether it was deleted.
+
+    For a study the failed run created itself (:func:`tune`): its failed or pruned trials
+    hold nothing to resume, and its recorded config would refuse the corrected one ("ran
+    its trials with another config"), so that the fix needed a new ``--study-name``.
+    """
+    state = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    if any(t.state in (state.COMPLETE, state.RUNNING, state.WAITING) for t in trials):
+        return False
+    with _storage_errors(storage), quiet_optuna():
+        optuna.delete_study(study_name=study.study_name, storage=storage)
+    logger.info(
+        "study %s deleted from %s: this run created it and no trial completed",
+        study.study_name,
+        shown_url(storage),
+    )
+    return True
 
 
 def _record_config(study: optuna.Study, storage: str, config: Mapping[str, Any]) -> None:
@@ -799,10 +861,7 @@ def run_study(
     state = optuna.trial.TrialState
     complete = [t for t in trials if t.state == state.COMPLETE]
     if not complete:
-        raise ModelError(
-            f"no trial of study {study.study_name!r} completed ({len(trials)} pruned or failed)",
-            "Run more --trials or a longer --timeout.",
-        )
+        raise _nothing_completed(study.study_name, trials)
     best = study.best_trial
     summary = StudySummary(
         study_name=study.study_name,
@@ -833,6 +892,27 @@ def run_study(
         summary.best_value,
     )
     return summary
+
+
+def _nothing_completed(name: str, trials: Sequence[optuna.trial.FrozenTrial]) -> ModelError:
+    """The error of a study without a completed trial. Pruned trials ask for more trials
+    or time; a trial that LightGBM failed asks for a fix, which more trials would only
+    repeat: its error is quoted (the newest), with the config as the place to look."""
+    state = optuna.trial.TrialState
+    n_pruned = sum(t.state == state.PRUNED for t in trials)
+    n_failed = sum(t.state == state.FAIL for t in trials)
+    counts = f"{n_pruned} pruned, {n_failed} failed"
+    errors = [t.user_attrs[ERROR_ATTR] for t in trials if ERROR_ATTR in t.user_attrs]
+    if errors:
+        return ModelError(
+            f"no trial of study {name!r} completed ({counts}); the last failed with {errors[-1]}",
+            "Check the lightgbm section of the training config (`leadscore train` with it "
+            "names the parameter); more trials would fail the same way.",
+        )
+    return ModelError(
+        f"no trial of study {name!r} completed ({counts})",
+        "Run more --trials or a longer --timeout.",
+    )
 
 
 def _shown_storage(study: optuna.Study) -> str:
@@ -900,6 +980,13 @@ def tune(
 ) -> TuneResult:
     """Search, then train the tuned model and the default one on the same folds.
 
+    The config is checked against the data as :func:`~leadscore.training.train` checks it
+    (LightGBM's parameter values, monotone patterns, rule points), then the data, before
+    the study is opened. A study this call created is deleted again when the search ends
+    without a completed trial (or is interrupted before one): it holds nothing to resume,
+    and its recorded config would refuse the corrected one. A study that existed before is
+    kept as it is.
+
     Parameters
     ----------
     dataset : labelled history.
@@ -918,8 +1005,9 @@ def tune(
     ModelError
         Cold start, no completed trial, or the tuned model fails the quality gate.
     SpecError
-        The storage cannot be opened, ``settings.trials`` is 0 and the study does not exist
-        yet, or the study was made for another objective or ran under another config
+        The config is one ``train`` refuses (before any study is opened); the storage
+        cannot be opened, ``settings.trials`` is 0 and the study does not exist yet, or the
+        study was made for another objective or ran under another config
         (:func:`study_config`).
     """
     config = config or TrainConfig()
@@ -930,18 +1018,27 @@ def tune(
             "no Optuna storage given",
             "Pass storage= (--storage on the command line), e.g. sqlite:///optuna.db.",
         )
-    # the data is checked (cold start, leakage) before the study is opened, and open_study
-    # checks --trials 0 before creating anything: a mistake leaves no empty study behind
+    # the config and the data are checked (LightGBM's parameters, cold start, leakage)
+    # before the study is opened, and open_study checks --trials 0 before creating anything:
+    # a mistake leaves no empty study behind
     problem = prepare_problem(dataset, config)
-    study = open_study(settings, dataset.name, url, problem.config)
-    summary = run_study(
-        study,
-        problem,
-        settings,
-        callbacks=callbacks,
-        show_progress_bar=show_progress_bar,
-        storage=url,
-    )
+    study, created = _open_study(settings, dataset.name, url, problem.config)
+    try:
+        summary = run_study(
+            study,
+            problem,
+            settings,
+            callbacks=callbacks,
+            show_progress_bar=show_progress_bar,
+            storage=url,
+        )
+    except BaseException:
+        # a study this run made, that no trial completed, would only stand in the way of
+        # the corrected run; one that existed before is kept as it is
+        if created:
+            with contextlib.suppress(Exception):
+                drop_unfinished_study(study, url)
+        raise
     tuned = train(dataset, config, params=summary.final_params(), notes=notes)
     # the default model is only a yardstick: it must exist even when it fails the gate
     default = train(dataset, config.with_overrides({"quality_gate.allow_worse": True}))

@@ -8,6 +8,7 @@ file, instead of a traceback or gigabytes of memory.
 
 from __future__ import annotations
 
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,55 @@ def _check_expanded_size(root: yaml.Node) -> None:
         stack.extend((child, False) for child in _yaml_children(node))
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _DuplicateKey(Exception):
+    """A mapping of a YAML document that holds one key twice."""
+
+    def __init__(self, key: str, first: int, second: int) -> None:
+        super().__init__(key)
+        self.key, self.first, self.second = key, first, second
+
+
+def _check_duplicate_keys(root: yaml.Node) -> None:
+    """Raise :class:`_DuplicateKey` for the first mapping of ``root`` that holds a key twice.
+
+    YAML's loaders keep the last value without a word, so a second ``exclude:`` block pasted
+    at the end of a spec silently dropped every exclusion of the first, and a ``test_size``
+    written twice trained with the second. Checked on the composed nodes, before any loader
+    builds the document, so every loader a caller passes is covered and a key written out
+    over a merged one (``<<: *defaults``) stays allowed: merge keys are not compared. Keys are
+    compared as their loader resolved them (``1`` and ``"1"`` differ) and in the composed
+    Unicode form the spec reader folds keys to.
+    """
+    seen_nodes: set[int] = set()
+    stack: list[yaml.Node] = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[tuple[str, str], int] = {}
+            for key, _ in node.value:
+                if not isinstance(key, yaml.ScalarNode) or key.tag == _MERGE_TAG:
+                    continue
+                folded = (key.tag, unicodedata.normalize("NFC", str(key.value)))
+                line = key.start_mark.line + 1
+                if folded in lines:
+                    raise _DuplicateKey(str(key.value), lines[folded], line)
+                lines[folded] = line
+        stack.extend(_yaml_children(node))
+
+
 def read_yaml_file(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
     """The parsed YAML of the spec or config file ``path``, or a one-line :class:`SpecError`
     for a file that is not UTF-8, does not parse, nests deeper than Python's recursion limit
     allows the parser, holds an impossible date, or whose aliases expand past
     :data:`YAML_MAX_VALUES` values: each of these was a traceback, a misleading message or,
-    for an alias bomb, gigabytes of memory."""
+    for an alias bomb, gigabytes of memory. A key written twice in one mapping is refused
+    too, where YAML would silently keep the second."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
@@ -83,7 +127,15 @@ def read_yaml_file(path: Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) 
         if node is None:
             return None
         _check_expanded_size(node)
+        _check_duplicate_keys(node)
         return reader.construct_document(node)
+    except _DuplicateKey as err:
+        raise SpecError(
+            f"{path}: the key {err.key!r} is written twice in one block (lines {err.first} "
+            f"and {err.second}); YAML would keep only the second",
+            f"Keep one {err.key}: and delete the other (moving into the kept one any entries "
+            "of the other you still need).",
+        ) from None
     except _AliasBomb as err:
         raise SpecError(
             f"{path}: its YAML aliases (*name) {err}",

@@ -74,8 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--deal-value",
         type=float,
         default=None,
-        help="value of a won deal, for value per lead (and ROI, with costs: printed as a "
-        "percentage, written to the CSV as a ratio)",
+        help="value of a won deal (a positive amount), for value per lead (and ROI, with "
+        "costs: printed as a percentage, written to the CSV as a ratio)",
     )
     channels.add_argument(
         "--out",
@@ -149,8 +149,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--observed-until",
         default=None,
         metavar="TIME",
-        help="event data: the moment the outcomes are complete up to (default: the folder's "
-        "manifest.json, else the latest timestamp of the leads and outcomes)",
+        help="event data: the moment the outcomes are complete up to, no later than now "
+        "(default: the folder's manifest.json, else the latest timestamp of the leads and "
+        "outcomes; a moment past that end is warned about)",
     )
     backtest.add_argument(
         "--model",
@@ -237,15 +238,113 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
     complete_later(parser, complete)
 
 
+def check_table_out(out: Path) -> None:
+    """Refuse, before any work, an ``--out`` a report cannot be written to: a folder, a name
+    that is no ``.csv`` or ``.parquet`` file (``x.xlsx`` had been refused only once the whole
+    report was computed and printed), a file where one of its folders goes, or a folder that
+    takes no new file."""
+    from leadscore.io import TABLE_SUFFIXES, check_folder_takes_files, file_in_the_way
+
+    if out.is_dir():
+        raise DataError(f"--out {out} is a folder", "Give --out a file, e.g. report.csv.")
+    if out.suffix.lower() not in TABLE_SUFFIXES:
+        what = f"not {out.suffix!r}" if out.suffix else "and the name has no suffix"
+        raise DataError(
+            f"--out {out}: a report is written as .csv or .parquet, {what}",
+            "Write to a .csv file (a spreadsheet opens it) or a .parquet file.",
+        )
+    blocking = file_in_the_way(out)
+    if blocking is not None:
+        raise DataError(
+            f"--out {out} cannot be created: {blocking} is a file, not a folder",
+            "Give --out a file in a folder.",
+        )
+    check_folder_takes_files(
+        out, "Write into a folder that exists or can be created, and that you may write to."
+    )
+
+
+def backtest_observed_until(text: str, *, now: pd.Timestamp | None = None) -> pd.Timestamp:
+    """``report backtest --observed-until`` as a moment (tz-naive UTC), refused when it is
+    after the current time (``now``, default: the current time, UTC) by more than the day
+    :func:`~leadscore.timestamps.future_cutoff` allows.
+
+    Outcomes after now are not known: with 2099, every run read as complete and its leads as
+    lost, and a run was called out for "0 won against 23.6 expected", a false alarm."""
+    from leadscore.features import parse_timestamp
+    from leadscore.timestamps import future_cutoff, utc_now
+
+    until = parse_timestamp(text, "--observed-until")
+    now = utc_now() if now is None else now
+    if until > future_cutoff(now):
+        raise DataError(
+            f"--observed-until {until:%Y-%m-%d %H:%M} is in the future (it is "
+            f"{now:%Y-%m-%d %H:%M} UTC now): outcomes after now are not known",
+            "Give the moment the outcomes are complete up to, no later than the data's end, or "
+            "leave --observed-until out to take that end (the folder's manifest.json, else the "
+            "latest timestamp of the leads and outcomes).",
+        )
+    return until
+
+
+def data_end(events: ClosedLoopData, data: str) -> tuple[pd.Timestamp, str]:
+    """The end of what ``events`` (read from ``data``) can know, and how it is named: the
+    moment ``data``'s ``manifest.json`` declares, else the latest timestamp of the leads and
+    outcomes read (the default ``observed_until`` of ``report backtest``); the later of both
+    where the manifest is older than a row."""
+    import pandas as pd
+
+    from leadscore.timestamps import manifest_observed_until, naive_utc, parse_observed_until
+
+    moments = [events.leads["created_at"].max()]
+    if not events.outcomes.empty:
+        moments.append(events.outcomes["closed_at"].max())
+    latest = pd.Timestamp(max(moments))
+    path = Path(data)
+    declared = manifest_observed_until(path) if path.is_dir() else None
+    if declared is not None:
+        moment = naive_utc(parse_observed_until(declared))
+        if moment >= latest:
+            return moment, f"{path / 'manifest.json'}'s observed_until"
+    return latest, "the latest timestamp of its leads and outcomes"
+
+
+def warn_past_data_end(until: pd.Timestamp, events: ClosedLoopData, data: str) -> None:
+    """Warn when ``report backtest --observed-until`` is more than a day after the data's
+    end (:func:`data_end`): outcomes after it are not in the data, so a run whose window
+    ends between the two is judged complete with its later wins missing, and reads as
+    having promised more wins than came."""
+    from leadscore.features import AS_OF_GAP_TOLERANCE, gap_in_days
+    from leadscore.io import shown_url
+
+    end, named = data_end(events, data)
+    gap = until - end
+    if gap <= AS_OF_GAP_TOLERANCE:
+        return
+    logger.warning(
+        "--observed-until %s is %s after the end of %s (%s, %s): outcomes after it are not in "
+        "the data, so a run whose window ends between the two is judged complete with its "
+        "later wins missing; leave --observed-until out, or back-test a newer extract",
+        f"{until:%Y-%m-%d %H:%M}",
+        gap_in_days(gap),
+        shown_url(data),
+        f"{end:%Y-%m-%d %H:%M}",
+        named,
+    )
+
+
 def run_channels(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from leadscore.datasets import mark_missing, read_flat_table
     from leadscore.io import TABLE_SUFFIXES, load_closed_loop, read_table, write_table
     from leadscore.reports import (
+        COSTS_FILE,
         RANK_NOTE,
         channel_report,
         channel_total,
+        check_deal_value,
+        costs_table,
         format_legend,
         format_report,
         total_note,
@@ -253,6 +352,8 @@ def run_channels(args: argparse.Namespace) -> int:
     from leadscore.sinks import read_scored_leads
     from leadscore.specs import load_spec
 
+    check_table_out(args.out)
+    check_deal_value(args.deal_value, "--deal-value")
     costs_path = args.costs
     if costs_path is not None and costs_path.suffix.lower() not in TABLE_SUFFIXES:
         # a DuckDB file would be asked for a table there is no option to name
@@ -260,6 +361,17 @@ def run_channels(args: argparse.Namespace) -> int:
             f"--costs {costs_path}: a costs file is a .csv or .parquet file",
             "Export the channel and spend columns as CSV.",
         )
+    if costs_path is None and not args.spec and args.data is not None:
+        folder = Path(args.data)
+        if folder.is_dir() and (folder / "costs.csv").exists():
+            costs_path = folder / "costs.csv"
+            logger.info(
+                "spend from %s, the data folder's costs file (--costs FILE reads another)",
+                costs_path,
+            )
+    spend = read_table(costs_path) if costs_path is not None else None
+    if spend is not None:  # a mistake in it is named before the data is read
+        costs_table(spend, str(costs_path))
     if args.spec:
         scored = read_scored_leads(args.target)
         spec = load_spec(args.spec, data_root=args.data_root)
@@ -278,14 +390,6 @@ def run_channels(args: argparse.Namespace) -> int:
             require_by_column(events.leads, column, "lead_id", _by_table(None))
         scored = open_scored_for_report(events, args.data, args.target)
         attributes = events.leads
-        folder = Path(args.data)
-        if costs_path is None and folder.is_dir() and (folder / "costs.csv").exists():
-            costs_path = folder / "costs.csv"
-            logger.info(
-                "spend from %s, the data folder's costs file (--costs FILE reads another)",
-                costs_path,
-            )
-    spend = read_table(costs_path) if costs_path is not None else None
     groupings = [by] if by else [["source"], ["source", "campaign"]]
     if spend is not None and by and len(by) > 1:
         logger.warning(
@@ -298,7 +402,12 @@ def run_channels(args: argparse.Namespace) -> int:
     frames = []
     for grouping in groupings:
         report = channel_report(
-            scored, attributes, by=grouping, spend=spend, deal_value=args.deal_value
+            scored,
+            attributes,
+            by=grouping,
+            spend=spend,
+            deal_value=args.deal_value,
+            spend_source=str(costs_path) if costs_path is not None else COSTS_FILE,
         )
         total = channel_total(report, grouping, deal_value=args.deal_value)
         note = total_note(report, grouping)
@@ -441,6 +550,10 @@ def run_backtest(args: argparse.Namespace) -> int:
     from leadscore.sinks import read_history
     from leadscore.specs import load_spec
 
+    check_table_out(args.out)
+    until = None
+    if args.observed_until is not None and not args.spec:
+        until = backtest_observed_until(args.observed_until)
     history = read_history(args.target)
     where = shown_url(args.target)
     if args.model_name is not None:
@@ -479,9 +592,9 @@ def run_backtest(args: argparse.Namespace) -> int:
         horizon, whose, scoring = _backtest_horizon(args)
         if scoring is not None:
             history = _runs_of_model(history, scoring, where)
-        events = load_closed_loop(
-            args.data, tables=REPORT_TABLES, observed_until=args.observed_until
-        )
+        events = load_closed_loop(args.data, tables=REPORT_TABLES, observed_until=until)
+        if until is not None:
+            warn_past_data_end(until, events, args.data)
         if args.by:
             _require_backtest_by(events.leads, args.by, "lead_id", _by_table(None))
         leads = events.leads["lead_id"].astype(str)
@@ -665,6 +778,7 @@ def run_drift(args: argparse.Namespace) -> int:
     from leadscore.sinks import shown_model
     from leadscore.specs import load_spec
 
+    check_table_out(args.out)
     check_input_arguments(args)
     spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
     if spec is not None and args.as_of is not None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from leadscore.cli import complete_later
 from leadscore.commands.validate import add_data_arguments
-from leadscore.errors import DataError, ModelError
+from leadscore.errors import DataError, ModelError, UsageError
 
 # The scorer (LightGBM, SHAP, DuckDB) is imported by the handler: registering this command must
 # stay cheap, since every command's parser is built on each call (see leadscore.cli).
@@ -138,7 +138,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="probability, score and stage only: no reasons, no sub-scores (far faster)",
     )
-    parser.add_argument("--top", type=int, default=3, help="reasons for and against (default: 3)")
+    # no default here: a --top given with --no-reasons is refused, which a default hides
+    parser.add_argument(
+        "--top", type=int, default=None, help="reasons for and against (default: 3)"
+    )
     chunk_size = parser.add_argument(
         "--chunk-size", type=positive_int, default=None, metavar="N", help="leads per chunk"
     )
@@ -341,8 +344,14 @@ def run(args: argparse.Namespace) -> int:
     from leadscore.sinks import STAGES, check_target, shown_model
     from leadscore.specs import load_spec
 
-    if args.top < 1:
-        raise DataError(f"--top must be at least 1, got {args.top}", "Give e.g. --top 3.")
+    if args.top is not None and args.no_reasons:
+        raise UsageError(
+            f"--top {args.top} sets how many reasons each lead gets, and --no-reasons gives none",
+            "Leave out --top, or --no-reasons to have the reasons.",
+        )
+    top = 3 if args.top is None else args.top
+    if top < 1:
+        raise DataError(f"--top must be at least 1, got {top}", "Give e.g. --top 3.")
     check_input_arguments(args)
     check_target(args.target)  # a target that cannot take the run fails before any work
     spec = load_spec(args.spec, data_root=args.data_root) if args.spec else None
@@ -375,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target,
         as_of=as_of,
         with_reasons=not args.no_reasons,
-        top_n=args.top,
+        top_n=top,
         progress=not args.no_progress,
         closed=closed,
         same_leads=args.same_leads,

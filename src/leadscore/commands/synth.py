@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from leadscore.cli import complete_later
 from leadscore.errors import SpecError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # leadscore.synth (pandas, pyarrow) is imported when the command is used: registering it must
 # stay cheap, since every command's parser is built on each call (see leadscore.cli).
@@ -78,7 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--end",
         metavar="DATE",
         help="end of the period and observed_until: closes after it are "
-        "censored (default: %(default)s)",
+        "censored; no later than today, since validate refuses data in the future "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--mean-activities",
@@ -131,6 +136,40 @@ def parse_channel_mix(text: str) -> dict[str, float]:
     return mix
 
 
+def _iso_date(value: str, option: str) -> str:
+    """``value`` read as ``--as-of`` is read (:func:`~leadscore.features.parse_timestamp`),
+    written back in ISO form: ``01/02/2025`` reads as 1 February or 2 January and was taken
+    without a word, and the manifest kept the text as typed, which no later reader parses
+    alike; an ambiguous date is refused as ``--as-of 05/06/2026`` is."""
+    from leadscore.features import parse_timestamp
+
+    ts = parse_timestamp(value, option)
+    return ts.date().isoformat() if ts == ts.normalize() else ts.isoformat()
+
+
+def refuse_future_end(end: pd.Timestamp, written: str, *, now: pd.Timestamp | None = None) -> None:
+    """Refuse an ``--end`` after the current time (``now``, default: the current time, UTC)
+    by more than the day :func:`~leadscore.timestamps.future_cutoff` allows.
+
+    ``--end`` is the data's ``observed_until``, written to its manifest, and the rows run up
+    to it: ``validate``, ``train`` and ``score`` refuse both (a manifest moment in the
+    future, rows after the current time), so such a data set would be written only to be
+    refused, after a minute for a million leads. A period in the past, however long ago,
+    is fine.
+    """
+    from leadscore.synth import SynthParams
+    from leadscore.timestamps import future_cutoff, utc_now
+
+    now = now if now is not None else utc_now()
+    if end > future_cutoff(now):
+        raise SpecError(
+            f"--end {written} is in the future (it is {now:%Y-%m-%d %H:%M} UTC now): the data "
+            "would hold rows after the current time, which validate, train and score refuse",
+            "Give an --end no later than today (and a --start before it); the default period "
+            f"ends on {SynthParams().end}.",
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate the arguments, write the data set and print a one-paragraph summary."""
     from leadscore.synth import SynthParams, read_manifest, write_synthetic
@@ -151,11 +190,12 @@ def run(args: argparse.Namespace) -> int:
         n_leads=args.leads,
         seed=args.seed,
         win_rate=args.win_rate,
-        start=args.start,
-        end=args.end,
+        start=_iso_date(args.start, "--start"),
+        end=_iso_date(args.end, "--end"),
         mean_activities=args.mean_activities,
         **kwargs,  # type: ignore[arg-type]
     )
+    refuse_future_end(params.observed_until, params.end)
     paths = write_synthetic(
         params, args.out, fmt=args.format, progress=False if args.no_progress else None
     )

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from leadscore.commands import optional_path
 from leadscore.commands.validate import add_data_arguments
-from leadscore.errors import DataError
+from leadscore.errors import DataError, UsageError
 
 # The library is imported where it is used, not here: `leadscore --help` and the other commands
 # build this parser too, and must not wait for scikit-learn, LightGBM and MLflow to load.
@@ -444,6 +444,14 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def run(args: argparse.Namespace) -> int:
     from leadscore.training import train
 
+    if args.promote and args.no_mlflow:
+        # --promote names the new registry version champion; without MLflow there is no
+        # version, and the flag would be dropped without a word
+        raise UsageError(
+            "--promote makes the new model version the champion in MLflow's registry, and "
+            "--no-mlflow registers no version",
+            "Leave out --promote, or --no-mlflow to register and promote the model.",
+        )
     config = config_from_args(args)
     check_outputs(args, config)
     dataset, spec, notes = load_training_data_with_notes(args, config)

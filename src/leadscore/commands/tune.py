@@ -205,6 +205,7 @@ def write_metrics(path: Path, result: TuneResult, run_id: str | None, parent: st
 
 def run(args: argparse.Namespace) -> int:
     from leadscore.tracking import mlflow_errors, resolve_tracking_uri
+    from leadscore.training import check_config
     from leadscore.tuning import (
         MlflowTrialLogger,
         TrialLog,
@@ -230,7 +231,10 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     dataset, spec, notes = load_training_data_with_notes(args, config)
-    # before an MLflow run is opened: a refused study leaves no failed run behind
+    # before a study or an MLflow run is opened: a config that train refuses (a LightGBM
+    # parameter, a monotone pattern, a rule points feature) fails no trial and leaves no
+    # study or failed run behind; neither does a refused study
+    check_config(dataset, config)
     check_study_to_reuse(settings, dataset.name, storage, study_config(config, dataset))
     progress = not args.no_progress
     # without a bar (a log file, CI) a line every tenth of the trials says how far it got

@@ -137,8 +137,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Check flat data (with its spec) or event-form data against the data "
         "contract and print what the model will see: leads, wins, features by group and the "
         "columns left out with their reasons. Then run the checks train runs before it grows "
-        "a tree (infinite values, the leakage guard) on the examples train would build. Exits "
-        "non-zero with a one-line error otherwise.",
+        "a tree (the config against the features, infinite values, the leakage guard) on the "
+        "examples train would build. Exits non-zero with a one-line error otherwise.",
     )
     add_data_arguments(parser)
     parser.add_argument(
@@ -146,20 +146,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         default=None,
         metavar="YAML",
-        help="training config whose folds, events and leakage settings train would use "
+        help="training config to check as train would (LightGBM parameters, monotone "
+        "features, rule points) and whose folds, events and leakage settings to use "
         "(default: the built-in defaults)",
     )
     parser.set_defaults(func=run)
 
 
 def check_as_train_would(dataset: LabelledDataset, config: TrainConfig) -> str | None:
-    """Run the checks with which ``train`` refuses data before fitting (folds, infinite
-    values, the leakage guard: :func:`~leadscore.training.prepare_training`), so that
-    validate does not pass data that train then refuses. Too little history (cold start) is
-    no fault of the data: it is returned as a note, and the later checks are skipped.
+    """Run the checks with which ``train`` refuses a config or data before fitting (the
+    config against the data's features: monotone patterns, LightGBM's parameter values,
+    rule points, :func:`~leadscore.training.check_config`; then folds, infinite values, the
+    leakage guard: :func:`~leadscore.training.prepare_training`), so that validate does not
+    pass what train then refuses, and warn where train would set the config's
+    ``rule_points.default`` aside. The config is checked first, whatever the history. Too
+    little history (cold start) is no fault of the data: it is returned as a note, and the
+    later checks are skipped.
     """
-    from leadscore.training import check_finite, prepare_training
+    from leadscore.training import check_config, check_finite, prepare_training
 
+    points = check_config(dataset, config)
+    if points.set_aside:
+        logger.warning("%s", points.set_aside_text(dataset.name))
     check_finite(dataset.X)
     try:
         prepare_training(dataset, config)
