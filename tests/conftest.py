@@ -63,3 +63,41 @@ def flat_frame() -> pd.DataFrame:
             "converted": [1 if i % 3 == 0 else 0 for i in range(n)],
         }
     )
+
+
+@pytest.fixture
+def flat_project(tmp_path: Path) -> Path:
+    """A 1,500-lead flat data set, its spec and a quick training config, in ``tmp_path``."""
+    import numpy as np
+    import yaml
+
+    rng = np.random.default_rng(0)
+    n = 1500
+    visits = rng.poisson(4, n)
+    source = rng.choice(["google", "direct", "referral"], n)
+    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.3 * visits - (source == "referral")))
+    pd.DataFrame(
+        {
+            "id": [f"A{i:05d}" for i in range(n)],
+            "created": pd.date_range("2023-01-01", periods=n, freq="4h").strftime("%Y-%m-%d"),
+            "status": np.where(won, "won", "lost"),
+            "visits": visits,
+            "source": source,
+        }
+    ).to_csv(tmp_path / "leads.csv", index=False)
+    spec = {
+        "name": "acme",
+        "source": "leads.csv",
+        "id": "id",
+        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
+        "order_by": "created",
+    }
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    config = {
+        "cold_start": {"min_wins": 0, "min_leads": 0},
+        "quality_gate": {"allow_worse": True},
+        "evaluation": {"resamples": 0},
+        "lightgbm": {"num_boost_round": 40, "early_stopping_rounds": 10},
+    }
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path

@@ -207,43 +207,6 @@ def test_unreadable_parquet(tmp_path):
     assert "cannot be read" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.fixture
-def flat_project(tmp_path: Path) -> Path:
-    """A 1,500-lead flat data set, its spec and a quick training config, in ``tmp_path``."""
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    n = 1500
-    visits = rng.poisson(4, n)
-    source = rng.choice(["google", "direct", "referral"], n)
-    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.3 * visits - (source == "referral")))
-    pd.DataFrame(
-        {
-            "id": [f"A{i:05d}" for i in range(n)],
-            "created": pd.date_range("2023-01-01", periods=n, freq="4h").strftime("%Y-%m-%d"),
-            "status": np.where(won, "won", "lost"),
-            "visits": visits,
-            "source": source,
-        }
-    ).to_csv(tmp_path / "leads.csv", index=False)
-    spec = {
-        "name": "acme",
-        "source": "leads.csv",
-        "id": "id",
-        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
-        "order_by": "created",
-    }
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    config = {
-        "cold_start": {"min_wins": 0, "min_leads": 0},
-        "quality_gate": {"allow_worse": True},
-        "evaluation": {"resamples": 0},
-        "lightgbm": {"num_boost_round": 40, "early_stopping_rounds": 10},
-    }
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
-    return tmp_path
-
-
 def _train(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return run_cli("train", "--spec", "spec.yaml", "--config", "train.yaml", *args, cwd=project)
 

@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from mlflow import MlflowClient
 
 from leadscore import cli, tracking, training
@@ -214,36 +213,10 @@ def _runs(db: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_sigterm_during_train_ends_the_mlflow_run_failed(tmp_path):
+def test_sigterm_during_train_ends_the_mlflow_run_failed(flat_project: Path) -> None:
     """A scheduler stops a job with SIGTERM: the run ended FAILED, not RUNNING for ever, and
     train says so in one line and exits 143, as Ctrl-C gives FAILED and 130."""
-    rng = np.random.default_rng(0)
-    n = 1500
-    visits = rng.poisson(4, n)
-    won = rng.random(n) < 1 / (1 + np.exp(1.5 - 0.3 * visits))
-    pd.DataFrame(
-        {
-            "id": [f"A{i:05d}" for i in range(n)],
-            "created": pd.date_range("2023-01-01", periods=n, freq="4h").strftime("%Y-%m-%d"),
-            "status": np.where(won, "won", "lost"),
-            "visits": visits,
-        }
-    ).to_csv(tmp_path / "leads.csv", index=False)
-    spec = {
-        "name": "acme",
-        "source": "leads.csv",
-        "id": "id",
-        "label": {"column": "status", "won": ["won"], "lost": ["lost"]},
-        "order_by": "created",
-    }
-    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
-    config = {
-        "cold_start": {"min_wins": 0, "min_leads": 0},
-        "quality_gate": {"allow_worse": True},
-        "evaluation": {"resamples": 0},
-        "lightgbm": {"num_boost_round": 20, "early_stopping_rounds": 5},
-    }
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump(config))
+    tmp_path = flat_project
     db = tmp_path / "mlflow.db"
     command = [sys.executable, "-m", "leadscore", "train", "--spec", "spec.yaml"]
     process = subprocess.Popen(
