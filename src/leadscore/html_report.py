@@ -43,7 +43,12 @@ from matplotlib.figure import Figure
 from leadscore import plots
 from leadscore.errors import DataError, ModelError
 from leadscore.explain import mean_abs_contribution
-from leadscore.io import check_folder_takes_files, sqlite_file, write_text_atomically
+from leadscore.io import (
+    check_folder_takes_files,
+    check_output_path,
+    sqlite_file,
+    write_text_atomically,
+)
 from leadscore.metrics import (
     chance_draws,
     decile_table,
@@ -1578,8 +1583,7 @@ def check_report_path(out: Path) -> None:
         Naming the path and what is wrong with it.
     """
     out = Path(out)
-    if out.is_dir():
-        raise DataError(f"--out {out} is a folder", "Give --out a file, e.g. report.html.")
+    check_output_path(out, "--out")
     if out.suffix.lower() not in REPORT_SUFFIXES:
         what = f"not {out.suffix!r}" if out.suffix else "and the name has no .html suffix"
         raise DataError(

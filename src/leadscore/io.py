@@ -2510,6 +2510,25 @@ def write_table(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     return write_atomically(target, write)
 
 
+def check_output_path(path: Path | None, option: str, *, folder: bool = False) -> None:
+    """Before long work: ``path``, given as ``option``, can be written (a file, or a folder
+    with ``folder``): not the other kind of thing already, and no file where one of its
+    parent folders goes. ``train``'s outputs and every report's ``--out`` are checked so."""
+    if path is None:
+        return
+    wanted = "folder" if folder else "file"
+    if path.exists() and path.is_dir() != folder:
+        raise DataError(
+            f"{option} {path} is a {'file' if folder else 'folder'}", f"Give {option} a {wanted}."
+        )
+    blocking = file_in_the_way(path)
+    if blocking is not None:
+        raise DataError(
+            f"{option} {path} cannot be created: {blocking} is a file, not a folder",
+            f"Give {option} a {wanted} in a folder.",
+        )
+
+
 def check_folder_takes_files(path: Path, fix: str) -> None:
     """Refuse, before long work, a ``path`` whose folder cannot take a new file: the nearest
     folder of it that exists is tried with a temporary file (removed at once), so that a

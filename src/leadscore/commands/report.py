@@ -243,21 +243,14 @@ def check_table_out(out: Path) -> None:
     that is no ``.csv`` or ``.parquet`` file (``x.xlsx`` had been refused only once the whole
     report was computed and printed), a file where one of its folders goes, or a folder that
     takes no new file."""
-    from leadscore.io import TABLE_SUFFIXES, check_folder_takes_files, file_in_the_way
+    from leadscore.io import TABLE_SUFFIXES, check_folder_takes_files, check_output_path
 
-    if out.is_dir():
-        raise DataError(f"--out {out} is a folder", "Give --out a file, e.g. report.csv.")
+    check_output_path(out, "--out")
     if out.suffix.lower() not in TABLE_SUFFIXES:
         what = f"not {out.suffix!r}" if out.suffix else "and the name has no suffix"
         raise DataError(
             f"--out {out}: a report is written as .csv or .parquet, {what}",
             "Write to a .csv file (a spreadsheet opens it) or a .parquet file.",
-        )
-    blocking = file_in_the_way(out)
-    if blocking is not None:
-        raise DataError(
-            f"--out {out} cannot be created: {blocking} is a file, not a folder",
-            "Give --out a file in a folder.",
         )
     check_folder_takes_files(
         out, "Write into a folder that exists or can be created, and that you may write to."

@@ -353,28 +353,10 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
     return write_text_atomically(path, text)
 
 
-def check_output_path(path: Path | None, option: str, *, folder: bool = False) -> None:
-    """Before training: ``path`` can be written (a file, or a folder with ``folder``): not the
-    other kind of thing already, and no file where one of its parent folders goes."""
-    if path is None:
-        return
-    from leadscore.io import file_in_the_way
-
-    wanted = "folder" if folder else "file"
-    if path.exists() and path.is_dir() != folder:
-        raise DataError(
-            f"{option} {path} is a {'file' if folder else 'folder'}", f"Give {option} a {wanted}."
-        )
-    blocking = file_in_the_way(path)
-    if blocking is not None:
-        raise DataError(
-            f"{option} {path} cannot be created: {blocking} is a file, not a folder",
-            f"Give {option} a {wanted} in a folder.",
-        )
-
-
 def check_outputs(args: argparse.Namespace, config: TrainConfig) -> None:
     """Every output of train and tune, checked before the (long) training."""
+    from leadscore.io import check_output_path
+
     check_output_path(args.metrics_out, "--metrics-out")
     check_output_path(args.model_out, "--model-out", folder=True)
     if not args.no_mlflow:
